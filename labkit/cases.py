@@ -1,0 +1,341 @@
+"""Eval cases: the record, JSONL load/validate/save, fingerprint and stats.
+
+The format is the contract of docs/formats.md. Loading is all-or-nothing: an
+invalid file raises :class:`~labkit.errors.DatasetError` listing every bad line
+(line number, field, reason) and returns no case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labkit.errors import DatasetError, Problem
+
+KINDS = ("representative", "failure", "adversarial", "out_of_scope", "regression")
+RISKS = ("low", "medium", "high")
+FIELDS = (
+    "id",
+    "question",
+    "expected_source",
+    "expected_chunks",
+    "must_include",
+    "must_not_include",
+    "reference_answer",
+    "expected_tools",
+    "tags",
+    "metadata",
+)
+
+
+def derive_id(question: str) -> str:
+    """The id of a case that has none: ``q-`` + first 12 hex of sha256(question)."""
+    return "q-" + hashlib.sha256(question.encode("utf-8")).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class EvalCase:
+    """One eval case. ``tags`` holds category, risk, kind and any other string tags."""
+
+    id: str
+    question: str
+    expected_source: str | None = None
+    expected_chunks: tuple[str, ...] = ()
+    must_include: tuple[str, ...] = ()
+    must_not_include: tuple[str, ...] = ()
+    reference_answer: str | None = None
+    expected_tools: tuple[Mapping[str, Any], ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def category(self) -> str | None:
+        return self.tags.get("category")
+
+    @property
+    def risk(self) -> str | None:
+        return self.tags.get("risk")
+
+    @property
+    def kind(self) -> str | None:
+        return self.tags.get("kind")
+
+    @property
+    def gold(self) -> tuple[str, ...]:
+        """The gold ids at the granularity of the labels: chunks if given, else the source."""
+        if self.expected_chunks:
+            return self.expected_chunks
+        if self.expected_source:
+            return (self.expected_source,)
+        return ()
+
+    @property
+    def gold_level(self) -> str:
+        """``chunk`` when the case has expected_chunks, else ``source``."""
+        return "chunk" if self.expected_chunks else "source"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical JSON form: every field present, in contract order."""
+        return {
+            "id": self.id,
+            "question": self.question,
+            "expected_source": self.expected_source,
+            "expected_chunks": list(self.expected_chunks),
+            "must_include": list(self.must_include),
+            "must_not_include": list(self.must_not_include),
+            "reference_answer": self.reference_answer,
+            "expected_tools": [dict(t) for t in self.expected_tools],
+            "tags": dict(self.tags),
+            "metadata": dict(self.metadata),
+        }
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> EvalCase:
+        """Build one case from a mapping; raises DatasetError (no line) when invalid."""
+        case, problems = _parse(obj, None)
+        if case is None:
+            raise DatasetError(None, problems)
+        return case
+
+
+def _str_list(obj: Mapping[str, Any], key: str, line: int | None, out: list[Problem]) -> tuple[str, ...]:
+    val = obj.get(key)
+    if val is None:
+        return ()
+    if not isinstance(val, list) or not all(isinstance(x, str) for x in val):
+        out.append(Problem(line, key, "must be a list of strings"))
+        return ()
+    if any(not x.strip() for x in val):
+        out.append(Problem(line, key, "must not contain empty strings"))
+    return tuple(val)
+
+
+def _opt_str(obj: Mapping[str, Any], key: str, line: int | None, out: list[Problem]) -> str | None:
+    val = obj.get(key)
+    if val is None:
+        return None
+    if not isinstance(val, str):
+        out.append(Problem(line, key, f"must be a string, got {type(val).__name__}"))
+        return None
+    if not val.strip():
+        out.append(Problem(line, key, "must not be empty"))
+        return None
+    return val
+
+
+def _parse(obj: Any, line: int | None) -> tuple[EvalCase | None, list[Problem]]:
+    out: list[Problem] = []
+    if not isinstance(obj, dict):
+        return None, [Problem(line, None, f"must be a JSON object, got {type(obj).__name__}")]
+    unknown = sorted(set(obj) - set(FIELDS))
+    for key in unknown:
+        out.append(Problem(line, key, f"unknown field (known: {', '.join(FIELDS)})"))
+    q = obj.get("question")
+    if q is None:
+        out.append(Problem(line, "question", "missing"))
+    elif not isinstance(q, str):
+        out.append(Problem(line, "question", f"must be a string, got {type(q).__name__}"))
+    elif not q.strip():
+        out.append(Problem(line, "question", "must not be empty"))
+    cid = obj.get("id")
+    if cid is not None and (not isinstance(cid, str) or not cid.strip()):
+        out.append(Problem(line, "id", "must be a non-empty string"))
+    expected_source = _opt_str(obj, "expected_source", line, out)
+    reference = _opt_str(obj, "reference_answer", line, out)
+    chunks = _str_list(obj, "expected_chunks", line, out)
+    must = _str_list(obj, "must_include", line, out)
+    must_not = _str_list(obj, "must_not_include", line, out)
+
+    tools_raw = obj.get("expected_tools")
+    tools: list[Mapping[str, Any]] = []
+    if tools_raw is not None:
+        if not isinstance(tools_raw, list):
+            out.append(Problem(line, "expected_tools", "must be a list of {name, args} objects"))
+        else:
+            for i, t in enumerate(tools_raw):
+                if (
+                    not isinstance(t, dict)
+                    or not isinstance(t.get("name"), str)
+                    or not t["name"].strip()
+                    or not isinstance(t.get("args", {}), dict)
+                    or set(t) - {"name", "args"}
+                ):
+                    out.append(
+                        Problem(line, f"expected_tools[{i}]", "must be {name: str, args: object}")
+                    )
+                else:
+                    tools.append({"name": t["name"], "args": dict(t.get("args", {}))})
+
+    tags_raw = obj.get("tags")
+    tags: dict[str, str] = {}
+    if tags_raw is not None:
+        if not isinstance(tags_raw, dict):
+            out.append(Problem(line, "tags", "must be an object of string values"))
+        else:
+            for k, v in tags_raw.items():
+                if not isinstance(v, str):
+                    out.append(Problem(line, f"tags.{k}", "must be a string"))
+                else:
+                    tags[k] = v
+            if "kind" in tags and tags["kind"] not in KINDS:
+                out.append(
+                    Problem(line, "tags.kind", f"unknown kind {tags['kind']!r} (known: {', '.join(KINDS)})")
+                )
+            if "risk" in tags and tags["risk"] not in RISKS:
+                out.append(
+                    Problem(line, "tags.risk", f"unknown risk {tags['risk']!r} (known: {', '.join(RISKS)})")
+                )
+    meta = obj.get("metadata")
+    if meta is not None and not isinstance(meta, dict):
+        out.append(Problem(line, "metadata", "must be an object"))
+    if out:
+        return None, out
+    assert isinstance(q, str)
+    return (
+        EvalCase(
+            id=cid if isinstance(cid, str) else derive_id(q),
+            question=q,
+            expected_source=expected_source,
+            expected_chunks=chunks,
+            must_include=must,
+            must_not_include=must_not,
+            reference_answer=reference,
+            expected_tools=tuple(tools),
+            tags=tags,
+            metadata=dict(meta or {}),
+        ),
+        [],
+    )
+
+
+def fingerprint(cases: Iterable[EvalCase]) -> str:
+    """sha256 over the canonical form of the cases, sorted by id (order-independent)."""
+    h = hashlib.sha256()
+    for c in sorted(cases, key=lambda c: c.id):
+        h.update(json.dumps(c.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Dataset(Sequence[EvalCase]):
+    """A validated list of cases with its source path and fingerprint."""
+
+    cases: tuple[EvalCase, ...]
+    path: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def __getitem__(self, i: Any) -> Any:
+        return self.cases[i]
+
+    def __iter__(self) -> Iterator[EvalCase]:
+        return iter(self.cases)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.cases)
+
+    def by_id(self) -> dict[str, EvalCase]:
+        return {c.id: c for c in self.cases}
+
+    def where(self, **tags: str) -> Dataset:
+        """The cases whose tags match every ``key=value`` given."""
+        return Dataset(tuple(c for c in self.cases if all(c.tags.get(k) == v for k, v in tags.items())), self.path)
+
+
+def parse_lines(lines: Iterable[str], path: str | None = None) -> Dataset:
+    """Validate JSONL text lines (blank lines skipped); all-or-nothing."""
+    problems: list[Problem] = []
+    cases: list[EvalCase] = []
+    seen: dict[str, int] = {}
+    for n, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as e:
+            problems.append(Problem(n, None, f"malformed JSON: {e.msg} at column {e.colno}"))
+            continue
+        case, probs = _parse(obj, n)
+        problems.extend(probs)
+        if case is None:
+            continue
+        if case.id in seen:
+            problems.append(Problem(n, "id", f"duplicate id {case.id!r} (first on line {seen[case.id]})"))
+            continue
+        seen[case.id] = n
+        cases.append(case)
+    if problems:
+        raise DatasetError(path, problems)
+    return Dataset(tuple(cases), path)
+
+
+def load_cases(path: str | os.PathLike[str]) -> Dataset:
+    """Load and validate a JSONL dataset. Raises DatasetError listing every bad line."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DatasetError(str(p), [Problem(None, None, "file not found")]) from None
+    except UnicodeDecodeError as e:
+        raise DatasetError(str(p), [Problem(None, None, f"not UTF-8 text: {e.reason}")]) from None
+    return parse_lines(text.splitlines(), str(p))
+
+
+def as_cases(items: Iterable[EvalCase | Mapping[str, Any]]) -> Dataset:
+    """Cases from EvalCase objects or plain dicts (the module's minimal records)."""
+    lines = [json.dumps(c.to_dict() if isinstance(c, EvalCase) else dict(c)) for c in items]
+    return parse_lines(lines)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write a file whole or not at all (temp file in the same folder, then rename)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_cases(cases: Iterable[EvalCase], path: str | os.PathLike[str]) -> Path:
+    """Write cases as canonical JSONL, atomically; duplicate ids are refused."""
+    items = list(cases)
+    dup = [cid for cid, n in Counter(c.id for c in items).items() if n > 1]
+    if dup:
+        raise DatasetError(str(path), [Problem(None, "id", f"duplicate id {d!r}") for d in dup])
+    text = "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in items)
+    atomic_write_text(path, text)
+    return Path(path)
+
+
+def dataset_stats(cases: Iterable[EvalCase]) -> dict[str, Any]:
+    """Counts by category, risk and kind, and how many cases carry each kind of label."""
+    items = list(cases)
+    return {
+        "n_cases": len(items),
+        "fingerprint": fingerprint(items),
+        "by_category": dict(Counter(c.category or "(none)" for c in items).most_common()),
+        "by_risk": dict(Counter(c.risk or "(none)" for c in items).most_common()),
+        "by_kind": dict(Counter(c.kind or "(none)" for c in items).most_common()),
+        "with_gold": sum(1 for c in items if c.gold),
+        "with_expected_chunks": sum(1 for c in items if c.expected_chunks),
+        "with_must_include": sum(1 for c in items if c.must_include),
+        "with_must_not_include": sum(1 for c in items if c.must_not_include),
+        "with_expected_tools": sum(1 for c in items if c.expected_tools),
+    }
