@@ -1,0 +1,547 @@
+"""The trace record: one JSON object per case attempt in ``<run>/traces.jsonl``.
+
+A superset of the course module's flat record (trace_id, prompt_version,
+model, retrieved_chunks, tool_calls, faithfulness, latency_ms, status), which
+still loads. The full record (``schema_version`` 1) adds::
+
+    schema_version, run_id, case_id, attempt, span_id, session_id,
+    ts_start, ts_end (unix seconds), operation, provider, pipeline, config_hash,
+    input, output, retrieved [{id, source, score, text?}], usage, cost_usd,
+    scores {metric: value}, error, error_type,
+    guardrails {pii_redacted, injection_flag, violations}, feedback,
+    environment, release, tags, from_cache, answered_by, simulated,
+    spans [{span_id, parent_span_id, name, operation, ts_start, ts_end,
+            timing, status, attributes}]
+
+``spans`` holds one child span for retrieval, one for generation and one per
+tool call, so an OpenTelemetry export can rebuild the tree. When the pipeline
+did not report per-stage timings, a child span inherits the case's interval
+and says so (``timing: "inherited"``; ``"measured"`` otherwise).
+
+Scores are not known when a trace is written (traces are written during the
+run, scoring comes after): ``faithfulness`` and ``scores`` stay empty in the
+file and the store joins ``<run>/scores.csv`` on (run_id, case_id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from labkit.cases import EvalCase
+from labkit.errors import DatasetError, Problem
+
+SCHEMA_VERSION = 1
+
+#: ok | error | timeout from the runner, blocked from the guardrails; pass | fail
+#: are the flat record's legacy values and still load.
+STATUSES = ("ok", "error", "timeout", "blocked", "pass", "fail")
+
+#: Every field of a normalized record, in output order.
+FIELDS: tuple[str, ...] = (
+    "schema_version",
+    "trace_id",
+    "span_id",
+    "run_id",
+    "case_id",
+    "attempt",
+    "session_id",
+    "ts_start",
+    "ts_end",
+    "operation",
+    "provider",
+    "model",
+    "prompt_version",
+    "pipeline",
+    "config_hash",
+    "status",
+    "error",
+    "error_type",
+    "latency_ms",
+    "input",
+    "output",
+    "retrieved_chunks",
+    "retrieved",
+    "citations",
+    "tool_calls",
+    "usage",
+    "cost_usd",
+    "faithfulness",
+    "scores",
+    "guardrails",
+    "feedback",
+    "environment",
+    "release",
+    "tags",
+    "from_cache",
+    "answered_by",
+    "simulated",
+    "spans",
+)
+
+ROOT_OPERATION = "invoke_workflow"
+
+
+def _hex_id(seed: str, n: int) -> str:
+    return hashlib.sha256(seed.encode("utf-8")).hexdigest()[:n]
+
+
+def trace_id_for(run_id: str, case_id: str, attempt: int = 1) -> str:
+    """A deterministic 32-hex trace id (OpenTelemetry-sized) for a case attempt."""
+    return _hex_id(f"trace:{run_id}:{case_id}:{attempt}", 32)
+
+
+def span_id_for(trace_id: str, name: str) -> str:
+    """A deterministic 16-hex span id inside a trace."""
+    return _hex_id(f"span:{trace_id}:{name}", 16)
+
+
+def _model_of(config: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    model = config.get("model")
+    if isinstance(model, Mapping):
+        name = model.get("name") or model.get("model")
+        provider = model.get("provider")
+        version = model.get("version")
+        if name and version and str(version) not in str(name):
+            name = f"{name}@{version}"
+        return (str(name) if name else None, str(provider) if provider else None)
+    if isinstance(model, str):
+        return model, (str(config["provider"]) if config.get("provider") else None)
+    gen = config.get("generator")
+    if isinstance(gen, Mapping):
+        return _model_of({"model": gen.get("model"), "provider": gen.get("provider")})
+    return None, None
+
+
+def _error_type(status: str, error: Any) -> str | None:
+    if status == "ok":
+        return None
+    if isinstance(error, Mapping):
+        t = error.get("type")
+        return str(t) if t else status
+    if isinstance(error, str) and error:
+        head = error.split(":", 1)[0].strip()
+        if head and " " not in head and len(head) <= 64:
+            return head
+    return status
+
+
+def _num(x: Any) -> float | None:
+    if isinstance(x, bool) or x is None:
+        return None
+    if isinstance(x, int | float):
+        f = float(x)
+        return None if math.isnan(f) else f
+    return None
+
+
+def make_trace(
+    *,
+    run_id: str,
+    case: EvalCase,
+    result: Mapping[str, Any],
+    pipeline: Any,
+    attempt: int,
+    ts_start: float,
+    ts_end: float,
+    environment: str | None = None,
+    session_id: str | None = None,
+) -> dict[str, Any]:
+    """The trace record of one case attempt (not yet redacted: redact before writing).
+
+    ``result`` is a results line (DESIGN.md); ``pipeline`` a ``LoadedPipeline``
+    (``name``, ``config`` dict, ``config_hash``). Optional result fields used
+    when present: ``guardrails``, ``timings`` ({retrieval_ms, generation_ms}),
+    per-tool-call ``latency_ms``, ``answered_by``, ``simulated``, ``session_id``.
+    """
+    config: Mapping[str, Any] = getattr(pipeline, "config", None) or {}
+    pname = getattr(pipeline, "name", None)
+    config_hash = getattr(pipeline, "config_hash", None)
+    model, provider = _model_of(config)
+    answered_by = result.get("answered_by")
+    if answered_by and isinstance(answered_by, str) and answered_by != pname:
+        # a fallback answered: its model is what actually ran
+        fb = getattr(pipeline, "fallback", None)
+        fb_cfg = getattr(fb, "config", None)
+        if isinstance(fb_cfg, Mapping):
+            fm, fp = _model_of(fb_cfg)
+            model, provider = fm or model, fp or provider
+    status = str(result.get("status") or "ok")
+    trace_id = str(result.get("trace_id") or trace_id_for(run_id, case.id, attempt))
+    root_span = span_id_for(trace_id, "root")
+    latency = _num(result.get("latency_ms"))
+    if latency is None:
+        latency = round((ts_end - ts_start) * 1000.0, 3)
+
+    retrieved_in = result.get("retrieved") or []
+    retrieved: list[dict[str, Any]] = []
+    for r in retrieved_in:
+        if isinstance(r, Mapping):
+            item = {"id": r.get("id"), "source": r.get("source"), "score": _num(r.get("score"))}
+            if r.get("text") is not None:
+                item["text"] = r.get("text")
+            retrieved.append(item)
+        elif isinstance(r, str):
+            retrieved.append({"id": r, "source": r.split("#", 1)[0], "score": None})
+    tool_calls: list[dict[str, Any]] = []
+    for t in result.get("tool_calls") or []:
+        if isinstance(t, Mapping):
+            tc: dict[str, Any] = {
+                "name": t.get("name"),
+                "args": dict(t.get("args") or {}),
+                "status": t.get("status", "ok"),
+            }
+            if "output" in t:
+                tc["output"] = t.get("output")
+            if _num(t.get("latency_ms")) is not None:
+                tc["latency_ms"] = _num(t.get("latency_ms"))
+            tool_calls.append(tc)
+
+    usage_in = result.get("usage") or {}
+    usage = {
+        "input_tokens": int(usage_in.get("input_tokens") or 0) if isinstance(usage_in, Mapping) else 0,
+        "output_tokens": int(usage_in.get("output_tokens") or 0) if isinstance(usage_in, Mapping) else 0,
+    }
+    prompt_version = config.get("prompt_version")
+    if prompt_version is None and isinstance(config.get("prompt"), Mapping):
+        prompt_version = config["prompt"].get("version")
+    guard_in = result.get("guardrails")
+    guardrails = {
+        "pii_redacted": bool(guard_in.get("pii_redacted", False)) if isinstance(guard_in, Mapping) else False,
+        "injection_flag": bool(guard_in.get("injection_flag", False)) if isinstance(guard_in, Mapping) else False,
+        "violations": list(guard_in.get("violations") or []) if isinstance(guard_in, Mapping) else [],
+    }
+    env = environment or config.get("environment") or os.environ.get("LABKIT_ENV") or None
+    release = config.get("release") or (f"{pname}@{str(config_hash)[:12]}" if pname and config_hash else pname)
+
+    spans = _child_spans(
+        trace_id=trace_id,
+        root_span=root_span,
+        ts_start=ts_start,
+        ts_end=ts_end,
+        status=status,
+        retrieved=retrieved,
+        tool_calls=tool_calls,
+        model=model,
+        provider=provider,
+        usage=usage,
+        timings=result.get("timings") if isinstance(result.get("timings"), Mapping) else None,
+        question=case.question,
+    )
+    rec: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "trace_id": trace_id,
+        "span_id": root_span,
+        "run_id": run_id,
+        "case_id": case.id,
+        "attempt": int(attempt),
+        "session_id": session_id or result.get("session_id") or case.metadata.get("session_id"),
+        "ts_start": float(ts_start),
+        "ts_end": float(ts_end),
+        "operation": ROOT_OPERATION,
+        "provider": provider,
+        "model": model,
+        "prompt_version": str(prompt_version) if prompt_version is not None else None,
+        "pipeline": pname,
+        "config_hash": config_hash,
+        "status": status,
+        "error": result.get("error"),
+        "error_type": _error_type(status, result.get("error")),
+        "latency_ms": latency,
+        "input": case.question,
+        "output": result.get("answer"),
+        "retrieved_chunks": [r["id"] for r in retrieved if r.get("id") is not None],
+        "retrieved": retrieved,
+        "citations": list(result.get("citations") or []),
+        "tool_calls": tool_calls,
+        "usage": usage,
+        "cost_usd": _num(result.get("cost_usd")),
+        "faithfulness": None,
+        "scores": {},
+        "guardrails": guardrails,
+        "feedback": None,
+        "environment": env,
+        "release": release,
+        "tags": dict(case.tags),
+        "from_cache": bool(result.get("from_cache", False)),
+        "answered_by": answered_by,
+        "simulated": result.get("simulated"),
+        "spans": spans,
+    }
+    return rec
+
+
+def _child_spans(
+    *,
+    trace_id: str,
+    root_span: str,
+    ts_start: float,
+    ts_end: float,
+    status: str,
+    retrieved: Sequence[Mapping[str, Any]],
+    tool_calls: Sequence[Mapping[str, Any]],
+    model: str | None,
+    provider: str | None,
+    usage: Mapping[str, int],
+    timings: Mapping[str, Any] | None,
+    question: str,
+) -> list[dict[str, Any]]:
+    spans: list[dict[str, Any]] = []
+    cursor = ts_start
+
+    def interval(ms: float | None) -> tuple[float, float, str]:
+        nonlocal cursor
+        if ms is None:
+            return ts_start, ts_end, "inherited"
+        start = cursor
+        end = min(ts_end, start + ms / 1000.0) if ts_end >= start else start + ms / 1000.0
+        cursor = end
+        return start, end, "measured"
+
+    t = timings or {}
+    if retrieved or "retrieval_ms" in t:
+        s, e, how = interval(_num(t.get("retrieval_ms")))
+        spans.append(
+            {
+                "span_id": span_id_for(trace_id, "retrieval"),
+                "parent_span_id": root_span,
+                "name": "retrieval",
+                "operation": "retrieval",
+                "ts_start": s,
+                "ts_end": e,
+                "timing": how,
+                "status": "ok",
+                "attributes": {
+                    "query": question,
+                    "documents": [r.get("id") for r in retrieved],
+                    "scores": [r.get("score") for r in retrieved],
+                },
+            }
+        )
+    for i, tc in enumerate(tool_calls):
+        s, e, how = interval(_num(tc.get("latency_ms")))
+        spans.append(
+            {
+                "span_id": span_id_for(trace_id, f"tool:{i}"),
+                "parent_span_id": root_span,
+                "name": f"execute_tool {tc.get('name')}",
+                "operation": "execute_tool",
+                "ts_start": s,
+                "ts_end": e,
+                "timing": how,
+                "status": "ok" if tc.get("status", "ok") == "ok" else "error",
+                "attributes": {"tool_name": tc.get("name"), "index": i},
+            }
+        )
+    s, e, how = interval(_num(t.get("generation_ms")))
+    spans.append(
+        {
+            "span_id": span_id_for(trace_id, "generation"),
+            "parent_span_id": root_span,
+            "name": f"chat {model}" if model else "chat",
+            "operation": "chat",
+            "ts_start": s,
+            "ts_end": e,
+            "timing": how,
+            "status": "ok" if status == "ok" else ("blocked" if status == "blocked" else "error"),
+            "attributes": {
+                "model": model,
+                "provider": provider,
+                "input_tokens": int(usage.get("input_tokens", 0)),
+                "output_tokens": int(usage.get("output_tokens", 0)),
+            },
+        }
+    )
+    return spans
+
+
+# ---------------------------------------------------------------------- loading
+
+_DEFAULTS: dict[str, Any] = {
+    "schema_version": 0,  # 0 = the flat record of the course module
+    "span_id": None,
+    "run_id": None,
+    "case_id": None,
+    "attempt": 1,
+    "session_id": None,
+    "ts_start": None,
+    "ts_end": None,
+    "operation": None,
+    "provider": None,
+    "model": None,
+    "prompt_version": None,
+    "pipeline": None,
+    "config_hash": None,
+    "status": None,
+    "error": None,
+    "error_type": None,
+    "latency_ms": None,
+    "input": None,
+    "output": None,
+    "retrieved_chunks": [],
+    "retrieved": [],
+    "citations": [],
+    "tool_calls": [],
+    "usage": {"input_tokens": 0, "output_tokens": 0},
+    "cost_usd": None,
+    "faithfulness": None,
+    "scores": {},
+    "guardrails": {"pii_redacted": False, "injection_flag": False, "violations": []},
+    "feedback": None,
+    "environment": None,
+    "release": None,
+    "tags": {},
+    "from_cache": False,
+    "answered_by": None,
+    "simulated": None,
+    "spans": [],
+}
+
+
+def _check(obj: Mapping[str, Any], line: int | None) -> list[Problem]:
+    out: list[Problem] = []
+
+    def bad(fld: str, why: str) -> None:
+        out.append(Problem(line, fld, why))
+
+    tid = obj.get("trace_id")
+    if not isinstance(tid, str) or not tid.strip():
+        bad("trace_id", "missing" if tid is None else "must be a non-empty string")
+    for key in ("prompt_version", "model", "run_id", "case_id", "provider", "operation", "span_id"):
+        v = obj.get(key)
+        if v is not None and not isinstance(v, str):
+            bad(key, f"must be a string or null, got {type(v).__name__}")
+    st = obj.get("status")
+    if st is not None and st not in STATUSES:
+        bad("status", f"unknown status {st!r} (known: {', '.join(STATUSES)})")
+    for key in ("latency_ms", "cost_usd", "ts_start", "ts_end"):
+        v = obj.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+            bad(key, f"must be a number or null, got {type(v).__name__}")
+        elif isinstance(v, int | float) and key in ("latency_ms", "cost_usd") and v < 0:
+            bad(key, "must be >= 0")
+    f = obj.get("faithfulness")
+    if f is not None and (isinstance(f, bool) or not isinstance(f, int | float) or not 0 <= f <= 1):
+        bad("faithfulness", "must be a number in [0, 1] or null")
+    rc = obj.get("retrieved_chunks")
+    if rc is not None and (not isinstance(rc, list) or not all(isinstance(x, str) for x in rc)):
+        bad("retrieved_chunks", "must be a list of strings")
+    tc = obj.get("tool_calls")
+    if tc is not None:
+        if not isinstance(tc, list):
+            bad("tool_calls", "must be a list")
+        else:
+            for i, t in enumerate(tc):
+                if not isinstance(t, Mapping) or not isinstance(t.get("name"), str):
+                    bad(f"tool_calls[{i}]", "must be an object with a string name")
+    for key in ("scores", "usage", "tags"):
+        v = obj.get(key)
+        if v is not None and not isinstance(v, Mapping):
+            bad(key, "must be an object")
+    sc = obj.get("scores")
+    if isinstance(sc, Mapping):
+        for k, v in sc.items():
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+                bad(f"scores.{k}", "must be a number or null")
+    g = obj.get("guardrails")
+    if g is not None and not isinstance(g, Mapping):
+        bad("guardrails", "must be an object {pii_redacted, injection_flag, violations}")
+    sv = obj.get("schema_version")
+    if sv is not None and (not isinstance(sv, int) or isinstance(sv, bool) or sv > SCHEMA_VERSION):
+        bad("schema_version", f"unsupported (this labkit reads up to {SCHEMA_VERSION})")
+    return out
+
+
+def normalize_trace(obj: Mapping[str, Any], *, line: int | None = None, path: str | None = None) -> dict[str, Any]:
+    """A validated record with every field of :data:`FIELDS` (flat records get defaults).
+
+    Raises :class:`DatasetError` naming the file, line and field of each problem.
+    """
+    if not isinstance(obj, Mapping):
+        raise DatasetError(path, [Problem(line, None, f"must be a JSON object, got {type(obj).__name__}")])
+    problems = _check(obj, line)
+    if problems:
+        raise DatasetError(path, problems)
+    rec: dict[str, Any] = {}
+    for key in FIELDS:
+        if key == "trace_id":
+            rec[key] = obj["trace_id"]
+        elif key in obj and obj[key] is not None:
+            rec[key] = obj[key]
+        else:
+            d = _DEFAULTS[key]
+            rec[key] = json.loads(json.dumps(d)) if isinstance(d, dict | list) else d
+    if "schema_version" not in obj:
+        rec["schema_version"] = 0
+    # flat records: fold faithfulness into scores and vice versa
+    if rec["faithfulness"] is not None and "faithfulness" not in rec["scores"]:
+        rec["scores"] = {**rec["scores"], "faithfulness": rec["faithfulness"]}
+    elif rec["faithfulness"] is None and isinstance(rec["scores"].get("faithfulness"), int | float):
+        rec["faithfulness"] = rec["scores"]["faithfulness"]
+    if not rec["retrieved_chunks"] and rec["retrieved"]:
+        rec["retrieved_chunks"] = [r.get("id") for r in rec["retrieved"] if isinstance(r, Mapping) and r.get("id")]
+    # keep unknown extra keys (forward compatibility within a schema version)
+    for key, val in obj.items():
+        if key not in rec:
+            rec[key] = val
+    return rec
+
+
+def iter_trace_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of the complete lines of a JSONL file.
+
+    A last line without its newline that is not valid JSON is a record still
+    being written by another process and is skipped.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    end = data.rfind(b"\n")
+    complete, tail = (data[: end + 1], data[end + 1 :]) if end >= 0 else (b"", data)
+    lines = complete.decode("utf-8", errors="replace").splitlines()
+    if tail.strip():
+        text = tail.decode("utf-8", errors="replace")
+        try:  # a file written without a final newline still counts its last line
+            json.loads(text)
+            lines.append(text)
+        except json.JSONDecodeError:
+            pass
+    for n, raw in enumerate(lines, start=1):
+        if raw.strip():
+            yield n, raw
+
+
+def load_traces(path: str | os.PathLike[str], *, strict: bool = True) -> list[dict[str, Any]]:
+    """Load a traces JSONL file (flat module records or full records), normalized.
+
+    All-or-nothing when ``strict`` (the default): every bad line is reported
+    in one :class:`DatasetError` with file, line and field. With
+    ``strict=False`` bad lines are skipped. A partial last line is ignored.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DatasetError(str(p), [Problem(None, None, "file not found")])
+    out: list[dict[str, Any]] = []
+    problems: list[Problem] = []
+    for n, raw in iter_trace_lines(p):
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as e:
+            problems.append(Problem(n, None, f"malformed JSON: {e.msg} at column {e.colno}"))
+            continue
+        try:
+            out.append(normalize_trace(obj, line=n, path=str(p)))
+        except DatasetError as e:
+            problems.extend(e.problems)
+    if problems and strict:
+        raise DatasetError(str(p), problems)
+    return out
+
+
+def dumps_trace(rec: Mapping[str, Any]) -> str:
+    """One JSONL line (with its newline) for a record."""
+    return json.dumps(rec, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
