@@ -1,0 +1,315 @@
+"""One small client for OpenAI-compatible chat-completions endpoints.
+
+Used by the HTTP pipeline adapter (:mod:`labkit.pipelines.http`) and the LLM
+judge. It speaks ``POST {base_url}/chat/completions`` to any server that
+implements it (a local vLLM, llama.cpp or Ollama server, or a hosted one) and
+turns every failure into a typed exception, so that callers (the runner) can
+retry exactly the faults worth retrying:
+
+==========================  =========  ===========================================
+exception                   retryable  raised on
+==========================  =========  ===========================================
+:class:`EndpointTimeout`    yes        no reply within ``timeout_s``
+:class:`EndpointConnectionError` yes   refused, reset or dropped connection
+:class:`RateLimited`        yes        HTTP 429; ``retry_after`` from Retry-After
+:class:`ServerError`        yes        HTTP 5xx
+:class:`ClientHTTPError`    no         any other non-2xx status (400, 401, 404 ...)
+:class:`MalformedResponse`  no         a 2xx body that is not a chat completion
+==========================  =========  ===========================================
+
+All derive from :class:`EndpointError`; the retryable ones from
+:class:`RetryableError`, which carries ``retry_after`` (seconds or ``None``).
+A pipeline's own bugs (``KeyError``, ``ValueError`` ...) are none of these and
+are never retried.
+
+The API key is read from the environment variable named by ``api_key_env``;
+a key is never part of a config. httpx is imported when a client is built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import os
+import time
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from labkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "ChatClient",
+    "ChatReply",
+    "ClientHTTPError",
+    "EndpointConnectionError",
+    "EndpointError",
+    "EndpointTimeout",
+    "MalformedResponse",
+    "RateLimited",
+    "RetryableError",
+    "ServerError",
+    "is_retryable",
+    "parse_retry_after",
+]
+
+
+class EndpointError(Exception):
+    """A call to a model endpoint failed. ``status`` is the HTTP status when there was one."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, status: int | None = None, url: str | None = None) -> None:
+        self.status = status
+        self.url = url
+        super().__init__(message)
+
+
+class RetryableError(EndpointError):
+    """A transient fault: the same request may succeed later (after ``retry_after`` s when set)."""
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        url: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, url=url)
+        self.retry_after = retry_after
+
+
+class EndpointTimeout(RetryableError):
+    """No (complete) reply within the client's timeout."""
+
+
+class EndpointConnectionError(RetryableError):
+    """The connection could not be made, or was reset or dropped before a reply."""
+
+
+class RateLimited(RetryableError):
+    """HTTP 429. ``retry_after`` holds the server's Retry-After in seconds when it sent one."""
+
+
+class ServerError(RetryableError):
+    """HTTP 5xx."""
+
+
+class ClientHTTPError(EndpointError):
+    """A non-2xx status that retrying will not fix (400, 401, 403, 404, 422 ...)."""
+
+
+class MalformedResponse(EndpointError):
+    """A 2xx reply whose body is not a chat completion (bad JSON, no choices, no content)."""
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True for faults worth retrying: :class:`RetryableError` and asyncio/builtin timeouts."""
+    return isinstance(exc, (RetryableError, TimeoutError, asyncio.TimeoutError))
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date; None if absent/bad."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        secs = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when is None:
+            return None
+        secs = when.timestamp() - (time.time() if now is None else now)
+    if secs != secs:  # NaN
+        return None
+    return max(0.0, secs)
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    """A parsed chat completion: the text of the first choice, usage in labkit's names, the raw body."""
+
+    text: str
+    usage: dict[str, int] = field(default_factory=dict)
+    raw: Mapping[str, Any] = field(default_factory=dict)
+    model: str | None = None
+    finish_reason: str | None = None
+
+
+def parse_completion(body: bytes | str, *, url: str | None = None) -> ChatReply:
+    """Parse a chat-completions body; raises :class:`MalformedResponse` when it is not one."""
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        snippet = (body[:80] if isinstance(body, str) else body[:80].decode("utf-8", "replace"))
+        raise MalformedResponse(f"reply is not JSON ({e}): {snippet!r}", status=200, url=url) from None
+    if not isinstance(data, dict):
+        raise MalformedResponse("reply is not a JSON object", status=200, url=url)
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise MalformedResponse("reply has no choices", status=200, url=url)
+    message = choices[0].get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if content is None and isinstance(choices[0].get("text"), str):  # legacy completions shape
+        content = choices[0]["text"]
+    if not isinstance(content, str):
+        raise MalformedResponse("reply's first choice has no message content", status=200, url=url)
+    usage: dict[str, int] = {}
+    raw_usage = data.get("usage")
+    if isinstance(raw_usage, dict):
+        for src, dst in (
+            ("prompt_tokens", "input_tokens"),
+            ("completion_tokens", "output_tokens"),
+            ("input_tokens", "input_tokens"),
+            ("output_tokens", "output_tokens"),
+        ):
+            v = raw_usage.get(src)
+            if isinstance(v, int) and not isinstance(v, bool) and dst not in usage:
+                usage[dst] = v
+    model = data.get("model") if isinstance(data.get("model"), str) else None
+    finish = choices[0].get("finish_reason")
+    return ChatReply(content, usage, data, model, finish if isinstance(finish, str) else None)
+
+
+def _status_error(status: int, text: str, headers: Mapping[str, str], url: str) -> EndpointError:
+    snippet = " ".join(text.split())[:200]
+    msg = f"HTTP {status} from {url}" + (f": {snippet}" if snippet else "")
+    if status == 429:
+        return RateLimited(msg, status=status, url=url, retry_after=parse_retry_after(headers.get("retry-after")))
+    if status >= 500:
+        return ServerError(msg, status=status, url=url, retry_after=parse_retry_after(headers.get("retry-after")))
+    return ClientHTTPError(msg, status=status, url=url)
+
+
+class ChatClient:
+    """A client for ``{base_url}/chat/completions``, sync (:meth:`chat`) and async (:meth:`achat`).
+
+    ``base_url`` is the API root including ``/v1`` (``http://127.0.0.1:8000/v1``).
+    ``api_key_env`` names the environment variable holding the key (read when
+    the client is built; a missing variable is a :class:`~labkit.errors.ConfigError`);
+    ``None`` sends no Authorization header, as local servers expect.
+    ``params`` are default request parameters (temperature, max_tokens, seed ...).
+    The client never retries: it raises a typed error and leaves the policy to
+    the caller.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str | None = None,
+        timeout_s: float = 60.0,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"must be an http(s) URL, got {base_url!r}", field="base_url")
+        if not isinstance(model, str) or not model:
+            raise ConfigError("must be a non-empty string", field="model")
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + "/chat/completions"
+        self.model = model
+        self.api_key_env = api_key_env
+        self.timeout_s = float(timeout_s)
+        self.params = dict(params or {})
+        self._headers = {"Content-Type": "application/json", **dict(headers or {})}
+        if api_key_env:
+            key = os.environ.get(api_key_env)
+            if not key:
+                raise ConfigError(
+                    f"environment variable {api_key_env} is not set (it should hold the API key)",
+                    field="api_key_env",
+                )
+            self._headers["Authorization"] = f"Bearer {key}"
+        self._client: httpx.Client | None = None
+        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __repr__(self) -> str:
+        return f"ChatClient(base_url={self.base_url!r}, model={self.model!r}, api_key_env={self.api_key_env!r})"
+
+    def payload(self, messages: Sequence[Mapping[str, Any]], **params: Any) -> dict[str, Any]:
+        """The JSON body sent for ``messages`` with default params overridden by ``params``."""
+        return {"model": self.model, "messages": [dict(m) for m in messages], **self.params, **params}
+
+    def _timeout(self) -> httpx.Timeout:
+        import httpx
+
+        return httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 10.0))
+
+    def _map_transport(self, e: Exception) -> EndpointError:
+        import httpx
+
+        if isinstance(e, httpx.TimeoutException):
+            return EndpointTimeout(f"no reply from {self.url} within {self.timeout_s:g}s ({type(e).__name__})",
+                                   url=self.url)
+        if isinstance(e, httpx.TransportError):
+            return EndpointConnectionError(f"connection to {self.url} failed: {type(e).__name__}: {e}",
+                                           url=self.url)
+        return MalformedResponse(f"bad reply from {self.url}: {type(e).__name__}: {e}", url=self.url)
+
+    def _reply(self, status: int, content: bytes, headers: Mapping[str, str]) -> ChatReply:
+        if not 200 <= status < 300:
+            raise _status_error(status, content.decode("utf-8", "replace"), headers, self.url)
+        return parse_completion(content, url=self.url)
+
+    def chat(self, messages: Sequence[Mapping[str, Any]], **params: Any) -> ChatReply:
+        """Send one chat request (blocking) and return the parsed reply, or raise an EndpointError."""
+        import httpx
+
+        if self._client is None:
+            self._client = httpx.Client(timeout=self._timeout(), headers=self._headers)
+        try:
+            r = self._client.post(self.url, json=self.payload(messages, **params))
+            content = r.content
+        except httpx.HTTPError as e:
+            raise self._map_transport(e) from None
+        return self._reply(r.status_code, content, r.headers)
+
+    async def achat(self, messages: Sequence[Mapping[str, Any]], **params: Any) -> ChatReply:
+        """Send one chat request (async) and return the parsed reply, or raise an EndpointError."""
+        import httpx
+
+        loop = asyncio.get_running_loop()
+        client = self._aclients.get(loop)
+        if client is None:
+            client = httpx.AsyncClient(timeout=self._timeout(), headers=self._headers)
+            self._aclients[loop] = client
+        try:
+            r = await client.post(self.url, json=self.payload(messages, **params))
+            content = r.content
+        except httpx.HTTPError as e:
+            raise self._map_transport(e) from None
+        return self._reply(r.status_code, content, r.headers)
+
+    async def aclose(self) -> None:
+        """Close the async connection pool of the running loop (if any)."""
+        loop = asyncio.get_running_loop()
+        client = self._aclients.pop(loop, None)
+        if client is not None:
+            await client.aclose()
+
+    def close(self) -> None:
+        """Close the blocking connection pool."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> ChatClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
