@@ -1,0 +1,475 @@
+"""Metrics by stage, the metric registry, per-case scoring and aggregation.
+
+Scoring one case is separate from aggregating many:
+
+- :func:`score_cases` turns cases + results lines into one row per case:
+  each per-case metric's value (NaN = unmeasured) and ``<metric>_reason``
+  (a reason code, ``""`` when measured), plus the raw ops columns.
+- :func:`aggregate` turns that frame into the metrics.json shape: value,
+  95% interval, n measured, unmeasured count with reasons, per slice.
+
+Definitions and edge cases: docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from labkit.cases import EvalCase
+from labkit.errors import ConfigError, DatasetError, Problem
+from labkit.metrics import agent, generation, ops, retrieval
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+STAGES = ("retrieval", "generation", "agent", "ops")
+DIRECTIONS = ("higher", "lower")
+KINDS = ("rate", "mean", "percentile", "ratio", "sum")
+PER_CASE_KINDS = ("rate", "mean")
+
+CaseMetricFn = Callable[[EvalCase, Mapping[str, Any]], "float | tuple[float | None, str] | None"]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric's identity. ``kind`` decides how it aggregates:
+
+    rate (0/1 per case, Wilson interval), mean (per-case values, bootstrap
+    interval of the mean), percentile, ratio and sum (computed over the run
+    from raw columns). ``fn`` is the per-case function of a user metric
+    (``fn(case, result) -> value | None | (value | None, reason)``); built-in
+    metrics are computed in bulk and have ``fn=None``.
+    """
+
+    name: str
+    stage: str
+    direction: str
+    kind: str
+    bounded: bool
+    description: str
+    fn: CaseMetricFn | None = None
+
+    @property
+    def per_case(self) -> bool:
+        return self.kind in PER_CASE_KINDS
+
+
+METRICS: dict[str, MetricSpec] = {}
+
+
+def _add(spec: MetricSpec, *, replace: bool = False) -> MetricSpec:
+    if spec.stage not in STAGES:
+        raise ConfigError(f"unknown stage {spec.stage!r}", field="stage", known=STAGES)
+    if spec.direction not in DIRECTIONS:
+        raise ConfigError(f"unknown direction {spec.direction!r}", field="direction", known=DIRECTIONS)
+    if spec.kind not in KINDS:
+        raise ConfigError(f"unknown kind {spec.kind!r}", field="kind", known=KINDS)
+    if spec.name in METRICS and not replace:
+        raise ConfigError(f"metric {spec.name!r} is already registered", field="name")
+    METRICS[spec.name] = spec
+    return spec
+
+
+def register_metric(
+    name: str,
+    *,
+    stage: str,
+    direction: str = "higher",
+    kind: str = "mean",
+    bounded: bool = True,
+    description: str = "",
+    replace: bool = False,
+) -> Callable[[CaseMetricFn], CaseMetricFn]:
+    """Decorator: register a per-case metric ``fn(case, result)``.
+
+    The function returns a float, ``None`` (unmeasured, reason ``unmeasured``)
+    or ``(value_or_None, reason)``. ``kind`` must be ``rate`` (0/1) or ``mean``.
+    score_cases computes it for every case and aggregate reports it.
+    """
+    if kind not in PER_CASE_KINDS:
+        raise ConfigError(f"a registered metric must be per case, got kind {kind!r}", field="kind", known=PER_CASE_KINDS)
+
+    def deco(fn: CaseMetricFn) -> CaseMetricFn:
+        _add(MetricSpec(name, stage, direction, kind, bounded, description or (fn.__doc__ or "").strip(), fn), replace=replace)
+        return fn
+
+    return deco
+
+
+def unregister_metric(name: str) -> None:
+    """Remove a user metric (built-ins cannot be removed)."""
+    spec = get_metric(name)
+    if spec.fn is None:
+        raise ConfigError(f"built-in metric {name!r} cannot be removed", field="name")
+    del METRICS[name]
+
+
+def get_metric(name: str) -> MetricSpec:
+    """The spec of a metric; ConfigError listing the known names when unknown."""
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise ConfigError(f"unknown metric {name!r}", field="metric", known=sorted(METRICS)) from None
+
+
+_BUILTIN = [
+    ("retrieval_hit_rate", "retrieval", "higher", "rate", True, "1 if a gold id is in the first k retrieved, else 0"),
+    ("mrr", "retrieval", "higher", "mean", True, "1 / rank of the first gold id within k, else 0"),
+    ("recall_at_k", "retrieval", "higher", "mean", True, "gold ids in the first k / gold ids"),
+    ("precision_at_k", "retrieval", "higher", "mean", True, "gold ids in the first k / k"),
+    ("context_precision", "retrieval", "higher", "mean", True, "mean precision at each gold rank within k; 0 if no hit"),
+    ("ndcg", "retrieval", "higher", "mean", True, "binary-gain nDCG at k"),
+    ("faithfulness", "generation", "higher", "mean", True, "supported claims / claims (judge)"),
+    ("must_include_coverage", "generation", "higher", "mean", True, "must_include phrases found / phrases"),
+    ("must_not_include_violation", "generation", "lower", "rate", True, "1 if any must_not_include phrase is in the answer"),
+    ("citation_validity", "generation", "higher", "mean", True, "cited ids that were retrieved / cited ids"),
+    ("citation_accuracy", "generation", "higher", "mean", True, "cited ids that are gold / cited ids"),
+    ("answer_relevance", "generation", "higher", "mean", True, "judge score of the answer to the question"),
+    ("tool_call_accuracy", "agent", "higher", "mean", True, "tool sequence match, then mean exact args match"),
+    ("task_success_rate", "agent", "higher", "rate", True, "ok, all must_include, no must_not_include, tools match"),
+    ("retry_rate", "agent", "lower", "rate", True, "share of cases with more than one attempt"),
+    ("latency_p50_ms", "ops", "lower", "percentile", False, "median latency (ms), cache hits excluded"),
+    ("latency_p95_ms", "ops", "lower", "percentile", False, "95th percentile latency (ms), cache hits excluded"),
+    ("latency_p99_ms", "ops", "lower", "percentile", False, "99th percentile latency (ms), cache hits excluded"),
+    ("error_rate", "ops", "lower", "rate", True, "cases with status != ok / cases"),
+    ("cost_per_success", "ops", "lower", "ratio", False, "total cost (USD) / successful cases"),
+    ("total_cost_usd", "ops", "lower", "sum", False, "sum of cost_usd"),
+    ("tokens_per_case", "ops", "lower", "mean", False, "mean input + output tokens per case"),
+]
+for _n, _s, _d, _k, _b, _desc in _BUILTIN:
+    _add(MetricSpec(_n, _s, _d, _k, _b, _desc))
+
+BUILTIN_METRICS = tuple(n for n, *_ in _BUILTIN)
+RAW_COLUMNS = (
+    "status",
+    "latency_ms",
+    "latency_ms_reason",
+    "cost_usd",
+    "input_tokens",
+    "output_tokens",
+    "attempts",
+    "from_cache",
+    "task_success",
+)
+
+
+def per_case_metrics() -> list[str]:
+    """Names of the metrics that have a per-case column, in registry order."""
+    return [n for n, s in METRICS.items() if s.per_case]
+
+
+# --- scoring ---------------------------------------------------------------------------
+
+
+def _pair(cases: Sequence[EvalCase], results: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    by_id: dict[str, Mapping[str, Any]] = {}
+    for r in results:
+        cid = r.get("case_id")
+        if isinstance(cid, str):
+            by_id[cid] = r  # the last line for a case wins (resumed runs)
+    missing = [c.id for c in cases if c.id not in by_id]
+    if missing:
+        raise DatasetError(
+            None, [Problem(None, "case_id", f"no result line for case {cid!r}") for cid in missing]
+        )
+    return [by_id[c.id] for c in cases]
+
+
+def _contexts(items: Sequence[Any], corpus: Any) -> list[str]:
+    out: list[str] = []
+    for it in items:
+        if not isinstance(it, Mapping):
+            it = {"id": it} if isinstance(it, str) else {}
+        text = it.get("text")
+        if isinstance(text, str) and text.strip():
+            out.append(text)
+            continue
+        cid = it.get("id")
+        if corpus is not None and isinstance(cid, str):
+            ch = corpus.chunk(cid)
+            if ch is not None and isinstance(getattr(ch, "text", None), str):
+                out.append(ch.text)
+    return out
+
+
+def _custom(fn: CaseMetricFn, case: EvalCase, result: Mapping[str, Any]) -> tuple[float, str]:
+    got = fn(case, result)
+    if isinstance(got, tuple):
+        val, reason = got
+    else:
+        val, reason = got, ""
+    if val is None or (isinstance(val, float) and math.isnan(val)):
+        return math.nan, reason or "unmeasured"
+    return float(val), ""
+
+
+def score_cases(
+    cases: Sequence[EvalCase],
+    results: Sequence[Mapping[str, Any]],
+    *,
+    k: int = 5,
+    corpus: Any = None,
+    judge: Any = None,
+) -> pd.DataFrame:
+    """One row per case (in ``cases`` order) with every per-case metric and its reason.
+
+    ``results`` are results lines (paired by case_id; the last line of a case
+    wins; a case without a line raises DatasetError naming it). ``corpus``
+    (a labkit Corpus) supplies chunk text for retrieved items without
+    ``text``. ``judge`` is a judge, a judge name or config (default lexical).
+    """
+    import pandas as pd
+
+    from labkit.judges import get_judge
+
+    if k < 1:
+        raise ConfigError(f"k must be >= 1, got {k}", field="k")
+    jd = get_judge(judge)
+    paired = _pair(cases, results)
+    retrieved: list[list[Any]] = []
+    for r in paired:
+        got = r.get("retrieved")
+        retrieved.append(list(got) if isinstance(got, list) else [])
+    rel, n_gold = retrieval.relevance_matrix(retrieved, [c.gold for c in cases], [c.gold_level for c in cases], k)
+    ret = retrieval.retrieval_metrics_from_matrix(rel, n_gold, k=k)
+    custom = {n: s.fn for n, s in METRICS.items() if s.fn is not None and s.per_case}
+
+    cols: dict[str, list[Any]] = {"case_id": [c.id for c in cases]}
+    for name in per_case_metrics():
+        cols[name] = []
+        cols[name + "_reason"] = []
+    for name in RAW_COLUMNS:
+        cols[name] = []
+
+    def put(name: str, val: float | None, reason: str) -> None:
+        cols[name].append(math.nan if val is None else float(val))
+        cols[name + "_reason"].append("" if val is not None else (reason or "unmeasured"))
+
+    for i, (case, res, items) in enumerate(zip(cases, paired, retrieved, strict=True)):
+        for name in retrieval.RETRIEVAL_METRICS:
+            v = float(ret[name][i])
+            put(name, None if math.isnan(v) else v, "no_gold")
+        raw = ops.raw_ops(res)
+        status = raw["status"]
+        ans = res.get("answer")
+        answer = ans if isinstance(ans, str) and status == "ok" else None
+        no_answer = "not_ok" if status != "ok" else "no_answer"
+        level = case.gold_level if case.gold else "chunk"
+
+        if answer is None or not answer.strip():
+            put("faithfulness", None, no_answer)
+            put("answer_relevance", None, no_answer)
+            put("citation_validity", None, no_answer)
+        else:
+            put("faithfulness", *generation.faithfulness(jd, answer, _contexts(items, corpus)))
+            put("answer_relevance", *generation.answer_relevance(jd, case.question, answer))
+            put("citation_validity", *generation.citation_validity(res.get("citations"), items, level))
+        cov = generation.must_include_coverage(answer, case.must_include)
+        vio = generation.must_not_include_violation(answer, case.must_not_include)
+        put("must_include_coverage", *cov)
+        put("must_not_include_violation", *vio)
+        put("citation_accuracy", *generation.citation_accuracy(res.get("citations"), case.gold, level))
+
+        tools = agent.tool_call_accuracy(res.get("tool_calls"), case.expected_tools)
+        put("tool_call_accuracy", *tools)
+        success = agent.task_success(status, cov[0], vio[0], tools[0])
+        put("task_success_rate", 1.0 if success else 0.0, "")
+        put("retry_rate", 1.0 if agent.retried(res.get("attempts")) else 0.0, "")
+        put("error_rate", 0.0 if status == "ok" else 1.0, "")
+        put("tokens_per_case", *ops.tokens(raw["input_tokens"], raw["output_tokens"]))
+        for name, fn in custom.items():
+            put(name, *_custom(fn, case, res))
+
+        lat_reason = "no_latency" if math.isnan(raw["latency_ms"]) else ("from_cache" if raw["from_cache"] else "")
+        for name in RAW_COLUMNS:
+            if name == "latency_ms_reason":
+                cols[name].append(lat_reason)
+            elif name == "task_success":
+                cols[name].append(success)
+            else:
+                cols[name].append(raw[name])
+    return pd.DataFrame(cols)
+
+
+# --- aggregation -----------------------------------------------------------------------
+
+
+def _num(x: float | None) -> float | None:
+    if x is None:
+        return None
+    f = float(x)
+    return f if math.isfinite(f) else None
+
+
+def _col(df: pd.DataFrame, name: str, default: float = math.nan) -> np.ndarray:
+    import pandas as pd
+
+    if name not in df.columns:
+        return np.full(len(df), default)
+    return np.asarray(pd.to_numeric(df[name], errors="coerce"), dtype=float)
+
+
+def _reasons(df: pd.DataFrame, name: str, mask: np.ndarray) -> dict[str, int]:
+    col = name + "_reason"
+    if col in df.columns:
+        vals = ["unmeasured" if not isinstance(r, str) or not r else r for r in df[col].to_numpy()[mask]]
+    else:
+        vals = ["unmeasured"] * int(mask.sum())
+    return dict(sorted(Counter(vals).items()))
+
+
+def _bools(df: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in df.columns:
+        return np.zeros(len(df), dtype=bool)
+    col = df[name]
+    if col.dtype == bool:
+        return col.to_numpy(dtype=bool)
+    return np.array([str(v).strip().lower() in ("true", "1", "1.0") for v in col], dtype=bool)
+
+
+def aggregate_metric(spec: MetricSpec, df: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> dict[str, Any] | None:
+    """One metrics.json entry for one metric over the rows of ``df`` (None if the frame lacks it)."""
+    from labkit import stats
+
+    n_rows = len(df)
+    value: float | None = None
+    lo: float | None = None
+    hi: float | None = None
+    reasons: dict[str, int] = {}
+    method = "none"
+    if spec.per_case:
+        if spec.name not in df.columns:
+            return None
+        x = _col(df, spec.name)
+        measured = np.isfinite(x)
+        v = x[measured]
+        n = int(v.size)
+        reasons = _reasons(df, spec.name, ~measured)
+        if n:
+            value = float(v.mean())
+            if spec.kind == "rate":
+                lo, hi = stats.wilson_interval(int(np.sum(v > 0.5)), n)
+                method = "wilson"
+            else:
+                lo, hi = stats.bootstrap_ci(v, n_boot=n_boot, rng=seed)
+                method = "bootstrap"
+    elif spec.kind == "percentile":
+        q = ops.LATENCY_PERCENTILES[spec.name]
+        lat = _col(df, "latency_ms")
+        cache = _bools(df, "from_cache")
+        sample = ops.latency_sample(lat, cache)
+        n = int(sample.size)
+        um = ~(np.isfinite(lat) & ~cache)
+        reasons = dict(sorted(Counter("no_latency" if not np.isfinite(a) else "from_cache" for a in lat[um]).items()))
+        if n:
+            value = float(np.percentile(sample, q))
+            lo, hi = stats.percentile_ci(sample, q, n_boot=n_boot, rng=seed)
+            method = "bootstrap"
+    elif spec.kind == "ratio":
+        cost = _col(df, "cost_usd")
+        succ = _col(df, "task_success_rate", 0.0) > 0.5
+        if not np.any(np.isfinite(cost)):
+            n, reasons = 0, ({"no_cost": n_rows} if n_rows else {})
+        elif not succ.any():
+            n, reasons = 0, {"no_success": n_rows}
+        else:
+            n = n_rows
+            value = ops.cost_per_success(cost, succ)
+            lo, hi = stats.ratio_ci(np.nan_to_num(cost), succ.astype(float), n_boot=n_boot, rng=seed)
+            method = "bootstrap"
+    else:  # sum
+        cost = _col(df, "cost_usd")
+        rec = np.isfinite(cost)
+        n = int(rec.sum())
+        reasons = {"no_cost": n_rows - n} if n_rows - n else {}
+        if n:
+            value = float(cost[rec].sum())
+            lo, hi = stats.bootstrap_ci(cost[rec], stats.sum_stat, n_boot=n_boot, rng=seed)
+            method = "bootstrap"
+    return {
+        "stage": spec.stage,
+        "value": _num(value),
+        "ci_low": _num(lo),
+        "ci_high": _num(hi),
+        "n": n,
+        "unmeasured": n_rows - n,
+        "unmeasured_reasons": reasons,
+        "direction": spec.direction,
+        "interval": method,
+    }
+
+
+def aggregate_frame(df: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> dict[str, dict[str, Any]]:
+    """metrics.json ``metrics`` block for a scores frame (rows sorted by case_id first,
+    so the result never depends on row order)."""
+    if "case_id" in df.columns:
+        df = df.sort_values("case_id", kind="mergesort").reset_index(drop=True)
+    out: dict[str, dict[str, Any]] = {}
+    for spec in METRICS.values():
+        entry = aggregate_metric(spec, df, seed=seed, n_boot=n_boot)
+        if entry is not None:
+            out[spec.name] = entry
+    return out
+
+
+def aggregate(
+    cases: Sequence[EvalCase],
+    scores: pd.DataFrame,
+    *,
+    k: int = 5,
+    seed: int = 0,
+    n_boot: int = 2000,
+    slice_tags: Sequence[str] = ("category", "risk", "kind"),
+) -> dict[str, Any]:
+    """Aggregate a score_cases frame into the metrics.json shape (JSON-safe: no NaN).
+
+    Rows are matched to ``cases`` by case_id (a case without a row is a
+    DatasetError); slices ``"tag=value"`` are built for every tag in
+    ``slice_tags`` from the cases' tags.
+    """
+    if "case_id" not in scores.columns:
+        raise DatasetError(None, [Problem(None, "case_id", "scores have no case_id column")])
+    ids = scores["case_id"].astype(str)
+    present = set(ids)
+    missing = [c.id for c in cases if c.id not in present]
+    if missing:
+        raise DatasetError(None, [Problem(None, "case_id", f"no scores for case {cid!r}") for cid in missing])
+    wanted = {c.id for c in cases}
+    df = scores[ids.isin(wanted)].drop_duplicates("case_id", keep="last").reset_index(drop=True)
+    out: dict[str, Any] = {
+        "k": int(k),
+        "n_cases": len(df),
+        "seed": int(seed),
+        "n_boot": int(n_boot),
+        "metrics": aggregate_frame(df, seed=seed, n_boot=n_boot),
+        "slices": {},
+    }
+    df_ids = df["case_id"].astype(str)
+    for tag in slice_tags:
+        values = sorted({c.tags[tag] for c in cases if tag in c.tags})
+        for val in values:
+            sub_ids = {c.id for c in cases if c.tags.get(tag) == val}
+            sub = df[df_ids.isin(sub_ids)]
+            out["slices"][f"{tag}={val}"] = aggregate_frame(sub, seed=seed, n_boot=n_boot)
+    return out
+
+
+__all__ = [
+    "BUILTIN_METRICS",
+    "METRICS",
+    "MetricSpec",
+    "aggregate",
+    "aggregate_frame",
+    "aggregate_metric",
+    "get_metric",
+    "per_case_metrics",
+    "register_metric",
+    "score_cases",
+    "unregister_metric",
+]

@@ -1,0 +1,113 @@
+"""Generation metrics for one case: phrase checks, citations, and the judge-backed scores.
+
+Every function returns ``(value, reason)``: a float in [0, 1] and ``""`` when
+measured, or ``(None, code)`` when unmeasured. Phrase matching is case- and
+whitespace-insensitive (both sides lowercased, runs of whitespace collapsed to
+one space) and is a substring test.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+from labkit.metrics.retrieval import dedupe, to_level
+
+GENERATION_METRICS = (
+    "faithfulness",
+    "must_include_coverage",
+    "must_not_include_violation",
+    "citation_validity",
+    "citation_accuracy",
+    "answer_relevance",
+)
+
+Score = tuple[float | None, str]
+
+_WS = re.compile(r"\s+")
+
+
+class ClaimJudge(Protocol):
+    """What score_cases needs from a judge (see labkit.judges)."""
+
+    def faithfulness(self, answer: str, contexts: Sequence[str]) -> tuple[float | None, str]: ...
+
+    def relevance(self, question: str, answer: str) -> float | None: ...
+
+
+def normalize(text: str) -> str:
+    """Lowercase and collapse whitespace runs to one space (for phrase matching)."""
+    return _WS.sub(" ", text.lower()).strip()
+
+
+def phrases_found(answer: str | None, phrases: Iterable[str]) -> list[bool]:
+    """Whether each phrase occurs in the answer (case/whitespace-insensitive)."""
+    a = normalize(answer or "")
+    return [normalize(p) in a for p in phrases]
+
+
+def must_include_coverage(answer: str | None, phrases: Sequence[str]) -> Score:
+    """Share of must_include phrases found; unmeasured (no_must_include) when none listed.
+
+    A case with no answer (error, timeout) scores what it said: 0.
+    """
+    if not phrases:
+        return None, "no_must_include"
+    found = phrases_found(answer, phrases)
+    return sum(found) / len(found), ""
+
+
+def must_not_include_violation(answer: str | None, phrases: Sequence[str]) -> Score:
+    """1 if any must_not_include phrase occurs in the answer; unmeasured when none listed."""
+    if not phrases:
+        return None, "no_must_not_include"
+    return (1.0 if any(phrases_found(answer, phrases)) else 0.0), ""
+
+
+def _cited(citations: Any, level: str) -> list[str]:
+    if not isinstance(citations, list):
+        return []
+    return dedupe([to_level(c, level) if isinstance(c, str) else None for c in citations])
+
+
+def citation_validity(citations: Any, retrieved: Sequence[Any], level: str) -> Score:
+    """Distinct cited ids that were retrieved / distinct cited ids; 0 with no citations.
+
+    Ids are compared at ``level`` (the case's gold granularity; chunk when the
+    case has no gold). The caller makes it unmeasured when there is no answer.
+    """
+    cited = _cited(citations, level)
+    if not cited:
+        return 0.0, ""
+    got = {to_level(it, level) for it in retrieved}
+    return sum(1 for c in cited if c in got) / len(cited), ""
+
+
+def citation_accuracy(citations: Any, gold: Sequence[str], level: str) -> Score:
+    """Distinct cited ids that are gold / distinct cited ids; 0 with no citations; needs gold."""
+    if not gold:
+        return None, "no_gold"
+    cited = _cited(citations, level)
+    if not cited:
+        return 0.0, ""
+    g = set(gold)
+    return sum(1 for c in cited if c in g) / len(cited), ""
+
+
+def faithfulness(judge: ClaimJudge, answer: str, contexts: Sequence[str]) -> Score:
+    """Supported claims / claims, as the judge decides; no_context when no context text."""
+    if not contexts:
+        return None, "no_context"
+    score, reason = judge.faithfulness(answer, contexts)
+    if score is None:
+        return None, reason or "no_claims"
+    return float(score), ""
+
+
+def answer_relevance(judge: ClaimJudge, question: str, answer: str) -> Score:
+    """The judge's relevance score of the answer to the question, in [0, 1]."""
+    score = judge.relevance(question, answer)
+    if score is None:
+        return None, "no_score"
+    return float(score), ""

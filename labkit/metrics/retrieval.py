@@ -1,0 +1,152 @@
+"""Retrieval metrics, vectorized over all cases at once.
+
+The core is :func:`retrieval_metrics_from_matrix`: a boolean relevance matrix
+``rel[n, k]`` (row = case, column = rank, already deduplicated at the gold
+granularity and cut at k) plus the gold-set size per case gives every
+retrieval metric for every case with a handful of numpy operations — no
+Python loop per case or per metric.
+
+:func:`relevance_matrix` builds that matrix from results lines (the only
+per-case Python work: mapping ids to the gold granularity and deduplicating).
+
+Definitions (docs/metrics.md): R = retrieved ids at the gold granularity, an
+id kept only at its first rank; v_i = 1 if R_i is gold; k fixed.
+
+- retrieval_hit_rate = 1 if any v_i = 1 for i <= k
+- mrr = 1 / first relevant rank within k, else 0
+- recall_at_k = hits / |G|
+- precision_at_k = hits / k (k, not the list length)
+- context_precision = sum_i v_i * (hits up to i / i) / hits; 0 if no hit
+- ndcg = sum_i v_i / log2(i+1) / sum_{i <= min(|G|, k)} 1 / log2(i+1)
+
+Rows with ``n_gold == 0`` are unmeasured: NaN in every metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+RETRIEVAL_METRICS = (
+    "retrieval_hit_rate",
+    "mrr",
+    "recall_at_k",
+    "precision_at_k",
+    "context_precision",
+    "ndcg",
+)
+
+
+def retrieval_metrics_from_matrix(
+    rel: NDArray[np.bool_], n_gold: NDArray[Any], *, k: int | None = None
+) -> dict[str, NDArray[np.float64]]:
+    """All six retrieval metrics for every row of ``rel`` (shape ``[n, width]``).
+
+    ``rel[i, j]`` is True when the (j+1)-th distinct retrieved id of case i is
+    gold. ``n_gold[i]`` is the size of case i's gold set (0 = unmeasured, NaN
+    out). ``k`` defaults to the matrix width; a narrower matrix (fewer
+    retrieved than k) is padded with False, a wider one is cut at k.
+
+    Empty input (n = 0) returns empty arrays.
+    """
+    rel = np.asarray(rel, dtype=bool)
+    if rel.ndim != 2:
+        raise ValueError(f"rel must be 2-D [n, k], got shape {rel.shape}")
+    n, width = rel.shape
+    k = width if k is None else int(k)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if width > k:
+        rel = rel[:, :k]
+    elif width < k:
+        rel = np.concatenate([rel, np.zeros((n, k - width), dtype=bool)], axis=1)
+    g = np.asarray(n_gold, dtype=np.float64).reshape(-1)
+    if g.shape[0] != n:
+        raise ValueError(f"n_gold has {g.shape[0]} rows, rel has {n}")
+
+    ranks = np.arange(1, k + 1, dtype=np.float64)
+    inv_rank = 1.0 / ranks
+    disc = 1.0 / np.log2(ranks + 1.0)
+    idcg_table = np.concatenate([[np.nan], np.cumsum(disc)])  # idcg_table[m] for m ideal hits
+
+    relf = rel.astype(np.float64)
+    cum = np.cumsum(relf, axis=1)
+    hits = cum[:, -1] if k else np.zeros(n)
+    has_hit = hits > 0
+    first = np.argmax(rel, axis=1)  # 0 when no hit; masked below
+    mrr = np.where(has_hit, inv_rank[first], 0.0)
+    safe_hits = np.where(has_hit, hits, 1.0)
+    cp = ((relf * cum) @ inv_rank) / safe_hits  # zero numerator when no hit
+    dcg = relf @ disc
+    ideal = np.minimum(g, k).astype(np.int64)
+    ideal = np.clip(ideal, 0, k)
+    ndcg = dcg / idcg_table[ideal]
+
+    measured = g > 0
+    nan = np.nan
+    out = {
+        "retrieval_hit_rate": np.where(measured, has_hit.astype(np.float64), nan),
+        "mrr": np.where(measured, mrr, nan),
+        "recall_at_k": np.where(measured, hits / np.where(measured, g, 1.0), nan),
+        "precision_at_k": np.where(measured, hits / k, nan),
+        "context_precision": np.where(measured, cp, nan),
+        "ndcg": np.where(measured, ndcg, nan),
+    }
+    return out
+
+
+def to_level(item: Mapping[str, Any] | str, level: str) -> str | None:
+    """The id of a retrieved item (or a cited id) at the gold granularity.
+
+    ``level == "chunk"``: the item's ``id``. ``level == "source"``: its
+    ``source``, or for a bare chunk id ``doc#n`` the part before ``#``.
+    """
+    if isinstance(item, str):
+        return item.split("#", 1)[0] if level == "source" else item
+    if not isinstance(item, Mapping):
+        return None
+    if level == "source":
+        src = item.get("source")
+        if isinstance(src, str) and src:
+            return src
+        cid = item.get("id")
+        return cid.split("#", 1)[0] if isinstance(cid, str) and cid else None
+    cid = item.get("id")
+    return cid if isinstance(cid, str) and cid else None
+
+
+def dedupe(ids: Sequence[str | None]) -> list[str]:
+    """Keep each id at its first (best) rank; drop Nones. Later items move up."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for x in ids:
+        if x is None or x in seen:
+            continue
+        seen.add(x)
+        out.append(x)
+    return out
+
+
+def relevance_matrix(
+    retrieved_lists: Sequence[Sequence[Any]],
+    golds: Sequence[Sequence[str]],
+    levels: Sequence[str],
+    k: int,
+) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
+    """Build ``rel[n, k]`` and ``n_gold[n]`` from retrieved lists and gold ids."""
+    n = len(retrieved_lists)
+    rel = np.zeros((n, k), dtype=bool)
+    n_gold = np.zeros(n, dtype=np.int64)
+    for i, (items, gold, level) in enumerate(zip(retrieved_lists, golds, levels, strict=True)):
+        gset = set(gold)
+        n_gold[i] = len(gset)
+        if not gset or not items:
+            continue
+        ranked = dedupe([to_level(it, level) for it in items])[:k]
+        for j, rid in enumerate(ranked):
+            if rid in gset:
+                rel[i, j] = True
+    return rel, n_gold
