@@ -1,0 +1,199 @@
+"""The ``Pipeline`` protocol, the registry of pipeline types, and loading.
+
+A pipeline is any callable that takes an :class:`~labkit.cases.EvalCase` and
+returns a mapping with the fields of a results line it knows (``answer`` at
+least). ``async def`` callables are awaited by the runner. A plain function is
+enough::
+
+    def my_pipeline(case):
+        return {"answer": call_my_model(case.question)}
+
+YAML configs name a registered ``type`` (``rag`` for the offline reference
+pipeline, ``http`` and ``rag+http`` for OpenAI-compatible endpoints) and may
+carry a ``runner:`` section (timeouts, retries, concurrency) and a
+``fallback:`` (a path to another config, or an inline config).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from labkit.errors import ConfigError, PipelineError
+
+if TYPE_CHECKING:
+    from labkit.cases import EvalCase
+
+PipelineOutput = Mapping[str, Any]
+
+
+@runtime_checkable
+class Pipeline(Protocol):
+    """What a user's pipeline implements: ``pipeline(case) -> mapping`` (sync or async)."""
+
+    def __call__(self, case: EvalCase) -> PipelineOutput | Awaitable[PipelineOutput]: ...
+
+
+Factory = Callable[..., Callable[..., Any]]
+PIPELINE_TYPES: dict[str, Factory] = {}
+_BUILTIN_MODULES = {"rag": "labkit.pipelines.rag", "http": "labkit.pipelines.http", "rag+http": "labkit.pipelines.http"}
+# Keys of a pipeline config that do not change what the pipeline answers.
+NON_BEHAVIOURAL_KEYS = ("runner", "fallback", "description", "name")
+
+
+def register_pipeline(type_name: str) -> Callable[[Factory], Factory]:
+    """Register a factory ``factory(config, *, base_dir, corpus_dir) -> callable`` under ``type``."""
+
+    def deco(factory: Factory) -> Factory:
+        PIPELINE_TYPES[type_name] = factory
+        return factory
+
+    return deco
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """sha256 (first 16 hex) of the behavioural part of a config, canonical JSON."""
+    core = {k: v for k, v in config.items() if k not in NON_BEHAVIOURAL_KEYS}
+    blob = json.dumps(core, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class LoadedPipeline:
+    """A pipeline ready to run, with the config and hash the manifest records."""
+
+    name: str
+    fn: Callable[..., Any]
+    config: dict[str, Any] = field(default_factory=dict)
+    config_hash: str = ""
+    fallback: LoadedPipeline | None = None
+    runner: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None
+
+    @property
+    def is_async(self) -> bool:
+        fn = self.fn
+        call = getattr(fn, "__call__", None)  # noqa: B004 - we need the bound __call__ of objects
+        return inspect.iscoroutinefunction(fn) or (call is not None and inspect.iscoroutinefunction(call))
+
+    def __call__(self, case: EvalCase) -> Any:
+        return self.fn(case)
+
+
+def _factory(type_name: str, path: str | None) -> Factory:
+    if type_name not in PIPELINE_TYPES and type_name in _BUILTIN_MODULES:
+        importlib.import_module(_BUILTIN_MODULES[type_name])
+    if type_name not in PIPELINE_TYPES:
+        known = sorted(set(PIPELINE_TYPES) | set(_BUILTIN_MODULES))
+        raise ConfigError(f"unknown pipeline type {type_name!r}", path=path, field="type", known=known)
+    return PIPELINE_TYPES[type_name]
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; errors name the file and line."""
+    import yaml
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", path=str(p)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(f"malformed YAML: {getattr(e, 'problem', e)}", path=str(p), line=line) from None
+    if not isinstance(data, dict):
+        raise ConfigError("must be a YAML mapping", path=str(p))
+    return data
+
+
+def from_config(
+    config: Mapping[str, Any],
+    *,
+    base_dir: str | Path = ".",
+    corpus_dir: str | None = None,
+    path: str | None = None,
+) -> LoadedPipeline:
+    """Build a pipeline from a config mapping (the parsed YAML)."""
+    cfg = dict(config)
+    type_name = cfg.get("type")
+    if not isinstance(type_name, str):
+        raise ConfigError("missing pipeline type", path=path, field="type",
+                          known=sorted(set(PIPELINE_TYPES) | set(_BUILTIN_MODULES)))
+    runner = cfg.get("runner") or {}
+    if not isinstance(runner, dict):
+        raise ConfigError("must be a mapping", path=path, field="runner")
+    base = Path(base_dir)
+    factory = _factory(type_name, path)
+    extra = {"path": path} if "path" in inspect.signature(factory).parameters else {}
+    fn = factory(cfg, base_dir=base, corpus_dir=corpus_dir, **extra)
+    fallback = None
+    fb = cfg.get("fallback")
+    if fb is not None:
+        if isinstance(fb, str):
+            fb_path = (base / fb) if not Path(fb).is_absolute() else Path(fb)
+            fallback = load_pipeline(fb_path, corpus_dir=corpus_dir)
+        elif isinstance(fb, dict):
+            fallback = from_config(fb, base_dir=base, corpus_dir=corpus_dir, path=path)
+        else:
+            raise ConfigError("must be a config path or mapping", path=path, field="fallback")
+    name = str(cfg.get("name") or (Path(path).stem if path else type_name))
+    return LoadedPipeline(name, fn, cfg, config_hash(cfg), fallback, dict(runner), path)
+
+
+def load_pipeline(
+    spec: str | Path | Callable[..., Any] | LoadedPipeline,
+    corpus_dir: str | None = None,
+) -> LoadedPipeline:
+    """A pipeline from a YAML config path, a ``module:callable`` import path, or a callable."""
+    if isinstance(spec, LoadedPipeline):
+        return spec
+    if callable(spec) and not isinstance(spec, (str, Path)):
+        name = getattr(spec, "__name__", type(spec).__name__)
+        qual = f"{getattr(spec, '__module__', '?')}:{getattr(spec, '__qualname__', name)}"
+        cfg = {"type": "callable", "callable": qual}
+        return LoadedPipeline(name, spec, cfg, config_hash(cfg))
+    s = str(spec)
+    if s.endswith((".yaml", ".yml")) or Path(s).is_file():
+        p = Path(s)
+        cfg = read_yaml(p)
+        return from_config(cfg, base_dir=p.parent, corpus_dir=corpus_dir, path=str(p))
+    if ":" in s:
+        mod_name, _, attr = s.partition(":")
+        try:
+            mod = importlib.import_module(mod_name)
+        except ImportError as e:
+            raise PipelineError(f"cannot import pipeline module {mod_name!r}: {e}") from None
+        obj: Any = mod
+        for part in attr.split("."):
+            if not hasattr(obj, part):
+                raise PipelineError(f"module {mod_name!r} has no attribute {attr!r}")
+            obj = getattr(obj, part)
+        if not callable(obj):
+            raise PipelineError(f"{s} is not callable")
+        cfg = {"type": "callable", "callable": s}
+        return LoadedPipeline(attr, obj, cfg, config_hash(cfg))
+    raise ConfigError(
+        "pipeline must be a YAML config file or an import path 'package.module:callable'",
+        path=s,
+    )
+
+
+__all__ = [
+    "PIPELINE_TYPES",
+    "LoadedPipeline",
+    "Pipeline",
+    "config_hash",
+    "from_config",
+    "load_pipeline",
+    "read_yaml",
+    "register_pipeline",
+]
