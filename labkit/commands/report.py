@@ -1,0 +1,59 @@
+"""``labkit report``: execute the notebooks and export offline HTML reports."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from labkit.errors import ConfigError
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``report`` command to the ``labkit`` parser."""
+    p = subparsers.add_parser(
+        "report",
+        help="execute the notebooks with papermill and export offline HTML reports",
+        description=(
+            "Execute notebooks/NN_*.ipynb (two at a time), export each to one self-contained "
+            "HTML file and write index.html with every report's verdict. Exits 1 when a "
+            "notebook fails (naming the notebook, cell and error), 2 on a usage or config error."
+        ),
+    )
+    p.add_argument("--params", metavar="FILE", help="YAML/JSON parameters: {all: {...}, <notebook>: {...}}")
+    p.add_argument(
+        "--only",
+        metavar="NAMES",
+        action="append",
+        help="notebooks to run, by name or NN prefix, comma-separated (repeatable)",
+    )
+    p.add_argument("--out", metavar="DIR", default="outputs/reports", help="report folder (default: %(default)s)")
+    p.add_argument("--notebooks", metavar="DIR", default="notebooks", help="notebook folder (default: %(default)s)")
+    p.add_argument("--timeout", metavar="S", type=float, default=600.0, help="per-notebook timeout in seconds")
+    p.add_argument("--workers", metavar="N", type=int, default=2, help="notebooks run at once (default: 2)")
+    p.set_defaults(func=run_report, handler=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from labkit.report import build_reports, load_params
+
+    if args.timeout <= 0:
+        raise ConfigError("must be a positive number of seconds", field="--timeout")
+    if args.workers < 1:
+        raise ConfigError("must be at least 1", field="--workers")
+    params = load_params(args.params) if args.params else None
+    t0 = time.perf_counter()
+    index = build_reports(
+        notebooks_dir=args.notebooks,
+        out_dir=args.out,
+        params=params,
+        only=args.only,
+        timeout_s=args.timeout,
+        workers=args.workers,
+    )
+    print(index.summary())
+    for failure in index.failures:
+        print(f"labkit report: notebook failed: {failure}", file=sys.stderr)
+    print(f"wall time: {time.perf_counter() - t0:.1f} s")
+    return 0 if index.ok else 1
