@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from labkit.errors import ConfigError, LabkitError
@@ -274,3 +277,170 @@ def _num(obj: Mapping[str, Any], key: str) -> float:
     if isinstance(val, bool) or not isinstance(val, int | float):
         raise JudgeReplyError(f"judge reply field {key!r} is not a number: {val!r}")
     return float(val)
+
+
+def _clamp01(x: float) -> float:
+    return min(1.0, max(0.0, x))
+
+
+@register_judge("llm")
+class LLMJudge:
+    """A judge behind an OpenAI-compatible chat endpoint.
+
+    ``base_url`` (API root with ``/v1``), ``model`` and ``api_key_env`` (the
+    *name* of the environment variable holding the key; None for local
+    servers) configure the endpoint through :class:`labkit.openai_compat.ChatClient`.
+    Retryable faults (429, 5xx, timeouts, dropped connections) and replies with
+    no JSON object are retried up to ``retries`` times with exponential backoff
+    (honouring Retry-After). A case whose verdict cannot be obtained is
+    unmeasured with reason ``judge_error`` (counted in ``.errors``); a
+    non-retryable HTTP error (401, 404 ...) raises, since every call would fail.
+
+    Verdicts are cached on disk under ``cache_dir`` (None: no cache), keyed by
+    model, prompt template hash, request params and the inputs, so a rerun
+    gives the same scores without calling the endpoint.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str | None = None,
+        *,
+        timeout_s: float = 60.0,
+        retries: int = 3,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 8.0,
+        cache_dir: str | os.PathLike[str] | None = ".labkit-cache/judge",
+        params: Mapping[str, Any] | None = None,
+        faithfulness_prompt: PromptTemplate = FAITHFULNESS_PROMPT,
+        relevance_prompt: PromptTemplate = RELEVANCE_PROMPT,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if retries < 0:
+            raise ConfigError("retries must be >= 0", field="retries")
+        self.base_url = base_url
+        self.model = model
+        self.api_key_env = api_key_env
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.params: dict[str, Any] = {"temperature": 0.0, **dict(params or {})}
+        self.faithfulness_prompt = faithfulness_prompt
+        self.relevance_prompt = relevance_prompt
+        self._sleep = sleep
+        self._client: Any = None
+        self.calls = 0
+        self.cache_hits = 0
+        self.errors: list[str] = []
+
+    @property
+    def name(self) -> str:
+        return f"llm:{self.model}"
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "type": "llm",
+            "base_url": self.base_url,
+            "model": self.model,
+            "api_key_env": self.api_key_env,
+            "params": self.params,
+            "templates": {
+                t.name: {"version": t.version, "hash": t.hash}
+                for t in (self.faithfulness_prompt, self.relevance_prompt)
+            },
+        }
+
+    def client(self) -> Any:
+        if self._client is None:
+            from labkit.openai_compat import ChatClient
+
+            self._client = ChatClient(self.base_url, self.model, self.api_key_env, self.timeout_s)
+        return self._client
+
+    def cache_key(self, template: PromptTemplate, fields: Mapping[str, str]) -> str:
+        blob = json.dumps(
+            {"model": self.model, "template": template.hash, "params": self.params, "inputs": dict(fields)},
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+    def _cache_path(self, key: str) -> Path | None:
+        return None if self.cache_dir is None else self.cache_dir / key[:2] / f"{key}.json"
+
+    def ask(self, template: PromptTemplate, **fields: str) -> dict[str, Any]:
+        """The parsed JSON verdict for a template and its fields (cached); raises
+        JudgeReplyError or the endpoint's error when retries are exhausted."""
+        from labkit.cases import atomic_write_text
+        from labkit.openai_compat import ClientHTTPError, EndpointError
+
+        key = self.cache_key(template, fields)
+        path = self._cache_path(key)
+        if path is not None and path.exists():
+            try:
+                cached = json.loads(path.read_text(encoding="utf-8"))
+                if isinstance(cached, dict) and isinstance(cached.get("verdict"), dict):
+                    self.cache_hits += 1
+                    return dict(cached["verdict"])
+            except (OSError, json.JSONDecodeError):
+                pass
+        messages = template.render(**fields)
+        last: Exception | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                wait = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
+                ra = getattr(last, "retry_after", None)
+                if isinstance(ra, int | float):
+                    wait = min(self.max_backoff_s, max(wait, float(ra)))
+                self._sleep(wait)
+            self.calls += 1
+            try:
+                reply = self.client().chat(messages, **self.params)
+                verdict = parse_json_reply(reply.text)
+            except ClientHTTPError as e:
+                raise LabkitError(f"judge endpoint refused the request: {e}") from None
+            except (EndpointError, JudgeReplyError, TimeoutError) as e:  # 429, 5xx, timeouts, bad bodies
+                last = e
+                continue
+            if path is not None:
+                record = {"model": self.model, "template": template.name, "version": template.version,
+                          "hash": template.hash, "verdict": verdict}
+                atomic_write_text(path, json.dumps(record, ensure_ascii=False))
+            return verdict
+        assert last is not None
+        raise last
+
+    def _safe(self, template: PromptTemplate, **fields: str) -> dict[str, Any] | None:
+        from labkit.openai_compat import EndpointError
+
+        try:
+            return self.ask(template, **fields)
+        except (EndpointError, JudgeReplyError, TimeoutError) as e:
+            self.errors.append(f"{type(e).__name__}: {e}")
+        return None
+
+    def faithfulness(self, answer: str, contexts: Sequence[str]) -> tuple[float | None, str]:
+        v = self._safe(self.faithfulness_prompt, context="\n\n".join(contexts), answer=answer)
+        if v is None:
+            return None, "judge_error"
+        try:
+            claims, supported = _num(v, "claims"), _num(v, "supported")
+        except JudgeReplyError as e:
+            self.errors.append(str(e))
+            return None, "judge_error"
+        if claims <= 0:
+            return None, "no_claims"
+        return _clamp01(supported / claims), ""
+
+    def relevance(self, question: str, answer: str) -> float | None:
+        v = self._safe(self.relevance_prompt, question=question, answer=answer)
+        if v is None:
+            return None
+        try:
+            return _clamp01(_num(v, "score"))
+        except JudgeReplyError as e:
+            self.errors.append(str(e))
+            return None

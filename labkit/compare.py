@@ -1,0 +1,371 @@
+"""Baseline vs variant: paired by case id, with intervals, tests and a verdict.
+
+For every metric both runs measured on the same cases: the baseline and
+variant values over the paired cases, the delta (variant - baseline) with a
+paired bootstrap interval, a p-value (exact McNemar for pass/fail metrics, a
+sign-flip permutation test for per-case means, a within-case swap permutation
+test for percentiles, ratios and sums), Holm-adjusted across metrics, and a
+verdict: ``improved`` / ``regressed`` when the adjusted p-value is below
+``alpha`` and the interval excludes 0 on that side (judged by the metric's
+direction), else ``no_change`` (no detectable change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from labkit.errors import LabkitError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+VERDICTS = ("improved", "regressed", "no_change")
+
+
+@dataclass(frozen=True)
+class MetricDelta:
+    """One metric's paired comparison."""
+
+    name: str
+    stage: str
+    direction: str
+    baseline: float | None
+    variant: float | None
+    delta: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    p_adjusted: float | None
+    verdict: str
+    n: int
+    test: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "baseline": self.baseline,
+            "variant": self.variant,
+            "delta": self.delta,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "p_value": self.p_value,
+            "p_adjusted": self.p_adjusted,
+            "verdict": self.verdict,
+            "n": self.n,
+            "test": self.test,
+            "stage": self.stage,
+            "direction": self.direction,
+        }
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The result of :func:`compare_runs`; ``to_dict()`` is the compare JSON contract."""
+
+    baseline: str
+    variant: str
+    n_paired: int
+    metrics: dict[str, MetricDelta]
+    flipped: list[dict[str, str]]
+    dropped: int | None = None
+    seed: int = 0
+    n_boot: int = 2000
+    alpha: float = 0.05
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def regressed(self) -> list[str]:
+        return [n for n, m in self.metrics.items() if m.verdict == "regressed"]
+
+    @property
+    def improved(self) -> list[str]:
+        return [n for n, m in self.metrics.items() if m.verdict == "improved"]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "baseline": self.baseline,
+            "variant": self.variant,
+            "n_paired": self.n_paired,
+            "metrics": {n: m.to_dict() for n, m in self.metrics.items()},
+            "flipped": list(self.flipped),
+        }
+        if self.dropped is not None:
+            out["dropped"] = self.dropped
+        out["seed"] = self.seed
+        out["n_boot"] = self.n_boot
+        out["alpha"] = self.alpha
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+
+    def to_text(self) -> str:
+        def f(x: float | None, digits: int = 4) -> str:
+            if x is None:
+                return "-"
+            return f"{x:.{digits}g}"
+
+        lines = [f"baseline {self.baseline}  vs  variant {self.variant}: {self.n_paired} paired cases"]
+        if self.dropped:
+            lines.append(f"aligned on shared case ids: {self.dropped} case(s) dropped")
+        head = f"{'metric':<28}{'baseline':>10}{'variant':>10}{'delta':>10}  {'95% CI':<22}{'p_adj':>8}  verdict"
+        lines += [head, "-" * len(head)]
+        for name, m in self.metrics.items():
+            ci = f"[{f(m.ci_low)}, {f(m.ci_high)}]" if m.ci_low is not None else "-"
+            lines.append(
+                f"{name:<28}{f(m.baseline):>10}{f(m.variant):>10}{f(m.delta):>10}  {ci:<22}"
+                f"{f(m.p_adjusted, 2):>8}  {m.verdict.replace('_', ' ')}"
+            )
+        pf = [x["case_id"] for x in self.flipped if x["from"] == "pass"]
+        fp = [x["case_id"] for x in self.flipped if x["from"] == "fail"]
+        lines.append(f"flipped pass -> fail ({len(pf)}): {', '.join(pf) if pf else '-'}")
+        lines.append(f"flipped fail -> pass ({len(fp)}): {', '.join(fp) if fp else '-'}")
+        lines += self.notes
+        return "\n".join(lines)
+
+
+# --- reading runs ----------------------------------------------------------------------
+
+
+def read_scores(path: str | Path) -> pd.DataFrame:
+    """A scores.csv as a frame: empty cells are NaN (unmeasured), case ids stay strings."""
+    import pandas as pd
+
+    return pd.read_csv(path, dtype={"case_id": str}, keep_default_na=False, na_values=[""])
+
+
+def _load_run(run_dir: str | Path) -> tuple[str, str | None, pd.DataFrame]:
+    d = Path(run_dir)
+    if not d.is_dir():
+        raise LabkitError(f"{d}: not a run directory")
+    scores = d / "scores.csv"
+    if not scores.exists():
+        raise LabkitError(f"{d}: no scores.csv; run `labkit score {d}` first")
+    run_id, fp = d.name, None
+    man = d / "manifest.json"
+    if man.exists():
+        try:
+            m = json.loads(man.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise LabkitError(f"{man}: malformed JSON at line {e.lineno}: {e.msg}") from None
+        if isinstance(m, dict):
+            run_id = str(m.get("run_id") or run_id)
+            ds = m.get("dataset")
+            if isinstance(ds, dict) and isinstance(ds.get("fingerprint"), str):
+                fp = ds["fingerprint"]
+    df = read_scores(scores)
+    if "case_id" not in df.columns:
+        raise LabkitError(f"{scores}: no case_id column")
+    df = df.drop_duplicates("case_id", keep="last")
+    return run_id, fp, df
+
+
+# --- the comparison --------------------------------------------------------------------
+
+
+def _num(x: Any) -> float | None:
+    if x is None:
+        return None
+    f = float(x)
+    return f if math.isfinite(f) else None
+
+
+def _arr(df: pd.DataFrame, col: str) -> np.ndarray:
+    import pandas as pd
+
+    if col not in df.columns:
+        return np.full(len(df), np.nan)
+    return np.asarray(pd.to_numeric(df[col], errors="coerce"), dtype=float)
+
+
+def _bool(df: pd.DataFrame, col: str) -> np.ndarray:
+    if col not in df.columns:
+        return np.zeros(len(df), dtype=bool)
+    c = df[col]
+    if c.dtype == bool:
+        return c.to_numpy(dtype=bool)
+    return np.array([str(v).strip().lower() in ("true", "1", "1.0") for v in c], dtype=bool)
+
+
+def compare_frames(
+    base: pd.DataFrame,
+    variant: pd.DataFrame,
+    *,
+    baseline_id: str = "baseline",
+    variant_id: str = "variant",
+    seed: int = 0,
+    n_boot: int = 2000,
+    n_perm: int = 5000,
+    alpha: float = 0.05,
+    dropped: int | None = None,
+) -> Comparison:
+    """Compare two score frames on the case ids they share (rows paired by case_id)."""
+    from labkit import stats
+    from labkit.metrics import METRICS, ops
+
+    b = base.drop_duplicates("case_id", keep="last").set_index("case_id")
+    v = variant.drop_duplicates("case_id", keep="last").set_index("case_id")
+    shared = sorted(set(b.index.astype(str)) & set(v.index.astype(str)))
+    b = b.loc[shared].reset_index()
+    v = v.loc[shared].reset_index()
+    n = len(shared)
+
+    rows: list[dict[str, Any]] = []
+    for spec in METRICS.values():
+        test = ""
+        a_x: np.ndarray
+        b_x: np.ndarray
+        stat: stats.Stat
+        if spec.per_case:
+            if spec.name not in b.columns and spec.name not in v.columns:
+                continue
+            xa, xb = _arr(b, spec.name), _arr(v, spec.name)
+            m = np.isfinite(xa) & np.isfinite(xb)
+            a_x, b_x, stat = xa[m], xb[m], stats.mean_stat
+            test = "mcnemar_exact" if spec.kind == "rate" else "sign_flip"
+        elif spec.kind == "percentile":
+            la, lb = _arr(b, "latency_ms"), _arr(v, "latency_ms")
+            m = np.isfinite(la) & np.isfinite(lb) & ~_bool(b, "from_cache") & ~_bool(v, "from_cache")
+            a_x, b_x = la[m], lb[m]
+            stat = stats.percentile_stat(ops.LATENCY_PERCENTILES[spec.name])
+            test = "swap_permutation"
+        else:
+            ca, cb = _arr(b, "cost_usd"), _arr(v, "cost_usd")
+            if not (np.isfinite(ca).any() and np.isfinite(cb).any()):
+                continue
+            if spec.kind == "ratio":
+                sa = (_arr(b, "task_success_rate") > 0.5).astype(float)
+                sb = (_arr(v, "task_success_rate") > 0.5).astype(float)
+                a_x = np.column_stack([np.nan_to_num(ca), sa])
+                b_x = np.column_stack([np.nan_to_num(cb), sb])
+                stat = stats.ratio_stat
+            else:
+                a_x, b_x, stat = np.nan_to_num(ca), np.nan_to_num(cb), stats.sum_stat
+            test = "swap_permutation"
+        npair = int(a_x.shape[0])
+        row: dict[str, Any] = {"spec": spec, "n": npair, "test": test, "p": None}
+        if npair == 0:
+            row.update(base=None, var=None, delta=None, lo=None, hi=None)
+            rows.append(row)
+            continue
+        bv = _num(stat(a_x[None, ...])[0])
+        vv = _num(stat(b_x[None, ...])[0])
+        delta, lo, hi = stats.paired_bootstrap(a_x, b_x, stat, n_boot=n_boot, rng=seed)
+        if test == "mcnemar_exact":
+            p = stats.mcnemar_exact(a_x, b_x)[0]
+        elif test == "sign_flip":
+            p = stats.sign_flip_pvalue(b_x - a_x, n_perm=n_perm, rng=seed)
+        else:
+            p = stats.swap_permutation_pvalue(a_x, b_x, stat, n_perm=n_perm, rng=seed)
+        row.update(base=bv, var=vv, delta=_num(delta) if bv is not None and vv is not None else None,
+                   lo=_num(lo), hi=_num(hi), p=p)
+        rows.append(row)
+
+    adjusted = stats.holm([r["p"] for r in rows])
+    metrics: dict[str, MetricDelta] = {}
+    for r, p_adj in zip(rows, adjusted, strict=True):
+        spec = r["spec"]
+        verdict = "no_change"
+        lo, hi = r["lo"], r["hi"]
+        if p_adj is not None and p_adj < alpha and lo is not None and hi is not None:
+            better_up = spec.direction == "higher"
+            if lo > 0:
+                verdict = "improved" if better_up else "regressed"
+            elif hi < 0:
+                verdict = "regressed" if better_up else "improved"
+        metrics[spec.name] = MetricDelta(
+            spec.name, spec.stage, spec.direction, r["base"], r["var"], r["delta"], lo, hi,
+            r["p"], p_adj, verdict, r["n"], r["test"],
+        )
+
+    flipped: list[dict[str, str]] = []
+    if "task_success_rate" in b.columns and "task_success_rate" in v.columns:
+        ta, tb = _arr(b, "task_success_rate"), _arr(v, "task_success_rate")
+        for cid, x, y in zip(shared, ta, tb, strict=True):
+            if np.isfinite(x) and np.isfinite(y) and (x > 0.5) != (y > 0.5):
+                flipped.append({"case_id": cid, "from": "pass" if x > 0.5 else "fail",
+                                "to": "pass" if y > 0.5 else "fail"})
+    return Comparison(baseline_id, variant_id, n, metrics, flipped, dropped, seed, n_boot, alpha)
+
+
+def compare_runs(
+    baseline: str | Path,
+    variant: str | Path,
+    *,
+    align: bool = False,
+    seed: int = 0,
+    n_boot: int = 2000,
+    alpha: float = 0.05,
+) -> Comparison:
+    """Compare two scored run directories (``scores.csv`` + ``manifest.json``).
+
+    Runs on different dataset fingerprints (or, without fingerprints, on
+    different case ids) are refused unless ``align`` is true, which pairs the
+    shared case ids and reports how many were dropped.
+    """
+    bid, bfp, bdf = _load_run(baseline)
+    vid, vfp, vdf = _load_run(variant)
+    bids, vids = set(bdf["case_id"].astype(str)), set(vdf["case_id"].astype(str))
+    shared = bids & vids
+    dropped = len(bids | vids) - len(shared)
+    differ = (bfp != vfp) if (bfp is not None and vfp is not None) else bool(dropped)
+    if differ and not align:
+        what = (
+            f"different dataset fingerprints ({bfp[:12]}... vs {vfp[:12]}...)"
+            if bfp is not None and vfp is not None
+            else "different case ids"
+        )
+        raise LabkitError(
+            f"cannot compare {baseline} and {variant}: {what}; use --align (align=True) to "
+            f"compare the {len(shared)} shared case ids ({dropped} would be dropped)"
+        )
+    if not shared:
+        raise LabkitError(f"cannot compare {baseline} and {variant}: no shared case ids")
+    return compare_frames(
+        bdf, vdf, baseline_id=bid, variant_id=vid, seed=seed, n_boot=n_boot, alpha=alpha,
+        dropped=dropped if align else None,
+    )
+
+
+# --- CLI (wired into labkit.cli by the lead) ---------------------------------------------
+
+
+def add_compare_parser(subparsers: Any) -> None:
+    """Add ``labkit compare BASELINE VARIANT [--json] [--align] [--seed N]``."""
+    p = subparsers.add_parser(
+        "compare",
+        help="compare a variant run with a baseline run, paired by case id",
+        description="Paired comparison of two scored runs: deltas with bootstrap intervals, "
+        "Holm-adjusted p-values, verdicts, and the cases that flipped.",
+    )
+    p.add_argument("baseline", help="baseline run directory (with scores.csv)")
+    p.add_argument("variant", help="variant run directory (with scores.csv)")
+    p.add_argument("--json", action="store_true", help="print the compare JSON")
+    p.add_argument("--align", action="store_true", help="pair the shared case ids of runs on different datasets")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutation tests")
+    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level after Holm adjustment")
+    p.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any metric regressed")
+    p.set_defaults(func=cmd_compare)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Run the comparison and print it; 0, or 1 with --fail-on-regression and a regression."""
+    cmp = compare_runs(
+        args.baseline, args.variant, align=bool(getattr(args, "align", False)),
+        seed=int(getattr(args, "seed", 0)), n_boot=int(getattr(args, "n_boot", 2000)),
+        alpha=float(getattr(args, "alpha", 0.05)),
+    )
+    print(cmp.to_json() if getattr(args, "json", False) else cmp.to_text())
+    return 1 if getattr(args, "fail_on_regression", False) and cmp.regressed else 0
+
+
+__all__: Sequence[str] = ["Comparison", "MetricDelta", "add_compare_parser", "cmd_compare",
+                          "compare_frames", "compare_runs", "read_scores"]
