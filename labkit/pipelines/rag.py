@@ -125,7 +125,8 @@ class RagConfig:
     chunk_size: int = 200
     top_k: int = 5
     answer_sentences: int = 3
-    min_score: float = 1.0
+    min_score: float = 3.0
+    min_coverage: float = 0.5
     seed: int = 0
     tools: bool = True
     model: ModelProfile = field(default_factory=ModelProfile)
@@ -227,7 +228,12 @@ class RagPipeline:
         cfg, model = self.config, self.config.model
         question = case.question
         retrieved = self.retriever.retrieve(question)
-        relevant = [r for r in retrieved if r["score"] >= cfg.min_score]
+        q = set(content_words(question))
+        relevant = [
+            r for r in retrieved
+            if r["score"] >= cfg.min_score
+            or (q and len(q & set(content_words(r["text"]))) / len(q) >= cfg.min_coverage)
+        ]
         tool_calls = self.tools_for(question) if cfg.tools else []
         if relevant:
             answer, citations = self.compose(question, relevant)

@@ -1,0 +1,71 @@
+"""The ``labkit`` command: a thin layer over the functions the notebooks call.
+
+Each command group lives in ``labkit/commands/<group>.py`` and exposes
+``register(subparsers)``; handlers return the exit code. Exit codes: 0 success
+or gate pass, 1 gate fail, 2 usage, config or input error (one-line reason on
+stderr, never a traceback for a user error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from labkit import __version__
+from labkit.errors import DatasetError, GateFailed, LabkitError
+
+COMMAND_MODULES = ("dataset", "run", "gate", "compare", "traces", "readiness", "report")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="labkit",
+        description="Evals, traces, gates and readiness reports for LLM/RAG pipelines.",
+    )
+    parser.add_argument("--version", action="version", version=f"labkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(f"labkit.commands.{name}")
+        except ModuleNotFoundError as e:  # TODO(lead): strict once every group has landed
+            if e.name == f"labkit.commands.{name}":
+                continue
+            raise
+        mod.register(sub)
+    return parser
+
+
+def _print_error(err: LabkitError) -> None:
+    if isinstance(err, DatasetError) and len(err.problems) > 1:
+        head = f"{err.path}: " if err.path else ""
+        print(f"labkit: error: {head}{len(err.problems)} invalid lines", file=sys.stderr)
+        for p in err.problems:
+            print(f"  {p}", file=sys.stderr)
+    else:
+        print(f"labkit: error: {err}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse: --help exits 0, usage errors exit 2
+        return int(e.code or 0)
+    try:
+        code: int = args.handler(args)
+    except GateFailed as e:
+        print(f"labkit: {e}", file=sys.stderr)
+        return 1
+    except LabkitError as e:
+        _print_error(e)
+        return 2
+    except KeyboardInterrupt:
+        print("labkit: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Command groups of the ``labkit`` CLI; each module exposes ``register(subparsers)``."""

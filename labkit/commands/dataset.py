@@ -1,0 +1,59 @@
+"""``labkit dataset validate|stats|build``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from labkit.cases import dataset_stats, load_cases, save_cases
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("dataset", help="validate, describe or build eval datasets (JSONL)")
+    dsub = p.add_subparsers(dest="dataset_command", metavar="ACTION", required=True)
+
+    v = dsub.add_parser("validate", help="validate a JSONL dataset; exit 2 listing every bad line")
+    v.add_argument("path")
+    v.set_defaults(handler=_validate)
+
+    s = dsub.add_parser("stats", help="counts by category, risk and kind")
+    s.add_argument("path")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(handler=_stats)
+
+    b = dsub.add_parser("build", help="generate candidate cases from a corpus, for a human to curate")
+    b.add_argument("--corpus", required=True, help="folder of markdown documents")
+    b.add_argument("--out", required=True, help="JSONL file to write")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--per-doc", type=int, default=3, help="representative questions per document")
+    b.set_defaults(handler=_build)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    ds = load_cases(args.path)
+    print(f"{args.path}: {len(ds)} valid cases, fingerprint {ds.fingerprint[:16]}")
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    st = dataset_stats(load_cases(args.path))
+    if args.json:
+        print(json.dumps(st, indent=2))
+        return 0
+    print(f"{args.path}: {st['n_cases']} cases, fingerprint {st['fingerprint'][:16]}")
+    for key in ("by_kind", "by_risk", "by_category"):
+        print(f"  {key[3:]:<9} " + ", ".join(f"{k}={v}" for k, v in st[key].items()))
+    for key in ("with_gold", "with_expected_chunks", "with_must_include", "with_must_not_include",
+                "with_expected_tools"):
+        print(f"  {key:<22} {st[key]}")
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from labkit.build import build_candidates
+
+    ds = build_candidates(args.corpus, seed=args.seed, n_per_doc=args.per_doc)
+    save_cases(ds, args.out)
+    print(f"wrote {len(ds)} candidate cases to {args.out} (seed {args.seed}); curate them before use")
+    return 0

@@ -1,0 +1,51 @@
+"""``labkit gate --config GATE RUN_DIR`` and ``labkit gate lock GATE``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from labkit.cases import atomic_write_text
+from labkit.errors import ConfigError
+from labkit.gate import Gate, lock_gate
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "gate",
+        help="judge a run against a gate (exit 0 pass, 1 fail); `gate lock GATE` pre-registers it",
+        description="labkit gate --config GATE RUN_DIR [options]  |  labkit gate lock GATE",
+    )
+    p.add_argument("target", nargs="+", metavar="RUN_DIR", help="run directory (or: lock GATE)")
+    p.add_argument("--config", help="gate YAML")
+    p.add_argument("--baseline", help="baseline run directory for regression checks")
+    p.add_argument("--reviews", help="human review records (JSONL: case_id, reviewer, verdict, at)")
+    p.add_argument("--dataset", help="dataset for review coverage (default: the run's)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed for regression intervals")
+    p.add_argument("--json", action="store_true", help="print the per-check report as JSON")
+    p.add_argument("--junit", metavar="PATH", help="write a JUnit XML report (one test case per check)")
+    p.add_argument("--markdown", metavar="PATH", help="write a markdown summary table")
+    p.set_defaults(handler=_gate)
+
+
+def _gate(args: argparse.Namespace) -> int:
+    if args.target[0] == "lock":
+        if len(args.target) != 2:
+            raise ConfigError("usage: labkit gate lock GATE")
+        info = lock_gate(args.target[1])
+        print(f"locked {info['gate']}: sha256 {info['hash'][:16]} at {info['locked_at']}")
+        return 0
+    if len(args.target) != 1:
+        raise ConfigError("give exactly one RUN_DIR")
+    if not args.config:
+        raise ConfigError("--config GATE is required")
+    gate = Gate.load(args.config)
+    rep = gate.evaluate(args.target[0], baseline=args.baseline, reviews=args.reviews,
+                        dataset=args.dataset, seed=args.seed)
+    if args.junit:
+        atomic_write_text(args.junit, rep.to_junit())
+    if args.markdown:
+        atomic_write_text(args.markdown, rep.to_markdown())
+    print(json.dumps(rep.to_dict(), indent=2) if args.json else rep.summary())
+    return 0 if rep.passed else 1
