@@ -438,12 +438,18 @@ class Gate:
         from labkit.runs import RunDir
 
         run: RunDir | None = None
+        metrics: Mapping[str, Any]
         if isinstance(target, RunDir):
             run = target
         elif isinstance(target, (str, os.PathLike)):
             run = RunDir(target)
         if run is not None:
+            if not run.path.is_dir():
+                raise ConfigError("run directory not found", path=str(run.path))
             metrics = run.metrics()
+            if not metrics:
+                raise ConfigError(f"no metrics.json: score the run first (labkit score {run.path})",
+                                  path=str(run.path))
             run_id: str | None = run.run_id
         elif isinstance(target, Mapping):
             metrics, run_id = target, None
@@ -533,8 +539,8 @@ class Gate:
         where = ",".join(f"{k}={v}" for k, v in self.review_required_for.items())
         name = f"human review of {where} cases"
         ds = dataset
-        if ds is None and run is not None and run.manifest.get("dataset", {}).get("path"):
-            ds = run.manifest["dataset"]["path"]
+        if ds is None and run is not None:
+            ds = run.dataset_path()
         if ds is None:
             return CheckResult(name, "review", None, ">=", 1.0, None, False, "needs the dataset to find the cases")
         cases = ds if isinstance(ds, Dataset) else load_cases(ds)

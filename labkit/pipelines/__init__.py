@@ -20,6 +20,7 @@ import hashlib
 import importlib
 import inspect
 import json
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,7 +96,7 @@ def _factory(type_name: str, path: str | None) -> Factory:
     return PIPELINE_TYPES[type_name]
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a YAML mapping; errors name the file and line."""
     import yaml
 

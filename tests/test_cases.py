@@ -1,0 +1,106 @@
+import json
+
+import pytest
+
+from labkit.cases import (
+    EvalCase,
+    as_cases,
+    dataset_stats,
+    derive_id,
+    fingerprint,
+    load_cases,
+    parse_lines,
+    save_cases,
+)
+from labkit.errors import DatasetError
+
+
+def write(tmp_path, lines):
+    p = tmp_path / "d.jsonl"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return p
+
+
+def test_minimal_module_record_is_valid_and_gets_derived_id(tmp_path):
+    rec = {"question": "How do I reset an expired API key?", "expected_source": "security-runbook",
+           "must_include": ["identity verification", "security portal"]}
+    ds = load_cases(write(tmp_path, [json.dumps(rec)]))
+    (case,) = ds
+    assert case.id == derive_id(rec["question"])
+    assert case.id.startswith("q-") and len(case.id) == 14
+    assert case.gold == ("security-runbook",) and case.gold_level == "source"
+
+
+def test_every_bad_line_reported_and_nothing_loaded(tmp_path):
+    p = write(tmp_path, [
+        '{"id": "a", "question": "fine"}',
+        '{"id": "b", "question": ',                       # 2 malformed
+        '{"id": "a", "question": "dup"}',                 # 3 duplicate id
+        '{"id": "c"}',                                     # 4 missing question
+        '{"id": "d", "question": "  "}',                  # 5 empty question
+        '{"id": "e", "question": "q", "must_include": "x"}',   # 6 wrong type
+        '{"id": "f", "question": "q", "tags": {"kind": "weird", "risk": "extreme"}}',  # 7 enums
+        '{"id": "g", "question": "q", "expected_tools": [{"args": {}}]}',  # 8 tool without name
+        '{"id": "h", "question": "q", "must_includes": ["typo"]}',  # 9 unknown field
+    ])
+    with pytest.raises(DatasetError) as ei:
+        load_cases(p)
+    err = ei.value
+    by_line = {}
+    for prob in err.problems:
+        by_line.setdefault(prob.line, []).append(prob)
+    assert sorted(by_line) == [2, 3, 4, 5, 6, 7, 8, 9]
+    assert "malformed JSON" in by_line[2][0].reason
+    assert by_line[3][0].field == "id" and "duplicate" in by_line[3][0].reason
+    assert by_line[4][0].field == "question" and by_line[4][0].reason == "missing"
+    assert by_line[5][0].field == "question"
+    assert by_line[6][0].field == "must_include"
+    assert {p.field for p in by_line[7]} == {"tags.kind", "tags.risk"}
+    assert by_line[8][0].field == "expected_tools[0]"
+    assert by_line[9][0].field == "must_includes"
+    assert str(p) in str(err)
+
+
+def test_derived_ids_collide_on_same_question():
+    with pytest.raises(DatasetError) as ei:
+        parse_lines(['{"question": "same"}', '{"question": "same"}'])
+    assert ei.value.problems[0].line == 2
+
+
+def test_roundtrip_and_fingerprint_is_order_free(tmp_path):
+    ds = load_cases("data/golden.jsonl")
+    out = save_cases(ds, tmp_path / "copy.jsonl")
+    again = load_cases(out)
+    assert [c.to_dict() for c in again] == [c.to_dict() for c in ds]
+    assert again.fingerprint == ds.fingerprint
+    assert fingerprint(reversed(ds.cases)) == ds.fingerprint
+    changed = [*ds.cases[:-1], EvalCase(ds.cases[-1].id, ds.cases[-1].question + "?")]
+    assert fingerprint(changed) != ds.fingerprint
+
+
+def test_save_refuses_duplicates_and_leaves_no_file(tmp_path):
+    target = tmp_path / "x.jsonl"
+    with pytest.raises(DatasetError):
+        save_cases([EvalCase("a", "q1"), EvalCase("a", "q2")], target)
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_as_cases_from_dicts_and_stats():
+    ds = as_cases([
+        {"question": "q1", "tags": {"risk": "high", "kind": "adversarial"}},
+        EvalCase("x", "q2", expected_chunks=("doc#1",), tags={"risk": "low"}),
+    ])
+    st = dataset_stats(ds)
+    assert st["n_cases"] == 2
+    assert st["by_risk"] == {"high": 1, "low": 1}
+    assert st["by_kind"] == {"adversarial": 1, "(none)": 1}
+    assert st["with_expected_chunks"] == 1
+    assert ds.where(risk="high")[0].question == "q1"
+
+
+def test_from_dict_raises_without_line():
+    with pytest.raises(DatasetError) as ei:
+        EvalCase.from_dict({"question": 3})
+    assert ei.value.problems[0].line is None
+    assert ei.value.problems[0].field == "question"

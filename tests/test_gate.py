@@ -1,0 +1,199 @@
+import json
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from labkit.errors import ConfigError, GateFailed
+from labkit.gate import MODULE_GATE, Gate, gate_lock_info, lock_gate, release_gate
+
+GATE_TEXT = Path("data/gate.yaml").read_text()
+MODULE_BASELINE = {"faithfulness": 0.88, "retrieval_hit_rate": 0.82, "latency_p95_ms": 3100,
+                   "cost_per_success": 0.06}
+
+
+def metrics_json(**vals):
+    out = {"k": 5, "n_cases": 10, "metrics": {}, "slices": {}}
+    for name, v in vals.items():
+        value, lo, hi, n, un = v
+        out["metrics"][name] = {"stage": "x", "value": value, "ci_low": lo, "ci_high": hi, "n": n,
+                                "unmeasured": un}
+    return out
+
+
+def test_module_release_gate_on_plain_dict():
+    assert release_gate(MODULE_BASELINE) is True
+    assert release_gate({**MODULE_BASELINE, "retrieval_hit_rate": 0.79}) is False
+    assert release_gate({**MODULE_BASELINE, "latency_p95_ms": 3500}) is True   # <= is inclusive
+    assert release_gate({**MODULE_BASELINE, "latency_p95_ms": 3500.1}) is False
+    missing = MODULE_GATE.evaluate({"faithfulness": 0.9})
+    assert not missing.passed
+    assert {c.metric for c in missing.failed} == {"retrieval_hit_rate", "latency_p95_ms", "cost_per_success"}
+
+
+def test_shipped_gate_file_equals_module_gate():
+    g = Gate.load("data/gate.yaml")
+    assert g.checks == MODULE_GATE.checks
+
+
+def test_report_lists_each_check_with_observed_and_reason():
+    rep = MODULE_GATE.evaluate({**MODULE_BASELINE, "faithfulness": 0.80})
+    d = rep.to_dict()
+    assert d["verdict"] == "fail" and d["n_failed"] == 1
+    faith = next(c for c in d["checks"] if c["metric"] == "faithfulness")
+    assert faith == {**faith, "op": ">=", "threshold": 0.85, "observed": 0.80, "passed": False}
+    assert "is not >=" in faith["reason"]
+    json.dumps(d, allow_nan=False)
+
+
+def test_statistic_ci_low_and_unmeasured_value():
+    g = Gate.from_dict({"checks": [{"metric": "faithfulness", "op": ">=", "threshold": 0.8,
+                                    "statistic": "ci_low"},
+                                   {"metric": "mrr", "op": ">=", "threshold": 0.1}]})
+    m = metrics_json(faithfulness=(0.9, 0.78, 0.95, 10, 0), mrr=(None, None, None, 0, 10))
+    rep = g.evaluate(m)
+    assert [c.passed for c in rep.checks] == [False, False]
+    assert rep.checks[0].observed == 0.78
+    assert "unmeasured" in rep.checks[1].reason
+    with pytest.raises(GateFailed) as ei:
+        g.enforce(m)
+    assert ei.value.report is not None
+
+
+def test_slices_and_unmeasured_budget():
+    g = Gate.from_dict({
+        "checks": [{"metric": "faithfulness", "op": ">=", "threshold": 0.5}],
+        "slices": [{"where": {"risk": "high"}, "checks": [
+            {"metric": "must_include_coverage", "op": ">=", "threshold": 1.0}]}],
+        "unmeasured": {"max_rate": 0.05},
+    })
+    m = metrics_json(faithfulness=(0.9, 0.8, 0.95, 90, 10))
+    m["slices"]["risk=high"] = {"must_include_coverage": {"value": 1.0, "n": 4, "unmeasured": 0}}
+    rep = g.evaluate(m)
+    by_kind = {c.kind: c for c in rep.checks}
+    assert by_kind["slice"].passed and by_kind["slice"].slice == "risk=high"
+    assert not by_kind["unmeasured"].passed and by_kind["unmeasured"].observed == pytest.approx(0.1)
+    m["slices"] = {}
+    assert not next(c for c in g.evaluate(m).checks if c.kind == "slice").passed
+
+
+@pytest.mark.parametrize("cfg, field", [
+    ({"checks": [{"metric": "faithfullness", "op": ">=", "threshold": 1}]}, "checks[0].metric"),
+    ({"checks": [{"metric": "mrr", "op": "=>", "threshold": 1}]}, "checks[0].op"),
+    ({"checks": [{"metric": "mrr", "op": ">=", "threshold": "high"}]}, "checks[0].threshold"),
+    ({"checks": [{"metric": "mrr", "op": ">=", "threshold": 1, "statistic": "median"}]}, "checks[0].statistic"),
+    ({"checkz": []}, "checkz"),
+    ({"regression": [{"metric": "mrr", "max_drop": -1}]}, "regression[0].max_drop"),
+    ({"checks": []}, "checks"),
+])
+def test_config_errors_name_field_and_known_names(cfg, field):
+    with pytest.raises(ConfigError) as ei:
+        Gate.from_dict(cfg, path="g.yaml")
+    assert ei.value.field == field and "g.yaml" in str(ei.value)
+    if field.endswith(".metric"):
+        assert "faithfulness" in ei.value.known
+
+
+def test_yaml_errors_name_line(tmp_path):
+    p = tmp_path / "g.yaml"
+    p.write_text("checks:\n  - {metric: mrr, op: '>=', threshold: 1\n")
+    with pytest.raises(ConfigError) as ei:
+        Gate.load(p)
+    assert ei.value.line is not None and str(p) in str(ei.value)
+
+
+def test_with_thresholds_and_yaml_roundtrip(tmp_path):
+    g = Gate.load("data/gate.yaml").with_thresholds({"faithfulness": 0.9, "latency_p95_ms": 3000})
+    path = g.to_yaml(tmp_path / "tuned.yaml")
+    again = Gate.load(path)
+    assert {c.metric: c.threshold for c in again.checks}["faithfulness"] == 0.9
+    assert {c.metric: c.threshold for c in again.checks}["latency_p95_ms"] == 3000
+
+
+def test_junit_and_markdown():
+    rep = MODULE_GATE.evaluate({**MODULE_BASELINE, "cost_per_success": 0.5})
+    root = ET.fromstring(rep.to_junit())
+    assert root.get("tests") == "4" and root.get("failures") == "1"
+    failed = [tc.get("name") for tc in root.iter("testcase") if tc.find("failure") is not None]
+    assert failed == ["cost_per_success <= 0.08"]
+    md = rep.to_markdown()
+    assert "**FAIL**" in md and md.count("\n| ") == 5
+
+
+def test_lock_records_hash_and_flags_edits(tmp_path):
+    gp = tmp_path / "gate.yaml"
+    gp.write_text(GATE_TEXT)
+    assert gate_lock_info(gp)["locked_at"] is None
+    assert Gate.load(gp)._pre_registration(None)["status"] == "not_locked"
+    info = lock_gate(gp)
+    assert gate_lock_info(gp)["locked_hash"] == info["hash"]
+    assert Gate.load(gp)._pre_registration(None)["status"] == "pre_registered"
+    gp.write_text(gp.read_text().replace("0.85", "0.70"))
+    st = Gate.load(gp)._pre_registration(None)
+    assert st["status"] == "edited_after_lock"
+    rep = Gate.load(gp).evaluate(MODULE_BASELINE)
+    assert not rep.passed and rep.failed[-1].kind == "pre_registration"
+
+
+def _hand_run(tmp_path, created_at, gate_hash=None):
+    run = tmp_path / "run"
+    run.mkdir(exist_ok=True)
+    man = {"run_id": "r1", "created_at": created_at}
+    if gate_hash:
+        man["gate"] = {"hash": gate_hash}
+    (run / "manifest.json").write_text(json.dumps(man))
+    (run / "metrics.json").write_text(json.dumps(metrics_json(
+        faithfulness=(0.9, 0.85, 0.95, 10, 0), retrieval_hit_rate=(0.9, 0.8, 1.0, 10, 0),
+        latency_p95_ms=(3000, 2800, 3200, 10, 0), cost_per_success=(0.01, 0.008, 0.012, 10, 0))))
+    return run
+
+
+def test_lock_after_run_is_flagged(tmp_path):
+    gp = tmp_path / "gate.yaml"
+    gp.write_text(GATE_TEXT)
+    run = _hand_run(tmp_path, "2020-01-01T00:00:00+00:00")
+    lock_gate(gp)
+    rep = Gate.load(gp).evaluate(run)
+    assert rep.pre_registration["status"] == "locked_after_run" and not rep.passed
+    run = _hand_run(tmp_path, "2999-01-01T00:00:00+00:00", gate_hash=gate_lock_info(gp)["hash"])
+    rep = Gate.load(gp).evaluate(run)
+    assert rep.passed and rep.pre_registration["status"] == "pre_registered" and rep.run_id == "r1"
+
+
+def test_require_lock(tmp_path):
+    gp = tmp_path / "gate.yaml"
+    gp.write_text(GATE_TEXT + "require_lock: true\n")
+    assert not Gate.load(gp).evaluate(MODULE_BASELINE).passed
+    lock_gate(gp)
+    assert Gate.load(gp).evaluate(MODULE_BASELINE).passed
+
+
+def test_unscored_run_is_a_clear_error(tmp_path):
+    (tmp_path / "r").mkdir()
+    with pytest.raises(ConfigError, match="labkit score"):
+        MODULE_GATE.evaluate(tmp_path / "r")
+    with pytest.raises(ConfigError, match="not found"):
+        MODULE_GATE.evaluate(os.fspath(tmp_path / "missing"))
+
+
+def test_review_coverage(tmp_path):
+    ds = tmp_path / "d.jsonl"
+    ds.write_text("\n".join(json.dumps(x) for x in [
+        {"id": "h1", "question": "a", "tags": {"risk": "high"}},
+        {"id": "h2", "question": "b", "tags": {"risk": "high"}},
+        {"id": "l1", "question": "c", "tags": {"risk": "low"}}]) + "\n")
+    g = Gate.from_dict({"review": {"required_for": {"risk": "high"}}})
+    rv = tmp_path / "reviews.jsonl"
+    rv.write_text(json.dumps({"case_id": "h1", "reviewer": "r", "verdict": "approved", "at": "2026-01-01"}) + "\n")
+    rep = g.evaluate({}, reviews=rv, dataset=str(ds))
+    (c,) = rep.checks
+    assert not c.passed and c.observed == 0.5 and "h2" in c.reason
+    with rv.open("a") as f:
+        f.write(json.dumps({"case_id": "h2", "reviewer": "r", "verdict": "approved", "at": "2026-01-02"}) + "\n")
+    assert g.evaluate({}, reviews=rv, dataset=str(ds)).passed
+    rv.write_text('{"case_id": "h1"}\n')
+    from labkit.errors import DatasetError
+    with pytest.raises(DatasetError) as ei:
+        g.evaluate({}, reviews=rv, dataset=str(ds))
+    assert {p.field for p in ei.value.problems} == {"reviewer", "verdict", "at"}

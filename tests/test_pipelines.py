@@ -1,0 +1,88 @@
+import asyncio
+
+import pytest
+
+from labkit.cases import EvalCase
+from labkit.errors import ConfigError, PipelineError
+from labkit.pipelines import config_hash, from_config, load_pipeline
+
+
+def plain(case):
+    return {"answer": case.question.upper()}
+
+
+async def coro(case):
+    await asyncio.sleep(0)
+    return {"answer": "async"}
+
+
+def test_plain_callable_and_import_path_are_pipelines():
+    p = load_pipeline(plain)
+    assert p(EvalCase("a", "hi")) == {"answer": "HI"} and not p.is_async
+    q = load_pipeline("tests.test_pipelines:coro")
+    assert q.is_async and q.config["callable"] == "tests.test_pipelines:coro"
+    with pytest.raises(PipelineError):
+        load_pipeline("tests.test_pipelines:nope")
+
+
+def test_unknown_type_lists_known():
+    with pytest.raises(ConfigError) as ei:
+        from_config({"type": "magic"})
+    assert "rag" in (ei.value.known or [])
+
+
+def test_rag_config_errors_name_the_field(tmp_path):
+    bad = tmp_path / "p.yaml"
+    bad.write_text("type: rag\ncorpus: ../../data/corpus\ntop_k: two\n")
+    with pytest.raises(ConfigError) as ei:
+        load_pipeline(bad, corpus_dir="data/corpus")
+    assert ei.value.field == "top_k" and str(bad) in str(ei.value)
+    bad.write_text("type: rag\ntop_kk: 2\n")
+    with pytest.raises(ConfigError, match="top_kk"):
+        load_pipeline(bad, corpus_dir="data/corpus")
+    bad.write_text("type: rag\n  top_k: [\n")
+    with pytest.raises(ConfigError) as ei:
+        load_pipeline(bad)
+    assert ei.value.line is not None
+
+
+def test_config_hash_ignores_runner_and_fallback():
+    a = {"type": "rag", "top_k": 5}
+    assert config_hash(a) == config_hash({**a, "runner": {"retries": 9}, "fallback": "x.yaml"})
+    assert config_hash(a) != config_hash({**a, "top_k": 4})
+
+
+def test_reference_pipeline_answers_cites_and_is_labelled_simulated():
+    p = load_pipeline("data/pipelines/baseline.yaml")
+    assert p.fallback is not None and p.fallback.name == "fallback"
+    case = EvalCase("sec-001", "How do I reset an expired API key?")
+    out = p(case)
+    assert out == p(case)  # deterministic
+    assert out["simulated"] is True and out["latency_source"] == "modelled"
+    assert out["retrieved"][0]["source"] == "security-runbook"
+    assert out["citations"] and all(f"[{c}]" in out["answer"] for c in out["citations"])
+    assert set(out["citations"]) <= {r["id"] for r in out["retrieved"]}
+    assert out["usage"]["input_tokens"] > out["usage"]["output_tokens"] > 0
+    m = p.config["model"]
+    expect = (out["usage"]["input_tokens"] * m["price_per_1k_input"]
+              + out["usage"]["output_tokens"] * m["price_per_1k_output"]) / 1000
+    assert out["cost_usd"] == pytest.approx(expect, rel=1e-6)
+
+
+def test_reference_pipeline_tools_and_abstention():
+    p = load_pipeline("data/pipelines/baseline.yaml")
+    out = p(EvalCase("t", "Account u-17 cannot sign in, please escalate T-4821 now"))
+    assert [(t["name"], t["args"]) for t in out["tool_calls"]] == [
+        ("lookup_account", {"user_id": "u-17"}), ("escalate_ticket", {"ticket_id": "T-4821"})]
+    oos = p(EvalCase("o", "Write me a short poem about autumn leaves."))
+    assert oos["citations"] == [] and "could not find" in oos["answer"]
+
+
+def test_variant_differs_visibly():
+    base = load_pipeline("data/pipelines/baseline.yaml")
+    var = load_pipeline("data/pipelines/variant.yaml")
+    assert base.config_hash != var.config_hash
+    case = EvalCase("x", "How long are deleted workspaces kept before permanent deletion?")
+    b, v = base(case), var(case)
+    assert len(v["retrieved"]) < len(b["retrieved"])
+    assert v["cost_usd"] < b["cost_usd"]
