@@ -1,0 +1,1115 @@
+"""Execute a dataset through a pipeline: concurrency, rate limit, timeouts, retries,
+fallback, cache, crash-safe resume, progress, and an optional Dask executor.
+
+The core is asyncio. ``async def`` pipelines are awaited on the loop; plain
+callables run in a pool of worker threads, so at most ``concurrency`` cases are
+in flight either way. For each case:
+
+1. the optional rate limiter (token bucket, ``rate_limit`` requests/s) grants the
+   attempt;
+2. the attempt runs under a ``timeout_s`` deadline;
+3. a *retryable* failure — a timeout, or a
+   :class:`~labkit.openai_compat.RetryableError` (connection error, HTTP 429
+   honouring Retry-After, 5xx) — is retried up to ``retries`` times with
+   exponential backoff and jitter; any other exception (a pipeline's own bug) ends
+   the case at once with status ``error``;
+4. when the primary pipeline exhausts its retries and a fallback is configured,
+   the fallback gets the same treatment; ``answered_by`` records which pipeline
+   answered and ``attempts`` counts every attempt made;
+5. the case's result line is appended to results.jsonl and flushed, its trace
+   records (one per attempt) to traces.jsonl, both redacted first.
+
+A failed case is a result with status ``error`` or ``timeout`` and its reason;
+the run never crashes on a case and always ends. When every case is done,
+results.jsonl is rewritten in dataset order (atomically) and the run is scored.
+
+``resume(run_dir)`` skips the cases already in results.jsonl and runs the rest,
+so a run killed at any moment (SIGKILL included) resumes to the same results.
+The idempotency key of a case is sha256 of its canonical content plus the
+pipeline's (and fallback's) config hash; the opt-in cache (``cache_dir``) is
+keyed the same way, and results served from it carry ``from_cache: true``.
+
+See docs/runner.md for the configuration and the guarantees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import hashlib
+import inspect
+import json
+import math
+import os
+import queue
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from labkit.cases import Dataset, EvalCase, atomic_write_text, load_cases
+from labkit.errors import ConfigError, PipelineError
+from labkit.openai_compat import EndpointTimeout, RetryableError
+from labkit.runs import SNAPSHOT, RunDir, iter_jsonl, read_results, score_run
+
+if TYPE_CHECKING:
+    from labkit.pipelines import LoadedPipeline
+
+__all__ = ["RunnerConfig", "case_key", "resume", "run", "run_cases"]
+
+EXECUTORS = ("local", "dask")
+#: Result fields the runner sets itself (a pipeline's values for them are ignored).
+RUNNER_FIELDS = (
+    "case_id",
+    "status",
+    "attempts",
+    "error",
+    "error_type",
+    "trace_id",
+    "from_cache",
+    "answered_by",
+    "idempotency_key",
+)
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass
+class RunnerConfig:
+    """How a run executes. Defaults come from the pipeline config's ``runner:`` section,
+    then from this object (fields left at their defaults do not override)."""
+
+    concurrency: int = 8
+    rate_limit: float | None = None
+    timeout_s: float = 60.0
+    retries: int = 2
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 20.0
+    cache_dir: str | None = None
+    progress: bool | None = None
+    executor: str = "local"
+    scheduler: str | None = None
+    batch_size: int = 64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self, path: str | None = None) -> None:
+        def bad(name: str, why: str, known: Sequence[str] | None = None) -> ConfigError:
+            return ConfigError(why, path=path, field=f"runner.{name}", known=known)
+
+        if not isinstance(self.concurrency, int) or isinstance(self.concurrency, bool) or self.concurrency < 1:
+            raise bad("concurrency", f"must be an integer >= 1, got {self.concurrency!r}")
+        if self.rate_limit is not None and (not _num(self.rate_limit) or self.rate_limit <= 0):
+            raise bad("rate_limit", f"must be a positive number of requests per second, got {self.rate_limit!r}")
+        if not _num(self.timeout_s) or self.timeout_s <= 0:
+            raise bad("timeout_s", f"must be a positive number of seconds, got {self.timeout_s!r}")
+        if not isinstance(self.retries, int) or isinstance(self.retries, bool) or self.retries < 0:
+            raise bad("retries", f"must be an integer >= 0, got {self.retries!r}")
+        for name in ("backoff_base_s", "backoff_max_s"):
+            v = getattr(self, name)
+            if not _num(v) or v < 0:
+                raise bad(name, f"must be a number >= 0, got {v!r}")
+        if self.cache_dir is not None and not isinstance(self.cache_dir, (str, os.PathLike)):
+            raise bad("cache_dir", "must be a folder path")
+        if self.progress is not None and not isinstance(self.progress, bool):
+            raise bad("progress", "must be true, false or null (auto)")
+        if self.executor not in EXECUTORS:
+            raise bad("executor", f"unknown executor {self.executor!r}", EXECUTORS)
+        if self.scheduler is not None and not isinstance(self.scheduler, str):
+            raise bad("scheduler", "must be a scheduler address string")
+        if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or self.batch_size < 1:
+            raise bad("batch_size", f"must be an integer >= 1, got {self.batch_size!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise bad("seed", f"must be an integer, got {self.seed!r}")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None, path: str | None = None) -> RunnerConfig:
+        """Build from a mapping (a ``runner:`` section); unknown keys and bad types are
+        ConfigErrors naming the field."""
+        if d is None:
+            return cls()
+        if not isinstance(d, Mapping):
+            raise ConfigError("must be a mapping", path=path, field="runner")
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in d:
+            if key not in names:
+                raise ConfigError(f"unknown runner option {key!r}", path=path, field=f"runner.{key}", known=names)
+        kw = dict(d)
+        for key in ("timeout_s", "backoff_base_s", "backoff_max_s", "rate_limit"):
+            v = kw.get(key)
+            if isinstance(v, int) and not isinstance(v, bool):
+                kw[key] = float(v)
+        if isinstance(kw.get("cache_dir"), os.PathLike):
+            kw["cache_dir"] = os.fspath(kw["cache_dir"])
+        obj = cls.__new__(cls)
+        for f in dataclasses.fields(cls):
+            default = f.default
+            setattr(obj, f.name, kw.get(f.name, default))
+        obj.validate(path)
+        return obj
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def explicit(self) -> dict[str, Any]:
+        """The fields that differ from the defaults (what overrides a pipeline's section)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) != f.default}
+
+    def show_progress(self) -> bool:
+        if self.progress is not None:
+            return self.progress
+        return not os.environ.get("CI")
+
+
+def _num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def merge_config(
+    pipeline_runner: Mapping[str, Any] | None,
+    config: RunnerConfig | Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    path: str | None = None,
+) -> RunnerConfig:
+    """Pipeline ``runner:`` section < ``config`` (its non-default fields, or its keys) < ``overrides``."""
+    merged: dict[str, Any] = dict(pipeline_runner or {})
+    if isinstance(config, RunnerConfig):
+        merged.update(config.explicit())
+    elif config is not None:
+        merged.update(RunnerConfig.from_dict(config).explicit() | dict(config))
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return RunnerConfig.from_dict(merged, path=path)
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def case_key(case: EvalCase, config_hash: str, fallback_hash: str | None = None) -> str:
+    """Idempotency key: sha256 of the case's canonical content and the pipeline config hash(es)."""
+    h = hashlib.sha256()
+    h.update(json.dumps(case.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode())
+    h.update(b"\x00" + config_hash.encode() + b"\x00" + (fallback_hash or "").encode())
+    return h.hexdigest()[:32]
+
+
+def _pipeline_key_hashes(p: LoadedPipeline) -> tuple[str, str | None]:
+    return p.config_hash, (p.fallback.config_hash if p.fallback is not None else None)
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+class _DaemonPool(concurrent.futures.Executor):
+    """Worker threads for sync pipelines: reused when idle, daemon so that a pipeline
+    stuck past its timeout never keeps the process alive. At most ``concurrency``
+    calls are submitted at once (the runner's bound), plus threads abandoned by
+    timed-out calls."""
+
+    def __init__(self, name: str = "labkit-runner") -> None:
+        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._threads: list[threading.Thread] = []
+        self._name = name
+        self._closed = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("pool is shut down")
+            if self._idle > 0:
+                self._idle -= 1
+            else:
+                t = threading.Thread(target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True)
+                self._threads.append(t)
+                t.start()
+        self._q.put((fut, fn, args, kwargs))
+        return fut
+
+    def _work(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            fut, fn, args, kwargs = item
+            if fut.set_running_or_notify_cancel():
+                try:
+                    fut.set_result(fn(*args, **kwargs))
+                except BaseException as e:
+                    fut.set_exception(e)
+            with self._lock:
+                self._idle += 1
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._closed = True
+            n = len(self._threads)
+        for _ in range(n):
+            self._q.put(None)
+
+
+class TokenBucket:
+    """Async token bucket: ``rate`` tokens per second, capacity ``burst`` (default 1)."""
+
+    def __init__(self, rate: float, burst: float = 1.0) -> None:
+        self.rate = float(rate)
+        self.burst = max(1.0, float(burst))
+        self._tokens = self.burst
+        self._t = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self._tokens = min(self.burst, self._tokens + (now - self._t) * self.rate)
+                self._t = now
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return
+                await asyncio.sleep((1.0 - self._tokens) / self.rate)
+
+
+class _NoLimit:
+    async def acquire(self) -> None:
+        return None
+
+
+class ResultError(Exception):
+    """A pipeline returned something that is not a valid result mapping (never retried)."""
+
+
+def _jsonable(x: Any) -> Any:
+    """Plain JSON types from what a pipeline returned (tuples -> lists, dataclasses -> dicts)."""
+    if isinstance(x, Mapping):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if x is None or isinstance(x, (str, bool, int)):
+        return x
+    if isinstance(x, float):
+        if not math.isfinite(x):
+            raise ResultError(f"result holds a non-finite number {x!r}")
+        return x
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return _jsonable(dataclasses.asdict(x))
+    item = getattr(x, "item", None)  # numpy scalars
+    if callable(item):
+        return _jsonable(item())
+    raise ResultError(f"result holds a value that is not JSON: {type(x).__name__}")
+
+
+def _ok_fields(out: Any) -> dict[str, Any]:
+    if inspect.isawaitable(out):
+        raise ResultError("pipeline returned an awaitable where a mapping was expected")
+    if not isinstance(out, Mapping):
+        raise ResultError(f"pipeline returned {type(out).__name__}, not a mapping")
+    data = _jsonable(out)
+    ans = data.get("answer")
+    if not isinstance(ans, str):
+        raise ResultError(f"result field 'answer' must be a string, got {type(ans).__name__}")
+    for key in ("retrieved", "citations", "tool_calls"):
+        if data.get(key) is not None and not isinstance(data[key], list):
+            raise ResultError(f"result field {key!r} must be a list")
+    for key in ("cost_usd", "latency_ms"):
+        v = data.get(key)
+        if v is not None and (not _num(v) or v < 0):
+            raise ResultError(f"result field {key!r} must be a non-negative number")
+    if data.get("usage") is not None and not isinstance(data["usage"], dict):
+        raise ResultError("result field 'usage' must be an object")
+    return data
+
+
+def _result_line(
+    case_id: str,
+    status: str,
+    data: Mapping[str, Any] | None,
+    *,
+    latency_ms: float | None,
+    attempts: int,
+    error: str | None,
+    error_type: str | None,
+    trace_id: str,
+    answered_by: str | None,
+    key: str,
+    from_cache: bool = False,
+) -> dict[str, Any]:
+    d = data or {}
+    lat = d.get("latency_ms")
+    res: dict[str, Any] = {
+        "case_id": case_id,
+        "status": status,
+        "answer": d.get("answer"),
+        "retrieved": d.get("retrieved") or [],
+        "citations": d.get("citations") or [],
+        "tool_calls": d.get("tool_calls") or [],
+        "usage": d.get("usage"),
+        "cost_usd": d.get("cost_usd"),
+        "latency_ms": float(lat) if isinstance(lat, (int, float)) and _num(lat) else (round(latency_ms, 3) if latency_ms is not None else None),
+        "attempts": attempts,
+        "error": error,
+        "error_type": error_type,
+        "trace_id": trace_id,
+        "from_cache": from_cache,
+        "answered_by": answered_by,
+        "idempotency_key": key,
+    }
+    for k, v in d.items():
+        if k not in res and k not in RUNNER_FIELDS:
+            res[k] = v
+    return res
+
+
+def _describe(exc: BaseException, timeout_s: float) -> tuple[str, str, str]:
+    """(status, error text, error type) of a failed attempt."""
+    if isinstance(exc, EndpointTimeout) or (isinstance(exc, TimeoutError) and not isinstance(exc, RetryableError)):
+        text = str(exc) or f"no result within {timeout_s:g}s"
+        if not str(exc):
+            return "timeout", text, "TimeoutError"
+        return "timeout", text, type(exc).__name__
+    msg = str(exc)
+    return "error", f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__, type(exc).__name__
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, (RetryableError, TimeoutError))
+
+
+# --------------------------------------------------------------------------- executing cases
+
+
+TraceFn = Callable[..., dict[str, Any]]
+
+
+@dataclass
+class CaseOutcome:
+    """What one case produced: its result line and one trace record per attempt (unredacted)."""
+
+    case_id: str
+    result: dict[str, Any]
+    traces: list[dict[str, Any]] = field(default_factory=list)
+    calls: int = 0
+
+
+class CaseExecutor:
+    """Runs single cases with timeout, retries and fallback (used by both executors)."""
+
+    def __init__(self, pipeline: LoadedPipeline, cfg: RunnerConfig, run_id: str, *, rng_seed: int | None = None) -> None:
+        from labkit.trace.record import make_trace, trace_id_for
+
+        self.pipeline = pipeline
+        self.cfg = cfg
+        self.run_id = run_id
+        self._make_trace: TraceFn = make_trace
+        self._trace_id_for = trace_id_for
+        self._rng = random.Random(cfg.seed if rng_seed is None else rng_seed)
+        self._pool: _DaemonPool | None = None
+        self._limiter: TokenBucket | _NoLimit = TokenBucket(cfg.rate_limit) if cfg.rate_limit else _NoLimit()
+        self._hashes = _pipeline_key_hashes(pipeline)
+        self.calls = 0
+        self._async = {id(p): _is_async(p.fn) for p in self._chain()}
+
+    def _chain(self) -> list[LoadedPipeline]:
+        chain = [self.pipeline]
+        if self.pipeline.fallback is not None:
+            chain.append(self.pipeline.fallback)
+        return chain
+
+    def key(self, case: EvalCase) -> str:
+        return case_key(case, *self._hashes)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+
+    def backoff(self, attempt: int, exc: BaseException) -> float:
+        """Seconds to wait before retry ``attempt + 1``: exponential with equal jitter;
+        a server's Retry-After (capped at backoff_max_s) is a floor."""
+        base = min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * (2 ** (attempt - 1)))
+        delay = base / 2 + self._rng.uniform(0, base / 2)
+        ra = getattr(exc, "retry_after", None)
+        if isinstance(ra, (int, float)) and _num(ra):
+            delay = max(delay, min(float(ra), self.cfg.backoff_max_s))
+        return delay
+
+    async def _call(self, p: LoadedPipeline, case: EvalCase) -> Any:
+        self.calls += 1
+        async with asyncio.timeout(self.cfg.timeout_s):
+            if self._async.get(id(p), False):
+                out = await p.fn(case)
+            else:
+                if self._pool is None:
+                    self._pool = _DaemonPool()
+                out = await asyncio.get_running_loop().run_in_executor(self._pool, p.fn, case)
+            if inspect.isawaitable(out):
+                out = await out
+        return out
+
+    async def run_case(self, case: EvalCase) -> CaseOutcome:
+        key = self.key(case)
+        traces: list[dict[str, Any]] = []
+        attempt = 0
+        last: dict[str, Any] | None = None
+        calls0 = self.calls
+        for p in self._chain():
+            for i in range(1, self.cfg.retries + 2):
+                await self._limiter.acquire()
+                attempt += 1
+                trace_id = self._trace_id_for(self.run_id, case.id, attempt)
+                ts0 = time.time()
+                t0 = time.perf_counter()
+                exc: BaseException | None = None
+                data: dict[str, Any] | None = None
+                try:
+                    data = _ok_fields(await self._call(p, case))
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:
+                    exc = e
+                lat = (time.perf_counter() - t0) * 1000.0
+                ts1 = time.time()
+                if exc is None:
+                    res = _result_line(case.id, "ok", data, latency_ms=lat, attempts=attempt, error=None,
+                                       error_type=None, trace_id=trace_id, answered_by=p.name, key=key)
+                else:
+                    status, text, etype = _describe(exc, self.cfg.timeout_s)
+                    res = _result_line(case.id, status, None, latency_ms=lat, attempts=attempt, error=text,
+                                       error_type=etype, trace_id=trace_id, answered_by=None, key=key)
+                traces.append(self._trace(case, res, attempt, ts0, ts1))
+                last = res
+                if exc is None:
+                    return CaseOutcome(case.id, res, traces, self.calls - calls0)
+                if not _retryable(exc):
+                    return CaseOutcome(case.id, res, traces, self.calls - calls0)
+                if i <= self.cfg.retries:
+                    await asyncio.sleep(self.backoff(i, exc))
+        assert last is not None
+        return CaseOutcome(case.id, last, traces, self.calls - calls0)
+
+    def _trace(self, case: EvalCase, res: Mapping[str, Any], attempt: int, ts0: float, ts1: float) -> dict[str, Any]:
+        try:
+            return self._make_trace(run_id=self.run_id, case=case, result=res, pipeline=self.pipeline,
+                                    attempt=attempt, ts_start=ts0, ts_end=ts1)
+        except Exception as e:  # a trace must never cost a case
+            return {"trace_id": res.get("trace_id"), "run_id": self.run_id, "case_id": case.id,
+                    "attempt": attempt, "ts_start": ts0, "ts_end": ts1, "status": res.get("status"),
+                    "error": f"trace record failed: {type(e).__name__}: {e}"}
+
+    def cached_trace(self, case: EvalCase, res: Mapping[str, Any]) -> dict[str, Any]:
+        now = time.time()
+        return self._trace(case, res, 0, now, now)
+
+    async def run_many(
+        self,
+        cases: Iterable[EvalCase],
+        on_done: Callable[[CaseOutcome], None],
+    ) -> None:
+        """Run cases with at most ``concurrency`` in flight, calling ``on_done`` as each finishes."""
+        it = iter(cases)
+
+        async def worker() -> None:
+            for case in it:  # a shared iterator: each case is taken by exactly one worker
+                on_done(await self.run_case(case))
+
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for _ in range(self.cfg.concurrency):
+                    tg.create_task(worker())
+        finally:
+            self.close()
+
+
+def _is_async(fn: Any) -> bool:
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)  # noqa: B004
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+def run_cases(
+    cases: Sequence[EvalCase],
+    pipeline: LoadedPipeline,
+    config: RunnerConfig | None = None,
+    *,
+    run_id: str = "adhoc",
+) -> list[CaseOutcome]:
+    """Run cases in memory (no files): the outcomes in the order of ``cases``."""
+    ex = CaseExecutor(pipeline, config or RunnerConfig(progress=False), run_id)
+    got: dict[str, CaseOutcome] = {}
+
+    def done(o: CaseOutcome) -> None:
+        got[o.case_id] = o
+
+    _run_coro(ex.run_many(cases, done))
+    return [got[c.id] for c in cases]
+
+
+def _run_coro(coro: Any) -> Any:
+    """asyncio.run, also from inside a running loop (Jupyter): then in a helper thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["v"] = asyncio.run(coro)
+        except BaseException as e:
+            box["e"] = e
+
+    t = threading.Thread(target=target, name="labkit-run", daemon=True)
+    t.start()
+    t.join()
+    if "e" in box:
+        raise box["e"]
+    return box.get("v")
+
+
+# --------------------------------------------------------------------------- Dask executor
+
+
+def _dask_batch(pipeline: LoadedPipeline, cfg: dict[str, Any], run_id: str, cases: list[EvalCase]) -> list[CaseOutcome]:
+    """One batch on a Dask worker: the same asyncio core, outcomes back to the driver."""
+    local = RunnerConfig.from_dict({**cfg, "executor": "local", "progress": False, "cache_dir": None})
+    return run_cases(cases, pipeline, local, run_id=run_id)
+
+
+def _run_dask(
+    todo: Sequence[EvalCase],
+    pipe: LoadedPipeline,
+    cfg: RunnerConfig,
+    run_id: str,
+    done: Callable[[CaseOutcome], None],
+) -> None:
+    """Run ``todo`` in batches of ``batch_size`` on a Dask cluster; ``done`` is called on the
+    driver for each case as its batch completes (the driver writes every file)."""
+    try:
+        import distributed
+    except ImportError:
+        from labkit.errors import MissingDependencyError
+
+        raise MissingDependencyError("dask[distributed]", extra="dask", feature="executor: dask") from None
+    owned: list[Any] = []
+    if cfg.scheduler:
+        try:
+            client = distributed.Client(cfg.scheduler, timeout=30)
+        except OSError as e:
+            raise ConfigError(f"cannot reach Dask scheduler {cfg.scheduler!r}: {e}", field="runner.scheduler") from None
+        owned.append(client)
+    else:
+        try:
+            client = distributed.get_client()
+        except ValueError:
+            cluster = distributed.LocalCluster(processes=False, dashboard_address=None)
+            client = distributed.Client(cluster)
+            owned += [client, cluster]
+    try:
+        pfut = client.scatter(pipe, broadcast=True, hash=False)
+        cfg_d = cfg.to_dict()
+        batches = [list(todo[i : i + cfg.batch_size]) for i in range(0, len(todo), cfg.batch_size)]
+        futs = {client.submit(_dask_batch, pfut, cfg_d, run_id, b, pure=False): b for b in batches}
+        for fut in distributed.as_completed(list(futs)):
+            batch = futs[fut]
+            try:
+                outs: list[CaseOutcome] = fut.result()
+            except Exception as e:  # the batch itself failed: its cases are errors, the run goes on
+                from labkit.trace.record import trace_id_for
+
+                outs = []
+                for c in batch:
+                    key = case_key(c, *_pipeline_key_hashes(pipe))
+                    res = _result_line(c.id, "error", None, latency_ms=None, attempts=0,
+                                       error=f"dask batch failed: {type(e).__name__}: {e}",
+                                       error_type=type(e).__name__, trace_id=trace_id_for(run_id, c.id, 0),
+                                       answered_by=None, key=key)
+                    outs.append(CaseOutcome(c.id, res, [], 0))
+            for o in outs:
+                done(o)
+    finally:
+        for obj in owned:
+            with contextlib.suppress(Exception):
+                obj.close()
+
+
+# --------------------------------------------------------------------------- the run directory
+
+
+class _Progress:
+    def __init__(self, total: int, initial: int, enabled: bool, desc: str) -> None:
+        self.errors = 0
+        self.cost = 0.0
+        self.cached = 0
+        self._bar: Any = None
+        self._last = 0.0
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total, initial=initial, desc=desc, unit="case", dynamic_ncols=True,
+                             mininterval=0.2)
+
+    def update(self, res: Mapping[str, Any], n: int = 1) -> None:
+        if res.get("status") != "ok":
+            self.errors += 1
+        if res.get("from_cache"):
+            self.cached += 1
+        elif _num(res.get("cost_usd")):
+            self.cost += float(res["cost_usd"])
+        if self._bar is not None:
+            self._bar.update(n)
+            now = time.monotonic()
+            if now - self._last > 0.25:
+                self._last = now
+                self._postfix()
+
+    def _postfix(self) -> None:
+        post = {"errors": self.errors, "cost": f"${self.cost:.4f}"}
+        if self.cached:
+            post["cached"] = self.cached
+        self._bar.set_postfix(post, refresh=False)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._postfix()
+            self._bar.refresh()
+            self._bar.close()
+
+
+class _Cache:
+    """Results on disk, one JSON file per idempotency key."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self._path(key).read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        return data if isinstance(data, dict) and data.get("idempotency_key") == key else None
+
+    def put(self, key: str, result: Mapping[str, Any]) -> None:
+        atomic_write_text(self._path(key), json.dumps(result, ensure_ascii=False))
+
+
+class _Writer:
+    """Appends redacted lines to results.jsonl and traces.jsonl, flushed per case."""
+
+    def __init__(self, rd: RunDir, redactor: Any) -> None:
+        self.rd = rd
+        self.redactor = redactor
+        self._res: IO[str] = open(rd.results_path, "a", encoding="utf-8")  # noqa: SIM115
+        self._tr: IO[str] = open(rd.traces_path, "a", encoding="utf-8")  # noqa: SIM115
+
+    def redact_result(self, res: Mapping[str, Any]) -> dict[str, Any]:
+        red = self.redactor.redact(dict(res))
+        for k in RUNNER_FIELDS:  # ids and states the runner set are not content
+            if k in res:
+                red[k] = res[k]
+        return dict(red)
+
+    def write(self, result: Mapping[str, Any], traces: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        if traces:
+            self._tr.write("".join(json.dumps(self.redactor.redact(dict(t)), ensure_ascii=False, default=str) + "\n"
+                                   for t in traces))
+            self._tr.flush()
+        red = self.redact_result(result)
+        self._res.write(json.dumps(red, ensure_ascii=False) + "\n")
+        self._res.flush()
+        return red
+
+    def close(self) -> None:
+        self._res.close()
+        self._tr.close()
+
+
+def _git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    sha = out.stdout.strip()
+    return sha if out.returncode == 0 and sha else None
+
+
+def _gate_info(gate_path: str | None) -> dict[str, Any] | None:
+    if gate_path is None:
+        return None
+    from labkit.gate import gate_lock_info
+
+    info = gate_lock_info(gate_path)
+    if info is None:
+        p = Path(gate_path)
+        if not p.is_file():
+            raise ConfigError("gate config not found", path=str(p), field="gate")
+        info = {"path": str(p), "hash": hashlib.sha256(p.read_bytes()).hexdigest(), "locked_at": None}
+    return dict(info)
+
+
+def _spec_of(spec: Any, p: LoadedPipeline) -> str | None:
+    """A string that reloads the pipeline on resume (YAML path or module:callable), if any."""
+    if p.path:
+        return str(Path(p.path).resolve())
+    if isinstance(spec, (str, Path)):
+        return str(spec)
+    cfg_call = p.config.get("callable") if isinstance(p.config, dict) else None
+    if isinstance(cfg_call, str) and "<" not in cfg_call and not cfg_call.startswith(("__main__:", "?:")):
+        return cfg_call
+    return None
+
+
+def _load_dataset(dataset: Dataset | Sequence[EvalCase] | str | os.PathLike[str]) -> Dataset:
+    if isinstance(dataset, Dataset):
+        return dataset
+    if isinstance(dataset, (str, os.PathLike)):
+        return load_cases(dataset)
+    return Dataset(tuple(dataset), None)
+
+
+def _load_pipeline(spec: Any, corpus_dir: str | None) -> LoadedPipeline:
+    from labkit.pipelines import LoadedPipeline, load_pipeline
+
+    if isinstance(spec, LoadedPipeline):
+        return spec
+    return load_pipeline(spec, corpus_dir=corpus_dir)
+
+
+def _default_run_id(out_dir: Path) -> str:
+    return out_dir.name
+
+
+def _truncate_torn_tail(path: Path) -> None:
+    """Cut a last line without newline (a write interrupted by a kill)."""
+    if not path.is_file():
+        return
+    with open(path, "rb+") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        if size == 0:
+            return
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) == b"\n":
+            return
+        # find the last newline
+        pos = size
+        chunk = 65536
+        while pos > 0:
+            start = max(0, pos - chunk)
+            f.seek(start)
+            buf = f.read(pos - start)
+            i = buf.rfind(b"\n")
+            if i >= 0:
+                f.truncate(start + i + 1)
+                return
+            pos = start
+        f.truncate(0)
+
+
+class _Session:
+    """One execution of (part of) a run into a run directory."""
+
+    def __init__(
+        self,
+        rd: RunDir,
+        ds: Dataset,
+        pipe: LoadedPipeline,
+        cfg: RunnerConfig,
+        run_id: str,
+    ) -> None:
+        from labkit.trace.redact import Redactor
+
+        self.rd = rd
+        self.ds = ds
+        self.pipe = pipe
+        self.cfg = cfg
+        self.run_id = run_id
+        red_cfg = pipe.config.get("redaction") if isinstance(pipe.config, dict) else None
+        self.redactor = Redactor.from_config(red_cfg)
+        self.cache = _Cache(cfg.cache_dir) if cfg.cache_dir else None
+        self.calls = 0
+
+    def execute(self, finished: set[str]) -> None:
+        todo = [c for c in self.ds if c.id not in finished]
+        progress = _Progress(len(self.ds), len(self.ds) - len(todo), self.cfg.show_progress(),
+                             desc=f"run {self.run_id}")
+        writer = _Writer(self.rd, self.redactor)
+        ex = CaseExecutor(self.pipe, self.cfg, self.run_id)
+        try:
+            if self.cache is not None:
+                todo = self._serve_cached(todo, ex, writer, progress)
+
+            def done(o: CaseOutcome) -> None:
+                self.calls += o.calls
+                red = writer.write(o.result, o.traces)
+                if self.cache is not None and o.result["status"] == "ok":
+                    self.cache.put(o.result["idempotency_key"], red)
+                progress.update(o.result)
+
+            if todo:
+                if self.cfg.executor == "dask":
+                    _run_dask(todo, self.pipe, self.cfg, self.run_id, done)
+                else:
+                    _run_coro(ex.run_many(todo, done))
+        finally:
+            writer.close()
+            progress.close()
+
+    def _serve_cached(self, todo: list[EvalCase], ex: CaseExecutor, writer: _Writer, progress: _Progress) -> list[EvalCase]:
+        assert self.cache is not None
+        rest: list[EvalCase] = []
+        for c in todo:
+            key = ex.key(c)
+            hit = self.cache.get(key)
+            if hit is None:
+                rest.append(c)
+                continue
+            res = dict(hit)
+            res.update(case_id=c.id, from_cache=True, attempts=0, error=None, error_type=None,
+                       trace_id=ex._trace_id_for(self.run_id, c.id, 0), idempotency_key=key)
+            writer.write(res, [ex.cached_trace(c, res)])
+            progress.update(res)
+        return rest
+
+    def finish(self) -> dict[str, int]:
+        """Put results.jsonl in dataset order, atomically; return status counts."""
+        rows: dict[str, str] = {}
+        for _, raw, complete in iter_jsonl(self.rd.results_path):
+            if not complete:
+                continue
+            obj = json.loads(raw)
+            rows[obj["case_id"]] = raw if raw.endswith("\n") else raw + "\n"
+        ordered = [rows[c.id] for c in self.ds if c.id in rows]
+        atomic_write_text(self.rd.results_path, "".join(ordered))
+        counts = {"ok": 0, "error": 0, "timeout": 0, "from_cache": 0}
+        for line in ordered:
+            obj = json.loads(line)
+            counts[obj["status"]] = counts.get(obj["status"], 0) + 1
+            counts["from_cache"] += bool(obj.get("from_cache"))
+        counts["missing"] = len(self.ds) - len(ordered)
+        return counts
+
+
+def _manifest(
+    rd: RunDir, ds: Dataset, pipe: LoadedPipeline, cfg: RunnerConfig, run_id: str, *,
+    spec: str | None, corpus_dir: str | None, gate: dict[str, Any] | None,
+) -> dict[str, Any]:
+    from labkit import __version__
+
+    ds_path = str(Path(ds.path).resolve()) if ds.path else None
+    fb = pipe.fallback
+    m: dict[str, Any] = {
+        "run_id": run_id,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "finished_at": None,
+        "status": "running",
+        "labkit_version": __version__,
+        "git_sha": _git_sha(),
+        "python": sys.version.split()[0],
+        "dataset": {"path": ds_path, "fingerprint": ds.fingerprint, "n_cases": len(ds)},
+        "pipeline": {
+            "name": pipe.name,
+            "config": pipe.config,
+            "config_hash": pipe.config_hash,
+            "path": str(Path(pipe.path).resolve()) if pipe.path else None,
+            "spec": spec,
+            "corpus_dir": corpus_dir,
+            "fallback": {"name": fb.name, "config_hash": fb.config_hash, "config": fb.config} if fb else None,
+        },
+        "runner": cfg.to_dict(),
+    }
+    if ds_path is None:
+        m["dataset"]["snapshot"] = SNAPSHOT
+    if gate is not None:
+        m["gate"] = gate
+    return m
+
+
+def run(
+    dataset: Dataset | Sequence[EvalCase] | str | os.PathLike[str],
+    pipeline: LoadedPipeline | str | os.PathLike[str] | Callable[..., Any],
+    out_dir: str | os.PathLike[str],
+    *,
+    config: RunnerConfig | Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    run_id: str | None = None,
+    corpus_dir: str | None = None,
+    gate_path: str | None = None,
+    score: bool = True,
+    k: int = 5,
+) -> RunDir:
+    """Run ``dataset`` through ``pipeline`` into the run directory ``out_dir``.
+
+    ``pipeline`` is a LoadedPipeline, a YAML config path, a ``module:callable``
+    import path or a callable. Runner settings: the pipeline config's ``runner:``
+    section, overridden by ``config`` (its non-default fields) and ``overrides``.
+    ``out_dir`` must not already hold a run (use :func:`resume`). Returns the
+    RunDir, scored (scores.csv, metrics.json) unless ``score=False``.
+    """
+    ds = _load_dataset(dataset)
+    pipe = _load_pipeline(pipeline, corpus_dir)
+    cfg = merge_config(pipe.runner, config, overrides, path=pipe.path)
+    out = Path(out_dir)
+    rd = RunDir(out)
+    if rd.results_path.exists() or rd.manifest_path.exists():
+        raise ConfigError(
+            "run directory already holds a run: resume it (labkit run --resume DIR) or choose another --out",
+            path=str(out),
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    rid = run_id or _default_run_id(out)
+    gate = _gate_info(gate_path)
+    if ds.path is None:
+        atomic_write_text(out / SNAPSHOT, "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in ds))
+    manifest = _manifest(rd, ds, pipe, cfg, rid, spec=_spec_of(pipeline, pipe), corpus_dir=corpus_dir, gate=gate)
+    rd.write_manifest(manifest)
+    rd.results_path.touch()
+    rd.traces_path.touch()
+    return _complete(rd, ds, pipe, cfg, rid, finished=set(), score=score, k=k, corpus_dir=corpus_dir)
+
+
+def _complete(
+    rd: RunDir, ds: Dataset, pipe: LoadedPipeline, cfg: RunnerConfig, rid: str, *,
+    finished: set[str], score: bool, k: int, corpus_dir: str | None,
+) -> RunDir:
+    sess = _Session(rd, ds, pipe, cfg, rid)
+    sess.execute(finished)
+    counts = sess.finish()
+    rd.update_manifest(finished_at=datetime.now(UTC).isoformat(timespec="seconds"), status="complete",
+                       counts=counts, pipeline_calls=sess.calls)
+    if score:
+        score_run(rd, ds, corpus=corpus_dir, k=k)
+    return rd
+
+
+def resume(
+    run_dir: str | os.PathLike[str] | RunDir,
+    *,
+    config: RunnerConfig | Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    pipeline: LoadedPipeline | str | Callable[..., Any] | None = None,
+    score: bool = True,
+    k: int = 5,
+) -> RunDir:
+    """Finish an interrupted run: keep its finished cases, run the rest, then order and score.
+
+    The dataset, pipeline and runner settings come from the manifest (``config``
+    and ``overrides`` may change execution settings such as concurrency; they
+    never change what a case computes). A changed dataset or pipeline config is
+    refused. ``pipeline`` is needed only when the run was started with an
+    in-memory callable that cannot be re-imported.
+    """
+    rd = RunDir(run_dir)
+    man = rd.manifest
+    if not man:
+        raise ConfigError("not a run directory (no manifest.json)", path=str(rd.path))
+    ds_path = rd.dataset_path()
+    if ds_path is None:
+        raise ConfigError("the manifest names no dataset to resume", path=str(rd.manifest_path), field="dataset")
+    ds = load_cases(ds_path)
+    want_fp = (man.get("dataset") or {}).get("fingerprint")
+    if want_fp and ds.fingerprint != want_fp:
+        raise ConfigError(
+            f"dataset {ds_path} changed since the run started (fingerprint {want_fp[:12]} -> {ds.fingerprint[:12]})",
+            path=str(rd.manifest_path), field="dataset.fingerprint",
+        )
+    pm = man.get("pipeline") or {}
+    corpus_dir = pm.get("corpus_dir")
+    spec = pipeline if pipeline is not None else (pm.get("spec") or pm.get("path"))
+    if spec is None:
+        raise PipelineError(
+            f"{rd.path}: the run's pipeline was an in-memory callable; pass it again: resume(..., pipeline=fn)"
+        )
+    pipe = _load_pipeline(spec, corpus_dir)
+    if pm.get("config_hash") and pipe.config_hash != pm["config_hash"]:
+        raise ConfigError(
+            f"pipeline config changed since the run started (hash {pm['config_hash']} -> {pipe.config_hash})",
+            path=str(rd.manifest_path), field="pipeline.config_hash",
+        )
+    base = dict(pipe.runner)
+    base.update(man.get("runner") or {})
+    cfg = merge_config(base, config, overrides, path=str(rd.manifest_path))
+    rid = str(man.get("run_id") or rd.path.name)
+
+    _truncate_torn_tail(rd.results_path)
+    _truncate_torn_tail(rd.traces_path)
+    rd.results_path.touch()
+    rows = read_results(rd.results_path)
+    keys = {c.id: case_key(c, *_pipeline_key_hashes(pipe)) for c in ds}
+    finished = {r["case_id"] for r in rows if keys.get(r["case_id"]) == r.get("idempotency_key")}
+    stale = [r["case_id"] for r in rows if r["case_id"] not in finished]
+    if stale:  # lines of another config or dataset version: run those cases again
+        atomic_write_text(rd.results_path, "".join(json.dumps(r, ensure_ascii=False) + "\n"
+                                                   for r in rows if r["case_id"] in finished))
+    _keep_traces(rd, finished)
+    rd.update_manifest(runner=cfg.to_dict(), status="running", finished_at=None,
+                       resumed_at=[*(man.get("resumed_at") or []), datetime.now(UTC).isoformat(timespec="seconds")])
+    return _complete(rd, ds, pipe, cfg, rid, finished=finished, score=score, k=k, corpus_dir=corpus_dir)
+
+
+def _keep_traces(rd: RunDir, finished: set[str]) -> None:
+    """Drop the traces of cases that will run again (their attempts are re-recorded)."""
+    if not rd.traces_path.is_file():
+        return
+    keep: list[str] = []
+    dropped = 0
+    for _, raw, complete in iter_jsonl(rd.traces_path):
+        try:
+            cid = json.loads(raw).get("case_id") if complete else None
+        except json.JSONDecodeError:
+            cid = None
+        if cid in finished:
+            keep.append(raw)
+        else:
+            dropped += 1
+    if dropped:
+        atomic_write_text(rd.traces_path, "".join(keep))
+
+
+# --------------------------------------------------------------------------- python -m labkit.runner
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m labkit.runner --dataset D --pipeline P --out DIR [--resume DIR]`` (same as ``labkit run``)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m labkit.runner")
+    ap.add_argument("--dataset")
+    ap.add_argument("--pipeline")
+    ap.add_argument("--out")
+    ap.add_argument("--resume")
+    ap.add_argument("--concurrency", type=int)
+    ap.add_argument("--no-score", action="store_true")
+    ap.add_argument("--quiet", action="store_true")
+    a = ap.parse_args(argv)
+    ov: dict[str, Any] = {"concurrency": a.concurrency, "progress": False if a.quiet else None}
+    try:
+        if a.resume:
+            rd = resume(a.resume, overrides=ov, score=not a.no_score)
+        else:
+            rd = run(a.dataset, a.pipeline, a.out, overrides=ov, score=not a.no_score)
+    except (ConfigError, PipelineError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {rd.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):
+        raise SystemExit(main())

@@ -1,0 +1,411 @@
+"""The run directory: read and write manifest, results, traces, scores and metrics.
+
+A run directory (``outputs/runs/<run_id>/``) holds::
+
+    manifest.json   what ran: run_id, created_at, labkit_version, git_sha, dataset,
+                    pipeline, runner, gate (when pre-registered), scoring
+    results.jsonl   one line per case (the results-line contract of docs/formats.md)
+    traces.jsonl    one trace record per case attempt
+    scores.csv      per-case metric values, empty cell = unmeasured, ``<metric>_reason``
+    metrics.json    aggregates with intervals
+
+:class:`RunDir` reads any of them and works on a directory written by hand or
+by another system (only ``results.jsonl`` present): that is how recorded
+production traffic is evaluated with :func:`score_run`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from labkit.cases import Dataset, EvalCase, atomic_write_text, load_cases
+from labkit.errors import ConfigError, DatasetError, Problem
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["RESULT_DEFAULTS", "STATUSES", "RunDir", "normalize_result", "score_run"]
+
+MANIFEST = "manifest.json"
+RESULTS = "results.jsonl"
+TRACES = "traces.jsonl"
+SCORES = "scores.csv"
+METRICS = "metrics.json"
+SNAPSHOT = "cases.jsonl"
+
+STATUSES = ("ok", "error", "timeout")
+
+#: Fields of a results line and the value a line that lacks them is read with.
+RESULT_DEFAULTS: dict[str, Any] = {
+    "status": "ok",
+    "answer": None,
+    "retrieved": [],
+    "citations": [],
+    "tool_calls": [],
+    "usage": None,
+    "cost_usd": None,
+    "latency_ms": None,
+    "attempts": 1,
+    "error": None,
+    "trace_id": None,
+    "from_cache": False,
+}
+
+
+def _is_num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x
+
+
+def normalize_result(obj: Any, line: int | None, out: list[Problem]) -> dict[str, Any] | None:
+    """Validate one results line (a parsed JSON value); append problems to ``out``.
+
+    Returns the line with every contract field present (defaults from
+    :data:`RESULT_DEFAULTS`; unknown extra fields are kept), or None when invalid.
+    A retrieved item may be an id string; it is read as ``{"id": ...}``.
+    """
+    n0 = len(out)
+    if not isinstance(obj, dict):
+        out.append(Problem(line, None, f"must be a JSON object, got {type(obj).__name__}"))
+        return None
+    cid = obj.get("case_id")
+    if not isinstance(cid, str) or not cid.strip():
+        out.append(Problem(line, "case_id", "missing or not a non-empty string"))
+    status = obj.get("status", "ok")
+    if status not in STATUSES:
+        out.append(Problem(line, "status", f"must be one of {', '.join(STATUSES)}, got {status!r}"))
+    answer = obj.get("answer")
+    if answer is not None and not isinstance(answer, str):
+        out.append(Problem(line, "answer", f"must be a string or null, got {type(answer).__name__}"))
+    retrieved: list[dict[str, Any]] = []
+    raw_ret = obj.get("retrieved")
+    if raw_ret is not None:
+        if not isinstance(raw_ret, list):
+            out.append(Problem(line, "retrieved", "must be a list"))
+        else:
+            for i, it in enumerate(raw_ret):
+                if isinstance(it, str) and it:
+                    retrieved.append({"id": it})
+                elif isinstance(it, dict) and isinstance(it.get("id"), str) and it["id"]:
+                    if "score" in it and it["score"] is not None and not _is_num(it["score"]):
+                        out.append(Problem(line, f"retrieved[{i}].score", "must be a number"))
+                    if "text" in it and it["text"] is not None and not isinstance(it["text"], str):
+                        out.append(Problem(line, f"retrieved[{i}].text", "must be a string"))
+                    retrieved.append(it)
+                else:
+                    out.append(Problem(line, f"retrieved[{i}]", "must be an id string or an object with an 'id'"))
+    cites = obj.get("citations")
+    if cites is not None and (not isinstance(cites, list) or not all(isinstance(c, str) for c in cites)):
+        out.append(Problem(line, "citations", "must be a list of strings"))
+    tools = obj.get("tool_calls")
+    if tools is not None:
+        if not isinstance(tools, list):
+            out.append(Problem(line, "tool_calls", "must be a list"))
+        else:
+            for i, t in enumerate(tools):
+                if not isinstance(t, dict) or not isinstance(t.get("name"), str):
+                    out.append(Problem(line, f"tool_calls[{i}]", "must be an object with a 'name'"))
+                elif t.get("args") is not None and not isinstance(t.get("args"), dict):
+                    out.append(Problem(line, f"tool_calls[{i}].args", "must be an object"))
+    usage = obj.get("usage")
+    if usage is not None:
+        if not isinstance(usage, dict):
+            out.append(Problem(line, "usage", "must be an object"))
+        else:
+            for key in ("input_tokens", "output_tokens"):
+                v = usage.get(key)
+                if v is not None and (not _is_num(v) or v < 0):
+                    out.append(Problem(line, f"usage.{key}", "must be a non-negative number"))
+    for key in ("cost_usd", "latency_ms"):
+        v = obj.get(key)
+        if v is not None and (not _is_num(v) or v < 0):
+            out.append(Problem(line, key, f"must be a non-negative number or null, got {v!r}"))
+    att = obj.get("attempts")
+    if att is not None and (not isinstance(att, int) or isinstance(att, bool) or att < 0):
+        out.append(Problem(line, "attempts", f"must be a non-negative integer, got {att!r}"))
+    err = obj.get("error")
+    if err is not None and not isinstance(err, str):
+        out.append(Problem(line, "error", "must be a string or null"))
+    fc = obj.get("from_cache")
+    if fc is not None and not isinstance(fc, bool):
+        out.append(Problem(line, "from_cache", "must be true or false"))
+    if len(out) > n0:
+        return None
+    res = dict(obj)
+    for key, default in RESULT_DEFAULTS.items():
+        if res.get(key) is None and default is not None:
+            res[key] = list(default) if isinstance(default, list) else default
+        else:
+            res.setdefault(key, default)
+    res["retrieved"] = retrieved
+    return res
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, str, bool]]:
+    """(line number, text, complete) for each non-blank line; ``complete`` is False only
+    for a last line without a trailing newline (what a killed writer can leave)."""
+    with open(path, encoding="utf-8") as f:
+        for n, raw in enumerate(f, start=1):
+            if raw.strip():
+                yield n, raw, raw.endswith("\n")
+
+
+def read_results(path: str | os.PathLike[str], *, tolerate_torn_tail: bool = True) -> list[dict[str, Any]]:
+    """Read and validate a results.jsonl; every bad line is reported in one DatasetError.
+
+    A final line that is cut short (no newline, not valid JSON: a writer killed
+    mid-line) is skipped when ``tolerate_torn_tail``. Duplicate case ids are errors.
+    """
+    p = Path(path)
+    problems: list[Problem] = []
+    rows: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    try:
+        lines = list(iter_jsonl(p))
+    except FileNotFoundError:
+        raise DatasetError(str(p), [Problem(None, None, "file not found")]) from None
+    except UnicodeDecodeError as e:
+        raise DatasetError(str(p), [Problem(None, None, f"not UTF-8 text: {e.reason}")]) from None
+    for n, raw, complete in lines:
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as e:
+            if not complete and tolerate_torn_tail:
+                continue
+            problems.append(Problem(n, None, f"malformed JSON: {e.msg} at column {e.colno}"))
+            continue
+        res = normalize_result(obj, n, problems)
+        if res is None:
+            continue
+        cid = res["case_id"]
+        if cid in seen:
+            problems.append(Problem(n, "case_id", f"duplicate case_id {cid!r} (first on line {seen[cid]})"))
+            continue
+        seen[cid] = n
+        rows.append(res)
+    if problems:
+        raise DatasetError(str(p), problems)
+    return rows
+
+
+class RunDir:
+    """A run directory on disk (it need not be complete: a hand-written one may hold
+    only results.jsonl)."""
+
+    def __init__(self, path: str | os.PathLike[str] | RunDir) -> None:
+        self.path: Path = Path(path.path) if isinstance(path, RunDir) else Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST
+
+    @property
+    def results_path(self) -> Path:
+        return self.path / RESULTS
+
+    @property
+    def traces_path(self) -> Path:
+        return self.path / TRACES
+
+    @property
+    def scores_path(self) -> Path:
+        return self.path / SCORES
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """manifest.json as a dict, or {} when the directory has none."""
+        try:
+            data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"malformed JSON: {e.msg}", path=str(self.manifest_path), line=e.lineno) from None
+        if not isinstance(data, dict):
+            raise ConfigError("must be a JSON object", path=str(self.manifest_path))
+        return data
+
+    @property
+    def run_id(self) -> str:
+        rid = self.manifest.get("run_id")
+        return rid if isinstance(rid, str) and rid else self.path.name
+
+    def write_manifest(self, manifest: Mapping[str, Any]) -> None:
+        atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
+
+    def update_manifest(self, **fields: Any) -> dict[str, Any]:
+        m = self.manifest
+        m.update(fields)
+        self.write_manifest(m)
+        return m
+
+    def results(self) -> list[dict[str, Any]]:
+        """The results lines, validated (a bad line is a DatasetError naming file, line, field)."""
+        return read_results(self.results_path)
+
+    def metrics(self) -> dict[str, Any]:
+        """metrics.json, or {} when the run has not been scored."""
+        try:
+            data = json.loads(self.metrics_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"malformed JSON: {e.msg}", path=str(self.metrics_path), line=e.lineno) from None
+        return data if isinstance(data, dict) else {}
+
+    def scores(self) -> pd.DataFrame:
+        """scores.csv as a DataFrame (unmeasured cells are NaN); raises FileNotFoundError if unscored."""
+        import pandas as pd
+
+        if not self.scores_path.is_file():
+            raise FileNotFoundError(f"{self.scores_path}: run not scored yet (labkit score {self.path})")
+        return pd.read_csv(self.scores_path, dtype={"case_id": str}, keep_default_na=True)
+
+    def dataset_path(self) -> str | None:
+        """Where the run's cases are: the manifest's dataset.path, else the run's snapshot."""
+        ds = self.manifest.get("dataset") or {}
+        path = ds.get("path") if isinstance(ds, dict) else None
+        if isinstance(path, str) and Path(path).is_file():
+            return path
+        snap = self.path / SNAPSHOT
+        if snap.is_file():
+            return str(snap)
+        return path if isinstance(path, str) else None
+
+
+def _load_dataset(dataset: Dataset | Sequence[EvalCase] | str | os.PathLike[str] | None, rd: RunDir) -> Dataset:
+    if isinstance(dataset, Dataset):
+        return dataset
+    if dataset is None:
+        path = rd.dataset_path()
+        if path is None:
+            raise ConfigError(
+                "no dataset: the run directory's manifest names none; pass --dataset PATH",
+                path=str(rd.path),
+                field="dataset",
+            )
+        return load_cases(path)
+    if isinstance(dataset, (str, os.PathLike)):
+        return load_cases(dataset)
+    return Dataset(tuple(dataset), None)
+
+
+def _resolve_corpus(corpus: Any, rd: RunDir) -> Any:
+    """A Corpus from an argument (Corpus or folder) or the manifest's pipeline config."""
+    from labkit.corpus import Corpus
+
+    if corpus is not None:
+        return corpus if not isinstance(corpus, (str, os.PathLike)) else Corpus.load(corpus)
+    man = rd.manifest
+    pipe = man.get("pipeline") or {}
+    cfg = pipe.get("config") if isinstance(pipe, dict) else None
+    explicit = pipe.get("corpus_dir") if isinstance(pipe, dict) else None
+    cand = explicit or (cfg.get("corpus") if isinstance(cfg, dict) else None)
+    if not isinstance(cand, str):
+        return None
+    bases: list[Path] = []
+    spec_path = pipe.get("path") if isinstance(pipe, dict) else None
+    if isinstance(spec_path, str):
+        bases.append(Path(spec_path).parent)
+    bases.append(Path.cwd())
+    tries = [Path(cand)] if Path(cand).is_absolute() else [b / cand for b in bases]
+    for p in tries:
+        if p.is_dir():
+            size = cfg.get("chunk_size") if isinstance(cfg, dict) else None
+            return Corpus.load(p, chunk_size=size) if isinstance(size, int) else Corpus.load(p)
+    warnings.warn(
+        f"corpus {cand!r} named by the run's pipeline config was not found; "
+        "chunks without text are scored without context",
+        stacklevel=3,
+    )
+    return None
+
+
+def _judge_info(judge: Any) -> Any:
+    if judge is None or isinstance(judge, (str, dict)):
+        return judge
+    info = {k: getattr(judge, k) for k in ("name", "version", "prompt_hash") if hasattr(judge, k)}
+    return info or type(judge).__name__
+
+
+def score_run(
+    run_dir: str | os.PathLike[str] | RunDir,
+    dataset: Dataset | Sequence[EvalCase] | str | os.PathLike[str] | None = None,
+    *,
+    corpus: Any = None,
+    k: int = 5,
+    seed: int = 0,
+    n_boot: int = 2000,
+    judge: Any = None,
+) -> dict[str, Any]:
+    """Recompute scores.csv and metrics.json from results.jsonl; returns the metrics dict.
+
+    ``dataset`` defaults to the manifest's dataset (``--dataset`` overrides it);
+    ``corpus`` (a Corpus or a folder) to the corpus of the manifest's pipeline
+    config. Only the cases that have a result line are scored (recorded traffic
+    may cover part of a dataset); a result whose case_id is not in the dataset
+    is a DatasetError naming its line. Both files are written atomically, and
+    the scoring parameters (k, seed, n_boot, judge, dataset) go into the manifest.
+    """
+    from labkit.metrics import aggregate, score_cases
+
+    rd = RunDir(run_dir)
+    if not rd.results_path.is_file():
+        raise DatasetError(str(rd.results_path), [Problem(None, None, "file not found")])
+    ds = _load_dataset(dataset, rd)
+    results = rd.results()
+    by_id = ds.by_id()
+    line_of = {}
+    for n, raw, _ in iter_jsonl(rd.results_path):
+        try:
+            cid = json.loads(raw).get("case_id")
+        except (json.JSONDecodeError, AttributeError):
+            continue
+        line_of[cid] = n
+    unknown = [r["case_id"] for r in results if r["case_id"] not in by_id]
+    if unknown:
+        raise DatasetError(
+            str(rd.results_path),
+            [Problem(line_of.get(cid), "case_id", f"case {cid!r} is not in dataset {ds.path or '(in memory)'}")
+             for cid in unknown],
+        )
+    have = {r["case_id"] for r in results}
+    cases = [c for c in ds if c.id in have]
+    order = {c.id: i for i, c in enumerate(cases)}
+    results = sorted(results, key=lambda r: order[r["case_id"]])
+    corp = _resolve_corpus(corpus, rd)
+    scores = score_cases(cases, results, k=k, corpus=corp, judge=judge)
+    atomic_write_text(rd.scores_path, scores.to_csv(index=False))
+    metrics = aggregate(cases, scores, k=k, seed=seed, n_boot=n_boot)
+    atomic_write_text(rd.metrics_path, json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    man = rd.manifest
+    if not man:
+        man = {"run_id": rd.path.name}
+    man.setdefault("dataset", {"path": ds.path, "fingerprint": ds.fingerprint, "n_cases": len(ds)})
+    man["scoring"] = {
+        "scored_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "k": k,
+        "seed": seed,
+        "n_boot": n_boot,
+        "judge": _judge_info(judge),
+        "dataset": {"path": ds.path, "fingerprint": ds.fingerprint, "n_cases": len(ds)},
+        "n_scored": len(cases),
+        "n_missing": len(ds) - len(cases),
+        "corpus": getattr(corp, "root", None),
+    }
+    rd.write_manifest(man)
+    return metrics
