@@ -1,4 +1,4 @@
-"""``labkit compare BASELINE_RUN VARIANT_RUN``."""
+"""``labkit compare BASELINE_RUN VARIANT_RUN [--json] [--align]``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    from labkit.compare import add_compare_parser
+    from labkit.compare import add_compare_parser, cmd_compare
 
     add_compare_parser(sub)
+    sub.choices["compare"].set_defaults(handler=cmd_compare)
