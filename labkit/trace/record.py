@@ -164,13 +164,16 @@ def make_trace(
     config_hash = getattr(pipeline, "config_hash", None)
     model, provider = _model_of(config)
     answered_by = result.get("answered_by")
+    prompt_cfg: Mapping[str, Any] = config
     if answered_by and isinstance(answered_by, str) and answered_by != pname:
-        # a fallback answered: its model is what actually ran
+        # a fallback answered: its model and prompt are what actually ran
         fb = getattr(pipeline, "fallback", None)
         fb_cfg = getattr(fb, "config", None)
         if isinstance(fb_cfg, Mapping):
             fm, fp = _model_of(fb_cfg)
             model, provider = fm or model, fp or provider
+            if fb_cfg.get("prompt_version") is not None:
+                prompt_cfg = fb_cfg
     status = str(result.get("status") or "ok")
     trace_id = str(result.get("trace_id") or trace_id_for(run_id, case.id, attempt))
     root_span = span_id_for(trace_id, "root")
@@ -207,9 +210,9 @@ def make_trace(
         "input_tokens": int(usage_in.get("input_tokens") or 0) if isinstance(usage_in, Mapping) else 0,
         "output_tokens": int(usage_in.get("output_tokens") or 0) if isinstance(usage_in, Mapping) else 0,
     }
-    prompt_version = config.get("prompt_version")
-    if prompt_version is None and isinstance(config.get("prompt"), Mapping):
-        prompt_version = config["prompt"].get("version")
+    prompt_version = prompt_cfg.get("prompt_version")
+    if prompt_version is None and isinstance(prompt_cfg.get("prompt"), Mapping):
+        prompt_version = prompt_cfg["prompt"].get("version")
     guard_in = result.get("guardrails")
     guardrails = {
         "pii_redacted": bool(guard_in.get("pii_redacted", False)) if isinstance(guard_in, Mapping) else False,

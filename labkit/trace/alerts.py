@@ -1,0 +1,415 @@
+"""Alert rules (YAML) evaluated over trace history, producing alert events.
+
+Rules file::
+
+    version: 1
+    rules:
+      - name: latency-p95-spike
+        kind: latency          # latency | cost | error_rate | burn_rate
+        stat: p95              # latency/cost: p50 | p90 | p95 | p99 | mean | max | sum
+        window: 5m             # a duration (30s, 5m, 1h, 1d) or a number of traces (e.g. 50)
+        threshold: 3500        # fire when the window's value is above it (ms, USD, ratio)
+        factor: 2.0            # optional: also fire when value > factor × the previous window's
+        min_traces: 20         # windows with fewer traces are not judged (default 1)
+        severity: page         # free text, copied to the event
+        where: {pipeline: baseline}   # optional: only traces whose fields equal these
+      - name: error-budget-burn
+        kind: burn_rate
+        slo: 0.99              # target share of good traces
+        bad: error             # error (status not ok) | latency (latency_ms > latency_ms) | blocked
+        latency_ms: 3500       # with bad: latency
+        windows:               # multi-window: fire when every window's burn rate ≥ its threshold
+          - {long: 1h, short: 5m, burn_rate: 14.4}
+          - {long: 6h, short: 30m, burn_rate: 6}
+
+burn rate = (bad traces / traces in the window) / (1 − slo). A threshold
+rule fires when the value exceeds ``threshold`` or ``factor`` × the value of
+the window just before; a burn-rate pair fires when both its long and its
+short window burn at least ``burn_rate``. Windows are evaluated at a step of
+a quarter of the (shortest) window over the trace history (time windows end
+at trace end times, count windows slide over traces sorted by end time);
+consecutive firing evaluations merge into one event with the peak numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labkit.errors import ConfigError
+
+KINDS = ("latency", "cost", "error_rate", "burn_rate")
+STATS = ("p50", "p90", "p95", "p99", "mean", "max", "sum")
+BAD = ("error", "latency", "blocked")
+_RULE_KEYS = {
+    "latency": ("name", "kind", "stat", "window", "threshold", "factor", "min_traces", "severity", "where", "description"),
+    "cost": ("name", "kind", "stat", "window", "threshold", "factor", "min_traces", "severity", "where", "description"),
+    "error_rate": ("name", "kind", "window", "threshold", "factor", "min_traces", "severity", "where", "description"),
+    "burn_rate": ("name", "kind", "slo", "bad", "latency_ms", "windows", "min_traces", "severity", "where", "description"),
+}
+_DUR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+@dataclass(frozen=True)
+class Window:
+    """A time window (``seconds``) or a count window (``traces``)."""
+
+    seconds: float | None = None
+    traces: int | None = None
+
+    def __str__(self) -> str:
+        if self.traces is not None:
+            return f"{self.traces} traces"
+        s = float(self.seconds or 0)
+        for u, k in (("d", 86400), ("h", 3600), ("m", 60)):
+            if s >= k and s % k == 0:
+                return f"{int(s // k)}{u}"
+        return f"{s:g}s"
+
+
+def parse_window(val: Any, fld: str, path: str | None = None) -> Window:
+    if isinstance(val, bool):
+        raise ConfigError("must be a duration like 5m or a number of traces", path=path, field=fld)
+    if isinstance(val, int):
+        if val < 1:
+            raise ConfigError("a count window needs at least 1 trace", path=path, field=fld)
+        return Window(traces=val)
+    if isinstance(val, str):
+        m = _DUR.match(val)
+        if m:
+            return Window(seconds=float(m.group(1)) * _UNIT[m.group(2)])
+        if val.strip().isdigit():
+            return Window(traces=int(val))
+        m2 = re.match(r"^\s*(\d+)\s*traces?\s*$", val)
+        if m2:
+            return Window(traces=int(m2.group(1)))
+    raise ConfigError(f"bad window {val!r}: use a duration (30s, 5m, 1h, 1d) or a trace count",
+                      path=path, field=fld)
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    name: str
+    kind: str
+    window: Window | None = None
+    stat: str = "p95"
+    threshold: float | None = None
+    factor: float | None = None
+    min_traces: int = 1
+    severity: str = "ticket"
+    where: Mapping[str, Any] = field(default_factory=dict)
+    slo: float | None = None
+    bad: str = "error"
+    latency_ms: float | None = None
+    windows: tuple[tuple[Window, Window, float], ...] = ()
+    description: str = ""
+
+
+def _num(v: Any, fld: str, path: str | None) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ConfigError("must be a number", path=path, field=fld)
+    return float(v)
+
+
+def parse_rules(obj: Any, path: str | None = None) -> list[AlertRule]:
+    """Validate a rules document (the parsed YAML)."""
+    if not isinstance(obj, Mapping) or not isinstance(obj.get("rules"), list):
+        raise ConfigError("an alert rules file needs a `rules:` list", path=path, field="rules")
+    rules: list[AlertRule] = []
+    names: set[str] = set()
+    for i, r in enumerate(obj["rules"]):
+        at = f"rules[{i}]"
+        if not isinstance(r, Mapping):
+            raise ConfigError("must be a mapping", path=path, field=at)
+        kind = r.get("kind")
+        if kind not in KINDS:
+            raise ConfigError(f"unknown kind {kind!r}", path=path, field=f"{at}.kind", known=KINDS)
+        for key in r:
+            if key not in _RULE_KEYS[kind]:
+                raise ConfigError(f"unknown key {key!r} for a {kind} rule", path=path,
+                                  field=f"{at}.{key}", known=_RULE_KEYS[kind])
+        name = str(r.get("name") or f"{kind}-{i}")
+        if name in names:
+            raise ConfigError(f"duplicate rule name {name!r}", path=path, field=f"{at}.name")
+        names.add(name)
+        where = r.get("where") or {}
+        if not isinstance(where, Mapping):
+            raise ConfigError("must be a mapping field -> value", path=path, field=f"{at}.where")
+        min_traces = int(r.get("min_traces", 1))
+        common: dict[str, Any] = {"name": name, "kind": kind, "severity": str(r.get("severity", "ticket")),
+                                  "where": dict(where), "min_traces": min_traces,
+                                  "description": str(r.get("description", ""))}
+        if kind == "burn_rate":
+            slo = _num(r.get("slo"), f"{at}.slo", path)
+            if not 0 < slo < 1:
+                raise ConfigError("slo must be in (0, 1), e.g. 0.99", path=path, field=f"{at}.slo")
+            bad = str(r.get("bad", "error"))
+            if bad not in BAD:
+                raise ConfigError(f"unknown bad-event kind {bad!r}", path=path, field=f"{at}.bad", known=BAD)
+            lat = r.get("latency_ms")
+            if bad == "latency" and lat is None:
+                raise ConfigError("bad: latency needs latency_ms", path=path, field=f"{at}.latency_ms")
+            wins_raw = r.get("windows")
+            if not isinstance(wins_raw, list) or not wins_raw:
+                raise ConfigError("needs a list of {long, short, burn_rate}", path=path, field=f"{at}.windows")
+            wins = []
+            for j, w in enumerate(wins_raw):
+                if not isinstance(w, Mapping) or {"long", "short", "burn_rate"} - set(w):
+                    raise ConfigError("must be {long, short, burn_rate}", path=path, field=f"{at}.windows[{j}]")
+                wins.append((parse_window(w["long"], f"{at}.windows[{j}].long", path),
+                             parse_window(w["short"], f"{at}.windows[{j}].short", path),
+                             _num(w["burn_rate"], f"{at}.windows[{j}].burn_rate", path)))
+            rules.append(AlertRule(**common, slo=slo, bad=bad,
+                                   latency_ms=float(lat) if lat is not None else None, windows=tuple(wins)))
+        else:
+            if "window" not in r:
+                raise ConfigError("missing", path=path, field=f"{at}.window")
+            win = parse_window(r["window"], f"{at}.window", path)
+            thr = r.get("threshold")
+            fac = r.get("factor")
+            if thr is None and fac is None:
+                raise ConfigError("needs a threshold and/or a factor", path=path, field=f"{at}.threshold")
+            stat = str(r.get("stat", "p95" if kind == "latency" else "mean"))
+            if kind != "error_rate" and stat not in STATS:
+                raise ConfigError(f"unknown stat {stat!r}", path=path, field=f"{at}.stat", known=STATS)
+            rules.append(AlertRule(**common, window=win, stat=stat,
+                                   threshold=_num(thr, f"{at}.threshold", path) if thr is not None else None,
+                                   factor=_num(fac, f"{at}.factor", path) if fac is not None else None))
+    return rules
+
+
+def load_rules(path: str | os.PathLike[str]) -> list[AlertRule]:
+    """Load and validate an alert rules YAML file."""
+    import yaml
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("alert rules file not found", path=str(p)) from None
+    try:
+        obj = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise ConfigError(f"malformed YAML: {getattr(e, 'problem', e)}", path=str(p),
+                          line=(mark.line + 1) if mark is not None else None) from None
+    return parse_rules(obj, str(p))
+
+
+# ------------------------------------------------------------------ evaluation
+
+def _stat(vals: np.ndarray, stat: str) -> float:
+    if vals.size == 0:
+        return math.nan
+    if stat == "mean":
+        return float(vals.mean())
+    if stat == "max":
+        return float(vals.max())
+    if stat == "sum":
+        return float(vals.sum())
+    return float(np.percentile(vals, float(stat[1:])))
+
+
+def _frame(traces: Any) -> Any:
+    import pandas as pd
+
+    if isinstance(traces, pd.DataFrame):
+        return traces
+    return pd.DataFrame(list(traces))
+
+
+def _bounds(ts: np.ndarray, end_idx: int, win: Window) -> int:
+    """Start index (inclusive) of the window ending at trace ``end_idx`` (inclusive)."""
+    if win.traces is not None:
+        return max(0, end_idx + 1 - win.traces)
+    return int(np.searchsorted(ts, ts[end_idx] - float(win.seconds or 0), side="right"))
+
+
+def _eval_points(ts: np.ndarray, win: Window) -> list[int]:
+    n = len(ts)
+    if n == 0:
+        return []
+    if win.traces is not None:
+        step = max(1, win.traces // 4)
+        pts = list(range(min(win.traces, n) - 1, n, step))
+    else:
+        step_s = max(float(win.seconds or 0) / 4.0, 1e-9)
+        grid = np.arange(ts[0], ts[-1] + step_s, step_s)
+        idx = np.searchsorted(ts, grid, side="right") - 1
+        pts = sorted({int(i) for i in idx if i >= 0})
+    if pts[-1] != n - 1:
+        pts.append(n - 1)
+    return pts
+
+
+def evaluate_alerts(rules: Sequence[AlertRule] | str | os.PathLike[str], traces: Any) -> list[dict[str, Any]]:
+    """Alert events fired by ``rules`` over ``traces`` (records or a DataFrame of the
+    ``traces`` table: needs ts_end or ts_start, latency_ms, cost_usd, status).
+
+    Each event: rule, kind, severity, window, fired_at, last_at (ISO UTC of the
+    first and last firing window end), evaluations (how many windows fired),
+    value / threshold / baseline / factor (threshold rules) or burn rates
+    per window pair with slo and bad counts (burn rate), n_traces.
+    """
+    if isinstance(rules, str | os.PathLike):
+        rules = load_rules(rules)
+    df = _frame(traces)
+    events: list[dict[str, Any]] = []
+    if df.empty:
+        return events
+    ts_col = df["ts_end"] if "ts_end" in df else df.get("ts_start")
+    if ts_col is None:
+        raise ConfigError("traces have no ts_end/ts_start: alerts need timestamps", field="ts_end")
+    base = df.assign(_ts=ts_col.astype(float)).dropna(subset=["_ts"]).sort_values("_ts", kind="stable")
+    for rule in rules:
+        sub = base
+        for k, v in rule.where.items():
+            if k not in sub:
+                raise ConfigError(f"unknown field {k!r} in where", field=f"{rule.name}.where",
+                                  known=[str(c) for c in base.columns if not str(c).startswith("_")])
+            sub = sub[sub[k] == v]
+        if sub.empty:
+            continue
+        if rule.kind == "burn_rate":
+            events.extend(_eval_burn(rule, sub))
+        else:
+            events.extend(_eval_threshold(rule, sub))
+    return events
+
+
+def _iso(t: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(t, tz=dt.UTC).isoformat(timespec="seconds")
+
+
+def _merge(fired: list[tuple[int, dict[str, Any]]], points: list[int], key: str) -> list[dict[str, Any]]:
+    """Merge firings at consecutive evaluation points into one event (peak of ``key``)."""
+    out: list[dict[str, Any]] = []
+    pos = {p: i for i, p in enumerate(points)}
+    prev = -2
+    for p, ev in fired:
+        i = pos[p]
+        if out and i == prev + 1:
+            cur = out[-1]
+            cur["evaluations"] += 1
+            cur["last_at"] = ev["fired_at"]
+            if (ev.get(key) or 0) > (cur.get(key) or 0):
+                keep = {k: cur[k] for k in ("fired_at", "evaluations")}
+                cur.update(ev)
+                cur.update(keep)
+                cur["last_at"] = ev["fired_at"]
+        else:
+            ev = dict(ev)
+            ev["evaluations"] = 1
+            ev["last_at"] = ev["fired_at"]
+            out.append(ev)
+        prev = i
+    return out
+
+
+def _eval_threshold(rule: AlertRule, df: Any) -> list[dict[str, Any]]:
+    assert rule.window is not None
+    ts = df["_ts"].to_numpy(dtype=float)
+    if rule.kind == "latency":
+        vals = df["latency_ms"].to_numpy(dtype=float)
+        if "from_cache" in df:
+            vals = np.where(df["from_cache"].fillna(False).astype(bool).to_numpy(), np.nan, vals)
+    elif rule.kind == "cost":
+        vals = df["cost_usd"].to_numpy(dtype=float) if "cost_usd" in df else np.full(len(df), np.nan)
+    else:
+        vals = (~df["status"].isin(["ok", "pass"])).to_numpy(dtype=float)
+    points = _eval_points(ts, rule.window)
+    fired: list[tuple[int, dict[str, Any]]] = []
+    for p in points:
+        lo = _bounds(ts, p, rule.window)
+        w = vals[lo : p + 1]
+        w = w[~np.isnan(w)]
+        if w.size < max(1, rule.min_traces):
+            continue
+        value = float(w.mean()) if rule.kind == "error_rate" else _stat(w, rule.stat)
+        baseline = math.nan
+        if rule.factor is not None and lo > 0:
+            # the window just before this one, same size
+            if rule.window.traces is not None:
+                blo = max(0, lo - rule.window.traces)
+            else:
+                blo = int(np.searchsorted(ts, ts[lo - 1] - float(rule.window.seconds or 0), side="right"))
+            b = vals[blo:lo]
+            b = b[~np.isnan(b)]
+            if b.size >= max(1, rule.min_traces):
+                baseline = float(b.mean()) if rule.kind == "error_rate" else _stat(b, rule.stat)
+        over_abs = rule.threshold is not None and value > rule.threshold
+        over_rel = rule.factor is not None and not math.isnan(baseline) and value > rule.factor * baseline
+        if over_abs or over_rel:
+            fired.append((p, {
+                "rule": rule.name, "kind": rule.kind, "severity": rule.severity,
+                "stat": "rate" if rule.kind == "error_rate" else rule.stat,
+                "window": str(rule.window), "fired_at": _iso(ts[p]),
+                "value": round(value, 6), "threshold": rule.threshold,
+                "baseline": None if math.isnan(baseline) else round(baseline, 6),
+                "factor": rule.factor,
+                "reason": "threshold" if over_abs else "factor",
+                "n_traces": int(w.size),
+            }))
+    return _merge(fired, points, "value")
+
+
+def _eval_burn(rule: AlertRule, df: Any) -> list[dict[str, Any]]:
+    assert rule.slo is not None
+    ts = df["_ts"].to_numpy(dtype=float)
+    if rule.bad == "error":
+        bad = (~df["status"].isin(["ok", "pass", "blocked"])).to_numpy(dtype=float)
+    elif rule.bad == "blocked":
+        bad = (df["status"] == "blocked").to_numpy(dtype=float)
+    else:
+        lat = df["latency_ms"].to_numpy(dtype=float)
+        bad = np.where(np.isnan(lat), 0.0, (lat > float(rule.latency_ms or 0)).astype(float))
+    budget = 1.0 - rule.slo
+    shortest = min((w for pair in rule.windows for w in pair[:2]),
+                   key=lambda w: (w.traces if w.traces is not None else 0, w.seconds or 0))
+    points = _eval_points(ts, shortest)
+    csum = np.concatenate([[0.0], np.cumsum(bad)])
+    fired: list[tuple[int, dict[str, Any]]] = []
+    for p in points:
+        pairs = []
+        ok = True
+        for long_w, short_w, thr in rule.windows:
+            entry: dict[str, Any] = {"long": str(long_w), "short": str(short_w), "burn_rate_threshold": thr}
+            for label, w in (("long", long_w), ("short", short_w)):
+                lo = _bounds(ts, p, w)
+                n = p + 1 - lo
+                nbad = float(csum[p + 1] - csum[lo])
+                ratio = nbad / n if n else 0.0
+                entry[f"{label}_burn_rate"] = round(ratio / budget, 4)
+                entry[f"{label}_bad"] = int(nbad)
+                entry[f"{label}_traces"] = int(n)
+                if n < max(1, rule.min_traces) or ratio / budget < thr:
+                    ok = False
+            pairs.append(entry)
+        if ok:
+            fired.append((p, {
+                "rule": rule.name, "kind": "burn_rate", "severity": rule.severity,
+                "slo": rule.slo, "bad": rule.bad, "fired_at": _iso(ts[p]),
+                "window": "; ".join(f"{e['long']}/{e['short']}" for e in pairs),
+                "value": max(e["short_burn_rate"] for e in pairs),
+                "windows": pairs,
+                "n_traces": max(e["long_traces"] for e in pairs),
+            }))
+    return _merge(fired, points, "value")
+
+
+def rules_summary(rules: Iterable[AlertRule]) -> dict[str, list[str]]:
+    """Rule names by kind (used by the observability checklist)."""
+    out: dict[str, list[str]] = {k: [] for k in KINDS}
+    for r in rules:
+        out[r.kind].append(r.name)
+    return out

@@ -1,0 +1,102 @@
+"""User feedback against a trace, stored beside the traces in ``<run>/feedback.jsonl``.
+
+One JSON object per line, appended and flushed a line at a time::
+
+    {"feedback_id": "fb-…", "trace_id": "…", "run_id": "…", "case_id": "…",
+     "rating": 4, "comment": "cited the wrong runbook", "user": "alice", "ts": 1731000000.0}
+
+``rating`` is an integer from 1 (bad) to 5 (good); thumbs map to 1 (down)
+and 5 (up). The comment is redacted before it is written. The store exposes
+the lines as the ``feedback`` table and the latest rating of each trace as
+``traces.feedback_rating``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from labkit.errors import ConfigError
+from labkit.trace.record import iter_trace_lines
+from labkit.trace.redact import Redactor
+
+FEEDBACK_FILE = "feedback.jsonl"
+RATING_MIN, RATING_MAX = 1, 5
+
+
+def _find_trace(run: Path, trace_id: str) -> dict[str, Any] | None:
+    p = run / "traces.jsonl"
+    if not p.exists():
+        return None
+    needle = trace_id
+    for _, raw in iter_trace_lines(p):
+        if needle not in raw:
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and obj.get("trace_id") == trace_id:
+            return obj
+    return None
+
+
+def record_feedback(
+    run_dir: str | os.PathLike[str],
+    trace_id: str,
+    rating: int,
+    comment: str | None = None,
+    *,
+    user: str | None = None,
+    redactor: Redactor | Mapping[str, Any] | None = None,
+    ts: float | None = None,
+) -> dict[str, Any]:
+    """Append one feedback line for ``trace_id`` (which must be a trace of the run)."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise ConfigError(f"{run}: no such run directory", field="run")
+    if isinstance(rating, bool) or not isinstance(rating, int) or not RATING_MIN <= rating <= RATING_MAX:
+        raise ConfigError(f"rating must be an integer from {RATING_MIN} to {RATING_MAX}, got {rating!r}", field="rating")
+    trace = _find_trace(run, trace_id)
+    if trace is None:
+        raise ConfigError(f"{run}: no trace with id {trace_id!r} in traces.jsonl", field="trace_id")
+    red = redactor if isinstance(redactor, Redactor) else Redactor.from_config(redactor)
+    when = time.time() if ts is None else float(ts)
+    fid = "fb-" + hashlib.sha256(f"{trace_id}:{when}:{rating}:{comment}".encode()).hexdigest()[:16]
+    line: dict[str, Any] = {
+        "feedback_id": fid,
+        "trace_id": trace_id,
+        "run_id": trace.get("run_id") or run.name,
+        "case_id": trace.get("case_id"),
+        "rating": rating,
+        "comment": comment,
+        "user": user,
+        "ts": when,
+    }
+    line = red.redact(line)
+    with open(run / FEEDBACK_FILE, "a", encoding="utf-8") as f:
+        f.write(json.dumps(line, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return line
+
+
+def load_feedback(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every feedback line of a run (a partial last line is ignored)."""
+    p = Path(run_dir) / FEEDBACK_FILE
+    if not p.exists():
+        return []
+    out: list[dict[str, Any]] = []
+    for _, raw in iter_trace_lines(p):
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            out.append(obj)
+    return out

@@ -1,0 +1,322 @@
+"""OpenTelemetry export of trace records (optional extra ``otel``).
+
+Each trace record becomes one OpenTelemetry trace (its trace id kept when it
+is 32 hex digits, else derived from it by sha256):
+
+- a root span ``invoke_workflow <pipeline>`` covering the case;
+- a ``retrieval`` child span (``gen_ai.operation.name = retrieval``);
+- an ``execute_tool <name>`` child span per tool call;
+- a ``chat <model>`` child span (the generation) carrying the token usage and,
+  as span events named ``gen_ai.evaluation.result``, one evaluation per score
+  (``gen_ai.evaluation.name``, ``gen_ai.evaluation.score.value``,
+  ``gen_ai.evaluation.score.label``, ``gen_ai.evaluation.explanation``).
+
+Attribute names follow the OpenTelemetry GenAI semantic conventions
+(development status) at :data:`SEMCONV_VERSION`, as exposed by the constants of
+``opentelemetry-semantic-conventions`` :data:`SEMCONV_PACKAGE` (the tests check
+every ``gen_ai.*`` name used against them). ``prompt_version`` has no gen_ai key
+and goes out as ``labkit.prompt.version``; other labkit fields use the
+``labkit.`` prefix. Content (question, answer, tool args/outputs) is exported
+only with ``capture_content=True`` and is whatever the (redacted) record holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from labkit.errors import MissingDependencyError
+
+SEMCONV_VERSION = "1.38.0"
+SEMCONV_PACKAGE = "0.66b2"
+SCHEMA_URL = f"https://opentelemetry.io/schemas/{SEMCONV_VERSION}"
+
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+_HEX16 = re.compile(r"^[0-9a-f]{16}$")
+
+
+def _require() -> None:
+    try:
+        import opentelemetry.sdk.trace  # noqa: F401
+    except ImportError:  # pragma: no cover - exercised only without the extra
+        raise MissingDependencyError("opentelemetry-sdk", "otel", "OpenTelemetry export") from None
+
+
+def otel_trace_id(trace_id: str) -> int:
+    """The 128-bit OpenTelemetry trace id of a labkit trace id."""
+    t = trace_id.lower()
+    if not _HEX32.match(t) or int(t, 16) == 0:
+        t = hashlib.sha256(trace_id.encode()).hexdigest()[:32]
+    return int(t, 16)
+
+
+def otel_span_id(span_id: str | None, seed: str) -> int:
+    s = (span_id or "").lower()
+    if not _HEX16.match(s) or int(s, 16) == 0:
+        s = hashlib.sha256(seed.encode()).hexdigest()[:16]
+    return int(s, 16)
+
+
+def _ns(t: Any, fallback: float) -> int:
+    try:
+        return int(float(t) * 1e9)
+    except (TypeError, ValueError):
+        return int(fallback * 1e9)
+
+
+def _clean(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """OTel attribute values: str/bool/int/float or homogeneous lists of them; drop None."""
+    out: dict[str, Any] = {}
+    for k, v in attrs.items():
+        if v is None:
+            continue
+        if isinstance(v, str | bool | int | float):
+            out[k] = v
+        elif isinstance(v, list | tuple):
+            vals = [x for x in v if x is not None]
+            if vals and all(isinstance(x, str) for x in vals):
+                out[k] = list(vals)
+            elif vals and all(isinstance(x, int | float) and not isinstance(x, bool) for x in vals):
+                out[k] = [float(x) for x in vals]
+            elif vals:
+                out[k] = json.dumps(vals, default=str)
+        else:
+            out[k] = json.dumps(v, default=str)
+    return out
+
+
+class _FixedIds:
+    """An IdGenerator handing out the ids labkit chose (then random ones)."""
+
+    def __init__(self) -> None:
+        import random
+
+        self._rand = random.Random()
+        self.next_trace: int | None = None
+        self.next_span: int | None = None
+
+    def generate_trace_id(self) -> int:
+        if self.next_trace is not None:
+            t, self.next_trace = self.next_trace, None
+            return t
+        return self._rand.getrandbits(128)
+
+    def is_trace_id_random(self) -> bool:
+        return False  # labkit ids are derived from run/case, not random
+
+    def generate_span_id(self) -> int:
+        if self.next_span is not None:
+            s, self.next_span = self.next_span, None
+            return s
+        return self._rand.getrandbits(64)
+
+
+def _span_attrs(rec: Mapping[str, Any], span: Mapping[str, Any], capture_content: bool) -> dict[str, Any]:
+    op = span.get("operation")
+    a = dict(span.get("attributes") or {})
+    attrs: dict[str, Any] = {"gen_ai.operation.name": op, "labkit.span.timing": span.get("timing")}
+    if op == "retrieval":
+        docs = a.get("documents") or []
+        scores = a.get("scores") or []
+        attrs["gen_ai.data_source.id"] = rec.get("pipeline")
+        attrs["gen_ai.retrieval.documents"] = json.dumps(
+            [{"id": d, "score": s} for d, s in zip(docs, scores, strict=False)])
+        attrs["labkit.retrieval.document_ids"] = [str(d) for d in docs]
+        if capture_content:
+            attrs["gen_ai.retrieval.query.text"] = a.get("query")
+    elif op == "execute_tool":
+        i = int(a.get("index", 0))
+        tcs = rec.get("tool_calls") or []
+        tc = tcs[i] if i < len(tcs) and isinstance(tcs[i], Mapping) else {}
+        attrs["gen_ai.tool.name"] = tc.get("name") or a.get("tool_name")
+        attrs["gen_ai.tool.type"] = "function"
+        attrs["gen_ai.tool.call.id"] = f"{rec.get('trace_id')}:{i}"
+        if tc.get("status") not in (None, "ok"):
+            attrs["error.type"] = str(tc.get("status"))
+        if capture_content:
+            attrs["gen_ai.tool.call.arguments"] = json.dumps(tc.get("args") or {}, default=str)
+            if "output" in tc:
+                attrs["gen_ai.tool.call.result"] = json.dumps(tc.get("output"), default=str)
+    elif op == "chat":
+        usage = rec.get("usage") or {}
+        attrs.update({
+            "gen_ai.provider.name": rec.get("provider"),
+            "gen_ai.request.model": rec.get("model"),
+            "gen_ai.response.model": rec.get("model"),
+            "gen_ai.output.type": "text",
+            "gen_ai.usage.input_tokens": int(usage.get("input_tokens") or 0),
+            "gen_ai.usage.output_tokens": int(usage.get("output_tokens") or 0),
+            "labkit.prompt.version": rec.get("prompt_version"),
+        })
+        if rec.get("error_type"):
+            attrs["error.type"] = rec.get("error_type")
+        if capture_content:
+            attrs["gen_ai.input.messages"] = json.dumps(
+                [{"role": "user", "parts": [{"type": "text", "content": rec.get("input")}]}])
+            attrs["gen_ai.output.messages"] = json.dumps(
+                [{"role": "assistant", "parts": [{"type": "text", "content": rec.get("output")}]}])
+    return _clean(attrs)
+
+
+def _root_attrs(rec: Mapping[str, Any]) -> dict[str, Any]:
+    usage = rec.get("usage") or {}
+    g = rec.get("guardrails") or {}
+    return _clean({
+        "gen_ai.operation.name": rec.get("operation") or "invoke_workflow",
+        "gen_ai.provider.name": rec.get("provider"),
+        "gen_ai.request.model": rec.get("model"),
+        "gen_ai.usage.input_tokens": int(usage.get("input_tokens") or 0),
+        "gen_ai.usage.output_tokens": int(usage.get("output_tokens") or 0),
+        "gen_ai.conversation.id": rec.get("session_id"),
+        "error.type": rec.get("error_type"),
+        "labkit.prompt.version": rec.get("prompt_version"),
+        "labkit.run_id": rec.get("run_id"),
+        "labkit.case_id": rec.get("case_id"),
+        "labkit.trace_id": rec.get("trace_id"),
+        "labkit.attempt": rec.get("attempt"),
+        "labkit.pipeline": rec.get("pipeline"),
+        "labkit.config_hash": rec.get("config_hash"),
+        "labkit.status": rec.get("status"),
+        "labkit.latency_ms": rec.get("latency_ms"),
+        "labkit.cost_usd": rec.get("cost_usd"),
+        "labkit.from_cache": rec.get("from_cache"),
+        "labkit.retrieved_chunks": list(rec.get("retrieved_chunks") or []),
+        "labkit.guardrails.injection_flag": bool(g.get("injection_flag", False)),
+        "labkit.guardrails.pii_redacted": bool(g.get("pii_redacted", False)),
+        "labkit.guardrails.violations": list(g.get("violations") or []),
+        "labkit.feedback.rating": rec.get("feedback_rating"),
+        "deployment.environment.name": rec.get("environment"),
+        "service.version": rec.get("release"),
+    })
+
+
+def _emit(tracer: Any, ids: _FixedIds, rec: Mapping[str, Any], capture_content: bool,
+          score_labels: Mapping[str, float]) -> int:
+    from opentelemetry import trace as ot
+    from opentelemetry.trace import Status, StatusCode
+
+    tid = str(rec.get("trace_id"))
+    t0 = rec.get("ts_start")
+    t1 = rec.get("ts_end")
+    if t0 is None:
+        t0 = 0.0
+    if t1 is None:
+        t1 = float(t0) + float(rec.get("latency_ms") or 0) / 1000.0
+    start, end = _ns(t0, 0.0), _ns(t1, float(t0))
+    ids.next_trace = otel_trace_id(tid)
+    ids.next_span = otel_span_id(rec.get("span_id"), f"{tid}:root")
+    name = f"{rec.get('operation') or 'invoke_workflow'} {rec.get('pipeline') or 'pipeline'}"
+    root = tracer.start_span(name, kind=ot.SpanKind.INTERNAL, attributes=_root_attrs(rec), start_time=start)
+    status = str(rec.get("status") or "ok")
+    if status not in ("ok", "pass"):
+        root.set_status(Status(StatusCode.ERROR, f"{status}: {rec.get('error_type') or ''}".strip(": ")))
+    n = 1
+    ctx = ot.set_span_in_context(root)
+    spans = list(rec.get("spans") or [])
+    if not spans:  # a flat record: one generation span from what it has
+        spans = [{"span_id": None, "name": f"chat {rec.get('model')}", "operation": "chat",
+                  "ts_start": t0, "ts_end": t1, "timing": "inherited", "attributes": {}}]
+        if rec.get("retrieved_chunks"):
+            spans.insert(0, {"span_id": None, "name": "retrieval", "operation": "retrieval", "ts_start": t0,
+                             "ts_end": t1, "timing": "inherited",
+                             "attributes": {"documents": rec.get("retrieved_chunks"), "scores": []}})
+    for j, sp in enumerate(spans):
+        ids.next_span = otel_span_id(sp.get("span_id"), f"{tid}:{j}")
+        kind = ot.SpanKind.CLIENT if sp.get("operation") in ("chat", "retrieval") else ot.SpanKind.INTERNAL
+        child = tracer.start_span(str(sp.get("name") or sp.get("operation")), context=ctx, kind=kind,
+                                  attributes=_span_attrs(rec, sp, capture_content),
+                                  start_time=_ns(sp.get("ts_start"), float(t0)))
+        st = sp.get("status")
+        if st not in (None, "ok"):
+            child.set_status(Status(StatusCode.ERROR, str(st)))
+        if sp.get("operation") == "chat":
+            for metric, value in sorted((rec.get("scores") or {}).items()):
+                if value is None:
+                    continue
+                ev: dict[str, Any] = {"gen_ai.evaluation.name": metric,
+                                      "gen_ai.evaluation.score.value": float(value),
+                                      "gen_ai.operation.name": "chat"}
+                if metric in score_labels:
+                    ev["gen_ai.evaluation.score.label"] = "pass" if float(value) >= score_labels[metric] else "fail"
+                reason = (rec.get("score_reasons") or {}).get(metric)
+                if reason:
+                    ev["gen_ai.evaluation.explanation"] = str(reason)
+                child.add_event("gen_ai.evaluation.result", attributes=ev, timestamp=_ns(sp.get("ts_end"), float(t1)))
+        child.end(end_time=_ns(sp.get("ts_end"), float(t1)))
+        n += 1
+    root.end(end_time=end)
+    return n
+
+
+DEFAULT_SCORE_LABELS: dict[str, float] = {"faithfulness": 0.85, "retrieval_hit_rate": 1.0,
+                                          "must_include_coverage": 1.0, "task_success_rate": 1.0}
+
+
+def export_traces(
+    records: Iterable[Mapping[str, Any]],
+    *,
+    endpoint: str | None = None,
+    exporter: Any = None,
+    service_name: str = "labkit",
+    resource_attributes: Mapping[str, Any] | None = None,
+    capture_content: bool = False,
+    headers: Mapping[str, str] | None = None,
+    timeout_s: float = 10.0,
+    score_labels: Mapping[str, float] | None = None,
+) -> int:
+    """Export trace records as OpenTelemetry traces; returns the number of spans sent.
+
+    Give either ``endpoint`` (an OTLP/HTTP collector base URL such as
+    ``http://127.0.0.1:4318``; ``/v1/traces`` is appended unless present) or an
+    SDK span ``exporter`` (e.g. ``InMemorySpanExporter``). Records may carry
+    ``scores`` (see :func:`labkit.trace.store.records_with_scores`).
+    ``score_labels`` maps a metric to the threshold for the pass/fail label.
+    """
+    _require()
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    if (endpoint is None) == (exporter is None):
+        raise ValueError("give exactly one of endpoint= or exporter=")
+    if endpoint is not None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        url = endpoint.rstrip("/")
+        if not url.endswith("/v1/traces"):
+            url += "/v1/traces"
+        exporter = OTLPSpanExporter(endpoint=url, headers=dict(headers or {}), timeout=timeout_s)
+    ids = _FixedIds()
+    res = Resource.create({"service.name": service_name, "telemetry.sdk.name": "opentelemetry",
+                           **dict(resource_attributes or {})})
+    provider = TracerProvider(resource=res, id_generator=ids)  # type: ignore[arg-type]
+    proc = (SimpleSpanProcessor(exporter) if endpoint is None
+            else BatchSpanProcessor(exporter, max_export_batch_size=512))
+    provider.add_span_processor(proc)
+    from labkit import __version__ as labkit_version
+
+    tracer = provider.get_tracer("labkit", labkit_version, schema_url=SCHEMA_URL)
+    labels = dict(DEFAULT_SCORE_LABELS if score_labels is None else score_labels)
+    n = 0
+    try:
+        for rec in records:
+            n += _emit(tracer, ids, rec, capture_content, labels)
+        provider.force_flush(int(timeout_s * 1000))
+    finally:
+        provider.shutdown()
+    return n
+
+
+def export_runs(run_dirs: Sequence[str] | str, **kwargs: Any) -> int:
+    """Export the traces of run directories, with their scores and feedback joined."""
+    from labkit.trace.store import records_with_scores
+
+    if isinstance(run_dirs, str):
+        run_dirs = [s.strip() for s in run_dirs.split(",") if s.strip()]
+    recs: list[dict[str, Any]] = []
+    for d in run_dirs:
+        recs.extend(records_with_scores(d))
+    return export_traces(recs, **kwargs)

@@ -1,0 +1,717 @@
+"""The trace store: DuckDB (in memory) over the JSONL and Parquet files of runs.
+
+No import step and no write lock: the ``traces`` view reads each run's
+``traces.jsonl`` directly (``read_json`` with explicit columns,
+``format='newline_delimited'``) every time it is queried, so a run that is
+still appending can be queried; a last line still being written is skipped
+(it does not parse and has no trace_id). Compacted runs are read from
+``traces.parquet`` instead when that file is up to date with the JSONL
+(:func:`compact`).
+
+Tables and views every query can use (``labkit traces RUN_DIR... --sql``):
+
+``traces``
+    one row per trace record: the record's columns (nested ones as JSON),
+    plus ``run_dir`` (directory name), ``input_tokens``, ``output_tokens``,
+    ``n_retrieved``, ``n_tool_calls``, ``tool_error``, ``injection_flag``,
+    ``pii_redacted``, ``n_violations``, ``final`` (last attempt of its case),
+    every per-case metric column of ``<run>/scores.csv`` joined on
+    (run, case_id) (named ``score_<metric>`` when it clashes with a trace
+    column; ``faithfulness`` is the scored value when there is one), and the
+    latest user feedback ``feedback_rating`` / ``feedback_comment``.
+``feedback``
+    every line of every ``<run>/feedback.jsonl``.
+``scores``
+    the per-case rows of every ``scores.csv`` with ``run_dir``.
+``runs``
+    one row per run: run_dir, run_id, created_at, pipeline, dataset fingerprint,
+    n_cases, path.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from labkit.errors import ConfigError, DatasetError, LabkitError, Problem
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+#: Explicit column types of a trace record (nested values stay JSON).
+TRACE_COLUMNS: dict[str, str] = {
+    "schema_version": "INTEGER",
+    "trace_id": "VARCHAR",
+    "span_id": "VARCHAR",
+    "run_id": "VARCHAR",
+    "case_id": "VARCHAR",
+    "attempt": "INTEGER",
+    "session_id": "VARCHAR",
+    "ts_start": "DOUBLE",
+    "ts_end": "DOUBLE",
+    "operation": "VARCHAR",
+    "provider": "VARCHAR",
+    "model": "VARCHAR",
+    "prompt_version": "VARCHAR",
+    "pipeline": "VARCHAR",
+    "config_hash": "VARCHAR",
+    "status": "VARCHAR",
+    "error": "JSON",
+    "error_type": "VARCHAR",
+    "latency_ms": "DOUBLE",
+    "input": "VARCHAR",
+    "output": "VARCHAR",
+    "retrieved_chunks": "VARCHAR[]",
+    "retrieved": "JSON",
+    "citations": "VARCHAR[]",
+    "tool_calls": "JSON",
+    "usage": "STRUCT(input_tokens BIGINT, output_tokens BIGINT)",
+    "cost_usd": "DOUBLE",
+    "faithfulness": "DOUBLE",
+    "scores": "JSON",
+    "guardrails": "JSON",
+    "feedback": "JSON",
+    "environment": "VARCHAR",
+    "release": "VARCHAR",
+    "tags": "JSON",
+    "from_cache": "BOOLEAN",
+    "answered_by": "VARCHAR",
+    "simulated": "BOOLEAN",
+    "spans": "JSON",
+}
+
+FEEDBACK_COLUMNS: dict[str, str] = {
+    "feedback_id": "VARCHAR",
+    "trace_id": "VARCHAR",
+    "run_id": "VARCHAR",
+    "case_id": "VARCHAR",
+    "rating": "DOUBLE",
+    "comment": "VARCHAR",
+    "user": "VARCHAR",
+    "ts": "DOUBLE",
+}
+
+TRACES_FILE = "traces.jsonl"
+PARQUET_FILE = "traces.parquet"
+FEEDBACK_FILE = "feedback.jsonl"
+SCORES_FILE = "scores.csv"
+
+#: Pipeline order used to attribute a failure to its first failing stage.
+STAGES = ("guardrail", "timeout", "error", "retrieval", "tool", "generation")
+
+
+def _duckdb() -> Any:
+    import duckdb
+
+    return duckdb
+
+
+def _q(s: str) -> str:
+    """A SQL string literal."""
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _ident(s: str) -> str:
+    return '"' + s.replace('"', '""') + '"'
+
+
+def _struct(cols: Mapping[str, str]) -> str:
+    return "{" + ", ".join(f"{_q(k)}: {_q(v)}" for k, v in cols.items()) + "}"
+
+
+def _parquet_source_bytes(con: Any, path: Path) -> int | None:
+    try:
+        rows = con.execute(
+            "SELECT value FROM parquet_kv_metadata(?) WHERE key = 'labkit_source_bytes'", [str(path)]
+        ).fetchall()
+    except Exception:
+        return None
+    if not rows:
+        return None
+    val = rows[0][0]
+    try:
+        return int(val.decode() if isinstance(val, bytes | bytearray) else val)
+    except (TypeError, ValueError):
+        return None
+
+
+class TraceStore:
+    """Queryable traces of one or many runs (or Parquet archives).
+
+    ``sources`` are run directories, ``traces.jsonl`` files or ``.parquet``
+    files written by :func:`compact`. Every query re-reads the files, so
+    results include lines appended since the store was opened.
+    """
+
+    def __init__(self, sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> None:
+        if isinstance(sources, str | os.PathLike):
+            sources = [sources]
+        self.sources = [Path(s) for s in sources]
+        if not self.sources:
+            raise ConfigError("no run directory given", field="run_dirs")
+        self.run_dirs: list[Path] = []
+        self.jsonl_files: list[Path] = []
+        self.parquet_files: list[Path] = []
+        duckdb = _duckdb()
+        self.con: Any = duckdb.connect(":memory:")
+        for src in self.sources:
+            self._add_source(src)
+        self._metric_columns: list[str] = []
+        self._build()
+
+    # ---------------------------------------------------------------- setup
+    def _add_source(self, src: Path) -> None:
+        if src.is_dir():
+            self.run_dirs.append(src)
+            jl, pq = src / TRACES_FILE, src / PARQUET_FILE
+            if pq.exists() and (not jl.exists() or _parquet_source_bytes(self.con, pq) == jl.stat().st_size):
+                self.parquet_files.append(pq)
+            elif jl.exists():
+                self.jsonl_files.append(jl)
+            elif not (src / "results.jsonl").exists() and not (src / "manifest.json").exists():
+                raise ConfigError(f"{src}: not a run directory (no {TRACES_FILE})", field="run_dirs")
+        elif src.is_file():
+            if src.suffix == ".parquet":
+                self.parquet_files.append(src)
+            else:
+                self.jsonl_files.append(src)
+            if src.parent not in self.run_dirs and src.suffix != ".parquet":
+                self.run_dirs.append(src.parent)
+        else:
+            raise ConfigError(f"{src}: no such run directory or trace file", field="run_dirs")
+
+    def _raw_select(self) -> str:
+        parts: list[str] = []
+        cols = ", ".join(
+            f"CAST({_ident(c)} AS {t}) AS {_ident(c)}" for c, t in TRACE_COLUMNS.items()
+        )
+        run_dir = r"regexp_extract(filename, '([^/\\]+)[/\\][^/\\]+$', 1)"
+        if self.jsonl_files:
+            files = "[" + ", ".join(_q(str(p)) for p in self.jsonl_files) + "]"
+            parts.append(
+                f"SELECT {cols}, {run_dir} AS run_dir FROM read_json({files}, "
+                f"columns={_struct(TRACE_COLUMNS)}, format='newline_delimited', "
+                "ignore_errors=true, filename=true, maximum_object_size=67108864)"
+            )
+        if self.parquet_files:
+            files = "[" + ", ".join(_q(str(p)) for p in self.parquet_files) + "]"
+            parts.append(
+                f"SELECT {cols}, coalesce(run_dir, {run_dir}) AS run_dir "
+                f"FROM read_parquet({files}, filename=true, union_by_name=true)"
+            )
+        if not parts:
+            empty = ", ".join(f"CAST(NULL AS {t}) AS {_ident(c)}" for c, t in TRACE_COLUMNS.items())
+            return f"SELECT {empty}, CAST(NULL AS VARCHAR) AS run_dir WHERE false"
+        return " UNION ALL ".join(parts)
+
+    def _build(self) -> None:
+        con = self.con
+        # raw records (lines that did not parse have no trace_id and are dropped)
+        con.execute(f"CREATE OR REPLACE VIEW traces_all AS {self._raw_select()}")
+        con.execute("CREATE OR REPLACE VIEW traces_raw AS SELECT * FROM traces_all WHERE trace_id IS NOT NULL")
+        self._build_feedback()
+        self._build_scores()
+        self._build_runs()
+        score_cols: list[str] = []
+        taken = set(TRACE_COLUMNS) | {"run_dir", "final", "feedback_rating", "feedback_comment"}
+        for m in self._metric_columns:
+            if m == "faithfulness":
+                continue
+            alias = f"score_{m}" if m in taken else m
+            score_cols.append(f"s.{_ident(m)} AS {_ident(alias)}")
+        faith = "coalesce(s.faithfulness, t.faithfulness)" if "faithfulness" in self._metric_columns else "t.faithfulness"
+        extra = (", " + ", ".join(score_cols)) if score_cols else ""
+        t_cols = ", ".join(f"t.{_ident(c)}" for c in TRACE_COLUMNS if c != "faithfulness")
+        con.execute(
+            f"""
+            CREATE OR REPLACE VIEW traces AS
+            WITH t AS (
+                SELECT *,
+                    coalesce(run_id, run_dir) AS run_key,
+                    coalesce(attempt, 1) = max(coalesce(attempt, 1))
+                        OVER (PARTITION BY run_dir, coalesce(case_id, trace_id)) AS final
+                FROM traces_raw
+            ),
+            fb AS (
+                SELECT trace_id, arg_max(rating, coalesce(ts, 0)) AS feedback_rating,
+                       arg_max(comment, coalesce(ts, 0)) AS feedback_comment,
+                       count(*) AS feedback_n
+                FROM feedback GROUP BY trace_id
+            )
+            SELECT {t_cols}, {faith} AS faithfulness,
+                t.run_dir, t.final,
+                t.usage.input_tokens AS input_tokens,
+                t.usage.output_tokens AS output_tokens,
+                CAST(coalesce(json_array_length(t.retrieved), len(t.retrieved_chunks), 0) AS BIGINT) AS n_retrieved,
+                coalesce(json_array_length(t.tool_calls), 0) AS n_tool_calls,
+                coalesce(list_bool_or(list_transform(
+                    CAST(json_extract_string(t.tool_calls, '$[*].status') AS VARCHAR[]),
+                    lambda x: x IS NOT NULL AND x <> 'ok')), false) AS tool_error,
+                coalesce(CAST(json_extract(t.guardrails, '$.injection_flag') AS BOOLEAN), false) AS injection_flag,
+                coalesce(CAST(json_extract(t.guardrails, '$.pii_redacted') AS BOOLEAN), false) AS pii_redacted,
+                coalesce(json_array_length(json_extract(t.guardrails, '$.violations')), 0) AS n_violations,
+                fb.feedback_rating, fb.feedback_comment, coalesce(fb.feedback_n, 0) AS feedback_n
+                {extra}
+            FROM t
+            LEFT JOIN scores_wide s ON s.run_dir = t.run_dir AND s.case_id = t.case_id
+            LEFT JOIN fb ON fb.trace_id = t.trace_id
+            """
+        )
+
+    def _build_feedback(self) -> None:
+        files = [d / FEEDBACK_FILE for d in self.run_dirs if (d / FEEDBACK_FILE).exists()]
+        cols = ", ".join(f"CAST({_ident(c)} AS {t}) AS {_ident(c)}" for c, t in FEEDBACK_COLUMNS.items())
+        if files:
+            lst = "[" + ", ".join(_q(str(p)) for p in files) + "]"
+            self.con.execute(
+                f"""CREATE OR REPLACE VIEW feedback AS
+                SELECT {cols}, regexp_extract(filename, '([^/\\\\]+)[/\\\\][^/\\\\]+$', 1) AS run_dir
+                FROM read_json({lst}, columns={_struct(FEEDBACK_COLUMNS)},
+                               format='newline_delimited', ignore_errors=true, filename=true)
+                WHERE trace_id IS NOT NULL"""
+            )
+        else:
+            empty = ", ".join(f"CAST(NULL AS {t}) AS {_ident(c)}" for c, t in FEEDBACK_COLUMNS.items())
+            self.con.execute(
+                f"CREATE OR REPLACE VIEW feedback AS SELECT {empty}, CAST(NULL AS VARCHAR) AS run_dir WHERE false"
+            )
+
+    def _build_scores(self) -> None:
+        metrics: list[str] = []
+        selects: list[str] = []
+        for d in self.run_dirs:
+            p = d / SCORES_FILE
+            if not p.exists():
+                continue
+            with open(p, newline="", encoding="utf-8") as f:
+                header = next(csv.reader(f), [])
+            if "case_id" not in header:
+                raise DatasetError(str(p), [Problem(1, "case_id", "scores.csv has no case_id column")])
+            types: dict[str, str] = {}
+            for col in header:
+                if col == "case_id" or col.endswith("_reason") or col in ("run_id", "status"):
+                    types[col] = "VARCHAR"
+                else:
+                    types[col] = "VARCHAR"  # read as text, TRY_CAST below: empty = unmeasured
+                    if col not in metrics:
+                        metrics.append(col)
+            sel = ", ".join(
+                (f"TRY_CAST(NULLIF({_ident(c)}, '') AS DOUBLE) AS {_ident(c)}" if c in metrics else _ident(c))
+                for c in header
+            )
+            selects.append(
+                f"SELECT {sel}, {_q(d.name)} AS run_dir FROM read_csv({_q(str(p))}, header=true, "
+                f"columns={_struct(types)}, auto_detect=false, all_varchar=true)"
+            )
+        self._metric_columns = metrics
+        if selects:
+            body = " UNION ALL BY NAME ".join(selects)
+            self.con.execute(f"CREATE OR REPLACE VIEW scores AS {body}")
+        else:
+            self.con.execute(
+                "CREATE OR REPLACE VIEW scores AS SELECT CAST(NULL AS VARCHAR) AS case_id, "
+                "CAST(NULL AS VARCHAR) AS run_dir WHERE false"
+            )
+        # one row per (run_dir, case_id): scores.csv may be rewritten but never has duplicates
+        mcols = ", ".join(f"any_value({_ident(m)}) AS {_ident(m)}" for m in metrics)
+        self.con.execute(
+            "CREATE OR REPLACE VIEW scores_wide AS SELECT run_dir, case_id"
+            + (f", {mcols}" if mcols else "")
+            + " FROM scores GROUP BY run_dir, case_id"
+        )
+
+    def _build_runs(self) -> None:
+        import pandas as pd
+
+        rows = []
+        for d in self.run_dirs:
+            man: dict[str, Any] = {}
+            mp = d / "manifest.json"
+            if mp.exists():
+                try:
+                    man = json.loads(mp.read_text(encoding="utf-8"))
+                except (OSError, json.JSONDecodeError):
+                    man = {}
+            pipe: Mapping[str, Any] = man["pipeline"] if isinstance(man.get("pipeline"), Mapping) else {}
+            ds: Mapping[str, Any] = man["dataset"] if isinstance(man.get("dataset"), Mapping) else {}
+            rows.append(
+                {
+                    "run_dir": d.name,
+                    "run_id": str(man.get("run_id") or d.name),
+                    "created_at": str(man.get("created_at") or ""),
+                    "pipeline": str(pipe.get("name") or ""),
+                    "fingerprint": str(ds.get("fingerprint") or ""),
+                    "n_cases": int(ds.get("n_cases") or 0),
+                    "path": str(d),
+                }
+            )
+        df = pd.DataFrame(
+            rows, columns=["run_dir", "run_id", "created_at", "pipeline", "fingerprint", "n_cases", "path"]
+        )
+        self.con.register("runs_df", df)
+        self.con.execute("CREATE OR REPLACE VIEW runs AS SELECT * FROM runs_df")
+
+    # ---------------------------------------------------------------- queries
+    @property
+    def metric_columns(self) -> list[str]:
+        """The per-case metric columns found in the runs' scores.csv files."""
+        return list(self._metric_columns)
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        """Run SQL over ``traces``, ``feedback``, ``scores`` and ``runs``; a DataFrame."""
+        duckdb = _duckdb()
+        try:
+            return self.con.execute(sql, list(params) if params else None).df()
+        except duckdb.Error as e:
+            raise QueryError(str(e).splitlines()[0], sql) from None
+
+    def refresh(self) -> None:
+        """Pick up files created since opening (feedback.jsonl, scores.csv, new traces.jsonl)."""
+        self.jsonl_files, self.parquet_files = [], []
+        dirs, self.run_dirs = self.sources, []
+        for src in dirs:
+            self._add_source(src)
+        self._build()
+
+    def count(self) -> int:
+        return int(self.con.execute("SELECT count(*) FROM traces_raw").fetchone()[0])
+
+    def skipped_lines(self) -> int:
+        """Lines that did not parse as a trace (a line still being written, or invalid)."""
+        return int(self.con.execute("SELECT count(*) FROM traces_all WHERE trace_id IS NULL").fetchone()[0])
+
+    def summary(self) -> pd.DataFrame:
+        """Per run: traces, error rate, p50/p95 latency, cost, feedback count."""
+        return self.query(
+            """
+            SELECT run_dir, any_value(run_id) AS run_id, count(*) AS traces,
+                   count(DISTINCT case_id) AS cases,
+                   avg(CASE WHEN status NOT IN ('ok', 'pass') THEN 1 ELSE 0 END) AS error_rate,
+                   quantile_cont(latency_ms, 0.5) AS latency_p50_ms,
+                   quantile_cont(latency_ms, 0.95) AS latency_p95_ms,
+                   sum(cost_usd) AS total_cost_usd,
+                   sum(feedback_n) AS feedback
+            FROM traces GROUP BY run_dir ORDER BY min(ts_start) NULLS LAST, run_dir
+            """
+        )
+
+    def sample(self, n: int = 3) -> list[dict[str, Any]]:
+        """The first ``n`` trace records as stored (a structured log sample)."""
+        df = self.query(f"SELECT * EXCLUDE (run_dir) FROM traces_raw LIMIT {int(n)}")
+        out = []
+        for rec in df.to_dict(orient="records"):
+            clean: dict[str, Any] = {}
+            for k, v in rec.items():
+                if TRACE_COLUMNS.get(str(k)) == "JSON" and isinstance(v, str):
+                    v = json.loads(v)
+                elif hasattr(v, "tolist"):
+                    v = v.tolist()
+                elif isinstance(v, float) and v != v:
+                    v = None
+                clean[str(k)] = v
+            out.append(clean)
+        return out
+
+    def failures_by_stage(self, faithfulness_threshold: float = 0.85) -> pd.DataFrame:
+        """Each failed final trace attributed to its first failing stage, counted per run.
+
+        Stages in order: guardrail (status blocked), timeout, error (other non-ok
+        status), retrieval (scored ``retrieval_hit_rate`` = 0), tool (a tool call
+        not ok, or ``tool_call_accuracy`` < 1), generation (faithfulness below
+        the threshold, ``must_include_coverage`` < 1 or a
+        ``must_not_include_violation``). Columns: run_dir, stage, failures,
+        share (of the run's final traces), example_trace_ids.
+        """
+        cols = set(self._metric_columns) | {"faithfulness"}
+
+        def col(name: str) -> str:
+            alias = f"score_{name}" if name in TRACE_COLUMNS and name != "faithfulness" else name
+            return _ident(alias) if name in cols else "NULL"
+
+        sql = f"""
+        WITH f AS (
+            SELECT run_dir, trace_id,
+              CASE
+                WHEN status = 'blocked' THEN 'guardrail'
+                WHEN status = 'timeout' THEN 'timeout'
+                WHEN status NOT IN ('ok', 'pass') THEN 'error'
+                WHEN {col('retrieval_hit_rate')} = 0 THEN 'retrieval'
+                WHEN tool_error OR {col('tool_call_accuracy')} < 1 THEN 'tool'
+                WHEN faithfulness < {float(faithfulness_threshold)}
+                     OR {col('must_include_coverage')} < 1
+                     OR {col('must_not_include_violation')} = 1 THEN 'generation'
+                ELSE NULL END AS stage
+            FROM traces WHERE final
+        ), n AS (SELECT run_dir, count(*) AS n FROM f GROUP BY run_dir)
+        SELECT f.run_dir, stage, count(*) AS failures, count(*) / any_value(n.n) AS share,
+               string_agg(trace_id, ',' ORDER BY trace_id) FILTER (WHERE trace_id IS NOT NULL) AS trace_ids
+        FROM f JOIN n USING (run_dir) WHERE stage IS NOT NULL
+        GROUP BY f.run_dir, stage
+        ORDER BY f.run_dir, failures DESC, stage
+        """
+        df = self.query(sql)
+        df["example_trace_ids"] = df.pop("trace_ids").map(lambda s: ",".join(str(s).split(",")[:3]))
+        return df
+
+    def slowest(self, n: int = 10) -> pd.DataFrame:
+        """The ``n`` slowest traces (cache hits excluded)."""
+        return self.query(
+            f"""SELECT trace_id, run_dir, case_id, latency_ms, status, model, prompt_version,
+                       n_retrieved, n_tool_calls, cost_usd
+                FROM traces WHERE latency_ms IS NOT NULL AND NOT coalesce(from_cache, false)
+                ORDER BY latency_ms DESC LIMIT {int(n)}"""
+        )
+
+    def cost_by_model(self) -> pd.DataFrame:
+        """Traces, tokens, total and mean cost, p95 latency by model and prompt version."""
+        return self.query(
+            """SELECT coalesce(model, '(unknown)') AS model,
+                      coalesce(prompt_version, '(unknown)') AS prompt_version,
+                      count(*) AS traces, sum(input_tokens) AS input_tokens,
+                      sum(output_tokens) AS output_tokens, sum(cost_usd) AS total_cost_usd,
+                      avg(cost_usd) AS mean_cost_usd,
+                      quantile_cont(latency_ms, 0.95) AS latency_p95_ms
+               FROM traces GROUP BY ALL ORDER BY total_cost_usd DESC NULLS LAST, model"""
+        )
+
+    def latency_by_prompt_version(self, q: float = 0.95, raw: bool = False) -> pd.DataFrame:
+        """Latency percentile ``q`` per prompt version (``raw`` skips the joins: fastest)."""
+        table = "traces_raw" if raw else "traces"
+        return self.query(
+            f"""SELECT prompt_version, count(*) AS traces,
+                       quantile_cont(latency_ms, {float(q)}) AS latency_ms
+                FROM {table} GROUP BY prompt_version ORDER BY prompt_version"""
+        )
+
+    def metric_trends(self, metrics: Sequence[str] | None = None) -> pd.DataFrame:
+        """Per run (in start order), long form: run_dir, started, metric, value, n.
+
+        Metrics: the mean of each per-case score column (final attempts), plus
+        error_rate, latency_p95_ms and total_cost_usd from the traces.
+        """
+        wanted = list(metrics) if metrics is not None else ["faithfulness", *self._metric_columns]
+        parts = []
+        for m in dict.fromkeys(wanted):
+            if m == "faithfulness" or m in self._metric_columns:
+                alias = f"score_{m}" if (m in TRACE_COLUMNS and m != "faithfulness") else m
+                parts.append(
+                    f"SELECT run_dir, {_q(m)} AS metric, avg({_ident(alias)}) AS value, "
+                    f"count({_ident(alias)}) AS n FROM traces WHERE final GROUP BY run_dir"
+                )
+            elif m not in ("error_rate", "latency_p95_ms", "total_cost_usd"):
+                known = ["faithfulness", *self._metric_columns, "error_rate", "latency_p95_ms", "total_cost_usd"]
+                raise ConfigError(f"unknown metric {m!r}", field="metrics", known=known)
+        ops = {
+            "error_rate": "avg(CASE WHEN status NOT IN ('ok', 'pass') THEN 1.0 ELSE 0.0 END)",
+            "latency_p95_ms": "quantile_cont(latency_ms, 0.95)",
+            "total_cost_usd": "sum(cost_usd)",
+        }
+        for m, expr in ops.items():
+            if metrics is None or m in wanted:
+                parts.append(
+                    f"SELECT run_dir, {_q(m)} AS metric, {expr} AS value, count(*) AS n "
+                    "FROM traces WHERE final GROUP BY run_dir"
+                )
+        body = " UNION ALL ".join(parts)
+        return self.query(
+            f"""WITH m AS ({body}),
+                   st AS (SELECT run_dir, min(ts_start) AS started FROM traces GROUP BY run_dir)
+                SELECT m.run_dir, coalesce(r.run_id, m.run_dir) AS run_id,
+                       to_timestamp(st.started) AS started, m.metric, m.value, m.n
+                FROM m LEFT JOIN st USING (run_dir) LEFT JOIN runs r USING (run_dir)
+                WHERE m.value IS NOT NULL
+                ORDER BY m.metric, st.started NULLS LAST, m.run_dir"""
+        )
+
+    def flagged_traces(
+        self, comparison: Mapping[str, Any] | str | os.PathLike[str], *, only_regressed: bool = True
+    ) -> pd.DataFrame:
+        """The traces behind the cases a comparison flagged, baseline and variant side by side.
+
+        ``comparison`` is the compare JSON (dict or path): its ``flipped`` list
+        gives the cases; with ``only_regressed`` only pass→fail flips. Columns:
+        case_id, flip, side (baseline|variant), run_id, trace_id, status,
+        faithfulness, latency_ms, retrieved_chunks, output, regressed_metrics.
+        """
+        import pandas as pd
+
+        comp = _load_comparison(comparison)
+        flips = [f for f in comp.get("flipped") or [] if isinstance(f, Mapping) and f.get("case_id")]
+        if only_regressed:
+            flips = [f for f in flips if str(f.get("to")) == "fail"]
+        regressed = sorted(
+            m for m, v in (comp.get("metrics") or {}).items()
+            if isinstance(v, Mapping) and v.get("verdict") == "regressed"
+        )
+        cols = ["case_id", "flip", "side", "run_id", "trace_id", "status", "faithfulness",
+                "latency_ms", "retrieved_chunks", "output", "regressed_metrics"]
+        if not flips:
+            return pd.DataFrame(columns=cols)
+        flip_df = pd.DataFrame(
+            {"case_id": [str(f["case_id"]) for f in flips],
+             "flip": [f"{f.get('from')}→{f.get('to')}" for f in flips]}
+        )
+        self.con.register("flips_df", flip_df)
+        sides = {"baseline": str(comp.get("baseline") or ""), "variant": str(comp.get("variant") or "")}
+        df = self.query(
+            """SELECT f.case_id, f.flip,
+                      CASE WHEN t.run_id = ? OR t.run_dir = ? THEN 'baseline' ELSE 'variant' END AS side,
+                      coalesce(t.run_id, t.run_dir) AS run_id, t.trace_id, t.status, t.faithfulness,
+                      t.latency_ms, t.retrieved_chunks, t.output
+               FROM flips_df f JOIN traces t ON t.case_id = f.case_id AND t.final
+               WHERE t.run_id IN (?, ?) OR t.run_dir IN (?, ?)
+               ORDER BY f.case_id, side""",
+            [sides["baseline"], sides["baseline"], sides["baseline"], sides["variant"],
+             sides["baseline"], sides["variant"]],
+        )
+        self.con.unregister("flips_df")
+        df["regressed_metrics"] = ",".join(regressed)
+        return df[cols]
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> TraceStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class QueryError(LabkitError):
+    """A trace query failed (bad SQL, unknown column)."""
+
+    def __init__(self, message: str, sql: str) -> None:
+        self.sql = sql
+        super().__init__(f"trace query failed: {message}")
+
+
+def _load_comparison(comparison: Mapping[str, Any] | str | os.PathLike[str]) -> Mapping[str, Any]:
+    if isinstance(comparison, Mapping):
+        return comparison
+    p = Path(comparison)
+    try:
+        obj = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: comparison file not found", field="comparison") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"malformed JSON: {e.msg}", path=str(p), line=e.lineno) from None
+    if not isinstance(obj, Mapping):
+        raise ConfigError("comparison must be a JSON object", path=str(p))
+    return obj
+
+
+def open_store(run_dirs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> TraceStore:
+    """A :class:`TraceStore` over run directories (or a comma-separated string of them)."""
+    if isinstance(run_dirs, str) and "," in run_dirs:
+        run_dirs = [s.strip() for s in run_dirs.split(",") if s.strip()]
+    return TraceStore(run_dirs)
+
+
+def compact(
+    sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    out: str | os.PathLike[str] | None = None,
+    *,
+    compression: str = "zstd",
+) -> list[Path]:
+    """Compact traces to Parquet.
+
+    Without ``out``: each run directory's ``traces.jsonl`` becomes
+    ``traces.parquet`` beside it (the JSONL stays; the store reads the Parquet
+    while it is up to date — its metadata records the JSONL size it was made
+    from). With ``out``: every source goes into that one Parquet file (an
+    archive of a long history). Returns the files written.
+    """
+    if isinstance(sources, str | os.PathLike):
+        sources = [sources]
+    srcs = [Path(s) for s in sources]
+    if compression not in ("zstd", "snappy", "gzip", "uncompressed"):
+        raise ConfigError(f"unknown compression {compression!r}", field="compression",
+                          known=["zstd", "snappy", "gzip", "uncompressed"])
+    written: list[Path] = []
+    if out is not None:
+        with TraceStore(srcs) as st:
+            _copy(st, Path(out), compression, None)
+        written.append(Path(out))
+        return written
+    for src in srcs:
+        run = src if src.is_dir() else src.parent
+        jl = run / TRACES_FILE
+        if not jl.exists():
+            raise ConfigError(f"{run}: no {TRACES_FILE} to compact", field="run_dirs")
+        size = jl.stat().st_size
+        with TraceStore([jl]) as st:
+            _copy(st, run / PARQUET_FILE, compression, size)
+        written.append(run / PARQUET_FILE)
+    return written
+
+
+def _copy(st: TraceStore, dest: Path, compression: str, source_bytes: int | None) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    meta = f", KV_METADATA {{labkit_source_bytes: '{source_bytes}'}}" if source_bytes is not None else ""
+    st.con.execute(
+        f"COPY (SELECT * FROM traces_raw ORDER BY run_dir, ts_start) TO {_q(str(tmp))} "
+        f"(FORMAT parquet, COMPRESSION {compression}{meta})"
+    )
+    os.replace(tmp, dest)
+
+
+_SAFE_SQL = re.compile(r"^\s*(select|with|describe|summarize|show|pivot|unpivot|from)\b", re.I)
+
+
+def is_read_only_sql(sql: str) -> bool:
+    """True when the statement is a read (SELECT/WITH/DESCRIBE/SUMMARIZE/SHOW/PIVOT/FROM)."""
+    return bool(_SAFE_SQL.match(sql)) and ";" not in sql.strip().rstrip(";")
+
+
+def records_with_scores(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """A run's trace records (normalized) with ``scores``/``score_reasons`` from
+    ``scores.csv`` and the latest ``feedback_rating`` joined — plain Python, no DuckDB.
+    """
+    from labkit.trace.feedback import load_feedback
+    from labkit.trace.record import load_traces
+
+    run = Path(run_dir)
+    recs = load_traces(run / TRACES_FILE, strict=False)
+    by_case: dict[str, dict[str, float]] = {}
+    reasons: dict[str, dict[str, str]] = {}
+    sp = run / SCORES_FILE
+    if sp.exists():
+        with open(sp, newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                cid = row.get("case_id") or ""
+                vals: dict[str, float] = {}
+                why: dict[str, str] = {}
+                for k, v in row.items():
+                    if k in (None, "case_id") or v is None:
+                        continue
+                    if k.endswith("_reason"):
+                        if v:
+                            why[k[: -len("_reason")]] = v
+                        continue
+                    try:
+                        vals[k] = float(v)
+                    except ValueError:
+                        continue
+                by_case[cid] = vals
+                reasons[cid] = why
+    ratings: dict[str, float] = {}
+    for fb in sorted(load_feedback(run), key=lambda x: float(x.get("ts") or 0)):
+        if fb.get("trace_id") and isinstance(fb.get("rating"), int | float):
+            ratings[str(fb["trace_id"])] = float(fb["rating"])
+    for rec in recs:
+        cid = str(rec.get("case_id") or "")
+        if cid in by_case:
+            rec["scores"] = {**(rec.get("scores") or {}), **by_case[cid]}
+            rec["score_reasons"] = reasons.get(cid, {})
+            if "faithfulness" in by_case[cid]:
+                rec["faithfulness"] = by_case[cid]["faithfulness"]
+        if rec["trace_id"] in ratings:
+            rec["feedback_rating"] = ratings[rec["trace_id"]]
+    return recs
