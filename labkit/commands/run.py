@@ -39,9 +39,7 @@ def register(sub: Any) -> None:
     s.set_defaults(handler=_score)
 
 
-def _runner_config(args: argparse.Namespace) -> Any:
-    from labkit.runner import RunnerConfig
-
+def _runner_config(args: argparse.Namespace) -> dict[str, Any]:
     overrides = {
         "concurrency": args.concurrency,
         "rate_limit": args.rate_limit,

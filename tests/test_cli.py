@@ -1,0 +1,127 @@
+"""The CLI contracts: exit codes 0/1/2, one-line errors, --json reports, rescoring by hand."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labkit.cli import main
+
+GOLDEN = "data/golden.jsonl"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    for name in ("baseline", "variant"):
+        code = main(["run", "--dataset", GOLDEN, "--pipeline", f"data/pipelines/{name}.yaml",
+                     "--out", str(root / name), "--quiet"])
+        assert code == 0
+    return root
+
+
+def test_validate_ok_and_bad_file_names_all_lines(tmp_path, capsys):
+    assert main(["dataset", "validate", GOLDEN]) == 0
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "question": "fine"}\n{oops\n{"id": "a", "question": "dup"}\n{"id": "b"}\n')
+    assert main(["dataset", "validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "line 2" in err and "malformed JSON" in err
+    assert "line 3" in err and "duplicate id" in err
+    assert "line 4" in err and "'question': missing" in err
+    assert "Traceback" not in err
+
+
+def test_run_writes_complete_run_directory(runs):
+    for name in ("baseline", "variant"):
+        d = runs / name
+        for f in ("manifest.json", "results.jsonl", "traces.jsonl", "scores.csv", "metrics.json"):
+            assert (d / f).is_file(), f
+        man = json.loads((d / "manifest.json").read_text())
+        assert man["dataset"]["n_cases"] == 70 and man["pipeline"]["config_hash"]
+        lines = (d / "results.jsonl").read_text().splitlines()
+        assert len(lines) == 70
+        m = json.loads((d / "metrics.json").read_text())
+        assert m["metrics"]["retrieval_hit_rate"]["stage"] == "retrieval"
+
+
+def test_gate_exit_codes_follow_the_gate(runs, capsys):
+    assert main(["gate", "--config", "data/gate.yaml", str(runs / "baseline")]) == 0
+    capsys.readouterr()
+    assert main(["gate", "--config", "data/gate.yaml", str(runs / "variant"), "--json"]) == 1
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["verdict"] == "fail"
+    assert [c["metric"] for c in rep["checks"] if not c["passed"]] == ["faithfulness"]
+    assert {"metric", "op", "threshold", "observed", "passed", "reason"} <= set(rep["checks"][0])
+
+
+def test_gate_ci_outputs_and_baseline(runs, tmp_path):
+    junit, md = tmp_path / "g.xml", tmp_path / "g.md"
+    gate = tmp_path / "gate.yaml"
+    gate.write_text("checks:\n  - {metric: retrieval_hit_rate, op: '>=', threshold: 0.8}\n"
+                    "regression:\n  - {metric: faithfulness, max_drop: 0.02}\n")
+    code = main(["gate", "--config", str(gate), str(runs / "variant"), "--baseline", str(runs / "baseline"),
+                 "--junit", str(junit), "--markdown", str(md)])
+    assert code == 1  # the variant's faithfulness drop is beyond the margin
+    assert 'failures="1"' in junit.read_text() and "faithfulness" in md.read_text()
+    assert main(["gate", "--config", str(gate), str(runs / "baseline"), "--baseline", str(runs / "baseline")]) == 0
+
+
+def test_gate_config_and_usage_errors_exit_2(runs, tmp_path, capsys):
+    bad = tmp_path / "gate.yaml"
+    bad.write_text("checks:\n  - {metric: nope, op: '>=', threshold: 1}\n")
+    assert main(["gate", "--config", str(bad), str(runs / "baseline")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown metric 'nope'" in err and "faithfulness" in err and err.count("\n") == 1
+    assert main(["gate", str(runs / "baseline")]) == 2
+    assert main(["gate", "--config", "data/gate.yaml", str(tmp_path / "missing")]) == 2
+    assert main(["run", "--dataset", GOLDEN]) == 2
+    assert main(["no-such-command"]) == 2
+
+
+def test_gate_lock_then_run_records_it(tmp_path, capsys):
+    gate = tmp_path / "gate.yaml"
+    shutil.copy("data/gate.yaml", gate)
+    assert main(["gate", "lock", str(gate)]) == 0
+    out = tmp_path / "run"
+    assert main(["run", "--dataset", "data/quick_lab.jsonl", "--pipeline", "data/pipelines/baseline.yaml",
+                 "--out", str(out), "--gate", str(gate), "--quiet"]) == 0
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["gate"]["locked_at"] and man["gate"]["hash"]
+    capsys.readouterr()
+    assert main(["gate", "--config", str(gate), str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["pre_registration"]["status"] == "pre_registered"
+    gate.write_text(gate.read_text().replace("0.85", "0.5"))
+    assert main(["gate", "--config", str(gate), str(out)]) == 1
+
+
+def test_score_recomputes_from_hand_written_results(tmp_path, capsys):
+    run = tmp_path / "recorded"
+    run.mkdir()
+    lines = [
+        {"case_id": "sec-001", "status": "ok",
+         "answer": "Start identity verification in the security portal. [security-runbook#2]",
+         "retrieved": [{"id": "security-runbook#2", "source": "security-runbook"}],
+         "citations": ["security-runbook#2"], "latency_ms": 1200.0, "cost_usd": 0.01},
+        {"case_id": "sup-001", "status": "error", "error": "upstream 503", "latency_ms": 30000.0},
+    ]
+    (run / "results.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    ds = tmp_path / "two.jsonl"
+    picked = [ln for ln in Path(GOLDEN).read_text(encoding="utf-8").splitlines(keepends=True) if '"sec-001"' in ln or '"sup-001"' in ln]
+    ds.write_text("".join(picked))
+    assert main(["score", str(run), "--dataset", str(ds), "--corpus", "data/corpus"]) == 0
+    m = json.loads((run / "metrics.json").read_text())["metrics"]
+    assert m["error_rate"]["value"] == 0.5
+    assert m["retrieval_hit_rate"]["value"] == 0.5      # the errored case retrieved nothing
+    assert m["must_include_coverage"]["value"] == 0.5   # both phrases on one case, none on the other
+    assert m["faithfulness"]["n"] == 1 and m["faithfulness"]["unmeasured"] == 1
+    assert m["latency_p95_ms"]["value"] == pytest.approx(1200 + 0.95 * (30000 - 1200))
+    assert (run / "scores.csv").read_text().count("\n") == 3
+
+
+def test_console_script_entry_point():
+    r = subprocess.run([sys.executable, "-m", "labkit.cli", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("labkit ")
