@@ -28,9 +28,11 @@ API:
 - ``.on(match, *faults)`` — queue faults for the next requests whose last user
   message contains ``match`` (``None``: any request no other rule matches);
   each request pops one fault; an empty queue means a normal reply.
-- ``.requests`` — the JSON bodies received (a list, in arrival order);
+- ``.requests`` — the JSON bodies received (a list, in arrival order); ``.times`` —
+  their arrival times (``time.monotonic()``);
   ``.calls`` — how many requests arrived; ``.headers`` — their headers;
-  ``.calls_for(text)`` — how many requests had ``text`` in their last user message.
+  ``.calls_for(text)`` — how many requests had ``text`` in their last user message;
+  ``.times_for(text)`` — their arrival times.
 - ``.reset()`` — forget queued faults and recorded requests.
 
 Faults (module-level constructors): ``ok()``, ``slow(seconds)`` (reply after a
@@ -49,6 +51,7 @@ import contextlib
 import json
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -120,6 +123,7 @@ class FakeOpenAI:
         self.model = model
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.times: list[float] = []
         self._rules: list[tuple[str | None, deque[Fault]]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -142,6 +146,7 @@ class FakeOpenAI:
             self._rules.clear()
             self.requests.clear()
             self.headers.clear()
+            self.times.clear()
 
     @property
     def calls(self) -> int:
@@ -151,6 +156,10 @@ class FakeOpenAI:
     def calls_for(self, text: str) -> int:
         with self._lock:
             return sum(1 for b in self.requests if text in _last_user(b))
+
+    def times_for(self, text: str) -> list[float]:
+        with self._lock:
+            return [t for b, t in zip(self.requests, self.times, strict=True) if text in _last_user(b)]
 
     @property
     def port(self) -> int:
@@ -169,6 +178,7 @@ class FakeOpenAI:
         text = _last_user(body)
         with self._lock:
             self.requests.append(body)
+            self.times.append(time.monotonic())
             for m, q in self._rules:
                 if m is not None and m in text:
                     return q.popleft() if q else Fault("ok")
