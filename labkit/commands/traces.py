@@ -1,0 +1,165 @@
+"""``labkit traces``, ``labkit feedback`` and ``labkit alerts``.
+
+    labkit traces RUN_DIR... [--sql QUERY | --view NAME] [--format table|csv|json]
+    labkit traces compact RUN_DIR... [--out FILE.parquet]
+    labkit traces export RUN_DIR... --otlp URL [--capture-content]
+    labkit traces checklist RUN_DIR... [--rules FILE]
+    labkit feedback TRACE_ID --run RUN_DIR --rating N [--comment TEXT] [--user NAME]
+    labkit alerts --rules FILE RUN_DIR... [--format ...] [--fail-on-alert]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from labkit.errors import ConfigError
+
+VIEWS = ("summary", "failures", "slowest", "cost", "latency", "trends", "sample")
+FORMATS = ("table", "csv", "json")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "traces",
+        help="query the traces of runs (DuckDB SQL over tables traces, feedback, scores, runs)",
+        description=(
+            "labkit traces RUN_DIR... [--sql QUERY | --view NAME]  |  labkit traces compact RUN_DIR... "
+            "[--out FILE]  |  labkit traces export RUN_DIR... --otlp URL  |  labkit traces checklist RUN_DIR..."
+        ),
+    )
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                   help="run directories (or: compact | export | checklist, then run directories)")
+    p.add_argument("--sql", help="a read-only SQL query over traces, feedback, scores, runs")
+    p.add_argument("--view", choices=VIEWS, default=None, help="a canned view (default: summary)")
+    p.add_argument("--format", choices=FORMATS, default="table", help="output format")
+    p.add_argument("--limit", type=int, default=50, help="rows shown in table format (0 = all)")
+    p.add_argument("--out", help="compact: one Parquet file for all runs (default: traces.parquet per run)")
+    p.add_argument("--otlp", help="export: OTLP/HTTP collector base URL, e.g. http://127.0.0.1:4318")
+    p.add_argument("--capture-content", action="store_true", help="export: include (redacted) text content")
+    p.add_argument("--rules", help="checklist: alert rules YAML")
+    p.add_argument("--comparison", help="view flagged: compare JSON whose flipped cases to show")
+    p.set_defaults(handler=_traces)
+
+    f = sub.add_parser("feedback", help="record a user rating (1-5) and comment against a trace")
+    f.add_argument("trace_id", metavar="TRACE_ID")
+    f.add_argument("--run", required=True, metavar="RUN_DIR", help="the run directory holding the trace")
+    f.add_argument("--rating", required=True, type=int, help="1 (bad) .. 5 (good)")
+    f.add_argument("--comment", help="free text (redacted before it is written)")
+    f.add_argument("--user", help="who gave the feedback")
+    f.set_defaults(handler=_feedback)
+
+    a = sub.add_parser("alerts", help="evaluate alert rules over the traces of runs; print alert events")
+    a.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    a.add_argument("--rules", required=True, help="alert rules YAML")
+    a.add_argument("--format", choices=FORMATS, default="table")
+    a.add_argument("--fail-on-alert", action="store_true", help="exit 1 when any alert fires")
+    a.set_defaults(handler=_alerts)
+
+
+def _emit(df: Any, fmt: str, limit: int = 0) -> None:
+    import pandas as pd
+
+    if fmt == "json":
+        print(df.to_json(orient="records", date_format="iso", default_handler=str))
+    elif fmt == "csv":
+        df.to_csv(sys.stdout, index=False)
+    else:
+        with pd.option_context("display.max_columns", None, "display.width", 200,
+                               "display.max_colwidth", 60):
+            shown = df if not limit or len(df) <= limit else df.head(limit)
+            print(shown.to_string(index=False) if len(shown) else "(no rows)")
+            if len(shown) < len(df):
+                print(f"... {len(df) - len(shown)} more rows (use --limit 0 or --format csv)")
+
+
+def _traces(args: argparse.Namespace) -> int:
+    from labkit.trace import store as ts
+
+    head = args.run_dirs[0]
+    if head in ("compact", "export", "checklist") and not Path(head).is_dir():
+        rest = args.run_dirs[1:]
+        if not rest:
+            raise ConfigError(f"usage: labkit traces {head} RUN_DIR...")
+        if head == "compact":
+            for p in ts.compact(rest, args.out):
+                print(f"wrote {p}")
+            return 0
+        if head == "export":
+            if not args.otlp:
+                raise ConfigError("--otlp URL is required", field="otlp")
+            from labkit.trace.otel import export_runs
+
+            n = export_runs(rest, endpoint=args.otlp, capture_content=args.capture_content)
+            print(f"exported {n} spans to {args.otlp}")
+            return 0
+        import pandas as pd
+
+        from labkit.trace.checklist import observability_checklist
+
+        items = observability_checklist(rest, args.rules)
+        _emit(pd.DataFrame(items)[["item", "status", "evidence", "action"]], args.format)
+        return 0
+    if args.sql and args.view:
+        raise ConfigError("give --sql or --view, not both")
+    with ts.TraceStore(args.run_dirs) as st:
+        if args.sql:
+            if not ts.is_read_only_sql(args.sql):
+                raise ConfigError("only one read-only statement (SELECT, WITH, DESCRIBE, SUMMARIZE, SHOW, FROM)",
+                                  field="sql")
+            df = st.query(args.sql)
+        else:
+            view = args.view or "summary"
+            if view == "summary":
+                df = st.summary()
+            elif view == "failures":
+                df = st.failures_by_stage()
+            elif view == "slowest":
+                df = st.slowest(10)
+            elif view == "cost":
+                df = st.cost_by_model()
+            elif view == "latency":
+                df = st.latency_by_prompt_version()
+            elif view == "trends":
+                df = st.metric_trends()
+            else:
+                print(json.dumps(st.sample(1), indent=2, default=str))
+                return 0
+        if args.comparison:
+            df = st.flagged_traces(args.comparison)
+    _emit(df, args.format, args.limit)
+    return 0
+
+
+def _feedback(args: argparse.Namespace) -> int:
+    from labkit.trace.feedback import record_feedback
+
+    line = record_feedback(args.run, args.trace_id, args.rating, args.comment, user=args.user)
+    print(f"recorded {line['feedback_id']}: rating {line['rating']} on trace {line['trace_id']}")
+    return 0
+
+
+def _alerts(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from labkit.trace.alerts import evaluate_alerts, load_rules
+    from labkit.trace.store import TraceStore
+
+    rules = load_rules(args.rules)
+    with TraceStore(args.run_dirs) as st:
+        frame = st.query("SELECT ts_start, ts_end, latency_ms, cost_usd, status, from_cache, model, "
+                         "prompt_version, pipeline, run_dir, environment FROM traces")
+    events = evaluate_alerts(rules, frame)
+    if args.format == "json":
+        print(json.dumps(events, indent=2, default=str))
+    elif not events:
+        print(f"no alerts fired ({len(rules)} rules over {len(frame)} traces)")
+    else:
+        cols = ["rule", "kind", "severity", "window", "fired_at", "evaluations", "value", "threshold",
+                "baseline", "n_traces"]
+        df = pd.DataFrame(events)
+        _emit(df[[c for c in cols if c in df]], args.format)
+    return 1 if (events and args.fail_on_alert) else 0
