@@ -198,14 +198,14 @@ def _contexts(items: Sequence[Any], corpus: Any) -> list[str]:
     return out
 
 
-def _custom(fn: CaseMetricFn, case: EvalCase, result: Mapping[str, Any]) -> tuple[float, str]:
+def _custom(fn: CaseMetricFn, case: EvalCase, result: Mapping[str, Any]) -> tuple[float | None, str]:
     got = fn(case, result)
     if isinstance(got, tuple):
         val, reason = got
     else:
         val, reason = got, ""
     if val is None or (isinstance(val, float) and math.isnan(val)):
-        return math.nan, reason or "unmeasured"
+        return None, reason or "unmeasured"
     return float(val), ""
 
 

@@ -1,0 +1,128 @@
+"""compare_runs on hand-written run directories: planted regression, no change, alignment, CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from labkit.cases import EvalCase
+from labkit.compare import add_compare_parser, cmd_compare, compare_runs
+from labkit.errors import LabkitError
+from labkit.metrics import score_cases
+
+N = 60
+CTX = "Expired API keys are reissued in the security portal after identity verification."
+GOOD = "Expired API keys are reissued in the security portal. This happens after identity verification."
+BAD = "Keys never expire on weekends. The moon is made of green cheese."
+
+
+def _cases(n: int = N) -> list[EvalCase]:
+    return [
+        EvalCase(id=f"c{i:03d}", question="How do I reset an expired API key?", expected_source="sec",
+                 must_include=("security portal",), tags={"risk": "high" if i % 4 == 0 else "low"})
+        for i in range(n)
+    ]
+
+
+def _results(cases: list[EvalCase], bad: set[int] = frozenset(), seed: int = 0) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, c in enumerate(cases):
+        out.append({
+            "case_id": c.id, "status": "ok",
+            "answer": BAD if i in bad else GOOD,
+            "retrieved": [{"id": "sec#1", "source": "sec", "text": CTX}],
+            "citations": ["sec#1"],
+            "latency_ms": float(rng.lognormal(6.5, 0.3)),
+            "cost_usd": 0.001, "usage": {"input_tokens": 100, "output_tokens": 20}, "attempts": 1,
+        })
+    return out
+
+
+def _write_run(path, run_id, cases, results, fingerprint="fp-1"):
+    path.mkdir(parents=True)
+    score_cases(cases, results).to_csv(path / "scores.csv", index=False)
+    (path / "manifest.json").write_text(json.dumps({"run_id": run_id, "dataset": {"fingerprint": fingerprint}}))
+    return path
+
+
+def test_planted_regression_detected(tmp_path):
+    cases = _cases()
+    base = _write_run(tmp_path / "base", "run-base", cases, _results(cases))
+    bad = set(range(0, N, 3))  # a third of the cases lose faithfulness
+    var = _write_run(tmp_path / "var", "run-var", cases, _results(cases, bad=bad))
+    cmp = compare_runs(base, var)
+    d = cmp.to_dict()
+    f = d["metrics"]["faithfulness"]
+    assert d["baseline"] == "run-base" and d["variant"] == "run-var" and d["n_paired"] == N
+    assert f["verdict"] == "regressed"
+    assert f["delta"] == pytest.approx(-1 / 3)
+    assert f["ci_high"] < 0 and f["p_adjusted"] < 0.05
+    assert {x["case_id"] for x in d["flipped"]} == {f"c{i:03d}" for i in bad}
+    assert all(x["from"] == "pass" and x["to"] == "fail" for x in d["flipped"])
+    assert "dropped" not in d
+    assert d["metrics"]["retrieval_hit_rate"]["verdict"] == "no_change"
+    json.dumps(d, allow_nan=False)
+    assert "regressed" in cmp.to_text() and "c000" in cmp.to_text()
+
+
+def test_same_pipeline_twice_is_no_change(tmp_path):
+    cases = _cases()
+    base = _write_run(tmp_path / "a", "a", cases, _results(cases, seed=1))
+    var = _write_run(tmp_path / "b", "b", cases, _results(cases, seed=2))  # latency noise only
+    d = compare_runs(base, var).to_dict()
+    assert {m["verdict"] for m in d["metrics"].values()} == {"no_change"}
+    assert d["flipped"] == []
+
+
+def test_latency_direction_lower_is_better(tmp_path):
+    cases = _cases()
+    fast = _results(cases)
+    slow = [dict(r, latency_ms=r["latency_ms"] * 2) for r in fast]
+    d = compare_runs(_write_run(tmp_path / "a", "a", cases, fast), _write_run(tmp_path / "b", "b", cases, slow)).to_dict()
+    assert d["metrics"]["latency_p50_ms"]["verdict"] == "regressed"
+    d2 = compare_runs(tmp_path / "b", tmp_path / "a").to_dict()
+    assert d2["metrics"]["latency_p50_ms"]["verdict"] == "improved"
+
+
+def test_same_seed_same_result(tmp_path):
+    cases = _cases()
+    base = _write_run(tmp_path / "a", "a", cases, _results(cases))
+    var = _write_run(tmp_path / "b", "b", cases, _results(cases, bad={1, 5, 9}))
+    assert compare_runs(base, var, seed=4).to_dict() == compare_runs(base, var, seed=4).to_dict()
+
+
+def test_fingerprint_mismatch_refused_then_aligned(tmp_path):
+    cases = _cases()
+    base = _write_run(tmp_path / "a", "a", cases, _results(cases), fingerprint="fp-1")
+    fewer = [*cases[:50], EvalCase(id="new-1", question="other")]
+    var = _write_run(tmp_path / "b", "b", fewer, _results(fewer), fingerprint="fp-2")
+    with pytest.raises(LabkitError, match="--align"):
+        compare_runs(base, var)
+    d = compare_runs(base, var, align=True).to_dict()
+    assert d["n_paired"] == 50 and d["dropped"] == 11
+
+
+def test_missing_scores_says_run_score(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "results.jsonl").write_text("")
+    with pytest.raises(LabkitError, match="labkit score"):
+        compare_runs(tmp_path / "run", tmp_path / "run")
+
+
+def test_cli_functions(tmp_path, capsys):
+    cases = _cases()
+    base = _write_run(tmp_path / "a", "a", cases, _results(cases))
+    var = _write_run(tmp_path / "b", "b", cases, _results(cases, bad=set(range(0, N, 3))))
+    parser = argparse.ArgumentParser(prog="labkit")
+    add_compare_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["compare", str(base), str(var), "--json", "--seed", "1"])
+    assert args.func(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["metrics"]["faithfulness"]["verdict"] == "regressed"
+    args = parser.parse_args(["compare", str(base), str(var), "--fail-on-regression"])
+    assert cmd_compare(args) == 1
+    assert "faithfulness" in capsys.readouterr().out

@@ -1,0 +1,201 @@
+"""Agent and ops metrics, aggregation (metrics.json shape), slices, registry."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from labkit.cases import EvalCase
+from labkit.errors import ConfigError
+from labkit.metrics import (
+    METRICS,
+    aggregate,
+    get_metric,
+    register_metric,
+    score_cases,
+    unregister_metric,
+)
+from labkit.metrics.agent import task_success, tool_call_accuracy
+
+TOOLS = ({"name": "lookup_account", "args": {"user_id": "u-17"}}, {"name": "escalate_ticket", "args": {"p": 1}})
+
+
+def test_tool_call_accuracy():
+    assert tool_call_accuracy([], ()) == (None, "no_expected_tools")
+    assert tool_call_accuracy([{"name": "escalate_ticket"}, {"name": "lookup_account"}], TOOLS) == (0.0, "")
+    got = [{"name": "lookup_account", "args": {"user_id": "u-17"}, "status": "ok"},
+           {"name": "escalate_ticket", "args": {"p": 2}}]
+    assert tool_call_accuracy(got, TOOLS) == (0.5, "")
+    assert tool_call_accuracy(got[:1], TOOLS) == (0.0, "")  # sequence differs
+    assert tool_call_accuracy(None, TOOLS) == (0.0, "")
+
+
+def test_task_success_rule():
+    assert task_success("ok", None, None, None)
+    assert not task_success("error", None, None, None)
+    assert not task_success("ok", 0.5, None, None)
+    assert not task_success("ok", 1.0, 1.0, None)
+    assert not task_success("ok", 1.0, 0.0, 0.5)
+    assert task_success("ok", 1.0, 0.0, 1.0)
+
+
+def _cases(n=6):
+    risks = ["high", "low", "medium"]
+    return [
+        EvalCase(id=f"c{i}", question=f"question {i}", expected_source="doc", must_include=("portal",),
+                 tags={"risk": risks[i % 3], "category": "sec" if i % 2 else "bil"})
+        for i in range(n)
+    ]
+
+
+def _results(cases):
+    out = []
+    for i, c in enumerate(cases):
+        out.append({
+            "case_id": c.id,
+            "status": "error" if i == 0 else "ok",
+            "answer": None if i == 0 else ("Use the portal." if i % 2 else "No idea."),
+            "retrieved": [{"id": "doc#0", "source": "doc"}] if i % 3 else [],
+            "latency_ms": 100.0 * (i + 1),
+            "from_cache": i == 5,
+            "attempts": 2 if i == 1 else 1,
+            "cost_usd": 0.01,
+            "usage": {"input_tokens": 10, "output_tokens": i},
+        })
+    return out
+
+
+def test_ops_columns_and_aggregates():
+    cases = _cases()
+    df = score_cases(cases, _results(cases))
+    assert df["error_rate"].tolist() == [1, 0, 0, 0, 0, 0]
+    assert df["retry_rate"].tolist() == [0, 1, 0, 0, 0, 0]
+    assert df["task_success"].tolist() == [False, True, False, True, False, True]
+    assert df["tokens_per_case"].tolist() == [10, 11, 12, 13, 14, 15]
+    agg = aggregate(cases, df, n_boot=200)
+    m = agg["metrics"]
+    # latency: cache hit (case 5, 600 ms) excluded; whatever the status, case 0 counts
+    assert m["latency_p50_ms"]["value"] == pytest.approx(np.percentile([100, 200, 300, 400, 500], 50))
+    assert m["latency_p95_ms"]["value"] == pytest.approx(np.percentile([100, 200, 300, 400, 500], 95))
+    assert m["latency_p50_ms"]["unmeasured_reasons"] == {"from_cache": 1}
+    assert m["cost_per_success"]["value"] == pytest.approx(0.06 / 3)
+    assert m["total_cost_usd"]["value"] == pytest.approx(0.06)
+    assert m["error_rate"]["value"] == pytest.approx(1 / 6)
+    assert m["retry_rate"]["value"] == pytest.approx(1 / 6)
+    assert m["task_success_rate"]["value"] == pytest.approx(0.5)
+    assert m["faithfulness"]["unmeasured_reasons"]["not_ok"] == 1
+    for entry in m.values():
+        if entry["value"] is not None and entry["ci_low"] is not None:
+            assert entry["ci_low"] <= entry["value"] + 1e-12 <= entry["ci_high"] + 2e-12
+        assert entry["n"] + entry["unmeasured"] == 6
+        assert sum(entry["unmeasured_reasons"].values()) == entry["unmeasured"]
+    json.dumps(agg, allow_nan=False)
+    assert set(agg) >= {"k", "n_cases", "seed", "n_boot", "metrics", "slices"}
+
+
+def test_every_registered_metric_is_reported():
+    cases = _cases()
+    agg = aggregate(cases, score_cases(cases, _results(cases)), n_boot=100)
+    assert set(agg["metrics"]) == set(METRICS)
+    for name, e in agg["metrics"].items():
+        assert e["stage"] == METRICS[name].stage and e["direction"] == METRICS[name].direction
+
+
+def test_nothing_measured_is_null():
+    cases = [EvalCase(id="a", question="q")]
+    df = score_cases(cases, [{"case_id": "a", "status": "ok", "answer": "x"}])
+    agg = aggregate(cases, df, n_boot=50)
+    e = agg["metrics"]["mrr"]
+    assert e["value"] is None and e["ci_low"] is None and e["n"] == 0 and e["unmeasured"] == 1
+    assert agg["metrics"]["latency_p95_ms"]["unmeasured_reasons"] == {"no_latency": 1}
+    assert agg["metrics"]["cost_per_success"]["value"] is None
+    assert agg["metrics"]["tokens_per_case"]["unmeasured_reasons"] == {"no_usage": 1}
+    json.dumps(agg, allow_nan=False)
+
+
+def test_no_success_cost_per_success_unmeasured():
+    cases = [EvalCase(id="a", question="q")]
+    df = score_cases(cases, [{"case_id": "a", "status": "error", "cost_usd": 0.1}])
+    e = aggregate(cases, df, n_boot=50)["metrics"]["cost_per_success"]
+    assert e["value"] is None and e["unmeasured_reasons"] == {"no_success": 1}
+
+
+def test_slices_by_tag():
+    cases = _cases()
+    agg = aggregate(cases, score_cases(cases, _results(cases)), n_boot=100)
+    assert set(agg["slices"]) == {"risk=high", "risk=low", "risk=medium", "category=sec", "category=bil"}
+    high = agg["slices"]["risk=high"]["error_rate"]
+    assert high["n"] == 2 and high["value"] == pytest.approx(0.5)  # c0 (error) and c3
+    assert "kind" not in {k.split("=")[0] for k in agg["slices"]}  # no case has a kind tag
+
+
+def test_same_seed_same_intervals_and_seed_in_output():
+    cases = _cases()
+    df = score_cases(cases, _results(cases))
+    a = aggregate(cases, df, seed=3, n_boot=300)
+    b = aggregate(cases, df, seed=3, n_boot=300)
+    assert a == b and a["seed"] == 3
+
+
+@given(st.randoms(use_true_random=False))
+@settings(max_examples=15, deadline=None)
+def test_case_order_shuffle_never_changes_aggregates(rnd):
+    cases = _cases(9)
+    results = _results(cases)
+    df = score_cases(cases, results)
+    ref = aggregate(cases, df, n_boot=200)
+    perm = list(range(len(cases)))
+    rnd.shuffle(perm)
+    cases2 = [cases[i] for i in perm]
+    results2 = [results[i] for i in perm]
+    got = aggregate(cases2, score_cases(cases2, results2), n_boot=200)
+    assert got == ref
+
+
+def test_registry_unknown_and_custom_metric():
+    with pytest.raises(ConfigError, match=r"known: .*faithfulness"):
+        get_metric("faithfulnes")
+
+    @register_metric("answer_length_ok", stage="generation", kind="rate", description="answer under 10 words")
+    def _len_ok(case, result):
+        ans = result.get("answer")
+        if not ans:
+            return None, "no_answer"
+        return float(len(ans.split()) < 10)
+
+    try:
+        assert get_metric("answer_length_ok").stage == "generation"
+        cases = _cases()
+        df = score_cases(cases, _results(cases))
+        assert df["answer_length_ok_reason"].tolist()[0] == "no_answer"
+        assert df["answer_length_ok"].tolist()[1] == 1.0
+        agg = aggregate(cases, df, n_boot=50)
+        assert agg["metrics"]["answer_length_ok"]["n"] == 5
+        with pytest.raises(ConfigError):
+            register_metric("answer_length_ok", stage="generation")(_len_ok)
+        with pytest.raises(ConfigError, match="kind"):
+            register_metric("x_pct", stage="ops", kind="percentile")
+        with pytest.raises(ConfigError, match="stage"):
+            register_metric("x_bad", stage="nowhere")(_len_ok)
+    finally:
+        unregister_metric("answer_length_ok")
+    assert "answer_length_ok" not in METRICS
+    with pytest.raises(ConfigError):
+        unregister_metric("mrr")
+
+
+def test_scores_csv_roundtrip_aggregates_equal(tmp_path):
+    from labkit.compare import read_scores
+
+    cases = _cases()
+    df = score_cases(cases, _results(cases))
+    p = tmp_path / "scores.csv"
+    df.to_csv(p, index=False)
+    back = read_scores(p)
+    assert math.isnan(back.loc[0, "faithfulness"])
+    assert aggregate(cases, back, n_boot=100) == aggregate(cases, df, n_boot=100)

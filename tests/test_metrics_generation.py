@@ -1,0 +1,128 @@
+"""Generation metrics: phrase checks, citations, faithfulness and relevance through score_cases."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pytest
+
+from labkit.cases import EvalCase
+from labkit.metrics import generation, score_cases
+
+
+@dataclass
+class Chunk:
+    id: str
+    source: str
+    text: str
+
+
+class FakeCorpus:
+    def __init__(self, chunks: list[Chunk]) -> None:
+        self._by = {c.id: c for c in chunks}
+
+    def chunk(self, cid: str) -> Chunk | None:
+        return self._by.get(cid)
+
+
+CTX = "Expired API keys are reissued in the security portal. Identity verification is required first."
+
+
+def test_must_include_case_and_whitespace_insensitive():
+    assert generation.must_include_coverage("Use the  SECURITY\nportal now", ["security portal", "two-factor"]) == (0.5, "")
+    assert generation.must_include_coverage("x", []) == (None, "no_must_include")
+    assert generation.must_include_coverage(None, ["a"]) == (0.0, "")
+
+
+def test_must_not_include():
+    assert generation.must_not_include_violation("Please Share your  password", ["share your password"]) == (1.0, "")
+    assert generation.must_not_include_violation("fine", ["share your password"]) == (0.0, "")
+    assert generation.must_not_include_violation("x", []) == (None, "no_must_not_include")
+
+
+def test_citations_validity_and_accuracy():
+    retrieved = [{"id": "a#1", "source": "a"}, {"id": "b#0", "source": "b"}]
+    assert generation.citation_validity(["a#1", "c#0"], retrieved, "chunk") == (0.5, "")
+    assert generation.citation_validity([], retrieved, "chunk") == (0.0, "")
+    # source-level: a cited chunk counts for its source; duplicates count once
+    assert generation.citation_accuracy(["a#1", "a#2"], ["a"], "source") == (1.0, "")
+    assert generation.citation_accuracy(["a#1", "b#0"], ["a#1"], "chunk") == (0.5, "")
+    assert generation.citation_accuracy(["a#1"], [], "chunk") == (None, "no_gold")
+    assert generation.citation_accuracy([], ["a"], "source") == (0.0, "")
+
+
+def _case(**kw):
+    base = dict(id="c1", question="How do I reset an expired API key?", expected_source="security-runbook")
+    base.update(kw)
+    return EvalCase(**base)
+
+
+def _res(**kw):
+    base = {
+        "case_id": "c1",
+        "status": "ok",
+        "answer": "Expired API keys are reissued in the security portal. [security-runbook#2] "
+        "The moon is made of green cheese.",
+        "retrieved": [{"id": "security-runbook#2", "source": "security-runbook"}],
+        "citations": ["security-runbook#2"],
+    }
+    base.update(kw)
+    return base
+
+
+def test_faithfulness_with_corpus_lookup():
+    corpus = FakeCorpus([Chunk("security-runbook#2", "security-runbook", CTX)])
+    df = score_cases([_case()], [_res()], corpus=corpus)
+    assert df.loc[0, "faithfulness"] == pytest.approx(0.5)  # one of two claims supported
+    assert df.loc[0, "citation_validity"] == 1.0
+    assert df.loc[0, "citation_accuracy"] == 1.0  # chunk cited, gold is the source
+
+
+def test_inline_text_preferred_and_no_context():
+    items = [{"id": "security-runbook#2", "source": "security-runbook", "text": CTX}]
+    df = score_cases([_case()], [_res(retrieved=items)])
+    assert df.loc[0, "faithfulness"] == pytest.approx(0.5)
+    df2 = score_cases([_case()], [_res()])  # no text, no corpus
+    assert math.isnan(df2.loc[0, "faithfulness"]) and df2.loc[0, "faithfulness_reason"] == "no_context"
+    df3 = score_cases([_case()], [_res(retrieved=[])])
+    assert df3.loc[0, "faithfulness_reason"] == "no_context"
+
+
+def test_not_ok_and_no_answer_and_no_claims():
+    case = _case(must_include=("security portal",))
+    df = score_cases([case], [_res(status="timeout", answer=None)])
+    for m in ("faithfulness", "answer_relevance", "citation_validity"):
+        assert math.isnan(df.loc[0, m]) and df.loc[0, m + "_reason"] == "not_ok"
+    assert df.loc[0, "must_include_coverage"] == 0.0  # scores what it did
+    assert df.loc[0, "citation_accuracy"] == 1.0  # citations recorded are still scored
+    df2 = score_cases([case], [_res(answer="")])
+    assert df2.loc[0, "faithfulness_reason"] == "no_answer"
+    items = [{"id": "security-runbook#2", "source": "security-runbook", "text": CTX}]
+    df3 = score_cases([case], [_res(answer="Yes.", retrieved=items)])
+    assert df3.loc[0, "faithfulness_reason"] == "no_claims"
+
+
+def test_answer_relevance_lexical():
+    df = score_cases([_case()], [_res(answer="Reset the expired API key in the portal.")])
+    # question content words: reset, expired, api, key -> all present
+    assert df.loc[0, "answer_relevance"] == pytest.approx(1.0)
+
+
+def test_custom_judge_is_used():
+    class Half:
+        name = "half"
+
+        def faithfulness(self, answer, contexts):
+            return 0.25, ""
+
+        def relevance(self, question, answer):
+            return None
+
+        def describe(self):
+            return {"type": "half"}
+
+    items = [{"id": "x#0", "source": "x", "text": "t"}]
+    df = score_cases([_case()], [_res(retrieved=items)], judge=Half())
+    assert df.loc[0, "faithfulness"] == 0.25
+    assert df.loc[0, "answer_relevance_reason"] == "no_score"
