@@ -1,0 +1,218 @@
+"""Judges: the lexical default, JSON reply parsing, and the LLM judge against a loopback endpoint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fake_openai import FakeOpenAI, drop, malformed, rate_limited, server_error, status
+
+from labkit.errors import ConfigError, LabkitError
+from labkit.judges import (
+    FAITHFULNESS_PROMPT,
+    RELEVANCE_PROMPT,
+    JudgeReplyError,
+    LexicalJudge,
+    LLMJudge,
+    content_words,
+    get_judge,
+    parse_json_reply,
+    sentences,
+    strip_citations,
+)
+
+CTX = ["Expired API keys are reissued in the security portal. Identity verification is required first."]
+
+
+# --- lexical ----------------------------------------------------------------------------
+
+
+def test_tokenization_documented_rules():
+    assert content_words("The API Keys, and the key's owner!") == ["api", "key", "key", "owner"]
+    assert content_words("Policies: 30 days") == ["policy", "30", "day"]
+    assert strip_citations("Use the portal [security-runbook#2] now [1].") == "Use the portal  now ."
+    assert sentences("One. Two!\nThree? four") == ["One.", "Two!", "Three?", "four"]
+
+
+def test_lexical_faithfulness_threshold_and_claims():
+    j = LexicalJudge()
+    ans = "Expired API keys are reissued in the security portal [sec#2]. Yes. The moon is cheese today."
+    assert j.claims(ans) == ["Expired API keys are reissued in the security portal .", "The moon is cheese today."]
+    assert j.faithfulness(ans, CTX) == (0.5, "")
+    assert j.faithfulness("Yes. OK.", CTX) == (None, "no_claims")
+    # partial overlap: 2 of 3 content words (0.67) passes at 0.6, fails at 0.7
+    claim = "Identity verification happens."
+    assert LexicalJudge(threshold=0.6).faithfulness(claim, CTX) == (1.0, "")
+    assert LexicalJudge(threshold=0.7).faithfulness(claim, CTX) == (0.0, "")
+    assert LexicalJudge(min_content_words=4).faithfulness(claim, CTX) == (None, "no_claims")
+
+
+def test_lexical_is_deterministic_and_validated():
+    j = LexicalJudge()
+    a = j.faithfulness("Expired keys are reissued in the portal.", CTX)
+    assert all(j.faithfulness("Expired keys are reissued in the portal.", CTX) == a for _ in range(5))
+    with pytest.raises(ConfigError):
+        LexicalJudge(threshold=0)
+    with pytest.raises(ConfigError):
+        LexicalJudge(min_content_words=0)
+
+
+def test_lexical_relevance():
+    j = LexicalJudge()
+    assert j.relevance("How do I reset an expired API key?", "Reset the expired key in the portal.") == 0.75
+    assert j.relevance("How do I?", "anything") is None
+    assert j.relevance("reset key", "") is None
+
+
+def test_registry():
+    assert isinstance(get_judge(None), LexicalJudge)
+    assert get_judge({"type": "lexical", "threshold": 0.8}).threshold == 0.8  # type: ignore[attr-defined]
+    j = LexicalJudge()
+    assert get_judge(j) is j
+    with pytest.raises(ConfigError, match="known: lexical, llm"):
+        get_judge("gpt-judge")
+    with pytest.raises(ConfigError, match="bad options"):
+        get_judge({"type": "lexical", "nope": 1})
+
+
+# --- JSON reply parsing -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"score": 0.5}',
+        '```json\n{"score": 0.5}\n```',
+        'Sure! Here is my verdict:\n```\n{"score": 0.5}\n```\nHope that helps.',
+        'I think {"score": 0.5} is right, {"other": 1}',
+        'The answer {is good}. {"score": 0.5}',
+    ],
+)
+def test_parse_json_reply_tolerant(text):
+    assert parse_json_reply(text)["score"] == 0.5
+
+
+@pytest.mark.parametrize("text", ["", "no json here", "[1, 2]", '{"score": 0.5'])
+def test_parse_json_reply_fails_cleanly(text):
+    with pytest.raises(JudgeReplyError):
+        parse_json_reply(text)
+
+
+# --- LLM judge against a real loopback server -------------------------------------------
+
+
+def _verdicts(body: dict) -> str:
+    user = body["messages"][-1]["content"]
+    if user.startswith("Question:"):
+        return 'Score: ```json\n{"score": 0.8}\n```'
+    n = user.count(".")  # crude: a "claim" per period in context+answer
+    return f'Here you go: {{"claims": 4, "supported": {min(3, n)}}} -- done'
+
+
+@pytest.fixture
+def srv():
+    with FakeOpenAI(reply=_verdicts) as s:
+        yield s
+
+
+def _judge(srv, tmp_path, **kw):
+    kw.setdefault("backoff_s", 0.001)
+    kw.setdefault("cache_dir", tmp_path / "cache")
+    return LLMJudge(srv.base_url, "judge-model", **kw)
+
+
+def test_llm_judge_scores_and_sends_versioned_prompt(srv, tmp_path):
+    j = _judge(srv, tmp_path)
+    assert j.faithfulness("A. B.", ["C."]) == (0.75, "")
+    assert j.relevance("q?", "a") == pytest.approx(0.8)
+    body = srv.requests[0]
+    assert body["model"] == "judge-model" and body["temperature"] == 0.0
+    assert body["messages"][0]["content"] == FAITHFULNESS_PROMPT.system
+    d = j.describe()
+    assert d["templates"]["faithfulness"] == {"version": "faithfulness-v1", "hash": FAITHFULNESS_PROMPT.hash}
+    assert d["templates"]["relevance"]["hash"] == RELEVANCE_PROMPT.hash
+
+
+def test_llm_judge_cache_keyed_by_model_template_inputs(srv, tmp_path):
+    j = _judge(srv, tmp_path)
+    j.faithfulness("A. B.", ["C."])
+    j2 = _judge(srv, tmp_path)  # a new judge, same cache dir: no call
+    assert j2.faithfulness("A. B.", ["C."]) == (0.75, "")
+    assert srv.calls == 1 and j2.cache_hits == 1
+    j2.faithfulness("A. B. X.", ["C."])  # different input -> call
+    assert srv.calls == 2
+    other_model = LLMJudge(srv.base_url, "other-model", cache_dir=tmp_path / "cache")
+    other_model.faithfulness("A. B.", ["C."])
+    assert srv.calls == 3
+    from dataclasses import replace
+
+    v2 = replace(FAITHFULNESS_PROMPT, version="faithfulness-v2", system=FAITHFULNESS_PROMPT.system + " Be strict.")
+    assert v2.hash != FAITHFULNESS_PROMPT.hash
+    _judge(srv, tmp_path, faithfulness_prompt=v2).faithfulness("A. B.", ["C."])
+    assert srv.calls == 4
+
+
+def test_llm_judge_retries_429_500_and_drops(srv, tmp_path):
+    srv.on(None, rate_limited(retry_after=0.01), server_error(503), drop())
+    slept: list[float] = []
+    j = _judge(srv, tmp_path, sleep=slept.append, retries=3)
+    assert j.relevance("q?", "a") == pytest.approx(0.8)
+    assert srv.calls == 4 and len(slept) == 3
+    assert slept[0] >= 0.01  # Retry-After honoured
+
+
+def test_llm_judge_malformed_then_chatty_reply(srv, tmp_path):
+    srv.on(None, malformed())
+    j = _judge(srv, tmp_path)
+    assert j.faithfulness("A.", ["B."]) == (0.5, "")  # 2 of 4 claims, parsed from chatty text
+    assert srv.calls == 2
+
+
+def test_llm_judge_unparseable_reply_is_unmeasured(tmp_path):
+    with FakeOpenAI(reply=lambda body: "I cannot judge this.") as s:
+        j = _judge(s, tmp_path, retries=1, cache_dir=None)
+        assert j.faithfulness("A.", ["B."]) == (None, "judge_error")
+        assert j.relevance("q", "a") is None
+        assert s.calls == 4 and len(j.errors) == 2
+
+
+def test_llm_judge_exhausted_retries_is_unmeasured(srv, tmp_path):
+    srv.on(None, server_error(), server_error(), server_error())
+    j = _judge(srv, tmp_path, retries=2)
+    assert j.faithfulness("A.", ["B."]) == (None, "judge_error")
+    assert "ServerError" in j.errors[0]
+    assert not list((tmp_path / "cache").rglob("*.json"))  # failures are not cached
+
+
+def test_llm_judge_client_error_raises(srv, tmp_path):
+    srv.on(None, status(401, '{"error": "bad key"}'))
+    j = _judge(srv, tmp_path)
+    with pytest.raises(LabkitError, match="401"):
+        j.relevance("q", "a")
+
+
+def test_llm_judge_key_from_env_only(srv, tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_TEST_JUDGE_KEY", "sk-test-123")
+    j = _judge(srv, tmp_path, api_key_env="LABKIT_TEST_JUDGE_KEY")
+    j.relevance("q", "a")
+    assert srv.headers[-1].get("Authorization") == "Bearer sk-test-123"
+    assert "sk-test-123" not in json.dumps(j.describe())
+    cached = next((tmp_path / "cache").rglob("*.json")).read_text()
+    assert "sk-test-123" not in cached
+    monkeypatch.delenv("LABKIT_TEST_JUDGE_KEY")
+    j2 = _judge(srv, tmp_path, api_key_env="LABKIT_TEST_JUDGE_KEY", cache_dir=None)
+    with pytest.raises(ConfigError, match="LABKIT_TEST_JUDGE_KEY"):
+        j2.relevance("q", "a")
+
+
+def test_llm_judge_via_registry_and_score_cases(srv, tmp_path):
+    from labkit.cases import EvalCase
+    from labkit.metrics import score_cases
+
+    j = get_judge({"type": "llm", "base_url": srv.base_url, "model": "m", "cache_dir": str(tmp_path / "c")})
+    assert isinstance(j, LLMJudge) and j.name == "llm:m"
+    case = EvalCase(id="a", question="How?")
+    res = {"case_id": "a", "status": "ok", "answer": "Do it. Then more.",
+           "retrieved": [{"id": "d#0", "source": "d", "text": "Do it."}]}
+    df = score_cases([case], [res], judge=j)
+    assert df.loc[0, "faithfulness"] == 0.75 and df.loc[0, "answer_relevance"] == pytest.approx(0.8)
