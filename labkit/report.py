@@ -228,6 +228,27 @@ def project_root(chdir: bool = True) -> Path:
     return root
 
 
+def fresh_run_dir(path: str | os.PathLike[str]) -> Path:
+    """Make ``path`` ready for a new run: remove a previous run there, refuse anything else.
+
+    Notebooks re-run from the top write the same run directories each time; the
+    runner refuses a folder that already holds a run, so the notebook clears its
+    own previous run first. A folder holding files that are not a run's is left
+    alone and reported as a ConfigError.
+    """
+    import shutil
+
+    p = Path(path)
+    run_files = {"manifest.json", "results.jsonl", "traces.jsonl", "scores.csv", "metrics.json"}
+    if p.exists():
+        names = {c.name for c in p.iterdir()}
+        if names and not (names & run_files):
+            raise ConfigError("folder exists and does not hold a run; not removing it", path=str(p))
+        shutil.rmtree(p)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return p
+
+
 def discover(notebooks_dir: str | os.PathLike[str] = "notebooks") -> list[Path]:
     """Every ``NN_*.ipynb`` in the folder, in name order."""
     d = Path(notebooks_dir)
@@ -277,7 +298,16 @@ def load_params(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
+BATCH_DEFAULTS: dict[str, Any] = {"interactive": False}
+
+
 def _params_for(nb_path: Path, params: Mapping[str, Any] | None, declared: Mapping[str, Any]) -> dict[str, Any]:
+    """The batch defaults a notebook declares (``interactive=False``), then the given parameters."""
+    base = {k: v for k, v in BATCH_DEFAULTS.items() if k in declared}
+    return {**base, **_given_params_for(nb_path, params, declared)}
+
+
+def _given_params_for(nb_path: Path, params: Mapping[str, Any] | None, declared: Mapping[str, Any]) -> dict[str, Any]:
     """Resolve the parameters of one notebook from the ``all`` section and its own section."""
     if not params:
         return {}
@@ -537,8 +567,14 @@ def export_html(nb: Any, out_path: str | os.PathLike[str], *, failure: NotebookF
     exporter.register_preprocessor(TagRemovePreprocessor(config=c), enabled=True)
     body, _ = exporter.from_notebook_node(nb)
     out = Path(out_path)
-    atomic_write_text(out, body)
+    _write_public(out, body)
     return out
+
+
+def _write_public(path: Path, text: str) -> None:
+    """Write atomically, readable by everyone (reports are for reviewers)."""
+    atomic_write_text(path, text)
+    os.chmod(path, 0o644)
 
 
 def _is_widget_only(out: Any) -> bool:
@@ -613,7 +649,7 @@ Every report is a single offline HTML file.</span></p>
 </main></body></html>
 """
     path = out_dir / "index.html"
-    atomic_write_text(path, page)
+    _write_public(path, page)
     return path
 
 
