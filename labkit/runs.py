@@ -253,6 +253,19 @@ class RunDir:
         self.write_manifest(m)
         return m
 
+    def summary(self) -> str:
+        """One line: run id, case counts by status, where it is."""
+        m = self.manifest
+        counts = m.get("counts")
+        if not isinstance(counts, dict):
+            rows = self.results() if self.results_path.is_file() else []
+            counts = {s: sum(1 for r in rows if r["status"] == s) for s in STATUSES}
+            counts["from_cache"] = sum(1 for r in rows if r.get("from_cache"))
+        n = sum(int(counts.get(s, 0)) for s in STATUSES)
+        parts = ", ".join(f"{s} {counts.get(s, 0)}" for s in STATUSES)
+        cached = f", from cache {counts['from_cache']}" if counts.get("from_cache") else ""
+        return f"run {self.run_id}: {n} cases ({parts}{cached}) in {self.path}"
+
     def results(self) -> list[dict[str, Any]]:
         """The results lines, validated (a bad line is a DatasetError naming file, line, field)."""
         return read_results(self.results_path)

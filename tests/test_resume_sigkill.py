@@ -1,0 +1,102 @@
+"""SIGKILL a real ``labkit run`` mid-run, resume it, and get the uninterrupted results."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]
+
+ROOT = Path(__file__).resolve().parents[1]
+LABKIT = [sys.executable, "-c", "import sys; from labkit.cli import main; sys.exit(main())"]
+N = 240
+
+PIPELINE = '''
+import asyncio, hashlib
+
+async def slow_echo(case):
+    h = hashlib.sha256(case.question.encode()).hexdigest()
+    await asyncio.sleep(0.005 + int(h[:2], 16) / 255 * 0.03)   # finishes out of order
+    return {"answer": f"echo {case.question} {h[:8]}",
+            "retrieved": [{"id": "doc#" + h[0], "source": "doc", "score": 1.0}],
+            "usage": {"input_tokens": 5, "output_tokens": 3}, "cost_usd": 0.001}
+'''
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = f"{tmp}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    env["CI"] = "1"  # no progress bar
+    return env
+
+
+def _lines(p: Path) -> int:
+    try:
+        return p.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def _strip(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "latency_ms"} for r in rows]
+
+
+def _read(p: Path) -> list[dict]:
+    return [json.loads(line) for line in p.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("kill_after", [30, 150])
+def test_sigkill_then_resume_matches_uninterrupted(tmp_path: Path, kill_after: int) -> None:
+    (tmp_path / "killme_pipe.py").write_text(PIPELINE)
+    ds = tmp_path / "ds.jsonl"
+    ds.write_text("".join(json.dumps({"id": f"k{i:04d}", "question": f"question {i}"}) + "\n" for i in range(N)))
+    env = _env(tmp_path)
+    common = ["--dataset", str(ds), "--pipeline", "killme_pipe:slow_echo", "--concurrency", "8",
+              "--run-id", "sigkill-run"]
+
+    # the uninterrupted reference
+    ref = tmp_path / "ref"
+    subprocess.run([*LABKIT, "run", *common, "--out", str(ref)], env=env, cwd=tmp_path, check=True,
+                   timeout=120, capture_output=True)
+
+    # the killed run
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([*LABKIT, "run", *common, "--out", str(out)], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    try:
+        while _lines(out / "results.jsonl") < kill_after:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "exited"
+            assert time.monotonic() < deadline, "run made no progress"
+            time.sleep(0.002)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    done_before = _lines(out / "results.jsonl")
+    assert kill_after <= done_before < N, "the kill did not land mid-run"
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["status"] == "running"
+
+    # resume through the CLI
+    r = subprocess.run([*LABKIT, "run", "--resume", str(out)], env=env, cwd=tmp_path, timeout=120,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+    got, want = _read(out / "results.jsonl"), _read(ref / "results.jsonl")
+    ids = [x["case_id"] for x in got]
+    assert len(ids) == len(set(ids)) == N  # none lost, none duplicated
+    assert _strip(got) == _strip(want)  # identical ignoring timings, in dataset order
+    traces = _read(out / "traces.jsonl")
+    assert len(traces) == N and len({t["trace_id"] for t in traces}) == N
+    assert {t["trace_id"] for t in traces} == {x["trace_id"] for x in got}
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["status"] == "complete" and man["counts"]["ok"] == N
+    assert (out / "metrics.json").is_file() and (out / "scores.csv").is_file()
