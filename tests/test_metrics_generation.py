@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from labkit.cases import EvalCase
 from labkit.metrics import generation, score_cases
@@ -126,3 +128,22 @@ def test_custom_judge_is_used():
     df = score_cases([_case()], [_res(retrieved=items)], judge=Half())
     assert df.loc[0, "faithfulness"] == 0.25
     assert df.loc[0, "answer_relevance_reason"] == "no_score"
+
+
+words = st.sampled_from(["key", "portal", "reset", "the", "api", "moon", "Verify", "[d#1]", "3", "."])
+text = st.lists(words, max_size=25).map(" ".join)
+
+
+@given(text, st.lists(text, max_size=3), st.lists(text, max_size=3), st.lists(st.sampled_from(["d#1", "d#2", "e#0"]), max_size=4))
+@settings(max_examples=150, deadline=None)
+def test_generation_metrics_bounded(answer, contexts, phrases, citations):
+    case = EvalCase(id="c", question="reset the api key", expected_source="d",
+                    must_include=tuple(p for p in phrases if p.strip()),
+                    must_not_include=tuple(p for p in phrases[:1] if p.strip()))
+    items = [{"id": f"d#{i}", "source": "d", "text": c} for i, c in enumerate(contexts)]
+    res = {"case_id": "c", "status": "ok", "answer": answer, "retrieved": items, "citations": citations}
+    df = score_cases([case], [res])
+    for name in generation.GENERATION_METRICS:
+        v = df.loc[0, name]
+        assert math.isnan(v) or 0.0 <= v <= 1.0, name
+        assert (df.loc[0, name + "_reason"] == "") == (not math.isnan(v))
