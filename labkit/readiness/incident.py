@@ -1,0 +1,491 @@
+"""Incident review (Day 20): from a failing run and its baseline, a note, regression cases and a backlog.
+
+``incident_review(baseline_run, failing_run, out_dir)`` writes:
+
+* ``incident.md`` — summary, impact (with numbers), timeline from the traces,
+  the stage where quality moved (computed from per-stage deltas), contributing
+  factors and action items;
+* ``regression_cases.jsonl`` — each case that fails in the failing run, as a
+  proposed eval case with ``tags.kind: regression`` (valid for ``load_cases``);
+* ``backlog.csv`` — the action items with empty owner and due-date columns.
+
+Where quality moved: for every metric of the paired comparison, the
+direction-adjusted delta (positive = better) is normalised — as is for metrics
+bounded in [0, 1], relative to the baseline value for the others (latency,
+cost). A stage's delta is the mean over its measured metrics; a stage
+*regressed* when at least one of its metrics has the verdict ``regressed``. The
+stage named is the regressed stage with the most negative stage delta (ties go
+to the earlier stage: retrieval, generation, agent, ops). When nothing
+regressed, the note says so and names no stage.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labkit.cases import EvalCase, atomic_write_text, load_cases, save_cases
+from labkit.errors import ConfigError, LabkitError
+from labkit.readiness.context import compare
+from labkit.readiness.model import as_mapping
+from labkit.readiness.runview import RunView, num
+
+STAGE_ORDER = ("retrieval", "generation", "agent", "ops")
+STAGE_LABEL = {"retrieval": "retrieval", "generation": "generation", "agent": "tool use (agent)",
+               "ops": "operations"}
+#: config keys and the stage they act on (for contributing factors)
+CONFIG_STAGE = {
+    "top_k": "retrieval", "chunk_size": "retrieval", "min_score": "retrieval", "min_coverage": "retrieval",
+    "retriever": "retrieval", "corpus": "retrieval", "embedding": "retrieval",
+    "model": "generation", "prompt_version": "generation", "answer_sentences": "generation",
+    "prompt": "generation", "temperature": "generation", "generator": "generation",
+    "tools": "agent", "runner": "ops", "fallback": "ops",
+}
+_CREDENTIAL = re.compile(r"key|secret|token|password|passwd|auth|credential", re.I)
+BACKLOG_COLUMNS = ("id", "action", "stage", "severity", "source", "evidence", "owner", "due_date", "status")
+
+
+@dataclass
+class IncidentReview:
+    baseline_run: str
+    failing_run: str
+    out_dir: Path
+    summary: str
+    stage: str | None
+    stage_deltas: dict[str, dict[str, Any]]
+    impact: dict[str, Any]
+    timeline: list[tuple[str, str]]
+    factors: list[str]
+    actions: list[dict[str, str]]
+    regression_cases: list[EvalCase] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def note_path(self) -> Path:
+        return self.out_dir / "incident.md"
+
+    @property
+    def cases_path(self) -> Path:
+        return self.out_dir / "regression_cases.jsonl"
+
+    @property
+    def backlog_path(self) -> Path:
+        return self.out_dir / "backlog.csv"
+
+    def summary_dict(self) -> dict[str, Any]:
+        return {"baseline_run": self.baseline_run, "failing_run": self.failing_run, "summary": self.summary,
+                "stage": self.stage, "stage_deltas": self.stage_deltas, "impact": self.impact,
+                "n_regression_cases": len(self.regression_cases), "n_actions": len(self.actions),
+                "note": str(self.note_path), "regression_cases": str(self.cases_path),
+                "backlog": str(self.backlog_path)}
+
+    def to_markdown(self) -> str:
+        return self.note_path.read_text(encoding="utf-8") if self.note_path.is_file() else _render(self)
+
+
+# ---- where quality moved ----------------------------------------------------------------------
+
+def stage_deltas(comparison: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per stage: mean normalised direction-adjusted delta, and its regressed/improved metrics."""
+    from labkit.metrics import METRICS
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, d in comparison.get("metrics", {}).items():
+        spec = METRICS.get(name)
+        delta = num(d.get("delta"))
+        if spec is None or delta is None:
+            continue
+        sign = 1.0 if spec.direction == "higher" else -1.0
+        if spec.bounded:
+            norm = sign * delta
+        else:
+            base = num(d.get("baseline"))
+            if not base:
+                continue
+            norm = sign * delta / abs(base)
+        s = out.setdefault(spec.stage, {"delta": 0.0, "metrics": {}, "regressed": [], "improved": []})
+        s["metrics"][name] = round(norm, 6)
+        if d.get("verdict") == "regressed":
+            s["regressed"].append(name)
+        elif d.get("verdict") == "improved":
+            s["improved"].append(name)
+    for s in out.values():
+        vals = list(s["metrics"].values())
+        s["delta"] = round(sum(vals) / len(vals), 6) if vals else 0.0
+    return {k: out[k] for k in sorted(out, key=lambda k: STAGE_ORDER.index(k) if k in STAGE_ORDER else 9)}
+
+
+def regressed_stage(deltas: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The regressed stage with the most negative stage delta; None when no stage regressed."""
+    cands = [(float(v["delta"]), STAGE_ORDER.index(k) if k in STAGE_ORDER else 9, k)
+             for k, v in deltas.items() if v["regressed"]]
+    return min(cands)[2] if cands else None
+
+
+# ---- helpers ----------------------------------------------------------------------------------
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if isinstance(d, Mapping):
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    else:
+        out[prefix] = d
+    return out
+
+
+def config_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """Changed keys between two configs (credential-like keys listed without their values)."""
+    fa, fb = _flatten(a), _flatten(b)
+    out = []
+    for k in sorted(set(fa) | set(fb)):
+        if k in ("name", "description"):
+            continue
+        if fa.get(k) != fb.get(k):
+            if _CREDENTIAL.search(k.rsplit(".", 1)[-1]) and not k.endswith("_env"):
+                out.append((k, "(hidden)", "(hidden)"))
+            else:
+                out.append((k, fa.get(k, "—"), fb.get(k, "—")))
+    return out
+
+
+def _iso(ts: Any) -> str | None:
+    if isinstance(ts, int | float) and not isinstance(ts, bool):
+        return dt.datetime.fromtimestamp(float(ts), dt.UTC).isoformat(timespec="seconds")
+    if isinstance(ts, str) and ts:
+        return ts
+    return None
+
+
+def _load_dataset(run: RunView, dataset: str | os.PathLike[str] | None) -> tuple[dict[str, EvalCase], str]:
+    tries: list[Path] = []
+    if dataset is not None:
+        tries.append(Path(dataset))
+    p = run.dataset_info.get("path")
+    if isinstance(p, str):
+        tries.append(Path(p))
+    tries.append(run.path / "cases.jsonl")
+    for t in tries:
+        if t.is_file():
+            try:
+                return load_cases(t).by_id(), str(t)
+            except LabkitError:
+                continue
+    return {}, ""
+
+
+def _failure_reasons(run: RunView, case_id: str) -> list[str]:
+    for row in run.scores:
+        if row.get("case_id") != case_id:
+            continue
+        out = []
+        for k, v in row.items():
+            if k.endswith("_reason") and v:
+                out.append(f"{k[:-7]}: {v}")
+        return out
+    return []
+
+
+def _case_stage(base: RunView, var: RunView, cid: str, result: Mapping[str, Any] | None) -> str:
+    """Which stage a regressed case lost its answer at (first stage, in pipeline order, that got worse)."""
+    if result is not None and str(result.get("status")) in ("error", "timeout"):
+        return "ops"
+
+    def v(run: RunView, m: str) -> float | None:
+        return run.score_column(m).get(cid)
+
+    def worse(m: str, higher: bool = True) -> bool:
+        a, b = v(base, m), v(var, m)
+        if a is None or b is None:
+            return False
+        return b < a if higher else b > a
+
+    if worse("retrieval_hit_rate") or worse("recall_at_k"):
+        return "retrieval"
+    if worse("must_include_coverage") or worse("faithfulness") or worse("must_not_include_violation", False) \
+            or worse("citation_accuracy"):
+        return "generation"
+    if worse("tool_call_accuracy"):
+        return "agent"
+    return "unattributed"
+
+
+# ---- the review -------------------------------------------------------------------------------
+
+def incident_review(
+    baseline_run: str | os.PathLike[str] | RunView,
+    failing_run: str | os.PathLike[str] | RunView,
+    out_dir: str | os.PathLike[str],
+    *,
+    dataset: str | os.PathLike[str] | None = None,
+    gate: str | os.PathLike[str] | None = None,
+) -> IncidentReview:
+    """Compare the failing run with its baseline and write incident.md, regression_cases.jsonl, backlog.csv."""
+    base, var = RunView.of(baseline_run), RunView.of(failing_run)
+    comp, why = compare(base, var)
+    if comp is None:
+        raise ConfigError(f"cannot review: {why}", path=str(var.path))
+    notes = [why] if why else []
+    deltas = stage_deltas(comp)
+    stage = regressed_stage(deltas)
+
+    bsucc, vsucc = base.case_success(), var.case_success()
+    shared = sorted(set(bsucc) & set(vsucc))
+    failed = [c for c in sorted(vsucc) if not vsucc[c]]
+    regressed_cases = [c for c in shared if bsucc[c] and not vsucc[c]]
+    fixed = [c for c in shared if not bsucc[c] and vsucc[c]]
+    vres = {str(r.get("case_id")): r for r in var.results}
+    attribution = Counter(_case_stage(base, var, c, vres.get(c)) for c in regressed_cases)
+    reg_metrics = [(m, d) for m, d in comp["metrics"].items() if d.get("verdict") == "regressed"]
+    imp_metrics = [m for m, d in comp["metrics"].items() if d.get("verdict") == "improved"]
+
+    # slices hit hardest (task success by slice)
+    slice_rows = []
+    bsl, vsl = base.metrics_doc.get("slices") or {}, var.metrics_doc.get("slices") or {}
+    for key in sorted(set(bsl) & set(vsl)):
+        a = num((bsl[key].get("task_success_rate") or {}).get("value"))
+        b = num((vsl[key].get("task_success_rate") or {}).get("value"))
+        if a is not None and b is not None and b < a:
+            slice_rows.append((b - a, key, a, b))
+    slice_rows.sort()
+    errors = Counter(str(r.get("status")) for r in var.results if str(r.get("status")) in ("error", "timeout"))
+    impact = {
+        "n_paired": comp["n_paired"],
+        "failed_baseline": sum(1 for c in shared if not bsucc[c]),
+        "failed_failing_run": sum(1 for c in shared if not vsucc[c]),
+        "regressed_cases": len(regressed_cases),
+        "fixed_cases": len(fixed),
+        "errors": dict(errors),
+        "regressed_metrics": {m: {k: d.get(k) for k in ("baseline", "variant", "delta", "ci_low", "ci_high",
+                                                         "p_adjusted", "stage")} for m, d in reg_metrics},
+        "improved_metrics": imp_metrics,
+        "slices": [{"slice": k, "baseline": a, "failing": b, "delta": round(d, 4)} for d, k, a, b in slice_rows[:5]],
+        "attribution": dict(attribution),
+    }
+
+    # summary
+    if stage is None:
+        summary = (f"Run {var.run_id} shows no metric regressed against {base.run_id} "
+                   f"({comp['n_paired']} paired cases); {len(regressed_cases)} case(s) flipped pass→fail.")
+    else:
+        top = ", ".join(f"{m} {d['baseline']:.3g}→{d['variant']:.3g}" for m, d in reg_metrics
+                        if (d.get("stage") or "") == stage)
+        summary = (f"Quality moved at the {STAGE_LABEL.get(stage, stage)} stage: run {var.run_id} regressed against "
+                   f"{base.run_id} on {len(reg_metrics)} metric(s) ({top}); {len(regressed_cases)} of "
+                   f"{comp['n_paired']} cases went from pass to fail, {len(fixed)} the other way.")
+
+    # timeline
+    tl: list[tuple[str, str]] = []
+
+    def run_desc(r: RunView) -> str:
+        cfg = r.config
+        model = cfg.get("model") if isinstance(cfg.get("model"), Mapping) else {}
+        return (f"pipeline {r.pipeline.get('name')}, prompt_version {cfg.get('prompt_version')}, "
+                f"model {model.get('name') if model else cfg.get('model')}, config {r.config_hash}")
+
+    if base.created_at:
+        tl.append((base.created_at, f"baseline run {base.run_id} started ({run_desc(base)})"))
+    g = as_mapping(var.manifest.get("gate"))
+    if g and g.get("locked_at"):
+        tl.append((str(g["locked_at"]), f"gate {g.get('path')} locked (hash {str(g.get('hash'))[:12]})"))
+    if var.created_at:
+        tl.append((var.created_at, f"failing run {var.run_id} started ({run_desc(var)})"))
+    traces = [t for t in var.traces if t.get("ts_start") is not None]
+    traces.sort(key=lambda t: float(t["ts_start"]))
+    if traces:
+        first, last = traces[0], traces[-1]
+        tl.append((_iso(first["ts_start"]) or "?", f"first trace {first.get('trace_id')} (case {first.get('case_id')})"))
+        reg_set = set(regressed_cases)
+        bad = [t for t in traces if t.get("case_id") in reg_set]
+        if bad:
+            tl.append((_iso(bad[0]["ts_start"]) or "?", f"first regressed case {bad[0].get('case_id')} "
+                       f"(trace {bad[0].get('trace_id')}); {len(bad)} trace(s) of regressed cases in all"))
+        errs = [t for t in traces if str(t.get("status")) in ("error", "timeout")]
+        if errs:
+            tl.append((_iso(errs[0]["ts_start"]) or "?", f"first {errs[0].get('status')} "
+                       f"({errs[0].get('error_type')}) on case {errs[0].get('case_id')}; {len(errs)} in all"))
+        fb = [t for t in traces if t.get("answered_by") and t.get("answered_by") != var.pipeline.get("name")]
+        if fb:
+            tl.append((_iso(fb[0]["ts_start"]) or "?", f"fallback answered case {fb[0].get('case_id')}; "
+                       f"{len(fb)} case(s) in all"))
+        tl.append((_iso(last.get("ts_end") or last["ts_start"]) or "?", f"last trace {last.get('trace_id')} "
+                   f"({len(traces)} traces)"))
+    else:
+        notes.append("the failing run has no traces with timestamps: timeline from manifests only")
+    scored = (var.path / "metrics.json")
+    if scored.is_file():
+        tl.append((_iso(scored.stat().st_mtime) or "?", f"failing run scored: {len(reg_metrics)} metric(s) "
+                   f"regressed, {len(regressed_cases)} case(s) flipped"))
+    tl.sort(key=lambda e: e[0])
+
+    # contributing factors
+    factors: list[str] = []
+    diff = config_diff(base.config, var.config)
+    for k, a, b in diff:
+        st = CONFIG_STAGE.get(k.split(".", 1)[0], "other")
+        factors.append(f"config change `{k}`: {a} → {b} (acts on {STAGE_LABEL.get(st, st)})")
+    if attribution:
+        factors.append("regressed cases by the first stage that got worse: " + ", ".join(
+            f"{STAGE_LABEL.get(s, s)} {n}" for s, n in attribution.most_common()))
+    reasons = Counter(r.split(":", 1)[0] + ": " + r.split(":", 1)[1].strip() for c in failed
+                      for r in _failure_reasons(var, c))
+    if reasons:
+        factors.append("unmeasured reasons on failed cases: " + ", ".join(f"{r} ×{n}" for r, n in reasons.most_common(5)))
+    if errors:
+        factors.append("errors in the failing run: " + ", ".join(f"{k} ×{n}" for k, n in errors.items()))
+    for _d, k, a, b in slice_rows[:3]:
+        factors.append(f"slice {k}: task success {a:.2f} → {b:.2f}")
+
+    # action items
+    actions: list[dict[str, str]] = []
+
+    def act(text: str, st: str, sev: str, evidence: str) -> None:
+        actions.append({"id": f"A{len(actions) + 1}", "action": text, "stage": st, "severity": sev,
+                        "source": f"incident {var.run_id}", "evidence": evidence, "owner": "", "due_date": "",
+                        "status": "open"})
+
+    if stage is not None:
+        keys = [k for k, _, _ in diff if CONFIG_STAGE.get(k.split(".", 1)[0]) == stage]
+        names = ", ".join(f"{m} ({d['delta']:+.3g})" for m, d in reg_metrics if d.get("stage") == stage)
+        if keys:
+            act(f"Revert or rework the {STAGE_LABEL[stage]} change(s) ({', '.join(keys)}) and re-run against "
+                f"{base.run_id}", stage, "high", names)
+        else:
+            act(f"Find what moved the {STAGE_LABEL[stage]} stage: compare the traces of the regressed cases "
+                f"(labkit traces {base.path} {var.path})", stage, "high", names)
+    for s, v in deltas.items():
+        if s != stage and v["regressed"]:
+            act(f"Check the {STAGE_LABEL.get(s, s)} regression ({', '.join(v['regressed'])}) once the "
+                f"{STAGE_LABEL.get(stage or '', stage or '')} fix lands: it may be downstream of it", s, "medium",
+                f"stage delta {v['delta']:+.3f}")
+    failing_cases_n = len(failed)
+    if failing_cases_n:
+        act(f"Review the {failing_cases_n} proposed regression case(s) in regression_cases.jsonl and merge the "
+            "accepted ones into the golden set", stage or "evaluation", "medium",
+            f"{len(regressed_cases)} flipped pass→fail")
+    gate_path = Path(gate) if gate else (Path(str(g.get("path"))) if g and g.get("path") else None)
+    if gate_path is not None and gate_path.is_file():
+        try:
+            from labkit.gate import Gate
+
+            gobj = Gate.load(gate_path)
+            gated = set(gobj.metrics)
+            ungated = [m for m, _ in reg_metrics if m not in gated]
+            if ungated:
+                act(f"Add gate checks for {', '.join(ungated)} (regressed, but not gated) to {gate_path}",
+                    "evaluation", "medium", "regressed metrics not in the gate")
+            if not gobj.regression:
+                act(f"Add non-inferiority regression checks against the baseline to {gate_path}", "evaluation",
+                    "medium", "the gate has no regression section")
+        except LabkitError as e:
+            notes.append(f"gate not read: {e}")
+    if errors:
+        act("Investigate the errors and timeouts (" + ", ".join(errors) + ") in the failing run's traces",
+            "ops", "high", f"{sum(errors.values())} case(s)")
+
+    # regression cases
+    cases_by_id, ds_path = _load_dataset(var, dataset)
+    reg_cases: list[EvalCase] = []
+    missing = []
+    for cid in sorted(failed, key=lambda c: (c not in set(regressed_cases), c)):
+        orig = cases_by_id.get(cid)
+        if orig is None:
+            missing.append(cid)
+            continue
+        cd = orig.to_dict()
+        cd["id"] = f"reg-{cid}"
+        cd["tags"] = {**dict(orig.tags), "kind": "regression", "origin_kind": orig.kind or "unknown"}
+        cd["metadata"] = {**dict(orig.metadata), "source_case": cid, "failing_run": var.run_id,
+                         "baseline_run": base.run_id, "regressed": cid in set(regressed_cases),
+                         "stage": _case_stage(base, var, cid, vres.get(cid)) if cid in set(regressed_cases)
+                         else "failed in both runs",
+                         "reasons": _failure_reasons(var, cid), "proposed": dt.date.today().isoformat()}
+        reg_cases.append(EvalCase.from_dict(cd))
+    if missing:
+        notes.append(f"{len(missing)} failed case(s) not found in the dataset ({ds_path or 'none found'}): "
+                     + ", ".join(missing[:10]))
+
+    rev = IncidentReview(base.run_id, var.run_id, Path(out_dir), summary, stage, deltas, impact, tl, factors,
+                         actions, reg_cases, notes)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_cases(reg_cases, rev.cases_path)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=BACKLOG_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for row in actions:
+        w.writerow(row)
+    atomic_write_text(rev.backlog_path, buf.getvalue())
+    atomic_write_text(rev.note_path, _render(rev, comp))
+    atomic_write_text(out / "incident.json", json.dumps(rev.summary_dict() | {"timeline": tl, "factors": factors,
+                                                                               "actions": actions, "notes": notes},
+                                                         indent=2, default=str) + "\n")
+    return rev
+
+
+def _f(x: Any, d: int = 3) -> str:
+    v = num(x)
+    return "—" if v is None else (f"{v:,.0f}" if abs(v) >= 100 else f"{v:.{d}g}")
+
+
+def _render(rev: IncidentReview, comp: Mapping[str, Any] | None = None) -> str:
+    L = [f"# Incident review: {rev.failing_run} against {rev.baseline_run}", "",
+         "_Blameless review generated by labkit from the two run directories; edit before circulating._", "",
+         "## Summary", "", rev.summary, ""]
+    im = rev.impact
+    L += ["## Impact", "",
+          f"- Paired cases: {im['n_paired']}; failing (task success = 0): {im['failed_baseline']} in the baseline, "
+          f"{im['failed_failing_run']} in the failing run.",
+          f"- Cases that went from pass to fail: **{im['regressed_cases']}**; from fail to pass: {im['fixed_cases']}.",
+          ]
+    if im["errors"]:
+        L.append("- Errors: " + ", ".join(f"{k} {v}" for k, v in im["errors"].items()) + ".")
+    if im["regressed_metrics"]:
+        L += ["", "| metric | stage | baseline | failing | delta | 95% CI of delta | p (Holm) |",
+              "|---|---|---|---|---|---|---|"]
+        for m, d in im["regressed_metrics"].items():
+            L.append(f"| {m} | {d.get('stage')} | {_f(d['baseline'])} | {_f(d['variant'])} | {_f(d['delta'])} | "
+                     f"[{_f(d['ci_low'])}, {_f(d['ci_high'])}] | {_f(d['p_adjusted'])} |")
+    if im["improved_metrics"]:
+        L += ["", "Improved: " + ", ".join(im["improved_metrics"]) + "."]
+    if im["slices"]:
+        L += ["", "Slices hit hardest (task success): " + "; ".join(
+            f"{s['slice']} {s['baseline']:.2f} → {s['failing']:.2f}" for s in im["slices"]) + "."]
+    L += ["", "## Timeline (UTC)", ""]
+    L += [f"- {t} — {e}" for t, e in rev.timeline] or ["- no timestamps recorded"]
+    L += ["", "## Where quality moved", "",
+          "Per stage: mean of the direction-adjusted, normalised deltas of its metrics (negative = worse; "
+          "bounded metrics as is, latency and cost relative to the baseline). The stage named is the regressed "
+          "stage (at least one metric with verdict regressed) with the most negative delta.", "",
+          "| stage | delta | regressed | improved |", "|---|---|---|---|"]
+    for s, v in rev.stage_deltas.items():
+        mark = " ◀" if s == rev.stage else ""
+        L.append(f"| {STAGE_LABEL.get(s, s)}{mark} | {v['delta']:+.3f} | {', '.join(v['regressed']) or '—'} | "
+                 f"{', '.join(v['improved']) or '—'} |")
+    L += ["", f"**Stage: {STAGE_LABEL.get(rev.stage, rev.stage) if rev.stage else 'none (no metric regressed)'}**", ""]
+    L += ["## Contributing factors", ""] + ([f"- {f}" for f in rev.factors] or ["- none identified"])
+    L += ["", "## Action items", "", "| id | action | stage | severity | owner | due |", "|---|---|---|---|---|---|"]
+    L += [f"| {a['id']} | {a['action']} | {a['stage']} | {a['severity']} | _to fill_ | _to fill_ |"
+          for a in rev.actions]
+    L += ["", "## Regression cases", "",
+          f"{len(rev.regression_cases)} proposed case(s) in `regression_cases.jsonl` (tags.kind = regression); "
+          "the backlog is in `backlog.csv` (owner and due date to fill)."]
+    if rev.notes:
+        L += ["", "## Notes", ""] + [f"- {n}" for n in rev.notes]
+    return "\n".join(L) + "\n"
+
+
+def regressed_case_ids(comparison: Mapping[str, Any]) -> list[str]:
+    return [f["case_id"] for f in comparison.get("flipped", []) if f.get("to") == "fail"]
+
+
+__all__: Sequence[str] = ("IncidentReview", "incident_review", "regressed_stage", "stage_deltas")

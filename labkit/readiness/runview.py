@@ -1,0 +1,207 @@
+"""A light, read-only view of a run directory (the contract of docs/formats.md).
+
+It reads only what exists, so a run written by hand or by another system
+(results.jsonl alone) still gives what evidence it can.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from labkit.errors import ConfigError
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if not path.is_file():
+        return out
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line of a run still appending
+            if isinstance(obj, dict):
+                out.append(obj)
+    return out
+
+
+def _float(v: Any) -> float | None:
+    if v is None or v == "" or isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+@dataclass
+class RunView:
+    """Manifest, results, traces, scores and metrics of one run, read lazily."""
+
+    path: Path
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def of(cls, run: str | os.PathLike[str] | Any) -> RunView:
+        if isinstance(run, RunView):
+            return run
+        p = Path(getattr(run, "path", run))
+        if not p.is_dir():
+            raise ConfigError("run directory not found", path=str(p))
+        return cls(p)
+
+    @cached_property
+    def manifest(self) -> dict[str, Any]:
+        p = self.path / "manifest.json"
+        if not p.is_file():
+            return {}
+        try:
+            m = json.loads(p.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"malformed manifest: {e.msg}", path=str(p), line=e.lineno) from None
+        return m if isinstance(m, dict) else {}
+
+    @property
+    def run_id(self) -> str:
+        return str(self.manifest.get("run_id") or self.path.name)
+
+    @property
+    def created_at(self) -> str | None:
+        v = self.manifest.get("created_at")
+        return str(v) if v else None
+
+    @property
+    def pipeline(self) -> Mapping[str, Any]:
+        p = self.manifest.get("pipeline")
+        return p if isinstance(p, Mapping) else {}
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        c = self.pipeline.get("config")
+        return c if isinstance(c, Mapping) else {}
+
+    @property
+    def config_hash(self) -> str | None:
+        h = self.pipeline.get("config_hash")
+        return str(h) if h else None
+
+    @property
+    def runner(self) -> Mapping[str, Any]:
+        r = self.manifest.get("runner")
+        return r if isinstance(r, Mapping) else {}
+
+    @property
+    def dataset_info(self) -> Mapping[str, Any]:
+        d = self.manifest.get("dataset")
+        return d if isinstance(d, Mapping) else {}
+
+    @cached_property
+    def results(self) -> list[dict[str, Any]]:
+        return _read_jsonl(self.path / "results.jsonl")
+
+    @cached_property
+    def traces(self) -> list[dict[str, Any]]:
+        p = self.path / "traces.jsonl"
+        if not p.is_file():
+            return []
+        try:
+            from labkit.trace.record import load_traces
+
+            return [dict(t) for t in load_traces(p, strict=False)]
+        except Exception:  # a malformed line must not stop the review; read what parses
+            return _read_jsonl(p)
+
+    @cached_property
+    def metrics_doc(self) -> dict[str, Any]:
+        p = self.path / "metrics.json"
+        if not p.is_file():
+            return {}
+        try:
+            m = json.loads(p.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"malformed metrics.json: {e.msg}", path=str(p), line=e.lineno) from None
+        return m if isinstance(m, dict) else {}
+
+    @property
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        m = self.metrics_doc.get("metrics")
+        return m if isinstance(m, dict) else {}
+
+    def value(self, metric: str) -> float | None:
+        e = self.metrics.get(metric)
+        return _float(e.get("value")) if isinstance(e, Mapping) else None
+
+    @cached_property
+    def scores(self) -> list[dict[str, str]]:
+        p = self.path / "scores.csv"
+        if not p.is_file():
+            return []
+        with p.open(encoding="utf-8", newline="") as f:
+            return list(csv.DictReader(f))
+
+    def score_column(self, metric: str) -> dict[str, float]:
+        """case_id -> measured value of a per-case metric (unmeasured cases left out)."""
+        out: dict[str, float] = {}
+        for row in self.scores:
+            v = _float(row.get(metric))
+            cid = row.get("case_id")
+            if v is not None and cid:
+                out[cid] = v
+        return out
+
+    def final_outcomes(self) -> list[dict[str, Any]]:
+        """One record per case: results.jsonl when present, else the last trace attempt per case."""
+        if self.results:
+            return self.results
+        last: dict[str, dict[str, Any]] = {}
+        for t in self.traces:
+            cid = str(t.get("case_id") or t.get("trace_id") or len(last))
+            prev = last.get(cid)
+            if prev is None or int(t.get("attempt") or 1) >= int(prev.get("attempt") or 1):
+                last[cid] = t
+        return list(last.values())
+
+    def case_success(self) -> dict[str, bool]:
+        """case_id -> task success (scores.csv task_success_rate, else status ok)."""
+        col = self.score_column("task_success_rate")
+        if col:
+            return {k: v >= 1.0 for k, v in col.items()}
+        return {str(r.get("case_id")): str(r.get("status") or "ok") in ("ok", "pass")
+                for r in self.final_outcomes() if r.get("case_id")}
+
+
+def find_runs(runs_dir: str | os.PathLike[str]) -> list[RunView]:
+    """Every run directory (one holding a manifest or results) under ``runs_dir``, oldest first."""
+    d = Path(runs_dir)
+    if not d.is_dir():
+        return []
+    runs = [RunView(p) for p in sorted(d.iterdir())
+            if p.is_dir() and ((p / "manifest.json").is_file() or (p / "results.jsonl").is_file())]
+    return sorted(runs, key=lambda r: (r.created_at or "", r.path.name))
+
+
+def share(records: Iterable[Mapping[str, Any]], pred: Any) -> tuple[int, int]:
+    """(matching, total) over records."""
+    n = k = 0
+    for r in records:
+        n += 1
+        if pred(r):
+            k += 1
+    return k, n
+
+
+def num(v: Any) -> float | None:
+    return _float(v)

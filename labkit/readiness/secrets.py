@@ -1,0 +1,138 @@
+"""Scan config files for literal secrets, reporting file, line and kind only.
+
+A finding never carries the secret: not its value, not a prefix, not a hash.
+What counts as a literal secret:
+
+* a value in a known provider key format (``sk-...``, ``sk-ant-...``,
+  ``AKIA...``, ``ghp_...``, ``github_pat_...``, ``AIza...``, ``xox?-...``,
+  ``sk_live_...``, ``hf_...``), anywhere in the file;
+* a bearer token (``Bearer <16+ token characters>``);
+* a private key block;
+* a key named like a credential (``api_key``, ``secret``, ``password``,
+  ``token``, ``client_secret``, ``authorization`` ...) given a literal value —
+  not null, not empty, not a reference to the environment (``${VAR}``,
+  ``env:VAR``) and not a ``<placeholder>``. Keys ending in ``_env`` name an
+  environment variable and are the recommended form.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+CONFIG_SUFFIXES = (".yaml", ".yml", ".toml", ".ini", ".cfg", ".env", ".json")
+
+PROVIDER_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("anthropic_api_key", re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{20,}")),
+    ("openai_api_key", re.compile(r"\bsk-(?!ant-)(?:proj-|svcacct-)?[A-Za-z0-9_\-]{20,}")),
+    ("aws_access_key_id", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})")),
+    ("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}")),
+    ("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}")),
+    ("stripe_secret_key", re.compile(r"\b(?:sk|rk)_live_[A-Za-z0-9]{16,}")),
+    ("huggingface_token", re.compile(r"\bhf_[A-Za-z0-9]{30,}")),
+    ("bearer_token", re.compile(r"\bBearer\s+[A-Za-z0-9._~+/=\-]{16,}")),
+    ("private_key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
+)
+
+CREDENTIAL_KEY = re.compile(
+    r"""^\s*(?:-\s*)?["']?(?P<key>[A-Za-z0-9_.\-]*?(?:api[_\-]?key|apikey|secret|secret[_\-]key|client[_\-]secret|
+    password|passwd|pwd|token|access[_\-]token|auth[_\-]token|bearer|authorization|private[_\-]key|
+    access[_\-]key(?:[_\-]id)?))["']?\s*[:=]\s*(?P<value>.*?)\s*$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_ENV_REF = re.compile(r"""^["']?(?:\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|env:[A-Za-z_][A-Za-z0-9_]*|<[^>]*>|\*+|)["']?$""")
+_NOT_SECRET_VALUES = {"null", "none", "~", "''", '""', "false", "true", "[]", "{}", "|", ">"}
+
+
+@dataclass(frozen=True)
+class SecretFinding:
+    """Where a literal secret is, and what kind; never the secret itself."""
+
+    path: str
+    line: int
+    kind: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.kind}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"path": self.path, "line": self.line, "kind": self.kind}
+
+
+def _strip_comment(line: str) -> str:
+    out = []
+    quote = ""
+    for i, ch in enumerate(line):
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#" and (i == 0 or line[i - 1].isspace()):
+            break
+        out.append(ch)
+    return "".join(out)
+
+
+def scan_text(text: str, path: str) -> list[SecretFinding]:
+    """Findings in one file's text (each line reported once, with its first kind)."""
+    out: list[SecretFinding] = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = _strip_comment(raw)
+        kind = None
+        for k, pat in PROVIDER_PATTERNS:
+            if pat.search(line):
+                kind = k
+                break
+        if kind is None:
+            m = CREDENTIAL_KEY.match(line)
+            if m:
+                key = m.group("key").lower()
+                value = m.group("value").rstrip(",").strip()
+                if not key.endswith(("_env", "-env", "_name", "_file", "_path", "_var")) and (
+                    value.lower() not in _NOT_SECRET_VALUES and not _ENV_REF.match(value)
+                ) and not re.fullmatch(r"-?\d+(\.\d+)?", value):
+                    kind = f"literal value for credential key '{m.group('key')}'"
+        if kind:
+            out.append(SecretFinding(path, n, kind))
+    return out
+
+
+def config_files(roots: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Config-like files under the given files or folders (datasets and documents left out)."""
+    files: list[Path] = []
+    for r in roots:
+        p = Path(r)
+        if p.is_file():
+            files.append(p)
+        elif p.is_dir():
+            files.extend(sorted(f for f in p.rglob("*") if f.is_file() and (
+                f.suffix.lower() in CONFIG_SUFFIXES or f.name == ".env")))
+    return list(dict.fromkeys(files))
+
+
+def scan_files(files: Iterable[str | os.PathLike[str]], relative_to: str | os.PathLike[str] | None = None,
+               ) -> tuple[list[SecretFinding], int]:
+    """Scan files; returns (findings, number of files read)."""
+    out: list[SecretFinding] = []
+    n = 0
+    base = Path(relative_to).resolve() if relative_to else None
+    for f in files:
+        p = Path(f)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        n += 1
+        shown = str(p)
+        if base is not None:
+            try:
+                shown = str(p.resolve().relative_to(base))
+            except ValueError:
+                shown = str(p)
+        out.extend(scan_text(text, shown))
+    return out, n
