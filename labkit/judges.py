@@ -133,6 +133,15 @@ class ClaimVerdict:
     evidence: str | None
 
 
+ABSTENTION = re.compile(
+    r"\b(?:i|we)\s+(?:could\s+not|couldn't|cannot|can't|can\s+not|do\s+not|don't|am\s+unable\s+to)\s+"
+    r"(?:find|answer|help|know|say|confirm)\b"
+    r"|\bno\s+information\s+(?:about|on)\b"
+    r"|\bnot\s+(?:covered|mentioned|found)\s+in\s+(?:the\s+)?(?:knowledge\s+base|documentation|docs)\b",
+    re.IGNORECASE,
+)
+
+
 @register_judge("lexical")
 @dataclass(frozen=True)
 class LexicalJudge:
@@ -140,7 +149,9 @@ class LexicalJudge:
 
     - A claim is a sentence of the answer (citation markers stripped) with at
       least ``min_content_words`` distinct content words; shorter sentences
-      ("Yes.", "I don't know.") are not claims.
+      ("Yes.", "I don't know.") are not claims, and neither is an abstention
+      (a sentence matching ``ABSTENTION``, e.g. "I could not find this in the
+      knowledge base"): declining to answer asserts nothing about the world.
     - A claim is supported when one sentence of the retrieved context contains
       at least ``threshold`` of the claim's distinct content words.
     - faithfulness = supported claims / claims; unmeasured (no_claims) without claims.
@@ -163,7 +174,7 @@ class LexicalJudge:
         return [
             s
             for s in sentences(strip_citations(answer or ""))
-            if len(set(content_words(s))) >= self.min_content_words
+            if len(set(content_words(s))) >= self.min_content_words and not ABSTENTION.search(s)
         ]
 
     def explain(self, answer: str, contexts: Sequence[str]) -> list[ClaimVerdict]:

@@ -216,3 +216,16 @@ def test_llm_judge_via_registry_and_score_cases(srv, tmp_path):
            "retrieved": [{"id": "d#0", "source": "d", "text": "Do it."}]}
     df = score_cases([case], [res], judge=j)
     assert df.loc[0, "faithfulness"] == 0.75 and df.loc[0, "answer_relevance"] == pytest.approx(0.8)
+
+
+def test_abstention_is_not_a_claim():
+    from labkit.judges import LexicalJudge
+
+    j = LexicalJudge()
+    refusal = "I could not find this in the knowledge base, so I cannot answer it."
+    assert j.claims(refusal) == []
+    assert j.faithfulness(refusal, ["unrelated context"]) == (None, "no_claims")
+    mixed = "API keys expire after 90 days. We cannot confirm anything else."
+    assert j.faithfulness(mixed, ["API keys expire 90 days after they are created."]) == (1.0, "")
+    # an unsupported statement is still a claim
+    assert j.faithfulness("Refunds are always instant.", ["API keys expire."])[0] == 0.0
