@@ -1,19 +1,121 @@
-"""``labkit scorecard``, ``labkit incident`` and ``labkit slo`` (the readiness review)."""
+"""``labkit scorecard``, ``labkit incident`` and ``labkit slo``: the readiness review.
+
+Exit codes: ``scorecard`` 0 when ready or ready with conditions, 1 when not
+ready; ``incident`` 0; ``slo`` 0 when every SLO is met, 1 otherwise; 2 on a
+usage, config or input error (raised as a LabkitError for labkit.cli).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 from typing import Any
 
 from labkit.errors import ConfigError
 
+PATH_OPTIONS = ("gate", "slo", "rollout", "alerts", "attestations", "dataset", "reviews", "pipelines_dir", "runs_dir")
+
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("scorecard", help="readiness scorecard with gaps (work in progress)")
-    p.set_defaults(handler=_todo)
-    p = subparsers.add_parser("incident", help="incident review note from a failing run (work in progress)")
-    p.set_defaults(handler=_todo)
+    p = subparsers.add_parser(
+        "scorecard",
+        help="readiness scorecard: area scores, verdict, gaps (exit 0 ready[/with conditions], 1 not ready)",
+        description="Evaluate the checklists, SLOs and rollout for a candidate run and write scorecard.json "
+        "(and the HTML of notebooks/05_readiness_scorecard.ipynb unless --no-html).",
+    )
+    p.add_argument("--baseline", metavar="RUN", help="baseline run directory (the release in production)")
+    p.add_argument("--variant", metavar="RUN", help="candidate run directory (default: the baseline is the candidate)")
+    p.add_argument("--out", metavar="DIR", default="outputs/reports/readiness", help="output folder")
+    p.add_argument("--root", default=".", help="project root the default paths are under")
+    for opt in PATH_OPTIONS:
+        p.add_argument(f"--{opt.replace('_', '-')}", dest=opt, metavar="PATH", help=f"override the {opt} path")
+    p.add_argument("--no-html", action="store_true", help="write the JSON only (no notebook execution)")
+    p.add_argument("--json", action="store_true", help="print the scorecard JSON on stdout")
+    p.set_defaults(handler=_scorecard)
+
+    q = subparsers.add_parser(
+        "incident",
+        help="incident review from a failing run: incident.md, regression_cases.jsonl, backlog.csv",
+        description="labkit incident BASELINE_RUN FAILING_RUN --out DIR",
+    )
+    q.add_argument("baseline", metavar="BASELINE_RUN")
+    q.add_argument("failing", metavar="FAILING_RUN")
+    q.add_argument("--out", metavar="DIR", required=True, help="folder for the note, cases and backlog")
+    q.add_argument("--dataset", help="dataset the failed cases come from (default: the run's)")
+    q.add_argument("--gate", help="gate config to check the regressed metrics against (default: the run's)")
+    q.set_defaults(handler=_incident)
+
+    s = subparsers.add_parser(
+        "slo",
+        help="SLOs over run history: status, error budget remaining, burn rate (exit 1 if any is not met)",
+        description="labkit slo RUN... [--slo data/slo.yaml] [--json]; runs oldest first, the last ones are "
+        "the recent window",
+    )
+    s.add_argument("runs", nargs="+", metavar="RUN")
+    s.add_argument("--slo", default="data/slo.yaml", help="SLO file")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(handler=_slo)
 
 
-def _todo(args: argparse.Namespace) -> int:
-    raise ConfigError("not implemented yet")
+def _scorecard(args: argparse.Namespace) -> int:
+    from labkit.readiness import build_scorecard
+
+    if args.baseline is None and args.variant is None:
+        raise ConfigError("give --baseline RUN and/or --variant RUN")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {k: getattr(args, k) for k in PATH_OPTIONS if getattr(args, k)}
+    sc = build_scorecard(args.baseline, args.variant, root=args.root, incident_dir=out / "incident", **paths)
+    sc.save(out / "scorecard.json")
+    from labkit.cases import atomic_write_text
+
+    atomic_write_text(out / "deployment_checklist.md", sc.deployment_checklist())
+    if args.json:
+        print(sc.to_json())
+    else:
+        print(sc.headline())
+        print(f"rule: {sc.rule}")
+        for a, v in sc.areas.items():
+            print(f"  {a:<20} {'—' if v['score'] is None else v['score']:>4}")
+        for g in sc.gaps:
+            print(f"  {g['rank']:>2}. [{g['severity']}] {g['item']} ({g['status']}): {g['action']}")
+        print(f"wrote {out / 'scorecard.json'} and {out / 'deployment_checklist.md'}")
+    if not args.no_html:
+        from labkit.report import build_reports
+
+        params = {"baseline_run": str(args.baseline or ""), "variant_run": str(args.variant or ""),
+                  "scorecard_json": str((out / "scorecard.json").resolve())}
+        idx = build_reports(only=["05_readiness_scorecard"], params=params, out_dir=out,
+                            notebooks_dir=Path(args.root) / "notebooks")
+        idx.raise_for_failures()
+        print(f"wrote {out / '05_readiness_scorecard.html'}")
+    return 1 if sc.verdict == "not ready" else 0
+
+
+def _incident(args: argparse.Namespace) -> int:
+    from labkit.readiness import incident_review
+
+    rev = incident_review(args.baseline, args.failing, args.out, dataset=args.dataset, gate=args.gate)
+    print(rev.summary)
+    print(f"stage: {rev.stage or 'none'}; {len(rev.regression_cases)} regression case(s); "
+          f"{len(rev.actions)} action item(s)")
+    print(f"wrote {rev.note_path}, {rev.cases_path}, {rev.backlog_path}")
+    return 0
+
+
+def _slo(args: argparse.Namespace) -> int:
+    from labkit.readiness import evaluate_slos, load_slos
+    from labkit.readiness.runview import RunView
+
+    cfg = load_slos(args.slo)
+    runs = [RunView.of(r) for r in args.runs]
+    st = evaluate_slos(cfg, runs)
+    if args.json:
+        print(json.dumps([s.to_dict() for s in st], indent=2, default=str))
+    else:
+        for s in st:
+            rem = "—" if s.budget_remaining is None else f"{s.budget_remaining:.0%}"
+            burn = "—" if s.burn_rate is None else f"{s.burn_rate:.2f}"
+            print(f"{s.name:<20} {s.status:<9} budget remaining {rem:>6}  burn rate {burn:>6}  {s.target}")
+    return 0 if all(s.status == "met" for s in st) else 1

@@ -50,7 +50,10 @@ CONFIG_STAGE = {
     "prompt": "generation", "temperature": "generation", "generator": "generation",
     "tools": "agent", "runner": "ops", "fallback": "ops",
 }
-_CREDENTIAL = re.compile(r"key|secret|token|password|passwd|auth|credential", re.I)
+_CREDENTIAL = re.compile(r"(^|[_\-])(api[_\-]?key|key|secret|token|password|passwd|auth|authorization|"
+                         r"credentials?|bearer)$", re.I)
+#: unmeasured reasons meaning "this case has no label for the metric" (not a failure)
+_NOT_APPLICABLE = ("no_gold", "no_must", "no_expected", "no_label")
 BACKLOG_COLUMNS = ("id", "action", "stage", "severity", "source", "evidence", "owner", "due_date", "status")
 
 
@@ -336,8 +339,8 @@ def incident_review(
     if attribution:
         factors.append("regressed cases by the first stage that got worse: " + ", ".join(
             f"{STAGE_LABEL.get(s, s)} {n}" for s, n in attribution.most_common()))
-    reasons = Counter(r.split(":", 1)[0] + ": " + r.split(":", 1)[1].strip() for c in failed
-                      for r in _failure_reasons(var, c))
+    reasons = Counter(r for c in failed for r in _failure_reasons(var, c)
+                      if not r.split(":", 1)[1].strip().startswith(_NOT_APPLICABLE))
     if reasons:
         factors.append("unmeasured reasons on failed cases: " + ", ".join(f"{r} ×{n}" for r, n in reasons.most_common(5)))
     if errors:

@@ -1,0 +1,40 @@
+"""Make sure the runs a review needs exist: reuse a complete, current run, else run it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+
+def ensure_run(
+    dataset: str | os.PathLike[str],
+    pipeline_config: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    *,
+    gate: str | os.PathLike[str] | None = None,
+) -> Any:
+    """The scored run of ``pipeline_config`` on ``dataset`` in ``run_dir``.
+
+    A run already there is reused when it is complete (scored) and was made
+    from the same config (config hash) on the same dataset (fingerprint);
+    otherwise the folder is cleared (only if it holds a run) and the run made
+    again with :func:`labkit.runner.run`. Returns a :class:`labkit.runs.RunDir`.
+    """
+    from labkit.cases import load_cases
+    from labkit.pipelines import load_pipeline
+    from labkit.report import fresh_run_dir
+    from labkit.runner import run
+    from labkit.runs import RunDir
+
+    rd = RunDir(run_dir)
+    ds = load_cases(dataset)
+    pipe = load_pipeline(str(pipeline_config))
+    man = rd.manifest
+    if (rd.metrics_path.is_file() and man.get("status", "complete") == "complete"
+            and (man.get("pipeline") or {}).get("config_hash") == pipe.config_hash
+            and (man.get("dataset") or {}).get("fingerprint") == ds.fingerprint):
+        return rd
+    fresh_run_dir(Path(run_dir))
+    return run(ds, str(pipeline_config), run_dir, overrides={"progress": False},
+               gate_path=str(gate) if gate is not None else None)

@@ -1,0 +1,167 @@
+"""HTML views of a scorecard for the readiness notebook (every user text escaped)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from typing import Any
+
+from labkit.readiness.scorecard import Scorecard
+
+STATUS_STYLE = {
+    "pass": ("#1a7f37", "#dafbe1", "pass"),
+    "attested": ("#0550ae", "#ddf4ff", "attested"),
+    "fail": ("#cf222e", "#ffebe9", "FAIL"),
+    "unknown": ("#9a6700", "#fff8c5", "unknown"),
+    "met": ("#1a7f37", "#dafbe1", "met"),
+    "at_risk": ("#9a6700", "#fff8c5", "at risk"),
+    "violated": ("#cf222e", "#ffebe9", "VIOLATED"),
+    "no_data": ("#9a6700", "#fff8c5", "no data"),
+}
+SEVERITY_STYLE = {"critical": "#cf222e", "high": "#bc4c00", "medium": "#9a6700", "low": "#57606a"}
+
+
+class Html:
+    """An HTML fragment that displays itself."""
+
+    def __init__(self, text: str) -> None:
+        self.html = text
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __str__(self) -> str:
+        return self.html
+
+
+def _e(x: Any) -> str:
+    return html.escape("" if x is None else str(x))
+
+
+def _badge(status: str) -> str:
+    fg, bg, label = STATUS_STYLE.get(status, ("#57606a", "#f6f8fa", status))
+    return (f'<span class="lk-status lk-status-{_e(status)}" style="color:{fg};background:{bg};border:1px solid {fg};'
+            f'border-radius:4px;padding:0 6px;font-weight:600;white-space:nowrap">{_e(label)}</span>')
+
+
+def _num(x: Any) -> str:
+    return "—" if x is None else f"{float(x):.4g}"
+
+
+def _sev(sev: str) -> str:
+    return f'<span style="color:{SEVERITY_STYLE.get(sev, "#57606a")};font-weight:600">{_e(sev)}</span>'
+
+
+def _table(head: list[str], rows: list[list[str]], caption: str = "") -> Html:
+    th = "".join(f'<th style="text-align:left;padding:4px 8px;border-bottom:2px solid #d1d9e0">{_e(h)}</th>'
+                 for h in head)
+    body = "".join("<tr>" + "".join(f'<td style="padding:4px 8px;border-bottom:1px solid #eaeef2;'
+                                     f'vertical-align:top">{c}</td>' for c in r) + "</tr>" for r in rows)
+    cap = (f'<caption style="caption-side:bottom;text-align:left;color:#57606a;font-size:.9rem;padding-top:4px">'
+           f"{_e(caption)}</caption>") if caption else ""
+    return Html(f'<table class="lk-table" style="border-collapse:collapse;margin:8px 0;font-size:.92rem">{cap}'
+                f"<thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>")
+
+
+def verdict_banner(sc: Scorecard) -> Any:
+    """The verdict as the report engine's banner (its status feeds the report index)."""
+    from labkit.report import Verdict
+
+    return Verdict(sc.verdict_status, sc.headline(), sc.notes[0] if sc.notes else sc.rule)
+
+
+def verdict_rule(sc: Scorecard) -> Html:
+    return Html(f'<p style="color:#57606a"><strong>Rule.</strong> {_e(sc.rule)}</p>')
+
+
+def area_table(sc: Scorecard) -> Html:
+    rows = []
+    for a, v in sc.areas.items():
+        score = v["score"]
+        colour = "#57606a" if score is None else ("#1a7f37" if score >= 80 else "#9a6700" if score >= 50 else "#cf222e")
+        bar = "" if score is None else (f'<div style="background:#eaeef2;width:120px;height:10px;border-radius:3px">'
+                                         f'<div style="background:{colour};width:{int(1.2 * score)}px;height:10px;'
+                                         'border-radius:3px"></div></div>')
+        rows.append([_e(a), f'<strong style="color:{colour}">{"—" if score is None else score}</strong>', bar,
+                     _e(v["pass"]), _e(v["attested"]), _e(v["fail"]), _e(v["unknown"])])
+    return _table(["area", "score", "", "pass", "attested", "fail", "unknown"], rows,
+                  "Score per area out of 100 (severity-weighted; attested counts 0.75).")
+
+
+def gaps_table(sc: Scorecard) -> Html:
+    if not sc.gaps:
+        return Html("<p><em>No gap: every item passes or is attested.</em></p>")
+    rows = [[_e(g["rank"]), _sev(g["severity"]), _badge(g["status"]), f"<code>{_e(g['item'])}</code><br>{_e(g['title'])}",
+             _e(g["evidence"]), _e(g["action"])] for g in sc.gaps]
+    return _table(["#", "severity", "status", "item", "evidence", "action that closes it"], rows,
+                  "Gaps ranked by severity, failures before unknowns.")
+
+
+def checklist_table(sc: Scorecard, checklist: str) -> Html:
+    items = sc.checklist(checklist)
+    if not items:
+        return Html(f"<p><em>No {_e(checklist)} items.</em></p>")
+    rows = [[_badge(i.status), f"{_e(i.title)}<br><code style='color:#57606a'>{_e(i.id)}</code>", _sev(i.severity),
+             _e(i.evidence), _e(i.action or "")] for i in items]
+    return _table(["status", "item", "severity", "evidence", "action"], rows)
+
+
+def slo_table(sc: Scorecard) -> Html:
+    if not sc.slos:
+        return Html("<p><em>No SLO evaluated (no SLO file or no run history).</em></p>")
+    rows = []
+    for s in sc.slos:
+        rem = "—" if s.budget_remaining is None else f"{s.budget_remaining:.0%}"
+        burn = "—" if s.burn_rate is None else f"{s.burn_rate:.2f}×"
+        obs = "—" if s.observed is None else f"{s.observed:.4g}"
+        rows.append([_e(s.name), _e(s.target), _badge(s.status), _e(obs), _e(rem), _e(burn), _e(s.n)])
+    return _table(["SLO", "objective", "status", "observed", "budget remaining", "burn rate", "n"], rows,
+                  "Budget consumed = bad ratio over the history / allowance; burn rate = the same over the "
+                  "recent window (1.0× spends the budget exactly).")
+
+
+def rollout_table(sc: Scorecard) -> Html:
+    if sc.rollout is None:
+        return Html("<p><em>No rollout plan.</em></p>")
+    rows = []
+    for st in sc.rollout.stages:
+        reqs = "<br>".join(f"{'✔' if r['passed'] else '✘'} {_e(r['require'])}: {_e(r['evidence'])}"
+                           for r in st.requirements)
+        trig = "<br>".join(f"{_e(t['trigger'])} (now {_e(_num(t['observed']))})"
+                           + (" <strong style='color:#cf222e'>would fire</strong>" if t["would_fire"] else "")
+                           for t in st.triggers)
+        rows.append([f"<strong>{_e(st.name)}</strong>", _e(f"{st.traffic_percent:g}%"),
+                     _badge("pass" if st.supported else "fail"), reqs, trig])
+    supported = sc.rollout.supported_stage or "no stage"
+    return Html(_table(["stage", "traffic", "supported", "requirements (gate)", "rollback triggers"], rows).html
+                + f"<p><strong>The evidence supports: {_e(supported)}.</strong> Rollback target: "
+                f"<code>{_e(sc.rollout.rollback_to or 'none')}</code>.</p>")
+
+
+def key_metrics_table(sc: Scorecard) -> Html:
+    rows = []
+    for m in sc.key_metrics:
+        def f(x: Any) -> str:
+            return "—" if x is None else (f"{x:,.0f}" if abs(float(x)) >= 100 else f"{float(x):.3g}")
+
+        ci = f"[{f(m.get('ci_low'))}, {f(m.get('ci_high'))}]"
+        d = m.get("delta")
+        rows.append([_e(m["metric"]), _e(m.get("stage")), _e(f(m.get("baseline"))), _e(f(m.get("value"))), _e(ci),
+                     _e("—" if d is None else f"{d:+.3g}"), _e(m.get("verdict") or "")])
+    return _table(["metric", "stage", "baseline", "candidate", "95% CI", "delta", "paired verdict"], rows)
+
+
+def incident_note(sc: Scorecard) -> Html:
+    inc = sc.incident
+    if not inc:
+        return Html("<p><em>No incident: the candidate did not regress against the baseline.</em></p>")
+    from pathlib import Path
+
+    p = Path(str(inc["note"]))
+    text = p.read_text(encoding="utf-8") if p.is_file() else str(inc.get("summary"))
+    return Html('<pre style="white-space:pre-wrap;background:#f6f8fa;padding:10px;border-radius:6px;'
+                f'font-size:.85rem">{_e(text)}</pre>')
+
+
+def summary_line(d: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in d.items())
