@@ -8,9 +8,11 @@ wrapped one). Around each call it:
 3. checks the output (answer and tool outputs) against the policy:
    must-not-disclose patterns and secrets (API keys, tokens, cards, ...);
 4. writes its verdicts on the result as
-   ``guardrails: {pii_redacted, injection_flag, violations}``, and when a
-   blocking rule fires replaces the answer with the refusal text and sets
-   ``status: "blocked"`` (an addition to ok | error | timeout).
+   ``guardrails: {pii_redacted, injection_flag, violations, blocked}``, and when
+   a blocking rule fires replaces the answer with the refusal text and sets
+   ``status: "blocked"`` (an addition to ok | error | timeout). A runner that
+   sets the status itself still gets ``guardrails.blocked: true``, from which
+   :func:`labkit.trace.record.make_trace` records the trace as ``blocked``.
 
 Violations are strings ``<kind>:<name>``: ``injection:ignore_instructions``,
 ``disclosure:internal_hostname``, ``secret:API_KEY``, ``pii:EMAIL``.
@@ -183,6 +185,7 @@ class Guardrails:
                     "pii_redacted": False,
                     "injection_flag": bool(flags),
                     "violations": [f"injection:{f}" for f in flags] + violations,
+                    "blocked": True,
                 },
             }
         )
@@ -219,6 +222,7 @@ class Guardrails:
             "pii_redacted": pii or bool(prev.get("pii_redacted", False)),
             "injection_flag": bool(flags) or bool(prev.get("injection_flag", False)),
             "violations": list(prev.get("violations") or []) + [f"injection:{f}" for f in flags] + violations,
+            "blocked": False,
         }
         return res
 

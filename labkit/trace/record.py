@@ -175,6 +175,9 @@ def make_trace(
             if fb_cfg.get("prompt_version") is not None:
                 prompt_cfg = fb_cfg
     status = str(result.get("status") or "ok")
+    guard_in = result.get("guardrails")
+    if isinstance(guard_in, Mapping) and guard_in.get("blocked") and status == "ok":
+        status = "blocked"  # the guardrails middleware refused the response
     trace_id = str(result.get("trace_id") or trace_id_for(run_id, case.id, attempt))
     root_span = span_id_for(trace_id, "root")
     latency = _num(result.get("latency_ms"))
@@ -213,12 +216,13 @@ def make_trace(
     prompt_version = prompt_cfg.get("prompt_version")
     if prompt_version is None and isinstance(prompt_cfg.get("prompt"), Mapping):
         prompt_version = prompt_cfg["prompt"].get("version")
-    guard_in = result.get("guardrails")
     guardrails = {
         "pii_redacted": bool(guard_in.get("pii_redacted", False)) if isinstance(guard_in, Mapping) else False,
         "injection_flag": bool(guard_in.get("injection_flag", False)) if isinstance(guard_in, Mapping) else False,
         "violations": list(guard_in.get("violations") or []) if isinstance(guard_in, Mapping) else [],
     }
+    if isinstance(guard_in, Mapping) and "blocked" in guard_in:
+        guardrails["blocked"] = bool(guard_in["blocked"])
     env = environment or config.get("environment") or os.environ.get("LABKIT_ENV") or None
     release = config.get("release") or (f"{pname}@{str(config_hash)[:12]}" if pname and config_hash else pname)
 

@@ -109,7 +109,7 @@ _JWT_RE = re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-
 _EMAIL_RE = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b")
 _CARD_RE = re.compile(r"(?<![\w-])\d(?:[ \-]?\d){12,18}(?![\w-])")
 _IPV4_RE = re.compile(
-    r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w.]|\.\d)"
+    r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\w|\.\d)"
 )
 _IPV6_RE = re.compile(
     r"(?<![\w:])(?:"
@@ -163,6 +163,19 @@ class _Rule:
     name: str
     pattern: re.Pattern[str]
     repl: str | Callable[[re.Match[str]], str]
+    #: a cheap test the text must pass before the rule's pattern runs (None: always run)
+    gate: re.Pattern[str] | None = None
+
+
+# Cheap pre-checks: a rule only runs on text that could hold a match.
+_G_DIGIT = re.compile(r"\d")
+_G_KEY = re.compile(r"sk-|AKIA|ASIA|gh[pousr]_|github_pat_|xox|AIza|glpat-|hf_|_live_|_test_")
+_G_ASSIGN = re.compile(r"(?i)(key|secret|passw(?:or)?d|token)[\"']?\s*[:=]")
+_G_BEARER = re.compile(r"(?i)bearer")
+_G_JWT = re.compile(r"eyJ")
+_G_AT = re.compile(r"@")
+_G_IPV6 = re.compile(r"[0-9A-Fa-f]?:[0-9A-Fa-f]{0,4}:")
+_G_ANY = re.compile(r"(?i)\d|@|:|=|sk-|akia|asia|gh[pousr]_|github_pat_|xox|aiza|glpat-|hf_|bearer|eyj")
 
 
 def _builtin_rules(types: Iterable[str]) -> list[_Rule]:
@@ -171,20 +184,20 @@ def _builtin_rules(types: Iterable[str]) -> list[_Rule]:
     # Order matters: secrets first (they contain digits a phone/card rule could eat),
     # then e-mail (before IP/phone), card (Luhn) before phone.
     if "API_KEY" in wanted:
-        rules.append(_Rule("API_KEY", _API_KEY_RE, "[API_KEY]"))
-        rules.append(_Rule("API_KEY", _ASSIGNED_SECRET_RE, lambda m: m.group(1) + "[API_KEY]"))
+        rules.append(_Rule("API_KEY", _API_KEY_RE, "[API_KEY]", _G_KEY))
+        rules.append(_Rule("API_KEY", _ASSIGNED_SECRET_RE, lambda m: m.group(1) + "[API_KEY]", _G_ASSIGN))
     if "TOKEN" in wanted:
-        rules.append(_Rule("TOKEN", _BEARER_RE, lambda m: m.group(1) + "[TOKEN]"))
-        rules.append(_Rule("TOKEN", _JWT_RE, "[TOKEN]"))
+        rules.append(_Rule("TOKEN", _BEARER_RE, lambda m: m.group(1) + "[TOKEN]", _G_BEARER))
+        rules.append(_Rule("TOKEN", _JWT_RE, "[TOKEN]", _G_JWT))
     if "EMAIL" in wanted:
-        rules.append(_Rule("EMAIL", _EMAIL_RE, "[EMAIL]"))
+        rules.append(_Rule("EMAIL", _EMAIL_RE, "[EMAIL]", _G_AT))
     if "CARD" in wanted:
-        rules.append(_Rule("CARD", _CARD_RE, _card_sub))
+        rules.append(_Rule("CARD", _CARD_RE, _card_sub, _G_DIGIT))
     if "IP" in wanted:
-        rules.append(_Rule("IP", _IPV4_RE, "[IP]"))
-        rules.append(_Rule("IP", _IPV6_RE, "[IP]"))
+        rules.append(_Rule("IP", _IPV4_RE, "[IP]", _G_DIGIT))
+        rules.append(_Rule("IP", _IPV6_RE, "[IP]", _G_IPV6))
     if "PHONE" in wanted:
-        rules.append(_Rule("PHONE", _PHONE_RE, _phone_sub))
+        rules.append(_Rule("PHONE", _PHONE_RE, _phone_sub, _G_DIGIT))
     return rules
 
 
@@ -207,6 +220,7 @@ class Redactor:
         unknown = [t for t in self.types if t not in BUILTIN_TYPES]
         if unknown:
             raise ConfigError(f"unknown redaction type {unknown[0]!r}", field="types", known=BUILTIN_TYPES)
+        self._memo: dict[str, tuple[str, int]] = {}
         self._rules: list[_Rule] = _builtin_rules(self.types) if self.enabled else []
         for name, rx in self.extra_patterns.items():
             try:
@@ -261,7 +275,11 @@ class Redactor:
     def redact_text(self, text: str) -> tuple[str, int]:
         """One string, redacted, and the number of replacements."""
         n = 0
+        if not self.extra_patterns and _G_ANY.search(text) is None:
+            return text, 0
         for rule in self._rules:
+            if rule.gate is not None and rule.gate.search(text) is None:
+                continue
             if isinstance(rule.repl, str):
                 text, k = rule.pattern.subn(rule.repl, text)
                 n += k
@@ -291,14 +309,30 @@ class Redactor:
         out = self._walk(obj, counter, in_content=False)
         return out, counter[0]
 
+    def _text(self, text: str) -> tuple[str, int]:
+        # short strings repeat a lot (statuses, model names, ids): memoize them
+        if len(text) <= 64:
+            hit = self._memo.get(text)
+            if hit is not None:
+                return hit
+            out = self.redact_text(text)
+            if len(self._memo) >= 8192:
+                self._memo.clear()
+            self._memo[text] = out
+            return out
+        return self.redact_text(text)
+
     def _walk(self, obj: Any, counter: list[int], in_content: bool) -> Any:
-        if isinstance(obj, str):
+        t = type(obj)
+        if t is str:
             if in_content and not self.capture_content:
                 return content_placeholder(obj)
-            red, k = self.redact_text(obj)
+            red, k = self._text(obj)
             counter[0] += k
             return red
-        if isinstance(obj, Mapping):
+        if obj is None or t is int or t is float or t is bool:
+            return obj
+        if t is dict or isinstance(obj, Mapping):
             out: dict[Any, Any] = {}
             for key, val in obj.items():
                 if key in self.skip_keys and not isinstance(val, Mapping | list | tuple):
@@ -307,7 +341,7 @@ class Redactor:
                 child_content = in_content or (isinstance(key, str) and key in self.content_keys)
                 out[key] = self._walk(val, counter, child_content)
             return out
-        if isinstance(obj, list | tuple):
+        if t is list or t is tuple or isinstance(obj, list | tuple):
             items = [self._walk(v, counter, in_content) for v in obj]
             return items if isinstance(obj, list) else tuple(items)
         return obj

@@ -301,7 +301,12 @@ class TraceStore:
                     if col not in metrics:
                         metrics.append(col)
             sel = ", ".join(
-                (f"TRY_CAST(NULLIF({_ident(c)}, '') AS DOUBLE) AS {_ident(c)}" if c in metrics else _ident(c))
+                (
+                    f"coalesce(TRY_CAST(NULLIF({_ident(c)}, '') AS DOUBLE), CASE lower({_ident(c)}) "
+                    f"WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0 END) AS {_ident(c)}"
+                    if c in metrics
+                    else _ident(c)
+                )
                 for c in header
             )
             selects.append(

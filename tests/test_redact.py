@@ -1,0 +1,204 @@
+"""Redaction: typed placeholders, Luhn, no false positives, content capture off, and an
+end-to-end scan: planted secrets never reach any file of a run, the store or an export."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labkit.cases import EvalCase
+from labkit.errors import ConfigError
+from labkit.trace.redact import Redactor, luhn_ok
+
+
+@pytest.fixture(autouse=True)
+def _time_bound() -> Iterator[None]:
+    def boom(*_: object) -> None:
+        raise TimeoutError("test exceeded 60 s")
+
+    old = signal.signal(signal.SIGALRM, boom)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+R = Redactor()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mail jane.doe+ops@example.co.uk now", "mail [EMAIL] now"),
+        ("call +1 415-555-0133 today", "call [PHONE] today"),
+        ("call (415) 555-0133", "call [PHONE]"),
+        ("call 415.555.0133.", "call [PHONE]."),
+        ("ring +44 20 7946 0958", "ring [PHONE]"),
+        ("card 4111 1111 1111 1111 ok", "card [CARD] ok"),
+        ("card 4111-1111-1111-1111", "card [CARD]"),
+        ("amex 378282246310005", "amex [CARD]"),
+        ("key sk-proj-AbCdEfGhIjKlMnOpQrStUvWx123", "key [API_KEY]"),
+        ("key sk-ant-api03-abcdefghijklmnopqrstu", "key [API_KEY]"),
+        ("aws AKIAIOSFODNN7EXAMPLE", "aws [API_KEY]"),
+        ("gh ghp_abcdefghijklmnopqrstuvwxyz0123456789", "gh [API_KEY]"),
+        ("slack xoxb-123456789012-abcdefghij", "slack [API_KEY]"),
+        ("google AIzaSyA-abcdefghijklmnopqrstuvwxyz01234", "google [API_KEY]"),
+        ("stripe sk_live_abcdefghijklmnop1234", "stripe [API_KEY]"),
+        ("hf hf_abcdefghijklmnopqrstuvwxyzABCDEF", "hf [API_KEY]"),
+        ('{"api_key": "hunter2secret"}', '{"api_key": "[API_KEY]"}'),
+        ("password=correcthorse", "password=[API_KEY]"),
+        ("Authorization: Bearer abc.DEF-123_xyz", "Authorization: Bearer [TOKEN]"),
+        ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.sflKxwRJSMeKKF2QT4fwpM", "jwt [TOKEN]"),
+        ("from 192.168.10.254 and 8.8.8.8", "from [IP] and [IP]"),
+        ("v6 2001:db8:85a3::8a2e:370:7334 and fe80::1", "v6 [IP] and [IP]"),
+    ],
+)
+def test_each_type_gets_its_placeholder(text: str, expected: str) -> None:
+    assert R.redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "security-runbook#2", "KD-401-EXPIRED", "2024-01-15", "cost 0.00041 USD", "latency 1840.0 ms",
+        "4111 1111 1111 1112",  # fails Luhn
+        "0000 0000 0000 0000",  # Luhn-valid but not a card
+        "order 1234567", "version 1.2.3", "999.1.1.1", "at 12:30", "sk-short", "trace 0123456789abcdef0123456789abcdef",
+        "u-17", "a @ b", "api keys expire after 90 days",
+    ],
+)
+def test_no_false_positives(text: str) -> None:
+    assert R.redact(text) == text
+
+
+def test_luhn() -> None:
+    assert luhn_ok("4111111111111111") and luhn_ok("378282246310005")
+    assert not luhn_ok("4111111111111112")
+
+
+def test_deep_walk_counts_and_leaves_input_alone() -> None:
+    obj = {"a": ["x a@b.io", {"b": ("tel 415-555-0133",)}], "n": 3, "trace_id": "4111111111111111", "ok": True}
+    out, n = R.redact_count(obj)
+    assert out == {"a": ["x [EMAIL]", {"b": ("tel [PHONE]",)}], "n": 3, "trace_id": "4111111111111111", "ok": True}
+    assert n == 2
+    assert obj["a"][0] == "x a@b.io"  # not mutated
+
+
+def test_config_extra_patterns_types_and_errors() -> None:
+    r = Redactor.from_config({"extra_patterns": {"employee_id": r"EMP-\d{6}"}, "types": ["EMAIL"]})
+    assert r.redact("EMP-123456 a@b.io 415-555-0133") == "[EMPLOYEE_ID] [EMAIL] 415-555-0133"
+    r2 = Redactor.from_config({"extra_patterns": [{"name": "TICKET", "regex": r"TCK\d+"}]})
+    assert r2.redact("see TCK991") == "see [TICKET]"
+    with pytest.raises(ConfigError, match="known"):
+        Redactor.from_config({"typo": 1})
+    with pytest.raises(ConfigError, match="unknown redaction type"):
+        Redactor.from_config({"types": ["SSN"]})
+    with pytest.raises(ConfigError, match="invalid regex"):
+        Redactor.from_config({"extra_patterns": {"x": "("}})
+    assert Redactor.from_config({"enabled": False}).redact("a@b.io") == "a@b.io"
+
+
+def test_capture_content_off_keeps_ids_hashes_lengths_scores() -> None:
+    rec = {"trace_id": "t1", "case_id": "c1", "input": "my email is a@b.io", "output": "secret answer",
+           "retrieved": [{"id": "doc#1", "score": 7.1, "text": "chunk"}],
+           "tool_calls": [{"name": "lookup", "args": {"user_id": "u-17"}, "output": "x"}],
+           "latency_ms": 12.0, "scores": {"faithfulness": 0.9}}
+    out = Redactor.from_config({"capture_content": False}).redact(rec)
+    assert out["trace_id"] == "t1" and out["case_id"] == "c1" and out["latency_ms"] == 12.0
+    assert out["retrieved"][0]["id"] == "doc#1" and out["retrieved"][0]["score"] == 7.1
+    assert out["scores"] == {"faithfulness": 0.9} and out["tool_calls"][0]["name"] == "lookup"
+    assert out["input"].startswith("[CONTENT len=18 sha256=") and "a@b.io" not in json.dumps(out)
+    assert out["retrieved"][0]["text"].startswith("[CONTENT len=5 ")
+    assert out["tool_calls"][0]["args"]["user_id"].startswith("[CONTENT len=4 ")
+
+
+# ---------------------------------------------------------------------------- end to end
+
+PLANTED = [
+    "jane.doe@example.com", "ops-team@kestrel.example", "+1 415-555-0133", "415-555-0199",
+    "4111 1111 1111 1111", "5555555555554444", "sk-proj-PLANTEDabcdefghijklmnop0123",
+    "AKIAPLANTED123456789", "ghp_PLANTEDabcdefghijklmnopqrstuvwxyz0123", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwbGFudGVkIn0.c2lnbmF0dXJlX3BsYW50ZWQ",
+    "10.20.30.40",
+]
+# what each looks like once separators are gone, to catch reformatting leaks too
+DIGITS = ["4155550133", "4155550199", "4111111111111111", "5555555555554444"]
+
+
+def leaky_pipeline(case: EvalCase) -> dict[str, Any]:
+    return {
+        "answer": (f"Contact jane.doe@example.com or +1 415-555-0133; card 4111 1111 1111 1111. "
+                   f"Use key sk-proj-PLANTEDabcdefghijklmnop0123 from 10.20.30.40. You asked: {case.question}"),
+        "retrieved": [{"id": "security-runbook#2", "source": "security-runbook", "score": 3.0,
+                       "text": "Escalate to ops-team@kestrel.example with AKIAPLANTED123456789 "
+                               "or ghp_PLANTEDabcdefghijklmnopqrstuvwxyz0123."}],
+        "citations": ["security-runbook#2"],
+        "tool_calls": [{"name": "lookup_account", "args": {"email": "jane.doe@example.com", "phone": "415-555-0199"},
+                        "status": "ok", "output": {"auth": "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwbGFudGVkIn0.c2lnbmF0dXJlX3BsYW50ZWQ",
+                                                   "card": "5555555555554444"}}],
+        "usage": {"input_tokens": 10, "output_tokens": 20}, "cost_usd": 0.001,
+    }
+
+
+def _scan(paths: list[Path]) -> list[str]:
+    hits = []
+    for p in paths:
+        data = p.read_bytes()
+        text = data.decode("utf-8", errors="replace")
+        squashed = "".join(ch for ch in text if ch.isdigit())
+        for s in PLANTED:
+            if s in text or s.encode() in data:
+                hits.append(f"{p.name}: {s}")
+        for d in DIGITS:
+            if d in squashed and d in text.replace(" ", "").replace("-", "").replace("+1", ""):
+                hits.append(f"{p.name}: {d}")
+    return hits
+
+
+def test_planted_secrets_reach_no_file_of_the_run_the_store_or_exports(tmp_path: Path) -> None:
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from labkit.runner import run
+    from labkit.trace.otel import export_runs
+    from labkit.trace.store import TraceStore, compact
+
+    ds = tmp_path / "planted.jsonl"
+    cases = [
+        {"id": "pii-001", "question": "I am jane.doe@example.com, call +1 415-555-0133, card 4111 1111 1111 1111",
+         "expected_source": "security-runbook", "must_include": ["security portal"]},
+        {"id": "pii-002", "question": "My key sk-proj-PLANTEDabcdefghijklmnop0123 leaked from 10.20.30.40",
+         "expected_source": "security-runbook", "reference_answer": "Rotate it; mail ops-team@kestrel.example"},
+        {"id": "pii-003", "question": "Is AKIAPLANTED123456789 valid?", "metadata": {"note": "415-555-0199"}},
+    ]
+    ds.write_text("".join(json.dumps(c) + "\n" for c in cases))
+    run_dir = tmp_path / "runs" / "planted"
+    run(str(ds), leaky_pipeline, run_dir)
+    files = [p for p in run_dir.rglob("*") if p.is_file()]
+    assert {"results.jsonl", "traces.jsonl", "manifest.json"} <= {p.name for p in files}
+    assert _scan(files) == []
+    # the placeholders are there, so the content was seen and replaced
+    traces = (run_dir / "traces.jsonl").read_text()
+    for ph in ("[EMAIL]", "[PHONE]", "[CARD]", "[API_KEY]", "[TOKEN]", "[IP]"):
+        assert ph in traces, ph
+
+    # the store: query everything out, compact to Parquet, export HTML and OTel spans
+    out = tmp_path / "exports"
+    out.mkdir()
+    with TraceStore([run_dir]) as st:
+        st.query("SELECT * FROM traces").to_csv(out / "traces.csv")
+        (out / "traces.html").write_text(st.query("SELECT * FROM traces").to_html())
+        (out / "sample.json").write_text(json.dumps(st.sample(5), default=str))
+    compact([run_dir], out / "archive.parquet")
+    compact([run_dir])
+    ex = InMemorySpanExporter()
+    export_runs([str(run_dir)], exporter=ex, capture_content=True)
+    spans = [{"name": s.name, "attrs": dict(s.attributes or {}),
+              "events": [dict(e.attributes or {}) for e in s.events]} for s in ex.get_finished_spans()]
+    assert spans
+    (out / "spans.json").write_text(json.dumps(spans, default=str))
+    produced = [p for p in out.iterdir()] + [run_dir / "traces.parquet"]
+    assert _scan(produced) == []

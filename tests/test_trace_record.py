@@ -1,0 +1,149 @@
+"""Trace record: make_trace from a results line, flat record compatibility, loader errors."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from labkit.cases import EvalCase
+from labkit.errors import DatasetError
+from labkit.trace.record import SCHEMA_VERSION, load_traces, make_trace, normalize_trace, trace_id_for
+
+FLAT = {"trace_id": "trace-1042", "prompt_version": "rag-v3", "model": "gpt-4.1-mini",
+        "retrieved_chunks": ["policy-0", "runbook-1"], "tool_calls": [], "faithfulness": 0.9,
+        "latency_ms": 1840, "status": "pass"}
+
+
+@pytest.fixture(autouse=True)
+def _time_bound() -> Iterator[None]:
+    def boom(*_: object) -> None:
+        raise TimeoutError("test exceeded 30 s")
+
+    old = signal.signal(signal.SIGALRM, boom)
+    signal.alarm(30)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def pipe(**cfg: object) -> SimpleNamespace:
+    config = {"prompt_version": "rag-v3", "model": {"name": "sim-gen-large", "provider": "labkit-sim"}}
+    config.update(cfg)
+    return SimpleNamespace(name="baseline", config=config, config_hash="a6e571e724313c1c", fallback=None)
+
+
+CASE = EvalCase(id="sec-001", question="How do I reset an expired API key?",
+                tags={"risk": "high", "category": "security"})
+RESULT = {
+    "case_id": "sec-001", "status": "ok", "answer": "Use the security portal. [security-runbook#2]",
+    "retrieved": [{"id": "security-runbook#2", "source": "security-runbook", "score": 7.1, "text": "chunk text"},
+                  {"id": "api-limits#4", "source": "api-limits", "score": 3.2}],
+    "citations": ["security-runbook#2"],
+    "tool_calls": [{"name": "lookup_account", "args": {"user_id": "u-17"}, "status": "ok", "output": {"plan": "pro"}}],
+    "usage": {"input_tokens": 812, "output_tokens": 64}, "cost_usd": 0.00041, "latency_ms": 1840.0,
+    "attempts": 1, "error": None, "trace_id": "0123456789abcdef0123456789abcdef", "from_cache": False,
+}
+
+
+def test_make_trace_is_a_superset_of_the_flat_record() -> None:
+    t = make_trace(run_id="r1", case=CASE, result=RESULT, pipeline=pipe(), attempt=1, ts_start=100.0, ts_end=101.84)
+    for key in FLAT:
+        assert key in t, key
+    assert t["schema_version"] == SCHEMA_VERSION
+    assert t["trace_id"] == RESULT["trace_id"]
+    assert (t["prompt_version"], t["model"], t["provider"]) == ("rag-v3", "sim-gen-large", "labkit-sim")
+    assert t["retrieved_chunks"] == ["security-runbook#2", "api-limits#4"]
+    assert t["retrieved"][0]["text"] == "chunk text" and "text" not in t["retrieved"][1]
+    assert t["tool_calls"][0]["args"] == {"user_id": "u-17"} and t["tool_calls"][0]["output"] == {"plan": "pro"}
+    assert t["usage"] == {"input_tokens": 812, "output_tokens": 64}
+    assert t["latency_ms"] == 1840.0 and t["status"] == "ok" and t["error_type"] is None
+    assert t["faithfulness"] is None and t["scores"] == {}  # scored later, joined by the store
+    assert t["guardrails"] == {"pii_redacted": False, "injection_flag": False, "violations": []}
+    assert t["tags"] == {"risk": "high", "category": "security"}
+    assert t["release"] == "baseline@a6e571e72431"
+    json.dumps(t)  # serializable as is
+
+
+def test_spans_cover_retrieval_each_tool_and_generation() -> None:
+    res = dict(RESULT, tool_calls=[{"name": "a", "args": {}, "status": "ok"},
+                                   {"name": "b", "args": {"x": 1}, "status": "error"}])
+    t = make_trace(run_id="r1", case=CASE, result=res, pipeline=pipe(), attempt=1, ts_start=100.0, ts_end=102.0)
+    ops = [s["operation"] for s in t["spans"]]
+    assert ops == ["retrieval", "execute_tool", "execute_tool", "chat"]
+    assert all(s["parent_span_id"] == t["span_id"] for s in t["spans"])
+    assert len({s["span_id"] for s in t["spans"]} | {t["span_id"]}) == 5
+    assert t["spans"][2]["status"] == "error" and t["spans"][2]["name"] == "execute_tool b"
+    assert all(s["timing"] == "inherited" for s in t["spans"])
+    # measured stage timings when the pipeline reports them
+    res2 = dict(RESULT, timings={"retrieval_ms": 100.0, "generation_ms": 900.0}, tool_calls=[])
+    t2 = make_trace(run_id="r1", case=CASE, result=res2, pipeline=pipe(), attempt=1, ts_start=100.0, ts_end=102.0)
+    r, g = t2["spans"]
+    assert r["timing"] == g["timing"] == "measured"
+    assert r["ts_end"] == pytest.approx(100.1) and g["ts_start"] == pytest.approx(100.1)
+    assert g["ts_end"] == pytest.approx(101.0)
+
+
+def test_failed_attempt_and_fallback_and_generated_trace_id() -> None:
+    res = dict(RESULT, status="timeout", answer=None, error="TimeoutError: deadline 30s", trace_id=None)
+    t = make_trace(run_id="r9", case=CASE, result=res, pipeline=pipe(), attempt=2, ts_start=1.0, ts_end=31.0)
+    assert t["status"] == "timeout" and t["error_type"] == "TimeoutError"
+    assert t["trace_id"] == trace_id_for("r9", "sec-001", 2) and len(t["trace_id"]) == 32
+    assert t["spans"][-1]["status"] == "error"
+    fb = SimpleNamespace(name="fallback", config={"prompt_version": "rag-v3-fallback",
+                                                  "model": {"name": "sim-gen-small", "provider": "labkit-sim"}})
+    p = pipe()
+    p.fallback = fb
+    t2 = make_trace(run_id="r9", case=CASE, result=dict(RESULT, answered_by="fallback"), pipeline=p,
+                    attempt=4, ts_start=1.0, ts_end=2.0)
+    assert (t2["model"], t2["prompt_version"]) == ("sim-gen-small", "rag-v3-fallback")
+
+
+def test_guardrail_block_marks_trace_blocked() -> None:
+    res = dict(RESULT, guardrails={"pii_redacted": False, "injection_flag": True,
+                                   "violations": ["injection:ignore_instructions"], "blocked": True})
+    t = make_trace(run_id="r1", case=CASE, result=res, pipeline=pipe(), attempt=1, ts_start=0.0, ts_end=0.1)
+    assert t["status"] == "blocked"
+    assert t["guardrails"]["injection_flag"] is True and t["guardrails"]["blocked"] is True
+
+
+def test_flat_module_record_still_loads(tmp_path: Path) -> None:
+    p = tmp_path / "traces.jsonl"
+    full = make_trace(run_id="r1", case=CASE, result=RESULT, pipeline=pipe(), attempt=1, ts_start=0, ts_end=1)
+    p.write_text(json.dumps(FLAT) + "\n" + json.dumps(full) + "\n")
+    flat, rec = load_traces(p)
+    assert flat["schema_version"] == 0 and flat["status"] == "pass"
+    assert flat["scores"] == {"faithfulness": 0.9} and flat["retrieved_chunks"] == ["policy-0", "runbook-1"]
+    assert flat["spans"] == [] and flat["usage"] == {"input_tokens": 0, "output_tokens": 0}
+    assert rec["trace_id"] == full["trace_id"] and rec["spans"] == full["spans"]
+
+
+def test_loader_names_file_line_and_field(tmp_path: Path) -> None:
+    p = tmp_path / "traces.jsonl"
+    lines = [FLAT, dict(FLAT, latency_ms="slow"), {"prompt_version": "x"}, dict(FLAT, faithfulness=1.5),
+             dict(FLAT, status="weird"), dict(FLAT, retrieved_chunks=[1, 2])]
+    p.write_text("\n".join(json.dumps(x) for x in lines) + "\n{not json\n")
+    with pytest.raises(DatasetError) as ei:
+        load_traces(p)
+    probs = {(pr.line, pr.field) for pr in ei.value.problems}
+    assert probs == {(2, "latency_ms"), (3, "trace_id"), (4, "faithfulness"), (5, "status"),
+                     (6, "retrieved_chunks"), (7, None)}
+    assert str(p) in str(ei.value)
+    assert len(load_traces(p, strict=False)) == 1
+
+
+def test_partial_last_line_is_ignored_but_a_complete_unterminated_one_counts(tmp_path: Path) -> None:
+    p = tmp_path / "traces.jsonl"
+    p.write_text(json.dumps(FLAT) + "\n" + '{"trace_id": "half", "late')
+    assert [r["trace_id"] for r in load_traces(p)] == ["trace-1042"]
+    p.write_text(json.dumps(FLAT) + "\n" + json.dumps(dict(FLAT, trace_id="t2")))
+    assert [r["trace_id"] for r in load_traces(p)] == ["trace-1042", "t2"]
+
+
+def test_normalize_rejects_future_schema() -> None:
+    with pytest.raises(DatasetError, match="schema_version"):
+        normalize_trace(dict(FLAT, schema_version=SCHEMA_VERSION + 1))
