@@ -5,7 +5,8 @@
 * :func:`incident_review` — incident.md, regression_cases.jsonl, backlog.csv;
 * :func:`scan_files` / :func:`scan_text` — literal secrets in configs (file, line, kind; never the value);
 * :func:`load_slos`, :func:`evaluate_slos`, :func:`load_rollout`, :func:`evaluate_rollout`;
-* :func:`load_attestations` — the attestation file for what artifacts cannot show.
+* :func:`load_attestations` — the attestation file for what artifacts cannot show;
+* :func:`ensure_run` — reuse a current scored run or make it.
 
 Importing this package loads no pandas, duckdb or plotting library.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from labkit.readiness.incident import IncidentReview, incident_review, regressed_stage, stage_deltas
 from labkit.readiness.model import AREAS, STATUSES, Attestation, CheckItem, load_attestations
+from labkit.readiness.prepare import ensure_run
 from labkit.readiness.scorecard import (
     VERDICT_RULE,
     VERDICTS,
@@ -35,6 +37,7 @@ __all__ = [
     "Scorecard",
     "SecretFinding",
     "build_scorecard",
+    "ensure_run",
     "evaluate_rollout",
     "evaluate_slos",
     "incident_review",

@@ -40,7 +40,7 @@ RULES: dict[str, float] = {
 }
 
 #: unmeasured reasons that mean "the case has no label for this metric" (not applicable, not missing)
-NOT_APPLICABLE = ("no_gold", "no_must", "no_expected", "no_label")
+NOT_APPLICABLE = ("no_gold", "no_must", "no_expected", "no_label", "no_claims")
 FAILURE_KINDS = ("failure", "adversarial", "out_of_scope")
 STAGES = ("retrieval", "generation", "agent", "ops")
 SIDE_EFFECT_VERBS = ("create", "update", "delete", "remove", "send", "escalate", "refund", "cancel",

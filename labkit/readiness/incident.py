@@ -53,7 +53,7 @@ CONFIG_STAGE = {
 _CREDENTIAL = re.compile(r"(^|[_\-])(api[_\-]?key|key|secret|token|password|passwd|auth|authorization|"
                          r"credentials?|bearer)$", re.I)
 #: unmeasured reasons meaning "this case has no label for the metric" (not a failure)
-_NOT_APPLICABLE = ("no_gold", "no_must", "no_expected", "no_label")
+_NOT_APPLICABLE = ("no_gold", "no_must", "no_expected", "no_label", "no_claims")
 BACKLOG_COLUMNS = ("id", "action", "stage", "severity", "source", "evidence", "owner", "due_date", "status")
 
 
