@@ -445,11 +445,13 @@ def _failure(name: str, exc: BaseException, nb: Any, timed_out: float | None) ->
 
 
 def _running_cell(nb: Any) -> tuple[int | None, int | None, str, str, str]:
+    """The cell that was running when execution stopped: the last one papermill started."""
+    found: tuple[int | None, int | None, str, str, str] = (None, None, "", "", "")
     for i, cell in enumerate((nb or {}).get("cells", [])):
-        status = (cell.get("metadata", {}).get("papermill") or {}).get("status")
-        if status == "running":
-            return i, cell.get("execution_count"), cell.get("source", ""), "", ""
-    return None, None, "", "", ""
+        pm = cell.get("metadata", {}).get("papermill") or {}
+        if pm.get("status") == "running" or pm.get("start_time"):
+            found = (i, cell.get("execution_count"), cell.get("source", ""), "", "")
+    return found
 
 
 def _execute(

@@ -562,9 +562,9 @@ def stage_chart(
                 pos = y - 0.4 + bar_h * (j + 0.5)
                 ax.barh(pos, vals, height=bar_h * 0.9, color=colour_for(label, j), label=label,
                         xerr=[lo, hi], error_kw={"ecolor": "#333333", "capsize": 3, "elinewidth": 1})
-                for yy, v, name in zip(pos, vals, names, strict=True):
+                for yy, v, up, name in zip(pos, vals, hi, names, strict=True):
                     if v == v:
-                        ax.annotate(_short_value(name, v), (v, yy), xytext=(3, 0), textcoords="offset points",
+                        ax.annotate(_short_value(name, v), (v + up, yy), xytext=(4, 0), textcoords="offset points",
                                     va="center", fontsize=8, color="#1f2328", clip_on=False)
             for i, name in enumerate(names):
                 if name in thresholds:
@@ -661,7 +661,7 @@ def slice_chart(runs: Mapping[str, RunLike], metric: str, *, tag: str | None = N
     labels = list(runs)
     thr = _thresholds(gate).get(metric)
     with matplotlib.rc_context(RC):
-        fig = _new_figure(9.5, max(2.2, 0.3 * len(keys) * len(labels) + 1.2))
+        fig = _new_figure(9.5, max(2.2, 0.17 * len(keys) * len(labels) + 1.2))
         ax = fig.add_subplot()
         y = np.arange(len(keys))
         bar_h = 0.8 / max(1, len(labels))

@@ -319,7 +319,7 @@ class ThresholdTuner:
         keys = [k for k in self.keys if k in cols]
         with matplotlib.rc_context(RC):
             n = max(1, len(keys))
-            fig = _new_figure(min(4.0 * n, 13), 3.2)
+            fig = _new_figure(min(4.2 * n, 14), 3.3)
             axes = fig.subplots(1, n, squeeze=False)[0]
             for ax, k in zip(axes, keys, strict=False):
                 sp = self.specs[k]
@@ -333,8 +333,8 @@ class ThresholdTuner:
                 ax.plot([thr], [cur], "o", color=FAIL_COLOUR)
                 ax.annotate(f"{cur:.0%}", (thr, cur), textcoords="offset points", xytext=(6, 6), fontsize=9)
                 ax.set_ylim(0, 1.05)
-                ax.set_title(f"{k} ({cols[k]})", loc="left")
-                ax.set_xlabel(f"threshold ({sp.unit})")
+                ax.set_title(k, loc="left")
+                ax.set_xlabel(f"threshold on {cols[k]} ({sp.unit})")
                 ax.set_ylabel("share of cases meeting it")
             if not keys:
                 axes[0].text(0.5, 0.5, "no per-case scores", ha="center", va="center")
