@@ -564,15 +564,17 @@ class TraceStore:
         self.con.register("flips_df", flip_df)
         sides = {"baseline": str(comp.get("baseline") or ""), "variant": str(comp.get("variant") or "")}
         df = self.query(
-            """SELECT f.case_id, f.flip,
-                      CASE WHEN t.run_id = ? OR t.run_dir = ? THEN 'baseline' ELSE 'variant' END AS side,
+            """WITH t AS (
+                   SELECT t.*, [t.run_id, t.run_dir, r.run_id] AS names
+                   FROM traces t LEFT JOIN runs r USING (run_dir) WHERE t.final)
+               SELECT f.case_id, f.flip,
+                      CASE WHEN list_contains(t.names, ?) THEN 'baseline' ELSE 'variant' END AS side,
                       coalesce(t.run_id, t.run_dir) AS run_id, t.trace_id, t.status, t.faithfulness,
                       t.latency_ms, t.retrieved_chunks, t.output
-               FROM flips_df f JOIN traces t ON t.case_id = f.case_id AND t.final
-               WHERE t.run_id IN (?, ?) OR t.run_dir IN (?, ?)
+               FROM flips_df f JOIN t ON t.case_id = f.case_id
+               WHERE list_contains(t.names, ?) OR list_contains(t.names, ?)
                ORDER BY f.case_id, side""",
-            [sides["baseline"], sides["baseline"], sides["baseline"], sides["variant"],
-             sides["baseline"], sides["variant"]],
+            [sides["baseline"], sides["baseline"], sides["variant"]],
         )
         self.con.unregister("flips_df")
         df["regressed_metrics"] = ",".join(regressed)

@@ -1,0 +1,217 @@
+"""Trace store: DuckDB over the JSONL of runs, joins, explorer queries, compaction,
+and querying while another process is still appending."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labkit.errors import ConfigError
+from labkit.trace.feedback import record_feedback
+from labkit.trace.record import dumps_trace
+from labkit.trace.store import QueryError, TraceStore, compact, is_read_only_sql
+from labkit.trace.synth import synthetic_traces, write_synthetic_run
+
+
+@pytest.fixture(autouse=True)
+def _time_bound() -> Iterator[None]:
+    def boom(*_: object) -> None:
+        raise TimeoutError("test exceeded 90 s")
+
+    old = signal.signal(signal.SIGALRM, boom)
+    signal.alarm(90)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def _scores(run: Path, rows: list[dict[str, object]]) -> None:
+    cols = ["case_id", "faithfulness", "faithfulness_reason", "retrieval_hit_rate", "retrieval_hit_rate_reason",
+            "latency_ms", "task_success"]
+    with open(run / "scores.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+
+
+@pytest.fixture()
+def two_runs(tmp_path: Path) -> tuple[Path, Path]:
+    a, b = tmp_path / "base", tmp_path / "var"
+    write_synthetic_run(a, 100, seed=1)
+    write_synthetic_run(b, 100, seed=2)
+    _scores(a, [{"case_id": f"case-{k:07d}", "faithfulness": "" if k == 0 else (1.0 if k % 2 else 0.5),
+                 "faithfulness_reason": "no_claims" if k == 0 else "", "retrieval_hit_rate": 0 if k % 10 == 3 else 1,
+                 "latency_ms": 5, "task_success": "True" if k % 2 else "False"} for k in range(100)])
+    (a / "manifest.json").write_text(json.dumps({"run_id": "base-run", "created_at": "2026-01-01T00:00:00+00:00",
+                                                 "pipeline": {"name": "baseline"}}))
+    return a, b
+
+
+def test_counts_summary_and_scores_join(two_runs: tuple[Path, Path]) -> None:
+    a, b = two_runs
+    with TraceStore([a, b]) as st:
+        assert st.count() == 200 and st.skipped_lines() == 0
+        s = st.summary()
+        assert list(s["run_dir"]) == ["base", "var"] and list(s["traces"]) == [100, 100]
+        df = st.query("SELECT case_id, faithfulness, retrieval_hit_rate, score_latency_ms, latency_ms, task_success "
+                      "FROM traces WHERE run_dir = 'base' ORDER BY case_id")
+        assert df["faithfulness"].isna().iloc[0]  # unmeasured stays empty, not 0
+        assert df["faithfulness"].iloc[1] == 1.0 and df["faithfulness"].iloc[2] == 0.5
+        assert (df["score_latency_ms"] == 5).all() and (df["latency_ms"] > 5).all()  # clash renamed
+        assert df["task_success"].iloc[1] == 1.0 and df["task_success"].iloc[2] == 0.0
+        assert st.query("SELECT count(faithfulness) AS n FROM traces WHERE run_dir = 'var'")["n"][0] == 0
+        assert st.query("SELECT run_id FROM runs WHERE run_dir = 'base'")["run_id"][0] == "base-run"
+
+
+def test_explorer_views(two_runs: tuple[Path, Path]) -> None:
+    a, b = two_runs
+    with TraceStore([a, b]) as st:
+        f = st.failures_by_stage()
+        base = f[f.run_dir == "base"].set_index("stage")
+        n_status = st.query("SELECT count(*) AS n FROM traces WHERE run_dir='base' AND status <> 'ok'")["n"][0]
+        assert base.loc[[s for s in ("timeout", "error") if s in base.index], "failures"].sum() == n_status
+        assert base.loc["retrieval", "failures"] == st.query(
+            "SELECT count(*) AS n FROM traces WHERE run_dir='base' AND status='ok' AND retrieval_hit_rate=0")["n"][0]
+        assert "generation" in base.index  # faithfulness 0.5 < 0.85
+        slow = st.slowest(5)
+        assert list(slow["latency_ms"]) == sorted(slow["latency_ms"], reverse=True)
+        assert slow["latency_ms"].iloc[0] == st.query("SELECT max(latency_ms) AS m FROM traces")["m"][0]
+        cost = st.cost_by_model()
+        assert cost["traces"].sum() == 200
+        assert cost["total_cost_usd"].sum() == pytest.approx(st.query("SELECT sum(cost_usd) AS c FROM traces")["c"][0])
+        lat = st.latency_by_prompt_version()
+        assert set(lat["prompt_version"]) == {"rag-v1", "rag-v2", "rag-v3"}
+        tr = st.metric_trends()
+        faith = tr[tr.metric == "faithfulness"]
+        assert list(faith["run_dir"]) == ["base"] and faith["n"].iloc[0] == 99
+        assert set(tr[tr.metric == "error_rate"]["run_dir"]) == {"base", "var"}
+        with pytest.raises(ConfigError, match="known"):
+            st.metric_trends(["nope"])
+        sample = st.sample(2)
+        assert len(sample) == 2 and isinstance(sample[0]["spans"], list) and sample[0]["schema_version"] == 1
+
+
+def test_flagged_traces_of_a_comparison(two_runs: tuple[Path, Path], tmp_path: Path) -> None:
+    a, b = two_runs
+    comp = {"baseline": "base-run", "variant": "var", "n_paired": 100,
+            "metrics": {"faithfulness": {"verdict": "regressed"}, "mrr": {"verdict": "no_change"}},
+            "flipped": [{"case_id": "case-0000004", "from": "pass", "to": "fail"},
+                        {"case_id": "case-0000007", "from": "fail", "to": "pass"}]}
+    p = tmp_path / "cmp.json"
+    p.write_text(json.dumps(comp))
+    with TraceStore([a, b]) as st:
+        df = st.flagged_traces(p)
+        assert list(df["case_id"]) == ["case-0000004", "case-0000004"]
+        assert list(df["side"]) == ["baseline", "variant"]
+        assert set(df["regressed_metrics"]) == {"faithfulness"}
+        assert len(st.flagged_traces(comp, only_regressed=False)) == 4
+
+
+def test_feedback_table_and_join(two_runs: tuple[Path, Path]) -> None:
+    a, _ = two_runs
+    tid = json.loads((a / "traces.jsonl").read_text().splitlines()[5])["trace_id"]
+    record_feedback(a, tid, 2, "cited the wrong doc", ts=1.0)
+    record_feedback(a, tid, 4, "better after retry", ts=2.0)
+    with TraceStore([a]) as st:
+        fb = st.query("SELECT * FROM feedback ORDER BY ts")
+        assert list(fb["rating"]) == [2, 4] and fb["case_id"][0] == "case-0000005"
+        row = st.query(f"SELECT feedback_rating, feedback_comment, feedback_n FROM traces WHERE trace_id = '{tid}'")
+        assert row.iloc[0].tolist() == [4.0, "better after retry", 2]
+
+
+def test_flat_records_and_missing_files(tmp_path: Path) -> None:
+    run = tmp_path / "prod"
+    run.mkdir()
+    (run / "traces.jsonl").write_text(json.dumps(
+        {"trace_id": "trace-1042", "prompt_version": "rag-v3", "model": "gpt-4.1-mini",
+         "retrieved_chunks": ["policy-0", "runbook-1"], "tool_calls": [], "faithfulness": 0.9,
+         "latency_ms": 1840, "status": "pass"}) + "\n")
+    with TraceStore(run) as st:
+        row = st.query("SELECT run_dir, faithfulness, n_retrieved, status, final FROM traces").iloc[0]
+        assert row.tolist() == ["prod", 0.9, 2, "pass", True]
+    with pytest.raises(ConfigError, match="no such run directory"):
+        TraceStore(tmp_path / "nope")
+    with TraceStore(run) as st, pytest.raises(QueryError, match="trace query failed"):
+        st.query("SELECT no_such_column FROM traces")
+    assert is_read_only_sql("select 1") and is_read_only_sql("WITH x AS (SELECT 1) SELECT * FROM x;")
+    assert not is_read_only_sql("DROP TABLE traces") and not is_read_only_sql("SELECT 1; DROP TABLE x")
+
+
+def test_compaction_to_parquet_and_staleness(two_runs: tuple[Path, Path], tmp_path: Path) -> None:
+    a, b = two_runs
+    with TraceStore([a, b]) as st:
+        before = st.query("SELECT trace_id, latency_ms, faithfulness FROM traces ORDER BY trace_id")
+    written = compact([a, b])
+    assert [p.name for p in written] == ["traces.parquet", "traces.parquet"]
+    with TraceStore([a, b]) as st:
+        assert len(st.parquet_files) == 2 and not st.jsonl_files
+        after = st.query("SELECT trace_id, latency_ms, faithfulness FROM traces ORDER BY trace_id")
+    assert before.equals(after)
+    # appending makes the Parquet stale: the store goes back to the JSONL
+    with open(a / "traces.jsonl", "a") as f:
+        f.write(dumps_trace(next(synthetic_traces(1, run_id="base", seed=9, ts0=2e9))))
+    with TraceStore([a]) as st:
+        assert st.jsonl_files and st.count() == 101
+    archive = compact([a, b], tmp_path / "history.parquet")[0]
+    with TraceStore(archive) as st:
+        assert st.count() == 201
+        assert set(st.query("SELECT DISTINCT run_dir FROM traces")["run_dir"]) == {"base", "var"}
+
+
+APPENDER = textwrap.dedent(
+    """
+    import sys, time
+    from labkit.trace.record import dumps_trace
+    from labkit.trace.synth import synthetic_traces
+    path, n = sys.argv[1], int(sys.argv[2])
+    with open(path, "a", encoding="utf-8") as f:
+        for i, rec in enumerate(synthetic_traces(n, run_id="live", seed=3)):
+            line = dumps_trace(rec)
+            cut = len(line) // 2
+            f.write(line[:cut]); f.flush()      # half a record on disk ...
+            time.sleep(0.002)
+            f.write(line[cut:]); f.flush()      # ... then the rest
+    print("done", flush=True)
+    """
+)
+
+
+def test_query_while_another_process_appends(tmp_path: Path) -> None:
+    run = tmp_path / "live"
+    run.mkdir()
+    path = run / "traces.jsonl"
+    path.touch()
+    n = 1500
+    proc = subprocess.Popen([sys.executable, "-c", APPENDER, str(path), str(n)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: list[int] = []
+    torn = 0
+    try:
+        with TraceStore(run) as st:
+            deadline = time.monotonic() + 60
+            while proc.poll() is None and time.monotonic() < deadline:
+                c = st.count()
+                seen.append(c)
+                torn += st.skipped_lines()
+                ok = st.query("SELECT count(*) AS n FROM traces WHERE trace_id IS NULL OR latency_ms IS NULL")
+                assert ok["n"][0] == 0  # every row a whole record
+                time.sleep(0.01)
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+            assert st.count() == n and st.skipped_lines() == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert len(seen) >= 3, "the appender finished before the store could query it"
+    assert seen == sorted(seen) and 0 < max(seen) <= n
+    assert any(0 < c < n for c in seen)  # queried mid-run
