@@ -84,10 +84,20 @@ def _scorecard(args: argparse.Namespace) -> int:
     if not args.no_html:
         from labkit.report import build_reports
 
-        params = {"baseline_run": str(args.baseline or ""), "variant_run": str(args.variant or ""),
-                  "scorecard_json": str((out / "scorecard.json").resolve())}
-        idx = build_reports(only=["05_readiness_scorecard"], params=params, out_dir=out,
-                            notebooks_dir=Path(args.root) / "notebooks")
+        root = Path(args.root).resolve()
+        cand = args.variant or args.baseline
+        params = {"baseline_run": str(Path(args.baseline or cand).resolve()),
+                  "variant_run": str(Path(cand).resolve()),
+                  "evidence_root": str(root),
+                  "gate": str(Path(args.gate).resolve()) if args.gate else str(root / "data" / "gate.yaml"),
+                  "dataset": str(Path(args.dataset).resolve()) if args.dataset else str(root / "data" / "golden.jsonl"),
+                  "incident_dir": str((out / "incident").resolve())}
+        nb_dir = root / "notebooks"
+        if not (nb_dir / "05_readiness_scorecard.ipynb").is_file():
+            import labkit
+
+            nb_dir = Path(labkit.__file__).resolve().parents[1] / "notebooks"
+        idx = build_reports(only=["05_readiness_scorecard"], params=params, out_dir=out, notebooks_dir=nb_dir)
         idx.raise_for_failures()
         print(f"wrote {out / '05_readiness_scorecard.html'}")
     return 1 if sc.verdict == "not ready" else 0

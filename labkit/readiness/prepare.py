@@ -13,13 +13,15 @@ def ensure_run(
     run_dir: str | os.PathLike[str],
     *,
     gate: str | os.PathLike[str] | None = None,
+    existing: str | os.PathLike[str] | None = None,
 ) -> Any:
     """The scored run of ``pipeline_config`` on ``dataset`` in ``run_dir``.
 
     A run already there is reused when it is complete (scored) and was made
     from the same config (config hash) on the same dataset (fingerprint);
     otherwise the folder is cleared (only if it holds a run) and the run made
-    again with :func:`labkit.runner.run`. Returns a :class:`labkit.runs.RunDir`.
+    again with :func:`labkit.runner.run`. ``existing`` (a run directory given by
+    the user) is returned as is, never re-run. Returns a :class:`labkit.runs.RunDir`.
     """
     from labkit.cases import load_cases
     from labkit.pipelines import load_pipeline
@@ -27,6 +29,12 @@ def ensure_run(
     from labkit.runner import run
     from labkit.runs import RunDir
 
+    if existing:
+        if not Path(existing).is_dir():
+            from labkit.errors import ConfigError
+
+            raise ConfigError("run directory not found", path=str(existing))
+        return RunDir(existing)
     rd = RunDir(run_dir)
     ds = load_cases(dataset)
     pipe = load_pipeline(str(pipeline_config))
