@@ -1,0 +1,125 @@
+"""Incident review on the shipped baseline and variant: the stage named is the one that regressed."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+from labkit.cases import load_cases
+from labkit.compare import compare_runs
+from labkit.metrics import METRICS
+from labkit.readiness import incident_review
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from labkit.runner import run
+
+    root = tmp_path_factory.mktemp("inc")
+    shutil.copytree(REPO / "data", root / "data")
+    out = []
+    for name in ("baseline", "variant"):
+        rd = run(root / "data" / "golden.jsonl", str(root / "data" / "pipelines" / f"{name}.yaml"),
+                 root / "runs" / name, overrides={"progress": False}, gate_path=str(root / "data" / "gate.yaml"))
+        out.append(Path(rd.path))
+    return out[0], out[1]
+
+
+def _stage_deltas_by_hand(base: Path, var: Path) -> dict[str, tuple[float, list[str]]]:
+    """Per stage: mean of direction-adjusted deltas (bounded as is, others relative), regressed metrics."""
+    comp = compare_runs(base, var).to_dict()
+    acc: dict[str, list[float]] = {}
+    reg: dict[str, list[str]] = {}
+    for name, d in comp["metrics"].items():
+        if d["delta"] is None:
+            continue
+        spec = METRICS[name]
+        sign = 1 if spec.direction == "higher" else -1
+        if spec.bounded:
+            v = sign * d["delta"]
+        elif d["baseline"]:
+            v = sign * d["delta"] / abs(d["baseline"])
+        else:
+            continue
+        acc.setdefault(spec.stage, []).append(v)
+        if d["verdict"] == "regressed":
+            reg.setdefault(spec.stage, []).append(name)
+    return {s: (sum(v) / len(v), reg.get(s, [])) for s, v in acc.items()}
+
+
+def test_note_names_the_stage_that_regressed(runs: tuple[Path, Path], tmp_path: Path) -> None:
+    base, var = runs
+    rev = incident_review(base, var, tmp_path)
+    by_hand = _stage_deltas_by_hand(base, var)
+    regressed = {s: v for s, v in by_hand.items() if v[1]}
+    assert regressed, "the shipped variant regresses at least one stage"
+    expected = min(regressed, key=lambda s: (regressed[s][0], ("retrieval", "generation", "agent", "ops").index(s)))
+    assert rev.stage == expected
+    assert rev.stage_deltas[expected]["delta"] == pytest.approx(by_hand[expected][0], abs=1e-6)
+    # the named stage really moved the wrong way, with an interval that excludes no change
+    comp = compare_runs(base, var).to_dict()
+    for m in regressed[expected][1]:
+        d = comp["metrics"][m]
+        bad_side = d["ci_high"] < 0 if METRICS[m].direction == "higher" else d["ci_low"] > 0
+        assert bad_side, m
+    note = rev.note_path.read_text(encoding="utf-8")
+    label = {"agent": "tool use", "ops": "operations"}.get(expected, expected)
+    assert f"**Stage: {label}" in note
+    for section in ("## Summary", "## Impact", "## Timeline", "## Where quality moved", "## Contributing factors",
+                    "## Action items"):
+        assert section in note
+    assert f"Paired cases: {comp['n_paired']}" in note
+    assert "first trace" in note  # the timeline comes from the traces
+
+
+def test_regression_cases_validate_as_a_dataset(runs: tuple[Path, Path], tmp_path: Path) -> None:
+    base, var = runs
+    rev = incident_review(base, var, tmp_path)
+    ds = load_cases(rev.cases_path)
+    assert len(ds) == len(rev.regression_cases) > 0
+    assert all(c.kind == "regression" for c in ds)
+    from labkit.readiness.runview import RunView
+
+    failing = {cid for cid, ok in RunView(var).case_success().items() if not ok}
+    assert {c.metadata["source_case"] for c in ds} == failing
+    flipped = {f["case_id"] for f in compare_runs(base, var).to_dict()["flipped"] if f["to"] == "fail"}
+    assert {c.metadata["source_case"] for c in ds if c.metadata["regressed"]} == flipped
+    golden = load_cases(REPO / "data" / "golden.jsonl").by_id()
+    for c in ds:  # the proposal keeps the labels of the case it came from
+        src = golden[c.metadata["source_case"]]
+        assert c.question == src.question and c.must_include == src.must_include
+
+
+def test_backlog_has_owner_and_due_date_to_fill(runs: tuple[Path, Path], tmp_path: Path) -> None:
+    base, var = runs
+    rev = incident_review(base, var, tmp_path)
+    with rev.backlog_path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(rev.actions) > 0
+    assert {"owner", "due_date", "action", "stage"} <= set(rows[0])
+    assert all(r["owner"] == "" and r["due_date"] == "" for r in rows)
+    assert any(r["stage"] == rev.stage for r in rows)
+
+
+def test_same_run_twice_names_no_stage(runs: tuple[Path, Path], tmp_path: Path) -> None:
+    base, _ = runs
+    rev = incident_review(base, base, tmp_path)
+    assert rev.stage is None
+    assert rev.impact["regressed_cases"] == 0
+    assert "no metric regressed" in rev.note_path.read_text()
+
+
+def test_incident_cli(runs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from labkit.cli import main
+
+    base, var = runs
+    assert main(["incident", str(base), str(var), "--out", str(tmp_path / "o")]) == 0
+    assert "stage:" in capsys.readouterr().out
+    for name in ("incident.md", "regression_cases.jsonl", "backlog.csv"):
+        assert (tmp_path / "o" / name).is_file()
+    assert main(["incident", str(base), str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
