@@ -219,7 +219,8 @@ def evaluate_slos(config: SLOConfig, history: Sequence[RunView]) -> list[SLOStat
             continue
         consumed = bad / slo.allowance
         burn = rbad / slo.allowance if rbad is not None else None
-        status = "violated" if consumed > 1 else ("at_risk" if burn is not None and burn > 1 else "met")
+        eps = 1e-9  # float noise: an allowance of 1 - 0.9 is 0.09999999999999998
+        status = "violated" if consumed > 1 + eps else ("at_risk" if burn is not None and burn > 1 + eps else "met")
         unit = {"error_rate": "error rate", "latency": f"p{100 * (1 - slo.allowance):g}",
                 "cost_per_success": "cost per success $", "quality_floor": f"mean {slo.metric}"}[slo.kind]
         ev = (f"{unit} {obs:.4g} over {n} case(s) in {len(ids)} run(s) ({slo.target}); budget consumed "

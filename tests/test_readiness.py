@@ -1,0 +1,162 @@
+"""Readiness building blocks: attestations, SLO budgets and burn rates, rollout rules, shipped configs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labkit.errors import ConfigError
+from labkit.readiness import (
+    evaluate_rollout,
+    evaluate_slos,
+    load_attestations,
+    load_rollout,
+    load_slos,
+)
+from labkit.readiness.model import apply_attestations, item
+from labkit.readiness.runview import RunView
+
+REPO = Path(__file__).resolve().parents[1]
+TODAY = dt.date(2026, 11, 27)
+
+
+def test_import_stays_light() -> None:
+    code = ("import sys, labkit.readiness, labkit.commands.readiness; "
+            "print([m for m in ('pandas', 'duckdb', 'matplotlib') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_shipped_configs_load() -> None:
+    slos = load_slos(REPO / "data/slo.yaml")
+    assert {s.kind for s in slos.slos} == {"error_rate", "latency", "cost_per_success", "quality_floor"}
+    plan = load_rollout(REPO / "data/rollout.yaml", [s.name for s in slos.slos])
+    assert [s.traffic_percent for s in plan.stages] == [0, 5, 25, 100]
+    assert all(s.requires and s.rollback_triggers for s in plan.stages)
+    atts = load_attestations(REPO / "data/attestations.yaml")
+    assert atts and all(a.owner and a.evidence and a.date for a in atts)
+
+
+def _att(tmp_path: Path, body: str) -> Path:
+    p = tmp_path / "att.yaml"
+    p.write_text("attestations:\n" + body)
+    return p
+
+
+def test_attestation_never_overrides_an_automated_result(tmp_path: Path) -> None:
+    p = _att(tmp_path, """  - {item: rel.fallback, status: attested, owner: me, evidence: https://x.example/a, date: 2026-11-01}
+  - {item: inc.oncall, status: attested, owner: me, evidence: https://x.example/b, date: 2026-11-01}
+  - {item: obs.x, status: attested, owner: me, evidence: https://x.example/c, date: 2026-11-01}
+""")
+    items = [item("rel.fallback", "reliability", "reliability", "t", "fail", "no fallback", "add one", "high"),
+             item("inc.oncall", "incident readiness", "incident", "t", "unknown", "manual", "attest", "medium"),
+             item("obs.x", "observability", "observability", "t", "pass", "measured", None, "high")]
+    out = {i.id: i for i in apply_attestations(items, load_attestations(p), today=TODAY)}
+    assert out["rel.fallback"].status == "fail" and "never overrides" in out["rel.fallback"].evidence
+    assert out["inc.oncall"].status == "attested" and out["inc.oncall"].action is None
+    assert out["obs.x"].status == "pass" and out["obs.x"].source == "automated"
+
+
+def test_stale_or_future_attestations_are_ignored(tmp_path: Path) -> None:
+    p = _att(tmp_path, """  - {item: a, status: attested, owner: me, evidence: https://x.example/a, date: 2025-01-01}
+  - {item: b, status: attested, owner: me, evidence: https://x.example/b, date: 2027-01-01}
+""")
+    items = [item(i, "incident readiness", "incident", "t", "unknown", "manual", "attest", "medium") for i in "ab"]
+    out = apply_attestations(items, load_attestations(p), today=TODAY)
+    assert [i.status for i in out] == ["unknown", "unknown"]
+    assert "older than" in out[0].evidence and "future" in out[1].evidence
+
+
+@pytest.mark.parametrize("body, field", [
+    ("  - {item: zzz, status: attested, owner: me, evidence: https://x.example, date: 2026-11-01}\n", "item"),
+    ("  - {item: a, status: maybe, owner: me, evidence: https://x.example, date: 2026-11-01}\n", "status"),
+    ("  - {item: a, status: attested, evidence: https://x.example, date: 2026-11-01}\n", "owner"),
+    ("  - {item: a, status: attested, owner: me, evidence: trust me, date: 2026-11-01}\n", "evidence"),
+    ("  - {item: a, status: attested, owner: me, evidence: https://x.example, date: soon}\n", "date"),
+])
+def test_bad_attestations_are_config_errors(tmp_path: Path, body: str, field: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_attestations(_att(tmp_path, body), known=["a"])
+    assert field in str(e.value.field)
+
+
+def _hand_run(root: Path, name: str, rows: list[dict[str, object]], faith: list[float]) -> RunView:
+    d = root / name
+    d.mkdir(parents=True)
+    (d / "manifest.json").write_text(json.dumps({"run_id": name, "created_at": f"2026-11-0{len(name)}T00:00:00+00:00",
+                                                 "pipeline": {"name": "p", "config_hash": "h"}}))
+    (d / "results.jsonl").write_text("".join(json.dumps({"case_id": f"c{i}", **r}) + "\n" for i, r in enumerate(rows)))
+    lines = ["case_id,task_success_rate,faithfulness"]
+    lines += [f"c{i},{1 if r['status'] == 'ok' else 0},{f}" for i, (r, f) in enumerate(zip(rows, faith, strict=True))]
+    (d / "scores.csv").write_text("\n".join(lines) + "\n")
+    return RunView(d)
+
+
+def test_slo_budget_and_burn_rate_by_hand(tmp_path: Path) -> None:
+    slo = tmp_path / "slo.yaml"
+    slo.write_text("""slos:
+  - {name: avail, kind: error_rate, objective: 0.9}
+  - {name: lat, kind: latency, percentile: 50, threshold_ms: 1000}
+  - {name: cost, kind: cost_per_success, max_usd: 0.5}
+  - {name: faith, kind: quality_floor, metric: faithfulness, floor: 0.8}
+""")
+    # old run: 10 cases, 0 errors, latencies 100..1000; recent run: 10 cases, 2 errors, all 2000 ms
+    old = _hand_run(tmp_path, "a", [{"status": "ok", "latency_ms": 100.0 * (i + 1), "cost_usd": 0.1}
+                                    for i in range(10)], [1.0] * 10)
+    new = _hand_run(tmp_path, "bb", [{"status": "error" if i < 2 else "ok", "latency_ms": 2000.0, "cost_usd": 0.1}
+                                     for i in range(10)], [0.7] * 8 + [0.7, 0.7])
+    st = {s.name: s for s in evaluate_slos(load_slos(slo), [old, new])}
+    a = st["avail"]  # history: 2 bad / 20 = 0.1 → consumed 1.0 (met, exactly); recent: 0.2 / 0.1 = 2.0
+    assert a.bad_ratio == pytest.approx(0.1) and a.budget_remaining == pytest.approx(0.0)
+    assert a.burn_rate == pytest.approx(2.0) and a.status == "at_risk"
+    lat = st["lat"]  # 10 of 20 slower than 1000 ms (the recent run) → 0.5 / 0.5 = 1.0; recent 1.0/0.5 = 2
+    assert lat.budget_consumed == pytest.approx(1.0) and lat.burn_rate == pytest.approx(2.0)
+    c = st["cost"]  # 2.0 USD / 18 successes
+    assert c.observed == pytest.approx(2.0 / 18) and c.budget_consumed == pytest.approx(2.0 / 18 / 0.5)
+    f = st["faith"]  # mean 0.85 over 20 → bad 0.15 / 0.2 = 0.75; recent 0.3 / 0.2 = 1.5
+    assert f.budget_remaining == pytest.approx(0.25) and f.burn_rate == pytest.approx(1.5)
+    only_new = {s.name: s for s in evaluate_slos(load_slos(slo), [new])}
+    assert only_new["avail"].status == "violated" and only_new["faith"].status == "violated"
+
+
+def test_slo_config_errors_name_the_field(tmp_path: Path) -> None:
+    p = tmp_path / "slo.yaml"
+    p.write_text("slos:\n  - {name: x, kind: quality_floor, metric: latency_p95_ms, floor: 0.9}\n")
+    with pytest.raises(ConfigError) as e:
+        load_slos(p)
+    assert e.value.field == "slos[0].metric" and e.value.known and "faithfulness" in e.value.known
+    p.write_text("slos:\n  - {name: x, kind: uptime}\n")
+    with pytest.raises(ConfigError, match="unknown kind"):
+        load_slos(p)
+
+
+def test_rollout_stage_needs_every_earlier_stage_and_quiet_triggers(tmp_path: Path) -> None:
+    p = tmp_path / "rollout.yaml"
+    p.write_text("""stages:
+  - {name: shadow, traffic_percent: 0, requires: [{require: gate_locked}],
+     rollback_triggers: [{metric: error_rate, op: ">", threshold: 0.05}]}
+  - {name: canary, traffic_percent: 5, requires: [{require: gate_passed}],
+     rollback_triggers: [{metric: latency_p95_ms, op: ">", threshold: 3000}]}
+  - {name: full, traffic_percent: 100, requires: [{require: gate_locked}], rollback_triggers: []}
+""")
+    plan = load_rollout(p)
+
+    class It:
+        def __init__(self, status: str) -> None:
+            self.status, self.severity, self.is_gap = status, "high", status != "pass"
+
+    items = {"gate.locked": It("pass"), "gate.passes": It("pass")}
+    ok = evaluate_rollout(plan, items=items, slos=[], metrics={"latency_p95_ms": {"value": 2000}}, history=[])
+    assert ok.supported_stage == "full"
+    slow = evaluate_rollout(plan, items=items, slos=[], metrics={"latency_p95_ms": {"value": 3200}}, history=[])
+    assert slow.supported_stage == "shadow"  # canary's trigger would fire, so full is out too
+    assert slow.stages[1].triggers[0]["would_fire"] and not slow.stages[2].supported
+    p.write_text("stages:\n  - {name: s, traffic_percent: 0, requires: [{require: vibes}], rollback_triggers: []}\n")
+    with pytest.raises(ConfigError) as e:
+        load_rollout(p)
+    assert e.value.known and "gate_passed" in e.value.known
