@@ -12,7 +12,13 @@ import pytest
 
 from labkit.cases import EvalCase
 from labkit.errors import DatasetError
-from labkit.trace.record import SCHEMA_VERSION, load_traces, make_trace, normalize_trace, trace_id_for
+from labkit.trace.record import (
+    SCHEMA_VERSION,
+    load_traces,
+    make_trace,
+    normalize_trace,
+    trace_id_for,
+)
 
 FLAT = {"trace_id": "trace-1042", "prompt_version": "rag-v3", "model": "gpt-4.1-mini",
         "retrieved_chunks": ["policy-0", "runbook-1"], "tool_calls": [], "faithfulness": 0.9,

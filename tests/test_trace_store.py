@@ -206,7 +206,7 @@ def test_query_while_another_process_appends(tmp_path: Path) -> None:
                 ok = st.query("SELECT count(*) AS n FROM traces WHERE trace_id IS NULL OR latency_ms IS NULL")
                 assert ok["n"][0] == 0  # every row a whole record
                 time.sleep(0.01)
-            out, err = proc.communicate(timeout=60)
+            _out, err = proc.communicate(timeout=60)
             assert proc.returncode == 0, err
             assert st.count() == n and st.skipped_lines() == 0
     finally:

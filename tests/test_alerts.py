@@ -1,0 +1,158 @@
+"""Alert rules: parsing, threshold/factor spikes over time and count windows, multi-window
+burn rate, the numbers that fired them; the shipped rules file; the measured checklist."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labkit.errors import ConfigError
+from labkit.trace.alerts import evaluate_alerts, load_rules, parse_rules
+from labkit.trace.checklist import ITEMS, observability_checklist
+from labkit.trace.feedback import record_feedback
+from labkit.trace.synth import write_synthetic_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _time_bound() -> Iterator[None]:
+    def boom(*_: object) -> None:
+        raise TimeoutError("test exceeded 60 s")
+
+    old = signal.signal(signal.SIGALRM, boom)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def traces(n: int, *, lat: float = 1000.0, cost: float = 0.01, status: str = "ok", t0: float = 0.0,
+           dt: float = 1.0) -> list[dict[str, Any]]:
+    return [{"ts_end": t0 + i * dt, "latency_ms": lat, "cost_usd": cost, "status": status,
+             "pipeline": "baseline"} for i in range(n)]
+
+
+def rules(*rs: dict[str, Any]) -> Any:
+    return parse_rules({"version": 1, "rules": list(rs)})
+
+
+def test_latency_threshold_over_time_window_fires_once_with_numbers() -> None:
+    hist = traces(600, lat=1000) + traces(120, lat=5000, t0=600) + traces(600, lat=1000, t0=720)
+    r = rules({"name": "p95", "kind": "latency", "stat": "p95", "window": "1m", "threshold": 3500, "min_traces": 30})
+    ev = evaluate_alerts(r, hist)
+    assert len(ev) == 1
+    e = ev[0]
+    assert e["rule"] == "p95" and e["window"] == "1m" and e["threshold"] == 3500
+    assert e["value"] == pytest.approx(5000.0) and e["n_traces"] >= 30 and e["evaluations"] >= 2
+    assert e["fired_at"].startswith("1970-01-01T00:1")  # during the spike (600-720 s)
+    assert evaluate_alerts(r, traces(600, lat=1000)) == []
+
+
+def test_factor_against_previous_window_and_where() -> None:
+    hist = traces(100, cost=0.01) + traces(100, cost=0.035, t0=100)
+    r = rules({"name": "cost", "kind": "cost", "stat": "mean", "window": 50, "factor": 3.0},
+              {"name": "cost-variant", "kind": "cost", "window": 50, "factor": 3.0, "where": {"pipeline": "variant"}})
+    ev = evaluate_alerts(r, hist)
+    assert [e["rule"] for e in ev] == ["cost"]
+    assert ev[0]["reason"] == "factor" and ev[0]["value"] > 3.0 * ev[0]["baseline"]
+    assert ev[0]["baseline"] == pytest.approx(0.01, rel=0.01)
+    # a 2x rise does not trip a 3x factor
+    assert evaluate_alerts(r, traces(100, cost=0.01) + traces(100, cost=0.02, t0=100)) == []
+
+
+def test_error_rate_spike() -> None:
+    hist = traces(100) + traces(10, status="error", t0=100) + traces(100, t0=110)
+    ev = evaluate_alerts(rules({"name": "err", "kind": "error_rate", "window": 20, "threshold": 0.2}), hist)
+    assert len(ev) == 1 and ev[0]["value"] >= 0.25 and ev[0]["stat"] == "rate"
+
+
+def test_multiwindow_burn_rate() -> None:
+    rule = {"name": "burn", "kind": "burn_rate", "slo": 0.99, "bad": "error",
+            "windows": [{"long": "1h", "short": "5m", "burn_rate": 14.4}]}
+    # 1 trace/s for 2 h, all fine, then 40 minutes at 30% errors: the long window
+    # reaches 14.4 x budget (14.4% bad) after ~29 minutes
+    ok = traces(7200)
+    bad = [dict(t, status="error" if i % 10 < 3 else "ok") for i, t in enumerate(traces(2400, t0=7200))]
+    ev = evaluate_alerts(rules(rule), ok + bad)
+    assert len(ev) == 1
+    assert "1970-01-01T02:2" <= ev[0]["fired_at"] < "1970-01-01T02:40"
+    w = ev[0]["windows"][0]
+    # short window burns at 0.3 / 0.01 = 30; the long one must also exceed 14.4 before firing
+    assert w["short_burn_rate"] == pytest.approx(30.0, rel=0.05)
+    assert w["long_burn_rate"] >= 14.4 and w["long_bad"] / w["long_traces"] / 0.01 == pytest.approx(w["long_burn_rate"], rel=1e-3)
+    # a short blip alone (high short burn, low long burn) does not page
+    blip = [dict(t, status="error") for t in traces(60, t0=7200)]
+    assert evaluate_alerts(rules(rule), ok + blip + traces(600, t0=7260)) == []
+    # bad: latency
+    lat_rule = {"name": "lat-burn", "kind": "burn_rate", "slo": 0.9, "bad": "latency", "latency_ms": 2000,
+                "windows": [{"long": 40, "short": 10, "burn_rate": 2}]}
+    ev2 = evaluate_alerts(rules(lat_rule), traces(100) + traces(40, lat=3000, t0=100))
+    assert ev2 and ev2[0]["windows"][0]["short_burn_rate"] == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize(
+    ("rule", "match"),
+    [
+        ({"kind": "latency_spike", "window": "5m", "threshold": 1}, "known"),
+        ({"kind": "latency", "threshold": 1}, "window"),
+        ({"kind": "latency", "window": "5 parsecs", "threshold": 1}, "bad window"),
+        ({"kind": "latency", "window": "5m"}, "threshold"),
+        ({"kind": "latency", "window": "5m", "threshold": 1, "stat": "p42"}, "known"),
+        ({"kind": "burn_rate", "slo": 1.5, "windows": [{"long": "1h", "short": "5m", "burn_rate": 1}]}, "slo"),
+        ({"kind": "burn_rate", "slo": 0.99, "windows": [{"long": "1h"}]}, "long, short, burn_rate"),
+        ({"kind": "cost", "window": "5m", "threshold": 1, "treshold": 2}, "unknown key"),
+    ],
+)
+def test_rule_errors_name_the_field(rule: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        parse_rules({"rules": [rule]})
+
+
+def test_shipped_rules_load_and_cover_latency_and_cost() -> None:
+    rs = load_rules(ROOT / "data" / "alerts.yaml")
+    kinds = {r.kind for r in rs}
+    assert {"latency", "cost", "error_rate", "burn_rate"} <= kinds
+
+
+def test_yaml_errors_name_file_and_line(tmp_path: Path) -> None:
+    p = tmp_path / "a.yaml"
+    p.write_text("rules:\n  - kind: latency\n    window: [5m\n")
+    with pytest.raises(ConfigError, match=r"a\.yaml:\d"):
+        load_rules(p)
+
+
+def test_checklist_is_measured(tmp_path: Path) -> None:
+    run = tmp_path / "r"
+    write_synthetic_run(run, 50, seed=3)
+    res = {i["item"]: i for i in observability_checklist([run])}
+    assert list(res) == list(ITEMS)
+    assert res["Prompt version logged"]["status"] == "pass" and res["Prompt version logged"]["share"] == 1.0
+    assert res["User feedback captured"]["status"] == "fail"
+    assert res["Alerting for latency/cost spikes"]["status"] == "fail" and res["Alerting for latency/cost spikes"]["action"]
+    # drop prompt_version from half the traces, add feedback and the shipped rules
+    lines = (run / "traces.jsonl").read_text().splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        rec = json.loads(line)
+        if i % 2:
+            rec.pop("prompt_version")
+        out.append(json.dumps(rec))
+    (run / "traces.jsonl").write_text("\n".join(out) + "\n")
+    record_feedback(run, json.loads(out[0])["trace_id"], 5)
+    res = {i["item"]: i for i in observability_checklist([run], ROOT / "data" / "alerts.yaml")}
+    assert res["Prompt version logged"]["status"] == "fail" and res["Prompt version logged"]["share"] == 0.5
+    assert "25/50" in res["Prompt version logged"]["evidence"]
+    assert res["User feedback captured"]["status"] == "pass"
+    assert res["Alerting for latency/cost spikes"]["status"] == "pass"
+    assert res["Alerting for latency/cost spikes"]["rules"] >= 2
+    # no traces at all: unknown, not pass
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "traces.jsonl").touch()
+    assert {i["status"] for i in observability_checklist([empty])[:5]} == {"unknown"}

@@ -1,0 +1,98 @@
+"""User feedback: Python API and `labkit feedback`, stored beside the traces, shown in queries."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labkit.errors import ConfigError
+from labkit.trace.feedback import load_feedback, record_feedback
+from labkit.trace.synth import write_synthetic_run
+
+
+@pytest.fixture(autouse=True)
+def _time_bound() -> Iterator[None]:
+    def boom(*_: object) -> None:
+        raise TimeoutError("test exceeded 60 s")
+
+    old = signal.signal(signal.SIGALRM, boom)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+@pytest.fixture()
+def run(tmp_path: Path) -> Path:
+    d = tmp_path / "run1"
+    write_synthetic_run(d, 10, seed=1)
+    return d
+
+
+def _tid(run: Path, i: int = 0) -> str:
+    return str(json.loads((run / "traces.jsonl").read_text().splitlines()[i])["trace_id"])
+
+
+def test_record_and_load(run: Path) -> None:
+    tid = _tid(run, 3)
+    line = record_feedback(run, tid, 1, "wrong answer, call me on 415-555-0133", user="alice")
+    assert line["case_id"] == "case-0000003" and line["run_id"] == "run1" and line["rating"] == 1
+    assert line["comment"] == "wrong answer, call me on [PHONE]"
+    stored = load_feedback(run)
+    assert stored == [line]
+    assert "415-555" not in (run / "feedback.jsonl").read_text()
+
+
+@pytest.mark.parametrize("rating", [0, 6, -1, 2.5, True])
+def test_rating_range(run: Path, rating: object) -> None:
+    with pytest.raises(ConfigError, match="rating"):
+        record_feedback(run, _tid(run), rating)  # type: ignore[arg-type]
+
+
+def test_unknown_trace_and_run(run: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no trace with id"):
+        record_feedback(run, "deadbeef", 3)
+    with pytest.raises(ConfigError, match="no such run"):
+        record_feedback(tmp_path / "nope", "x", 3)
+    assert not (run / "feedback.jsonl").exists()
+
+
+def test_cli_feedback_then_query(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from labkit.cli import main
+
+    tid = _tid(run, 2)
+    assert main(["feedback", tid, "--run", str(run), "--rating", "4", "--comment", "good", "--user", "bob"]) == 0
+    assert "recorded fb-" in capsys.readouterr().out
+    assert main(["feedback", tid, "--run", str(run), "--rating", "9"]) == 2
+    assert "rating" in capsys.readouterr().err
+    assert main(["traces", str(run), "--sql", "SELECT trace_id, feedback_rating, feedback_comment FROM traces "
+                 "WHERE feedback_n > 0", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows == [{"trace_id": tid, "feedback_rating": 4.0, "feedback_comment": "good"}]
+    assert main(["traces", str(run), "--sql", "SELECT user, rating FROM feedback", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["user,rating", "bob,4.0"]
+
+
+def test_cli_traces_views_and_errors(run: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from labkit.cli import main
+
+    for view in ("summary", "failures", "slowest", "cost", "latency", "trends", "sample"):
+        assert main(["traces", str(run), "--view", view]) == 0, view
+    capsys.readouterr()
+    assert main(["traces", str(run), "--sql", "DELETE FROM traces"]) == 2
+    assert main(["traces", str(run), "--sql", "SELECT nope FROM traces"]) == 2
+    assert "trace query failed" in capsys.readouterr().err
+    assert main(["traces", str(tmp_path / "missing")]) == 2
+    assert main(["traces", "compact", str(run)]) == 0 and (run / "traces.parquet").exists()
+    assert main(["traces", "checklist", str(run), "--format", "json"]) == 0
+    capsys.readouterr()
+    rules = tmp_path / "r.yaml"
+    rules.write_text("rules:\n  - {name: slow, kind: latency, stat: max, window: 5, threshold: 1}\n")
+    assert main(["alerts", "--rules", str(rules), str(run), "--format", "json"]) == 0
+    events = json.loads(capsys.readouterr().out)
+    assert events and events[0]["rule"] == "slow" and events[0]["value"] > 1
+    assert main(["alerts", "--rules", str(rules), str(run), "--fail-on-alert"]) == 1

@@ -1,0 +1,179 @@
+"""OpenTelemetry export: span tree and GenAI attributes (in-memory exporter), and a real
+OTLP/HTTP receiver on loopback decoding the protobuf request."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import signal
+import threading
+import zlib
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+pytest.importorskip("opentelemetry.sdk")
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes
+
+from labkit.trace.otel import SEMCONV_VERSION, export_runs, export_traces, otel_trace_id
+from labkit.trace.synth import synthetic_traces, write_synthetic_run
+
+
+@pytest.fixture(autouse=True)
+def _time_bound() -> Iterator[None]:
+    def boom(*_: object) -> None:
+        raise TimeoutError("test exceeded 60 s")
+
+    old = signal.signal(signal.SIGALRM, boom)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def _records(n: int = 20) -> list[dict[str, Any]]:
+    recs = list(synthetic_traces(n, run_id="r1", seed=4))
+    for r in recs:
+        r["scores"] = {"faithfulness": 0.9, "retrieval_hit_rate": 0.0}
+        r["score_reasons"] = {"retrieval_hit_rate": "gold not retrieved"}
+    return recs
+
+
+def test_span_tree_and_genai_attributes_in_memory() -> None:
+    recs = _records()
+    with_tools = next(r for r in recs if r["tool_calls"])
+    ex = InMemorySpanExporter()
+    n = export_traces([with_tools], exporter=ex)
+    spans = ex.get_finished_spans()
+    assert n == len(spans) == 4  # root, retrieval, one tool, chat
+    root = next(s for s in spans if s.parent is None)
+    assert root.context.trace_id == int(with_tools["trace_id"], 16)
+    assert root.name == f"invoke_workflow {with_tools['pipeline']}"
+    kids = {s.attributes["gen_ai.operation.name"]: s for s in spans if s.parent is not None}
+    assert set(kids) == {"retrieval", "execute_tool", "chat"}
+    assert all(s.parent.span_id == root.context.span_id for s in kids.values())
+    assert all(s.context.trace_id == root.context.trace_id for s in spans)
+    chat = kids["chat"]
+    assert chat.attributes["gen_ai.request.model"] == with_tools["model"]
+    assert chat.attributes["gen_ai.provider.name"] == with_tools["provider"]
+    assert chat.attributes["gen_ai.usage.input_tokens"] == with_tools["usage"]["input_tokens"]
+    assert chat.attributes["gen_ai.usage.output_tokens"] == with_tools["usage"]["output_tokens"]
+    assert chat.attributes["labkit.prompt.version"] == root.attributes["labkit.prompt.version"] == with_tools["prompt_version"]
+    assert kids["execute_tool"].attributes["gen_ai.tool.name"] == "lookup_account"
+    assert "gen_ai.tool.call.arguments" not in kids["execute_tool"].attributes  # content off by default
+    evs = {e.attributes["gen_ai.evaluation.name"]: e for e in chat.events if e.name == "gen_ai.evaluation.result"}
+    assert evs["faithfulness"].attributes["gen_ai.evaluation.score.value"] == 0.9
+    assert evs["faithfulness"].attributes["gen_ai.evaluation.score.label"] == "pass"
+    assert evs["retrieval_hit_rate"].attributes["gen_ai.evaluation.score.label"] == "fail"
+    assert evs["retrieval_hit_rate"].attributes["gen_ai.evaluation.explanation"] == "gold not retrieved"
+    assert root.start_time == int(with_tools["ts_start"] * 1e9) and root.end_time == int(with_tools["ts_end"] * 1e9)
+    assert root.instrumentation_scope.schema_url.endswith(SEMCONV_VERSION)
+
+
+def test_every_genai_name_used_is_a_semconv_constant() -> None:
+    known = {v for k, v in vars(gen_ai_attributes).items() if k.startswith("GEN_AI_") and isinstance(v, str)}
+    ex = InMemorySpanExporter()
+    export_traces(_records(30), exporter=ex, capture_content=True)
+    used = set()
+    for s in ex.get_finished_spans():
+        used |= {k for k in s.attributes if k.startswith("gen_ai.")}
+        for e in s.events:
+            used |= {k for k in e.attributes if k.startswith("gen_ai.")}
+    assert used and used <= known, sorted(used - known)
+    ops = {v.value for v in gen_ai_attributes.GenAiOperationNameValues}
+    assert {s.attributes["gen_ai.operation.name"] for s in ex.get_finished_spans()} <= ops
+
+
+def test_errors_flat_records_and_non_hex_ids() -> None:
+    flat = {"trace_id": "trace-1042", "prompt_version": "rag-v3", "model": "gpt-4.1-mini",
+            "retrieved_chunks": ["policy-0"], "tool_calls": [], "faithfulness": 0.9, "latency_ms": 1840,
+            "status": "timeout", "ts_start": 10.0}
+    ex = InMemorySpanExporter()
+    assert export_traces([flat], exporter=ex) == 3
+    spans = ex.get_finished_spans()
+    root = next(s for s in spans if s.parent is None)
+    assert root.context.trace_id == otel_trace_id("trace-1042")
+    assert root.status.status_code.name == "ERROR"
+    assert root.end_time - root.start_time == int(1.84e9)
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: ClassVar[list[ExportTraceServiceRequest]] = []
+    paths: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        enc = self.headers.get("Content-Encoding", "")
+        if enc == "gzip":
+            body = gzip.decompress(body)
+        elif enc == "deflate":
+            body = zlib.decompress(body)
+        req = ExportTraceServiceRequest()
+        req.ParseFromString(body)
+        type(self).received.append(req)
+        type(self).paths.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.end_headers()
+        self.wfile.write(b"")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def _val(v: Any) -> Any:
+    kind = v.WhichOneof("value")
+    return getattr(v, kind) if kind else None
+
+
+def test_real_otlp_http_receiver_on_loopback(tmp_path: Path) -> None:
+    run = tmp_path / "r1"
+    write_synthetic_run(run, 25, seed=5)
+    ids = [json.loads(x)["case_id"] for x in (run / "traces.jsonl").read_text().splitlines()]
+    with open(run / "scores.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["case_id", "faithfulness", "faithfulness_reason"])
+        for cid in ids:
+            w.writerow([cid, 0.75, ""])
+    _Receiver.received, _Receiver.paths = [], []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    th = threading.Thread(target=server.serve_forever, daemon=True)
+    th.start()
+    try:
+        n = export_runs([str(run)], endpoint=f"http://127.0.0.1:{server.server_port}", timeout_s=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert set(_Receiver.paths) == {"/v1/traces"}
+    spans, events, resource = [], [], {}
+    for req in _Receiver.received:
+        for rs in req.resource_spans:
+            resource = {a.key: _val(a.value) for a in rs.resource.attributes}
+            for ss in rs.scope_spans:
+                assert ss.scope.name == "labkit"
+                for sp in ss.spans:
+                    attrs = {a.key: _val(a.value) for a in sp.attributes}
+                    spans.append((sp, attrs))
+                    events += [(e.name, {a.key: _val(a.value) for a in e.attributes}) for e in sp.events]
+    assert len(spans) == n and n >= 25 * 3
+    assert resource["service.name"] == "labkit"
+    chats = [a for _, a in spans if a.get("gen_ai.operation.name") == "chat"]
+    assert len(chats) == 25
+    assert all(a["gen_ai.request.model"] in ("sim-small", "sim-large") for a in chats)
+    assert all(a["gen_ai.provider.name"] == "labkit" and a["gen_ai.usage.input_tokens"] > 0 for a in chats)
+    assert all(a["labkit.prompt.version"].startswith("rag-v") for a in chats)
+    assert sum(1 for _, a in spans if a.get("gen_ai.operation.name") == "retrieval") == 25
+    roots = [sp for sp, _ in spans if not sp.parent_span_id]
+    assert len(roots) == 25
+    trace_ids = {x["trace_id"] for x in map(json.loads, (run / "traces.jsonl").read_text().splitlines())}
+    assert {r.trace_id.hex() for r in roots} == trace_ids
+    faith = [a for name, a in events if name == "gen_ai.evaluation.result" and a["gen_ai.evaluation.name"] == "faithfulness"]
+    assert len(faith) == 25 and all(a["gen_ai.evaluation.score.value"] == 0.75 for a in faith)
+    assert all(a["gen_ai.evaluation.score.label"] == "fail" for a in faith)
