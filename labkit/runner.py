@@ -45,10 +45,12 @@ import math
 import os
 import queue
 import random
+import re
 import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -282,11 +284,6 @@ class TokenBucket:
                 await asyncio.sleep((1.0 - self._tokens) / self.rate)
 
 
-class _NoLimit:
-    async def acquire(self) -> None:
-        return None
-
-
 class ResultError(Exception):
     """A pipeline returned something that is not a valid result mapping (never retried)."""
 
@@ -394,13 +391,32 @@ TraceFn = Callable[..., dict[str, Any]]
 
 
 @dataclass
+class Attempt:
+    """One call of a pipeline on a case: what came back (``out``) or what was raised (``exc``)."""
+
+    pipeline: str
+    attempt: int
+    ts_start: float
+    ts_end: float
+    latency_ms: float
+    out: Any
+    exc: BaseException | None
+
+
+@dataclass
 class CaseOutcome:
-    """What one case produced: its result line and one trace record per attempt (unredacted)."""
+    """What one case produced: its result line and one trace record per attempt (unredacted).
+
+    ``attempt_log`` holds the raw attempts; the result line and the trace records
+    are built from it off the hot path (:meth:`CaseExecutor.materialize`).
+    """
 
     case_id: str
     result: dict[str, Any]
     traces: list[dict[str, Any]] = field(default_factory=list)
     calls: int = 0
+    case: EvalCase | None = None
+    attempt_log: list[Attempt] = field(default_factory=list)
 
 
 class CaseExecutor:
@@ -416,7 +432,7 @@ class CaseExecutor:
         self._trace_id_for = trace_id_for
         self._rng = random.Random(cfg.seed if rng_seed is None else rng_seed)
         self._pool: _DaemonPool | None = None
-        self._limiter: TokenBucket | _NoLimit = TokenBucket(cfg.rate_limit) if cfg.rate_limit else _NoLimit()
+        self._limiter: TokenBucket | None = TokenBucket(cfg.rate_limit) if cfg.rate_limit else None
         self._hashes = _pipeline_key_hashes(pipeline)
         self.calls = 0
         self._async = {id(p): _is_async(p.fn) for p in self._chain()}
@@ -459,45 +475,68 @@ class CaseExecutor:
         return out
 
     async def run_case(self, case: EvalCase) -> CaseOutcome:
-        key = self.key(case)
-        traces: list[dict[str, Any]] = []
+        """Run one case: attempts, retries, fallback. The hot path only records what
+        happened; :meth:`materialize` turns it into the result line and traces."""
+        log: list[Attempt] = []
         attempt = 0
-        last: dict[str, Any] | None = None
-        calls0 = self.calls
         for p in self._chain():
             for i in range(1, self.cfg.retries + 2):
-                await self._limiter.acquire()
+                if self._limiter is not None:
+                    await self._limiter.acquire()
                 attempt += 1
-                trace_id = self._trace_id_for(self.run_id, case.id, attempt)
                 ts0 = time.time()
                 t0 = time.perf_counter()
-                exc: BaseException | None = None
-                data: dict[str, Any] | None = None
                 try:
-                    data = _ok_fields(await self._call(p, case))
+                    out = await self._call(p, case)
                 except asyncio.CancelledError:
                     raise
                 except Exception as e:
-                    exc = e
+                    log.append(Attempt(p.name, attempt, ts0, time.time(), (time.perf_counter() - t0) * 1000.0,
+                                       None, e))
+                    if not _retryable(e):
+                        return CaseOutcome(case.id, {}, [], attempt, case, log)
+                    if i <= self.cfg.retries:
+                        await asyncio.sleep(self.backoff(i, e))
+                    continue
                 lat = (time.perf_counter() - t0) * 1000.0
-                ts1 = time.time()
-                if exc is None:
-                    res = _result_line(case.id, "ok", data, latency_ms=lat, attempts=attempt, error=None,
-                                       error_type=None, trace_id=trace_id, answered_by=p.name, key=key)
-                else:
-                    status, text, etype = _describe(exc, self.cfg.timeout_s)
-                    res = _result_line(case.id, status, None, latency_ms=lat, attempts=attempt, error=text,
-                                       error_type=etype, trace_id=trace_id, answered_by=None, key=key)
-                traces.append(self._trace(case, res, attempt, ts0, ts1))
-                last = res
-                if exc is None:
-                    return CaseOutcome(case.id, res, traces, self.calls - calls0)
-                if not _retryable(exc):
-                    return CaseOutcome(case.id, res, traces, self.calls - calls0)
-                if i <= self.cfg.retries:
-                    await asyncio.sleep(self.backoff(i, exc))
-        assert last is not None
-        return CaseOutcome(case.id, last, traces, self.calls - calls0)
+                if isinstance(out, Mapping) and not isinstance(out, dict):
+                    out = dict(out)
+                elif isinstance(out, dict):
+                    out = out.copy()
+                log.append(Attempt(p.name, attempt, ts0, time.time(), lat, out, None))
+                return CaseOutcome(case.id, {}, [], attempt, case, log)
+        return CaseOutcome(case.id, {}, [], attempt, case, log)
+
+    def materialize(self, o: CaseOutcome) -> CaseOutcome:
+        """Build the result line and the trace records of an outcome from its attempt log
+        (idempotent). A success whose output is not a valid result becomes an error."""
+        if not o.attempt_log or o.case is None:
+            return o
+        case = o.case
+        key = self.key(case)
+        traces = []
+        res: dict[str, Any] = {}
+        for a in o.attempt_log:
+            trace_id = self._trace_id_for(self.run_id, case.id, a.attempt)
+            exc = a.exc
+            data = None
+            if exc is None:
+                try:
+                    data = _ok_fields(a.out)
+                except ResultError as e:
+                    exc = e
+            if exc is None:
+                res = _result_line(case.id, "ok", data, latency_ms=a.latency_ms, attempts=a.attempt, error=None,
+                                   error_type=None, trace_id=trace_id, answered_by=a.pipeline, key=key)
+            else:
+                status, text, etype = _describe(exc, self.cfg.timeout_s)
+                res = _result_line(case.id, status, None, latency_ms=a.latency_ms, attempts=a.attempt, error=text,
+                                   error_type=etype, trace_id=trace_id, answered_by=None, key=key)
+            traces.append(self._trace(case, res, a.attempt, a.ts_start, a.ts_end))
+        o.result = res
+        o.traces = traces
+        o.attempt_log = []
+        return o
 
     def _trace(self, case: EvalCase, res: Mapping[str, Any], attempt: int, ts0: float, ts1: float) -> dict[str, Any]:
         try:
@@ -517,12 +556,41 @@ class CaseExecutor:
         cases: Iterable[EvalCase],
         on_done: Callable[[CaseOutcome], None],
     ) -> None:
-        """Run cases with at most ``concurrency`` in flight, calling ``on_done`` as each finishes."""
+        """Run cases with at most ``concurrency`` in flight, calling ``on_done`` as each finishes.
+
+        A worker hands a finished case over and takes the next one at once; the
+        hand-over (trace records, ``on_done``: redaction, append + flush) runs one
+        case per loop iteration, so it never holds back the cases in flight.
+        Every finished case is handed over before this returns, also on error or
+        cancellation.
+        """
         it = iter(cases)
+        loop = asyncio.get_running_loop()
+        pending: deque[CaseOutcome] = deque()
+        state: dict[str, Any] = {"scheduled": False, "error": None}
+
+        def hand_over(o: CaseOutcome) -> None:
+            on_done(self.materialize(o))
+
+        def drain_one() -> None:
+            if pending and state["error"] is None:
+                try:
+                    hand_over(pending.popleft())
+                except BaseException as e:  # surfaced by the workers and at the end
+                    state["error"] = e
+            if pending and state["error"] is None:
+                loop.call_soon(drain_one)
+            else:
+                state["scheduled"] = False
 
         async def worker() -> None:
             for case in it:  # a shared iterator: each case is taken by exactly one worker
-                on_done(await self.run_case(case))
+                if state["error"] is not None:
+                    raise state["error"]
+                pending.append(await self.run_case(case))
+                if not state["scheduled"]:
+                    state["scheduled"] = True
+                    loop.call_soon(drain_one)
 
         try:
             async with asyncio.TaskGroup() as tg:
@@ -530,6 +598,11 @@ class CaseExecutor:
                     tg.create_task(worker())
         finally:
             self.close()
+            if state["error"] is None:
+                while pending:
+                    hand_over(pending.popleft())
+        if state["error"] is not None:
+            raise state["error"]
 
 
 def _is_async(fn: Any) -> bool:
@@ -551,6 +624,7 @@ def run_cases(
     got: dict[str, CaseOutcome] = {}
 
     def done(o: CaseOutcome) -> None:
+        o.case = None  # keep outcomes small to ship (Dask)
         got[o.case_id] = o
 
     _run_coro(ex.run_many(cases, done))
@@ -708,6 +782,9 @@ class _Cache:
         atomic_write_text(self._path(key), json.dumps(result, ensure_ascii=False))
 
 
+LINES_IN_MEMORY_BYTES = 64 * 1024 * 1024
+
+
 class _Writer:
     """Appends redacted lines to results.jsonl and traces.jsonl, flushed per case."""
 
@@ -716,6 +793,10 @@ class _Writer:
         self.redactor = redactor
         self._res: IO[str] = open(rd.results_path, "a", encoding="utf-8")  # noqa: SIM115
         self._tr: IO[str] = open(rd.traces_path, "a", encoding="utf-8")  # noqa: SIM115
+        # lines written by this session, kept (within a memory budget) so the final
+        # reordering need not read the file back
+        self.lines: dict[str, tuple[str, str, bool]] | None = {}
+        self._budget = LINES_IN_MEMORY_BYTES
 
     def redact_result(self, res: Mapping[str, Any]) -> dict[str, Any]:
         red = self.redactor.redact(dict(res))
@@ -730,8 +811,15 @@ class _Writer:
                                    for t in traces))
             self._tr.flush()
         red = self.redact_result(result)
-        self._res.write(json.dumps(red, ensure_ascii=False) + "\n")
+        line = json.dumps(red, ensure_ascii=False) + "\n"
+        self._res.write(line)
         self._res.flush()
+        if self.lines is not None:
+            self._budget -= len(line)
+            if self._budget < 0:
+                self.lines = None
+            else:
+                self.lines[red["case_id"]] = (line, red["status"], bool(red.get("from_cache")))
         return red
 
     def close(self) -> None:
@@ -739,7 +827,64 @@ class _Writer:
         self._tr.close()
 
 
+_HEAD = re.compile(r'^\{"case_id": ("(?:[^"\\]|\\.)*"), "status": "(ok|error|timeout)"')
+
+
+def _line_head(raw: str) -> tuple[str, str, bool]:
+    """(case_id, status, from_cache) of a results line, without parsing all of it when it
+    starts the way the runner writes it."""
+    m = _HEAD.match(raw)
+    if m is None:
+        obj = json.loads(raw)
+        return str(obj["case_id"]), str(obj.get("status", "ok")), bool(obj.get("from_cache"))
+    # inside JSON strings every quote is escaped, so this key/value pair cannot be content
+    return json.loads(m.group(1)), m.group(2), '"from_cache": true' in raw
+
+
+def _git_sha_from_files(start: Path) -> str | None:
+    """HEAD's commit read from the .git folder (no subprocess): "" when there is no
+    repository, None when the repository could not be read this way."""
+    for d in (start, *start.parents):
+        dot = d / ".git"
+        if dot.is_dir():
+            gitdir = dot
+        elif dot.is_file():
+            text = dot.read_text(encoding="utf-8").strip()
+            if not text.startswith("gitdir:"):
+                return None
+            gitdir = (d / text.split(":", 1)[1].strip()).resolve()
+        else:
+            continue
+        common = gitdir
+        if (gitdir / "commondir").is_file():
+            common = (gitdir / (gitdir / "commondir").read_text(encoding="utf-8").strip()).resolve()
+        head = (gitdir / "HEAD").read_text(encoding="utf-8").strip()
+        if not head.startswith("ref:"):
+            return head if re.fullmatch(r"[0-9a-f]{40,64}", head) else None
+        ref = head.split(":", 1)[1].strip()
+        for base in (gitdir, common):
+            f = base / ref
+            if f.is_file():
+                sha = f.read_text(encoding="utf-8").strip()
+                return sha if re.fullmatch(r"[0-9a-f]{40,64}", sha) else None
+        packed = common / "packed-refs"
+        if packed.is_file():
+            for line in packed.read_text(encoding="utf-8").splitlines():
+                parts = line.split()
+                if len(parts) == 2 and parts[1] == ref:
+                    return parts[0]
+        return None
+    return ""
+
+
 def _git_sha() -> str | None:
+    """The commit checked out in the working directory's repository (None outside one)."""
+    try:
+        sha = _git_sha_from_files(Path.cwd())
+    except OSError:
+        sha = None
+    if sha is not None:
+        return sha or None
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
     except (OSError, subprocess.SubprocessError):
@@ -843,12 +988,16 @@ class _Session:
         self.redactor = Redactor.from_config(red_cfg)
         self.cache = _Cache(cfg.cache_dir) if cfg.cache_dir else None
         self.calls = 0
+        self.writer: _Writer | None = None
+        self.resumed = False
 
     def execute(self, finished: set[str]) -> None:
         todo = [c for c in self.ds if c.id not in finished]
         progress = _Progress(len(self.ds), len(self.ds) - len(todo), self.cfg.show_progress(),
                              desc=f"run {self.run_id}")
         writer = _Writer(self.rd, self.redactor)
+        self.writer = writer
+        self.resumed = bool(finished)
         ex = CaseExecutor(self.pipe, self.cfg, self.run_id)
         try:
             if self.cache is not None:
@@ -888,19 +1037,21 @@ class _Session:
 
     def finish(self) -> dict[str, int]:
         """Put results.jsonl in dataset order, atomically; return status counts."""
-        rows: dict[str, str] = {}
-        for _, raw, complete in iter_jsonl(self.rd.results_path):
-            if not complete:
-                continue
-            obj = json.loads(raw)
-            rows[obj["case_id"]] = raw if raw.endswith("\n") else raw + "\n"
+        rows: dict[str, tuple[str, str, bool]] = {}
+        mem = self.writer.lines if self.writer is not None else None
+        if mem is not None and not self.resumed:
+            rows = mem  # every line of the file was written by this session
+        else:
+            for _, raw, complete in iter_jsonl(self.rd.results_path):
+                if complete:
+                    cid, status, cached = _line_head(raw)
+                    rows[cid] = (raw, status, cached)
         ordered = [rows[c.id] for c in self.ds if c.id in rows]
-        atomic_write_text(self.rd.results_path, "".join(ordered))
+        atomic_write_text(self.rd.results_path, "".join(raw for raw, _, _ in ordered))
         counts = {"ok": 0, "error": 0, "timeout": 0, "from_cache": 0}
-        for line in ordered:
-            obj = json.loads(line)
-            counts[obj["status"]] = counts.get(obj["status"], 0) + 1
-            counts["from_cache"] += bool(obj.get("from_cache"))
+        for _, status, cached in ordered:
+            counts[status] = counts.get(status, 0) + 1
+            counts["from_cache"] += cached
         counts["missing"] = len(self.ds) - len(ordered)
         return counts
 

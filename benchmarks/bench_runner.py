@@ -1,0 +1,121 @@
+"""Runner throughput and overhead.
+
+1. 2,000 cases through a pipeline that waits 20 ms (``asyncio.sleep``) at
+   concurrency 64: achieved cases/s against the ideal concurrency / latency
+   (64 / 0.02 = 3,200 cases/s); the ratio should be at least 0.90.
+2. The runner's own cost per case with a zero-latency pipeline (async and sync):
+   wall time of the whole run (manifest, traces, redaction, appends + flush per
+   case, final reordering; scoring off) divided by the cases.
+
+Every run writes a real run directory under a temporary folder. The last line
+printed is one JSON object with the figures (see DESIGN.md "Benchmarks").
+
+    .venv/bin/python benchmarks/bench_runner.py [--cases 2000] [--concurrency 64] [--latency 0.02]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from labkit.cases import EvalCase, as_cases, load_cases, save_cases
+from labkit.runner import RunnerConfig, run
+
+
+def make_cases(n: int) -> Any:
+    return as_cases([{"id": f"b{i:05d}", "question": f"benchmark question number {i}"} for i in range(n)])
+
+
+def timed_run(cases: Any, fn: Any, out: Path, concurrency: int) -> float:
+    cfg = RunnerConfig(concurrency=concurrency, progress=False, timeout_s=30.0)
+    t = time.perf_counter()
+    rd = run(cases, fn, out, config=cfg, score=False)
+    elapsed = time.perf_counter() - t
+    rows = rd.results()
+    assert len(rows) == len(cases) and all(r["status"] == "ok" for r in rows), "benchmark run lost cases"
+    return elapsed
+
+
+def bare_asyncio(n: int, concurrency: int, latency: float) -> float:
+    """The same workload with no runner at all: the event loop's own ceiling here."""
+
+    async def go() -> float:
+        it = iter(range(n))
+
+        async def worker() -> None:
+            for _ in it:
+                await asyncio.sleep(latency)
+
+        t = time.perf_counter()
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(concurrency):
+                tg.create_task(worker())
+        return time.perf_counter() - t
+
+    return asyncio.run(go())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cases", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--latency", type=float, default=0.02, help="pipeline latency in seconds")
+    ap.add_argument("--repeat", type=int, default=5, help="best of N")
+    a = ap.parse_args()
+    latency = a.latency
+
+    async def sleepy(case: EvalCase) -> dict[str, Any]:
+        await asyncio.sleep(latency)
+        return {"answer": "ok", "usage": {"input_tokens": 10, "output_tokens": 2}, "cost_usd": 0.0001}
+
+    async def instant(case: EvalCase) -> dict[str, Any]:
+        return {"answer": "ok", "usage": {"input_tokens": 10, "output_tokens": 2}, "cost_usd": 0.0001}
+
+    def instant_sync(case: EvalCase) -> dict[str, Any]:
+        return {"answer": "ok", "usage": {"input_tokens": 10, "output_tokens": 2}, "cost_usd": 0.0001}
+
+    with tempfile.TemporaryDirectory(prefix="labkit-bench-") as tmp:
+        root = Path(tmp)
+        cases = load_cases(save_cases(make_cases(a.cases), root / "cases.jsonl"))  # as with --dataset FILE
+        timed_run(make_cases(50), instant, root / "warmup", a.concurrency)  # imports, caches
+        bare_s = min(bare_asyncio(len(cases), a.concurrency, latency) for _ in range(a.repeat))
+        sleepy_s = min(timed_run(cases, sleepy, root / f"sleepy{i}", a.concurrency) for i in range(a.repeat))
+        zero_s = min(timed_run(cases, instant, root / f"zero{i}", a.concurrency) for i in range(a.repeat))
+        zero_sync_s = min(timed_run(cases, instant_sync, root / f"zsync{i}", a.concurrency) for i in range(a.repeat))
+
+    n = len(cases)
+    cps = n / sleepy_s
+    ideal = a.concurrency / latency
+    ratio = cps / ideal
+    over_us = zero_s / n * 1e6
+    over_sync_us = zero_sync_s / n * 1e6
+    print(f"cases                     {n}")
+    print(f"pipeline latency          {latency * 1000:.1f} ms (asyncio.sleep), concurrency {a.concurrency}")
+    print(f"wall time                 {sleepy_s:.3f} s (best of {a.repeat}, files written, scoring off)")
+    print(f"achieved                  {cps:,.1f} cases/s")
+    print(f"ideal                     {ideal:,.1f} cases/s (concurrency / latency)")
+    print(f"efficiency                {ratio:.3f} (target >= 0.90)")
+    print(f"bare asyncio, no runner   {n / bare_s / ideal:.3f} of ideal (this machine's event-loop ceiling)")
+    print(f"runner overhead per case  {over_us:.1f} us (async zero-latency pipeline)")
+    print(f"runner overhead per case  {over_sync_us:.1f} us (sync zero-latency pipeline, thread pool)")
+    print(json.dumps({
+        "bench": "runner",
+        "cases": n,
+        "concurrency": a.concurrency,
+        "latency_s": latency,
+        "cases_per_s": round(cps, 1),
+        "ideal_cases_per_s": round(ideal, 1),
+        "efficiency": round(ratio, 4),
+        "bare_asyncio_efficiency": round(n / bare_s / ideal, 4),
+        "overhead_us_per_case": round(over_us, 1),
+        "overhead_us_per_case_sync": round(over_sync_us, 1),
+    }))
+
+
+if __name__ == "__main__":
+    main()

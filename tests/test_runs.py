@@ -1,0 +1,123 @@
+"""The run directory: reading results (validated), and scoring a hand-written run."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from labkit.cases import as_cases, save_cases
+from labkit.errors import ConfigError, DatasetError
+from labkit.runs import RunDir, read_results, score_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CASES = [
+    {"id": "a", "question": "How do I reset an API key?", "expected_source": "security-runbook",
+     "must_include": ["security portal"]},
+    {"id": "b", "question": "What is the refund window?", "expected_source": "billing",
+     "must_include": ["30 days"]},
+    {"id": "c", "question": "Tell me a joke"},
+]
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    p = tmp_path / "ds.jsonl"
+    save_cases(as_cases(CASES), p)
+    return p
+
+
+def test_hand_written_run_dir_is_read_with_defaults(tmp_path: Path) -> None:
+    rd = RunDir(tmp_path / "traffic")
+    rd.path.mkdir()
+    write_jsonl(rd.results_path, [
+        {"case_id": "a", "answer": "Use the security portal.", "retrieved": ["security-runbook#1"]},
+        {"case_id": "b", "status": "error", "error": "upstream 500"},
+    ])
+    assert rd.manifest == {}
+    assert rd.run_id == "traffic"
+    assert rd.metrics() == {}
+    rows = rd.results()
+    assert rows[0]["status"] == "ok" and rows[0]["retrieved"] == [{"id": "security-runbook#1"}]
+    assert rows[0]["citations"] == [] and rows[0]["from_cache"] is False and rows[0]["attempts"] == 1
+    assert rows[1]["answer"] is None and rows[1]["latency_ms"] is None
+    with pytest.raises(FileNotFoundError, match="not scored"):
+        rd.scores()
+
+
+def test_bad_result_lines_name_file_line_and_field(tmp_path: Path) -> None:
+    p = write_jsonl(tmp_path / "results.jsonl", [
+        {"case_id": "a", "answer": "fine"},
+        "{not json",
+        {"answer": "no id"},
+        {"case_id": "b", "status": "done"},
+        {"case_id": "c", "latency_ms": -3},
+        {"case_id": "d", "retrieved": [{"score": 1}]},
+        {"case_id": "a", "answer": "again"},
+        {"case_id": "e", "usage": {"input_tokens": "many"}},
+    ])
+    with pytest.raises(DatasetError) as ei:
+        read_results(p)
+    err = ei.value
+    assert err.path == str(p)
+    got = {(pr.line, pr.field) for pr in err.problems}
+    assert got == {(2, None), (3, "case_id"), (4, "status"), (5, "latency_ms"), (6, "retrieved[0]"),
+                   (7, "case_id"), (8, "usage.input_tokens")}
+    assert "line 4 field 'status'" in str(err)
+
+
+def test_torn_last_line_is_skipped_but_torn_middle_is_not(tmp_path: Path) -> None:
+    p = tmp_path / "results.jsonl"
+    p.write_text(json.dumps({"case_id": "a", "answer": "x"}) + '\n{"case_id": "b", "ans')
+    assert [r["case_id"] for r in read_results(p)] == ["a"]
+    p.write_text('{"case_id": "b", "ans\n' + json.dumps({"case_id": "a", "answer": "x"}) + "\n")
+    with pytest.raises(DatasetError):
+        read_results(p)
+
+
+def test_score_hand_written_results_with_dataset(tmp_path: Path, dataset: Path) -> None:
+    rd = RunDir(tmp_path / "traffic")
+    rd.path.mkdir()
+    write_jsonl(rd.results_path, [
+        {"case_id": "b", "answer": "Refunds within 30 days.", "retrieved": [{"id": "billing#1", "source": "billing"}],
+         "latency_ms": 900, "cost_usd": 0.01},
+        {"case_id": "a", "status": "timeout", "error": "no reply", "latency_ms": 5000},
+    ])
+    m = score_run(rd, dataset, corpus=ROOT / "data" / "corpus", n_boot=200)
+    assert m == rd.metrics()
+    assert m["n_cases"] == 2  # only the cases with results are scored
+    assert m["metrics"]["error_rate"]["value"] == pytest.approx(0.5)
+    assert m["metrics"]["retrieval_hit_rate"]["value"] == pytest.approx(0.5)
+    df = rd.scores()
+    assert list(df["case_id"]) == ["a", "b"]  # dataset order
+    row_a = df.set_index("case_id").loc["a"]
+    assert math.isnan(row_a["faithfulness"]) and isinstance(row_a["faithfulness_reason"], str)
+    man = rd.manifest
+    assert man["scoring"]["n_scored"] == 2 and man["scoring"]["n_missing"] == 1
+    assert man["dataset"]["fingerprint"] and man["scoring"]["seed"] == 0
+    assert not list(rd.path.glob(".*.tmp"))  # atomic writes leave no temp files
+    # the manifest now names the dataset: rescoring needs no --dataset
+    m2 = score_run(rd, n_boot=200)
+    assert m2["metrics"]["error_rate"] == m["metrics"]["error_rate"]
+
+
+def test_score_rejects_unknown_case_and_missing_dataset(tmp_path: Path, dataset: Path) -> None:
+    rd = RunDir(tmp_path / "r")
+    rd.path.mkdir()
+    write_jsonl(rd.results_path, [{"case_id": "a", "answer": "x"}, {"case_id": "zzz", "answer": "y"}])
+    with pytest.raises(DatasetError) as ei:
+        score_run(rd, dataset)
+    assert [(p.line, p.field) for p in ei.value.problems] == [(2, "case_id")]
+    assert "zzz" in str(ei.value)
+    with pytest.raises(ConfigError, match="--dataset"):
+        score_run(rd)
+    with pytest.raises(DatasetError, match="file not found"):
+        score_run(tmp_path / "nothing", dataset)
