@@ -47,6 +47,8 @@ INJECTION_PATTERNS: dict[str, str] = {
     "role_override": r"(?i)\b(you are now|from now on you are|pretend (to be|you are)|act as)\b.{0,40}\b(unrestricted|unfiltered|jailbroken|dan|developer mode|no (rules|restrictions|limits))\b",
     "disable_safety": r"(?i)\b(bypass|disable|override|turn off)\b.{0,30}\b(safety|guardrails?|filters?|polic(y|ies)|content rules)\b",
     "delimiter_injection": r"(?i)(</?(system|assistant)>|\[/?INST\]|<\|im_(start|end)\|>|###\s*(system|instruction))",
+    "fake_system_message": r"(?i)(^|\n)\s*\[?(system|admin|developer|root)\s*(notice|message|override|prompt|instruction)s?\]?\s*:",
+    "policy_override": r"(?i)\b(forget|disregard|pretend|suspend)\b.{0,40}\b(polic(y|ies)|rules|guidelines|restrictions)\b",
     "exfiltration": r"(?i)\b(send|post|upload|forward|exfiltrate)\b.{0,60}\b(https?://|to (this|my|the following) (url|address|endpoint))",
 }
 
