@@ -24,6 +24,7 @@ def register(sub: Any) -> None:
     r.add_argument("--cache", metavar="DIR", help="on-disk result cache folder (opt-in)")
     r.add_argument("--executor", choices=["local", "dask"], help="where cases run")
     r.add_argument("--scheduler", help="Dask scheduler address (with --executor dask)")
+    r.add_argument("--batch-size", type=int, help="cases per Dask task (with --executor dask)")
     r.add_argument("--k", type=int, default=5, help="cut-off for the retrieval metrics")
     r.add_argument("--no-score", action="store_true", help="skip scores.csv and metrics.json")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -48,6 +49,7 @@ def _runner_config(args: argparse.Namespace) -> dict[str, Any]:
         "cache_dir": args.cache,
         "executor": args.executor,
         "scheduler": args.scheduler,
+        "batch_size": args.batch_size,
         "progress": False if args.quiet else None,
     }
     return {k: v for k, v in overrides.items() if v is not None}
@@ -58,7 +60,7 @@ def _run(args: argparse.Namespace) -> int:
 
     overrides = _runner_config(args)
     if args.resume:
-        rd = runner.resume(args.resume, overrides=overrides)
+        rd = runner.resume(args.resume, overrides=overrides, score=not args.no_score, k=args.k)
     else:
         missing = [f"--{n}" for n in ("dataset", "pipeline", "out") if not getattr(args, n)]
         if missing:
