@@ -87,6 +87,13 @@ def test_cli_traces_views_and_errors(run: Path, capsys: pytest.CaptureFixture[st
     assert main(["traces", str(run), "--sql", "SELECT nope FROM traces"]) == 2
     assert "trace query failed" in capsys.readouterr().err
     assert main(["traces", str(tmp_path / "missing")]) == 2
+    assert main(["traces", str(run), "--view", "flagged"]) == 2
+    cmp = tmp_path / "cmp.json"
+    cmp.write_text(json.dumps({"baseline": "run1", "variant": "other",
+                               "flipped": [{"case_id": "case-0000001", "from": "pass", "to": "fail"}]}))
+    capsys.readouterr()
+    assert main(["traces", str(run), "--view", "flagged", "--comparison", str(cmp), "--format", "json"]) == 0
+    assert [r["case_id"] for r in json.loads(capsys.readouterr().out)] == ["case-0000001"]
     assert main(["traces", "compact", str(run)]) == 0 and (run / "traces.parquet").exists()
     assert main(["traces", "checklist", str(run), "--format", "json"]) == 0
     capsys.readouterr()

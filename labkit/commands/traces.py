@@ -18,7 +18,7 @@ from typing import Any
 
 from labkit.errors import ConfigError
 
-VIEWS = ("summary", "failures", "slowest", "cost", "latency", "trends", "sample")
+VIEWS = ("summary", "failures", "slowest", "cost", "latency", "trends", "sample", "flagged")
 FORMATS = ("table", "csv", "json")
 
 
@@ -41,7 +41,7 @@ def register(sub: Any) -> None:
     p.add_argument("--otlp", help="export: OTLP/HTTP collector base URL, e.g. http://127.0.0.1:4318")
     p.add_argument("--capture-content", action="store_true", help="export: include (redacted) text content")
     p.add_argument("--rules", help="checklist: alert rules YAML")
-    p.add_argument("--comparison", help="view flagged: compare JSON whose flipped cases to show")
+    p.add_argument("--comparison", help="view flagged: compare JSON (labkit compare --json) whose flipped cases to show")
     p.set_defaults(handler=_traces)
 
     f = sub.add_parser("feedback", help="record a user rating (1-5) and comment against a trace")
@@ -125,11 +125,13 @@ def _traces(args: argparse.Namespace) -> int:
                 df = st.latency_by_prompt_version()
             elif view == "trends":
                 df = st.metric_trends()
+            elif view == "flagged":
+                if not args.comparison:
+                    raise ConfigError("--view flagged needs --comparison COMPARE.json", field="comparison")
+                df = st.flagged_traces(args.comparison)
             else:
                 print(json.dumps(st.sample(1), indent=2, default=str))
                 return 0
-        if args.comparison:
-            df = st.flagged_traces(args.comparison)
     _emit(df, args.format, args.limit)
     return 0
 
