@@ -783,6 +783,10 @@ class _Cache:
 
 
 LINES_IN_MEMORY_BYTES = 64 * 1024 * 1024
+#: Runner fields kept as they are through redaction (``error`` text is redacted like content).
+_IDS_AND_STATES = tuple(k for k in RUNNER_FIELDS if k != "error")
+_encode_result = json.JSONEncoder(ensure_ascii=False).encode
+_encode_trace = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
 class _Writer:
@@ -799,19 +803,18 @@ class _Writer:
         self._budget = LINES_IN_MEMORY_BYTES
 
     def redact_result(self, res: Mapping[str, Any]) -> dict[str, Any]:
-        red = self.redactor.redact(dict(res))
-        for k in RUNNER_FIELDS:  # ids and states the runner set are not content
+        red = dict(self.redactor.redact(res))
+        for k in _IDS_AND_STATES:  # ids and states the runner set are not content
             if k in res:
                 red[k] = res[k]
-        return dict(red)
+        return red
 
     def write(self, result: Mapping[str, Any], traces: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         if traces:
-            self._tr.write("".join(json.dumps(self.redactor.redact(dict(t)), ensure_ascii=False, default=str) + "\n"
-                                   for t in traces))
+            self._tr.write("".join(_encode_trace(self.redactor.redact(t)) + "\n" for t in traces))
             self._tr.flush()
         red = self.redact_result(result)
-        line = json.dumps(red, ensure_ascii=False) + "\n"
+        line = _encode_result(red) + "\n"
         self._res.write(line)
         self._res.flush()
         if self.lines is not None:

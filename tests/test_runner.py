@@ -441,3 +441,13 @@ def test_run_scores_by_default(tmp_path: Path) -> None:
     m = rd.metrics()
     assert m["n_cases"] == 4 and "error_rate" in m["metrics"]
     assert list(rd.scores()["case_id"]) == [c.id for c in cases(4)]
+
+
+def test_error_text_is_redacted_too(tmp_path: Path) -> None:
+    def pipe(case: EvalCase) -> dict:
+        raise ValueError("user bob@example.com not found")
+
+    rd = run(cases(1), pipe, tmp_path / "r", config=QUIET, score=False)
+    r = rd.results()[0]
+    assert r["status"] == "error" and "[EMAIL]" in r["error"] and "bob@" not in r["error"]
+    assert "bob@" not in rd.traces_path.read_text()
