@@ -12,7 +12,8 @@
 Where quality moved: for every metric of the paired comparison, the
 direction-adjusted delta (positive = better) is normalised — as is for metrics
 bounded in [0, 1], relative to the baseline value for the others (latency,
-cost). A stage's delta is the mean over its measured metrics; a stage
+cost). A stage's delta is the mean over its measured metrics (the end-to-end
+outcome ``task_success_rate`` is left out: it falls whichever stage failed); a stage
 *regressed* when at least one of its metrics has the verdict ``regressed``. The
 stage named is the regressed stage with the most negative stage delta (ties go
 to the earlier stage: retrieval, generation, agent, ops). When nothing
@@ -54,6 +55,9 @@ _CREDENTIAL = re.compile(r"(^|[_\-])(api[_\-]?key|key|secret|token|password|pass
                          r"credentials?|bearer)$", re.I)
 #: unmeasured reasons meaning "this case has no label for the metric" (not a failure)
 _NOT_APPLICABLE = ("no_gold", "no_must", "no_expected", "no_label", "no_claims")
+#: end-to-end outcome metrics: reported in the impact, not used to locate a stage (task success
+#: falls whichever stage failed, so it would point at the agent stage for a generation regression)
+OUTCOME_METRICS = ("task_success_rate",)
 BACKLOG_COLUMNS = ("id", "action", "stage", "severity", "source", "evidence", "owner", "due_date", "status")
 
 
@@ -105,7 +109,7 @@ def stage_deltas(comparison: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     for name, d in comparison.get("metrics", {}).items():
         spec = METRICS.get(name)
         delta = num(d.get("delta"))
-        if spec is None or delta is None:
+        if spec is None or delta is None or name in OUTCOME_METRICS:
             continue
         sign = 1.0 if spec.direction == "higher" else -1.0
         if spec.bounded:
@@ -467,7 +471,8 @@ def _render(rev: IncidentReview, comp: Mapping[str, Any] | None = None) -> str:
     L += [f"- {t} — {e}" for t, e in rev.timeline] or ["- no timestamps recorded"]
     L += ["", "## Where quality moved", "",
           "Per stage: mean of the direction-adjusted, normalised deltas of its metrics (negative = worse; "
-          "bounded metrics as is, latency and cost relative to the baseline). The stage named is the regressed "
+          "bounded metrics as is, latency and cost relative to the baseline; task_success_rate, an end-to-end "
+          "outcome, left out). The stage named is the regressed "
           "stage (at least one metric with verdict regressed) with the most negative delta.", "",
           "| stage | delta | regressed | improved |", "|---|---|---|---|"]
     for s, v in rev.stage_deltas.items():
