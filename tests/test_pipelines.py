@@ -74,6 +74,9 @@ def test_reference_pipeline_tools_and_abstention():
     out = p(EvalCase("t", "Account u-17 cannot sign in, please escalate T-4821 now"))
     assert [(t["name"], t["args"]) for t in out["tool_calls"]] == [
         ("lookup_account", {"user_id": "u-17"}), ("escalate_ticket", {"ticket_id": "T-4821"})]
+    esc = out["tool_calls"][1]
+    assert esc["side_effect"] is True and esc["idempotency_key"] == p(EvalCase("t", "x T-4821 escalate"))[
+        "tool_calls"][0]["idempotency_key"]  # stable per case and ticket, whatever the retry
     oos = p(EvalCase("o", "Write me a short poem about autumn leaves."))
     assert oos["citations"] == [] and "could not find" in oos["answer"]
 

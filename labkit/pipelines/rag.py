@@ -189,14 +189,16 @@ class RagPipeline:
         self.corpus = corpus
         self.retriever = Retriever(corpus, config.top_k)
 
-    def tools_for(self, question: str) -> list[dict[str, Any]]:
+    def tools_for(self, question: str, case_id: str = "") -> list[dict[str, Any]]:
         calls: list[dict[str, Any]] = []
         for uid in _USER.findall(question):
             calls.append({"name": "lookup_account", "args": {"user_id": uid}, "status": "ok",
                           "output": _account(uid)})
         if _ESCALATE.search(question):
             for tid in _TICKET.findall(question):
+                key = hashlib.sha256(f"{case_id}|escalate_ticket|{tid}".encode()).hexdigest()[:16]
                 calls.append({"name": "escalate_ticket", "args": {"ticket_id": tid}, "status": "ok",
+                              "side_effect": True, "idempotency_key": key,
                               "output": {"ticket_id": tid, "queue": "tier-2", "sla_hours": 4}})
         return calls
 
@@ -234,7 +236,7 @@ class RagPipeline:
             if r["score"] >= cfg.min_score
             or (q and len(q & set(content_words(r["text"]))) / len(q) >= cfg.min_coverage)
         ]
-        tool_calls = self.tools_for(question) if cfg.tools else []
+        tool_calls = self.tools_for(question, case.id) if cfg.tools else []
         if relevant:
             answer, citations = self.compose(question, relevant)
         else:
