@@ -229,3 +229,31 @@ def guardrail_table(dataset: str | os.PathLike[str], policy: Mapping[str, Any] |
                      "verdict": "block" if flags and pol.block_on_injection else "pass"})
     df = pd.DataFrame(rows, columns=["case_id", "kind", "question", "injection_flags", "verdict"])
     return _table(df, "Guardrails input check on the dataset's adversarial and out-of-scope questions.")
+
+
+def observability_verdict(items: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any]] = ()) -> Any:
+    """The notebook's verdict: PASS when every checklist item passes and no page-severity
+    alert fired; FAIL when an item fails; WARN otherwise (unknown items, ticket alerts)."""
+    from labkit.report import Verdict
+
+    failed = [str(i["item"]) for i in items if i.get("status") == "fail"]
+    unknown = [str(i["item"]) for i in items if i.get("status") == "unknown"]
+    pages = [str(e["rule"]) for e in events if str(e.get("severity")) == "page"]
+    others = [str(e["rule"]) for e in events if str(e.get("severity")) != "page"]
+    parts = []
+    if failed:
+        parts.append("failing: " + ", ".join(failed))
+    if unknown:
+        parts.append("not measurable: " + ", ".join(unknown))
+    if events:
+        parts.append(f"{len(events)} alert event(s): " + ", ".join(dict.fromkeys(pages + others)))
+    detail = "; ".join(parts)
+    n = len(items)
+    if failed:
+        return Verdict("fail", f"Observability: {len(failed)} of {n} checklist items fail", detail)
+    if unknown or pages or others:
+        status = "fail" if pages else "warn"
+        title = (f"Observability: checklist met, {len(pages)} paging alert(s) fired" if pages
+                 else f"Observability: {n - len(unknown)} of {n} checklist items pass")
+        return Verdict(status, title, detail)
+    return Verdict("pass", f"Observability: all {n} checklist items pass, no alert fired", "")
