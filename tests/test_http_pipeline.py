@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fake_openai import (
     FakeOpenAI,
+    Fault,
     drop,
     malformed,
     no_choices,
@@ -40,7 +42,7 @@ MSG = [{"role": "user", "content": "hello there"}]
 
 
 @pytest.fixture
-def srv() -> FakeOpenAI:
+def srv() -> Iterator[FakeOpenAI]:
     with FakeOpenAI() as s:
         yield s
 
@@ -74,7 +76,7 @@ def test_client_ok_maps_usage_and_text(srv: FakeOpenAI) -> None:
         (status(401, '{"error": "bad key"}'), ClientHTTPError, False),
     ],
 )
-def test_client_faults_are_typed(srv: FakeOpenAI, fault, exc, retryable) -> None:
+def test_client_faults_are_typed(srv: FakeOpenAI, fault: Fault, exc: type[Exception], retryable: bool) -> None:
     srv.on(None, fault)
     c = ChatClient(srv.base_url, "m", timeout_s=5)
     with pytest.raises(exc) as ei:

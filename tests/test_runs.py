@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,7 @@ from labkit.runs import RunDir, read_results, score_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
-CASES = [
+CASES: list[dict[str, Any]] = [
     {"id": "a", "question": "How do I reset an API key?", "expected_source": "security-runbook",
      "must_include": ["security portal"]},
     {"id": "b", "question": "What is the refund window?", "expected_source": "billing",
@@ -98,8 +99,9 @@ def test_score_hand_written_results_with_dataset(tmp_path: Path, dataset: Path) 
     assert m["metrics"]["retrieval_hit_rate"]["value"] == pytest.approx(0.5)
     df = rd.scores()
     assert list(df["case_id"]) == ["a", "b"]  # dataset order
-    row_a = df.set_index("case_id").loc["a"]
-    assert math.isnan(row_a["faithfulness"]) and isinstance(row_a["faithfulness_reason"], str)
+    faith = df["faithfulness"].tolist()
+    reasons = df["faithfulness_reason"].tolist()
+    assert math.isnan(faith[0]) and isinstance(reasons[0], str) and reasons[0]  # the timeout: unmeasured
     man = rd.manifest
     assert man["scoring"]["n_scored"] == 2 and man["scoring"]["n_missing"] == 1
     assert man["dataset"]["fingerprint"] and man["scoring"]["seed"] == 0
