@@ -48,12 +48,22 @@ def tmp_params(base: Path) -> dict[str, dict[str, Any]]:
     }
 
 
+_BUILT: dict[str, ReportIndex] = {}
+
+
 @pytest.fixture(scope="session")
 def built_reports(tmp_path_factory: pytest.TempPathFactory) -> ReportIndex:
-    """Every notebook executed once by the report engine, exported to HTML in a temp folder."""
-    base = tmp_path_factory.mktemp("reports")
-    params = {k: v for k, v in tmp_params(base).items() if (NOTEBOOKS / f"{k}.ipynb").exists()}
-    return build_reports(notebooks_dir=NOTEBOOKS, out_dir=base / "out", params=params, timeout_s=300)
+    """Every notebook executed once by the report engine, exported to HTML in a temp folder.
+
+    test_browser.py imports this fixture; the module-level cache keeps it to one
+    build per session whichever module asks first.
+    """
+    if "index" not in _BUILT:
+        base = tmp_path_factory.mktemp("reports")
+        params = {k: v for k, v in tmp_params(base).items() if (NOTEBOOKS / f"{k}.ipynb").exists()}
+        _BUILT["index"] = build_reports(notebooks_dir=NOTEBOOKS, out_dir=base / "out", params=params,
+                                        timeout_s=300)
+    return _BUILT["index"]
 
 
 # ---------------------------------------------------------------------------- static checks
