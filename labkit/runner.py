@@ -526,8 +526,13 @@ class CaseExecutor:
                 except ResultError as e:
                     exc = e
             if exc is None:
-                res = _result_line(case.id, "ok", data, latency_ms=a.latency_ms, attempts=a.attempt, error=None,
-                                   error_type=None, trace_id=trace_id, answered_by=a.pipeline, key=key)
+                assert data is not None
+                # a guardrail's block is the pipeline's own verdict: keep it, with its reason
+                blocked = data.get("status") == "blocked"
+                res = _result_line(case.id, "blocked" if blocked else "ok", data, latency_ms=a.latency_ms,
+                                   attempts=a.attempt, error=data.get("error") if blocked else None,
+                                   error_type="blocked" if blocked else None, trace_id=trace_id,
+                                   answered_by=a.pipeline, key=key)
             else:
                 status, text, etype = _describe(exc, self.cfg.timeout_s)
                 res = _result_line(case.id, status, None, latency_ms=a.latency_ms, attempts=a.attempt, error=text,
@@ -830,7 +835,7 @@ class _Writer:
         self._tr.close()
 
 
-_HEAD = re.compile(r'^\{"case_id": ("(?:[^"\\]|\\.)*"), "status": "(ok|error|timeout)"')
+_HEAD = re.compile(r'^\{"case_id": ("(?:[^"\\]|\\.)*"), "status": "(ok|error|timeout|blocked)"')
 
 
 def _line_head(raw: str) -> tuple[str, str, bool]:

@@ -39,7 +39,7 @@ SCORES = "scores.csv"
 METRICS = "metrics.json"
 SNAPSHOT = "cases.jsonl"
 
-STATUSES = ("ok", "error", "timeout")
+STATUSES = ("ok", "error", "timeout", "blocked")
 
 #: Fields of a results line and the value a line that lacks them is read with.
 RESULT_DEFAULTS: dict[str, Any] = {

@@ -136,6 +136,8 @@ def test_through_the_runner_verdicts_land_on_results_and_traces(tmp_path: Path) 
     assert traces["inj-1"]["guardrails"]["injection_flag"] is True
     assert "injection:ignore_instructions" in traces["inj-1"]["guardrails"]["violations"]
     assert results["inj-1"]["guardrails"]["blocked"] is True
+    assert results["inj-1"]["status"] == "blocked" and "injection" in results["inj-1"]["error"]
+    assert results["ok-1"]["status"] == "ok"
     assert results["inj-1"]["answer"] == GuardrailPolicy().refusal
     assert traces["ok-1"]["status"] == "ok" and traces["ok-1"]["guardrails"]["injection_flag"] is False
 
