@@ -349,10 +349,16 @@ def _resolve_corpus(corpus: Any, rd: RunDir) -> Any:
 
 
 def _judge_info(judge: Any) -> Any:
-    if judge is None or isinstance(judge, (str, dict)):
+    """What the manifest records of the judge: its ``describe()`` (type, model, prompt
+    versions and hashes), the default lexical judge's when none was given."""
+    if isinstance(judge, (str, dict)):
         return judge
-    info = {k: getattr(judge, k) for k in ("name", "version", "prompt_hash") if hasattr(judge, k)}
-    return info or type(judge).__name__
+    if judge is None:
+        from labkit.judges import LexicalJudge
+
+        judge = LexicalJudge()
+    describe = getattr(judge, "describe", None)
+    return describe() if callable(describe) else type(judge).__name__
 
 
 def score_run(
