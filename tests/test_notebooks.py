@@ -179,3 +179,18 @@ def test_papermill_cli_with_parameters(tmp_path: Path) -> None:
     v = verdict_of(nb)
     # the same config on both sides: the candidate is the baseline, which passes the shipped gate
     assert v is not None and v.title == "SHIP the variant", v
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", all_notebooks())
+def test_report_references_no_network_resource(built_reports: ReportIndex, name: str) -> None:
+    entry = {e.name: e for e in built_reports.entries}[name]
+    assert entry.html is not None
+    html = entry.html.read_text(encoding="utf-8")
+    low = html.lower()
+    assert "<script" not in low and "<link" not in low and "@import" not in low and "@font-face" not in low
+    assert not re.search(r"""(src|href|srcset|action|poster)\s*=\s*["']?\s*(https?:)?//""", low)
+    assert not re.search(r"url\(\s*['\"]?\s*(https?:)?//", low)
+    if name in OURS:  # our reports carry no "http" at all outside the image payloads
+        outside = re.sub(r"data:[a-z/+.-]+;base64,[a-z0-9+/=]+", "", html, flags=re.I)
+        assert "http" not in outside.lower()
