@@ -48,7 +48,38 @@ _EXPORTS = {
     "lock_gate": "labkit.gate",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "METRICS",
+    "ConfigError",
+    "Corpus",
+    "Dataset",
+    "DatasetError",
+    "EvalCase",
+    "Gate",
+    "GateFailed",
+    "GateReport",
+    "LabkitError",
+    "MissingDependencyError",
+    "Pipeline",
+    "PipelineError",
+    "RunDir",
+    "RunnerConfig",
+    "__version__",
+    "aggregate",
+    "as_cases",
+    "compare_runs",
+    "dataset_stats",
+    "load_cases",
+    "load_pipeline",
+    "lock_gate",
+    "register_pipeline",
+    "release_gate",
+    "resume",
+    "run",
+    "save_cases",
+    "score_cases",
+    "score_run",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -28,13 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"labkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(f"labkit.commands.{name}")
-        except ModuleNotFoundError as e:  # TODO(lead): strict once every group has landed
-            if e.name == f"labkit.commands.{name}":
-                continue
-            raise
-        mod.register(sub)
+        importlib.import_module(f"labkit.commands.{name}").register(sub)
     return parser
 
 
