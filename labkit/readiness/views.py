@@ -157,10 +157,14 @@ def incident_note(sc: Scorecard) -> Html:
         return Html("<p><em>No incident: the candidate did not regress against the baseline.</em></p>")
     from pathlib import Path
 
+    import mistune  # nbconvert's markdown renderer
+
     p = Path(str(inc["note"]))
     text = p.read_text(encoding="utf-8") if p.is_file() else str(inc.get("summary"))
-    return Html('<pre style="white-space:pre-wrap;background:#f6f8fa;padding:10px;border-radius:6px;'
-                f'font-size:.85rem">{_e(text)}</pre>')
+    # escape=True: any markup in case text shows as text, never as HTML
+    body = mistune.create_markdown(escape=True, plugins=["table"])(text)
+    return Html('<div style="background:#f6f8fa;padding:4px 16px;border-radius:6px;font-size:.9rem">'
+                f"{body}</div>")
 
 
 def summary_line(d: Mapping[str, Any]) -> str:
