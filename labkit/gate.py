@@ -316,7 +316,7 @@ class Gate:
     # ---- loading -------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Gate:
-        from labkit.pipelines import read_yaml
+        from labkit.config import read_yaml
 
         return cls.from_dict(read_yaml(path), path=str(path))
 

@@ -4,8 +4,6 @@ burn rate, the numbers that fired them; the shipped rules file; the measured che
 from __future__ import annotations
 
 import json
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +18,7 @@ from labkit.trace.synth import write_synthetic_run
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _time_bound() -> Iterator[None]:
-    def boom(*_: object) -> None:
-        raise TimeoutError("test exceeded 60 s")
-
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(60)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
+pytestmark = pytest.mark.usefixtures("time_bound")
 
 
 def traces(n: int, *, lat: float = 1000.0, cost: float = 0.01, status: str = "ok", t0: float = 0.0,

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,17 +11,7 @@ from labkit.errors import ConfigError
 from labkit.trace.feedback import load_feedback, record_feedback
 from labkit.trace.synth import write_synthetic_run
 
-
-@pytest.fixture(autouse=True)
-def _time_bound() -> Iterator[None]:
-    def boom(*_: object) -> None:
-        raise TimeoutError("test exceeded 60 s")
-
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(60)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
+pytestmark = pytest.mark.usefixtures("time_bound")
 
 
 @pytest.fixture()

@@ -6,10 +6,8 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-import signal
 import threading
 import zlib
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,17 +23,7 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes
 from labkit.trace.otel import SEMCONV_VERSION, export_runs, export_traces, otel_trace_id
 from labkit.trace.synth import synthetic_traces, write_synthetic_run
 
-
-@pytest.fixture(autouse=True)
-def _time_bound() -> Iterator[None]:
-    def boom(*_: object) -> None:
-        raise TimeoutError("test exceeded 60 s")
-
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(60)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
+pytestmark = pytest.mark.usefixtures("time_bound")
 
 
 def _records(n: int = 20) -> list[dict[str, Any]]:

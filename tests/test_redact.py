@@ -4,8 +4,6 @@ end-to-end scan: planted secrets never reach any file of a run, the store or an 
 from __future__ import annotations
 
 import json
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +13,7 @@ from labkit.cases import EvalCase
 from labkit.errors import ConfigError
 from labkit.trace.redact import Redactor, luhn_ok
 
-
-@pytest.fixture(autouse=True)
-def _time_bound() -> Iterator[None]:
-    def boom(*_: object) -> None:
-        raise TimeoutError("test exceeded 60 s")
-
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(60)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
+pytestmark = pytest.mark.usefixtures("time_bound")
 
 
 R = Redactor()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -25,16 +23,8 @@ FLAT = {"trace_id": "trace-1042", "prompt_version": "rag-v3", "model": "gpt-4.1-
         "latency_ms": 1840, "status": "pass"}
 
 
-@pytest.fixture(autouse=True)
-def _time_bound() -> Iterator[None]:
-    def boom(*_: object) -> None:
-        raise TimeoutError("test exceeded 30 s")
-
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(30)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
+pytestmark = pytest.mark.usefixtures("time_bound")
+TIME_BOUND_S = 30
 
 
 def pipe(**cfg: object) -> SimpleNamespace:

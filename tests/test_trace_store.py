@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import csv
 import json
-import signal
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,17 +19,8 @@ from labkit.trace.record import dumps_trace
 from labkit.trace.store import QueryError, TraceStore, compact, is_read_only_sql
 from labkit.trace.synth import synthetic_traces, write_synthetic_run
 
-
-@pytest.fixture(autouse=True)
-def _time_bound() -> Iterator[None]:
-    def boom(*_: object) -> None:
-        raise TimeoutError("test exceeded 90 s")
-
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(90)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
+pytestmark = pytest.mark.usefixtures("time_bound")
+TIME_BOUND_S = 90
 
 
 def _scores(run: Path, rows: list[dict[str, object]]) -> None:

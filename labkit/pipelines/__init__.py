@@ -20,12 +20,12 @@ import hashlib
 import importlib
 import inspect
 import json
-import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from labkit.config import read_yaml
 from labkit.errors import ConfigError, PipelineError
 
 if TYPE_CHECKING:
@@ -94,26 +94,6 @@ def _factory(type_name: str, path: str | None) -> Factory:
         known = sorted(set(PIPELINE_TYPES) | set(_BUILTIN_MODULES))
         raise ConfigError(f"unknown pipeline type {type_name!r}", path=path, field="type", known=known)
     return PIPELINE_TYPES[type_name]
-
-
-def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a YAML mapping; errors name the file and line."""
-    import yaml
-
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("file not found", path=str(p)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(f"malformed YAML: {getattr(e, 'problem', e)}", path=str(p), line=line) from None
-    if not isinstance(data, dict):
-        raise ConfigError("must be a YAML mapping", path=str(p))
-    return data
 
 
 def from_config(

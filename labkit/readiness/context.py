@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit.errors import LabkitError
+from labkit.errors import ConfigError, LabkitError
 from labkit.readiness.model import Paths
 from labkit.readiness.runview import RunView, find_runs
 
@@ -19,19 +19,12 @@ RunLike = str | os.PathLike[str] | RunView
 
 def read_yaml_file(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     """(mapping, None) or (None, reason) — never raises."""
-    import yaml
+    from labkit.config import read_yaml
 
-    if not path.is_file():
-        return None, f"{path} not found"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        return None, f"{path}{where}: malformed YAML"
-    if not isinstance(data, dict):
-        return None, f"{path}: not a YAML mapping"
-    return data, None
+        return read_yaml(path), None
+    except ConfigError as e:
+        return None, str(e)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from labkit.config import line_of
 from labkit.errors import ConfigError
 
 STATUSES = ("pass", "fail", "attested", "unknown")
@@ -158,11 +159,6 @@ def _as_date(v: Any, path: str, fld: str) -> dt.date:
     raise ConfigError(f"must be a date YYYY-MM-DD, got {v!r}", path=path, field=fld)
 
 
-def _line_of(text: str, needle: str) -> int | None:
-    for n, line in enumerate(text.splitlines(), 1):
-        if needle in line:
-            return n
-    return None
 
 
 def load_attestations(path: str | Path, known: Iterable[str] | None = None) -> list[Attestation]:
@@ -171,18 +167,13 @@ def load_attestations(path: str | Path, known: Iterable[str] | None = None) -> l
     A missing file is no attestations. Malformed entries and unknown item ids
     are config errors naming the file, line and field.
     """
-    import yaml
+    from labkit.config import read_yaml_text
 
     p = Path(path)
     if not p.is_file():
         return []
-    text = p.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise ConfigError(f"malformed YAML: {getattr(err, 'problem', err)}", path=str(p),
-                          line=mark.line + 1 if mark is not None else None) from None
+    data, text = read_yaml_text(p)
+    data = data or {}
     entries = data.get("attestations") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise ConfigError("must hold a list under 'attestations'", path=str(p), field="attestations")
@@ -194,7 +185,7 @@ def load_attestations(path: str | Path, known: Iterable[str] | None = None) -> l
         if not isinstance(e, dict):
             raise ConfigError("must be a mapping", path=str(p), field=fld)
         iid = e.get("item")
-        line = _line_of(text, str(iid)) if iid else None
+        line = line_of(text, str(iid)) if iid else None
         for f in ATTESTATION_FIELDS:
             if e.get(f) in (None, ""):
                 raise ConfigError("missing", path=str(p), line=line, field=f"{fld}.{f}")

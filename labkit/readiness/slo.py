@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit.config import line_of
 from labkit.errors import ConfigError
 from labkit.readiness.model import as_mapping
 from labkit.readiness.runview import RunView, num
@@ -56,28 +57,14 @@ class SLOConfig:
 
 
 def _yaml(path: Path) -> tuple[dict[str, Any], str]:
-    import yaml
+    from labkit.config import read_yaml_text
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("file not found", path=str(path)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise ConfigError(f"malformed YAML: {getattr(e, 'problem', e)}", path=str(path),
-                          line=mark.line + 1 if mark is not None else None) from None
+    data, text = read_yaml_text(path)
     if not isinstance(data, dict):
         raise ConfigError("must be a YAML mapping", path=str(path))
     return data, text
 
 
-def _line(text: str, needle: str) -> int | None:
-    for n, line in enumerate(text.splitlines(), 1):
-        if needle in line:
-            return n
-    return None
 
 
 def _need_num(d: Mapping[str, Any], key: str, path: str, fld: str, line: int | None,
@@ -107,7 +94,7 @@ def load_slos(path: str | os.PathLike[str]) -> SLOConfig:
         if not isinstance(d, dict):
             raise ConfigError("must be a mapping", path=str(p), field=fld)
         name = d.get("name")
-        line = _line(text, str(name)) if name else None
+        line = line_of(text, str(name)) if name else None
         if not isinstance(name, str) or not name.strip():
             raise ConfigError("missing", path=str(p), field=f"{fld}.name")
         if name in names:
@@ -281,7 +268,7 @@ def load_rollout(path: str | os.PathLike[str], slo_names: Sequence[str] = ()) ->
         fld = f"stages[{i}]"
         if not isinstance(d, dict) or not isinstance(d.get("name"), str):
             raise ConfigError("must be a mapping with a name", path=str(p), field=fld)
-        line = _line(text, d["name"])
+        line = line_of(text, d["name"])
         traffic = _need_num(d, "traffic_percent", str(p), fld, line, -1e-9, 100.0 + 1e-9)
         reqs = d.get("requires") or []
         if not isinstance(reqs, list):

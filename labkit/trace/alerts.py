@@ -38,7 +38,6 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -188,20 +187,10 @@ def parse_rules(obj: Any, path: str | None = None) -> list[AlertRule]:
 
 def load_rules(path: str | os.PathLike[str]) -> list[AlertRule]:
     """Load and validate an alert rules YAML file."""
-    import yaml
+    from labkit.config import read_yaml_text
 
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("alert rules file not found", path=str(p)) from None
-    try:
-        obj = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise ConfigError(f"malformed YAML: {getattr(e, 'problem', e)}", path=str(p),
-                          line=(mark.line + 1) if mark is not None else None) from None
-    return parse_rules(obj, str(p))
+    obj, _ = read_yaml_text(path, what="alert rules file")
+    return parse_rules(obj, str(path))
 
 
 # ------------------------------------------------------------------ evaluation
