@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 import os
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
@@ -550,18 +551,9 @@ def stage_chart(
             ax = axes[k // ncols][k % ncols]
             y = np.arange(len(names))
             for j, label in enumerate(labels):
-                vals, lo, hi = [], [], []
-                for name in names:
-                    r = long[(long["run"] == label) & (long["metric"] == name)]
-                    v = float(r["value"].iloc[0]) if len(r) else np.nan
-                    cl = r["ci_low"].iloc[0] if len(r) else None
-                    ch = r["ci_high"].iloc[0] if len(r) else None
-                    vals.append(v)
-                    lo.append(0.0 if cl is None or _isnan(cl) else max(0.0, v - float(cl)))
-                    hi.append(0.0 if ch is None or _isnan(ch) else max(0.0, float(ch) - v))
                 pos = y - 0.4 + bar_h * (j + 0.5)
-                ax.barh(pos, vals, height=bar_h * 0.9, color=colour_for(label, j), label=label,
-                        xerr=[lo, hi], error_kw={"ecolor": "#333333", "capsize": 3, "elinewidth": 1})
+                vals, hi = _interval_bars(ax, pos, bar_h, label, j,
+                                          [long[(long["run"] == label) & (long["metric"] == n)] for n in names])
                 for yy, v, up, name in zip(pos, vals, hi, names, strict=True):
                     if v == v:
                         ax.annotate(_short_value(name, v), (v + up, yy), xytext=(4, 0), textcoords="offset points",
@@ -650,6 +642,23 @@ def slice_table(runs: Mapping[str, RunLike], metric: str, *, tag: str | None = N
     return _styler(out).apply(colour, axis=None).set_caption(cap)
 
 
+def _interval_bars(ax: Any, pos: Any, bar_h: float, label: str, j: int,
+                   rows: Sequence[pd.DataFrame]) -> tuple[list[float], list[float]]:
+    """One run's horizontal bars with 95% interval whiskers; each row frame holds one
+    aggregate (value, ci_low, ci_high) or none. Returns the values and upper whiskers."""
+    vals, lo, hi = [], [], []
+    for r in rows:
+        v = float(r["value"].iloc[0]) if len(r) else math.nan
+        cl = r["ci_low"].iloc[0] if len(r) else None
+        ch = r["ci_high"].iloc[0] if len(r) else None
+        vals.append(v)
+        lo.append(0.0 if cl is None or _isnan(cl) else max(0.0, v - float(cl)))
+        hi.append(0.0 if ch is None or _isnan(ch) else max(0.0, float(ch) - v))
+    ax.barh(pos, vals, height=bar_h * 0.9, color=colour_for(label, j), label=label,
+            xerr=[lo, hi], error_kw={"ecolor": "#333333", "capsize": 3, "elinewidth": 1})
+    return vals, hi
+
+
 def slice_chart(runs: Mapping[str, RunLike], metric: str, *, tag: str | None = None, gate: Any = None) -> Chart:
     """Per-slice bars of one metric with 95% intervals, runs side by side."""
     import matplotlib
@@ -666,17 +675,8 @@ def slice_chart(runs: Mapping[str, RunLike], metric: str, *, tag: str | None = N
         y = np.arange(len(keys))
         bar_h = 0.8 / max(1, len(labels))
         for j, label in enumerate(labels):
-            vals, lo, hi = [], [], []
-            for key in keys:
-                r = df[(df["slice"] == key) & (df["run"] == label)]
-                v = float(r["value"].iloc[0]) if len(r) else np.nan
-                cl = r["ci_low"].iloc[0] if len(r) else None
-                ch = r["ci_high"].iloc[0] if len(r) else None
-                vals.append(v)
-                lo.append(0.0 if cl is None or _isnan(cl) else max(0.0, v - float(cl)))
-                hi.append(0.0 if ch is None or _isnan(ch) else max(0.0, float(ch) - v))
-            ax.barh(y - 0.4 + bar_h * (j + 0.5), vals, height=bar_h * 0.9, color=colour_for(label, j),
-                    label=label, xerr=[lo, hi], error_kw={"ecolor": "#333333", "capsize": 3, "elinewidth": 1})
+            _interval_bars(ax, y - 0.4 + bar_h * (j + 0.5), bar_h, label, j,
+                           [df[(df["slice"] == key) & (df["run"] == label)] for key in keys])
         if thr is not None:
             ax.axvline(thr[1], linestyle="--", color=FAIL_COLOUR, linewidth=1.4, label="gate threshold")
         ax.set_yticks(y, keys)
