@@ -125,3 +125,36 @@ def test_score_recomputes_from_hand_written_results(tmp_path, capsys):
 def test_console_script_entry_point():
     r = subprocess.run([sys.executable, "-m", "labkit.cli", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("labkit ")
+
+
+def test_full_gate_slices_reviews_and_lock_from_the_cli(runs, tmp_path, capsys):
+    """data/gate_full.yaml: slices, unmeasured budget, regression and review coverage, end to end."""
+    gate = tmp_path / "gate_full.yaml"
+    shutil.copy("data/gate_full.yaml", gate)
+    assert main(["gate", "lock", str(gate)]) == 0
+    base, var = str(runs / "baseline"), str(runs / "variant")
+    capsys.readouterr()
+    assert main(["gate", "--config", str(gate), base, "--baseline", base, "--json"]) == 1
+    rep = json.loads(capsys.readouterr().out)
+    failed = {c["kind"] for c in rep["checks"] if not c["passed"]}
+    # the baseline misses the human reviews of high-risk cases; and the run was made before
+    # this copy of the gate was locked, which the report flags
+    assert failed == {"review", "pre_registration"}
+    assert rep["pre_registration"]["status"] == "locked_after_run"
+    assert {"slice", "unmeasured", "regression"} <= {c["kind"] for c in rep["checks"]}
+
+    high = [json.loads(ln)["id"] for ln in Path(GOLDEN).read_text().splitlines()
+            if json.loads(ln)["tags"].get("risk") == "high"]
+    reviews = tmp_path / "reviews.jsonl"
+    reviews.write_text("".join(json.dumps({"case_id": c, "reviewer": "qa", "verdict": "approved",
+                                           "at": "2026-11-27"}) + "\n" for c in high))
+    edited = tmp_path / "unlocked.yaml"
+    edited.write_text(gate.read_text())
+    assert main(["gate", "--config", str(edited), base, "--baseline", base, "--reviews", str(reviews)]) == 0
+    capsys.readouterr()
+    assert main(["gate", "--config", str(edited), var, "--baseline", base, "--reviews", str(reviews),
+                 "--json"]) == 1
+    failed = {c["name"] for c in json.loads(capsys.readouterr().out)["checks"] if not c["passed"]}
+    assert "faithfulness no worse than baseline by 0.02" in failed
+    assert "risk=high: must_include_coverage >= 0.5" in failed
+    assert not any(n.startswith("human review") for n in failed)
