@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -161,6 +162,8 @@ def incident_note(sc: Scorecard) -> Html:
 
     p = Path(str(inc["note"]))
     text = p.read_text(encoding="utf-8") if p.is_file() else str(inc.get("summary"))
+    # the note's headings sit under this section's h2: demote them two levels
+    text = re.sub(r"^(#{1,4}) ", lambda m: "#" * min(6, len(m.group(1)) + 2) + " ", text, flags=re.M)
     # escape=True: any markup in case text shows as text, never as HTML
     body = mistune.create_markdown(escape=True, plugins=["table"])(text)
     return Html('<div style="background:#f6f8fa;padding:4px 16px;border-radius:6px;font-size:.9rem">'
