@@ -1238,37 +1238,3 @@ def _keep_traces(rd: RunDir, finished: set[str]) -> None:
             dropped += 1
     if dropped:
         atomic_write_text(rd.traces_path, "".join(keep))
-
-
-# --------------------------------------------------------------------------- python -m labkit.runner
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m labkit.runner --dataset D --pipeline P --out DIR [--resume DIR]`` (same as ``labkit run``)."""
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m labkit.runner")
-    ap.add_argument("--dataset")
-    ap.add_argument("--pipeline")
-    ap.add_argument("--out")
-    ap.add_argument("--resume")
-    ap.add_argument("--concurrency", type=int)
-    ap.add_argument("--no-score", action="store_true")
-    ap.add_argument("--quiet", action="store_true")
-    a = ap.parse_args(argv)
-    ov: dict[str, Any] = {"concurrency": a.concurrency, "progress": False if a.quiet else None}
-    try:
-        if a.resume:
-            rd = resume(a.resume, overrides=ov, score=not a.no_score)
-        else:
-            rd = run(a.dataset, a.pipeline, a.out, overrides=ov, score=not a.no_score)
-    except (ConfigError, PipelineError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {rd.path}")
-    return 0
-
-
-if __name__ == "__main__":
-    with contextlib.suppress(BrokenPipeError):
-        raise SystemExit(main())
