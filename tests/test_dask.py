@@ -8,13 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import distributed
 import pytest
 
 from labkit.cases import EvalCase, as_cases
 from labkit.openai_compat import ServerError
 from labkit.runner import RunnerConfig, run
-
-distributed = pytest.importorskip("distributed")
 
 pytestmark = pytest.mark.slow
 
