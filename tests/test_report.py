@@ -282,6 +282,24 @@ def test_cli_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
         args.handler(args)
 
 
+def test_fail_on_verdict_gates_a_ci_job(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from labkit.commands import report as cmd
+
+    nbs = tmp_path / "notebooks"
+    show = "from labkit.report import Verdict\nVerdict({status!r}, 'gate verdict')"
+    _nb(nbs / "00_ship.ipynb", ("code", show.format(status="pass"), []))
+    _nb(nbs / "01_noship.ipynb", ("code", show.format(status="fail"), []))
+    parser = argparse.ArgumentParser()
+    cmd.register(parser.add_subparsers())
+    base = ["report", "--notebooks", str(nbs), "--out", str(tmp_path / "out")]
+    assert parser.parse_args(base).handler(parser.parse_args(base)) == 0  # a FAIL verdict is a report
+    args = parser.parse_args([*base, "--fail-on-verdict"])
+    assert args.handler(args) == 1
+    assert "verdict FAIL in 01_noship" in capsys.readouterr().err
+    args = parser.parse_args([*base, "--only", "00", "--fail-on-verdict"])
+    assert args.handler(args) == 0
+
+
 def test_import_labkit_report_is_light() -> None:
     import subprocess
     import sys

@@ -18,7 +18,8 @@ def register(subparsers: Any) -> None:
         description=(
             "Execute notebooks/NN_*.ipynb (two at a time), export each to one self-contained "
             "HTML file and write index.html with every report's verdict. Exits 1 when a "
-            "notebook fails (naming the notebook, cell and error), 2 on a usage or config error."
+            "notebook fails (naming the notebook, cell and error) or, with --fail-on-verdict, "
+            "when a report's verdict is FAIL; 2 on a usage or config error."
         ),
     )
     p.add_argument("--params", metavar="FILE", help="YAML/JSON parameters: {all: {...}, <notebook>: {...}}")
@@ -32,6 +33,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--notebooks", metavar="DIR", default="notebooks", help="notebook folder (default: %(default)s)")
     p.add_argument("--timeout", metavar="S", type=float, default=600.0, help="per-notebook timeout in seconds")
     p.add_argument("--workers", metavar="N", type=int, default=2, help="notebooks run at once (default: 2)")
+    p.add_argument("--fail-on-verdict", action="store_true",
+                   help="exit 1 when any report's verdict is FAIL (for a CI job that gates a build)")
     p.set_defaults(func=run_report, handler=run_report)
 
 
@@ -56,4 +59,10 @@ def run_report(args: argparse.Namespace) -> int:
     for failure in index.failures:
         print(f"labkit report: notebook failed: {failure}", file=sys.stderr)
     print(f"wall time: {time.perf_counter() - t0:.1f} s")
-    return 0 if index.ok else 1
+    if not index.ok:
+        return 1
+    failed = [e.name for e in index.entries if e.verdict is not None and e.verdict.status == "fail"]
+    if args.fail_on_verdict and failed:
+        print(f"labkit report: verdict FAIL in {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
