@@ -22,6 +22,7 @@ import contextlib
 import html
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -501,6 +502,58 @@ def _execute(
     return nb, exc, (timeout_s if timed_out.is_set() and exc is not None else None)
 
 
+_DATA_URI = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=]+")
+
+
+def redact_notebook(nb: Any, redactor: Any = None) -> int:
+    """Mask secrets and PII (e-mail, phone, card, keys, tokens, IPs) in every text output of an
+    executed notebook, in place, before it is written or exported; images are left alone.
+
+    Reports show questions and answers from datasets and runs: the same redaction as
+    the trace writer applies, so nothing a run would mask reaches a report. Returns how
+    many values were masked.
+    """
+    from labkit.trace.redact import Redactor
+
+    r = redactor or Redactor.from_config(None)
+    masked = 0
+
+    def clean(text: str) -> str:
+        nonlocal masked
+        parts: list[str] = []
+        last = 0
+        for m in _DATA_URI.finditer(text):  # base64 payloads are pixels, not text
+            red, k = r.redact_text(text[last:m.start()])
+            parts += [red, m.group(0)]
+            masked += k
+            last = m.end()
+        red, k = r.redact_text(text[last:])
+        masked += k
+        return "".join([*parts, red])
+
+    def as_text(v: Any) -> str:
+        return v if isinstance(v, str) else "".join(v)
+
+    for cell in (nb or {}).get("cells", []):
+        for out in cell.get("outputs", []):
+            if "text" in out:
+                out["text"] = clean(as_text(out["text"]))
+            if "evalue" in out:
+                out["evalue"] = clean(str(out["evalue"]))
+                out["traceback"] = [clean(t) for t in out.get("traceback", [])]
+            data = out.get("data", {})
+            for mime, val in list(data.items()):
+                if mime.startswith("image/"):
+                    continue
+                if isinstance(val, (str, list)):
+                    data[mime] = clean(as_text(val))
+                else:  # JSON payloads (verdicts, widget state)
+                    red = r.redact(val)
+                    masked += 0 if red == val else 1
+                    data[mime] = red
+    return masked
+
+
 def _title_of(nb: Any, fallback: str) -> str:
     for cell in (nb or {}).get("cells", []):
         if cell.get("cell_type") == "markdown":
@@ -687,6 +740,11 @@ def _run_one(
         nb, exc, timed_out = _execute(nb_path, executed, parameters, cwd, timeout_s)
         if exc is None or timed_out is not None or not _died_on_start(exc, nb):
             break
+    if nb is not None:  # nothing a run would mask reaches a report or the kept notebook
+        import nbformat
+
+        redact_notebook(nb)
+        atomic_write_text(executed, nbformat.writes(nb))
     failure = _failure(name, exc, nb, timed_out) if exc is not None else None
     entry = ReportEntry(
         name=name,

@@ -135,11 +135,14 @@ class Html:
     def _repr_html_(self) -> str:
         return self.html
 
+    def __repr__(self) -> str:  # the notebook's text/plain fallback: short, not the markup again
+        return f"<HTML fragment, {len(self.html)} characters>"
+
     def __str__(self) -> str:
         return self.html
 
 
-@dataclass
+@dataclass(repr=False)
 class Chart:
     """A rendered figure: PNG bytes shown inline as a data URI, with a caption."""
 
@@ -159,6 +162,9 @@ class Chart:
         canvas.print_png(buf, metadata={"Software": None})
         w, h = canvas.get_width_height()
         return cls(buf.getvalue(), caption, alt or caption, int(w), int(h))
+
+    def __repr__(self) -> str:  # the notebook's text/plain fallback: never the PNG bytes
+        return f"<Chart {self.alt!r}, {self.width_px}x{self.height_px} px>"
 
     @property
     def data_uri(self) -> str:

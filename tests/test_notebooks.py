@@ -8,6 +8,7 @@ tests/test_browser.py reuses it.
 from __future__ import annotations
 
 import ast
+import json
 import re
 import subprocess
 import sys
@@ -194,3 +195,29 @@ def test_report_references_no_network_resource(built_reports: ReportIndex, name:
     if name in OURS:  # our reports carry no "http" at all outside the image payloads
         outside = re.sub(r"data:[a-z/+.-]+;base64,[a-z0-9+/=]+", "", html, flags=re.I)
         assert "http" not in outside.lower()
+
+
+def test_planted_pii_never_reaches_a_report(tmp_path: Path) -> None:
+    """An e-mail, phone, card number and API key planted in a dataset's question (which the
+    quick lab shows in its dataset table) appear in no exported HTML and no kept notebook."""
+    root = Path(__file__).resolve().parents[1]
+    secrets = {"e-mail": "jane.doe@example.com", "phone": "+1 415 555 0199",
+               "card": "4111 1111 1111 1111", "key": "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6"}
+    rows = [json.loads(x) for x in (root / "data" / "quick_lab.jsonl").read_text().splitlines() if x]
+    rows[0]["question"] += f" I am {secrets['e-mail']}, call {secrets['phone']}, card {secrets['card']}, " \
+                           f"key {secrets['key']}."
+    ds = tmp_path / "pii.jsonl"
+    ds.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    params = {"00_quick_lab": {**tmp_params(tmp_path)["00_quick_lab"], "dataset": str(ds)}}
+    idx = build_reports(notebooks_dir=root / "notebooks", out_dir=tmp_path / "out", params=params,
+                        only=["00"], timeout_s=300)
+    assert idx.ok, idx.failures
+    html = (tmp_path / "out" / "00_quick_lab.html").read_text()
+    kept = (tmp_path / "out" / "executed" / "00_quick_lab.ipynb").read_text()
+    assert "[EMAIL]" in html  # the question is shown, masked
+    for what, value in secrets.items():
+        for text in (html, kept):
+            assert value not in text, what
+    for f in (tmp_path / "runs").rglob("*"):
+        if f.is_file():
+            assert not any(v in f.read_text(errors="ignore") for v in secrets.values()), f
