@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
     with distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=False,
-                                  dashboard_address=None) as c:
+                                  dashboard_address=":0") as c:
         yield c
 
 
@@ -72,7 +72,7 @@ def test_dask_retries_and_cache(tmp_path: Path, cluster: Any) -> None:
 def test_worker_processes_run_the_shipped_pipeline_like_local(tmp_path: Path) -> None:
     """Real scale-out: the pipeline is pickled to separate worker processes."""
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as procs:
+                                  dashboard_address=":0") as procs:
         cfg = RunnerConfig(executor="dask", scheduler=procs.scheduler_address, batch_size=4, progress=False)
         rd = run("data/quick_lab.jsonl", "data/pipelines/baseline.yaml", tmp_path / "dask", config=cfg,
                  run_id="p")
