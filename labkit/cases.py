@@ -286,6 +286,10 @@ def load_cases(path: str | os.PathLike[str]) -> Dataset:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DatasetError(str(p), [Problem(None, None, "file not found")]) from None
+    except IsADirectoryError:
+        raise DatasetError(str(p), [Problem(None, None, "is a folder, not a JSONL file")]) from None
+    except PermissionError:
+        raise DatasetError(str(p), [Problem(None, None, "permission denied")]) from None
     except UnicodeDecodeError as e:
         raise DatasetError(str(p), [Problem(None, None, f"not UTF-8 text: {e.reason}")]) from None
     return parse_lines(text.splitlines(), str(p))

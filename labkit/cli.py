@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _print_error(err: LabkitError) -> None:
     if isinstance(err, DatasetError) and len(err.problems) > 1:
         head = f"{err.path}: " if err.path else ""
-        print(f"labkit: error: {head}{len(err.problems)} invalid lines", file=sys.stderr)
+        print(f"labkit: error: {head}{err.summary}", file=sys.stderr)
         for p in err.problems:
             print(f"  {p}", file=sys.stderr)
     else:
@@ -62,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into a pager or `head` that closed early
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:  # a path that is a folder, a file where a folder must go, no permission ...
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"labkit: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     return code
 
 

@@ -27,7 +27,8 @@ from labkit.errors import LabkitError
 if TYPE_CHECKING:
     import pandas as pd
 
-VERDICTS = ("improved", "regressed", "no_change")
+#: ``unmeasured``: no case measured on both sides, so nothing can be said (not "no change")
+VERDICTS = ("improved", "regressed", "no_change", "unmeasured")
 
 
 @dataclass(frozen=True)
@@ -238,7 +239,9 @@ def compare_frames(
             test = "swap_permutation"
         else:
             ca, cb = _arr(b, "cost_usd"), _arr(v, "cost_usd")
-            if not (np.isfinite(ca).any() and np.isfinite(cb).any()):
+            if not (np.isfinite(ca).any() and np.isfinite(cb).any()):  # a side recorded no cost
+                rows.append({"spec": spec, "n": 0, "test": "swap_permutation", "p": None,
+                             "base": None, "var": None, "delta": None, "lo": None, "hi": None})
                 continue
             if spec.kind == "ratio":
                 sa = (_arr(b, "task_success_rate") > 0.5).astype(float)
@@ -252,7 +255,12 @@ def compare_frames(
         npair = int(a_x.shape[0])
         row: dict[str, Any] = {"spec": spec, "n": npair, "test": test, "p": None}
         if npair == 0:
-            row.update(base=None, var=None, delta=None, lo=None, hi=None)
+            # nothing to pair: show each side's own mean where it measured anything
+            own = {}
+            if spec.per_case:
+                own = {"base": _num(np.mean(xa[np.isfinite(xa)])) if np.isfinite(xa).any() else None,
+                       "var": _num(np.mean(xb[np.isfinite(xb)])) if np.isfinite(xb).any() else None}
+            row.update(base=own.get("base"), var=own.get("var"), delta=None, lo=None, hi=None)
             rows.append(row)
             continue
         bv = _num(stat(a_x[None, ...])[0])
@@ -272,7 +280,7 @@ def compare_frames(
     metrics: dict[str, MetricDelta] = {}
     for r, p_adj in zip(rows, adjusted, strict=True):
         spec = r["spec"]
-        verdict = "no_change"
+        verdict = "no_change" if r["n"] else "unmeasured"
         lo, hi = r["lo"], r["hi"]
         if p_adj is not None and p_adj < alpha and lo is not None and hi is not None:
             better_up = spec.direction == "higher"

@@ -66,9 +66,21 @@ class DatasetError(LabkitError):
         self.problems = list(problems)
         head = f"{path}: " if path else ""
         n = len(self.problems)
+        if n == 1 and self.problems[0].line is None:  # a file-level problem: not found, a folder ...
+            p = self.problems[0]
+            super().__init__(f"{head}{p.field + ': ' if p.field else ''}{p.reason}")
+            return
         lines = "; ".join(str(p) for p in self.problems[:50])
         more = f"; ... and {n - 50} more" if n > 50 else ""
-        super().__init__(f"{head}{n} invalid line{'s' if n != 1 else ''}: {lines}{more}")
+        super().__init__(f"{head}{self.summary}: {lines}{more}")
+
+    @property
+    def summary(self) -> str:
+        """``N invalid line(s)`` counting lines, with the count of problems when it differs."""
+        n_lines = len({p.line for p in self.problems})
+        n = len(self.problems)
+        s = f"{n_lines} invalid line{'s' if n_lines != 1 else ''}"
+        return s if n == n_lines else f"{s} ({n} problems)"
 
 
 class PipelineError(LabkitError):

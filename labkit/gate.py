@@ -130,7 +130,26 @@ def _parse_check(d: Any, path: str | None, fld: str, known: list[str]) -> Check:
     if stat not in STATISTICS:
         raise ConfigError(f"unknown statistic {stat!r}", path=path, field=f"{fld}.statistic",
                           known=list(STATISTICS))
-    return Check(str(metric), str(op), _num(d.get("threshold"), path, f"{fld}.threshold"), str(stat))
+    threshold = _num(d.get("threshold"), path, f"{fld}.threshold")
+    if _bounded(str(metric)) and not 0.0 <= threshold <= 1.0:
+        raise ConfigError(f"{metric} lies in [0, 1]; threshold {threshold:g} can never be met as meant",
+                          path=path, field=f"{fld}.threshold")
+    return Check(str(metric), str(op), threshold, str(stat))
+
+
+def _bounded(metric: str) -> bool:
+    from labkit.metrics import METRICS
+
+    return bool(METRICS[metric].bounded)
+
+
+def _check_tag_values(where: Mapping[str, str], path: str | None, fld: str) -> None:
+    """risk and kind take known values: a typo is a config error, not a failing slice."""
+    from labkit.cases import KINDS, RISKS
+
+    for tag, known in (("risk", RISKS), ("kind", KINDS)):
+        if tag in where and where[tag] not in known:
+            raise ConfigError(f"unknown {tag} {where[tag]!r}", path=path, field=f"{fld}.{tag}", known=known)
 
 
 def file_hash(path: str | os.PathLike[str]) -> str:
@@ -143,10 +162,19 @@ def lock_path(gate_path: str | os.PathLike[str]) -> Path:
 
 
 def lock_gate(gate_path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Pre-register a gate: validate it, then record its hash and the UTC time beside it."""
+    """Pre-register a gate: validate it, then record its hash and the UTC time beside it.
+
+    Locking an unchanged, already locked gate keeps the original lock (``already_locked``);
+    a changed gate is locked anew, and runs made before that are then flagged.
+    """
     from labkit.cases import atomic_write_text
 
     Gate.load(gate_path)
+    current = gate_lock_info(gate_path)
+    if current is not None and current["locked_hash"] == current["hash"]:
+        # the same gate is already pre-registered: keep its original time
+        return {"gate": str(gate_path), "hash": current["hash"], "locked_at": current["locked_at"],
+                "already_locked": True}
     info = {
         "gate": str(gate_path),
         "hash": file_hash(gate_path),
@@ -356,6 +384,7 @@ class Gate:
             if not isinstance(s, dict) or not isinstance(s.get("where"), dict) or not s["where"]:
                 raise ConfigError("must be {where: {tag: value}, checks: [...]}", path=path, field=fld)
             where = {str(k): str(v) for k, v in s["where"].items()}
+            _check_tag_values(where, path, f"{fld}.where")
             sc = s.get("checks") or []
             if not isinstance(sc, list) or not sc:
                 raise ConfigError("must be a non-empty list", path=path, field=f"{fld}.checks")
@@ -373,6 +402,7 @@ class Gate:
             if not isinstance(rv, dict) or not isinstance(rv.get("required_for"), dict) or set(rv) != {"required_for"}:
                 raise ConfigError("must be {required_for: {tag: value}}", path=path, field="review")
             req = {str(k): str(v) for k, v in rv["required_for"].items()}
+            _check_tag_values(req, path, "review.required_for")
         require_lock = d.get("require_lock", False)
         if not isinstance(require_lock, bool):
             raise ConfigError("must be true or false", path=path, field="require_lock")
@@ -508,10 +538,12 @@ class Gate:
         return out
 
     def _regressions(self, run: Any, baseline: Any, seed: int) -> list[CheckResult]:
-        if baseline is None or run is None:
-            why = "no --baseline run given" if baseline is None else "regression checks need a run directory"
-            return [CheckResult(r.name, "regression", r.metric, None, r.max_drop, None, False, why)
-                    for r in self.regression]
+        if baseline is None:
+            raise ConfigError("the gate has regression checks: give the baseline run (--baseline RUN_DIR)",
+                              path=self.path, field="regression")
+        if run is None:
+            raise ConfigError("regression checks judge a run directory, not a dict of metrics",
+                              path=self.path, field="regression")
         from labkit.compare import compare_runs
 
         comp = compare_runs(baseline, run.path, seed=seed).to_dict()
@@ -576,15 +608,19 @@ class Gate:
         if run is not None:
             rec = run.manifest.get("gate") or {}
             created = run.manifest.get("created_at")
+            if not created:
+                return {"status": "unverifiable", "detail": f"locked at {info['locked_at']}, but the run "
+                        "records no start time (created_at), so nothing shows the gate came first", **info}
             if rec.get("hash") and rec["hash"] != info["hash"]:
                 return {"status": "edited_after_lock", "detail": "the run was judged by another version "
                         f"of the gate (run recorded {rec['hash'][:12]}, now {info['hash'][:12]})", **info}
             if created and str(info["locked_at"]) > str(created):
                 return {"status": "locked_after_run", "detail": f"gate locked at {info['locked_at']}, "
                         f"after the run started at {created}", **info}
-            return {"status": "pre_registered", "detail": f"locked at {info['locked_at']}"
-                    + (f", before the run at {created}" if created else ""), **info}
-        return {"status": "pre_registered", "detail": f"locked at {info['locked_at']}", **info}
+            return {"status": "pre_registered", "detail": f"locked at {info['locked_at']}, "
+                    f"before the run at {created}", **info}
+        return {"status": "unverifiable", "detail": f"locked at {info['locked_at']}; metrics given "
+                "without a run, so nothing shows the gate came first", **info}
 
 
 MODULE_GATE = Gate(

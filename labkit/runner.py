@@ -169,9 +169,13 @@ class RunnerConfig:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) != f.default}
 
     def show_progress(self) -> bool:
+        """Auto (None): on in a terminal and in a notebook kernel; off under CI and when
+        stderr goes to a file or a pipe (a log full of redraws helps nobody)."""
         if self.progress is not None:
             return self.progress
-        return not os.environ.get("CI")
+        if os.environ.get("CI"):
+            return False
+        return "ipykernel" in sys.modules or sys.stderr.isatty()
 
 
 def _num(x: Any) -> bool:

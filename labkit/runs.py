@@ -117,6 +117,7 @@ def normalize_result(obj: Any, line: int | None, out: list[Problem]) -> dict[str
         if not isinstance(usage, dict):
             out.append(Problem(line, "usage", "must be an object"))
         else:
+            usage = _usage_aliases(usage)
             for key in ("input_tokens", "output_tokens"):
                 v = usage.get(key)
                 if v is not None and (not _is_num(v) or v < 0):
@@ -143,7 +144,22 @@ def normalize_result(obj: Any, line: int | None, out: list[Problem]) -> dict[str
         else:
             res.setdefault(key, default)
     res["retrieved"] = retrieved
+    if isinstance(usage, dict):
+        res["usage"] = usage
     return res
+
+
+#: Token-count names other systems log, read as labkit's (input_tokens, output_tokens).
+USAGE_ALIASES = {"prompt_tokens": "input_tokens", "completion_tokens": "output_tokens"}
+
+
+def _usage_aliases(usage: Mapping[str, Any]) -> dict[str, Any]:
+    """A usage object with OpenAI-style names mapped (the labkit name wins when both are there)."""
+    out = dict(usage)
+    for alias, name in USAGE_ALIASES.items():
+        if alias in out and name not in out:
+            out[name] = out[alias]
+    return out
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, str, bool]]:

@@ -74,8 +74,25 @@ def test_same_pipeline_twice_is_no_change(tmp_path):
     base = _write_run(tmp_path / "a", "a", cases, _results(cases, seed=1))
     var = _write_run(tmp_path / "b", "b", cases, _results(cases, seed=2))  # latency noise only
     d = compare_runs(base, var).to_dict()
-    assert {m["verdict"] for m in d["metrics"].values()} == {"no_change"}
+    verdicts = {name: m["verdict"] for name, m in d["metrics"].items()}
+    # nothing to measure on either side (no expected tools, no must_not_include): unmeasured
+    assert {n for n, v in verdicts.items() if v == "unmeasured"} == {"tool_call_accuracy",
+                                                                     "must_not_include_violation"}
+    assert {v for v in verdicts.values() if v != "unmeasured"} == {"no_change"}
     assert d["flipped"] == []
+
+
+def test_variant_that_measured_nothing_is_unmeasured_not_no_change(tmp_path):
+    cases = _cases()
+    base = _write_run(tmp_path / "a", "a", cases, _results(cases))
+    broken = [{"case_id": c.id, "status": "error", "error": "endpoint down"} for c in cases]
+    var = _write_run(tmp_path / "b", "b", cases, broken)
+    d = compare_runs(base, var).to_dict()
+    faith = d["metrics"]["faithfulness"]
+    assert faith["verdict"] == "unmeasured" and faith["n"] == 0
+    assert faith["baseline"] == pytest.approx(1.0) and faith["variant"] is None  # the baseline's own value
+    assert d["metrics"]["cost_per_success"]["verdict"] == "unmeasured"  # a row, not a silent gap
+    assert d["metrics"]["error_rate"]["verdict"] == "regressed"
 
 
 def test_latency_direction_lower_is_better(tmp_path):

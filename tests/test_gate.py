@@ -128,7 +128,12 @@ def test_lock_records_hash_and_flags_edits(tmp_path):
     assert Gate.load(gp)._pre_registration(None)["status"] == "not_locked"
     info = lock_gate(gp)
     assert gate_lock_info(gp)["locked_hash"] == info["hash"]
-    assert Gate.load(gp)._pre_registration(None)["status"] == "pre_registered"
+    # metrics without a run carry no start time: the lock cannot be shown to come first
+    assert Gate.load(gp)._pre_registration(None)["status"] == "unverifiable"
+    # locking the unchanged gate again keeps the original time
+    (gp.parent / "gate.yaml.lock.json").write_text(json.dumps({**info, "locked_at": "2020-01-01T00:00:00+00:00"}))
+    again = lock_gate(gp)
+    assert again["already_locked"] and again["locked_at"] == "2020-01-01T00:00:00+00:00"
     gp.write_text(gp.read_text().replace("0.85", "0.70"))
     st = Gate.load(gp)._pre_registration(None)
     assert st["status"] == "edited_after_lock"
@@ -164,9 +169,29 @@ def test_lock_after_run_is_flagged(tmp_path):
 def test_require_lock(tmp_path):
     gp = tmp_path / "gate.yaml"
     gp.write_text(GATE_TEXT + "require_lock: true\n")
-    assert not Gate.load(gp).evaluate(MODULE_BASELINE).passed
+    run = _hand_run(tmp_path, "2999-01-01T00:00:00+00:00")
+    assert not Gate.load(gp).evaluate(run).passed  # not locked
     lock_gate(gp)
-    assert Gate.load(gp).evaluate(MODULE_BASELINE).passed
+    assert Gate.load(gp).evaluate(run).passed
+    assert not Gate.load(gp).evaluate(MODULE_BASELINE).passed  # a plain dict has no start time
+    man = json.loads((run / "manifest.json").read_text())
+    del man["created_at"]  # recorded traffic scored by hand: nothing dates it
+    (run / "manifest.json").write_text(json.dumps(man))
+    rep = Gate.load(gp).evaluate(run)
+    assert not rep.passed and rep.pre_registration["status"] == "unverifiable"
+
+
+def test_config_typos_are_config_errors_not_failing_checks(tmp_path):
+    with pytest.raises(ConfigError) as ei:
+        Gate.from_dict({"slices": [{"where": {"risk": "hgh"}, "checks": [
+            {"metric": "mrr", "op": ">=", "threshold": 0.5}]}]})
+    assert ei.value.field == "slices[0].where.risk" and "high" in ei.value.known
+    with pytest.raises(ConfigError, match="can never be met"):
+        Gate.from_dict({"checks": [{"metric": "faithfulness", "op": ">=", "threshold": 1.5}]})
+    g = Gate.from_dict({"regression": [{"metric": "faithfulness", "max_drop": 0.02}]})
+    run = _hand_run(tmp_path, "2999-01-01T00:00:00+00:00")
+    with pytest.raises(ConfigError, match="--baseline"):
+        g.evaluate(run)
 
 
 def test_unscored_run_is_a_clear_error(tmp_path):

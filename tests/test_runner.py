@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import itertools
 import json
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -387,6 +388,20 @@ def test_progress_auto_off_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     assert RunnerConfig().show_progress() is False
     assert RunnerConfig(progress=True).show_progress() is True
     monkeypatch.delenv("CI")
+
+    class Tty:
+        def __init__(self, tty: bool) -> None:
+            self.tty = tty
+
+        def isatty(self) -> bool:
+            return self.tty
+
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    monkeypatch.setattr(sys, "stderr", Tty(True))
+    assert RunnerConfig().show_progress() is True
+    monkeypatch.setattr(sys, "stderr", Tty(False))  # a log file or a pipe
+    assert RunnerConfig().show_progress() is False
+    monkeypatch.setitem(sys.modules, "ipykernel", sys)  # inside a notebook kernel
     assert RunnerConfig().show_progress() is True
 
 

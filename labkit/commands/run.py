@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from labkit.errors import ConfigError
@@ -67,7 +68,13 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError(f"missing {', '.join(missing)} (or use --resume RUN_DIR)")
         rd = runner.run(args.dataset, args.pipeline, args.out, overrides=overrides, run_id=args.run_id,
                         corpus_dir=args.corpus, gate_path=args.gate, score=not args.no_score, k=args.k)
-    print(rd.summary() if hasattr(rd, "summary") else f"wrote {rd.path}")
+    print(rd.summary())
+    results = rd.results()
+    failed = [r for r in results if r["status"] != "ok"]
+    if results and len(failed) == len(results):
+        kinds = sorted({str(r.get("error_type") or r["status"]) for r in failed})
+        print(f"labkit: warning: every case failed ({', '.join(kinds)}); first error: "
+              f"{failed[0].get('error')}", file=sys.stderr)
     return 0
 
 

@@ -20,6 +20,8 @@ import hashlib
 import importlib
 import inspect
 import json
+import os
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,6 +151,9 @@ def load_pipeline(
         return from_config(cfg, base_dir=p.parent, corpus_dir=corpus_dir, path=str(p))
     if ":" in s:
         mod_name, _, attr = s.partition(":")
+        # like `python -m`: a module in the current folder is importable without PYTHONPATH
+        if os.getcwd() not in sys.path and "" not in sys.path:
+            sys.path.insert(0, os.getcwd())
         try:
             mod = importlib.import_module(mod_name)
         except ImportError as e:
