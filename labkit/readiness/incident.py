@@ -284,11 +284,14 @@ def incident_review(
         summary = (f"Run {var.run_id} shows no metric regressed against {base.run_id} "
                    f"({comp['n_paired']} paired cases); {len(regressed_cases)} case(s) flipped pass→fail.")
     else:
-        top = ", ".join(f"{m} {d['baseline']:.3g}→{d['variant']:.3g}" for m, d in reg_metrics
-                        if (d.get("stage") or "") == stage)
+        at_stage = [(m, d) for m, d in reg_metrics if (d.get("stage") or "") == stage]
+        top = ", ".join(f"{m} {d['baseline']:.3g}→{d['variant']:.3g}" for m, d in at_stage)
+        others = [m for m, d in reg_metrics if (d.get("stage") or "") != stage]
+        elsewhere = f", and {len(others)} more elsewhere ({', '.join(others)})" if others else ""
         summary = (f"Quality moved at the {STAGE_LABEL.get(stage, stage)} stage: run {var.run_id} regressed against "
-                   f"{base.run_id} on {len(reg_metrics)} metric(s) ({top}); {len(regressed_cases)} of "
-                   f"{comp['n_paired']} cases went from pass to fail, {len(fixed)} the other way.")
+                   f"{base.run_id} on {len(at_stage)} metric(s) of that stage ({top}){elsewhere}; "
+                   f"{len(regressed_cases)} of {comp['n_paired']} cases went from pass to fail, "
+                   f"{len(fixed)} the other way.")
 
     # timeline
     tl: list[tuple[str, str]] = []

@@ -140,15 +140,17 @@ def rollout_table(sc: Scorecard) -> Html:
 
 
 def key_metrics_table(sc: Scorecard) -> Html:
+    from labkit.viz import fmt_value
+
     rows = []
     for m in sc.key_metrics:
-        def f(x: Any) -> str:
-            return "—" if x is None else (f"{x:,.0f}" if abs(float(x)) >= 100 else f"{float(x):.3g}")
-
-        ci = f"[{f(m.get('ci_low'))}, {f(m.get('ci_high'))}]"
+        name = str(m["metric"])
+        ci = f"[{fmt_value(name, m.get('ci_low'))} – {fmt_value(name, m.get('ci_high'))}]"
         d = m.get("delta")
-        rows.append([_e(m["metric"]), _e(m.get("stage")), _e(f(m.get("baseline"))), _e(f(m.get("value"))), _e(ci),
-                     _e("—" if d is None else f"{d:+.3g}"), _e(m.get("verdict") or "")])
+        delta = "—" if d is None else ("+" if float(d) >= 0 else "−") + fmt_value(name, abs(float(d)))
+        rows.append([_e(name), _e(m.get("stage")), _e(fmt_value(name, m.get("baseline"))),
+                     _e(fmt_value(name, m.get("value"))), _e(ci), _e(delta),
+                     _e(str(m.get("verdict") or "").replace("_", " "))])
     return _table(["metric", "stage", "baseline", "candidate", "95% CI", "delta", "paired verdict"], rows)
 
 
