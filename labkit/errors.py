@@ -42,6 +42,7 @@ class ConfigError(LabkitError):
         field: str | None = None,
         known: Sequence[str] | None = None,
     ) -> None:
+        self.message = message
         self.path = path
         self.line = line
         self.field = field

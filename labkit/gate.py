@@ -24,6 +24,7 @@ import json
 import math
 import operator
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -150,6 +151,18 @@ def _check_tag_values(where: Mapping[str, str], path: str | None, fld: str) -> N
     for tag, known in (("risk", RISKS), ("kind", KINDS)):
         if tag in where and where[tag] not in known:
             raise ConfigError(f"unknown {tag} {where[tag]!r}", path=path, field=f"{fld}.{tag}", known=known)
+
+
+def _locate(text: str, err: ConfigError) -> int | None:
+    """The line of a gate file an error is about: where its bad value, else its key, stands."""
+    from labkit.config import line_of
+
+    quoted = re.search(r"'([^']+)'", err.message)
+    if quoted and (n := line_of(text, quoted.group(1))):
+        return n
+    key = re.split(r"[.\[\]]+", err.field or "")
+    key = [k for k in key if k and not k.isdigit()]
+    return line_of(text, key[-1] + ":") if key else None
 
 
 def file_hash(path: str | os.PathLike[str]) -> str:
@@ -344,9 +357,18 @@ class Gate:
     # ---- loading -------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Gate:
-        from labkit.config import read_yaml
+        from labkit.config import read_yaml_text
 
-        return cls.from_dict(read_yaml(path), path=str(path))
+        data, text = read_yaml_text(path)
+        if not isinstance(data, dict):
+            raise ConfigError("must be a YAML mapping", path=str(path))
+        try:
+            return cls.from_dict(data, path=str(path))
+        except ConfigError as e:
+            if e.line is not None or e.field is None:
+                raise
+            raise ConfigError(e.message, path=str(path), line=_locate(text, e), field=e.field,
+                              known=e.known) from None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], path: str | None = None) -> Gate:

@@ -222,3 +222,16 @@ def test_review_coverage(tmp_path):
     with pytest.raises(DatasetError) as ei:
         g.evaluate({}, reviews=rv, dataset=str(ds))
     assert {p.field for p in ei.value.problems} == {"reviewer", "verdict", "at"}
+
+
+def test_config_errors_from_a_file_name_the_line(tmp_path):
+    p = tmp_path / "g.yaml"
+    p.write_text("version: 1\nchecks:\n  - {metric: faithfulness, op: '>=', threshold: 0.8}\n"
+                 "  - {metric: faithfullness, op: '>=', threshold: 0.8}\n")
+    with pytest.raises(ConfigError) as ei:
+        Gate.load(p)
+    assert ei.value.line == 4 and f"{p}:4" in str(ei.value) and ei.value.field == "checks[1].metric"
+    p.write_text("version: 1\nchecks:\n  - {metric: mrr, op: '>=', threshold: 0.5}\nunmeasured: {max_rate: x}\n")
+    with pytest.raises(ConfigError) as ei:
+        Gate.load(p)
+    assert ei.value.line == 4
