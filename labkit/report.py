@@ -335,6 +335,36 @@ def _given_params_for(nb_path: Path, params: Mapping[str, Any] | None, declared:
     return out
 
 
+_TYPES: dict[str, tuple[type, ...]] = {"float": (int, float), "int": (int,), "str": (str,), "bool": (bool,)}
+
+
+def _check_types(nb_path: Path, given: Mapping[str, Any], declared: Mapping[str, Any]) -> None:
+    """A value of the wrong type (a quoted number, say) fails before any kernel starts."""
+    for name, value in given.items():
+        want = str((declared.get(name) or {}).get("inferred_type_name") or "")
+        types = _TYPES.get(want)
+        if types is None or value is None:
+            continue
+        if (isinstance(value, bool) and want != "bool") or not isinstance(value, types):
+            raise ConfigError(f"{nb_path.name} declares {name}: {want}, got {value!r}", field=name)
+
+
+def _check_shared_names(params: Mapping[str, Any] | None, declared_by: Mapping[Path, Mapping[str, Any]]) -> None:
+    """A name in the ``all`` section (or a flat mapping) that no notebook declares is a typo."""
+    if not params:
+        return
+    sectioned = any(k in ("all", "*") or k[:2].isdigit() for k in params)
+    shared: dict[str, Any] = {}
+    for key in ("all", "*") if sectioned else ():
+        shared.update(params.get(key) or {})
+    if not sectioned:
+        shared = dict(params)
+    known = sorted({n for d in declared_by.values() for n in d})
+    unknown = sorted(set(shared) - set(known))
+    if unknown:
+        raise ConfigError(f"no notebook declares {', '.join(map(repr, unknown))}", field="all", known=known)
+
+
 # ---------------------------------------------------------------------------
 # Kernel: the running interpreter, no kernelspec lookup
 
@@ -838,8 +868,10 @@ def build_reports(
     # Validate parameters up front so a typo fails before any kernel starts.
     import papermill
 
+    declared_by = {p: papermill.inspect_notebook(str(p)) for p in discover(nb_dir)}
     for p in chosen:
-        _params_for(p, params, papermill.inspect_notebook(str(p)))
+        _check_types(p, _params_for(p, params, declared_by[p]), declared_by[p])
+    _check_shared_names(params, declared_by)
     cwd = nb_dir.parent
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="labkit-report") as pool:
         entries = list(pool.map(lambda p: _run_one(p, out, params, cwd, timeout_s), chosen))

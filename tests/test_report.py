@@ -309,3 +309,19 @@ def test_import_labkit_report_is_light() -> None:
             "if m in sys.modules]\nprint(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_parameter_typos_and_types_fail_before_any_kernel(tmp_path: Path) -> None:
+    nbs = tmp_path / "notebooks"
+    _nb(nbs / "00_a.ipynb", PARAMS, ("code", "print(label * count)", []))
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match="no notebook declares 'cuont'") as ei:
+        build_reports(notebooks_dir=nbs, out_dir=out, params={"all": {"cuont": 2}})
+    assert "count" in (ei.value.known or [])
+    with pytest.raises(ConfigError, match=r"declares count: int, got '2'"):
+        build_reports(notebooks_dir=nbs, out_dir=out, params={"00_a": {"count": "2"}})
+    with pytest.raises(ConfigError, match="declares label: str"):
+        build_reports(notebooks_dir=nbs, out_dir=out, params={"label": 5})
+    assert not list(out.glob("*.html"))  # nothing ran
+    idx = build_reports(notebooks_dir=nbs, out_dir=out, params={"all": {"count": 2}, "00_a": {"label": "y"}})
+    assert idx.ok
