@@ -282,16 +282,10 @@ def load_params(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     A mapping without notebook-looking keys is taken as parameters for all notebooks.
     """
-    import yaml
+    from labkit.config import read_yaml_text
 
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("parameters file not found", path=str(p)) from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise ConfigError(f"invalid YAML: {e}", path=str(p), line=(mark.line + 1) if mark else None) from None
+    data, _ = read_yaml_text(p, what="parameters file")
     if data is None:
         return {}
     if not isinstance(data, dict):
