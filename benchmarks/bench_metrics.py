@@ -16,7 +16,15 @@ Timed (best of --repeat runs, seconds):
 Building the libraries' input dicts is not timed. The script also checks that
 labkit's numbers agree with ranx's on every query.
 
-Usage: .venv/bin/python benchmarks/bench_metrics.py [--n 100000] [--repeat 3]
+Then a whole run's scoring and aggregation (``--agg-n``, default 20,000 and
+100,000 cases): synthetic cases and results lines (seeded: 5 categories, 3
+risks, 5 kinds, each of unequal sizes, 1-in-17 cases without gold, answers that quote the retrieved
+text or not, lognormal latency, continuous cost, integer token counts, errors,
+retries, cache hits), then ``score_cases`` (once: per-case Python, lexical
+judge) and ``aggregate`` (metrics.json with all slices, 2,000 resamples; best
+of --agg-repeat runs).
+
+Usage: .venv/bin/python benchmarks/bench_metrics.py [--n 100000] [--repeat 3] [--agg-n 20000,100000]
 Last line: one JSON object with the figures and ratios.
 """
 
@@ -48,6 +56,76 @@ def make_data(n: int, seed: int = 0) -> tuple[list[list[str]], list[list[str]]]:
     return retrieved, gold
 
 
+WORDS = ["portal", "reset", "key", "invoice", "refund", "password", "token", "region", "quota",
+         "limit", "owner", "billing", "cycle", "escalate", "ticket", "verify", "identity", "security",
+         "export", "audit", "webhook", "retention"]
+
+
+def make_run(n: int, seed: int = 0) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Synthetic eval cases and results lines for ``n`` cases (seeded)."""
+    from labkit.cases import EvalCase
+
+    rng = np.random.default_rng(seed)
+    cats = ("billing", "security", "account", "product", "shipping")
+    risks = ("low", "medium", "high")
+    kinds = ("representative", "failure", "adversarial", "out_of_scope", "regression")
+    u = rng.random((n, 6))
+    latency = rng.lognormal(7.0, 0.5, n)
+    cost = rng.gamma(2.0, 0.0005, n)
+    tok_in = rng.integers(200, 1500, n)
+    tok_out = rng.integers(10, 300, n)
+    doc = rng.integers(0, 40, n)
+    cat = rng.choice(len(cats), size=n, p=[0.3, 0.25, 0.2, 0.15, 0.1])  # slices of unequal sizes
+    risk = rng.choice(len(risks), size=n, p=[0.5, 0.3, 0.2])
+    kind = rng.choice(len(kinds), size=n, p=[0.6, 0.15, 0.1, 0.1, 0.05])
+    retrieved_docs = rng.integers(0, 40, (n, 5))
+    words = np.argsort(rng.random((n, len(WORDS))), axis=1)[:, :8]
+    cases: list[Any] = []
+    results: list[dict[str, Any]] = []
+    for i in range(n):
+        w = [WORDS[j] for j in words[i]]
+        gold = f"doc{doc[i]}"
+        case = EvalCase(
+            id=f"case-{i:06d}", question=f"How do I {w[0]} the {w[1]} {w[2]} for {w[6]}?",
+            expected_source=None if i % 17 == 0 else gold,
+            must_include=(w[0],) if i % 5 else (), must_not_include=("password",) if i % 7 == 0 else (),
+            tags={"category": cats[cat[i]], "risk": risks[risk[i]], "kind": kinds[kind[i]]},
+        )
+        status = "ok" if u[i, 0] > 0.04 else ("error" if u[i, 0] > 0.01 else "timeout")
+        retrieved = [{"id": f"doc{d}#0", "source": f"doc{d}",
+                      "text": f"To {w[0]} the {w[1]} {w[2]}, open the {w[3]} page and {w[4]} it."}
+                     for d in retrieved_docs[i]]
+        if u[i, 1] < 0.6:
+            retrieved[int(u[i, 2] * 5)]["source"] = gold
+        extra = f" Then {w[5]} the {w[4]} {w[7]} quickly." if u[i, 3] < 0.5 else ""
+        answer = f"To {w[0]} the {w[1]} {w[2]}, open the {w[3]} page [{retrieved[0]['id']}].{extra}"
+        results.append({
+            "case_id": case.id, "status": status, "answer": answer if status == "ok" else None,
+            "retrieved": retrieved, "citations": [retrieved[int(u[i, 4] * 5)]["id"]],
+            "usage": {"input_tokens": int(tok_in[i]), "output_tokens": int(tok_out[i])},
+            "cost_usd": float(cost[i]), "latency_ms": float(latency[i]),
+            "attempts": 2 if u[i, 5] < 0.05 else 1, "from_cache": bool(u[i, 5] > 0.97),
+        })
+        cases.append(case)
+    return cases, results
+
+
+def bench_aggregate(n: int, repeat: int) -> dict[str, Any]:
+    """score_cases once, aggregate best of ``repeat``, on a synthetic run of ``n`` cases."""
+    from labkit.metrics import aggregate, score_cases
+
+    cases, results = make_run(n)
+    t = time.perf_counter()
+    scores = score_cases(cases, results)
+    t_score = time.perf_counter() - t
+    t_agg, agg = best_of(lambda: aggregate(cases, scores), repeat)
+    p95 = agg["metrics"]["latency_p95_ms"]
+    print(f"run of {n:,} cases: score_cases {t_score:6.2f} s, aggregate (all metrics, "
+          f"{len(agg['slices'])} slices, 2,000 resamples) {t_agg:6.2f} s; "
+          f"latency_p95_ms {p95['value']:.1f} [{p95['ci_low']:.1f}, {p95['ci_high']:.1f}]")
+    return {f"score_cases_{n}_s": round(t_score, 3), f"aggregate_{n}_s": round(t_agg, 3)}
+
+
 def best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     best, out = float("inf"), None
     for _ in range(repeat):
@@ -61,6 +139,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--agg-n", default="20000,100000",
+                    help="comma-separated run sizes for score_cases + aggregate ('' to skip)")
+    ap.add_argument("--agg-repeat", type=int, default=3)
     args = ap.parse_args(argv)
     n = args.n
     retrieved, gold = make_data(n)
@@ -134,6 +215,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"fastest library / labkit matrix API: {fastest / t_mat:.1f}x;"
               f" / labkit from id lists: {fastest / t_lists:.2f}x")
     result["under_1s"] = bool(t_mat < 1.0)
+    for size in (int(v) for v in args.agg_n.split(",") if v.strip()):
+        result.update(bench_aggregate(size, args.agg_repeat))
     print(json.dumps(result))
     return result
 

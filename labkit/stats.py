@@ -6,6 +6,25 @@ Every function that draws random numbers takes ``seed`` (an int) or ``rng``
 Bootstraps draw one resample index matrix ``[n_boot, n]`` and evaluate the
 statistic on all resamples at once (in row blocks, so memory stays bounded
 for large n). Intervals are percentile intervals at ``1 - alpha``.
+
+:func:`bootstrap_distribution` and the ``*_ci`` functions built on it are the
+plain reference. :func:`resampled_sums` and :func:`percentile_distribution`
+draw from exactly the same bootstrap distributions at a fraction of the cost,
+for many statistics at once (``labkit.metrics.aggregate`` uses them):
+
+- sums, means and ratios of sums need only the resample's count of each row,
+  ``W[b, i]``, and then ``W @ x`` is one matrix product for every column that
+  has the same number of rows. ``W`` comes from the very index matrix
+  :func:`bootstrap_distribution` draws for that seed and ``n``, so the
+  distribution is the reference one (up to floating-point rounding);
+- a sample with few distinct rows (``d``) is resampled as multinomial counts
+  over its distinct rows, ``Multinomial(n, counts / n)``: the same law as
+  drawing ``n`` indices, in ``O(d)`` per resample instead of ``O(n)``;
+- a percentile of a resample depends only on two of its order statistics;
+  resampling is ``sorted_x[floor(n * U)]`` with ``U`` uniform, a monotone map,
+  so they are ``sorted_x[floor(n * U_(k))]`` with ``U_(k) ~ Beta(k, n - k + 1)``
+  and the next one ``U_(k) + (1 - U_(k)) * Beta(1, n - k)``: two draws per
+  resample instead of ``n`` draws and a sort.
 """
 
 from __future__ import annotations
@@ -22,6 +41,13 @@ Stat = Callable[[NDArray[Any]], NDArray[np.float64]]
 
 DEFAULT_N_BOOT = 2000
 _BLOCK_ELEMS = 4_000_000
+#: Elements of the resample count matrix built per block by :func:`resampled_sums`
+#: (small enough for the counts to stay in cache while they are made).
+_COUNT_BLOCK_ELEMS = 1 << 17
+#: :func:`resampled_sums` uses multinomial counts over distinct rows when
+#: ``distinct * _DISTINCT_FACTOR <= n``: a binomial draw costs about as much as
+#: 16 index draws, and the index draws are often shared with other samples.
+_DISTINCT_FACTOR = 128
 
 
 def make_rng(seed: int | np.random.Generator | None = 0) -> np.random.Generator:
@@ -79,6 +105,12 @@ def bootstrap_distribution(
         idx = g.integers(0, n, size=(b - a, n))
         out[a:b] = stat(arr[idx])
     return out
+
+
+def interval_from_distribution(dist: ArrayLike, alpha: float = 0.05) -> tuple[float | None, float | None]:
+    """Percentile interval at ``1 - alpha`` of a bootstrap distribution (non-finite
+    resamples left out); (None, None) when nothing is left."""
+    return _pct_interval(np.asarray(dist, dtype=np.float64), alpha)
 
 
 def _pct_interval(dist: NDArray[np.float64], alpha: float) -> tuple[float | None, float | None]:
@@ -144,6 +176,125 @@ def wilson_interval(successes: int, n: int, alpha: float = 0.05) -> tuple[float 
     center = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return max(0.0, center - half), min(1.0, center + half)
+
+
+# --- fast paths: the same distributions, shared across statistics ------------------
+
+
+def _index_counts_sums(x: NDArray[np.float64], n_boot: int, seed: int) -> NDArray[np.float64]:
+    """``W @ x`` for the ``[n_boot, n]`` resample counts ``W`` of the seeded index matrix."""
+    n = x.shape[0]
+    g = make_rng(seed)
+    out = np.empty((n_boot, x.shape[1]), dtype=np.float64)
+    step = max(1, _COUNT_BLOCK_ELEMS // n)
+    offsets = np.arange(step, dtype=np.int64)[:, None] * n
+    for a in range(0, n_boot, step):
+        b = min(a + step, n_boot)
+        idx = g.integers(0, n, size=(b - a, n))
+        if b - a > 1:
+            idx += offsets[: b - a]
+        w = np.bincount(idx.ravel(), minlength=(b - a) * n).reshape(b - a, n)
+        out[a:b] = w.astype(np.float64) @ x
+    return out
+
+
+def _few_distinct_rows(x: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.int64]] | None:
+    """The distinct rows of ``x`` and their counts, when there are few enough
+    (``distinct * _DISTINCT_FACTOR <= n``) for multinomial resampling; else None."""
+    n = x.shape[0]
+    limit = n // _DISTINCT_FACTOR
+    if limit < 1:
+        return None
+    for j in range(x.shape[1]):  # a column with too many values rules the rows out, cheaply
+        for part in (x[: 4 * limit, j], x[:, j]):  # a prefix first: continuous values fail fast
+            col = np.sort(part)
+            if 1 + int(np.count_nonzero(col[1:] != col[:-1])) > limit:
+                return None
+            if part.shape[0] == n:
+                break
+    if x.shape[1] == 1:
+        rows, counts = np.unique(x[:, 0], return_counts=True)
+        return rows[:, None], counts
+    rows, counts = np.unique(x, axis=0, return_counts=True)
+    return (rows, counts) if rows.shape[0] <= limit else None
+
+
+def resampled_sums(
+    samples: Sequence[ArrayLike], *, n_boot: int = DEFAULT_N_BOOT, seed: int = 0
+) -> list[NDArray[np.float64]]:
+    """Column sums of ``n_boot`` bootstrap resamples of the rows of each sample.
+
+    Each sample is ``[n]`` or ``[n, m]``; its result is ``[n_boot]`` or
+    ``[n_boot, m]`` (the sums over the resampled rows: divide by n for a mean,
+    divide two columns for a ratio of sums; NaN when the sample is empty).
+    Every sample is resampled from ``seed`` as if it were alone, so adding a
+    sample never changes another's result (beyond floating-point rounding). A sample with few distinct rows is
+    resampled as multinomial counts over them; the others are resampled with
+    the index matrix :func:`bootstrap_distribution` draws for ``seed`` and
+    their row count, shared as one count matrix ``W`` by every sample with
+    that row count (``W @ [x1, x2, ...]``).
+    """
+    out: list[NDArray[np.float64] | None] = [None] * len(samples)
+    shared: dict[int, list[tuple[int, NDArray[np.float64]]]] = {}
+    for i, s in enumerate(samples):
+        arr = np.asarray(s, dtype=np.float64)
+        n = arr.shape[0]
+        if n == 0:
+            out[i] = np.full((n_boot, *arr.shape[1:]), np.nan)
+            continue
+        x = arr.reshape(n, -1)
+        few = _few_distinct_rows(x)
+        if few is not None:
+            rows, counts = few
+            w = make_rng(seed).multinomial(n, counts / n, size=n_boot)
+            out[i] = (w.astype(np.float64) @ rows).reshape((n_boot, *arr.shape[1:]))
+        else:
+            shared.setdefault(n, []).append((i, x))
+    for group in shared.values():
+        columns: dict[bytes, int] = {}  # identical columns (the same metric in two places) summed once
+        where: list[list[int]] = []
+        for _, x in group:
+            where.append([columns.setdefault(x[:, j].tobytes(), len(columns)) for j in range(x.shape[1])])
+        first = {c: (g, j) for g, cols in reversed(list(enumerate(where))) for j, c in enumerate(cols)}
+        stacked = np.column_stack([group[g][1][:, j] for g, j in (first[c] for c in range(len(columns)))])
+        sums = _index_counts_sums(stacked, n_boot, seed)
+        for (i, _), cols in zip(group, where, strict=True):
+            shape = np.asarray(samples[i]).shape
+            out[i] = sums[:, cols].reshape((n_boot, *shape[1:]))
+    return [o for o in out if o is not None]
+
+
+def percentile_distribution(
+    x: ArrayLike,
+    q: float,
+    *,
+    n_boot: int = DEFAULT_N_BOOT,
+    rng: np.random.Generator | int | None = 0,
+) -> NDArray[np.float64]:
+    """The q-th percentile (linear interpolation) of ``n_boot`` bootstrap resamples of ``x``.
+
+    Same distribution as ``bootstrap_distribution(x, percentile_stat(q))``,
+    drawn through the two order statistics the percentile interpolates between
+    (module docstring): two Beta draws per resample, whatever n is.
+    """
+    xs = np.sort(np.asarray(x, dtype=np.float64).ravel())
+    n = xs.size
+    if n == 0:
+        return np.full(n_boot, np.nan)
+    g = make_rng(rng)
+    qf = float(q) / 100.0
+    h = n * qf + (1.0 - qf) - 1.0  # numpy's virtual index for the linear method, as numpy computes it
+    lo = 0 if h < 0 else min(math.floor(h), n - 1)
+    frac = h - lo if 0 <= h < n - 1 else 0.0
+    k = lo + 1  # 1-based rank of the lower order statistic
+    u = g.beta(k, n - k + 1, size=n_boot)
+    y_lo = xs[np.minimum((u * n).astype(np.int64), n - 1)]
+    if frac <= 0.0 or k >= n:
+        return y_lo
+    u_next = u + (1.0 - u) * g.beta(1.0, n - k, size=n_boot)
+    y_hi = xs[np.minimum((u_next * n).astype(np.int64), n - 1)]
+    d = y_hi - y_lo  # numpy's lerp, so equal resamples give bit-equal percentiles
+    return y_hi - d * (1.0 - frac) if frac >= 0.5 else y_lo + d * frac
 
 
 # --- paired comparisons -----------------------------------------------------------

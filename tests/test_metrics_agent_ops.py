@@ -199,3 +199,83 @@ def test_scores_csv_roundtrip_aggregates_equal(tmp_path):
     back = read_scores(p)
     assert math.isnan(back.loc[0, "faithfulness"])
     assert aggregate(cases, back, n_boot=100) == aggregate(cases, df, n_boot=100)
+
+
+def _big_scores(n=3000, seed=0):
+    """A scores frame like score_cases gives, with discrete per-case metrics (the
+    multinomial path), continuous cost and latency (index path, order statistics)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    gold = rng.random(n) > 0.1
+    df = pd.DataFrame({"case_id": [f"c{i:05d}" for i in rng.permutation(n)]})
+    df["mrr"] = np.where(gold, rng.choice([0, 1, 1 / 2, 1 / 3, 1 / 4, 1 / 5], n), np.nan)
+    df["mrr_reason"] = np.where(gold, "", "no_gold")
+    df["retrieval_hit_rate"] = np.where(gold, (df["mrr"] > 0).astype(float), np.nan)
+    df["faithfulness"] = np.where(rng.random(n) < 0.95, rng.integers(0, 4, n) / 3, np.nan)
+    df["answer_relevance"] = np.where(rng.random(n) < 0.9, rng.random(n), np.nan)  # continuous
+    df["tokens_per_case"] = rng.integers(100, 2000, n).astype(float)
+    df["task_success_rate"] = (rng.random(n) < 0.8).astype(float)
+    df["latency_ms"] = np.where(rng.random(n) < 0.97, rng.lognormal(7, 0.5, n), np.nan)
+    df["from_cache"] = rng.random(n) < 0.03
+    df["cost_usd"] = np.where(rng.random(n) < 0.99, rng.gamma(2, 0.001, n), np.nan)
+    return df
+
+
+def _plain_interval(name, df, seed, n_boot):
+    """The per-metric reference: each metric bootstrapped alone with the plain index matrix."""
+    from labkit import stats
+    from labkit.metrics import ops
+
+    df = df.sort_values("case_id").reset_index(drop=True)
+    lat, cache = df["latency_ms"].to_numpy(), df["from_cache"].to_numpy()
+    cost = df["cost_usd"].to_numpy()
+    if name in ops.LATENCY_PERCENTILES:
+        return stats.percentile_ci(ops.latency_sample(lat, cache), ops.LATENCY_PERCENTILES[name], n_boot=n_boot, rng=seed)
+    if name == "cost_per_success":
+        return stats.ratio_ci(np.nan_to_num(cost), df["task_success_rate"].to_numpy(), n_boot=n_boot, rng=seed)
+    if name == "total_cost_usd":
+        return stats.bootstrap_ci(cost[np.isfinite(cost)], stats.sum_stat, n_boot=n_boot, rng=seed)
+    v = df[name].to_numpy()
+    return stats.bootstrap_ci(v[np.isfinite(v)], n_boot=n_boot, rng=seed)
+
+
+def test_fast_aggregate_matches_plain_per_metric_bootstrap():
+    from labkit.metrics import aggregate_frame
+
+    df = _big_scores()
+    n_boot = 4000
+    got = aggregate_frame(df, seed=1, n_boot=n_boot)
+    assert got == aggregate_frame(df.sample(frac=1, random_state=3), seed=1, n_boot=n_boot)  # order-free
+    checked = 0
+    for name in ("mrr", "faithfulness", "answer_relevance", "tokens_per_case", "latency_p50_ms",
+                 "latency_p95_ms", "latency_p99_ms", "cost_per_success", "total_cost_usd"):
+        e = got[name]
+        assert e["interval"] == "bootstrap"
+        lo, hi = _plain_interval(name, df, seed=2, n_boot=n_boot)  # another seed: only the law must agree
+        se = (hi - lo) / (2 * 1.96)
+        # interval ends within Monte Carlo noise of the plain bootstrap's (4,000 resamples each)
+        assert abs(e["ci_low"] - lo) <= 0.3 * se and abs(e["ci_high"] - hi) <= 0.3 * se, (name, e, lo, hi)
+        assert e["ci_low"] <= e["value"] <= e["ci_high"]
+        checked += 1
+    assert checked == 9
+    # the values are the plain ones, exactly
+    s = df.sort_values("case_id")
+    assert got["mrr"]["value"] == float(s["mrr"].dropna().mean())
+    assert got["latency_p95_ms"]["value"] == float(np.percentile(s["latency_ms"][~s["from_cache"]].dropna(), 95))
+    assert got["total_cost_usd"]["value"] == float(s["cost_usd"].dropna().sum())
+    # continuous samples take the shared index path: the very resamples of the plain bootstrap
+    same_seed = _plain_interval("answer_relevance", df, seed=1, n_boot=n_boot)
+    assert got["answer_relevance"]["ci_low"] == pytest.approx(same_seed[0], rel=1e-12)
+    assert got["answer_relevance"]["ci_high"] == pytest.approx(same_seed[1], rel=1e-12)
+
+
+def test_aggregate_slices_equal_aggregate_frame_of_the_slice():
+    from labkit.metrics import aggregate_frame
+
+    cases = _cases(40)
+    df = score_cases(cases, _results(cases))
+    agg = aggregate(cases, df, n_boot=300, seed=4)
+    sub = df[df["case_id"].isin([c.id for c in cases if c.tags["risk"] == "high"])]
+    assert agg["slices"]["risk=high"] == aggregate_frame(sub, seed=4, n_boot=300)
+    assert agg["metrics"] == aggregate_frame(df, seed=4, n_boot=300)

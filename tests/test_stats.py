@@ -103,3 +103,88 @@ def test_holm():
     assert adj[1] == pytest.approx(0.06)
     assert adj[3] is None
     assert stats.holm([0.9, 0.8]) == [1.0, 1.0]
+
+
+# --- fast paths: the same bootstrap distributions as the plain one ---------------------
+
+
+def _mc_close(fast, plain, tol=0.3):
+    """Interval ends within Monte Carlo noise: |difference| <= tol * the plain
+    distribution's standard deviation (about 3-4 standard errors of the difference
+    of two 95% endpoints estimated from 4,000 resamples each)."""
+    sd = float(np.std(plain))
+    lo_f, hi_f = stats.interval_from_distribution(fast)
+    lo_p, hi_p = stats.interval_from_distribution(plain)
+    assert abs(lo_f - lo_p) <= tol * sd + 1e-12, (lo_f, lo_p, sd)
+    assert abs(hi_f - hi_p) <= tol * sd + 1e-12, (hi_f, hi_p, sd)
+
+
+def _ks_p(a, b):
+    """Two-sample KS p-value, values rounded to 1e-9 relative first (the same atom
+    computed two ways may differ in its last bits)."""
+    from scipy.stats import ks_2samp
+
+    scale = max(float(np.max(np.abs(a))), 1e-300)
+    return ks_2samp(np.round(a / scale, 9), np.round(b / scale, 9), method="asymp").pvalue
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 37, 400])
+@pytest.mark.parametrize("q", [0.0, 37.3, 50.0, 95.0, 99.0, 100.0])
+def test_percentile_distribution_matches_plain_bootstrap(n, q):
+    x = np.random.default_rng(n).lognormal(7, 0.5, size=n)
+    plain = stats.bootstrap_distribution(x, stats.percentile_stat(q), n_boot=4000, rng=1)
+    fast = stats.percentile_distribution(x, q, n_boot=4000, rng=2)
+    assert fast.shape == (4000,) and np.all((fast >= x.min()) & (fast <= x.max()))
+    _mc_close(fast, plain)
+    if np.std(plain) > 0:
+        assert _ks_p(plain, fast) > 1e-3
+    # seeded, independent of order, and with ties
+    assert np.array_equal(fast, stats.percentile_distribution(x[::-1], q, n_boot=4000, rng=2))
+    ties = np.round(x[: max(1, n // 2)].repeat(3), -2)
+    fast = stats.percentile_distribution(ties, q, n_boot=4000, rng=3)
+    plain = stats.bootstrap_distribution(ties, stats.percentile_stat(q), n_boot=4000, rng=4)
+    if np.std(plain) > 0:
+        assert _ks_p(plain, fast) > 1e-3
+    assert np.isnan(stats.percentile_distribution([], q, n_boot=10)).all()
+
+
+def test_resampled_sums_index_path_is_the_plain_bootstrap():
+    rng = np.random.default_rng(0)
+    cost = rng.gamma(2.0, 0.01, size=300)  # continuous: resampled by index, W @ x
+    succ = (rng.random(300) < 0.7).astype(float)
+    xy = np.column_stack([cost, succ])
+    sums_xy, sums_cost = stats.resampled_sums([xy, cost], n_boot=3000, seed=7)
+    assert sums_xy.shape == (3000, 2) and sums_cost.shape == (3000,)
+    np.testing.assert_allclose(sums_cost / 300, stats.bootstrap_distribution(cost, n_boot=3000, rng=7), rtol=1e-12)
+    np.testing.assert_allclose(sums_xy[:, 0] / sums_xy[:, 1],
+                               stats.bootstrap_distribution(xy, stats.ratio_stat, n_boot=3000, rng=7), rtol=1e-12)
+    # each sample as if alone; identical columns summed once give the same numbers
+    (alone,) = stats.resampled_sums([cost], n_boot=3000, seed=7)
+    np.testing.assert_allclose(alone, sums_cost, rtol=1e-12)
+    empty, _ = stats.resampled_sums([np.empty(0), cost], n_boot=5, seed=7)
+    assert np.isnan(empty).all()
+
+
+@pytest.mark.parametrize("n", [800, 5000])
+def test_resampled_sums_multinomial_path_matches_plain_bootstrap(n):
+    rng = np.random.default_rng(n)
+    v = rng.integers(0, 6, size=n) / 5  # few distinct values (like mrr or coverage)
+    assert stats._few_distinct_rows(v[:, None]) is not None
+    (fast,) = stats.resampled_sums([v], n_boot=4000, seed=1)
+    plain = stats.bootstrap_distribution(v, n_boot=4000, rng=2)
+    _mc_close(fast / n, plain)
+    assert _ks_p(fast / n, plain) > 1e-3
+    assert np.array_equal(fast, stats.resampled_sums([rng.permutation(v)], n_boot=4000, seed=1)[0])
+    # a ratio over few distinct (cost, success) pairs, multinomial over the pairs
+    xy = np.column_stack([np.where(v > 0.5, 0.02, 0.01), (v > 0.3).astype(float)])
+    (sums,) = stats.resampled_sums([xy], n_boot=4000, seed=1)
+    _mc_close(sums[:, 0] / sums[:, 1], stats.bootstrap_distribution(xy, stats.ratio_stat, n_boot=4000, rng=2))
+
+
+def test_few_distinct_rows_threshold():
+    n = 128 * 4
+    assert stats._few_distinct_rows(np.arange(n, dtype=float)[:, None] % 4) is not None
+    assert stats._few_distinct_rows(np.arange(n, dtype=float)[:, None] % 5) is None
+    assert stats._few_distinct_rows(np.ones((10, 1))) is None  # too few rows to bother
+    rows, counts = stats._few_distinct_rows(np.column_stack([np.arange(n) % 2, np.arange(n) % 4]).astype(float))
+    assert rows.shape == (4, 2) and counts.sum() == n

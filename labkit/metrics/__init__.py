@@ -317,11 +317,14 @@ def _col(df: pd.DataFrame, name: str, default: float = math.nan) -> np.ndarray:
 
 def _reasons(df: pd.DataFrame, name: str, mask: np.ndarray) -> dict[str, int]:
     col = name + "_reason"
-    if col in df.columns:
-        vals = ["unmeasured" if not isinstance(r, str) or not r else r for r in df[col].to_numpy()[mask]]
-    else:
-        vals = ["unmeasured"] * int(mask.sum())
-    return dict(sorted(Counter(vals).items()))
+    if col not in df.columns:
+        n = int(mask.sum())
+        return {"unmeasured": n} if n else {}
+    counts: Counter[str] = Counter()
+    if mask.any():
+        for r, c in df[col][mask].value_counts(dropna=False).items():
+            counts["unmeasured" if not isinstance(r, str) or not r else r] += int(c)
+    return dict(sorted(counts.items()))
 
 
 def _bools(df: pd.DataFrame, name: str) -> np.ndarray:
@@ -333,8 +336,18 @@ def _bools(df: pd.DataFrame, name: str) -> np.ndarray:
     return np.array([str(v).strip().lower() in ("true", "1", "1.0") for v in col], dtype=bool)
 
 
-def aggregate_metric(spec: MetricSpec, df: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> dict[str, Any] | None:
-    """One metrics.json entry for one metric over the rows of ``df`` (None if the frame lacks it)."""
+@dataclass(frozen=True)
+class _Boot:
+    """The bootstrap an aggregate entry still needs: ``stat`` of resamples of
+    ``sample`` (mean, sum, ratio of its two column sums, or percentile ``q``)."""
+
+    sample: np.ndarray
+    stat: str
+    q: float = 50.0
+
+
+def _plan_metric(spec: MetricSpec, df: pd.DataFrame) -> tuple[dict[str, Any], _Boot | None] | None:
+    """A metric's entry with its value and, when the interval is a bootstrap, what to resample."""
     from labkit import stats
 
     n_rows = len(df)
@@ -343,6 +356,7 @@ def aggregate_metric(spec: MetricSpec, df: pd.DataFrame, *, seed: int = 0, n_boo
     hi: float | None = None
     reasons: dict[str, int] = {}
     method = "none"
+    boot: _Boot | None = None
     if spec.per_case:
         if spec.name not in df.columns:
             return None
@@ -357,7 +371,7 @@ def aggregate_metric(spec: MetricSpec, df: pd.DataFrame, *, seed: int = 0, n_boo
                 lo, hi = stats.wilson_interval(int(np.sum(v > 0.5)), n)
                 method = "wilson"
             else:
-                lo, hi = stats.bootstrap_ci(v, n_boot=n_boot, rng=seed)
+                boot = _Boot(v, "mean")
                 method = "bootstrap"
     elif spec.kind == "percentile":
         q = ops.LATENCY_PERCENTILES[spec.name]
@@ -369,7 +383,7 @@ def aggregate_metric(spec: MetricSpec, df: pd.DataFrame, *, seed: int = 0, n_boo
         reasons = dict(sorted(Counter("no_latency" if not np.isfinite(a) else "from_cache" for a in lat[um]).items()))
         if n:
             value = float(np.percentile(sample, q))
-            lo, hi = stats.percentile_ci(sample, q, n_boot=n_boot, rng=seed)
+            boot = _Boot(sample, "percentile", q)
             method = "bootstrap"
     elif spec.kind == "ratio":
         cost = _col(df, "cost_usd")
@@ -381,7 +395,7 @@ def aggregate_metric(spec: MetricSpec, df: pd.DataFrame, *, seed: int = 0, n_boo
         else:
             n = n_rows
             value = ops.cost_per_success(cost, succ)
-            lo, hi = stats.ratio_ci(np.nan_to_num(cost), succ.astype(float), n_boot=n_boot, rng=seed)
+            boot = _Boot(np.column_stack([np.nan_to_num(cost), succ.astype(float)]), "ratio")
             method = "bootstrap"
     else:  # sum
         cost = _col(df, "cost_usd")
@@ -390,9 +404,9 @@ def aggregate_metric(spec: MetricSpec, df: pd.DataFrame, *, seed: int = 0, n_boo
         reasons = {"no_cost": n_rows - n} if n_rows - n else {}
         if n:
             value = float(cost[rec].sum())
-            lo, hi = stats.bootstrap_ci(cost[rec], stats.sum_stat, n_boot=n_boot, rng=seed)
+            boot = _Boot(cost[rec], "sum")
             method = "bootstrap"
-    return {
+    entry = {
         "stage": spec.stage,
         "value": _num(value),
         "ci_low": _num(lo),
@@ -403,18 +417,67 @@ def aggregate_metric(spec: MetricSpec, df: pd.DataFrame, *, seed: int = 0, n_boo
         "direction": spec.direction,
         "interval": method,
     }
+    return entry, boot
+
+
+def _from_sums(boot: _Boot, sums: np.ndarray) -> np.ndarray:
+    """The statistic of each resample from its column sums."""
+    if boot.stat == "mean":
+        return sums / boot.sample.shape[0]
+    if boot.stat == "ratio":
+        num, den = sums[:, 0], sums[:, 1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    return sums
+
+
+def _run_boots(planned: Sequence[tuple[dict[str, Any], _Boot | None]], *, seed: int, n_boot: int) -> None:
+    """Fill in the bootstrap intervals of planned entries, all resamples of sums drawn
+    together (one count matrix per sample size, W @ x for every metric of that size)."""
+    from labkit import stats
+
+    sum_jobs = [(entry, b) for entry, b in planned if b is not None and b.stat != "percentile"]
+    all_sums = stats.resampled_sums([b.sample for _, b in sum_jobs], n_boot=n_boot, seed=seed)
+    dists = [(entry, _from_sums(b, sums)) for (entry, b), sums in zip(sum_jobs, all_sums, strict=True)]
+    for entry, b in planned:
+        if b is not None and b.stat == "percentile":
+            dists.append((entry, stats.percentile_distribution(b.sample, b.q, n_boot=n_boot, rng=seed)))
+    for entry, dist in dists:
+        lo, hi = stats.interval_from_distribution(dist)
+        entry["ci_low"], entry["ci_high"] = _num(lo), _num(hi)
+
+
+def aggregate_metric(spec: MetricSpec, df: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> dict[str, Any] | None:
+    """One metrics.json entry for one metric over the rows of ``df`` (None if the frame lacks it).
+
+    Rows are used in the frame's order (:func:`aggregate_frame` sorts them by case_id first).
+    """
+    planned = _plan_metric(spec, df)
+    if planned is None:
+        return None
+    _run_boots([planned], seed=seed, n_boot=n_boot)
+    return planned[0]
 
 
 def aggregate_frame(df: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> dict[str, dict[str, Any]]:
     """metrics.json ``metrics`` block for a scores frame (rows sorted by case_id first,
     so the result never depends on row order)."""
-    if "case_id" in df.columns:
+    planned: list[tuple[dict[str, Any], _Boot | None]] = []
+    out = _plan_frame(df, planned)
+    _run_boots(planned, seed=seed, n_boot=n_boot)
+    return out
+
+
+def _plan_frame(df: pd.DataFrame, planned: list[tuple[dict[str, Any], _Boot | None]]) -> dict[str, dict[str, Any]]:
+    """A frame's entries, intervals still to compute (appended to ``planned``)."""
+    if "case_id" in df.columns and not df["case_id"].is_monotonic_increasing:
         df = df.sort_values("case_id", kind="mergesort").reset_index(drop=True)
     out: dict[str, dict[str, Any]] = {}
     for spec in METRICS.values():
-        entry = aggregate_metric(spec, df, seed=seed, n_boot=n_boot)
-        if entry is not None:
-            out[spec.name] = entry
+        got = _plan_metric(spec, df)
+        if got is not None:
+            out[spec.name] = got[0]
+            planned.append(got)
     return out
 
 
@@ -441,22 +504,28 @@ def aggregate(
     if missing:
         raise DatasetError(None, [Problem(None, "case_id", f"no scores for case {cid!r}") for cid in missing])
     wanted = {c.id for c in cases}
-    df = scores[ids.isin(wanted)].drop_duplicates("case_id", keep="last").reset_index(drop=True)
+    keep = np.fromiter((i in wanted for i in ids.tolist()), dtype=bool, count=len(ids))
+    df = scores[keep].drop_duplicates("case_id", keep="last")
+    df = df.sort_values("case_id", kind="mergesort").reset_index(drop=True)
+    planned: list[tuple[dict[str, Any], _Boot | None]] = []
     out: dict[str, Any] = {
         "k": int(k),
         "n_cases": len(df),
         "seed": int(seed),
         "n_boot": int(n_boot),
-        "metrics": aggregate_frame(df, seed=seed, n_boot=n_boot),
+        "metrics": _plan_frame(df, planned),
         "slices": {},
     }
-    df_ids = df["case_id"].astype(str)
+    row_of = {cid: i for i, cid in enumerate(df["case_id"].astype(str).tolist())}
     for tag in slice_tags:
-        values = sorted({c.tags[tag] for c in cases if tag in c.tags})
-        for val in values:
-            sub_ids = {c.id for c in cases if c.tags.get(tag) == val}
-            sub = df[df_ids.isin(sub_ids)]
-            out["slices"][f"{tag}={val}"] = aggregate_frame(sub, seed=seed, n_boot=n_boot)
+        rows: dict[str, list[int]] = {}
+        for c in cases:
+            if tag in c.tags and c.id in row_of:
+                rows.setdefault(c.tags[tag], []).append(row_of[c.id])
+        for val in sorted({c.tags[tag] for c in cases if tag in c.tags}):
+            sub = df.iloc[sorted(set(rows.get(val, [])))]  # rows stay in case_id order
+            out["slices"][f"{tag}={val}"] = _plan_frame(sub, planned)
+    _run_boots(planned, seed=seed, n_boot=n_boot)  # every frame's resamples in one pass
     return out
 
 
