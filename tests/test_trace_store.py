@@ -204,3 +204,46 @@ def test_query_while_another_process_appends(tmp_path: Path) -> None:
     assert len(seen) >= 3, "the appender finished before the store could query it"
     assert seen == sorted(seen) and 0 < max(seen) <= n
     assert any(0 < c < n for c in seen)  # queried mid-run
+
+
+def _p_by_version(st: TraceStore, table: str, q: float) -> list[tuple[object, ...]]:
+    df = st.query(f"""SELECT prompt_version, count(*) AS traces, quantile_cont(latency_ms, {q}) AS latency_ms
+                      FROM {table} GROUP BY prompt_version ORDER BY prompt_version""")
+    return [tuple(r) for r in df.itertuples(index=False)]
+
+
+def test_latency_by_prompt_version_equals_the_views_on_messy_files(two_runs: tuple[Path, Path], tmp_path: Path) -> None:
+    a, b = two_runs
+    # records another system wrote: wrong types, no trace_id, not objects, a torn last line
+    with open(b / "traces.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"trace_id": "x1", "prompt_version": "rag-v1", "latency_ms": 5.0, "attempt": "two"}) + "\n")
+        f.write(json.dumps({"trace_id": "x2", "prompt_version": "rag-v2", "latency_ms": "slow"}) + "\n")
+        f.write(json.dumps({"trace_id": "x3", "latency_ms": 1.0, "usage": {"input_tokens": "many"}}) + "\n")
+        f.write(json.dumps({"prompt_version": "rag-v1", "latency_ms": 99999.0}) + "\n")
+        f.write('[1, 2]\n"text"\n')
+        f.write(dumps_trace(next(synthetic_traces(1, run_id="var", seed=5)))[:70])  # still being written
+    compact([a])  # one run from Parquet, the other from JSONL
+    with TraceStore([a, b]) as st:
+        assert st.parquet_files and st.jsonl_files and st.skipped_lines() == 4
+        for q in (0.5, 0.95):
+            got = [tuple(r) for r in st.latency_by_prompt_version(q).itertuples(index=False)]
+            assert got == _p_by_version(st, "traces_raw", q) == _p_by_version(st, "traces", q)
+            assert got == [tuple(r) for r in st.latency_by_prompt_version(q, raw=True).itertuples(index=False)]
+        # a read of only the columns the query needs (benchmarks/bench_traces.py times it) gives the same
+        files = ", ".join(f"'{p}'" for p in st.jsonl_files)
+        narrow = st.query(
+            "SELECT prompt_version, count(*) AS traces, quantile_cont(latency_ms, 0.95) AS latency_ms FROM ("
+            f"SELECT * FROM read_json([{files}], columns={{'trace_id': 'VARCHAR', 'prompt_version': 'VARCHAR', "
+            "'latency_ms': 'DOUBLE'}, format='newline_delimited', ignore_errors=true) UNION ALL "
+            f"SELECT trace_id, prompt_version, latency_ms FROM read_parquet('{st.parquet_files[0]}')) "
+            "WHERE trace_id IS NOT NULL GROUP BY prompt_version ORDER BY prompt_version")
+        assert [tuple(r) for r in narrow.itertuples(index=False)] == _p_by_version(st, "traces_raw", 0.95)
+        assert sum(t for _, t, _ in got) == 200 + 3
+    with TraceStore([b]) as st:
+        got = [tuple(r) for r in st.latency_by_prompt_version().itertuples(index=False)]
+        assert got == _p_by_version(st, "traces_raw", 0.95)
+    empty = tmp_path / "no-traces"
+    empty.mkdir()
+    (empty / "manifest.json").write_text("{}")
+    with TraceStore(empty) as st:
+        assert st.latency_by_prompt_version().empty
