@@ -133,44 +133,39 @@ class RagConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], path: str | None = None) -> RagConfig:
-        known = {f for f in cls.__dataclass_fields__} | {"type", "name", "description", "runner", "fallback"}
-        for key in d:
-            if key not in known:
-                raise ConfigError(f"unknown key {key!r}", path=path, field=key, known=sorted(known))
         m = d.get("model") or {}
         if not isinstance(m, dict):
             raise ConfigError("must be a mapping", path=path, field="model")
-        mknown = set(ModelProfile.__dataclass_fields__) | {"simulated"}
-        for key in m:
-            if key not in mknown:
-                raise ConfigError(f"unknown key {key!r}", path=path, field=f"model.{key}", known=sorted(mknown))
-        kwargs: dict[str, Any] = {}
-        for fname, fdef in cls.__dataclass_fields__.items():
-            if fname == "model" or fname not in d:
-                continue
-            val = d[fname]
-            want = type(fdef.default)
-            if want is float and isinstance(val, int) and not isinstance(val, bool):
-                val = float(val)
-            if not isinstance(val, want) or isinstance(val, bool) != (want is bool):
-                raise ConfigError(f"must be {want.__name__}, got {val!r}", path=path, field=fname)
-            kwargs[fname] = val
-        mk: dict[str, Any] = {}
-        for fname, fdef in ModelProfile.__dataclass_fields__.items():
-            if fname in m:
-                val = m[fname]
-                want = type(fdef.default)
-                if want is float and isinstance(val, int) and not isinstance(val, bool):
-                    val = float(val)
-                if not isinstance(val, want):
-                    raise ConfigError(f"must be {want.__name__}, got {val!r}", path=path, field=f"model.{fname}")
-                mk[fname] = val
-        cfg = cls(**kwargs, model=ModelProfile(**mk))
+        kwargs = _typed_fields(cls, d, {"type", "name", "description", "runner", "fallback", "model"}, path, "")
+        model = ModelProfile(**_typed_fields(ModelProfile, m, {"simulated"}, path, "model."))
+        cfg = cls(**kwargs, model=model)
         if cfg.top_k < 1 or cfg.answer_sentences < 1:
             raise ConfigError("top_k and answer_sentences must be at least 1", path=path, field="top_k")
         if not 0.0 <= cfg.model.unsupported_claim_rate <= 1.0:
             raise ConfigError("must be in [0, 1]", path=path, field="model.unsupported_claim_rate")
         return cfg
+
+
+def _typed_fields(
+    cls: Any, d: Mapping[str, Any], other_keys: set[str], path: str | None, prefix: str
+) -> dict[str, Any]:
+    """The dataclass fields given in ``d``, each of its default's type (an int passes for a
+    float); an unknown key or a wrong type is a ConfigError naming the field."""
+    fields = cls.__dataclass_fields__
+    known = sorted(set(fields) | other_keys)
+    out: dict[str, Any] = {}
+    for key, val in d.items():
+        if key in other_keys:
+            continue
+        if key not in fields:
+            raise ConfigError(f"unknown key {key!r}", path=path, field=prefix + key, known=known)
+        want = type(fields[key].default)
+        if want is float and isinstance(val, int) and not isinstance(val, bool):
+            val = float(val)
+        if not isinstance(val, want) or isinstance(val, bool) != (want is bool):
+            raise ConfigError(f"must be {want.__name__}, got {val!r}", path=path, field=prefix + key)
+        out[key] = val
+    return out
 
 
 def _account(user_id: str) -> dict[str, Any]:
