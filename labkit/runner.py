@@ -370,6 +370,8 @@ def _result_line(
     for k, v in d.items():
         if k not in res and k not in RUNNER_FIELDS:
             res[k] = v
+    if data is not None and "retrieved" not in data:
+        res["retrieval_logged"] = False  # the pipeline reports no retrieval: unmeasured, not 0
     return res
 
 

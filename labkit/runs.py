@@ -144,6 +144,8 @@ def normalize_result(obj: Any, line: int | None, out: list[Problem]) -> dict[str
         else:
             res.setdefault(key, default)
     res["retrieved"] = retrieved
+    if "retrieved" not in obj:
+        res.setdefault("retrieval_logged", False)
     if isinstance(usage, dict):
         res["usage"] = usage
     return res

@@ -158,3 +158,22 @@ def test_full_gate_slices_reviews_and_lock_from_the_cli(runs, tmp_path, capsys):
     assert "faithfulness no worse than baseline by 0.02" in failed
     assert "risk=high: must_include_coverage >= 0.5" in failed
     assert not any(n.startswith("human review") for n in failed)
+
+
+def test_traffic_without_retrieval_logged_is_unmeasured_not_zero(tmp_path):
+    run = tmp_path / "recorded"
+    run.mkdir()
+    lines = [
+        {"case_id": "sec-001", "status": "ok", "answer": "Use the security portal."},   # no retrieved field
+        {"case_id": "sup-001", "status": "ok", "answer": "Escalate high risk ones.", "retrieved": []},
+    ]
+    (run / "results.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    ds = tmp_path / "two.jsonl"
+    ds.write_text("".join(ln for ln in Path(GOLDEN).read_text(encoding="utf-8").splitlines(keepends=True)
+                          if '"sec-001"' in ln or '"sup-001"' in ln))
+    assert main(["score", str(run), "--dataset", str(ds)]) == 0
+    m = json.loads((run / "metrics.json").read_text())["metrics"]
+    hit = m["retrieval_hit_rate"]
+    assert hit["value"] == 0.0 and hit["n"] == 1  # [] is "retrieved nothing"
+    assert hit["unmeasured_reasons"] == {"no_retrieval": 1}  # no field: nothing known
+    assert m["citation_validity"]["unmeasured_reasons"].get("no_retrieval") == 1

@@ -252,11 +252,16 @@ def score_cases(
         cols[name + "_reason"].append("" if val is not None else (reason or "unmeasured"))
 
     for i, (case, res, items) in enumerate(zip(cases, paired, retrieved, strict=True)):
-        for name in retrieval.RETRIEVAL_METRICS:
-            v = float(ret[name][i])
-            put(name, None if math.isnan(v) else v, "no_gold")
         raw = ops.raw_ops(res)
         status = raw["status"]
+        # an answered case whose pipeline logs no retrieval says nothing about retrieval
+        unlogged = status == "ok" and res.get("retrieval_logged") is False
+        for name in retrieval.RETRIEVAL_METRICS:
+            v = float(ret[name][i])
+            if unlogged and not math.isnan(v):
+                put(name, None, "no_retrieval")
+            else:
+                put(name, None if math.isnan(v) else v, "no_gold")
         ans = res.get("answer")
         answer = ans if isinstance(ans, str) and status == "ok" else None
         no_answer = "not_ok" if status != "ok" else "no_answer"
@@ -269,7 +274,10 @@ def score_cases(
         else:
             put("faithfulness", *generation.faithfulness(jd, answer, _contexts(items, corpus)))
             put("answer_relevance", *generation.answer_relevance(jd, case.question, answer))
-            put("citation_validity", *generation.citation_validity(res.get("citations"), items, level))
+            if unlogged:
+                put("citation_validity", None, "no_retrieval")
+            else:
+                put("citation_validity", *generation.citation_validity(res.get("citations"), items, level))
         cov = generation.must_include_coverage(answer, case.must_include)
         vio = generation.must_not_include_violation(answer, case.must_not_include)
         put("must_include_coverage", *cov)
