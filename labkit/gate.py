@@ -406,6 +406,9 @@ class Gate:
             if not isinstance(s, dict) or not isinstance(s.get("where"), dict) or not s["where"]:
                 raise ConfigError("must be {where: {tag: value}, checks: [...]}", path=path, field=fld)
             where = {str(k): str(v) for k, v in s["where"].items()}
+            if len(where) != 1:
+                raise ConfigError("a slice names one tag (metrics.json aggregates one tag at a time, "
+                                  "e.g. {risk: high})", path=path, field=f"{fld}.where")
             _check_tag_values(where, path, f"{fld}.where")
             sc = s.get("checks") or []
             if not isinstance(sc, list) or not sc:
