@@ -85,6 +85,25 @@ def test_multiwindow_burn_rate() -> None:
     assert ev2 and ev2[0]["windows"][0]["short_burn_rate"] == pytest.approx(10.0)
 
 
+
+def test_burn_rate_fires_when_any_one_pair_burns() -> None:
+    """6 h of healthy traffic, then a 10-minute outage: the fast pair (1h/5m) pages, the slow
+    pair (6h/30m) has not burnt enough yet; the rule fires on the pair that does."""
+    t0 = 1_700_000_000.0
+    trs = [{"ts_end": t0 + i * 6.0, "status": "ok", "latency_ms": 100.0} for i in range(3600)]
+    t1 = t0 + 3600 * 6.0
+    trs += [{"ts_end": t1 + i * 6.0, "status": "error", "latency_ms": 100.0} for i in range(100)]
+    rules = parse_rules({"rules": [{"name": "availability-burn", "kind": "burn_rate", "slo": 0.99,
+                                    "bad": "error",
+                                    "windows": [{"long": "1h", "short": "5m", "burn_rate": 14.4},
+                                                {"long": "6h", "short": "30m", "burn_rate": 6}]}]})
+    ev = evaluate_alerts(rules, trs)
+    assert len(ev) == 1
+    fast, slow = ev[0]["windows"]
+    assert fast["fired"] and not slow["fired"]
+    assert ev[0]["window"] == "1h/5m" and ev[0]["value"] == fast["short_burn_rate"]
+    assert evaluate_alerts(rules, trs[:3600]) == []  # healthy traffic alone never pages
+
 @pytest.mark.parametrize(
     ("rule", "match"),
     [

@@ -370,9 +370,9 @@ def _eval_burn(rule: AlertRule, df: Any) -> list[dict[str, Any]]:
     fired: list[tuple[int, dict[str, Any]]] = []
     for p in points:
         pairs = []
-        ok = True
         for long_w, short_w, thr in rule.windows:
             entry: dict[str, Any] = {"long": str(long_w), "short": str(short_w), "burn_rate_threshold": thr}
+            over = True  # a pair fires when both its windows burn at or above its threshold
             for label, w in (("long", long_w), ("short", short_w)):
                 lo = _bounds(ts, p, w)
                 n = p + 1 - lo
@@ -382,16 +382,18 @@ def _eval_burn(rule: AlertRule, df: Any) -> list[dict[str, Any]]:
                 entry[f"{label}_bad"] = int(nbad)
                 entry[f"{label}_traces"] = int(n)
                 if n < max(1, rule.min_traces) or ratio / budget < thr:
-                    ok = False
+                    over = False
+            entry["fired"] = over
             pairs.append(entry)
-        if ok:
+        hot = [e for e in pairs if e["fired"]]
+        if hot:  # the rule fires when any one of its pairs does
             fired.append((p, {
                 "rule": rule.name, "kind": "burn_rate", "severity": rule.severity,
                 "slo": rule.slo, "bad": rule.bad, "fired_at": _iso(ts[p]),
-                "window": "; ".join(f"{e['long']}/{e['short']}" for e in pairs),
-                "value": max(e["short_burn_rate"] for e in pairs),
+                "window": "; ".join(f"{e['long']}/{e['short']}" for e in hot),
+                "value": max(e["short_burn_rate"] for e in hot),
                 "windows": pairs,
-                "n_traces": max(e["long_traces"] for e in pairs),
+                "n_traces": max(e["long_traces"] for e in hot),
             }))
     return _merge(fired, points, "value")
 
