@@ -147,3 +147,13 @@ def test_generation_metrics_bounded(answer, contexts, phrases, citations):
         v = df.loc[0, name]
         assert math.isnan(v) or 0.0 <= v <= 1.0, name
         assert (df.loc[0, name + "_reason"] == "") == (not math.isnan(v))
+
+
+def test_cited_chunk_counts_for_the_source_its_retrieved_item_names():
+    """Another system's chunk ids need not look like ``source#n``: the retrieved item says."""
+    retrieved = [{"id": "chunk-17", "source": "security-runbook"}, {"id": "c-9", "source": "billing"}]
+    assert generation.citation_validity(["chunk-17"], retrieved, "source") == (1.0, "")
+    assert generation.citation_accuracy(["chunk-17"], ["security-runbook"], "source", retrieved) == (1.0, "")
+    assert generation.citation_accuracy(["c-9"], ["security-runbook"], "source", retrieved) == (0.0, "")
+    # without the retrieved items, the id's part before '#' is its source
+    assert generation.citation_accuracy(["security-runbook#2"], ["security-runbook"], "source") == (1.0, "")

@@ -282,7 +282,7 @@ def score_cases(
         vio = generation.must_not_include_violation(answer, case.must_not_include)
         put("must_include_coverage", *cov)
         put("must_not_include_violation", *vio)
-        put("citation_accuracy", *generation.citation_accuracy(res.get("citations"), case.gold, level))
+        put("citation_accuracy", *generation.citation_accuracy(res.get("citations"), case.gold, level, items))
 
         tools = agent.tool_call_accuracy(res.get("tool_calls"), case.expected_tools)
         put("tool_call_accuracy", *tools)

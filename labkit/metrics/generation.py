@@ -9,7 +9,7 @@ one space) and is a substring test.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from labkit.metrics.retrieval import dedupe, to_level
@@ -65,10 +65,17 @@ def must_not_include_violation(answer: str | None, phrases: Sequence[str]) -> Sc
     return (1.0 if any(phrases_found(answer, phrases)) else 0.0), ""
 
 
-def _cited(citations: Any, level: str) -> list[str]:
+def _cited(citations: Any, level: str, retrieved: Sequence[Any] = ()) -> list[str]:
+    """Distinct cited ids at ``level``. At source level a cited chunk counts for its source:
+    the source its retrieved item names, else the part of its id before ``#``."""
     if not isinstance(citations, list):
         return []
-    return dedupe([to_level(c, level) if isinstance(c, str) else None for c in citations])
+    sources: dict[str, str] = {}
+    if level == "source":
+        for it in retrieved:
+            if isinstance(it, Mapping) and isinstance(it.get("id"), str) and isinstance(it.get("source"), str):
+                sources.setdefault(it["id"], it["source"])
+    return dedupe([(sources.get(c) or to_level(c, level)) if isinstance(c, str) else None for c in citations])
 
 
 def citation_validity(citations: Any, retrieved: Sequence[Any], level: str) -> Score:
@@ -77,18 +84,18 @@ def citation_validity(citations: Any, retrieved: Sequence[Any], level: str) -> S
     Ids are compared at ``level`` (the case's gold granularity; chunk when the
     case has no gold). The caller makes it unmeasured when there is no answer.
     """
-    cited = _cited(citations, level)
+    cited = _cited(citations, level, retrieved)
     if not cited:
         return 0.0, ""
     got = {to_level(it, level) for it in retrieved}
     return sum(1 for c in cited if c in got) / len(cited), ""
 
 
-def citation_accuracy(citations: Any, gold: Sequence[str], level: str) -> Score:
+def citation_accuracy(citations: Any, gold: Sequence[str], level: str, retrieved: Sequence[Any] = ()) -> Score:
     """Distinct cited ids that are gold / distinct cited ids; 0 with no citations; needs gold."""
     if not gold:
         return None, "no_gold"
-    cited = _cited(citations, level)
+    cited = _cited(citations, level, retrieved)
     if not cited:
         return 0.0, ""
     g = set(gold)
