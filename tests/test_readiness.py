@@ -116,6 +116,8 @@ def test_slo_budget_and_burn_rate_by_hand(tmp_path: Path) -> None:
     assert a.burn_rate == pytest.approx(2.0) and a.status == "at_risk"
     lat = st["lat"]  # 10 of 20 slower than 1000 ms (the recent run) → 0.5 / 0.5 = 1.0; recent 1.0/0.5 = 2
     assert lat.budget_consumed == pytest.approx(1.0) and lat.burn_rate == pytest.approx(2.0)
+    # the observed p50 is an observed latency, within the threshold exactly when the budget holds
+    assert lat.observed == 1000.0 and lat.status != "violated"
     c = st["cost"]  # 2.0 USD / 18 successes
     assert c.observed == pytest.approx(2.0 / 18) and c.budget_consumed == pytest.approx(2.0 / 18 / 0.5)
     f = st["faith"]  # mean 0.85 over 20 → bad 0.15 / 0.2 = 0.75; recent 0.3 / 0.2 = 1.5

@@ -16,8 +16,9 @@ remaining = 1 − consumed (negative when overspent); burn rate = bad ratio over
 the recent window / allowance (1.0 spends the budget exactly over the period;
 above 1 spends it early). An SLO is *met* when consumed ≤ 1, *at risk* when met
 but burning faster than 1 in the recent window, *violated* when consumed > 1,
-and *no data* when nothing was measured. For latency, "consumed ≤ 1" is exactly
-"the p-th percentile ≤ threshold".
+and *no data* when nothing was measured. For latency, the observed statistic is the
+inverted-CDF p-th percentile (an observed latency), so "consumed ≤ 1" is exactly
+"that percentile ≤ threshold".
 """
 
 from __future__ import annotations
@@ -172,7 +173,10 @@ def _bad_ratio(slo: SLO, runs: Sequence[RunView]) -> tuple[float | None, float |
         import numpy as np
 
         pct = 100 * (1 - slo.allowance)
-        return sum(1 for x in xs if x > slo.threshold_ms) / len(xs), float(np.percentile(xs, pct)), len(xs)
+        # the percentile as an observed value (inverted CDF): "pN <= threshold" is then exactly
+        # "at most the allowed share of cases is slower", the budget the status is judged on
+        observed = float(np.percentile(xs, pct, method="inverted_cdf"))
+        return sum(1 for x in xs if x > slo.threshold_ms) / len(xs), observed, len(xs)
     if slo.kind == "cost_per_success":
         cost, succ, n = 0.0, 0, 0
         for run in runs:
