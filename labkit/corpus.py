@@ -88,6 +88,16 @@ class Corpus:
         return idx
 
     @property
+    def fingerprint(self) -> str:
+        """sha256 over the chunks (ids and text): what a retriever over this corpus can return."""
+        import hashlib
+
+        h = hashlib.sha256(f"chunk_size={self.chunk_size}\n".encode())
+        for c in self.chunks:
+            h.update(f"{c.id}\x1f{c.text}\x1e".encode())
+        return h.hexdigest()
+
+    @property
     def doc_ids(self) -> list[str]:
         return list(dict.fromkeys(c.source for c in self.chunks))
 

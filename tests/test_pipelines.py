@@ -90,3 +90,20 @@ def test_variant_differs_visibly():
     assert [r["id"] for r in v["retrieved"]] == [r["id"] for r in b["retrieved"]]  # same retrieval
     assert len(v["citations"]) <= 1 < len(b["answer"].split(". "))
     assert v["cost_usd"] < b["cost_usd"] and v["latency_ms"] < b["latency_ms"]
+
+
+def test_config_hash_follows_the_corpus_content(tmp_path):
+    """The cache and resume key on config_hash: another corpus must never be served old answers."""
+    import shutil
+
+    base = load_pipeline("data/pipelines/baseline.yaml")
+    same = load_pipeline("data/pipelines/baseline.yaml", corpus_dir="data/corpus")
+    assert same.config_hash == base.config_hash
+    copy = tmp_path / "corpus"
+    shutil.copytree("data/corpus", copy)
+    assert load_pipeline("data/pipelines/baseline.yaml", corpus_dir=str(copy)).config_hash == base.config_hash
+    doc = copy / "billing.md"
+    doc.write_text(doc.read_text().replace("49 dollars", "59 dollars") + "\n## New\n\nA new section.\n")
+    moved = load_pipeline("data/pipelines/baseline.yaml", corpus_dir=str(copy))
+    assert moved.config_hash != base.config_hash
+    assert moved.config["corpus"] == str(copy.resolve())  # the manifest records the corpus used

@@ -60,9 +60,12 @@ def register_pipeline(type_name: str) -> Callable[[Factory], Factory]:
     return deco
 
 
-def config_hash(config: Mapping[str, Any]) -> str:
-    """sha256 (first 16 hex) of the behavioural part of a config, canonical JSON."""
+def config_hash(config: Mapping[str, Any], corpus_fingerprint: str | None = None) -> str:
+    """sha256 (first 16 hex) of the behavioural part of a config, canonical JSON, and of the
+    corpus the pipeline retrieves from (its content, not its path)."""
     core = {k: v for k, v in config.items() if k not in NON_BEHAVIOURAL_KEYS}
+    if corpus_fingerprint is not None:
+        core = {**core, "corpus": corpus_fingerprint}
     blob = json.dumps(core, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -129,7 +132,12 @@ def from_config(
         else:
             raise ConfigError("must be a config path or mapping", path=path, field="fallback")
     name = str(cfg.get("name") or (Path(path).stem if path else type_name))
-    return LoadedPipeline(name, fn, cfg, config_hash(cfg), fallback, dict(runner), path)
+    corpus = getattr(fn, "corpus", None) or getattr(getattr(fn, "retriever", None), "corpus", None)
+    fp = getattr(corpus, "fingerprint", None)
+    if corpus_dir is not None:  # record the corpus actually used, so a rescore finds it
+        cfg["corpus"] = str(Path(corpus_dir).resolve())
+    return LoadedPipeline(name, fn, cfg, config_hash(cfg, fp if isinstance(fp, str) else None), fallback,
+                          dict(runner), path)
 
 
 def load_pipeline(
