@@ -165,6 +165,16 @@ def _locate(text: str, err: ConfigError) -> int | None:
     return line_of(text, key[-1] + ":") if key else None
 
 
+def _utc(stamp: Any) -> datetime:
+    """An ISO time as an aware UTC datetime (times without a zone are read as UTC), so stamps
+    of different precision compare by time, not as text."""
+    try:
+        t = datetime.fromisoformat(str(stamp))
+    except ValueError:
+        raise ConfigError(f"not an ISO time: {stamp!r}", field="locked_at") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
 def file_hash(path: str | os.PathLike[str]) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -191,7 +201,7 @@ def lock_gate(gate_path: str | os.PathLike[str]) -> dict[str, Any]:
     info = {
         "gate": str(gate_path),
         "hash": file_hash(gate_path),
-        "locked_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "locked_at": datetime.now(UTC).isoformat(timespec="microseconds"),
     }
     atomic_write_text(lock_path(gate_path), json.dumps(info, indent=2) + "\n")
     return info
@@ -639,7 +649,7 @@ class Gate:
             if rec.get("hash") and rec["hash"] != info["hash"]:
                 return {"status": "edited_after_lock", "detail": "the run was judged by another version "
                         f"of the gate (run recorded {rec['hash'][:12]}, now {info['hash'][:12]})", **info}
-            if created and str(info["locked_at"]) > str(created):
+            if created and _utc(info["locked_at"]) > _utc(created):
                 return {"status": "locked_after_run", "detail": f"gate locked at {info['locked_at']}, "
                         f"after the run started at {created}", **info}
             return {"status": "pre_registered", "detail": f"locked at {info['locked_at']}, "

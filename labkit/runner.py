@@ -1080,7 +1080,7 @@ def _manifest(
     fb = pipe.fallback
     m: dict[str, Any] = {
         "run_id": run_id,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="microseconds"),
         "finished_at": None,
         "status": "running",
         "labkit_version": __version__,

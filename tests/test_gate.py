@@ -235,3 +235,20 @@ def test_config_errors_from_a_file_name_the_line(tmp_path):
     with pytest.raises(ConfigError) as ei:
         Gate.load(p)
     assert ei.value.line == 4
+
+
+def test_lock_and_run_in_the_same_second_are_ordered(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    gp = tmp_path / "gate.yaml"
+    gp.write_text(GATE_TEXT)
+    info = lock_gate(gp)
+    locked = datetime.fromisoformat(info["locked_at"])
+    before = (locked - timedelta(microseconds=300)).isoformat()
+    after = (locked + timedelta(microseconds=300)).isoformat()
+    assert Gate.load(gp).evaluate(_hand_run(tmp_path, after)).pre_registration["status"] == "pre_registered"
+    assert Gate.load(gp).evaluate(_hand_run(tmp_path, before)).pre_registration["status"] == "locked_after_run"
+    # a lock stamped to the second still compares by time against a finer run stamp
+    (tmp_path / "gate.yaml.lock.json").write_text(json.dumps({**info, "locked_at": "2026-01-01T00:00:00+00:00"}))
+    run = _hand_run(tmp_path, datetime(2026, 1, 1, 0, 0, 0, 5, tzinfo=UTC).isoformat())
+    assert Gate.load(gp).evaluate(run).pre_registration["status"] == "pre_registered"
