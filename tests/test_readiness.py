@@ -162,3 +162,13 @@ def test_rollout_stage_needs_every_earlier_stage_and_quiet_triggers(tmp_path: Pa
     with pytest.raises(ConfigError) as e:
         load_rollout(p)
     assert e.value.known and "gate_passed" in e.value.known
+
+
+def test_composite_takes_the_severity_of_the_gaps_it_summarises() -> None:
+    from labkit.readiness.model import composite
+
+    ok = item("a", "x", "x", "A", "pass", "fine", None, "critical")
+    drill = item("b", "x", "x", "B", "fail", "not rehearsed", "rehearse", "medium")
+    comp = composite("c", "x", "x", "C", [ok, drill], "critical")
+    assert comp.status == "fail" and comp.severity == "medium" and not comp.is_gap
+    assert composite("d", "x", "x", "D", [ok], "critical").severity == "critical"

@@ -110,10 +110,17 @@ def item(
 
 def composite(id: str, area: str, checklist: str, title: str, parts: Iterable[CheckItem],
               severity: str = "high") -> CheckItem:
-    """An item summarising others: the worst status of its parts, their evidence and actions."""
+    """An item summarising others: the worst status of its parts, their evidence and actions.
+
+    Its severity, when it is not passing, is that of its most severe part that is not
+    passing (a composite never looks graver, or milder, than the gaps it summarises;
+    the verdict counts those parts, not the composite)."""
     ps = list(parts)
     order = {"fail": 0, "unknown": 1, "attested": 2, "pass": 3}
     status = min((p.status for p in ps), key=lambda s: order[s]) if ps else "unknown"
+    open_parts = [p.severity for p in ps if p.status in ("fail", "unknown")]
+    if open_parts:
+        severity = min(open_parts, key=SEVERITIES.index)
     evidence = "; ".join(f"{p.id}: {p.status}" for p in ps)
     actions = [f"{p.id}: {p.action}" for p in ps if p.action]
     return item(id, area, checklist, title, status, evidence, " ".join(actions) or None, severity,
