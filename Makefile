@@ -21,8 +21,13 @@ report: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
+# Offline: no update check, no news feed, a read-only extension manager (nothing leaves the machine).
+LAB_FLAGS := --notebook-dir=notebooks \
+	--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
+	--LabApp.news_url=None --LabApp.extension_manager=readonly
+
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab $(LAB_FLAGS) $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
