@@ -247,3 +247,14 @@ def test_latency_by_prompt_version_equals_the_views_on_messy_files(two_runs: tup
     (empty / "manifest.json").write_text("{}")
     with TraceStore(empty) as st:
         assert st.latency_by_prompt_version().empty
+
+
+def test_store_never_downloads_an_extension(tmp_path: Path) -> None:
+    """Nothing leaves the machine: a query that would need a downloadable extension fails here."""
+    from labkit.trace.store import TraceStore
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "traces.jsonl").write_text("")
+    with TraceStore([run]) as st:
+        assert st.con.execute("select current_setting('autoinstall_known_extensions')").fetchone() == (False,)

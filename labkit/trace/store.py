@@ -158,7 +158,8 @@ class TraceStore:
         self.jsonl_files: list[Path] = []
         self.parquet_files: list[Path] = []
         duckdb = _duckdb()
-        self.con: Any = duckdb.connect(":memory:")
+        # nothing leaves the machine: never download an extension (json and parquet are built in)
+        self.con: Any = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False})
         for src in self.sources:
             self._add_source(src)
         self._metric_columns: list[str] = []
