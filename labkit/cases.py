@@ -254,10 +254,14 @@ class Dataset(Sequence[EvalCase]):
 
 def parse_lines(lines: Iterable[str], path: str | None = None) -> Dataset:
     """Validate JSONL text lines (blank lines skipped); all-or-nothing."""
+    return _parse_numbered(enumerate(lines, start=1), path)
+
+
+def _parse_numbered(lines: Iterable[tuple[int, str]], path: str | None) -> Dataset:
     problems: list[Problem] = []
     cases: list[EvalCase] = []
     seen: dict[str, int] = {}
-    for n, raw in enumerate(lines, start=1):
+    for n, raw in lines:
         if not raw.strip():
             continue
         try:
@@ -279,20 +283,43 @@ def parse_lines(lines: Iterable[str], path: str | None = None) -> Dataset:
     return Dataset(tuple(cases), path)
 
 
-def load_cases(path: str | os.PathLike[str]) -> Dataset:
-    """Load and validate a JSONL dataset. Raises DatasetError listing every bad line."""
+def input_error(path: str | os.PathLike[str], exc: OSError, line: int | None = None) -> DatasetError:
+    """The DatasetError for an input file that cannot be read (not found, a folder, ...)."""
+    reasons = {FileNotFoundError: "file not found", IsADirectoryError: "is a folder, not a JSONL file",
+               PermissionError: "permission denied"}
+    reason = next((r for t, r in reasons.items() if isinstance(exc, t)), exc.strerror or str(exc))
+    return DatasetError(str(path), [Problem(line, None, reason)])
+
+
+def iter_jsonl(path: str | os.PathLike[str], *, strict_tail: bool = False) -> Iterator[tuple[int, str, bool]]:
+    """``(line number, text, complete)`` for each non-blank line of a JSONL file.
+
+    ``complete`` is False only for a last line without its newline: what a writer
+    killed mid-line, or still writing, leaves. Such a tail may end inside a UTF-8
+    character, so it is decoded leniently (it is no whole record anyway) unless
+    ``strict_tail`` (a hand-written file often just lacks its final newline). A
+    line that is not UTF-8 is a DatasetError naming it, as is a file that cannot be read.
+    """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DatasetError(str(p), [Problem(None, None, "file not found")]) from None
-    except IsADirectoryError:
-        raise DatasetError(str(p), [Problem(None, None, "is a folder, not a JSONL file")]) from None
-    except PermissionError:
-        raise DatasetError(str(p), [Problem(None, None, "permission denied")]) from None
-    except UnicodeDecodeError as e:
-        raise DatasetError(str(p), [Problem(None, None, f"not UTF-8 text: {e.reason}")]) from None
-    return parse_lines(text.splitlines(), str(p))
+        f = open(p, "rb")  # noqa: SIM115 - closed below; open errors become DatasetErrors
+    except OSError as e:
+        raise input_error(p, e) from None
+    with f:
+        for n, raw in enumerate(f, start=1):
+            complete = raw.endswith(b"\n")
+            try:
+                lenient = not complete and not strict_tail
+                text = raw.decode("utf-8", errors="replace" if lenient else "strict")
+            except UnicodeDecodeError as e:
+                raise DatasetError(str(p), [Problem(n, None, f"not UTF-8 text: {e.reason}")]) from None
+            if text.strip():
+                yield n, text, complete
+
+
+def load_cases(path: str | os.PathLike[str]) -> Dataset:
+    """Load and validate a JSONL dataset. Raises DatasetError listing every bad line."""
+    return _parse_numbered(((n, text) for n, text, _ in iter_jsonl(path, strict_tail=True)), str(path))
 
 
 def as_cases(items: Iterable[EvalCase | Mapping[str, Any]]) -> Dataset:

@@ -227,16 +227,12 @@ def gate_lock_info(gate_path: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 def load_reviews(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     """Review records (JSONL: case_id, reviewer, verdict, at); the last record per case wins."""
+    from labkit.cases import iter_jsonl
+
     p = Path(path)
     problems: list[Problem] = []
     out: dict[str, dict[str, Any]] = {}
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DatasetError(str(p), [Problem(None, None, "file not found")]) from None
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
+    for n, line, _ in iter_jsonl(p, strict_tail=True):
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as e:
@@ -245,10 +241,10 @@ def load_reviews(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
         if not isinstance(rec, dict):
             problems.append(Problem(n, None, "must be a JSON object"))
             continue
-        for fld in ("case_id", "reviewer", "verdict", "at"):
-            if not isinstance(rec.get(fld), str) or not rec[fld].strip():
-                problems.append(Problem(n, fld, "missing or not a non-empty string"))
-        if not problems:
+        bad = [f for f in ("case_id", "reviewer", "verdict", "at")
+               if not isinstance(rec.get(f), str) or not rec[f].strip()]
+        problems.extend(Problem(n, f, "missing or not a non-empty string") for f in bad)
+        if not bad:
             out[rec["case_id"]] = rec
     if problems:
         raise DatasetError(str(p), problems)

@@ -19,12 +19,12 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labkit.cases import Dataset, EvalCase, atomic_write_text, load_cases
+from labkit.cases import Dataset, EvalCase, atomic_write_text, iter_jsonl, load_cases
 from labkit.errors import ConfigError, DatasetError, Problem
 
 if TYPE_CHECKING:
@@ -164,15 +164,6 @@ def _usage_aliases(usage: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def iter_jsonl(path: Path) -> Iterator[tuple[int, str, bool]]:
-    """(line number, text, complete) for each non-blank line; ``complete`` is False only
-    for a last line without a trailing newline (what a killed writer can leave)."""
-    with open(path, encoding="utf-8") as f:
-        for n, raw in enumerate(f, start=1):
-            if raw.strip():
-                yield n, raw, raw.endswith("\n")
-
-
 def read_results(path: str | os.PathLike[str], *, tolerate_torn_tail: bool = True) -> list[dict[str, Any]]:
     """Read and validate a results.jsonl; every bad line is reported in one DatasetError.
 
@@ -183,13 +174,7 @@ def read_results(path: str | os.PathLike[str], *, tolerate_torn_tail: bool = Tru
     problems: list[Problem] = []
     rows: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
-    try:
-        lines = list(iter_jsonl(p))
-    except FileNotFoundError:
-        raise DatasetError(str(p), [Problem(None, None, "file not found")]) from None
-    except UnicodeDecodeError as e:
-        raise DatasetError(str(p), [Problem(None, None, f"not UTF-8 text: {e.reason}")]) from None
-    for n, raw, complete in lines:
+    for n, raw, complete in iter_jsonl(p):
         try:
             obj = json.loads(raw)
         except json.JSONDecodeError as e:

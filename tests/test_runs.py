@@ -123,3 +123,19 @@ def test_score_rejects_unknown_case_and_missing_dataset(tmp_path: Path, dataset:
         score_run(rd)
     with pytest.raises(DatasetError, match="file not found"):
         score_run(tmp_path / "nothing", dataset)
+
+
+def test_a_line_torn_inside_a_character_is_skipped_not_fatal(tmp_path: Path) -> None:
+    """A writer killed mid-line can cut a UTF-8 character in two: resume must still read the file."""
+    from labkit.runs import read_results
+
+    whole = json.dumps({"case_id": "a", "status": "ok", "answer": "café → ok"}, ensure_ascii=False) + "\n"
+    torn = json.dumps({"case_id": "b", "status": "ok", "answer": "naïve → cut"}, ensure_ascii=False)
+    data = whole.encode() + torn.encode()[: torn.encode().index("→".encode()) + 1]  # ends mid-character
+    p = tmp_path / "results.jsonl"
+    p.write_bytes(data)
+    assert [r["case_id"] for r in read_results(p)] == ["a"]
+    p.write_bytes(b'{"case_id": "a", "answer": "\xff"}\n')  # a complete line that is not UTF-8
+    with pytest.raises(DatasetError) as ei:
+        read_results(p)
+    assert ei.value.problems[0].line == 1 and "UTF-8" in ei.value.problems[0].reason

@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from labkit.cases import EvalCase
+from labkit.cases import EvalCase, iter_jsonl
 from labkit.errors import DatasetError, Problem
 
 SCHEMA_VERSION = 1
@@ -505,21 +505,13 @@ def iter_trace_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
     A last line without its newline that is not valid JSON is a record still
     being written by another process and is skipped.
     """
-    with open(path, "rb") as f:
-        data = f.read()
-    end = data.rfind(b"\n")
-    complete, tail = (data[: end + 1], data[end + 1 :]) if end >= 0 else (b"", data)
-    lines = complete.decode("utf-8", errors="replace").splitlines()
-    if tail.strip():
-        text = tail.decode("utf-8", errors="replace")
-        try:  # a file written without a final newline still counts its last line
-            json.loads(text)
-            lines.append(text)
-        except json.JSONDecodeError:
-            pass
-    for n, raw in enumerate(lines, start=1):
-        if raw.strip():
-            yield n, raw
+    for n, raw, complete in iter_jsonl(path):
+        if not complete:
+            try:  # a file written without a final newline still counts its last line
+                json.loads(raw)
+            except json.JSONDecodeError:
+                continue
+        yield n, raw.rstrip("\r\n")
 
 
 def load_traces(path: str | os.PathLike[str], *, strict: bool = True) -> list[dict[str, Any]]:
@@ -530,8 +522,6 @@ def load_traces(path: str | os.PathLike[str], *, strict: bool = True) -> list[di
     ``strict=False`` bad lines are skipped. A partial last line is ignored.
     """
     p = Path(path)
-    if not p.exists():
-        raise DatasetError(str(p), [Problem(None, None, "file not found")])
     out: list[dict[str, Any]] = []
     problems: list[Problem] = []
     for n, raw in iter_trace_lines(p):
