@@ -385,15 +385,15 @@ class Gate:
         if d.get("version", 1) != 1:
             raise ConfigError(f"unsupported gate version {d.get('version')!r}", path=path, field="version", known=["1"])
         known = known_metrics()
-        raw_checks = d.get("checks") or []
-        if not isinstance(raw_checks, list):
-            raise ConfigError("must be a list", path=path, field="checks")
-        checks = tuple(_parse_check(c, path, f"checks[{i}]", known) for i, c in enumerate(raw_checks))
+        def listed(key: str) -> list[Any]:
+            raw = d.get(key) or []
+            if not isinstance(raw, list):
+                raise ConfigError("must be a list", path=path, field=key)
+            return raw
+
+        checks = tuple(_parse_check(c, path, f"checks[{i}]", known) for i, c in enumerate(listed("checks")))
         regs = []
-        raw_regs = d.get("regression") or []
-        if not isinstance(raw_regs, list):
-            raise ConfigError("must be a list", path=path, field="regression")
-        for i, r in enumerate(raw_regs):
+        for i, r in enumerate(listed("regression")):
             fld = f"regression[{i}]"
             if not isinstance(r, dict) or set(r) - {"metric", "max_drop"}:
                 raise ConfigError("must be {metric, max_drop}", path=path, field=fld)
@@ -404,10 +404,7 @@ class Gate:
                 raise ConfigError("must be >= 0", path=path, field=f"{fld}.max_drop")
             regs.append(RegressionCheck(str(r["metric"]), drop))
         slices = []
-        raw_slices = d.get("slices") or []
-        if not isinstance(raw_slices, list):
-            raise ConfigError("must be a list", path=path, field="slices")
-        for i, s in enumerate(raw_slices):
+        for i, s in enumerate(listed("slices")):
             fld = f"slices[{i}]"
             if not isinstance(s, dict) or not isinstance(s.get("where"), dict) or not s["where"]:
                 raise ConfigError("must be {where: {tag: value}, checks: [...]}", path=path, field=fld)
