@@ -26,12 +26,17 @@ import operator
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from labkit.errors import ConfigError, DatasetError, GateFailed, Problem
+from labkit.gate_cases import case_counts, coverage_check, default_min_n, parse_min_n, too_few
+from labkit.gate_report import CheckResult, GateReport
+
+__all__ = ["MODULE_GATE", "Check", "CheckResult", "Gate", "GateReport", "RegressionCheck", "SliceCheck",
+           "default_min_n", "gate_lock_info", "lock_gate", "release_gate"]
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -62,6 +67,11 @@ class Check:
     op: str
     threshold: float
     statistic: str = "value"
+    min_n: int | None = None  # None: default_min_n(metric)
+
+    @property
+    def needed_n(self) -> int:
+        return default_min_n(self.metric) if self.min_n is None else self.min_n
 
     @property
     def name(self) -> str:
@@ -73,6 +83,11 @@ class Check:
 class RegressionCheck:
     metric: str
     max_drop: float
+    min_n: int | None = None  # paired cases; None: default_min_n(metric)
+
+    @property
+    def needed_n(self) -> int:
+        return default_min_n(self.metric) if self.min_n is None else self.min_n
 
     @property
     def name(self) -> str:
@@ -89,25 +104,6 @@ class SliceCheck:
         return ",".join(f"{k}={v}" for k, v in sorted(self.where.items()))
 
 
-@dataclass(frozen=True)
-class CheckResult:
-    """One line of the gate report."""
-
-    name: str
-    kind: str  # absolute | regression | slice | unmeasured | review | pre_registration
-    metric: str | None
-    op: str | None
-    threshold: float | None
-    observed: float | None
-    passed: bool
-    reason: str
-    statistic: str | None = None
-    slice: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def _num(v: Any, path: str | None, fld: str) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
         raise ConfigError(f"must be a finite number, got {v!r}", path=path, field=fld)
@@ -117,10 +113,10 @@ def _num(v: Any, path: str | None, fld: str) -> float:
 def _parse_check(d: Any, path: str | None, fld: str, known: list[str]) -> Check:
     if not isinstance(d, dict):
         raise ConfigError("must be a mapping {metric, op, threshold}", path=path, field=fld)
-    extra = set(d) - {"metric", "op", "threshold", "statistic"}
+    extra = set(d) - {"metric", "op", "threshold", "statistic", "min_n"}
     if extra:
         raise ConfigError(f"unknown key(s) {sorted(extra)}", path=path, field=fld,
-                          known=["metric", "op", "threshold", "statistic"])
+                          known=["metric", "op", "threshold", "statistic", "min_n"])
     metric = d.get("metric")
     if metric not in known:
         raise ConfigError(f"unknown metric {metric!r}", path=path, field=f"{fld}.metric", known=known)
@@ -135,7 +131,7 @@ def _parse_check(d: Any, path: str | None, fld: str, known: list[str]) -> Check:
     if _bounded(str(metric)) and not 0.0 <= threshold <= 1.0:
         raise ConfigError(f"{metric} lies in [0, 1]; threshold {threshold:g} can never be met as meant",
                           path=path, field=f"{fld}.threshold")
-    return Check(str(metric), str(op), threshold, str(stat))
+    return Check(str(metric), str(op), threshold, str(stat), parse_min_n(d, path, fld))
 
 
 def _bounded(metric: str) -> bool:
@@ -251,72 +247,6 @@ def load_reviews(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-@dataclass
-class GateReport:
-    gate: str
-    passed: bool
-    checks: list[CheckResult]
-    run_id: str | None = None
-    pre_registration: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def failed(self) -> list[CheckResult]:
-        return [c for c in self.checks if not c.passed]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "gate": self.gate,
-            "run_id": self.run_id,
-            "passed": self.passed,
-            "verdict": "pass" if self.passed else "fail",
-            "n_checks": len(self.checks),
-            "n_failed": len(self.failed),
-            "checks": [c.to_dict() for c in self.checks],
-            "pre_registration": self.pre_registration,
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
-
-    def summary(self) -> str:
-        lines = [f"gate {self.gate}: {'PASS' if self.passed else 'FAIL'}"
-                 f" ({len(self.checks) - len(self.failed)}/{len(self.checks)} checks passed)"]
-        for c in self.checks:
-            obs = "—" if c.observed is None else f"{c.observed:.4g}"
-            lines.append(f"  [{'pass' if c.passed else 'FAIL'}] {c.name}: observed {obs} — {c.reason}")
-        pr = self.pre_registration
-        if pr:
-            lines.append(f"  pre-registration: {pr.get('status')}: {pr.get('detail')}")
-        return "\n".join(lines)
-
-    def to_markdown(self) -> str:
-        head = "PASS" if self.passed else "FAIL"
-        rows = ["| check | observed | threshold | result | reason |", "|---|---|---|---|---|"]
-        for c in self.checks:
-            obs = "—" if c.observed is None else f"{c.observed:.4g}"
-            thr = "—" if c.threshold is None else f"{c.op} {c.threshold:g}"
-            rows.append(f"| {c.name} | {obs} | {thr} | {'✅ pass' if c.passed else '❌ fail'} | {c.reason} |")
-        pr = self.pre_registration
-        tail = f"\n\nPre-registration: **{pr.get('status')}** — {pr.get('detail')}\n" if pr else "\n"
-        return f"### Gate `{self.gate}`: **{head}**\n\n" + "\n".join(rows) + tail
-
-    def to_junit(self) -> str:
-        from xml.sax.saxutils import quoteattr
-
-        cases = []
-        for c in self.checks:
-            body = ""
-            if not c.passed:
-                body = f"<failure message={quoteattr(c.reason)}>{quoteattr(c.reason)[1:-1]}</failure>"
-            cases.append(f'  <testcase classname={quoteattr("labkit.gate." + c.kind)} '
-                         f'name={quoteattr(c.name)}>{body}</testcase>')
-        return (
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f'<testsuite name={quoteattr(self.gate)} tests="{len(self.checks)}" '
-            f'failures="{len(self.failed)}" errors="0">\n' + "\n".join(cases) + "\n</testsuite>\n"
-        )
-
-
 def _observed(metrics: Mapping[str, Any], metric: str, statistic: str) -> tuple[float | None, str]:
     """Read one aggregate from a metrics.json-shaped mapping or a plain {metric: value} dict."""
     if isinstance(metrics.get("metrics"), dict):
@@ -339,13 +269,29 @@ def _observed(metrics: Mapping[str, Any], metric: str, statistic: str) -> tuple[
     return float(val), ""
 
 
+def _entry_n(metrics: Mapping[str, Any], metric: str) -> int | None:
+    entry = metrics["metrics"].get(metric) or {}
+    n = entry.get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) else None
+
+
 def _check(c: Check, metrics: Mapping[str, Any], kind: str, slice_key: str | None = None) -> CheckResult:
+    """One threshold check; on a metrics.json it also needs ``min_n`` measured cases (a plain
+    dict of values carries no n, so there the rule cannot apply)."""
     obs, why = _observed(metrics, c.metric, c.statistic)
+    has_n = isinstance(metrics.get("metrics"), dict)
+    n = _entry_n(metrics, c.metric) if has_n else None
+    min_n = c.needed_n if has_n else None
     if obs is None:
-        return CheckResult(c.name, kind, c.metric, c.op, c.threshold, None, False, why, c.statistic, slice_key)
+        return CheckResult(c.name, kind, c.metric, c.op, c.threshold, None, False, why, c.statistic, slice_key,
+                           n, min_n)
     ok = OPS[c.op](obs, c.threshold)
     reason = f"{obs:.4g} {c.op} {c.threshold:g}" if ok else f"{obs:.4g} is not {c.op} {c.threshold:g}"
-    return CheckResult(c.name, kind, c.metric, c.op, c.threshold, obs, ok, reason, c.statistic, slice_key)
+    few = too_few(n, min_n) if min_n is not None else ""
+    if few:
+        ok, reason = False, f"{few} ({reason})"
+    return CheckResult(c.name, kind, c.metric, c.op, c.threshold, obs, ok, reason, c.statistic, slice_key,
+                       n, min_n)
 
 
 @dataclass(frozen=True)
@@ -395,14 +341,14 @@ class Gate:
         regs = []
         for i, r in enumerate(listed("regression")):
             fld = f"regression[{i}]"
-            if not isinstance(r, dict) or set(r) - {"metric", "max_drop"}:
-                raise ConfigError("must be {metric, max_drop}", path=path, field=fld)
+            if not isinstance(r, dict) or set(r) - {"metric", "max_drop", "min_n"}:
+                raise ConfigError("must be {metric, max_drop[, min_n]}", path=path, field=fld)
             if r.get("metric") not in known:
                 raise ConfigError(f"unknown metric {r.get('metric')!r}", path=path, field=f"{fld}.metric", known=known)
             drop = _num(r.get("max_drop"), path, f"{fld}.max_drop")
             if drop < 0:
                 raise ConfigError("must be >= 0", path=path, field=f"{fld}.max_drop")
-            regs.append(RegressionCheck(str(r["metric"]), drop))
+            regs.append(RegressionCheck(str(r["metric"]), drop, parse_min_n(r, path, fld)))
         slices = []
         for i, s in enumerate(listed("slices")):
             fld = f"slices[{i}]"
@@ -453,11 +399,17 @@ class Gate:
             out: dict[str, Any] = {"metric": c.metric, "op": c.op, "threshold": c.threshold}
             if c.statistic != "value":
                 out["statistic"] = c.statistic
+            if c.min_n is not None:
+                out["min_n"] = c.min_n
             return out
+
+        def reg(r: RegressionCheck) -> dict[str, Any]:
+            out: dict[str, Any] = {"metric": r.metric, "max_drop": r.max_drop}
+            return {**out, "min_n": r.min_n} if r.min_n is not None else out
 
         d: dict[str, Any] = {"version": 1, "name": self.name, "checks": [chk(c) for c in self.checks]}
         if self.regression:
-            d["regression"] = [{"metric": r.metric, "max_drop": r.max_drop} for r in self.regression]
+            d["regression"] = [reg(r) for r in self.regression]
         if self.slices:
             d["slices"] = [{"where": dict(s.where), "checks": [chk(c) for c in s.checks]} for s in self.slices]
         if self.unmeasured_max_rate is not None:
@@ -524,10 +476,18 @@ class Gate:
                 else:
                     r = _check(c, {"metrics": sl}, "slice", s.key)
                     results.append(replace(r, name=f"{s.key}: {c.name}"))
+        cov = coverage_check(metrics, run, self.unmeasured_max_rate) if isinstance(metrics.get("metrics"), dict) \
+            else None
+        if cov is not None:
+            results.append(cov)
         if self.unmeasured_max_rate is not None:
             results.extend(self._unmeasured(metrics))
+        notes = []
         if self.regression:
             results.extend(self._regressions(run, baseline, seed))
+        elif baseline is not None:
+            notes.append(f"a baseline ({baseline}) was given, but the gate has no regression checks: "
+                         "nothing was compared with it")
         if self.review_required_for:
             results.append(self._review(run, reviews, dataset))
         pre = self._pre_registration(run)
@@ -536,7 +496,8 @@ class Gate:
         ):
             results.append(CheckResult("gate pre-registered before the run", "pre_registration", None, None,
                                        None, None, False, pre["detail"]))
-        return GateReport(self.name, all(r.passed for r in results), results, run_id, pre)
+        counts = case_counts(metrics, run) if isinstance(metrics.get("metrics"), dict) else None
+        return GateReport(self.name, all(r.passed for r in results), results, run_id, pre, counts, notes)
 
     def enforce(self, target: Any, **kw: Any) -> GateReport:
         """Evaluate and raise GateFailed when a check fails."""
@@ -558,11 +519,14 @@ class Gate:
             if e is None:
                 continue
             n, un = int(e.get("n") or 0), int(e.get("unmeasured") or 0)
-            rate = un / (n + un) if n + un else 1.0
-            why = ", ".join(f"{k}: {v}" for k, v in (e.get("unmeasured_reasons") or {}).items())
+            miss = int(e.get("n_missing", metrics.get("n_missing")) or 0)  # no result: unmeasured too
+            total = n + un + miss
+            rate = (un + miss) / total if total else 1.0
+            reasons = {**(e.get("unmeasured_reasons") or {}), **({"no_result": miss} if miss else {})}
+            why = ", ".join(f"{k}: {v}" for k, v in reasons.items())
             out.append(CheckResult(f"{m} unmeasured rate <= {limit:g}", "unmeasured", m, "<=", limit, rate,
-                                   rate <= limit, f"{un} of {n + un} cases unmeasured ({rate:.1%})"
-                                   + (f" — {why}" if why else "")))
+                                   rate <= limit, f"{un + miss} of {total} cases unmeasured ({rate:.1%})"
+                                   + (f" — {why}" if why else ""), n=n))
         return out
 
     def _regressions(self, run: Any, baseline: Any, seed: int) -> list[CheckResult]:
@@ -583,6 +547,7 @@ class Gate:
                                        "no paired delta for this metric (unmeasured in either run)"))
                 continue
             delta = float(m["delta"])
+            n_pair = m.get("n") if isinstance(m.get("n"), int) else None
             if _direction(r.metric) == "higher":
                 ok = not (float(m["ci_high"]) < -r.max_drop)
                 why = (f"delta {delta:+.4g}, 95% CI [{m['ci_low']:+.4g}, {m['ci_high']:+.4g}]; "
@@ -591,7 +556,11 @@ class Gate:
                 ok = not (float(m["ci_low"]) > r.max_drop)
                 why = (f"delta {delta:+.4g}, 95% CI [{m['ci_low']:+.4g}, {m['ci_high']:+.4g}]; "
                        f"{'within' if ok else 'whole interval above'} +{r.max_drop:g}")
-            out.append(CheckResult(r.name, "regression", r.metric, None, r.max_drop, delta, ok, why))
+            few = too_few(n_pair, r.needed_n)
+            if few:
+                ok, why = False, f"{few} ({why})"
+            out.append(CheckResult(r.name, "regression", r.metric, None, r.max_drop, delta, ok, why,
+                                   n=n_pair, min_n=r.needed_n))
         return out
 
     def _review(self, run: Any, reviews: Any, dataset: Any) -> CheckResult:

@@ -379,8 +379,10 @@ def score_run(
     ``dataset`` defaults to the manifest's dataset (``--dataset`` overrides it);
     ``corpus`` (a Corpus or a folder) to the corpus of the manifest's pipeline
     config. Only the cases that have a result line are scored (recorded traffic
-    may cover part of a dataset); a result whose case_id is not in the dataset
-    is a DatasetError naming its line. Both files are written atomically, and
+    may cover part of a dataset); the others are counted as ``n_missing`` in
+    metrics.json, and a gate fails on them unless its unmeasured budget allows
+    that share. A result whose case_id is not in the dataset is a DatasetError
+    naming its line. Both files are written atomically, and
     the scoring parameters (k, seed, n_boot, judge, dataset) go into the manifest.
     """
     from labkit.metrics import aggregate, score_cases
@@ -412,7 +414,8 @@ def score_run(
     corp = _resolve_corpus(corpus, rd)
     scores = score_cases(cases, results, k=k, corpus=corp, judge=judge)
     atomic_write_text(rd.scores_path, scores.to_csv(index=False))
-    metrics = aggregate(cases, scores, k=k, seed=seed, n_boot=n_boot)
+    missing = [c for c in ds if c.id not in have]
+    metrics = aggregate(cases, scores, k=k, seed=seed, n_boot=n_boot, missing=missing)
     atomic_write_text(rd.metrics_path, json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     man = rd.manifest
     if not man:

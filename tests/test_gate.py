@@ -8,13 +8,14 @@ import pytest
 from labkit.errors import ConfigError, GateFailed
 from labkit.gate import MODULE_GATE, Gate, gate_lock_info, lock_gate, release_gate
 
-GATE_TEXT = Path("data/gate.yaml").read_text()
+# the shipped gate's absolute checks (its regression section needs a baseline run)
+GATE_TEXT = Path("data/gate.yaml").read_text().split("regression:")[0]
 MODULE_BASELINE = {"faithfulness": 0.88, "retrieval_hit_rate": 0.82, "latency_p95_ms": 3100,
                    "cost_per_success": 0.06}
 
 
 def metrics_json(**vals):
-    out = {"k": 5, "n_cases": 10, "metrics": {}, "slices": {}}
+    out = {"k": 5, "n_cases": 10, "n_missing": 0, "metrics": {}, "slices": {}}
     for name, v in vals.items():
         value, lo, hi, n, un = v
         out["metrics"][name] = {"stage": "x", "value": value, "ci_low": lo, "ci_high": hi, "n": n,
@@ -53,7 +54,8 @@ def test_statistic_ci_low_and_unmeasured_value():
                                    {"metric": "mrr", "op": ">=", "threshold": 0.1}]})
     m = metrics_json(faithfulness=(0.9, 0.78, 0.95, 10, 0), mrr=(None, None, None, 0, 10))
     rep = g.evaluate(m)
-    assert [c.passed for c in rep.checks] == [False, False]
+    assert [c.kind for c in rep.checks] == ["absolute", "absolute", "coverage"]
+    assert [c.passed for c in rep.checks] == [False, False, True]
     assert rep.checks[0].observed == 0.78
     assert "unmeasured" in rep.checks[1].reason
     with pytest.raises(GateFailed) as ei:
@@ -69,13 +71,25 @@ def test_slices_and_unmeasured_budget():
         "unmeasured": {"max_rate": 0.05},
     })
     m = metrics_json(faithfulness=(0.9, 0.8, 0.95, 90, 10))
-    m["slices"]["risk=high"] = {"must_include_coverage": {"value": 1.0, "n": 4, "unmeasured": 0}}
+    m["slices"]["risk=high"] = {"must_include_coverage": {"value": 1.0, "n": 12, "unmeasured": 0}}
     rep = g.evaluate(m)
     by_kind = {c.kind: c for c in rep.checks}
     assert by_kind["slice"].passed and by_kind["slice"].slice == "risk=high"
     assert not by_kind["unmeasured"].passed and by_kind["unmeasured"].observed == pytest.approx(0.1)
+    m["slices"]["risk=high"]["must_include_coverage"]["n"] = 4  # a slice of a handful of cases
+    few = next(c for c in g.evaluate(m).checks if c.kind == "slice")
+    assert not few.passed and "min_n is 10" in few.reason
     m["slices"] = {}
     assert not next(c for c in g.evaluate(m).checks if c.kind == "slice").passed
+
+
+def test_a_run_whose_metrics_do_not_count_missing_cases_is_not_judged_blind(tmp_path):
+    run = _hand_run(tmp_path, "2999-01-01T00:00:00+00:00")
+    m = json.loads((run / "metrics.json").read_text())
+    del m["n_missing"]  # written by hand, or by a labkit that did not count them
+    (run / "metrics.json").write_text(json.dumps(m))
+    cov = next(c for c in MODULE_GATE.evaluate(run).checks if c.kind == "coverage")
+    assert not cov.passed and "labkit score" in cov.reason
 
 
 @pytest.mark.parametrize("cfg, field", [
@@ -149,8 +163,8 @@ def _hand_run(tmp_path, created_at, gate_hash=None):
         man["gate"] = {"hash": gate_hash}
     (run / "manifest.json").write_text(json.dumps(man))
     (run / "metrics.json").write_text(json.dumps(metrics_json(
-        faithfulness=(0.9, 0.85, 0.95, 10, 0), retrieval_hit_rate=(0.9, 0.8, 1.0, 10, 0),
-        latency_p95_ms=(3000, 2800, 3200, 10, 0), cost_per_success=(0.01, 0.008, 0.012, 10, 0))))
+        faithfulness=(0.9, 0.85, 0.95, 20, 0), retrieval_hit_rate=(0.9, 0.8, 1.0, 20, 0),
+        latency_p95_ms=(3000, 2800, 3200, 20, 0), cost_per_success=(0.01, 0.008, 0.012, 20, 0))))
     return run
 
 
@@ -252,3 +266,169 @@ def test_lock_and_run_in_the_same_second_are_ordered(tmp_path):
     (tmp_path / "gate.yaml.lock.json").write_text(json.dumps({**info, "locked_at": "2026-01-01T00:00:00+00:00"}))
     run = _hand_run(tmp_path, datetime(2026, 1, 1, 0, 0, 0, 5, tzinfo=UTC).isoformat())
     assert Gate.load(gp).evaluate(run).pre_registration["status"] == "pre_registered"
+
+
+# ---- the verdict judges the whole dataset, on enough cases --------------------------------------
+
+GOLDEN = "data/golden.jsonl"
+
+
+@pytest.fixture(scope="module")
+def shipped_runs(tmp_path_factory):
+    from labkit.cli import main
+
+    root = tmp_path_factory.mktemp("gate_runs")
+    for name in ("baseline", "variant"):
+        assert main(["run", "--dataset", GOLDEN, "--pipeline", f"data/pipelines/{name}.yaml",
+                     "--out", str(root / name), "--quiet", "--gate", "data/gate.yaml"]) == 0
+    return root
+
+
+def _copy_run(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _drop_least_faithful(run, n):
+    import pandas as pd
+
+    scores = pd.read_csv(run / "scores.csv", dtype={"case_id": str})
+    worst = set(scores.sort_values("faithfulness", na_position="last")["case_id"].head(n))
+    lines = (run / "results.jsonl").read_text().splitlines(keepends=True)
+    kept = [ln for ln in lines if json.loads(ln)["case_id"] not in worst]
+    (run / "results.jsonl").write_text("".join(kept))
+    return worst
+
+
+def test_deleting_the_least_faithful_results_does_not_turn_fail_into_pass(shipped_runs, tmp_path, capsys):
+    from labkit.cli import main
+
+    run = _copy_run(shipped_runs / "variant", tmp_path / "variant")
+    base = str(shipped_runs / "baseline")
+    _drop_least_faithful(run, 25)
+    assert main(["score", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "45 of 70" in out
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["n_cases"] == 45 and m["n_missing"] == 25
+    assert m["metrics"]["faithfulness"]["n_missing"] == 25
+    assert sum(e["faithfulness"]["n_missing"] for k, e in m["slices"].items() if k.startswith("risk=")) == 25
+    junit, md = tmp_path / "g.xml", tmp_path / "g.md"
+    code = main(["gate", "--config", "data/gate.yaml", str(run), "--baseline", base, "--json",
+                 "--junit", str(junit), "--markdown", str(md)])
+    rep = json.loads(capsys.readouterr().out)
+    assert code == 1 and rep["verdict"] == "fail"
+    cov = next(c for c in rep["checks"] if c["kind"] == "coverage")
+    assert not cov["passed"] and "25 of 70" in cov["reason"]
+    assert rep["cases"] == {"n_judged": 45, "n_dataset": 70, "n_missing": 25}
+    assert "45 of 70" in md.read_text()
+    root = ET.fromstring(junit.read_text())
+    assert any(tc.find("failure") is not None for tc in root.iter("testcase")
+               if tc.get("classname") == "labkit.gate.coverage")
+    assert "45 of 70" in ET.tostring(root, encoding="unicode")
+    main(["gate", "--config", "data/gate.yaml", str(run), "--baseline", base])
+    assert "judged 45 of 70 cases" in capsys.readouterr().out
+
+
+def test_the_unmeasured_budget_can_explicitly_allow_missing_cases(shipped_runs, tmp_path):
+    run = _copy_run(shipped_runs / "baseline", tmp_path / "baseline")
+    lines = (run / "results.jsonl").read_text().splitlines(keepends=True)
+    (run / "results.jsonl").write_text("".join(lines[:-3]))  # 3 of 70 cases missing (4.3%)
+    from labkit.runs import score_run
+
+    score_run(run)
+    checks = [{"metric": "retrieval_hit_rate", "op": ">=", "threshold": 0.8}]
+    strict = Gate.from_dict({"checks": checks}).evaluate(run)
+    assert not strict.passed and [c.kind for c in strict.failed] == ["coverage"]
+    loose = Gate.from_dict({"checks": checks, "unmeasured": {"max_rate": 0.2}}).evaluate(run)
+    cov = next(c for c in loose.checks if c.kind == "coverage")
+    assert cov.passed and cov.observed == pytest.approx(3 / 70)
+    # a missing case is unmeasured on every gated metric
+    um = next(c for c in loose.checks if c.kind == "unmeasured")
+    assert "of 70 cases" in um.reason
+    tight = Gate.from_dict({"checks": checks, "unmeasured": {"max_rate": 0.04}}).evaluate(run)
+    assert not next(c for c in tight.checks if c.kind == "coverage").passed
+
+
+def test_a_result_for_a_case_not_in_the_dataset_is_an_input_error(shipped_runs, tmp_path, capsys):
+    from labkit.cli import main
+
+    run = _copy_run(shipped_runs / "baseline", tmp_path / "baseline")
+    with (run / "results.jsonl").open("a") as f:
+        f.write(json.dumps({"case_id": "not-a-case", "status": "ok", "answer": "x"}) + "\n")
+    assert main(["score", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "results.jsonl" in err and "line 71" in err and "'not-a-case'" in err
+    assert "Traceback" not in err
+
+
+def test_a_percentile_of_one_uncached_case_does_not_pass_silently(shipped_runs, tmp_path, capsys):
+    from labkit.cli import main
+
+    run = _copy_run(shipped_runs / "baseline", tmp_path / "cached")
+    rows = [json.loads(ln) for ln in (run / "results.jsonl").read_text().splitlines()]
+    for r in rows[1:]:
+        r["from_cache"] = True
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["score", str(run)]) == 0
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["metrics"]["latency_p95_ms"]["n"] == 1
+    capsys.readouterr()
+    gate = tmp_path / "g.yaml"
+    gate.write_text("checks:\n  - {metric: latency_p95_ms, op: '<=', threshold: 3500}\n"
+                    "  - {metric: faithfulness, op: '>=', threshold: 0.5}\n")
+    assert main(["gate", "--config", str(gate), str(run), "--json"]) == 1
+    rep = json.loads(capsys.readouterr().out)
+    lat, faith = rep["checks"][0], rep["checks"][1]
+    assert not lat["passed"] and lat["n"] == 1 and lat["min_n"] == 20 and "1 case" in lat["reason"]
+    assert faith["passed"] and faith["n"] == m["metrics"]["faithfulness"]["n"] and faith["min_n"] == 10
+    # an explicit min_n is the gate author's choice, and is reported as such
+    gate.write_text("checks:\n  - {metric: latency_p95_ms, op: '<=', threshold: 3500, min_n: 1}\n")
+    assert main(["gate", "--config", str(gate), str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["checks"][0]["min_n"] == 1
+
+
+def test_min_n_defaults_follow_the_metric_kind():
+    from labkit.gate import default_min_n
+
+    assert default_min_n("faithfulness") == 10 and default_min_n("error_rate") == 10
+    assert default_min_n("latency_p50_ms") == 10
+    assert default_min_n("latency_p95_ms") == 20 and default_min_n("latency_p99_ms") == 100
+    with pytest.raises(ConfigError):
+        Gate.from_dict({"checks": [{"metric": "mrr", "op": ">=", "threshold": 0.5, "min_n": 0}]})
+    g = Gate.from_dict({"checks": [{"metric": "mrr", "op": ">=", "threshold": 0.5}],
+                        "regression": [{"metric": "mrr", "max_drop": 0.1, "min_n": 30}]})
+    assert g.regression[0].min_n == 30 and Gate.from_dict(g.to_dict()).regression[0].min_n == 30
+    few = metrics_json(mrr=(0.9, 0.5, 1.0, 3, 0))
+    c = Gate.from_dict({"checks": [{"metric": "mrr", "op": ">=", "threshold": 0.5}]}).evaluate(few).checks[0]
+    assert not c.passed and c.n == 3 and c.min_n == 10
+
+
+def test_shipped_gate_checks_non_inferiority_and_is_locked():
+    g = Gate.load("data/gate.yaml")
+    assert {r.metric for r in g.regression} >= {"faithfulness"}
+    assert gate_lock_info("data/gate.yaml")["edited_after_lock"] is False
+
+
+def test_shipped_outcome_baseline_passes_variant_fails(shipped_runs):
+    g = Gate.load("data/gate.yaml")
+    base, var = shipped_runs / "baseline", shipped_runs / "variant"
+    assert g.evaluate(base, baseline=base).passed
+    rep = g.evaluate(var, baseline=base)
+    assert not rep.passed
+    assert {c.kind for c in rep.failed} == {"absolute", "regression"}
+
+
+def test_baseline_given_to_a_gate_without_regression_checks_says_so(shipped_runs, tmp_path, capsys):
+    from labkit.cli import main
+
+    gate = tmp_path / "g.yaml"
+    gate.write_text("checks:\n  - {metric: faithfulness, op: '>=', threshold: 0.5}\n")
+    base = str(shipped_runs / "baseline")
+    assert main(["gate", "--config", str(gate), base, "--baseline", base]) == 2
+    err = capsys.readouterr().err
+    assert "no regression checks" in err and "--baseline" in err and err.count("\n") == 1
+    rep = Gate.load(gate).evaluate(base, baseline=base)
+    assert any("no regression checks" in n for n in rep.notes)

@@ -41,6 +41,9 @@ def _gate(args: argparse.Namespace) -> int:
     if not args.config:
         raise ConfigError("--config GATE is required")
     gate = Gate.load(args.config)
+    if args.baseline and not gate.regression:
+        raise ConfigError("the gate has no regression checks, so --baseline would be ignored: add a "
+                          "`regression:` section or drop --baseline", path=args.config, field="regression")
     rep = gate.evaluate(args.target[0], baseline=args.baseline, reviews=args.reviews,
                         dataset=args.dataset, seed=args.seed)
     if args.junit:

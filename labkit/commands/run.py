@@ -83,8 +83,11 @@ def _score(args: argparse.Namespace) -> int:
 
     rd = RunDir(args.run_dir)
     m = score_run(rd, args.dataset, corpus=args.corpus, k=args.k, seed=args.seed, n_boot=args.n_boot)
-    print(f"scored {m['n_cases']} cases into {rd.path}/scores.csv and metrics.json")
+    total = m["n_cases"] + m.get("n_missing", 0)
+    gone = f" ({m['n_missing']} without a result line: missing)" if m.get("n_missing") else ""
+    print(f"scored {m['n_cases']} of {total} cases{gone} into {rd.path}/scores.csv and metrics.json")
     for name, e in m["metrics"].items():
         val = "unmeasured" if e["value"] is None else f"{e['value']:.4g}"
-        print(f"  {e['stage']:<10} {name:<28} {val:>12}  (n={e['n']}, unmeasured={e['unmeasured']})")
+        print(f"  {e['stage']:<10} {name:<28} {val:>12}  (n={e['n']}, unmeasured={e['unmeasured']}, "
+              f"missing={e.get('n_missing', 0)})")
     return 0

@@ -497,20 +497,23 @@ def aggregate(
     seed: int = 0,
     n_boot: int = 2000,
     slice_tags: Sequence[str] = ("category", "risk", "kind"),
+    missing: Sequence[EvalCase] = (),
 ) -> dict[str, Any]:
     """Aggregate a score_cases frame into the metrics.json shape (JSON-safe: no NaN).
 
     Rows are matched to ``cases`` by case_id (a case without a row is a
     DatasetError); slices ``"tag=value"`` are built for every tag in
-    ``slice_tags`` from the cases' tags.
+    ``slice_tags`` from the cases' tags. ``missing`` are the dataset's cases
+    that have no result at all: they are counted (``n_missing`` at the top, in
+    every metric entry and in every slice's entries), never scored.
     """
     if "case_id" not in scores.columns:
         raise DatasetError(None, [Problem(None, "case_id", "scores have no case_id column")])
     ids = scores["case_id"].astype(str)
     present = set(ids)
-    missing = [c.id for c in cases if c.id not in present]
-    if missing:
-        raise DatasetError(None, [Problem(None, "case_id", f"no scores for case {cid!r}") for cid in missing])
+    unscored = [c.id for c in cases if c.id not in present]
+    if unscored:
+        raise DatasetError(None, [Problem(None, "case_id", f"no scores for case {cid!r}") for cid in unscored])
     wanted = {c.id for c in cases}
     keep = np.fromiter((i in wanted for i in ids.tolist()), dtype=bool, count=len(ids))
     df = scores[keep].drop_duplicates("case_id", keep="last")
@@ -519,22 +522,32 @@ def aggregate(
     out: dict[str, Any] = {
         "k": int(k),
         "n_cases": len(df),
+        "n_missing": len(missing),
         "seed": int(seed),
         "n_boot": int(n_boot),
         "metrics": _plan_frame(df, planned),
         "slices": {},
     }
+    _count_missing(out["metrics"], len(missing))
     row_of = {cid: i for i, cid in enumerate(df["case_id"].astype(str).tolist())}
     for tag in slice_tags:
         rows: dict[str, list[int]] = {}
         for c in cases:
             if tag in c.tags and c.id in row_of:
                 rows.setdefault(c.tags[tag], []).append(row_of[c.id])
-        for val in sorted({c.tags[tag] for c in cases if tag in c.tags}):
+        gone = Counter(c.tags[tag] for c in missing if tag in c.tags)
+        for val in sorted({c.tags[tag] for c in (*cases, *missing) if tag in c.tags}):
             sub = df.iloc[sorted(set(rows.get(val, [])))]  # rows stay in case_id order
-            out["slices"][f"{tag}={val}"] = _plan_frame(sub, planned)
+            out["slices"][f"{tag}={val}"] = _count_missing(_plan_frame(sub, planned), gone[val])
     _run_boots(planned, seed=seed, n_boot=n_boot)  # every frame's resamples in one pass
     return out
+
+
+def _count_missing(entries: dict[str, dict[str, Any]], n_missing: int) -> dict[str, dict[str, Any]]:
+    """Put ``n_missing`` (cases without a result) beside ``n`` and ``unmeasured`` of each entry."""
+    for e in entries.values():
+        e["n_missing"] = int(n_missing)
+    return entries
 
 
 __all__ = [
