@@ -178,6 +178,32 @@ def _num(x: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+#: What task success needs of a case, as (metric, passes(value)): the parts a flip is explained by.
+SUCCESS_PARTS: tuple[tuple[str, Any], ...] = (
+    ("error_rate", lambda x: x < 0.5),
+    ("must_include_coverage", lambda x: x >= 1.0),
+    ("must_not_include_violation", lambda x: x < 0.5),
+    ("tool_call_accuracy", lambda x: x >= 1.0),
+)
+
+
+def _flipped(b: pd.DataFrame, v: pd.DataFrame, shared: Sequence[str]) -> list[dict[str, str]]:
+    """Cases whose task success flipped: ``metric`` is the flipped metric (task_success_rate),
+    ``cause`` the parts of task success that changed side, e.g. ``must_include_coverage 1 → 0.5``."""
+    out: list[dict[str, str]] = []
+    if "task_success_rate" not in b.columns or "task_success_rate" not in v.columns:
+        return out
+    ta, tb = _arr(b, "task_success_rate"), _arr(v, "task_success_rate")
+    parts = [(m, ok, _arr(b, m), _arr(v, m)) for m, ok in SUCCESS_PARTS]
+    for i, (cid, x, y) in enumerate(zip(shared, ta, tb, strict=True)):
+        if np.isfinite(x) and np.isfinite(y) and (x > 0.5) != (y > 0.5):
+            why = [f"{m} {pa[i]:.3g} → {pb[i]:.3g}" for m, ok, pa, pb in parts
+                   if np.isfinite(pa[i]) and np.isfinite(pb[i]) and bool(ok(pa[i])) != bool(ok(pb[i]))]
+            out.append({"case_id": cid, "from": "pass" if x > 0.5 else "fail", "to": "pass" if y > 0.5 else "fail",
+                        "metric": "task_success_rate", "cause": "; ".join(why)})
+    return out
+
+
 def _arr(df: pd.DataFrame, col: str) -> np.ndarray:
     import pandas as pd
 
@@ -293,13 +319,7 @@ def compare_frames(
             r["p"], p_adj, verdict, r["n"], r["test"],
         )
 
-    flipped: list[dict[str, str]] = []
-    if "task_success_rate" in b.columns and "task_success_rate" in v.columns:
-        ta, tb = _arr(b, "task_success_rate"), _arr(v, "task_success_rate")
-        for cid, x, y in zip(shared, ta, tb, strict=True):
-            if np.isfinite(x) and np.isfinite(y) and (x > 0.5) != (y > 0.5):
-                flipped.append({"case_id": cid, "from": "pass" if x > 0.5 else "fail",
-                                "to": "pass" if y > 0.5 else "fail"})
+    flipped = _flipped(b, v, shared)
     return Comparison(baseline_id, variant_id, n, metrics, flipped, dropped, seed, n_boot, alpha)
 
 

@@ -12,14 +12,19 @@ Kinds of checks (format in docs/formats.md):
 * ``regression``: non-inferiority against a baseline run: fails when the
   paired delta's interval lies wholly beyond ``max_drop`` in the bad direction;
 * ``slices``: absolute checks on the aggregates of a tag slice (``risk=high``);
-* ``unmeasured``: bound on the share of unmeasured cases of the gated metrics;
+* ``unmeasured``: bound on the share of unmeasured cases of the gated metrics (a case
+  of the dataset with no result counts as unmeasured, and as missing);
 * ``review``: cases matching ``required_for`` need an approving human review
   record (JSONL: case_id, reviewer, verdict, at).
+
+On a metrics.json every run also gets a ``coverage`` check (every case of the
+dataset judged, labkit/gate_cases.py), and a check whose statistic stands on
+fewer than its ``min_n`` cases fails. Lock files: labkit/gate_lock.py; the
+report and its CI outputs: labkit/gate_report.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import operator
@@ -27,16 +32,17 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from labkit.errors import ConfigError, DatasetError, GateFailed, Problem
 from labkit.gate_cases import case_counts, coverage_check, default_min_n, parse_min_n, too_few
+from labkit.gate_lock import file_hash, gate_lock_info, lock_gate, lock_path, pre_registration
 from labkit.gate_report import CheckResult, GateReport
 
 __all__ = ["MODULE_GATE", "Check", "CheckResult", "Gate", "GateReport", "RegressionCheck", "SliceCheck",
-           "default_min_n", "gate_lock_info", "lock_gate", "release_gate"]
+           "default_min_n", "file_hash", "gate_lock_info", "load_reviews", "lock_gate", "lock_path",
+           "release_gate"]
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -159,66 +165,6 @@ def _locate(text: str, err: ConfigError) -> int | None:
     key = re.split(r"[.\[\]]+", err.field or "")
     key = [k for k in key if k and not k.isdigit()]
     return line_of(text, key[-1] + ":") if key else None
-
-
-def _utc(stamp: Any) -> datetime:
-    """An ISO time as an aware UTC datetime (times without a zone are read as UTC), so stamps
-    of different precision compare by time, not as text."""
-    try:
-        t = datetime.fromisoformat(str(stamp))
-    except ValueError:
-        raise ConfigError(f"not an ISO time: {stamp!r}", field="locked_at") from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
-def file_hash(path: str | os.PathLike[str]) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def lock_path(gate_path: str | os.PathLike[str]) -> Path:
-    p = Path(gate_path)
-    return p.with_name(p.name + ".lock.json")
-
-
-def lock_gate(gate_path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Pre-register a gate: validate it, then record its hash and the UTC time beside it.
-
-    Locking an unchanged, already locked gate keeps the original lock (``already_locked``);
-    a changed gate is locked anew, and runs made before that are then flagged.
-    """
-    from labkit.cases import atomic_write_text
-
-    Gate.load(gate_path)
-    current = gate_lock_info(gate_path)
-    if current is not None and current["locked_hash"] == current["hash"]:
-        # the same gate is already pre-registered: keep its original time
-        return {"gate": str(gate_path), "hash": current["hash"], "locked_at": current["locked_at"],
-                "already_locked": True}
-    info = {
-        "gate": str(gate_path),
-        "hash": file_hash(gate_path),
-        "locked_at": datetime.now(UTC).isoformat(timespec="microseconds"),
-    }
-    atomic_write_text(lock_path(gate_path), json.dumps(info, indent=2) + "\n")
-    return info
-
-
-def gate_lock_info(gate_path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """What a run records in its manifest: path, current hash, and the lock if there is one."""
-    p = Path(gate_path)
-    if not p.is_file():
-        return None
-    info: dict[str, Any] = {"path": str(p), "hash": file_hash(p), "locked_at": None, "locked_hash": None}
-    lp = lock_path(p)
-    if lp.is_file():
-        try:
-            lock = json.loads(lp.read_text(encoding="utf-8"))
-            info["locked_at"] = lock.get("locked_at")
-            info["locked_hash"] = lock.get("hash")
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"malformed lock file: {e.msg}", path=str(lp), line=e.lineno) from None
-    info["edited_after_lock"] = info["locked_hash"] is not None and info["locked_hash"] != info["hash"]
-    return info
 
 
 def load_reviews(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
@@ -393,6 +339,11 @@ class Gate:
             for c in self.checks
         )
         return replace(self, checks=checks)
+
+    def thresholds_only(self) -> Gate:
+        """A copy without the regression checks: what one run's metrics can judge on their own
+        (threshold tuning, tables of a run). The verdict of a release needs the whole gate."""
+        return replace(self, regression=())
 
     def to_dict(self) -> dict[str, Any]:
         def chk(c: Check) -> dict[str, Any]:
@@ -591,33 +542,7 @@ class Gate:
         return CheckResult(name, "review", None, ">=", 1.0, cov, cov >= 1.0, "; ".join(parts))
 
     def _pre_registration(self, run: Any) -> dict[str, Any]:
-        if self.path is None:
-            return {"status": "unknown", "detail": "gate not loaded from a file"}
-        info = gate_lock_info(self.path)
-        if info is None:
-            return {"status": "unknown", "detail": "gate file not found"}
-        if info.get("edited_after_lock"):
-            return {"status": "edited_after_lock", "detail": "the gate file changed after it was locked "
-                    f"(locked hash {str(info['locked_hash'])[:12]}, now {info['hash'][:12]})", **info}
-        if not info.get("locked_at"):
-            return {"status": "not_locked", "detail": f"no lock; run `labkit gate lock {self.path}` "
-                    "before testing a change", **info}
-        if run is not None:
-            rec = run.manifest.get("gate") or {}
-            created = run.manifest.get("created_at")
-            if not created:
-                return {"status": "unverifiable", "detail": f"locked at {info['locked_at']}, but the run "
-                        "records no start time (created_at), so nothing shows the gate came first", **info}
-            if rec.get("hash") and rec["hash"] != info["hash"]:
-                return {"status": "edited_after_lock", "detail": "the run was judged by another version "
-                        f"of the gate (run recorded {rec['hash'][:12]}, now {info['hash'][:12]})", **info}
-            if created and _utc(info["locked_at"]) > _utc(created):
-                return {"status": "locked_after_run", "detail": f"gate locked at {info['locked_at']}, "
-                        f"after the run started at {created}", **info}
-            return {"status": "pre_registered", "detail": f"locked at {info['locked_at']}, "
-                    f"before the run at {created}", **info}
-        return {"status": "unverifiable", "detail": f"locked at {info['locked_at']}; metrics given "
-                "without a run, so nothing shows the gate came first", **info}
+        return pre_registration(self.path, run)
 
 
 MODULE_GATE = Gate(

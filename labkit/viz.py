@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from labkit.gate_report import cases_line
 from labkit.report import Verdict
 
 if TYPE_CHECKING:
@@ -263,7 +264,7 @@ def _gate_results(gate: Any, runs: Mapping[str, RunLike]) -> dict[str, dict[str,
     """{run label: {metric: passed}} for the gate's absolute checks."""
     if gate is None:
         return {}
-    g = _as_gate(gate)
+    g = _as_gate(gate).thresholds_only()
     out: dict[str, dict[str, bool]] = {}
     for label, run in runs.items():
         rep = g.evaluate(metrics_of(run))
@@ -384,8 +385,16 @@ def _isnan(v: Any) -> bool:
     return isinstance(v, float) and v != v
 
 
+def _n_cell(c: Any) -> str:
+    n, min_n = getattr(c, "n", None), getattr(c, "min_n", None)
+    if n is None:
+        return "—"
+    return f"{n} (min {min_n})" if min_n is not None else str(n)
+
+
 def gate_table(report: Any, caption: str = "") -> Styler:
-    """One row per gate check: check, observed, threshold, result, reason — failed rows in red."""
+    """One row per gate check: check, observed, threshold, n (with its minimum), result, reason —
+    failed rows in red; the caption says how many cases of the dataset were judged."""
     import pandas as pd
 
     rows = []
@@ -395,10 +404,11 @@ def gate_table(report: Any, caption: str = "") -> Styler:
             "check": c.name,
             "observed": fmt_value(metric, c.observed) if metric else ("—" if c.observed is None else f"{c.observed:g}"),
             "threshold": "" if c.threshold is None else f"{c.op} {fmt_value(metric, c.threshold) if metric else c.threshold}",
+            "n": _n_cell(c),
             "result": "pass" if c.passed else "FAIL",
             "reason": c.reason,
         })
-    df = pd.DataFrame(rows, columns=["check", "observed", "threshold", "result", "reason"])
+    df = pd.DataFrame(rows, columns=["check", "observed", "threshold", "n", "result", "reason"])
 
     def colour(v: Any) -> str:
         return (f"background:{PASS_BG};color:{PASS_COLOUR};font-weight:700" if v == "pass"
@@ -406,6 +416,8 @@ def gate_table(report: Any, caption: str = "") -> Styler:
 
     n_fail = sum(1 for c in report.checks if not c.passed)
     cap = caption or f"Gate {report.gate}: {len(report.checks) - n_fail}/{len(report.checks)} checks passed."
+    judged = cases_line(getattr(report, "cases", None))
+    cap = f"{cap} {judged[0].upper()}{judged[1:]}." if judged else cap
     return _styler(df).map(colour, subset=["result"]).set_caption(cap)
 
 
@@ -771,7 +783,9 @@ def flipped_table(comparison: Any, dataset: Any = None, *, limit: int = 30) -> H
         q = _short(case.question, 120) if case is not None else ""
         direction = f"{f.get('from')} → {f.get('to')}"
         col = FAIL_COLOUR if f.get("to") == "fail" else PASS_COLOUR
-        metric = f.get("metric", "")
+        metric = f.get("metric") or ""
+        if f.get("cause"):
+            metric = f"{metric} ({f['cause']})" if metric else str(f["cause"])
         rows.append(
             f"<tr><td><code>{html.escape(cid)}</code></td><td>{html.escape(q)}</td>"
             f"<td>{html.escape(str(metric))}</td>"

@@ -163,7 +163,7 @@ class ThresholdTuner:
 
     def evaluate(self) -> Any:
         """The gate report on the run's metrics with the current thresholds."""
-        return self.current_gate().evaluate(self.metrics)
+        return self.current_gate().thresholds_only().evaluate(self.metrics)  # regression needs a baseline
 
     def verdict(self) -> Verdict:
         rep = self.evaluate()

@@ -49,12 +49,14 @@ def test_run_writes_complete_run_directory(runs):
 
 
 def test_gate_exit_codes_follow_the_gate(runs, capsys):
-    assert main(["gate", "--config", "data/gate.yaml", str(runs / "baseline")]) == 0
+    base = str(runs / "baseline")
+    assert main(["gate", "--config", "data/gate.yaml", base, "--baseline", base]) == 0
     capsys.readouterr()
-    assert main(["gate", "--config", "data/gate.yaml", str(runs / "variant"), "--json"]) == 1
+    assert main(["gate", "--config", "data/gate.yaml", str(runs / "variant"), "--baseline", base, "--json"]) == 1
     rep = json.loads(capsys.readouterr().out)
     assert rep["verdict"] == "fail"
-    assert [c["metric"] for c in rep["checks"] if not c["passed"]] == ["faithfulness"]
+    assert [(c["kind"], c["metric"]) for c in rep["checks"] if not c["passed"]] == [
+        ("absolute", "faithfulness"), ("regression", "faithfulness")]
     assert {"metric", "op", "threshold", "observed", "passed", "reason"} <= set(rep["checks"][0])
 
 
@@ -87,15 +89,15 @@ def test_gate_lock_then_run_records_it(tmp_path, capsys):
     shutil.copy("data/gate.yaml", gate)
     assert main(["gate", "lock", str(gate)]) == 0
     out = tmp_path / "run"
-    assert main(["run", "--dataset", "data/quick_lab.jsonl", "--pipeline", "data/pipelines/baseline.yaml",
+    assert main(["run", "--dataset", GOLDEN, "--pipeline", "data/pipelines/baseline.yaml",
                  "--out", str(out), "--gate", str(gate), "--quiet"]) == 0
     man = json.loads((out / "manifest.json").read_text())
     assert man["gate"]["locked_at"] and man["gate"]["hash"]
     capsys.readouterr()
-    assert main(["gate", "--config", str(gate), str(out), "--json"]) == 0
+    assert main(["gate", "--config", str(gate), str(out), "--baseline", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["pre_registration"]["status"] == "pre_registered"
     gate.write_text(gate.read_text().replace("0.85", "0.5"))
-    assert main(["gate", "--config", str(gate), str(out)]) == 1
+    assert main(["gate", "--config", str(gate), str(out), "--baseline", str(out)]) == 1
 
 
 def test_score_recomputes_from_hand_written_results(tmp_path, capsys):

@@ -143,3 +143,16 @@ def test_cli_functions(tmp_path, capsys):
     args = parser.parse_args(["compare", str(base), str(var), "--fail-on-regression"])
     assert cmd_compare(args) == 1
     assert "faithfulness" in capsys.readouterr().out
+
+
+def test_each_flipped_case_names_the_metric_that_flipped_and_why(tmp_path):
+    cases = _cases(20)
+    base = _write_run(tmp_path / "base", "run-base", cases, _results(cases))
+    var_res = _results(cases, bad={3})
+    var_res[7]["status"], var_res[7]["answer"] = "error", None
+    var = _write_run(tmp_path / "var", "run-var", cases, var_res)
+    flips = {f["case_id"]: f for f in compare_runs(base, var).to_dict()["flipped"]}
+    assert set(flips) == {"c003", "c007"}
+    assert all(f["metric"] == "task_success_rate" for f in flips.values())
+    assert flips["c003"]["cause"] == "must_include_coverage 1 → 0"
+    assert flips["c007"]["cause"] == "error_rate 0 → 1; must_include_coverage 1 → 0"  # no answer, no phrase

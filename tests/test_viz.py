@@ -21,17 +21,17 @@ XSS_Q = 'Why <script>window.__pwned=1</script> and <img src=x onerror="window.__
 
 
 def _m(value: float | None, lo: float | None = None, hi: float | None = None, stage: str = "generation") -> dict:
-    return {"stage": stage, "value": value, "ci_low": lo, "ci_high": hi, "n": 10, "unmeasured": 0}
+    return {"stage": stage, "value": value, "ci_low": lo, "ci_high": hi, "n": 20, "unmeasured": 0}
 
 
-BASE = {"k": 5, "n_cases": 10, "metrics": {
+BASE = {"k": 5, "n_cases": 20, "n_missing": 0, "metrics": {
     "faithfulness": _m(0.9, 0.8, 0.97),
     "retrieval_hit_rate": _m(0.85, 0.6, 0.95, "retrieval"),
     "latency_p95_ms": _m(3100.0, 2900.0, 3300.0, "ops"),
     "cost_per_success": _m(0.06, 0.05, 0.07, "ops"),
     "answer_relevance": _m(None, stage="generation"),
 }, "slices": {"risk=high": {"faithfulness": _m(0.7, 0.5, 0.9)}, "risk=low": {"faithfulness": _m(0.95, 0.9, 1.0)}}}
-VAR = {"k": 5, "n_cases": 10, "metrics": {
+VAR = {"k": 5, "n_cases": 20, "n_missing": 0, "metrics": {
     "faithfulness": _m(0.8, 0.7, 0.9),
     "retrieval_hit_rate": _m(0.9, 0.7, 0.97, "retrieval"),
     "latency_p95_ms": _m(1200.0, 1100.0, 1300.0, "ops"),
@@ -53,6 +53,16 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, labkit.RunDir]:
         "baseline": labkit.run(cases, ROOT / "data/pipelines/baseline.yaml", out / "b", overrides={"progress": False}),
         "variant": labkit.run(cases, ROOT / "data/pipelines/variant.yaml", out / "v", overrides={"progress": False}),
     }
+
+
+def test_gate_table_says_cases_judged_and_flips_name_their_metric() -> None:
+    partial = {**VAR, "n_cases": 15, "n_missing": 5}
+    table = viz.gate_table(GATE.evaluate(partial), caption="Variant.").to_html()
+    assert "Judged 15 of 20 cases (5 missing)." in table and "20 (min 20)" in table
+    flip = {"case_id": "c1", "from": "pass", "to": "fail", "metric": "task_success_rate",
+            "cause": "must_include_coverage 1 → 0.5"}
+    html = viz.flipped_table({"flipped": [flip]})._repr_html_()
+    assert "<td>task_success_rate (must_include_coverage 1 → 0.5)</td>" in html
 
 
 def test_units_and_formatting() -> None:
@@ -135,7 +145,7 @@ def test_charts_need_no_pyplot_and_run_under_agg() -> None:
 
 def test_slice_views() -> None:
     t = viz.slice_table({"baseline": BASE, "variant": VAR}, "faithfulness", gate=GATE).to_html()
-    assert "risk=high" in t and "risk=low" in t and "(n=10)" in t
+    assert "risk=high" in t and "risk=low" in t and "(n=20)" in t
     assert viz.FAIL_BG in t  # 0.7 misses 0.85
     c = viz.slice_chart({"baseline": BASE, "variant": VAR}, "faithfulness", tag="risk", gate=GATE)
     assert _png_size(c)[0] > 500

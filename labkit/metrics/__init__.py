@@ -467,11 +467,12 @@ def aggregate_metric(spec: MetricSpec, df: pd.DataFrame, *, seed: int = 0, n_boo
     return planned[0]
 
 
-def aggregate_frame(df: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> dict[str, dict[str, Any]]:
+def aggregate_frame(df: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000,
+                    n_missing: int = 0) -> dict[str, dict[str, Any]]:
     """metrics.json ``metrics`` block for a scores frame (rows sorted by case_id first,
-    so the result never depends on row order)."""
+    so the result never depends on row order); ``n_missing`` cases had no result."""
     planned: list[tuple[dict[str, Any], _Boot | None]] = []
-    out = _plan_frame(df, planned)
+    out = _count_missing(_plan_frame(df, planned), n_missing)
     _run_boots(planned, seed=seed, n_boot=n_boot)
     return out
 
