@@ -94,6 +94,9 @@ def test_end_to_end_verdict_follows_its_rule(shipped: Path) -> None:
     base, var = _runs(shipped)
     rep = Gate.load(shipped / "data" / "gate.yaml").evaluate(str(var), baseline=str(base))
     assert (items["gate.passes"]["status"] == "pass") == all(c.passed for c in rep.checks if c.kind not in ("review", "pre_registration"))
+    # the scorecard says how many cases of the dataset the gate judged
+    assert d["gate"]["cases"] == rep.cases and rep.cases is not None
+    assert f"gate judged {rep.cases['n_judged']} of {rep.cases['n_dataset']} cases" in d["headline"]
     # the rollout stage named is supported, and no later stage is
     stages = d["rollout"]["stages"]
     sup = [s["name"] for s in stages if s["supported"]]

@@ -80,8 +80,11 @@ class Scorecard:
         n = len(self.gaps)
         crit = sum(1 for g in self.gaps if g["severity"] == "critical")
         stage = self.rollout.supported_stage if self.rollout else None
+        cases = (self.gate or {}).get("cases")
+        judged = (f"; gate judged {cases['n_judged']} of {cases['n_dataset']} cases"
+                  if isinstance(cases, dict) else "")
         return (f"{self.verdict.upper()}: {n} gap(s), {crit} critical; evidence supports rollout stage "
-                f"{stage or 'none'}")
+                f"{stage or 'none'}{judged}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
