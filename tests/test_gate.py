@@ -252,3 +252,12 @@ def test_lock_and_run_in_the_same_second_are_ordered(tmp_path):
     (tmp_path / "gate.yaml.lock.json").write_text(json.dumps({**info, "locked_at": "2026-01-01T00:00:00+00:00"}))
     run = _hand_run(tmp_path, datetime(2026, 1, 1, 0, 0, 0, 5, tzinfo=UTC).isoformat())
     assert Gate.load(gp).evaluate(run).pre_registration["status"] == "pre_registered"
+
+
+@pytest.mark.parametrize("rate", [1.5, -0.1])
+def test_unmeasured_budget_rate_outside_0_1_is_a_config_error(tmp_path, rate):
+    p = tmp_path / "g.yaml"
+    p.write_text(f"checks:\n  - {{metric: faithfulness, op: '>=', threshold: 0.8}}\nunmeasured: {{max_rate: {rate}}}\n")
+    with pytest.raises(ConfigError) as ei:
+        Gate.load(p)
+    assert ei.value.field == "unmeasured.max_rate" and str(p) in str(ei.value)
