@@ -22,6 +22,18 @@ VIEWS = ("summary", "failures", "slowest", "cost", "latency", "trends", "sample"
 FORMATS = ("table", "csv", "json")
 
 
+def _positive_seconds(text: str) -> float:
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return v
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "traces",
@@ -39,6 +51,8 @@ def register(sub: Any) -> None:
     p.add_argument("--limit", type=int, default=50, help="rows shown in table format (0 = all)")
     p.add_argument("--out", help="compact: one Parquet file for all runs (default: traces.parquet per run)")
     p.add_argument("--otlp", help="export: OTLP/HTTP collector base URL, e.g. http://127.0.0.1:4318")
+    p.add_argument("--timeout", type=_positive_seconds, default=10.0, metavar="S",
+                   help="export: seconds to wait for the endpoint, retries included (default 10)")
     p.add_argument("--capture-content", action="store_true", help="export: include (redacted) text content")
     p.add_argument("--rules", help="checklist: alert rules YAML")
     p.add_argument("--comparison", help="view flagged: compare JSON (labkit compare --json) whose flipped cases to show")
@@ -91,9 +105,14 @@ def _traces(args: argparse.Namespace) -> int:
         if head == "export":
             if not args.otlp:
                 raise ConfigError("--otlp URL is required", field="otlp")
-            from labkit.trace.otel import export_runs
+            from labkit.trace.otel import ExportFailed, export_runs
 
-            n = export_runs(rest, endpoint=args.otlp, capture_content=args.capture_content)
+            try:
+                n = export_runs(rest, endpoint=args.otlp, capture_content=args.capture_content,
+                                timeout_s=args.timeout)
+            except ExportFailed as e:
+                print(f"labkit: error: {e}", file=sys.stderr)
+                return 1
             print(f"exported {n} spans to {args.otlp}")
             return 0
         import pandas as pd
