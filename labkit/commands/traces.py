@@ -74,8 +74,27 @@ def register(sub: Any) -> None:
     a.set_defaults(handler=_alerts)
 
 
+def _redacted(df: Any) -> Any:
+    """The frame with every text value (nested ones too) through the trace redaction: what
+    a query prints is held to what a run may write. Id columns keep their values."""
+    import pandas as pd
+
+    from labkit.trace.redact import Redactor
+
+    red = Redactor()
+    cols = [c for c in df.columns if df[c].dtype == object or pd.api.types.is_string_dtype(df[c].dtype)]
+    if not cols:
+        return df
+    out = df.copy()
+    rows = red.redact(out[cols].to_dict("records"))
+    out[cols] = pd.DataFrame(rows, columns=cols, index=out.index)
+    return out
+
+
 def _emit(df: Any, fmt: str, limit: int = 0) -> None:
     import pandas as pd
+
+    df = _redacted(df)
 
     if fmt == "json":
         print(df.to_json(orient="records", date_format="iso", default_handler=str))
