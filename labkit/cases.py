@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -265,9 +266,13 @@ def _parse_numbered(lines: Iterable[tuple[int, str]], path: str | None) -> Datas
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
+            obj = loads_line(raw)
         except json.JSONDecodeError as e:
             problems.append(Problem(n, None, f"malformed JSON: {e.msg} at column {e.colno}"))
+            continue
+        bad = surrogate_field(obj)
+        if bad is not None:
+            problems.append(Problem(n, bad, "contains a lone surrogate (\\ud800-\\udfff), which is no text"))
             continue
         case, probs = _parse(obj, n)
         problems.extend(probs)
@@ -281,6 +286,92 @@ def _parse_numbered(lines: Iterable[tuple[int, str]], path: str | None) -> Datas
     if problems:
         raise DatasetError(path, problems)
     return Dataset(tuple(cases), path)
+
+
+MAX_JSON_DEPTH = 200  # arrays and objects nested deeper than this in one JSONL line are refused
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+class StrictJSONError(json.JSONDecodeError):
+    """A JSONL line that Python's decoder would take but labkit refuses: a duplicate key, a
+    NaN or Infinity literal, or nesting deeper than :data:`MAX_JSON_DEPTH`."""
+
+
+class _Refused(Exception):
+    def __init__(self, msg: str, needle: str) -> None:
+        super().__init__(msg)
+        self.msg, self.needle = msg, needle
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _Refused(f"duplicate key {k!r} (the last one would silently win)", json.dumps(k))
+        out[k] = v
+    return out
+
+
+def _constant(name: str) -> Any:
+    raise _Refused(f"{name} is not a JSON number", name)
+
+
+def _too_deep(text: str, limit: int) -> int | None:
+    """The offset where nesting first exceeds ``limit`` (brackets inside strings do not count)."""
+    depth = 0
+    for m in _TOKENS.finditer(text):
+        ch = m.group()
+        if ch in "[{":
+            depth += 1
+            if depth > limit:
+                return m.start()
+        elif ch in "]}":
+            depth -= 1
+    return None
+
+
+def loads_line(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Decode one JSONL line strictly: the one decoder of cases, results, reviews and traces.
+
+    Raises :class:`StrictJSONError` (a ``json.JSONDecodeError``: ``e.msg`` and ``e.colno``
+    read as for any malformed line) for a key given twice in one object, for ``NaN``,
+    ``Infinity`` and ``-Infinity`` (not JSON), and for nesting deeper than ``max_depth``.
+    """
+    if text.count("[") + text.count("{") > max_depth:
+        at = _too_deep(text, max_depth)
+        if at is not None:
+            raise StrictJSONError(f"nested more than {max_depth} levels deep", text, at)
+    try:
+        return json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant)
+    except _Refused as e:
+        first = text.find(e.needle)
+        second = text.find(e.needle, first + 1) if e.msg.startswith("duplicate") else first
+        raise StrictJSONError(e.msg, text, max(second, 0)) from None
+    except RecursionError:  # pragma: no cover - the depth check above comes first
+        raise StrictJSONError("nested too deeply to decode", text, 0) from None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def surrogate_field(obj: Any) -> str | None:
+    """The dotted field of the first string (key or value) in ``obj`` holding a lone surrogate
+    (JSON's ``"\\ud800"``: no UTF-8 text can hold it, so it would fail when written or printed)."""
+    stack: list[tuple[Any, str]] = [(obj, "")]
+    while stack:
+        cur, where = stack.pop()
+        if isinstance(cur, str):
+            if _SURROGATE.search(cur):
+                return where or None
+        elif isinstance(cur, dict):
+            for k, v in cur.items():
+                sub = f"{where}.{k}" if where else str(k)
+                if _SURROGATE.search(k):
+                    return sub
+                stack.append((v, sub))
+        elif isinstance(cur, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(cur))
+    return None
 
 
 def input_error(path: str | os.PathLike[str], exc: OSError, line: int | None = None) -> DatasetError:
@@ -318,8 +409,12 @@ def iter_jsonl(path: str | os.PathLike[str], *, strict_tail: bool = False) -> It
 
 
 def load_cases(path: str | os.PathLike[str]) -> Dataset:
-    """Load and validate a JSONL dataset. Raises DatasetError listing every bad line."""
-    return _parse_numbered(((n, text) for n, text, _ in iter_jsonl(path, strict_tail=True)), str(path))
+    """Load and validate a JSONL dataset. Raises DatasetError listing every bad line; a file
+    without a single case is an error too (a gate judged on no case would pass)."""
+    ds = _parse_numbered(((n, text) for n, text, _ in iter_jsonl(path, strict_tail=True)), str(path))
+    if not ds.cases:
+        raise DatasetError(str(path), [Problem(None, None, "no cases (the dataset is empty)")])
+    return ds
 
 
 def as_cases(items: Iterable[EvalCase | Mapping[str, Any]]) -> Dataset:

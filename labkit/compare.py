@@ -237,6 +237,8 @@ def compare_frames(
     from labkit import stats
     from labkit.metrics import METRICS, ops
 
+    stats.check_options(alpha=alpha, n_boot=n_boot)
+
     b = base.drop_duplicates("case_id", keep="last").set_index("case_id")
     v = variant.drop_duplicates("case_id", keep="last").set_index("case_id")
     shared = sorted(set(b.index.astype(str)) & set(v.index.astype(str)))

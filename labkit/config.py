@@ -1,7 +1,10 @@
 """Reading YAML config files with errors that name the file and line.
 
 Every config labkit reads (pipelines, gates, alert rules, SLOs, rollout
-rules, attestations) goes through :func:`read_yaml_text`.
+rules, attestations) goes through :func:`read_yaml_text`. It is stricter than
+plain YAML: a key given twice in one mapping (the last would silently win) and
+a NaN (``.nan``: no threshold, rate or price means that) are errors naming the
+file, the line and the key. Merge keys (``<<: *base``) may still be overridden.
 """
 
 from __future__ import annotations
@@ -25,12 +28,88 @@ def read_yaml_text(path: str | os.PathLike[str], *, what: str = "file") -> tuple
     except UnicodeDecodeError as e:
         raise ConfigError(f"not UTF-8 text: {e.reason}", path=str(p)) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_strict_loader())  # a SafeLoader subclass: no arbitrary tags
+    except _StrictYAMLError as e:
+        raise ConfigError(e.reason, path=str(p), line=e.line, field=e.field) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         raise ConfigError(f"malformed YAML: {getattr(e, 'problem', None) or e}", path=str(p), line=line) from None
     return data, text
+
+
+class _StrictYAMLError(Exception):
+    def __init__(self, reason: str, line: int, field: str) -> None:
+        super().__init__(reason)
+        self.reason, self.line, self.field = reason, line, field
+
+
+_LOADER: Any = None
+
+
+def _strict_loader() -> Any:
+    """A SafeLoader that refuses duplicate keys and NaN (built once, on first use)."""
+    global _LOADER
+    if _LOADER is not None:
+        return _LOADER
+    import math
+
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        _root: Any = None
+
+        def construct_document(self, node: Any) -> Any:
+            self._root = node
+            return super().construct_document(node)
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[Any, int] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    line = key_node.start_mark.line + 1
+                    try:
+                        first = seen.get(key)
+                        seen.setdefault(key, line)
+                    except TypeError:  # an unhashable key: the base class reports it
+                        continue
+                    if first is not None:
+                        raise _StrictYAMLError(
+                            f"duplicate key {key!r} (first on line {first}); the last one would silently win",
+                            line, ".".join((*_path_to(self._root, node), str(key))))
+            return super().construct_mapping(node, deep=deep)
+
+        def construct_yaml_float(self, node: Any) -> Any:
+            v = super().construct_yaml_float(node)
+            if isinstance(v, float) and math.isnan(v):
+                raise _StrictYAMLError("NaN is not a value a config may hold", node.start_mark.line + 1,
+                                       ".".join(_path_to(self._root, node)))
+            return v
+
+    StrictLoader.add_constructor("tag:yaml.org,2002:float", StrictLoader.construct_yaml_float)
+    _LOADER = StrictLoader
+    return _LOADER
+
+
+def _path_to(root: Any, target: Any) -> tuple[str, ...]:
+    """The keys (``a.b[2].c``) leading from the document node ``root`` to ``target`` (a walk
+    with an explicit stack: a deep document cannot exhaust the interpreter's)."""
+    import yaml
+
+    stack: list[tuple[Any, tuple[str, ...]]] = [(root, ())]
+    while stack:
+        cur, path = stack.pop()
+        if cur is target:
+            return path
+        if isinstance(cur, yaml.MappingNode):
+            stack.extend((v, (*path, str(k.value))) for k, v in cur.value)
+        elif isinstance(cur, yaml.SequenceNode):
+            for i, v in enumerate(cur.value):
+                stack.append((v, (*path[:-1], f"{path[-1]}[{i}]") if path else (f"[{i}]",)))
+    return ()
 
 
 def read_yaml(path: str | os.PathLike[str], *, what: str = "file") -> dict[str, Any]:

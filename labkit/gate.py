@@ -169,14 +169,14 @@ def _locate(text: str, err: ConfigError) -> int | None:
 
 def load_reviews(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     """Review records (JSONL: case_id, reviewer, verdict, at); the last record per case wins."""
-    from labkit.cases import iter_jsonl
+    from labkit.cases import iter_jsonl, loads_line
 
     p = Path(path)
     problems: list[Problem] = []
     out: dict[str, dict[str, Any]] = {}
     for n, line, _ in iter_jsonl(p, strict_tail=True):
         try:
-            rec = json.loads(line)
+            rec = loads_line(line)
         except json.JSONDecodeError as e:
             problems.append(Problem(n, None, f"malformed JSON: {e.msg}"))
             continue
@@ -316,6 +316,9 @@ class Gate:
             if not isinstance(um, dict) or set(um) != {"max_rate"}:
                 raise ConfigError("must be {max_rate: number}", path=path, field="unmeasured")
             max_rate = _num(um["max_rate"], path, "unmeasured.max_rate")
+            if not 0.0 <= max_rate <= 1.0:
+                raise ConfigError(f"must be a share between 0 and 1, got {max_rate:g}", path=path,
+                                  field="unmeasured.max_rate")
         rv = d.get("review")
         req = None
         if rv is not None:

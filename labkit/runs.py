@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labkit.cases import Dataset, EvalCase, atomic_write_text, iter_jsonl, load_cases
+from labkit.cases import Dataset, EvalCase, atomic_write_text, iter_jsonl, load_cases, loads_line
 from labkit.errors import ConfigError, DatasetError, Problem
 
 if TYPE_CHECKING:
@@ -176,7 +176,7 @@ def read_results(path: str | os.PathLike[str], *, tolerate_torn_tail: bool = Tru
     seen: dict[str, int] = {}
     for n, raw, complete in iter_jsonl(p):
         try:
-            obj = json.loads(raw)
+            obj = loads_line(raw)
         except json.JSONDecodeError as e:
             if not complete and tolerate_torn_tail:
                 continue
@@ -386,7 +386,9 @@ def score_run(
     the scoring parameters (k, seed, n_boot, judge, dataset) go into the manifest.
     """
     from labkit.metrics import aggregate, score_cases
+    from labkit.stats import check_options
 
+    check_options(n_boot=n_boot)  # before anything is read or rewritten
     rd = RunDir(run_dir)
     if not rd.results_path.is_file():
         raise DatasetError(str(rd.results_path), [Problem(None, None, "file not found")])

@@ -50,6 +50,18 @@ _COUNT_BLOCK_ELEMS = 1 << 17
 _DISTINCT_FACTOR = 128
 
 
+def check_options(*, alpha: float | None = None, n_boot: int | None = None) -> None:
+    """ConfigError naming the option when ``alpha`` is not in (0, 1) or ``n_boot`` not an int >= 1."""
+    from labkit.errors import ConfigError
+
+    if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, (int, float))
+                              or not 0.0 < float(alpha) < 1.0):
+        raise ConfigError(f"must be a number between 0 and 1 (exclusive), got {alpha!r}", field="alpha")
+    if n_boot is not None and (isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer))
+                               or n_boot < 1):
+        raise ConfigError(f"must be a whole number of resamples >= 1, got {n_boot!r}", field="n_boot")
+
+
 def make_rng(seed: int | np.random.Generator | None = 0) -> np.random.Generator:
     """A Generator from an int seed (or the Generator itself)."""
     if isinstance(seed, np.random.Generator):
@@ -95,6 +107,7 @@ def bootstrap_distribution(
     rng: np.random.Generator | int | None = 0,
 ) -> NDArray[np.float64]:
     """The statistic on ``n_boot`` resamples of the rows of ``x`` (shape ``[n]`` or ``[n, m]``)."""
+    check_options(n_boot=n_boot)
     arr = np.asarray(x)
     n = arr.shape[0]
     if n == 0:
@@ -114,6 +127,7 @@ def interval_from_distribution(dist: ArrayLike, alpha: float = 0.05) -> tuple[fl
 
 
 def _pct_interval(dist: NDArray[np.float64], alpha: float) -> tuple[float | None, float | None]:
+    check_options(alpha=alpha)
     d = dist[np.isfinite(dist)]
     if d.size == 0:
         return None, None
@@ -166,6 +180,7 @@ def ratio_ci(
 
 def wilson_interval(successes: int, n: int, alpha: float = 0.05) -> tuple[float | None, float | None]:
     """Wilson score interval for a binomial proportion; (None, None) when n = 0."""
+    check_options(alpha=alpha)
     if n <= 0:
         return None, None
     from scipy.stats import norm
@@ -234,6 +249,7 @@ def resampled_sums(
     their row count, shared as one count matrix ``W`` by every sample with
     that row count (``W @ [x1, x2, ...]``).
     """
+    check_options(n_boot=n_boot)
     out: list[NDArray[np.float64] | None] = [None] * len(samples)
     shared: dict[int, list[tuple[int, NDArray[np.float64]]]] = {}
     for i, s in enumerate(samples):
@@ -277,6 +293,7 @@ def percentile_distribution(
     drawn through the two order statistics the percentile interpolates between
     (module docstring): two Beta draws per resample, whatever n is.
     """
+    check_options(n_boot=n_boot)
     xs = np.sort(np.asarray(x, dtype=np.float64).ravel())
     n = xs.size
     if n == 0:
@@ -315,6 +332,7 @@ def paired_bootstrap(
     resample draws case indices once and applies them to both runs.
     Returns ``(delta, ci_low, ci_high)``; all None when there are no pairs.
     """
+    check_options(alpha=alpha, n_boot=n_boot)
     a = np.asarray(base, dtype=float)
     b = np.asarray(variant, dtype=float)
     if a.shape != b.shape:

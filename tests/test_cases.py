@@ -104,3 +104,59 @@ def test_from_dict_raises_without_line():
         EvalCase.from_dict({"question": 3})
     assert ei.value.problems[0].line is None
     assert ei.value.problems[0].field == "question"
+
+
+@pytest.mark.parametrize("line, field, reason", [
+    ('{"id": "a", "question": "q", "question": "other"}', "question", "duplicate key"),
+    ('{"id": "a", "question": "q", "metadata": {"w": NaN}}', None, "NaN"),
+    ('{"id": "a", "question": "q", "metadata": {"w": Infinity}}', None, "Infinity"),
+    ('{"id": "a", "question": "q", "metadata": {"w": -Infinity}}', None, "Infinity"),
+])
+def test_duplicate_keys_and_non_finite_literals_are_errors(tmp_path, line, field, reason):
+    p = write(tmp_path, ['{"id": "ok", "question": "fine"}', line])
+    with pytest.raises(DatasetError) as ei:
+        load_cases(p)
+    (prob,) = ei.value.problems
+    assert prob.line == 2 and reason in prob.reason
+    if field:
+        assert field in prob.reason
+
+
+def test_deeply_nested_json_is_an_error_not_a_recursion_error(tmp_path):
+    deep = '{"id": "a", "question": "q", "metadata": ' + '{"x": ' * 100_000 + "1" + "}" * 100_000 + "}"
+    p = write(tmp_path, [deep])
+    with pytest.raises(DatasetError) as ei:
+        load_cases(p)
+    assert ei.value.problems[0].line == 1 and "nested" in ei.value.problems[0].reason
+
+
+def test_lone_surrogate_is_an_error_naming_the_field(tmp_path):
+    p = write(tmp_path, ['{"id": "a", "question": "broken \\ud800 text"}'])
+    with pytest.raises(DatasetError) as ei:
+        load_cases(p)
+    (prob,) = ei.value.problems
+    assert prob.line == 1 and prob.field == "question" and "surrogate" in prob.reason
+
+
+def test_empty_dataset_is_an_error(tmp_path):
+    p = tmp_path / "empty.jsonl"
+    p.write_text("\n\n", encoding="utf-8")
+    with pytest.raises(DatasetError) as ei:
+        load_cases(p)
+    assert "no cases" in str(ei.value) and str(p) in str(ei.value)
+
+
+def test_strict_line_decoder_is_shared_by_results_reviews_and_traces(tmp_path):
+    from labkit.gate import load_reviews
+    from labkit.runs import read_results
+    from labkit.trace.record import load_traces
+
+    dup = '{"case_id": "a", "case_id": "b", "status": "ok", "answer": "x"}\n'
+    for reader, text in ((read_results, dup), (load_reviews, dup.replace('"status": "ok", "answer": "x"',
+                          '"reviewer": "r", "verdict": "pass", "at": "2026-01-01"')),
+                         (load_traces, '{"trace_id": "t", "trace_id": "u"}\n')):
+        p = tmp_path / f"{reader.__name__}.jsonl"
+        p.write_text(text, encoding="utf-8")
+        with pytest.raises(DatasetError) as ei:
+            reader(p)
+        assert "duplicate key" in str(ei.value) and "line 1" in str(ei.value), reader.__name__

@@ -179,3 +179,50 @@ def test_traffic_without_retrieval_logged_is_unmeasured_not_zero(tmp_path):
     assert hit["value"] == 0.0 and hit["n"] == 1  # [] is "retrieved nothing"
     assert hit["unmeasured_reasons"] == {"no_retrieval": 1}  # no field: nothing known
     assert m["citation_validity"]["unmeasured_reasons"].get("no_retrieval") == 1
+
+
+def _no_traceback_exit_2(args, capsys, *needles):
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    for n in needles:
+        assert n in err, (n, err)
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_deep_json_and_lone_surrogate_in_a_dataset_exit_2_without_traceback(tmp_path, capsys, command):
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text('{"id": "ok", "question": "fine"}\n{"id": "a", "question": "q", "metadata": '
+                    + '[' * 50_000 + ']' * 50_000 + '}\n', encoding="utf-8")
+    sur = tmp_path / "surrogate.jsonl"
+    sur.write_text('{"id": "a", "question": "lone \\ud800 surrogate"}\n', encoding="utf-8")
+    for path, line in ((deep, "line 2"), (sur, "line 1")):
+        args = (["dataset", "validate", str(path)] if command == "validate" else
+                ["run", "--dataset", str(path), "--pipeline", "data/pipelines/baseline.yaml",
+                 "--out", str(tmp_path / f"run-{path.stem}"), "--quiet"])
+        _no_traceback_exit_2(args, capsys, str(path), line)
+
+
+def test_deep_json_through_the_console_script_prints_no_traceback(tmp_path):
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text('{"id": "a", "question": "q", "metadata": ' + '{"k": ' * 200_000 + '1' + '}' * 200_000
+                    + '}\n', encoding="utf-8")
+    p = subprocess.run([sys.executable, "-m", "labkit.cli", "dataset", "validate", str(deep)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "Traceback" not in p.stderr and str(deep) in p.stderr
+
+
+@pytest.mark.parametrize("args, field", [
+    (["compare", "{base}", "{var}", "--alpha", "2"], "alpha"),
+    (["compare", "{base}", "{var}", "--n-boot", "-5"], "n_boot"),
+    (["score", "{copy}", "--n-boot", "-1"], "n_boot"),
+])
+def test_out_of_range_options_exit_2_naming_the_option(runs, tmp_path, capsys, args, field):
+    copy = tmp_path / "variant"
+    shutil.copytree(runs / "variant", copy)
+    before = {f.name: f.read_bytes() for f in copy.iterdir() if f.is_file()}
+    argv = [a.format(base=runs / "baseline", var=runs / "variant", copy=copy) for a in args]
+    _no_traceback_exit_2(argv, capsys, field)
+    assert {f.name: f.read_bytes() for f in copy.iterdir() if f.is_file()} == before  # nothing rewritten

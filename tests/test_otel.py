@@ -162,3 +162,103 @@ def test_real_otlp_http_receiver_on_loopback(tmp_path: Path) -> None:
     faith = [a for name, a in events if name == "gen_ai.evaluation.result" and a["gen_ai.evaluation.name"] == "faithfulness"]
     assert len(faith) == 25 and all(a["gen_ai.evaluation.score.value"] == 0.75 for a in faith)
     assert all(a["gen_ai.evaluation.score.label"] == "fail" for a in faith)
+
+
+class _Failing(BaseHTTPRequestHandler):
+    code: ClassVar[int] = 500
+    hits: ClassVar[int] = 0
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        type(self).hits += 1
+        self.send_response(self.code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def _export_cli(run: Path, url: str, capsys: pytest.CaptureFixture[str], timeout_s: float = 1.0) -> tuple[int, str, float]:
+    import time
+
+    from labkit.cli import main
+
+    t0 = time.monotonic()
+    code = main(["traces", "export", str(run), "--otlp", url, "--timeout", str(timeout_s)])
+    return code, capsys.readouterr().err, time.monotonic() - t0
+
+
+def _n_spans(run: Path) -> int:
+    ex = InMemorySpanExporter()
+    from labkit.trace.store import records_with_scores
+
+    return export_traces(records_with_scores(str(run)), exporter=ex)
+
+
+def _assert_undelivered(code: int, err: str, took: float, n: int) -> None:
+    assert code == 1, err
+    assert f"{n} of {n} spans not delivered" in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert took < 15, took
+
+
+def test_export_to_a_closed_port_exits_1_and_counts_the_spans(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    run = tmp_path / "r1"
+    write_synthetic_run(run, 5, seed=1)
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now: connection refused
+    _assert_undelivered(*_export_cli(run, f"http://127.0.0.1:{port}", capsys), _n_spans(run))
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_export_to_an_endpoint_answering_an_error_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        status: int) -> None:
+    run = tmp_path / "r1"
+    write_synthetic_run(run, 5, seed=1)
+    _Failing.code, _Failing.hits = status, 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
+    th = threading.Thread(target=server.serve_forever, daemon=True)
+    th.start()
+    try:
+        res = _export_cli(run, f"http://127.0.0.1:{server.server_port}", capsys)
+    finally:
+        server.shutdown()
+        server.server_close()
+        th.join(5)
+    assert _Failing.hits >= 1
+    _assert_undelivered(*res, _n_spans(run))
+    assert str(status) in res[1]
+
+
+def test_export_to_an_endpoint_that_never_answers_times_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    run = tmp_path / "r1"
+    write_synthetic_run(run, 5, seed=1)
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)  # the kernel accepts the connection; nobody ever reads or answers
+    try:
+        res = _export_cli(run, f"http://127.0.0.1:{s.getsockname()[1]}", capsys, timeout_s=1.0)
+    finally:
+        s.close()
+    _assert_undelivered(*res, _n_spans(run))
+
+
+def test_export_traces_raises_with_the_counts_for_api_users() -> None:
+    from labkit.trace.otel import ExportFailed
+
+    class Refusing(InMemorySpanExporter):
+        def export(self, spans: Any) -> Any:
+            from opentelemetry.sdk.trace.export import SpanExportResult
+
+            return SpanExportResult.FAILURE
+
+    with pytest.raises(ExportFailed) as ei:
+        export_traces(_records(3), exporter=Refusing())
+    assert ei.value.delivered == 0 and ei.value.failed == ei.value.total > 0

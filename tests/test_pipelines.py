@@ -107,3 +107,12 @@ def test_config_hash_follows_the_corpus_content(tmp_path):
     moved = load_pipeline("data/pipelines/baseline.yaml", corpus_dir=str(copy))
     assert moved.config_hash != base.config_hash
     assert moved.config["corpus"] == str(copy.resolve())  # the manifest records the corpus used
+
+
+@pytest.mark.parametrize("price", ["-0.01", ".inf", ".nan"])
+def test_rag_negative_or_non_finite_price_is_a_config_error(tmp_path, price):
+    p = tmp_path / "p.yaml"
+    p.write_text(f"type: rag\nmodel:\n  name: m\n  price_per_1k_output: {price}\n")
+    with pytest.raises(ConfigError) as ei:
+        load_pipeline(p, corpus_dir="data/corpus")
+    assert ei.value.field == "model.price_per_1k_output" and str(p) in str(ei.value)

@@ -172,3 +172,18 @@ def test_composite_takes_the_severity_of_the_gaps_it_summarises() -> None:
     comp = composite("c", "x", "x", "C", [ok, drill], "critical")
     assert comp.status == "fail" and comp.severity == "medium" and not comp.is_gap
     assert composite("d", "x", "x", "D", [ok], "critical").severity == "critical"
+
+
+@pytest.mark.parametrize("req, field", [
+    ("{require: budget_remaining, min: 1.5}", "stages[0].requires[0].min"),
+    ("{require: budget_remaining, min: -0.1}", "stages[0].requires[0].min"),
+    ("{require: traces, environment: canary, min: -5}", "stages[0].requires[0].min"),
+    ("{require: traces, environment: canary, min: lots}", "stages[0].requires[0].min"),
+])
+def test_rollout_requirement_out_of_range_is_a_config_error(tmp_path: Path, req: str, field: str) -> None:
+    p = tmp_path / "rollout.yaml"
+    p.write_text(f"stages:\n  - name: shadow-x\n    traffic_percent: 0\n    requires: [{req}]\n"
+                 "    rollback_triggers: []\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_rollout(p)
+    assert e.value.field == field and e.value.path == str(p) and e.value.line == 2

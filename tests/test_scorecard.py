@@ -234,3 +234,56 @@ def test_scorecard_cli_json_and_exit_code(shipped: Path, tmp_path: Path, capsys:
     assert (tmp_path / "scorecard.json").is_file() and (tmp_path / "deployment_checklist.md").is_file()
     assert "The evidence supports" in (tmp_path / "deployment_checklist.md").read_text()
     assert main(["scorecard", "--out", str(tmp_path)]) == 2  # no run given: usage error
+
+
+# The gaps the shipped review reports on a clean checkout, each one real:
+SHIPPED_GAPS = sorted([
+    # the candidate's faithfulness (~0.80) is below the locked floor of 0.85: the variant's
+    # simulated model adds an unsupported claim in 35% of cases (data/pipelines/variant.yaml)
+    "gate.passes",
+    # data/gate.yaml has no `review:` section, so nothing makes a human look at high-risk cases
+    "gate.human_review",
+    # the simulated pipeline follows most prompt-injection cases of the golden set (2/6 handled)
+    "mw.adversarial",
+    # fallback.yaml runs the same simulated model on the same provider as the primary: it covers
+    # neither a model nor a provider outage
+    "rel.fallback",
+    # the same faithfulness shortfall, seen through data/slo.yaml's faithfulness floor
+    "slo.faithfulness-floor",
+    # a fresh offline run has no user feedback on any trace
+    "obs.user_feedback_captured",
+    # data/golden.jsonl holds no case of kind `regression` yet
+    "inc.regression_loop",
+    # data/attestations.yaml states that no rollback has been rehearsed yet
+    "inc.rollback_drill",
+])
+
+
+def test_shipped_review_from_a_clean_state_reports_only_real_gaps(tmp_path: Path) -> None:
+    """Notebook 05's path (ensure_run, then build_scorecard) on the shipped data, nothing run before."""
+    from labkit.readiness import ensure_run
+
+    ds, gate = REPO / "data" / "golden.jsonl", REPO / "data" / "gate.yaml"
+    base = ensure_run(ds, REPO / "data" / "pipelines" / "baseline.yaml", tmp_path / "baseline", gate=gate)
+    var = ensure_run(ds, REPO / "data" / "pipelines" / "variant.yaml", tmp_path / "variant", gate=gate)
+    sc = build_scorecard(base.path, var.path, root=REPO, gate=gate, dataset=ds, incident_dir=tmp_path / "incident",
+                         today=TODAY)
+    gaps = [g["item"] for g in sc.to_dict()["gaps"]]
+    assert sorted(gaps) == SHIPPED_GAPS
+    assert sc.by_id["dep.config_separate"].status == "pass", sc.by_id["dep.config_separate"].evidence
+    # a second review reuses both runs: their recorded config hash is the one recomputed from the files
+    assert ensure_run(ds, REPO / "data" / "pipelines" / "variant.yaml", tmp_path / "variant", gate=gate).manifest[
+        "run_id"] == var.manifest["run_id"]
+
+
+@pytest.mark.parametrize("change", ["config", "corpus"])
+def test_config_separate_fails_when_config_or_corpus_changed_after_the_run(project: Path, change: str) -> None:
+    assert _card(project, "variant").by_id["dep.config_separate"].status == "pass"
+    if change == "config":
+        f = project / "data" / "pipelines" / "variant.yaml"
+        f.write_text(f.read_text(encoding="utf-8").replace("top_k: 5", "top_k: 4"), encoding="utf-8")
+    else:
+        f = project / "data" / "corpus" / "billing.md"
+        f.write_text(f.read_text(encoding="utf-8") + "\n## New\n\nA new section.\n", encoding="utf-8")
+    it = _card(project, "variant").by_id["dep.config_separate"]
+    assert it.status == "fail" and "changed after run" in it.action

@@ -188,3 +188,20 @@ def test_few_distinct_rows_threshold():
     assert stats._few_distinct_rows(np.ones((10, 1))) is None  # too few rows to bother
     rows, counts = stats._few_distinct_rows(np.column_stack([np.arange(n) % 2, np.arange(n) % 4]).astype(float))
     assert rows.shape == (4, 2) and counts.sum() == n
+
+
+@pytest.mark.parametrize("call", [
+    lambda s: s.bootstrap_ci([1.0, 2.0, 3.0], s.mean_stat, alpha=2),
+    lambda s: s.bootstrap_ci([1.0, 2.0, 3.0], s.mean_stat, alpha=float("nan")),
+    lambda s: s.bootstrap_ci([1.0, 2.0, 3.0], s.mean_stat, n_boot=-1),
+    lambda s: s.wilson_interval(3, 10, alpha=0),
+    lambda s: s.resampled_sums([[1.0, 2.0]], n_boot=0),
+    lambda s: s.percentile_distribution([1.0, 2.0], 95, n_boot=-3),
+])
+def test_out_of_range_alpha_and_n_boot_are_config_errors(call):
+    from labkit import stats
+    from labkit.errors import ConfigError
+
+    with pytest.raises(ConfigError) as ei:
+        call(stats)
+    assert ei.value.field in ("alpha", "n_boot")

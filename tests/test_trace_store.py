@@ -258,3 +258,62 @@ def test_store_never_downloads_an_extension(tmp_path: Path) -> None:
     (run / "traces.jsonl").write_text("")
     with TraceStore([run]) as st:
         assert st.con.execute("select current_setting('autoinstall_known_extensions')").fetchone() == (False,)
+
+
+SECRET = "sk-proj-" + "Zq7" * 12  # an OpenAI-style key
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM read_csv('/etc/passwd', sep=':')",
+    "SELECT * FROM read_text('{secret_file}')",
+    "SELECT * FROM glob('/etc/*')",
+    "SELECT * FROM read_text('{run}/../planted.txt')",
+    "SELECT * FROM sniff_csv('/etc/passwd')",
+])
+def test_sql_cannot_read_files_outside_the_runs(two_runs: tuple[Path, Path], tmp_path: Path, sql: str) -> None:
+    secret_file = tmp_path / "planted.txt"
+    secret_file.write_text(f"OPENAI_API_KEY={SECRET}\n")
+    with TraceStore(list(two_runs)) as st:
+        assert st.count() == 200  # the runs themselves stay readable
+        with pytest.raises(QueryError) as ei:
+            st.query(sql.format(secret_file=secret_file, run=two_runs[0]))
+    assert "outside the runs" in str(ei.value) and SECRET not in str(ei.value)
+
+
+def test_sql_cannot_lift_the_confinement(two_runs: tuple[Path, Path]) -> None:
+    with TraceStore(list(two_runs)) as st:
+        for sql in ("SET enable_external_access = true", "SET allowed_directories = ['/']",
+                    "RESET lock_configuration"):
+            with pytest.raises(QueryError):
+                st.query(sql)
+        st.refresh()  # picking up new files still works once confined
+        assert st.count() == 200
+
+
+def test_cli_sql_reading_a_secret_file_exits_2_and_prints_it_nowhere(two_runs: tuple[Path, Path], tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from labkit.cli import main
+
+    secret_file = tmp_path / "planted.txt"
+    secret_file.write_text(f"OPENAI_API_KEY={SECRET}\n")
+    code = main(["traces", str(two_runs[0]), "--sql", f"SELECT * FROM read_text('{secret_file}')"])
+    out, err = capsys.readouterr()
+    assert code == 2 and "outside the runs" in err and SECRET not in out + err and "Traceback" not in err
+
+
+def test_cli_sql_output_is_redacted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from labkit.cli import main
+
+    run = tmp_path / "r"
+    write_synthetic_run(run, 3, seed=1)
+    lines = (run / "traces.jsonl").read_text().splitlines()
+    rec = json.loads(lines[0])
+    rec["error"] = f"upstream said: key {SECRET} rejected; mail ops@example.com"
+    lines[0] = json.dumps(rec)
+    (run / "traces.jsonl").write_text("\n".join(lines) + "\n")
+    for fmt in ("table", "csv", "json"):
+        assert main(["traces", str(run), "--sql", "SELECT trace_id, error FROM traces WHERE error IS NOT NULL",
+                     "--format", fmt]) == 0
+        out = capsys.readouterr().out
+        assert SECRET not in out and "ops@example.com" not in out, fmt
+        assert "upstream said" in out and rec["trace_id"] in out, fmt  # the rest, and ids, stay readable

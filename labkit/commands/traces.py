@@ -22,6 +22,18 @@ VIEWS = ("summary", "failures", "slowest", "cost", "latency", "trends", "sample"
 FORMATS = ("table", "csv", "json")
 
 
+def _positive_seconds(text: str) -> float:
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return v
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "traces",
@@ -39,6 +51,8 @@ def register(sub: Any) -> None:
     p.add_argument("--limit", type=int, default=50, help="rows shown in table format (0 = all)")
     p.add_argument("--out", help="compact: one Parquet file for all runs (default: traces.parquet per run)")
     p.add_argument("--otlp", help="export: OTLP/HTTP collector base URL, e.g. http://127.0.0.1:4318")
+    p.add_argument("--timeout", type=_positive_seconds, default=10.0, metavar="S",
+                   help="export: seconds to wait for the endpoint, retries included (default 10)")
     p.add_argument("--capture-content", action="store_true", help="export: include (redacted) text content")
     p.add_argument("--rules", help="checklist: alert rules YAML")
     p.add_argument("--comparison", help="view flagged: compare JSON (labkit compare --json) whose flipped cases to show")
@@ -60,8 +74,27 @@ def register(sub: Any) -> None:
     a.set_defaults(handler=_alerts)
 
 
+def _redacted(df: Any) -> Any:
+    """The frame with every text value (nested ones too) through the trace redaction: what
+    a query prints is held to what a run may write. Id columns keep their values."""
+    import pandas as pd
+
+    from labkit.trace.redact import Redactor
+
+    red = Redactor()
+    cols = [c for c in df.columns if df[c].dtype == object or pd.api.types.is_string_dtype(df[c].dtype)]
+    if not cols:
+        return df
+    out = df.copy()
+    rows = red.redact(out[cols].to_dict("records"))
+    out[cols] = pd.DataFrame(rows, columns=cols, index=out.index)
+    return out
+
+
 def _emit(df: Any, fmt: str, limit: int = 0) -> None:
     import pandas as pd
+
+    df = _redacted(df)
 
     if fmt == "json":
         print(df.to_json(orient="records", date_format="iso", default_handler=str))
@@ -91,9 +124,14 @@ def _traces(args: argparse.Namespace) -> int:
         if head == "export":
             if not args.otlp:
                 raise ConfigError("--otlp URL is required", field="otlp")
-            from labkit.trace.otel import export_runs
+            from labkit.trace.otel import ExportFailed, export_runs
 
-            n = export_runs(rest, endpoint=args.otlp, capture_content=args.capture_content)
+            try:
+                n = export_runs(rest, endpoint=args.otlp, capture_content=args.capture_content,
+                                timeout_s=args.timeout)
+            except ExportFailed as e:
+                print(f"labkit: error: {e}", file=sys.stderr)
+                return 1
             print(f"exported {n} spans to {args.otlp}")
             return 0
         import pandas as pd

@@ -143,6 +143,11 @@ class RagConfig:
             raise ConfigError("top_k and answer_sentences must be at least 1", path=path, field="top_k")
         if not 0.0 <= cfg.model.unsupported_claim_rate <= 1.0:
             raise ConfigError("must be in [0, 1]", path=path, field="model.unsupported_claim_rate")
+        for key in ("price_per_1k_input", "price_per_1k_output"):
+            price = getattr(cfg.model, key)
+            if not math.isfinite(price) or price < 0:
+                raise ConfigError(f"must be a finite price >= 0 (USD per 1k tokens), got {price!r}", path=path,
+                                  field=f"model.{key}")
         return cfg
 
 

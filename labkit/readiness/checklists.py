@@ -572,9 +572,16 @@ def config_separate_item(ctx: Context) -> CheckItem:
                        else "no config file found under " + str(ctx.paths.pipelines_dir)),
                     "Describe the pipeline in a YAML config (model, prompt version, retrieval and runner "
                     "settings) kept under version control beside, not inside, the code.", "medium")
-    from labkit.pipelines import config_hash
+    from labkit.errors import LabkitError
+    from labkit.readiness.prepare import config_file_hash
 
-    now = config_hash(cc.config)
+    corpus_dir = cand.pipeline.get("corpus_dir")
+    try:
+        now = config_file_hash(cc.path, corpus_dir=corpus_dir if isinstance(corpus_dir, str) else None)
+    except LabkitError as e:
+        return item("dep.config_separate", "reliability", "deployment", T, "fail",
+                    f"run {cand.run_id} built from {cc.name}, which no longer loads: {e}",
+                    f"Fix {cc.name} so the candidate can be rebuilt from it.", "medium")
     recorded = cand.config_hash
     same = recorded == now
     return item("dep.config_separate", "reliability", "deployment", T, "pass" if same else "fail",

@@ -7,6 +7,18 @@ from pathlib import Path
 from typing import Any
 
 
+def config_file_hash(path: str | os.PathLike[str], *, corpus_dir: str | None = None) -> str:
+    """The config hash a run of the pipeline config at ``path`` records now.
+
+    The hash covers the config and the content of the corpus it retrieves from, so it is
+    taken from the pipeline loaded as a run loads it (:func:`labkit.pipelines.load_pipeline`),
+    never from the YAML alone: the review and the runner cannot disagree on it.
+    """
+    from labkit.pipelines import load_pipeline
+
+    return load_pipeline(str(path), corpus_dir=corpus_dir).config_hash
+
+
 def ensure_run(
     dataset: str | os.PathLike[str],
     pipeline_config: str | os.PathLike[str],
@@ -24,7 +36,6 @@ def ensure_run(
     the user) is returned as is, never re-run. Returns a :class:`labkit.runs.RunDir`.
     """
     from labkit.cases import load_cases
-    from labkit.pipelines import load_pipeline
     from labkit.report import fresh_run_dir
     from labkit.runner import run
     from labkit.runs import RunDir
@@ -37,10 +48,9 @@ def ensure_run(
         return RunDir(existing)
     rd = RunDir(run_dir)
     ds = load_cases(dataset)
-    pipe = load_pipeline(str(pipeline_config))
     man = rd.manifest
     if (rd.metrics_path.is_file() and man.get("status", "complete") == "complete"
-            and (man.get("pipeline") or {}).get("config_hash") == pipe.config_hash
+            and (man.get("pipeline") or {}).get("config_hash") == config_file_hash(pipeline_config)
             and (man.get("dataset") or {}).get("fingerprint") == ds.fingerprint):
         return rd
     fresh_run_dir(Path(run_dir))

@@ -258,6 +258,21 @@ class RolloutPlan:
     path: str | None = None
 
 
+def _check_requirement_min(r: Mapping[str, Any], path: str, line: int | None, fld: str) -> None:
+    """``budget_remaining`` needs a share in [0, 1]; ``traces`` a whole count >= 0."""
+    if "min" not in r or r["require"] not in ("budget_remaining", "traces"):
+        return
+    v = r["min"]
+    if r["require"] == "budget_remaining":
+        f = num(v)
+        if f is None or not 0.0 <= f <= 1.0:
+            raise ConfigError(f"must be a share of the error budget between 0 and 1, got {v!r}", path=path,
+                              line=line, field=f"{fld}.min")
+    elif isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ConfigError(f"must be a whole number of traces >= 0, got {v!r}", path=path, line=line,
+                          field=f"{fld}.min")
+
+
 def load_rollout(path: str | os.PathLike[str], slo_names: Sequence[str] = ()) -> RolloutPlan:
     """Parse the rollout file: ordered stages, each with requirements and rollback triggers."""
     from labkit.metrics import METRICS
@@ -282,6 +297,7 @@ def load_rollout(path: str | os.PathLike[str], slo_names: Sequence[str] = ()) ->
                 got = r.get("require") if isinstance(r, dict) else r
                 raise ConfigError(f"unknown requirement {got!r}", path=str(p), line=line,
                                   field=f"{fld}.requires[{j}].require", known=REQUIREMENTS)
+            _check_requirement_min(r, str(p), line, f"{fld}.requires[{j}]")
         trig = []
         raw_t = d.get("rollback_triggers")
         if not isinstance(raw_t, list):

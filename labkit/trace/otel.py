@@ -25,10 +25,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from labkit.errors import MissingDependencyError
+from labkit.errors import LabkitError, MissingDependencyError
 
 SEMCONV_VERSION = "1.38.0"
 SEMCONV_PACKAGE = "0.66b2"
@@ -267,7 +267,11 @@ def export_traces(
     timeout_s: float = 10.0,
     score_labels: Mapping[str, float] | None = None,
 ) -> int:
-    """Export trace records as OpenTelemetry traces; returns the number of spans sent.
+    """Export trace records as OpenTelemetry traces; returns the number of spans delivered.
+
+    Raises :class:`ExportFailed` (with ``delivered``, ``failed`` and ``reason``) when any span
+    was not delivered: the endpoint refused the connection, answered an error status, or
+    did not answer within ``timeout_s`` (retries of transient errors included).
 
     Give either ``endpoint`` (an OTLP/HTTP collector base URL such as
     ``http://127.0.0.1:4318``; ``/v1/traces`` is appended unless present) or an
@@ -278,36 +282,121 @@ def export_traces(
     _require()
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     if (endpoint is None) == (exporter is None):
         raise ValueError("give exactly one of endpoint= or exporter=")
+    target, session = "the exporter", None
     if endpoint is not None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         url = endpoint.rstrip("/")
         if not url.endswith("/v1/traces"):
             url += "/v1/traces"
-        exporter = OTLPSpanExporter(endpoint=url, headers=dict(headers or {}), timeout=timeout_s)
+        exporter = OTLPSpanExporter(endpoint=url, headers=dict(headers or {}), timeout=timeout_s,
+                                    session=(session := _status_session()))
+        target = url
     ids = _FixedIds()
     res = Resource.create({"service.name": service_name, "telemetry.sdk.name": "opentelemetry",
                            **dict(resource_attributes or {})})
     provider = TracerProvider(resource=res, id_generator=ids)  # type: ignore[arg-type]
-    proc = (SimpleSpanProcessor(exporter) if endpoint is None
-            else BatchSpanProcessor(exporter, max_export_batch_size=512))
-    provider.add_span_processor(proc)
+    collected = InMemorySpanExporter()  # spans are built first, then sent in batches we count
+    provider.add_span_processor(SimpleSpanProcessor(collected))
     from labkit import __version__ as labkit_version
 
     tracer = provider.get_tracer("labkit", labkit_version, schema_url=SCHEMA_URL)
     labels = dict(DEFAULT_SCORE_LABELS if score_labels is None else score_labels)
-    n = 0
     try:
         for rec in records:
-            n += _emit(tracer, ids, rec, capture_content, labels)
-        provider.force_flush(int(timeout_s * 1000))
+            _emit(tracer, ids, rec, capture_content, labels)
     finally:
         provider.shutdown()
-    return n
+    spans = list(collected.get_finished_spans())
+    try:
+        delivered, reason = _send(exporter, spans, getattr(session, "labkit_status", None))
+    finally:
+        exporter.shutdown()
+    if delivered < len(spans):
+        raise ExportFailed(target, delivered=delivered, total=len(spans), reason=reason)
+    return delivered
+
+
+class ExportFailed(LabkitError):
+    """Some spans did not reach the exporter's endpoint (refused, an error status, no answer)."""
+
+    def __init__(self, target: str, *, delivered: int, total: int, reason: str) -> None:
+        self.target, self.delivered, self.total, self.failed = target, delivered, total, total - delivered
+        self.reason = reason
+        super().__init__(f"{self.failed} of {total} spans not delivered to {target}: {reason}")
+
+
+def _status_session() -> Any:
+    """A requests session remembering the last HTTP status the endpoint answered (the OTLP
+    exporter reports a failed batch without it)."""
+    import requests
+
+    session = requests.Session()
+    seen: list[str] = []
+
+    def hook(resp: Any, *args: Any, **kwargs: Any) -> None:
+        if resp.status_code >= 400:
+            seen.append(f"the endpoint answered HTTP {resp.status_code} {resp.reason or ''}".strip())
+
+    session.hooks["response"].append(hook)
+    session.labkit_status = lambda: seen[-1] if seen else None  # type: ignore[attr-defined]
+    return session
+
+
+_BATCH = 512
+_OTLP_LOGGERS = ("opentelemetry.exporter.otlp.proto.http.trace_exporter", "opentelemetry.exporter.otlp.common.http")
+
+
+def _send(exporter: Any, spans: Sequence[Any], status: Callable[[], str | None] | None = None) -> tuple[int, str]:
+    """(spans delivered, why the rest were not) sending ``spans`` in batches; the first failed
+    batch ends the export (an endpoint that refused one batch is not tried with the next).
+    The OTLP exporter's own log lines are kept back: the reason goes into the one error."""
+    import logging
+
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    class Keep(logging.Handler):
+        last = ""  # the exporter's last error, after the last transient error it retried
+
+        def emit(self, record: logging.LogRecord) -> None:
+            msg = record.getMessage()
+            if record.levelno < logging.ERROR:
+                Keep.transient = msg
+            else:
+                Keep.last = "; ".join(dict.fromkeys(m for m in (Keep.transient, msg) if m))
+
+        transient = ""
+
+    keep = Keep()
+    saved = []
+    for name in _OTLP_LOGGERS:
+        lg = logging.getLogger(name)
+        saved.append((lg, lg.propagate))
+        lg.addHandler(keep)
+        lg.propagate = False
+    delivered, reason = 0, ""
+    try:
+        for a in range(0, len(spans), _BATCH):
+            batch = spans[a:a + _BATCH]
+            try:
+                ok = exporter.export(batch) == SpanExportResult.SUCCESS
+            except Exception as e:  # an exporter that raises delivered nothing
+                ok, reason = False, f"{type(e).__name__}: {e}"
+            if not ok:
+                answered = status() if status is not None else None
+                reason = reason or "; ".join(m for m in (answered, Keep.last) if m) or "the exporter reported a failure"
+                break
+            delivered += len(batch)
+    finally:
+        for lg, prop in saved:
+            lg.removeHandler(keep)
+            lg.propagate = prop
+    return delivered, " ".join(reason.split())[:300]
 
 
 def export_runs(run_dirs: Sequence[str] | str, **kwargs: Any) -> int:

@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from labkit.cases import EvalCase, iter_jsonl
+from labkit.cases import EvalCase, iter_jsonl, loads_line
 from labkit.errors import DatasetError, Problem
 
 SCHEMA_VERSION = 1
@@ -526,7 +526,7 @@ def load_traces(path: str | os.PathLike[str], *, strict: bool = True) -> list[di
     problems: list[Problem] = []
     for n, raw in iter_trace_lines(p):
         try:
-            obj = json.loads(raw)
+            obj = loads_line(raw)
         except json.JSONDecodeError as e:
             problems.append(Problem(n, None, f"malformed JSON: {e.msg} at column {e.colno}"))
             continue

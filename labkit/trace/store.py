@@ -148,7 +148,8 @@ class TraceStore:
     results include lines appended since the store was opened.
     """
 
-    def __init__(self, sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> None:
+    def __init__(self, sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *,
+                 confine: bool = True) -> None:
         if isinstance(sources, str | os.PathLike):
             sources = [sources]
         self.sources = [Path(s) for s in sources]
@@ -164,8 +165,19 @@ class TraceStore:
             self._add_source(src)
         self._metric_columns: list[str] = []
         self._build()
+        if confine:
+            self._confine()
 
     # ---------------------------------------------------------------- setup
+    def _confine(self) -> None:
+        """From here on a query reads only the folders of the sources given: no other file,
+        no network, no extension, and no SET that would give any of it back."""
+        dirs = sorted({str(d.resolve()) for d in self.run_dirs}
+                      | {str(p.resolve().parent) for p in self.parquet_files})
+        self.con.execute(f"SET allowed_directories = [{', '.join(_q(d + os.sep) for d in dirs)}]")
+        self.con.execute("SET enable_external_access = false")
+        self.con.execute("SET lock_configuration = true")
+
     def _add_source(self, src: Path) -> None:
         if src.is_dir():
             self.run_dirs.append(src)
@@ -373,6 +385,11 @@ class TraceStore:
         duckdb = _duckdb()
         try:
             return self.con.execute(sql, list(params) if params else None).df()
+        except duckdb.PermissionException as e:
+            m = re.search(r'Cannot access \w+ "([^"]*)"', str(e))
+            what = m.group(1) if m else "a file"
+            raise QueryError(f"{what} is outside the runs given: a query reads only their traces, "
+                             "feedback, scores and runs", sql) from None
         except duckdb.Error as e:
             raise QueryError(str(e).splitlines()[0], sql) from None
 
@@ -643,7 +660,7 @@ def compact(
                           known=["zstd", "snappy", "gzip", "uncompressed"])
     written: list[Path] = []
     if out is not None:
-        with TraceStore(srcs) as st:
+        with TraceStore(srcs, confine=False) as st:  # writes the archive; runs no user SQL
             _copy(st, Path(out), compression, None)
         written.append(Path(out))
         return written
@@ -653,7 +670,7 @@ def compact(
         if not jl.exists():
             raise ConfigError(f"{run}: no {TRACES_FILE} to compact", field="run_dirs")
         size = jl.stat().st_size
-        with TraceStore([jl]) as st:
+        with TraceStore([jl], confine=False) as st:
             _copy(st, run / PARQUET_FILE, compression, size)
         written.append(run / PARQUET_FILE)
     return written
