@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import math
 from pathlib import Path
 from typing import Any
@@ -305,3 +306,41 @@ def test_any_output_gives_one_result_per_case_and_no_traceback(
     rows = RunDir(base / "r").results()
     assert [r["case_id"] for r in rows] == [c.id for c in ds_cases]
 
+
+
+# --------------------------------------------------------------------------- a real Ctrl-C
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_real_sigint_stops_the_run(tmp_path: Path, kind: str) -> None:
+    """Guard: catching what a pipeline raises must not swallow a real Ctrl-C."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    body = ("import time\ndef pipe(case):\n    time.sleep(0.2)\n    return {'answer': 'x'}\n" if kind == "sync"
+            else "import asyncio\nasync def pipe(case):\n    await asyncio.sleep(0.2)\n    return {'answer': 'x'}\n")
+    (tmp_path / "slowpipe.py").write_text(body)
+    ds = tmp_path / "ds.jsonl"
+    save_cases(cases(60), ds)
+    out = tmp_path / "r"
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"}
+    proc = subprocess.Popen([sys.executable, "-m", "labkit.cli", "run", "--dataset", str(ds), "--pipeline",
+                             "slowpipe:pipe", "--out", str(out), "--quiet", "--concurrency", "2", "--no-score"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if (out / "results.jsonl").is_file() and (out / "results.jsonl").read_text().count("\n") >= 2:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert (out / "results.jsonl").read_text().count("\n") < 60
