@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
