@@ -60,6 +60,16 @@ from typing import IO, TYPE_CHECKING, Any
 from labkit.cases import Dataset, EvalCase, atomic_write_text, load_cases
 from labkit.errors import ConfigError, PipelineError
 from labkit.openai_compat import EndpointTimeout, RetryableError
+from labkit.resultline import (
+    RUNNER_FIELDS,
+    ResultError,
+    check_line,
+    checked,
+    make_line,
+    pipeline_fields,
+)
+from labkit.runcache import ResultCache
+from labkit.runredact import redact_manifest
 from labkit.runs import SNAPSHOT, RunDir, iter_jsonl, read_results, score_run
 
 if TYPE_CHECKING:
@@ -68,18 +78,6 @@ if TYPE_CHECKING:
 __all__ = ["RunnerConfig", "case_key", "resume", "run", "run_cases"]
 
 EXECUTORS = ("local", "dask")
-#: Result fields the runner sets itself (a pipeline's values for them are ignored).
-RUNNER_FIELDS = (
-    "case_id",
-    "status",
-    "attempts",
-    "error",
-    "error_type",
-    "trace_id",
-    "from_cache",
-    "answered_by",
-    "idempotency_key",
-)
 
 
 # --------------------------------------------------------------------------- config
@@ -102,6 +100,8 @@ class RunnerConfig:
     scheduler: str | None = None
     batch_size: int = 64
     seed: int = 0
+    #: redaction settings (docs/traces.md) for everything the run writes; None = all on
+    redaction: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -134,6 +134,9 @@ class RunnerConfig:
             raise bad("batch_size", f"must be an integer >= 1, got {self.batch_size!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise bad("seed", f"must be an integer, got {self.seed!r}")
+        from labkit.runredact import check_redaction
+
+        check_redaction(self.redaction, path)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None, path: str | None = None) -> RunnerConfig:
@@ -288,91 +291,27 @@ class TokenBucket:
                 await asyncio.sleep((1.0 - self._tokens) / self.rate)
 
 
-class ResultError(Exception):
-    """A pipeline returned something that is not a valid result mapping (never retried)."""
 
 
-def _jsonable(x: Any) -> Any:
-    """Plain JSON types from what a pipeline returned (tuples -> lists, dataclasses -> dicts)."""
-    if isinstance(x, Mapping):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if x is None or isinstance(x, (str, bool, int)):
-        return x
-    if isinstance(x, float):
-        if not math.isfinite(x):
-            raise ResultError(f"result holds a non-finite number {x!r}")
-        return x
-    if dataclasses.is_dataclass(x) and not isinstance(x, type):
-        return _jsonable(dataclasses.asdict(x))
-    item = getattr(x, "item", None)  # numpy scalars
-    if callable(item):
-        return _jsonable(item())
-    raise ResultError(f"result holds a value that is not JSON: {type(x).__name__}")
+class _Raised(Exception):
+    """Carries what a sync pipeline raised that is not an ``Exception`` (SystemExit,
+    KeyboardInterrupt, other BaseExceptions) or StopIteration, so that no event-loop
+    machinery treats it specially: it is the case's error like any other."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(str(exc))
+        self.exc = exc
 
 
-def _ok_fields(out: Any) -> dict[str, Any]:
-    if inspect.isawaitable(out):
-        raise ResultError("pipeline returned an awaitable where a mapping was expected")
-    if not isinstance(out, Mapping):
-        raise ResultError(f"pipeline returned {type(out).__name__}, not a mapping")
-    data = _jsonable(out)
-    ans = data.get("answer")
-    if not isinstance(ans, str):
-        raise ResultError(f"result field 'answer' must be a string, got {type(ans).__name__}")
-    for key in ("retrieved", "citations", "tool_calls"):
-        if data.get(key) is not None and not isinstance(data[key], list):
-            raise ResultError(f"result field {key!r} must be a list")
-    for key in ("cost_usd", "latency_ms"):
-        v = data.get(key)
-        if v is not None and (not _num(v) or v < 0):
-            raise ResultError(f"result field {key!r} must be a non-negative number")
-    if data.get("usage") is not None and not isinstance(data["usage"], dict):
-        raise ResultError("result field 'usage' must be an object")
-    return data
-
-
-def _result_line(
-    case_id: str,
-    status: str,
-    data: Mapping[str, Any] | None,
-    *,
-    latency_ms: float | None,
-    attempts: int,
-    error: str | None,
-    error_type: str | None,
-    trace_id: str,
-    answered_by: str | None,
-    key: str,
-    from_cache: bool = False,
-) -> dict[str, Any]:
-    d = data or {}
-    lat = d.get("latency_ms")
-    res: dict[str, Any] = {
-        "case_id": case_id,
-        "status": status,
-        "answer": d.get("answer"),
-        "retrieved": d.get("retrieved") or [],
-        "citations": d.get("citations") or [],
-        "tool_calls": d.get("tool_calls") or [],
-        "usage": d.get("usage"),
-        "cost_usd": d.get("cost_usd"),
-        "latency_ms": float(lat) if isinstance(lat, (int, float)) and _num(lat) else (round(latency_ms, 3) if latency_ms is not None else None),
-        "attempts": attempts,
-        "error": error,
-        "error_type": error_type,
-        "trace_id": trace_id,
-        "from_cache": from_cache,
-        "answered_by": answered_by,
-        "idempotency_key": key,
-    }
-    for k, v in d.items():
-        if k not in res and k not in RUNNER_FIELDS:
-            res[k] = v
-    if data is not None and "retrieved" not in data:
-        res["retrieval_logged"] = False  # the pipeline reports no retrieval: unmeasured, not 0
-    return res
+def _call_guarded(fn: Callable[..., Any], case: EvalCase) -> Any:
+    try:
+        return fn(case)
+    except StopIteration as e:
+        raise _Raised(e) from None
+    except Exception:
+        raise
+    except BaseException as e:  # raised by the pipeline itself in a worker thread: not a Ctrl-C
+        raise _Raised(e) from None
 
 
 def _describe(exc: BaseException, timeout_s: float) -> tuple[str, str, str]:
@@ -382,8 +321,21 @@ def _describe(exc: BaseException, timeout_s: float) -> tuple[str, str, str]:
         if not str(exc):
             return "timeout", text, "TimeoutError"
         return "timeout", text, type(exc).__name__
-    msg = str(exc)
-    return "error", f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__, type(exc).__name__
+    if isinstance(exc, _Raised):
+        exc = exc.exc
+    msg = _safe_str(exc)
+    name = type(exc).__name__
+    if not isinstance(exc, Exception):
+        return "error", f"pipeline raised {name}: {msg}" if msg else f"pipeline raised {name}", name
+    return "error", f"{name}: {msg}" if msg else name, name
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except BaseException:  # an exception whose __str__ fails is still the case's error
+        return f"<{type(exc).__name__} with an unprintable message>"
+    return text if len(text) <= 2000 else text[:2000] + "…"
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -475,7 +427,7 @@ class CaseExecutor:
             else:
                 if self._pool is None:
                     self._pool = _DaemonPool()
-                out = await asyncio.get_running_loop().run_in_executor(self._pool, p.fn, case)
+                out = await asyncio.get_running_loop().run_in_executor(self._pool, _call_guarded, p.fn, case)
             if inspect.isawaitable(out):
                 out = await out
         return out
@@ -496,7 +448,8 @@ class CaseExecutor:
                     out = await self._call(p, case)
                 except asyncio.CancelledError:
                     raise
-                except Exception as e:
+                except BaseException as e:  # whatever the pipeline raises is the case's error; a real
+                    # Ctrl-C reaches the run as a cancellation (asyncio.run's SIGINT handler), not here
                     log.append(Attempt(p.name, attempt, ts0, time.time(), (time.perf_counter() - t0) * 1000.0,
                                        None, e))
                     if not _retryable(e):
@@ -505,11 +458,8 @@ class CaseExecutor:
                         await asyncio.sleep(self.backoff(i, e))
                     continue
                 lat = (time.perf_counter() - t0) * 1000.0
-                if isinstance(out, Mapping) and not isinstance(out, dict):
-                    out = dict(out)
-                elif isinstance(out, dict):
-                    out = out.copy()
-                log.append(Attempt(p.name, attempt, ts0, time.time(), lat, out, None))
+                out, bad = _snapshot(out)
+                log.append(Attempt(p.name, attempt, ts0, time.time(), lat, out, bad))
                 return CaseOutcome(case.id, {}, [], attempt, case, log)
         return CaseOutcome(case.id, {}, [], attempt, case, log)
 
@@ -524,30 +474,36 @@ class CaseExecutor:
         res: dict[str, Any] = {}
         for a in o.attempt_log:
             trace_id = self._trace_id_for(self.run_id, case.id, a.attempt)
-            exc = a.exc
-            data = None
-            if exc is None:
-                try:
-                    data = _ok_fields(a.out)
-                except ResultError as e:
-                    exc = e
-            if exc is None:
-                assert data is not None
-                # a guardrail's block is the pipeline's own verdict: keep it, with its reason
-                blocked = data.get("status") == "blocked"
-                res = _result_line(case.id, "blocked" if blocked else "ok", data, latency_ms=a.latency_ms,
-                                   attempts=a.attempt, error=data.get("error") if blocked else None,
-                                   error_type="blocked" if blocked else None, trace_id=trace_id,
-                                   answered_by=a.pipeline, key=key)
-            else:
-                status, text, etype = _describe(exc, self.cfg.timeout_s)
-                res = _result_line(case.id, status, None, latency_ms=a.latency_ms, attempts=a.attempt, error=text,
-                                   error_type=etype, trace_id=trace_id, answered_by=None, key=key)
+            try:
+                res = self._line(case, a, key, trace_id)
+            except Exception as e:  # never lose a case to what it returned
+                res = make_line(case.id, "error", None, latency_ms=a.latency_ms, attempts=a.attempt,
+                                   error=f"result could not be recorded: {type(e).__name__}: {_safe_str(e)}",
+                                   error_type="ResultError", trace_id=trace_id, answered_by=None, key=key)
             traces.append(self._trace(case, res, a.attempt, a.ts_start, a.ts_end))
         o.result = res
         o.traces = traces
         o.attempt_log = []
         return o
+
+    def _line(self, case: EvalCase, a: Attempt, key: str, trace_id: str) -> dict[str, Any]:
+        """The validated results line of one attempt (an invalid output is a ResultError line)."""
+        exc = a.exc
+        if exc is None:
+            try:
+                data = pipeline_fields(a.out)
+                # a guardrail's block is the pipeline's own verdict: keep it, with its reason
+                blocked = data.get("status") == "blocked"
+                err = data.get("error") if blocked else None
+                return checked(make_line(
+                    case.id, "blocked" if blocked else "ok", data, latency_ms=a.latency_ms, attempts=a.attempt,
+                    error=err if isinstance(err, str) or err is None else str(err),
+                    error_type="blocked" if blocked else None, trace_id=trace_id, answered_by=a.pipeline, key=key))
+            except ResultError as e:
+                exc = e
+        status, text, etype = _describe(exc, self.cfg.timeout_s)
+        return make_line(case.id, status, None, latency_ms=a.latency_ms, attempts=a.attempt, error=text,
+                            error_type=etype, trace_id=trace_id, answered_by=None, key=key)
 
     def _trace(self, case: EvalCase, res: Mapping[str, Any], attempt: int, ts0: float, ts1: float) -> dict[str, Any]:
         try:
@@ -614,6 +570,17 @@ class CaseExecutor:
                     hand_over(pending.popleft())
         if state["error"] is not None:
             raise state["error"]
+
+
+def _snapshot(out: Any) -> tuple[Any, BaseException | None]:
+    """A shallow copy of a returned mapping (the pipeline may reuse its object), or the
+    error of a mapping that cannot even be copied."""
+    try:
+        if isinstance(out, Mapping):
+            return dict(out), None
+    except Exception as e:
+        return None, ResultError(f"result mapping could not be read: {type(e).__name__}: {_safe_str(e)}")
+    return out, None
 
 
 def _is_async(fn: Any) -> bool:
@@ -717,7 +684,7 @@ def _run_dask(
                 outs = []
                 for c in batch:
                     key = case_key(c, *_pipeline_key_hashes(pipe))
-                    res = _result_line(c.id, "error", None, latency_ms=None, attempts=0,
+                    res = make_line(c.id, "error", None, latency_ms=None, attempts=0,
                                        error=f"dask batch failed: {type(e).__name__}: {e}",
                                        error_type=type(e).__name__, trace_id=trace_id_for(run_id, c.id, 0),
                                        answered_by=None, key=key)
@@ -771,26 +738,6 @@ class _Progress:
             self._postfix()
             self._bar.refresh()
             self._bar.close()
-
-
-class _Cache:
-    """Results on disk, one JSON file per idempotency key."""
-
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
-
-    def _path(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.json"
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        try:
-            data = json.loads(self._path(key).read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-            return None
-        return data if isinstance(data, dict) and data.get("idempotency_key") == key else None
-
-    def put(self, key: str, result: Mapping[str, Any]) -> None:
-        atomic_write_text(self._path(key), json.dumps(result, ensure_ascii=False))
 
 
 LINES_IN_MEMORY_BYTES = 64 * 1024 * 1024
@@ -991,16 +938,17 @@ class _Session:
         cfg: RunnerConfig,
         run_id: str,
     ) -> None:
-        from labkit.trace.redact import Redactor
+        from labkit.runredact import redactor
 
         self.rd = rd
         self.ds = ds
         self.pipe = pipe
         self.cfg = cfg
         self.run_id = run_id
-        red_cfg = pipe.config.get("redaction") if isinstance(pipe.config, dict) else None
-        self.redactor = Redactor.from_config(red_cfg)
-        self.cache = _Cache(cfg.cache_dir) if cfg.cache_dir else None
+        self.redactor = redactor(cfg.redaction)
+        self.cache = ResultCache(cfg.cache_dir) if cfg.cache_dir else None
+        #: this session's results as the pipeline returned them (before redaction): what is scored
+        self.unredacted: dict[str, dict[str, Any]] = {}
         self.calls = 0
         self.writer: _Writer | None = None
         self.resumed = False
@@ -1020,8 +968,9 @@ class _Session:
             def done(o: CaseOutcome) -> None:
                 self.calls += o.calls
                 red = writer.write(o.result, o.traces)
+                self.unredacted[o.case_id] = o.result
                 if self.cache is not None and o.result["status"] == "ok":
-                    self.cache.put(o.result["idempotency_key"], red)
+                    self.cache.put(o.result["idempotency_key"], red, run_id=self.run_id)
                 progress.update(o.result)
 
             if todo:
@@ -1045,9 +994,25 @@ class _Session:
             res = dict(hit)
             res.update(case_id=c.id, from_cache=True, attempts=0, error=None, error_type=None,
                        trace_id=ex._trace_id_for(self.run_id, c.id, 0), idempotency_key=key)
+            if check_line(res, None, []) is None:  # cannot happen for a validated entry; a miss if it does
+                rest.append(c)
+                continue
             writer.write(res, [ex.cached_trace(c, res)])
+            self.unredacted[c.id] = res
             progress.update(res)
         return rest
+
+    def scored_results(self) -> list[dict[str, Any]]:
+        """What the run scores: this session's results as the pipeline returned them, and the
+        lines of earlier sessions (a resumed run) as they are on disk."""
+        rows: dict[str, dict[str, Any]] = {}
+        if self.resumed:
+            rows = {r["case_id"]: r for r in read_results(self.rd.results_path)}
+        for cid, res in self.unredacted.items():
+            line = check_line(res, None, [])
+            if line is not None:
+                rows[cid] = line
+        return [rows[c.id] for c in self.ds if c.id in rows]
 
     def finish(self) -> dict[str, int]:
         """Put results.jsonl in dataset order, atomically; return status counts."""
@@ -1142,7 +1107,7 @@ def run(
     if ds.path is None:
         atomic_write_text(out / SNAPSHOT, "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in ds))
     manifest = _manifest(rd, ds, pipe, cfg, rid, spec=_spec_of(pipeline, pipe), corpus_dir=corpus_dir, gate=gate)
-    rd.write_manifest(manifest)
+    rd.write_manifest(redact_manifest(manifest, cfg.redaction))
     rd.results_path.touch()
     rd.traces_path.touch()
     return _complete(rd, ds, pipe, cfg, rid, finished=set(), score=score, k=k, corpus_dir=corpus_dir)
@@ -1155,10 +1120,11 @@ def _complete(
     sess = _Session(rd, ds, pipe, cfg, rid)
     sess.execute(finished)
     counts = sess.finish()
+    extra = {"cache": dict(sess.cache.stats)} if sess.cache is not None else {}
     rd.update_manifest(finished_at=datetime.now(UTC).isoformat(timespec="seconds"), status="complete",
-                       counts=counts, pipeline_calls=sess.calls)
+                       counts=counts, pipeline_calls=sess.calls, **extra)
     if score:
-        score_run(rd, ds, corpus=corpus_dir, k=k)
+        score_run(rd, ds, corpus=corpus_dir, k=k, results=sess.scored_results())
     return rd
 
 

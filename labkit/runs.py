@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.cases import Dataset, EvalCase, atomic_write_text, iter_jsonl, load_cases, loads_line
 from labkit.errors import ConfigError, DatasetError, Problem
+from labkit.resultline import RESULT_DEFAULTS, STATUSES, check_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,129 +40,9 @@ SCORES = "scores.csv"
 METRICS = "metrics.json"
 SNAPSHOT = "cases.jsonl"
 
-STATUSES = ("ok", "error", "timeout", "blocked")
-
-#: Fields of a results line and the value a line that lacks them is read with.
-RESULT_DEFAULTS: dict[str, Any] = {
-    "status": "ok",
-    "answer": None,
-    "retrieved": [],
-    "citations": [],
-    "tool_calls": [],
-    "usage": None,
-    "cost_usd": None,
-    "latency_ms": None,
-    "attempts": 1,
-    "error": None,
-    "trace_id": None,
-    "from_cache": False,
-}
-
-
-def _is_num(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x
-
-
-def normalize_result(obj: Any, line: int | None, out: list[Problem]) -> dict[str, Any] | None:
-    """Validate one results line (a parsed JSON value); append problems to ``out``.
-
-    Returns the line with every contract field present (defaults from
-    :data:`RESULT_DEFAULTS`; unknown extra fields are kept), or None when invalid.
-    A retrieved item may be an id string; it is read as ``{"id": ...}``.
-    """
-    n0 = len(out)
-    if not isinstance(obj, dict):
-        out.append(Problem(line, None, f"must be a JSON object, got {type(obj).__name__}"))
-        return None
-    cid = obj.get("case_id")
-    if not isinstance(cid, str) or not cid.strip():
-        out.append(Problem(line, "case_id", "missing or not a non-empty string"))
-    status = obj.get("status", "ok")
-    if status not in STATUSES:
-        out.append(Problem(line, "status", f"must be one of {', '.join(STATUSES)}, got {status!r}"))
-    answer = obj.get("answer")
-    if answer is not None and not isinstance(answer, str):
-        out.append(Problem(line, "answer", f"must be a string or null, got {type(answer).__name__}"))
-    retrieved: list[dict[str, Any]] = []
-    raw_ret = obj.get("retrieved")
-    if raw_ret is not None:
-        if not isinstance(raw_ret, list):
-            out.append(Problem(line, "retrieved", "must be a list"))
-        else:
-            for i, it in enumerate(raw_ret):
-                if isinstance(it, str) and it:
-                    retrieved.append({"id": it})
-                elif isinstance(it, dict) and isinstance(it.get("id"), str) and it["id"]:
-                    if "score" in it and it["score"] is not None and not _is_num(it["score"]):
-                        out.append(Problem(line, f"retrieved[{i}].score", "must be a number"))
-                    if "text" in it and it["text"] is not None and not isinstance(it["text"], str):
-                        out.append(Problem(line, f"retrieved[{i}].text", "must be a string"))
-                    retrieved.append(it)
-                else:
-                    out.append(Problem(line, f"retrieved[{i}]", "must be an id string or an object with an 'id'"))
-    cites = obj.get("citations")
-    if cites is not None and (not isinstance(cites, list) or not all(isinstance(c, str) for c in cites)):
-        out.append(Problem(line, "citations", "must be a list of strings"))
-    tools = obj.get("tool_calls")
-    if tools is not None:
-        if not isinstance(tools, list):
-            out.append(Problem(line, "tool_calls", "must be a list"))
-        else:
-            for i, t in enumerate(tools):
-                if not isinstance(t, dict) or not isinstance(t.get("name"), str):
-                    out.append(Problem(line, f"tool_calls[{i}]", "must be an object with a 'name'"))
-                elif t.get("args") is not None and not isinstance(t.get("args"), dict):
-                    out.append(Problem(line, f"tool_calls[{i}].args", "must be an object"))
-    usage = obj.get("usage")
-    if usage is not None:
-        if not isinstance(usage, dict):
-            out.append(Problem(line, "usage", "must be an object"))
-        else:
-            usage = _usage_aliases(usage)
-            for key in ("input_tokens", "output_tokens"):
-                v = usage.get(key)
-                if v is not None and (not _is_num(v) or v < 0):
-                    out.append(Problem(line, f"usage.{key}", "must be a non-negative number"))
-    for key in ("cost_usd", "latency_ms"):
-        v = obj.get(key)
-        if v is not None and (not _is_num(v) or v < 0):
-            out.append(Problem(line, key, f"must be a non-negative number or null, got {v!r}"))
-    att = obj.get("attempts")
-    if att is not None and (not isinstance(att, int) or isinstance(att, bool) or att < 0):
-        out.append(Problem(line, "attempts", f"must be a non-negative integer, got {att!r}"))
-    err = obj.get("error")
-    if err is not None and not isinstance(err, str):
-        out.append(Problem(line, "error", "must be a string or null"))
-    fc = obj.get("from_cache")
-    if fc is not None and not isinstance(fc, bool):
-        out.append(Problem(line, "from_cache", "must be true or false"))
-    if len(out) > n0:
-        return None
-    res = dict(obj)
-    for key, default in RESULT_DEFAULTS.items():
-        if res.get(key) is None and default is not None:
-            res[key] = list(default) if isinstance(default, list) else default
-        else:
-            res.setdefault(key, default)
-    res["retrieved"] = retrieved
-    if "retrieved" not in obj:
-        res.setdefault("retrieval_logged", False)
-    if isinstance(usage, dict):
-        res["usage"] = usage
-    return res
-
-
-#: Token-count names other systems log, read as labkit's (input_tokens, output_tokens).
-USAGE_ALIASES = {"prompt_tokens": "input_tokens", "completion_tokens": "output_tokens"}
-
-
-def _usage_aliases(usage: Mapping[str, Any]) -> dict[str, Any]:
-    """A usage object with OpenAI-style names mapped (the labkit name wins when both are there)."""
-    out = dict(usage)
-    for alias, name in USAGE_ALIASES.items():
-        if alias in out and name not in out:
-            out[name] = out[alias]
-    return out
+#: The results-line contract lives in labkit.resultline (one validator for the runner,
+#: the cache and this reader); these names are kept here for existing callers.
+normalize_result = check_line
 
 
 def read_results(path: str | os.PathLike[str], *, tolerate_torn_tail: bool = True) -> list[dict[str, Any]]:
@@ -182,7 +63,10 @@ def read_results(path: str | os.PathLike[str], *, tolerate_torn_tail: bool = Tru
                 continue
             problems.append(Problem(n, None, f"malformed JSON: {e.msg} at column {e.colno}"))
             continue
-        res = normalize_result(obj, n, problems)
+        except (ValueError, RecursionError) as e:  # an integer of thousands of digits, deep nesting
+            problems.append(Problem(n, None, f"unreadable JSON: {type(e).__name__}: {str(e)[:80]}"))
+            continue
+        res = check_line(obj, n, problems)
         if res is None:
             continue
         cid = res["case_id"]
@@ -270,8 +154,21 @@ class RunDir:
         return f"run {self.run_id}: {n} cases ({parts}{cached}) in {self.path}"
 
     def results(self) -> list[dict[str, Any]]:
-        """The results lines, validated (a bad line is a DatasetError naming file, line, field)."""
-        return read_results(self.results_path)
+        """The results lines, validated (a bad line is a DatasetError naming file, line, field).
+
+        A finished run records how many cases it served from the cache
+        (``counts.from_cache``); more lines claiming a cache hit than that is an error.
+        """
+        rows = read_results(self.results_path)
+        man = self.manifest
+        counts = man.get("counts") if man.get("status") == "complete" else None
+        recorded = counts.get("from_cache") if isinstance(counts, dict) else None
+        if isinstance(recorded, int) and sum(1 for r in rows if r["from_cache"]) > recorded:
+            line = [i for i, r in enumerate(rows, 1) if r["from_cache"]][recorded]
+            raise DatasetError(str(self.results_path), [Problem(
+                line, "from_cache", f"claims a cache hit, but the run recorded only {recorded} "
+                                    f"(manifest.json counts.from_cache)")])
+        return rows
 
     def metrics(self) -> dict[str, Any]:
         """metrics.json, or {} when the run has not been scored."""
@@ -373,6 +270,7 @@ def score_run(
     seed: int = 0,
     n_boot: int = 2000,
     judge: Any = None,
+    results: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Recompute scores.csv and metrics.json from results.jsonl; returns the metrics dict.
 
@@ -384,6 +282,8 @@ def score_run(
     that share. A result whose case_id is not in the dataset is a DatasetError
     naming its line. Both files are written atomically, and
     the scoring parameters (k, seed, n_boot, judge, dataset) go into the manifest.
+    ``results`` (validated lines, e.g. the runner's in-memory values before they
+    were redacted for disk) are scored instead of reading results.jsonl.
     """
     from labkit.metrics import aggregate, score_cases
     from labkit.stats import check_options
@@ -393,7 +293,7 @@ def score_run(
     if not rd.results_path.is_file():
         raise DatasetError(str(rd.results_path), [Problem(None, None, "file not found")])
     ds = _load_dataset(dataset, rd)
-    results = rd.results()
+    results = rd.results() if results is None else [dict(r) for r in results]
     by_id = ds.by_id()
     line_of = {}
     for n, raw, _ in iter_jsonl(rd.results_path):

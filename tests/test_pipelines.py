@@ -1,4 +1,5 @@
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +117,51 @@ def test_rag_negative_or_non_finite_price_is_a_config_error(tmp_path, price):
     with pytest.raises(ConfigError) as ei:
         load_pipeline(p, corpus_dir="data/corpus")
     assert ei.value.field == "model.price_per_1k_output" and str(p) in str(ei.value)
+# ---- loading errors: one line naming the module or the files, never a traceback ----------------
+
+SECRET = "sk-proj-abcdefghijklmnopqrstuvwx0123"
+
+
+@pytest.mark.parametrize(("body", "want"), [
+    ("import not_a_module_anywhere_xyz\n", "No module named 'not_a_module_anywhere_xyz'"),
+    ("def broken(:\n", "SyntaxError"),
+    (f"raise RuntimeError('bad key {SECRET}')\n", "RuntimeError: bad key [API_KEY]"),
+    ("import sys\nsys.exit(4)\n", "SystemExit: 4"),
+    ("raise KeyboardInterrupt\n", "KeyboardInterrupt"),
+])
+def test_a_pipeline_module_that_fails_to_import_is_one_redacted_line(tmp_path, monkeypatch, capsys, body, want):
+    from labkit.cli import main
+
+    mod = f"broken_pipe_{abs(hash(body)) % 10**8}"
+    (tmp_path / f"{mod}.py").write_text(body + "def run(case):\n    return {'answer': 'x'}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PipelineError) as ei:
+        load_pipeline(f"{mod}:run")
+    msg = str(ei.value)
+    assert mod in msg and want in msg and SECRET not in msg and "\n" not in msg
+    ds = tmp_path / "ds.jsonl"
+    ds.write_text('{"id": "a", "question": "q"}\n')
+    code = main(["run", "--dataset", str(ds), "--pipeline", f"{mod}:run", "--out", str(tmp_path / "r"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and SECRET not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("chain", [["a"], ["a", "b"], ["a", "b", "c"]])
+def test_a_fallback_chain_that_loops_is_a_config_error_naming_the_files(tmp_path, chain):
+    for i, name in enumerate(chain):
+        nxt = chain[(i + 1) % len(chain)]
+        (tmp_path / f"{name}.yaml").write_text(
+            f"name: {name}\ntype: rag\ncorpus: {Path('data/corpus').resolve()}\nfallback: {nxt}.yaml\n")
+    with pytest.raises(ConfigError) as ei:
+        load_pipeline(tmp_path / "a.yaml")
+    msg = str(ei.value)
+    assert "loop" in msg and ei.value.field == "fallback"
+    assert all(f"{name}.yaml" in msg for name in chain)
+
+
+def test_an_inline_fallback_that_refers_to_itself_is_a_config_error(tmp_path):
+    p = tmp_path / "self.yaml"
+    corpus = Path("data/corpus").resolve()
+    p.write_text(f"type: rag\ncorpus: {corpus}\nfallback: &fb\n  type: rag\n  corpus: {corpus}\n  fallback: *fb\n")
+    with pytest.raises(ConfigError, match="loop"):
+        load_pipeline(p)

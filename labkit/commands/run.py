@@ -26,6 +26,12 @@ def register(sub: Any) -> None:
     r.add_argument("--executor", choices=["local", "dask"], help="where cases run")
     r.add_argument("--scheduler", help="Dask scheduler address (with --executor dask)")
     r.add_argument("--batch-size", type=int, help="cases per Dask task (with --executor dask)")
+    r.add_argument("--redact-types", metavar="T1,T2", help="built-in redaction types to apply "
+                   "(API_KEY,TOKEN,EMAIL,CARD,IP,PHONE ...; default all)")
+    r.add_argument("--redact-pattern", action="append", metavar="NAME=REGEX",
+                   help="extra redaction pattern, replaced by [NAME] (repeatable)")
+    r.add_argument("--no-content", action="store_true", help="write ids, hashes, lengths and scores, not text")
+    r.add_argument("--no-redaction", action="store_true", help="no pattern redaction (content is written as is)")
     r.add_argument("--k", type=int, default=5, help="cut-off for the retrieval metrics")
     r.add_argument("--no-score", action="store_true", help="skip scores.csv and metrics.json")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -42,6 +48,8 @@ def register(sub: Any) -> None:
 
 
 def _runner_config(args: argparse.Namespace) -> dict[str, Any]:
+    from labkit.runredact import redaction_from_flags
+
     overrides = {
         "concurrency": args.concurrency,
         "rate_limit": args.rate_limit,
@@ -52,6 +60,8 @@ def _runner_config(args: argparse.Namespace) -> dict[str, Any]:
         "scheduler": args.scheduler,
         "batch_size": args.batch_size,
         "progress": False if args.quiet else None,
+        "redaction": redaction_from_flags(types=args.redact_types, patterns=args.redact_pattern,
+                                          no_content=args.no_content, disabled=args.no_redaction),
     }
     return {k: v for k, v in overrides.items() if v is not None}
 

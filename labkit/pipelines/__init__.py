@@ -107,9 +107,20 @@ def from_config(
     base_dir: str | Path = ".",
     corpus_dir: str | None = None,
     path: str | None = None,
+    _chain: tuple[str, ...] = (),
+    _inline: bool = False,
 ) -> LoadedPipeline:
-    """Build a pipeline from a config mapping (the parsed YAML)."""
+    """Build a pipeline from a config mapping (the parsed YAML). A fallback chain that
+    comes back to a config it started from (A→A, A→B→A) is a ConfigError naming the files."""
+    me = _chain_id(config, path, _inline)
+    if me in _chain:
+        names = [c.split("\0", 1)[1] for c in (*_chain, me)]
+        raise ConfigError(f"fallback chain loops: {' -> '.join(names)}", path=path, field="fallback")
+    _chain = (*_chain, me)
     cfg = dict(config)
+    if "redaction" in cfg:
+        raise ConfigError("redaction settings are run options: put them under runner: (runner.redaction), "
+                          "or pass them to labkit run (docs/runner.md)", path=path, field="redaction")
     type_name = cfg.get("type")
     if not isinstance(type_name, str):
         raise ConfigError("missing pipeline type", path=path, field="type",
@@ -126,9 +137,12 @@ def from_config(
     if fb is not None:
         if isinstance(fb, str):
             fb_path = (base / fb) if not Path(fb).is_absolute() else Path(fb)
-            fallback = load_pipeline(fb_path, corpus_dir=corpus_dir)
+            if not fb_path.is_file():
+                raise ConfigError(f"fallback config {str(fb_path)!r} not found", path=path, field="fallback")
+            fallback = from_config(read_yaml(fb_path), base_dir=fb_path.parent, corpus_dir=corpus_dir,
+                                   path=str(fb_path), _chain=_chain)
         elif isinstance(fb, dict):
-            fallback = from_config(fb, base_dir=base, corpus_dir=corpus_dir, path=path)
+            fallback = from_config(fb, base_dir=base, corpus_dir=corpus_dir, path=path, _chain=_chain, _inline=True)
         else:
             raise ConfigError("must be a config path or mapping", path=path, field="fallback")
     name = str(cfg.get("name") or (Path(path).stem if path else type_name))
@@ -138,6 +152,32 @@ def from_config(
         cfg["corpus"] = str(Path(corpus_dir).resolve())
     return LoadedPipeline(name, fn, cfg, config_hash(cfg, fp if isinstance(fp, str) else None), fallback,
                           dict(runner), path)
+
+
+def _chain_id(config: Mapping[str, Any], path: str | None, inline: bool) -> str:
+    """Identity of a config in a fallback chain: its file, or (inline) the mapping object;
+    after a NUL, the name an error shows."""
+    if path is not None and not inline:
+        return f"{Path(path).resolve()}\0{path}"
+    return f"inline:{id(config)}\0{path + ' (inline fallback)' if path else 'inline fallback'}"
+
+
+def _import_error(mod_name: str, exc: BaseException) -> PipelineError:
+    """One line naming the module and what went wrong, secrets redacted."""
+    from labkit.trace.redact import Redactor
+
+    if isinstance(exc, SyntaxError):
+        where = f" ({Path(exc.filename).name}, line {exc.lineno})" if exc.filename else ""
+        what = f"SyntaxError: {exc.msg}{where}"
+    else:
+        try:
+            msg = str(exc)
+        except Exception:
+            msg = ""
+        what = f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+    what = " ".join(what.split())  # one line
+    red = Redactor().redact_text(what)[0]
+    return PipelineError(f"cannot import pipeline module {mod_name!r}: {red[:500]}")
 
 
 def load_pipeline(
@@ -164,8 +204,8 @@ def load_pipeline(
             sys.path.insert(0, os.getcwd())
         try:
             mod = importlib.import_module(mod_name)
-        except ImportError as e:
-            raise PipelineError(f"cannot import pipeline module {mod_name!r}: {e}") from None
+        except (Exception, SystemExit, KeyboardInterrupt) as e:  # ImportError, SyntaxError, a module that exits
+            raise _import_error(mod_name, e) from None
         obj: Any = mod
         for part in attr.split("."):
             if not hasattr(obj, part):

@@ -1,0 +1,95 @@
+"""Redaction of what a run writes: the run option, the manifest, and the ``labkit run`` flags.
+
+The ``redaction:`` settings (docs/traces.md) are a run option — ``runner.redaction``
+in a pipeline config's ``runner:`` section, ``RunnerConfig(redaction=...)``, or the
+``labkit run`` flags — so they work the same for every pipeline type and for a
+``module:callable``. The patterns are those of :mod:`labkit.trace.redact`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from labkit.errors import ConfigError
+
+__all__ = ["HEADER_PLACEHOLDER", "check_redaction", "redact_manifest", "redaction_from_flags", "redactor"]
+
+#: What an HTTP header value becomes in manifest.json (any header may carry a credential).
+HEADER_PLACEHOLDER = "[REDACTED]"
+
+
+def redactor(settings: Mapping[str, Any] | None) -> Any:
+    """The :class:`~labkit.trace.redact.Redactor` for a run's ``redaction`` option."""
+    from labkit.trace.redact import Redactor
+
+    return Redactor.from_config(settings)
+
+
+def check_redaction(settings: Any, path: str | None = None) -> None:
+    """A ConfigError naming ``runner.redaction.<key>`` for settings the redactor refuses."""
+    if settings is None:
+        return
+    if not isinstance(settings, Mapping):
+        raise ConfigError("must be a mapping (the redaction settings of docs/traces.md)", path=path,
+                          field="runner.redaction")
+    try:
+        redactor(settings)
+    except ConfigError as e:
+        raise ConfigError(e.message, path=path,
+                          field=f"runner.redaction.{e.field}" if e.field else "runner.redaction",
+                          known=e.known) from None
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"invalid redaction settings: {e}", path=path, field="runner.redaction") from None
+
+
+def redaction_from_flags(
+    *, types: str | None, patterns: Sequence[str] | None, no_content: bool, disabled: bool,
+) -> dict[str, Any] | None:
+    """The ``redaction`` option from ``labkit run`` flags (None when no flag was given)."""
+    out: dict[str, Any] = {}
+    if disabled:
+        out["enabled"] = False
+    if no_content:
+        out["capture_content"] = False
+    if types:
+        out["types"] = [t.strip().upper() for t in types.split(",") if t.strip()]
+    extra: dict[str, str] = {}
+    for item in patterns or []:
+        name, sep, rx = item.partition("=")
+        if not sep or not name.strip() or not rx:
+            raise ConfigError(f"--redact-pattern must be NAME=REGEX, got {item!r}", field="--redact-pattern")
+        extra[name.strip()] = rx
+    if extra:
+        out["extra_patterns"] = extra
+    return out or None
+
+
+def _headers_masked(cfg: Any) -> Any:
+    if isinstance(cfg, dict):
+        out = {}
+        for k, v in cfg.items():
+            if k == "headers" and isinstance(v, dict):
+                out[k] = {str(h): HEADER_PLACEHOLDER for h in v}
+            else:
+                out[k] = _headers_masked(v)
+        return out
+    if isinstance(cfg, list):
+        return [_headers_masked(v) for v in cfg]
+    return cfg
+
+
+#: Manifest keys holding hashes and commits (never secrets, never rewritten).
+_MANIFEST_IDS = frozenset({"git_sha", "hash", "config_hash", "fingerprint", "locked_at", "finished_at"})
+
+
+def redact_manifest(manifest: Mapping[str, Any], settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """manifest.json as it may be written: HTTP header values masked, every other string
+    through the redactor's full catalogue plus the run's extra patterns (a manifest holds
+    configs, not content, so the run's content and type choices do not apply to it)."""
+    from labkit.trace.redact import DEFAULT_SKIP_KEYS, Redactor
+
+    extra = dict(redactor(settings).extra_patterns)
+    red = Redactor(extra_patterns=extra, skip_keys=DEFAULT_SKIP_KEYS | _MANIFEST_IDS)
+    out: dict[str, Any] = red.redact(_headers_masked(dict(manifest)))
+    return out

@@ -1,0 +1,346 @@
+"""What a pipeline may return: odd values and exceptions become error results, the cache is
+validated, scoring sees the values in memory, redaction options work for every pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from labkit.cases import EvalCase, as_cases, save_cases
+from labkit.cli import main
+from labkit.errors import ConfigError
+from labkit.pipelines import LoadedPipeline, config_hash
+from labkit.runner import RunnerConfig, resume, run
+from labkit.runs import RunDir
+
+QUIET = RunnerConfig(progress=False, backoff_base_s=0.01, backoff_max_s=0.05, retries=0)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cases(n: int) -> Any:
+    return as_cases([{"id": f"c{i:03d}", "question": f"question number {i}"} for i in range(n)])
+
+
+def loaded(fn: Any, name: str = "p", **cfg: Any) -> LoadedPipeline:
+    config = {"type": "callable", "callable": name, **cfg}
+    return LoadedPipeline(name, fn, config, config_hash(config))
+
+
+class Boom(BaseException):
+    """A BaseException that is neither Exception, SystemExit nor KeyboardInterrupt."""
+
+
+def _self_ref() -> dict[str, Any]:
+    d: dict[str, Any] = {"answer": "loop"}
+    d["me"] = d
+    return d
+
+
+def _deep(n: int) -> Any:
+    v: Any = "leaf"
+    for _ in range(n):
+        v = {"x": v}
+    return v
+
+
+ODD: list[tuple[str, Any]] = [
+    ("huge int latency", lambda: {"answer": "x", "latency_ms": 10**400}),
+    ("int too long to print", lambda: {"answer": "x", "meta": 10**5000}),
+    ("huge int cost", lambda: {"answer": "x", "cost_usd": -(10**400)}),
+    ("self reference", _self_ref),
+    ("deep nesting", lambda: {"answer": "x", "meta": _deep(5000)}),
+    ("lone surrogate", lambda: {"answer": "bad \ud800 text"}),
+    ("infinite tokens", lambda: {"answer": "x", "usage": {"input_tokens": math.inf}}),
+    ("SystemExit", SystemExit(3)),
+    ("KeyboardInterrupt", KeyboardInterrupt()),
+    ("BaseException subclass", Boom("odd")),
+    ("RecursionError", RecursionError("too deep")),
+]
+
+
+def _behave(spec: Any) -> Any:
+    if isinstance(spec, BaseException):
+        raise spec
+    return spec()
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_whatever_a_pipeline_returns_or_raises_is_one_error_result(tmp_path: Path, kind: str) -> None:
+    ds = cases(len(ODD) + 1)
+    by_id = {c.id: spec for c, (_, spec) in zip(ds, ODD, strict=False)}
+
+    def sync_pipe(case: EvalCase) -> Any:
+        spec = by_id.get(case.id)
+        return {"answer": "fine"} if spec is None else _behave(spec)
+
+    async def async_pipe(case: EvalCase) -> Any:
+        await asyncio.sleep(0)
+        return sync_pipe(case)
+
+    fn = sync_pipe if kind == "sync" else async_pipe
+    rd = run(ds, loaded(fn), tmp_path / "r", config=QUIET, score=True)
+    res = {r["case_id"]: r for r in rd.results()}
+    assert list(res) == [c.id for c in ds]
+    for c, (what, _) in zip(ds, ODD, strict=False):
+        r = res[c.id]
+        assert r["status"] == "error", (what, r)
+        assert r["answer"] is None and r["error"], what
+    assert res[ds[-1].id]["status"] == "ok"
+    assert "SystemExit" in res[ds[7].id]["error"] and "KeyboardInterrupt" in res[ds[8].id]["error"]
+    assert "cycle" in res[ds[3].id]["error"] and "deep" in res[ds[4].id]["error"]
+    # resume reads the run back without crashing on any of it
+    again = resume(rd, pipeline=loaded(fn), config=QUIET)
+    assert len(again.results()) == len(ds)
+
+
+# --------------------------------------------------------------------------- the cache
+
+
+def _echo_counter() -> tuple[dict[str, int], Any]:
+    n = {"calls": 0}
+
+    def pipe(case: EvalCase) -> dict[str, Any]:
+        n["calls"] += 1
+        return {"answer": f"answer {case.id}", "latency_ms": 50.0}
+
+    return n, pipe
+
+
+def _entries(cache: Path) -> dict[str, Path]:
+    return {p.stem: p for p in cache.rglob("*.json")}
+
+
+def test_a_cache_entry_that_does_not_validate_is_a_miss_and_is_replaced(tmp_path: Path) -> None:
+    n, pipe = _echo_counter()
+    cfg = RunnerConfig(cache_dir=str(tmp_path / "cache"), progress=False)
+    run(cases(5), loaded(pipe), tmp_path / "a", config=cfg, score=False)
+    entries = sorted(_entries(tmp_path / "cache").values())
+    assert len(entries) == 5
+    edits = [
+        lambda d: {**d, "latency_ms": -40.0},
+        lambda d: {**d, "answer": ["not", "text"]},
+        lambda d: {**d, "status": "error"},
+        lambda d: {**d, "usage": {"input_tokens": -1}},
+    ]
+    for path, edit in zip(entries, edits, strict=False):
+        path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+    entries[4].write_bytes(b"\xff\xfe not json")
+    n["calls"] = 0
+    rd = run(cases(5), loaded(pipe), tmp_path / "b", config=cfg)  # scoring reads it back: no poison
+    assert n["calls"] == 5
+    assert all(r["status"] == "ok" and not r["from_cache"] for r in rd.results())
+    assert rd.manifest["cache"] == {"hits": 0, "misses": 5, "invalid": 5, "write_failed": 0}
+    n["calls"] = 0
+    third = run(cases(5), loaded(pipe), tmp_path / "c", config=cfg)  # replaced: hits now
+    assert n["calls"] == 0 and all(r["from_cache"] for r in third.results())
+    origin = third.results()[0]["cache_origin"]
+    assert origin["run_id"] == "b" and len(origin["trace_id"]) == 32
+    assert third.metrics()["metrics"]["latency_p95_ms"]["unmeasured_reasons"] == {"from_cache": 5}
+
+
+def test_a_folder_where_a_cache_file_should_be_is_a_miss_not_a_crash(tmp_path: Path) -> None:
+    n, pipe = _echo_counter()
+    cfg = RunnerConfig(cache_dir=str(tmp_path / "cache"), progress=False)
+    run(cases(2), loaded(pipe), tmp_path / "a", config=cfg, score=False)
+    for path in _entries(tmp_path / "cache").values():
+        path.unlink()
+        (path / "sub").mkdir(parents=True)
+    n["calls"] = 0
+    rd = run(cases(2), loaded(pipe), tmp_path / "b", config=cfg, score=False)
+    assert n["calls"] == 2 and all(r["status"] == "ok" for r in rd.results())
+    assert all(p.is_file() for p in _entries(tmp_path / "cache").values())
+
+
+# --------------------------------------------------------------------------- scoring in memory
+
+
+def test_the_run_scores_the_answers_the_pipeline_returned_not_the_redacted_ones(tmp_path: Path) -> None:
+    ds = as_cases([{"id": "ph", "question": "What is the support line?", "must_include": ["415-555-0133"]}])
+
+    def pipe(case: EvalCase) -> dict[str, Any]:
+        return {"answer": "Call 415-555-0133 any time.", "retrieved": []}
+
+    rd = run(ds, loaded(pipe), tmp_path / "r", config=QUIET)
+    assert "415-555-0133" not in rd.results_path.read_text()  # on disk: redacted
+    row = rd.scores().iloc[0]
+    assert row["must_include_coverage"] == 1.0
+
+
+# --------------------------------------------------------------------------- redaction options
+
+
+def test_redaction_is_a_run_option_for_a_callable(tmp_path: Path) -> None:
+    def pipe(case: EvalCase) -> dict[str, Any]:
+        return {"answer": "employee EMP-123456 at jane@example.com"}
+
+    cfg = RunnerConfig(progress=False, redaction={"types": ["API_KEY"], "extra_patterns": {"EMP": r"EMP-\d{6}"}})
+    rd = run(cases(1), loaded(pipe), tmp_path / "r", config=cfg, score=False)
+    text = rd.results_path.read_text()
+    assert "[EMP]" in text and "EMP-123456" not in text
+    assert "jane@example.com" in text  # EMAIL was not among the chosen types
+    with pytest.raises(ConfigError, match=r"runner\.redaction"):
+        RunnerConfig(redaction={"typos": []})
+
+
+def test_redaction_in_the_runner_section_of_a_rag_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "rag.yaml"
+    cfg.write_text(f"name: rag-redacted\ntype: rag\ncorpus: {ROOT / 'data' / 'corpus'}\n"
+                   "runner:\n  retries: 0\n  redaction: {capture_content: false}\n")
+    ds = tmp_path / "ds.jsonl"
+    save_cases(as_cases([{"id": "a", "question": "How do I reset an API key?"}]), ds)
+    rd = run(str(ds), str(cfg), tmp_path / "r", config=RunnerConfig(progress=False), score=False)
+    line = json.loads(rd.results_path.read_text())
+    assert line["status"] == "ok" and line["answer"].startswith("[CONTENT len=")
+
+
+def test_redaction_cli_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ds = tmp_path / "ds.jsonl"
+    save_cases(as_cases([{"id": "a", "question": "employee EMP-654321 asks"}]), ds)
+    code = main(["run", "--dataset", str(ds), "--pipeline", f"{__name__}:echo_pipeline", "--out",
+                 str(tmp_path / "r"), "--quiet", "--no-score", "--redact-pattern", r"EMP=EMP-\d{6}"])
+    assert code == 0, capsys.readouterr().err
+    rd = RunDir(tmp_path / "r")
+    assert "EMP-654321" not in rd.results_path.read_text() + rd.traces_path.read_text()
+    assert rd.manifest["runner"]["redaction"] == {"extra_patterns": {"EMP": r"EMP-\d{6}"}}
+    code = main(["run", "--dataset", str(ds), "--pipeline", f"{__name__}:echo_pipeline", "--out",
+                 str(tmp_path / "r2"), "--quiet", "--no-score", "--redact-pattern", "no-equals-sign"])
+    assert code == 2 and "--redact-pattern" in capsys.readouterr().err
+
+
+def echo_pipeline(case: EvalCase) -> dict[str, Any]:
+    return {"answer": case.question}
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def test_manifest_is_redacted(tmp_path: Path) -> None:
+    p = loaded(echo_pipeline, "hdr", description="uses key sk-proj-abcdefghijklmnopqrstuvwx",
+               model="gpt-small", headers={"X-Api-Key": "plainvalue123456", "Authorization": "Bearer abcdefgh12345"})
+    rd = run(cases(1), p, tmp_path / "r", config=QUIET, score=False)
+    text = rd.manifest_path.read_text()
+    for secret in ("sk-proj-abcdefghijklmnopqrstuvwx", "plainvalue123456", "abcdefgh12345"):
+        assert secret not in text
+    man = rd.manifest
+    assert man["pipeline"]["config"]["model"] == "gpt-small"
+    assert man["pipeline"]["config_hash"] == p.config_hash  # the hash is of the real config
+    assert set(man["pipeline"]["config"]["headers"]) == {"X-Api-Key", "Authorization"}
+
+
+# --------------------------------------------------------------------------- property-based
+
+_BEHAVIOUR: dict[str, Any] = {}
+
+
+def hyp_pipeline(case: EvalCase) -> Any:
+    return _behave(_BEHAVIOUR[case.id])
+
+
+async def hyp_async_pipeline(case: EvalCase) -> Any:
+    return _behave(_BEHAVIOUR[case.id])
+
+
+_scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True)
+            | st.sampled_from([400, -400, 64]).map(lambda e: (-1 if e < 0 else 1) * 10 ** abs(e))
+            | st.text(alphabet=st.characters(codec=None, categories=None), max_size=20))
+_json_like = st.recursive(_scalars, lambda kids: st.lists(kids, max_size=4)
+                          | st.dictionaries(st.text(max_size=5), kids, max_size=4), max_leaves=20)
+
+
+@st.composite
+def _outputs(draw: st.DrawFn) -> Any:
+    shape = draw(st.sampled_from(["mapping", "value", "raise", "self", "deep", "big", "long-int"]))
+    if shape == "long-int":  # built inside the pipeline: such an int cannot even be printed
+        return lambda: {"answer": "x", "n": 10**5000}
+    if shape == "raise":
+        exc = draw(st.sampled_from([ValueError("v"), SystemExit(2), SystemExit(None), KeyboardInterrupt(),
+                                    Boom("b"), GeneratorExit(), MemoryError(), TimeoutError("t")]))
+        return exc
+    if shape == "value":
+        v = draw(_json_like)
+        return lambda: v
+    if shape == "self":
+        return _self_ref
+    if shape == "deep":
+        depth = draw(st.integers(0, 3000))
+        return lambda: {"answer": "x", "meta": _deep(depth)}
+    if shape == "big":
+        size = draw(st.integers(0, 300_000))
+        return lambda: {"answer": "a" * size}
+    extra = draw(st.dictionaries(st.sampled_from(["answer", "latency_ms", "cost_usd", "usage", "retrieved",
+                                                  "citations", "tool_calls", "from_cache", "status", "meta"]),
+                                 _json_like, max_size=5))
+    answer = draw(st.text(alphabet=st.characters(codec=None, categories=None), max_size=30))
+    out = {"answer": answer, **extra}
+    return lambda: out
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(outputs=st.lists(_outputs(), min_size=1, max_size=4), use_async=st.booleans(), score=st.booleans())
+def test_any_output_gives_one_result_per_case_and_no_traceback(
+    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str],
+    outputs: list[Any], use_async: bool, score: bool,
+) -> None:
+    base = tmp_path_factory.mktemp("hyp")
+    ds_cases = cases(len(outputs))
+    _BEHAVIOUR.clear()
+    _BEHAVIOUR.update({c.id: o for c, o in zip(ds_cases, outputs, strict=True)})
+    ds = base / "ds.jsonl"
+    save_cases(ds_cases, ds)
+    fn = "hyp_async_pipeline" if use_async else "hyp_pipeline"
+    argv = ["run", "--dataset", str(ds), "--pipeline", f"{__name__}:{fn}", "--out", str(base / "r"),
+            "--quiet", "--retries", "0", "--timeout", "20"]
+    code = main([*argv, *([] if score else ["--no-score"])])
+    err = capsys.readouterr().err
+    assert code in (0, 1), err
+    assert "Traceback" not in err
+    rows = RunDir(base / "r").results()
+    assert [r["case_id"] for r in rows] == [c.id for c in ds_cases]
+
+
+
+# --------------------------------------------------------------------------- a real Ctrl-C
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_real_sigint_stops_the_run(tmp_path: Path, kind: str) -> None:
+    """Guard: catching what a pipeline raises must not swallow a real Ctrl-C."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    body = ("import time\ndef pipe(case):\n    time.sleep(0.2)\n    return {'answer': 'x'}\n" if kind == "sync"
+            else "import asyncio\nasync def pipe(case):\n    await asyncio.sleep(0.2)\n    return {'answer': 'x'}\n")
+    (tmp_path / "slowpipe.py").write_text(body)
+    ds = tmp_path / "ds.jsonl"
+    save_cases(cases(60), ds)
+    out = tmp_path / "r"
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"}
+    proc = subprocess.Popen([sys.executable, "-m", "labkit.cli", "run", "--dataset", str(ds), "--pipeline",
+                             "slowpipe:pipe", "--out", str(out), "--quiet", "--concurrency", "2", "--no-score"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if (out / "results.jsonl").is_file() and (out / "results.jsonl").read_text().count("\n") >= 2:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert (out / "results.jsonl").read_text().count("\n") < 60
