@@ -432,6 +432,8 @@ def test_baseline_given_to_a_gate_without_regression_checks_says_so(shipped_runs
     assert "no regression checks" in err and "--baseline" in err and err.count("\n") == 1
     rep = Gate.load(gate).evaluate(base, baseline=base)
     assert any("no regression checks" in n for n in rep.notes)
+
+
 @pytest.mark.parametrize("rate", [1.5, -0.1])
 def test_unmeasured_budget_rate_outside_0_1_is_a_config_error(tmp_path, rate):
     p = tmp_path / "g.yaml"

@@ -117,6 +117,8 @@ def test_rag_negative_or_non_finite_price_is_a_config_error(tmp_path, price):
     with pytest.raises(ConfigError) as ei:
         load_pipeline(p, corpus_dir="data/corpus")
     assert ei.value.field == "model.price_per_1k_output" and str(p) in str(ei.value)
+
+
 # ---- loading errors: one line naming the module or the files, never a traceback ----------------
 
 SECRET = "sk-proj-abcdefghijklmnopqrstuvwx0123"
