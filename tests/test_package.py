@@ -76,3 +76,58 @@ def test_gate_on_a_metrics_file_starts_without_numpy_or_pandas(tmp_path: Path):
     rc, loaded, out = _cli_modules("gate", "--config", "data/gate.yaml", str(run))
     assert rc == 1 and "faithfulness" in out
     assert loaded == []
+
+
+def _cli_without(modules: tuple[str, ...], *argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``labkit ARGV`` in an interpreter where importing any of ``modules`` fails (an install without them)."""
+    code = (
+        "import sys\n"
+        f"for m in {modules!r}:\n"
+        "    sys.modules[m] = None\n"
+        "from labkit.cli import main\n"
+        f"sys.exit(main({list(argv)!r}))\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+LAB_MODULES = ("papermill", "nbconvert", "nbformat", "nbclient", "jupyter_client", "ipykernel", "IPython",
+               "ipywidgets", "matplotlib", "mistune", "jupyterlab")
+
+
+def test_report_without_the_lab_extra_names_the_extra(tmp_path: Path):
+    r = _cli_without(LAB_MODULES, "report", "--only", "00", "--out", str(tmp_path / "reports"),
+                     "--notebooks", str(ROOT / "notebooks"), cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "labkit[lab]" in r.stderr and "labkit report" in r.stderr
+    assert not (tmp_path / "reports").exists()  # refused before anything is written
+
+
+def test_scorecard_html_without_the_lab_extra_names_the_extra_before_writing(tmp_path: Path):
+    out = tmp_path / "readiness"
+    r = _cli_without(LAB_MODULES, "scorecard", "--baseline", str(tmp_path / "no-such-run"), "--out", str(out),
+                     "--root", str(ROOT), cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and "labkit[lab]" in r.stderr and "--no-html" in r.stderr
+    assert not out.exists()
+
+
+def test_an_extra_missing_deep_in_a_command_is_a_one_line_error(monkeypatch, capsys):
+    import pytest
+
+    import labkit.cases
+    from labkit.cli import main
+
+    def needs(name: str):
+        def load_cases(*_a: object, **_k: object) -> None:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return load_cases
+
+    monkeypatch.setattr(labkit.cases, "load_cases", needs("matplotlib.pyplot"))
+    assert main(["dataset", "validate", "data/golden.jsonl"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == ("labkit: error: matplotlib is required for labkit dataset: "
+                           "pip install 'labkit[lab]'")
+    monkeypatch.setattr(labkit.cases, "load_cases", needs("not_an_extra"))  # a real bug stays a traceback
+    with pytest.raises(ModuleNotFoundError):
+        main(["dataset", "validate", "data/golden.jsonl"])
