@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from labkit import __version__
-from labkit.errors import DatasetError, GateFailed, LabkitError
+from labkit.errors import DatasetError, GateFailed, LabkitError, missing_dependency
 
 COMMAND_MODULES = ("dataset", "run", "gate", "compare", "traces", "readiness", "report")
 
@@ -55,6 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except LabkitError as e:
         _print_error(e)
+        return 2
+    except ImportError as e:  # a module of an extra that is not installed
+        dep = missing_dependency(e, feature=f"labkit {args.command}")
+        if dep is None:
+            raise
+        _print_error(dep)
         return 2
     except KeyboardInterrupt:
         print("labkit: interrupted", file=sys.stderr)

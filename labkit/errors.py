@@ -107,3 +107,40 @@ class MissingDependencyError(LabkitError):
         hint = f"pip install 'labkit[{extra}]'" if extra else f"pip install {package}"
         what = f" for {feature}" if feature else ""
         super().__init__(f"{package} is required{what}: {hint}")
+
+
+#: Top-level modules that only an extra installs: module -> (distribution, extra).
+#: The core install (``pip install labkit``) runs every command but the notebook ones.
+OPTIONAL_MODULES: dict[str, tuple[str, str]] = {
+    "jupyterlab": ("jupyterlab", "lab"),
+    "ipykernel": ("ipykernel", "lab"),
+    "IPython": ("ipykernel", "lab"),
+    "ipywidgets": ("ipywidgets", "lab"),
+    "papermill": ("papermill", "lab"),
+    "nbclient": ("papermill", "lab"),
+    "jupyter_client": ("ipykernel", "lab"),
+    "traitlets": ("ipykernel", "lab"),
+    "nbconvert": ("nbconvert", "lab"),
+    "nbformat": ("nbformat", "lab"),
+    "mistune": ("mistune", "lab"),
+    "matplotlib": ("matplotlib", "lab"),
+    "opentelemetry": ("opentelemetry-sdk", "otel"),
+    "dask": ("dask[distributed]", "dask"),
+    "distributed": ("dask[distributed]", "dask"),
+}
+
+
+def missing_dependency(err: ImportError, feature: str = "") -> MissingDependencyError | None:
+    """The :class:`MissingDependencyError` for a failed import of an extra's module, else None."""
+    found = OPTIONAL_MODULES.get((err.name or "").partition(".")[0])
+    return MissingDependencyError(found[0], found[1], feature) if found else None
+
+
+def require_extra(extra: str, feature: str) -> None:
+    """Raise :class:`MissingDependencyError` unless every module of ``extra`` can be
+    imported (looked up only: nothing is imported)."""
+    import importlib.util
+
+    for module, (package, of) in OPTIONAL_MODULES.items():
+        if of == extra and importlib.util.find_spec(module) is None:
+            raise MissingDependencyError(package, extra, feature)

@@ -56,13 +56,13 @@ REVIEW_APPROVED = ("approved", "approve", "pass", "ok")
 
 
 def known_metrics() -> list[str]:
-    from labkit.metrics import METRICS
+    from labkit.registry import METRICS
 
     return sorted(METRICS)
 
 
 def _direction(metric: str) -> str:
-    from labkit.metrics import METRICS
+    from labkit.registry import METRICS
 
     return METRICS[metric].direction
 
@@ -141,7 +141,7 @@ def _parse_check(d: Any, path: str | None, fld: str, known: list[str]) -> Check:
 
 
 def _bounded(metric: str) -> bool:
-    from labkit.metrics import METRICS
+    from labkit.registry import METRICS
 
     return bool(METRICS[metric].bounded)
 

@@ -1,4 +1,4 @@
-"""Intervals and paired tests: seeded, vectorized, numpy-only except the exact binomial.
+"""Intervals and paired tests: seeded, vectorized, numpy and the standard library only.
 
 Every function that draws random numbers takes ``seed`` (an int) or ``rng``
 (a ``numpy.random.Generator``); the same seed gives the same result.
@@ -183,14 +183,17 @@ def wilson_interval(successes: int, n: int, alpha: float = 0.05) -> tuple[float 
     check_options(alpha=alpha)
     if n <= 0:
         return None, None
-    from scipy.stats import norm
+    from statistics import NormalDist
 
-    z = float(norm.ppf(1 - alpha / 2))
+    z = NormalDist().inv_cdf(1 - alpha / 2)
     p = successes / n
     denom = 1 + z * z / n
     center = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, center - half), min(1.0, center + half)
+    # at 0 (or n) successes the bound is exactly 0 (or 1): center and half are equal in exact arithmetic
+    lo = 0.0 if successes <= 0 else max(0.0, center - half)
+    hi = 1.0 if successes >= n else min(1.0, center + half)
+    return lo, hi
 
 
 # --- fast paths: the same distributions, shared across statistics ------------------
@@ -429,9 +432,84 @@ def mcnemar_exact(base: ArrayLike, variant: ArrayLike) -> tuple[float, int, int]
     c = int(np.sum(~a & v))
     if b + c == 0:
         return 1.0, b, c
-    from scipy.stats import binomtest
+    return binomial_half_two_sided(min(b, c), b + c), b, c
 
-    return float(binomtest(b, b + c, 0.5, alternative="two-sided").pvalue), b, c
+
+#: :func:`binomial_half_two_sided` sums exact integers while ``C(n, m)`` is cheap to
+#: build (it has about ``n * H(m / n)`` bits); past both bounds it uses the saddle point.
+_EXACT_MAX_N = 50_000
+_EXACT_MAX_M = 1_000
+
+
+def binomial_half_two_sided(k: int, n: int) -> float:
+    """Two-sided exact binomial p-value of ``k`` successes in ``n`` trials at p = 0.5.
+
+    The law is symmetric, so the p-value is ``min(1, 2 * P(X <= m))`` with
+    ``m = min(k, n - k)``. The tail is ``C(n, m) / 2^n`` times ``1 + r_m + r_m r_(m-1) + ...``
+    with ``r_i = i / (n - i + 1)``, summed from ``m`` down until what is left is
+    below 2^-64 of the sum (``r_i`` shrinks as ``i`` falls, so the rest after a
+    term ``t`` is at most ``t * r / (1 - r)``). Up to moderate n (or small m) the
+    terms are exact integers divided by ``2^n`` once, correctly rounded; beyond,
+    ``C(n, m) / 2^n`` comes from Loader's saddle-point expansion (relative error
+    about 1e-14) and the ratios are summed in floating point.
+    """
+    if n <= 0 or not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n and n > 0, got k={k}, n={n}")
+    m = min(k, n - k)
+    if 2 * m >= n - 1:  # the tail holds at least half the mass: p = 1
+        return 1.0
+    if n <= _EXACT_MAX_N or m <= _EXACT_MAX_M:
+        return min(1.0, _tail_exact(m, n))
+    return min(1.0, _tail_saddle(m, n))
+
+
+def _tail_exact(m: int, n: int) -> float:
+    """``2 * P(X <= m)`` for X ~ Binomial(n, 1/2), summed in integers."""
+    term = math.comb(n, m)
+    total = term
+    for i in range(m, 0, -1):
+        term = term * i // (n - i + 1)  # C(n, i - 1), exact
+        total += term
+        if term * (i - 1) <= (total >> 64) * (n - 2 * i + 3):  # the rest is below 2^-64 of the sum
+            break
+    return (2 * total) / (1 << n)
+
+
+def _tail_saddle(m: int, n: int) -> float:
+    """``2 * P(X <= m)`` for X ~ Binomial(n, 1/2), for large m and n (both over 15)."""
+    half = n / 2
+    log_pmf = (_stirlerr(n) - _stirlerr(m) - _stirlerr(n - m) - _bd0(m, half) - _bd0(n - m, half)
+               - 0.5 * (math.log(2 * math.pi) + math.log(m) + math.log1p(-m / n)))
+    total, term = 1.0, 1.0
+    for i in range(m, 0, -1):
+        r = i / (n - i + 1)
+        term *= r
+        total += term
+        if term * r <= total * (1.0 - r) * 2.0**-64:
+            break
+    return math.exp(log_pmf + math.log(2.0 * total))
+
+
+def _stirlerr(k: int) -> float:
+    """``ln k! - ((k + 1/2) ln k - k + ln(2 pi) / 2)`` from its asymptotic series (k > 15)."""
+    kk = float(k) * k
+    return (1 / 12 - (1 / 360 - (1 / 1260 - (1 / 1680 - 1 / (1188 * kk)) / kk) / kk) / kk) / k
+
+
+def _bd0(x: float, mu: float) -> float:
+    """``x ln(x / mu) + mu - x`` without cancellation when x is near mu (Loader)."""
+    if abs(x - mu) < 0.1 * (x + mu):
+        v = (x - mu) / (x + mu)
+        s = (x - mu) * v
+        ej = 2 * x * v
+        j = 3
+        while True:
+            ej *= v * v
+            s_next = s + ej / j
+            if s_next == s:
+                return s
+            s, j = s_next, j + 2
+    return x * math.log(x / mu) + mu - x
 
 
 def holm(pvalues: Sequence[float | None]) -> list[float | None]:

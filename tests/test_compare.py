@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from labkit.cases import EvalCase
-from labkit.compare import add_compare_parser, cmd_compare, compare_runs
+from labkit.commands.compare import cmd_compare, register
+from labkit.compare import compare_runs
 from labkit.errors import LabkitError
 from labkit.metrics import score_cases
 
@@ -135,9 +136,9 @@ def test_cli_functions(tmp_path, capsys):
     base = _write_run(tmp_path / "a", "a", cases, _results(cases))
     var = _write_run(tmp_path / "b", "b", cases, _results(cases, bad=set(range(0, N, 3))))
     parser = argparse.ArgumentParser(prog="labkit")
-    add_compare_parser(parser.add_subparsers(dest="command"))
+    register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["compare", str(base), str(var), "--json", "--seed", "1"])
-    assert args.func(args) == 0
+    assert args.handler(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["metrics"]["faithfulness"]["verdict"] == "regressed"
     args = parser.parse_args(["compare", str(base), str(var), "--fail-on-regression"])

@@ -1,11 +1,14 @@
 """The public API and the light-import rule of the design."""
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import labkit
 
-HEAVY = ("pandas", "matplotlib", "seaborn", "duckdb", "httpx", "papermill", "nbconvert", "ipywidgets",
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("pandas", "matplotlib", "duckdb", "httpx", "papermill", "nbconvert", "ipywidgets",
          "opentelemetry", "scipy", "dask", "IPython")
 
 
@@ -32,3 +35,99 @@ def test_cli_help_lists_every_command():
     for cmd in ("dataset", "run", "score", "gate", "compare", "traces", "feedback", "alerts",
                 "scorecard", "incident", "report"):
         assert cmd in r.stdout, cmd
+
+
+def _cli_modules(*argv: str) -> tuple[int, list[str], str]:
+    """Run ``labkit ARGV`` in a fresh interpreter: exit code, numeric libraries loaded, stdout."""
+    code = (
+        "import contextlib, io, json, sys\n"
+        "from labkit.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        f"    rc = main({list(argv)!r})\n"
+        "print(json.dumps([rc, sorted(m for m in ('numpy', 'pandas', 'scipy') if m in sys.modules), out.getvalue()]))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rc, loaded, out = json.loads(r.stdout.splitlines()[-1])
+    return rc, loaded, out
+
+
+def test_help_starts_without_numpy_or_pandas():
+    rc, loaded, out = _cli_modules("--help")
+    assert rc == 0 and "compare" in out
+    assert loaded == []
+
+
+def test_gate_on_a_metrics_file_starts_without_numpy_or_pandas(tmp_path: Path):
+    run = tmp_path / "run"
+    run.mkdir()
+    values = {"faithfulness": 0.9, "retrieval_hit_rate": 0.95, "latency_p95_ms": 1200.0, "cost_per_success": 0.01}
+    metrics = {name: {"value": v, "n": 10, "unmeasured": 0, "unmeasured_reasons": {}} for name, v in values.items()}
+    (run / "metrics.json").write_text(json.dumps({"n_cases": 10, "metrics": metrics}), encoding="utf-8")
+    rc, loaded, out = _cli_modules("gate", "--config", "data/gate.yaml", str(run), "--json")
+    assert rc == 0, out
+    report = json.loads(out)
+    assert report["passed"] is True and len(report["checks"]) == 4
+    assert loaded == []
+    values["faithfulness"] = 0.5
+    metrics["faithfulness"]["value"] = 0.5
+    (run / "metrics.json").write_text(json.dumps({"n_cases": 10, "metrics": metrics}), encoding="utf-8")
+    rc, loaded, out = _cli_modules("gate", "--config", "data/gate.yaml", str(run))
+    assert rc == 1 and "faithfulness" in out
+    assert loaded == []
+
+
+def _cli_without(modules: tuple[str, ...], *argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``labkit ARGV`` in an interpreter where importing any of ``modules`` fails (an install without them)."""
+    code = (
+        "import sys\n"
+        f"for m in {modules!r}:\n"
+        "    sys.modules[m] = None\n"
+        "from labkit.cli import main\n"
+        f"sys.exit(main({list(argv)!r}))\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+LAB_MODULES = ("papermill", "nbconvert", "nbformat", "nbclient", "jupyter_client", "ipykernel", "IPython",
+               "ipywidgets", "matplotlib", "mistune", "jupyterlab")
+
+
+def test_report_without_the_lab_extra_names_the_extra(tmp_path: Path):
+    r = _cli_without(LAB_MODULES, "report", "--only", "00", "--out", str(tmp_path / "reports"),
+                     "--notebooks", str(ROOT / "notebooks"), cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "labkit[lab]" in r.stderr and "labkit report" in r.stderr
+    assert not (tmp_path / "reports").exists()  # refused before anything is written
+
+
+def test_scorecard_html_without_the_lab_extra_names_the_extra_before_writing(tmp_path: Path):
+    out = tmp_path / "readiness"
+    r = _cli_without(LAB_MODULES, "scorecard", "--baseline", str(tmp_path / "no-such-run"), "--out", str(out),
+                     "--root", str(ROOT), cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and "labkit[lab]" in r.stderr and "--no-html" in r.stderr
+    assert not out.exists()
+
+
+def test_an_extra_missing_deep_in_a_command_is_a_one_line_error(monkeypatch, capsys):
+    import pytest
+
+    import labkit.cases
+    from labkit.cli import main
+
+    def needs(name: str):
+        def load_cases(*_a: object, **_k: object) -> None:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return load_cases
+
+    monkeypatch.setattr(labkit.cases, "load_cases", needs("matplotlib.pyplot"))
+    assert main(["dataset", "validate", "data/golden.jsonl"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == ("labkit: error: matplotlib is required for labkit dataset: "
+                           "pip install 'labkit[lab]'")
+    monkeypatch.setattr(labkit.cases, "load_cases", needs("not_an_extra"))  # a real bug stays a traceback
+    with pytest.raises(ModuleNotFoundError):
+        main(["dataset", "validate", "data/golden.jsonl"])

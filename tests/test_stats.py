@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
-from scipy.stats import binomtest
+from scipy.stats import binomtest, norm
 
 from labkit import stats
 
@@ -60,6 +64,76 @@ def test_mcnemar_exact_matches_binomial():
     assert (b, c) == (7, 1)
     assert p == pytest.approx(binomtest(7, 8, 0.5).pvalue)
     assert stats.mcnemar_exact([1, 0], [1, 0]) == (1.0, 0, 0)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 0.1, 0.05, 0.01, 1e-3, 1e-6])
+def test_wilson_matches_the_normal_quantile_of_the_oracle(alpha):
+    z = float(norm.ppf(1 - alpha / 2))
+    for n in (1, 2, 3, 10, 57, 1000, 123_457):
+        for s in sorted({0, 1, n // 3, n // 2, n - 1, n}):
+            p = s / n
+            denom = 1 + z * z / n
+            center = (p + z * z / (2 * n)) / denom
+            half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+            lo, hi = stats.wilson_interval(s, n, alpha)
+            assert lo == pytest.approx(max(0.0, center - half), rel=1e-12, abs=1e-15), (s, n)
+            assert hi == pytest.approx(min(1.0, center + half), rel=1e-12, abs=1e-15), (s, n)
+
+
+def test_mcnemar_p_value_is_the_exact_binomial_of_the_oracle():
+    pairs = [(b, c) for b in range(41) for c in range(41)]
+    pairs += [(0, 1000), (3, 997), (480, 520), (500, 500), (4_000, 4_400), (24_000, 26_000), (1, 1_074)]
+    for b, c in pairs:
+        if b + c == 0:
+            continue
+        got = stats.mcnemar_exact([1] * b + [0] * c, [0] * b + [1] * c)
+        want = binomtest(b, b + c, 0.5, alternative="two-sided").pvalue
+        assert got[1:] == (b, c)
+        assert got[0] == pytest.approx(want, rel=1e-12, abs=1e-300), (b, c)
+        assert 0.0 < got[0] <= 1.0
+
+
+def _exact_two_sided_half(k, n):
+    """The whole lower tail in integers, no shortcut: 2 * sum_{i <= m} C(n, i) / 2^n."""
+    m = min(k, n - k)
+    term = total = 1  # C(n, 0)
+    for i in range(m):
+        term = term * (n - i) // (i + 1)
+        total += term
+    return min(1.0, 2 * total / 2**n)
+
+
+@pytest.mark.parametrize("k,n", [(29_000, 60_000), (29_900, 60_000), (29_999, 60_000), (1_500, 60_000),
+                                 (48_000, 100_000), (49_700, 100_001)])
+def test_binomial_of_many_trials_is_exact_and_quick(k, n):
+    import time
+
+    t0 = time.perf_counter()
+    got = stats.binomial_half_two_sided(k, n)
+    took = time.perf_counter() - t0
+    assert got == pytest.approx(_exact_two_sided_half(k, n), rel=1e-13, abs=1e-300)
+    assert got == pytest.approx(binomtest(k, n, 0.5).pvalue, rel=1e-11, abs=1e-300)
+    assert took < 0.5  # not a sum of a million-digit binomials
+
+
+def test_binomial_rejects_impossible_counts():
+    for k, n in ((-1, 5), (6, 5), (0, 0)):
+        with pytest.raises(ValueError):
+            stats.binomial_half_two_sided(k, n)
+
+
+def test_intervals_and_mcnemar_need_no_scipy():
+    code = (
+        "import json, sys\n"
+        "sys.modules['scipy'] = None  # importing scipy now raises ImportError\n"
+        "from labkit import stats\n"
+        "print(json.dumps([stats.wilson_interval(8, 10), stats.mcnemar_exact([1, 1, 1, 0], [0, 0, 1, 1])]))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    (lo, hi), (p, b, c) = json.loads(r.stdout)
+    assert lo == pytest.approx(0.49016, abs=1e-5) and hi == pytest.approx(0.94332, abs=1e-5)
+    assert (b, c) == (2, 1) and p == pytest.approx(binomtest(2, 3, 0.5).pvalue, rel=1e-12)
 
 
 def test_sign_flip_exact_small_n():

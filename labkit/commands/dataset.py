@@ -6,8 +6,6 @@ import argparse
 import json
 from typing import Any
 
-from labkit.cases import dataset_stats, load_cases, save_cases
-
 
 def register(sub: Any) -> None:
     p = sub.add_parser("dataset", help="validate, describe or build eval datasets (JSONL)")
@@ -31,12 +29,16 @@ def register(sub: Any) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from labkit.cases import load_cases
+
     ds = load_cases(args.path)
     print(f"{args.path}: {len(ds)} valid cases, fingerprint {ds.fingerprint[:16]}")
     return 0
 
 
 def _stats(args: argparse.Namespace) -> int:
+    from labkit.cases import dataset_stats, load_cases
+
     st = dataset_stats(load_cases(args.path))
     if args.json:
         print(json.dumps(st, indent=2))
@@ -52,6 +54,7 @@ def _stats(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     from labkit.build import build_candidates
+    from labkit.cases import save_cases
 
     ds = build_candidates(args.corpus, seed=args.seed, n_per_doc=args.per_doc)
     save_cases(ds, args.out)

@@ -6,9 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from labkit.cases import atomic_write_text
 from labkit.errors import ConfigError
-from labkit.gate import Gate, lock_gate
 
 
 def register(sub: Any) -> None:
@@ -30,6 +28,9 @@ def register(sub: Any) -> None:
 
 
 def _gate(args: argparse.Namespace) -> int:
+    from labkit.cases import atomic_write_text
+    from labkit.gate import Gate, lock_gate
+
     if args.target[0] == "lock":
         if len(args.target) != 2:
             raise ConfigError("usage: labkit gate lock GATE")

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from labkit.errors import ConfigError
+from labkit.errors import ConfigError, require_extra
 
 PATH_OPTIONS = ("gate", "slo", "rollout", "alerts", "attestations", "dataset", "reviews", "pipelines_dir", "runs_dir")
 
@@ -59,6 +59,8 @@ def register(subparsers: Any) -> None:
 
 
 def _scorecard(args: argparse.Namespace) -> int:
+    if not args.no_html:
+        require_extra("lab", "the HTML scorecard (or give --no-html)")
     from labkit.readiness import build_scorecard
 
     if args.baseline is None and args.variant is None:

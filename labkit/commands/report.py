@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-from labkit.errors import ConfigError
+from labkit.errors import ConfigError, require_extra
 
 
 def register(subparsers: Any) -> None:
@@ -39,6 +39,7 @@ def register(subparsers: Any) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    require_extra("lab", "labkit report")
     from labkit.report import build_reports, load_params
 
     if args.timeout <= 0:
