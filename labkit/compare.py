@@ -234,7 +234,7 @@ def compare_frames(
 ) -> Comparison:
     """Compare two score frames on the case ids they share (rows paired by case_id)."""
     from labkit import stats
-    from labkit.metrics import METRICS, ops
+    from labkit.registry import LATENCY_PERCENTILES, METRICS
 
     stats.check_options(alpha=alpha, n_boot=n_boot)
 
@@ -262,7 +262,7 @@ def compare_frames(
             la, lb = _arr(b, "latency_ms"), _arr(v, "latency_ms")
             m = np.isfinite(la) & np.isfinite(lb) & ~_bool(b, "from_cache") & ~_bool(v, "from_cache")
             a_x, b_x = la[m], lb[m]
-            stat = stats.percentile_stat(ops.LATENCY_PERCENTILES[spec.name])
+            stat = stats.percentile_stat(LATENCY_PERCENTILES[spec.name])
             test = "swap_permutation"
         else:
             ca, cb = _arr(b, "cost_usd"), _arr(v, "cost_usd")

@@ -26,8 +26,7 @@ MIN_N = 10
 
 def default_min_n(metric: str) -> int:
     """The fewest cases a check on ``metric`` accepts by default (docs/metrics.md, "Minimum n")."""
-    from labkit.metrics import METRICS
-    from labkit.metrics.ops import LATENCY_PERCENTILES
+    from labkit.registry import LATENCY_PERCENTILES, METRICS
 
     spec = METRICS.get(metric)
     if spec is not None and spec.kind == "percentile" and metric in LATENCY_PERCENTILES:

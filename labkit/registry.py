@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.errors import ConfigError
 
+#: The latency percentile each percentile metric reports.
+LATENCY_PERCENTILES = {"latency_p50_ms": 50.0, "latency_p95_ms": 95.0, "latency_p99_ms": 99.0}
+
 if TYPE_CHECKING:
     from labkit.cases import EvalCase
 

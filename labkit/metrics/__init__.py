@@ -28,6 +28,7 @@ from labkit.registry import (
     BUILTIN_METRICS,
     DIRECTIONS,
     KINDS,
+    LATENCY_PERCENTILES,
     METRICS,
     PER_CASE_KINDS,
     RAW_COLUMNS,
@@ -261,7 +262,7 @@ def _plan_metric(spec: MetricSpec, df: pd.DataFrame) -> tuple[dict[str, Any], _B
                 boot = _Boot(v, "mean")
                 method = "bootstrap"
     elif spec.kind == "percentile":
-        q = ops.LATENCY_PERCENTILES[spec.name]
+        q = LATENCY_PERCENTILES[spec.name]
         lat = _col(df, "latency_ms")
         cache = _bools(df, "from_cache")
         sample = ops.latency_sample(lat, cache)

@@ -26,7 +26,6 @@ OPS_METRICS = (
     "tokens_per_case",
 )
 
-LATENCY_PERCENTILES = {"latency_p50_ms": 50.0, "latency_p95_ms": 95.0, "latency_p99_ms": 99.0}
 
 
 def _float(x: Any) -> float:
