@@ -78,9 +78,10 @@ class RunLock:
         if not _try_lock(fd):
             os.close(fd)
             raise RunLocked(self.run_dir, _holder_pid(self.path))
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
         self._fd = fd
+        with contextlib.suppress(OSError):  # the pid is for the message; the lock is what counts
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
         return self
 
     def release(self) -> None:

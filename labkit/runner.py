@@ -2,8 +2,9 @@
 fallback, cache, crash-safe resume, progress, and an optional Dask executor.
 
 The core is asyncio. ``async def`` pipelines are awaited on the loop; plain
-callables run in a pool of worker threads, so at most ``concurrency`` cases are
-in flight either way. For each case:
+callables run in a pool of worker threads (:class:`labkit.runpool.SyncPool`:
+abandoned calls are stopped where possible and bounded), so at most
+``concurrency`` cases are in flight either way. For each case:
 
 1. the optional rate limiter (token bucket, ``rate_limit`` requests/s) grants the
    attempt;
@@ -17,12 +18,15 @@ in flight either way. For each case:
    the fallback gets the same treatment; ``answered_by`` records which pipeline
    answered and ``attempts`` counts every attempt made;
 5. the case's result line is appended to results.jsonl and flushed, its trace
-   records (one per attempt) to traces.jsonl, both redacted first.
+   records (one per attempt) to traces.jsonl, both cut to the output cap
+   (:mod:`labkit.runlimits`) and redacted first; a large result is handed over
+   in a thread of its own (:class:`labkit.runpool.HandOver`).
 
 A failed case is a result with status ``error`` or ``timeout`` and its reason;
 the run never crashes on a case and always ends. When every case is done,
 results.jsonl is rewritten in dataset order (atomically) and the run is scored.
 
+Every writer of a run directory holds its lock (:mod:`labkit.runlock`).
 ``resume(run_dir)`` skips the cases already in results.jsonl and runs the rest,
 so a run killed at any moment (SIGKILL included) resumes to the same results.
 The idempotency key of a case is sha256 of its canonical content plus the

@@ -198,6 +198,12 @@ def test_output_cap_applies_to_every_string_and_is_a_setting(tmp_path: Path) -> 
     with pytest.raises(Exception, match="max_output_chars"):
         RunnerConfig(max_output_chars=0)
 
+    def claims(case: EvalCase) -> dict:  # a pipeline cannot flag itself
+        return {"answer": "short", "truncated": True, "truncated_chars": {"answer": 10**9}}
+
+    row = run(cases(1), claims, tmp_path / "c", config=cfg, score=False).results()[0]
+    assert "truncated" not in row and "truncated_chars" not in row
+
 
 # --------------------------------------------------------------------------- stuck sync pipelines
 
