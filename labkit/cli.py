@@ -2,8 +2,9 @@
 
 Each command group lives in ``labkit/commands/<group>.py`` and exposes
 ``register(subparsers)``; handlers return the exit code. Exit codes: 0 success
-or gate pass, 1 gate fail, 2 usage, config or input error (one-line reason on
-stderr, never a traceback for a user error).
+or gate pass, 1 gate fail (or a run in which every case failed), 2 usage,
+config or input error (one-line reason on stderr, never a traceback for a user
+error).
 """
 
 from __future__ import annotations

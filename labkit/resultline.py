@@ -296,6 +296,7 @@ def check_line(obj: Any, line: int | None, out: list[Problem]) -> dict[str, Any]
     _check_lists(obj, line, out)
     usage = _check_numbers(obj, line, out)
     _check_cache_claim(obj, status, line, out)
+    _check_truncation(obj, line, out)
     if len(out) > n0:
         return None
     res = dict(obj)
@@ -310,6 +311,21 @@ def check_line(obj: Any, line: int | None, out: list[Problem]) -> dict[str, Any]
     if usage is not None:
         res["usage"] = usage
     return res
+
+
+def _check_truncation(obj: Mapping[str, Any], line: int | None, out: list[Problem]) -> None:
+    """``truncated`` is a bool; ``truncated_chars`` maps a field path to its original length."""
+    flag, cut = obj.get("truncated"), obj.get("truncated_chars")
+    if flag is not None and not isinstance(flag, bool):
+        out.append(Problem(line, "truncated", "must be true or false"))
+    if cut is None:
+        return
+    if not isinstance(cut, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0 for k, v in cut.items()
+    ):
+        out.append(Problem(line, "truncated_chars", "must map field paths to whole numbers >= 0"))
+    elif flag is not True:
+        out.append(Problem(line, "truncated_chars", "given without truncated: true"))
 
 
 def problems_text(problems: list[Problem]) -> str:
@@ -345,6 +361,8 @@ RUNNER_FIELDS = (
     "cache_origin",
     "answered_by",
     "idempotency_key",
+    "truncated",
+    "truncated_chars",
 )
 
 

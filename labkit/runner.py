@@ -2,8 +2,9 @@
 fallback, cache, crash-safe resume, progress, and an optional Dask executor.
 
 The core is asyncio. ``async def`` pipelines are awaited on the loop; plain
-callables run in a pool of worker threads, so at most ``concurrency`` cases are
-in flight either way. For each case:
+callables run in a pool of worker threads (:class:`labkit.runpool.SyncPool`:
+abandoned calls are stopped where possible and bounded), so at most
+``concurrency`` cases are in flight either way. For each case:
 
 1. the optional rate limiter (token bucket, ``rate_limit`` requests/s) grants the
    attempt;
@@ -17,12 +18,15 @@ in flight either way. For each case:
    the fallback gets the same treatment; ``answered_by`` records which pipeline
    answered and ``attempts`` counts every attempt made;
 5. the case's result line is appended to results.jsonl and flushed, its trace
-   records (one per attempt) to traces.jsonl, both redacted first.
+   records (one per attempt) to traces.jsonl, both cut to the output cap
+   (:mod:`labkit.runlimits`) and redacted first; a large result is handed over
+   in a thread of its own (:class:`labkit.runpool.HandOver`).
 
 A failed case is a result with status ``error`` or ``timeout`` and its reason;
 the run never crashes on a case and always ends. When every case is done,
 results.jsonl is rewritten in dataset order (atomically) and the run is scored.
 
+Every writer of a run directory holds its lock (:mod:`labkit.runlock`).
 ``resume(run_dir)`` skips the cases already in results.jsonl and runs the rest,
 so a run killed at any moment (SIGKILL included) resumes to the same results.
 The idempotency key of a case is sha256 of its canonical content plus the
@@ -35,22 +39,20 @@ See docs/runner.md for the configuration and the guarantees.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import inspect
 import json
 import math
 import os
-import queue
 import random
 import re
 import subprocess
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -69,6 +71,9 @@ from labkit.resultline import (
     pipeline_fields,
 )
 from labkit.runcache import ResultCache
+from labkit.runlimits import DEFAULT_MAX_OUTPUT_CHARS, cap_strings, is_large
+from labkit.runlock import RunLock
+from labkit.runpool import HandOver, SyncPool
 from labkit.runredact import redact_manifest
 from labkit.runs import SNAPSHOT, RunDir, iter_jsonl, read_results, score_run
 
@@ -102,6 +107,7 @@ class RunnerConfig:
     seed: int = 0
     #: redaction settings (docs/traces.md) for everything the run writes; None = all on
     redaction: dict[str, Any] | None = None
+    max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
 
     def __post_init__(self) -> None:
         self.validate()
@@ -137,6 +143,9 @@ class RunnerConfig:
         from labkit.runredact import check_redaction
 
         check_redaction(self.redaction, path)
+        m = self.max_output_chars
+        if not isinstance(m, int) or isinstance(m, bool) or m < 1:
+            raise bad("max_output_chars", f"must be an integer >= 1, got {m!r}")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None, path: str | None = None) -> RunnerConfig:
@@ -217,56 +226,6 @@ def _pipeline_key_hashes(p: LoadedPipeline) -> tuple[str, str | None]:
 
 
 # --------------------------------------------------------------------------- building blocks
-
-
-class _DaemonPool(concurrent.futures.Executor):
-    """Worker threads for sync pipelines: reused when idle, daemon so that a pipeline
-    stuck past its timeout never keeps the process alive. At most ``concurrency``
-    calls are submitted at once (the runner's bound), plus threads abandoned by
-    timed-out calls."""
-
-    def __init__(self, name: str = "labkit-runner") -> None:
-        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._idle = 0
-        self._threads: list[threading.Thread] = []
-        self._name = name
-        self._closed = False
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
-        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("pool is shut down")
-            if self._idle > 0:
-                self._idle -= 1
-            else:
-                t = threading.Thread(target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True)
-                self._threads.append(t)
-                t.start()
-        self._q.put((fut, fn, args, kwargs))
-        return fut
-
-    def _work(self) -> None:
-        while True:
-            item = self._q.get()
-            if item is None:
-                return
-            fut, fn, args, kwargs = item
-            if fut.set_running_or_notify_cancel():
-                try:
-                    fut.set_result(fn(*args, **kwargs))
-                except BaseException as e:
-                    fut.set_exception(e)
-            with self._lock:
-                self._idle += 1
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        with self._lock:
-            self._closed = True
-            n = len(self._threads)
-        for _ in range(n):
-            self._q.put(None)
 
 
 class TokenBucket:
@@ -389,7 +348,7 @@ class CaseExecutor:
         self._make_trace: TraceFn = make_trace
         self._trace_id_for = trace_id_for
         self._rng = random.Random(cfg.seed if rng_seed is None else rng_seed)
-        self._pool: _DaemonPool | None = None
+        self._pool: SyncPool | None = None
         self._limiter: TokenBucket | None = TokenBucket(cfg.rate_limit) if cfg.rate_limit else None
         self._hashes = _pipeline_key_hashes(pipeline)
         self.calls = 0
@@ -406,7 +365,7 @@ class CaseExecutor:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=False)
+            self._pool.shutdown()
             self._pool = None
 
     def backoff(self, attempt: int, exc: BaseException) -> float:
@@ -426,8 +385,8 @@ class CaseExecutor:
                 out = await p.fn(case)
             else:
                 if self._pool is None:
-                    self._pool = _DaemonPool()
-                out = await asyncio.get_running_loop().run_in_executor(self._pool, _call_guarded, p.fn, case)
+                    self._pool = SyncPool(self.cfg.concurrency)
+                out = await self._pool.call(functools.partial(_call_guarded, p.fn), case)
             if inspect.isawaitable(out):
                 out = await out
         return out
@@ -491,14 +450,17 @@ class CaseExecutor:
         exc = a.exc
         if exc is None:
             try:
-                data = pipeline_fields(a.out)
+                data, cut = cap_strings(pipeline_fields(a.out), self.cfg.max_output_chars)
                 # a guardrail's block is the pipeline's own verdict: keep it, with its reason
                 blocked = data.get("status") == "blocked"
                 err = data.get("error") if blocked else None
-                return checked(make_line(
+                line = make_line(
                     case.id, "blocked" if blocked else "ok", data, latency_ms=a.latency_ms, attempts=a.attempt,
                     error=err if isinstance(err, str) or err is None else str(err),
-                    error_type="blocked" if blocked else None, trace_id=trace_id, answered_by=a.pipeline, key=key))
+                    error_type="blocked" if blocked else None, trace_id=trace_id, answered_by=a.pipeline, key=key)
+                if cut:  # kept, cut to the output cap, and flagged (docs/runner.md "Output cap")
+                    line.update(truncated=True, truncated_chars=cut)
+                return checked(line)
             except ResultError as e:
                 exc = e
         status, text, etype = _describe(exc, self.cfg.timeout_s)
@@ -526,38 +488,22 @@ class CaseExecutor:
         """Run cases with at most ``concurrency`` in flight, calling ``on_done`` as each finishes.
 
         A worker hands a finished case over and takes the next one at once; the
-        hand-over (trace records, ``on_done``: redaction, append + flush) runs one
-        case per loop iteration, so it never holds back the cases in flight.
-        Every finished case is handed over before this returns, also on error or
-        cancellation.
+        hand-over (result line, trace records, ``on_done``: redaction, append +
+        flush) runs in the order the cases finished, one case per loop iteration,
+        and in a thread of its own for a large result
+        (:class:`labkit.runpool.HandOver`), so it never holds back the cases in
+        flight. Every finished case is handed over before this returns, also on
+        error or cancellation; the first hand-over error stops the run and is
+        raised.
         """
         it = iter(cases)
-        loop = asyncio.get_running_loop()
-        pending: deque[CaseOutcome] = deque()
-        state: dict[str, Any] = {"scheduled": False, "error": None}
-
-        def hand_over(o: CaseOutcome) -> None:
-            on_done(self.materialize(o))
-
-        def drain_one() -> None:
-            if pending and state["error"] is None:
-                try:
-                    hand_over(pending.popleft())
-                except BaseException as e:  # surfaced by the workers and at the end
-                    state["error"] = e
-            if pending and state["error"] is None:
-                loop.call_soon(drain_one)
-            else:
-                state["scheduled"] = False
+        lane = HandOver(lambda o: on_done(self.materialize(o)), _large_outcome)
 
         async def worker() -> None:
             for case in it:  # a shared iterator: each case is taken by exactly one worker
-                if state["error"] is not None:
-                    raise state["error"]
-                pending.append(await self.run_case(case))
-                if not state["scheduled"]:
-                    state["scheduled"] = True
-                    loop.call_soon(drain_one)
+                if lane.error is not None:
+                    return
+                lane.put(await self.run_case(case))
 
         try:
             async with asyncio.TaskGroup() as tg:
@@ -565,11 +511,14 @@ class CaseExecutor:
                     tg.create_task(worker())
         finally:
             self.close()
-            if state["error"] is None:
-                while pending:
-                    hand_over(pending.popleft())
-        if state["error"] is not None:
-            raise state["error"]
+            lane.close()  # every finished case handed over, also on error or cancellation
+        if lane.error is not None:
+            raise lane.error
+
+
+def _large_outcome(o: CaseOutcome) -> bool:
+    """A pipeline output too large to redact and write on the event loop."""
+    return bool(o.attempt_log) and o.attempt_log[-1].out is not None and is_large(o.attempt_log[-1].out)
 
 
 def _snapshot(out: Any) -> tuple[Any, BaseException | None]:
@@ -1096,17 +1045,31 @@ def run(
     cfg = merge_config(pipe.runner, config, overrides, path=pipe.path)
     out = Path(out_dir)
     rd = RunDir(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out):  # held until the run is written and scored (docs/runner.md "The run lock")
+        _refuse_existing(rd)  # under the lock: two fresh runs into one folder cannot both pass
+        return _start(rd, ds, pipe, cfg, run_id=run_id, spec=_spec_of(pipeline, pipe), corpus_dir=corpus_dir,
+                      gate_path=gate_path, score=score, k=k)
+
+
+def _refuse_existing(rd: RunDir) -> None:
     if rd.results_path.exists() or rd.manifest_path.exists():
         raise ConfigError(
             "run directory already holds a run: resume it (labkit run --resume DIR) or choose another --out",
-            path=str(out),
+            path=str(rd.path),
         )
-    out.mkdir(parents=True, exist_ok=True)
+
+
+def _start(
+    rd: RunDir, ds: Dataset, pipe: LoadedPipeline, cfg: RunnerConfig, *, run_id: str | None, spec: str | None,
+    corpus_dir: str | None, gate_path: str | None, score: bool, k: int,
+) -> RunDir:
+    out = rd.path
     rid = run_id or _default_run_id(out)
     gate = _gate_info(gate_path)
     if ds.path is None:
         atomic_write_text(out / SNAPSHOT, "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in ds))
-    manifest = _manifest(rd, ds, pipe, cfg, rid, spec=_spec_of(pipeline, pipe), corpus_dir=corpus_dir, gate=gate)
+    manifest = _manifest(rd, ds, pipe, cfg, rid, spec=spec, corpus_dir=corpus_dir, gate=gate)
     rd.write_manifest(redact_manifest(manifest, cfg.redaction))
     rd.results_path.touch()
     rd.traces_path.touch()
@@ -1143,9 +1106,20 @@ def resume(
     and ``overrides`` may change execution settings such as concurrency; they
     never change what a case computes). A changed dataset or pipeline config is
     refused. ``pipeline`` is needed only when the run was started with an
-    in-memory callable that cannot be re-imported.
+    in-memory callable that cannot be re-imported. The run lock is held from
+    before the manifest is read until the run is scored.
     """
     rd = RunDir(run_dir)
+    if not rd.manifest_path.is_file():
+        raise ConfigError("not a run directory (no manifest.json)", path=str(rd.path))
+    with RunLock(rd.path):
+        return _resume_locked(rd, config=config, overrides=overrides, pipeline=pipeline, score=score, k=k)
+
+
+def _resume_locked(
+    rd: RunDir, *, config: RunnerConfig | Mapping[str, Any] | None, overrides: Mapping[str, Any] | None,
+    pipeline: LoadedPipeline | str | Callable[..., Any] | None, score: bool, k: int,
+) -> RunDir:
     man = rd.manifest
     if not man:
         raise ConfigError("not a run directory (no manifest.json)", path=str(rd.path))

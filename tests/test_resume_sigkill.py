@@ -100,3 +100,56 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path: Path, kill_after: i
     man = json.loads((out / "manifest.json").read_text())
     assert man["status"] == "complete" and man["counts"]["ok"] == N
     assert (out / "metrics.json").is_file() and (out / "scores.csv").is_file()
+
+
+GATED = '''
+import os, time
+
+def gated(case):
+    """Cases from k0020 on wait until the file $GO_FILE exists."""
+    deadline = time.monotonic() + 60
+    while case.id >= "k0020" and not os.path.exists(os.environ["GO_FILE"]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return {"answer": "gated " + case.question}
+'''
+
+
+def test_two_resumes_of_a_killed_run_one_writer(tmp_path: Path) -> None:
+    """SIGKILL a run, then resume it twice at once: the second is refused naming the first's
+    pid, and the run ends with every case once and one trace per case."""
+    (tmp_path / "gated_pipe.py").write_text(GATED)
+    ds = tmp_path / "ds.jsonl"
+    n = 60
+    ds.write_text("".join(json.dumps({"id": f"k{i:04d}", "question": f"question {i}"}) + "\n" for i in range(n)))
+    go = tmp_path / "go"
+    env = _env(tmp_path) | {"GO_FILE": str(go)}
+    out = tmp_path / "killed"
+    first = subprocess.Popen([*LABKIT, "run", "--dataset", str(ds), "--pipeline", "gated_pipe:gated", "--out", str(out),
+                              "--concurrency", "1", "--timeout", "120"], env=env, cwd=tmp_path,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while _lines(out / "results.jsonl") < 10:
+        assert first.poll() is None and time.monotonic() < deadline, "run made no progress"
+        time.sleep(0.01)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+
+    a = subprocess.Popen([*LABKIT, "run", "--resume", str(out)], env=env, cwd=tmp_path,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while (out / ".lock").read_text().strip() != str(a.pid):  # the killed run's lock died with it
+            assert a.poll() is None, a.stderr.read().decode() if a.stderr else "exited"
+            assert time.monotonic() < deadline + 60, "resume never took the lock"
+            time.sleep(0.01)
+        b = subprocess.run([*LABKIT, "run", "--resume", str(out)], env=env, cwd=tmp_path, timeout=60,
+                           capture_output=True, text=True)
+        assert b.returncode == 2, b.stderr
+        assert len(b.stderr.strip().splitlines()) == 1 and f"pid {a.pid}" in b.stderr, b.stderr
+    finally:
+        go.touch()
+        a.wait(timeout=60)
+    assert a.returncode == 0
+    got = _read(out / "results.jsonl")
+    assert len(got) == len({x["case_id"] for x in got}) == n
+    traces = _read(out / "traces.jsonl")
+    assert len(traces) == n and {t["case_id"] for t in traces} == {x["case_id"] for x in got}

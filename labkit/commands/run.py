@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from labkit.errors import ConfigError
@@ -32,6 +33,7 @@ def register(sub: Any) -> None:
                    help="extra redaction pattern, replaced by [NAME] (repeatable)")
     r.add_argument("--no-content", action="store_true", help="write ids, hashes, lengths and scores, not text")
     r.add_argument("--no-redaction", action="store_true", help="no pattern redaction (content is written as is)")
+    r.add_argument("--max-output-chars", type=int, help="cut every string of a result to this many characters")
     r.add_argument("--k", type=int, default=5, help="cut-off for the retrieval metrics")
     r.add_argument("--no-score", action="store_true", help="skip scores.csv and metrics.json")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -59,6 +61,7 @@ def _runner_config(args: argparse.Namespace) -> dict[str, Any]:
         "executor": args.executor,
         "scheduler": args.scheduler,
         "batch_size": args.batch_size,
+        "max_output_chars": args.max_output_chars,
         "progress": False if args.quiet else None,
         "redaction": redaction_from_flags(types=args.redact_types, patterns=args.redact_pattern,
                                           no_content=args.no_content, disabled=args.no_redaction),
@@ -71,7 +74,8 @@ def _run(args: argparse.Namespace) -> int:
 
     overrides = _runner_config(args)
     if args.resume:
-        rd = runner.resume(args.resume, overrides=overrides, score=not args.no_score, k=args.k)
+        pipeline = _check_resume_flags(args)
+        rd = runner.resume(args.resume, overrides=overrides, pipeline=pipeline, score=not args.no_score, k=args.k)
     else:
         missing = [f"--{n}" for n in ("dataset", "pipeline", "out") if not getattr(args, n)]
         if missing:
@@ -80,19 +84,58 @@ def _run(args: argparse.Namespace) -> int:
                         corpus_dir=args.corpus, gate_path=args.gate, score=not args.no_score, k=args.k)
     print(rd.summary())
     results = rd.results()
-    failed = [r for r in results if r["status"] != "ok"]
+    failed = [r for r in results if r["status"] in ("error", "timeout")]
     if results and len(failed) == len(results):
         kinds = sorted({str(r.get("error_type") or r["status"]) for r in failed})
-        print(f"labkit: warning: every case failed ({', '.join(kinds)}); first error: "
-              f"{failed[0].get('error')}", file=sys.stderr)
+        first = " ".join(str(failed[0].get("error")).split())[:300]
+        print(f"labkit: error: every case failed ({len(failed)} of {len(results)}: {', '.join(kinds)}); "
+              f"first error: {first}", file=sys.stderr)
+        return 1
     return 0
 
 
+def _same_path(given: str, recorded: Any) -> bool:
+    return isinstance(recorded, str) and Path(given).resolve() == Path(recorded).resolve()
+
+
+def _check_resume_flags(args: argparse.Namespace) -> str | None:
+    """``--resume`` takes the dataset, pipeline and corpus from the manifest: a flag that
+    names another one is an error, not ignored. Returns the ``--pipeline`` to pass on
+    when the run's own pipeline was an in-memory callable (the manifest has no spec)."""
+    from labkit.runs import RunDir
+
+    rd = RunDir(args.resume)
+    man = rd.manifest
+    if not man:
+        return None  # resume says what is wrong
+    where = str(rd.manifest_path)
+    ds = (man.get("dataset") or {}).get("path") or rd.dataset_path()
+    if args.dataset and not _same_path(args.dataset, ds):
+        raise ConfigError(f"--dataset {args.dataset} is not the run's dataset {ds}; --resume takes it from the "
+                          "manifest (leave --dataset out)", path=where, field="dataset.path")
+    pm = man.get("pipeline") or {}
+    recorded = pm.get("spec") or pm.get("path")
+    if args.pipeline and recorded is not None:
+        is_file = Path(args.pipeline).is_file() or args.pipeline.endswith((".yaml", ".yml"))
+        if not (_same_path(args.pipeline, recorded) if is_file else args.pipeline == recorded):
+            raise ConfigError(f"--pipeline {args.pipeline} is not the run's pipeline {recorded}; --resume takes it "
+                              "from the manifest (leave --pipeline out)", path=where, field="pipeline.spec")
+    if args.corpus and not _same_path(args.corpus, pm.get("corpus_dir")):
+        raise ConfigError(f"--corpus {args.corpus} is not the run's corpus {pm.get('corpus_dir')}; --resume takes "
+                          "it from the manifest (leave --corpus out)", path=where, field="pipeline.corpus_dir")
+    return args.pipeline if recorded is None else None
+
+
 def _score(args: argparse.Namespace) -> int:
+    from labkit.runlock import RunLock
     from labkit.runs import RunDir, score_run
 
     rd = RunDir(args.run_dir)
-    m = score_run(rd, args.dataset, corpus=args.corpus, k=args.k, seed=args.seed, n_boot=args.n_boot)
+    if rd.path.is_dir():  # it writes scores.csv, metrics.json and the manifest: one writer at a time
+        with RunLock(rd.path):
+            m = score_run(rd, args.dataset, corpus=args.corpus, k=args.k, seed=args.seed, n_boot=args.n_boot)
+    else:
+        m = score_run(rd, args.dataset, corpus=args.corpus, k=args.k, seed=args.seed, n_boot=args.n_boot)
     total = m["n_cases"] + m.get("n_missing", 0)
     gone = f" ({m['n_missing']} without a result line: missing)" if m.get("n_missing") else ""
     print(f"scored {m['n_cases']} of {total} cases{gone} into {rd.path}/scores.csv and metrics.json")

@@ -1,0 +1,77 @@
+"""The output cap: how much text of one pipeline result reaches the run directory.
+
+Every string in what a pipeline returned (the answer, a retrieved chunk's
+text, a tool's output, any extra field) is cut to ``max_output_chars``
+characters (runner setting, default :data:`DEFAULT_MAX_OUTPUT_CHARS`) before
+it is redacted, traced and written. A cut result is kept, never dropped: its
+results line says ``truncated: true`` and ``truncated_chars`` maps the path of
+each cut string (``answer``, ``retrieved[0].text``) to its original length.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["DEFAULT_MAX_OUTPUT_CHARS", "LARGE_CHARS", "cap_strings", "is_large"]
+
+DEFAULT_MAX_OUTPUT_CHARS = 1_000_000
+#: A result with more characters than this (or more than LARGE_NODES values) is handed
+#: over off the event loop.
+LARGE_CHARS = 64 * 1024
+LARGE_NODES = 5_000
+
+
+def is_large(value: Any, *, chars: int = LARGE_CHARS, nodes: int = LARGE_NODES) -> bool:
+    """Whether a pipeline's output holds more than ``chars`` characters of strings or
+    more than ``nodes`` values; stops as soon as it knows (cheap on small results,
+    bounded on huge or self-containing ones)."""
+    stack = [value]
+    n = total = 0
+    while stack:
+        v = stack.pop()
+        n += 1
+        if n > nodes:
+            return True
+        if isinstance(v, str):
+            total += len(v)
+            if total > chars:
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v)
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+    return False
+
+
+def cap_strings(value: Any, limit: int) -> tuple[Any, dict[str, int]]:
+    """``value`` (plain JSON types) with every string longer than ``limit`` cut to
+    ``limit`` characters, and ``{path: original length}`` of the strings cut. The
+    value is returned as is (not copied) when nothing was cut."""
+    cut: dict[str, int] = {}
+    if not _too_long(value, limit):
+        return value, cut
+    return _cap(value, limit, "", cut), cut
+
+
+def _too_long(v: Any, limit: int) -> bool:
+    if isinstance(v, str):
+        return len(v) > limit
+    if isinstance(v, dict):
+        return any(_too_long(x, limit) for x in v.values())
+    if isinstance(v, list):
+        return any(_too_long(x, limit) for x in v)
+    return False
+
+
+def _cap(v: Any, limit: int, path: str, cut: dict[str, int]) -> Any:
+    if isinstance(v, str):
+        if len(v) > limit:
+            cut[path or "."] = len(v)
+            return v[:limit]
+        return v
+    if isinstance(v, dict):
+        return {k: _cap(x, limit, f"{path}.{k}" if path else str(k), cut) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_cap(x, limit, f"{path}[{i}]", cut) for i, x in enumerate(v)]
+    return v
