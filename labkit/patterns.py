@@ -115,11 +115,21 @@ def _ipv6_ok(m: re.Match[str]) -> bool:
     return bool(groups) and any(len(g) >= 3 for g in groups) and any(ch.isdigit() for ch in m.group(0))
 
 
+_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+
+
 def _assigned_ok(m: re.Match[str]) -> bool:
     """``key=value`` always; ``key: value`` in prose ("Password: open Settings") only when the key is
-    code-like (quoted, ``DB_PASSWORD``, ``api-key``) or the value holds a digit or a symbol."""
-    key = m.group("k")
-    if m.group("sep") != ":" or m.group("q") or re.search(r"[_.\-]", key) or key.isupper():
+    code-like (quoted, ``DB_PASSWORD``, ``api-key``) or the value holds a digit or a symbol.
+
+    The regex matches from the credential word on (fast); the whole key is read back from here.
+    """
+    start = m.start()
+    while start > 0 and m.string[start - 1] in _KEY_CHARS:
+        start -= 1
+    key = m.string[start:m.end("k")]
+    quoted = start > 0 and m.string[start - 1] in "\"'"
+    if m.group("sep") != ":" or quoted or re.search(r"[_.\-]", key) or key.isupper():
         return True
     value = m.group("v")
     return len(value) >= 6 and not value.isalpha()
@@ -136,7 +146,8 @@ def _p(kind: str, type_: str, rx: str, check: Callable[[re.Match[str]], bool] | 
     return Pattern(kind, type_, re.compile(rx, flags), check, re.compile(gate, re.I) if gate else None)
 
 
-_NB = r"(?<![A-Za-z0-9])"  # not inside a longer word
+# Provider formats start with their literal prefix (fast to scan for) and then look behind it:
+# ``AIza(?<![A-Za-z0-9]AIza)`` is "AIza not inside a longer word".
 #: A secret's value after a credential key: not a placeholder, not a scheme word, not an env reference.
 _VALUE = r"(?!\[[A-Z_]+\])(?!(?:bearer|basic)\b)(?!\$\{?[A-Za-z_])(?!env:)[^\s\"',;&<>]{2,}"
 
@@ -159,28 +170,28 @@ CATALOGUE: tuple[Pattern, ...] = (
        r"(?: BLOCK)?-----|(?:[A-Za-z0-9+/=:\- \t\r\n]|\\n)*)", gate="PRIVATE KEY"),
     _p("slack_webhook", "API_KEY", r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/\-]{8,}",
        gate="hooks.slack"),
-    _p("anthropic_api_key", "API_KEY", _NB + r"sk-ant-[A-Za-z0-9_\-]{20,}", gate="sk-"),
-    _p("openai_api_key", "API_KEY", _NB + r"sk-(?!ant-)(?:proj-|live-|svcacct-)?[A-Za-z0-9_\-]{20,}", gate="sk-"),
-    _p("aws_access_key_id", "API_KEY", _NB + r"(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Za-z0-9])", gate="akia|asia"),
-    _p("github_token", "API_KEY", _NB + r"(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})",
+    _p("anthropic_api_key", "API_KEY", r"sk-ant-(?<![A-Za-z0-9]sk-ant-)[A-Za-z0-9_\-]{20,}", gate="sk-"),
+    _p("openai_api_key", "API_KEY", r"sk-(?<![A-Za-z0-9]sk-)(?!ant-)(?:proj-|live-|svcacct-)?[A-Za-z0-9_\-]{20,}", gate="sk-"),
+    _p("aws_access_key_id", "API_KEY", r"(?:AKIA|ASIA)(?<![A-Za-z0-9]AKIA)(?<![A-Za-z0-9]ASIA)[0-9A-Z]{16}(?![A-Za-z0-9])", gate="akia|asia"),
+    _p("github_token", "API_KEY", r"(?:gh[pousr]_(?<![A-Za-z0-9]gh[pousr]_)[A-Za-z0-9]{30,}|github_pat_(?<![A-Za-z0-9]github_pat_)[A-Za-z0-9_]{22,})",
        gate="gh[pousr]_|github_pat_"),
-    _p("google_api_key", "API_KEY", _NB + r"AIza[0-9A-Za-z_\-]{35}", gate="aiza"),
-    _p("slack_token", "API_KEY", _NB + r"xox[abposr]-[A-Za-z0-9\-]{10,}", gate="xox"),
-    _p("stripe_secret_key", "API_KEY", _NB + r"(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}", gate="_live_|_test_"),
-    _p("huggingface_token", "API_KEY", _NB + r"hf_[A-Za-z0-9]{30,}", gate="hf_"),
-    _p("gitlab_token", "API_KEY", _NB + r"glpat-[A-Za-z0-9_\-]{20,}", gate="glpat-"),
-    _p("npm_token", "API_KEY", _NB + r"npm_[A-Za-z0-9]{30,}", gate="npm_"),
+    _p("google_api_key", "API_KEY", r"AIza(?<![A-Za-z0-9]AIza)[0-9A-Za-z_\-]{35}", gate="aiza"),
+    _p("slack_token", "API_KEY", r"xox[abposr]-(?<![A-Za-z0-9]xox[abposr]-)[A-Za-z0-9\-]{10,}", gate="xox"),
+    _p("stripe_secret_key", "API_KEY", r"[srp]k_(?:live|test)_(?<![A-Za-z0-9][srp]k_live_)(?<![A-Za-z0-9][srp]k_test_)[A-Za-z0-9]{16,}", gate="_live_|_test_"),
+    _p("huggingface_token", "API_KEY", r"hf_(?<![A-Za-z0-9]hf_)[A-Za-z0-9]{30,}", gate="hf_"),
+    _p("gitlab_token", "API_KEY", r"glpat-(?<![A-Za-z0-9]glpat-)[A-Za-z0-9_\-]{20,}", gate="glpat-"),
+    _p("npm_token", "API_KEY", r"npm_(?<![A-Za-z0-9]npm_)[A-Za-z0-9]{30,}", gate="npm_"),
     _p("azure_account_key", "API_KEY", r"(?i)(?P<pre>\b(?:Account|Shared)Key\s*=\s*)[A-Za-z0-9+/]{16,}={0,2}",
        gate="key"),
-    _p("google_oauth_token", "TOKEN", _NB + r"ya29\.[A-Za-z0-9_\-]{10,}", gate="ya29"),
+    _p("google_oauth_token", "TOKEN", r"ya29\.(?<![A-Za-z0-9]ya29\.)[A-Za-z0-9_\-]{10,}", gate="ya29"),
     _p("bearer_token", "TOKEN", r"(?i)(?P<pre>\bbearer\s+)(?!\[)[A-Za-z0-9._~+/=\-]{8,}", gate="bearer"),
     _p("basic_auth", "TOKEN", r"(?i)(?P<pre>\bbasic\s+)(?=[A-Za-z0-9+/]*[0-9+/=])[A-Za-z0-9+/]{8,}={0,2}",
        gate="basic"),
     _p("url_credentials", "TOKEN", r"(?i)(?P<pre>\b[a-z][a-z0-9+.\-]*://)[^\s/:@\[\]]+:[^\s/@\[\]]+(?=@)", gate="://"),
     _p("jwt", "TOKEN", r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}", gate="eyj"),
     _p("assigned_secret", "API_KEY",
-       rf"(?i)(?P<pre>(?<![A-Za-z0-9])(?P<q>[\"']?)(?P<k>[A-Za-z0-9_.\-]*?(?:{CREDENTIAL_WORDS}))[\"']?\s*"
-       rf"(?P<sep>[:=]|=>)\s*[\"']?)(?P<v>{_VALUE})", _assigned_ok, gate=r"[:=]"),
+       rf"(?i)(?P<pre>(?P<k>{CREDENTIAL_WORDS})[\"']?\s*(?P<sep>[:=]|=>)\s*[\"']?)(?P<v>{_VALUE})",
+       _assigned_ok, gate=r"[:=]"),
     _p("email", "EMAIL", r"(?<![\w.+\-])[\w.%+\-]+@[^\W_][\w\-]*(?:\.[^\W_][\w\-]*)*\.[^\W\d_]{2,}(?![\w\-])",
        gate="@"),
     _p("iban", "IBAN", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", _iban_ok, gate=r"[A-Z]{2}\d\d"),
