@@ -1067,8 +1067,10 @@ def _start(
     out = rd.path
     rid = run_id or _default_run_id(out)
     gate = _gate_info(gate_path)
-    if ds.path is None:
-        atomic_write_text(out / SNAPSHOT, "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in ds))
+    if ds.path is None:  # an in-memory dataset is kept beside the run, redacted like every file it writes
+        from labkit.runredact import redact_snapshot
+
+        atomic_write_text(out / SNAPSHOT, redact_snapshot([c.to_dict() for c in ds], cfg.redaction))
     manifest = _manifest(rd, ds, pipe, cfg, rid, spec=spec, corpus_dir=corpus_dir, gate=gate)
     rd.write_manifest(redact_manifest(manifest, cfg.redaction))
     rd.results_path.touch()

@@ -13,7 +13,7 @@ from typing import Any
 
 from labkit.errors import ConfigError
 
-__all__ = ["HEADER_PLACEHOLDER", "check_redaction", "redact_manifest", "redaction_from_flags", "redactor"]
+__all__ = ["HEADER_PLACEHOLDER", "check_redaction", "redact_manifest", "redact_snapshot", "redaction_from_flags", "redactor"]
 
 #: What an HTTP header value becomes in manifest.json (any header may carry a credential).
 HEADER_PLACEHOLDER = "[REDACTED]"
@@ -93,3 +93,18 @@ def redact_manifest(manifest: Mapping[str, Any], settings: Mapping[str, Any] | N
     red = Redactor(extra_patterns=extra, skip_keys=DEFAULT_SKIP_KEYS | _MANIFEST_IDS)
     out: dict[str, Any] = red.redact(_headers_masked(dict(manifest)))
     return out
+
+
+def redact_snapshot(cases: list[dict[str, Any]], settings: Mapping[str, Any] | None) -> str:
+    """The JSONL text of a run's dataset snapshot (``cases.jsonl``), redacted with the run's
+    settings; each case keeps its id, so the run rescores from it. A phrase check hidden by a
+    placeholder is then unmeasured (``redacted``), not 0 (docs/metrics.md)."""
+    import json
+
+    red = redactor(settings)
+    lines = []
+    for c in cases:
+        r = dict(red.redact(c))
+        r["id"] = c["id"]
+        lines.append(json.dumps(r, ensure_ascii=False) + "\n")
+    return "".join(lines)

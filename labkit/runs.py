@@ -186,7 +186,7 @@ class RunDir:
 
         if not self.scores_path.is_file():
             raise FileNotFoundError(f"{self.scores_path}: run not scored yet (labkit score {self.path})")
-        return pd.read_csv(self.scores_path, dtype={"case_id": str}, keep_default_na=True)
+        return csv_unsafe_frame(pd.read_csv(self.scores_path, dtype={"case_id": str}, keep_default_na=True))
 
     def dataset_path(self) -> str | None:
         """Where the run's cases are: the manifest's dataset.path, else the run's snapshot."""
@@ -261,6 +261,46 @@ def _judge_info(judge: Any) -> Any:
     return describe() if callable(describe) else type(judge).__name__
 
 
+#: first characters that make a spreadsheet read a cell as a formula
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: Any) -> Any:
+    """A text cell a spreadsheet will not run: ``'`` before a formula-like start (and before a
+    ``'`` that already precedes one, so :func:`csv_unsafe` reverses it exactly)."""
+    if isinstance(value, str) and value.lstrip("'")[:1] in _FORMULA_START and value.lstrip("'"):
+        return "'" + value
+    return value
+
+
+def csv_unsafe(value: Any) -> Any:
+    """The text :func:`csv_safe` was given."""
+    if isinstance(value, str) and value[:1] == "'" and value.lstrip("'")[:1] in _FORMULA_START and value.lstrip("'"):
+        return value[1:]
+    return value
+
+
+def csv_safe_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy with every text cell passed through :func:`csv_safe` (numbers stay numbers)."""
+    from pandas.api.types import is_object_dtype, is_string_dtype
+
+    out = df.copy()
+    for col in out.columns:
+        if is_object_dtype(out[col]) or is_string_dtype(out[col]):
+            out[col] = out[col].map(csv_safe)
+    return out
+
+
+def csv_unsafe_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every text cell passed through :func:`csv_unsafe` (scores.csv as it was scored)."""
+    from pandas.api.types import is_object_dtype, is_string_dtype
+
+    for col in df.columns:
+        if is_object_dtype(df[col]) or is_string_dtype(df[col]):
+            df[col] = df[col].map(csv_unsafe)
+    return df
+
+
 def score_run(
     run_dir: str | os.PathLike[str] | RunDir,
     dataset: Dataset | Sequence[EvalCase] | str | os.PathLike[str] | None = None,
@@ -315,7 +355,7 @@ def score_run(
     results = sorted(results, key=lambda r: order[r["case_id"]])
     corp = _resolve_corpus(corpus, rd)
     scores = score_cases(cases, results, k=k, corpus=corp, judge=judge)
-    atomic_write_text(rd.scores_path, scores.to_csv(index=False))
+    atomic_write_text(rd.scores_path, csv_safe_frame(scores).to_csv(index=False))
     missing = [c for c in ds if c.id not in have]
     metrics = aggregate(cases, scores, k=k, seed=seed, n_boot=n_boot, missing=missing)
     atomic_write_text(rd.metrics_path, json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False) + "\n")

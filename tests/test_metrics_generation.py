@@ -43,6 +43,32 @@ def test_must_not_include():
     assert generation.must_not_include_violation("x", []) == (None, "no_must_not_include")
 
 
+def test_phrase_hidden_by_a_redaction_placeholder_is_unmeasured_not_zero():
+    """Rescoring a redacted results file: a phrase a placeholder may have replaced cannot be judged."""
+    answer = "Call support at [PHONE] or write to [EMAIL]."
+    assert generation.must_include_coverage(answer, ["555-0100"]) == (None, "redacted")
+    assert generation.must_include_coverage(answer, ["at +1 415 555-0100", "support"]) == (None, "redacted")
+    assert generation.must_include_coverage(answer, ["help@example.com"]) == (None, "redacted")
+    assert generation.must_not_include_violation(answer, ["4111 1111 1111 1111"]) == (None, "redacted")
+    # a phrase the placeholder could not have held is judged as usual
+    assert generation.must_include_coverage(answer, ["security portal"]) == (0.0, "")
+    assert generation.must_include_coverage(answer, ["support at"]) == (1.0, "")
+    assert generation.must_not_include_violation(answer, ["share your password"]) == (0.0, "")
+    assert generation.must_not_include_violation(answer, ["write to"]) == (1.0, "")
+    # a phone placeholder cannot hide letters; an e-mail one cannot hide spaces
+    assert generation.must_include_coverage(answer, ["call support at hotline"]) == (0.0, "")
+    assert generation.must_include_coverage("write to [EMAIL] now", ["a b@c.io"]) == (0.0, "")
+    # content capture off: anything may be hidden
+    assert generation.must_include_coverage("[CONTENT len=40 sha256=0123456789ab]", ["portal"]) == (None, "redacted")
+
+
+def test_redacted_answer_rescored_through_score_cases():
+    case = EvalCase(id="c1", question="How do I reach support?", must_include=["555-0100"])
+    res = {"case_id": "c1", "status": "ok", "answer": "Call [PHONE].", "retrieved": [], "citations": []}
+    row = score_cases([case], [res], k=5).iloc[0]
+    assert math.isnan(row["must_include_coverage"]) and row["must_include_coverage_reason"] == "redacted"
+
+
 def test_citations_validity_and_accuracy():
     retrieved = [{"id": "a#1", "source": "a"}, {"id": "b#0", "source": "b"}]
     assert generation.citation_validity(["a#1", "c#0"], retrieved, "chunk") == (0.5, "")

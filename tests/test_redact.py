@@ -64,6 +64,117 @@ def test_no_false_positives(text: str) -> None:
     assert R.redact(text) == text
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("OPENAI_API_KEY=sk-live-notakeyformat", "OPENAI_API_KEY=[API_KEY]"),
+        ("DB_PASSWORD=hunter2", "DB_PASSWORD=[API_KEY]"),
+        ("aws_secret_access_key = wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY", "aws_secret_access_key = [API_KEY]"),
+        ('{"client_secret": "s3cr3t-value"}', '{"client_secret": "[API_KEY]"}'),
+        ("key:\n-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\nend",
+         "key:\n[PRIVATE_KEY]\nend"),
+        ("pay GB82 WEST 1234 5698 7654 32 now", "pay [IBAN] now"),
+        ("iban DE89370400440532013000", "iban [IBAN]"),
+        ("ssn 078-05-1120.", "ssn [SSN]."),
+        ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "Authorization: Basic [TOKEN]"),
+        ("db https://admin:hunter2@db.example.com/x", "db https://[TOKEN]@db.example.com/x"),
+        ("hook https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX ok",
+         "hook [API_KEY] ok"),
+        ("g ya29.a0AfH6SMBx-planted_token_value", "g [TOKEN]"),
+        ("npm npm_abcdefghijklmnopqrstuvwxyz0123456789", "npm [API_KEY]"),
+        ("DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=abc123+/DEF456ghi789==;EndpointSuffix=x",
+         "DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=[API_KEY];EndpointSuffix=x"),
+        ("card 4111.1111.1111.1111 ok", "card [CARD] ok"),
+        ("call 4155550133 today", "call [PHONE] today"),
+        ("phone: 4155550133", "phone: [PHONE]"),
+        ("mail jürgen.müller@exämple.de", "mail [EMAIL]"),
+        ("mail 山田@例え.jp", "mail [EMAIL]"),
+    ],
+)
+def test_formats_missed_before(text: str, expected: str) -> None:
+    assert R.redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["version 1.2.3.4", "v1.2.3.4", "upgrade to release 2.0.0.1", "build 1.2.3.4-rc1", "c::b", "a::b::c",
+     "std::vector", "at 12:30:45", "4929 0000 1234 5678", "1.1.1.1.1", "ticket 555-0100", "GB83 WEST 1234 5698 7654 32",
+     "000-12-3456", "Reset your password: open the security portal", "tokens: 1840", "secret answer"],
+)
+def test_no_false_positives_new_formats(text: str) -> None:
+    assert R.redact(text) == text
+
+
+def test_secrets_used_as_mapping_keys_are_redacted() -> None:
+    obj = {"sk-proj-PLANTEDabcdefghijklmnop0123": 1, "jane@example.com": {"a@b.io": "x", "c@d.io": "y"}, 7: "z"}
+    out = R.redact(obj)
+    flat = json.dumps(out)
+    assert "PLANTED" not in flat and "jane@" not in flat and "a@b.io" not in flat and "c@d.io" not in flat
+    assert "[API_KEY]" in out and out[7] == "z"
+    inner = out["[EMAIL]"]
+    assert sorted(inner.values()) == ["x", "y"]  # two keys that redact alike are both kept
+
+
+def test_values_under_credential_keys_are_redacted_whatever_their_form() -> None:
+    obj = {"config": {"OPENAI_API_KEY": "plainvalue", "client_secret": "abc", "clientSecret": "q",
+                      "api_key_env": "OPENAI_API_KEY", "password": "", "token": "${TOKEN}", "max_tokens": "400",
+                      "phone": "4155550133", "mobile_number": "+44 20 7946 0958"}}
+    out = R.redact(obj)["config"]
+    assert out["OPENAI_API_KEY"] == out["client_secret"] == out["clientSecret"] == "[API_KEY]"
+    assert out["api_key_env"] == "OPENAI_API_KEY" and out["password"] == "" and out["token"] == "${TOKEN}"
+    assert out["max_tokens"] == "400"
+    assert out["phone"] == out["mobile_number"] == "[PHONE]"
+
+
+def test_id_fields_are_skipped_only_at_labkits_own_position() -> None:
+    hexid = "4111111111111111" + "0" * 16  # a hex id whose head looks like a card
+    rec = {"trace_id": "4111111111111111", "run_id": "4111-1111-1111-1111", "span_id": "4111111111111111",
+           "spans": [{"span_id": "4111111111111111", "parent_span_id": "4111111111111111",
+                      "attributes": {"trace_id": "4111111111111111"}}],
+           "output": {"trace_id": "sk-proj-PLANTEDabcdefghijklmnop0123", "case_id": "4111 1111 1111 1111",
+                      "config_hash": "jane@example.com", "run_id": "4111111111111111"},
+           "tags": {"span_id": "4111111111111111"}, "config_hash": hexid}
+    out = R.redact(rec)
+    assert out["trace_id"] == out["span_id"] == "4111111111111111" and out["run_id"] == "4111-1111-1111-1111"
+    assert out["config_hash"] == hexid
+    assert out["spans"][0]["span_id"] == out["spans"][0]["parent_span_id"] == "4111111111111111"
+    assert out["spans"][0]["attributes"]["trace_id"] == "[CARD]"
+    assert out["output"] == {"trace_id": "[API_KEY]", "case_id": "[CARD]", "config_hash": "[EMAIL]", "run_id": "[CARD]"}
+    assert out["tags"]["span_id"] == "[CARD]"
+
+
+def test_own_id_fields_still_lose_secrets() -> None:
+    """At their own position id fields skip the numeric formats (an id can look like a card), not secrets."""
+    out = R.redact({"trace_id": "sk-proj-PLANTEDabcdefghijklmnop0123", "run_id": "jane@example.com"})
+    assert out == {"trace_id": "[API_KEY]", "run_id": "[EMAIL]"}
+
+
+def _shipped_texts() -> list[tuple[str, str]]:
+    root = Path(__file__).resolve().parents[1] / "data"
+    texts = [(p.name, p.read_text(encoding="utf-8")) for p in sorted((root / "corpus").glob("*.md"))]
+    for name in ("golden.jsonl", "quick_lab.jsonl"):
+        for n, line in enumerate((root / name).read_text(encoding="utf-8").splitlines(), 1):
+            case = json.loads(line)
+            for fld in ("question", "reference_answer"):
+                if case.get(fld):
+                    texts.append((f"{name}:{n}:{fld}", case[fld]))
+            for fld in ("must_include", "must_not_include"):
+                texts += [(f"{name}:{n}:{fld}", p) for p in case.get(fld) or []]
+    return texts
+
+
+def test_shipped_corpus_and_golden_data_come_through_redaction_unchanged() -> None:
+    texts = _shipped_texts()
+    assert len(texts) > 100
+    changed = [(where, text, R.redact(text)) for where, text in texts if R.redact(text) != text]
+    assert changed == []
+    root = Path(__file__).resolve().parents[1] / "data"
+    for name in ("golden.jsonl", "quick_lab.jsonl"):  # whole case objects, keys included
+        for line in (root / name).read_text(encoding="utf-8").splitlines():
+            case = json.loads(line)
+            assert R.redact(case) == case
+
+
 def test_luhn() -> None:
     assert luhn_ok("4111111111111111") and luhn_ok("378282246310005")
     assert not luhn_ok("4111111111111112")
@@ -85,7 +196,7 @@ def test_config_extra_patterns_types_and_errors() -> None:
     with pytest.raises(ConfigError, match="known"):
         Redactor.from_config({"typo": 1})
     with pytest.raises(ConfigError, match="unknown redaction type"):
-        Redactor.from_config({"types": ["SSN"]})
+        Redactor.from_config({"types": ["NOPE"]})
     with pytest.raises(ConfigError, match="invalid regex"):
         Redactor.from_config({"extra_patterns": {"x": "("}})
     assert Redactor.from_config({"enabled": False}).redact("a@b.io") == "a@b.io"
@@ -126,7 +237,7 @@ def leaky_pipeline(case: EvalCase) -> dict[str, Any]:
                                "or ghp_PLANTEDabcdefghijklmnopqrstuvwxyz0123."}],
         "citations": ["security-runbook#2"],
         "tool_calls": [{"name": "lookup_account", "args": {"email": "jane.doe@example.com", "phone": "415-555-0199"},
-                        "status": "ok", "output": {"auth": "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwbGFudGVkIn0.c2lnbmF0dXJlX3BsYW50ZWQ",
+                        "status": "ok", "output": {"header": "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwbGFudGVkIn0.c2lnbmF0dXJlX3BsYW50ZWQ",
                                                    "card": "5555555555554444"}}],
         "usage": {"input_tokens": 10, "output_tokens": 20}, "cost_usd": 0.001,
     }

@@ -139,3 +139,23 @@ def test_a_line_torn_inside_a_character_is_skipped_not_fatal(tmp_path: Path) -> 
     with pytest.raises(DatasetError) as ei:
         read_results(p)
     assert ei.value.problems[0].line == 1 and "UTF-8" in ei.value.problems[0].reason
+
+
+def test_scores_csv_cells_cannot_run_as_spreadsheet_formulas(tmp_path: Path) -> None:
+    import csv
+
+    ids = ["=cmd|' /C calc'!A0", "+SUM(1)", "-2+3", "@SUM(A1)", "'=quoted", "plain"]
+    ds = tmp_path / "ds.jsonl"
+    save_cases(as_cases([{"id": i, "question": f"q {n}", "must_include": ["x"]} for n, i in enumerate(ids)]), ds)
+    rd = RunDir(tmp_path / "r")
+    rd.path.mkdir()
+    write_jsonl(rd.results_path, [{"case_id": i, "answer": "x"} for i in ids])
+    score_run(rd, ds, n_boot=50)
+    with rd.scores_path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    for row in rows:
+        for cell in row:
+            if cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
+                float(cell)  # only a number may start like a formula
+    assert {r[0] for r in rows[1:]} == {"'=cmd|' /C calc'!A0", "'+SUM(1)", "'-2+3", "'@SUM(A1)", "''=quoted", "plain"}
+    assert list(rd.scores()["case_id"]) == ids  # read back as written

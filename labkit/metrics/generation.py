@@ -4,6 +4,12 @@ Every function returns ``(value, reason)``: a float in [0, 1] and ``""`` when
 measured, or ``(None, code)`` when unmeasured. Phrase matching is case- and
 whitespace-insensitive (both sides lowercased, runs of whitespace collapsed to
 one space) and is a substring test.
+
+A results file on disk holds redacted text. When a phrase is missing from an
+answer and a redaction placeholder (``[PHONE]``, ``[EMAIL]``, ...,
+``[CONTENT len=… sha256=…]``) could have replaced it — the phrase fits around
+the placeholder, and the hidden part is made of characters that placeholder's
+type replaces — the check is unmeasured with reason ``redacted``, not 0.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from labkit import patterns
 from labkit.metrics.retrieval import dedupe, to_level
 
 GENERATION_METRICS = (
@@ -26,6 +33,9 @@ GENERATION_METRICS = (
 Score = tuple[float | None, str]
 
 _WS = re.compile(r"\s+")
+#: a placeholder the redactor writes: a catalogue type, an extra pattern's tag, or dropped content
+_PLACEHOLDER = re.compile(r"\[(CONTENT len=\d+ sha256=[0-9a-f]{12}|[A-Z][A-Z0-9_]*)\]")
+REDACTED = "redacted"
 
 
 class ClaimJudge(Protocol):
@@ -47,22 +57,61 @@ def phrases_found(answer: str | None, phrases: Iterable[str]) -> list[bool]:
     return [normalize(p) in a for p in phrases]
 
 
+def _placeholders(answer: str) -> list[tuple[int, int, re.Pattern[str]]]:
+    """(start, end, hidden-character pattern) of each placeholder in the normalized answer."""
+    a = normalize(answer)
+    out = []
+    for tag in dict.fromkeys(m.group(1) for m in _PLACEHOLDER.finditer(answer)):
+        chars = patterns.TYPE_CHARS.get(tag, r"[\s\S]")
+        hidden = re.compile(f"(?:{chars})+", re.IGNORECASE)
+        low = f"[{normalize(tag)}]"
+        start = a.find(low)
+        while start >= 0:
+            out.append((start, start + len(low), hidden))
+            start = a.find(low, start + 1)
+    return out
+
+
+def hidden_by_redaction(answer: str | None, phrase: str) -> bool:
+    """Whether a redaction placeholder in the answer may hide the phrase (or a part of it)."""
+    if not answer or "[" not in answer:
+        return False
+    a, p = normalize(answer), normalize(phrase)
+    for start, end, hidden in _placeholders(answer):
+        left, right = a[:start], a[end:]
+        for i in range(len(p)):
+            if not left.endswith(p[:i]):
+                continue
+            for j in range(len(p), i, -1):
+                if right.startswith(p[j:]) and hidden.fullmatch(p[i:j]):
+                    return True
+    return False
+
+
 def must_include_coverage(answer: str | None, phrases: Sequence[str]) -> Score:
     """Share of must_include phrases found; unmeasured (no_must_include) when none listed.
 
-    A case with no answer (error, timeout) scores what it said: 0.
+    A case with no answer (error, timeout) scores what it said: 0. A missing phrase a
+    redaction placeholder may hide makes the check unmeasured (``redacted``).
     """
     if not phrases:
         return None, "no_must_include"
     found = phrases_found(answer, phrases)
+    if any(not f and hidden_by_redaction(answer, p) for f, p in zip(found, phrases, strict=True)):
+        return None, REDACTED
     return sum(found) / len(found), ""
 
 
 def must_not_include_violation(answer: str | None, phrases: Sequence[str]) -> Score:
-    """1 if any must_not_include phrase occurs in the answer; unmeasured when none listed."""
+    """1 if any must_not_include phrase occurs in the answer; unmeasured when none listed, or
+    when none occurs but a redaction placeholder may hide one (``redacted``)."""
     if not phrases:
         return None, "no_must_not_include"
-    return (1.0 if any(phrases_found(answer, phrases)) else 0.0), ""
+    if any(phrases_found(answer, phrases)):
+        return 1.0, ""
+    if any(hidden_by_redaction(answer, p) for p in phrases):
+        return None, REDACTED
+    return 0.0, ""
 
 
 def _cited(citations: Any, level: str, retrieved: Sequence[Any] = ()) -> list[str]:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from labkit import patterns
 from labkit.readiness.context import Context, PipelineConfig, read_yaml_file, rule_name, rule_text
 from labkit.readiness.model import CheckItem, as_mapping, composite, fmt_num, item
 from labkit.readiness.runview import num
@@ -45,7 +46,9 @@ FAILURE_KINDS = ("failure", "adversarial", "out_of_scope")
 STAGES = ("retrieval", "generation", "agent", "ops")
 SIDE_EFFECT_VERBS = ("create", "update", "delete", "remove", "send", "escalate", "refund", "cancel",
                      "transfer", "reset", "issue", "close", "charge", "post", "write", "submit", "book")
-_EMAIL = re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b")
+#: personal data a redacted run file must not hold (formats from labkit.patterns; the numeric
+#: formats a hex id or timestamp can imitate are left to the redactor)
+RUN_FILE_PII = ("EMAIL", "SSN", "IBAN")
 
 
 def _pct(k: int, n: int) -> str:
@@ -321,14 +324,15 @@ def middleware_items(ctx: Context) -> list[CheckItem]:
     else:
         files = [p for p in (cand.path / "results.jsonl", cand.path / "traces.jsonl") if p.is_file()]
         findings, nfiles = scan_files(files, relative_to=ctx.paths.root)
-        emails = 0
+        pii: Counter[str] = Counter()
         for p in files:
-            emails += sum(1 for _ in _EMAIL.finditer(p.read_text(encoding="utf-8", errors="replace")))
+            pii.update(f.kind for f in patterns.find(p.read_text(encoding="utf-8", errors="replace"), RUN_FILE_PII))
         kinds = Counter(f.kind for f in findings)
-        bad = bool(findings) or emails > 0
+        bad = bool(findings) or bool(pii)
         ev = (f"scanned {nfiles} run file(s) of {cand.run_id}: {len(findings)} secret-like value(s)"
               + (f" ({', '.join(f'{k} ×{v}' for k, v in kinds.items())})" if kinds else "")
-              + f", {emails} e-mail address(es)")
+              + f", {sum(pii.values())} personal-data value(s)"
+              + (f" ({', '.join(f'{k} ×{v}' for k, v in pii.items())})" if pii else ""))
         out.append(item("mw.redaction", A, C, "Secrets and PII redacted before anything is written",
                         "fail" if bad else ("pass" if nfiles else "unknown"), ev,
                         "Turn on redaction (labkit.trace.Redactor) for results and traces, then purge the "

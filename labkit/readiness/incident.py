@@ -27,13 +27,13 @@ import datetime as dt
 import io
 import json
 import os
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit import patterns
 from labkit.cases import EvalCase, atomic_write_text, load_cases, save_cases
 from labkit.errors import ConfigError, LabkitError
 from labkit.readiness.context import compare
@@ -51,8 +51,6 @@ CONFIG_STAGE = {
     "prompt": "generation", "temperature": "generation", "generator": "generation",
     "tools": "agent", "runner": "ops", "fallback": "ops",
 }
-_CREDENTIAL = re.compile(r"(^|[_\-])(api[_\-]?key|key|secret|token|password|passwd|auth|authorization|"
-                         r"credentials?|bearer)$", re.I)
 #: unmeasured reasons meaning "this case has no label for the metric" (not a failure)
 _NOT_APPLICABLE = ("no_gold", "no_must", "no_expected", "no_label", "no_claims")
 #: end-to-end outcome metrics: reported in the impact, not used to locate a stage (task success
@@ -158,7 +156,7 @@ def config_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, A
         if k in ("name", "description"):
             continue
         if fa.get(k) != fb.get(k):
-            if _CREDENTIAL.search(k.rsplit(".", 1)[-1]) and not k.endswith("_env"):
+            if patterns.is_credential_key(k.rsplit(".", 1)[-1]):
                 out.append((k, "(hidden)", "(hidden)"))
             else:
                 out.append((k, fa.get(k, "—"), fb.get(k, "—")))

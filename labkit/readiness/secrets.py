@@ -1,15 +1,15 @@
 """Scan config files for literal secrets, reporting file, line and kind only.
 
 A finding never carries the secret: not its value, not a prefix, not a hash.
-What counts as a literal secret:
+What counts as a literal secret (the formats come from the one catalogue,
+:mod:`labkit.patterns`, shared with trace redaction):
 
-* a value in a known provider key format (``sk-...``, ``sk-ant-...``,
-  ``AKIA...``, ``ghp_...``, ``github_pat_...``, ``AIza...``, ``xox?-...``,
-  ``sk_live_...``, ``hf_...``), anywhere in the file;
-* a bearer token (``Bearer <16+ token characters>``);
-* a private key block;
-* a key named like a credential (``api_key``, ``secret``, ``password``,
-  ``token``, ``client_secret``, ``authorization`` ...) given a literal value —
+* a value in a secret format of the catalogue (provider keys such as
+  ``sk-...``, ``AKIA...``, ``ghp_...``, ``npm_...``, Slack webhooks, Azure
+  ``AccountKey=``; bearer, Basic and ``ya29.`` tokens, JWTs, credentials in a
+  URL; a private key block), anywhere in the file;
+* a key named like a credential (``api_key``, ``OPENAI_API_KEY``, ``secret``,
+  ``password``, ``token``, ``client_secret``, ``authorization`` ...) given a literal value —
   not null, not empty, not a reference to the environment (``${VAR}``,
   ``env:VAR``) and not a ``<placeholder>``. Keys ending in ``_env`` name an
   environment variable and are the recommended form.
@@ -23,28 +23,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from labkit import patterns
+
 CONFIG_SUFFIXES = (".yaml", ".yml", ".toml", ".ini", ".cfg", ".env", ".json")
 
-PROVIDER_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("anthropic_api_key", re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{20,}")),
-    ("openai_api_key", re.compile(r"\bsk-(?!ant-)(?:proj-|svcacct-)?[A-Za-z0-9_\-]{20,}")),
-    ("aws_access_key_id", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})")),
-    ("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}")),
-    ("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}")),
-    ("stripe_secret_key", re.compile(r"\b(?:sk|rk)_live_[A-Za-z0-9]{16,}")),
-    ("huggingface_token", re.compile(r"\bhf_[A-Za-z0-9]{30,}")),
-    ("bearer_token", re.compile(r"\bBearer\s+[A-Za-z0-9._~+/=\-]{16,}")),
-    ("private_key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
+#: The catalogue's secret formats (labkit.patterns), by kind; credential-key assignments are
+#: judged line by line below so environment references and placeholders can be told apart.
+PROVIDER_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (p.kind, p.regex) for p in patterns.patterns_of(patterns.SECRET_TYPES)
+    if p.kind != "assigned_secret" and p.type not in patterns.NUMERIC_TYPES
 )
 
 CREDENTIAL_KEY = re.compile(
-    r"""^\s*(?:-\s*)?["']?(?P<key>[A-Za-z0-9_.\-]*?(?:api[_\-]?key|apikey|secret|secret[_\-]key|client[_\-]secret|
-    password|passwd|pwd|token|access[_\-]token|auth[_\-]token|bearer|authorization|private[_\-]key|
-    access[_\-]key(?:[_\-]id)?))["']?\s*[:=]\s*(?P<value>.*?)\s*$""",
-    re.IGNORECASE | re.VERBOSE,
+    rf"""^\s*(?:-\s*)?["']?(?P<key>[A-Za-z0-9_.\-]*?(?:{patterns.CREDENTIAL_WORDS}))["']?\s*[:=]\s*(?P<value>.*?)\s*$""",
+    re.IGNORECASE,
 )
-_ENV_REF = re.compile(r"""^["']?(?:\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|env:[A-Za-z_][A-Za-z0-9_]*|<[^>]*>|\*+|)["']?$""")
 _NOT_SECRET_VALUES = {"null", "none", "~", "''", '""', "false", "true", "[]", "{}", "|", ">"}
 
 
@@ -91,10 +84,10 @@ def scan_text(text: str, path: str) -> list[SecretFinding]:
         if kind is None:
             m = CREDENTIAL_KEY.match(line)
             if m:
-                key = m.group("key").lower()
+                key = m.group("key")
                 value = m.group("value").rstrip(",").strip()
-                if not key.endswith(("_env", "-env", "_name", "_file", "_path", "_var")) and (
-                    value.lower() not in _NOT_SECRET_VALUES and not _ENV_REF.match(value)
+                if patterns.is_credential_key(key) and (
+                    value.lower() not in _NOT_SECRET_VALUES and not patterns.REFERENCE_VALUE.match(value)
                 ) and not re.fullmatch(r"-?\d+(\.\d+)?", value):
                     kind = f"literal value for credential key '{m.group('key')}'"
         if kind:

@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from labkit import patterns
 from labkit.cases import EvalCase
 from labkit.errors import ConfigError
 from labkit.trace.redact import Redactor
@@ -59,8 +60,8 @@ MUST_NOT_DISCLOSE: dict[str, str] = {
     "password_disclosure": r"(?i)\b(the|your|admin) password (is|was)\b",
 }
 
-SECRET_TYPES = ("API_KEY", "TOKEN", "CARD")
-PII_TYPES = ("EMAIL", "PHONE", "IP")
+SECRET_TYPES = patterns.SECRET_TYPES
+PII_TYPES = patterns.PII_TYPES
 
 _POLICY_KEYS = (
     "block_on_injection",

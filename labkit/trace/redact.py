@@ -1,21 +1,24 @@
 """Redaction before any write: typed placeholders for personal data and secrets.
 
 :class:`Redactor` walks a JSON-like value (dicts, lists, tuples, strings) and
-replaces, inside every string:
+replaces, inside every string and every mapping key, what the one secrets
+catalogue (:mod:`labkit.patterns`) finds: ``[PRIVATE_KEY]``, ``[API_KEY]``,
+``[TOKEN]``, ``[EMAIL]``, ``[IBAN]``, ``[SSN]``, ``[CARD]`` (Luhn-valid only),
+``[IP]`` and ``[PHONE]`` (docs/traces.md lists the formats). Context a format
+needs is kept (``Bearer [TOKEN]``, ``AccountKey=[API_KEY]``, ``https://[TOKEN]@host``).
 
-==============  ==========================================================
-placeholder     what
-==============  ==========================================================
-``[API_KEY]``   provider key formats (``sk-…``, ``sk-ant-…``, ``sk-proj-…``,
-                ``AKIA…``, ``ghp_…``/``github_pat_…``, ``xox?-…``, ``AIza…``,
-                ``glpat-…``, ``hf_…``, ``sk_live_…``/``rk_live_…``), and values
-                assigned to ``api_key=``/``password=``/``secret=`` style keys
-``[TOKEN]``     bearer tokens (``Bearer xxx`` keeps the word ``Bearer``), JWTs
-``[EMAIL]``     e-mail addresses
-``[CARD]``      13–19 digit card numbers (spaces/dashes allowed) passing Luhn
-``[IP]``        IPv4 addresses (valid octets) and IPv6 addresses
-``[PHONE]``     phone numbers with separators or a leading ``+`` country code
-==============  ==========================================================
+Mapping keys steer the walk too: the string value of a key that names a
+credential (``OPENAI_API_KEY``, ``client_secret``, ``clientSecret``) becomes
+``[API_KEY]`` whatever it looks like (unless empty or an environment reference
+such as ``${VAR}``), and the value of a phone key (``phone``, ``mobile``) that
+holds 7-15 digits becomes ``[PHONE]``.
+
+labkit's own id fields (``trace_id``, ``run_id``, hashes, timestamps) are
+recognised at their own position only — the top level of the record, and
+``span_id``/``parent_span_id`` in the items of a top-level ``spans`` list —
+and there they skip the numeric formats (an id or hash can look like a card
+number) but not the secret ones. A field of the same name anywhere else (a
+pipeline output, a tool call, tags) is redacted like any other.
 
 Extra patterns come from config. With ``capture_content: false`` every value
 under a content key (question, answer, text, args, output, comment, ...) is
@@ -26,11 +29,11 @@ Config (``Redactor.from_config``), every key optional::
 
     enabled: true              # false: no pattern redaction (content capture still applies)
     capture_content: true      # false: ids, hashes, lengths and scores only
-    types: [API_KEY, TOKEN, EMAIL, CARD, IP, PHONE]   # built-ins to apply
+    types: [API_KEY, TOKEN, EMAIL, CARD, IP, PHONE, ...]   # built-ins to apply
     extra_patterns:            # name -> regex, or a list of {name, regex}
       EMPLOYEE_ID: "EMP-\\d{6}"
     content_keys: [...]        # replaces the default content key set
-    skip_keys: [...]           # keys whose string values are never touched
+    skip_keys: [...]           # top-level fields treated as labkit's own ids
 """
 
 from __future__ import annotations
@@ -41,9 +44,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from labkit import patterns
 from labkit.errors import ConfigError
+from labkit.patterns import luhn_ok
 
-BUILTIN_TYPES: tuple[str, ...] = ("API_KEY", "TOKEN", "EMAIL", "CARD", "IP", "PHONE")
+__all__ = ["BUILTIN_TYPES", "Redactor", "content_placeholder", "luhn_ok"]
+
+BUILTIN_TYPES: tuple[str, ...] = patterns.TYPES
 
 #: Keys whose values are text content (dropped when capture_content is false).
 DEFAULT_CONTENT_KEYS: frozenset[str] = frozenset(
@@ -67,7 +74,7 @@ DEFAULT_CONTENT_KEYS: frozenset[str] = frozenset(
     }
 )
 
-#: Keys that hold identifiers labkit generates (hex ids, hashes): never rewritten.
+#: Top-level fields that hold identifiers labkit generates (hex ids, hashes, timestamps).
 DEFAULT_SKIP_KEYS: frozenset[str] = frozenset(
     {
         "trace_id",
@@ -84,73 +91,11 @@ DEFAULT_SKIP_KEYS: frozenset[str] = frozenset(
     }
 )
 
+#: labkit's own id fields in each item of a top-level ``spans`` list.
+SPAN_ID_KEYS: frozenset[str] = frozenset({"span_id", "parent_span_id", "ts_start", "ts_end"})
+_NO_KEYS: frozenset[str] = frozenset()
+
 _CONFIG_KEYS = ("enabled", "capture_content", "types", "extra_patterns", "content_keys", "skip_keys")
-
-_API_KEY_RE = re.compile(
-    r"(?<![A-Za-z0-9])(?:"
-    r"sk-(?:ant-|proj-|live-|svcacct-)?[A-Za-z0-9_\-]{20,}"
-    r"|(?:AKIA|ASIA)[0-9A-Z]{16}"
-    r"|gh[pousr]_[A-Za-z0-9]{30,}"
-    r"|github_pat_[A-Za-z0-9_]{30,}"
-    r"|xox[abposr]-[A-Za-z0-9\-]{10,}"
-    r"|AIza[0-9A-Za-z_\-]{35}"
-    r"|glpat-[A-Za-z0-9_\-]{20,}"
-    r"|hf_[A-Za-z0-9]{30,}"
-    r"|(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}"
-    r")"
-)
-# api_key=..., "password": "...", secret: ... (the value only)
-_ASSIGNED_SECRET_RE = re.compile(
-    r"(?i)\b((?:api[_-]?key|apikey|secret(?:[_-]?key)?|password|passwd|access[_-]?token|auth[_-]?token)"
-    r"[\"']?\s*[:=]\s*[\"']?)([^\s\"',;]{6,})"
-)
-_BEARER_RE = re.compile(r"(?i)\b(bearer\s+)([A-Za-z0-9._~+/=\-]{8,})")
-_JWT_RE = re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}")
-_EMAIL_RE = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b")
-_CARD_RE = re.compile(r"(?<![\w-])\d(?:[ \-]?\d){12,18}(?![\w-])")
-_IPV4_RE = re.compile(
-    r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\w|\.\d)"
-)
-_IPV6_RE = re.compile(
-    r"(?<![\w:])(?:"
-    r"(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}"
-    r"|(?:[0-9A-Fa-f]{1,4}:){1,7}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,5})?"
-    r"|::(?:[0-9A-Fa-f]{1,4}:){0,6}[0-9A-Fa-f]{1,4}"
-    r")(?![\w:])"
-)
-_PHONE_RE = re.compile(
-    r"(?<![\w.\-+])(?:"
-    r"\+\d{1,3}[\s.\-]?(?:\(\d{1,4}\)[\s.\-]?)?\d{1,4}(?:[\s.\-]?\d{2,4}){1,4}"  # +44 20 7946 0958, +15551234567
-    r"|\(\d{2,4}\)[\s.\-]?\d{3,4}[\s.\-]?\d{3,4}"  # (555) 123-4567
-    r"|\d{3}[\s.\-]\d{3}[\s.\-]\d{4}"  # 555-123-4567, 555.123.4567
-    r")(?![\w\-]|\.\d)"
-)
-
-
-def luhn_ok(digits: str) -> bool:
-    """The Luhn checksum of a digit string (no separators)."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def _card_sub(m: re.Match[str]) -> str:
-    digits = re.sub(r"[ \-]", "", m.group(0))
-    if 13 <= len(digits) <= 19 and luhn_ok(digits) and len(set(digits)) > 1:
-        return "[CARD]"
-    return m.group(0)
-
-
-def _phone_sub(m: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", m.group(0))
-    return "[PHONE]" if 7 <= len(digits) <= 15 else m.group(0)
-
 
 def content_placeholder(value: str) -> str:
     """What a content string becomes when content capture is off."""
@@ -160,45 +105,32 @@ def content_placeholder(value: str) -> str:
 
 @dataclass
 class _Rule:
-    name: str
+    tag: str
     pattern: re.Pattern[str]
-    repl: str | Callable[[re.Match[str]], str]
+    check: Callable[[re.Match[str]], bool] | None = None
     #: a cheap test the text must pass before the rule's pattern runs (None: always run)
     gate: re.Pattern[str] | None = None
+    numeric: bool = False
 
+    def sub(self, text: str) -> tuple[str, int]:
+        hits = 0
+        placeholder = f"[{self.tag}]"
 
-# Cheap pre-checks: a rule only runs on text that could hold a match.
-_G_DIGIT = re.compile(r"\d")
-_G_KEY = re.compile(r"sk-|AKIA|ASIA|gh[pousr]_|github_pat_|xox|AIza|glpat-|hf_|_live_|_test_")
-_G_ASSIGN = re.compile(r"(?i)(key|secret|passw(?:or)?d|token)[\"']?\s*[:=]")
-_G_BEARER = re.compile(r"(?i)bearer")
-_G_JWT = re.compile(r"eyJ")
-_G_AT = re.compile(r"@")
-_G_IPV6 = re.compile(r"[0-9A-Fa-f]?:[0-9A-Fa-f]{0,4}:")
-_G_ANY = re.compile(r"(?i)\d|@|:|=|sk-|akia|asia|gh[pousr]_|github_pat_|xox|aiza|glpat-|hf_|bearer|eyj")
+        def repl(m: re.Match[str]) -> str:
+            nonlocal hits
+            if self.check is not None and not self.check(m):
+                return m.group(0)
+            hits += 1
+            start, _ = patterns.secret_part(m)
+            return m.group(0)[: start - m.start()] + placeholder
+
+        return self.pattern.sub(repl, text), hits
 
 
 def _builtin_rules(types: Iterable[str]) -> list[_Rule]:
-    wanted = set(types)
-    rules: list[_Rule] = []
-    # Order matters: secrets first (they contain digits a phone/card rule could eat),
-    # then e-mail (before IP/phone), card (Luhn) before phone.
-    if "API_KEY" in wanted:
-        rules.append(_Rule("API_KEY", _API_KEY_RE, "[API_KEY]", _G_KEY))
-        rules.append(_Rule("API_KEY", _ASSIGNED_SECRET_RE, lambda m: m.group(1) + "[API_KEY]", _G_ASSIGN))
-    if "TOKEN" in wanted:
-        rules.append(_Rule("TOKEN", _BEARER_RE, lambda m: m.group(1) + "[TOKEN]", _G_BEARER))
-        rules.append(_Rule("TOKEN", _JWT_RE, "[TOKEN]", _G_JWT))
-    if "EMAIL" in wanted:
-        rules.append(_Rule("EMAIL", _EMAIL_RE, "[EMAIL]", _G_AT))
-    if "CARD" in wanted:
-        rules.append(_Rule("CARD", _CARD_RE, _card_sub, _G_DIGIT))
-    if "IP" in wanted:
-        rules.append(_Rule("IP", _IPV4_RE, "[IP]", _G_DIGIT))
-        rules.append(_Rule("IP", _IPV6_RE, "[IP]", _G_IPV6))
-    if "PHONE" in wanted:
-        rules.append(_Rule("PHONE", _PHONE_RE, _phone_sub, _G_DIGIT))
-    return rules
+    """The catalogue's patterns of ``types``, in the catalogue's order."""
+    return [_Rule(p.type, p.regex, p.check, p.gate, p.type in patterns.NUMERIC_TYPES)
+            for p in patterns.patterns_of(types)]
 
 
 @dataclass
@@ -220,7 +152,7 @@ class Redactor:
         unknown = [t for t in self.types if t not in BUILTIN_TYPES]
         if unknown:
             raise ConfigError(f"unknown redaction type {unknown[0]!r}", field="types", known=BUILTIN_TYPES)
-        self._memo: dict[str, tuple[str, int]] = {}
+        self._memo: dict[tuple[str, bool], tuple[str, int]] = {}
         self._rules: list[_Rule] = _builtin_rules(self.types) if self.enabled else []
         for name, rx in self.extra_patterns.items():
             try:
@@ -229,7 +161,7 @@ class Redactor:
                 raise ConfigError(f"invalid regex for {name!r}: {e}", field="extra_patterns") from None
             tag = re.sub(r"[^A-Z0-9_]", "_", str(name).upper())
             # extra patterns run first: they are the most specific
-            self._rules.insert(0, _Rule(tag, pat, f"[{tag}]"))
+            self._rules.insert(0, _Rule(tag, pat))
 
     # ------------------------------------------------------------------ config
     @classmethod
@@ -272,57 +204,47 @@ class Redactor:
         return cls(**kwargs)
 
     # ------------------------------------------------------------------ text
-    def redact_text(self, text: str) -> tuple[str, int]:
-        """One string, redacted, and the number of replacements."""
+    def redact_text(self, text: str, *, own_id: bool = False) -> tuple[str, int]:
+        """One string, redacted, and the number of replacements.
+
+        ``own_id``: the string is one of labkit's own id fields at its own position,
+        so the numeric formats (card, phone, IP, IBAN, SSN) are not applied.
+        """
         n = 0
-        if not self.extra_patterns and _G_ANY.search(text) is None:
-            return text, 0
         for rule in self._rules:
+            if own_id and rule.numeric:
+                continue
             if rule.gate is not None and rule.gate.search(text) is None:
                 continue
-            if isinstance(rule.repl, str):
-                text, k = rule.pattern.subn(rule.repl, text)
-                n += k
-            else:
-                fn = rule.repl
-                hits = 0
-
-                def counting(m: re.Match[str], fn: Callable[[re.Match[str]], str] = fn) -> str:
-                    nonlocal hits
-                    out = fn(m)
-                    if out != m.group(0):
-                        hits += 1
-                    return out
-
-                text = rule.pattern.sub(counting, text)
-                n += hits
+            text, k = rule.sub(text)
+            n += k
         return text, n
 
     # ------------------------------------------------------------------ deep
     def redact(self, obj: Any) -> Any:
-        """A redacted deep copy of ``obj`` (str values in dicts/lists/tuples)."""
+        """A redacted deep copy of ``obj`` (str values and keys in dicts/lists/tuples)."""
         return self.redact_count(obj)[0]
 
     def redact_count(self, obj: Any) -> tuple[Any, int]:
         """``(redacted copy, number of replacements)``; content drops are not counted."""
         counter = [0]
-        out = self._walk(obj, counter, in_content=False)
+        out = self._walk(obj, counter, False, self.skip_keys)
         return out, counter[0]
 
-    def _text(self, text: str) -> tuple[str, int]:
+    def _text(self, text: str, own_id: bool = False) -> tuple[str, int]:
         # short strings repeat a lot (statuses, model names, ids): memoize them
         if len(text) <= 64:
-            hit = self._memo.get(text)
+            hit = self._memo.get((text, own_id))
             if hit is not None:
                 return hit
-            out = self.redact_text(text)
+            out = self.redact_text(text, own_id=own_id)
             if len(self._memo) >= 8192:
                 self._memo.clear()
-            self._memo[text] = out
+            self._memo[(text, own_id)] = out
             return out
-        return self.redact_text(text)
+        return self.redact_text(text, own_id=own_id)
 
-    def _walk(self, obj: Any, counter: list[int], in_content: bool) -> Any:
+    def _walk(self, obj: Any, counter: list[int], in_content: bool, own: frozenset[str]) -> Any:
         t = type(obj)
         if t is str:
             if in_content and not self.capture_content:
@@ -333,18 +255,51 @@ class Redactor:
         if obj is None or t is int or t is float or t is bool:
             return obj
         if t is dict or isinstance(obj, Mapping):
-            out: dict[Any, Any] = {}
-            for key, val in obj.items():
-                if key in self.skip_keys and not isinstance(val, Mapping | list | tuple):
-                    out[key] = val
-                    continue
-                child_content = in_content or (isinstance(key, str) and key in self.content_keys)
-                out[key] = self._walk(val, counter, child_content)
-            return out
+            return self._walk_mapping(obj, counter, in_content, own)
         if t is list or t is tuple or isinstance(obj, list | tuple):
-            items = [self._walk(v, counter, in_content) for v in obj]
+            # the items of a top-level ``spans`` list carry labkit's span ids
+            item_own = SPAN_ID_KEYS if own is SPAN_ID_KEYS else _NO_KEYS
+            items = [self._walk(v, counter, in_content, item_own) for v in obj]
             return items if isinstance(obj, list) else tuple(items)
         return obj
+
+    def _walk_mapping(self, obj: Mapping[Any, Any], counter: list[int], in_content: bool,
+                      own: frozenset[str]) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        for key, val in obj.items():
+            skey = key if isinstance(key, str) else None
+            if skey is not None and skey in own and type(val) is str:
+                red, k = self._text(val, own_id=True)
+                counter[0] += k
+                out[key] = red
+                continue
+            new_key: Any = key
+            if skey is not None:
+                new_key, k = self._text(skey)
+                counter[0] += k
+                base, n = new_key, 2
+                while new_key in out:  # two keys redacted alike: keep both
+                    new_key, n = f"{base}#{n}", n + 1
+            by_key = self._by_key(skey, val) if type(val) is str and skey is not None and self.enabled else None
+            if by_key is not None:
+                out[new_key] = by_key
+                counter[0] += 1
+                continue
+            child_content = in_content or (skey is not None and skey in self.content_keys)
+            child_own = SPAN_ID_KEYS if own is self.skip_keys and skey == "spans" else _NO_KEYS
+            out[new_key] = self._walk(val, counter, child_content, child_own)
+        return out
+
+    def _by_key(self, key: str, val: str) -> str | None:
+        """What a value becomes because of the key it is under (None: redact it as text)."""
+        if not val.strip() or patterns.REFERENCE_VALUE.match(val.strip()):
+            return None
+        if "API_KEY" in self.types and patterns.is_credential_key(key):
+            return "[API_KEY]"
+        if ("PHONE" in self.types and patterns.is_phone_key(key) and re.fullmatch(r"[\d\s+().\-]+", val)
+                and 7 <= sum(ch.isdigit() for ch in val) <= 15):
+            return "[PHONE]"
+        return None
 
     def describe(self) -> dict[str, Any]:
         """The effective settings (for a manifest)."""

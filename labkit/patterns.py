@@ -1,0 +1,267 @@
+"""The one catalogue of secret and personal-data formats.
+
+Trace redaction (:mod:`labkit.trace.redact`), the readiness secrets scan
+(:mod:`labkit.readiness.secrets`) and the redaction checklist item all read
+this module, so a format is added or fixed once. It imports nothing from the
+rest of labkit.
+
+Each :class:`Pattern` names a ``kind`` (stable, e.g. ``openai_api_key``), the
+``type`` of its placeholder (``[API_KEY]`` ...), a regex, and optionally a
+validator that sees the match (Luhn for cards, mod-97 for IBANs, the context
+of an IPv4 address, ...). A match's ``pre`` group, when the regex has one, is
+context that is kept (``Bearer ``, ``AccountKey=``, ``https://``); the rest of
+the match is the secret.
+
+:data:`CATALOGUE` is in the order the formats must be applied: secrets first
+(they hold digits a card or phone rule could eat), then e-mail, then the
+numeric personal-data formats.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+#: Placeholder types for secrets (a guardrail blocks an answer that holds one).
+SECRET_TYPES: tuple[str, ...] = ("API_KEY", "TOKEN", "PRIVATE_KEY", "CARD", "IBAN")
+#: Placeholder types for personal data (a guardrail masks them in an answer).
+PII_TYPES: tuple[str, ...] = ("EMAIL", "PHONE", "IP", "SSN")
+#: Every placeholder type, in the order a redactor applies them.
+TYPES: tuple[str, ...] = ("PRIVATE_KEY", "API_KEY", "TOKEN", "EMAIL", "IBAN", "SSN", "CARD", "IP", "PHONE")
+#: Types made of digits and separators: an id, hash or timestamp can look like one of them.
+NUMERIC_TYPES: frozenset[str] = frozenset({"IBAN", "SSN", "CARD", "IP", "PHONE"})
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """One format: where it is found and what it becomes."""
+
+    kind: str
+    type: str
+    regex: re.Pattern[str]
+    #: a validator of the match (None: every match counts)
+    check: Callable[[re.Match[str]], bool] | None = None
+    #: a cheap test a text must pass before ``regex`` runs (None: always run)
+    gate: re.Pattern[str] | None = None
+
+    def valid(self, m: re.Match[str]) -> bool:
+        return self.check is None or self.check(m)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One valid match: its kind, type and span (``start`` after any kept context)."""
+
+    kind: str
+    type: str
+    start: int
+    end: int
+
+
+# ---------------------------------------------------------------------------- validators
+
+def luhn_ok(digits: str) -> bool:
+    """The Luhn checksum of a digit string (no separators)."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def iban_ok(iban: str) -> bool:
+    """The ISO 13616 mod-97 check of an IBAN (spaces allowed)."""
+    s = iban.replace(" ", "").upper()
+    if not 15 <= len(s) <= 34 or not s.isalnum():
+        return False
+    moved = s[4:] + s[:4]
+    return int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1
+
+
+def _secret(m: re.Match[str]) -> str:
+    return m.group(0)[m.end("pre") - m.start(0):] if "pre" in m.re.groupindex and m.group("pre") else m.group(0)
+
+
+def _card_ok(m: re.Match[str]) -> bool:
+    digits = re.sub(r"\D", "", m.group(0))
+    return 13 <= len(digits) <= 19 and luhn_ok(digits) and len(set(digits)) > 1
+
+
+def _iban_ok(m: re.Match[str]) -> bool:
+    return iban_ok(m.group(0))
+
+
+_VERSION_CONTEXT = re.compile(
+    r"(?i)(?:\bv|\b(?:version|versions|ver|release|rel|build|rev|revision|update|upgrade|downgrade|patch|tag|"
+    r"firmware|sdk|library|package|python|node|java|chrome|ios|android|os)\s*[:=#]?\s*)$"
+)
+
+
+def _ipv4_ok(m: re.Match[str]) -> bool:
+    """Valid octets are in the regex; a dotted quad after a version word is a version, not an address."""
+    return _VERSION_CONTEXT.search(m.string[max(0, m.start() - 24):m.start()]) is None
+
+
+def _ipv6_ok(m: re.Match[str]) -> bool:
+    """Eight groups, or a ``::`` form with a group of 3+ hex digits (``fe80::1``; not ``c::b``)."""
+    groups = [g for g in re.split(r":+", m.group(0)) if g]
+    if "::" not in m.group(0):
+        return len(groups) == 8
+    return bool(groups) and any(len(g) >= 3 for g in groups) and any(ch.isdigit() for ch in m.group(0))
+
+
+_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+
+
+def _assigned_ok(m: re.Match[str]) -> bool:
+    """``key=value`` always; ``key: value`` in prose ("Password: open Settings") only when the key is
+    code-like (quoted, ``DB_PASSWORD``, ``api-key``) or the value holds a digit or a symbol.
+
+    The regex matches from the credential word on (fast); the whole key is read back from here.
+    """
+    start = m.start()
+    while start > 0 and m.string[start - 1] in _KEY_CHARS:
+        start -= 1
+    key = m.string[start:m.end("k")]
+    quoted = start > 0 and m.string[start - 1] in "\"'"
+    if m.group("sep") != ":" or quoted or re.search(r"[_.\-]", key) or key.isupper():
+        return True
+    value = m.group("v")
+    return len(value) >= 6 and not value.isalpha()
+
+
+def _phone_ok(m: re.Match[str]) -> bool:
+    return 7 <= len(re.sub(r"\D", "", _secret(m))) <= 15
+
+
+# ---------------------------------------------------------------------------- the formats
+
+def _p(kind: str, type_: str, rx: str, check: Callable[[re.Match[str]], bool] | None = None,
+       gate: str | None = None, flags: int = 0) -> Pattern:
+    return Pattern(kind, type_, re.compile(rx, flags), check, re.compile(gate, re.I) if gate else None)
+
+
+# Provider formats start with their literal prefix (fast to scan for) and then look behind it:
+# ``AIza(?<![A-Za-z0-9]AIza)`` is "AIza not inside a longer word".
+#: A secret's value after a credential key: not a placeholder, not a scheme word, not an env reference.
+_VALUE = r"(?!\[[A-Z_]+\])(?!(?:bearer|basic)\b)(?!\$\{?[A-Za-z_])(?!env:)[^\s\"',;&<>]{2,}"
+
+#: Words that make a key name a credential (matched at the end of the key, any case):
+#: ``api_key``, ``OPENAI_API_KEY``, ``DB_PASSWORD``, ``aws_secret_access_key``, ``clientSecret``.
+CREDENTIAL_WORDS = (
+    r"api[_\-]?key|apikey|secret(?:[_\-]?(?:access[_\-]?)?key)?|client[_\-]?secret|passw(?:or)?d|pwd|"
+    r"(?:access|auth|refresh|id|session|bearer|api|csrf|oauth)[_\-]?token|token|authorization|"
+    r"private[_\-]?key|access[_\-]?key(?:[_\-]?id)?|account[_\-]?key|signing[_\-]?key|master[_\-]?key|"
+    r"encryption[_\-]?key|(?:basic[_\-]?)?auth|credentials?|webhook(?:[_\-]?url)?|connection[_\-]?string|dsn"
+)
+_CRED_KEY = re.compile(rf"(?i)(?:^|[^A-Za-z0-9]|(?<=[a-z])(?=[A-Z])|(?<=[a-z]))(?:{CREDENTIAL_WORDS})$")
+_NOT_CRED_KEY = re.compile(r"(?i)(?:_env|-env|_name|_file|_path|_var|_ref|_id_env)$|^(?:max|num|n|input|output)_")
+#: Key names that hold a phone number.
+_PHONE_KEY = re.compile(r"(?i)(?:^|[_\-.])(?:phone|tel|telephone|mobile|cell|fax|msisdn)(?:[_\-.]?(?:no|num|number))?$")
+
+CATALOGUE: tuple[Pattern, ...] = (
+    _p("pem_private_key", "PRIVATE_KEY",
+       r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY"
+       r"(?: BLOCK)?-----|(?:[A-Za-z0-9+/=:\- \t\r\n]|\\n)*)", gate="PRIVATE KEY"),
+    _p("slack_webhook", "API_KEY", r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/\-]{8,}",
+       gate="hooks.slack"),
+    _p("anthropic_api_key", "API_KEY", r"sk-ant-(?<![A-Za-z0-9]sk-ant-)[A-Za-z0-9_\-]{20,}", gate="sk-"),
+    _p("openai_api_key", "API_KEY", r"sk-(?<![A-Za-z0-9]sk-)(?!ant-)(?:proj-|live-|svcacct-)?[A-Za-z0-9_\-]{20,}", gate="sk-"),
+    _p("aws_access_key_id", "API_KEY", r"(?:AKIA|ASIA)(?<![A-Za-z0-9]AKIA)(?<![A-Za-z0-9]ASIA)[0-9A-Z]{16}(?![A-Za-z0-9])", gate="akia|asia"),
+    _p("github_token", "API_KEY", r"(?:gh[pousr]_(?<![A-Za-z0-9]gh[pousr]_)[A-Za-z0-9]{30,}|github_pat_(?<![A-Za-z0-9]github_pat_)[A-Za-z0-9_]{22,})",
+       gate="gh[pousr]_|github_pat_"),
+    _p("google_api_key", "API_KEY", r"AIza(?<![A-Za-z0-9]AIza)[0-9A-Za-z_\-]{35}", gate="aiza"),
+    _p("slack_token", "API_KEY", r"xox[abposr]-(?<![A-Za-z0-9]xox[abposr]-)[A-Za-z0-9\-]{10,}", gate="xox"),
+    _p("stripe_secret_key", "API_KEY", r"[srp]k_(?:live|test)_(?<![A-Za-z0-9][srp]k_live_)(?<![A-Za-z0-9][srp]k_test_)[A-Za-z0-9]{16,}", gate="_live_|_test_"),
+    _p("huggingface_token", "API_KEY", r"hf_(?<![A-Za-z0-9]hf_)[A-Za-z0-9]{30,}", gate="hf_"),
+    _p("gitlab_token", "API_KEY", r"glpat-(?<![A-Za-z0-9]glpat-)[A-Za-z0-9_\-]{20,}", gate="glpat-"),
+    _p("npm_token", "API_KEY", r"npm_(?<![A-Za-z0-9]npm_)[A-Za-z0-9]{30,}", gate="npm_"),
+    _p("azure_account_key", "API_KEY", r"(?i)(?P<pre>\b(?:Account|Shared)Key\s*=\s*)[A-Za-z0-9+/]{16,}={0,2}",
+       gate="key"),
+    _p("google_oauth_token", "TOKEN", r"ya29\.(?<![A-Za-z0-9]ya29\.)[A-Za-z0-9_\-]{10,}", gate="ya29"),
+    _p("bearer_token", "TOKEN", r"(?i)(?P<pre>\bbearer\s+)(?!\[)[A-Za-z0-9._~+/=\-]{8,}", gate="bearer"),
+    _p("basic_auth", "TOKEN", r"(?i)(?P<pre>\bbasic\s+)(?=[A-Za-z0-9+/]*[0-9+/=])[A-Za-z0-9+/]{8,}={0,2}",
+       gate="basic"),
+    _p("url_credentials", "TOKEN", r"(?i)(?P<pre>\b[a-z][a-z0-9+.\-]*://)[^\s/:@\[\]]+:[^\s/@\[\]]+(?=@)", gate="://"),
+    _p("jwt", "TOKEN", r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}", gate="eyj"),
+    _p("assigned_secret", "API_KEY",
+       rf"(?i)(?P<pre>(?P<k>{CREDENTIAL_WORDS})[\"']?\s*(?P<sep>[:=]|=>)\s*[\"']?)(?P<v>{_VALUE})",
+       _assigned_ok, gate=r"[:=]"),
+    _p("email", "EMAIL", r"(?<![\w.+\-])[\w.%+\-]+@[^\W_][\w\-]*(?:\.[^\W_][\w\-]*)*\.[^\W\d_]{2,}(?![\w\-])",
+       gate="@"),
+    _p("iban", "IBAN", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", _iban_ok, gate=r"[A-Z]{2}\d\d"),
+    _p("us_ssn", "SSN", r"(?<![\w\-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w\-])", gate=r"\d-\d"),
+    _p("card", "CARD",
+       r"(?<![\w.\-])(?:\d{13,19}|\d{4}(?P<s>[ .\-])\d{4}(?P=s)\d{4}(?P=s)\d{1,4}(?:(?P=s)\d{1,3})?"
+       r"|\d{4}(?P<t>[ .\-])\d{6}(?P=t)\d{4,5}|\d(?:[ \-]?\d){12,18})(?![\w\-]|\.\d)", _card_ok, gate=r"\d{4}"),
+    _p("ipv4", "IP", r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+       r"(?![\w\-+]|\.\d)", _ipv4_ok, gate=r"\d\.\d"),
+    _p("ipv6", "IP", r"(?<![\w:])(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}"
+       r"|(?:[0-9A-Fa-f]{1,4}:){1,7}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,5})?"
+       r"|::(?:[0-9A-Fa-f]{1,4}:){0,6}[0-9A-Fa-f]{1,4})(?![\w:])", _ipv6_ok, gate=r"[0-9a-f]?:[0-9a-f]{0,4}:"),
+    _p("phone", "PHONE",
+       r"(?<![\w.\-+])(?:"
+       r"\+\d{1,3}[\s.\-]?(?:\(\d{1,4}\)[\s.\-]?)?\d{1,4}(?:[\s.\-]?\d{2,4}){1,4}"  # +44 20 7946 0958
+       r"|\(\d{2,4}\)[\s.\-]?\d{3,4}[\s.\-]?\d{3,4}"  # (555) 123-4567
+       r"|\d{3}[\s.\-]\d{3}[\s.\-]\d{4}"  # 555-123-4567, 555.123.4567
+       r")(?![\w\-]|\.\d)"
+       r"|(?i:(?P<pre>\b(?:phone|tel|telephone|mobile|cell|call|fax|sms|text|whatsapp|ring|dial)"
+       r"(?:\s*(?:no\.?|number|#))?\s*[:=]?\s*))\d{7,15}(?![\w\-]|\.\d)", _phone_ok, gate=r"\d{3}"),
+)
+
+KINDS: tuple[str, ...] = tuple(p.kind for p in CATALOGUE)
+#: Names of the placeholders ``[TYPE]`` the catalogue writes.
+PLACEHOLDERS: tuple[str, ...] = tuple(f"[{t}]" for t in TYPES)
+#: What each placeholder type may have replaced (for "could this phrase hide behind it").
+TYPE_CHARS: dict[str, str] = {
+    "PRIVATE_KEY": r"[\s\S]", "API_KEY": r"[^\s]", "TOKEN": r"[^\s]", "EMAIL": r"[\w.%+\-@]",
+    "IBAN": r"[A-Za-z0-9 ]", "SSN": r"[\d\-]", "CARD": r"[\d .\-]", "IP": r"[0-9A-Fa-f.:]",
+    "PHONE": r"[\d\s+().\-]",
+}
+
+
+def patterns_of(types: Iterable[str]) -> list[Pattern]:
+    """The catalogue's patterns of the given types, in application order."""
+    wanted = set(types)
+    return [p for p in CATALOGUE if p.type in wanted]
+
+
+def secret_part(m: re.Match[str]) -> tuple[int, int]:
+    """The span of a match without its kept context (``pre`` group)."""
+    if "pre" in m.re.groupindex and m.group("pre") is not None:
+        return m.end("pre"), m.end()
+    return m.start(), m.end()
+
+
+def find(text: str, types: Iterable[str] = TYPES) -> list[Finding]:
+    """Every valid match of the catalogue in ``text`` (overlaps allowed; no replacement)."""
+    out: list[Finding] = []
+    for p in patterns_of(types):
+        if p.gate is not None and p.gate.search(text) is None:
+            continue
+        for m in p.regex.finditer(text):
+            if p.valid(m):
+                s, e = secret_part(m)
+                out.append(Finding(p.kind, p.type, s, e))
+    return out
+
+
+def is_credential_key(key: str) -> bool:
+    """Whether a mapping key or config key names a credential (``DB_PASSWORD``, ``clientSecret``)."""
+    return bool(_CRED_KEY.search(key)) and not _NOT_CRED_KEY.search(key)
+
+
+def is_phone_key(key: str) -> bool:
+    """Whether a mapping key names a phone number (``phone``, ``mobile_number``)."""
+    return bool(_PHONE_KEY.search(key))
+
+
+#: A value that names where a secret is rather than holding it: env references, placeholders.
+REFERENCE_VALUE = re.compile(
+    r"""^["']?(?:\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|env:[A-Za-z_][A-Za-z0-9_]*|<[^>]*>|\*+|\[[A-Z_]+\]|)["']?$"""
+)

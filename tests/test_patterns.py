@@ -1,0 +1,120 @@
+"""The one secrets catalogue: every format it names, its validators, and that the trace
+redactor, the readiness secrets scan and the redaction checklist all read it."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from labkit import patterns
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# One sample per format (all synthetic; the IBAN, card and SSN are the published test values).
+SAMPLES: dict[str, tuple[str, str]] = {
+    "pem_private_key": ("PRIVATE_KEY", "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAplanted\n"
+                                       "-----END RSA PRIVATE KEY-----"),
+    "openai_api_key": ("API_KEY", "sk-proj-PLANTEDabcdefghijklmnop0123"),
+    "anthropic_api_key": ("API_KEY", "sk-ant-api03-PLANTEDabcdefghijklmnop"),
+    "aws_access_key_id": ("API_KEY", "AKIAPLANTED123456789"),
+    "github_token": ("API_KEY", "ghp_PLANTEDabcdefghijklmnopqrstuvwxyz0123"),
+    "google_api_key": ("API_KEY", "AIzaSyA-PLANTEDabcdefghijklmnopqrstuvwx"),
+    "slack_token": ("API_KEY", "xoxb-123456789012-PLANTEDabc"),
+    "slack_webhook": ("API_KEY", "https://hooks.slack.com/services/T0PLANTED/B0PLANTED/PLANTEDabcdefghijklmnopq"),
+    "stripe_secret_key": ("API_KEY", "sk_live_PLANTEDabcdefghij1234"),
+    "huggingface_token": ("API_KEY", "hf_PLANTEDabcdefghijklmnopqrstuvwxyz"),
+    "gitlab_token": ("API_KEY", "glpat-PLANTEDabcdefghijklmn"),
+    "npm_token": ("API_KEY", "npm_PLANTEDabcdefghijklmnopqrstuvwxyz01"),
+    "azure_account_key": ("API_KEY", "AccountKey=PLANTEDabcdefghijklmnopqrstuvwxyz0123456789+/ABCDEFGHIJ=="),
+    "google_oauth_token": ("TOKEN", "ya29.a0PLANTEDabcdefghijklmnopqrstuvwxyz"),
+    "bearer_token": ("TOKEN", "Bearer PLANTEDabcdef.123-xyz"),
+    "basic_auth": ("TOKEN", "Authorization: Basic dXNlcjpQTEFOVEVEcGFzcw=="),
+    "url_credentials": ("TOKEN", "https://planted_user:PLANTEDpass@db.example.com/x"),
+    "jwt": ("TOKEN", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwbGFudGVkIn0.c2lnbmF0dXJlX3BsYW50ZWQ"),
+    "assigned_secret": ("API_KEY", "OPENAI_API_KEY=PLANTEDvalue42"),
+    "email": ("EMAIL", "jürgen.müller@exämple.de"),
+    "iban": ("IBAN", "GB82 WEST 1234 5698 7654 32"),
+    "us_ssn": ("SSN", "SSN 078-05-1120"),
+    "card": ("CARD", "4111.1111.1111.1111"),
+    "ipv4": ("IP", "from 192.168.10.254"),
+    "ipv6": ("IP", "2001:db8:85a3::8a2e:370:7334"),
+    "phone": ("PHONE", "call 4155550133"),
+}
+
+
+def test_every_kind_has_a_sample_and_each_sample_is_found_as_its_kind() -> None:
+    kinds = {p.kind for p in patterns.CATALOGUE}
+    assert kinds == set(SAMPLES)
+    for kind, (typ, text) in SAMPLES.items():
+        found = {(f.kind, f.type) for f in patterns.find(text)}
+        assert (kind, typ) in found, (kind, text, found)
+
+
+def test_types_are_split_into_secrets_and_personal_data() -> None:
+    assert set(patterns.TYPES) == set(patterns.SECRET_TYPES) | set(patterns.PII_TYPES)
+    assert not set(patterns.SECRET_TYPES) & set(patterns.PII_TYPES)
+    assert {p.type for p in patterns.CATALOGUE} == set(patterns.TYPES)
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["api_key", "OPENAI_API_KEY", "DB_PASSWORD", "aws_secret_access_key", "client_secret", "clientSecret",
+     "apiKey", "X-Api-Key", "access_token", "refresh_token", "private_key", "AccountKey", "authorization",
+     "passwd", "slack.webhook_url"],
+)
+def test_credential_key_names(key: str) -> None:
+    assert patterns.is_credential_key(key)
+
+
+@pytest.mark.parametrize("key", ["idempotency_key", "input_tokens", "max_tokens", "api_key_env", "password_policy",
+                                 "key", "keys", "token_count", "monkey", "secretary", "question"])
+def test_not_credential_key_names(key: str) -> None:
+    assert not patterns.is_credential_key(key)
+
+
+def test_validators() -> None:
+    assert patterns.luhn_ok("4111111111111111") and not patterns.luhn_ok("4111111111111112")
+    assert patterns.iban_ok("GB82WEST12345698765432") and not patterns.iban_ok("GB83WEST12345698765432")
+    assert not patterns.find("GB83 WEST 1234 5698 7654 32")
+    assert not patterns.find("SSN 000-12-3456") and not patterns.find("666-12-3456")
+
+
+@pytest.mark.parametrize("text", ["version 1.2.3.4", "v1.2.3.4", "release 10.0.0.1", "c::b", "std::map",
+                                  "a::b", "at 12:30:45", "1.2.3.4-beta", "4929 0000 1234 5678"])
+def test_not_found(text: str) -> None:
+    assert patterns.find(text) == []
+
+
+def test_foundation_module_imports_nothing_from_labkit() -> None:
+    tree = ast.parse((ROOT / "labkit" / "patterns.py").read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            assert not (node.module or "").startswith("labkit"), node.module
+        elif isinstance(node, ast.Import):
+            assert not any(a.name.startswith("labkit") for a in node.names)
+
+
+def _compiled_regexes(path: Path) -> list[tuple[int, str]]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "compile"
+                and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            out.append((node.lineno, node.args[0].value))
+    return out
+
+
+def test_one_catalogue_no_copies() -> None:
+    """No other module compiles a secret or PII regex of its own: they all use labkit.patterns."""
+    markers = re.compile(r"sk-|AKIA|gh\[pousr\]|xox|AIza|PRIVATE KEY|[Bb]earer|ya29|npm_|AccountKey|"
+                         r"api\[_|passwd|@\[A-Za-z|\[A-Za-z0-9._%\+\\-\]\+@")
+    offenders = []
+    for f in (ROOT / "labkit").rglob("*.py"):
+        if f.name == "patterns.py":
+            continue
+        offenders += [f"{f.relative_to(ROOT)}:{n}" for n, rx in _compiled_regexes(f) if markers.search(rx)]
+    assert offenders == []
+    for mod in ("trace/redact.py", "readiness/secrets.py", "readiness/checklists.py"):
+        assert "labkit.patterns" in (ROOT / "labkit" / mod).read_text(encoding="utf-8"), mod
