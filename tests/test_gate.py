@@ -364,15 +364,31 @@ def test_a_result_for_a_case_not_in_the_dataset_is_an_input_error(shipped_runs, 
     assert "Traceback" not in err
 
 
-def test_a_percentile_of_one_uncached_case_does_not_pass_silently(shipped_runs, tmp_path, capsys):
+def test_forged_cache_claims_are_an_input_error(shipped_runs, tmp_path, capsys):
     from labkit.cli import main
 
-    run = _copy_run(shipped_runs / "baseline", tmp_path / "cached")
+    run = _copy_run(shipped_runs / "baseline", tmp_path / "forged")
     rows = [json.loads(ln) for ln in (run / "results.jsonl").read_text().splitlines()]
     for r in rows[1:]:
         r["from_cache"] = True
     (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert main(["score", str(run)]) == 0
+    assert main(["score", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "results.jsonl" in err and "line 2 field" in err and "cache_origin" in err
+
+
+def test_a_percentile_of_one_uncached_case_does_not_pass_silently(tmp_path, capsys):
+    """A real cache serving all but one case leaves the latency percentile on one case."""
+    from labkit.cli import main
+
+    cache = tmp_path / "cache"
+    common = ["--dataset", GOLDEN, "--pipeline", "data/pipelines/baseline.yaml", "--quiet", "--cache", str(cache)]
+    assert main(["run", *common, "--out", str(tmp_path / "first")]) == 0
+    entries = sorted(cache.rglob("*.json"))
+    assert len(entries) == 70
+    entries[0].unlink()
+    run = tmp_path / "cached"
+    assert main(["run", *common, "--out", str(run)]) == 0
     m = json.loads((run / "metrics.json").read_text())
     assert m["metrics"]["latency_p95_ms"]["n"] == 1
     capsys.readouterr()

@@ -21,6 +21,7 @@ from labkit.metrics import (
     unregister_metric,
 )
 from labkit.metrics.agent import task_success, tool_call_accuracy
+from labkit.registry import LATENCY_PERCENTILES
 
 TOOLS = ({"name": "lookup_account", "args": {"user_id": "u-17"}}, {"name": "escalate_ticket", "args": {"p": 1}})
 
@@ -230,8 +231,8 @@ def _plain_interval(name, df, seed, n_boot):
     df = df.sort_values("case_id").reset_index(drop=True)
     lat, cache = df["latency_ms"].to_numpy(), df["from_cache"].to_numpy()
     cost = df["cost_usd"].to_numpy()
-    if name in ops.LATENCY_PERCENTILES:
-        return stats.percentile_ci(ops.latency_sample(lat, cache), ops.LATENCY_PERCENTILES[name], n_boot=n_boot, rng=seed)
+    if name in LATENCY_PERCENTILES:
+        return stats.percentile_ci(ops.latency_sample(lat, cache), LATENCY_PERCENTILES[name], n_boot=n_boot, rng=seed)
     if name == "cost_per_success":
         return stats.ratio_ci(np.nan_to_num(cost), df["task_success_rate"].to_numpy(), n_boot=n_boot, rng=seed)
     if name == "total_cost_usd":

@@ -63,17 +63,19 @@ def test_gate_on_a_metrics_file_starts_without_numpy_or_pandas(tmp_path: Path):
     run = tmp_path / "run"
     run.mkdir()
     values = {"faithfulness": 0.9, "retrieval_hit_rate": 0.95, "latency_p95_ms": 1200.0, "cost_per_success": 0.01}
-    metrics = {name: {"value": v, "n": 10, "unmeasured": 0, "unmeasured_reasons": {}} for name, v in values.items()}
-    (run / "metrics.json").write_text(json.dumps({"n_cases": 10, "metrics": metrics}), encoding="utf-8")
-    rc, loaded, out = _cli_modules("gate", "--config", "data/gate.yaml", str(run), "--json")
+    metrics = {name: {"value": v, "n": 20, "unmeasured": 0, "unmeasured_reasons": {}} for name, v in values.items()}
+    (run / "metrics.json").write_text(json.dumps({"n_cases": 20, "n_missing": 0, "metrics": metrics}), encoding="utf-8")
+    gate = tmp_path / "gate.yaml"  # the shipped gate's thresholds (its regression checks need a baseline's scores)
+    gate.write_text(Path("data/gate.yaml").read_text(encoding="utf-8").split("\nregression:")[0] + "\n", encoding="utf-8")
+    rc, loaded, out = _cli_modules("gate", "--config", str(gate), str(run), "--json")
     assert rc == 0, out
     report = json.loads(out)
-    assert report["passed"] is True and len(report["checks"]) == 4
+    assert report["passed"] is True and len(report["checks"]) == 5  # the four thresholds and coverage
     assert loaded == []
     values["faithfulness"] = 0.5
     metrics["faithfulness"]["value"] = 0.5
-    (run / "metrics.json").write_text(json.dumps({"n_cases": 10, "metrics": metrics}), encoding="utf-8")
-    rc, loaded, out = _cli_modules("gate", "--config", "data/gate.yaml", str(run))
+    (run / "metrics.json").write_text(json.dumps({"n_cases": 20, "n_missing": 0, "metrics": metrics}), encoding="utf-8")
+    rc, loaded, out = _cli_modules("gate", "--config", str(gate), str(run))
     assert rc == 1 and "faithfulness" in out
     assert loaded == []
 
