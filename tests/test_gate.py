@@ -336,7 +336,7 @@ def test_the_unmeasured_budget_can_explicitly_allow_missing_cases(shipped_runs, 
     run = _copy_run(shipped_runs / "baseline", tmp_path / "baseline")
     lines = (run / "results.jsonl").read_text().splitlines(keepends=True)
     (run / "results.jsonl").write_text("".join(lines[:-3]))  # 3 of 70 cases missing (4.3%)
-    from labkit.runs import score_run
+    from labkit.scoring import score_run
 
     score_run(run)
     checks = [{"metric": "retrieval_hit_rate", "op": ">=", "threshold": 0.8}]
