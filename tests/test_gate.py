@@ -139,17 +139,17 @@ def test_lock_records_hash_and_flags_edits(tmp_path):
     gp = tmp_path / "gate.yaml"
     gp.write_text(GATE_TEXT)
     assert gate_lock_info(gp)["locked_at"] is None
-    assert Gate.load(gp)._pre_registration(None)["status"] == "not_locked"
+    assert Gate.load(gp).pre_registration(None)["status"] == "not_locked"
     info = lock_gate(gp)
     assert gate_lock_info(gp)["locked_hash"] == info["hash"]
     # metrics without a run carry no start time: the lock cannot be shown to come first
-    assert Gate.load(gp)._pre_registration(None)["status"] == "unverifiable"
+    assert Gate.load(gp).pre_registration(None)["status"] == "unverifiable"
     # locking the unchanged gate again keeps the original time
     (gp.parent / "gate.yaml.lock.json").write_text(json.dumps({**info, "locked_at": "2020-01-01T00:00:00+00:00"}))
     again = lock_gate(gp)
     assert again["already_locked"] and again["locked_at"] == "2020-01-01T00:00:00+00:00"
     gp.write_text(gp.read_text().replace("0.85", "0.70"))
-    st = Gate.load(gp)._pre_registration(None)
+    st = Gate.load(gp).pre_registration(None)
     assert st["status"] == "edited_after_lock"
     rep = Gate.load(gp).evaluate(MODULE_BASELINE)
     assert not rep.passed and rep.failed[-1].kind == "pre_registration"

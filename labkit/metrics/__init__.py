@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from labkit.metrics import agent, generation, ops, retrieval
 from labkit.metrics.ops import RAW_COLUMNS
 from labkit.metrics.percase import CaseResult, score_cases
+from labkit.metrics.schema import SCHEMA_VERSION, metrics_schema_version
 from labkit.registry import (
     DIRECTIONS,
     KINDS,
@@ -42,7 +43,6 @@ from labkit.registry import (
 
 if TYPE_CHECKING:
     from labkit.metrics.aggregation import (
-        SCHEMA_VERSION,
         aggregate,
         aggregate_frame,
         aggregate_metric,
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 #: The built-in metrics, in registry order.
 BUILTIN_METRICS = tuple(n for n, s in METRICS.items() if s.builtin)
 
-_AGGREGATION = ("SCHEMA_VERSION", "aggregate", "aggregate_frame", "aggregate_metric")
+_AGGREGATION = ("aggregate", "aggregate_frame", "aggregate_metric")
 
 
 def __getattr__(name: str) -> Any:
@@ -83,6 +83,7 @@ __all__ = [
     "generation",
     "get_metric",
     "metric",
+    "metrics_schema_version",
     "ops",
     "per_case_metrics",
     "register_metric",

@@ -18,13 +18,11 @@ import numpy as np
 
 from labkit.cases import EvalCase
 from labkit.errors import DatasetError, Problem
+from labkit.metrics.schema import SCHEMA_VERSION
 from labkit.registry import METRICS, MetricSpec
 
 if TYPE_CHECKING:
     import pandas as pd
-
-#: The version of the metrics.json layout that :func:`aggregate` writes (docs/formats.md).
-SCHEMA_VERSION = 1
 
 def _num(x: float | None) -> float | None:
     if x is None:
