@@ -441,3 +441,28 @@ def test_unmeasured_budget_rate_outside_0_1_is_a_config_error(tmp_path, rate):
     with pytest.raises(ConfigError) as ei:
         Gate.load(p)
     assert ei.value.field == "unmeasured.max_rate" and str(p) in str(ei.value)
+
+
+# ---- metrics.json schema_version and keyword-only result objects ----------------------------------
+
+
+def test_gate_report_says_which_metrics_schema_version_it_read(tmp_path):
+    gate = Gate.from_dict({"checks": [{"metric": "faithfulness", "op": ">=", "threshold": 0.8}]})
+    first_landing = metrics_json(faithfulness=(0.9, 0.85, 0.95, 40, 0))  # no schema_version key
+    assert gate.evaluate(first_landing).metrics_schema_version == 0
+    assert gate.evaluate({**first_landing, "schema_version": 1}).to_dict()["metrics_schema_version"] == 1
+    assert gate.evaluate({"faithfulness": 0.9}).metrics_schema_version is None  # a plain dict has no layout
+    with pytest.raises(ConfigError, match="schema_version 7 is newer"):
+        gate.evaluate({**first_landing, "schema_version": 7})
+
+
+def test_result_objects_are_keyword_only():
+    from labkit.gate import CheckResult, GateReport
+
+    with pytest.raises(TypeError):
+        CheckResult("c", "absolute", "faithfulness", ">=", 0.8, 0.9, True, "ok")  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        GateReport("g", True, [])  # type: ignore[misc]
+    r = CheckResult(name="c", kind="absolute", metric="faithfulness", op=">=", threshold=0.8, observed=0.9,
+                    passed=True, reason="ok")
+    assert GateReport(gate="g", passed=True, checks=[r]).to_dict()["n_checks"] == 1
