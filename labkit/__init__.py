@@ -36,7 +36,7 @@ _EXPORTS = {
     "run": "labkit.runner",
     "resume": "labkit.runner",
     "RunDir": "labkit.runs",
-    "score_run": "labkit.runs",
+    "score_run": "labkit.scoring",
     # metrics, stats, gates
     "METRICS": "labkit.metrics",
     "score_cases": "labkit.metrics",
@@ -111,4 +111,5 @@ if TYPE_CHECKING:
     from labkit.metrics import METRICS, aggregate, score_cases
     from labkit.pipelines import Pipeline, load_pipeline, register_pipeline
     from labkit.runner import RunnerConfig, resume, run
-    from labkit.runs import RunDir, score_run
+    from labkit.runs import RunDir
+    from labkit.scoring import score_run

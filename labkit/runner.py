@@ -75,7 +75,8 @@ from labkit.runlimits import DEFAULT_MAX_OUTPUT_CHARS, cap_strings, is_large
 from labkit.runlock import RunLock
 from labkit.runpool import HandOver, SyncPool
 from labkit.runredact import redact_manifest
-from labkit.runs import SNAPSHOT, RunDir, iter_jsonl, read_results, score_run
+from labkit.runs import SNAPSHOT, RunDir, iter_jsonl, read_results
+from labkit.scoring import score_run
 
 if TYPE_CHECKING:
     from labkit.pipelines import LoadedPipeline

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labkit.gate_report import cases_line
+from labkit.gate import cases_line
 from labkit.report import Verdict
 
 if TYPE_CHECKING:

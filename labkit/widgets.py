@@ -119,7 +119,7 @@ class ThresholdTuner:
                 key, n = f"{base}#{n}", n + 1
             self.keys.append(key)
         self.thresholds: dict[str, float] = {k: float(c.threshold) for k, c in zip(self.keys, self.gate.checks, strict=True)}
-        from labkit.gate import _observed
+        from labkit.gate import observed as _observed
 
         self.specs = {
             k: _slider_spec(k, c, _observed(self.metrics, c.metric, c.statistic)[0])

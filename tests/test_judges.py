@@ -14,12 +14,10 @@ from labkit.judges import (
     JudgeReplyError,
     LexicalJudge,
     LLMJudge,
-    content_words,
     get_judge,
     parse_json_reply,
-    sentences,
-    strip_citations,
 )
+from labkit.text import content_words, sentences, strip_citations
 
 CTX = ["Expired API keys are reissued in the security portal. Identity verification is required first."]
 

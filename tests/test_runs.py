@@ -11,7 +11,8 @@ import pytest
 
 from labkit.cases import as_cases, save_cases
 from labkit.errors import ConfigError, DatasetError
-from labkit.runs import RunDir, read_results, score_run
+from labkit.runs import RunDir, read_results
+from labkit.scoring import score_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

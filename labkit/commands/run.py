@@ -128,7 +128,8 @@ def _check_resume_flags(args: argparse.Namespace) -> str | None:
 
 def _score(args: argparse.Namespace) -> int:
     from labkit.runlock import RunLock
-    from labkit.runs import RunDir, score_run
+    from labkit.runs import RunDir
+    from labkit.scoring import score_run
 
     rd = RunDir(args.run_dir)
     if rd.path.is_dir():  # it writes scores.csv, metrics.json and the manifest: one writer at a time

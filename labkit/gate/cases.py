@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from labkit.errors import ConfigError
-from labkit.gate_report import CheckResult
+from labkit.gate.report import CheckResult
 
 #: The default minimum n of a check on a rate, mean, ratio or sum.
 MIN_N = 10
@@ -26,11 +26,11 @@ MIN_N = 10
 
 def default_min_n(metric: str) -> int:
     """The fewest cases a check on ``metric`` accepts by default (docs/metrics.md, "Minimum n")."""
-    from labkit.registry import LATENCY_PERCENTILES, METRICS
+    from labkit.metrics import METRICS
 
     spec = METRICS.get(metric)
-    if spec is not None and spec.kind == "percentile" and metric in LATENCY_PERCENTILES:
-        q = LATENCY_PERCENTILES[metric] / 100.0
+    if spec is not None and spec.kind == "percentile" and spec.q is not None:
+        q = spec.q / 100.0
         return max(MIN_N, math.ceil(round(1.0 / (1.0 - q), 9)))
     return MIN_N
 
@@ -83,26 +83,29 @@ def _other_dataset(run: Any) -> str:
 
 def coverage_check(metrics: Mapping[str, Any], run: Any, budget: float | None) -> CheckResult | None:
     """The check that every case of the dataset was judged (None for a plain dict of values)."""
-    name = "every case of the dataset judged"
     limit = 0.0 if budget is None else budget
+
+    def result(observed: float | None, passed: bool, reason: str) -> CheckResult:
+        return CheckResult(name="every case of the dataset judged", kind="coverage", metric=None, op="<=",
+                           threshold=limit, observed=observed, passed=passed, reason=reason)
+
     counts = case_counts(metrics, run)
     if counts is None:
         if run is None:
             return None
-        return CheckResult(name, "coverage", None, "<=", limit, None, False,
-                           "metrics.json does not say how many cases of the dataset have no result: "
-                           f"rescore the run (labkit score {run.path})")
+        return result(None, False, "metrics.json does not say how many cases of the dataset have no result: "
+                      f"rescore the run (labkit score {run.path})")
     other = _other_dataset(run)
     total, miss = counts["n_dataset"], counts["n_missing"]
     share = miss / total if total else 1.0
     judged = f"{counts['n_judged']} of {total} cases judged"
     if other:
-        return CheckResult(name, "coverage", None, "<=", limit, share, False, f"{judged}; {other}")
+        return result(share, False, f"{judged}; {other}")
     if not miss:
-        return CheckResult(name, "coverage", None, "<=", limit, 0.0, True, judged)
+        return result(0.0, True, judged)
     ok = share <= limit
     gone = f"{judged}; {miss} of {total} missing ({share:.1%}, no result line)"
     why = (f"within the unmeasured budget {limit:g}" if ok else
            "no missing case is allowed without an unmeasured budget" if budget is None else
            f"beyond the unmeasured budget {limit:g}")
-    return CheckResult(name, "coverage", None, "<=", limit, share, ok, f"{gone}; {why}")
+    return result(share, ok, f"{gone}; {why}")

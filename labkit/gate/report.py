@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CheckResult:
     """One line of the gate report."""
 
@@ -41,7 +41,7 @@ def cases_line(cases: dict[str, int] | None) -> str:
     return f"judged {cases['n_judged']} of {cases['n_dataset']} cases" + (f" ({miss} missing)" if miss else "")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class GateReport:
     gate: str
     passed: bool
@@ -50,6 +50,8 @@ class GateReport:
     pre_registration: dict[str, Any] = field(default_factory=dict)
     cases: dict[str, int] | None = None  # n_judged, n_dataset, n_missing (None: not known)
     notes: list[str] = field(default_factory=list)
+    #: the metrics.json layout read (0: a first-landing file without schema_version; None: a plain dict)
+    metrics_schema_version: int | None = None
 
     @property
     def failed(self) -> list[CheckResult]:
@@ -67,6 +69,7 @@ class GateReport:
             "checks": [c.to_dict() for c in self.checks],
             "pre_registration": self.pre_registration,
             "notes": list(self.notes),
+            "metrics_schema_version": self.metrics_schema_version,
         }
 
     def to_json(self) -> str:

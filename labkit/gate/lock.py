@@ -43,7 +43,7 @@ def lock_gate(gate_path: str | os.PathLike[str]) -> dict[str, Any]:
     a changed gate is locked anew, and runs made before that are then flagged.
     """
     from labkit.cases import atomic_write_text
-    from labkit.gate import Gate
+    from labkit.gate.config import Gate
 
     Gate.load(gate_path)
     current = gate_lock_info(gate_path)
