@@ -53,9 +53,12 @@ def test_attestation_never_overrides_an_automated_result(tmp_path: Path) -> None
   - {item: inc.oncall, status: attested, owner: me, evidence: https://x.example/b, date: 2026-11-01}
   - {item: obs.x, status: attested, owner: me, evidence: https://x.example/c, date: 2026-11-01}
 """)
-    items = [item("rel.fallback", "reliability", "reliability", "t", "fail", "no fallback", "add one", "high"),
-             item("inc.oncall", "incident readiness", "incident", "t", "unknown", "manual", "attest", "medium"),
-             item("obs.x", "observability", "observability", "t", "pass", "measured", None, "high")]
+    items = [item("rel.fallback", area="reliability", checklist="reliability", title="t", status="fail",
+                  evidence="no fallback", action="add one", severity="high"),
+             item("inc.oncall", area="incident readiness", checklist="incident", title="t", status="unknown",
+                  evidence="manual", action="attest", severity="medium"),
+             item("obs.x", area="observability", checklist="observability", title="t", status="pass",
+                  evidence="measured", severity="high")]
     out = {i.id: i for i in apply_attestations(items, load_attestations(p), today=TODAY)}
     assert out["rel.fallback"].status == "fail" and "never overrides" in out["rel.fallback"].evidence
     assert out["inc.oncall"].status == "attested" and out["inc.oncall"].action is None
@@ -66,7 +69,8 @@ def test_stale_or_future_attestations_are_ignored(tmp_path: Path) -> None:
     p = _att(tmp_path, """  - {item: a, status: attested, owner: me, evidence: https://x.example/a, date: 2025-01-01}
   - {item: b, status: attested, owner: me, evidence: https://x.example/b, date: 2027-01-01}
 """)
-    items = [item(i, "incident readiness", "incident", "t", "unknown", "manual", "attest", "medium") for i in "ab"]
+    items = [item(i, area="incident readiness", checklist="incident", title="t", status="unknown", evidence="manual",
+                  action="attest", severity="medium") for i in "ab"]
     out = apply_attestations(items, load_attestations(p), today=TODAY)
     assert [i.status for i in out] == ["unknown", "unknown"]
     assert "older than" in out[0].evidence and "future" in out[1].evidence
@@ -167,11 +171,12 @@ def test_rollout_stage_needs_every_earlier_stage_and_quiet_triggers(tmp_path: Pa
 def test_composite_takes_the_severity_of_the_gaps_it_summarises() -> None:
     from labkit.readiness.model import composite
 
-    ok = item("a", "x", "x", "A", "pass", "fine", None, "critical")
-    drill = item("b", "x", "x", "B", "fail", "not rehearsed", "rehearse", "medium")
-    comp = composite("c", "x", "x", "C", [ok, drill], "critical")
+    ok = item("a", area="x", checklist="x", title="A", status="pass", evidence="fine", severity="critical")
+    drill = item("b", area="x", checklist="x", title="B", status="fail", evidence="not rehearsed", action="rehearse",
+                 severity="medium")
+    comp = composite("c", area="x", checklist="x", title="C", parts=[ok, drill], severity="critical")
     assert comp.status == "fail" and comp.severity == "medium" and not comp.is_gap
-    assert composite("d", "x", "x", "D", [ok], "critical").severity == "critical"
+    assert composite("d", area="x", checklist="x", title="D", parts=[ok], severity="critical").severity == "critical"
 
 
 @pytest.mark.parametrize("req, field", [
