@@ -88,7 +88,7 @@ class FamilyItem:
 class FamilySpec:
     """Items declared by the evidence (``slo.<name>`` for each SLO of the SLO file)."""
 
-    id: str  # the id prefix, e.g. "slo.*"
+    id: str  # how its ids read, e.g. "slo.<name>"
     area: str
     checklist: str
     evaluate: Callable[[Context], list[FamilyItem]]

@@ -84,7 +84,7 @@ def slos_defined(ctx: Context) -> ItemResult:
                       f"Add SLOs of kind {', '.join(missing)} to {path}.")
 
 
-@checklist_family(id="slo.*", area=AREA, checklist="slo")
+@checklist_family(id="slo.<name>", area=AREA, checklist="slo")
 def each_slo(ctx: Context) -> list[FamilyItem]:
     """One item per SLO of the SLO file: met, violated, at risk, or not measured."""
     cfg, _ = slo_config(ctx)
