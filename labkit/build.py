@@ -157,7 +157,7 @@ def _out_of_scope(rng: random.Random, seed: int) -> list[dict[str, Any]]:
     } for n, (q, leaks) in enumerate(rng.sample(OUT_OF_SCOPE, k=min(3, len(OUT_OF_SCOPE))), 1)]
 
 
-def _adversarial(rng: random.Random, seed: int, reps: list[dict[str, Any]], n_docs: int) -> list[dict[str, Any]]:
+def _adversarial(rng: random.Random, *, seed: int, reps: list[dict[str, Any]], n_docs: int) -> list[dict[str, Any]]:
     """Prompt injections wrapped around representative questions (at least 3, one per 3 documents)."""
     n_adv = max(3, n_docs // 3) if reps else 0
     items = []
@@ -206,7 +206,7 @@ def build_candidates(corpus_dir: str | os.PathLike[str], *, seed: int = 0, n_per
         reps += _representatives(corpus, doc, seed=seed, n_per_doc=n_per_doc, seen_q=seen_q)
     rng = random.Random(f"labkit-build:{seed}:failures")  # one generator, drawn in this order
     oos = _out_of_scope(rng, seed)
-    adv = _adversarial(rng, seed, reps, len(corpus.doc_ids))
+    adv = _adversarial(rng, seed=seed, reps=reps, n_docs=len(corpus.doc_ids))
     return as_cases(reps + oos + adv + _ambiguous(rng, seed))
 
 

@@ -394,7 +394,7 @@ class _Backlog:
                           "status": "open"})
 
 
-def _stage_actions(p: _Pairing, backlog: _Backlog, stage: str | None, deltas: Mapping[str, Mapping[str, Any]],
+def _stage_actions(p: _Pairing, backlog: _Backlog, *, stage: str | None, deltas: Mapping[str, Mapping[str, Any]],
                    diff: list[tuple[str, Any, Any]]) -> None:
     """Fix the stage where quality moved first; check the other regressed stages after."""
     if stage is not None:
@@ -413,7 +413,7 @@ def _stage_actions(p: _Pairing, backlog: _Backlog, stage: str | None, deltas: Ma
                         "medium", f"stage delta {v['delta']:+.3f}")
 
 
-def _gate_actions(p: _Pairing, backlog: _Backlog, gate_path: Path | None, notes: list[str]) -> None:
+def _gate_actions(p: _Pairing, backlog: _Backlog, *, gate_path: Path | None, notes: list[str]) -> None:
     """Gate the regressed metrics that were not gated; add regression checks when the gate has none."""
     if gate_path is None or not gate_path.is_file():
         return
@@ -438,14 +438,14 @@ def _actions(p: _Pairing, *, stage: str | None, deltas: Mapping[str, Mapping[str
              notes: list[str]) -> list[dict[str, str]]:
     """The action items of the backlog, most pressing first."""
     backlog = _Backlog(f"incident {p.var.run_id}")
-    _stage_actions(p, backlog, stage, deltas, diff)
+    _stage_actions(p, backlog, stage=stage, deltas=deltas, diff=diff)
     if p.failed:
         backlog.add(f"Review the {len(p.failed)} proposed regression case(s) in regression_cases.jsonl and merge the "
                     "accepted ones into the golden set", stage or "evaluation", "medium",
                     f"{len(p.regressed_cases)} flipped pass→fail")
     g = as_mapping(p.var.manifest.get("gate"))
     gate_path = Path(gate) if gate else (Path(str(g.get("path"))) if g and g.get("path") else None)
-    _gate_actions(p, backlog, gate_path, notes)
+    _gate_actions(p, backlog, gate_path=gate_path, notes=notes)
     if p.errors:
         backlog.add("Investigate the errors and timeouts (" + ", ".join(p.errors) + ") in the failing run's traces",
                     "ops", "high", f"{sum(p.errors.values())} case(s)")

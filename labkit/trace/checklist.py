@@ -45,7 +45,7 @@ def _item(item: str, status: str, evidence: str, action: str, **measures: Any) -
             **measures}
 
 
-def _share_item(item: str, n_with: int, n: int, what: str, action: str) -> dict[str, Any]:
+def _share_item(item: str, *, n_with: int, n: int, what: str, action: str) -> dict[str, Any]:
     if n == 0:
         return _item(item, "unknown", "no traces found", "run the pipeline and write traces", share=None, n=0)
     share = n_with / n
@@ -91,13 +91,13 @@ def observability_checklist(
 
     n = int(counts["n"])
     out = [
-        _share_item(PROMPT_VERSION, int(counts["with_prompt"]), n, "a prompt_version",
-                    "set prompt_version in the pipeline config so every trace records it"),
-        _share_item(MODEL_VERSION, int(counts["with_model"]), n, "a model",
-                    "set model.name (with its version or snapshot) in the pipeline config"),
+        _share_item(PROMPT_VERSION, n_with=int(counts["with_prompt"]), n=n, what="a prompt_version",
+                    action="set prompt_version in the pipeline config so every trace records it"),
+        _share_item(MODEL_VERSION, n_with=int(counts["with_model"]), n=n, what="a model",
+                    action="set model.name (with its version or snapshot) in the pipeline config"),
     ]
-    ctx = _share_item(RETRIEVED_CONTEXT, int(counts["with_retrieved"]), n,
-                      "the retrieved chunk ids", "record the retrieved chunks (ids, scores, text) on each trace")
+    ctx = _share_item(RETRIEVED_CONTEXT, n_with=int(counts["with_retrieved"]), n=n, what="the retrieved chunk ids",
+                      action="record the retrieved chunks (ids, scores, text) on each trace")
     if n:
         ctx["evidence"] += (f"; {int(counts['with_chunks'])} with ≥1 chunk, "
                             f"{int(counts['with_text'])} with chunk text")
