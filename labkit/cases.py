@@ -131,13 +131,7 @@ def _opt_str(obj: Mapping[str, Any], key: str, line: int | None, out: list[Probl
     return val
 
 
-def _parse(obj: Any, line: int | None) -> tuple[EvalCase | None, list[Problem]]:
-    out: list[Problem] = []
-    if not isinstance(obj, dict):
-        return None, [Problem(line, None, f"must be a JSON object, got {type(obj).__name__}")]
-    unknown = sorted(set(obj) - set(FIELDS))
-    for key in unknown:
-        out.append(Problem(line, key, f"unknown field (known: {', '.join(FIELDS)})"))
+def _question(obj: Mapping[str, Any], line: int | None, out: list[Problem]) -> str | None:
     q = obj.get("question")
     if q is None:
         out.append(Problem(line, "question", "missing"))
@@ -145,6 +139,61 @@ def _parse(obj: Any, line: int | None) -> tuple[EvalCase | None, list[Problem]]:
         out.append(Problem(line, "question", f"must be a string, got {type(q).__name__}"))
     elif not q.strip():
         out.append(Problem(line, "question", "must not be empty"))
+    else:
+        return q
+    return None
+
+
+def _expected_tools(obj: Mapping[str, Any], line: int | None, out: list[Problem]) -> list[Mapping[str, Any]]:
+    tools_raw = obj.get("expected_tools")
+    tools: list[Mapping[str, Any]] = []
+    if tools_raw is None:
+        return tools
+    if not isinstance(tools_raw, list):
+        out.append(Problem(line, "expected_tools", "must be a list of {name, args} objects"))
+        return tools
+    for i, t in enumerate(tools_raw):
+        if (
+            not isinstance(t, dict)
+            or not isinstance(t.get("name"), str)
+            or not t["name"].strip()
+            or not isinstance(t.get("args", {}), dict)
+            or set(t) - {"name", "args"}
+        ):
+            out.append(Problem(line, f"expected_tools[{i}]", "must be {name: str, args: object}"))
+        else:
+            tools.append({"name": t["name"], "args": dict(t.get("args", {}))})
+    return tools
+
+
+def _tags(obj: Mapping[str, Any], line: int | None, out: list[Problem]) -> dict[str, str]:
+    tags_raw = obj.get("tags")
+    tags: dict[str, str] = {}
+    if tags_raw is None:
+        return tags
+    if not isinstance(tags_raw, dict):
+        out.append(Problem(line, "tags", "must be an object of string values"))
+        return tags
+    for k, v in tags_raw.items():
+        if not isinstance(v, str):
+            out.append(Problem(line, f"tags.{k}", "must be a string"))
+        else:
+            tags[k] = v
+    if "kind" in tags and tags["kind"] not in KINDS:
+        out.append(Problem(line, "tags.kind", f"unknown kind {tags['kind']!r} (known: {', '.join(KINDS)})"))
+    if "risk" in tags and tags["risk"] not in RISKS:
+        out.append(Problem(line, "tags.risk", f"unknown risk {tags['risk']!r} (known: {', '.join(RISKS)})"))
+    return tags
+
+
+def _parse(obj: Any, line: int | None) -> tuple[EvalCase | None, list[Problem]]:
+    """One dataset line as a case, or every problem with it (field by field)."""
+    out: list[Problem] = []
+    if not isinstance(obj, dict):
+        return None, [Problem(line, None, f"must be a JSON object, got {type(obj).__name__}")]
+    for key in sorted(set(obj) - set(FIELDS)):
+        out.append(Problem(line, key, f"unknown field (known: {', '.join(FIELDS)})"))
+    q = _question(obj, line, out)
     cid = obj.get("id")
     if cid is not None and (not isinstance(cid, str) or not cid.strip()):
         out.append(Problem(line, "id", "must be a non-empty string"))
@@ -153,67 +202,27 @@ def _parse(obj: Any, line: int | None) -> tuple[EvalCase | None, list[Problem]]:
     chunks = _str_list(obj, "expected_chunks", line, out)
     must = _str_list(obj, "must_include", line, out)
     must_not = _str_list(obj, "must_not_include", line, out)
-
-    tools_raw = obj.get("expected_tools")
-    tools: list[Mapping[str, Any]] = []
-    if tools_raw is not None:
-        if not isinstance(tools_raw, list):
-            out.append(Problem(line, "expected_tools", "must be a list of {name, args} objects"))
-        else:
-            for i, t in enumerate(tools_raw):
-                if (
-                    not isinstance(t, dict)
-                    or not isinstance(t.get("name"), str)
-                    or not t["name"].strip()
-                    or not isinstance(t.get("args", {}), dict)
-                    or set(t) - {"name", "args"}
-                ):
-                    out.append(
-                        Problem(line, f"expected_tools[{i}]", "must be {name: str, args: object}")
-                    )
-                else:
-                    tools.append({"name": t["name"], "args": dict(t.get("args", {}))})
-
-    tags_raw = obj.get("tags")
-    tags: dict[str, str] = {}
-    if tags_raw is not None:
-        if not isinstance(tags_raw, dict):
-            out.append(Problem(line, "tags", "must be an object of string values"))
-        else:
-            for k, v in tags_raw.items():
-                if not isinstance(v, str):
-                    out.append(Problem(line, f"tags.{k}", "must be a string"))
-                else:
-                    tags[k] = v
-            if "kind" in tags and tags["kind"] not in KINDS:
-                out.append(
-                    Problem(line, "tags.kind", f"unknown kind {tags['kind']!r} (known: {', '.join(KINDS)})")
-                )
-            if "risk" in tags and tags["risk"] not in RISKS:
-                out.append(
-                    Problem(line, "tags.risk", f"unknown risk {tags['risk']!r} (known: {', '.join(RISKS)})")
-                )
+    tools = _expected_tools(obj, line, out)
+    tags = _tags(obj, line, out)
     meta = obj.get("metadata")
     if meta is not None and not isinstance(meta, dict):
         out.append(Problem(line, "metadata", "must be an object"))
     if out:
         return None, out
-    assert isinstance(q, str)
-    return (
-        EvalCase(
-            id=cid if isinstance(cid, str) else derive_id(q),
-            question=q,
-            expected_source=expected_source,
-            expected_chunks=chunks,
-            must_include=must,
-            must_not_include=must_not,
-            reference_answer=reference,
-            expected_tools=tuple(tools),
-            tags=tags,
-            metadata=dict(meta or {}),
-        ),
-        [],
+    assert q is not None
+    case = EvalCase(
+        id=cid if isinstance(cid, str) else derive_id(q),
+        question=q,
+        expected_source=expected_source,
+        expected_chunks=chunks,
+        must_include=must,
+        must_not_include=must_not,
+        reference_answer=reference,
+        expected_tools=tuple(tools),
+        tags=tags,
+        metadata=dict(meta or {}),
     )
+    return case, []
 
 
 def fingerprint(cases: Iterable[EvalCase]) -> str:
