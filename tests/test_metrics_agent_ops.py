@@ -21,7 +21,7 @@ from labkit.metrics import (
     unregister_metric,
 )
 from labkit.metrics.agent import task_success, tool_call_accuracy
-from labkit.registry import LATENCY_PERCENTILES
+from labkit.metrics.ops import LATENCY_PERCENTILES
 
 TOOLS = ({"name": "lookup_account", "args": {"user_id": "u-17"}}, {"name": "escalate_ticket", "args": {"p": 1}})
 
