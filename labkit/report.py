@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.cases import atomic_write_text
-from labkit.errors import ConfigError, LabkitError
+from labkit.errors import ConfigError, ReportFailed
 
 VERDICT_MIME = "application/vnd.labkit.verdict+json"
 STATUSES = ("pass", "fail", "warn", "info")
@@ -120,14 +120,6 @@ def verdict_of(nb: Any) -> Verdict | None:
 
 # ---------------------------------------------------------------------------
 # Results
-
-
-class ReportFailed(LabkitError):
-    """One or more notebooks failed; ``failures`` names each notebook, cell and error."""
-
-    def __init__(self, failures: Sequence[NotebookFailure]) -> None:
-        self.failures = list(failures)
-        super().__init__("; ".join(str(f) for f in self.failures))
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labkit.errors import ConfigError, DatasetError, LabkitError, Problem
+from labkit.errors import ConfigError, DatasetError, Problem, QueryError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -606,14 +606,6 @@ class TraceStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class QueryError(LabkitError):
-    """A trace query failed (bad SQL, unknown column)."""
-
-    def __init__(self, message: str, sql: str) -> None:
-        self.sql = sql
-        super().__init__(f"trace query failed: {message}")
 
 
 def _load_comparison(comparison: Mapping[str, Any] | str | os.PathLike[str]) -> Mapping[str, Any]:
