@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from labkit.errors import LabkitError
+from labkit.errors import CompareError, RunDirError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -150,17 +150,17 @@ def read_scores(path: str | Path) -> pd.DataFrame:
 def _load_run(run_dir: str | Path) -> tuple[str, str | None, pd.DataFrame]:
     d = Path(run_dir)
     if not d.is_dir():
-        raise LabkitError(f"{d}: not a run directory")
+        raise RunDirError(f"{d}: not a run directory")
     scores = d / "scores.csv"
     if not scores.exists():
-        raise LabkitError(f"{d}: no scores.csv; run `labkit score {d}` first")
+        raise RunDirError(f"{d}: no scores.csv; run `labkit score {d}` first")
     run_id, fp = d.name, None
     man = d / "manifest.json"
     if man.exists():
         try:
             m = json.loads(man.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
-            raise LabkitError(f"{man}: malformed JSON at line {e.lineno}: {e.msg}") from None
+            raise RunDirError(f"{man}: malformed JSON at line {e.lineno}: {e.msg}") from None
         if isinstance(m, dict):
             run_id = str(m.get("run_id") or run_id)
             ds = m.get("dataset")
@@ -168,7 +168,7 @@ def _load_run(run_dir: str | Path) -> tuple[str, str | None, pd.DataFrame]:
                 fp = ds["fingerprint"]
     df = read_scores(scores)
     if "case_id" not in df.columns:
-        raise LabkitError(f"{scores}: no case_id column")
+        raise RunDirError(f"{scores}: no case_id column")
     df = df.drop_duplicates("case_id", keep="last")
     return run_id, fp, df
 
@@ -376,12 +376,12 @@ def compare_runs(
             if bfp is not None and vfp is not None
             else "different case ids"
         )
-        raise LabkitError(
+        raise CompareError(
             f"cannot compare {baseline} and {variant}: {what}; use --align (align=True) to "
             f"compare the {len(shared)} shared case ids ({dropped} would be dropped)"
         )
     if not shared:
-        raise LabkitError(f"cannot compare {baseline} and {variant}: no shared case ids")
+        raise CompareError(f"cannot compare {baseline} and {variant}: no shared case ids")
     comp = compare_frames(
         bdf, vdf, baseline_id=bid, variant_id=vid, seed=seed, n_boot=n_boot, alpha=alpha,
         dropped=dropped if align else None,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from labkit.errors import ConfigError, LabkitError
+from labkit.errors import ClientHTTPError, ConfigError, EndpointError, JudgeRefused, JudgeReplyError
 from labkit.text import content_words, sentences, strip_citations
 
 # --- protocol and registry ------------------------------------------------------------
@@ -209,10 +209,6 @@ RELEVANCE_PROMPT = PromptTemplate(
 )
 
 
-class JudgeReplyError(LabkitError):
-    """The judge endpoint's reply held no usable JSON object."""
-
-
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
 
 
@@ -339,7 +335,6 @@ class LLMJudge:
         """The parsed JSON verdict for a template and its fields (cached); raises
         JudgeReplyError or the endpoint's error when retries are exhausted."""
         from labkit.cases import atomic_write_text
-        from labkit.openai_compat import ClientHTTPError, EndpointError
 
         key = self.cache_key(template, fields)
         path = self._cache_path(key)
@@ -365,7 +360,7 @@ class LLMJudge:
                 reply = self.client().chat(messages, **self.params)
                 verdict = parse_json_reply(reply.text)
             except ClientHTTPError as e:
-                raise LabkitError(f"judge endpoint refused the request: {e}") from None
+                raise JudgeRefused(f"judge endpoint refused the request: {e}") from None
             except (EndpointError, JudgeReplyError, TimeoutError) as e:  # 429, 5xx, timeouts, bad bodies
                 last = e
                 continue
@@ -378,8 +373,6 @@ class LLMJudge:
         raise last
 
     def _safe(self, template: PromptTemplate, **fields: str) -> dict[str, Any] | None:
-        from labkit.openai_compat import EndpointError
-
         try:
             return self.ask(template, **fields)
         except (EndpointError, JudgeReplyError, TimeoutError) as e:

@@ -18,22 +18,11 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
-from labkit.errors import LabkitError
+from labkit.errors import RunLocked
 
 __all__ = ["LOCK_NAME", "RunLock", "RunLocked"]
 
 LOCK_NAME = ".lock"
-
-
-class RunLocked(LabkitError):
-    """Another process holds the run directory's lock."""
-
-    def __init__(self, run_dir: str | os.PathLike[str], pid: int | None) -> None:
-        self.run_dir = str(run_dir)
-        self.pid = pid
-        who = f"pid {pid}" if pid is not None else "pid unknown"
-        super().__init__(f"{self.run_dir}: run directory is in use by another labkit process ({who}); "
-                         "wait for it to end, then resume or score it")
 
 
 def _try_lock(fd: int) -> bool:

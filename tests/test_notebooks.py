@@ -18,7 +18,8 @@ from typing import Any
 import nbformat
 import pytest
 
-from labkit.report import ReportIndex, build_reports
+from labkit.report.engine import build_reports
+from labkit.report.results import ReportIndex
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -175,7 +176,7 @@ def test_papermill_cli_with_parameters(tmp_path: Path) -> None:
     nb = nbformat.read(str(out), as_version=4)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "data/pipelines/baseline.yaml" in injected[0].source
-    from labkit.report import verdict_of
+    from labkit.report.engine import verdict_of
 
     v = verdict_of(nb)
     # the same config on both sides: the candidate is the baseline, which passes the shipped gate

@@ -84,7 +84,7 @@ def _scorecard(args: argparse.Namespace) -> int:
             print(f"  {g['rank']:>2}. [{g['severity']}] {g['item']} ({g['status']}): {g['action']}")
         print(f"wrote {out / 'scorecard.json'} and {out / 'deployment_checklist.md'}")
     if not args.no_html:
-        from labkit.report import build_reports
+        from labkit.report.engine import build_reports
 
         root = Path(args.root).resolve()
         cand = args.variant or args.baseline

@@ -27,8 +27,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from labkit.display import (
+    FAIL_BG,
+    FAIL_COLOUR,
+    MUTED_COLOUR,
+    PALETTE,
+    PASS_BG,
+    PASS_COLOUR,
+    VERDICT_MIME,
+    Verdict,
+    fmt_value,
+    unit_of,
+)
 from labkit.errors import ConfigError
-from labkit.report import VERDICT_MIME, Verdict
 
 # Per-case column that reads an aggregate check case by case.
 CASE_COLUMNS = {"latency_p50_ms": "latency_ms", "latency_p95_ms": "latency_ms", "latency_p99_ms": "latency_ms",
@@ -50,8 +61,6 @@ class SliderSpec:
 
 
 def _slider_spec(key: str, check: Any, observed: float | None) -> SliderSpec:
-    from labkit.viz import unit_of
-
     unit = unit_of(check.metric)
     thr = float(check.threshold)
     if unit == "0–1":
@@ -93,9 +102,9 @@ class ThresholdTuner:
 
     def __init__(self, gate: Any, run: Any, *, scores: Any = None,
                  out_path: str | os.PathLike[str] = "outputs/gates/tuned_gate.yaml") -> None:
-        from labkit.viz import _as_gate, metrics_of
+        from labkit.views.frames import as_gate, metrics_of
 
-        self.gate = _as_gate(gate)
+        self.gate = as_gate(gate)
         self.metrics = metrics_of(run)
         if scores is None and not isinstance(run, Mapping):
             try:
@@ -226,8 +235,6 @@ class ThresholdTuner:
     # ---- views -----------------------------------------------------------------------------------
     def view_html(self) -> str:
         """Banner, per-check table with the case-level pass counts, as HTML (escaped)."""
-        from labkit.viz import FAIL_BG, FAIL_COLOUR, PASS_BG, PASS_COLOUR, fmt_value
-
         rep = self.evaluate()
         verdict = self.verdict()
         cases = self.case_results()
@@ -249,7 +256,7 @@ class ThresholdTuner:
             )
         passing, total = self.cases_passing()
         no_case = [k for k in self.keys if k not in self.per_case_columns()]
-        note = (f"<p style='color:#59636e;font-size:.85rem'>No per-case reading for: "
+        note = (f"<p style='color:{MUTED_COLOUR};font-size:.85rem'>No per-case reading for: "
                 f"{html.escape(', '.join(no_case))}.</p>") if no_case else ""
         return (
             verdict.to_html()
@@ -313,20 +320,20 @@ class ThresholdTuner:
         import pandas as pd
 
         from labkit.gate import OPS
-        from labkit.viz import FAIL_COLOUR, RC, Chart, _new_figure
+        from labkit.views.elements import RC, Chart, new_figure
 
         cols = self.per_case_columns()
         keys = [k for k in self.keys if k in cols]
         with matplotlib.rc_context(RC):
             n = max(1, len(keys))
-            fig = _new_figure(min(4.2 * n, 14), 3.3)
+            fig = new_figure(min(4.2 * n, 14), 3.3)
             axes = fig.subplots(1, n, squeeze=False)[0]
             for ax, k in zip(axes, keys, strict=False):
                 sp = self.specs[k]
                 vals = pd.to_numeric(self.scores[cols[k]], errors="coerce").dropna().to_numpy(dtype=float)
                 xs = np.linspace(sp.minimum, max(sp.maximum, self.thresholds[k]), 101)
                 share = [float(np.mean([OPS[sp.op](v, x) for v in vals])) if len(vals) else 0.0 for x in xs]
-                ax.plot(xs, share, color="#4C72B0", linewidth=2)
+                ax.plot(xs, share, color=PALETTE["baseline"], linewidth=2)
                 thr = self.thresholds[k]
                 cur = float(np.mean([OPS[sp.op](v, thr) for v in vals])) if len(vals) else 0.0
                 ax.axvline(thr, color=FAIL_COLOUR, linestyle="--", linewidth=1.4)

@@ -7,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from labkit.display import VERDICT_MIME
 from labkit.errors import ConfigError
 from labkit.gate import Gate
-from labkit.report import VERDICT_MIME
-from labkit.widgets import ThresholdTuner
+from labkit.views.widgets import ThresholdTuner
 
 # aggregates of a 20-case run (a gate check needs min_n cases); SCORES are four of its cases
 METRICS = {"k": 5, "n_cases": 20, "metrics": {

@@ -11,8 +11,12 @@ import nbformat
 import pytest
 
 from labkit import report
-from labkit.errors import ConfigError
-from labkit.report import Verdict, build_reports, export_html, verdict_of
+from labkit.display import VERDICT_MIME, Verdict
+from labkit.errors import ConfigError, ReportFailed
+from labkit.report import engine, params
+from labkit.report.engine import build_reports, verdict_of
+from labkit.report.export import export_html
+from labkit.report.results import ReportIndex
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +38,7 @@ PARAMS = ("code", 'label: str = "x"  # a label\ncount: int = 1  # how many', ["p
 
 
 @pytest.fixture(scope="module")
-def three(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, report.ReportIndex]:
+def three(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ReportIndex]:
     """Three notebooks: one publishes a verdict and a plot, one fails, one is plain; built once."""
     root = tmp_path_factory.mktemp("proj")
     nbs = root / "notebooks"
@@ -47,7 +51,7 @@ def three(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, report.Report
         ("code", "print('output-gone')", ["remove-output"]),
         ("code", "import matplotlib.pyplot as plt\n"
                  "fig, ax = plt.subplots()\nax.plot([1, 2, 3])\nplt.show()", []),
-        ("code", "from labkit.report import Verdict\nVerdict('pass', 'SHIP <it>', 'all checks pass')", []))
+        ("code", "from labkit.display import Verdict\nVerdict('pass', 'SHIP <it>', 'all checks pass')", []))
     _nb(nbs / "01_broken.ipynb",
         ("md", "# Broken report", []),
         ("code", "x = 1", []),
@@ -64,7 +68,7 @@ def three(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, report.Report
     return root, idx
 
 
-def test_every_notebook_runs_and_failure_is_named(three: tuple[Path, report.ReportIndex]) -> None:
+def test_every_notebook_runs_and_failure_is_named(three: tuple[Path, ReportIndex]) -> None:
     root, idx = three
     names = [e.name for e in idx.entries]
     assert names == ["00_good", "01_broken", "02_plain"]
@@ -77,7 +81,7 @@ def test_every_notebook_runs_and_failure_is_named(three: tuple[Path, report.Repo
     assert "raise ValueError" in fail.cell_source
     text = str(fail)
     assert "01_broken" in text and "cell" in text and "ValueError" in text
-    with pytest.raises(report.ReportFailed, match="01_broken"):
+    with pytest.raises(ReportFailed, match="01_broken"):
         idx.raise_for_failures()
     # the others are intact
     good = {e.name: e for e in idx.entries}
@@ -88,7 +92,7 @@ def test_every_notebook_runs_and_failure_is_named(three: tuple[Path, report.Repo
     assert idx.wall_s > 0
 
 
-def test_verdict_read_back_from_outputs(three: tuple[Path, report.ReportIndex]) -> None:
+def test_verdict_read_back_from_outputs(three: tuple[Path, ReportIndex]) -> None:
     _, idx = three
     e = {e.name: e for e in idx.entries}
     assert e["00_good"].verdict == Verdict("pass", "SHIP <it>", "all checks pass")
@@ -96,7 +100,7 @@ def test_verdict_read_back_from_outputs(three: tuple[Path, report.ReportIndex]) 
     assert e["00_good"].title == "Good report"
 
 
-def test_parameters_all_section_and_notebook_section(three: tuple[Path, report.ReportIndex]) -> None:
+def test_parameters_all_section_and_notebook_section(three: tuple[Path, ReportIndex]) -> None:
     root, _ = three
     good = (root / "out" / "00_good.html").read_text()
     plain = (root / "out" / "02_plain.html").read_text()
@@ -104,7 +108,7 @@ def test_parameters_all_section_and_notebook_section(three: tuple[Path, report.R
     assert "plain from-section" in plain
 
 
-def test_html_is_offline_and_codeless(three: tuple[Path, report.ReportIndex]) -> None:
+def test_html_is_offline_and_codeless(three: tuple[Path, ReportIndex]) -> None:
     root, _ = three
     html = (root / "out" / "00_good.html").read_text()
     outside_data = re.sub(r"data:[a-z/+.-]+;base64,[A-Za-z0-9+/=]+", "", html)
@@ -125,7 +129,7 @@ def test_html_is_offline_and_codeless(three: tuple[Path, report.ReportIndex]) ->
     assert "This notebook failed" in broken and "boom in cell" in broken
 
 
-def test_index_links_every_report_with_its_verdict(three: tuple[Path, report.ReportIndex]) -> None:
+def test_index_links_every_report_with_its_verdict(three: tuple[Path, ReportIndex]) -> None:
     root, idx = three
     index = idx.index_html.read_text()
     assert idx.index_html == (root / "out" / "index.html").resolve()
@@ -138,7 +142,7 @@ def test_index_links_every_report_with_its_verdict(three: tuple[Path, report.Rep
     assert rec["verdict"]["status"] == "pass"
 
 
-def test_only_keeps_earlier_reports_in_index(three: tuple[Path, report.ReportIndex], tmp_path: Path) -> None:
+def test_only_keeps_earlier_reports_in_index(three: tuple[Path, ReportIndex], tmp_path: Path) -> None:
     root, _ = three
     idx = build_reports(notebooks_dir=root / "notebooks", out_dir=root / "out", only=["02"], timeout_s=120)
     assert [e.name for e in idx.entries] == ["02_plain"]
@@ -146,14 +150,14 @@ def test_only_keeps_earlier_reports_in_index(three: tuple[Path, report.ReportInd
     assert "href='00_good.html'" in index and "SHIP &lt;it&gt;" in index
 
 
-def test_unknown_only_name_lists_known(three: tuple[Path, report.ReportIndex]) -> None:
+def test_unknown_only_name_lists_known(three: tuple[Path, ReportIndex]) -> None:
     root, _ = three
     with pytest.raises(ConfigError) as ei:
         build_reports(notebooks_dir=root / "notebooks", out_dir=root / "o2", only=["99_nope"])
     assert "00_good" in str(ei.value) and ei.value.known is not None
 
 
-def test_unknown_parameter_in_section_is_config_error(three: tuple[Path, report.ReportIndex]) -> None:
+def test_unknown_parameter_in_section_is_config_error(three: tuple[Path, ReportIndex]) -> None:
     root, _ = three
     with pytest.raises(ConfigError, match="nope"):
         build_reports(notebooks_dir=root / "notebooks", out_dir=root / "o3",
@@ -163,23 +167,23 @@ def test_unknown_parameter_in_section_is_config_error(three: tuple[Path, report.
 def test_params_resolution_and_batch_defaults() -> None:
     p = Path("03_x.ipynb")
     declared = {"a": {}, "interactive": {}}
-    assert report._params_for(p, None, declared) == {"interactive": False}
-    assert report._params_for(p, {"a": 1, "zzz": 2}, declared) == {"interactive": False, "a": 1}
-    assert report._params_for(p, {"all": {"a": 1}, "03": {"interactive": True}}, declared) == {
+    assert params.params_for(p, None, declared) == {"interactive": False}
+    assert params.params_for(p, {"a": 1, "zzz": 2}, declared) == {"interactive": False, "a": 1}
+    assert params.params_for(p, {"all": {"a": 1}, "03": {"interactive": True}}, declared) == {
         "interactive": True, "a": 1}
-    assert report._params_for(Path("00_y.ipynb"), {"a": 5}, {"a": {}}) == {"a": 5}
+    assert params.params_for(Path("00_y.ipynb"), {"a": 5}, {"a": {}}) == {"a": 5}
 
 
 def test_load_params_file(tmp_path: Path) -> None:
     f = tmp_path / "p.yaml"
     f.write_text("all:\n  seed: 3\n02_baseline_vs_variant:\n  gate: g.yaml\n")
-    assert report.load_params(f) == {"all": {"seed": 3}, "02_baseline_vs_variant": {"gate": "g.yaml"}}
+    assert params.load_params(f) == {"all": {"seed": 3}, "02_baseline_vs_variant": {"gate": "g.yaml"}}
     bad = tmp_path / "bad.yaml"
     bad.write_text("all: [\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml"):
-        report.load_params(bad)
+        params.load_params(bad)
     with pytest.raises(ConfigError, match="not found"):
-        report.load_params(tmp_path / "missing.yaml")
+        params.load_params(tmp_path / "missing.yaml")
 
 
 def test_retry_once_when_kernel_dies_on_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -187,7 +191,7 @@ def test_retry_once_when_kernel_dies_on_start(tmp_path: Path, monkeypatch: pytes
 
     nbs = tmp_path / "notebooks"
     _nb(nbs / "00_one.ipynb", ("md", "# One", []), ("code", "print('ran')", []))
-    real = report._execute
+    real = engine._execute
     calls: list[int] = []
 
     def flaky(*a: object, **k: object) -> object:
@@ -196,7 +200,7 @@ def test_retry_once_when_kernel_dies_on_start(tmp_path: Path, monkeypatch: pytes
             return None, DeadKernelError("Kernel died before replying to kernel_info"), None
         return real(*a, **k)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(report, "_execute", flaky)
+    monkeypatch.setattr(engine, "_execute", flaky)
     idx = build_reports(notebooks_dir=nbs, out_dir=tmp_path / "out", timeout_s=120)
     assert idx.ok and len(calls) == 2
     assert idx.entries[0].attempts == 2
@@ -238,7 +242,7 @@ def test_kernel_is_the_running_interpreter(tmp_path: Path) -> None:
 def test_verdict_of_and_export(tmp_path: Path) -> None:
     nb = nbformat.v4.new_notebook()
     out = nbformat.v4.new_output("display_data", data={"text/html": "<b>x</b>",
-                                                        report.VERDICT_MIME: {"status": "warn", "title": "T"}})
+                                                        VERDICT_MIME: {"status": "warn", "title": "T"}})
     nb.cells.append(nbformat.v4.new_code_cell("x", outputs=[out]))
     assert verdict_of(nb) == Verdict("warn", "T", "")
     path = export_html(nb, tmp_path / "r.html")
@@ -286,7 +290,7 @@ def test_fail_on_verdict_gates_a_ci_job(tmp_path: Path, capsys: pytest.CaptureFi
     from labkit.commands import report as cmd
 
     nbs = tmp_path / "notebooks"
-    show = "from labkit.report import Verdict\nVerdict({status!r}, 'gate verdict')"
+    show = "from labkit.display import Verdict\nVerdict({status!r}, 'gate verdict')"
     _nb(nbs / "00_ship.ipynb", ("code", show.format(status="pass"), []))
     _nb(nbs / "01_noship.ipynb", ("code", show.format(status="fail"), []))
     parser = argparse.ArgumentParser()
@@ -304,7 +308,7 @@ def test_import_labkit_report_is_light() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, labkit.report, labkit.viz, labkit.widgets, labkit.build\n"
+    code = ("import sys, labkit.report, labkit.report.engine, labkit.views.tables, labkit.views.charts, labkit.views.widgets, labkit.views.traces, labkit.views.readiness, labkit.build\n"
             "heavy = [m for m in ('papermill', 'nbconvert', 'matplotlib', 'ipywidgets', 'pandas') "
             "if m in sys.modules]\nprint(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

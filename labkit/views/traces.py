@@ -1,5 +1,5 @@
 """Notebook views of traces: each function is one cell's call and returns something that
-displays itself (a :class:`labkit.viz.Chart`, an HTML fragment or a DataFrame styler).
+displays itself (a :class:`~labkit.views.elements.Chart`, an HTML fragment or a DataFrame styler).
 
 matplotlib and pandas are imported inside the functions.
 """
@@ -13,9 +13,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from labkit.display import FAIL_COLOUR, INK, STATUS_COLOURS, Html, Verdict, colour_for
 from labkit.trace.store import TraceStore
+from labkit.views.elements import Chart, callout, new_figure
 
-STATUS_COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "unknown": "#9a6700"}
+#: Colour of an observability checklist status.
+CHECK_COLOURS = {"pass": STATUS_COLOURS["pass"], "fail": STATUS_COLOURS["fail"], "unknown": STATUS_COLOURS["warn"]}
 
 
 def ensure_runs(
@@ -50,12 +53,6 @@ def ensure_runs(
     return out
 
 
-def _viz() -> Any:
-    from labkit import viz
-
-    return viz
-
-
 def _table(df: Any, caption: str = "", precision: int = 3) -> Any:
     sty = df.style.hide(axis="index").format(precision=precision, na_rep="—")
     money = [c for c in df.columns if "cost" in str(c)]
@@ -78,11 +75,10 @@ def _truncate(obj: Any, limit: int) -> Any:
 
 def log_sample(store: TraceStore, n: int = 1, text_limit: int = 160) -> Any:
     """A structured log sample: the first ``n`` trace records as stored (long text cut)."""
-    viz = _viz()
     recs = [_truncate(r, text_limit) for r in store.sample(n)]
     body = html.escape(json.dumps(recs if n > 1 else recs[0] if recs else {}, indent=2, ensure_ascii=False,
                                   default=str))
-    return viz.Html(
+    return Html(
         '<details open><summary>trace record (traces.jsonl, redacted before write)</summary>'
         f'<pre style="max-height:520px;overflow:auto;font-size:.82rem">{body}</pre></details>'
     )
@@ -99,9 +95,8 @@ def failures_table(store: TraceStore, faithfulness_threshold: float = 0.85) -> A
 
 
 def failures_chart(store: TraceStore, faithfulness_threshold: float = 0.85) -> Any:
-    viz = _viz()
     df = store.failures_by_stage(faithfulness_threshold)
-    fig = viz._new_figure(7.5, 3.2)
+    fig = new_figure(7.5, 3.2)
     ax = fig.add_subplot(1, 1, 1)
     if df.empty:
         ax.text(0.5, 0.5, "no failures", ha="center", va="center")
@@ -110,12 +105,12 @@ def failures_chart(store: TraceStore, faithfulness_threshold: float = 0.85) -> A
         left = None
         for i, stage in enumerate(piv.columns):
             vals = piv[stage].to_numpy()
-            ax.barh(piv.index, vals, left=left, label=stage, color=viz.colour_for(stage, i))
+            ax.barh(piv.index, vals, left=left, label=stage, color=colour_for(stage, i))
             left = vals if left is None else left + vals
         ax.set_xlabel("share of the run's traces")
         ax.legend(loc="lower right", fontsize=8, ncol=3)
     ax.set_title("Failures by stage")
-    return viz.Chart.from_figure(fig, "Share of each run's traces failing, by the first stage that failed.",
+    return Chart.from_figure(fig, "Share of each run's traces failing, by the first stage that failed.",
                                  alt="failures by stage per run")
 
 
@@ -128,23 +123,21 @@ def cost_table(store: TraceStore) -> Any:
 
 
 def cost_chart(store: TraceStore) -> Any:
-    viz = _viz()
     df = store.cost_by_model()
-    fig = viz._new_figure(7.5, 3.0)
+    fig = new_figure(7.5, 3.0)
     ax = fig.add_subplot(1, 1, 1)
     labels = [f"{m}\n{p}" for m, p in zip(df["model"], df["prompt_version"], strict=False)]
-    ax.bar(labels, df["mean_cost_usd"], color=[viz.colour_for(lbl, i) for i, lbl in enumerate(labels)])
+    ax.bar(labels, df["mean_cost_usd"], color=[colour_for(lbl, i) for i, lbl in enumerate(labels)])
     ax.set_ylabel("mean cost per trace (USD)")
     ax.set_title("Cost by model and prompt version")
-    return viz.Chart.from_figure(fig, "Mean cost per trace for each model and prompt version.",
+    return Chart.from_figure(fig, "Mean cost per trace for each model and prompt version.",
                                  alt="mean cost per trace by model and prompt version")
 
 
 def latency_chart(store: TraceStore) -> Any:
-    viz = _viz()
     df = store.query("SELECT prompt_version, latency_ms FROM traces WHERE latency_ms IS NOT NULL "
                      "AND NOT coalesce(from_cache, false) ORDER BY prompt_version")
-    fig = viz._new_figure(7.5, 3.0)
+    fig = new_figure(7.5, 3.0)
     ax = fig.add_subplot(1, 1, 1)
     groups = [(str(k), g["latency_ms"].to_numpy()) for k, g in df.groupby("prompt_version", dropna=False)]
     if groups:
@@ -152,35 +145,34 @@ def latency_chart(store: TraceStore) -> Any:
         ax.set_yticks(range(1, len(groups) + 1), [k for k, _ in groups])
         p95 = store.latency_by_prompt_version()
         for i, v in enumerate(p95["latency_ms"], start=1):
-            ax.plot([v], [i], marker="|", markersize=18, color="#cf222e")
+            ax.plot([v], [i], marker="|", markersize=18, color=FAIL_COLOUR)
     ax.set_xlabel("latency (ms)")
     ax.set_title("Latency by prompt version")
-    return viz.Chart.from_figure(fig, "Latency per prompt version: box = quartiles, whiskers = p5–p95, "
+    return Chart.from_figure(fig, "Latency per prompt version: box = quartiles, whiskers = p5–p95, "
                                       "red tick = p95.", alt="latency distribution by prompt version")
 
 
 def trends_chart(store: TraceStore, metrics: Sequence[str] = ("faithfulness", "retrieval_hit_rate",
                                                               "must_include_coverage", "error_rate")) -> Any:
-    viz = _viz()
     known = {"faithfulness", "error_rate", "latency_p95_ms", "total_cost_usd", *store.metric_columns}
     wanted = [m for m in metrics if m in known]
     df = store.metric_trends(wanted)
-    fig = viz._new_figure(7.5, 3.0)
+    fig = new_figure(7.5, 3.0)
     ax = fig.add_subplot(1, 1, 1)
     for i, (m, g) in enumerate(df.groupby("metric", sort=False)):
-        ax.plot(list(g["run_dir"]), list(g["value"]), marker="o", label=str(m), color=viz.colour_for(str(m), i))
+        ax.plot(list(g["run_dir"]), list(g["value"]), marker="o", label=str(m), color=colour_for(str(m), i))
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("mean over the run's cases")
     ax.legend(fontsize=8, loc="lower left")
     ax.set_title("Metric trends across runs")
-    return viz.Chart.from_figure(fig, "Per-run means of per-case metrics (scores.csv joined to traces), in run "
+    return Chart.from_figure(fig, "Per-run means of per-case metrics (scores.csv joined to traces), in run "
                                       "start order.", alt="metric trends across runs")
 
 
 def flagged_table(store: TraceStore, comparison: Mapping[str, Any] | str) -> Any:
     df = store.flagged_traces(comparison)
     if df.empty:
-        return _viz().callout("The comparison flagged no case that went from pass to fail.", kind="pass")
+        return callout("The comparison flagged no case that went from pass to fail.", kind="pass")
     df = df.assign(output=df["output"].map(lambda s: _truncate(s, 140)),
                    retrieved_chunks=df["retrieved_chunks"].map(lambda x: ", ".join(list(x)[:5])))
     return _table(df, "Traces behind the cases the comparison flagged (pass → fail), baseline and variant side "
@@ -193,7 +185,7 @@ def checklist_table(items: Sequence[Mapping[str, Any]]) -> Any:
     df = pd.DataFrame(items)[["item", "status", "evidence", "action"]]
 
     def colour(v: Any) -> str:
-        return f"color: {STATUS_COLOURS.get(str(v), '#000')}; font-weight: 600"
+        return f"color: {CHECK_COLOURS.get(str(v), INK)}; font-weight: 600"
 
     return _table(df, "Observability checklist, measured from the traces and the alert rules.").map(
         colour, subset=["status"])
@@ -203,7 +195,7 @@ def alerts_table(events: Sequence[Mapping[str, Any]]) -> Any:
     import pandas as pd
 
     if not events:
-        return _viz().callout("No alert fired over these traces.", kind="pass")
+        return callout("No alert fired over these traces.", kind="pass")
     cols = ["rule", "kind", "severity", "window", "fired_at", "evaluations", "value", "threshold", "baseline",
             "n_traces"]
     df = pd.DataFrame(list(events))
@@ -234,8 +226,6 @@ def guardrail_table(dataset: str | os.PathLike[str], policy: Mapping[str, Any] |
 def observability_verdict(items: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any]] = ()) -> Any:
     """The notebook's verdict: PASS when every checklist item passes and no page-severity
     alert fired; FAIL when an item fails; WARN otherwise (unknown items, ticket alerts)."""
-    from labkit.report import Verdict
-
     failed = [str(i["item"]) for i in items if i.get("status") == "fail"]
     unknown = [str(i["item"]) for i in items if i.get("status") == "unknown"]
     pages = [str(e["rule"]) for e in events if str(e.get("severity")) == "page"]

@@ -7,32 +7,35 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from labkit.display import (
+    FAIL_COLOUR,
+    FAINT_LINE,
+    LINE,
+    MUTED_COLOUR,
+    PASS_COLOUR,
+    SEVERITY_COLOURS,
+    SOFT,
+    STATUS_BACKGROUNDS,
+    STATUS_COLOURS,
+    WARN_COLOUR,
+    Html,
+    Verdict,
+    fmt_number,
+    fmt_value,
+)
 from labkit.readiness.scorecard import Scorecard
 
+#: Each readiness and SLO status: (palette status, label shown).
 STATUS_STYLE = {
-    "pass": ("#1a7f37", "#dafbe1", "pass"),
-    "attested": ("#0550ae", "#ddf4ff", "attested"),
-    "fail": ("#cf222e", "#ffebe9", "FAIL"),
-    "unknown": ("#9a6700", "#fff8c5", "unknown"),
-    "met": ("#1a7f37", "#dafbe1", "met"),
-    "at_risk": ("#9a6700", "#fff8c5", "at risk"),
-    "violated": ("#cf222e", "#ffebe9", "VIOLATED"),
-    "no_data": ("#9a6700", "#fff8c5", "no data"),
+    "pass": ("pass", "pass"),
+    "attested": ("info", "attested"),
+    "fail": ("fail", "FAIL"),
+    "unknown": ("warn", "unknown"),
+    "met": ("pass", "met"),
+    "at_risk": ("warn", "at risk"),
+    "violated": ("fail", "VIOLATED"),
+    "no_data": ("warn", "no data"),
 }
-SEVERITY_STYLE = {"critical": "#cf222e", "high": "#bc4c00", "medium": "#9a6700", "low": "#57606a"}
-
-
-class Html:
-    """An HTML fragment that displays itself."""
-
-    def __init__(self, text: str) -> None:
-        self.html = text
-
-    def _repr_html_(self) -> str:
-        return self.html
-
-    def __str__(self) -> str:
-        return self.html
 
 
 def _e(x: Any) -> str:
@@ -40,25 +43,22 @@ def _e(x: Any) -> str:
 
 
 def _badge(status: str) -> str:
-    fg, bg, label = STATUS_STYLE.get(status, ("#57606a", "#f6f8fa", status))
+    tone, label = STATUS_STYLE.get(status, ("", status))
+    fg, bg = STATUS_COLOURS.get(tone, MUTED_COLOUR), STATUS_BACKGROUNDS.get(tone, SOFT)
     return (f'<span class="lk-status lk-status-{_e(status)}" style="color:{fg};background:{bg};border:1px solid {fg};'
             f'border-radius:4px;padding:0 6px;font-weight:600;white-space:nowrap">{_e(label)}</span>')
 
 
-def _num(x: Any) -> str:
-    return "—" if x is None else f"{float(x):.4g}"
-
-
 def _sev(sev: str) -> str:
-    return f'<span style="color:{SEVERITY_STYLE.get(sev, "#57606a")};font-weight:600">{_e(sev)}</span>'
+    return f'<span style="color:{SEVERITY_COLOURS.get(sev, MUTED_COLOUR)};font-weight:600">{_e(sev)}</span>'
 
 
 def _table(head: list[str], rows: list[list[str]], caption: str = "") -> Html:
-    th = "".join(f'<th style="text-align:left;padding:4px 8px;border-bottom:2px solid #d1d9e0">{_e(h)}</th>'
+    th = "".join(f'<th style="text-align:left;padding:4px 8px;border-bottom:2px solid {LINE}">{_e(h)}</th>'
                  for h in head)
-    body = "".join("<tr>" + "".join(f'<td style="padding:4px 8px;border-bottom:1px solid #eaeef2;'
+    body = "".join("<tr>" + "".join(f'<td style="padding:4px 8px;border-bottom:1px solid {FAINT_LINE};'
                                      f'vertical-align:top">{c}</td>' for c in r) + "</tr>" for r in rows)
-    cap = (f'<caption style="caption-side:bottom;text-align:left;color:#57606a;font-size:.9rem;padding-top:4px">'
+    cap = (f'<caption style="caption-side:bottom;text-align:left;color:{MUTED_COLOUR};font-size:.9rem;padding-top:4px">'
            f"{_e(caption)}</caption>") if caption else ""
     return Html(f'<table class="lk-table" style="border-collapse:collapse;margin:8px 0;font-size:.92rem">{cap}'
                 f"<thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>")
@@ -66,21 +66,20 @@ def _table(head: list[str], rows: list[list[str]], caption: str = "") -> Html:
 
 def verdict_banner(sc: Scorecard) -> Any:
     """The verdict as the report engine's banner (its status feeds the report index)."""
-    from labkit.report import Verdict
-
     return Verdict(sc.verdict_status, sc.headline(), sc.notes[0] if sc.notes else sc.rule)
 
 
 def verdict_rule(sc: Scorecard) -> Html:
-    return Html(f'<p style="color:#57606a"><strong>Rule.</strong> {_e(sc.rule)}</p>')
+    return Html(f'<p style="color:{MUTED_COLOUR}"><strong>Rule.</strong> {_e(sc.rule)}</p>')
 
 
 def area_table(sc: Scorecard) -> Html:
     rows = []
     for a, v in sc.areas.items():
         score = v["score"]
-        colour = "#57606a" if score is None else ("#1a7f37" if score >= 80 else "#9a6700" if score >= 50 else "#cf222e")
-        bar = "" if score is None else (f'<div style="background:#eaeef2;width:120px;height:10px;border-radius:3px">'
+        colour = MUTED_COLOUR if score is None else (PASS_COLOUR if score >= 80 else WARN_COLOUR if score >= 50
+                                                     else FAIL_COLOUR)
+        bar = "" if score is None else (f'<div style="background:{FAINT_LINE};width:120px;height:10px;border-radius:3px">'
                                          f'<div style="background:{colour};width:{int(1.2 * score)}px;height:10px;'
                                          'border-radius:3px"></div></div>')
         rows.append([_e(a), f'<strong style="color:{colour}">{"—" if score is None else score}</strong>', bar,
@@ -102,7 +101,7 @@ def checklist_table(sc: Scorecard, checklist: str) -> Html:
     items = sc.checklist(checklist)
     if not items:
         return Html(f"<p><em>No {_e(checklist)} items.</em></p>")
-    rows = [[_badge(i.status), f"{_e(i.title)}<br><code style='color:#57606a'>{_e(i.id)}</code>", _sev(i.severity),
+    rows = [[_badge(i.status), f"{_e(i.title)}<br><code style='color:{MUTED_COLOUR}'>{_e(i.id)}</code>", _sev(i.severity),
              _e(i.evidence), _e(i.action or "")] for i in items]
     return _table(["status", "item", "severity", "evidence", "action"], rows)
 
@@ -128,8 +127,8 @@ def rollout_table(sc: Scorecard) -> Html:
     for st in sc.rollout.stages:
         reqs = "<br>".join(f"{'✔' if r['passed'] else '✘'} {_e(r['require'])}: {_e(r['evidence'])}"
                            for r in st.requirements)
-        trig = "<br>".join(f"{_e(t['trigger'])} (now {_e(_num(t['observed']))})"
-                           + (" <strong style='color:#cf222e'>would fire</strong>" if t["would_fire"] else "")
+        trig = "<br>".join(f"{_e(t['trigger'])} (now {_e(fmt_number(t['observed']))})"
+                           + (f" <strong style='color:{FAIL_COLOUR}'>would fire</strong>" if t["would_fire"] else "")
                            for t in st.triggers)
         rows.append([f"<strong>{_e(st.name)}</strong>", _e(f"{st.traffic_percent:g}%"),
                      _badge("pass" if st.supported else "fail"), reqs, trig])
@@ -140,8 +139,6 @@ def rollout_table(sc: Scorecard) -> Html:
 
 
 def key_metrics_table(sc: Scorecard) -> Html:
-    from labkit.viz import fmt_value
-
     rows = []
     for m in sc.key_metrics:
         name = str(m["metric"])
@@ -168,7 +165,7 @@ def incident_note(sc: Scorecard) -> Html:
     text = re.sub(r"^(#{1,4}) ", lambda m: "#" * min(6, len(m.group(1)) + 2) + " ", text, flags=re.M)
     # escape=True: any markup in case text shows as text, never as HTML
     body = mistune.create_markdown(escape=True, plugins=["table"])(text)
-    return Html('<div style="background:#f6f8fa;padding:4px 16px;border-radius:6px;font-size:.9rem">'
+    return Html(f'<div style="background:{SOFT};padding:4px 16px;border-radius:6px;font-size:.9rem">'
                 f"{body}</div>")
 
 
