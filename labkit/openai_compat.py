@@ -19,6 +19,9 @@ exception                   retryable  raised on
 
 All derive from :class:`EndpointError`; the retryable ones from
 :class:`RetryableError`, which carries ``retry_after`` (seconds or ``None``).
+Each class says what it is with two attributes, ``retryable`` and ``timed_out``
+(:class:`EndpointTimeout` only), which :mod:`labkit.retry` reads: a caller classifies
+a fault without importing this module.
 A pipeline's own bugs (``KeyError``, ``ValueError`` ...) are none of these and
 are never retried.
 
@@ -54,7 +57,6 @@ __all__ = [
     "RateLimited",
     "RetryableError",
     "ServerError",
-    "is_retryable",
     "parse_retry_after",
 ]
 
@@ -63,6 +65,7 @@ class EndpointError(Exception):
     """A call to a model endpoint failed. ``status`` is the HTTP status when there was one."""
 
     retryable = False
+    timed_out = False
 
     def __init__(self, message: str, *, status: int | None = None, url: str | None = None) -> None:
         self.status = status
@@ -90,6 +93,8 @@ class RetryableError(EndpointError):
 class EndpointTimeout(RetryableError):
     """No (complete) reply within the client's timeout."""
 
+    timed_out = True
+
 
 class EndpointConnectionError(RetryableError):
     """The connection could not be made, or was reset or dropped before a reply."""
@@ -109,11 +114,6 @@ class ClientHTTPError(EndpointError):
 
 class MalformedResponse(EndpointError):
     """A 2xx reply whose body is not a chat completion (bad JSON, no choices, no content)."""
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """True for faults worth retrying: :class:`RetryableError` and asyncio/builtin timeouts."""
-    return isinstance(exc, (RetryableError, TimeoutError, asyncio.TimeoutError))
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

@@ -20,7 +20,6 @@ import html
 import io
 import math
 import os
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -891,17 +890,9 @@ def simulated_notice(*configs: str | os.PathLike[str]) -> Html:
 
 
 def _git_sha(cwd: str | os.PathLike[str] | None = None) -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True,
-                             text=True, timeout=5, check=False)
-        sha = out.stdout.strip()
-        if out.returncode == 0 and sha:
-            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                                   capture_output=True, text=True, timeout=5, check=False)
-            return sha + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return "unknown"
+    from labkit.gitinfo import git_sha
+
+    return git_sha(cwd) or "unknown"
 
 
 def run_metadata(params: Mapping[str, Any] | None = None, *, dataset: Any = None,
