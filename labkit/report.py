@@ -229,27 +229,6 @@ def project_root(chdir: bool = True) -> Path:
     return root
 
 
-def fresh_run_dir(path: str | os.PathLike[str]) -> Path:
-    """Make ``path`` ready for a new run: remove a previous run there, refuse anything else.
-
-    Notebooks re-run from the top write the same run directories each time; the
-    runner refuses a folder that already holds a run, so the notebook clears its
-    own previous run first. A folder holding files that are not a run's is left
-    alone and reported as a ConfigError.
-    """
-    import shutil
-
-    p = Path(path)
-    run_files = {"manifest.json", "results.jsonl", "traces.jsonl", "scores.csv", "metrics.json"}
-    if p.exists():
-        names = {c.name for c in p.iterdir()}
-        if names and not (names & run_files):
-            raise ConfigError("folder exists and does not hold a run; not removing it", path=str(p))
-        shutil.rmtree(p)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    return p
-
-
 def discover(notebooks_dir: str | os.PathLike[str] = "notebooks") -> list[Path]:
     """Every ``NN_*.ipynb`` in the folder, in name order."""
     d = Path(notebooks_dir)

@@ -577,7 +577,7 @@ def config_separate_item(ctx: Context) -> CheckItem:
                     "Describe the pipeline in a YAML config (model, prompt version, retrieval and runner "
                     "settings) kept under version control beside, not inside, the code.", "medium")
     from labkit.errors import LabkitError
-    from labkit.readiness.prepare import config_file_hash
+    from labkit.runner.ensure import config_file_hash
 
     corpus_dir = cand.pipeline.get("corpus_dir")
     try:
