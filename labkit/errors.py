@@ -175,6 +175,7 @@ class EndpointError(LabkitError):
     """A call to a model endpoint failed. ``status`` is the HTTP status when there was one."""
 
     retryable = False
+    timed_out = False
 
     def __init__(self, message: str, *, status: int | None = None, url: str | None = None) -> None:
         self.status = status
@@ -201,6 +202,8 @@ class RetryableError(EndpointError):
 
 class EndpointTimeout(RetryableError):
     """No (complete) reply within the client's timeout."""
+
+    timed_out = True
 
 
 class EndpointConnectionError(RetryableError):

@@ -251,8 +251,9 @@ class LLMJudge:
     *name* of the environment variable holding the key; None for local
     servers) configure the endpoint through :class:`labkit.openai_compat.ChatClient`.
     Retryable faults (429, 5xx, timeouts, dropped connections) and replies with
-    no JSON object are retried up to ``retries`` times with exponential backoff
-    (honouring Retry-After). A case whose verdict cannot be obtained is
+    no JSON object are retried up to ``retries`` times with the backoff of
+    :mod:`labkit.retry` (decorrelated jitter between ``backoff_s`` and ``max_backoff_s``,
+    seeded by the request; Retry-After is a floor). A case whose verdict cannot be obtained is
     unmeasured with reason ``judge_error`` (counted in ``.errors``); a
     non-retryable HTTP error (401, 404 ...) raises, since every call would fail.
 
@@ -335,6 +336,7 @@ class LLMJudge:
         """The parsed JSON verdict for a template and its fields (cached); raises
         JudgeReplyError or the endpoint's error when retries are exhausted."""
         from labkit.cases import atomic_write_text
+        from labkit.retry import Backoff, seeded
 
         key = self.cache_key(template, fields)
         path = self._cache_path(key)
@@ -348,13 +350,10 @@ class LLMJudge:
                 pass
         messages = template.render(**fields)
         last: Exception | None = None
+        backoff = Backoff(self.backoff_s, self.max_backoff_s, seeded(key))  # one schedule per request
         for attempt in range(self.retries + 1):
             if attempt:
-                wait = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
-                ra = getattr(last, "retry_after", None)
-                if isinstance(ra, int | float):
-                    wait = min(self.max_backoff_s, max(wait, float(ra)))
-                self._sleep(wait)
+                self._sleep(backoff.next(last))
             self.calls += 1
             try:
                 reply = self.client().chat(messages, **self.params)

@@ -20,6 +20,9 @@ exception                   retryable  raised on
 All derive from :class:`EndpointError` (a :class:`~labkit.errors.LabkitError`, declared in
 :mod:`labkit.errors`); the retryable ones from
 :class:`RetryableError`, which carries ``retry_after`` (seconds or ``None``).
+Each class says what it is with two attributes, ``retryable`` and ``timed_out``
+(:class:`EndpointTimeout` only), which :mod:`labkit.retry` reads: a caller classifies
+a fault without importing this module.
 A pipeline's own bugs (``KeyError``, ``ValueError`` ...) are none of these and
 are never retried.
 
@@ -65,14 +68,10 @@ __all__ = [
     "RateLimited",
     "RetryableError",
     "ServerError",
-    "is_retryable",
     "parse_retry_after",
 ]
 
 
-def is_retryable(exc: BaseException) -> bool:
-    """True for faults worth retrying: :class:`RetryableError` and asyncio/builtin timeouts."""
-    return isinstance(exc, (RetryableError, TimeoutError, asyncio.TimeoutError))
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

@@ -29,7 +29,8 @@ from labkit.resultline import RESULT_DEFAULTS, STATUSES, check_line
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["RESULT_DEFAULTS", "STATUSES", "RunDir", "normalize_result"]
+__all__ = ["RESULT_DEFAULTS", "STATUSES", "RunDir", "load_dataset",
+           "normalize_result", "MANIFEST_SCHEMA_VERSION"]
 
 MANIFEST = "manifest.json"
 RESULTS = "results.jsonl"
@@ -37,6 +38,10 @@ TRACES = "traces.jsonl"
 SCORES = "scores.csv"
 METRICS = "metrics.json"
 SNAPSHOT = "cases.jsonl"
+
+#: The manifest.json format the runner writes (docs/formats.md "manifest.json"); a manifest
+#: without ``schema_version`` is version 0, the first landing's.
+MANIFEST_SCHEMA_VERSION = 1
 
 #: The results-line contract lives in labkit.resultline (one validator for the runner,
 #: the cache and this reader); these names are kept here for existing callers.
@@ -125,6 +130,17 @@ class RunDir:
         return data
 
     @property
+    def manifest_version(self) -> int:
+        """The ``schema_version`` of manifest.json: 0 for a manifest without one (the first
+        landing's) and for a directory without a manifest; a version this labkit does not know
+        is a ConfigError naming the field."""
+        sv = self.manifest.get("schema_version", 0)
+        if not isinstance(sv, int) or isinstance(sv, bool) or not 0 <= sv <= MANIFEST_SCHEMA_VERSION:
+            raise ConfigError(f"unsupported manifest version {sv!r} (this labkit reads 0 to "
+                              f"{MANIFEST_SCHEMA_VERSION})", path=str(self.manifest_path), field="schema_version")
+        return sv
+
+    @property
     def run_id(self) -> str:
         rid = self.manifest.get("run_id")
         return rid if isinstance(rid, str) and rid else self.path.name
@@ -198,10 +214,17 @@ class RunDir:
         return path if isinstance(path, str) else None
 
 
-def _load_dataset(dataset: Dataset | Sequence[EvalCase] | str | os.PathLike[str] | None, rd: RunDir) -> Dataset:
+def load_dataset(
+    dataset: Dataset | Sequence[EvalCase] | str | os.PathLike[str] | None, rd: RunDir | None = None,
+) -> Dataset:
+    """The dataset of a run: a Dataset as is, a JSONL path loaded, cases in memory wrapped
+    (no path), or None: the one the run directory ``rd`` names (its manifest's, else its
+    snapshot). The one loader of the runner and of scoring."""
     if isinstance(dataset, Dataset):
         return dataset
     if dataset is None:
+        if rd is None:
+            raise ConfigError("no dataset given", field="dataset")
         path = rd.dataset_path()
         if path is None:
             raise ConfigError(

@@ -251,21 +251,6 @@ def test_verdict_of_and_export(tmp_path: Path) -> None:
         Verdict("maybe", "x")
 
 
-def test_fresh_run_dir(tmp_path: Path) -> None:
-    run = tmp_path / "runs" / "a"
-    assert report.fresh_run_dir(run) == run and not run.exists()
-    run.mkdir(parents=True)
-    (run / "manifest.json").write_text("{}")
-    report.fresh_run_dir(run)
-    assert not run.exists()
-    other = tmp_path / "keep"
-    other.mkdir()
-    (other / "thesis.txt").write_text("precious")
-    with pytest.raises(ConfigError, match="does not hold a run"):
-        report.fresh_run_dir(other)
-    assert (other / "thesis.txt").exists()
-
-
 def test_cli_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from labkit.commands import report as cmd
 

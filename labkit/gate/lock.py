@@ -5,14 +5,13 @@ whether the gate was fixed before the run it judges (docs/formats.md, "Pre-regis
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from labkit.errors import ConfigError
+from labkit.prereg import file_hash, gate_lock_info, lock_path
 
 __all__ = ["file_hash", "gate_lock_info", "lock_gate", "lock_path", "pre_registration"]
 
@@ -25,15 +24,6 @@ def _utc(stamp: Any) -> datetime:
     except ValueError:
         raise ConfigError(f"not an ISO time: {stamp!r}", field="locked_at") from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
-def file_hash(path: str | os.PathLike[str]) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def lock_path(gate_path: str | os.PathLike[str]) -> Path:
-    p = Path(gate_path)
-    return p.with_name(p.name + ".lock.json")
 
 
 def lock_gate(gate_path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -57,24 +47,6 @@ def lock_gate(gate_path: str | os.PathLike[str]) -> dict[str, Any]:
         "locked_at": datetime.now(UTC).isoformat(timespec="microseconds"),
     }
     atomic_write_text(lock_path(gate_path), json.dumps(info, indent=2) + "\n")
-    return info
-
-
-def gate_lock_info(gate_path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """What a run records in its manifest: path, current hash, and the lock if there is one."""
-    p = Path(gate_path)
-    if not p.is_file():
-        return None
-    info: dict[str, Any] = {"path": str(p), "hash": file_hash(p), "locked_at": None, "locked_hash": None}
-    lp = lock_path(p)
-    if lp.is_file():
-        try:
-            lock = json.loads(lp.read_text(encoding="utf-8"))
-            info["locked_at"] = lock.get("locked_at")
-            info["locked_hash"] = lock.get("hash")
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"malformed lock file: {e.msg}", path=str(lp), line=e.lineno) from None
-    info["edited_after_lock"] = info["locked_hash"] is not None and info["locked_hash"] != info["hash"]
     return info
 
 

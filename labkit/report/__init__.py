@@ -16,8 +16,8 @@ A notebook publishes its verdict by displaying a :class:`~labkit.display.Verdict
 carries a ``application/vnd.labkit.verdict+json`` representation that the engine reads back
 from the executed notebook, so the verdict travels with the notebook and needs no side file.
 
-This module holds what notebooks call to find their footing: :func:`project_root` and
-:func:`fresh_run_dir`. papermill, nbconvert and nbformat are imported inside the functions
+This module holds what notebooks call to find their footing: :func:`project_root`
+(a fresh run folder is :func:`labkit.runner.fresh_run_dir`). papermill, nbconvert and nbformat are imported inside the functions
 that use them; ``import labkit.report`` stays light.
 """
 
@@ -51,25 +51,3 @@ def project_root(chdir: bool = True) -> Path:
     if chdir:
         os.chdir(root)
     return root
-
-
-def fresh_run_dir(path: str | os.PathLike[str]) -> Path:
-    """Make ``path`` ready for a new run: remove a previous run there, refuse anything else.
-
-    Notebooks re-run from the top write the same run directories each time; the
-    runner refuses a folder that already holds a run, so the notebook clears its
-    own previous run first. A folder holding files that are not a run's is left
-    alone and reported as a ConfigError.
-    """
-    import shutil
-
-    p = Path(path)
-    run_files = {"manifest.json", "results.jsonl", "traces.jsonl", "scores.csv", "metrics.json"}
-    if p.exists():
-        names = {c.name for c in p.iterdir()}
-        if names and not (names & run_files):
-            raise ConfigError("folder exists and does not hold a run; not removing it", path=str(p))
-        shutil.rmtree(p)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    return p
-

@@ -15,17 +15,9 @@ from labkit.views.frames import RunLike
 
 
 def _git_sha(cwd: str | os.PathLike[str] | None = None) -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True,
-                             text=True, timeout=5, check=False)
-        sha = out.stdout.strip()
-        if out.returncode == 0 and sha:
-            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                                   capture_output=True, text=True, timeout=5, check=False)
-            return sha + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return "unknown"
+    from labkit.gitinfo import git_sha
+
+    return git_sha(cwd) or "unknown"
 
 
 def run_metadata(params: Mapping[str, Any] | None = None, *, dataset: Any = None,

@@ -30,8 +30,8 @@ def ensure_runs(
     """The run directories to explore.
 
     ``run_dirs`` (comma-separated) when given; otherwise ``<runs_dir>/<config name>``
-    for each pipeline config, made with :func:`labkit.runner.run` when absent or
-    incomplete (reused when complete: results, traces and scores present).
+    for each pipeline config, reused when current and made again otherwise
+    (:func:`labkit.runner.ensure_run`).
     """
     from labkit.errors import ConfigError
 
@@ -41,16 +41,9 @@ def ensure_runs(
         if missing:
             raise ConfigError(f"run directory not found: {', '.join(missing)}", field="run_dirs")
         return given
-    from labkit.report import fresh_run_dir
-    from labkit.runner import run
+    from labkit.runner import ensure_run
 
-    out = []
-    for cfg in configs:
-        d = Path(runs_dir) / Path(cfg).stem
-        if not all((d / f).exists() for f in ("manifest.json", "results.jsonl", "traces.jsonl", "scores.csv")):
-            run(str(dataset), str(cfg), fresh_run_dir(d), overrides={"progress": False})
-        out.append(d)
-    return out
+    return [ensure_run(dataset, cfg, Path(runs_dir) / Path(cfg).stem).path for cfg in configs]
 
 
 def _table(df: Any, caption: str = "", precision: int = 3) -> Any:

@@ -25,7 +25,7 @@ def config_separate(ctx: Context) -> ItemResult:
                           "Describe the pipeline in a YAML config (model, prompt version, retrieval and runner "
                           "settings) kept under version control beside, not inside, the code.")
     from labkit.errors import LabkitError
-    from labkit.readiness.prepare import config_file_hash
+    from labkit.runner.ensure import config_file_hash
 
     corpus_dir = cand.pipeline.get("corpus_dir")
     try:

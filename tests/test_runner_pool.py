@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from labkit.runpool import HandOver, PipelineAbandoned, PipelineThreadsStuck, SyncPool
+from labkit.runner.pool import HandOver, PipelineAbandoned, PipelineThreadsStuck, SyncPool
 
 
 def test_hand_over_keeps_order_across_the_loop_and_the_thread() -> None:
