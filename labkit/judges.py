@@ -335,7 +335,7 @@ class LLMJudge:
     def ask(self, template: PromptTemplate, **fields: str) -> dict[str, Any]:
         """The parsed JSON verdict for a template and its fields (cached); raises
         JudgeReplyError or the endpoint's error when retries are exhausted."""
-        from labkit.cases import atomic_write_text
+        from labkit.io import atomic_write_text
         from labkit.retry import Backoff, seeded
 
         key = self.cache_key(template, fields)

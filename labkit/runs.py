@@ -22,15 +22,22 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labkit.cases import Dataset, EvalCase, atomic_write_text, iter_jsonl, load_cases, loads_line
+from labkit.cases import Dataset, EvalCase, load_cases
 from labkit.errors import ConfigError, DatasetError, Problem
+from labkit.io import atomic_write_text, iter_jsonl, loads_line
 from labkit.resultline import RESULT_DEFAULTS, STATUSES, check_line
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["RESULT_DEFAULTS", "STATUSES", "RunDir", "load_dataset",
-           "normalize_result", "MANIFEST_SCHEMA_VERSION"]
+__all__ = [
+    "MANIFEST_SCHEMA_VERSION",
+    "RESULT_DEFAULTS",
+    "STATUSES",
+    "RunDir",
+    "load_dataset",
+    "normalize_result",
+]
 
 MANIFEST = "manifest.json"
 RESULTS = "results.jsonl"

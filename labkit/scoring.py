@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from labkit.cases import Dataset, EvalCase, atomic_write_text, iter_jsonl
+from labkit.cases import Dataset, EvalCase
 from labkit.errors import DatasetError, Problem
-from labkit.runs import RunDir, _load_dataset, csv_safe_frame
+from labkit.io import atomic_write_text, iter_jsonl
+from labkit.runs import RunDir, csv_safe_frame, load_dataset
 
 __all__ = ["score_run"]
 
@@ -98,7 +99,7 @@ def score_run(
     rd = RunDir(run_dir)
     if not rd.results_path.is_file():
         raise DatasetError(str(rd.results_path), [Problem(None, None, "file not found")])
-    ds = _load_dataset(dataset, rd)
+    ds = load_dataset(dataset, rd)
     results = rd.results() if results is None else [dict(r) for r in results]
     by_id = ds.by_id()
     line_of = {}

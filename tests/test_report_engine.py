@@ -10,7 +10,6 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit import report
 from labkit.display import VERDICT_MIME, Verdict
 from labkit.errors import ConfigError, ReportFailed
 from labkit.report import engine, params

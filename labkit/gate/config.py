@@ -253,7 +253,7 @@ class Gate:
     def to_yaml(self, path: str | os.PathLike[str]) -> Path:
         import yaml
 
-        from labkit.cases import atomic_write_text
+        from labkit.io import atomic_write_text
 
         atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
         return Path(path)

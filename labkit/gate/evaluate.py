@@ -28,7 +28,7 @@ REVIEW_APPROVED = ("approved", "approve", "pass", "ok")
 
 def load_reviews(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     """Review records (JSONL: case_id, reviewer, verdict, at); the last record per case wins."""
-    from labkit.cases import iter_jsonl, loads_line
+    from labkit.io import iter_jsonl, loads_line
 
     p = Path(path)
     problems: list[Problem] = []

@@ -32,8 +32,8 @@ def lock_gate(gate_path: str | os.PathLike[str]) -> dict[str, Any]:
     Locking an unchanged, already locked gate keeps the original lock (``already_locked``);
     a changed gate is locked anew, and runs made before that are then flagged.
     """
-    from labkit.cases import atomic_write_text
     from labkit.gate.config import Gate
+    from labkit.io import atomic_write_text
 
     Gate.load(gate_path)
     current = gate_lock_info(gate_path)

@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from labkit import patterns
-from labkit.cases import EvalCase, atomic_write_text, load_cases, save_cases
+from labkit.cases import EvalCase, load_cases, save_cases
 from labkit.errors import ConfigError, LabkitError
+from labkit.io import atomic_write_text
 from labkit.readiness.context import compare
 from labkit.readiness.model import as_mapping
 from labkit.readiness.runview import RunView, num

@@ -105,7 +105,7 @@ class Scorecard:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, allow_nan=False, default=str)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        from labkit.cases import atomic_write_text
+        from labkit.io import atomic_write_text
 
         atomic_write_text(path, self.to_json() + "\n")
         return Path(path)

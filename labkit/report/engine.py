@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from labkit.cases import atomic_write_text
 from labkit.display import VERDICT_MIME, Verdict
 from labkit.errors import ConfigError
+from labkit.io import atomic_write_text
 from labkit.report.export import export_html, redact_notebook, title_of
 from labkit.report.index import read_record, write_index, write_record
 from labkit.report.kernel import died_on_start, kernel_manager_class, kill_kernel

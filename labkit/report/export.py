@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from labkit.cases import atomic_write_text
 from labkit.display import Verdict, css_variables
+from labkit.io import atomic_write_text
 from labkit.report.results import NotebookFailure
 
 TEMPLATE_NAME = "labkit_report"

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from labkit.cases import atomic_write_text
 from labkit.display import (
     FAIL_COLOUR,
     MUTED_COLOUR,
@@ -19,6 +18,7 @@ from labkit.display import (
     css_variables,
 )
 from labkit.errors import ConfigError
+from labkit.io import atomic_write_text
 from labkit.report.export import write_public
 from labkit.report.results import NotebookFailure, ReportEntry
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from labkit.cases import atomic_write_text
+from labkit.io import atomic_write_text
 from labkit.resultline import cache_entry
 
 __all__ = ["ResultCache"]

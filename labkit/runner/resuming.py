@@ -13,14 +13,15 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from labkit.cases import Dataset, atomic_write_text, load_cases
+from labkit.cases import Dataset, load_cases
 from labkit.errors import ConfigError, PipelineError
+from labkit.io import atomic_write_text, iter_jsonl
 from labkit.runner.config import RunnerConfig, merge_config
 from labkit.runner.keys import case_key, pipeline_key_hashes
 from labkit.runner.lock import RunLock
 from labkit.runner.session import complete, load_pipeline
 from labkit.runner.writer import truncate_torn_tail
-from labkit.runs import RunDir, iter_jsonl, read_results
+from labkit.runs import RunDir, read_results
 
 if TYPE_CHECKING:
     from labkit.pipelines import LoadedPipeline

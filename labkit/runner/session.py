@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labkit.cases import Dataset, EvalCase, atomic_write_text
+from labkit.cases import Dataset, EvalCase
 from labkit.errors import ConfigError
+from labkit.io import atomic_write_text, iter_jsonl
 from labkit.resultline import check_line
 from labkit.runner.cache import ResultCache
 from labkit.runner.config import RunnerConfig, merge_config
@@ -24,7 +25,7 @@ from labkit.runner.manifest import build_manifest, gate_info, spec_of
 from labkit.runner.progress import Progress
 from labkit.runner.redaction import redact_manifest
 from labkit.runner.writer import Writer, line_head
-from labkit.runs import SNAPSHOT, RunDir, iter_jsonl, load_dataset, read_results
+from labkit.runs import SNAPSHOT, RunDir, load_dataset, read_results
 from labkit.scoring import score_run
 
 if TYPE_CHECKING:

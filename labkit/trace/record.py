@@ -33,8 +33,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from labkit.cases import EvalCase, iter_jsonl, loads_line
+from labkit.cases import EvalCase
 from labkit.errors import DatasetError, Problem
+from labkit.io import iter_jsonl, loads_line
 
 SCHEMA_VERSION = 1
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import os
-import subprocess
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
