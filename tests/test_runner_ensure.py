@@ -35,7 +35,7 @@ def _made(rd: Path) -> str:
 def test_trace_views_do_not_reuse_a_stale_run(inputs: tuple[Path, Path], tmp_path: Path) -> None:
     """A run of another config or another dataset is made again, not explored as if current."""
     from labkit.runner.ensure import config_file_hash
-    from labkit.trace import views
+    from labkit.views import traces as views
 
     ds, cfg = inputs
     runs = tmp_path / "runs"
