@@ -71,9 +71,9 @@ def test_matches_git_rev_parse_here() -> None:
 def test_report_footer_and_manifest_show_the_same_form(tmp_path: Path) -> None:
     """One form everywhere: the footer of a report made with no run shows the sha a run's
     manifest records (full hex), not a short or "-dirty" variant."""
-    from labkit.views import footer as viz
     from labkit.cases import as_cases
     from labkit.runner import RunnerConfig, run
+    from labkit.views import footer as viz
 
     rd = run(as_cases([{"id": "a", "question": "q"}]), lambda c: {"answer": "x"}, tmp_path / "r",
              config=RunnerConfig(progress=False), score=False)
