@@ -240,3 +240,35 @@ def test_leak_scan_itself_finds_every_planted_value() -> None:
     found = {hit.split(": ", 1)[1] for hit in leaks(raw)}
     assert set(NEEDLES) <= found
     assert "müller@exämple" in {hit.split(": ", 1)[1] for hit in leaks({"escaped": json.dumps(ALL_TEXT).encode()})}
+
+
+@pytest.mark.slow
+def test_report_files_hold_no_raw_secret(planted_run: Path, tmp_path: Path) -> None:
+    """A report whose notebook prints, displays and fails on planted secrets writes none of them:
+    not in the HTML, not in the executed notebook kept beside it, not in the index."""
+    import nbformat
+
+    from labkit.report.engine import build_reports
+
+    nb_dir = tmp_path / "proj" / "notebooks"
+    nb_dir.mkdir(parents=True)
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell(f"run_dir = {str(planted_run)!r}", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_markdown_cell("# Planted"),
+        nbformat.v4.new_code_cell("import json, pathlib\n"
+                                  "rows = [json.loads(x) for x in pathlib.Path(run_dir, 'results.jsonl').open()]\n"
+                                  f"text = {ALL_TEXT!r}\nprint(text)"),
+        nbformat.v4.new_code_cell("import pandas as pd\npd.DataFrame({'planted': text.split(' | ')})"),
+        nbformat.v4.new_code_cell("raise RuntimeError('failed with ' + text)"),
+    ]
+    nbformat.write(nb, nb_dir / "01_planted.ipynb")
+    out = tmp_path / "reports"
+    index = build_reports(notebooks_dir=nb_dir, out_dir=out, workers=1, timeout_s=120)
+    assert not index.ok  # the last cell fails on purpose: its error text is kept, redacted
+    files = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert any(k.endswith(".html") and k != "index.html" for k in files), files.keys()
+    assert leaks(files) == []
+    html = next(v for k, v in files.items() if k.endswith("01_planted.html")).decode("utf-8")
+    assert "[API_KEY]" in html or "[TOKEN]" in html

@@ -88,6 +88,17 @@ def _first_error(nb: Any) -> tuple[int | None, int | None, str, str, str]:
     return None, None, "", "", ""
 
 
+def _redacted(failure: NotebookFailure) -> NotebookFailure:
+    """The failure as the report may show and keep it: its message and cell source pass through
+    the same redaction as every output (the record, index.html and the CLI's error line)."""
+    import dataclasses
+
+    from labkit.trace.redact import Redactor
+
+    red = Redactor()
+    return dataclasses.replace(failure, message=red.redact(failure.message), cell_source=red.redact(failure.cell_source))
+
+
 def _failure(name: str, exc: BaseException, nb: Any, timed_out: float | None) -> NotebookFailure:
     from papermill.exceptions import PapermillExecutionError
 
@@ -193,7 +204,7 @@ def _run_one(
 
         redact_notebook(nb)
         atomic_write_text(executed, nbformat.writes(nb))
-    failure = _failure(name, exc, nb, timed_out) if exc is not None else None
+    failure = _redacted(_failure(name, exc, nb, timed_out)) if exc is not None else None
     entry = ReportEntry(
         name=name,
         notebook=nb_path,

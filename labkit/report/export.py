@@ -25,8 +25,9 @@ _DATA_URI = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=]+")
 
 
 def redact_notebook(nb: Any, redactor: Any = None) -> int:
-    """Mask secrets and PII (e-mail, phone, card, keys, tokens, IPs) in every text output of an
-    executed notebook, in place, before it is written or exported; images are left alone.
+    """Mask secrets and PII (e-mail, phone, card, keys, tokens, IPs) in every cell source and text
+    output of an executed notebook, in place, before it is written or exported (a parameter
+    given as ``-p api_key ...`` is in the injected cell's source); images are left alone.
 
     Reports show questions and answers from datasets and runs: the same redaction as
     the trace writer applies, so nothing a run would mask reaches a report. Returns how
@@ -54,6 +55,8 @@ def redact_notebook(nb: Any, redactor: Any = None) -> int:
         return v if isinstance(v, str) else "".join(v)
 
     for cell in (nb or {}).get("cells", []):
+        if "source" in cell:  # injected parameters and code are kept in the executed copy
+            cell["source"] = clean(as_text(cell["source"]))
         for out in cell.get("outputs", []):
             if "text" in out:
                 out["text"] = clean(as_text(out["text"]))
