@@ -201,7 +201,10 @@ class Redactor:
         if types is not None:
             if not isinstance(types, list | tuple):
                 raise ConfigError("must be a list", field="types", known=BUILTIN_TYPES)
-            kwargs["types"] = tuple(str(t).upper() for t in types)
+            kwargs["types"] = tuple(str(t).strip().upper() for t in types)
+            if not kwargs["types"] or not all(kwargs["types"]):
+                raise ConfigError("must name at least one type (`enabled: false` is the way to turn redaction "
+                                  "off)", field="types", known=BUILTIN_TYPES)
         if cfg.get("content_keys") is not None:
             kwargs["content_keys"] = frozenset(str(k) for k in cfg["content_keys"])
         if cfg.get("skip_keys") is not None:
