@@ -21,7 +21,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from labkit.errors import Problem
+from labkit.errors import Problem, ResultError
 
 __all__ = [
     "MAX_COST_USD",
@@ -67,10 +67,6 @@ _NUMBER_BOUNDS = {"cost_usd": (MAX_COST_USD, "1e9 USD"), "latency_ms": (MAX_LATE
 #: Token-count names other systems log, read as labkit's (input_tokens, output_tokens).
 USAGE_ALIASES = {"prompt_tokens": "input_tokens", "completion_tokens": "output_tokens"}
 _ID_FIELDS = ("trace_id", "error_type", "answered_by", "idempotency_key")
-
-
-class ResultError(Exception):
-    """A pipeline returned something that is not a valid result (never retried)."""
 
 
 # --------------------------------------------------------------------------- JSON values
