@@ -27,13 +27,16 @@ A pipeline's own bugs (``KeyError``, ``ValueError`` ...) are none of these and
 are never retried.
 
 The API key is read from the environment variable named by ``api_key_env``;
-a key is never part of a config. httpx is imported when a client is built.
+a key is never part of a config. The key read is registered with the secrets
+catalogue, so every redactor replaces it with ``[API_KEY]`` (a server that
+echoes it cannot put it on disk), and error texts built here are redacted. httpx is imported when a client is built.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import json
 import os
 import time
@@ -42,6 +45,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from labkit import patterns
 from labkit.errors import (
     ClientHTTPError,
     ConfigError,
@@ -69,6 +73,7 @@ __all__ = [
     "RetryableError",
     "ServerError",
     "parse_retry_after",
+    "read_api_key",
 ]
 
 
@@ -110,7 +115,7 @@ def parse_completion(body: bytes | str, *, url: str | None = None) -> ChatReply:
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        snippet = (body[:80] if isinstance(body, str) else body[:80].decode("utf-8", "replace"))
+        snippet = _scrub(body[:80] if isinstance(body, str) else body[:80].decode("utf-8", "replace"))
         raise MalformedResponse(f"reply is not JSON ({e}): {snippet!r}", status=200, url=url) from None
     if not isinstance(data, dict):
         raise MalformedResponse("reply is not a JSON object", status=200, url=url)
@@ -140,8 +145,39 @@ def parse_completion(body: bytes | str, *, url: str | None = None) -> ChatReply:
     return ChatReply(content, usage, data, model, finish if isinstance(finish, str) else None)
 
 
+def read_api_key(api_key_env: object) -> str:
+    """The API key held by the environment variable named ``api_key_env``, registered with the
+    secrets catalogue (:func:`labkit.patterns.register_secret`) before anything can echo it, so
+    every redactor replaces it with ``[API_KEY]``. A ConfigError when it is not set; the
+    message names the variable only when ``api_key_env`` looks like a variable name."""
+    if not patterns.looks_like_env_name(api_key_env):
+        patterns.register_secret(api_key_env)  # a key pasted in its place: never written either
+        raise ConfigError("api_key_env does not look like a variable name (a key pasted by mistake?); it must "
+                          "be the NAME of an environment variable that holds the key", field="api_key_env")
+    assert isinstance(api_key_env, str)
+    key = os.environ.get(api_key_env, "")
+    if not key.strip():
+        raise ConfigError(f"environment variable {api_key_env} is not set (it should hold the API key)",
+                          field="api_key_env")
+    patterns.register_secret(key)
+    return key.strip()
+
+
+def _scrub(text: str) -> str:
+    """An error text with the secrets it may echo replaced (a server that echoes the request)."""
+    out: str = _scrubber().redact(text)
+    return out
+
+
+@functools.cache
+def _scrubber() -> Any:
+    from labkit.trace.redact import Redactor
+
+    return Redactor(types=patterns.SECRET_TYPES)
+
+
 def _status_error(status: int, text: str, headers: Mapping[str, str], url: str) -> EndpointError:
-    snippet = " ".join(text.split())[:200]
+    snippet = _scrub(" ".join(text.split())[:200])
     msg = f"HTTP {status} from {url}" + (f": {snippet}" if snippet else "")
     if status == 429:
         return RateLimited(msg, status=status, url=url, retry_after=parse_retry_after(headers.get("retry-after")))
@@ -173,7 +209,8 @@ class ChatClient:
         headers: Mapping[str, str] | None = None,
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"must be an http(s) URL, got {base_url!r}", field="base_url")
+            got = f", got {base_url!r}" if patterns.safe_to_echo(base_url) else " (the value is not shown: it looks like a key)"
+            raise ConfigError(f"must be an http(s) URL such as http://127.0.0.1:8000/v1{got}", field="base_url")
         if not isinstance(model, str) or not model:
             raise ConfigError("must be a non-empty string", field="model")
         self.base_url = base_url.rstrip("/")
@@ -183,14 +220,8 @@ class ChatClient:
         self.timeout_s = float(timeout_s)
         self.params = dict(params or {})
         self._headers = {"Content-Type": "application/json", **dict(headers or {})}
-        if api_key_env:
-            key = os.environ.get(api_key_env)
-            if not key:
-                raise ConfigError(
-                    f"environment variable {api_key_env} is not set (it should hold the API key)",
-                    field="api_key_env",
-                )
-            self._headers["Authorization"] = f"Bearer {key}"
+        if api_key_env is not None and api_key_env != "":
+            self._headers["Authorization"] = f"Bearer {read_api_key(api_key_env)}"
         self._client: httpx.Client | None = None
         self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary()
@@ -215,9 +246,9 @@ class ChatClient:
             return EndpointTimeout(f"no reply from {self.url} within {self.timeout_s:g}s ({type(e).__name__})",
                                    url=self.url)
         if isinstance(e, httpx.TransportError):
-            return EndpointConnectionError(f"connection to {self.url} failed: {type(e).__name__}: {e}",
+            return EndpointConnectionError(_scrub(f"connection to {self.url} failed: {type(e).__name__}: {e}"),
                                            url=self.url)
-        return MalformedResponse(f"bad reply from {self.url}: {type(e).__name__}: {e}", url=self.url)
+        return MalformedResponse(_scrub(f"bad reply from {self.url}: {type(e).__name__}: {e}"), url=self.url)
 
     def _reply(self, status: int, content: bytes, headers: Mapping[str, str]) -> ChatReply:
         if not 200 <= status < 300:

@@ -15,11 +15,17 @@ the match is the secret.
 :data:`CATALOGUE` is in the order the formats must be applied: secrets first
 (they hold digits a card or phone rule could eat), then e-mail, then the
 numeric personal-data formats.
+
+Beside the formats, the catalogue holds the secret *values* labkit itself read
+from the environment (:func:`register_secret`: the API key behind an
+``api_key_env``): whatever their format, they are found as ``environment_secret``
+and become ``[API_KEY]`` wherever they appear (:func:`redact_literals`).
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -135,6 +141,35 @@ def _assigned_ok(m: re.Match[str]) -> bool:
     return len(value) >= 6 and not value.isalpha()
 
 
+_RANDOM = re.compile(r"[A-Za-z0-9+/=_\-.~]{12,}")
+_RANDOM_RUN = re.compile(r"[A-Za-z0-9+/=_\-]{16,}")
+
+
+def looks_random(value: str) -> bool:
+    """A token that looks generated (a key, not a word): 12+ key characters mixing letters and digits."""
+    return bool(_RANDOM.fullmatch(value)) and any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
+
+
+#: Key names whose values are ids, not secrets (labkit's own ``idempotency_key``, database keys).
+_ID_KEY = re.compile(r"(?i)(?:idempotency|cache|dedup|sort|primary|partition|foreign|row|hash|range|object|"
+                     r"lookup|group|join|index|map|dict|case|trace|run)[_.\-]?key$")
+
+
+def _keyed_ok(m: re.Match[str]) -> bool:
+    """A random-looking value after a key word that does not name an id (``idempotency_key``)."""
+    start = m.start()
+    while start > 0 and m.string[start - 1] in _KEY_CHARS:
+        start -= 1
+    key = m.string[start:m.start() + 3]
+    return not _ID_KEY.search(key) and looks_random(m.group("v"))
+
+
+def _auth_ok(m: re.Match[str]) -> bool:
+    """An HTTP credential holds a digit or a token symbol, or is long (``Authorization: required`` is prose)."""
+    v = m.group("v")
+    return len(v) >= 16 or any(c.isdigit() or c in "+/=_-.~" for c in v)
+
+
 def _phone_ok(m: re.Match[str]) -> bool:
     return 7 <= len(re.sub(r"\D", "", _secret(m))) <= 15
 
@@ -148,8 +183,21 @@ def _p(kind: str, type_: str, rx: str, check: Callable[[re.Match[str]], bool] | 
 
 # Provider formats start with their literal prefix (fast to scan for) and then look behind it:
 # ``AIza(?<![A-Za-z0-9]AIza)`` is "AIza not inside a longer word".
-#: A secret's value after a credential key: not a placeholder, not a scheme word, not an env reference.
-_VALUE = r"(?!\[[A-Z_]+\])(?!(?:bearer|basic)\b)(?!\$\{?[A-Za-z_])(?!env:)[^\s\"',;&<>]{2,}"
+#: What a secret's value after a credential key may not start with: a placeholder, a scheme word
+#: (``Bearer``, ``Basic``, or any word before a placeholder), an environment reference.
+_VALUE_GUARD = r"(?!\[[A-Z_]+\])(?!(?:bearer|basic)\b)(?![A-Za-z][\w.\-]*\s+\[[A-Z_]+\])(?!\$\{?[A-Za-z_])(?!env:)"
+#: A bare value runs to whitespace, a quote or a tag, whole (``Tr0ub4dor&3``), but does not end
+#: with sentence punctuation (``password=x1y2.`` keeps its period).
+_BARE = r"[^\s\"'<>]+[^\s\"'<>.,;:!?)\]}]"
+#: A quoted value runs to its closing quote (the group ``q`` holds the opening one).
+_QUOTED = r"(?:(?!(?P=q))[^\r\n]){2,}"
+#: A secret's value after a credential key and its separator, which may open a quote ``q``.
+_VALUE = rf"{_VALUE_GUARD}(?(q){_QUOTED}|{_BARE})"
+#: A separator and an optional opening quote, kept as context.
+_SEP = r"[\"']?\s*(?P<sep>[:=]|=>)\s*(?P<q>[\"'])?"
+#: An HTTP credential after its scheme word: ``k=v`` parameters (Digest) or one token.
+_AUTH_CRED = (r"(?:[\w\-]+=(?:\"[^\"\r\n]*\"|[^\s,\"]+)(?:\s*,\s*[\w\-]+=(?:\"[^\"\r\n]*\"|[^\s,\"]+))*"
+              r"|[^\s\"'<>]{3,}[^\s\"'<>.,;:!?)\]}])")
 
 #: Words that make a key name a credential (matched at the end of the key, any case):
 #: ``api_key``, ``OPENAI_API_KEY``, ``DB_PASSWORD``, ``aws_secret_access_key``, ``clientSecret``.
@@ -184,14 +232,21 @@ CATALOGUE: tuple[Pattern, ...] = (
     _p("azure_account_key", "API_KEY", r"(?i)(?P<pre>\b(?:Account|Shared)Key\s*=\s*)[A-Za-z0-9+/]{16,}={0,2}",
        gate="key"),
     _p("google_oauth_token", "TOKEN", r"ya29\.(?<![A-Za-z0-9]ya29\.)[A-Za-z0-9_\-]{10,}", gate="ya29"),
-    _p("bearer_token", "TOKEN", r"(?i)(?P<pre>\bbearer\s+)(?!\[)[A-Za-z0-9._~+/=\-]{8,}", gate="bearer"),
+    _p("bearer_token", "TOKEN", r"(?i)(?P<pre>\bbearer\s+)(?!\[)[A-Za-z0-9._~+/=\-]{7,}[A-Za-z0-9_~+/=\-]",
+       gate="bearer"),
     _p("basic_auth", "TOKEN", r"(?i)(?P<pre>\bbasic\s+)(?=[A-Za-z0-9+/]*[0-9+/=])[A-Za-z0-9+/]{8,}={0,2}",
        gate="basic"),
     _p("url_credentials", "TOKEN", r"(?i)(?P<pre>\b[a-z][a-z0-9+.\-]*://)[^\s/:@\[\]]+:[^\s/@\[\]]+(?=@)", gate="://"),
     _p("jwt", "TOKEN", r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}", gate="eyj"),
-    _p("assigned_secret", "API_KEY",
-       rf"(?i)(?P<pre>(?P<k>{CREDENTIAL_WORDS})[\"']?\s*(?P<sep>[:=]|=>)\s*[\"']?)(?P<v>{_VALUE})",
+    # any scheme (Token, ApiKey, Digest, Negotiate ...); Bearer and Basic are replaced above
+    _p("authorization_header", "TOKEN",
+       rf"(?i)(?P<pre>\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?>(?:[A-Za-z][\w.\-]{{0,40}}\s+)?))"
+       rf"(?!\[[A-Z_]+\])(?P<v>{_AUTH_CRED})", _auth_ok, gate="authorization"),
+    _p("assigned_secret", "API_KEY", rf"(?i)(?P<pre>(?P<k>{CREDENTIAL_WORDS}){_SEP})(?P<v>{_VALUE})",
        _assigned_ok, gate=r"[:=]"),
+    # ``key=<random>``, ``licenseKey: <random>``: a bare "key" word needs a value that looks random
+    _p("keyed_secret", "API_KEY", rf"(?P<pre>(?:(?<![A-Za-z0-9])(?i:key)|(?<=[a-z])Key){_SEP})(?P<v>{_VALUE})",
+       _keyed_ok, gate=r"key[\"']?\s*(?:[:=])"),
     _p("email", "EMAIL", r"(?<![\w.+\-])[\w.%+\-]+@[^\W_][\w\-]*(?:\.[^\W_][\w\-]*)*\.[^\W\d_]{2,}(?![\w\-])",
        gate="@"),
     _p("iban", "IBAN", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", _iban_ok, gate=r"[A-Z]{2}\d\d"),
@@ -239,8 +294,13 @@ def secret_part(m: re.Match[str]) -> tuple[int, int]:
 
 
 def find(text: str, types: Iterable[str] = TYPES) -> list[Finding]:
-    """Every valid match of the catalogue in ``text`` (overlaps allowed; no replacement)."""
+    """Every valid match of the catalogue in ``text`` (overlaps allowed; no replacement),
+    the registered environment secrets included (as ``API_KEY``)."""
     out: list[Finding] = []
+    types = tuple(types)
+    rx = _literals.regex
+    if rx is not None and "API_KEY" in types:
+        out.extend(Finding("environment_secret", "API_KEY", m.start(), m.end()) for m in rx.finditer(text))
     for p in patterns_of(types):
         if p.gate is not None and p.gate.search(text) is None:
             continue
@@ -265,3 +325,76 @@ def is_phone_key(key: str) -> bool:
 REFERENCE_VALUE = re.compile(
     r"""^["']?(?:\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|env:[A-Za-z_][A-Za-z0-9_]*|<[^>]*>|\*+|\[[A-Z_]+\]|)["']?$"""
 )
+
+
+# ---------------------------------------------------------------------------- secrets labkit read
+
+#: A value shorter than this is not registered (it would erase common words, and no key is that short).
+MIN_SECRET_CHARS = 8
+#: What a registered secret becomes.
+LITERAL_PLACEHOLDER = "[API_KEY]"
+
+
+class _Literals:
+    """The registered secret values and one regex over them (longest first), swapped whole."""
+
+    def __init__(self) -> None:
+        self.values: frozenset[str] = frozenset()
+        self.regex: re.Pattern[str] | None = None
+        self.version = 0
+        self.lock = threading.Lock()
+
+    def add(self, value: str) -> None:
+        with self.lock:
+            if value in self.values:
+                return
+            values = self.values | {value}
+            self.regex = re.compile("|".join(re.escape(v) for v in sorted(values, key=len, reverse=True)))
+            self.values = values
+            self.version += 1
+
+
+_literals = _Literals()
+
+
+def register_secret(value: object) -> None:
+    """Record a secret value labkit read (an API key from the environment): from now on every
+    redactor of this process replaces it with ``[API_KEY]`` wherever it appears, whatever its
+    format. Values shorter than :data:`MIN_SECRET_CHARS` are ignored."""
+    if isinstance(value, str) and len(value.strip()) >= MIN_SECRET_CHARS:
+        _literals.add(value.strip())
+
+
+def secrets_version() -> int:
+    """Changes each time a secret is registered (lets a redactor drop what it memoised)."""
+    return _literals.version
+
+
+def redact_literals(text: str) -> tuple[str, int]:
+    """``text`` with every registered secret replaced by ``[API_KEY]``, and how many were."""
+    rx = _literals.regex
+    if rx is None:
+        return text, 0
+    return rx.subn(LITERAL_PLACEHOLDER, text)
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+def looks_like_env_name(name: object) -> bool:
+    """Whether ``name`` looks like the NAME of an environment variable (``OPENAI_API_KEY``,
+    ``LEAK_KEY``) rather than a key pasted in its place: an identifier, no known secret format,
+    and not a long run mixing letters and digits without an underscore."""
+    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
+        return False
+    if find(name, SECRET_TYPES):
+        return False
+    return "_" in name or len(name) < 16 or not looks_random(name)
+
+
+def safe_to_echo(value: object) -> bool:
+    """Whether a configured value may be quoted in an error message: short, no known secret
+    format, no registered secret, no generated-looking token."""
+    if not isinstance(value, str) or len(value) > 200 or find(value, SECRET_TYPES):
+        return False
+    return not any(looks_random(m.group(0)) for m in _RANDOM_RUN.finditer(value))

@@ -24,7 +24,10 @@ from typing import Any
 from labkit.errors import Problem, ResultError
 
 __all__ = [
+    "MAX_COST_USD",
     "MAX_DEPTH",
+    "MAX_LATENCY_MS",
+    "MAX_TOKENS",
     "RESULT_DEFAULTS",
     "STATUSES",
     "ResultError",
@@ -55,6 +58,12 @@ RESULT_DEFAULTS: dict[str, Any] = {
     "trace_id": None,
     "from_cache": False,
 }
+#: The most one results line may claim (docs/formats.md): beyond these a value is not a
+#: measurement, and a sum of many lines could overflow (a float to inf, a count past 64 bits).
+MAX_COST_USD = 1e9
+MAX_LATENCY_MS = 1e10
+MAX_TOKENS = 10**12
+_NUMBER_BOUNDS = {"cost_usd": (MAX_COST_USD, "1e9 USD"), "latency_ms": (MAX_LATENCY_MS, "1e10 ms")}
 #: Token-count names other systems log, read as labkit's (input_tokens, output_tokens).
 USAGE_ALIASES = {"prompt_tokens": "input_tokens", "completion_tokens": "output_tokens"}
 _ID_FIELDS = ("trace_id", "error_type", "answered_by", "idempotency_key")
@@ -226,12 +235,16 @@ def _check_numbers(obj: Mapping[str, Any], line: int | None, out: list[Problem])
                 v = usage.get(key)
                 if v is not None and not _count(v):
                     out.append(Problem(line, f"usage.{key}", f"must be a non-negative integer, got {v!r}"))
+                elif v is not None and v > MAX_TOKENS:
+                    out.append(Problem(line, f"usage.{key}", f"must be at most 1e12 tokens, got {v!r}"))
                 elif v is not None:
                     usage[key] = int(v)
-    for key in ("cost_usd", "latency_ms"):
+    for key, (bound, shown) in _NUMBER_BOUNDS.items():
         v = obj.get(key)
         if v is not None and (not _finite(v) or v < 0):
             out.append(Problem(line, key, f"must be a finite non-negative number or null, got {v!r}"))
+        elif v is not None and v > bound:
+            out.append(Problem(line, key, f"must be at most {shown}, got {v!r}"))
     att = obj.get("attempts")
     if att is not None and (not isinstance(att, int) or isinstance(att, bool) or not 0 <= att < INT_LIMIT):
         out.append(Problem(line, "attempts", f"must be a non-negative integer, got {att!r}"))

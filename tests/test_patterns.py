@@ -35,6 +35,8 @@ SAMPLES: dict[str, tuple[str, str]] = {
     "url_credentials": ("TOKEN", "https://planted_user:PLANTEDpass@db.example.com/x"),
     "jwt": ("TOKEN", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwbGFudGVkIn0.c2lnbmF0dXJlX3BsYW50ZWQ"),
     "assigned_secret": ("API_KEY", "OPENAI_API_KEY=PLANTEDvalue42"),
+    "keyed_secret": ("API_KEY", "key=PLANTED3f2a9c0d8e7b6a5f"),
+    "authorization_header": ("TOKEN", "Authorization: Token PLANTEDabcdef0123456789"),
     "email": ("EMAIL", "jürgen.müller@exämple.de"),
     "iban": ("IBAN", "GB82 WEST 1234 5698 7654 32"),
     "us_ssn": ("SSN", "SSN 078-05-1120"),

@@ -19,8 +19,8 @@ def register(sub: Any) -> None:
     r.add_argument("--run-id", help="run id (default: derived from the pipeline and the time)")
     r.add_argument("--gate", help="gate YAML whose lock the manifest records (pre-registration)")
     r.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run: skip finished cases")
-    r.add_argument("--concurrency", type=int, help="max cases in flight")
-    r.add_argument("--rate-limit", type=float, help="max requests per second (token bucket)")
+    r.add_argument("--concurrency", type=int, help="max cases in flight (1 to 10,000)")
+    r.add_argument("--rate-limit", type=float, help="max requests per second (token bucket; at least 0.001)")
     r.add_argument("--timeout", type=float, help="per-case timeout in seconds")
     r.add_argument("--retries", type=int, help="retries for retryable errors")
     r.add_argument("--cache", metavar="DIR", help="on-disk result cache folder (opt-in)")
@@ -28,7 +28,8 @@ def register(sub: Any) -> None:
     r.add_argument("--scheduler", help="Dask scheduler address (with --executor dask)")
     r.add_argument("--batch-size", type=int, help="cases per Dask task (with --executor dask)")
     r.add_argument("--redact-types", metavar="T1,T2", help="built-in redaction types to apply "
-                   "(API_KEY,TOKEN,EMAIL,CARD,IP,PHONE ...; default all)")
+                   "(API_KEY,TOKEN,EMAIL,CARD,IP,PHONE ...; default all; at least one: "
+                   "--no-redaction turns redaction off)")
     r.add_argument("--redact-pattern", action="append", metavar="NAME=REGEX",
                    help="extra redaction pattern, replaced by [NAME] (repeatable)")
     r.add_argument("--no-content", action="store_true", help="write ids, hashes, lengths and scores, not text")

@@ -92,10 +92,6 @@ def _check(config: Mapping[str, Any], known: tuple[str, ...], path: str | None) 
     if config.get("prices") is not None and not isinstance(config["prices"], dict):
         raise ConfigError("must be a mapping model -> {price_per_1k_input, price_per_1k_output}",
                           path=path, field="prices")
-    key_env = config.get("api_key_env")
-    if key_env is not None and (not isinstance(key_env, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key_env)):
-        raise ConfigError("must be the NAME of an environment variable (never the key itself)",
-                          path=path, field="api_key_env")
 
 
 class HttpPipeline:
@@ -116,7 +112,7 @@ class HttpPipeline:
                 headers=config.get("headers") or None,
             )
         except ConfigError as e:
-            raise ConfigError(str(e).split(": ", 1)[-1], path=path, field=e.field) from None
+            raise ConfigError(e.message, path=path, field=e.field) from None  # api_key_env: read_api_key
         self.system = config.get("system_prompt", self.system_default)
         self.template = str(config.get("prompt_template", self.template_default))
         self.prompt_version = config.get("prompt_version")

@@ -29,8 +29,9 @@ CONFIG_SUFFIXES = (".yaml", ".yml", ".toml", ".ini", ".cfg", ".env", ".json")
 
 #: The catalogue's secret formats (labkit.patterns), by kind; credential-key assignments are
 #: judged line by line below so environment references and placeholders can be told apart.
-PROVIDER_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (p.kind, p.regex) for p in patterns.patterns_of(patterns.SECRET_TYPES)
+#: Each with its validator: a match counts only when the catalogue says it does.
+PROVIDER_PATTERNS: tuple[patterns.Pattern, ...] = tuple(
+    p for p in patterns.patterns_of(patterns.SECRET_TYPES)
     if p.kind != "assigned_secret" and p.type not in patterns.NUMERIC_TYPES
 )
 
@@ -77,9 +78,9 @@ def scan_text(text: str, path: str) -> list[SecretFinding]:
     for n, raw in enumerate(text.splitlines(), 1):
         line = _strip_comment(raw)
         kind = None
-        for k, pat in PROVIDER_PATTERNS:
-            if pat.search(line):
-                kind = k
+        for pat in PROVIDER_PATTERNS:
+            if any(pat.valid(m) for m in pat.regex.finditer(line)):
+                kind = pat.kind
                 break
         if kind is None:
             m = CREDENTIAL_KEY.match(line)

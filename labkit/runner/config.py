@@ -14,9 +14,14 @@ from typing import Any
 from labkit.errors import ConfigError
 from labkit.runner.limits import DEFAULT_MAX_OUTPUT_CHARS
 
-__all__ = ["EXECUTORS", "RunnerConfig", "merge_config"]
+__all__ = ["EXECUTORS", "MAX_CONCURRENCY", "MIN_RATE_LIMIT", "RunnerConfig", "merge_config"]
 
 EXECUTORS = ("local", "dask")
+#: The most cases in flight a run may ask for (docs/runner.md "Limits").
+MAX_CONCURRENCY = 10_000
+#: The lowest rate limit, in requests per second: the longest wait for a token is 1/rate,
+#: 1,000 s at this rate (docs/runner.md "Limits").
+MIN_RATE_LIMIT = 0.001
 
 
 @dataclass
@@ -47,10 +52,11 @@ class RunnerConfig:
         def bad(name: str, why: str, known: Sequence[str] | None = None) -> ConfigError:
             return ConfigError(why, path=path, field=f"runner.{name}", known=known)
 
-        if not _int(self.concurrency) or self.concurrency < 1:
-            raise bad("concurrency", f"must be an integer >= 1, got {self.concurrency!r}")
-        if self.rate_limit is not None and (not _num(self.rate_limit) or self.rate_limit <= 0):
-            raise bad("rate_limit", f"must be a positive number of requests per second, got {self.rate_limit!r}")
+        if not _int(self.concurrency) or not 1 <= self.concurrency <= MAX_CONCURRENCY:
+            raise bad("concurrency", f"must be an integer from 1 to {MAX_CONCURRENCY:,}, got {self.concurrency!r}")
+        if self.rate_limit is not None and (not _num(self.rate_limit) or self.rate_limit < MIN_RATE_LIMIT):
+            raise bad("rate_limit", f"must be a number of requests per second >= {MIN_RATE_LIMIT:g} (one request "
+                                    f"per {1 / MIN_RATE_LIMIT:,.0f} s), got {self.rate_limit!r}")
         if not _num(self.timeout_s) or self.timeout_s <= 0:
             raise bad("timeout_s", f"must be a positive number of seconds, got {self.timeout_s!r}")
         if not _int(self.retries) or self.retries < 0:

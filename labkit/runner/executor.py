@@ -262,7 +262,8 @@ class CaseExecutor:
         return self._trace(case, res, 0, now, now)
 
     async def run_many(self, cases: Iterable[EvalCase], on_done: Callable[[CaseOutcome], None]) -> None:
-        """Run cases with at most ``concurrency`` in flight, calling ``on_done`` as each finishes.
+        """Run cases with at most ``concurrency`` in flight, calling ``on_done`` as each finishes;
+        one worker task per case at most (:func:`workers_for`).
 
         A worker hands a finished case over and takes the next one at once; the
         hand-over (result line, trace records, ``on_done``: redaction, append +
@@ -273,7 +274,8 @@ class CaseExecutor:
         error or cancellation; the first hand-over error stops the run and is
         raised.
         """
-        it = iter(cases)
+        todo = list(cases)
+        it = iter(todo)
         lane = HandOver(lambda o: on_done(self.materialize(o)), _large_outcome)
 
         async def worker() -> None:
@@ -284,13 +286,19 @@ class CaseExecutor:
 
         try:
             async with asyncio.TaskGroup() as tg:
-                for _ in range(self.cfg.concurrency):
+                for _ in range(workers_for(self.cfg.concurrency, len(todo))):
                     tg.create_task(worker())
         finally:
             self.close()
             lane.close()  # every finished case handed over, also on error or cancellation
         if lane.error is not None:
             raise lane.error
+
+
+def workers_for(concurrency: int, n_cases: int) -> int:
+    """How many worker tasks run ``n_cases``: never more than the cases (a worker costs memory
+    whether or not it gets a case), never more than ``concurrency``."""
+    return max(0, min(concurrency, n_cases))
 
 
 def _large_outcome(o: CaseOutcome) -> bool:

@@ -3,7 +3,11 @@
 The ``redaction:`` settings (docs/traces.md) are a run option — ``runner.redaction``
 in a pipeline config's ``runner:`` section, ``RunnerConfig(redaction=...)``, or the
 ``labkit run`` flags — so they work the same for every pipeline type and for a
-``module:callable``. The patterns are those of :mod:`labkit.trace.redact`.
+``module:callable``. The patterns are those of :mod:`labkit.trace.redact`; the keys
+labkit read from the environment (``api_key_env``) are registered with the catalogue
+when the pipeline is loaded, before the manifest is written, so the run's redactor
+replaces them in every file whatever the settings (docs/traces.md "The keys labkit reads").
+An empty ``--redact-types`` is an error: ``--no-redaction`` is the one way to turn it off.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from labkit.errors import ConfigError
+from labkit.patterns import TYPES
 
 __all__ = ["HEADER_PLACEHOLDER", "check_redaction", "redact_manifest", "redact_snapshot", "redaction_from_flags", "redactor"]
 
@@ -52,8 +57,12 @@ def redaction_from_flags(
         out["enabled"] = False
     if no_content:
         out["capture_content"] = False
-    if types:
+    if types is not None:
         out["types"] = [t.strip().upper() for t in types.split(",") if t.strip()]
+        if not out["types"]:
+            raise ConfigError(f"--redact-types {types!r} names no type: give at least one of "
+                              f"{', '.join(TYPES)}; --no-redaction is the only way to turn redaction off",
+                              field="--redact-types")
     extra: dict[str, str] = {}
     for item in patterns or []:
         name, sep, rx = item.partition("=")

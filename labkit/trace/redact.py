@@ -20,6 +20,10 @@ and there they skip the numeric formats (an id or hash can look like a card
 number) but not the secret ones. A field of the same name anywhere else (a
 pipeline output, a tool call, tags) is redacted like any other.
 
+The secret values labkit itself read from the environment (the API key of an
+``api_key_env``, :func:`labkit.patterns.register_secret`) become ``[API_KEY]``
+wherever they appear, whatever their format and whatever the settings.
+
 Extra patterns come from config. With ``capture_content: false`` every value
 under a content key (question, answer, text, args, output, comment, ...) is
 replaced by ``[CONTENT len=N sha256=XXXXXXXXXXXX]``: ids, hashes, lengths and
@@ -153,6 +157,7 @@ class Redactor:
         if unknown:
             raise ConfigError(f"unknown redaction type {unknown[0]!r}", field="types", known=BUILTIN_TYPES)
         self._memo: dict[tuple[str, bool], tuple[str, int]] = {}
+        self._memo_version = patterns.secrets_version()
         self._rules: list[_Rule] = _builtin_rules(self.types) if self.enabled else []
         for name, rx in self.extra_patterns.items():
             try:
@@ -196,7 +201,10 @@ class Redactor:
         if types is not None:
             if not isinstance(types, list | tuple):
                 raise ConfigError("must be a list", field="types", known=BUILTIN_TYPES)
-            kwargs["types"] = tuple(str(t).upper() for t in types)
+            kwargs["types"] = tuple(str(t).strip().upper() for t in types)
+            if not kwargs["types"] or not all(kwargs["types"]):
+                raise ConfigError("must name at least one type (`enabled: false` is the way to turn redaction "
+                                  "off)", field="types", known=BUILTIN_TYPES)
         if cfg.get("content_keys") is not None:
             kwargs["content_keys"] = frozenset(str(k) for k in cfg["content_keys"])
         if cfg.get("skip_keys") is not None:
@@ -210,7 +218,8 @@ class Redactor:
         ``own_id``: the string is one of labkit's own id fields at its own position,
         so the numeric formats (card, phone, IP, IBAN, SSN) are not applied.
         """
-        n = 0
+        # the secrets labkit itself read (an API key): always, whatever the settings
+        text, n = patterns.redact_literals(text)
         for rule in self._rules:
             if own_id and rule.numeric:
                 continue
@@ -234,6 +243,9 @@ class Redactor:
     def _text(self, text: str, own_id: bool = False) -> tuple[str, int]:
         # short strings repeat a lot (statuses, model names, ids): memoize them
         if len(text) <= 64:
+            if self._memo_version != patterns.secrets_version():  # a key was registered since
+                self._memo.clear()
+                self._memo_version = patterns.secrets_version()
             hit = self._memo.get((text, own_id))
             if hit is not None:
                 return hit
