@@ -331,6 +331,26 @@ def test_an_inconclusive_regression_does_not_pass(runs, tmp_path, capsys):
     assert "not wholly within +500" in lat["reason"]
 
 
+def test_cache_claims_do_not_hide_slow_cases(runs, tmp_path, capsys):
+    """A forger who marks the slow cases as cache hits, and rewrites the manifest's count of
+    hits to match, no longer takes them out of the latency percentile unnoticed."""
+    run = _copy(runs / "variant", tmp_path / "variant")
+    rows = _rows(run)
+    for r in rows[:4]:
+        r.update(latency_ms=60000.0, from_cache=True, attempts=0,
+                 cache_origin={"run_id": "earlier", "trace_id": r["trace_id"]})
+    _write_rows(run, rows)
+    man = json.loads((run / "manifest.json").read_text())
+    man["counts"]["from_cache"] = 4
+    (run / "manifest.json").write_text(json.dumps(man, indent=2))
+    assert main(["score", str(run)]) == 0
+    gate = tmp_path / "g.yaml"
+    gate.write_text("checks:\n  - {metric: latency_p95_ms, op: '<=', threshold: 3500}\n")
+    code, rep = _gate_json(capsys, "--config", str(gate), str(run))
+    lat = _check(rep, "absolute", "latency_p95_ms")
+    assert code == 1 and not lat["passed"] and "from_cache: 4" in lat["reason"]
+
+
 def test_shipped_outcome_reference_passes_variant_fails(runs, capsys):
     base, var = str(runs / "baseline"), str(runs / "variant")
     assert Gate.load(SHIPPED_GATE).thresholds_only().evaluate(base).passed
