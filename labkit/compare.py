@@ -47,6 +47,14 @@ class MetricDelta:
     verdict: str
     n: int
     test: str
+    #: cases the baseline measured; of those, the ones the variant did not measure for a failure
+    #: reason or has no result for (docs/metrics.md, "Failed, not applicable"), by reason
+    n_baseline_measured: int = 0
+    lost_reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_lost(self) -> int:
+        return sum(self.lost_reasons.values())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +70,9 @@ class MetricDelta:
             "test": self.test,
             "stage": self.stage,
             "direction": self.direction,
+            "n_baseline_measured": self.n_baseline_measured,
+            "n_lost": self.n_lost,
+            "lost_reasons": dict(self.lost_reasons),
         }
 
 
@@ -127,6 +138,10 @@ class Comparison:
         fp = [x["case_id"] for x in self.flipped if x["from"] == "fail"]
         lines.append(f"flipped pass -> fail ({len(pf)}): {', '.join(pf) if pf else '-'}")
         lines.append(f"flipped fail -> pass ({len(fp)}): {', '.join(fp) if fp else '-'}")
+        lost = [f"{n} {m.n_lost}/{m.n_baseline_measured} ({', '.join(f'{k} {v}' for k, v in m.lost_reasons.items())})"
+                for n, m in self.metrics.items() if m.n_lost]
+        if lost:
+            lines.append("measured in the baseline, not in the variant (failure reasons): " + "; ".join(lost))
         lines += self.notes
         return "\n".join(lines)
 
@@ -163,7 +178,11 @@ def _load_run(run_dir: str | Path) -> tuple[str, str | None, pd.DataFrame]:
     df = read_scores(scores)
     if "case_id" not in df.columns:
         raise LabkitError(f"{scores}: no case_id column")
-    df = df.drop_duplicates("case_id", keep="last")
+    dup = df["case_id"][df["case_id"].duplicated()].astype(str).unique().tolist()
+    if dup:
+        more = f" and {len(dup) - 5} more" if len(dup) > 5 else ""
+        raise LabkitError(f"{scores}: duplicate case_id {', '.join(map(repr, dup[:5]))}{more}: "
+                          f"one row per case; rescore with labkit score {d}")
     return run_id, fp, df
 
 
@@ -203,6 +222,42 @@ def _flipped(b: pd.DataFrame, v: pd.DataFrame, shared: Sequence[str]) -> list[di
     return out
 
 
+def _measured(spec: Any, df: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """Which rows measure ``spec`` (the cases its statistic stands on), and each row's reason
+    when it does not."""
+    if spec.per_case:
+        x = _arr(df, spec.name)
+        col = spec.name + "_reason"
+        raw = df[col].tolist() if col in df.columns else [""] * len(df)
+        return np.isfinite(x), [r if isinstance(r, str) and r else "unmeasured" for r in raw]
+    if spec.kind == "percentile":
+        lat, cached = _arr(df, "latency_ms"), _bool(df, "from_cache")
+        why = ["no_latency" if not np.isfinite(a) else "from_cache" if c else "" for a, c in zip(lat, cached,
+                                                                                                 strict=True)]
+        return np.isfinite(lat) & ~cached, why
+    cost = _arr(df, "cost_usd")
+    return np.isfinite(cost), ["no_cost"] * len(df)
+
+
+def _lost(spec: Any, b: pd.DataFrame, v: pd.DataFrame, count_absent: bool) -> tuple[int, dict[str, int]]:
+    """(cases the baseline measured, {reason: count} of those the variant lost)."""
+    from labkit.registry import is_failure_reason
+
+    if spec.per_case and spec.name not in b.columns and spec.name not in v.columns:
+        return 0, {}
+    b_ok, _ = _measured(spec, b)
+    v_ok, v_why = _measured(spec, v)
+    v_row = {cid: i for i, cid in enumerate(v.index.tolist())}
+    out: dict[str, int] = {}
+    for cid in b.index[b_ok].tolist():
+        i = v_row.get(cid)
+        absent = "no_result" if count_absent else ""
+        why = absent if i is None else ("" if v_ok[i] else v_why[i])
+        if why and is_failure_reason(why):
+            out[why] = out.get(why, 0) + 1
+    return int(b_ok.sum()), dict(sorted(out.items()))
+
+
 def _arr(df: pd.DataFrame, col: str) -> np.ndarray:
     import pandas as pd
 
@@ -231,15 +286,25 @@ def compare_frames(
     n_perm: int = 5000,
     alpha: float = 0.05,
     dropped: int | None = None,
+    count_absent: bool = True,
 ) -> Comparison:
-    """Compare two score frames on the case ids they share (rows paired by case_id)."""
+    """Compare two score frames on the case ids they share (rows paired by case_id).
+
+    Each metric also counts the cases the baseline measured that the variant lost: not
+    measured for a failure reason, or (``count_absent``) with no row at all.
+    """
     from labkit import stats
     from labkit.registry import LATENCY_PERCENTILES, METRICS
 
     stats.check_options(alpha=alpha, n_boot=n_boot)
 
-    b = base.drop_duplicates("case_id", keep="last").set_index("case_id")
-    v = variant.drop_duplicates("case_id", keep="last").set_index("case_id")
+    for side, frame in (("baseline", base), ("variant", variant)):
+        if frame["case_id"].duplicated().any():
+            raise LabkitError(f"{side} scores hold a case_id twice: one row per case")
+    b = base.set_index("case_id")
+    v = variant.set_index("case_id")
+    b.index, v.index = b.index.astype(str), v.index.astype(str)
+    lost = {spec.name: _lost(spec, b, v, count_absent) for spec in METRICS.values()}
     shared = sorted(set(b.index.astype(str)) & set(v.index.astype(str)))
     b = b.loc[shared].reset_index()
     v = v.loc[shared].reset_index()
@@ -315,9 +380,10 @@ def compare_frames(
                 verdict = "improved" if better_up else "regressed"
             elif hi < 0:
                 verdict = "regressed" if better_up else "improved"
+        n_base, why = lost[spec.name]
         metrics[spec.name] = MetricDelta(
             spec.name, spec.stage, spec.direction, r["base"], r["var"], r["delta"], lo, hi,
-            r["p"], p_adj, verdict, r["n"], r["test"],
+            r["p"], p_adj, verdict, r["n"], r["test"], n_base, why,
         )
 
     flipped = _flipped(b, v, shared)
@@ -359,7 +425,7 @@ def compare_runs(
         raise LabkitError(f"cannot compare {baseline} and {variant}: no shared case ids")
     return compare_frames(
         bdf, vdf, baseline_id=bid, variant_id=vid, seed=seed, n_boot=n_boot, alpha=alpha,
-        dropped=dropped if align else None,
+        dropped=dropped if align else None, count_absent=not align,
     )
 
 
