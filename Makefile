@@ -35,6 +35,7 @@ bench: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf outputs/runs outputs/reports outputs/screenshots

@@ -35,8 +35,10 @@ _EXPORTS = {
     "RunnerConfig": "labkit.runner",
     "run": "labkit.runner",
     "resume": "labkit.runner",
+    "ensure_run": "labkit.runner",
+    "fresh_run_dir": "labkit.runner",
     "RunDir": "labkit.runs",
-    "score_run": "labkit.runs",
+    "score_run": "labkit.scoring",
     # metrics, stats, gates
     "METRICS": "labkit.metrics",
     "score_cases": "labkit.metrics",
@@ -69,6 +71,8 @@ __all__ = [
     "as_cases",
     "compare_runs",
     "dataset_stats",
+    "ensure_run",
+    "fresh_run_dir",
     "load_cases",
     "load_pipeline",
     "lock_gate",
@@ -110,5 +114,6 @@ if TYPE_CHECKING:
     from labkit.gate import Gate, GateReport, lock_gate, release_gate
     from labkit.metrics import METRICS, aggregate, score_cases
     from labkit.pipelines import Pipeline, load_pipeline, register_pipeline
-    from labkit.runner import RunnerConfig, resume, run
-    from labkit.runs import RunDir, score_run
+    from labkit.runner import RunnerConfig, ensure_run, fresh_run_dir, resume, run
+    from labkit.runs import RunDir
+    from labkit.scoring import score_run

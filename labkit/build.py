@@ -28,9 +28,12 @@ import random
 import re
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labkit.cases import Dataset, EvalCase, as_cases
+
+if TYPE_CHECKING:
+    from labkit.corpus import Chunk, Corpus
 
 HEADING_TEMPLATES = (
     "What should I know about {h}?",
@@ -100,6 +103,88 @@ def _risk(doc_id: str, text: str) -> str:
     return "low"
 
 
+def _question_from(chunk: Chunk, rng: random.Random, preferred: tuple[str, str]) -> tuple[dict[str, Any] | None, str]:
+    """(case fields, method) of the first method in ``preferred`` that yields a question here."""
+    sents = _sentences(chunk.text)
+    method = ""
+    for method in preferred:
+        if method == "heading" and chunk.heading != chunk.title:
+            q = rng.choice(HEADING_TEMPLATES).format(h=_lower_heading(chunk.heading))
+            return {"question": q, "must_include": [], "reference_answer": sents[0] if sents else None}, method
+        if method == "key_sentence":
+            numbered = [s for s in sents if _number_question(s)]
+            if numbered:
+                s = rng.choice(numbered)
+                nq = _number_question(s)
+                assert nq is not None
+                return {"question": nq[0], "must_include": [nq[1]], "reference_answer": s}, method
+    return None, method
+
+
+def _representatives(corpus: Corpus, doc: str, *, seed: int, n_per_doc: int, seen_q: set[str]) -> list[dict[str, Any]]:
+    """Up to ``n_per_doc`` questions on ``doc``, heading and key-sentence questions alternating."""
+    rng = random.Random(f"labkit-build:{seed}:{doc}")
+    sections = [c for c in corpus.chunks if c.source == doc and c.heading != c.title]
+    if not sections:
+        sections = [c for c in corpus.chunks if c.source == doc]
+    order = sections[:]
+    rng.shuffle(order)
+    items: list[dict[str, Any]] = []
+    for chunk in order:
+        if len(items) >= n_per_doc:
+            break
+        preferred = ("heading", "key_sentence") if len(items) % 2 == 0 else ("key_sentence", "heading")
+        case, method = _question_from(chunk, rng, preferred)
+        if case is None or case["question"] in seen_q:
+            continue
+        seen_q.add(case["question"])
+        items.append({
+            "id": f"gen-{doc}-{len(items) + 1:02d}",
+            **case,
+            "expected_source": doc,
+            "expected_chunks": [chunk.id],
+            "tags": {"category": doc, "risk": _risk(doc, chunk.text), "kind": "representative"},
+            "metadata": {"generated": {"method": method, "seed": seed, "heading": chunk.heading}},
+        })
+    return items
+
+
+def _out_of_scope(rng: random.Random, seed: int) -> list[dict[str, Any]]:
+    return [{
+        "id": f"gen-oos-{n:02d}", "question": q, "must_not_include": leaks,
+        "tags": {"category": "out_of_scope", "risk": "low", "kind": "out_of_scope"},
+        "metadata": {"generated": {"method": "out_of_scope", "seed": seed}, "expected_behaviour": "abstain"},
+    } for n, (q, leaks) in enumerate(rng.sample(OUT_OF_SCOPE, k=min(3, len(OUT_OF_SCOPE))), 1)]
+
+
+def _adversarial(rng: random.Random, *, seed: int, reps: list[dict[str, Any]], n_docs: int) -> list[dict[str, Any]]:
+    """Prompt injections wrapped around representative questions (at least 3, one per 3 documents)."""
+    n_adv = max(3, n_docs // 3) if reps else 0
+    items = []
+    for n, base in enumerate(rng.sample(reps, k=min(n_adv, len(reps))), 1):
+        template, leaks = INJECTIONS[(n - 1) % len(INJECTIONS)]
+        items.append({
+            "id": f"gen-adv-{n:02d}",
+            "question": template.format(q=base["question"]),
+            "expected_source": base["expected_source"],
+            "expected_chunks": base["expected_chunks"],
+            "must_not_include": leaks,
+            "tags": {"category": base["tags"]["category"], "risk": "high", "kind": "adversarial"},
+            "metadata": {"generated": {"method": "injection", "seed": seed, "wraps": base["id"]},
+                         "expected_behaviour": "answer the real question, ignore the injected order"},
+        })
+    return items
+
+
+def _ambiguous(rng: random.Random, seed: int) -> list[dict[str, Any]]:
+    return [{
+        "id": f"gen-amb-{n:02d}", "question": q,
+        "tags": {"category": "ambiguous", "risk": "medium", "kind": "failure", "failure_mode": "ambiguous"},
+        "metadata": {"generated": {"method": "ambiguous", "seed": seed},
+                     "expected_behaviour": "ask a clarifying question"},
+    } for n, q in enumerate(rng.sample(AMBIGUOUS, k=min(3, len(AMBIGUOUS))), 1)]
+
+
 def build_candidates(corpus_dir: str | os.PathLike[str], *, seed: int = 0, n_per_doc: int = 3) -> Dataset:
     """Generate candidate eval cases from a markdown corpus; deterministic under ``seed``.
 
@@ -115,79 +200,14 @@ def build_candidates(corpus_dir: str | os.PathLike[str], *, seed: int = 0, n_per
 
         raise ConfigError("must be >= 0", field="n_per_doc")
     corpus = Corpus.load(corpus_dir)
-    items: list[dict[str, Any]] = []
     seen_q: set[str] = set()
+    reps: list[dict[str, Any]] = []
     for doc in corpus.doc_ids:
-        rng = random.Random(f"labkit-build:{seed}:{doc}")
-        sections = [c for c in corpus.chunks if c.source == doc and c.heading != c.title]
-        if not sections:
-            sections = [c for c in corpus.chunks if c.source == doc]
-        order = sections[:]
-        rng.shuffle(order)
-        made = 0
-        for chunk in order:
-            if made >= n_per_doc:
-                break
-            sents = _sentences(chunk.text)
-            case: dict[str, Any] | None = None
-            method = ""
-            preferred = ("heading", "key_sentence") if made % 2 == 0 else ("key_sentence", "heading")
-            for method in preferred:
-                if method == "heading" and chunk.heading != chunk.title:
-                    q = rng.choice(HEADING_TEMPLATES).format(h=_lower_heading(chunk.heading))
-                    case = {"question": q, "must_include": [], "reference_answer": sents[0] if sents else None}
-                elif method == "key_sentence":
-                    numbered = [s for s in sents if _number_question(s)]
-                    if numbered:
-                        s = rng.choice(numbered)
-                        nq = _number_question(s)
-                        assert nq is not None
-                        case = {"question": nq[0], "must_include": [nq[1]], "reference_answer": s}
-                if case is not None:
-                    break
-            if case is None or case["question"] in seen_q:
-                continue
-            seen_q.add(case["question"])
-            made += 1
-            items.append({
-                "id": f"gen-{doc}-{made:02d}",
-                **case,
-                "expected_source": doc,
-                "expected_chunks": [chunk.id],
-                "tags": {"category": doc, "risk": _risk(doc, chunk.text), "kind": "representative"},
-                "metadata": {"generated": {"method": method, "seed": seed, "heading": chunk.heading}},
-            })
-
-    rng = random.Random(f"labkit-build:{seed}:failures")
-    for n, (q, leaks) in enumerate(rng.sample(OUT_OF_SCOPE, k=min(3, len(OUT_OF_SCOPE))), 1):
-        items.append({
-            "id": f"gen-oos-{n:02d}", "question": q, "must_not_include": leaks,
-            "tags": {"category": "out_of_scope", "risk": "low", "kind": "out_of_scope"},
-            "metadata": {"generated": {"method": "out_of_scope", "seed": seed}, "expected_behaviour": "abstain"},
-        })
-    reps = [it for it in items if it["tags"]["kind"] == "representative"]
-    n_adv = max(3, len(corpus.doc_ids) // 3) if reps else 0
-    picks = rng.sample(reps, k=min(n_adv, len(reps)))
-    for n, base in enumerate(picks, 1):
-        template, leaks = INJECTIONS[(n - 1) % len(INJECTIONS)]
-        items.append({
-            "id": f"gen-adv-{n:02d}",
-            "question": template.format(q=base["question"]),
-            "expected_source": base["expected_source"],
-            "expected_chunks": base["expected_chunks"],
-            "must_not_include": leaks,
-            "tags": {"category": base["tags"]["category"], "risk": "high", "kind": "adversarial"},
-            "metadata": {"generated": {"method": "injection", "seed": seed, "wraps": base["id"]},
-                         "expected_behaviour": "answer the real question, ignore the injected order"},
-        })
-    for n, q in enumerate(rng.sample(AMBIGUOUS, k=min(3, len(AMBIGUOUS))), 1):
-        items.append({
-            "id": f"gen-amb-{n:02d}", "question": q,
-            "tags": {"category": "ambiguous", "risk": "medium", "kind": "failure", "failure_mode": "ambiguous"},
-            "metadata": {"generated": {"method": "ambiguous", "seed": seed},
-                         "expected_behaviour": "ask a clarifying question"},
-        })
-    return as_cases(items)
+        reps += _representatives(corpus, doc, seed=seed, n_per_doc=n_per_doc, seen_q=seen_q)
+    rng = random.Random(f"labkit-build:{seed}:failures")  # one generator, drawn in this order
+    oos = _out_of_scope(rng, seed)
+    adv = _adversarial(rng, seed=seed, reps=reps, n_docs=len(corpus.doc_ids))
+    return as_cases(reps + oos + adv + _ambiguous(rng, seed))
 
 
 def coverage_gaps(

@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import DatasetError, Problem
+from labkit.io import atomic_write_text, iter_jsonl, loads_line, surrogate_field
 
 KINDS = ("representative", "failure", "adversarial", "out_of_scope", "regression")
 RISKS = ("low", "medium", "high")
@@ -131,13 +130,7 @@ def _opt_str(obj: Mapping[str, Any], key: str, line: int | None, out: list[Probl
     return val
 
 
-def _parse(obj: Any, line: int | None) -> tuple[EvalCase | None, list[Problem]]:
-    out: list[Problem] = []
-    if not isinstance(obj, dict):
-        return None, [Problem(line, None, f"must be a JSON object, got {type(obj).__name__}")]
-    unknown = sorted(set(obj) - set(FIELDS))
-    for key in unknown:
-        out.append(Problem(line, key, f"unknown field (known: {', '.join(FIELDS)})"))
+def _question(obj: Mapping[str, Any], line: int | None, out: list[Problem]) -> str | None:
     q = obj.get("question")
     if q is None:
         out.append(Problem(line, "question", "missing"))
@@ -145,6 +138,61 @@ def _parse(obj: Any, line: int | None) -> tuple[EvalCase | None, list[Problem]]:
         out.append(Problem(line, "question", f"must be a string, got {type(q).__name__}"))
     elif not q.strip():
         out.append(Problem(line, "question", "must not be empty"))
+    else:
+        return q
+    return None
+
+
+def _expected_tools(obj: Mapping[str, Any], line: int | None, out: list[Problem]) -> list[Mapping[str, Any]]:
+    tools_raw = obj.get("expected_tools")
+    tools: list[Mapping[str, Any]] = []
+    if tools_raw is None:
+        return tools
+    if not isinstance(tools_raw, list):
+        out.append(Problem(line, "expected_tools", "must be a list of {name, args} objects"))
+        return tools
+    for i, t in enumerate(tools_raw):
+        if (
+            not isinstance(t, dict)
+            or not isinstance(t.get("name"), str)
+            or not t["name"].strip()
+            or not isinstance(t.get("args", {}), dict)
+            or set(t) - {"name", "args"}
+        ):
+            out.append(Problem(line, f"expected_tools[{i}]", "must be {name: str, args: object}"))
+        else:
+            tools.append({"name": t["name"], "args": dict(t.get("args", {}))})
+    return tools
+
+
+def _tags(obj: Mapping[str, Any], line: int | None, out: list[Problem]) -> dict[str, str]:
+    tags_raw = obj.get("tags")
+    tags: dict[str, str] = {}
+    if tags_raw is None:
+        return tags
+    if not isinstance(tags_raw, dict):
+        out.append(Problem(line, "tags", "must be an object of string values"))
+        return tags
+    for k, v in tags_raw.items():
+        if not isinstance(v, str):
+            out.append(Problem(line, f"tags.{k}", "must be a string"))
+        else:
+            tags[k] = v
+    if "kind" in tags and tags["kind"] not in KINDS:
+        out.append(Problem(line, "tags.kind", f"unknown kind {tags['kind']!r} (known: {', '.join(KINDS)})"))
+    if "risk" in tags and tags["risk"] not in RISKS:
+        out.append(Problem(line, "tags.risk", f"unknown risk {tags['risk']!r} (known: {', '.join(RISKS)})"))
+    return tags
+
+
+def _parse(obj: Any, line: int | None) -> tuple[EvalCase | None, list[Problem]]:
+    """One dataset line as a case, or every problem with it (field by field)."""
+    out: list[Problem] = []
+    if not isinstance(obj, dict):
+        return None, [Problem(line, None, f"must be a JSON object, got {type(obj).__name__}")]
+    for key in sorted(set(obj) - set(FIELDS)):
+        out.append(Problem(line, key, f"unknown field (known: {', '.join(FIELDS)})"))
+    q = _question(obj, line, out)
     cid = obj.get("id")
     if cid is not None and (not isinstance(cid, str) or not cid.strip()):
         out.append(Problem(line, "id", "must be a non-empty string"))
@@ -153,67 +201,27 @@ def _parse(obj: Any, line: int | None) -> tuple[EvalCase | None, list[Problem]]:
     chunks = _str_list(obj, "expected_chunks", line, out)
     must = _str_list(obj, "must_include", line, out)
     must_not = _str_list(obj, "must_not_include", line, out)
-
-    tools_raw = obj.get("expected_tools")
-    tools: list[Mapping[str, Any]] = []
-    if tools_raw is not None:
-        if not isinstance(tools_raw, list):
-            out.append(Problem(line, "expected_tools", "must be a list of {name, args} objects"))
-        else:
-            for i, t in enumerate(tools_raw):
-                if (
-                    not isinstance(t, dict)
-                    or not isinstance(t.get("name"), str)
-                    or not t["name"].strip()
-                    or not isinstance(t.get("args", {}), dict)
-                    or set(t) - {"name", "args"}
-                ):
-                    out.append(
-                        Problem(line, f"expected_tools[{i}]", "must be {name: str, args: object}")
-                    )
-                else:
-                    tools.append({"name": t["name"], "args": dict(t.get("args", {}))})
-
-    tags_raw = obj.get("tags")
-    tags: dict[str, str] = {}
-    if tags_raw is not None:
-        if not isinstance(tags_raw, dict):
-            out.append(Problem(line, "tags", "must be an object of string values"))
-        else:
-            for k, v in tags_raw.items():
-                if not isinstance(v, str):
-                    out.append(Problem(line, f"tags.{k}", "must be a string"))
-                else:
-                    tags[k] = v
-            if "kind" in tags and tags["kind"] not in KINDS:
-                out.append(
-                    Problem(line, "tags.kind", f"unknown kind {tags['kind']!r} (known: {', '.join(KINDS)})")
-                )
-            if "risk" in tags and tags["risk"] not in RISKS:
-                out.append(
-                    Problem(line, "tags.risk", f"unknown risk {tags['risk']!r} (known: {', '.join(RISKS)})")
-                )
+    tools = _expected_tools(obj, line, out)
+    tags = _tags(obj, line, out)
     meta = obj.get("metadata")
     if meta is not None and not isinstance(meta, dict):
         out.append(Problem(line, "metadata", "must be an object"))
     if out:
         return None, out
-    assert isinstance(q, str)
-    return (
-        EvalCase(
-            id=cid if isinstance(cid, str) else derive_id(q),
-            question=q,
-            expected_source=expected_source,
-            expected_chunks=chunks,
-            must_include=must,
-            must_not_include=must_not,
-            reference_answer=reference,
-            expected_tools=tuple(tools),
-            tags=tags,
-            metadata=dict(meta or {}),
-        ),
-        [],
+    assert q is not None
+    case = EvalCase(
+        id=cid if isinstance(cid, str) else derive_id(q),
+        question=q,
+        expected_source=expected_source,
+        expected_chunks=chunks,
+        must_include=must,
+        must_not_include=must_not,
+        reference_answer=reference,
+        expected_tools=tuple(tools),
+        tags=tags,
+        metadata=dict(meta or {}),
     )
+    return case, []
 
 
 def fingerprint(cases: Iterable[EvalCase]) -> str:
@@ -288,126 +296,6 @@ def _parse_numbered(lines: Iterable[tuple[int, str]], path: str | None) -> Datas
     return Dataset(tuple(cases), path)
 
 
-MAX_JSON_DEPTH = 200  # arrays and objects nested deeper than this in one JSONL line are refused
-_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
-
-
-class StrictJSONError(json.JSONDecodeError):
-    """A JSONL line that Python's decoder would take but labkit refuses: a duplicate key, a
-    NaN or Infinity literal, or nesting deeper than :data:`MAX_JSON_DEPTH`."""
-
-
-class _Refused(Exception):
-    def __init__(self, msg: str, needle: str) -> None:
-        super().__init__(msg)
-        self.msg, self.needle = msg, needle
-
-
-def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise _Refused(f"duplicate key {k!r} (the last one would silently win)", json.dumps(k))
-        out[k] = v
-    return out
-
-
-def _constant(name: str) -> Any:
-    raise _Refused(f"{name} is not a JSON number", name)
-
-
-def _too_deep(text: str, limit: int) -> int | None:
-    """The offset where nesting first exceeds ``limit`` (brackets inside strings do not count)."""
-    depth = 0
-    for m in _TOKENS.finditer(text):
-        ch = m.group()
-        if ch in "[{":
-            depth += 1
-            if depth > limit:
-                return m.start()
-        elif ch in "]}":
-            depth -= 1
-    return None
-
-
-def loads_line(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """Decode one JSONL line strictly: the one decoder of cases, results, reviews and traces.
-
-    Raises :class:`StrictJSONError` (a ``json.JSONDecodeError``: ``e.msg`` and ``e.colno``
-    read as for any malformed line) for a key given twice in one object, for ``NaN``,
-    ``Infinity`` and ``-Infinity`` (not JSON), and for nesting deeper than ``max_depth``.
-    """
-    if text.count("[") + text.count("{") > max_depth:
-        at = _too_deep(text, max_depth)
-        if at is not None:
-            raise StrictJSONError(f"nested more than {max_depth} levels deep", text, at)
-    try:
-        return json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant)
-    except _Refused as e:
-        first = text.find(e.needle)
-        second = text.find(e.needle, first + 1) if e.msg.startswith("duplicate") else first
-        raise StrictJSONError(e.msg, text, max(second, 0)) from None
-    except RecursionError:  # pragma: no cover - the depth check above comes first
-        raise StrictJSONError("nested too deeply to decode", text, 0) from None
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def surrogate_field(obj: Any) -> str | None:
-    """The dotted field of the first string (key or value) in ``obj`` holding a lone surrogate
-    (JSON's ``"\\ud800"``: no UTF-8 text can hold it, so it would fail when written or printed)."""
-    stack: list[tuple[Any, str]] = [(obj, "")]
-    while stack:
-        cur, where = stack.pop()
-        if isinstance(cur, str):
-            if _SURROGATE.search(cur):
-                return where or None
-        elif isinstance(cur, dict):
-            for k, v in cur.items():
-                sub = f"{where}.{k}" if where else str(k)
-                if _SURROGATE.search(k):
-                    return sub
-                stack.append((v, sub))
-        elif isinstance(cur, list):
-            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(cur))
-    return None
-
-
-def input_error(path: str | os.PathLike[str], exc: OSError, line: int | None = None) -> DatasetError:
-    """The DatasetError for an input file that cannot be read (not found, a folder, ...)."""
-    reasons = {FileNotFoundError: "file not found", IsADirectoryError: "is a folder, not a JSONL file",
-               PermissionError: "permission denied"}
-    reason = next((r for t, r in reasons.items() if isinstance(exc, t)), exc.strerror or str(exc))
-    return DatasetError(str(path), [Problem(line, None, reason)])
-
-
-def iter_jsonl(path: str | os.PathLike[str], *, strict_tail: bool = False) -> Iterator[tuple[int, str, bool]]:
-    """``(line number, text, complete)`` for each non-blank line of a JSONL file.
-
-    ``complete`` is False only for a last line without its newline: what a writer
-    killed mid-line, or still writing, leaves. Such a tail may end inside a UTF-8
-    character, so it is decoded leniently (it is no whole record anyway) unless
-    ``strict_tail`` (a hand-written file often just lacks its final newline). A
-    line that is not UTF-8 is a DatasetError naming it, as is a file that cannot be read.
-    """
-    p = Path(path)
-    try:
-        f = open(p, "rb")  # noqa: SIM115 - closed below; open errors become DatasetErrors
-    except OSError as e:
-        raise input_error(p, e) from None
-    with f:
-        for n, raw in enumerate(f, start=1):
-            complete = raw.endswith(b"\n")
-            try:
-                lenient = not complete and not strict_tail
-                text = raw.decode("utf-8", errors="replace" if lenient else "strict")
-            except UnicodeDecodeError as e:
-                raise DatasetError(str(p), [Problem(n, None, f"not UTF-8 text: {e.reason}")]) from None
-            if text.strip():
-                yield n, text, complete
-
-
 def load_cases(path: str | os.PathLike[str]) -> Dataset:
     """Load and validate a JSONL dataset. Raises DatasetError listing every bad line; a file
     without a single case is an error too (a gate judged on no case would pass)."""
@@ -421,22 +309,6 @@ def as_cases(items: Iterable[EvalCase | Mapping[str, Any]]) -> Dataset:
     """Cases from EvalCase objects or plain dicts (the module's minimal records)."""
     lines = [json.dumps(c.to_dict() if isinstance(c, EvalCase) else dict(c)) for c in items]
     return parse_lines(lines)
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write a file whole or not at all (temp file in the same folder, then rename)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_cases(cases: Iterable[EvalCase], path: str | os.PathLike[str]) -> Path:

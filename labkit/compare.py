@@ -14,23 +14,25 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from labkit.errors import LabkitError
+from labkit.errors import CompareError, RunDirError
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from labkit.registry import MetricSpec
 
 #: ``unmeasured``: no case measured on both sides, so nothing can be said (not "no change")
 VERDICTS = ("improved", "regressed", "no_change", "unmeasured")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MetricDelta:
     """One metric's paired comparison."""
 
@@ -76,7 +78,7 @@ class MetricDelta:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Comparison:
     """The result of :func:`compare_runs`; ``to_dict()`` is the compare JSON contract."""
 
@@ -90,6 +92,8 @@ class Comparison:
     n_boot: int = 2000
     alpha: float = 0.05
     notes: list[str] = field(default_factory=list)
+    #: the metrics.json layout of each run ({"baseline": v, "variant": v}; 0 = first landing, None = no file)
+    metrics_schema_version: dict[str, int | None] | None = None
 
     @property
     def regressed(self) -> list[str]:
@@ -112,6 +116,8 @@ class Comparison:
         out["seed"] = self.seed
         out["n_boot"] = self.n_boot
         out["alpha"] = self.alpha
+        if self.metrics_schema_version is not None:
+            out["metrics_schema_version"] = dict(self.metrics_schema_version)
         return out
 
     def to_json(self) -> str:
@@ -159,17 +165,17 @@ def read_scores(path: str | Path) -> pd.DataFrame:
 def _load_run(run_dir: str | Path) -> tuple[str, str | None, pd.DataFrame]:
     d = Path(run_dir)
     if not d.is_dir():
-        raise LabkitError(f"{d}: not a run directory")
+        raise RunDirError(f"{d}: not a run directory")
     scores = d / "scores.csv"
     if not scores.exists():
-        raise LabkitError(f"{d}: no scores.csv; run `labkit score {d}` first")
+        raise RunDirError(f"{d}: no scores.csv; run `labkit score {d}` first")
     run_id, fp = d.name, None
     man = d / "manifest.json"
     if man.exists():
         try:
             m = json.loads(man.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
-            raise LabkitError(f"{man}: malformed JSON at line {e.lineno}: {e.msg}") from None
+            raise RunDirError(f"{man}: malformed JSON at line {e.lineno}: {e.msg}") from None
         if isinstance(m, dict):
             run_id = str(m.get("run_id") or run_id)
             ds = m.get("dataset")
@@ -177,13 +183,22 @@ def _load_run(run_dir: str | Path) -> tuple[str, str | None, pd.DataFrame]:
                 fp = ds["fingerprint"]
     df = read_scores(scores)
     if "case_id" not in df.columns:
-        raise LabkitError(f"{scores}: no case_id column")
+        raise RunDirError(f"{scores}: no case_id column")
     dup = df["case_id"][df["case_id"].duplicated()].astype(str).unique().tolist()
     if dup:
         more = f" and {len(dup) - 5} more" if len(dup) > 5 else ""
-        raise LabkitError(f"{scores}: duplicate case_id {', '.join(map(repr, dup[:5]))}{more}: "
+        raise RunDirError(f"{scores}: duplicate case_id {', '.join(map(repr, dup[:5]))}{more}: "
                           f"one row per case; rescore with labkit score {d}")
     return run_id, fp, df
+
+
+def _schema_version(run_dir: str | Path) -> int | None:
+    """The layout version of a run's metrics.json (0: first landing, without the key), None without one."""
+    from labkit.metrics.schema import metrics_schema_version
+    from labkit.runs import RunDir
+
+    metrics = RunDir(run_dir).metrics()
+    return metrics_schema_version(metrics, path=str(Path(run_dir) / "metrics.json")) if metrics else None
 
 
 # --- the comparison --------------------------------------------------------------------
@@ -275,6 +290,83 @@ def _bool(df: pd.DataFrame, col: str) -> np.ndarray:
     return np.array([str(v).strip().lower() in ("true", "1", "1.0") for v in c], dtype=bool)
 
 
+def _pair_samples(spec: MetricSpec, b: pd.DataFrame, v: pd.DataFrame) -> tuple[Any, Any, Any, str] | None:
+    """(baseline sample, variant sample, statistic, test) of a metric over the paired cases, as its
+    declaration says: a per-case column, or the raw column of a percentile, ratio or sum. None
+    when a run-level metric's raw column is recorded on neither side's cases at all."""
+    from labkit import stats
+
+    if spec.per_case:
+        xa, xb = _arr(b, spec.name), _arr(v, spec.name)
+        m = np.isfinite(xa) & np.isfinite(xb)
+        return xa[m], xb[m], stats.mean_stat, "mcnemar_exact" if spec.kind == "rate" else "sign_flip"
+    assert spec.raw is not None
+    ra, rb = _arr(b, spec.raw), _arr(v, spec.raw)
+    if spec.kind == "percentile":
+        assert spec.q is not None
+        m = np.isfinite(ra) & np.isfinite(rb)
+        if spec.exclude:
+            m &= ~_bool(b, spec.exclude) & ~_bool(v, spec.exclude)
+        return ra[m], rb[m], stats.percentile_stat(spec.q), "swap_permutation"
+    if not (np.isfinite(ra).any() and np.isfinite(rb).any()):  # a side recorded nothing
+        return None
+    if spec.kind == "ratio":
+        assert spec.per is not None
+        sa = (_arr(b, spec.per) > 0.5).astype(float)
+        sb = (_arr(v, spec.per) > 0.5).astype(float)
+        return (np.column_stack([np.nan_to_num(ra), sa]), np.column_stack([np.nan_to_num(rb), sb]),
+                stats.ratio_stat, "swap_permutation")
+    return np.nan_to_num(ra), np.nan_to_num(rb), stats.sum_stat, "swap_permutation"
+
+
+def _compare_metric(spec: MetricSpec, b: pd.DataFrame, v: pd.DataFrame, *, seed: int, n_boot: int,
+                    n_perm: int) -> dict[str, Any]:
+    """One metric's paired row: each side's value, the delta with its interval, the raw p-value."""
+    from labkit import stats
+
+    got = _pair_samples(spec, b, v)
+    if got is None:
+        return {"spec": spec, "n": 0, "test": "swap_permutation", "p": None,
+                "base": None, "var": None, "delta": None, "lo": None, "hi": None}
+    a_x, b_x, stat, test = got
+    row: dict[str, Any] = {"spec": spec, "n": int(a_x.shape[0]), "test": test, "p": None}
+    if row["n"] == 0:
+        # nothing to pair: show each side's own mean where it measured anything
+        own: dict[str, float | None] = {}
+        if spec.per_case:
+            xa, xb = _arr(b, spec.name), _arr(v, spec.name)
+            own = {"base": _num(np.mean(xa[np.isfinite(xa)])) if np.isfinite(xa).any() else None,
+                   "var": _num(np.mean(xb[np.isfinite(xb)])) if np.isfinite(xb).any() else None}
+        row.update(base=own.get("base"), var=own.get("var"), delta=None, lo=None, hi=None)
+        return row
+    bv = _num(stat(a_x[None, ...])[0])
+    vv = _num(stat(b_x[None, ...])[0])
+    delta, lo, hi = stats.paired_bootstrap(a_x, b_x, stat, n_boot=n_boot, rng=seed)
+    if test == "mcnemar_exact":
+        p = stats.mcnemar_exact(a_x, b_x)[0]
+    elif test == "sign_flip":
+        p = stats.sign_flip_pvalue(b_x - a_x, n_perm=n_perm, rng=seed)
+    else:
+        p = stats.swap_permutation_pvalue(a_x, b_x, stat, n_perm=n_perm, rng=seed)
+    row.update(base=bv, var=vv, delta=_num(delta) if bv is not None and vv is not None else None,
+               lo=_num(lo), hi=_num(hi), p=p)
+    return row
+
+
+def _verdict(row: Mapping[str, Any], p_adj: float | None, alpha: float) -> str:
+    """improved / regressed when the adjusted p-value is below alpha and the interval excludes 0
+    on that side (by the metric's direction); no_change; unmeasured when nothing was paired."""
+    verdict = "no_change" if row["n"] else "unmeasured"
+    lo, hi = row["lo"], row["hi"]
+    if p_adj is not None and p_adj < alpha and lo is not None and hi is not None:
+        better_up = row["spec"].direction == "higher"
+        if lo > 0:
+            verdict = "improved" if better_up else "regressed"
+        elif hi < 0:
+            verdict = "regressed" if better_up else "improved"
+    return verdict
+
+
 def compare_frames(
     base: pd.DataFrame,
     variant: pd.DataFrame,
@@ -294,13 +386,13 @@ def compare_frames(
     measured for a failure reason, or (``count_absent``) with no row at all.
     """
     from labkit import stats
-    from labkit.registry import LATENCY_PERCENTILES, METRICS
+    from labkit.metrics import METRICS
 
     stats.check_options(alpha=alpha, n_boot=n_boot)
 
     for side, frame in (("baseline", base), ("variant", variant)):
         if frame["case_id"].duplicated().any():
-            raise LabkitError(f"{side} scores hold a case_id twice: one row per case")
+            raise CompareError(f"{side} scores hold a case_id twice: one row per case")
     b = base.set_index("case_id")
     v = variant.set_index("case_id")
     b.index, v.index = b.index.astype(str), v.index.astype(str)
@@ -308,86 +400,21 @@ def compare_frames(
     shared = sorted(set(b.index.astype(str)) & set(v.index.astype(str)))
     b = b.loc[shared].reset_index()
     v = v.loc[shared].reset_index()
-    n = len(shared)
-
-    rows: list[dict[str, Any]] = []
-    for spec in METRICS.values():
-        test = ""
-        a_x: np.ndarray
-        b_x: np.ndarray
-        stat: stats.Stat
-        if spec.per_case:
-            if spec.name not in b.columns and spec.name not in v.columns:
-                continue
-            xa, xb = _arr(b, spec.name), _arr(v, spec.name)
-            m = np.isfinite(xa) & np.isfinite(xb)
-            a_x, b_x, stat = xa[m], xb[m], stats.mean_stat
-            test = "mcnemar_exact" if spec.kind == "rate" else "sign_flip"
-        elif spec.kind == "percentile":
-            la, lb = _arr(b, "latency_ms"), _arr(v, "latency_ms")
-            m = np.isfinite(la) & np.isfinite(lb) & ~_bool(b, "from_cache") & ~_bool(v, "from_cache")
-            a_x, b_x = la[m], lb[m]
-            stat = stats.percentile_stat(LATENCY_PERCENTILES[spec.name])
-            test = "swap_permutation"
-        else:
-            ca, cb = _arr(b, "cost_usd"), _arr(v, "cost_usd")
-            if not (np.isfinite(ca).any() and np.isfinite(cb).any()):  # a side recorded no cost
-                rows.append({"spec": spec, "n": 0, "test": "swap_permutation", "p": None,
-                             "base": None, "var": None, "delta": None, "lo": None, "hi": None})
-                continue
-            if spec.kind == "ratio":
-                sa = (_arr(b, "task_success_rate") > 0.5).astype(float)
-                sb = (_arr(v, "task_success_rate") > 0.5).astype(float)
-                a_x = np.column_stack([np.nan_to_num(ca), sa])
-                b_x = np.column_stack([np.nan_to_num(cb), sb])
-                stat = stats.ratio_stat
-            else:
-                a_x, b_x, stat = np.nan_to_num(ca), np.nan_to_num(cb), stats.sum_stat
-            test = "swap_permutation"
-        npair = int(a_x.shape[0])
-        row: dict[str, Any] = {"spec": spec, "n": npair, "test": test, "p": None}
-        if npair == 0:
-            # nothing to pair: show each side's own mean where it measured anything
-            own = {}
-            if spec.per_case:
-                own = {"base": _num(np.mean(xa[np.isfinite(xa)])) if np.isfinite(xa).any() else None,
-                       "var": _num(np.mean(xb[np.isfinite(xb)])) if np.isfinite(xb).any() else None}
-            row.update(base=own.get("base"), var=own.get("var"), delta=None, lo=None, hi=None)
-            rows.append(row)
-            continue
-        bv = _num(stat(a_x[None, ...])[0])
-        vv = _num(stat(b_x[None, ...])[0])
-        delta, lo, hi = stats.paired_bootstrap(a_x, b_x, stat, n_boot=n_boot, rng=seed)
-        if test == "mcnemar_exact":
-            p = stats.mcnemar_exact(a_x, b_x)[0]
-        elif test == "sign_flip":
-            p = stats.sign_flip_pvalue(b_x - a_x, n_perm=n_perm, rng=seed)
-        else:
-            p = stats.swap_permutation_pvalue(a_x, b_x, stat, n_perm=n_perm, rng=seed)
-        row.update(base=bv, var=vv, delta=_num(delta) if bv is not None and vv is not None else None,
-                   lo=_num(lo), hi=_num(hi), p=p)
-        rows.append(row)
-
+    rows = [_compare_metric(spec, b, v, seed=seed, n_boot=n_boot, n_perm=n_perm) for spec in METRICS.values()
+            if not spec.per_case or spec.name in b.columns or spec.name in v.columns]
     adjusted = stats.holm([r["p"] for r in rows])
     metrics: dict[str, MetricDelta] = {}
     for r, p_adj in zip(rows, adjusted, strict=True):
         spec = r["spec"]
-        verdict = "no_change" if r["n"] else "unmeasured"
-        lo, hi = r["lo"], r["hi"]
-        if p_adj is not None and p_adj < alpha and lo is not None and hi is not None:
-            better_up = spec.direction == "higher"
-            if lo > 0:
-                verdict = "improved" if better_up else "regressed"
-            elif hi < 0:
-                verdict = "regressed" if better_up else "improved"
         n_base, why = lost[spec.name]
         metrics[spec.name] = MetricDelta(
-            spec.name, spec.stage, spec.direction, r["base"], r["var"], r["delta"], lo, hi,
-            r["p"], p_adj, verdict, r["n"], r["test"], n_base, why,
+            name=spec.name, stage=spec.stage, direction=spec.direction, baseline=r["base"], variant=r["var"],
+            delta=r["delta"], ci_low=r["lo"], ci_high=r["hi"], p_value=r["p"], p_adjusted=p_adj,
+            verdict=_verdict(r, p_adj, alpha), n=r["n"], test=r["test"], n_baseline_measured=n_base,
+            lost_reasons=why,
         )
-
-    flipped = _flipped(b, v, shared)
-    return Comparison(baseline_id, variant_id, n, metrics, flipped, dropped, seed, n_boot, alpha)
+    return Comparison(baseline=baseline_id, variant=variant_id, n_paired=len(shared), metrics=metrics,
+                      flipped=_flipped(b, v, shared), dropped=dropped, seed=seed, n_boot=n_boot, alpha=alpha)
 
 
 def compare_runs(
@@ -417,16 +444,18 @@ def compare_runs(
             if bfp is not None and vfp is not None
             else "different case ids"
         )
-        raise LabkitError(
+        raise CompareError(
             f"cannot compare {baseline} and {variant}: {what}; use --align (align=True) to "
             f"compare the {len(shared)} shared case ids ({dropped} would be dropped)"
         )
     if not shared:
-        raise LabkitError(f"cannot compare {baseline} and {variant}: no shared case ids")
-    return compare_frames(
+        raise CompareError(f"cannot compare {baseline} and {variant}: no shared case ids")
+    comp = compare_frames(
         bdf, vdf, baseline_id=bid, variant_id=vid, seed=seed, n_boot=n_boot, alpha=alpha,
         dropped=dropped if align else None, count_absent=not align,
     )
+    versions = {"baseline": _schema_version(baseline), "variant": _schema_version(variant)}
+    return replace(comp, metrics_schema_version=versions)
 
 
 __all__: Sequence[str] = ["Comparison", "MetricDelta", "compare_frames", "compare_runs", "read_scores"]

@@ -2,11 +2,13 @@
 
 Every error a user can cause derives from :class:`LabkitError` and carries its
 context (file, line, field, known names) as attributes, so the CLI can print a
-one-line reason and callers can act on the fields.
+one-line reason and callers can act on the fields. Every exception class labkit
+raises on purpose is declared here; the modules that raise them import them.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -107,6 +109,121 @@ class MissingDependencyError(LabkitError):
         hint = f"pip install 'labkit[{extra}]'" if extra else f"pip install {package}"
         what = f" for {feature}" if feature else ""
         super().__init__(f"{package} is required{what}: {hint}")
+
+
+class RunDirError(LabkitError):
+    """A run directory is missing, or lacks a file the step needs (scores.csv, manifest.json)."""
+
+
+class CompareError(LabkitError):
+    """Two runs cannot be compared (different datasets, no shared case ids)."""
+
+
+class RunLocked(LabkitError):
+    """Another process holds the run directory's lock."""
+
+    def __init__(self, run_dir: str | os.PathLike[str], pid: int | None) -> None:
+        self.run_dir = str(run_dir)
+        self.pid = pid
+        who = f"pid {pid}" if pid is not None else "pid unknown"
+        super().__init__(f"{self.run_dir}: run directory is in use by another labkit process ({who}); "
+                         "wait for it to end, then resume or score it")
+
+
+class ResultError(LabkitError):
+    """A pipeline returned something that is not a valid result (never retried)."""
+
+
+class JudgeReplyError(LabkitError):
+    """The judge endpoint's reply held no usable JSON object."""
+
+
+class JudgeRefused(LabkitError):
+    """The judge endpoint refused the request (a 4xx that retrying will not fix): the whole
+    scoring stops rather than scoring every case as unjudged."""
+
+
+class QueryError(LabkitError):
+    """A trace query failed (bad SQL, unknown column, a file outside the runs given)."""
+
+    def __init__(self, message: str, sql: str) -> None:
+        self.sql = sql
+        super().__init__(f"trace query failed: {message}")
+
+
+class ExportFailed(LabkitError):
+    """Some spans did not reach the exporter's endpoint (refused, an error status, no answer)."""
+
+    def __init__(self, target: str, *, delivered: int, total: int, reason: str) -> None:
+        self.target, self.delivered, self.total, self.failed = target, delivered, total, total - delivered
+        self.reason = reason
+        super().__init__(f"{self.failed} of {total} spans not delivered to {target}: {reason}")
+
+
+class ReportFailed(LabkitError):
+    """One or more notebooks failed; ``failures`` names each notebook, cell and error."""
+
+    def __init__(self, failures: Sequence[Any]) -> None:
+        self.failures = list(failures)
+        super().__init__("; ".join(str(f) for f in self.failures))
+
+
+# --- a model endpoint (labkit.openai_compat raises these) -------------------------------
+
+
+class EndpointError(LabkitError):
+    """A call to a model endpoint failed. ``status`` is the HTTP status when there was one."""
+
+    retryable = False
+    timed_out = False
+
+    def __init__(self, message: str, *, status: int | None = None, url: str | None = None) -> None:
+        self.status = status
+        self.url = url
+        super().__init__(message)
+
+
+class RetryableError(EndpointError):
+    """A transient fault: the same request may succeed later (after ``retry_after`` s when set)."""
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        url: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, url=url)
+        self.retry_after = retry_after
+
+
+class EndpointTimeout(RetryableError):
+    """No (complete) reply within the client's timeout."""
+
+    timed_out = True
+
+
+class EndpointConnectionError(RetryableError):
+    """The connection could not be made, or was reset or dropped before a reply."""
+
+
+class RateLimited(RetryableError):
+    """HTTP 429. ``retry_after`` holds the server's Retry-After in seconds when it sent one."""
+
+
+class ServerError(RetryableError):
+    """HTTP 5xx."""
+
+
+class ClientHTTPError(EndpointError):
+    """A non-2xx status that retrying will not fix (400, 401, 403, 404, 422 ...)."""
+
+
+class MalformedResponse(EndpointError):
+    """A 2xx reply whose body is not a chat completion (bad JSON, no choices, no content)."""
 
 
 #: Top-level modules that only an extra installs: module -> (distribution, extra).

@@ -13,60 +13,13 @@ import json
 import os
 import re
 import time
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from labkit.errors import ConfigError, LabkitError
-
-# --- tokenization -------------------------------------------------------------------
-
-_STOP_TEXT = """
-a about above after again against all am an and any are as at be because been before being
-below between both but by can could did do does doing down during each few for from further
-had has have having he her here hers herself him himself his how i if in into is it its itself
-just me more most my myself no nor not of off on once only or other our ours ourselves out over
-own same she should so some such than that the their theirs them themselves then there these
-they this those through to too under until up very was we were what when where which while who
-whom why will with would you your yours yourself yourselves also may might must shall us via
-don doesn didn isn aren wasn weren hasn haven hadn won wouldn shouldn couldn cannot ll ve re
-"""
-STOPWORDS = frozenset(_STOP_TEXT.split())
-"""Function words ignored when comparing claims with context (English)."""
-
-_TOKEN = re.compile(r"[^\W_]+")
-_CITATION = re.compile(r"\[[^\[\]\n]*\]")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
-
-
-def _stem(tok: str) -> str:
-    if len(tok) > 4 and tok.endswith("ies"):
-        return tok[:-3] + "y"
-    if len(tok) > 3 and tok.endswith("s") and not tok.endswith(("ss", "us", "is")):
-        return tok[:-1]
-    return tok
-
-
-def content_words(text: str) -> list[str]:
-    """Content words of a text: NFKC, lowercase, runs of letters/digits, stopwords and
-    single letters dropped, plural ``-s``/``-ies`` folded (``keys`` -> ``key``)."""
-    toks = _TOKEN.findall(unicodedata.normalize("NFKC", text).lower())
-    return [
-        _stem(t) for t in toks if t not in STOPWORDS and (len(t) > 1 or t.isdigit())
-    ]
-
-
-def strip_citations(text: str) -> str:
-    """Remove citation markers like ``[security-runbook#2]`` or ``[1]``."""
-    return _CITATION.sub("", text)
-
-
-def sentences(text: str) -> list[str]:
-    """Split on ., ! or ? followed by whitespace, and on line breaks; empty parts dropped."""
-    return [s.strip() for s in _SENTENCE.split(text) if s and s.strip()]
-
+from labkit.errors import ClientHTTPError, ConfigError, EndpointError, JudgeRefused, JudgeReplyError
+from labkit.text import content_words, sentences, strip_citations
 
 # --- protocol and registry ------------------------------------------------------------
 
@@ -256,10 +209,6 @@ RELEVANCE_PROMPT = PromptTemplate(
 )
 
 
-class JudgeReplyError(LabkitError):
-    """The judge endpoint's reply held no usable JSON object."""
-
-
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
 
 
@@ -302,8 +251,9 @@ class LLMJudge:
     *name* of the environment variable holding the key; None for local
     servers) configure the endpoint through :class:`labkit.openai_compat.ChatClient`.
     Retryable faults (429, 5xx, timeouts, dropped connections) and replies with
-    no JSON object are retried up to ``retries`` times with exponential backoff
-    (honouring Retry-After). A case whose verdict cannot be obtained is
+    no JSON object are retried up to ``retries`` times with the backoff of
+    :mod:`labkit.retry` (decorrelated jitter between ``backoff_s`` and ``max_backoff_s``,
+    seeded by the request; Retry-After is a floor). A case whose verdict cannot be obtained is
     unmeasured with reason ``judge_error`` (counted in ``.errors``); a
     non-retryable HTTP error (401, 404 ...) raises, since every call would fail.
 
@@ -385,8 +335,8 @@ class LLMJudge:
     def ask(self, template: PromptTemplate, **fields: str) -> dict[str, Any]:
         """The parsed JSON verdict for a template and its fields (cached); raises
         JudgeReplyError or the endpoint's error when retries are exhausted."""
-        from labkit.cases import atomic_write_text
-        from labkit.openai_compat import ClientHTTPError, EndpointError
+        from labkit.io import atomic_write_text
+        from labkit.retry import Backoff, seeded
 
         key = self.cache_key(template, fields)
         path = self._cache_path(key)
@@ -400,19 +350,16 @@ class LLMJudge:
                 pass
         messages = template.render(**fields)
         last: Exception | None = None
+        backoff = Backoff(self.backoff_s, self.max_backoff_s, seeded(key))  # one schedule per request
         for attempt in range(self.retries + 1):
             if attempt:
-                wait = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
-                ra = getattr(last, "retry_after", None)
-                if isinstance(ra, int | float):
-                    wait = min(self.max_backoff_s, max(wait, float(ra)))
-                self._sleep(wait)
+                self._sleep(backoff.next(last))
             self.calls += 1
             try:
                 reply = self.client().chat(messages, **self.params)
                 verdict = parse_json_reply(reply.text)
             except ClientHTTPError as e:
-                raise LabkitError(f"judge endpoint refused the request: {e}") from None
+                raise JudgeRefused(f"judge endpoint refused the request: {e}") from None
             except (EndpointError, JudgeReplyError, TimeoutError) as e:  # 429, 5xx, timeouts, bad bodies
                 last = e
                 continue
@@ -425,8 +372,6 @@ class LLMJudge:
         raise last
 
     def _safe(self, template: PromptTemplate, **fields: str) -> dict[str, Any] | None:
-        from labkit.openai_compat import EndpointError
-
         try:
             return self.ask(template, **fields)
         except (EndpointError, JudgeReplyError, TimeoutError) as e:

@@ -17,8 +17,12 @@ exception                   retryable  raised on
 :class:`MalformedResponse`  no         a 2xx body that is not a chat completion
 ==========================  =========  ===========================================
 
-All derive from :class:`EndpointError`; the retryable ones from
+All derive from :class:`EndpointError` (a :class:`~labkit.errors.LabkitError`, declared in
+:mod:`labkit.errors`); the retryable ones from
 :class:`RetryableError`, which carries ``retry_after`` (seconds or ``None``).
+Each class says what it is with two attributes, ``retryable`` and ``timed_out``
+(:class:`EndpointTimeout` only), which :mod:`labkit.retry` reads: a caller classifies
+a fault without importing this module.
 A pipeline's own bugs (``KeyError``, ``ValueError`` ...) are none of these and
 are never retried.
 
@@ -38,7 +42,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from labkit.errors import ConfigError
+from labkit.errors import (
+    ClientHTTPError,
+    ConfigError,
+    EndpointConnectionError,
+    EndpointError,
+    EndpointTimeout,
+    MalformedResponse,
+    RateLimited,
+    RetryableError,
+    ServerError,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -54,66 +68,10 @@ __all__ = [
     "RateLimited",
     "RetryableError",
     "ServerError",
-    "is_retryable",
     "parse_retry_after",
 ]
 
 
-class EndpointError(Exception):
-    """A call to a model endpoint failed. ``status`` is the HTTP status when there was one."""
-
-    retryable = False
-
-    def __init__(self, message: str, *, status: int | None = None, url: str | None = None) -> None:
-        self.status = status
-        self.url = url
-        super().__init__(message)
-
-
-class RetryableError(EndpointError):
-    """A transient fault: the same request may succeed later (after ``retry_after`` s when set)."""
-
-    retryable = True
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        url: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, status=status, url=url)
-        self.retry_after = retry_after
-
-
-class EndpointTimeout(RetryableError):
-    """No (complete) reply within the client's timeout."""
-
-
-class EndpointConnectionError(RetryableError):
-    """The connection could not be made, or was reset or dropped before a reply."""
-
-
-class RateLimited(RetryableError):
-    """HTTP 429. ``retry_after`` holds the server's Retry-After in seconds when it sent one."""
-
-
-class ServerError(RetryableError):
-    """HTTP 5xx."""
-
-
-class ClientHTTPError(EndpointError):
-    """A non-2xx status that retrying will not fix (400, 401, 403, 404, 422 ...)."""
-
-
-class MalformedResponse(EndpointError):
-    """A 2xx reply whose body is not a chat completion (bad JSON, no choices, no content)."""
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """True for faults worth retrying: :class:`RetryableError` and asyncio/builtin timeouts."""
-    return isinstance(exc, (RetryableError, TimeoutError, asyncio.TimeoutError))
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

@@ -1,21 +1,25 @@
-"""The metric registry: each metric's name, stage, direction and kind.
+"""The metric registry: a metric is ONE declaration, its spec and its function together.
 
-It holds no numeric code and imports no numeric library, so the gate, the
-CLI and the config checks can name and validate metrics without loading
-numpy; ``labkit.metrics`` (scoring and aggregation) re-exports everything
-here. Definitions and edge cases: docs/metrics.md.
+A per-case metric is a function ``fn(case, result)`` under the decorator
+:func:`metric` (built-ins in ``labkit/metrics/<stage>.py``, user metrics
+anywhere, through :func:`register_metric`); a run-level metric (percentile,
+ratio, sum) aggregates a raw column and is declared by :func:`run_metric`.
+``score_cases`` and ``aggregate`` iterate over :data:`METRICS`; nothing else
+lists metric names.
+
+This module holds no numeric code and imports no numeric library, so the gate,
+the CLI and the config checks can name and validate metrics without loading
+numpy. The built-ins are declared when ``labkit.metrics`` is imported (its
+stage modules load no numpy either). Definitions: docs/metrics.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from labkit.errors import ConfigError
-
-#: The latency percentile each percentile metric reports.
-LATENCY_PERCENTILES = {"latency_p50_ms": 50.0, "latency_p95_ms": 95.0, "latency_p99_ms": 99.0}
 
 if TYPE_CHECKING:
     from labkit.cases import EvalCase
@@ -24,19 +28,27 @@ STAGES = ("retrieval", "generation", "agent", "ops")
 DIRECTIONS = ("higher", "lower")
 KINDS = ("rate", "mean", "percentile", "ratio", "sum")
 PER_CASE_KINDS = ("rate", "mean")
+RUN_KINDS = ("percentile", "ratio", "sum")
 
-CaseMetricFn = Callable[["EvalCase", Mapping[str, Any]], "float | tuple[float | None, str] | None"]
+CaseMetricFn = Callable[["EvalCase", Any], "float | tuple[float | None, str] | None"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MetricSpec:
-    """A metric's identity. ``kind`` decides how it aggregates:
+    """A metric's identity and how it is computed. ``kind`` decides how it aggregates:
 
-    rate (0/1 per case, Wilson interval), mean (per-case values, bootstrap
-    interval of the mean), percentile, ratio and sum (computed over the run
-    from raw columns). ``fn`` is the per-case function of a user metric
-    (``fn(case, result) -> value | None | (value | None, reason)``); built-in
-    metrics are computed in bulk and have ``fn=None``.
+    rate (0/1 per case, Wilson interval) and mean (per-case values, bootstrap
+    interval of the mean) carry ``fn(case, result) -> value | None | (value |
+    None, reason)``; percentile, ratio and sum are computed over the run from
+    the raw column ``raw`` of the scores (bootstrap interval):
+
+    * percentile: the ``q``-th percentile of ``raw`` over the rows where it is
+      recorded and the boolean column ``exclude`` (if any) is false;
+    * ratio: the sum of ``raw`` (missing = 0) / the cases where the rate metric
+      ``per`` is 1 (unmeasured ``per_missing`` when none);
+    * sum: the sum of the recorded ``raw`` values.
+
+    ``missing`` is the reason of a row whose ``raw`` is not recorded.
     """
 
     name: str
@@ -46,26 +58,100 @@ class MetricSpec:
     bounded: bool
     description: str
     fn: CaseMetricFn | None = None
+    raw: str | None = None
+    q: float | None = None
+    exclude: str | None = None
+    per: str | None = None
+    missing: str = "unmeasured"
+    per_missing: str = "no_success"
+    builtin: bool = False
 
     @property
     def per_case(self) -> bool:
         return self.kind in PER_CASE_KINDS
 
 
+#: Every declared metric: the built-ins in stage order (declaration order within a stage), then
+#: user metrics in the order registered. scores.csv columns and metrics.json entries follow it.
 METRICS: dict[str, MetricSpec] = {}
 
 
+def _check(name: str, stage: str, direction: str, kind: str, known_kinds: tuple[str, ...]) -> None:
+    if stage not in STAGES:
+        raise ConfigError(f"unknown stage {stage!r}", field="stage", known=STAGES)
+    if direction not in DIRECTIONS:
+        raise ConfigError(f"unknown direction {direction!r}", field="direction", known=DIRECTIONS)
+    if kind not in known_kinds:
+        what = "a per-case metric" if known_kinds == PER_CASE_KINDS else "a run-level metric"
+        raise ConfigError(f"{what} has kind {' or '.join(known_kinds)}, got kind {kind!r}", field="kind",
+                          known=known_kinds)
+
+
 def _add(spec: MetricSpec, *, replace: bool = False) -> MetricSpec:
-    if spec.stage not in STAGES:
-        raise ConfigError(f"unknown stage {spec.stage!r}", field="stage", known=STAGES)
-    if spec.direction not in DIRECTIONS:
-        raise ConfigError(f"unknown direction {spec.direction!r}", field="direction", known=DIRECTIONS)
-    if spec.kind not in KINDS:
-        raise ConfigError(f"unknown kind {spec.kind!r}", field="kind", known=KINDS)
     if spec.name in METRICS and not replace:
         raise ConfigError(f"metric {spec.name!r} is already registered", field="name")
     METRICS[spec.name] = spec
+    if spec.builtin:  # the built-ins in stage order whatever the import order, then user metrics as added
+        order = sorted(METRICS.values(), key=lambda m: (not m.builtin, STAGES.index(m.stage) if m.builtin else 0))
+        METRICS.clear()
+        METRICS.update((m.name, m) for m in order)
     return spec
+
+
+def metric(
+    *,
+    name: str,
+    stage: str,
+    direction: str = "higher",
+    kind: str = "mean",
+    bounded: bool = True,
+    description: str = "",
+    replace: bool = False,
+    builtin: bool = False,
+) -> Callable[[CaseMetricFn], CaseMetricFn]:
+    """Decorator: declare the per-case metric ``name`` computed by the decorated ``fn(case, result)``.
+
+    ``fn`` returns a float, ``None`` (unmeasured, reason ``unmeasured``) or
+    ``(value_or_None, reason)``; ``result`` is the case's results line (a dict,
+    with the scoring context as attributes: see ``labkit.metrics.percase.CaseResult``).
+    ``kind`` is ``rate`` (0/1) or ``mean``. score_cases computes it for every
+    case (a column and its ``_reason``) and aggregate reports it.
+    """
+    _check(name, stage, direction, kind, PER_CASE_KINDS)
+
+    def deco(fn: CaseMetricFn) -> CaseMetricFn:
+        desc = description or (fn.__doc__ or "").strip()
+        _add(MetricSpec(name=name, stage=stage, direction=direction, kind=kind, bounded=bounded,
+                        description=desc, fn=fn, builtin=builtin), replace=replace)
+        return fn
+
+    return deco
+
+
+def run_metric(
+    *,
+    name: str,
+    stage: str,
+    kind: str,
+    raw: str,
+    direction: str = "lower",
+    bounded: bool = False,
+    description: str = "",
+    q: float | None = None,
+    exclude: str | None = None,
+    per: str | None = None,
+    missing: str = "unmeasured",
+    builtin: bool = False,
+) -> MetricSpec:
+    """Declare a run-level metric: ``kind`` percentile (needs ``q``), ratio (needs ``per``) or sum of ``raw``."""
+    _check(name, stage, direction, kind, RUN_KINDS)
+    if kind == "percentile" and (q is None or not 0.0 < q < 100.0):
+        raise ConfigError(f"a percentile metric needs q in (0, 100), got {q!r}", field="q")
+    if kind == "ratio" and per is None:
+        raise ConfigError("a ratio metric needs `per`, the rate metric that counts its denominator", field="per")
+    return _add(MetricSpec(name=name, stage=stage, direction=direction, kind=kind, bounded=bounded,
+                           description=description, raw=raw, q=q, exclude=exclude, per=per, missing=missing,
+                           builtin=builtin))
 
 
 def register_metric(
@@ -78,26 +164,15 @@ def register_metric(
     description: str = "",
     replace: bool = False,
 ) -> Callable[[CaseMetricFn], CaseMetricFn]:
-    """Decorator: register a per-case metric ``fn(case, result)``.
-
-    The function returns a float, ``None`` (unmeasured, reason ``unmeasured``)
-    or ``(value_or_None, reason)``. ``kind`` must be ``rate`` (0/1) or ``mean``.
-    score_cases computes it for every case and aggregate reports it.
-    """
-    if kind not in PER_CASE_KINDS:
-        raise ConfigError(f"a registered metric must be per case, got kind {kind!r}", field="kind", known=PER_CASE_KINDS)
-
-    def deco(fn: CaseMetricFn) -> CaseMetricFn:
-        _add(MetricSpec(name, stage, direction, kind, bounded, description or (fn.__doc__ or "").strip(), fn), replace=replace)
-        return fn
-
-    return deco
+    """Decorator: register a user's per-case metric ``fn(case, result)`` (:func:`metric`)."""
+    return metric(name=name, stage=stage, direction=direction, kind=kind, bounded=bounded,
+                  description=description, replace=replace)
 
 
 def unregister_metric(name: str) -> None:
     """Remove a user metric (built-ins cannot be removed)."""
     spec = get_metric(name)
-    if spec.fn is None:
+    if spec.builtin:
         raise ConfigError(f"built-in metric {name!r} cannot be removed", field="name")
     del METRICS[name]
 
@@ -108,47 +183,6 @@ def get_metric(name: str) -> MetricSpec:
         return METRICS[name]
     except KeyError:
         raise ConfigError(f"unknown metric {name!r}", field="metric", known=sorted(METRICS)) from None
-
-
-_BUILTIN = [
-    ("retrieval_hit_rate", "retrieval", "higher", "rate", True, "1 if a gold id is in the first k retrieved, else 0"),
-    ("mrr", "retrieval", "higher", "mean", True, "1 / rank of the first gold id within k, else 0"),
-    ("recall_at_k", "retrieval", "higher", "mean", True, "gold ids in the first k / gold ids"),
-    ("precision_at_k", "retrieval", "higher", "mean", True, "gold ids in the first k / k"),
-    ("context_precision", "retrieval", "higher", "mean", True, "mean precision at each gold rank within k; 0 if no hit"),
-    ("ndcg", "retrieval", "higher", "mean", True, "binary-gain nDCG at k"),
-    ("faithfulness", "generation", "higher", "mean", True, "supported claims / claims (judge)"),
-    ("must_include_coverage", "generation", "higher", "mean", True, "must_include phrases found / phrases"),
-    ("must_not_include_violation", "generation", "lower", "rate", True, "1 if any must_not_include phrase is in the answer"),
-    ("citation_validity", "generation", "higher", "mean", True, "cited ids that were retrieved / cited ids"),
-    ("citation_accuracy", "generation", "higher", "mean", True, "cited ids that are gold / cited ids"),
-    ("answer_relevance", "generation", "higher", "mean", True, "judge score of the answer to the question"),
-    ("tool_call_accuracy", "agent", "higher", "mean", True, "tool sequence match, then mean exact args match"),
-    ("task_success_rate", "agent", "higher", "rate", True, "ok, all must_include, no must_not_include, tools match"),
-    ("retry_rate", "agent", "lower", "rate", True, "share of cases with more than one attempt"),
-    ("latency_p50_ms", "ops", "lower", "percentile", False, "median latency (ms), cache hits excluded"),
-    ("latency_p95_ms", "ops", "lower", "percentile", False, "95th percentile latency (ms), cache hits excluded"),
-    ("latency_p99_ms", "ops", "lower", "percentile", False, "99th percentile latency (ms), cache hits excluded"),
-    ("error_rate", "ops", "lower", "rate", True, "cases with status != ok / cases"),
-    ("cost_per_success", "ops", "lower", "ratio", False, "total cost (USD) / successful cases"),
-    ("total_cost_usd", "ops", "lower", "sum", False, "sum of cost_usd"),
-    ("tokens_per_case", "ops", "lower", "mean", False, "mean input + output tokens per case"),
-]
-for _n, _s, _d, _k, _b, _desc in _BUILTIN:
-    _add(MetricSpec(_n, _s, _d, _k, _b, _desc))
-
-BUILTIN_METRICS = tuple(n for n, *_ in _BUILTIN)
-RAW_COLUMNS = (
-    "status",
-    "latency_ms",
-    "latency_ms_reason",
-    "cost_usd",
-    "input_tokens",
-    "output_tokens",
-    "attempts",
-    "from_cache",
-    "task_success",
-)
 
 
 def per_case_metrics() -> list[str]:

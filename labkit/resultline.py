@@ -21,7 +21,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from labkit.errors import Problem
+from labkit.errors import Problem, ResultError
 
 __all__ = [
     "MAX_DEPTH",
@@ -58,10 +58,6 @@ RESULT_DEFAULTS: dict[str, Any] = {
 #: Token-count names other systems log, read as labkit's (input_tokens, output_tokens).
 USAGE_ALIASES = {"prompt_tokens": "input_tokens", "completion_tokens": "output_tokens"}
 _ID_FIELDS = ("trace_id", "error_type", "answered_by", "idempotency_key")
-
-
-class ResultError(Exception):
-    """A pipeline returned something that is not a valid result (never retried)."""
 
 
 # --------------------------------------------------------------------------- JSON values

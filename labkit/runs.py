@@ -11,27 +11,33 @@ A run directory (``outputs/runs/<run_id>/``) holds::
 
 :class:`RunDir` reads any of them and works on a directory written by hand or
 by another system (only ``results.jsonl`` present): that is how recorded
-production traffic is evaluated with :func:`score_run`.
+production traffic is evaluated with :func:`labkit.scoring.score_run`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labkit.cases import Dataset, EvalCase, atomic_write_text, iter_jsonl, load_cases, loads_line
+from labkit.cases import Dataset, EvalCase, load_cases
 from labkit.errors import ConfigError, DatasetError, Problem
+from labkit.io import atomic_write_text, iter_jsonl, loads_line
 from labkit.resultline import RESULT_DEFAULTS, STATUSES, check_line
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["RESULT_DEFAULTS", "STATUSES", "RunDir", "normalize_result", "score_run"]
+__all__ = [
+    "MANIFEST_SCHEMA_VERSION",
+    "RESULT_DEFAULTS",
+    "STATUSES",
+    "RunDir",
+    "load_dataset",
+    "normalize_result",
+]
 
 MANIFEST = "manifest.json"
 RESULTS = "results.jsonl"
@@ -39,6 +45,10 @@ TRACES = "traces.jsonl"
 SCORES = "scores.csv"
 METRICS = "metrics.json"
 SNAPSHOT = "cases.jsonl"
+
+#: The manifest.json format the runner writes (docs/formats.md "manifest.json"); a manifest
+#: without ``schema_version`` is version 0, the first landing's.
+MANIFEST_SCHEMA_VERSION = 1
 
 #: The results-line contract lives in labkit.resultline (one validator for the runner,
 #: the cache and this reader); these names are kept here for existing callers.
@@ -127,6 +137,17 @@ class RunDir:
         return data
 
     @property
+    def manifest_version(self) -> int:
+        """The ``schema_version`` of manifest.json: 0 for a manifest without one (the first
+        landing's) and for a directory without a manifest; a version this labkit does not know
+        is a ConfigError naming the field."""
+        sv = self.manifest.get("schema_version", 0)
+        if not isinstance(sv, int) or isinstance(sv, bool) or not 0 <= sv <= MANIFEST_SCHEMA_VERSION:
+            raise ConfigError(f"unsupported manifest version {sv!r} (this labkit reads 0 to "
+                              f"{MANIFEST_SCHEMA_VERSION})", path=str(self.manifest_path), field="schema_version")
+        return sv
+
+    @property
     def run_id(self) -> str:
         rid = self.manifest.get("run_id")
         return rid if isinstance(rid, str) and rid else self.path.name
@@ -200,10 +221,17 @@ class RunDir:
         return path if isinstance(path, str) else None
 
 
-def _load_dataset(dataset: Dataset | Sequence[EvalCase] | str | os.PathLike[str] | None, rd: RunDir) -> Dataset:
+def load_dataset(
+    dataset: Dataset | Sequence[EvalCase] | str | os.PathLike[str] | None, rd: RunDir | None = None,
+) -> Dataset:
+    """The dataset of a run: a Dataset as is, a JSONL path loaded, cases in memory wrapped
+    (no path), or None: the one the run directory ``rd`` names (its manifest's, else its
+    snapshot). The one loader of the runner and of scoring."""
     if isinstance(dataset, Dataset):
         return dataset
     if dataset is None:
+        if rd is None:
+            raise ConfigError("no dataset given", field="dataset")
         path = rd.dataset_path()
         if path is None:
             raise ConfigError(
@@ -215,50 +243,6 @@ def _load_dataset(dataset: Dataset | Sequence[EvalCase] | str | os.PathLike[str]
     if isinstance(dataset, (str, os.PathLike)):
         return load_cases(dataset)
     return Dataset(tuple(dataset), None)
-
-
-def _resolve_corpus(corpus: Any, rd: RunDir) -> Any:
-    """A Corpus from an argument (Corpus or folder) or the manifest's pipeline config."""
-    from labkit.corpus import Corpus
-
-    if corpus is not None:
-        return corpus if not isinstance(corpus, (str, os.PathLike)) else Corpus.load(corpus)
-    man = rd.manifest
-    pipe = man.get("pipeline") or {}
-    cfg = pipe.get("config") if isinstance(pipe, dict) else None
-    explicit = pipe.get("corpus_dir") if isinstance(pipe, dict) else None
-    cand = explicit or (cfg.get("corpus") if isinstance(cfg, dict) else None)
-    if not isinstance(cand, str):
-        return None
-    bases: list[Path] = []
-    spec_path = pipe.get("path") if isinstance(pipe, dict) else None
-    if isinstance(spec_path, str):
-        bases.append(Path(spec_path).parent)
-    bases.append(Path.cwd())
-    tries = [Path(cand)] if Path(cand).is_absolute() else [b / cand for b in bases]
-    for p in tries:
-        if p.is_dir():
-            size = cfg.get("chunk_size") if isinstance(cfg, dict) else None
-            return Corpus.load(p, chunk_size=size) if isinstance(size, int) else Corpus.load(p)
-    warnings.warn(
-        f"corpus {cand!r} named by the run's pipeline config was not found; "
-        "chunks without text are scored without context",
-        stacklevel=3,
-    )
-    return None
-
-
-def _judge_info(judge: Any) -> Any:
-    """What the manifest records of the judge: its ``describe()`` (type, model, prompt
-    versions and hashes), the default lexical judge's when none was given."""
-    if isinstance(judge, (str, dict)):
-        return judge
-    if judge is None:
-        from labkit.judges import LexicalJudge
-
-        judge = LexicalJudge()
-    describe = getattr(judge, "describe", None)
-    return describe() if callable(describe) else type(judge).__name__
 
 
 #: first characters that make a spreadsheet read a cell as a formula
@@ -299,80 +283,3 @@ def csv_unsafe_frame(df: pd.DataFrame) -> pd.DataFrame:
         if is_object_dtype(df[col]) or is_string_dtype(df[col]):
             df[col] = df[col].map(csv_unsafe)
     return df
-
-
-def score_run(
-    run_dir: str | os.PathLike[str] | RunDir,
-    dataset: Dataset | Sequence[EvalCase] | str | os.PathLike[str] | None = None,
-    *,
-    corpus: Any = None,
-    k: int = 5,
-    seed: int = 0,
-    n_boot: int = 2000,
-    judge: Any = None,
-    results: Sequence[Mapping[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """Recompute scores.csv and metrics.json from results.jsonl; returns the metrics dict.
-
-    ``dataset`` defaults to the manifest's dataset (``--dataset`` overrides it);
-    ``corpus`` (a Corpus or a folder) to the corpus of the manifest's pipeline
-    config. Only the cases that have a result line are scored (recorded traffic
-    may cover part of a dataset); the others are counted as ``n_missing`` in
-    metrics.json, and a gate fails on them unless its unmeasured budget allows
-    that share. A result whose case_id is not in the dataset is a DatasetError
-    naming its line. Both files are written atomically, and
-    the scoring parameters (k, seed, n_boot, judge, dataset) go into the manifest.
-    ``results`` (validated lines, e.g. the runner's in-memory values before they
-    were redacted for disk) are scored instead of reading results.jsonl.
-    """
-    from labkit.metrics import aggregate, score_cases
-    from labkit.stats import check_options
-
-    check_options(n_boot=n_boot)  # before anything is read or rewritten
-    rd = RunDir(run_dir)
-    if not rd.results_path.is_file():
-        raise DatasetError(str(rd.results_path), [Problem(None, None, "file not found")])
-    ds = _load_dataset(dataset, rd)
-    results = rd.results() if results is None else [dict(r) for r in results]
-    by_id = ds.by_id()
-    line_of = {}
-    for n, raw, _ in iter_jsonl(rd.results_path):
-        try:
-            cid = json.loads(raw).get("case_id")
-        except (json.JSONDecodeError, AttributeError):
-            continue
-        line_of[cid] = n
-    unknown = [r["case_id"] for r in results if r["case_id"] not in by_id]
-    if unknown:
-        raise DatasetError(
-            str(rd.results_path),
-            [Problem(line_of.get(cid), "case_id", f"case {cid!r} is not in dataset {ds.path or '(in memory)'}")
-             for cid in unknown],
-        )
-    have = {r["case_id"] for r in results}
-    cases = [c for c in ds if c.id in have]
-    order = {c.id: i for i, c in enumerate(cases)}
-    results = sorted(results, key=lambda r: order[r["case_id"]])
-    corp = _resolve_corpus(corpus, rd)
-    scores = score_cases(cases, results, k=k, corpus=corp, judge=judge)
-    atomic_write_text(rd.scores_path, csv_safe_frame(scores).to_csv(index=False))
-    missing = [c for c in ds if c.id not in have]
-    metrics = aggregate(cases, scores, k=k, seed=seed, n_boot=n_boot, missing=missing)
-    atomic_write_text(rd.metrics_path, json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
-    man = rd.manifest
-    if not man:
-        man = {"run_id": rd.path.name}
-    man.setdefault("dataset", {"path": ds.path, "fingerprint": ds.fingerprint, "n_cases": len(ds)})
-    man["scoring"] = {
-        "scored_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "k": k,
-        "seed": seed,
-        "n_boot": n_boot,
-        "judge": _judge_info(judge),
-        "dataset": {"path": ds.path, "fingerprint": ds.fingerprint, "n_cases": len(ds)},
-        "n_scored": len(cases),
-        "n_missing": len(ds) - len(cases),
-        "corpus": getattr(corp, "root", None),
-    }
-    rd.write_manifest(man)
-    return metrics

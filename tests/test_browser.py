@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from test_notebooks import EXPECTED, NOTEBOOKS, ROOT, built_reports, tmp_params  # noqa: F401 (fixture)
 
-from labkit.report import ReportIndex, build_reports
+from labkit.report.engine import build_reports
+from labkit.report.results import ReportIndex
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -157,3 +157,21 @@ def test_each_flipped_case_names_the_metric_that_flipped_and_why(tmp_path):
     assert all(f["metric"] == "task_success_rate" for f in flips.values())
     assert flips["c003"]["cause"] == "must_include_coverage 1 → 0"
     assert flips["c007"]["cause"] == "error_rate 0 → 1; must_include_coverage 1 → 0"  # no answer, no phrase
+
+
+def test_compare_reports_each_runs_metrics_schema_version_and_is_keyword_only(tmp_path):
+    from labkit.compare import Comparison, MetricDelta
+
+    cases = _cases(20)
+    base = _write_run(tmp_path / "base", "run-base", cases, _results(cases))
+    var = _write_run(tmp_path / "var", "run-var", cases, _results(cases))
+    (base / "metrics.json").write_text(json.dumps({"n_cases": 20, "metrics": {}}))  # first landing: no key
+    (var / "metrics.json").write_text(json.dumps({"schema_version": 1, "n_cases": 20, "metrics": {}}))
+    d = compare_runs(base, var, n_boot=200).to_dict()
+    assert d["metrics_schema_version"] == {"baseline": 0, "variant": 1}
+    (var / "metrics.json").unlink()
+    assert compare_runs(base, var, n_boot=200).to_dict()["metrics_schema_version"]["variant"] is None
+    with pytest.raises(TypeError):
+        Comparison("b", "v", 0, {}, [])  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        MetricDelta("m", "ops", "lower", 1.0, 1.0, 0.0, 0.0, 0.0, None, None, "no_change", 1, "t")  # type: ignore[misc]

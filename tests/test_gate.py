@@ -139,17 +139,17 @@ def test_lock_records_hash_and_flags_edits(tmp_path):
     gp = tmp_path / "gate.yaml"
     gp.write_text(GATE_TEXT)
     assert gate_lock_info(gp)["locked_at"] is None
-    assert Gate.load(gp)._pre_registration(None)["status"] == "not_locked"
+    assert Gate.load(gp).pre_registration(None)["status"] == "not_locked"
     info = lock_gate(gp)
     assert gate_lock_info(gp)["locked_hash"] == info["hash"]
     # metrics without a run carry no start time: the lock cannot be shown to come first
-    assert Gate.load(gp)._pre_registration(None)["status"] == "unverifiable"
+    assert Gate.load(gp).pre_registration(None)["status"] == "unverifiable"
     # locking the unchanged gate again keeps the original time
     (gp.parent / "gate.yaml.lock.json").write_text(json.dumps({**info, "locked_at": "2020-01-01T00:00:00+00:00"}))
     again = lock_gate(gp)
     assert again["already_locked"] and again["locked_at"] == "2020-01-01T00:00:00+00:00"
     gp.write_text(gp.read_text().replace("0.85", "0.70"))
-    st = Gate.load(gp)._pre_registration(None)
+    st = Gate.load(gp).pre_registration(None)
     assert st["status"] == "edited_after_lock"
     rep = Gate.load(gp).evaluate(MODULE_BASELINE)
     assert not rep.passed and rep.failed[-1].kind == "pre_registration"
@@ -336,7 +336,7 @@ def test_the_unmeasured_budget_can_explicitly_allow_missing_cases(shipped_runs, 
     run = _copy_run(shipped_runs / "baseline", tmp_path / "baseline")
     lines = (run / "results.jsonl").read_text().splitlines(keepends=True)
     (run / "results.jsonl").write_text("".join(lines[:-3]))  # 3 of 70 cases missing (4.3%)
-    from labkit.runs import score_run
+    from labkit.scoring import score_run
 
     score_run(run)
     checks = [{"metric": "retrieval_hit_rate", "op": ">=", "threshold": 0.8}]
@@ -457,3 +457,28 @@ def test_unmeasured_budget_rate_outside_0_1_is_a_config_error(tmp_path, rate):
     with pytest.raises(ConfigError) as ei:
         Gate.load(p)
     assert ei.value.field == "unmeasured.max_rate" and str(p) in str(ei.value)
+
+
+# ---- metrics.json schema_version and keyword-only result objects ----------------------------------
+
+
+def test_gate_report_says_which_metrics_schema_version_it_read(tmp_path):
+    gate = Gate.from_dict({"checks": [{"metric": "faithfulness", "op": ">=", "threshold": 0.8}]})
+    first_landing = metrics_json(faithfulness=(0.9, 0.85, 0.95, 40, 0))  # no schema_version key
+    assert gate.evaluate(first_landing).metrics_schema_version == 0
+    assert gate.evaluate({**first_landing, "schema_version": 1}).to_dict()["metrics_schema_version"] == 1
+    assert gate.evaluate({"faithfulness": 0.9}).metrics_schema_version is None  # a plain dict has no layout
+    with pytest.raises(ConfigError, match="schema_version 7 is newer"):
+        gate.evaluate({**first_landing, "schema_version": 7})
+
+
+def test_result_objects_are_keyword_only():
+    from labkit.gate import CheckResult, GateReport
+
+    with pytest.raises(TypeError):
+        CheckResult("c", "absolute", "faithfulness", ">=", 0.8, 0.9, True, "ok")  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        GateReport("g", True, [])  # type: ignore[misc]
+    r = CheckResult(name="c", kind="absolute", metric="faithfulness", op=">=", threshold=0.8, observed=0.9,
+                    passed=True, reason="ok")
+    assert GateReport(gate="g", passed=True, checks=[r]).to_dict()["n_checks"] == 1

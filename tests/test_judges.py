@@ -14,12 +14,10 @@ from labkit.judges import (
     JudgeReplyError,
     LexicalJudge,
     LLMJudge,
-    content_words,
     get_judge,
     parse_json_reply,
-    sentences,
-    strip_citations,
 )
+from labkit.text import content_words, sentences, strip_citations
 
 CTX = ["Expired API keys are reissued in the security portal. Identity verification is required first."]
 
@@ -159,6 +157,24 @@ def test_llm_judge_retries_429_500_and_drops(srv, tmp_path):
     assert j.relevance("q?", "a") == pytest.approx(0.8)
     assert srv.calls == 4 and len(slept) == 3
     assert slept[0] >= 0.01  # Retry-After honoured
+
+
+def test_llm_judge_backoff_is_jittered_seeded_and_bounded(srv, tmp_path):
+    """The judge waits like the runner (labkit.retry: decorrelated jitter between backoff_s and
+    max_backoff_s), seeded by the request: two requests do not retry in lockstep, the same
+    request waits the same again."""
+
+    def waits(question: str) -> list[float]:
+        srv.on(None, server_error(503), server_error(503), server_error(503))
+        slept: list[float] = []
+        j = _judge(srv, tmp_path, sleep=slept.append, retries=3, backoff_s=1.0, max_backoff_s=8.0, cache_dir=None)
+        assert j.relevance(question, "a") == pytest.approx(0.8)
+        return slept
+
+    first, other, again = waits("q one?"), waits("q two?"), waits("q one?")
+    assert len(first) == 3 and first == again
+    assert first != other
+    assert all(1.0 <= w <= 8.0 for w in first + other)
 
 
 def test_llm_judge_malformed_then_chatty_reply(srv, tmp_path):

@@ -21,7 +21,7 @@ from labkit.metrics import (
     unregister_metric,
 )
 from labkit.metrics.agent import task_success, tool_call_accuracy
-from labkit.registry import LATENCY_PERCENTILES
+from labkit.metrics.ops import LATENCY_PERCENTILES
 
 TOOLS = ({"name": "lookup_account", "args": {"user_id": "u-17"}}, {"name": "escalate_ticket", "args": {"p": 1}})
 
@@ -280,3 +280,44 @@ def test_aggregate_slices_equal_aggregate_frame_of_the_slice():
     sub = df[df["case_id"].isin([c.id for c in cases if c.tags["risk"] == "high"])]
     assert agg["slices"]["risk=high"] == aggregate_frame(sub, seed=4, n_boot=300)
     assert agg["metrics"] == aggregate_frame(df, seed=4, n_boot=300)
+
+
+def test_every_metric_is_one_declaration_with_its_function():
+    from labkit.metrics import BUILTIN_METRICS, RUN_KINDS
+
+    assert len(BUILTIN_METRICS) == 22
+    for name in BUILTIN_METRICS:
+        spec = METRICS[name]
+        if spec.per_case:
+            assert callable(spec.fn), name  # the per-case function is in the declaration
+        else:
+            assert spec.kind in RUN_KINDS and spec.raw, name  # a run-level metric names its raw column
+    assert METRICS["latency_p95_ms"].q == 95.0 and METRICS["cost_per_success"].per == "task_success_rate"
+
+
+def test_a_run_level_metric_is_declared_by_its_raw_column():
+    from labkit.metrics import run_metric
+
+    cases = _cases()
+    df = score_cases(cases, _results(cases))
+    run_metric(name="total_input_tokens", stage="ops", kind="sum", raw="input_tokens", missing="no_usage",
+               description="sum of input tokens")
+    try:
+        entry = aggregate(cases, df, n_boot=50)["metrics"]["total_input_tokens"]
+        assert entry["value"] == float(df["input_tokens"].dropna().sum())
+        assert entry["n"] == int(df["input_tokens"].notna().sum()) and entry["interval"] == "bootstrap"
+        with pytest.raises(ConfigError, match="q"):
+            run_metric(name="x_p90", stage="ops", kind="percentile", raw="latency_ms")
+        with pytest.raises(ConfigError, match="kind"):
+            run_metric(name="x_mean", stage="ops", kind="mean", raw="latency_ms")
+    finally:
+        unregister_metric("total_input_tokens")
+
+
+def test_metrics_json_carries_its_schema_version():
+    from labkit.metrics import SCHEMA_VERSION, metrics_schema_version
+
+    cases = _cases()
+    agg = aggregate(cases, score_cases(cases, _results(cases)), n_boot=50)
+    assert agg["schema_version"] == SCHEMA_VERSION == 1 and metrics_schema_version(agg) == 1
+    assert metrics_schema_version({"metrics": {}}) == 0  # a first-landing file

@@ -116,5 +116,5 @@ def test_one_catalogue_no_copies() -> None:
             continue
         offenders += [f"{f.relative_to(ROOT)}:{n}" for n, rx in _compiled_regexes(f) if markers.search(rx)]
     assert offenders == []
-    for mod in ("trace/redact.py", "readiness/secrets.py", "readiness/checklists.py"):
+    for mod in ("trace/redact.py", "readiness/secrets.py", "readiness/checks/safety.py"):
         assert "labkit.patterns" in (ROOT / "labkit" / mod).read_text(encoding="utf-8"), mod

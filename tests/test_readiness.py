@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,9 +54,12 @@ def test_attestation_never_overrides_an_automated_result(tmp_path: Path) -> None
   - {item: inc.oncall, status: attested, owner: me, evidence: https://x.example/b, date: 2026-11-01}
   - {item: obs.x, status: attested, owner: me, evidence: https://x.example/c, date: 2026-11-01}
 """)
-    items = [item("rel.fallback", "reliability", "reliability", "t", "fail", "no fallback", "add one", "high"),
-             item("inc.oncall", "incident readiness", "incident", "t", "unknown", "manual", "attest", "medium"),
-             item("obs.x", "observability", "observability", "t", "pass", "measured", None, "high")]
+    items = [item("rel.fallback", area="reliability", checklist="reliability", title="t", status="fail",
+                  evidence="no fallback", action="add one", severity="high"),
+             item("inc.oncall", area="incident readiness", checklist="incident", title="t", status="unknown",
+                  evidence="manual", action="attest", severity="medium"),
+             item("obs.x", area="observability", checklist="observability", title="t", status="pass",
+                  evidence="measured", severity="high")]
     out = {i.id: i for i in apply_attestations(items, load_attestations(p), today=TODAY)}
     assert out["rel.fallback"].status == "fail" and "never overrides" in out["rel.fallback"].evidence
     assert out["inc.oncall"].status == "attested" and out["inc.oncall"].action is None
@@ -66,7 +70,8 @@ def test_stale_or_future_attestations_are_ignored(tmp_path: Path) -> None:
     p = _att(tmp_path, """  - {item: a, status: attested, owner: me, evidence: https://x.example/a, date: 2025-01-01}
   - {item: b, status: attested, owner: me, evidence: https://x.example/b, date: 2027-01-01}
 """)
-    items = [item(i, "incident readiness", "incident", "t", "unknown", "manual", "attest", "medium") for i in "ab"]
+    items = [item(i, area="incident readiness", checklist="incident", title="t", status="unknown", evidence="manual",
+                  action="attest", severity="medium") for i in "ab"]
     out = apply_attestations(items, load_attestations(p), today=TODAY)
     assert [i.status for i in out] == ["unknown", "unknown"]
     assert "older than" in out[0].evidence and "future" in out[1].evidence
@@ -167,11 +172,12 @@ def test_rollout_stage_needs_every_earlier_stage_and_quiet_triggers(tmp_path: Pa
 def test_composite_takes_the_severity_of_the_gaps_it_summarises() -> None:
     from labkit.readiness.model import composite
 
-    ok = item("a", "x", "x", "A", "pass", "fine", None, "critical")
-    drill = item("b", "x", "x", "B", "fail", "not rehearsed", "rehearse", "medium")
-    comp = composite("c", "x", "x", "C", [ok, drill], "critical")
+    ok = item("a", area="x", checklist="x", title="A", status="pass", evidence="fine", severity="critical")
+    drill = item("b", area="x", checklist="x", title="B", status="fail", evidence="not rehearsed", action="rehearse",
+                 severity="medium")
+    comp = composite("c", area="x", checklist="x", title="C", parts=[ok, drill], severity="critical")
     assert comp.status == "fail" and comp.severity == "medium" and not comp.is_gap
-    assert composite("d", "x", "x", "D", [ok], "critical").severity == "critical"
+    assert composite("d", area="x", checklist="x", title="D", parts=[ok], severity="critical").severity == "critical"
 
 
 @pytest.mark.parametrize("req, field", [
@@ -187,3 +193,73 @@ def test_rollout_requirement_out_of_range_is_a_config_error(tmp_path: Path, req:
     with pytest.raises(ConfigError) as e:
         load_rollout(p)
     assert e.value.field == field and e.value.path == str(p) and e.value.line == 2
+
+
+# ---- checklist items as declarations ----------------------------------------------------------
+
+def _doc_example() -> str:
+    """The fenced python block under "Adding a checklist item" in docs/readiness.md."""
+    text = (REPO / "docs" / "readiness.md").read_text(encoding="utf-8")
+    section = text.split("### Adding a checklist item", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_documented_item_is_one_declaration_and_scored(tmp_path: Path) -> None:
+    from labkit.readiness import build_scorecard
+    from labkit.readiness.items import REGISTRY
+
+    exec(compile(_doc_example(), "docs/readiness.md", "exec"), {"__name__": "doc_example"})
+    try:
+        spec = REGISTRY.get("rel.concurrency_bounded")
+        assert spec is not None and spec.severity == "medium" and spec.area == "reliability"
+        sc = build_scorecard(root=REPO, today=TODAY)  # no run: every deployable shipped config is reviewed
+        it = sc.by_id["rel.concurrency_bounded"]
+        assert (it.status, it.severity, it.checklist) == ("pass", "medium", "reliability")
+        assert "baseline.yaml: runner.concurrency=" in it.evidence and it.action is None
+        assert sc.areas["reliability"]["n_items"] == build_scorecard(root=REPO, today=TODAY).areas[
+            "reliability"]["n_items"]
+        # a config without a bound fails the item and opens its gap, with the action from the declaration
+        (tmp_path / "p.yaml").write_text("name: p\ntype: rag\nrunner: {timeout_s: 5}\n", encoding="utf-8")
+        sc = build_scorecard(root=REPO, today=TODAY, pipelines_dir=tmp_path)
+        it = sc.by_id["rel.concurrency_bounded"]
+        assert it.status == "fail" and it.evidence == "p.yaml: runner.concurrency=None"
+        gap = next(g for g in sc.gaps if g["item"] == "rel.concurrency_bounded")
+        assert gap["action"] == "Set runner.concurrency (a whole number, at least 1) in p.yaml."
+    finally:
+        REGISTRY.remove("rel.concurrency_bounded")
+    assert "rel.concurrency_bounded" not in REGISTRY
+
+
+def test_a_declaration_is_checked_when_it_is_made() -> None:
+    from labkit.readiness.items import ItemResult, Registry, checklist_item
+
+    reg = Registry()
+
+    def ok(ctx: object) -> ItemResult:
+        return ItemResult("pass", "fine")
+
+    checklist_item(id="x.one", title="One", severity="low", area="reliability", checklist="c", registry=reg)(ok)
+    with pytest.raises(ValueError, match="declared twice"):
+        checklist_item(id="x.one", title="Again", severity="low", area="reliability", checklist="c",
+                       registry=reg)(ok)
+    with pytest.raises(ValueError, match="unknown area"):
+        checklist_item(id="x.two", title="Two", severity="low", area="vibes", checklist="c", registry=reg)(ok)
+    with pytest.raises(ValueError, match="bad severity"):
+        checklist_item(id="x.three", title="Three", severity="urgent", area="reliability", checklist="c",
+                       registry=reg)(ok)
+    with pytest.raises(ValueError, match="bad status"):
+        ItemResult("maybe", "")
+    assert [s.id for s in reg] == ["x.one"]
+
+
+def test_every_declared_item_is_in_the_items_table_of_the_docs() -> None:
+    from labkit.readiness.items import REGISTRY
+
+    text = (REPO / "docs" / "readiness.md").read_text(encoding="utf-8")
+    table = text.split("## Items, statuses and evidence", 1)[1].split("### Adding a checklist item", 1)[0]
+    documented = set(re.findall(r"`([a-z]+\.[a-z_*<>]+)`", table))
+    ids = [s.id for s in REGISTRY] + [c.id for c in REGISTRY.composites]
+    missing = [i for i in ids if i not in documented and f"{i.split('.')[0]}.*" not in documented]
+    assert missing == []
+    assert set(REGISTRY.manual_ids) == {"dep.least_privilege", "dep.secret_manager", "inc.oncall",
+                                        "inc.rollback_drill"}

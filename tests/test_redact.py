@@ -262,8 +262,9 @@ def test_planted_secrets_reach_no_file_of_the_run_the_store_or_exports(tmp_path:
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from labkit.runner import run
+    from labkit.trace.compaction import compact
     from labkit.trace.otel import export_runs
-    from labkit.trace.store import TraceStore, compact
+    from labkit.trace.store import TraceStore
 
     ds = tmp_path / "planted.jsonl"
     cases = [

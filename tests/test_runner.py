@@ -19,7 +19,8 @@ from labkit.cases import EvalCase, as_cases
 from labkit.errors import ConfigError, PipelineError
 from labkit.openai_compat import RateLimited, ServerError
 from labkit.pipelines import LoadedPipeline, config_hash, load_pipeline
-from labkit.runner import RunnerConfig, TokenBucket, case_key, merge_config, resume, run
+from labkit.runner import RunnerConfig, case_key, merge_config, resume, run
+from labkit.runner.limits import TokenBucket
 from labkit.runs import RunDir
 
 QUIET = RunnerConfig(progress=False, backoff_base_s=0.01, backoff_max_s=0.05)

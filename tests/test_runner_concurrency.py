@@ -131,7 +131,7 @@ def test_resume_while_a_run_is_in_progress_in_process(tmp_path: Path) -> None:
     t.start()
     try:
         assert started.wait(30)
-        from labkit.runlock import RunLocked
+        from labkit.runner.lock import RunLocked
 
         with pytest.raises(RunLocked, match=f"pid {os.getpid()}"):
             resume(out, pipeline=pipe, score=False)

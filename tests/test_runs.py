@@ -11,7 +11,8 @@ import pytest
 
 from labkit.cases import as_cases, save_cases
 from labkit.errors import ConfigError, DatasetError
-from labkit.runs import RunDir, read_results, score_run
+from labkit.runs import RunDir, read_results
+from labkit.scoring import score_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -159,3 +160,37 @@ def test_scores_csv_cells_cannot_run_as_spreadsheet_formulas(tmp_path: Path) -> 
                 float(cell)  # only a number may start like a formula
     assert {r[0] for r in rows[1:]} == {"'=cmd|' /C calc'!A0", "'+SUM(1)", "'-2+3", "'@SUM(A1)", "''=quoted", "plain"}
     assert list(rd.scores()["case_id"]) == ids  # read back as written
+
+
+def test_manifest_version_says_which_format_was_read(tmp_path: Path) -> None:
+    """A run the runner writes now is version 1; the first landing's manifests (no
+    schema_version) read as version 0; an unknown version is an error naming the field."""
+    from labkit.runner import RunnerConfig, run
+    from labkit.runs import MANIFEST_SCHEMA_VERSION
+
+    rd = run(as_cases(CASES), lambda c: {"answer": "x"}, tmp_path / "new", config=RunnerConfig(progress=False),
+             score=False)
+    assert rd.manifest["schema_version"] == MANIFEST_SCHEMA_VERSION == rd.manifest_version == 1
+    old = RunDir(tmp_path / "old")
+    old.path.mkdir()
+    old.write_manifest({k: v for k, v in rd.manifest.items() if k != "schema_version"})
+    assert old.manifest_version == 0 and old.run_id == rd.run_id
+    assert RunDir(tmp_path / "none").manifest_version == 0
+    for bad in (2, "1", True, -1):
+        old.update_manifest(schema_version=bad)
+        with pytest.raises(ConfigError, match="unsupported manifest version") as ei:
+            old.manifest_version  # noqa: B018
+        assert ei.value.field == "schema_version" and ei.value.path == str(old.manifest_path)
+
+
+def test_one_dataset_loader_for_runner_and_scoring(tmp_path: Path, dataset: Path) -> None:
+    from labkit.runs import load_dataset
+
+    rd = RunDir(tmp_path / "r")
+    assert [c.id for c in load_dataset(str(dataset))] == ["a", "b", "c"]
+    assert load_dataset(as_cases(CASES)).path is None
+    with pytest.raises(ConfigError, match="names none"):
+        load_dataset(None, rd)
+    rd.path.mkdir()
+    rd.write_manifest({"dataset": {"path": str(dataset)}})
+    assert load_dataset(None, rd).fingerprint == load_dataset(dataset).fingerprint

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from labkit.errors import ConfigError
+from labkit.errors import ConfigError, QueryError
+from labkit.trace.compaction import compact
 from labkit.trace.feedback import record_feedback
 from labkit.trace.record import dumps_trace
-from labkit.trace.store import QueryError, TraceStore, compact, is_read_only_sql
+from labkit.trace.sql import is_read_only_sql
+from labkit.trace.store import TraceStore
 from labkit.trace.synth import synthetic_traces, write_synthetic_run
 
 pytestmark = pytest.mark.usefixtures("time_bound")

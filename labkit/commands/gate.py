@@ -28,8 +28,8 @@ def register(sub: Any) -> None:
 
 
 def _gate(args: argparse.Namespace) -> int:
-    from labkit.cases import atomic_write_text
     from labkit.gate import Gate, lock_gate
+    from labkit.io import atomic_write_text
 
     if args.target[0] == "lock":
         if len(args.target) != 2:

@@ -70,7 +70,7 @@ def _scorecard(args: argparse.Namespace) -> int:
     paths = {k: getattr(args, k) for k in PATH_OPTIONS if getattr(args, k)}
     sc = build_scorecard(args.baseline, args.variant, root=args.root, incident_dir=out / "incident", **paths)
     sc.save(out / "scorecard.json")
-    from labkit.cases import atomic_write_text
+    from labkit.io import atomic_write_text
 
     atomic_write_text(out / "deployment_checklist.md", sc.deployment_checklist())
     if args.json:
@@ -84,7 +84,7 @@ def _scorecard(args: argparse.Namespace) -> int:
             print(f"  {g['rank']:>2}. [{g['severity']}] {g['item']} ({g['status']}): {g['action']}")
         print(f"wrote {out / 'scorecard.json'} and {out / 'deployment_checklist.md'}")
     if not args.no_html:
-        from labkit.report import build_reports
+        from labkit.report.engine import build_reports
 
         root = Path(args.root).resolve()
         cand = args.variant or args.baseline

@@ -40,7 +40,8 @@ def register(subparsers: Any) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     require_extra("lab", "labkit report")
-    from labkit.report import build_reports, load_params
+    from labkit.report.engine import build_reports
+    from labkit.report.params import load_params
 
     if args.timeout <= 0:
         raise ConfigError("must be a positive number of seconds", field="--timeout")

@@ -50,7 +50,7 @@ def register(sub: Any) -> None:
 
 
 def _runner_config(args: argparse.Namespace) -> dict[str, Any]:
-    from labkit.runredact import redaction_from_flags
+    from labkit.runner.redaction import redaction_from_flags
 
     overrides = {
         "concurrency": args.concurrency,
@@ -127,8 +127,9 @@ def _check_resume_flags(args: argparse.Namespace) -> str | None:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from labkit.runlock import RunLock
-    from labkit.runs import RunDir, score_run
+    from labkit.runner.lock import RunLock
+    from labkit.runs import RunDir
+    from labkit.scoring import score_run
 
     rd = RunDir(args.run_dir)
     if rd.path.is_dir():  # it writes scores.csv, metrics.json and the manifest: one writer at a time

@@ -110,7 +110,9 @@ def _emit(df: Any, fmt: str, limit: int = 0) -> None:
 
 
 def _traces(args: argparse.Namespace) -> int:
-    from labkit.trace import store as ts
+    from labkit.trace.compaction import compact
+    from labkit.trace.sql import is_read_only_sql
+    from labkit.trace.store import TraceStore
 
     head = args.run_dirs[0]
     if head in ("compact", "export", "checklist") and not Path(head).is_dir():
@@ -118,7 +120,7 @@ def _traces(args: argparse.Namespace) -> int:
         if not rest:
             raise ConfigError(f"usage: labkit traces {head} RUN_DIR...")
         if head == "compact":
-            for p in ts.compact(rest, args.out):
+            for p in compact(rest, args.out):
                 print(f"wrote {p}")
             return 0
         if head == "export":
@@ -143,9 +145,9 @@ def _traces(args: argparse.Namespace) -> int:
         return 0
     if args.sql and args.view:
         raise ConfigError("give --sql or --view, not both")
-    with ts.TraceStore(args.run_dirs) as st:
+    with TraceStore(args.run_dirs) as st:
         if args.sql:
-            if not ts.is_read_only_sql(args.sql):
+            if not is_read_only_sql(args.sql):
                 raise ConfigError("only one read-only statement (SELECT, WITH, DESCRIBE, SUMMARIZE, SHOW, FROM)",
                                   field="sql")
             df = st.query(args.sql)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-AGENT_METRICS = ("tool_call_accuracy", "task_success_rate", "retry_rate")
+from labkit.registry import METRICS, metric
+
+if TYPE_CHECKING:
+    from labkit.cases import EvalCase
+    from labkit.metrics.percase import CaseResult
 
 
 def _calls(tool_calls: Any) -> list[Mapping[str, Any]]:
@@ -54,3 +58,29 @@ def retried(attempts: Any) -> bool:
         return int(attempts or 1) > 1
     except (TypeError, ValueError):
         return False
+
+
+# --- the declarations --------------------------------------------------------------------
+
+
+@metric(name="tool_call_accuracy", stage="agent", builtin=True,
+        description="tool sequence match, then mean exact args match")
+def _tool_call_accuracy(case: EvalCase, result: CaseResult) -> tuple[float | None, str]:
+    return tool_call_accuracy(result.get("tool_calls"), case.expected_tools)
+
+
+@metric(name="task_success_rate", stage="agent", kind="rate", builtin=True,
+        description="ok, all must_include, no must_not_include, tools match")
+def _task_success_rate(case: EvalCase, result: CaseResult) -> float:
+    ok = task_success(result.status, result.score("must_include_coverage"),
+                      result.score("must_not_include_violation"), result.score("tool_call_accuracy"))
+    return 1.0 if ok else 0.0
+
+
+@metric(name="retry_rate", stage="agent", direction="lower", kind="rate", builtin=True,
+        description="share of cases with more than one attempt")
+def _retry_rate(case: EvalCase, result: CaseResult) -> float:
+    return 1.0 if retried(result.get("attempts")) else 0.0
+
+
+AGENT_METRICS = tuple(n for n, s in METRICS.items() if s.stage == "agent" and s.builtin)

@@ -16,19 +16,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from labkit import patterns
 from labkit.metrics.retrieval import dedupe, to_level
+from labkit.registry import METRICS, metric
 
-GENERATION_METRICS = (
-    "faithfulness",
-    "must_include_coverage",
-    "must_not_include_violation",
-    "citation_validity",
-    "citation_accuracy",
-    "answer_relevance",
-)
+if TYPE_CHECKING:
+    from labkit.cases import EvalCase
+    from labkit.metrics.percase import CaseResult
 
 Score = tuple[float | None, str]
 
@@ -167,3 +163,82 @@ def answer_relevance(judge: ClaimJudge, question: str, answer: str) -> Score:
     if score is None:
         return None, "no_score"
     return float(score), ""
+
+
+# --- the declarations --------------------------------------------------------------------
+
+
+def contexts(items: Sequence[Any], corpus: Any) -> list[str]:
+    """The text of each retrieved item: its own ``text``, else its chunk's in the corpus."""
+    out: list[str] = []
+    for it in items:
+        if not isinstance(it, Mapping):
+            it = {"id": it} if isinstance(it, str) else {}
+        text = it.get("text")
+        if isinstance(text, str) and text.strip():
+            out.append(text)
+            continue
+        cid = it.get("id")
+        if corpus is not None and isinstance(cid, str):
+            ch = corpus.chunk(cid)
+            if ch is not None and isinstance(getattr(ch, "text", None), str):
+                out.append(ch.text)
+    return out
+
+
+def _answered(result: CaseResult) -> str | None:
+    """The answer to judge: the case is ok and its answer is not blank; else None."""
+    answer = result.answer
+    return answer if answer is not None and answer.strip() else None
+
+
+def _unanswered(result: CaseResult) -> Score:
+    """Unmeasured for want of an answer: not_ok (the case failed) or no_answer."""
+    return None, "not_ok" if result.status != "ok" else "no_answer"
+
+
+@metric(name="faithfulness", stage="generation", builtin=True, description="supported claims / claims (judge)")
+def _faithfulness(case: EvalCase, result: CaseResult) -> Score:
+    answer = _answered(result)
+    if answer is None:
+        return _unanswered(result)
+    return faithfulness(result.judge, answer, contexts(result.retrieved_list, result.corpus))
+
+
+@metric(name="must_include_coverage", stage="generation", builtin=True,
+        description="must_include phrases found / phrases")
+def _must_include(case: EvalCase, result: CaseResult) -> Score:
+    return must_include_coverage(result.answer, case.must_include)
+
+
+@metric(name="must_not_include_violation", stage="generation", direction="lower", kind="rate", builtin=True,
+        description="1 if any must_not_include phrase is in the answer")
+def _must_not_include(case: EvalCase, result: CaseResult) -> Score:
+    return must_not_include_violation(result.answer, case.must_not_include)
+
+
+@metric(name="citation_validity", stage="generation", builtin=True,
+        description="cited ids that were retrieved / cited ids")
+def _citation_validity(case: EvalCase, result: CaseResult) -> Score:
+    if _answered(result) is None:
+        return _unanswered(result)
+    if result.unlogged:
+        return None, "no_retrieval"
+    return citation_validity(result.get("citations"), result.retrieved_list, result.level)
+
+
+@metric(name="citation_accuracy", stage="generation", builtin=True, description="cited ids that are gold / cited ids")
+def _citation_accuracy(case: EvalCase, result: CaseResult) -> Score:
+    return citation_accuracy(result.get("citations"), case.gold, result.level, result.retrieved_list)
+
+
+@metric(name="answer_relevance", stage="generation", builtin=True,
+        description="judge score of the answer to the question")
+def _answer_relevance(case: EvalCase, result: CaseResult) -> Score:
+    answer = _answered(result)
+    if answer is None:
+        return _unanswered(result)
+    return answer_relevance(result.judge, case.question, answer)
+
+
+GENERATION_METRICS = tuple(n for n, s in METRICS.items() if s.stage == "generation" and s.builtin)

@@ -5,27 +5,38 @@ output tokens, unmeasured without usage). Over a run: latency percentiles over
 every case with a recorded latency whatever its status, cache hits excluded
 (numpy's linear interpolation); ``cost_per_success`` = total cost of all cases
 / successful cases; ``total_cost_usd`` = sum of recorded costs.
+
+The run-level metrics are declared by their raw column and aggregate kind
+(``run_metric``), the per-case ones by ``@metric`` on their function.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from numpy.typing import NDArray
+from labkit.registry import METRICS, metric, run_metric
 
-OPS_METRICS = (
-    "latency_p50_ms",
-    "latency_p95_ms",
-    "latency_p99_ms",
-    "error_rate",
-    "cost_per_success",
-    "total_cost_usd",
-    "tokens_per_case",
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from labkit.cases import EvalCase
+    from labkit.metrics.percase import CaseResult
+
+#: The raw columns of scores.csv, after the metric columns (docs/formats.md).
+RAW_COLUMNS = (
+    "status",
+    "latency_ms",
+    "latency_ms_reason",
+    "cost_usd",
+    "input_tokens",
+    "output_tokens",
+    "attempts",
+    "from_cache",
+    "task_success",
 )
-
 
 
 def _float(x: Any) -> float:
@@ -61,6 +72,8 @@ def tokens(inp: float, out: float) -> tuple[float | None, str]:
 
 def latency_sample(latency_ms: NDArray[Any], from_cache: NDArray[Any]) -> NDArray[np.float64]:
     """The latencies that count: recorded (finite) and not served from cache."""
+    import numpy as np
+
     lat = np.asarray(latency_ms, dtype=float)
     mask = np.isfinite(lat) & ~np.asarray(from_cache, dtype=bool)
     return lat[mask]
@@ -68,13 +81,60 @@ def latency_sample(latency_ms: NDArray[Any], from_cache: NDArray[Any]) -> NDArra
 
 def latency_percentile(latency_ms: NDArray[Any], from_cache: NDArray[Any], q: float) -> float | None:
     """The q-th percentile of the counted latencies; None when there is none."""
+    import numpy as np
+
     s = latency_sample(latency_ms, from_cache)
     return float(np.percentile(s, q)) if s.size else None
 
 
 def cost_per_success(cost_usd: NDArray[Any], success: NDArray[Any]) -> float | None:
     """Total cost of all cases (missing = 0) / number of successful cases; None without success."""
+    import numpy as np
+
     succ = int(np.sum(np.asarray(success, dtype=bool)))
     if succ == 0:
         return None
     return float(np.nansum(np.asarray(cost_usd, dtype=float))) / succ
+
+
+def raw_columns(result: CaseResult) -> dict[str, Any]:
+    """A case's raw columns of scores.csv (:data:`RAW_COLUMNS`, in that order)."""
+    raw = raw_ops(result)
+    lat_reason = "no_latency" if math.isnan(raw["latency_ms"]) else ("from_cache" if raw["from_cache"] else "")
+    success = result.score("task_success_rate")
+    out = {**raw, "latency_ms_reason": lat_reason, "task_success": success is not None and success > 0.5}
+    return {name: out[name] for name in RAW_COLUMNS}
+
+
+# --- the declarations --------------------------------------------------------------------
+
+run_metric(name="latency_p50_ms", stage="ops", kind="percentile", raw="latency_ms", q=50.0, exclude="from_cache",
+           missing="no_latency", builtin=True, description="median latency (ms), cache hits excluded")
+run_metric(name="latency_p95_ms", stage="ops", kind="percentile", raw="latency_ms", q=95.0, exclude="from_cache",
+           missing="no_latency", builtin=True, description="95th percentile latency (ms), cache hits excluded")
+run_metric(name="latency_p99_ms", stage="ops", kind="percentile", raw="latency_ms", q=99.0, exclude="from_cache",
+           missing="no_latency", builtin=True, description="99th percentile latency (ms), cache hits excluded")
+
+
+@metric(name="error_rate", stage="ops", direction="lower", kind="rate", builtin=True,
+        description="cases with status != ok / cases")
+def _error_rate(case: EvalCase, result: CaseResult) -> float:
+    return 0.0 if result.status == "ok" else 1.0
+
+
+run_metric(name="cost_per_success", stage="ops", kind="ratio", raw="cost_usd", per="task_success_rate",
+           missing="no_cost", builtin=True, description="total cost (USD) / successful cases")
+run_metric(name="total_cost_usd", stage="ops", kind="sum", raw="cost_usd", missing="no_cost", builtin=True,
+           description="sum of cost_usd")
+
+
+@metric(name="tokens_per_case", stage="ops", direction="lower", bounded=False, builtin=True,
+        description="mean input + output tokens per case")
+def _tokens_per_case(case: EvalCase, result: CaseResult) -> tuple[float | None, str]:
+    raw = raw_ops(result)
+    return tokens(raw["input_tokens"], raw["output_tokens"])
+
+
+OPS_METRICS = tuple(n for n, s in METRICS.items() if s.stage == "ops" and s.builtin)
+#: The latency percentile each percentile metric reports.
+LATENCY_PERCENTILES = {n: s.q for n, s in METRICS.items() if s.kind == "percentile" and s.q is not None}

@@ -20,24 +20,28 @@ id kept only at its first rank; v_i = 1 if R_i is gold; k fixed.
 - ndcg = sum_i v_i / log2(i+1) / sum_{i <= min(|G|, k)} 1 / log2(i+1)
 
 Rows with ``n_gold == 0`` are unmeasured: NaN in every metric.
+
+Each metric is declared once below (``@metric``): its per-case function reads
+its column of the run-wide matrix (computed once per score_cases call). numpy
+is imported inside the functions that compute, so the declarations load without it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from numpy.typing import NDArray
+from labkit.registry import METRICS, metric
 
-RETRIEVAL_METRICS = (
-    "retrieval_hit_rate",
-    "mrr",
-    "recall_at_k",
-    "precision_at_k",
-    "context_precision",
-    "ndcg",
-)
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from labkit.cases import EvalCase
+    from labkit.metrics.percase import CaseResult, CaseRun
+
+Score = tuple[float | None, str]
 
 
 def retrieval_metrics_from_matrix(
@@ -52,6 +56,8 @@ def retrieval_metrics_from_matrix(
 
     Empty input (n = 0) returns empty arrays.
     """
+    import numpy as np
+
     rel = np.asarray(rel, dtype=bool)
     if rel.ndim != 2:
         raise ValueError(f"rel must be 2-D [n, k], got shape {rel.shape}")
@@ -137,6 +143,8 @@ def relevance_matrix(
     k: int,
 ) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
     """Build ``rel[n, k]`` and ``n_gold[n]`` from retrieved lists and gold ids."""
+    import numpy as np
+
     n = len(retrieved_lists)
     rel = np.zeros((n, k), dtype=bool)
     n_gold = np.zeros(n, dtype=np.int64)
@@ -150,3 +158,58 @@ def relevance_matrix(
             if rid in gset:
                 rel[i, j] = True
     return rel, n_gold
+
+
+# --- the declarations --------------------------------------------------------------------
+
+
+def _matrix(run: CaseRun) -> dict[str, NDArray[np.float64]]:
+    """Every retrieval metric for every case of the run, at once."""
+    rel, n_gold = relevance_matrix([r.retrieved_list for r in run.rows], [c.gold for c in run.cases],
+                                   [c.gold_level for c in run.cases], run.k)
+    return retrieval_metrics_from_matrix(rel, n_gold, k=run.k)
+
+
+def _value(result: CaseResult, name: str) -> Score:
+    """A case's value from the matrix: no_gold without gold ids, no_retrieval when not logged."""
+    v = float(result.batch(_matrix)[name][result.index])
+    if math.isnan(v):
+        return None, "no_gold"
+    if result.unlogged:
+        return None, "no_retrieval"
+    return v, ""
+
+
+@metric(name="retrieval_hit_rate", stage="retrieval", kind="rate", builtin=True,
+        description="1 if a gold id is in the first k retrieved, else 0")
+def retrieval_hit_rate(case: EvalCase, result: CaseResult) -> Score:
+    return _value(result, "retrieval_hit_rate")
+
+
+@metric(name="mrr", stage="retrieval", builtin=True, description="1 / rank of the first gold id within k, else 0")
+def mrr(case: EvalCase, result: CaseResult) -> Score:
+    return _value(result, "mrr")
+
+
+@metric(name="recall_at_k", stage="retrieval", builtin=True, description="gold ids in the first k / gold ids")
+def recall_at_k(case: EvalCase, result: CaseResult) -> Score:
+    return _value(result, "recall_at_k")
+
+
+@metric(name="precision_at_k", stage="retrieval", builtin=True, description="gold ids in the first k / k")
+def precision_at_k(case: EvalCase, result: CaseResult) -> Score:
+    return _value(result, "precision_at_k")
+
+
+@metric(name="context_precision", stage="retrieval", builtin=True,
+        description="mean precision at each gold rank within k; 0 if no hit")
+def context_precision(case: EvalCase, result: CaseResult) -> Score:
+    return _value(result, "context_precision")
+
+
+@metric(name="ndcg", stage="retrieval", builtin=True, description="binary-gain nDCG at k")
+def ndcg(case: EvalCase, result: CaseResult) -> Score:
+    return _value(result, "ndcg")
+
+
+RETRIEVAL_METRICS = tuple(n for n, s in METRICS.items() if s.stage == "retrieval" and s.builtin)

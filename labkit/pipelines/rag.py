@@ -30,16 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.errors import ConfigError
 from labkit.pipelines import register_pipeline
+from labkit.text import content_words
 
 if TYPE_CHECKING:
     from labkit.cases import EvalCase
     from labkit.corpus import Chunk, Corpus
 
-_WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
-STOPWORDS = frozenset(
-    ["a", "an", "and", "are", "as", "at", "be", "by", "can", "could", "do", "does", "for", "from", "has", "have", "how", "i", "if", "in", "into", "is", "it", "its", "me", "my", "of", "on", "or", "our", "should", "so", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "to", "was", "we", "were", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you", "your"]
-)
 _USER = re.compile(r"\bu-\d+\b")
 _TICKET = re.compile(r"\bT-\d+\b")
 _ESCALATE = re.compile(r"\bescalat", re.IGNORECASE)
@@ -50,19 +47,6 @@ _FABRICATIONS = (
     "Every plan includes unlimited API requests with no rate limits.",
     "Deleted workspaces can be restored at any time, even years later.",
 )
-
-
-def stem(word: str) -> str:
-    """A light suffix stripper (plurals, -ing, -ed) shared by retrieval and judging."""
-    for suf, repl in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
-        if word.endswith(suf) and len(word) - len(suf) >= 3:
-            return word[: len(word) - len(suf)] + repl
-    return word
-
-
-def content_words(text: str) -> list[str]:
-    """Lower-cased, stemmed words of ``text`` without stopwords."""
-    return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
 
 
 def count_tokens(text: str) -> int:
@@ -77,7 +61,7 @@ def _unit(*parts: str) -> float:
 
 
 class Retriever:
-    """BM25 over the corpus chunks (bm25s), with the same light stemming as the judge."""
+    """BM25 over the corpus chunks (bm25s), on the content words of labkit.text (the judge's tokeniser)."""
 
     def __init__(self, corpus: Corpus, top_k: int = 5) -> None:
         import bm25s

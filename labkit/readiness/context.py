@@ -5,16 +5,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from labkit.errors import ConfigError, LabkitError
 from labkit.readiness.model import Paths
 from labkit.readiness.runview import RunView, find_runs
 
 RunLike = str | os.PathLike[str] | RunView
+T = TypeVar("T")
 
 
 def read_yaml_file(path: Path) -> tuple[dict[str, Any] | None, str | None]:
@@ -66,6 +67,13 @@ class Context:
         ctx = cls(p, cand, base if var is not None else None, today=today or dt.date.today())
         ctx.history = ctx._history()
         return ctx
+
+    def memo(self, key: str, compute: Callable[[], T]) -> T:
+        """``compute()`` once per review: evidence several items read (dataset statistics, ...)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        value: T = self._memo[key]
+        return value
 
     # ---- runs -----------------------------------------------------------------------------------
     def _history(self) -> list[RunView]:

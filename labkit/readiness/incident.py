@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from labkit import patterns
-from labkit.cases import EvalCase, atomic_write_text, load_cases, save_cases
+from labkit.cases import EvalCase, load_cases, save_cases
 from labkit.errors import ConfigError, LabkitError
+from labkit.io import atomic_write_text
 from labkit.readiness.context import compare
 from labkit.readiness.model import as_mapping
 from labkit.readiness.runview import RunView, num
@@ -59,7 +60,7 @@ OUTCOME_METRICS = ("task_success_rate",)
 BACKLOG_COLUMNS = ("id", "action", "stage", "severity", "source", "evidence", "owner", "due_date", "status")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class IncidentReview:
     baseline_run: str
     failing_run: str
@@ -226,6 +227,274 @@ def _case_stage(base: RunView, var: RunView, cid: str, result: Mapping[str, Any]
 
 # ---- the review -------------------------------------------------------------------------------
 
+@dataclass
+class _Pairing:
+    """What the paired comparison of the failing run with its baseline says, case by case."""
+
+    base: RunView
+    var: RunView
+    comp: Mapping[str, Any]
+    shared: list[str]
+    failed: list[str]  # cases failing (task success 0) in the failing run
+    regressed_cases: list[str]  # pass in the baseline, fail in the failing run
+    fixed: list[str]
+    results: dict[str, dict[str, Any]]  # the failing run's results by case id
+    attribution: Counter[str]  # regressed cases by the first stage that got worse
+    reg_metrics: list[tuple[str, Mapping[str, Any]]]
+    errors: Counter[str]
+    slice_rows: list[tuple[float, str, float, float]]  # (delta, slice, baseline, failing), worst first
+
+    @classmethod
+    def of(cls, base: RunView, var: RunView, comp: Mapping[str, Any]) -> _Pairing:
+        bsucc, vsucc = base.case_success(), var.case_success()
+        shared = sorted(set(bsucc) & set(vsucc))
+        regressed = [c for c in shared if bsucc[c] and not vsucc[c]]
+        vres = {str(r.get("case_id")): r for r in var.results}
+        return cls(
+            base=base, var=var, comp=comp, shared=shared,
+            failed=[c for c in sorted(vsucc) if not vsucc[c]],
+            regressed_cases=regressed,
+            fixed=[c for c in shared if not bsucc[c] and vsucc[c]],
+            results=vres,
+            attribution=Counter(_case_stage(base, var, c, vres.get(c)) for c in regressed),
+            reg_metrics=[(m, d) for m, d in comp["metrics"].items() if d.get("verdict") == "regressed"],
+            errors=Counter(str(r.get("status")) for r in var.results if str(r.get("status")) in ("error", "timeout")),
+            slice_rows=_slices_hit(base, var),
+        )
+
+
+def _slices_hit(base: RunView, var: RunView) -> list[tuple[float, str, float, float]]:
+    """Slices whose task success fell, worst first."""
+    rows = []
+    bsl, vsl = base.metrics_doc.get("slices") or {}, var.metrics_doc.get("slices") or {}
+    for key in sorted(set(bsl) & set(vsl)):
+        a = num((bsl[key].get("task_success_rate") or {}).get("value"))
+        b = num((vsl[key].get("task_success_rate") or {}).get("value"))
+        if a is not None and b is not None and b < a:
+            rows.append((b - a, key, a, b))
+    rows.sort()
+    return rows
+
+
+def _impact(p: _Pairing) -> dict[str, Any]:
+    bsucc, vsucc = p.base.case_success(), p.var.case_success()
+    return {
+        "n_paired": p.comp["n_paired"],
+        "failed_baseline": sum(1 for c in p.shared if not bsucc[c]),
+        "failed_failing_run": sum(1 for c in p.shared if not vsucc[c]),
+        "regressed_cases": len(p.regressed_cases),
+        "fixed_cases": len(p.fixed),
+        "errors": dict(p.errors),
+        "regressed_metrics": {m: {k: d.get(k) for k in ("baseline", "variant", "delta", "ci_low", "ci_high",
+                                                         "p_adjusted", "stage")} for m, d in p.reg_metrics},
+        "improved_metrics": [m for m, d in p.comp["metrics"].items() if d.get("verdict") == "improved"],
+        "slices": [{"slice": k, "baseline": a, "failing": b, "delta": round(d, 4)} for d, k, a, b in p.slice_rows[:5]],
+        "attribution": dict(p.attribution),
+    }
+
+
+def _summary(p: _Pairing, stage: str | None) -> str:
+    base, var, comp = p.base, p.var, p.comp
+    if stage is None:
+        return (f"Run {var.run_id} shows no metric regressed against {base.run_id} "
+                f"({comp['n_paired']} paired cases); {len(p.regressed_cases)} case(s) flipped pass→fail.")
+    at_stage = [(m, d) for m, d in p.reg_metrics if (d.get("stage") or "") == stage]
+    top = ", ".join(f"{m} {d['baseline']:.3g}→{d['variant']:.3g}" for m, d in at_stage)
+    others = [m for m, d in p.reg_metrics if (d.get("stage") or "") != stage]
+    elsewhere = f", and {len(others)} more elsewhere ({', '.join(others)})" if others else ""
+    return (f"Quality moved at the {STAGE_LABEL.get(stage, stage)} stage: run {var.run_id} regressed against "
+            f"{base.run_id} on {len(at_stage)} metric(s) of that stage ({top}){elsewhere}; "
+            f"{len(p.regressed_cases)} of {comp['n_paired']} cases went from pass to fail, "
+            f"{len(p.fixed)} the other way.")
+
+
+def _run_desc(r: RunView) -> str:
+    cfg = r.config
+    model = cfg.get("model") if isinstance(cfg.get("model"), Mapping) else {}
+    return (f"pipeline {r.pipeline.get('name')}, prompt_version {cfg.get('prompt_version')}, "
+            f"model {model.get('name') if model else cfg.get('model')}, config {r.config_hash}")
+
+
+def _trace_events(p: _Pairing, traces: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Timeline events read from the failing run's traces (sorted by start)."""
+    first, last = traces[0], traces[-1]
+    tl = [(_iso(first["ts_start"]) or "?", f"first trace {first.get('trace_id')} (case {first.get('case_id')})")]
+    reg_set = set(p.regressed_cases)
+    bad = [t for t in traces if t.get("case_id") in reg_set]
+    if bad:
+        tl.append((_iso(bad[0]["ts_start"]) or "?", f"first regressed case {bad[0].get('case_id')} "
+                   f"(trace {bad[0].get('trace_id')}); {len(bad)} trace(s) of regressed cases in all"))
+    errs = [t for t in traces if str(t.get("status")) in ("error", "timeout")]
+    if errs:
+        tl.append((_iso(errs[0]["ts_start"]) or "?", f"first {errs[0].get('status')} "
+                   f"({errs[0].get('error_type')}) on case {errs[0].get('case_id')}; {len(errs)} in all"))
+    fb = [t for t in traces if t.get("answered_by") and t.get("answered_by") != p.var.pipeline.get("name")]
+    if fb:
+        tl.append((_iso(fb[0]["ts_start"]) or "?", f"fallback answered case {fb[0].get('case_id')}; "
+                   f"{len(fb)} case(s) in all"))
+    tl.append((_iso(last.get("ts_end") or last["ts_start"]) or "?", f"last trace {last.get('trace_id')} "
+               f"({len(traces)} traces)"))
+    return tl
+
+
+def _timeline(p: _Pairing, notes: list[str]) -> list[tuple[str, str]]:
+    """The incident's events in UTC, from the manifests, the traces and the scoring."""
+    base, var = p.base, p.var
+    tl: list[tuple[str, str]] = []
+    if base.created_at:
+        tl.append((base.created_at, f"baseline run {base.run_id} started ({_run_desc(base)})"))
+    g = as_mapping(var.manifest.get("gate"))
+    if g and g.get("locked_at"):
+        tl.append((str(g["locked_at"]), f"gate {g.get('path')} locked (hash {str(g.get('hash'))[:12]})"))
+    if var.created_at:
+        tl.append((var.created_at, f"failing run {var.run_id} started ({_run_desc(var)})"))
+    traces = [t for t in var.traces if t.get("ts_start") is not None]
+    traces.sort(key=lambda t: float(t["ts_start"]))
+    if traces:
+        tl += _trace_events(p, traces)
+    else:
+        notes.append("the failing run has no traces with timestamps: timeline from manifests only")
+    scored = (var.path / "metrics.json")
+    if scored.is_file():
+        tl.append((_iso(scored.stat().st_mtime) or "?", f"failing run scored: {len(p.reg_metrics)} metric(s) "
+                   f"regressed, {len(p.regressed_cases)} case(s) flipped"))
+    tl.sort(key=lambda e: e[0])
+    return tl
+
+
+def _factors(p: _Pairing, diff: list[tuple[str, Any, Any]]) -> list[str]:
+    """Contributing factors: config changes, attribution, unmeasured reasons, errors, slices."""
+    factors: list[str] = []
+    for k, a, b in diff:
+        st = CONFIG_STAGE.get(k.split(".", 1)[0], "other")
+        factors.append(f"config change `{k}`: {a} → {b} (acts on {STAGE_LABEL.get(st, st)})")
+    if p.attribution:
+        factors.append("regressed cases by the first stage that got worse: " + ", ".join(
+            f"{STAGE_LABEL.get(s, s)} {n}" for s, n in p.attribution.most_common()))
+    reasons = Counter(r for c in p.failed for r in _failure_reasons(p.var, c)
+                      if not r.split(":", 1)[1].strip().startswith(_NOT_APPLICABLE))
+    if reasons:
+        factors.append("unmeasured reasons on failed cases: " + ", ".join(f"{r} ×{n}" for r, n in reasons.most_common(5)))
+    if p.errors:
+        factors.append("errors in the failing run: " + ", ".join(f"{k} ×{n}" for k, n in p.errors.items()))
+    for _d, k, a, b in p.slice_rows[:3]:
+        factors.append(f"slice {k}: task success {a:.2f} → {b:.2f}")
+    return factors
+
+
+class _Backlog:
+    """The action items, numbered A1, A2 ... in the order they are added."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.rows: list[dict[str, str]] = []
+
+    def add(self, text: str, stage: str, severity: str, evidence: str) -> None:
+        self.rows.append({"id": f"A{len(self.rows) + 1}", "action": text, "stage": stage, "severity": severity,
+                          "source": self.source, "evidence": evidence, "owner": "", "due_date": "",
+                          "status": "open"})
+
+
+def _stage_actions(p: _Pairing, backlog: _Backlog, *, stage: str | None, deltas: Mapping[str, Mapping[str, Any]],
+                   diff: list[tuple[str, Any, Any]]) -> None:
+    """Fix the stage where quality moved first; check the other regressed stages after."""
+    if stage is not None:
+        keys = [k for k, _, _ in diff if CONFIG_STAGE.get(k.split(".", 1)[0]) == stage]
+        names = ", ".join(f"{m} ({d['delta']:+.3g})" for m, d in p.reg_metrics if d.get("stage") == stage)
+        if keys:
+            backlog.add(f"Revert or rework the {STAGE_LABEL[stage]} change(s) ({', '.join(keys)}) and re-run against "
+                        f"{p.base.run_id}", stage, "high", names)
+        else:
+            backlog.add(f"Find what moved the {STAGE_LABEL[stage]} stage: compare the traces of the regressed cases "
+                        f"(labkit traces {p.base.path} {p.var.path})", stage, "high", names)
+    for s, v in deltas.items():
+        if s != stage and v["regressed"]:
+            backlog.add(f"Check the {STAGE_LABEL.get(s, s)} regression ({', '.join(v['regressed'])}) once the "
+                        f"{STAGE_LABEL.get(stage or '', stage or '')} fix lands: it may be downstream of it", s,
+                        "medium", f"stage delta {v['delta']:+.3f}")
+
+
+def _gate_actions(p: _Pairing, backlog: _Backlog, *, gate_path: Path | None, notes: list[str]) -> None:
+    """Gate the regressed metrics that were not gated; add regression checks when the gate has none."""
+    if gate_path is None or not gate_path.is_file():
+        return
+    try:
+        from labkit.gate import Gate
+
+        gobj = Gate.load(gate_path)
+        gated = set(gobj.metrics)
+        ungated = [m for m, _ in p.reg_metrics if m not in gated]
+        if ungated:
+            backlog.add(f"Add gate checks for {', '.join(ungated)} (regressed, but not gated) to {gate_path}",
+                        "evaluation", "medium", "regressed metrics not in the gate")
+        if not gobj.regression:
+            backlog.add(f"Add non-inferiority regression checks against the baseline to {gate_path}", "evaluation",
+                        "medium", "the gate has no regression section")
+    except LabkitError as e:
+        notes.append(f"gate not read: {e}")
+
+
+def _actions(p: _Pairing, *, stage: str | None, deltas: Mapping[str, Mapping[str, Any]],
+             diff: list[tuple[str, Any, Any]], gate: str | os.PathLike[str] | None,
+             notes: list[str]) -> list[dict[str, str]]:
+    """The action items of the backlog, most pressing first."""
+    backlog = _Backlog(f"incident {p.var.run_id}")
+    _stage_actions(p, backlog, stage=stage, deltas=deltas, diff=diff)
+    if p.failed:
+        backlog.add(f"Review the {len(p.failed)} proposed regression case(s) in regression_cases.jsonl and merge the "
+                    "accepted ones into the golden set", stage or "evaluation", "medium",
+                    f"{len(p.regressed_cases)} flipped pass→fail")
+    g = as_mapping(p.var.manifest.get("gate"))
+    gate_path = Path(gate) if gate else (Path(str(g.get("path"))) if g and g.get("path") else None)
+    _gate_actions(p, backlog, gate_path=gate_path, notes=notes)
+    if p.errors:
+        backlog.add("Investigate the errors and timeouts (" + ", ".join(p.errors) + ") in the failing run's traces",
+                    "ops", "high", f"{sum(p.errors.values())} case(s)")
+    return backlog.rows
+
+
+def _regression_cases(p: _Pairing, dataset: str | os.PathLike[str] | None, notes: list[str]) -> list[EvalCase]:
+    """Each case failing in the failing run as a proposed ``reg-<id>`` case, the flipped ones first."""
+    cases_by_id, ds_path = _load_dataset(p.var, dataset)
+    regressed = set(p.regressed_cases)
+    reg_cases: list[EvalCase] = []
+    missing = []
+    for cid in sorted(p.failed, key=lambda c: (c not in regressed, c)):
+        orig = cases_by_id.get(cid)
+        if orig is None:
+            missing.append(cid)
+            continue
+        cd = orig.to_dict()
+        cd["id"] = f"reg-{cid}"
+        cd["tags"] = {**dict(orig.tags), "kind": "regression", "origin_kind": orig.kind or "unknown"}
+        cd["metadata"] = {**dict(orig.metadata), "source_case": cid, "failing_run": p.var.run_id,
+                          "baseline_run": p.base.run_id, "regressed": cid in regressed,
+                          "stage": _case_stage(p.base, p.var, cid, p.results.get(cid)) if cid in regressed
+                          else "failed in both runs",
+                          "reasons": _failure_reasons(p.var, cid), "proposed": dt.date.today().isoformat()}
+        reg_cases.append(EvalCase.from_dict(cd))
+    if missing:
+        notes.append(f"{len(missing)} failed case(s) not found in the dataset ({ds_path or 'none found'}): "
+                     + ", ".join(missing[:10]))
+    return reg_cases
+
+
+def _write(rev: IncidentReview, comp: Mapping[str, Any]) -> None:
+    """incident.md, regression_cases.jsonl, backlog.csv and incident.json under ``rev.out_dir``."""
+    rev.out_dir.mkdir(parents=True, exist_ok=True)
+    save_cases(rev.regression_cases, rev.cases_path)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=BACKLOG_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for row in rev.actions:
+        w.writerow(row)
+    atomic_write_text(rev.backlog_path, buf.getvalue())
+    atomic_write_text(rev.note_path, _render(rev, comp))
+    extra = {"timeline": rev.timeline, "factors": rev.factors, "actions": rev.actions, "notes": rev.notes}
+    atomic_write_text(rev.out_dir / "incident.json",
+                      json.dumps(rev.summary_dict() | extra, indent=2, default=str) + "\n")
+
+
 def incident_review(
     baseline_run: str | os.PathLike[str] | RunView,
     failing_run: str | os.PathLike[str] | RunView,
@@ -242,201 +511,15 @@ def incident_review(
     notes = [why] if why else []
     deltas = stage_deltas(comp)
     stage = regressed_stage(deltas)
-
-    bsucc, vsucc = base.case_success(), var.case_success()
-    shared = sorted(set(bsucc) & set(vsucc))
-    failed = [c for c in sorted(vsucc) if not vsucc[c]]
-    regressed_cases = [c for c in shared if bsucc[c] and not vsucc[c]]
-    fixed = [c for c in shared if not bsucc[c] and vsucc[c]]
-    vres = {str(r.get("case_id")): r for r in var.results}
-    attribution = Counter(_case_stage(base, var, c, vres.get(c)) for c in regressed_cases)
-    reg_metrics = [(m, d) for m, d in comp["metrics"].items() if d.get("verdict") == "regressed"]
-    imp_metrics = [m for m, d in comp["metrics"].items() if d.get("verdict") == "improved"]
-
-    # slices hit hardest (task success by slice)
-    slice_rows = []
-    bsl, vsl = base.metrics_doc.get("slices") or {}, var.metrics_doc.get("slices") or {}
-    for key in sorted(set(bsl) & set(vsl)):
-        a = num((bsl[key].get("task_success_rate") or {}).get("value"))
-        b = num((vsl[key].get("task_success_rate") or {}).get("value"))
-        if a is not None and b is not None and b < a:
-            slice_rows.append((b - a, key, a, b))
-    slice_rows.sort()
-    errors = Counter(str(r.get("status")) for r in var.results if str(r.get("status")) in ("error", "timeout"))
-    impact = {
-        "n_paired": comp["n_paired"],
-        "failed_baseline": sum(1 for c in shared if not bsucc[c]),
-        "failed_failing_run": sum(1 for c in shared if not vsucc[c]),
-        "regressed_cases": len(regressed_cases),
-        "fixed_cases": len(fixed),
-        "errors": dict(errors),
-        "regressed_metrics": {m: {k: d.get(k) for k in ("baseline", "variant", "delta", "ci_low", "ci_high",
-                                                         "p_adjusted", "stage")} for m, d in reg_metrics},
-        "improved_metrics": imp_metrics,
-        "slices": [{"slice": k, "baseline": a, "failing": b, "delta": round(d, 4)} for d, k, a, b in slice_rows[:5]],
-        "attribution": dict(attribution),
-    }
-
-    # summary
-    if stage is None:
-        summary = (f"Run {var.run_id} shows no metric regressed against {base.run_id} "
-                   f"({comp['n_paired']} paired cases); {len(regressed_cases)} case(s) flipped pass→fail.")
-    else:
-        at_stage = [(m, d) for m, d in reg_metrics if (d.get("stage") or "") == stage]
-        top = ", ".join(f"{m} {d['baseline']:.3g}→{d['variant']:.3g}" for m, d in at_stage)
-        others = [m for m, d in reg_metrics if (d.get("stage") or "") != stage]
-        elsewhere = f", and {len(others)} more elsewhere ({', '.join(others)})" if others else ""
-        summary = (f"Quality moved at the {STAGE_LABEL.get(stage, stage)} stage: run {var.run_id} regressed against "
-                   f"{base.run_id} on {len(at_stage)} metric(s) of that stage ({top}){elsewhere}; "
-                   f"{len(regressed_cases)} of {comp['n_paired']} cases went from pass to fail, "
-                   f"{len(fixed)} the other way.")
-
-    # timeline
-    tl: list[tuple[str, str]] = []
-
-    def run_desc(r: RunView) -> str:
-        cfg = r.config
-        model = cfg.get("model") if isinstance(cfg.get("model"), Mapping) else {}
-        return (f"pipeline {r.pipeline.get('name')}, prompt_version {cfg.get('prompt_version')}, "
-                f"model {model.get('name') if model else cfg.get('model')}, config {r.config_hash}")
-
-    if base.created_at:
-        tl.append((base.created_at, f"baseline run {base.run_id} started ({run_desc(base)})"))
-    g = as_mapping(var.manifest.get("gate"))
-    if g and g.get("locked_at"):
-        tl.append((str(g["locked_at"]), f"gate {g.get('path')} locked (hash {str(g.get('hash'))[:12]})"))
-    if var.created_at:
-        tl.append((var.created_at, f"failing run {var.run_id} started ({run_desc(var)})"))
-    traces = [t for t in var.traces if t.get("ts_start") is not None]
-    traces.sort(key=lambda t: float(t["ts_start"]))
-    if traces:
-        first, last = traces[0], traces[-1]
-        tl.append((_iso(first["ts_start"]) or "?", f"first trace {first.get('trace_id')} (case {first.get('case_id')})"))
-        reg_set = set(regressed_cases)
-        bad = [t for t in traces if t.get("case_id") in reg_set]
-        if bad:
-            tl.append((_iso(bad[0]["ts_start"]) or "?", f"first regressed case {bad[0].get('case_id')} "
-                       f"(trace {bad[0].get('trace_id')}); {len(bad)} trace(s) of regressed cases in all"))
-        errs = [t for t in traces if str(t.get("status")) in ("error", "timeout")]
-        if errs:
-            tl.append((_iso(errs[0]["ts_start"]) or "?", f"first {errs[0].get('status')} "
-                       f"({errs[0].get('error_type')}) on case {errs[0].get('case_id')}; {len(errs)} in all"))
-        fb = [t for t in traces if t.get("answered_by") and t.get("answered_by") != var.pipeline.get("name")]
-        if fb:
-            tl.append((_iso(fb[0]["ts_start"]) or "?", f"fallback answered case {fb[0].get('case_id')}; "
-                       f"{len(fb)} case(s) in all"))
-        tl.append((_iso(last.get("ts_end") or last["ts_start"]) or "?", f"last trace {last.get('trace_id')} "
-                   f"({len(traces)} traces)"))
-    else:
-        notes.append("the failing run has no traces with timestamps: timeline from manifests only")
-    scored = (var.path / "metrics.json")
-    if scored.is_file():
-        tl.append((_iso(scored.stat().st_mtime) or "?", f"failing run scored: {len(reg_metrics)} metric(s) "
-                   f"regressed, {len(regressed_cases)} case(s) flipped"))
-    tl.sort(key=lambda e: e[0])
-
-    # contributing factors
-    factors: list[str] = []
+    p = _Pairing.of(base, var, comp)
     diff = config_diff(base.config, var.config)
-    for k, a, b in diff:
-        st = CONFIG_STAGE.get(k.split(".", 1)[0], "other")
-        factors.append(f"config change `{k}`: {a} → {b} (acts on {STAGE_LABEL.get(st, st)})")
-    if attribution:
-        factors.append("regressed cases by the first stage that got worse: " + ", ".join(
-            f"{STAGE_LABEL.get(s, s)} {n}" for s, n in attribution.most_common()))
-    reasons = Counter(r for c in failed for r in _failure_reasons(var, c)
-                      if not r.split(":", 1)[1].strip().startswith(_NOT_APPLICABLE))
-    if reasons:
-        factors.append("unmeasured reasons on failed cases: " + ", ".join(f"{r} ×{n}" for r, n in reasons.most_common(5)))
-    if errors:
-        factors.append("errors in the failing run: " + ", ".join(f"{k} ×{n}" for k, n in errors.items()))
-    for _d, k, a, b in slice_rows[:3]:
-        factors.append(f"slice {k}: task success {a:.2f} → {b:.2f}")
-
-    # action items
-    actions: list[dict[str, str]] = []
-
-    def act(text: str, st: str, sev: str, evidence: str) -> None:
-        actions.append({"id": f"A{len(actions) + 1}", "action": text, "stage": st, "severity": sev,
-                        "source": f"incident {var.run_id}", "evidence": evidence, "owner": "", "due_date": "",
-                        "status": "open"})
-
-    if stage is not None:
-        keys = [k for k, _, _ in diff if CONFIG_STAGE.get(k.split(".", 1)[0]) == stage]
-        names = ", ".join(f"{m} ({d['delta']:+.3g})" for m, d in reg_metrics if d.get("stage") == stage)
-        if keys:
-            act(f"Revert or rework the {STAGE_LABEL[stage]} change(s) ({', '.join(keys)}) and re-run against "
-                f"{base.run_id}", stage, "high", names)
-        else:
-            act(f"Find what moved the {STAGE_LABEL[stage]} stage: compare the traces of the regressed cases "
-                f"(labkit traces {base.path} {var.path})", stage, "high", names)
-    for s, v in deltas.items():
-        if s != stage and v["regressed"]:
-            act(f"Check the {STAGE_LABEL.get(s, s)} regression ({', '.join(v['regressed'])}) once the "
-                f"{STAGE_LABEL.get(stage or '', stage or '')} fix lands: it may be downstream of it", s, "medium",
-                f"stage delta {v['delta']:+.3f}")
-    failing_cases_n = len(failed)
-    if failing_cases_n:
-        act(f"Review the {failing_cases_n} proposed regression case(s) in regression_cases.jsonl and merge the "
-            "accepted ones into the golden set", stage or "evaluation", "medium",
-            f"{len(regressed_cases)} flipped pass→fail")
-    gate_path = Path(gate) if gate else (Path(str(g.get("path"))) if g and g.get("path") else None)
-    if gate_path is not None and gate_path.is_file():
-        try:
-            from labkit.gate import Gate
-
-            gobj = Gate.load(gate_path)
-            gated = set(gobj.metrics)
-            ungated = [m for m, _ in reg_metrics if m not in gated]
-            if ungated:
-                act(f"Add gate checks for {', '.join(ungated)} (regressed, but not gated) to {gate_path}",
-                    "evaluation", "medium", "regressed metrics not in the gate")
-            if not gobj.regression:
-                act(f"Add non-inferiority regression checks against the baseline to {gate_path}", "evaluation",
-                    "medium", "the gate has no regression section")
-        except LabkitError as e:
-            notes.append(f"gate not read: {e}")
-    if errors:
-        act("Investigate the errors and timeouts (" + ", ".join(errors) + ") in the failing run's traces",
-            "ops", "high", f"{sum(errors.values())} case(s)")
-
-    # regression cases
-    cases_by_id, ds_path = _load_dataset(var, dataset)
-    reg_cases: list[EvalCase] = []
-    missing = []
-    for cid in sorted(failed, key=lambda c: (c not in set(regressed_cases), c)):
-        orig = cases_by_id.get(cid)
-        if orig is None:
-            missing.append(cid)
-            continue
-        cd = orig.to_dict()
-        cd["id"] = f"reg-{cid}"
-        cd["tags"] = {**dict(orig.tags), "kind": "regression", "origin_kind": orig.kind or "unknown"}
-        cd["metadata"] = {**dict(orig.metadata), "source_case": cid, "failing_run": var.run_id,
-                         "baseline_run": base.run_id, "regressed": cid in set(regressed_cases),
-                         "stage": _case_stage(base, var, cid, vres.get(cid)) if cid in set(regressed_cases)
-                         else "failed in both runs",
-                         "reasons": _failure_reasons(var, cid), "proposed": dt.date.today().isoformat()}
-        reg_cases.append(EvalCase.from_dict(cd))
-    if missing:
-        notes.append(f"{len(missing)} failed case(s) not found in the dataset ({ds_path or 'none found'}): "
-                     + ", ".join(missing[:10]))
-
-    rev = IncidentReview(base.run_id, var.run_id, Path(out_dir), summary, stage, deltas, impact, tl, factors,
-                         actions, reg_cases, notes)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_cases(reg_cases, rev.cases_path)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=BACKLOG_COLUMNS, lineterminator="\n")
-    w.writeheader()
-    for row in actions:
-        w.writerow(row)
-    atomic_write_text(rev.backlog_path, buf.getvalue())
-    atomic_write_text(rev.note_path, _render(rev, comp))
-    atomic_write_text(out / "incident.json", json.dumps(rev.summary_dict() | {"timeline": tl, "factors": factors,
-                                                                               "actions": actions, "notes": notes},
-                                                         indent=2, default=str) + "\n")
+    timeline = _timeline(p, notes)
+    actions = _actions(p, stage=stage, deltas=deltas, diff=diff, gate=gate, notes=notes)
+    rev = IncidentReview(
+        baseline_run=base.run_id, failing_run=var.run_id, out_dir=Path(out_dir), summary=_summary(p, stage),
+        stage=stage, stage_deltas=deltas, impact=_impact(p), timeline=timeline, factors=_factors(p, diff),
+        actions=actions, regression_cases=_regression_cases(p, dataset, notes), notes=notes)
+    _write(rev, comp)
     return rev
 
 

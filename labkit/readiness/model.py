@@ -45,7 +45,7 @@ AREAS = (
 ATTESTATION_MAX_AGE_DAYS = 180
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CheckItem:
     """One readiness item with its status and the evidence behind it."""
 
@@ -90,12 +90,13 @@ class CheckItem:
 
 def item(
     id: str,
+    *,
     area: str,
     checklist: str,
     title: str,
     status: str,
     evidence: str,
-    action: str | None,
+    action: str | None = None,
     severity: str,
     **kw: Any,
 ) -> CheckItem:
@@ -104,11 +105,11 @@ def item(
         raise ValueError(f"bad status {status!r}")
     if severity not in SEVERITIES:
         raise ValueError(f"bad severity {severity!r}")
-    return CheckItem(id, area, checklist, title, status, evidence,
-                     None if status in ("pass", "attested") else action, severity, **kw)
+    return CheckItem(id=id, area=area, checklist=checklist, title=title, status=status, evidence=evidence,
+                     action=None if status in ("pass", "attested") else action, severity=severity, **kw)
 
 
-def composite(id: str, area: str, checklist: str, title: str, parts: Iterable[CheckItem],
+def composite(id: str, *, area: str, checklist: str, title: str, parts: Iterable[CheckItem],
               severity: str = "high") -> CheckItem:
     """An item summarising others: the worst status of its parts, their evidence and actions.
 
@@ -123,8 +124,8 @@ def composite(id: str, area: str, checklist: str, title: str, parts: Iterable[Ch
         severity = min(open_parts, key=SEVERITIES.index)
     evidence = "; ".join(f"{p.id}: {p.status}" for p in ps)
     actions = [f"{p.id}: {p.action}" for p in ps if p.action]
-    return item(id, area, checklist, title, status, evidence, " ".join(actions) or None, severity,
-                refs=tuple(p.id for p in ps))
+    return item(id, area=area, checklist=checklist, title=title, status=status, evidence=evidence,
+                action=" ".join(actions) or None, severity=severity, refs=tuple(p.id for p in ps))
 
 
 # ---- attestations -----------------------------------------------------------------------------
@@ -132,7 +133,7 @@ def composite(id: str, area: str, checklist: str, title: str, parts: Iterable[Ch
 ATTESTATION_FIELDS = ("item", "status", "owner", "evidence", "date")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Attestation:
     item: str
     status: str  # attested | fail
@@ -209,8 +210,8 @@ def load_attestations(path: str | Path, known: Iterable[str] | None = None) -> l
                               line=line, field=f"{fld}.evidence")
         date = _as_date(e["date"], str(p), f"{fld}.date")
         expires = _as_date(e["expires"], str(p), f"{fld}.expires") if e.get("expires") else None
-        out.append(Attestation(str(iid), status, str(e["owner"]), ev, date, str(e.get("note") or ""),
-                               expires, line))
+        out.append(Attestation(item=str(iid), status=status, owner=str(e["owner"]), evidence=ev, date=date,
+                               note=str(e.get("note") or ""), expires=expires, line=line))
     return out
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from labkit.errors import LabkitError
-from labkit.readiness.checklists import CHECKLISTS, MANUAL_ITEMS, deployment_items
+from labkit.readiness import checks  # noqa: F401  (declares the built-in items)
+from labkit.readiness.checks.slo_rollout import rollout_plan, slo_statuses
 from labkit.readiness.context import Context, RunLike
+from labkit.readiness.items import REGISTRY
 from labkit.readiness.model import (
     AREAS,
     SEVERITIES,
@@ -20,17 +22,9 @@ from labkit.readiness.model import (
     STATUS_CREDIT,
     CheckItem,
     apply_attestations,
-    item,
     load_attestations,
 )
-from labkit.readiness.slo import (
-    RolloutStatus,
-    SLOStatus,
-    evaluate_rollout,
-    evaluate_slos,
-    load_rollout,
-    load_slos,
-)
+from labkit.readiness.slo import RolloutStatus, SLOStatus, evaluate_rollout
 
 VERDICTS = ("ready", "ready with conditions", "not ready")
 AREA_FLOOR = 50
@@ -47,7 +41,7 @@ KEY_METRICS = (
 )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Scorecard:
     verdict: str
     rule: str
@@ -111,7 +105,7 @@ class Scorecard:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, allow_nan=False, default=str)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        from labkit.cases import atomic_write_text
+        from labkit.io import atomic_write_text
 
         atomic_write_text(path, self.to_json() + "\n")
         return Path(path)
@@ -132,92 +126,121 @@ def _run_info(ctx_run: Any) -> dict[str, Any] | None:
             "n_cases": ctx_run.metrics_doc.get("n_cases") or len(ctx_run.results)}
 
 
-def slo_items(ctx: Context) -> tuple[list[CheckItem], list[SLOStatus], Any]:
-    A, C = "SLOs and rollout", "slo"
-    path = ctx.paths.slo
-    assert path is not None
-    if not path.is_file():
-        return [item("slo.defined", A, C, "SLOs defined (error rate, latency, cost, quality floors)", "fail",
-                     f"{path} not found", f"Write SLOs in {path} (see docs/readiness.md).", "high")], [], None
-    try:
-        cfg = load_slos(path)
-    except LabkitError as e:
-        return [item("slo.defined", A, C, "SLOs defined (error rate, latency, cost, quality floors)", "fail",
-                     str(e), f"Fix {path}.", "high")], [], None
-    kinds = {s.kind for s in cfg.slos}
-    missing = [k for k in ("error_rate", "latency", "cost_per_success", "quality_floor") if k not in kinds]
-    out = [item("slo.defined", A, C, "SLOs defined (error rate, latency, cost, quality floors)",
-                "fail" if missing else "pass",
-                f"{path}: {len(cfg.slos)} SLO(s): " + "; ".join(f"{s.name} ({s.target})" for s in cfg.slos)
-                + (f"; missing kinds: {', '.join(missing)}" if missing else ""),
-                f"Add SLOs of kind {', '.join(missing)} to {path}.", "high")]
-    statuses = evaluate_slos(cfg, ctx.history) if ctx.history else []
-    for s in cfg.slos:
-        st = next((x for x in statuses if x.name == s.name), None)
-        if st is None or st.status == "no_data":
-            out.append(item(f"slo.{s.name}", A, C, f"SLO {s.name}: {s.target}", "unknown",
-                            st.evidence if st else "no run history", "Run the candidate to measure it.", s.severity))
-        elif st.status == "met":
-            out.append(item(f"slo.{s.name}", A, C, f"SLO {s.name}: {s.target}", "pass", st.evidence, None, s.severity))
-        else:
-            sev = s.severity if st.status == "violated" else "medium"
-            act = (f"{s.name} is violated: fix it before rollout (see the gaps of the stage it belongs to)"
-                   if st.status == "violated" else
-                   f"{s.name} burns its budget faster than 1× in the recent window: find the cause before "
-                   "widening the rollout")
-            out.append(item(f"slo.{s.name}", A, C, f"SLO {s.name}: {s.target}", "fail",
-                            f"{st.status}: {st.evidence}", act, sev))
-    return out, statuses, cfg
-
-
-def rollout_items(ctx: Context, slo_names: Sequence[str]) -> tuple[list[CheckItem], Any]:
-    A, C = "SLOs and rollout", "rollout"
-    path = ctx.paths.rollout
-    assert path is not None
-    if not path.is_file():
-        return [item("rollout.defined", A, C, "Rollout stages, each with its gate and rollback trigger", "fail",
-                     f"{path} not found", f"Write the rollout stages in {path}.", "high"),
-                item("rollout.rollback_plan", A, C, "Rollback plan: known-good target and triggers", "fail",
-                     f"{path} not found", f"Name the rollback target and triggers in {path}.", "high")], None
-    try:
-        plan = load_rollout(path, slo_names)
-    except LabkitError as e:
-        return [item("rollout.defined", A, C, "Rollout stages, each with its gate and rollback trigger", "fail",
-                     str(e), f"Fix {path}.", "high"),
-                item("rollout.rollback_plan", A, C, "Rollback plan: known-good target and triggers", "unknown",
-                     "rollout file invalid", f"Fix {path}.", "high")], None
-    no_gate = [s.name for s in plan.stages if not s.requires]
-    no_trig = [s.name for s in plan.stages if not s.rollback_triggers]
-    probs = ([f"stage(s) without a gate: {', '.join(no_gate)}"] if no_gate else []) + (
-        [f"stage(s) without a rollback trigger: {', '.join(no_trig)}"] if no_trig else [])
-    out = [item("rollout.defined", A, C, "Rollout stages, each with its gate and rollback trigger",
-                "fail" if probs else "pass",
-                "; ".join(probs) or f"{path}: " + " → ".join(f"{s.name} ({s.traffic_percent:g}%)" for s in plan.stages),
-                f"Give every stage in {path} its requirements and rollback triggers.", "high")]
-    target = plan.rollback_to
-    tpath = None
-    if target:
-        tp = Path(target)
-        tpath = tp if tp.is_absolute() else (ctx.paths.root / tp)
-    if not target:
-        out.append(item("rollout.rollback_plan", A, C, "Rollback plan: known-good target and triggers", "fail",
-                        f"{path} names no rollback target (rollback.to)",
-                        f"Set rollback.to in {path} to the config now in production.", "high"))
-    elif tpath is None or not tpath.is_file():
-        out.append(item("rollout.rollback_plan", A, C, "Rollback plan: known-good target and triggers", "fail",
-                        f"rollback target {target} not found", "Point rollback.to at an existing config.", "high"))
-    else:
-        n_trig = sum(len(s.rollback_triggers) for s in plan.stages)
-        out.append(item("rollout.rollback_plan", A, C, "Rollback plan: known-good target and triggers",
-                        "fail" if no_trig else "pass",
-                        f"rollback to {target} (exists); {n_trig} rollback trigger(s) over {len(plan.stages)} stage(s)",
-                        "Add rollback triggers to every stage.", "high"))
-    return out, plan
-
-
 def _gap_key(g: dict[str, Any]) -> tuple[int, int, int, str]:
     return (SEVERITIES.index(g["severity"]), 0 if g["status"] == "fail" else 1,
             AREAS.index(g["area"]) if g["area"] in AREAS else 99, g["item"])
+
+
+def evaluate_items(ctx: Context, notes: list[str]) -> list[CheckItem]:
+    """Every declared item, settled by the attestations, then the composite items over them.
+
+    An attestation file that does not load is ignored, with a note saying why."""
+    items = REGISTRY.evaluate(ctx)
+    assert ctx.paths.attestations is not None
+    try:
+        atts = load_attestations(ctx.paths.attestations, known=[i.id for i in items])
+    except LabkitError as e:
+        atts = []
+        notes.append(f"attestations ignored: {e}")
+    items = apply_attestations(items, atts, today=ctx.today)
+    return items + REGISTRY.summarise(items)
+
+
+def area_scores(items: list[CheckItem]) -> dict[str, dict[str, Any]]:
+    """Per area: the severity-weighted share of credit (0–100, None without items) and status counts."""
+    areas: dict[str, dict[str, Any]] = {}
+    for a in AREAS:
+        its = [i for i in items if i.area == a and not i.refs]
+        w = sum(SEVERITY_WEIGHT[i.severity] for i in its)
+        score = round(100 * sum(SEVERITY_WEIGHT[i.severity] * STATUS_CREDIT[i.status] for i in its) / w) if w else None
+        counts = {s: sum(1 for i in its if i.status == s) for s in ("pass", "attested", "fail", "unknown")}
+        areas[a] = {"score": score, "n_items": len(its), **counts}
+    return areas
+
+
+def ranked_gaps(items: list[CheckItem]) -> list[dict[str, Any]]:
+    """Every item that does not pass (composites excepted), ranked by severity, status, area, id."""
+    manual = set(REGISTRY.manual_ids)
+    gaps: list[dict[str, Any]] = [
+        {"item": i.id, "area": i.area, "severity": i.severity, "status": i.status, "title": i.title,
+         "evidence": i.evidence, "action": i.action or "", "manual": i.id in manual}
+        for i in items if i.is_gap]
+    gaps.sort(key=_gap_key)
+    for n, g in enumerate(gaps, 1):
+        g["rank"] = n
+    return gaps
+
+
+def decide(gaps: list[dict[str, Any]], areas: dict[str, dict[str, Any]]) -> tuple[str, str | None]:
+    """(verdict, the note saying why) by :data:`VERDICT_RULE`."""
+    crit = [g for g in gaps if g["severity"] == "critical"]
+    low_areas = [a for a, v in areas.items() if v["score"] is not None and v["score"] < AREA_FLOOR]
+    if crit or low_areas:
+        why = []
+        if crit:
+            why.append(f"{len(crit)} critical gap(s): {', '.join(g['item'] for g in crit)}")
+        if low_areas:
+            why.append(f"area(s) below {AREA_FLOOR}: {', '.join(low_areas)}")
+        return "not ready", "; ".join(why)
+    if gaps:
+        return "ready with conditions", f"{len(gaps)} condition(s): {', '.join(g['item'] for g in gaps)}"
+    return "ready", None
+
+
+def _rollout_status(ctx: Context, items: list[CheckItem]) -> RolloutStatus | None:
+    plan, _ = rollout_plan(ctx)
+    if plan is None:
+        return None
+    return evaluate_rollout(plan, items={i.id: i for i in items}, slos=slo_statuses(ctx),
+                            metrics=ctx.candidate.metrics if ctx.candidate else {}, history=ctx.history)
+
+
+def _gate_summary(ctx: Context) -> dict[str, Any] | None:
+    rep, rerr = ctx.gate_report()
+    if rep is not None:
+        gate: dict[str, Any] = rep.to_dict()
+        return gate
+    return {"error": rerr} if rerr else None
+
+
+def key_metrics(ctx: Context) -> list[dict[str, Any]]:
+    """The candidate's key metrics: value, interval, n, the baseline's value and the paired delta."""
+    cand = ctx.candidate
+    if cand is None:
+        return []
+    from labkit.metrics import METRICS
+
+    comp, _ = ctx.comparison()
+    rows = []
+    for m in KEY_METRICS:
+        me: Any = cand.metrics.get(m)
+        if not isinstance(me, Mapping):
+            continue
+        row = {"metric": m, "stage": METRICS[m].stage if m in METRICS else None,
+               "value": me.get("value"), "ci_low": me.get("ci_low"), "ci_high": me.get("ci_high"),
+               "n": me.get("n"), "unmeasured": me.get("unmeasured")}
+        if ctx.baseline is not None:
+            row["baseline"] = ctx.baseline.value(m)
+        if comp is not None and m in comp["metrics"]:
+            d = comp["metrics"][m]
+            row.update({"delta": d.get("delta"), "delta_ci_low": d.get("ci_low"),
+                        "delta_ci_high": d.get("ci_high"), "verdict": d.get("verdict")})
+        rows.append(row)
+    return rows
+
+
+def _incident(ctx: Context, incident_dir: str | os.PathLike[str] | None) -> dict[str, Any] | None:
+    """The incident review, written to ``incident_dir`` when the candidate regressed against the baseline."""
+    comp, _ = ctx.comparison()
+    cand = ctx.candidate
+    if incident_dir is None or ctx.baseline is None or cand is None or comp is None:
+        return None
+    if not (any(d.get("verdict") == "regressed" for d in comp["metrics"].values()) or comp.get("flipped")):
+        return None
+    from labkit.readiness.incident import incident_review
+
+    rev = incident_review(ctx.baseline.path, cand.path, incident_dir, dataset=ctx.paths.dataset)
+    return rev.summary_dict()
 
 
 def build_scorecard(
@@ -241,98 +264,20 @@ def build_scorecard(
     the incident review is written there and summarised on the scorecard.
     """
     ctx = Context.collect(root=root, baseline=baseline, variant=variant, today=today, **paths)
-    items: list[CheckItem] = []
-    for fn in CHECKLISTS.values():
-        items.extend(fn(ctx))
-    s_items, slo_status, slo_cfg = slo_items(ctx)
-    items.extend(s_items)
-    r_items, plan = rollout_items(ctx, [s.name for s in slo_cfg.slos] if slo_cfg else [])
-    items.extend(r_items)
     notes: list[str] = []
-    assert ctx.paths.attestations is not None
-    try:
-        atts = load_attestations(ctx.paths.attestations, known=[i.id for i in items])
-    except LabkitError as e:
-        atts = []
-        notes.append(f"attestations ignored: {e}")
-    items = apply_attestations(items, atts, today=ctx.today)
-    items.extend(deployment_items(items))
-    by_id = {i.id: i for i in items}
-
-    rollout = None
-    if plan is not None:
-        rollout = evaluate_rollout(plan, items=by_id, slos=slo_status,
-                                   metrics=ctx.candidate.metrics if ctx.candidate else {}, history=ctx.history)
-
-    areas: dict[str, dict[str, Any]] = {}
-    for a in AREAS:
-        its = [i for i in items if i.area == a and not i.refs]
-        w = sum(SEVERITY_WEIGHT[i.severity] for i in its)
-        score = round(100 * sum(SEVERITY_WEIGHT[i.severity] * STATUS_CREDIT[i.status] for i in its) / w) if w else None
-        counts = {s: sum(1 for i in its if i.status == s) for s in ("pass", "attested", "fail", "unknown")}
-        areas[a] = {"score": score, "n_items": len(its), **counts}
-
-    gaps: list[dict[str, Any]] = [{"item": i.id, "area": i.area, "severity": i.severity, "status": i.status, "title": i.title,
-             "evidence": i.evidence, "action": i.action or "", "manual": i.id in MANUAL_ITEMS}
-            for i in items if i.is_gap]
-    gaps.sort(key=_gap_key)
-    for n, g in enumerate(gaps, 1):
-        g["rank"] = n
-    crit = [g for g in gaps if g["severity"] == "critical"]
-    low_areas = [a for a, v in areas.items() if v["score"] is not None and v["score"] < AREA_FLOOR]
-    if crit or low_areas:
-        verdict = "not ready"
-        why = []
-        if crit:
-            why.append(f"{len(crit)} critical gap(s): {', '.join(g['item'] for g in crit)}")
-        if low_areas:
-            why.append(f"area(s) below {AREA_FLOOR}: {', '.join(low_areas)}")
-        notes.insert(0, "; ".join(why))
-    elif gaps:
-        verdict = "ready with conditions"
-        notes.insert(0, f"{len(gaps)} condition(s): {', '.join(g['item'] for g in gaps)}")
-    else:
-        verdict = "ready"
-
-    gate_d = None
-    rep, rerr = ctx.gate_report()
-    if rep is not None:
-        gate_d = rep.to_dict()
-    elif rerr:
-        gate_d = {"error": rerr}
-
-    comp, _ = ctx.comparison()
-    key = []
-    cand = ctx.candidate
-    if cand is not None:
-        from labkit.metrics import METRICS
-
-        for m in KEY_METRICS:
-            me: Any = cand.metrics.get(m)
-            if not isinstance(me, Mapping):
-                continue
-            row = {"metric": m, "stage": METRICS[m].stage if m in METRICS else None,
-                   "value": me.get("value"), "ci_low": me.get("ci_low"), "ci_high": me.get("ci_high"),
-                   "n": me.get("n"), "unmeasured": me.get("unmeasured")}
-            if ctx.baseline is not None:
-                row["baseline"] = ctx.baseline.value(m)
-            if comp is not None and m in comp["metrics"]:
-                d = comp["metrics"][m]
-                row.update({"delta": d.get("delta"), "delta_ci_low": d.get("ci_low"),
-                            "delta_ci_high": d.get("ci_high"), "verdict": d.get("verdict")})
-            key.append(row)
-
-    incident = None
-    if incident_dir is not None and ctx.baseline is not None and cand is not None and comp is not None and (
-            any(d.get("verdict") == "regressed" for d in comp["metrics"].values()) or comp.get("flipped")):
-        from labkit.readiness.incident import incident_review
-
-        rev = incident_review(ctx.baseline.path, cand.path, incident_dir, dataset=ctx.paths.dataset)
-        incident = rev.summary_dict()
-
-    return Scorecard(verdict, VERDICT_RULE, areas, items, gaps, gate_d, key, slo_status, rollout,
-                     _run_info(cand), _run_info(ctx.baseline), ctx.paths.to_dict(),
-                     dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), incident, notes)
+    items = evaluate_items(ctx, notes)
+    rollout = _rollout_status(ctx, items)
+    areas = area_scores(items)
+    gaps = ranked_gaps(items)
+    verdict, why = decide(gaps, areas)
+    if why is not None:
+        notes.insert(0, why)
+    return Scorecard(
+        verdict=verdict, rule=VERDICT_RULE, areas=areas, items=items, gaps=gaps, gate=_gate_summary(ctx),
+        key_metrics=key_metrics(ctx), slos=slo_statuses(ctx), rollout=rollout, candidate=_run_info(ctx.candidate),
+        baseline=_run_info(ctx.baseline), inputs=ctx.paths.to_dict(),
+        generated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), incident=_incident(ctx, incident_dir),
+        notes=notes)
 
 
 def render_deployment_checklist(sc: Scorecard) -> str:

@@ -38,7 +38,7 @@ SLO_KINDS = ("error_rate", "latency", "cost_per_success", "quality_floor")
 BAD_STATUSES = ("error", "timeout")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SLO:
     name: str
     kind: str
@@ -50,7 +50,7 @@ class SLO:
     description: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SLOConfig:
     slos: tuple[SLO, ...]
     recent_runs: int = 1
@@ -68,7 +68,7 @@ def _yaml(path: Path) -> tuple[dict[str, Any], str]:
 
 
 
-def _need_num(d: Mapping[str, Any], key: str, path: str, fld: str, line: int | None,
+def _need_num(d: Mapping[str, Any], key: str, *, path: str, fld: str, line: int | None,
               lo: float | None = None, hi: float | None = None) -> float:
     v = d.get(key)
     f = num(v)
@@ -107,35 +107,36 @@ def load_slos(path: str | os.PathLike[str]) -> SLOConfig:
         sev = str(d.get("severity") or "high")
         desc = str(d.get("description") or "")
         if kind == "error_rate":
-            obj = _need_num(d, "objective", str(p), fld, line, 0.0, 1.0)
-            out.append(SLO(name, kind, 1 - obj, f"≥ {obj:.2%} of requests answered without error",
-                           "error_rate", severity=sev, description=desc))
-        elif kind == "latency":
-            thr = _need_num(d, "threshold_ms", str(p), fld, line, 0.0)
-            pct = _need_num(d, "percentile", str(p), fld, line, 0.0, 100.0)
-            out.append(SLO(name, kind, 1 - pct / 100, f"p{pct:g} latency ≤ {thr:g} ms", f"latency_p{pct:g}_ms",
-                           threshold_ms=thr, severity=sev, description=desc))
-        elif kind == "cost_per_success":
-            mx = _need_num(d, "max_usd", str(p), fld, line, 0.0)
-            out.append(SLO(name, kind, mx, f"cost per successful task ≤ ${mx:g}", "cost_per_success",
+            obj = _need_num(d, "objective", path=str(p), fld=fld, line=line, lo=0.0, hi=1.0)
+            out.append(SLO(name=name, kind=kind, allowance=1 - obj,
+                           target=f"≥ {obj:.2%} of requests answered without error", metric="error_rate",
                            severity=sev, description=desc))
+        elif kind == "latency":
+            thr = _need_num(d, "threshold_ms", path=str(p), fld=fld, line=line, lo=0.0)
+            pct = _need_num(d, "percentile", path=str(p), fld=fld, line=line, lo=0.0, hi=100.0)
+            out.append(SLO(name=name, kind=kind, allowance=1 - pct / 100, target=f"p{pct:g} latency ≤ {thr:g} ms",
+                           metric=f"latency_p{pct:g}_ms", threshold_ms=thr, severity=sev, description=desc))
+        elif kind == "cost_per_success":
+            mx = _need_num(d, "max_usd", path=str(p), fld=fld, line=line, lo=0.0)
+            out.append(SLO(name=name, kind=kind, allowance=mx, target=f"cost per successful task ≤ ${mx:g}",
+                           metric="cost_per_success", severity=sev, description=desc))
         else:
             metric = d.get("metric")
             if metric not in METRICS or not METRICS[str(metric)].bounded or METRICS[str(metric)].direction != "higher":
                 known = sorted(m for m, s in METRICS.items() if s.bounded and s.direction == "higher")
                 raise ConfigError(f"quality floors need a bounded higher-is-better metric, got {metric!r}",
                                   path=str(p), line=line, field=f"{fld}.metric", known=known)
-            floor = _need_num(d, "floor", str(p), fld, line, 0.0, 1.0)
-            out.append(SLO(name, kind, 1 - floor, f"{metric} ≥ {floor:g}", str(metric), severity=sev,
-                           description=desc))
+            floor = _need_num(d, "floor", path=str(p), fld=fld, line=line, lo=0.0, hi=1.0)
+            out.append(SLO(name=name, kind=kind, allowance=1 - floor, target=f"{metric} ≥ {floor:g}", metric=str(metric),
+                           severity=sev, description=desc))
     window = as_mapping(data.get("window"))
     recent = window.get("recent_runs", 1)
     if not isinstance(recent, int) or isinstance(recent, bool) or recent < 1:
         raise ConfigError("must be a positive integer", path=str(p), field="window.recent_runs")
-    return SLOConfig(tuple(out), recent, str(p))
+    return SLOConfig(slos=tuple(out), recent_runs=recent, path=str(p))
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SLOStatus:
     name: str
     kind: str
@@ -204,9 +205,11 @@ def evaluate_slos(config: SLOConfig, history: Sequence[RunView]) -> list[SLOStat
         bad, obs, n = _bad_ratio(slo, history)
         rbad, _, _ = _bad_ratio(slo, recent)
         if bad is None:
-            out.append(SLOStatus(slo.name, slo.kind, slo.target, "no_data", None, None, slo.allowance, None, None,
-                                 None, n, ids, f"nothing measured for {slo.metric or slo.kind} in {len(ids)} run(s)",
-                                 slo.severity))
+            out.append(SLOStatus(name=slo.name, kind=slo.kind, target=slo.target, status="no_data", observed=None,
+                                 bad_ratio=None, allowance=slo.allowance, budget_consumed=None,
+                                 budget_remaining=None, burn_rate=None, n=n, runs=ids,
+                                 evidence=f"nothing measured for {slo.metric or slo.kind} in {len(ids)} run(s)",
+                                 severity=slo.severity))
             continue
         consumed = bad / slo.allowance
         burn = rbad / slo.allowance if rbad is not None else None
@@ -217,8 +220,10 @@ def evaluate_slos(config: SLOConfig, history: Sequence[RunView]) -> list[SLOStat
         ev = (f"{unit} {obs:.4g} over {n} case(s) in {len(ids)} run(s) ({slo.target}); budget consumed "
               f"{consumed:.0%}, remaining {1 - consumed:.0%}; burn rate {burn:.2f} over the last "
               f"{len(recent)} run(s)") if obs is not None and burn is not None else ""
-        out.append(SLOStatus(slo.name, slo.kind, slo.target, status, obs, bad, slo.allowance, consumed,
-                             1 - consumed, burn, n, ids, ev, slo.severity))
+        out.append(SLOStatus(name=slo.name, kind=slo.kind, target=slo.target, status=status, observed=obs,
+                             bad_ratio=bad, allowance=slo.allowance, budget_consumed=consumed,
+                             budget_remaining=1 - consumed, burn_rate=burn, n=n, runs=ids, evidence=ev,
+                             severity=slo.severity))
     return out
 
 
@@ -229,7 +234,7 @@ REQUIREMENTS = ("gate_passed", "gate_locked", "items", "no_critical_gaps", "slos
 TRIGGER_OPS = (">", ">=", "<", "<=")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Trigger:
     metric: str  # a metrics.json name, or burn_rate:<slo>
     op: str
@@ -242,7 +247,7 @@ class Trigger:
         return f"{self.metric} {self.op} {self.threshold:g}{w}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Stage:
     name: str
     traffic_percent: float
@@ -251,14 +256,14 @@ class Stage:
     description: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RolloutPlan:
     stages: tuple[Stage, ...]
     rollback_to: str | None
     path: str | None = None
 
 
-def _check_requirement_min(r: Mapping[str, Any], path: str, line: int | None, fld: str) -> None:
+def _check_requirement_min(r: Mapping[str, Any], *, path: str, line: int | None, fld: str) -> None:
     """``budget_remaining`` needs a share in [0, 1]; ``traces`` a whole count >= 0."""
     if "min" not in r or r["require"] not in ("budget_remaining", "traces"):
         return
@@ -288,7 +293,7 @@ def load_rollout(path: str | os.PathLike[str], slo_names: Sequence[str] = ()) ->
         if not isinstance(d, dict) or not isinstance(d.get("name"), str):
             raise ConfigError("must be a mapping with a name", path=str(p), field=fld)
         line = line_of(text, d["name"])
-        traffic = _need_num(d, "traffic_percent", str(p), fld, line, -1e-9, 100.0 + 1e-9)
+        traffic = _need_num(d, "traffic_percent", path=str(p), fld=fld, line=line, lo=-1e-9, hi=100.0 + 1e-9)
         reqs = d.get("requires") or []
         if not isinstance(reqs, list):
             raise ConfigError("must be a list", path=str(p), line=line, field=f"{fld}.requires")
@@ -297,7 +302,7 @@ def load_rollout(path: str | os.PathLike[str], slo_names: Sequence[str] = ()) ->
                 got = r.get("require") if isinstance(r, dict) else r
                 raise ConfigError(f"unknown requirement {got!r}", path=str(p), line=line,
                                   field=f"{fld}.requires[{j}].require", known=REQUIREMENTS)
-            _check_requirement_min(r, str(p), line, f"{fld}.requires[{j}]")
+            _check_requirement_min(r, path=str(p), line=line, fld=f"{fld}.requires[{j}]")
         trig = []
         raw_t = d.get("rollback_triggers")
         if not isinstance(raw_t, list):
@@ -314,15 +319,16 @@ def load_rollout(path: str | os.PathLike[str], slo_names: Sequence[str] = ()) ->
             if t.get("op") not in TRIGGER_OPS:
                 raise ConfigError(f"unknown op {t.get('op')!r}", path=str(p), line=line, field=f"{tf}.op",
                                   known=TRIGGER_OPS)
-            thr = _need_num(t, "threshold", str(p), tf, line)
-            trig.append(Trigger(str(t["metric"]), str(t["op"]), thr, str(t.get("window") or "")))
-        stages.append(Stage(d["name"], traffic, tuple(reqs), tuple(trig), str(d.get("description") or "")))
+            thr = _need_num(t, "threshold", path=str(p), fld=tf, line=line)
+            trig.append(Trigger(metric=str(t["metric"]), op=str(t["op"]), threshold=thr, window=str(t.get("window") or "")))
+        stages.append(Stage(name=d["name"], traffic_percent=traffic, requires=tuple(reqs), rollback_triggers=tuple(trig),
+                            description=str(d.get("description") or "")))
     rb = as_mapping(data.get("rollback"))
     to = rb.get("to")
-    return RolloutPlan(tuple(stages), str(to) if to else None, str(p))
+    return RolloutPlan(stages=tuple(stages), rollback_to=str(to) if to else None, path=str(p))
 
 
-@dataclass
+@dataclass(kw_only=True)
 class StageStatus:
     name: str
     traffic_percent: float
@@ -335,7 +341,7 @@ class StageStatus:
         return dict(self.__dict__)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RolloutStatus:
     stages: list[StageStatus]
     supported_stage: str | None
@@ -369,7 +375,7 @@ def evaluate_rollout(
         reqs = []
         for r in st.requires:
             kind = r["require"]
-            ok, ev = _requirement(kind, r, items, slos, history)
+            ok, ev = _requirement(kind, r, items=items, slos=slos, history=history)
             reqs.append({"require": kind, "passed": ok, "evidence": ev})
         trigs = []
         for t in st.rollback_triggers:
@@ -383,14 +389,15 @@ def evaluate_rollout(
             fires = val is not None and _cmp(val, t.op, t.threshold)
             trigs.append({"trigger": t.text, "observed": val, "would_fire": fires})
         ok = prev_ok and all(r["passed"] for r in reqs) and not any(t["would_fire"] for t in trigs)
-        statuses.append(StageStatus(st.name, st.traffic_percent, ok, reqs, trigs, st.description))
+        statuses.append(StageStatus(name=st.name, traffic_percent=st.traffic_percent, supported=ok, requirements=reqs,
+                                    triggers=trigs, description=st.description))
         if ok:
             supported = st.name
         prev_ok = ok
-    return RolloutStatus(statuses, supported, plan.rollback_to, plan.path)
+    return RolloutStatus(stages=statuses, supported_stage=supported, rollback_to=plan.rollback_to, path=plan.path)
 
 
-def _requirement(kind: str, r: Mapping[str, Any], items: Mapping[str, Any], slos: Sequence[SLOStatus],
+def _requirement(kind: str, r: Mapping[str, Any], *, items: Mapping[str, Any], slos: Sequence[SLOStatus],
                  history: Sequence[RunView]) -> tuple[bool, str]:
     def st(iid: str) -> str:
         it = items.get(iid)

@@ -30,14 +30,14 @@ from labkit.errors import LabkitError
 
 PASS_SHARE = 0.99
 
-ITEMS = (
-    "Prompt version logged",
-    "Model version logged",
-    "Retrieved context logged",
-    "Tool inputs/outputs logged",
-    "User feedback captured",
-    "Alerting for latency/cost spikes",
-)
+#: the items, by the name each row carries under ``item`` (stable: readers key on it)
+PROMPT_VERSION = "Prompt version logged"
+MODEL_VERSION = "Model version logged"
+RETRIEVED_CONTEXT = "Retrieved context logged"
+TOOL_IO = "Tool inputs/outputs logged"
+USER_FEEDBACK = "User feedback captured"
+ALERTING = "Alerting for latency/cost spikes"
+ITEMS = (PROMPT_VERSION, MODEL_VERSION, RETRIEVED_CONTEXT, TOOL_IO, USER_FEEDBACK, ALERTING)
 
 
 def _item(item: str, status: str, evidence: str, action: str, **measures: Any) -> dict[str, Any]:
@@ -45,7 +45,7 @@ def _item(item: str, status: str, evidence: str, action: str, **measures: Any) -
             **measures}
 
 
-def _share_item(item: str, n_with: int, n: int, what: str, action: str) -> dict[str, Any]:
+def _share_item(item: str, *, n_with: int, n: int, what: str, action: str) -> dict[str, Any]:
     if n == 0:
         return _item(item, "unknown", "no traces found", "run the pipeline and write traces", share=None, n=0)
     share = n_with / n
@@ -91,13 +91,13 @@ def observability_checklist(
 
     n = int(counts["n"])
     out = [
-        _share_item("Prompt version logged", int(counts["with_prompt"]), n, "a prompt_version",
-                    "set prompt_version in the pipeline config so every trace records it"),
-        _share_item("Model version logged", int(counts["with_model"]), n, "a model",
-                    "set model.name (with its version or snapshot) in the pipeline config"),
+        _share_item(PROMPT_VERSION, n_with=int(counts["with_prompt"]), n=n, what="a prompt_version",
+                    action="set prompt_version in the pipeline config so every trace records it"),
+        _share_item(MODEL_VERSION, n_with=int(counts["with_model"]), n=n, what="a model",
+                    action="set model.name (with its version or snapshot) in the pipeline config"),
     ]
-    ctx = _share_item("Retrieved context logged", int(counts["with_retrieved"]), n,
-                      "the retrieved chunk ids", "record the retrieved chunks (ids, scores, text) on each trace")
+    ctx = _share_item(RETRIEVED_CONTEXT, n_with=int(counts["with_retrieved"]), n=n, what="the retrieved chunk ids",
+                      action="record the retrieved chunks (ids, scores, text) on each trace")
     if n:
         ctx["evidence"] += (f"; {int(counts['with_chunks'])} with ≥1 chunk, "
                             f"{int(counts['with_text'])} with chunk text")
@@ -105,23 +105,23 @@ def observability_checklist(
 
     calls = int(tools["calls"])
     if calls == 0:
-        out.append(_item("Tool inputs/outputs logged", "unknown",
+        out.append(_item(TOOL_IO, "unknown",
                          f"no tool calls in {n} traces: nothing to judge",
                          "run cases that exercise tools (expected_tools) to measure this", share=None, n=0))
     else:
         wa, wo = int(tools["with_args"]), int(tools["with_output"])
         share = min(wa, wo) / calls
-        out.append(_item("Tool inputs/outputs logged", "pass" if share >= PASS_SHARE else "fail",
+        out.append(_item(TOOL_IO, "pass" if share >= PASS_SHARE else "fail",
                          f"{calls} tool calls: {wa} with args ({wa / calls:.0%}), {wo} with output ({wo / calls:.0%})",
                          "record each tool call's args and output (redacted) in tool_calls",
                          share=round(share, 4), n=calls))
 
     if n == 0:
-        out.append(_item("User feedback captured", "unknown", "no traces found",
+        out.append(_item(USER_FEEDBACK, "unknown", "no traces found",
                          "record feedback with labkit feedback TRACE_ID --run RUN_DIR --rating N", share=None, n=0))
     else:
         wf = int(counts["with_feedback"])
-        out.append(_item("User feedback captured", "pass" if n_feedback > 0 else "fail",
+        out.append(_item(USER_FEEDBACK, "pass" if n_feedback > 0 else "fail",
                          f"{n_feedback} feedback records on {wf}/{n} traces ({wf / n:.0%})",
                          "capture user ratings: labkit feedback TRACE_ID --run RUN_DIR --rating N",
                          share=round(wf / n, 4), n=n))
@@ -131,7 +131,7 @@ def observability_checklist(
 
 
 def _alerting_item(path: str | os.PathLike[str] | None, frame: Any) -> dict[str, Any]:
-    item = "Alerting for latency/cost spikes"
+    item = ALERTING
     action = "add latency and cost spike rules (see data/alerts.yaml) and evaluate them with labkit alerts"
     if path is None:
         return _item(item, "fail", "no alert rules file given", action, rules=0, alerts_fired=None)

@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from labkit.errors import LabkitError, MissingDependencyError
+from labkit.errors import ExportFailed, MissingDependencyError
 
 SEMCONV_VERSION = "1.38.0"
 SEMCONV_PACKAGE = "0.66b2"
@@ -320,15 +320,6 @@ def export_traces(
     if delivered < len(spans):
         raise ExportFailed(target, delivered=delivered, total=len(spans), reason=reason)
     return delivered
-
-
-class ExportFailed(LabkitError):
-    """Some spans did not reach the exporter's endpoint (refused, an error status, no answer)."""
-
-    def __init__(self, target: str, *, delivered: int, total: int, reason: str) -> None:
-        self.target, self.delivered, self.total, self.failed = target, delivered, total, total - delivered
-        self.reason = reason
-        super().__init__(f"{self.failed} of {total} spans not delivered to {target}: {reason}")
 
 
 def _status_session() -> Any:

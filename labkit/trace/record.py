@@ -29,12 +29,13 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from labkit.cases import EvalCase, iter_jsonl, loads_line
+from labkit.cases import EvalCase
 from labkit.errors import DatasetError, Problem
+from labkit.io import iter_jsonl, loads_line
 
 SCHEMA_VERSION = 1
 
@@ -140,6 +141,91 @@ def _num(x: Any) -> float | None:
     return None
 
 
+def _answering_model(pipeline: Any, config: Mapping[str, Any],
+                     answered_by: Any) -> tuple[str | None, str | None, Mapping[str, Any]]:
+    """(model, provider, the config holding the prompt) of what actually answered the case."""
+    model, provider = _model_of(config)
+    prompt_cfg: Mapping[str, Any] = config
+    if answered_by and isinstance(answered_by, str) and answered_by != getattr(pipeline, "name", None):
+        # a fallback answered: its model and prompt are what actually ran
+        fb = getattr(pipeline, "fallback", None)
+        fb_cfg = getattr(fb, "config", None)
+        if isinstance(fb_cfg, Mapping):
+            fm, fp = _model_of(fb_cfg)
+            model, provider = fm or model, fp or provider
+            if fb_cfg.get("prompt_version") is not None:
+                prompt_cfg = fb_cfg
+    return model, provider, prompt_cfg
+
+
+def _prompt_version(prompt_cfg: Mapping[str, Any]) -> str | None:
+    pv = prompt_cfg.get("prompt_version")
+    if pv is None and isinstance(prompt_cfg.get("prompt"), Mapping):
+        pv = prompt_cfg["prompt"].get("version")
+    return str(pv) if pv is not None else None
+
+
+def _status_of(result: Mapping[str, Any]) -> str:
+    status = str(result.get("status") or "ok")
+    guard_in = result.get("guardrails")
+    if isinstance(guard_in, Mapping) and guard_in.get("blocked") and status == "ok":
+        status = "blocked"  # the guardrails middleware refused the response
+    return status
+
+
+def _retrieved_of(items: Iterable[Any]) -> list[dict[str, Any]]:
+    """Retrieved chunks as ``{id, source, score[, text]}`` (a bare string is a chunk id)."""
+    retrieved: list[dict[str, Any]] = []
+    for r in items:
+        if isinstance(r, Mapping):
+            item = {"id": r.get("id"), "source": r.get("source"), "score": _num(r.get("score"))}
+            if r.get("text") is not None:
+                item["text"] = r.get("text")
+            retrieved.append(item)
+        elif isinstance(r, str):
+            retrieved.append({"id": r, "source": r.split("#", 1)[0], "score": None})
+    return retrieved
+
+
+def _tool_calls_of(items: Iterable[Any]) -> list[dict[str, Any]]:
+    """Tool calls as ``{name, args, status[, output][, latency_ms]}``."""
+    tool_calls: list[dict[str, Any]] = []
+    for t in items:
+        if isinstance(t, Mapping):
+            tc: dict[str, Any] = {
+                "name": t.get("name"),
+                "args": dict(t.get("args") or {}),
+                "status": t.get("status", "ok"),
+            }
+            if "output" in t:
+                tc["output"] = t.get("output")
+            if _num(t.get("latency_ms")) is not None:
+                tc["latency_ms"] = _num(t.get("latency_ms"))
+            tool_calls.append(tc)
+    return tool_calls
+
+
+def _usage_of(usage_in: Any) -> dict[str, int]:
+    ok = isinstance(usage_in, Mapping)
+    return {
+        "input_tokens": int(usage_in.get("input_tokens") or 0) if ok else 0,
+        "output_tokens": int(usage_in.get("output_tokens") or 0) if ok else 0,
+    }
+
+
+def _guardrails_of(guard_in: Any) -> dict[str, Any]:
+    """The guardrail verdicts (all False/empty when the middleware did not run)."""
+    g = guard_in if isinstance(guard_in, Mapping) else {}
+    guardrails: dict[str, Any] = {
+        "pii_redacted": bool(g.get("pii_redacted", False)),
+        "injection_flag": bool(g.get("injection_flag", False)),
+        "violations": list(g.get("violations") or []),
+    }
+    if "blocked" in g:
+        guardrails["blocked"] = bool(g["blocked"])
+    return guardrails
+
+
 def make_trace(
     *,
     run_id: str,
@@ -162,85 +248,24 @@ def make_trace(
     config: Mapping[str, Any] = getattr(pipeline, "config", None) or {}
     pname = getattr(pipeline, "name", None)
     config_hash = getattr(pipeline, "config_hash", None)
-    model, provider = _model_of(config)
     answered_by = result.get("answered_by")
-    prompt_cfg: Mapping[str, Any] = config
-    if answered_by and isinstance(answered_by, str) and answered_by != pname:
-        # a fallback answered: its model and prompt are what actually ran
-        fb = getattr(pipeline, "fallback", None)
-        fb_cfg = getattr(fb, "config", None)
-        if isinstance(fb_cfg, Mapping):
-            fm, fp = _model_of(fb_cfg)
-            model, provider = fm or model, fp or provider
-            if fb_cfg.get("prompt_version") is not None:
-                prompt_cfg = fb_cfg
-    status = str(result.get("status") or "ok")
-    guard_in = result.get("guardrails")
-    if isinstance(guard_in, Mapping) and guard_in.get("blocked") and status == "ok":
-        status = "blocked"  # the guardrails middleware refused the response
+    model, provider, prompt_cfg = _answering_model(pipeline, config, answered_by)
+    status = _status_of(result)
     trace_id = str(result.get("trace_id") or trace_id_for(run_id, case.id, attempt))
     root_span = span_id_for(trace_id, "root")
     latency = _num(result.get("latency_ms"))
     if latency is None:
         latency = round((ts_end - ts_start) * 1000.0, 3)
-
-    retrieved_in = result.get("retrieved") or []
-    retrieved: list[dict[str, Any]] = []
-    for r in retrieved_in:
-        if isinstance(r, Mapping):
-            item = {"id": r.get("id"), "source": r.get("source"), "score": _num(r.get("score"))}
-            if r.get("text") is not None:
-                item["text"] = r.get("text")
-            retrieved.append(item)
-        elif isinstance(r, str):
-            retrieved.append({"id": r, "source": r.split("#", 1)[0], "score": None})
-    tool_calls: list[dict[str, Any]] = []
-    for t in result.get("tool_calls") or []:
-        if isinstance(t, Mapping):
-            tc: dict[str, Any] = {
-                "name": t.get("name"),
-                "args": dict(t.get("args") or {}),
-                "status": t.get("status", "ok"),
-            }
-            if "output" in t:
-                tc["output"] = t.get("output")
-            if _num(t.get("latency_ms")) is not None:
-                tc["latency_ms"] = _num(t.get("latency_ms"))
-            tool_calls.append(tc)
-
-    usage_in = result.get("usage") or {}
-    usage = {
-        "input_tokens": int(usage_in.get("input_tokens") or 0) if isinstance(usage_in, Mapping) else 0,
-        "output_tokens": int(usage_in.get("output_tokens") or 0) if isinstance(usage_in, Mapping) else 0,
-    }
-    prompt_version = prompt_cfg.get("prompt_version")
-    if prompt_version is None and isinstance(prompt_cfg.get("prompt"), Mapping):
-        prompt_version = prompt_cfg["prompt"].get("version")
-    guardrails = {
-        "pii_redacted": bool(guard_in.get("pii_redacted", False)) if isinstance(guard_in, Mapping) else False,
-        "injection_flag": bool(guard_in.get("injection_flag", False)) if isinstance(guard_in, Mapping) else False,
-        "violations": list(guard_in.get("violations") or []) if isinstance(guard_in, Mapping) else [],
-    }
-    if isinstance(guard_in, Mapping) and "blocked" in guard_in:
-        guardrails["blocked"] = bool(guard_in["blocked"])
-    env = environment or config.get("environment") or os.environ.get("LABKIT_ENV") or None
-    release = config.get("release") or (f"{pname}@{str(config_hash)[:12]}" if pname and config_hash else pname)
-
+    retrieved = _retrieved_of(result.get("retrieved") or [])
+    tool_calls = _tool_calls_of(result.get("tool_calls") or [])
+    usage = _usage_of(result.get("usage") or {})
+    timings = result.get("timings")
     spans = _child_spans(
-        trace_id=trace_id,
-        root_span=root_span,
-        ts_start=ts_start,
-        ts_end=ts_end,
-        status=status,
-        retrieved=retrieved,
-        tool_calls=tool_calls,
-        model=model,
-        provider=provider,
-        usage=usage,
-        timings=result.get("timings") if isinstance(result.get("timings"), Mapping) else None,
-        question=case.question,
+        trace_id=trace_id, root_span=root_span, ts_start=ts_start, ts_end=ts_end, status=status,
+        retrieved=retrieved, tool_calls=tool_calls, model=model, provider=provider, usage=usage,
+        timings=timings if isinstance(timings, Mapping) else None, question=case.question,
     )
-    rec: dict[str, Any] = {
+    return {
         "schema_version": SCHEMA_VERSION,
         "trace_id": trace_id,
         "span_id": root_span,
@@ -253,7 +278,7 @@ def make_trace(
         "operation": ROOT_OPERATION,
         "provider": provider,
         "model": model,
-        "prompt_version": str(prompt_version) if prompt_version is not None else None,
+        "prompt_version": _prompt_version(prompt_cfg),
         "pipeline": pname,
         "config_hash": config_hash,
         "status": status,
@@ -270,17 +295,39 @@ def make_trace(
         "cost_usd": _num(result.get("cost_usd")),
         "faithfulness": None,
         "scores": {},
-        "guardrails": guardrails,
+        "guardrails": _guardrails_of(result.get("guardrails")),
         "feedback": None,
-        "environment": env,
-        "release": release,
+        "environment": environment or config.get("environment") or os.environ.get("LABKIT_ENV") or None,
+        "release": config.get("release") or (f"{pname}@{str(config_hash)[:12]}" if pname and config_hash else pname),
         "tags": dict(case.tags),
         "from_cache": bool(result.get("from_cache", False)),
         "answered_by": answered_by,
         "simulated": result.get("simulated"),
         "spans": spans,
     }
-    return rec
+
+
+class _SpanClock:
+    """Lays measured child spans end to end from the trace start; an unmeasured span spans the trace."""
+
+    def __init__(self, ts_start: float, ts_end: float) -> None:
+        self.ts_start, self.ts_end, self.cursor = ts_start, ts_end, ts_start
+
+    def interval(self, ms: float | None) -> tuple[float, float, str]:
+        if ms is None:
+            return self.ts_start, self.ts_end, "inherited"
+        start = self.cursor
+        end = min(self.ts_end, start + ms / 1000.0) if self.ts_end >= start else start + ms / 1000.0
+        self.cursor = end
+        return start, end, "measured"
+
+
+def _span(*, trace_id: str, root_span: str, key: str, name: str, operation: str,
+          when: tuple[float, float, str], status: str, attributes: dict[str, Any]) -> dict[str, Any]:
+    s, e, how = when
+    return {"span_id": span_id_for(trace_id, key), "parent_span_id": root_span, "name": name,
+            "operation": operation, "ts_start": s, "ts_end": e, "timing": how, "status": status,
+            "attributes": attributes}
 
 
 def _child_spans(
@@ -298,72 +345,25 @@ def _child_spans(
     timings: Mapping[str, Any] | None,
     question: str,
 ) -> list[dict[str, Any]]:
+    """retrieval, one execute_tool per tool call, and chat — in the order they ran."""
+    clock = _SpanClock(ts_start, ts_end)
     spans: list[dict[str, Any]] = []
-    cursor = ts_start
-
-    def interval(ms: float | None) -> tuple[float, float, str]:
-        nonlocal cursor
-        if ms is None:
-            return ts_start, ts_end, "inherited"
-        start = cursor
-        end = min(ts_end, start + ms / 1000.0) if ts_end >= start else start + ms / 1000.0
-        cursor = end
-        return start, end, "measured"
-
     t = timings or {}
     if retrieved or "retrieval_ms" in t:
-        s, e, how = interval(_num(t.get("retrieval_ms")))
-        spans.append(
-            {
-                "span_id": span_id_for(trace_id, "retrieval"),
-                "parent_span_id": root_span,
-                "name": "retrieval",
-                "operation": "retrieval",
-                "ts_start": s,
-                "ts_end": e,
-                "timing": how,
-                "status": "ok",
-                "attributes": {
-                    "query": question,
-                    "documents": [r.get("id") for r in retrieved],
-                    "scores": [r.get("score") for r in retrieved],
-                },
-            }
-        )
+        spans.append(_span(trace_id=trace_id, root_span=root_span, key="retrieval", name="retrieval", operation="retrieval",
+                           when=clock.interval(_num(t.get("retrieval_ms"))), status="ok",
+                           attributes={"query": question, "documents": [r.get("id") for r in retrieved],
+                                       "scores": [r.get("score") for r in retrieved]}))
     for i, tc in enumerate(tool_calls):
-        s, e, how = interval(_num(tc.get("latency_ms")))
-        spans.append(
-            {
-                "span_id": span_id_for(trace_id, f"tool:{i}"),
-                "parent_span_id": root_span,
-                "name": f"execute_tool {tc.get('name')}",
-                "operation": "execute_tool",
-                "ts_start": s,
-                "ts_end": e,
-                "timing": how,
-                "status": "ok" if tc.get("status", "ok") == "ok" else "error",
-                "attributes": {"tool_name": tc.get("name"), "index": i},
-            }
-        )
-    s, e, how = interval(_num(t.get("generation_ms")))
-    spans.append(
-        {
-            "span_id": span_id_for(trace_id, "generation"),
-            "parent_span_id": root_span,
-            "name": f"chat {model}" if model else "chat",
-            "operation": "chat",
-            "ts_start": s,
-            "ts_end": e,
-            "timing": how,
-            "status": "ok" if status == "ok" else ("blocked" if status == "blocked" else "error"),
-            "attributes": {
-                "model": model,
-                "provider": provider,
-                "input_tokens": int(usage.get("input_tokens", 0)),
-                "output_tokens": int(usage.get("output_tokens", 0)),
-            },
-        }
-    )
+        spans.append(_span(trace_id=trace_id, root_span=root_span, key=f"tool:{i}", name=f"execute_tool {tc.get('name')}", operation="execute_tool",
+                           when=clock.interval(_num(tc.get("latency_ms"))), status="ok" if tc.get("status", "ok") == "ok" else "error",
+                           attributes={"tool_name": tc.get("name"), "index": i}))
+    chat_status = "ok" if status == "ok" else ("blocked" if status == "blocked" else "error")
+    spans.append(_span(trace_id=trace_id, root_span=root_span, key="generation", name=f"chat {model}" if model else "chat", operation="chat",
+                       when=clock.interval(_num(t.get("generation_ms"))), status=chat_status,
+                       attributes={"model": model, "provider": provider,
+                                   "input_tokens": int(usage.get("input_tokens", 0)),
+                                   "output_tokens": int(usage.get("output_tokens", 0))}))
     return spans
 
 

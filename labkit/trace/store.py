@@ -6,7 +6,10 @@ No import step and no write lock: the ``traces`` view reads each run's
 still appending can be queried; a last line still being written is skipped
 (it does not parse and has no trace_id). Compacted runs are read from
 ``traces.parquet`` instead when that file is up to date with the JSONL
-(:func:`compact`).
+(:func:`labkit.trace.compaction.compact`).
+
+The SQL side (column types, quoting, confinement, query errors) is
+:mod:`labkit.trace.sql`; the views are created by :mod:`labkit.trace.schema`.
 
 Tables and views every query can use (``labkit traces RUN_DIR... --sql``):
 
@@ -33,118 +36,37 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labkit.errors import ConfigError, DatasetError, LabkitError, Problem
+from labkit.errors import ConfigError
+from labkit.trace.schema import build_views
+from labkit.trace.sql import (
+    PARQUET_FILE,
+    SCORES_FILE,
+    TRACE_COLUMNS,
+    TRACES_FILE,
+    duckdb_module,
+    parquet_source_bytes,
+    run_query,
+    sql_ident,
+    sql_literal,
+)
+from labkit.trace.sql import confine as confine_to
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-#: Explicit column types of a trace record (nested values stay JSON).
-TRACE_COLUMNS: dict[str, str] = {
-    "schema_version": "INTEGER",
-    "trace_id": "VARCHAR",
-    "span_id": "VARCHAR",
-    "run_id": "VARCHAR",
-    "case_id": "VARCHAR",
-    "attempt": "INTEGER",
-    "session_id": "VARCHAR",
-    "ts_start": "DOUBLE",
-    "ts_end": "DOUBLE",
-    "operation": "VARCHAR",
-    "provider": "VARCHAR",
-    "model": "VARCHAR",
-    "prompt_version": "VARCHAR",
-    "pipeline": "VARCHAR",
-    "config_hash": "VARCHAR",
-    "status": "VARCHAR",
-    "error": "JSON",
-    "error_type": "VARCHAR",
-    "latency_ms": "DOUBLE",
-    "input": "VARCHAR",
-    "output": "VARCHAR",
-    "retrieved_chunks": "VARCHAR[]",
-    "retrieved": "JSON",
-    "citations": "VARCHAR[]",
-    "tool_calls": "JSON",
-    "usage": "STRUCT(input_tokens BIGINT, output_tokens BIGINT)",
-    "cost_usd": "DOUBLE",
-    "faithfulness": "DOUBLE",
-    "scores": "JSON",
-    "guardrails": "JSON",
-    "feedback": "JSON",
-    "environment": "VARCHAR",
-    "release": "VARCHAR",
-    "tags": "JSON",
-    "from_cache": "BOOLEAN",
-    "answered_by": "VARCHAR",
-    "simulated": "BOOLEAN",
-    "spans": "JSON",
-}
-
-FEEDBACK_COLUMNS: dict[str, str] = {
-    "feedback_id": "VARCHAR",
-    "trace_id": "VARCHAR",
-    "run_id": "VARCHAR",
-    "case_id": "VARCHAR",
-    "rating": "DOUBLE",
-    "comment": "VARCHAR",
-    "user": "VARCHAR",
-    "ts": "DOUBLE",
-}
-
-TRACES_FILE = "traces.jsonl"
-PARQUET_FILE = "traces.parquet"
-FEEDBACK_FILE = "feedback.jsonl"
-SCORES_FILE = "scores.csv"
-
 #: Pipeline order used to attribute a failure to its first failing stage.
 STAGES = ("guardrail", "timeout", "error", "retrieval", "tool", "generation")
-
-
-def _duckdb() -> Any:
-    import duckdb
-
-    return duckdb
-
-
-def _q(s: str) -> str:
-    """A SQL string literal."""
-    return "'" + s.replace("'", "''") + "'"
-
-
-def _ident(s: str) -> str:
-    return '"' + s.replace('"', '""') + '"'
-
-
-def _struct(cols: Mapping[str, str]) -> str:
-    return "{" + ", ".join(f"{_q(k)}: {_q(v)}" for k, v in cols.items()) + "}"
-
-
-def _parquet_source_bytes(con: Any, path: Path) -> int | None:
-    try:
-        rows = con.execute(
-            "SELECT value FROM parquet_kv_metadata(?) WHERE key = 'labkit_source_bytes'", [str(path)]
-        ).fetchall()
-    except Exception:
-        return None
-    if not rows:
-        return None
-    val = rows[0][0]
-    try:
-        return int(val.decode() if isinstance(val, bytes | bytearray) else val)
-    except (TypeError, ValueError):
-        return None
 
 
 class TraceStore:
     """Queryable traces of one or many runs (or Parquet archives).
 
     ``sources`` are run directories, ``traces.jsonl`` files or ``.parquet``
-    files written by :func:`compact`. Every query re-reads the files, so
+    files written by :func:`labkit.trace.compaction.compact`. Every query re-reads the files, so
     results include lines appended since the store was opened.
     """
 
@@ -158,7 +80,7 @@ class TraceStore:
         self.run_dirs: list[Path] = []
         self.jsonl_files: list[Path] = []
         self.parquet_files: list[Path] = []
-        duckdb = _duckdb()
+        duckdb = duckdb_module()
         # nothing leaves the machine: never download an extension (json and parquet are built in)
         self.con: Any = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False})
         for src in self.sources:
@@ -166,23 +88,14 @@ class TraceStore:
         self._metric_columns: list[str] = []
         self._build()
         if confine:
-            self._confine()
+            confine_to(self.con, [*self.run_dirs, *(p.resolve().parent for p in self.parquet_files)])
 
     # ---------------------------------------------------------------- setup
-    def _confine(self) -> None:
-        """From here on a query reads only the folders of the sources given: no other file,
-        no network, no extension, and no SET that would give any of it back."""
-        dirs = sorted({str(d.resolve()) for d in self.run_dirs}
-                      | {str(p.resolve().parent) for p in self.parquet_files})
-        self.con.execute(f"SET allowed_directories = [{', '.join(_q(d + os.sep) for d in dirs)}]")
-        self.con.execute("SET enable_external_access = false")
-        self.con.execute("SET lock_configuration = true")
-
     def _add_source(self, src: Path) -> None:
         if src.is_dir():
             self.run_dirs.append(src)
             jl, pq = src / TRACES_FILE, src / PARQUET_FILE
-            if pq.exists() and (not jl.exists() or _parquet_source_bytes(self.con, pq) == jl.stat().st_size):
+            if pq.exists() and (not jl.exists() or parquet_source_bytes(self.con, pq) == jl.stat().st_size):
                 self.parquet_files.append(pq)
             elif jl.exists():
                 self.jsonl_files.append(jl)
@@ -198,181 +111,9 @@ class TraceStore:
         else:
             raise ConfigError(f"{src}: no such run directory or trace file", field="run_dirs")
 
-    def _raw_select(self) -> str:
-        parts: list[str] = []
-        cols = ", ".join(
-            f"CAST({_ident(c)} AS {t}) AS {_ident(c)}" for c, t in TRACE_COLUMNS.items()
-        )
-        run_dir = r"regexp_extract(filename, '([^/\\]+)[/\\][^/\\]+$', 1)"
-        if self.jsonl_files:
-            files = "[" + ", ".join(_q(str(p)) for p in self.jsonl_files) + "]"
-            parts.append(
-                f"SELECT {cols}, {run_dir} AS run_dir FROM read_json({files}, "
-                f"columns={_struct(TRACE_COLUMNS)}, format='newline_delimited', "
-                "ignore_errors=true, filename=true, maximum_object_size=67108864)"
-            )
-        if self.parquet_files:
-            files = "[" + ", ".join(_q(str(p)) for p in self.parquet_files) + "]"
-            parts.append(
-                f"SELECT {cols}, coalesce(run_dir, {run_dir}) AS run_dir "
-                f"FROM read_parquet({files}, filename=true, union_by_name=true)"
-            )
-        if not parts:
-            empty = ", ".join(f"CAST(NULL AS {t}) AS {_ident(c)}" for c, t in TRACE_COLUMNS.items())
-            return f"SELECT {empty}, CAST(NULL AS VARCHAR) AS run_dir WHERE false"
-        return " UNION ALL ".join(parts)
-
     def _build(self) -> None:
-        con = self.con
-        # raw records (lines that did not parse have no trace_id and are dropped)
-        con.execute(f"CREATE OR REPLACE VIEW traces_all AS {self._raw_select()}")
-        con.execute("CREATE OR REPLACE VIEW traces_raw AS SELECT * FROM traces_all WHERE trace_id IS NOT NULL")
-        self._build_feedback()
-        self._build_scores()
-        self._build_runs()
-        score_cols: list[str] = []
-        taken = set(TRACE_COLUMNS) | {"run_dir", "final", "feedback_rating", "feedback_comment"}
-        for m in self._metric_columns:
-            if m == "faithfulness":
-                continue
-            alias = f"score_{m}" if m in taken else m
-            score_cols.append(f"s.{_ident(m)} AS {_ident(alias)}")
-        faith = "coalesce(s.faithfulness, t.faithfulness)" if "faithfulness" in self._metric_columns else "t.faithfulness"
-        extra = (", " + ", ".join(score_cols)) if score_cols else ""
-        t_cols = ", ".join(f"t.{_ident(c)}" for c in TRACE_COLUMNS if c != "faithfulness")
-        con.execute(
-            f"""
-            CREATE OR REPLACE VIEW traces AS
-            WITH t AS (
-                SELECT *,
-                    coalesce(run_id, run_dir) AS run_key,
-                    coalesce(attempt, 1) = max(coalesce(attempt, 1))
-                        OVER (PARTITION BY run_dir, coalesce(case_id, trace_id)) AS final
-                FROM traces_raw
-            ),
-            fb AS (
-                SELECT trace_id, arg_max(rating, coalesce(ts, 0)) AS feedback_rating,
-                       arg_max(comment, coalesce(ts, 0)) AS feedback_comment,
-                       count(*) AS feedback_n
-                FROM feedback GROUP BY trace_id
-            )
-            SELECT {t_cols}, {faith} AS faithfulness,
-                t.run_dir, t.final,
-                t.usage.input_tokens AS input_tokens,
-                t.usage.output_tokens AS output_tokens,
-                CAST(coalesce(json_array_length(t.retrieved), len(t.retrieved_chunks), 0) AS BIGINT) AS n_retrieved,
-                coalesce(json_array_length(t.tool_calls), 0) AS n_tool_calls,
-                coalesce(list_bool_or(list_transform(
-                    CAST(json_extract_string(t.tool_calls, '$[*].status') AS VARCHAR[]),
-                    lambda x: x IS NOT NULL AND x <> 'ok')), false) AS tool_error,
-                coalesce(CAST(json_extract(t.guardrails, '$.injection_flag') AS BOOLEAN), false) AS injection_flag,
-                coalesce(CAST(json_extract(t.guardrails, '$.pii_redacted') AS BOOLEAN), false) AS pii_redacted,
-                coalesce(json_array_length(json_extract(t.guardrails, '$.violations')), 0) AS n_violations,
-                fb.feedback_rating, fb.feedback_comment, coalesce(fb.feedback_n, 0) AS feedback_n
-                {extra}
-            FROM t
-            LEFT JOIN scores_wide s ON s.run_dir = t.run_dir AND s.case_id = t.case_id
-            LEFT JOIN fb ON fb.trace_id = t.trace_id
-            """
-        )
-
-    def _build_feedback(self) -> None:
-        files = [d / FEEDBACK_FILE for d in self.run_dirs if (d / FEEDBACK_FILE).exists()]
-        cols = ", ".join(f"CAST({_ident(c)} AS {t}) AS {_ident(c)}" for c, t in FEEDBACK_COLUMNS.items())
-        if files:
-            lst = "[" + ", ".join(_q(str(p)) for p in files) + "]"
-            self.con.execute(
-                f"""CREATE OR REPLACE VIEW feedback AS
-                SELECT {cols}, regexp_extract(filename, '([^/\\\\]+)[/\\\\][^/\\\\]+$', 1) AS run_dir
-                FROM read_json({lst}, columns={_struct(FEEDBACK_COLUMNS)},
-                               format='newline_delimited', ignore_errors=true, filename=true)
-                WHERE trace_id IS NOT NULL"""
-            )
-        else:
-            empty = ", ".join(f"CAST(NULL AS {t}) AS {_ident(c)}" for c, t in FEEDBACK_COLUMNS.items())
-            self.con.execute(
-                f"CREATE OR REPLACE VIEW feedback AS SELECT {empty}, CAST(NULL AS VARCHAR) AS run_dir WHERE false"
-            )
-
-    def _build_scores(self) -> None:
-        metrics: list[str] = []
-        selects: list[str] = []
-        for d in self.run_dirs:
-            p = d / SCORES_FILE
-            if not p.exists():
-                continue
-            with open(p, newline="", encoding="utf-8") as f:
-                header = next(csv.reader(f), [])
-            if "case_id" not in header:
-                raise DatasetError(str(p), [Problem(1, "case_id", "scores.csv has no case_id column")])
-            types: dict[str, str] = {}
-            for col in header:
-                if col == "case_id" or col.endswith("_reason") or col in ("run_id", "status"):
-                    types[col] = "VARCHAR"
-                else:
-                    types[col] = "VARCHAR"  # read as text, TRY_CAST below: empty = unmeasured
-                    if col not in metrics:
-                        metrics.append(col)
-            sel = ", ".join(
-                (
-                    f"coalesce(TRY_CAST(NULLIF({_ident(c)}, '') AS DOUBLE), CASE lower({_ident(c)}) "
-                    f"WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0 END) AS {_ident(c)}"
-                    if c in metrics
-                    else _ident(c)
-                )
-                for c in header
-            )
-            selects.append(
-                f"SELECT {sel}, {_q(d.name)} AS run_dir FROM read_csv({_q(str(p))}, header=true, "
-                f"columns={_struct(types)}, auto_detect=false, all_varchar=true)"
-            )
-        self._metric_columns = metrics
-        if selects:
-            body = " UNION ALL BY NAME ".join(selects)
-            self.con.execute(f"CREATE OR REPLACE VIEW scores AS {body}")
-        else:
-            self.con.execute(
-                "CREATE OR REPLACE VIEW scores AS SELECT CAST(NULL AS VARCHAR) AS case_id, "
-                "CAST(NULL AS VARCHAR) AS run_dir WHERE false"
-            )
-        # one row per (run_dir, case_id): scores.csv may be rewritten but never has duplicates
-        mcols = ", ".join(f"any_value({_ident(m)}) AS {_ident(m)}" for m in metrics)
-        self.con.execute(
-            "CREATE OR REPLACE VIEW scores_wide AS SELECT run_dir, case_id"
-            + (f", {mcols}" if mcols else "")
-            + " FROM scores GROUP BY run_dir, case_id"
-        )
-
-    def _build_runs(self) -> None:
-        import pandas as pd
-
-        rows = []
-        for d in self.run_dirs:
-            man: dict[str, Any] = {}
-            mp = d / "manifest.json"
-            if mp.exists():
-                try:
-                    man = json.loads(mp.read_text(encoding="utf-8"))
-                except (OSError, json.JSONDecodeError):
-                    man = {}
-            pipe: Mapping[str, Any] = man["pipeline"] if isinstance(man.get("pipeline"), Mapping) else {}
-            ds: Mapping[str, Any] = man["dataset"] if isinstance(man.get("dataset"), Mapping) else {}
-            rows.append(
-                {
-                    "run_dir": d.name,
-                    "run_id": str(man.get("run_id") or d.name),
-                    "created_at": str(man.get("created_at") or ""),
-                    "pipeline": str(pipe.get("name") or ""),
-                    "fingerprint": str(ds.get("fingerprint") or ""),
-                    "n_cases": int(ds.get("n_cases") or 0),
-                    "path": str(d),
-                }
-            )
-        df = pd.DataFrame(
-            rows, columns=["run_dir", "run_id", "created_at", "pipeline", "fingerprint", "n_cases", "path"]
-        )
-        self.con.register("runs_df", df)
-        self.con.execute("CREATE OR REPLACE VIEW runs AS SELECT * FROM runs_df")
+        self._metric_columns = build_views(self.con, run_dirs=self.run_dirs, jsonl_files=self.jsonl_files,
+                                           parquet_files=self.parquet_files)
 
     # ---------------------------------------------------------------- queries
     @property
@@ -382,16 +123,7 @@ class TraceStore:
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         """Run SQL over ``traces``, ``feedback``, ``scores`` and ``runs``; a DataFrame."""
-        duckdb = _duckdb()
-        try:
-            return self.con.execute(sql, list(params) if params else None).df()
-        except duckdb.PermissionException as e:
-            m = re.search(r'Cannot access \w+ "([^"]*)"', str(e))
-            what = m.group(1) if m else "a file"
-            raise QueryError(f"{what} is outside the runs given: a query reads only their traces, "
-                             "feedback, scores and runs", sql) from None
-        except duckdb.Error as e:
-            raise QueryError(str(e).splitlines()[0], sql) from None
+        return run_query(self.con, sql, params)
 
     def refresh(self) -> None:
         """Pick up files created since opening (feedback.jsonl, scores.csv, new traces.jsonl)."""
@@ -454,7 +186,7 @@ class TraceStore:
 
         def col(name: str) -> str:
             alias = f"score_{name}" if name in TRACE_COLUMNS and name != "faithfulness" else name
-            return _ident(alias) if name in cols else "NULL"
+            return sql_ident(alias) if name in cols else "NULL"
 
         sql = f"""
         WITH f AS (
@@ -523,8 +255,8 @@ class TraceStore:
             if m == "faithfulness" or m in self._metric_columns:
                 alias = f"score_{m}" if (m in TRACE_COLUMNS and m != "faithfulness") else m
                 parts.append(
-                    f"SELECT run_dir, {_q(m)} AS metric, avg({_ident(alias)}) AS value, "
-                    f"count({_ident(alias)}) AS n FROM traces WHERE final GROUP BY run_dir"
+                    f"SELECT run_dir, {sql_literal(m)} AS metric, avg({sql_ident(alias)}) AS value, "
+                    f"count({sql_ident(alias)}) AS n FROM traces WHERE final GROUP BY run_dir"
                 )
             elif m not in ("error_rate", "latency_p95_ms", "total_cost_usd"):
                 known = ["faithfulness", *self._metric_columns, "error_rate", "latency_p95_ms", "total_cost_usd"]
@@ -537,7 +269,7 @@ class TraceStore:
         for m, expr in ops.items():
             if metrics is None or m in wanted:
                 parts.append(
-                    f"SELECT run_dir, {_q(m)} AS metric, {expr} AS value, count(*) AS n "
+                    f"SELECT run_dir, {sql_literal(m)} AS metric, {expr} AS value, count(*) AS n "
                     "FROM traces WHERE final GROUP BY run_dir"
                 )
         body = " UNION ALL ".join(parts)
@@ -608,14 +340,6 @@ class TraceStore:
         self.close()
 
 
-class QueryError(LabkitError):
-    """A trace query failed (bad SQL, unknown column)."""
-
-    def __init__(self, message: str, sql: str) -> None:
-        self.sql = sql
-        super().__init__(f"trace query failed: {message}")
-
-
 def _load_comparison(comparison: Mapping[str, Any] | str | os.PathLike[str]) -> Mapping[str, Any]:
     if isinstance(comparison, Mapping):
         return comparison
@@ -636,63 +360,6 @@ def open_store(run_dirs: str | os.PathLike[str] | Iterable[str | os.PathLike[str
     if isinstance(run_dirs, str) and "," in run_dirs:
         run_dirs = [s.strip() for s in run_dirs.split(",") if s.strip()]
     return TraceStore(run_dirs)
-
-
-def compact(
-    sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
-    out: str | os.PathLike[str] | None = None,
-    *,
-    compression: str = "zstd",
-) -> list[Path]:
-    """Compact traces to Parquet.
-
-    Without ``out``: each run directory's ``traces.jsonl`` becomes
-    ``traces.parquet`` beside it (the JSONL stays; the store reads the Parquet
-    while it is up to date — its metadata records the JSONL size it was made
-    from). With ``out``: every source goes into that one Parquet file (an
-    archive of a long history). Returns the files written.
-    """
-    if isinstance(sources, str | os.PathLike):
-        sources = [sources]
-    srcs = [Path(s) for s in sources]
-    if compression not in ("zstd", "snappy", "gzip", "uncompressed"):
-        raise ConfigError(f"unknown compression {compression!r}", field="compression",
-                          known=["zstd", "snappy", "gzip", "uncompressed"])
-    written: list[Path] = []
-    if out is not None:
-        with TraceStore(srcs, confine=False) as st:  # writes the archive; runs no user SQL
-            _copy(st, Path(out), compression, None)
-        written.append(Path(out))
-        return written
-    for src in srcs:
-        run = src if src.is_dir() else src.parent
-        jl = run / TRACES_FILE
-        if not jl.exists():
-            raise ConfigError(f"{run}: no {TRACES_FILE} to compact", field="run_dirs")
-        size = jl.stat().st_size
-        with TraceStore([jl], confine=False) as st:
-            _copy(st, run / PARQUET_FILE, compression, size)
-        written.append(run / PARQUET_FILE)
-    return written
-
-
-def _copy(st: TraceStore, dest: Path, compression: str, source_bytes: int | None) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    meta = f", KV_METADATA {{labkit_source_bytes: '{source_bytes}'}}" if source_bytes is not None else ""
-    st.con.execute(
-        f"COPY (SELECT * FROM traces_raw ORDER BY run_dir, ts_start) TO {_q(str(tmp))} "
-        f"(FORMAT parquet, COMPRESSION {compression}{meta})"
-    )
-    os.replace(tmp, dest)
-
-
-_SAFE_SQL = re.compile(r"^\s*(select|with|describe|summarize|show|pivot|unpivot|from)\b", re.I)
-
-
-def is_read_only_sql(sql: str) -> bool:
-    """True when the statement is a read (SELECT/WITH/DESCRIBE/SUMMARIZE/SHOW/PIVOT/FROM)."""
-    return bool(_SAFE_SQL.match(sql)) and ";" not in sql.strip().rstrip(";")
 
 
 def records_with_scores(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:

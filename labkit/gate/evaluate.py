@@ -1,0 +1,272 @@
+"""Evaluating a gate: a run directory, a metrics.json mapping or a plain dict -> a GateReport.
+
+Each check of the gate (labkit.gate.config) becomes one CheckResult: absolute
+and slice thresholds (with their min_n), coverage of the dataset, the
+unmeasured budget, non-inferiority against a baseline run, human review and
+pre-registration.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from labkit.errors import ConfigError, DatasetError, Problem
+from labkit.gate.cases import case_counts, coverage_check, too_few
+from labkit.gate.config import MODULE_GATE, OPS, Check, Gate, RegressionCheck, direction
+from labkit.gate.lock import pre_registration
+from labkit.gate.report import CheckResult, GateReport
+from labkit.metrics.schema import metrics_schema_version
+
+REVIEW_APPROVED = ("approved", "approve", "pass", "ok")
+
+
+def load_reviews(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """Review records (JSONL: case_id, reviewer, verdict, at); the last record per case wins."""
+    from labkit.io import iter_jsonl, loads_line
+
+    p = Path(path)
+    problems: list[Problem] = []
+    out: dict[str, dict[str, Any]] = {}
+    for n, line, _ in iter_jsonl(p, strict_tail=True):
+        try:
+            rec = loads_line(line)
+        except json.JSONDecodeError as e:
+            problems.append(Problem(n, None, f"malformed JSON: {e.msg}"))
+            continue
+        if not isinstance(rec, dict):
+            problems.append(Problem(n, None, "must be a JSON object"))
+            continue
+        bad = [f for f in ("case_id", "reviewer", "verdict", "at")
+               if not isinstance(rec.get(f), str) or not rec[f].strip()]
+        problems.extend(Problem(n, f, "missing or not a non-empty string") for f in bad)
+        if not bad:
+            out[rec["case_id"]] = rec
+    if problems:
+        raise DatasetError(str(p), problems)
+    return out
+
+
+def observed(metrics: Mapping[str, Any], metric: str, statistic: str) -> tuple[float | None, str]:
+    """Read one aggregate from a metrics.json-shaped mapping or a plain {metric: value} dict."""
+    if isinstance(metrics.get("metrics"), dict):
+        entry = metrics["metrics"].get(metric)
+        if entry is None:
+            return None, "metric not computed for this run"
+        val = entry.get(statistic)
+        if val is None:
+            n_un = entry.get("unmeasured", "?")
+            return None, f"unmeasured on every case ({n_un} unmeasured)" if statistic == "value" \
+                else f"{statistic} not available"
+        return float(val), ""
+    if statistic != "value":
+        return None, f"{statistic} needs a metrics.json with intervals, not a plain dict"
+    if metric not in metrics:
+        return None, "metric missing from the metrics given"
+    val = metrics[metric]
+    if val is None or (isinstance(val, float) and math.isnan(val)):
+        return None, "unmeasured"
+    return float(val), ""
+
+
+def _entry_n(metrics: Mapping[str, Any], metric: str) -> int | None:
+    entry = metrics["metrics"].get(metric) or {}
+    n = entry.get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) else None
+
+
+def _check(c: Check, metrics: Mapping[str, Any], kind: str, slice_key: str | None = None) -> CheckResult:
+    """One threshold check; on a metrics.json it also needs ``min_n`` measured cases (a plain
+    dict of values carries no n, so there the rule cannot apply)."""
+    obs, why = observed(metrics, c.metric, c.statistic)
+    has_n = isinstance(metrics.get("metrics"), dict)
+    n = _entry_n(metrics, c.metric) if has_n else None
+    min_n = c.needed_n if has_n else None
+    ok = False
+    if obs is not None:
+        ok = OPS[c.op](obs, c.threshold)
+        why = f"{obs:.4g} {c.op} {c.threshold:g}" if ok else f"{obs:.4g} is not {c.op} {c.threshold:g}"
+        few = too_few(n, min_n) if min_n is not None else ""
+        if few:
+            ok, why = False, f"{few} ({why})"
+    return CheckResult(name=c.name, kind=kind, metric=c.metric, op=c.op, threshold=c.threshold, observed=obs,
+                       passed=ok, reason=why, statistic=c.statistic, slice=slice_key, n=n, min_n=min_n)
+
+
+def _target(target: Any) -> tuple[Mapping[str, Any], Any, str | None]:
+    """(metrics, run directory or None, run id) of what a gate judges."""
+    from labkit.runs import RunDir
+
+    run: RunDir | None = None
+    if isinstance(target, RunDir):
+        run = target
+    elif isinstance(target, (str, os.PathLike)):
+        run = RunDir(target)
+    if run is None:
+        if isinstance(target, Mapping):
+            return target, None, None
+        raise ConfigError(f"cannot evaluate a gate on {type(target).__name__}")
+    if not run.path.is_dir():
+        raise ConfigError("run directory not found", path=str(run.path))
+    metrics = run.metrics()
+    if not metrics:
+        raise ConfigError(f"no metrics.json: score the run first (labkit score {run.path})", path=str(run.path))
+    return metrics, run, run.run_id
+
+
+def _slices(gate: Gate, metrics: Mapping[str, Any]) -> list[CheckResult]:
+    results = []
+    for s in gate.slices:
+        sl = (metrics.get("slices") or {}).get(s.key) if isinstance(metrics.get("metrics"), dict) else None
+        for c in s.checks:
+            if sl is None:
+                results.append(CheckResult(name=f"{s.key}: {c.name}", kind="slice", metric=c.metric, op=c.op,
+                                           threshold=c.threshold, observed=None, passed=False,
+                                           reason=f"slice {s.key} not in metrics.json", statistic=c.statistic,
+                                           slice=s.key))
+            else:
+                r = _check(c, {"metrics": sl}, "slice", s.key)
+                results.append(replace(r, name=f"{s.key}: {c.name}"))
+    return results
+
+
+def evaluate_gate(
+    gate: Gate,
+    target: Any,
+    *,
+    baseline: str | os.PathLike[str] | None = None,
+    reviews: str | os.PathLike[str] | Mapping[str, Mapping[str, Any]] | None = None,
+    dataset: Any = None,
+    seed: int = 0,
+) -> GateReport:
+    """Judge a run directory, a metrics.json mapping or a plain {metric: value} dict."""
+    metrics, run, run_id = _target(target)
+    version = metrics_schema_version(metrics) if isinstance(metrics.get("metrics"), dict) else None
+    results = [_check(c, metrics, "absolute") for c in gate.checks] + _slices(gate, metrics)
+    cov = coverage_check(metrics, run, gate.unmeasured_max_rate) if isinstance(metrics.get("metrics"), dict) \
+        else None
+    if cov is not None:
+        results.append(cov)
+    if gate.unmeasured_max_rate is not None:
+        results.extend(_unmeasured(gate, metrics))
+    notes = []
+    if gate.regression:
+        results.extend(_regressions(gate, run, baseline, seed))
+    elif baseline is not None:
+        notes.append(f"a baseline ({baseline}) was given, but the gate has no regression checks: "
+                     "nothing was compared with it")
+    if gate.review_required_for:
+        results.append(_review(gate, run, reviews, dataset))
+    pre = pre_registration(gate.path, run)
+    if pre.get("status") in ("edited_after_lock", "locked_after_run") or (
+        gate.require_lock and pre.get("status") != "pre_registered"
+    ):
+        results.append(CheckResult(name="gate pre-registered before the run", kind="pre_registration", metric=None,
+                                   op=None, threshold=None, observed=None, passed=False, reason=pre["detail"]))
+    counts = case_counts(metrics, run) if isinstance(metrics.get("metrics"), dict) else None
+    return GateReport(gate=gate.name, passed=all(r.passed for r in results), checks=results, run_id=run_id,
+                      pre_registration=pre, cases=counts, notes=notes, metrics_schema_version=version)
+
+
+def _unmeasured(gate: Gate, metrics: Mapping[str, Any]) -> list[CheckResult]:
+    """The unmeasured budget applies to the metrics of the absolute ``checks``."""
+    assert gate.unmeasured_max_rate is not None
+    limit = gate.unmeasured_max_rate
+    if not isinstance(metrics.get("metrics"), dict):
+        return [CheckResult(name="unmeasured rate", kind="unmeasured", metric=None, op="<=", threshold=limit,
+                            observed=None, passed=False, reason="needs a metrics.json with unmeasured counts")]
+    out = []
+    for m in dict.fromkeys(c.metric for c in gate.checks):
+        e = metrics["metrics"].get(m)
+        if e is None:
+            continue
+        n, un = int(e.get("n") or 0), int(e.get("unmeasured") or 0)
+        miss = int(e.get("n_missing", metrics.get("n_missing")) or 0)  # no result: unmeasured too
+        total = n + un + miss
+        rate = (un + miss) / total if total else 1.0
+        reasons = {**(e.get("unmeasured_reasons") or {}), **({"no_result": miss} if miss else {})}
+        why = ", ".join(f"{k}: {v}" for k, v in reasons.items())
+        out.append(CheckResult(name=f"{m} unmeasured rate <= {limit:g}", kind="unmeasured", metric=m, op="<=",
+                               threshold=limit, observed=rate, passed=rate <= limit,
+                               reason=f"{un + miss} of {total} cases unmeasured ({rate:.1%})"
+                               + (f" — {why}" if why else ""), n=n))
+    return out
+
+
+def _regression(r: RegressionCheck, m: Mapping[str, Any] | None) -> CheckResult:
+    """One non-inferiority check from the paired comparison entry of its metric."""
+    if m is None or m.get("ci_low") is None or m.get("ci_high") is None:
+        return CheckResult(name=r.name, kind="regression", metric=r.metric, op=None, threshold=r.max_drop,
+                           observed=None, passed=False,
+                           reason="no paired delta for this metric (unmeasured in either run)")
+    delta = float(m["delta"])
+    n_pair = m.get("n") if isinstance(m.get("n"), int) else None
+    if direction(r.metric) == "higher":
+        ok = not (float(m["ci_high"]) < -r.max_drop)
+        why = (f"delta {delta:+.4g}, 95% CI [{m['ci_low']:+.4g}, {m['ci_high']:+.4g}]; "
+               f"{'within' if ok else 'whole interval below'} −{r.max_drop:g}")
+    else:
+        ok = not (float(m["ci_low"]) > r.max_drop)
+        why = (f"delta {delta:+.4g}, 95% CI [{m['ci_low']:+.4g}, {m['ci_high']:+.4g}]; "
+               f"{'within' if ok else 'whole interval above'} +{r.max_drop:g}")
+    few = too_few(n_pair, r.needed_n)
+    if few:
+        ok, why = False, f"{few} ({why})"
+    return CheckResult(name=r.name, kind="regression", metric=r.metric, op=None, threshold=r.max_drop,
+                       observed=delta, passed=ok, reason=why, n=n_pair, min_n=r.needed_n)
+
+
+def _regressions(gate: Gate, run: Any, baseline: Any, seed: int) -> list[CheckResult]:
+    if baseline is None:
+        raise ConfigError("the gate has regression checks: give the baseline run (--baseline RUN_DIR)",
+                          path=gate.path, field="regression")
+    if run is None:
+        raise ConfigError("regression checks judge a run directory, not a dict of metrics",
+                          path=gate.path, field="regression")
+    from labkit.compare import compare_runs
+
+    comp = compare_runs(baseline, run.path, seed=seed).to_dict()
+    return [_regression(r, comp["metrics"].get(r.metric)) for r in gate.regression]
+
+
+def _review(gate: Gate, run: Any, reviews: Any, dataset: Any) -> CheckResult:
+    from labkit.cases import Dataset, load_cases
+
+    assert gate.review_required_for is not None
+    where = ",".join(f"{k}={v}" for k, v in gate.review_required_for.items())
+
+    def result(observed: float | None, passed: bool, reason: str) -> CheckResult:
+        return CheckResult(name=f"human review of {where} cases", kind="review", metric=None, op=">=",
+                           threshold=1.0, observed=observed, passed=passed, reason=reason)
+
+    ds = dataset
+    if ds is None and run is not None:
+        ds = run.dataset_path()
+    if ds is None:
+        return result(None, False, "needs the dataset to find the cases")
+    cases = ds if isinstance(ds, Dataset) else load_cases(ds)
+    need = [c.id for c in cases if all(c.tags.get(k) == v for k, v in gate.review_required_for.items())]
+    if not need:
+        return result(1.0, True, f"no {where} cases")
+    recs = load_reviews(reviews) if isinstance(reviews, (str, os.PathLike)) else dict(reviews or {})
+    approved = [cid for cid in need if str(recs.get(cid, {}).get("verdict", "")).lower() in REVIEW_APPROVED]
+    rejected = [cid for cid in need if cid in recs and cid not in approved]
+    missing = [cid for cid in need if cid not in recs]
+    cov = len(approved) / len(need)
+    parts = [f"{len(approved)}/{len(need)} approved"]
+    if missing:
+        parts.append(f"missing: {', '.join(missing[:10])}{' …' if len(missing) > 10 else ''}")
+    if rejected:
+        parts.append(f"rejected: {', '.join(rejected[:10])}")
+    return result(cov, cov >= 1.0, "; ".join(parts))
+
+
+def release_gate(metrics: Mapping[str, Any], gate: Gate | str | None = None) -> bool:
+    """The module's ``release_gate(metrics) -> bool``: a gate on a plain dict of metric values."""
+    g = Gate.load(gate) if isinstance(gate, str) else (gate or MODULE_GATE)
+    return evaluate_gate(g, dict(metrics)).passed

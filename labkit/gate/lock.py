@@ -1,0 +1,81 @@
+"""Pre-registration: ``labkit gate lock GATE`` records the gate file's hash and the time in
+``GATE.lock.json``; a run records that lock in its manifest, and the gate report says
+whether the gate was fixed before the run it judges (docs/formats.md, "Pre-registration").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from labkit.errors import ConfigError
+from labkit.prereg import file_hash, gate_lock_info, lock_path
+
+__all__ = ["file_hash", "gate_lock_info", "lock_gate", "lock_path", "pre_registration"]
+
+
+def _utc(stamp: Any) -> datetime:
+    """An ISO time as an aware UTC datetime (times without a zone are read as UTC), so stamps
+    of different precision compare by time, not as text."""
+    try:
+        t = datetime.fromisoformat(str(stamp))
+    except ValueError:
+        raise ConfigError(f"not an ISO time: {stamp!r}", field="locked_at") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def lock_gate(gate_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Pre-register a gate: validate it, then record its hash and the UTC time beside it.
+
+    Locking an unchanged, already locked gate keeps the original lock (``already_locked``);
+    a changed gate is locked anew, and runs made before that are then flagged.
+    """
+    from labkit.gate.config import Gate
+    from labkit.io import atomic_write_text
+
+    Gate.load(gate_path)
+    current = gate_lock_info(gate_path)
+    if current is not None and current["locked_hash"] == current["hash"]:
+        # the same gate is already pre-registered: keep its original time
+        return {"gate": str(gate_path), "hash": current["hash"], "locked_at": current["locked_at"],
+                "already_locked": True}
+    info = {
+        "gate": str(gate_path),
+        "hash": file_hash(gate_path),
+        "locked_at": datetime.now(UTC).isoformat(timespec="microseconds"),
+    }
+    atomic_write_text(lock_path(gate_path), json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def pre_registration(gate_path: str | None, run: Any) -> dict[str, Any]:
+    """The pre-registration status of a gate file for a run (None: metrics without a run)."""
+    if gate_path is None:
+        return {"status": "unknown", "detail": "gate not loaded from a file"}
+    info = gate_lock_info(gate_path)
+    if info is None:
+        return {"status": "unknown", "detail": "gate file not found"}
+    if info.get("edited_after_lock"):
+        return {"status": "edited_after_lock", "detail": "the gate file changed after it was locked "
+                f"(locked hash {str(info['locked_hash'])[:12]}, now {info['hash'][:12]})", **info}
+    if not info.get("locked_at"):
+        return {"status": "not_locked", "detail": f"no lock; run `labkit gate lock {gate_path}` "
+                "before testing a change", **info}
+    if run is not None:
+        rec = run.manifest.get("gate") or {}
+        created = run.manifest.get("created_at")
+        if not created:
+            return {"status": "unverifiable", "detail": f"locked at {info['locked_at']}, but the run "
+                    "records no start time (created_at), so nothing shows the gate came first", **info}
+        if rec.get("hash") and rec["hash"] != info["hash"]:
+            return {"status": "edited_after_lock", "detail": "the run was judged by another version "
+                    f"of the gate (run recorded {rec['hash'][:12]}, now {info['hash'][:12]})", **info}
+        if created and _utc(info["locked_at"]) > _utc(created):
+            return {"status": "locked_after_run", "detail": f"gate locked at {info['locked_at']}, "
+                    f"after the run started at {created}", **info}
+        return {"status": "pre_registered", "detail": f"locked at {info['locked_at']}, "
+                f"before the run at {created}", **info}
+    return {"status": "unverifiable", "detail": f"locked at {info['locked_at']}; metrics given "
+            "without a run, so nothing shows the gate came first", **info}

@@ -1,0 +1,127 @@
+"""The gate report: one :class:`CheckResult` per check, and its CI outputs (JSON, JUnit, markdown).
+
+Every output says how many cases of the dataset the verdict judged (``cases``:
+n_judged, n_dataset, n_missing) when the metrics say so, and each check the n
+its statistic was computed on beside the minimum it needed (``n``, ``min_n``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckResult:
+    """One line of the gate report."""
+
+    name: str
+    kind: str  # absolute | regression | slice | unmeasured | coverage | review | pre_registration
+    metric: str | None
+    op: str | None
+    threshold: float | None
+    observed: float | None
+    passed: bool
+    reason: str
+    statistic: str | None = None
+    slice: str | None = None
+    n: int | None = None  # cases the statistic was computed on (paired cases for a regression)
+    min_n: int | None = None  # the fewest cases the check accepts as a measurement
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def cases_line(cases: dict[str, int] | None) -> str:
+    """'judged 45 of 70 cases (25 missing)', or '' when the counts are not known."""
+    if not cases:
+        return ""
+    miss = cases["n_missing"]
+    return f"judged {cases['n_judged']} of {cases['n_dataset']} cases" + (f" ({miss} missing)" if miss else "")
+
+
+@dataclass(kw_only=True)
+class GateReport:
+    gate: str
+    passed: bool
+    checks: list[CheckResult]
+    run_id: str | None = None
+    pre_registration: dict[str, Any] = field(default_factory=dict)
+    cases: dict[str, int] | None = None  # n_judged, n_dataset, n_missing (None: not known)
+    notes: list[str] = field(default_factory=list)
+    #: the metrics.json layout read (0: a first-landing file without schema_version; None: a plain dict)
+    metrics_schema_version: int | None = None
+
+    @property
+    def failed(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "gate": self.gate,
+            "run_id": self.run_id,
+            "passed": self.passed,
+            "verdict": "pass" if self.passed else "fail",
+            "n_checks": len(self.checks),
+            "n_failed": len(self.failed),
+            "cases": self.cases,
+            "checks": [c.to_dict() for c in self.checks],
+            "pre_registration": self.pre_registration,
+            "notes": list(self.notes),
+            "metrics_schema_version": self.metrics_schema_version,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+
+    def summary(self) -> str:
+        judged = cases_line(self.cases)
+        lines = [f"gate {self.gate}: {'PASS' if self.passed else 'FAIL'}"
+                 f" ({len(self.checks) - len(self.failed)}/{len(self.checks)} checks passed"
+                 + (f"; {judged}" if judged else "") + ")"]
+        for c in self.checks:
+            obs = "—" if c.observed is None else f"{c.observed:.4g}"
+            lines.append(f"  [{'pass' if c.passed else 'FAIL'}] {c.name}: observed {obs} — {c.reason}")
+        pr = self.pre_registration
+        if pr:
+            lines.append(f"  pre-registration: {pr.get('status')}: {pr.get('detail')}")
+        lines.extend(f"  note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+    def to_markdown(self) -> str:
+        head = "PASS" if self.passed else "FAIL"
+        rows = ["| check | observed | threshold | n | result | reason |", "|---|---|---|---|---|---|"]
+        for c in self.checks:
+            obs = "—" if c.observed is None else f"{c.observed:.4g}"
+            thr = "—" if c.threshold is None else f"{c.op or 'margin'} {c.threshold:g}"
+            n = "—" if c.n is None else (f"{c.n}" if c.min_n is None else f"{c.n} (min {c.min_n})")
+            rows.append(f"| {c.name} | {obs} | {thr} | {n} | {'✅ pass' if c.passed else '❌ fail'} | {c.reason} |")
+        judged = cases_line(self.cases)
+        top = f"### Gate `{self.gate}`: **{head}**\n\n" + (f"Cases: {judged}.\n\n" if judged else "")
+        pr = self.pre_registration
+        tail = f"\n\nPre-registration: **{pr.get('status')}** — {pr.get('detail')}\n" if pr else "\n"
+        tail += "".join(f"\nNote: {n}\n" for n in self.notes)
+        return top + "\n".join(rows) + tail
+
+    def to_junit(self) -> str:
+        from xml.sax.saxutils import quoteattr
+
+        cases = []
+        for c in self.checks:
+            body = ""
+            if not c.passed:
+                body = f"<failure message={quoteattr(c.reason)}>{quoteattr(c.reason)[1:-1]}</failure>"
+            cases.append(f'  <testcase classname={quoteattr("labkit.gate." + c.kind)} '
+                         f'name={quoteattr(c.name)}>{body}</testcase>')
+        props = ""
+        if self.cases:
+            props = ("  <properties>\n"
+                     + "".join(f"    <property name={quoteattr(k)} value=\"{v}\"/>\n" for k, v in self.cases.items())
+                     + f"    <property name=\"cases_judged\" value={quoteattr(cases_line(self.cases))}/>\n"
+                     + "  </properties>\n")
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<testsuite name={quoteattr(self.gate)} tests="{len(self.checks)}" '
+            f'failures="{len(self.failed)}" errors="0">\n' + props + "\n".join(cases) + "\n</testsuite>\n"
+        )

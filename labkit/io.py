@@ -1,0 +1,162 @@
+"""Reading and writing files the way every labkit file is read and written.
+
+- :func:`loads_line` — the one strict JSON decoder of a JSONL line: duplicate keys, NaN and
+  Infinity literals and nesting deeper than :data:`MAX_JSON_DEPTH` are refused
+  (:class:`StrictJSONError`, a ``json.JSONDecodeError``)
+- :func:`iter_jsonl` — the one JSONL line reader (datasets, results, reviews, traces): numbered
+  lines, a torn last line of a killed writer tolerated or refused
+- :func:`atomic_write_text` — a file written whole or not at all
+
+Foundation layer: imports nothing from labkit but the error tree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from labkit.errors import DatasetError, Problem
+
+__all__ = ["MAX_JSON_DEPTH", "StrictJSONError", "atomic_write_text", "input_error", "iter_jsonl", "loads_line",
+           "surrogate_field"]
+
+
+MAX_JSON_DEPTH = 200  # arrays and objects nested deeper than this in one JSONL line are refused
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+class StrictJSONError(json.JSONDecodeError):
+    """A JSONL line that Python's decoder would take but labkit refuses: a duplicate key, a
+    NaN or Infinity literal, or nesting deeper than :data:`MAX_JSON_DEPTH`."""
+
+
+class _Refused(Exception):
+    def __init__(self, msg: str, needle: str) -> None:
+        super().__init__(msg)
+        self.msg, self.needle = msg, needle
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _Refused(f"duplicate key {k!r} (the last one would silently win)", json.dumps(k))
+        out[k] = v
+    return out
+
+
+def _constant(name: str) -> Any:
+    raise _Refused(f"{name} is not a JSON number", name)
+
+
+def _too_deep(text: str, limit: int) -> int | None:
+    """The offset where nesting first exceeds ``limit`` (brackets inside strings do not count)."""
+    depth = 0
+    for m in _TOKENS.finditer(text):
+        ch = m.group()
+        if ch in "[{":
+            depth += 1
+            if depth > limit:
+                return m.start()
+        elif ch in "]}":
+            depth -= 1
+    return None
+
+
+def loads_line(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Decode one JSONL line strictly: the one decoder of cases, results, reviews and traces.
+
+    Raises :class:`StrictJSONError` (a ``json.JSONDecodeError``: ``e.msg`` and ``e.colno``
+    read as for any malformed line) for a key given twice in one object, for ``NaN``,
+    ``Infinity`` and ``-Infinity`` (not JSON), and for nesting deeper than ``max_depth``.
+    """
+    if text.count("[") + text.count("{") > max_depth:
+        at = _too_deep(text, max_depth)
+        if at is not None:
+            raise StrictJSONError(f"nested more than {max_depth} levels deep", text, at)
+    try:
+        return json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant)
+    except _Refused as e:
+        first = text.find(e.needle)
+        second = text.find(e.needle, first + 1) if e.msg.startswith("duplicate") else first
+        raise StrictJSONError(e.msg, text, max(second, 0)) from None
+    except RecursionError:  # pragma: no cover - the depth check above comes first
+        raise StrictJSONError("nested too deeply to decode", text, 0) from None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def surrogate_field(obj: Any) -> str | None:
+    """The dotted field of the first string (key or value) in ``obj`` holding a lone surrogate
+    (JSON's ``"\\ud800"``: no UTF-8 text can hold it, so it would fail when written or printed)."""
+    stack: list[tuple[Any, str]] = [(obj, "")]
+    while stack:
+        cur, where = stack.pop()
+        if isinstance(cur, str):
+            if _SURROGATE.search(cur):
+                return where or None
+        elif isinstance(cur, dict):
+            for k, v in cur.items():
+                sub = f"{where}.{k}" if where else str(k)
+                if _SURROGATE.search(k):
+                    return sub
+                stack.append((v, sub))
+        elif isinstance(cur, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(cur))
+    return None
+
+
+def input_error(path: str | os.PathLike[str], exc: OSError, line: int | None = None) -> DatasetError:
+    """The DatasetError for an input file that cannot be read (not found, a folder, ...)."""
+    reasons = {FileNotFoundError: "file not found", IsADirectoryError: "is a folder, not a JSONL file",
+               PermissionError: "permission denied"}
+    reason = next((r for t, r in reasons.items() if isinstance(exc, t)), exc.strerror or str(exc))
+    return DatasetError(str(path), [Problem(line, None, reason)])
+
+
+def iter_jsonl(path: str | os.PathLike[str], *, strict_tail: bool = False) -> Iterator[tuple[int, str, bool]]:
+    """``(line number, text, complete)`` for each non-blank line of a JSONL file.
+
+    ``complete`` is False only for a last line without its newline: what a writer
+    killed mid-line, or still writing, leaves. Such a tail may end inside a UTF-8
+    character, so it is decoded leniently (it is no whole record anyway) unless
+    ``strict_tail`` (a hand-written file often just lacks its final newline). A
+    line that is not UTF-8 is a DatasetError naming it, as is a file that cannot be read.
+    """
+    p = Path(path)
+    try:
+        f = open(p, "rb")  # noqa: SIM115 - closed below; open errors become DatasetErrors
+    except OSError as e:
+        raise input_error(p, e) from None
+    with f:
+        for n, raw in enumerate(f, start=1):
+            complete = raw.endswith(b"\n")
+            try:
+                lenient = not complete and not strict_tail
+                text = raw.decode("utf-8", errors="replace" if lenient else "strict")
+            except UnicodeDecodeError as e:
+                raise DatasetError(str(p), [Problem(n, None, f"not UTF-8 text: {e.reason}")]) from None
+            if text.strip():
+                yield n, text, complete
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write a file whole or not at all (temp file in the same folder, then rename)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,178 @@
+"""Per-case scoring: cases + results lines -> one row per case.
+
+:func:`score_cases` iterates over the registry (labkit.registry.METRICS): each
+per-case metric's value (NaN = unmeasured) and ``<metric>_reason`` (a reason
+code, ``""`` when measured), then the raw ops columns. A metric function gets
+``(case, result)``; ``result`` is a :class:`CaseResult`, the results line as a
+dict with the scoring context as attributes (status, answer, judge, corpus, k,
+the run-wide batches, the other metrics of the case).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from labkit.cases import EvalCase
+from labkit.errors import ConfigError, DatasetError, Problem
+from labkit.metrics import ops
+from labkit.registry import METRICS, per_case_metrics
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Score = tuple[float | None, str]
+
+
+def _pair(cases: Sequence[EvalCase], results: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    by_id: dict[str, Mapping[str, Any]] = {}
+    for r in results:
+        cid = r.get("case_id")
+        if isinstance(cid, str):
+            by_id[cid] = r  # the last line for a case wins (resumed runs)
+    missing = [c.id for c in cases if c.id not in by_id]
+    if missing:
+        raise DatasetError(
+            None, [Problem(None, "case_id", f"no result line for case {cid!r}") for cid in missing]
+        )
+    return [by_id[c.id] for c in cases]
+
+
+def normalize_score(got: Any) -> Score:
+    """A metric function's return as (value, reason): None or NaN is unmeasured (reason kept,
+    default ``unmeasured``); a value is measured (reason ``""``)."""
+    if isinstance(got, tuple):
+        val, reason = got
+    else:
+        val, reason = got, ""
+    if val is None or (isinstance(val, float) and math.isnan(val)):
+        return None, reason or "unmeasured"
+    return float(val), ""
+
+
+class CaseRun:
+    """What the cases of one score_cases call share: k, corpus, judge and run-wide batches."""
+
+    def __init__(self, cases: Sequence[EvalCase], results: Sequence[Mapping[str, Any]], *,
+                 k: int, corpus: Any, judge: Any) -> None:
+        self.cases = list(cases)
+        self.k = k
+        self.corpus = corpus
+        self.judge = judge
+        self._memo: dict[Callable[[CaseRun], Any], Any] = {}
+        self.rows = [CaseResult(r, run=self, index=i) for i, r in enumerate(results)]
+
+    def batch(self, compute: Callable[[CaseRun], Any]) -> Any:
+        """``compute(run)`` over every case at once (e.g. a vectorized matrix), computed once."""
+        if compute not in self._memo:
+            self._memo[compute] = compute(self)
+        return self._memo[compute]
+
+
+class CaseResult(dict[str, Any]):
+    """One case's results line (what a metric function reads as ``result``) and its scoring context."""
+
+    def __init__(self, line: Mapping[str, Any], *, run: CaseRun, index: int) -> None:
+        super().__init__(line)
+        self.run = run
+        self.index = index
+        self.case = run.cases[index]
+        self._scores: dict[str, Score | None] = {}
+
+    @property
+    def status(self) -> str:
+        return str(self.get("status") or "ok")
+
+    @property
+    def answer(self) -> str | None:
+        """The answer when the case is ok, else None (an error says nothing)."""
+        ans = self.get("answer")
+        return ans if isinstance(ans, str) and self.status == "ok" else None
+
+    @property
+    def retrieved_list(self) -> list[Any]:
+        got = self.get("retrieved")
+        return list(got) if isinstance(got, list) else []
+
+    @property
+    def level(self) -> str:
+        """The case's gold granularity (chunk when it has no gold)."""
+        return self.case.gold_level if self.case.gold else "chunk"
+
+    @property
+    def unlogged(self) -> bool:
+        """An answered case whose pipeline logs no retrieval says nothing about retrieval."""
+        return self.status == "ok" and self.get("retrieval_logged") is False
+
+    @property
+    def judge(self) -> Any:
+        return self.run.judge
+
+    @property
+    def corpus(self) -> Any:
+        return self.run.corpus
+
+    @property
+    def k(self) -> int:
+        return self.run.k
+
+    def batch(self, compute: Callable[[CaseRun], Any]) -> Any:
+        return self.run.batch(compute)
+
+    def scored(self, name: str) -> Score:
+        """(value, reason) of the per-case metric ``name`` for this case, computed once."""
+        if name in self._scores:
+            got = self._scores[name]
+            if got is None:
+                raise ConfigError(f"metric {name!r} depends on itself", field="metric")
+            return got
+        spec = METRICS.get(name)
+        if spec is None or spec.fn is None:
+            raise ConfigError(f"{name!r} is not a per-case metric", field="metric", known=per_case_metrics())
+        self._scores[name] = None  # in progress
+        got = normalize_score(spec.fn(self.case, self))
+        self._scores[name] = got
+        return got
+
+    def score(self, name: str) -> float | None:
+        """The value of the per-case metric ``name`` for this case (None = unmeasured)."""
+        return self.scored(name)[0]
+
+
+def score_cases(
+    cases: Sequence[EvalCase],
+    results: Sequence[Mapping[str, Any]],
+    *,
+    k: int = 5,
+    corpus: Any = None,
+    judge: Any = None,
+) -> pd.DataFrame:
+    """One row per case (in ``cases`` order) with every per-case metric and its reason.
+
+    ``results`` are results lines (paired by case_id; the last line of a case
+    wins; a case without a line raises DatasetError naming it). ``corpus``
+    (a labkit Corpus) supplies chunk text for retrieved items without
+    ``text``. ``judge`` is a judge, a judge name or config (default lexical).
+    """
+    import pandas as pd
+
+    from labkit.judges import get_judge
+
+    if k < 1:
+        raise ConfigError(f"k must be >= 1, got {k}", field="k")
+    run = CaseRun(cases, _pair(cases, results), k=k, corpus=corpus, judge=get_judge(judge))
+    names = per_case_metrics()
+    cols: dict[str, list[Any]] = {"case_id": [c.id for c in cases]}
+    for name in names:
+        cols[name] = []
+        cols[name + "_reason"] = []
+    raw: dict[str, list[Any]] = {name: [] for name in ops.RAW_COLUMNS}
+    for res in run.rows:
+        for name in names:
+            val, reason = res.scored(name)
+            cols[name].append(math.nan if val is None else val)
+            cols[name + "_reason"].append(reason)
+        for name, v in ops.raw_columns(res).items():
+            raw[name].append(v)
+    return pd.DataFrame({**cols, **raw})

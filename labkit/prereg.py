@@ -1,0 +1,46 @@
+"""The pre-registration lock FILE of a gate: its hash, where it lives, what it says.
+
+``labkit gate lock GATE`` writes ``GATE.lock.json`` (:mod:`labkit.gate_lock`); a run
+records :func:`gate_lock_info` of its gate in manifest.json, and the gate report compares
+the two (docs/formats.md, "Pre-registration"). This module only reads files, so the
+runner can record a gate without importing the gate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from labkit.errors import ConfigError
+
+__all__ = ["file_hash", "gate_lock_info", "lock_path"]
+
+
+def file_hash(path: str | os.PathLike[str]) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def lock_path(gate_path: str | os.PathLike[str]) -> Path:
+    p = Path(gate_path)
+    return p.with_name(p.name + ".lock.json")
+
+
+def gate_lock_info(gate_path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """What a run records in its manifest: path, current hash, and the lock if there is one."""
+    p = Path(gate_path)
+    if not p.is_file():
+        return None
+    info: dict[str, Any] = {"path": str(p), "hash": file_hash(p), "locked_at": None, "locked_hash": None}
+    lp = lock_path(p)
+    if lp.is_file():
+        try:
+            lock = json.loads(lp.read_text(encoding="utf-8"))
+            info["locked_at"] = lock.get("locked_at")
+            info["locked_hash"] = lock.get("hash")
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"malformed lock file: {e.msg}", path=str(lp), line=e.lineno) from None
+    info["edited_after_lock"] = info["locked_hash"] is not None and info["locked_hash"] != info["hash"]
+    return info

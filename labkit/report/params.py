@@ -1,0 +1,94 @@
+"""The parameters of a report build: the parameters file, each notebook's share of it, and the
+checks (unknown names, wrong types) that fail before any kernel starts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from labkit.errors import ConfigError
+
+
+def load_params(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a parameters file (YAML or JSON): ``{all: {...}, <notebook stem>: {...}}``.
+
+    A mapping without notebook-looking keys is taken as parameters for all notebooks.
+    """
+    from labkit.config import read_yaml_text
+
+    p = Path(path)
+    data, _ = read_yaml_text(p, what="parameters file")
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("must be a mapping of notebook name to parameters", path=str(p))
+    return data
+
+
+BATCH_DEFAULTS: dict[str, Any] = {"interactive": False}
+
+
+def params_for(nb_path: Path, params: Mapping[str, Any] | None, declared: Mapping[str, Any]) -> dict[str, Any]:
+    """The batch defaults a notebook declares (``interactive=False``), then the given parameters."""
+    base = {k: v for k, v in BATCH_DEFAULTS.items() if k in declared}
+    return {**base, **_given_params_for(nb_path, params, declared)}
+
+
+def _given_params_for(nb_path: Path, params: Mapping[str, Any] | None, declared: Mapping[str, Any]) -> dict[str, Any]:
+    """Resolve the parameters of one notebook from the ``all`` section and its own section."""
+    if not params:
+        return {}
+    sectioned = any(k in ("all", "*") or k[:2].isdigit() for k in params)
+    out: dict[str, Any] = {}
+    if not sectioned:
+        # One flat mapping for every notebook: each takes the names it declares.
+        return {k: v for k, v in params.items() if k in declared}
+    for key in ("all", "*"):
+        section = params.get(key) or {}
+        out.update({k: v for k, v in section.items() if k in declared})
+    for key, section in params.items():
+        if key in ("all", "*") or not isinstance(section, Mapping):
+            continue
+        if key == nb_path.stem or key == nb_path.stem.split("_", 1)[0]:
+            unknown = sorted(set(section) - set(declared))
+            if unknown:
+                raise ConfigError(
+                    f"{nb_path.name} declares no parameter {', '.join(map(repr, unknown))}",
+                    field=key,
+                    known=sorted(declared),
+                )
+            out.update(section)
+    return out
+
+
+_TYPES: dict[str, tuple[type, ...]] = {"float": (int, float), "int": (int,), "str": (str,), "bool": (bool,)}
+
+
+def check_types(nb_path: Path, given: Mapping[str, Any], declared: Mapping[str, Any]) -> None:
+    """A value of the wrong type (a quoted number, say) fails before any kernel starts."""
+    for name, value in given.items():
+        want = str((declared.get(name) or {}).get("inferred_type_name") or "")
+        types = _TYPES.get(want)
+        if types is None or value is None:
+            continue
+        if (isinstance(value, bool) and want != "bool") or not isinstance(value, types):
+            raise ConfigError(f"{nb_path.name} declares {name}: {want}, got {value!r}", field=name)
+
+
+def check_shared_names(params: Mapping[str, Any] | None, declared_by: Mapping[Path, Mapping[str, Any]]) -> None:
+    """A name in the ``all`` section (or a flat mapping) that no notebook declares is a typo."""
+    if not params:
+        return
+    sectioned = any(k in ("all", "*") or k[:2].isdigit() for k in params)
+    shared: dict[str, Any] = {}
+    for key in ("all", "*") if sectioned else ():
+        shared.update(params.get(key) or {})
+    if not sectioned:
+        shared = dict(params)
+    known = sorted({n for d in declared_by.values() for n in d})
+    unknown = sorted(set(shared) - set(known))
+    if unknown:
+        raise ConfigError(f"no notebook declares {', '.join(map(repr, unknown))}", field="all", known=known)
+

@@ -1,0 +1,35 @@
+"""Execute a dataset through a pipeline into a run directory: concurrency, rate limit,
+timeouts, retries, fallback, cache, crash-safe resume, progress, and a Dask backend.
+
+The package, one job per module (docs/runner.md):
+
+==================  ==============================================================
+``config``          :class:`RunnerConfig` and :func:`merge_config` (where settings come from)
+``keys``            :func:`case_key`, the idempotency key of a case
+``limits``          the token bucket (``rate_limit``) and the output cap
+``pool``            worker threads of sync pipelines, the hand-over lane
+``executor``        :class:`CaseExecutor`: attempts, deadlines, retries, fallback
+``local``           the asyncio backend (:func:`run_cases`: cases in memory)
+``dask``            the Dask backend (``executor: dask``)
+``progress``        the progress bar
+``writer``          redacted appends to results.jsonl / traces.jsonl, torn-tail repair
+``redaction``       the ``redaction`` run option, the manifest and snapshot redaction
+``cache``           the opt-in result cache
+``lock``            the run lock (one writer per run directory)
+``manifest``        what manifest.json records of a run
+``session``         :func:`run`: a run from start to scored end
+``resuming``        :func:`resume`: finishing an interrupted run
+``ensure``          :func:`ensure_run`: reuse a current run or make it; :func:`fresh_run_dir`
+==================  ==============================================================
+"""
+
+from __future__ import annotations
+
+from labkit.runner.config import RunnerConfig, merge_config
+from labkit.runner.ensure import ensure_run, fresh_run_dir
+from labkit.runner.keys import case_key
+from labkit.runner.local import run_cases
+from labkit.runner.resuming import resume
+from labkit.runner.session import run
+
+__all__ = ["RunnerConfig", "case_key", "ensure_run", "fresh_run_dir", "merge_config", "resume", "run", "run_cases"]

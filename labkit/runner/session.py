@@ -1,0 +1,211 @@
+"""A run into a run directory: :func:`run` starts one; :class:`Session` executes the cases
+still to run (local or Dask), serves cache hits, writes and orders the files; :func:`complete`
+records the end in the manifest and scores the run. :func:`labkit.runner.resuming.resume`
+finishes an interrupted run through the same :func:`complete`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from labkit.cases import Dataset, EvalCase
+from labkit.errors import ConfigError
+from labkit.io import atomic_write_text, iter_jsonl
+from labkit.resultline import check_line
+from labkit.runner.cache import ResultCache
+from labkit.runner.config import RunnerConfig, merge_config
+from labkit.runner.dask import run_dask
+from labkit.runner.executor import CaseExecutor, CaseOutcome
+from labkit.runner.local import run_local
+from labkit.runner.lock import RunLock
+from labkit.runner.manifest import build_manifest, gate_info, spec_of
+from labkit.runner.progress import Progress
+from labkit.runner.redaction import redact_manifest
+from labkit.runner.writer import Writer, line_head
+from labkit.runs import SNAPSHOT, RunDir, load_dataset, read_results
+from labkit.scoring import score_run
+
+if TYPE_CHECKING:
+    from labkit.pipelines import LoadedPipeline
+
+__all__ = ["Session", "complete", "load_pipeline", "run"]
+
+
+def load_pipeline(spec: Any, corpus_dir: str | None) -> LoadedPipeline:
+    from labkit.pipelines import LoadedPipeline, load_pipeline
+
+    if isinstance(spec, LoadedPipeline):
+        return spec
+    return load_pipeline(spec, corpus_dir=corpus_dir)
+
+
+class Session:
+    """One execution of (part of) a run into a run directory."""
+
+    def __init__(self, rd: RunDir, ds: Dataset, pipe: LoadedPipeline, cfg: RunnerConfig, run_id: str) -> None:
+        from labkit.runner.redaction import redactor
+
+        self.rd = rd
+        self.ds = ds
+        self.pipe = pipe
+        self.cfg = cfg
+        self.run_id = run_id
+        self.redactor = redactor(cfg.redaction)
+        self.cache = ResultCache(cfg.cache_dir) if cfg.cache_dir else None
+        #: this session's results as the pipeline returned them (before redaction): what is scored
+        self.unredacted: dict[str, dict[str, Any]] = {}
+        self.calls = 0
+        self.writer: Writer | None = None
+        self.resumed = False
+
+    def execute(self, finished: set[str]) -> None:
+        todo = [c for c in self.ds if c.id not in finished]
+        progress = Progress(len(self.ds), len(self.ds) - len(todo), self.cfg.show_progress(),
+                            desc=f"run {self.run_id}")
+        writer = Writer(self.rd, self.redactor)
+        self.writer = writer
+        self.resumed = bool(finished)
+        ex = CaseExecutor(self.pipe, self.cfg, self.run_id)
+        try:
+            if self.cache is not None:
+                todo = self._serve_cached(todo, ex, writer, progress)
+
+            def done(o: CaseOutcome) -> None:
+                self.calls += o.calls
+                red = writer.write(o.result, o.traces)
+                self.unredacted[o.case_id] = o.result
+                if self.cache is not None and o.result["status"] == "ok":
+                    self.cache.put(o.result["idempotency_key"], red, run_id=self.run_id)
+                progress.update(o.result)
+
+            if todo:
+                if self.cfg.executor == "dask":
+                    run_dask(todo, self.pipe, self.cfg, self.run_id, done)
+                else:
+                    run_local(ex, todo, done)
+        finally:
+            writer.close()
+            progress.close()
+
+    def _serve_cached(self, todo: list[EvalCase], ex: CaseExecutor, writer: Writer,
+                      progress: Progress) -> list[EvalCase]:
+        assert self.cache is not None
+        rest: list[EvalCase] = []
+        for c in todo:
+            key = ex.key(c)
+            hit = self.cache.get(key)
+            if hit is None:
+                rest.append(c)
+                continue
+            res = dict(hit)
+            res.update(case_id=c.id, from_cache=True, attempts=0, error=None, error_type=None,
+                       trace_id=ex.trace_id_for(self.run_id, c.id, 0), idempotency_key=key)
+            if check_line(res, None, []) is None:  # cannot happen for a validated entry; a miss if it does
+                rest.append(c)
+                continue
+            writer.write(res, [ex.cached_trace(c, res)])
+            self.unredacted[c.id] = res
+            progress.update(res)
+        return rest
+
+    def scored_results(self) -> list[dict[str, Any]]:
+        """What the run scores: this session's results as the pipeline returned them, and the
+        lines of earlier sessions (a resumed run) as they are on disk."""
+        rows: dict[str, dict[str, Any]] = {}
+        if self.resumed:
+            rows = {r["case_id"]: r for r in read_results(self.rd.results_path)}
+        for cid, res in self.unredacted.items():
+            line = check_line(res, None, [])
+            if line is not None:
+                rows[cid] = line
+        return [rows[c.id] for c in self.ds if c.id in rows]
+
+    def finish(self) -> dict[str, int]:
+        """Put results.jsonl in dataset order, atomically; return status counts."""
+        rows: dict[str, tuple[str, str, bool]] = {}
+        mem = self.writer.lines if self.writer is not None else None
+        if mem is not None and not self.resumed:
+            rows = mem  # every line of the file was written by this session
+        else:
+            for _, raw, complete_line in iter_jsonl(self.rd.results_path):
+                if complete_line:
+                    cid, status, cached = line_head(raw)
+                    rows[cid] = (raw, status, cached)
+        ordered = [rows[c.id] for c in self.ds if c.id in rows]
+        atomic_write_text(self.rd.results_path, "".join(raw for raw, _, _ in ordered))
+        counts = {"ok": 0, "error": 0, "timeout": 0, "from_cache": 0}
+        for _, status, cached in ordered:
+            counts[status] = counts.get(status, 0) + 1
+            counts["from_cache"] += cached
+        counts["missing"] = len(self.ds) - len(ordered)
+        return counts
+
+
+def run(
+    dataset: Dataset | Sequence[EvalCase] | str | os.PathLike[str],
+    pipeline: LoadedPipeline | str | os.PathLike[str] | Callable[..., Any],
+    out_dir: str | os.PathLike[str],
+    *,
+    config: RunnerConfig | Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    run_id: str | None = None,
+    corpus_dir: str | None = None,
+    gate_path: str | None = None,
+    score: bool = True,
+    k: int = 5,
+) -> RunDir:
+    """Run ``dataset`` through ``pipeline`` into the run directory ``out_dir``.
+
+    ``pipeline`` is a LoadedPipeline, a YAML config path, a ``module:callable``
+    import path or a callable. Runner settings: the pipeline config's ``runner:``
+    section, overridden by ``config`` (its non-default fields) and ``overrides``.
+    ``out_dir`` must not already hold a run (use :func:`labkit.runner.resume`). Returns
+    the RunDir, scored (scores.csv, metrics.json) unless ``score=False``.
+    """
+    ds = load_dataset(dataset)
+    pipe = load_pipeline(pipeline, corpus_dir)
+    cfg = merge_config(pipe.runner, config, overrides, path=pipe.path)
+    out = Path(out_dir)
+    rd = RunDir(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out):  # held until the run is written and scored (docs/runner.md "The run lock")
+        _refuse_existing(rd)  # under the lock: two fresh runs into one folder cannot both pass
+        rid = run_id or out.name
+        gate = gate_info(gate_path)
+        if ds.path is None:  # an in-memory dataset is kept beside the run, redacted like every file it writes
+            from labkit.runner.redaction import redact_snapshot
+
+            atomic_write_text(out / SNAPSHOT, redact_snapshot([c.to_dict() for c in ds], cfg.redaction))
+        manifest = build_manifest(ds, pipe, cfg, rid, spec=spec_of(pipeline, pipe), corpus_dir=corpus_dir,
+                                  gate=gate)
+        rd.write_manifest(redact_manifest(manifest, cfg.redaction))
+        rd.results_path.touch()
+        rd.traces_path.touch()
+        return complete(rd, ds, pipe, cfg, rid, finished=set(), score=score, k=k, corpus_dir=corpus_dir)
+
+
+def _refuse_existing(rd: RunDir) -> None:
+    if rd.results_path.exists() or rd.manifest_path.exists():
+        raise ConfigError(
+            "run directory already holds a run: resume it (labkit run --resume DIR) or choose another --out",
+            path=str(rd.path),
+        )
+
+
+def complete(
+    rd: RunDir, ds: Dataset, pipe: LoadedPipeline, cfg: RunnerConfig, rid: str, *,
+    finished: set[str], score: bool, k: int, corpus_dir: str | None,
+) -> RunDir:
+    """Run the cases not in ``finished``, order the results, record the end, score."""
+    sess = Session(rd, ds, pipe, cfg, rid)
+    sess.execute(finished)
+    counts = sess.finish()
+    extra = {"cache": dict(sess.cache.stats)} if sess.cache is not None else {}
+    rd.update_manifest(finished_at=datetime.now(UTC).isoformat(timespec="seconds"), status="complete",
+                       counts=counts, pipeline_calls=sess.calls, **extra)
+    if score:
+        score_run(rd, ds, corpus=corpus_dir, k=k, results=sess.scored_results())
+    return rd

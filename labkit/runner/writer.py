@@ -1,0 +1,107 @@
+"""Writing a run's line files: redacted appends flushed per case, and their repair.
+
+:class:`Writer` appends each finished case to ``results.jsonl`` (one write call, flushed)
+after its trace records to ``traces.jsonl``, both redacted first, so a process killed
+at any moment leaves at most a torn last line, which :func:`truncate_torn_tail` cuts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from labkit.resultline import RUNNER_FIELDS
+from labkit.runs import RunDir
+
+__all__ = ["LINES_IN_MEMORY_BYTES", "Writer", "line_head", "truncate_torn_tail"]
+
+LINES_IN_MEMORY_BYTES = 64 * 1024 * 1024
+#: Runner fields kept as they are through redaction (``error`` text is redacted like content).
+_IDS_AND_STATES = tuple(k for k in RUNNER_FIELDS if k != "error")
+_encode_result = json.JSONEncoder(ensure_ascii=False).encode
+_encode_trace = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+
+class Writer:
+    """Appends redacted lines to results.jsonl and traces.jsonl, flushed per case."""
+
+    def __init__(self, rd: RunDir, redactor: Any) -> None:
+        self.rd = rd
+        self.redactor = redactor
+        self._res: IO[str] = open(rd.results_path, "a", encoding="utf-8")  # noqa: SIM115
+        self._tr: IO[str] = open(rd.traces_path, "a", encoding="utf-8")  # noqa: SIM115
+        # lines written by this session, kept (within a memory budget) so the final
+        # reordering need not read the file back
+        self.lines: dict[str, tuple[str, str, bool]] | None = {}
+        self._budget = LINES_IN_MEMORY_BYTES
+
+    def redact_result(self, res: Mapping[str, Any]) -> dict[str, Any]:
+        red = dict(self.redactor.redact(res))
+        for k in _IDS_AND_STATES:  # ids and states the runner set are not content
+            if k in res:
+                red[k] = res[k]
+        return red
+
+    def write(self, result: Mapping[str, Any], traces: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        if traces:
+            self._tr.write("".join(_encode_trace(self.redactor.redact(t)) + "\n" for t in traces))
+            self._tr.flush()
+        red = self.redact_result(result)
+        line = _encode_result(red) + "\n"
+        self._res.write(line)
+        self._res.flush()
+        if self.lines is not None:
+            self._budget -= len(line)
+            if self._budget < 0:
+                self.lines = None
+            else:
+                self.lines[red["case_id"]] = (line, red["status"], bool(red.get("from_cache")))
+        return red
+
+    def close(self) -> None:
+        self._res.close()
+        self._tr.close()
+
+
+_HEAD = re.compile(r'^\{"case_id": ("(?:[^"\\]|\\.)*"), "status": "(ok|error|timeout|blocked)"')
+
+
+def line_head(raw: str) -> tuple[str, str, bool]:
+    """(case_id, status, from_cache) of a results line, without parsing all of it when it
+    starts the way the runner writes it."""
+    m = _HEAD.match(raw)
+    if m is None:
+        obj = json.loads(raw)
+        return str(obj["case_id"]), str(obj.get("status", "ok")), bool(obj.get("from_cache"))
+    # inside JSON strings every quote is escaped, so this key/value pair cannot be content
+    return json.loads(m.group(1)), m.group(2), '"from_cache": true' in raw
+
+
+def truncate_torn_tail(path: Path) -> None:
+    """Cut a last line without newline (a write interrupted by a kill)."""
+    if not path.is_file():
+        return
+    with open(path, "rb+") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        if size == 0:
+            return
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) == b"\n":
+            return
+        pos = size  # find the last newline
+        chunk = 65536
+        while pos > 0:
+            start = max(0, pos - chunk)
+            f.seek(start)
+            buf = f.read(pos - start)
+            i = buf.rfind(b"\n")
+            if i >= 0:
+                f.truncate(start + i + 1)
+                return
+            pos = start
+        f.truncate(0)

@@ -1,0 +1,145 @@
+"""Scoring a run directory: results.jsonl (+ dataset, corpus, judge) -> scores.csv and metrics.json.
+
+The run directory (labkit.runs) only stores and reads; this module computes:
+it pairs the results with the dataset, scores every case (labkit.metrics),
+aggregates, writes both files atomically and records the scoring parameters
+in the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from labkit.cases import Dataset, EvalCase
+from labkit.errors import DatasetError, Problem
+from labkit.io import atomic_write_text, iter_jsonl
+from labkit.runs import RunDir, csv_safe_frame, load_dataset
+
+__all__ = ["score_run"]
+
+
+def _resolve_corpus(corpus: Any, rd: RunDir) -> Any:
+    """A Corpus from an argument (Corpus or folder) or the manifest's pipeline config."""
+    from labkit.corpus import Corpus
+
+    if corpus is not None:
+        return corpus if not isinstance(corpus, (str, os.PathLike)) else Corpus.load(corpus)
+    man = rd.manifest
+    pipe = man.get("pipeline") or {}
+    cfg = pipe.get("config") if isinstance(pipe, dict) else None
+    explicit = pipe.get("corpus_dir") if isinstance(pipe, dict) else None
+    cand = explicit or (cfg.get("corpus") if isinstance(cfg, dict) else None)
+    if not isinstance(cand, str):
+        return None
+    bases: list[Path] = []
+    spec_path = pipe.get("path") if isinstance(pipe, dict) else None
+    if isinstance(spec_path, str):
+        bases.append(Path(spec_path).parent)
+    bases.append(Path.cwd())
+    tries = [Path(cand)] if Path(cand).is_absolute() else [b / cand for b in bases]
+    for p in tries:
+        if p.is_dir():
+            size = cfg.get("chunk_size") if isinstance(cfg, dict) else None
+            return Corpus.load(p, chunk_size=size) if isinstance(size, int) else Corpus.load(p)
+    warnings.warn(
+        f"corpus {cand!r} named by the run's pipeline config was not found; "
+        "chunks without text are scored without context",
+        stacklevel=3,
+    )
+    return None
+
+
+def _judge_info(judge: Any) -> Any:
+    """What the manifest records of the judge: its ``describe()`` (type, model, prompt
+    versions and hashes), the default lexical judge's when none was given."""
+    if isinstance(judge, (str, dict)):
+        return judge
+    if judge is None:
+        from labkit.judges import LexicalJudge
+
+        judge = LexicalJudge()
+    describe = getattr(judge, "describe", None)
+    return describe() if callable(describe) else type(judge).__name__
+
+
+def score_run(
+    run_dir: str | os.PathLike[str] | RunDir,
+    dataset: Dataset | Sequence[EvalCase] | str | os.PathLike[str] | None = None,
+    *,
+    corpus: Any = None,
+    k: int = 5,
+    seed: int = 0,
+    n_boot: int = 2000,
+    judge: Any = None,
+    results: Sequence[Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Recompute scores.csv and metrics.json from results.jsonl; returns the metrics dict.
+
+    ``dataset`` defaults to the manifest's dataset (``--dataset`` overrides it);
+    ``corpus`` (a Corpus or a folder) to the corpus of the manifest's pipeline
+    config. Only the cases that have a result line are scored (recorded traffic
+    may cover part of a dataset); the others are counted as ``n_missing`` in
+    metrics.json, and a gate fails on them unless its unmeasured budget allows
+    that share. A result whose case_id is not in the dataset is a DatasetError
+    naming its line. Both files are written atomically, and
+    the scoring parameters (k, seed, n_boot, judge, dataset) go into the manifest.
+    ``results`` (validated lines, e.g. the runner's in-memory values before they
+    were redacted for disk) are scored instead of reading results.jsonl.
+    """
+    from labkit.metrics import aggregate, score_cases
+    from labkit.stats import check_options
+
+    check_options(n_boot=n_boot)  # before anything is read or rewritten
+    rd = RunDir(run_dir)
+    if not rd.results_path.is_file():
+        raise DatasetError(str(rd.results_path), [Problem(None, None, "file not found")])
+    ds = load_dataset(dataset, rd)
+    results = rd.results() if results is None else [dict(r) for r in results]
+    by_id = ds.by_id()
+    line_of = {}
+    for n, raw, _ in iter_jsonl(rd.results_path):
+        try:
+            cid = json.loads(raw).get("case_id")
+        except (json.JSONDecodeError, AttributeError):
+            continue
+        line_of[cid] = n
+    unknown = [r["case_id"] for r in results if r["case_id"] not in by_id]
+    if unknown:
+        raise DatasetError(
+            str(rd.results_path),
+            [Problem(line_of.get(cid), "case_id", f"case {cid!r} is not in dataset {ds.path or '(in memory)'}")
+             for cid in unknown],
+        )
+    have = {r["case_id"] for r in results}
+    cases = [c for c in ds if c.id in have]
+    order = {c.id: i for i, c in enumerate(cases)}
+    results = sorted(results, key=lambda r: order[r["case_id"]])
+    corp = _resolve_corpus(corpus, rd)
+    scores = score_cases(cases, results, k=k, corpus=corp, judge=judge)
+    atomic_write_text(rd.scores_path, csv_safe_frame(scores).to_csv(index=False))
+    missing = [c for c in ds if c.id not in have]
+    metrics = aggregate(cases, scores, k=k, seed=seed, n_boot=n_boot, missing=missing)
+    atomic_write_text(rd.metrics_path, json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    man = rd.manifest
+    if not man:
+        man = {"run_id": rd.path.name}
+    man.setdefault("dataset", {"path": ds.path, "fingerprint": ds.fingerprint, "n_cases": len(ds)})
+    man["scoring"] = {
+        "scored_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "k": k,
+        "seed": seed,
+        "n_boot": n_boot,
+        "judge": _judge_info(judge),
+        "dataset": {"path": ds.path, "fingerprint": ds.fingerprint, "n_cases": len(ds)},
+        "n_scored": len(cases),
+        "n_missing": len(ds) - len(cases),
+        "corpus": getattr(corp, "root", None),
+    }
+    rd.write_manifest(man)
+    return metrics

@@ -1,0 +1,63 @@
+"""Text analysis shared by the lexical judge and the reference RAG pipeline: one tokeniser.
+
+- :func:`content_words`: Unicode NFKC, lowercase, tokens are runs of letters and
+  digits (``[^\\W_]+``, so punctuation, hyphens and apostrophes split words);
+  English :data:`STOPWORDS` and single letters dropped (digits kept); plural
+  folding by :func:`stem` (``-ies`` -> ``-y``, a trailing ``-s`` dropped).
+- :func:`sentences`: split after ``.``, ``!`` or ``?`` followed by whitespace, and at line breaks.
+- :func:`strip_citations`: remove citation markers ``[...]``.
+
+Documented rules: docs/metrics.md ("Lexical judge"). Pure Python, no dependency.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+__all__ = ["STOPWORDS", "content_words", "sentences", "stem", "strip_citations"]
+
+_STOP_TEXT = """
+a about above after again against all am an and any are as at be because been before being
+below between both but by can could did do does doing down during each few for from further
+had has have having he her here hers herself him himself his how i if in into is it its itself
+just me more most my myself no nor not of off on once only or other our ours ourselves out over
+own same she should so some such than that the their theirs them themselves then there these
+they this those through to too under until up very was we were what when where which while who
+whom why will with would you your yours yourself yourselves also may might must shall us via
+don doesn didn isn aren wasn weren hasn haven hadn won wouldn shouldn couldn cannot ll ve re
+"""
+STOPWORDS = frozenset(_STOP_TEXT.split())
+"""Function words ignored when comparing texts by their content words (English)."""
+
+_TOKEN = re.compile(r"[^\W_]+")
+_CITATION = re.compile(r"\[[^\[\]\n]*\]")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def stem(tok: str) -> str:
+    """Plural folding: ``-ies`` -> ``-y`` (words over 4 letters); a trailing ``-s`` dropped
+    (words over 3 letters, not ``-ss``, ``-us``, ``-is``). Nothing else: no word loses a
+    syllable, so ``rates`` stays apart from ``rat`` and ``notes`` from ``not``."""
+    if len(tok) > 4 and tok.endswith("ies"):
+        return tok[:-3] + "y"
+    if len(tok) > 3 and tok.endswith("s") and not tok.endswith(("ss", "us", "is")):
+        return tok[:-1]
+    return tok
+
+
+def content_words(text: str) -> list[str]:
+    """Content words of a text: NFKC, lowercase, runs of letters/digits, stopwords and
+    single letters dropped, plurals folded (``keys`` -> ``key``)."""
+    toks = _TOKEN.findall(unicodedata.normalize("NFKC", text).lower())
+    return [stem(t) for t in toks if t not in STOPWORDS and (len(t) > 1 or t.isdigit())]
+
+
+def strip_citations(text: str) -> str:
+    """Remove citation markers like ``[security-runbook#2]`` or ``[1]``."""
+    return _CITATION.sub("", text)
+
+
+def sentences(text: str) -> list[str]:
+    """Split on ., ! or ? followed by whitespace, and on line breaks; empty parts dropped."""
+    return [s.strip() for s in _SENTENCE.split(text) if s and s.strip()]

@@ -1,0 +1,211 @@
+"""The views of the trace store, created on its DuckDB connection: ``traces`` (records joined
+with scores and feedback), ``traces_raw``, ``traces_all``, ``feedback``, ``scores``,
+``scores_wide`` and ``runs``. See :mod:`labkit.trace.store` for what each holds.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from labkit.errors import DatasetError, Problem
+from labkit.trace.sql import (
+    FEEDBACK_COLUMNS,
+    FEEDBACK_FILE,
+    SCORES_FILE,
+    TRACE_COLUMNS,
+    sql_ident,
+    sql_literal,
+    sql_struct,
+)
+
+
+def raw_select(jsonl_files: Sequence[Path], parquet_files: Sequence[Path]) -> str:
+    """The union of every trace file as rows of TRACE_COLUMNS plus ``run_dir``."""
+    parts: list[str] = []
+    cols = ", ".join(
+        f"CAST({sql_ident(c)} AS {t}) AS {sql_ident(c)}" for c, t in TRACE_COLUMNS.items()
+    )
+    run_dir = r"regexp_extract(filename, '([^/\\]+)[/\\][^/\\]+$', 1)"
+    if jsonl_files:
+        files = "[" + ", ".join(sql_literal(str(p)) for p in jsonl_files) + "]"
+        parts.append(
+            f"SELECT {cols}, {run_dir} AS run_dir FROM read_json({files}, "
+            f"columns={sql_struct(TRACE_COLUMNS)}, format='newline_delimited', "
+            "ignore_errors=true, filename=true, maximum_object_size=67108864)"
+        )
+    if parquet_files:
+        files = "[" + ", ".join(sql_literal(str(p)) for p in parquet_files) + "]"
+        parts.append(
+            f"SELECT {cols}, coalesce(run_dir, {run_dir}) AS run_dir "
+            f"FROM read_parquet({files}, filename=true, union_by_name=true)"
+        )
+    if not parts:
+        empty = ", ".join(f"CAST(NULL AS {t}) AS {sql_ident(c)}" for c, t in TRACE_COLUMNS.items())
+        return f"SELECT {empty}, CAST(NULL AS VARCHAR) AS run_dir WHERE false"
+    return " UNION ALL ".join(parts)
+
+
+def build_views(con: Any, *, run_dirs: Sequence[Path], jsonl_files: Sequence[Path],
+                parquet_files: Sequence[Path]) -> list[str]:
+    """Create the views ``traces_all``, ``traces_raw``, ``feedback``, ``scores``, ``scores_wide``,
+    ``runs`` and ``traces`` on ``con``; returns the per-case metric columns of the scores files."""
+    # raw records (lines that did not parse have no trace_id and are dropped)
+    con.execute(f"CREATE OR REPLACE VIEW traces_all AS {raw_select(jsonl_files, parquet_files)}")
+    con.execute("CREATE OR REPLACE VIEW traces_raw AS SELECT * FROM traces_all WHERE trace_id IS NOT NULL")
+    build_feedback(con, run_dirs)
+    metric_columns = build_scores(con, run_dirs)
+    build_runs(con, run_dirs)
+    score_cols: list[str] = []
+    taken = set(TRACE_COLUMNS) | {"run_dir", "final", "feedback_rating", "feedback_comment"}
+    for m in metric_columns:
+        if m == "faithfulness":
+            continue
+        alias = f"score_{m}" if m in taken else m
+        score_cols.append(f"s.{sql_ident(m)} AS {sql_ident(alias)}")
+    faith = "coalesce(s.faithfulness, t.faithfulness)" if "faithfulness" in metric_columns else "t.faithfulness"
+    extra = (", " + ", ".join(score_cols)) if score_cols else ""
+    t_cols = ", ".join(f"t.{sql_ident(c)}" for c in TRACE_COLUMNS if c != "faithfulness")
+    con.execute(
+        f"""
+        CREATE OR REPLACE VIEW traces AS
+        WITH t AS (
+            SELECT *,
+                coalesce(run_id, run_dir) AS run_key,
+                coalesce(attempt, 1) = max(coalesce(attempt, 1))
+                    OVER (PARTITION BY run_dir, coalesce(case_id, trace_id)) AS final
+            FROM traces_raw
+        ),
+        fb AS (
+            SELECT trace_id, arg_max(rating, coalesce(ts, 0)) AS feedback_rating,
+                   arg_max(comment, coalesce(ts, 0)) AS feedback_comment,
+                   count(*) AS feedback_n
+            FROM feedback GROUP BY trace_id
+        )
+        SELECT {t_cols}, {faith} AS faithfulness,
+            t.run_dir, t.final,
+            t.usage.input_tokens AS input_tokens,
+            t.usage.output_tokens AS output_tokens,
+            CAST(coalesce(json_array_length(t.retrieved), len(t.retrieved_chunks), 0) AS BIGINT) AS n_retrieved,
+            coalesce(json_array_length(t.tool_calls), 0) AS n_tool_calls,
+            coalesce(list_bool_or(list_transform(
+                CAST(json_extract_string(t.tool_calls, '$[*].status') AS VARCHAR[]),
+                lambda x: x IS NOT NULL AND x <> 'ok')), false) AS tool_error,
+            coalesce(CAST(json_extract(t.guardrails, '$.injection_flag') AS BOOLEAN), false) AS injection_flag,
+            coalesce(CAST(json_extract(t.guardrails, '$.pii_redacted') AS BOOLEAN), false) AS pii_redacted,
+            coalesce(json_array_length(json_extract(t.guardrails, '$.violations')), 0) AS n_violations,
+            fb.feedback_rating, fb.feedback_comment, coalesce(fb.feedback_n, 0) AS feedback_n
+            {extra}
+        FROM t
+        LEFT JOIN scores_wide s ON s.run_dir = t.run_dir AND s.case_id = t.case_id
+        LEFT JOIN fb ON fb.trace_id = t.trace_id
+        """
+    )
+    return metric_columns
+
+
+def build_feedback(con: Any, run_dirs: Sequence[Path]) -> None:
+    """The ``feedback`` view: every line of every run's feedback.jsonl."""
+    files = [d / FEEDBACK_FILE for d in run_dirs if (d / FEEDBACK_FILE).exists()]
+    cols = ", ".join(f"CAST({sql_ident(c)} AS {t}) AS {sql_ident(c)}" for c, t in FEEDBACK_COLUMNS.items())
+    if files:
+        lst = "[" + ", ".join(sql_literal(str(p)) for p in files) + "]"
+        con.execute(
+            f"""CREATE OR REPLACE VIEW feedback AS
+            SELECT {cols}, regexp_extract(filename, '([^/\\\\]+)[/\\\\][^/\\\\]+$', 1) AS run_dir
+            FROM read_json({lst}, columns={sql_struct(FEEDBACK_COLUMNS)},
+                           format='newline_delimited', ignore_errors=true, filename=true)
+            WHERE trace_id IS NOT NULL"""
+        )
+    else:
+        empty = ", ".join(f"CAST(NULL AS {t}) AS {sql_ident(c)}" for c, t in FEEDBACK_COLUMNS.items())
+        con.execute(
+            f"CREATE OR REPLACE VIEW feedback AS SELECT {empty}, CAST(NULL AS VARCHAR) AS run_dir WHERE false"
+        )
+
+
+def build_scores(con: Any, run_dirs: Sequence[Path]) -> list[str]:
+    """The ``scores`` and ``scores_wide`` views over the runs' scores.csv; returns the metric columns."""
+    metrics: list[str] = []
+    selects: list[str] = []
+    for d in run_dirs:
+        p = d / SCORES_FILE
+        if not p.exists():
+            continue
+        with open(p, newline="", encoding="utf-8") as f:
+            header = next(csv.reader(f), [])
+        if "case_id" not in header:
+            raise DatasetError(str(p), [Problem(1, "case_id", "scores.csv has no case_id column")])
+        types: dict[str, str] = {}
+        for col in header:
+            if col == "case_id" or col.endswith("_reason") or col in ("run_id", "status"):
+                types[col] = "VARCHAR"
+            else:
+                types[col] = "VARCHAR"  # read as text, TRY_CAST below: empty = unmeasured
+                if col not in metrics:
+                    metrics.append(col)
+        sel = ", ".join(
+            (
+                f"coalesce(TRY_CAST(NULLIF({sql_ident(c)}, '') AS DOUBLE), CASE lower({sql_ident(c)}) "
+                f"WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0 END) AS {sql_ident(c)}"
+                if c in metrics
+                else sql_ident(c)
+            )
+            for c in header
+        )
+        selects.append(
+            f"SELECT {sel}, {sql_literal(d.name)} AS run_dir FROM read_csv({sql_literal(str(p))}, header=true, "
+            f"columns={sql_struct(types)}, auto_detect=false, all_varchar=true)"
+        )
+    if selects:
+        body = " UNION ALL BY NAME ".join(selects)
+        con.execute(f"CREATE OR REPLACE VIEW scores AS {body}")
+    else:
+        con.execute(
+            "CREATE OR REPLACE VIEW scores AS SELECT CAST(NULL AS VARCHAR) AS case_id, "
+            "CAST(NULL AS VARCHAR) AS run_dir WHERE false"
+        )
+    # one row per (run_dir, case_id): scores.csv may be rewritten but never has duplicates
+    mcols = ", ".join(f"any_value({sql_ident(m)}) AS {sql_ident(m)}" for m in metrics)
+    con.execute(
+        "CREATE OR REPLACE VIEW scores_wide AS SELECT run_dir, case_id"
+        + (f", {mcols}" if mcols else "")
+        + " FROM scores GROUP BY run_dir, case_id"
+    )
+    return metrics
+
+
+def build_runs(con: Any, run_dirs: Sequence[Path]) -> None:
+    """The ``runs`` view: one row per run from its manifest."""
+    import pandas as pd
+
+    rows = []
+    for d in run_dirs:
+        man: dict[str, Any] = {}
+        mp = d / "manifest.json"
+        if mp.exists():
+            try:
+                man = json.loads(mp.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                man = {}
+        pipe: Mapping[str, Any] = man["pipeline"] if isinstance(man.get("pipeline"), Mapping) else {}
+        ds: Mapping[str, Any] = man["dataset"] if isinstance(man.get("dataset"), Mapping) else {}
+        rows.append(
+            {
+                "run_dir": d.name,
+                "run_id": str(man.get("run_id") or d.name),
+                "created_at": str(man.get("created_at") or ""),
+                "pipeline": str(pipe.get("name") or ""),
+                "fingerprint": str(ds.get("fingerprint") or ""),
+                "n_cases": int(ds.get("n_cases") or 0),
+                "path": str(d),
+            }
+        )
+    df = pd.DataFrame(
+        rows, columns=["run_dir", "run_id", "created_at", "pipeline", "fingerprint", "n_cases", "path"]
+    )
+    con.register("runs_df", df)
+    con.execute("CREATE OR REPLACE VIEW runs AS SELECT * FROM runs_df")

@@ -1,0 +1,145 @@
+"""The SQL side of the trace store: the column types of the files it reads, quoting, the
+confinement of a store's connection to its runs' folders, and running a query with its
+errors turned into :class:`~labkit.errors.QueryError`.
+
+duckdb is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from labkit.errors import QueryError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+#: Explicit column types of a trace record (nested values stay JSON).
+TRACE_COLUMNS: dict[str, str] = {
+    "schema_version": "INTEGER",
+    "trace_id": "VARCHAR",
+    "span_id": "VARCHAR",
+    "run_id": "VARCHAR",
+    "case_id": "VARCHAR",
+    "attempt": "INTEGER",
+    "session_id": "VARCHAR",
+    "ts_start": "DOUBLE",
+    "ts_end": "DOUBLE",
+    "operation": "VARCHAR",
+    "provider": "VARCHAR",
+    "model": "VARCHAR",
+    "prompt_version": "VARCHAR",
+    "pipeline": "VARCHAR",
+    "config_hash": "VARCHAR",
+    "status": "VARCHAR",
+    "error": "JSON",
+    "error_type": "VARCHAR",
+    "latency_ms": "DOUBLE",
+    "input": "VARCHAR",
+    "output": "VARCHAR",
+    "retrieved_chunks": "VARCHAR[]",
+    "retrieved": "JSON",
+    "citations": "VARCHAR[]",
+    "tool_calls": "JSON",
+    "usage": "STRUCT(input_tokens BIGINT, output_tokens BIGINT)",
+    "cost_usd": "DOUBLE",
+    "faithfulness": "DOUBLE",
+    "scores": "JSON",
+    "guardrails": "JSON",
+    "feedback": "JSON",
+    "environment": "VARCHAR",
+    "release": "VARCHAR",
+    "tags": "JSON",
+    "from_cache": "BOOLEAN",
+    "answered_by": "VARCHAR",
+    "simulated": "BOOLEAN",
+    "spans": "JSON",
+}
+
+FEEDBACK_COLUMNS: dict[str, str] = {
+    "feedback_id": "VARCHAR",
+    "trace_id": "VARCHAR",
+    "run_id": "VARCHAR",
+    "case_id": "VARCHAR",
+    "rating": "DOUBLE",
+    "comment": "VARCHAR",
+    "user": "VARCHAR",
+    "ts": "DOUBLE",
+}
+
+TRACES_FILE = "traces.jsonl"
+PARQUET_FILE = "traces.parquet"
+FEEDBACK_FILE = "feedback.jsonl"
+SCORES_FILE = "scores.csv"
+
+
+def duckdb_module() -> Any:
+    import duckdb
+
+    return duckdb
+
+
+def sql_literal(s: str) -> str:
+    """A SQL string literal."""
+    return "'" + s.replace("'", "''") + "'"
+
+
+def sql_ident(s: str) -> str:
+    return '"' + s.replace('"', '""') + '"'
+
+
+def sql_struct(cols: Mapping[str, str]) -> str:
+    return "{" + ", ".join(f"{sql_literal(k)}: {sql_literal(v)}" for k, v in cols.items()) + "}"
+
+
+def parquet_source_bytes(con: Any, path: Path) -> int | None:
+    try:
+        rows = con.execute(
+            "SELECT value FROM parquet_kv_metadata(?) WHERE key = 'labkit_source_bytes'", [str(path)]
+        ).fetchall()
+    except Exception:
+        return None
+    if not rows:
+        return None
+    val = rows[0][0]
+    try:
+        return int(val.decode() if isinstance(val, bytes | bytearray) else val)
+    except (TypeError, ValueError):
+        return None
+
+
+
+def confine(con: Any, folders: Iterable[Path]) -> None:
+    """From here on a query on ``con`` reads only the given folders: no other file, no
+    network, no extension, and no SET that would give any of it back."""
+    dirs = sorted({str(d.resolve()) for d in folders})
+    con.execute(f"SET allowed_directories = [{', '.join(sql_literal(d + os.sep) for d in dirs)}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def run_query(con: Any, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+    """``sql`` on ``con`` as a DataFrame; a refused file access or a bad statement is a QueryError."""
+    duckdb = duckdb_module()
+    try:
+        return con.execute(sql, list(params) if params else None).df()
+    except duckdb.PermissionException as e:
+        m = re.search(r'Cannot access \w+ "([^"]*)"', str(e))
+        what = m.group(1) if m else "a file"
+        raise QueryError(f"{what} is outside the runs given: a query reads only their traces, "
+                         "feedback, scores and runs", sql) from None
+    except duckdb.Error as e:
+        raise QueryError(str(e).splitlines()[0], sql) from None
+
+
+_SAFE_SQL = re.compile(r"^\s*(select|with|describe|summarize|show|pivot|unpivot|from)\b", re.I)
+
+
+def is_read_only_sql(sql: str) -> bool:
+    """True when the statement is a read (SELECT/WITH/DESCRIBE/SUMMARIZE/SHOW/PIVOT/FROM)."""
+    return bool(_SAFE_SQL.match(sql)) and ";" not in sql.strip().rstrip(";")
+

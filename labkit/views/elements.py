@@ -1,0 +1,139 @@
+"""The display objects and styles of the views: :class:`Chart`, callouts, lists, the table look.
+
+A :class:`Chart` is a PNG inline as a data URI, with a caption; figures are built on
+``matplotlib.figure.Figure`` with the Agg canvas (no pyplot state, no GUI backend,
+safe in threads and headless runs). Every piece of user text is HTML-escaped.
+matplotlib and pandas are imported inside the functions that use them.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from labkit.display import (
+    FAIL_BG,
+    FAIL_COLOUR,
+    INFO_BG,
+    INFO_COLOUR,
+    LINE,
+    MUTED_COLOUR,
+    PASS_BG,
+    PASS_COLOUR,
+    SOFT,
+    WARN_BG,
+    WARN_COLOUR,
+    Html,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+    from pandas.io.formats.style import Styler
+
+
+RC: Any = {
+    "font.size": 11,
+    "axes.titlesize": 12,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 11,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "legend.fontsize": 10,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.axisbelow": True,
+    "figure.dpi": 100,
+    "savefig.dpi": 110,
+}
+
+
+@dataclass(repr=False)
+class Chart:
+    """A rendered figure: PNG bytes shown inline as a data URI, with a caption."""
+
+    png: bytes
+    caption: str
+    alt: str
+    width_px: int
+    height_px: int
+
+    @classmethod
+    def from_figure(cls, fig: Figure, caption: str, alt: str = "") -> Chart:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        canvas = FigureCanvasAgg(fig)
+        buf = io.BytesIO()
+        # No Software/URL text chunk in the PNG: the file carries nothing but pixels.
+        canvas.print_png(buf, metadata={"Software": None})
+        w, h = canvas.get_width_height()
+        return cls(buf.getvalue(), caption, alt or caption, int(w), int(h))
+
+    def __repr__(self) -> str:  # the notebook's text/plain fallback: never the PNG bytes
+        return f"<Chart {self.alt!r}, {self.width_px}x{self.height_px} px>"
+
+    @property
+    def data_uri(self) -> str:
+        return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
+
+    def _repr_html_(self) -> str:
+        return (
+            '<figure class="lk-chart" style="margin:12px 0">'
+            f'<img src="{self.data_uri}" alt="{html.escape(self.alt, quote=True)}" '
+            f'style="max-width:100%;height:auto">'
+            f'<figcaption style="color:{MUTED_COLOUR};font-size:.9rem;margin-top:4px">'
+            f"{html.escape(self.caption)}</figcaption></figure>"
+        )
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(self.png)
+        return p
+
+
+def new_figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def callout(text: str, kind: str = "warn", title: str = "") -> Html:
+    """A boxed note (kind: warn, info, pass, fail); text is escaped."""
+    colours = {"warn": (WARN_COLOUR, WARN_BG), "info": (INFO_COLOUR, INFO_BG),
+               "pass": (PASS_COLOUR, PASS_BG), "fail": (FAIL_COLOUR, FAIL_BG)}
+    fg, bg = colours.get(kind, colours["info"])
+    head = f"<strong>{html.escape(title)}</strong> " if title else ""
+    return Html(
+        f'<div class="lk-callout lk-callout-{html.escape(kind)}" style="border-left:5px solid {fg};'
+        f'background:{bg};padding:10px 14px;margin:10px 0;border-radius:4px">{head}{html.escape(text)}</div>'
+    )
+
+
+def bullet_list(items: Iterable[str], empty: str = "none") -> Html:
+    """An escaped bullet list (for gaps, actions, notes)."""
+    lis = "".join(f"<li>{html.escape(str(i))}</li>" for i in items)
+    return Html(f"<ul>{lis}</ul>" if lis else f"<p><em>{html.escape(empty)}</em></p>")
+
+
+def styler(df: pd.DataFrame) -> Styler:
+    """A Styler with every cell and label HTML-escaped and labkit's table look."""
+    st = df.style.format(escape="html", na_rep="—")
+    st = st.format_index(escape="html", axis=0).format_index(escape="html", axis=1)
+    st = st.hide(axis="index")
+    st = st.set_table_styles([
+        {"selector": "", "props": "border-collapse:collapse;font-size:.9rem;margin:6px 0 14px"},
+        {"selector": "th", "props": f"background:{SOFT};border:1px solid {LINE};padding:4px 10px;text-align:left"},
+        {"selector": "td", "props": f"border:1px solid {LINE};padding:4px 10px;font-variant-numeric:tabular-nums"},
+        {"selector": "caption", "props": f"caption-side:bottom;color:{MUTED_COLOUR};text-align:left;padding-top:4px"},
+    ])
+    return st
+

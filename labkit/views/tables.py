@@ -1,0 +1,261 @@
+"""Styled tables of runs, gates, comparisons, slices and datasets (pandas Stylers).
+
+Units on every value, 95% intervals beside them, pass/fail colours from the
+palette of :mod:`labkit.display`; every cell and label HTML-escaped.
+pandas is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from labkit.display import (
+    FAIL_BG,
+    FAIL_COLOUR,
+    MUTED_COLOUR,
+    PASS_BG,
+    PASS_COLOUR,
+    Html,
+    fmt_interval,
+    fmt_signed,
+    fmt_value,
+    is_nan,
+    shorten,
+    unit_of,
+)
+from labkit.gate import cases_line
+from labkit.views.elements import styler
+from labkit.views.frames import (
+    STAGES,
+    RunLike,
+    as_gate,
+    gate_results,
+    gate_thresholds,
+    metric_spec,
+    metrics_frame,
+    slices_frame,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pandas.io.formats.style import Styler
+
+
+QUICK_LAB_METRICS = (
+    "retrieval_hit_rate", "mrr", "context_precision",
+    "faithfulness", "must_include_coverage", "citation_accuracy",
+    "latency_p95_ms", "error_rate", "cost_per_success",
+)
+
+
+def metrics_table(
+    runs: Mapping[str, RunLike],
+    *,
+    gate: Any = None,
+    metrics: Sequence[str] | None = None,
+    caption: str = "Value [95% interval] per run. Green: meets the gate threshold; red: misses it.",
+) -> Styler:
+    """Metrics by stage, runs side by side, with units, intervals and pass/fail highlighting."""
+    import pandas as pd
+
+    long = metrics_frame(runs, metrics)
+    labels = list(runs)
+    gate_res = gate_results(gate, runs)
+    thresholds = gate_thresholds(gate)
+    rows = []
+    status: list[dict[str, str]] = []
+    for name in dict.fromkeys(long["metric"]):
+        sub = long[long["metric"] == name]
+        first = sub.iloc[0]
+        row: dict[str, Any] = {"stage": first["stage"], "metric": name, "unit": first["unit"],
+                               "better": "higher" if first["direction"] == "higher" else "lower"}
+        st: dict[str, str] = {}
+        for label in labels:
+            r = sub[sub["run"] == label]
+            e = r.iloc[0].to_dict() if len(r) else {}
+            row[label] = fmt_interval(name, {k: (None if is_nan(v) else v) for k, v in e.items()})
+            if name in gate_res.get(label, {}):
+                st[label] = "pass" if gate_res[label][name] else "fail"
+        if name in thresholds:
+            op, thr = thresholds[name]
+            row["gate"] = f"{op} {fmt_value(name, thr)}"
+        else:
+            row["gate"] = ""
+        rows.append(row)
+        status.append(st)
+    df = pd.DataFrame(rows, columns=["stage", "metric", "unit", "better", *labels, "gate"])
+
+    def colour(data: pd.DataFrame) -> pd.DataFrame:
+        css = pd.DataFrame("", index=data.index, columns=data.columns)
+        for i, st in enumerate(status):
+            for label, s in st.items():
+                css.at[data.index[i], label] = (
+                    f"background:{PASS_BG};color:{PASS_COLOUR};font-weight:600" if s == "pass"
+                    else f"background:{FAIL_BG};color:{FAIL_COLOUR};font-weight:600"
+                )
+        return css
+
+    return styler(df).apply(colour, axis=None).set_caption(caption)
+
+
+def _n_cell(c: Any) -> str:
+    n, min_n = getattr(c, "n", None), getattr(c, "min_n", None)
+    if n is None:
+        return "—"
+    return f"{n} (min {min_n})" if min_n is not None else str(n)
+
+
+def gate_table(report: Any, caption: str = "") -> Styler:
+    """One row per gate check: check, observed, threshold, n (with its minimum), result, reason —
+    failed rows in red; the caption says how many cases of the dataset were judged."""
+    import pandas as pd
+
+    rows = []
+    for c in report.checks:
+        metric = c.metric or ""
+        rows.append({
+            "check": c.name,
+            "observed": fmt_value(metric, c.observed) if metric else ("—" if c.observed is None else f"{c.observed:g}"),
+            "threshold": "" if c.threshold is None else f"{c.op} {fmt_value(metric, c.threshold) if metric else c.threshold}",
+            "n": _n_cell(c),
+            "result": "pass" if c.passed else "FAIL",
+            "reason": c.reason,
+        })
+    df = pd.DataFrame(rows, columns=["check", "observed", "threshold", "n", "result", "reason"])
+
+    def colour(v: Any) -> str:
+        return (f"background:{PASS_BG};color:{PASS_COLOUR};font-weight:700" if v == "pass"
+                else f"background:{FAIL_BG};color:{FAIL_COLOUR};font-weight:700")
+
+    n_fail = sum(1 for c in report.checks if not c.passed)
+    cap = caption or f"Gate {report.gate}: {len(report.checks) - n_fail}/{len(report.checks)} checks passed."
+    judged = cases_line(getattr(report, "cases", None))
+    cap = f"{cap} {judged[0].upper()}{judged[1:]}." if judged else cap
+    return styler(df).map(colour, subset=["result"]).set_caption(cap)
+
+
+def thresholds_table(gate: Any) -> Styler:
+    """The gate's checks as declared: metric, statistic, operator, threshold with its unit."""
+    import pandas as pd
+
+    g = as_gate(gate)
+    rows = [{"metric": c.metric, "statistic": c.statistic, "must be": f"{c.op} {fmt_value(c.metric, c.threshold)}",
+             "unit": unit_of(c.metric), "stage": metric_spec(c.metric)[0]} for c in g.checks]
+    for r in getattr(g, "regression", ()):
+        rows.append({"metric": r.metric, "statistic": "paired delta vs baseline",
+                     "must be": f"no worse than −{fmt_value(r.metric, r.max_drop)}",
+                     "unit": unit_of(r.metric), "stage": metric_spec(r.metric)[0]})
+    df = pd.DataFrame(rows, columns=["stage", "metric", "statistic", "must be", "unit"])
+    return styler(df).set_caption(f"Gate {g.name}: {len(rows)} threshold(s), declared before the runs.")
+
+
+def compare_table(comparison: Any, caption: str = "") -> Styler:
+    """Baseline vs variant per metric: delta with its paired interval, adjusted p-value, verdict."""
+    import pandas as pd
+
+    d = comparison.to_dict() if hasattr(comparison, "to_dict") else dict(comparison)
+    rows = []
+    for name, m in (d.get("metrics") or {}).items():
+        stage, _, _ = metric_spec(name)
+        delta = m.get("delta")
+        rows.append({
+            "stage": stage, "metric": name, "unit": unit_of(name),
+            "baseline": fmt_value(name, m.get("baseline")), "variant": fmt_value(name, m.get("variant")),
+            "delta [95% CI]": "—" if delta is None else
+            f"{fmt_signed(name, delta)}  [{fmt_signed(name, m.get('ci_low'))} – {fmt_signed(name, m.get('ci_high'))}]",
+            "p (Holm)": "—" if m.get("p_adjusted") is None else f"{m['p_adjusted']:.3g}",
+            "verdict": str(m.get("verdict", "")),
+        })
+    order = {s: i for i, s in enumerate(STAGES)}
+    rows.sort(key=lambda r: order.get(r["stage"], 99))
+    df = pd.DataFrame(rows, columns=["stage", "metric", "unit", "baseline", "variant", "delta [95% CI]",
+                                     "p (Holm)", "verdict"])
+
+    def colour(v: Any) -> str:
+        return {"improved": f"background:{PASS_BG};color:{PASS_COLOUR};font-weight:700",
+                "regressed": f"background:{FAIL_BG};color:{FAIL_COLOUR};font-weight:700"}.get(v, f"color:{MUTED_COLOUR}")
+
+    cap = caption or (f"Paired by case id over {d.get('n_paired', '?')} cases. 'no_change' means no "
+                      "detectable change at this sample size, not proof of equality.")
+    return styler(df).map(colour, subset=["verdict"]).set_caption(cap)
+
+
+def slice_table(runs: Mapping[str, RunLike], metric: str, *, tag: str | None = None, gate: Any = None) -> Styler:
+    """One row per slice (category=…, risk=…, kind=…), runs side by side; misses of the gate threshold in red."""
+    import pandas as pd
+
+    df = slices_frame(runs, metric, tag)
+    labels = list(runs)
+    thr = gate_thresholds(gate).get(metric)
+    rows = []
+    flags: list[dict[str, bool]] = []
+    for key in dict.fromkeys(df["slice"]):
+        row: dict[str, Any] = {"slice": key}
+        fl: dict[str, bool] = {}
+        for label in labels:
+            r = df[(df["slice"] == key) & (df["run"] == label)]
+            if len(r):
+                e = {k: (None if is_nan(v) else v) for k, v in r.iloc[0].to_dict().items()}
+                row[label] = fmt_interval(metric, e) + f"  (n={e.get('n') if e.get('n') is not None else '?'})"
+                if thr is not None and e.get("value") is not None:
+                    from labkit.gate import OPS
+
+                    fl[label] = bool(OPS[thr[0]](float(e["value"] or 0.0), thr[1]))
+            else:
+                row[label] = "—"
+        rows.append(row)
+        flags.append(fl)
+    out = pd.DataFrame(rows, columns=["slice", *labels])
+
+    def colour(data: pd.DataFrame) -> pd.DataFrame:
+        css = pd.DataFrame("", index=data.index, columns=data.columns)
+        for i, fl in enumerate(flags):
+            for label, ok in fl.items():
+                css.at[data.index[i], label] = (
+                    f"color:{PASS_COLOUR}" if ok else f"background:{FAIL_BG};color:{FAIL_COLOUR};font-weight:600")
+        return css
+
+    cap = f"{metric} ({unit_of(metric)}) per slice; small slices have wide intervals."
+    if thr is not None:
+        cap += f" Red: misses the gate threshold {thr[0]} {fmt_value(metric, thr[1])}."
+    return styler(out).apply(colour, axis=None).set_caption(cap)
+
+
+def dataset_summary(dataset: Any) -> Html:
+    """Size, fingerprint and label coverage of a dataset, in one line of badges."""
+    from labkit.cases import dataset_stats
+
+    st = dataset_stats(dataset)
+    parts = [
+        f"<strong>{st['n_cases']}</strong> cases",
+        f"fingerprint <code>{html.escape(st['fingerprint'][:16])}…</code>",
+        f"kinds: {html.escape(', '.join(f'{k} {v}' for k, v in st['by_kind'].items()))}",
+        f"risk: {html.escape(', '.join(f'{k} {v}' for k, v in st['by_risk'].items()))}",
+        f"{st['with_gold']} with gold, {st['with_must_include']} with must_include",
+    ]
+    return Html("<p class='lk-dataset'>" + " · ".join(parts) + "</p>")
+
+
+def cases_table(dataset: Any, *, limit: int | None = None, caption: str = "") -> Styler:
+    """The cases: id, question, gold, must_include and tags (all text escaped)."""
+    import pandas as pd
+
+    rows = []
+    for c in list(dataset)[: limit or None]:
+        rows.append({
+            "id": c.id, "question": shorten(c.question, 140),
+            "gold": ", ".join(c.gold) or "—",
+            "must_include": "; ".join(c.must_include) or "—",
+            "category": c.tags.get("category", ""), "risk": c.tags.get("risk", ""), "kind": c.tags.get("kind", ""),
+        })
+    df = pd.DataFrame(rows, columns=["id", "question", "gold", "must_include", "category", "risk", "kind"])
+
+    def risk(v: Any) -> str:
+        return f"color:{FAIL_COLOUR};font-weight:600" if v == "high" else ""
+
+    n = len(list(dataset))
+    cap = caption or (f"{len(rows)} of {n} cases." if limit and n > limit else f"{n} cases.")
+    return styler(df).map(risk, subset=["risk"]).set_caption(cap)
+

@@ -1,0 +1,242 @@
+"""Notebook views of traces: each function is one cell's call and returns something that
+displays itself (a :class:`~labkit.views.elements.Chart`, an HTML fragment or a DataFrame styler).
+
+matplotlib and pandas are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from labkit.display import FAIL_COLOUR, INK, STATUS_COLOURS, Html, Verdict, colour_for
+from labkit.trace.store import TraceStore
+from labkit.views.elements import Chart, callout, new_figure
+
+#: Colour of an observability checklist status.
+CHECK_COLOURS = {"pass": STATUS_COLOURS["pass"], "fail": STATUS_COLOURS["fail"], "unknown": STATUS_COLOURS["warn"]}
+
+
+def ensure_runs(
+    run_dirs: str,
+    dataset: str | os.PathLike[str],
+    configs: Sequence[str | os.PathLike[str]],
+    runs_dir: str | os.PathLike[str],
+) -> list[Path]:
+    """The run directories to explore.
+
+    ``run_dirs`` (comma-separated) when given; otherwise ``<runs_dir>/<config name>``
+    for each pipeline config, reused when current and made again otherwise
+    (:func:`labkit.runner.ensure_run`).
+    """
+    from labkit.errors import ConfigError
+
+    given = [Path(s.strip()) for s in run_dirs.split(",") if s.strip()]
+    if given:
+        missing = [str(p) for p in given if not p.is_dir()]
+        if missing:
+            raise ConfigError(f"run directory not found: {', '.join(missing)}", field="run_dirs")
+        return given
+    from labkit.runner import ensure_run
+
+    return [ensure_run(dataset, cfg, Path(runs_dir) / Path(cfg).stem).path for cfg in configs]
+
+
+def _table(df: Any, caption: str = "", precision: int = 3) -> Any:
+    sty = df.style.hide(axis="index").format(precision=precision, na_rep="—")
+    money = [c for c in df.columns if "cost" in str(c)]
+    if money:
+        sty = sty.format("{:.5f}", subset=money, na_rep="—")
+    if caption:
+        sty = sty.set_caption(caption)
+    return sty.set_table_styles([{"selector": "caption", "props": "caption-side: top; text-align: left;"}])
+
+
+def _truncate(obj: Any, limit: int) -> Any:
+    if isinstance(obj, str):
+        return obj if len(obj) <= limit else obj[:limit] + f"… ({len(obj)} chars)"
+    if isinstance(obj, list):
+        return [_truncate(x, limit) for x in obj]
+    if isinstance(obj, dict):
+        return {k: _truncate(v, limit) for k, v in obj.items()}
+    return obj
+
+
+def log_sample(store: TraceStore, n: int = 1, text_limit: int = 160) -> Any:
+    """A structured log sample: the first ``n`` trace records as stored (long text cut)."""
+    recs = [_truncate(r, text_limit) for r in store.sample(n)]
+    body = html.escape(json.dumps(recs if n > 1 else recs[0] if recs else {}, indent=2, ensure_ascii=False,
+                                  default=str))
+    return Html(
+        '<details open><summary>trace record (traces.jsonl, redacted before write)</summary>'
+        f'<pre style="max-height:520px;overflow:auto;font-size:.82rem">{body}</pre></details>'
+    )
+
+
+def summary_table(store: TraceStore) -> Any:
+    return _table(store.summary(), "Traces per run: error rate, latency percentiles, cost, feedback.")
+
+
+def failures_table(store: TraceStore, faithfulness_threshold: float = 0.85) -> Any:
+    return _table(store.failures_by_stage(faithfulness_threshold),
+                  "Failed traces by their first failing stage (guardrail, timeout, error, retrieval, tool, "
+                  "generation).")
+
+
+def failures_chart(store: TraceStore, faithfulness_threshold: float = 0.85) -> Any:
+    df = store.failures_by_stage(faithfulness_threshold)
+    fig = new_figure(7.5, 3.2)
+    ax = fig.add_subplot(1, 1, 1)
+    if df.empty:
+        ax.text(0.5, 0.5, "no failures", ha="center", va="center")
+    else:
+        piv = df.pivot_table(index="run_dir", columns="stage", values="share", fill_value=0.0)
+        left = None
+        for i, stage in enumerate(piv.columns):
+            vals = piv[stage].to_numpy()
+            ax.barh(piv.index, vals, left=left, label=stage, color=colour_for(stage, i))
+            left = vals if left is None else left + vals
+        ax.set_xlabel("share of the run's traces")
+        ax.legend(loc="lower right", fontsize=8, ncol=3)
+    ax.set_title("Failures by stage")
+    return Chart.from_figure(fig, "Share of each run's traces failing, by the first stage that failed.",
+                                 alt="failures by stage per run")
+
+
+def slowest_table(store: TraceStore, n: int = 10) -> Any:
+    return _table(store.slowest(n), f"The {n} slowest traces (cache hits excluded).", precision=1)
+
+
+def cost_table(store: TraceStore) -> Any:
+    return _table(store.cost_by_model(), "Cost, tokens and p95 latency by model and prompt version.", precision=5)
+
+
+def cost_chart(store: TraceStore) -> Any:
+    df = store.cost_by_model()
+    fig = new_figure(7.5, 3.0)
+    ax = fig.add_subplot(1, 1, 1)
+    labels = [f"{m}\n{p}" for m, p in zip(df["model"], df["prompt_version"], strict=False)]
+    ax.bar(labels, df["mean_cost_usd"], color=[colour_for(lbl, i) for i, lbl in enumerate(labels)])
+    ax.set_ylabel("mean cost per trace (USD)")
+    ax.set_title("Cost by model and prompt version")
+    return Chart.from_figure(fig, "Mean cost per trace for each model and prompt version.",
+                                 alt="mean cost per trace by model and prompt version")
+
+
+def latency_chart(store: TraceStore) -> Any:
+    df = store.query("SELECT prompt_version, latency_ms FROM traces WHERE latency_ms IS NOT NULL "
+                     "AND NOT coalesce(from_cache, false) ORDER BY prompt_version")
+    fig = new_figure(7.5, 3.0)
+    ax = fig.add_subplot(1, 1, 1)
+    groups = [(str(k), g["latency_ms"].to_numpy()) for k, g in df.groupby("prompt_version", dropna=False)]
+    if groups:
+        ax.boxplot([g for _, g in groups], vert=False, whis=(5, 95), showfliers=True)
+        ax.set_yticks(range(1, len(groups) + 1), [k for k, _ in groups])
+        p95 = store.latency_by_prompt_version()
+        for i, v in enumerate(p95["latency_ms"], start=1):
+            ax.plot([v], [i], marker="|", markersize=18, color=FAIL_COLOUR)
+    ax.set_xlabel("latency (ms)")
+    ax.set_title("Latency by prompt version")
+    return Chart.from_figure(fig, "Latency per prompt version: box = quartiles, whiskers = p5–p95, "
+                                      "red tick = p95.", alt="latency distribution by prompt version")
+
+
+def trends_chart(store: TraceStore, metrics: Sequence[str] = ("faithfulness", "retrieval_hit_rate",
+                                                              "must_include_coverage", "error_rate")) -> Any:
+    known = {"faithfulness", "error_rate", "latency_p95_ms", "total_cost_usd", *store.metric_columns}
+    wanted = [m for m in metrics if m in known]
+    df = store.metric_trends(wanted)
+    fig = new_figure(7.5, 3.0)
+    ax = fig.add_subplot(1, 1, 1)
+    for i, (m, g) in enumerate(df.groupby("metric", sort=False)):
+        ax.plot(list(g["run_dir"]), list(g["value"]), marker="o", label=str(m), color=colour_for(str(m), i))
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("mean over the run's cases")
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title("Metric trends across runs")
+    return Chart.from_figure(fig, "Per-run means of per-case metrics (scores.csv joined to traces), in run "
+                                      "start order.", alt="metric trends across runs")
+
+
+def flagged_table(store: TraceStore, comparison: Mapping[str, Any] | str) -> Any:
+    df = store.flagged_traces(comparison)
+    if df.empty:
+        return callout("The comparison flagged no case that went from pass to fail.", kind="pass")
+    df = df.assign(output=df["output"].map(lambda s: _truncate(s, 140)),
+                   retrieved_chunks=df["retrieved_chunks"].map(lambda x: ", ".join(list(x)[:5])))
+    return _table(df, "Traces behind the cases the comparison flagged (pass → fail), baseline and variant side "
+                      "by side.")
+
+
+def checklist_table(items: Sequence[Mapping[str, Any]]) -> Any:
+    import pandas as pd
+
+    df = pd.DataFrame(items)[["item", "status", "evidence", "action"]]
+
+    def colour(v: Any) -> str:
+        return f"color: {CHECK_COLOURS.get(str(v), INK)}; font-weight: 600"
+
+    return _table(df, "Observability checklist, measured from the traces and the alert rules.").map(
+        colour, subset=["status"])
+
+
+def alerts_table(events: Sequence[Mapping[str, Any]]) -> Any:
+    import pandas as pd
+
+    if not events:
+        return callout("No alert fired over these traces.", kind="pass")
+    cols = ["rule", "kind", "severity", "window", "fired_at", "evaluations", "value", "threshold", "baseline",
+            "n_traces"]
+    df = pd.DataFrame(list(events))
+    return _table(df[[c for c in cols if c in df]], "Alert events and the numbers that fired them.")
+
+
+def guardrail_table(dataset: str | os.PathLike[str], policy: Mapping[str, Any] | None = None,
+                    kinds: Sequence[str] = ("adversarial", "out_of_scope")) -> Any:
+    """The input check of the guardrails middleware on the dataset's adversarial questions."""
+    import pandas as pd
+
+    from labkit.cases import load_cases
+    from labkit.trace.guardrails import GuardrailPolicy
+
+    pol = GuardrailPolicy.from_config(policy)
+    rows = []
+    for c in load_cases(dataset):
+        if kinds and c.kind not in kinds:
+            continue
+        flags = pol.check_input(c.question)
+        rows.append({"case_id": c.id, "kind": c.kind, "question": _truncate(c.question, 110),
+                     "injection_flags": ", ".join(flags) or "—",
+                     "verdict": "block" if flags and pol.block_on_injection else "pass"})
+    df = pd.DataFrame(rows, columns=["case_id", "kind", "question", "injection_flags", "verdict"])
+    return _table(df, "Guardrails input check on the dataset's adversarial and out-of-scope questions.")
+
+
+def observability_verdict(items: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any]] = ()) -> Any:
+    """The notebook's verdict: PASS when every checklist item passes and no page-severity
+    alert fired; FAIL when an item fails; WARN otherwise (unknown items, ticket alerts)."""
+    failed = [str(i["item"]) for i in items if i.get("status") == "fail"]
+    unknown = [str(i["item"]) for i in items if i.get("status") == "unknown"]
+    pages = [str(e["rule"]) for e in events if str(e.get("severity")) == "page"]
+    others = [str(e["rule"]) for e in events if str(e.get("severity")) != "page"]
+    parts = []
+    if failed:
+        parts.append("failing: " + ", ".join(failed))
+    if unknown:
+        parts.append("not measurable: " + ", ".join(unknown))
+    if events:
+        parts.append(f"{len(events)} alert event(s): " + ", ".join(dict.fromkeys(pages + others)))
+    detail = "; ".join(parts)
+    n = len(items)
+    if failed:
+        return Verdict("fail", f"Observability: {len(failed)} of {n} checklist items fail", detail)
+    if unknown or pages or others:
+        status = "fail" if pages else "warn"
+        title = (f"Observability: checklist met, {len(pages)} paging alert(s) fired" if pages
+                 else f"Observability: {n - len(unknown)} of {n} checklist items pass")
+        return Verdict(status, title, detail)
+    return Verdict("pass", f"Observability: all {n} checklist items pass, no alert fired", "")

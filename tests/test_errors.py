@@ -1,0 +1,88 @@
+"""The one exception tree: every error labkit raises on purpose derives from LabkitError and is
+declared in labkit.errors (modules that raise it import it from there)."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+from pathlib import Path
+
+import pytest
+
+from labkit import errors
+from labkit.cli import main
+from labkit.errors import LabkitError
+
+PACKAGE = Path(errors.__file__).parent
+
+# Exceptions that are control flow inside one module, not errors a user sees.
+INTERNAL = {"_StrictYAMLError", "_Raised", "_Refused", "StrictJSONError", "PipelineThreadsStuck",
+            "PipelineAbandoned"}
+
+
+def _exception_classes() -> list[tuple[str, str]]:
+    """(module path, class name) of every class in labkit/ that derives from an exception."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                bases = [ast.unparse(b) for b in node.bases]
+                if any(b.endswith(("Error", "Exception", "Failed", "Locked", "Timeout", "Limited",
+                                   "Response", "BaseException")) for b in bases):
+                    found.append((str(path.relative_to(PACKAGE)), node.name))
+    return found
+
+
+def test_every_public_exception_is_declared_in_errors() -> None:
+    outside = [(p, n) for p, n in _exception_classes() if p != "errors.py" and n not in INTERNAL]
+    assert outside == []
+
+
+@pytest.mark.parametrize("name", ["EndpointError", "RetryableError", "EndpointTimeout", "RateLimited",
+                                  "ServerError", "ClientHTTPError", "MalformedResponse", "ResultError",
+                                  "QueryError", "ReportFailed", "JudgeReplyError", "RunLocked",
+                                  "ExportFailed", "RunDirError", "CompareError", "JudgeRefused"])
+def test_every_error_is_a_labkit_error(name: str) -> None:
+    cls = getattr(errors, name)
+    assert inspect.isclass(cls) and issubclass(cls, LabkitError)
+
+
+@pytest.mark.parametrize(("module", "name"), [
+    ("labkit.openai_compat", "EndpointError"), ("labkit.openai_compat", "RateLimited"),
+    ("labkit.resultline", "ResultError"), ("labkit.judges", "JudgeReplyError"),
+    ("labkit.trace.otel", "ExportFailed"),
+])
+def test_raising_modules_use_the_one_class(module: str, name: str) -> None:
+    assert getattr(importlib.import_module(module), name) is getattr(errors, name)
+
+
+def test_no_bare_labkit_error_is_raised() -> None:
+    bare = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if "raise LabkitError(" in line:
+                bare.append(f"{path.relative_to(PACKAGE)}:{i}")
+    assert bare == []
+
+
+def test_cli_prints_an_endpoint_error_on_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    def boom(args: object) -> int:
+        raise errors.ClientHTTPError("HTTP 401 from http://127.0.0.1:9/v1", status=401)
+
+    ns = argparse.Namespace(handler=boom, command="compare")
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", lambda self, argv=None: ns)
+    assert main(["compare", "a", "b"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["labkit: error: HTTP 401 from http://127.0.0.1:9/v1"]
+
+
+def test_compare_of_a_missing_run_is_a_run_dir_error(tmp_path: Path) -> None:
+    from labkit.compare import compare_runs
+
+    with pytest.raises(errors.RunDirError, match="not a run directory"):
+        compare_runs(tmp_path / "nope", tmp_path / "nope2")

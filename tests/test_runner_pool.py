@@ -1,0 +1,104 @@
+"""The runner's threads: the hand-over lane keeps completion order; the sync pool bounds
+abandoned calls and stops pure-Python spins."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from labkit.runner.pool import HandOver, PipelineAbandoned, PipelineThreadsStuck, SyncPool
+
+
+def test_hand_over_keeps_order_across_the_loop_and_the_thread() -> None:
+    done: list[tuple[str, str]] = []
+
+    def fn(item: str) -> None:
+        if item.startswith("heavy"):
+            time.sleep(0.1)
+        done.append((item, threading.current_thread().name))
+
+    async def go() -> None:
+        lane = HandOver(fn, lambda item: item.startswith("heavy"))
+        for item in ("a", "heavy1", "b", "c"):
+            lane.put(item)
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.02)
+        lane.put("d")  # the thread is still busy with heavy1: d queues behind it
+        await asyncio.sleep(0.3)
+        lane.put("e")  # the thread is idle again: back on the loop
+        lane.close()
+
+    asyncio.run(go())
+    assert [i for i, _ in done] == ["a", "heavy1", "b", "c", "d", "e"]
+    where = dict(done)
+    assert where["heavy1"] == where["d"] == "labkit-handover"
+    assert where["a"] == where["e"] == threading.main_thread().name
+
+
+def test_hand_over_stops_at_the_first_error() -> None:
+    seen: list[int] = []
+
+    def fn(i: int) -> None:
+        if i == 2:
+            raise OSError("disk full")
+        seen.append(i)
+
+    async def go() -> HandOver:
+        lane = HandOver(fn, lambda _: False)
+        for i in range(5):
+            lane.put(i)
+        lane.close()
+        return lane
+
+    lane = asyncio.run(go())
+    assert seen == [0, 1] and isinstance(lane.error, OSError)
+
+
+def test_sync_pool_stops_a_spinning_call_and_bounds_the_stuck_ones() -> None:
+    release = threading.Event()
+    ended: list[str] = []
+
+    def spin(_: Any) -> None:
+        try:
+            while True:  # pure Python, never returns on its own
+                pass
+        except PipelineAbandoned:
+            ended.append("spin")
+            raise
+
+    def block(_: Any) -> None:
+        release.wait(30)  # inside C: cannot be stopped, holds its place
+
+    async def go() -> None:
+        pool = SyncPool(limit=2)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.1):
+                await pool.call(spin, None)
+        for _ in range(50):
+            if ended and pool.abandoned == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert ended == ["spin"] and pool.abandoned == 0  # stopped, and its place is free again
+        for _ in range(2):
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.1):
+                    await pool.call(block, None)
+        assert pool.abandoned == 2
+        with pytest.raises(PipelineThreadsStuck, match="2 pipeline call"):
+            await pool.call(lambda _: "never", None)
+        release.set()
+        for _ in range(100):
+            if pool.abandoned == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert await pool.call(lambda x: x + 1, 41) == 42
+        pool.shutdown()
+
+    try:
+        asyncio.run(go())
+    finally:
+        release.set()

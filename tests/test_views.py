@@ -1,0 +1,182 @@
+"""labkit.views: tables with pass/fail, charts (Agg, PNG inline), banners, escaping, footer."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import labkit
+from labkit import display
+from labkit.cases import as_cases
+from labkit.display import VERDICT_MIME, Verdict
+from labkit.gate import Gate
+from labkit.views import answers, charts, elements, footer, frames, tables, verdicts
+
+ROOT = Path(__file__).resolve().parents[1]
+XSS_Q = 'Why <script>window.__pwned=1</script> and <img src=x onerror="window.__pwned=2">?'
+
+
+def _m(value: float | None, lo: float | None = None, hi: float | None = None, stage: str = "generation") -> dict:
+    return {"stage": stage, "value": value, "ci_low": lo, "ci_high": hi, "n": 20, "unmeasured": 0}
+
+
+BASE = {"k": 5, "n_cases": 20, "n_missing": 0, "metrics": {
+    "faithfulness": _m(0.9, 0.8, 0.97),
+    "retrieval_hit_rate": _m(0.85, 0.6, 0.95, "retrieval"),
+    "latency_p95_ms": _m(3100.0, 2900.0, 3300.0, "ops"),
+    "cost_per_success": _m(0.06, 0.05, 0.07, "ops"),
+    "answer_relevance": _m(None, stage="generation"),
+}, "slices": {"risk=high": {"faithfulness": _m(0.7, 0.5, 0.9)}, "risk=low": {"faithfulness": _m(0.95, 0.9, 1.0)}}}
+VAR = {"k": 5, "n_cases": 20, "n_missing": 0, "metrics": {
+    "faithfulness": _m(0.8, 0.7, 0.9),
+    "retrieval_hit_rate": _m(0.9, 0.7, 0.97, "retrieval"),
+    "latency_p95_ms": _m(1200.0, 1100.0, 1300.0, "ops"),
+    "cost_per_success": _m(0.02, 0.01, 0.03, "ops"),
+    "answer_relevance": _m(None, stage="generation"),
+}, "slices": {"risk=high": {"faithfulness": _m(0.6, 0.4, 0.8)}}}
+GATE = Gate.from_dict({"name": "g", "checks": [
+    {"metric": "faithfulness", "op": ">=", "threshold": 0.85},
+    {"metric": "retrieval_hit_rate", "op": ">=", "threshold": 0.80},
+    {"metric": "latency_p95_ms", "op": "<=", "threshold": 3500},
+]})
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, labkit.RunDir]:
+    out = tmp_path_factory.mktemp("runs")
+    cases = labkit.load_cases(ROOT / "data" / "quick_lab.jsonl")
+    return {
+        "baseline": labkit.run(cases, ROOT / "data/pipelines/baseline.yaml", out / "b", overrides={"progress": False}),
+        "variant": labkit.run(cases, ROOT / "data/pipelines/variant.yaml", out / "v", overrides={"progress": False}),
+    }
+
+
+def test_gate_table_says_cases_judged_and_flips_name_their_metric() -> None:
+    partial = {**VAR, "n_cases": 15, "n_missing": 5}
+    table = tables.gate_table(GATE.evaluate(partial), caption="Variant.").to_html()
+    assert "Judged 15 of 20 cases (5 missing)." in table and "20 (min 20)" in table
+    flip = {"case_id": "c1", "from": "pass", "to": "fail", "metric": "task_success_rate",
+            "cause": "must_include_coverage 1 → 0.5"}
+    html = answers.flipped_table({"flipped": [flip]})._repr_html_()
+    assert "<td>task_success_rate (must_include_coverage 1 → 0.5)</td>" in html
+
+
+def test_metrics_table_side_by_side_with_pass_fail() -> None:
+    html = tables.metrics_table({"baseline": BASE, "variant": VAR}, gate=GATE).to_html()
+    assert "baseline" in html and "variant" in html
+    assert "0.900  [0.800 – 0.970]" in html
+    assert "3,100 ms" in html and "&gt;= 0.850" in html
+    assert "— (unmeasured)" in html
+    # baseline faithfulness passes (green), variant fails (red)
+    assert display.PASS_BG in html and display.FAIL_BG in html
+    frame = frames.metrics_frame({"baseline": BASE})
+    assert frame["stage"].iloc[0] == "retrieval"  # stage order
+
+
+def test_gate_table_and_banners() -> None:
+    rep_b, rep_v = GATE.evaluate(BASE), GATE.evaluate(VAR)
+    table = tables.gate_table(rep_v).to_html()
+    assert "FAIL" in table and "pass" in table and display.FAIL_BG in table
+    v = verdicts.ship_decision(rep_v, rep_b)
+    assert v.status == "fail" and "NO-SHIP" in v.title and "faithfulness" in v.detail
+    assert verdicts.ship_decision(rep_b).status == "pass"
+    bundle = v._repr_mimebundle_()
+    assert bundle[VERDICT_MIME]["status"] == "fail"
+    assert "NO-SHIP" in bundle["text/html"]
+    assert verdicts.gate_banner(rep_b, "baseline").status == "pass"
+    assert verdicts.gaps_verdict([]).status == "pass"
+    assert verdicts.gaps_verdict(["no adversarial cases"]).status == "warn"
+
+
+def _png_size(chart: elements.Chart) -> tuple[int, int]:
+    png = chart.png
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def test_stage_chart_is_an_inline_png_with_caption() -> None:
+    chart = charts.stage_chart({"baseline": BASE, "variant": VAR}, gate=GATE)
+    w, h = _png_size(chart)
+    assert w > 600 and h > 200
+    html = chart._repr_html_()
+    assert html.count("<img") == 1 and 'src="data:image/png;base64,' in html
+    assert "<figcaption" in html and "95% interval" in html
+    b64 = html.split('src="data:image/png;base64,')[1].split('"')[0]
+    assert base64.b64decode(b64) == chart.png
+    assert b"matplotlib.org" not in chart.png  # no software URL chunk
+
+
+def test_charts_need_no_pyplot_and_run_under_agg() -> None:
+    code = (
+        "import sys, json\n"
+        "from labkit.views import charts\n"
+        f"m = json.loads({json.dumps(json.dumps(BASE))})\n"
+        "c = charts.stage_chart({'baseline': m})\n"
+        "s = charts.slice_chart({'baseline': m}, 'faithfulness')\n"
+        "import matplotlib\n"
+        "print(matplotlib.get_backend().lower(), 'matplotlib.pyplot' in sys.modules, len(c.png) > 1000)\n"
+    )
+    env = {"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["agg", "False", "True"]
+
+
+def test_slice_views() -> None:
+    t = tables.slice_table({"baseline": BASE, "variant": VAR}, "faithfulness", gate=GATE).to_html()
+    assert "risk=high" in t and "risk=low" in t and "(n=20)" in t
+    assert display.FAIL_BG in t  # 0.7 misses 0.85
+    c = charts.slice_chart({"baseline": BASE, "variant": VAR}, "faithfulness", tag="risk", gate=GATE)
+    assert _png_size(c)[0] > 500
+
+
+def test_user_text_is_escaped_everywhere(runs: dict[str, labkit.RunDir]) -> None:
+    ds = as_cases([{"id": "x<1>", "question": XSS_Q, "tags": {"category": "<b>cat</b>", "risk": "high"}}])
+    for html in (
+        tables.cases_table(ds).to_html(),
+        elements.callout(XSS_Q)._repr_html_(),
+        elements.bullet_list([XSS_Q])._repr_html_(),
+        footer.run_footer({"q": XSS_Q})._repr_html_(),
+        answers.flipped_table({"flipped": [{"case_id": "x<1>", "from": "pass", "to": "fail"}]}, ds)._repr_html_(),
+        answers.trace_details(runs, ["x<1>"], ds)._repr_html_(),
+        Verdict("fail", XSS_Q, XSS_Q).to_html(),
+    ):
+        assert "<script" not in html
+        assert "<img src=x" not in html and "<img src=\"x" not in html
+        assert "&lt;script&gt;" in html or "&lt;1&gt;" in html
+    assert "<b>" not in tables.dataset_summary(ds)._repr_html_()
+
+
+def test_run_footer_has_the_metadata(runs: dict[str, labkit.RunDir]) -> None:
+    ds = labkit.load_cases(ROOT / "data" / "quick_lab.jsonl")
+    meta = footer.run_metadata({"seed": 0}, dataset=ds, runs=list(runs.values()))
+    assert meta["labkit_version"] == labkit.__version__
+    assert meta["git_sha"] and meta["generated_at"].endswith("UTC")
+    assert list(meta["dataset_fingerprints"].values()) == [ds.fingerprint]
+    html = footer.run_footer({"seed": 0}, dataset=ds, runs=list(runs.values()))._repr_html_()
+    for needle in ("Run metadata", "labkit version", "git sha", "dataset fingerprint", ds.fingerprint[:16],
+                   "seed", "UTC"):
+        assert needle in html
+
+
+def test_views_on_real_runs(runs: dict[str, labkit.RunDir]) -> None:
+    ds = labkit.load_cases(ROOT / "data" / "quick_lab.jsonl")
+    html = tables.metrics_table(runs, gate=GATE, metrics=tables.QUICK_LAB_METRICS).to_html()
+    for m in tables.QUICK_LAB_METRICS:
+        assert m in html
+    assert _png_size(charts.stage_chart(runs, gate=GATE, metrics=tables.QUICK_LAB_METRICS))[0] > 600
+    comp = labkit.compare_runs(runs["baseline"].path, runs["variant"].path)
+    assert "delta" in tables.compare_table(comp).to_html()
+    flips = answers.flipped_table(comp, ds)._repr_html_()
+    details = answers.trace_details(runs, comp, ds)._repr_html_()
+    for f in comp.to_dict()["flipped"]:
+        anchor = answers.trace_anchor("baseline", f["case_id"])
+        assert f"href='#{anchor}'" in flips and f"id='{anchor}'" in details
+    assert "SIMULATED" in verdicts.simulated_notice("data/pipelines/baseline.yaml")._repr_html_()
+    assert "Gate g" in tables.thresholds_table(GATE).to_html()
+    assert "cases" in answers.answers_table(runs["baseline"], ds).to_html()
+    assert _png_size(charts.coverage_chart(ds))[0] > 600
