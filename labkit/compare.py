@@ -118,6 +118,8 @@ class Comparison:
         out["alpha"] = self.alpha
         if self.metrics_schema_version is not None:
             out["metrics_schema_version"] = dict(self.metrics_schema_version)
+        if self.notes:
+            out["notes"] = list(self.notes)
         return out
 
     def to_json(self) -> str:
@@ -432,6 +434,10 @@ def compare_runs(
     different case ids) are refused unless ``align`` is true, which pairs the
     shared case ids and reports how many were dropped.
     """
+    from labkit.scoring import verify_scored
+
+    # both runs' files must be what their scoring wrote (docs/formats.md, "The scoring record")
+    notes = [n for n in (verify_scored(baseline), verify_scored(variant)) if n]
     bid, bfp, bdf = _load_run(baseline)
     vid, vfp, vdf = _load_run(variant)
     bids, vids = set(bdf["case_id"].astype(str)), set(vdf["case_id"].astype(str))
@@ -455,7 +461,7 @@ def compare_runs(
         dropped=dropped if align else None, count_absent=not align,
     )
     versions = {"baseline": _schema_version(baseline), "variant": _schema_version(variant)}
-    return replace(comp, metrics_schema_version=versions)
+    return replace(comp, metrics_schema_version=versions, notes=[*comp.notes, *notes])
 
 
 __all__: Sequence[str] = ["Comparison", "MetricDelta", "compare_frames", "compare_runs", "read_scores"]
