@@ -15,7 +15,7 @@ stage modules load no numpy either). Definitions: docs/metrics.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
