@@ -49,6 +49,14 @@ class MetricDelta:
     verdict: str
     n: int
     test: str
+    #: cases the baseline measured; of those, the ones the variant did not measure for a failure
+    #: reason or has no result for (docs/metrics.md, "Failed, not applicable"), by reason
+    n_baseline_measured: int = 0
+    lost_reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_lost(self) -> int:
+        return sum(self.lost_reasons.values())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +72,9 @@ class MetricDelta:
             "test": self.test,
             "stage": self.stage,
             "direction": self.direction,
+            "n_baseline_measured": self.n_baseline_measured,
+            "n_lost": self.n_lost,
+            "lost_reasons": dict(self.lost_reasons),
         }
 
 
@@ -107,6 +118,8 @@ class Comparison:
         out["alpha"] = self.alpha
         if self.metrics_schema_version is not None:
             out["metrics_schema_version"] = dict(self.metrics_schema_version)
+        if self.notes:
+            out["notes"] = list(self.notes)
         return out
 
     def to_json(self) -> str:
@@ -133,6 +146,10 @@ class Comparison:
         fp = [x["case_id"] for x in self.flipped if x["from"] == "fail"]
         lines.append(f"flipped pass -> fail ({len(pf)}): {', '.join(pf) if pf else '-'}")
         lines.append(f"flipped fail -> pass ({len(fp)}): {', '.join(fp) if fp else '-'}")
+        lost = [f"{n} {m.n_lost}/{m.n_baseline_measured} ({', '.join(f'{k} {v}' for k, v in m.lost_reasons.items())})"
+                for n, m in self.metrics.items() if m.n_lost]
+        if lost:
+            lines.append("measured in the baseline, not in the variant (failure reasons): " + "; ".join(lost))
         lines += self.notes
         return "\n".join(lines)
 
@@ -169,7 +186,11 @@ def _load_run(run_dir: str | Path) -> tuple[str, str | None, pd.DataFrame]:
     df = read_scores(scores)
     if "case_id" not in df.columns:
         raise RunDirError(f"{scores}: no case_id column")
-    df = df.drop_duplicates("case_id", keep="last")
+    dup = df["case_id"][df["case_id"].duplicated()].astype(str).unique().tolist()
+    if dup:
+        more = f" and {len(dup) - 5} more" if len(dup) > 5 else ""
+        raise RunDirError(f"{scores}: duplicate case_id {', '.join(map(repr, dup[:5]))}{more}: "
+                          f"one row per case; rescore with labkit score {d}")
     return run_id, fp, df
 
 
@@ -216,6 +237,42 @@ def _flipped(b: pd.DataFrame, v: pd.DataFrame, shared: Sequence[str]) -> list[di
             out.append({"case_id": cid, "from": "pass" if x > 0.5 else "fail", "to": "pass" if y > 0.5 else "fail",
                         "metric": "task_success_rate", "cause": "; ".join(why)})
     return out
+
+
+def _measured(spec: Any, df: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """Which rows measure ``spec`` (the cases its statistic stands on), and each row's reason
+    when it does not."""
+    if spec.per_case:
+        x = _arr(df, spec.name)
+        col = spec.name + "_reason"
+        raw = df[col].tolist() if col in df.columns else [""] * len(df)
+        return np.isfinite(x), [r if isinstance(r, str) and r else "unmeasured" for r in raw]
+    if spec.kind == "percentile":
+        lat, cached = _arr(df, "latency_ms"), _bool(df, "from_cache")
+        why = ["no_latency" if not np.isfinite(a) else "from_cache" if c else "" for a, c in zip(lat, cached,
+                                                                                                 strict=True)]
+        return np.isfinite(lat) & ~cached, why
+    cost = _arr(df, "cost_usd")
+    return np.isfinite(cost), ["no_cost"] * len(df)
+
+
+def _lost(spec: Any, b: pd.DataFrame, v: pd.DataFrame, count_absent: bool) -> tuple[int, dict[str, int]]:
+    """(cases the baseline measured, {reason: count} of those the variant lost)."""
+    from labkit.registry import is_failure_reason
+
+    if spec.per_case and spec.name not in b.columns and spec.name not in v.columns:
+        return 0, {}
+    b_ok, _ = _measured(spec, b)
+    v_ok, v_why = _measured(spec, v)
+    v_row = {cid: i for i, cid in enumerate(v.index.tolist())}
+    out: dict[str, int] = {}
+    for cid in b.index[b_ok].tolist():
+        i = v_row.get(cid)
+        absent = "no_result" if count_absent else ""
+        why = absent if i is None else ("" if v_ok[i] else v_why[i])
+        if why and is_failure_reason(why):
+            out[why] = out.get(why, 0) + 1
+    return int(b_ok.sum()), dict(sorted(out.items()))
 
 
 def _arr(df: pd.DataFrame, col: str) -> np.ndarray:
@@ -323,14 +380,25 @@ def compare_frames(
     n_perm: int = 5000,
     alpha: float = 0.05,
     dropped: int | None = None,
+    count_absent: bool = True,
 ) -> Comparison:
-    """Compare two score frames on the case ids they share (rows paired by case_id)."""
+    """Compare two score frames on the case ids they share (rows paired by case_id).
+
+    Each metric also counts the cases the baseline measured that the variant lost: not
+    measured for a failure reason, or (``count_absent``) with no row at all.
+    """
     from labkit import stats
     from labkit.metrics import METRICS
 
     stats.check_options(alpha=alpha, n_boot=n_boot)
-    b = base.drop_duplicates("case_id", keep="last").set_index("case_id")
-    v = variant.drop_duplicates("case_id", keep="last").set_index("case_id")
+
+    for side, frame in (("baseline", base), ("variant", variant)):
+        if frame["case_id"].duplicated().any():
+            raise CompareError(f"{side} scores hold a case_id twice: one row per case")
+    b = base.set_index("case_id")
+    v = variant.set_index("case_id")
+    b.index, v.index = b.index.astype(str), v.index.astype(str)
+    lost = {spec.name: _lost(spec, b, v, count_absent) for spec in METRICS.values()}
     shared = sorted(set(b.index.astype(str)) & set(v.index.astype(str)))
     b = b.loc[shared].reset_index()
     v = v.loc[shared].reset_index()
@@ -340,10 +408,12 @@ def compare_frames(
     metrics: dict[str, MetricDelta] = {}
     for r, p_adj in zip(rows, adjusted, strict=True):
         spec = r["spec"]
+        n_base, why = lost[spec.name]
         metrics[spec.name] = MetricDelta(
             name=spec.name, stage=spec.stage, direction=spec.direction, baseline=r["base"], variant=r["var"],
             delta=r["delta"], ci_low=r["lo"], ci_high=r["hi"], p_value=r["p"], p_adjusted=p_adj,
-            verdict=_verdict(r, p_adj, alpha), n=r["n"], test=r["test"],
+            verdict=_verdict(r, p_adj, alpha), n=r["n"], test=r["test"], n_baseline_measured=n_base,
+            lost_reasons=why,
         )
     return Comparison(baseline=baseline_id, variant=variant_id, n_paired=len(shared), metrics=metrics,
                       flipped=_flipped(b, v, shared), dropped=dropped, seed=seed, n_boot=n_boot, alpha=alpha)
@@ -364,6 +434,10 @@ def compare_runs(
     different case ids) are refused unless ``align`` is true, which pairs the
     shared case ids and reports how many were dropped.
     """
+    from labkit.scoring import verify_scored
+
+    # both runs' files must be what their scoring wrote (docs/formats.md, "The scoring record")
+    notes = [n for n in (verify_scored(baseline), verify_scored(variant)) if n]
     bid, bfp, bdf = _load_run(baseline)
     vid, vfp, vdf = _load_run(variant)
     bids, vids = set(bdf["case_id"].astype(str)), set(vdf["case_id"].astype(str))
@@ -384,10 +458,10 @@ def compare_runs(
         raise CompareError(f"cannot compare {baseline} and {variant}: no shared case ids")
     comp = compare_frames(
         bdf, vdf, baseline_id=bid, variant_id=vid, seed=seed, n_boot=n_boot, alpha=alpha,
-        dropped=dropped if align else None,
+        dropped=dropped if align else None, count_absent=not align,
     )
     versions = {"baseline": _schema_version(baseline), "variant": _schema_version(variant)}
-    return replace(comp, metrics_schema_version=versions)
+    return replace(comp, metrics_schema_version=versions, notes=[*comp.notes, *notes])
 
 
 __all__: Sequence[str] = ["Comparison", "MetricDelta", "compare_frames", "compare_runs", "read_scores"]

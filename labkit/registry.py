@@ -15,7 +15,7 @@ stage modules load no numpy either). Definitions: docs/metrics.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -188,3 +188,27 @@ def get_metric(name: str) -> MetricSpec:
 def per_case_metrics() -> list[str]:
     """Names of the metrics that have a per-case column, in registry order."""
     return [n for n, s in METRICS.items() if s.per_case]
+
+
+#: Unmeasured reason codes meaning "not applicable": the case carries no label for the metric
+#: (``no_gold``, ``no_must_include``, ``no_must_not_include``, ``no_expected_tools``, a user
+#: metric's ``no_label…``), or the answer makes no claim (``no_claims``: an abstention). A code is
+#: not applicable when it starts with one of these; every other code (``not_ok``, ``no_answer``,
+#: ``no_retrieval``, ``no_context``, ``from_cache``, ``judge_error``, ``no_result`` ... and any
+#: unknown one) is a failure that counts against a gate's unmeasured budget (docs/metrics.md).
+NOT_APPLICABLE_REASONS = ("no_gold", "no_must", "no_expected", "no_label", "no_claims")
+
+
+def is_failure_reason(reason: str) -> bool:
+    """Whether an unmeasured reason code counts against a gate's unmeasured budget."""
+    return not str(reason).startswith(NOT_APPLICABLE_REASONS)
+
+
+def failure_reasons(reasons: Mapping[str, Any]) -> dict[str, int]:
+    """The failure part of an ``unmeasured_reasons`` mapping (code -> count), zero counts dropped."""
+    out: dict[str, int] = {}
+    for code, count in reasons.items():
+        n = count if isinstance(count, int) and not isinstance(count, bool) else 0
+        if n > 0 and is_failure_reason(code):
+            out[str(code)] = n
+    return out

@@ -3,7 +3,10 @@
 The run directory (labkit.runs) only stores and reads; this module computes:
 it pairs the results with the dataset, scores every case (labkit.metrics),
 aggregates, writes both files atomically and records the scoring parameters
-in the manifest.
+in the manifest, with the sha256 of the results.jsonl it scored and of the
+scores.csv and metrics.json it wrote (``scoring.sha256``): :func:`verify_scored`
+is how the gate and compare know they read what scoring wrote
+(docs/formats.md, "The scoring record").
 """
 
 from __future__ import annotations
@@ -17,11 +20,42 @@ from pathlib import Path
 from typing import Any
 
 from labkit.cases import Dataset, EvalCase
-from labkit.errors import DatasetError, Problem
+from labkit.errors import DatasetError, Problem, RunDirError
 from labkit.io import atomic_write_text, iter_jsonl
-from labkit.runs import RunDir, csv_safe_frame, load_dataset
+from labkit.runs import METRICS, RESULTS, SCORES, RunDir, csv_safe_frame, load_dataset
 
-__all__ = ["score_run"]
+__all__ = ["SCORED_FILES", "file_hash", "score_run", "verify_scored"]
+
+#: The files of a run whose sha256 scoring records: what it read, and what it wrote.
+SCORED_FILES = (RESULTS, SCORES, METRICS)
+
+
+def file_hash(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a file's bytes (hex)."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def verify_scored(run_dir: str | os.PathLike[str] | RunDir) -> str:
+    """Check a run's files against the hashes its scoring recorded.
+
+    Returns ``""`` when they match, and a note when the run records no hashes (scored
+    before they were recorded, or never scored by labkit): such a run can still be judged,
+    but not verified. Raises RunDirError when a file differs from its recorded hash.
+    """
+    rd = RunDir(run_dir)
+    sc = rd.manifest.get("scoring")
+    rec = sc.get("sha256") if isinstance(sc, Mapping) else None
+    if not isinstance(rec, Mapping):
+        return (f"run {rd.path} records no hashes of its scored files (scored before labkit recorded "
+                f"them): its scores.csv and metrics.json cannot be verified; rescore with labkit score {rd.path}")
+    changed = [name for name in SCORED_FILES
+               if not (rd.path / name).is_file() or file_hash(rd.path / name) != rec.get(name)]
+    if changed:
+        raise RunDirError(f"{rd.path}: run files changed after scoring: rescore with labkit score {rd.path} "
+                          f"({', '.join(changed)} differ from the hashes scoring recorded)")
+    return ""
 
 
 def _resolve_corpus(corpus: Any, rd: RunDir) -> Any:
@@ -140,6 +174,7 @@ def score_run(
         "n_scored": len(cases),
         "n_missing": len(ds) - len(cases),
         "corpus": getattr(corp, "root", None),
+        "sha256": {name: file_hash(rd.path / name) for name in SCORED_FILES},
     }
     rd.write_manifest(man)
     return metrics

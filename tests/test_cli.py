@@ -50,7 +50,7 @@ def test_run_writes_complete_run_directory(runs):
 
 def test_gate_exit_codes_follow_the_gate(runs, capsys):
     base = str(runs / "baseline")
-    assert main(["gate", "--config", "data/gate.yaml", base, "--baseline", base]) == 0
+    assert main(["gate", "--config", "data/gate.yaml", base, "--thresholds-only"]) == 0
     capsys.readouterr()
     assert main(["gate", "--config", "data/gate.yaml", str(runs / "variant"), "--baseline", base, "--json"]) == 1
     rep = json.loads(capsys.readouterr().out)
@@ -69,7 +69,7 @@ def test_gate_ci_outputs_and_baseline(runs, tmp_path):
                  "--junit", str(junit), "--markdown", str(md)])
     assert code == 1  # the variant's faithfulness drop is beyond the margin
     assert 'failures="1"' in junit.read_text() and "faithfulness" in md.read_text()
-    assert main(["gate", "--config", str(gate), str(runs / "baseline"), "--baseline", str(runs / "baseline")]) == 0
+    assert main(["gate", "--config", str(gate), str(runs / "baseline"), "--thresholds-only"]) == 0
 
 
 def test_gate_config_and_usage_errors_exit_2(runs, tmp_path, capsys):
@@ -94,10 +94,10 @@ def test_gate_lock_then_run_records_it(tmp_path, capsys):
     man = json.loads((out / "manifest.json").read_text())
     assert man["gate"]["locked_at"] and man["gate"]["hash"]
     capsys.readouterr()
-    assert main(["gate", "--config", str(gate), str(out), "--baseline", str(out), "--json"]) == 0
+    assert main(["gate", "--config", str(gate), str(out), "--thresholds-only", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["pre_registration"]["status"] == "pre_registered"
     gate.write_text(gate.read_text().replace("0.85", "0.5"))
-    assert main(["gate", "--config", str(gate), str(out), "--baseline", str(out)]) == 1
+    assert main(["gate", "--config", str(gate), str(out), "--thresholds-only"]) == 1
 
 
 def test_score_recomputes_from_hand_written_results(tmp_path, capsys):
@@ -133,10 +133,13 @@ def test_full_gate_slices_reviews_and_lock_from_the_cli(runs, tmp_path, capsys):
     """data/gate_full.yaml: slices, unmeasured budget, regression and review coverage, end to end."""
     gate = tmp_path / "gate_full.yaml"
     shutil.copy("data/gate_full.yaml", gate)
-    assert main(["gate", "lock", str(gate)]) == 0
     base, var = str(runs / "baseline"), str(runs / "variant")
+    rerun = str(tmp_path / "rerun")  # the baseline made again: another run to compare it with
+    assert main(["run", "--dataset", GOLDEN, "--pipeline", "data/pipelines/baseline.yaml", "--out", rerun,
+                 "--quiet"]) == 0
+    assert main(["gate", "lock", str(gate)]) == 0
     capsys.readouterr()
-    assert main(["gate", "--config", str(gate), base, "--baseline", base, "--json"]) == 1
+    assert main(["gate", "--config", str(gate), rerun, "--baseline", base, "--json"]) == 1
     rep = json.loads(capsys.readouterr().out)
     failed = {c["kind"] for c in rep["checks"] if not c["passed"]}
     # the baseline misses the human reviews of high-risk cases; and the run was made before
@@ -152,7 +155,7 @@ def test_full_gate_slices_reviews_and_lock_from_the_cli(runs, tmp_path, capsys):
                                            "at": "2026-11-27"}) + "\n" for c in high))
     edited = tmp_path / "unlocked.yaml"
     edited.write_text(gate.read_text())
-    assert main(["gate", "--config", str(edited), base, "--baseline", base, "--reviews", str(reviews)]) == 0
+    assert main(["gate", "--config", str(edited), rerun, "--baseline", base, "--reviews", str(reviews)]) == 0
     capsys.readouterr()
     assert main(["gate", "--config", str(edited), var, "--baseline", base, "--reviews", str(reviews),
                  "--json"]) == 1

@@ -17,7 +17,10 @@ def register(sub: Any) -> None:
     )
     p.add_argument("target", nargs="+", metavar="RUN_DIR", help="run directory (or: lock GATE)")
     p.add_argument("--config", help="gate YAML")
-    p.add_argument("--baseline", help="baseline run directory for regression checks")
+    p.add_argument("--baseline", help="baseline run directory for regression checks (another run)")
+    p.add_argument("--thresholds-only", action="store_true",
+                   help="judge a reference run on what its own metrics show: no regression checks "
+                        "(the report says so); not a release verdict")
     p.add_argument("--reviews", help="human review records (JSONL: case_id, reviewer, verdict, at)")
     p.add_argument("--dataset", help="dataset for review coverage (default: the run's)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed for regression intervals")
@@ -42,6 +45,10 @@ def _gate(args: argparse.Namespace) -> int:
     if not args.config:
         raise ConfigError("--config GATE is required")
     gate = Gate.load(args.config)
+    if args.thresholds_only:
+        if args.baseline:
+            raise ConfigError("--thresholds-only judges no regression checks: drop --baseline")
+        gate = gate.thresholds_only()
     if args.baseline and not gate.regression:
         raise ConfigError("the gate has no regression checks, so --baseline would be ignored: add a "
                           "`regression:` section or drop --baseline", path=args.config, field="regression")

@@ -4,6 +4,11 @@
   counts the dataset's cases that have no result (``n_missing``); the coverage
   check fails when any is missing, unless the gate's ``unmeasured: {max_rate}``
   budget allows that share (a missing case is unmeasured on every metric).
+* **Failed cases.** A case with a result that a gated metric could not measure for a
+  failure reason (error, timeout, guardrail block, no answer, no retrieval logged ...;
+  not the not-applicable reasons such as ``no_gold`` or ``no_claims``:
+  labkit.registry) counts against the same budget, 0 unless the gate declares one, so
+  turning the worst cases into failures cannot lift a check on the rest.
 * **Minimum n.** A check whose statistic was computed on fewer than ``min_n``
   cases fails as "too few cases to judge" instead of passing on a handful.
   The default (:func:`default_min_n`) is 10 for rates, means, ratios and sums,
@@ -52,6 +57,37 @@ def too_few(n: int | None, min_n: int) -> str:
     if n < min_n:
         return f"computed on {n} case{'s' if n != 1 else ''}; min_n is {min_n}: too few cases to judge"
     return ""
+
+
+def _count(v: Any) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
+
+
+def failed_cases(entry: Mapping[str, Any]) -> dict[str, int]:
+    """The scored cases a metrics.json entry could not measure for a failure reason, by reason;
+    an unmeasured count its reasons do not explain counts as ``unmeasured`` (fail closed)."""
+    from labkit.registry import failure_reasons
+
+    raw = entry.get("unmeasured_reasons")
+    reasons = raw if isinstance(raw, Mapping) else {}
+    out = failure_reasons(reasons)
+    unexplained = _count(entry.get("unmeasured")) - sum(_count(v) for v in reasons.values())
+    if unexplained > 0:
+        out["unmeasured"] = out.get("unmeasured", 0) + unexplained
+    return out
+
+
+def over_budget(entry: Mapping[str, Any], budget: float) -> str:
+    """Why a check on ``entry`` fails for its failed cases ('' when their share of all the cases,
+    missing ones included, is within ``budget``)."""
+    failed = failed_cases(entry)
+    k = sum(failed.values())
+    total = _count(entry.get("n")) + _count(entry.get("unmeasured")) + _count(entry.get("n_missing"))
+    if not k or (total and k / total <= budget):
+        return ""
+    why = ", ".join(f"{code}: {v}" for code, v in sorted(failed.items()))
+    return (f"{k} of {total} cases not measured for a failure reason ({why}): "
+            f"beyond the unmeasured budget {budget:g}")
 
 
 def case_counts(metrics: Mapping[str, Any], run: Any) -> dict[str, int] | None:

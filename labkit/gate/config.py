@@ -5,11 +5,11 @@ Kinds of checks (format in docs/formats.md):
 
 * ``checks``: absolute thresholds on an aggregate (``statistic``: value,
   ci_low or ci_high) read from a run's metrics.json or a plain dict;
-* ``regression``: non-inferiority against a baseline run: fails when the
-  paired delta's interval lies wholly beyond ``max_drop`` in the bad direction;
+* ``regression``: non-inferiority against another run (the baseline): passes only when
+  the paired delta's whole interval lies within ``max_drop`` of no change;
 * ``slices``: absolute checks on the aggregates of a tag slice (``risk=high``);
-* ``unmeasured``: bound on the share of unmeasured cases of the gated metrics (a case
-  of the dataset with no result counts as unmeasured, and as missing);
+* ``unmeasured``: the budget for cases not measured for a failure reason (a case of the
+  dataset with no result counts too, as missing); 0 when not declared;
 * ``review``: cases matching ``required_for`` need an approving human review
   record (JSONL: case_id, reviewer, verdict, at).
 
@@ -206,7 +206,10 @@ class Gate:
             raise ConfigError("must be true or false", path=path, field="require_lock")
         if not (checks or regs or slices or max_rate is not None or req):
             raise ConfigError("gate has no checks", path=path, field="checks")
-        return cls(name=str(d.get("name") or (Path(path).stem if path else "gate")), checks=checks, regression=regs,
+        name = d.get("name")
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise ConfigError(f"must be a non-empty string, got {name!r}", path=path, field="name")
+        return cls(name=name or (Path(path).stem if path else "gate"), checks=checks, regression=regs,
                    slices=slices, unmeasured_max_rate=max_rate, review_required_for=req, require_lock=require_lock,
                    version=1, path=path)
 
@@ -221,8 +224,11 @@ class Gate:
 
     def thresholds_only(self) -> Gate:
         """A copy without the regression checks: what one run's metrics can judge on their own
-        (threshold tuning, tables of a run). The verdict of a release needs the whole gate."""
-        return replace(self, regression=())
+        (a reference run, threshold tuning, tables of a run). The verdict of a release needs
+        the whole gate; the copy's name says "(thresholds only)" in every report."""
+        if not self.regression:
+            return self
+        return replace(self, regression=(), name=f"{self.name} (thresholds only)")
 
     def to_dict(self) -> dict[str, Any]:
         def chk(c: Check) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """Evaluating a gate: a run directory, a metrics.json mapping or a plain dict -> a GateReport.
 
 Each check of the gate (labkit.gate.config) becomes one CheckResult: absolute
-and slice thresholds (with their min_n), coverage of the dataset, the
-unmeasured budget, non-inferiority against a baseline run, human review and
-pre-registration.
+and slice thresholds (with their min_n and their failed cases), coverage of the
+dataset, the unmeasured budget, non-inferiority against a baseline run, human
+review and pre-registration. A run directory is judged only when its files are
+what its scoring wrote (labkit.scoring.verify_scored), and never against itself.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import ConfigError, DatasetError, Problem
-from labkit.gate.cases import case_counts, coverage_check, too_few
+from labkit.gate.cases import case_counts, coverage_check, failed_cases, over_budget, too_few
 from labkit.gate.config import MODULE_GATE, OPS, Check, Gate, RegressionCheck, direction
 from labkit.gate.lock import pre_registration
 from labkit.gate.report import CheckResult, GateReport
@@ -80,9 +81,11 @@ def _entry_n(metrics: Mapping[str, Any], metric: str) -> int | None:
     return n if isinstance(n, int) and not isinstance(n, bool) else None
 
 
-def _check(c: Check, metrics: Mapping[str, Any], kind: str, slice_key: str | None = None) -> CheckResult:
-    """One threshold check; on a metrics.json it also needs ``min_n`` measured cases (a plain
-    dict of values carries no n, so there the rule cannot apply)."""
+def _check(c: Check, metrics: Mapping[str, Any], kind: str, slice_key: str | None = None, *,
+           budget: float = 0.0) -> CheckResult:
+    """One threshold check; on a metrics.json it also needs ``min_n`` measured cases and no more
+    cases not measured for a failure reason than ``budget`` allows (a plain dict of values
+    carries no n, so there these rules cannot apply)."""
     obs, why = observed(metrics, c.metric, c.statistic)
     has_n = isinstance(metrics.get("metrics"), dict)
     n = _entry_n(metrics, c.metric) if has_n else None
@@ -92,15 +95,18 @@ def _check(c: Check, metrics: Mapping[str, Any], kind: str, slice_key: str | Non
         ok = OPS[c.op](obs, c.threshold)
         why = f"{obs:.4g} {c.op} {c.threshold:g}" if ok else f"{obs:.4g} is not {c.op} {c.threshold:g}"
         few = too_few(n, min_n) if min_n is not None else ""
-        if few:
-            ok, why = False, f"{few} ({why})"
+        failed = over_budget(metrics["metrics"].get(c.metric) or {}, budget) if has_n else ""
+        if few or failed:
+            ok, why = False, f"{few or failed} ({why})"
     return CheckResult(name=c.name, kind=kind, metric=c.metric, op=c.op, threshold=c.threshold, observed=obs,
                        passed=ok, reason=why, statistic=c.statistic, slice=slice_key, n=n, min_n=min_n)
 
 
-def _target(target: Any) -> tuple[Mapping[str, Any], Any, str | None]:
-    """(metrics, run directory or None, run id) of what a gate judges."""
+def _target(target: Any) -> tuple[Mapping[str, Any], Any, str | None, str]:
+    """(metrics, run directory or None, run id, note) of what a gate judges; a run's files are
+    checked against its scoring record first (the note says when it records none)."""
     from labkit.runs import RunDir
+    from labkit.scoring import verify_scored
 
     run: RunDir | None = None
     if isinstance(target, RunDir):
@@ -109,17 +115,20 @@ def _target(target: Any) -> tuple[Mapping[str, Any], Any, str | None]:
         run = RunDir(target)
     if run is None:
         if isinstance(target, Mapping):
-            return target, None, None
+            return target, None, None, ""
         raise ConfigError(f"cannot evaluate a gate on {type(target).__name__}")
     if not run.path.is_dir():
         raise ConfigError("run directory not found", path=str(run.path))
+    if not run.metrics_path.is_file():
+        raise ConfigError(f"no metrics.json: score the run first (labkit score {run.path})", path=str(run.path))
+    note = verify_scored(run)
     metrics = run.metrics()
     if not metrics:
         raise ConfigError(f"no metrics.json: score the run first (labkit score {run.path})", path=str(run.path))
-    return metrics, run, run.run_id
+    return metrics, run, run.run_id, note
 
 
-def _slices(gate: Gate, metrics: Mapping[str, Any]) -> list[CheckResult]:
+def _slices(gate: Gate, metrics: Mapping[str, Any], budget: float) -> list[CheckResult]:
     results = []
     for s in gate.slices:
         sl = (metrics.get("slices") or {}).get(s.key) if isinstance(metrics.get("metrics"), dict) else None
@@ -130,7 +139,7 @@ def _slices(gate: Gate, metrics: Mapping[str, Any]) -> list[CheckResult]:
                                            reason=f"slice {s.key} not in metrics.json", statistic=c.statistic,
                                            slice=s.key))
             else:
-                r = _check(c, {"metrics": sl}, "slice", s.key)
+                r = _check(c, {"metrics": sl}, "slice", s.key, budget=budget)
                 results.append(replace(r, name=f"{s.key}: {c.name}"))
     return results
 
@@ -145,16 +154,17 @@ def evaluate_gate(
     seed: int = 0,
 ) -> GateReport:
     """Judge a run directory, a metrics.json mapping or a plain {metric: value} dict."""
-    metrics, run, run_id = _target(target)
+    metrics, run, run_id, unverified = _target(target)
     version = metrics_schema_version(metrics) if isinstance(metrics.get("metrics"), dict) else None
-    results = [_check(c, metrics, "absolute") for c in gate.checks] + _slices(gate, metrics)
+    budget = gate.unmeasured_max_rate or 0.0
+    results = [_check(c, metrics, "absolute", budget=budget) for c in gate.checks] + _slices(gate, metrics, budget)
     cov = coverage_check(metrics, run, gate.unmeasured_max_rate) if isinstance(metrics.get("metrics"), dict) \
         else None
     if cov is not None:
         results.append(cov)
     if gate.unmeasured_max_rate is not None:
         results.extend(_unmeasured(gate, metrics))
-    notes = []
+    notes = [unverified] if unverified else []
     if gate.regression:
         results.extend(_regressions(gate, run, baseline, seed))
     elif baseline is not None:
@@ -163,7 +173,7 @@ def evaluate_gate(
     if gate.review_required_for:
         results.append(_review(gate, run, reviews, dataset))
     pre = pre_registration(gate.path, run)
-    if pre.get("status") in ("edited_after_lock", "locked_after_run") or (
+    if pre.get("status") in ("edited_after_run", "edited_after_lock", "locked_after_run") or (
         gate.require_lock and pre.get("status") != "pre_registered"
     ):
         results.append(CheckResult(name="gate pre-registered before the run", kind="pre_registration", metric=None,
@@ -188,35 +198,55 @@ def _unmeasured(gate: Gate, metrics: Mapping[str, Any]) -> list[CheckResult]:
         n, un = int(e.get("n") or 0), int(e.get("unmeasured") or 0)
         miss = int(e.get("n_missing", metrics.get("n_missing")) or 0)  # no result: unmeasured too
         total = n + un + miss
-        rate = (un + miss) / total if total else 1.0
-        reasons = {**(e.get("unmeasured_reasons") or {}), **({"no_result": miss} if miss else {})}
-        why = ", ".join(f"{k}: {v}" for k, v in reasons.items())
+        failed = failed_cases(e)
+        k = sum(failed.values()) + miss
+        rate = k / total if total else 1.0
+        reasons = {**failed, **({"no_result": miss} if miss else {})}
+        why = ", ".join(f"{code}: {v}" for code, v in sorted(reasons.items()))
+        na = un - sum(failed.values())
         out.append(CheckResult(name=f"{m} unmeasured rate <= {limit:g}", kind="unmeasured", metric=m, op="<=",
                                threshold=limit, observed=rate, passed=rate <= limit,
-                               reason=f"{un + miss} of {total} cases unmeasured ({rate:.1%})"
-                               + (f" — {why}" if why else ""), n=n))
+                               reason=f"{k} of {total} cases not measured for a failure reason ({rate:.1%})"
+                               + (f" — {why}" if why else "") + (f"; {na} not applicable" if na > 0 else ""),
+                               n=n))
     return out
 
 
-def _regression(r: RegressionCheck, m: Mapping[str, Any] | None) -> CheckResult:
-    """One non-inferiority check from the paired comparison entry of its metric."""
+def _lost(m: Mapping[str, Any], budget: float) -> str:
+    """Why a regression check fails for the cases the candidate lost ('' within ``budget``)."""
+    raw = m.get("lost_reasons")
+    lost: dict[str, int] = {str(c): v for c, v in raw.items() if isinstance(v, int)} if isinstance(raw, Mapping) else {}
+    k = sum(lost.values())
+    n_base = m.get("n_baseline_measured")
+    base = n_base if isinstance(n_base, int) else 0
+    if not k or (base and k / base <= budget):
+        return ""
+    why = ", ".join(f"{code}: {v}" for code, v in sorted(lost.items()))
+    return (f"{k} of {base} cases measured in the baseline are unmeasured in the candidate ({why}): "
+            f"beyond the unmeasured budget {budget:g}")
+
+
+def _regression(r: RegressionCheck, m: Mapping[str, Any] | None, budget: float = 0.0) -> CheckResult:
+    """One non-inferiority check from the paired comparison entry of its metric: it passes only
+    when the whole 95% interval of the delta lies within the margin, on enough paired cases,
+    and the candidate lost no more of the baseline's measured cases than the budget allows."""
+    lost = _lost(m, budget) if m is not None else ""
     if m is None or m.get("ci_low") is None or m.get("ci_high") is None:
+        why = "no paired delta for this metric (unmeasured in either run)"
         return CheckResult(name=r.name, kind="regression", metric=r.metric, op=None, threshold=r.max_drop,
-                           observed=None, passed=False,
-                           reason="no paired delta for this metric (unmeasured in either run)")
-    delta = float(m["delta"])
+                           observed=None, passed=False, reason=f"{lost} ({why})" if lost else why)
+    delta, lo, hi = float(m["delta"]), float(m["ci_low"]), float(m["ci_high"])
     n_pair = m.get("n") if isinstance(m.get("n"), int) else None
     if direction(r.metric) == "higher":
-        ok = not (float(m["ci_high"]) < -r.max_drop)
-        why = (f"delta {delta:+.4g}, 95% CI [{m['ci_low']:+.4g}, {m['ci_high']:+.4g}]; "
-               f"{'within' if ok else 'whole interval below'} −{r.max_drop:g}")
+        ok, margin = lo >= -r.max_drop, f"−{r.max_drop:g}"
     else:
-        ok = not (float(m["ci_low"]) > r.max_drop)
-        why = (f"delta {delta:+.4g}, 95% CI [{m['ci_low']:+.4g}, {m['ci_high']:+.4g}]; "
-               f"{'within' if ok else 'whole interval above'} +{r.max_drop:g}")
+        ok, margin = hi <= r.max_drop, f"+{r.max_drop:g}"
+    why = (f"delta {delta:+.4g}, 95% CI [{lo:+.4g}, {hi:+.4g}]; "
+           + (f"whole interval within {margin}" if ok else
+              f"interval not wholly within {margin}: non-inferiority not shown"))
     few = too_few(n_pair, r.needed_n)
-    if few:
-        ok, why = False, f"{few} ({why})"
+    if few or lost:
+        ok, why = False, f"{few or lost} ({why})"
     return CheckResult(name=r.name, kind="regression", metric=r.metric, op=None, threshold=r.max_drop,
                        observed=delta, passed=ok, reason=why, n=n_pair, min_n=r.needed_n)
 
@@ -230,8 +260,32 @@ def _regressions(gate: Gate, run: Any, baseline: Any, seed: int) -> list[CheckRe
                           path=gate.path, field="regression")
     from labkit.compare import compare_runs
 
+    _not_itself(gate, run, baseline)
     comp = compare_runs(baseline, run.path, seed=seed).to_dict()
-    return [_regression(r, comp["metrics"].get(r.metric)) for r in gate.regression]
+    budget = gate.unmeasured_max_rate or 0.0
+    return [_regression(r, comp["metrics"].get(r.metric), budget) for r in gate.regression]
+
+
+def _not_itself(gate: Gate, run: Any, baseline: Any) -> None:
+    """The baseline must be another run: judged against itself every regression check passes."""
+    from labkit.runs import RunDir
+    from labkit.scoring import file_hash
+
+    base = RunDir(baseline)
+    if not base.path.is_dir():
+        return  # compare names the missing directory
+    why = ""
+    if base.path.resolve() == run.path.resolve():
+        why = "the same directory"
+    elif base.run_id == run.run_id:
+        why = f"the same run_id {run.run_id!r}"
+    elif base.results_path.is_file() and run.results_path.is_file() and \
+            file_hash(base.results_path) == file_hash(run.results_path):
+        why = "the same results.jsonl"
+    if why:
+        raise ConfigError(f"the baseline {base.path} is the same run as the candidate {run.path} ({why}): "
+                          "regression checks need another run as the baseline; judge a reference run on its "
+                          "thresholds alone with --thresholds-only", path=gate.path, field="regression")
 
 
 def _review(gate: Gate, run: Any, reviews: Any, dataset: Any) -> CheckResult:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from labkit.errors import ConfigError
@@ -50,6 +51,17 @@ def lock_gate(gate_path: str | os.PathLike[str]) -> dict[str, Any]:
     return info
 
 
+def _same_file(rec: dict[str, Any], gate_path: str) -> bool:
+    """Whether a run's gate record names this gate file (a record without a path is taken to)."""
+    recorded = rec.get("path")
+    if not isinstance(recorded, str) or not recorded:
+        return True
+    try:
+        return Path(recorded).resolve() == Path(gate_path).resolve() or os.path.samefile(recorded, gate_path)
+    except OSError:
+        return False
+
+
 def pre_registration(gate_path: str | None, run: Any) -> dict[str, Any]:
     """The pre-registration status of a gate file for a run (None: metrics without a run)."""
     if gate_path is None:
@@ -57,6 +69,11 @@ def pre_registration(gate_path: str | None, run: Any) -> dict[str, Any]:
     info = gate_lock_info(gate_path)
     if info is None:
         return {"status": "unknown", "detail": "gate file not found"}
+    rec = (run.manifest.get("gate") or {}) if run is not None else {}
+    if isinstance(rec, dict) and rec.get("hash") and rec["hash"] != info["hash"] and _same_file(rec, gate_path):
+        # the run recorded this gate file as it was: an edit since shows, with or without a lock
+        return {"status": "edited_after_run", "detail": "the gate file changed after the run recorded it "
+                f"(run recorded {str(rec['hash'])[:12]}, now {info['hash'][:12]})", **info}
     if info.get("edited_after_lock"):
         return {"status": "edited_after_lock", "detail": "the gate file changed after it was locked "
                 f"(locked hash {str(info['locked_hash'])[:12]}, now {info['hash'][:12]})", **info}

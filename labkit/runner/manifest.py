@@ -64,7 +64,8 @@ def gate_info(gate_path: str | None) -> dict[str, Any] | None:
     info = gate_lock_info(gate_path)
     if info is None:
         raise ConfigError("gate config not found", path=str(Path(gate_path)), field="gate")
-    return dict(info)
+    # the absolute path: the gate report tells an edit of this file from another gate wherever it runs
+    return {**info, "path": str(Path(gate_path).resolve())}
 
 
 def spec_of(spec: Any, p: LoadedPipeline) -> str | None:

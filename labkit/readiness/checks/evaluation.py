@@ -11,10 +11,9 @@ from labkit.readiness.context import Context
 from labkit.readiness.items import ItemResult, checklist_item
 from labkit.readiness.model import as_mapping
 from labkit.readiness.runview import num
+from labkit.registry import NOT_APPLICABLE_REASONS as NOT_APPLICABLE
 
 AREA, CHECKLIST = "evaluation coverage", "evaluation"
-#: unmeasured reasons that mean "the case has no label for this metric" (not applicable, not missing)
-NOT_APPLICABLE = ("no_gold", "no_must", "no_expected", "no_label", "no_claims")
 FAILURE_KINDS = ("failure", "adversarial", "out_of_scope")
 STAGES = ("retrieval", "generation", "agent", "ops")
 

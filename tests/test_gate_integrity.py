@@ -1,0 +1,379 @@
+"""The gate's verdict cannot be bent: each test replays one way an adversary turned the shipped
+variant's FAIL into PASS on the shipped gate (``data/gate.yaml`` with the baseline run), and
+asserts it no longer works.
+
+The runs are made once per module with the CLI, with ``--gate`` naming a copy of the shipped
+gate and its lock (the run records the gate's hash); every test edits its own copy of a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from labkit.cli import main
+from labkit.errors import ConfigError
+from labkit.gate import Gate
+
+GOLDEN = "data/golden.jsonl"
+SHIPPED_GATE = "data/gate.yaml"
+TIME_BOUND_S = 300
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("integrity")
+    gates = root / "gates"
+    gates.mkdir()
+    shutil.copy(SHIPPED_GATE, gates / "gate.yaml")
+    shutil.copy(SHIPPED_GATE + ".lock.json", gates / "gate.yaml.lock.json")
+    for name in ("baseline", "variant"):
+        assert main(["run", "--dataset", GOLDEN, "--pipeline", f"data/pipelines/{name}.yaml",
+                     "--out", str(root / name), "--quiet", "--gate", str(gates / "gate.yaml")]) == 0
+    return root
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _rows(run: Path) -> list[dict]:
+    return [json.loads(ln) for ln in (run / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def _write_rows(run: Path, rows: list[dict]) -> None:
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def _least_faithful(run: Path, n: int) -> set[str]:
+    import pandas as pd
+
+    scores = pd.read_csv(run / "scores.csv", dtype={"case_id": str})
+    return set(scores.sort_values("faithfulness", na_position="last")["case_id"].head(n))
+
+
+def _gate_json(capsys, *argv: str) -> tuple[int, dict]:
+    capsys.readouterr()
+    code = main(["gate", *argv, "--json"])
+    out = capsys.readouterr().out
+    return code, (json.loads(out) if code in (0, 1) else {})
+
+
+def _check(rep: dict, kind: str, metric: str | None) -> dict:
+    return next(c for c in rep["checks"] if c["kind"] == kind and c["metric"] == metric)
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+# ---- V1: a case that failed is not a case that was not asked ----------------------------------------
+
+
+def _fail_cases(rows: list[dict], ids: set[str], how: str) -> None:
+    for r in rows:
+        if r["case_id"] not in ids:
+            continue
+        if how in ("error", "timeout", "blocked"):
+            r["status"] = how
+            r["error"] = f"forced {how}"
+        elif how == "empty_answer":
+            r["answer"] = ""
+        elif how == "no_retrieved":
+            r.pop("retrieved", None)
+
+
+@pytest.mark.parametrize("how, reason", [
+    ("error", "not_ok"), ("timeout", "not_ok"), ("blocked", "not_ok"),
+    ("empty_answer", "no_answer"), ("no_retrieved", "no_context"),
+])
+def test_failed_cases_count_against_the_unmeasured_budget(runs, tmp_path, capsys, how, reason):
+    run = _copy(runs / "variant", tmp_path / "variant")
+    worst = _least_faithful(run, 25)
+    rows = _rows(run)
+    _fail_cases(rows, worst, how)
+    _write_rows(run, rows)
+    assert main(["score", str(run)]) == 0
+    code, rep = _gate_json(capsys, "--config", SHIPPED_GATE, str(run), "--baseline", str(runs / "baseline"))
+    assert code == 1 and rep["verdict"] == "fail"
+    # every case has a line: judged 70 of 70 (a guardrail block is the pipeline's own verdict)
+    assert rep["cases"] == {"n_judged": 70, "n_dataset": 70, "n_missing": 0}
+    assert _check(rep, "coverage", None)["passed"]
+    faith = _check(rep, "absolute", "faithfulness")
+    assert not faith["passed"] and reason in faith["reason"] and "25 of 70" in faith["reason"]
+    assert "unmeasured budget" in faith["reason"]
+    reg = _check(rep, "regression", "faithfulness")
+    assert not reg["passed"] and "unmeasured in the candidate" in reg["reason"]
+
+
+def test_deleting_the_retrieval_of_the_misses_does_not_lift_the_hit_rate(runs, tmp_path, capsys):
+    run = _copy(runs / "variant", tmp_path / "variant")
+    scores = (run / "scores.csv").read_text().splitlines()
+    head = scores[0].split(",")
+    col = head.index("retrieval_hit_rate")
+    missed = {ln.split(",")[0] for ln in scores[1:] if ln.split(",")[col] == "0.0"}
+    assert missed  # the shipped variant misses a few
+    rows = _rows(run)
+    _fail_cases(rows, missed, "no_retrieved")
+    _write_rows(run, rows)
+    assert main(["score", str(run)]) == 0
+    code, rep = _gate_json(capsys, "--config", SHIPPED_GATE, str(run), "--baseline", str(runs / "baseline"))
+    hit = _check(rep, "absolute", "retrieval_hit_rate")
+    assert code == 1 and not hit["passed"] and "no_retrieval" in hit["reason"]
+    assert not _check(rep, "regression", "retrieval_hit_rate")["passed"]
+
+
+def _metrics(reasons: dict[str, int], n: int = 63) -> dict:
+    un = sum(reasons.values())
+    return {"k": 5, "n_cases": n + un, "n_missing": 0, "slices": {}, "metrics": {"faithfulness": {
+        "stage": "generation", "value": 0.9, "ci_low": 0.85, "ci_high": 0.95, "n": n, "unmeasured": un,
+        "unmeasured_reasons": reasons, "n_missing": 0}}}
+
+
+def test_only_failure_reasons_count_and_a_declared_budget_raises_the_limit():
+    checks = [{"metric": "faithfulness", "op": ">=", "threshold": 0.85}]
+    strict = Gate.from_dict({"checks": checks})
+    # not applicable: an abstention is not a claim, a case without gold has nothing to retrieve
+    assert strict.evaluate(_metrics({"no_claims": 7})).passed
+    assert strict.evaluate(_metrics({"no_gold": 4, "no_must_include": 3})).passed
+    for failure in ("not_ok", "no_answer", "no_retrieval", "no_context", "judge_error", "unmeasured"):
+        rep = strict.evaluate(_metrics({"no_claims": 6, failure: 1}))
+        (faith,) = [c for c in rep.checks if c.metric == "faithfulness"]
+        assert not faith.passed and failure in faith.reason, failure
+    loose = Gate.from_dict({"checks": checks, "unmeasured": {"max_rate": 0.05}})
+    assert loose.evaluate(_metrics({"no_claims": 6, "not_ok": 3})).passed  # 3 of 72 = 4.2%
+    assert not loose.evaluate(_metrics({"no_claims": 6, "not_ok": 4})).passed  # 4 of 73 = 5.5%
+
+
+def test_a_slice_check_counts_its_failed_cases_too():
+    g = Gate.from_dict({"slices": [{"where": {"risk": "high"}, "checks": [
+        {"metric": "faithfulness", "op": ">=", "threshold": 0.85}]}]})
+    m = _metrics({})
+    m["slices"]["risk=high"] = _metrics({"not_ok": 5}, n=12)["metrics"]
+    (sl,) = [c for c in g.evaluate(m).checks if c.kind == "slice"]
+    assert not sl.passed and "not_ok" in sl.reason
+
+
+def test_a_regression_counts_the_cases_the_candidate_lost(runs, tmp_path, capsys):
+    run = _copy(runs / "variant", tmp_path / "variant")
+    rows = _rows(run)
+    _fail_cases(rows, {r["case_id"] for r in rows[:3]}, "error")
+    _write_rows(run, rows)
+    assert main(["score", str(run)]) == 0
+    gate = tmp_path / "g.yaml"
+    gate.write_text("regression:\n  - {metric: faithfulness, max_drop: 1.0}\n")  # any drop is within
+    code, rep = _gate_json(capsys, "--config", str(gate), str(run), "--baseline", str(runs / "baseline"))
+    reg = _check(rep, "regression", "faithfulness")
+    assert code == 1 and not reg["passed"]
+    assert "3 of" in reg["reason"] and "unmeasured in the candidate" in reg["reason"] and "not_ok" in reg["reason"]
+    gate.write_text("regression:\n  - {metric: faithfulness, max_drop: 1.0}\nunmeasured: {max_rate: 0.1}\n")
+    code, rep = _gate_json(capsys, "--config", str(gate), str(run), "--baseline", str(runs / "baseline"))
+    assert code == 0 and _check(rep, "regression", "faithfulness")["passed"]
+
+
+# ---- V2: what the gate reads is what scoring wrote ----------------------------------------------------
+
+
+def _sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def test_scoring_records_the_hashes_of_what_it_read_and_wrote(runs):
+    for name in ("baseline", "variant"):
+        run = runs / name
+        rec = json.loads((run / "manifest.json").read_text())["scoring"]["sha256"]
+        assert rec == {f: _sha(run / f) for f in ("results.jsonl", "scores.csv", "metrics.json")}
+
+
+def _forge_faithfulness(run: Path) -> None:
+    m = json.loads((run / "metrics.json").read_text())
+    m["metrics"]["faithfulness"]["value"] = 0.9
+    (run / "metrics.json").write_text(json.dumps(m, indent=2))
+    lines = (run / "scores.csv").read_text().splitlines(keepends=True)
+    col = lines[0].split(",").index("faithfulness")
+    out = [lines[0]]
+    for ln in lines[1:]:
+        cells = ln.rstrip("\n").split(",")
+        if cells[col]:
+            cells[col] = "1.0"
+        out.append(",".join(cells) + "\n")
+    (run / "scores.csv").write_text("".join(out))
+
+
+def test_hand_edited_metrics_and_scores_do_not_pass(runs, tmp_path, capsys):
+    run = _copy(runs / "variant", tmp_path / "variant")
+    _forge_faithfulness(run)
+    capsys.readouterr()
+    assert main(["gate", "--config", SHIPPED_GATE, str(run), "--baseline", str(runs / "baseline")]) == 2
+    err = _one_line_error(capsys)
+    assert "run files changed after scoring: rescore with labkit score" in err and "metrics.json" in err
+    assert main(["compare", str(runs / "baseline"), str(run)]) == 2
+    err = _one_line_error(capsys)
+    assert "run files changed after scoring" in err and "scores.csv" in err
+
+
+def test_results_changed_after_scoring_are_refused(runs, tmp_path, capsys):
+    run = _copy(runs / "variant", tmp_path / "variant")
+    rows = _rows(run)
+    rows[0]["latency_ms"] = 1.0
+    _write_rows(run, rows)
+    capsys.readouterr()
+    assert main(["gate", "--config", SHIPPED_GATE, str(run), "--baseline", str(runs / "baseline")]) == 2
+    err = _one_line_error(capsys)
+    assert "results.jsonl" in err and f"labkit score {run}" in err
+    # a tampered baseline is refused the same way
+    base = _copy(runs / "baseline", tmp_path / "baseline")
+    rows = _rows(base)
+    rows[0]["latency_ms"] = 1.0
+    _write_rows(base, rows)
+    assert main(["gate", "--config", SHIPPED_GATE, str(runs / "variant"), "--baseline", str(base)]) == 2
+    assert "run files changed after scoring" in _one_line_error(capsys)
+    assert main(["score", str(run)]) == 0  # rescoring makes the run whole again
+    assert main(["gate", "--config", SHIPPED_GATE, str(run), "--baseline", str(runs / "baseline")]) == 1
+
+
+def _unhashed(run: Path) -> None:
+    man = json.loads((run / "manifest.json").read_text())
+    del man["scoring"]["sha256"]  # scored by a labkit that did not record hashes
+    (run / "manifest.json").write_text(json.dumps(man, indent=2))
+
+
+def test_a_run_scored_before_hashes_is_judged_with_a_visible_note(runs, tmp_path, capsys):
+    run = _copy(runs / "variant", tmp_path / "variant")
+    _unhashed(run)
+    code, rep = _gate_json(capsys, "--config", SHIPPED_GATE, str(run), "--baseline", str(runs / "baseline"))
+    assert code == 1
+    assert any("cannot be verified" in n and "labkit score" in n for n in rep["notes"]), rep["notes"]
+    main(["gate", "--config", SHIPPED_GATE, str(run), "--baseline", str(runs / "baseline")])
+    assert "note: " in capsys.readouterr().out
+
+
+def test_a_duplicate_case_in_scores_is_an_input_error(runs, tmp_path, capsys):
+    run = _copy(runs / "variant", tmp_path / "variant")
+    _unhashed(run)
+    lines = (run / "scores.csv").read_text().splitlines(keepends=True)
+    (run / "scores.csv").write_text("".join(lines) + lines[1])
+    capsys.readouterr()
+    assert main(["compare", str(runs / "baseline"), str(run)]) == 2
+    err = _one_line_error(capsys)
+    assert "scores.csv" in err and "duplicate case_id" in err and lines[1].split(",")[0] in err
+
+
+# ---- V3: a gate edited after the run fails, lock or no lock ------------------------------------------
+
+
+def test_a_gate_edited_after_the_run_fails_even_without_its_lock(runs, tmp_path, capsys):
+    gate = tmp_path / "gate.yaml"
+    shutil.copy(SHIPPED_GATE, gate)
+    shutil.copy(SHIPPED_GATE + ".lock.json", tmp_path / "gate.yaml.lock.json")
+    run = tmp_path / "variant"
+    assert main(["run", "--dataset", GOLDEN, "--pipeline", "data/pipelines/variant.yaml", "--out", str(run),
+                 "--quiet", "--gate", str(gate)]) == 0
+    text = gate.read_text()
+    gate.write_text(text.replace("threshold: 0.85", "threshold: 0.5")
+                    .replace("faithfulness,       max_drop: 0.02", "faithfulness,       max_drop: 0.5"))
+    (tmp_path / "gate.yaml.lock.json").unlink()
+    code, rep = _gate_json(capsys, "--config", str(gate), str(run), "--baseline", str(runs / "baseline"))
+    assert code == 1 and rep["pre_registration"]["status"] == "edited_after_run"
+    (pre,) = [c for c in rep["checks"] if c["kind"] == "pre_registration"]
+    assert not pre["passed"] and "after the run" in pre["reason"]
+    assert [c["kind"] for c in rep["checks"] if not c["passed"]] == ["pre_registration"]
+    # locking the edited gate anew does not make it the gate the run recorded
+    assert main(["gate", "lock", str(gate)]) == 0
+    code, rep = _gate_json(capsys, "--config", str(gate), str(run), "--baseline", str(runs / "baseline"))
+    assert code == 1 and rep["pre_registration"]["status"] in ("edited_after_run", "locked_after_run")
+
+
+# ---- V4: the baseline is another run ------------------------------------------------------------------
+
+
+def test_the_baseline_cannot_be_the_candidate(runs, tmp_path, capsys):
+    base = runs / "baseline"
+    same = [str(base), str(base / ".." / "baseline")]
+    copy = _copy(base, tmp_path / "copy")  # same run_id, same results
+    for other in [*same, str(copy)]:
+        capsys.readouterr()
+        assert main(["gate", "--config", SHIPPED_GATE, str(base), "--baseline", other]) == 2, other
+        err = _one_line_error(capsys)
+        assert "baseline" in err and "same run" in err
+    with pytest.raises(ConfigError, match="same run"):
+        Gate.load(SHIPPED_GATE).evaluate(base, baseline=base)
+
+
+def test_the_reference_run_is_judged_on_its_thresholds(runs):
+    rep = Gate.load(SHIPPED_GATE).thresholds_only().evaluate(runs / "baseline")
+    assert rep.passed and not [c for c in rep.checks if c.kind == "regression"]
+    assert "thresholds only" in rep.summary().splitlines()[0]
+
+
+# ---- V5: non-inferiority needs the whole interval within the margin ------------------------------------
+
+
+def test_an_inconclusive_regression_does_not_pass(runs, tmp_path, capsys):
+    run = _copy(runs / "variant", tmp_path / "variant")
+    rows = _rows(run)
+    for r in rows[:4]:
+        r["latency_ms"] = 60000.0
+    _write_rows(run, rows)
+    assert main(["score", str(run)]) == 0
+    gate = tmp_path / "g.yaml"
+    gate.write_text("regression:\n  - {metric: latency_p95_ms, max_drop: 500}\n")
+    code, rep = _gate_json(capsys, "--config", str(gate), str(run), "--baseline", str(runs / "baseline"))
+    lat = _check(rep, "regression", "latency_p95_ms")
+    assert code == 1 and not lat["passed"] and lat["observed"] > 500
+    assert "not wholly within +500" in lat["reason"]
+
+
+def test_cache_claims_do_not_hide_slow_cases(runs, tmp_path, capsys):
+    """A forger who marks the slow cases as cache hits, and rewrites the manifest's count of
+    hits to match, no longer takes them out of the latency percentile unnoticed."""
+    run = _copy(runs / "variant", tmp_path / "variant")
+    rows = _rows(run)
+    for r in rows[:4]:
+        r.update(latency_ms=60000.0, from_cache=True, attempts=0,
+                 cache_origin={"run_id": "earlier", "trace_id": r["trace_id"]})
+    _write_rows(run, rows)
+    man = json.loads((run / "manifest.json").read_text())
+    man["counts"]["from_cache"] = 4
+    (run / "manifest.json").write_text(json.dumps(man, indent=2))
+    assert main(["score", str(run)]) == 0
+    gate = tmp_path / "g.yaml"
+    gate.write_text("checks:\n  - {metric: latency_p95_ms, op: '<=', threshold: 3500}\n")
+    code, rep = _gate_json(capsys, "--config", str(gate), str(run))
+    lat = _check(rep, "absolute", "latency_p95_ms")
+    assert code == 1 and not lat["passed"] and "from_cache: 4" in lat["reason"]
+
+
+def test_shipped_outcome_reference_passes_variant_fails(runs, capsys):
+    base, var = str(runs / "baseline"), str(runs / "variant")
+    assert Gate.load(SHIPPED_GATE).thresholds_only().evaluate(base).passed
+    code, rep = _gate_json(capsys, "--config", SHIPPED_GATE, var, "--baseline", base)
+    assert code == 1 and rep["cases"]["n_judged"] == 70
+    failed = {(c["kind"], c["metric"]) for c in rep["checks"] if not c["passed"]}
+    assert failed == {("absolute", "faithfulness"), ("regression", "faithfulness")}
+    # the variant is faster and retrieves the same: those non-inferiority checks pass
+    assert _check(rep, "regression", "latency_p95_ms")["passed"]
+    assert _check(rep, "regression", "retrieval_hit_rate")["passed"]
+    assert rep["pre_registration"]["status"] == "pre_registered"
+
+
+# ---- the gate file itself ---------------------------------------------------------------------------
+
+
+def test_the_gate_name_must_be_a_string(tmp_path, capsys):
+    with pytest.raises(ConfigError) as ei:
+        Gate.from_dict({"name": [1, 2], "checks": [{"metric": "mrr", "op": ">=", "threshold": 0.5}]})
+    assert ei.value.field == "name"
+    p = tmp_path / "g.yaml"
+    p.write_text("name: [1, 2]\nchecks:\n  - {metric: mrr, op: '>=', threshold: 0.5}\n")
+    capsys.readouterr()
+    assert main(["gate", "lock", str(p)]) == 2
+    err = _one_line_error(capsys)
+    assert f"{p}:1" in err and "'name'" in err
