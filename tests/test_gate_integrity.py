@@ -130,6 +130,23 @@ def test_deleting_the_retrieval_of_the_misses_does_not_lift_the_hit_rate(runs, t
     assert not _check(rep, "regression", "retrieval_hit_rate")["passed"]
 
 
+def test_deleting_the_cost_of_the_dearest_cases_does_not_lower_the_cost(runs, tmp_path, capsys):
+    """A total that leaves cases out is not the run's total: the cases with no recorded cost are
+    unmeasured (no_cost) and count against the unmeasured budget like any failed measurement."""
+    run = _copy(runs / "baseline", tmp_path / "baseline_nocost")
+    rows = sorted(_rows(run), key=lambda r: -(r.get("cost_usd") or 0.0))
+    for r in rows[:40]:
+        r.pop("cost_usd", None)
+    _write_rows(run, rows)
+    assert main(["score", str(run)]) == 0
+    m = json.loads((run / "metrics.json").read_text())["metrics"]["cost_per_success"]
+    assert m["n"] == 30 and m["unmeasured_reasons"] == {"no_cost": 40}
+    code, rep = _gate_json(capsys, "--config", SHIPPED_GATE, str(run), "--thresholds-only")
+    assert code == 1
+    cost = _check(rep, "absolute", "cost_per_success")
+    assert not cost["passed"] and "no_cost" in cost["reason"]
+
+
 def _metrics(reasons: dict[str, int], n: int = 63) -> dict:
     un = sum(reasons.values())
     return {"k": 5, "n_cases": n + un, "n_missing": 0, "slices": {}, "metrics": {"faithfulness": {

@@ -108,18 +108,23 @@ def _plan_percentile(spec: MetricSpec, df: pd.DataFrame) -> _Plan:
 
 
 def _plan_ratio(spec: MetricSpec, df: pd.DataFrame) -> _Plan:
-    """Sum of the raw column (missing = 0) / cases where the ``per`` rate is 1, over every case."""
+    """Sum of the raw column / cases where the ``per`` rate is 1, over every case. A case with no
+    recorded value adds 0 to the sum and is counted unmeasured (``spec.missing``): a total that
+    leaves cases out is not the run's total, so a gate's unmeasured budget sees it."""
     assert spec.raw is not None and spec.per is not None
     n_rows = len(df)
     x = _col(df, spec.raw)
     per = _col(df, spec.per, 0.0) > 0.5
-    if not np.any(np.isfinite(x)):
+    known = np.isfinite(x)
+    if not np.any(known):
         return None, None, None, 0, ({spec.missing: n_rows} if n_rows else {}), "none", None
     if not per.any():
         return None, None, None, 0, {spec.per_missing: n_rows}, "none", None
     value = float(np.nansum(x)) / int(per.sum())
-    return value, None, None, n_rows, {}, "bootstrap", _Boot(np.column_stack([np.nan_to_num(x), per.astype(float)]),
-                                                            "ratio")
+    n_known = int(known.sum())
+    reasons = {spec.missing: n_rows - n_known} if n_known < n_rows else {}
+    return value, None, None, n_known, reasons, "bootstrap", _Boot(
+        np.column_stack([np.nan_to_num(x), per.astype(float)]), "ratio")
 
 
 def _plan_sum(spec: MetricSpec, df: pd.DataFrame) -> _Plan:
