@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from labkit.cases import Dataset, EvalCase
     from labkit.runs import RunDir
 
+DATASET = pytest.StashKey["Dataset"]()
 OPTIONS = (
     ("dataset", "PATH", "labkit eval cases (JSONL): one test per case for tests using labkit_case"),
     ("pipeline", "SPEC", "labkit pipeline (config YAML or module:callable) the cases run through"),
@@ -47,32 +48,35 @@ def _option(config: pytest.Config, name: str) -> str | None:
 def _required(config: pytest.Config, name: str, who: str) -> str:
     value = _option(config, name)
     if value is None:
-        raise pytest.UsageError(f"{who} needs --labkit-{name} (or labkit_{name} in the pytest ini settings)")
+        pytest.fail(f"{who} needs --labkit-{name} (or labkit_{name} in the pytest ini settings)", pytrace=False)
     return value
 
 
-def _dataset(config: pytest.Config, who: str) -> Dataset:
-    """The dataset, loaded once per session; a bad file is a usage error naming line and field."""
-    cached: Dataset | None = getattr(config, "_labkit_dataset", None)
-    if cached is None:
-        from labkit.cases import load_cases
-        from labkit.errors import LabkitError
+def pytest_configure(config: pytest.Config) -> None:
+    """Load the dataset up front: a bad file stops pytest with one line naming line and field."""
+    path = _option(config, "dataset")
+    if path is None:
+        return
+    from labkit.cases import load_cases
+    from labkit.errors import LabkitError
 
-        path = _required(config, "dataset", who)
-        try:
-            cached = load_cases(path)
-        except (LabkitError, OSError) as e:
-            raise pytest.UsageError(f"--labkit-dataset: {e}") from None
-        config._labkit_dataset = cached  # type: ignore[attr-defined]
-    return cached
+    try:
+        config.stash[DATASET] = load_cases(path)
+    except (LabkitError, OSError) as e:
+        raise pytest.UsageError(f"--labkit-dataset: {e}") from None
+
+
+def _dataset(config: pytest.Config, who: str) -> Dataset:
+    if DATASET not in config.stash:
+        _required(config, "dataset", who)
+    return config.stash[DATASET]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "labkit_case" not in metafunc.fixturenames:
         return
-    ds = _dataset(metafunc.config, f"{metafunc.definition.nodeid} (labkit_case)")
-    cases = list(ds)
-    metafunc.parametrize("labkit_case", cases, ids=[c.id for c in cases], scope="function")
+    cases = list(_dataset(metafunc.config, f"{metafunc.definition.nodeid} (labkit_case)"))
+    metafunc.parametrize("labkit_case", cases, ids=[c.id for c in cases])
 
 
 @pytest.fixture(scope="session")
