@@ -37,6 +37,7 @@ from labkit import patterns
 from labkit.cases import EvalCase, load_cases, save_cases
 from labkit.errors import ConfigError, LabkitError
 from labkit.io import atomic_write_text
+from labkit.metrics.reasons import not_applicable
 from labkit.readiness.context import compare
 from labkit.readiness.model import as_mapping
 from labkit.readiness.runview import RunView, num
@@ -52,8 +53,6 @@ CONFIG_STAGE = {
     "prompt": "generation", "temperature": "generation", "generator": "generation",
     "tools": "agent", "runner": "ops", "fallback": "ops",
 }
-#: unmeasured reasons meaning "this case has no label for the metric" (not a failure)
-_NOT_APPLICABLE = ("no_gold", "no_must", "no_expected", "no_label", "no_claims")
 #: end-to-end outcome metrics: reported in the impact, not used to locate a stage (task success
 #: falls whichever stage failed, so it would point at the agent stage for a generation regression)
 OUTCOME_METRICS = ("task_success_rate",)
@@ -372,7 +371,7 @@ def _factors(p: _Pairing, diff: list[tuple[str, Any, Any]]) -> list[str]:
         factors.append("regressed cases by the first stage that got worse: " + ", ".join(
             f"{STAGE_LABEL.get(s, s)} {n}" for s, n in p.attribution.most_common()))
     reasons = Counter(r for c in p.failed for r in _failure_reasons(p.var, c)
-                      if not r.split(":", 1)[1].strip().startswith(_NOT_APPLICABLE))
+                      if not not_applicable(r.split(":", 1)[1].strip()))
     if reasons:
         factors.append("unmeasured reasons on failed cases: " + ", ".join(f"{r} ×{n}" for r, n in reasons.most_common(5)))
     if p.errors:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from labkit.metrics.reasons import not_applicable
 from labkit.readiness.checks.common import RULES
 from labkit.readiness.context import Context
 from labkit.readiness.items import ItemResult, checklist_item
@@ -13,8 +14,6 @@ from labkit.readiness.model import as_mapping
 from labkit.readiness.runview import num
 
 AREA, CHECKLIST = "evaluation coverage", "evaluation"
-#: unmeasured reasons that mean "the case has no label for this metric" (not applicable, not missing)
-NOT_APPLICABLE = ("no_gold", "no_must", "no_expected", "no_label", "no_claims")
 FAILURE_KINDS = ("failure", "adversarial", "out_of_scope")
 STAGES = ("retrieval", "generation", "agent", "ops")
 
@@ -107,7 +106,7 @@ def _unmeasured_share(entry: Mapping[str, Any]) -> tuple[float, int]:
     """(share of applicable cases left unmeasured, cases not applicable) of one metrics.json entry."""
     n, un = int(entry.get("n") or 0), int(entry.get("unmeasured") or 0)
     reasons = as_mapping(entry.get("unmeasured_reasons"))
-    na = sum(int(v) for k, v in reasons.items() if str(k).startswith(NOT_APPLICABLE))
+    na = sum(int(v) for k, v in reasons.items() if not_applicable(str(k)))
     un_app = max(un - na, 0)
     return (un_app / (n + un_app) if n + un_app else 1.0), na
 
