@@ -196,12 +196,19 @@ def per_case_metrics() -> list[str]:
 #: not applicable when it starts with one of these; every other code (``not_ok``, ``no_answer``,
 #: ``no_retrieval``, ``no_context``, ``from_cache``, ``judge_error``, ``no_result`` ... and any
 #: unknown one) is a failure that counts against a gate's unmeasured budget (docs/metrics.md).
-NOT_APPLICABLE_REASONS = ("no_gold", "no_must", "no_expected", "no_label", "no_claims")
+NOT_APPLICABLE_REASONS = ("no_gold", "no_must", "no_expected", "no_label", "no_claims", "no_reference")
+
+
+def not_applicable(reason: str) -> bool:
+    """Whether an unmeasured reason code means the metric does not apply to the case (it carries
+    no label for it: no gold chunks, no phrases, no expected tools, no reference answer, an answer
+    that makes no claim), as opposed to a measurement that failed (``not_ok``, ``redacted`` ...)."""
+    return str(reason).startswith(NOT_APPLICABLE_REASONS)
 
 
 def is_failure_reason(reason: str) -> bool:
     """Whether an unmeasured reason code counts against a gate's unmeasured budget."""
-    return not str(reason).startswith(NOT_APPLICABLE_REASONS)
+    return not not_applicable(reason)
 
 
 def failure_reasons(reasons: Mapping[str, Any]) -> dict[str, int]:

@@ -76,9 +76,10 @@ def test_same_pipeline_twice_is_no_change(tmp_path):
     var = _write_run(tmp_path / "b", "b", cases, _results(cases, seed=2))  # latency noise only
     d = compare_runs(base, var).to_dict()
     verdicts = {name: m["verdict"] for name, m in d["metrics"].items()}
-    # nothing to measure on either side (no expected tools, no must_not_include): unmeasured
-    assert {n for n, v in verdicts.items() if v == "unmeasured"} == {"tool_call_accuracy",
-                                                                     "must_not_include_violation"}
+    # nothing to measure on either side (no expected tools, no must_not_include, no reference
+    # answer): unmeasured
+    assert {n for n, v in verdicts.items() if v == "unmeasured"} == {
+        "tool_call_accuracy", "must_not_include_violation", "exact_match", "token_f1", "rouge_l"}
     assert {v for v in verdicts.values() if v != "unmeasured"} == {"no_change"}
     assert d["flipped"] == []
 

@@ -15,10 +15,11 @@ type replaces — the check is unmeasured with reason ``redacted``, not 0.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from labkit import patterns
+from labkit.metrics import reference
 from labkit.metrics.retrieval import dedupe, to_level
 from labkit.registry import METRICS, metric
 
@@ -239,6 +240,66 @@ def _answer_relevance(case: EvalCase, result: CaseResult) -> Score:
     if answer is None:
         return _unanswered(result)
     return answer_relevance(result.judge, case.question, answer)
+
+
+
+
+# --- answer correctness against the reference answer (definitions: labkit.metrics.reference) ----
+
+
+def _match_ruled_out(answer: str, ref: str) -> bool:
+    """Whether the text outside the answer's placeholders already rules out an exact match:
+    its normalised pieces do not occur, in order, in the normalised reference."""
+    norm_ref, pos, start = reference.normalize_answer(ref), 0, 0
+    pieces = []
+    for m in _PLACEHOLDER.finditer(answer):
+        pieces.append(answer[start:m.start()])
+        start = m.end()
+    pieces.append(answer[start:])
+    for piece in pieces:
+        s = reference.normalize_answer(piece)
+        if not s:
+            continue
+        at = norm_ref.find(s, pos)
+        if at < 0:
+            return True
+        pos = at + len(s)
+    return False
+
+
+def against_reference(case: EvalCase, result: CaseResult, compare: Callable[[str, str], float], *,
+                      exact: bool = False) -> Score:
+    """``compare(answer, reference_answer)``, or why not: ``no_reference`` (none, or no token
+    after normalisation), ``not_ok`` / ``no_answer`` (as faithfulness), ``redacted`` (a
+    placeholder in the answer hides text whose tokens are unknown; for exact match only when
+    the text around it does not already rule a match out)."""
+    ref = case.reference_answer
+    if ref is None or not reference.tokens(ref):
+        return None, "no_reference"
+    answer = _answered(result)
+    if answer is None:
+        return _unanswered(result)
+    if _PLACEHOLDER.search(answer) and not (exact and _match_ruled_out(answer, ref)):
+        return None, REDACTED
+    return compare(answer, ref), ""
+
+
+@metric(name="exact_match", stage="generation", kind="rate", builtin=True,
+        description="1 if the normalised answer equals the normalised reference answer")
+def _exact_match(case: EvalCase, result: CaseResult) -> Score:
+    return against_reference(case, result, reference.exact_match, exact=True)
+
+
+@metric(name="token_f1", stage="generation", builtin=True,
+        description="F1 of the answer's and the reference answer's normalised tokens (multisets)")
+def _token_f1(case: EvalCase, result: CaseResult) -> Score:
+    return against_reference(case, result, reference.token_f1)
+
+
+@metric(name="rouge_l", stage="generation", builtin=True,
+        description="ROUGE-L F1 (longest common subsequence) of answer and reference answer tokens")
+def _rouge_l(case: EvalCase, result: CaseResult) -> Score:
+    return against_reference(case, result, reference.rouge_l)
 
 
 GENERATION_METRICS = tuple(n for n, s in METRICS.items() if s.stage == "generation" and s.builtin)

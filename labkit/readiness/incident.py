@@ -40,7 +40,7 @@ from labkit.io import atomic_write_text
 from labkit.readiness.context import compare
 from labkit.readiness.model import as_mapping
 from labkit.readiness.runview import RunView, num
-from labkit.registry import NOT_APPLICABLE_REASONS
+from labkit.registry import not_applicable
 
 STAGE_ORDER = ("retrieval", "generation", "agent", "ops")
 STAGE_LABEL = {"retrieval": "retrieval", "generation": "generation", "agent": "tool use (agent)",
@@ -371,7 +371,7 @@ def _factors(p: _Pairing, diff: list[tuple[str, Any, Any]]) -> list[str]:
         factors.append("regressed cases by the first stage that got worse: " + ", ".join(
             f"{STAGE_LABEL.get(s, s)} {n}" for s, n in p.attribution.most_common()))
     reasons = Counter(r for c in p.failed for r in _failure_reasons(p.var, c)
-                      if not r.split(":", 1)[1].strip().startswith(NOT_APPLICABLE_REASONS))
+                      if not not_applicable(r.split(":", 1)[1].strip()))
     if reasons:
         factors.append("unmeasured reasons on failed cases: " + ", ".join(f"{r} ×{n}" for r, n in reasons.most_common(5)))
     if p.errors:

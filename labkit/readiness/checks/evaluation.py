@@ -11,7 +11,7 @@ from labkit.readiness.context import Context
 from labkit.readiness.items import ItemResult, checklist_item
 from labkit.readiness.model import as_mapping
 from labkit.readiness.runview import num
-from labkit.registry import NOT_APPLICABLE_REASONS as NOT_APPLICABLE
+from labkit.registry import not_applicable as _not_applicable
 
 AREA, CHECKLIST = "evaluation coverage", "evaluation"
 FAILURE_KINDS = ("failure", "adversarial", "out_of_scope")
@@ -106,7 +106,7 @@ def _unmeasured_share(entry: Mapping[str, Any]) -> tuple[float, int]:
     """(share of applicable cases left unmeasured, cases not applicable) of one metrics.json entry."""
     n, un = int(entry.get("n") or 0), int(entry.get("unmeasured") or 0)
     reasons = as_mapping(entry.get("unmeasured_reasons"))
-    na = sum(int(v) for k, v in reasons.items() if str(k).startswith(NOT_APPLICABLE))
+    na = sum(int(v) for k, v in reasons.items() if _not_applicable(str(k)))
     un_app = max(un - na, 0)
     return (un_app / (n + un_app) if n + un_app else 1.0), na
 

@@ -1,0 +1,104 @@
+"""Answer correctness against a case's ``reference_answer``: exact match, token F1, ROUGE-L.
+
+The standard definitions (SQuAD's exact match and F1, ROUGE-L's LCS F-measure), over one
+normalisation (:func:`normalize_answer`, the SQuAD one, extended to Unicode):
+
+1. citation markers ``[...]`` are removed (:func:`labkit.text.strip_citations`: a citation
+   is not part of what the answer says);
+2. Unicode NFKC, lowercase;
+3. punctuation deleted (every character of a Unicode ``P*`` category and ASCII
+   ``string.punctuation``; deleted, not replaced by a space, as SQuAD does: ``1,000`` ->
+   ``1000``, ``don't`` -> ``dont``, ``e-mail`` -> ``email``);
+4. the English articles ``a``, ``an``, ``the`` removed as whole words;
+5. whitespace runs folded to one space; tokens are the whitespace-separated words.
+
+These functions are pure; the declarations (stage, direction, the unmeasured rules) are in
+labkit.metrics.generation. Definitions and edge cases: docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from collections import Counter
+from collections.abc import Sequence
+
+from labkit.text import strip_citations
+
+__all__ = ["exact_match", "lcs_length", "normalize_answer", "rouge_l", "token_f1", "tokens"]
+
+_ASCII_PUNCT = frozenset(string.punctuation)
+_ARTICLES = re.compile(r"\b(?:a|an|the)\b")
+_WS = re.compile(r"\s+")
+#: ROUGE-L's beta: F = (1 + beta^2) P R / (R + beta^2 P); 1 weighs precision and recall alike
+ROUGE_BETA = 1.0
+
+
+def _is_punct(ch: str) -> bool:
+    return ch in _ASCII_PUNCT or unicodedata.category(ch).startswith("P")
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD-style normalisation: citations out, NFKC, lowercase, punctuation and articles
+    removed, whitespace folded (module docstring)."""
+    s = unicodedata.normalize("NFKC", strip_citations(text)).lower()
+    s = "".join(ch for ch in s if not _is_punct(ch))
+    s = _ARTICLES.sub(" ", s)
+    return _WS.sub(" ", s).strip()
+
+
+def tokens(text: str) -> list[str]:
+    """The normalised tokens of a text (a multiset: repeats kept, in order)."""
+    norm = normalize_answer(text)
+    return norm.split(" ") if norm else []
+
+
+def exact_match(answer: str, reference: str) -> float:
+    """1.0 if the normalised answer equals the normalised reference, else 0.0."""
+    return float(normalize_answer(answer) == normalize_answer(reference))
+
+
+def _f(p: float, r: float, beta: float = 1.0) -> float:
+    if p == 0.0 or r == 0.0:
+        return 0.0
+    b2 = beta * beta
+    return (1.0 + b2) * p * r / (r + b2 * p)
+
+
+def token_f1(answer: str | Sequence[str], reference: str | Sequence[str]) -> float:
+    """F1 of the bags of normalised tokens: common = multiset intersection (a token counts
+    min(times in answer, times in reference)); P = common/|answer|, R = common/|reference|.
+    0 when either side has no token."""
+    a = tokens(answer) if isinstance(answer, str) else list(answer)
+    g = tokens(reference) if isinstance(reference, str) else list(reference)
+    if not a or not g:
+        return 0.0
+    common = sum((Counter(a) & Counter(g)).values())
+    return _f(common / len(a), common / len(g))
+
+
+def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
+    """Length of the longest common subsequence of two token lists (dynamic programming,
+    O(len(a) * len(b)) time, O(min) memory). The length is unique whichever of several
+    equally long subsequences one would pick, so ties do not matter."""
+    if len(a) < len(b):
+        a, b = b, a
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b, start=1):
+            cur.append(prev[j - 1] + 1 if x == y else max(prev[j], cur[j - 1]))
+        prev = cur
+    return prev[-1]
+
+
+def rouge_l(answer: str | Sequence[str], reference: str | Sequence[str], *, beta: float = ROUGE_BETA) -> float:
+    """ROUGE-L F-measure over normalised tokens: P = LCS/|answer|, R = LCS/|reference|,
+    F = (1 + beta^2) P R / (R + beta^2 P), beta = 1 by default. 0 when either side has no token."""
+    a = tokens(answer) if isinstance(answer, str) else list(answer)
+    g = tokens(reference) if isinstance(reference, str) else list(reference)
+    if not a or not g:
+        return 0.0
+    lcs = lcs_length(a, g)
+    return _f(lcs / len(a), lcs / len(g), beta)
