@@ -63,8 +63,12 @@ def test_assert_gate_takes_a_path_a_rundir_and_a_gate_file_and_passes_the_baseli
     gate.write_text("version: 1\nname: small\n"
                     "checks:\n  - {metric: retrieval_hit_rate, op: '>=', threshold: 0.5, min_n: 1}\n"
                     "regression:\n  - {metric: retrieval_hit_rate, max_drop: 0.05, min_n: 1}\n")
+    from labkit.runner import run
+
+    # the baseline must be another run (a run is never its own baseline): the same pipeline again
+    base = run(small_run.path.parent / "small.jsonl", "data/pipelines/baseline.yaml", tmp_path / "base")
     for target in (small_run, str(small_run.path), small_run.path):
-        rep = assert_gate(target, gate, baseline=small_run.path)  # against itself: no drop
+        rep = assert_gate(target, gate, baseline=base.path)  # the same pipeline: no drop
         assert rep.passed and {c.kind for c in rep.checks} >= {"absolute", "regression"}
     with pytest.raises(ConfigError, match="give the baseline run"):  # a usage error, not a failed check
         assert_gate(small_run, gate)

@@ -11,7 +11,7 @@ from labkit.readiness.context import Context
 from labkit.readiness.items import ItemResult, checklist_item
 from labkit.readiness.model import as_mapping
 from labkit.readiness.runview import num
-from labkit.registry import not_applicable as _not_applicable
+from labkit.registry import not_applicable
 
 AREA, CHECKLIST = "evaluation coverage", "evaluation"
 FAILURE_KINDS = ("failure", "adversarial", "out_of_scope")
@@ -106,7 +106,7 @@ def _unmeasured_share(entry: Mapping[str, Any]) -> tuple[float, int]:
     """(share of applicable cases left unmeasured, cases not applicable) of one metrics.json entry."""
     n, un = int(entry.get("n") or 0), int(entry.get("unmeasured") or 0)
     reasons = as_mapping(entry.get("unmeasured_reasons"))
-    na = sum(int(v) for k, v in reasons.items() if _not_applicable(str(k)))
+    na = sum(int(v) for k, v in reasons.items() if not_applicable(str(k)))
     un_app = max(un - na, 0)
     return (un_app / (n + un_app) if n + un_app else 1.0), na
 
@@ -121,17 +121,17 @@ def unmeasured(ctx: Context) -> ItemResult:
     gate, _ = ctx.gate()
     gated = list(gate.metrics) if gate is not None else list(cand.metrics)
     worst: tuple[float, str] = (0.0, "")
-    not_applicable = 0
+    n_not_applicable = 0
     for m in gated:
         e = cand.metrics.get(m)
         if not isinstance(e, Mapping):
             continue
         rate, na = _unmeasured_share(e)
         worst = max(worst, (rate, m))
-        not_applicable += na
+        n_not_applicable += na
     return ItemResult("pass" if worst[0] <= RULES["max_unmeasured_rate"] else "fail",
                       f"highest unmeasured share among gated metrics (cases without the labels a metric "
-                      f"needs are not applicable, {not_applicable} such case-metrics): {worst[1] or '—'} "
+                      f"needs are not applicable, {n_not_applicable} such case-metrics): {worst[1] or '—'} "
                       f"{worst[0]:.1%}; rule: at most {RULES['max_unmeasured_rate']:.0%}",
                       f"Add the labels {worst[1]} needs, or bound it in the gate (unmeasured.max_rate).")
 
