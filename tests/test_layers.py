@@ -46,3 +46,20 @@ def test_an_upward_import_breaks_the_contract(project: Path, module: str, upward
     r = _lint(project)
     assert r.returncode != 0
     assert "BROKEN" in r.stdout and upward in r.stdout, r.stdout
+
+
+def test_no_module_over_600_lines_and_no_function_over_80() -> None:
+    """Small modules and functions (docs/architecture.md, "Rules every module keeps")."""
+    import ast
+
+    big_modules, big_functions = [], []
+    for path in sorted((ROOT / "labkit").rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) > 600:
+            big_modules.append(str(path.relative_to(ROOT)))
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                size = (node.end_lineno or node.lineno) - node.lineno + 1
+                if size > 80:
+                    big_functions.append(f"{path.relative_to(ROOT)}:{node.name} ({size} lines)")
+    assert big_modules == [] and big_functions == []
