@@ -4,7 +4,7 @@ Runs the report engine as ``make report`` does (runs under outputs/runs/, the re
 temporary folder), twice,
 and prints the wall time of each beside the target of 90 s on the 2-core reference
 machine, and the ratio target / median. The last line printed is one JSON object with the
-figures (see DESIGN.md "Benchmarks"). Timing is measured here and not asserted in the tests:
+figures (README, `make bench`). Timing is measured here and not asserted in the tests:
 the test machine is shared, and a timed test would fail on load, not on the code.
 
     .venv/bin/python benchmarks/bench_report.py [--rounds 2]

@@ -8,7 +8,7 @@
    case, final reordering; scoring off) divided by the cases.
 
 Every run writes a real run directory under a temporary folder. The last line
-printed is one JSON object with the figures (see DESIGN.md "Benchmarks").
+printed is one JSON object with the figures (README, `make bench`).
 
     .venv/bin/python benchmarks/bench_runner.py [--cases 2000] [--concurrency 64] [--latency 0.02]
 """

@@ -16,7 +16,7 @@ latency_ms (docs/traces.md, Benchmark: the lines are parsed whole either way).
 
     .venv/bin/python benchmarks/bench_traces.py [--n 1000000] [--out DIR] [--keep]
 
-The last line is one JSON object (DESIGN.md "Benchmarks").
+The last line is one JSON object (README, `make bench`).
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--keep", action="store_true", help="keep the written runs")
     args = ap.parse_args(argv)
 
-    from labkit.trace.store import TraceStore, compact
+    from labkit.trace.compaction import compact
+    from labkit.trace.store import TraceStore
 
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="labkit-bench-traces-"))
     root.mkdir(parents=True, exist_ok=True)

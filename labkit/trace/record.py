@@ -240,7 +240,7 @@ def make_trace(
 ) -> dict[str, Any]:
     """The trace record of one case attempt (not yet redacted: redact before writing).
 
-    ``result`` is a results line (DESIGN.md); ``pipeline`` a ``LoadedPipeline``
+    ``result`` is a results line (docs/formats.md); ``pipeline`` a ``LoadedPipeline``
     (``name``, ``config`` dict, ``config_hash``). Optional result fields used
     when present: ``guardrails``, ``timings`` ({retrieval_ms, generation_ms}),
     per-tool-call ``latency_ms``, ``answered_by``, ``simulated``, ``session_id``.
