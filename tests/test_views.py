@@ -180,3 +180,30 @@ def test_views_on_real_runs(runs: dict[str, labkit.RunDir]) -> None:
     assert "Gate g" in tables.thresholds_table(GATE).to_html()
     assert "cases" in answers.answers_table(runs["baseline"], ds).to_html()
     assert _png_size(charts.coverage_chart(ds))[0] > 600
+
+
+def test_ship_decision_says_how_many_checks_the_baseline_passes() -> None:
+    import re
+
+    rep_b, rep_v = GATE.evaluate(BASE), GATE.evaluate(VAR)
+    n = len(rep_b.checks)
+    passed = sum(c.passed for c in rep_b.checks)
+    detail = verdicts.ship_decision(rep_v, rep_b).detail
+    # "fails the same gate (2/3 checks)" read as "fails 2 of 3"; the count now says what it counts
+    assert f"passes {passed} of {n} checks" in detail
+    assert not re.search(r"\d+/\d+ checks", detail)
+
+
+def test_case_ids_do_not_wrap_in_report_tables() -> None:
+    import re
+
+    ds = as_cases([{"id": "sec-injection-007", "question": "q?"}])
+    html_ = tables.cases_table(ds).to_html()
+    cell_id = re.search(r'<td id="(T_\w+_row0_col0)"[^>]*>sec-injection-007</td>', html_)
+    assert cell_id, html_
+    assert re.search(r"#" + cell_id.group(1) + r"[^{]*\{[^}]*white-space: nowrap", html_)
+    flips = answers.flipped_table({"flipped": [{"case_id": "sec-injection-007", "metric": "faithfulness",
+                                                "from": "pass", "to": "fail"}]})
+    assert re.search(r"<td[^>]*white-space:nowrap[^>]*><code[^>]*>sec-injection-007</code>", str(flips))
+    css = (ROOT / "labkit/templates/labkit_report/index.html.j2").read_text()
+    assert re.search(r"\.lk-id[^{]*\{[^}]*white-space:\s*nowrap", css)

@@ -56,6 +56,11 @@ RC: Any = {
 }
 
 
+#: columns holding an id: never broken mid-id (the report tables and JupyterLab alike)
+ID_COLUMNS = frozenset({"id", "case_id", "trace_id", "run_id"})
+NOWRAP = "white-space:nowrap"
+
+
 @dataclass(repr=False)
 class Chart:
     """A rendered figure: PNG bytes shown inline as a data URI, with a caption."""
@@ -129,6 +134,9 @@ def styler(df: pd.DataFrame) -> Styler:
     st = df.style.format(escape="html", na_rep="—")
     st = st.format_index(escape="html", axis=0).format_index(escape="html", axis=1)
     st = st.hide(axis="index")
+    ids = [c for c in df.columns if c in ID_COLUMNS]
+    if ids:
+        st = st.map(lambda _: NOWRAP, subset=list[Any](ids))
     st = st.set_table_styles([
         {"selector": "", "props": "border-collapse:collapse;font-size:.9rem;margin:6px 0 14px"},
         {"selector": "th", "props": f"background:{SOFT};border:1px solid {LINE};padding:4px 10px;text-align:left"},

@@ -69,12 +69,25 @@ def _truncate(obj: Any, limit: int) -> Any:
 def log_sample(store: TraceStore, n: int = 1, text_limit: int = 160) -> Any:
     """A structured log sample: the first ``n`` trace records as stored (long text cut)."""
     recs = [_truncate(r, text_limit) for r in store.sample(n)]
-    body = html.escape(json.dumps(recs if n > 1 else recs[0] if recs else {}, indent=2, ensure_ascii=False,
-                                  default=str))
+    text = json.dumps(recs if n > 1 else recs[0] if recs else {}, indent=2, ensure_ascii=False, default=str)
     return Html(
         '<details open><summary>trace record (traces.jsonl, redacted before write)</summary>'
-        f'<pre style="max-height:520px;overflow:auto;font-size:.82rem">{body}</pre></details>'
+        f'<pre style="max-height:520px;overflow:auto;font-size:.82rem">{html.escape(text)}</pre>'
+        f'{_kept_numbers_note(text)}</details>'
     )
+
+
+def _kept_numbers_note(text: str) -> str:
+    """Say which card-shaped numbers were kept: a number failing the card checksum is not a card."""
+    from labkit.patterns import patterns_of
+
+    kept = [m.group(0).strip() for p in patterns_of(["CARD"]) for m in p.regex.finditer(text) if not p.valid(m)]
+    if not kept:
+        return ""
+    shown = ", ".join(f"<code>{html.escape(k)}</code>" for k in dict.fromkeys(kept))
+    return (f'<p style="font-size:.88rem">Kept as written, not redacted: {shown}. A number is a card only if '
+            "it passes the card checksum (Luhn); these fail it, so they are not card numbers. A real "
+            "card number always passes and is masked as <code>[CARD]</code>.</p>")
 
 
 def summary_table(store: TraceStore) -> Any:

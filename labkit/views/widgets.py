@@ -180,7 +180,7 @@ class ThresholdTuner:
         passing, total = self.cases_passing()
         cases = f" {passing} of {total} cases pass every check they are measured on." if total else ""
         if rep.passed:
-            return Verdict("pass", f"gate passes at these thresholds ({len(rep.checks)}/{len(rep.checks)} checks)",
+            return Verdict("pass", f"gate passes at these thresholds (all {len(rep.checks)} checks pass)",
                            cases.strip())
         return Verdict("fail", f"gate fails at these thresholds ({len(failed)} of {len(rep.checks)} checks fail)",
                        f"Failed: {', '.join(failed)}.{cases}")
