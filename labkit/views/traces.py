@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from labkit.display import FAIL_COLOUR, INK, STATUS_COLOURS, Html, Verdict, colour_for
+from labkit.display import FAIL_COLOUR, INK, NO_MATH, STATUS_COLOURS, Html, Verdict, colour_for
 from labkit.trace.store import TraceStore
 from labkit.views.elements import Chart, callout, new_figure
 
@@ -47,7 +47,8 @@ def ensure_runs(
 
 
 def _table(df: Any, caption: str = "", precision: int = 3) -> Any:
-    sty = df.style.hide(axis="index").format(precision=precision, na_rep="—")
+    sty = df.style.hide(axis="index").set_table_attributes(f'class="{NO_MATH}"')
+    sty = sty.format(precision=precision, na_rep="—")
     money = [c for c in df.columns if "cost" in str(c)]
     if money:
         sty = sty.format("{:.5f}", subset=money, na_rep="—")
