@@ -21,12 +21,16 @@ report: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
-# Offline: no update check, no news feed, a read-only extension manager (nothing leaves the machine).
-LAB_FLAGS := --notebook-dir=notebooks \
+# The lab works on git-ignored copies of notebooks/ in outputs/lab/ (made once, then kept), so
+# autosave never rewrites a tracked notebook; `labkit report` and papermill run the committed ones.
+# Offline: no update check, no news feed and no news prompt (outputs/lab-settings/overrides.json
+# sets fetchNews to "false"), a read-only extension manager (nothing leaves the machine).
+LAB_FLAGS := --notebook-dir=outputs/lab --LabApp.app_settings_dir=outputs/lab-settings \
 	--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
 	--LabApp.news_url=None --LabApp.extension_manager=readonly
 
 lab: setup
+	$(BIN)/python -m labkit.commands.lab
 	$(BIN)/jupyter lab $(LAB_FLAGS) $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 bench: setup

@@ -131,7 +131,11 @@ class Comparison:
                 return "-"
             return f"{x:.{digits}g}"
 
-        lines = [f"baseline {self.baseline}  vs  variant {self.variant}: {self.n_paired} paired cases"]
+        def side(label: str, run_id: str) -> str:
+            return label if run_id == label else f"{label} ({run_id})"
+
+        lines = [f"{side('baseline', self.baseline)} vs {side('variant', self.variant)}: "
+                 f"{self.n_paired} paired cases"]
         if self.dropped:
             lines.append(f"aligned on shared case ids: {self.dropped} case(s) dropped")
         head = f"{'metric':<28}{'baseline':>10}{'variant':>10}{'delta':>10}  {'95% CI':<22}{'p_adj':>8}  verdict"

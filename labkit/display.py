@@ -88,6 +88,18 @@ def colour_for(label: str, i: int = 0) -> str:
 # Verdicts
 
 
+#: The classes MathJax (JupyterLab 4: ``mathjax_ignore``; classic notebook:
+#: ``tex2jax_ignore``) does not typeset: every HTML output labkit emits carries them,
+#: because a cost such as ``$0.0142 [$0.0079 – $0.0389]`` would read as math. Entity
+#: escapes (``&#36;``) do not help: MathJax scans the decoded text.
+NO_MATH = "tex2jax_ignore mathjax_ignore"
+
+
+def no_math(fragment: str) -> str:
+    """``fragment`` inside a container MathJax skips."""
+    return f'<div class="{NO_MATH}">{fragment}</div>'
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What a notebook concludes, shown as a banner and read back by the report engine.
@@ -117,7 +129,7 @@ class Verdict:
         label = STATUS_LABELS[self.status]
         detail = f'<div style="margin-top:4px">{html.escape(self.detail)}</div>' if self.detail else ""
         return (
-            f'<div class="lk-verdict lk-verdict-{self.status}" role="status" '
+            f'<div class="lk-verdict lk-verdict-{self.status} {NO_MATH}" role="status" '
             f'style="border:2px solid {fg};background:{bg};color:{INK};border-radius:6px;'
             f'padding:12px 16px;margin:10px 0;">'
             f'<span style="background:{fg};color:{PAPER};font-weight:700;border-radius:4px;'
@@ -136,12 +148,15 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Html:
-    """An HTML fragment that displays itself (content is trusted: built by labkit with escaping)."""
+    """An HTML fragment that displays itself (content is trusted: built by labkit with escaping).
+
+    Displayed inside a container that MathJax skips, so ``$0.0142 [$0.0079 – $0.0389]``
+    stays money in JupyterLab instead of becoming math."""
 
     html: str
 
     def _repr_html_(self) -> str:
-        return self.html
+        return no_math(self.html)
 
     def __repr__(self) -> str:  # the notebook's text/plain fallback: short, not the markup again
         return f"<HTML fragment, {len(self.html)} characters>"

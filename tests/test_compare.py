@@ -176,3 +176,14 @@ def test_compare_reports_each_runs_metrics_schema_version_and_is_keyword_only(tm
         Comparison("b", "v", 0, {}, [])  # type: ignore[misc]
     with pytest.raises(TypeError):
         MetricDelta("m", "ops", "lower", 1.0, 1.0, 0.0, 0.0, 0.0, None, None, "no_change", 1, "t")  # type: ignore[misc]
+
+
+def test_text_names_each_run_once(tmp_path):
+    cases = _cases(12)
+    same = compare_runs(_write_run(tmp_path / "baseline", "baseline", cases, _results(cases)),
+                        _write_run(tmp_path / "variant", "variant", cases, _results(cases)))
+    head = same.to_text().splitlines()[0]
+    assert head.startswith("baseline vs variant:"), head
+    other = compare_runs(_write_run(tmp_path / "b2", "run-b", cases, _results(cases)),
+                         _write_run(tmp_path / "v2", "run-v", cases, _results(cases)))
+    assert other.to_text().splitlines()[0].startswith("baseline (run-b) vs variant (run-v):")

@@ -180,3 +180,58 @@ def test_views_on_real_runs(runs: dict[str, labkit.RunDir]) -> None:
     assert "Gate g" in tables.thresholds_table(GATE).to_html()
     assert "cases" in answers.answers_table(runs["baseline"], ds).to_html()
     assert _png_size(charts.coverage_chart(ds))[0] > 600
+
+
+def test_ship_decision_says_how_many_checks_the_baseline_passes() -> None:
+    import re
+
+    rep_b, rep_v = GATE.evaluate(BASE), GATE.evaluate(VAR)
+    n = len(rep_b.checks)
+    passed = sum(c.passed for c in rep_b.checks)
+    detail = verdicts.ship_decision(rep_v, rep_b).detail
+    # "fails the same gate (2/3 checks)" read as "fails 2 of 3"; the count now says what it counts
+    assert f"passes {passed} of {n} checks" in detail
+    assert not re.search(r"\d+/\d+ checks", detail)
+
+
+def test_case_ids_do_not_wrap_in_report_tables() -> None:
+    import re
+
+    ds = as_cases([{"id": "sec-injection-007", "question": "q?"}])
+    html_ = tables.cases_table(ds).to_html()
+    cell_id = re.search(r'<td id="(T_\w+_row0_col0)"[^>]*>sec-injection-007</td>', html_)
+    assert cell_id, html_
+    assert re.search(r"#" + cell_id.group(1) + r"[^{]*\{[^}]*white-space: nowrap", html_)
+    flips = answers.flipped_table({"flipped": [{"case_id": "sec-injection-007", "metric": "faithfulness",
+                                                "from": "pass", "to": "fail"}]})
+    assert re.search(r"<td[^>]*white-space:nowrap[^>]*><code[^>]*>sec-injection-007</code>", str(flips))
+    css = (ROOT / "labkit/templates/labkit_report/index.html.j2").read_text()
+    assert re.search(r"\.lk-id[^{]*\{[^}]*white-space:\s*nowrap", css)
+
+
+def test_dollar_amounts_are_never_read_as_math() -> None:
+    # JupyterLab typesets $...$ in HTML outputs with MathJax unless a container opts out
+    import re
+
+    no_math = re.compile(r'class="[^"]*\bmathjax_ignore\b[^"]*"')
+    table = tables.metrics_table({"baseline": BASE, "variant": VAR}).to_html()
+    assert "$0.0600" in table and no_math.search(table)
+    banner = Verdict("fail", "cost_per_success $0.0600 > $0.0500", "cost $0.06 [$0.05 – $0.07]")
+    assert no_math.search(banner.to_html())
+    frag = elements.callout("cost $0.0142 [$0.0079 – $0.0389]")._repr_html_()
+    assert no_math.search(frag)
+    assert "$0.0142" in frag
+
+
+def test_report_export_still_shows_dollars(tmp_path: Path) -> None:
+    import nbformat
+
+    from labkit.report.export import export_html
+
+    table = tables.metrics_table({"baseline": BASE}).to_html()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Cost"),
+                nbformat.v4.new_code_cell("", outputs=[nbformat.v4.new_output(
+                    "display_data", data={"text/html": table})])]
+    page = export_html(nb, tmp_path / "p.html").read_text(encoding="utf-8")
+    assert "$0.0600" in page and "&#36;" not in page

@@ -21,3 +21,22 @@ def test_checklist_table_colours_come_from_the_palette() -> None:
     html = views.checklist_table(items).to_html()
     for colour in (display.PASS_COLOUR, display.FAIL_COLOUR, display.WARN_COLOUR):
         assert colour in html
+
+
+class _Store:
+    def __init__(self, recs: list[dict]) -> None:
+        self.recs = recs
+
+    def sample(self, n: int = 1) -> list[dict]:
+        return self.recs[:n]
+
+
+def test_log_sample_says_a_number_failing_the_card_checksum_is_kept() -> None:
+    # the shipped golden set's made-up card number fails Luhn, so redaction keeps it;
+    # the sample must say so instead of implying every card-like number was masked
+    kept = views.log_sample(_Store([{"question": "save my card number 4929 0000 1234 5678 please"}]))
+    text = str(kept)
+    assert "4929 0000 1234 5678" in text
+    assert "card checksum" in text and "not redacted" in text
+    clean = str(views.log_sample(_Store([{"question": "reset my key"}])))
+    assert "card checksum" not in clean

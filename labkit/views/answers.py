@@ -20,7 +20,7 @@ from labkit.display import (
     fmt_value,
     shorten,
 )
-from labkit.views.elements import styler
+from labkit.views.elements import NOWRAP, styler
 from labkit.views.frames import RunLike
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def flipped_table(comparison: Any, dataset: Any = None, *, limit: int = 30) -> H
         if f.get("cause"):
             metric = f"{metric} ({f['cause']})" if metric else str(f["cause"])
         rows.append(
-            f"<tr><td><code>{html.escape(cid)}</code></td><td>{html.escape(q)}</td>"
+            f"<tr><td style='{NOWRAP}'><code class='lk-id'>{html.escape(cid)}</code></td><td>{html.escape(q)}</td>"
             f"<td>{html.escape(str(metric))}</td>"
             f"<td style='color:{col};font-weight:700'>{html.escape(direction)}</td>"
             f"<td><a href='#{trace_anchor('baseline', cid)}'>baseline</a> · "

@@ -24,12 +24,14 @@ from labkit.display import (
     INFO_COLOUR,
     LINE,
     MUTED_COLOUR,
+    NO_MATH,
     PASS_BG,
     PASS_COLOUR,
     SOFT,
     WARN_BG,
     WARN_COLOUR,
     Html,
+    no_math,
 )
 
 if TYPE_CHECKING:
@@ -54,6 +56,11 @@ RC: Any = {
     "figure.dpi": 100,
     "savefig.dpi": 110,
 }
+
+
+#: columns holding an id: never broken mid-id (the report tables and JupyterLab alike)
+ID_COLUMNS = frozenset({"id", "case_id", "trace_id", "run_id"})
+NOWRAP = "white-space:nowrap"
 
 
 @dataclass(repr=False)
@@ -85,7 +92,7 @@ class Chart:
         return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
 
     def _repr_html_(self) -> str:
-        return (
+        return no_math(
             '<figure class="lk-chart" style="margin:12px 0">'
             f'<img src="{self.data_uri}" alt="{html.escape(self.alt, quote=True)}" '
             f'style="max-width:100%;height:auto">'
@@ -128,7 +135,10 @@ def styler(df: pd.DataFrame) -> Styler:
     """A Styler with every cell and label HTML-escaped and labkit's table look."""
     st = df.style.format(escape="html", na_rep="—")
     st = st.format_index(escape="html", axis=0).format_index(escape="html", axis=1)
-    st = st.hide(axis="index")
+    st = st.hide(axis="index").set_table_attributes(f'class="{NO_MATH}"')
+    ids = [c for c in df.columns if c in ID_COLUMNS]
+    if ids:
+        st = st.map(lambda _: NOWRAP, subset=list[Any](ids))
     st = st.set_table_styles([
         {"selector": "", "props": "border-collapse:collapse;font-size:.9rem;margin:6px 0 14px"},
         {"selector": "th", "props": f"background:{SOFT};border:1px solid {LINE};padding:4px 10px;text-align:left"},

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from labkit.display import FAIL_COLOUR, INK, STATUS_COLOURS, Html, Verdict, colour_for
+from labkit.display import FAIL_COLOUR, INK, NO_MATH, STATUS_COLOURS, Html, Verdict, colour_for
 from labkit.trace.store import TraceStore
 from labkit.views.elements import Chart, callout, new_figure
 
@@ -47,7 +47,8 @@ def ensure_runs(
 
 
 def _table(df: Any, caption: str = "", precision: int = 3) -> Any:
-    sty = df.style.hide(axis="index").format(precision=precision, na_rep="—")
+    sty = df.style.hide(axis="index").set_table_attributes(f'class="{NO_MATH}"')
+    sty = sty.format(precision=precision, na_rep="—")
     money = [c for c in df.columns if "cost" in str(c)]
     if money:
         sty = sty.format("{:.5f}", subset=money, na_rep="—")
@@ -69,12 +70,25 @@ def _truncate(obj: Any, limit: int) -> Any:
 def log_sample(store: TraceStore, n: int = 1, text_limit: int = 160) -> Any:
     """A structured log sample: the first ``n`` trace records as stored (long text cut)."""
     recs = [_truncate(r, text_limit) for r in store.sample(n)]
-    body = html.escape(json.dumps(recs if n > 1 else recs[0] if recs else {}, indent=2, ensure_ascii=False,
-                                  default=str))
+    text = json.dumps(recs if n > 1 else recs[0] if recs else {}, indent=2, ensure_ascii=False, default=str)
     return Html(
         '<details open><summary>trace record (traces.jsonl, redacted before write)</summary>'
-        f'<pre style="max-height:520px;overflow:auto;font-size:.82rem">{body}</pre></details>'
+        f'<pre style="max-height:520px;overflow:auto;font-size:.82rem">{html.escape(text)}</pre>'
+        f'{_kept_numbers_note(text)}</details>'
     )
+
+
+def _kept_numbers_note(text: str) -> str:
+    """Say which card-shaped numbers were kept: a number failing the card checksum is not a card."""
+    from labkit.patterns import patterns_of
+
+    kept = [m.group(0).strip() for p in patterns_of(["CARD"]) for m in p.regex.finditer(text) if not p.valid(m)]
+    if not kept:
+        return ""
+    shown = ", ".join(f"<code>{html.escape(k)}</code>" for k in dict.fromkeys(kept))
+    return (f'<p style="font-size:.88rem">Kept as written, not redacted: {shown}. A number is a card only if '
+            "it passes the card checksum (Luhn); these fail it, so they are not card numbers. A real "
+            "card number always passes and is masked as <code>[CARD]</code>.</p>")
 
 
 def summary_table(store: TraceStore) -> Any:

@@ -38,8 +38,9 @@ def ship_decision(candidate: Any, baseline: Any = None, *, candidate_label: str 
     failed = [c.name for c in candidate.checks if not c.passed]
     base = ""
     if baseline is not None:
-        base = (f" The {baseline_label} {'passes' if baseline.passed else 'fails'} the same gate"
-                f" ({sum(c.passed for c in baseline.checks)}/{len(baseline.checks)} checks).")
+        n_pass = sum(c.passed for c in baseline.checks)
+        base = (f" The {baseline_label} {'passes' if baseline.passed else 'fails'} the same gate:"
+                f" passes {n_pass} of {len(baseline.checks)} checks.")
     if candidate.passed:
         return Verdict("pass", f"SHIP the {candidate_label}",
                        f"The {candidate_label} meets every check of gate {candidate.gate}.{base}")

@@ -37,6 +37,7 @@ from labkit.display import (
     VERDICT_MIME,
     Verdict,
     fmt_value,
+    no_math,
     unit_of,
 )
 from labkit.errors import ConfigError
@@ -85,11 +86,11 @@ class TunerView:
         self.verdict = verdict
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        return {"text/html": self.html, "text/plain": f"[{self.verdict.status.upper()}] {self.verdict.title}",
+        return {"text/html": no_math(self.html), "text/plain": f"[{self.verdict.status.upper()}] {self.verdict.title}",
                 VERDICT_MIME: self.verdict.to_dict()}
 
     def _repr_html_(self) -> str:
-        return self.html
+        return no_math(self.html)
 
 
 class ThresholdTuner:
@@ -180,7 +181,7 @@ class ThresholdTuner:
         passing, total = self.cases_passing()
         cases = f" {passing} of {total} cases pass every check they are measured on." if total else ""
         if rep.passed:
-            return Verdict("pass", f"gate passes at these thresholds ({len(rep.checks)}/{len(rep.checks)} checks)",
+            return Verdict("pass", f"gate passes at these thresholds (all {len(rep.checks)} checks pass)",
                            cases.strip())
         return Verdict("fail", f"gate fails at these thresholds ({len(failed)} of {len(rep.checks)} checks fail)",
                        f"Failed: {', '.join(failed)}.{cases}")
@@ -285,7 +286,7 @@ class ThresholdTuner:
             )
             slider.observe(self._on_slide, names="value")
             self.sliders[k] = slider
-        self._view_widget = w.HTML(value=self.view_html())
+        self._view_widget = w.HTML(value=no_math(self.view_html()))
         self._status = w.HTML(value="")
         button = w.Button(description="Save thresholds", icon="save", button_style="primary",
                           tooltip=f"write the gate with these thresholds to {self.out_path}")
@@ -306,7 +307,7 @@ class ThresholdTuner:
 
     def refresh(self) -> None:
         if self._view_widget is not None:
-            self._view_widget.value = self.view_html()
+            self._view_widget.value = no_math(self.view_html())
 
     def show(self, interactive: bool = True) -> Any:
         """The live widget when interactive, else the static view (same content)."""
