@@ -94,6 +94,9 @@ ABSTENTION = re.compile(
     re.IGNORECASE,
 )
 
+#: clause boundaries inside a sentence that holds an abstention phrase
+_CLAUSE = re.compile(r"[,;:()\u2014]|\s-\s|\b(?:but|however|although|though|whereas)\b", re.IGNORECASE)
+
 
 @register_judge("lexical")
 @dataclass(frozen=True)
@@ -123,12 +126,15 @@ class LexicalJudge:
             raise ConfigError("min_content_words must be >= 1", field="min_content_words")
 
     def claims(self, answer: str) -> list[str]:
-        """The claim sentences of an answer."""
-        return [
-            s
-            for s in sentences(strip_citations(answer or ""))
-            if len(set(content_words(s))) >= self.min_content_words and not ABSTENTION.search(s)
-        ]
+        """The claim sentences of an answer. A sentence with an abstention phrase is split into
+        its clauses: the abstaining clause asserts nothing, the others still do ("We cannot
+        confirm it, but refunds are approved at once" claims the refunds)."""
+        out: list[str] = []
+        for s in sentences(strip_citations(answer or "")):
+            parts = _CLAUSE.split(s) if ABSTENTION.search(s) else [s]
+            out += [c.strip() for c in parts
+                    if len(set(content_words(c))) >= self.min_content_words and not ABSTENTION.search(c)]
+        return out
 
     def explain(self, answer: str, contexts: Sequence[str]) -> list[ClaimVerdict]:
         """Per-claim verdicts with the best-overlapping context sentence."""

@@ -38,6 +38,9 @@ def gate_lock_info(gate_path: str | os.PathLike[str]) -> dict[str, Any] | None:
     if lp.is_file():
         try:
             lock = json.loads(lp.read_text(encoding="utf-8"))
+            if not isinstance(lock, dict):
+                raise ConfigError(f"malformed lock file: must be a JSON object, got {type(lock).__name__}",
+                                  path=str(lp))
             info["locked_at"] = lock.get("locked_at")
             info["locked_hash"] = lock.get("hash")
         except json.JSONDecodeError as e:

@@ -31,7 +31,9 @@ STOPWORDS = frozenset(_STOP_TEXT.split())
 """Function words ignored when comparing texts by their content words (English)."""
 
 _TOKEN = re.compile(r"[^\W_]+")
-_CITATION = re.compile(r"\[[^\[\]\n]*\]")
+#: a citation marker: ids without spaces (``[security-runbook#2]``, ``[1]``, ``[a#1, b#2]``); a bracketed
+#: note with words (``[Refunds are approved at once]``) is text, not a citation, and stays
+_CITATION = re.compile(r"\[\s*[\w.:/-]+(?:#\d+)?(?:\s*[,;]\s*[\w.:/-]+(?:#\d+)?)*\s*\]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -54,7 +56,8 @@ def content_words(text: str) -> list[str]:
 
 
 def strip_citations(text: str) -> str:
-    """Remove citation markers like ``[security-runbook#2]`` or ``[1]``."""
+    """Remove citation markers like ``[security-runbook#2]``, ``[1]`` or ``[a#1, b#2]``; brackets
+    around words are kept (a claim does not stop being one inside brackets)."""
     return _CITATION.sub("", text)
 
 

@@ -394,3 +394,22 @@ def test_the_gate_name_must_be_a_string(tmp_path, capsys):
     assert main(["gate", "lock", str(p)]) == 2
     err = _one_line_error(capsys)
     assert f"{p}:1" in err and "'name'" in err
+
+
+@pytest.mark.parametrize("where", ["lock", "manifest_gate", "manifest_scoring"])
+def test_odd_json_shapes_in_lock_or_manifest_are_one_line_errors(runs, tmp_path, capsys, where):
+    gate = tmp_path / "gate.yaml"
+    shutil.copy(SHIPPED_GATE, gate)
+    shutil.copy(SHIPPED_GATE + ".lock.json", tmp_path / "gate.yaml.lock.json")
+    run = _copy(runs / "variant", tmp_path / "variant")
+    if where == "lock":
+        (tmp_path / "gate.yaml.lock.json").write_text("[1]\n")
+    else:
+        man = json.loads((run / "manifest.json").read_text())
+        man["gate" if where == "manifest_gate" else "scoring"] = ["x"]
+        (run / "manifest.json").write_text(json.dumps(man))
+    code = main(["gate", "--config", str(gate), str(run), "--baseline", str(runs / "baseline")])
+    err = capsys.readouterr().err
+    assert code in (1, 2) and "Traceback" not in err
+    if where == "lock":
+        assert code == 2 and "gate.yaml.lock.json" in err and "JSON object" in err

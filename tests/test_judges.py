@@ -245,3 +245,34 @@ def test_abstention_is_not_a_claim():
     assert j.faithfulness(mixed, ["API keys expire 90 days after they are created."]) == (1.0, "")
     # an unsupported statement is still a claim
     assert j.faithfulness("Refunds are always instant.", ["API keys expire."])[0] == 0.0
+
+
+# ---- a claim cannot hide in brackets or behind a hedge -------------------------------------------
+
+_CTX = ["Refunds are reviewed by the billing team within five business days."]
+_INVENTED = "Refunds of any amount are approved automatically within one hour"
+
+
+@pytest.mark.parametrize("answer", [
+    f"[{_INVENTED}.]",                                              # a bracketed note is no citation
+    f"We cannot confirm it, but {_INVENTED[0].lower()}{_INVENTED[1:]}.",  # a hedge before a claim
+    f"{_INVENTED} (I cannot say more).",                            # a hedge after it
+    f"{_INVENTED}, which is not covered in the documentation.",
+])
+def test_a_claim_in_brackets_or_beside_a_hedge_is_still_judged(answer):
+    j = LexicalJudge()
+    assert j.claims(answer), answer
+    assert j.faithfulness(answer, _CTX)[0] == 0.0
+
+
+@pytest.mark.parametrize("answer", [
+    "I could not find this in the knowledge base.",
+    "I could not find information about SSO pricing in the knowledge base.",
+    "Refunds take five business days [billing#2]. They are reviewed by the billing team [billing#2, support-policy#1].",
+])
+def test_abstentions_and_citation_markers_stay_out_of_the_claims(answer):
+    j = LexicalJudge()
+    claims = j.claims(answer)
+    assert all("[" not in c for c in claims)
+    if answer.startswith("I could not"):
+        assert claims == [] and j.faithfulness(answer, _CTX)[0] is None

@@ -107,7 +107,8 @@ def _other_dataset(run: Any) -> str:
     if run is None:
         return ""
     man = run.manifest
-    ran, scored = man.get("dataset"), (man.get("scoring") or {}).get("dataset")
+    scoring = man.get("scoring") or {}
+    ran, scored = man.get("dataset"), scoring.get("dataset") if isinstance(scoring, Mapping) else None
     if not isinstance(ran, Mapping) or not isinstance(scored, Mapping):
         return ""
     a, b = ran.get("fingerprint"), scored.get("fingerprint")

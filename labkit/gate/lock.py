@@ -82,6 +82,9 @@ def pre_registration(gate_path: str | None, run: Any) -> dict[str, Any]:
                 "before testing a change", **info}
     if run is not None:
         rec = run.manifest.get("gate") or {}
+        if not isinstance(rec, dict):
+            raise ConfigError("must be a mapping (the gate the run recorded)", path=str(run.manifest_path),
+                              field="gate")
         created = run.manifest.get("created_at")
         if not created:
             return {"status": "unverifiable", "detail": f"locked at {info['locked_at']}, but the run "
