@@ -102,6 +102,18 @@ def _judge_info(judge: Any) -> Any:
     return describe() if callable(describe) else type(judge).__name__
 
 
+def _redacted_slices(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Slice keys come from the dataset's tag values (``category=...``): they pass through the
+    redaction like everything a run writes, so a secret pasted into a tag stays off disk."""
+    from labkit.trace.redact import Redactor
+
+    red = Redactor()
+    slices = metrics.get("slices")
+    if isinstance(slices, dict):
+        metrics["slices"] = {red.redact_text(k)[0]: v for k, v in slices.items()}
+    return metrics
+
+
 def score_run(
     run_dir: str | os.PathLike[str] | RunDir,
     dataset: Dataset | Sequence[EvalCase] | str | os.PathLike[str] | None = None,
@@ -158,7 +170,7 @@ def score_run(
     scores = score_cases(cases, results, k=k, corpus=corp, judge=judge)
     atomic_write_text(rd.scores_path, csv_safe_frame(scores).to_csv(index=False))
     missing = [c for c in ds if c.id not in have]
-    metrics = aggregate(cases, scores, k=k, seed=seed, n_boot=n_boot, missing=missing)
+    metrics = _redacted_slices(aggregate(cases, scores, k=k, seed=seed, n_boot=n_boot, missing=missing))
     atomic_write_text(rd.metrics_path, json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     man = rd.manifest
     if not man:

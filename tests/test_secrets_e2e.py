@@ -272,3 +272,17 @@ def test_report_files_hold_no_raw_secret(planted_run: Path, tmp_path: Path) -> N
     assert leaks(files) == []
     html = next(v for k, v in files.items() if k.endswith("01_planted.html")).decode("utf-8")
     assert "[API_KEY]" in html or "[TOKEN]" in html
+
+
+def test_a_secret_in_a_tag_value_stays_off_the_metrics(tmp_path: Path) -> None:
+    """metrics.json names its slices by tag value: a secret pasted into a tag is redacted there."""
+    secret = "sk-proj-PLANTEDtagvalue0123456789abcd"
+    ds = tmp_path / "ds.jsonl"
+    ds.write_text(json.dumps({"id": "t-1", "question": "Where do I reset a key?", "must_include": ["portal"],
+                              "tags": {"category": secret, "risk": "high", "kind": "representative"}}) + "\n",
+                  encoding="utf-8")
+    run = tmp_path / "run"
+    assert main(["run", "--dataset", str(ds), "--pipeline", "data/pipelines/baseline.yaml", "--out", str(run),
+                 "--quiet"]) == 0
+    text = (run / "metrics.json").read_text(encoding="utf-8")
+    assert "PLANTEDtagvalue" not in text and "category=[API_KEY]" in text
