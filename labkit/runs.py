@@ -36,7 +36,6 @@ __all__ = [
     "STATUSES",
     "RunDir",
     "load_dataset",
-    "normalize_result",
 ]
 
 MANIFEST = "manifest.json"
@@ -52,7 +51,6 @@ MANIFEST_SCHEMA_VERSION = 1
 
 #: The results-line contract lives in labkit.resultline (one validator for the runner,
 #: the cache and this reader); these names are kept here for existing callers.
-normalize_result = check_line
 
 
 def read_results(path: str | os.PathLike[str], *, tolerate_torn_tail: bool = True) -> list[dict[str, Any]]:

@@ -147,7 +147,6 @@ def test_notebook_executes_and_exports(built_reports: ReportIndex, name: str) ->
 def test_all_reports_build_and_are_indexed(built_reports: ReportIndex) -> None:
     # the 90 s target is measured by benchmarks/bench_report.py, not asserted on a shared machine
     assert built_reports.ok
-    assert built_reports.wall_s > 0
     index = built_reports.index_html.read_text()
     for e in built_reports.entries:
         assert f"href='{e.name}.html'" in index

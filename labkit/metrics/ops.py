@@ -79,24 +79,6 @@ def latency_sample(latency_ms: NDArray[Any], from_cache: NDArray[Any]) -> NDArra
     return lat[mask]
 
 
-def latency_percentile(latency_ms: NDArray[Any], from_cache: NDArray[Any], q: float) -> float | None:
-    """The q-th percentile of the counted latencies; None when there is none."""
-    import numpy as np
-
-    s = latency_sample(latency_ms, from_cache)
-    return float(np.percentile(s, q)) if s.size else None
-
-
-def cost_per_success(cost_usd: NDArray[Any], success: NDArray[Any]) -> float | None:
-    """Total cost of all cases (missing = 0) / number of successful cases; None without success."""
-    import numpy as np
-
-    succ = int(np.sum(np.asarray(success, dtype=bool)))
-    if succ == 0:
-        return None
-    return float(np.nansum(np.asarray(cost_usd, dtype=float))) / succ
-
-
 def raw_columns(result: CaseResult) -> dict[str, Any]:
     """A case's raw columns of scores.csv (:data:`RAW_COLUMNS`, in that order)."""
     raw = raw_ops(result)
