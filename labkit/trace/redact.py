@@ -131,6 +131,17 @@ class _Rule:
         return self.pattern.sub(repl, text), hits
 
 
+def _any_gate(rules: list[_Rule]) -> re.Pattern[str] | None:
+    """One pattern that matches wherever any of ``rules``' gates does; None when a rule has no
+    gate (it must always run, so no single search can rule the text out)."""
+    if not rules or any(r.gate is None for r in rules):
+        return None
+    gates = [r.gate for r in rules if r.gate is not None]
+    if any(g.flags != gates[0].flags for g in gates):
+        return None
+    return re.compile("|".join(f"(?:{g.pattern})" for g in gates), gates[0].flags)
+
+
 def _builtin_rules(types: Iterable[str]) -> list[_Rule]:
     """The catalogue's patterns of ``types``, in the catalogue's order."""
     return [_Rule(p.type, p.regex, p.check, p.gate, p.type in patterns.NUMERIC_TYPES)
@@ -158,6 +169,7 @@ class Redactor:
             raise ConfigError(f"unknown redaction type {unknown[0]!r}", field="types", known=BUILTIN_TYPES)
         self._memo: dict[tuple[str, bool], tuple[str, int]] = {}
         self._memo_version = patterns.secrets_version()
+        self._key_kinds: dict[str, tuple[bool, bool]] = {}
         self._rules: list[_Rule] = _builtin_rules(self.types) if self.enabled else []
         for name, rx in self.extra_patterns.items():
             try:
@@ -167,6 +179,10 @@ class Redactor:
             tag = re.sub(r"[^A-Z0-9_]", "_", str(name).upper())
             # extra patterns run first: they are the most specific
             self._rules.insert(0, _Rule(tag, pat))
+        # one search of every gate at once: most strings (ids, statuses, plain prose) pass no gate,
+        # and then only the ungated rules need to run (True: an own id field, numeric rules skipped)
+        self._any_gate = {own: _any_gate([r for r in self._rules if not (own and r.numeric)])
+                          for own in (False, True)}
 
     # ------------------------------------------------------------------ config
     @classmethod
@@ -220,6 +236,9 @@ class Redactor:
         """
         # the secrets labkit itself read (an API key): always, whatever the settings
         text, n = patterns.redact_literals(text)
+        gate = self._any_gate[own_id]
+        if gate is not None and gate.search(text) is None:
+            return text, n  # no rule's gate passes, and every rule has one: nothing to replace
         for rule in self._rules:
             if own_id and rule.numeric:
                 continue
@@ -236,16 +255,17 @@ class Redactor:
 
     def redact_count(self, obj: Any) -> tuple[Any, int]:
         """``(redacted copy, number of replacements)``; content drops are not counted."""
+        if self._memo_version != patterns.secrets_version():  # a key was registered since
+            self._memo.clear()
+            self._key_kinds.clear()
+            self._memo_version = patterns.secrets_version()
         counter = [0]
         out = self._walk(obj, counter, False, self.skip_keys)
         return out, counter[0]
 
     def _text(self, text: str, own_id: bool = False) -> tuple[str, int]:
         # short strings repeat a lot (statuses, model names, ids): memoize them
-        if len(text) <= 64:
-            if self._memo_version != patterns.secrets_version():  # a key was registered since
-                self._memo.clear()
-                self._memo_version = patterns.secrets_version()
+        if len(text) <= 64:  # (redact_count clears the memo when a secret was registered since)
             hit = self._memo.get((text, own_id))
             if hit is not None:
                 return hit
@@ -306,9 +326,12 @@ class Redactor:
         """What a value becomes because of the key it is under (None: redact it as text)."""
         if not val.strip() or patterns.REFERENCE_VALUE.match(val.strip()):
             return None
-        if "API_KEY" in self.types and patterns.is_credential_key(key):
+        kinds = self._key_kinds.get(key)
+        if kinds is None:  # keys repeat in every record: classify each once
+            kinds = self._key_kinds[key] = (patterns.is_credential_key(key), patterns.is_phone_key(key))
+        if "API_KEY" in self.types and kinds[0]:
             return "[API_KEY]"
-        if ("PHONE" in self.types and patterns.is_phone_key(key) and re.fullmatch(r"[\d\s+().\-]+", val)
+        if ("PHONE" in self.types and kinds[1] and re.fullmatch(r"[\d\s+().\-]+", val)
                 and 7 <= sum(ch.isdigit() for ch in val) <= 15):
             return "[PHONE]"
         return None
