@@ -177,6 +177,10 @@ def analyse_experiment(
     figures = {a: arm_figures(seen[seen["arm"] == a], seed=seed) for a in (control, candidate)}
     simulated = bool(df["simulated"].fillna(False).astype(bool).any())
     notes = [f"figures as of look {int(row['look'])} ({row['hours']:g} h)"]
+    cand = df[df["arm"] == candidate]
+    unseen = [t["trigger"] for t in _trigger_states(cand, t_cut, float(df["ts"].min()), rules) if t["observed"] is None]
+    if unseen:
+        notes.append(f"rollback trigger(s) the traces do not carry, not observed: {'; '.join(unseen)}")
     if ACTIONS.index(row["action"]) == CONTINUE:
         notes.append("the experiment has not reached a decision: keep looking")
     return Experiment(arm_by=arm_by, control=control, candidate=candidate, looks=looks, action=str(row["action"]),

@@ -52,7 +52,7 @@ def history_frame(h: History, metrics: Sequence[str]) -> pd.DataFrame:
 
     rows = []
     for r in h.runs.to_dict("records"):
-        row = {"created_at (UTC)": str(r["created_at"] or "")[:19].replace("T", " "), "run_id": r["run_id"],
+        row = {"created_at (UTC)": str(r["created_at"] or "")[:19].replace("T", " "), "run": r["run"],
                "dataset series": r["series"] + (" (new series)" if r["new_series"] else ""),
                "prompt_version": clean(r["prompt_version"]) or "—", "model": clean(r["model"]) or "—",
                "config_hash": clean(r["config_hash"]) or "—", "gate (absolute checks)": gate_cell(r)}

@@ -38,7 +38,8 @@ DEFAULT_INDEX = "outputs/history/history.duckdb"
 
 @dataclass(frozen=True, kw_only=True)
 class Regression:
-    """A metric that regressed from the previous run of the same series."""
+    """A metric that regressed from the previous run of the same series (``run_id`` and
+    ``baseline_run_id`` are the runs' labels: the run id, or ``parent/folder`` when ids repeat)."""
 
     run_id: str
     path: str
@@ -102,8 +103,16 @@ def series_label(fingerprint: Any, dataset_path: Any) -> str:
     return f"{name}@{fp}"
 
 
+def _labels(runs: pd.DataFrame) -> list[str]:
+    """Each run's label: its run id, or ``parent/folder`` when several runs share the id."""
+    ids = runs["run_id"].tolist()
+    return [rid if ids.count(rid) == 1 else f"{Path(p).parent.name}/{Path(p).name}"
+            for rid, p in zip(ids, runs["path"], strict=True)]
+
+
 def _assign_series(runs: pd.DataFrame) -> pd.DataFrame:
     runs = runs.copy()
+    runs["run"] = _labels(runs)
     runs["series"] = [series_label(f, p) if isinstance(f, str) else f"{series_label(None, p)}:{rid}"
                       for f, p, rid in zip(runs["dataset_fingerprint"], runs["dataset_path"], runs["run_id"],
                                            strict=True)]
@@ -136,10 +145,10 @@ def _regressions(runs: pd.DataFrame, index: str, seed: int, notes: list[str]) ->
                 try:
                     got = _compare_rows(prev["path"], cur["path"], seed)
                 except LabkitError as e:
-                    notes.append(f"{cur['run_id']}: not compared with {prev['run_id']}: {e}")
+                    notes.append(f"{cur['run']}: not compared with {prev['run']}: {e}")
                     continue
                 store_comparison(index, key, got)
-            out += [Regression(run_id=cur["run_id"], path=cur["path"], baseline_run_id=prev["run_id"],
+            out += [Regression(run_id=cur["run"], path=cur["path"], baseline_run_id=prev["run"],
                                metric=r["metric"], delta=r["delta"], ci_low=r["ci_low"], ci_high=r["ci_high"],
                                p_adjusted=r["p_adjusted"], n=int(r["n"] or 0))
                     for r in got if r["verdict"] == "regressed"]

@@ -61,7 +61,7 @@ def regressions_table(h: History) -> Html | Styler:
 
     if not h.regressions:
         return bullet_list([], empty="No metric regressed between consecutive runs of a series.")
-    df = pd.DataFrame([{"run_id": g.run_id, "compared with": g.baseline_run_id, "metric": g.metric,
+    df = pd.DataFrame([{"run": g.run_id, "compared with": g.baseline_run_id, "metric": g.metric,
                         "delta": fmt_signed(g.metric, g.delta),
                         "95% interval": f"[{fmt_value(g.metric, g.ci_low)} – {fmt_value(g.metric, g.ci_high)}]",
                         "p (Holm)": "—" if g.p_adjusted is None else f"{g.p_adjusted:.3g}", "n paired": g.n}
@@ -92,7 +92,7 @@ def _panel(ax: Any, h: History, series: str, metric: str, colour: str) -> None:
         vals.append(v)
         lo.append(v - float(e["ci_low"]) if e.get("ci_low") is not None else 0.0)
         hi.append(float(e["ci_high"]) - v if e.get("ci_high") is not None else 0.0)
-        labels.append(f"{r['prompt_version'] or r['run_id']}")
+        labels.append(f"{r['prompt_version'] or r['run']}")
         bad.append(metric in h.regressed(r["path"]))
     if not xs:
         ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
