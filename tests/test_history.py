@@ -225,3 +225,16 @@ def test_reference_history_plan(tmp_path: Path) -> None:
     bad.write_text("steps:\n  - {name: x, config: nope.yaml}\ndataset: golden.jsonl\n")
     with pytest.raises(ConfigError, match="config"):
         read_plan(bad)
+
+
+def test_a_secret_in_a_manifest_is_redacted_before_it_reaches_the_index(runs: dict[str, Path], tmp_path: Path) -> None:
+    key = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6"
+    man = json.loads((runs["r1"] / "manifest.json").read_text())
+    man["pipeline"]["config"]["prompt_version"] = f"v1 {key}"
+    (runs["r1"] / "manifest.json").write_text(json.dumps(man))
+    db = tmp_path / "h.duckdb"
+    update_index([runs["r1"]], db)
+    con = history_index.connect(db)
+    stored = con.execute("SELECT prompt_version, run_id, config_hash FROM runs").fetchone()
+    assert stored is not None and key not in stored[0] and "[API_KEY]" in stored[0]
+    assert stored[1:] == ("r1", "hash-v1")  # labkit's own fields are kept as they are

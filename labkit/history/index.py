@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import ConfigError, RunDirError
+from labkit.trace.redact import Redactor
 
 #: the layout of the index file; a file of another version is rebuilt, not misread
 INDEX_SCHEMA_VERSION = 1
@@ -149,7 +150,7 @@ def _read_run(path: str, gate: Any) -> tuple[dict[str, Any], list[tuple[Any, ...
     if gate is not None:
         rep = gate.thresholds_only().evaluate(metrics)
         row.update(gate=gate.name, gate_passed=bool(rep.passed), gate_failed="; ".join(c.name for c in rep.failed))
-    return row, mrows
+    return Redactor().redact(row), mrows  # a secret pasted into a manifest field stays off the index
 
 
 def _skip_reason(p: Path) -> str | None:
