@@ -238,3 +238,26 @@ def test_a_secret_in_a_manifest_is_redacted_before_it_reaches_the_index(runs: di
     stored = con.execute("SELECT prompt_version, run_id, config_hash FROM runs").fetchone()
     assert stored is not None and key not in stored[0] and "[API_KEY]" in stored[0]
     assert stored[1:] == ("r1", "hash-v1")  # labkit's own fields are kept as they are
+
+
+@pytest.mark.slow
+def test_shipped_history_is_made_by_the_script_and_flags_the_lean_prompt(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The shipped history as `make report` makes it (data/history.yaml, the reference pipeline), then
+    `labkit history` over it: the table, the split dataset, the lean prompt's regression."""
+    from labkit.cli import main
+    from labkit.history import make_reference_history
+
+    runs = make_reference_history("data/history.yaml", runs_dir=tmp_path / "runs" / "history",
+                                  config_dir=tmp_path / "configs")
+    assert [p.name for p in runs][:3] == ["01-rag-v1", "02-rag-v2", "03-rag-v3"]
+    again = make_reference_history("data/history.yaml", runs_dir=tmp_path / "runs" / "history",
+                                   config_dir=tmp_path / "configs")
+    assert [(p / "manifest.json").read_bytes() for p in again] == [(p / "manifest.json").read_bytes() for p in runs]
+    code = main(["history", *map(str, sorted((tmp_path / "runs").glob("*/*"))), "--index",
+                 str(tmp_path / "h.duckdb"), "--gate", "data/gate.yaml"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "series golden.jsonl@" in out and "series quick_lab.jsonl@" in out
+    assert "05-rag-v4-lean vs 03-rag-v3: faithfulness delta -" in out
+    assert "FAIL (faithfulness >= 0.85)" in out
