@@ -77,13 +77,13 @@ class Experiment:
 
 def _trigger_states(cand: pd.DataFrame, t_end: float, t0: float, rules: RolloutRules) -> list[dict[str, Any]]:
     out = []
+    ts = cand["ts"].to_numpy(dtype=float)  # in time order
+    end = int(np.searchsorted(ts, t_end, side="left"))
     for trig in rules.triggers:
         w = trigger_window_s(trig, rules)
-        start = t0 if w is None else t_end - w
-        seen = cand[cand["ts"] < t_end]
-        rows = seen[seen["ts"] >= start]
-        if len(rows) < TRIGGER_MIN_N:  # too few for a rate or a percentile: the last TRIGGER_MIN_N requests
-            rows = seen.iloc[-TRIGGER_MIN_N:]
+        start = int(np.searchsorted(ts, t0 if w is None else t_end - w, side="left"))
+        # too few for a rate or a percentile: the window reaches back to the last TRIGGER_MIN_N requests
+        rows = cand.iloc[min(start, max(0, end - TRIGGER_MIN_N)):end]
         val, n = window_value(rows, trig.metric, rules.slos)
         out.append({"trigger": trig.text, "observed": val, "n": n,
                     "fires": val is not None and _OPS[trig.op](val, trig.threshold)})
