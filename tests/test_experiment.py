@@ -214,3 +214,18 @@ def test_views_render() -> None:
     assert ev.looks_chart(e).png.startswith(b"\x89PNG")
     aa = simulate_experiments(CanarySpec().aa(), n_experiments=50, hours=10)
     assert "A/A" in ev.simulation_table(aa, aa).to_html()
+
+
+def test_arms_must_be_named_when_there_are_more_than_two(tmp_path: Path) -> None:
+    d = tmp_path / "t"
+    d.mkdir()
+    rows = [{"trace_id": f"t{i}", "case_id": f"c{i}", "ts_start": 1.0 + i, "status": "ok",
+             "prompt_version": "abc"[i % 3]} for i in range(30)]
+    (d / "traces.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for kw in ({}, {"control": "a"}):
+        with pytest.raises(ConfigError, match="3 arms"):
+            analyse_experiment([d], arm_by="prompt_version", **kw)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="same arm"):
+        analyse_experiment([d], arm_by="prompt_version", control="a", candidate="a")
+    e = analyse_experiment([d], arm_by="prompt_version", control="a", candidate="c")
+    assert (e.control, e.candidate, e.action) == ("a", "c", "continue")

@@ -55,6 +55,8 @@ def read_traffic(sources: Iterable[str | os.PathLike[str]], *, arm_by: str,
 def choose_arms(df: pd.DataFrame, control: str | None, candidate: str | None) -> tuple[str, str]:
     """(control, candidate): as named, else the arm with the most requests is the control and the
     other the candidate; more than two arms need both named."""
+    if control is not None and control == candidate:
+        raise ConfigError(f"the control and the candidate are the same arm {control!r}", field="--candidate")
     counts = df["arm"].value_counts()
     arms = [str(a) for a in counts.index]
     for name, fld in ((control, "--control"), (candidate, "--candidate")):
@@ -65,7 +67,7 @@ def choose_arms(df: pd.DataFrame, control: str | None, candidate: str | None) ->
     if len(arms) < 2:
         raise ConfigError(f"one arm only ({arms[0]}): an experiment needs two", field="--arm-by")
     rest = [a for a in arms if a not in (control, candidate)]
-    if len(arms) > 2 and not (control or candidate):
+    if len(arms) > 2:
         raise ConfigError(f"{len(arms)} arms: name the --control and --candidate", field="--arm-by", known=arms)
     control = control or rest[0]
     candidate = candidate or next(a for a in rest if a != control)
