@@ -1,0 +1,155 @@
+"""Production traffic by arm: traces and feedback read through the trace store, per-arm figures.
+
+A request is a *success* when its trace's status is ``ok`` and its user, when they rated it,
+did not rate it 1 or 2 (docs/experiment.md). Failed means status error or timeout.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from labkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+ARM_KEYS = ("prompt_version", "model", "config_hash")
+BAD_RATING = 2  # a rating at or below this is a bad answer
+
+
+def read_traffic(sources: Iterable[str | os.PathLike[str]], *, arm_by: str,
+                 environment: str | None = None) -> pd.DataFrame:
+    """One row per request (the final attempt of each case): ts, arm, failed, success, rating,
+    latency_ms, cost_usd, faithfulness; ordered by time."""
+    from labkit.trace.store import TraceStore
+
+    if arm_by not in ARM_KEYS:
+        raise ConfigError(f"unknown arm key {arm_by!r}", field="--arm-by", known=ARM_KEYS)
+    with TraceStore(list(sources)) as store:
+        where = "final" + (" AND environment = ?" if environment else "")
+        df = store.query(
+            f"SELECT ts_start AS ts, {arm_by} AS arm, status, feedback_rating AS rating, latency_ms, cost_usd, "
+            f"faithfulness, simulated FROM traces WHERE {where} ORDER BY ts_start, trace_id",
+            [environment] if environment else None)
+    if df.empty:
+        raise ConfigError("no traces" + (f" in environment {environment!r}" if environment else ""),
+                          field="traces")
+    missing = int(df["arm"].isna().sum())
+    if missing:
+        raise ConfigError(f"{missing} trace(s) record no {arm_by}: every request must name its arm",
+                          field="--arm-by")
+    if df["ts"].isna().any():
+        raise ConfigError(f"{int(df['ts'].isna().sum())} trace(s) have no ts_start: the looks need each "
+                          "request's time", field="ts_start")
+    df["failed"] = df["status"].isin(["error", "timeout"])
+    bad = df["rating"].notna() & (df["rating"] <= BAD_RATING)
+    df["success"] = (df["status"] == "ok") & ~bad
+    return df
+
+
+def choose_arms(df: pd.DataFrame, control: str | None, candidate: str | None) -> tuple[str, str]:
+    """(control, candidate): as named, else the arm with the most requests is the control and the
+    other the candidate; more than two arms need both named."""
+    if control is not None and control == candidate:
+        raise ConfigError(f"the control and the candidate are the same arm {control!r}", field="--candidate")
+    counts = df["arm"].value_counts()
+    arms = [str(a) for a in counts.index]
+    for name, fld in ((control, "--control"), (candidate, "--candidate")):
+        if name is not None and name not in arms:
+            raise ConfigError(f"no requests in arm {name!r}", field=fld, known=arms)
+    if control and candidate:
+        return control, candidate
+    if len(arms) < 2:
+        raise ConfigError(f"one arm only ({arms[0]}): an experiment needs two", field="--arm-by")
+    rest = [a for a in arms if a not in (control, candidate)]
+    if len(arms) > 2:
+        raise ConfigError(f"{len(arms)} arms: name the --control and --candidate", field="--arm-by", known=arms)
+    control = control or rest[0]
+    candidate = candidate or next(a for a in rest if a != control)
+    return control, candidate
+
+
+@dataclass(frozen=True, kw_only=True)
+class Figure:
+    """One per-arm figure with its fixed-n 95% interval and the n it stands on."""
+
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _f(x: Any) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def arm_figures(rows: pd.DataFrame, *, seed: int = 0) -> dict[str, Figure]:
+    """success_rate, user_rating, error_rate, latency_p50_ms, latency_p95_ms, cost_per_request_usd of
+    one arm's requests, each with its 95% interval (Wilson for rates, bootstrap otherwise)."""
+    from labkit import stats
+
+    n = len(rows)
+    out: dict[str, Figure] = {}
+    for name, col in (("success_rate", "success"), ("error_rate", "failed")):
+        k = int(rows[col].sum())
+        lo, hi = stats.wilson_interval(k, n)
+        out[name] = Figure(value=k / n if n else None, ci_low=lo, ci_high=hi, n=n)
+    rating = rows["rating"].dropna().to_numpy(dtype=float)
+    lo, hi = stats.bootstrap_ci(rating, rng=seed)
+    out["user_rating"] = Figure(value=_f(rating.mean()) if len(rating) else None, ci_low=lo, ci_high=hi,
+                                n=len(rating))
+    lat = rows["latency_ms"].dropna().to_numpy(dtype=float)
+    for q in (50, 95):
+        val = float(np.percentile(lat, q, method="inverted_cdf")) if len(lat) else None
+        lo, hi = stats.percentile_ci(lat, q, rng=seed) if len(lat) else (None, None)
+        out[f"latency_p{q}_ms"] = Figure(value=val, ci_low=lo, ci_high=hi, n=len(lat))
+    cost = rows["cost_usd"].fillna(0.0).to_numpy(dtype=float)
+    lo, hi = stats.bootstrap_ci(cost, rng=seed)
+    out["cost_per_request_usd"] = Figure(value=_f(cost.mean()) if n else None, ci_low=lo, ci_high=hi, n=n)
+    return out
+
+
+def window_value(rows: pd.DataFrame, metric: str, slos: Mapping[str, Any]) -> tuple[float | None, int]:
+    """The value of a rollout trigger's metric over ``rows`` (a window of the candidate's requests),
+    and the n it stands on; None when the traces do not carry what it needs."""
+    n = len(rows)
+    if n == 0:
+        return None, 0
+    lat = rows["latency_ms"].dropna().to_numpy(dtype=float)
+    if metric == "error_rate":
+        return float(rows["failed"].mean()), n
+    if metric in ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms"):
+        q = int(metric.split("_")[1][1:])
+        return (float(np.percentile(lat, q, method="inverted_cdf")), len(lat)) if len(lat) else (None, 0)
+    if metric == "cost_per_success":
+        k = int(rows["success"].sum())
+        return (float(rows["cost_usd"].fillna(0.0).sum()) / k, n) if k else (None, n)
+    if metric.startswith("burn_rate:"):
+        return _burn(rows, slos.get(metric.split(":", 1)[1]), lat)
+    col = rows[metric].dropna() if metric in rows.columns else None
+    return (float(col.mean()), len(col)) if col is not None and len(col) else (None, 0)
+
+
+def _burn(rows: pd.DataFrame, slo: Any, lat: np.ndarray) -> tuple[float | None, int]:
+    """bad ratio over the window / the SLO's allowance (docs/readiness.md)."""
+    if slo is None or not slo.allowance:
+        return None, 0
+    if slo.kind == "error_rate":
+        return float(rows["failed"].mean()) / slo.allowance, len(rows)
+    if slo.kind == "latency" and slo.threshold_ms is not None and len(lat):
+        return float((lat > slo.threshold_ms).mean()) / slo.allowance, len(lat)
+    if slo.kind == "cost_per_success":
+        k = int(rows["success"].sum())
+        return ((float(rows["cost_usd"].fillna(0.0).sum()) / k) / slo.allowance, len(rows)) if k else (None, 0)
+    if slo.kind == "quality_floor" and slo.metric in rows.columns:
+        col = rows[slo.metric].dropna()
+        return ((1 - float(col.mean())) / slo.allowance, len(col)) if len(col) else (None, 0)
+    return None, 0

@@ -1,0 +1,131 @@
+"""Views of the run history (notebook 06): the verdict, the table, trend charts by run time.
+
+Each dataset series is drawn on its own panel row: runs on different datasets are never
+joined by a line. A run where a metric regressed from the previous run of its series (the
+paired test of labkit compare) is a red marker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from labkit.display import FAIL_COLOUR, Html, Verdict, colour_for, unit_of
+from labkit.views.elements import RC, Chart, bullet_list, new_figure, styler
+
+if TYPE_CHECKING:
+    from pandas.io.formats.style import Styler
+
+    from labkit.history import History
+
+
+def history_verdict(h: Any) -> Verdict:
+    """WARN naming the regressions between consecutive runs, else PASS; INFO with fewer than two runs."""
+    n = len(h.runs)
+    if n < 2:
+        return Verdict("info", f"history: {n} run(s), nothing to compare", "")
+    split = f" on {len(h.series)} dataset series (never drawn as one line)" if len(h.series) > 1 else ""
+    if not h.regressions:
+        return Verdict("pass", f"history: no regression across {n} runs{split}",
+                       "No metric regressed between consecutive runs on the same dataset (paired tests, "
+                       "Holm-adjusted, as labkit compare).")
+    runs = list(dict.fromkeys(r.run_id for r in h.regressions))
+    what = "; ".join(f"{rid}: {', '.join(g.metric for g in h.regressions if g.run_id == rid)}" for rid in runs)
+    return Verdict("warn", f"history: {len(h.regressions)} metric regression(s) in {len(runs)} of {n} runs{split}",
+                   what)
+
+
+def history_table(h: History, metrics: Sequence[str] | None = None, caption: str = "") -> Styler:
+    """One row per run in time order: dataset series, prompt version, model, config hash, gate,
+    each metric as value [95% interval] n=cases, and the metrics flagged as regressed."""
+    from labkit.history import DEFAULT_METRICS
+    from labkit.history.table import history_frame
+
+    df = history_frame(h, list(metrics or DEFAULT_METRICS))
+    st = styler(df)
+
+    def flag(v: Any) -> str:
+        return f"color:{FAIL_COLOUR};font-weight:600" if v not in ("—", "", None) else ""
+
+    st = st.map(flag, subset=["regressed vs previous run"])
+    return st.set_caption(caption or "Runs in time order; each metric is value [95% interval] n=cases. "
+                          "A new dataset series starts where the dataset fingerprint changes.")
+
+
+def regressions_table(h: History) -> Html | Styler:
+    """The flagged regressions: run, the run it is compared with, metric, paired delta with its 95%
+    interval, Holm-adjusted p-value and the n of paired cases."""
+    import pandas as pd
+
+    from labkit.display import fmt_signed, fmt_value
+
+    if not h.regressions:
+        return bullet_list([], empty="No metric regressed between consecutive runs of a series.")
+    df = pd.DataFrame([{"run": g.run_id, "compared with": g.baseline_run_id, "metric": g.metric,
+                        "delta": fmt_signed(g.metric, g.delta),
+                        "95% interval": f"[{fmt_value(g.metric, g.ci_low)} – {fmt_value(g.metric, g.ci_high)}]",
+                        "p (Holm)": "—" if g.p_adjusted is None else f"{g.p_adjusted:.3g}", "n paired": g.n}
+                       for g in h.regressions])
+    return styler(df).set_caption("Regressed between consecutive runs on the same dataset (paired by case id).")
+
+
+def series_notes(h: History) -> Html:
+    """The dataset series and the notes (skipped paths, comparisons not made)."""
+    counts = h.runs["series"].value_counts()
+    items = [f"series {s}: {int(counts[s])} run(s)" for s in h.series] + list(h.notes)
+    return bullet_list(items)
+
+
+def _panel(ax: Any, h: History, series: str, metric: str, colour: str) -> None:
+    import numpy as np
+
+    order = {p: i for i, p in enumerate(h.runs["path"], 1)}  # the run's place in time across all series
+    runs = h.runs[h.runs["series"] == series]
+    xs, vals, lo, hi, labels, bad = [], [], [], [], [], []
+    for r in runs.to_dict("records"):
+        x = order[r["path"]]
+        e = h.value(r["path"], metric)
+        if e is None or e.get("value") is None:
+            continue
+        v = float(e["value"])
+        xs.append(x)
+        vals.append(v)
+        lo.append(v - float(e["ci_low"]) if e.get("ci_low") is not None else 0.0)
+        hi.append(float(e["ci_high"]) - v if e.get("ci_high") is not None else 0.0)
+        labels.append(f"{r['prompt_version'] or r['run']}")
+        bad.append(metric in h.regressed(r["path"]))
+    if not xs:
+        ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
+        return
+    ax.errorbar(xs, vals, yerr=[lo, hi], color=colour, marker="o", capsize=3, linewidth=1.5)
+    flagged = np.array(bad)
+    if flagged.any():
+        ax.scatter(np.array(xs)[flagged], np.array(vals)[flagged], s=110, facecolors="none",
+                   edgecolors=FAIL_COLOUR, linewidths=2.2, zorder=5, label="regressed vs previous run")
+    ax.set_xticks(xs, labels, rotation=20, ha="right")
+    ax.set_ylabel(unit_of(metric))
+
+
+def trend_chart(h: History, metrics: Sequence[str] | None = None) -> Chart:
+    """Each metric (columns) by run time for each dataset series (rows), with 95% interval
+    whiskers; regressions circled in red. Series are separate rows: never one line."""
+    import matplotlib
+
+    from labkit.history import DEFAULT_METRICS
+
+    names = list(metrics or DEFAULT_METRICS)
+    series = h.series or ["no runs"]
+    with matplotlib.rc_context(RC):
+        fig = new_figure(3.3 * len(names), 2.8 * len(series) + 0.6)
+        axes = fig.subplots(len(series), len(names), squeeze=False)
+        for i, s in enumerate(series):
+            for j, m in enumerate(names):
+                ax = axes[i][j]
+                if len(h.runs):
+                    _panel(ax, h, s, m, colour_for(s, i))
+                ax.set_title(f"{m}\n{s}" if j == 0 else m, loc="left", fontsize=10)
+        fig.suptitle("Metrics by run time, one row per dataset series", x=0.01, ha="left", fontweight="bold")
+    cap = ("x: runs in time order (labelled by prompt version); y: the run's aggregate with its 95% interval; "
+           "red circle: regressed from the previous run of the same series (paired test). Each row is one "
+           "dataset fingerprint: runs on different datasets are not joined.")
+    return Chart.from_figure(fig, cap, alt="history trends: " + ", ".join(names))

@@ -1,0 +1,231 @@
+"""The online experiment: the mSPRT and its always-valid interval, the A/A error rate at hourly looks,
+the SIMULATED canary (labelled, reproducible), the decision tied to data/rollout.yaml, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labkit.errors import ConfigError
+from labkit.experiment import (
+    CanarySpec,
+    analyse_experiment,
+    simulate_experiments,
+    write_simulated_canary,
+)
+from labkit.experiment.decision import ROLL_BACK, first_decision, rollout_rules
+from labkit.experiment.sequential import MIN_N, msprt
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "data" / "canary" / "simulated-canary"
+TIME_BOUND_S = 60
+
+
+def test_likelihood_ratio_is_the_normal_mixture_integral() -> None:
+    """Λ equals ∫ exp(θΔ/V − θ²/(2V)) dN(0, τ²)(θ), integrated numerically."""
+    delta, v, tau = -0.04, 0.0003, 0.05
+    got = msprt(0.9, v / 2 * 200, 200, 0.9 + delta, v / 2 * 200, 200, tau=tau, min_n=1)
+    theta = np.linspace(-1, 1, 400_001)
+    dens = np.exp(-theta ** 2 / (2 * tau ** 2)) / math.sqrt(2 * math.pi * tau ** 2)
+    integrand = np.exp(theta * delta / v - theta ** 2 / (2 * v)) * dens
+    want = float(np.sum(integrand) * (theta[1] - theta[0]))
+    assert float(got.likelihood_ratio) == pytest.approx(want, rel=1e-4)
+
+
+def test_interval_is_where_the_test_does_not_reject() -> None:
+    """The always-valid interval is the inversion of the test: at its edge Λ(θ0) = 1/α."""
+    r = msprt(0.9, 0.09, 400, 0.85, 0.1275, 300, tau=0.05, alpha=0.05, min_n=1)
+    v = 0.09 / 400 + 0.1275 / 300
+    for edge in (float(r.ci_low), float(r.ci_high)):
+        d = -0.05 - edge  # the difference measured from θ0 = edge
+        lr = math.sqrt(v / (v + 0.0025)) * math.exp(0.0025 * d * d / (2 * v * (v + 0.0025)))
+        assert lr == pytest.approx(20.0, rel=1e-9)
+    assert bool(r.rejects) == (float(r.ci_high) < 0 or float(r.ci_low) > 0)
+
+
+def test_no_test_before_min_n_per_arm() -> None:
+    r = msprt([0.9, 0.9], [0.09, 0.09], [MIN_N - 1, 500], [0.5, 0.5], [0.25, 0.25], [500, MIN_N - 1], tau=0.05)
+    assert not r.rejects.any() and np.isinf(r.ci_low).all() and (r.p_value == 1).all()
+    with pytest.raises(ConfigError, match="alpha"):
+        msprt(0.9, 0.09, 500, 0.8, 0.16, 500, tau=0.05, alpha=1.5)
+
+
+def test_aa_error_rate_holds_with_hourly_looks() -> None:
+    """1,000 seeded A/A canaries, looked at every hour for 72 hours: the always-valid interval
+    excludes 0 (a false rejection) in no more than 5% of them."""
+    res = simulate_experiments(CanarySpec().aa(), n_experiments=1000, hours=72, seed=7)
+    print(f"\nA/A: {res.n_experiments} experiments x {res.hours} hourly looks: rejection rate {res.reject_rate:.3f}; "
+          f"rolled back {res.rollback_rate:.3f}, promoted (not worse by the margin) {res.promote_rate:.3f}")
+    assert res.n_experiments == 1000 and res.hours == 72
+    assert res.reject_rate <= 0.05
+    assert res.rollback_rate <= res.reject_rate
+
+
+def test_naive_fixed_n_test_at_hourly_looks_would_not_hold() -> None:
+    """The check above can fail: a 95% fixed-n interval looked at every hour rejects far more often."""
+    from statistics import NormalDist
+
+    spec = CanarySpec().aa()
+    rng = np.random.default_rng(7)
+    z = NormalDist().inv_cdf(0.975)
+    rejected = 0
+    for _ in range(300):
+        ha, hb = rng.poisson(75, 72), rng.poisson(25, 72)
+        na, nb = ha.cumsum(), hb.cumsum()
+        pa = rng.binomial(ha, spec.control.success_prob).cumsum() / np.maximum(na, 1)
+        pb = rng.binomial(hb, spec.candidate.success_prob).cumsum() / np.maximum(nb, 1)
+        se = np.sqrt(pa * (1 - pa) / np.maximum(na, 1) + pb * (1 - pb) / np.maximum(nb, 1))
+        rejected += bool((np.abs(pb - pa) > z * se)[(na >= MIN_N) & (nb >= MIN_N)].any())
+    assert rejected / 300 > 0.10
+
+
+def test_planted_difference_is_found() -> None:
+    res = simulate_experiments(CanarySpec(), n_experiments=1000, seed=7)
+    print(f"\nplanted difference {CanarySpec().candidate.success_prob - CanarySpec().control.success_prob:+.3f}: "
+          f"rolled back in {res.rollback_rate:.3f} of {res.n_experiments}; median time to decision "
+          f"{res.median_hours_to_decision:g} h")
+    assert res.rollback_rate >= 0.9 and res.promote_rate == 0
+    assert res.median_hours_to_decision is not None and res.median_hours_to_decision <= 24
+
+
+def test_first_decision() -> None:
+    acts = np.array([[0, 0, 3, 2], [0, 0, 0, 0]])
+    idx, act = first_decision(acts)
+    assert idx.tolist() == [2, -1] and act.tolist() == [ROLL_BACK, 0]
+
+
+# ---------------------------------------------------------------------------- the shipped canary
+
+
+def test_shipped_canary_is_labelled_simulated_and_reproduced_by_its_script(tmp_path: Path) -> None:
+    meta = json.loads((SHIPPED / "canary.json").read_text())
+    assert meta["simulated"] is True and "SIMULATED" in meta["label"]
+    assert "simulated" in SHIPPED.name
+    traces = [json.loads(x) for x in (SHIPPED / "traces.jsonl").read_text().splitlines()]
+    assert traces and all(t["simulated"] is True for t in traces)
+    assert {t["prompt_version"] for t in traces} == {"rag-v3", "rag-v4-lean"}
+    assert meta["planted_difference"]["success_rate"] < 0
+    out = tmp_path / "simulated-canary"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_simulated_canary.py"), str(out)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    assert r.returncode == 0, r.stderr
+    for name in ("traces.jsonl", "feedback.jsonl", "canary.json"):
+        assert (out / name).read_bytes() == (SHIPPED / name).read_bytes(), name
+
+
+def test_shipped_canary_is_rolled_back() -> None:
+    e = analyse_experiment([SHIPPED], arm_by="prompt_version")
+    assert e.simulated and (e.control, e.candidate) == ("rag-v3", "rag-v4-lean")
+    assert e.action == "roll back" and e.decided_at_hour is not None and e.decided_at_hour <= 24
+    assert "below 0" in e.reason and "data/pipelines/baseline.yaml" in e.reason
+    assert e.rules.stage == "canary-5" and e.rules.min_traces == 500  # canary-25 requires 500 canary traces
+    c, v = e.figures["rag-v3"], e.figures["rag-v4-lean"]
+    assert v["success_rate"].value < c["success_rate"].value
+    assert v["cost_per_request_usd"].value < c["cost_per_request_usd"].value
+    for f in (*c.values(), *v.values()):
+        assert f.n > 0 and f.ci_low is not None and f.ci_low <= f.value <= f.ci_high
+    assert e.to_dict()["looks"][0]["ci_low"] is None  # no test before MIN_N per arm: null, never NaN
+    text = e.to_text()
+    assert text.startswith("SIMULATED canary traffic") and "ROLL BACK" in text
+    # the same arms by model or by config hash
+    assert analyse_experiment([SHIPPED], arm_by="model").action == "roll back"
+
+
+def _canary(tmp: Path, **changes: object) -> Path:
+    spec = CanarySpec()
+    cand = replace(spec.candidate, **{k: v for k, v in changes.items() if k in spec.candidate.__dict__})
+    rest = {k: v for k, v in changes.items() if k not in spec.candidate.__dict__}
+    return write_simulated_canary(tmp / "simulated-canary", replace(spec, candidate=cand, **rest))  # type: ignore[arg-type]
+
+
+def test_a_rollback_trigger_of_the_stage_rolls_back(tmp_path: Path) -> None:
+    d = _canary(tmp_path, good_rate=0.92, latency_median_ms=4200.0)  # as good, but slow
+    e = analyse_experiment([d], arm_by="prompt_version")
+    assert e.action == "roll back" and "latency_p95_ms > 3500" in e.reason
+    assert e.decided_at_hour == 1.0
+
+
+def test_a_candidate_not_worse_is_promoted_after_the_next_stage_traffic(tmp_path: Path) -> None:
+    d = _canary(tmp_path, good_rate=0.97, hours=48)
+    e = analyse_experiment([d], arm_by="prompt_version")
+    assert e.action == "promote" and "canary-25" in e.reason
+    row = e.looks[e.looks["hours"] == e.decided_at_hour].iloc[0]
+    assert row["n_candidate"] >= 500 and row["ci_low"] > -e.margin
+
+
+def test_horizon_stops_and_short_data_continues(tmp_path: Path) -> None:
+    d = _canary(tmp_path, hours=3)
+    e = analyse_experiment([d], arm_by="prompt_version", max_hours=2)
+    assert e.action == "stop" and e.decided_at_hour == 2.0
+    e = analyse_experiment([d], arm_by="prompt_version")
+    assert e.action == "continue" and e.decided_at_hour is None and "keep looking" in " ".join(e.notes)
+
+
+def test_rollout_rules_come_from_the_rollout_file(tmp_path: Path) -> None:
+    r = rollout_rules("data/rollout.yaml", slo="data/slo.yaml")
+    assert r.stage == "canary-5" and r.next_stage == "canary-25" and r.traffic_percent == 5
+    assert any(t.metric == "burn_rate:availability" for t in r.triggers)
+    assert rollout_rules("data/rollout.yaml", stage="canary-25").min_traces == 2000
+    with pytest.raises(ConfigError, match="unknown stage"):
+        rollout_rules("data/rollout.yaml", stage="nope")
+
+
+def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from labkit.cli import main
+
+    assert main(["experiment", str(SHIPPED), "--arm-by", "prompt_version", "--fail-on-rollback"]) == 1
+    assert "decision: ROLL BACK" in capsys.readouterr().out
+    assert main(["experiment", str(SHIPPED), "--arm-by", "config_hash", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["simulated"] is True and data["decision"] == "roll back" and data["schema_version"] == 1
+    assert set(data["arms"]["616a19098afeb1e6"]) >= {"success_rate", "user_rating", "error_rate",
+                                                     "latency_p95_ms", "cost_per_request_usd"}
+    assert main(["experiment", str(SHIPPED), "--arm-by", "prompt_version", "--control", "rag-v9"]) == 2
+    assert "rag-v9" in capsys.readouterr().err
+    assert main(["experiment", str(SHIPPED), "--arm-by", "prompt_version", "--alpha", "2"]) == 2
+    assert main(["experiment", str(SHIPPED), "--arm-by", "prompt_version", "--environment", "prod"]) == 2
+    assert "no traces" in capsys.readouterr().err
+
+
+def test_traces_without_an_arm_are_refused(tmp_path: Path) -> None:
+    d = tmp_path / "t"
+    d.mkdir()
+    rows = [{"trace_id": f"t{i}", "case_id": f"c{i}", "ts_start": 1.0 + i, "status": "ok",
+             "prompt_version": None if i == 3 else "a"} for i in range(5)]
+    (d / "traces.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ConfigError, match="record no prompt_version"):
+        analyse_experiment([d], arm_by="prompt_version")
+
+
+def test_views_render() -> None:
+    from labkit.views import experiment as ev
+
+    e = analyse_experiment([SHIPPED], arm_by="prompt_version")
+    assert "SIMULATED" in ev.simulated_canary_notice(e).html
+    assert "ROLL BACK" in ev.experiment_decision(e).html
+    assert "rag-v4-lean" in ev.arms_table(e).to_html()
+    assert ev.looks_chart(e).png.startswith(b"\x89PNG")
+    aa = simulate_experiments(CanarySpec().aa(), n_experiments=50, hours=10)
+    assert "A/A" in ev.simulation_table(aa, aa).to_html()
+
+
+def test_arms_must_be_named_when_there_are_more_than_two(tmp_path: Path) -> None:
+    d = tmp_path / "t"
+    d.mkdir()
+    rows = [{"trace_id": f"t{i}", "case_id": f"c{i}", "ts_start": 1.0 + i, "status": "ok",
+             "prompt_version": "abc"[i % 3]} for i in range(30)]
+    (d / "traces.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for kw in ({}, {"control": "a"}):
+        with pytest.raises(ConfigError, match="3 arms"):
+            analyse_experiment([d], arm_by="prompt_version", **kw)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="same arm"):
+        analyse_experiment([d], arm_by="prompt_version", control="a", candidate="a")
+    e = analyse_experiment([d], arm_by="prompt_version", control="a", candidate="c")
+    assert (e.control, e.candidate, e.action) == ("a", "c", "continue")

@@ -1,0 +1,263 @@
+"""The run history: DuckDB index (incremental), series by dataset, regressions flagged, CLI, views."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from labkit.cases import EvalCase, load_cases, save_cases
+from labkit.errors import ConfigError, RunDirError
+from labkit.history import build_history, update_index
+from labkit.history import index as history_index
+from labkit.scoring import score_run
+
+N = 60
+CTX = "Expired API keys are reissued in the security portal after identity verification."
+GOOD = "Expired API keys are reissued in the security portal. This happens after identity verification."
+BAD = "Keys never expire on weekends. The moon is made of green cheese."
+
+
+def _dataset(tmp: Path, name: str, n: int = N, prefix: str = "c") -> Path:
+    cases = [EvalCase(id=f"{prefix}{i:03d}", question="How do I reset an expired API key?", expected_source="sec",
+                      must_include=("security portal",)) for i in range(n)]
+    return save_cases(cases, tmp / name)
+
+
+def _run(tmp: Path, name: str, dataset: Path, *, hour: int, prompt: str, bad: frozenset[int] = frozenset(),
+         seed: int = 0) -> Path:
+    """A hand-written, scored run directory: results.jsonl + manifest.json, then labkit's scoring."""
+    d = tmp / "runs" / name
+    d.mkdir(parents=True)
+    ds = load_cases(dataset)
+    rng = np.random.default_rng(seed)
+    lines = [{"case_id": c.id, "status": "ok", "answer": BAD if i in bad else GOOD,
+              "retrieved": [{"id": "sec#1", "source": "sec", "text": CTX}], "citations": ["sec#1"],
+              "latency_ms": float(rng.lognormal(6.5, 0.3)), "cost_usd": 0.001,
+              "usage": {"input_tokens": 100, "output_tokens": 20}, "attempts": 1}
+             for i, c in enumerate(ds.cases)]
+    (d / "results.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    man = {"schema_version": 1, "run_id": name, "created_at": f"2026-11-01T{hour:02d}:00:00+00:00",
+           "status": "complete", "dataset": {"path": str(dataset), "fingerprint": ds.fingerprint, "n_cases": len(ds)},
+           "pipeline": {"name": "ref", "config_hash": f"hash-{prompt}",
+                        "config": {"prompt_version": prompt, "model": {"name": "sim-model"}}}}
+    (d / "manifest.json").write_text(json.dumps(man))
+    score_run(d, dataset, n_boot=500)
+    return d
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A history of five scored runs, made once: r1, r2 (no change), r3 (planted regression), o1 (another
+    dataset, between two golden runs), r4 (as r3)."""
+    tmp = tmp_path_factory.mktemp("history")
+    golden = _dataset(tmp, "golden.jsonl")
+    other = _dataset(tmp, "other.jsonl", n=40, prefix="o")
+    _run(tmp, "r1", golden, hour=1, prompt="v1")
+    _run(tmp, "r2", golden, hour=2, prompt="v2", seed=1)
+    _run(tmp, "r3", golden, hour=3, prompt="v3", bad=frozenset(range(0, N, 3)))  # planted
+    _run(tmp, "o1", other, hour=4, prompt="v3")
+    _run(tmp, "r4", golden, hour=5, prompt="v3", bad=frozenset(range(0, N, 3)))
+    return tmp
+
+
+@pytest.fixture
+def runs(pristine: Path, tmp_path: Path) -> dict[str, Path]:
+    """A fresh copy of the history for each test (some tests change a run)."""
+    import shutil
+
+    shutil.copytree(pristine, tmp_path, dirs_exist_ok=True)
+    return {name: tmp_path / "runs" / name for name in ("r1", "r2", "r3", "o1", "r4")}
+
+
+def test_planted_regression_is_flagged_on_its_run_only(runs: dict[str, Path], tmp_path: Path) -> None:
+    h = build_history(list(runs.values()), index=tmp_path / "h.duckdb")
+    flagged = {(g.run_id, g.metric) for g in h.regressions}
+    assert ("r3", "faithfulness") in flagged
+    assert {g.run_id for g in h.regressions} == {"r3"}  # r2 ~ r1 and r4 ~ r3: nothing else regressed
+    g = next(g for g in h.regressions if g.run_id == "r3" and g.metric == "faithfulness")
+    assert g.baseline_run_id == "r2" and g.delta is not None and g.delta < 0 and g.ci_high is not None
+    assert g.ci_high < 0 and g.p_adjusted is not None and g.p_adjusted < 0.05 and g.n == N
+
+
+def test_regression_flag_is_the_paired_comparison_of_labkit_compare(runs: dict[str, Path], tmp_path: Path) -> None:
+    from labkit.compare import compare_runs
+
+    h = build_history(list(runs.values()), index=tmp_path / "h.duckdb", seed=3)
+    comp = compare_runs(runs["r2"], runs["r3"], seed=3)
+    mine = {g.metric: g for g in h.regressions if g.run_id == "r3"}
+    assert set(mine) == set(comp.regressed)
+    for m, g in mine.items():
+        assert g.delta == comp.metrics[m].delta and g.p_adjusted == comp.metrics[m].p_adjusted
+
+
+def test_run_on_another_dataset_is_split_off(runs: dict[str, Path], tmp_path: Path) -> None:
+    h = build_history(list(runs.values()), index=tmp_path / "h.duckdb")
+    by_id = {r["run_id"]: r for r in h.runs.to_dict("records")}
+    assert by_id["o1"]["series"] != by_id["r1"]["series"]
+    assert len(h.series) == 2 and by_id["o1"]["series"].startswith("other.jsonl@")
+    assert by_id["o1"]["new_series"] and by_id["r4"]["new_series"] and not by_id["r2"]["new_series"]
+    # r4 is compared with r3 (the previous run on its dataset), never with o1 in between
+    assert all(g.baseline_run_id != "o1" and g.run_id != "o1" for g in h.regressions)
+    pairs = history_index.connect(tmp_path / "h.duckdb").execute(
+        "SELECT DISTINCT base_path, path FROM comparisons").fetchall()
+    assert {(Path(a).name, Path(b).name) for a, b in pairs} == {("r1", "r2"), ("r2", "r3"), ("r3", "r4")}
+    assert any("2 datasets" in n for n in h.notes)
+
+
+def test_index_is_incremental(runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "h.duckdb"
+    first = update_index(runs.values(), db)
+    assert len(first.added) == 5 and not first.updated and not first.unchanged
+    reads: list[str] = []
+    real = history_index._read_run
+
+    def counting(path: str, gate: Any) -> Any:
+        reads.append(Path(path).name)
+        return real(path, gate)
+
+    monkeypatch.setattr(history_index, "_read_run", counting)
+    again = update_index(runs.values(), db)
+    assert len(again.unchanged) == 5 and reads == []  # nothing re-read
+    m = json.loads((runs["r2"] / "metrics.json").read_text())
+    m["metrics"]["faithfulness"]["value"] = 0.5
+    (runs["r2"] / "metrics.json").write_text(json.dumps(m))
+    third = update_index(runs.values(), db)
+    assert [Path(p).name for p in third.updated] == ["r2"] and reads == ["r2"] and len(third.unchanged) == 4
+    con = history_index.connect(db)
+    got = con.execute("SELECT value FROM metrics WHERE metric = 'faithfulness' AND path = ?",
+                      [str(runs["r2"].resolve())]).fetchone()
+    assert got == (0.5,)
+
+
+def test_changed_run_drops_its_cached_comparisons(runs: dict[str, Path], tmp_path: Path) -> None:
+    db = tmp_path / "h.duckdb"
+    paths = [runs[k] for k in ("r1", "r2", "r3")]
+    build_history(paths, index=db)
+    con = history_index.connect(db)
+    assert con.execute("SELECT count(DISTINCT pair_key) FROM comparisons").fetchone() == (2,)
+    con.close()
+    _rescore_with_bad(runs["r2"])
+    h = build_history(paths, index=db)
+    assert {g.run_id for g in h.regressions} == {"r2"}  # r2 now regressed from r1; r3 no longer from r2
+
+
+def _rescore_with_bad(d: Path) -> None:
+    lines = [json.loads(x) for x in (d / "results.jsonl").read_text().splitlines()]
+    for i, x in enumerate(lines):
+        if i % 3 == 0:
+            x["answer"] = BAD
+    (d / "results.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    score_run(d, n_boot=500)
+
+
+def test_gate_results_are_indexed(runs: dict[str, Path], tmp_path: Path) -> None:
+    gate = tmp_path / "gate.yaml"
+    gate.write_text('version: 1\nname: g\nchecks:\n  - {metric: faithfulness, op: ">=", threshold: 0.9}\n')
+    h = build_history([runs["r2"], runs["r3"]], index=tmp_path / "h.duckdb", gate=gate)
+    by_id = {r["run_id"]: r for r in h.runs.to_dict("records")}
+    assert bool(by_id["r2"]["gate_passed"]) and not bool(by_id["r3"]["gate_passed"])
+    assert "faithfulness" in by_id["r3"]["gate_failed"]
+
+
+def test_non_run_paths_are_skipped_and_missing_ones_refused(runs: dict[str, Path], tmp_path: Path) -> None:
+    stray = tmp_path / "runs" / "notes"
+    stray.mkdir()
+    upd = update_index([runs["r1"], stray], tmp_path / "h.duckdb")
+    assert str(stray) in upd.skipped and len(upd.added) == 1
+    with pytest.raises(RunDirError, match="no such run directory"):
+        update_index([tmp_path / "nope"], tmp_path / "h.duckdb")
+
+
+def test_index_of_another_version_is_rebuilt(runs: dict[str, Path], tmp_path: Path) -> None:
+    db = tmp_path / "h.duckdb"
+    update_index([runs["r1"]], db)
+    con = history_index.connect(db)
+    con.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
+    con.close()
+    assert len(update_index([runs["r1"]], db).added) == 1
+
+
+def test_cli_prints_the_table(runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from labkit.cli import main
+
+    db = str(tmp_path / "h.duckdb")
+    code = main(["history", *map(str, runs.values()), "--index", db, "--fail-on-regression"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "series golden.jsonl@" in out and "series other.jsonl@" in out
+    assert "r3 vs r2: faithfulness delta -" in out
+    assert "[" in out and "n=60" in out  # value [interval] n=cases
+    assert main(["history", *map(str, runs.values()), "--index", db, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["schema_version"] == 1 and len(data["runs"]) == 5
+    assert main(["history", str(runs["r1"]), "--index", db, "--metrics", "no_such_metric"]) == 2
+    assert "no_such_metric" in capsys.readouterr().err
+
+
+def test_views_render(runs: dict[str, Path], tmp_path: Path) -> None:
+    from labkit.views import history as hv
+
+    h = build_history(list(runs.values()), index=tmp_path / "h.duckdb")
+    v = hv.history_verdict(h)
+    assert v.status == "warn" and "r3" in v.detail and "2 dataset series" in v.title
+    chart = hv.trend_chart(h, ["faithfulness", "latency_p95_ms"])
+    assert chart.png.startswith(b"\x89PNG") and "not joined" in chart.caption
+    html = hv.history_table(h, ["faithfulness"]).to_html()
+    assert "r3" in html and "faithfulness" in html
+    assert "r3" in hv.regressions_table(h).to_html()
+
+
+def test_reference_history_plan(tmp_path: Path) -> None:
+    from labkit.history.reference import read_plan
+
+    dataset, steps = read_plan("data/history.yaml")
+    assert dataset.name == "golden.jsonl" and len(steps) >= 4
+    versions = [s["config"]["prompt_version"] for s in steps]
+    assert len(set(versions)) >= 4  # several prompt versions
+    assert any(s["dataset"].name != "golden.jsonl" for s in steps)  # one run on another dataset
+    assert all(Path(s["config"]["corpus"]).is_absolute() for s in steps)
+    bad = tmp_path / "plan.yaml"
+    _dataset(tmp_path, "golden.jsonl", n=3)
+    bad.write_text("steps:\n  - {name: x, config: nope.yaml}\ndataset: golden.jsonl\n")
+    with pytest.raises(ConfigError, match="config"):
+        read_plan(bad)
+
+
+def test_a_secret_in_a_manifest_is_redacted_before_it_reaches_the_index(runs: dict[str, Path], tmp_path: Path) -> None:
+    key = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6"
+    man = json.loads((runs["r1"] / "manifest.json").read_text())
+    man["pipeline"]["config"]["prompt_version"] = f"v1 {key}"
+    (runs["r1"] / "manifest.json").write_text(json.dumps(man))
+    db = tmp_path / "h.duckdb"
+    update_index([runs["r1"]], db)
+    con = history_index.connect(db)
+    stored = con.execute("SELECT prompt_version, run_id, config_hash FROM runs").fetchone()
+    assert stored is not None and key not in stored[0] and "[API_KEY]" in stored[0]
+    assert stored[1:] == ("r1", "hash-v1")  # labkit's own fields are kept as they are
+
+
+@pytest.mark.slow
+def test_shipped_history_is_made_by_the_script_and_flags_the_lean_prompt(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The shipped history as `make report` makes it (data/history.yaml, the reference pipeline), then
+    `labkit history` over it: the table, the split dataset, the lean prompt's regression."""
+    from labkit.cli import main
+    from labkit.history import make_reference_history
+
+    runs = make_reference_history("data/history.yaml", runs_dir=tmp_path / "runs" / "history",
+                                  config_dir=tmp_path / "configs")
+    assert [p.name for p in runs][:3] == ["01-rag-v1", "02-rag-v2", "03-rag-v3"]
+    again = make_reference_history("data/history.yaml", runs_dir=tmp_path / "runs" / "history",
+                                   config_dir=tmp_path / "configs")
+    assert [(p / "manifest.json").read_bytes() for p in again] == [(p / "manifest.json").read_bytes() for p in runs]
+    code = main(["history", *map(str, sorted((tmp_path / "runs").glob("*/*"))), "--index",
+                 str(tmp_path / "h.duckdb"), "--gate", "data/gate.yaml"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "series golden.jsonl@" in out and "series quick_lab.jsonl@" in out
+    assert "05-rag-v4-lean vs 03-rag-v3: faithfulness delta -" in out
+    assert "FAIL (faithfulness >= 0.85)" in out
