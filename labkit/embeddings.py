@@ -31,6 +31,7 @@ import base64
 import hashlib
 import json
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -155,6 +156,7 @@ class EmbeddingsClient:
             self._headers["Authorization"] = f"Bearer {read_api_key(api_key_env)}"
         self._sleep = sleep
         self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], list[float]] = {}
         self.requests = 0  # HTTP requests sent (retries included)
         self.embedded = 0  # texts sent to the server (cache misses)
@@ -197,11 +199,12 @@ class EmbeddingsClient:
                 self._cache[(kind, text)] = vec
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        mat = np.asarray([self._cache[(kind, t)] for t in texts], dtype=np.float32)
-        if mat.ndim != 2:
+        rows = [self._cache[(kind, t)] for t in texts]
+        if len({len(r) for r in rows}) > 1:
             raise MalformedResponse("the endpoint's embeddings differ in length between requests", url=self.url)
+        mat = np.asarray(rows, dtype=np.float32)
         norms = np.linalg.norm(mat, axis=1, keepdims=True)
-        return mat / norms  # type: ignore[no-any-return]
+        return mat / norms
 
     def _send(self, texts: list[str], kind: str) -> list[list[float]]:
         """Embed one batch, retrying retryable faults with backoff."""
@@ -226,9 +229,10 @@ class EmbeddingsClient:
     def _post(self, body: dict[str, Any], n: int) -> list[list[float]]:
         import httpx
 
-        if self._client is None:
-            self._client = httpx.Client(timeout=httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 10.0)),
-                                        headers=self._headers)
+        with self._lock:  # the runner calls a pipeline from several threads: one pool
+            if self._client is None:
+                self._client = httpx.Client(timeout=httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 10.0)),
+                                            headers=self._headers)
         self.requests += 1
         try:
             r = self._client.post(self.url, json=body)

