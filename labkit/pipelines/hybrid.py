@@ -87,6 +87,7 @@ class HybridRetriever:
         self.depth = depth
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._chunks = list(self.corpus.chunks)
+        self._index = {c.id: i for i, c in enumerate(self._chunks)}
         self._matrix: NDArray[np.float32] | None = None
         self._lock = threading.Lock()  # the runner calls a pipeline from several threads
 
@@ -148,7 +149,7 @@ class HybridRetriever:
     def similarities(self, question: str) -> NDArray[np.float32]:
         """The cosine of the question (as a query) with every chunk, in corpus order."""
         q = self.client.embed([question], kind="query")[0]
-        return self.matrix() @ q  # type: ignore[no-any-return]
+        return self.matrix() @ q
 
     def retrieve(self, question: str, top_k: int | None = None) -> list[dict[str, Any]]:
         import numpy as np
@@ -156,9 +157,8 @@ class HybridRetriever:
         k = min(top_k or self.top_k, len(self._chunks))
         if not question.strip():
             return []
-        index = {c.id: i for i, c in enumerate(self._chunks)}
         lexical = self.bm25.retrieve(question, top_k=self.depth)
-        bm25_rank = {index[r["id"]]: (rank, r["score"]) for rank, r in enumerate(lexical, 1)}
+        bm25_rank = {self._index[r["id"]]: (rank, r["score"]) for rank, r in enumerate(lexical, 1)}
         sims = self.similarities(question)
         dense = [int(i) for i in np.argsort(-sims, kind="stable")[:self.depth]]
         fused: dict[int, float] = {}
