@@ -75,6 +75,13 @@ def body(text: str) -> Fault:
     return Fault("body", text=text)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that gave up (a timeout test) leaves a broken pipe: expected, not a failure
+
+
 class FakeEmbeddings:
     """The SIMULATED embeddings endpoint (module docstring)."""
 
@@ -83,7 +90,7 @@ class FakeEmbeddings:
         self.headers: list[dict[str, str]] = []
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: _QuietServer | None = None
 
     def fail(self, *faults: Fault) -> FakeEmbeddings:
         with self._lock:
@@ -136,8 +143,7 @@ class FakeEmbeddings:
                         for i, t in enumerate(texts)]
                 self._send(200, json.dumps({"object": "list", "data": data, "model": req.get("model")}).encode())
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
         return self
 
