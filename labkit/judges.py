@@ -406,3 +406,6 @@ class LLMJudge:
         except JudgeReplyError as e:
             self.errors.append(str(e))
             return None
+
+
+JUDGES.setdefault("embedding", lambda **cfg: __import__("labkit.embedjudge").embedjudge.EmbeddingJudge(**cfg))

@@ -67,7 +67,7 @@ def test_registry():
     assert get_judge({"type": "lexical", "threshold": 0.8}).threshold == 0.8  # type: ignore[attr-defined]
     j = LexicalJudge()
     assert get_judge(j) is j
-    with pytest.raises(ConfigError, match="known: lexical, llm"):
+    with pytest.raises(ConfigError, match="known: embedding, lexical, llm"):
         get_judge("gpt-judge")
     with pytest.raises(ConfigError, match="bad options"):
         get_judge({"type": "lexical", "nope": 1})

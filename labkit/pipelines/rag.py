@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.errors import ConfigError
 from labkit.pipelines import register_pipeline
+from labkit.pipelines.hybrid import check_retriever, make_retriever
 from labkit.text import content_words
 
 if TYPE_CHECKING:
@@ -114,15 +115,17 @@ class RagConfig:
     seed: int = 0
     tools: bool = True
     model: ModelProfile = field(default_factory=ModelProfile)
+    retriever: Mapping[str, Any] = field(default_factory=lambda: {"type": "bm25"})  # labkit.pipelines.hybrid
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], path: str | None = None) -> RagConfig:
         m = d.get("model") or {}
         if not isinstance(m, dict):
             raise ConfigError("must be a mapping", path=path, field="model")
-        kwargs = _typed_fields(cls, d, {"type", "name", "description", "runner", "fallback", "model"}, path, "")
+        kwargs = _typed_fields(cls, d, {"type", "name", "description", "runner", "fallback", "model",
+                                        "retriever"}, path, "")
         model = ModelProfile(**_typed_fields(ModelProfile, m, {"simulated"}, path, "model."))
-        cfg = cls(**kwargs, model=model)
+        cfg = cls(**kwargs, model=model, retriever=check_retriever(d.get("retriever"), path))
         if cfg.top_k < 1 or cfg.answer_sentences < 1:
             raise ConfigError("top_k and answer_sentences must be at least 1", path=path, field="top_k")
         if not 0.0 <= cfg.model.unsupported_claim_rate <= 1.0:
@@ -171,7 +174,7 @@ class RagPipeline:
     def __init__(self, config: RagConfig, corpus: Corpus) -> None:
         self.config = config
         self.corpus = corpus
-        self.retriever = Retriever(corpus, config.top_k)
+        self.retriever = make_retriever(config.retriever, Retriever(corpus, config.top_k))
 
     def tools_for(self, question: str, case_id: str = "") -> list[dict[str, Any]]:
         calls: list[dict[str, Any]] = []
@@ -217,7 +220,7 @@ class RagPipeline:
         q = set(content_words(question))
         relevant = [
             r for r in retrieved
-            if r["score"] >= cfg.min_score
+            if r.get("bm25_score", r["score"]) >= cfg.min_score
             or (q and len(q & set(content_words(r["text"]))) / len(q) >= cfg.min_coverage)
         ]
         tool_calls = self.tools_for(question, case.id) if cfg.tools else []
