@@ -177,10 +177,17 @@ class ReviewWorkbench:
     def coverage_html(self) -> str:
         return coverage_verdict(self.queue).to_html() + summary(self.queue).html + queue_table(self.queue).to_html()
 
+    def verdict(self) -> Verdict:
+        """The coverage banner (the notebook's published verdict)."""
+        return coverage_verdict(self.queue)
+
+    def summary(self) -> Html:
+        return summary(self.queue)
+
     def static_view(self) -> Html:
-        """Banner, summary, the queue and every case of it: what a batch run shows."""
+        """The queue and every case of it: what a batch run shows under the banner and summary."""
         items = "".join(item_html(it) for it in self.queue.items)
-        return Html(self.coverage_html() + items)
+        return Html(queue_table(self.queue).to_html() + items)
 
     def show(self, interactive: bool = True) -> Any:
         return self.widget() if interactive else self.static_view()
