@@ -210,3 +210,14 @@ def test_a_copied_run_keeps_its_reviews(runs: dict[str, Path], tmp_path: Path) -
     copy = tmp_path / "copy"
     shutil.copytree(runs["variant"], copy)
     assert _review_check(copy, rv).passed
+
+
+def test_cli_shows_one_case_in_full(runs: dict[str, Path], gate_file: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["review", str(runs["variant"]), "--gate", str(gate_file), "--reviews", str(tmp_path / "r.jsonl"),
+                 "--show", "ql-01"]) == 0
+    out = capsys.readouterr().out.split("\nql-01 (not reviewed)\n", 1)[1]
+    assert out.startswith("question: How do I reset an expired API key?")
+    assert "supported   | To reset an expired API key" in out
+    assert "retrieved context:\n  security-runbook#2: ## Resetting an expired API key" in out
+    assert "faithfulness 1.000 (0–1)" in out and " ms" in out and "invoke_workflow" in out

@@ -29,6 +29,8 @@ def register(sub: Any) -> None:
     p.add_argument("--proposals", help="where a rejected case is proposed as a regression case "
                                        "(default: regression_proposals.jsonl beside the reviews)")
     p.add_argument("--dataset", help="dataset of the run (default: the run's)")
+    p.add_argument("--show", metavar="CASE", help="print one case in full: question, answer (unsupported "
+                                                  "sentences marked), retrieved context, metrics, trace")
     p.add_argument("--decide", metavar="CASE", help="record a review of this case's current answer")
     p.add_argument("--decision", choices=("approve", "reject", "needs_fix"))
     p.add_argument("--reviewer", help="who reviewed (recorded with the decision)")
@@ -56,7 +58,27 @@ def _review(args: argparse.Namespace) -> int:
         print(f"  {it.case_id:<16} {it.decision:<28} {flag}; {it.case.question[:70]}")
     for n in q.notes:
         print(f"  note: {n}")
+    if args.show:
+        _show(q.item(args.show))
     return 0
+
+
+def _show(it: Any) -> None:
+    from labkit.display import fmt_value, shorten, unit_of
+
+    print(f"\n{it.case_id} ({it.decision})\nquestion: {it.case.question}\nanswer (status {it.status}, "
+          f"sha256 {it.answer_sha256[:12]}): {it.answer or '(none)'}")
+    for s, ok in it.claims:
+        print(f"  {'supported  ' if ok else 'UNSUPPORTED'} | {s}")
+    print("retrieved context:")
+    for cid, text in it.contexts:
+        print(f"  {cid}: {shorten(' '.join(text.split()), 160)}")
+    print("metrics: " + ", ".join(f"{k} {fmt_value(k, v)}" + (" (0–1)" if unit_of(k) == "0–1" else "")
+                                  for k, v in it.metrics.items()))
+    print("trace:")
+    for t in it.trace:
+        print(f"  {t.get('operation')} {t.get('model') or ''} {t.get('status')} "
+              f"{fmt_value('latency_ms', t.get('latency_ms'))} {t.get('trace_id')}")
 
 
 def _decide(args: argparse.Namespace) -> None:
