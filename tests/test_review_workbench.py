@@ -14,7 +14,7 @@ from labkit.cases import EvalCase
 from labkit.display import VERDICT_MIME
 from labkit.gate import Gate
 from labkit.gate.review_queue import ReviewItem
-from labkit.views.review import ReviewWorkbench, item_html
+from labkit.views.review import ReviewWorkbench, coverage_counts, item_html
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "data" / "quick_lab.jsonl"
@@ -126,3 +126,13 @@ def test_unsupported_sentences_are_marked_and_text_escaped() -> None:
     assert "Refunds are approved by the moon &lt;script&gt;.</mark>" in page
     assert "<script>" not in page and "<b>this</b>" not in page
     assert "1 of 2 sentence(s) not supported" in page and "no trace recorded" in page
+
+
+def test_coverage_chart_counts_each_decision(runs: dict[str, Path], tmp_path: Path) -> None:
+    wb = ReviewWorkbench(runs["variant"], GATE, reviews=tmp_path / "reviews.jsonl", reviewer="qa")
+    wb.decide("ql-01", "approve")
+    wb.decide("ql-02", "reject")
+    assert coverage_counts(wb.queue) == [("approved", 1), ("rejected", 1), ("needs fix", 0),
+                                         ("reviewed for another answer", 0), ("not reviewed", 2)]
+    chart = wb.coverage_chart()
+    assert chart.png.startswith(b"\x89PNG") and "1 of 4 risk=high cases approved" in chart.caption

@@ -87,6 +87,38 @@ def queue_table(queue: ReviewQueue) -> Styler:
     return styler(df).map(colour, subset=["decision"]).set_caption(cap)
 
 
+def coverage_counts(queue: ReviewQueue) -> list[tuple[str, int]]:
+    """How many cases of the queue stand in each decision state (the coverage chart's bars)."""
+    cov = queue.coverage
+    return [("approved", len(cov.approved)), ("rejected", len(cov.with_decision("reject"))),
+            ("needs fix", len(cov.with_decision("needs_fix"))), ("reviewed for another answer", len(cov.stale)),
+            ("not reviewed", len(cov.missing) - len(cov.stale))]
+
+
+def coverage_chart(queue: ReviewQueue) -> Any:
+    """One bar per decision state of the queue's cases: how far the review is from complete."""
+    import matplotlib
+
+    from labkit.views.elements import RC, Chart, new_figure
+
+    cov = queue.coverage
+    colours = (PASS_COLOUR, FAIL_COLOUR, WARN_COLOUR, MUTED_COLOUR, MUTED_COLOUR)
+    states = [(s, n, c) for (s, n), c in zip(coverage_counts(queue), colours, strict=True)]
+    with matplotlib.rc_context(RC):
+        fig = new_figure(7.5, 2.6)
+        ax = fig.subplots()
+        names = [s for s, _, _ in states][::-1]
+        counts = [n for _, n, _ in states][::-1]
+        ax.barh(names, counts, color=[c for _, _, c in states][::-1])
+        for y, n in enumerate(counts):
+            ax.annotate(str(n), (n, y), textcoords="offset points", xytext=(4, -3), fontsize=9)
+        ax.set_xlim(0, max(1, len(cov.need)) * 1.1)
+        ax.set_xlabel(f"cases (n = {len(cov.need)} {queue.where})")
+    return Chart.from_figure(fig, f"Review coverage of run {queue.run_id}: {len(cov.approved)} of {len(cov.need)} "
+                                  f"{queue.where} cases approved for the answer the run gives now.",
+                             alt="review coverage by decision")
+
+
 def _marked_answer(item: ReviewItem) -> str:
     text = html.escape(item.answer) if item.answer else "<em>no answer</em>"
     for s in item.unsupported:
@@ -183,6 +215,9 @@ class ReviewWorkbench:
 
     def summary(self) -> Html:
         return summary(self.queue)
+
+    def coverage_chart(self) -> Any:
+        return coverage_chart(self.queue)
 
     def static_view(self) -> Html:
         """The queue and every case of it: what a batch run shows under the banner and summary."""
