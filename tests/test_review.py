@@ -221,3 +221,11 @@ def test_cli_shows_one_case_in_full(runs: dict[str, Path], gate_file: Path, tmp_
     assert "supported   | To reset an expired API key" in out
     assert "retrieved context:\n  security-runbook#2: ## Resetting an expired API key" in out
     assert "faithfulness 1.000 (0–1)" in out and " ms" in out and "invoke_workflow" in out
+
+
+def test_a_mapping_of_reviews_by_case_id_still_counts_without_a_run() -> None:
+    g = Gate.from_dict(GATE)
+    approved = {cid: {"verdict": "approved"} for cid in HIGH}
+    assert g.evaluate({}, reviews=approved, dataset=str(QUICK)).passed
+    c = g.evaluate({}, reviews={**approved, "ql-02": {"verdict": "no"}}, dataset=str(QUICK)).checks[0]
+    assert not c.passed and "rejected: ql-02" in c.reason

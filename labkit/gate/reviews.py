@@ -80,8 +80,8 @@ def _normalized(rec: dict[str, Any]) -> dict[str, Any]:
     """A legacy record in the fields of schema 1 (decision, time; no answer)."""
     if "schema_version" in rec:
         return rec
-    ok = str(rec["verdict"]).lower() in LEGACY_APPROVED
-    return {**rec, "decision": "approve" if ok else "reject", "time": rec["at"], "answer_sha256": None}
+    ok = str(rec.get("verdict", "")).lower() in LEGACY_APPROVED
+    return {**rec, "decision": "approve" if ok else "reject", "time": rec.get("at"), "answer_sha256": None}
 
 
 def read_reviews(path: str | os.PathLike[str], *, missing_ok: bool = True) -> list[dict[str, Any]]:
@@ -166,7 +166,8 @@ def review_coverage(need: Sequence[str], records: Sequence[Mapping[str, Any]] | 
                     answers: Mapping[str, str] | None) -> ReviewCoverage:
     """The review that counts for each needed case: the last one of the case that judged the
     run's current answer (``answers``: case_id -> answer_sha256; None: no run, any answer)."""
-    recs = list(records.values()) if isinstance(records, Mapping) else list(records)
+    # a mapping is {case_id: record} (its records need not repeat the case id)
+    recs = [{**r, "case_id": k} for k, r in records.items()] if isinstance(records, Mapping) else list(records)
     current: dict[str, Mapping[str, Any]] = {}
     seen: set[str] = set()
     wanted = set(need)
