@@ -151,8 +151,10 @@ def test_full_gate_slices_reviews_and_lock_from_the_cli(runs, tmp_path, capsys):
     high = [json.loads(ln)["id"] for ln in Path(GOLDEN).read_text().splitlines()
             if json.loads(ln)["tags"].get("risk") == "high"]
     reviews = tmp_path / "reviews.jsonl"
-    reviews.write_text("".join(json.dumps({"case_id": c, "reviewer": "qa", "verdict": "approved",
-                                           "at": "2026-11-27"}) + "\n" for c in high))
+    for run_dir in (rerun, var):  # a review counts only for the answer it judged: each run's answers
+        for c in high:
+            assert main(["review", run_dir, "--gate", str(gate), "--reviews", str(reviews), "--decide", c,
+                         "--decision", "approve", "--reviewer", "qa"]) == 0
     edited = tmp_path / "unlocked.yaml"
     edited.write_text(gate.read_text())
     assert main(["gate", "--config", str(edited), rerun, "--baseline", base, "--reviews", str(reviews)]) == 0

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,3 +118,93 @@ def test_changed_committed_notebook_is_named(tmp_path: Path) -> None:
     notes = lab.prepare(tmp_path)[1]
     assert len(notes) == 1 and "changed since" in notes[0] and "delete the copy" in notes[0]
     assert (tmp_path / "outputs/lab/a.ipynb").read_text() == '{"edited": 1}'
+
+
+# ---------------------------------------------------------------------------- the quick lab's decision
+
+
+QUICK = ROOT / "data" / "quick_lab.jsonl"
+
+
+def _quick_gate(min_faithfulness: float) -> Any:
+    from labkit.gate import Gate
+
+    return Gate.from_dict({"name": "quick-lab", "checks": [
+        {"metric": "faithfulness", "op": ">=", "threshold": min_faithfulness, "min_n": 9},
+        {"metric": "retrieval_hit_rate", "op": ">=", "threshold": 0.80, "min_n": 9},
+        {"metric": "latency_p95_ms", "op": "<=", "threshold": 3500.0, "min_n": 10}]})
+
+
+def _quick_runs(runs_dir: Path) -> tuple[Path, Path]:
+    """The quick lab's two runs (simulated model), made the way notebook 00 makes them."""
+    import labkit
+
+    cases = labkit.load_cases(QUICK)
+    out = []
+    for name in ("baseline", "variant"):
+        rd = labkit.run(cases, ROOT / "data" / "pipelines" / f"{name}.yaml",
+                        labkit.fresh_run_dir(runs_dir / name), overrides={"progress": False})
+        out.append(Path(rd.path))
+    return out[0], out[1]
+
+
+def test_quick_lab_bar_moved_below_the_observed_value_says_so(tmp_path: Path) -> None:
+    from labkit.gate.bar import record_bar
+    from labkit.views.decision import honest_decision
+    from labkit.views.verdicts import ship_decision
+
+    runs_dir = tmp_path / "00"
+    first = record_bar(_quick_gate(0.85), runs_dir)  # the notebook records the bar before the runs
+    base, var = _quick_runs(runs_dir)
+    assert honest_decision(record_bar(_quick_gate(0.85), runs_dir), _quick_gate(0.85), var, base).title.startswith(
+        "NO-SHIP")
+    observed = json.loads((var / "metrics.json").read_text())["metrics"]["faithfulness"]["value"]
+    assert 0.80 < observed < 0.85  # 0.833: the bar is moved below what was seen
+    lowered = _quick_gate(0.80)
+    assert ship_decision(lowered.evaluate(var)).title == "SHIP the variant"  # what the lab used to say
+    # a re-run from the top with the new parameter: the runs are made again, the record stays
+    bar = record_bar(lowered, runs_dir)
+    base, var = _quick_runs(runs_dir)
+    v = honest_decision(bar, lowered, var, base)
+    assert bar.status == "moved" and bar.recorded_at == first.recorded_at
+    assert v.status == "fail" and v.title == "NO-SHIP: the variant fails 1 check(s) — bar moved after results"
+    assert "faithfulness >= 0.85, now faithfulness >= 0.8" in v.detail and "would SHIP" in v.detail
+
+
+def test_quick_lab_shows_the_variants_unsupported_sentences(tmp_path: Path) -> None:
+    import labkit
+    from labkit.views.decision import unsupported_table
+
+    _, var = _quick_runs(tmp_path / "00")
+    st = unsupported_table(var)
+    df = st.data
+    assert len(df) >= 1 and set(df.columns) >= {"case_id", "unsupported sentence", "faithfulness (0–1)"}
+    answers = {r["case_id"]: r["answer"] for r in labkit.RunDir(var).results()}
+    scores = labkit.RunDir(var).scores().set_index("case_id")["faithfulness"]
+    for _, row in df.iterrows():
+        assert row["unsupported sentence"].rstrip("…")[:60] in answers[row["case_id"]]
+        assert scores[row["case_id"]] < 1.0  # an unsupported sentence lowers that case's faithfulness
+    assert "answers (n) hold a sentence the retrieved context does not support" in st.to_html()
+
+
+@pytest.mark.slow
+def test_quick_lab_notebook_rerun_with_a_lower_bar_says_the_bar_moved(tmp_path: Path) -> None:
+    """Restart and Run All with min_faithfulness lowered to 0.80 after a first run at 0.85."""
+    import nbformat
+
+    from labkit.report.engine import verdict_of
+
+    pm = str(Path(sys.executable).parent / "papermill")
+    runs_dir = tmp_path / "runs"
+    titles = []
+    for i, faith in enumerate(("0.85", "0.8")):
+        out = tmp_path / f"run{i}.ipynb"
+        proc = subprocess.run([pm, str(ROOT / "notebooks" / "00_quick_lab.ipynb"), str(out), "-p", "runs_dir",
+                               str(runs_dir), "-p", "min_faithfulness", faith, "--no-progress-bar"],
+                              capture_output=True, text=True, cwd=ROOT, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        v = verdict_of(nbformat.read(str(out), as_version=4))
+        assert v is not None
+        titles.append(v.title)
+    assert titles[0] == "NO-SHIP: the variant fails 1 check(s)"
+    assert titles[1] == "NO-SHIP: the variant fails 1 check(s) — bar moved after results"

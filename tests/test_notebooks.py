@@ -23,13 +23,14 @@ from labkit.report.results import ReportIndex
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-OURS = ("00_quick_lab", "01_dataset", "02_baseline_vs_variant", "03_threshold_tuning", "06_history")
+OURS = ("00_quick_lab", "01_dataset", "02_baseline_vs_variant", "03_threshold_tuning", "06_history", "07_review")
 EXPECTED = {  # heading and verdict wording each report must show
     "00_quick_lab": ("Quick lab: ship or not?", ("SHIP", "NO-SHIP")),
     "01_dataset": ("Day 15: eval strategy and a starter dataset", ("coverage gap",)),
     "02_baseline_vs_variant": ("Day 16: baseline vs variant through the release gate", ("SHIP", "NO-SHIP")),
     "03_threshold_tuning": ("Threshold tuning: where should the bar be?", ("gate passes", "gate fails")),
     "06_history": ("Run history: the metrics of every run by time, regressions flagged", ("history:",)),
+    "07_review": ("Human review of high-risk answers", ("review coverage",)),
 }
 
 
@@ -50,6 +51,7 @@ def tmp_params(base: Path) -> dict[str, dict[str, Any]]:
         "03_threshold_tuning": {"runs_dir": str(base / "runs" / "03"), "out_gate": str(base / "gates" / "g.yaml")},
         "06_history": {"runs_dir": str(base / "runs" / "06"), "config_dir": str(base / "history" / "configs"),
                        "index": str(base / "history" / "history.duckdb")},
+        "07_review": {"runs_dir": str(base / "runs" / "07"), "reviews": str(base / "reviews" / "reviews.jsonl")},
     }
 
 

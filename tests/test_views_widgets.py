@@ -128,3 +128,63 @@ def test_two_checks_on_one_metric_get_two_sliders() -> None:
     t2 = ThresholdTuner(g2, METRICS, scores=SCORES)
     t2.set_thresholds({"faithfulness": 0.4})  # a metric name sets every check on that metric
     assert t2.thresholds == {"faithfulness[ci_low]": 0.4, "faithfulness[ci_high]": 0.4}
+
+
+def _axes(fig, title: str):
+    return next(ax for ax in fig.axes if ax.get_title(loc="left") == title)
+
+
+def test_sweep_chart_marker_follows_the_slider(tuner: ThresholdTuner) -> None:
+    box = tuner.widget()
+    chart = tuner._chart_widget
+    assert chart in box.children
+    before = chart.value
+    tuner.sliders["faithfulness"].value = 0.55
+    ax = _axes(tuner.last_figure, "faithfulness")
+    (marker,) = [ln for ln in ax.lines if ln.get_gid() == "marker"]
+    (vline,) = [ln for ln in ax.lines if ln.get_gid() == "threshold"]
+    # a, b, c are measured (1.0, 0.9, 0.6): all three meet 0.55
+    assert list(marker.get_xdata()) == [pytest.approx(0.55)] and list(marker.get_ydata()) == [pytest.approx(1.0)]
+    assert list(vline.get_xdata()) == [pytest.approx(0.55)] * 2
+    assert chart.value != before  # the widget shows the re-drawn chart
+    tuner.sliders["latency_p95_ms"].value = 2200
+    (lat,) = [ln for ln in _axes(tuner.last_figure, "latency_p95_ms").lines if ln.get_gid() == "marker"]
+    assert list(lat.get_xdata()) == [pytest.approx(2200)] and list(lat.get_ydata()) == [pytest.approx(0.5)]
+    assert tuner.sweep_markers()["latency_p95_ms"] == (pytest.approx(2200), pytest.approx(0.5))
+
+
+def test_saving_a_gate_the_release_fails_warns_by_how_much(tuner: ThresholdTuner) -> None:
+    box = tuner.widget()
+    button = box.children[-1].children[0]
+    tuner.sliders["faithfulness"].value = 0.9  # observed 0.80
+    tuner.sliders["retrieval_hit_rate"].value = 0.8  # observed 0.75
+    button.click()
+    status = tuner._status.value
+    assert "Warning." in status and "FAILS this gate on 2 check(s)" in status
+    assert "faithfulness &gt;= 0.9: observed 0.800, short by 0.100" in status
+    assert "retrieval_hit_rate &gt;= 0.8: observed 0.750, short by 0.050" in status
+    assert Gate.load(tuner.out_path).checks[0].threshold == pytest.approx(0.9)  # saved all the same
+    tuner.sliders["faithfulness"].value = 0.5
+    tuner.sliders["retrieval_hit_rate"].value = 0.5
+    button.click()
+    assert "Warning." not in tuner._status.value and "passes them" in tuner._status.value
+
+
+def test_save_warning_names_a_check_failing_on_too_few_cases() -> None:
+    few = {"metrics": {"faithfulness": {"value": 0.9, "n": 4, "unmeasured": 0}}}
+    t = ThresholdTuner(Gate.from_dict({"checks": [{"metric": "faithfulness", "op": ">=", "threshold": 0.85}]}),
+                       few, scores=SCORES)
+    kind, text = t.save_message("g.yaml")
+    assert kind == "warn" and "observed 0.900 meets it, but computed on 4 cases; min_n is 10" in text
+
+
+def test_readouts_and_table_carry_units_and_n(tuner: ThresholdTuner) -> None:
+    tuner.widget()
+    assert tuner._readouts["latency_p95_ms"].value == "3,500 ms"
+    assert tuner._readouts["faithfulness"].value == "0.850 (share, 0–1)"
+    tuner.sliders["latency_p95_ms"].value = 2000
+    assert tuner._readouts["latency_p95_ms"].value == "2,000 ms"
+    page = tuner.view_html()
+    assert "lk-tuner" in page and "border-collapse" in page  # labkit's table look (views.elements.styler)
+    for text in ("unit", "0–1", "ms", "20 (min 10)", "cases meeting it (n)", "2 of 3"):
+        assert text in page, text

@@ -21,7 +21,8 @@ def register(sub: Any) -> None:
     p.add_argument("--thresholds-only", action="store_true",
                    help="judge a reference run on what its own metrics show: no regression checks "
                         "(the report says so); not a release verdict")
-    p.add_argument("--reviews", help="human review records (JSONL: case_id, reviewer, verdict, at)")
+    p.add_argument("--reviews", help="human review records (JSONL written by `labkit review`; a review counts for the "
+                        "answer it judged)")
     p.add_argument("--dataset", help="dataset for review coverage (default: the run's)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed for regression intervals")
     p.add_argument("--json", action="store_true", help="print the per-check report as JSON")

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from labkit.gate.cases import default_min_n
 from labkit.gate.config import MODULE_GATE, OPS, Check, Gate, RegressionCheck, SliceCheck
-from labkit.gate.evaluate import load_reviews, observed, release_gate
+from labkit.gate.evaluate import observed, release_gate
 from labkit.gate.lock import file_hash, gate_lock_info, lock_gate, lock_path
 from labkit.gate.report import CheckResult, GateReport, cases_line
+from labkit.gate.reviews import load_reviews
 
 __all__ = ["MODULE_GATE", "OPS", "Check", "CheckResult", "Gate", "GateReport", "RegressionCheck", "SliceCheck",
            "cases_line", "default_min_n", "file_hash", "gate_lock_info", "load_reviews", "lock_gate", "lock_path",

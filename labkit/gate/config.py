@@ -10,8 +10,8 @@ Kinds of checks (format in docs/formats.md):
 * ``slices``: absolute checks on the aggregates of a tag slice (``risk=high``);
 * ``unmeasured``: the budget for cases not measured for a failure reason (a case of the
   dataset with no result counts too, as missing); 0 when not declared;
-* ``review``: cases matching ``required_for`` need an approving human review
-  record (JSONL: case_id, reviewer, verdict, at).
+* ``review``: cases matching ``required_for`` need an approving human review of
+  the run's current answer (the reviews JSONL: labkit.gate.reviews).
 
 Evaluation: labkit.gate.evaluate; coverage and min_n: labkit.gate.cases; the
 report and its CI outputs: labkit.gate.report.

@@ -9,48 +9,18 @@ what its scoring wrote (labkit.scoring.verify_scored), and never against itself.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-from labkit.errors import ConfigError, DatasetError, Problem
+from labkit.errors import ConfigError
 from labkit.gate.cases import case_counts, coverage_check, failed_cases, over_budget, too_few
 from labkit.gate.config import MODULE_GATE, OPS, Check, Gate, RegressionCheck, direction
 from labkit.gate.lock import pre_registration
 from labkit.gate.report import CheckResult, GateReport
 from labkit.metrics.schema import metrics_schema_version
-
-REVIEW_APPROVED = ("approved", "approve", "pass", "ok")
-
-
-def load_reviews(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
-    """Review records (JSONL: case_id, reviewer, verdict, at); the last record per case wins."""
-    from labkit.io import iter_jsonl, loads_line
-
-    p = Path(path)
-    problems: list[Problem] = []
-    out: dict[str, dict[str, Any]] = {}
-    for n, line, _ in iter_jsonl(p, strict_tail=True):
-        try:
-            rec = loads_line(line)
-        except json.JSONDecodeError as e:
-            problems.append(Problem(n, None, f"malformed JSON: {e.msg}"))
-            continue
-        if not isinstance(rec, dict):
-            problems.append(Problem(n, None, "must be a JSON object"))
-            continue
-        bad = [f for f in ("case_id", "reviewer", "verdict", "at")
-               if not isinstance(rec.get(f), str) or not rec[f].strip()]
-        problems.extend(Problem(n, f, "missing or not a non-empty string") for f in bad)
-        if not bad:
-            out[rec["case_id"]] = rec
-    if problems:
-        raise DatasetError(str(p), problems)
-    return out
 
 
 def observed(metrics: Mapping[str, Any], metric: str, statistic: str) -> tuple[float | None, str]:
@@ -289,7 +259,10 @@ def _not_itself(gate: Gate, run: Any, baseline: Any) -> None:
 
 
 def _review(gate: Gate, run: Any, reviews: Any, dataset: Any) -> CheckResult:
+    """Every case ``review.required_for`` selects needs an approving review of the run's current
+    answer (labkit.gate.reviews); without a run, a review of any answer counts."""
     from labkit.cases import Dataset, load_cases
+    from labkit.gate.reviews import read_reviews, review_coverage, run_answers, selected_cases
 
     assert gate.review_required_for is not None
     where = ",".join(f"{k}={v}" for k, v in gate.review_required_for.items())
@@ -304,20 +277,13 @@ def _review(gate: Gate, run: Any, reviews: Any, dataset: Any) -> CheckResult:
     if ds is None:
         return result(None, False, "needs the dataset to find the cases")
     cases = ds if isinstance(ds, Dataset) else load_cases(ds)
-    need = [c.id for c in cases if all(c.tags.get(k) == v for k, v in gate.review_required_for.items())]
+    need = [c.id for c in selected_cases(cases, gate.review_required_for)]
     if not need:
         return result(1.0, True, f"no {where} cases")
-    recs = load_reviews(reviews) if isinstance(reviews, (str, os.PathLike)) else dict(reviews or {})
-    approved = [cid for cid in need if str(recs.get(cid, {}).get("verdict", "")).lower() in REVIEW_APPROVED]
-    rejected = [cid for cid in need if cid in recs and cid not in approved]
-    missing = [cid for cid in need if cid not in recs]
-    cov = len(approved) / len(need)
-    parts = [f"{len(approved)}/{len(need)} approved"]
-    if missing:
-        parts.append(f"missing: {', '.join(missing[:10])}{' …' if len(missing) > 10 else ''}")
-    if rejected:
-        parts.append(f"rejected: {', '.join(rejected[:10])}")
-    return result(cov, cov >= 1.0, "; ".join(parts))
+    # a reviews file named but not there is an error, not "none reviewed"
+    recs = read_reviews(reviews, missing_ok=False) if isinstance(reviews, (str, os.PathLike)) else dict(reviews or {})
+    cov = review_coverage(need, recs, run_answers(run) if run is not None else None)
+    return result(cov.share, cov.share >= 1.0, cov.reason())
 
 
 def release_gate(metrics: Mapping[str, Any], gate: Gate | str | None = None) -> bool:

@@ -31,6 +31,7 @@ from labkit.display import (
     FAIL_BG,
     FAIL_COLOUR,
     MUTED_COLOUR,
+    NO_MATH,
     PALETTE,
     PASS_BG,
     PASS_COLOUR,
@@ -41,6 +42,13 @@ from labkit.display import (
     unit_of,
 )
 from labkit.errors import ConfigError
+
+
+def _meets(op: str, observed: float, threshold: float) -> bool:
+    from labkit.gate import OPS
+
+    return bool(OPS[op](observed, threshold))
+
 
 # Per-case column that reads an aggregate check case by case.
 CASE_COLUMNS = {"latency_p50_ms": "latency_ms", "latency_p95_ms": "latency_ms", "latency_p99_ms": "latency_ms",
@@ -136,8 +144,11 @@ class ThresholdTuner:
             for k, c in zip(self.keys, self.gate.checks, strict=True)
         }
         self.sliders: dict[str, Any] = {}
+        self._readouts: dict[str, Any] = {}
         self._view_widget: Any = None
+        self._chart_widget: Any = None
         self._status: Any = None
+        self.last_figure: Any = None
 
     # ---- logic ---------------------------------------------------------------------------------
     def set_threshold(self, key: str, value: float) -> None:
@@ -233,89 +244,173 @@ class ThresholdTuner:
         out = self.current_gate().to_yaml(p)
         return Path(out) if out is not None else p
 
+    def failing_checks(self) -> list[str]:
+        """Each check the current release (the tuned run) fails at these thresholds, with by how
+        much its observed value misses the threshold (or why it fails without missing it)."""
+        out = []
+        for c in self.evaluate().checks:
+            if c.passed:
+                continue
+            metric = c.metric or ""
+            if c.observed is None or c.threshold is None or not metric:
+                out.append(f"{c.name}: {c.reason}")
+                continue
+            gap = abs(float(c.observed) - float(c.threshold))
+            if not _meets(str(c.op), float(c.observed), float(c.threshold)):
+                out.append(f"{c.name}: observed {fmt_value(metric, c.observed)}, short by {fmt_value(metric, gap)}")
+            else:
+                out.append(f"{c.name}: observed {fmt_value(metric, c.observed)} meets it, but {c.reason}")
+        return out
+
+    def save_message(self, path: str | os.PathLike[str]) -> tuple[str, str]:
+        """(kind, text) to show once the gate is saved: a warning when the current release fails it."""
+        failing = self.failing_checks()
+        if not failing:
+            return "info", (f"Thresholds written to {path}; the current release passes them. Lock the gate before "
+                            f"testing a change: labkit gate lock {path}")
+        return "warn", (f"Thresholds written to {path}, but the current release FAILS this gate on "
+                        f"{len(failing)} check(s): {'; '.join(failing)}. A gate the release in production already "
+                        "fails blocks every change; move the bar or fix the release before locking it.")
+
+    def save_callout(self, path: str | os.PathLike[str]) -> Any:
+        """The message of :meth:`save_message` as a boxed note."""
+        from labkit.views.elements import callout
+
+        kind, text = self.save_message(path)
+        return callout(text, kind=kind, title="Saved." if kind == "info" else "Warning.")
+
     # ---- views -----------------------------------------------------------------------------------
-    def view_html(self) -> str:
-        """Banner, per-check table with the case-level pass counts, as HTML (escaped)."""
-        rep = self.evaluate()
-        verdict = self.verdict()
-        cases = self.case_results()
+    def readout(self, key: str) -> str:
+        """A threshold as its slider reads it, with its unit."""
+        sp = self.specs[key]
+        v = fmt_value(sp.metric, self.thresholds[key])
+        return f"{v} (share, 0–1)" if sp.unit == "0–1" else v
+
+    def table(self) -> Any:
+        """The per-check table (a Styler in labkit's table look): threshold and observed value with
+        their units, the n behind each check, the result, and the cases meeting it one by one."""
+        import pandas as pd
+
+        from labkit.views.elements import styler
+
+        rep, cases = self.evaluate(), self.case_results()
         rows = []
         for k, c in zip(self.keys, rep.checks, strict=False):
             per_case = "—"
             if k in cases.columns:
-                col = cases[k]
-                measured = [v for v in col if v is not None]
-                per_case = f"{sum(1 for v in measured if v)} / {len(measured)}"
-            style = (f"background:{PASS_BG};color:{PASS_COLOUR}" if c.passed
-                     else f"background:{FAIL_BG};color:{FAIL_COLOUR}")
-            rows.append(
-                f"<tr><td><code>{html.escape(k)}</code></td>"
-                f"<td>{html.escape(str(c.op))} {html.escape(fmt_value(c.metric or '', c.threshold))}</td>"
-                f"<td>{html.escape(fmt_value(c.metric or '', c.observed))}</td>"
-                f"<td style='{style};font-weight:700'>{'pass' if c.passed else 'FAIL'}</td>"
-                f"<td>{html.escape(per_case)}</td></tr>"
-            )
+                measured = [v for v in cases[k] if v is not None]
+                per_case = f"{sum(1 for v in measured if v)} of {len(measured)}"
+            rows.append({"threshold": k, "unit": self.specs[k].unit,
+                         "must be": f"{c.op} {fmt_value(c.metric or '', c.threshold)}",
+                         "observed": fmt_value(c.metric or "", c.observed),
+                         "n": "—" if c.n is None else f"{c.n} (min {c.min_n})" if c.min_n is not None else str(c.n),
+                         "check": "pass" if c.passed else "FAIL", "cases meeting it (n)": per_case})
+        df = pd.DataFrame(rows, columns=["threshold", "unit", "must be", "observed", "n", "check",
+                                         "cases meeting it (n)"])
+
+        def colour(v: Any) -> str:
+            return (f"background:{PASS_BG};color:{PASS_COLOUR};font-weight:700" if v == "pass"
+                    else f"background:{FAIL_BG};color:{FAIL_COLOUR};font-weight:700")
+
+        n_fail = sum(1 for c in rep.checks if not c.passed)
+        cap = f"Gate {rep.gate} at these thresholds: {len(rep.checks) - n_fail} of {len(rep.checks)} checks pass."
+        return styler(df).map(colour, subset=["check"]).set_caption(cap).set_table_attributes(
+            f'class="lk-tuner {NO_MATH}"')
+
+    def view_html(self) -> str:
+        """Banner, the per-check table and the cases passing, as HTML (escaped)."""
+        verdict = self.verdict()
         passing, total = self.cases_passing()
         no_case = [k for k in self.keys if k not in self.per_case_columns()]
         note = (f"<p style='color:{MUTED_COLOUR};font-size:.85rem'>No per-case reading for: "
                 f"{html.escape(', '.join(no_case))}.</p>") if no_case else ""
         return (
-            verdict.to_html()
-            + "<table class='lk-tuner'><thead><tr><th>threshold</th><th>must be</th><th>observed</th>"
-            "<th>check</th><th>cases meeting it</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+            verdict.to_html() + self.table().to_html()
             + f"<p class='lk-cases-passing'><strong>{passing} of {total}</strong> cases pass every check "
             "they are measured on.</p>" + note
         )
+
+    def summary(self) -> Any:
+        """The one-paragraph summary under the banner."""
+        from labkit.display import Html
+
+        rep = self.evaluate()
+        passing, total = self.cases_passing()
+        failing = self.failing_checks()
+        state = (f"fails {len(failing)} of {len(rep.checks)} checks ({'; '.join(failing)})" if failing
+                 else f"passes all {len(rep.checks)} checks")
+        text = (f"At these thresholds the current release {state}. {passing} of {total} cases pass every check "
+                f"they are measured on. Saving writes gate {self.gate.name} with these thresholds to "
+                f"{self.out_path}; lock it before testing a change, and do not move it after seeing the change.")
+        return Html(f"<p class='lk-summary'>{html.escape(text)}</p>")
 
     def static_view(self) -> TunerView:
         return TunerView(self.view_html(), self.verdict())
 
     def widget(self) -> Any:
-        """ipywidgets: one slider per threshold, the live view, and a save button."""
+        """ipywidgets: one slider per threshold with its readout in its unit, the live view, the
+        sweep chart (its markers follow the sliders), and a save button."""
         import ipywidgets as w
 
-        self.sliders = {}
+        self.sliders, self._readouts, rows = {}, {}, []
         for k in self.keys:
             sp = self.specs[k]
             slider = w.FloatSlider(
                 value=self.thresholds[k], min=min(sp.minimum, self.thresholds[k]),
-                max=max(sp.maximum, self.thresholds[k]), step=sp.step,
-                description=k, readout_format=".3f" if sp.unit == "0–1" or sp.unit == "USD" else ".0f",
-                continuous_update=False, style={"description_width": "180px"},
-                layout=w.Layout(width="560px"),
+                max=max(sp.maximum, self.thresholds[k]), step=sp.step, description=k, readout=False,
+                continuous_update=False, style={"description_width": "180px"}, layout=w.Layout(width="480px"),
             )
-            slider.observe(self._on_slide, names="value")
+            slider.observe(lambda change, key=k: self._on_slide(key, change), names="value")
             self.sliders[k] = slider
+            self._readouts[k] = w.HTML(value=html.escape(self.readout(k)))
+            rows.append(w.HBox([slider, self._readouts[k]]))
         self._view_widget = w.HTML(value=no_math(self.view_html()))
+        self._chart_widget = w.HTML(value=self.sweep_chart()._repr_html_())
         self._status = w.HTML(value="")
         button = w.Button(description="Save thresholds", icon="save", button_style="primary",
                           tooltip=f"write the gate with these thresholds to {self.out_path}")
         button.on_click(self._on_save)
-        return w.VBox([*self.sliders.values(), self._view_widget, w.HBox([button, self._status])])
+        return w.VBox([*rows, self._view_widget, self._chart_widget, w.HBox([button, self._status])])
 
-    def _on_slide(self, change: Mapping[str, Any]) -> None:
-        owner = change.get("owner")
-        key = getattr(owner, "description", None)
-        if key in self.thresholds:
-            self.thresholds[key] = float(change["new"])
+    def _on_slide(self, key: str, change: Mapping[str, Any]) -> None:
+        self.thresholds[key] = float(change["new"])
+        if key in self._readouts:
+            self._readouts[key].value = html.escape(self.readout(key))
         self.refresh()
 
     def _on_save(self, _button: Any = None) -> None:
         p = self.save()
         if self._status is not None:
-            self._status.value = f"<span>saved to <code>{html.escape(str(p))}</code></span>"
+            self._status.value = self.save_callout(p).html
 
     def refresh(self) -> None:
         if self._view_widget is not None:
             self._view_widget.value = no_math(self.view_html())
+        if self._chart_widget is not None:
+            self._chart_widget.value = self.sweep_chart()._repr_html_()
 
     def show(self, interactive: bool = True) -> Any:
         """The live widget when interactive, else the static view (same content)."""
         return self.widget() if interactive else self.static_view()
 
     # ---- sweep chart -----------------------------------------------------------------------------
+    def sweep_markers(self) -> dict[str, tuple[float, float]]:
+        """Slider key -> (threshold, share of measured cases meeting it): the chart's markers."""
+        import numpy as np
+        import pandas as pd
+
+        from labkit.gate import OPS
+
+        cols, out = self.per_case_columns(), {}
+        for k in (k for k in self.keys if k in cols):
+            vals = pd.to_numeric(self.scores[cols[k]], errors="coerce").dropna().to_numpy(dtype=float)
+            thr = self.thresholds[k]
+            out[k] = (thr, float(np.mean([OPS[self.specs[k].op](v, thr) for v in vals])) if len(vals) else 0.0)
+        return out
+
     def sweep_chart(self) -> Any:
-        """Share of cases meeting each check as its threshold moves, the chosen threshold marked."""
+        """Share of cases meeting each check as its threshold moves, the current threshold marked
+        (re-drawn by the widget whenever a slider moves; the figure is kept as ``last_figure``)."""
         import matplotlib
         import numpy as np
         import pandas as pd
@@ -324,32 +419,33 @@ class ThresholdTuner:
         from labkit.views.elements import RC, Chart, new_figure
 
         cols = self.per_case_columns()
-        keys = [k for k in self.keys if k in cols]
+        markers = self.sweep_markers()
         with matplotlib.rc_context(RC):
-            n = max(1, len(keys))
+            n = max(1, len(markers))
             fig = new_figure(min(4.2 * n, 14), 3.3)
             axes = fig.subplots(1, n, squeeze=False)[0]
-            for ax, k in zip(axes, keys, strict=False):
+            for ax, (k, (thr, cur)) in zip(axes, markers.items(), strict=False):
                 sp = self.specs[k]
                 vals = pd.to_numeric(self.scores[cols[k]], errors="coerce").dropna().to_numpy(dtype=float)
-                xs = np.linspace(sp.minimum, max(sp.maximum, self.thresholds[k]), 101)
+                xs = np.linspace(sp.minimum, max(sp.maximum, thr), 101)
                 share = [float(np.mean([OPS[sp.op](v, x) for v in vals])) if len(vals) else 0.0 for x in xs]
                 ax.plot(xs, share, color=PALETTE["baseline"], linewidth=2)
-                thr = self.thresholds[k]
-                cur = float(np.mean([OPS[sp.op](v, thr) for v in vals])) if len(vals) else 0.0
-                ax.axvline(thr, color=FAIL_COLOUR, linestyle="--", linewidth=1.4)
-                ax.plot([thr], [cur], "o", color=FAIL_COLOUR)
-                ax.annotate(f"{cur:.0%}", (thr, cur), textcoords="offset points", xytext=(6, 6), fontsize=9)
+                ax.axvline(thr, color=FAIL_COLOUR, linestyle="--", linewidth=1.4, gid="threshold")
+                ax.plot([thr], [cur], "o", color=FAIL_COLOUR, gid="marker")
+                ax.annotate(f"{cur:.0%} at {fmt_value(sp.metric, thr)}", (thr, cur), textcoords="offset points",
+                            xytext=(6, 6), fontsize=9)
                 ax.set_ylim(0, 1.05)
                 ax.set_title(k, loc="left")
                 ax.set_xlabel(f"threshold on {cols[k]} ({sp.unit})")
-                ax.set_ylabel("share of cases meeting it")
-            if not keys:
+                ax.set_ylabel("share of measured cases meeting it")
+            if not markers:
                 axes[0].text(0.5, 0.5, "no per-case scores", ha="center", va="center")
                 axes[0].set_axis_off()
+        self.last_figure = fig
+        n_cases = 0 if self.scores is None else len(self.scores)
         return Chart.from_figure(
             fig,
-            "Share of measured cases meeting each check, per threshold value; dashed line and dot: "
-            "the threshold chosen.",
+            f"Share of measured cases (n = {n_cases} cases) meeting each check, per threshold value; dashed "
+            "line and dot: the threshold set now.",
             alt="share of cases meeting each threshold",
         )

@@ -1,0 +1,115 @@
+"""The quick lab's honest decision: how to change a threshold, the decision against the bar
+recorded before the runs (labkit.gate.bar), and the variant's unsupported sentences.
+
+* :func:`threshold_howto` — where to change a threshold, said where the reader needs it;
+* :func:`honest_decision` — SHIP / NO-SHIP judged on the thresholds recorded before the
+  runs; when the thresholds in use differ from them the banner says "bar moved after
+  results" and a SHIP that only the moved bar allows is not given;
+* :func:`unsupported_table` — each answer sentence of a run its retrieved context does not
+  support (the lexical judge), to stand beside the gate result.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING, Any
+
+from labkit.display import Html, Verdict, fmt_value, shorten
+from labkit.views.elements import callout, styler
+from labkit.views.verdicts import ship_decision
+
+if TYPE_CHECKING:
+    from pandas.io.formats.style import Styler
+
+    from labkit.gate.bar import BarStatus
+
+
+def threshold_howto(runs_dir: str) -> Html:
+    """How to change a threshold, and what doing so after the runs costs."""
+    return callout(
+        "To change a threshold, edit the parameters cell at the top (min_faithfulness, "
+        "min_retrieval_hit_rate, max_latency_p95_ms), then Kernel > Restart Kernel and Run All Cells. "
+        f"The thresholds are recorded in {runs_dir}/bar.json before the first runs; a bar changed once "
+        "results exist is judged against that record and the decision says \"bar moved after results\". "
+        f"To start over with a new bar before looking at any result, delete {runs_dir}.",
+        kind="info", title="Changing a threshold.")
+
+
+def honest_decision(bar: BarStatus, gate: Any, variant: Any, baseline: Any = None, *,
+                    variant_label: str = "variant", baseline_label: str = "baseline") -> Verdict:
+    """The ship decision of ``variant`` on the thresholds recorded before the runs."""
+    now = ship_decision(gate.evaluate(variant), gate.evaluate(baseline) if baseline is not None else None,
+                        candidate_label=variant_label, baseline_label=baseline_label)
+    if bar.honest:
+        return Verdict(now.status, now.title, f"{now.detail} Thresholds recorded before the runs "
+                                              f"({bar.recorded_at}).")
+    if bar.status == "recorded_after_runs":
+        status = "fail" if now.status == "fail" else "warn"
+        return Verdict(status, f"{now.title} (bar recorded after results)", f"{now.detail} {bar.sentence()}: "
+                       "nothing shows the thresholds came first; delete the runs folder and run again.")
+    rec_gate = bar.recorded_gate()
+    rec = ship_decision(rec_gate.evaluate(variant),
+                        rec_gate.evaluate(baseline) if baseline is not None else None,
+                        candidate_label=variant_label, baseline_label=baseline_label)
+    moved_says = "would SHIP" if now.status == "pass" else "would not ship either"
+    detail = (f"{bar.sentence()}. Judged on the recorded bar: {rec.detail} With the thresholds in use now the "
+              f"{variant_label} {moved_says}; a bar chosen after seeing the result cannot decide the release.")
+    status = "fail" if rec.status == "fail" else "warn"
+    return Verdict(status, f"{rec.title} — bar moved after results", detail)
+
+
+def unsupported_table(run: Any, *, limit: int = 20) -> Styler:
+    """The answer sentences of ``run`` that its retrieved context does not support, one per row,
+    with the case's faithfulness score."""
+    import pandas as pd
+
+    from labkit.gate.review_queue import answer_claims
+    from labkit.judges import LexicalJudge
+    from labkit.runs import RunDir
+    from labkit.scoring import _resolve_corpus
+
+    rd = RunDir(run)
+    corpus = _resolve_corpus(None, rd)
+    faith: dict[str, Any] = {}
+    if rd.scores_path.is_file():
+        sc = rd.scores()
+        faith = dict(zip(sc["case_id"].astype(str), sc["faithfulness"], strict=True)) if "faithfulness" in sc else {}
+    rows, n_answers, n_flagged = [], 0, 0
+    for r in rd.results():
+        if r.get("status") != "ok" or not r.get("answer"):
+            continue
+        n_answers += 1
+        claims, _ = answer_claims(r, corpus)
+        bad = [s for s, ok in claims if not ok]
+        n_flagged += bool(bad)
+        rows += [{"case_id": str(r["case_id"]), "faithfulness (0–1)": fmt_value("faithfulness",
+                                                                              faith.get(str(r["case_id"]))),
+                  "unsupported sentence": shorten(s, 220), "claims in the answer (n)": len(claims)} for s in bad]
+    df = pd.DataFrame(rows[:limit], columns=["case_id", "faithfulness (0–1)", "unsupported sentence",
+                                             "claims in the answer (n)"])
+    more = f" {len(rows) - limit} more not shown." if len(rows) > limit else ""
+    share = LexicalJudge().threshold
+    cap = (f"Run {rd.run_id}: {n_flagged} of {n_answers} answers (n) hold a sentence the retrieved context does "
+           f"not support (lexical judge: under {share:.0%} of its content words in one context sentence).{more}")
+    return styler(df).set_caption(cap)
+
+
+def bar_callout(bar: BarStatus) -> Html:
+    """Where the thresholds were recorded, and whether the ones in use are still those."""
+    kind = "pass" if bar.honest else "fail"
+    title = "Bar recorded before the runs." if bar.honest else "Bar moved after results."
+    return callout(bar.sentence() + ".", kind=kind, title=title)
+
+
+def decision_summary(variant_report: Any, baseline_report: Any, bar: BarStatus, variant: Any) -> Html:
+    """The one-paragraph summary under the decision banner."""
+    def fails(rep: Any) -> str:
+        bad = [f"{c.name} (observed {fmt_value(c.metric or '', c.observed)})" for c in rep.checks if not c.passed]
+        return "fails " + "; ".join(bad) if bad else "meets every check"
+
+    text = (f"The variant {fails(variant_report)}; the baseline {fails(baseline_report)}. "
+            f"{bar.sentence()[0].upper()}{bar.sentence()[1:]}. The table in section 5 lists the variant's answer "
+            "sentences that its retrieved context does not support, the cases behind its faithfulness. "
+            "The model is simulated, and 10 cases give wide intervals: the lab shows the method, not a real "
+            "model's quality.")
+    return Html(f"<p class='lk-summary'>{html.escape(text)}</p>")

@@ -1,0 +1,231 @@
+"""Review records (labkit.gate.reviews), the review queue (labkit.gate.review_queue) and
+`labkit review RUN_DIR --gate GATE`: a review counts only for the answer it judged."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import labkit
+from labkit.cli import main
+from labkit.errors import ConfigError, DatasetError
+from labkit.gate import Gate
+from labkit.gate.review_queue import build_queue
+from labkit.gate.reviews import (
+    answer_sha256,
+    propose_regression_case,
+    read_reviews,
+    record_review,
+    run_answers,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = ROOT / "data" / "quick_lab.jsonl"
+HIGH = ["ql-01", "ql-02", "ql-08", "ql-09"]  # the risk=high cases of the quick-lab set
+GATE = {"name": "reviewed", "review": {"required_for": {"risk": "high"}}}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two runs of the quick-lab set (simulated model): the baseline and the variant answer
+    every high-risk case differently."""
+    base = tmp_path_factory.mktemp("runs")
+    cases = labkit.load_cases(QUICK)
+    out = {}
+    for name in ("baseline", "variant"):
+        rd = labkit.run(cases, ROOT / "data" / "pipelines" / f"{name}.yaml", base / name,
+                        overrides={"progress": False})
+        out[name] = Path(rd.path)
+    return out
+
+
+@pytest.fixture()
+def gate_file(tmp_path: Path) -> Path:
+    p = tmp_path / "gate.yaml"
+    Gate.from_dict(GATE).to_yaml(p)
+    return p
+
+
+def _review_check(run: Path, reviews: Path):
+    rep = Gate.from_dict(GATE).evaluate(run, reviews=reviews)
+    (c,) = [c for c in rep.checks if c.kind == "review"]
+    return c
+
+
+def test_record_review_writes_one_versioned_redacted_line(runs: dict[str, Path], tmp_path: Path) -> None:
+    rv = tmp_path / "reviews.jsonl"
+    key = "sk-proj-" + "Q1w2E3r4T5y6U7i8O9p0A1s2D3f4G5h6"
+    rec = record_review(rv, runs["variant"], "ql-01", decision="needs_fix", reviewer="qa-1",
+                        note=f"cites the runbook; mail jane.doe@example.com, key {key}", time="2026-12-02T01:00:00Z")
+    (line,) = rv.read_text().splitlines()
+    on_disk = json.loads(line)
+    assert on_disk == rec
+    answer = next(r["answer"] for r in labkit.RunDir(runs["variant"]).results() if r["case_id"] == "ql-01")
+    assert on_disk["answer_sha256"] == hashlib.sha256(answer.encode()).hexdigest()
+    assert on_disk["schema_version"] == 1 and on_disk["run_id"] == "variant" and on_disk["decision"] == "needs_fix"
+    manifest = runs["variant"] / "manifest.json"
+    assert on_disk["manifest_sha256"] == hashlib.sha256(manifest.read_bytes()).hexdigest()
+    assert "jane.doe@example.com" not in line and key not in line and "cites the runbook" in line
+    assert read_reviews(rv) == [rec]
+
+
+def test_gate_counts_a_review_only_for_the_answer_it_judged(runs: dict[str, Path], tmp_path: Path) -> None:
+    rv = tmp_path / "reviews.jsonl"
+    for cid in HIGH:
+        record_review(rv, runs["variant"], cid, decision="approve", reviewer="qa")
+    assert _review_check(runs["variant"], rv).passed
+    # the same cases, answered differently by the baseline: none of these reviews counts for it
+    other = _review_check(runs["baseline"], rv)
+    assert not other.passed and other.observed == 0.0
+    assert "reviewed for another answer than the run's (not counted): ql-01, ql-02, ql-08, ql-09" in other.reason
+
+
+def test_the_last_review_of_the_current_answer_wins(runs: dict[str, Path], tmp_path: Path) -> None:
+    rv = tmp_path / "reviews.jsonl"
+    for cid in HIGH:
+        record_review(rv, runs["variant"], cid, decision="approve", reviewer="qa")
+    record_review(rv, runs["variant"], "ql-08", decision="reject", reviewer="qa2", note="omits the exception")
+    c = _review_check(runs["variant"], rv)
+    assert not c.passed and c.observed == 0.75 and "rejected: ql-08" in c.reason
+    # a later review of another answer to ql-08 (the baseline's) does not replace the variant's
+    record_review(rv, runs["baseline"], "ql-08", decision="approve", reviewer="qa")
+    assert "rejected: ql-08" in _review_check(runs["variant"], rv).reason
+    record_review(rv, runs["variant"], "ql-08", decision="approve", reviewer="qa2", note="fixed upstream")
+    assert _review_check(runs["variant"], rv).passed
+
+
+def test_records_without_an_answer_count_only_where_no_run_is_judged(runs: dict[str, Path], tmp_path: Path) -> None:
+    rv = tmp_path / "legacy.jsonl"
+    rv.write_text("".join(json.dumps({"case_id": c, "reviewer": "r", "verdict": "approved", "at": "2026-01-01"})
+                          + "\n" for c in HIGH))
+    assert Gate.from_dict(GATE).evaluate({}, reviews=rv, dataset=str(QUICK)).passed
+    c = _review_check(runs["variant"], rv)
+    assert not c.passed and "not counted" in c.reason
+
+
+@pytest.mark.parametrize(("record", "field"), [
+    ({"decision": "maybe"}, "decision"),
+    ({"answer_sha256": ""}, "answer_sha256"),
+    ({"reviewer": None}, "reviewer"),
+    ({"note": 3}, "note"),
+    ({"schema_version": 2}, "schema_version"),
+])
+def test_a_bad_review_line_names_file_line_and_field(tmp_path: Path, record: dict, field: str) -> None:
+    good = {"schema_version": 1, "case_id": "ql-01", "run_id": "r", "answer_sha256": answer_sha256("x"),
+            "decision": "approve", "note": "", "reviewer": "qa", "time": "2026-12-02T00:00:00Z"}
+    rv = tmp_path / "r.jsonl"
+    rv.write_text(json.dumps(good) + "\n" + json.dumps({**good, **record}) + "\n")
+    with pytest.raises(DatasetError) as ei:
+        read_reviews(rv)
+    (p,) = ei.value.problems
+    assert p.line == 2 and p.field == field and str(rv) in str(ei.value)
+
+
+def test_a_torn_tail_is_cut_before_the_next_review(runs: dict[str, Path], tmp_path: Path) -> None:
+    rv = tmp_path / "reviews.jsonl"
+    record_review(rv, runs["variant"], "ql-01", decision="approve", reviewer="qa")
+    with rv.open("a") as f:
+        f.write('{"schema_version": 1, "case_id": "ql-0')  # a writer killed mid-line
+    record_review(rv, runs["variant"], "ql-02", decision="approve", reviewer="qa")
+    assert [r["case_id"] for r in read_reviews(rv)] == ["ql-01", "ql-02"]
+
+
+def test_a_rejected_case_is_proposed_once_as_a_regression_case(runs: dict[str, Path], tmp_path: Path) -> None:
+    rv, props = tmp_path / "reviews.jsonl", tmp_path / "proposals.jsonl"
+    case = labkit.load_cases(QUICK).by_id()["ql-09"]
+    rec = record_review(rv, runs["variant"], "ql-09", decision="reject", reviewer="qa", note="too curt")
+    assert propose_regression_case(props, case, rec)
+    assert not propose_regression_case(props, case, rec)  # the same case and answer: once
+    (proposed,) = labkit.load_cases(props)
+    assert proposed.id == "reg-review-ql-09" and proposed.tags["kind"] == "regression"
+    assert proposed.question == case.question and proposed.must_not_include == case.must_not_include
+    assert proposed.metadata["answer_sha256"] == rec["answer_sha256"] and proposed.metadata["review_note"] == "too curt"
+
+
+def test_the_queue_shows_each_selected_case_with_what_a_reviewer_needs(runs: dict[str, Path], tmp_path: Path) -> None:
+    rv = tmp_path / "reviews.jsonl"
+    record_review(rv, runs["baseline"], "ql-02", decision="approve", reviewer="qa")
+    q = build_queue(runs["variant"], Gate.from_dict(GATE), reviews=rv)
+    assert [it.case_id for it in q.items] == HIGH and q.where == "risk=high"
+    it = q.item("ql-01")
+    assert it.answer.startswith("To reset an expired API key") and it.answer_sha256 == run_answers(runs["variant"])["ql-01"]
+    assert it.claims and all(isinstance(ok, bool) for _, ok in it.claims)
+    assert it.contexts and it.contexts[0][0] == "security-runbook#2" and "Reissue" in it.contexts[0][1]
+    assert it.metrics["faithfulness"] == 1.0 and it.metrics["latency_ms"] > 0
+    assert it.trace and it.trace[0]["trace_id"]
+    assert q.item("ql-02").decision == "reviewed for another answer" and q.coverage.stale == ("ql-02",)
+    with pytest.raises(ConfigError) as ei:
+        q.item("ql-03")  # a low-risk case is not in the queue
+    assert ei.value.known == HIGH
+
+
+def test_the_queue_needs_a_gate_with_a_review_section(runs: dict[str, Path], tmp_path: Path) -> None:
+    g = Gate.from_dict({"checks": [{"metric": "faithfulness", "op": ">=", "threshold": 0.8}]})
+    with pytest.raises(ConfigError, match="no review section"):
+        build_queue(runs["variant"], g, reviews=tmp_path / "r.jsonl")
+
+
+def test_cli_lists_the_queue_and_records_decisions(runs: dict[str, Path], gate_file: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    rv = tmp_path / "reviews.jsonl"
+    base = ["review", str(runs["variant"]), "--gate", str(gate_file), "--reviews", str(rv)]
+    assert main(base) == 0
+    out = capsys.readouterr().out
+    assert "4 risk=high case(s); coverage 0/4 approved (0%)" in out
+    assert all(cid in out for cid in HIGH) and out.count("not reviewed") == 4
+    assert main([*base, "--decide", "ql-09", "--decision", "reject", "--reviewer", "qa", "--note", "curt"]) == 0
+    out = capsys.readouterr().out
+    assert "recorded reject of ql-09" in out and "proposed regression case reg-review-ql-09" in out
+    assert (tmp_path / "regression_proposals.jsonl").is_file()
+    for cid in HIGH:
+        assert main([*base, "--decide", cid, "--decision", "approve", "--reviewer", "qa"]) == 0
+    assert "coverage 4/4 approved (100%)" in capsys.readouterr().out
+    assert main(["gate", "--config", str(gate_file), str(runs["variant"]), "--reviews", str(rv), "--json"]) == 0
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--decide", "ql-03", "--decision", "approve", "--reviewer", "qa"], "not in the review queue"),
+    (["--decide", "ql-01", "--decision", "approve"], "--reviewer NAME"),
+    (["--decision", "approve", "--reviewer", "qa"], "--decide CASE"),
+])
+def test_cli_mistakes_are_one_line_and_exit_2(runs: dict[str, Path], gate_file: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str], extra: list[str],
+                                             message: str) -> None:
+    rv = tmp_path / "reviews.jsonl"
+    assert main(["review", str(runs["variant"]), "--gate", str(gate_file), "--reviews", str(rv), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not rv.exists()
+
+
+def test_a_copied_run_keeps_its_reviews(runs: dict[str, Path], tmp_path: Path) -> None:
+    """The review follows the answer, not the folder: a copy of the run answers the same."""
+    rv = tmp_path / "reviews.jsonl"
+    for cid in HIGH:
+        record_review(rv, runs["variant"], cid, decision="approve", reviewer="qa")
+    copy = tmp_path / "copy"
+    shutil.copytree(runs["variant"], copy)
+    assert _review_check(copy, rv).passed
+
+
+def test_cli_shows_one_case_in_full(runs: dict[str, Path], gate_file: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["review", str(runs["variant"]), "--gate", str(gate_file), "--reviews", str(tmp_path / "r.jsonl"),
+                 "--show", "ql-01"]) == 0
+    out = capsys.readouterr().out.split("\nql-01 (not reviewed)\n", 1)[1]
+    assert out.startswith("question: How do I reset an expired API key?")
+    assert "supported   | To reset an expired API key" in out
+    assert "retrieved context:\n  security-runbook#2: ## Resetting an expired API key" in out
+    assert "faithfulness 1.000 (0–1)" in out and " ms" in out and "invoke_workflow" in out
+
+
+def test_a_mapping_of_reviews_by_case_id_still_counts_without_a_run() -> None:
+    g = Gate.from_dict(GATE)
+    approved = {cid: {"verdict": "approved"} for cid in HIGH}
+    assert g.evaluate({}, reviews=approved, dataset=str(QUICK)).passed
+    c = g.evaluate({}, reviews={**approved, "ql-02": {"verdict": "no"}}, dataset=str(QUICK)).checks[0]
+    assert not c.passed and "rejected: ql-02" in c.reason
