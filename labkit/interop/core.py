@@ -333,10 +333,12 @@ def _trace(run_id: str, case: EvalCase, rec: Record, res: dict[str, Any], fmt: s
     return t
 
 
-def read_rows(path: str | os.PathLike[str]) -> list[tuple[int, dict[str, Any]]]:
+def read_rows(path: str | os.PathLike[str], problems: list[Problem] | None = None) -> list[tuple[int, dict[str, Any]]]:
     """The records of a JSONL, JSON (an array of objects) or CSV file, each with its line.
 
-    JSONL lines go through labkit's one strict decoder; every bad line is reported at once."""
+    JSONL lines go through labkit's one strict decoder. A line that is no record is added to
+    ``problems`` (so the caller reports it with the problems of the other lines), or raised
+    at once in one DatasetError when no list is given."""
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix == ".csv":
@@ -352,19 +354,21 @@ def read_rows(path: str | os.PathLike[str]) -> list[tuple[int, dict[str, Any]]]:
         return [(o.line, dict(o)) for o in doc]
     from labkit.io import iter_jsonl, loads_line
 
-    rows, problems = [], []
+    rows, found = [], []
     for n, raw, _ in iter_jsonl(p, strict_tail=True):
         try:
             obj = loads_line(raw)
         except json.JSONDecodeError as e:
-            problems.append(Problem(n, None, f"malformed JSON: {e.msg} at column {e.colno}"))
+            found.append(Problem(n, None, f"malformed JSON: {e.msg} at column {e.colno}"))
             continue
         if not isinstance(obj, dict):
-            problems.append(Problem(n, None, f"must be a JSON object, got {type(obj).__name__}"))
+            found.append(Problem(n, None, f"must be a JSON object, got {type(obj).__name__}"))
             continue
         rows.append((n, obj))
-    if problems:
-        raise DatasetError(str(p), problems)
+    if found and problems is None:
+        raise DatasetError(str(p), found)
+    if problems is not None:
+        problems.extend(found)
     return rows
 
 

@@ -103,7 +103,7 @@ def _record(line: int, row: dict[str, Any], log: FieldLog, problems: list[Proble
     return rec
 
 
-def _rows(path: str | os.PathLike[str]) -> list[tuple[int, dict[str, Any]]]:
+def _rows(path: str | os.PathLike[str], problems: list[Problem]) -> list[tuple[int, dict[str, Any]]]:
     """A JSON array, or an object holding one under ``goldens`` / ``test_cases`` / ``testCases``."""
     if str(path).lower().endswith(".json"):
         doc = read_document(path)
@@ -119,14 +119,14 @@ def _rows(path: str | os.PathLike[str]) -> list[tuple[int, dict[str, Any]]]:
         if bad:
             raise DatasetError(str(path), bad)
         return [(o.line, dict(o)) for o in doc]
-    return read_rows(path)
+    return read_rows(path, problems)
 
 
 def read(path: str | os.PathLike[str], **_: Any) -> tuple[list[Record], FieldLog]:
     """The records of a DeepEval dataset file (all-or-nothing)."""
     log = FieldLog()
     problems: list[Problem] = []
-    records = [_record(n, row, log, problems) for n, row in _rows(path)]
+    records = [_record(n, row, log, problems) for n, row in _rows(path, problems)]
     if problems:
         raise DatasetError(str(path), problems)
     return records, log

@@ -220,7 +220,7 @@ def read(path: str | os.PathLike[str], **_: Any) -> tuple[list[Record], FieldLog
         spans = _otlp_spans(read_document(path), 1, problems)
     else:
         spans = []
-        for n, row in read_rows(path):
+        for n, row in read_rows(path, problems):
             if "resourceSpans" in row:
                 spans.extend(_otlp_spans(row, n, problems))
             else:

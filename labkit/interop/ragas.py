@@ -79,7 +79,7 @@ def read(path: str | os.PathLike[str], **_: Any) -> tuple[list[Record], FieldLog
     """The records of a Ragas dataset file (all-or-nothing: a DatasetError names every bad line)."""
     log = FieldLog()
     problems: list[Problem] = []
-    records = [_record(n, row, log, problems) for n, row in read_rows(path)]
+    records = [_record(n, row, log, problems) for n, row in read_rows(path, problems)]
     if problems:
         raise DatasetError(str(path), problems)
     return records, log
