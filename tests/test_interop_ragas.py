@@ -40,7 +40,11 @@ def ragas_metrics():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from ragas import EvaluationDataset
-        from ragas.metrics import ExactMatch, NonLLMContextPrecisionWithReference, NonLLMContextRecall
+        from ragas.metrics import (
+            ExactMatch,
+            NonLLMContextPrecisionWithReference,
+            NonLLMContextRecall,
+        )
 
         ds = EvaluationDataset.from_jsonl(str(PEER / "ragas.jsonl"))
         metrics = {"context_precision": NonLLMContextPrecisionWithReference(),

@@ -133,7 +133,7 @@ def _imported_note(run: Any) -> list[str]:
     imp = run.manifest.get("imported") if run is not None else None
     if not isinstance(imp, Mapping):
         return []
-    rec = imp.get("recorded") if isinstance(imp.get("recorded"), Mapping) else {}
+    rec: Mapping[str, Any] = imp["recorded"] if isinstance(imp.get("recorded"), Mapping) else {}
     n = imp.get("n_records")
     unrec = [k for k in ("latency_ms", "cost_usd", "usage") if rec.get(k) == 0]
     tail = f"; the file records no {', '.join(unrec)} (unmeasured, not invented)" if unrec else ""

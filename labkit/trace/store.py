@@ -361,7 +361,7 @@ def _trace_file(path: Path) -> Path:
         if isinstance(obj, dict) and "trace_id" in obj:
             return path
         fmt = next((f for k, f in _PEER_KEYS.items() if isinstance(obj, dict) and k in obj), None)
-        if fmt is None and (raw.lstrip()[:1] in ("[", "{") and obj is None or path.suffix == ".json"):
+        if fmt is None and ((raw.lstrip()[:1] in ("[", "{") and obj is None) or path.suffix == ".json"):
             fmt = "FORMAT"  # a JSON document, not JSONL: an OTLP or Langfuse export
         hint = (f": it looks like a peer tool's export; import it with `labkit import {fmt} {path} --out DIR` "
                 "(FORMAT openinference or langfuse) and query DIR/run") if fmt else ""
