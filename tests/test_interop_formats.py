@@ -265,3 +265,17 @@ def test_imported_manifest_is_marked_and_pre_registration_unverifiable(tmp_path,
     assert main(["gate", "--config", str(gate), str(out / "run"), "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["pre_registration"]["status"] == "unverifiable"
+
+
+def test_score_at_import_reads_the_answers_as_given_like_the_runner(tmp_path, capsys):
+    """results.jsonl on disk is redacted; --score scores the in-memory answers, as labkit run does."""
+    out = tmp_path / "imp"
+    args = ["import", "csv", str(PEER / "custom.csv"), "--out", str(out), "--corpus", CORPUS, "--score", "--map",
+            "question=Question,reference_answer=Answer,answer=Bot reply,reference_contexts=Gold passages"]
+    assert main(args) == 0
+    assert "scored 6 cases" in capsys.readouterr().out
+    m = json.loads((out / "run" / "metrics.json").read_text())["metrics"]
+    assert m["token_f1"]["unmeasured"] == 0  # the e-mail address was scored as written
+    assert "jane.doe@example.com" not in (out / "run" / "results.jsonl").read_text()
+    assert main(["gate", "--config", _gate(tmp_path, [{"metric": "token_f1", "op": ">=", "threshold": 0.5,
+                                                        "min_n": 1}]), str(out / "run")]) == 0

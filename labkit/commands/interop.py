@@ -22,6 +22,9 @@ def register(sub: Any) -> None:
     i.add_argument("--map", dest="mapping", help="csv: labkit_field=Column,... or a YAML file of the same")
     i.add_argument("--question-var", help="promptfoo: the test variable that holds the question")
     i.add_argument("--provider", help="promptfoo eval output: the provider id whose outputs to import")
+    i.add_argument("--score", action="store_true",
+                   help="score the run directory at once, on the answers as read (as labkit run scores its "
+                        "own); the files on disk are redacted, so a later labkit score reads those")
     i.add_argument("--json", action="store_true", help="print the mapping summary as JSON")
     i.set_defaults(handler=_import)
 
@@ -48,6 +51,11 @@ def _import(args: argparse.Namespace) -> int:
                           "gold_from_text": outcome.gold, **outcome.log.to_dict()}, indent=2))
     else:
         print("\n".join(outcome.summary()))
+    if args.score and outcome.run_dir is not None:
+        from labkit.scoring import score_run
+
+        metrics = score_run(outcome.run_dir, corpus=args.corpus, results=list(outcome.results))
+        print(f"scored {metrics['n_cases']} cases into {outcome.run_dir}/scores.csv and metrics.json")
     return 0
 
 

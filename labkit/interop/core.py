@@ -91,6 +91,9 @@ class ImportOutcome:
     n_results: int
     gold: dict[str, int]  # matched / no_gold_match / no_reference_contexts / no_corpus / labelled
     log: FieldLog
+    #: the validated results lines before redaction: what ``labkit import --score`` scores, as the
+    #: runner scores its in-memory results (results.jsonl on disk is redacted)
+    results: tuple[dict[str, Any], ...] = ()
 
     def summary(self) -> list[str]:
         run = f", {self.n_results} results in {self.run_dir}" if self.run_dir else ", no outputs (no run directory)"
@@ -258,7 +261,8 @@ def write_import(
         run_dir = out / RUN
         _write_run(run_dir, [(c, r, x) for c, r, x in results if x is not None], fmt=fmt, source=source,
                    cases=cases, ds_path=ds_path, corpus=corpus, log=log)
-    return ImportOutcome(out, ds_path, run_dir, len(cases), len(results), dict(counts), log)
+    kept = tuple(x for *_, x in results if x is not None)
+    return ImportOutcome(out, ds_path, run_dir, len(cases), len(results), dict(counts), log, kept)
 
 
 def _write_dataset(cases: Sequence[EvalCase], path: Path) -> None:
