@@ -3,12 +3,14 @@ gated with the CLI exactly as a user would; a malformed file of each format fail
 line numbers of the bad records (exit 2, no traceback, nothing written).
 
 Fixtures (tests/data/peer/): ragas.jsonl and ragas.csv were written by Ragas 0.4.3 itself
-(``EvaluationDataset.from_list(...).to_jsonl / to_csv``); the others are written to each tool's
-published schema (DeepEval ``save_as("json")`` test cases, promptfoo eval output version 3 and
-a tests YAML, OTLP JSON with OpenInference attributes, Phoenix's span dataframe rows as JSONL,
-Langfuse's trace export) because those tools do not install from this project's registries
-(promptfoo is a Node tool; DeepEval, Phoenix and Langfuse would pull servers and SDKs the
-tests do not need). Their answers are canned text, not a model's.
+(``EvaluationDataset.from_list(...).to_jsonl / to_csv``); the others are written by hand to
+each tool's published schema (DeepEval ``save_as("json")`` test cases, promptfoo eval output
+version 3 and a tests YAML, OTLP JSON with OpenInference attributes, Phoenix's span dataframe
+rows as JSONL, Langfuse's trace export): promptfoo is a Node tool that CI does not install,
+and DeepEval, Phoenix and Langfuse bring servers and SDKs that only write these files after
+a live evaluation or a running backend. tests/test_interop_openinference.py adds spans made
+by the OpenTelemetry SDK itself. Every answer in them is canned text that simulates a model:
+no model runs.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def test_ragas_imports_scores_and_gates(tmp_path, capsys, name):
                           {"metric": "exact_match", "op": ">=", "threshold": 0.3, "min_n": 1}])
     assert main(["gate", "--config", ok, str(out / "run")]) == 0
     report = capsys.readouterr().out
-    assert "imported from a ragas file" in report and "records no latency_ms, cost_usd, usage" in report
+    assert "imported from the ragas file" in report and "records no latency_ms, cost_usd, usage" in report
     slow = _gate(tmp_path, [{"metric": "latency_p95_ms", "op": "<=", "threshold": 3500, "min_n": 1}])
     assert main(["gate", "--config", slow, str(out / "run")]) == 1
     case = json.loads((out / "dataset.jsonl").read_text().splitlines()[3])

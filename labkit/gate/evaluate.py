@@ -137,7 +137,7 @@ def _imported_note(run: Any) -> list[str]:
     n = imp.get("n_records")
     unrec = [k for k in ("latency_ms", "cost_usd", "usage") if rec.get(k) == 0]
     tail = f"; the file records no {', '.join(unrec)} (unmeasured, not invented)" if unrec else ""
-    return [f"imported from a {imp.get('format')} file ({imp.get('file')}, sha256 {str(imp.get('sha256'))[:12]}): "
+    return [f"imported from the {imp.get('format')} file {imp.get('file')} (sha256 {str(imp.get('sha256'))[:12]}): "
             f"its {n} answers were produced outside labkit, not by labkit run{tail}"]
 
 
