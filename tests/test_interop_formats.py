@@ -281,3 +281,14 @@ def test_score_at_import_reads_the_answers_as_given_like_the_runner(tmp_path, ca
     assert "jane.doe@example.com" not in (out / "run" / "results.jsonl").read_text()
     assert main(["gate", "--config", _gate(tmp_path, [{"metric": "token_f1", "op": ">=", "threshold": 0.5,
                                                         "min_n": 1}]), str(out / "run")]) == 0
+
+
+def test_promptfoo_tests_csv_reads_expected_columns(tmp_path, capsys):
+    out = tmp_path / "imp"
+    assert main(["import", "promptfoo", str(PEER / "promptfoo_tests.csv"), "--out", str(out)]) == 0
+    cases = [json.loads(x) for x in (out / "dataset.jsonl").read_text().splitlines()]
+    assert cases[0]["must_include"] == ["30 minutes"] and cases[0]["must_not_include"] == ["I don't know"]
+    assert cases[1]["reference_answer"] == "Starter allows 100 requests per minute."  # a bare value: equals
+    assert cases[1]["metadata"]["promptfoo_assert"] == [{"type": "llm-rubric", "value": "mentions every plan"}]
+    assert cases[2]["must_include"] == ["24", "hours"]
+    assert cases[0]["metadata"]["vars"] == {"team": "support"} and cases[0]["metadata"]["description"] == "lockout"

@@ -1,4 +1,5 @@
-"""promptfoo: test files (YAML ``tests:`` with ``vars`` and ``assert``) and eval output JSON
+"""promptfoo: test files (YAML ``tests:`` with ``vars`` and ``assert``, or CSV: one column per
+variable, assertions in ``__expected`` columns) and eval output JSON
 (``promptfoo eval --output results.json``: ``results.results[]``). Field by field: docs/interop.md.
 
 The question is the test variable named by ``question_var`` (default: the first of
@@ -123,6 +124,47 @@ def _yaml_tests(path: str | os.PathLike[str], qvar: str | None) -> tuple[list[Re
     return [r for r in records if r is not None], log
 
 
+#: what a ``__expected`` cell of a promptfoo tests CSV may start with (``type: value``); a bare
+#: value is an ``equals`` assertion, ``grade:`` an llm-rubric and ``fn:`` a javascript one
+_CSV_PREFIXES = {"grade": "llm-rubric", "fn": "javascript", "eval": "javascript", "python": "python",
+                 "similar": "similar", "regex": "regex"}
+
+
+def _csv_assert(cell: str) -> dict[str, Any]:
+    head, sep, rest = cell.partition(":")
+    kind = head.strip().lower()
+    if sep and (kind in _INCLUDE | _EXCLUDE | {"equals", "factuality", "llm-rubric", "javascript", "starts-with",
+                                                "contains-any", "icontains-any", "is-json", "contains-json"}):
+        value: Any = rest.strip()
+        if kind.endswith(("-all", "-any")):
+            value = [v.strip() for v in rest.split(",") if v.strip()]
+        return {"type": kind, "value": value}
+    if sep and kind in _CSV_PREFIXES:
+        return {"type": _CSV_PREFIXES[kind], "value": rest.strip()}
+    return {"type": "equals", "value": cell}
+
+
+def _csv_tests(path: str | os.PathLike[str], qvar: str | None) -> tuple[list[Record], FieldLog]:
+    from labkit.interop.core import read_rows
+
+    tests = []
+    for n, row in read_rows(path):
+        vars_ = {k: v for k, v in row.items() if not k.startswith("__")}
+        asserts = [_csv_assert(v) for k, v in row.items() if k.startswith("__expected") and v.strip()]
+        test: dict[str, Any] = {"vars": vars_, "assert": asserts}
+        if row.get("__description"):
+            test["description"] = row["__description"]
+        test.update({k: v for k, v in row.items() if k.startswith("__") and k not in ("__description",)
+                     and not k.startswith("__expected") and v})
+        tests.append((n, test))
+    log = FieldLog()
+    problems: list[Problem] = []
+    records = [_test(t, n, qvar, log, problems) for n, t in tests]
+    if problems:
+        raise DatasetError(str(path), problems)
+    return [r for r in records if r is not None], log
+
+
 def _output(res: dict[str, Any], rec: Record, log: FieldLog, problems: list[Problem]) -> None:
     line = getattr(res, "line", rec.line)
     resp: dict[str, Any] = res["response"] if isinstance(res.get("response"), dict) else {}
@@ -195,8 +237,11 @@ def _eval_output(path: str | os.PathLike[str], qvar: str | None, provider: str |
 
 def read(path: str | os.PathLike[str], *, question_var: str | None = None, provider: str | None = None,
          **_: Any) -> tuple[list[Record], FieldLog]:
-    """Records of a promptfoo test file (.yaml/.yml) or eval output (.json)."""
+    """Records of a promptfoo tests file (.yaml/.yml, or .csv with ``__expected`` columns) or eval
+    output (.json)."""
     if str(path).lower().endswith((".yaml", ".yml")):
         return _yaml_tests(path, question_var)
+    if str(path).lower().endswith(".csv"):
+        return _csv_tests(path, question_var)
     read_text(path)  # a missing or non-UTF-8 file: the one error
     return _eval_output(path, question_var, provider)
