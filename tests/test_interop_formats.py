@@ -292,3 +292,18 @@ def test_promptfoo_tests_csv_reads_expected_columns(tmp_path, capsys):
     assert cases[1]["metadata"]["promptfoo_assert"] == [{"type": "llm-rubric", "value": "mentions every plan"}]
     assert cases[2]["must_include"] == ["24", "hours"]
     assert cases[0]["metadata"]["vars"] == {"team": "support"} and cases[0]["metadata"]["description"] == "lockout"
+
+
+def test_scorecard_of_an_import_without_cost_or_latency_says_no_data(tmp_path, capsys):
+    """A file that records no cost must not read as 'cost per success $0: SLO met'."""
+    out = tmp_path / "imp"
+    assert main(["import", "ragas", str(PEER / "ragas.jsonl"), "--out", str(out), "--corpus", CORPUS]) == 0
+    assert main(["score", str(out / "run")]) == 0
+    capsys.readouterr()
+    root = Path(__file__).parents[1]
+    main(["scorecard", "--baseline", str(out / "run"), "--out", str(tmp_path / "sc"), "--no-html", "--json",
+          "--root", str(root), "--dataset", str(out / "dataset.jsonl")])
+    card = json.loads(capsys.readouterr().out)
+    slos = {s["kind"]: s for s in card["slos"]}
+    assert slos["latency"]["status"] == "no_data"
+    assert slos["cost_per_success"]["status"] == "no_data" and slos["cost_per_success"]["observed"] is None
