@@ -22,8 +22,8 @@ from typing import Any
 
 from labkit.errors import DatasetError, Problem
 
-__all__ = ["MAX_JSON_DEPTH", "StrictJSONError", "atomic_write_text", "input_error", "iter_jsonl", "loads_line",
-           "surrogate_field"]
+__all__ = ["MAX_JSON_DEPTH", "LinedDict", "StrictJSONError", "atomic_write_text", "input_error", "iter_jsonl",
+           "loads_document", "loads_line", "surrogate_field"]
 
 
 MAX_JSON_DEPTH = 200  # arrays and objects nested deeper than this in one JSONL line are refused
@@ -81,6 +81,48 @@ def loads_line(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
             raise StrictJSONError(f"nested more than {max_depth} levels deep", text, at)
     try:
         return json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant)
+    except _Refused as e:
+        first = text.find(e.needle)
+        second = text.find(e.needle, first + 1) if e.msg.startswith("duplicate") else first
+        raise StrictJSONError(e.msg, text, max(second, 0)) from None
+    except RecursionError:  # pragma: no cover - the depth check above comes first
+        raise StrictJSONError("nested too deeply to decode", text, 0) from None
+
+
+class LinedDict(dict[str, Any]):
+    """A JSON object of a whole-file JSON document that knows the line its ``{`` is on."""
+
+    line: int = 0
+
+
+def loads_document(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Decode a whole JSON document (not one line) as strictly as :func:`loads_line`, every
+    object a :class:`LinedDict` holding its line number, so a problem inside a peer tool's
+    JSON export is reported at its line as in a JSONL file. Raises :class:`StrictJSONError`."""
+    import bisect
+    import json.decoder
+    import json.scanner
+
+    json_object: Any = getattr(json.decoder, "JSONObject")  # noqa: B009 - not in the stubs
+    make_scanner: Any = getattr(json.scanner, "py_make_scanner")  # noqa: B009 - the pure-Python scanner
+
+    if text.count("[") + text.count("{") > max_depth:
+        at = _too_deep(text, max_depth)
+        if at is not None:
+            raise StrictJSONError(f"nested more than {max_depth} levels deep", text, at)
+    newlines = [i for i, ch in enumerate(text) if ch == "\n"]
+
+    def parse_object(s_and_end: tuple[str, int], *args: Any) -> tuple[LinedDict, int]:
+        obj, end = json_object(s_and_end, *args)
+        out = LinedDict(obj)
+        out.line = bisect.bisect_left(newlines, s_and_end[1] - 1) + 1
+        return out, end
+
+    dec: Any = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant)
+    dec.parse_object = parse_object
+    dec.scan_once = make_scanner(dec)
+    try:
+        return dec.decode(text)
     except _Refused as e:
         first = text.find(e.needle)
         second = text.find(e.needle, first + 1) if e.msg.startswith("duplicate") else first

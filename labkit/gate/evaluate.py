@@ -98,6 +98,19 @@ def _target(target: Any) -> tuple[Mapping[str, Any], Any, str | None, str]:
     return metrics, run, run.run_id, note
 
 
+def _imported_note(run: Any) -> list[str]:
+    """A run imported from a peer tool's file (labkit import) says so in every gate output."""
+    imp = run.manifest.get("imported") if run is not None else None
+    if not isinstance(imp, Mapping):
+        return []
+    rec: Mapping[str, Any] = imp["recorded"] if isinstance(imp.get("recorded"), Mapping) else {}
+    n = imp.get("n_records")
+    unrec = [k for k in ("latency_ms", "cost_usd", "usage") if rec.get(k) == 0]
+    tail = f"; the file records no {', '.join(unrec)} (unmeasured, not invented)" if unrec else ""
+    return [f"imported from the {imp.get('format')} file {imp.get('file')} (sha256 {str(imp.get('sha256'))[:12]}): "
+            f"its {n} answers were produced outside labkit, not by labkit run{tail}"]
+
+
 def _slices(gate: Gate, metrics: Mapping[str, Any], budget: float) -> list[CheckResult]:
     results = []
     for s in gate.slices:
@@ -135,6 +148,7 @@ def evaluate_gate(
     if gate.unmeasured_max_rate is not None:
         results.extend(_unmeasured(gate, metrics))
     notes = [unverified] if unverified else []
+    notes.extend(_imported_note(run))
     if gate.regression:
         results.extend(_regressions(gate, run, baseline, seed))
     elif baseline is not None:

@@ -179,13 +179,15 @@ def _bad_ratio(slo: SLO, runs: Sequence[RunView]) -> tuple[float | None, float |
         observed = float(np.percentile(xs, pct, method="inverted_cdf"))
         return sum(1 for x in xs if x > slo.threshold_ms) / len(xs), observed, len(xs)
     if slo.kind == "cost_per_success":
-        cost, succ, n = 0.0, 0, 0
+        cost, succ, n, recorded = 0.0, 0, 0, 0
         for run in runs:
             rows = run.final_outcomes()
-            cost += sum(num(r.get("cost_usd")) or 0.0 for r in rows)
+            costs = [num(r.get("cost_usd")) for r in rows]
+            cost += sum(c or 0.0 for c in costs)
+            recorded += sum(1 for c in costs if c is not None)
             succ += sum(run.case_success().values())
             n += len(rows)
-        if n == 0 or succ == 0:
+        if n == 0 or succ == 0 or recorded == 0:  # no cost recorded at all: no data, not $0
             return None, None, n
         return cost / succ, cost / succ, n
     assert slo.metric is not None

@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labkit.errors import ConfigError
+from labkit.errors import ConfigError, DatasetError, Problem
 from labkit.trace.schema import build_views
 from labkit.trace.sql import (
     PARQUET_FILE,
@@ -98,14 +98,14 @@ class TraceStore:
             if pq.exists() and (not jl.exists() or parquet_source_bytes(self.con, pq) == jl.stat().st_size):
                 self.parquet_files.append(pq)
             elif jl.exists():
-                self.jsonl_files.append(jl)
+                self.jsonl_files.append(_trace_file(jl))
             elif not (src / "results.jsonl").exists() and not (src / "manifest.json").exists():
                 raise ConfigError(f"{src}: not a run directory (no {TRACES_FILE})", field="run_dirs")
         elif src.is_file():
             if src.suffix == ".parquet":
                 self.parquet_files.append(src)
             else:
-                self.jsonl_files.append(src)
+                self.jsonl_files.append(_trace_file(src))
             if src.parent not in self.run_dirs and src.suffix != ".parquet":
                 self.run_dirs.append(src.parent)
         else:
@@ -338,6 +338,35 @@ class TraceStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: keys that mark a peer tool's span or trace export (what `labkit import` reads), not a trace record
+_PEER_KEYS = {"context.trace_id": "openinference", "resourceSpans": "openinference", "span_kind": "openinference",
+              "traceId": "openinference", "observations": "langfuse"}
+
+
+def _trace_file(path: Path) -> Path:
+    """``path`` when its first record is a labkit trace record; a DatasetError naming line and
+    field (and the import command) when it is something else, such as a Phoenix span export,
+    which would otherwise read as no rows at all. Only the first record is read."""
+    from labkit.io import iter_jsonl, loads_line
+
+    for n, raw, complete in iter_jsonl(path):
+        try:
+            obj = loads_line(raw)
+        except json.JSONDecodeError:
+            if not complete:  # a first line still being written
+                return path
+            obj = None
+        if isinstance(obj, dict) and "trace_id" in obj:
+            return path
+        fmt = next((f for k, f in _PEER_KEYS.items() if isinstance(obj, dict) and k in obj), None)
+        if fmt is None and ((raw.lstrip()[:1] in ("[", "{") and obj is None) or path.suffix == ".json"):
+            fmt = "FORMAT"  # a JSON document, not JSONL: an OTLP or Langfuse export
+        hint = (f": it looks like a peer tool's export; import it with `labkit import {fmt} {path} --out DIR` "
+                "(FORMAT openinference or langfuse) and query DIR/run") if fmt else ""
+        raise DatasetError(str(path), [Problem(n, "trace_id", f"missing: not a labkit trace record{hint}")])
+    return path
 
 
 def _load_comparison(comparison: Mapping[str, Any] | str | os.PathLike[str]) -> Mapping[str, Any]:

@@ -1,0 +1,187 @@
+"""Langfuse trace export: a JSON array of traces (or the API's ``{"data": [...]}``), each
+with its ``observations`` (SPAN, GENERATION, EVENT, RETRIEVER, TOOL ...). One trace is one
+case: ``input`` the question, ``output`` the answer, ``latency`` (seconds) and
+``totalCost`` the ops fields; generations give tokens and model, retriever observations
+the retrieved documents. Field by field: docs/interop.md.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any
+
+from labkit.errors import DatasetError, Problem
+from labkit.interop.core import FieldLog, Record, number, read_document
+
+__all__ = ["read"]
+
+_QUESTION_KEYS = ("question", "query", "input", "user_input", "prompt")
+_ANSWER_KEYS = ("answer", "output", "response", "content", "text")
+
+
+def _text(value: Any, keys: tuple[str, ...]) -> str | None:
+    """A string, a mapping's first text field, or the last user/assistant message's content."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        for k in keys:
+            if isinstance(value.get(k), str):
+                return str(value[k])
+        if isinstance(value.get("messages"), list):
+            return _text(value["messages"], keys)
+    if isinstance(value, list) and value and all(isinstance(m, dict) for m in value):
+        want = "user" if "question" in keys else "assistant"
+        msgs = [m for m in value if m.get("role") == want and isinstance(m.get("content"), str)]
+        return msgs[-1]["content"] if msgs else None
+    return None
+
+
+def _ts(x: Any) -> float | None:
+    if isinstance(x, str) and x:
+        try:
+            return datetime.fromisoformat(x.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def _documents(output: Any) -> list[dict[str, Any]]:
+    items = output.get("documents") if isinstance(output, dict) else output
+    out: list[dict[str, Any]] = []
+    for d in items if isinstance(items, list) else []:
+        if isinstance(d, str):
+            out.append({"id": None, "text": d, "score": None})
+        elif isinstance(d, dict):
+            meta: dict[str, Any] = d["metadata"] if isinstance(d.get("metadata"), dict) else {}
+            text: Any = next((d[k] for k in ("page_content", "pageContent", "content", "text") if isinstance(d.get(k), str)),
+                        None)
+            did = d.get("id", meta.get("id", meta.get("chunk_id")))
+            score = d.get("score", meta.get("score"))
+            out.append({"id": str(did) if did is not None else None, "text": text,
+                        "score": float(score) if isinstance(score, (int, float)) else None})
+    return out
+
+
+def _usage(obs: list[dict[str, Any]]) -> dict[str, int] | None:
+    seen = False
+    tot = {"input_tokens": 0, "output_tokens": 0}
+    for o in obs:
+        u = o.get("usageDetails") or o.get("usage")
+        if not isinstance(u, dict):
+            continue
+        for src, dst in (("input", "input_tokens"), ("promptTokens", "input_tokens"), ("output", "output_tokens"),
+                         ("completionTokens", "output_tokens")):
+            if isinstance(u.get(src), (int, float)) and not isinstance(u.get(src), bool):
+                tot[dst] += int(u[src])
+                seen = True
+    return tot if seen else None
+
+
+def _is_retrieval(o: dict[str, Any]) -> bool:
+    return str(o.get("type", "")).upper() == "RETRIEVER" or "retriev" in str(o.get("name", "")).lower()
+
+
+def _observations(t: dict[str, Any], log: FieldLog) -> list[dict[str, Any]]:
+    obs = t.get("observations") or []
+    if not isinstance(obs, list):
+        return []
+    if any(isinstance(o, str) for o in obs):
+        log.drop("observations (ids only)", "the export lists observation ids, not the observations")
+    return sorted((o for o in obs if isinstance(o, dict)), key=lambda o: str(o.get("startTime") or ""))
+
+
+def _ops(t: dict[str, Any], res: dict[str, Any], obs: list[dict[str, Any]], line: int, log: FieldLog,
+         problems: list[Problem]) -> None:
+    latency = number(t.get("latency"), line, "latency", problems, scale=1000.0)
+    if latency is not None:
+        res["latency_ms"] = round(latency, 3)
+        log.map("latency (s)", "results.latency_ms")
+    cost = number(t.get("totalCost", t.get("calculatedTotalCost")), line, "totalCost", problems)
+    if cost is not None:
+        res["cost_usd"] = cost
+        log.map("totalCost", "results.cost_usd")
+    gens = [o for o in obs if str(o.get("type", "")).upper() == "GENERATION"]
+    usage = _usage(gens)
+    if usage is not None:
+        res["usage"] = usage
+        log.map("GENERATION usageDetails/usage", "results.usage")
+    model = next((o.get("model") for o in gens if o.get("model")), None)
+    if model:
+        res["model"] = str(model)
+        log.map("GENERATION model", "results.model")
+    tools = [o for o in obs if str(o.get("type", "")).upper() == "TOOL"]
+    if tools:
+        res["tool_calls"] = [{"name": str(o.get("name") or "tool"),
+                              "args": o["input"] if isinstance(o.get("input"), dict) else {"input": o.get("input")},
+                              "status": "error" if o.get("level") == "ERROR" else "ok", "output": o.get("output")}
+                             for o in tools]
+        log.map("TOOL observations", "results.tool_calls")
+
+
+def _record(t: Any, log: FieldLog, problems: list[Problem]) -> Record | None:
+    line = getattr(t, "line", None)
+    if not isinstance(t, dict):
+        problems.append(Problem(line, None, "a trace must be an object"))
+        return None
+    q = _text(t.get("input"), _QUESTION_KEYS)
+    if not q or not q.strip():
+        problems.append(Problem(line, "input", f"trace {t.get('id')!r}: no question in input (a string, a "
+                                               f"{'/'.join(_QUESTION_KEYS)} field or user messages)"))
+        return None
+    log.map("input", "question")
+    rec = Record(line=line, question=q)
+    meta = {"source_trace_id": t.get("id"), "name": t.get("name")}
+    for key in ("metadata", "tags", "sessionId", "userId", "release", "version", "scores"):
+        if t.get(key) not in (None, "", [], {}):
+            meta[key] = t[key]
+            log.keep(key)
+    rec.case = {"metadata": {k: v for k, v in meta.items() if v is not None}}
+    obs = _observations(t, log)
+    errors = [o for o in obs if o.get("level") == "ERROR"]
+    answer = _text(t.get("output"), _ANSWER_KEYS)
+    res: dict[str, Any] = {"status": "error" if errors else "ok", "answer": None if errors else answer,
+                           "error": str(errors[0].get("statusMessage") or "ERROR level observation") if errors
+                           else None, "latency_ms": None, "cost_usd": None}
+    if t.get("id"):
+        res["trace_id"] = str(t["id"])
+    log.map("output", "results.answer")
+    _ops(t, res, obs, line or 0, log, problems)
+    retr = [o for o in obs if _is_retrieval(o)]
+    if retr:
+        rec.retrieved_items = [d for o in retr for d in _documents(o.get("output"))]
+        log.map("retriever observation output", "results.retrieved")
+    rec.result = res
+    start = _ts(t.get("timestamp")) or min((x for x in (_ts(o.get("startTime")) for o in obs) if x), default=0.0)
+    ends = [x for x in (_ts(o.get("endTime")) for o in obs) if x]
+    end = start + res["latency_ms"] / 1000.0 if res["latency_ms"] is not None else max(ends, default=start)
+    rec.trace = {"ts_start": start, "ts_end": max(end, start)}
+    return rec
+
+
+def read(path: str | os.PathLike[str], **_: Any) -> tuple[list[Record], FieldLog]:
+    """Records of a Langfuse trace export (JSON array or ``{"data": [...]}``, or JSONL of traces)."""
+    if str(path).lower().endswith(".jsonl"):
+        from labkit.interop.core import read_rows
+
+        class _Row(dict[str, Any]):
+            line = 0
+
+        traces: list[Any] = []
+        for n, row in read_rows(path):
+            r = _Row(row)
+            r.line = n
+            traces.append(r)
+    else:
+        doc = read_document(path)
+        found = doc.get("data") if isinstance(doc, dict) else doc
+        if not isinstance(found, list):
+            raise DatasetError(str(path), [Problem(getattr(doc, "line", 1), None,
+                                                   "must be a JSON array of traces (or {\"data\": [...]})")])
+        traces = found
+    log = FieldLog()
+    problems: list[Problem] = []
+    records = [_record(t, log, problems) for t in traces]
+    if problems:
+        raise DatasetError(str(path), problems)
+    return [r for r in records if r is not None], log

@@ -1,0 +1,236 @@
+"""OpenInference spans: OTLP JSON (``resourceSpans`` -> ``scopeSpans`` -> ``spans``, one
+document or one payload per line) and Phoenix's span export (JSONL rows, columns such as
+``context.trace_id``, ``parent_id``, ``span_kind``, ``attributes.input.value``). One trace
+is one case: its root span's input is the question, its output the answer; RETRIEVER spans
+give the retrieved documents, LLM spans the tokens and model, TOOL spans the tool calls.
+Field by field: docs/interop.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from labkit.errors import DatasetError, Problem
+from labkit.interop.core import FieldLog, Record, read_document, read_rows
+
+__all__ = ["read", "spans_to_records"]
+
+
+def _value(v: Any) -> Any:
+    """An OTLP AnyValue ({stringValue}, {intValue}, {arrayValue: {values}}, ...) as Python."""
+    if not isinstance(v, dict):
+        return v
+    for key in ("stringValue", "boolValue", "doubleValue"):
+        if key in v:
+            return v[key]
+    if "intValue" in v:
+        return int(v["intValue"])
+    if "arrayValue" in v:
+        return [_value(x) for x in (v["arrayValue"] or {}).get("values", [])]
+    if "kvlistValue" in v:
+        return {kv.get("key"): _value(kv.get("value")) for kv in (v["kvlistValue"] or {}).get("values", [])}
+    return None
+
+
+def _nano(x: Any) -> float | None:
+    try:
+        return int(x) / 1e9
+    except (TypeError, ValueError):
+        return None
+
+
+def _otlp_spans(doc: Any, line: int | None, problems: list[Problem]) -> list[dict[str, Any]]:
+    """Flat spans {trace_id, span_id, parent_id, name, start, end, status, error, attrs, line}."""
+    out: list[dict[str, Any]] = []
+    if not isinstance(doc, dict) or not isinstance(doc.get("resourceSpans"), list):
+        problems.append(Problem(getattr(doc, "line", line), "resourceSpans", "not an OTLP JSON trace export "
+                                                                             "(no resourceSpans list)"))
+        return out
+    for rs in doc["resourceSpans"]:
+        for ss in (rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []) if isinstance(rs, dict) else []:
+            for sp in ss.get("spans") or [] if isinstance(ss, dict) else []:
+                ln = getattr(sp, "line", line)
+                if not isinstance(sp, dict) or not sp.get("traceId") or not sp.get("spanId"):
+                    problems.append(Problem(ln, "traceId", "a span needs traceId and spanId"))
+                    continue
+                attrs = {a.get("key"): _value(a.get("value")) for a in sp.get("attributes") or []
+                         if isinstance(a, dict)}
+                status = sp.get("status") or {}
+                code = status.get("code") if isinstance(status, dict) else None
+                out.append({"trace_id": sp["traceId"], "span_id": sp["spanId"],
+                            "parent_id": sp.get("parentSpanId") or None, "name": sp.get("name"),
+                            "start": _nano(sp.get("startTimeUnixNano")), "end": _nano(sp.get("endTimeUnixNano")),
+                            "error": code in (2, "STATUS_CODE_ERROR", "ERROR"),
+                            "message": status.get("message") if isinstance(status, dict) else None,
+                            "attrs": attrs, "line": ln})
+    return out
+
+
+def _iso(x: Any) -> float | None:
+    if isinstance(x, (int, float)):
+        return float(x) / 1e9 if x > 1e12 else float(x)
+    if isinstance(x, str) and x:
+        try:
+            return datetime.fromisoformat(x.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def _phoenix_span(n: int, row: dict[str, Any], problems: list[Problem]) -> dict[str, Any] | None:
+    tid = row.get("context.trace_id") or (row.get("context") or {}).get("trace_id")
+    sid = row.get("context.span_id") or (row.get("context") or {}).get("span_id")
+    if not tid or not sid:
+        problems.append(Problem(n, "context.trace_id", "a span row needs context.trace_id and context.span_id"))
+        return None
+    attrs: dict[str, Any] = {}
+    nested = row.get("attributes")
+    if isinstance(nested, dict):
+        attrs.update(_flatten(nested))
+    for k, v in row.items():
+        if k.startswith("attributes.") and v is not None:
+            attrs[k[len("attributes."):]] = v
+    if "span_kind" in row:
+        attrs.setdefault("openinference.span.kind", row["span_kind"])
+    docs = attrs.pop("retrieval.documents", None)
+    if isinstance(docs, list):
+        for i, d in enumerate(docs):
+            for dk, dv in (_flatten(d) if isinstance(d, dict) else {}).items():
+                attrs[f"retrieval.documents.{i}.{dk}"] = dv
+    return {"trace_id": tid, "span_id": sid, "parent_id": row.get("parent_id") or None, "name": row.get("name"),
+            "start": _iso(row.get("start_time")), "end": _iso(row.get("end_time")),
+            "error": str(row.get("status_code", "")).upper() == "ERROR", "message": row.get("status_message"),
+            "attrs": attrs, "line": n}
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _documents(attrs: dict[str, Any]) -> list[dict[str, Any]]:
+    docs: dict[int, dict[str, Any]] = defaultdict(dict)
+    for k, v in attrs.items():
+        parts = k.split(".")
+        if len(parts) >= 5 and parts[:2] == ["retrieval", "documents"] and parts[2].isdigit() and parts[3] == "document":
+            docs[int(parts[2])][parts[4]] = v
+    out = []
+    for i in sorted(docs):
+        d = docs[i]
+        score = d.get("score")
+        out.append({"id": str(d["id"]) if d.get("id") is not None else None,
+                    "text": d.get("content") if isinstance(d.get("content"), str) else None,
+                    "score": float(score) if isinstance(score, (int, float)) else None})
+    return out
+
+
+def _kind(sp: dict[str, Any]) -> str:
+    return str(sp["attrs"].get("openinference.span.kind") or "").upper()
+
+
+def _tool(sp: dict[str, Any]) -> dict[str, Any]:
+    a = sp["attrs"]
+    raw = a.get("tool.parameters", a.get("input.value"))
+    try:
+        args = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError:
+        args = {"input": raw}
+    call = {"name": str(a.get("tool.name") or sp.get("name") or "tool"),
+            "args": args if isinstance(args, dict) else {"input": args},
+            "status": "error" if sp["error"] else "ok"}
+    if a.get("output.value") is not None:
+        call["output"] = a["output.value"]
+    return call
+
+
+def _record(trace_id: str, spans: list[dict[str, Any]], log: FieldLog, problems: list[Problem]) -> Record | None:
+    ids = {s["span_id"] for s in spans}
+    roots = [s for s in spans if not s["parent_id"] or s["parent_id"] not in ids]
+    spans.sort(key=lambda s: (s["start"] or 0.0))
+    root = min(roots, key=lambda s: s["start"] or 0.0)
+    q = root["attrs"].get("input.value")
+    if not isinstance(q, str) or not q.strip():
+        problems.append(Problem(root["line"], "input.value", f"trace {trace_id}: the root span has no input.value "
+                                                            "(the question)"))
+        return None
+    log.map("root span input.value", "question")
+    rec = Record(line=root["line"], question=q)
+    rec.case = {"metadata": {"source_trace_id": trace_id, "root_span": root.get("name")}}
+    answer = root["attrs"].get("output.value")
+    start, end = root["start"], root["end"]
+    latency = round((end - start) * 1000.0, 3) if start is not None and end is not None and end >= start else None
+    res: dict[str, Any] = {"status": "error" if root["error"] else "ok",
+                           "answer": answer if isinstance(answer, str) and not root["error"] else None,
+                           "error": (root.get("message") or "error status on the root span") if root["error"] else None,
+                           "latency_ms": latency, "latency_source": "measured" if latency is not None else None,
+                           "cost_usd": None, "trace_id": trace_id}
+    log.map("root span output.value", "results.answer")
+    if latency is not None:
+        log.map("root span end - start", "results.latency_ms")
+    retrievers = [s for s in spans if _kind(s) == "RETRIEVER"]
+    if retrievers:
+        rec.retrieved_items = [d for s in retrievers for d in _documents(s["attrs"])]
+        log.map("RETRIEVER retrieval.documents.N.document.{id,content,score}", "results.retrieved")
+    llms = [s for s in spans if _kind(s) == "LLM"]
+    tokens = {k: sum(int(s["attrs"].get(f"llm.token_count.{k}") or 0) for s in llms) for k in ("prompt", "completion")}
+    if any(f"llm.token_count.{k}" in s["attrs"] for s in llms for k in ("prompt", "completion")):
+        res["usage"] = {"input_tokens": tokens["prompt"], "output_tokens": tokens["completion"]}
+        log.map("LLM llm.token_count.{prompt,completion}", "results.usage")
+    costs = [s["attrs"].get("llm.cost.total") for s in llms if isinstance(s["attrs"].get("llm.cost.total"), (int, float))]
+    if costs:
+        res["cost_usd"] = float(sum(costs))
+        log.map("LLM llm.cost.total", "results.cost_usd")
+    model = next((s["attrs"].get("llm.model_name") for s in llms if s["attrs"].get("llm.model_name")), None)
+    if model:
+        res["model"] = str(model)
+        log.map("LLM llm.model_name", "results.model")
+    tools = [_tool(s) for s in spans if _kind(s) == "TOOL"]
+    if tools:
+        res["tool_calls"] = tools
+        log.map("TOOL tool.name/tool.parameters", "results.tool_calls")
+    rec.result = res
+    rec.trace = {"ts_start": start or 0.0, "ts_end": end if end is not None else (start or 0.0)}
+    for kind in sorted({_kind(s) for s in spans} - {"RETRIEVER", "LLM", "TOOL", ""} - {_kind(root)}):
+        log.drop(f"{kind} spans", "no labkit field (kept only as the trace's timing)")
+    return rec
+
+
+def spans_to_records(spans: list[dict[str, Any]], log: FieldLog, problems: list[Problem]) -> list[Record]:
+    by_trace: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for s in spans:
+        by_trace[str(s["trace_id"])].append(s)
+    recs = [_record(tid, ss, log, problems) for tid, ss in by_trace.items()]
+    return [r for r in recs if r is not None]
+
+
+def read(path: str | os.PathLike[str], **_: Any) -> tuple[list[Record], FieldLog]:
+    """Records of an OTLP JSON document (.json), OTLP JSON lines or Phoenix span rows (.jsonl)."""
+    problems: list[Problem] = []
+    if str(path).lower().endswith(".json"):
+        spans = _otlp_spans(read_document(path), 1, problems)
+    else:
+        spans = []
+        for n, row in read_rows(path, problems):
+            if "resourceSpans" in row:
+                spans.extend(_otlp_spans(row, n, problems))
+            else:
+                sp = _phoenix_span(n, row, problems)
+                if sp is not None:
+                    spans.append(sp)
+    if problems:
+        raise DatasetError(str(path), problems)
+    log = FieldLog()
+    records = spans_to_records(spans, log, problems)
+    if problems:
+        raise DatasetError(str(path), problems)
+    return records, log

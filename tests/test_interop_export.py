@@ -1,0 +1,65 @@
+"""Exporters back to Ragas and DeepEval: a labkit dataset and run written in the peer format
+and read back by the importer give the same cases, gold and answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from labkit.cases import load_cases
+from labkit.cli import main
+
+ROOT = Path(__file__).parents[1]
+CORPUS = str(ROOT / "data" / "corpus")
+
+
+def _labkit_run(tmp: Path) -> Path:
+    run = tmp / "run"
+    assert main(["run", "--dataset", "data/quick_lab.jsonl", "--pipeline", "data/pipelines/baseline.yaml",
+                 "--out", str(run), "--quiet", "--no-score"]) == 0
+    return run
+
+
+def test_deepeval_export_round_trips_a_labkit_run(tmp_path, capsys):
+    run = _labkit_run(tmp_path)
+    out = tmp_path / "deepeval.json"
+    assert main(["export", "deepeval", "--dataset", "data/quick_lab.jsonl", "--run", str(run),
+                 "--corpus", CORPUS, "--out", str(out)]) == 0
+    recs = json.loads(out.read_text())
+    ds = load_cases("data/quick_lab.jsonl")
+    assert [r["name"] for r in recs] == [c.id for c in ds]
+    assert all(r["context"] for r, c in zip(recs, ds, strict=True) if c.expected_chunks)
+    assert all(isinstance(r["completion_time"], float) for r in recs)
+    back = tmp_path / "back"
+    assert main(["import", "deepeval", str(out), "--out", str(back), "--corpus", CORPUS]) == 0
+    again = load_cases(back / "dataset.jsonl")
+    assert [c.id for c in again] == [c.id for c in ds]
+    assert [c.expected_chunks for c in again] == [c.expected_chunks for c in ds]  # gold back from its text
+    ours = {r["case_id"]: r for r in map(json.loads, (run / "results.jsonl").read_text().splitlines())}
+    theirs = [json.loads(x) for x in (back / "run" / "results.jsonl").read_text().splitlines()]
+    for r in theirs:
+        assert r["answer"] == ours[r["case_id"]]["answer"]
+        assert [i["id"] for i in r["retrieved"]] == [i["id"] for i in ours[r["case_id"]]["retrieved"]]
+        assert r["latency_ms"] == ours[r["case_id"]]["latency_ms"]
+
+
+def test_ragas_export_without_a_run_is_a_dataset_of_references(tmp_path):
+    out = tmp_path / "ragas.jsonl"
+    assert main(["export", "ragas", "--dataset", "data/quick_lab.jsonl", "--corpus", CORPUS, "--out", str(out)]) == 0
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    assert all(r["response"] is None and r["retrieved_contexts"] is None for r in recs)
+    back = tmp_path / "back"
+    assert main(["import", "ragas", str(out), "--out", str(back), "--corpus", CORPUS]) == 0
+    assert not (back / "run").exists()
+    ds = load_cases("data/quick_lab.jsonl")
+    again = load_cases(back / "dataset.jsonl")
+    assert [c.question for c in again] == [c.question for c in ds]
+    assert [c.expected_chunks for c in again] == [c.expected_chunks for c in ds]
+
+
+def test_export_redacts_what_it_writes(tmp_path):
+    ds = tmp_path / "ds.jsonl"
+    ds.write_text(json.dumps({"id": "a", "question": "Mail me at jane.doe@example.com?"}) + "\n")
+    out = tmp_path / "x.json"
+    assert main(["export", "deepeval", "--dataset", str(ds), "--out", str(out)]) == 0
+    assert "jane.doe@example.com" not in out.read_text() and "[EMAIL]" in out.read_text()

@@ -1,0 +1,309 @@
+"""Each import format end to end: a file in that tool's own format is imported, scored and
+gated with the CLI exactly as a user would; a malformed file of each format fails with the
+line numbers of the bad records (exit 2, no traceback, nothing written).
+
+Fixtures (tests/data/peer/): ragas.jsonl and ragas.csv were written by Ragas 0.4.3 itself
+(``EvaluationDataset.from_list(...).to_jsonl / to_csv``); the others are written by hand to
+each tool's published schema (DeepEval ``save_as("json")`` test cases, promptfoo eval output
+version 3 and a tests YAML, OTLP JSON with OpenInference attributes, Phoenix's span dataframe
+rows as JSONL, Langfuse's trace export): promptfoo is a Node tool that CI does not install,
+and DeepEval, Phoenix and Langfuse bring servers and SDKs that only write these files after
+a live evaluation or a running backend. tests/test_interop_openinference.py adds spans made
+by the OpenTelemetry SDK itself. Every answer in them is canned text that simulates a model:
+no model runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from labkit.cli import main
+
+PEER = Path(__file__).parent / "data" / "peer"
+CORPUS = str(Path(__file__).parents[1] / "data" / "corpus")
+
+
+def _gate(tmp: Path, checks: list[dict], unmeasured: float | None = None) -> str:
+    import yaml
+
+    doc: dict = {"version": 1, "name": "imported", "checks": checks}
+    if unmeasured is not None:
+        doc["unmeasured"] = {"max_rate": unmeasured}
+    p = tmp / "gate.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    return str(p)
+
+
+def _import_score(tmp: Path, fmt: str, name: str, *extra: str) -> tuple[Path, dict]:
+    out = tmp / "imp"
+    assert main(["import", fmt, str(PEER / name), "--out", str(out), "--corpus", CORPUS, *extra]) == 0
+    assert main(["score", str(out / "run")]) == 0
+    metrics = json.loads((out / "run" / "metrics.json").read_text())
+    return out, metrics["metrics"]
+
+
+def _v(m: dict, name: str) -> float | None:
+    return m[name]["value"]
+
+
+@pytest.mark.parametrize("name", ["ragas.jsonl", "ragas.csv"])
+def test_ragas_imports_scores_and_gates(tmp_path, capsys, name):
+    out, m = _import_score(tmp_path, "ragas", name)
+    printed = capsys.readouterr().out
+    assert "reference_contexts -> expected_chunks (gold from text)" in printed
+    assert "gold from text: matched 5, no_gold_match 1" in printed
+    assert _v(m, "retrieval_hit_rate") == 1.0 and m["retrieval_hit_rate"]["n"] == 5
+    assert m["recall_at_k"]["unmeasured_reasons"] == {"no_gold": 1}
+    assert _v(m, "recall_at_k") == pytest.approx(0.9)
+    assert _v(m, "context_precision") == pytest.approx(0.8)
+    assert _v(m, "exact_match") == pytest.approx(2 / 6)
+    # the file records no latency or cost: unmeasured, never invented
+    assert _v(m, "latency_p95_ms") is None and m["latency_p95_ms"]["unmeasured_reasons"] == {"no_latency": 6}
+    assert _v(m, "total_cost_usd") is None
+    ok = _gate(tmp_path, [{"metric": "recall_at_k", "op": ">=", "threshold": 0.8, "min_n": 1},
+                          {"metric": "exact_match", "op": ">=", "threshold": 0.3, "min_n": 1}])
+    assert main(["gate", "--config", ok, str(out / "run")]) == 0
+    report = capsys.readouterr().out
+    assert "imported from the ragas file" in report and "records no latency_ms, cost_usd, usage" in report
+    slow = _gate(tmp_path, [{"metric": "latency_p95_ms", "op": "<=", "threshold": 3500, "min_n": 1}])
+    assert main(["gate", "--config", slow, str(out / "run")]) == 1
+    case = json.loads((out / "dataset.jsonl").read_text().splitlines()[3])
+    assert case["expected_chunks"] == []
+    assert case["metadata"]["gold_from_text"]["reason"] == "no_gold_match"
+
+
+def test_deepeval_imports_scores_and_gates(tmp_path, capsys):
+    out, m = _import_score(tmp_path, "deepeval", "deepeval.json")
+    printed = capsys.readouterr().out
+    assert "completion_time -> results.latency_ms (s -> ms) (6)" in printed
+    assert "additional_metadata (6)" in printed  # kept in metadata
+    assert _v(m, "recall_at_k") == pytest.approx(0.9)
+    assert _v(m, "latency_p50_ms") == pytest.approx(1050.0)
+    assert _v(m, "total_cost_usd") == pytest.approx(sum(0.0004 + 0.0001 * i for i in range(6)))
+    assert _v(m, "tool_call_accuracy") == 1.0 and m["tool_call_accuracy"]["n"] == 1
+    ids = [json.loads(x)["id"] for x in (out / "dataset.jsonl").read_text().splitlines()]
+    assert ids == [f"de-{i:03d}" for i in range(1, 7)]
+    gate = _gate(tmp_path, [{"metric": "latency_p50_ms", "op": "<=", "threshold": 1100, "min_n": 1},
+                            {"metric": "retrieval_hit_rate", "op": ">=", "threshold": 0.9, "min_n": 1}])
+    assert main(["gate", "--config", gate, str(out / "run")]) == 0
+
+
+def test_promptfoo_eval_output_imports_scores_and_gates(tmp_path, capsys):
+    out, m = _import_score(tmp_path, "promptfoo", "promptfoo_output.json")
+    printed = capsys.readouterr().out
+    assert "assert.icontains -> must_include (6)" in printed
+    assert "assert.llm-rubric (6)" in printed  # no labkit field: kept in metadata
+    assert _v(m, "must_include_coverage") == 1.0 and _v(m, "must_not_include_violation") == 0.0
+    assert _v(m, "latency_p50_ms") == pytest.approx(1025.0)
+    assert _v(m, "cost_per_success") == pytest.approx(0.0002 * 21 / 6)
+    assert _v(m, "tokens_per_case") == pytest.approx(sum(120 + i for i in range(6)) / 6)
+    line = json.loads((out / "run" / "results.jsonl").read_text().splitlines()[0])
+    assert line["peer_grading"] == {"tool": "promptfoo", "pass": True, "score": 1}
+    gate = _gate(tmp_path, [{"metric": "must_include_coverage", "op": ">=", "threshold": 1.0, "min_n": 1},
+                            {"metric": "cost_per_success", "op": "<=", "threshold": 0.01, "min_n": 1}])
+    assert main(["gate", "--config", gate, str(out / "run")]) == 0
+
+
+def test_promptfoo_tests_yaml_is_a_dataset_without_a_run(tmp_path, capsys):
+    out = tmp_path / "imp"
+    assert main(["import", "promptfoo", str(PEER / "promptfoo_tests.yaml"), "--out", str(out)]) == 0
+    assert "no outputs (no run directory)" in capsys.readouterr().out
+    assert not (out / "run").exists()
+    cases = [json.loads(x) for x in (out / "dataset.jsonl").read_text().splitlines()]
+    assert len(cases) == 4 and cases[0]["reference_answer"].startswith("An account is locked")
+    assert cases[0]["metadata"]["promptfoo_assert"] == [{"type": "javascript", "value": "output.length < 500"}]
+    assert main(["dataset", "validate", str(out / "dataset.jsonl")]) == 0
+
+
+@pytest.mark.parametrize("name", ["openinference_otlp.json", "phoenix_spans.jsonl"])
+def test_openinference_spans_import_score_gate_and_carry_traces(tmp_path, capsys, name):
+    out, m = _import_score(tmp_path, "openinference", name)
+    assert _v(m, "error_rate") == pytest.approx(1 / 6)
+    assert _v(m, "latency_p50_ms") == pytest.approx(1450.0)
+    assert _v(m, "tokens_per_case") == pytest.approx(435.0)
+    results = [json.loads(x) for x in (out / "run" / "results.jsonl").read_text().splitlines()]
+    assert results[0]["retrieved"][0]["id"] == "account-management#3"  # content matched to the chunk
+    assert results[3]["status"] == "error" and "timed out" in results[3]["error"]
+    traces = [json.loads(x) for x in (out / "run" / "traces.jsonl").read_text().splitlines()]
+    assert [t["trace_id"] for t in traces] == [f"{i:032x}" for i in range(1, 7)]
+    assert traces[0]["model"] == "gpt-4o-mini" and traces[0]["latency_ms"] == pytest.approx(1200.0)
+    assert main(["traces", str(out / "run"), "--format", "json"]) == 0
+    gate = _gate(tmp_path, [{"metric": "error_rate", "op": "<=", "threshold": 0.2, "min_n": 1},
+                            {"metric": "latency_p95_ms", "op": "<=", "threshold": 2000, "min_n": 1}])
+    assert main(["gate", "--config", gate, str(out / "run")]) == 0
+
+
+def test_langfuse_traces_import_score_and_gate(tmp_path, capsys):
+    out, m = _import_score(tmp_path, "langfuse", "langfuse_traces.json")
+    printed = capsys.readouterr().out
+    assert "latency (s) -> results.latency_ms (6)" in printed and "sessionId (6)" in printed
+    assert _v(m, "latency_p50_ms") == pytest.approx(1350.0)
+    assert _v(m, "total_cost_usd") == pytest.approx(0.0003 * 21)
+    assert _v(m, "tokens_per_case") == pytest.approx(sum(435 + 2 * i for i in range(6)) / 6)
+    first = json.loads((out / "run" / "results.jsonl").read_text().splitlines()[0])
+    assert first["retrieved"][0]["id"] == "account-management#3"
+    assert (out / "run" / "traces.jsonl").is_file()
+    gate = _gate(tmp_path, [{"metric": "latency_p95_ms", "op": "<=", "threshold": 2000, "min_n": 1},
+                            {"metric": "faithfulness", "op": ">=", "threshold": 0.5, "min_n": 1}])
+    assert main(["gate", "--config", gate, str(out / "run")]) == 0
+
+
+def test_csv_with_a_column_mapping_imports_scores_and_gates(tmp_path, capsys):
+    out = tmp_path / "imp"
+    args = ["import", "csv", str(PEER / "custom.csv"), "--out", str(out), "--corpus", CORPUS, "--map",
+            "question=Question,reference_answer=Answer,answer=Bot reply,reference_contexts=Gold passages,"
+            "category=Category"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "Bot reply -> results.answer (6)" in printed and "Ticket (6)" in printed
+    assert main(["score", str(out / "run")]) == 0
+    m = json.loads((out / "run" / "metrics.json").read_text())["metrics"]
+    assert _v(m, "exact_match") == pytest.approx(2 / 6)
+    # no retrieved column mapped: the retrieval metrics say nothing rather than 0
+    assert m["recall_at_k"]["unmeasured_reasons"] == {"no_retrieval": 5, "no_gold": 1}
+    # the answer with an e-mail address was redacted on disk: token_f1 says so (a failure reason)
+    assert m["token_f1"]["unmeasured_reasons"] == {"redacted": 1}
+    strict = _gate(tmp_path, [{"metric": "token_f1", "op": ">=", "threshold": 0.5, "min_n": 1}])
+    assert main(["gate", "--config", strict, str(out / "run")]) == 1
+    budget = _gate(tmp_path, [{"metric": "token_f1", "op": ">=", "threshold": 0.5, "min_n": 1}], unmeasured=0.2)
+    assert main(["gate", "--config", budget, str(out / "run")]) == 0
+
+
+def test_csv_mapping_from_yaml_and_unknown_field(tmp_path, capsys):
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text("question: Question\nreference_answer: Answer\n")
+    assert main(["import", "csv", str(PEER / "custom.csv"), "--out", str(tmp_path / "a"), "--map", str(mapping)]) == 0
+    assert main(["import", "csv", str(PEER / "custom.csv"), "--out", str(tmp_path / "b"), "--map",
+                 "question=Question,answr=Bot reply"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown labkit field(s) answr" in err and "Traceback" not in err
+
+
+BAD = {
+    "ragas": ("bad.jsonl", '{"user_input": "fine", "response": "ok"}\n{oops\n{"response": "no question"}\n'
+                           '{"user_input": "q", "retrieved_contexts": "not a list", "response": "r"}\n',
+              ["line 2: malformed JSON", "line 3 field 'user_input': missing",
+               "line 4 field 'retrieved_contexts'"]),
+    "deepeval": ("bad.json", '[\n  {"input": "fine", "actual_output": "ok"},\n  {"input": 7,\n   "actual_output": '
+                             '"x"},\n  {"input": "q", "completion_time": -1, "actual_output": "y"}\n]\n',
+                 ["line 3 field 'input'", "line 5 field 'completion_time'"]),
+    "promptfoo": ("bad.yaml", "tests:\n  - vars:\n      question: fine\n  - vars:\n      topic: two vars\n"
+                              "      other: no question\n",
+                  ["line 4 field 'vars': no question variable"]),
+    "openinference": ("bad.json", '{"resourceSpans": [{"scopeSpans": [{"spans": [\n'
+                                  '  {"traceId": "a1", "spanId": "b1", "attributes": []},\n'
+                                  '  {"spanId": "b2"}\n]}]}]}\n',
+                      ["line 3 field 'traceId'"]),
+    "langfuse": ("bad.json", '[\n {"id": "t1", "input": "fine", "output": "ok"},\n {"id": "t2", "input": {"x": 1}}\n]\n',
+                 ["line 3 field 'input'"]),
+    "csv": ("bad.csv", "Question,Bot reply,Latency\nfine,ok,12\nsecond,ok,fast\n", ["line 3 field 'Latency'"]),
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(BAD))
+def test_a_malformed_file_of_each_format_fails_naming_its_lines(tmp_path, capsys, fmt):
+    name, text, expected = BAD[fmt]
+    bad = tmp_path / name
+    bad.write_text(text)
+    extra = ["--map", "question=Question,answer=Bot reply,latency_ms=Latency"] if fmt == "csv" else []
+    out = tmp_path / "out"
+    assert main(["import", fmt, str(bad), "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and str(bad) in err
+    for piece in expected:
+        assert piece in err, err
+    assert not out.exists()  # nothing half-written
+
+
+def test_malformed_json_document_names_its_line(tmp_path, capsys):
+    bad = tmp_path / "out.json"
+    bad.write_text('{"results": {"version": 3,\n "results": [\n  {"vars": {"question": "q"},}\n]}}\n')
+    assert main(["import", "promptfoo", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "line 3: malformed JSON" in capsys.readouterr().err
+
+
+def test_import_refuses_an_out_folder_holding_an_earlier_import(tmp_path, capsys):
+    out = tmp_path / "imp"
+    assert main(["import", "ragas", str(PEER / "ragas.jsonl"), "--out", str(out)]) == 0
+    assert main(["score", str(out / "run")]) == 0
+    assert main(["import", "promptfoo", str(PEER / "promptfoo_tests.yaml"), "--out", str(out)]) == 2
+    assert "already holds an import" in capsys.readouterr().err
+
+
+def test_promptfoo_output_with_several_providers_needs_one_chosen(tmp_path, capsys):
+    doc = json.loads((PEER / "promptfoo_output.json").read_text())
+    doc["results"]["results"][1]["provider"] = {"id": "anthropic:claude"}
+    p = tmp_path / "two.json"
+    p.write_text(json.dumps(doc, indent=1))
+    assert main(["import", "promptfoo", str(p), "--out", str(tmp_path / "a")]) == 2
+    assert "--provider" in capsys.readouterr().err
+    assert main(["import", "promptfoo", str(p), "--out", str(tmp_path / "b"), "--provider", "anthropic:claude"]) == 0
+    assert len((tmp_path / "b" / "dataset.jsonl").read_text().splitlines()) == 1
+
+
+def test_secrets_in_a_peer_file_never_reach_disk(tmp_path):
+    out = tmp_path / "imp"
+    assert main(["import", "ragas", str(PEER / "ragas.jsonl"), "--out", str(out), "--corpus", CORPUS]) == 0
+    assert "jane.doe@example.com" in (PEER / "ragas.jsonl").read_text()
+    for f in (out / "dataset.jsonl", out / "run" / "results.jsonl", out / "run" / "manifest.json"):
+        assert "jane.doe@example.com" not in f.read_text()
+    assert "[EMAIL]" in (out / "run" / "results.jsonl").read_text()
+
+
+def test_imported_manifest_is_marked_and_pre_registration_unverifiable(tmp_path, capsys):
+    out = tmp_path / "imp"
+    assert main(["import", "ragas", str(PEER / "ragas.jsonl"), "--out", str(out), "--corpus", CORPUS]) == 0
+    man = json.loads((out / "run" / "manifest.json").read_text())
+    assert man["imported"]["format"] == "ragas"
+    assert man["imported"]["sha256"] == __import__("hashlib").sha256((PEER / "ragas.jsonl").read_bytes()).hexdigest()
+    assert "created_at" not in man and man["dataset"]["n_cases"] == 6
+    assert main(["score", str(out / "run")]) == 0
+    gate = Path(_gate(tmp_path, [{"metric": "recall_at_k", "op": ">=", "threshold": 0.5, "min_n": 1}]))
+    assert main(["gate", "lock", str(gate)]) == 0
+    capsys.readouterr()
+    assert main(["gate", "--config", str(gate), str(out / "run"), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["pre_registration"]["status"] == "unverifiable"
+
+
+def test_score_at_import_reads_the_answers_as_given_like_the_runner(tmp_path, capsys):
+    """results.jsonl on disk is redacted; --score scores the in-memory answers, as labkit run does."""
+    out = tmp_path / "imp"
+    args = ["import", "csv", str(PEER / "custom.csv"), "--out", str(out), "--corpus", CORPUS, "--score", "--map",
+            "question=Question,reference_answer=Answer,answer=Bot reply,reference_contexts=Gold passages"]
+    assert main(args) == 0
+    assert "scored 6 cases" in capsys.readouterr().out
+    m = json.loads((out / "run" / "metrics.json").read_text())["metrics"]
+    assert m["token_f1"]["unmeasured"] == 0  # the e-mail address was scored as written
+    assert "jane.doe@example.com" not in (out / "run" / "results.jsonl").read_text()
+    assert main(["gate", "--config", _gate(tmp_path, [{"metric": "token_f1", "op": ">=", "threshold": 0.5,
+                                                        "min_n": 1}]), str(out / "run")]) == 0
+
+
+def test_promptfoo_tests_csv_reads_expected_columns(tmp_path, capsys):
+    out = tmp_path / "imp"
+    assert main(["import", "promptfoo", str(PEER / "promptfoo_tests.csv"), "--out", str(out)]) == 0
+    cases = [json.loads(x) for x in (out / "dataset.jsonl").read_text().splitlines()]
+    assert cases[0]["must_include"] == ["30 minutes"] and cases[0]["must_not_include"] == ["I don't know"]
+    assert cases[1]["reference_answer"] == "Starter allows 100 requests per minute."  # a bare value: equals
+    assert cases[1]["metadata"]["promptfoo_assert"] == [{"type": "llm-rubric", "value": "mentions every plan"}]
+    assert cases[2]["must_include"] == ["24", "hours"]
+    assert cases[0]["metadata"]["vars"] == {"team": "support"} and cases[0]["metadata"]["description"] == "lockout"
+
+
+def test_scorecard_of_an_import_without_cost_or_latency_says_no_data(tmp_path, capsys):
+    """A file that records no cost must not read as 'cost per success $0: SLO met'."""
+    out = tmp_path / "imp"
+    assert main(["import", "ragas", str(PEER / "ragas.jsonl"), "--out", str(out), "--corpus", CORPUS]) == 0
+    assert main(["score", str(out / "run")]) == 0
+    capsys.readouterr()
+    root = Path(__file__).parents[1]
+    main(["scorecard", "--baseline", str(out / "run"), "--out", str(tmp_path / "sc"), "--no-html", "--json",
+          "--root", str(root), "--dataset", str(out / "dataset.jsonl")])
+    card = json.loads(capsys.readouterr().out)
+    slos = {s["kind"]: s for s in card["slos"]}
+    assert slos["latency"]["status"] == "no_data"
+    assert slos["cost_per_success"]["status"] == "no_data" and slos["cost_per_success"]["observed"] is None

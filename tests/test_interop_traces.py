@@ -1,0 +1,42 @@
+"""A peer tool's span export handed to ``labkit traces`` is refused with the way in, not read as
+"(no rows)" with exit 0; imported spans become trace records the trace store reads."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from labkit.cli import main
+
+PEER = Path(__file__).parent / "data" / "peer"
+
+
+def test_phoenix_export_given_as_a_trace_file_is_refused_with_the_import_command(capsys):
+    code = main(["traces", str(PEER / "phoenix_spans.jsonl")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "line 1" in err and "not a labkit trace record" in err
+    assert "labkit import openinference" in err
+
+
+def test_phoenix_export_as_a_run_directorys_traces_is_refused(tmp_path, capsys):
+    shutil.copy(PEER / "phoenix_spans.jsonl", tmp_path / "traces.jsonl")
+    assert main(["traces", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "traces.jsonl" in err and "line 1" in err and "labkit import openinference" in err
+
+
+def test_a_langfuse_export_given_as_a_trace_file_is_refused(tmp_path, capsys):
+    # a JSON array, not JSONL: its first line is no trace record either
+    assert main(["traces", str(PEER / "langfuse_traces.json")]) == 2
+    assert "labkit import" in capsys.readouterr().err
+
+
+def test_imported_spans_are_queryable_traces(tmp_path, capsys):
+    out = tmp_path / "imp"
+    assert main(["import", "openinference", str(PEER / "openinference_otlp.json"), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["traces", str(out / "run"), "--sql", "SELECT count(*) AS n, count_if(status = 'error') AS errors "
+                 "FROM traces", "--format", "csv"]) == 0
+    n, errors = map(float, capsys.readouterr().out.strip().splitlines()[-1].split(","))
+    assert (n, errors) == (6, 1)
