@@ -155,10 +155,10 @@ def test_real_otlp_http_receiver_on_loopback(tmp_path: Path) -> None:
     assert all(a["gen_ai.provider.name"] == "labkit" and a["gen_ai.usage.input_tokens"] > 0 for a in chats)
     assert all(a["labkit.prompt.version"].startswith("rag-v") for a in chats)
     assert sum(1 for _, a in spans if a.get("gen_ai.operation.name") == "retrieval") == 25
-    roots = [sp for sp, _ in spans if not sp.parent_span_id]
-    assert len(roots) == 25
+    roots = [(sp, a) for sp, a in spans if not sp.parent_span_id]
+    assert len(roots) == 25 and len({sp.trace_id for sp, _ in roots}) == 25
     trace_ids = {x["trace_id"] for x in map(json.loads, (run / "traces.jsonl").read_text().splitlines())}
-    assert {r.trace_id.hex() for r in roots} == trace_ids
+    assert {a["labkit.trace_id"] for _, a in roots} == trace_ids  # the OTel ids are the run's own (run_uuid)
     faith = [a for name, a in events if name == "gen_ai.evaluation.result" and a["gen_ai.evaluation.name"] == "faithfulness"]
     assert len(faith) == 25 and all(a["gen_ai.evaluation.score.value"] == 0.75 for a in faith)
     assert all(a["gen_ai.evaluation.score.label"] == "fail" for a in faith)
