@@ -12,7 +12,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[lab,dev,otel,dask]"
+	$(BIN)/python -m pip install -q -e ".[lab,dev,otel,dask,mlflow]"
 	@touch $(STAMP)
 
 # Arize Phoenix, for tests/test_phoenix.py, in an environment of its own (its pins are not labkit's).

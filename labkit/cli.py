@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from labkit import __version__
 from labkit.errors import DatasetError, GateFailed, LabkitError, missing_dependency
 
-COMMAND_MODULES = ("dataset", "run", "gate", "compare", "traces", "readiness", "report")
+COMMAND_MODULES = ("dataset", "run", "gate", "compare", "traces", "readiness", "report", "mlflow")
 
 
 def build_parser() -> argparse.ArgumentParser:
