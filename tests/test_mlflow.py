@@ -40,6 +40,7 @@ def reference_run(folder: Path, name: str = "r1", **kw: Any) -> Path:
     """A scored run of the reference pipeline (SIMULATED LLM) under data/gate.yaml."""
     from labkit.runner import run
 
+    folder.mkdir(parents=True, exist_ok=True)
     ds = small_dataset(folder)
     return run(str(ds), str(ROOT / "data/pipelines/baseline.yaml"), folder / name, gate_path=str(ROOT / "data/gate.yaml"),
                overrides={"progress": False}, **kw).path

@@ -33,6 +33,9 @@ def register(sub: Any) -> None:
     p.add_argument("--traces", action="store_true",
                    help="also export the run's traces to the tracking server's OTLP endpoint (/v1/traces)")
     p.add_argument("--capture-content", action="store_true", help="with --traces: include (redacted) text content")
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="with --traces: seconds to wait for the endpoint, retries included (default 60: a "
+                        "tracking server's first OTLP request can take several seconds)")
     p.set_defaults(handler=_mlflow)
 
 
@@ -41,12 +44,13 @@ def _mlflow(args: argparse.Namespace) -> int:
             "baseline": args.baseline, "artifact_location": args.artifact_location, "traces": args.traces}
     code = 0
     for d in args.run_dirs:
-        code = max(code, log_one(d, opts, reports=args.report, capture_content=args.capture_content))
+        code = max(code, log_one(d, opts, reports=args.report, capture_content=args.capture_content,
+                                 timeout_s=args.timeout))
     return code
 
 
 def log_one(run_dir: str | os.PathLike[str], opts: Mapping[str, Any], *, reports: list[str] | tuple[str, ...] = (),
-            capture_content: bool = False) -> int:
+            capture_content: bool = False, timeout_s: float = 60.0) -> int:
     """Log one run (and its traces with ``opts['traces']``); prints one line; 0 logged, 1 the
     backend failed (the message says what). A user's mistake raises a LabkitError (exit 2)."""
     from labkit.errors import require_extra
@@ -69,11 +73,12 @@ def log_one(run_dir: str | os.PathLike[str], opts: Mapping[str, Any], *, reports
         return 1
     print(f"{run_dir}: {logged.summary()}")
     if opts.get("traces"):
-        return _traces(run_dir, uri, logged.experiment_id, capture_content)
+        return _traces(run_dir, uri, logged.experiment_id, capture_content, timeout_s)
     return 0
 
 
-def _traces(run_dir: str | os.PathLike[str], uri: str | None, experiment_id: str, capture_content: bool) -> int:
+def _traces(run_dir: str | os.PathLike[str], uri: str | None, experiment_id: str, capture_content: bool,
+            timeout_s: float) -> int:
     from labkit.errors import ExportFailed
     from labkit.trace.otel import export_runs
 
@@ -82,7 +87,7 @@ def _traces(run_dir: str | os.PathLike[str], uri: str | None, experiment_id: str
                           field="tracking_uri")
     try:
         n = export_runs([str(run_dir)], endpoint=uri, headers={"x-mlflow-experiment-id": experiment_id},
-                        capture_content=capture_content)
+                        capture_content=capture_content, timeout_s=timeout_s)
     except ExportFailed as e:
         print(f"labkit: error: {e}", file=sys.stderr)
         return 1
