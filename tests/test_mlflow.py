@@ -198,3 +198,19 @@ def test_an_unscored_run_is_refused_in_one_line(store: dict[str, str], tmp_path:
     code = main(["mlflow", "log", str(run), "--tracking-uri", store["tracking_uri"]])
     err = capsys.readouterr().err
     assert code == 2 and "not scored" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_an_unreachable_tracking_server_is_one_line_and_exit_1(
+        scored_run: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.setenv(k, "0" if "RETRIES" in k else "1")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there: connection refused
+    code = main(["mlflow", "log", str(scored_run), "--tracking-uri", f"http://127.0.0.1:{port}"])
+    err = capsys.readouterr().err
+    assert code == 1 and f"127.0.0.1:{port}" in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1, err
