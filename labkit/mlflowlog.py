@@ -2,9 +2,9 @@
 
 One MLflow run per labkit run, found again by the tag ``labkit.run_uuid`` (the
 manifest's ``run_uuid``, :attr:`labkit.runs.RunDir.run_uuid`), so logging a run
-twice leaves one MLflow run: a run already logged with the same scored files is
-left as it is; one re-scored since is logged afresh and the stale MLflow run
-deleted. What is logged:
+twice leaves one MLflow run: a run already logged with the same scored files (and
+the same gate, baseline and reports) is left as it is; one re-scored since is
+logged afresh and the stale MLflow run deleted. What is logged:
 
 - parameters: the pipeline config (``pipeline.*``), the runner settings
   (``runner.*``), the dataset fingerprint, path and size (``dataset.*``), the gate
@@ -258,7 +258,7 @@ def log_run(
         if not Path(r).is_file():
             raise ConfigError("report not found", path=str(r), field="reports")
     target = _Target(tracking_uri, experiment, artifact_location)
-    scored = _scored_sha(rd)
+    scored = _scored_sha(rd, gate=gate, baseline=baseline, reports=reports)
     found = target.find(rd.run_uuid)
     if found is not None and found.data.tags.get(TAG_SCORED) == scored:
         return LoggedRun(found.info.run_id, target.experiment_id, created=False,
@@ -271,14 +271,20 @@ def log_run(
     return logged
 
 
-def _scored_sha(rd: Any) -> str:
+def _scored_sha(rd: Any, *, gate: str | None, baseline: str | None,
+                reports: Sequence[str | os.PathLike[str]]) -> str:
+    """What the logged MLflow run stands for: the run's scoring record (or its metrics.json)
+    and what this call adds (the gate file's content, the baseline, the reports)."""
     import hashlib
 
     sc = rd.manifest.get("scoring") or {}
     rec = sc.get("sha256") if isinstance(sc, Mapping) else None
-    if isinstance(rec, Mapping) and rec:
-        return hashlib.sha256(json.dumps(rec, sort_keys=True).encode()).hexdigest()
-    return hashlib.sha256(rd.metrics_path.read_bytes()).hexdigest()
+    scored = json.dumps(rec, sort_keys=True) if isinstance(rec, Mapping) and rec else rd.metrics_path.read_text()
+    g = gate or (rd.manifest.get("gate") or {}).get("path")
+    gate_text = Path(g).read_text(encoding="utf-8") if g and Path(g).is_file() else ""
+    extra = json.dumps([gate_text, str(baseline or ""), [hashlib.sha256(Path(r).read_bytes()).hexdigest()
+                                                         for r in reports]])
+    return hashlib.sha256(f"{scored}\n{extra}".encode()).hexdigest()
 
 
 def _log_new(target: Any, rd: Any, scored: str, *, gate: str | None, baseline: str | None,
