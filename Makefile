@@ -23,6 +23,7 @@ phoenix: $(PHOENIX_STAMP)
 
 $(PHOENIX_STAMP):
 	@test -x $(PHOENIX_VENV)/bin/python || $(PYTHON) -m venv $(PHOENIX_VENV)
+	$(PHOENIX_VENV)/bin/python -m pip install -q --upgrade pip
 	$(PHOENIX_VENV)/bin/python -m pip install -q "arize-phoenix==20.26.1" "arize-phoenix-client==3.5.0"
 	@touch $(PHOENIX_STAMP)
 
