@@ -5,20 +5,32 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup report test lab bench lint clean
+.PHONY: setup report test lab bench lint clean phoenix
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[lab,dev,otel,dask,embed]"
+	$(BIN)/python -m pip install -q -e ".[lab,dev,otel,dask,embed,mlflow]"
 	@touch $(STAMP)
+
+# Arize Phoenix, for tests/test_phoenix.py, in an environment of its own (its pins are not labkit's).
+PHOENIX_VENV  := .venv-phoenix
+PHOENIX_STAMP := $(PHOENIX_VENV)/.installed-stamp
+
+phoenix: $(PHOENIX_STAMP)
+
+$(PHOENIX_STAMP):
+	@test -x $(PHOENIX_VENV)/bin/python || $(PYTHON) -m venv $(PHOENIX_VENV)
+	$(PHOENIX_VENV)/bin/python -m pip install -q --upgrade pip
+	$(PHOENIX_VENV)/bin/python -m pip install -q "arize-phoenix==20.26.1" "arize-phoenix-client==3.5.0"
+	@touch $(PHOENIX_STAMP)
 
 report: setup
 	$(BIN)/labkit report
 
-test: setup
+test: setup phoenix
 	$(BIN)/python -m pytest -q
 
 # The lab works on git-ignored copies of notebooks/ in outputs/lab/ (made once, then kept), so

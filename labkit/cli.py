@@ -20,7 +20,7 @@ from labkit.errors import DatasetError, GateFailed, LabkitError, missing_depende
 
 COMMAND_MODULES = (
     "dataset", "run", "gate", "compare", "traces", "readiness", "report", "history", "experiment",
-    "review", "interop",
+    "review", "interop", "mlflow",
 )
 
 

@@ -244,6 +244,7 @@ OPTIONAL_MODULES: dict[str, tuple[str, str]] = {
     "opentelemetry": ("opentelemetry-sdk", "otel"),
     "dask": ("dask[distributed]", "dask"),
     "distributed": ("dask[distributed]", "dask"),
+    "mlflow": ("mlflow", "mlflow"),
 }
 
 

@@ -150,6 +150,22 @@ class RunDir:
         rid = self.manifest.get("run_id")
         return rid if isinstance(rid, str) and rid else self.path.name
 
+    @property
+    def run_uuid(self) -> str:
+        """What tells this run from every other, wherever it lies and whatever its name: the
+        manifest's ``run_uuid`` (a random uuid the runner records when the run is created);
+        for a manifest written before it, a hash of its run_id and created_at (microseconds);
+        for a folder without a manifest, a hash of the folder's resolved path."""
+        import hashlib
+
+        m = self.manifest
+        uid = m.get("run_uuid")
+        if isinstance(uid, str) and uid:
+            return uid
+        seed = (f"manifest:{m.get('run_id')}:{m.get('created_at')}" if m
+                else f"path:{self.path.resolve()}")
+        return "derived-" + hashlib.sha256(seed.encode()).hexdigest()[:32]
+
     def write_manifest(self, manifest: Mapping[str, Any]) -> None:
         atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
 

@@ -155,10 +155,10 @@ def test_real_otlp_http_receiver_on_loopback(tmp_path: Path) -> None:
     assert all(a["gen_ai.provider.name"] == "labkit" and a["gen_ai.usage.input_tokens"] > 0 for a in chats)
     assert all(a["labkit.prompt.version"].startswith("rag-v") for a in chats)
     assert sum(1 for _, a in spans if a.get("gen_ai.operation.name") == "retrieval") == 25
-    roots = [sp for sp, _ in spans if not sp.parent_span_id]
-    assert len(roots) == 25
+    roots = [(sp, a) for sp, a in spans if not sp.parent_span_id]
+    assert len(roots) == 25 and len({sp.trace_id for sp, _ in roots}) == 25
     trace_ids = {x["trace_id"] for x in map(json.loads, (run / "traces.jsonl").read_text().splitlines())}
-    assert {r.trace_id.hex() for r in roots} == trace_ids
+    assert {a["labkit.trace_id"] for _, a in roots} == trace_ids  # the OTel ids are the run's own (run_uuid)
     faith = [a for name, a in events if name == "gen_ai.evaluation.result" and a["gen_ai.evaluation.name"] == "faithfulness"]
     assert len(faith) == 25 and all(a["gen_ai.evaluation.score.value"] == 0.75 for a in faith)
     assert all(a["gen_ai.evaluation.score.label"] == "fail" for a in faith)
@@ -262,3 +262,115 @@ def test_export_traces_raises_with_the_counts_for_api_users() -> None:
     with pytest.raises(ExportFailed) as ei:
         export_traces(_records(3), exporter=Refusing())
     assert ei.value.delivered == 0 and ei.value.failed == ei.value.total > 0
+
+
+# --- traces that real backends read: ids unique per run, finish_reason, OpenInference names --------
+
+
+def _export_run_ids(run: Path) -> tuple[set[int], set[int], int]:
+    ex = InMemorySpanExporter()
+    n = export_runs([str(run)], exporter=ex)
+    spans = ex.get_finished_spans()
+    return {s.context.trace_id for s in spans}, {s.context.span_id for s in spans}, n
+
+
+def _manifest(run: Path, **fields: Any) -> None:
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "manifest.json").write_text(json.dumps({"schema_version": 1, "run_id": run.name, **fields}))
+
+
+def test_two_runs_in_folders_of_the_same_name_never_share_an_id(tmp_path: Path) -> None:
+    a, b = tmp_path / "a" / "r1", tmp_path / "b" / "r1"
+    for run, uid in ((a, "6f1c7a52-6b1e-4c53-9a55-1f3f6b1d0a01"), (b, "0d9e2b44-52a8-4f0e-8f7c-3b1a9c2e7d02")):
+        _manifest(run, run_uuid=uid, created_at="2026-12-01T10:00:00.000001+00:00")
+        write_synthetic_run(run, 6, seed=3)  # the same records, the same labkit trace ids
+    ta, sa, na = _export_run_ids(a)
+    tb, sb, nb = _export_run_ids(b)
+    assert na == nb > 0 and len(ta) == len(tb) == 6
+    assert not ta & tb and not sa & sb  # a backend keying on either id keeps both runs whole
+    assert _export_run_ids(a) == (ta, sa, na)  # re-exporting a run is idempotent
+
+
+def test_runs_without_a_run_uuid_still_get_ids_of_their_own(tmp_path: Path) -> None:
+    old_a, old_b = tmp_path / "a" / "r1", tmp_path / "b" / "r1"  # first-landing manifests: no run_uuid
+    _manifest(old_a, created_at="2026-12-01T10:00:00.000001+00:00")
+    _manifest(old_b, created_at="2026-12-01T10:00:00.000002+00:00")
+    bare_a, bare_b = tmp_path / "c" / "r1", tmp_path / "d" / "r1"  # no manifest at all
+    for run in (old_a, old_b, bare_a, bare_b):
+        write_synthetic_run(run, 4, seed=3)
+    ids = [_export_run_ids(r)[0] for r in (old_a, old_b, bare_a, bare_b)]
+    assert all(not x & y for i, x in enumerate(ids) for y in ids[i + 1:])
+    assert _export_run_ids(old_a)[0] == ids[0] and _export_run_ids(bare_a)[0] == ids[2]
+
+
+def test_a_new_run_records_a_run_uuid(tmp_path: Path) -> None:
+    from labkit.runner import run as run_dataset
+
+    ds = tmp_path / "ds.jsonl"
+    ds.write_text(json.dumps({"id": "c1", "question": "What is the refund window?"}) + "\n")
+    rds = [run_dataset(str(ds), "data/pipelines/baseline.yaml", tmp_path / d / "r1", score=False,
+                       overrides={"progress": False}) for d in ("a", "b")]
+    uids = [rd.manifest.get("run_uuid") for rd in rds]
+    assert all(isinstance(u, str) and len(u) == 36 for u in uids) and uids[0] != uids[1]
+
+
+def _by_op(ex: InMemorySpanExporter) -> dict[str, Any]:
+    return {s.attributes["gen_ai.operation.name"]: s for s in ex.get_finished_spans()}
+
+
+def test_output_messages_carry_a_finish_reason() -> None:
+    recs = _records(30)
+    ok = next(r for r in recs if r["status"] == "ok")
+    failed = {**ok, "status": "error", "output": None, "error_type": "PipelineError"}
+    for rec, reason in ((ok, "stop"), (failed, "error")):
+        ex = InMemorySpanExporter()
+        export_traces([rec], exporter=ex, capture_content=True)
+        chat = _by_op(ex)["chat"]
+        out = json.loads(chat.attributes["gen_ai.output.messages"])
+        assert out == [{"role": "assistant", "parts": [{"type": "text", "content": rec["output"]}] if rec["output"] else [],
+                        "finish_reason": reason}]
+        assert list(chat.attributes["gen_ai.response.finish_reasons"]) == [reason]
+
+
+def test_openinference_kind_on_every_span_and_the_root_is_a_chain() -> None:
+    ex = InMemorySpanExporter()
+    export_traces(_records(30), exporter=ex)
+    kinds = {"invoke_workflow": "CHAIN", "retrieval": "RETRIEVER", "execute_tool": "TOOL", "chat": "LLM"}
+    spans = ex.get_finished_spans()
+    assert {s.attributes["gen_ai.operation.name"] for s in spans} == set(kinds)
+    for s in spans:
+        assert s.attributes["openinference.span.kind"] == kinds[s.attributes["gen_ai.operation.name"]], s.name
+
+
+def test_cost_prompt_version_model_and_tokens_under_openinference_names() -> None:
+    rec = next(r for r in _records() if r["status"] == "ok")
+    ex = InMemorySpanExporter()
+    export_traces([rec], exporter=ex)
+    chat = _by_op(ex)["chat"].attributes
+    assert chat["llm.cost.total"] == pytest.approx(rec["cost_usd"])
+    assert chat["llm.prompt_template.version"] == rec["prompt_version"]
+    assert chat["llm.model_name"] == rec["model"] and chat["llm.provider"] == rec["provider"]
+    assert chat["llm.token_count.prompt"] == rec["usage"]["input_tokens"]
+    assert chat["llm.token_count.completion"] == rec["usage"]["output_tokens"]
+    assert chat["llm.token_count.total"] == rec["usage"]["input_tokens"] + rec["usage"]["output_tokens"]
+    assert "input.value" not in chat and "output.value" not in chat  # content off by default
+
+
+def test_content_capture_sends_input_output_and_document_content() -> None:
+    rec = next(r for r in _records(30) if r["status"] == "ok" and r["tool_calls"])
+    rec["retrieved"][0]["text"] = "Refunds are accepted within 30 days."
+    ex = InMemorySpanExporter()
+    export_traces([rec], exporter=ex, capture_content=True)
+    spans = _by_op(ex)
+    root, ret, chat, tool = (spans[k].attributes for k in ("invoke_workflow", "retrieval", "chat", "execute_tool"))
+    assert root["input.value"] == chat["input.value"] == rec["input"]
+    assert root["output.value"] == chat["output.value"] == rec["output"]
+    assert chat["llm.output_messages.0.message.role"] == "assistant"
+    assert chat["llm.output_messages.0.message.content"] == rec["output"]
+    assert chat["llm.input_messages.0.message.content"] == rec["input"]
+    assert ret["input.value"] == rec["input"]
+    assert ret["retrieval.documents.0.document.id"] == rec["retrieved"][0]["id"]
+    assert ret["retrieval.documents.0.document.score"] == rec["retrieved"][0]["score"]
+    assert ret["retrieval.documents.0.document.content"] == "Refunds are accepted within 30 days."
+    assert tool["tool.name"] == "lookup_account"
+    assert json.loads(tool["input.value"]) == rec["tool_calls"][0]["args"]

@@ -84,6 +84,11 @@ def _run(args: argparse.Namespace) -> int:
         rd = runner.run(args.dataset, args.pipeline, args.out, overrides=overrides, run_id=args.run_id,
                         corpus_dir=args.corpus, gate_path=args.gate, score=not args.no_score, k=args.k)
     print(rd.summary())
+    if not args.no_score and (rd.manifest.get("runner") or {}).get("mlflow"):  # the mlflow: run option
+        from labkit.commands.mlflow import log_after_run
+
+        if log_after_run(rd.path, args.pipeline or (rd.manifest.get("pipeline") or {}).get("path")):
+            return 1
     results = rd.results()
     failed = [r for r in results if r["status"] in ("error", "timeout")]
     if results and len(failed) == len(results):

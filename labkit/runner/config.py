@@ -14,7 +14,10 @@ from typing import Any
 from labkit.errors import ConfigError
 from labkit.runner.limits import DEFAULT_MAX_OUTPUT_CHARS
 
-__all__ = ["EXECUTORS", "MAX_CONCURRENCY", "MIN_RATE_LIMIT", "RunnerConfig", "merge_config"]
+#: The keys of the ``mlflow:`` run option (labkit.mlflowlog.log_run's options).
+MLFLOW_OPTIONS = ("tracking_uri", "experiment", "gate", "baseline", "artifact_location", "traces")
+
+__all__ = ["EXECUTORS", "MAX_CONCURRENCY", "MIN_RATE_LIMIT", "MLFLOW_OPTIONS", "RunnerConfig", "merge_config"]
 
 EXECUTORS = ("local", "dask")
 #: The most cases in flight a run may ask for (docs/runner.md "Limits").
@@ -44,6 +47,8 @@ class RunnerConfig:
     #: redaction settings (docs/traces.md) for everything the run writes; None = all on
     redaction: dict[str, Any] | None = None
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
+    #: log the run to MLflow when it ends (docs/mlflow.md): {tracking_uri, experiment, ...}; None = off
+    mlflow: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -83,6 +88,7 @@ class RunnerConfig:
         m = self.max_output_chars
         if not _int(m) or m < 1:
             raise bad("max_output_chars", f"must be an integer >= 1, got {m!r}")
+        _check_mlflow(self.mlflow, path)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None, path: str | None = None) -> RunnerConfig:
@@ -148,3 +154,18 @@ def merge_config(
         merged.update(RunnerConfig.from_dict(config).explicit() | dict(config))
     merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return RunnerConfig.from_dict(merged, path=path)
+
+
+def _check_mlflow(value: Any, path: str | None) -> None:
+    if value is None:
+        return
+    if not isinstance(value, Mapping):
+        raise ConfigError("must be a mapping of MLflow options", path=path, field="runner.mlflow", known=MLFLOW_OPTIONS)
+    for k, v in value.items():
+        if k not in MLFLOW_OPTIONS:
+            raise ConfigError(f"unknown MLflow option {k!r}", path=path, field=f"runner.mlflow.{k}", known=MLFLOW_OPTIONS)
+        if k == "traces":
+            if not isinstance(v, bool):
+                raise ConfigError("must be true or false", path=path, field="runner.mlflow.traces")
+        elif v is not None and not isinstance(v, str):
+            raise ConfigError("must be a string", path=path, field=f"runner.mlflow.{k}")

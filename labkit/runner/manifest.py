@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ def build_manifest(
     m: dict[str, Any] = {
         "schema_version": MANIFEST_SCHEMA_VERSION,
         "run_id": run_id,
+        "run_uuid": str(uuid.uuid4()),  # tells this run from any other of the same run_id
         "created_at": datetime.now(UTC).isoformat(timespec="microseconds"),
         "finished_at": None,
         "status": "running",

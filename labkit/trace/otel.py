@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from labkit.errors import ExportFailed, MissingDependencyError
+from labkit.trace import openinference as oi
 
 SEMCONV_VERSION = "1.38.0"
 SEMCONV_PACKAGE = "0.66b2"
@@ -58,6 +59,22 @@ def otel_span_id(span_id: str | None, seed: str) -> int:
     if not _HEX16.match(s) or int(s, 16) == 0:
         s = hashlib.sha256(seed.encode()).hexdigest()[:16]
     return int(s, 16)
+
+
+def _run_scoped(rec: Mapping[str, Any]) -> tuple[int, Callable[[str | None, str], int]]:
+    """The OTel trace id of a record and its span-id function. A record that carries a
+    ``run_uuid`` (every record :func:`export_runs` sends) gets ids hashed from that uuid and
+    the labkit ids: the same run always exports the same ids, two runs never share one."""
+    tid = str(rec.get("trace_id"))
+    key = rec.get("run_uuid")
+    if not key:
+        return otel_trace_id(tid), otel_span_id
+    trace = int(hashlib.sha256(f"trace:{key}:{tid}".encode()).hexdigest()[:32], 16) or 1
+
+    def span(span_id: str | None, seed: str) -> int:
+        return int(hashlib.sha256(f"span:{key}:{tid}:{span_id or seed}".encode()).hexdigest()[:16], 16) or 1
+
+    return trace, span
 
 
 def _ns(t: Any, fallback: float) -> int:
@@ -127,6 +144,7 @@ def _span_attrs(rec: Mapping[str, Any], span: Mapping[str, Any], capture_content
         attrs["labkit.retrieval.document_ids"] = [str(d) for d in docs]
         if capture_content:
             attrs["gen_ai.retrieval.query.text"] = a.get("query")
+        attrs |= oi.retrieval_attrs(rec, docs, scores, a.get("query"), capture_content)
     elif op == "execute_tool":
         i = int(a.get("index", 0))
         tcs = rec.get("tool_calls") or []
@@ -140,6 +158,7 @@ def _span_attrs(rec: Mapping[str, Any], span: Mapping[str, Any], capture_content
             attrs["gen_ai.tool.call.arguments"] = json.dumps(tc.get("args") or {}, default=str)
             if "output" in tc:
                 attrs["gen_ai.tool.call.result"] = json.dumps(tc.get("output"), default=str)
+        attrs |= oi.tool_attrs(tc, attrs["gen_ai.tool.name"], capture_content)
     elif op == "chat":
         usage = rec.get("usage") or {}
         attrs.update({
@@ -149,22 +168,34 @@ def _span_attrs(rec: Mapping[str, Any], span: Mapping[str, Any], capture_content
             "gen_ai.output.type": "text",
             "gen_ai.usage.input_tokens": int(usage.get("input_tokens") or 0),
             "gen_ai.usage.output_tokens": int(usage.get("output_tokens") or 0),
+            "gen_ai.response.finish_reasons": [oi.finish_reason(rec)],
             "labkit.prompt.version": rec.get("prompt_version"),
+            "labkit.cost_usd": rec.get("cost_usd"),
         })
         if rec.get("error_type"):
             attrs["error.type"] = rec.get("error_type")
         if capture_content:
-            attrs["gen_ai.input.messages"] = json.dumps(
-                [{"role": "user", "parts": [{"type": "text", "content": rec.get("input")}]}])
-            attrs["gen_ai.output.messages"] = json.dumps(
-                [{"role": "assistant", "parts": [{"type": "text", "content": rec.get("output")}]}])
+            attrs |= _messages(rec)
+        attrs |= oi.llm_attrs(rec, capture_content)
+    else:
+        attrs["openinference.span.kind"] = oi.span_kind(op)
     return _clean(attrs)
 
 
-def _root_attrs(rec: Mapping[str, Any]) -> dict[str, Any]:
+def _messages(rec: Mapping[str, Any]) -> dict[str, str]:
+    """gen_ai.input.messages / gen_ai.output.messages (the output with its finish_reason)."""
+    def parts(text: Any) -> list[dict[str, Any]]:
+        return [] if text is None else [{"type": "text", "content": text}]
+
+    return {"gen_ai.input.messages": json.dumps([{"role": "user", "parts": parts(rec.get("input"))}]),
+            "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": parts(rec.get("output")),
+                                                   "finish_reason": oi.finish_reason(rec)}])}
+
+
+def _root_attrs(rec: Mapping[str, Any], capture_content: bool) -> dict[str, Any]:
     usage = rec.get("usage") or {}
     g = rec.get("guardrails") or {}
-    return _clean({
+    return _clean(oi.root_attrs(rec, capture_content) | {
         "gen_ai.operation.name": rec.get("operation") or "invoke_workflow",
         "gen_ai.provider.name": rec.get("provider"),
         "gen_ai.request.model": rec.get("model"),
@@ -174,6 +205,7 @@ def _root_attrs(rec: Mapping[str, Any]) -> dict[str, Any]:
         "error.type": rec.get("error_type"),
         "labkit.prompt.version": rec.get("prompt_version"),
         "labkit.run_id": rec.get("run_id"),
+        "labkit.run_uuid": rec.get("run_uuid"),
         "labkit.case_id": rec.get("case_id"),
         "labkit.trace_id": rec.get("trace_id"),
         "labkit.attempt": rec.get("attempt"),
@@ -199,6 +231,7 @@ def _emit(tracer: Any, ids: _FixedIds, rec: Mapping[str, Any], capture_content: 
     from opentelemetry.trace import Status, StatusCode
 
     tid = str(rec.get("trace_id"))
+    trace_id, span_id_of = _run_scoped(rec)
     t0 = rec.get("ts_start")
     t1 = rec.get("ts_end")
     if t0 is None:
@@ -206,10 +239,11 @@ def _emit(tracer: Any, ids: _FixedIds, rec: Mapping[str, Any], capture_content: 
     if t1 is None:
         t1 = float(t0) + float(rec.get("latency_ms") or 0) / 1000.0
     start, end = _ns(t0, 0.0), _ns(t1, float(t0))
-    ids.next_trace = otel_trace_id(tid)
-    ids.next_span = otel_span_id(rec.get("span_id"), f"{tid}:root")
+    ids.next_trace = trace_id
+    ids.next_span = span_id_of(rec.get("span_id"), f"{tid}:root")
     name = f"{rec.get('operation') or 'invoke_workflow'} {rec.get('pipeline') or 'pipeline'}"
-    root = tracer.start_span(name, kind=ot.SpanKind.INTERNAL, attributes=_root_attrs(rec), start_time=start)
+    root = tracer.start_span(name, kind=ot.SpanKind.INTERNAL, attributes=_root_attrs(rec, capture_content),
+                             start_time=start)
     status = str(rec.get("status") or "ok")
     if status not in ("ok", "pass"):
         root.set_status(Status(StatusCode.ERROR, f"{status}: {rec.get('error_type') or ''}".strip(": ")))
@@ -224,7 +258,7 @@ def _emit(tracer: Any, ids: _FixedIds, rec: Mapping[str, Any], capture_content: 
                              "ts_end": t1, "timing": "inherited",
                              "attributes": {"documents": rec.get("retrieved_chunks"), "scores": []}})
     for j, sp in enumerate(spans):
-        ids.next_span = otel_span_id(sp.get("span_id"), f"{tid}:{j}")
+        ids.next_span = span_id_of(sp.get("span_id"), f"{tid}:{j}")
         kind = ot.SpanKind.CLIENT if sp.get("operation") in ("chat", "retrieval") else ot.SpanKind.INTERNAL
         child = tracer.start_span(str(sp.get("name") or sp.get("operation")), context=ctx, kind=kind,
                                   attributes=_span_attrs(rec, sp, capture_content),
@@ -391,12 +425,18 @@ def _send(exporter: Any, spans: Sequence[Any], status: Callable[[], str | None] 
 
 
 def export_runs(run_dirs: Sequence[str] | str, **kwargs: Any) -> int:
-    """Export the traces of run directories, with their scores and feedback joined."""
+    """Export the traces of run directories, with their scores and feedback joined.
+
+    Every record carries its run's uuid (:attr:`labkit.runs.RunDir.run_uuid`), so the OTel
+    trace and span ids are the run's own: re-exporting a run sends the same ids again (a
+    backend keeps one copy), two runs, even in folders of the same name, never share one."""
+    from labkit.runs import RunDir
     from labkit.trace.store import records_with_scores
 
     if isinstance(run_dirs, str):
         run_dirs = [s.strip() for s in run_dirs.split(",") if s.strip()]
     recs: list[dict[str, Any]] = []
     for d in run_dirs:
-        recs.extend(records_with_scores(d))
+        uid = RunDir(d).run_uuid
+        recs.extend({**r, "run_uuid": uid} for r in records_with_scores(d))
     return export_traces(recs, **kwargs)
