@@ -231,3 +231,46 @@ def test_out_of_range_options_exit_2_naming_the_option(runs, tmp_path, capsys, a
     argv = [a.format(base=runs / "baseline", var=runs / "variant", copy=copy) for a in args]
     _no_traceback_exit_2(argv, capsys, field)
     assert {f.name: f.read_bytes() for f in copy.iterdir() if f.is_file()} == before  # nothing rewritten
+
+
+def _recorded_two(tmp_path: Path) -> tuple[Path, Path]:
+    run = tmp_path / "recorded"
+    run.mkdir()
+    line = {"case_id": "sec-001", "status": "ok",
+            "answer": "Start identity verification in the security portal. [security-runbook#2]",
+            "retrieved": [{"id": "security-runbook#2", "source": "security-runbook"}],
+            "citations": ["security-runbook#2"], "latency_ms": 1200.0, "cost_usd": 0.01}
+    (run / "results.jsonl").write_text(json.dumps(line) + "\n")
+    ds = tmp_path / "one.jsonl"
+    ds.write_text("".join(ln for ln in Path(GOLDEN).read_text(encoding="utf-8").splitlines(keepends=True)
+                          if '"sec-001"' in ln))
+    return run, ds
+
+
+def test_score_takes_the_judge_by_name_or_from_a_file(tmp_path, capsys):
+    """`labkit score --judge` selects a judge as the Python API does: a name, or a YAML file with
+    the judge's config (here the embedding judge on a SIMULATED embedding model, tests/fake_embeddings.py)."""
+    from fake_embeddings import FakeEmbeddings
+
+    from labkit.registry import METRICS
+
+    run, ds = _recorded_two(tmp_path)
+    assert main(["score", str(run), "--dataset", str(ds), "--corpus", "data/corpus", "--judge", "lexical"]) == 0
+    before = dict(METRICS)
+    try:
+        with FakeEmbeddings() as srv:
+            cfg = tmp_path / "judge.yaml"
+            cfg.write_text(f"type: embedding\nbase_url: {srv.base_url}\nmodel: sim-embed\n")
+            assert main(["score", str(run), "--dataset", str(ds), "--corpus", "data/corpus",
+                         "--judge", str(cfg)]) == 0
+    finally:
+        METRICS.clear()
+        METRICS.update(before)
+    m = json.loads((run / "metrics.json").read_text())["metrics"]
+    assert m["semantic_similarity"]["n"] == 1 and m["answer_relevance"]["n"] == 1
+    judge = json.loads((run / "manifest.json").read_text())["scoring"]["judge"]
+    assert judge["type"] == "embedding"
+    capsys.readouterr()
+    assert main(["score", str(run), "--dataset", str(ds), "--judge", "oracle"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown judge 'oracle'" in err and "embedding" in err and "Traceback" not in err

@@ -47,6 +47,9 @@ def register(sub: Any) -> None:
     s.add_argument("--k", type=int, default=5)
     s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     s.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
+    s.add_argument("--judge", metavar="NAME|FILE",
+                   help="the judge: a name (lexical, the default) or a YAML file with its config, e.g. "
+                        "{type: embedding, base_url: ..., model: ...} (docs/metrics.md)")
     s.set_defaults(handler=_score)
 
 
@@ -132,17 +135,32 @@ def _check_resume_flags(args: argparse.Namespace) -> str | None:
     return args.pipeline if recorded is None else None
 
 
+def _judge(spec: str | None) -> Any:
+    """``--judge``: None (the lexical default), a judge name, or a YAML/JSON file holding its config."""
+    if spec is None:
+        return None
+    from labkit.judges import get_judge
+
+    if Path(spec).suffix.lower() in (".yaml", ".yml", ".json") or Path(spec).is_file():
+        from labkit.config import read_yaml
+
+        return get_judge(read_yaml(spec, what="judge file"))
+    return get_judge(spec)
+
+
 def _score(args: argparse.Namespace) -> int:
     from labkit.runner.lock import RunLock
     from labkit.runs import RunDir
     from labkit.scoring import score_run
 
     rd = RunDir(args.run_dir)
+    judge = _judge(args.judge)
+    opts = {"corpus": args.corpus, "k": args.k, "seed": args.seed, "n_boot": args.n_boot, "judge": judge}
     if rd.path.is_dir():  # it writes scores.csv, metrics.json and the manifest: one writer at a time
         with RunLock(rd.path):
-            m = score_run(rd, args.dataset, corpus=args.corpus, k=args.k, seed=args.seed, n_boot=args.n_boot)
+            m = score_run(rd, args.dataset, **opts)
     else:
-        m = score_run(rd, args.dataset, corpus=args.corpus, k=args.k, seed=args.seed, n_boot=args.n_boot)
+        m = score_run(rd, args.dataset, **opts)
     total = m["n_cases"] + m.get("n_missing", 0)
     gone = f" ({m['n_missing']} without a result line: missing)" if m.get("n_missing") else ""
     print(f"scored {m['n_cases']} of {total} cases{gone} into {rd.path}/scores.csv and metrics.json")
