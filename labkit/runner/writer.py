@@ -22,6 +22,7 @@ __all__ = ["LINES_IN_MEMORY_BYTES", "Writer", "line_head", "truncate_torn_tail"]
 LINES_IN_MEMORY_BYTES = 64 * 1024 * 1024
 #: Runner fields kept as they are through redaction (``error`` text is redacted like content).
 _IDS_AND_STATES = tuple(k for k in RUNNER_FIELDS if k != "error")
+_KEPT = frozenset(_IDS_AND_STATES)
 _encode_result = json.JSONEncoder(ensure_ascii=False).encode
 _encode_trace = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
@@ -40,11 +41,23 @@ class Writer:
         self._budget = LINES_IN_MEMORY_BYTES
 
     def redact_result(self, res: Mapping[str, Any]) -> dict[str, Any]:
-        red = dict(self.redactor.redact(res))
-        for k in _IDS_AND_STATES:  # ids and states the runner set are not content
-            if k in res:
-                red[k] = res[k]
-        return red
+        """The line as written: the pipeline's fields redacted, the ids and states the runner set
+        (not content) as they are, in the line's order."""
+        fields = {k: v for k, v in res.items() if k not in _KEPT}
+        red = self.redactor.redact(fields)
+        if len(red) != len(fields):  # cannot happen (redaction keeps every key); the slow way if it does
+            red = dict(self.redactor.redact(res))
+            red.update((k, res[k]) for k in _IDS_AND_STATES if k in res)
+            return red
+        redacted = iter(red.items())
+        out: dict[str, Any] = {}
+        for k, v in res.items():
+            if k in _KEPT:
+                out[k] = v
+            else:
+                nk, nv = next(redacted)
+                out[nk] = nv
+        return out
 
     def write(self, result: Mapping[str, Any], traces: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         if traces:
