@@ -14,7 +14,7 @@ from typing import Any
 from labkit.errors import ConfigError
 from labkit.runner.limits import DEFAULT_MAX_OUTPUT_CHARS
 
-__all__ = ["EXECUTORS", "MAX_CONCURRENCY", "MIN_RATE_LIMIT", "RunnerConfig", "merge_config"]
+__all__ = ["DEFAULT_COMPACT_TRACES_BYTES", "EXECUTORS", "MAX_CONCURRENCY", "MIN_RATE_LIMIT", "RunnerConfig", "merge_config"]
 
 EXECUTORS = ("local", "dask")
 #: The most cases in flight a run may ask for (docs/runner.md "Limits").
@@ -22,6 +22,9 @@ MAX_CONCURRENCY = 10_000
 #: The lowest rate limit, in requests per second: the longest wait for a token is 1/rate,
 #: 1,000 s at this rate (docs/runner.md "Limits").
 MIN_RATE_LIMIT = 0.001
+#: A run's traces.jsonl from this size on is compacted when the run ends: below it, a query
+#: reads the JSONL in well under 0.1 s anyway (docs/runner.md "Trace compaction").
+DEFAULT_COMPACT_TRACES_BYTES = 32 * 1024 * 1024
 
 
 @dataclass
@@ -44,6 +47,9 @@ class RunnerConfig:
     #: redaction settings (docs/traces.md) for everything the run writes; None = all on
     redaction: dict[str, Any] | None = None
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
+    #: at the end of the run, compact traces.jsonl to traces.parquet (what queries then read) when
+    #: it holds at least this many bytes; 0: always; None: never (docs/runner.md "Trace compaction")
+    compact_traces_bytes: int | None = DEFAULT_COMPACT_TRACES_BYTES
 
     def __post_init__(self) -> None:
         self.validate()
@@ -83,6 +89,9 @@ class RunnerConfig:
         m = self.max_output_chars
         if not _int(m) or m < 1:
             raise bad("max_output_chars", f"must be an integer >= 1, got {m!r}")
+        c = self.compact_traces_bytes
+        if c is not None and (not _int(c) or c < 0):
+            raise bad("compact_traces_bytes", f"must be an integer >= 0 (0: always) or null (never), got {c!r}")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None, path: str | None = None) -> RunnerConfig:

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from labkit.resultline import RUNNER_FIELDS
 from labkit.runs import RunDir
+from labkit.trace.record import dumps_trace
 
 __all__ = ["LINES_IN_MEMORY_BYTES", "Writer", "line_head", "truncate_torn_tail"]
 
@@ -24,7 +25,6 @@ LINES_IN_MEMORY_BYTES = 64 * 1024 * 1024
 _IDS_AND_STATES = tuple(k for k in RUNNER_FIELDS if k != "error")
 _KEPT = frozenset(_IDS_AND_STATES)
 _encode_result = json.JSONEncoder(ensure_ascii=False).encode
-_encode_trace = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
 class Writer:
@@ -61,7 +61,7 @@ class Writer:
 
     def write(self, result: Mapping[str, Any], traces: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         if traces:
-            self._tr.write("".join(_encode_trace(self.redactor.redact(t)) + "\n" for t in traces))
+            self._tr.write("".join(dumps_trace(self.redactor.redact(t)) for t in traces))
             self._tr.flush()
         red = self.redact_result(result)
         line = _encode_result(red) + "\n"
