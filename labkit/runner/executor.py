@@ -261,7 +261,8 @@ class CaseExecutor:
         now = time.time()
         return self._trace(case, res, 0, now, now)
 
-    async def run_many(self, cases: Iterable[EvalCase], on_done: Callable[[CaseOutcome], None]) -> None:
+    async def run_many(self, cases: Iterable[EvalCase], on_done: Callable[[CaseOutcome], None], *,
+                       on_done_many: Callable[[list[CaseOutcome]], None] | None = None) -> None:
         """Run cases with at most ``concurrency`` in flight, calling ``on_done`` as each finishes;
         one worker task per case at most (:func:`workers_for`).
 
@@ -272,11 +273,16 @@ class CaseExecutor:
         (:class:`labkit.runner.pool.HandOver`), so it never holds back the cases in
         flight. Every finished case is handed over before this returns, also on
         error or cancellation; the first hand-over error stops the run and is
-        raised.
+        raised. ``on_done_many``, when given, takes the light cases that finished
+        meanwhile as one list (one write and one flush for them all).
         """
         todo = list(cases)
         it = iter(todo)
-        lane = HandOver(lambda o: on_done(self.materialize(o)), _large_outcome)
+        many = None
+        if on_done_many is not None:
+            def many(items: list[CaseOutcome]) -> None:
+                on_done_many([self.materialize(o) for o in items])
+        lane = HandOver(lambda o: on_done(self.materialize(o)), _large_outcome, many=many)
 
         async def worker() -> None:
             for case in it:  # a shared iterator: each case is taken by exactly one worker

@@ -191,15 +191,20 @@ class HandOver:
 
     Light items are handed over on the event loop, one per loop iteration (the
     cheapest way, and never more than one item's work between two steps of the
-    cases in flight). An item ``heavy(item)`` says is large goes to a thread of
+    cases in flight; with ``many``, the light items waiting, up to ``batch``, go
+    to ``many`` as one list: one write and one flush for them all). An item
+    ``heavy(item)`` says is large goes to a thread of
     its own, and so does every item after it while that thread is busy, which
     keeps the order and one writer at a time. After ``fn`` raised, later items
     are not handed over and :attr:`error` holds the exception. Create and use it
     on the event loop; :meth:`close` hands over what is left and waits.
     """
 
-    def __init__(self, fn: Callable[[Any], None], heavy: Callable[[Any], bool], name: str = "labkit-handover") -> None:
+    def __init__(self, fn: Callable[[Any], None], heavy: Callable[[Any], bool], name: str = "labkit-handover",
+                 *, many: Callable[[list[Any]], None] | None = None, batch: int = 16) -> None:
         self._fn = fn
+        self._many = many
+        self._batch = batch
         self._heavy = heavy
         self._name = name
         self._loop = asyncio.get_running_loop()
@@ -219,11 +224,27 @@ class HandOver:
 
     def _drain_one(self) -> None:
         if self._pending and self.error is None:
-            self._hand(self._pending.popleft())
+            self._hand_next()
         if self._pending and self.error is None:
             self._loop.call_soon(self._drain_one)
         else:
             self._scheduled = False
+
+    def _hand_next(self) -> None:
+        """Hand over the next item, or (with ``many``) the next light items, up to ``batch``, at once."""
+        if self._many is None or self._in_thread:
+            self._hand(self._pending.popleft())
+            return
+        items: list[Any] = []
+        while self._pending and len(items) < self._batch and not self._heavy(self._pending[0]):
+            items.append(self._pending.popleft())
+        if not items:
+            self._hand(self._pending.popleft())
+            return
+        try:
+            self._many(items)
+        except BaseException as e:  # surfaced by the runner
+            self.error = e
 
     def _hand(self, item: Any) -> None:
         if self._in_thread or self._heavy(item):
@@ -256,7 +277,7 @@ class HandOver:
     def close(self) -> None:
         """Hand over every item put (unless one failed) and wait for the thread."""
         while self._pending and self.error is None:
-            self._hand(self._pending.popleft())
+            self._hand_next()
         self._pending.clear()
         if self._thread is not None:
             self._q.put(_STOP)

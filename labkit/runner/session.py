@@ -74,19 +74,25 @@ class Session:
             if self.cache is not None:
                 todo = self._serve_cached(todo, ex, writer, progress)
 
-            def done(o: CaseOutcome) -> None:
+            def counted(o: CaseOutcome, red: dict[str, Any]) -> None:  # its lines are written and flushed
                 self.calls += o.calls
-                red = writer.write(o.result, o.traces)
                 self.unredacted[o.case_id] = o.result
                 if self.cache is not None and o.result["status"] == "ok":
                     self.cache.put(o.result["idempotency_key"], red, run_id=self.run_id)
                 progress.update(o.result)
 
+            def done(o: CaseOutcome) -> None:
+                counted(o, writer.write(o.result, o.traces))
+
+            def done_many(outcomes: list[CaseOutcome]) -> None:
+                for o, red in zip(outcomes, writer.write_many([(o.result, o.traces) for o in outcomes]), strict=True):
+                    counted(o, red)
+
             if todo:
                 if self.cfg.executor == "dask":
                     run_dask(todo, self.pipe, self.cfg, self.run_id, done)
                 else:
-                    run_local(ex, todo, done)
+                    run_local(ex, todo, done, done_many=done_many)
         finally:
             writer.close()
             progress.close()

@@ -1,8 +1,9 @@
-"""Writing a run's line files: redacted appends flushed per case, and their repair.
+"""Writing a run's line files: redacted appends flushed per batch of cases, and their repair.
 
-:class:`Writer` appends each finished case to ``results.jsonl`` (one write call, flushed)
-after its trace records to ``traces.jsonl``, both redacted first, so a process killed
-at any moment leaves at most a torn last line, which :func:`truncate_torn_tail` cuts.
+:class:`Writer` appends the cases handed over together to ``results.jsonl`` (one write
+call, flushed) after their trace records to ``traces.jsonl`` (one write, flushed), all
+redacted first, so a process killed at any moment leaves whole lines and at most a torn
+last line, which :func:`truncate_torn_tail` cuts; a case counts as done only after.
 """
 
 from __future__ import annotations
@@ -60,20 +61,28 @@ class Writer:
         return out
 
     def write(self, result: Mapping[str, Any], traces: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        return self.write_many([(result, traces)])[0]
+
+    def write_many(self, items: Sequence[tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]]) -> list[dict[str, Any]]:
+        """Append the cases' trace lines (one write, flushed), then their result lines (one write,
+        flushed): a case's result line is on disk only after its traces, and both are before the
+        caller counts the case as done. Returns the redacted result lines."""
+        traces = "".join(dumps_trace(self.redactor.redact(t)) for _, ts in items for t in ts)
         if traces:
-            self._tr.write("".join(dumps_trace(self.redactor.redact(t)) for t in traces))
+            self._tr.write(traces)
             self._tr.flush()
-        red = self.redact_result(result)
-        line = _encode_result(red) + "\n"
-        self._res.write(line)
+        reds = [self.redact_result(result) for result, _ in items]
+        lines = [_encode_result(red) + "\n" for red in reds]
+        self._res.write("".join(lines))
         self._res.flush()
         if self.lines is not None:
-            self._budget -= len(line)
-            if self._budget < 0:
-                self.lines = None
-            else:
+            for red, line in zip(reds, lines, strict=True):
+                self._budget -= len(line)
+                if self._budget < 0:
+                    self.lines = None
+                    break
                 self.lines[red["case_id"]] = (line, red["status"], bool(red.get("from_cache")))
-        return red
+        return reds
 
     def close(self) -> None:
         self._res.close()

@@ -121,8 +121,13 @@ class _Rule:
     #: the gate as a test of an ASCII text's ``lower()`` (same answer, no case-insensitive search)
     ascii_gate: Callable[[str], bool] | None = field(init=False, default=None)
 
+    #: the gate as one lowercase word to find in an ASCII text's ``lower()`` (the common case)
+    word: str | None = field(init=False, default=None)
+
     def __post_init__(self) -> None:
         self.ascii_gate = _ascii_gate(self.gate) if self.gate is not None else None
+        if self.ascii_gate is not None and self.gate is not None and not (_META & set(self.gate.pattern)):
+            self.word = self.gate.pattern.lower()
 
     def passes(self, text: str, low: str | None) -> bool:
         """Whether ``text`` passes the gate (``low``: its ``lower()`` when it is ASCII, else None)."""
@@ -223,6 +228,7 @@ class Redactor:
                           for own in (False, True)}
         #: rules that run on every string (extra patterns have no gate): no prefilter skips them
         self._ungated = [r for r in self._rules if r.gate is None]
+        self._own_rules = [r for r in self._rules if not r.numeric]  # (for labkit's own id fields)
 
     # ------------------------------------------------------------------ config
     @classmethod
@@ -287,10 +293,12 @@ class Redactor:
             gate = self._any_gate[own_id]
             if gate is not None and gate.search(text) is None:
                 return text, n  # no rule's gate passes, and every rule has one: nothing to replace
-        for rule in self._rules:
-            if own_id and rule.numeric:
-                continue
-            if not rule.passes(text, low):
+        for rule in self._own_rules if own_id else self._rules:
+            word = rule.word
+            if low is not None and word is not None:
+                if word not in low:
+                    continue
+            elif not rule.passes(text, low):
                 continue
             new, k = rule.sub(text)
             if new != text:
@@ -348,11 +356,30 @@ class Redactor:
                 return [] if isinstance(obj, list) else ()
             # the items of a top-level ``spans`` list carry labkit's span ids
             item_own = SPAN_ID_KEYS if own is SPAN_ID_KEYS else _NO_KEYS
-            items = [self._walk(v, counter, in_content, item_own) for v in obj]
+            items = self._walk_items(obj, counter, in_content, item_own)
             return items if isinstance(obj, list) else tuple(items)
         if isinstance(obj, Mapping):
             return self._walk_mapping(obj, counter, in_content, own)
         return obj
+
+    def _walk_items(self, obj: Any, counter: list[int], in_content: bool, own: frozenset[str]) -> list[Any]:
+        """The items of a list or tuple (strings and scalars inline: lists of ids are common)."""
+        memo = self._memo[False]
+        strings = not (in_content and not self.capture_content)
+        out = []
+        for v in obj:
+            tv = type(v)
+            if tv is str and strings:
+                hit = memo.get(v)
+                red, k = hit if hit is not None else self._text(v)
+                if k:
+                    counter[0] += k
+                out.append(red)
+            elif v is None or tv is int or tv is float or tv is bool:
+                out.append(v)
+            else:
+                out.append(self._walk(v, counter, in_content, own))
+        return out
 
     def _key(self, key: str) -> tuple[str, int, bool, bool, bool]:
         """What a mapping key is: (redacted key, replacements, credential, phone, content); each key
@@ -372,8 +399,8 @@ class Redactor:
                       own: frozenset[str]) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
         top = own is self.skip_keys
-        keys = self._keys
-        memo = self._memo[False]
+        keys, memo = self._keys, self._memo[False]
+        by_keys, keep_content = self.enabled, self.capture_content
         for key, val in obj.items():
             if type(key) is not str and not isinstance(key, str):
                 out[key] = self._walk(val, counter, in_content, _NO_KEYS)
@@ -393,13 +420,13 @@ class Redactor:
                 while new_key in out:
                     new_key, n = f"{base}#{n}", n + 1
             if tv is str:
-                if (cred or phone) and self.enabled:
+                if (cred or phone) and by_keys:
                     by_key = self._by_key(key, val)
                     if by_key is not None:
                         out[new_key] = by_key
                         counter[0] += 1
                         continue
-                if (in_content or content) and not self.capture_content:
+                if not keep_content and (in_content or content):
                     out[new_key] = content_placeholder(val)
                     continue
                 hit = memo.get(val)
@@ -409,6 +436,9 @@ class Redactor:
                 out[new_key] = red
             elif val is None or tv is int or tv is float or tv is bool:
                 out[new_key] = val
+            elif tv is list:
+                child_own = SPAN_ID_KEYS if top and key == "spans" else _NO_KEYS
+                out[new_key] = self._walk_items(val, counter, in_content or content, child_own) if val else []
             else:
                 child_own = SPAN_ID_KEYS if top and key == "spans" else _NO_KEYS
                 out[new_key] = self._walk(val, counter, in_content or content, child_own)
