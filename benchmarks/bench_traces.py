@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"p95 latency by prompt version, default store ({reading}): {t_store:.3f} s "
               f"(target < {QUERY_TARGET_S})")
         print(df.to_string(index=False))
-        t_jsonl, df_j, reading_j = _p95([d / "traces.jsonl" for d in dirs], args.repeat)
+        t_jsonl, df_j, _ = _p95([d / "traces.jsonl" for d in dirs], args.repeat)
         assert df_j["traces"].equals(df["traces"]), "JSONL and compacted store disagree"
         print(f"p95 latency by prompt version straight from the JSONL: {t_jsonl:.3f} s")
     finally:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -135,6 +136,10 @@ class CaseExecutor:
         self._hashes = pipeline_key_hashes(pipeline)
         self.calls = 0
         self._async = {id(p): _is_async(p.fn) for p in self._chain()}
+        # the trace's environment, read once for the run (make_trace would read the process
+        # environment for every record): the pipeline config's, else $LABKIT_ENV
+        config = pipeline.config if isinstance(pipeline.config, Mapping) else {}
+        self._environment = config.get("environment") or os.environ.get("LABKIT_ENV") or None
 
     def _chain(self) -> list[LoadedPipeline]:
         chain = [self.pipeline]
@@ -251,7 +256,7 @@ class CaseExecutor:
     def _trace(self, case: EvalCase, res: Mapping[str, Any], attempt: int, ts0: float, ts1: float) -> dict[str, Any]:
         try:
             return self._make_trace(run_id=self.run_id, case=case, result=res, pipeline=self.pipeline,
-                                    attempt=attempt, ts_start=ts0, ts_end=ts1)
+                                    attempt=attempt, ts_start=ts0, ts_end=ts1, environment=self._environment)
         except Exception as e:  # a trace must never cost a case
             return {"trace_id": res.get("trace_id"), "run_id": self.run_id, "case_id": case.id,
                     "attempt": attempt, "ts_start": ts0, "ts_end": ts1, "status": res.get("status"),

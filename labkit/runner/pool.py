@@ -80,6 +80,8 @@ class SyncPool:
         self._interrupted: set[int] = set()
         self._seq = itertools.count()
         self._closed = False
+        self._done: deque[tuple[Callable[[bool, Any], None], bool, Any]] = deque()  # ended calls to settle
+        self._wake_pending = False
 
     async def call(self, fn: Callable[[Any], Any], arg: Any) -> Any:
         """``fn(arg)`` in a worker thread. Cancelling the awaiting task (a timeout)
@@ -108,8 +110,11 @@ class SyncPool:
                     fut.set_exception(RuntimeError(f"pipeline raised {type(value).__name__}: {value}"))
 
         def deliver(ok: bool, value: Any) -> None:  # in the worker thread
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for this call any more
-                loop.call_soon_threadsafe(settle, ok, value)
+            self._done.append((settle, ok, value))
+            if not self._wake_pending:  # one wake-up of the loop for the calls that end meanwhile
+                self._wake_pending = True
+                with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for this call any more
+                    loop.call_soon_threadsafe(self._settle_done)
 
         self._submit((token, fn, arg, deliver))
         try:
@@ -120,6 +125,14 @@ class SyncPool:
                 self.abandoned += 1
                 self.interrupt(token)
             raise
+
+    def _settle_done(self) -> None:
+        """On the loop: settle every call that ended since the last wake-up."""
+        self._wake_pending = False  # first: a call ending from now on wakes the loop again
+        done = self._done
+        while done:
+            settle, ok, value = done.popleft()
+            settle(ok, value)
 
     def _submit(self, item: tuple[Any, ...]) -> None:
         with self._lock:
