@@ -213,7 +213,8 @@ class Redactor:
         self._key_kinds: dict[str, tuple[bool, bool]] = {}
         #: per mapping key: (redacted key, replacements, credential key, phone key, content key)
         self._keys: dict[str, tuple[str, int, bool, bool, bool]] = {}
-        self._rules: list[_Rule] = _builtin_rules(self.types) if self.enabled else []
+        builtin = _builtin_rules(self.types) if self.enabled else []
+        self._rules: list[_Rule] = list(builtin)
         for name, rx in self.extra_patterns.items():
             try:
                 pat = re.compile(rx)
@@ -224,11 +225,13 @@ class Redactor:
             self._rules.insert(0, _Rule(tag, pat))
         # one search of every gate at once: most strings (ids, statuses, plain prose) pass no gate,
         # and then only the ungated rules need to run (True: an own id field, numeric rules skipped)
-        self._any_gate = {own: _any_gate([r for r in self._rules if not (own and r.numeric)])
-                          for own in (False, True)}
-        #: rules that run on every string (extra patterns have no gate): no prefilter skips them
-        self._ungated = [r for r in self._rules if r.gate is None]
-        self._own_rules = [r for r in self._rules if not r.numeric]  # (for labkit's own id fields)
+        # the extra patterns (first, no gate) run on every string; then the catalogue's rules, which
+        # the catalogue's prefilter (MAY_MATCH) and then each rule's gate can rule out
+        lead = len(self._rules) - len(builtin)
+        self._lead, gated = self._rules[:lead], self._rules[lead:]
+        self._prefilter = all(r.gate is not None for r in gated)
+        self._gated = {False: gated, True: [r for r in gated if not r.numeric]}  # True: an own id field
+        self._any_gate = {own: _any_gate(self._gated[own]) for own in (False, True)}
 
     # ------------------------------------------------------------------ config
     @classmethod
@@ -282,18 +285,17 @@ class Redactor:
         """
         # the secrets labkit itself read (an API key): always, whatever the settings
         text, n = patterns.redact_literals(text)
-        if (patterns.MAY_MATCH_NON_NUMERIC if own_id else patterns.MAY_MATCH).search(text) is None:
-            # no format of the catalogue can match: only the rules without a gate (extra patterns) run
-            for rule in self._ungated:
-                text, k = rule.sub(text)
-                n += k
-            return text, n
+        for rule in self._lead:  # the extra patterns
+            text, k = rule.sub(text)
+            n += k
+        if self._prefilter and (patterns.MAY_MATCH_NON_NUMERIC if own_id else patterns.MAY_MATCH).search(text) is None:
+            return text, n  # no format of the catalogue can match
         low = text.lower() if text.isascii() else None
         if low is None:  # (ASCII text: each rule's gate below is a cheap test of ``low``)
             gate = self._any_gate[own_id]
             if gate is not None and gate.search(text) is None:
                 return text, n  # no rule's gate passes, and every rule has one: nothing to replace
-        for rule in self._own_rules if own_id else self._rules:
+        for rule in self._gated[own_id]:
             word = rule.word
             if low is not None and word is not None:
                 if word not in low:
