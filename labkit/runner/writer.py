@@ -45,12 +45,7 @@ class Writer:
         """The line as written: the pipeline's fields redacted, the ids and states the runner set
         (not content) as they are, in the line's order."""
         fields = {k: v for k, v in res.items() if k not in _KEPT}
-        red = self.redactor.redact(fields)
-        if len(red) != len(fields):  # cannot happen (redaction keeps every key); the slow way if it does
-            red = dict(self.redactor.redact(res))
-            red.update((k, res[k]) for k in _IDS_AND_STATES if k in res)
-            return red
-        redacted = iter(red.items())
+        redacted = iter(self.redactor.redact(fields).items())  # every key kept, in order (maybe renamed)
         out: dict[str, Any] = {}
         for k, v in res.items():
             if k in _KEPT:
