@@ -269,6 +269,14 @@ CATALOGUE: tuple[Pattern, ...] = (
        r"(?:\s*(?:no\.?|number|#))?\s*[:=]?\s*))\d{7,15}(?![\w\-]|\.\d)", _phone_ok, gate=r"\d{3}"),
 )
 
+#: A necessary condition for any format of the catalogue to match a text, as one cheap search: every
+#: format holds a digit or one of ``@ : = _ - .``, or starts ``AKIA``/``ASIA``/``AIza``, or follows
+#: ``Bearer``/``Basic``. A text it does not find (most keys, words, hex ids) skips the whole catalogue.
+#: A new format that needs none of these must be added here (tests/test_patterns.py checks each sample).
+MAY_MATCH = re.compile(r"[\d@:=_\-.]|akia|asia|aiza|bearer|basic", re.I)
+#: The same for the formats that are not numeric (:data:`NUMERIC_TYPES`): none needs a digit.
+MAY_MATCH_NON_NUMERIC = re.compile(r"[@:=_\-.]|akia|asia|aiza|bearer|basic", re.I)
+
 KINDS: tuple[str, ...] = tuple(p.kind for p in CATALOGUE)
 #: Names of the placeholders ``[TYPE]`` the catalogue writes.
 PLACEHOLDERS: tuple[str, ...] = tuple(f"[{t}]" for t in TYPES)

@@ -120,3 +120,27 @@ def test_one_catalogue_no_copies() -> None:
     assert offenders == []
     for mod in ("trace/redact.py", "readiness/secrets.py", "readiness/checks/safety.py"):
         assert "labkit.patterns" in (ROOT / "labkit" / mod).read_text(encoding="utf-8"), mod
+
+
+def test_may_match_finds_every_sample_and_every_gate_hit() -> None:
+    """MAY_MATCH is a prefilter: a text it does not find must be one no format matches. Each sample
+    (all kinds), and each sample with its digits and punctuation taken out where a format still
+    matches it, is found; non-numeric formats are found by MAY_MATCH_NON_NUMERIC too."""
+    import random
+
+    rng = random.Random(7)
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 @:=_-./+'\"\nİſK"
+    texts = [t for _, t in SAMPLES.values()]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40))) for _ in range(4000)]
+    texts += ["Bearer abcdefghij", "basic abcdefg+h", "AKIAABCDEFGHIJKLMNOP", "AIza" + "b" * 35, "BASİC abc12345"]
+    matched = 0
+    for text in texts:
+        for p in patterns.CATALOGUE:
+            if any(p.valid(m) for m in p.regex.finditer(text)):
+                matched += 1
+                assert patterns.MAY_MATCH.search(text), (p.kind, text)
+                if p.type not in patterns.NUMERIC_TYPES:
+                    assert patterns.MAY_MATCH_NON_NUMERIC.search(text), (p.kind, text)
+    assert matched >= len(SAMPLES)
+    for text in ("benchmark question", "invoke_workflow", "fc9687ee2d6224eaab7eb936892d649e", "chat"):
+        assert (patterns.MAY_MATCH_NON_NUMERIC.search(text) is None) == ("_" not in text)

@@ -467,3 +467,57 @@ def test_error_text_is_redacted_too(tmp_path: Path) -> None:
     r = rd.results()[0]
     assert r["status"] == "error" and "[EMAIL]" in r["error"] and "bob@" not in r["error"]
     assert "bob@" not in rd.traces_path.read_text()
+
+
+# --------------------------------------------------------------------------- trace compaction
+
+
+def _echo(case: EvalCase) -> dict[str, Any]:
+    return {"answer": f"answer to {case.question}"}
+
+
+def test_a_run_compacts_its_traces_and_queries_read_the_store_by_default(tmp_path: Path) -> None:
+    from labkit.trace.store import TraceStore
+
+    cfg = dataclasses.replace(QUIET, compact_traces_bytes=0)  # 0: always
+    rd = run(cases(12), loaded(_echo), tmp_path / "big", config=cfg, score=False)
+    store = json.loads(rd.manifest_path.read_text())["traces_store"]
+    assert store["file"] == "traces.parquet" and store["source_bytes"] == rd.traces_path.stat().st_size
+    with TraceStore([rd.path]) as st:
+        assert st.parquet_files == [rd.path / "traces.parquet"] and st.jsonl_files == []
+        assert st.reading() == "reading 1 run(s) from traces.parquet (compacted, up to date)"
+        assert st.count() == 12
+    with rd.traces_path.open("a") as f:  # appended after compaction: the store is stale, the JSONL is read
+        f.write(rd.traces_path.read_text().splitlines()[0] + "\n")
+    with TraceStore([rd.path]) as st:
+        assert st.jsonl_files == [rd.traces_path]
+        assert st.reading().startswith("reading 1 run(s) from traces.jsonl (big: traces.parquet is stale: made from")
+        assert st.count() == 13
+
+
+def test_a_small_run_is_not_compacted_and_the_store_says_it_reads_the_jsonl(tmp_path: Path) -> None:
+    from labkit.trace.store import TraceStore
+
+    rd = run(cases(3), loaded(_echo), tmp_path / "small", config=QUIET, score=False)
+    assert "traces_store" not in json.loads(rd.manifest_path.read_text())
+    assert not (rd.path / "traces.parquet").exists()
+    with TraceStore([rd.path]) as st:
+        assert st.reading() == "reading 1 run(s) from traces.jsonl (small: no traces.parquet)"
+    with pytest.raises(ConfigError, match="compact_traces_bytes"):
+        RunnerConfig(compact_traces_bytes=-1)
+
+
+def test_a_failed_compaction_leaves_a_complete_run_and_says_why(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import labkit.trace.compaction
+
+    def broken(*a: Any, **k: Any) -> Any:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(labkit.trace.compaction, "compact", broken)
+    cfg = dataclasses.replace(QUIET, compact_traces_bytes=0)
+    rd = run(cases(4), loaded(_echo), tmp_path / "r", config=cfg, score=False)
+    man = json.loads(rd.manifest_path.read_text())
+    assert man["status"] == "complete" and man["traces_store"]["file"] is None
+    assert man["traces_store"]["error"] == "OSError: disk full"
+    assert len(rd.results()) == 4

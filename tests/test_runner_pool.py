@@ -102,3 +102,40 @@ def test_sync_pool_stops_a_spinning_call_and_bounds_the_stuck_ones() -> None:
         asyncio.run(go())
     finally:
         release.set()
+
+
+def test_hand_over_gives_the_light_items_waiting_as_one_batch_in_order() -> None:
+    batches: list[list[str]] = []
+    single: list[str] = []
+
+    async def go() -> HandOver:
+        lane = HandOver(single.append, lambda item: item.startswith("heavy"), many=batches.append, batch=3)
+        for item in ("a", "b", "c", "d", "heavy1", "e"):
+            lane.put(item)  # all put before the loop hands any over
+        await asyncio.sleep(0.05)
+        lane.close()
+        return lane
+
+    lane = asyncio.run(go())
+    assert lane.error is None
+    assert batches == [["a", "b", "c"], ["d"]]  # at most `batch` at once, never past a heavy item
+    assert single == ["heavy1", "e"]  # the heavy one in the thread, and what came while it was busy
+
+
+def test_a_failed_batch_stops_the_hand_over() -> None:
+    seen: list[list[int]] = []
+
+    def many(items: list[int]) -> None:
+        if 2 in items:
+            raise OSError("disk full")
+        seen.append(items)
+
+    async def go() -> HandOver:
+        lane = HandOver(lambda _: None, lambda _: False, many=many, batch=2)
+        for i in range(6):
+            lane.put(i)
+        lane.close()
+        return lane
+
+    lane = asyncio.run(go())
+    assert seen == [[0, 1]] and isinstance(lane.error, OSError)

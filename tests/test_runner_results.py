@@ -344,3 +344,28 @@ def test_a_real_sigint_stops_the_run(tmp_path: Path, kind: str) -> None:
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert (out / "results.jsonl").read_text().count("\n") < 60
+
+
+def test_a_result_line_is_redacted_as_a_whole_with_the_runners_fields_kept(tmp_path: Path) -> None:
+    """Writer.redact_result redacts only the pipeline's fields: the line is what redacting it whole
+    and putting the runner's ids and states back gives, key order and renamed keys included."""
+    from labkit.runner.writer import _IDS_AND_STATES, Writer
+    from labkit.runs import RunDir
+    from labkit.trace.redact import Redactor
+
+    res = {"case_id": "4111 1111 1111 1111", "status": "ok", "answer": "mail jane@example.com",
+           "jane@example.com": "a key that is an address", "usage": {"api_key": "sk-proj-PLANTEDabcdefghijklmnop0123"},
+           "latency_ms": 1.0, "attempts": 1, "error": "token=PLANTEDvalue42", "error_type": None,
+           "trace_id": "4111111111111111", "from_cache": False, "answered_by": "p",
+           "idempotency_key": "41111111111111114111111111111111"}
+    red = Redactor()
+    whole = dict(red.redact(res))
+    whole.update((k, res[k]) for k in _IDS_AND_STATES if k in res)
+    (tmp_path / "r").mkdir()
+    w = Writer(RunDir(tmp_path / "r"), red)
+    try:
+        got = w.redact_result(res)
+    finally:
+        w.close()
+    assert list(got.items()) == list(whole.items())
+    assert got["answer"] == "mail [EMAIL]" and "[EMAIL]" in got and got["error"] != res["error"]

@@ -143,3 +143,20 @@ def test_partial_last_line_is_ignored_but_a_complete_unterminated_one_counts(tmp
 def test_normalize_rejects_future_schema() -> None:
     with pytest.raises(DatasetError, match="schema_version"):
         normalize_trace(dict(FLAT, schema_version=SCHEMA_VERSION + 1))
+
+
+def test_dumps_trace_is_the_standard_librarys_json_for_every_value() -> None:
+    """The fast encoder writes what json.loads reads back as the standard library would, and what
+    it cannot take (a numpy scalar, an integer past 64 bits, another object) goes the slow way."""
+    import json
+
+    import numpy as np
+
+    from labkit.trace.record import dumps_trace
+
+    rec = {"a": 1.5, "b": [1, "x", None, True], "c": {"d": "é \u2028 \"q\""}, 3: "int key", "e": 1e-7}
+    for extra in ({}, {"np": np.float64(2.5)}, {"big": 2**70}, {"obj": object}):
+        r = {**rec, **extra}
+        line = dumps_trace(r)
+        assert line.endswith("\n") and "\n" not in line[:-1]
+        assert json.loads(line) == json.loads(json.dumps(r, default=str))

@@ -146,6 +146,7 @@ def _traces(args: argparse.Namespace) -> int:
     if args.sql and args.view:
         raise ConfigError("give --sql or --view, not both")
     with TraceStore(args.run_dirs) as st:
+        print(st.reading(), file=sys.stderr)
         if args.sql:
             if not is_read_only_sql(args.sql):
                 raise ConfigError("only one read-only statement (SELECT, WITH, DESCRIBE, SUMMARIZE, SHOW, FROM)",

@@ -17,7 +17,8 @@ from labkit.runner.limits import DEFAULT_MAX_OUTPUT_CHARS
 #: The keys of the ``mlflow:`` run option (labkit.mlflowlog.log_run's options).
 MLFLOW_OPTIONS = ("tracking_uri", "experiment", "gate", "baseline", "artifact_location", "traces")
 
-__all__ = ["EXECUTORS", "MAX_CONCURRENCY", "MIN_RATE_LIMIT", "MLFLOW_OPTIONS", "RunnerConfig", "merge_config"]
+__all__ = ["DEFAULT_COMPACT_TRACES_BYTES", "EXECUTORS", "MAX_CONCURRENCY", "MIN_RATE_LIMIT", "MLFLOW_OPTIONS",
+           "RunnerConfig", "merge_config"]
 
 EXECUTORS = ("local", "dask")
 #: The most cases in flight a run may ask for (docs/runner.md "Limits").
@@ -25,6 +26,9 @@ MAX_CONCURRENCY = 10_000
 #: The lowest rate limit, in requests per second: the longest wait for a token is 1/rate,
 #: 1,000 s at this rate (docs/runner.md "Limits").
 MIN_RATE_LIMIT = 0.001
+#: A run's traces.jsonl from this size on is compacted when the run ends: below it, a query
+#: reads the JSONL in well under 0.1 s anyway (docs/runner.md "Trace compaction").
+DEFAULT_COMPACT_TRACES_BYTES = 32 * 1024 * 1024
 
 
 @dataclass
@@ -49,6 +53,9 @@ class RunnerConfig:
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
     #: log the run to MLflow when it ends (docs/mlflow.md): {tracking_uri, experiment, ...}; None = off
     mlflow: dict[str, Any] | None = None
+    #: at the end of the run, compact traces.jsonl to traces.parquet (what queries then read) when
+    #: it holds at least this many bytes; 0: always; None: never (docs/runner.md "Trace compaction")
+    compact_traces_bytes: int | None = DEFAULT_COMPACT_TRACES_BYTES
 
     def __post_init__(self) -> None:
         self.validate()
@@ -89,6 +96,9 @@ class RunnerConfig:
         if not _int(m) or m < 1:
             raise bad("max_output_chars", f"must be an integer >= 1, got {m!r}")
         _check_mlflow(self.mlflow, path)
+        c = self.compact_traces_bytes
+        if c is not None and (not _int(c) or c < 0):
+            raise bad("compact_traces_bytes", f"must be an integer >= 0 (0: always) or null (never), got {c!r}")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None, path: str | None = None) -> RunnerConfig:

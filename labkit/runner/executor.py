@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -135,6 +136,10 @@ class CaseExecutor:
         self._hashes = pipeline_key_hashes(pipeline)
         self.calls = 0
         self._async = {id(p): _is_async(p.fn) for p in self._chain()}
+        # the trace's environment, read once for the run (make_trace would read the process
+        # environment for every record): the pipeline config's, else $LABKIT_ENV
+        config = pipeline.config if isinstance(pipeline.config, Mapping) else {}
+        self._environment = config.get("environment") or os.environ.get("LABKIT_ENV") or None
 
     def _chain(self) -> list[LoadedPipeline]:
         chain = [self.pipeline]
@@ -251,7 +256,7 @@ class CaseExecutor:
     def _trace(self, case: EvalCase, res: Mapping[str, Any], attempt: int, ts0: float, ts1: float) -> dict[str, Any]:
         try:
             return self._make_trace(run_id=self.run_id, case=case, result=res, pipeline=self.pipeline,
-                                    attempt=attempt, ts_start=ts0, ts_end=ts1)
+                                    attempt=attempt, ts_start=ts0, ts_end=ts1, environment=self._environment)
         except Exception as e:  # a trace must never cost a case
             return {"trace_id": res.get("trace_id"), "run_id": self.run_id, "case_id": case.id,
                     "attempt": attempt, "ts_start": ts0, "ts_end": ts1, "status": res.get("status"),
@@ -261,7 +266,8 @@ class CaseExecutor:
         now = time.time()
         return self._trace(case, res, 0, now, now)
 
-    async def run_many(self, cases: Iterable[EvalCase], on_done: Callable[[CaseOutcome], None]) -> None:
+    async def run_many(self, cases: Iterable[EvalCase], on_done: Callable[[CaseOutcome], None], *,
+                       on_done_many: Callable[[list[CaseOutcome]], None] | None = None) -> None:
         """Run cases with at most ``concurrency`` in flight, calling ``on_done`` as each finishes;
         one worker task per case at most (:func:`workers_for`).
 
@@ -272,11 +278,16 @@ class CaseExecutor:
         (:class:`labkit.runner.pool.HandOver`), so it never holds back the cases in
         flight. Every finished case is handed over before this returns, also on
         error or cancellation; the first hand-over error stops the run and is
-        raised.
+        raised. ``on_done_many``, when given, takes the light cases that finished
+        meanwhile as one list (one write and one flush for them all).
         """
         todo = list(cases)
         it = iter(todo)
-        lane = HandOver(lambda o: on_done(self.materialize(o)), _large_outcome)
+        many = None
+        if on_done_many is not None:
+            def many(items: list[CaseOutcome]) -> None:
+                on_done_many([self.materialize(o) for o in items])
+        lane = HandOver(lambda o: on_done(self.materialize(o)), _large_outcome, many=many)
 
         async def worker() -> None:
             for case in it:  # a shared iterator: each case is taken by exactly one worker

@@ -17,9 +17,11 @@ if TYPE_CHECKING:
 __all__ = ["run_cases", "run_coro", "run_local"]
 
 
-def run_local(ex: CaseExecutor, todo: Sequence[EvalCase], done: Callable[[CaseOutcome], None]) -> None:
-    """Run ``todo`` with ``ex``, calling ``done`` for each case as it is handed over."""
-    run_coro(ex.run_many(todo, done))
+def run_local(ex: CaseExecutor, todo: Sequence[EvalCase], done: Callable[[CaseOutcome], None], *,
+              done_many: Callable[[list[CaseOutcome]], None] | None = None) -> None:
+    """Run ``todo`` with ``ex``, calling ``done`` for each case as it is handed over (or
+    ``done_many`` for the cases handed over together)."""
+    run_coro(ex.run_many(todo, done, on_done_many=done_many))
 
 
 def run_cases(

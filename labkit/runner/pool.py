@@ -80,6 +80,8 @@ class SyncPool:
         self._interrupted: set[int] = set()
         self._seq = itertools.count()
         self._closed = False
+        self._done: deque[tuple[Callable[[bool, Any], None], bool, Any]] = deque()  # ended calls to settle
+        self._wake_pending = False
 
     async def call(self, fn: Callable[[Any], Any], arg: Any) -> Any:
         """``fn(arg)`` in a worker thread. Cancelling the awaiting task (a timeout)
@@ -108,8 +110,11 @@ class SyncPool:
                     fut.set_exception(RuntimeError(f"pipeline raised {type(value).__name__}: {value}"))
 
         def deliver(ok: bool, value: Any) -> None:  # in the worker thread
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for this call any more
-                loop.call_soon_threadsafe(settle, ok, value)
+            self._done.append((settle, ok, value))
+            if not self._wake_pending:  # one wake-up of the loop for the calls that end meanwhile
+                self._wake_pending = True
+                with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for this call any more
+                    loop.call_soon_threadsafe(self._settle_done)
 
         self._submit((token, fn, arg, deliver))
         try:
@@ -120,6 +125,14 @@ class SyncPool:
                 self.abandoned += 1
                 self.interrupt(token)
             raise
+
+    def _settle_done(self) -> None:
+        """On the loop: settle every call that ended since the last wake-up."""
+        self._wake_pending = False  # first: a call ending from now on wakes the loop again
+        done = self._done
+        while done:
+            settle, ok, value = done.popleft()
+            settle(ok, value)
 
     def _submit(self, item: tuple[Any, ...]) -> None:
         with self._lock:
@@ -191,15 +204,20 @@ class HandOver:
 
     Light items are handed over on the event loop, one per loop iteration (the
     cheapest way, and never more than one item's work between two steps of the
-    cases in flight). An item ``heavy(item)`` says is large goes to a thread of
+    cases in flight; with ``many``, the light items waiting, up to ``batch``, go
+    to ``many`` as one list: one write and one flush for them all). An item
+    ``heavy(item)`` says is large goes to a thread of
     its own, and so does every item after it while that thread is busy, which
     keeps the order and one writer at a time. After ``fn`` raised, later items
     are not handed over and :attr:`error` holds the exception. Create and use it
     on the event loop; :meth:`close` hands over what is left and waits.
     """
 
-    def __init__(self, fn: Callable[[Any], None], heavy: Callable[[Any], bool], name: str = "labkit-handover") -> None:
+    def __init__(self, fn: Callable[[Any], None], heavy: Callable[[Any], bool], name: str = "labkit-handover",
+                 *, many: Callable[[list[Any]], None] | None = None, batch: int = 16) -> None:
         self._fn = fn
+        self._many = many
+        self._batch = batch
         self._heavy = heavy
         self._name = name
         self._loop = asyncio.get_running_loop()
@@ -219,11 +237,27 @@ class HandOver:
 
     def _drain_one(self) -> None:
         if self._pending and self.error is None:
-            self._hand(self._pending.popleft())
+            self._hand_next()
         if self._pending and self.error is None:
             self._loop.call_soon(self._drain_one)
         else:
             self._scheduled = False
+
+    def _hand_next(self) -> None:
+        """Hand over the next item, or (with ``many``) the next light items, up to ``batch``, at once."""
+        if self._many is None or self._in_thread:
+            self._hand(self._pending.popleft())
+            return
+        items: list[Any] = []
+        while self._pending and len(items) < self._batch and not self._heavy(self._pending[0]):
+            items.append(self._pending.popleft())
+        if not items:
+            self._hand(self._pending.popleft())
+            return
+        try:
+            self._many(items)
+        except BaseException as e:  # surfaced by the runner
+            self.error = e
 
     def _hand(self, item: Any) -> None:
         if self._in_thread or self._heavy(item):
@@ -256,7 +290,7 @@ class HandOver:
     def close(self) -> None:
         """Hand over every item put (unless one failed) and wait for the thread."""
         while self._pending and self.error is None:
-            self._hand(self._pending.popleft())
+            self._hand_next()
         self._pending.clear()
         if self._thread is not None:
             self._q.put(_STOP)

@@ -6,6 +6,7 @@ finishes an interrupted run through the same :func:`complete`."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +32,7 @@ from labkit.scoring import score_run
 if TYPE_CHECKING:
     from labkit.pipelines import LoadedPipeline
 
-__all__ = ["Session", "complete", "load_pipeline", "run"]
+__all__ = ["Session", "compact_traces", "complete", "load_pipeline", "run"]
 
 
 def load_pipeline(spec: Any, corpus_dir: str | None) -> LoadedPipeline:
@@ -73,19 +74,25 @@ class Session:
             if self.cache is not None:
                 todo = self._serve_cached(todo, ex, writer, progress)
 
-            def done(o: CaseOutcome) -> None:
+            def counted(o: CaseOutcome, red: dict[str, Any]) -> None:  # its lines are written and flushed
                 self.calls += o.calls
-                red = writer.write(o.result, o.traces)
                 self.unredacted[o.case_id] = o.result
                 if self.cache is not None and o.result["status"] == "ok":
                     self.cache.put(o.result["idempotency_key"], red, run_id=self.run_id)
                 progress.update(o.result)
 
+            def done(o: CaseOutcome) -> None:
+                counted(o, writer.write(o.result, o.traces))
+
+            def done_many(outcomes: list[CaseOutcome]) -> None:
+                for o, red in zip(outcomes, writer.write_many([(o.result, o.traces) for o in outcomes]), strict=True):
+                    counted(o, red)
+
             if todo:
                 if self.cfg.executor == "dask":
                     run_dask(todo, self.pipe, self.cfg, self.run_id, done)
                 else:
-                    run_local(ex, todo, done)
+                    run_local(ex, todo, done, done_many=done_many)
         finally:
             writer.close()
             progress.close()
@@ -187,6 +194,25 @@ def run(
         return complete(rd, ds, pipe, cfg, rid, finished=set(), score=score, k=k, corpus_dir=corpus_dir)
 
 
+def compact_traces(rd: RunDir, min_bytes: int | None) -> dict[str, Any] | None:
+    """Compact the run's traces.jsonl to traces.parquet when it holds at least ``min_bytes`` (None:
+    never), so that queries read the compacted store by default (docs/runner.md "Trace
+    compaction"). What happened, for the manifest; a failure leaves the JSONL, which queries
+    then read (the store says so), and is recorded, never raised: the run itself is complete."""
+    size = rd.traces_path.stat().st_size if rd.traces_path.exists() else 0
+    if min_bytes is None or size == 0 or size < min_bytes:
+        return None
+    from labkit.trace.compaction import compact
+    from labkit.trace.sql import PARQUET_FILE
+
+    t = time.perf_counter()
+    try:
+        compact([rd.path])
+    except Exception as e:  # the JSONL is the record; the store falls back to it
+        return {"file": None, "error": f"{type(e).__name__}: {e}"[:500], "source_bytes": size}
+    return {"file": PARQUET_FILE, "source_bytes": size, "seconds": round(time.perf_counter() - t, 3)}
+
+
 def _refuse_existing(rd: RunDir) -> None:
     if rd.results_path.exists() or rd.manifest_path.exists():
         raise ConfigError(
@@ -204,6 +230,9 @@ def complete(
     sess.execute(finished)
     counts = sess.finish()
     extra = {"cache": dict(sess.cache.stats)} if sess.cache is not None else {}
+    compacted = compact_traces(rd, cfg.compact_traces_bytes)
+    if compacted is not None:
+        extra["traces_store"] = compacted
     rd.update_manifest(finished_at=datetime.now(UTC).isoformat(timespec="seconds"), status="complete",
                        counts=counts, pipeline_calls=sess.calls, **extra)
     if score:

@@ -1,8 +1,9 @@
-"""Writing a run's line files: redacted appends flushed per case, and their repair.
+"""Writing a run's line files: redacted appends flushed per batch of cases, and their repair.
 
-:class:`Writer` appends each finished case to ``results.jsonl`` (one write call, flushed)
-after its trace records to ``traces.jsonl``, both redacted first, so a process killed
-at any moment leaves at most a torn last line, which :func:`truncate_torn_tail` cuts.
+:class:`Writer` appends the cases handed over together to ``results.jsonl`` (one write
+call, flushed) after their trace records to ``traces.jsonl`` (one write, flushed), all
+redacted first, so a process killed at any moment leaves whole lines and at most a torn
+last line, which :func:`truncate_torn_tail` cuts; a case counts as done only after.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from typing import IO, Any
 
 from labkit.resultline import RUNNER_FIELDS
 from labkit.runs import RunDir
+from labkit.trace.record import dumps_trace
 
 __all__ = ["LINES_IN_MEMORY_BYTES", "Writer", "line_head", "truncate_torn_tail"]
 
 LINES_IN_MEMORY_BYTES = 64 * 1024 * 1024
 #: Runner fields kept as they are through redaction (``error`` text is redacted like content).
 _IDS_AND_STATES = tuple(k for k in RUNNER_FIELDS if k != "error")
+_KEPT = frozenset(_IDS_AND_STATES)
 _encode_result = json.JSONEncoder(ensure_ascii=False).encode
-_encode_trace = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
 class Writer:
@@ -40,27 +42,42 @@ class Writer:
         self._budget = LINES_IN_MEMORY_BYTES
 
     def redact_result(self, res: Mapping[str, Any]) -> dict[str, Any]:
-        red = dict(self.redactor.redact(res))
-        for k in _IDS_AND_STATES:  # ids and states the runner set are not content
-            if k in res:
-                red[k] = res[k]
-        return red
+        """The line as written: the pipeline's fields redacted, the ids and states the runner set
+        (not content) as they are, in the line's order."""
+        fields = {k: v for k, v in res.items() if k not in _KEPT}
+        redacted = iter(self.redactor.redact(fields).items())  # every key kept, in order (maybe renamed)
+        out: dict[str, Any] = {}
+        for k, v in res.items():
+            if k in _KEPT:
+                out[k] = v
+            else:
+                nk, nv = next(redacted)
+                out[nk] = nv
+        return out
 
     def write(self, result: Mapping[str, Any], traces: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        return self.write_many([(result, traces)])[0]
+
+    def write_many(self, items: Sequence[tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]]) -> list[dict[str, Any]]:
+        """Append the cases' trace lines (one write, flushed), then their result lines (one write,
+        flushed): a case's result line is on disk only after its traces, and both are before the
+        caller counts the case as done. Returns the redacted result lines."""
+        traces = "".join(dumps_trace(self.redactor.redact(t)) for _, ts in items for t in ts)
         if traces:
-            self._tr.write("".join(_encode_trace(self.redactor.redact(t)) + "\n" for t in traces))
+            self._tr.write(traces)
             self._tr.flush()
-        red = self.redact_result(result)
-        line = _encode_result(red) + "\n"
-        self._res.write(line)
+        reds = [self.redact_result(result) for result, _ in items]
+        lines = [_encode_result(red) + "\n" for red in reds]
+        self._res.write("".join(lines))
         self._res.flush()
         if self.lines is not None:
-            self._budget -= len(line)
-            if self._budget < 0:
-                self.lines = None
-            else:
+            for red, line in zip(reds, lines, strict=True):
+                self._budget -= len(line)
+                if self._budget < 0:
+                    self.lines = None
+                    break
                 self.lines[red["case_id"]] = (line, red["status"], bool(red.get("from_cache")))
-        return red
+        return reds
 
     def close(self) -> None:
         self._res.close()

@@ -25,6 +25,7 @@ file and the store joins ``<run>/scores.csv`` on (run_id, case_id).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -539,6 +540,27 @@ def load_traces(path: str | os.PathLike[str], *, strict: bool = True) -> list[di
     return out
 
 
+def _fast_encoder() -> Any:
+    try:
+        import orjson
+    except ImportError:  # (a core dependency; the standard library still writes the same JSON)
+        return False
+    return functools.partial(orjson.dumps, option=orjson.OPT_NON_STR_KEYS)
+
+
+_ENCODE: Any = None  # orjson.dumps, or False without it; looked up on first use (import labkit loads none)
+
+
 def dumps_trace(rec: Mapping[str, Any]) -> str:
-    """One JSONL line (with its newline) for a record."""
+    """One JSONL line (with its newline) for a record: orjson (about 4x the standard library's
+    speed: a run writes a trace line per attempt), or the standard library for what orjson does
+    not take (a numpy scalar, an integer past 64 bits, any other object: written as str)."""
+    global _ENCODE
+    if _ENCODE is None:
+        _ENCODE = _fast_encoder()
+    if _ENCODE:
+        try:
+            return str(_ENCODE(rec), "utf-8") + "\n"
+        except TypeError:
+            pass
     return json.dumps(rec, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"

@@ -101,6 +101,9 @@ _NO_KEYS: frozenset[str] = frozenset()
 
 _CONFIG_KEYS = ("enabled", "capture_content", "types", "extra_patterns", "content_keys", "skip_keys")
 
+#: How many distinct mapping keys and short strings a redactor remembers (then it starts over).
+_MEMO_MAX = 8192
+
 def content_placeholder(value: str) -> str:
     """What a content string becomes when content capture is off."""
     h = hashlib.sha256(value.encode("utf-8")).hexdigest()[:12]
@@ -115,6 +118,24 @@ class _Rule:
     #: a cheap test the text must pass before the rule's pattern runs (None: always run)
     gate: re.Pattern[str] | None = None
     numeric: bool = False
+    #: the gate as a test of an ASCII text's ``lower()`` (same answer, no case-insensitive search)
+    ascii_gate: Callable[[str], bool] | None = field(init=False, default=None)
+
+    #: the gate as one lowercase word to find in an ASCII text's ``lower()`` (the common case)
+    word: str | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.ascii_gate = _ascii_gate(self.gate) if self.gate is not None else None
+        if self.ascii_gate is not None and self.gate is not None and not (_META & set(self.gate.pattern)):
+            self.word = self.gate.pattern.lower()
+
+    def passes(self, text: str, low: str | None) -> bool:
+        """Whether ``text`` passes the gate (``low``: its ``lower()`` when it is ASCII, else None)."""
+        if self.gate is None:
+            return True
+        if low is not None and self.ascii_gate is not None:
+            return self.ascii_gate(low)
+        return self.gate.search(text) is not None
 
     def sub(self, text: str) -> tuple[str, int]:
         hits = 0
@@ -129,6 +150,26 @@ class _Rule:
             return m.group(0)[: start - m.start()] + placeholder
 
         return self.pattern.sub(repl, text), hits
+
+
+_META = frozenset(".^$*+?{}[]\\|()")
+
+
+def _ascii_gate(gate: re.Pattern[str]) -> Callable[[str], bool] | None:
+    """The gate as a test of an ASCII text's ``lower()``: a case-insensitive search over ASCII
+    text finds what the lowered pattern finds in the lowered text. Plain words (``sk-``, ``a|b``)
+    become substring tests. None when the pattern has constructs lowering would change."""
+    rx = gate.pattern
+    if not gate.flags & re.IGNORECASE or re.search(r"\\[A-Z]|\(\?", rx):
+        return None  # (a case-sensitive gate, an escape such as \D or a group: searched as it is)
+    words = rx.lower().split("|")
+    if all(w and not (_META & set(w)) for w in words):
+        if len(words) == 1:
+            word = words[0]
+            return lambda low: word in low
+        return lambda low: any(w in low for w in words)
+    lowered = re.compile(rx.lower())
+    return lambda low: lowered.search(low) is not None
 
 
 def _any_gate(rules: list[_Rule]) -> re.Pattern[str] | None:
@@ -167,10 +208,13 @@ class Redactor:
         unknown = [t for t in self.types if t not in BUILTIN_TYPES]
         if unknown:
             raise ConfigError(f"unknown redaction type {unknown[0]!r}", field="types", known=BUILTIN_TYPES)
-        self._memo: dict[tuple[str, bool], tuple[str, int]] = {}
+        self._memo: tuple[dict[str, tuple[str, int]], dict[str, tuple[str, int]]] = ({}, {})
         self._memo_version = patterns.secrets_version()
         self._key_kinds: dict[str, tuple[bool, bool]] = {}
-        self._rules: list[_Rule] = _builtin_rules(self.types) if self.enabled else []
+        #: per mapping key: (redacted key, replacements, credential key, phone key, content key)
+        self._keys: dict[str, tuple[str, int, bool, bool, bool]] = {}
+        builtin = _builtin_rules(self.types) if self.enabled else []
+        self._rules: list[_Rule] = list(builtin)
         for name, rx in self.extra_patterns.items():
             try:
                 pat = re.compile(rx)
@@ -181,8 +225,13 @@ class Redactor:
             self._rules.insert(0, _Rule(tag, pat))
         # one search of every gate at once: most strings (ids, statuses, plain prose) pass no gate,
         # and then only the ungated rules need to run (True: an own id field, numeric rules skipped)
-        self._any_gate = {own: _any_gate([r for r in self._rules if not (own and r.numeric)])
-                          for own in (False, True)}
+        # the extra patterns (first, no gate) run on every string; then the catalogue's rules, which
+        # the catalogue's prefilter (MAY_MATCH) and then each rule's gate can rule out
+        lead = len(self._rules) - len(builtin)
+        self._lead, gated = self._rules[:lead], self._rules[lead:]
+        self._prefilter = all(r.gate is not None for r in gated)
+        self._gated = {False: gated, True: [r for r in gated if not r.numeric]}  # True: an own id field
+        self._any_gate = {own: _any_gate(self._gated[own]) for own in (False, True)}
 
     # ------------------------------------------------------------------ config
     @classmethod
@@ -236,15 +285,27 @@ class Redactor:
         """
         # the secrets labkit itself read (an API key): always, whatever the settings
         text, n = patterns.redact_literals(text)
-        gate = self._any_gate[own_id]
-        if gate is not None and gate.search(text) is None:
-            return text, n  # no rule's gate passes, and every rule has one: nothing to replace
-        for rule in self._rules:
-            if own_id and rule.numeric:
-                continue
-            if rule.gate is not None and rule.gate.search(text) is None:
-                continue
+        for rule in self._lead:  # the extra patterns
             text, k = rule.sub(text)
+            n += k
+        if self._prefilter and (patterns.MAY_MATCH_NON_NUMERIC if own_id else patterns.MAY_MATCH).search(text) is None:
+            return text, n  # no format of the catalogue can match
+        low = text.lower() if text.isascii() else None
+        if low is None:  # (ASCII text: each rule's gate below is a cheap test of ``low``)
+            gate = self._any_gate[own_id]
+            if gate is not None and gate.search(text) is None:
+                return text, n  # no rule's gate passes, and every rule has one: nothing to replace
+        for rule in self._gated[own_id]:
+            word = rule.word
+            if low is not None and word is not None:
+                if word not in low:
+                    continue
+            elif not rule.passes(text, low):
+                continue
+            new, k = rule.sub(text)
+            if new != text:
+                text = new
+                low = text.lower() if low is not None and text.isascii() else None
             n += k
         return text, n
 
@@ -256,8 +317,10 @@ class Redactor:
     def redact_count(self, obj: Any) -> tuple[Any, int]:
         """``(redacted copy, number of replacements)``; content drops are not counted."""
         if self._memo_version != patterns.secrets_version():  # a key was registered since
-            self._memo.clear()
+            for memo in self._memo:
+                memo.clear()
             self._key_kinds.clear()
+            self._keys.clear()
             self._memo_version = patterns.secrets_version()
         counter = [0]
         out = self._walk(obj, counter, False, self.skip_keys)
@@ -266,13 +329,14 @@ class Redactor:
     def _text(self, text: str, own_id: bool = False) -> tuple[str, int]:
         # short strings repeat a lot (statuses, model names, ids): memoize them
         if len(text) <= 64:  # (redact_count clears the memo when a secret was registered since)
-            hit = self._memo.get((text, own_id))
+            memo = self._memo[own_id]
+            hit = memo.get(text)
             if hit is not None:
                 return hit
             out = self.redact_text(text, own_id=own_id)
-            if len(self._memo) >= 8192:
-                self._memo.clear()
-            self._memo[(text, own_id)] = out
+            if len(memo) >= _MEMO_MAX:
+                memo.clear()
+            memo[text] = out
             return out
         return self.redact_text(text, own_id=own_id)
 
@@ -282,44 +346,104 @@ class Redactor:
             if in_content and not self.capture_content:
                 return content_placeholder(obj)
             red, k = self._text(obj)
-            counter[0] += k
+            if k:
+                counter[0] += k
             return red
         if obj is None or t is int or t is float or t is bool:
             return obj
-        if t is dict or isinstance(obj, Mapping):
+        if t is dict:
             return self._walk_mapping(obj, counter, in_content, own)
         if t is list or t is tuple or isinstance(obj, list | tuple):
+            if not obj:
+                return [] if isinstance(obj, list) else ()
             # the items of a top-level ``spans`` list carry labkit's span ids
             item_own = SPAN_ID_KEYS if own is SPAN_ID_KEYS else _NO_KEYS
-            items = [self._walk(v, counter, in_content, item_own) for v in obj]
+            items = self._walk_items(obj, counter, in_content, item_own)
             return items if isinstance(obj, list) else tuple(items)
+        if isinstance(obj, Mapping):
+            return self._walk_mapping(obj, counter, in_content, own)
         return obj
+
+    def _walk_items(self, obj: Any, counter: list[int], in_content: bool, own: frozenset[str]) -> list[Any]:
+        """The items of a list or tuple (strings and scalars inline: lists of ids are common)."""
+        memo = self._memo[False]
+        strings = not (in_content and not self.capture_content)
+        out = []
+        for v in obj:
+            tv = type(v)
+            if tv is str and strings:
+                hit = memo.get(v)
+                red, k = hit if hit is not None else self._text(v)
+                if k:
+                    counter[0] += k
+                out.append(red)
+            elif v is None or tv is int or tv is float or tv is bool:
+                out.append(v)
+            else:
+                out.append(self._walk(v, counter, in_content, own))
+        return out
+
+    def _key(self, key: str) -> tuple[str, int, bool, bool, bool]:
+        """What a mapping key is: (redacted key, replacements, credential, phone, content); each key
+        is classified once (keys repeat in every record)."""
+        kk = self._keys.get(key)
+        if kk is None:
+            new_key, k = self._text(key)
+            kinds = self._key_kinds.get(key)
+            if kinds is None:
+                kinds = self._key_kinds[key] = (patterns.is_credential_key(key), patterns.is_phone_key(key))
+            if len(self._keys) >= _MEMO_MAX:
+                self._keys.clear()
+            kk = self._keys[key] = (new_key, k, kinds[0], kinds[1], key in self.content_keys)
+        return kk
 
     def _walk_mapping(self, obj: Mapping[Any, Any], counter: list[int], in_content: bool,
                       own: frozenset[str]) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
+        top = own is self.skip_keys
+        keys, memo = self._keys, self._memo[False]
+        by_keys, keep_content = self.enabled, self.capture_content
         for key, val in obj.items():
-            skey = key if isinstance(key, str) else None
-            if skey is not None and skey in own and type(val) is str:
+            if type(key) is not str and not isinstance(key, str):
+                out[key] = self._walk(val, counter, in_content, _NO_KEYS)
+                continue
+            tv = type(val)
+            if tv is str and key in own:
                 red, k = self._text(val, own_id=True)
                 counter[0] += k
                 out[key] = red
                 continue
-            new_key: Any = key
-            if skey is not None:
-                new_key, k = self._text(skey)
+            kk = keys.get(key)
+            new_key, k, cred, phone, content = kk if kk is not None else self._key(key)
+            if k:
                 counter[0] += k
+            if new_key in out:  # two keys redacted alike: keep both
                 base, n = new_key, 2
-                while new_key in out:  # two keys redacted alike: keep both
+                while new_key in out:
                     new_key, n = f"{base}#{n}", n + 1
-            by_key = self._by_key(skey, val) if type(val) is str and skey is not None and self.enabled else None
-            if by_key is not None:
-                out[new_key] = by_key
-                counter[0] += 1
-                continue
-            child_content = in_content or (skey is not None and skey in self.content_keys)
-            child_own = SPAN_ID_KEYS if own is self.skip_keys and skey == "spans" else _NO_KEYS
-            out[new_key] = self._walk(val, counter, child_content, child_own)
+            if tv is str:
+                if (cred or phone) and by_keys:
+                    by_key = self._by_key(key, val)
+                    if by_key is not None:
+                        out[new_key] = by_key
+                        counter[0] += 1
+                        continue
+                if not keep_content and (in_content or content):
+                    out[new_key] = content_placeholder(val)
+                    continue
+                hit = memo.get(val)
+                red, k = hit if hit is not None else self._text(val)
+                if k:
+                    counter[0] += k
+                out[new_key] = red
+            elif val is None or tv is int or tv is float or tv is bool:
+                out[new_key] = val
+            elif tv is list:
+                child_own = SPAN_ID_KEYS if top and key == "spans" else _NO_KEYS
+                out[new_key] = self._walk_items(val, counter, in_content or content, child_own) if val else []
+            else:
+                child_own = SPAN_ID_KEYS if top and key == "spans" else _NO_KEYS
+                out[new_key] = self._walk(val, counter, in_content or content, child_own)
         return out
 
     def _by_key(self, key: str, val: str) -> str | None:

@@ -80,6 +80,8 @@ class TraceStore:
         self.run_dirs: list[Path] = []
         self.jsonl_files: list[Path] = []
         self.parquet_files: list[Path] = []
+        #: per run directory, the file its traces are read from and why (:meth:`reading`)
+        self.read_from: list[tuple[Path, str, str]] = []
         duckdb = duckdb_module()
         # nothing leaves the machine: never download an extension (json and parquet are built in)
         self.con: Any = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False})
@@ -95,10 +97,17 @@ class TraceStore:
         if src.is_dir():
             self.run_dirs.append(src)
             jl, pq = src / TRACES_FILE, src / PARQUET_FILE
-            if pq.exists() and (not jl.exists() or parquet_source_bytes(self.con, pq) == jl.stat().st_size):
+            made_from = parquet_source_bytes(self.con, pq) if pq.exists() and jl.exists() else None
+            size = jl.stat().st_size if jl.exists() else None
+            if pq.exists() and (size is None or made_from == size):
                 self.parquet_files.append(pq)
+                self.read_from.append((src, PARQUET_FILE, "compacted, up to date"))
             elif jl.exists():
                 self.jsonl_files.append(_trace_file(jl))
+                why = (f"{PARQUET_FILE} is stale: made from {made_from:,} bytes, the JSONL has {size:,}"
+                       if made_from is not None else
+                       f"{PARQUET_FILE} records no source size" if pq.exists() else f"no {PARQUET_FILE}")
+                self.read_from.append((src, TRACES_FILE, why))
             elif not (src / "results.jsonl").exists() and not (src / "manifest.json").exists():
                 raise ConfigError(f"{src}: not a run directory (no {TRACES_FILE})", field="run_dirs")
         elif src.is_file():
@@ -110,6 +119,18 @@ class TraceStore:
                 self.run_dirs.append(src.parent)
         else:
             raise ConfigError(f"{src}: no such run directory or trace file", field="run_dirs")
+
+    def reading(self) -> str:
+        """One line saying where the runs' traces are read from: the compacted store (fast) or the
+        JSONL, and why not the store (``labkit traces`` prints it)."""
+        if not self.read_from:
+            return "reading traces from the files given"
+        n_pq = sum(1 for _, f, _ in self.read_from if f == PARQUET_FILE)
+        if n_pq == len(self.read_from):
+            return f"reading {n_pq} run(s) from {PARQUET_FILE} (compacted, up to date)"
+        slow = "; ".join(f"{d.name}: {why}" for d, f, why in self.read_from if f != PARQUET_FILE)
+        head = f"reading {n_pq} run(s) from {PARQUET_FILE}, " if n_pq else "reading "
+        return f"{head}{len(self.read_from) - n_pq} run(s) from {TRACES_FILE} ({slow})"
 
     def _build(self) -> None:
         self._metric_columns = build_views(self.con, run_dirs=self.run_dirs, jsonl_files=self.jsonl_files,
@@ -127,7 +148,7 @@ class TraceStore:
 
     def refresh(self) -> None:
         """Pick up files created since opening (feedback.jsonl, scores.csv, new traces.jsonl)."""
-        self.jsonl_files, self.parquet_files = [], []
+        self.jsonl_files, self.parquet_files, self.read_from = [], [], []
         dirs, self.run_dirs = self.sources, []
         for src in dirs:
             self._add_source(src)
