@@ -107,12 +107,20 @@ def test_sync_pool_stops_a_spinning_call_and_bounds_the_stuck_ones() -> None:
 def test_hand_over_gives_the_light_items_waiting_as_one_batch_in_order() -> None:
     batches: list[list[str]] = []
     single: list[str] = []
+    release = threading.Event()
+
+    def one(item: str) -> None:
+        if item.startswith("heavy"):
+            release.wait(10)  # the thread stays busy until the loop has handed over what came after
+        single.append(item)
 
     async def go() -> HandOver:
-        lane = HandOver(single.append, lambda item: item.startswith("heavy"), many=batches.append, batch=3)
+        lane = HandOver(one, lambda item: item.startswith("heavy"), many=batches.append, batch=3)
         for item in ("a", "b", "c", "d", "heavy1", "e"):
             lane.put(item)  # all put before the loop hands any over
-        await asyncio.sleep(0.05)
+        for _ in range(20):  # a loop iteration per hand-over: let all of them run
+            await asyncio.sleep(0)
+        release.set()
         lane.close()
         return lane
 
