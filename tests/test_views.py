@@ -199,7 +199,8 @@ def test_case_ids_do_not_wrap_in_report_tables() -> None:
 
     ds = as_cases([{"id": "sec-injection-007", "question": "q?"}])
     html_ = tables.cases_table(ds).to_html()
-    cell_id = re.search(r'<td id="(T_\w+_row0_col0)"[^>]*>sec-injection-007</td>', html_)
+    cell_id = re.search(r'<td id="(T_\w+_row0_col0)"[^>]*><span class="lk-id" title="sec-injection-007"[^>]*>'
+                        r"sec-injection-007</span></td>", html_)
     assert cell_id, html_
     assert re.search(r"#" + cell_id.group(1) + r"[^{]*\{[^}]*white-space: nowrap", html_)
     flips = answers.flipped_table({"flipped": [{"case_id": "sec-injection-007", "metric": "faithfulness",
