@@ -223,6 +223,14 @@ def _side(label: str, r: dict[str, Any] | None, judge: Any) -> str:
             f"<div style='color:{MUTED_COLOUR};font-size:.85rem'>{note}</div><div>{body}</div></div>")
 
 
+def _missing(case: Any, r: dict[str, Any] | None) -> list[str]:
+    """The case's must_include phrases the answer lacks (case-insensitive)."""
+    if case is None or r is None:
+        return []
+    answer = str(r.get("answer") or "").lower()
+    return [p for p in getattr(case, "must_include", ()) or () if str(p).lower() not in answer]
+
+
 def flipped_diff(runs: Mapping[str, RunLike], comparison: Any, dataset: Any = None, *, limit: int = 30) -> Html:
     """Each case whose pass/fail flipped, as a diff of what changed between the two runs
     (baseline first, variant second): the metric that flipped and why, the status, the retrieved
@@ -243,6 +251,7 @@ def flipped_diff(runs: Mapping[str, RunLike], comparison: Any, dataset: Any = No
         col = FAIL_COLOUR if f.get("to") == "fail" else PASS_COLOUR
         why = html.escape(str(f.get("metric") or "")) + (f" ({html.escape(str(f['cause']))})" if f.get("cause") else "")
         status = f"{(b or {}).get('status', '—')} → {(v or {}).get('status', '—')}"
+        missing = _missing(case, v)
         blocks.append(
             f"<div class='lk-flip' id='{trace_anchor('flip', cid)}' style='border:1px solid {LINE};border-radius:6px;"
             f"padding:8px 12px;margin:10px 0;break-inside:avoid'>"
@@ -251,7 +260,9 @@ def flipped_diff(runs: Mapping[str, RunLike], comparison: Any, dataset: Any = No
             + (f"<div style='color:{MUTED_COLOUR}'>{html.escape(shorten(case.question, 200))}</div>" if case else "")
             + f"<div><span style='color:{MUTED_COLOUR}'>status:</span> {html.escape(status)} · "
             f"<span style='color:{MUTED_COLOUR}'>retrieved chunks:</span> {_chunk_diff(b or {}, v or {})}</div>"
-            f"<div style='display:grid;grid-template-columns:repeat(auto-fit,minmax(280px,1fr));gap:8px;margin-top:6px'>"
+            + (f"<div><span style='color:{MUTED_COLOUR}'>must include, missing from the {html.escape(v_label)}'s "
+               f"answer:</span> {html.escape('; '.join(missing))}</div>" if missing else "")
+            + f"<div style='display:grid;grid-template-columns:repeat(auto-fit,minmax(280px,1fr));gap:8px;margin-top:6px'>"
             f"{_side(b_label, b, b_judge)}{_side(v_label, v, v_judge)}</div></div>"
         )
     more = f"<p><em>{len(flips) - limit} more not shown.</em></p>" if len(flips) > limit else ""

@@ -147,7 +147,8 @@ def slice_chart(runs: Mapping[str, RunLike], metric: str, *, tag: str | None = N
         if unit_of(metric) == "0–1":
             ax.set_xlim(0, 1.05)
         ax.set_title(f"{metric} by slice", loc="left")
-        ax.legend(loc="lower right", frameon=True)
+        handles, leg = ax.get_legend_handles_labels()
+        fig.legend(handles, leg, loc="outside upper right", ncols=len(leg), frameon=False)
     return Chart.from_figure(
         fig, f"{metric} per slice with 95% intervals; a slice of few cases has a wide interval.",
         alt=f"{metric} by slice")

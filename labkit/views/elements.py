@@ -204,6 +204,7 @@ def styler(df: pd.DataFrame, kinds: Mapping[str, Any] | None = None) -> Styler:
         {"selector": "", "props": "border-collapse:collapse;font-size:.9rem;margin:6px 0 14px"},
         {"selector": "th", "props": f"background:{SOFT};border:1px solid {LINE};padding:4px 10px;text-align:left"},
         {"selector": "td", "props": f"border:1px solid {LINE};padding:4px 10px;font-variant-numeric:tabular-nums"},
+        {"selector": "td.lk-num", "props": NOWRAP},
         {"selector": "caption", "props": f"caption-side:bottom;color:{MUTED_COLOUR};text-align:left;padding-top:4px"},
     ])
     return st

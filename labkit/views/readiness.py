@@ -84,11 +84,12 @@ def verdict_banner(sc: Scorecard) -> Any:
 
 def verdict_rule(sc: Scorecard) -> Html:
     """The paragraph under the banner: why (the notes, the worst gaps), then the verdict's rule."""
-    top = [f"{g['item']} ({g['severity']}, {STATUS_STYLE.get(g['status'], ('', g['status']))[1]})"
-           for g in sc.gaps[:3]]
-    text = " ".join(n.rstrip(".") + "." for n in sc.notes)
+    top = [f"{g['item']} ({g['severity']}, {STATUS_STYLE.get(g['status'], ('', g['status']))[1]}): "
+           f"{str(g['evidence']).rstrip('.')}" for g in sc.gaps[:2]]
+    text = f"{len(sc.gaps)} gap(s) stand between the candidate and READY." if sc.gaps else "No gap remains."
     if top:
-        text += f" {len(sc.gaps)} gap(s); the most severe: " + ", ".join(top) + "."
+        text += " The most severe: " + "; ".join(top) + "."
+    text += "".join(" " + n.rstrip(".") + "." for n in sc.notes[1:])  # the banner shows the first
     return Html(f'<p class="lk-why" style="font-size:1.02rem;margin:6px 0 4px"><strong>Why.</strong> {_e(text)}</p>'
                 f'<p style="color:{MUTED_COLOUR}"><strong>Rule.</strong> {_e(sc.rule)}</p>')
 

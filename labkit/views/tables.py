@@ -136,7 +136,8 @@ def _threshold(c: Any) -> str:
     return f"{c.op} {fmt_value(metric, c.threshold) if metric else f'{c.threshold:g}'}"
 
 
-def _observed(c: Any) -> str:
+def check_observed(c: Any) -> str:
+    """A gate check's observed value in its metric's unit (a regression check's delta signed)."""
     metric = c.metric or ""
     if not metric:
         return "—" if c.observed is None else f"{c.observed:g}"
@@ -164,7 +165,7 @@ def gate_table(report: Any, caption: str = "") -> Styler:
         rows.append({
             "check": c.name,
             "unit": unit_of(metric) if metric else "cases",
-            "observed": _observed(c),
+            "observed": check_observed(c),
             "threshold": _threshold(c),
             "n": _n_cell(c),
             "result": "pass" if c.passed else "FAIL",

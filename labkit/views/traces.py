@@ -25,6 +25,7 @@ from labkit.display import (
 )
 from labkit.trace.store import TraceStore
 from labkit.views.elements import (
+    NOWRAP,
     Chart,
     callout,
     chart_style,
@@ -107,6 +108,9 @@ def _table(df: Any, caption: str = "", units: Mapping[str, Sequence[str]] | None
         if spec is not None:
             fmts[col], kinds[col] = spec
     sty = styler(df, kinds)
+    short = [c for c in df.columns if c not in kinds and df[c].astype(str).str.len().max() <= 24]
+    if short:
+        sty = sty.map(lambda _: NOWRAP, subset=short)
     for col, f in fmts.items():
         sty = sty.format(_or_dash(f), subset=[col])
     for col, per_row in (units or {}).items():

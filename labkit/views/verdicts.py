@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from labkit.display import Html, Verdict, fmt_value
+from labkit.display import Html, Verdict
 from labkit.views.elements import callout
 
 
@@ -71,11 +71,11 @@ def why(text: str) -> Html:
 
 
 def _check_text(c: Any) -> str:
-    metric = c.metric or ""
-    obs = fmt_value(metric, c.observed) if metric else ("—" if c.observed is None else f"{c.observed:g}")
-    thr = "" if c.threshold is None else f" against {c.op} {fmt_value(metric, c.threshold) if metric else c.threshold}"
-    n = f", n={c.n}" if getattr(c, "n", None) is not None else ""
-    return f"{c.name} at {obs}{thr}{n}"
+    """``faithfulness >= 0.85: observed 0.798 (n=62)``, the value in the metric's unit."""
+    from labkit.views.tables import check_observed
+
+    n = f" (n={c.n})" if getattr(c, "n", None) is not None else ""
+    return f"{c.name}: observed {check_observed(c)}{n}"
 
 
 def ship_why(candidate: Any, baseline: Any = None, comparison: Any = None, *,
