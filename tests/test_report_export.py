@@ -149,3 +149,24 @@ def test_pdf_splits_no_table_across_pages(readiness_pdf: tuple[Path, Path], tmp_
         if start != end:
             split.append(f"table {t}: pages {start[0]}–{end[0]}")
     assert split == [], split
+
+
+def test_pdf_without_chromium_is_one_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from labkit.cli import main
+    from labkit.errors import ConfigError
+    from labkit.report.export import find_chromium
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("LABKIT_CHROMIUM", raising=False)
+    with pytest.raises(ConfigError, match="apt-get install chromium"):
+        find_chromium()
+    monkeypatch.setenv("LABKIT_CHROMIUM", str(tmp_path / "nope"))
+    with pytest.raises(ConfigError, match="LABKIT_CHROMIUM"):
+        find_chromium()
+    monkeypatch.delenv("LABKIT_CHROMIUM")
+    code = main(["report", "--pdf", "--only", "01", "--notebooks", str(ROOT / "notebooks"),
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "chromium" in err[0].lower(), err
+    assert not (tmp_path / "out" / "01_dataset.html").exists()  # refused before any kernel started

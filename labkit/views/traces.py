@@ -253,16 +253,6 @@ def trends_chart(store: TraceStore, metrics: Sequence[str] = ("faithfulness", "r
                                       "start order.", alt="metric trends across runs")
 
 
-def flagged_table(store: TraceStore, comparison: Mapping[str, Any] | str) -> Any:
-    df = store.flagged_traces(comparison)
-    if df.empty:
-        return callout("The comparison flagged no case that went from pass to fail.", kind="pass")
-    df = df.assign(output=df["output"].map(lambda s: _truncate(s, 140)),
-                   retrieved_chunks=df["retrieved_chunks"].map(lambda x: ", ".join(list(x)[:5])))
-    return _table(df, "Traces behind the cases the comparison flagged (pass → fail), baseline and variant side "
-                      "by side.")
-
-
 def checklist_table(items: Sequence[Mapping[str, Any]]) -> Any:
     import pandas as pd
 
