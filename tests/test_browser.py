@@ -185,7 +185,20 @@ LAYOUT_JS = """(kinds) => {
 }"""
 
 
-@pytest.mark.parametrize("name", all_notebooks())
+#: Reports whose layout is another change's to make, each with what it lacks today. Strict: the
+#: test goes red the day one of them follows the layout, so its line here is deleted then.
+PENDING_LAYOUT = {
+    "00_quick_lab": "verdict banner at the bottom: notebook 00 is to show it first",
+    "03_threshold_tuning": "the tuner's check table (labkit/views/widgets.py) writes number cells without a kind",
+}
+
+
+def _layout_params() -> list[Any]:
+    return [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=PENDING_LAYOUT[n]))
+            if n in PENDING_LAYOUT else n for n in all_notebooks()]
+
+
+@pytest.mark.parametrize("name", _layout_params())
 def test_report_layout(browser: Any, built_reports: ReportIndex, name: str) -> None:  # noqa: F811
     """Every report: the verdict banner inside the first viewport, no element wider than its
     card (wide tables scroll inside it), every number cell with its unit or a count, no console

@@ -283,7 +283,9 @@ def test_gate_table_reasons_and_regression_thresholds_have_units() -> None:
 def test_long_ids_are_cut_with_the_full_id_on_hover() -> None:
     long_id = "fae3834721d3394c9cb1a273bb5e6f42"
     cell = elements.id_html(long_id, 12)
-    assert f'title="{long_id}"' in cell and ">fae3834721d…<" in cell
+    assert f'title="{long_id}"' in cell and ">fae383…e6f42<" in cell
+    a, b = elements.id_html("gen-account-management-01"), elements.id_html("gen-account-management-02")
+    assert a.split(">")[1] != b.split(">")[1]  # ids that differ at the end stay apart
     assert elements.id_html("<x>") .count("&lt;x&gt;") == 2  # escaped in the title and the text
     with pytest.raises(ValueError):
         elements.num_class("furlongs")

@@ -61,8 +61,8 @@ RC: Any = {
 #: columns holding an id: never broken mid-id (the report tables and JupyterLab alike)
 ID_COLUMNS = frozenset({"id", "case_id", "trace_id", "run_id"})
 NOWRAP = "white-space:nowrap"
-#: an id longer than this shows its start and an ellipsis; the full id is its hover title
-ID_CHARS = 18
+#: an id longer than this shows its start, an ellipsis and its end; the full id is its hover title
+ID_CHARS = 22
 
 #: Number cells. Every ``<td>`` holding a number carries ``class="lk-num lk-k-<kind>"``
 #: (:func:`styler` writes it from its ``kinds``; :func:`num_td` in hand-built tables). Each
@@ -101,11 +101,13 @@ def num_td(text: str, kind: str, style: str = "") -> str:
 
 
 def id_html(value: Any, limit: int = ID_CHARS) -> str:
-    """An id that never breaks: cut to ``limit`` characters with an ellipsis, the full id as
-    its hover title (escaped)."""
+    """An id that never breaks: cut to ``limit`` characters by an ellipsis in the middle (the end
+    of ``gen-account-management-01`` tells it from ``…-02``), the full id as its hover title
+    (escaped)."""
     s = "" if value is None else str(value)
     full = html.escape(s, quote=True)
-    shown = s if len(s) <= limit else s[: limit - 1] + "…"
+    tail = (limit - 1) // 2
+    shown = s if len(s) <= limit else s[: limit - 1 - tail] + "…" + s[len(s) - tail:]
     return f'<span class="lk-id" title="{full}" style="{NOWRAP}">{html.escape(shown)}</span>'
 
 
