@@ -67,7 +67,7 @@ def test_gate_table_says_cases_judged_and_flips_name_their_metric() -> None:
 
 
 def test_metrics_table_side_by_side_with_pass_fail() -> None:
-    html = tables.metrics_table({"baseline": BASE, "variant": VAR}, gate=GATE).to_html()
+    html = tables.metrics_table({"baseline": BASE, "variant": VAR}, gate=GATE).to_html().replace("\xa0", " ")
     assert "baseline" in html and "variant" in html
     assert "0.900  [0.800 – 0.970]" in html
     assert "3,100 ms" in html and "&gt;= 0.850" in html
@@ -253,6 +253,8 @@ def test_number_cells_carry_their_kind_and_unit() -> None:
     import re
 
     html_ = tables.metrics_table({"baseline": BASE, "variant": VAR}, gate=GATE).to_html()
+    assert "3,100\xa0ms" in html_  # a number and its unit never break apart
+    html_ = html_.replace("\xa0", " ")
     cells = _number_cells(html_)
     kinds = {re.search(r"lk-k-(\w+)", c).group(1) for c, _ in cells if "lk-num" in c}  # type: ignore[union-attr]
     assert {"score", "ms", "usd"} <= kinds
@@ -275,7 +277,7 @@ def test_gate_table_reasons_and_regression_thresholds_have_units() -> None:
                  observed=2756.0, passed=True, reason="2756 <= 3500", n=10, min_n=10, kind="absolute"),
               NS(name="faithfulness no worse than baseline by 0.02", metric="faithfulness", op=None, threshold=0.02,
                  observed=-0.173, passed=False, reason="delta -0.173", n=62, min_n=10, kind="regression")]
-    html_ = tables.gate_table(NS(checks=checks, gate="g", passed=False, cases=None)).to_html()
+    html_ = tables.gate_table(NS(checks=checks, gate="g", passed=False, cases=None)).to_html().replace("\xa0", " ")
     assert "2,756 ms ≤ 3,500 ms" in html_
     assert "max drop 0.020" in html_ and "−0.173" in html_ and "None" not in html_
 

@@ -12,6 +12,7 @@ import base64
 import html
 import io
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +80,7 @@ NUMBER_KINDS: dict[str, tuple[str, str]] = {
     "points": (r"/ ?100\b", ""),
     "norm": (r"normalised", r"normalised"),
     "score": (r"0–1", r"0–1"),
-    "count": (r"^([<>=≤≥]+ ?)?[\d,]+( \(min [\d,]+\))?$", ""),
+    "count": (r"^([<>=≤≥]+\s?)?[\d,]+(\s\(min [\d,]+\))?$", ""),
     "p": (r"^p\s?[=<]", r"\bp\b"),
     "time": (r"^\d{4}-\d\d-\d\d", ""),
 }
@@ -94,10 +95,19 @@ def num_class(kind: str) -> str:
     return f"lk-num lk-k-{kind}"
 
 
+_UNIT_SPACE = re.compile(r"(?<=\d) (?=ms\b|tokens?\b|s\b|UTC\b)|(?<=[\d\]]) (?=\(n=)|(?<=[<>=≤≥]) (?=[\d$−+-])")
+
+
+def unbreakable(text: str) -> str:
+    """``text`` with no line break between a number and its unit, nor inside ``(n=40)``: a
+    wrapped cell breaks between values (``0.853  [0.80 – 0.90]``), never inside one."""
+    return _UNIT_SPACE.sub("\u00a0", text)
+
+
 def num_td(text: str, kind: str, style: str = "") -> str:
     """A hand-built table's number cell: ``text`` escaped, its kind as the class."""
     st = f' style="{style}"' if style else ""
-    return f'<td class="{num_class(kind)}"{st}>{html.escape(text)}</td>'
+    return f'<td class="{num_class(kind)}"{st}>{html.escape(unbreakable(text))}</td>'
 
 
 def id_html(value: Any, limit: int = ID_CHARS) -> str:
@@ -202,11 +212,12 @@ def styler(df: pd.DataFrame, kinds: Mapping[str, Any] | None = None) -> Styler:
         st = st.format(id_html, subset=list[Any](ids), escape=None, na_rep="—")
     if kinds:
         st = st.set_td_classes(kind_classes(df, kinds))
+        cols: list[Any] = [c for c in kinds if c in df.columns]
+        st = st.format(lambda v: "—" if v is None else unbreakable(str(v)), subset=cols, escape="html")
     st = st.set_table_styles([
         {"selector": "", "props": "border-collapse:collapse;font-size:.9rem;margin:6px 0 14px"},
         {"selector": "th", "props": f"background:{SOFT};border:1px solid {LINE};padding:4px 10px;text-align:left"},
         {"selector": "td", "props": f"border:1px solid {LINE};padding:4px 10px;font-variant-numeric:tabular-nums"},
-        {"selector": "td.lk-num", "props": NOWRAP},
         {"selector": "caption", "props": f"caption-side:bottom;color:{MUTED_COLOUR};text-align:left;padding-top:4px"},
     ])
     return st

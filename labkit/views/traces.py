@@ -33,6 +33,7 @@ from labkit.views.elements import (
     kind_classes,
     new_figure,
     styler,
+    unbreakable,
 )
 
 #: Colour of an observability checklist status.
@@ -94,7 +95,7 @@ def column_format(col: str) -> tuple[Any, str] | None:
 
 def _or_dash(f: Any) -> Any:
     """``f`` for a value, '—' for a missing one."""
-    return lambda v: "—" if v is None or is_nan(v) else f(v)
+    return lambda v: "—" if v is None or is_nan(v) else unbreakable(f(v))
 
 
 def _table(df: Any, caption: str = "", units: Mapping[str, Sequence[str]] | None = None) -> Any:
