@@ -58,7 +58,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, labkit.RunDir]:
 
 def test_gate_table_says_cases_judged_and_flips_name_their_metric() -> None:
     partial = {**VAR, "n_cases": 15, "n_missing": 5}
-    table = tables.gate_table(GATE.evaluate(partial), caption="Variant.").to_html()
+    table = tables.gate_table(GATE.evaluate(partial), caption="Variant.").to_html().replace("\xa0", " ")
     assert "Judged 15 of 20 cases (5 missing)." in table and "20 (min 20)" in table
     flip = {"case_id": "c1", "from": "pass", "to": "fail", "metric": "task_success_rate",
             "cause": "must_include_coverage 1 → 0.5"}
@@ -291,6 +291,14 @@ def test_long_ids_are_cut_with_the_full_id_on_hover() -> None:
     assert elements.id_html("<x>") .count("&lt;x&gt;") == 2  # escaped in the title and the text
     with pytest.raises(ValueError):
         elements.num_class("furlongs")
+
+
+def test_numbers_never_break_from_their_unit() -> None:
+    nb = "\xa0"
+    assert elements.unbreakable("2,756 ms [2,499 ms – 2,808 ms]  (n=10)") == (
+        f"2,756{nb}ms [2,499{nb}ms – 2,808{nb}ms]  (n=10)")  # breaks left: between the values
+    assert elements.unbreakable("9 (min 10)") == f"9{nb}(min{nb}10)"
+    assert elements.unbreakable("<= 3,500 ms") == f"<={nb}3,500{nb}ms"
 
 
 def test_flipped_diff_shows_chunks_status_and_unsupported_sentences(runs: dict[str, labkit.RunDir]) -> None:

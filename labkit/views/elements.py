@@ -80,7 +80,7 @@ NUMBER_KINDS: dict[str, tuple[str, str]] = {
     "points": (r"/ ?100\b", ""),
     "norm": (r"normalised", r"normalised"),
     "score": (r"0–1", r"0–1"),
-    "count": (r"^([<>=≤≥]+\s?)?[\d,]+(\s\(min [\d,]+\))?$", ""),
+    "count": (r"^([<>=≤≥]+\s?)?[\d,]+(\s\(min\s[\d,]+\))?$", ""),
     "p": (r"^p\s?[=<]", r"\bp\b"),
     "time": (r"^\d{4}-\d\d-\d\d", ""),
 }
@@ -95,11 +95,12 @@ def num_class(kind: str) -> str:
     return f"lk-num lk-k-{kind}"
 
 
-_UNIT_SPACE = re.compile(r"(?<=\d) (?=ms\b|tokens?\b|s\b|UTC\b)|(?<=[\d\]]) (?=\(n=)|(?<=[<>=≤≥]) (?=[\d$−+-])")
+_UNIT_SPACE = re.compile(r"(?<=\d) (?=ms\b|tokens?\b|s\b|UTC\b|\(min )|(?<=\(min) (?=\d)|(?<=[\d\]]) (?=\(n=)"
+                         r"|(?<=[<>=≤≥]) (?=[\d$−+-])")
 
 
 def unbreakable(text: str) -> str:
-    """``text`` with no line break between a number and its unit, nor inside ``(n=40)``: a
+    """``text`` with no line break between a number and its unit, nor in ``9 (min 10)``: a
     wrapped cell breaks between values (``0.853  [0.80 – 0.90]``), never inside one."""
     return _UNIT_SPACE.sub("\u00a0", text)
 
