@@ -13,10 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_notebooks import EXPECTED, NOTEBOOKS, ROOT, built_reports, tmp_params  # noqa: F401 (fixture)
+from test_notebooks import (  # noqa: F401 (fixture)
+    EXPECTED,
+    NOTEBOOKS,
+    ROOT,
+    all_notebooks,
+    built_reports,
+    tmp_params,
+)
 
 from labkit.report.engine import build_reports
 from labkit.report.results import ReportIndex
+from labkit.views.elements import NUMBER_KINDS
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -128,6 +136,92 @@ def test_every_report_opens_offline_and_renders(browser: Any, built_reports: Rep
             v.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
         finally:
             v.close()
+
+
+#: One layout check in the page: the verdict banner's box, the elements wider than the card
+#: (``main``) outside any scroll container, and the number cells without their unit.
+LAYOUT_JS = """(kinds) => {
+  const card = document.querySelector('main').getBoundingClientRect();
+  const verdict = document.querySelector('.lk-verdict');
+  const box = verdict ? verdict.getBoundingClientRect() : null;
+  const clipped = (e) => {
+    for (let a = e.parentElement; a && a.tagName !== 'MAIN'; a = a.parentElement) {
+      if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(a).overflowX)) return true;
+    }
+    return false;
+  };
+  const wide = [];
+  for (const e of document.querySelectorAll('main *')) {
+    const r = e.getBoundingClientRect();
+    if (r.width && (r.right > card.right + 0.5 || r.left < card.left - 0.5) && !clipped(e)) {
+      wide.push(e.tagName + '.' + e.className + ' ' + Math.round(r.width) + 'px: '
+                + (e.innerText || '').slice(0, 60));
+    }
+  }
+  const number = /^[\\s$+\u2212\\-]*\\d/;
+  const bad = [];
+  let counted = 0;
+  for (const td of document.querySelectorAll('main td')) {
+    if (td.closest('footer.lk-footer')) continue;  // parameters as typed, versions, shas
+    const t = td.innerText.trim();
+    if (t === '0\u20131') continue;  // the unit column's label of scores and rates, not a number
+    const kind = Array.from(td.classList).find(c => c.startsWith('lk-k-'));
+    if (!td.classList.contains('lk-num') || !kind) {
+      const rest = t.replace(/\\b(ms|tokens|USD|min|n)\\b/g, '');
+      if (number.test(t) && !/[A-Za-z]/.test(rest)) bad.push('no unit class: ' + t.slice(0, 60));
+      continue;
+    }
+    counted += 1;
+    if (t === '\u2014' || t === '') continue;  // unmeasured
+    const rule = kinds[kind.slice(5)];
+    if (rule === undefined) { bad.push('unknown kind ' + kind + ': ' + t); continue; }
+    const th = td.closest('table').querySelectorAll('thead th')[td.cellIndex];
+    const context = (th ? th.innerText : '') + ' ' + td.parentElement.innerText;
+    if (!new RegExp(rule[0]).test(t) && !(rule[1] && new RegExp(rule[1]).test(context))) {
+      bad.push(kind + ': ' + t.slice(0, 60));
+    }
+  }
+  return {verdict: box && {top: box.top, bottom: box.bottom}, height: window.innerHeight, wide, bad, counted};
+}"""
+
+
+#: Reports whose layout is another change's to make, each with what it lacks today. Strict: the
+#: test goes red the day one of them follows the layout, so its line here is deleted then.
+PENDING_LAYOUT = {
+    "00_quick_lab": "verdict banner at the bottom: notebook 00 is to show it first",
+    "03_threshold_tuning": "the tuner's check table (labkit/views/widgets.py) writes number cells without a kind",
+}
+
+
+def _layout_params() -> list[Any]:
+    return [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=PENDING_LAYOUT[n]))
+            if n in PENDING_LAYOUT else n for n in all_notebooks()]
+
+
+@pytest.mark.parametrize("name", _layout_params())
+def test_report_layout(browser: Any, built_reports: ReportIndex, name: str) -> None:  # noqa: F811
+    """Every report: the verdict banner inside the first viewport, no element wider than its
+    card (wide tables scroll inside it), every number cell with its unit or a count, no console
+    error; a full-page screenshot in outputs/screenshots/layout-<name>.png."""
+    entry = {e.name: e for e in built_reports.entries}[name]
+    assert entry.html is not None, entry.failure
+    v = Visit(browser, entry.html)
+    try:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        v.page.screenshot(path=str(SHOTS / f"layout-{name}.png"), full_page=True)
+        got = v.page.evaluate(LAYOUT_JS, {k: list(r) for k, r in NUMBER_KINDS.items()})
+        assert v.console_errors == [] and v.page_errors == [], (v.console_errors, v.page_errors)
+        assert got["verdict"] is not None, f"{name}: no verdict banner"
+        assert got["verdict"]["bottom"] <= got["height"], f"{name}: verdict banner below the first viewport {got}"
+        assert got["wide"] == [], f"{name}: wider than the card: {got['wide'][:5]}"
+        assert got["bad"] == [], f"{name}: number cells without their unit: {got['bad'][:8]}"
+    finally:
+        v.close()
+
+
+def test_layout_covers_every_built_report(built_reports: ReportIndex) -> None:  # noqa: F811
+    """test_report_layout runs over every notebook, which is every report the index lists."""
+    assert sorted(e.name for e in built_reports.entries) == all_notebooks()
 
 
 def test_quick_lab_shows_its_decision(browser: Any, built_reports: ReportIndex) -> None:  # noqa: F811

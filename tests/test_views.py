@@ -58,7 +58,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, labkit.RunDir]:
 
 def test_gate_table_says_cases_judged_and_flips_name_their_metric() -> None:
     partial = {**VAR, "n_cases": 15, "n_missing": 5}
-    table = tables.gate_table(GATE.evaluate(partial), caption="Variant.").to_html()
+    table = tables.gate_table(GATE.evaluate(partial), caption="Variant.").to_html().replace("\xa0", " ")
     assert "Judged 15 of 20 cases (5 missing)." in table and "20 (min 20)" in table
     flip = {"case_id": "c1", "from": "pass", "to": "fail", "metric": "task_success_rate",
             "cause": "must_include_coverage 1 → 0.5"}
@@ -67,7 +67,7 @@ def test_gate_table_says_cases_judged_and_flips_name_their_metric() -> None:
 
 
 def test_metrics_table_side_by_side_with_pass_fail() -> None:
-    html = tables.metrics_table({"baseline": BASE, "variant": VAR}, gate=GATE).to_html()
+    html = tables.metrics_table({"baseline": BASE, "variant": VAR}, gate=GATE).to_html().replace("\xa0", " ")
     assert "baseline" in html and "variant" in html
     assert "0.900  [0.800 – 0.970]" in html
     assert "3,100 ms" in html and "&gt;= 0.850" in html
@@ -199,7 +199,8 @@ def test_case_ids_do_not_wrap_in_report_tables() -> None:
 
     ds = as_cases([{"id": "sec-injection-007", "question": "q?"}])
     html_ = tables.cases_table(ds).to_html()
-    cell_id = re.search(r'<td id="(T_\w+_row0_col0)"[^>]*>sec-injection-007</td>', html_)
+    cell_id = re.search(r'<td id="(T_\w+_row0_col0)"[^>]*><span class="lk-id" title="sec-injection-007"[^>]*>'
+                        r"sec-injection-007</span></td>", html_)
     assert cell_id, html_
     assert re.search(r"#" + cell_id.group(1) + r"[^{]*\{[^}]*white-space: nowrap", html_)
     flips = answers.flipped_table({"flipped": [{"case_id": "sec-injection-007", "metric": "faithfulness",
@@ -235,3 +236,109 @@ def test_report_export_still_shows_dollars(tmp_path: Path) -> None:
                     "display_data", data={"text/html": table})])]
     page = export_html(nb, tmp_path / "p.html").read_text(encoding="utf-8")
     assert "$0.0600" in page and "&#36;" not in page
+
+
+def _number_cells(html_: str) -> list[tuple[str, str]]:
+    """(class, text) of every <td> of a rendered table."""
+    import re
+
+    out = []
+    for m in re.finditer(r"<td([^>]*)>(.*?)</td>", html_, re.S):
+        cls = re.search(r'class="([^"]*)"', m.group(1))
+        out.append((cls.group(1) if cls else "", re.sub(r"<[^>]+>", "", m.group(2)).strip()))
+    return out
+
+
+def test_number_cells_carry_their_kind_and_unit() -> None:
+    import re
+
+    html_ = tables.metrics_table({"baseline": BASE, "variant": VAR}, gate=GATE).to_html()
+    assert "3,100\xa0ms" in html_  # a number and its unit never break apart
+    html_ = html_.replace("\xa0", " ")
+    cells = _number_cells(html_)
+    kinds = {re.search(r"lk-k-(\w+)", c).group(1) for c, _ in cells if "lk-num" in c}  # type: ignore[union-attr]
+    assert {"score", "ms", "usd"} <= kinds
+    for cls, text in cells:
+        if text in ("", "—", "— (unmeasured)"):
+            continue
+        if "lk-k-ms" in cls:
+            assert "ms" in text, text
+        if "lk-k-usd" in cls:
+            assert "$" in text, text
+    # n beside every aggregate
+    assert "0.900  [0.800 – 0.970]  (n=20)" in html_
+    assert all(k in elements.NUMBER_KINDS for k in kinds)
+
+
+def test_gate_table_reasons_and_regression_thresholds_have_units() -> None:
+    from types import SimpleNamespace as NS
+
+    checks = [NS(name="latency_p95_ms <= 3500", metric="latency_p95_ms", op="<=", threshold=3500.0,
+                 observed=2756.0, passed=True, reason="2756 <= 3500", n=10, min_n=10, kind="absolute"),
+              NS(name="faithfulness no worse than baseline by 0.02", metric="faithfulness", op=None, threshold=0.02,
+                 observed=-0.173, passed=False, reason="delta -0.173", n=62, min_n=10, kind="regression")]
+    html_ = tables.gate_table(NS(checks=checks, gate="g", passed=False, cases=None)).to_html().replace("\xa0", " ")
+    assert "2,756 ms ≤ 3,500 ms" in html_
+    assert "max drop 0.020" in html_ and "−0.173" in html_ and "None" not in html_
+
+
+def test_long_ids_are_cut_with_the_full_id_on_hover() -> None:
+    long_id = "fae3834721d3394c9cb1a273bb5e6f42"
+    cell = elements.id_html(long_id, 12)
+    assert f'title="{long_id}"' in cell and ">fae383…e6f42<" in cell
+    a, b = elements.id_html("gen-account-management-01"), elements.id_html("gen-account-management-02")
+    assert a.split(">")[1] != b.split(">")[1]  # ids that differ at the end stay apart
+    assert elements.id_html("<x>") .count("&lt;x&gt;") == 2  # escaped in the title and the text
+    with pytest.raises(ValueError):
+        elements.num_class("furlongs")
+
+
+def test_numbers_never_break_from_their_unit() -> None:
+    nb = "\xa0"
+    assert elements.unbreakable("2,756 ms [2,499 ms – 2,808 ms]  (n=10)") == (
+        f"2,756{nb}ms [2,499{nb}ms – 2,808{nb}ms]  (n=10)")  # breaks left: between the values
+    assert elements.unbreakable("9 (min 10)") == f"9{nb}(min{nb}10)"
+    assert elements.unbreakable("<= 3,500 ms") == f"<={nb}3,500{nb}ms"
+
+
+def test_flipped_diff_shows_chunks_status_and_unsupported_sentences(runs: dict[str, labkit.RunDir]) -> None:
+    comp = labkit.compare_runs(runs["baseline"].path, runs["variant"].path)
+    ds = labkit.load_cases(ROOT / "data" / "quick_lab.jsonl")
+    flips = comp.to_dict()["flipped"]
+    html_ = str(answers.flipped_diff(runs, comp, ds))
+    if not flips:
+        pytest.fail("the quick-lab runs are expected to flip at least one case")
+    assert html_.count("class='lk-flip'") == len(flips)
+    assert "status:" in html_ and "retrieved chunks:" in html_
+    for f in flips:
+        assert f["case_id"] in html_ and str(f["metric"]) in html_
+
+
+def test_marked_answer_marks_only_unsupported_sentences() -> None:
+    from labkit.judges import LexicalJudge
+
+    ctx = ["API keys expire 90 days after they are created."]
+    body, n = answers.marked_answer("API keys expire after 90 days. [kb#1] Refunds are approved by robots on Mars.",
+                                    ctx, LexicalJudge())
+    assert n == 1
+    assert "<mark class='lk-unsupported'" in body and "Refunds are approved by robots on Mars." in body
+    assert body.index("[kb#1]") < body.index("<mark")  # the citation stays with the sentence it cites
+    plain, n0 = answers.marked_answer("<b>x</b> y z.", ctx, None)
+    assert n0 == 0 and plain == "&lt;b&gt;x&lt;/b&gt; y z."
+
+
+def test_why_paragraphs_explain_the_verdict() -> None:
+    from types import SimpleNamespace as NS
+
+    failed = NS(name="faithfulness >= 0.85", metric="faithfulness", op=">=", threshold=0.85, observed=0.798,
+                passed=False, n=62)
+    ok = NS(name="latency_p95_ms <= 3500", metric="latency_p95_ms", op="<=", threshold=3500.0, observed=1640.0,
+            passed=True, n=70)
+    text = str(verdicts.ship_why(NS(checks=[failed, ok], gate="release", passed=False),
+                                 comparison={"n_paired": 70, "metrics": {"faithfulness": {"verdict": "regressed"}},
+                                             "flipped": [{"case_id": "a", "to": "fail"}]}))
+    assert 'class="lk-why"' in text
+    assert "fails 1 of 2 checks of gate release: faithfulness &gt;= 0.85: observed 0.798 (n=62)" in text
+    assert "1 regressed (faithfulness)" in text and "1 case(s) flipped, 1 of them from pass to fail" in text
+    ds = as_cases([{"id": "a", "question": "q?"}])
+    assert "1 gap(s)" in str(verdicts.gaps_why(ds, ["fewer than 20 cases"]))

@@ -40,3 +40,34 @@ def test_log_sample_says_a_number_failing_the_card_checksum_is_kept() -> None:
     assert "card checksum" in text and "not redacted" in text
     clean = str(views.log_sample(_Store([{"question": "reset my key"}])))
     assert "card checksum" not in clean
+
+
+def test_trace_tables_show_units_and_cut_ids() -> None:
+    import pandas as pd
+
+    df = pd.DataFrame([{"trace_id": "fae3834721d3394c9cb1a273bb5e6f42", "latency_ms": 3206.095, "cost_usd": 0.00872,
+                        "input_tokens": 35063.0, "share": 0.357, "traces": 70, "model": "sim-gen-large"}])
+    html = views._table(df, "t").to_html().replace("\xa0", " ")
+    for shown in ("3,206 ms", "$0.00872", "35,063 tokens", "35.7%", ">70<"):
+        assert shown in html, shown
+    assert "35063.0" not in html and "3206.095" not in html
+    assert 'title="fae3834721d3394c9cb1a273bb5e6f42"' in html
+    for kind in ("ms", "usd", "tokens", "pct", "count"):
+        assert f"lk-num lk-k-{kind}" in html, kind
+
+
+def test_alert_values_take_their_rule_unit() -> None:
+    events = [{"rule": "p95", "kind": "latency", "severity": "page", "window": "20 traces", "value": 3505.9,
+               "threshold": 3500.0, "baseline": 2472.4, "n_traces": 20},
+              {"rule": "burn", "kind": "burn_rate", "severity": "ticket", "window": "1h", "value": 15.2,
+               "threshold": 14.4, "baseline": None, "n_traces": 120}]
+    html = views.alerts_table(events).to_html().replace("\xa0", " ")
+    assert "3,506 ms" in html and "3,500 ms" in html and "15.20×" in html and "14.40×" in html
+    assert "lk-num lk-k-ratio" in html and "lk-num lk-k-ms" in html
+
+
+def test_observability_why_names_failing_items_and_alerts() -> None:
+    items = [{"item": "a", "status": "pass"}, {"item": "feedback", "status": "fail", "evidence": "0 records"}]
+    text = str(views.observability_why(items, [{"rule": "p95", "severity": "page"}] * 2))
+    assert "1 of 2 checklist items pass" in text and "feedback is failing: 0 records" in text
+    assert "p95 (page) 2×" in text

@@ -33,6 +33,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--notebooks", metavar="DIR", default="notebooks", help="notebook folder (default: %(default)s)")
     p.add_argument("--timeout", metavar="S", type=float, default=600.0, help="per-notebook timeout in seconds")
     p.add_argument("--workers", metavar="N", type=int, default=2, help="notebooks run at once (default: 2)")
+    p.add_argument("--pdf", action="store_true",
+                   help="also print each report to <name>.pdf beside its HTML (headless Chromium)")
     p.add_argument("--fail-on-verdict", action="store_true",
                    help="exit 1 when any report's verdict is FAIL (for a CI job that gates a build)")
     p.set_defaults(func=run_report, handler=run_report)
@@ -56,8 +58,12 @@ def run_report(args: argparse.Namespace) -> int:
         only=args.only,
         timeout_s=args.timeout,
         workers=args.workers,
+        pdf=args.pdf,
     )
     print(index.summary())
+    if args.pdf:
+        pdfs = [e.html.with_suffix(".pdf") for e in index.entries if e.html is not None]
+        print(f"pdf: {sum(p.is_file() for p in pdfs)} file(s) beside the HTML")
     for failure in index.failures:
         print(f"labkit report: notebook failed: {failure}", file=sys.stderr)
     print(f"wall time: {time.perf_counter() - t0:.1f} s")

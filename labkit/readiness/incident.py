@@ -35,6 +35,7 @@ from typing import Any
 
 from labkit import patterns
 from labkit.cases import EvalCase, load_cases, save_cases
+from labkit.display import unit_of
 from labkit.errors import ConfigError, LabkitError
 from labkit.io import atomic_write_text
 from labkit.readiness.context import compare
@@ -540,10 +541,10 @@ def _render(rev: IncidentReview, comp: Mapping[str, Any] | None = None) -> str:
     if im["errors"]:
         L.append("- Errors: " + ", ".join(f"{k} {v}" for k, v in im["errors"].items()) + ".")
     if im["regressed_metrics"]:
-        L += ["", "| metric | stage | baseline | failing | delta | 95% CI of delta | p (Holm) |",
-              "|---|---|---|---|---|---|---|"]
+        L += ["", "| metric | stage | unit | baseline | failing | delta | 95% CI of delta | p (Holm) |",
+              "|---|---|---|---|---|---|---|---|"]
         for m, d in im["regressed_metrics"].items():
-            L.append(f"| {m} | {d.get('stage')} | {_f(d['baseline'])} | {_f(d['variant'])} | {_f(d['delta'])} | "
+            L.append(f"| {m} | {d.get('stage')} | {unit_of(m)} | {_f(d['baseline'])} | {_f(d['variant'])} | {_f(d['delta'])} | "
                      f"[{_f(d['ci_low'])}, {_f(d['ci_high'])}] | {_f(d['p_adjusted'])} |")
     if im["improved_metrics"]:
         L += ["", "Improved: " + ", ".join(im["improved_metrics"]) + "."]
@@ -557,7 +558,7 @@ def _render(rev: IncidentReview, comp: Mapping[str, Any] | None = None) -> str:
           "bounded metrics as is, latency and cost relative to the baseline; task_success_rate, an end-to-end "
           "outcome, left out). The stage named is the regressed "
           "stage (at least one metric with verdict regressed) with the most negative delta.", "",
-          "| stage | delta | regressed | improved |", "|---|---|---|---|"]
+          "| stage | delta (normalised) | regressed | improved |", "|---|---|---|---|"]
     for s, v in rev.stage_deltas.items():
         mark = " ◀" if s == rev.stage else ""
         L.append(f"| {STAGE_LABEL.get(s, s)}{mark} | {v['delta']:+.3f} | {', '.join(v['regressed']) or '—'} | "

@@ -18,7 +18,7 @@ from typing import Any
 from labkit.display import VERDICT_MIME, Verdict
 from labkit.errors import ConfigError
 from labkit.io import atomic_write_text
-from labkit.report.export import export_html, redact_notebook, title_of
+from labkit.report.export import export_html, export_pdf, find_chromium, redact_notebook, title_of
 from labkit.report.index import read_record, write_index, write_record
 from labkit.report.kernel import died_on_start, kernel_manager_class, kill_kernel
 from labkit.report.params import check_shared_names, check_types, params_for
@@ -181,6 +181,7 @@ def _run_one(
     params: Mapping[str, Any] | None,
     cwd: Path,
     timeout_s: float,
+    chromium: str | None = None,
 ) -> ReportEntry:
     import papermill
 
@@ -220,11 +221,26 @@ def _run_one(
         entry.verdict = verdict_of(nb) if failure is None else None
         export_html(nb, html_path, failure=failure)
         entry.html = html_path
+        if chromium is not None:
+            _print_pdf(entry, chromium)
     else:
         html_path.unlink(missing_ok=True)
     entry.seconds = time.perf_counter() - t0
     write_record(entry, out_dir)
     return entry
+
+
+def _print_pdf(entry: ReportEntry, chromium: str) -> None:
+    """The entry's PDF beside its HTML; a PDF Chromium could not print fails the entry."""
+    from labkit.errors import ReportFailed
+
+    assert entry.html is not None
+    try:
+        export_pdf(entry.html, chromium=chromium)
+    except ReportFailed as e:
+        entry.html.with_suffix(".pdf").unlink(missing_ok=True)
+        entry.status = "failed"
+        entry.failure = entry.failure or NotebookFailure(entry.name, "PdfExportError", str(e))
 
 
 def build_reports(
@@ -235,6 +251,7 @@ def build_reports(
     only: Sequence[str] | None = None,
     timeout_s: float = 600,
     workers: int = 2,
+    pdf: bool = False,
 ) -> ReportIndex:
     """Execute the notebooks, export each to offline HTML, and write index.html.
 
@@ -245,7 +262,9 @@ def build_reports(
     ``notebooks_dir``) as working directory. A failing notebook does not stop
     the others: its failure (notebook, cell, error) is in the returned index
     and on its row of index.html; call ``raise_for_failures()`` to turn it into
-    :class:`ReportFailed`.
+    :class:`ReportFailed`. With ``pdf``, each report is also printed to ``<name>.pdf``
+    beside its HTML by headless Chromium (:func:`~labkit.report.export.export_pdf`); a
+    missing Chromium is a ConfigError before any kernel starts.
     """
     t0 = time.perf_counter()
     nb_dir = Path(notebooks_dir).resolve()
@@ -261,9 +280,10 @@ def build_reports(
     for p in chosen:
         check_types(p, params_for(p, params, declared_by[p]), declared_by[p])
     check_shared_names(params, declared_by)
+    chromium = find_chromium() if pdf else None
     cwd = nb_dir.parent
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="labkit-report") as pool:
-        entries = list(pool.map(lambda p: _run_one(p, out, params, cwd, timeout_s), chosen))
+        entries = list(pool.map(lambda p: _run_one(p, out, params, cwd, timeout_s, chromium), chosen))
     wall = time.perf_counter() - t0
     # Reports of notebooks not run this time (--only) stay listed from their records.
     built = {e.name for e in entries}

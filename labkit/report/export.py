@@ -145,6 +145,66 @@ def export_html(nb: Any, out_path: str | os.PathLike[str], *, failure: NotebookF
     return out
 
 
+#: where ``labkit report --pdf`` looks for Chromium, after the LABKIT_CHROMIUM variable
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "chrome")
+PDF_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--disable-default-apps", "--disable-extensions",
+             "--no-pdf-header-footer", "--host-resolver-rules=MAP * ~NOTFOUND")
+
+
+def find_chromium() -> str:
+    """The Chromium that prints PDFs: $LABKIT_CHROMIUM, else the first of :data:`CHROMIUM_NAMES`
+    on PATH; a ConfigError saying how to get one otherwise."""
+    import shutil
+
+    from labkit.errors import ConfigError
+
+    given = os.environ.get("LABKIT_CHROMIUM")
+    if given:
+        if not Path(given).is_file():
+            raise ConfigError(f"LABKIT_CHROMIUM={given} is not a file", field="LABKIT_CHROMIUM")
+        return given
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    raise ConfigError("--pdf needs Chromium: install Debian's chromium (apt-get install chromium) "
+                      "or set LABKIT_CHROMIUM to its path", field="--pdf")
+
+
+def export_pdf(html_path: str | os.PathLike[str], pdf_path: str | os.PathLike[str] | None = None, *,
+               chromium: str | None = None, timeout_s: float = 120.0) -> Path:
+    """Print one exported report to PDF with headless Chromium (network off: no name resolves),
+    beside the HTML unless ``pdf_path`` is given. The template's print rules keep each table,
+    chart and banner on one page. Written to a temporary file and moved into place: no
+    half-written PDF. A Chromium that fails or times out is a :class:`ReportFailed`."""
+    import subprocess
+    import tempfile
+
+    from labkit.errors import ReportFailed
+
+    src = Path(html_path).resolve()
+    out = Path(pdf_path) if pdf_path is not None else src.with_suffix(".pdf")
+    exe = chromium or find_chromium()
+    with tempfile.TemporaryDirectory(prefix="labkit-pdf-") as tmp:
+        tmp_pdf = Path(tmp) / "report.pdf"
+        cmd = [exe, *PDF_FLAGS, f"--user-data-dir={Path(tmp) / 'profile'}", f"--print-to-pdf={tmp_pdf}",
+               src.as_uri()]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+        except subprocess.TimeoutExpired:
+            raise ReportFailed([f"{src.name}: Chromium did not print a PDF within {timeout_s:g} s"]) from None
+        if proc.returncode != 0 or not tmp_pdf.is_file() or tmp_pdf.stat().st_size == 0:
+            tail = (proc.stderr or "").strip().splitlines()[-1:] or ["no output"]
+            raise ReportFailed([f"{src.name}: Chromium printed no PDF (exit {proc.returncode}): {tail[0]}"])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        part = out.with_name(out.name + ".part")
+        part.write_bytes(tmp_pdf.read_bytes())
+        os.chmod(part, 0o644)
+        os.replace(part, out)
+    return out
+
+
 def write_public(path: Path, text: str) -> None:
     """Write atomically, readable by everyone (reports are for reviewers)."""
     atomic_write_text(path, text)

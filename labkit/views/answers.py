@@ -1,17 +1,22 @@
 """What runs did on single cases: answers, the cases that flipped, and their traces side by side.
 
 Every piece of user text (questions, answers, ids) is HTML-escaped. ``flipped_table``
-links each flip to the anchor of its block in ``trace_details``.
+links each flip to the anchor of its block in ``trace_details``; ``flipped_diff`` shows each
+flip as a diff of the two runs (chunks added and removed, answers with unsupported sentences
+marked, status, the metric that flipped).
 """
 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from labkit.display import (
+    FAIL_BG,
     FAIL_COLOUR,
+    LINE,
     MUTED_COLOUR,
     PASS_COLOUR,
     SOFT,
@@ -20,7 +25,7 @@ from labkit.display import (
     fmt_value,
     shorten,
 )
-from labkit.views.elements import NOWRAP, styler
+from labkit.views.elements import NOWRAP, id_html, styler
 from labkit.views.frames import RunLike
 
 if TYPE_CHECKING:
@@ -136,3 +141,129 @@ def answers_table(run: RunLike, dataset: Any, *, limit: int | None = None) -> St
     df = pd.DataFrame(rows, columns=["id", "question", "status", "answer", "cited"])
     return styler(df).set_caption(f"Answers of run {rd.run_id} (first {len(rows)} cases).")
 
+
+
+def _results(run: RunLike) -> tuple[dict[str, dict[str, Any]], Any]:
+    """A run's results by case id, and the judge that scored it when it can mark sentences."""
+    from labkit.runs import RunDir
+
+    rd = run if isinstance(run, RunDir) else RunDir(run)
+    spec = ((rd.manifest.get("scoring") or {}).get("judge")) or None
+    judge = None
+    if spec is None or (isinstance(spec, Mapping) and spec.get("type", "lexical") == "lexical"):
+        from labkit.judges import get_judge
+
+        judge = get_judge(spec)
+    return {str(r["case_id"]): r for r in rd.results()}, judge
+
+
+def marked_answer(answer: Any, contexts: list[str], judge: Any) -> tuple[str, int]:
+    """The answer as HTML, each sentence holding a claim the retrieved context does not support
+    inside ``<mark class="lk-unsupported">``; and how many sentences were marked. Without a
+    judge that explains per claim, the answer is shown escaped and unmarked."""
+    from labkit.text import sentences
+
+    text = "" if answer is None else str(answer)
+    if judge is None or not hasattr(judge, "explain"):
+        return html.escape(text), 0
+    out, marked = [], 0
+    for s in _with_citations(sentences(text)):
+        verdicts = judge.explain(s, contexts)
+        if any(not v.supported for v in verdicts):
+            marked += 1
+            out.append(f"<mark class='lk-unsupported' title='not supported by the retrieved context' "
+                       f"style='background:{FAIL_BG};color:{FAIL_COLOUR};text-decoration:underline wavy'>"
+                       f"{html.escape(s)}</mark>")
+        else:
+            out.append(html.escape(s))
+    return " ".join(out), marked
+
+
+_LEADING_CITE = re.compile(r"^((?:\[[^\]]*\]\s*)+)")
+
+
+def _with_citations(parts: list[str]) -> list[str]:
+    """Sentences with a citation that opens one (``UTC. [doc#3] Every…``) given back to the
+    sentence before it, which it cites."""
+    out: list[str] = []
+    for s in parts:
+        m = _LEADING_CITE.match(s)
+        if m and out:
+            out[-1] += " " + m.group(1).strip()
+            s = s[m.end():].strip()
+        if s:
+            out.append(s)
+    return out
+
+
+def _chunk_diff(base: dict[str, Any], var: dict[str, Any]) -> str:
+    before = [str(x.get("id")) for x in base.get("retrieved") or []]
+    after = [str(x.get("id")) for x in var.get("retrieved") or []]
+    added = [c for c in after if c not in before]
+    removed = [c for c in before if c not in after]
+    kept = len([c for c in after if c in before])
+    parts = [f"<span class='lk-added' style='color:{PASS_COLOUR}'>+ {id_html(c, 40)}</span>" for c in added]
+    parts += [f"<span class='lk-removed' style='color:{FAIL_COLOUR}'>− {id_html(c, 40)}</span>" for c in removed]
+    same = f"{kept} kept" + (" in the same order" if before == after else "")
+    return (" ".join(parts) + f" <span style='color:{MUTED_COLOUR}'>({same})</span>") if parts else (
+        f"<span style='color:{MUTED_COLOUR}'>no change: {same}</span>")
+
+
+def _side(label: str, r: dict[str, Any] | None, judge: Any) -> str:
+    if r is None:
+        return f"<div class='lk-side'><strong>{html.escape(label)}</strong>: no result</div>"
+    contexts = [str(x.get("text") or "") for x in r.get("retrieved") or []]
+    body, n = marked_answer(r.get("answer"), contexts, judge)
+    note = (f"{n} sentence(s) not supported by the retrieved context" if n else
+            ("every sentence supported" if judge is not None else "no per-sentence judge"))
+    return (f"<div class='lk-side' style='border-left:4px solid {colour_for(label)};padding:4px 10px;"
+            f"background:{SOFT};min-width:0;overflow-wrap:anywhere'>"
+            f"<strong>{html.escape(label)}</strong> · status {html.escape(str(r.get('status')))} · "
+            f"{html.escape(fmt_value('latency_ms', r.get('latency_ms')))} · trace {id_html(r.get('trace_id'), 12)}"
+            f"<div style='color:{MUTED_COLOUR};font-size:.85rem'>{note}</div><div>{body}</div></div>")
+
+
+def _missing(case: Any, r: dict[str, Any] | None) -> list[str]:
+    """The case's must_include phrases the answer lacks (case-insensitive)."""
+    if case is None or r is None:
+        return []
+    answer = str(r.get("answer") or "").lower()
+    return [p for p in getattr(case, "must_include", ()) or () if str(p).lower() not in answer]
+
+
+def flipped_diff(runs: Mapping[str, RunLike], comparison: Any, dataset: Any = None, *, limit: int = 30) -> Html:
+    """Each case whose pass/fail flipped, as a diff of what changed between the two runs
+    (baseline first, variant second): the metric that flipped and why, the status, the retrieved
+    chunks added (+) and removed (−), and both answers with the sentences the retrieved context
+    does not support marked."""
+    d = comparison.to_dict() if hasattr(comparison, "to_dict") else dict(comparison)
+    flips = list(d.get("flipped") or [])
+    if not flips:
+        return Html("<p><em>No case changed from pass to fail or back.</em></p>")
+    (b_label, b_run), (v_label, v_run) = list(runs.items())[:2]
+    (b_res, b_judge), (v_res, v_judge) = _results(b_run), _results(v_run)
+    by_id = dataset.by_id() if dataset is not None and hasattr(dataset, "by_id") else {}
+    blocks = []
+    for f in flips[:limit]:
+        cid = str(f.get("case_id"))
+        b, v = b_res.get(cid), v_res.get(cid)
+        case = by_id.get(cid)
+        col = FAIL_COLOUR if f.get("to") == "fail" else PASS_COLOUR
+        why = html.escape(str(f.get("metric") or "")) + (f" ({html.escape(str(f['cause']))})" if f.get("cause") else "")
+        status = f"{(b or {}).get('status', '—')} → {(v or {}).get('status', '—')}"
+        missing = _missing(case, v)
+        blocks.append(
+            f"<div class='lk-flip' id='{trace_anchor('flip', cid)}' style='border:1px solid {LINE};border-radius:6px;"
+            f"padding:8px 12px;margin:10px 0;break-inside:avoid'>"
+            f"<div><code>{id_html(cid, 40)}</code> <strong style='color:{col}'>{html.escape(str(f.get('from')))} → "
+            f"{html.escape(str(f.get('to')))}</strong> on {why}</div>"
+            + (f"<div style='color:{MUTED_COLOUR}'>{html.escape(shorten(case.question, 200))}</div>" if case else "")
+            + f"<div><span style='color:{MUTED_COLOUR}'>status:</span> {html.escape(status)} · "
+            f"<span style='color:{MUTED_COLOUR}'>retrieved chunks:</span> {_chunk_diff(b or {}, v or {})}</div>"
+            + (f"<div><span style='color:{MUTED_COLOUR}'>must include, missing from the {html.escape(v_label)}'s "
+               f"answer:</span> {html.escape('; '.join(missing))}</div>" if missing else "")
+            + f"<div style='display:grid;grid-template-columns:repeat(auto-fit,minmax(280px,1fr));gap:8px;margin-top:6px'>"
+            f"{_side(b_label, b, b_judge)}{_side(v_label, v, v_judge)}</div></div>"
+        )
+    more = f"<p><em>{len(flips) - limit} more not shown.</em></p>" if len(flips) > limit else ""
+    return Html(f"<div class='lk-flips-diff'>{''.join(blocks)}</div>{more}")

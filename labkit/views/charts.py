@@ -76,8 +76,9 @@ def stage_chart(
                                           [long[(long["run"] == label) & (long["metric"] == n)] for n in names])
                 for yy, v, up, name in zip(pos, vals, hi, names, strict=True):
                     if v == v:
-                        ax.annotate(fmt_short(name, v), (v + up, yy), xytext=(4, 0), textcoords="offset points",
-                                    va="center", fontsize=8, color=INK, clip_on=False)
+                        ax.annotate(f"{fmt_short(name, v)}{_n_label(long, label, name)}", (v + up, yy),
+                                    xytext=(4, 0), textcoords="offset points", va="center", fontsize=8, color=INK,
+                                    clip_on=False)
             for i, name in enumerate(names):
                 if name in thresholds:
                     thr = thresholds[name][1]
@@ -99,9 +100,15 @@ def stage_chart(
             leg_labels.append("gate threshold")
         fig.legend(handles, leg_labels, loc="outside upper right", ncols=len(leg_labels), frameon=False)
         fig.suptitle(title, x=0.01, ha="left", fontweight="bold")
-    cap = caption or ("Bars: aggregate per run; whiskers: 95% interval (bootstrap, or Wilson for rates); "
-                      "dashed red: gate threshold. Units on each axis.")
+    cap = caption or ("Bars: aggregate per run, labelled with its value and the n cases it rests on; whiskers: "
+                      "95% interval (bootstrap, or Wilson for rates); dashed red: gate threshold. Units on each axis.")
     return Chart.from_figure(fig, cap, alt=f"{title}: " + ", ".join(labels))
+
+
+def _n_label(long: pd.DataFrame, run: str, metric: str) -> str:
+    """`` n=62`` for a bar's label: the cases its aggregate rests on ('' when unknown)."""
+    n = long[(long["run"] == run) & (long["metric"] == metric)]["n"]
+    return "" if not len(n) or n.iloc[0] is None or is_nan(n.iloc[0]) else f" n={int(n.iloc[0])}"
 
 
 def _interval_bars(ax: Any, pos: Any, bar_h: float, label: str, j: int,
@@ -147,7 +154,8 @@ def slice_chart(runs: Mapping[str, RunLike], metric: str, *, tag: str | None = N
         if unit_of(metric) == "0–1":
             ax.set_xlim(0, 1.05)
         ax.set_title(f"{metric} by slice", loc="left")
-        ax.legend(loc="lower right", frameon=True)
+        handles, leg = ax.get_legend_handles_labels()
+        fig.legend(handles, leg, loc="outside upper right", ncols=len(leg), frameon=False)
     return Chart.from_figure(
         fig, f"{metric} per slice with 95% intervals; a slice of few cases has a wide interval.",
         alt=f"{metric} by slice")

@@ -12,7 +12,8 @@ import base64
 import html
 import io
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,6 +62,64 @@ RC: Any = {
 #: columns holding an id: never broken mid-id (the report tables and JupyterLab alike)
 ID_COLUMNS = frozenset({"id", "case_id", "trace_id", "run_id"})
 NOWRAP = "white-space:nowrap"
+#: an id longer than this shows its start, an ellipsis and its end; the full id is its hover title
+ID_CHARS = 22
+
+#: Number cells. Every ``<td>`` holding a number carries ``class="lk-num lk-k-<kind>"``
+#: (:func:`styler` writes it from its ``kinds``; :func:`num_td` in hand-built tables). Each
+#: kind maps to (a pattern the cell text must match, a pattern its column header or row may
+#: match instead, or ""). The browser test checks every number cell of every report against
+#: this table, and fails a number in a cell with no kind, so a table cannot pass by omission.
+NUMBER_KINDS: dict[str, tuple[str, str]] = {
+    "ms": (r"\bms\b", ""),
+    "s": (r"\d\s?s\b", ""),
+    "usd": (r"\$", ""),
+    "tokens": (r"\btokens?\b", r"\btokens\b"),
+    "pct": (r"%", ""),
+    "ratio": (r"×", ""),
+    "points": (r"/ ?100\b", ""),
+    "norm": (r"normalised", r"normalised"),
+    "score": (r"0–1", r"0–1"),
+    "count": (r"^([<>=≤≥]+\s?)?[\d,]+(\s\(min\s[\d,]+\))?$", ""),
+    "p": (r"^p\s?[=<]", r"\bp\b"),
+    "time": (r"^\d{4}-\d\d-\d\d", ""),
+}
+#: the number kind of each unit of :func:`labkit.display.unit_of`
+UNIT_KINDS = {"ms": "ms", "USD": "usd", "tokens": "tokens", "0–1": "score"}
+
+
+def num_class(kind: str) -> str:
+    """The class of a number cell of ``kind`` (a key of :data:`NUMBER_KINDS`)."""
+    if kind not in NUMBER_KINDS:
+        raise ValueError(f"unknown number kind {kind!r}")
+    return f"lk-num lk-k-{kind}"
+
+
+_UNIT_SPACE = re.compile(r"(?<=\d) (?=ms\b|tokens?\b|s\b|UTC\b|\(min )|(?<=\(min) (?=\d)|(?<=[\d\]]) (?=\(n=)"
+                         r"|(?<=[<>=≤≥]) (?=[\d$−+-])")
+
+
+def unbreakable(text: str) -> str:
+    """``text`` with no line break between a number and its unit, nor in ``9 (min 10)``: a
+    wrapped cell breaks between values (``0.853  [0.80 – 0.90]``), never inside one."""
+    return _UNIT_SPACE.sub("\u00a0", text)
+
+
+def num_td(text: str, kind: str, style: str = "") -> str:
+    """A hand-built table's number cell: ``text`` escaped, its kind as the class."""
+    st = f' style="{style}"' if style else ""
+    return f'<td class="{num_class(kind)}"{st}>{html.escape(unbreakable(text))}</td>'
+
+
+def id_html(value: Any, limit: int = ID_CHARS) -> str:
+    """An id that never breaks: cut to ``limit`` characters by an ellipsis in the middle (the end
+    of ``gen-account-management-01`` tells it from ``…-02``), the full id as its hover title
+    (escaped)."""
+    s = "" if value is None else str(value)
+    full = html.escape(s, quote=True)
+    tail = (limit - 1) // 2
+    shown = s if len(s) <= limit else s[: limit - 1 - tail] + "…" + s[len(s) - tail:]
+    return f'<span class="lk-id" title="{full}" style="{NOWRAP}">{html.escape(shown)}</span>'
 
 
 @dataclass(repr=False)
@@ -107,6 +166,13 @@ class Chart:
         return p
 
 
+def chart_style() -> Any:
+    """The one chart style of every view (:data:`RC`), as a context to build a figure in."""
+    import matplotlib
+
+    return matplotlib.rc_context(RC)
+
+
 def new_figure(width: float, height: float) -> Figure:
     from matplotlib.figure import Figure
 
@@ -131,14 +197,24 @@ def bullet_list(items: Iterable[str], empty: str = "none") -> Html:
     return Html(f"<ul>{lis}</ul>" if lis else f"<p><em>{html.escape(empty)}</em></p>")
 
 
-def styler(df: pd.DataFrame) -> Styler:
-    """A Styler with every cell and label HTML-escaped and labkit's table look."""
+def styler(df: pd.DataFrame, kinds: Mapping[str, Any] | None = None) -> Styler:
+    """A Styler with every cell and label HTML-escaped and labkit's table look.
+
+    ``kinds`` names the number kind (:data:`NUMBER_KINDS`) of each number column; a
+    column of ``kinds`` may also be a per-row sequence of kinds. Id columns never
+    break and long ids are cut with the full id on hover.
+    """
     st = df.style.format(escape="html", na_rep="—")
     st = st.format_index(escape="html", axis=0).format_index(escape="html", axis=1)
-    st = st.hide(axis="index").set_table_attributes(f'class="{NO_MATH}"')
+    st = st.hide(axis="index").set_table_attributes(f'class="lk-table {NO_MATH}"')
     ids = [c for c in df.columns if c in ID_COLUMNS]
     if ids:
         st = st.map(lambda _: NOWRAP, subset=list[Any](ids))
+        st = st.format(id_html, subset=list[Any](ids), escape=None, na_rep="—")
+    if kinds:
+        st = st.set_td_classes(kind_classes(df, kinds))
+        cols: list[Any] = [c for c in kinds if c in df.columns]
+        st = st.format(lambda v: "—" if v is None else unbreakable(str(v)), subset=cols, escape="html")
     st = st.set_table_styles([
         {"selector": "", "props": "border-collapse:collapse;font-size:.9rem;margin:6px 0 14px"},
         {"selector": "th", "props": f"background:{SOFT};border:1px solid {LINE};padding:4px 10px;text-align:left"},
@@ -146,4 +222,16 @@ def styler(df: pd.DataFrame) -> Styler:
         {"selector": "caption", "props": f"caption-side:bottom;color:{MUTED_COLOUR};text-align:left;padding-top:4px"},
     ])
     return st
+
+
+def kind_classes(df: pd.DataFrame, kinds: Mapping[str, Any]) -> pd.DataFrame:
+    import pandas as pd
+
+    classes = pd.DataFrame("", index=df.index, columns=df.columns)
+    for col, kind in kinds.items():
+        if col not in df.columns:
+            continue
+        per_row = [kind] * len(df) if isinstance(kind, str) else list(kind)
+        classes[col] = [num_class(k) if k else "" for k in per_row]
+    return classes
 

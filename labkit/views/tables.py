@@ -8,6 +8,7 @@ pandas is imported inside the functions.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ from labkit.display import (
     unit_of,
 )
 from labkit.gate import cases_line
-from labkit.views.elements import styler
+from labkit.views.elements import UNIT_KINDS, styler
 from labkit.views.frames import (
     STAGES,
     RunLike,
@@ -75,7 +76,8 @@ def metrics_table(
         for label in labels:
             r = sub[sub["run"] == label]
             e = r.iloc[0].to_dict() if len(r) else {}
-            row[label] = fmt_interval(name, {k: (None if is_nan(v) else v) for k, v in e.items()})
+            row[label] = with_n(fmt_interval(name, {k: (None if is_nan(v) else v) for k, v in e.items()}),
+                                e.get("n"))
             if name in gate_res.get(label, {}):
                 st[label] = "pass" if gate_res[label][name] else "fail"
         if name in thresholds:
@@ -86,6 +88,8 @@ def metrics_table(
         rows.append(row)
         status.append(st)
     df = pd.DataFrame(rows, columns=["stage", "metric", "unit", "better", *labels, "gate"])
+    per_row = [kind_of(r["metric"]) for r in rows]
+    kinds = {c: per_row for c in [*labels, "gate"]}
 
     def colour(data: pd.DataFrame) -> pd.DataFrame:
         css = pd.DataFrame("", index=data.index, columns=data.columns)
@@ -97,7 +101,47 @@ def metrics_table(
                 )
         return css
 
-    return styler(df).apply(colour, axis=None).set_caption(caption)
+    return styler(df, kinds).apply(colour, axis=None).set_caption(caption)
+
+
+def kind_of(metric: str) -> str:
+    """The number kind (:data:`~labkit.views.elements.NUMBER_KINDS`) of a metric's values."""
+    return UNIT_KINDS[unit_of(metric)]
+
+
+def with_n(text: str, n: Any) -> str:
+    """An aggregate with its sample size beside it: ``0.853 [0.80 – 0.90]  (n=40)``."""
+    return text if n is None or is_nan(n) else f"{text}  (n={int(n)})"
+
+
+_BARE_REASON = re.compile(r"^(-?[\d.]+) (is not )?(<=|>=|<|>|==) (-?[\d.]+)$")
+
+
+def _reason(metric: str, reason: str) -> str:
+    """A gate reason of the bare form ``2756 <= 3500`` (or ``0.79 is not >= 0.85``) with the
+    metric's unit on both sides."""
+    m = _BARE_REASON.match(reason or "")
+    if not m or not metric:
+        return reason
+    op = {"<=": "≤", ">=": "≥"}.get(m.group(3), m.group(3))
+    return f"{fmt_value(metric, float(m.group(1)))} {m.group(2) or ''}{op} {fmt_value(metric, float(m.group(4)))}"
+
+
+def _threshold(c: Any) -> str:
+    metric = c.metric or ""
+    if c.threshold is None:
+        return ""
+    if c.op is None:  # a regression check: the largest drop its interval may reach
+        return f"max drop {fmt_value(metric, c.threshold)}" if metric else f"max drop {c.threshold:g}"
+    return f"{c.op} {fmt_value(metric, c.threshold) if metric else f'{c.threshold:g}'}"
+
+
+def check_observed(c: Any) -> str:
+    """A gate check's observed value in its metric's unit (a regression check's delta signed)."""
+    metric = c.metric or ""
+    if not metric:
+        return "—" if c.observed is None else f"{c.observed:g}"
+    return fmt_signed(metric, c.observed) if c.op is None and c.observed is not None else fmt_value(metric, c.observed)
 
 
 def _n_cell(c: Any) -> str:
@@ -108,22 +152,29 @@ def _n_cell(c: Any) -> str:
 
 
 def gate_table(report: Any, caption: str = "") -> Styler:
-    """One row per gate check: check, observed, threshold, n (with its minimum), result, reason —
+    """One row per gate check: check, unit, observed, threshold, n (with its minimum), result, reason —
     failed rows in red; the caption says how many cases of the dataset were judged."""
     import pandas as pd
 
     rows = []
+    value_kinds: list[str] = []
+    reason_kinds: list[str] = []
     for c in report.checks:
         metric = c.metric or ""
+        reason = _reason(metric, c.reason)
         rows.append({
             "check": c.name,
-            "observed": fmt_value(metric, c.observed) if metric else ("—" if c.observed is None else f"{c.observed:g}"),
-            "threshold": "" if c.threshold is None else f"{c.op} {fmt_value(metric, c.threshold) if metric else c.threshold}",
+            "unit": unit_of(metric) if metric else "cases",
+            "observed": check_observed(c),
+            "threshold": _threshold(c),
             "n": _n_cell(c),
             "result": "pass" if c.passed else "FAIL",
-            "reason": c.reason,
+            "reason": reason,
         })
-    df = pd.DataFrame(rows, columns=["check", "observed", "threshold", "n", "result", "reason"])
+        value_kinds.append(kind_of(metric) if metric else "count")
+        reason_kinds.append(value_kinds[-1] if reason != c.reason else "")
+    df = pd.DataFrame(rows, columns=["check", "unit", "observed", "threshold", "n", "result", "reason"])
+    kinds: dict[str, Any] = {"observed": value_kinds, "threshold": value_kinds, "n": "count", "reason": reason_kinds}
 
     def colour(v: Any) -> str:
         return (f"background:{PASS_BG};color:{PASS_COLOUR};font-weight:700" if v == "pass"
@@ -133,7 +184,7 @@ def gate_table(report: Any, caption: str = "") -> Styler:
     cap = caption or f"Gate {report.gate}: {len(report.checks) - n_fail}/{len(report.checks)} checks passed."
     judged = cases_line(getattr(report, "cases", None))
     cap = f"{cap} {judged[0].upper()}{judged[1:]}." if judged else cap
-    return styler(df).map(colour, subset=["result"]).set_caption(cap)
+    return styler(df, kinds).map(colour, subset=["result"]).set_caption(cap)
 
 
 def thresholds_table(gate: Any) -> Styler:
@@ -148,7 +199,7 @@ def thresholds_table(gate: Any) -> Styler:
                      "must be": f"no worse than −{fmt_value(r.metric, r.max_drop)}",
                      "unit": unit_of(r.metric), "stage": metric_spec(r.metric)[0]})
     df = pd.DataFrame(rows, columns=["stage", "metric", "statistic", "must be", "unit"])
-    return styler(df).set_caption(f"Gate {g.name}: {len(rows)} threshold(s), declared before the runs.")
+    return styler(df, {"must be": [kind_of(r["metric"]) for r in rows]}).set_caption(f"Gate {g.name}: {len(rows)} threshold(s), declared before the runs.")
 
 
 def compare_table(comparison: Any, caption: str = "") -> Styler:
@@ -165,13 +216,18 @@ def compare_table(comparison: Any, caption: str = "") -> Styler:
             "baseline": fmt_value(name, m.get("baseline")), "variant": fmt_value(name, m.get("variant")),
             "delta [95% CI]": "—" if delta is None else
             f"{fmt_signed(name, delta)}  [{fmt_signed(name, m.get('ci_low'))} – {fmt_signed(name, m.get('ci_high'))}]",
+            "n": m.get("n", d.get("n_paired")),
             "p (Holm)": "—" if m.get("p_adjusted") is None else f"{m['p_adjusted']:.3g}",
             "verdict": str(m.get("verdict", "")),
         })
     order = {s: i for i, s in enumerate(STAGES)}
     rows.sort(key=lambda r: order.get(r["stage"], 99))
-    df = pd.DataFrame(rows, columns=["stage", "metric", "unit", "baseline", "variant", "delta [95% CI]",
+    df = pd.DataFrame(rows, columns=["stage", "metric", "unit", "baseline", "variant", "delta [95% CI]", "n",
                                      "p (Holm)", "verdict"])
+    df["n"] = ["—" if n is None else str(int(n)) for n in df["n"]]
+    per_row = [kind_of(r["metric"]) for r in rows]
+    kinds: dict[str, Any] = {"baseline": per_row, "variant": per_row, "delta [95% CI]": per_row,
+                             "n": "count", "p (Holm)": "p"}
 
     def colour(v: Any) -> str:
         return {"improved": f"background:{PASS_BG};color:{PASS_COLOUR};font-weight:700",
@@ -179,7 +235,7 @@ def compare_table(comparison: Any, caption: str = "") -> Styler:
 
     cap = caption or (f"Paired by case id over {d.get('n_paired', '?')} cases. 'no_change' means no "
                       "detectable change at this sample size, not proof of equality.")
-    return styler(df).map(colour, subset=["verdict"]).set_caption(cap)
+    return styler(df, kinds).map(colour, subset=["verdict"]).set_caption(cap)
 
 
 def slice_table(runs: Mapping[str, RunLike], metric: str, *, tag: str | None = None, gate: Any = None) -> Styler:
@@ -198,7 +254,7 @@ def slice_table(runs: Mapping[str, RunLike], metric: str, *, tag: str | None = N
             r = df[(df["slice"] == key) & (df["run"] == label)]
             if len(r):
                 e = {k: (None if is_nan(v) else v) for k, v in r.iloc[0].to_dict().items()}
-                row[label] = fmt_interval(metric, e) + f"  (n={e.get('n') if e.get('n') is not None else '?'})"
+                row[label] = with_n(fmt_interval(metric, e), e.get("n"))
                 if thr is not None and e.get("value") is not None:
                     from labkit.gate import OPS
 
@@ -208,6 +264,7 @@ def slice_table(runs: Mapping[str, RunLike], metric: str, *, tag: str | None = N
         rows.append(row)
         flags.append(fl)
     out = pd.DataFrame(rows, columns=["slice", *labels])
+    out.insert(1, "unit", unit_of(metric))
 
     def colour(data: pd.DataFrame) -> pd.DataFrame:
         css = pd.DataFrame("", index=data.index, columns=data.columns)
@@ -220,7 +277,7 @@ def slice_table(runs: Mapping[str, RunLike], metric: str, *, tag: str | None = N
     cap = f"{metric} ({unit_of(metric)}) per slice; small slices have wide intervals."
     if thr is not None:
         cap += f" Red: misses the gate threshold {thr[0]} {fmt_value(metric, thr[1])}."
-    return styler(out).apply(colour, axis=None).set_caption(cap)
+    return styler(out, dict.fromkeys(labels, kind_of(metric))).apply(colour, axis=None).set_caption(cap)
 
 
 def dataset_summary(dataset: Any) -> Html:

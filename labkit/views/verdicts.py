@@ -1,10 +1,12 @@
 """The verdict banners of the notebooks: ship decision, gate banner, coverage gaps, and the
-simulated-model notice. A :class:`~labkit.display.Verdict` displayed last is the notebook's
-published verdict (the report index shows it).
+simulated-model notice, and the one-paragraph "why" under a banner. A notebook shows its
+verdict first, then :func:`why` (or a ``*_why`` of its kind), then the evidence; the last
+:class:`~labkit.display.Verdict` it displays is its published verdict (the report index shows it).
 """
 
 from __future__ import annotations
 
+import html
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,3 +62,54 @@ def simulated_notice(*configs: str | os.PathLike[str]) -> Html:
         title="Simulated model.",
     )
 
+
+
+def why(text: str) -> Html:
+    """The one-paragraph summary of why, shown right under the verdict banner (text escaped)."""
+    return Html(f'<p class="lk-why" style="font-size:1.02rem;margin:6px 0 14px">'
+                f"<strong>Why.</strong> {html.escape(text)}</p>")
+
+
+def _check_text(c: Any) -> str:
+    """``faithfulness >= 0.85: observed 0.798 (n=62)``, the value in the metric's unit."""
+    from labkit.views.tables import check_observed
+
+    n = f" (n={c.n})" if getattr(c, "n", None) is not None else ""
+    return f"{c.name}: observed {check_observed(c)}{n}"
+
+
+def ship_why(candidate: Any, baseline: Any = None, comparison: Any = None, *,
+             candidate_label: str = "variant") -> Html:
+    """Why SHIP or NO-SHIP: the failed checks with their observed value, threshold and n; how
+    many pass; and, given the paired comparison, what improved, regressed and flipped."""
+    failed = [c for c in candidate.checks if not c.passed]
+    n = len(candidate.checks)
+    if failed:
+        text = (f"The {candidate_label} fails {len(failed)} of {n} checks of gate {candidate.gate}: "
+                + "; ".join(_check_text(c) for c in failed) + f". The other {n - len(failed)} pass.")
+    else:
+        text = f"The {candidate_label} passes all {n} checks of gate {candidate.gate}."
+    if baseline is not None:
+        text += f" The baseline passes {sum(c.passed for c in baseline.checks)} of {len(baseline.checks)} on its thresholds."
+    if comparison is not None:
+        d = comparison.to_dict() if hasattr(comparison, "to_dict") else dict(comparison)
+        verdicts = [str(m.get("verdict")) for m in (d.get("metrics") or {}).values()]
+        regressed = [k for k, m in (d.get("metrics") or {}).items() if m.get("verdict") == "regressed"]
+        flips = list(d.get("flipped") or [])
+        to_fail = sum(1 for f in flips if f.get("to") == "fail")
+        text += (f" Paired over {d.get('n_paired', '?')} cases, {verdicts.count('improved')} metric(s) improved and "
+                 f"{len(regressed)} regressed" + (f" ({', '.join(regressed)})" if regressed else "")
+                 + f"; {len(flips)} case(s) flipped, {to_fail} of them from pass to fail.")
+    return why(text)
+
+
+def gaps_why(dataset: Any, gaps: Sequence[str], subject: str = "dataset") -> Html:
+    """Why the coverage verdict: the set's size and mix, and each gap."""
+    from labkit.cases import dataset_stats
+
+    st = dataset_stats(dataset)
+    kinds = ", ".join(f"{v} {k}" for k, v in st["by_kind"].items())
+    text = f"The {subject} has {st['n_cases']} cases ({kinds}); {st['with_gold']} carry a gold chunk."
+    text += (f" {len(gaps)} gap(s) stand between it and gating a release: " + "; ".join(gaps) + "."
+             if gaps else " No coverage gap is flagged.")
+    return why(text)
