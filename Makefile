@@ -30,8 +30,10 @@ $(PHOENIX_STAMP):
 report: setup
 	$(BIN)/labkit report
 
+# Two workers, one test file each at a time (module fixtures stay in one process); the slow
+# suites (servers, notebooks, the browser) run beside the fast ones.
 test: setup phoenix
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # The lab works on git-ignored copies of notebooks/ in outputs/lab/ (made once, then kept), so
 # autosave never rewrites a tracked notebook; `labkit report` and papermill run the committed ones.

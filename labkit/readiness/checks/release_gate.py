@@ -105,4 +105,5 @@ def human_review(ctx: Context) -> ItemResult:
                           f"in {ctx.paths.reviews}.")
     c = review[0]
     return ItemResult("pass" if c.passed else "fail", f"{c.name}: {c.reason}",
-                      f"Have a reviewer approve the missing cases in {ctx.paths.reviews}.")
+                      f"Have a reviewer approve the missing cases: `labkit review RUN_DIR --gate {gp}` "
+                      f"lists them and records each decision in {ctx.paths.reviews} (or notebook 07).")
