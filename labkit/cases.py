@@ -13,6 +13,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -249,8 +250,9 @@ class Dataset(Sequence[EvalCase]):
     def __iter__(self) -> Iterator[EvalCase]:
         return iter(self.cases)
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
+        """:func:`fingerprint` of the cases (worked out once: the cases are immutable)."""
         return fingerprint(self.cases)
 
     def by_id(self) -> dict[str, EvalCase]:

@@ -114,6 +114,18 @@ def _redacted_slices(metrics: dict[str, Any]) -> dict[str, Any]:
     return metrics
 
 
+def _lines_of(path: Path) -> dict[Any, int]:
+    """The line of each case_id in a results file (read again only to name an error's lines)."""
+    line_of = {}
+    for n, raw, _ in iter_jsonl(path):
+        try:
+            cid = json.loads(raw).get("case_id")
+        except (json.JSONDecodeError, AttributeError):
+            continue
+        line_of[cid] = n
+    return line_of
+
+
 def score_run(
     run_dir: str | os.PathLike[str] | RunDir,
     dataset: Dataset | Sequence[EvalCase] | str | os.PathLike[str] | None = None,
@@ -148,15 +160,9 @@ def score_run(
     ds = load_dataset(dataset, rd)
     results = rd.results() if results is None else [dict(r) for r in results]
     by_id = ds.by_id()
-    line_of = {}
-    for n, raw, _ in iter_jsonl(rd.results_path):
-        try:
-            cid = json.loads(raw).get("case_id")
-        except (json.JSONDecodeError, AttributeError):
-            continue
-        line_of[cid] = n
     unknown = [r["case_id"] for r in results if r["case_id"] not in by_id]
     if unknown:
+        line_of = _lines_of(rd.results_path)
         raise DatasetError(
             str(rd.results_path),
             [Problem(line_of.get(cid), "case_id", f"case {cid!r} is not in dataset {ds.path or '(in memory)'}")
