@@ -129,11 +129,17 @@ class LexicalJudge:
         """The claim sentences of an answer. A sentence with an abstention phrase is split into
         its clauses: the abstaining clause asserts nothing, the others still do ("We cannot
         confirm it, but refunds are approved at once" claims the refunds)."""
-        out: list[str] = []
+        return [c for c, _ in self._claim_words(answer)]
+
+    def _claim_words(self, answer: str) -> list[tuple[str, frozenset[str]]]:
+        """Each claim of :meth:`claims` with its distinct content words."""
+        out: list[tuple[str, frozenset[str]]] = []
         for s in sentences(strip_citations(answer or "")):
             parts = _CLAUSE.split(s) if ABSTENTION.search(s) else [s]
-            out += [c.strip() for c in parts
-                    if len(set(content_words(c))) >= self.min_content_words and not ABSTENTION.search(c)]
+            for c in parts:
+                words = frozenset(content_words(c))
+                if len(words) >= self.min_content_words and not ABSTENTION.search(c):
+                    out.append((c.strip(), words))
         return out
 
     def explain(self, answer: str, contexts: Sequence[str]) -> list[ClaimVerdict]:
@@ -173,7 +179,7 @@ class LexicalJudge:
         sentence_sets: dict[str, list[frozenset[str]]] = {}
         out: list[tuple[float | None, str]] = []
         for answer, ctxs in items:
-            claims = self.claims(answer)
+            claims = self._claim_words(answer)
             if not claims:
                 out.append((None, "no_claims"))
                 continue
@@ -184,8 +190,7 @@ class LexicalJudge:
                     sentence_sets[c] = [words[s] for s in sentences(c)]
                 sets.update(dict.fromkeys(sentence_sets[c]))
             supported = 0
-            for claim in claims:
-                cw = words[claim]
+            for _, cw in claims:
                 best = max((len(cw & ws) for ws in sets), default=0)
                 supported += best / len(cw) >= self.threshold - 1e-12
             out.append((supported / len(claims), ""))

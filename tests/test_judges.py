@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from fake_openai import FakeOpenAI, drop, malformed, rate_limited, server_error, status
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from fake_openai import FakeOpenAI, drop, malformed, rate_limited, server_error, status
 
 from labkit.errors import ConfigError, LabkitError
 from labkit.judges import (

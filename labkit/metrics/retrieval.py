@@ -142,18 +142,26 @@ def relevance_matrix(
     import numpy as np
 
     n = len(retrieved_lists)
-    rel = np.zeros((n, k), dtype=bool)
-    n_gold = np.zeros(n, dtype=np.int64)
+    sizes: list[int] = []
+    hits: list[int] = []  # flat indices i * k + j of the True cells, set at once below
     for i, (items, gold, level) in enumerate(zip(retrieved_lists, golds, levels, strict=True)):
         gset = set(gold)
-        n_gold[i] = len(gset)
-        if not gset or not items:
+        sizes.append(len(gset))
+        if not gset or not items or k < 1:
             continue
-        ranked = dedupe([to_level(it, level) for it in items])[:k]
-        for j, rid in enumerate(ranked):
+        seen: set[str] = set()  # dedupe() inline, stopping at k distinct ids
+        for it in items:
+            rid = to_level(it, level)
+            if rid is None or rid in seen:
+                continue
             if rid in gset:
-                rel[i, j] = True
-    return rel, n_gold
+                hits.append(i * k + len(seen))
+            seen.add(rid)
+            if len(seen) == k:
+                break
+    rel = np.zeros(n * k, dtype=bool)
+    rel[np.asarray(hits, dtype=np.int64)] = True
+    return rel.reshape(n, k), np.asarray(sizes, dtype=np.int64).reshape(n)
 
 
 # --- the declarations --------------------------------------------------------------------
