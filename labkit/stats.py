@@ -95,9 +95,10 @@ def ratio_stat(x: NDArray[Any]) -> NDArray[np.float64]:
 
 
 def _indices(g: np.random.Generator, n: int, rows: int) -> NDArray[np.integer[Any]]:
-    """``[rows, n]`` resample indices into ``n`` rows: 32-bit draws while ``n`` fits (about
-    twice as fast as 64-bit ones; every bootstrap here draws them the same way, so the
-    shared-count path below resamples exactly what :func:`bootstrap_distribution` does)."""
+    """``[rows, n]`` resample indices into ``n`` rows, as 32-bit integers while ``n`` fits: the
+    same values as 64-bit draws (numpy draws bounded integers below 2**32 from one 32-bit
+    stream either way) in half the memory, so counting them is cheaper; every bootstrap here
+    draws them this way, so the shared-count path resamples what :func:`bootstrap_distribution` does."""
     return g.integers(0, n, size=(rows, n), dtype=np.int32 if n < 2**31 else np.int64)
 
 
