@@ -4,6 +4,8 @@
 docs/metrics.md. :class:`LLMJudge` asks an OpenAI-compatible chat endpoint
 with a versioned prompt template and caches its verdicts on disk.
 Both satisfy the :class:`Judge` protocol used by ``labkit.metrics.score_cases``.
+:func:`judge_many` is how scoring asks a judge about every case of a run at once
+(a judge's ``*_many`` batch when it has one; worker processes for a large lexical batch).
 """
 
 from __future__ import annotations
