@@ -13,11 +13,12 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from labkit.errors import DatasetError, Problem
-from labkit.io import atomic_write_text, iter_jsonl, loads_line, surrogate_field
+from labkit.io import atomic_write_text, iter_jsonl, loads_line, may_hold_surrogate, surrogate_field
 
 KINDS = ("representative", "failure", "adversarial", "out_of_scope", "regression")
 RISKS = ("low", "medium", "high")
@@ -249,8 +250,9 @@ class Dataset(Sequence[EvalCase]):
     def __iter__(self) -> Iterator[EvalCase]:
         return iter(self.cases)
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
+        """:func:`fingerprint` of the cases (worked out once: the cases are immutable)."""
         return fingerprint(self.cases)
 
     def by_id(self) -> dict[str, EvalCase]:
@@ -278,7 +280,7 @@ def _parse_numbered(lines: Iterable[tuple[int, str]], path: str | None) -> Datas
         except json.JSONDecodeError as e:
             problems.append(Problem(n, None, f"malformed JSON: {e.msg} at column {e.colno}"))
             continue
-        bad = surrogate_field(obj)
+        bad = surrogate_field(obj) if may_hold_surrogate(raw) else None
         if bad is not None:
             problems.append(Problem(n, bad, "contains a lone surrogate (\\ud800-\\udfff), which is no text"))
             continue

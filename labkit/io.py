@@ -23,7 +23,7 @@ from typing import Any
 from labkit.errors import DatasetError, Problem
 
 __all__ = ["MAX_JSON_DEPTH", "LinedDict", "StrictJSONError", "atomic_write_text", "input_error", "iter_jsonl",
-           "loads_document", "loads_line", "surrogate_field"]
+           "loads_document", "loads_line", "may_hold_surrogate", "surrogate_field"]
 
 
 MAX_JSON_DEPTH = 200  # arrays and objects nested deeper than this in one JSONL line are refused
@@ -132,6 +132,13 @@ def loads_document(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def may_hold_surrogate(text: str) -> bool:
+    """Whether a JSONL line could decode to a lone surrogate: only a ``\\uD8xx``-``\\uDFxx``
+    escape or a surrogate character in the text itself can make one (a cheap test before
+    :func:`surrogate_field` walks the decoded value)."""
+    return "\\ud" in text or "\\uD" in text or _SURROGATE.search(text) is not None
 
 
 def surrogate_field(obj: Any) -> str | None:

@@ -4,6 +4,8 @@
 docs/metrics.md. :class:`LLMJudge` asks an OpenAI-compatible chat endpoint
 with a versioned prompt template and caches its verdicts on disk.
 Both satisfy the :class:`Judge` protocol used by ``labkit.metrics.score_cases``.
+:func:`judge_many` is how scoring asks a judge about every case of a run at once
+(a judge's ``*_many`` batch when it has one; worker processes for a large lexical batch).
 """
 
 from __future__ import annotations
@@ -129,11 +131,17 @@ class LexicalJudge:
         """The claim sentences of an answer. A sentence with an abstention phrase is split into
         its clauses: the abstaining clause asserts nothing, the others still do ("We cannot
         confirm it, but refunds are approved at once" claims the refunds)."""
-        out: list[str] = []
+        return [c for c, _ in self._claim_words(answer)]
+
+    def _claim_words(self, answer: str) -> list[tuple[str, frozenset[str]]]:
+        """Each claim of :meth:`claims` with its distinct content words."""
+        out: list[tuple[str, frozenset[str]]] = []
         for s in sentences(strip_citations(answer or "")):
             parts = _CLAUSE.split(s) if ABSTENTION.search(s) else [s]
-            out += [c.strip() for c in parts
-                    if len(set(content_words(c))) >= self.min_content_words and not ABSTENTION.search(c)]
+            for c in parts:
+                words = frozenset(content_words(c))
+                if len(words) >= self.min_content_words and not ABSTENTION.search(c):
+                    out.append((c.strip(), words))
         return out
 
     def explain(self, answer: str, contexts: Sequence[str]) -> list[ClaimVerdict]:
@@ -165,6 +173,91 @@ class LexicalJudge:
 
     def describe(self) -> dict[str, Any]:
         return {"type": "lexical", "threshold": self.threshold, "min_content_words": self.min_content_words}
+
+    def faithfulness_many(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[tuple[float | None, str]]:
+        """:meth:`faithfulness` of every ``(answer, contexts)``, each distinct sentence's content
+        words worked out once for the batch (a chunk retrieved by many cases is read once)."""
+        words = _Words()
+        sentence_sets: dict[str, list[frozenset[str]]] = {}
+        out: list[tuple[float | None, str]] = []
+        for answer, ctxs in items:
+            claims = self._claim_words(answer)
+            if not claims:
+                out.append((None, "no_claims"))
+                continue
+            sets: dict[frozenset[str], None] = {}
+            for c in ctxs:
+                c = c or ""
+                if c not in sentence_sets:
+                    sentence_sets[c] = [words[s] for s in sentences(c)]
+                sets.update(dict.fromkeys(sentence_sets[c]))
+            supported = 0
+            for _, cw in claims:
+                best = max((len(cw & ws) for ws in sets), default=0)
+                supported += best / len(cw) >= self.threshold - 1e-12
+            out.append((supported / len(claims), ""))
+        return out
+
+    def relevance_many(self, items: Sequence[tuple[str, str]]) -> list[float | None]:
+        """:meth:`relevance` of every ``(question, answer)``, each distinct question read once."""
+        words = _Words()
+        out: list[float | None] = []
+        for question, answer in items:
+            q = words[question or ""]
+            a = frozenset(content_words(strip_citations(answer or "")))
+            out.append(len(q & a) / len(q) if q and a else None)
+        return out
+
+
+# --- judging many cases at once ------------------------------------------------------------
+
+#: Above this many cases a lexical judge's verdicts are worked out in worker processes.
+PARALLEL_MIN_CASES = 20_000
+
+
+def judge_many(judge: Any, what: str, items: Sequence[tuple[Any, Any]], *,
+               workers: int | None = None) -> list[Any]:
+    """``judge.faithfulness(answer, contexts)`` or ``judge.relevance(question, answer)`` (``what``)
+    for every item, in order. A judge with a ``faithfulness_many`` / ``relevance_many`` method
+    gets the whole batch (the lexical judge: every distinct text analysed once); from
+    :data:`PARALLEL_MIN_CASES` items on, a lexical judge's batch is split over ``workers``
+    processes (default: the CPUs), each verdict exactly what one process gives."""
+    if what not in ("faithfulness", "relevance"):
+        raise ValueError(f"unknown verdict {what!r}")
+    many = getattr(judge, f"{what}_many", None)
+    if not callable(many):
+        one = getattr(judge, what)
+        return [one(a, b) for a, b in items]
+    n_workers = workers if workers is not None else (os.cpu_count() or 1)
+    if not isinstance(judge, LexicalJudge) or len(items) < PARALLEL_MIN_CASES or n_workers < 2:
+        return list(many(items))
+    return _in_workers(judge, what, list(items), n_workers)
+
+
+def _in_workers(judge: LexicalJudge, what: str, items: list[tuple[Any, Any]], n_workers: int) -> list[Any]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    step = -(-len(items) // (n_workers * 4))
+    parts = [items[a:a + step] for a in range(0, len(items), step)]
+    ctx = multiprocessing.get_context("spawn")  # no state copied from the parent: same as one process
+    with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
+        done = pool.map(_judge_part, [judge] * len(parts), [what] * len(parts), parts)
+        return [v for part in done for v in part]
+
+
+def _judge_part(judge: LexicalJudge, what: str, items: list[tuple[Any, Any]]) -> list[Any]:
+    """One worker's share of :func:`judge_many` (a module-level function, so it pickles)."""
+    return list(getattr(judge, f"{what}_many")(items))
+
+
+class _Words(dict[str, frozenset[str]]):
+    """The distinct content words of each text seen, worked out once (a batch's memo)."""
+
+    def __missing__(self, text: str) -> frozenset[str]:
+        out = frozenset(content_words(text))
+        self[text] = out
+        return out
 
 
 # --- LLM judge ------------------------------------------------------------------------

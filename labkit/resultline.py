@@ -165,6 +165,11 @@ def _container(x: Any, path: list[str], active: set[int]) -> Any:
 
 
 def _finite(x: Any) -> bool:
+    t = type(x)
+    if t is float:  # the common cases first, decided by their exact type
+        return math.isfinite(x)
+    if t is int:
+        return -INT_LIMIT <= x < INT_LIMIT
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         return False
     if isinstance(x, int):

@@ -285,7 +285,11 @@ def csv_safe_frame(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     for col in out.columns:
         if is_object_dtype(out[col]) or is_string_dtype(out[col]):
-            out[col] = out[col].map(csv_safe)
+            safe: dict[Any, Any] = {}  # a reason column holds a handful of distinct texts: each checked once
+            try:
+                out[col] = [safe[v] if v in safe else safe.setdefault(v, csv_safe(v)) for v in out[col].tolist()]
+            except TypeError:  # an unhashable cell
+                out[col] = out[col].map(csv_safe)
     return out
 
 

@@ -94,6 +94,14 @@ def ratio_stat(x: NDArray[Any]) -> NDArray[np.float64]:
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
+def _indices(g: np.random.Generator, n: int, rows: int) -> NDArray[np.integer[Any]]:
+    """``[rows, n]`` resample indices into ``n`` rows, as 32-bit integers while ``n`` fits: the
+    same values as 64-bit draws (numpy draws bounded integers below 2**32 from one 32-bit
+    stream either way) in half the memory, so counting them is cheaper; every bootstrap here
+    draws them this way, so the shared-count path resamples what :func:`bootstrap_distribution` does."""
+    return g.integers(0, n, size=(rows, n), dtype=np.int32 if n < 2**31 else np.int64)
+
+
 def _blocks(n_boot: int, n: int) -> list[tuple[int, int]]:
     step = max(1, _BLOCK_ELEMS // max(n, 1))
     return [(s, min(s + step, n_boot)) for s in range(0, n_boot, step)]
@@ -115,8 +123,7 @@ def bootstrap_distribution(
     g = make_rng(rng)
     out = np.empty(n_boot, dtype=np.float64)
     for a, b in _blocks(n_boot, n):
-        idx = g.integers(0, n, size=(b - a, n))
-        out[a:b] = stat(arr[idx])
+        out[a:b] = stat(arr[_indices(g, n, b - a)])
     return out
 
 
@@ -205,10 +212,10 @@ def _index_counts_sums(x: NDArray[np.float64], n_boot: int, seed: int) -> NDArra
     g = make_rng(seed)
     out = np.empty((n_boot, x.shape[1]), dtype=np.float64)
     step = max(1, _COUNT_BLOCK_ELEMS // n)
-    offsets = np.arange(step, dtype=np.int64)[:, None] * n
     for a in range(0, n_boot, step):
         b = min(a + step, n_boot)
-        idx = g.integers(0, n, size=(b - a, n))
+        idx = _indices(g, n, b - a)
+        offsets = np.arange(step, dtype=idx.dtype)[:, None] * n  # below 2**17 + n: fits the draws' type
         if b - a > 1:
             idx += offsets[: b - a]
         w = np.bincount(idx.ravel(), minlength=(b - a) * n).reshape(b - a, n)

@@ -12,6 +12,7 @@ Documented rules: docs/metrics.md ("Lexical judge"). Pure Python, no dependency.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -48,11 +49,17 @@ def stem(tok: str) -> str:
     return tok
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _content_word(tok: str) -> str:
+    """A token's content word (:func:`stem`), or ``""`` for a stopword or a single letter."""
+    return stem(tok) if tok not in STOPWORDS and (len(tok) > 1 or tok.isdigit()) else ""
+
+
 def content_words(text: str) -> list[str]:
     """Content words of a text: NFKC, lowercase, runs of letters/digits, stopwords and
     single letters dropped, plurals folded (``keys`` -> ``key``)."""
     toks = _TOKEN.findall(unicodedata.normalize("NFKC", text).lower())
-    return [stem(t) for t in toks if t not in STOPWORDS and (len(t) > 1 or t.isdigit())]
+    return [w for w in map(_content_word, toks) if w]  # a word's verdict is remembered: texts repeat words
 
 
 def strip_citations(text: str) -> str:

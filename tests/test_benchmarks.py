@@ -18,6 +18,7 @@ SMALL = {
     "bench_metrics.py": ["--n", "2000", "--repeat", "1", "--agg-n", "300", "--agg-repeat", "1"],
     "bench_embeddings.py": ["--n", "4"],
     "bench_runner.py": ["--cases", "100", "--repeat", "1"],
+    "bench_score.py": ["--sizes", "300"],
     "bench_startup.py": ["--rounds", "2"],
     "bench_traces.py": ["--n", "500", "--workers", "1", "--repeat", "1"],
 }

@@ -160,3 +160,15 @@ def test_strict_line_decoder_is_shared_by_results_reviews_and_traces(tmp_path):
         with pytest.raises(DatasetError) as ei:
             reader(p)
         assert "duplicate key" in str(ei.value) and "line 1" in str(ei.value), reader.__name__
+
+
+@pytest.mark.parametrize("line", ['{"id": "a", "question": "q", "tags": {"category": "x\\uDBFF"}}',
+                                  '{"id": "a", "question": "q", "tags": {"category": "x\ud800"}}'])
+def test_a_lone_surrogate_is_found_upper_case_escaped_or_as_a_character(line):
+    """The cheap test before the walk (labkit.io.may_hold_surrogate) lets no lone surrogate through."""
+    from labkit.cases import parse_lines
+
+    with pytest.raises(DatasetError) as ei:
+        parse_lines([line])
+    (prob,) = ei.value.problems
+    assert prob.field == "tags.category" and "surrogate" in prob.reason

@@ -6,6 +6,8 @@ import json
 
 import pytest
 from fake_openai import FakeOpenAI, drop, malformed, rate_limited, server_error, status
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from labkit.errors import ConfigError, LabkitError
 from labkit.judges import (
@@ -276,3 +278,82 @@ def test_abstentions_and_citation_markers_stay_out_of_the_claims(answer):
     assert all("[" not in c for c in claims)
     if answer.startswith("I could not"):
         assert claims == [] and j.faithfulness(answer, _CTX)[0] is None
+
+
+# --- judging many cases at once --------------------------------------------------------------
+
+_JUDGE_WORDS = ["refund", "refunds", "key", "rotate", "portal", "owner", "the", "we", "cannot", "confirm",
+                "it", "but", "is", "approved", "at", "once", "[d1#0]", "I", "could", "not", "find", "this"]
+
+
+def _batch_items(seed: int, n: int) -> tuple[list[tuple[str, list[str]]], list[tuple[str, str]]]:
+    import random
+
+    rng = random.Random(seed)
+
+    def text(m: int) -> str:
+        return " ".join(rng.choice(_JUDGE_WORDS) for _ in range(m)) + rng.choice([".", "!", "?", ""])
+
+    shared = [text(7) for _ in range(4)]  # chunks many cases retrieve
+    faith = [(" ".join(text(rng.randrange(1, 9)) for _ in range(rng.randrange(0, 4))),
+              [rng.choice(shared) if rng.random() < 0.5 else text(6) for _ in range(rng.randrange(0, 4))])
+             for _ in range(n)]
+    rel = [(text(rng.randrange(0, 6)), text(rng.randrange(0, 9))) for _ in range(n)]
+    return faith, rel
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), threshold=st.sampled_from([0.3, 0.6, 1.0]))
+def test_the_lexical_batch_gives_each_case_its_own_verdict(seed: int, threshold: float) -> None:
+    judge = LexicalJudge(threshold=threshold)
+    faith, rel = _batch_items(seed, 30)
+    assert judge.faithfulness_many(faith) == [judge.faithfulness(a, c) for a, c in faith]
+    assert judge.relevance_many(rel) == [judge.relevance(q, a) for q, a in rel]
+
+
+def test_a_judge_without_a_batch_is_asked_case_by_case() -> None:
+    from labkit.judges import judge_many
+
+    class Counting:
+        name = "counting"
+
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def faithfulness(self, answer: str, contexts: list[str]) -> tuple[float | None, str]:
+            self.seen.append(answer)
+            return 0.5, ""
+
+        def relevance(self, question: str, answer: str) -> float | None:
+            return None
+
+    j = Counting()
+    assert judge_many(j, "faithfulness", [("a", ["x"]), ("b", ["y"])]) == [(0.5, ""), (0.5, "")]
+    assert j.seen == ["a", "b"]
+    assert judge_many(j, "relevance", [("q", "a")]) == [None]
+    with pytest.raises(ValueError):
+        judge_many(j, "kindness", [])
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_verdicts_of_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    import labkit.judges as judges
+
+    faith, rel = _batch_items(3, 400)
+    judge = LexicalJudge()
+    one_faith = judges.judge_many(judge, "faithfulness", faith, workers=1)
+    one_rel = judges.judge_many(judge, "relevance", rel, workers=1)
+    calls: list[int] = []
+    real = judges._in_workers
+
+    def spy(*args: object, **kw: object) -> list[object]:
+        calls.append(1)
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(judges, "PARALLEL_MIN_CASES", 100)
+    monkeypatch.setattr(judges, "_in_workers", spy)
+    assert judges.judge_many(judge, "faithfulness", faith, workers=2) == one_faith
+    assert judges.judge_many(judge, "relevance", rel, workers=2) == one_rel
+    assert len(calls) == 2  # the work did go to the workers
+    assert judges.judge_many(judge, "relevance", rel[:99], workers=2) == one_rel[:99]
+    assert len(calls) == 2  # below the threshold: one process

@@ -294,3 +294,18 @@ def test_compare_pairs_the_reference_metrics(tmp_path):
     # R = 4/9, F = 16/30; common bag 5 ('open' too), P = 5/6, R = 5/9, F1 = 2/3
     assert d["rouge_l"]["delta"] == pytest.approx(0.5 * (16 / 30 - 1))
     assert d["token_f1"]["delta"] == pytest.approx(0.5 * (2 / 3 - 1))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=60))
+def test_punctuation_is_deleted_as_character_by_character(text: str) -> None:
+    """The translate table deletes exactly the characters the definition names (any Unicode P*
+    category and ASCII string.punctuation), as a character-by-character filter does."""
+    import unicodedata
+
+    from labkit.text import strip_citations
+
+    s = unicodedata.normalize("NFKC", strip_citations(text)).lower()
+    by_char = "".join(ch for ch in s if not (ch in string.punctuation or unicodedata.category(ch).startswith("P")))
+    by_char = re.sub(r"\s+", " ", re.sub(r"\b(?:a|an|the)\b", " ", by_char)).strip()
+    assert reference.normalize_answer(text) == by_char

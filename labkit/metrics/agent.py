@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from labkit.metrics.columns import Column, column_from_array, column_of, reads_column, values
 from labkit.registry import METRICS, metric
 
 if TYPE_CHECKING:
-    from labkit.cases import EvalCase
-    from labkit.metrics.percase import CaseResult
+    from labkit.metrics.percase import CaseRun
 
 
 def _calls(tool_calls: Any) -> list[Mapping[str, Any]]:
@@ -63,24 +63,29 @@ def retried(attempts: Any) -> bool:
 # --- the declarations --------------------------------------------------------------------
 
 
-@metric(name="tool_call_accuracy", stage="agent", builtin=True,
-        description="tool sequence match, then mean exact args match")
-def _tool_call_accuracy(case: EvalCase, result: CaseResult) -> tuple[float | None, str]:
-    return tool_call_accuracy(result.get("tool_calls"), case.expected_tools)
+def _tool_call_accuracy(run: CaseRun) -> Column:
+    """Tool sequence match, then the share of exact args matches (no_expected_tools without any)."""
+    return column_of(tool_call_accuracy(r.get("tool_calls"), r.case.expected_tools) for r in run.rows)
 
 
-@metric(name="task_success_rate", stage="agent", kind="rate", builtin=True,
-        description="ok, all must_include, no must_not_include, tools match")
-def _task_success_rate(case: EvalCase, result: CaseResult) -> float:
-    ok = task_success(result.status, result.score("must_include_coverage"),
-                      result.score("must_not_include_violation"), result.score("tool_call_accuracy"))
-    return 1.0 if ok else 0.0
+def _task_success_rate(run: CaseRun) -> Column:
+    """1 when :func:`task_success` holds for the case (from the other columns), else 0."""
+    parts = [values(run, n) for n in ("must_include_coverage", "must_not_include_violation", "tool_call_accuracy")]
+    return column_from_array([1.0 if task_success(r.status, cov, vio, tools) else 0.0
+                              for r, cov, vio, tools in zip(run.rows, *parts, strict=True)])
 
 
-@metric(name="retry_rate", stage="agent", direction="lower", kind="rate", builtin=True,
-        description="share of cases with more than one attempt")
-def _retry_rate(case: EvalCase, result: CaseResult) -> float:
-    return 1.0 if retried(result.get("attempts")) else 0.0
+def _retry_rate(run: CaseRun) -> Column:
+    """1 when the case needed more than one attempt, else 0."""
+    return column_from_array([1.0 if retried(r.get("attempts")) else 0.0 for r in run.rows])
+
+
+metric(name="tool_call_accuracy", stage="agent", builtin=True,
+       description="tool sequence match, then mean exact args match")(reads_column(_tool_call_accuracy))
+metric(name="task_success_rate", stage="agent", kind="rate", builtin=True,
+       description="ok, all must_include, no must_not_include, tools match")(reads_column(_task_success_rate))
+metric(name="retry_rate", stage="agent", direction="lower", kind="rate", builtin=True,
+       description="share of cases with more than one attempt")(reads_column(_retry_rate))
 
 
 AGENT_METRICS = tuple(n for n, s in METRICS.items() if s.stage == "agent" and s.builtin)

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from labkit import patterns
 from labkit.metrics import reference
+from labkit.metrics.columns import Column, ColumnFn, column_of, per_case, reads_column
 from labkit.metrics.retrieval import dedupe, to_level
 from labkit.registry import METRICS, metric
 
 if TYPE_CHECKING:
     from labkit.cases import EvalCase
-    from labkit.metrics.percase import CaseResult
+    from labkit.metrics.percase import CaseResult, CaseRun
 
 Score = tuple[float | None, str]
 
@@ -198,29 +199,55 @@ def _unanswered(result: CaseResult) -> Score:
     return None, "not_ok" if result.status != "ok" else "no_answer"
 
 
-@metric(name="faithfulness", stage="generation", builtin=True, description="supported claims / claims (judge)")
-def _faithfulness(case: EvalCase, result: CaseResult) -> Score:
-    answer = _answered(result)
-    if answer is None:
-        return _unanswered(result)
-    return faithfulness(result.judge, answer, contexts(result.retrieved_list, result.corpus))
+def _judge_inputs(run: CaseRun) -> list[tuple[str, str, list[str]] | Score]:
+    """Per case what the judge gets (question, answer, contexts), or why it is not judged."""
+    out: list[tuple[str, str, list[str]] | Score] = []
+    for r in run.rows:
+        answer = _answered(r)
+        out.append(_unanswered(r) if answer is None else (r.case.question, answer, contexts(r.retrieved_list,
+                                                                                            r.corpus)))
+    return out
 
 
-@metric(name="must_include_coverage", stage="generation", builtin=True,
-        description="must_include phrases found / phrases")
-def _must_include(case: EvalCase, result: CaseResult) -> Score:
-    return must_include_coverage(result.answer, case.must_include)
+def _faithfulness(run: CaseRun) -> Column:
+    """Supported claims / claims as the judge decides, every case's claims judged in one batch."""
+    from labkit.judges import judge_many
+
+    inputs = run.batch(_judge_inputs)
+    todo = [i for i, x in enumerate(inputs) if len(x) == 3 and x[2]]
+    verdicts = judge_many(run.judge, "faithfulness", [(inputs[i][1], inputs[i][2]) for i in todo])
+    got: dict[int, Score] = dict(zip(todo, verdicts, strict=True))
+    scores: list[Score] = []
+    for i, x in enumerate(inputs):
+        if len(x) != 3:
+            scores.append(x)
+        elif i not in got:
+            scores.append((None, "no_context"))
+        else:
+            val, reason = got[i]
+            scores.append((None, reason or "no_claims") if val is None else (float(val), ""))
+    return column_of(scores)
 
 
-@metric(name="must_not_include_violation", stage="generation", direction="lower", kind="rate", builtin=True,
-        description="1 if any must_not_include phrase is in the answer")
-def _must_not_include(case: EvalCase, result: CaseResult) -> Score:
-    return must_not_include_violation(result.answer, case.must_not_include)
+def _answer_relevance(run: CaseRun) -> Column:
+    """The judge's relevance score of each answered case, judged in one batch."""
+    from labkit.judges import judge_many
+
+    inputs = run.batch(_judge_inputs)
+    todo = [i for i, x in enumerate(inputs) if len(x) == 3]
+    verdicts = judge_many(run.judge, "relevance", [(inputs[i][0], inputs[i][1]) for i in todo])
+    got = dict(zip(todo, verdicts, strict=True))
+    scores: list[Score] = []
+    for i, x in enumerate(inputs):
+        if len(x) != 3:
+            scores.append(x)
+        else:
+            v = got[i]
+            scores.append((None, "no_score") if v is None else (float(v), ""))
+    return column_of(scores)
 
 
-@metric(name="citation_validity", stage="generation", builtin=True,
-        description="cited ids that were retrieved / cited ids")
-def _citation_validity(case: EvalCase, result: CaseResult) -> Score:
+def _citation_validity_case(case: EvalCase, result: CaseResult) -> Score:
     if _answered(result) is None:
         return _unanswered(result)
     if result.unlogged:
@@ -228,20 +255,23 @@ def _citation_validity(case: EvalCase, result: CaseResult) -> Score:
     return citation_validity(result.get("citations"), result.retrieved_list, result.level)
 
 
-@metric(name="citation_accuracy", stage="generation", builtin=True, description="cited ids that are gold / cited ids")
-def _citation_accuracy(case: EvalCase, result: CaseResult) -> Score:
-    return citation_accuracy(result.get("citations"), case.gold, result.level, result.retrieved_list)
-
-
-@metric(name="answer_relevance", stage="generation", builtin=True,
-        description="judge score of the answer to the question")
-def _answer_relevance(case: EvalCase, result: CaseResult) -> Score:
-    answer = _answered(result)
-    if answer is None:
-        return _unanswered(result)
-    return answer_relevance(result.judge, case.question, answer)
-
-
+metric(name="faithfulness", stage="generation", builtin=True, description="supported claims / claims (judge)")(
+    reads_column(_faithfulness))
+metric(name="must_include_coverage", stage="generation", builtin=True,
+       description="must_include phrases found / phrases")(
+    reads_column(per_case(lambda case, r: must_include_coverage(r.answer, case.must_include)),
+                 "must_include phrases found / phrases"))
+metric(name="must_not_include_violation", stage="generation", direction="lower", kind="rate", builtin=True,
+       description="1 if any must_not_include phrase is in the answer")(
+    reads_column(per_case(lambda case, r: must_not_include_violation(r.answer, case.must_not_include)),
+                 "1 if any must_not_include phrase is in the answer"))
+metric(name="citation_validity", stage="generation", builtin=True,
+       description="cited ids that were retrieved / cited ids")(reads_column(per_case(_citation_validity_case)))
+metric(name="citation_accuracy", stage="generation", builtin=True, description="cited ids that are gold / cited ids")(
+    reads_column(per_case(lambda case, r: citation_accuracy(r.get("citations"), case.gold, r.level,
+                                                            r.retrieved_list)), "cited ids that are gold / cited ids"))
+metric(name="answer_relevance", stage="generation", builtin=True,
+       description="judge score of the answer to the question")(reads_column(_answer_relevance))
 
 
 # --- answer correctness against the reference answer (definitions: labkit.metrics.reference) ----
@@ -284,22 +314,58 @@ def against_reference(case: EvalCase, result: CaseResult, compare: Callable[[str
     return compare(answer, ref), ""
 
 
-@metric(name="exact_match", stage="generation", kind="rate", builtin=True,
-        description="1 if the normalised answer equals the normalised reference answer")
-def _exact_match(case: EvalCase, result: CaseResult) -> Score:
-    return against_reference(case, result, reference.exact_match, exact=True)
+def _reference_inputs(run: CaseRun) -> list[Score | tuple[list[str] | None, list[str], str, str]]:
+    """Per case either why it is not compared with its reference answer, or (answer tokens —
+    None when a placeholder is in the answer —, reference tokens, answer, reference): each text
+    normalised once for the three metrics."""
+    out: list[Score | tuple[list[str] | None, list[str], str, str]] = []
+    for r in run.rows:
+        ref = r.case.reference_answer
+        ref_tokens = reference.tokens(ref) if ref is not None else []
+        answer = _answered(r) if ref_tokens else None
+        if ref is None or not ref_tokens:
+            out.append((None, "no_reference"))
+        elif answer is None:
+            out.append(_unanswered(r))
+        else:
+            out.append((None if _PLACEHOLDER.search(answer) else reference.tokens(answer), ref_tokens, answer, ref))
+    return out
 
 
-@metric(name="token_f1", stage="generation", builtin=True,
-        description="F1 of the answer's and the reference answer's normalised tokens (multisets)")
-def _token_f1(case: EvalCase, result: CaseResult) -> Score:
-    return against_reference(case, result, reference.token_f1)
+def _against_reference(compare: Callable[[list[str], list[str]], float], *, exact: bool = False) -> ColumnFn:
+    """The column of :func:`against_reference` for one comparison, from the shared tokens."""
+
+    def compute(run: CaseRun) -> Column:
+        scores: list[Score] = []
+        for x in run.batch(_reference_inputs):
+            if len(x) == 2:
+                scores.append(x)
+                continue
+            toks, ref_toks, answer, ref = x
+            if toks is None and not (exact and _match_ruled_out(answer, ref)):
+                scores.append((None, REDACTED))
+            else:
+                scores.append((compare(reference.tokens(answer) if toks is None else toks, ref_toks), ""))
+        return column_of(scores)
+
+    compute.__doc__ = against_reference.__doc__
+    return compute
 
 
-@metric(name="rouge_l", stage="generation", builtin=True,
-        description="ROUGE-L F1 (longest common subsequence) of answer and reference answer tokens")
-def _rouge_l(case: EvalCase, result: CaseResult) -> Score:
-    return against_reference(case, result, reference.rouge_l)
+def _same_tokens(a: list[str], b: list[str]) -> float:
+    """exact_match on tokens: the normalised texts are equal exactly when their tokens are."""
+    return float(a == b)
+
+
+metric(name="exact_match", stage="generation", kind="rate", builtin=True,
+       description="1 if the normalised answer equals the normalised reference answer")(
+    reads_column(_against_reference(_same_tokens, exact=True)))
+metric(name="token_f1", stage="generation", builtin=True,
+       description="F1 of the answer's and the reference answer's normalised tokens (multisets)")(
+    reads_column(_against_reference(reference.token_f1)))
+metric(name="rouge_l", stage="generation", builtin=True,
+       description="ROUGE-L F1 (longest common subsequence) of answer and reference answer tokens")(
+    reads_column(_against_reference(reference.rouge_l)))
 
 
 GENERATION_METRICS = tuple(n for n, s in METRICS.items() if s.stage == "generation" and s.builtin)

@@ -16,14 +16,14 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from labkit.metrics.columns import Column, column_from_array, column_of, reads_column, values
 from labkit.registry import METRICS, metric, run_metric
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-    from labkit.cases import EvalCase
-    from labkit.metrics.percase import CaseResult
+    from labkit.metrics.percase import CaseResult, CaseRun
 
 #: The raw columns of scores.csv, after the metric columns (docs/formats.md).
 RAW_COLUMNS = (
@@ -79,13 +79,35 @@ def latency_sample(latency_ms: NDArray[Any], from_cache: NDArray[Any]) -> NDArra
     return lat[mask]
 
 
+def _raw_ops_column(run: CaseRun) -> list[dict[str, Any]]:
+    """Every case's :func:`raw_ops`, read once per run (the raw columns and tokens_per_case share it)."""
+    return [raw_ops(r) for r in run.rows]
+
+
 def raw_columns(result: CaseResult) -> dict[str, Any]:
     """A case's raw columns of scores.csv (:data:`RAW_COLUMNS`, in that order)."""
-    raw = raw_ops(result)
+    raw = result.batch(_raw_ops_column)[result.index]
     lat_reason = "no_latency" if math.isnan(raw["latency_ms"]) else ("from_cache" if raw["from_cache"] else "")
     success = result.score("task_success_rate")
     out = {**raw, "latency_ms_reason": lat_reason, "task_success": success is not None and success > 0.5}
     return {name: out[name] for name in RAW_COLUMNS}
+
+
+def raw_table(run: CaseRun) -> dict[str, list[Any]]:
+    """The raw columns of scores.csv for every case of the run (:data:`RAW_COLUMNS`, in that order)."""
+    raws = run.batch(_raw_ops_column)
+    success = [v is not None and v > 0.5 for v in values(run, "task_success_rate")]
+    out: dict[str, list[Any]] = {name: [] for name in RAW_COLUMNS}
+    for raw, ok in zip(raws, success, strict=True):
+        lat = raw["latency_ms"]
+        for name in RAW_COLUMNS:
+            if name == "latency_ms_reason":
+                out[name].append("no_latency" if lat != lat else ("from_cache" if raw["from_cache"] else ""))
+            elif name == "task_success":
+                out[name].append(ok)
+            else:
+                out[name].append(raw[name])
+    return out
 
 
 # --- the declarations --------------------------------------------------------------------
@@ -98,10 +120,13 @@ run_metric(name="latency_p99_ms", stage="ops", kind="percentile", raw="latency_m
            missing="no_latency", builtin=True, description="99th percentile latency (ms), cache hits excluded")
 
 
-@metric(name="error_rate", stage="ops", direction="lower", kind="rate", builtin=True,
-        description="cases with status != ok / cases")
-def _error_rate(case: EvalCase, result: CaseResult) -> float:
-    return 0.0 if result.status == "ok" else 1.0
+def _error_rate(run: CaseRun) -> Column:
+    """1 for a case whose status is not ok, else 0."""
+    return column_from_array([0.0 if r.status == "ok" else 1.0 for r in run.rows])
+
+
+metric(name="error_rate", stage="ops", direction="lower", kind="rate", builtin=True,
+       description="cases with status != ok / cases")(reads_column(_error_rate))
 
 
 run_metric(name="cost_per_success", stage="ops", kind="ratio", raw="cost_usd", per="task_success_rate",
@@ -110,11 +135,13 @@ run_metric(name="total_cost_usd", stage="ops", kind="sum", raw="cost_usd", missi
            description="sum of cost_usd")
 
 
-@metric(name="tokens_per_case", stage="ops", direction="lower", bounded=False, builtin=True,
-        description="mean input + output tokens per case")
-def _tokens_per_case(case: EvalCase, result: CaseResult) -> tuple[float | None, str]:
-    raw = raw_ops(result)
-    return tokens(raw["input_tokens"], raw["output_tokens"])
+def _tokens_per_case(run: CaseRun) -> Column:
+    """Input + output tokens of each case (unmeasured no_usage without either)."""
+    return column_of(tokens(raw["input_tokens"], raw["output_tokens"]) for raw in run.batch(_raw_ops_column))
+
+
+metric(name="tokens_per_case", stage="ops", direction="lower", bounded=False, builtin=True,
+       description="mean input + output tokens per case")(reads_column(_tokens_per_case))
 
 
 OPS_METRICS = tuple(n for n, s in METRICS.items() if s.stage == "ops" and s.builtin)

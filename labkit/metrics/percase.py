@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.cases import EvalCase
 from labkit.errors import ConfigError, DatasetError, Problem
-from labkit.metrics import ops
+from labkit.metrics import columns, ops
 from labkit.registry import METRICS, per_case_metrics
 
 if TYPE_CHECKING:
@@ -162,17 +162,13 @@ def score_cases(
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}", field="k")
     run = CaseRun(cases, _pair(cases, results), k=k, corpus=corpus, judge=get_judge(judge))
-    names = per_case_metrics()
-    cols: dict[str, list[Any]] = {"case_id": [c.id for c in cases]}
-    for name in names:
-        cols[name] = []
-        cols[name + "_reason"] = []
-    raw: dict[str, list[Any]] = {name: [] for name in ops.RAW_COLUMNS}
-    for res in run.rows:
-        for name in names:
-            val, reason = res.scored(name)
-            cols[name].append(math.nan if val is None else val)
-            cols[name + "_reason"].append(reason)
-        for name, v in ops.raw_columns(res).items():
-            raw[name].append(v)
-    return pd.DataFrame({**cols, **raw})
+    cols: dict[str, Any] = {"case_id": [c.id for c in cases]}
+    for name in per_case_metrics():
+        col = columns.column(run, name)
+        if col is not None:  # a built-in: its column whole (labkit.metrics.columns)
+            cols[name], cols[name + "_reason"] = col.values, col.reasons
+            continue
+        scored = [res.scored(name) for res in run.rows]  # a user metric: case by case
+        cols[name] = [math.nan if val is None else val for val, _ in scored]
+        cols[name + "_reason"] = [reason for _, reason in scored]
+    return pd.DataFrame({**cols, **ops.raw_table(run)})

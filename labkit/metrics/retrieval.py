@@ -28,21 +28,17 @@ is imported inside the functions that compute, so the declarations load without 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from labkit.metrics.columns import Column, ColumnFn, reads_column
 from labkit.registry import METRICS, metric
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-    from labkit.cases import EvalCase
-    from labkit.metrics.percase import CaseResult, CaseRun
-
-Score = tuple[float | None, str]
-
+    from labkit.metrics.percase import CaseRun
 
 def retrieval_metrics_from_matrix(
     rel: NDArray[np.bool_], n_gold: NDArray[Any], *, k: int | None = None
@@ -146,18 +142,26 @@ def relevance_matrix(
     import numpy as np
 
     n = len(retrieved_lists)
-    rel = np.zeros((n, k), dtype=bool)
-    n_gold = np.zeros(n, dtype=np.int64)
+    sizes: list[int] = []
+    hits: list[int] = []  # flat indices i * k + j of the True cells, set at once below
     for i, (items, gold, level) in enumerate(zip(retrieved_lists, golds, levels, strict=True)):
         gset = set(gold)
-        n_gold[i] = len(gset)
-        if not gset or not items:
+        sizes.append(len(gset))
+        if not gset or not items or k < 1:
             continue
-        ranked = dedupe([to_level(it, level) for it in items])[:k]
-        for j, rid in enumerate(ranked):
+        seen: set[str] = set()  # dedupe() inline, stopping at k distinct ids
+        for it in items:
+            rid = to_level(it, level)
+            if rid is None or rid in seen:
+                continue
             if rid in gset:
-                rel[i, j] = True
-    return rel, n_gold
+                hits.append(i * k + len(seen))
+            seen.add(rid)
+            if len(seen) == k:
+                break
+    rel = np.zeros(n * k, dtype=bool)
+    rel[np.asarray(hits, dtype=np.int64)] = True
+    return rel.reshape(n, k), np.asarray(sizes, dtype=np.int64).reshape(n)
 
 
 # --- the declarations --------------------------------------------------------------------
@@ -170,46 +174,41 @@ def _matrix(run: CaseRun) -> dict[str, NDArray[np.float64]]:
     return retrieval_metrics_from_matrix(rel, n_gold, k=run.k)
 
 
-def _value(result: CaseResult, name: str) -> Score:
-    """A case's value from the matrix: no_gold without gold ids, no_retrieval when not logged."""
-    v = float(result.batch(_matrix)[name][result.index])
-    if math.isnan(v):
-        return None, "no_gold"
-    if result.unlogged:
-        return None, "no_retrieval"
-    return v, ""
+def _unlogged(run: CaseRun) -> NDArray[np.bool_]:
+    """Answered cases whose pipeline logs no retrieval (their retrieval metrics are unmeasured)."""
+    import numpy as np
+
+    return np.array([r.unlogged for r in run.rows], dtype=bool)
 
 
-@metric(name="retrieval_hit_rate", stage="retrieval", kind="rate", builtin=True,
-        description="1 if a gold id is in the first k retrieved, else 0")
-def retrieval_hit_rate(case: EvalCase, result: CaseResult) -> Score:
-    return _value(result, "retrieval_hit_rate")
+def _column(name: str) -> ColumnFn:
+    """The column of one retrieval metric: no_gold without gold ids, no_retrieval when not logged."""
+
+    def compute(run: CaseRun) -> Column:
+        import numpy as np
+
+        v = run.batch(_matrix)[name]
+        unlogged = run.batch(_unlogged)
+        no_gold = np.isnan(v)
+        out = np.where(unlogged, np.nan, v)
+        reasons = np.where(no_gold, "no_gold", np.where(unlogged, "no_retrieval", "")).tolist()
+        return Column(out, reasons)
+
+    compute.__name__ = compute.__qualname__ = f"retrieval_column({name})"
+    return compute
 
 
-@metric(name="mrr", stage="retrieval", builtin=True, description="1 / rank of the first gold id within k, else 0")
-def mrr(case: EvalCase, result: CaseResult) -> Score:
-    return _value(result, "mrr")
-
-
-@metric(name="recall_at_k", stage="retrieval", builtin=True, description="gold ids in the first k / gold ids")
-def recall_at_k(case: EvalCase, result: CaseResult) -> Score:
-    return _value(result, "recall_at_k")
-
-
-@metric(name="precision_at_k", stage="retrieval", builtin=True, description="gold ids in the first k / k")
-def precision_at_k(case: EvalCase, result: CaseResult) -> Score:
-    return _value(result, "precision_at_k")
-
-
-@metric(name="context_precision", stage="retrieval", builtin=True,
-        description="mean precision at each gold rank within k; 0 if no hit")
-def context_precision(case: EvalCase, result: CaseResult) -> Score:
-    return _value(result, "context_precision")
-
-
-@metric(name="ndcg", stage="retrieval", builtin=True, description="binary-gain nDCG at k")
-def ndcg(case: EvalCase, result: CaseResult) -> Score:
-    return _value(result, "ndcg")
+_DECLARED = (
+    ("retrieval_hit_rate", "rate", "1 if a gold id is in the first k retrieved, else 0"),
+    ("mrr", "mean", "1 / rank of the first gold id within k, else 0"),
+    ("recall_at_k", "mean", "gold ids in the first k / gold ids"),
+    ("precision_at_k", "mean", "gold ids in the first k / k"),
+    ("context_precision", "mean", "mean precision at each gold rank within k; 0 if no hit"),
+    ("ndcg", "mean", "binary-gain nDCG at k"),
+)
+for _name, _kind, _desc in _DECLARED:
+    metric(name=_name, stage="retrieval", kind=_kind, builtin=True, description=_desc)(
+        reads_column(_column(_name)))
 
 
 RETRIEVAL_METRICS = tuple(n for n, s in METRICS.items() if s.stage == "retrieval" and s.builtin)

@@ -1,0 +1,57 @@
+"""score_run: the cycle collector is paused only while a run is scored, and back on after."""
+
+from __future__ import annotations
+
+import gc
+import json
+from pathlib import Path
+
+import pytest
+
+from labkit.errors import DatasetError
+from labkit.scoring import score_run
+
+
+def _run(tmp_path: Path, lines: list[dict[str, object]]) -> tuple[Path, Path]:
+    ds = tmp_path / "ds.jsonl"
+    ds.write_text("".join(json.dumps(c) + "\n" for c in [
+        {"id": "a", "question": "How do I rotate a key?", "expected_source": "security-runbook"},
+        {"id": "b", "question": "What is the refund window?"}]))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return run, ds
+
+
+def test_the_cycle_collector_is_paused_while_scoring_and_back_on_after(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit.metrics import percase
+
+    seen: list[bool] = []
+    real = percase.score_cases
+
+    def spy(*args: object, **kw: object) -> object:
+        seen.append(gc.isenabled())
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(percase, "score_cases", spy)
+    monkeypatch.setattr("labkit.metrics.score_cases", spy)
+    run, ds = _run(tmp_path, [{"case_id": "a", "answer": "Rotate it in the portal.", "retrieved": ["security-runbook#1"]},
+                              {"case_id": "b", "answer": "30 days."}])
+    assert gc.isenabled()
+    m = score_run(run, ds, n_boot=50)
+    assert m["n_cases"] == 2 and seen == [False] and gc.isenabled()
+
+
+def test_the_cycle_collector_is_back_on_after_an_input_error(tmp_path: Path) -> None:
+    run, ds = _run(tmp_path, [{"case_id": "zzz", "answer": "x"}])
+    with pytest.raises(DatasetError):
+        score_run(run, ds, n_boot=50)
+    assert gc.isenabled()
+    gc.disable()
+    try:  # a caller that paused it itself finds it paused still
+        with pytest.raises(DatasetError):
+            score_run(run, ds, n_boot=50)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
