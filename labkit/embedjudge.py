@@ -15,10 +15,10 @@ Each cosine is clipped at 0 below, so a score is in [0, 1]. Faithfulness (claim 
 not a similarity: the judge leaves it to a claim judge, the lexical one by default
 (``claims``), and says so in :meth:`EmbeddingJudge.describe`.
 
-The two new metrics are declared in the registry (:func:`declare_metrics`) when an embedding
-judge is built, not when labkit is imported, so a run scored by another judge has no such
-columns. When a judge without the method scores them (a later run in the same process) they
-are unmeasured with reason ``no_embedding_judge``. Definitions: docs/embeddings.md.
+The two new metrics are declared in the registry with this module (``labkit.metrics`` imports
+it, so a gate knows them wherever it runs) with the judge method each needs
+(``judge_method``): a run scored by another judge has no such columns. Definitions:
+docs/embeddings.md.
 """
 
 from __future__ import annotations
@@ -28,18 +28,17 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.errors import ClientHTTPError, ConfigError, EndpointError, JudgeRefused
 from labkit.judges import Judge, get_judge, register_judge
-from labkit.registry import METRICS, metric
+from labkit.registry import metric
 from labkit.text import strip_citations
 
 if TYPE_CHECKING:
     from labkit.cases import EvalCase
     from labkit.embeddings import EmbeddingsClient
 
-__all__ = ["DEFINITIONS_VERSION", "EmbeddingJudge", "declare_metrics"]
+__all__ = ["DEFINITIONS_VERSION", "EmbeddingJudge"]
 
 #: bump when a definition below changes (it goes into the manifest through describe())
 DEFINITIONS_VERSION = "embedding-v1"
-NO_JUDGE = "no_embedding_judge"
 
 
 @register_judge("embedding")
@@ -80,7 +79,6 @@ class EmbeddingJudge:
         self.client = client
         self.claims = get_judge(claims)
         self.errors: list[str] = []
-        declare_metrics()
 
     @property
     def name(self) -> str:
@@ -134,9 +132,7 @@ class EmbeddingJudge:
 
 
 def _semantic_similarity(case: EvalCase, result: Any) -> tuple[float | None, str]:
-    similarity = getattr(result.judge, "similarity", None)
-    if not callable(similarity):
-        return None, NO_JUDGE
+    similarity = result.judge.similarity
     answer = result.answer
     if answer is None or not answer.strip():
         return None, "not_ok" if result.status != "ok" else "no_answer"
@@ -149,9 +145,7 @@ def _semantic_similarity(case: EvalCase, result: Any) -> tuple[float | None, str
 def _context_relevance(case: EvalCase, result: Any) -> tuple[float | None, str]:
     from labkit.metrics.generation import contexts
 
-    context_relevance = getattr(result.judge, "context_relevance", None)
-    if not callable(context_relevance):
-        return None, NO_JUDGE
+    context_relevance = result.judge.context_relevance
     if result.status != "ok":
         return None, "not_ok"
     if result.unlogged:
@@ -163,15 +157,7 @@ def _context_relevance(case: EvalCase, result: Any) -> tuple[float | None, str]:
     return (None, "judge_error") if score is None else (float(score), "")
 
 
-_DECLARED = {
-    "semantic_similarity": (_semantic_similarity, "cos(answer, reference answer) (embedding judge)"),
-    "context_relevance": (_context_relevance, "mean cos(question, retrieved chunk) (embedding judge)"),
-}
-
-
-def declare_metrics() -> None:
-    """Declare ``semantic_similarity`` and ``context_relevance`` (generation stage, mean, higher
-    is better) in the metric registry unless they are there already."""
-    for name, (fn, description) in _DECLARED.items():
-        if name not in METRICS:
-            metric(name=name, stage="generation", description=description)(fn)
+metric(name="semantic_similarity", stage="generation", judge_method="similarity",
+       description="cos(answer, reference answer) (embedding judge)")(_semantic_similarity)
+metric(name="context_relevance", stage="generation", judge_method="context_relevance",
+       description="mean cos(question, retrieved chunk) (embedding judge)")(_context_relevance)

@@ -48,7 +48,10 @@ class MetricSpec:
       ``per`` is 1 (unmeasured ``per_missing`` when none);
     * sum: the sum of the recorded ``raw`` values.
 
-    ``missing`` is the reason of a row whose ``raw`` is not recorded.
+    ``missing`` is the reason of a row whose ``raw`` is not recorded. ``judge_method`` names the
+    judge method a metric needs (a metric only one judge measures, such as the embedding judge's
+    ``semantic_similarity``): a run scored by a judge without it has no such column, while the
+    gate still knows the metric wherever it runs.
     """
 
     name: str
@@ -65,10 +68,15 @@ class MetricSpec:
     missing: str = "unmeasured"
     per_missing: str = "no_success"
     builtin: bool = False
+    judge_method: str | None = None
 
     @property
     def per_case(self) -> bool:
         return self.kind in PER_CASE_KINDS
+
+    def measured_by(self, judge: object) -> bool:
+        """Whether a run scored by ``judge`` measures this metric (has its column)."""
+        return self.judge_method is None or callable(getattr(judge, self.judge_method, None))
 
 
 #: Every declared metric: the built-ins in stage order (declaration order within a stage), then
@@ -108,6 +116,7 @@ def metric(
     description: str = "",
     replace: bool = False,
     builtin: bool = False,
+    judge_method: str | None = None,
 ) -> Callable[[CaseMetricFn], CaseMetricFn]:
     """Decorator: declare the per-case metric ``name`` computed by the decorated ``fn(case, result)``.
 
@@ -122,7 +131,7 @@ def metric(
     def deco(fn: CaseMetricFn) -> CaseMetricFn:
         desc = description or (fn.__doc__ or "").strip()
         _add(MetricSpec(name=name, stage=stage, direction=direction, kind=kind, bounded=bounded,
-                        description=desc, fn=fn, builtin=builtin), replace=replace)
+                        description=desc, fn=fn, builtin=builtin, judge_method=judge_method), replace=replace)
         return fn
 
     return deco

@@ -27,7 +27,7 @@ from labkit.cases import EvalCase, load_cases
 from labkit.judges import LexicalJudge
 from labkit.metrics import agent, aggregate, generation, ops, reference, retrieval, score_cases
 from labkit.metrics.percase import CaseRun, _pair
-from labkit.registry import per_case_metrics
+from labkit.registry import METRICS, per_case_metrics
 from labkit.runs import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +85,8 @@ def oracle(cases: list[EvalCase], results: list[dict[str, Any]], *, k: int = 5, 
         s["tokens_per_case"] = ops.tokens(raw["input_tokens"], raw["output_tokens"])
         row: dict[str, Any] = {"case_id": res.case.id}
         for name in per_case_metrics():
+            if not METRICS[name].measured_by(res.judge):
+                continue  # a metric only another judge measures (the embedding judge's)
             val, reason = s[name]
             row[name] = math.nan if val is None else float(val)
             row[name + "_reason"] = "" if val is not None else (reason or "unmeasured")

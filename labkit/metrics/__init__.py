@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from labkit import embedjudge  # noqa: F401  (declares the metrics only the embedding judge measures)
 from labkit.metrics import agent, generation, ops, retrieval
 from labkit.metrics.ops import RAW_COLUMNS
 from labkit.metrics.percase import CaseResult, score_cases

@@ -164,6 +164,8 @@ def score_cases(
     run = CaseRun(cases, _pair(cases, results), k=k, corpus=corpus, judge=get_judge(judge))
     cols: dict[str, Any] = {"case_id": [c.id for c in cases]}
     for name in per_case_metrics():
+        if not METRICS[name].measured_by(run.judge):
+            continue  # a metric only another judge measures: no column (labkit.embedjudge)
         col = columns.column(run, name)
         if col is not None:  # a built-in: its column whole (labkit.metrics.columns)
             cols[name], cols[name + "_reason"] = col.values, col.reasons
