@@ -33,6 +33,7 @@ from labkit.display import (
     WARN_COLOUR,
     Html,
     no_math,
+    unit_of,
 )
 
 if TYPE_CHECKING:
@@ -83,9 +84,16 @@ NUMBER_KINDS: dict[str, tuple[str, str]] = {
     "count": (r"^([<>=≤≥]+\s?)?[\d,]+(\s\(min\s[\d,]+\))?$", ""),
     "p": (r"^p\s?[=<]", r"\bp\b"),
     "time": (r"^\d{4}-\d\d-\d\d", ""),
+    "h": (r"\d\s?h\b", ""),
+    "rating": (r"/ ?5\b", r"\b1[-–]5\b"),
 }
 #: the number kind of each unit of :func:`labkit.display.unit_of`
 UNIT_KINDS = {"ms": "ms", "USD": "usd", "tokens": "tokens", "0–1": "score"}
+
+
+def kind_of(metric: str) -> str:
+    """The number kind (:data:`NUMBER_KINDS`) of a metric's values."""
+    return UNIT_KINDS[unit_of(metric)]
 
 
 def num_class(kind: str) -> str:
@@ -95,7 +103,7 @@ def num_class(kind: str) -> str:
     return f"lk-num lk-k-{kind}"
 
 
-_UNIT_SPACE = re.compile(r"(?<=\d) (?=ms\b|tokens?\b|s\b|UTC\b|\(min )|(?<=\(min) (?=\d)|(?<=[\d\]]) (?=\(n=)"
+_UNIT_SPACE = re.compile(r"(?<=\d) (?=ms\b|tokens?\b|s\b|h\b|UTC\b|\(min )|(?<=\(min) (?=\d)|(?<=[\d\]]) (?=\(n=)"
                          r"|(?<=[<>=≤≥]) (?=[\d$−+-])")
 
 

@@ -291,11 +291,12 @@ class ThresholdTuner:
         their units, the n behind each check, the result, and the cases meeting it one by one."""
         import pandas as pd
 
-        from labkit.views.elements import styler
+        from labkit.views.elements import kind_of, styler
 
         rep, cases = self.evaluate(), self.case_results()
-        rows = []
+        rows, per_row = [], []
         for k, c in zip(self.keys, rep.checks, strict=False):
+            per_row.append(kind_of(c.metric or ""))
             per_case = "—"
             if k in cases.columns:
                 measured = [v for v in cases[k] if v is not None]
@@ -314,7 +315,8 @@ class ThresholdTuner:
 
         n_fail = sum(1 for c in rep.checks if not c.passed)
         cap = f"Gate {rep.gate} at these thresholds: {len(rep.checks) - n_fail} of {len(rep.checks)} checks pass."
-        return styler(df).map(colour, subset=["check"]).set_caption(cap).set_table_attributes(
+        kinds = {"must be": per_row, "observed": per_row, "n": "count"}
+        return styler(df, kinds).map(colour, subset=["check"]).set_caption(cap).set_table_attributes(
             f'class="lk-tuner {NO_MATH}"')
 
     def view_html(self) -> str:
