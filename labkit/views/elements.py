@@ -113,6 +113,15 @@ def unbreakable(text: str) -> str:
     return _UNIT_SPACE.sub("\u00a0", text)
 
 
+_UNIT_NOTE = re.compile(r"\([^()]{0,12}\d[^()]{0,12}\)")
+
+
+def header_html(label: Any) -> str:
+    """A column header, escaped, whose unit in brackets never breaks: ``faithfulness (0–1)``
+    wraps before ``(0–1)``, not after its dash."""
+    return _UNIT_NOTE.sub(lambda m: f'<span style="{NOWRAP}">{m.group(0)}</span>', html.escape(str(label)))
+
+
 def num_td(text: str, kind: str, style: str = "") -> str:
     """A hand-built table's number cell: ``text`` escaped, its kind as the class."""
     st = f' style="{style}"' if style else ""
@@ -213,7 +222,7 @@ def styler(df: pd.DataFrame, kinds: Mapping[str, Any] | None = None) -> Styler:
     break and long ids are cut with the full id on hover.
     """
     st = df.style.format(escape="html", na_rep="—")
-    st = st.format_index(escape="html", axis=0).format_index(escape="html", axis=1)
+    st = st.format_index(escape="html", axis=0).format_index(header_html, axis=1)
     st = st.hide(axis="index").set_table_attributes(f'class="lk-table {NO_MATH}"')
     ids = [c for c in df.columns if c in ID_COLUMNS]
     if ids:

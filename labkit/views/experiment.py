@@ -46,7 +46,7 @@ def arms_table(e: Any) -> Styler:
         for arm, role in ((e.control, "control"), (e.candidate, "candidate")):
             f = e.figures[arm][key]
             row[f"{role}: {arm}"] = f"{_fmt(key, f.value)} [{_fmt(key, f.ci_low)} – {_fmt(key, f.ci_high)}]"
-            row[f"n ({role})"] = f.n
+            row[f"n ({role})"] = f"{f.n:,}"
         rows.append(row)
         kinds.append(kind)
     df = pd.DataFrame(rows)
@@ -96,7 +96,7 @@ def simulation_table(aa: Any, planted: Any) -> Styler:
 
     def row(what: str, r: Any) -> dict[str, Any]:
         med = "—" if r.median_hours_to_decision is None else f"{r.median_hours_to_decision:g} h"
-        return {"simulated experiments": what, "n": r.n_experiments, "hourly looks": r.hours,
+        return {"simulated experiments": what, "n": f"{r.n_experiments:,}", "hourly looks": f"{r.hours:,}",
                 "interval excluded 0 (share, 0–1)": f"{r.reject_rate:.3f}",
                 "rolled back (share, 0–1)": f"{r.rollback_rate:.3f}",
                 "promoted (share, 0–1)": f"{r.promote_rate:.3f}", "median time to decision": med}

@@ -11,7 +11,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from labkit.display import FAIL_COLOUR, Html, Verdict, colour_for, unit_of
-from labkit.views.elements import Chart, bullet_list, chart_style, kind_of, new_figure, styler
+from labkit.views.elements import (
+    NOWRAP,
+    Chart,
+    bullet_list,
+    chart_style,
+    kind_of,
+    new_figure,
+    styler,
+)
 
 if TYPE_CHECKING:
     from pandas.io.formats.style import Styler
@@ -36,8 +44,8 @@ def history_verdict(h: Any) -> Verdict:
 
 
 def history_table(h: History, metrics: Sequence[str] | None = None, caption: str = "") -> Styler:
-    """One row per run in time order: dataset series, prompt version, model, config hash, gate,
-    each metric as value [95% interval] n=cases, and the metrics flagged as regressed."""
+    """One row per run in time order: each metric as value [95% interval] n=cases and the metrics
+    flagged as regressed, then the run's dataset series, prompt version, model, config hash, gate."""
     from labkit.history import DEFAULT_METRICS
     from labkit.history.table import history_frame
 
@@ -46,12 +54,18 @@ def history_table(h: History, metrics: Sequence[str] | None = None, caption: str
     kinds: dict[str, Any] = {"created_at (UTC)": "time"}
     for m in names:  # a metric not recorded in a run is text, not a number of the metric's kind
         kinds[_with_unit(m)] = ["" if str(v).startswith("—") else kind_of(m) for v in df.get(m, [])]
+    # the metrics next to the run they belong to; what the run was made of after them
+    first = [c for c in ("created_at (UTC)", "run", *names, "regressed vs previous run") if c in df.columns]
+    df = df[first + [c for c in df.columns if c not in first]]
     st = styler(df.rename(columns={m: _with_unit(m) for m in names}), kinds)
 
     def flag(v: Any) -> str:
         return f"color:{FAIL_COLOUR};font-weight:600" if v not in ("—", "", None) else ""
 
     st = st.map(flag, subset=["regressed vs previous run"])
+    whole: list[Any] = [c for c in ("run", "prompt_version", "model") if c in df.columns]
+    if whole:  # names never break at their hyphens; the table scrolls inside its card instead
+        st = st.map(lambda _: NOWRAP, subset=whole)
     return st.set_caption(caption or "Runs in time order; each metric is value [95% interval] n=cases. "
                           "A new dataset series starts where the dataset fingerprint changes.")
 

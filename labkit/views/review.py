@@ -30,7 +30,7 @@ from labkit.display import (
     unit_of,
 )
 from labkit.errors import LabkitError
-from labkit.views.elements import kind_of, num_td, styler
+from labkit.views.elements import NOWRAP, kind_of, num_td, styler
 
 if TYPE_CHECKING:
     from pandas.io.formats.style import Styler
@@ -80,7 +80,8 @@ def queue_table(queue: ReviewQueue) -> Styler:
 
     def colour(v: Any) -> str:
         key = {"approve": "approve", "reject": "reject", "needs_fix": "needs_fix"}.get(str(v))
-        return f"color:{DECISION_COLOURS[key]};font-weight:700" if key else f"color:{MUTED_COLOUR}"
+        look = f"color:{DECISION_COLOURS[key]};font-weight:700" if key else f"color:{MUTED_COLOUR}"
+        return f"{look};{NOWRAP}"  # "not reviewed" on one line
 
     cap = (f"Review queue of run {queue.run_id}: n = {len(queue.items)} {queue.where} case(s), "
            f"{len(queue.coverage.approved)} approved.")
@@ -98,14 +99,12 @@ def coverage_counts(queue: ReviewQueue) -> list[tuple[str, int]]:
 
 def coverage_chart(queue: ReviewQueue) -> Any:
     """One bar per decision state of the queue's cases: how far the review is from complete."""
-    import matplotlib
-
-    from labkit.views.elements import RC, Chart, new_figure
+    from labkit.views.elements import Chart, chart_style, new_figure
 
     cov = queue.coverage
     colours = (PASS_COLOUR, FAIL_COLOUR, WARN_COLOUR, MUTED_COLOUR, MUTED_COLOUR)
     states = [(s, n, c) for (s, n), c in zip(coverage_counts(queue), colours, strict=True)]
-    with matplotlib.rc_context(RC):
+    with chart_style():
         fig = new_figure(7.5, 2.6)
         ax = fig.subplots()
         names = [s for s, _, _ in states][::-1]
