@@ -229,3 +229,17 @@ def test_arms_must_be_named_when_there_are_more_than_two(tmp_path: Path) -> None
         analyse_experiment([d], arm_by="prompt_version", control="a", candidate="a")
     e = analyse_experiment([d], arm_by="prompt_version", control="a", candidate="c")
     assert (e.control, e.candidate, e.action) == ("a", "c", "continue")
+
+
+def test_canary_tables_number_cells_carry_their_kind() -> None:
+    from labkit.views import experiment as ev
+    from tests.number_cells import bad_number_cells, kinds_of
+
+    e = analyse_experiment([SHIPPED], arm_by="prompt_version")
+    arms = ev.arms_table(e).to_html()
+    assert bad_number_cells(arms) == []
+    assert {"score", "rating", "ms", "usd", "count"} <= kinds_of(arms)
+    aa = simulate_experiments(CanarySpec().aa(), n_experiments=50, hours=10)
+    sims = ev.simulation_table(aa, aa).to_html()
+    assert bad_number_cells(sims) == []
+    assert {"score", "count"} <= kinds_of(sims)

@@ -261,3 +261,16 @@ def test_shipped_history_is_made_by_the_script_and_flags_the_lean_prompt(
     assert "series golden.jsonl@" in out and "series quick_lab.jsonl@" in out
     assert "05-rag-v4-lean vs 03-rag-v3: faithfulness delta -" in out
     assert "FAIL (faithfulness >= 0.85)" in out
+
+
+def test_history_tables_number_cells_carry_their_kind(runs: dict[str, Path], tmp_path: Path) -> None:
+    from labkit.views import history as hv
+    from tests.number_cells import bad_number_cells, kinds_of
+
+    h = build_history(list(runs.values()), index=tmp_path / "h.duckdb")
+    table = hv.history_table(h, ["faithfulness", "latency_p95_ms", "cost_per_success"]).to_html()
+    assert bad_number_cells(table) == []
+    assert {"time", "score", "ms", "usd"} <= kinds_of(table)
+    regressions = hv.regressions_table(h).to_html()
+    assert bad_number_cells(regressions) == []
+    assert {"p", "count"} <= kinds_of(regressions)

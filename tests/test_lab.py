@@ -208,3 +208,13 @@ def test_quick_lab_notebook_rerun_with_a_lower_bar_says_the_bar_moved(tmp_path: 
         titles.append(v.title)
     assert titles[0] == "NO-SHIP: the variant fails 1 check(s)"
     assert titles[1] == "NO-SHIP: the variant fails 1 check(s) — bar moved after results"
+
+
+def test_unsupported_table_number_cells_carry_their_kind(tmp_path: Path) -> None:
+    from labkit.views.decision import unsupported_table
+    from tests.number_cells import bad_number_cells, kinds_of
+
+    _, var = _quick_runs(tmp_path / "00")
+    page = unsupported_table(var).to_html()
+    assert bad_number_cells(page) == []
+    assert {"score", "count"} <= kinds_of(page)

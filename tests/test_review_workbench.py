@@ -136,3 +136,12 @@ def test_coverage_chart_counts_each_decision(runs: dict[str, Path], tmp_path: Pa
                                          ("reviewed for another answer", 0), ("not reviewed", 2)]
     chart = wb.coverage_chart()
     assert chart.png.startswith(b"\x89PNG") and "1 of 4 risk=high cases approved" in chart.caption
+
+
+def test_queue_and_case_number_cells_carry_their_kind(runs: dict[str, Path], tmp_path: Path) -> None:
+    from tests.number_cells import bad_number_cells, kinds_of
+
+    wb = ReviewWorkbench(runs["variant"], GATE, reviews=tmp_path / "reviews.jsonl", reviewer="qa")
+    page = wb.show(interactive=False).html
+    assert bad_number_cells(page) == []
+    assert {"score", "ms"} <= kinds_of(page)

@@ -342,3 +342,12 @@ def test_why_paragraphs_explain_the_verdict() -> None:
     assert "1 regressed (faithfulness)" in text and "1 case(s) flipped, 1 of them from pass to fail" in text
     ds = as_cases([{"id": "a", "question": "q?"}])
     assert "1 gap(s)" in str(verdicts.gaps_why(ds, ["fewer than 20 cases"]))
+
+
+def test_a_unit_in_a_column_header_never_breaks() -> None:
+    import pandas as pd
+
+    head = elements.header_html("faithfulness (0–1) <b>")
+    assert head == 'faithfulness <span style="white-space:nowrap">(0–1)</span> &lt;b&gt;'
+    page = elements.styler(pd.DataFrame({"n (min 10)": [1]}), {"n (min 10)": "count"}).to_html()
+    assert '<span style="white-space:nowrap">(min 10)</span>' in page

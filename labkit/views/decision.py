@@ -91,7 +91,7 @@ def unsupported_table(run: Any, *, limit: int = 20) -> Styler:
     share = LexicalJudge().threshold
     cap = (f"Run {rd.run_id}: {n_flagged} of {n_answers} answers (n) hold a sentence the retrieved context does "
            f"not support (lexical judge: under {share:.0%} of its content words in one context sentence).{more}")
-    return styler(df).set_caption(cap)
+    return styler(df, {"faithfulness (0–1)": "score", "claims in the answer (n)": "count"}).set_caption(cap)
 
 
 def bar_callout(bar: BarStatus) -> Html:

@@ -33,6 +33,7 @@ from labkit.display import (
     WARN_COLOUR,
     Html,
     no_math,
+    unit_of,
 )
 
 if TYPE_CHECKING:
@@ -83,9 +84,16 @@ NUMBER_KINDS: dict[str, tuple[str, str]] = {
     "count": (r"^([<>=≤≥]+\s?)?[\d,]+(\s\(min\s[\d,]+\))?$", ""),
     "p": (r"^p\s?[=<]", r"\bp\b"),
     "time": (r"^\d{4}-\d\d-\d\d", ""),
+    "h": (r"\d\s?h\b", ""),
+    "rating": (r"/ ?5\b", r"\b1[-–]5\b"),
 }
 #: the number kind of each unit of :func:`labkit.display.unit_of`
 UNIT_KINDS = {"ms": "ms", "USD": "usd", "tokens": "tokens", "0–1": "score"}
+
+
+def kind_of(metric: str) -> str:
+    """The number kind (:data:`NUMBER_KINDS`) of a metric's values."""
+    return UNIT_KINDS[unit_of(metric)]
 
 
 def num_class(kind: str) -> str:
@@ -95,7 +103,7 @@ def num_class(kind: str) -> str:
     return f"lk-num lk-k-{kind}"
 
 
-_UNIT_SPACE = re.compile(r"(?<=\d) (?=ms\b|tokens?\b|s\b|UTC\b|\(min )|(?<=\(min) (?=\d)|(?<=[\d\]]) (?=\(n=)"
+_UNIT_SPACE = re.compile(r"(?<=\d) (?=ms\b|tokens?\b|s\b|h\b|UTC\b|\(min )|(?<=\(min) (?=\d)|(?<=[\d\]]) (?=\(n=)"
                          r"|(?<=[<>=≤≥]) (?=[\d$−+-])")
 
 
@@ -103,6 +111,15 @@ def unbreakable(text: str) -> str:
     """``text`` with no line break between a number and its unit, nor in ``9 (min 10)``: a
     wrapped cell breaks between values (``0.853  [0.80 – 0.90]``), never inside one."""
     return _UNIT_SPACE.sub("\u00a0", text)
+
+
+_UNIT_NOTE = re.compile(r"\([^()]{0,12}\d[^()]{0,12}\)")
+
+
+def header_html(label: Any) -> str:
+    """A column header, escaped, whose unit in brackets never breaks: ``faithfulness (0–1)``
+    wraps before ``(0–1)``, not after its dash."""
+    return _UNIT_NOTE.sub(lambda m: f'<span style="{NOWRAP}">{m.group(0)}</span>', html.escape(str(label)))
 
 
 def num_td(text: str, kind: str, style: str = "") -> str:
@@ -205,7 +222,7 @@ def styler(df: pd.DataFrame, kinds: Mapping[str, Any] | None = None) -> Styler:
     break and long ids are cut with the full id on hover.
     """
     st = df.style.format(escape="html", na_rep="—")
-    st = st.format_index(escape="html", axis=0).format_index(escape="html", axis=1)
+    st = st.format_index(escape="html", axis=0).format_index(header_html, axis=1)
     st = st.hide(axis="index").set_table_attributes(f'class="lk-table {NO_MATH}"')
     ids = [c for c in df.columns if c in ID_COLUMNS]
     if ids:

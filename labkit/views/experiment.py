@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.display import FAIL_COLOUR, PASS_COLOUR, WARN_COLOUR, WHISKER, Html
 from labkit.experiment.sequential import MIN_N
-from labkit.views.elements import RC, Chart, callout, new_figure, styler
+from labkit.views.elements import Chart, callout, chart_style, kind_of, new_figure, styler
 
 if TYPE_CHECKING:
     from pandas.io.formats.style import Styler
@@ -39,31 +39,39 @@ def arms_table(e: Any) -> Styler:
 
     from labkit.experiment.report import FIGURES, _fmt
 
-    rows = []
+    rows, kinds = [], []
     for key, name in FIGURES:
-        row = {"figure": name}
+        kind = _figure_kind(key)
+        row = {"figure": f"{name} (0–1)" if kind == "score" else name}
         for arm, role in ((e.control, "control"), (e.candidate, "candidate")):
             f = e.figures[arm][key]
             row[f"{role}: {arm}"] = f"{_fmt(key, f.value)} [{_fmt(key, f.ci_low)} – {_fmt(key, f.ci_high)}]"
-            row[f"n ({role})"] = f.n
+            row[f"n ({role})"] = f"{f.n:,}"
         rows.append(row)
+        kinds.append(kind)
+    df = pd.DataFrame(rows)
+    cols = {c: (kinds if ":" in c else "count") for c in df.columns if c != "figure"}
     note = e.notes[0] if e.notes else ""
-    return styler(pd.DataFrame(rows)).set_caption(
+    return styler(df, cols).set_caption(
         f"Value [95% interval] per arm ({note}); rates: Wilson, rating, latency and cost: bootstrap. These are "
         "fixed-n intervals; the decision uses the always-valid interval of the chart below.")
+
+
+def _figure_kind(key: str) -> str:
+    """The number kind of an experiment figure: the 1–5 user rating, else its metric's unit."""
+    return "rating" if key == "user_rating" else kind_of(key)
 
 
 def looks_chart(e: Any) -> Chart:
     """The success-rate difference (candidate − control) at each hourly look with its always-valid
     95% interval; 0 and −margin as lines; the decision look marked."""
-    import matplotlib
     import numpy as np
 
     lk = e.looks
     ok = np.isfinite(lk["ci_low"].to_numpy(dtype=float))
     x, d = lk["hours"].to_numpy(dtype=float), lk["delta"].to_numpy(dtype=float)
     lo, hi = lk["ci_low"].to_numpy(dtype=float), lk["ci_high"].to_numpy(dtype=float)
-    with matplotlib.rc_context(RC):
+    with chart_style():
         fig = new_figure(8.5, 3.4)
         ax = fig.subplots()
         ax.fill_between(x[ok], lo[ok], hi[ok], color=WARN_COLOUR, alpha=0.18, label="always-valid 95% interval")
@@ -88,10 +96,13 @@ def simulation_table(aa: Any, planted: Any) -> Styler:
 
     def row(what: str, r: Any) -> dict[str, Any]:
         med = "—" if r.median_hours_to_decision is None else f"{r.median_hours_to_decision:g} h"
-        return {"simulated experiments": what, "n": r.n_experiments, "hourly looks": r.hours,
-                "interval excluded 0 (share)": f"{r.reject_rate:.3f}", "rolled back": f"{r.rollback_rate:.3f}",
-                "promoted": f"{r.promote_rate:.3f}", "median time to decision": med}
+        return {"simulated experiments": what, "n": f"{r.n_experiments:,}", "hourly looks": f"{r.hours:,}",
+                "interval excluded 0 (share, 0–1)": f"{r.reject_rate:.3f}",
+                "rolled back (share, 0–1)": f"{r.rollback_rate:.3f}",
+                "promoted (share, 0–1)": f"{r.promote_rate:.3f}", "median time to decision": med}
 
     df = pd.DataFrame([row("A/A (no difference)", aa), row("planted difference", planted)])
-    return styler(df).set_caption("Seeded simulations of the same test and rule (labkit.experiment.simulate): "
+    kinds = {c: "count" if c in ("n", "hourly looks") else "h" if c.startswith("median") else "score"
+             for c in df.columns if c != "simulated experiments"}
+    return styler(df, kinds).set_caption("Seeded simulations of the same test and rule (labkit.experiment.simulate): "
                                   "under A/A the interval excludes 0 in at most alpha of the experiments.")

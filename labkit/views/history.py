@@ -11,7 +11,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from labkit.display import FAIL_COLOUR, Html, Verdict, colour_for, unit_of
-from labkit.views.elements import RC, Chart, bullet_list, new_figure, styler
+from labkit.views.elements import (
+    NOWRAP,
+    Chart,
+    bullet_list,
+    chart_style,
+    kind_of,
+    new_figure,
+    styler,
+)
 
 if TYPE_CHECKING:
     from pandas.io.formats.style import Styler
@@ -36,20 +44,35 @@ def history_verdict(h: Any) -> Verdict:
 
 
 def history_table(h: History, metrics: Sequence[str] | None = None, caption: str = "") -> Styler:
-    """One row per run in time order: dataset series, prompt version, model, config hash, gate,
-    each metric as value [95% interval] n=cases, and the metrics flagged as regressed."""
+    """One row per run in time order: each metric as value [95% interval] n=cases and the metrics
+    flagged as regressed, then the run's dataset series, prompt version, model, config hash, gate."""
     from labkit.history import DEFAULT_METRICS
     from labkit.history.table import history_frame
 
-    df = history_frame(h, list(metrics or DEFAULT_METRICS))
-    st = styler(df)
+    names = list(metrics or DEFAULT_METRICS)
+    df = history_frame(h, names)
+    kinds: dict[str, Any] = {"created_at (UTC)": "time"}
+    for m in names:  # a metric not recorded in a run is text, not a number of the metric's kind
+        kinds[_with_unit(m)] = ["" if str(v).startswith("—") else kind_of(m) for v in df.get(m, [])]
+    # the metrics next to the run they belong to; what the run was made of after them
+    first = [c for c in ("created_at (UTC)", "run", *names, "regressed vs previous run") if c in df.columns]
+    df = df[first + [c for c in df.columns if c not in first]]
+    st = styler(df.rename(columns={m: _with_unit(m) for m in names}), kinds)
 
     def flag(v: Any) -> str:
         return f"color:{FAIL_COLOUR};font-weight:600" if v not in ("—", "", None) else ""
 
     st = st.map(flag, subset=["regressed vs previous run"])
+    whole: list[Any] = [c for c in ("run", "prompt_version", "model") if c in df.columns]
+    if whole:  # names never break at their hyphens; the table scrolls inside its card instead
+        st = st.map(lambda _: NOWRAP, subset=whole)
     return st.set_caption(caption or "Runs in time order; each metric is value [95% interval] n=cases. "
                           "A new dataset series starts where the dataset fingerprint changes.")
+
+
+def _with_unit(column: str) -> str:
+    """A metric column's header with its unit where its values do not carry one (scores, rates)."""
+    return f"{column} (0–1)" if unit_of(column) == "0–1" else column
 
 
 def regressions_table(h: History) -> Html | Styler:
@@ -62,11 +85,13 @@ def regressions_table(h: History) -> Html | Styler:
     if not h.regressions:
         return bullet_list([], empty="No metric regressed between consecutive runs of a series.")
     df = pd.DataFrame([{"run": g.run_id, "compared with": g.baseline_run_id, "metric": g.metric,
-                        "delta": fmt_signed(g.metric, g.delta),
+                        "unit": unit_of(g.metric), "delta": fmt_signed(g.metric, g.delta),
                         "95% interval": f"[{fmt_value(g.metric, g.ci_low)} – {fmt_value(g.metric, g.ci_high)}]",
                         "p (Holm)": "—" if g.p_adjusted is None else f"{g.p_adjusted:.3g}", "n paired": g.n}
                        for g in h.regressions])
-    return styler(df).set_caption("Regressed between consecutive runs on the same dataset (paired by case id).")
+    per_row = [kind_of(g.metric) for g in h.regressions]
+    kinds = {"delta": per_row, "95% interval": per_row, "p (Holm)": "p", "n paired": "count"}
+    return styler(df, kinds).set_caption("Regressed between consecutive runs on the same dataset (paired by case id).")
 
 
 def series_notes(h: History) -> Html:
@@ -109,13 +134,11 @@ def _panel(ax: Any, h: History, series: str, metric: str, colour: str) -> None:
 def trend_chart(h: History, metrics: Sequence[str] | None = None) -> Chart:
     """Each metric (columns) by run time for each dataset series (rows), with 95% interval
     whiskers; regressions circled in red. Series are separate rows: never one line."""
-    import matplotlib
-
     from labkit.history import DEFAULT_METRICS
 
     names = list(metrics or DEFAULT_METRICS)
     series = h.series or ["no runs"]
-    with matplotlib.rc_context(RC):
+    with chart_style():
         fig = new_figure(3.3 * len(names), 2.8 * len(series) + 0.6)
         axes = fig.subplots(len(series), len(names), squeeze=False)
         for i, s in enumerate(series):

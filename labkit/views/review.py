@@ -30,7 +30,7 @@ from labkit.display import (
     unit_of,
 )
 from labkit.errors import LabkitError
-from labkit.views.elements import styler
+from labkit.views.elements import NOWRAP, kind_of, num_td, styler
 
 if TYPE_CHECKING:
     from pandas.io.formats.style import Styler
@@ -80,11 +80,13 @@ def queue_table(queue: ReviewQueue) -> Styler:
 
     def colour(v: Any) -> str:
         key = {"approve": "approve", "reject": "reject", "needs_fix": "needs_fix"}.get(str(v))
-        return f"color:{DECISION_COLOURS[key]};font-weight:700" if key else f"color:{MUTED_COLOUR}"
+        look = f"color:{DECISION_COLOURS[key]};font-weight:700" if key else f"color:{MUTED_COLOUR}"
+        return f"{look};{NOWRAP}"  # "not reviewed" on one line
 
     cap = (f"Review queue of run {queue.run_id}: n = {len(queue.items)} {queue.where} case(s), "
            f"{len(queue.coverage.approved)} approved.")
-    return styler(df).map(colour, subset=["decision"]).set_caption(cap)
+    kinds = {"faithfulness (0–1)": "score", "latency (ms)": "ms"}
+    return styler(df, kinds).map(colour, subset=["decision"]).set_caption(cap)
 
 
 def coverage_counts(queue: ReviewQueue) -> list[tuple[str, int]]:
@@ -97,14 +99,12 @@ def coverage_counts(queue: ReviewQueue) -> list[tuple[str, int]]:
 
 def coverage_chart(queue: ReviewQueue) -> Any:
     """One bar per decision state of the queue's cases: how far the review is from complete."""
-    import matplotlib
-
-    from labkit.views.elements import RC, Chart, new_figure
+    from labkit.views.elements import Chart, chart_style, new_figure
 
     cov = queue.coverage
     colours = (PASS_COLOUR, FAIL_COLOUR, WARN_COLOUR, MUTED_COLOUR, MUTED_COLOUR)
     states = [(s, n, c) for (s, n), c in zip(coverage_counts(queue), colours, strict=True)]
-    with matplotlib.rc_context(RC):
+    with chart_style():
         fig = new_figure(7.5, 2.6)
         ax = fig.subplots()
         names = [s for s, _, _ in states][::-1]
@@ -130,7 +130,7 @@ def _marked_answer(item: ReviewItem) -> str:
 
 def _metric_cells(metrics: Mapping[str, float | None]) -> str:
     return "".join(f"<tr><td><code>{html.escape(k)}</code> ({html.escape(unit_of(k))})</td>"
-                   f"<td>{html.escape(fmt_value(k, v))}</td></tr>" for k, v in metrics.items())
+                   f"{num_td(fmt_value(k, v), kind_of(k))}</tr>" for k, v in metrics.items())
 
 
 def _trace_rows(trace: Any) -> str:
@@ -139,7 +139,7 @@ def _trace_rows(trace: Any) -> str:
         lat = t.get("latency_ms")
         cells.append(f"<tr><td>{html.escape(str(t.get('operation') or ''))}</td>"
                      f"<td>{html.escape(str(t.get('model') or ''))}</td><td>{html.escape(str(t.get('status')))}</td>"
-                     f"<td>{html.escape(fmt_value('latency_ms', lat))}</td>"
+                     f"{num_td(fmt_value('latency_ms', lat), 'ms')}"
                      f"<td><code class='lk-id'>{html.escape(str(t.get('trace_id') or ''))}</code></td></tr>")
     return "".join(cells) or "<tr><td colspan='5'><em>no trace recorded</em></td></tr>"
 

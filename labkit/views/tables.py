@@ -27,7 +27,7 @@ from labkit.display import (
     unit_of,
 )
 from labkit.gate import cases_line
-from labkit.views.elements import UNIT_KINDS, styler
+from labkit.views.elements import kind_of, styler
 from labkit.views.frames import (
     STAGES,
     RunLike,
@@ -102,11 +102,6 @@ def metrics_table(
         return css
 
     return styler(df, kinds).apply(colour, axis=None).set_caption(caption)
-
-
-def kind_of(metric: str) -> str:
-    """The number kind (:data:`~labkit.views.elements.NUMBER_KINDS`) of a metric's values."""
-    return UNIT_KINDS[unit_of(metric)]
 
 
 def with_n(text: str, n: Any) -> str:

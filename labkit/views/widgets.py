@@ -291,11 +291,12 @@ class ThresholdTuner:
         their units, the n behind each check, the result, and the cases meeting it one by one."""
         import pandas as pd
 
-        from labkit.views.elements import styler
+        from labkit.views.elements import kind_of, styler
 
         rep, cases = self.evaluate(), self.case_results()
-        rows = []
+        rows, per_row = [], []
         for k, c in zip(self.keys, rep.checks, strict=False):
+            per_row.append(kind_of(c.metric or ""))
             per_case = "—"
             if k in cases.columns:
                 measured = [v for v in cases[k] if v is not None]
@@ -314,7 +315,8 @@ class ThresholdTuner:
 
         n_fail = sum(1 for c in rep.checks if not c.passed)
         cap = f"Gate {rep.gate} at these thresholds: {len(rep.checks) - n_fail} of {len(rep.checks)} checks pass."
-        return styler(df).map(colour, subset=["check"]).set_caption(cap).set_table_attributes(
+        kinds = {"must be": per_row, "observed": per_row, "n": "count"}
+        return styler(df, kinds).map(colour, subset=["check"]).set_caption(cap).set_table_attributes(
             f'class="lk-tuner {NO_MATH}"')
 
     def view_html(self) -> str:
@@ -411,16 +413,15 @@ class ThresholdTuner:
     def sweep_chart(self) -> Any:
         """Share of cases meeting each check as its threshold moves, the current threshold marked
         (re-drawn by the widget whenever a slider moves; the figure is kept as ``last_figure``)."""
-        import matplotlib
         import numpy as np
         import pandas as pd
 
         from labkit.gate import OPS
-        from labkit.views.elements import RC, Chart, new_figure
+        from labkit.views.elements import Chart, chart_style, new_figure
 
         cols = self.per_case_columns()
         markers = self.sweep_markers()
-        with matplotlib.rc_context(RC):
+        with chart_style():
             n = max(1, len(markers))
             fig = new_figure(min(4.2 * n, 14), 3.3)
             axes = fig.subplots(1, n, squeeze=False)[0]
@@ -432,8 +433,11 @@ class ThresholdTuner:
                 ax.plot(xs, share, color=PALETTE["baseline"], linewidth=2)
                 ax.axvline(thr, color=FAIL_COLOUR, linestyle="--", linewidth=1.4, gid="threshold")
                 ax.plot([thr], [cur], "o", color=FAIL_COLOUR, gid="marker")
+                # the label stays inside the panel: left of a marker in the right half, under one near the top
+                right = thr > (xs[0] + xs[-1]) / 2
                 ax.annotate(f"{cur:.0%} at {fmt_value(sp.metric, thr)}", (thr, cur), textcoords="offset points",
-                            xytext=(6, 6), fontsize=9)
+                            xytext=(-6 if right else 6, -14 if cur > 0.85 else 6), ha="right" if right else "left",
+                            fontsize=9)
                 ax.set_ylim(0, 1.05)
                 ax.set_title(k, loc="left")
                 ax.set_xlabel(f"threshold on {cols[k]} ({sp.unit})")
