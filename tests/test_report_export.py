@@ -89,7 +89,10 @@ def _headings(page: str) -> list[str]:
 
 
 def _squash(text: str) -> str:
-    return re.sub(r"\s+", "", text)
+    """The text without white space, ligatures the PDF's font set (``ﬃ``) spelt out (NFKC)."""
+    import unicodedata
+
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
 
 
 @pytest.fixture(scope="module")
