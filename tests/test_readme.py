@@ -16,7 +16,16 @@ def _written_paths() -> list[str]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     # the local commands block (the CI section mirrors docs/ci/, whose checkout is thrown away)
     local = text.split("## In CI")[0]
-    return re.findall(r"--(?:junit|markdown|out)[ =](\S+)", local)
+    return re.findall(r"--(?:junit|markdown|out|reviews)[ =](\S+)", local)
+
+
+def test_readme_review_decisions_name_where_they_are_written() -> None:
+    """`labkit review --decide` appends to data/reviews.jsonl unless --reviews says where: a README
+    command must not leave an untracked file in data/."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8").replace("\\\n", " ")
+    deciding = [ln for ln in text.splitlines() if "labkit review" in ln and "--decide" in ln]
+    assert deciding, "the README shows how to record a review"
+    assert all("--reviews" in ln for ln in deciding), deciding
 
 
 def test_readme_commands_write_only_ignored_paths() -> None:
