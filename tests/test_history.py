@@ -100,6 +100,10 @@ def test_run_on_another_dataset_is_split_off(runs: dict[str, Path], tmp_path: Pa
     assert by_id["o1"]["series"] != by_id["r1"]["series"]
     assert len(h.series) == 2 and by_id["o1"]["series"].startswith("other.jsonl@")
     assert by_id["o1"]["new_series"] and by_id["r4"]["new_series"] and not by_id["r2"]["new_series"]
+    from labkit.history.table import history_frame
+
+    label = dict(zip(h.runs["run_id"], history_frame(h, ["faithfulness"])["dataset series"], strict=True))
+    assert label["o1"].endswith("(new series)") and label["r4"].endswith("(back to this series)")
     # r4 is compared with r3 (the previous run on its dataset), never with o1 in between
     assert all(g.baseline_run_id != "o1" and g.run_id != "o1" for g in h.regressions)
     pairs = history_index.connect(tmp_path / "h.duckdb").execute(

@@ -51,9 +51,12 @@ def history_frame(h: History, metrics: Sequence[str]) -> pd.DataFrame:
     import pandas as pd
 
     rows = []
+    seen: set[str] = set()
     for r in h.runs.to_dict("records"):
+        change = (" (back to this series)" if r["series"] in seen else " (new series)") if r["new_series"] else ""
+        seen.add(r["series"])
         row = {"created_at (UTC)": str(r["created_at"] or "")[:19].replace("T", " "), "run": r["run"],
-               "dataset series": r["series"] + (" (new series)" if r["new_series"] else ""),
+               "dataset series": r["series"] + change,
                "prompt_version": clean(r["prompt_version"]) or "—", "model": clean(r["model"]) or "—",
                "config_hash": clean(r["config_hash"]) or "—", "gate (absolute checks)": gate_cell(r)}
         for m in metrics:
