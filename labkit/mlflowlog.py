@@ -257,8 +257,15 @@ def log_run(
     for r in reports:
         if not Path(r).is_file():
             raise ConfigError("report not found", path=str(r), field="reports")
-    target = _Target(tracking_uri, experiment, artifact_location)
+    _check_tracking_uri(tracking_uri)
+    if gate:  # a bad gate file is the user's mistake: say so before any store is opened or made
+        from labkit.gate import Gate
+
+        Gate.load(gate)
     scored = _scored_sha(rd, gate=gate, baseline=baseline, reports=reports)
+    if artifact_location is None:
+        artifact_location = _beside_store(tracking_uri)
+    target = _Target(tracking_uri, experiment, artifact_location)
     found = target.find(rd.run_uuid)
     if found is not None and found.data.tags.get(TAG_SCORED) == scored:
         return LoggedRun(found.info.run_id, target.experiment_id, created=False,
@@ -269,6 +276,27 @@ def log_run(
         target.client.delete_run(stale)
         logged.replaced = stale
     return logged
+
+
+#: Tracking URI schemes MLflow stores take (a dialect may carry its driver: ``postgresql+psycopg2``).
+TRACKING_SCHEMES = ("http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "databricks",
+                    "databricks-uc", "uc")
+
+
+def _check_tracking_uri(uri: str | None) -> None:
+    if uri and "://" in uri:
+        scheme = uri.split("://", 1)[0].split("+", 1)[0].lower()
+        if scheme not in TRACKING_SCHEMES:
+            raise ConfigError(f"tracking URI scheme {scheme!r} is not one MLflow stores take",
+                              field="tracking_uri", known=list(TRACKING_SCHEMES))
+
+
+def _beside_store(uri: str | None) -> str | None:
+    """For a SQLite store, its artifacts in ``mlruns/`` beside the database file (MLflow's own
+    default is ``./mlruns`` in whatever folder the command runs in)."""
+    if uri and uri.lower().startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///"):]).resolve().parent / "mlruns").as_uri()
+    return None
 
 
 def _scored_sha(rd: Any, *, gate: str | None, baseline: str | None,

@@ -214,3 +214,34 @@ def test_an_unreachable_tracking_server_is_one_line_and_exit_1(
     err = capsys.readouterr().err
     assert code == 1 and f"127.0.0.1:{port}" in err and "Traceback" not in err, err
     assert len(err.strip().splitlines()) == 1, err
+
+
+def test_artifacts_of_a_sqlite_store_go_beside_it_not_into_the_working_folder(
+        scored_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    db = tmp_path / "store" / "m.db"
+    db.parent.mkdir()
+    assert main(["mlflow", "log", str(scored_run), "--tracking-uri", f"sqlite:///{db}",
+                 "--experiment", "beside"]) == 0
+    assert list(work.iterdir()) == []  # no ./mlruns (nor anything else) where the command ran
+    assert any((db.parent / "mlruns").rglob("manifest.json"))
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--tracking-uri", "bogus://x"], "tracking URI scheme 'bogus'"),
+    (["--gate", "GATE"], "malformed YAML"),
+])
+def test_a_users_mistake_is_exit_2_before_the_store_is_touched(
+        scored_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], needle: str) -> None:
+    gate = tmp_path / "bad.yaml"
+    gate.write_text("checks: [\n")
+    db = tmp_path / "never.db"
+    argv = ["mlflow", "log", str(scored_run), *[str(gate) if a == "GATE" else a for a in args]]
+    if "--tracking-uri" not in argv:
+        argv += ["--tracking-uri", f"sqlite:///{db}"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+    assert not db.exists()  # the store was not created for a command that could not run
