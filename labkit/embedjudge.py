@@ -63,9 +63,15 @@ class EmbeddingJudge:
         *,
         client: EmbeddingsClient | None = None,
         claims: str | Mapping[str, Any] | Judge | None = "lexical",
+        max_failures: int = 3,
         **client_options: Any,
     ) -> None:
         from labkit.embeddings import client_from
+
+        if not isinstance(max_failures, int) or isinstance(max_failures, bool) or max_failures < 1:
+            raise ConfigError(f"max_failures must be an integer >= 1, got {max_failures!r}", field="judge.max_failures")
+        self.max_failures = max_failures
+        self._failed_in_a_row = 0
 
         if client is None:
             if base_url is None or model is None:
@@ -97,7 +103,12 @@ class EmbeddingJudge:
             raise JudgeRefused(f"embedding endpoint refused the request: {e}") from None
         except EndpointError as e:  # after the client's retries: 429, 5xx, timeouts, malformed bodies
             self.errors.append(f"{type(e).__name__}: {e}")
+            self._failed_in_a_row += 1
+            if self._failed_in_a_row >= self.max_failures:  # down, not a blip: stop instead of grinding on
+                raise JudgeRefused(f"embedding endpoint {self.client.url} failed {self._failed_in_a_row} times in a "
+                                   f"row (last: {type(e).__name__}: {e})") from None
             return None
+        self._failed_in_a_row = 0
         return [max(0.0, min(1.0, float(x))) for x in m @ q[0]]
 
     def faithfulness(self, answer: str, contexts: Sequence[str]) -> tuple[float | None, str]:

