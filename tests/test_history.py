@@ -278,3 +278,13 @@ def test_history_tables_number_cells_carry_their_kind(runs: dict[str, Path], tmp
     regressions = hv.regressions_table(h).to_html()
     assert bad_number_cells(regressions) == []
     assert {"p", "count"} <= kinds_of(regressions)
+
+
+def test_no_scored_run_among_the_paths_is_exit_2_not_a_vacuous_pass(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from labkit.cli import main
+
+    (tmp_path / "notarun").mkdir()
+    code = main(["history", str(tmp_path / "notarun"), "--index", str(tmp_path / "h.duckdb"), "--fail-on-regression"])
+    err = capsys.readouterr().err
+    assert code == 2 and "no scored run" in err and "notarun" in err and "Traceback" not in err

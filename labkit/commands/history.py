@@ -42,5 +42,9 @@ def cmd_history(args: argparse.Namespace) -> int:
     if unknown:
         raise ConfigError(f"unknown metric {unknown[0]!r}", field="--metrics", known=sorted(METRICS))
     h = build_history(args.runs, index=args.index, gate=args.gate, seed=args.seed)
+    if h.runs.empty:  # nothing to judge is a mistake, never a pass (--fail-on-regression would exit 0)
+        why = "; ".join(f"{p}: {r}" for p, r in list(h.update.skipped.items())[:3])
+        raise ConfigError(f"no scored run among the {len(args.runs)} path(s) given" + (f" ({why})" if why else ""),
+                          field="RUNS")
     print(h.to_json() if args.json else h.to_text(metrics))
     return 1 if args.fail_on_regression and h.regressions else 0
