@@ -9,6 +9,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -243,3 +244,46 @@ def test_canary_tables_number_cells_carry_their_kind() -> None:
     sims = ev.simulation_table(aa, aa).to_html()
     assert bad_number_cells(sims) == []
     assert {"score", "count"} <= kinds_of(sims)
+
+
+# ---------------------------------------------------------------------------- refused options and inputs
+
+
+@pytest.mark.parametrize(("option", "value"), [("--look-hours", "nan"), ("--max-hours", "inf"),
+                                               ("--margin", "nan"), ("--tau", "inf"), ("--alpha", "nan")])
+def test_non_finite_options_are_refused(option: str, value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from labkit.cli import main
+
+    assert main(["experiment", str(SHIPPED), "--arm-by", "prompt_version", option, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and option.lstrip("-") in err and "Traceback" not in err
+
+
+def test_too_many_looks_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    from labkit.cli import main
+
+    assert main(["experiment", str(SHIPPED), "--arm-by", "prompt_version", "--look-hours", "1e-9"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "look-hours" in err and "looks" in err
+
+
+def _shipped_copy(tmp: Path, change: Any = None) -> Path:
+    d = tmp / "canary"
+    d.mkdir()
+    traces = [json.loads(x) for x in (SHIPPED / "traces.jsonl").read_text().splitlines()]
+    if change is not None:
+        change(traces)
+    (d / "traces.jsonl").write_text("".join(json.dumps(t) + "\n" for t in traces))
+    (d / "feedback.jsonl").write_bytes((SHIPPED / "feedback.jsonl").read_bytes())
+    return d
+
+
+def test_a_far_future_trace_does_not_stretch_the_looks_past_the_horizon(tmp_path: Path) -> None:
+    def far(traces: list[dict[str, Any]]) -> None:
+        traces[-1]["ts_start"], traces[-1]["ts_end"] = 4e9, 4e9 + 1
+
+    d = _shipped_copy(tmp_path, far)
+    e = analyse_experiment([d], arm_by="prompt_version", max_hours=72)
+    assert len(e.looks) <= 72
+    assert e.action == "roll back"
+    assert any("after the 72 h horizon" in n for n in e.notes)
