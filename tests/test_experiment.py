@@ -287,3 +287,52 @@ def test_a_far_future_trace_does_not_stretch_the_looks_past_the_horizon(tmp_path
     assert len(e.looks) <= 72
     assert e.action == "roll back"
     assert any("after the 72 h horizon" in n for n in e.notes)
+
+
+def _refused(d: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    from labkit.cli import main
+
+    assert main(["experiment", str(d), "--arm-by", "prompt_version"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("labkit: error: ") and "Traceback" not in err  # then one line per bad line
+    return err
+
+
+def test_a_truncated_last_trace_line_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = _shipped_copy(tmp_path)
+    p = d / "traces.jsonl"
+    p.write_bytes(p.read_bytes()[:-40])
+    n = len(p.read_text().splitlines())
+    err = _refused(d, capsys)
+    assert "traces.jsonl" in err and f"line {n}" in err
+
+
+@pytest.mark.parametrize("field", ["cost_usd", "latency_ms"])
+def test_a_negative_cost_or_latency_is_refused(field: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    def negative(traces: list[dict[str, Any]]) -> None:
+        traces[9][field] = -5.0
+
+    err = _refused(_shipped_copy(tmp_path, negative), capsys)
+    assert "line 10" in err and field in err
+
+
+@pytest.mark.parametrize("rating", [7, "five", 0, True, 2.5])
+def test_a_rating_outside_1_to_5_is_refused(rating: object, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    d = _shipped_copy(tmp_path)
+    lines = (d / "feedback.jsonl").read_text().splitlines()
+    fb = json.loads(lines[4])
+    fb["rating"] = rating
+    lines[4] = json.dumps(fb)
+    (d / "feedback.jsonl").write_text("\n".join(lines) + "\n")
+    err = _refused(d, capsys)
+    assert "feedback.jsonl" in err and "line 5" in err and "rating" in err
+
+
+def test_a_trace_recorded_twice_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def twice(traces: list[dict[str, Any]]) -> None:
+        traces[:] = [t for t in traces for _ in range(2)]
+
+    err = _refused(_shipped_copy(tmp_path, twice), capsys)
+    assert "2981 invalid lines" in err and "line 2 field 'trace_id'" in err and "trace_id" in err and "line 1" in err
