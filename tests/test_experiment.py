@@ -336,3 +336,12 @@ def test_a_trace_recorded_twice_is_refused(tmp_path: Path, capsys: pytest.Captur
 
     err = _refused(_shipped_copy(tmp_path, twice), capsys)
     assert "2981 invalid lines" in err and "line 2 field 'trace_id'" in err and "trace_id" in err and "line 1" in err
+
+
+def test_an_infinite_latency_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = _shipped_copy(tmp_path)
+    lines = (d / "traces.jsonl").read_text().splitlines(keepends=True)
+    lines[2] = lines[2].replace('"latency_ms": ', '"latency_ms": 1e999, "x": ', 1)
+    (d / "traces.jsonl").write_text("".join(lines))
+    err = _refused(d, capsys)
+    assert "line 3 field 'latency_ms'" in err and "finite" in err

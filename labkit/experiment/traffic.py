@@ -75,31 +75,38 @@ def _records(path: Path, problems: list[Problem]) -> Iterator[tuple[int, dict[st
         yield n, obj
 
 
-def _number(obj: Mapping[str, Any], key: str) -> bool:
-    """Whether ``obj[key]``, when given, is a finite number >= 0."""
+def _finite(obj: Mapping[str, Any], key: str) -> bool:
+    """Whether ``obj[key]``, when a number, is finite (JSON's 1e999 decodes to inf)."""
     v = obj.get(key)
-    return v is None or (isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < math.inf)
+    return not isinstance(v, int | float) or math.isfinite(v)
 
 
 def check_traffic_files(traces: Iterable[Path], feedback: Iterable[Path]) -> None:
     """A DatasetError naming file, line and field for what the experiment would otherwise average in
-    or drop silently: a line that does not parse, a negative or non-finite cost_usd, latency_ms or
-    ts_start, a trace_id recorded twice, a feedback rating that is not an integer from 1 to 5."""
+    or drop silently: a line that does not parse, a trace record the trace schema refuses (a negative
+    cost_usd or latency_ms, ...), a non-finite cost_usd, latency_ms or ts_start, a trace_id recorded
+    twice, a feedback rating that is not an integer from 1 to 5."""
     from labkit.trace.feedback import RATING_MAX, RATING_MIN
+    from labkit.trace.record import normalize_trace
 
     seen: dict[str, tuple[Path, int]] = {}
     for path in traces:
         problems: list[Problem] = []
         for n, obj in _records(path, problems):
-            problems += [Problem(n, k, f"must be a finite number >= 0, got {obj[k]!r}")
-                         for k in ("ts_start", "latency_ms", "cost_usd") if not _number(obj, k)]
-            tid = obj.get("trace_id")
-            if isinstance(tid, str) and tid in seen:
+            try:
+                normalize_trace(obj, line=n, path=str(path))
+            except DatasetError as e:
+                problems += e.problems
+                continue
+            problems += [Problem(n, k, f"must be a finite number, got {obj[k]!r}")
+                         for k in ("ts_start", "latency_ms", "cost_usd") if not _finite(obj, k)]
+            tid = obj["trace_id"]
+            if tid in seen:
                 at, line = seen[tid]
                 where = f"line {line}" + ("" if at == path else f" of {at}")
                 problems.append(Problem(n, "trace_id", f"{tid!r} already recorded at {where}: each trace "
                                         "once, or it is counted twice"))
-            elif isinstance(tid, str):
+            else:
                 seen[tid] = (path, n)
         if problems:
             raise DatasetError(str(path), problems)
