@@ -9,6 +9,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -243,3 +244,104 @@ def test_canary_tables_number_cells_carry_their_kind() -> None:
     sims = ev.simulation_table(aa, aa).to_html()
     assert bad_number_cells(sims) == []
     assert {"score", "count"} <= kinds_of(sims)
+
+
+# ---------------------------------------------------------------------------- refused options and inputs
+
+
+@pytest.mark.parametrize(("option", "value"), [("--look-hours", "nan"), ("--max-hours", "inf"),
+                                               ("--margin", "nan"), ("--tau", "inf"), ("--alpha", "nan")])
+def test_non_finite_options_are_refused(option: str, value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from labkit.cli import main
+
+    assert main(["experiment", str(SHIPPED), "--arm-by", "prompt_version", option, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and option.lstrip("-") in err and "Traceback" not in err
+
+
+def test_too_many_looks_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    from labkit.cli import main
+
+    assert main(["experiment", str(SHIPPED), "--arm-by", "prompt_version", "--look-hours", "1e-9"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "look-hours" in err and "looks" in err
+
+
+def _shipped_copy(tmp: Path, change: Any = None) -> Path:
+    d = tmp / "canary"
+    d.mkdir()
+    traces = [json.loads(x) for x in (SHIPPED / "traces.jsonl").read_text().splitlines()]
+    if change is not None:
+        change(traces)
+    (d / "traces.jsonl").write_text("".join(json.dumps(t) + "\n" for t in traces))
+    (d / "feedback.jsonl").write_bytes((SHIPPED / "feedback.jsonl").read_bytes())
+    return d
+
+
+def test_a_far_future_trace_does_not_stretch_the_looks_past_the_horizon(tmp_path: Path) -> None:
+    def far(traces: list[dict[str, Any]]) -> None:
+        traces[-1]["ts_start"], traces[-1]["ts_end"] = 4e9, 4e9 + 1
+
+    d = _shipped_copy(tmp_path, far)
+    e = analyse_experiment([d], arm_by="prompt_version", max_hours=72)
+    assert len(e.looks) <= 72
+    assert e.action == "roll back"
+    assert any("after the 72 h horizon" in n for n in e.notes)
+
+
+def _refused(d: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    from labkit.cli import main
+
+    assert main(["experiment", str(d), "--arm-by", "prompt_version"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("labkit: error: ") and "Traceback" not in err  # then one line per bad line
+    return err
+
+
+def test_a_truncated_last_trace_line_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = _shipped_copy(tmp_path)
+    p = d / "traces.jsonl"
+    p.write_bytes(p.read_bytes()[:-40])
+    n = len(p.read_text().splitlines())
+    err = _refused(d, capsys)
+    assert "traces.jsonl" in err and f"line {n}" in err
+
+
+@pytest.mark.parametrize("field", ["cost_usd", "latency_ms"])
+def test_a_negative_cost_or_latency_is_refused(field: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    def negative(traces: list[dict[str, Any]]) -> None:
+        traces[9][field] = -5.0
+
+    err = _refused(_shipped_copy(tmp_path, negative), capsys)
+    assert "line 10" in err and field in err
+
+
+@pytest.mark.parametrize("rating", [7, "five", 0, True, 2.5])
+def test_a_rating_outside_1_to_5_is_refused(rating: object, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    d = _shipped_copy(tmp_path)
+    lines = (d / "feedback.jsonl").read_text().splitlines()
+    fb = json.loads(lines[4])
+    fb["rating"] = rating
+    lines[4] = json.dumps(fb)
+    (d / "feedback.jsonl").write_text("\n".join(lines) + "\n")
+    err = _refused(d, capsys)
+    assert "feedback.jsonl" in err and "line 5" in err and "rating" in err
+
+
+def test_a_trace_recorded_twice_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def twice(traces: list[dict[str, Any]]) -> None:
+        traces[:] = [t for t in traces for _ in range(2)]
+
+    err = _refused(_shipped_copy(tmp_path, twice), capsys)
+    assert "2981 invalid lines" in err and "line 2 field 'trace_id'" in err and "trace_id" in err and "line 1" in err
+
+
+def test_an_infinite_latency_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = _shipped_copy(tmp_path)
+    lines = (d / "traces.jsonl").read_text().splitlines(keepends=True)
+    lines[2] = lines[2].replace('"latency_ms": ', '"latency_ms": 1e999, "x": ', 1)
+    (d / "traces.jsonl").write_text("".join(lines))
+    err = _refused(d, capsys)
+    assert "line 3 field 'latency_ms'" in err and "finite" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -140,6 +141,24 @@ def _reason(row: Any, rules: RolloutRules, margin: float) -> str:
             f"(promotion needs {rules.min_traces}); keep the canary at {rules.traffic_percent:g}%")
 
 
+#: the most looks an experiment is analysed at (--max-hours / --look-hours): 72 hourly looks is the default
+MAX_LOOKS = 10_000
+
+
+def _check_hours(*, look_hours: float, max_hours: float, margin: float) -> None:
+    """Finite positive hours, a finite margin >= 0, and at most :data:`MAX_LOOKS` looks."""
+    from labkit.errors import ConfigError
+
+    for name, value in (("--look-hours", look_hours), ("--max-hours", max_hours)):
+        if not (isinstance(value, float | int) and 0 < value < math.inf):
+            raise ConfigError(f"must be a positive finite number of hours, got {value!r}", field=name)
+    if not (isinstance(margin, float | int) and 0 <= margin < math.inf):
+        raise ConfigError(f"must be a finite number >= 0, got {margin!r}", field="--margin")
+    if max_hours / look_hours > MAX_LOOKS:
+        raise ConfigError(f"{max_hours:g} h / {look_hours:g} h is {max_hours / look_hours:.3g} looks, more than "
+                          f"{MAX_LOOKS:,}: look less often or set a shorter --max-hours", field="--look-hours")
+
+
 def analyse_experiment(
     sources: Iterable[str | os.PathLike[str]],
     *,
@@ -158,14 +177,15 @@ def analyse_experiment(
     seed: int = 0,
 ) -> Experiment:
     """Analyse a canary from its traces and feedback, looking every ``look_hours``."""
-    from labkit.errors import ConfigError
-
-    if look_hours <= 0 or max_hours <= 0 or margin < 0:
-        raise ConfigError("look and horizon must be positive hours, the margin >= 0", field="--look-hours")
+    _check_hours(look_hours=look_hours, max_hours=max_hours, margin=margin)
     rules = rollout_rules(rollout, slo=slo, stage=stage)
     df = read_traffic(sources, arm_by=arm_by, environment=environment)
     control, candidate = choose_arms(df, control, candidate)
     df = df[df["arm"].isin([control, candidate])]
+    # no look after the horizon: a request later than it (a far-future clock) never stretches the looks
+    horizon = float(df["ts"].min()) + max(1, round(max_hours / look_hours)) * look_hours * 3600
+    late = int((df["ts"] >= horizon).sum())
+    df = df[df["ts"] < horizon]
     looks = _look_frame(df, control, candidate, look_s=look_hours * 3600, alpha=alpha, tau=tau, margin=margin,
                         max_hours=max_hours, rules=rules)
     codes = np.array([ACTIONS.index(a) for a in looks["action"]])
@@ -177,6 +197,8 @@ def analyse_experiment(
     figures = {a: arm_figures(seen[seen["arm"] == a], seed=seed) for a in (control, candidate)}
     simulated = bool(df["simulated"].fillna(False).astype(bool).any())
     notes = [f"figures as of look {int(row['look'])} ({row['hours']:g} h)"]
+    if late:
+        notes.append(f"{late} request(s) after the {max_hours:g} h horizon (--max-hours) not analysed")
     cand = df[df["arm"] == candidate]
     unseen = [t["trigger"] for t in _trigger_states(cand, t_cut, float(df["ts"].min()), rules) if t["observed"] is None]
     if unseen:

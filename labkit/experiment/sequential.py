@@ -53,9 +53,9 @@ class SequentialLooks:
 
 
 def check_test_options(*, alpha: float, tau: float) -> None:
-    if not (isinstance(alpha, float | int) and 0 < alpha < 1):
+    if not (isinstance(alpha, float | int) and 0 < alpha < 1):  # NaN fails this too
         raise ConfigError(f"must be between 0 and 1, got {alpha!r}", field="alpha")
-    if not (isinstance(tau, float | int) and tau > 0):
+    if not (isinstance(tau, float | int) and 0 < tau < float("inf")):
         raise ConfigError(f"must be a positive effect scale, got {tau!r}", field="tau")
 
 

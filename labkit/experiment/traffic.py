@@ -6,14 +6,18 @@ did not rate it 1 or 2 (docs/experiment.md). Failed means status error or timeou
 
 from __future__ import annotations
 
+import json
+import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from labkit.errors import ConfigError
+from labkit.errors import ConfigError, DatasetError, Problem
+from labkit.trace.sql import FEEDBACK_FILE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,6 +35,7 @@ def read_traffic(sources: Iterable[str | os.PathLike[str]], *, arm_by: str,
     if arm_by not in ARM_KEYS:
         raise ConfigError(f"unknown arm key {arm_by!r}", field="--arm-by", known=ARM_KEYS)
     with TraceStore(list(sources)) as store:
+        check_traffic_files(store.jsonl_files, [d / FEEDBACK_FILE for d in store.run_dirs])
         where = "final" + (" AND environment = ?" if environment else "")
         df = store.query(
             f"SELECT ts_start AS ts, {arm_by} AS arm, status, feedback_rating AS rating, latency_ms, cost_usd, "
@@ -50,6 +55,70 @@ def read_traffic(sources: Iterable[str | os.PathLike[str]], *, arm_by: str,
     bad = df["rating"].notna() & (df["rating"] <= BAD_RATING)
     df["success"] = (df["status"] == "ok") & ~bad
     return df
+
+
+def _records(path: Path, problems: list[Problem]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each line's object, strictly: a truncated last line or one that is not a JSON object is a
+    problem of its line (the experiment reads finished files, not a run still being written)."""
+    from labkit.io import iter_jsonl, loads_line
+
+    for n, raw, complete in iter_jsonl(path, strict_tail=True):
+        try:
+            obj = loads_line(raw)
+        except json.JSONDecodeError as e:
+            cut = "" if complete else " (a truncated last line)"
+            problems.append(Problem(n, None, f"not valid JSON: {e.msg} (column {e.colno}){cut}"))
+            continue
+        if not isinstance(obj, dict):
+            problems.append(Problem(n, None, "not a JSON object"))
+            continue
+        yield n, obj
+
+
+def _finite(obj: Mapping[str, Any], key: str) -> bool:
+    """Whether ``obj[key]``, when a number, is finite (JSON's 1e999 decodes to inf)."""
+    v = obj.get(key)
+    return not isinstance(v, int | float) or math.isfinite(v)
+
+
+def check_traffic_files(traces: Iterable[Path], feedback: Iterable[Path]) -> None:
+    """A DatasetError naming file, line and field for what the experiment would otherwise average in
+    or drop silently: a line that does not parse, a trace record the trace schema refuses (a negative
+    cost_usd or latency_ms, ...), a non-finite cost_usd, latency_ms or ts_start, a trace_id recorded
+    twice, a feedback rating that is not an integer from 1 to 5."""
+    from labkit.trace.feedback import RATING_MAX, RATING_MIN
+    from labkit.trace.record import normalize_trace
+
+    seen: dict[str, tuple[Path, int]] = {}
+    for path in traces:
+        problems: list[Problem] = []
+        for n, obj in _records(path, problems):
+            try:
+                normalize_trace(obj, line=n, path=str(path))
+            except DatasetError as e:
+                problems += e.problems
+                continue
+            problems += [Problem(n, k, f"must be a finite number, got {obj[k]!r}")
+                         for k in ("ts_start", "latency_ms", "cost_usd") if not _finite(obj, k)]
+            tid = obj["trace_id"]
+            if tid in seen:
+                at, line = seen[tid]
+                where = f"line {line}" + ("" if at == path else f" of {at}")
+                problems.append(Problem(n, "trace_id", f"{tid!r} already recorded at {where}: each trace "
+                                        "once, or it is counted twice"))
+            else:
+                seen[tid] = (path, n)
+        if problems:
+            raise DatasetError(str(path), problems)
+    for path in feedback:
+        problems = []
+        for n, obj in _records(path, problems) if path.is_file() else ():
+            r = obj.get("rating")
+            if r is not None and (isinstance(r, bool) or not isinstance(r, int) or not RATING_MIN <= r <= RATING_MAX):
+                problems.append(Problem(n, "rating", f"must be an integer from {RATING_MIN} to {RATING_MAX}, "
+                                        f"got {r!r}"))
+        if problems:
+            raise DatasetError(str(path), problems)
 
 
 def choose_arms(df: pd.DataFrame, control: str | None, candidate: str | None) -> tuple[str, str]:
