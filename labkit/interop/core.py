@@ -259,6 +259,11 @@ def write_import(
         raise ConfigError(f"already holds an import ({DATASET} or {RUN}/): choose a new --out folder, so no "
                           "file of an earlier import (its scores, its metrics) is taken for this one's",
                           path=str(out), field="--out")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        held = sorted(p.name for p in out.iterdir())[:3] if out.is_dir() else []
+        raise ConfigError(f"is not empty (holds {', '.join(held)} ...): choose a new or empty --out folder, so the "
+                          "import is not written among other files" if held else "is a file, not a folder",
+                          path=str(out), field="--out")
     matcher = ChunkMatcher(corpus, threshold=threshold or DEFAULT_THRESHOLD) if corpus is not None else None
     problems: list[Problem] = []
     counts: Counter[str] = Counter()
