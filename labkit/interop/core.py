@@ -405,6 +405,10 @@ def _csv_rows(p: Path) -> list[tuple[int, dict[str, Any]]]:
     reader = csv.DictReader(io.StringIO(read_text(p), newline=""))
     rows, problems = [], []
     try:
+        names = reader.fieldnames or []
+        dups = sorted({n for n in names if names.count(n) > 1})
+        if dups:  # a DictReader keeps the last cell of a repeated name: refuse, never pick one
+            raise DatasetError(str(p), [Problem(1, n, "duplicate column name in the header") for n in dups])
         start = 2
         for row in reader:
             if None in row:
