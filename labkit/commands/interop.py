@@ -66,6 +66,10 @@ def _import(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from labkit.interop.export import export
 
-    n = export(args.format, args.dataset, args.out, run_dir=args.run, corpus=args.corpus)
+    unmatched: dict[str, int] = {}
+    n = export(args.format, args.dataset, args.out, run_dir=args.run, corpus=args.corpus, unmatched=unmatched)
     print(f"wrote {n} {args.format} records to {args.out}")
+    if unmatched.get("cases_without_result") or unmatched.get("results_without_case"):
+        print(f"note: {unmatched['cases_without_result']} case(s) had no result in the run, "
+              f"{unmatched['results_without_case']} result(s) had no case in the dataset (is it the run's dataset?)")
     return 0
