@@ -377,3 +377,19 @@ def test_deepeval_additional_metadata_that_is_no_object_is_kept_and_said(tmp_pat
     assert "additional_metadata (1)" in capsys.readouterr().out
     case = json.loads((out / "dataset.jsonl").read_text())
     assert case["metadata"]["additional_metadata"] == "from the March export"
+
+
+def test_a_langfuse_trace_without_output_is_not_judged_a_success(tmp_path, capsys):
+    p = tmp_path / "lf.json"
+    p.write_text(json.dumps([{"id": "t1", "input": "q"}]))
+    out = tmp_path / "o"
+    assert main(["import", "langfuse", str(p), "--out", str(out), "--score"]) == 0
+    assert (out / "dataset.jsonl").exists() and not (out / "run").exists()
+    assert "output: no answer text in the trace" in capsys.readouterr().out
+
+
+def test_a_langfuse_trace_with_an_unreadable_time_is_a_field_error(tmp_path, capsys):
+    p = tmp_path / "lf.json"
+    p.write_text(json.dumps([{"id": "t1", "input": "q", "output": "a", "timestamp": "yesterday"}]))
+    assert main(["import", "langfuse", str(p), "--out", str(tmp_path / "o")]) == 2
+    assert "line 1 field 'timestamp'" in capsys.readouterr().err
