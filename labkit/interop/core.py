@@ -260,8 +260,9 @@ def write_import(
                           "file of an earlier import (its scores, its metrics) is taken for this one's",
                           path=str(out), field="--out")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        held = sorted(p.name for p in out.iterdir())[:3] if out.is_dir() else []
-        raise ConfigError(f"is not empty (holds {', '.join(held)} ...): choose a new or empty --out folder, so the "
+        names = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+        held = names[:3] + (["..."] if len(names) > 3 else [])
+        raise ConfigError(f"is not empty (holds {', '.join(held)}): choose a new or empty --out folder, so the "
                           "import is not written among other files" if held else "is a file, not a folder",
                           path=str(out), field="--out")
     matcher = ChunkMatcher(corpus, threshold=threshold or DEFAULT_THRESHOLD) if corpus is not None else None
