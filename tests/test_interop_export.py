@@ -63,3 +63,21 @@ def test_export_redacts_what_it_writes(tmp_path):
     out = tmp_path / "x.json"
     assert main(["export", "deepeval", "--dataset", str(ds), "--out", str(out)]) == 0
     assert "jane.doe@example.com" not in out.read_text() and "[EMAIL]" in out.read_text()
+
+
+def test_export_to_a_folder_names_the_folder(tmp_path, capsys):
+    assert main(["export", "ragas", "--dataset", "data/quick_lab.jsonl", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path) in err and "is a folder" in err and ".tmp" not in err, err
+
+
+def test_export_says_how_many_cases_and_results_did_not_match(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.jsonl").write_text(json.dumps({"case_id": "no-such-case", "status": "ok", "answer": "a"}) + "\n")
+    (run / "manifest.json").write_text("{}")
+    out = tmp_path / "r.jsonl"
+    assert main(["export", "ragas", "--dataset", "data/quick_lab.jsonl", "--run", str(run), "--out", str(out)]) == 0
+    n = len(load_cases("data/quick_lab.jsonl"))
+    printed = capsys.readouterr().out
+    assert f"{n} case(s) had no result in the run" in printed and "1 result(s) had no case" in printed, printed

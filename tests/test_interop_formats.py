@@ -307,3 +307,89 @@ def test_scorecard_of_an_import_without_cost_or_latency_says_no_data(tmp_path, c
     slos = {s["kind"]: s for s in card["slos"]}
     assert slos["latency"]["status"] == "no_data"
     assert slos["cost_per_success"]["status"] == "no_data" and slos["cost_per_success"]["observed"] is None
+
+
+def test_a_promptfoo_result_without_a_response_is_not_judged_a_success(tmp_path, capsys):
+    p = tmp_path / "pf.json"
+    p.write_text(json.dumps({"version": 3, "results": {"results": [{"vars": {"question": "q"}, "response": None}]}}))
+    out = tmp_path / "o"
+    assert main(["import", "promptfoo", str(p), "--out", str(out), "--score"]) == 0
+    assert (out / "dataset.jsonl").exists() and not (out / "run").exists()
+    assert "response.output: no output in the result" in capsys.readouterr().out
+
+
+def test_a_non_finite_number_is_refused_at_import(tmp_path, capsys):
+    p = tmp_path / "huge.jsonl"
+    p.write_text('{"user_input": "q", "response": "x", "n": 1e999}\n')
+    out = tmp_path / "o"
+    assert main(["import", "ragas", str(p), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "line 1 field 'metadata.ragas.n'" in err and "not a finite number" in err, err
+    assert not out.exists()
+
+
+def test_a_secret_in_a_column_name_is_redacted_in_the_summary(tmp_path, capsys):
+    p = tmp_path / "s.jsonl"
+    p.write_text('{"user_input": "q", "response": "x", "meta_AKIA2E0A8F3B244C9986": "v"}\n')
+    for i, extra in enumerate(([], ["--json"])):
+        assert main(["import", "ragas", str(p), "--out", str(tmp_path / f"o{i}"), *extra]) == 0
+        printed = capsys.readouterr().out
+        assert "AKIA2E0A8F3B244C9986" not in printed and "ragas.meta_" in printed, printed
+
+
+def test_import_refuses_any_non_empty_out_folder(tmp_path, capsys):
+    out = tmp_path / "runs"
+    out.mkdir()
+    (out / "notes.txt").write_text("an earlier run's notes\n")
+    assert main(["import", "ragas", str(PEER / "ragas.jsonl"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "is not empty" in err and "notes.txt" in err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_a_csv_with_a_duplicate_column_name_is_refused(tmp_path, capsys):
+    p = tmp_path / "dup.csv"
+    p.write_text("user_input,response,user_input\nq,x,q2\n")
+    assert main(["import", "ragas", str(p), "--out", str(tmp_path / "o")]) == 2
+    assert "line 1 field 'user_input': duplicate column name" in capsys.readouterr().err
+
+
+def test_a_mapping_naming_one_field_twice_is_refused(tmp_path, capsys):
+    p = tmp_path / "c.csv"
+    p.write_text("Question,Answer\nq,a\n")
+    assert main(["import", "csv", str(p), "--out", str(tmp_path / "o"), "--map", "question=Question,question=Answer"]) == 2
+    assert "question" in (err := capsys.readouterr().err) and "twice" in err, err
+
+
+def test_a_fractional_token_count_is_refused(tmp_path, capsys):
+    p = tmp_path / "t.csv"
+    p.write_text("Question,Answer,In\nq,a,1.5\n")
+    assert main(["import", "csv", str(p), "--out", str(tmp_path / "o"),
+                 "--map", "question=Question,answer=Answer,input_tokens=In"]) == 2
+    assert "line 2 field 'In': must be a whole number" in capsys.readouterr().err
+
+
+def test_deepeval_additional_metadata_that_is_no_object_is_kept_and_said(tmp_path, capsys):
+    p = tmp_path / "d.json"
+    p.write_text(json.dumps([{"input": "q", "additional_metadata": "from the March export"}]))
+    out = tmp_path / "o"
+    assert main(["import", "deepeval", str(p), "--out", str(out)]) == 0
+    assert "additional_metadata (1)" in capsys.readouterr().out
+    case = json.loads((out / "dataset.jsonl").read_text())
+    assert case["metadata"]["additional_metadata"] == "from the March export"
+
+
+def test_a_langfuse_trace_without_output_is_not_judged_a_success(tmp_path, capsys):
+    p = tmp_path / "lf.json"
+    p.write_text(json.dumps([{"id": "t1", "input": "q"}]))
+    out = tmp_path / "o"
+    assert main(["import", "langfuse", str(p), "--out", str(out), "--score"]) == 0
+    assert (out / "dataset.jsonl").exists() and not (out / "run").exists()
+    assert "output: no answer text in the trace" in capsys.readouterr().out
+
+
+def test_a_langfuse_trace_with_an_unreadable_time_is_a_field_error(tmp_path, capsys):
+    p = tmp_path / "lf.json"
+    p.write_text(json.dumps([{"id": "t1", "input": "q", "output": "a", "timestamp": "yesterday"}]))
+    assert main(["import", "langfuse", str(p), "--out", str(tmp_path / "o")]) == 2
+    assert "line 1 field 'timestamp'" in capsys.readouterr().err

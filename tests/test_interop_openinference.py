@@ -85,3 +85,59 @@ def test_sdk_made_otlp_json_imports_scores_and_gates(tmp_path, capsys):
     gate.write_text("version: 1\nname: spans\nchecks:\n  - {metric: error_rate, op: '<=', threshold: 0.5, min_n: 1}\n")
     assert main(["gate", "--config", str(gate), str(out / "run")]) == 0
     assert "imported from the openinference file" in capsys.readouterr().out
+
+
+def _span(sid: str, parent: str | None = None, start: str = "1000", end: str = "2000", **attrs: str) -> dict:
+    sp = {"traceId": "t1", "spanId": sid, "startTimeUnixNano": start, "endTimeUnixNano": end,
+          "attributes": [{"key": k.replace("_", "."), "value": {"stringValue": v}} for k, v in attrs.items()]}
+    if parent:
+        sp["parentSpanId"] = parent
+    return sp
+
+
+def _import_spans(tmp: Path, spans: list[dict]) -> tuple[int, Path]:
+    path = tmp / "spans.json"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}, indent=1))
+    out = tmp / "o"
+    return main(["import", "openinference", str(path), "--out", str(out)]), out
+
+
+def test_a_trace_without_a_root_span_is_refused_naming_it(tmp_path, capsys):
+    rc, out = _import_spans(tmp_path, [_span("s1", "s2"), _span("s2", "s1")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err and "trace t1" in err and "no root span" in err
+    assert not out.exists()
+
+
+def test_a_trace_with_two_root_spans_is_refused_not_half_imported(tmp_path, capsys):
+    rc, out = _import_spans(tmp_path, [_span("s1", input_value="first", output_value="a"),
+                                       _span("s2", input_value="second", output_value="b")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "trace t1" in err and "2 root spans" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("start", "end", "piece"), [("x", "1", "startTimeUnixNano"),
+                                                     ("3000", "1000", "endTimeUnixNano")])
+def test_an_unparseable_or_backward_span_time_is_a_field_error(tmp_path, capsys, start, end, piece):
+    rc, out = _import_spans(tmp_path, [_span("s1", start=start, end=end, input_value="q", output_value="a")])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"field '{piece}'" in err, err
+    assert not out.exists()
+
+
+def test_a_phoenix_row_with_an_unparseable_time_is_a_field_error(tmp_path, capsys):
+    path = tmp_path / "spans.jsonl"
+    path.write_text(json.dumps({"context.trace_id": "t", "context.span_id": "s", "parent_id": None,
+                                "span_kind": "CHAIN", "start_time": "not-a-date",
+                                "end_time": "2024-01-01T00:00:00Z", "attributes.input.value": "q"}) + "\n")
+    assert main(["import", "openinference", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "line 1 field 'start_time'" in err, err
+
+
+def test_a_root_span_without_output_is_not_judged_a_success(tmp_path, capsys):
+    rc, out = _import_spans(tmp_path, [_span("s1", input_value="q")])
+    assert rc == 0
+    assert (out / "dataset.jsonl").exists() and not (out / "run").exists()
+    assert "root span output.value: no output on the root span" in capsys.readouterr().out

@@ -44,13 +44,17 @@ def _import(args: argparse.Namespace) -> int:
         raise ConfigError(f"must be in (0, 1], got {args.threshold}", field="--threshold")
     opts = {k: v for k, v in (("mapping", args.mapping), ("question_var", args.question_var),
                               ("provider", args.provider)) if v is not None}
+    from labkit.trace.redact import Redactor
+
     outcome = import_file(args.format, args.file, args.out, corpus=args.corpus, threshold=args.threshold, **opts)
+    red = Redactor()  # the summary names source fields, and a field name can hold a secret
     if args.json:
-        print(json.dumps({"dataset": str(outcome.dataset_path), "run": str(outcome.run_dir) if outcome.run_dir
-                          else None, "n_cases": outcome.n_cases, "n_results": outcome.n_results,
-                          "gold_from_text": outcome.gold, **outcome.log.to_dict()}, indent=2))
+        print(json.dumps(red.redact({"dataset": str(outcome.dataset_path), "run": str(outcome.run_dir)
+                                     if outcome.run_dir else None, "n_cases": outcome.n_cases,
+                                     "n_results": outcome.n_results, "gold_from_text": outcome.gold,
+                                     **outcome.log.to_dict()}), indent=2))
     else:
-        print("\n".join(outcome.summary()))
+        print(red.redact_text("\n".join(outcome.summary()))[0])
     if args.score and outcome.run_dir is not None:
         from labkit.scoring import score_run
 
@@ -62,6 +66,10 @@ def _import(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from labkit.interop.export import export
 
-    n = export(args.format, args.dataset, args.out, run_dir=args.run, corpus=args.corpus)
+    unmatched: dict[str, int] = {}
+    n = export(args.format, args.dataset, args.out, run_dir=args.run, corpus=args.corpus, unmatched=unmatched)
     print(f"wrote {n} {args.format} records to {args.out}")
+    if unmatched.get("cases_without_result") or unmatched.get("results_without_case"):
+        print(f"note: {unmatched['cases_without_result']} case(s) had no result in the run, "
+              f"{unmatched['results_without_case']} result(s) had no case in the dataset (is it the run's dataset?)")
     return 0

@@ -142,7 +142,24 @@ def _gold(rec: Record, matcher: Any, counts: Counter[str]) -> tuple[list[str], d
     return list(g["chunk_ids"]), g
 
 
+def _non_finite(obj: Any, path: str) -> list[str]:
+    """The dotted paths of the infinite or NaN numbers in ``obj`` (JSON cannot hold them)."""
+    import math
+
+    if isinstance(obj, float):
+        return [] if math.isfinite(obj) else [path]
+    if isinstance(obj, dict):
+        return [p for k, v in obj.items() for p in _non_finite(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(obj, (list, tuple)):
+        return [p for i, v in enumerate(obj) for p in _non_finite(v, f"{path}[{i}]")]
+    return []
+
+
 def _case(rec: Record, matcher: Any, counts: Counter[str], problems: list[Problem]) -> EvalCase | None:
+    bad = _non_finite(rec.case, "") + _non_finite(rec.result or {}, "results")
+    if bad:
+        problems.extend(Problem(rec.line, p, "not a finite number (JSON cannot hold it)") for p in bad)
+        return None
     d = {k: v for k, v in rec.case.items() if v is not None}
     d["question"] = rec.question
     meta = dict(d.get("metadata") or {})
@@ -241,6 +258,12 @@ def write_import(
     if (out / DATASET).exists() or (out / RUN).exists():
         raise ConfigError(f"already holds an import ({DATASET} or {RUN}/): choose a new --out folder, so no "
                           "file of an earlier import (its scores, its metrics) is taken for this one's",
+                          path=str(out), field="--out")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        names = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+        held = names[:3] + (["..."] if len(names) > 3 else [])
+        raise ConfigError(f"is not empty (holds {', '.join(held)}): choose a new or empty --out folder, so the "
+                          "import is not written among other files" if held else "is a file, not a folder",
                           path=str(out), field="--out")
     matcher = ChunkMatcher(corpus, threshold=threshold or DEFAULT_THRESHOLD) if corpus is not None else None
     problems: list[Problem] = []
@@ -383,6 +406,10 @@ def _csv_rows(p: Path) -> list[tuple[int, dict[str, Any]]]:
     reader = csv.DictReader(io.StringIO(read_text(p), newline=""))
     rows, problems = [], []
     try:
+        names = reader.fieldnames or []
+        dups = sorted({n for n in names if names.count(n) > 1})
+        if dups:  # a DictReader keeps the last cell of a repeated name: refuse, never pick one
+            raise DatasetError(str(p), [Problem(1, n, "duplicate column name in the header") for n in dups])
         start = 2
         for row in reader:
             if None in row:

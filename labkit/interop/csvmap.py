@@ -41,6 +41,8 @@ def parse_mapping(spec: str | dict[str, Any] | None) -> dict[str, str]:
             key, sep, col = part.partition("=")
             if not sep or not key.strip() or not col.strip():
                 raise ConfigError(f"must be FIELD=COLUMN, got {part!r}", field="--map")
+            if key.strip() in raw:
+                raise ConfigError(f"maps the field {key.strip()!r} twice", field="--map")
             raw[key.strip()] = col.strip()
     bad = sorted(k for k in raw if k not in TARGETS)
     if bad:
@@ -79,6 +81,10 @@ def _result(row: dict[str, str], m: dict[str, str], line: int, problems: list[Pr
     if "error" in m and row[m["error"]].strip():
         res["error"] = row[m["error"]]
     tokens = {k: number(row.get(m[k], ""), line, m[k], problems) for k in ("input_tokens", "output_tokens") if k in m}
+    for k, v in tokens.items():
+        if v is not None and not v.is_integer():
+            problems.append(Problem(line, m[k], f"must be a whole number of tokens, got {v:g}"))
+            tokens[k] = None
     if any(v is not None for v in tokens.values()):
         res["usage"] = {k: int(v or 0) for k, v in tokens.items()}
     return res

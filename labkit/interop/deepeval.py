@@ -70,6 +70,9 @@ def _record(line: int, row: dict[str, Any], log: FieldLog, problems: list[Proble
     if isinstance(extra, dict):
         meta.update(extra)
         log.keep("additional_metadata")
+    elif extra not in (None, ""):  # not an object: kept whole under its own name, never lost
+        meta["additional_metadata"] = extra
+        log.keep("additional_metadata")
     for key in ("comments", "source_file", "custom_column_key_values"):
         if row.get(key) not in (None, "", {}):
             meta[key] = row[key]

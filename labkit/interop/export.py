@@ -81,10 +81,13 @@ def to_deepeval(case: EvalCase, res: dict[str, Any] | None, corpus: Any) -> dict
 
 
 def export(fmt: str, dataset: str | os.PathLike[str], out: str | os.PathLike[str], *,
-           run_dir: str | os.PathLike[str] | None = None, corpus: Any = None) -> int:
+           run_dir: str | os.PathLike[str] | None = None, corpus: Any = None,
+           unmatched: dict[str, int] | None = None) -> int:
     """Write ``dataset`` (with the answers of ``run_dir``) as ``fmt``; returns the number of records.
 
-    Ragas: JSONL (``.jsonl``) or a JSON array; DeepEval: a JSON array."""
+    Ragas: JSONL (``.jsonl``) or a JSON array; DeepEval: a JSON array. ``unmatched``, when
+    given, receives ``cases_without_result`` and ``results_without_case`` (a run of another
+    dataset shows here, not as a silent file of references only)."""
     from labkit.cases import load_cases
     from labkit.corpus import Corpus
     from labkit.runs import RunDir
@@ -92,9 +95,15 @@ def export(fmt: str, dataset: str | os.PathLike[str], out: str | os.PathLike[str
 
     if fmt not in ("ragas", "deepeval"):
         raise ConfigError(f"unknown export format {fmt!r}", field="format", known=["deepeval", "ragas"])
+    if Path(out).is_dir():
+        raise ConfigError("is a folder: give the file to write (.jsonl or .json)", path=str(out), field="--out")
     ds = load_cases(dataset)
     corp = Corpus.load(corpus) if isinstance(corpus, (str, os.PathLike)) else corpus
     results = {r["case_id"]: r for r in RunDir(run_dir).results()} if run_dir is not None else {}
+    if unmatched is not None and run_dir is not None:
+        ids = {c.id for c in ds}
+        unmatched["cases_without_result"] = sum(1 for c in ds if c.id not in results)
+        unmatched["results_without_case"] = sum(1 for cid in results if cid not in ids)
     conv = to_ragas if fmt == "ragas" else to_deepeval
     red = Redactor()
     recs = [red.redact(conv(c, results.get(c.id), corp)) for c in ds]

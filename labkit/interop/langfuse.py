@@ -37,12 +37,17 @@ def _text(value: Any, keys: tuple[str, ...]) -> str | None:
     return None
 
 
-def _ts(x: Any) -> float | None:
-    if isinstance(x, str) and x:
-        try:
+def _ts(obj: Any, key: str, line: int | None, problems: list[Problem]) -> float | None:
+    """``obj[key]`` as an ISO 8601 time in seconds; None when absent; unreadable: a problem (never an invented time)."""
+    x = obj.get(key) if isinstance(obj, dict) else None
+    if x is None or x == "":
+        return None
+    try:
+        if isinstance(x, str):
             return datetime.fromisoformat(x.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
+    except ValueError:
+        pass
+    problems.append(Problem(getattr(obj, "line", line), key, f"not a readable ISO 8601 time: {x!r}"))
     return None
 
 
@@ -140,6 +145,10 @@ def _record(t: Any, log: FieldLog, problems: list[Problem]) -> Record | None:
     obs = _observations(t, log)
     errors = [o for o in obs if o.get("level") == "ERROR"]
     answer = _text(t.get("output"), _ANSWER_KEYS)
+    if not errors and answer is None:
+        log.drop("output", "no answer text in the trace's output and no ERROR observation: a trace without an "
+                           "answer is no result")
+        return rec
     res: dict[str, Any] = {"status": "error" if errors else "ok", "answer": None if errors else answer,
                            "error": str(errors[0].get("statusMessage") or "ERROR level observation") if errors
                            else None, "latency_ms": None, "cost_usd": None}
@@ -152,10 +161,13 @@ def _record(t: Any, log: FieldLog, problems: list[Problem]) -> Record | None:
         rec.retrieved_items = [d for o in retr for d in _documents(o.get("output"))]
         log.map("retriever observation output", "results.retrieved")
     rec.result = res
-    start = _ts(t.get("timestamp")) or min((x for x in (_ts(o.get("startTime")) for o in obs) if x), default=0.0)
-    ends = [x for x in (_ts(o.get("endTime")) for o in obs) if x]
-    end = start + res["latency_ms"] / 1000.0 if res["latency_ms"] is not None else max(ends, default=start)
-    rec.trace = {"ts_start": start, "ts_end": max(end, start)}
+    starts = [x for x in (_ts(o, "startTime", line, problems) for o in obs) if x is not None]
+    start = _ts(t, "timestamp", line, problems)
+    start = start if start is not None else min(starts, default=None)
+    ends = [x for x in (_ts(o, "endTime", line, problems) for o in obs) if x is not None]
+    if start is not None:  # no time at all: no trace record (never an invented time)
+        end = start + res["latency_ms"] / 1000.0 if res["latency_ms"] is not None else max(ends, default=start)
+        rec.trace = {"ts_start": start, "ts_end": max(end, start)}
     return rec
 
 

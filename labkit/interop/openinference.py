@@ -37,10 +37,29 @@ def _value(v: Any) -> Any:
 
 
 def _nano(x: Any) -> float | None:
-    try:
-        return int(x) / 1e9
-    except (TypeError, ValueError):
+    """Unix nanoseconds (an int or its decimal text) as seconds; None when absent; ValueError when unreadable."""
+    if x is None or x == "":
         return None
+    if isinstance(x, bool) or not isinstance(x, (int, str)):
+        raise ValueError(x)
+    return int(x) / 1e9
+
+
+def _times(sp: dict[str, Any], keys: tuple[str, str], parse: Any, ln: int | None,
+           problems: list[Problem]) -> tuple[float | None, float | None]:
+    """A span's start and end in seconds: an unreadable time, or an end before the start, is a
+    problem naming the field (never an invented time)."""
+    got: list[float | None] = []
+    for key in keys:
+        try:
+            got.append(parse(sp.get(key)))
+        except (TypeError, ValueError):
+            problems.append(Problem(ln, key, f"not a readable time: {sp.get(key)!r}"))
+            got.append(None)
+    start, end = got
+    if start is not None and end is not None and end < start:
+        problems.append(Problem(ln, keys[1], "the span ends before it starts"))
+    return start, end
 
 
 def _otlp_spans(doc: Any, line: int | None, problems: list[Problem]) -> list[dict[str, Any]]:
@@ -61,9 +80,10 @@ def _otlp_spans(doc: Any, line: int | None, problems: list[Problem]) -> list[dic
                          if isinstance(a, dict)}
                 status = sp.get("status") or {}
                 code = status.get("code") if isinstance(status, dict) else None
+                start, end = _times(sp, ("startTimeUnixNano", "endTimeUnixNano"), _nano, ln, problems)
                 out.append({"trace_id": sp["traceId"], "span_id": sp["spanId"],
                             "parent_id": sp.get("parentSpanId") or None, "name": sp.get("name"),
-                            "start": _nano(sp.get("startTimeUnixNano")), "end": _nano(sp.get("endTimeUnixNano")),
+                            "start": start, "end": end,
                             "error": code in (2, "STATUS_CODE_ERROR", "ERROR"),
                             "message": status.get("message") if isinstance(status, dict) else None,
                             "attrs": attrs, "line": ln})
@@ -71,14 +91,14 @@ def _otlp_spans(doc: Any, line: int | None, problems: list[Problem]) -> list[dic
 
 
 def _iso(x: Any) -> float | None:
-    if isinstance(x, (int, float)):
+    """An ISO 8601 time (or epoch seconds / nanoseconds) as seconds; None when absent; ValueError when unreadable."""
+    if x is None or x == "":
+        return None
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
         return float(x) / 1e9 if x > 1e12 else float(x)
-    if isinstance(x, str) and x:
-        try:
-            return datetime.fromisoformat(x.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
-    return None
+    if isinstance(x, str):
+        return datetime.fromisoformat(x.replace("Z", "+00:00")).timestamp()
+    raise ValueError(x)
 
 
 def _phoenix_span(n: int, row: dict[str, Any], problems: list[Problem]) -> dict[str, Any] | None:
@@ -101,8 +121,9 @@ def _phoenix_span(n: int, row: dict[str, Any], problems: list[Problem]) -> dict[
         for i, d in enumerate(docs):
             for dk, dv in (_flatten(d) if isinstance(d, dict) else {}).items():
                 attrs[f"retrieval.documents.{i}.{dk}"] = dv
+    start, end = _times(row, ("start_time", "end_time"), _iso, n, problems)
     return {"trace_id": tid, "span_id": sid, "parent_id": row.get("parent_id") or None, "name": row.get("name"),
-            "start": _iso(row.get("start_time")), "end": _iso(row.get("end_time")),
+            "start": start, "end": end,
             "error": str(row.get("status_code", "")).upper() == "ERROR", "message": row.get("status_message"),
             "attrs": attrs, "line": n}
 
@@ -156,8 +177,14 @@ def _tool(sp: dict[str, Any]) -> dict[str, Any]:
 def _record(trace_id: str, spans: list[dict[str, Any]], log: FieldLog, problems: list[Problem]) -> Record | None:
     ids = {s["span_id"] for s in spans}
     roots = [s for s in spans if not s["parent_id"] or s["parent_id"] not in ids]
+    if len(roots) != 1:
+        lines = ", ".join(str(s["line"]) for s in (roots or spans))
+        why = (f"{len(roots)} root spans (lines {lines}): one trace is one case, with one root"
+               if roots else "no root span (every span has a parent in the trace: a cycle)")
+        problems.append(Problem((roots or spans)[0]["line"], "parentSpanId", f"trace {trace_id}: {why}"))
+        return None
     spans.sort(key=lambda s: (s["start"] or 0.0))
-    root = min(roots, key=lambda s: s["start"] or 0.0)
+    root = roots[0]
     q = root["attrs"].get("input.value")
     if not isinstance(q, str) or not q.strip():
         problems.append(Problem(root["line"], "input.value", f"trace {trace_id}: the root span has no input.value "
@@ -167,6 +194,9 @@ def _record(trace_id: str, spans: list[dict[str, Any]], log: FieldLog, problems:
     rec = Record(line=root["line"], question=q)
     rec.case = {"metadata": {"source_trace_id": trace_id, "root_span": root.get("name")}}
     answer = root["attrs"].get("output.value")
+    if not root["error"] and not isinstance(answer, str):
+        log.drop("root span output.value", "no output on the root span: a trace without an answer is no result")
+        return rec
     start, end = root["start"], root["end"]
     latency = round((end - start) * 1000.0, 3) if start is not None and end is not None and end >= start else None
     res: dict[str, Any] = {"status": "error" if root["error"] else "ok",
@@ -199,7 +229,8 @@ def _record(trace_id: str, spans: list[dict[str, Any]], log: FieldLog, problems:
         res["tool_calls"] = tools
         log.map("TOOL tool.name/tool.parameters", "results.tool_calls")
     rec.result = res
-    rec.trace = {"ts_start": start or 0.0, "ts_end": end if end is not None else (start or 0.0)}
+    if start is not None:  # no start time: no trace record (never an invented time)
+        rec.trace = {"ts_start": start, "ts_end": end if end is not None else start}
     for kind in sorted({_kind(s) for s in spans} - {"RETRIEVER", "LLM", "TOOL", ""} - {_kind(root)}):
         log.drop(f"{kind} spans", "no labkit field (kept only as the trace's timing)")
     return rec

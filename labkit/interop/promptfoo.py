@@ -170,6 +170,9 @@ def _output(res: dict[str, Any], rec: Record, log: FieldLog, problems: list[Prob
     resp: dict[str, Any] = res["response"] if isinstance(res.get("response"), dict) else {}
     out = resp.get("output")
     error = res.get("error") or resp.get("error")
+    if out is None and not error:
+        log.drop("response.output", "no output in the result and no error: a result without an answer is no result")
+        return
     answer = out if isinstance(out, str) or out is None else json.dumps(out, ensure_ascii=False)
     usage = resp.get("tokenUsage") or res.get("tokenUsage") or {}
     cached = bool(resp.get("cached"))
