@@ -43,7 +43,8 @@ def cmd_history(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown metric {unknown[0]!r}", field="--metrics", known=sorted(METRICS))
     h = build_history(args.runs, index=args.index, gate=args.gate, seed=args.seed)
     if h.runs.empty:  # nothing to judge is a mistake, never a pass (--fail-on-regression would exit 0)
-        why = "; ".join(f"{p}: {r}" for p, r in list(h.update.skipped.items())[:3])
+        skipped = h.update.skipped if h.update is not None else {}
+        why = "; ".join(f"{p}: {r}" for p, r in list(skipped.items())[:3])
         raise ConfigError(f"no scored run among the {len(args.runs)} path(s) given" + (f" ({why})" if why else ""),
                           field="RUNS")
     print(h.to_json() if args.json else h.to_text(metrics))
