@@ -39,12 +39,10 @@ from typing import TYPE_CHECKING, Any
 from labkit import patterns
 from labkit.errors import (
     ConfigError,
-    EndpointConnectionError,
     EndpointError,
-    EndpointTimeout,
     MalformedResponse,
 )
-from labkit.openai_compat import _scrub, _status_error, read_api_key
+from labkit.openai_compat import decode_reply, read_api_key, reply_error, transport_error
 from labkit.retry import Backoff, is_retryable, seeded
 
 if TYPE_CHECKING:
@@ -78,11 +76,7 @@ def _vector(item: Any, i: int, url: str) -> list[float]:
 def parse_embeddings(body: bytes | str, n: int, *, url: str = "") -> list[list[float]]:
     """The ``n`` vectors of an embeddings reply, in input order (by ``index`` when given);
     :class:`MalformedResponse` for anything else (bad JSON, wrong count, ragged, NaN, zero)."""
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        snippet = _scrub(body[:80] if isinstance(body, str) else body[:80].decode("utf-8", "replace"))
-        raise MalformedResponse(f"reply is not JSON ({e}): {snippet!r}", status=200, url=url) from None
+    data = decode_reply(body, url=url)
     items = data.get("data") if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise MalformedResponse("reply has no 'data' list of embeddings", status=200, url=url)
@@ -237,14 +231,10 @@ class EmbeddingsClient:
         try:
             r = self._client.post(self.url, json=body)
             content = r.content
-        except httpx.TimeoutException as e:
-            raise EndpointTimeout(f"no reply from {self.url} within {self.timeout_s:g}s ({type(e).__name__})",
-                                  url=self.url) from None
         except httpx.HTTPError as e:
-            raise EndpointConnectionError(_scrub(f"connection to {self.url} failed: {type(e).__name__}: {e}"),
-                                          url=self.url) from None
+            raise transport_error(e, url=self.url, timeout_s=self.timeout_s) from None
         if not 200 <= r.status_code < 300:
-            raise _status_error(r.status_code, content.decode("utf-8", "replace"), r.headers, self.url)
+            raise reply_error(r.status_code, content.decode("utf-8", "replace"), r.headers, self.url)
         vecs = parse_embeddings(content, n, url=self.url)
         self.embedded += n
         return vecs

@@ -72,8 +72,12 @@ __all__ = [
     "RateLimited",
     "RetryableError",
     "ServerError",
+    "decode_reply",
     "parse_retry_after",
     "read_api_key",
+    "reply_error",
+    "scrub",
+    "transport_error",
 ]
 
 
@@ -110,13 +114,29 @@ class ChatReply:
     finish_reason: str | None = None
 
 
+def transport_error(e: Exception, *, url: str, timeout_s: float) -> EndpointError:
+    """What an httpx failure of a request to ``url`` is: a timeout, a connection failure or a bad reply."""
+    import httpx
+
+    if isinstance(e, httpx.TimeoutException):
+        return EndpointTimeout(f"no reply from {url} within {timeout_s:g}s ({type(e).__name__})", url=url)
+    if isinstance(e, httpx.TransportError):
+        return EndpointConnectionError(scrub(f"connection to {url} failed: {type(e).__name__}: {e}"), url=url)
+    return MalformedResponse(scrub(f"bad reply from {url}: {type(e).__name__}: {e}"), url=url)
+
+
+def decode_reply(body: bytes | str, *, url: str | None = None) -> Any:
+    """An endpoint's JSON reply; :class:`MalformedResponse` (with a scrubbed snippet) when it is none."""
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        snippet = scrub(body[:80] if isinstance(body, str) else body[:80].decode("utf-8", "replace"))
+        raise MalformedResponse(f"reply is not JSON ({e}): {snippet!r}", status=200, url=url) from None
+
+
 def parse_completion(body: bytes | str, *, url: str | None = None) -> ChatReply:
     """Parse a chat-completions body; raises :class:`MalformedResponse` when it is not one."""
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        snippet = _scrub(body[:80] if isinstance(body, str) else body[:80].decode("utf-8", "replace"))
-        raise MalformedResponse(f"reply is not JSON ({e}): {snippet!r}", status=200, url=url) from None
+    data = decode_reply(body, url=url)
     if not isinstance(data, dict):
         raise MalformedResponse("reply is not a JSON object", status=200, url=url)
     choices = data.get("choices")
@@ -163,7 +183,7 @@ def read_api_key(api_key_env: object) -> str:
     return key.strip()
 
 
-def _scrub(text: str) -> str:
+def scrub(text: str) -> str:
     """An error text with the secrets it may echo replaced (a server that echoes the request)."""
     out: str = _scrubber().redact(text)
     return out
@@ -176,8 +196,8 @@ def _scrubber() -> Any:
     return Redactor(types=patterns.SECRET_TYPES)
 
 
-def _status_error(status: int, text: str, headers: Mapping[str, str], url: str) -> EndpointError:
-    snippet = _scrub(" ".join(text.split())[:200])
+def reply_error(status: int, text: str, headers: Mapping[str, str], url: str) -> EndpointError:
+    snippet = scrub(" ".join(text.split())[:200])
     msg = f"HTTP {status} from {url}" + (f": {snippet}" if snippet else "")
     if status == 429:
         return RateLimited(msg, status=status, url=url, retry_after=parse_retry_after(headers.get("retry-after")))
@@ -239,20 +259,9 @@ class ChatClient:
 
         return httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 10.0))
 
-    def _map_transport(self, e: Exception) -> EndpointError:
-        import httpx
-
-        if isinstance(e, httpx.TimeoutException):
-            return EndpointTimeout(f"no reply from {self.url} within {self.timeout_s:g}s ({type(e).__name__})",
-                                   url=self.url)
-        if isinstance(e, httpx.TransportError):
-            return EndpointConnectionError(_scrub(f"connection to {self.url} failed: {type(e).__name__}: {e}"),
-                                           url=self.url)
-        return MalformedResponse(_scrub(f"bad reply from {self.url}: {type(e).__name__}: {e}"), url=self.url)
-
     def _reply(self, status: int, content: bytes, headers: Mapping[str, str]) -> ChatReply:
         if not 200 <= status < 300:
-            raise _status_error(status, content.decode("utf-8", "replace"), headers, self.url)
+            raise reply_error(status, content.decode("utf-8", "replace"), headers, self.url)
         return parse_completion(content, url=self.url)
 
     def chat(self, messages: Sequence[Mapping[str, Any]], **params: Any) -> ChatReply:
@@ -265,7 +274,7 @@ class ChatClient:
             r = self._client.post(self.url, json=self.payload(messages, **params))
             content = r.content
         except httpx.HTTPError as e:
-            raise self._map_transport(e) from None
+            raise transport_error(e, url=self.url, timeout_s=self.timeout_s) from None
         return self._reply(r.status_code, content, r.headers)
 
     async def achat(self, messages: Sequence[Mapping[str, Any]], **params: Any) -> ChatReply:
@@ -281,7 +290,7 @@ class ChatClient:
             r = await client.post(self.url, json=self.payload(messages, **params))
             content = r.content
         except httpx.HTTPError as e:
-            raise self._map_transport(e) from None
+            raise transport_error(e, url=self.url, timeout_s=self.timeout_s) from None
         return self._reply(r.status_code, content, r.headers)
 
     async def aclose(self) -> None:
