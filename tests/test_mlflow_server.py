@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +26,7 @@ except ImportError:  # under CI (make setup installs the extra) a missing mlflow
     pytest.skip("the mlflow extra is not installed: pip install 'labkit[mlflow]' (make setup does)",
                 allow_module_level=True)
 
+from servers import free_port, stop_group
 from test_mlflow import active_runs, check_logged, reference_run
 
 TIME_BOUND_S = 400
@@ -35,16 +34,10 @@ START_TIMEOUT_S = 180.0
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("time_bound")]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     work = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
+    port = free_port()
     mlflow_bin = Path(sys.executable).with_name("mlflow")
     cmd = [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
            "--backend-store-uri", f"sqlite:///{work}/mlflow.db", "--artifacts-destination", str(work / "artifacts")]
@@ -69,13 +62,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(0.5)
         yield url
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+        stop_group(proc)
 
 
 def test_log_to_a_real_server_twice_leaves_one_run_with_everything(

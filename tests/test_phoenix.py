@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -27,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import free_port, stop_group
 
 from labkit.trace.otel import export_runs
 
@@ -58,12 +57,6 @@ print(json.dumps(spans, default=str))
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _require_phoenix() -> None:
     if PHOENIX_PY.is_file():
         return
@@ -92,9 +85,9 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The base URL of a Phoenix server of this module's own."""
     _require_phoenix()
     work = tmp_path_factory.mktemp("phoenix")
-    port = _free_port()
+    port = free_port()
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(work), "PHOENIX_HOST": "127.0.0.1",
-           "PHOENIX_PORT": str(port), "PHOENIX_GRPC_PORT": str(_free_port()),
+           "PHOENIX_PORT": str(port), "PHOENIX_GRPC_PORT": str(free_port()),
            "PHOENIX_WORKING_DIR": str(work / "wd"), "PHOENIX_TELEMETRY_ENABLED": "false", "DO_NOT_TRACK": "1"}
     log = work / "phoenix.log"
     with open(log, "wb") as out:
@@ -105,13 +98,7 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _wait_ready(url, proc, log)
         yield url
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+        stop_group(proc)
 
 
 def read_spans(url: str, project: str, *, expect: int, timeout_s: float = 60.0) -> list[dict[str, Any]]:
