@@ -22,7 +22,7 @@ from typing import Any
 
 from labkit.errors import DatasetError, Problem
 
-__all__ = ["MAX_JSON_DEPTH", "LinedDict", "StrictJSONError", "atomic_write_text", "input_error", "iter_jsonl",
+__all__ = ["MAX_JSON_DEPTH", "LinedDict", "StrictJSONError", "atomic_write_text", "input_error", "iter_jsonl", "jsonl_objects",
            "loads_document", "loads_line", "may_hold_surrogate", "surrogate_field"]
 
 
@@ -193,6 +193,24 @@ def iter_jsonl(path: str | os.PathLike[str], *, strict_tail: bool = False) -> It
                 raise DatasetError(str(p), [Problem(n, None, f"not UTF-8 text: {e.reason}")]) from None
             if text.strip():
                 yield n, text, complete
+
+
+def jsonl_objects(path: str | os.PathLike[str], problems: list[Problem]) -> list[tuple[int, dict[str, Any]]]:
+    """(line, object) of every line of a JSONL file that is one JSON object, by the strict decoder;
+    a malformed line, a torn last line or a line that is no object adds a :class:`Problem` instead."""
+    rows: list[tuple[int, dict[str, Any]]] = []
+    for n, raw, complete in iter_jsonl(path, strict_tail=True):
+        try:
+            obj = loads_line(raw)
+        except json.JSONDecodeError as e:
+            cut = "" if complete else " (a truncated last line)"
+            problems.append(Problem(n, None, f"malformed JSON: {e.msg} at column {e.colno}{cut}"))
+            continue
+        if not isinstance(obj, dict):
+            problems.append(Problem(n, None, f"must be a JSON object, got {type(obj).__name__}"))
+            continue
+        rows.append((n, obj))
+    return rows
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

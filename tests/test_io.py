@@ -31,3 +31,16 @@ def test_refuses_what_loads_line_refuses_at_its_line(text, line, what):
 def test_deep_nesting_is_refused():
     with pytest.raises(StrictJSONError):
         loads_document("[" * 300 + "]" * 300)
+
+
+def test_jsonl_objects_names_each_bad_line_and_keeps_the_good_ones(tmp_path):
+    from labkit.errors import Problem
+    from labkit.io import jsonl_objects
+
+    p = tmp_path / "x.jsonl"
+    p.write_text('{"a": 1}\n[1, 2]\n{"a": 1, "a": 2}\n{"b": 2}\n{"c": ')
+    problems: list[Problem] = []
+    rows = jsonl_objects(p, problems)
+    assert rows == [(1, {"a": 1}), (4, {"b": 2})]
+    assert [pr.line for pr in problems] == [2, 3, 5]
+    assert "got list" in problems[0].reason and "truncated last line" in problems[2].reason

@@ -6,10 +6,9 @@ did not rate it 1 or 2 (docs/experiment.md). Failed means status error or timeou
 
 from __future__ import annotations
 
-import json
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labkit.errors import ConfigError, DatasetError, Problem
+from labkit.io import jsonl_objects
 from labkit.trace.sql import FEEDBACK_FILE
 
 if TYPE_CHECKING:
@@ -57,24 +57,6 @@ def read_traffic(sources: Iterable[str | os.PathLike[str]], *, arm_by: str,
     return df
 
 
-def _records(path: Path, problems: list[Problem]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Each line's object, strictly: a truncated last line or one that is not a JSON object is a
-    problem of its line (the experiment reads finished files, not a run still being written)."""
-    from labkit.io import iter_jsonl, loads_line
-
-    for n, raw, complete in iter_jsonl(path, strict_tail=True):
-        try:
-            obj = loads_line(raw)
-        except json.JSONDecodeError as e:
-            cut = "" if complete else " (a truncated last line)"
-            problems.append(Problem(n, None, f"not valid JSON: {e.msg} (column {e.colno}){cut}"))
-            continue
-        if not isinstance(obj, dict):
-            problems.append(Problem(n, None, "not a JSON object"))
-            continue
-        yield n, obj
-
-
 def _finite(obj: Mapping[str, Any], key: str) -> bool:
     """Whether ``obj[key]``, when a number, is finite (JSON's 1e999 decodes to inf)."""
     v = obj.get(key)
@@ -92,7 +74,7 @@ def check_traffic_files(traces: Iterable[Path], feedback: Iterable[Path]) -> Non
     seen: dict[str, tuple[Path, int]] = {}
     for path in traces:
         problems: list[Problem] = []
-        for n, obj in _records(path, problems):
+        for n, obj in jsonl_objects(path, problems):
             try:
                 normalize_trace(obj, line=n, path=str(path))
             except DatasetError as e:
@@ -112,7 +94,7 @@ def check_traffic_files(traces: Iterable[Path], feedback: Iterable[Path]) -> Non
             raise DatasetError(str(path), problems)
     for path in feedback:
         problems = []
-        for n, obj in _records(path, problems) if path.is_file() else ():
+        for n, obj in jsonl_objects(path, problems) if path.is_file() else ():
             r = obj.get("rating")
             if r is not None and (isinstance(r, bool) or not isinstance(r, int) or not RATING_MIN <= r <= RATING_MAX):
                 problems.append(Problem(n, "rating", f"must be an integer from {RATING_MIN} to {RATING_MAX}, "

@@ -87,7 +87,7 @@ def _normalized(rec: dict[str, Any]) -> dict[str, Any]:
 def read_reviews(path: str | os.PathLike[str], *, missing_ok: bool = True) -> list[dict[str, Any]]:
     """Every review record of the file, in order, validated (a bad line is a DatasetError naming
     file, line and field); a file that does not exist holds no review when ``missing_ok``."""
-    from labkit.io import input_error, iter_jsonl, loads_line
+    from labkit.io import input_error, jsonl_objects
 
     p = Path(path)
     if not p.exists():
@@ -96,15 +96,7 @@ def read_reviews(path: str | os.PathLike[str], *, missing_ok: bool = True) -> li
         return []
     problems: list[Problem] = []
     out: list[dict[str, Any]] = []
-    for n, line, _ in iter_jsonl(p, strict_tail=True):
-        try:
-            rec = loads_line(line)
-        except json.JSONDecodeError as e:
-            problems.append(Problem(n, None, f"malformed JSON: {e.msg}"))
-            continue
-        if not isinstance(rec, dict):
-            problems.append(Problem(n, None, "must be a JSON object"))
-            continue
+    for n, rec in jsonl_objects(p, problems):
         bad = _problems(rec, n)
         problems.extend(bad)
         if not bad:

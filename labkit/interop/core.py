@@ -379,19 +379,10 @@ def read_rows(path: str | os.PathLike[str], problems: list[Problem] | None = Non
         if bad:
             raise DatasetError(str(p), bad)
         return [(o.line, dict(o)) for o in doc]
-    from labkit.io import iter_jsonl, loads_line
+    from labkit.io import jsonl_objects
 
-    rows, found = [], []
-    for n, raw, _ in iter_jsonl(p, strict_tail=True):
-        try:
-            obj = loads_line(raw)
-        except json.JSONDecodeError as e:
-            found.append(Problem(n, None, f"malformed JSON: {e.msg} at column {e.colno}"))
-            continue
-        if not isinstance(obj, dict):
-            found.append(Problem(n, None, f"must be a JSON object, got {type(obj).__name__}"))
-            continue
-        rows.append((n, obj))
+    found: list[Problem] = []
+    rows = jsonl_objects(p, found)
     if found and problems is None:
         raise DatasetError(str(p), found)
     if problems is not None:
