@@ -26,7 +26,7 @@ from labkit.errors import DatasetError, Problem, RunDirError
 from labkit.io import atomic_write_text, iter_jsonl
 from labkit.runs import METRICS, RESULTS, SCORES, RunDir, csv_safe_frame, load_dataset
 
-__all__ = ["SCORED_FILES", "file_hash", "score_run", "verify_scored"]
+__all__ = ["SCORED_FILES", "file_hash", "resolve_corpus", "score_run", "verify_scored"]
 
 #: The files of a run whose sha256 scoring records: what it read, and what it wrote.
 SCORED_FILES = (RESULTS, SCORES, METRICS)
@@ -60,7 +60,7 @@ def verify_scored(run_dir: str | os.PathLike[str] | RunDir) -> str:
     return ""
 
 
-def _resolve_corpus(corpus: Any, rd: RunDir) -> Any:
+def resolve_corpus(corpus: Any, rd: RunDir) -> Any:
     """A Corpus from an argument (Corpus or folder) or the manifest's pipeline config."""
     from labkit.corpus import Corpus
 
@@ -197,7 +197,7 @@ def _score_run(run_dir: str | os.PathLike[str] | RunDir, dataset: Dataset | Sequ
     cases = [c for c in ds if c.id in have]
     order = {c.id: i for i, c in enumerate(cases)}
     results = sorted(results, key=lambda r: order[r["case_id"]])
-    corp = _resolve_corpus(corpus, rd)
+    corp = resolve_corpus(corpus, rd)
     scores = score_cases(cases, results, k=k, corpus=corp, judge=judge)
     atomic_write_text(rd.scores_path, csv_safe_frame(scores).to_csv(index=False))
     missing = [c for c in ds if c.id not in have]

@@ -122,13 +122,13 @@ def shipped_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_columnar_and_per_case_agree_on_the_shipped_data(shipped_run: Path) -> None:
-    from labkit.scoring import _resolve_corpus
+    from labkit.scoring import resolve_corpus
 
     rd = RunDir(shipped_run)
     cases = list(load_cases(ROOT / "data" / "golden.jsonl"))
     results = rd.results()
     assert len(results) == len(cases) > 20
-    corpus = _resolve_corpus(None, rd)
+    corpus = resolve_corpus(None, rd)
     assert corpus is not None  # chunk text comes from the shipped corpus, as in labkit score
     assert_same(cases, results, corpus=corpus)
     assert_same(cases, results, k=1, corpus=corpus)

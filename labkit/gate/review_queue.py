@@ -129,7 +129,7 @@ def build_queue(run: Any, gate: Any, *, reviews: str | os.PathLike[str], dataset
     from labkit.cases import Dataset, load_cases
     from labkit.gate.config import Gate
     from labkit.runs import RunDir
-    from labkit.scoring import _resolve_corpus
+    from labkit.scoring import resolve_corpus
 
     g = gate if isinstance(gate, Gate) else Gate.load(gate)
     if not g.review_required_for:
@@ -146,7 +146,7 @@ def build_queue(run: Any, gate: Any, *, reviews: str | os.PathLike[str], dataset
     results = {str(r["case_id"]): r for r in rd.results()}
     cov = review_coverage([c.id for c in need], read_reviews(reviews),
                           {cid: answer_sha256(r.get("answer")) for cid, r in results.items()})
-    corpus, scores, traces = _resolve_corpus(None, rd), _scores(rd), _traces(rd)
+    corpus, scores, traces = resolve_corpus(None, rd), _scores(rd), _traces(rd)
     items, notes = [], []
     for c in need:
         r = results.get(c.id)

@@ -66,10 +66,10 @@ def unsupported_table(run: Any, *, limit: int = 20) -> Styler:
     from labkit.gate.review_queue import answer_claims
     from labkit.judges import LexicalJudge
     from labkit.runs import RunDir
-    from labkit.scoring import _resolve_corpus
+    from labkit.scoring import resolve_corpus
 
     rd = RunDir(run)
-    corpus = _resolve_corpus(None, rd)
+    corpus = resolve_corpus(None, rd)
     faith: dict[str, Any] = {}
     if rd.scores_path.is_file():
         sc = rd.scores()
