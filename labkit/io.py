@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from labkit.errors import DatasetError, Problem
 
 __all__ = ["MAX_JSON_DEPTH", "LinedDict", "StrictJSONError", "atomic_write_text", "input_error", "iter_jsonl", "jsonl_objects",
@@ -74,18 +76,86 @@ def loads_line(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     Raises :class:`StrictJSONError` (a ``json.JSONDecodeError``: ``e.msg`` and ``e.colno``
     read as for any malformed line) for a key given twice in one object, for ``NaN``,
     ``Infinity`` and ``-Infinity`` (not JSON), and for nesting deeper than ``max_depth``.
+
+    A line is decoded by orjson (about three times faster) and kept when that value is
+    provably what the standard decoder gives (:func:`_proved`); every other line, valid or
+    not, is decoded by the standard decoder, whose value or error is the answer.
     """
     if text.count("[") + text.count("{") > max_depth:
         at = _too_deep(text, max_depth)
         if at is not None:
             raise StrictJSONError(f"nested more than {max_depth} levels deep", text, at)
     try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return _loads_stdlib(text)
+    return obj if _proved(text, obj) else _loads_stdlib(text)
+
+
+#: A quote, blanks, then a colon: a key written ``"key" :`` (the key count below reads ``":``).
+_SPACED_COLON = re.compile(r'"[ \t\r\n]+:')
+#: orjson reads an integer beyond 64 bits as a float of at least this size (json keeps the int).
+_BIG = 2.0**63
+
+
+class _Unproved(Exception):
+    pass
+
+
+def _proved(text: str, obj: Any) -> bool:
+    """Whether orjson's value of ``text`` is the standard decoder's and holds no duplicate key.
+
+    orjson and json agree on every JSON text they both accept but two: a key given twice
+    (orjson keeps the last one silently; labkit refuses it) and an integer beyond 64 bits
+    (orjson reads it as a float): a line holding a float of 2**63 or more is left to json.
+    For the keys: every key of the text is a string followed by ``":`` (when no key is
+    written ``"key" :``), so the number of ``":`` in the text is at least the number of keys
+    written, and orjson's objects hold the number of distinct keys. When the two counts are
+    equal, no key was written twice. (The text's count is higher only by a ``":`` inside a
+    string: such a line is left to json, which decides.)
+    """
+    written = text.count('":')
+    if written and _SPACED_COLON.search(text) is not None:
+        return False
+    try:
+        t = type(obj)
+        held = _keys_in(obj) if t is dict else _keys_in_list(obj) if t is list else _scalar_keys(obj)
+    except _Unproved:
+        return False
+    return held == written
+
+
+def _scalar_keys(v: Any) -> int:
+    if type(v) is float and not -_BIG < v < _BIG:
+        raise _Unproved
+    return 0
+
+
+def _keys_in(obj: dict[str, Any]) -> int:
+    return len(obj) + _keys_in_list(obj.values())
+
+
+def _keys_in_list(items: Any) -> int:
+    n = 0
+    for v in items:
+        t = type(v)
+        if t is dict:
+            n += len(v) + _keys_in_list(v.values())
+        elif t is list:
+            n += _keys_in_list(v)
+        elif t is float and not -_BIG < v < _BIG:
+            raise _Unproved
+    return n
+
+
+def _loads_stdlib(text: str) -> Any:
+    try:
         return json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant)
     except _Refused as e:
         first = text.find(e.needle)
         second = text.find(e.needle, first + 1) if e.msg.startswith("duplicate") else first
         raise StrictJSONError(e.msg, text, max(second, 0)) from None
-    except RecursionError:  # pragma: no cover - the depth check above comes first
+    except RecursionError:  # pragma: no cover - the depth check of loads_line comes first
         raise StrictJSONError("nested too deeply to decode", text, 0) from None
 
 

@@ -44,3 +44,76 @@ def test_jsonl_objects_names_each_bad_line_and_keeps_the_good_ones(tmp_path):
     assert rows == [(1, {"a": 1}), (4, {"b": 2})]
     assert [pr.line for pr in problems] == [2, 3, 5]
     assert "got list" in problems[0].reason and "truncated last line" in problems[2].reason
+
+
+# --- loads_line: orjson where it provably gives the standard decoder's value -------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from labkit.io import MAX_JSON_DEPTH, _loads_stdlib, _too_deep, loads_line  # noqa: E402
+
+
+def _standard(text):
+    """The decoder as it was before orjson: the depth check, then json with the strict hooks."""
+    at = _too_deep(text, MAX_JSON_DEPTH)
+    if at is not None:
+        raise StrictJSONError(f"nested more than {MAX_JSON_DEPTH} levels deep", text, at)
+    return _loads_stdlib(text)
+
+
+def _outcome(fn, text):
+    try:
+        val = fn(text)
+    except json.JSONDecodeError as e:
+        return ("error", type(e).__name__, e.msg, e.pos)
+    except (ValueError, RecursionError) as e:
+        return ("error", type(e).__name__)
+    return ("ok", json.dumps(val, sort_keys=False, allow_nan=True), repr(val))
+
+
+def _same_as_stdlib(text):
+    assert _outcome(loads_line, text) == _outcome(_standard, text), text
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=6), kids, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(_json_values, st.sampled_from([None, (",", ":"), (", ", ": "), (" , ", " : ")]))
+def test_a_valid_line_decodes_as_the_standard_decoder_decodes_it(value, seps):
+    _same_as_stdlib(json.dumps(value, separators=seps, ensure_ascii=False))
+    _same_as_stdlib(json.dumps(value, separators=seps, ensure_ascii=True))
+
+
+_pieces = st.sampled_from(['{', '}', '[', ']', '"a"', '"b"', '"a":', '"\\u0061"', ':', ',', ' ', '1', '-0',
+                           '1e999', '9223372036854775808', '-9223372036854775809', '18446744073709551616',
+                           'NaN', 'Infinity', 'true', 'null', '"\\":"', '"\\ud800"', '"\x01"', '\ufeff', '"x" :',
+                           '0.1', '1.', '01', '"\\\\":'])
+
+
+@settings(max_examples=1500)
+@given(st.lists(_pieces, max_size=14).map("".join))
+def test_any_text_gets_the_standard_decoders_value_or_error(text):
+    _same_as_stdlib(text)
+
+
+@pytest.mark.parametrize("text", [
+    '{"a": 1, "a": 2}', '{"a":1,"\\u0061":2}', '{"x": {"k": 1, "k": 1}}', '[{"a": 1}, {"b": 2, "b": 3}]',
+    '{"a" : 1, "a" : 2}', '{"t": "say \\":\\"", "a": 1, "a": 2}', '{"v": NaN}', '[' * 201 + ']' * 201,
+])
+def test_a_line_orjson_alone_would_take_is_refused(text):
+    _same_as_stdlib(text)
+    with pytest.raises(StrictJSONError):
+        loads_line(text)
+
+
+@pytest.mark.parametrize("text", ['{"n": 18446744073709551616}', '{"n": -9223372036854775809}'])
+def test_an_integer_beyond_64_bits_stays_an_integer(text):
+    _same_as_stdlib(text)
+    assert type(loads_line(text)["n"]) is int
