@@ -17,6 +17,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import orjson
 
 from labkit.errors import DatasetError, Problem
 
-__all__ = ["MAX_JSON_DEPTH", "LinedDict", "StrictJSONError", "atomic_write_text", "input_error", "iter_jsonl", "jsonl_objects",
+__all__ = ["MAX_JSON_DEPTH", "LinedDict", "StrictJSONError", "atomic_write_text", "count_lines", "input_error", "iter_jsonl", "jsonl_objects", "line_spans",
            "loads_document", "loads_line", "may_hold_surrogate", "surrogate_field"]
 
 
@@ -239,7 +240,8 @@ def input_error(path: str | os.PathLike[str], exc: OSError, line: int | None = N
     return DatasetError(str(path), [Problem(line, None, reason)])
 
 
-def iter_jsonl(path: str | os.PathLike[str], *, strict_tail: bool = False) -> Iterator[tuple[int, str, bool]]:
+def iter_jsonl(path: str | os.PathLike[str], *, strict_tail: bool = False,
+               span: tuple[int, int] | None = None) -> Iterator[tuple[int, str, bool]]:
     """``(line number, text, complete)`` for each non-blank line of a JSONL file.
 
     ``complete`` is False only for a last line without its newline: what a writer
@@ -247,6 +249,8 @@ def iter_jsonl(path: str | os.PathLike[str], *, strict_tail: bool = False) -> It
     character, so it is decoded leniently (it is no whole record anyway) unless
     ``strict_tail`` (a hand-written file often just lacks its final newline). A
     line that is not UTF-8 is a DatasetError naming it, as is a file that cannot be read.
+    ``span`` (start, end byte offsets from :func:`line_spans`) reads only the lines in
+    that part of the file, numbered from 1 within it.
     """
     p = Path(path)
     try:
@@ -254,7 +258,11 @@ def iter_jsonl(path: str | os.PathLike[str], *, strict_tail: bool = False) -> It
     except OSError as e:
         raise input_error(p, e) from None
     with f:
-        for n, raw in enumerate(f, start=1):
+        lines: Iterator[bytes] = f
+        if span is not None:
+            f.seek(span[0])
+            lines = _split_lines(f.read(span[1] - span[0]))
+        for n, raw in enumerate(lines, start=1):
             complete = raw.endswith(b"\n")
             try:
                 lenient = not complete and not strict_tail
@@ -263,6 +271,47 @@ def iter_jsonl(path: str | os.PathLike[str], *, strict_tail: bool = False) -> It
                 raise DatasetError(str(p), [Problem(n, None, f"not UTF-8 text: {e.reason}")]) from None
             if text.strip():
                 yield n, text, complete
+
+
+def _split_lines(data: bytes) -> Iterator[bytes]:
+    """The lines of ``data`` as a binary file yields them (cut after each ``\\n`` only)."""
+    parts = data.split(b"\n")
+    last = parts.pop()
+    for part in parts:
+        yield part + b"\n"
+    if last:
+        yield last
+
+
+def line_spans(path: str | os.PathLike[str], part_bytes: int) -> list[tuple[int, int]]:
+    """The file cut into parts of about ``part_bytes`` bytes that end at a newline (the last
+    at the end of the file): ``(start, end)`` byte offsets for :func:`iter_jsonl`'s ``span``."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        f = open(p, "rb")  # noqa: SIM115 - closed below
+    except OSError as e:
+        raise input_error(p, e) from None
+    cuts = [0]
+    with f:
+        while cuts[-1] + part_bytes < size:
+            f.seek(cuts[-1] + part_bytes)
+            f.readline()
+            cut = f.tell()
+            if cut >= size:
+                break
+            cuts.append(cut)
+    cuts.append(size)
+    return list(pairwise(cuts))
+
+
+def count_lines(path: str | os.PathLike[str], span: tuple[int, int]) -> int:
+    """How many lines :func:`iter_jsonl` numbers in ``span`` (the newlines in it, plus a last
+    line without one)."""
+    with open(path, "rb") as f:
+        f.seek(span[0])
+        data = f.read(span[1] - span[0])
+    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
 
 
 def jsonl_objects(path: str | os.PathLike[str], problems: list[Problem]) -> list[tuple[int, dict[str, Any]]]:

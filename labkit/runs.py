@@ -20,7 +20,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from labkit.cases import Dataset, EvalCase, load_cases
 from labkit.errors import ConfigError, DatasetError, Problem
@@ -53,17 +53,23 @@ MANIFEST_SCHEMA_VERSION = 1
 #: the cache and this reader); these names are kept here for existing callers.
 
 
-def read_results(path: str | os.PathLike[str], *, tolerate_torn_tail: bool = True) -> list[dict[str, Any]]:
-    """Read and validate a results.jsonl; every bad line is reported in one DatasetError.
+class ResultsPart(NamedTuple):
+    """The valid lines of (a part of) a results.jsonl, the line of each, and every problem."""
 
-    A final line that is cut short (no newline, not valid JSON: a writer killed
-    mid-line) is skipped when ``tolerate_torn_tail``. Duplicate case ids are errors.
-    """
-    p = Path(path)
+    rows: list[dict[str, Any]]
+    lines: list[int]
+    problems: list[Problem]
+
+
+def read_results_part(path: str | os.PathLike[str], span: tuple[int, int] | None = None, *,
+                      tolerate_torn_tail: bool = True) -> ResultsPart:
+    """Validate the lines of a results.jsonl (or of the ``span`` of it, lines numbered from 1
+    within it: :func:`labkit.io.line_spans`) one by one; duplicate case ids are left to
+    :func:`duplicate_ids`, which sees every part."""
     problems: list[Problem] = []
     rows: list[dict[str, Any]] = []
-    seen: dict[str, int] = {}
-    for n, raw, complete in iter_jsonl(p):
+    lines: list[int] = []
+    for n, raw, complete in iter_jsonl(path, span=span):
         try:
             obj = loads_line(raw)
         except json.JSONDecodeError as e:
@@ -75,17 +81,53 @@ def read_results(path: str | os.PathLike[str], *, tolerate_torn_tail: bool = Tru
             problems.append(Problem(n, None, f"unreadable JSON: {type(e).__name__}: {str(e)[:80]}"))
             continue
         res = check_line(obj, n, problems)
-        if res is None:
-            continue
-        cid = res["case_id"]
-        if cid in seen:
-            problems.append(Problem(n, "case_id", f"duplicate case_id {cid!r} (first on line {seen[cid]})"))
-            continue
-        seen[cid] = n
-        rows.append(res)
+        if res is not None:
+            rows.append(res)
+            lines.append(n)
+    return ResultsPart(rows, lines, problems)
+
+
+def duplicate_ids(ids: Sequence[str], lines: Sequence[int]) -> tuple[list[int], list[Problem]]:
+    """The positions of the lines that repeat an earlier line's case_id, and a problem for each."""
+    seen: dict[str, int] = {}
+    repeats: list[int] = []
+    problems: list[Problem] = []
+    for i, (cid, n) in enumerate(zip(ids, lines, strict=True)):
+        first = seen.setdefault(cid, n)
+        if first != n:
+            repeats.append(i)
+            problems.append(Problem(n, "case_id", f"duplicate case_id {cid!r} (first on line {first})"))
+    return repeats, problems
+
+
+def read_results(path: str | os.PathLike[str], *, tolerate_torn_tail: bool = True) -> list[dict[str, Any]]:
+    """Read and validate a results.jsonl; every bad line is reported in one DatasetError.
+
+    A final line that is cut short (no newline, not valid JSON: a writer killed
+    mid-line) is skipped when ``tolerate_torn_tail``. Duplicate case ids are errors.
+    """
+    return _valid_results(path, tolerate_torn_tail=tolerate_torn_tail).rows
+
+
+def _valid_results(path: str | os.PathLike[str], *, tolerate_torn_tail: bool = True) -> ResultsPart:
+    part = read_results_part(path, tolerate_torn_tail=tolerate_torn_tail)
+    _, repeated = duplicate_ids([r["case_id"] for r in part.rows], part.lines)
+    problems = sorted(part.problems + repeated, key=lambda pr: pr.line or 0)
     if problems:
-        raise DatasetError(str(p), problems)
-    return rows
+        raise DatasetError(str(path), problems)
+    return part
+
+
+def cache_claim_problem(manifest: Mapping[str, Any], cache_lines: Sequence[int]) -> Problem | None:
+    """A finished run records how many cases it served from the cache (``counts.from_cache``):
+    the first line beyond that many claiming a cache hit is a problem (``cache_lines``: the
+    lines that claim one, in file order)."""
+    counts = manifest.get("counts") if manifest.get("status") == "complete" else None
+    recorded = counts.get("from_cache") if isinstance(counts, dict) else None
+    if not isinstance(recorded, int) or isinstance(recorded, bool) or len(cache_lines) <= recorded:
+        return None
+    return Problem(cache_lines[max(recorded, 0)], "from_cache", f"claims a cache hit, but the run recorded only "
+                                                       f"{recorded} (manifest.json counts.from_cache)")
 
 
 class RunDir:

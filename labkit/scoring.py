@@ -19,14 +19,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from labkit.cases import Dataset, EvalCase
 from labkit.errors import DatasetError, Problem, RunDirError
-from labkit.io import atomic_write_text, iter_jsonl
+from labkit.io import atomic_write_text
 from labkit.runs import METRICS, RESULTS, SCORES, RunDir, csv_safe_frame, load_dataset
 
-__all__ = ["SCORED_FILES", "file_hash", "resolve_corpus", "score_run", "verify_scored"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["SCORED_FILES", "file_hash", "resolve_corpus", "score_results", "score_run", "verify_scored"]
 
 #: The files of a run whose sha256 scoring records: what it read, and what it wrote.
 SCORED_FILES = (RESULTS, SCORES, METRICS)
@@ -116,16 +119,149 @@ def _redacted_slices(metrics: dict[str, Any]) -> dict[str, Any]:
     return metrics
 
 
-def _lines_of(path: Path) -> dict[Any, int]:
-    """The line of each case_id in a results file (read again only to name an error's lines)."""
-    line_of = {}
-    for n, raw, _ in iter_jsonl(path):
-        try:
-            cid = json.loads(raw).get("case_id")
-        except (json.JSONDecodeError, AttributeError):
-            continue
-        line_of[cid] = n
-    return line_of
+#: results.jsonl is read, validated and scored in parts of about this many bytes, each let go
+#: once scored: memory grows with the part and the per-case scores, not with the lines read.
+PART_BYTES = 4 * 2**20
+#: From this many parts on (and with the lexical judge), the parts are scored in worker
+#: processes, one per CPU: each part's scores are what one process gives.
+PARALLEL_MIN_PARTS = 4
+
+
+class _Part(NamedTuple):
+    """One part of results.jsonl scored: the dataset position and line of each valid line (in
+    file order), its lines claiming a cache hit, its per-case scores (None when any line of the
+    part is wrong), every problem, the case ids not in the dataset, and its line count."""
+
+    positions: list[int]
+    lines: list[int]
+    cache_lines: list[int]
+    scores: pd.DataFrame | None
+    problems: list[Problem]
+    unknown: list[tuple[int, str]]
+    n_lines: int
+
+
+#: What a part is scored with: set before the parts are scored (worker processes are forked
+#: with it, so the dataset is not sent to them).
+_WITH: dict[str, Any] = {}
+
+
+def _score_part(span: tuple[int, int] | None) -> _Part:
+    from labkit.io import count_lines
+    from labkit.metrics import score_cases
+    from labkit.runs import read_results_part
+
+    w = _WITH
+    part = read_results_part(w["path"], span)
+    index: dict[str, int] = w["index"]
+    positions: list[int] = []
+    unknown: list[tuple[int, str]] = []
+    for r, n in zip(part.rows, part.lines, strict=True):
+        pos = index.get(r["case_id"])
+        if pos is None:
+            unknown.append((n, r["case_id"]))
+        positions.append(-1 if pos is None else pos)
+    cache_lines = [n for r, n in zip(part.rows, part.lines, strict=True) if r["from_cache"]]
+    scores = None
+    if not part.problems and not unknown and len(set(positions)) == len(positions):
+        cases = [w["cases"][i] for i in positions]
+        scores = score_cases(cases, part.rows, k=w["k"], corpus=w["corpus"], judge=w["judge"])
+    n_lines = count_lines(w["path"], span) if span is not None else 0
+    return _Part(positions, part.lines, cache_lines, scores, part.problems, unknown, n_lines)
+
+
+def _parts(path: Path, judge: Any) -> list[_Part]:
+    """Every part of ``path`` scored, in file order, in worker processes when it pays."""
+    from labkit.io import line_spans
+    from labkit.judges import LexicalJudge
+
+    spans = line_spans(path, PART_BYTES)
+    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if len(spans) < PARALLEL_MIN_PARTS or workers < 2 or not isinstance(judge, LexicalJudge):
+        return [_score_part(sp) for sp in spans]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("fork")  # the workers inherit _WITH: the dataset is not sent
+    with ProcessPoolExecutor(max_workers=min(workers, len(spans)), mp_context=ctx) as pool:
+        return list(pool.map(_score_part, spans))
+
+
+def score_results(rd: RunDir, ds: Dataset, *, k: int, corpus: Any, judge: Any,
+                  results: Sequence[Mapping[str, Any]] | None = None) -> tuple[list[EvalCase], pd.DataFrame]:
+    """The cases that have a result line (in dataset order) and their score_cases frame.
+
+    results.jsonl is read, validated and scored part by part (:data:`PART_BYTES`): every bad
+    line of the file is named in one DatasetError (its own problems, then, when every line is
+    valid, case ids the dataset does not hold, then repeated case ids and cache claims beyond
+    the run's count), and nothing is scored. ``results`` (validated lines in memory) are
+    scored instead of the file, as one part.
+    """
+    from labkit.judges import get_judge
+    from labkit.metrics import score_cases
+
+    jd = get_judge(judge)
+    cases_all = list(ds)
+    if results is not None:
+        rows = [dict(r) for r in results]
+        index = {c.id: i for i, c in enumerate(cases_all)}
+        unknown = [r["case_id"] for r in rows if r["case_id"] not in index]
+        if unknown:
+            raise DatasetError(str(rd.results_path), [_not_in(None, cid, ds) for cid in unknown])
+        rows.sort(key=lambda r: index[r["case_id"]])
+        cases = [cases_all[index[r["case_id"]]] for r in rows]
+        return cases, score_cases(cases, rows, k=k, corpus=corpus, judge=jd)
+    _WITH.update(path=rd.results_path, index={c.id: i for i, c in enumerate(cases_all)}, cases=cases_all,
+                 k=k, corpus=corpus, judge=jd)
+    try:
+        parts = _parts(rd.results_path, jd)
+    finally:
+        _WITH.clear()
+    return _joined(parts, rd, ds, cases_all)
+
+
+def _not_in(line: int | None, cid: str, ds: Dataset) -> Problem:
+    return Problem(line, "case_id", f"case {cid!r} is not in dataset {ds.path or '(in memory)'}")
+
+
+def _joined(parts: list[_Part], rd: RunDir, ds: Dataset,
+            cases_all: list[EvalCase]) -> tuple[list[EvalCase], pd.DataFrame]:
+    """The parts as one frame in dataset order, or one DatasetError naming every bad line."""
+    import numpy as np
+    import pandas as pd
+
+    from labkit.runs import cache_claim_problem, duplicate_ids
+
+    problems: list[Problem] = []
+    unknown: list[Problem] = []
+    lines: list[int] = []
+    cache_lines: list[int] = []
+    offset = 0
+    for part in parts:
+        problems += [Problem(pr.line + offset if pr.line is not None else None, pr.field, pr.reason)
+                     for pr in part.problems]
+        unknown += [_not_in(n + offset, cid, ds) for n, cid in part.unknown]
+        lines += [n + offset for n in part.lines]
+        cache_lines += [n + offset for n in part.cache_lines]
+        offset += part.n_lines
+    positions = np.fromiter((p for part in parts for p in part.positions), dtype=np.int64, count=len(lines))
+    if not problems and unknown:
+        raise DatasetError(str(rd.results_path), unknown)
+    if len(np.unique(positions)) < len(positions) or problems:
+        ids = [cases_all[p].id if p >= 0 else "" for p in positions.tolist()]
+        problems = sorted(problems + duplicate_ids(ids, lines)[1], key=lambda pr: pr.line or 0)
+    claim = cache_claim_problem(rd.manifest, cache_lines)
+    if claim is not None and not problems:
+        problems.append(claim)
+    if problems:
+        raise DatasetError(str(rd.results_path), problems)
+    frames = [part.scores for part in parts if part.scores is not None]
+    order = np.argsort(positions, kind="stable")
+    scores = (pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]) if frames else None
+    if scores is None:
+        raise DatasetError(str(rd.results_path), [Problem(None, None, "no result line")])
+    scores = scores.take(order).reset_index(drop=True)
+    return [cases_all[p] for p in positions[order].tolist()], scores
 
 
 @contextmanager
@@ -177,29 +313,16 @@ def score_run(
 def _score_run(run_dir: str | os.PathLike[str] | RunDir, dataset: Dataset | Sequence[EvalCase] | str
                | os.PathLike[str] | None, *, corpus: Any, k: int, seed: int, n_boot: int, judge: Any,
                results: Sequence[Mapping[str, Any]] | None) -> dict[str, Any]:
-    from labkit.metrics import aggregate, score_cases
+    from labkit.metrics import aggregate
 
     rd = RunDir(run_dir)
     if not rd.results_path.is_file():
         raise DatasetError(str(rd.results_path), [Problem(None, None, "file not found")])
     ds = load_dataset(dataset, rd)
-    results = rd.results() if results is None else [dict(r) for r in results]
-    by_id = ds.by_id()
-    unknown = [r["case_id"] for r in results if r["case_id"] not in by_id]
-    if unknown:
-        line_of = _lines_of(rd.results_path)
-        raise DatasetError(
-            str(rd.results_path),
-            [Problem(line_of.get(cid), "case_id", f"case {cid!r} is not in dataset {ds.path or '(in memory)'}")
-             for cid in unknown],
-        )
-    have = {r["case_id"] for r in results}
-    cases = [c for c in ds if c.id in have]
-    order = {c.id: i for i, c in enumerate(cases)}
-    results = sorted(results, key=lambda r: order[r["case_id"]])
     corp = resolve_corpus(corpus, rd)
-    scores = score_cases(cases, results, k=k, corpus=corp, judge=judge)
+    cases, scores = score_results(rd, ds, k=k, corpus=corp, judge=judge, results=results)
     atomic_write_text(rd.scores_path, csv_safe_frame(scores).to_csv(index=False))
+    have = {c.id for c in cases}
     missing = [c for c in ds if c.id not in have]
     metrics = _redacted_slices(aggregate(cases, scores, k=k, seed=seed, n_boot=n_boot, missing=missing))
     atomic_write_text(rd.metrics_path, json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False) + "\n")

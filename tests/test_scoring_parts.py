@@ -1,0 +1,129 @@
+"""labkit.scoring.score_results: results.jsonl read, validated and scored part by part.
+
+Scoring a file in many small parts (in this process, or in forked worker processes) must
+write byte for byte the scores.csv and metrics.json that one part gives, on the shipped
+data and on seeded random recorded traffic; and a bad line in any part is named at its
+line in the whole file, with nothing scored.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from labkit import scoring
+from labkit.errors import DatasetError
+from labkit.runs import RunDir
+from labkit.scoring import score_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _recorded(tmp_path: Path, n: int) -> tuple[Path, Path]:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_score
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return bench_score.write_data(n, tmp_path)
+
+
+def _scored(run: Path, ds: Path | None, where: Path, monkeypatch: pytest.MonkeyPatch, *,
+            part_bytes: int, min_parts: int) -> tuple[bytes, bytes]:
+    copy = where / f"{run.name}-{part_bytes}-{min_parts}"
+    shutil.copytree(run, copy)
+    monkeypatch.setattr(scoring, "PART_BYTES", part_bytes)
+    monkeypatch.setattr(scoring, "PARALLEL_MIN_PARTS", min_parts)
+    score_run(copy, ds, n_boot=300)
+    return (copy / "scores.csv").read_bytes(), (copy / "metrics.json").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return _recorded(tmp_path_factory.mktemp("recorded"), 3000)
+
+
+@pytest.mark.parametrize("min_parts", [10**9, 1], ids=["in-process", "workers"])
+def test_many_parts_write_what_one_part_writes(recorded: tuple[Path, Path], tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch, min_parts: int) -> None:
+    ds, run = recorded
+    whole = _scored(run, ds, tmp_path, monkeypatch, part_bytes=2**40, min_parts=10**9)
+    parts = _scored(run, ds, tmp_path, monkeypatch, part_bytes=50_000, min_parts=min_parts)
+    assert (run / "results.jsonl").stat().st_size > 60 * 50_000  # sixty parts and more
+    assert parts == whole
+    assert json.loads(whole[1])["n_cases"] == 3000
+
+
+@pytest.mark.slow
+def test_many_parts_on_the_shipped_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit.cli import main
+
+    out = tmp_path / "baseline"
+    assert main(["run", "--dataset", "data/golden.jsonl", "--pipeline", "data/pipelines/baseline.yaml",
+                 "--out", str(out), "--quiet", "--no-score"]) == 0
+    whole = _scored(out, None, tmp_path, monkeypatch, part_bytes=2**40, min_parts=10**9)
+    parts = _scored(out, None, tmp_path, monkeypatch, part_bytes=2_000, min_parts=1)
+    assert parts == whole
+
+
+def _lines(run: Path) -> list[str]:
+    return (run / "results.jsonl").read_text().splitlines(keepends=True)
+
+
+def _broken(recorded: tuple[Path, Path], tmp_path: Path, edit: dict[int, str]) -> Path:
+    _ds, run = recorded
+    copy = tmp_path / "broken"
+    shutil.copytree(run, copy)
+    lines = _lines(copy)
+    for i, text in edit.items():
+        lines[i - 1] = text
+    (copy / "results.jsonl").write_text("".join(lines))
+    return copy
+
+
+@pytest.mark.parametrize("min_parts", [10**9, 1], ids=["in-process", "workers"])
+def test_a_bad_line_in_a_late_part_is_named_at_its_line_in_the_file(
+        recorded: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, min_parts: int) -> None:
+    ds, run = recorded
+    first = _lines(run)[0]
+    other = json.loads(_lines(run)[2000])
+    other["case_id"] = "case-9999999"
+    broken = _broken(recorded, tmp_path, {
+        1700: '{"case_id": "x", "latency_ms": -1}\n',
+        2001: json.dumps(other) + "\n",  # not in the dataset
+        2500: first,  # repeats line 1's case
+        2900: "{not json\n",
+    })
+    monkeypatch.setattr(scoring, "PART_BYTES", 50_000)
+    monkeypatch.setattr(scoring, "PARALLEL_MIN_PARTS", min_parts)
+    with pytest.raises(DatasetError) as e:
+        score_run(broken, ds, n_boot=50)
+    got = [(p.line, p.field) for p in e.value.problems]
+    assert got == [(1700, "latency_ms"), (2500, "case_id"), (2900, None)], got
+    assert "first on line 1)" in e.value.problems[1].reason
+    assert not (broken / "scores.csv").exists() and not (broken / "metrics.json").exists()
+    fixed = _broken(recorded, tmp_path / "2", {2001: json.dumps(other) + "\n"})
+    with pytest.raises(DatasetError) as e:
+        score_run(fixed, ds, n_boot=50)
+    assert [(p.line, p.field) for p in e.value.problems] == [(2001, "case_id")]
+    assert "not in dataset" in e.value.problems[0].reason
+
+
+def test_a_torn_last_line_is_skipped_and_a_cache_claim_beyond_the_count_is_named(
+        recorded: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ds, run = recorded
+    monkeypatch.setattr(scoring, "PART_BYTES", 50_000)
+    lines = _lines(run)
+    torn = _broken(recorded, tmp_path, {3000: lines[2999][:40]})
+    m = score_run(torn, ds, n_boot=50)
+    assert m["n_cases"] == 2999 and m["n_missing"] == 1
+    claims = [i for i, t in enumerate(lines, 1) if '"from_cache": true' in t]
+    rd = RunDir(torn)
+    rd.update_manifest(status="complete", counts={"from_cache": 2})
+    with pytest.raises(DatasetError) as e:
+        score_run(torn, ds, n_boot=50)
+    assert [(p.line, p.field) for p in e.value.problems] == [(claims[2], "from_cache")]
