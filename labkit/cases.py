@@ -17,6 +17,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from labkit.errors import DatasetError, Problem
 from labkit.io import atomic_write_text, iter_jsonl, loads_line, may_hold_surrogate, surrogate_field
 
@@ -36,12 +38,15 @@ FIELDS = (
 )
 
 
+_FIELD_SET = frozenset(FIELDS)
+
+
 def derive_id(question: str) -> str:
     """The id of a case that has none: ``q-`` + first 12 hex of sha256(question)."""
     return "q-" + hashlib.sha256(question.encode("utf-8")).hexdigest()[:12]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EvalCase:
     """One eval case. ``tags`` holds category, risk, kind and any other string tags."""
 
@@ -191,7 +196,7 @@ def _parse(obj: Any, line: int | None) -> tuple[EvalCase | None, list[Problem]]:
     out: list[Problem] = []
     if not isinstance(obj, dict):
         return None, [Problem(line, None, f"must be a JSON object, got {type(obj).__name__}")]
-    for key in sorted(set(obj) - set(FIELDS)):
+    for key in sorted(obj.keys() - _FIELD_SET):
         out.append(Problem(line, key, f"unknown field (known: {', '.join(FIELDS)})"))
     q = _question(obj, line, out)
     cid = obj.get("id")
@@ -229,9 +234,35 @@ def fingerprint(cases: Iterable[EvalCase]) -> str:
     """sha256 over the canonical form of the cases, sorted by id (order-independent)."""
     h = hashlib.sha256()
     for c in sorted(cases, key=lambda c: c.id):
-        h.update(json.dumps(c.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode())
+        h.update(canonical_bytes(c.to_dict()))
         h.update(b"\n")
     return h.hexdigest()
+
+
+def canonical_bytes(obj: dict[str, Any]) -> bytes:
+    """``json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))`` as UTF-8:
+    by orjson, which writes the same bytes for every value but a float or an integer beyond
+    64 bits (a case holds those only in its metadata: such a case takes json's way)."""
+    if not obj.get("metadata") or _plain(obj["metadata"]):
+        try:
+            return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:  # a lone surrogate in a case built in memory
+            pass
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _plain(x: Any) -> bool:
+    """Whether ``x`` holds only strings, booleans, None, 64-bit integers, lists and str-keyed dicts."""
+    t = type(x)
+    if t is str or t is bool or x is None:
+        return True
+    if t is int:
+        return -(2**63) <= x < 2**63
+    if t is list:
+        return all(_plain(v) for v in x)
+    if t is dict:
+        return all(type(k) is str for k in x) and all(_plain(v) for v in x.values())
+    return False
 
 
 @dataclass(frozen=True)

@@ -172,3 +172,30 @@ def test_a_lone_surrogate_is_found_upper_case_escaped_or_as_a_character(line):
         parse_lines([line])
     (prob,) = ei.value.problems
     assert prob.field == "tags.category" and "surrogate" in prob.reason
+
+
+# --- the fingerprint's canonical bytes: orjson where it writes json's bytes -----------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_meta = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**66), max_value=2**66) | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=5), kids, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=400)
+@given(st.text(min_size=1), st.dictionaries(st.text(), st.text(), max_size=4),
+       st.dictionaries(st.text(max_size=5), _meta, max_size=3), st.lists(st.text(min_size=1), max_size=3))
+def test_canonical_bytes_are_what_json_writes(question, tags, metadata, phrases):
+    import json
+
+    from labkit.cases import canonical_bytes
+
+    obj = {"id": "q", "question": question, "tags": tags, "metadata": metadata, "must_include": phrases,
+           "expected_source": None}
+    want = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    assert canonical_bytes(obj) == want
