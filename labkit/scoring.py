@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from labkit.cases import Dataset, EvalCase
 from labkit.errors import DatasetError, Problem, RunDirError
 from labkit.io import atomic_write_text
-from labkit.runs import METRICS, RESULTS, SCORES, RunDir, csv_safe_frame, load_dataset
+from labkit.runs import METRICS, RESULTS, SCORES, RunDir, load_dataset, write_scores_csv
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -321,7 +321,7 @@ def _score_run(run_dir: str | os.PathLike[str] | RunDir, dataset: Dataset | Sequ
     ds = load_dataset(dataset, rd)
     corp = resolve_corpus(corpus, rd)
     cases, scores = score_results(rd, ds, k=k, corpus=corp, judge=judge, results=results)
-    atomic_write_text(rd.scores_path, csv_safe_frame(scores).to_csv(index=False))
+    write_scores_csv(scores, rd.scores_path)
     have = {c.id for c in cases}
     missing = [c for c in ds if c.id not in have]
     metrics = _redacted_slices(aggregate(cases, scores, k=k, seed=seed, n_boot=n_boot, missing=missing))

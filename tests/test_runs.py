@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from labkit.cases import as_cases, save_cases
@@ -194,3 +195,48 @@ def test_one_dataset_loader_for_runner_and_scoring(tmp_path: Path, dataset: Path
     rd.path.mkdir()
     rd.write_manifest({"dataset": {"path": str(dataset)}})
     assert load_dataset(None, rd).fingerprint == load_dataset(dataset).fingerprint
+
+
+# --- scores.csv: written by DuckDB, the bytes pandas writes ---------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_cells = st.text(alphabet=st.sampled_from(list("ab ,\"'\n\t=+-@;é0\\")), max_size=6)
+
+
+def _pandas_scores_csv(df: pd.DataFrame) -> str:
+    """The writer scores.csv had: every text cell through csv_safe, then pandas' to_csv."""
+    from labkit.runs import csv_safe
+
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype.kind not in "fiub":
+            out[col] = out[col].map(csv_safe)
+    return out.to_csv(index=False)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(_cells, st.one_of(st.none(), _cells),
+                          st.floats(allow_infinity=False) | st.sampled_from([1e16, 1e-5, -0.0, 5e-324]),
+                          st.booleans(), st.integers(-(2**62), 2**62)), max_size=8))
+def test_scores_csv_holds_the_bytes_pandas_writes(tmp_path_factory: pytest.TempPathFactory, rows) -> None:
+    from labkit.runs import write_scores_csv
+
+    df = pd.DataFrame(rows, columns=["case_id", "x_reason", "x", "from_cache", "attempts"])
+    if not rows:
+        df = df.astype({"x": float, "from_cache": bool, "attempts": int})
+    path = tmp_path_factory.mktemp("csv") / "scores.csv"
+    write_scores_csv(df, path)
+    assert path.read_text(encoding="utf-8") == _pandas_scores_csv(df)
+
+
+def test_a_carriage_return_in_a_text_cell_reads_back(tmp_path: Path) -> None:
+    from labkit.runs import write_scores_csv
+
+    df = pd.DataFrame({"case_id": ["a\rb", "c"], "x": [1.0, float("nan")], "x_reason": ["", "not\rok"]})
+    rd = RunDir(tmp_path)
+    write_scores_csv(df, rd.scores_path)
+    back = rd.scores()
+    assert back["case_id"].tolist() == ["a\rb", "c"] and back["x_reason"].fillna("").tolist() == ["", "not\rok"]
+    assert not [p for p in tmp_path.iterdir() if p.name != "scores.csv"]  # no temporary file left
