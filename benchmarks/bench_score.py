@@ -143,20 +143,54 @@ if out != "-":
 '''
 
 
+def _tree_memory(pid: int) -> int:
+    """Bytes of memory process ``pid`` and all its descendants hold now: the sum of their
+    proportional set sizes (a page shared by a parent and its forked workers counts once,
+    where summed RSS would count it in each); 0 once the process is gone."""
+    total = 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/smaps_rollup", encoding="ascii", errors="replace") as f:
+                total += next((int(line.split()[1]) * 1024 for line in f if line.startswith("Pss:")), 0)
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children", encoding="ascii") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return total
+
+
 def timed(cmd: list[str]) -> tuple[float, float, str]:
-    """Wall seconds and peak RSS (MiB) of a child process; its stdout+stderr tail on failure."""
+    """Wall seconds and peak memory (MiB) of a child process with its worker processes: the
+    highest of the tree's summed proportional set sizes (sampled every 20 ms) and the child's
+    own peak RSS; its stdout+stderr tail on failure."""
+    import threading
+
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     t = time.perf_counter()
+    peak = [0]
     with tempfile.TemporaryFile() as log:
         p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.02):
+                peak[0] = max(peak[0], _tree_memory(p.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         _, status, usage = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t
+        done.set()
+        sampler.join()
         p.returncode = os.waitstatus_to_exitcode(status)
         log.seek(0)
         text = log.read().decode("utf-8", "replace")
     if p.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}):\n{text[-3000:]}")
-    return wall, usage.ru_maxrss / 1024, text
+    return wall, max(peak[0] / 2**20, usage.ru_maxrss / 1024), text
 
 
 def compare(run: Path, ranx_out: Path) -> dict[str, float]:

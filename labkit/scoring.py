@@ -165,9 +165,37 @@ def _score_part(span: tuple[int, int] | None) -> _Part:
     scores = None
     if not part.problems and not unknown and len(set(positions)) == len(positions):
         cases = [w["cases"][i] for i in positions]
-        scores = score_cases(cases, part.rows, k=w["k"], corpus=w["corpus"], judge=w["judge"])
+        scores = _compact(score_cases(cases, part.rows, k=w["k"], corpus=w["corpus"], judge=w["judge"]))
     n_lines = count_lines(w["path"], span) if span is not None else 0
     return _Part(positions, part.lines, cache_lines, scores, part.problems, unknown, n_lines)
+
+
+def _compact(scores: pd.DataFrame) -> pd.DataFrame:
+    """The reason columns as categoricals: a part's few distinct reasons travel back from a
+    worker once each, not once a case (as text, each cell would come back a string of its own)."""
+    for name in scores.columns:
+        if name.endswith("_reason") and scores[name].dtype.kind == "O":
+            scores[name] = scores[name].astype("category")
+    return scores
+
+
+def _frame(parts: list[_Part]) -> pd.DataFrame | None:
+    """The parts' scores as one frame in file order (reason columns as text again), each
+    part's frame let go as it is added; None when no part has scores."""
+    import pandas as pd
+    from pandas.api.types import union_categoricals
+
+    frames = [part.scores for part in parts if part.scores is not None]
+    if not frames:
+        return None
+    out: dict[str, Any] = {}
+    for name in frames[0].columns:
+        cols = [f[name] for f in frames]
+        if all(isinstance(c.dtype, pd.CategoricalDtype) for c in cols):
+            out[name] = union_categoricals(cols).astype(object)
+        else:
+            out[name] = pd.concat(cols, ignore_index=True)
+    return pd.DataFrame(out)
 
 
 def _parts(path: Path, judge: Any) -> list[_Part]:
@@ -182,9 +210,13 @@ def _parts(path: Path, judge: Any) -> list[_Part]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    ctx = multiprocessing.get_context("fork")  # the workers inherit _WITH: the dataset is not sent
-    with ProcessPoolExecutor(max_workers=min(workers, len(spans)), mp_context=ctx) as pool:
-        return list(pool.map(_score_part, spans))
+    gc.freeze()  # the dataset's objects out of the collector's reach: workers share their pages longer
+    try:
+        ctx = multiprocessing.get_context("fork")  # the workers inherit _WITH: the dataset is not sent
+        with ProcessPoolExecutor(max_workers=min(workers, len(spans)), mp_context=ctx) as pool:
+            return list(pool.map(_score_part, spans))
+    finally:
+        gc.unfreeze()
 
 
 def score_results(rd: RunDir, ds: Dataset, *, k: int, corpus: Any, judge: Any,
@@ -228,7 +260,6 @@ def _joined(parts: list[_Part], rd: RunDir, ds: Dataset,
             cases_all: list[EvalCase]) -> tuple[list[EvalCase], pd.DataFrame]:
     """The parts as one frame in dataset order, or one DatasetError naming every bad line."""
     import numpy as np
-    import pandas as pd
 
     from labkit.runs import cache_claim_problem, duplicate_ids
 
@@ -255,11 +286,11 @@ def _joined(parts: list[_Part], rd: RunDir, ds: Dataset,
         problems.append(claim)
     if problems:
         raise DatasetError(str(rd.results_path), problems)
-    frames = [part.scores for part in parts if part.scores is not None]
-    order = np.argsort(positions, kind="stable")
-    scores = (pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]) if frames else None
+    scores = _frame(parts)
+    parts.clear()
     if scores is None:
         raise DatasetError(str(rd.results_path), [Problem(None, None, "no result line")])
+    order = np.argsort(positions, kind="stable")
     scores = scores.take(order).reset_index(drop=True)
     return [cases_all[p] for p in positions[order].tolist()], scores
 
