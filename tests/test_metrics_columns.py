@@ -210,3 +210,30 @@ def test_a_user_metric_reads_the_builtin_columns() -> None:
         assert (np.isnan(df["double_mrr"]) == np.isnan(mrr)).all()
     finally:
         unregister_metric("double_mrr")
+
+
+def test_a_scored_run_is_let_go_without_a_cycle_collection() -> None:
+    """Each row refers back to its run: score_cases breaks that cycle, so the lines of a part are
+    freed as soon as it is scored while scoring pauses the cycle collector."""
+    import gc
+    import weakref
+
+    from labkit.registry import metric, unregister_metric
+
+    seen: list[weakref.ref[Any]] = []
+
+    @metric(name="grab_run", stage="generation")
+    def grab(case: EvalCase, result: Any) -> float:
+        seen.append(weakref.ref(result.run))
+        return 1.0
+
+    cases = [EvalCase(id="a", question="How do I rotate a key?")]
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        score_cases(cases, [{"case_id": "a", "status": "ok", "answer": "Rotate it."}])
+        assert seen and seen[0]() is None
+    finally:
+        unregister_metric("grab_run")
+        if was:
+            gc.enable()

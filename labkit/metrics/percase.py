@@ -63,6 +63,12 @@ class CaseRun:
         self._memo: dict[Callable[[CaseRun], Any], Any] = {}
         self.rows = [CaseResult(r, run=self, index=i) for i, r in enumerate(results)]
 
+    def release(self) -> None:
+        """Let go of the rows and the batches: each row refers back to its run (a cycle), so
+        without this a run's lines stay in memory until a cycle collection, which scoring pauses."""
+        self.rows = []
+        self._memo.clear()
+
     def batch(self, compute: Callable[[CaseRun], Any]) -> Any:
         """``compute(run)`` over every case at once (e.g. a vectorized matrix), computed once."""
         if compute not in self._memo:
@@ -155,13 +161,20 @@ def score_cases(
     (a labkit Corpus) supplies chunk text for retrieved items without
     ``text``. ``judge`` is a judge, a judge name or config (default lexical).
     """
-    import pandas as pd
-
     from labkit.judges import get_judge
 
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}", field="k")
     run = CaseRun(cases, _pair(cases, results), k=k, corpus=corpus, judge=get_judge(judge))
+    try:
+        return _frame(run, cases)
+    finally:
+        run.release()
+
+
+def _frame(run: CaseRun, cases: Sequence[EvalCase]) -> pd.DataFrame:
+    import pandas as pd
+
     cols: dict[str, Any] = {"case_id": [c.id for c in cases]}
     for name in per_case_metrics():
         if not METRICS[name].measured_by(run.judge):
