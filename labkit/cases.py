@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -183,7 +184,7 @@ def _tags(obj: Mapping[str, Any], line: int | None, out: list[Problem]) -> dict[
         if not isinstance(v, str):
             out.append(Problem(line, f"tags.{k}", "must be a string"))
         else:
-            tags[k] = v
+            tags[k] = sys.intern(v)  # a handful of values over many cases: held once
     if "kind" in tags and tags["kind"] not in KINDS:
         out.append(Problem(line, "tags.kind", f"unknown kind {tags['kind']!r} (known: {', '.join(KINDS)})"))
     if "risk" in tags and tags["risk"] not in RISKS:
