@@ -99,10 +99,6 @@ _SPACED_COLON = re.compile(r'"[ \t\r\n]+:')
 _BIG = 2.0**63
 
 
-class _Unproved(Exception):
-    pass
-
-
 def _proved(text: str, obj: Any) -> bool:
     """Whether orjson's value of ``text`` is the standard decoder's and holds no duplicate key.
 
@@ -121,14 +117,14 @@ def _proved(text: str, obj: Any) -> bool:
     try:
         t = type(obj)
         held = _keys_in(obj) if t is dict else _keys_in_list(obj) if t is list else _scalar_keys(obj)
-    except _Unproved:
+    except OverflowError:  # a float that may have been a 64-bit-plus integer
         return False
     return held == written
 
 
 def _scalar_keys(v: Any) -> int:
     if type(v) is float and not -_BIG < v < _BIG:
-        raise _Unproved
+        raise OverflowError
     return 0
 
 
@@ -145,7 +141,7 @@ def _keys_in_list(items: Any) -> int:
         elif t is list:
             n += _keys_in_list(v)
         elif t is float and not -_BIG < v < _BIG:
-            raise _Unproved
+            raise OverflowError
     return n
 
 
