@@ -371,12 +371,13 @@ def _slice_rows(cases: Sequence[EvalCase], case_ids: list[str], missing: Sequenc
     n = max(len(row_of), 1)
     pos = np.asarray(row_of.get_indexer(pd.Index(case_ids, dtype=object)), dtype=np.int64)
     out: dict[str, tuple[np.ndarray, int]] = {}
+    tag_maps = [c.tags for c in cases]
     for tag in tags:
-        vals = [c.tags.get(tag) for c in cases]
+        found, uniques = pd.factorize(np.array([t.get(tag) for t in tag_maps], dtype=object))
         gone = Counter(c.tags[tag] for c in missing if tag in c.tags)
-        names = sorted({v for v in vals if v is not None} | set(gone))
-        code = {v: i for i, v in enumerate(names)}
-        codes = np.fromiter((-1 if v is None else code[v] for v in vals), dtype=np.int64, count=len(vals))
+        names = sorted(set(uniques.tolist()) | set(gone))
+        rank = np.array([names.index(v) for v in uniques.tolist()] + [-1], dtype=np.int64)
+        codes = rank[found]  # the value's place among the sorted names (-1: no such tag)
         have = (codes >= 0) & (pos >= 0)
         pairs = np.sort(codes[have] * n + pos[have])  # by value, then row
         pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]] if pairs.size else pairs  # a row once per value
@@ -416,7 +417,9 @@ def aggregate(
                                   for i in np.flatnonzero(unscored).tolist()])
     keep = pd.Index(case_ids, dtype=object).unique().get_indexer(pd.Index(ids, dtype=object)) >= 0
     df = scores[keep].drop_duplicates("case_id", keep="last")
-    df = df.sort_values("case_id", kind="mergesort").reset_index(drop=True)
+    if not df["case_id"].is_monotonic_increasing:
+        df = df.sort_values("case_id", kind="mergesort")
+    df = df.reset_index(drop=True)
     table = _Table(df)
     planned: list[_Planned] = []
     out: dict[str, Any] = {
