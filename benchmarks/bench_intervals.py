@@ -6,7 +6,8 @@ continuous cost, success, status), seeded, and cases tagged with 5 categories, 3
 5 kinds of unequal sizes (13 slices).
 
 Each figure comes from its own process (``--worker``): the frame is built, then ``aggregate``
-runs once and the process reports its seconds and the peak RSS above what the frame took.
+runs once and the process reports its seconds (wall and CPU: the machine may be shared) and
+the peak RSS above what the frame took.
 "before" is labkit as it was just before the whole-run resampling (the parent of the commit
 that added ``_cell_sums`` to labkit/stats.py, extracted with ``git archive``), "now" this tree;
 both on the same data in the same run. Results are also compared: values, n and reasons must
@@ -103,11 +104,11 @@ def worker(n: int, out: str) -> None:
 
     cases, df = synthetic(n)
     base = _max_rss_mib()
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     agg = aggregate(cases, df)
-    took = time.perf_counter() - t
-    Path(out).write_text(json.dumps({"s": took, "rss_before_mib": base, "rss_peak_mib": _max_rss_mib(),
-                                     "agg": agg}), encoding="utf-8")
+    took, cpu = time.perf_counter() - t, time.process_time() - cpu
+    Path(out).write_text(json.dumps({"s": took, "cpu_s": cpu, "rss_before_mib": base,
+                                     "rss_peak_mib": _max_rss_mib(), "agg": agg}), encoding="utf-8")
 
 
 def old_tree(tmp: str) -> tuple[str, str]:
@@ -162,17 +163,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result["before_commit"] = commit
         for n in (int(v) for v in args.n.split(",") if v.strip()):
             new = run(str(ROOT), n, tmp)
-            line = (f"n={n:>9,}: aggregate now {new['s']:7.2f} s, peak RSS +{new['rss_peak_mib'] - new['rss_before_mib']:6.0f}"
+            line = (f"n={n:>9,}: aggregate now {new['s']:7.2f} s ({new['cpu_s']:.2f} s CPU), peak RSS +{new['rss_peak_mib'] - new['rss_before_mib']:6.0f}"
                     f" MiB (frame {new['rss_before_mib']:.0f} MiB, peak {new['rss_peak_mib']:.0f} MiB)")
-            result.update({f"now_{n}_s": round(new["s"], 3), f"now_{n}_peak_rss_mib": round(new["rss_peak_mib"]),
+            result.update({f"now_{n}_s": round(new["s"], 3), f"now_{n}_cpu_s": round(new["cpu_s"], 3),
+                           f"now_{n}_peak_rss_mib": round(new["rss_peak_mib"]),
                            f"now_{n}_extra_rss_mib": round(new["rss_peak_mib"] - new["rss_before_mib"])})
             if n in old_sizes:
                 old = run(tree, n, tmp)
                 same, worst = compare(new["agg"], old["agg"])
-                line += (f"; before {old['s']:7.2f} s (peak RSS +{old['rss_peak_mib'] - old['rss_before_mib']:.0f} MiB):"
+                line += (f"; before {old['s']:7.2f} s ({old['cpu_s']:.2f} s CPU, peak RSS +{old['rss_peak_mib'] - old['rss_before_mib']:.0f} MiB):"
                          f" {old['s'] / new['s']:.1f}x; values/n/reasons/Wilson identical: {same};"
                          f" largest interval-end move {worst:.2f} of the interval's width")
-                result.update({f"before_{n}_s": round(old["s"], 3), f"speedup_{n}": round(old["s"] / new["s"], 2),
+                result.update({f"before_{n}_s": round(old["s"], 3), f"before_{n}_cpu_s": round(old["cpu_s"], 3),
+                               f"speedup_{n}": round(old["s"] / new["s"], 2),
                                f"before_{n}_extra_rss_mib": round(old["rss_peak_mib"] - old["rss_before_mib"]),
                                f"identical_values_{n}": same, f"max_interval_move_{n}": round(worst, 3)})
             print(line, flush=True)
