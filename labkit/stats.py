@@ -8,23 +8,23 @@ statistic on all resamples at once (in row blocks, so memory stays bounded
 for large n). Intervals are percentile intervals at ``1 - alpha``.
 
 :func:`bootstrap_distribution` and the ``*_ci`` functions built on it are the
-plain reference. :func:`resampled_sums` and :func:`percentile_distribution`
-draw from exactly the same bootstrap distributions at a fraction of the cost,
-for many statistics at once (``labkit.metrics.aggregate`` uses them):
+plain reference. The fast paths below draw from the same bootstrap laws at a fraction
+of the cost, for many statistics at once (``labkit.metrics.aggregate`` uses them on
+resamples of a whole run, where a sample -- a slice, a metric's measured cases -- holds
+``Binomial(n_total, n / n_total)`` draws, :func:`resample_sizes`):
 
 - sums, means and ratios of sums need only the resample's count of each row,
-  ``W[b, i]``, and then ``W @ x`` is one matrix product for every column that
-  has the same number of rows. ``W`` comes from the very index matrix
-  :func:`bootstrap_distribution` draws for that seed and ``n``, so the
-  distribution is the reference one (up to floating-point rounding);
+  ``W[b, i]``; ``W @ x`` per cell of rows is then a narrow matrix product for every
+  column (:func:`_index_counts_sums`). Up to ``_CHUNK`` rows ``W`` counts the very
+  index matrix :func:`bootstrap_distribution` draws for that seed and ``n``;
 - a sample with few distinct rows (``d``) is resampled as multinomial counts
-  over its distinct rows, ``Multinomial(n, counts / n)``: the same law as
-  drawing ``n`` indices, in ``O(d)`` per resample instead of ``O(n)``;
+  over its distinct rows (:func:`multinomial_sums`): the same law as drawing
+  that many indices, in ``O(d)`` per resample instead of ``O(n)``;
 - a percentile of a resample depends only on two of its order statistics;
   resampling is ``sorted_x[floor(n * U)]`` with ``U`` uniform, a monotone map,
-  so they are ``sorted_x[floor(n * U_(k))]`` with ``U_(k) ~ Beta(k, n - k + 1)``
-  and the next one ``U_(k) + (1 - U_(k)) * Beta(1, n - k)``: two draws per
-  resample instead of ``n`` draws and a sort.
+  so they are ``sorted_x[floor(n * U_(k))]`` with ``U_(k) ~ Beta(k, m - k + 1)``
+  for ``m`` draws and the next one ``U_(k) + (1 - U_(k)) * Beta(1, m - k)``: two
+  draws per resample instead of ``m`` draws and a sort (:func:`percentile_distribution`).
 """
 
 from __future__ import annotations
@@ -41,12 +41,16 @@ Stat = Callable[[NDArray[Any]], NDArray[np.float64]]
 
 DEFAULT_N_BOOT = 2000
 _BLOCK_ELEMS = 4_000_000
-#: Elements of the resample count matrix built per block by :func:`resampled_sums`
-#: (small enough for the counts to stay in cache while they are made).
-_COUNT_BLOCK_ELEMS = 1 << 17
-#: :func:`resampled_sums` uses multinomial counts over distinct rows when
-#: ``distinct * _DISTINCT_FACTOR <= n``: a binomial draw costs about as much as
-#: 16 index draws, and the index draws are often shared with other samples.
+#: Elements of the count matrix ``W`` held per block by :func:`_index_counts_sums`: the
+#: plain bootstrap's blocks (so its draws are the same), enough rows for BLAS to run at speed.
+_W_BLOCK_ELEMS = _BLOCK_ELEMS
+#: Rows counted together by :func:`_index_counts_sums` (their counts stay in cache).
+_CHUNK = 1 << 16
+#: Multiply-adds per BLAS call in :func:`_cell_sums`.
+_TILE_MULADDS = (1 << 18) - 1
+#: ``labkit.metrics.aggregate`` uses multinomial counts over distinct rows when
+#: ``distinct * blocks * _DISTINCT_FACTOR <= n``: a binomial draw costs about as much
+#: as a hundred cases of one more column of the shared count matrix.
 _DISTINCT_FACTOR = 128
 
 
@@ -206,29 +210,66 @@ def wilson_interval(successes: int, n: int, alpha: float = 0.05) -> tuple[float 
 # --- fast paths: the same distributions, shared across statistics ------------------
 
 
-def _index_counts_sums(x: NDArray[np.float64], n_boot: int, seed: int) -> NDArray[np.float64]:
-    """``W @ x`` for the ``[n_boot, n]`` resample counts ``W`` of the seeded index matrix."""
-    n = x.shape[0]
+def _index_counts_sums(x: NDArray[np.float64], n_boot: int, seed: int,
+                       starts: Sequence[int] | NDArray[np.integer[Any]] | None = None) -> NDArray[np.float64]:
+    """``W @ x`` for ``n_boot`` resamples of the ``n`` rows of ``x`` (``W[b, i]``: how often row i
+    is drawn in resample b), per cell.
+
+    ``starts`` are the first rows of the cells of ``x`` (its rows sorted by cell) and ``n``;
+    ``None`` is one cell. Result ``[n_boot, cells, m]``: each cell's column sums in every resample
+    (the cell's count varies from resample to resample, as when cases are resampled). Up to
+    ``_CHUNK`` rows, ``W`` counts the seeded index matrix :func:`bootstrap_distribution` draws;
+    beyond, the rows are cut into chunks of ``_CHUNK``, each resample's n draws are spread over
+    the chunks as ``Multinomial(n, chunk sizes / n)`` and drawn uniformly inside each chunk: the
+    same law (n uniform draws over the rows), counted in cache. Cost: one index draw and one
+    count per row and resample, then a narrow BLAS product per cell.
+    """
+    n, m = x.shape
+    bounds = [0, n] if starts is None else [int(v) for v in starts]
+    out = np.empty((n_boot, len(bounds) - 1, m), dtype=np.float64)
     g = make_rng(seed)
-    out = np.empty((n_boot, x.shape[1]), dtype=np.float64)
-    step = max(1, _COUNT_BLOCK_ELEMS // n)
+    edges = [*range(0, n, _CHUNK), n]
+    sizes = np.diff(edges)
+    per_chunk = g.multinomial(n, sizes / n, size=n_boot) if len(sizes) > 1 else None
+    step = max(1, min(n_boot, _W_BLOCK_ELEMS // max(n, 1)))
+    w = np.empty((step, n), dtype=np.float64)
     for a in range(0, n_boot, step):
-        b = min(a + step, n_boot)
-        idx = _indices(g, n, b - a)
-        offsets = np.arange(step, dtype=idx.dtype)[:, None] * n  # below 2**17 + n: fits the draws' type
-        if b - a > 1:
-            idx += offsets[: b - a]
-        w = np.bincount(idx.ravel(), minlength=(b - a) * n).reshape(b - a, n)
-        out[a:b] = w.astype(np.float64) @ x
+        rows = min(a + step, n_boot) - a
+        if per_chunk is None:
+            idx = _indices(g, n, rows)  # the plain bootstrap's block of draws
+            for j in range(rows):
+                w[j] = np.bincount(idx[j].astype(np.intp), minlength=n)
+        else:
+            for j in range(rows):
+                for k, size in enumerate(sizes.tolist()):
+                    draws = g.integers(0, size, size=int(per_chunk[a + j, k]), dtype=np.int64)
+                    w[j, edges[k]:edges[k + 1]] = np.bincount(draws, minlength=size)
+        for k in range(len(bounds) - 1):
+            _cell_sums(w[:rows], x, bounds[k], bounds[k + 1], out[a:a + rows, k])
     return out
 
 
-def _few_distinct_rows(x: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.int64]] | None:
-    """The distinct rows of ``x`` and their counts, when there are few enough
-    (``distinct * _DISTINCT_FACTOR <= n``) for multinomial resampling; else None."""
+def _cell_sums(w: NDArray[np.float64], x: NDArray[np.float64], s: int, e: int,
+               out: NDArray[np.float64]) -> None:
+    """``out = w[:, s:e] @ x[s:e]``, in tiles small enough for BLAS to multiply on this thread
+    (below OpenBLAS's 2**18 multiply-adds per call): its worker threads would otherwise wake for
+    every product and spin between them, against the index draws on a busy machine."""
+    rows, m = w.shape[0], x.shape[1]
+    span = max(1, min(e - s, _TILE_MULADDS // (m * min(rows, 8))))
+    step = max(1, min(rows, _TILE_MULADDS // (m * span)))
+    out[:] = 0.0
+    for c in range(s, e, span):
+        d = min(c + span, e)
+        for a in range(0, rows, step):
+            out[a:a + step] += w[a:a + step, c:d] @ x[c:d]
+
+
+def _distinct_rows(x: NDArray[np.float64], limit: int) -> tuple[NDArray[np.float64], NDArray[np.int64],
+                                                                NDArray[np.intp]] | None:
+    """The distinct rows of ``x``, their counts and each row's label among them, when there are at
+    most ``limit`` of them; else None."""
     n = x.shape[0]
-    limit = n // _DISTINCT_FACTOR
-    if limit < 1:
+    if limit < 1 or n == 0:
         return None
     for j in range(x.shape[1]):  # a column with too many values rules the rows out, cheaply
         for part in (x[: 4 * limit, j], x[:, j]):  # a prefix first: continuous values fail fast
@@ -238,56 +279,46 @@ def _few_distinct_rows(x: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDA
             if part.shape[0] == n:
                 break
     if x.shape[1] == 1:
-        rows, counts = np.unique(x[:, 0], return_counts=True)
-        return rows[:, None], counts
-    rows, counts = np.unique(x, axis=0, return_counts=True)
-    return (rows, counts) if rows.shape[0] <= limit else None
+        rows, inv, counts = np.unique(x[:, 0], return_inverse=True, return_counts=True)
+        return rows[:, None], counts, inv.reshape(-1)
+    rows, inv, counts = np.unique(x, axis=0, return_inverse=True, return_counts=True)
+    return (rows, counts, inv.reshape(-1)) if rows.shape[0] <= limit else None
 
 
-def resampled_sums(
-    samples: Sequence[ArrayLike], *, n_boot: int = DEFAULT_N_BOOT, seed: int = 0
-) -> list[NDArray[np.float64]]:
-    """Column sums of ``n_boot`` bootstrap resamples of the rows of each sample.
+def resample_sizes(n_sample: int, n_total: int, n_boot: int,
+                   g: np.random.Generator) -> int | NDArray[np.int64]:
+    """How many of the ``n_total`` cases drawn in each resample of a whole run fall in a sample of
+    ``n_sample`` of its cases: ``Binomial(n_total, n_sample / n_total)`` per resample, or
+    ``n_total`` itself (nothing drawn) when the sample is the whole run."""
+    if n_sample >= n_total:
+        return int(n_total)
+    return g.binomial(n_total, n_sample / n_total, size=n_boot).astype(np.int64)
 
-    Each sample is ``[n]`` or ``[n, m]``; its result is ``[n_boot]`` or
-    ``[n_boot, m]`` (the sums over the resampled rows: divide by n for a mean,
-    divide two columns for a ratio of sums; NaN when the sample is empty).
-    Every sample is resampled from ``seed`` as if it were alone, so adding a
-    sample never changes another's result (beyond floating-point rounding). A sample with few distinct rows is
-    resampled as multinomial counts over them; the others are resampled with
-    the index matrix :func:`bootstrap_distribution` draws for ``seed`` and
-    their row count, shared as one count matrix ``W`` by every sample with
-    that row count (``W @ [x1, x2, ...]``).
+
+def multinomial_sums(rows: ArrayLike, counts: ArrayLike, *, n_total: int | None = None,
+                     n_boot: int = DEFAULT_N_BOOT, seed: int = 0) -> tuple[NDArray[np.float64],
+                                                                            int | NDArray[np.int64]]:
+    """Column sums of ``n_boot`` resamples of a sample given as distinct ``rows`` ``[d, m]`` and
+    their ``counts``, and each resample's size.
+
+    The sample is part of a run of ``n_total`` cases (default: the sample is the run) whose cases
+    are resampled: a resample holds ``Binomial(n_total, n / n_total)`` of the sample's draws
+    (:func:`resample_sizes`), spread over the rows as ``Multinomial(size, counts / n)`` -- the law of
+    drawing that many rows with replacement, in ``O(d)`` per resample.
     """
     check_options(n_boot=n_boot)
-    out: list[NDArray[np.float64] | None] = [None] * len(samples)
-    shared: dict[int, list[tuple[int, NDArray[np.float64]]]] = {}
-    for i, s in enumerate(samples):
-        arr = np.asarray(s, dtype=np.float64)
-        n = arr.shape[0]
-        if n == 0:
-            out[i] = np.full((n_boot, *arr.shape[1:]), np.nan)
-            continue
-        x = arr.reshape(n, -1)
-        few = _few_distinct_rows(x)
-        if few is not None:
-            rows, counts = few
-            w = make_rng(seed).multinomial(n, counts / n, size=n_boot)
-            out[i] = (w.astype(np.float64) @ rows).reshape((n_boot, *arr.shape[1:]))
-        else:
-            shared.setdefault(n, []).append((i, x))
-    for group in shared.values():
-        columns: dict[bytes, int] = {}  # identical columns (the same metric in two places) summed once
-        where: list[list[int]] = []
-        for _, x in group:
-            where.append([columns.setdefault(x[:, j].tobytes(), len(columns)) for j in range(x.shape[1])])
-        first = {c: (g, j) for g, cols in reversed(list(enumerate(where))) for j, c in enumerate(cols)}
-        stacked = np.column_stack([group[g][1][:, j] for g, j in (first[c] for c in range(len(columns)))])
-        sums = _index_counts_sums(stacked, n_boot, seed)
-        for (i, _), cols in zip(group, where, strict=True):
-            shape = np.asarray(samples[i]).shape
-            out[i] = sums[:, cols].reshape((n_boot, *shape[1:]))
-    return [o for o in out if o is not None]
+    r = np.asarray(rows, dtype=np.float64)
+    c = np.asarray(counts, dtype=np.int64)
+    n = int(c.sum())
+    if n == 0:
+        return np.full((n_boot, r.shape[1]), np.nan), 0
+    g = make_rng(seed)
+    size = resample_sizes(n, n if n_total is None else n_total, n_boot, g)
+    if isinstance(size, int):
+        w = g.multinomial(size, c / n, size=n_boot)
+    else:
+        w = g.multinomial(size, c / n)
+    return w.astype(np.float64) @ r, size
 
 
 def percentile_distribution(
@@ -296,12 +327,16 @@ def percentile_distribution(
     *,
     n_boot: int = DEFAULT_N_BOOT,
     rng: np.random.Generator | int | None = 0,
+    n_total: int | None = None,
 ) -> NDArray[np.float64]:
     """The q-th percentile (linear interpolation) of ``n_boot`` bootstrap resamples of ``x``.
 
     Same distribution as ``bootstrap_distribution(x, percentile_stat(q))``,
     drawn through the two order statistics the percentile interpolates between
-    (module docstring): two Beta draws per resample, whatever n is.
+    (module docstring): two Beta draws per resample, whatever n is. When ``x``
+    is part of a run of ``n_total`` cases that are resampled, each resample holds
+    ``Binomial(n_total, n / n_total)`` draws from ``x`` (:func:`resample_sizes`;
+    NaN when none), and the ranks follow that size.
     """
     check_options(n_boot=n_boot)
     xs = np.sort(np.asarray(x, dtype=np.float64).ravel())
@@ -309,7 +344,11 @@ def percentile_distribution(
     if n == 0:
         return np.full(n_boot, np.nan)
     g = make_rng(rng)
+    size = resample_sizes(n, n if n_total is None else n_total, n_boot, g)
+    if not isinstance(size, int):
+        return _percentile_of_sizes(xs, float(q) / 100.0, size, g)
     qf = float(q) / 100.0
+    n = size
     h = n * qf + (1.0 - qf) - 1.0  # numpy's virtual index for the linear method, as numpy computes it
     lo = 0 if h < 0 else min(math.floor(h), n - 1)
     frac = h - lo if 0 <= h < n - 1 else 0.0
@@ -322,6 +361,30 @@ def percentile_distribution(
     y_hi = xs[np.minimum((u_next * n).astype(np.int64), n - 1)]
     d = y_hi - y_lo  # numpy's lerp, so equal resamples give bit-equal percentiles
     return y_hi - d * (1.0 - frac) if frac >= 0.5 else y_lo + d * frac
+
+
+def _percentile_of_sizes(xs: NDArray[np.float64], qf: float, size: NDArray[np.int64],
+                         g: np.random.Generator) -> NDArray[np.float64]:
+    """:func:`percentile_distribution` for resamples of ``size[b]`` draws from the sorted ``xs``."""
+    n = xs.size
+    out = np.full(size.shape[0], np.nan)
+    ok = size > 0
+    m = size[ok].astype(np.float64)
+    h = m * qf + (1.0 - qf) - 1.0  # the rank of the percentile in a resample of m draws
+    lo = np.where(h < 0, 0.0, np.minimum(np.floor(h), m - 1))
+    frac = np.where((h >= 0) & (h < m - 1), h - lo, 0.0)
+    k = lo + 1
+    u = g.beta(k, m - k + 1)
+    y_lo = xs[np.minimum((u * n).astype(np.int64), n - 1)]
+    hi = (frac > 0.0) & (k < m)
+    y = y_lo.copy()
+    if hi.any():
+        uh = u[hi] + (1.0 - u[hi]) * g.beta(1.0, m[hi] - k[hi])
+        y_hi = xs[np.minimum((uh * n).astype(np.int64), n - 1)]
+        d, f = y_hi - y_lo[hi], frac[hi]
+        y[hi] = np.where(f >= 0.5, y_hi - d * (1.0 - f), y_lo[hi] + d * f)
+    out[ok] = y
+    return out
 
 
 # --- paired comparisons -----------------------------------------------------------

@@ -267,10 +267,26 @@ def test_fast_aggregate_matches_plain_per_metric_bootstrap():
     assert got["mrr"]["value"] == float(s["mrr"].dropna().mean())
     assert got["latency_p95_ms"]["value"] == float(np.percentile(s["latency_ms"][~s["from_cache"]].dropna(), 95))
     assert got["total_cost_usd"]["value"] == float(s["cost_usd"].dropna().sum())
-    # continuous samples take the shared index path: the very resamples of the plain bootstrap
-    same_seed = _plain_interval("answer_relevance", df, seed=1, n_boot=n_boot)
-    assert got["answer_relevance"]["ci_low"] == pytest.approx(same_seed[0], rel=1e-12)
-    assert got["answer_relevance"]["ci_high"] == pytest.approx(same_seed[1], rel=1e-12)
+    # a continuous sample that is every case takes the shared index path: the very resamples of
+    # the plain bootstrap with the same seed
+    same_seed = _plain_interval("tokens_per_case", df, seed=1, n_boot=n_boot)
+    assert got["tokens_per_case"]["ci_low"] == pytest.approx(same_seed[0], rel=1e-12)
+    assert got["tokens_per_case"]["ci_high"] == pytest.approx(same_seed[1], rel=1e-12)
+    # one with unmeasured cases: the same resamples of every case, its mean over the drawn measured
+    from labkit import stats
+
+    idx = np.random.default_rng(1).integers(0, len(s), size=(n_boot, len(s)))  # the plain index matrix
+    w = np.stack([np.bincount(row, minlength=len(s)) for row in idx]).astype(float)
+    v = s["answer_relevance"].to_numpy()
+    m = np.isfinite(v)
+    lo, hi = stats.interval_from_distribution((w[:, m] @ v[m]) / w[:, m].sum(axis=1))
+    assert got["answer_relevance"]["ci_low"] == pytest.approx(lo, rel=1e-12)
+    assert got["answer_relevance"]["ci_high"] == pytest.approx(hi, rel=1e-12)
+
+
+def _but_bootstrap_intervals(block):
+    return {name: {f: v for f, v in e.items() if e["interval"] != "bootstrap" or f not in ("ci_low", "ci_high")}
+            for name, e in block.items()}
 
 
 def test_aggregate_slices_equal_aggregate_frame_of_the_slice():
@@ -280,8 +296,17 @@ def test_aggregate_slices_equal_aggregate_frame_of_the_slice():
     df = score_cases(cases, _results(cases))
     agg = aggregate(cases, df, n_boot=300, seed=4)
     sub = df[df["case_id"].isin([c.id for c in cases if c.tags["risk"] == "high"])]
-    assert agg["slices"]["risk=high"] == aggregate_frame(sub, seed=4, n_boot=300)
-    assert agg["metrics"] == aggregate_frame(df, seed=4, n_boot=300)
+    # values, counts, reasons and Wilson intervals are the slice's own frame's
+    got, want = agg["slices"]["risk=high"], aggregate_frame(sub, seed=4, n_boot=300)
+    assert _but_bootstrap_intervals(got) == _but_bootstrap_intervals(want)
+    assert _but_bootstrap_intervals(agg["metrics"]) == _but_bootstrap_intervals(aggregate_frame(df, seed=4, n_boot=300))
+    # bootstrap intervals resample the whole run's cases (tests/test_aggregate_intervals.py checks
+    # them against a plain whole-run bootstrap); without slices the run is one block
+    for block in (got, agg["metrics"]):
+        for e in block.values():
+            if e["interval"] == "bootstrap" and e["ci_low"] is not None:
+                assert e["ci_low"] <= e["value"] + 1e-12 and e["value"] <= e["ci_high"] + 1e-12
+    assert aggregate(cases, df, n_boot=300, seed=4, slice_tags=())["metrics"] == aggregate_frame(df, seed=4, n_boot=300)
 
 
 def test_every_metric_is_one_declaration_with_its_function():

@@ -222,46 +222,51 @@ def test_percentile_distribution_matches_plain_bootstrap(n, q):
     assert np.isnan(stats.percentile_distribution([], q, n_boot=10)).all()
 
 
-def test_resampled_sums_index_path_is_the_plain_bootstrap():
+def test_index_counts_path_is_the_plain_bootstrap():
     rng = np.random.default_rng(0)
     cost = rng.gamma(2.0, 0.01, size=300)  # continuous: resampled by index, W @ x
     succ = (rng.random(300) < 0.7).astype(float)
+    sums = stats._index_counts_sums(np.column_stack([cost, succ]), 3000, 7)[:, 0]  # one cell
+    assert sums.shape == (3000, 2)
+    np.testing.assert_allclose(sums[:, 0] / 300, stats.bootstrap_distribution(cost, n_boot=3000, rng=7), rtol=1e-12)
     xy = np.column_stack([cost, succ])
-    sums_xy, sums_cost = stats.resampled_sums([xy, cost], n_boot=3000, seed=7)
-    assert sums_xy.shape == (3000, 2) and sums_cost.shape == (3000,)
-    np.testing.assert_allclose(sums_cost / 300, stats.bootstrap_distribution(cost, n_boot=3000, rng=7), rtol=1e-12)
-    np.testing.assert_allclose(sums_xy[:, 0] / sums_xy[:, 1],
+    np.testing.assert_allclose(sums[:, 0] / sums[:, 1],
                                stats.bootstrap_distribution(xy, stats.ratio_stat, n_boot=3000, rng=7), rtol=1e-12)
-    # each sample as if alone; identical columns summed once give the same numbers
-    (alone,) = stats.resampled_sums([cost], n_boot=3000, seed=7)
-    np.testing.assert_allclose(alone, sums_cost, rtol=1e-12)
-    empty, _ = stats.resampled_sums([np.empty(0), cost], n_boot=5, seed=7)
-    assert np.isnan(empty).all()
+    # an odd n and blocks of several rows: still the plain bootstrap's draws
+    odd = rng.gamma(2.0, 0.01, size=301)
+    (alone,) = stats._index_counts_sums(odd[:, None], 3000, 7)[:, 0].T
+    np.testing.assert_allclose(alone / 301, stats.bootstrap_distribution(odd, n_boot=3000, rng=7), rtol=1e-12)
 
 
 @pytest.mark.parametrize("n", [800, 5000])
-def test_resampled_sums_multinomial_path_matches_plain_bootstrap(n):
+def test_multinomial_path_matches_plain_bootstrap(n):
     rng = np.random.default_rng(n)
     v = rng.integers(0, 6, size=n) / 5  # few distinct values (like mrr or coverage)
-    assert stats._few_distinct_rows(v[:, None]) is not None
-    (fast,) = stats.resampled_sums([v], n_boot=4000, seed=1)
+    rows, counts, _ = stats._distinct_rows(v[:, None], n // stats._DISTINCT_FACTOR)
+    fast, size = stats.multinomial_sums(rows, counts, n_boot=4000, seed=1)
+    assert size == n
     plain = stats.bootstrap_distribution(v, n_boot=4000, rng=2)
-    _mc_close(fast / n, plain)
-    assert _ks_p(fast / n, plain) > 1e-3
-    assert np.array_equal(fast, stats.resampled_sums([rng.permutation(v)], n_boot=4000, seed=1)[0])
+    _mc_close(fast[:, 0] / n, plain)
+    assert _ks_p(fast[:, 0] / n, plain) > 1e-3
+    again = stats._distinct_rows(rng.permutation(v)[:, None], n // stats._DISTINCT_FACTOR)
+    assert np.array_equal(fast, stats.multinomial_sums(again[0], again[1], n_boot=4000, seed=1)[0])
     # a ratio over few distinct (cost, success) pairs, multinomial over the pairs
     xy = np.column_stack([np.where(v > 0.5, 0.02, 0.01), (v > 0.3).astype(float)])
-    (sums,) = stats.resampled_sums([xy], n_boot=4000, seed=1)
+    rows, counts, _ = stats._distinct_rows(xy, n // stats._DISTINCT_FACTOR)
+    sums, _ = stats.multinomial_sums(rows, counts, n_boot=4000, seed=1)
     _mc_close(sums[:, 0] / sums[:, 1], stats.bootstrap_distribution(xy, stats.ratio_stat, n_boot=4000, rng=2))
 
 
 def test_few_distinct_rows_threshold():
     n = 128 * 4
-    assert stats._few_distinct_rows(np.arange(n, dtype=float)[:, None] % 4) is not None
-    assert stats._few_distinct_rows(np.arange(n, dtype=float)[:, None] % 5) is None
-    assert stats._few_distinct_rows(np.ones((10, 1))) is None  # too few rows to bother
-    rows, counts = stats._few_distinct_rows(np.column_stack([np.arange(n) % 2, np.arange(n) % 4]).astype(float))
+    limit = n // stats._DISTINCT_FACTOR
+    assert stats._distinct_rows(np.arange(n, dtype=float)[:, None] % 4, limit) is not None
+    assert stats._distinct_rows(np.arange(n, dtype=float)[:, None] % 5, limit) is None
+    assert stats._distinct_rows(np.ones((10, 1)), 10 // stats._DISTINCT_FACTOR) is None  # too few rows to bother
+    rows, counts, labels = stats._distinct_rows(np.column_stack([np.arange(n) % 2, np.arange(n) % 4]).astype(float),
+                                                limit)
     assert rows.shape == (4, 2) and counts.sum() == n
+    assert np.array_equal(rows[labels], np.column_stack([np.arange(n) % 2, np.arange(n) % 4]))
 
 
 @pytest.mark.parametrize("call", [
@@ -269,7 +274,7 @@ def test_few_distinct_rows_threshold():
     lambda s: s.bootstrap_ci([1.0, 2.0, 3.0], s.mean_stat, alpha=float("nan")),
     lambda s: s.bootstrap_ci([1.0, 2.0, 3.0], s.mean_stat, n_boot=-1),
     lambda s: s.wilson_interval(3, 10, alpha=0),
-    lambda s: s.resampled_sums([[1.0, 2.0]], n_boot=0),
+    lambda s: s.multinomial_sums([[1.0], [2.0]], [1, 1], n_boot=0),
     lambda s: s.percentile_distribution([1.0, 2.0], 95, n_boot=-3),
 ])
 def test_out_of_range_alpha_and_n_boot_are_config_errors(call):
@@ -279,3 +284,73 @@ def test_out_of_range_alpha_and_n_boot_are_config_errors(call):
     with pytest.raises(ConfigError) as ei:
         call(stats)
     assert ei.value.field in ("alpha", "n_boot")
+
+
+# --- resampling the whole run: a sample's size varies, cells share one count matrix -----------
+
+
+def _whole_run_index(n_total, n_boot, seed):
+    return np.random.default_rng(seed).integers(0, n_total, size=(n_boot, n_total))
+
+
+@pytest.mark.parametrize("q", [5.0, 50.0, 95.0])
+def test_percentile_of_a_sample_within_a_resampled_run_matches_the_plain_one(q):
+    x = np.random.default_rng(0).lognormal(7, 0.5, size=120)  # the first 120 of 400 cases
+    idx = _whole_run_index(400, 4000, 1)
+    plain = np.array([np.percentile(x[row[row < 120]], q) if (row < 120).any() else np.nan for row in idx])
+    fast = stats.percentile_distribution(x, q, n_boot=4000, rng=2, n_total=400)
+    _mc_close(fast, plain)
+    assert _ks_p(plain, fast) > 1e-3
+    # the whole run: the fixed-size draws, unchanged
+    assert np.array_equal(stats.percentile_distribution(x, q, n_boot=50, rng=2, n_total=120),
+                          stats.percentile_distribution(x, q, n_boot=50, rng=2))
+    assert np.isnan(stats.percentile_distribution([1.0], q, n_boot=4000, rng=0, n_total=10_000)).any()
+
+
+def test_multinomial_sums_of_a_sample_within_a_resampled_run_match_the_plain_ones():
+    v = np.random.default_rng(3).integers(0, 4, size=300).astype(float)  # the first 300 of 1000 cases
+    rows, counts = np.unique(v, return_counts=True)
+    sums, size = stats.multinomial_sums(rows[:, None], counts, n_total=1000, n_boot=4000, seed=4)
+    idx = _whole_run_index(1000, 4000, 5)
+    drawn = idx < 300
+    plain_size = drawn.sum(axis=1)
+    plain_sums = np.array([v[row[row < 300]].sum() for row in idx])
+    assert _ks_p(plain_size.astype(float), np.asarray(size, dtype=float)) > 1e-3
+    _mc_close(sums[:, 0] / size, plain_sums / plain_size)
+    assert _ks_p(plain_sums, sums[:, 0]) > 1e-3
+    v = np.random.default_rng(3).integers(0, 4, size=800).astype(float)  # the sample is the run:
+    rows, counts = np.unique(v, return_counts=True)  # the fixed-size multinomial, unchanged
+    whole, n = stats.multinomial_sums(rows[:, None], counts, n_total=800, n_boot=20, seed=4)
+    plain = np.random.default_rng(4).multinomial(800, counts / 800, size=20) @ rows
+    assert n == 800 and np.array_equal(whole[:, 0], plain)
+
+
+def test_cell_sums_are_the_index_matrix_counts_per_cell():
+    rng = np.random.default_rng(7)
+    x = np.column_stack([rng.gamma(2.0, 0.01, 500), np.ones(500)])
+    starts = [0, 120, 121, 400, 500]
+    got = stats._index_counts_sums(x, 300, 8, starts)
+    w = np.stack([np.bincount(row, minlength=500) for row in _whole_run_index(500, 300, 8)]).astype(float)
+    for k in range(4):
+        s, e = starts[k], starts[k + 1]
+        np.testing.assert_allclose(got[:, k], w[:, s:e] @ x[s:e], rtol=1e-12)
+    assert np.array_equal(got[:, :, 1].sum(axis=1), np.full(300, 500.0))  # n draws in every resample
+
+
+def test_cell_sums_in_chunks_draw_the_same_law(monkeypatch):
+    """Past _CHUNK rows the n draws are spread over chunks by a multinomial, then drawn inside:
+    the same law as n uniform draws over every row."""
+    rng = np.random.default_rng(9)
+    x = np.column_stack([rng.gamma(2.0, 0.01, 1000), np.ones(1000)])
+    starts = [0, 300, 1000]
+    plain = stats._index_counts_sums(x, 4000, 1, starts)
+    monkeypatch.setattr(stats, "_CHUNK", 128)
+    chunked = stats._index_counts_sums(x, 4000, 2, starts)
+    assert np.array_equal(chunked[:, :, 1].sum(axis=1), np.full(4000, 1000.0))
+    for k in range(2):
+        _mc_close(chunked[:, k, 0], plain[:, k, 0])
+        assert _ks_p(plain[:, k, 0], chunked[:, k, 0]) > 1e-3
+        assert _ks_p(plain[:, k, 1], chunked[:, k, 1]) > 1e-3
+    few = stats._index_counts_sums(x, 30, 2, starts)
+    monkeypatch.setattr(stats, "_TILE_MULADDS", 7)  # tiny BLAS tiles: the same sums
+    np.testing.assert_allclose(stats._index_counts_sums(x, 30, 2, starts), few, rtol=1e-12)
