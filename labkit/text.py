@@ -90,9 +90,9 @@ _NO_WORD = frozenset([""])
 def strip_citations(text: str) -> str:
     """Remove citation markers like ``[security-runbook#2]``, ``[1]`` or ``[a#1, b#2]``; brackets
     around words are kept (a claim does not stop being one inside brackets)."""
-    return _CITATION.sub("", text)
+    return _CITATION.sub("", text) if "[" in text else text
 
 
 def sentences(text: str) -> list[str]:
     """Split on ., ! or ? followed by whitespace, and on line breaks; empty parts dropped."""
-    return [s.strip() for s in _SENTENCE.split(text) if s and s.strip()]
+    return [s for s in map(str.strip, _SENTENCE.split(text)) if s]

@@ -307,7 +307,7 @@ def _matrix(run: CaseRun) -> dict[str, NDArray[np.float64]]:
     return retrieval_metrics_from_matrix(rel, n_gold, k=run.k)
 
 
-def _unlogged(run: CaseRun) -> NDArray[np.bool_]:
+def unlogged_mask(run: CaseRun) -> NDArray[np.bool_]:
     """Answered cases whose pipeline logs no retrieval (their retrieval metrics are unmeasured)."""
     import numpy as np
 
@@ -321,7 +321,7 @@ def _column(name: str) -> ColumnFn:
         import numpy as np
 
         v = run.batch(_matrix)[name]
-        unlogged = run.batch(_unlogged)
+        unlogged = run.batch(unlogged_mask)
         no_gold = np.isnan(v)
         out = np.where(unlogged, np.nan, v)
         reasons = np.where(no_gold, "no_gold", np.where(unlogged, "no_retrieval", "")).tolist()
