@@ -399,16 +399,16 @@ def _normalized(run: CaseRun) -> list[str]:
             for r, a in zip(run.rows, run.batch(_answers).answer, strict=True)]
 
 
-def _cited_ids(run: CaseRun) -> list[list[str]]:
+def _cited_ids(run: CaseRun) -> list[tuple[str, ...]]:
     """Every case's distinct cited ids at its level (:func:`_cited`), from the run's items."""
     items = run.batch(run_items)
-    out: list[list[str]] = []
+    out: list[tuple[str, ...]] = []
     for i, r in enumerate(run.rows):
         cits = r.get("citations")
         if not isinstance(cits, list) or not cits:
-            out.append([])
+            out.append(())
             continue
-        level = r.level
+        level = items.levels[i]
         ids: list[str | None]
         if level != "source":
             ids = [c if isinstance(c, str) else None for c in cits]
@@ -417,7 +417,7 @@ def _cited_ids(run: CaseRun) -> list[list[str]]:
             named = items.ids[a:b]
             ids = [((items.sources[a + named.index(c)] if c in named else None) or c.split("#", 1)[0])
                    if isinstance(c, str) else None for c in cits]
-        out.append([ids[0]] if len(ids) == 1 and ids[0] is not None else dedupe(ids))
+        out.append((ids[0],) if len(ids) == 1 and ids[0] is not None else tuple(dedupe(ids)))
     return out
 
 
@@ -448,8 +448,7 @@ def _citation_accuracy(run: CaseRun) -> Column:
     no_gold: Score = (None, "no_gold")
     scores: list[Score] = []
     add = scores.append
-    for r, cited in zip(run.rows, run.batch(_cited_ids), strict=True):
-        gold = r.case.gold
+    for gold, cited in zip(run.batch(run_items).golds, run.batch(_cited_ids), strict=True):
         if not gold:
             add(no_gold)
         elif not cited:

@@ -192,7 +192,8 @@ class RunItems(NamedTuple):
     """The retrieved items of every case of a run, laid end to end (case i owns the items
     ``start[i]:start[i + 1]``), each read once for every metric that needs it.
 
-    - ``level_ids[j]``: :func:`to_level` of item j at its case's level (``result.level``);
+    - ``levels[i]`` / ``golds[i]``: case i's ``result.level`` and ``case.gold``;
+    - ``level_ids[j]``: :func:`to_level` of item j at its case's level;
     - ``ids[j]`` / ``sources[j]``: the item's ``id`` and ``source`` when it is a mapping with a
       string ``id`` and a string ``source`` (what a citation of the chunk counts for), else None;
     - ``texts[j]``: the item's context text (:func:`labkit.metrics.generation.contexts`), None when
@@ -200,6 +201,8 @@ class RunItems(NamedTuple):
     """
 
     start: list[int]
+    levels: list[str]
+    golds: list[tuple[str, ...]]
     level_ids: list[str | None]
     ids: list[Any]
     sources: list[Any]
@@ -238,7 +241,8 @@ def run_items(run: CaseRun) -> RunItems:
         ids, sources, texts = ([m.get(key) for m in as_maps] for key in ("id", "source", "text"))
         cite_ids = [c if isinstance(it, Mapping) and isinstance(c, str) and isinstance(s, str) else None
                     for it, c, s in zip(flat, ids, sources, strict=True)]
-    return RunItems(start, level_ids, cite_ids, sources, _texts(texts, ids, run.corpus))
+    return RunItems(start, levels, [c.gold for c in run.cases], level_ids, cite_ids, sources,
+                    _texts(texts, ids, run.corpus))
 
 
 def _fields(flat: list[dict[str, Any]]) -> tuple[list[Any], list[Any], list[Any]]:
@@ -303,7 +307,7 @@ def _matrix(run: CaseRun) -> dict[str, NDArray[np.float64]]:
     """Every retrieval metric for every case of the run, at once."""
     items = run.batch(run_items)  # at each case's level: its gold level when it has gold
     sizes = [b - a for a, b in zip(items.start, items.start[1:], strict=False)]
-    rel, n_gold = matrix_from_ids(items.level_ids, sizes, [c.gold for c in run.cases], run.k)
+    rel, n_gold = matrix_from_ids(items.level_ids, sizes, items.golds, run.k)
     return retrieval_metrics_from_matrix(rel, n_gold, k=run.k)
 
 
