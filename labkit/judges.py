@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from labkit.errors import ClientHTTPError, ConfigError, EndpointError, JudgeRefused, JudgeReplyError
-from labkit.text import content_words, sentences, strip_citations
+from labkit.text import content_word_set, content_words, sentences, strip_citations
 
 # --- protocol and registry ------------------------------------------------------------
 
@@ -175,37 +175,112 @@ class LexicalJudge:
         return {"type": "lexical", "threshold": self.threshold, "min_content_words": self.min_content_words}
 
     def faithfulness_many(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[tuple[float | None, str]]:
-        """:meth:`faithfulness` of every ``(answer, contexts)``, each distinct sentence's content
-        words worked out once for the batch (a chunk retrieved by many cases is read once)."""
-        words = _Words()
-        sentence_sets: dict[str, list[frozenset[str]]] = {}
-        out: list[tuple[float | None, str]] = []
-        for answer, ctxs in items:
-            claims = self._claim_words(answer)
-            if not claims:
-                out.append((None, "no_claims"))
-                continue
-            sets: dict[frozenset[str], None] = {}
-            for c in ctxs:
-                c = c or ""
-                if c not in sentence_sets:
-                    sentence_sets[c] = [words[s] for s in sentences(c)]
-                sets.update(dict.fromkeys(sentence_sets[c]))
-            supported = 0
-            for _, cw in claims:
-                best = max((len(cw & ws) for ws in sets), default=0)
-                supported += best / len(cw) >= self.threshold - 1e-12
-            out.append((supported / len(claims), ""))
-        return out
+        """:meth:`faithfulness` of every ``(answer, contexts)``, each distinct context's sentences and
+        their content words worked out once for the batch (a chunk retrieved by many cases is read once)."""
+        batch = _LexicalBatch(self)
+        return [batch.faithfulness(batch.answer(answer or ""), [c or "" for c in ctxs]) for answer, ctxs in items]
 
     def relevance_many(self, items: Sequence[tuple[str, str]]) -> list[float | None]:
         """:meth:`relevance` of every ``(question, answer)``, each distinct question read once."""
-        words = _Words()
-        out: list[float | None] = []
-        for question, answer in items:
-            q = words[question or ""]
-            a = frozenset(content_words(strip_citations(answer or "")))
-            out.append(len(q & a) / len(q) if q and a else None)
+        batch = _LexicalBatch(self)
+        return [batch.relevance(question or "", batch.answer(answer or "")) for question, answer in items]
+
+
+#: A case's lexical verdicts: faithfulness (None without context) and relevance.
+Verdicts = tuple[tuple[float | None, str] | None, float | None]
+
+
+class _Answer(NamedTuple):
+    """What the lexical judge reads in an answer (citation markers stripped): the content words of
+    each claim (:meth:`LexicalJudge.claims`) and the distinct content words of the whole answer."""
+
+    claims: list[frozenset[str]]
+    words: set[str]
+
+
+class _LexicalBatch:
+    """The lexical judge's verdicts over a batch, each distinct context and question analysed once.
+
+    The same verdicts as :meth:`LexicalJudge.faithfulness` and :meth:`LexicalJudge.relevance`,
+    with fewer passes over each text:
+
+    - an answer is split into sentences once; the abstention pattern is searched in each sentence
+      only when it occurs in the answer at all (a match inside a sentence is a match in the answer:
+      sentences are separated by whitespace only);
+    - the answer's content words (for relevance) are the union of its sentences' content words: the
+      tokeniser's NFKC, lowercasing and token runs never reach across the whitespace between
+      sentences, so the tokens of the whole are the tokens of its sentences;
+    - a claim of ``n`` words is supported when one context sentence holds at least ``need(n)`` of
+      them, the least count whose share ``count / n`` passes the threshold (the share grows with the
+      count, so that is where the best share passes).
+    """
+
+    def __init__(self, judge: LexicalJudge) -> None:
+        self.min_words = judge.min_content_words
+        self.threshold = judge.threshold
+        self._need: dict[int, int] = {}
+        self._contexts: dict[str, tuple[tuple[str, ...], ...]] = {}
+        self._questions: dict[str, tuple[str, ...]] = {}
+
+    def answer(self, answer: str) -> _Answer:
+        text = strip_citations(answer)
+        abstains = ABSTENTION.search(text) is not None
+        claims: list[frozenset[str]] = []
+        words: set[str] = set()
+        min_words = self.min_words
+        for s in sentences(text):
+            sw = content_word_set(s)
+            words.update(sw)
+            if abstains and ABSTENTION.search(s):
+                for c in _CLAUSE.split(s):
+                    cw = content_word_set(c)
+                    if len(cw) >= min_words and not ABSTENTION.search(c):
+                        claims.append(cw)
+            elif len(sw) >= min_words:
+                claims.append(sw)
+        return _Answer(claims, words)
+
+    def need(self, n: int) -> int:
+        """The least count of a claim's ``n`` words a sentence must hold for the claim to be supported."""
+        got = self._need.get(n)
+        if got is None:
+            floor = self.threshold - 1e-12
+            got = self._need[n] = next(m for m in range(n + 1) if m / n >= floor or m == n)
+        return got
+
+    def context(self, text: str) -> tuple[tuple[str, ...], ...]:
+        """The distinct content words of each sentence of a context text (worked out once per text)."""
+        got = self._contexts.get(text)
+        if got is None:
+            got = self._contexts[text] = tuple(tuple(content_word_set(s)) for s in sentences(text))
+        return got
+
+    def faithfulness(self, answer: _Answer, contexts: Sequence[str]) -> tuple[float | None, str]:
+        if not answer.claims:
+            return None, "no_claims"
+        sets = [ws for c in dict.fromkeys(contexts) for ws in self.context(c)]
+        supported = 0
+        for cw in answer.claims:
+            need = self.need(len(cw))
+            if not need or any(len(cw.intersection(ws)) >= need for ws in sets):
+                supported += 1
+        return supported / len(answer.claims), ""
+
+    def relevance(self, question: str, answer: _Answer) -> float | None:
+        q = self._questions.get(question)
+        if q is None:
+            q = self._questions[question] = tuple(content_word_set(question))
+        if not q or not answer.words:
+            return None
+        return len(answer.words.intersection(q)) / len(q)
+
+    def verdicts(self, items: Sequence[tuple[str, str, Sequence[str]]]) -> list[Verdicts]:
+        """(faithfulness, relevance) of each ``(question, answer, contexts)``; faithfulness None when
+        there is no context (the caller's ``no_context``)."""
+        out: list[Verdicts] = []
+        for question, answer, contexts in items:
+            got = self.answer(answer)
+            out.append((self.faithfulness(got, contexts) if contexts else None, self.relevance(question or "", got)))
         return out
 
 
@@ -234,6 +309,49 @@ def judge_many(judge: Any, what: str, items: Sequence[tuple[Any, Any]], *,
     return _in_workers(judge, what, list(items), n_workers)
 
 
+def lexical_verdicts(judge: LexicalJudge, items: Sequence[tuple[str, str, Sequence[str]]], *,
+                     workers: int | None = None) -> list[Verdicts]:
+    """Both verdicts of the lexical judge for every ``(question, answer, contexts)``, in order:
+    ``(faithfulness(answer, contexts), relevance(question, answer))``, faithfulness None when
+    ``contexts`` is empty. Each answer is read once for both. From :data:`LEXICAL_PARALLEL_MIN_CASES`
+    items on, a share goes to ``workers - 1`` worker processes (default: the CPUs) while this
+    process works out the first share; each verdict is exactly what one process gives."""
+    n_workers = workers if workers is not None else (os.cpu_count() or 1)
+    if len(items) < LEXICAL_PARALLEL_MIN_CASES or n_workers < 2:
+        return _LexicalBatch(judge).verdicts(items)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # a worker starts late (a new interpreter): this process keeps a larger first share
+    own = int(len(items) * LEXICAL_OWN_SHARE * 2 / n_workers)
+    step = -(-(len(items) - own) // (n_workers - 1))
+    parts = [_compact(items[a:a + step]) for a in range(own, len(items), step)]
+    ctx = multiprocessing.get_context("spawn")  # no state copied from the parent: same as one process
+    with ProcessPoolExecutor(max_workers=len(parts), mp_context=ctx) as pool:
+        futures = [pool.submit(_verdicts_part, judge, part) for part in parts]
+        out = _LexicalBatch(judge).verdicts(items[:own])
+        for f in futures:
+            out += f.result()
+    return out
+
+
+#: From this many cases :func:`lexical_verdicts` spreads over worker processes (below, starting one
+#: costs more than it saves).
+LEXICAL_PARALLEL_MIN_CASES = 40_000
+#: The share of the work this process keeps when spreading over two processes (a worker starts late).
+LEXICAL_OWN_SHARE = 0.56
+
+
+def _compact(items: Sequence[tuple[str, str, Sequence[str]]]) -> list[tuple[str, str, tuple[str, ...]]]:
+    """The items as a worker gets them: each case's distinct contexts once (what the verdict reads)."""
+    return [(q, a, tuple(dict.fromkeys(c))) for q, a, c in items]
+
+
+def _verdicts_part(judge: LexicalJudge, items: list[tuple[str, str, tuple[str, ...]]]) -> list[Verdicts]:
+    """One worker's share of :func:`lexical_verdicts` (a module-level function, so it pickles)."""
+    return _LexicalBatch(judge).verdicts(items)
+
+
 def _in_workers(judge: LexicalJudge, what: str, items: list[tuple[Any, Any]], n_workers: int) -> list[Any]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -249,15 +367,6 @@ def _in_workers(judge: LexicalJudge, what: str, items: list[tuple[Any, Any]], n_
 def _judge_part(judge: LexicalJudge, what: str, items: list[tuple[Any, Any]]) -> list[Any]:
     """One worker's share of :func:`judge_many` (a module-level function, so it pickles)."""
     return list(getattr(judge, f"{what}_many")(items))
-
-
-class _Words(dict[str, frozenset[str]]):
-    """The distinct content words of each text seen, worked out once (a batch's memo)."""
-
-    def __missing__(self, text: str) -> frozenset[str]:
-        out = frozenset(content_words(text))
-        self[text] = out
-        return out
 
 
 # --- LLM judge ------------------------------------------------------------------------

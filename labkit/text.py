@@ -12,11 +12,10 @@ Documented rules: docs/metrics.md ("Lexical judge"). Pure Python, no dependency.
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
 
-__all__ = ["STOPWORDS", "content_words", "sentences", "stem", "strip_citations"]
+__all__ = ["STOPWORDS", "content_word_set", "content_words", "sentences", "stem", "strip_citations"]
 
 _STOP_TEXT = """
 a about above after again against all am an and any are as at be because been before being
@@ -49,25 +48,51 @@ def stem(tok: str) -> str:
     return tok
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def _content_word(tok: str) -> str:
     """A token's content word (:func:`stem`), or ``""`` for a stopword or a single letter."""
     return stem(tok) if tok not in STOPWORDS and (len(tok) > 1 or tok.isdigit()) else ""
 
 
+class _ContentWords(dict[str, str]):
+    """Each token's :func:`_content_word`, worked out on first sight (texts repeat words)."""
+
+    def __missing__(self, tok: str) -> str:
+        out = _content_word(tok)
+        if len(self) < _MEMO_MAX:
+            self[tok] = out
+        return out
+
+
+_MEMO_MAX = 1 << 18
+_WORD = _ContentWords()
+
+
+def _tokens(text: str) -> list[str]:
+    """The lowercase letter/digit runs of a text after NFKC (NFKC leaves ASCII text as it is)."""
+    return _TOKEN.findall((text if text.isascii() else unicodedata.normalize("NFKC", text)).lower())
+
+
 def content_words(text: str) -> list[str]:
     """Content words of a text: NFKC, lowercase, runs of letters/digits, stopwords and
     single letters dropped, plurals folded (``keys`` -> ``key``)."""
-    toks = _TOKEN.findall(unicodedata.normalize("NFKC", text).lower())
-    return [w for w in map(_content_word, toks) if w]  # a word's verdict is remembered: texts repeat words
+    return list(filter(None, map(_WORD.__getitem__, _tokens(text))))
+
+
+def content_word_set(text: str) -> frozenset[str]:
+    """The distinct :func:`content_words` of a text."""
+    out = frozenset(map(_WORD.__getitem__, _tokens(text)))
+    return out - _NO_WORD if "" in out else out
+
+
+_NO_WORD = frozenset([""])
 
 
 def strip_citations(text: str) -> str:
     """Remove citation markers like ``[security-runbook#2]``, ``[1]`` or ``[a#1, b#2]``; brackets
     around words are kept (a claim does not stop being one inside brackets)."""
-    return _CITATION.sub("", text)
+    return _CITATION.sub("", text) if "[" in text else text
 
 
 def sentences(text: str) -> list[str]:
     """Split on ., ! or ? followed by whitespace, and on line breaks; empty parts dropped."""
-    return [s.strip() for s in _SENTENCE.split(text) if s and s.strip()]
+    return [s for s in map(str.strip, _SENTENCE.split(text)) if s]

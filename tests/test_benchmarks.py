@@ -17,6 +17,7 @@ SMALL = {
     "bench_experiment.py": ["--n", "50", "--hours", "12"],
     "bench_intervals.py": ["--n", "300", "--old-n", "300"],
     "bench_metrics.py": ["--n", "2000", "--repeat", "1", "--agg-n", "300", "--agg-repeat", "1"],
+    "bench_percase.py": ["--n", "300", "--repeat", "1"],
     "bench_embeddings.py": ["--n", "4"],
     "bench_runner.py": ["--cases", "100", "--repeat", "1"],
     "bench_score.py": ["--sizes", "300"],

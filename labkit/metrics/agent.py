@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from labkit.metrics.columns import Column, column_from_array, column_of, reads_column, values
+from labkit.metrics.columns import Column, column, column_from_array, reads_column, values
 from labkit.registry import METRICS, metric
 
 if TYPE_CHECKING:
@@ -65,19 +65,41 @@ def retried(attempts: Any) -> bool:
 
 def _tool_call_accuracy(run: CaseRun) -> Column:
     """Tool sequence match, then the share of exact args matches (no_expected_tools without any)."""
-    return column_of(tool_call_accuracy(r.get("tool_calls"), r.case.expected_tools) for r in run.rows)
+    import numpy as np
+
+    vals: list[float] = []
+    reasons: list[str] = []
+    for r in run.rows:
+        expected = r.case.expected_tools
+        if not expected:
+            vals.append(np.nan)
+            reasons.append("no_expected_tools")
+            continue
+        val, _ = tool_call_accuracy(r.get("tool_calls"), expected)
+        vals.append(float(val))  # type: ignore[arg-type]
+        reasons.append("")
+    return Column(np.asarray(vals, dtype=np.float64), reasons)
 
 
 def _task_success_rate(run: CaseRun) -> Column:
     """1 when :func:`task_success` holds for the case (from the other columns), else 0."""
-    parts = [values(run, n) for n in ("must_include_coverage", "must_not_include_violation", "tool_call_accuracy")]
-    return column_from_array([1.0 if task_success(r.status, cov, vio, tools) else 0.0
-                              for r, cov, vio, tools in zip(run.rows, *parts, strict=True)])
+    import numpy as np
+
+    ok = np.asarray([r.status == "ok" for r in run.rows], dtype=bool)
+    for name, passes in (("must_include_coverage", lambda v: v >= 1.0),
+                         ("must_not_include_violation", lambda v: v == 0.0),
+                         ("tool_call_accuracy", lambda v: v >= 1.0)):
+        col = column(run, name)
+        got = col.values if col is not None else np.asarray(
+            [np.nan if v is None else v for v in values(run, name)], dtype=np.float64)
+        ok &= np.isnan(got) | passes(got)
+    return column_from_array(ok.astype(np.float64))
 
 
 def _retry_rate(run: CaseRun) -> Column:
     """1 when the case needed more than one attempt, else 0."""
-    return column_from_array([1.0 if retried(r.get("attempts")) else 0.0 for r in run.rows])
+    return column_from_array([(1.0 if a > 1 else 0.0) if type(a) is int else (1.0 if retried(a) else 0.0)
+                              for a in (r.get("attempts") for r in run.rows)])
 
 
 metric(name="tool_call_accuracy", stage="agent", builtin=True,

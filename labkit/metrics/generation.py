@@ -14,18 +14,20 @@ type replaces — the check is unmeasured with reason ``redacted``, not 0.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from labkit import patterns
 from labkit.metrics import reference
-from labkit.metrics.columns import Column, ColumnFn, column_of, per_case, reads_column
-from labkit.metrics.retrieval import dedupe, to_level
+from labkit.metrics.columns import Column, ColumnFn, reads_column
+from labkit.metrics.retrieval import dedupe, run_items, to_level, unlogged_mask
 from labkit.registry import METRICS, metric
 
 if TYPE_CHECKING:
     from labkit.cases import EvalCase
+    from labkit.judges import Verdicts
     from labkit.metrics.percase import CaseResult, CaseRun
 
 Score = tuple[float | None, str]
@@ -199,14 +201,92 @@ def _unanswered(result: CaseResult) -> Score:
     return None, "not_ok" if result.status != "ok" else "no_answer"
 
 
+class _Answers(NamedTuple):
+    """Every case's answer, read once per run: ``answer[i]`` (``result.answer``), ``judged[i]`` (the
+    answer to judge, :func:`_answered`) and ``why[i]``, the reason when it is None (:func:`_unanswered`)."""
+
+    answer: list[str | None]
+    judged: list[str | None]
+    why: list[str]
+
+
+def _answers(run: CaseRun) -> _Answers:
+    answer = [r.answer for r in run.rows]
+    judged = [a if a is not None and a.strip() else None for a in answer]
+    why = ["" if j is not None else ("not_ok" if r.status != "ok" else "no_answer")
+           for r, j in zip(run.rows, judged, strict=True)]
+    return _Answers(answer, judged, why)
+
+
+class _Builder:
+    """A Column built case by case, normalised as :func:`labkit.metrics.columns.column_of` does."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.reasons: list[str] = []
+
+    def unmeasured(self, reason: str) -> None:
+        self.values.append(math.nan)
+        self.reasons.append(reason or "unmeasured")
+
+    def measured(self, value: float) -> None:
+        if value != value and isinstance(value, float):  # NaN: unmeasured
+            self.unmeasured("")
+            return
+        self.values.append(float(value))
+        self.reasons.append("")
+
+    def score(self, got: Score) -> None:
+        val, reason = got
+        if val is None:
+            self.unmeasured(reason)
+        else:
+            self.measured(val)
+
+    def column(self) -> Column:
+        import numpy as np
+
+        return Column(np.asarray(self.values, dtype=np.float64), self.reasons)
+
+
+def _scores_column(scores: list[Score]) -> Column:
+    """A Column from ``(value, reason)`` pairs (a value a float or None), normalised as
+    :func:`labkit.metrics.columns.column_of` does, with one pass per list instead of a loop."""
+    import numpy as np
+
+    values = np.asarray([math.nan if v is None else v for v, _ in scores], dtype=np.float64)
+    reasons = ["" if v is not None else r for v, r in scores]
+    for i in np.flatnonzero(np.isnan(values)).tolist():
+        reasons[i] = reasons[i] or "unmeasured"
+    return Column(values, reasons)
+
+
+_ZERO: Score = (0.0, "")
+_ONE: Score = (1.0, "")
+
+
 def _judge_inputs(run: CaseRun) -> list[tuple[str, str, list[str]] | Score]:
     """Per case what the judge gets (question, answer, contexts), or why it is not judged."""
-    out: list[tuple[str, str, list[str]] | Score] = []
-    for r in run.rows:
-        answer = _answered(r)
-        out.append(_unanswered(r) if answer is None else (r.case.question, answer, contexts(r.retrieved_list,
-                                                                                            r.corpus)))
-    return out
+    ans = run.batch(_answers)
+    items = run.batch(run_items)
+    return [(None, why) if a is None else (r.case.question, a, items.texts_of(i))
+            for i, (r, a, why) in enumerate(zip(run.rows, ans.judged, ans.why, strict=True))]
+
+
+def _lexical(run: CaseRun) -> list[Verdicts | None]:
+    """The lexical judge's two verdicts of each answered case, both from one reading of the answer."""
+    from labkit.judges import lexical_verdicts
+
+    inputs = run.batch(_judge_inputs)
+    todo = [x for x in inputs if len(x) == 3]
+    got = iter(lexical_verdicts(run.judge, todo))
+    return [next(got) if len(x) == 3 else None for x in inputs]
+
+
+def _is_lexical(judge: Any) -> bool:
+    from labkit.judges import LexicalJudge
+
+    return type(judge) is LexicalJudge
 
 
 def _faithfulness(run: CaseRun) -> Column:
@@ -214,19 +294,32 @@ def _faithfulness(run: CaseRun) -> Column:
     from labkit.judges import judge_many
 
     inputs = run.batch(_judge_inputs)
+    out = _Builder()
+    if _is_lexical(run.judge):
+        no_context: Score = (None, "no_context")
+        scores: list[Score] = []
+        add = scores.append
+        for x, v in zip(inputs, run.batch(_lexical), strict=True):
+            if v is None:
+                add(x)
+            elif v[0] is None:
+                add(no_context)
+            else:
+                val, reason = v[0]
+                add((None, reason or "no_claims") if val is None else (val, ""))
+        return _scores_column(scores)
     todo = [i for i, x in enumerate(inputs) if len(x) == 3 and x[2]]
     verdicts = judge_many(run.judge, "faithfulness", [(inputs[i][1], inputs[i][2]) for i in todo])
     got: dict[int, Score] = dict(zip(todo, verdicts, strict=True))
-    scores: list[Score] = []
     for i, x in enumerate(inputs):
         if len(x) != 3:
-            scores.append(x)
+            out.score(x)
         elif i not in got:
-            scores.append((None, "no_context"))
+            out.unmeasured("no_context")
         else:
             val, reason = got[i]
-            scores.append((None, reason or "no_claims") if val is None else (float(val), ""))
-    return column_of(scores)
+            out.unmeasured(reason or "no_claims") if val is None else out.measured(float(val))
+    return out.column()
 
 
 def _answer_relevance(run: CaseRun) -> Column:
@@ -234,42 +327,150 @@ def _answer_relevance(run: CaseRun) -> Column:
     from labkit.judges import judge_many
 
     inputs = run.batch(_judge_inputs)
+    out = _Builder()
+    if _is_lexical(run.judge):
+        no_score: Score = (None, "no_score")
+        return _scores_column([x if v is None else (no_score if v[1] is None else (v[1], ""))
+                               for x, v in zip(inputs, run.batch(_lexical), strict=True)])
     todo = [i for i, x in enumerate(inputs) if len(x) == 3]
-    verdicts = judge_many(run.judge, "relevance", [(inputs[i][0], inputs[i][1]) for i in todo])
-    got = dict(zip(todo, verdicts, strict=True))
-    scores: list[Score] = []
-    for i, x in enumerate(inputs):
+    got = iter(judge_many(run.judge, "relevance", [(inputs[i][0], inputs[i][1]) for i in todo]))
+    verdicts = [next(got) if len(x) == 3 else None for x in inputs]
+    for x, v in zip(inputs, verdicts, strict=True):
         if len(x) != 3:
-            scores.append(x)
+            out.score(x)
+        elif v is None:
+            out.unmeasured("no_score")
         else:
-            v = got[i]
-            scores.append((None, "no_score") if v is None else (float(v), ""))
-    return column_of(scores)
+            out.measured(float(v))
+    return out.column()
 
 
-def _citation_validity_case(case: EvalCase, result: CaseResult) -> Score:
-    if _answered(result) is None:
-        return _unanswered(result)
-    if result.unlogged:
-        return None, "no_retrieval"
-    return citation_validity(result.get("citations"), result.retrieved_list, result.level)
+def _phrases(kind: str) -> ColumnFn:
+    """The column of must_include_coverage (``kind`` ``include``) or must_not_include_violation
+    (``exclude``): each answer and each distinct phrase normalised once per run, and the redaction
+    check only for an answer with a placeholder in it."""
+
+    def compute(run: CaseRun) -> Column:
+        answers = run.batch(_answers).answer
+        norm = run.batch(_normalized)
+        phrase = _PhraseNorm()
+        include = kind == "include"
+        none: Score = (None, "no_must_include" if include else "no_must_not_include")
+        scores: list[Score] = []
+        add = scores.append
+        for r, answer, a in zip(run.rows, answers, norm, strict=True):
+            phrases = r.case.must_include if include else r.case.must_not_include
+            if not phrases:
+                add(none)
+                continue
+            found = [phrase[p] in a for p in phrases]
+            hides = answer is not None and "[" in answer and _PLACEHOLDER.search(answer) is not None
+            if include:
+                if hides and any(not f and hidden_by_redaction(answer, p) for f, p in zip(found, phrases,
+                                                                                             strict=True)):
+                    add((None, REDACTED))
+                else:
+                    add((sum(found) / len(found), ""))
+            elif any(found):
+                add(_ONE)
+            elif hides and any(hidden_by_redaction(answer, p) for p in phrases):
+                add((None, REDACTED))
+            else:
+                add(_ZERO)
+        return _scores_column(scores)
+
+    compute.__name__ = compute.__qualname__ = f"phrases({kind})"
+    compute.__doc__ = (must_include_coverage if kind == "include" else must_not_include_violation).__doc__
+    return compute
+
+
+class _PhraseNorm(dict[str, str]):
+    """Each phrase's :func:`normalize`, worked out on first sight."""
+
+    def __missing__(self, phrase: str) -> str:
+        out = self[phrase] = normalize(phrase)
+        return out
+
+
+def _normalized(run: CaseRun) -> list[str]:
+    """Every case's answer as phrase matching reads it (:func:`normalize`; ``""`` without an answer),
+    only for cases with phrases to look for."""
+    return [normalize(a or "") if r.case.must_include or r.case.must_not_include else ""
+            for r, a in zip(run.rows, run.batch(_answers).answer, strict=True)]
+
+
+def _cited_ids(run: CaseRun) -> list[tuple[str, ...]]:
+    """Every case's distinct cited ids at its level (:func:`_cited`), from the run's items."""
+    items = run.batch(run_items)
+    out: list[tuple[str, ...]] = []
+    for i, r in enumerate(run.rows):
+        cits = r.get("citations")
+        if not isinstance(cits, list) or not cits:
+            out.append(())
+            continue
+        level = items.levels[i]
+        ids: list[str | None]
+        if level != "source":
+            ids = [c if isinstance(c, str) else None for c in cits]
+        else:
+            a, b = items.start[i], items.start[i + 1]
+            named = items.ids[a:b]
+            ids = [((items.sources[a + named.index(c)] if c in named else None) or c.split("#", 1)[0])
+                   if isinstance(c, str) else None for c in cits]
+        out.append((ids[0],) if len(ids) == 1 and ids[0] is not None else tuple(dedupe(ids)))
+    return out
+
+
+def _citation_validity(run: CaseRun) -> Column:
+    """Distinct cited ids that were retrieved / distinct cited ids (:func:`citation_validity`) of each
+    answered case that logs its retrieval."""
+    items = run.batch(run_items)
+    ans = run.batch(_answers)
+    unlogged = run.batch(unlogged_mask).tolist()
+    start, level_ids = items.start, items.level_ids
+    scores: list[Score] = []
+    add = scores.append
+    for i, cited in enumerate(run.batch(_cited_ids)):
+        if ans.judged[i] is None:
+            add((None, ans.why[i]))
+        elif unlogged[i]:
+            add((None, "no_retrieval"))
+        elif not cited:
+            add(_ZERO)
+        else:
+            got = level_ids[start[i]:start[i + 1]]
+            add((sum(1 for c in cited if c in got) / len(cited), ""))
+    return _scores_column(scores)
+
+
+def _citation_accuracy(run: CaseRun) -> Column:
+    """Distinct cited ids that are gold / distinct cited ids (:func:`citation_accuracy`)."""
+    no_gold: Score = (None, "no_gold")
+    scores: list[Score] = []
+    add = scores.append
+    for gold, cited in zip(run.batch(run_items).golds, run.batch(_cited_ids), strict=True):
+        if not gold:
+            add(no_gold)
+        elif not cited:
+            add(_ZERO)
+        else:
+            g = set(gold)
+            add((sum(1 for c in cited if c in g) / len(cited), ""))
+    return _scores_column(scores)
 
 
 metric(name="faithfulness", stage="generation", builtin=True, description="supported claims / claims (judge)")(
     reads_column(_faithfulness))
 metric(name="must_include_coverage", stage="generation", builtin=True,
        description="must_include phrases found / phrases")(
-    reads_column(per_case(lambda case, r: must_include_coverage(r.answer, case.must_include)),
-                 "must_include phrases found / phrases"))
+    reads_column(_phrases("include"), "must_include phrases found / phrases"))
 metric(name="must_not_include_violation", stage="generation", direction="lower", kind="rate", builtin=True,
        description="1 if any must_not_include phrase is in the answer")(
-    reads_column(per_case(lambda case, r: must_not_include_violation(r.answer, case.must_not_include)),
-                 "1 if any must_not_include phrase is in the answer"))
+    reads_column(_phrases("exclude"), "1 if any must_not_include phrase is in the answer"))
 metric(name="citation_validity", stage="generation", builtin=True,
-       description="cited ids that were retrieved / cited ids")(reads_column(per_case(_citation_validity_case)))
+       description="cited ids that were retrieved / cited ids")(reads_column(_citation_validity))
 metric(name="citation_accuracy", stage="generation", builtin=True, description="cited ids that are gold / cited ids")(
-    reads_column(per_case(lambda case, r: citation_accuracy(r.get("citations"), case.gold, r.level,
-                                                            r.retrieved_list)), "cited ids that are gold / cited ids"))
+    reads_column(_citation_accuracy, "cited ids that are gold / cited ids"))
 metric(name="answer_relevance", stage="generation", builtin=True,
        description="judge score of the answer to the question")(reads_column(_answer_relevance))
 
@@ -318,17 +519,18 @@ def _reference_inputs(run: CaseRun) -> list[Score | tuple[list[str] | None, list
     """Per case either why it is not compared with its reference answer, or (answer tokens —
     None when a placeholder is in the answer —, reference tokens, answer, reference): each text
     normalised once for the three metrics."""
+    ans = run.batch(_answers)
     out: list[Score | tuple[list[str] | None, list[str], str, str]] = []
-    for r in run.rows:
+    for r, answer, why in zip(run.rows, ans.judged, ans.why, strict=True):
         ref = r.case.reference_answer
         ref_tokens = reference.tokens(ref) if ref is not None else []
-        answer = _answered(r) if ref_tokens else None
-        if ref is None or not ref_tokens:
+        if not ref_tokens:
             out.append((None, "no_reference"))
         elif answer is None:
-            out.append(_unanswered(r))
+            out.append((None, why))
         else:
-            out.append((None if _PLACEHOLDER.search(answer) else reference.tokens(answer), ref_tokens, answer, ref))
+            out.append((None if "[" in answer and _PLACEHOLDER.search(answer) else reference.tokens(answer),
+                        ref_tokens, answer, ref))  # type: ignore[arg-type]
     return out
 
 
@@ -337,16 +539,17 @@ def _against_reference(compare: Callable[[list[str], list[str]], float], *, exac
 
     def compute(run: CaseRun) -> Column:
         scores: list[Score] = []
+        add = scores.append
         for x in run.batch(_reference_inputs):
             if len(x) == 2:
-                scores.append(x)
+                add(x)
                 continue
             toks, ref_toks, answer, ref = x
             if toks is None and not (exact and _match_ruled_out(answer, ref)):
-                scores.append((None, REDACTED))
+                add((None, REDACTED))
             else:
-                scores.append((compare(reference.tokens(answer) if toks is None else toks, ref_toks), ""))
-        return column_of(scores)
+                add((compare(reference.tokens(answer) if toks is None else toks, ref_toks), ""))
+        return _scores_column(scores)
 
     compute.__doc__ = against_reference.__doc__
     return compute

@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from labkit.metrics.columns import Column, column_from_array, column_of, reads_column, values
+from labkit.metrics.columns import Column, column, column_from_array, reads_column, values
 from labkit.registry import METRICS, metric, run_metric
 
 if TYPE_CHECKING:
@@ -79,14 +79,35 @@ def latency_sample(latency_ms: NDArray[Any], from_cache: NDArray[Any]) -> NDArra
     return lat[mask]
 
 
-def _raw_ops_column(run: CaseRun) -> list[dict[str, Any]]:
-    """Every case's :func:`raw_ops`, read once per run (the raw columns and tokens_per_case share it)."""
-    return [raw_ops(r) for r in run.rows]
+def _raw_ops_column(run: CaseRun) -> dict[str, list[Any]]:
+    """Every case's :func:`raw_ops`, read once per run as columns (the raw columns, tokens_per_case
+    and error_rate share it): ``column[name][i]`` is ``raw_ops(run.rows[i])[name]``."""
+    rows = run.rows
+    usage = [u if type(u := r.get("usage")) is dict or isinstance(u, Mapping) else _NO_USAGE for r in rows]
+    attempts = [r.get("attempts") for r in rows]
+    return {
+        "status": [r.status for r in rows],
+        "latency_ms": _floats([r.get("latency_ms") for r in rows]),
+        "cost_usd": _floats([r.get("cost_usd") for r in rows]),
+        "input_tokens": _floats([u.get("input_tokens") for u in usage]),
+        "output_tokens": _floats([u.get("output_tokens") for u in usage]),
+        "attempts": [a if type(a) is int else (int(a) if isinstance(a, int) and not isinstance(a, bool) else 1)
+                     for a in attempts],
+        "from_cache": [bool(r.get("from_cache") or False) for r in rows],
+    }
+
+
+_NO_USAGE: Mapping[str, Any] = {}
+
+
+def _floats(xs: list[Any]) -> list[float]:
+    """:func:`_float` of each value."""
+    return [x if type(x) is float else _float(x) for x in xs]
 
 
 def raw_columns(result: CaseResult) -> dict[str, Any]:
     """A case's raw columns of scores.csv (:data:`RAW_COLUMNS`, in that order)."""
-    raw = result.batch(_raw_ops_column)[result.index]
+    raw = {name: col[result.index] for name, col in result.batch(_raw_ops_column).items()}
     lat_reason = "no_latency" if math.isnan(raw["latency_ms"]) else ("from_cache" if raw["from_cache"] else "")
     success = result.score("task_success_rate")
     out = {**raw, "latency_ms_reason": lat_reason, "task_success": success is not None and success > 0.5}
@@ -96,17 +117,18 @@ def raw_columns(result: CaseResult) -> dict[str, Any]:
 def raw_table(run: CaseRun) -> dict[str, list[Any]]:
     """The raw columns of scores.csv for every case of the run (:data:`RAW_COLUMNS`, in that order)."""
     raws = run.batch(_raw_ops_column)
-    success = [v is not None and v > 0.5 for v in values(run, "task_success_rate")]
-    out: dict[str, list[Any]] = {name: [] for name in RAW_COLUMNS}
-    for raw, ok in zip(raws, success, strict=True):
-        lat = raw["latency_ms"]
-        for name in RAW_COLUMNS:
-            if name == "latency_ms_reason":
-                out[name].append("no_latency" if lat != lat else ("from_cache" if raw["from_cache"] else ""))
-            elif name == "task_success":
-                out[name].append(ok)
-            else:
-                out[name].append(raw[name])
+    col = column(run, "task_success_rate")
+    success = ([v > 0.5 for v in col.values.tolist()] if col is not None else  # NaN > 0.5 is False
+               [v is not None and v > 0.5 for v in values(run, "task_success_rate")])
+    out: dict[str, list[Any]] = {}
+    for name in RAW_COLUMNS:
+        if name == "latency_ms_reason":
+            out[name] = ["no_latency" if lat != lat else ("from_cache" if cached else "")
+                         for lat, cached in zip(raws["latency_ms"], raws["from_cache"], strict=True)]
+        elif name == "task_success":
+            out[name] = success
+        else:
+            out[name] = list(raws[name])
     return out
 
 
@@ -122,7 +144,7 @@ run_metric(name="latency_p99_ms", stage="ops", kind="percentile", raw="latency_m
 
 def _error_rate(run: CaseRun) -> Column:
     """1 for a case whose status is not ok, else 0."""
-    return column_from_array([0.0 if r.status == "ok" else 1.0 for r in run.rows])
+    return column_from_array([0.0 if status == "ok" else 1.0 for status in run.batch(_raw_ops_column)["status"]])
 
 
 metric(name="error_rate", stage="ops", direction="lower", kind="rate", builtin=True,
@@ -136,8 +158,18 @@ run_metric(name="total_cost_usd", stage="ops", kind="sum", raw="cost_usd", missi
 
 
 def _tokens_per_case(run: CaseRun) -> Column:
-    """Input + output tokens of each case (unmeasured no_usage without either)."""
-    return column_of(tokens(raw["input_tokens"], raw["output_tokens"]) for raw in run.batch(_raw_ops_column))
+    """Input + output tokens of each case (unmeasured no_usage without either): :func:`tokens` of
+    every case at once, the same float additions."""
+    import numpy as np
+
+    raws = run.batch(_raw_ops_column)
+    inp = np.asarray(raws["input_tokens"], dtype=np.float64)
+    out = np.asarray(raws["output_tokens"], dtype=np.float64)
+    no_inp, no_out = np.isnan(inp), np.isnan(out)
+    total = np.where(no_inp, 0.0, inp) + np.where(no_out, 0.0, out)
+    neither = no_inp & no_out
+    total[neither] = np.nan
+    return column_from_array(total, np.where(neither, "no_usage", "").tolist() if neither.any() else None)
 
 
 metric(name="tokens_per_case", stage="ops", direction="lower", bounded=False, builtin=True,

@@ -55,16 +55,20 @@ _DELETE_PUNCTUATION = _PunctuationDeleter()
 def normalize_answer(text: str) -> str:
     """SQuAD-style normalisation: citations out, NFKC, lowercase, punctuation and articles
     removed, whitespace folded (module docstring)."""
-    s = unicodedata.normalize("NFKC", strip_citations(text)).lower()
-    s = s.translate(_DELETE_PUNCTUATION)
-    s = _ARTICLES.sub(" ", s)
-    return _WS.sub(" ", s).strip()
+    return _WS.sub(" ", _unfolded(text)).strip()
+
+
+def _unfolded(text: str) -> str:
+    """:func:`normalize_answer` before its whitespace is folded."""
+    s = strip_citations(text)
+    s = (s if s.isascii() else unicodedata.normalize("NFKC", s)).lower()  # NFKC leaves ASCII as it is
+    return _ARTICLES.sub(" ", s.translate(_DELETE_PUNCTUATION))
 
 
 def tokens(text: str) -> list[str]:
-    """The normalised tokens of a text (a multiset: repeats kept, in order)."""
-    norm = normalize_answer(text)
-    return norm.split(" ") if norm else []
+    """The normalised tokens of a text (a multiset: repeats kept, in order): the words of
+    :func:`normalize_answer` (its whitespace runs are where ``str.split`` splits)."""
+    return _unfolded(text).split()
 
 
 def exact_match(answer: str, reference: str) -> float:
@@ -87,23 +91,41 @@ def token_f1(answer: str | Sequence[str], reference: str | Sequence[str]) -> flo
     g = tokens(reference) if isinstance(reference, str) else list(reference)
     if not a or not g:
         return 0.0
-    common = sum((Counter(a) & Counter(g)).values())
+    common = _common(a, g)
     return _f(common / len(a), common / len(g))
 
 
+def _common(a: Sequence[str], b: Sequence[str]) -> int:
+    """The size of the multiset intersection of two token lists."""
+    counts = Counter(a)
+    common = 0
+    for tok, n in Counter(b).items():
+        m = counts.get(tok)
+        if m:
+            common += n if n < m else m
+    return common
+
+
 def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
-    """Length of the longest common subsequence of two token lists (dynamic programming,
-    O(len(a) * len(b)) time, O(min) memory). The length is unique whichever of several
-    equally long subsequences one would pick, so ties do not matter."""
+    """Length of the longest common subsequence of two token lists, bit-parallel (Allison and
+    Dix; Hyyrö's form): one bit per token of the longer list, one step of integer arithmetic per
+    token of the shorter one. Bit ``i`` of ``match[t]`` is set where the longer list holds ``t``;
+    ``v`` starts all ones and each step is ``u = v & match[y]; v = (v + u) | (v - u)``; the LCS
+    length is the number of zero bits left in the low ``len`` bits of ``v``. The length is unique
+    whichever of several equally long subsequences one would pick, so ties do not matter."""
     if len(a) < len(b):
         a, b = b, a
-    prev = [0] * (len(b) + 1)
-    for x in a:
-        cur = [0]
-        for j, y in enumerate(b, start=1):
-            cur.append(prev[j - 1] + 1 if x == y else max(prev[j], cur[j - 1]))
-        prev = cur
-    return prev[-1]
+    if not b:
+        return 0
+    match: dict[str, int] = {}
+    for i, x in enumerate(a):
+        match[x] = match.get(x, 0) | (1 << i)
+    full = (1 << len(a)) - 1
+    v = full
+    for y in b:
+        u = v & match.get(y, 0)
+        v = ((v + u) | (v - u)) & full
+    return len(a) - v.bit_count()
 
 
 def rouge_l(answer: str | Sequence[str], reference: str | Sequence[str], *, beta: float = ROUGE_BETA) -> float:

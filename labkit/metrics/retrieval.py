@@ -29,7 +29,7 @@ is imported inside the functions that compute, so the declarations load without 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from labkit.metrics.columns import Column, ColumnFn, reads_column
 from labkit.registry import METRICS, metric
@@ -139,29 +139,165 @@ def relevance_matrix(
     k: int,
 ) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
     """Build ``rel[n, k]`` and ``n_gold[n]`` from retrieved lists and gold ids."""
+    ids = [to_level(it, level) for items, level in zip(retrieved_lists, levels, strict=True) for it in items]
+    return matrix_from_ids(ids, [len(items) for items in retrieved_lists], golds, k)
+
+
+def matrix_from_ids(
+    ids: Sequence[str | None], sizes: Sequence[int], golds: Sequence[Sequence[str]], k: int
+) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
+    """``rel[n, k]`` and ``n_gold[n]`` from every case's retrieved ids at its gold granularity, laid end to
+    end (``sizes[i]`` ids for case i; None where an item has no id): an id counts at its first rank in
+    its case, and only the first ``k`` distinct ids of a case count."""
+    from itertools import accumulate
+
     import numpy as np
 
-    n = len(retrieved_lists)
-    sizes: list[int] = []
-    hits: list[int] = []  # flat indices i * k + j of the True cells, set at once below
-    for i, (items, gold, level) in enumerate(zip(retrieved_lists, golds, levels, strict=True)):
-        gset = set(gold)
-        sizes.append(len(gset))
-        if not gset or not items or k < 1:
-            continue
-        seen: set[str] = set()  # dedupe() inline, stopping at k distinct ids
-        for it in items:
-            rid = to_level(it, level)
-            if rid is None or rid in seen:
-                continue
-            if rid in gset:
-                hits.append(i * k + len(seen))
-            seen.add(rid)
-            if len(seen) == k:
-                break
+    n = len(sizes)
     rel = np.zeros(n * k, dtype=bool)
+    n_gold = np.asarray([len(g) if len(g) < 2 else len(set(g)) for g in golds], dtype=np.int64).reshape(n)
+    hits: list[int] = []  # flat indices i * k + rank of the True cells, set at once below
+    if k >= 1:
+        start = [0, *accumulate(sizes)]
+        for i, gold in enumerate(golds):
+            if not gold or sizes[i] == 0:
+                continue
+            got = ids[start[i]:start[i + 1]]
+            if len(gold) == 1:  # one gold id: its rank is the number of distinct ids before it
+                g = gold[0]
+                if g in got:
+                    before = got[:got.index(g)]
+                    rank = len(set(before)) - (None in before) if before else 0
+                    if rank < k:
+                        hits.append(i * k + rank)
+                continue
+            gset = set(gold)
+            seen: set[str] = set()  # dedupe() inline, stopping at k distinct ids
+            for rid in got:
+                if rid is None or rid in seen:
+                    continue
+                if rid in gset:
+                    hits.append(i * k + len(seen))
+                seen.add(rid)
+                if len(seen) == k:
+                    break
     rel[np.asarray(hits, dtype=np.int64)] = True
-    return rel.reshape(n, k), np.asarray(sizes, dtype=np.int64).reshape(n)
+    return rel.reshape(n, k), n_gold
+
+
+# --- every case's retrieved items, read once per run -----------------------------------
+
+
+class RunItems(NamedTuple):
+    """The retrieved items of every case of a run, laid end to end (case i owns the items
+    ``start[i]:start[i + 1]``), each read once for every metric that needs it.
+
+    - ``levels[i]`` / ``golds[i]``: case i's ``result.level`` and ``case.gold``;
+    - ``level_ids[j]``: :func:`to_level` of item j at its case's level;
+    - ``ids[j]`` / ``sources[j]``: the item's ``id`` and ``source`` when it is a mapping with a
+      string ``id`` and a string ``source`` (what a citation of the chunk counts for), else None;
+    - ``texts[j]``: the item's context text (:func:`labkit.metrics.generation.contexts`), None when
+      it has none.
+    """
+
+    start: list[int]
+    levels: list[str]
+    golds: list[tuple[str, ...]]
+    level_ids: list[str | None]
+    ids: list[Any]
+    sources: list[Any]
+    texts: list[str | None]
+
+    def texts_of(self, i: int) -> list[str]:
+        """Case i's context texts, in rank order (what ``contexts(result.retrieved_list, corpus)`` gives)."""
+        got: list[Any] = self.texts[self.start[i]:self.start[i + 1]]
+        return got if None not in got else [t for t in got if t is not None]
+
+
+def retrieved_items(result: Mapping[str, Any]) -> Sequence[Any]:
+    """A results line's retrieved items (``result.retrieved_list``, without copying the list)."""
+    got = result.get("retrieved")
+    return got if isinstance(got, list) else ()
+
+
+def run_items(run: CaseRun) -> RunItems:
+    """:class:`RunItems` of a run (one ``run.batch``)."""
+    from itertools import accumulate, chain
+
+    lists = [retrieved_items(r) for r in run.rows]
+    start = [0, *accumulate(map(len, lists))]
+    flat = list(chain.from_iterable(lists))
+    levels = [r.level for r in run.rows]
+    if set(map(type, flat)) <= {dict}:
+        ids, sources, texts = _fields(flat)
+        plain_ids, plain_sources = _all_str(ids), _all_str(sources)
+        level_ids = _level_ids(ids, sources, levels, start, clean=(plain_ids and "" not in ids,
+                                                                  plain_sources and "" not in sources))
+        cite_ids = ids if plain_ids and plain_sources else [
+            c if isinstance(c, str) and isinstance(s, str) else None for c, s in zip(ids, sources, strict=True)]
+    else:  # bare ids or other values among the items: each item as to_level and contexts read it
+        level_ids = [to_level(it, level) for i, level in enumerate(levels) for it in flat[start[i]:start[i + 1]]]
+        as_maps = [it if isinstance(it, Mapping) else ({"id": it} if isinstance(it, str) else {}) for it in flat]
+        ids, sources, texts = ([m.get(key) for m in as_maps] for key in ("id", "source", "text"))
+        cite_ids = [c if isinstance(it, Mapping) and isinstance(c, str) and isinstance(s, str) else None
+                    for it, c, s in zip(flat, ids, sources, strict=True)]
+    return RunItems(start, levels, [c.gold for c in run.cases], level_ids, cite_ids, sources,
+                    _texts(texts, ids, run.corpus))
+
+
+def _fields(flat: list[dict[str, Any]]) -> tuple[list[Any], list[Any], list[Any]]:
+    """Each item's ``id``, ``source`` and ``text`` (None when absent)."""
+    from operator import itemgetter
+
+    out: list[list[Any]] = []
+    for key in ("id", "source", "text"):
+        try:
+            out.append(list(map(itemgetter(key), flat)))
+        except KeyError:
+            out.append([it.get(key) for it in flat])
+    return out[0], out[1], out[2]
+
+
+def _all_str(values: list[Any]) -> bool:
+    """Every value is a str (exactly)."""
+    return set(map(type, values)) <= {str}
+
+
+def _level_ids(ids: list[Any], sources: list[Any], levels: list[str], start: list[int], *,
+               clean: tuple[bool, bool]) -> list[str | None]:
+    """to_level of each (mapping) item at its case's level, from its id and source (``clean``: every id,
+    every source is a non-empty str, so each is its own level id)."""
+    at_source = [lv == "source" for lv in levels]
+    n_source = sum(at_source)
+    chunk = (ids if clean[0] else [c if isinstance(c, str) and c else None for c in ids]) \
+        if n_source < len(levels) else None
+    source = (sources if clean[1] else [
+        s if isinstance(s, str) and s else (c.split("#", 1)[0] if isinstance(c, str) and c else None)
+        for s, c in zip(sources, ids, strict=True)]) if n_source else None
+    if chunk is None or source is None:
+        return list(source if chunk is None else chunk)  # type: ignore[arg-type]
+    most, fewer, fewer_is_source = (source, chunk, False) if n_source * 2 >= len(levels) else (chunk, source, True)
+    out = list(most)
+    for i, s in enumerate(at_source):
+        if s is fewer_is_source:  # a case of the fewer level: its slice
+            out[start[i]:start[i + 1]] = fewer[start[i]:start[i + 1]]
+    return out
+
+
+def _texts(texts: list[Any], ids: list[Any], corpus: Any) -> list[str | None]:
+    """Each item's context text: its own ``text`` when not blank, else its chunk's in the corpus."""
+    if _all_str(texts) and all(map(str.strip, texts)):
+        return texts
+    out: list[str | None] = []
+    for text, cid in zip(texts, ids, strict=True):
+        if isinstance(text, str) and text.strip():
+            out.append(text)
+        elif corpus is not None and isinstance(cid, str):
+            ch = corpus.chunk(cid)
+            out.append(ch.text if ch is not None and isinstance(getattr(ch, "text", None), str) else None)
+        else:
+            out.append(None)
+    return out
 
 
 # --- the declarations --------------------------------------------------------------------
@@ -169,12 +305,13 @@ def relevance_matrix(
 
 def _matrix(run: CaseRun) -> dict[str, NDArray[np.float64]]:
     """Every retrieval metric for every case of the run, at once."""
-    rel, n_gold = relevance_matrix([r.retrieved_list for r in run.rows], [c.gold for c in run.cases],
-                                   [c.gold_level for c in run.cases], run.k)
+    items = run.batch(run_items)  # at each case's level: its gold level when it has gold
+    sizes = [b - a for a, b in zip(items.start, items.start[1:], strict=False)]
+    rel, n_gold = matrix_from_ids(items.level_ids, sizes, items.golds, run.k)
     return retrieval_metrics_from_matrix(rel, n_gold, k=run.k)
 
 
-def _unlogged(run: CaseRun) -> NDArray[np.bool_]:
+def unlogged_mask(run: CaseRun) -> NDArray[np.bool_]:
     """Answered cases whose pipeline logs no retrieval (their retrieval metrics are unmeasured)."""
     import numpy as np
 
@@ -188,7 +325,7 @@ def _column(name: str) -> ColumnFn:
         import numpy as np
 
         v = run.batch(_matrix)[name]
-        unlogged = run.batch(_unlogged)
+        unlogged = run.batch(unlogged_mask)
         no_gold = np.isnan(v)
         out = np.where(unlogged, np.nan, v)
         reasons = np.where(no_gold, "no_gold", np.where(unlogged, "no_retrieval", "")).tolist()
