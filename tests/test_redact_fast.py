@@ -141,3 +141,28 @@ def test_a_secret_registered_later_is_found_in_a_certified_string() -> None:
     patterns.register_secret("PLANTEDlatevalue0099")
     assert red.unchanged_json(rec) is None
     assert "[API_KEY]" in red.dumps_line(rec)
+
+
+numberish = st.lists(st.one_of(st.sampled_from(["phone ", "tel: ", "call", "+", "(", ")", " ", "-", ".", "٣", "x", "\n"]),
+                               st.text(alphabet="0123456789", min_size=1, max_size=5)), max_size=12).map("".join)
+
+
+@settings(max_examples=600, deadline=None)
+@given(text=st.one_of(numberish, strings))
+def test_a_gate_never_rules_out_a_valid_match(text: str) -> None:
+    """Every format's gate (the cheap test before its pattern runs) finds something in each text
+    in which the pattern has a valid match: digits and separators, formats and fragments mixed."""
+    for p in patterns.CATALOGUE:
+        if p.gate is not None and any(p.valid(m) for m in p.regex.finditer(text)):
+            assert p.gate.search(text) is not None, (p.kind, text)
+
+
+def test_the_number_gates_on_the_catalogue_samples() -> None:
+    for text in ("4111 1111 1111 1111", "4111-1111-1111-1111", "4222222222222", "378282246310005",
+                 "3782-822463-10005", "+44 20 7946 0958", "+1 (555) 123-4567", "(555) 123-4567",
+                 "555.123.4567", "phone: 5551234567", "tel 0201234567"):
+        kinds = {f.kind for f in patterns.find(text)}
+        assert kinds & {"card", "phone"}, text
+        for p in patterns.CATALOGUE:
+            if p.kind in kinds and p.gate is not None:
+                assert p.gate.search(text), (p.kind, text)

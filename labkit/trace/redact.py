@@ -168,10 +168,21 @@ class _Rule:
     #: the gate as one lowercase word to find in an ASCII text's ``lower()`` (the common case)
     word: str | None = field(init=False, default=None)
 
+    #: the gate on an ASCII text's ``lower()`` as plain words, one of which must be in it ...
+    ascii_words: tuple[str, ...] | None = field(init=False, default=None)
+    #: ... or as a pattern to search it with (both None: the gate itself, or no gate)
+    ascii_rx: re.Pattern[str] | None = field(init=False, default=None)
+
     def __post_init__(self) -> None:
         self.ascii_gate = _ascii_gate(self.gate) if self.gate is not None else None
         if self.ascii_gate is not None and self.gate is not None and not (_META & set(self.gate.pattern)):
             self.word = self.gate.pattern.lower()
+        if self.ascii_gate is not None and self.gate is not None:
+            words = self.gate.pattern.lower().split("|")
+            if all(w and not (_META & set(w)) for w in words):
+                self.ascii_words = tuple(words)
+            else:
+                self.ascii_rx = re.compile(self.gate.pattern.lower())
 
     def passes(self, text: str, low: str | None) -> bool:
         """Whether ``text`` passes the gate (``low``: its ``lower()`` when it is ASCII, else None)."""
@@ -346,11 +357,19 @@ class Redactor:
             if gate is not None and gate.search(text) is None:
                 return text, n  # no rule's gate passes, and every rule has one: nothing to replace
         for rule in self._gated[own_id]:
-            word = rule.word
-            if low is not None and word is not None:
-                if word not in low:
+            if low is None:
+                if not rule.passes(text, low):
                     continue
-            elif not rule.passes(text, low):
+            elif (words := rule.ascii_words) is not None:  # (inline: this loop runs per string)
+                for w in words:
+                    if w in low:
+                        break
+                else:
+                    continue
+            elif (rx := rule.ascii_rx) is not None:
+                if rx.search(low) is None:
+                    continue
+            elif rule.gate is not None and rule.gate.search(text) is None:
                 continue
             new, k = rule.sub(text)
             if new != text:
