@@ -42,7 +42,6 @@ Config (``Redactor.from_config``), every key optional::
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -52,6 +51,7 @@ from typing import Any
 from labkit import patterns
 from labkit.errors import ConfigError
 from labkit.patterns import luhn_ok
+from labkit.trace.certified import Certified
 from labkit.trace.record import dumps_trace
 
 __all__ = ["BUILTIN_TYPES", "Redactor", "content_placeholder", "luhn_ok"]
@@ -105,49 +105,6 @@ _CONFIG_KEYS = ("enabled", "capture_content", "types", "extra_patterns", "conten
 
 #: How many distinct mapping keys and short strings a redactor remembers (then it starts over).
 _MEMO_MAX = 8192
-#: How many distinct strings a redactor remembers as certified unchanged (then it starts over).
-_CLEAN_MAX = 65536
-
-_STRICT: Any = None
-
-#: Every credential key (:func:`labkit.patterns.is_credential_key`) and phone key ends with a
-#: credential or phone word, which holds one of these (the words are ASCII; a key that is not
-#: ASCII is asked the catalogue's own questions).
-_STEER_PARTS = ("key", "secret", "passw", "pwd", "token", "auth", "credential", "webhook", "connection",
-                "dsn", "phone", "tel", "mobile", "cell", "fax", "msisdn")
-#: The longest credential or phone word, with its separators, and a margin.
-_STEER_TAIL = 48
-
-
-def _may_steer(key: str) -> bool:
-    """Whether ``key`` may be a credential or phone key, whose string value is replaced whatever
-    it holds (False only when it is neither; cheap on the common, plain ASCII key)."""
-    if key.isascii():
-        tail = key[-_STEER_TAIL:].lower()
-        if not any(w in tail for w in _STEER_PARTS):
-            return False
-    return patterns.is_credential_key(key) or patterns.is_phone_key(key)
-
-
-def _strict_json(obj: Any) -> bytes:
-    """orjson's compact JSON of plain JSON types only (dict, list, tuple, str, int, float, bool,
-    None; keys of any type orjson writes as strings): a subclass of them, a dataclass or a
-    datetime raises TypeError instead of being written."""
-    global _STRICT
-    if _STRICT is None:
-        try:
-            import orjson
-        except ImportError:  # (a core dependency): without it every record walks
-            _STRICT = False
-            raise TypeError("orjson is not installed") from None
-        _STRICT = functools.partial(orjson.dumps, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS
-                                    | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME)
-    if _STRICT is False:
-        raise TypeError("orjson is not installed")
-    out: bytes = _STRICT(obj)
-    return out
-
-
 def content_placeholder(value: str) -> str:
     """What a content string becomes when content capture is off."""
     h = hashlib.sha256(value.encode("utf-8")).hexdigest()[:12]
@@ -165,9 +122,6 @@ class _Rule:
     #: the gate as a test of an ASCII text's ``lower()`` (same answer, no case-insensitive search)
     ascii_gate: Callable[[str], bool] | None = field(init=False, default=None)
 
-    #: the gate as one lowercase word to find in an ASCII text's ``lower()`` (the common case)
-    word: str | None = field(init=False, default=None)
-
     #: the gate on an ASCII text's ``lower()`` as plain words, one of which must be in it ...
     ascii_words: tuple[str, ...] | None = field(init=False, default=None)
     #: ... or as a pattern to search it with (both None: the gate itself, or no gate)
@@ -175,8 +129,6 @@ class _Rule:
 
     def __post_init__(self) -> None:
         self.ascii_gate = _ascii_gate(self.gate) if self.gate is not None else None
-        if self.ascii_gate is not None and self.gate is not None and not (_META & set(self.gate.pattern)):
-            self.word = self.gate.pattern.lower()
         if self.ascii_gate is not None and self.gate is not None:
             words = self.gate.pattern.lower().split("|")
             if all(w and not (_META & set(w)) for w in words):
@@ -289,7 +241,7 @@ class Redactor:
         self._any_gate = {own: _any_gate(self._gated[own]) for own in (False, True)}
         #: strings :meth:`redact_text` leaves as they are, that are no credential or phone key
         #: (the fast path of :meth:`dumps_line`); cleared with the memo when a secret is registered
-        self._clean: set[str] = set()
+        self._certified = Certified(self, SPAN_ID_KEYS)
         #: the fast path certifies strings with this redactor's own rules; the extra patterns and
         #: content capture off change records in ways it does not model, so they always walk
         self._fast = self.capture_content and not self._lead
@@ -396,10 +348,19 @@ class Redactor:
                 memo.clear()
             self._key_kinds.clear()
             self._keys.clear()
-            self._clean.clear()
+            self._certified.clear()
             self._memo_version = patterns.secrets_version()
 
     # ------------------------------------------------------------------ one JSON line
+    def unchanged_json(self, obj: Any) -> bytes | None:
+        """orjson's compact JSON of ``obj`` when :meth:`redact` would return an equal copy of it
+        (then the copy's JSON is these bytes), else None: walk it
+        (:class:`labkit.trace.certified.Certified`)."""
+        if not self._fast:
+            return None
+        self._check_version()
+        return self._certified.unchanged_json(obj)
+
     def dumps_line(self, obj: Any) -> str:
         """The JSONL line (with its newline) of the redacted ``obj``: always exactly
         ``dumps_trace(self.redact(obj))``, without the walk when nothing in ``obj`` can change."""
@@ -407,102 +368,6 @@ class Redactor:
         if raw is not None:
             return str(raw, "utf-8") + "\n"
         return dumps_trace(self.redact(obj))
-
-    def unchanged_json(self, obj: Any) -> bytes | None:
-        """orjson's compact JSON of ``obj`` when :meth:`redact` would return an equal copy of it
-        (then the copy's JSON is these bytes), else None ("it may change": walk it).
-
-        The check, one serialisation and a few set operations per record: ``obj`` is a dict
-        of plain JSON types (str, int, float, bool, None, dict, list, tuple: anything else
-        fails orjson's strict options); every string in it, every key and every value at
-        any depth, is one this redactor has certified with :meth:`redact_text` to come out
-        as it went in and to be no credential or phone key (so no key steers a value); the
-        values of labkit's own id fields at their own position, which the walk redacts
-        without the numeric formats, are certified with that lesser treatment or the full
-        one. Certified strings are remembered (:data:`_CLEAN_MAX`). The strings are read
-        from the JSON text split at its quotes, which holds when it has no escape at all; a
-        text with one (a quote, a backslash, a control character in a string) walks.
-        """
-        if not self._fast or type(obj) is not dict:
-            return None
-        self._check_version()
-        view, own = self._gate_view(obj)
-        try:
-            raw = _strict_json(obj)
-            text = str(_strict_json(view), "utf-8") if view is not obj else str(raw, "utf-8")
-        except TypeError:  # a type the walk may treat otherwise (a subclass, a dataclass, ...)
-            return None
-        if "\\" in text:
-            return None
-        clean = self._clean
-        strings = set(text.split('"')[1::2])
-        strings.difference_update(clean)
-        for s in strings:
-            if not self._certify(s, own_id=False):
-                return None
-        rest = set(own).difference(clean)
-        if rest and not self._plain_ids("\x00".join(rest)):
-            for s in rest:
-                if not self._certify(s, own_id=True):
-                    return None
-        return raw
-
-    def _plain_ids(self, joined: str) -> bool:
-        """Whether own id values (joined by NULs) hold neither a registered secret nor anything
-        the formats an own id field is redacted with need (:data:`labkit.patterns.MAY_MATCH_NON_NUMERIC`,
-        which finds in the joined text whatever it finds in one of them): then
-        :meth:`redact_text` returns each as it is, at its first step."""
-        return (self._prefilter and patterns.redact_literals(joined)[1] == 0
-                and patterns.MAY_MATCH_NON_NUMERIC.search(joined) is None)
-
-    def _gate_view(self, obj: dict[Any, Any]) -> tuple[dict[Any, Any], list[str]]:
-        """``obj`` with the string values of its own id fields (top level, and the items of a
-        top-level ``spans`` list) blanked, and those values: they are certified apart."""
-        own: list[str] = []
-        view = obj
-        for k in self.skip_keys:
-            v = obj.get(k)
-            if type(v) is str and v:
-                if view is obj:
-                    view = dict(obj)
-                own.append(v)
-                view[k] = ""
-        spans = obj.get("spans")
-        if type(spans) is list and spans:
-            items: list[Any] = []
-            for item in spans:
-                if type(item) is dict:
-                    blank = None
-                    for k in SPAN_ID_KEYS:
-                        v = item.get(k)
-                        if type(v) is str and v:
-                            if blank is None:
-                                blank = dict(item)
-                            own.append(v)
-                            blank[k] = ""
-                    items.append(item if blank is None else blank)
-                else:
-                    items.append(item)
-            if view is obj:
-                view = dict(obj)
-            view["spans"] = items
-        return view, own
-
-    def _certify(self, s: str, *, own_id: bool) -> bool:
-        """Whether ``s`` comes out of :meth:`redact_text` as it went in (``own_id``: with the
-        treatment of an own id field) and, as a key, would steer no value. A string certified
-        with the full treatment is remembered: the lesser one applies a subset of its rules."""
-        text, n = self.redact_text(s, own_id=own_id)
-        if n or text != s:
-            return False
-        if own_id:
-            return True
-        if self.enabled and _may_steer(s):
-            return False
-        if len(self._clean) >= _CLEAN_MAX:
-            self._clean.clear()
-        self._clean.add(s)
-        return True
 
     def _text(self, text: str, own_id: bool = False) -> tuple[str, int]:
         # short strings repeat a lot (statuses, model names, ids): memoize them
