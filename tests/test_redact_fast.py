@@ -166,3 +166,38 @@ def test_the_number_gates_on_the_catalogue_samples() -> None:
         for p in patterns.CATALOGUE:
             if p.kind in kinds and p.gate is not None:
                 assert p.gate.search(text), (p.kind, text)
+
+
+def _old_redact_result(red: Redactor, res: dict[str, Any]) -> dict[str, Any]:
+    """The results line as the writer wrote it before the fast path: the pipeline's fields
+    walked, the runner's ids and states put back as they are, in the line's order."""
+    from labkit.runner.writer import _KEPT
+
+    redacted = iter(red.redact({k: v for k, v in res.items() if k not in _KEPT}).items())
+    return _merge(res, redacted, _KEPT)
+
+
+def _merge(res: dict[str, Any], redacted: Any, kept: frozenset[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in res.items():
+        if k in kept:
+            out[k] = v
+        else:
+            nk, nv = next(redacted)
+            out[nk] = nv
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(extra=st.dictionaries(keys, values, max_size=5), answer=strings, which=st.integers(0, len(CONFIGS) - 1))
+def test_a_results_line_is_redacted_as_before(extra: dict[str, Any], answer: str, which: int) -> None:
+    from types import SimpleNamespace
+
+    from labkit.runner.writer import Writer
+
+    res = {"case_id": "c-1", "status": "ok", "answer": answer, **extra, "attempts": 1, "error": None,
+           "trace_id": "4111111111111111", "idempotency_key": "41111111111111114111111111111111"}
+    red = Redactor.from_config(CONFIGS[which])
+    got = Writer.redact_result(SimpleNamespace(redactor=red), res)  # type: ignore[arg-type]
+    want = _old_redact_result(Redactor.from_config(CONFIGS[which]), res)
+    assert list(got.items()) == list(want.items())
