@@ -253,7 +253,8 @@ CATALOGUE: tuple[Pattern, ...] = (
     _p("us_ssn", "SSN", r"(?<![\w\-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w\-])", gate=r"\d-\d"),
     _p("card", "CARD",
        r"(?<![\w.\-])(?:\d{13,19}|\d{4}(?P<s>[ .\-])\d{4}(?P=s)\d{4}(?P=s)\d{1,4}(?:(?P=s)\d{1,3})?"
-       r"|\d{4}(?P<t>[ .\-])\d{6}(?P=t)\d{4,5}|\d(?:[ \-]?\d){12,18})(?![\w\-]|\.\d)", _card_ok, gate=r"\d{4}"),
+       r"|\d{4}(?P<t>[ .\-])\d{6}(?P=t)\d{4,5}|\d(?:[ \-]?\d){12,18})(?![\w\-]|\.\d)", _card_ok,
+       gate=r"\d(?:[ .\-]?\d){12}"),  # (13 digits at least, one separator at most between two)
     _p("ipv4", "IP", r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
        r"(?![\w\-+]|\.\d)", _ipv4_ok, gate=r"\d\.\d"),
     _p("ipv6", "IP", r"(?<![\w:])(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}"
@@ -266,7 +267,8 @@ CATALOGUE: tuple[Pattern, ...] = (
        r"|\d{3}[\s.\-]\d{3}[\s.\-]\d{4}"  # 555-123-4567, 555.123.4567
        r")(?![\w\-]|\.\d)"
        r"|(?i:(?P<pre>\b(?:phone|tel|telephone|mobile|cell|call|fax|sms|text|whatsapp|ring|dial)"
-       r"(?:\s*(?:no\.?|number|#))?\s*[:=]?\s*))\d{7,15}(?![\w\-]|\.\d)", _phone_ok, gate=r"\d{3}"),
+       r"(?:\s*(?:no\.?|number|#))?\s*[:=]?\s*))\d{7,15}(?![\w\-]|\.\d)", _phone_ok,
+       gate=r"\d(?:\D{0,3}\d){6}"),  # (a valid number has 7 digits at least, 3 characters at most between two)
 )
 
 #: A necessary condition for any format of the catalogue to match a text, as one cheap search: every

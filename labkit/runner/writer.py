@@ -45,6 +45,9 @@ class Writer:
         """The line as written: the pipeline's fields redacted, the ids and states the runner set
         (not content) as they are, in the line's order."""
         fields = {k: v for k, v in res.items() if k not in _KEPT}
+        unchanged = getattr(self.redactor, "unchanged_json", None)
+        if unchanged is not None and unchanged(fields) is not None:
+            return dict(res)  # nothing in the pipeline's fields can change: the line as it is
         redacted = iter(self.redactor.redact(fields).items())  # every key kept, in order (maybe renamed)
         out: dict[str, Any] = {}
         for k, v in res.items():
@@ -62,7 +65,8 @@ class Writer:
         """Append the cases' trace lines (one write, flushed), then their result lines (one write,
         flushed): a case's result line is on disk only after its traces, and both are before the
         caller counts the case as done. Returns the redacted result lines."""
-        traces = "".join(dumps_trace(self.redactor.redact(t)) for _, ts in items for t in ts)
+        dumps = getattr(self.redactor, "dumps_line", None) or (lambda t: dumps_trace(self.redactor.redact(t)))
+        traces = "".join(dumps(t) for _, ts in items for t in ts)
         if traces:
             self._tr.write(traces)
             self._tr.flush()

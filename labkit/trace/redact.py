@@ -51,6 +51,8 @@ from typing import Any
 from labkit import patterns
 from labkit.errors import ConfigError
 from labkit.patterns import luhn_ok
+from labkit.trace.certified import Certified
+from labkit.trace.record import dumps_trace
 
 __all__ = ["BUILTIN_TYPES", "Redactor", "content_placeholder", "luhn_ok"]
 
@@ -103,7 +105,6 @@ _CONFIG_KEYS = ("enabled", "capture_content", "types", "extra_patterns", "conten
 
 #: How many distinct mapping keys and short strings a redactor remembers (then it starts over).
 _MEMO_MAX = 8192
-
 def content_placeholder(value: str) -> str:
     """What a content string becomes when content capture is off."""
     h = hashlib.sha256(value.encode("utf-8")).hexdigest()[:12]
@@ -121,13 +122,19 @@ class _Rule:
     #: the gate as a test of an ASCII text's ``lower()`` (same answer, no case-insensitive search)
     ascii_gate: Callable[[str], bool] | None = field(init=False, default=None)
 
-    #: the gate as one lowercase word to find in an ASCII text's ``lower()`` (the common case)
-    word: str | None = field(init=False, default=None)
+    #: the gate on an ASCII text's ``lower()`` as plain words, one of which must be in it ...
+    ascii_words: tuple[str, ...] | None = field(init=False, default=None)
+    #: ... or as a pattern to search it with (both None: the gate itself, or no gate)
+    ascii_rx: re.Pattern[str] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.ascii_gate = _ascii_gate(self.gate) if self.gate is not None else None
-        if self.ascii_gate is not None and self.gate is not None and not (_META & set(self.gate.pattern)):
-            self.word = self.gate.pattern.lower()
+        if self.ascii_gate is not None and self.gate is not None:
+            words = self.gate.pattern.lower().split("|")
+            if all(w and not (_META & set(w)) for w in words):
+                self.ascii_words = tuple(words)
+            else:
+                self.ascii_rx = re.compile(self.gate.pattern.lower())
 
     def passes(self, text: str, low: str | None) -> bool:
         """Whether ``text`` passes the gate (``low``: its ``lower()`` when it is ASCII, else None)."""
@@ -232,6 +239,12 @@ class Redactor:
         self._prefilter = all(r.gate is not None for r in gated)
         self._gated = {False: gated, True: [r for r in gated if not r.numeric]}  # True: an own id field
         self._any_gate = {own: _any_gate(self._gated[own]) for own in (False, True)}
+        #: strings :meth:`redact_text` leaves as they are, that are no credential or phone key
+        #: (the fast path of :meth:`dumps_line`); cleared with the memo when a secret is registered
+        self._certified = Certified(self, SPAN_ID_KEYS)
+        #: the fast path certifies strings with this redactor's own rules; the extra patterns and
+        #: content capture off change records in ways it does not model, so they always walk
+        self._fast = self.capture_content and not self._lead
 
     # ------------------------------------------------------------------ config
     @classmethod
@@ -296,11 +309,19 @@ class Redactor:
             if gate is not None and gate.search(text) is None:
                 return text, n  # no rule's gate passes, and every rule has one: nothing to replace
         for rule in self._gated[own_id]:
-            word = rule.word
-            if low is not None and word is not None:
-                if word not in low:
+            if low is None:
+                if not rule.passes(text, low):
                     continue
-            elif not rule.passes(text, low):
+            elif (words := rule.ascii_words) is not None:  # (inline: this loop runs per string)
+                for w in words:
+                    if w in low:
+                        break
+                else:
+                    continue
+            elif (rx := rule.ascii_rx) is not None:
+                if rx.search(low) is None:
+                    continue
+            elif rule.gate is not None and rule.gate.search(text) is None:
                 continue
             new, k = rule.sub(text)
             if new != text:
@@ -316,15 +337,37 @@ class Redactor:
 
     def redact_count(self, obj: Any) -> tuple[Any, int]:
         """``(redacted copy, number of replacements)``; content drops are not counted."""
+        self._check_version()
+        counter = [0]
+        out = self._walk(obj, counter, False, self.skip_keys)
+        return out, counter[0]
+
+    def _check_version(self) -> None:
         if self._memo_version != patterns.secrets_version():  # a key was registered since
             for memo in self._memo:
                 memo.clear()
             self._key_kinds.clear()
             self._keys.clear()
+            self._certified.clear()
             self._memo_version = patterns.secrets_version()
-        counter = [0]
-        out = self._walk(obj, counter, False, self.skip_keys)
-        return out, counter[0]
+
+    # ------------------------------------------------------------------ one JSON line
+    def unchanged_json(self, obj: Any) -> bytes | None:
+        """orjson's compact JSON of ``obj`` when :meth:`redact` would return an equal copy of it
+        (then the copy's JSON is these bytes), else None: walk it
+        (:class:`labkit.trace.certified.Certified`)."""
+        if not self._fast:
+            return None
+        self._check_version()
+        return self._certified.unchanged_json(obj)
+
+    def dumps_line(self, obj: Any) -> str:
+        """The JSONL line (with its newline) of the redacted ``obj``: always exactly
+        ``dumps_trace(self.redact(obj))``, without the walk when nothing in ``obj`` can change."""
+        raw = self.unchanged_json(obj)
+        if raw is not None:
+            return str(raw, "utf-8") + "\n"
+        return dumps_trace(self.redact(obj))
 
     def _text(self, text: str, own_id: bool = False) -> tuple[str, int]:
         # short strings repeat a lot (statuses, model names, ids): memoize them

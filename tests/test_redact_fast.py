@@ -1,0 +1,203 @@
+"""The redactor's fast path: ``Redactor.dumps_line(obj)`` is always exactly
+``dumps_trace(Redactor.redact(obj))``, and ``unchanged_json`` says "unchanged" only for a
+value the walk returns as it is; on shipped data, planted secrets and random records."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from labkit import patterns
+from labkit.trace.record import dumps_trace
+from labkit.trace.redact import DEFAULT_SKIP_KEYS, SPAN_ID_KEYS, Redactor
+from labkit.trace.synth import synthetic_traces
+
+#: A secret registered the way labkit registers the API key it read (whatever its format).
+LITERAL = "PLANTEDliteralvalue0042"
+patterns.register_secret(LITERAL)
+
+#: Pieces strings are made of: a sample of every format of the catalogue, the words and
+#: separators the formats and the key rules start from, labkit's own id keys, characters JSON
+#: escapes, characters case-insensitive matching folds to ASCII, Unicode digits and spaces.
+FRAGMENTS = [
+    "sk-proj-PLANTEDabcdefghijklmnop0123", "sk-ant-api03-abcdefghijklmnopqrstuv", "AKIAIOSFODNN7EXAMPLE",
+    "ghp_" + "a1" * 18, "github_pat_" + "b2" * 12, "AIza" + "c" * 35, "xoxb-1234567890-abcdef",
+    "sk_live_" + "d4" * 9, "hf_" + "e5" * 16, "glpat-" + "f6" * 11, "npm_" + "g7" * 16,
+    "AccountKey=" + "h8" * 10, "ya29.abcdefghijkl", "Bearer abcdefghijkl", "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==",
+    "https://user:pw@host.example", "eyJhbGciOiJI.eyJzdWIiOiIx.abcdefghij", "Authorization: Token abc123def",
+    "password=hunter22x", "DB_PASSWORD: s3cr3t!", "licenseKey: ab12cd34ef56gh78", "key=Zx9Yw8Vu7Ts6Rq5P",
+    "jane@example.com", "GB82 WEST 1234 5698 7654 32", "123-45-6789", "4111 1111 1111 1111", "4111111111111111",
+    "192.168.1.20", "fe80::1ff:fe23:4567:890a", "+44 20 7946 0958", "(555) 123-4567", "555.123.4567",
+    "phone: 5551234567", "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----",
+    "https://hooks.slack.com/services/T000/B000/XXXXXXXX", LITERAL,
+    "api_key", "client_secret", "token", "phone", "mobile_number", "tel", "key", "auth", "secret\n",
+    *sorted(DEFAULT_SKIP_KEYS), "spans", "15a12711751408298c80e8bca85ca385", "2121212121212121", "1234567890123",
+    "case-0000123", "How do I handle request 123?", "ok", "doc-3#1", "v1.2.3.4", "std::vector",
+    "\n", '"', "\\", "\t", "\x0b", "\x00", "\x1f", "ſ", "K", "ı", "٣٤٥", "\u00a0", "\u2028", " ", ":", "=", "-",
+    ".", "@", "_", "+", "(", ")",
+]
+
+pieces = st.one_of(st.sampled_from(FRAGMENTS), st.text(alphabet="ab1290 -_.:@=+()\nA", max_size=6))
+strings = st.lists(pieces, max_size=4).map("".join)
+keys = st.one_of(st.sampled_from(FRAGMENTS[-70:]), strings)
+leaves = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1),
+                   st.floats(allow_nan=False, allow_infinity=False), strings)
+values = st.recursive(leaves, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                       st.dictionaries(keys, inner, max_size=4)), max_leaves=12)
+span = st.dictionaries(st.one_of(st.sampled_from(sorted(SPAN_ID_KEYS)), keys), values, max_size=5)
+records = st.dictionaries(keys, values, max_size=6).flatmap(
+    lambda d: st.one_of(st.just(d), st.lists(span, max_size=3).map(lambda s: {**d, "spans": s})))
+
+CONFIGS: list[dict[str, Any] | None] = [
+    None,
+    {"types": ["CARD", "PHONE"]},
+    {"types": ["API_KEY", "EMAIL"]},
+    {"enabled": False},
+    {"capture_content": False},
+    {"extra_patterns": {"EMPLOYEE_ID": r"EMP-\d{6}"}},
+    {"skip_keys": ["case_id", "trace_id"]},
+]
+
+
+def _reference(cfg: dict[str, Any] | None, obj: Any) -> str:
+    return dumps_trace(Redactor.from_config(cfg).redact(obj))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(obj=records, which=st.integers(0, len(CONFIGS) - 1))
+def test_dumps_line_is_the_redacted_line(obj: dict[str, Any], which: int) -> None:
+    cfg = CONFIGS[which]
+    red = Redactor.from_config(cfg)
+    for _ in range(2):  # the second time from what the first certified
+        assert red.dumps_line(obj) == _reference(cfg, obj)
+
+
+@settings(max_examples=300, deadline=None)
+@given(obj=records)
+def test_unchanged_only_when_the_walk_changes_nothing(obj: dict[str, Any]) -> None:
+    red = Redactor()
+    raw = red.unchanged_json(obj)
+    if raw is not None:
+        assert json.loads(raw) == json.loads(dumps_trace(Redactor().redact(obj)))
+        assert raw.decode() + "\n" == dumps_trace(obj)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=strings, key=keys)
+def test_a_string_anywhere_is_redacted_as_the_walk_does(text: str, key: str) -> None:
+    """Each string alone, as a value of any key, inside a list, and as a key."""
+    red = Redactor()
+    for obj in ({key: text}, {"x": [text, {key: text}]}, {text: 1}, {"spans": [{key: text}]}):
+        assert red.dumps_line(obj) == _reference(None, obj)
+
+
+def test_synthetic_traces_take_the_fast_path_and_match() -> None:
+    red = Redactor()
+    recs = list(synthetic_traces(300, seed=3))
+    assert [red.dumps_line(r) for r in recs] == [_reference(None, r) for r in recs]
+    assert sum(red.unchanged_json(r) is not None for r in recs) >= 290
+
+
+def test_every_planted_secret_is_replaced_in_a_record() -> None:
+    red = Redactor()
+    base = next(synthetic_traces(1))
+    for frag in FRAGMENTS[:36]:
+        for field in ("output", "input", "trace_id", "tags"):
+            rec = dict(base)
+            rec[field] = {"note": f"see {frag} now"} if field == "tags" else f"see {frag} now"
+            ref = _reference(None, rec)
+            assert red.dumps_line(rec) == ref, (frag, field)
+            if field != "trace_id":  # (an own id field is not redacted with the numeric formats)
+                assert ref != dumps_trace(rec), (frag, field)
+            if ref != dumps_trace(rec):
+                assert red.unchanged_json(rec) is None, (frag, field)
+
+
+def test_a_key_that_steers_its_value_is_never_certified() -> None:
+    red = Redactor()
+    for key in ("api_key", "OPENAI_API_KEY", "clientSecret", "mobile_number", "phone", "x-auth\n", "paſsword"):
+        rec = {"attrs": {key: "555 123 4567"}}
+        assert red.unchanged_json(rec) is None, key
+        assert red.dumps_line(rec) == _reference(None, rec)
+
+
+def test_what_the_walk_would_convert_walks() -> None:
+    class Sub(str):
+        pass
+
+    red = Redactor()
+    for obj in ({"a": Sub("x")}, {"a": (1, "b")}, {"a": {1: "x"}}, {"a": "line\nbreak"}, [1, "a"], "text"):
+        assert red.dumps_line(obj) == dumps_trace(Redactor().redact(obj))
+    assert red.unchanged_json({"a": "line\nbreak"}) is None  # an escape in the JSON: walked
+
+
+def test_a_secret_registered_later_is_found_in_a_certified_string() -> None:
+    red = Redactor()
+    rec = {"output": "the value PLANTEDlatevalue0099 here"}
+    assert red.unchanged_json(rec) is not None
+    patterns.register_secret("PLANTEDlatevalue0099")
+    assert red.unchanged_json(rec) is None
+    assert "[API_KEY]" in red.dumps_line(rec)
+
+
+numberish = st.lists(st.one_of(st.sampled_from(["phone ", "tel: ", "call", "+", "(", ")", " ", "-", ".", "٣", "x", "\n"]),
+                               st.text(alphabet="0123456789", min_size=1, max_size=5)), max_size=12).map("".join)
+
+
+@settings(max_examples=600, deadline=None)
+@given(text=st.one_of(numberish, strings))
+def test_a_gate_never_rules_out_a_valid_match(text: str) -> None:
+    """Every format's gate (the cheap test before its pattern runs) finds something in each text
+    in which the pattern has a valid match: digits and separators, formats and fragments mixed."""
+    for p in patterns.CATALOGUE:
+        if p.gate is not None and any(p.valid(m) for m in p.regex.finditer(text)):
+            assert p.gate.search(text) is not None, (p.kind, text)
+
+
+def test_the_number_gates_on_the_catalogue_samples() -> None:
+    for text in ("4111 1111 1111 1111", "4111-1111-1111-1111", "4222222222222", "378282246310005",
+                 "3782-822463-10005", "+44 20 7946 0958", "+1 (555) 123-4567", "(555) 123-4567",
+                 "555.123.4567", "phone: 5551234567", "tel 0201234567"):
+        kinds = {f.kind for f in patterns.find(text)}
+        assert kinds & {"card", "phone"}, text
+        for p in patterns.CATALOGUE:
+            if p.kind in kinds and p.gate is not None:
+                assert p.gate.search(text), (p.kind, text)
+
+
+def _old_redact_result(red: Redactor, res: dict[str, Any]) -> dict[str, Any]:
+    """The results line as the writer wrote it before the fast path: the pipeline's fields
+    walked, the runner's ids and states put back as they are, in the line's order."""
+    from labkit.runner.writer import _KEPT
+
+    redacted = iter(red.redact({k: v for k, v in res.items() if k not in _KEPT}).items())
+    return _merge(res, redacted, _KEPT)
+
+
+def _merge(res: dict[str, Any], redacted: Any, kept: frozenset[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in res.items():
+        if k in kept:
+            out[k] = v
+        else:
+            nk, nv = next(redacted)
+            out[nk] = nv
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(extra=st.dictionaries(keys, values, max_size=5), answer=strings, which=st.integers(0, len(CONFIGS) - 1))
+def test_a_results_line_is_redacted_as_before(extra: dict[str, Any], answer: str, which: int) -> None:
+    from types import SimpleNamespace
+
+    from labkit.runner.writer import Writer
+
+    res = {"case_id": "c-1", "status": "ok", "answer": answer, **extra, "attempts": 1, "error": None,
+           "trace_id": "4111111111111111", "idempotency_key": "41111111111111114111111111111111"}
+    red = Redactor.from_config(CONFIGS[which])
+    got = Writer.redact_result(SimpleNamespace(redactor=red), res)  # type: ignore[arg-type]
+    want = _old_redact_result(Redactor.from_config(CONFIGS[which]), res)
+    assert list(got.items()) == list(want.items())
