@@ -3,8 +3,7 @@
 Data: the recorded results of benchmarks/bench_score.py (``write_data``: N cases, 8 retrieved
 items with text each, answers with citations, a reference answer on a third of the cases).
 The results and the dataset are read first (not timed) and paired in dataset order; then
-``score_cases(cases, results, k=5)`` is timed, wall and CPU seconds of this process (the lexical
-judge's worker process, from ``LEXICAL_PARALLEL_MIN_CASES`` cases on, shows in wall only), best of
+``score_cases(cases, results, k=5)`` is timed, wall and CPU seconds of this process, best of
 ``--repeat``, with the cycle collector on (as a caller gets it) and paused (as ``labkit score``
 runs it). Each measurement is a process of its own.
 
@@ -40,9 +39,6 @@ def main():
     from labkit.runs import read_results
 
     ds, results_path, repeat, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-    if sys.argv[5] == "one":  # the lexical judge in this process only
-        import labkit.judges
-        labkit.judges.LEXICAL_PARALLEL_MIN_CASES = 1 << 62
     cases = list(load_cases(ds))
     by_id = {r["case_id"]: r for r in read_results(results_path)}
     results = [by_id[c.id] for c in cases]
@@ -68,13 +64,13 @@ if __name__ == "__main__":
 '''
 
 
-def measure(tree: Path, ds: Path, results: Path, repeat: int, out: str, *, one: bool = False) -> dict[str, Any]:
-    """score_cases of the labkit in ``tree``, in a process of its own (``one``: no judge worker process)."""
+def measure(tree: Path, ds: Path, results: Path, repeat: int, out: str) -> dict[str, Any]:
+    """score_cases of the labkit in ``tree``, in a process of its own."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(CHILD)
     try:
-        r = subprocess.run([sys.executable, f.name, str(ds), str(results), str(repeat), out, "one" if one else "-"], cwd=tree, env=env,
+        r = subprocess.run([sys.executable, f.name, str(ds), str(results), str(repeat), out], cwd=tree, env=env,
                            capture_output=True, text=True, timeout=3600)
     finally:
         os.unlink(f.name)
@@ -107,8 +103,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--n", type=int, default=100_000, help="recorded results")
     ap.add_argument("--repeat", type=int, default=3, help="timed calls per measurement (best is kept)")
     ap.add_argument("--baseline", type=Path, default=None, help="another labkit source tree to time beside")
-    ap.add_argument("--one-process", action="store_true",
-                    help="also time this tree with the lexical judge in one process (no worker)")
     ap.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "labkit-bench-score"),
                     help="where the generated files are kept (shared with bench_score.py)")
     args = ap.parse_args(argv)
@@ -126,10 +120,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         line = (f"{args.n:,} cases: score_cases {ours['gc_on']['wall_s']:.2f} s wall "
                 f"({ours['gc_on']['cpu_s']:.2f} s CPU), collector paused {ours['gc_paused']['wall_s']:.2f} s")
         result.update({f"score_cases_{m}_{k}": v for m, fig in ours.items() for k, v in fig.items()})
-        if args.one_process:
-            one = measure(ROOT, ds, results, args.repeat, "-", one=True)
-            result.update({f"one_process_{m}_{k}": v for m, fig in one.items() for k, v in fig.items()})
-            line += f"; judge in one process {one['gc_on']['wall_s']:.2f} s ({one['gc_paused']['wall_s']:.2f} s paused)"
         if args.baseline is not None:
             base = measure(args.baseline, ds, results, args.repeat, base_out)
             ours2 = measure(ROOT, ds, results, args.repeat, "-")  # alternate: base between two of ours

@@ -285,88 +285,28 @@ class _LexicalBatch:
 
 
 # --- judging many cases at once ------------------------------------------------------------
+# (spreading a large run over processes is scoring's job: labkit.scoring scores results.jsonl in
+# parts, in worker processes, so a judge works out its verdicts in the process it is called in)
 
-#: Above this many cases a lexical judge's verdicts are worked out in worker processes.
-PARALLEL_MIN_CASES = 20_000
 
-
-def judge_many(judge: Any, what: str, items: Sequence[tuple[Any, Any]], *,
-               workers: int | None = None) -> list[Any]:
+def judge_many(judge: Any, what: str, items: Sequence[tuple[Any, Any]]) -> list[Any]:
     """``judge.faithfulness(answer, contexts)`` or ``judge.relevance(question, answer)`` (``what``)
     for every item, in order. A judge with a ``faithfulness_many`` / ``relevance_many`` method
-    gets the whole batch (the lexical judge: every distinct text analysed once); from
-    :data:`PARALLEL_MIN_CASES` items on, a lexical judge's batch is split over ``workers``
-    processes (default: the CPUs), each verdict exactly what one process gives."""
+    gets the whole batch (the lexical judge: every distinct text analysed once)."""
     if what not in ("faithfulness", "relevance"):
         raise ValueError(f"unknown verdict {what!r}")
     many = getattr(judge, f"{what}_many", None)
     if not callable(many):
         one = getattr(judge, what)
         return [one(a, b) for a, b in items]
-    n_workers = workers if workers is not None else (os.cpu_count() or 1)
-    if not isinstance(judge, LexicalJudge) or len(items) < PARALLEL_MIN_CASES or n_workers < 2:
-        return list(many(items))
-    return _in_workers(judge, what, list(items), n_workers)
+    return list(many(items))
 
 
-def lexical_verdicts(judge: LexicalJudge, items: Sequence[tuple[str, str, Sequence[str]]], *,
-                     workers: int | None = None) -> list[Verdicts]:
+def lexical_verdicts(judge: LexicalJudge, items: Sequence[tuple[str, str, Sequence[str]]]) -> list[Verdicts]:
     """Both verdicts of the lexical judge for every ``(question, answer, contexts)``, in order:
     ``(faithfulness(answer, contexts), relevance(question, answer))``, faithfulness None when
-    ``contexts`` is empty. Each answer is read once for both. From :data:`LEXICAL_PARALLEL_MIN_CASES`
-    items on, a share goes to ``workers - 1`` worker processes (default: the CPUs) while this
-    process works out the first share; each verdict is exactly what one process gives."""
-    n_workers = workers if workers is not None else (os.cpu_count() or 1)
-    if len(items) < LEXICAL_PARALLEL_MIN_CASES or n_workers < 2:
-        return _LexicalBatch(judge).verdicts(items)
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    # a worker starts late (a new interpreter): this process keeps a larger first share
-    own = int(len(items) * LEXICAL_OWN_SHARE * 2 / n_workers)
-    step = -(-(len(items) - own) // (n_workers - 1))
-    parts = [_compact(items[a:a + step]) for a in range(own, len(items), step)]
-    ctx = multiprocessing.get_context("spawn")  # no state copied from the parent: same as one process
-    with ProcessPoolExecutor(max_workers=len(parts), mp_context=ctx) as pool:
-        futures = [pool.submit(_verdicts_part, judge, part) for part in parts]
-        out = _LexicalBatch(judge).verdicts(items[:own])
-        for f in futures:
-            out += f.result()
-    return out
-
-
-#: From this many cases :func:`lexical_verdicts` spreads over worker processes (below, starting one
-#: costs more than it saves).
-LEXICAL_PARALLEL_MIN_CASES = 40_000
-#: The share of the work this process keeps when spreading over two processes (a worker starts late).
-LEXICAL_OWN_SHARE = 0.56
-
-
-def _compact(items: Sequence[tuple[str, str, Sequence[str]]]) -> list[tuple[str, str, tuple[str, ...]]]:
-    """The items as a worker gets them: each case's distinct contexts once (what the verdict reads)."""
-    return [(q, a, tuple(dict.fromkeys(c))) for q, a, c in items]
-
-
-def _verdicts_part(judge: LexicalJudge, items: list[tuple[str, str, tuple[str, ...]]]) -> list[Verdicts]:
-    """One worker's share of :func:`lexical_verdicts` (a module-level function, so it pickles)."""
+    ``contexts`` is empty. Each answer is read once for both."""
     return _LexicalBatch(judge).verdicts(items)
-
-
-def _in_workers(judge: LexicalJudge, what: str, items: list[tuple[Any, Any]], n_workers: int) -> list[Any]:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    step = -(-len(items) // (n_workers * 4))
-    parts = [items[a:a + step] for a in range(0, len(items), step)]
-    ctx = multiprocessing.get_context("spawn")  # no state copied from the parent: same as one process
-    with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
-        done = pool.map(_judge_part, [judge] * len(parts), [what] * len(parts), parts)
-        return [v for part in done for v in part]
-
-
-def _judge_part(judge: LexicalJudge, what: str, items: list[tuple[Any, Any]]) -> list[Any]:
-    """One worker's share of :func:`judge_many` (a module-level function, so it pickles)."""
-    return list(getattr(judge, f"{what}_many")(items))
 
 
 # --- LLM judge ------------------------------------------------------------------------

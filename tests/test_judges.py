@@ -333,27 +333,3 @@ def test_a_judge_without_a_batch_is_asked_case_by_case() -> None:
     assert judge_many(j, "relevance", [("q", "a")]) == [None]
     with pytest.raises(ValueError):
         judge_many(j, "kindness", [])
-
-
-@pytest.mark.slow
-def test_worker_processes_give_the_verdicts_of_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    import labkit.judges as judges
-
-    faith, rel = _batch_items(3, 400)
-    judge = LexicalJudge()
-    one_faith = judges.judge_many(judge, "faithfulness", faith, workers=1)
-    one_rel = judges.judge_many(judge, "relevance", rel, workers=1)
-    calls: list[int] = []
-    real = judges._in_workers
-
-    def spy(*args: object, **kw: object) -> list[object]:
-        calls.append(1)
-        return real(*args, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(judges, "PARALLEL_MIN_CASES", 100)
-    monkeypatch.setattr(judges, "_in_workers", spy)
-    assert judges.judge_many(judge, "faithfulness", faith, workers=2) == one_faith
-    assert judges.judge_many(judge, "relevance", rel, workers=2) == one_rel
-    assert len(calls) == 2  # the work did go to the workers
-    assert judges.judge_many(judge, "relevance", rel[:99], workers=2) == one_rel[:99]
-    assert len(calls) == 2  # below the threshold: one process

@@ -298,20 +298,9 @@ def test_the_lexical_batches_give_the_per_case_verdicts(seed: int, threshold: fl
         want_rel = [judge.relevance(q, a) for q, a, _ in items]
     assert judge.faithfulness_many([(a, c) for _, a, c in items]) == want_faith
     assert judge.relevance_many([(q, a) for q, a, _ in items]) == want_rel
-    both = lexical_verdicts(judge, items, workers=1)
+    both = lexical_verdicts(judge, items)
     assert [f for f, _ in both] == [f if c else None for f, (_, _, c) in zip(want_faith, items, strict=True)]
     assert [r for _, r in both] == want_rel
-
-
-@pytest.mark.slow
-def test_the_lexical_verdicts_spread_over_processes_are_those_of_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = random.Random(5)
-    judge = LexicalJudge()
-    items = [(_texts(rng), _texts(rng), [_texts(rng) for _ in range(rng.randrange(0, 3))]) for _ in range(600)]
-    one = lexical_verdicts(judge, items, workers=1)
-    monkeypatch.setattr(judges, "LEXICAL_PARALLEL_MIN_CASES", 100)
-    assert lexical_verdicts(judge, items, workers=2) == one
-    assert lexical_verdicts(judge, items, workers=3) == one
 
 
 # --- whole runs ------------------------------------------------------------------------------
