@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,3 +22,15 @@ def time_bound(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     signal.alarm(0)
     signal.signal(signal.SIGALRM, old)
+
+
+@pytest.fixture(scope="session")
+def shipped_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real run of the shipped baseline pipeline over data/golden.jsonl, not scored (read it,
+    or copy it before scoring: it is shared by every test of the session)."""
+    from labkit.cli import main
+
+    out = tmp_path_factory.mktemp("shipped") / "baseline"
+    assert main(["run", "--dataset", "data/golden.jsonl", "--pipeline", "data/pipelines/baseline.yaml",
+                 "--out", str(out), "--quiet", "--no-score"]) == 0
+    return out

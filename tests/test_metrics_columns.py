@@ -110,16 +110,6 @@ def assert_same(cases: list[EvalCase], results: list[dict[str, Any]], *, k: int 
     assert aggregate(cases, got, k=k, n_boot=200) == aggregate(cases, want, k=k, n_boot=200)
 
 
-@pytest.fixture(scope="module")
-def shipped_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from labkit.cli import main
-
-    out = tmp_path_factory.mktemp("columns") / "baseline"
-    assert main(["run", "--dataset", "data/golden.jsonl", "--pipeline", "data/pipelines/baseline.yaml",
-                 "--out", str(out), "--quiet", "--no-score"]) == 0
-    return out
-
-
 @pytest.mark.slow
 def test_columnar_and_per_case_agree_on_the_shipped_data(shipped_run: Path) -> None:
     from labkit.scoring import resolve_corpus

@@ -396,16 +396,6 @@ def test_score_cases_is_the_per_case_scorer_on_recorded_benchmark_results(tmp_pa
     assert_identical(cases, results, k=2)
 
 
-@pytest.fixture(scope="module")
-def shipped_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from labkit.cli import main
-
-    out = tmp_path_factory.mktemp("speed") / "baseline"
-    assert main(["run", "--dataset", "data/golden.jsonl", "--pipeline", "data/pipelines/baseline.yaml",
-                 "--out", str(out), "--quiet", "--no-score"]) == 0
-    return out
-
-
 @pytest.mark.slow
 def test_score_cases_is_the_per_case_scorer_on_the_shipped_data(shipped_run: Path) -> None:
     from labkit.runs import RunDir

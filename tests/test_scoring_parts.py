@@ -59,14 +59,9 @@ def test_many_parts_write_what_one_part_writes(recorded: tuple[Path, Path], tmp_
 
 
 @pytest.mark.slow
-def test_many_parts_on_the_shipped_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from labkit.cli import main
-
-    out = tmp_path / "baseline"
-    assert main(["run", "--dataset", "data/golden.jsonl", "--pipeline", "data/pipelines/baseline.yaml",
-                 "--out", str(out), "--quiet", "--no-score"]) == 0
-    whole = _scored(out, None, tmp_path, monkeypatch, part_bytes=2**40, min_parts=10**9)
-    parts = _scored(out, None, tmp_path, monkeypatch, part_bytes=2_000, min_parts=1)
+def test_many_parts_on_the_shipped_data(shipped_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = _scored(shipped_run, None, tmp_path, monkeypatch, part_bytes=2**40, min_parts=10**9)
+    parts = _scored(shipped_run, None, tmp_path, monkeypatch, part_bytes=2_000, min_parts=1)
     assert parts == whole
 
 
