@@ -17,15 +17,16 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
 from labkit.errors import DatasetError, Problem
 
-__all__ = ["MAX_JSON_DEPTH", "LinedDict", "StrictJSONError", "atomic_write_text", "count_lines", "input_error", "iter_jsonl", "jsonl_objects", "line_spans",
+__all__ = ["MAX_JSON_DEPTH", "LinedDict", "StrictJSONError", "atomic_write_text", "atomic_writer", "count_lines", "input_error", "iter_jsonl", "jsonl_objects", "line_spans",
            "loads_document", "loads_line", "may_hold_surrogate", "surrogate_field"]
 
 
@@ -330,12 +331,20 @@ def jsonl_objects(path: str | os.PathLike[str], problems: list[Problem]) -> list
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write a file whole or not at all (temp file in the same folder, then rename)."""
+    with atomic_writer(path) as f:
+        f.write(text.encode("utf-8"))
+
+
+@contextmanager
+def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """A binary file that becomes ``path`` whole when the block ends (temp file in the same
+    folder, flushed to disk, then renamed), or not at all when the block raises."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)

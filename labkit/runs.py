@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from labkit.cases import Dataset, EvalCase, load_cases
 from labkit.errors import ConfigError, DatasetError, Problem
-from labkit.io import atomic_write_text, iter_jsonl, loads_line
+from labkit.io import atomic_write_text, atomic_writer, iter_jsonl, loads_line
 from labkit.resultline import RESULT_DEFAULTS, STATUSES, check_line
 
 if TYPE_CHECKING:
@@ -347,11 +347,8 @@ def write_scores_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
             out[alias] = _safe_texts(col)
             select.append(f"NULLIF({alias}, '')")
     header = ",".join(_csv_cell(str(c)) for c in df.columns)
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    body = tmp + ".body"
-    try:
+    with atomic_writer(path) as f, tempfile.TemporaryDirectory(dir=Path(path).parent) as work:
+        body = os.path.join(work, "rows.csv")
         con = duckdb.connect()
         try:
             con.register("scores", out)
@@ -360,17 +357,9 @@ def write_scores_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
                         "(FORMAT csv, HEADER false, DELIMITER ',', QUOTE '\"', ESCAPE '\"', NULL '')")
         finally:
             con.close()
-        with os.fdopen(fd, "wb") as f, open(body, "rb") as rows:
-            f.write(header.encode("utf-8") + b"\n")
+        f.write(header.encode("utf-8") + b"\n")
+        with open(body, "rb") as rows:
             shutil.copyfileobj(rows, f, 2**20)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        Path(body).unlink(missing_ok=True)
 
 
 def _sql_text(text: str) -> str:
