@@ -121,33 +121,13 @@ class Certified:
         """``obj`` with the string values of its own id fields (top level, and the items of a
         top-level ``spans`` list) blanked, and those values: they are certified apart."""
         own: list[str] = []
-        view = obj
-        for k in self.red.skip_keys:
-            v = obj.get(k)
-            if type(v) is str and v:
-                if view is obj:
-                    view = dict(obj)
-                own.append(v)
-                view[k] = ""
+        view = _blanked(obj, self.red.skip_keys, own)
         spans = obj.get("spans")
         if type(spans) is list and spans:
-            items: list[Any] = []
-            for item in spans:
-                if type(item) is dict:
-                    blank = None
-                    for k in self.span_keys:
-                        v = item.get(k)
-                        if type(v) is str and v:
-                            if blank is None:
-                                blank = dict(item)
-                            own.append(v)
-                            blank[k] = ""
-                    items.append(item if blank is None else blank)
-                else:
-                    items.append(item)
             if view is obj:
                 view = dict(obj)
-            view["spans"] = items
+            view["spans"] = [_blanked(item, self.span_keys, own) if type(item) is dict else item
+                             for item in spans]
         return view, own
 
     def _certify(self, s: str, *, own_id: bool) -> bool:
@@ -167,3 +147,16 @@ class Certified:
             self.strings.add(s)
         return True
 
+
+def _blanked(obj: dict[Any, Any], keys: Any, own: list[str]) -> dict[Any, Any]:
+    """``obj`` (a copy only when something changes) with the non-empty string value of each of
+    ``keys`` blanked; those values are appended to ``own``."""
+    out = obj
+    for k in keys:
+        v = obj.get(k)
+        if type(v) is str and v:
+            if out is obj:
+                out = dict(obj)
+            own.append(v)
+            out[k] = ""
+    return out
