@@ -146,7 +146,7 @@ class _Part(NamedTuple):
 _WITH: dict[str, Any] = {}
 
 
-def _score_part(span: tuple[int, int] | None) -> _Part:
+def _score_part(span: tuple[int, int]) -> _Part:
     from labkit.io import count_lines
     from labkit.metrics import score_cases
     from labkit.runs import read_results_part
@@ -166,8 +166,7 @@ def _score_part(span: tuple[int, int] | None) -> _Part:
     if not part.problems and not unknown and len(set(positions)) == len(positions):
         cases = [w["cases"][i] for i in positions]
         scores = _compact(score_cases(cases, part.rows, k=w["k"], corpus=w["corpus"], judge=w["judge"]))
-    n_lines = count_lines(w["path"], span) if span is not None else 0
-    return _Part(positions, part.lines, cache_lines, scores, part.problems, unknown, n_lines)
+    return _Part(positions, part.lines, cache_lines, scores, part.problems, unknown, count_lines(w["path"], span))
 
 
 def _compact(scores: pd.DataFrame) -> pd.DataFrame:
@@ -180,8 +179,8 @@ def _compact(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def _frame(parts: list[_Part]) -> pd.DataFrame | None:
-    """The parts' scores as one frame in file order (reason columns as text again), each
-    part's frame let go as it is added; None when no part has scores."""
+    """The parts' scores as one frame in file order (reason columns as text again, each
+    distinct reason one string object); None when no part has scores."""
     import pandas as pd
     from pandas.api.types import union_categoricals
 
@@ -234,17 +233,16 @@ def score_results(rd: RunDir, ds: Dataset, *, k: int, corpus: Any, judge: Any,
 
     jd = get_judge(judge)
     cases_all = list(ds)
+    index = {c.id: i for i, c in enumerate(cases_all)}
     if results is not None:
         rows = [dict(r) for r in results]
-        index = {c.id: i for i, c in enumerate(cases_all)}
         unknown = [r["case_id"] for r in rows if r["case_id"] not in index]
         if unknown:
             raise DatasetError(str(rd.results_path), [_not_in(None, cid, ds) for cid in unknown])
         rows.sort(key=lambda r: index[r["case_id"]])
         cases = [cases_all[index[r["case_id"]]] for r in rows]
         return cases, score_cases(cases, rows, k=k, corpus=corpus, judge=jd)
-    _WITH.update(path=rd.results_path, index={c.id: i for i, c in enumerate(cases_all)}, cases=cases_all,
-                 k=k, corpus=corpus, judge=jd)
+    _WITH.update(path=rd.results_path, index=index, cases=cases_all, k=k, corpus=corpus, judge=jd)
     try:
         parts = _parts(rd.results_path, jd)
     finally:
