@@ -227,3 +227,13 @@ def test_a_scored_run_is_let_go_without_a_cycle_collection() -> None:
         unregister_metric("grab_run")
         if was:
             gc.enable()
+
+
+def test_no_cases_give_an_empty_frame_with_every_column() -> None:
+    """No case at all (a filter that kept none) is a frame of no rows, not a crash in the retrieval columns."""
+    empty = score_cases([], [], k=5)
+    one = score_cases([EvalCase(id="q1", question="How do I reset a key?", expected_source="doc1")],
+                      [{"case_id": "q1", "status": "ok", "answer": "Reset it in the portal.",
+                        "retrieved": [{"id": "doc1#0", "source": "doc1", "text": "Reset it in the portal."}]}], k=5)
+    assert len(empty) == 0
+    assert list(empty.columns) == list(one.columns)

@@ -274,8 +274,9 @@ def _level_ids(ids: list[Any], sources: list[Any], levels: list[str], start: lis
     source = (sources if clean[1] else [
         s if isinstance(s, str) and s else (c.split("#", 1)[0] if isinstance(c, str) and c else None)
         for s, c in zip(sources, ids, strict=True)]) if n_source else None
-    if chunk is None or source is None:
-        return list(source if chunk is None else chunk)  # type: ignore[arg-type]
+    if chunk is None or source is None:  # every case at one level (or no case at all)
+        only = chunk if chunk is not None else source
+        return list(only) if only is not None else []
     most, fewer, fewer_is_source = (source, chunk, False) if n_source * 2 >= len(levels) else (chunk, source, True)
     out = list(most)
     for i, s in enumerate(at_source):
