@@ -209,6 +209,10 @@ def _parts(path: Path, judge: Any) -> list[_Part]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    from labkit.metrics import score_cases
+
+    w = _WITH  # no case scored once here: the modules scoring imports are loaded before the fork
+    score_cases([], [], k=w["k"], corpus=w["corpus"], judge=judge)  # (about 0.3 s in each worker otherwise)
     gc.freeze()  # the dataset's objects out of the collector's reach: workers share their pages longer
     try:
         ctx = multiprocessing.get_context("fork")  # the workers inherit _WITH: the dataset is not sent
