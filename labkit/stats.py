@@ -219,34 +219,81 @@ def _index_counts_sums(x: NDArray[np.float64], n_boot: int, seed: int,
     ``None`` is one cell. Result ``[n_boot, cells, m]``: each cell's column sums in every resample
     (the cell's count varies from resample to resample, as when cases are resampled). Up to
     ``_CHUNK`` rows, ``W`` counts the seeded index matrix :func:`bootstrap_distribution` draws;
-    beyond, the rows are cut into chunks of ``_CHUNK``, each resample's n draws are spread over
-    the chunks as ``Multinomial(n, chunk sizes / n)`` and drawn uniformly inside each chunk: the
-    same law (n uniform draws over the rows), counted in cache. Cost: one index draw and one
-    count per row and resample, then a narrow BLAS product per cell.
+    beyond, the rows are cut into chunks of at most ``_CHUNK`` (of equal sizes), each resample's n
+    draws are spread over the chunks as ``Multinomial(n, chunk sizes / n)`` and drawn uniformly
+    inside each chunk, from a generator of the chunk's own (spawned from the seed's): the same
+    law (n uniform draws over the rows), counted in cache, the chunks side by side in threads
+    (numpy draws and counts without holding the interpreter), with the same sums whatever the
+    number of threads. Cost: one index draw and one count per row and resample, then a narrow
+    BLAS product per cell.
     """
     n, m = x.shape
     bounds = [0, n] if starts is None else [int(v) for v in starts]
-    out = np.empty((n_boot, len(bounds) - 1, m), dtype=np.float64)
     g = make_rng(seed)
-    edges = [*range(0, n, _CHUNK), n]
-    sizes = np.diff(edges)
-    per_chunk = g.multinomial(n, sizes / n, size=n_boot) if len(sizes) > 1 else None
-    step = max(1, min(n_boot, _W_BLOCK_ELEMS // max(n, 1)))
-    w = np.empty((step, n), dtype=np.float64)
-    for a in range(0, n_boot, step):
-        rows = min(a + step, n_boot) - a
-        if per_chunk is None:
+    if n <= _CHUNK:
+        out = np.empty((n_boot, len(bounds) - 1, m), dtype=np.float64)
+        step = max(1, min(n_boot, _W_BLOCK_ELEMS // max(n, 1)))
+        w = np.empty((step, n), dtype=np.float64)
+        for a in range(0, n_boot, step):
+            rows = min(a + step, n_boot) - a
             idx = _indices(g, n, rows)  # the plain bootstrap's block of draws
             for j in range(rows):
                 w[j] = np.bincount(idx[j].astype(np.intp), minlength=n)
-        else:
-            for j in range(rows):
-                for k, size in enumerate(sizes.tolist()):
-                    draws = g.integers(0, size, size=int(per_chunk[a + j, k]), dtype=np.int64)
-                    w[j, edges[k]:edges[k + 1]] = np.bincount(draws, minlength=size)
-        for k in range(len(bounds) - 1):
-            _cell_sums(w[:rows], x, bounds[k], bounds[k + 1], out[a:a + rows, k])
+            for k in range(len(bounds) - 1):
+                _cell_sums(w[:rows], x, bounds[k], bounds[k + 1], out[a:a + rows, k])
+        return out
+    edges = np.linspace(0, n, -(-n // _CHUNK) + 1).astype(np.int64).tolist()
+    sizes = np.diff(edges)
+    per_chunk = g.multinomial(n, sizes / n, size=n_boot)
+    gens = g.spawn(len(sizes))
+
+    def chunk(c: int) -> tuple[int, NDArray[np.float64]]:
+        return _chunk_sums(x, edges[c], edges[c + 1], bounds, per_chunk[:, c], gens[c])
+
+    threads = _count_threads(len(sizes))
+    if threads > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            parts = list(pool.map(chunk, range(len(sizes))))
+    else:
+        parts = [chunk(c) for c in range(len(sizes))]
+    out = np.zeros((n_boot, len(bounds) - 1, m), dtype=np.float64)
+    for first, sums in parts:  # in chunk order: the same sums whatever the threads
+        out[:, first:first + sums.shape[1]] += sums
     return out
+
+
+def _count_threads(chunks: int) -> int:
+    """Threads counting the chunks of :func:`_index_counts_sums`: one per CPU this process may use."""
+    import os
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cpus, chunks))
+
+
+def _chunk_sums(x: NDArray[np.float64], s0: int, e0: int, bounds: list[int], draws: NDArray[np.int64],
+                g: np.random.Generator) -> tuple[int, NDArray[np.float64]]:
+    """The cell sums of rows ``s0:e0`` of ``x`` in every resample (``draws[b]`` of its n draws
+    fall in these rows): the first cell they reach, and ``[n_boot, cells reached, m]``."""
+    import bisect
+
+    size, n_boot = e0 - s0, draws.shape[0]
+    first = bisect.bisect_right(bounds, s0) - 1
+    last = bisect.bisect_left(bounds, e0)  # the cells first .. last - 1 hold rows of the chunk
+    out = np.zeros((n_boot, last - first, x.shape[1]), dtype=np.float64)
+    step = max(1, min(n_boot, _W_BLOCK_ELEMS // size))
+    w = np.empty((step, size), dtype=np.float64)
+    rows_x = x[s0:e0]
+    for a in range(0, n_boot, step):
+        rows = min(a + step, n_boot) - a
+        for j in range(rows):
+            w[j] = np.bincount(g.integers(0, size, size=int(draws[a + j]), dtype=np.int64), minlength=size)
+        for k in range(first, last):
+            s, e = max(bounds[k], s0) - s0, min(bounds[k + 1], e0) - s0
+            if e > s:
+                _cell_sums(w[:rows], rows_x, s, e, out[a:a + rows, k - first])
+    return first, out
 
 
 def _cell_sums(w: NDArray[np.float64], x: NDArray[np.float64], s: int, e: int,

@@ -354,3 +354,19 @@ def test_cell_sums_in_chunks_draw_the_same_law(monkeypatch):
     few = stats._index_counts_sums(x, 30, 2, starts)
     monkeypatch.setattr(stats, "_TILE_MULADDS", 7)  # tiny BLAS tiles: the same sums
     np.testing.assert_allclose(stats._index_counts_sums(x, 30, 2, starts), few, rtol=1e-12)
+
+
+def test_chunked_sums_do_not_depend_on_how_many_threads_count_them(monkeypatch):
+    """Past _CHUNK rows each chunk draws from its own generator (spawned from the seed), so the
+    chunks are counted side by side in threads: one thread or several give the very same sums."""
+    rng = np.random.default_rng(3)
+    x = np.column_stack([rng.gamma(2.0, 0.01, 1000), rng.random(1000) < 0.3, np.ones(1000)])
+    starts = [0, 10, 300, 301, 1000]
+    monkeypatch.setattr(stats, "_CHUNK", 128)
+    monkeypatch.setattr(stats, "_count_threads", lambda chunks: 1)
+    one = stats._index_counts_sums(x, 500, 4, starts)
+    monkeypatch.setattr(stats, "_count_threads", lambda chunks: 3)
+    three = stats._index_counts_sums(x, 500, 4, starts)
+    assert np.array_equal(one, three)
+    assert np.array_equal(one[:, :, 2].sum(axis=1), np.full(500, 1000.0))  # n draws in every resample
+    assert not np.array_equal(one, stats._index_counts_sums(x, 500, 5, starts))  # the seed still matters
