@@ -26,7 +26,7 @@ import orjson
 
 from labkit.errors import DatasetError, Problem
 
-__all__ = ["MAX_JSON_DEPTH", "LinedDict", "StrictJSONError", "atomic_write_text", "atomic_writer", "count_lines", "input_error", "iter_jsonl", "jsonl_objects", "line_spans",
+__all__ = ["MAX_JSON_DEPTH", "LinedDict", "StrictJSONError", "atomic_write_text", "atomic_writer", "count_lines", "file_hash", "input_error", "iter_jsonl", "jsonl_objects", "line_spans",
            "loads_document", "loads_line", "may_hold_surrogate", "surrogate_field"]
 
 
@@ -309,6 +309,14 @@ def count_lines(path: str | os.PathLike[str], span: tuple[int, int]) -> int:
         f.seek(span[0])
         data = f.read(span[1] - span[0])
     return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+
+
+def file_hash(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a file's bytes (hex), read in pieces: a file of any size adds little memory."""
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def jsonl_objects(path: str | os.PathLike[str], problems: list[Problem]) -> list[tuple[int, dict[str, Any]]]:

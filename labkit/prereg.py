@@ -8,19 +8,15 @@ runner can record a gate without importing the gate.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 from labkit.errors import ConfigError
+from labkit.io import file_hash
 
 __all__ = ["file_hash", "gate_lock_info", "lock_path"]
-
-
-def file_hash(path: str | os.PathLike[str]) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def lock_path(gate_path: str | os.PathLike[str]) -> Path:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from labkit.cases import Dataset, EvalCase
 from labkit.errors import DatasetError, Problem, RunDirError
-from labkit.io import atomic_write_text
+from labkit.io import atomic_write_text, file_hash
 from labkit.runs import METRICS, RESULTS, SCORES, RunDir, load_dataset, write_scores_csv
 
 if TYPE_CHECKING:
@@ -33,13 +33,6 @@ __all__ = ["SCORED_FILES", "file_hash", "resolve_corpus", "score_results", "scor
 
 #: The files of a run whose sha256 scoring records: what it read, and what it wrote.
 SCORED_FILES = (RESULTS, SCORES, METRICS)
-
-
-def file_hash(path: str | os.PathLike[str]) -> str:
-    """The sha256 of a file's bytes (hex)."""
-    import hashlib
-
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def verify_scored(run_dir: str | os.PathLike[str] | RunDir) -> str:

@@ -10,7 +10,6 @@ corpus's chunks (labkit.interop.goldtext), redacts, and writes each file atomica
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections import Counter
@@ -22,7 +21,7 @@ from typing import Any
 
 from labkit.cases import EvalCase, derive_id, fingerprint
 from labkit.errors import ConfigError, DatasetError, Problem
-from labkit.io import atomic_write_text, input_error, loads_document
+from labkit.io import atomic_write_text, file_hash, input_error, loads_document
 from labkit.resultline import check_line
 from labkit.runs import MANIFEST_SCHEMA_VERSION, RESULTS, TRACES
 
@@ -124,10 +123,6 @@ def read_document(path: str | os.PathLike[str]) -> Any:
     except json.JSONDecodeError as e:
         raise DatasetError(str(path), [Problem(e.lineno, None, f"malformed JSON: {e.msg} at column {e.colno}")]) \
             from None
-
-
-def _sha256(path: str | os.PathLike[str]) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _gold(rec: Record, matcher: Any, counts: Counter[str]) -> tuple[list[str], dict[str, Any] | None]:
@@ -308,7 +303,7 @@ def _write_run(run_dir: Path, rows: list[tuple[EvalCase, Record, dict[str, Any]]
     from labkit.trace.redact import Redactor
 
     red = Redactor()
-    sha = _sha256(source)
+    sha = file_hash(source)
     run_id = f"imported-{fmt}-{sha[:12]}"
     traces = [_trace(run_id, c, rec, res, fmt) for c, rec, res in rows if rec.trace is not None]
     atomic_write_text(run_dir / RESULTS, "".join(json.dumps(red.redact(r), ensure_ascii=False) + "\n"
