@@ -304,6 +304,12 @@ def _no_cycle_collector() -> Iterator[None]:
             gc.enable()
 
 
+def _write_scores(rd: RunDir, scores: pd.DataFrame) -> dict[str, str]:
+    """scores.csv written, and the sha256 of it and of the results.jsonl that was scored."""
+    write_scores_csv(scores, rd.scores_path)
+    return {RESULTS: file_hash(rd.results_path), SCORES: file_hash(rd.scores_path)}
+
+
 def score_run(
     run_dir: str | os.PathLike[str] | RunDir,
     dataset: Dataset | Sequence[EvalCase] | str | os.PathLike[str] | None = None,
@@ -347,11 +353,16 @@ def _score_run(run_dir: str | os.PathLike[str] | RunDir, dataset: Dataset | Sequ
     ds = load_dataset(dataset, rd)
     corp = resolve_corpus(corpus, rd)
     cases, scores = score_results(rd, ds, k=k, corpus=corp, judge=judge, results=results)
-    write_scores_csv(scores, rd.scores_path)
-    have = {c.id for c in cases}
-    missing = [c for c in ds if c.id not in have]
-    metrics = _redacted_slices(aggregate(cases, scores, k=k, seed=seed, n_boot=n_boot, missing=missing))
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:  # scores.csv written while the intervals are drawn
+        written = pool.submit(_write_scores, rd, scores.copy(deep=False))
+        have = {c.id for c in cases}
+        missing = [c for c in ds if c.id not in have]
+        metrics = _redacted_slices(aggregate(cases, scores, k=k, seed=seed, n_boot=n_boot, missing=missing))
+        hashes = written.result()
     atomic_write_text(rd.metrics_path, json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    hashes[METRICS] = file_hash(rd.metrics_path)
     man = rd.manifest
     if not man:
         man = {"run_id": rd.path.name}
@@ -366,7 +377,7 @@ def _score_run(run_dir: str | os.PathLike[str] | RunDir, dataset: Dataset | Sequ
         "n_scored": len(cases),
         "n_missing": len(ds) - len(cases),
         "corpus": getattr(corp, "root", None),
-        "sha256": {name: file_hash(rd.path / name) for name in SCORED_FILES},
+        "sha256": {name: hashes[name] for name in SCORED_FILES},
     }
     rd.write_manifest(man)
     return metrics
