@@ -7,8 +7,10 @@ three) and a run directory whose results.jsonl holds one recorded result per cas
 retrieved items with text (distinct ids at the gold level), answers quoting the context or
 not, citations, usage, cost, lognormal latency, errors, retries and cache hits.
 
-Timed, each as its own process (wall time; peak memory of the process and its worker processes,
-the summed proportional set size of the tree sampled every 20 ms):
+Timed, each as its own process (wall time; peak memory: ranx's peak RSS, and for labkit, whose
+worker processes share the dataset's pages with it, the summed proportional set size of the
+process tree sampled every 20 ms in a second run of the same command, not timed: sampling
+stalls a large process):
 
 - ``labkit score RUN --dataset DS`` (default metrics, k=5, 2,000 resamples, every slice);
 - ranx end to end: parse both files with the standard json module, build Qrels and Run,
@@ -162,10 +164,12 @@ def _tree_memory(pid: int) -> int:
     return total
 
 
-def timed(cmd: list[str]) -> tuple[float, float, str]:
-    """Wall seconds and peak memory (MiB) of a child process with its worker processes: the
-    highest of the tree's summed proportional set sizes (sampled every 20 ms) and the child's
-    own peak RSS; its stdout+stderr tail on failure."""
+def timed(cmd: list[str], *, sample: bool = False) -> tuple[float, float, str]:
+    """Wall seconds and peak memory (MiB) of a child process: its own peak RSS and, when
+    ``sample``, the highest of its tree's summed proportional set sizes (with its worker
+    processes, sampled every 20 ms); its stdout+stderr tail on failure. A sampled run is not
+    timed: reading a large process's page tables for its PSS stalls it (at a million results,
+    98 s unsampled against 142 s sampled every 50 ms)."""
     import threading
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -175,16 +179,18 @@ def timed(cmd: list[str]) -> tuple[float, float, str]:
         p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         done = threading.Event()
 
-        def sample() -> None:
+        def sampled() -> None:
             while not done.wait(0.02):
                 peak[0] = max(peak[0], _tree_memory(p.pid))
 
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
+        sampler = threading.Thread(target=sampled, daemon=True)
+        if sample:
+            sampler.start()
         _, status, usage = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t
         done.set()
-        sampler.join()
+        if sample:
+            sampler.join()
         p.returncode = os.waitstatus_to_exitcode(status)
         log.seek(0)
         text = log.read().decode("utf-8", "replace")
@@ -216,7 +222,9 @@ def bench_size(n: int, folder: Path) -> dict[str, Any]:
     ds, run = write_data(n, folder)
     print(f"data for {n:,} cases in {folder} ({time.perf_counter() - t:.1f} s to make or find)")
     py = sys.executable
-    lab_s, lab_mb, _ = timed([py, "-m", "labkit.cli", "score", str(run), "--dataset", str(ds)])
+    score = [py, "-m", "labkit.cli", "score", str(run), "--dataset", str(ds)]
+    lab_s, _, _ = timed(score)
+    _, lab_mb, _ = timed(score, sample=True)  # the same command again, for the memory of its workers
     script = folder / "ranx_end_to_end.py"
     script.write_text(RANX)
     ranx_out = folder / f"ranx-{n}.json"
