@@ -206,7 +206,7 @@ def may_hold_surrogate(text: str) -> bool:
     """Whether a JSONL line could decode to a lone surrogate: only a ``\\uD8xx``-``\\uDFxx``
     escape or a surrogate character in the text itself can make one (a cheap test before
     :func:`surrogate_field` walks the decoded value)."""
-    return "\\ud" in text or "\\uD" in text or _SURROGATE.search(text) is not None
+    return "\\ud" in text or "\\uD" in text or (not text.isascii() and _SURROGATE.search(text) is not None)
 
 
 def surrogate_field(obj: Any) -> str | None:
