@@ -357,10 +357,12 @@ def _score_run(run_dir: str | os.PathLike[str] | RunDir, dataset: Dataset | Sequ
 
     with ThreadPoolExecutor(max_workers=1) as pool:  # scores.csv written while the intervals are drawn
         written = pool.submit(_write_scores, rd, scores.copy(deep=False))
+        fingerprint = pool.submit(lambda: ds.fingerprint)  # (kept by the dataset) for the manifest
         have = {c.id for c in cases}
         missing = [c for c in ds if c.id not in have]
         metrics = _redacted_slices(aggregate(cases, scores, k=k, seed=seed, n_boot=n_boot, missing=missing))
         hashes = written.result()
+        fingerprint.result()
     atomic_write_text(rd.metrics_path, json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     hashes[METRICS] = file_hash(rd.metrics_path)
     man = rd.manifest
