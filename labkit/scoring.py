@@ -194,9 +194,10 @@ def _parts(path: Path, judge: Any) -> list[_Part]:
     """Every part of ``path`` scored, in file order, in worker processes when it pays."""
     from labkit.io import line_spans
     from labkit.judges import LexicalJudge
+    from labkit.stats import usable_cpus
 
     spans = line_spans(path, PART_BYTES)
-    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = usable_cpus()
     if len(spans) < PARALLEL_MIN_PARTS or workers < 2 or not isinstance(judge, LexicalJudge):
         return [_score_part(sp) for sp in spans]
     import multiprocessing

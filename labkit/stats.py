@@ -264,12 +264,16 @@ def _index_counts_sums(x: NDArray[np.float64], n_boot: int, seed: int,
     return out
 
 
-def _count_threads(chunks: int) -> int:
-    """Threads counting the chunks of :func:`_index_counts_sums`: one per CPU this process may use."""
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the platform tells it)."""
     import os
 
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cpus, chunks))
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _count_threads(chunks: int) -> int:
+    """Threads counting the chunks of :func:`_index_counts_sums`: one per usable CPU."""
+    return max(1, min(usable_cpus(), chunks))
 
 
 def _chunk_sums(x: NDArray[np.float64], s0: int, e0: int, bounds: list[int], draws: NDArray[np.int64],
