@@ -328,7 +328,7 @@ def _pair_samples(spec: MetricSpec, b: pd.DataFrame, v: pd.DataFrame) -> tuple[A
 def _compare_metric(spec: MetricSpec, b: pd.DataFrame, v: pd.DataFrame, *, seed: int, n_boot: int,
                     n_perm: int) -> dict[str, Any]:
     """One metric's paired row: each side's value, the delta with its interval, the raw p-value."""
-    from labkit import stats
+    from labkit import paired
 
     got = _pair_samples(spec, b, v)
     if got is None:
@@ -347,13 +347,13 @@ def _compare_metric(spec: MetricSpec, b: pd.DataFrame, v: pd.DataFrame, *, seed:
         return row
     bv = _num(stat(a_x[None, ...])[0])
     vv = _num(stat(b_x[None, ...])[0])
-    delta, lo, hi = stats.paired_bootstrap(a_x, b_x, stat, n_boot=n_boot, rng=seed)
+    delta, lo, hi = paired.paired_bootstrap(a_x, b_x, stat, n_boot=n_boot, rng=seed)
     if test == "mcnemar_exact":
-        p = stats.mcnemar_exact(a_x, b_x)[0]
+        p = paired.mcnemar_exact(a_x, b_x)[0]
     elif test == "sign_flip":
-        p = stats.sign_flip_pvalue(b_x - a_x, n_perm=n_perm, rng=seed)
+        p = paired.sign_flip_pvalue(b_x - a_x, n_perm=n_perm, rng=seed)
     else:
-        p = stats.swap_permutation_pvalue(a_x, b_x, stat, n_perm=n_perm, rng=seed)
+        p = paired.swap_permutation_pvalue(a_x, b_x, stat, n_perm=n_perm, rng=seed)
     row.update(base=bv, var=vv, delta=_num(delta) if bv is not None and vv is not None else None,
                lo=_num(lo), hi=_num(hi), p=p)
     return row
@@ -391,7 +391,7 @@ def compare_frames(
     Each metric also counts the cases the baseline measured that the variant lost: not
     measured for a failure reason, or (``count_absent``) with no row at all.
     """
-    from labkit import stats
+    from labkit import paired, stats
     from labkit.metrics import METRICS
 
     stats.check_options(alpha=alpha, n_boot=n_boot)
@@ -408,7 +408,7 @@ def compare_frames(
     v = v.loc[shared].reset_index()
     rows = [_compare_metric(spec, b, v, seed=seed, n_boot=n_boot, n_perm=n_perm) for spec in METRICS.values()
             if not spec.per_case or spec.name in b.columns or spec.name in v.columns]
-    adjusted = stats.holm([r["p"] for r in rows])
+    adjusted = paired.holm([r["p"] for r in rows])
     metrics: dict[str, MetricDelta] = {}
     for r, p_adj in zip(rows, adjusted, strict=True):
         spec = r["spec"]

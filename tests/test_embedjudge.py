@@ -188,8 +188,8 @@ def test_baseline_answers_are_more_relevant_than_the_same_answers_shuffled(nanoe
     shipped golden set beats the same answers given to other questions; the paired bootstrap
     interval of the per-case difference excludes zero."""
     from labkit.metrics.generation import answer_relevance
+    from labkit.paired import paired_bootstrap
     from labkit.runs import RunDir
-    from labkit.stats import paired_bootstrap
 
     cases = {c.id: c for c in load_cases(GOLDEN)}
     lines = [r for r in RunDir(baseline_run).results() if r["status"] == "ok" and (r.get("answer") or "").strip()]
