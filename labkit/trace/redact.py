@@ -161,6 +161,35 @@ class _Rule:
 
 _META = frozenset(".^$*+?{}[]\\|()")
 
+#: What :data:`labkit.patterns.MAY_MATCH` finds beside :data:`~labkit.patterns.MAY_MATCH_NON_NUMERIC`.
+_DIGIT = re.compile(r"\d")
+
+
+def _split_may_match(rx: re.Pattern[str]) -> tuple[re.Pattern[str], tuple[str, ...]] | None:
+    """``rx`` (``[chars]|word|word...``, case-insensitive) as its character class, which no case
+    folding touches, and its plain lowercase words; None when it is not of that shape."""
+    head, *words = rx.pattern.split("|")
+    if (not rx.flags & re.IGNORECASE or not (head.startswith("[") and head.endswith("]"))
+            or re.search(r"[A-Za-z]", head.replace("\\-", "")) or not all(w.isalpha() and w.islower() for w in words)):
+        return None
+    return re.compile(head), tuple(words)
+
+
+_NON_NUMERIC = _split_may_match(patterns.MAY_MATCH_NON_NUMERIC)
+
+
+def _may_match_non_numeric(text: str, low: str | None) -> bool:
+    """Whether :data:`labkit.patterns.MAY_MATCH_NON_NUMERIC` finds something in ``text``
+    (``low``: its ``lower()`` when it is ASCII, else None): on ASCII text, its character class,
+    then its words as substrings of ``low`` (a case-insensitive search of ASCII text finds what
+    the lowered words find in the lowered text)."""
+    if low is None or _NON_NUMERIC is None:
+        return patterns.MAY_MATCH_NON_NUMERIC.search(text) is not None
+    chars, words = _NON_NUMERIC
+    if chars.search(text) is not None:
+        return True
+    return any(w in low for w in words)
+
 
 def _ascii_gate(gate: re.Pattern[str]) -> Callable[[str], bool] | None:
     """The gate as a test of an ASCII text's ``lower()``: a case-insensitive search over ASCII
@@ -238,6 +267,11 @@ class Redactor:
         self._lead, gated = self._rules[:lead], self._rules[lead:]
         self._prefilter = all(r.gate is not None for r in gated)
         self._gated = {False: gated, True: [r for r in gated if not r.numeric]}  # True: an own id field
+        #: the numeric rules, when every one of them comes after every other gated rule (the
+        #: catalogue's order): all that can change a text in which no non-numeric format can match
+        first_numeric = next((i for i, r in enumerate(gated) if r.numeric), len(gated))
+        self._numeric: list[_Rule] | None = (gated[first_numeric:] if all(r.numeric for r in gated[first_numeric:])
+                                             else None)
         self._any_gate = {own: _any_gate(self._gated[own]) for own in (False, True)}
         #: strings :meth:`redact_text` leaves as they are, that are no credential or phone key
         #: (the fast path of :meth:`dumps_line`); cleared with the memo when a secret is registered
@@ -301,14 +335,20 @@ class Redactor:
         for rule in self._lead:  # the extra patterns
             text, k = rule.sub(text)
             n += k
-        if self._prefilter and (patterns.MAY_MATCH_NON_NUMERIC if own_id else patterns.MAY_MATCH).search(text) is None:
-            return text, n  # no format of the catalogue can match
         low = text.lower() if text.isascii() else None
+        rules = self._gated[own_id]
+        if self._prefilter and not _may_match_non_numeric(text, low):
+            if own_id or _DIGIT.search(text) is None:
+                return text, n  # no format of the catalogue can match (MAY_MATCH finds nothing)
+            if self._numeric is not None:
+                # no non-numeric format can match, and they come first: they leave the text as it
+                # is, so only the numeric ones can change it
+                rules = self._numeric
         if low is None:  # (ASCII text: each rule's gate below is a cheap test of ``low``)
             gate = self._any_gate[own_id]
             if gate is not None and gate.search(text) is None:
                 return text, n  # no rule's gate passes, and every rule has one: nothing to replace
-        for rule in self._gated[own_id]:
+        for rule in rules:
             if low is None:
                 if not rule.passes(text, low):
                     continue
