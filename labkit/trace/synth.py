@@ -35,11 +35,12 @@ def synthetic_traces(
 ) -> Iterator[dict[str, Any]]:
     """``n`` plausible trace records: mixed prompt versions, models, statuses, tools."""
     rng = np.random.default_rng(seed)
-    pv = rng.integers(0, len(PROMPT_VERSIONS), n)
-    md = rng.integers(0, len(MODELS), n)
-    lat = rng.lognormal(mean=6.8, sigma=0.5, size=n)
-    st = rng.random(n)
-    tools = rng.random(n)
+    # (as Python numbers: indexing an array makes a NumPy scalar per item)
+    pv = rng.integers(0, len(PROMPT_VERSIONS), n).tolist()
+    md = rng.integers(0, len(MODELS), n).tolist()
+    lat = rng.lognormal(mean=6.8, sigma=0.5, size=n).tolist()
+    st = rng.random(n).tolist()
+    tools = rng.random(n).tolist()
     pipes = {
         (i, j): _Pipe(
             name=f"rag-{PROMPT_VERSIONS[i]}",
