@@ -304,3 +304,16 @@ def test_redact_text_is_every_rule_run_ungated(text: str, which: int) -> None:
     red = Redactor.from_config([None, {"types": ["CARD", "PHONE", "EMAIL"]}, {"types": ["API_KEY", "IBAN"]}][which])
     for own_id in (False, True):
         assert red.redact_text(text, own_id=own_id) == _every_rule(red, text, own_id), (text, own_id)
+
+
+@settings(max_examples=600, deadline=None)
+@given(text=st.one_of(numberish, strings).filter(str.isascii))
+def test_the_character_a_gate_needs_is_in_every_text_it_finds(text: str) -> None:
+    """The quick test before a pattern gate (``_Rule.ascii_need``): the character is in the
+    lowered ASCII text whenever the gate finds something in it."""
+    red = Redactor()
+    needs = [r for r in red._rules if r.ascii_need is not None and r.gate is not None]
+    assert {r.tag for r in needs} >= {"SSN", "IP"}  # (the numeric gates with a separator have one)
+    for r in needs:
+        if r.gate is not None and r.gate.search(text):
+            assert r.ascii_need in text.lower(), (r.tag, r.gate.pattern, text)

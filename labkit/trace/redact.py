@@ -126,9 +126,13 @@ class _Rule:
     ascii_words: tuple[str, ...] | None = field(init=False, default=None)
     #: ... or as a pattern to search it with (both None: the gate itself, or no gate)
     ascii_rx: re.Pattern[str] | None = field(init=False, default=None)
+    #: a character every match of the gate holds, lowered (None: none found): an ASCII text's
+    #: ``lower()`` without it passes no gate of a pattern gate (a quick test before the search)
+    ascii_need: str | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.ascii_gate = _ascii_gate(self.gate) if self.gate is not None else None
+        self.ascii_need = _needed_char(self.gate) if self.gate is not None else None
         if self.ascii_gate is not None and self.gate is not None:
             words = self.gate.pattern.lower().split("|")
             if all(w and not (_META & set(w)) for w in words):
@@ -178,17 +182,6 @@ def _split_may_match(rx: re.Pattern[str]) -> tuple[re.Pattern[str], tuple[str, .
 _NON_NUMERIC = _split_may_match(patterns.MAY_MATCH_NON_NUMERIC)
 
 
-def _may_match_non_numeric(text: str, low: str | None) -> bool:
-    """Whether :data:`labkit.patterns.MAY_MATCH_NON_NUMERIC` finds something in ``text``
-    (``low``: its ``lower()`` when it is ASCII, else None): on ASCII text, its character class,
-    then its words as substrings of ``low`` (a case-insensitive search of ASCII text finds what
-    the lowered words find in the lowered text)."""
-    if low is None or _NON_NUMERIC is None:
-        return patterns.MAY_MATCH_NON_NUMERIC.search(text) is not None
-    chars, words = _NON_NUMERIC
-    if chars.search(text) is not None:
-        return True
-    return any(w in low for w in words)
 
 
 def _ascii_gate(gate: re.Pattern[str]) -> Callable[[str], bool] | None:
@@ -206,6 +199,38 @@ def _ascii_gate(gate: re.Pattern[str]) -> Callable[[str], bool] | None:
         return lambda low: any(w in low for w in words)
     lowered = re.compile(rx.lower())
     return lambda low: lowered.search(low) is not None
+
+
+#: Letters from the rarest in English text to the most common: a rare one rules more texts out.
+_RARE_FIRST = "zqxjkvbpygfwmucldrhsnioate"
+
+
+def _needed_char(gate: re.Pattern[str]) -> str | None:
+    """A character every match of ``gate`` holds, lowered: a literal of the pattern's top-level
+    sequence (not under a repeat, a branch or a group, so no match goes without it), a
+    non-alphanumeric one first, else the rarest letter. Lowered, it is in the ``lower()`` of every
+    ASCII text the gate finds something in (a case-insensitive literal matches the letter in
+    either case, and only then in ASCII). None when there is no such literal or the pattern
+    cannot be read."""
+    import importlib
+
+    try:  # (the standard library's own reader of the pattern)
+        parser: Any = importlib.import_module("re._parser")
+        literal = importlib.import_module("re._constants").LITERAL
+        items = list(parser.parse(gate.pattern, gate.flags))
+    except Exception:  # (another Python's reader: no quick test, the gate itself runs)
+        return None
+    chars = {chr(av).lower() for op, av in items if op is literal and isinstance(av, int)}
+    chars = {c for c in chars if c.isascii() and len(c) == 1}
+    if not chars:
+        return None
+    symbols = sorted(c for c in chars if not c.isalnum())
+    if symbols:
+        return symbols[0]
+    for c in _RARE_FIRST:
+        if c in chars:
+            return c
+    return sorted(chars)[0]
 
 
 def _any_gate(rules: list[_Rule]) -> re.Pattern[str] | None:
@@ -337,7 +362,7 @@ class Redactor:
             n += k
         low = text.lower() if text.isascii() else None
         rules = self._gated[own_id]
-        if self._prefilter and not _may_match_non_numeric(text, low):
+        if self._prefilter and not self._may_match_non_numeric(text, low):
             if own_id or _DIGIT.search(text) is None:
                 return text, n  # no format of the catalogue can match (MAY_MATCH finds nothing)
             if self._numeric is not None:
@@ -358,6 +383,8 @@ class Redactor:
                         break
                 else:
                     continue
+            elif (need := rule.ascii_need) is not None and need not in low:
+                continue
             elif (rx := rule.ascii_rx) is not None:
                 if rx.search(low) is None:
                     continue
@@ -369,6 +396,22 @@ class Redactor:
                 low = text.lower() if low is not None and text.isascii() else None
             n += k
         return text, n
+
+    @staticmethod
+    def _may_match_non_numeric(text: str, low: str | None) -> bool:
+        """Whether :data:`labkit.patterns.MAY_MATCH_NON_NUMERIC` finds something in ``text``
+        (``low``: its ``lower()`` when it is ASCII, else None): on ASCII text, its character
+        class, then its words as substrings of ``low`` (a case-insensitive search of ASCII text
+        finds what the lowered words find in the lowered text)."""
+        if low is None or _NON_NUMERIC is None:
+            return patterns.MAY_MATCH_NON_NUMERIC.search(text) is not None
+        chars, words = _NON_NUMERIC
+        if chars.search(text) is not None:
+            return True
+        for w in words:  # noqa: SIM110 (a loop: a generator in any() costs more than these few tests)
+            if w in low:
+                return True
+        return False
 
     # ------------------------------------------------------------------ deep
     def redact(self, obj: Any) -> Any:
