@@ -1,7 +1,7 @@
 """The strings a redactor has certified it leaves as they are, and the fast path they allow:
-:meth:`labkit.trace.redact.Redactor.dumps_line` writes a record whose every string is
-certified from its one JSON serialisation, without walking it (docs/traces.md "Cheap when
-nothing is secret"). Certifying is the redactor's own :meth:`~labkit.trace.redact.Redactor.redact_text`
+:meth:`labkit.trace.redact.Redactor.dumps_line` writes a record whose every string (read from
+the record once, each with the treatment its position gets) is certified as its one JSON
+serialisation, without the walk's copy (docs/traces.md "Cheap when nothing is secret"). Certifying is the redactor's own :meth:`~labkit.trace.redact.Redactor.redact_text`
 on the string, so no second set of rules decides what is secret."""
 
 from __future__ import annotations
