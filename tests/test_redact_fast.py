@@ -317,3 +317,18 @@ def test_the_character_a_gate_needs_is_in_every_text_it_finds(text: str) -> None
     for r in needs:
         if r.gate is not None and r.gate.search(text):
             assert r.ascii_need in text.lower(), (r.tag, r.gate.pattern, text)
+
+
+def test_a_string_of_a_str_subclass_is_redacted_as_the_string_it_is() -> None:
+    """A pipeline's answer read from a data frame is a ``numpy.str_`` (a str subclass): it is
+    redacted like any string — a value, an item of a list, under a credential key, alone — and
+    the line is the one its plain string gives."""
+    import numpy as np
+
+    red = Redactor()
+    for obj in ({"output": np.str_("mail jane@example.com")}, {"xs": [np.str_("key sk-proj-PLANTEDabcdefghijklmnop0123")]},
+                {"attrs": {"api_key": np.str_("hunter2hunter2")}}, {"trace_id": np.str_("4111111111111111 jane@example.com")}):
+        plain = json.loads(json.dumps(obj))
+        assert red.dumps_line(obj) == _reference(None, plain) != dumps_trace(plain), obj
+    assert red.redact(np.str_("jane@example.com")) == "[EMAIL]"
+    assert red.dumps_line({"output": np.str_("plain text")}) == dumps_trace({"output": "plain text"})

@@ -207,11 +207,9 @@ _RARE_FIRST = "zqxjkvbpygfwmucldrhsnioate"
 
 def _needed_char(gate: re.Pattern[str]) -> str | None:
     """A character every match of ``gate`` holds, lowered: a literal of the pattern's top-level
-    sequence (not under a repeat, a branch or a group, so no match goes without it), a
-    non-alphanumeric one first, else the rarest letter. Lowered, it is in the ``lower()`` of every
-    ASCII text the gate finds something in (a case-insensitive literal matches the letter in
-    either case, and only then in ASCII). None when there is no such literal or the pattern
-    cannot be read."""
+    sequence (not under a repeat, a branch or a group), a non-alphanumeric one first, else the
+    rarest letter; so it is in the ``lower()`` of every ASCII text the gate finds something in.
+    None when there is no such literal or the pattern cannot be read."""
     import importlib
 
     try:  # (the standard library's own reader of the pattern)
@@ -488,6 +486,8 @@ class Redactor:
             return items if isinstance(obj, list) else tuple(items)
         if isinstance(obj, Mapping):
             return self._walk_mapping(obj, counter, in_content, own)
+        if isinstance(obj, str):  # a str subclass (a numpy.str_ from a data frame): the string it is
+            return self._walk(str(obj), counter, in_content, own)
         return obj
 
     def _walk_items(self, obj: Any, counter: list[int], in_content: bool, own: frozenset[str]) -> list[Any]:
@@ -497,6 +497,8 @@ class Redactor:
         out = []
         for v in obj:
             tv = type(v)
+            if tv is not str and isinstance(v, str):  # a str subclass: the string it is
+                v, tv = str(v), str
             if tv is str and strings:
                 hit = memo.get(v)
                 red, k = hit if hit is not None else self._text(v)
@@ -534,6 +536,8 @@ class Redactor:
                 out[key] = self._walk(val, counter, in_content, _NO_KEYS)
                 continue
             tv = type(val)
+            if tv is not str and isinstance(val, str):  # a str subclass (a numpy.str_): the string it is
+                val, tv = str(val), str
             if tv is str and key in own:
                 red, k = self._text(val, own_id=True)
                 counter[0] += k
