@@ -201,3 +201,134 @@ def test_a_results_line_is_redacted_as_before(extra: dict[str, Any], answer: str
     got = Writer.redact_result(SimpleNamespace(redactor=red), res)  # type: ignore[arg-type]
     want = _old_redact_result(Redactor.from_config(CONFIGS[which]), res)
     assert list(got.items()) == list(want.items())
+
+
+# ---------------------------------------------------------------------------- one redactor, many records
+
+def _paths(obj: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place in ``obj`` a string can be planted: each string value, and each key (as
+    ``(..., ("key", k))``)."""
+    out: list[tuple[Any, ...]] = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.append((*path, ("key", k)))
+            out.extend(_paths(v, (*path, k)) if isinstance(v, dict | list) else [(*path, k)] if isinstance(v, str) else [])
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out.extend(_paths(v, (*path, i)) if isinstance(v, dict | list) else [(*path, i)] if isinstance(v, str) else [])
+    return out
+
+
+def _planted(rec: dict[str, Any], path: tuple[Any, ...], text: str) -> dict[str, Any]:
+    """A deep copy of ``rec`` with ``text`` at ``path`` (a value replaced, or a key renamed)."""
+    out: dict[str, Any] = json.loads(json.dumps(rec))
+    *head, last = path
+    node: Any = out
+    for p in head:
+        node = node[p]
+    if isinstance(last, tuple):  # a key: renamed in place, the order kept
+        items = [(text if k == last[1] else k, v) for k, v in node.items()]
+        node.clear()
+        node.update(items)
+    else:
+        node[last] = text
+    return out
+
+
+#: A hex-looking secret registered the way labkit registers the API key it read: it must go
+#: wherever it is, an own id field (where hex values are otherwise taken as they are) included.
+HEX_LITERAL = "deadbeefcafe00420042"
+patterns.register_secret(HEX_LITERAL)
+PLANTS = [*FRAGMENTS[:36], HEX_LITERAL, f"x{HEX_LITERAL}y", "4111111111111111", "run-4111 1111 1111 1111"]
+BASES = list(synthetic_traces(40, run_id="run-20260102-0930", seed=9))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_secrets_planted_in_random_fields_of_records_in_a_row(data: st.DataObject) -> None:
+    """One redactor writes records in a row, as a run does (what it certified from one record
+    serves the next): each line is the walk's line, whatever field (a value, a key, an own id
+    field of the record or of a span, a nested tool argument) a planted secret or a plain
+    string is in, and a line that differs from the record's own JSON never came from the fast path."""
+    red = Redactor()
+    for _ in range(data.draw(st.integers(1, 6))):
+        base = data.draw(st.sampled_from(BASES))
+        rec = base
+        for _ in range(data.draw(st.integers(0, 3))):
+            path = data.draw(st.sampled_from(_paths(rec)))
+            rec = _planted(rec, path, data.draw(st.one_of(st.sampled_from(PLANTS), strings)))
+        want = _reference(None, rec)
+        assert red.dumps_line(rec) == want
+        if want != dumps_trace(rec):
+            assert red.unchanged_json(rec) is None
+
+
+def test_a_string_certified_at_an_own_id_position_is_redacted_anywhere_else() -> None:
+    """An own id value is certified with the lesser treatment (no numeric formats); the same
+    string elsewhere in a later record gets the full one."""
+    red = Redactor()
+    for value in ("4111111111111111", "4111-1111-1111-1111", "555-123-4567"):
+        first = {"trace_id": value, "spans": [{"span_id": value}]}
+        assert red.unchanged_json(first) is not None  # (certified as an own id)
+        for later in ({"output": value}, {"spans": [{"name": value}]}, {"tags": {"trace_id": value}},
+                      {"spans": [{"attributes": {"span_id": value}}]}, {value: 1}):
+            assert red.unchanged_json(later) is None, (value, later)
+            assert red.dumps_line(later) == _reference(None, later) != dumps_trace(later)
+
+
+def test_hex_own_ids_holding_a_registered_secret_are_redacted() -> None:
+    red = Redactor()
+    rec = dict(BASES[0], trace_id=HEX_LITERAL, spans=[dict(BASES[0]["spans"][0], span_id=f"ab{HEX_LITERAL}")])
+    assert red.unchanged_json(rec) is None
+    line = red.dumps_line(rec)
+    assert line == _reference(None, rec) and HEX_LITERAL not in line
+
+
+def _every_rule(r: Redactor, text: str, own_id: bool) -> tuple[str, int]:
+    """The literals, then every rule in order with no gate, prefilter or memo."""
+    text, n = patterns.redact_literals(text)
+    for rule in r._rules:
+        if not (own_id and rule.numeric):
+            text, k = rule.sub(text)
+            n += k
+    return text, n
+
+
+@settings(max_examples=600, deadline=None)
+@given(text=st.one_of(numberish, strings, st.lists(st.one_of(numberish, strings), max_size=3).map(" ".join)),
+       which=st.integers(0, 2))
+def test_redact_text_is_every_rule_run_ungated(text: str, which: int) -> None:
+    """The prefilter split in two (the numeric formats alone on a text in which no other format
+    can match), the gates and the ASCII shortcuts only skip work: each text comes out as
+    running every rule on it makes it, with the full treatment and an own id field's."""
+    red = Redactor.from_config([None, {"types": ["CARD", "PHONE", "EMAIL"]}, {"types": ["API_KEY", "IBAN"]}][which])
+    for own_id in (False, True):
+        assert red.redact_text(text, own_id=own_id) == _every_rule(red, text, own_id), (text, own_id)
+
+
+@settings(max_examples=600, deadline=None)
+@given(text=st.one_of(numberish, strings).filter(str.isascii))
+def test_the_character_a_gate_needs_is_in_every_text_it_finds(text: str) -> None:
+    """The quick test before a pattern gate (``_Rule.ascii_need``): the character is in the
+    lowered ASCII text whenever the gate finds something in it."""
+    red = Redactor()
+    needs = [r for r in red._rules if r.ascii_need is not None and r.gate is not None]
+    assert {r.tag for r in needs} >= {"SSN", "IP"}  # (the numeric gates with a separator have one)
+    for r in needs:
+        if r.gate is not None and r.gate.search(text):
+            assert r.ascii_need in text.lower(), (r.tag, r.gate.pattern, text)
+
+
+def test_a_string_of_a_str_subclass_is_redacted_as_the_string_it_is() -> None:
+    """A pipeline's answer read from a data frame is a ``numpy.str_`` (a str subclass): it is
+    redacted like any string — a value, an item of a list, under a credential key, alone — and
+    the line is the one its plain string gives."""
+    import numpy as np
+
+    red = Redactor()
+    for obj in ({"output": np.str_("mail jane@example.com")}, {"xs": [np.str_("key sk-proj-PLANTEDabcdefghijklmnop0123")]},
+                {"attrs": {"api_key": np.str_("hunter2hunter2")}}, {"trace_id": np.str_("4111111111111111 jane@example.com")}):
+        plain = json.loads(json.dumps(obj))
+        assert red.dumps_line(obj) == _reference(None, plain) != dumps_trace(plain), obj
+    assert red.redact(np.str_("jane@example.com")) == "[EMAIL]"
+    assert red.dumps_line({"output": np.str_("plain text")}) == dumps_trace({"output": "plain text"})

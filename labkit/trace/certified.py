@@ -1,7 +1,7 @@
 """The strings a redactor has certified it leaves as they are, and the fast path they allow:
-:meth:`labkit.trace.redact.Redactor.dumps_line` writes a record whose every string is
-certified from its one JSON serialisation, without walking it (docs/traces.md "Cheap when
-nothing is secret"). Certifying is the redactor's own :meth:`~labkit.trace.redact.Redactor.redact_text`
+:meth:`labkit.trace.redact.Redactor.dumps_line` writes a record whose every string (read from
+the record once, each with the treatment its position gets) is certified as its one JSON
+serialisation, without the walk's copy (docs/traces.md "Cheap when nothing is secret"). Certifying is the redactor's own :meth:`~labkit.trace.redact.Redactor.redact_text`
 on the string, so no second set of rules decides what is secret."""
 
 from __future__ import annotations
@@ -66,97 +66,234 @@ class Certified:
         self.red = red
         #: labkit's own id fields in each item of a top-level ``spans`` list
         self.span_keys = span_keys
+        #: values certified with the full treatment (any position)
         self.strings: set[str] = set()
+        #: mapping keys certified with the full treatment that are no credential or phone key
+        self.keys: set[str] = set()
+        #: values certified with the treatment of an own id field only (at their own position)
+        self.own_strings: set[str] = set()
 
     def clear(self) -> None:
         self.strings.clear()
+        self.keys.clear()
+        self.own_strings.clear()
 
     def unchanged_json(self, obj: Any) -> bytes | None:
         """orjson's compact JSON of ``obj`` when :meth:`redact` would return an equal copy of it
         (then the copy's JSON is these bytes), else None ("it may change": walk it).
 
-        The check, one serialisation and a few set operations per record: ``obj`` is a dict
-        of plain JSON types (str, int, float, bool, None, dict, list, tuple: anything else
-        fails orjson's strict options); every string in it, every key and every value at
-        any depth, is one this redactor has certified with :meth:`redact_text` to come out
-        as it went in and to be no credential or phone key (so no key steers a value); the
-        values of labkit's own id fields at their own position, which the walk redacts
-        without the numeric formats, are certified with that lesser treatment or the full
-        one. Certified strings are remembered (:data:`_CLEAN_MAX`). The strings are read
-        from the JSON text split at its quotes, which holds when it has no escape at all; a
-        text with one (a quote, a backslash, a control character in a string) walks.
+        The check, one serialisation and one read of the record: ``obj`` is a dict of plain
+        JSON types (exactly str, int, float, bool, None, dict, list, tuple, with string
+        keys: anything else walks); every string in it, every key and every value at any
+        depth, is one this redactor has certified with :meth:`redact_text` to come out as it
+        went in, and every key is no credential or phone key (so no key steers a value); the
+        string values of labkit's own id fields at their own position (the top level, and
+        the dict items of a top-level ``spans`` list), which the walk redacts without the
+        numeric formats, are certified with that lesser treatment or the full one. Certified
+        strings are remembered (:data:`_CLEAN_MAX`). A record whose JSON has an escape (a
+        quote, a backslash, a control character in a string) walks.
         """
         if type(obj) is not dict:
             return None
-        view, own = self._gate_view(obj)
-        try:
+        try:  # (first: it refuses what nests past 255 levels before the read below recurses into it)
             raw = _strict_json(obj)
-            text = str(_strict_json(view), "utf-8") if view is not obj else str(raw, "utf-8")
-        except TypeError:  # a type the walk may treat otherwise (a subclass, a dataclass, ...)
+        except TypeError:  # (a subclass, an integer past 64 bits, a string orjson refuses: the walk decides)
             return None
-        if "\\" in text:
+        if b"\\" in raw:  # an escape (a quote, a backslash, a control character in a string): walked
             return None
-        clean = self.strings
-        strings = set(text.split('"')[1::2])
-        strings.difference_update(clean)
-        for s in strings:
-            if not self._certify(s, own_id=False):
+        new = _New()
+        if not _read_top(obj, self, new):
+            return None
+        keys, clean = self.keys, self.strings
+        for k in new.keys:
+            if k not in keys and not self._certify_key(k):
                 return None
-        rest = set(own).difference(clean)
-        if rest and not self._plain_ids("\x00".join(rest)):
-            for s in rest:
-                if not self._certify(s, own_id=True):
-                    return None
+        for s in new.values:
+            if s not in clean and not self._certify(s, own_id=False):
+                return None
+        if new.own and not self._own_ids_unchanged(new.own):
+            return None
         return raw
 
-    def _plain_ids(self, joined: str) -> bool:
-        """Whether own id values (joined by NULs) hold neither a registered secret nor anything
-        the formats an own id field is redacted with need (:data:`labkit.patterns.MAY_MATCH_NON_NUMERIC`,
-        which finds in the joined text whatever it finds in one of them): then
-        :meth:`redact_text` returns each as it is, at its first step."""
-        return (self.red._prefilter and patterns.redact_literals(joined)[1] == 0
-                and patterns.MAY_MATCH_NON_NUMERIC.search(joined) is None)
+    def _own_ids_unchanged(self, own: list[str]) -> bool:
+        """Whether each own id value comes out of :meth:`redact_text` with the treatment of an
+        own id field as it went in. A lowercase hex value (a trace or span id, a hash) holding
+        no registered secret does, at the first step: no format that treatment applies can
+        match it (:data:`labkit.patterns.MAY_MATCH_NON_NUMERIC` needs one of ``@:=_-.`` or a
+        word with a letter past ``f``); any other value is asked :meth:`redact_text`."""
+        clean, mine = self.strings, self.own_strings
+        pending = [s for s in own if s not in mine and s not in clean]
+        if not pending:
+            return True
+        red = self.red
+        if patterns.redact_literals("\x00".join(pending))[1]:
+            return False  # (a registered secret in one of them: it changes)
+        plain = red._prefilter and not red._lead
+        for s in pending:
+            if plain and not s.strip(_HEX):
+                continue
+            if not self._certify(s, own_id=True):
+                return False
+        return True
 
-    def _gate_view(self, obj: dict[Any, Any]) -> tuple[dict[Any, Any], list[str]]:
-        """``obj`` with the string values of its own id fields (top level, and the items of a
-        top-level ``spans`` list) blanked, and those values: they are certified apart."""
-        own: list[str] = []
-        view = _blanked(obj, self.red.skip_keys, own)
-        spans = obj.get("spans")
-        if type(spans) is list and spans:
-            if view is obj:
-                view = dict(obj)
-            view["spans"] = [_blanked(item, self.span_keys, own) if type(item) is dict else item
-                             for item in spans]
-        return view, own
+    def _certify_key(self, key: str) -> bool:
+        """Whether ``key`` comes out of :meth:`redact_text` as it went in and steers no value
+        (it is no credential or phone key); remembered when it does."""
+        if self.red.enabled and _may_steer(key):
+            return False
+        if key not in self.strings and not self._certify(key, own_id=False):
+            return False
+        if len(key) <= _CLEAN_CHARS:
+            if len(self.keys) >= _CLEAN_MAX:
+                self.keys.clear()
+            self.keys.add(key)
+        return True
 
     def _certify(self, s: str, *, own_id: bool) -> bool:
         """Whether ``s`` comes out of :meth:`redact_text` as it went in (``own_id``: with the
-        treatment of an own id field) and, as a key, would steer no value. A string certified
-        with the full treatment is remembered: the lesser one applies a subset of its rules."""
+        treatment of an own id field). Certified strings are remembered, each with its
+        treatment: the lesser one applies a subset of the full one's rules, so a string
+        certified with the full one is certified for both."""
         text, n = self.red.redact_text(s, own_id=own_id)
         if n or text != s:
             return False
-        if own_id:
-            return True
-        if self.red.enabled and _may_steer(s):
-            return False
         if len(s) <= _CLEAN_CHARS:  # (a long text rarely repeats: certified again when it does)
-            if len(self.strings) >= _CLEAN_MAX:
-                self.strings.clear()
-            self.strings.add(s)
+            kept = self.own_strings if own_id else self.strings
+            if len(kept) >= _CLEAN_MAX:
+                kept.clear()
+            kept.add(s)
         return True
 
 
-def _blanked(obj: dict[Any, Any], keys: Any, own: list[str]) -> dict[Any, Any]:
-    """``obj`` (a copy only when something changes) with the non-empty string value of each of
-    ``keys`` blanked; those values are appended to ``own``."""
-    out = obj
-    for k in keys:
-        v = obj.get(k)
-        if type(v) is str and v:
-            if out is obj:
-                out = dict(obj)
-            own.append(v)
-            out[k] = ""
-    return out
+#: The characters of a lowercase hex id or hash.
+_HEX = "0123456789abcdef"
+
+
+class _New:
+    """What a read of a record found not yet certified."""
+
+    __slots__ = ("keys", "own", "values")
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        #: string values of own id fields at their own position
+        self.own: list[str] = []
+        self.values: list[str] = []
+
+
+def _read_top(obj: dict[Any, Any], cert: Certified, new: _New) -> bool:
+    """Read a record as the walk does: the keys and values not yet certified go to ``new``,
+    the string values of its own id fields (the redactor's ``skip_keys`` at the top level,
+    ``span_keys`` in the dict items of a top-level ``spans`` list) to ``new.own``. False when
+    a value or key is not of a plain JSON type (the walk may treat it otherwise)."""
+    own_keys, keys, clean = cert.red.skip_keys, cert.keys, cert.strings
+    if not obj.keys() <= keys and not _new_keys(obj, keys, new):
+        return False
+    for k, v in obj.items():
+        t = type(v)
+        if t is str:
+            if v in clean:
+                continue
+            if k in own_keys:
+                new.own.append(v)
+            else:
+                new.values.append(v)
+        elif v is None or t is int or t is float or t is bool:
+            continue
+        elif t is dict:
+            if not _read(v, keys, clean, new):
+                return False
+        elif t is list or t is tuple:
+            if k == "spans":
+                if not _read_spans(v, cert, new):
+                    return False
+            elif not _read_items(v, keys, clean, new):
+                return False
+        else:
+            return False
+    return True
+
+
+def _read_spans(spans: Any, cert: Certified, new: _New) -> bool:
+    """The top-level ``spans`` list: in each dict item, ``span_keys`` are own id fields."""
+    span_keys, keys, clean = cert.span_keys, cert.keys, cert.strings
+    for item in spans:
+        if type(item) is not dict:
+            if not _read_items((item,), keys, clean, new):
+                return False
+            continue
+        if not item.keys() <= keys and not _new_keys(item, keys, new):
+            return False
+        for k, v in item.items():
+            t = type(v)
+            if t is str:
+                if v in clean:
+                    continue
+                if k in span_keys:
+                    new.own.append(v)
+                else:
+                    new.values.append(v)
+            elif v is None or t is int or t is float or t is bool:
+                continue
+            elif t is dict:
+                if not _read(v, keys, clean, new):
+                    return False
+            elif t is list or t is tuple:
+                if not _read_items(v, keys, clean, new):
+                    return False
+            else:
+                return False
+    return True
+
+
+def _new_keys(obj: dict[Any, Any], keys: set[str], new: _New) -> bool:
+    """The keys of ``obj`` not yet certified, to ``new.keys``; False when one is not a string."""
+    for k in obj:
+        if type(k) is not str:
+            return False
+        if k not in keys:
+            new.keys.append(k)
+    return True
+
+
+def _read(obj: dict[Any, Any], keys: set[str], clean: set[str], new: _New) -> bool:
+    """A dict below the top level: every key and string value is redacted alike."""
+    # (the common case, every key certified, in one set operation)
+    if not obj.keys() <= keys and not _new_keys(obj, keys, new):
+        return False
+    for v in obj.values():
+        t = type(v)
+        if t is str:
+            if v not in clean:
+                new.values.append(v)
+        elif v is None or t is int or t is float or t is bool:
+            continue
+        elif t is dict:
+            if not _read(v, keys, clean, new):
+                return False
+        elif t is list or t is tuple:
+            if not _read_items(v, keys, clean, new):
+                return False
+        else:
+            return False
+    return True
+
+
+def _read_items(items: Any, keys: set[str], clean: set[str], new: _New) -> bool:
+    """The items of a list or tuple below the top level."""
+    for v in items:
+        t = type(v)
+        if t is str:
+            if v not in clean:
+                new.values.append(v)
+        elif v is None or t is int or t is float or t is bool:
+            continue
+        elif t is dict:
+            if not _read(v, keys, clean, new):
+                return False
+        elif t is list or t is tuple:
+            if not _read_items(v, keys, clean, new):
+                return False
+        else:
+            return False
+    return True

@@ -32,7 +32,7 @@ import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from labkit.cases import EvalCase
 from labkit.errors import DatasetError, Problem
@@ -89,8 +89,16 @@ FIELDS: tuple[str, ...] = (
 ROOT_OPERATION = "invoke_workflow"
 
 
+_sha256 = hashlib.sha256
+
+
 def _hex_id(seed: str, n: int) -> str:
-    return hashlib.sha256(seed.encode("utf-8")).hexdigest()[:n]
+    return _sha256(seed.encode()).hexdigest()[:n]
+
+
+def _mapping(x: Any) -> TypeGuard[Mapping[str, Any]]:
+    """``isinstance(x, Mapping)``, a dict first (the ABC check is the slow one)."""
+    return type(x) is dict or isinstance(x, Mapping)
 
 
 def trace_id_for(run_id: str, case_id: str, attempt: int = 1) -> str:
@@ -105,7 +113,7 @@ def span_id_for(trace_id: str, name: str) -> str:
 
 def _model_of(config: Mapping[str, Any]) -> tuple[str | None, str | None]:
     model = config.get("model")
-    if isinstance(model, Mapping):
+    if _mapping(model):
         name = model.get("name") or model.get("model")
         provider = model.get("provider")
         version = model.get("version")
@@ -115,7 +123,7 @@ def _model_of(config: Mapping[str, Any]) -> tuple[str | None, str | None]:
     if isinstance(model, str):
         return model, (str(config["provider"]) if config.get("provider") else None)
     gen = config.get("generator")
-    if isinstance(gen, Mapping):
+    if _mapping(gen):
         return _model_of({"model": gen.get("model"), "provider": gen.get("provider")})
     return None, None
 
@@ -123,7 +131,7 @@ def _model_of(config: Mapping[str, Any]) -> tuple[str | None, str | None]:
 def _error_type(status: str, error: Any) -> str | None:
     if status == "ok":
         return None
-    if isinstance(error, Mapping):
+    if _mapping(error):
         t = error.get("type")
         return str(t) if t else status
     if isinstance(error, str) and error:
@@ -134,6 +142,11 @@ def _error_type(status: str, error: Any) -> str | None:
 
 
 def _num(x: Any) -> float | None:
+    t = type(x)
+    if t is float:
+        return None if x != x else x  # (NaN is the one float not equal to itself)
+    if t is int:
+        return float(x)
     if isinstance(x, bool) or x is None:
         return None
     if isinstance(x, int | float):
@@ -151,7 +164,7 @@ def _answering_model(pipeline: Any, config: Mapping[str, Any],
         # a fallback answered: its model and prompt are what actually ran
         fb = getattr(pipeline, "fallback", None)
         fb_cfg = getattr(fb, "config", None)
-        if isinstance(fb_cfg, Mapping):
+        if _mapping(fb_cfg):
             fm, fp = _model_of(fb_cfg)
             model, provider = fm or model, fp or provider
             if fb_cfg.get("prompt_version") is not None:
@@ -161,7 +174,7 @@ def _answering_model(pipeline: Any, config: Mapping[str, Any],
 
 def _prompt_version(prompt_cfg: Mapping[str, Any]) -> str | None:
     pv = prompt_cfg.get("prompt_version")
-    if pv is None and isinstance(prompt_cfg.get("prompt"), Mapping):
+    if pv is None and _mapping(prompt_cfg.get("prompt")):
         pv = prompt_cfg["prompt"].get("version")
     return str(pv) if pv is not None else None
 
@@ -169,7 +182,7 @@ def _prompt_version(prompt_cfg: Mapping[str, Any]) -> str | None:
 def _status_of(result: Mapping[str, Any]) -> str:
     status = str(result.get("status") or "ok")
     guard_in = result.get("guardrails")
-    if isinstance(guard_in, Mapping) and guard_in.get("blocked") and status == "ok":
+    if _mapping(guard_in) and guard_in.get("blocked") and status == "ok":
         status = "blocked"  # the guardrails middleware refused the response
     return status
 
@@ -178,10 +191,11 @@ def _retrieved_of(items: Iterable[Any]) -> list[dict[str, Any]]:
     """Retrieved chunks as ``{id, source, score[, text]}`` (a bare string is a chunk id)."""
     retrieved: list[dict[str, Any]] = []
     for r in items:
-        if isinstance(r, Mapping):
+        if _mapping(r):
             item = {"id": r.get("id"), "source": r.get("source"), "score": _num(r.get("score"))}
-            if r.get("text") is not None:
-                item["text"] = r.get("text")
+            text = r.get("text")
+            if text is not None:
+                item["text"] = text
             retrieved.append(item)
         elif isinstance(r, str):
             retrieved.append({"id": r, "source": r.split("#", 1)[0], "score": None})
@@ -192,7 +206,7 @@ def _tool_calls_of(items: Iterable[Any]) -> list[dict[str, Any]]:
     """Tool calls as ``{name, args, status[, output][, latency_ms]}``."""
     tool_calls: list[dict[str, Any]] = []
     for t in items:
-        if isinstance(t, Mapping):
+        if _mapping(t):
             tc: dict[str, Any] = {
                 "name": t.get("name"),
                 "args": dict(t.get("args") or {}),
@@ -200,14 +214,15 @@ def _tool_calls_of(items: Iterable[Any]) -> list[dict[str, Any]]:
             }
             if "output" in t:
                 tc["output"] = t.get("output")
-            if _num(t.get("latency_ms")) is not None:
-                tc["latency_ms"] = _num(t.get("latency_ms"))
+            ms = _num(t.get("latency_ms"))
+            if ms is not None:
+                tc["latency_ms"] = ms
             tool_calls.append(tc)
     return tool_calls
 
 
 def _usage_of(usage_in: Any) -> dict[str, int]:
-    ok = isinstance(usage_in, Mapping)
+    ok = _mapping(usage_in)
     return {
         "input_tokens": int(usage_in.get("input_tokens") or 0) if ok else 0,
         "output_tokens": int(usage_in.get("output_tokens") or 0) if ok else 0,
@@ -216,7 +231,7 @@ def _usage_of(usage_in: Any) -> dict[str, int]:
 
 def _guardrails_of(guard_in: Any) -> dict[str, Any]:
     """The guardrail verdicts (all False/empty when the middleware did not run)."""
-    g = guard_in if isinstance(guard_in, Mapping) else {}
+    g = guard_in if _mapping(guard_in) else {}
     guardrails: dict[str, Any] = {
         "pii_redacted": bool(g.get("pii_redacted", False)),
         "injection_flag": bool(g.get("injection_flag", False)),
@@ -264,7 +279,7 @@ def make_trace(
     spans = _child_spans(
         trace_id=trace_id, root_span=root_span, ts_start=ts_start, ts_end=ts_end, status=status,
         retrieved=retrieved, tool_calls=tool_calls, model=model, provider=provider, usage=usage,
-        timings=timings if isinstance(timings, Mapping) else None, question=case.question,
+        timings=timings if _mapping(timings) else None, question=case.question,
     )
     return {
         "schema_version": SCHEMA_VERSION,

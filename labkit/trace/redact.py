@@ -126,9 +126,13 @@ class _Rule:
     ascii_words: tuple[str, ...] | None = field(init=False, default=None)
     #: ... or as a pattern to search it with (both None: the gate itself, or no gate)
     ascii_rx: re.Pattern[str] | None = field(init=False, default=None)
+    #: a character every match of the gate holds, lowered (None: none found): an ASCII text's
+    #: ``lower()`` without it passes no gate of a pattern gate (a quick test before the search)
+    ascii_need: str | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.ascii_gate = _ascii_gate(self.gate) if self.gate is not None else None
+        self.ascii_need = _needed_char(self.gate) if self.gate is not None else None
         if self.ascii_gate is not None and self.gate is not None:
             words = self.gate.pattern.lower().split("|")
             if all(w and not (_META & set(w)) for w in words):
@@ -161,6 +165,24 @@ class _Rule:
 
 _META = frozenset(".^$*+?{}[]\\|()")
 
+#: What :data:`labkit.patterns.MAY_MATCH` finds beside :data:`~labkit.patterns.MAY_MATCH_NON_NUMERIC`.
+_DIGIT = re.compile(r"\d")
+
+
+def _split_may_match(rx: re.Pattern[str]) -> tuple[re.Pattern[str], tuple[str, ...]] | None:
+    """``rx`` (``[chars]|word|word...``, case-insensitive) as its character class, which no case
+    folding touches, and its plain lowercase words; None when it is not of that shape."""
+    head, *words = rx.pattern.split("|")
+    if (not rx.flags & re.IGNORECASE or not (head.startswith("[") and head.endswith("]"))
+            or re.search(r"[A-Za-z]", head.replace("\\-", "")) or not all(w.isalpha() and w.islower() for w in words)):
+        return None
+    return re.compile(head), tuple(words)
+
+
+_NON_NUMERIC = _split_may_match(patterns.MAY_MATCH_NON_NUMERIC)
+
+
+
 
 def _ascii_gate(gate: re.Pattern[str]) -> Callable[[str], bool] | None:
     """The gate as a test of an ASCII text's ``lower()``: a case-insensitive search over ASCII
@@ -177,6 +199,36 @@ def _ascii_gate(gate: re.Pattern[str]) -> Callable[[str], bool] | None:
         return lambda low: any(w in low for w in words)
     lowered = re.compile(rx.lower())
     return lambda low: lowered.search(low) is not None
+
+
+#: Letters from the rarest in English text to the most common: a rare one rules more texts out.
+_RARE_FIRST = "zqxjkvbpygfwmucldrhsnioate"
+
+
+def _needed_char(gate: re.Pattern[str]) -> str | None:
+    """A character every match of ``gate`` holds, lowered: a literal of the pattern's top-level
+    sequence (not under a repeat, a branch or a group), a non-alphanumeric one first, else the
+    rarest letter; so it is in the ``lower()`` of every ASCII text the gate finds something in.
+    None when there is no such literal or the pattern cannot be read."""
+    import importlib
+
+    try:  # (the standard library's own reader of the pattern)
+        parser: Any = importlib.import_module("re._parser")
+        literal = importlib.import_module("re._constants").LITERAL
+        items = list(parser.parse(gate.pattern, gate.flags))
+    except Exception:  # (another Python's reader: no quick test, the gate itself runs)
+        return None
+    chars = {chr(av).lower() for op, av in items if op is literal and isinstance(av, int)}
+    chars = {c for c in chars if c.isascii() and len(c) == 1}
+    if not chars:
+        return None
+    symbols = sorted(c for c in chars if not c.isalnum())
+    if symbols:
+        return symbols[0]
+    for c in _RARE_FIRST:
+        if c in chars:
+            return c
+    return sorted(chars)[0]
 
 
 def _any_gate(rules: list[_Rule]) -> re.Pattern[str] | None:
@@ -238,6 +290,11 @@ class Redactor:
         self._lead, gated = self._rules[:lead], self._rules[lead:]
         self._prefilter = all(r.gate is not None for r in gated)
         self._gated = {False: gated, True: [r for r in gated if not r.numeric]}  # True: an own id field
+        #: the numeric rules, when every one of them comes after every other gated rule (the
+        #: catalogue's order): all that can change a text in which no non-numeric format can match
+        first_numeric = next((i for i, r in enumerate(gated) if r.numeric), len(gated))
+        self._numeric: list[_Rule] | None = (gated[first_numeric:] if all(r.numeric for r in gated[first_numeric:])
+                                             else None)
         self._any_gate = {own: _any_gate(self._gated[own]) for own in (False, True)}
         #: strings :meth:`redact_text` leaves as they are, that are no credential or phone key
         #: (the fast path of :meth:`dumps_line`); cleared with the memo when a secret is registered
@@ -301,14 +358,20 @@ class Redactor:
         for rule in self._lead:  # the extra patterns
             text, k = rule.sub(text)
             n += k
-        if self._prefilter and (patterns.MAY_MATCH_NON_NUMERIC if own_id else patterns.MAY_MATCH).search(text) is None:
-            return text, n  # no format of the catalogue can match
         low = text.lower() if text.isascii() else None
+        rules = self._gated[own_id]
+        if self._prefilter and not self._may_match_non_numeric(text, low):
+            if own_id or _DIGIT.search(text) is None:
+                return text, n  # no format of the catalogue can match (MAY_MATCH finds nothing)
+            if self._numeric is not None:
+                # no non-numeric format can match, and they come first: they leave the text as it
+                # is, so only the numeric ones can change it
+                rules = self._numeric
         if low is None:  # (ASCII text: each rule's gate below is a cheap test of ``low``)
             gate = self._any_gate[own_id]
             if gate is not None and gate.search(text) is None:
                 return text, n  # no rule's gate passes, and every rule has one: nothing to replace
-        for rule in self._gated[own_id]:
+        for rule in rules:
             if low is None:
                 if not rule.passes(text, low):
                     continue
@@ -318,6 +381,8 @@ class Redactor:
                         break
                 else:
                     continue
+            elif (need := rule.ascii_need) is not None and need not in low:
+                continue
             elif (rx := rule.ascii_rx) is not None:
                 if rx.search(low) is None:
                     continue
@@ -329,6 +394,22 @@ class Redactor:
                 low = text.lower() if low is not None and text.isascii() else None
             n += k
         return text, n
+
+    @staticmethod
+    def _may_match_non_numeric(text: str, low: str | None) -> bool:
+        """Whether :data:`labkit.patterns.MAY_MATCH_NON_NUMERIC` finds something in ``text``
+        (``low``: its ``lower()`` when it is ASCII, else None): on ASCII text, its character
+        class, then its words as substrings of ``low`` (a case-insensitive search of ASCII text
+        finds what the lowered words find in the lowered text)."""
+        if low is None or _NON_NUMERIC is None:
+            return patterns.MAY_MATCH_NON_NUMERIC.search(text) is not None
+        chars, words = _NON_NUMERIC
+        if chars.search(text) is not None:
+            return True
+        for w in words:  # noqa: SIM110 (a loop: a generator in any() costs more than these few tests)
+            if w in low:
+                return True
+        return False
 
     # ------------------------------------------------------------------ deep
     def redact(self, obj: Any) -> Any:
@@ -405,6 +486,8 @@ class Redactor:
             return items if isinstance(obj, list) else tuple(items)
         if isinstance(obj, Mapping):
             return self._walk_mapping(obj, counter, in_content, own)
+        if isinstance(obj, str):  # a str subclass (a numpy.str_ from a data frame): the string it is
+            return self._walk(str(obj), counter, in_content, own)
         return obj
 
     def _walk_items(self, obj: Any, counter: list[int], in_content: bool, own: frozenset[str]) -> list[Any]:
@@ -414,6 +497,8 @@ class Redactor:
         out = []
         for v in obj:
             tv = type(v)
+            if tv is not str and isinstance(v, str):  # a str subclass: the string it is
+                v, tv = str(v), str
             if tv is str and strings:
                 hit = memo.get(v)
                 red, k = hit if hit is not None else self._text(v)
@@ -451,6 +536,8 @@ class Redactor:
                 out[key] = self._walk(val, counter, in_content, _NO_KEYS)
                 continue
             tv = type(val)
+            if tv is not str and isinstance(val, str):  # a str subclass (a numpy.str_): the string it is
+                val, tv = str(val), str
             if tv is str and key in own:
                 red, k = self._text(val, own_id=True)
                 counter[0] += k

@@ -35,11 +35,8 @@ def synthetic_traces(
 ) -> Iterator[dict[str, Any]]:
     """``n`` plausible trace records: mixed prompt versions, models, statuses, tools."""
     rng = np.random.default_rng(seed)
-    pv = rng.integers(0, len(PROMPT_VERSIONS), n)
-    md = rng.integers(0, len(MODELS), n)
-    lat = rng.lognormal(mean=6.8, sigma=0.5, size=n)
-    st = rng.random(n)
-    tools = rng.random(n)
+    draws = (rng.integers(0, len(PROMPT_VERSIONS), n), rng.integers(0, len(MODELS), n),
+             rng.lognormal(mean=6.8, sigma=0.5, size=n), rng.random(n), rng.random(n))
     pipes = {
         (i, j): _Pipe(
             name=f"rag-{PROMPT_VERSIONS[i]}",
@@ -50,10 +47,10 @@ def synthetic_traces(
         for j in range(len(MODELS))
     }
     t = ts0
-    for k in range(n):
+    for k, pv, md, lat, st, tools in _numbers(draws):
         cid = f"case-{k:07d}"
         case = EvalCase(id=cid, question=f"How do I handle request {k}?", tags={"risk": "low"})
-        status = "ok" if st[k] > 0.04 else ("timeout" if st[k] > 0.02 else "error")
+        status = "ok" if st > 0.04 else ("timeout" if st > 0.02 else "error")
         doc = f"doc-{k % 7}"
         result: dict[str, Any] = {
             "case_id": cid,
@@ -62,27 +59,35 @@ def synthetic_traces(
             "retrieved": [{"id": f"{doc}#1", "source": doc, "score": 7.0}, {"id": f"{doc}#2", "source": doc, "score": 5.5}],
             "citations": [f"{doc}#1"] if status == "ok" else [],
             "tool_calls": [{"name": "lookup_account", "args": {"user_id": f"u-{k % 97}"}, "status": "ok", "output": "found"}]
-            if tools[k] < 0.2
+            if tools < 0.2
             else [],
             "usage": {"input_tokens": 400 + k % 300, "output_tokens": 40 + k % 60},
             "cost_usd": round((400 + k % 300) * 1.5e-7 + (40 + k % 60) * 6e-7, 8),
-            "latency_ms": round(float(lat[k]), 3),
+            "latency_ms": round(lat, 3),
             "attempts": 1,
             "error": None if status == "ok" else ("TimeoutError: deadline" if status == "timeout" else "PipelineError: boom"),
             "trace_id": None,
             "from_cache": False,
         }
-        dur = float(lat[k]) / 1000.0
+        dur = lat / 1000.0
         yield make_trace(
             run_id=run_id,
             case=case,
             result=result,
-            pipeline=pipes[(int(pv[k]), int(md[k]))],
+            pipeline=pipes[(pv, md)],
             attempt=1,
             ts_start=t,
             ts_end=t + dur,
         )
         t += 0.05
+
+
+def _numbers(draws: tuple[np.ndarray, ...], block: int = 4096) -> Iterator[tuple[Any, ...]]:
+    """``(k, *the k-th draw of each array)`` as Python numbers, a block at a time (indexing an
+    array makes a NumPy scalar per item; converting all of it at once, lists the collector walks)."""
+    n = len(draws[0])
+    for base in range(0, n, block):
+        yield from zip(range(base, min(n, base + block)), *(d[base:base + block].tolist() for d in draws), strict=True)
 
 
 def write_synthetic_run(run_dir: str | os.PathLike[str], n: int, *, seed: int = 0) -> Path:
