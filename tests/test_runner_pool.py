@@ -222,3 +222,38 @@ def test_deadlines_queue_holds_only_what_runs_and_the_loop_ends_free() -> None:
         return held
 
     assert asyncio.run(go()) <= 1  # an ended attempt is dropped when the next one starts
+
+
+def test_sync_pool_starts_its_threads_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starting a thread waits for it to run (milliseconds on a busy machine): the loop never
+    waits for that, it hands the calls over and goes on; every call still runs."""
+    start = threading.Thread.start
+
+    def slow_start(self: threading.Thread) -> None:
+        time.sleep(0.05)
+        start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", slow_start)
+    release = threading.Event()
+
+    def call(x: int) -> int:
+        release.wait(10)
+        return x * 2
+
+    async def go() -> tuple[float, list[int]]:
+        pool = SyncPool(limit=8)
+        t = time.monotonic()
+        calls = [asyncio.create_task(pool.call(call, i)) for i in range(8)]
+        await asyncio.sleep(0)  # every task has handed its call over
+        handed_over = time.monotonic() - t
+        release.set()
+        got = await asyncio.gather(*calls)
+        pool.shutdown()
+        return handed_over, list(got)
+
+    try:
+        handed_over, got = asyncio.run(go())
+    finally:
+        release.set()
+    assert got == [i * 2 for i in range(8)]
+    assert handed_over < 0.2  # not 8 thread starts one after the other (0.4 s here)

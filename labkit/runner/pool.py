@@ -1,8 +1,11 @@
 """Threads of the runner: the pool for sync pipelines and the hand-over lane.
 
-:class:`SyncPool` runs plain-callable pipelines in daemon worker threads. A
-thread cannot be killed, so a call past its deadline is *abandoned*: the case
-gets its timeout at once, and the pool
+:class:`SyncPool` runs plain-callable pipelines in daemon worker threads, started
+on demand by a thread of its own (starting a thread waits until it runs, which
+can take milliseconds: the event loop never waits for it; a call handed over
+meanwhile is taken by whichever pool thread is free first). A thread cannot be
+killed, so a call past its deadline is *abandoned*: the case gets its timeout at
+once, and the pool
 
 - asks the thread to stop: :data:`PipelineAbandoned` (a ``BaseException``) is
   raised inside it at its next Python bytecode (``PyThreadState_SetAsyncExc``),
@@ -74,8 +77,12 @@ class SyncPool:
         self._name = name
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        # threads started or asked for, minus the calls handed over and not ended: a call
+        # handed over when none is idle asks for one more thread
         self._idle = 0
         self._threads: list[threading.Thread] = []
+        self._starts: queue.SimpleQueue[bool] = queue.SimpleQueue()  # threads asked for (False: stop)
+        self._starter: threading.Thread | None = None
         self._running: dict[int, int] = {}  # call token -> thread ident, while the call runs
         self._interrupted: set[int] = set()
         self._seq = itertools.count()
@@ -135,16 +142,34 @@ class SyncPool:
             settle(ok, value)
 
     def _submit(self, item: tuple[Any, ...]) -> None:
+        starter = None
         with self._lock:
             if self._closed:
                 raise RuntimeError("pool is shut down")
-            if self._idle > 0:
+            more = self._idle == 0
+            if not more:
                 self._idle -= 1
-            else:
-                t = threading.Thread(target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True)
-                self._threads.append(t)
-                t.start()
+            elif self._starter is None:
+                starter = self._starter = threading.Thread(target=self._start_threads, name=f"{self._name}-starter",
+                                                           daemon=True)
         self._q.put(item)
+        if more:
+            self._starts.put(True)
+            if starter is not None:
+                starter.start()
+
+    def _start_threads(self) -> None:
+        """The thread that starts the pool's threads as they are asked for."""
+        while self._starts.get():
+            with self._lock:
+                if self._closed:
+                    return
+                if self._idle > 0:  # a call ended meanwhile: its thread takes the call this one was for
+                    self._idle -= 1
+                    continue
+                t = threading.Thread(target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True)
+                self._threads.append(t)  # under the lock: shutdown() stops every thread it starts
+            t.start()
 
     def interrupt(self, token: int) -> None:
         """Raise :class:`PipelineAbandoned` in the thread running call ``token``, if it still runs."""
@@ -192,6 +217,7 @@ class SyncPool:
         with self._lock:
             self._closed = True
             n = len(self._threads)
+        self._starts.put(False)
         for _ in range(n):
             self._q.put(None)
 
