@@ -212,16 +212,27 @@ def test_deadlines_keep_a_cancellation_from_outside_a_cancellation() -> None:
     asyncio.run(go())
 
 
-def test_deadlines_queue_holds_only_what_runs_and_the_loop_ends_free() -> None:
-    async def go() -> int:
+def test_deadlines_queue_keeps_few_ended_attempts_also_behind_a_long_one() -> None:
+    async def go() -> tuple[int, int]:
         deadlines = Deadlines(30)
         for _ in range(1000):
             await _attempt(deadlines, asyncio.sleep(0))
-        held = len(deadlines._q)
+        alone = len(deadlines._q)
+        release = asyncio.Event()
+        long = asyncio.create_task(_attempt(deadlines, release.wait()))  # first in the queue, for long
+        await asyncio.sleep(0)
+        most = 0
+        for _ in range(1000):
+            await _attempt(deadlines, asyncio.sleep(0))
+            most = max(most, len(deadlines._q))
+        release.set()
+        await long
         deadlines.close()
-        return held
+        return alone, most
 
-    assert asyncio.run(go()) <= 1  # an ended attempt is dropped when the next one starts
+    alone, most = asyncio.run(go())
+    assert alone <= 1  # an ended attempt is dropped when the next one starts
+    assert most <= 20  # not the 1,000 that ended behind the long one
 
 
 def test_sync_pool_starts_its_threads_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -55,13 +55,13 @@ class TokenBucket:
 class Deadline:
     """The deadline of one attempt in flight (see :class:`Deadlines`)."""
 
-    __slots__ = ("cancelling", "expired", "running", "task", "when")
+    __slots__ = ("armed", "cancelling", "expired", "task", "when")
 
     def __init__(self, when: float, task: asyncio.Task[Any]) -> None:
         self.when = when
         self.task = task
         self.cancelling = task.cancelling()  # cancellations already asked for, not by this deadline
-        self.running = True
+        self.armed = True  # the attempt runs and its deadline has not passed
         self.expired = False
 
 
@@ -73,7 +73,8 @@ class Deadlines:
     ``TimeoutError``; a cancellation from outside stays one), for the cost of one
     queue entry per attempt instead of a timer of its own: the attempts start in
     deadline order (one length for all, a monotonic clock), so one timer, armed for
-    the oldest attempt still running, serves them all. Use it on its loop only.
+    the oldest attempt still running, serves them all. The queue holds the attempts
+    in flight and never many more ended ones. Use it on its loop only.
     """
 
     def __init__(self, seconds: float) -> None:
@@ -81,6 +82,7 @@ class Deadlines:
         self._loop = asyncio.get_running_loop()
         self._resolution = time.get_clock_info("monotonic").resolution  # as the loop's own timers
         self._q: deque[Deadline] = deque()  # in start order, hence in deadline order
+        self._armed = 0
         self._timer: asyncio.TimerHandle | None = None
 
     def start(self) -> Deadline:
@@ -90,9 +92,12 @@ class Deadlines:
             raise RuntimeError("a deadline needs a running task")
         d = Deadline(self._loop.time() + self.seconds, task)
         q = self._q
-        while q and not q[0].running:  # ended attempts at the front: no timer needs them
+        while q and not q[0].armed:  # ended attempts at the front: no timer needs them
             q.popleft()
+        if len(q) > 2 * self._armed + 16:  # ended ones behind a long attempt: drop them all (amortised O(1))
+            q = self._q = deque(e for e in q if e.armed)
         q.append(d)
+        self._armed += 1
         if self._timer is None:
             self._timer = self._loop.call_at(q[0].when, self._expire)
         return d
@@ -100,7 +105,9 @@ class Deadlines:
     def end(self, d: Deadline, exc: BaseException | None) -> None:
         """The attempt of ``d`` ended (``exc``: what it raised, None when it returned).
         Raises ``TimeoutError`` (from ``exc``) when its own deadline cancelled it."""
-        d.running = False
+        if d.armed:
+            d.armed = False
+            self._armed -= 1
         if d.expired and d.task.uncancel() <= d.cancelling and isinstance(exc, asyncio.CancelledError):
             raise TimeoutError from exc
 
@@ -110,11 +117,13 @@ class Deadlines:
         due = self._loop.time() + self._resolution
         while q:
             d = q[0]
-            if d.running:
+            if d.armed:
                 if d.when > due:
                     self._timer = self._loop.call_at(d.when, self._expire)
                     return
                 d.expired = True
+                d.armed = False
+                self._armed -= 1
                 d.task.cancel()
             q.popleft()
 
@@ -124,6 +133,7 @@ class Deadlines:
             self._timer.cancel()
             self._timer = None
         self._q.clear()
+        self._armed = 0
 
 
 def is_large(value: Any, *, chars: int = LARGE_CHARS, nodes: int = LARGE_NODES) -> bool:
