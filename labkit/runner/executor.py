@@ -137,8 +137,10 @@ class CaseExecutor:
         self._limiter: TokenBucket | None = TokenBucket(cfg.rate_limit) if cfg.rate_limit else None
         self._hashes = pipeline_key_hashes(pipeline)
         self.calls = 0
-        #: (position, pipeline, whether it is ``async def``): the primary, then the fallback if any
-        self._steps = tuple((n, p, _is_async(p.fn)) for n, p in enumerate(self._chain()))
+        #: (position, pipeline, whether it is ``async def``, what an attempt calls): the primary,
+        #: then the fallback if any
+        self._steps = tuple((n, p, a, p.fn if a else functools.partial(_call_guarded, p.fn))
+                            for n, p, a in ((n, p, _is_async(p.fn)) for n, p in enumerate(self._chain())))
         # the trace's environment, read once for the run (make_trace would read the process
         # environment for every record): the pipeline config's, else $LABKIT_ENV
         config = pipeline.config if isinstance(pipeline.config, Mapping) else {}
@@ -168,8 +170,9 @@ class CaseExecutor:
         rng = seeded(self.cfg.seed, case.id, pipeline_index)
         return Backoff(self.cfg.backoff_base_s, self.cfg.backoff_max_s, rng)
 
-    async def _call(self, p: LoadedPipeline, is_async: bool, case: EvalCase) -> Any:
-        """One attempt under the ``timeout_s`` deadline (a ``TimeoutError`` past it)."""
+    async def _call(self, fn: Callable[[EvalCase], Any], is_async: bool, case: EvalCase) -> Any:
+        """One attempt, ``fn(case)``, under the ``timeout_s`` deadline (a ``TimeoutError`` past it);
+        a sync ``fn`` in the pool."""
         self.calls += 1
         deadlines = self._deadlines
         if deadlines is None:
@@ -177,11 +180,11 @@ class CaseExecutor:
         d = deadlines.start()
         try:
             if is_async:
-                out = await p.fn(case)
+                out = await fn(case)
             else:
                 if self._pool is None:
                     self._pool = SyncPool(self.cfg.concurrency)
-                out = await self._pool.call(functools.partial(_call_guarded, p.fn), case)
+                out = await self._pool.call(fn, case)
             if inspect.isawaitable(out):
                 out = await out
         except BaseException as e:
@@ -195,7 +198,7 @@ class CaseExecutor:
         happened; :meth:`materialize` turns it into the result line and traces."""
         log: list[Attempt] = []
         attempt = 0
-        for n, p, is_async in self._steps:
+        for n, p, is_async, fn in self._steps:
             backoff: Backoff | None = None
             for i in range(1, self.cfg.retries + 2):
                 if self._limiter is not None:
@@ -204,7 +207,7 @@ class CaseExecutor:
                 ts0 = time.time()
                 t0 = time.perf_counter()
                 try:
-                    out = await self._call(p, is_async, case)
+                    out = await self._call(fn, is_async, case)
                 except asyncio.CancelledError:
                     raise
                 except BaseException as e:  # whatever the pipeline raises is the case's error; a real

@@ -67,6 +67,22 @@ def _set_async_exc(tid: int, exc: type[BaseException] | None) -> bool:
     return bool(fn(tid, exc) if exc is not None else fn(tid, None))
 
 
+class _Call:
+    """One call handed to the pool: what it runs, and (set by its thread) how it ended."""
+
+    __slots__ = ("abandoned", "arg", "fn", "fut", "ok", "settled", "token", "value")
+
+    def __init__(self, token: int, fn: Callable[[Any], Any], arg: Any, fut: asyncio.Future[Any]) -> None:
+        self.token = token
+        self.fn = fn
+        self.arg = arg
+        self.fut = fut
+        self.ok = False
+        self.value: Any = None
+        self.settled = False  # on the loop: the future got the call's outcome
+        self.abandoned = False  # on the loop: the awaiting task gave up on it (its deadline)
+
+
 class SyncPool:
     """Daemon worker threads for sync pipeline calls, reused when idle, with the
     abandoned calls bounded by ``limit`` (see the module docstring)."""
@@ -87,8 +103,9 @@ class SyncPool:
         self._interrupted: set[int] = set()
         self._seq = itertools.count()
         self._closed = False
-        self._done: deque[tuple[Callable[[bool, Any], None], bool, Any]] = deque()  # ended calls to settle
+        self._done: deque[_Call] = deque()  # ended calls to settle on the loop
         self._wake_pending = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the calls come from
 
     async def call(self, fn: Callable[[Any], Any], arg: Any) -> Any:
         """``fn(arg)`` in a worker thread. Cancelling the awaiting task (a timeout)
@@ -97,40 +114,16 @@ class SyncPool:
             raise PipelineThreadsStuck(
                 f"not started: {self.abandoned} pipeline call(s) are stuck past their deadline "
                 f"(at most {self.limit}, the concurrency)")
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        token = next(self._seq)
-        box = {"abandoned": False, "settled": False}
-
-        def settle(ok: bool, value: Any) -> None:  # on the loop
-            box["settled"] = True
-            if box["abandoned"]:
-                self.abandoned -= 1
-            if fut.done():
-                return
-            if ok:
-                fut.set_result(value)
-            else:
-                try:
-                    fut.set_exception(value)
-                except TypeError:  # StopIteration cannot travel through a future
-                    fut.set_exception(RuntimeError(f"pipeline raised {type(value).__name__}: {value}"))
-
-        def deliver(ok: bool, value: Any) -> None:  # in the worker thread
-            self._done.append((settle, ok, value))
-            if not self._wake_pending:  # one wake-up of the loop for the calls that end meanwhile
-                self._wake_pending = True
-                with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for this call any more
-                    loop.call_soon_threadsafe(self._settle_done)
-
-        self._submit((token, fn, arg, deliver))
+        loop = self._loop = asyncio.get_running_loop()
+        c = _Call(next(self._seq), fn, arg, loop.create_future())
+        self._submit(c)
         try:
-            return await fut
+            return await c.fut
         except asyncio.CancelledError:
-            if not box["settled"]:
-                box["abandoned"] = True
+            if not c.settled:
+                c.abandoned = True
                 self.abandoned += 1
-                self.interrupt(token)
+                self.interrupt(c.token)
             raise
 
     def _settle_done(self) -> None:
@@ -138,10 +131,35 @@ class SyncPool:
         self._wake_pending = False  # first: a call ending from now on wakes the loop again
         done = self._done
         while done:
-            settle, ok, value = done.popleft()
-            settle(ok, value)
+            self._settle(done.popleft())
 
-    def _submit(self, item: tuple[Any, ...]) -> None:
+    def _settle(self, c: _Call) -> None:
+        c.settled = True
+        if c.abandoned:
+            self.abandoned -= 1
+        fut = c.fut
+        if fut.done():
+            return
+        if c.ok:
+            fut.set_result(c.value)
+        else:
+            try:
+                fut.set_exception(c.value)
+            except TypeError:  # StopIteration cannot travel through a future
+                fut.set_exception(RuntimeError(f"pipeline raised {type(c.value).__name__}: {c.value}"))
+
+    def _deliver(self, c: _Call) -> None:
+        """In the worker thread: hand an ended call back, one wake-up of the loop for the
+        calls that end meanwhile."""
+        self._done.append(c)
+        if not self._wake_pending:
+            self._wake_pending = True
+            loop = self._loop
+            if loop is not None:
+                with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for this call any more
+                    loop.call_soon_threadsafe(self._settle_done)
+
+    def _submit(self, item: _Call) -> None:
         starter = None
         with self._lock:
             if self._closed:
@@ -181,12 +199,11 @@ class SyncPool:
     def _work(self) -> None:
         tid = threading.get_ident()
         while True:
-            item = self._q.get()
-            if item is None:
+            c = self._q.get()
+            if c is None:
                 return
-            token, fn, arg, deliver = item
-            ok, value = self._run_one(tid, token, fn, arg)
-            deliver(ok, value)
+            c.ok, c.value = self._run_one(tid, c.token, c.fn, c.arg)
+            self._deliver(c)
             with self._lock:
                 self._idle += 1
 
