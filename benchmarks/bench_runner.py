@@ -7,6 +7,9 @@
 2. The runner's own cost per case with a zero-latency pipeline (async and sync):
    wall time of the whole run (manifest, traces, redaction, appends + flush per
    case, final reordering; scoring off) divided by the cases.
+3. For context, in the same runs: the wall time of a run of one case, the fixed
+   cost every run pays (manifest, final reordering, their atomic writes, each
+   flushed to disk), which the figures above include.
 
 Every run writes a real run directory under a temporary folder. The last line
 printed is one JSON object with the figures (README, `make bench`).
@@ -90,13 +93,16 @@ def main() -> None:
         root = Path(tmp)
         cases = load_cases(save_cases(make_cases(a.cases), root / "cases.jsonl"))  # as with --dataset FILE
         timed_run(make_cases(50), instant, root / "warmup", a.concurrency)  # imports, caches
-        bare, sleepy, zero, zsync = [], [], [], []
+        one = load_cases(save_cases(make_cases(1), root / "one.jsonl"))
+        bare, sleepy, zero, zsync, single = [], [], [], [], []
         for i in range(a.repeat):  # interleaved, so a busy spell of the machine hits all of them alike
             bare.append(bare_asyncio(len(cases), a.concurrency, latency))
             sleepy.append(timed_run(cases, sleepy_fn, root / f"sleepy{i}", a.concurrency))
             zero.append(timed_run(cases, instant, root / f"zero{i}", a.concurrency))
             zsync.append(timed_run(cases, instant_sync, root / f"zsync{i}", a.concurrency))
+            single.append(timed_run(one, instant, root / f"one{i}", a.concurrency))
         bare_s = min(bare)
+        single_s, _ = best(single)
         sleepy_s, _ = best(sleepy)
         zero_s, zero_cpu = best(zero)
         zero_sync_s, zero_sync_cpu = best(zsync)
@@ -121,6 +127,8 @@ def main() -> None:
           " target < 100)")
     print(f"runner overhead per case  {over_sync_us:.1f} us wall, {cpu_sync_us:.1f} us CPU (sync zero-latency"
           " pipeline, thread pool; target < 100)")
+    print(f"fixed cost of a run       {single_s * 1000:.1f} ms wall (a run of one case: manifest, final reordering,"
+          f" atomic writes flushed to disk; {single_s / sleepy_s:.1%} of the 20 ms run)")
     print(json.dumps({
         "bench": "runner",
         "cases": n,
@@ -135,6 +143,7 @@ def main() -> None:
         "overhead_us_per_case_sync": round(over_sync_us, 1),
         "overhead_cpu_us_per_case": round(cpu_us, 1),
         "overhead_cpu_us_per_case_sync": round(cpu_sync_us, 1),
+        "fixed_ms_per_run": round(single_s * 1000, 2),
     }))
 
 

@@ -1,5 +1,6 @@
-"""The runner's threads: the hand-over lane keeps completion order; the sync pool bounds
-abandoned calls and stops pure-Python spins."""
+"""The runner's threads and timers: the hand-over lane keeps completion order; the sync pool
+bounds abandoned calls and stops pure-Python spins; the attempt deadlines time out the
+attempts past theirs and only those."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from labkit.runner.limits import Deadlines
 from labkit.runner.pool import HandOver, PipelineAbandoned, PipelineThreadsStuck, SyncPool
 
 
@@ -147,3 +149,122 @@ def test_a_failed_batch_stops_the_hand_over() -> None:
 
     lane = asyncio.run(go())
     assert seen == [[0, 1]] and isinstance(lane.error, OSError)
+
+
+async def _attempt(deadlines: Deadlines, coro: Any) -> Any:
+    """One attempt under a deadline, as the executor runs it."""
+    d = deadlines.start()
+    try:
+        out = await coro
+    except BaseException as e:
+        deadlines.end(d, e)
+        raise
+    deadlines.end(d, None)
+    return out
+
+
+def test_deadlines_time_out_only_the_attempts_past_theirs() -> None:
+    async def go() -> list[str]:
+        deadlines = Deadlines(0.15)
+
+        async def one(wait: float) -> str:
+            try:
+                await _attempt(deadlines, asyncio.sleep(wait))
+            except TimeoutError:
+                return "timeout"
+            await asyncio.sleep(0.25)  # past the deadline: an ended attempt is never cancelled
+            return "ok"
+
+        async def staggered(delay: float, wait: float) -> str:
+            await asyncio.sleep(delay)
+            return await one(wait)
+
+        t = time.monotonic()
+        got = await asyncio.gather(one(0.01), one(5), staggered(0.05, 0.02), staggered(0.08, 5), one(0.1))
+        took = time.monotonic() - t
+        assert took < 1.0  # the stuck attempts ended at their deadlines, not after their 5 s
+        deadlines.close()
+        return list(got)
+
+    assert asyncio.run(go()) == ["ok", "timeout", "ok", "timeout", "ok"]
+
+
+def test_deadlines_keep_a_cancellation_from_outside_a_cancellation() -> None:
+    async def go() -> None:
+        deadlines = Deadlines(0.05)
+        task = asyncio.create_task(_attempt(deadlines, asyncio.sleep(5)))
+        await asyncio.sleep(0.01)
+        task.cancel()  # before the deadline
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+        async def cancelled_after_its_deadline() -> None:
+            me = asyncio.current_task()
+            assert me is not None
+            asyncio.get_running_loop().call_later(0.05, me.cancel)  # the deadline and an outside cancel
+            await _attempt(deadlines, asyncio.sleep(5))
+
+        task = asyncio.create_task(cancelled_after_its_deadline())
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        deadlines.close()
+
+    asyncio.run(go())
+
+
+def test_deadlines_queue_keeps_few_ended_attempts_also_behind_a_long_one() -> None:
+    async def go() -> tuple[int, int]:
+        deadlines = Deadlines(30)
+        for _ in range(1000):
+            await _attempt(deadlines, asyncio.sleep(0))
+        alone = len(deadlines._q)
+        release = asyncio.Event()
+        long = asyncio.create_task(_attempt(deadlines, release.wait()))  # first in the queue, for long
+        await asyncio.sleep(0)
+        most = 0
+        for _ in range(1000):
+            await _attempt(deadlines, asyncio.sleep(0))
+            most = max(most, len(deadlines._q))
+        release.set()
+        await long
+        deadlines.close()
+        return alone, most
+
+    alone, most = asyncio.run(go())
+    assert alone <= 1  # an ended attempt is dropped when the next one starts
+    assert most <= 20  # not the 1,000 that ended behind the long one
+
+
+def test_sync_pool_starts_its_threads_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starting a thread waits for it to run (milliseconds on a busy machine): the loop never
+    waits for that, it hands the calls over and goes on; every call still runs."""
+    start = threading.Thread.start
+
+    def slow_start(self: threading.Thread) -> None:
+        time.sleep(0.05)
+        start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", slow_start)
+    release = threading.Event()
+
+    def call(x: int) -> int:
+        release.wait(10)
+        return x * 2
+
+    async def go() -> tuple[float, list[int]]:
+        pool = SyncPool(limit=8)
+        t = time.monotonic()
+        calls = [asyncio.create_task(pool.call(call, i)) for i in range(8)]
+        await asyncio.sleep(0)  # every task has handed its call over
+        handed_over = time.monotonic() - t
+        release.set()
+        got = await asyncio.gather(*calls)
+        pool.shutdown()
+        return handed_over, list(got)
+
+    try:
+        handed_over, got = asyncio.run(go())
+    finally:
+        release.set()
+    assert got == [i * 2 for i in range(8)]
+    assert handed_over < 0.2  # not 8 thread starts one after the other (0.4 s here)

@@ -4,8 +4,9 @@
 :mod:`labkit.runner.dask`). For each case:
 
 1. the optional rate limiter (:class:`~labkit.runner.limits.TokenBucket`) grants the attempt;
-2. the attempt runs under a ``timeout_s`` deadline: ``async def`` pipelines on the loop,
-   plain callables in :class:`~labkit.runner.pool.SyncPool`;
+2. the attempt runs under a ``timeout_s`` deadline (:class:`~labkit.runner.limits.Deadlines`:
+   one timer for all the attempts in flight): ``async def`` pipelines on the loop, plain
+   callables in :class:`~labkit.runner.pool.SyncPool`;
 3. a *retryable* failure (:func:`labkit.retry.is_retryable`: a timeout, or an exception
    whose ``retryable`` attribute is true, such as the endpoint client's connection errors,
    HTTP 429 and 5xx) is retried up to ``retries`` times after a :class:`labkit.retry.Backoff`
@@ -35,7 +36,7 @@ from labkit.resultline import ResultError, checked, make_line, pipeline_fields
 from labkit.retry import Backoff, is_retryable, is_timeout, seeded
 from labkit.runner.config import RunnerConfig
 from labkit.runner.keys import case_key, pipeline_key_hashes
-from labkit.runner.limits import TokenBucket, cap_strings, is_large
+from labkit.runner.limits import Deadlines, TokenBucket, cap_strings, is_large
 from labkit.runner.pool import HandOver, SyncPool
 
 if TYPE_CHECKING:
@@ -132,10 +133,14 @@ class CaseExecutor:
         self._make_trace: TraceFn = make_trace
         self.trace_id_for = trace_id_for
         self._pool: SyncPool | None = None
+        self._deadlines: Deadlines | None = None
         self._limiter: TokenBucket | None = TokenBucket(cfg.rate_limit) if cfg.rate_limit else None
         self._hashes = pipeline_key_hashes(pipeline)
         self.calls = 0
-        self._async = {id(p): _is_async(p.fn) for p in self._chain()}
+        #: (position, pipeline, whether it is ``async def``, what an attempt calls): the primary,
+        #: then the fallback if any
+        self._steps = tuple((n, p, a, p.fn if a else functools.partial(_call_guarded, p.fn))
+                            for n, p, a in ((n, p, _is_async(p.fn)) for n, p in enumerate(self._chain())))
         # the trace's environment, read once for the run (make_trace would read the process
         # environment for every record): the pipeline config's, else $LABKIT_ENV
         config = pipeline.config if isinstance(pipeline.config, Mapping) else {}
@@ -154,6 +159,9 @@ class CaseExecutor:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+        if self._deadlines is not None:
+            self._deadlines.close()
+            self._deadlines = None
 
     def backoff(self, case: EvalCase, pipeline_index: int) -> Backoff:
         """The waits between the retries of one pipeline on one case (docs/runner.md "Backoff"):
@@ -162,17 +170,27 @@ class CaseExecutor:
         rng = seeded(self.cfg.seed, case.id, pipeline_index)
         return Backoff(self.cfg.backoff_base_s, self.cfg.backoff_max_s, rng)
 
-    async def _call(self, p: LoadedPipeline, case: EvalCase) -> Any:
+    async def _call(self, fn: Callable[[EvalCase], Any], is_async: bool, case: EvalCase) -> Any:
+        """One attempt, ``fn(case)``, under the ``timeout_s`` deadline (a ``TimeoutError`` past it);
+        a sync ``fn`` in the pool."""
         self.calls += 1
-        async with asyncio.timeout(self.cfg.timeout_s):
-            if self._async.get(id(p), False):
-                out = await p.fn(case)
+        deadlines = self._deadlines
+        if deadlines is None:
+            deadlines = self._deadlines = Deadlines(self.cfg.timeout_s)
+        d = deadlines.start()
+        try:
+            if is_async:
+                out = await fn(case)
             else:
                 if self._pool is None:
                     self._pool = SyncPool(self.cfg.concurrency)
-                out = await self._pool.call(functools.partial(_call_guarded, p.fn), case)
+                out = await self._pool.call(fn, case)
             if inspect.isawaitable(out):
                 out = await out
+        except BaseException as e:
+            deadlines.end(d, e)
+            raise
+        deadlines.end(d, None)
         return out
 
     async def run_case(self, case: EvalCase) -> CaseOutcome:
@@ -180,7 +198,7 @@ class CaseExecutor:
         happened; :meth:`materialize` turns it into the result line and traces."""
         log: list[Attempt] = []
         attempt = 0
-        for n, p in enumerate(self._chain()):
+        for n, p, is_async, fn in self._steps:
             backoff: Backoff | None = None
             for i in range(1, self.cfg.retries + 2):
                 if self._limiter is not None:
@@ -189,7 +207,7 @@ class CaseExecutor:
                 ts0 = time.time()
                 t0 = time.perf_counter()
                 try:
-                    out = await self._call(p, case)
+                    out = await self._call(fn, is_async, case)
                 except asyncio.CancelledError:
                     raise
                 except BaseException as e:  # whatever the pipeline raises is the case's error; a real
@@ -321,7 +339,7 @@ def _snapshot(out: Any) -> tuple[Any, BaseException | None]:
     """A shallow copy of a returned mapping (the pipeline may reuse its object), or the
     error of a mapping that cannot even be copied."""
     try:
-        if isinstance(out, Mapping):
+        if type(out) is dict or isinstance(out, Mapping):
             return dict(out), None
     except Exception as e:
         return None, ResultError(f"result mapping could not be read: {type(e).__name__}: {_safe_str(e)}")

@@ -13,11 +13,14 @@ if TYPE_CHECKING:
 
 __all__ = ["case_key", "pipeline_key_hashes"]
 
+#: ``json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))``, its encoder built once
+_canonical = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
+
 
 def case_key(case: EvalCase, config_hash: str, fallback_hash: str | None = None) -> str:
     """Idempotency key: sha256 of the case's canonical content and the pipeline config hash(es)."""
     h = hashlib.sha256()
-    h.update(json.dumps(case.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode())
+    h.update(_canonical(case.to_dict()).encode())
     h.update(b"\x00" + config_hash.encode() + b"\x00" + (fallback_hash or "").encode())
     return h.hexdigest()[:32]
 

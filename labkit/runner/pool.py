@@ -1,8 +1,11 @@
 """Threads of the runner: the pool for sync pipelines and the hand-over lane.
 
-:class:`SyncPool` runs plain-callable pipelines in daemon worker threads. A
-thread cannot be killed, so a call past its deadline is *abandoned*: the case
-gets its timeout at once, and the pool
+:class:`SyncPool` runs plain-callable pipelines in daemon worker threads, started
+on demand by a thread of its own (starting a thread waits until it runs, which
+can take milliseconds: the event loop never waits for it; a call handed over
+meanwhile is taken by whichever pool thread is free first). A thread cannot be
+killed, so a call past its deadline is *abandoned*: the case gets its timeout at
+once, and the pool
 
 - asks the thread to stop: :data:`PipelineAbandoned` (a ``BaseException``) is
   raised inside it at its next Python bytecode (``PyThreadState_SetAsyncExc``),
@@ -64,6 +67,22 @@ def _set_async_exc(tid: int, exc: type[BaseException] | None) -> bool:
     return bool(fn(tid, exc) if exc is not None else fn(tid, None))
 
 
+class _Call:
+    """One call handed to the pool: what it runs, and (set by its thread) how it ended."""
+
+    __slots__ = ("abandoned", "arg", "fn", "fut", "ok", "settled", "token", "value")
+
+    def __init__(self, token: int, fn: Callable[[Any], Any], arg: Any, fut: asyncio.Future[Any]) -> None:
+        self.token = token
+        self.fn = fn
+        self.arg = arg
+        self.fut = fut
+        self.ok = False
+        self.value: Any = None
+        self.settled = False  # on the loop: the future got the call's outcome
+        self.abandoned = False  # on the loop: the awaiting task gave up on it (its deadline)
+
+
 class SyncPool:
     """Daemon worker threads for sync pipeline calls, reused when idle, with the
     abandoned calls bounded by ``limit`` (see the module docstring)."""
@@ -74,14 +93,19 @@ class SyncPool:
         self._name = name
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        # threads started or asked for, minus the calls handed over and not ended: a call
+        # handed over when none is idle asks for one more thread
         self._idle = 0
         self._threads: list[threading.Thread] = []
+        self._starts: queue.SimpleQueue[bool] = queue.SimpleQueue()  # threads asked for (False: stop)
+        self._starter: threading.Thread | None = None
         self._running: dict[int, int] = {}  # call token -> thread ident, while the call runs
         self._interrupted: set[int] = set()
         self._seq = itertools.count()
         self._closed = False
-        self._done: deque[tuple[Callable[[bool, Any], None], bool, Any]] = deque()  # ended calls to settle
+        self._done: deque[_Call] = deque()  # ended calls to settle on the loop
         self._wake_pending = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the calls come from
 
     async def call(self, fn: Callable[[Any], Any], arg: Any) -> Any:
         """``fn(arg)`` in a worker thread. Cancelling the awaiting task (a timeout)
@@ -90,40 +114,16 @@ class SyncPool:
             raise PipelineThreadsStuck(
                 f"not started: {self.abandoned} pipeline call(s) are stuck past their deadline "
                 f"(at most {self.limit}, the concurrency)")
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        token = next(self._seq)
-        box = {"abandoned": False, "settled": False}
-
-        def settle(ok: bool, value: Any) -> None:  # on the loop
-            box["settled"] = True
-            if box["abandoned"]:
-                self.abandoned -= 1
-            if fut.done():
-                return
-            if ok:
-                fut.set_result(value)
-            else:
-                try:
-                    fut.set_exception(value)
-                except TypeError:  # StopIteration cannot travel through a future
-                    fut.set_exception(RuntimeError(f"pipeline raised {type(value).__name__}: {value}"))
-
-        def deliver(ok: bool, value: Any) -> None:  # in the worker thread
-            self._done.append((settle, ok, value))
-            if not self._wake_pending:  # one wake-up of the loop for the calls that end meanwhile
-                self._wake_pending = True
-                with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for this call any more
-                    loop.call_soon_threadsafe(self._settle_done)
-
-        self._submit((token, fn, arg, deliver))
+        loop = self._loop = asyncio.get_running_loop()
+        c = _Call(next(self._seq), fn, arg, loop.create_future())
+        self._submit(c)
         try:
-            return await fut
+            return await c.fut
         except asyncio.CancelledError:
-            if not box["settled"]:
-                box["abandoned"] = True
+            if not c.settled:
+                c.abandoned = True
                 self.abandoned += 1
-                self.interrupt(token)
+                self.interrupt(c.token)
             raise
 
     def _settle_done(self) -> None:
@@ -131,20 +131,63 @@ class SyncPool:
         self._wake_pending = False  # first: a call ending from now on wakes the loop again
         done = self._done
         while done:
-            settle, ok, value = done.popleft()
-            settle(ok, value)
+            self._settle(done.popleft())
 
-    def _submit(self, item: tuple[Any, ...]) -> None:
+    def _settle(self, c: _Call) -> None:
+        c.settled = True
+        if c.abandoned:
+            self.abandoned -= 1
+        fut = c.fut
+        if fut.done():
+            return
+        if c.ok:
+            fut.set_result(c.value)
+        else:
+            try:
+                fut.set_exception(c.value)
+            except TypeError:  # StopIteration cannot travel through a future
+                fut.set_exception(RuntimeError(f"pipeline raised {type(c.value).__name__}: {c.value}"))
+
+    def _deliver(self, c: _Call) -> None:
+        """In the worker thread: hand an ended call back, one wake-up of the loop for the
+        calls that end meanwhile."""
+        self._done.append(c)
+        if not self._wake_pending:
+            self._wake_pending = True
+            loop = self._loop
+            if loop is not None:
+                with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for this call any more
+                    loop.call_soon_threadsafe(self._settle_done)
+
+    def _submit(self, item: _Call) -> None:
+        starter = None
         with self._lock:
             if self._closed:
                 raise RuntimeError("pool is shut down")
-            if self._idle > 0:
+            more = self._idle == 0
+            if not more:
                 self._idle -= 1
-            else:
-                t = threading.Thread(target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True)
-                self._threads.append(t)
-                t.start()
+            elif self._starter is None:
+                starter = self._starter = threading.Thread(target=self._start_threads, name=f"{self._name}-starter",
+                                                           daemon=True)
         self._q.put(item)
+        if more:
+            self._starts.put(True)
+            if starter is not None:
+                starter.start()
+
+    def _start_threads(self) -> None:
+        """The thread that starts the pool's threads as they are asked for."""
+        while self._starts.get():
+            with self._lock:
+                if self._closed:
+                    return
+                if self._idle > 0:  # a call ended meanwhile: its thread takes the call this one was for
+                    self._idle -= 1
+                    continue
+                t = threading.Thread(target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True)
+                self._threads.append(t)  # under the lock: shutdown() stops every thread it starts
+            t.start()
 
     def interrupt(self, token: int) -> None:
         """Raise :class:`PipelineAbandoned` in the thread running call ``token``, if it still runs."""
@@ -156,12 +199,11 @@ class SyncPool:
     def _work(self) -> None:
         tid = threading.get_ident()
         while True:
-            item = self._q.get()
-            if item is None:
+            c = self._q.get()
+            if c is None:
                 return
-            token, fn, arg, deliver = item
-            ok, value = self._run_one(tid, token, fn, arg)
-            deliver(ok, value)
+            c.ok, c.value = self._run_one(tid, c.token, c.fn, c.arg)
+            self._deliver(c)
             with self._lock:
                 self._idle += 1
 
@@ -192,6 +234,7 @@ class SyncPool:
         with self._lock:
             self._closed = True
             n = len(self._threads)
+        self._starts.put(False)
         for _ in range(n):
             self._q.put(None)
 
