@@ -7,6 +7,7 @@ on the string, so no second set of rules decides what is secret."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Container
 from typing import Any
 
 from labkit import patterns
@@ -186,7 +187,24 @@ def _read_top(obj: dict[Any, Any], cert: Certified, new: _New) -> bool:
     the string values of its own id fields (the redactor's ``skip_keys`` at the top level,
     ``span_keys`` in the dict items of a top-level ``spans`` list) to ``new.own``. False when
     a value or key is not of a plain JSON type (the walk may treat it otherwise)."""
-    own_keys, keys, clean = cert.red.skip_keys, cert.keys, cert.strings
+    return _read_fields(obj, cert.red.skip_keys, cert, new, top=True)
+
+
+def _read_spans(spans: Any, cert: Certified, new: _New) -> bool:
+    """The top-level ``spans`` list: in each dict item, ``span_keys`` are own id fields."""
+    for item in spans:
+        if type(item) is not dict:
+            if not _read_items((item,), cert.keys, cert.strings, new):
+                return False
+        elif not _read_fields(item, cert.span_keys, cert, new, top=False):
+            return False
+    return True
+
+
+def _read_fields(obj: dict[Any, Any], own_keys: Container[str], cert: Certified, new: _New, *, top: bool) -> bool:
+    """One object's fields (``own_keys``: its own id fields; ``top``: the record itself, whose
+    ``spans`` list holds span objects)."""
+    keys, clean = cert.keys, cert.strings
     if not obj.keys() <= keys and not _new_keys(obj, keys, new):
         return False
     for k, v in obj.items():
@@ -204,45 +222,13 @@ def _read_top(obj: dict[Any, Any], cert: Certified, new: _New) -> bool:
             if not _read(v, keys, clean, new):
                 return False
         elif t is list or t is tuple:
-            if k == "spans":
+            if top and k == "spans":
                 if not _read_spans(v, cert, new):
                     return False
             elif not _read_items(v, keys, clean, new):
                 return False
         else:
             return False
-    return True
-
-
-def _read_spans(spans: Any, cert: Certified, new: _New) -> bool:
-    """The top-level ``spans`` list: in each dict item, ``span_keys`` are own id fields."""
-    span_keys, keys, clean = cert.span_keys, cert.keys, cert.strings
-    for item in spans:
-        if type(item) is not dict:
-            if not _read_items((item,), keys, clean, new):
-                return False
-            continue
-        if not item.keys() <= keys and not _new_keys(item, keys, new):
-            return False
-        for k, v in item.items():
-            t = type(v)
-            if t is str:
-                if v in clean:
-                    continue
-                if k in span_keys:
-                    new.own.append(v)
-                else:
-                    new.values.append(v)
-            elif v is None or t is int or t is float or t is bool:
-                continue
-            elif t is dict:
-                if not _read(v, keys, clean, new):
-                    return False
-            elif t is list or t is tuple:
-                if not _read_items(v, keys, clean, new):
-                    return False
-            else:
-                return False
     return True
 
 
