@@ -304,7 +304,7 @@ def test_planted_secrets_reach_no_file_of_the_run_the_store_or_exports(tmp_path:
     assert _scan(produced) == []
 
 
-def _every_rule(r: Redactor, text: str, own_id: bool) -> tuple[str, int]:
+def every_rule(r: Redactor, text: str, own_id: bool) -> tuple[str, int]:
     """Reference: the literals, then every rule in order with no gate, prefilter or memo."""
     from labkit import patterns
 
@@ -317,7 +317,7 @@ def _every_rule(r: Redactor, text: str, own_id: bool) -> tuple[str, int]:
 
 
 @pytest.mark.parametrize("extra", [{}, {"EMP": r"EMP-\d{6}"}])
-def test_the_fast_paths_redact_exactly_what_every_rule_does(extra: dict[str, str]) -> None:
+def test_the_fast_paths_redact_exactly_whatevery_rule_does(extra: dict[str, str]) -> None:
     """The prefilter, the gates tested on the lowered ASCII text and the memo only skip work:
     each string comes out as running every rule on it would make it, ASCII or not, own id or not."""
     import random
@@ -332,10 +332,10 @@ def test_the_fast_paths_redact_exactly_what_every_rule_does(extra: dict[str, str
     r = Redactor(extra_patterns=extra)
     for own_id in (False, True):
         for text in texts:
-            assert r.redact_text(text, own_id=own_id) == _every_rule(r, text, own_id), (text, own_id)
+            assert r.redact_text(text, own_id=own_id) == every_rule(r, text, own_id), (text, own_id)
     for text in texts[:500]:  # the deep walk (with its memo) agrees with one string at a time
-        assert r.redact({"v": text, "trace_id": text}) == {"v": _every_rule(r, text, False)[0],
-                                                           "trace_id": _every_rule(r, text, True)[0]}
+        assert r.redact({"v": text, "trace_id": text}) == {"v": every_rule(r, text, False)[0],
+                                                           "trace_id": every_rule(r, text, True)[0]}
 
 
 def test_an_extra_patterns_placeholder_still_goes_through_the_catalogue() -> None:
@@ -343,5 +343,5 @@ def test_an_extra_patterns_placeholder_still_goes_through_the_catalogue() -> Non
     an extra pattern writes is redacted further when the catalogue finds a format in it."""
     r = Redactor(extra_patterns={"AKIA1234567890ABCDEF": r"\bwidget\b"})
     text = "a widget here"
-    assert r.redact_text(text) == _every_rule(r, text, False)
+    assert r.redact_text(text) == every_rule(r, text, False)
     assert r.redact_text(text)[0] == "a [[API_KEY]] here"

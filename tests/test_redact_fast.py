@@ -14,6 +14,7 @@ from labkit import patterns
 from labkit.trace.record import dumps_trace
 from labkit.trace.redact import DEFAULT_SKIP_KEYS, SPAN_ID_KEYS, Redactor
 from labkit.trace.synth import synthetic_traces
+from tests.test_redact import every_rule
 
 #: A secret registered the way labkit registers the API key it read (whatever its format).
 LITERAL = "PLANTEDliteralvalue0042"
@@ -284,15 +285,6 @@ def test_hex_own_ids_holding_a_registered_secret_are_redacted() -> None:
     assert line == _reference(None, rec) and HEX_LITERAL not in line
 
 
-def _every_rule(r: Redactor, text: str, own_id: bool) -> tuple[str, int]:
-    """The literals, then every rule in order with no gate, prefilter or memo."""
-    text, n = patterns.redact_literals(text)
-    for rule in r._rules:
-        if not (own_id and rule.numeric):
-            text, k = rule.sub(text)
-            n += k
-    return text, n
-
 
 @settings(max_examples=600, deadline=None)
 @given(text=st.one_of(numberish, strings, st.lists(st.one_of(numberish, strings), max_size=3).map(" ".join)),
@@ -303,7 +295,7 @@ def test_redact_text_is_every_rule_run_ungated(text: str, which: int) -> None:
     running every rule on it makes it, with the full treatment and an own id field's."""
     red = Redactor.from_config([None, {"types": ["CARD", "PHONE", "EMAIL"]}, {"types": ["API_KEY", "IBAN"]}][which])
     for own_id in (False, True):
-        assert red.redact_text(text, own_id=own_id) == _every_rule(red, text, own_id), (text, own_id)
+        assert red.redact_text(text, own_id=own_id) == every_rule(red, text, own_id), (text, own_id)
 
 
 @settings(max_examples=600, deadline=None)
