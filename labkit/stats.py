@@ -231,34 +231,37 @@ def _index_counts_sums(x: NDArray[np.float64], n_boot: int, seed: int,
     n, m = x.shape
     bounds = [0, n] if starts is None else [int(v) for v in starts]
     g = make_rng(seed)
-    if n <= _CHUNK:
-        out = np.empty((n_boot, len(bounds) - 1, m), dtype=np.float64)
-        step = max(1, min(n_boot, _W_BLOCK_ELEMS // max(n, 1)))
-        w = np.empty((step, n), dtype=np.float64)
-        for a in range(0, n_boot, step):
-            rows = min(a + step, n_boot) - a
+    parts: list[tuple[int, NDArray[np.float64]]] = []
+    if 0 < n <= _CHUNK:
+        def plain(w: NDArray[np.float64], a: int, rows: int) -> None:
             idx = _indices(g, n, rows)  # the plain bootstrap's block of draws
             for j in range(rows):
                 w[j] = np.bincount(idx[j].astype(np.intp), minlength=n)
-            for k in range(len(bounds) - 1):
-                _cell_sums(w[:rows], x, bounds[k], bounds[k + 1], out[a:a + rows, k])
-        return out
-    edges = np.linspace(0, n, -(-n // _CHUNK) + 1).astype(np.int64).tolist()
-    sizes = np.diff(edges)
-    per_chunk = g.multinomial(n, sizes / n, size=n_boot)
-    gens = g.spawn(len(sizes))
 
-    def chunk(c: int) -> tuple[int, NDArray[np.float64]]:
-        return _chunk_sums(x, edges[c], edges[c + 1], bounds, per_chunk[:, c], gens[c])
+        parts.append(_block_sums(x, 0, n, bounds, n_boot, plain))
+    elif n > _CHUNK:
+        edges = np.linspace(0, n, -(-n // _CHUNK) + 1).astype(np.int64).tolist()
+        sizes = np.diff(edges)
+        per_chunk = g.multinomial(n, sizes / n, size=n_boot)
+        gens = g.spawn(len(sizes))
 
-    threads = _count_threads(len(sizes))
-    if threads > 1:
-        from concurrent.futures import ThreadPoolExecutor
+        def chunk(c: int) -> tuple[int, NDArray[np.float64]]:
+            size, draws, gc = int(sizes[c]), per_chunk[:, c], gens[c]
 
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            parts = list(pool.map(chunk, range(len(sizes))))
-    else:
-        parts = [chunk(c) for c in range(len(sizes))]
+            def fill(w: NDArray[np.float64], a: int, rows: int) -> None:
+                for j in range(rows):
+                    w[j] = np.bincount(gc.integers(0, size, size=int(draws[a + j]), dtype=np.int64), minlength=size)
+
+            return _block_sums(x, edges[c], edges[c + 1], bounds, n_boot, fill)
+
+        threads = _count_threads(len(sizes))
+        if threads > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                parts = list(pool.map(chunk, range(len(sizes))))
+        else:
+            parts = [chunk(c) for c in range(len(sizes))]
     out = np.zeros((n_boot, len(bounds) - 1, m), dtype=np.float64)
     for first, sums in parts:  # in chunk order: the same sums whatever the threads
         out[:, first:first + sums.shape[1]] += sums
@@ -277,23 +280,23 @@ def _count_threads(chunks: int) -> int:
     return max(1, min(usable_cpus(), chunks))
 
 
-def _chunk_sums(x: NDArray[np.float64], s0: int, e0: int, bounds: list[int], draws: NDArray[np.int64],
-                g: np.random.Generator) -> tuple[int, NDArray[np.float64]]:
-    """The cell sums of rows ``s0:e0`` of ``x`` in every resample (``draws[b]`` of its n draws
-    fall in these rows): the first cell they reach, and ``[n_boot, cells reached, m]``."""
+def _block_sums(x: NDArray[np.float64], s0: int, e0: int, bounds: list[int], n_boot: int,
+                fill: Callable[[NDArray[np.float64], int, int], None]) -> tuple[int, NDArray[np.float64]]:
+    """The cell sums of rows ``s0:e0`` of ``x`` in every resample, the resamples counted a block
+    at a time (``fill(w, a, rows)`` puts the counts of resamples ``a .. a + rows - 1`` of these
+    rows in ``w[:rows]``): the first cell the rows reach, and ``[n_boot, cells reached, m]``."""
     import bisect
 
-    size, n_boot = e0 - s0, draws.shape[0]
+    size = e0 - s0
     first = bisect.bisect_right(bounds, s0) - 1
-    last = bisect.bisect_left(bounds, e0)  # the cells first .. last - 1 hold rows of the chunk
+    last = bisect.bisect_left(bounds, e0)  # the cells first .. last - 1 hold rows of the block
     out = np.zeros((n_boot, last - first, x.shape[1]), dtype=np.float64)
     step = max(1, min(n_boot, _W_BLOCK_ELEMS // size))
     w = np.empty((step, size), dtype=np.float64)
     rows_x = x[s0:e0]
     for a in range(0, n_boot, step):
         rows = min(a + step, n_boot) - a
-        for j in range(rows):
-            w[j] = np.bincount(g.integers(0, size, size=int(draws[a + j]), dtype=np.int64), minlength=size)
+        fill(w, a, rows)
         for k in range(first, last):
             s, e = max(bounds[k], s0) - s0, min(bounds[k + 1], e0) - s0
             if e > s:
