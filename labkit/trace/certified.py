@@ -218,14 +218,11 @@ def _read_fields(obj: dict[Any, Any], own_keys: Container[str], cert: Certified,
                 new.values.append(v)
         elif v is None or t is int or t is float or t is bool:
             continue
-        elif t is dict:
+        elif t is dict:  # (containers dispatched here, not as a one-item _read_items: the hot path)
             if not _read(v, keys, clean, new):
                 return False
         elif t is list or t is tuple:
-            if top and k == "spans":
-                if not _read_spans(v, cert, new):
-                    return False
-            elif not _read_items(v, keys, clean, new):
+            if not (_read_spans(v, cert, new) if top and k == "spans" else _read_items(v, keys, clean, new)):
                 return False
         else:
             return False
@@ -247,26 +244,11 @@ def _read(obj: dict[Any, Any], keys: set[str], clean: set[str], new: _New) -> bo
     # (the common case, every key certified, in one set operation)
     if not obj.keys() <= keys and not _new_keys(obj, keys, new):
         return False
-    for v in obj.values():
-        t = type(v)
-        if t is str:
-            if v not in clean:
-                new.values.append(v)
-        elif v is None or t is int or t is float or t is bool:
-            continue
-        elif t is dict:
-            if not _read(v, keys, clean, new):
-                return False
-        elif t is list or t is tuple:
-            if not _read_items(v, keys, clean, new):
-                return False
-        else:
-            return False
-    return True
+    return _read_items(obj.values(), keys, clean, new)
 
 
 def _read_items(items: Any, keys: set[str], clean: set[str], new: _New) -> bool:
-    """The items of a list or tuple below the top level."""
+    """The items of a list or tuple, or the values of a dict, below the top level."""
     for v in items:
         t = type(v)
         if t is str:
