@@ -151,25 +151,13 @@ def test_a_failed_batch_stops_the_hand_over() -> None:
     assert seen == [[0, 1]] and isinstance(lane.error, OSError)
 
 
-async def _attempt(deadlines: Deadlines, coro: Any) -> Any:
-    """One attempt under a deadline, as the executor runs it."""
-    d = deadlines.start()
-    try:
-        out = await coro
-    except BaseException as e:
-        deadlines.end(d, e)
-        raise
-    deadlines.end(d, None)
-    return out
-
-
 def test_deadlines_time_out_only_the_attempts_past_theirs() -> None:
     async def go() -> list[str]:
         deadlines = Deadlines(0.15)
 
         async def one(wait: float) -> str:
             try:
-                await _attempt(deadlines, asyncio.sleep(wait))
+                await deadlines.run(asyncio.sleep(wait))
             except TimeoutError:
                 return "timeout"
             await asyncio.sleep(0.25)  # past the deadline: an ended attempt is never cancelled
@@ -192,7 +180,7 @@ def test_deadlines_time_out_only_the_attempts_past_theirs() -> None:
 def test_deadlines_keep_a_cancellation_from_outside_a_cancellation() -> None:
     async def go() -> None:
         deadlines = Deadlines(0.05)
-        task = asyncio.create_task(_attempt(deadlines, asyncio.sleep(5)))
+        task = asyncio.create_task(deadlines.run(asyncio.sleep(5)))
         await asyncio.sleep(0.01)
         task.cancel()  # before the deadline
         with pytest.raises(asyncio.CancelledError):
@@ -202,7 +190,7 @@ def test_deadlines_keep_a_cancellation_from_outside_a_cancellation() -> None:
             me = asyncio.current_task()
             assert me is not None
             asyncio.get_running_loop().call_later(0.05, me.cancel)  # the deadline and an outside cancel
-            await _attempt(deadlines, asyncio.sleep(5))
+            await deadlines.run(asyncio.sleep(5))
 
         task = asyncio.create_task(cancelled_after_its_deadline())
         with pytest.raises(asyncio.CancelledError):
@@ -216,14 +204,14 @@ def test_deadlines_queue_keeps_few_ended_attempts_also_behind_a_long_one() -> No
     async def go() -> tuple[int, int]:
         deadlines = Deadlines(30)
         for _ in range(1000):
-            await _attempt(deadlines, asyncio.sleep(0))
+            await deadlines.run(asyncio.sleep(0))
         alone = len(deadlines._q)
         release = asyncio.Event()
-        long = asyncio.create_task(_attempt(deadlines, release.wait()))  # first in the queue, for long
+        long = asyncio.create_task(deadlines.run(release.wait()))  # first in the queue, for long
         await asyncio.sleep(0)
         most = 0
         for _ in range(1000):
-            await _attempt(deadlines, asyncio.sleep(0))
+            await deadlines.run(asyncio.sleep(0))
             most = max(most, len(deadlines._q))
         release.set()
         await long

@@ -139,8 +139,11 @@ class CaseExecutor:
         self.calls = 0
         #: (position, pipeline, whether it is ``async def``, what an attempt calls): the primary,
         #: then the fallback if any
-        self._steps = tuple((n, p, a, p.fn if a else functools.partial(_call_guarded, p.fn))
-                            for n, p, a in ((n, p, _is_async(p.fn)) for n, p in enumerate(self._chain())))
+        steps = []
+        for n, p in enumerate(self._chain()):
+            is_async = _is_async(p.fn)
+            steps.append((n, p, is_async, p.fn if is_async else functools.partial(_call_guarded, p.fn)))
+        self._steps = tuple(steps)
         # the trace's environment, read once for the run (make_trace would read the process
         # environment for every record): the pipeline config's, else $LABKIT_ENV
         config = pipeline.config if isinstance(pipeline.config, Mapping) else {}
@@ -177,20 +180,17 @@ class CaseExecutor:
         deadlines = self._deadlines
         if deadlines is None:
             deadlines = self._deadlines = Deadlines(self.cfg.timeout_s)
-        d = deadlines.start()
-        try:
-            if is_async:
-                out = await fn(case)
-            else:
-                if self._pool is None:
-                    self._pool = SyncPool(self.cfg.concurrency)
-                out = await self._pool.call(fn, case)
-            if inspect.isawaitable(out):
-                out = await out
-        except BaseException as e:
-            deadlines.end(d, e)
-            raise
-        deadlines.end(d, None)
+        return await deadlines.run(self._attempt(fn, is_async, case))
+
+    async def _attempt(self, fn: Callable[[EvalCase], Any], is_async: bool, case: EvalCase) -> Any:
+        if is_async:
+            out = await fn(case)
+        else:
+            if self._pool is None:
+                self._pool = SyncPool(self.cfg.concurrency)
+            out = await self._pool.call(fn, case)
+        if inspect.isawaitable(out):
+            out = await out
         return out
 
     async def run_case(self, case: EvalCase) -> CaseOutcome:

@@ -18,7 +18,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 __all__ = ["DEFAULT_MAX_OUTPUT_CHARS", "LARGE_CHARS", "Deadline", "Deadlines", "TokenBucket", "cap_strings",
            "is_large"]
@@ -101,6 +104,18 @@ class Deadlines:
         if self._timer is None:
             self._timer = self._loop.call_at(q[0].when, self._expire)
         return d
+
+    async def run(self, attempt: Awaitable[T]) -> T:
+        """``await attempt`` under a deadline: a ``TimeoutError`` when it is still running
+        ``seconds`` after it started (the current task is cancelled then)."""
+        d = self.start()
+        try:
+            out = await attempt
+        except BaseException as e:
+            self.end(d, e)
+            raise
+        self.end(d, None)
+        return out
 
     def end(self, d: Deadline, exc: BaseException | None) -> None:
         """The attempt of ``d`` ended (``exc``: what it raised, None when it returned).
