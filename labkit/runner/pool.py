@@ -105,7 +105,6 @@ class SyncPool:
         self._closed = False
         self._done: deque[_Call] = deque()  # ended calls to settle on the loop
         self._wake_pending = False
-        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the calls come from
 
     async def call(self, fn: Callable[[Any], Any], arg: Any) -> Any:
         """``fn(arg)`` in a worker thread. Cancelling the awaiting task (a timeout)
@@ -114,8 +113,7 @@ class SyncPool:
             raise PipelineThreadsStuck(
                 f"not started: {self.abandoned} pipeline call(s) are stuck past their deadline "
                 f"(at most {self.limit}, the concurrency)")
-        loop = self._loop = asyncio.get_running_loop()
-        c = _Call(next(self._seq), fn, arg, loop.create_future())
+        c = _Call(next(self._seq), fn, arg, asyncio.get_running_loop().create_future())
         self._submit(c)
         try:
             return await c.fut
@@ -154,10 +152,8 @@ class SyncPool:
         self._done.append(c)
         if not self._wake_pending:
             self._wake_pending = True
-            loop = self._loop
-            if loop is not None:
-                with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for this call any more
-                    loop.call_soon_threadsafe(self._settle_done)
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for this call any more
+                c.fut.get_loop().call_soon_threadsafe(self._settle_done)
 
     def _submit(self, item: _Call) -> None:
         starter = None
