@@ -182,8 +182,6 @@ def _split_may_match(rx: re.Pattern[str]) -> tuple[re.Pattern[str], tuple[str, .
 _NON_NUMERIC = _split_may_match(patterns.MAY_MATCH_NON_NUMERIC)
 
 
-
-
 def _ascii_gate(gate: re.Pattern[str]) -> Callable[[str], bool] | None:
     """The gate as a test of an ASCII text's ``lower()``: a case-insensitive search over ASCII
     text finds what the lowered pattern finds in the lowered text. Plain words (``sk-``, ``a|b``)
