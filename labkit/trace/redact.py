@@ -495,8 +495,6 @@ class Redactor:
         out = []
         for v in obj:
             tv = type(v)
-            if tv is not str and isinstance(v, str):  # a str subclass: the string it is
-                v, tv = str(v), str
             if tv is str and strings:
                 hit = memo.get(v)
                 red, k = hit if hit is not None else self._text(v)
