@@ -16,7 +16,7 @@ from typing import Any
 from labkit.errors import ConfigError
 from labkit.io import file_hash
 
-__all__ = ["file_hash", "gate_lock_info", "lock_path"]
+__all__ = ["gate_lock_info", "lock_path"]
 
 
 def lock_path(gate_path: str | os.PathLike[str]) -> Path:

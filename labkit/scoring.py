@@ -29,7 +29,7 @@ from labkit.runs import METRICS, RESULTS, SCORES, RunDir, load_dataset, write_sc
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SCORED_FILES", "file_hash", "resolve_corpus", "score_results", "score_run", "verify_scored"]
+__all__ = ["SCORED_FILES", "resolve_corpus", "score_results", "score_run", "verify_scored"]
 
 #: The files of a run whose sha256 scoring records: what it read, and what it wrote.
 SCORED_FILES = (RESULTS, SCORES, METRICS)

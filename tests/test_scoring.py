@@ -56,23 +56,3 @@ def test_the_cycle_collector_is_back_on_after_an_input_error(tmp_path: Path) -> 
     finally:
         gc.enable()
 
-
-def test_a_file_is_hashed_without_being_held_whole_in_memory(tmp_path: Path) -> None:
-    """Scoring hashes the results.jsonl it read (1.3 GB at a million results): in pieces, so the
-    hash adds nothing to the run's peak memory (reading it whole was the peak of a million)."""
-    import hashlib
-    import os
-    import tracemalloc
-
-    from labkit.scoring import file_hash
-
-    big = tmp_path / "results.jsonl"
-    big.write_bytes(os.urandom(1 << 20) * 24)
-    tracemalloc.start()
-    try:
-        got = file_hash(big)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert got == hashlib.sha256(big.read_bytes()).hexdigest()
-    assert peak < 2 << 20, f"hashing a 24 MiB file held {peak / 2**20:.1f} MiB"

@@ -252,8 +252,8 @@ def _regressions(gate: Gate, run: Any, baseline: Any, seed: int) -> list[CheckRe
 
 def _not_itself(gate: Gate, run: Any, baseline: Any) -> None:
     """The baseline must be another run: judged against itself every regression check passes."""
+    from labkit.io import file_hash
     from labkit.runs import RunDir
-    from labkit.scoring import file_hash
 
     base = RunDir(baseline)
     if not base.path.is_dir():

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import ConfigError
-from labkit.prereg import file_hash, gate_lock_info, lock_path
+from labkit.io import file_hash
+from labkit.prereg import gate_lock_info, lock_path
 
 __all__ = ["file_hash", "gate_lock_info", "lock_gate", "lock_path", "pre_registration"]
 

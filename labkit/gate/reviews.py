@@ -199,7 +199,7 @@ def _result_of(rd: Any, case_id: str) -> Mapping[str, Any]:
 def record_review(reviews: str | os.PathLike[str], run: Any, case_id: str, *, decision: str, reviewer: str,
                   note: str = "", time: str | None = None, redactor: Any = None) -> dict[str, Any]:
     """Append one review of the run's current answer to ``case_id``; returns the line written."""
-    from labkit.prereg import file_hash
+    from labkit.io import file_hash
     from labkit.runs import RunDir
     from labkit.trace.redact import Redactor
 

@@ -175,7 +175,7 @@ def update_index(
     (a glob such as ``outputs/runs/*/*`` also matches other folders) is skipped and named.
     """
     from labkit.gate import Gate
-    from labkit.prereg import file_hash
+    from labkit.io import file_hash
 
     g = Gate.load(gate) if gate is not None else None
     gate_hash = file_hash(gate) if gate is not None else None
