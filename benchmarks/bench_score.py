@@ -183,13 +183,13 @@ def timed(cmd: list[str], *, sample: bool = False) -> tuple[float, float, str]:
             while not done.wait(0.02):
                 peak[0] = max(peak[0], _tree_memory(p.pid))
 
-        sampler = threading.Thread(target=sampled, daemon=True)
-        if sample:
+        sampler = threading.Thread(target=sampled, daemon=True) if sample else None
+        if sampler is not None:
             sampler.start()
         _, status, usage = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t
         done.set()
-        if sample:
+        if sampler is not None:
             sampler.join()
         p.returncode = os.waitstatus_to_exitcode(status)
         log.seek(0)
