@@ -199,3 +199,67 @@ def test_canonical_bytes_are_what_json_writes(question, tags, metadata, phrases)
            "expected_source": None}
     want = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
     assert canonical_bytes(obj) == want
+
+
+# --- a large dataset read in two parts side by side ------------------------------------------
+
+def _outcome_of(path):
+    from labkit.cases import load_cases
+
+    try:
+        ds = load_cases(path)
+    except DatasetError as e:
+        return ("error", e.path, [(p.line, p.field, p.reason) for p in e.problems])
+    return ("ok", ds.cases, ds.fingerprint, ds.path)
+
+
+def _lines(kind):
+    good = [json.dumps({"id": f"c{i}", "question": f"q {i}?", "tags": {"risk": "low", "n": str(i % 3)},
+                        "metadata": {"i": i, "x": [1.5, None]}}) for i in range(60)]
+    if kind == "good":
+        return [s.encode() for s in good]
+    bad = list(good)
+    bad[3] = '{"id": "c1", "question": "again?"}'  # a repeat of an id of the first part
+    bad[50] = '{"id": "c2", "question": "again?"}'  # ... and one in the second
+    bad[51] = '{"id": "c51", "question": 7, "tags": []}'
+    bad[52] = "{not json"
+    bad[53] = ""
+    bad[54] = '{"id": "c54", "question": "a", "question": "b"}'
+    bad[55] = '{"id": "c55", "question": "\\ud800"}'
+    out = [s.encode() for s in bad]
+    if kind == "not-utf8-second":
+        out[57] = b'{"id": "c57", "question": "\xff"}'
+    if kind == "not-utf8-both":
+        out[5] = b'{"id": "c5", "question": "\xfe"}'
+        out[57] = b'{"id": "c57", "question": "\xff"}'
+    return out
+
+
+@pytest.mark.parametrize("kind", ["good", "bad", "not-utf8-second", "not-utf8-both"])
+@pytest.mark.parametrize("share", [0.1, 0.5, 0.9])
+@pytest.mark.parametrize("tail", [b"\n", b""])
+def test_a_dataset_read_in_two_parts_is_what_one_pass_reads(tmp_path, monkeypatch, kind, share, tail):
+    """The same cases and fingerprint, or the same DatasetError (every problem, its line, its order,
+    a repeated id across the two parts included), wherever the file is cut."""
+    import threading
+
+    import labkit.cases as cases_mod
+
+    path = tmp_path / "ds.jsonl"
+    path.write_bytes(b"\n".join(_lines(kind)) + tail)
+    monkeypatch.setattr(cases_mod, "PARALLEL_BYTES", 1 << 40)
+    one_pass = _outcome_of(path)
+    monkeypatch.setattr(cases_mod, "PARALLEL_BYTES", 1)
+    monkeypatch.setattr(cases_mod, "_FIRST_SHARE", share)
+    monkeypatch.setattr(threading, "active_count", lambda: 1)  # the test runner's threads aside
+    import labkit.io
+
+    cuts = []  # the first part's lines are counted only when the file is read in two parts
+    real = labkit.io.count_lines
+    monkeypatch.setattr(labkit.io, "count_lines", lambda p, span: cuts.append(span) or real(p, span))
+    assert _outcome_of(path) == one_pass
+    assert len(cuts) == 1 and 0 < cuts[0][1] < path.stat().st_size
+    if kind == "good":
+        assert one_pass[0] == "ok" and len(one_pass[1]) == 60
+    else:
+        assert one_pass[0] == "error"
