@@ -141,7 +141,7 @@ _WITH: dict[str, Any] = {}
 
 def _score_part(span: tuple[int, int]) -> _Part:
     from labkit.io import count_lines
-    from labkit.metrics import score_cases
+    from labkit.metrics.percase import score_columns
     from labkit.runs import read_results_part
 
     w = _WITH
@@ -158,17 +158,25 @@ def _score_part(span: tuple[int, int]) -> _Part:
     scores = None
     if not part.problems and not unknown and len(set(positions)) == len(positions):
         cases = [w["cases"][i] for i in positions]
-        scores = _compact(score_cases(cases, part.rows, k=w["k"], corpus=w["corpus"], judge=w["judge"]))
+        scores = _compact(score_columns(cases, part.rows, k=w["k"], corpus=w["corpus"], judge=w["judge"]))
     return _Part(positions, part.lines, cache_lines, scores, part.problems, unknown, count_lines(w["path"], span))
 
 
-def _compact(scores: pd.DataFrame) -> pd.DataFrame:
-    """The reason columns as categoricals: a part's few distinct reasons travel back from a
-    worker once each, not once a case (as text, each cell would come back a string of its own)."""
-    for name in scores.columns:
-        if name.endswith("_reason") and scores[name].dtype.kind == "O":
-            scores[name] = scores[name].astype("category")
-    return scores
+def _compact(cols: dict[str, Any]) -> pd.DataFrame:
+    """A part's score_cases columns as a frame, its reason columns as categoricals: a part's few
+    distinct reasons travel back from a worker once each, not once a case (as text, each cell
+    would come back a string of its own)."""
+    import numpy as np
+    import pandas as pd
+
+    out: dict[str, Any] = {}
+    for name, col in cols.items():
+        if name.endswith("_reason") and isinstance(col, list):
+            out[name] = (pd.Categorical(col) if any(col) else  # measured everywhere: one code
+                         pd.Categorical.from_codes(np.zeros(len(col), dtype=np.int8), pd.Index([""])))
+        else:
+            out[name] = col
+    return pd.DataFrame(out)
 
 
 def _frame(parts: list[_Part]) -> pd.DataFrame | None:
@@ -183,8 +191,8 @@ def _frame(parts: list[_Part]) -> pd.DataFrame | None:
     out: dict[str, Any] = {}
     for name in frames[0].columns:
         cols = [f[name] for f in frames]
-        if all(isinstance(c.dtype, pd.CategoricalDtype) for c in cols):
-            out[name] = union_categoricals(cols).astype(object)
+        if all(isinstance(c.dtype, pd.CategoricalDtype) for c in cols):  # text as Python strings
+            out[name] = pd.Series(union_categoricals(cols).astype(object), dtype=object)
         else:
             out[name] = pd.concat(cols, ignore_index=True)
     return pd.DataFrame(out)

@@ -28,14 +28,13 @@ def test_the_cycle_collector_is_paused_while_scoring_and_back_on_after(tmp_path:
     from labkit.metrics import percase
 
     seen: list[bool] = []
-    real = percase.score_cases
+    real = percase.score_columns  # what score_cases and a part of results.jsonl are scored by
 
     def spy(*args: object, **kw: object) -> object:
         seen.append(gc.isenabled())
         return real(*args, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(percase, "score_cases", spy)
-    monkeypatch.setattr("labkit.metrics.score_cases", spy)
+    monkeypatch.setattr(percase, "score_columns", spy)
     run, ds = _run(tmp_path, [{"case_id": "a", "answer": "Rotate it in the portal.", "retrieved": ["security-runbook#1"]},
                               {"case_id": "b", "answer": "30 days."}])
     assert gc.isenabled()

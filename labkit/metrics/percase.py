@@ -161,20 +161,32 @@ def score_cases(
     (a labkit Corpus) supplies chunk text for retrieved items without
     ``text``. ``judge`` is a judge, a judge name or config (default lexical).
     """
+    import pandas as pd
+
+    return pd.DataFrame(score_columns(cases, results, k=k, corpus=corpus, judge=judge))
+
+
+def score_columns(
+    cases: Sequence[EvalCase],
+    results: Sequence[Mapping[str, Any]],
+    *,
+    k: int = 5,
+    corpus: Any = None,
+    judge: Any = None,
+) -> dict[str, Any]:
+    """The columns of :func:`score_cases`' frame, in its order: each a float array or a list."""
     from labkit.judges import get_judge
 
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}", field="k")
     run = CaseRun(cases, _pair(cases, results), k=k, corpus=corpus, judge=get_judge(judge))
     try:
-        return _frame(run, cases)
+        return _columns(run, cases)
     finally:
         run.release()
 
 
-def _frame(run: CaseRun, cases: Sequence[EvalCase]) -> pd.DataFrame:
-    import pandas as pd
-
+def _columns(run: CaseRun, cases: Sequence[EvalCase]) -> dict[str, Any]:
     cols: dict[str, Any] = {"case_id": [c.id for c in cases]}
     for name in per_case_metrics():
         if not METRICS[name].measured_by(run.judge):
@@ -186,4 +198,4 @@ def _frame(run: CaseRun, cases: Sequence[EvalCase]) -> pd.DataFrame:
         scored = [res.scored(name) for res in run.rows]  # a user metric: case by case
         cols[name] = [math.nan if val is None else val for val, _ in scored]
         cols[name + "_reason"] = [reason for _, reason in scored]
-    return pd.DataFrame({**cols, **ops.raw_table(run)})
+    return {**cols, **ops.raw_table(run)}
