@@ -98,8 +98,8 @@ def _reasons(df: _Frame, name: str, mask: np.ndarray) -> dict[str, int]:
         return {"unmeasured": n} if n else {}
     counts: Counter[str] = Counter()
     if mask.any():
-        codes, labels = df.table.reasons(col)
-        for code, c in enumerate(np.bincount(df._take(codes)[mask], minlength=len(labels)).tolist()):
+        codes, labels = df.table.reasons(col)  # read at the rows counted only (not the whole block)
+        for code, c in enumerate(np.bincount(codes[df.run_rows(mask)], minlength=len(labels)).tolist()):
             if c:
                 counts[labels[code]] += c
     return dict(sorted(counts.items()))
