@@ -235,6 +235,25 @@ def test_manifest_is_redacted(tmp_path: Path) -> None:
     assert set(man["pipeline"]["config"]["headers"]) == {"X-Api-Key", "Authorization"}
 
 
+def test_a_run_builds_its_redactor_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The snapshot, the manifest's extra patterns and the lines share the run's redactor (each
+    build compiles the catalogue's gates); the manifest's own, with its skip keys, is the other."""
+    from labkit.trace.redact import DEFAULT_SKIP_KEYS, Redactor
+
+    built: list[Redactor] = []
+    init = Redactor.__post_init__
+
+    def counting(self: Redactor) -> None:
+        built.append(self)
+        init(self)
+
+    monkeypatch.setattr(Redactor, "__post_init__", counting)
+    rd = run(cases(2), echo_pipeline, tmp_path / "r", config=QUIET, score=False)  # in memory: a snapshot too
+    assert len(built) == 2
+    assert [r.skip_keys > DEFAULT_SKIP_KEYS for r in built] == [False, True]  # the run's, the manifest's
+    assert rd.results()[0]["status"] == "ok"
+
+
 # --------------------------------------------------------------------------- property-based
 
 _BEHAVIOUR: dict[str, Any] = {}

@@ -24,13 +24,14 @@ from labkit.runner.local import run_local
 from labkit.runner.lock import RunLock
 from labkit.runner.manifest import build_manifest, gate_info, spec_of
 from labkit.runner.progress import Progress
-from labkit.runner.redaction import redact_manifest
+from labkit.runner.redaction import redact_manifest, redactor
 from labkit.runner.writer import Writer, line_head
 from labkit.runs import SNAPSHOT, RunDir, load_dataset, read_results
 from labkit.scoring import score_run
 
 if TYPE_CHECKING:
     from labkit.pipelines import LoadedPipeline
+    from labkit.trace.redact import Redactor
 
 __all__ = ["Session", "compact_traces", "complete", "load_pipeline", "run"]
 
@@ -46,15 +47,15 @@ def load_pipeline(spec: Any, corpus_dir: str | None) -> LoadedPipeline:
 class Session:
     """One execution of (part of) a run into a run directory."""
 
-    def __init__(self, rd: RunDir, ds: Dataset, pipe: LoadedPipeline, cfg: RunnerConfig, run_id: str) -> None:
-        from labkit.runner.redaction import redactor
-
+    def __init__(self, rd: RunDir, ds: Dataset, pipe: LoadedPipeline, cfg: RunnerConfig, run_id: str, *,
+                 red: Redactor | None = None) -> None:
         self.rd = rd
         self.ds = ds
         self.pipe = pipe
         self.cfg = cfg
         self.run_id = run_id
-        self.redactor = redactor(cfg.redaction)
+        #: the run's redactor (``red``: built from ``cfg.redaction`` already)
+        self.redactor = red if red is not None else redactor(cfg.redaction)
         self.cache = ResultCache(cfg.cache_dir) if cfg.cache_dir else None
         #: this session's results as the pipeline returned them (before redaction): what is scored
         self.unredacted: dict[str, dict[str, Any]] = {}
@@ -182,16 +183,17 @@ def run(
         _refuse_existing(rd)  # under the lock: two fresh runs into one folder cannot both pass
         rid = run_id or out.name
         gate = gate_info(gate_path)
+        red = redactor(cfg.redaction)  # one for the run: the snapshot, the manifest's patterns, the lines
         if ds.path is None:  # an in-memory dataset is kept beside the run, redacted like every file it writes
             from labkit.runner.redaction import redact_snapshot
 
-            atomic_write_text(out / SNAPSHOT, redact_snapshot([c.to_dict() for c in ds], cfg.redaction))
+            atomic_write_text(out / SNAPSHOT, redact_snapshot([c.to_dict() for c in ds], red))
         manifest = build_manifest(ds, pipe, cfg, rid, spec=spec_of(pipeline, pipe), corpus_dir=corpus_dir,
                                   gate=gate)
-        rd.write_manifest(redact_manifest(manifest, cfg.redaction))
+        rd.write_manifest(redact_manifest(manifest, red))
         rd.results_path.touch()
         rd.traces_path.touch()
-        return complete(rd, ds, pipe, cfg, rid, finished=set(), score=score, k=k, corpus_dir=corpus_dir)
+        return complete(rd, ds, pipe, cfg, rid, finished=set(), score=score, k=k, corpus_dir=corpus_dir, red=red)
 
 
 def compact_traces(rd: RunDir, min_bytes: int | None) -> dict[str, Any] | None:
@@ -223,10 +225,11 @@ def _refuse_existing(rd: RunDir) -> None:
 
 def complete(
     rd: RunDir, ds: Dataset, pipe: LoadedPipeline, cfg: RunnerConfig, rid: str, *,
-    finished: set[str], score: bool, k: int, corpus_dir: str | None,
+    finished: set[str], score: bool, k: int, corpus_dir: str | None, red: Redactor | None = None,
 ) -> RunDir:
-    """Run the cases not in ``finished``, order the results, record the end, score."""
-    sess = Session(rd, ds, pipe, cfg, rid)
+    """Run the cases not in ``finished``, order the results, record the end, score (``red``: the
+    run's redactor, when built already)."""
+    sess = Session(rd, ds, pipe, cfg, rid, red=red)
     sess.execute(finished)
     counts = sess.finish()
     extra = {"cache": dict(sess.cache.stats)} if sess.cache is not None else {}
