@@ -25,7 +25,7 @@ from labkit.runner.lock import RunLock
 from labkit.runner.manifest import build_manifest, gate_info, spec_of
 from labkit.runner.progress import Progress
 from labkit.runner.redaction import redact_manifest, redactor
-from labkit.runner.writer import Writer, line_head
+from labkit.runner.writer import Writer, line_head, settle_in_place
 from labkit.runs import SNAPSHOT, RunDir, load_dataset, read_results
 from labkit.scoring import score_run
 
@@ -132,7 +132,7 @@ class Session:
         return [rows[c.id] for c in self.ds if c.id in rows]
 
     def finish(self) -> dict[str, int]:
-        """Put results.jsonl in dataset order, atomically; return status counts."""
+        """Put results.jsonl in dataset order, atomically, flushed to disk; return status counts."""
         rows: dict[str, tuple[str, str, bool]] = {}
         mem = self.writer.lines if self.writer is not None else None
         if mem is not None and not self.resumed:
@@ -142,8 +142,12 @@ class Session:
                 if complete_line:
                     cid, status, cached = line_head(raw)
                     rows[cid] = (raw, status, cached)
-        ordered = [rows[c.id] for c in self.ds if c.id in rows]
-        atomic_write_text(self.rd.results_path, "".join(raw for raw, _, _ in ordered))
+        ids = [c.id for c in self.ds if c.id in rows]
+        ordered = [rows[i] for i in ids]
+        if self.writer is not None and self.writer.holds_exactly(ids):
+            settle_in_place(self.rd.results_path)  # in dataset order already: the cases finished in order
+        else:
+            atomic_write_text(self.rd.results_path, "".join(raw for raw, _, _ in ordered))
         counts = {"ok": 0, "error": 0, "timeout": 0, "from_cache": 0}
         for _, status, cached in ordered:
             counts[status] = counts.get(status, 0) + 1

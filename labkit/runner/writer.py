@@ -19,7 +19,7 @@ from labkit.resultline import RUNNER_FIELDS
 from labkit.runs import RunDir
 from labkit.trace.record import dumps_trace
 
-__all__ = ["LINES_IN_MEMORY_BYTES", "Writer", "line_head", "truncate_torn_tail"]
+__all__ = ["LINES_IN_MEMORY_BYTES", "Writer", "line_head", "settle_in_place", "truncate_torn_tail"]
 
 LINES_IN_MEMORY_BYTES = 64 * 1024 * 1024
 #: Runner fields kept as they are through redaction (``error`` text is redacted like content).
@@ -40,6 +40,8 @@ class Writer:
         # reordering need not read the file back
         self.lines: dict[str, tuple[str, str, bool]] | None = {}
         self._budget = LINES_IN_MEMORY_BYTES
+        self._fresh = os.fstat(self._res.fileno()).st_size == 0  # results.jsonl held no line before
+        self._appended = 0  # result lines appended by this session
 
     def redact_result(self, res: Mapping[str, Any]) -> dict[str, Any]:
         """The line as written: the pipeline's fields redacted, the ids and states the runner set
@@ -74,6 +76,7 @@ class Writer:
         lines = [_encode_result(red) + "\n" for red in reds]
         self._res.write("".join(lines))
         self._res.flush()
+        self._appended += len(lines)
         if self.lines is not None:
             for red, line in zip(reds, lines, strict=True):
                 self._budget -= len(line)
@@ -83,9 +86,25 @@ class Writer:
                 self.lines[red["case_id"]] = (line, red["status"], bool(red.get("from_cache")))
         return reds
 
+    def holds_exactly(self, case_ids: Sequence[str]) -> bool:
+        """Whether results.jsonl is the lines of ``case_ids``, in that order, and nothing else: it
+        was empty when this session began, and this session appended those lines, in that order."""
+        lines = self.lines
+        return (lines is not None and self._fresh and self._appended == len(lines) == len(case_ids)
+                and list(lines) == list(case_ids))
+
     def close(self) -> None:
         self._res.close()
         self._tr.close()
+
+
+def settle_in_place(path: Path) -> None:
+    """Leave ``path``, which already holds the text an atomic rewrite would give it, as that
+    rewrite would: its data flushed to disk, owner-only permissions (those of the rewrite's
+    temporary file, ``tempfile.mkstemp``)."""
+    os.chmod(path, 0o600)
+    with open(path, "ab") as f:
+        os.fsync(f.fileno())
 
 
 _HEAD = re.compile(r'^\{"case_id": ("(?:[^"\\]|\\.)*"), "status": "(ok|error|timeout|blocked)"')
