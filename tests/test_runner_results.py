@@ -177,6 +177,29 @@ def test_the_run_scores_the_answers_the_pipeline_returned_not_the_redacted_ones(
 # --------------------------------------------------------------------------- redaction options
 
 
+def test_a_run_not_scored_keeps_no_results_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only scoring reads the results as the pipeline returned them; a run with score=False
+    does not hold them until its end (nor frees them all there, after the last case)."""
+    import labkit.runner.session as session_mod
+
+    made: list[session_mod.Session] = []
+    init = session_mod.Session.__init__
+
+    def spy(self: session_mod.Session, *args: Any, **kw: Any) -> None:
+        init(self, *args, **kw)
+        made.append(self)
+
+    monkeypatch.setattr(session_mod.Session, "__init__", spy)
+    plain = run(cases(3), echo_pipeline, tmp_path / "plain", config=QUIET, score=False)
+    scored = run(cases(3), echo_pipeline, tmp_path / "scored", config=QUIET)
+    assert made[0].unredacted is None
+    with pytest.raises(RuntimeError, match="keeps no results"):
+        made[0].scored_results()
+    assert made[1].unredacted is not None and sorted(made[1].unredacted) == ["c000", "c001", "c002"]
+    assert [r["answer"] for r in plain.results()] == [r["answer"] for r in scored.results()]
+    assert scored.scores_path.is_file() and not plain.scores_path.exists()
+
+
 def test_redaction_is_a_run_option_for_a_callable(tmp_path: Path) -> None:
     def pipe(case: EvalCase) -> dict[str, Any]:
         return {"answer": "employee EMP-123456 at jane@example.com"}

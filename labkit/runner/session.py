@@ -48,7 +48,7 @@ class Session:
     """One execution of (part of) a run into a run directory."""
 
     def __init__(self, rd: RunDir, ds: Dataset, pipe: LoadedPipeline, cfg: RunnerConfig, run_id: str, *,
-                 red: Redactor | None = None) -> None:
+                 red: Redactor | None = None, scored: bool = True) -> None:
         self.rd = rd
         self.ds = ds
         self.pipe = pipe
@@ -57,8 +57,9 @@ class Session:
         #: the run's redactor (``red``: built from ``cfg.redaction`` already)
         self.redactor = red if red is not None else redactor(cfg.redaction)
         self.cache = ResultCache(cfg.cache_dir) if cfg.cache_dir else None
-        #: this session's results as the pipeline returned them (before redaction): what is scored
-        self.unredacted: dict[str, dict[str, Any]] = {}
+        #: this session's results as the pipeline returned them (before redaction): what is scored;
+        #: None when the run is not scored (they are not kept)
+        self.unredacted: dict[str, dict[str, Any]] | None = {} if scored else None
         self.calls = 0
         self.writer: Writer | None = None
         self.resumed = False
@@ -77,7 +78,8 @@ class Session:
 
             def counted(o: CaseOutcome, red: dict[str, Any]) -> None:  # its lines are written and flushed
                 self.calls += o.calls
-                self.unredacted[o.case_id] = o.result
+                if self.unredacted is not None:
+                    self.unredacted[o.case_id] = o.result
                 if self.cache is not None and o.result["status"] == "ok":
                     self.cache.put(o.result["idempotency_key"], red, run_id=self.run_id)
                 progress.update(o.result)
@@ -115,13 +117,16 @@ class Session:
                 rest.append(c)
                 continue
             writer.write(res, [ex.cached_trace(c, res)])
-            self.unredacted[c.id] = res
+            if self.unredacted is not None:
+                self.unredacted[c.id] = res
             progress.update(res)
         return rest
 
     def scored_results(self) -> list[dict[str, Any]]:
         """What the run scores: this session's results as the pipeline returned them, and the
         lines of earlier sessions (a resumed run) as they are on disk."""
+        if self.unredacted is None:
+            raise RuntimeError("a session made with scored=False keeps no results to score")
         rows: dict[str, dict[str, Any]] = {}
         if self.resumed:
             rows = {r["case_id"]: r for r in read_results(self.rd.results_path)}
@@ -233,7 +238,7 @@ def complete(
 ) -> RunDir:
     """Run the cases not in ``finished``, order the results, record the end, score (``red``: the
     run's redactor, when built already)."""
-    sess = Session(rd, ds, pipe, cfg, rid, red=red)
+    sess = Session(rd, ds, pipe, cfg, rid, red=red, scored=score)
     sess.execute(finished)
     counts = sess.finish()
     extra = {"cache": dict(sess.cache.stats)} if sess.cache is not None else {}
