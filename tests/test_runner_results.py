@@ -258,9 +258,12 @@ def test_manifest_is_redacted(tmp_path: Path) -> None:
     assert set(man["pipeline"]["config"]["headers"]) == {"X-Api-Key", "Authorization"}
 
 
-def test_a_run_builds_its_redactor_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The snapshot, the manifest's extra patterns and the lines share the run's redactor (each
-    build compiles the catalogue's gates); the manifest's own, with its skip keys, is the other."""
+@pytest.mark.parametrize("dataset", ["in memory", "file"])
+def test_a_run_builds_its_redactor_once_and_off_its_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          dataset: str) -> None:
+    """The snapshot (of a dataset in memory) and the lines share the run's redactor; the manifest's
+    own, with its skip keys, is the other (each build compiles the catalogue's gates). Without a
+    snapshot to write, the run's is built once the first cases are in flight, not before them."""
     from labkit.trace.redact import DEFAULT_SKIP_KEYS, Redactor
 
     built: list[Redactor] = []
@@ -270,11 +273,40 @@ def test_a_run_builds_its_redactor_once(tmp_path: Path, monkeypatch: pytest.Monk
         built.append(self)
         init(self)
 
+    seen_at_start: list[int] = []
+
+    async def pipe(case: EvalCase) -> dict[str, Any]:
+        seen_at_start.append(len(built))
+        await asyncio.sleep(0.01)
+        return {"answer": "mail jane@example.com"}
+
+    ds: Any = cases(3)
+    if dataset == "file":
+        ds = save_cases(ds, tmp_path / "cases.jsonl")
     monkeypatch.setattr(Redactor, "__post_init__", counting)
-    rd = run(cases(2), echo_pipeline, tmp_path / "r", config=QUIET, score=False)  # in memory: a snapshot too
-    assert len(built) == 2
-    assert [r.skip_keys > DEFAULT_SKIP_KEYS for r in built] == [False, True]  # the run's, the manifest's
-    assert rd.results()[0]["status"] == "ok"
+    rd = run(ds, pipe, tmp_path / "r", config=RunnerConfig(progress=False, concurrency=3), score=False)
+    manifest_first = dataset == "file"
+    assert [r.skip_keys > DEFAULT_SKIP_KEYS for r in built] == [manifest_first, not manifest_first]
+    assert seen_at_start == [1 if dataset == "file" else 2] * 3
+    assert [r["answer"] for r in rd.results()] == ["mail [EMAIL]"] * 3
+
+
+@pytest.mark.parametrize("settings", [
+    {"extra_patterns": {"TICKET": r"TCK-\d{6}"}, "types": ["API_KEY"], "capture_content": False},
+    {"extra_patterns": [{"name": "TICKET", "regex": r"TCK-\d{6}"}], "enabled": False},
+])
+def test_the_manifest_takes_only_the_extra_patterns_of_the_runs_settings(settings: dict[str, Any]) -> None:
+    """From the settings or from the run's redactor: the full catalogue, the run's extra patterns."""
+    from labkit.runner.redaction import _MANIFEST_IDS, _headers_masked, redact_manifest, redactor
+    from labkit.trace.redact import DEFAULT_SKIP_KEYS, Redactor
+
+    manifest = {"git_sha": "4111111111111111", "run_id": "r",
+                "pipeline": {"config": {"note": "TCK-123456 for jane@example.com", "headers": {"A": "b"}},
+                             "config_hash": "4111111111111111"}}
+    full = Redactor(extra_patterns={"TICKET": r"TCK-\d{6}"}, skip_keys=DEFAULT_SKIP_KEYS | _MANIFEST_IDS)
+    expected = full.redact(_headers_masked(manifest))
+    assert expected["pipeline"]["config"]["note"] == "[TICKET] for [EMAIL]"
+    assert redact_manifest(manifest, settings) == expected == redact_manifest(manifest, redactor(settings))
 
 
 # --------------------------------------------------------------------------- property-based

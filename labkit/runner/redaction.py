@@ -106,8 +106,11 @@ def redact_manifest(manifest: Mapping[str, Any], settings: Mapping[str, Any] | R
     ``settings``: the run's ``redaction`` option, or the run's redactor built from it."""
     from labkit.trace.redact import DEFAULT_SKIP_KEYS, Redactor
 
-    extra = dict(redactor(settings).extra_patterns)
-    red = Redactor(extra_patterns=extra, skip_keys=DEFAULT_SKIP_KEYS | _MANIFEST_IDS)
+    skip = sorted(DEFAULT_SKIP_KEYS | _MANIFEST_IDS)
+    if isinstance(settings, Redactor):
+        red = Redactor(extra_patterns=dict(settings.extra_patterns), skip_keys=frozenset(skip))
+    else:  # only the extra patterns of the settings (validated with the run's config) apply
+        red = Redactor.from_config({"extra_patterns": (settings or {}).get("extra_patterns"), "skip_keys": skip})
     out: dict[str, Any] = red.redact(_headers_masked(dict(manifest)))
     return out
 

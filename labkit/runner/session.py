@@ -5,6 +5,7 @@ finishes an interrupted run through the same :func:`complete`."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -54,8 +55,7 @@ class Session:
         self.pipe = pipe
         self.cfg = cfg
         self.run_id = run_id
-        #: the run's redactor (``red``: built from ``cfg.redaction`` already)
-        self.redactor = red if red is not None else redactor(cfg.redaction)
+        self._redactor = red  # built from ``cfg.redaction`` already, or None: when first needed
         self.cache = ResultCache(cfg.cache_dir) if cfg.cache_dir else None
         #: this session's results as the pipeline returned them (before redaction): what is scored;
         #: None when the run is not scored (they are not kept)
@@ -64,11 +64,24 @@ class Session:
         self.writer: Writer | None = None
         self.resumed = False
 
+    @property
+    def redactor(self) -> Redactor:
+        """The run's redactor, built on first use."""
+        if self._redactor is None:
+            self._redactor = redactor(self.cfg.redaction)
+        return self._redactor
+
+    def _build_redactor(self) -> None:
+        """Build the run's redactor ahead of the first line (on the event loop, once the first cases
+        are in flight: the time their pipelines take); a failure is raised where it is first used."""
+        with contextlib.suppress(Exception):
+            self.redactor  # noqa: B018
+
     def execute(self, finished: set[str]) -> None:
         todo = [c for c in self.ds if c.id not in finished]
         progress = Progress(len(self.ds), len(self.ds) - len(todo), self.cfg.show_progress(),
                             desc=f"run {self.run_id}")
-        writer = Writer(self.rd, self.redactor)
+        writer = Writer(self.rd, lambda: self.redactor)
         self.writer = writer
         self.resumed = bool(finished)
         ex = CaseExecutor(self.pipe, self.cfg, self.run_id)
@@ -95,7 +108,7 @@ class Session:
                 if self.cfg.executor == "dask":
                     run_dask(todo, self.pipe, self.cfg, self.run_id, done)
                 else:
-                    run_local(ex, todo, done, done_many=done_many)
+                    run_local(ex, todo, done, done_many=done_many, started=self._build_redactor)
         finally:
             writer.close()
             progress.close()
@@ -192,14 +205,15 @@ def run(
         _refuse_existing(rd)  # under the lock: two fresh runs into one folder cannot both pass
         rid = run_id or out.name
         gate = gate_info(gate_path)
-        red = redactor(cfg.redaction)  # one for the run: the snapshot, the manifest's patterns, the lines
+        red = None  # the run's redactor: built here for a snapshot, else once the first cases run
         if ds.path is None:  # an in-memory dataset is kept beside the run, redacted like every file it writes
             from labkit.runner.redaction import redact_snapshot
 
+            red = redactor(cfg.redaction)
             atomic_write_text(out / SNAPSHOT, redact_snapshot([c.to_dict() for c in ds], red))
         manifest = build_manifest(ds, pipe, cfg, rid, spec=spec_of(pipeline, pipe), corpus_dir=corpus_dir,
                                   gate=gate)
-        rd.write_manifest(redact_manifest(manifest, red))
+        rd.write_manifest(redact_manifest(manifest, red if red is not None else cfg.redaction))
         rd.results_path.touch()
         rd.traces_path.touch()
         return complete(rd, ds, pipe, cfg, rid, finished=set(), score=score, k=k, corpus_dir=corpus_dir, red=red)

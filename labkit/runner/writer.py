@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,8 +32,10 @@ class Writer:
     """Appends redacted lines to results.jsonl and traces.jsonl, flushed per case."""
 
     def __init__(self, rd: RunDir, redactor: Any) -> None:
+        """``redactor``: the run's redactor, or a function returning it (called when a line is written)."""
         self.rd = rd
-        self.redactor = redactor
+        self._get_redactor: Callable[[], Any] | None = redactor if callable(redactor) else None
+        self._redactor: Any = None if callable(redactor) else redactor
         self._res: IO[str] = open(rd.results_path, "a", encoding="utf-8")  # noqa: SIM115
         self._tr: IO[str] = open(rd.traces_path, "a", encoding="utf-8")  # noqa: SIM115
         # lines written by this session, kept (within a memory budget) so the final
@@ -42,6 +44,12 @@ class Writer:
         self._budget = LINES_IN_MEMORY_BYTES
         self._fresh = os.fstat(self._res.fileno()).st_size == 0  # results.jsonl held no line before
         self._appended = 0  # result lines appended by this session
+
+    @property
+    def redactor(self) -> Any:
+        if self._redactor is None and self._get_redactor is not None:
+            self._redactor = self._get_redactor()
+        return self._redactor
 
     def redact_result(self, res: Mapping[str, Any]) -> dict[str, Any]:
         """The line as written: the pipeline's fields redacted, the ids and states the runner set
