@@ -139,7 +139,7 @@ class Session:
         """What the run scores: this session's results as the pipeline returned them, and the
         lines of earlier sessions (a resumed run) as they are on disk."""
         if self.unredacted is None:
-            raise RuntimeError("a session made with scored=False keeps no results to score")
+            raise RuntimeError("a Session made with scored=False keeps no results to score")
         rows: dict[str, dict[str, Any]] = {}
         if self.resumed:
             rows = {r["case_id"]: r for r in read_results(self.rd.results_path)}

@@ -43,7 +43,7 @@ class Writer:
         self.lines: dict[str, tuple[str, str, bool]] | None = {}
         self._budget = LINES_IN_MEMORY_BYTES
         self._fresh = os.fstat(self._res.fileno()).st_size == 0  # results.jsonl held no line before
-        self._appended = 0  # result lines appended by this session
+        self._appended = 0  # result lines this writer appended
 
     @property
     def redactor(self) -> Any:
@@ -96,7 +96,7 @@ class Writer:
 
     def holds_exactly(self, case_ids: Sequence[str]) -> bool:
         """Whether results.jsonl is the lines of ``case_ids``, in that order, and nothing else: it
-        was empty when this session began, and this session appended those lines, in that order."""
+        was empty when this writer opened it, and this writer appended those lines, in that order."""
         lines = self.lines
         return (lines is not None and self._fresh and self._appended == len(lines) == len(case_ids)
                 and list(lines) == list(case_ids))
