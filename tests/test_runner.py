@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import itertools
 import json
+import os
 import sys
 import threading
 import time
@@ -98,6 +99,62 @@ def test_results_in_dataset_order_whatever_the_finish_order(tmp_path: Path) -> N
 
     rd = run(cases(20), pipe, tmp_path / "r", config=RunnerConfig(concurrency=20, progress=False), score=False)
     assert [r["case_id"] for r in rd.results()] == [f"c{i:03d}" for i in range(20)]
+
+
+def _results_writes(monkeypatch: pytest.MonkeyPatch, rd_path: Path) -> dict[str, int]:
+    """How often results.jsonl is replaced whole and flushed to disk during a run into ``rd_path``."""
+    import labkit.runner.session as session_mod
+
+    seen = {"rewritten": 0, "synced": 0}
+    rewrite, fsync = session_mod.atomic_write_text, os.fsync
+    target = rd_path / "results.jsonl"
+
+    def counting_rewrite(path: Any, text: str) -> None:
+        seen["rewritten"] += Path(path) == target
+        rewrite(path, text)
+
+    def counting_fsync(fd: int) -> None:
+        seen["synced"] += target.exists() and os.fstat(fd).st_ino == os.stat(target).st_ino
+        fsync(fd)
+
+    monkeypatch.setattr(session_mod, "atomic_write_text", counting_rewrite)
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    return seen
+
+
+def _fixed(case: EvalCase) -> dict[str, Any]:
+    return {"answer": case.question.upper(), "latency_ms": 5.0}  # nothing measured: the same bytes every run
+
+
+def test_results_that_finished_in_order_are_kept_in_place_as_the_rewrite_would_leave_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import labkit.runner.writer as writer_mod
+
+    cfg = RunnerConfig(concurrency=1, progress=False)  # one at a time: they finish in dataset order
+    seen = _results_writes(monkeypatch, tmp_path / "kept")
+    kept = run(cases(30), _fixed, tmp_path / "kept", config=cfg, run_id="same", score=False)
+    assert seen == {"rewritten": 0, "synced": 1}  # not rewritten, yet on disk before the manifest says complete
+    monkeypatch.setattr(writer_mod.Writer, "holds_exactly", lambda self, ids: False)  # the rewrite, always
+    seen = _results_writes(monkeypatch, tmp_path / "rewritten")
+    rewritten = run(cases(30), _fixed, tmp_path / "rewritten", config=cfg, run_id="same", score=False)
+    assert seen["rewritten"] == 1
+    assert kept.results_path.read_bytes() == rewritten.results_path.read_bytes()
+    assert [r["case_id"] for r in kept.results()] == [f"c{i:03d}" for i in range(30)]
+    mode = {p: os.stat(p.results_path).st_mode & 0o777 for p in (kept, rewritten)}
+    assert mode[kept] == mode[rewritten] == 0o600
+    assert kept.manifest["counts"] == rewritten.manifest["counts"] == {
+        "ok": 30, "error": 0, "timeout": 0, "from_cache": 0, "missing": 0}
+
+
+def test_results_that_finished_out_of_order_are_rewritten(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def pipe(case: EvalCase) -> dict:
+        await asyncio.sleep(0.01 if case.id == "c000" else 0)  # the first case finishes last
+        return {"answer": "x"}
+
+    seen = _results_writes(monkeypatch, tmp_path / "r")
+    rd = run(cases(5), pipe, tmp_path / "r", config=RunnerConfig(concurrency=5, progress=False), score=False)
+    assert seen["rewritten"] == 1
+    assert [r["case_id"] for r in rd.results()] == [f"c{i:03d}" for i in range(5)]
 
 
 def test_rate_limit_spaces_requests(tmp_path: Path) -> None:

@@ -177,6 +177,29 @@ def test_the_run_scores_the_answers_the_pipeline_returned_not_the_redacted_ones(
 # --------------------------------------------------------------------------- redaction options
 
 
+def test_a_run_not_scored_keeps_no_results_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only scoring reads the results as the pipeline returned them; a run with score=False
+    does not hold them until its end (nor frees them all there, after the last case)."""
+    import labkit.runner.session as session_mod
+
+    made: list[session_mod.Session] = []
+    init = session_mod.Session.__init__
+
+    def spy(self: session_mod.Session, *args: Any, **kw: Any) -> None:
+        init(self, *args, **kw)
+        made.append(self)
+
+    monkeypatch.setattr(session_mod.Session, "__init__", spy)
+    plain = run(cases(3), echo_pipeline, tmp_path / "plain", config=QUIET, score=False)
+    scored = run(cases(3), echo_pipeline, tmp_path / "scored", config=QUIET)
+    assert made[0].unredacted is None
+    with pytest.raises(RuntimeError, match="keeps no results"):
+        made[0].scored_results()
+    assert made[1].unredacted is not None and sorted(made[1].unredacted) == ["c000", "c001", "c002"]
+    assert [r["answer"] for r in plain.results()] == [r["answer"] for r in scored.results()]
+    assert scored.scores_path.is_file() and not plain.scores_path.exists()
+
+
 def test_redaction_is_a_run_option_for_a_callable(tmp_path: Path) -> None:
     def pipe(case: EvalCase) -> dict[str, Any]:
         return {"answer": "employee EMP-123456 at jane@example.com"}
@@ -233,6 +256,57 @@ def test_manifest_is_redacted(tmp_path: Path) -> None:
     assert man["pipeline"]["config"]["model"] == "gpt-small"
     assert man["pipeline"]["config_hash"] == p.config_hash  # the hash is of the real config
     assert set(man["pipeline"]["config"]["headers"]) == {"X-Api-Key", "Authorization"}
+
+
+@pytest.mark.parametrize("dataset", ["in memory", "file"])
+def test_a_run_builds_its_redactor_once_and_off_its_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          dataset: str) -> None:
+    """The snapshot (of a dataset in memory) and the lines share the run's redactor; the manifest's
+    own, with its skip keys, is the other (each build compiles the catalogue's gates). Without a
+    snapshot to write, the run's is built once the first cases are in flight, not before them."""
+    from labkit.trace.redact import DEFAULT_SKIP_KEYS, Redactor
+
+    built: list[Redactor] = []
+    init = Redactor.__post_init__
+
+    def counting(self: Redactor) -> None:
+        built.append(self)
+        init(self)
+
+    seen_at_start: list[int] = []
+
+    async def pipe(case: EvalCase) -> dict[str, Any]:
+        seen_at_start.append(len(built))
+        await asyncio.sleep(0.01)
+        return {"answer": "mail jane@example.com"}
+
+    ds: Any = cases(3)
+    if dataset == "file":
+        ds = save_cases(ds, tmp_path / "cases.jsonl")
+    monkeypatch.setattr(Redactor, "__post_init__", counting)
+    rd = run(ds, pipe, tmp_path / "r", config=RunnerConfig(progress=False, concurrency=3), score=False)
+    manifest_first = dataset == "file"
+    assert [r.skip_keys > DEFAULT_SKIP_KEYS for r in built] == [manifest_first, not manifest_first]
+    assert seen_at_start == [1 if dataset == "file" else 2] * 3
+    assert [r["answer"] for r in rd.results()] == ["mail [EMAIL]"] * 3
+
+
+@pytest.mark.parametrize("settings", [
+    {"extra_patterns": {"TICKET": r"TCK-\d{6}"}, "types": ["API_KEY"], "capture_content": False},
+    {"extra_patterns": [{"name": "TICKET", "regex": r"TCK-\d{6}"}], "enabled": False},
+])
+def test_the_manifest_takes_only_the_extra_patterns_of_the_runs_settings(settings: dict[str, Any]) -> None:
+    """From the settings or from the run's redactor: the full catalogue, the run's extra patterns."""
+    from labkit.runner.redaction import _MANIFEST_IDS, _headers_masked, redact_manifest, redactor
+    from labkit.trace.redact import DEFAULT_SKIP_KEYS, Redactor
+
+    manifest = {"git_sha": "4111111111111111", "run_id": "r",
+                "pipeline": {"config": {"note": "TCK-123456 for jane@example.com", "headers": {"A": "b"}},
+                             "config_hash": "4111111111111111"}}
+    full = Redactor(extra_patterns={"TICKET": r"TCK-\d{6}"}, skip_keys=DEFAULT_SKIP_KEYS | _MANIFEST_IDS)
+    expected = full.redact(_headers_masked(manifest))
+    assert expected["pipeline"]["config"]["note"] == "[TICKET] for [EMAIL]"
+    assert redact_manifest(manifest, settings) == expected == redact_manifest(manifest, redactor(settings))
 
 
 # --------------------------------------------------------------------------- property-based

@@ -5,6 +5,7 @@ finishes an interrupted run through the same :func:`complete`."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,13 +25,14 @@ from labkit.runner.local import run_local
 from labkit.runner.lock import RunLock
 from labkit.runner.manifest import build_manifest, gate_info, spec_of
 from labkit.runner.progress import Progress
-from labkit.runner.redaction import redact_manifest
-from labkit.runner.writer import Writer, line_head
+from labkit.runner.redaction import redact_manifest, redactor
+from labkit.runner.writer import Writer, line_head, settle_in_place
 from labkit.runs import SNAPSHOT, RunDir, load_dataset, read_results
 from labkit.scoring import score_run
 
 if TYPE_CHECKING:
     from labkit.pipelines import LoadedPipeline
+    from labkit.trace.redact import Redactor
 
 __all__ = ["Session", "compact_traces", "complete", "load_pipeline", "run"]
 
@@ -46,27 +48,40 @@ def load_pipeline(spec: Any, corpus_dir: str | None) -> LoadedPipeline:
 class Session:
     """One execution of (part of) a run into a run directory."""
 
-    def __init__(self, rd: RunDir, ds: Dataset, pipe: LoadedPipeline, cfg: RunnerConfig, run_id: str) -> None:
-        from labkit.runner.redaction import redactor
-
+    def __init__(self, rd: RunDir, ds: Dataset, pipe: LoadedPipeline, cfg: RunnerConfig, run_id: str, *,
+                 red: Redactor | None = None, scored: bool = True) -> None:
         self.rd = rd
         self.ds = ds
         self.pipe = pipe
         self.cfg = cfg
         self.run_id = run_id
-        self.redactor = redactor(cfg.redaction)
+        self._redactor = red  # built from ``cfg.redaction`` already, or None: when first needed
         self.cache = ResultCache(cfg.cache_dir) if cfg.cache_dir else None
-        #: this session's results as the pipeline returned them (before redaction): what is scored
-        self.unredacted: dict[str, dict[str, Any]] = {}
+        #: this session's results as the pipeline returned them (before redaction): what is scored;
+        #: None when the run is not scored (they are not kept)
+        self.unredacted: dict[str, dict[str, Any]] | None = {} if scored else None
         self.calls = 0
         self.writer: Writer | None = None
         self.resumed = False
+
+    @property
+    def redactor(self) -> Redactor:
+        """The run's redactor, built on first use."""
+        if self._redactor is None:
+            self._redactor = redactor(self.cfg.redaction)
+        return self._redactor
+
+    def _build_redactor(self) -> None:
+        """Build the run's redactor ahead of the first line (on the event loop, once the first cases
+        are in flight: the time their pipelines take); a failure is raised where it is first used."""
+        with contextlib.suppress(Exception):
+            self.redactor  # noqa: B018
 
     def execute(self, finished: set[str]) -> None:
         todo = [c for c in self.ds if c.id not in finished]
         progress = Progress(len(self.ds), len(self.ds) - len(todo), self.cfg.show_progress(),
                             desc=f"run {self.run_id}")
-        writer = Writer(self.rd, self.redactor)
+        writer = Writer(self.rd, lambda: self.redactor)
         self.writer = writer
         self.resumed = bool(finished)
         ex = CaseExecutor(self.pipe, self.cfg, self.run_id)
@@ -76,7 +91,8 @@ class Session:
 
             def counted(o: CaseOutcome, red: dict[str, Any]) -> None:  # its lines are written and flushed
                 self.calls += o.calls
-                self.unredacted[o.case_id] = o.result
+                if self.unredacted is not None:
+                    self.unredacted[o.case_id] = o.result
                 if self.cache is not None and o.result["status"] == "ok":
                     self.cache.put(o.result["idempotency_key"], red, run_id=self.run_id)
                 progress.update(o.result)
@@ -92,7 +108,7 @@ class Session:
                 if self.cfg.executor == "dask":
                     run_dask(todo, self.pipe, self.cfg, self.run_id, done)
                 else:
-                    run_local(ex, todo, done, done_many=done_many)
+                    run_local(ex, todo, done, done_many=done_many, started=self._build_redactor)
         finally:
             writer.close()
             progress.close()
@@ -114,13 +130,16 @@ class Session:
                 rest.append(c)
                 continue
             writer.write(res, [ex.cached_trace(c, res)])
-            self.unredacted[c.id] = res
+            if self.unredacted is not None:
+                self.unredacted[c.id] = res
             progress.update(res)
         return rest
 
     def scored_results(self) -> list[dict[str, Any]]:
         """What the run scores: this session's results as the pipeline returned them, and the
         lines of earlier sessions (a resumed run) as they are on disk."""
+        if self.unredacted is None:
+            raise RuntimeError("a Session made with scored=False keeps no results to score")
         rows: dict[str, dict[str, Any]] = {}
         if self.resumed:
             rows = {r["case_id"]: r for r in read_results(self.rd.results_path)}
@@ -131,7 +150,7 @@ class Session:
         return [rows[c.id] for c in self.ds if c.id in rows]
 
     def finish(self) -> dict[str, int]:
-        """Put results.jsonl in dataset order, atomically; return status counts."""
+        """Put results.jsonl in dataset order, atomically, flushed to disk; return status counts."""
         rows: dict[str, tuple[str, str, bool]] = {}
         mem = self.writer.lines if self.writer is not None else None
         if mem is not None and not self.resumed:
@@ -141,8 +160,12 @@ class Session:
                 if complete_line:
                     cid, status, cached = line_head(raw)
                     rows[cid] = (raw, status, cached)
-        ordered = [rows[c.id] for c in self.ds if c.id in rows]
-        atomic_write_text(self.rd.results_path, "".join(raw for raw, _, _ in ordered))
+        ids = [c.id for c in self.ds if c.id in rows]
+        ordered = [rows[i] for i in ids]
+        if self.writer is not None and self.writer.holds_exactly(ids):
+            settle_in_place(self.rd.results_path)  # in dataset order already: the cases finished in order
+        else:
+            atomic_write_text(self.rd.results_path, "".join(raw for raw, _, _ in ordered))
         counts = {"ok": 0, "error": 0, "timeout": 0, "from_cache": 0}
         for _, status, cached in ordered:
             counts[status] = counts.get(status, 0) + 1
@@ -182,16 +205,18 @@ def run(
         _refuse_existing(rd)  # under the lock: two fresh runs into one folder cannot both pass
         rid = run_id or out.name
         gate = gate_info(gate_path)
+        red = None  # the run's redactor: built here for a snapshot, else once the first cases run
         if ds.path is None:  # an in-memory dataset is kept beside the run, redacted like every file it writes
             from labkit.runner.redaction import redact_snapshot
 
-            atomic_write_text(out / SNAPSHOT, redact_snapshot([c.to_dict() for c in ds], cfg.redaction))
+            red = redactor(cfg.redaction)
+            atomic_write_text(out / SNAPSHOT, redact_snapshot([c.to_dict() for c in ds], red))
         manifest = build_manifest(ds, pipe, cfg, rid, spec=spec_of(pipeline, pipe), corpus_dir=corpus_dir,
                                   gate=gate)
-        rd.write_manifest(redact_manifest(manifest, cfg.redaction))
+        rd.write_manifest(redact_manifest(manifest, red if red is not None else cfg.redaction))
         rd.results_path.touch()
         rd.traces_path.touch()
-        return complete(rd, ds, pipe, cfg, rid, finished=set(), score=score, k=k, corpus_dir=corpus_dir)
+        return complete(rd, ds, pipe, cfg, rid, finished=set(), score=score, k=k, corpus_dir=corpus_dir, red=red)
 
 
 def compact_traces(rd: RunDir, min_bytes: int | None) -> dict[str, Any] | None:
@@ -223,10 +248,11 @@ def _refuse_existing(rd: RunDir) -> None:
 
 def complete(
     rd: RunDir, ds: Dataset, pipe: LoadedPipeline, cfg: RunnerConfig, rid: str, *,
-    finished: set[str], score: bool, k: int, corpus_dir: str | None,
+    finished: set[str], score: bool, k: int, corpus_dir: str | None, red: Redactor | None = None,
 ) -> RunDir:
-    """Run the cases not in ``finished``, order the results, record the end, score."""
-    sess = Session(rd, ds, pipe, cfg, rid)
+    """Run the cases not in ``finished``, order the results, record the end, score (``red``: the
+    run's redactor, when built already)."""
+    sess = Session(rd, ds, pipe, cfg, rid, red=red, scored=score)
     sess.execute(finished)
     counts = sess.finish()
     extra = {"cache": dict(sess.cache.stats)} if sess.cache is not None else {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,7 +19,7 @@ from labkit.resultline import RUNNER_FIELDS
 from labkit.runs import RunDir
 from labkit.trace.record import dumps_trace
 
-__all__ = ["LINES_IN_MEMORY_BYTES", "Writer", "line_head", "truncate_torn_tail"]
+__all__ = ["LINES_IN_MEMORY_BYTES", "Writer", "line_head", "settle_in_place", "truncate_torn_tail"]
 
 LINES_IN_MEMORY_BYTES = 64 * 1024 * 1024
 #: Runner fields kept as they are through redaction (``error`` text is redacted like content).
@@ -32,14 +32,24 @@ class Writer:
     """Appends redacted lines to results.jsonl and traces.jsonl, flushed per case."""
 
     def __init__(self, rd: RunDir, redactor: Any) -> None:
+        """``redactor``: the run's redactor, or a function returning it (called when a line is written)."""
         self.rd = rd
-        self.redactor = redactor
+        self._get_redactor: Callable[[], Any] | None = redactor if callable(redactor) else None
+        self._redactor: Any = None if callable(redactor) else redactor
         self._res: IO[str] = open(rd.results_path, "a", encoding="utf-8")  # noqa: SIM115
         self._tr: IO[str] = open(rd.traces_path, "a", encoding="utf-8")  # noqa: SIM115
         # lines written by this session, kept (within a memory budget) so the final
         # reordering need not read the file back
         self.lines: dict[str, tuple[str, str, bool]] | None = {}
         self._budget = LINES_IN_MEMORY_BYTES
+        self._fresh = os.fstat(self._res.fileno()).st_size == 0  # results.jsonl held no line before
+        self._appended = 0  # result lines this writer appended
+
+    @property
+    def redactor(self) -> Any:
+        if self._redactor is None and self._get_redactor is not None:
+            self._redactor = self._get_redactor()
+        return self._redactor
 
     def redact_result(self, res: Mapping[str, Any]) -> dict[str, Any]:
         """The line as written: the pipeline's fields redacted, the ids and states the runner set
@@ -74,6 +84,7 @@ class Writer:
         lines = [_encode_result(red) + "\n" for red in reds]
         self._res.write("".join(lines))
         self._res.flush()
+        self._appended += len(lines)
         if self.lines is not None:
             for red, line in zip(reds, lines, strict=True):
                 self._budget -= len(line)
@@ -83,9 +94,25 @@ class Writer:
                 self.lines[red["case_id"]] = (line, red["status"], bool(red.get("from_cache")))
         return reds
 
+    def holds_exactly(self, case_ids: Sequence[str]) -> bool:
+        """Whether results.jsonl is the lines of ``case_ids``, in that order, and nothing else: it
+        was empty when this writer opened it, and this writer appended those lines, in that order."""
+        lines = self.lines
+        return (lines is not None and self._fresh and self._appended == len(lines) == len(case_ids)
+                and list(lines) == list(case_ids))
+
     def close(self) -> None:
         self._res.close()
         self._tr.close()
+
+
+def settle_in_place(path: Path) -> None:
+    """Leave ``path``, which already holds the text an atomic rewrite would give it, as that
+    rewrite would: its data flushed to disk, owner-only permissions (those of the rewrite's
+    temporary file, ``tempfile.mkstemp``)."""
+    os.chmod(path, 0o600)
+    with open(path, "ab") as f:
+        os.fsync(f.fileno())
 
 
 _HEAD = re.compile(r'^\{"case_id": ("(?:[^"\\]|\\.)*"), "status": "(ok|error|timeout|blocked)"')
