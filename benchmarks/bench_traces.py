@@ -1,14 +1,18 @@
 """Benchmark: write and query 1,000,000 trace records.
 
 Write path = what the runner does per case attempt: ``make_trace`` (building the
-record) → its redacted JSON line (``Redactor.dumps_line``: exactly
-``dumps_trace(redact(record))``, without the walk when nothing in the record can
-change) appended to ``traces.jsonl``, in batches of 1,000 with one write and one
-flush each (as the runner's hand-over does). Records are written by one process per CPU, each into
-its own run directory (as concurrent runs do); records/s is total records over
-wall time. Each process also reports the rate of the writer alone (redaction,
-JSON, append: building the records timed apart) and its CPU time per record
-(the figures a busy machine disturbs least). Target: at least 50,000 records/s.
+record from the case, its result line and the pipeline) → its redacted JSON line
+(``Redactor.dumps_line``: exactly ``dumps_trace(redact(record))``, without the walk
+when nothing in the record can change) appended to ``traces.jsonl``, in batches of
+1,000 with one write and one flush each (as the runner's hand-over does). The
+attempts themselves (cases, result lines: what the pipeline would have returned) are
+made by ``synthetic_attempts`` a batch at a time outside the timed sections, as the
+runner has them before it builds a trace; their cost is printed apart. Records are
+written by one process per CPU, each into its own run directory (as concurrent runs
+do); records/s is total records over the timed wall time of the slowest process. Each
+process also reports the rate of the writer alone (redaction, JSON, append: building
+the records timed apart) and its CPU time per record (the figures a busy machine
+disturbs least). Target: at least 50,000 records/s.
 
 When a shard's writing ends, the shard's run "ends" the way a run does
 (:func:`labkit.runner.session.compact_traces` with the default threshold): its
@@ -43,31 +47,34 @@ def _write_shard(args: tuple[str, int, int]) -> dict[str, float]:
     from labkit.runner.config import DEFAULT_COMPACT_TRACES_BYTES
     from labkit.runner.session import compact_traces
     from labkit.runs import RunDir
+    from labkit.trace.record import make_trace
     from labkit.trace.redact import Redactor
-    from labkit.trace.synth import synthetic_traces
+    from labkit.trace.synth import synthetic_attempts
 
     red = Redactor()
     d = Path(run_dir)
     d.mkdir(parents=True, exist_ok=True)
-    t0, c0 = time.perf_counter(), time.process_time()
-    build = write = 0.0
+    wall = build = write = inputs = 0.0
     with open(d / "traces.jsonl", "a", encoding="utf-8") as f:
-        gen = synthetic_traces(n, run_id=d.name, seed=seed)
+        gen = synthetic_attempts(n, run_id=d.name, seed=seed)
         left = n
         while left:
             k = min(1000, left)
-            t = time.process_time()
-            batch = [next(gen) for _ in range(k)]
-            t1 = time.process_time()
+            c = time.process_time()
+            attempts = [next(gen) for _ in range(k)]  # what the pipeline returned: not timed
+            t, c0 = time.perf_counter(), time.process_time()
+            batch = [make_trace(**a) for a in attempts]
+            c1 = time.process_time()
             f.write("".join(red.dumps_line(rec) for rec in batch))  # == dumps_trace(red.redact(rec))
             f.flush()
-            t2 = time.process_time()
-            build, write, left = build + t1 - t, write + t2 - t1, left - k
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            c2 = time.process_time()
+            wall += time.perf_counter() - t
+            inputs, build, write, left = inputs + c0 - c, build + c1 - c0, write + c2 - c1, left - k
     t = time.perf_counter()
     store = compact_traces(RunDir(d), DEFAULT_COMPACT_TRACES_BYTES)  # what a run does when it ends
-    return {"n": n, "wall": wall, "cpu": cpu, "build_cpu": build, "write_cpu": write,
-            "compact_s": time.perf_counter() - t, "compacted": float(bool(store and store.get("file")))}
+    return {"n": n, "wall": wall, "cpu": build + write, "build_cpu": build, "write_cpu": write,
+            "inputs_cpu": inputs, "compact_s": time.perf_counter() - t,
+            "compacted": float(bool(store and store.get("file")))}
 
 
 def _p95(sources: list[Path], repeat: int) -> tuple[float, Any, str]:
@@ -107,12 +114,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 outs = pool.map(_write_shard, shards)
         t_total = time.perf_counter() - t0
         written = int(sum(o["n"] for o in outs))
-        t_write = max(o["wall"] for o in outs)  # the writing, without process start-up and compaction
+        t_write = max(o["wall"] for o in outs)  # building and writing: no start-up, inputs or compaction
         rate = written / t_write
         writer_rate = sum(o["n"] / o["write_cpu"] for o in outs)  # writer alone, CPU time, all processes
         cpu_us = sum(o["cpu"] for o in outs) / written * 1e6
         build_us = sum(o["build_cpu"] for o in outs) / written * 1e6
         write_us = sum(o["write_cpu"] for o in outs) / written * 1e6
+        inputs_us = sum(o["inputs_cpu"] for o in outs) / written * 1e6
         dirs = [Path(d) for d, _, _ in shards]
         size = sum((d / "traces.jsonl").stat().st_size for d in dirs)
         t_compact = max(o["compact_s"] for o in outs)
@@ -120,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{t_write:.1f} s: {rate:,.0f} records/s (target >= {WRITE_TARGET:,.0f})")
         print(f"CPU per record {cpu_us:.1f} us: building it (make_trace) {build_us:.1f} us, writing it "
               f"(redaction, JSON, append) {write_us:.1f} us; the writer alone: {writer_rate:,.0f} records/s "
-              f"of CPU time over {w} process(es)")
+              f"of CPU time over {w} process(es); making the attempts (not timed) {inputs_us:.1f} us")
         print(f"each run compacted its traces when it ended: {t_compact:.1f} s "
               f"({sum(o['compacted'] for o in outs):.0f} of {w} runs; {t_total:.1f} s in all)")
 
@@ -146,6 +154,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "cpu_us_per_record": round(cpu_us, 1),
         "build_cpu_us_per_record": round(build_us, 1),
         "write_cpu_us_per_record": round(write_us, 1),
+        "inputs_cpu_us_per_record": round(inputs_us, 1),
         "writer_records_per_cpu_s": round(writer_rate, 1),
         "jsonl_gb": round(size / 1e9, 3),
         "compact_s": round(t_compact, 2),

@@ -97,8 +97,9 @@ def _hex_id(seed: str, n: int) -> str:
 
 
 def _mapping(x: Any) -> TypeGuard[Mapping[str, Any]]:
-    """``isinstance(x, Mapping)``, a dict first (the ABC check is the slow one)."""
-    return type(x) is dict or isinstance(x, Mapping)
+    """``isinstance(x, Mapping)``, a dict, None and a string first (the ABC check is the slow one)."""
+    t = type(x)
+    return t is dict or (x is not None and t is not str and isinstance(x, Mapping))
 
 
 def trace_id_for(run_id: str, case_id: str, attempt: int = 1) -> str:

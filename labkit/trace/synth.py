@@ -34,6 +34,15 @@ def synthetic_traces(
     n: int, *, run_id: str = "synthetic", seed: int = 0, ts0: float = 1_700_000_000.0
 ) -> Iterator[dict[str, Any]]:
     """``n`` plausible trace records: mixed prompt versions, models, statuses, tools."""
+    for attempt in synthetic_attempts(n, run_id=run_id, seed=seed, ts0=ts0):
+        yield make_trace(**attempt)
+
+
+def synthetic_attempts(
+    n: int, *, run_id: str = "synthetic", seed: int = 0, ts0: float = 1_700_000_000.0
+) -> Iterator[dict[str, Any]]:
+    """What the runner holds of each of ``n`` plausible case attempts when it builds its trace:
+    the :func:`~labkit.trace.record.make_trace` arguments (case, result line, pipeline, times)."""
     rng = np.random.default_rng(seed)
     draws = (rng.integers(0, len(PROMPT_VERSIONS), n), rng.integers(0, len(MODELS), n),
              rng.lognormal(mean=6.8, sigma=0.5, size=n), rng.random(n), rng.random(n))
@@ -70,15 +79,8 @@ def synthetic_traces(
             "from_cache": False,
         }
         dur = lat / 1000.0
-        yield make_trace(
-            run_id=run_id,
-            case=case,
-            result=result,
-            pipeline=pipes[(pv, md)],
-            attempt=1,
-            ts_start=t,
-            ts_end=t + dur,
-        )
+        yield {"run_id": run_id, "case": case, "result": result, "pipeline": pipes[(pv, md)], "attempt": 1,
+               "ts_start": t, "ts_end": t + dur}
         t += 0.05
 
 
