@@ -578,3 +578,23 @@ def test_a_failed_compaction_leaves_a_complete_run_and_says_why(tmp_path: Path,
     assert man["status"] == "complete" and man["traces_store"]["file"] is None
     assert man["traces_store"]["error"] == "OSError: disk full"
     assert len(rd.results()) == 4
+
+
+@pytest.mark.parametrize("at_start", [None, "staging"])
+def test_a_runs_trace_environment_is_read_once_when_it_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            at_start: str | None) -> None:
+    """Every trace of a run carries the environment of its start ($LABKIT_ENV then), also when
+    there was none: a process environment changed while the run goes is not read again."""
+    if at_start is None:
+        monkeypatch.delenv("LABKIT_ENV", raising=False)
+    else:
+        monkeypatch.setenv("LABKIT_ENV", at_start)
+
+    def pipe(case: EvalCase) -> dict:
+        os.environ["LABKIT_ENV"] = "changed-mid-run"  # (monkeypatch restores it)
+        return {"answer": "ok"}
+
+    rd = run(cases(6), loaded(pipe, "env"), tmp_path / "r", config=RunnerConfig(concurrency=1, progress=False),
+             score=False)
+    traces = [json.loads(line) for line in rd.traces_path.read_text().splitlines()]
+    assert len(traces) == 6 and {t["environment"] for t in traces} == {at_start}

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -125,7 +124,7 @@ class CaseExecutor:
     """Runs single cases with timeout, retries and fallback (used by both backends)."""
 
     def __init__(self, pipeline: LoadedPipeline, cfg: RunnerConfig, run_id: str) -> None:
-        from labkit.trace.record import make_trace, trace_id_for
+        from labkit.trace.record import make_trace, trace_environment, trace_id_for
 
         self.pipeline = pipeline
         self.cfg = cfg
@@ -144,10 +143,10 @@ class CaseExecutor:
             is_async = _is_async(p.fn)
             steps.append((n, p, is_async, p.fn if is_async else functools.partial(_call_guarded, p.fn)))
         self._steps = tuple(steps)
-        # the trace's environment, read once for the run (make_trace would read the process
+        # the traces' environment, read once for the run (make_trace would read the process
         # environment for every record): the pipeline config's, else $LABKIT_ENV
         config = pipeline.config if isinstance(pipeline.config, Mapping) else {}
-        self._environment = config.get("environment") or os.environ.get("LABKIT_ENV") or None
+        self._environment = trace_environment(config)
 
     def _chain(self) -> list[LoadedPipeline]:
         chain = [self.pipeline]

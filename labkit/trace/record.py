@@ -31,6 +31,7 @@ import json
 import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from enum import Enum
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -243,6 +244,20 @@ def _guardrails_of(guard_in: Any) -> dict[str, Any]:
     return guardrails
 
 
+class _Environment(Enum):
+    FROM_CONFIG = "the pipeline config's environment, else $LABKIT_ENV"
+
+
+#: ``make_trace(environment=FROM_CONFIG)``: the record's environment is :func:`trace_environment`.
+FROM_CONFIG = _Environment.FROM_CONFIG
+
+
+def trace_environment(config: Mapping[str, Any]) -> str | None:
+    """The environment of a pipeline's traces: its config's ``environment``, else ``$LABKIT_ENV``
+    (None without either). A run reads it once, when it starts."""
+    return config.get("environment") or os.environ.get("LABKIT_ENV") or None
+
+
 def make_trace(
     *,
     run_id: str,
@@ -252,7 +267,7 @@ def make_trace(
     attempt: int,
     ts_start: float,
     ts_end: float,
-    environment: str | None = None,
+    environment: str | _Environment | None = FROM_CONFIG,
     session_id: str | None = None,
 ) -> dict[str, Any]:
     """The trace record of one case attempt (not yet redacted: redact before writing).
@@ -261,6 +276,7 @@ def make_trace(
     (``name``, ``config`` dict, ``config_hash``). Optional result fields used
     when present: ``guardrails``, ``timings`` ({retrieval_ms, generation_ms}),
     per-tool-call ``latency_ms``, ``answered_by``, ``simulated``, ``session_id``.
+    ``environment``: the record's (None: none); by default read now (:func:`trace_environment`).
     """
     config: Mapping[str, Any] = getattr(pipeline, "config", None) or {}
     pname = getattr(pipeline, "name", None)
@@ -314,7 +330,7 @@ def make_trace(
         "scores": {},
         "guardrails": _guardrails_of(result.get("guardrails")),
         "feedback": None,
-        "environment": environment or config.get("environment") or os.environ.get("LABKIT_ENV") or None,
+        "environment": trace_environment(config) if environment is FROM_CONFIG else environment or None,
         "release": config.get("release") or (f"{pname}@{str(config_hash)[:12]}" if pname and config_hash else pname),
         "tags": dict(case.tags),
         "from_cache": bool(result.get("from_cache", False)),

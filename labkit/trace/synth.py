@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from labkit.cases import EvalCase
-from labkit.trace.record import dumps_trace, make_trace
+from labkit.trace.record import dumps_trace, make_trace, trace_environment
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ def synthetic_attempts(
         for i in range(len(PROMPT_VERSIONS))
         for j in range(len(MODELS))
     }
+    envs = {key: trace_environment(p.config) for key, p in pipes.items()}  # read once, as a run does
     t = ts0
     for k, pv, md, lat, st, tools in _numbers(draws):
         cid = f"case-{k:07d}"
@@ -80,7 +81,7 @@ def synthetic_attempts(
         }
         dur = lat / 1000.0
         yield {"run_id": run_id, "case": case, "result": result, "pipeline": pipes[(pv, md)], "attempt": 1,
-               "ts_start": t, "ts_end": t + dur}
+               "ts_start": t, "ts_end": t + dur, "environment": envs[(pv, md)]}
         t += 0.05
 
 
