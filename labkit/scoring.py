@@ -293,9 +293,10 @@ def _joined(parts: list[_Part], rd: RunDir, ds: Dataset,
     parts.clear()
     if scores is None:
         raise DatasetError(str(rd.results_path), [Problem(None, None, "no result line")])
-    order = np.argsort(positions, kind="stable")
-    scores = scores.take(order).reset_index(drop=True)
-    return [cases_all[p] for p in positions[order].tolist()], scores
+    if positions.size > 1 and not bool(np.all(positions[1:] > positions[:-1])):  # (else in order already)
+        order = np.argsort(positions, kind="stable")
+        scores, positions = scores.take(order).reset_index(drop=True), positions[order]
+    return [cases_all[p] for p in positions.tolist()], scores
 
 
 @contextmanager

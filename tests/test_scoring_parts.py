@@ -9,6 +9,7 @@ line in the whole file, with nothing scored.
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import sys
 from pathlib import Path
@@ -63,6 +64,21 @@ def test_many_parts_on_the_shipped_data(shipped_run: Path, tmp_path: Path, monke
     whole = _scored(shipped_run, None, tmp_path, monkeypatch, part_bytes=2**40, min_parts=10**9)
     parts = _scored(shipped_run, None, tmp_path, monkeypatch, part_bytes=2_000, min_parts=1)
     assert parts == whole
+
+
+@pytest.mark.parametrize("min_parts", [10**9, 1], ids=["in-process", "workers"])
+def test_results_in_any_order_write_what_results_in_dataset_order_write(
+        recorded: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, min_parts: int) -> None:
+    """scores.csv is in dataset order and metrics.json does not depend on the order of the lines."""
+    ds, run = recorded
+    in_order = _scored(run, ds, tmp_path, monkeypatch, part_bytes=50_000, min_parts=min_parts)
+    shuffled = tmp_path / "shuffled"
+    shutil.copytree(run, shuffled)
+    lines = _lines(run)
+    order = list(range(len(lines)))
+    random.Random(7).shuffle(order)
+    (shuffled / "results.jsonl").write_text("".join(lines[i] for i in order))
+    assert _scored(shuffled, ds, tmp_path, monkeypatch, part_bytes=50_000, min_parts=min_parts) == in_order
 
 
 def _lines(run: Path) -> list[str]:
