@@ -26,7 +26,7 @@ import orjson
 
 from labkit.errors import DatasetError, Problem
 
-__all__ = ["MAX_JSON_DEPTH", "LinedDict", "StrictJSONError", "atomic_write_text", "atomic_writer", "count_lines", "file_hash", "input_error", "iter_jsonl", "jsonl_objects", "line_spans",
+__all__ = ["MAX_JSON_DEPTH", "LinedDict", "StrictJSONError", "atomic_path", "atomic_write_text", "atomic_writer", "count_lines", "file_hash", "input_error", "iter_jsonl", "jsonl_objects", "line_spans",
            "loads_document", "loads_line", "may_hold_surrogate", "surrogate_field", "usable_cpus"]
 
 
@@ -352,13 +352,23 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """A binary file that becomes ``path`` whole when the block ends (temp file in the same
     folder, flushed to disk, then renamed), or not at all when the block raises."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        yield f
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary file's path (in ``path``'s folder, owner-only) for a writer that takes a path:
+    the file becomes ``path`` whole when the block ends (flushed to disk, then renamed), or is
+    removed when the block raises."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
+        yield Path(tmp)
+        os.chmod(tmp, 0o600)  # (as mkstemp made it, should the writer have made the file anew)
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, p)
     except BaseException:

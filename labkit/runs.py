@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from labkit.cases import Dataset, EvalCase, load_cases
 from labkit.errors import ConfigError, DatasetError, Problem
-from labkit.io import atomic_write_text, atomic_writer, iter_jsonl, loads_line
+from labkit.io import atomic_path, atomic_write_text, atomic_writer, iter_jsonl, loads_line
 from labkit.resultline import RESULT_DEFAULTS, STATUSES, check_line
 
 if TYPE_CHECKING:
@@ -329,7 +330,6 @@ def write_scores_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     return is quoted (pandas leaves it bare, and a reader then cuts the row there). DuckDB
     writes it, about five times faster than pandas (tests/test_runs.py pins both).
     """
-    import duckdb
     import pandas as pd
 
     out = pd.DataFrame(index=df.index)
@@ -346,20 +346,35 @@ def write_scores_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
         else:
             out[alias] = _safe_texts(col)
             select.append(f"NULLIF({alias}, '')")
-    header = ",".join(_csv_cell(str(c)) for c in df.columns)
+    names = [str(c) for c in df.columns]
+    if all(_PLAIN_NAME.fullmatch(name) for name in names):  # (the common case) a header DuckDB writes as is
+        with atomic_path(path) as tmp:
+            _copy_csv(out, [f"{e} AS \"{name}\"" for e, name in zip(select, names, strict=True)], tmp, header=True)
+        return
     with atomic_writer(path) as f, tempfile.TemporaryDirectory(dir=Path(path).parent) as work:
         body = os.path.join(work, "rows.csv")
-        con = duckdb.connect()
-        try:
-            con.register("scores", out)
-            cols = ", ".join(f"{e} AS c{i}" for i, e in enumerate(select))
-            con.execute(f"COPY (SELECT {cols} FROM scores) TO '{_sql_text(body)}' "
-                        "(FORMAT csv, HEADER false, DELIMITER ',', QUOTE '\"', ESCAPE '\"', NULL '')")
-        finally:
-            con.close()
-        f.write(header.encode("utf-8") + b"\n")
+        _copy_csv(out, [f"{e} AS c{i}" for i, e in enumerate(select)], body, header=False)
+        f.write(",".join(_csv_cell(name) for name in names).encode("utf-8") + b"\n")
         with open(body, "rb") as rows:
             shutil.copyfileobj(rows, f, 2**20)
+
+
+#: A column name no CSV writer quotes (every metric's and raw column's name is one).
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _copy_csv(frame: pd.DataFrame, columns: list[str], target: str | os.PathLike[str], *, header: bool) -> None:
+    """DuckDB's CSV of ``SELECT columns FROM frame`` at ``target`` (quotes doubled, NULL empty)."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.register("scores", frame)
+        con.execute(f"COPY (SELECT {', '.join(columns)} FROM scores) TO '{_sql_text(str(target))}' "
+                    f"(FORMAT csv, HEADER {'true' if header else 'false'}, DELIMITER ',', QUOTE '\"', "
+                    "ESCAPE '\"', NULL '')")
+    finally:
+        con.close()
 
 
 def _sql_text(text: str) -> str:

@@ -219,13 +219,15 @@ def _pandas_scores_csv(df: pd.DataFrame) -> str:
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(_cells, st.one_of(st.none(), _cells),
                           st.floats(allow_infinity=False) | st.sampled_from([1e16, 1e-5, -0.0, 5e-324]),
-                          st.booleans(), st.integers(-(2**62), 2**62)), max_size=8))
-def test_scores_csv_holds_the_bytes_pandas_writes(tmp_path_factory: pytest.TempPathFactory, rows) -> None:
+                          st.booleans(), st.integers(-(2**62), 2**62)), max_size=8),
+       st.sampled_from([["case_id", "x_reason", "x", "from_cache", "attempts"],  # written by DuckDB whole
+                        ["case id", "x,reason", 'x"1', "from_cache", "é\nn"]]))  # the header written apart
+def test_scores_csv_holds_the_bytes_pandas_writes(tmp_path_factory: pytest.TempPathFactory, rows, names) -> None:
     from labkit.runs import write_scores_csv
 
-    df = pd.DataFrame(rows, columns=["case_id", "x_reason", "x", "from_cache", "attempts"])
+    df = pd.DataFrame(rows, columns=names)
     if not rows:
-        df = df.astype({"x": float, "from_cache": bool, "attempts": int})
+        df = df.astype({names[2]: float, names[3]: bool, names[4]: int})
     path = tmp_path_factory.mktemp("csv") / "scores.csv"
     write_scores_csv(df, path)
     assert path.read_text(encoding="utf-8") == _pandas_scores_csv(df)
