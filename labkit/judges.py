@@ -96,6 +96,17 @@ ABSTENTION = re.compile(
     re.IGNORECASE,
 )
 
+def abstains(text: str) -> bool:
+    """Whether ``text`` holds an abstention phrase (``ABSTENTION.search``). Every phrase holds
+    ``not``, ``n't``, ``unable`` or ``information``: plain ASCII text with none of them (in ASCII
+    text, ignoring case is lowercasing) is answered without the search."""
+    if text.isascii():
+        low = text.lower()
+        if "not" not in low and "n't" not in low and "unable" not in low and "information" not in low:
+            return False
+    return ABSTENTION.search(text) is not None
+
+
 #: clause boundaries inside a sentence that holds an abstention phrase
 _CLAUSE = re.compile(r"[,;:()\u2014]|\s-\s|\b(?:but|however|although|though|whereas)\b", re.IGNORECASE)
 
@@ -137,10 +148,10 @@ class LexicalJudge:
         """Each claim of :meth:`claims` with its distinct content words."""
         out: list[tuple[str, frozenset[str]]] = []
         for s in sentences(strip_citations(answer or "")):
-            parts = _CLAUSE.split(s) if ABSTENTION.search(s) else [s]
+            parts = _CLAUSE.split(s) if abstains(s) else [s]
             for c in parts:
                 words = frozenset(content_words(c))
-                if len(words) >= self.min_content_words and not ABSTENTION.search(c):
+                if len(words) >= self.min_content_words and not abstains(c):
                     out.append((c.strip(), words))
         return out
 
@@ -224,17 +235,17 @@ class _LexicalBatch:
 
     def answer(self, answer: str) -> _Answer:
         text = strip_citations(answer)
-        abstains = ABSTENTION.search(text) is not None
+        abstaining = abstains(text)
         claims: list[frozenset[str]] = []
         words: set[str] = set()
         min_words = self.min_words
         for s in sentences(text):
             sw = content_word_set(s)
             words.update(sw)
-            if abstains and ABSTENTION.search(s):
+            if abstaining and abstains(s):
                 for c in _CLAUSE.split(s):
                     cw = content_word_set(c)
-                    if len(cw) >= min_words and not ABSTENTION.search(c):
+                    if len(cw) >= min_words and not abstains(c):
                         claims.append(cw)
             elif len(sw) >= min_words:
                 claims.append(sw)

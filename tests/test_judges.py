@@ -333,3 +333,33 @@ def test_a_judge_without_a_batch_is_asked_case_by_case() -> None:
     assert judge_many(j, "relevance", [("q", "a")]) == [None]
     with pytest.raises(ValueError):
         judge_many(j, "kindness", [])
+
+
+# --- the abstention test without the search -------------------------------------------------
+
+_ABSTAIN_BITS = st.sampled_from([
+    "I", "we", "We", " ", "  ", "\n", "\t", "could", "not", "NOT", "couldn't", "cannot", "can't", "can", "do",
+    "don't", "am", "unable", "to", "find", "answer", "help", "know", "say", "confirm", "no", "information",
+    "about", "on", "covered", "mentioned", "found", "in", "the", "knowledge", "base", "documentation", "docs",
+    "ſay", "\u212aNOW", "İ", "x", ".", ",", "n’t", "informatio", "unabl", "no",
+])
+
+
+@settings(max_examples=600)
+@given(st.lists(_ABSTAIN_BITS, max_size=12).map("".join))
+def test_abstains_is_the_abstention_search(text):
+    from labkit.judges import ABSTENTION, abstains
+
+    assert abstains(text) == (ABSTENTION.search(text) is not None), text
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("I cannot find that in the documentation.", True), ("We DON'T KNOW yet", True),
+    ("There is no information about refunds.", True), ("That is Not covered in the knowledge base", True),
+    ("we am unable to help", True), ("I cannot \u017fay", True), ("I cannot confirm", True),
+    ("Refunds are approved at once.", False), ("I can find it", False), ("informational note", False),
+])
+def test_abstains_on_known_phrases(text, expected):
+    from labkit.judges import ABSTENTION, abstains
+
+    assert abstains(text) is expected is (ABSTENTION.search(text) is not None)
