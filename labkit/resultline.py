@@ -198,14 +198,15 @@ def _check_retrieved(raw: Any, line: int | None, out: list[Problem]) -> list[dic
         out.append(Problem(line, "retrieved", "must be a list"))
         return retrieved
     for i, it in enumerate(raw):
-        if isinstance(it, str) and it:
-            retrieved.append({"id": it})
-        elif isinstance(it, dict) and isinstance(it.get("id"), str) and it["id"]:
-            if it.get("score") is not None and not _finite(it["score"]):
-                out.append(Problem(line, f"retrieved[{i}].score", f"must be a finite number, got {it['score']!r}"))
-            if it.get("text") is not None and not isinstance(it["text"], str):
+        if isinstance(it, dict) and isinstance(iid := it.get("id"), str) and iid:
+            score, text = it.get("score"), it.get("text")
+            if score is not None and not _finite(score):
+                out.append(Problem(line, f"retrieved[{i}].score", f"must be a finite number, got {score!r}"))
+            if text is not None and not isinstance(text, str):
                 out.append(Problem(line, f"retrieved[{i}].text", "must be a string"))
             retrieved.append(it)
+        elif isinstance(it, str) and it:
+            retrieved.append({"id": it})
         else:
             out.append(Problem(line, f"retrieved[{i}]", "must be an id string or an object with an 'id'"))
     return retrieved
@@ -238,11 +239,13 @@ def _check_numbers(obj: Mapping[str, Any], line: int | None, out: list[Problem])
             usage = _usage_aliases(usage)
             for key in ("input_tokens", "output_tokens", "total_tokens"):
                 v = usage.get(key)
-                if v is not None and not _count(v):
+                if v is None or (type(v) is int and 0 <= v <= MAX_TOKENS):  # (the common case: as it is)
+                    continue
+                if not _count(v):
                     out.append(Problem(line, f"usage.{key}", f"must be a non-negative integer, got {v!r}"))
-                elif v is not None and v > MAX_TOKENS:
+                elif v > MAX_TOKENS:
                     out.append(Problem(line, f"usage.{key}", f"must be at most 1e12 tokens, got {v!r}"))
-                elif v is not None:
+                else:
                     usage[key] = int(v)
     for key, (bound, shown) in _NUMBER_BOUNDS.items():
         v = obj.get(key)
@@ -304,7 +307,8 @@ def check_line(obj: Any, line: int | None, out: list[Problem]) -> dict[str, Any]
     if err is not None and not isinstance(err, str):
         out.append(Problem(line, "error", "must be a string or null"))
     for key in _ID_FIELDS:
-        if obj.get(key) is not None and not isinstance(obj[key], str):
+        v = obj.get(key)
+        if v is not None and not isinstance(v, str):
             out.append(Problem(line, key, "must be a string or null"))
     retrieved = _check_retrieved(obj.get("retrieved"), line, out)
     _check_lists(obj, line, out)
