@@ -368,7 +368,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o600)  # (as mkstemp made it, should the writer have made the file anew)
-        with open(tmp, "rb") as f:
+        with open(tmp, "r+b") as f:  # (a handle that may write: some systems flush only through one)
             os.fsync(f.fileno())
         os.replace(tmp, p)
     except BaseException:
