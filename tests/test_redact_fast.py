@@ -95,6 +95,39 @@ def test_a_string_anywhere_is_redacted_as_the_walk_does(text: str, key: str) -> 
         assert red.dumps_line(obj) == _reference(None, obj)
 
 
+any_keys = st.one_of(keys, st.integers(-5, 5), st.booleans(), st.none(), st.floats(allow_nan=False))
+any_values = st.recursive(leaves, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                           st.dictionaries(any_keys, inner, max_size=4)), max_leaves=12)
+records_any_keys = st.dictionaries(any_keys, any_values, max_size=6).flatmap(
+    lambda d: st.one_of(st.just(d), st.lists(st.dictionaries(any_keys, any_values, max_size=4), max_size=3)
+                        .map(lambda s: {**d, "spans": s})))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(obj=records_any_keys)
+def test_keys_that_are_not_strings_walk_and_match(obj: dict[Any, Any]) -> None:
+    red = Redactor()
+    assert red.dumps_line(obj) == _reference(None, obj)
+    if red.unchanged_json(obj) is not None:  # (only a record of string keys at every depth is certified)
+        assert json.loads(red.unchanged_json(obj)) == json.loads(_reference(None, obj))
+        assert _all_str_keys(obj)
+
+
+def _all_str_keys(obj: Any) -> bool:
+    if isinstance(obj, dict):
+        return all(type(k) is str and _all_str_keys(v) for k, v in obj.items())
+    if isinstance(obj, list | tuple):
+        return all(_all_str_keys(v) for v in obj)
+    return True
+
+
+def test_a_key_that_is_not_a_string_walks_at_every_depth() -> None:
+    red = Redactor()
+    for obj in ({1: "x"}, {"a": {None: "x"}}, {"spans": [{2.5: "x"}]}, {"a": [{True: "x"}]}):
+        assert red.unchanged_json(obj) is None, obj
+        assert red.dumps_line(obj) == _reference(None, obj)
+
+
 def test_synthetic_traces_take_the_fast_path_and_match() -> None:
     red = Redactor()
     recs = list(synthetic_traces(300, seed=3))
