@@ -301,107 +301,39 @@ def parse_lines(lines: Iterable[str], path: str | None = None) -> Dataset:
 
 
 def _parse_numbered(lines: Iterable[tuple[int, str]], path: str | None) -> Dataset:
-    return _collect(_read_numbered(lines), path)
-
-
-#: A dataset line read: its number and its case, or every problem with it.
-_Read = tuple[int, "EvalCase | list[Problem]"]
-
-
-def _read_numbered(lines: Iterable[tuple[int, str]]) -> list[_Read]:
-    """Each non-blank line as a case or its problems (ids are checked across lines by :func:`_collect`)."""
-    out: list[_Read] = []
+    problems: list[Problem] = []
+    cases: list[EvalCase] = []
+    seen: dict[str, int] = {}
     for n, raw in lines:
         if not raw.strip():
             continue
         try:
             obj = loads_line(raw)
         except json.JSONDecodeError as e:
-            out.append((n, [Problem(n, None, f"malformed JSON: {e.msg} at column {e.colno}")]))
+            problems.append(Problem(n, None, f"malformed JSON: {e.msg} at column {e.colno}"))
             continue
         bad = surrogate_field(obj) if may_hold_surrogate(raw) else None
         if bad is not None:
-            out.append((n, [Problem(n, bad, "contains a lone surrogate (\\ud800-\\udfff), which is no text")]))
+            problems.append(Problem(n, bad, "contains a lone surrogate (\\ud800-\\udfff), which is no text"))
             continue
         case, probs = _parse(obj, n)
-        out.append((n, probs if case is None else case))
-    return out
-
-
-def _collect(items: Iterable[_Read], path: str | None) -> Dataset:
-    """The cases of the lines read, in order, or one DatasetError naming every bad line (a
-    repeated id is a problem of the line that repeats it)."""
-    problems: list[Problem] = []
-    cases: list[EvalCase] = []
-    seen: dict[str, int] = {}
-    for n, got in items:
-        if isinstance(got, list):
-            problems.extend(got)
+        problems.extend(probs)
+        if case is None:
             continue
-        first = seen.setdefault(got.id, n)
-        if first != n:
-            problems.append(Problem(n, "id", f"duplicate id {got.id!r} (first on line {first})"))
+        if case.id in seen:
+            problems.append(Problem(n, "id", f"duplicate id {case.id!r} (first on line {seen[case.id]})"))
             continue
-        cases.append(got)
+        seen[case.id] = n
+        cases.append(case)
     if problems:
         raise DatasetError(path, problems)
     return Dataset(tuple(cases), path)
 
 
-#: From this size on, a dataset file is read in two parts side by side: a forked process reads
-#: the second while this one reads the first (its cases come back as tuples of their fields).
-PARALLEL_BYTES = 16 * 2**20
-#: The share of the file this process reads: taking the other part's cases back costs it
-#: about a fifth of what reading them would.
-_FIRST_SHARE = 0.56
-_FIELD_NAMES = tuple(EvalCase.__dataclass_fields__)
-
-
-def _read_span(path: str, span: tuple[int, int], offset: int) -> list[tuple[int, Any]] | tuple[Problem, ...]:
-    """The lines of ``span`` read (numbered from ``offset`` + 1), each case as the tuple of its
-    fields; for a line that is not UTF-8, the problems of its DatasetError (numbered so too)."""
-    try:
-        items = _read_numbered((n + offset, text) for n, text, _ in iter_jsonl(path, strict_tail=True, span=span))
-    except DatasetError as e:
-        return tuple(Problem(None if pr.line is None else pr.line + offset, pr.field, pr.reason) for pr in e.problems)
-    fields = _FIELD_NAMES
-    return [(n, got if isinstance(got, list) else tuple(getattr(got, f) for f in fields)) for n, got in items]
-
-
-def _read_file(path: str) -> Dataset:
-    """Every line of a dataset file read and validated, in two parts side by side when it is large
-    (the same cases, or the same DatasetError, as one pass: the parts are collected in order)."""
-    import multiprocessing
-    import threading
-
-    from labkit.io import count_lines, line_spans, usable_cpus
-
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        size = 0
-    spans = line_spans(path, int(size * _FIRST_SHARE) + 1) if size >= PARALLEL_BYTES else []
-    if (len(spans) < 2 or usable_cpus() < 2 or threading.active_count() > 1
-            or "fork" not in multiprocessing.get_all_start_methods()):
-        return _parse_numbered(((n, text) for n, text, _ in iter_jsonl(path, strict_tail=True)), path)
-    from concurrent.futures import ProcessPoolExecutor
-
-    head, tail = spans[0], (spans[1][0], spans[-1][1])
-    offset = count_lines(path, head)
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
-        second = pool.submit(_read_span, path, tail, offset)
-        first = _read_numbered((n, text) for n, text, _ in iter_jsonl(path, strict_tail=True, span=head))
-        rest = second.result()
-    if isinstance(rest, tuple):
-        raise DatasetError(path, list(rest))
-    make = EvalCase
-    return _collect(first + [(n, got if isinstance(got, list) else make(*got)) for n, got in rest], path)
-
-
 def load_cases(path: str | os.PathLike[str]) -> Dataset:
     """Load and validate a JSONL dataset. Raises DatasetError listing every bad line; a file
     without a single case is an error too (a gate judged on no case would pass)."""
-    ds = _read_file(str(path))
+    ds = _parse_numbered(((n, text) for n, text, _ in iter_jsonl(path, strict_tail=True)), str(path))
     if not ds.cases:
         raise DatasetError(str(path), [Problem(None, None, "no cases (the dataset is empty)")])
     return ds
