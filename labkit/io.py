@@ -27,7 +27,7 @@ import orjson
 from labkit.errors import DatasetError, Problem
 
 __all__ = ["MAX_JSON_DEPTH", "LinedDict", "StrictJSONError", "atomic_path", "atomic_write_text", "atomic_writer", "count_lines", "file_hash", "input_error", "iter_jsonl", "jsonl_objects", "line_spans",
-           "loads_document", "loads_line", "may_hold_surrogate", "surrogate_field", "usable_cpus"]
+           "loads_document", "loads_line", "may_hold_surrogate", "settle", "surrogate_field", "usable_cpus"]
 
 
 MAX_JSON_DEPTH = 200  # arrays and objects nested deeper than this in one JSONL line are refused
@@ -356,6 +356,14 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         yield f
 
 
+def settle(path: str | os.PathLike[str]) -> None:
+    """A written file made owner-only and flushed to disk: what an atomic write leaves (the file
+    it renames is made by ``tempfile.mkstemp``), for a file that already holds its text."""
+    os.chmod(path, 0o600)
+    with open(path, "r+b") as f:  # (a handle that may write: some systems flush only through one)
+        os.fsync(f.fileno())
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary file's path (in ``path``'s folder, owner-only) for a writer that takes a path:
@@ -367,9 +375,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o600)  # (as mkstemp made it, should the writer have made the file anew)
-        with open(tmp, "r+b") as f:  # (a handle that may write: some systems flush only through one)
-            os.fsync(f.fileno())
+        settle(tmp)  # (owner-only as mkstemp made it, should the writer have made the file anew)
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

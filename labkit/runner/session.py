@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.cases import Dataset, EvalCase
 from labkit.errors import ConfigError
-from labkit.io import atomic_write_text, iter_jsonl
+from labkit.io import atomic_write_text, iter_jsonl, settle
 from labkit.resultline import check_line
 from labkit.runner.cache import ResultCache
 from labkit.runner.config import RunnerConfig, merge_config
@@ -26,7 +26,7 @@ from labkit.runner.lock import RunLock
 from labkit.runner.manifest import build_manifest, gate_info, spec_of
 from labkit.runner.progress import Progress
 from labkit.runner.redaction import redact_manifest, redactor
-from labkit.runner.writer import Writer, line_head, settle_in_place
+from labkit.runner.writer import Writer, line_head
 from labkit.runs import SNAPSHOT, RunDir, load_dataset, read_results
 from labkit.scoring import score_run
 
@@ -163,7 +163,7 @@ class Session:
         ids = [c.id for c in self.ds if c.id in rows]
         ordered = [rows[i] for i in ids]
         if self.writer is not None and self.writer.holds_exactly(ids):
-            settle_in_place(self.rd.results_path)  # in dataset order already: the cases finished in order
+            settle(self.rd.results_path)  # in dataset order already: left as the rewrite would leave it
         else:
             atomic_write_text(self.rd.results_path, "".join(raw for raw, _, _ in ordered))
         counts = {"ok": 0, "error": 0, "timeout": 0, "from_cache": 0}

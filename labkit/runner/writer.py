@@ -19,7 +19,7 @@ from labkit.resultline import RUNNER_FIELDS
 from labkit.runs import RunDir
 from labkit.trace.record import dumps_trace
 
-__all__ = ["LINES_IN_MEMORY_BYTES", "Writer", "line_head", "settle_in_place", "truncate_torn_tail"]
+__all__ = ["LINES_IN_MEMORY_BYTES", "Writer", "line_head", "truncate_torn_tail"]
 
 LINES_IN_MEMORY_BYTES = 64 * 1024 * 1024
 #: Runner fields kept as they are through redaction (``error`` text is redacted like content).
@@ -104,15 +104,6 @@ class Writer:
     def close(self) -> None:
         self._res.close()
         self._tr.close()
-
-
-def settle_in_place(path: Path) -> None:
-    """Leave ``path``, which already holds the text an atomic rewrite would give it, as that
-    rewrite would: its data flushed to disk, owner-only permissions (those of the rewrite's
-    temporary file, ``tempfile.mkstemp``)."""
-    os.chmod(path, 0o600)
-    with open(path, "ab") as f:
-        os.fsync(f.fileno())
 
 
 _HEAD = re.compile(r'^\{"case_id": ("(?:[^"\\]|\\.)*"), "status": "(ok|error|timeout|blocked)"')
