@@ -346,6 +346,18 @@ def test_case_key_depends_on_content_and_config() -> None:
     assert case_key(a, "h1") == case_key(as_cases([a.to_dict()])[0], "h1")
 
 
+@pytest.mark.parametrize("extra", [{}, {"metadata": {"w": 0.1, "big": 2**70, "n": [1, None, True]}},
+                                   {"question": "é \u2028 \x01 \"q\"", "tags": {"risk": "low"}}])
+def test_a_case_key_is_the_hash_of_the_cases_canonical_json(extra: dict[str, Any]) -> None:
+    """The key a cache and a resume find a finished case by: it does not change with how it is computed."""
+    import hashlib
+
+    case = as_cases([{"id": "k1", "question": "what?", **extra}])[0]
+    text = json.dumps(case.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    want = hashlib.sha256(text.encode() + b"\x00h1\x00fb").hexdigest()[:32]
+    assert case_key(case, "h1", "fb") == want
+
+
 # --------------------------------------------------------------------------- resume
 
 

@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import TYPE_CHECKING
 
-from labkit.cases import EvalCase
+from labkit.cases import EvalCase, canonical_bytes
 
 if TYPE_CHECKING:
     from labkit.pipelines import LoadedPipeline
 
 __all__ = ["case_key", "pipeline_key_hashes"]
 
-#: ``json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))``, its encoder built once
-_canonical = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
-
-
 def case_key(case: EvalCase, config_hash: str, fallback_hash: str | None = None) -> str:
     """Idempotency key: sha256 of the case's canonical content and the pipeline config hash(es)."""
     h = hashlib.sha256()
-    h.update(_canonical(case.to_dict()).encode())
+    h.update(canonical_bytes(case.to_dict()))
     h.update(b"\x00" + config_hash.encode() + b"\x00" + (fallback_hash or "").encode())
     return h.hexdigest()[:32]
 
