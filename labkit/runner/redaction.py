@@ -29,8 +29,7 @@ HEADER_PLACEHOLDER = "[REDACTED]"
 
 def redactor(settings: Mapping[str, Any] | Redactor | None) -> Redactor:
     """The :class:`~labkit.trace.redact.Redactor` for a run's ``redaction`` option (a run's
-    redactor, already built: itself; building one compiles the catalogue's gates, about half a
-    millisecond)."""
+    redactor, already built: itself)."""
     from labkit.trace.redact import Redactor
 
     if isinstance(settings, Redactor):

@@ -42,6 +42,7 @@ Config (``Redactor.from_config``), every key optional::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -119,9 +120,6 @@ class _Rule:
     #: a cheap test the text must pass before the rule's pattern runs (None: always run)
     gate: re.Pattern[str] | None = None
     numeric: bool = False
-    #: the gate as a test of an ASCII text's ``lower()`` (same answer, no case-insensitive search)
-    ascii_gate: Callable[[str], bool] | None = field(init=False, default=None)
-
     #: the gate on an ASCII text's ``lower()`` as plain words, one of which must be in it ...
     ascii_words: tuple[str, ...] | None = field(init=False, default=None)
     #: ... or as a pattern to search it with (both None: the gate itself, or no gate)
@@ -131,22 +129,12 @@ class _Rule:
     ascii_need: str | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.ascii_gate = _ascii_gate(self.gate) if self.gate is not None else None
-        self.ascii_need = _needed_char(self.gate) if self.gate is not None else None
-        if self.ascii_gate is not None and self.gate is not None:
-            words = self.gate.pattern.lower().split("|")
-            if all(w and not (_META & set(w)) for w in words):
-                self.ascii_words = tuple(words)
-            else:
-                self.ascii_rx = re.compile(self.gate.pattern.lower())
+        if self.gate is not None:
+            self.ascii_words, self.ascii_rx, self.ascii_need = _ascii_forms(self.gate)
 
-    def passes(self, text: str, low: str | None) -> bool:
-        """Whether ``text`` passes the gate (``low``: its ``lower()`` when it is ASCII, else None)."""
-        if self.gate is None:
-            return True
-        if low is not None and self.ascii_gate is not None:
-            return self.ascii_gate(low)
-        return self.gate.search(text) is not None
+    def passes(self, text: str) -> bool:
+        """Whether ``text`` passes the gate."""
+        return self.gate is None or self.gate.search(text) is not None
 
     def sub(self, text: str) -> tuple[str, int]:
         hits = 0
@@ -182,21 +170,22 @@ def _split_may_match(rx: re.Pattern[str]) -> tuple[re.Pattern[str], tuple[str, .
 _NON_NUMERIC = _split_may_match(patterns.MAY_MATCH_NON_NUMERIC)
 
 
-def _ascii_gate(gate: re.Pattern[str]) -> Callable[[str], bool] | None:
-    """The gate as a test of an ASCII text's ``lower()``: a case-insensitive search over ASCII
-    text finds what the lowered pattern finds in the lowered text. Plain words (``sk-``, ``a|b``)
-    become substring tests. None when the pattern has constructs lowering would change."""
+@functools.cache
+def _ascii_forms(gate: re.Pattern[str]) -> tuple[tuple[str, ...] | None, re.Pattern[str] | None, str | None]:
+    """A rule's gate on an ASCII text's ``lower()``, worked out once per gate (each redactor a run
+    builds has the catalogue's rules): its plain words (``sk-``, ``a|b``), one of which must be in
+    it, or else its lowered pattern to search it with (a case-insensitive search over ASCII text
+    finds what the lowered pattern finds in the lowered text; both None when lowering would change
+    the pattern: a case-sensitive gate, an escape such as ``\\D``, a group); and
+    :func:`_needed_char`."""
+    need = _needed_char(gate)
     rx = gate.pattern
     if not gate.flags & re.IGNORECASE or re.search(r"\\[A-Z]|\(\?", rx):
-        return None  # (a case-sensitive gate, an escape such as \D or a group: searched as it is)
+        return None, None, need
     words = rx.lower().split("|")
     if all(w and not (_META & set(w)) for w in words):
-        if len(words) == 1:
-            word = words[0]
-            return lambda low: word in low
-        return lambda low: any(w in low for w in words)
-    lowered = re.compile(rx.lower())
-    return lambda low: lowered.search(low) is not None
+        return tuple(words), None, need
+    return None, re.compile(rx.lower()), need
 
 
 #: Letters from the rarest in English text to the most common: a rare one rules more texts out.
@@ -371,7 +360,7 @@ class Redactor:
                 return text, n  # no rule's gate passes, and every rule has one: nothing to replace
         for rule in rules:
             if low is None:
-                if not rule.passes(text, low):
+                if not rule.passes(text):
                     continue
             elif (words := rule.ascii_words) is not None:  # (inline: this loop runs per string)
                 for w in words:
