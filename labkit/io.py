@@ -27,7 +27,7 @@ import orjson
 from labkit.errors import DatasetError, Problem
 
 __all__ = ["MAX_JSON_DEPTH", "LinedDict", "StrictJSONError", "atomic_path", "atomic_write_text", "atomic_writer", "count_lines", "file_hash", "input_error", "iter_jsonl", "jsonl_objects", "line_spans",
-           "loads_document", "loads_line", "may_hold_surrogate", "settle", "surrogate_field", "usable_cpus"]
+           "loads_document", "loads_line", "may_hold_surrogate", "settle", "surrogate_field"]
 
 
 MAX_JSON_DEPTH = 200  # arrays and objects nested deeper than this in one JSONL line are refused
@@ -309,11 +309,6 @@ def count_lines(path: str | os.PathLike[str], span: tuple[int, int]) -> int:
         f.seek(span[0])
         data = f.read(span[1] - span[0])
     return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity where the platform tells it)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def file_hash(path: str | os.PathLike[str]) -> str:

@@ -200,8 +200,9 @@ def _frame(parts: list[_Part]) -> pd.DataFrame | None:
 
 def _parts(path: Path, judge: Any) -> list[_Part]:
     """Every part of ``path`` scored, in file order, in worker processes when it pays."""
-    from labkit.io import line_spans, usable_cpus
+    from labkit.io import line_spans
     from labkit.judges import LexicalJudge
+    from labkit.stats import usable_cpus
 
     spans = line_spans(path, PART_BYTES)
     workers = usable_cpus()

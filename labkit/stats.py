@@ -268,10 +268,15 @@ def _index_counts_sums(x: NDArray[np.float64], n_boot: int, seed: int,
     return out
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the platform tells it)."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _count_threads(chunks: int) -> int:
     """Threads counting the chunks of :func:`_index_counts_sums`: one per usable CPU."""
-    from labkit.io import usable_cpus
-
     return max(1, min(usable_cpus(), chunks))
 
 
