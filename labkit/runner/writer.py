@@ -34,8 +34,7 @@ class Writer:
     def __init__(self, rd: RunDir, redactor: Any) -> None:
         """``redactor``: the run's redactor, or a function returning it (called when a line is written)."""
         self.rd = rd
-        self._get_redactor: Callable[[], Any] | None = redactor if callable(redactor) else None
-        self._redactor: Any = None if callable(redactor) else redactor
+        self._redactor_of: Callable[[], Any] = redactor if callable(redactor) else lambda: redactor
         self._res: IO[str] = open(rd.results_path, "a", encoding="utf-8")  # noqa: SIM115
         self._tr: IO[str] = open(rd.traces_path, "a", encoding="utf-8")  # noqa: SIM115
         # lines written by this session, kept (within a memory budget) so the final
@@ -47,9 +46,7 @@ class Writer:
 
     @property
     def redactor(self) -> Any:
-        if self._redactor is None and self._get_redactor is not None:
-            self._redactor = self._get_redactor()
-        return self._redactor
+        return self._redactor_of()
 
     def redact_result(self, res: Mapping[str, Any]) -> dict[str, Any]:
         """The line as written: the pipeline's fields redacted, the ids and states the runner set
