@@ -138,3 +138,44 @@ def test_a_file_is_hashed_without_being_held_whole_in_memory(tmp_path):
         tracemalloc.stop()
     assert got == hashlib.sha256(big.read_bytes()).hexdigest()
     assert peak < 2 << 20, f"hashing a 24 MiB file held {peak / 2**20:.1f} MiB"
+
+
+# --- atomic_path: what a writer that takes a path leaves -------------------------------------
+
+
+@pytest.mark.parametrize("anew", [False, True], ids=["writes-in-place", "makes-the-file-anew"])
+def test_atomic_path_leaves_an_owner_only_file_whole(tmp_path, anew):
+    """A writer that removes the temporary file and makes it again (as a library writing to a
+    path may) still leaves an owner-only file: the mode is set after the writer, not only by
+    the temporary file's creation."""
+    import os
+    import stat
+
+    from labkit.io import atomic_path
+
+    target = tmp_path / "out" / "scores.csv"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == target.parent and tmp != target and not target.exists()
+        if anew:
+            tmp.unlink()
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o644)
+            os.fchmod(fd, 0o644)  # (whatever the umask)
+            os.write(fd, b"a,b\n")
+            os.close(fd)
+        else:
+            tmp.write_bytes(b"a,b\n")
+    assert target.read_bytes() == b"a,b\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert [p.name for p in target.parent.iterdir()] == ["scores.csv"]
+
+
+def test_atomic_path_keeps_the_old_file_when_the_writer_raises(tmp_path):
+    from labkit.io import atomic_path
+
+    target = tmp_path / "metrics.json"
+    target.write_text("old\n")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
