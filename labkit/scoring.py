@@ -175,7 +175,7 @@ def _compact(cols: dict[str, Any]) -> pd.DataFrame:
             if any(col):  # (hashed, in order of appearance: sorting the few reasons would cost more)
                 codes, reasons = pd.factorize(np.asarray(col, dtype=object))
             else:  # measured everywhere: one code
-                codes, reasons = np.zeros(len(col), dtype=np.int8), [""]
+                codes, reasons = np.zeros(len(col), dtype=np.int8), np.array([""], dtype=object)
             out[name] = pd.Categorical.from_codes(codes, pd.Index(reasons))
         else:
             out[name] = col
