@@ -80,18 +80,28 @@ def loads_line(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     ``Infinity`` and ``-Infinity`` (not JSON), and for nesting deeper than ``max_depth``.
 
     A line is decoded by orjson (about three times faster) and kept when that value is
-    provably what the standard decoder gives (:func:`_proved`); every other line, valid or
-    not, is decoded by the standard decoder, whose value or error is the answer.
+    provably what the standard decoder gives (:func:`_proved`) and nested no deeper than
+    ``max_depth`` (the value's nesting is the text's); every other line, valid or not, is
+    decoded by the standard decoder after the depth check, whose value or error is the answer.
     """
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return _loads_checked(text, max_depth)
+    try:
+        proved = _proved(text, obj, max_depth)
+    except _TooDeep:
+        proved = False
+    return obj if proved else _loads_checked(text, max_depth)
+
+
+def _loads_checked(text: str, max_depth: int) -> Any:
+    """The standard decoder's value or error, after the depth check (which comes first)."""
     if text.count("[") + text.count("{") > max_depth:
         at = _too_deep(text, max_depth)
         if at is not None:
             raise StrictJSONError(f"nested more than {max_depth} levels deep", text, at)
-    try:
-        obj = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return _loads_stdlib(text)
-    return obj if _proved(text, obj) else _loads_stdlib(text)
+    return _loads_stdlib(text)
 
 
 #: A quote, blanks, then a colon: a key written ``"key" :`` (the key count below reads ``":``).
@@ -100,25 +110,35 @@ _SPACED_COLON = re.compile(r'"[ \t\r\n]+:')
 _BIG = 2.0**63
 
 
-def _proved(text: str, obj: Any) -> bool:
+class _TooDeep(Exception):
+    """A decoded value nested deeper than the limit (its text is, too)."""
+
+
+def _proved(text: str, obj: Any, max_depth: int) -> bool:
     """Whether orjson's value of ``text`` is the standard decoder's and holds no duplicate key.
 
     orjson and json agree on every JSON text they both accept but two: a key given twice
     (orjson keeps the last one silently; labkit refuses it) and an integer beyond 64 bits
     (orjson reads it as a float): a line holding a float of 2**63 or more is left to json.
-    For the keys: every key of the text is a string followed by ``":`` (when no key is
-    written ``"key" :``), so the number of ``":`` in the text is at least the number of keys
-    written, and orjson's objects hold the number of distinct keys. When the two counts are
-    equal, no key was written twice. (The text's count is higher only by a ``":`` inside a
-    string: such a line is left to json, which decides.)
+    For the keys: every key written in the text is followed by one colon outside strings, and
+    orjson's objects hold the number of distinct keys, so when they hold as many keys as the
+    text has colons, no key was written twice (a colon inside a string only adds to the
+    text's count). Failing that, the keys written are counted as the ``":`` in the text (when
+    no key is written ``"key" :``): at least the keys written, equal when no ``":`` stands
+    inside a string (a line with one is left to json, which decides).
+    Raises :class:`_TooDeep` when the value is nested deeper than ``max_depth``.
     """
-    written = text.count('":')  # (when every colon follows a quote, none follows a blank)
-    if written and written != text.count(":") and _SPACED_COLON.search(text) is not None:
-        return False
     try:
         t = type(obj)
-        held = _keys_in(obj) if t is dict else _keys_in_list(obj) if t is list else _scalar_keys(obj)
+        held = (_keys_in_list(obj.values(), max_depth - 1) + len(obj) if t is dict
+                else _keys_in_list(obj, max_depth - 1) if t is list else _scalar_keys(obj))
     except OverflowError:  # a float that may have been a 64-bit-plus integer
+        return False
+    colons = text.count(":")
+    if held == colons:
+        return True
+    written = text.count('":')  # (when every colon follows a quote, none follows a blank)
+    if written and written != colons and _SPACED_COLON.search(text) is not None:
         return False
     return held == written
 
@@ -129,18 +149,18 @@ def _scalar_keys(v: Any) -> int:
     return 0
 
 
-def _keys_in(obj: dict[str, Any]) -> int:
-    return len(obj) + _keys_in_list(obj.values())
-
-
-def _keys_in_list(items: Any) -> int:
+def _keys_in_list(items: Any, room: int) -> int:
+    """The keys held in the containers among ``items`` and below (``room``: the levels of
+    nesting left under the limit, one used by the container ``items`` belong to)."""
+    if room < 0:
+        raise _TooDeep
     n = 0
     for v in items:
         t = type(v)
         if t is dict:
-            n += len(v) + _keys_in_list(v.values())
+            n += len(v) + _keys_in_list(v.values(), room - 1)
         elif t is list:
-            n += _keys_in_list(v)
+            n += _keys_in_list(v, room - 1)
         elif t is float and not -_BIG < v < _BIG:
             raise OverflowError
     return n

@@ -172,8 +172,11 @@ def _compact(cols: dict[str, Any]) -> pd.DataFrame:
     out: dict[str, Any] = {}
     for name, col in cols.items():
         if name.endswith("_reason") and isinstance(col, list):
-            out[name] = (pd.Categorical(col) if any(col) else  # measured everywhere: one code
-                         pd.Categorical.from_codes(np.zeros(len(col), dtype=np.int8), pd.Index([""])))
+            if any(col):  # (hashed, in order of appearance: sorting the few reasons would cost more)
+                codes, reasons = pd.factorize(np.asarray(col, dtype=object))
+            else:  # measured everywhere: one code
+                codes, reasons = np.zeros(len(col), dtype=np.int8), np.array([""], dtype=object)
+            out[name] = pd.Categorical.from_codes(codes, pd.Index(reasons))
         else:
             out[name] = col
     return pd.DataFrame(out)

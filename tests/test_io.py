@@ -54,11 +54,11 @@ from hypothesis import strategies as st  # noqa: E402
 from labkit.io import MAX_JSON_DEPTH, _loads_stdlib, _too_deep, loads_line  # noqa: E402
 
 
-def _standard(text):
+def _standard(text, max_depth=MAX_JSON_DEPTH):
     """The decoder as it was before orjson: the depth check, then json with the strict hooks."""
-    at = _too_deep(text, MAX_JSON_DEPTH)
+    at = _too_deep(text, max_depth)
     if at is not None:
-        raise StrictJSONError(f"nested more than {MAX_JSON_DEPTH} levels deep", text, at)
+        raise StrictJSONError(f"nested more than {max_depth} levels deep", text, at)
     return _loads_stdlib(text)
 
 
@@ -111,6 +111,19 @@ def test_a_line_orjson_alone_would_take_is_refused(text):
     _same_as_stdlib(text)
     with pytest.raises(StrictJSONError):
         loads_line(text)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(_json_values, st.integers(0, 6), st.text(":\"\\ ab", max_size=6), st.booleans(), st.integers(0, 8))
+def test_the_depth_limit_and_the_key_proof_hold_for_any_nesting(value, wrap, key, twice, max_depth):
+    """The value's own nesting decides the depth limit (no bracket count before decoding), and a
+    key count that meets the colons proves no key repeated: wrapped values at and around the limit,
+    keys holding colons and quotes, decode as the standard decoder decodes them (or fail alike)."""
+    for w in range(wrap + 1):
+        inner = json.dumps(value)
+        text = "[" * w + "{" + json.dumps(key) + ": " + inner + ", " + json.dumps(key if twice else key + ":") + ": 1}" + "]" * w
+        got = _outcome(lambda t: loads_line(t, max_depth=max_depth), text)
+        assert got == _outcome(lambda t: _standard(t, max_depth), text), (text, max_depth)
 
 
 @pytest.mark.parametrize("text", ['{"n": 18446744073709551616}', '{"n": -9223372036854775809}'])

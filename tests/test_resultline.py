@@ -51,8 +51,14 @@ def test_valid_numbers_pass_and_integral_float_tokens_are_read() -> None:
     assert out == [] and res is not None and res["usage"]["input_tokens"] == 812
 
 
-def test_retrieved_score_must_be_finite() -> None:
-    assert fields({"case_id": "a", "retrieved": [{"id": "d#1", "score": math.inf}]}) == {"retrieved[0].score"}
+@pytest.mark.parametrize("score", [math.inf, -math.inf, math.nan, True, "1", 2**63, [1.0]])
+def test_retrieved_score_must_be_finite(score: Any) -> None:
+    assert fields({"case_id": "a", "retrieved": [{"id": "d#1", "score": score}]}) == {"retrieved[0].score"}
+
+
+@pytest.mark.parametrize("score", [0.0, -0.0, 1.5, -1e308, 5e-324, 3, -(2**63), 2**63 - 1, None])
+def test_a_finite_retrieved_score_is_taken(score: Any) -> None:
+    assert fields({"case_id": "a", "retrieved": [{"id": "d#1", "score": score}]}) == set()
 
 
 def test_a_cache_hit_must_carry_its_provenance() -> None:

@@ -138,3 +138,27 @@ def test_a_torn_last_line_is_skipped_and_a_cache_claim_beyond_the_count_is_named
     with pytest.raises(DatasetError) as e:
         score_run(torn, ds, n_boot=50)
     assert [(p.line, p.field) for p in e.value.problems] == [(claims[2], "from_cache")]
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_reasons = st.lists(st.sampled_from(["", "", "no_gold", "not_ok", "no_claims", "unmeasured"]), min_size=1, max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(_reasons, st.booleans()), min_size=1, max_size=5))
+def test_parts_travel_as_compact_frames_and_join_to_the_plain_frame(parts: list[tuple[list[str], bool]]) -> None:
+    """A part's reason columns travel back as categoricals (codes and the few distinct reasons):
+    the joined frame is the plain frame of the parts' columns, cell for cell and dtype for dtype."""
+    import numpy as np
+    import pandas as pd
+
+    cols = [{"case_id": [f"c{i}" for i in range(len(r))], "m": np.arange(len(r), dtype=np.float64),
+             "m_reason": list(r), "x_reason": [""] * len(r) if blank else list(reversed(r))} for r, blank in parts]
+    frames = [scoring._Part([], [], [], scoring._compact(c), [], [], 0) for c in cols]
+    got = scoring._frame(frames)
+    want = pd.concat([pd.DataFrame(c) for c in cols], ignore_index=True)
+    want = want.astype({"m_reason": object, "x_reason": object})
+    assert got is not None
+    pd.testing.assert_frame_equal(got, want)
