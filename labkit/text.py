@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 
 __all__ = ["STOPWORDS", "content_word_set", "content_words", "sentences", "stem", "strip_citations"]
 
@@ -34,7 +35,23 @@ _TOKEN = re.compile(r"[^\W_]+")
 #: a citation marker: ids without spaces (``[security-runbook#2]``, ``[1]``, ``[a#1, b#2]``); a bracketed
 #: note with words (``[Refunds are approved at once]``) is text, not a citation, and stays
 _CITATION = re.compile(r"\[\s*[\w.:/-]+(?:#\d+)?(?:\s*[,;]\s*[\w.:/-]+(?:#\d+)?)*\s*\]")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+_ENDS = ".!?"
+_SENTENCE = re.compile(rf"(?<=[{_ENDS}])\s+|\n+")
+#: where a text without line breaks has a sentence break (the lookbehind above is slow to search for)
+_END_SPACE = re.compile(rf"[{_ENDS}]\s")
+
+
+def _ascii_table(byte: Callable[[str], str]) -> bytes:
+    """A ``bytes.translate`` table for ASCII text: each ASCII character's replacement."""
+    return "".join(map(byte, map(chr, range(128)))).encode("ascii") + bytes(range(128, 256))
+
+
+def _token_byte(c: str) -> str:
+    return c.lower() if _TOKEN.match(c) else " "
+
+
+#: ASCII text lowercased with every character outside a token a space: its words are its tokens
+_ASCII_TOKENS = _ascii_table(_token_byte)
 
 
 def stem(tok: str) -> str:
@@ -69,7 +86,9 @@ _WORD = _ContentWords()
 
 def _tokens(text: str) -> list[str]:
     """The lowercase letter/digit runs of a text after NFKC (NFKC leaves ASCII text as it is)."""
-    return _TOKEN.findall((text if text.isascii() else unicodedata.normalize("NFKC", text)).lower())
+    if text.isascii():
+        return text.encode("ascii").translate(_ASCII_TOKENS).decode("ascii").split()
+    return _TOKEN.findall(unicodedata.normalize("NFKC", text).lower())
 
 
 def content_words(text: str) -> list[str]:
@@ -95,4 +114,7 @@ def strip_citations(text: str) -> str:
 
 def sentences(text: str) -> list[str]:
     """Split on ., ! or ? followed by whitespace, and on line breaks; empty parts dropped."""
-    return [s for s in map(str.strip, _SENTENCE.split(text)) if s]
+    if "\n" in text or _END_SPACE.search(text):
+        return [s for s in map(str.strip, _SENTENCE.split(text)) if s]
+    one = text.strip()  # no break: one sentence
+    return [one] if one else []
