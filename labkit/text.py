@@ -4,7 +4,8 @@
   digits (``[^\\W_]+``, so punctuation, hyphens and apostrophes split words);
   English :data:`STOPWORDS` and single letters dropped (digits kept); plural
   folding by :func:`stem` (``-ies`` -> ``-y``, a trailing ``-s`` dropped).
-- :func:`sentences`: split after ``.``, ``!`` or ``?`` followed by whitespace, and at line breaks.
+- :func:`sentences`: split after ``.``, ``!`` or ``?`` followed by whitespace, and at line breaks;
+  :func:`sentence_word_sets`: the distinct content words of each.
 - :func:`strip_citations`: remove citation markers ``[...]``.
 
 Documented rules: docs/metrics.md ("Lexical judge"). Pure Python, no dependency.
@@ -16,7 +17,9 @@ import re
 import unicodedata
 from collections.abc import Callable
 
-__all__ = ["STOPWORDS", "content_word_set", "content_words", "sentences", "stem", "strip_citations"]
+__all__ = [
+    "STOPWORDS", "content_word_set", "content_words", "sentence_word_sets", "sentences", "stem", "strip_citations",
+]
 
 _STOP_TEXT = """
 a about above after again against all am an and any are as at be because been before being
@@ -39,6 +42,7 @@ _ENDS = ".!?"
 _SENTENCE = re.compile(rf"(?<=[{_ENDS}])\s+|\n+")
 #: where a text without line breaks has a sentence break (the lookbehind above is slow to search for)
 _END_SPACE = re.compile(rf"[{_ENDS}]\s")
+_SPACE = re.compile(r"\s")
 
 
 def _ascii_table(byte: Callable[[str], str]) -> bytes:
@@ -52,6 +56,11 @@ def _token_byte(c: str) -> str:
 
 #: ASCII text lowercased with every character outside a token a space: its words are its tokens
 _ASCII_TOKENS = _ascii_table(_token_byte)
+#: ASCII text with each sentence end a ``.`` and each whitespace but a line break a space: a sentence
+#: break is then a line break or ``". "``
+_ASCII_ENDS = _ascii_table(lambda c: "." if c in _ENDS else " " if c != "\n" and _SPACE.match(c) else c)
+#: :data:`_ASCII_TOKENS` keeping line breaks
+_ASCII_TOKEN_LINES = _ascii_table(lambda c: c if c == "\n" else _token_byte(c))
 
 
 def stem(tok: str) -> str:
@@ -99,11 +108,14 @@ def content_words(text: str) -> list[str]:
 
 def content_word_set(text: str) -> frozenset[str]:
     """The distinct :func:`content_words` of a text."""
-    out = frozenset(map(_WORD.__getitem__, _tokens(text)))
-    return out - _NO_WORD if "" in out else out
+    return frozenset(_word_set(_tokens(text)))
 
 
-_NO_WORD = frozenset([""])
+def _word_set(tokens: list[str]) -> set[str]:
+    """The distinct content words of some tokens."""
+    out = set(map(_WORD.__getitem__, tokens))
+    out.discard("")
+    return out
 
 
 def strip_citations(text: str) -> str:
@@ -118,3 +130,17 @@ def sentences(text: str) -> list[str]:
         return [s for s in map(str.strip, _SENTENCE.split(text)) if s]
     one = text.strip()  # no break: one sentence
     return [one] if one else []
+
+
+def sentence_word_sets(text: str) -> list[set[str]]:
+    """The :func:`content_word_set` of each of the :func:`sentences` of a text, those with none left out.
+
+    ASCII text is cut at its sentence breaks without the sentences themselves: the marks and spaces
+    of a break hold no token character, so the tokens between two breaks are a sentence's tokens."""
+    if text.isascii():
+        # every break now holds a line break, and nothing else does
+        marked = text.encode("ascii").translate(_ASCII_ENDS).replace(b". ", b"\n").translate(_ASCII_TOKEN_LINES)
+        parts = map(str.split, marked.decode("ascii").split("\n"))
+    else:
+        parts = map(_tokens, sentences(text))
+    return list(filter(None, map(_word_set, parts)))

@@ -64,3 +64,9 @@ def test_the_tokens_are_the_letter_and_digit_runs(s: str) -> None:
 def test_sentences_are_the_split_at_the_breaks(s: str) -> None:
     assert text.sentences(s) == exact_sentences(s)
 
+
+@settings(max_examples=1500, deadline=None)
+@given(texts)
+def test_sentence_word_sets_are_the_word_sets_of_the_sentences(s: str) -> None:
+    want = [w for x in exact_sentences(s) if (w := set(text.content_words(x)))]
+    assert text.sentence_word_sets(s) == want
