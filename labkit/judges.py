@@ -16,12 +16,19 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from labkit.errors import ClientHTTPError, ConfigError, EndpointError, JudgeRefused, JudgeReplyError
-from labkit.text import content_word_set, content_words, sentences, strip_citations
+from labkit.text import (
+    content_word_set,
+    content_words,
+    sentence_word_sets,
+    sentences,
+    strip_citations,
+)
 
 # --- protocol and registry ------------------------------------------------------------
 
@@ -205,8 +212,8 @@ class _Answer(NamedTuple):
     """What the lexical judge reads in an answer (citation markers stripped): the content words of
     each claim (:meth:`LexicalJudge.claims`) and the distinct content words of the whole answer."""
 
-    claims: list[frozenset[str]]
-    words: set[str]
+    claims: list[AbstractSet[str]]
+    words: AbstractSet[str]
 
 
 class _LexicalBatch:
@@ -217,7 +224,9 @@ class _LexicalBatch:
 
     - an answer is split into sentences once; the abstention pattern is searched in each sentence
       only when it occurs in the answer at all (a match inside a sentence is a match in the answer:
-      sentences are separated by whitespace only);
+      sentences are separated by whitespace only); an answer without it, and a context, is read as
+      the content words of its sentences (:func:`labkit.text.sentence_word_sets`), those without
+      any left out: they make no claim and hold none of a claim's words;
     - the answer's content words (for relevance) are the union of its sentences' content words: the
       tokeniser's NFKC, lowercasing and token runs never reach across the whitespace between
       sentences, so the tokens of the whole are the tokens of its sentences;
@@ -230,19 +239,27 @@ class _LexicalBatch:
         self.min_words = judge.min_content_words
         self.threshold = judge.threshold
         self._need: dict[int, int] = {}
-        self._contexts: dict[str, tuple[tuple[str, ...], ...]] = {}
-        self._questions: dict[str, tuple[str, ...]] = {}
+        self._contexts: dict[str, list[set[str]]] = {}
+        self._questions: dict[str, frozenset[str]] = {}
 
     def answer(self, answer: str) -> _Answer:
         text = strip_citations(answer)
-        abstaining = abstains(text)
-        claims: list[frozenset[str]] = []
+        if abstains(text):
+            return self._abstaining(text)
+        sets = sentence_word_sets(text)
+        min_words = self.min_words
+        words = sets[0] if len(sets) == 1 else set().union(*sets)  # one sentence: its set, never changed
+        return _Answer([w for w in sets if len(w) >= min_words], words)
+
+    def _abstaining(self, text: str) -> _Answer:
+        """:meth:`answer` of a text holding an abstention phrase: its clauses are read where one is."""
+        claims: list[AbstractSet[str]] = []
         words: set[str] = set()
         min_words = self.min_words
         for s in sentences(text):
             sw = content_word_set(s)
             words.update(sw)
-            if abstaining and abstains(s):
+            if abstains(s):
                 for c in _CLAUSE.split(s):
                     cw = content_word_set(c)
                     if len(cw) >= min_words and not abstains(c):
@@ -259,31 +276,37 @@ class _LexicalBatch:
             got = self._need[n] = next(m for m in range(n + 1) if m / n >= floor or m == n)
         return got
 
-    def context(self, text: str) -> tuple[tuple[str, ...], ...]:
-        """The distinct content words of each sentence of a context text (worked out once per text)."""
+    def context(self, text: str) -> list[set[str]]:
+        """The distinct content words of each sentence of a context text that has any (worked out once
+        per text; a sentence without content words supports no claim)."""
         got = self._contexts.get(text)
         if got is None:
-            got = self._contexts[text] = tuple(tuple(content_word_set(s)) for s in sentences(text))
+            got = self._contexts[text] = sentence_word_sets(text)
         return got
 
     def faithfulness(self, answer: _Answer, contexts: Sequence[str]) -> tuple[float | None, str]:
         if not answer.claims:
             return None, "no_claims"
-        sets = [ws for c in dict.fromkeys(contexts) for ws in self.context(c)]
+        distinct = dict.fromkeys(contexts)  # often one text: the chunks a case retrieved may read alike
+        sets = self.context(contexts[0]) if len(distinct) == 1 else [ws for c in distinct for ws in self.context(c)]
         supported = 0
-        for cw in answer.claims:
+        for cw in answer.claims:  # loops, not any() over a generator: a context has a sentence or two
             need = self.need(len(cw))
-            if not need or any(len(cw.intersection(ws)) >= need for ws in sets):
-                supported += 1
+            for ws in sets:
+                if len(cw & ws) >= need:
+                    supported += 1
+                    break
+            else:
+                supported += not need  # no sentence holds the words: supported when none is needed
         return supported / len(answer.claims), ""
 
     def relevance(self, question: str, answer: _Answer) -> float | None:
         q = self._questions.get(question)
         if q is None:
-            q = self._questions[question] = tuple(content_word_set(question))
+            q = self._questions[question] = content_word_set(question)
         if not q or not answer.words:
             return None
-        return len(answer.words.intersection(q)) / len(q)
+        return len(answer.words & q) / len(q)
 
     def verdicts(self, items: Sequence[tuple[str, str, Sequence[str]]]) -> list[Verdicts]:
         """(faithfulness, relevance) of each ``(question, answer, contexts)``; faithfulness None when
