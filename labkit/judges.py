@@ -109,7 +109,8 @@ def abstains(text: str) -> bool:
     text, ignoring case is lowercasing) is answered without the search."""
     if text.isascii():
         low = text.lower()
-        if "not" not in low and "n't" not in low and "unable" not in low and "information" not in low:
+        no_nt = "'" not in low or "n't" not in low  # an apostrophe is looked for faster than n't
+        if no_nt and "not" not in low and "unable" not in low and "information" not in low:
             return False
     return ABSTENTION.search(text) is not None
 
@@ -216,6 +217,19 @@ class _Answer(NamedTuple):
     words: AbstractSet[str]
 
 
+class _Needs(dict[int, int]):
+    """The least count of a claim's ``n`` words a sentence must hold for the claim to be supported,
+    for each ``n`` (worked out on first sight)."""
+
+    def __init__(self, threshold: float) -> None:
+        super().__init__()
+        self.floor = threshold - 1e-12
+
+    def __missing__(self, n: int) -> int:
+        got = self[n] = next(m for m in range(n + 1) if m / n >= self.floor or m == n)
+        return got
+
+
 class _LexicalBatch:
     """The lexical judge's verdicts over a batch, each distinct context and question analysed once.
 
@@ -230,15 +244,14 @@ class _LexicalBatch:
     - the answer's content words (for relevance) are the union of its sentences' content words: the
       tokeniser's NFKC, lowercasing and token runs never reach across the whitespace between
       sentences, so the tokens of the whole are the tokens of its sentences;
-    - a claim of ``n`` words is supported when one context sentence holds at least ``need(n)`` of
+    - a claim of ``n`` words is supported when one context sentence holds at least ``needs[n]`` of
       them, the least count whose share ``count / n`` passes the threshold (the share grows with the
       count, so that is where the best share passes).
     """
 
     def __init__(self, judge: LexicalJudge) -> None:
         self.min_words = judge.min_content_words
-        self.threshold = judge.threshold
-        self._need: dict[int, int] = {}
+        self.needs = _Needs(judge.threshold)
         self._contexts: dict[str, list[set[str]]] = {}
         self._questions: dict[str, frozenset[str]] = {}
 
@@ -268,14 +281,6 @@ class _LexicalBatch:
                 claims.append(sw)
         return _Answer(claims, words)
 
-    def need(self, n: int) -> int:
-        """The least count of a claim's ``n`` words a sentence must hold for the claim to be supported."""
-        got = self._need.get(n)
-        if got is None:
-            floor = self.threshold - 1e-12
-            got = self._need[n] = next(m for m in range(n + 1) if m / n >= floor or m == n)
-        return got
-
     def context(self, text: str) -> list[set[str]]:
         """The distinct content words of each sentence of a context text that has any (worked out once
         per text; a sentence without content words supports no claim)."""
@@ -291,7 +296,7 @@ class _LexicalBatch:
         sets = self.context(contexts[0]) if len(distinct) == 1 else [ws for c in distinct for ws in self.context(c)]
         supported = 0
         for cw in answer.claims:  # loops, not any() over a generator: a context has a sentence or two
-            need = self.need(len(cw))
+            need = self.needs[len(cw)]
             for ws in sets:
                 if len(cw & ws) >= need:
                     supported += 1
