@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from labkit.errors import ClientHTTPError, ConfigError, EndpointError, JudgeRefused, JudgeReplyError
 from labkit.text import (
@@ -209,12 +209,10 @@ class LexicalJudge:
 Verdicts = tuple[tuple[float | None, str] | None, float | None]
 
 
-class _Answer(NamedTuple):
-    """What the lexical judge reads in an answer (citation markers stripped): the content words of
-    each claim (:meth:`LexicalJudge.claims`) and the distinct content words of the whole answer."""
-
-    claims: list[AbstractSet[str]]
-    words: AbstractSet[str]
+#: What the lexical judge reads in an answer (citation markers stripped): the content words of each
+#: claim (:meth:`LexicalJudge.claims`) and the distinct content words of the whole answer; a plain
+#: pair, built once a case (a named tuple is built by a call into Python)
+_Answer = tuple[list[AbstractSet[str]], AbstractSet[str]]
 
 
 class _Needs(dict[int, int]):
@@ -262,7 +260,7 @@ class _LexicalBatch:
         sets = sentence_word_sets(text)
         min_words = self.min_words
         words = sets[0] if len(sets) == 1 else set().union(*sets)  # one sentence: its set, never changed
-        return _Answer([w for w in sets if len(w) >= min_words], words)
+        return [w for w in sets if len(w) >= min_words], words
 
     def _abstaining(self, text: str) -> _Answer:
         """:meth:`answer` of a text holding an abstention phrase: its clauses are read where one is."""
@@ -279,7 +277,7 @@ class _LexicalBatch:
                         claims.append(cw)
             elif len(sw) >= min_words:
                 claims.append(sw)
-        return _Answer(claims, words)
+        return claims, words
 
     def context(self, text: str) -> list[set[str]]:
         """The distinct content words of each sentence of a context text that has any (worked out once
@@ -290,12 +288,13 @@ class _LexicalBatch:
         return got
 
     def faithfulness(self, answer: _Answer, contexts: Sequence[str]) -> tuple[float | None, str]:
-        if not answer.claims:
+        claims = answer[0]
+        if not claims:
             return None, "no_claims"
         distinct = dict.fromkeys(contexts)  # often one text: the chunks a case retrieved may read alike
         sets = self.context(contexts[0]) if len(distinct) == 1 else [ws for c in distinct for ws in self.context(c)]
         supported = 0
-        for cw in answer.claims:  # loops, not any() over a generator: a context has a sentence or two
+        for cw in claims:  # loops, not any() over a generator: a context has a sentence or two
             need = self.needs[len(cw)]
             for ws in sets:
                 if len(cw & ws) >= need:
@@ -303,15 +302,16 @@ class _LexicalBatch:
                     break
             else:
                 supported += not need  # no sentence holds the words: supported when none is needed
-        return supported / len(answer.claims), ""
+        return supported / len(claims), ""
 
     def relevance(self, question: str, answer: _Answer) -> float | None:
         q = self._questions.get(question)
         if q is None:
             q = self._questions[question] = content_word_set(question)
-        if not q or not answer.words:
+        words = answer[1]
+        if not q or not words:
             return None
-        return len(answer.words & q) / len(q)
+        return len(words & q) / len(q)
 
     def verdicts(self, items: Sequence[tuple[str, str, Sequence[str]]]) -> list[Verdicts]:
         """(faithfulness, relevance) of each ``(question, answer, contexts)``; faithfulness None when

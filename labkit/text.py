@@ -91,6 +91,7 @@ class _ContentWords(dict[str, str]):
 
 _MEMO_MAX = 1 << 18
 _WORD = _ContentWords()
+_word = _WORD.__getitem__  # bound once, not at every call
 
 
 def _tokens(text: str) -> list[str]:
@@ -103,7 +104,7 @@ def _tokens(text: str) -> list[str]:
 def content_words(text: str) -> list[str]:
     """Content words of a text: NFKC, lowercase, runs of letters/digits, stopwords and
     single letters dropped, plurals folded (``keys`` -> ``key``)."""
-    return list(filter(None, map(_WORD.__getitem__, _tokens(text))))
+    return list(filter(None, map(_word, _tokens(text))))
 
 
 def content_word_set(text: str) -> frozenset[str]:
@@ -113,7 +114,7 @@ def content_word_set(text: str) -> frozenset[str]:
 
 def _word_set(tokens: list[str]) -> set[str]:
     """The distinct content words of some tokens."""
-    out = set(map(_WORD.__getitem__, tokens))
+    out = set(map(_word, tokens))
     out.discard("")
     return out
 
