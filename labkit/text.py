@@ -134,7 +134,8 @@ def sentences(text: str) -> list[str]:
 
 
 def sentence_word_sets(text: str) -> list[set[str]]:
-    """The :func:`content_word_set` of each of the :func:`sentences` of a text, those with none left out.
+    """The distinct content words of each of the :func:`sentences` of a text (as
+    :func:`content_word_set`, in a set), those with none left out.
 
     ASCII text is cut at its sentence breaks without the sentences themselves: the marks and spaces
     of a break hold no token character, so the tokens between two breaks are a sentence's tokens."""
