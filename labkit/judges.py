@@ -16,12 +16,19 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from labkit.errors import ClientHTTPError, ConfigError, EndpointError, JudgeRefused, JudgeReplyError
-from labkit.text import content_word_set, content_words, sentences, strip_citations
+from labkit.text import (
+    content_word_set,
+    content_words,
+    sentence_word_sets,
+    sentences,
+    strip_citations,
+)
 
 # --- protocol and registry ------------------------------------------------------------
 
@@ -102,7 +109,8 @@ def abstains(text: str) -> bool:
     text, ignoring case is lowercasing) is answered without the search."""
     if text.isascii():
         low = text.lower()
-        if "not" not in low and "n't" not in low and "unable" not in low and "information" not in low:
+        no_nt = "'" not in low or "n't" not in low  # an apostrophe is looked for faster than n't
+        if no_nt and "not" not in low and "unable" not in low and "information" not in low:
             return False
     return ABSTENTION.search(text) is not None
 
@@ -201,12 +209,23 @@ class LexicalJudge:
 Verdicts = tuple[tuple[float | None, str] | None, float | None]
 
 
-class _Answer(NamedTuple):
-    """What the lexical judge reads in an answer (citation markers stripped): the content words of
-    each claim (:meth:`LexicalJudge.claims`) and the distinct content words of the whole answer."""
+#: What the lexical judge reads in an answer (citation markers stripped): the content words of each
+#: claim (:meth:`LexicalJudge.claims`) and the distinct content words of the whole answer; a plain
+#: pair, built once a case (a named tuple is built by a call into Python)
+_Answer = tuple[list[AbstractSet[str]], AbstractSet[str]]
 
-    claims: list[frozenset[str]]
-    words: set[str]
+
+class _Needs(dict[int, int]):
+    """The least count of a claim's ``n`` words a sentence must hold for the claim to be supported,
+    for each ``n`` (worked out on first sight)."""
+
+    def __init__(self, threshold: float) -> None:
+        super().__init__()
+        self.floor = threshold - 1e-12
+
+    def __missing__(self, n: int) -> int:
+        got = self[n] = next(m for m in range(n + 1) if m / n >= self.floor or m == n)
+        return got
 
 
 class _LexicalBatch:
@@ -217,73 +236,82 @@ class _LexicalBatch:
 
     - an answer is split into sentences once; the abstention pattern is searched in each sentence
       only when it occurs in the answer at all (a match inside a sentence is a match in the answer:
-      sentences are separated by whitespace only);
+      sentences are separated by whitespace only); an answer without it, and a context, is read as
+      the content words of its sentences (:func:`labkit.text.sentence_word_sets`), those without
+      any left out: they make no claim and hold none of a claim's words;
     - the answer's content words (for relevance) are the union of its sentences' content words: the
       tokeniser's NFKC, lowercasing and token runs never reach across the whitespace between
       sentences, so the tokens of the whole are the tokens of its sentences;
-    - a claim of ``n`` words is supported when one context sentence holds at least ``need(n)`` of
+    - a claim of ``n`` words is supported when one context sentence holds at least ``needs[n]`` of
       them, the least count whose share ``count / n`` passes the threshold (the share grows with the
       count, so that is where the best share passes).
     """
 
     def __init__(self, judge: LexicalJudge) -> None:
         self.min_words = judge.min_content_words
-        self.threshold = judge.threshold
-        self._need: dict[int, int] = {}
-        self._contexts: dict[str, tuple[tuple[str, ...], ...]] = {}
-        self._questions: dict[str, tuple[str, ...]] = {}
+        self.needs = _Needs(judge.threshold)
+        self._contexts: dict[str, list[set[str]]] = {}
+        self._questions: dict[str, frozenset[str]] = {}
 
     def answer(self, answer: str) -> _Answer:
         text = strip_citations(answer)
-        abstaining = abstains(text)
-        claims: list[frozenset[str]] = []
+        if abstains(text):
+            return self._abstaining(text)
+        sets = sentence_word_sets(text)
+        min_words = self.min_words
+        words = sets[0] if len(sets) == 1 else set().union(*sets)  # one sentence: its set, never changed
+        return [w for w in sets if len(w) >= min_words], words
+
+    def _abstaining(self, text: str) -> _Answer:
+        """:meth:`answer` of a text holding an abstention phrase: its clauses are read where one is."""
+        claims: list[AbstractSet[str]] = []
         words: set[str] = set()
         min_words = self.min_words
         for s in sentences(text):
             sw = content_word_set(s)
             words.update(sw)
-            if abstaining and abstains(s):
+            if abstains(s):
                 for c in _CLAUSE.split(s):
                     cw = content_word_set(c)
                     if len(cw) >= min_words and not abstains(c):
                         claims.append(cw)
             elif len(sw) >= min_words:
                 claims.append(sw)
-        return _Answer(claims, words)
+        return claims, words
 
-    def need(self, n: int) -> int:
-        """The least count of a claim's ``n`` words a sentence must hold for the claim to be supported."""
-        got = self._need.get(n)
-        if got is None:
-            floor = self.threshold - 1e-12
-            got = self._need[n] = next(m for m in range(n + 1) if m / n >= floor or m == n)
-        return got
-
-    def context(self, text: str) -> tuple[tuple[str, ...], ...]:
-        """The distinct content words of each sentence of a context text (worked out once per text)."""
+    def context(self, text: str) -> list[set[str]]:
+        """The distinct content words of each sentence of a context text that has any (worked out once
+        per text; a sentence without content words supports no claim)."""
         got = self._contexts.get(text)
         if got is None:
-            got = self._contexts[text] = tuple(tuple(content_word_set(s)) for s in sentences(text))
+            got = self._contexts[text] = sentence_word_sets(text)
         return got
 
     def faithfulness(self, answer: _Answer, contexts: Sequence[str]) -> tuple[float | None, str]:
-        if not answer.claims:
+        claims = answer[0]
+        if not claims:
             return None, "no_claims"
-        sets = [ws for c in dict.fromkeys(contexts) for ws in self.context(c)]
+        distinct = dict.fromkeys(contexts)  # often one text: the chunks a case retrieved may read alike
+        sets = self.context(contexts[0]) if len(distinct) == 1 else [ws for c in distinct for ws in self.context(c)]
         supported = 0
-        for cw in answer.claims:
-            need = self.need(len(cw))
-            if not need or any(len(cw.intersection(ws)) >= need for ws in sets):
-                supported += 1
-        return supported / len(answer.claims), ""
+        for cw in claims:  # loops, not any() over a generator: a context has a sentence or two
+            need = self.needs[len(cw)]
+            for ws in sets:
+                if len(cw & ws) >= need:
+                    supported += 1
+                    break
+            else:
+                supported += not need  # no sentence holds the words: supported when none is needed
+        return supported / len(claims), ""
 
     def relevance(self, question: str, answer: _Answer) -> float | None:
         q = self._questions.get(question)
         if q is None:
-            q = self._questions[question] = tuple(content_word_set(question))
-        if not q or not answer.words:
+            q = self._questions[question] = content_word_set(question)
+        words = answer[1]
+        if not q or not words:
             return None
-        return len(answer.words.intersection(q)) / len(q)
+        return len(words & q) / len(q)
 
     def verdicts(self, items: Sequence[tuple[str, str, Sequence[str]]]) -> list[Verdicts]:
         """(faithfulness, relevance) of each ``(question, answer, contexts)``; faithfulness None when

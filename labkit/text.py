@@ -4,7 +4,8 @@
   digits (``[^\\W_]+``, so punctuation, hyphens and apostrophes split words);
   English :data:`STOPWORDS` and single letters dropped (digits kept); plural
   folding by :func:`stem` (``-ies`` -> ``-y``, a trailing ``-s`` dropped).
-- :func:`sentences`: split after ``.``, ``!`` or ``?`` followed by whitespace, and at line breaks.
+- :func:`sentences`: split after ``.``, ``!`` or ``?`` followed by whitespace, and at line breaks;
+  :func:`sentence_word_sets`: the distinct content words of each.
 - :func:`strip_citations`: remove citation markers ``[...]``.
 
 Documented rules: docs/metrics.md ("Lexical judge"). Pure Python, no dependency.
@@ -14,8 +15,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 
-__all__ = ["STOPWORDS", "content_word_set", "content_words", "sentences", "stem", "strip_citations"]
+__all__ = [
+    "STOPWORDS", "content_word_set", "content_words", "sentence_word_sets", "sentences", "stem", "strip_citations",
+]
 
 _STOP_TEXT = """
 a about above after again against all am an and any are as at be because been before being
@@ -34,7 +38,29 @@ _TOKEN = re.compile(r"[^\W_]+")
 #: a citation marker: ids without spaces (``[security-runbook#2]``, ``[1]``, ``[a#1, b#2]``); a bracketed
 #: note with words (``[Refunds are approved at once]``) is text, not a citation, and stays
 _CITATION = re.compile(r"\[\s*[\w.:/-]+(?:#\d+)?(?:\s*[,;]\s*[\w.:/-]+(?:#\d+)?)*\s*\]")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+_ENDS = ".!?"
+_SENTENCE = re.compile(rf"(?<=[{_ENDS}])\s+|\n+")
+#: where a text without line breaks has a sentence break (the lookbehind above is slow to search for)
+_END_SPACE = re.compile(rf"[{_ENDS}]\s")
+_SPACE = re.compile(r"\s")
+
+
+def _ascii_table(byte: Callable[[str], str]) -> bytes:
+    """A ``bytes.translate`` table for ASCII text: each ASCII character's replacement."""
+    return "".join(map(byte, map(chr, range(128)))).encode("ascii") + bytes(range(128, 256))
+
+
+def _token_byte(c: str) -> str:
+    return c.lower() if _TOKEN.match(c) else " "
+
+
+#: ASCII text lowercased with every character outside a token a space: its words are its tokens
+_ASCII_TOKENS = _ascii_table(_token_byte)
+#: ASCII text with each sentence end a ``.`` and each whitespace but a line break a space: a sentence
+#: break is then a line break or ``". "``
+_ASCII_ENDS = _ascii_table(lambda c: "." if c in _ENDS else " " if c != "\n" and _SPACE.match(c) else c)
+#: :data:`_ASCII_TOKENS` keeping line breaks
+_ASCII_TOKEN_LINES = _ascii_table(lambda c: c if c == "\n" else _token_byte(c))
 
 
 def stem(tok: str) -> str:
@@ -65,26 +91,32 @@ class _ContentWords(dict[str, str]):
 
 _MEMO_MAX = 1 << 18
 _WORD = _ContentWords()
+_word = _WORD.__getitem__  # bound once, not at every call
 
 
 def _tokens(text: str) -> list[str]:
     """The lowercase letter/digit runs of a text after NFKC (NFKC leaves ASCII text as it is)."""
-    return _TOKEN.findall((text if text.isascii() else unicodedata.normalize("NFKC", text)).lower())
+    if text.isascii():
+        return text.encode("ascii").translate(_ASCII_TOKENS).decode("ascii").split()
+    return _TOKEN.findall(unicodedata.normalize("NFKC", text).lower())
 
 
 def content_words(text: str) -> list[str]:
     """Content words of a text: NFKC, lowercase, runs of letters/digits, stopwords and
     single letters dropped, plurals folded (``keys`` -> ``key``)."""
-    return list(filter(None, map(_WORD.__getitem__, _tokens(text))))
+    return list(filter(None, map(_word, _tokens(text))))
 
 
 def content_word_set(text: str) -> frozenset[str]:
     """The distinct :func:`content_words` of a text."""
-    out = frozenset(map(_WORD.__getitem__, _tokens(text)))
-    return out - _NO_WORD if "" in out else out
+    return frozenset(_word_set(_tokens(text)))
 
 
-_NO_WORD = frozenset([""])
+def _word_set(tokens: list[str]) -> set[str]:
+    """The distinct content words of some tokens."""
+    out = set(map(_word, tokens))
+    out.discard("")
+    return out
 
 
 def strip_citations(text: str) -> str:
@@ -95,4 +127,22 @@ def strip_citations(text: str) -> str:
 
 def sentences(text: str) -> list[str]:
     """Split on ., ! or ? followed by whitespace, and on line breaks; empty parts dropped."""
-    return [s for s in map(str.strip, _SENTENCE.split(text)) if s]
+    if "\n" in text or _END_SPACE.search(text):
+        return [s for s in map(str.strip, _SENTENCE.split(text)) if s]
+    one = text.strip()  # no break: one sentence
+    return [one] if one else []
+
+
+def sentence_word_sets(text: str) -> list[set[str]]:
+    """The distinct content words of each of the :func:`sentences` of a text (as
+    :func:`content_word_set`, in a set), those with none left out.
+
+    ASCII text is cut at its sentence breaks without the sentences themselves: the marks and spaces
+    of a break hold no token character, so the tokens between two breaks are a sentence's tokens."""
+    if text.isascii():
+        # every break now holds a line break, and nothing else does
+        marked = text.encode("ascii").translate(_ASCII_ENDS).replace(b". ", b"\n").translate(_ASCII_TOKEN_LINES)
+        parts = map(str.split, marked.decode("ascii").split("\n"))
+    else:
+        parts = map(_tokens, sentences(text))
+    return list(filter(None, map(_word_set, parts)))

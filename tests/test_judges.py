@@ -283,7 +283,12 @@ def test_abstentions_and_citation_markers_stay_out_of_the_claims(answer):
 # --- judging many cases at once --------------------------------------------------------------
 
 _JUDGE_WORDS = ["refund", "refunds", "key", "rotate", "portal", "owner", "the", "we", "cannot", "confirm",
-                "it", "but", "is", "approved", "at", "once", "[d1#0]", "I", "could", "not", "find", "this"]
+                "it", "but", "is", "approved", "at", "once", "[d1#0]", "I", "could", "not", "find", "this",
+                "Keys", "policies", "9", "x_y", "[a#1, b#2]", "[Refunds are approved]", "I cannot find",
+                "no information about", "not covered in the docs", "ﬁle", "café", "Ｋｅｙ"]
+#: what follows a word: mostly a space, else sentence marks, line breaks, clause marks, odd whitespace
+_JUDGE_MARKS = [" "] * 12 + ["  ", ", ", "; ", " - ", "(", ") ", "_", "\u2014", ". ", "! ", "? ", "\n", ".\n", "\r\n",
+                              "\t", ".\t", ".\x1c", "\x1c", ".\x85", "?\u2028", ".\u00a0", "\uff0e ", "\u3002", "..."]
 
 
 def _batch_items(seed: int, n: int) -> tuple[list[tuple[str, list[str]]], list[tuple[str, str]]]:
@@ -292,23 +297,37 @@ def _batch_items(seed: int, n: int) -> tuple[list[tuple[str, list[str]]], list[t
     rng = random.Random(seed)
 
     def text(m: int) -> str:
-        return " ".join(rng.choice(_JUDGE_WORDS) for _ in range(m)) + rng.choice([".", "!", "?", ""])
+        return ("".join(rng.choice(_JUDGE_WORDS) + rng.choice(_JUDGE_MARKS) for _ in range(m)).rstrip(" ")
+                + rng.choice([".", "!", "?", ""]))
+
+    def contexts() -> list[str]:
+        if rng.random() < 0.3:  # copies of one text, as a case that retrieved one chunk's text many times
+            return [rng.choice(shared)] * rng.randrange(1, 9)
+        return [rng.choice(shared) if rng.random() < 0.5 else text(6) for _ in range(rng.randrange(0, 4))]
 
     shared = [text(7) for _ in range(4)]  # chunks many cases retrieve
-    faith = [(" ".join(text(rng.randrange(1, 9)) for _ in range(rng.randrange(0, 4))),
-              [rng.choice(shared) if rng.random() < 0.5 else text(6) for _ in range(rng.randrange(0, 4))])
-             for _ in range(n)]
+    faith = [(" ".join(text(rng.randrange(1, 9)) for _ in range(rng.randrange(0, 4))), contexts()) for _ in range(n)]
     rel = [(text(rng.randrange(0, 6)), text(rng.randrange(0, 9))) for _ in range(n)]
     return faith, rel
 
 
-@settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), threshold=st.sampled_from([0.3, 0.6, 1.0]))
-def test_the_lexical_batch_gives_each_case_its_own_verdict(seed: int, threshold: float) -> None:
-    judge = LexicalJudge(threshold=threshold)
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), threshold=st.sampled_from([1e-13, 0.3, 0.6, 1.0]),
+       min_words=st.integers(1, 3))
+def test_the_lexical_batch_gives_each_case_its_own_verdict(seed: int, threshold: float, min_words: int) -> None:
+    """The batch against the per-case judge, on answers, contexts and questions of ASCII and other
+    text: sentence marks, line breaks, citation markers, abstention phrases, odd whitespace."""
+    from labkit.judges import lexical_verdicts
+
+    judge = LexicalJudge(threshold=threshold, min_content_words=min_words)
     faith, rel = _batch_items(seed, 30)
-    assert judge.faithfulness_many(faith) == [judge.faithfulness(a, c) for a, c in faith]
-    assert judge.relevance_many(rel) == [judge.relevance(q, a) for q, a in rel]
+    want_faith = [judge.faithfulness(a, c) for a, c in faith]
+    want_rel = [judge.relevance(q, a) for q, a in rel]
+    assert judge.faithfulness_many(faith) == want_faith
+    assert judge.relevance_many(rel) == want_rel
+    both = lexical_verdicts(judge, [(q, a, c) for (a, c), (q, _) in zip(faith, rel, strict=True)])
+    assert [f for f, _ in both] == [f if c else None for f, (_, c) in zip(want_faith, faith, strict=True)]
+    assert [r for _, r in both] == [judge.relevance(q, a) for (a, _), (q, _) in zip(faith, rel, strict=True)]
 
 
 def test_a_judge_without_a_batch_is_asked_case_by_case() -> None:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from labkit import judges, text
 from labkit.pipelines import rag
 
@@ -22,3 +28,45 @@ def test_tokens_are_unicode_letter_and_digit_runs():
     assert text.content_words("Café résumé naïve") == ["café", "résumé", "naïve"]
     assert text.content_words("user u-17 self-serve don't") == ["user", "17", "self", "serve"]
     assert text.content_words("ﬁle Ｆｕｌｌ") == ["file", "full"]  # NFKC: ligature and full-width letters
+
+
+# --- the ASCII readings against the exact patterns --------------------------------------------
+
+_WORDS = ["key", "Keys", "policies", "portal", "9", "42", "x_y", "don't", "e-mail", "the", "a", "not", "[d1#0]",
+          "ﬁle", "café", "Ｋｅｙ", "İd"]
+_MARKS = ["", " ", "  ", ".", "!", "?", "...", "?!", ". .", ". ", "! ", "? ", "\n", "\n\n", ".\n", "\r\n", "\t", ".\t",
+          "!\r", "?\x0b", ".\x0c", ".\x1c", "!\x1f", "\x1c", ",", ";", "(", ")", "_", "\x00", "\x7f",
+          ".\x85", "?\u2028", ".\u00a0", ".\u3000", "\uff0e ", "\uff01 ", "\u3002", "\u2014"]
+#: words and the marks after them (ASCII and not), any ASCII text, any text
+texts = (st.lists(st.tuples(st.sampled_from(_WORDS), st.sampled_from(_MARKS)), max_size=10)
+         .map(lambda parts: "".join(w + m for w, m in parts))
+         | st.text(st.characters(max_codepoint=127), max_size=40) | st.text(max_size=40))
+
+
+def exact_tokens(s: str) -> list[str]:
+    return re.findall(r"[^\W_]+", unicodedata.normalize("NFKC", s).lower())
+
+
+def exact_sentences(s: str) -> list[str]:
+    return [x for x in map(str.strip, re.split(r"(?<=[.!?])\s+|\n+", s)) if x]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(texts)
+def test_the_tokens_are_the_letter_and_digit_runs(s: str) -> None:
+    assert text._tokens(s) == exact_tokens(s)
+    if s.isascii():  # what the ASCII reading rests on: lowercased, a token character is a-z or 0-9
+        assert exact_tokens(s) == re.findall(r"[a-z0-9]+", s.lower())
+
+
+@settings(max_examples=1500, deadline=None)
+@given(texts)
+def test_sentences_are_the_split_at_the_breaks(s: str) -> None:
+    assert text.sentences(s) == exact_sentences(s)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(texts)
+def test_sentence_word_sets_are_the_word_sets_of_the_sentences(s: str) -> None:
+    want = [w for x in exact_sentences(s) if (w := set(text.content_words(x)))]
+    assert text.sentence_word_sets(s) == want
