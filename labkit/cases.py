@@ -397,16 +397,16 @@ class Dataset(Sequence[EvalCase]):
 
 def parse_lines(lines: Iterable[str], path: str | None = None) -> Dataset:
     """Validate JSONL text lines (blank lines skipped); all-or-nothing."""
-    return _parse_numbered(enumerate(lines, start=1), path)
+    return _parse_numbered(((n, s) for n, s in enumerate(lines, start=1) if s.strip()), path)
 
 
 def _parse_numbered(lines: Iterable[tuple[int, str]], path: str | None) -> Dataset:
+    """The dataset of numbered lines as iter_jsonl gives them: none blank, each number higher."""
     problems: list[Problem] = []
     cases: list[EvalCase] = []
     seen: dict[str, int] = {}
+    first_line = seen.setdefault  # an id's first line: this line's number when the id is new
     for n, raw in lines:
-        if not raw.strip():
-            continue
         try:
             obj = loads_line(raw)
         except json.JSONDecodeError as e:
@@ -422,10 +422,10 @@ def _parse_numbered(lines: Iterable[tuple[int, str]], path: str | None) -> Datas
             problems.extend(probs)
             if case is None:
                 continue
-        if case.id in seen:
-            problems.append(Problem(n, "id", f"duplicate id {case.id!r} (first on line {seen[case.id]})"))
+        first = first_line(case.id, n)
+        if first != n:
+            problems.append(Problem(n, "id", f"duplicate id {case.id!r} (first on line {first})"))
             continue
-        seen[case.id] = n
         cases.append(case)
     if problems:
         raise DatasetError(path, problems)

@@ -291,3 +291,14 @@ def test_a_plain_case_is_frozen_and_behaves_as_one_built_by_its_init():
     with pytest.raises(dataclasses.FrozenInstanceError):
         plain.id = "b"
 
+
+
+def test_duplicate_ids_and_blank_lines_as_before(tmp_path):
+    lines = ['{"id": "a", "question": "one"}', " \t", '{"id": "b", "question": "two"}', "\u3000\x1c",
+             '{"id": "a", "question": "three"}', '{"question": "two"}', '{"question": "two"}', ""]
+    for load in (lambda: parse_lines(lines), lambda: load_cases(write(tmp_path, lines))):
+        with pytest.raises(DatasetError) as ei:
+            load()
+        assert [(p.line, p.field, p.reason) for p in ei.value.problems] == [
+            (5, "id", "duplicate id 'a' (first on line 1)"),
+            (7, "id", f"duplicate id {derive_id('two')!r} (first on line 6)")]
