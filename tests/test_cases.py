@@ -3,6 +3,8 @@ import json
 import pytest
 
 from labkit.cases import (
+    KINDS,
+    RISKS,
     EvalCase,
     as_cases,
     dataset_stats,
@@ -199,3 +201,107 @@ def test_canonical_bytes_are_what_json_writes(question, tags, metadata, phrases)
            "expected_source": None}
     want = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
     assert canonical_bytes(obj) == want
+
+
+# --- the plain-line path of the loader: the field-by-field parse's case, or that parse decides --
+
+_words = st.text(st.characters(blacklist_categories=("Cs",)), max_size=6)  # no lone surrogate
+_blank = st.sampled_from(["", " ", "\t\n", "\u3000", "\x1c", "\x85"])
+_other = st.sampled_from([0, 1.5, True, False, [], {}, ["x"], {"x": "y"}])  # not a string
+_string = _words | _blank
+_maybe_str = st.none() | _string | _other
+_str_list = st.none() | st.lists(_string, max_size=3) | st.lists(_string | _other, max_size=3) | _string | _other
+_tag_key = st.sampled_from(["kind", "risk", "category"]) | _words
+_tag_text = st.sampled_from([*KINDS, *RISKS, "x", "Low", " low", ""]) | _words
+_tags = (st.none() | _other | st.dictionaries(_tag_key, _tag_text | _maybe_str, max_size=4)
+         | st.fixed_dictionaries({"kind": _tag_text}, optional={"risk": st.sampled_from(RISKS), "category": _words})
+         | st.fixed_dictionaries({"risk": _tag_text}, optional={"kind": st.sampled_from(KINDS), "category": _words}))
+_json = st.recursive(st.none() | st.booleans() | st.integers() | _words,
+                     lambda kids: st.lists(kids, max_size=2) | st.dictionaries(_words, kids, max_size=2), max_leaves=4)
+_tool = st.fixed_dictionaries({}, optional={"name": _maybe_str, "args": st.dictionaries(_words, _json, max_size=2) | _json,
+                                            "extra": _json}) | _json
+_tools = st.none() | st.lists(_tool, max_size=3) | _other | _string
+_field_values = {"id": _maybe_str, "question": _maybe_str, "expected_source": _maybe_str,
+                 "reference_answer": _maybe_str, "expected_chunks": _str_list, "must_include": _str_list,
+                 "must_not_include": _str_list, "expected_tools": _tools, "tags": _tags,
+                 "metadata": st.none() | st.dictionaries(_words, _json, max_size=3) | _json}
+_text = _words.filter(str.strip)
+_valid_values = {"id": st.none() | _text, "expected_source": st.none() | _text, "reference_answer": st.none() | _text,
+                 "expected_chunks": st.none() | st.lists(_text, max_size=3), "must_include": st.lists(_text, max_size=3),
+                 "must_not_include": st.lists(_text, max_size=3),
+                 "expected_tools": st.none() | st.lists(st.fixed_dictionaries(
+                     {"name": _text}, optional={"args": st.dictionaries(_words, _json, max_size=2)}), max_size=2),
+                 "tags": st.none() | st.fixed_dictionaries({}, optional={
+                     "kind": st.sampled_from(KINDS), "risk": st.sampled_from(RISKS), "category": _words, "x": _words}),
+                 "metadata": st.none() | st.dictionaries(_words, _json, max_size=3)}
+
+
+_off_values = {**_field_values, "tag": _json, "Question": _words}  # and two unknown fields
+
+
+def _one_field_off(key: str):
+    """A line valid but for (maybe) the field ``key``, of any value and type."""
+    others = {k: v for k, v in _valid_values.items() if k != key}
+    return st.fixed_dictionaries({"question": _text, key: _off_values[key]}, optional=others)
+
+
+_line = (st.fixed_dictionaries({"question": _text}, optional=_valid_values)  # valid: each field of each shape
+         | st.sampled_from(sorted(_off_values)).flatmap(_one_field_off)
+         | st.sampled_from(["tags", "expected_tools"]).flatmap(_one_field_off)  # (the fields of most rules)
+         | st.fixed_dictionaries({}, optional=_off_values)
+         | _json)  # no object
+
+
+def _shape(x):
+    """A value with the type of every part in it (a tuple is not a list; dicts keep their order)."""
+    if isinstance(x, dict):
+        return ("dict", [(_shape(k), _shape(v)) for k, v in x.items()])
+    if isinstance(x, list | tuple):
+        return (type(x).__name__, [_shape(v) for v in x])
+    return (type(x).__name__, x)
+
+
+@settings(max_examples=2000)
+@given(_line)
+def test_a_plain_line_is_the_case_the_field_by_field_parse_builds(line):
+    from labkit.cases import FIELDS, _parse, _plain_case
+    from labkit.io import loads_line
+
+    text = json.dumps(line)
+    case, problems = _parse(loads_line(text), 7)
+    obj = loads_line(text)  # what the loader hands over: a decoded line (its own strings)
+    plain = _plain_case(obj)
+    if problems:  # an invalid line: left to the field-by-field parse, which names its problems
+        assert plain is None
+        return
+    assert type(plain) is EvalCase and plain == case
+    assert [_shape(getattr(plain, f)) for f in FIELDS] == [_shape(getattr(case, f)) for f in FIELDS]
+    assert all(plain.tags[k] is v for k, v in case.tags.items())  # both interned
+    assert plain.metadata is not obj.get("metadata")
+
+
+def test_a_plain_case_is_frozen_and_behaves_as_one_built_by_its_init():
+    import dataclasses
+    import pickle
+
+    from labkit.cases import _plain_case
+
+    obj = {"id": "a", "question": "q?", "tags": {"kind": "failure"}, "expected_tools": [{"name": "t"}]}
+    plain = _plain_case(obj)
+    built = EvalCase("a", "q?", expected_tools=({"name": "t", "args": {}},), tags={"kind": "failure"})
+    assert plain == built and repr(plain) == repr(built)
+    assert pickle.loads(pickle.dumps(plain)) == built and dataclasses.replace(plain, id="b").id == "b"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plain.id = "b"
+
+
+
+def test_duplicate_ids_and_blank_lines_as_before(tmp_path):
+    lines = ['{"id": "a", "question": "one"}', " \t", '{"id": "b", "question": "two"}', "\u3000\x1c",
+             '{"id": "a", "question": "three"}', '{"question": "two"}', '{"question": "two"}', ""]
+    for load in (lambda: parse_lines(lines), lambda: load_cases(write(tmp_path, lines))):
+        with pytest.raises(DatasetError) as ei:
+            load()
+        assert [(p.line, p.field, p.reason) for p in ei.value.problems] == [
+            (5, "id", "duplicate id 'a' (first on line 1)"),
+            (7, "id", f"duplicate id {derive_id('two')!r} (first on line 6)")]
