@@ -286,7 +286,7 @@ def iter_jsonl(path: str | os.PathLike[str], *, strict_tail: bool = False,
                 text = raw.decode("utf-8", errors="replace" if lenient else "strict")
             except UnicodeDecodeError as e:
                 raise DatasetError(str(p), [Problem(n, None, f"not UTF-8 text: {e.reason}")]) from None
-            if text.strip():
+            if not text.isspace():  # (a blank line skipped: strip() would copy every line)
                 yield n, text, complete
 
 

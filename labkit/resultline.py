@@ -67,6 +67,7 @@ _NUMBER_BOUNDS = {"cost_usd": (MAX_COST_USD, "1e9 USD"), "latency_ms": (MAX_LATE
 #: Token-count names other systems log, read as labkit's (input_tokens, output_tokens).
 USAGE_ALIASES = {"prompt_tokens": "input_tokens", "completion_tokens": "output_tokens"}
 _ID_FIELDS = ("trace_id", "error_type", "answered_by", "idempotency_key")
+_ABSENT = object()
 
 
 # --------------------------------------------------------------------------- JSON values
@@ -319,10 +320,9 @@ def check_line(obj: Any, line: int | None, out: list[Problem]) -> dict[str, Any]
         return None
     res = dict(obj)
     for key, default in RESULT_DEFAULTS.items():
-        if res.get(key) is None and default is not None:
+        v = res.get(key, _ABSENT)  # a field given keeps its place; one missing is added, in this order
+        if v is _ABSENT or (v is None and default is not None):
             res[key] = list(default) if isinstance(default, list) else default
-        else:
-            res.setdefault(key, default)
     res["retrieved"] = retrieved
     if "retrieved" not in obj:
         res.setdefault("retrieval_logged", False)

@@ -192,3 +192,19 @@ def test_atomic_path_keeps_the_old_file_when_the_writer_raises(tmp_path):
         raise RuntimeError("disk full")
     assert target.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+@settings(max_examples=300)
+@given(st.lists(st.text(" \t\r\x0b\x0c\x1c\x1d\x85\u2028\u3000\xa0a{}", max_size=4), max_size=8))
+def test_a_blank_line_is_one_strip_leaves_empty(lines):
+    """iter_jsonl skips exactly the lines that hold only whitespace (any kind), numbering the rest."""
+    import tempfile
+    from pathlib import Path
+
+    from labkit.io import iter_jsonl
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "x.jsonl"
+        p.write_bytes("".join(line + "\n" for line in lines).encode("utf-8"))
+        got = [(n, text) for n, text, _ in iter_jsonl(p)]
+    assert got == [(i, line + "\n") for i, line in enumerate(lines, 1) if line.strip()]

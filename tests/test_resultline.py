@@ -177,3 +177,37 @@ def test_json_value_converts_tuples_dataclasses_and_numpy_scalars() -> None:
     assert out == {"answer": "x", "r": [{"id": "d#1", "score": 1.5}], "k": 3, "a": shared, "b": shared,
                    "big": 2**62}
     assert type(out["k"]) is int
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from labkit.resultline import RESULT_DEFAULTS  # noqa: E402
+
+_GIVEN = {"status": "error", "answer": "x", "retrieved": [{"id": "d#1"}], "citations": ["d#1"], "tool_calls": [],
+          "usage": {"input_tokens": 1}, "cost_usd": 0.5, "latency_ms": 3.0, "attempts": 2, "error": "e",
+          "trace_id": "t", "from_cache": False}
+
+
+@given(st.permutations(list(_GIVEN)), st.lists(st.sampled_from(["value", "null", "absent"]), min_size=12, max_size=12))
+def test_a_line_gets_every_field_in_place_and_the_missing_ones_in_order(order: list[str], how: list[str]) -> None:
+    """Each field given keeps its place (a null one takes its default where the field has one), and
+    each missing field is added after them, in RESULT_DEFAULTS' order, with its default."""
+    obj: dict[str, Any] = {"case_id": "a"}
+    for key, h in zip(order, how, strict=True):
+        if h != "absent":  # (a null status is refused: the status is given or left out)
+            obj[key] = _GIVEN[key] if h == "value" or key == "status" else None
+    res = check_line(obj, 1, [])
+    assert res is not None
+    want = dict(obj)
+    for key, default in RESULT_DEFAULTS.items():  # the rule, spelled out
+        if want.get(key) is None and default is not None:
+            want[key] = list(default) if isinstance(default, list) else default
+        else:
+            want.setdefault(key, default)
+    want["retrieved"] = [{"id": "d#1"}] if obj.get("retrieved") else []
+    if "retrieved" not in obj:
+        want["retrieval_logged"] = False
+    if obj.get("usage"):
+        want["usage"] = {"input_tokens": 1}
+    assert list(res.items()) == list(want.items())
