@@ -306,6 +306,8 @@ def load_dataset(
 
 #: first characters that make a spreadsheet read a cell as a formula
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: the first characters of a text :func:`csv_safe` may change: a formula start or a quote before one
+_RISKY_START = frozenset(_FORMULA_START) | {"'"}
 
 
 def csv_safe(value: Any) -> Any:
@@ -392,7 +394,8 @@ def _safe_texts(col: pd.Series) -> Any:
 
     vals = col.astype(object).where(col.notna(), None)
     distinct = pd.unique(vals.to_numpy())
-    change = {v: csv_safe(v) for v in distinct if v is not None and csv_safe(v) is not v}
+    risky = _RISKY_START  # (csv_safe changes only a text starting so: the others are passed by)
+    change = {v: safe for v in distinct if isinstance(v, str) and v[:1] in risky and (safe := csv_safe(v)) is not v}
     return vals.map(lambda v: change.get(v, v)) if change else vals
 
 

@@ -184,22 +184,18 @@ def _compact(cols: dict[str, Any]) -> pd.DataFrame:
 
 
 def _frame(parts: list[_Part]) -> pd.DataFrame | None:
-    """The parts' scores as one frame in file order (reason columns as text again, each
-    distinct reason one string object); None when no part has scores."""
+    """The parts' scores as one frame in file order (reason columns as text again: a part's
+    distinct reasons one string object each); None when no part has scores."""
     import pandas as pd
-    from pandas.api.types import union_categoricals
 
     frames = [part.scores for part in parts if part.scores is not None]
     if not frames:
         return None
-    out: dict[str, Any] = {}
-    for name in frames[0].columns:
-        cols = [f[name] for f in frames]
-        if all(isinstance(c.dtype, pd.CategoricalDtype) for c in cols):  # text as Python strings
-            out[name] = pd.Series(union_categoricals(cols).astype(object), dtype=object)
-        else:
-            out[name] = pd.concat(cols, ignore_index=True)
-    return pd.DataFrame(out)
+    out = pd.concat(frames, ignore_index=True)  # (categoricals of unequal categories come out as text)
+    for name, dtype in frames[0].dtypes.items():
+        if isinstance(dtype, pd.CategoricalDtype) and out[name].dtype != object:
+            out[name] = out[name].astype(object)
+    return out
 
 
 def _parts(path: Path, judge: Any) -> list[_Part]:
