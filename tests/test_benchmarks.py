@@ -20,7 +20,7 @@ SMALL = {
     "bench_percase.py": ["--n", "300", "--repeat", "1"],
     "bench_embeddings.py": ["--n", "4"],
     "bench_runner.py": ["--cases", "100", "--repeat", "1"],
-    "bench_score.py": ["--sizes", "300"],
+    "bench_score.py": ["--sizes", "300", "--repeat", "2"],
     "bench_startup.py": ["--rounds", "2"],
     "bench_traces.py": ["--n", "500", "--workers", "1", "--repeat", "1"],
 }
