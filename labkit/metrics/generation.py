@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 Score = tuple[float | None, str]
 
-_WS = re.compile(r"\s+")
 #: a placeholder the redactor writes: a catalogue type, an extra pattern's tag, or dropped content
 _PLACEHOLDER = re.compile(r"\[(CONTENT len=\d+ sha256=[0-9a-f]{12}|[A-Z][A-Z0-9_]*)\]")
 REDACTED = "redacted"
@@ -48,7 +47,7 @@ class ClaimJudge(Protocol):
 
 def normalize(text: str) -> str:
     """Lowercase and collapse whitespace runs to one space (for phrase matching)."""
-    return _WS.sub(" ", text.lower()).strip()
+    return " ".join(text.lower().split())  # what str.split splits at is what \s matches in a str
 
 
 def phrases_found(answer: str | None, phrases: Iterable[str]) -> list[bool]:
