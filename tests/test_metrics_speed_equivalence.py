@@ -239,6 +239,38 @@ def test_reference_tokens_are_the_previous_normalisation(s: str) -> None:
     assert reference.tokens(s) == old_tokens(s)
 
 
+#: ASCII text of words, punctuation, whitespace and control characters (the byte-translated tokens, and
+#: the texts a control character or a citation sends back to the translation of each character)
+ascii_text = st.lists(st.sampled_from(["a", "an", "the", "The", "A", "x", "Key", "9", "don't", "1,000", "e-mail",
+                                       "x_y", "[d1#0]", "[1]", "[EMAIL]", " ", "  ", "\t", "\n", "\x1c", "\x0b",
+                                       "\x00", "\x7f", "!", ".", "~", "$", "|"]), max_size=30).map("".join) \
+    | st.text(st.characters(max_codepoint=127), max_size=60)
+
+
+@settings(max_examples=600, deadline=None)
+@given(s=ascii_text | tricky_text)
+def test_ascii_reference_tokens_are_the_previous_normalisation(s: str) -> None:
+    assert reference.tokens(s) == old_tokens(s)
+
+
+def old_phrase_normalize(s: str) -> str:
+    return re.sub(r"\s+", " ", s.lower()).strip()
+
+
+@settings(max_examples=600, deadline=None)
+@given(s=ascii_text | tricky_text | st.text(st.sampled_from(" \t\n\r\x0b\x0c\x1c\x1f\x85\xa0\u2028\u3000ab"),
+                                            max_size=20))
+def test_phrase_normalisation_is_the_whitespace_regex(s: str) -> None:
+    assert generation.normalize(s) == old_phrase_normalize(s)
+
+
+@settings(max_examples=600, deadline=None)
+@given(a=st.lists(st.sampled_from("abcdefgh"), max_size=8, unique=True) | st.lists(st.sampled_from("abcd"), max_size=9),
+       b=st.lists(st.sampled_from("abcdefgh"), max_size=8, unique=True) | st.lists(st.sampled_from("abcd"), max_size=9))
+def test_token_f1_with_and_without_repeated_tokens_is_the_counter_one(a: list[str], b: list[str]) -> None:
+    assert reference.token_f1(a, b) == old_token_f1(a, b)
+
+
 @settings(max_examples=300, deadline=None)
 @given(a=st.lists(st.sampled_from("abcde"), max_size=90), b=st.lists(st.sampled_from("abcdef"), max_size=70))
 def test_the_bit_parallel_lcs_is_the_dynamic_programme(a: list[str], b: list[str]) -> None:
