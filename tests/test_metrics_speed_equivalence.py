@@ -443,3 +443,40 @@ def test_score_cases_is_the_per_case_scorer_on_the_shipped_data(shipped_run: Pat
     stripped = [{**r, "retrieved": [{"id": it["id"]} for it in r.get("retrieved") or []]} for r in results]
     assert_identical(cases, stripped, corpus=corpus)  # every context text from the corpus
     assert_identical(cases, [json.loads(json.dumps(r)) for r in results], k=3)
+
+
+_cited = st.sampled_from(["d1#0", "d1#1", "d2#0", "d2", "d3", "", "#0", None, 3, "d1#0"])
+_line_item = st.one_of(
+    st.fixed_dictionaries({"id": st.sampled_from(["d1#0", "d1#1", "d2#0", "d3", "", None, 7]),
+                           "source": st.sampled_from(["d1", "d2", "d9", "", None, 3])},
+                          optional={"text": st.sampled_from(["Rotate the key.", "", None])}),
+    st.sampled_from(["d1#0", "d2#0", "d2", "", None, 5]),
+)
+
+
+@st.composite
+def citing_runs(draw: st.DrawFn) -> tuple[list[EvalCase], list[dict[str, Any]]]:
+    """Cases with gold at chunk and at source level (or none) and lines citing one id, several
+    (repeated, odd values) or none, with retrieved items as mappings and as bare ids."""
+    cases, lines = [], []
+    for i in range(draw(st.integers(1, 12))):
+        gold = draw(st.lists(st.sampled_from(["d1", "d2", "d3"]), max_size=2, unique=True))
+        chunks = draw(st.booleans())
+        cases.append(EvalCase(id=f"c{i}", question="Rotate the key?",
+                              expected_source=gold[0] if gold and not chunks else None,
+                              expected_chunks=tuple(f"{g}#0" for g in gold) if chunks else ()))
+        lines.append({"case_id": f"c{i}", "status": draw(st.sampled_from(["ok", "ok", "error"])),
+                      "answer": draw(st.sampled_from(["Rotate it [d1#0].", "Ünïcode — ok [d2].", "", None])),
+                      "retrieved": draw(st.lists(_line_item, max_size=5)),
+                      "citations": draw(st.one_of(st.lists(_cited, max_size=1), st.lists(_cited, max_size=4),
+                                                  st.sampled_from([None, "d1#0", ["d1#0"]])))})
+        if draw(st.integers(0, 9)) == 0:
+            lines[-1]["retrieval_logged"] = False
+    return cases, lines
+
+
+@settings(max_examples=150, deadline=None)
+@given(run=citing_runs())
+def test_the_citation_columns_with_one_and_several_citations_are_the_per_case_ones(
+        run: tuple[list[EvalCase], list[dict[str, Any]]]) -> None:
+    assert_identical(*run)

@@ -401,22 +401,26 @@ def _normalized(run: CaseRun) -> list[str]:
 def _cited_ids(run: CaseRun) -> list[tuple[str, ...]]:
     """Every case's distinct cited ids at its level (:func:`_cited`), from the run's items."""
     items = run.batch(run_items)
+    start, levels, named, sources = items.start, items.levels, items.ids, items.sources
+
+    def source_of(c: str, i: int) -> str:
+        """A chunk cited by case i counts for its source: the one its retrieved item names, else its id's."""
+        a = start[i]
+        got = named[a:start[i + 1]]
+        return (sources[a + got.index(c)] if c in got else None) or c.split("#", 1)[0]
+
     out: list[tuple[str, ...]] = []
     for i, r in enumerate(run.rows):
         cits = r.get("citations")
         if not isinstance(cits, list) or not cits:
             out.append(())
-            continue
-        level = items.levels[i]
-        ids: list[str | None]
-        if level != "source":
-            ids = [c if isinstance(c, str) else None for c in cits]
+        elif len(cits) == 1:  # one citation: no duplicate to drop
+            c = cits[0]
+            out.append(((source_of(c, i) if levels[i] == "source" else c),) if isinstance(c, str) else ())
+        elif levels[i] != "source":
+            out.append(tuple(dedupe([c if isinstance(c, str) else None for c in cits])))
         else:
-            a, b = items.start[i], items.start[i + 1]
-            named = items.ids[a:b]
-            ids = [((items.sources[a + named.index(c)] if c in named else None) or c.split("#", 1)[0])
-                   if isinstance(c, str) else None for c in cits]
-        out.append((ids[0],) if len(ids) == 1 and ids[0] is not None else tuple(dedupe(ids)))
+            out.append(tuple(dedupe([source_of(c, i) if isinstance(c, str) else None for c in cits])))
     return out
 
 
@@ -436,6 +440,8 @@ def _citation_validity(run: CaseRun) -> Column:
             add((None, "no_retrieval"))
         elif not cited:
             add(_ZERO)
+        elif len(cited) == 1:  # one cited id: 1 / 1 or 0 / 1
+            add(_ONE if cited[0] in level_ids[start[i]:start[i + 1]] else _ZERO)
         else:
             got = level_ids[start[i]:start[i + 1]]
             add((sum(1 for c in cited if c in got) / len(cited), ""))
@@ -452,6 +458,8 @@ def _citation_accuracy(run: CaseRun) -> Column:
             add(no_gold)
         elif not cited:
             add(_ZERO)
+        elif len(cited) == 1:
+            add(_ONE if cited[0] in gold else _ZERO)
         else:
             g = set(gold)
             add((sum(1 for c in cited if c in g) / len(cited), ""))
