@@ -94,6 +94,11 @@ def reads_column(compute: ColumnFn, doc: str | None = None) -> Callable[[EvalCas
     return fn
 
 
+def statuses(run: CaseRun) -> list[str]:
+    """Every case's ``result.status``, read once per run (use ``run.batch(statuses)``)."""
+    return [str(r.get("status") or "ok") for r in run.rows]
+
+
 def column(run: CaseRun, name: str) -> Column | None:
     """The whole column of the metric ``name`` for ``run`` when it is computed columnar, else None."""
     from labkit.registry import METRICS

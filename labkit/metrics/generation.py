@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from labkit import patterns
 from labkit.metrics import reference
-from labkit.metrics.columns import Column, ColumnFn, reads_column
+from labkit.metrics.columns import Column, ColumnFn, reads_column, statuses
 from labkit.metrics.retrieval import dedupe, run_items, to_level, unlogged_mask
 from labkit.registry import METRICS, metric
 
@@ -210,10 +210,11 @@ class _Answers(NamedTuple):
 
 
 def _answers(run: CaseRun) -> _Answers:
-    answer = [r.answer for r in run.rows]
+    status = run.batch(statuses)
+    answer = [a if isinstance(a := r.get("answer"), str) and s == "ok" else None  # result.answer
+              for r, s in zip(run.rows, status, strict=True)]
     judged = [a if a is not None and a.strip() else None for a in answer]
-    why = ["" if j is not None else ("not_ok" if r.status != "ok" else "no_answer")
-           for r, j in zip(run.rows, judged, strict=True)]
+    why = ["" if j is not None else ("not_ok" if s != "ok" else "no_answer") for s, j in zip(status, judged, strict=True)]
     return _Answers(answer, judged, why)
 
 
