@@ -364,16 +364,15 @@ def _phrases(kind: str) -> ColumnFn:
                 add(none)
                 continue
             found = [phrase[p] in a for p in phrases]
-            hides = answer is not None and "[" in answer and _PLACEHOLDER.search(answer) is not None
-            if include:
-                if hides and any(not f and hidden_by_redaction(answer, p) for f, p in zip(found, phrases,
-                                                                                             strict=True)):
+            if include:  # a placeholder looked for only when a phrase is missing
+                if not all(found) and _has_placeholder(answer) and any(
+                        not f and hidden_by_redaction(answer, p) for f, p in zip(found, phrases, strict=True)):
                     add((None, REDACTED))
                 else:
                     add((sum(found) / len(found), ""))
             elif any(found):
                 add(_ONE)
-            elif hides and any(hidden_by_redaction(answer, p) for p in phrases):
+            elif _has_placeholder(answer) and any(hidden_by_redaction(answer, p) for p in phrases):
                 add((None, REDACTED))
             else:
                 add(_ZERO)
@@ -382,6 +381,11 @@ def _phrases(kind: str) -> ColumnFn:
     compute.__name__ = compute.__qualname__ = f"phrases({kind})"
     compute.__doc__ = (must_include_coverage if kind == "include" else must_not_include_violation).__doc__
     return compute
+
+
+def _has_placeholder(answer: str | None) -> bool:
+    """Whether a redaction placeholder is in the answer."""
+    return answer is not None and "[" in answer and _PLACEHOLDER.search(answer) is not None
 
 
 class _PhraseNorm(dict[str, str]):
@@ -537,7 +541,7 @@ def _reference_inputs(run: CaseRun) -> list[Score | tuple[list[str] | None, list
         elif answer is None:
             out.append((None, why))
         else:
-            out.append((None if "[" in answer and _PLACEHOLDER.search(answer) else reference.tokens(answer),
+            out.append((None if _has_placeholder(answer) else reference.tokens(answer),
                         ref_tokens, answer, ref))  # type: ignore[arg-type]
     return out
 
