@@ -271,6 +271,19 @@ def test_token_f1_with_and_without_repeated_tokens_is_the_counter_one(a: list[st
     assert reference.token_f1(a, b) == old_token_f1(a, b)
 
 
+_long_distinct = st.lists(st.integers(0, 150).map(str), min_size=60, max_size=90, unique=True)
+
+
+@settings(max_examples=400, deadline=None)
+@given(a=st.lists(st.sampled_from("abcdefgh"), max_size=8, unique=True) | st.lists(st.sampled_from("abcd"), max_size=9)
+       | _long_distinct,
+       b=st.lists(st.sampled_from("abcdefgh"), max_size=8, unique=True) | st.lists(st.sampled_from("abcd"), max_size=9)
+       | _long_distinct)
+def test_the_lcs_of_distinct_and_of_repeated_tokens_is_the_dynamic_programme(a: list[str], b: list[str]) -> None:
+    assert reference.lcs_length(a, b) == old_lcs(a, b)
+    assert reference.rouge_l(a, b) == old_rouge_l(a, b)
+
+
 @settings(max_examples=300, deadline=None)
 @given(a=st.lists(st.sampled_from("abcde"), max_size=90), b=st.lists(st.sampled_from("abcdef"), max_size=70))
 def test_the_bit_parallel_lcs_is_the_dynamic_programme(a: list[str], b: list[str]) -> None:

@@ -121,6 +121,10 @@ def _common(a: Sequence[str], b: Sequence[str]) -> int:
     return common
 
 
+#: ``1 << i`` for the first tokens of a list: a list of distinct tokens maps each to its bit at once
+_BITS = tuple(1 << i for i in range(64))
+
+
 def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
     """Length of the longest common subsequence of two token lists, bit-parallel (Allison and
     Dix; Hyyrö's form): one bit per token of the longer list, one step of integer arithmetic per
@@ -132,9 +136,11 @@ def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
         a, b = b, a
     if not b:
         return 0
-    match: dict[str, int] = {}
-    for i, x in enumerate(a):
-        match[x] = match.get(x, 0) | (1 << i)
+    match = dict(zip(a, _BITS, strict=False))
+    if len(match) < len(a):  # a repeated token (or a longer list than _BITS): each token's bits or-ed
+        match = {}
+        for i, x in enumerate(a):
+            match[x] = match.get(x, 0) | (1 << i)
     full = (1 << len(a)) - 1
     v = full
     for y in b:
