@@ -102,7 +102,7 @@ _NO_USAGE: Mapping[str, Any] = {}
 
 def _floats(xs: list[Any]) -> list[float]:
     """:func:`_float` of each value."""
-    return [x if type(x) is float else _float(x) for x in xs]
+    return [x if type(x) is float else float(x) if type(x) is int else _float(x) for x in xs]
 
 
 def raw_columns(result: CaseResult) -> dict[str, Any]:
