@@ -227,7 +227,8 @@ def run_items(run: CaseRun) -> RunItems:
     lists = [retrieved_items(r) for r in run.rows]
     start = [0, *accumulate(map(len, lists))]
     flat = list(chain.from_iterable(lists))
-    levels = [r.level for r in run.rows]
+    golds = [c.gold for c in run.cases]
+    levels = [c.gold_level if g else "chunk" for c, g in zip(run.cases, golds, strict=True)]  # result.level
     if set(map(type, flat)) <= {dict}:
         ids, sources, texts = _fields(flat)
         plain_ids, plain_sources = _all_str(ids), _all_str(sources)
@@ -241,7 +242,7 @@ def run_items(run: CaseRun) -> RunItems:
         ids, sources, texts = ([m.get(key) for m in as_maps] for key in ("id", "source", "text"))
         cite_ids = [c if isinstance(it, Mapping) and isinstance(c, str) and isinstance(s, str) else None
                     for it, c, s in zip(flat, ids, sources, strict=True)]
-    return RunItems(start, levels, [c.gold for c in run.cases], level_ids, cite_ids, sources,
+    return RunItems(start, levels, golds, level_ids, cite_ids, sources,
                     _texts(texts, ids, run.corpus))
 
 
