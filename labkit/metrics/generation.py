@@ -269,8 +269,8 @@ def _judge_inputs(run: CaseRun) -> list[tuple[str, str, list[str]] | Score]:
     """Per case what the judge gets (question, answer, contexts), or why it is not judged."""
     ans = run.batch(_answers)
     items = run.batch(run_items)
-    return [(None, why) if a is None else (r.case.question, a, items.texts_of(i))
-            for i, (r, a, why) in enumerate(zip(run.rows, ans.judged, ans.why, strict=True))]
+    return [(None, why) if a is None else (case.question, a, texts)
+            for case, a, why, texts in zip(run.cases, ans.judged, ans.why, items.texts_by_case(), strict=True)]
 
 
 def _lexical(run: CaseRun) -> list[Verdicts | None]:

@@ -208,10 +208,11 @@ class RunItems(NamedTuple):
     sources: list[Any]
     texts: list[str | None]
 
-    def texts_of(self, i: int) -> list[str]:
-        """Case i's context texts, in rank order (what ``contexts(result.retrieved_list, corpus)`` gives)."""
-        got: list[Any] = self.texts[self.start[i]:self.start[i + 1]]
-        return got if None not in got else [t for t in got if t is not None]
+    def texts_by_case(self) -> list[list[str]]:
+        """Each case's context texts, in rank order (what ``contexts(result.retrieved_list, corpus)`` gives)."""
+        texts: list[Any] = self.texts
+        return [got if None not in (got := texts[a:b]) else [t for t in got if t is not None]
+                for a, b in zip(self.start, self.start[1:], strict=False)]
 
 
 def retrieved_items(result: Mapping[str, Any]) -> Sequence[Any]:
