@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from labkit import patterns
 from labkit.metrics import reference
-from labkit.metrics.columns import Column, ColumnFn, reads_column, statuses
+from labkit.metrics.columns import Column, ColumnFn, line_answer, reads_column, statuses
 from labkit.metrics.retrieval import dedupe, run_items, to_level, unlogged_mask
 from labkit.registry import METRICS, metric
 
@@ -211,8 +211,7 @@ class _Answers(NamedTuple):
 
 def _answers(run: CaseRun) -> _Answers:
     status = run.batch(statuses)
-    answer = [a if isinstance(a := r.get("answer"), str) and s == "ok" else None  # result.answer
-              for r, s in zip(run.rows, status, strict=True)]
+    answer = list(map(line_answer, run.rows, status))
     judged = [a if a is not None and a.strip() else None for a in answer]
     why = ["" if j is not None else ("not_ok" if s != "ok" else "no_answer") for s, j in zip(status, judged, strict=True)]
     return _Answers(answer, judged, why)

@@ -31,7 +31,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from labkit.metrics.columns import Column, ColumnFn, reads_column, statuses
+from labkit.metrics.columns import (
+    Column,
+    ColumnFn,
+    case_level,
+    line_unlogged,
+    reads_column,
+    statuses,
+)
 from labkit.registry import METRICS, metric
 
 if TYPE_CHECKING:
@@ -229,7 +236,7 @@ def run_items(run: CaseRun) -> RunItems:
     start = [0, *accumulate(map(len, lists))]
     flat = list(chain.from_iterable(lists))
     golds = [c.gold for c in run.cases]
-    levels = [c.gold_level if g else "chunk" for c, g in zip(run.cases, golds, strict=True)]  # result.level
+    levels = list(map(case_level, run.cases))
     if set(map(type, flat)) <= {dict}:
         ids, sources, texts = _fields(flat)
         plain_ids, plain_sources = _all_str(ids), _all_str(sources)
@@ -318,8 +325,7 @@ def unlogged_mask(run: CaseRun) -> NDArray[np.bool_]:
     """Answered cases whose pipeline logs no retrieval (their retrieval metrics are unmeasured)."""
     import numpy as np
 
-    return np.array([r.get("retrieval_logged") is False and s == "ok"  # result.unlogged, the rare half first
-                     for r, s in zip(run.rows, run.batch(statuses), strict=True)], dtype=bool)
+    return np.array(list(map(line_unlogged, run.rows, run.batch(statuses))), dtype=bool)
 
 
 def _column(name: str) -> ColumnFn:
