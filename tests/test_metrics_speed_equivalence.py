@@ -239,6 +239,51 @@ def test_reference_tokens_are_the_previous_normalisation(s: str) -> None:
     assert reference.tokens(s) == old_tokens(s)
 
 
+#: ASCII text of words, punctuation, whitespace and control characters (the byte-translated tokens, and
+#: the texts a control character or a citation sends back to the translation of each character)
+ascii_text = st.lists(st.sampled_from(["a", "an", "the", "The", "A", "x", "Key", "9", "don't", "1,000", "e-mail",
+                                       "x_y", "[d1#0]", "[1]", "[EMAIL]", " ", "  ", "\t", "\n", "\x1c", "\x0b",
+                                       "\x00", "\x7f", "!", ".", "~", "$", "|"]), max_size=30).map("".join) \
+    | st.text(st.characters(max_codepoint=127), max_size=60)
+
+
+@settings(max_examples=600, deadline=None)
+@given(s=ascii_text | tricky_text)
+def test_ascii_reference_tokens_are_the_previous_normalisation(s: str) -> None:
+    assert reference.tokens(s) == old_tokens(s)
+
+
+def old_phrase_normalize(s: str) -> str:
+    return re.sub(r"\s+", " ", s.lower()).strip()
+
+
+@settings(max_examples=600, deadline=None)
+@given(s=ascii_text | tricky_text | st.text(st.sampled_from(" \t\n\r\x0b\x0c\x1c\x1f\x85\xa0\u2028\u3000ab"),
+                                            max_size=20))
+def test_phrase_normalisation_is_the_whitespace_regex(s: str) -> None:
+    assert generation.normalize(s) == old_phrase_normalize(s)
+
+
+@settings(max_examples=600, deadline=None)
+@given(a=st.lists(st.sampled_from("abcdefgh"), max_size=8, unique=True) | st.lists(st.sampled_from("abcd"), max_size=9),
+       b=st.lists(st.sampled_from("abcdefgh"), max_size=8, unique=True) | st.lists(st.sampled_from("abcd"), max_size=9))
+def test_token_f1_with_and_without_repeated_tokens_is_the_counter_one(a: list[str], b: list[str]) -> None:
+    assert reference.token_f1(a, b) == old_token_f1(a, b)
+
+
+_long_distinct = st.lists(st.integers(0, 150).map(str), min_size=60, max_size=90, unique=True)
+
+
+@settings(max_examples=400, deadline=None)
+@given(a=st.lists(st.sampled_from("abcdefgh"), max_size=8, unique=True) | st.lists(st.sampled_from("abcd"), max_size=9)
+       | _long_distinct,
+       b=st.lists(st.sampled_from("abcdefgh"), max_size=8, unique=True) | st.lists(st.sampled_from("abcd"), max_size=9)
+       | _long_distinct)
+def test_the_lcs_of_distinct_and_of_repeated_tokens_is_the_dynamic_programme(a: list[str], b: list[str]) -> None:
+    assert reference.lcs_length(a, b) == old_lcs(a, b)
+    assert reference.rouge_l(a, b) == old_rouge_l(a, b)
+
+
 @settings(max_examples=300, deadline=None)
 @given(a=st.lists(st.sampled_from("abcde"), max_size=90), b=st.lists(st.sampled_from("abcdef"), max_size=70))
 def test_the_bit_parallel_lcs_is_the_dynamic_programme(a: list[str], b: list[str]) -> None:
@@ -411,3 +456,40 @@ def test_score_cases_is_the_per_case_scorer_on_the_shipped_data(shipped_run: Pat
     stripped = [{**r, "retrieved": [{"id": it["id"]} for it in r.get("retrieved") or []]} for r in results]
     assert_identical(cases, stripped, corpus=corpus)  # every context text from the corpus
     assert_identical(cases, [json.loads(json.dumps(r)) for r in results], k=3)
+
+
+_cited = st.sampled_from(["d1#0", "d1#1", "d2#0", "d2", "d3", "", "#0", None, 3, "d1#0"])
+_line_item = st.one_of(
+    st.fixed_dictionaries({"id": st.sampled_from(["d1#0", "d1#1", "d2#0", "d3", "", None, 7]),
+                           "source": st.sampled_from(["d1", "d2", "d9", "", None, 3])},
+                          optional={"text": st.sampled_from(["Rotate the key.", "", None])}),
+    st.sampled_from(["d1#0", "d2#0", "d2", "", None, 5]),
+)
+
+
+@st.composite
+def citing_runs(draw: st.DrawFn) -> tuple[list[EvalCase], list[dict[str, Any]]]:
+    """Cases with gold at chunk and at source level (or none) and lines citing one id, several
+    (repeated, odd values) or none, with retrieved items as mappings and as bare ids."""
+    cases, lines = [], []
+    for i in range(draw(st.integers(1, 12))):
+        gold = draw(st.lists(st.sampled_from(["d1", "d2", "d3"]), max_size=2, unique=True))
+        chunks = draw(st.booleans())
+        cases.append(EvalCase(id=f"c{i}", question="Rotate the key?",
+                              expected_source=gold[0] if gold and not chunks else None,
+                              expected_chunks=tuple(f"{g}#0" for g in gold) if chunks else ()))
+        lines.append({"case_id": f"c{i}", "status": draw(st.sampled_from(["ok", "ok", "error"])),
+                      "answer": draw(st.sampled_from(["Rotate it [d1#0].", "Ünïcode — ok [d2].", "", None])),
+                      "retrieved": draw(st.lists(_line_item, max_size=5)),
+                      "citations": draw(st.one_of(st.lists(_cited, max_size=1), st.lists(_cited, max_size=4),
+                                                  st.sampled_from([None, "d1#0", ["d1#0"]])))})
+        if draw(st.integers(0, 9)) == 0:
+            lines[-1]["retrieval_logged"] = False
+    return cases, lines
+
+
+@settings(max_examples=150, deadline=None)
+@given(run=citing_runs())
+def test_the_citation_columns_with_one_and_several_citations_are_the_per_case_ones(
+        run: tuple[list[EvalCase], list[dict[str, Any]]]) -> None:
+    assert_identical(*run)

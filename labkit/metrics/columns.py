@@ -15,7 +15,7 @@ No numpy at import (the declarations load without it).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
@@ -92,6 +92,34 @@ def reads_column(compute: ColumnFn, doc: str | None = None) -> Callable[[EvalCas
     fn.__doc__ = doc or compute.__doc__
     COLUMNS[fn] = compute
     return fn
+
+
+def line_status(line: Mapping[str, Any]) -> str:
+    """A results line's status (``ok`` when it gives none): ``result.status``."""
+    return str(line.get("status") or "ok")
+
+
+def line_answer(line: Mapping[str, Any], status: str) -> str | None:
+    """The answer of a line of that status when the case is ok, else None (an error says
+    nothing): ``result.answer``."""
+    ans = line.get("answer")
+    return ans if isinstance(ans, str) and status == "ok" else None
+
+
+def line_unlogged(line: Mapping[str, Any], status: str) -> bool:
+    """An answered case whose pipeline logs no retrieval (it says nothing about retrieval):
+    ``result.unlogged``."""
+    return status == "ok" and line.get("retrieval_logged") is False
+
+
+def case_level(case: EvalCase) -> str:
+    """A case's gold granularity (chunk when it has no gold): ``result.level``."""
+    return case.gold_level if case.gold else "chunk"
+
+
+def statuses(run: CaseRun) -> list[str]:
+    """Every case's :func:`line_status`, read once per run (use ``run.batch(statuses)``)."""
+    return list(map(line_status, run.rows))
 
 
 def column(run: CaseRun, name: str) -> Column | None:

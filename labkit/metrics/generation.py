@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from labkit import patterns
 from labkit.metrics import reference
-from labkit.metrics.columns import Column, ColumnFn, reads_column
+from labkit.metrics.columns import Column, ColumnFn, line_answer, reads_column, statuses
 from labkit.metrics.retrieval import dedupe, run_items, to_level, unlogged_mask
 from labkit.registry import METRICS, metric
 
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 Score = tuple[float | None, str]
 
-_WS = re.compile(r"\s+")
 #: a placeholder the redactor writes: a catalogue type, an extra pattern's tag, or dropped content
 _PLACEHOLDER = re.compile(r"\[(CONTENT len=\d+ sha256=[0-9a-f]{12}|[A-Z][A-Z0-9_]*)\]")
 REDACTED = "redacted"
@@ -48,7 +47,7 @@ class ClaimJudge(Protocol):
 
 def normalize(text: str) -> str:
     """Lowercase and collapse whitespace runs to one space (for phrase matching)."""
-    return _WS.sub(" ", text.lower()).strip()
+    return " ".join(text.lower().split())  # what str.split splits at is what \s matches in a str
 
 
 def phrases_found(answer: str | None, phrases: Iterable[str]) -> list[bool]:
@@ -211,10 +210,10 @@ class _Answers(NamedTuple):
 
 
 def _answers(run: CaseRun) -> _Answers:
-    answer = [r.answer for r in run.rows]
+    status = run.batch(statuses)
+    answer = list(map(line_answer, run.rows, status))
     judged = [a if a is not None and a.strip() else None for a in answer]
-    why = ["" if j is not None else ("not_ok" if r.status != "ok" else "no_answer")
-           for r, j in zip(run.rows, judged, strict=True)]
+    why = ["" if j is not None else ("not_ok" if s != "ok" else "no_answer") for s, j in zip(status, judged, strict=True)]
     return _Answers(answer, judged, why)
 
 
@@ -269,8 +268,8 @@ def _judge_inputs(run: CaseRun) -> list[tuple[str, str, list[str]] | Score]:
     """Per case what the judge gets (question, answer, contexts), or why it is not judged."""
     ans = run.batch(_answers)
     items = run.batch(run_items)
-    return [(None, why) if a is None else (r.case.question, a, items.texts_of(i))
-            for i, (r, a, why) in enumerate(zip(run.rows, ans.judged, ans.why, strict=True))]
+    return [(None, why) if a is None else (case.question, a, texts)
+            for case, a, why, texts in zip(run.cases, ans.judged, ans.why, items.texts_by_case(), strict=True)]
 
 
 def _lexical(run: CaseRun) -> list[Verdicts | None]:
@@ -364,16 +363,15 @@ def _phrases(kind: str) -> ColumnFn:
                 add(none)
                 continue
             found = [phrase[p] in a for p in phrases]
-            hides = answer is not None and "[" in answer and _PLACEHOLDER.search(answer) is not None
-            if include:
-                if hides and any(not f and hidden_by_redaction(answer, p) for f, p in zip(found, phrases,
-                                                                                             strict=True)):
+            if include:  # a placeholder looked for only when a phrase is missing
+                if not all(found) and _has_placeholder(answer) and any(
+                        not f and hidden_by_redaction(answer, p) for f, p in zip(found, phrases, strict=True)):
                     add((None, REDACTED))
                 else:
                     add((sum(found) / len(found), ""))
             elif any(found):
                 add(_ONE)
-            elif hides and any(hidden_by_redaction(answer, p) for p in phrases):
+            elif _has_placeholder(answer) and any(hidden_by_redaction(answer, p) for p in phrases):
                 add((None, REDACTED))
             else:
                 add(_ZERO)
@@ -382,6 +380,11 @@ def _phrases(kind: str) -> ColumnFn:
     compute.__name__ = compute.__qualname__ = f"phrases({kind})"
     compute.__doc__ = (must_include_coverage if kind == "include" else must_not_include_violation).__doc__
     return compute
+
+
+def _has_placeholder(answer: str | None) -> bool:
+    """Whether a redaction placeholder is in the answer."""
+    return answer is not None and "[" in answer and _PLACEHOLDER.search(answer) is not None
 
 
 class _PhraseNorm(dict[str, str]):
@@ -402,22 +405,26 @@ def _normalized(run: CaseRun) -> list[str]:
 def _cited_ids(run: CaseRun) -> list[tuple[str, ...]]:
     """Every case's distinct cited ids at its level (:func:`_cited`), from the run's items."""
     items = run.batch(run_items)
+    start, levels, named, sources = items.start, items.levels, items.ids, items.sources
+
+    def source_of(c: str, i: int) -> str:
+        """A chunk cited by case i counts for its source: the one its retrieved item names, else its id's."""
+        a = start[i]
+        got = named[a:start[i + 1]]
+        return (sources[a + got.index(c)] if c in got else None) or c.split("#", 1)[0]
+
     out: list[tuple[str, ...]] = []
     for i, r in enumerate(run.rows):
         cits = r.get("citations")
         if not isinstance(cits, list) or not cits:
             out.append(())
-            continue
-        level = items.levels[i]
-        ids: list[str | None]
-        if level != "source":
-            ids = [c if isinstance(c, str) else None for c in cits]
+        elif len(cits) == 1:  # one citation: no duplicate to drop
+            c = cits[0]
+            out.append(((source_of(c, i) if levels[i] == "source" else c),) if isinstance(c, str) else ())
+        elif levels[i] != "source":
+            out.append(tuple(dedupe([c if isinstance(c, str) else None for c in cits])))
         else:
-            a, b = items.start[i], items.start[i + 1]
-            named = items.ids[a:b]
-            ids = [((items.sources[a + named.index(c)] if c in named else None) or c.split("#", 1)[0])
-                   if isinstance(c, str) else None for c in cits]
-        out.append((ids[0],) if len(ids) == 1 and ids[0] is not None else tuple(dedupe(ids)))
+            out.append(tuple(dedupe([source_of(c, i) if isinstance(c, str) else None for c in cits])))
     return out
 
 
@@ -437,6 +444,8 @@ def _citation_validity(run: CaseRun) -> Column:
             add((None, "no_retrieval"))
         elif not cited:
             add(_ZERO)
+        elif len(cited) == 1:  # one cited id: 1 / 1 or 0 / 1
+            add(_ONE if cited[0] in level_ids[start[i]:start[i + 1]] else _ZERO)
         else:
             got = level_ids[start[i]:start[i + 1]]
             add((sum(1 for c in cited if c in got) / len(cited), ""))
@@ -453,6 +462,8 @@ def _citation_accuracy(run: CaseRun) -> Column:
             add(no_gold)
         elif not cited:
             add(_ZERO)
+        elif len(cited) == 1:
+            add(_ONE if cited[0] in gold else _ZERO)
         else:
             g = set(gold)
             add((sum(1 for c in cited if c in g) / len(cited), ""))
@@ -529,7 +540,7 @@ def _reference_inputs(run: CaseRun) -> list[Score | tuple[list[str] | None, list
         elif answer is None:
             out.append((None, why))
         else:
-            out.append((None if "[" in answer and _PLACEHOLDER.search(answer) else reference.tokens(answer),
+            out.append((None if _has_placeholder(answer) else reference.tokens(answer),
                         ref_tokens, answer, ref))  # type: ignore[arg-type]
     return out
 

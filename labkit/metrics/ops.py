@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from labkit.metrics.columns import Column, column, column_from_array, reads_column, values
+from labkit.metrics.columns import Column, column, column_from_array, reads_column, statuses, values
 from labkit.registry import METRICS, metric, run_metric
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def _raw_ops_column(run: CaseRun) -> dict[str, list[Any]]:
     usage = [u if type(u := r.get("usage")) is dict or isinstance(u, Mapping) else _NO_USAGE for r in rows]
     attempts = [r.get("attempts") for r in rows]
     return {
-        "status": [r.status for r in rows],
+        "status": run.batch(statuses),
         "latency_ms": _floats([r.get("latency_ms") for r in rows]),
         "cost_usd": _floats([r.get("cost_usd") for r in rows]),
         "input_tokens": _floats([u.get("input_tokens") for u in usage]),
@@ -102,7 +102,7 @@ _NO_USAGE: Mapping[str, Any] = {}
 
 def _floats(xs: list[Any]) -> list[float]:
     """:func:`_float` of each value."""
-    return [x if type(x) is float else _float(x) for x in xs]
+    return [x if type(x) is float else float(x) if type(x) is int else _float(x) for x in xs]
 
 
 def raw_columns(result: CaseResult) -> dict[str, Any]:

@@ -88,13 +88,12 @@ class CaseResult(dict[str, Any]):
 
     @property
     def status(self) -> str:
-        return str(self.get("status") or "ok")
+        return columns.line_status(self)
 
     @property
     def answer(self) -> str | None:
         """The answer when the case is ok, else None (an error says nothing)."""
-        ans = self.get("answer")
-        return ans if isinstance(ans, str) and self.status == "ok" else None
+        return columns.line_answer(self, self.status)
 
     @property
     def retrieved_list(self) -> list[Any]:
@@ -104,12 +103,12 @@ class CaseResult(dict[str, Any]):
     @property
     def level(self) -> str:
         """The case's gold granularity (chunk when it has no gold)."""
-        return self.case.gold_level if self.case.gold else "chunk"
+        return columns.case_level(self.case)
 
     @property
     def unlogged(self) -> bool:
         """An answered case whose pipeline logs no retrieval says nothing about retrieval."""
-        return self.status == "ok" and self.get("retrieval_logged") is False
+        return columns.line_unlogged(self, self.status)
 
     @property
     def judge(self) -> Any:

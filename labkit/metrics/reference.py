@@ -52,15 +52,22 @@ class _PunctuationDeleter(dict[int, int | None]):
 _DELETE_PUNCTUATION = _PunctuationDeleter()
 
 
+#: bytes.translate's table and deletions for ASCII text: lowercased, punctuation deleted
+_ASCII_LOWER = bytes(range(256)).lower()
+_ASCII_PUNCT_BYTES = bytes(c for c in range(128) if _is_punct(chr(c)))
+#: ASCII letters, digits and whitespace: a text of only these has its articles as whole words
+_ASCII_WORD_OR_SPACE = bytes(c for c in range(128) if chr(c).isalnum() or chr(c).isspace())
+_ARTICLE_WORDS = frozenset(("a", "an", "the"))
+
+
 def normalize_answer(text: str) -> str:
     """SQuAD-style normalisation: citations out, NFKC, lowercase, punctuation and articles
     removed, whitespace folded (module docstring)."""
-    return _WS.sub(" ", _unfolded(text)).strip()
+    return _WS.sub(" ", _unfolded(strip_citations(text))).strip()
 
 
-def _unfolded(text: str) -> str:
-    """:func:`normalize_answer` before its whitespace is folded."""
-    s = strip_citations(text)
+def _unfolded(s: str) -> str:
+    """:func:`normalize_answer` of a text without citations, before its whitespace is folded."""
     s = (s if s.isascii() else unicodedata.normalize("NFKC", s)).lower()  # NFKC leaves ASCII as it is
     return _ARTICLES.sub(" ", s.translate(_DELETE_PUNCTUATION))
 
@@ -68,7 +75,12 @@ def _unfolded(text: str) -> str:
 def tokens(text: str) -> list[str]:
     """The normalised tokens of a text (a multiset: repeats kept, in order): the words of
     :func:`normalize_answer` (its whitespace runs are where ``str.split`` splits)."""
-    return _unfolded(text).split()
+    s = strip_citations(text)
+    if s.isascii():  # lowercased and punctuation deleted by one byte translation
+        b = s.encode("ascii").translate(_ASCII_LOWER, _ASCII_PUNCT_BYTES)
+        if not b.translate(None, _ASCII_WORD_OR_SPACE):  # every word a run of letters and digits
+            return [t for t in b.decode("ascii").split() if t not in _ARTICLE_WORDS]
+    return _unfolded(s).split()
 
 
 def exact_match(answer: str, reference: str) -> float:
@@ -97,6 +109,9 @@ def token_f1(answer: str | Sequence[str], reference: str | Sequence[str]) -> flo
 
 def _common(a: Sequence[str], b: Sequence[str]) -> int:
     """The size of the multiset intersection of two token lists."""
+    distinct_a, distinct_b = set(a), set(b)
+    if len(distinct_a) == len(a) or len(distinct_b) == len(b):  # a token once on one side counts once
+        return len(distinct_a & distinct_b)
     counts = Counter(a)
     common = 0
     for tok, n in Counter(b).items():
@@ -104,6 +119,10 @@ def _common(a: Sequence[str], b: Sequence[str]) -> int:
         if m:
             common += n if n < m else m
     return common
+
+
+#: ``1 << i`` for the first tokens of a list: a list of distinct tokens maps each to its bit at once
+_BITS = tuple(1 << i for i in range(64))
 
 
 def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
@@ -117,9 +136,11 @@ def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
         a, b = b, a
     if not b:
         return 0
-    match: dict[str, int] = {}
-    for i, x in enumerate(a):
-        match[x] = match.get(x, 0) | (1 << i)
+    match = dict(zip(a, _BITS, strict=False))
+    if len(match) < len(a):  # a repeated token (or a longer list than _BITS): each token's bits or-ed
+        match = {}
+        for i, x in enumerate(a):
+            match[x] = match.get(x, 0) | (1 << i)
     full = (1 << len(a)) - 1
     v = full
     for y in b:

@@ -31,7 +31,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from labkit.metrics.columns import Column, ColumnFn, reads_column
+from labkit.metrics.columns import (
+    Column,
+    ColumnFn,
+    case_level,
+    line_unlogged,
+    reads_column,
+    statuses,
+)
 from labkit.registry import METRICS, metric
 
 if TYPE_CHECKING:
@@ -208,10 +215,11 @@ class RunItems(NamedTuple):
     sources: list[Any]
     texts: list[str | None]
 
-    def texts_of(self, i: int) -> list[str]:
-        """Case i's context texts, in rank order (what ``contexts(result.retrieved_list, corpus)`` gives)."""
-        got: list[Any] = self.texts[self.start[i]:self.start[i + 1]]
-        return got if None not in got else [t for t in got if t is not None]
+    def texts_by_case(self) -> list[list[str]]:
+        """Each case's context texts, in rank order (what ``contexts(result.retrieved_list, corpus)`` gives)."""
+        texts: list[Any] = self.texts
+        return [got if None not in (got := texts[a:b]) else [t for t in got if t is not None]
+                for a, b in zip(self.start, self.start[1:], strict=False)]
 
 
 def retrieved_items(result: Mapping[str, Any]) -> Sequence[Any]:
@@ -227,7 +235,8 @@ def run_items(run: CaseRun) -> RunItems:
     lists = [retrieved_items(r) for r in run.rows]
     start = [0, *accumulate(map(len, lists))]
     flat = list(chain.from_iterable(lists))
-    levels = [r.level for r in run.rows]
+    golds = [c.gold for c in run.cases]
+    levels = list(map(case_level, run.cases))
     if set(map(type, flat)) <= {dict}:
         ids, sources, texts = _fields(flat)
         plain_ids, plain_sources = _all_str(ids), _all_str(sources)
@@ -241,7 +250,7 @@ def run_items(run: CaseRun) -> RunItems:
         ids, sources, texts = ([m.get(key) for m in as_maps] for key in ("id", "source", "text"))
         cite_ids = [c if isinstance(it, Mapping) and isinstance(c, str) and isinstance(s, str) else None
                     for it, c, s in zip(flat, ids, sources, strict=True)]
-    return RunItems(start, levels, [c.gold for c in run.cases], level_ids, cite_ids, sources,
+    return RunItems(start, levels, golds, level_ids, cite_ids, sources,
                     _texts(texts, ids, run.corpus))
 
 
@@ -316,7 +325,7 @@ def unlogged_mask(run: CaseRun) -> NDArray[np.bool_]:
     """Answered cases whose pipeline logs no retrieval (their retrieval metrics are unmeasured)."""
     import numpy as np
 
-    return np.array([r.unlogged for r in run.rows], dtype=bool)
+    return np.array(list(map(line_unlogged, run.rows, run.batch(statuses))), dtype=bool)
 
 
 def _column(name: str) -> ColumnFn:
