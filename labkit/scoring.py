@@ -16,7 +16,6 @@ import json
 import os
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Executor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -314,35 +313,10 @@ def _no_cycle_collector() -> Iterator[None]:
             gc.enable()
 
 
-#: From this many scored cases on (with two CPUs or more), scores.csv is written and the dataset
-#: fingerprinted in a forked process while the intervals are drawn: beside them in a thread, the
-#: writer's Python work and theirs take turns (at 100,000 results the tail took 1.48 s so, 1.35 s
-#: forked). Fewer cases are written in a thread (a fork costs more than it saves).
-APART_MIN_CASES = 20_000
-
-
-def _beside(n_cases: int) -> Executor:
-    """The one-worker pool :func:`_write_beside` runs in for a run of ``n_cases`` scored cases."""
-    from labkit.stats import usable_cpus
-
-    if n_cases >= APART_MIN_CASES and usable_cpus() >= 2:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-    from concurrent.futures import ThreadPoolExecutor
-
-    return ThreadPoolExecutor(max_workers=1)
-
-
-def _write_beside() -> tuple[dict[str, str], str]:
-    """scores.csv written, the sha256 of it and of the results.jsonl that was scored, and the
-    dataset's fingerprint (for the manifest), from what ``_WITH`` holds (a forked worker inherits
-    it: nothing is sent)."""
-    w = _WITH
-    rd: RunDir = w["rd"]
-    write_scores_csv(w["scores"], rd.scores_path)
-    return {RESULTS: file_hash(rd.results_path), SCORES: file_hash(rd.scores_path)}, w["ds"].fingerprint
+def _write_scores(rd: RunDir, scores: pd.DataFrame) -> dict[str, str]:
+    """scores.csv written, and the sha256 of it and of the results.jsonl that was scored."""
+    write_scores_csv(scores, rd.scores_path)
+    return {RESULTS: file_hash(rd.results_path), SCORES: file_hash(rd.scores_path)}
 
 
 def score_run(
@@ -388,29 +362,29 @@ def _score_run(run_dir: str | os.PathLike[str] | RunDir, dataset: Dataset | Sequ
     ds = load_dataset(dataset, rd)
     corp = resolve_corpus(corpus, rd)
     cases, scores = score_results(rd, ds, k=k, corpus=corp, judge=judge, results=results)
-    _WITH.update(rd=rd, scores=scores.copy(deep=False), ds=ds)  # (what the writer reads, in a thread or a fork)
-    try:
-        with _beside(len(scores)) as pool:  # scores.csv written while the intervals are drawn
-            written = pool.submit(_write_beside)
-            have = {c.id for c in cases}
-            missing = [c for c in ds if c.id not in have]
-            metrics = _redacted_slices(aggregate(cases, scores, k=k, seed=seed, n_boot=n_boot, missing=missing))
-            hashes, fingerprint = written.result()
-    finally:
-        _WITH.clear()
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:  # scores.csv written while the intervals are drawn
+        written = pool.submit(_write_scores, rd, scores.copy(deep=False))
+        fingerprint = pool.submit(lambda: ds.fingerprint)  # (kept by the dataset) for the manifest
+        have = {c.id for c in cases}
+        missing = [c for c in ds if c.id not in have]
+        metrics = _redacted_slices(aggregate(cases, scores, k=k, seed=seed, n_boot=n_boot, missing=missing))
+        hashes = written.result()
+        fingerprint.result()
     atomic_write_text(rd.metrics_path, json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     hashes[METRICS] = file_hash(rd.metrics_path)
     man = rd.manifest
     if not man:
         man = {"run_id": rd.path.name}
-    man.setdefault("dataset", {"path": ds.path, "fingerprint": fingerprint, "n_cases": len(ds)})
+    man.setdefault("dataset", {"path": ds.path, "fingerprint": ds.fingerprint, "n_cases": len(ds)})
     man["scoring"] = {
         "scored_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "k": k,
         "seed": seed,
         "n_boot": n_boot,
         "judge": _judge_info(judge),
-        "dataset": {"path": ds.path, "fingerprint": fingerprint, "n_cases": len(ds)},
+        "dataset": {"path": ds.path, "fingerprint": ds.fingerprint, "n_cases": len(ds)},
         "n_scored": len(cases),
         "n_missing": len(ds) - len(cases),
         "corpus": getattr(corp, "root", None),

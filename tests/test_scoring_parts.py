@@ -162,33 +162,3 @@ def test_parts_travel_as_compact_frames_and_join_to_the_plain_frame(parts: list[
     want = want.astype({"m_reason": object, "x_reason": object})
     assert got is not None
     pd.testing.assert_frame_equal(got, want)
-
-
-@pytest.mark.parametrize("min_parts", [10**9, 1], ids=["in-process", "workers"])
-def test_scores_written_in_a_fork_are_what_a_thread_writes(recorded: tuple[Path, Path], tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch, min_parts: int) -> None:
-    """A large run's scores.csv is written, and its dataset fingerprinted, in a forked process while
-    the intervals are drawn: the files and the manifest's record are a thread's, byte for byte."""
-    ds, run = recorded
-    monkeypatch.setattr(scoring, "APART_MIN_CASES", 10**9)
-    threaded = _scored(run, ds, tmp_path / "thread", monkeypatch, part_bytes=50_000, min_parts=min_parts)
-    monkeypatch.setattr(scoring, "APART_MIN_CASES", 1)
-    forked = _scored(run, ds, tmp_path / "fork", monkeypatch, part_bytes=50_000, min_parts=min_parts)
-    assert forked == threaded
-    record = [json.loads((tmp_path / where / f"{run.name}-50000-{min_parts}" / "manifest.json").read_text())["scoring"]
-              for where in ("thread", "fork")]
-    assert record[0]["dataset"] == record[1]["dataset"] and record[0]["sha256"] == record[1]["sha256"]
-    assert len(record[1]["dataset"]["fingerprint"]) == 64
-
-
-def test_a_writer_failing_in_the_fork_fails_the_scoring(recorded: tuple[Path, Path], tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """The forked writer's error is the scoring's: raised in the caller, with no metrics.json written."""
-    ds, run = recorded
-    copy = tmp_path / "run"
-    shutil.copytree(run, copy)
-    (copy / "scores.csv").mkdir()  # a folder where the file goes: the writer cannot replace it
-    monkeypatch.setattr(scoring, "APART_MIN_CASES", 1)
-    with pytest.raises(OSError):
-        score_run(copy, ds, n_boot=50)
-    assert not (copy / "metrics.json").exists()
