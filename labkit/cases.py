@@ -116,6 +116,12 @@ def _str_list(obj: Mapping[str, Any], key: str, line: int | None, out: list[Prob
     val = obj.get(key)
     if val is None:
         return ()
+    if type(val) is list:  # (as a decoder gives it: a list of non-blank strings, checked in C)
+        try:
+            if all(map(str.strip, val)):  # (a TypeError for an item that is no string)
+                return tuple(val)
+        except TypeError:
+            pass
     if not isinstance(val, list) or not all(isinstance(x, str) for x in val):
         out.append(Problem(line, key, "must be a list of strings"))
         return ()
@@ -126,8 +132,8 @@ def _str_list(obj: Mapping[str, Any], key: str, line: int | None, out: list[Prob
 
 def _opt_str(obj: Mapping[str, Any], key: str, line: int | None, out: list[Problem]) -> str | None:
     val = obj.get(key)
-    if val is None:
-        return None
+    if val is None or (type(val) is str and val.strip()):
+        return val
     if not isinstance(val, str):
         out.append(Problem(line, key, f"must be a string, got {type(val).__name__}"))
         return None
@@ -139,6 +145,8 @@ def _opt_str(obj: Mapping[str, Any], key: str, line: int | None, out: list[Probl
 
 def _question(obj: Mapping[str, Any], line: int | None, out: list[Problem]) -> str | None:
     q = obj.get("question")
+    if type(q) is str and q.strip():
+        return q
     if q is None:
         out.append(Problem(line, "question", "missing"))
     elif not isinstance(q, str):
@@ -177,6 +185,14 @@ def _tags(obj: Mapping[str, Any], line: int | None, out: list[Problem]) -> dict[
     tags: dict[str, str] = {}
     if tags_raw is None:
         return tags
+    if type(tags_raw) is dict:  # (as a decoder gives it: string values, a known kind and risk)
+        try:
+            quick = {k: sys.intern(v) for k, v in tags_raw.items()}
+        except TypeError:
+            pass  # a value that is no string: the checks below name it
+        else:
+            if quick.get("kind", KINDS[0]) in KINDS and quick.get("risk", RISKS[0]) in RISKS:
+                return quick
     if not isinstance(tags_raw, dict):
         out.append(Problem(line, "tags", "must be an object of string values"))
         return tags
@@ -200,105 +216,14 @@ class _Draft:
     __slots__ = EvalCase.__slots__
 
 
-class _NotPlain(Exception):
-    """A field :func:`_plain_case` leaves to :func:`_parse`."""
-
-
-def _plain_case(obj: Any) -> EvalCase | None:
-    """The case of a decoded line that is valid, else None: then :func:`_parse` names the problems.
-
-    ``obj`` comes from a JSON decoder: its dicts, lists and strings are of exactly those types,
-    so each type test here is the isinstance test of :func:`_parse`, and a line is valid here
-    just when it is there (the fields are read in another order: none of them depends on another).
-    """
-    if type(obj) is not dict or not _FIELD_SET.issuperset(obj):
-        return None
-    get = obj.get
-    draft: Any = _Draft()  # (EvalCase's slots, not its annotations)
-    try:
-        draft.question = q = _text(get("question"))
-        cid = _opt_text(get("id"))
-        draft.expected_source = _opt_text(get("expected_source"))
-        draft.reference_answer = _opt_text(get("reference_answer"))
-        draft.expected_chunks = _texts(get("expected_chunks"))
-        draft.must_include = _texts(get("must_include"))
-        draft.must_not_include = _texts(get("must_not_include"))
-        draft.tags = _plain_tags(get("tags"))
-        draft.metadata = _plain_metadata(get("metadata"))
-        draft.expected_tools = _plain_tools(obj)
-    except _NotPlain:
-        return None
-    draft.id = derive_id(q) if cid is None else cid
-    draft.__class__ = EvalCase
-    return draft
-
-
-def _text(val: Any) -> str:
-    if type(val) is str and val.strip():
-        return val
-    raise _NotPlain
-
-
-def _opt_text(val: Any) -> str | None:
-    if val is None or (type(val) is str and val.strip()):
-        return val
-    raise _NotPlain
-
-
-def _texts(val: Any) -> tuple[str, ...]:
-    if val is None:
-        return ()
-    if type(val) is list:
-        try:
-            if all(map(str.strip, val)):  # (a TypeError for an item that is no string)
-                return tuple(val)
-        except TypeError:
-            pass
-    raise _NotPlain
-
-
-def _plain_tags(val: Any) -> dict[str, str]:
-    if val is None:
-        return {}
-    if type(val) is not dict:
-        raise _NotPlain
-    tags: dict[str, str] = {}
-    try:
-        for k, v in val.items():
-            tags[k] = sys.intern(v)  # (a TypeError for a value that is no string)
-    except TypeError:
-        raise _NotPlain from None
-    kind, risk = tags.get("kind"), tags.get("risk")
-    if (kind is not None and kind not in KINDS) or (risk is not None and risk not in RISKS):
-        raise _NotPlain
-    return tags
-
-
-def _plain_metadata(val: Any) -> dict[str, Any]:
-    if val is None:
-        return {}
-    if type(val) is dict:
-        return dict(val)
-    raise _NotPlain
-
-
-def _plain_tools(obj: dict[str, Any]) -> tuple[Mapping[str, Any], ...]:
-    if obj.get("expected_tools") is None:
-        return ()
-    problems: list[Problem] = []
-    tools = _expected_tools(obj, None, problems)
-    if problems:
-        raise _NotPlain
-    return tuple(tools)
-
-
 def _parse(obj: Any, line: int | None) -> tuple[EvalCase | None, list[Problem]]:
     """One dataset line as a case, or every problem with it (field by field)."""
     out: list[Problem] = []
     if not isinstance(obj, dict):
         return None, [Problem(line, None, f"must be a JSON object, got {type(obj).__name__}")]
-    for key in sorted(obj.keys() - _FIELD_SET):
-        out.append(Problem(line, key, f"unknown field (known: {', '.join(FIELDS)})"))
+    if not _FIELD_SET.issuperset(obj):
+        for key in sorted(obj.keys() - _FIELD_SET):
+            out.append(Problem(line, key, f"unknown field (known: {', '.join(FIELDS)})"))
     q = _question(obj, line, out)
     cid = obj.get("id")
     if cid is not None and (not isinstance(cid, str) or not cid.strip()):
@@ -316,18 +241,18 @@ def _parse(obj: Any, line: int | None) -> tuple[EvalCase | None, list[Problem]]:
     if out:
         return None, out
     assert q is not None
-    case = EvalCase(
-        id=cid if isinstance(cid, str) else derive_id(q),
-        question=q,
-        expected_source=expected_source,
-        expected_chunks=chunks,
-        must_include=must,
-        must_not_include=must_not,
-        reference_answer=reference,
-        expected_tools=tuple(tools),
-        tags=tags,
-        metadata=dict(meta or {}),
-    )
+    case: Any = _Draft()  # (EvalCase's slots, not its annotations)
+    case.id = cid if isinstance(cid, str) else derive_id(q)
+    case.question = q
+    case.expected_source = expected_source
+    case.expected_chunks = chunks
+    case.must_include = must
+    case.must_not_include = must_not
+    case.reference_answer = reference
+    case.expected_tools = tuple(tools)
+    case.tags = tags
+    case.metadata = dict(meta or {})
+    case.__class__ = EvalCase
     return case, []
 
 
@@ -416,12 +341,10 @@ def _parse_numbered(lines: Iterable[tuple[int, str]], path: str | None) -> Datas
         if bad is not None:
             problems.append(Problem(n, bad, "contains a lone surrogate (\\ud800-\\udfff), which is no text"))
             continue
-        case = _plain_case(obj)
+        case, probs = _parse(obj, n)
         if case is None:
-            case, probs = _parse(obj, n)
             problems.extend(probs)
-            if case is None:
-                continue
+            continue
         first = first_line(case.id, n)
         if first != n:
             problems.append(Problem(n, "id", f"duplicate id {case.id!r} (first on line {first})"))

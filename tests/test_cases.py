@@ -203,7 +203,7 @@ def test_canonical_bytes_are_what_json_writes(question, tags, metadata, phrases)
     assert canonical_bytes(obj) == want
 
 
-# --- the plain-line path of the loader: the field-by-field parse's case, or that parse decides --
+# --- the parse's quick acceptance of a decoded line: the case its exact checks build, or they decide --
 
 _words = st.text(st.characters(blacklist_categories=("Cs",)), max_size=6)  # no lone surrogate
 _blank = st.sampled_from(["", " ", "\t\n", "\u3000", "\x1c", "\x85"])
@@ -258,20 +258,48 @@ def _shape(x):
         return ("dict", [(_shape(k), _shape(v)) for k, v in x.items()])
     if isinstance(x, list | tuple):
         return (type(x).__name__, [_shape(v) for v in x])
-    return (type(x).__name__, x)
+    return ("str" if isinstance(x, _Str) else type(x).__name__, x)  # (a text given as a subclass: the same text)
+
+
+class _Dict(dict):  # containers a decoder never gives: each field's quick test declines them
+    pass
+
+
+class _List(list):
+    pass
+
+
+class _Str(str):
+    pass
+
+
+def _wrapped(obj):
+    """A decoded line whose fields' texts, lists and tags are of a subclass: the parse takes its exact checks."""
+    if not isinstance(obj, dict):
+        return obj
+    out = _Dict(obj)
+    for key, val in obj.items():
+        if isinstance(val, list) and key in ("expected_chunks", "must_include", "must_not_include", "expected_tools"):
+            out[key] = _List(val)
+        elif key == "tags" and isinstance(val, dict):
+            out[key] = _Dict(val)
+        elif key in ("question", "expected_source", "reference_answer") and isinstance(val, str):
+            out[key] = _Str(val)
+    return out
 
 
 @settings(max_examples=2000)
 @given(_line)
 def test_a_plain_line_is_the_case_the_field_by_field_parse_builds(line):
-    from labkit.cases import FIELDS, _parse, _plain_case
+    from labkit.cases import FIELDS, _parse
     from labkit.io import loads_line
 
     text = json.dumps(line)
-    case, problems = _parse(loads_line(text), 7)
+    case, problems = _parse(_wrapped(loads_line(text)), 7)  # field by field, the exact checks
     obj = loads_line(text)  # what the loader hands over: a decoded line (its own strings)
-    plain = _plain_case(obj)
-    if problems:  # an invalid line: left to the field-by-field parse, which names its problems
+    plain, plain_problems = _parse(obj, 7)
+    assert plain_problems == problems
+    if problems:  # an invalid line: the exact checks name its problems
         assert plain is None
         return
     assert type(plain) is EvalCase and plain == case
@@ -284,16 +312,15 @@ def test_a_plain_case_is_frozen_and_behaves_as_one_built_by_its_init():
     import dataclasses
     import pickle
 
-    from labkit.cases import _plain_case
+    from labkit.cases import _parse
 
     obj = {"id": "a", "question": "q?", "tags": {"kind": "failure"}, "expected_tools": [{"name": "t"}]}
-    plain = _plain_case(obj)
+    plain = _parse(obj, 1)[0]
     built = EvalCase("a", "q?", expected_tools=({"name": "t", "args": {}},), tags={"kind": "failure"})
     assert plain == built and repr(plain) == repr(built)
     assert pickle.loads(pickle.dumps(plain)) == built and dataclasses.replace(plain, id="b").id == "b"
     with pytest.raises(dataclasses.FrozenInstanceError):
         plain.id = "b"
-
 
 
 def test_duplicate_ids_and_blank_lines_as_before(tmp_path):

@@ -17,7 +17,7 @@ from labkit.errors import LabkitError
 PACKAGE = Path(errors.__file__).parent
 
 # Exceptions that are control flow inside one module, not errors a user sees.
-INTERNAL = {"_StrictYAMLError", "_Raised", "_Refused", "_TooDeep", "_NotPlain", "StrictJSONError", "PipelineThreadsStuck",
+INTERNAL = {"_StrictYAMLError", "_Raised", "_Refused", "_TooDeep", "StrictJSONError", "PipelineThreadsStuck",
             "PipelineAbandoned"}
 
 
