@@ -201,7 +201,7 @@ def _check_retrieved(raw: Any, line: int | None, out: list[Problem]) -> list[dic
     for i, it in enumerate(raw):
         if isinstance(it, dict) and isinstance(iid := it.get("id"), str) and iid:
             score, text = it.get("score"), it.get("text")
-            if score is not None and not (type(score) is float and score - score == 0.0) and not _finite(score):
+            if score is not None and not _finite(score):
                 out.append(Problem(line, f"retrieved[{i}].score", f"must be a finite number, got {score!r}"))
             if text is not None and not isinstance(text, str):
                 out.append(Problem(line, f"retrieved[{i}].text", "must be a string"))

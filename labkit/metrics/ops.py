@@ -16,7 +16,15 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from labkit.metrics.columns import Column, column, column_from_array, reads_column, statuses, values
+from labkit.metrics.columns import (
+    Column,
+    column,
+    column_from_array,
+    line_status,
+    reads_column,
+    statuses,
+    values,
+)
 from labkit.registry import METRICS, metric, run_metric
 
 if TYPE_CHECKING:
@@ -53,7 +61,7 @@ def raw_ops(result: Mapping[str, Any]) -> dict[str, Any]:
     out = _float(usage.get("output_tokens"))
     attempts = result.get("attempts")
     return {
-        "status": str(result.get("status") or "ok"),
+        "status": line_status(result),
         "latency_ms": _float(result.get("latency_ms")),
         "cost_usd": _float(result.get("cost_usd")),
         "input_tokens": inp,
