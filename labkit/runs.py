@@ -394,8 +394,8 @@ def _safe_texts(col: pd.Series) -> Any:
 
     vals = col.astype(object).where(col.notna(), None)
     distinct = pd.unique(vals.to_numpy())
-    risky = _RISKY_START  # (csv_safe changes only a text starting so: the others are passed by)
-    change = {v: safe for v in distinct if isinstance(v, str) and v[:1] in risky and (safe := csv_safe(v)) is not v}
+    change = {v: safe for v in distinct  # (csv_safe changes only a text starting so: the others are passed by)
+              if isinstance(v, str) and v[:1] in _RISKY_START and (safe := csv_safe(v)) is not v}
     return vals.map(lambda v: change.get(v, v)) if change else vals
 
 
