@@ -45,8 +45,12 @@ _BLOCK_ELEMS = 4_000_000
 #: Elements of the count matrix ``W`` held per block by :func:`_index_counts_sums`: the
 #: plain bootstrap's blocks (so its draws are the same), enough rows for BLAS to run at speed.
 _W_BLOCK_ELEMS = _BLOCK_ELEMS
-#: Rows counted together by :func:`_index_counts_sums` (their counts stay in cache).
+#: Rows counted together by :func:`_index_counts_sums` (their counts stay in cache), at most: a
+#: power of two of at most 2**16 (a chunk's draws are 16 random bits each, masked).
 _CHUNK = 1 << 16
+#: Past _CHUNK rows, the rows are cut into chunks of equal power-of-two sizes, at least this many
+#: (then a few smaller ones): enough for the threads to share them evenly.
+_MIN_CHUNKS = 8
 #: Multiply-adds per BLAS call in :func:`_cell_sums`.
 _TILE_MULADDS = (1 << 18) - 1
 #: ``labkit.metrics.aggregate`` uses multinomial counts over distinct rows when
@@ -220,13 +224,14 @@ def _index_counts_sums(x: NDArray[np.float64], n_boot: int, seed: int,
     ``None`` is one cell. Result ``[n_boot, cells, m]``: each cell's column sums in every resample
     (the cell's count varies from resample to resample, as when cases are resampled). Up to
     ``_CHUNK`` rows, ``W`` counts the seeded index matrix :func:`bootstrap_distribution` draws;
-    beyond, the rows are cut into chunks of at most ``_CHUNK`` (of equal sizes), each resample's n
-    draws are spread over the chunks as ``Multinomial(n, chunk sizes / n)`` and drawn uniformly
-    inside each chunk, from a generator of the chunk's own (spawned from the seed's): the same
-    law (n uniform draws over the rows), counted in cache, the chunks side by side in threads
-    (numpy draws and counts without holding the interpreter), with the same sums whatever the
-    number of threads. Cost: one index draw and one count per row and resample, then a narrow
-    BLAS product per cell.
+    beyond, the rows are cut into chunks of power-of-two sizes (:func:`_chunk_sizes`), each
+    resample's n draws are spread over the chunks as ``Multinomial(n, chunk sizes / n)`` and drawn
+    uniformly inside each chunk, from a generator of the chunk's own (spawned from the seed's):
+    16 of its random bits a draw, masked to the chunk's size (uniform, as the size is a power of
+    two; about half the cost of a bounded integer draw). The same law (n uniform draws over the
+    rows), counted in cache, the chunks side by side in threads (numpy draws and counts without
+    holding the interpreter), with the same sums whatever the number of threads. Cost: 16 random
+    bits and one count per row and resample, then a narrow BLAS product per cell.
     """
     n, m = x.shape
     bounds = [0, n] if starts is None else [int(v) for v in starts]
@@ -240,17 +245,23 @@ def _index_counts_sums(x: NDArray[np.float64], n_boot: int, seed: int,
 
         parts.append(_block_sums(x, 0, n, bounds, n_boot, plain))
     elif n > _CHUNK:
-        edges = np.linspace(0, n, -(-n // _CHUNK) + 1).astype(np.int64).tolist()
-        sizes = np.diff(edges)
+        sizes = np.asarray(_chunk_sizes(n), dtype=np.int64)
+        edges = [0, *np.cumsum(sizes).tolist()]
         per_chunk = g.multinomial(n, sizes / n, size=n_boot)
         gens = g.spawn(len(sizes))
 
         def chunk(c: int) -> tuple[int, NDArray[np.float64]]:
-            size, draws, gc = int(sizes[c]), per_chunk[:, c], gens[c]
+            size, draws, bits = int(sizes[c]), per_chunk[:, c], gens[c].bit_generator
 
             def fill(w: NDArray[np.float64], a: int, rows: int) -> None:
-                for j in range(rows):
-                    w[j] = np.bincount(gc.integers(0, size, size=int(draws[a + j]), dtype=np.int64), minlength=size)
+                counts = draws[a:a + rows].tolist()
+                idx = bits.random_raw(-(-sum(counts) // 4)).view(np.uint16)  # four draws a raw word
+                if size < 1 << 16:
+                    idx &= np.uint16(size - 1)
+                at = 0
+                for j, d in enumerate(counts):
+                    w[j] = np.bincount(idx[at:at + d], minlength=size)
+                    at += d
 
             return _block_sums(x, edges[c], edges[c + 1], bounds, n_boot, fill)
 
@@ -266,6 +277,15 @@ def _index_counts_sums(x: NDArray[np.float64], n_boot: int, seed: int,
     for first, sums in parts:  # in chunk order: the same sums whatever the threads
         out[:, first:first + sums.shape[1]] += sums
     return out
+
+
+def _chunk_sizes(n: int) -> list[int]:
+    """The chunks :func:`_index_counts_sums` cuts ``n`` rows into: as many as fit of the largest
+    power of two (at most ``_CHUNK``) that makes at least ``_MIN_CHUNKS`` of them, then the rest as
+    the powers of two its binary digits give, largest first (each size a power of two)."""
+    size = min(_CHUNK, 1 << max(0, (n // _MIN_CHUNKS).bit_length() - 1))
+    full, rest = divmod(n, size)
+    return [size] * full + [1 << b for b in range(rest.bit_length() - 1, -1, -1) if rest >> b & 1]
 
 
 def usable_cpus() -> int:

@@ -8,6 +8,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy.stats import binomtest, norm
 
 from labkit import stats
@@ -260,6 +262,32 @@ def test_cell_sums_in_chunks_draw_the_same_law(monkeypatch):
     few = stats._index_counts_sums(x, 30, 2, starts)
     monkeypatch.setattr(stats, "_TILE_MULADDS", 7)  # tiny BLAS tiles: the same sums
     np.testing.assert_allclose(stats._index_counts_sums(x, 30, 2, starts), few, rtol=1e-12)
+
+
+@given(st.integers(1, 3_000_000))
+def test_chunks_are_powers_of_two_that_cover_the_rows(n):
+    sizes = stats._chunk_sizes(n)
+    assert sum(sizes) == n and sizes == sorted(sizes, reverse=True)
+    assert all(s & (s - 1) == 0 and s <= stats._CHUNK for s in sizes)  # (a draw is masked random bits)
+    full = sizes.count(sizes[0])
+    assert full >= stats._MIN_CHUNKS or sizes[0] == 1 or n < 2 * stats._MIN_CHUNKS  # the threads share them
+    assert len(sizes) - full <= sizes[0].bit_length()  # then the rest's binary digits, once each
+
+
+def test_chunked_draws_are_uniform_over_each_chunks_rows(monkeypatch):
+    """Every row of a chunk is drawn as often as any other: the rows at each position inside
+    their chunk are drawn, on average, as many times as there are of them."""
+    monkeypatch.setattr(stats, "_CHUNK", 128)
+    n = 1000
+    sizes = stats._chunk_sizes(n)
+    first = np.repeat(np.cumsum([0, *sizes[:-1]]), sizes)
+    position = np.arange(n) - first  # each row's place inside its chunk
+    width = sizes[0]
+    x = (position[:, None] == np.arange(width)[None, :]).astype(float)
+    sums = stats._index_counts_sums(x, 4000, 11)[:, 0]
+    want = x.sum(axis=0)  # rows at each position
+    sd = np.sqrt(want * (1 - 1 / n)) / np.sqrt(4000)  # a binomial count's mean over the resamples
+    assert np.all(np.abs(sums.mean(axis=0) - want) < 5 * sd)
 
 
 def test_chunked_sums_do_not_depend_on_how_many_threads_count_them(monkeypatch):
