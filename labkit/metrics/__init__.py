@@ -44,15 +44,17 @@ from labkit.registry import (
 
 if TYPE_CHECKING:
     from labkit.metrics.aggregation import (
+        AggregatePlan,
         aggregate,
         aggregate_frame,
         aggregate_metric,
+        plan_aggregate,
     )
 
 #: The built-in metrics, in registry order.
 BUILTIN_METRICS = tuple(n for n, s in METRICS.items() if s.builtin)
 
-_AGGREGATION = ("aggregate", "aggregate_frame", "aggregate_metric")
+_AGGREGATION = ("AggregatePlan", "aggregate", "aggregate_frame", "aggregate_metric", "plan_aggregate")
 
 
 def __getattr__(name: str) -> Any:
@@ -74,6 +76,7 @@ __all__ = [
     "RUN_KINDS",
     "SCHEMA_VERSION",
     "STAGES",
+    "AggregatePlan",
     "CaseMetricFn",
     "CaseResult",
     "MetricSpec",
@@ -87,6 +90,7 @@ __all__ = [
     "metrics_schema_version",
     "ops",
     "per_case_metrics",
+    "plan_aggregate",
     "register_metric",
     "retrieval",
     "run_metric",
