@@ -120,6 +120,17 @@ PART_BYTES = 4 * 2**20
 PARALLEL_MIN_PARTS = 4
 
 
+class _Scores(NamedTuple):
+    """A part's score_cases columns as they travel back from a worker: the reason columns as
+    codes and the part's few distinct reasons (each distinct reason sent once, not once a case:
+    as text, each cell would come back a string of its own), the others as a frame, and the
+    columns' order."""
+
+    frame: pd.DataFrame
+    reasons: dict[str, tuple[Any, list[str]]]
+    order: list[str]
+
+
 class _Part(NamedTuple):
     """One part of results.jsonl scored: the dataset position and line of each valid line (in
     file order), its lines claiming a cache hit, its per-case scores (None when any line of the
@@ -128,7 +139,7 @@ class _Part(NamedTuple):
     positions: list[int]
     lines: list[int]
     cache_lines: list[int]
-    scores: pd.DataFrame | None
+    scores: _Scores | None
     problems: list[Problem]
     unknown: list[tuple[int, str]]
     n_lines: int
@@ -162,39 +173,42 @@ def _score_part(span: tuple[int, int]) -> _Part:
     return _Part(positions, part.lines, cache_lines, scores, part.problems, unknown, count_lines(w["path"], span))
 
 
-def _compact(cols: dict[str, Any]) -> pd.DataFrame:
-    """A part's score_cases columns as a frame, its reason columns as categoricals: a part's few
-    distinct reasons travel back from a worker once each, not once a case (as text, each cell
-    would come back a string of its own)."""
+def _compact(cols: dict[str, Any]) -> _Scores:
+    """A part's score_cases columns as :class:`_Scores`."""
     import numpy as np
     import pandas as pd
 
-    out: dict[str, Any] = {}
+    reasons: dict[str, tuple[Any, list[str]]] = {}
     for name, col in cols.items():
         if name.endswith("_reason") and isinstance(col, list):
             if any(col):  # (hashed, in order of appearance: sorting the few reasons would cost more)
-                codes, reasons = pd.factorize(np.asarray(col, dtype=object))
+                codes, distinct = pd.factorize(np.asarray(col, dtype=object))
+                reasons[name] = (codes, distinct.tolist())
             else:  # measured everywhere: one code
-                codes, reasons = np.zeros(len(col), dtype=np.int8), np.array([""], dtype=object)
-            out[name] = pd.Categorical.from_codes(codes, pd.Index(reasons))
-        else:
-            out[name] = col
-    return pd.DataFrame(out)
+                reasons[name] = (np.zeros(len(col), dtype=np.int8), [""])
+    frame = pd.DataFrame({name: col for name, col in cols.items() if name not in reasons})
+    return _Scores(frame, reasons, list(cols))
 
 
 def _frame(parts: list[_Part]) -> pd.DataFrame | None:
-    """The parts' scores as one frame in file order (reason columns as text again: a part's
-    distinct reasons one string object each); None when no part has scores."""
+    """The parts' scores as one frame in file order (reason columns as text: a part's distinct
+    reasons one string object each); None when no part has scores."""
+    import numpy as np
     import pandas as pd
 
-    frames = [part.scores for part in parts if part.scores is not None]
-    if not frames:
+    packed = [part.scores for part in parts if part.scores is not None]
+    if not packed:
         return None
-    out = pd.concat(frames, ignore_index=True)  # (categoricals of unequal categories come out as text)
-    for name, dtype in frames[0].dtypes.items():
-        if isinstance(dtype, pd.CategoricalDtype) and out[name].dtype != object:
-            out[name] = out[name].astype(object)
-    return out
+    plain = pd.concat([s.frame for s in packed], ignore_index=True)
+    texts: dict[str, Any] = {}
+    for name in packed[0].reasons:  # one list of the distinct reasons, each part's codes mapped into it
+        known: dict[str, int] = {}
+        codes = [np.asarray([known.setdefault(r, len(known)) for r in distinct], dtype=np.int64)[c]
+                 for c, distinct in (s.reasons[name] for s in packed)]
+        labels = np.empty(len(known), dtype=object)
+        labels[:] = list(known)
+        texts[name] = labels[np.concatenate(codes)]
+    return pd.concat([plain, pd.DataFrame(texts, index=plain.index, dtype=object)], axis=1)[packed[0].order]
 
 
 def _parts(path: Path, judge: Any) -> list[_Part]:
@@ -281,7 +295,8 @@ def _joined(parts: list[_Part], rd: RunDir, ds: Dataset,
     positions = np.fromiter((p for part in parts for p in part.positions), dtype=np.int64, count=len(lines))
     if not problems and unknown:
         raise DatasetError(str(rd.results_path), unknown)
-    if len(np.unique(positions)) < len(positions) or problems:
+    in_order = positions.size < 2 or bool(np.all(positions[1:] > positions[:-1]))  # (then no case twice)
+    if problems or (not in_order and len(np.unique(positions)) < len(positions)):
         ids = [cases_all[p].id if p >= 0 else "" for p in positions.tolist()]
         problems = sorted(problems + duplicate_ids(ids, lines)[1], key=lambda pr: pr.line or 0)
     claim = cache_claim_problem(rd.manifest, cache_lines)
@@ -293,7 +308,7 @@ def _joined(parts: list[_Part], rd: RunDir, ds: Dataset,
     parts.clear()
     if scores is None:
         raise DatasetError(str(rd.results_path), [Problem(None, None, "no result line")])
-    if positions.size > 1 and not bool(np.all(positions[1:] > positions[:-1])):  # (else in order already)
+    if not in_order:
         order = np.argsort(positions, kind="stable")
         scores, positions = scores.take(order).reset_index(drop=True), positions[order]
     return [cases_all[p] for p in positions.tolist()], scores
