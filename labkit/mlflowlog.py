@@ -319,7 +319,7 @@ def _log_new(target: Any, rd: Any, scored: str, *, gate: str | None, baseline: s
              reports: Sequence[str | os.PathLike[str]]) -> LoggedRun:
     from labkit.trace.redact import Redactor
 
-    red = Redactor.from_config((rd.manifest.get("runner") or {}).get("redaction"))
+    red = Redactor.from_config(rd.redaction)
     judged = _gate_report(rd, gate, baseline)
     gate_info: dict[str, Any] = {}
     tags = {TAG_UUID: rd.run_uuid, "labkit.run_id": rd.run_id, "labkit.run_dir": str(rd.path.resolve())}

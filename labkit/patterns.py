@@ -24,6 +24,7 @@ and become ``[API_KEY]`` wherever they appear (:func:`redact_literals`).
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Callable, Iterable
@@ -282,6 +283,22 @@ MAY_MATCH_NON_NUMERIC = re.compile(r"[@:=_\-.]|akia|asia|aiza|bearer|basic", re.
 KINDS: tuple[str, ...] = tuple(p.kind for p in CATALOGUE)
 #: Names of the placeholders ``[TYPE]`` the catalogue writes.
 PLACEHOLDERS: tuple[str, ...] = tuple(f"[{t}]" for t in TYPES)
+def placeholder_tag(name: str) -> str:
+    """The tag of the placeholder ``[TAG]`` an extra redaction pattern called ``name`` writes: the
+    name in capitals, every character but A-Z, 0-9 and _ as _."""
+    return re.sub(r"[^A-Z0-9_]", "_", str(name).upper())
+
+
+@functools.lru_cache(maxsize=64)
+def placeholder_pattern(extra_tags: tuple[str, ...] = (), *, catalogue: bool = True) -> re.Pattern[str]:
+    """The placeholders a redactor writes in place of what it hides (group 1: what is inside the
+    brackets): ``[CONTENT len=… sha256=…]`` (a content field left out), each catalogue type's
+    ``[TYPE]`` (``catalogue``: redaction on) and ``[TAG]`` of each extra pattern's tag. Bracketed
+    capitals it never writes (``[DOC1]``, ``[NOTE]``) are text."""
+    tags = sorted({*(TYPES if catalogue else ()), *extra_tags})
+    return re.compile(r"\[(CONTENT len=\d+ sha256=[0-9a-f]{12}" + "".join("|" + re.escape(t) for t in tags) + r")\]")
+
+
 #: What each placeholder type may have replaced (for "could this phrase hide behind it").
 TYPE_CHARS: dict[str, str] = {
     "PRIVATE_KEY": r"[\s\S]", "API_KEY": r"[^\s]", "TOKEN": r"[^\s]", "EMAIL": r"[\w.%+\-@]",

@@ -180,6 +180,13 @@ class RunDir:
         return data
 
     @property
+    def redaction(self) -> Any:
+        """The redaction settings the run was written with: its manifest's ``runner.redaction``
+        (None: the defaults, as for a run whose manifest records none)."""
+        runner = self.manifest.get("runner")
+        return runner.get("redaction") if isinstance(runner, dict) else None
+
+    @property
     def manifest_version(self) -> int:
         """The ``schema_version`` of manifest.json: 0 for a manifest without one (the first
         landing's) and for a directory without a manifest; a version this labkit does not know

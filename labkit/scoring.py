@@ -169,7 +169,8 @@ def _score_part(span: tuple[int, int]) -> _Part:
     scores = None
     if not part.problems and not unknown and len(set(positions)) == len(positions):
         cases = [w["cases"][i] for i in positions]
-        scores = _compact(score_columns(cases, part.rows, k=w["k"], corpus=w["corpus"], judge=w["judge"]))
+        scores = _compact(score_columns(cases, part.rows, k=w["k"], corpus=w["corpus"], judge=w["judge"],
+                                        redaction=w["redaction"]))
     return _Part(positions, part.lines, cache_lines, scores, part.problems, unknown, count_lines(w["path"], span))
 
 
@@ -227,7 +228,8 @@ def _parts(path: Path, judge: Any) -> list[_Part]:
     from labkit.metrics import score_cases
 
     w = _WITH  # no case scored once here: the modules scoring imports are loaded before the fork
-    score_cases([], [], k=w["k"], corpus=w["corpus"], judge=judge)  # (about 0.3 s in each worker otherwise)
+    # (about 0.3 s in each worker otherwise)
+    score_cases([], [], k=w["k"], corpus=w["corpus"], judge=judge, redaction=w["redaction"])
     gc.freeze()  # the dataset's objects out of the collector's reach: workers share their pages longer
     try:
         ctx = multiprocessing.get_context("fork")  # the workers inherit _WITH: the dataset is not sent
@@ -245,12 +247,15 @@ def score_results(rd: RunDir, ds: Dataset, *, k: int, corpus: Any, judge: Any,
     line of the file is named in one DatasetError (its own problems, then, when every line is
     valid, case ids the dataset does not hold, then repeated case ids and cache claims beyond
     the run's count), and nothing is scored. ``results`` (validated lines in memory) are
-    scored instead of the file, as one part.
+    scored instead of the file, as one part. A phrase the run's redaction placeholders may
+    hide is unmeasured (its manifest's ``runner.redaction``: :attr:`RunDir.redaction`).
     """
     from labkit.judges import get_judge
     from labkit.metrics import score_cases
+    from labkit.trace.redact import Redactor
 
     jd = get_judge(judge)
+    red = Redactor.from_config(rd.redaction)
     cases_all = list(ds)
     index = {c.id: i for i, c in enumerate(cases_all)}
     if results is not None:
@@ -260,8 +265,8 @@ def score_results(rd: RunDir, ds: Dataset, *, k: int, corpus: Any, judge: Any,
             raise DatasetError(str(rd.results_path), [_not_in(None, cid, ds) for cid in unknown])
         rows.sort(key=lambda r: index[r["case_id"]])
         cases = [cases_all[index[r["case_id"]]] for r in rows]
-        return cases, score_cases(cases, rows, k=k, corpus=corpus, judge=jd)
-    _WITH.update(path=rd.results_path, index=index, cases=cases_all, k=k, corpus=corpus, judge=jd)
+        return cases, score_cases(cases, rows, k=k, corpus=corpus, judge=jd, redaction=red)
+    _WITH.update(path=rd.results_path, index=index, cases=cases_all, k=k, corpus=corpus, judge=jd, redaction=red)
     try:
         parts = _parts(rd.results_path, jd)
     finally:

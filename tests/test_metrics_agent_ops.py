@@ -348,3 +348,10 @@ def test_metrics_json_carries_its_schema_version():
     agg = aggregate(cases, score_cases(cases, _results(cases)), n_boot=50)
     assert agg["schema_version"] == SCHEMA_VERSION == 1 and metrics_schema_version(agg) == 1
     assert metrics_schema_version({"metrics": {}}) == 0  # a first-landing file
+
+
+def test_task_success_is_not_known_when_only_a_hidden_phrase_could_decide_it():
+    assert task_success("ok", None, None, None, redacted=True) is None
+    assert task_success("ok", 1.0, 0.0, None, redacted=True) is None
+    assert task_success("ok", 0.5, None, None, redacted=True) is False  # a check that fails decides
+    assert task_success("error", None, None, None, redacted=True) is False

@@ -77,8 +77,9 @@ def oracle(cases: list[EvalCase], results: list[dict[str, Any]], *, k: int = 5, 
         s = {**_retrieval_oracle(res, k), **_generation_oracle(res, judge, corpus)}
         s["tool_call_accuracy"] = agent.tool_call_accuracy(res.get("tool_calls"), res.case.expected_tools)
         ok = agent.task_success(res.status, s["must_include_coverage"][0], s["must_not_include_violation"][0],
-                                s["tool_call_accuracy"][0])
-        s["task_success_rate"] = (1.0 if ok else 0.0, "")
+                                s["tool_call_accuracy"][0], redacted=generation.REDACTED in (
+                                    s["must_include_coverage"][1], s["must_not_include_violation"][1]))
+        s["task_success_rate"] = (None, generation.REDACTED) if ok is None else (1.0 if ok else 0.0, "")
         s["retry_rate"] = (1.0 if agent.retried(res.get("attempts")) else 0.0, "")
         s["error_rate"] = (0.0 if res.status == "ok" else 1.0, "")
         raw = ops.raw_ops(res)
@@ -92,7 +93,7 @@ def oracle(cases: list[EvalCase], results: list[dict[str, Any]], *, k: int = 5, 
             row[name + "_reason"] = "" if val is not None else (reason or "unmeasured")
         lat = raw["latency_ms"]
         raw.update(latency_ms_reason="no_latency" if math.isnan(lat) else ("from_cache" if raw["from_cache"] else ""),
-                   task_success=ok)
+                   task_success=ok is True)
         rows.append({**row, **{n: raw[n] for n in ops.RAW_COLUMNS}})
     return pd.DataFrame(rows)
 

@@ -69,6 +69,46 @@ def test_redacted_answer_rescored_through_score_cases():
     assert math.isnan(row["must_include_coverage"]) and row["must_include_coverage_reason"] == "redacted"
 
 
+def test_bracketed_capitals_the_redactor_never_writes_are_answer_text():
+    """``[DOC1]``-style citations, ``[NOTE]`` or ``[B]`` are not redaction placeholders: the phrase
+    checks and the reference metrics measure the answer, and a case missing its must_include
+    phrase fails task success instead of passing unseen."""
+    assert generation.must_include_coverage("Reset it from the portal [DOC1].", ["identity check"]) == (0.0, "")
+    assert generation.must_not_include_violation("Pick option [B].", ["option c"]) == (0.0, "")
+    assert not generation.hidden_by_redaction("Call [NOTE] now", "call support now")
+    case = EvalCase(id="c1", question="How do I reset?", must_include=["identity check"],
+                    reference_answer="Open the portal and reset it.")
+    res = {"case_id": "c1", "status": "ok", "answer": "Open the portal and reset it [DOC1].",
+           "retrieved": [], "citations": []}
+    row = score_cases([case], [res], k=5).iloc[0]
+    assert row["must_include_coverage"] == 0.0 and row["must_include_coverage_reason"] == ""
+    assert row["token_f1"] > 0 and row["token_f1_reason"] == ""
+    assert row["task_success_rate"] == 0.0
+
+
+def test_a_check_a_placeholder_may_hide_leaves_task_success_unmeasured():
+    """A must_include phrase a real placeholder may hide is unknown, not found: task success is
+    unmeasured (``redacted``) unless another check already fails it."""
+    case = EvalCase(id="c1", question="How do I reach support?", must_include=["555-0100"])
+    hidden = {"case_id": "c1", "status": "ok", "answer": "Call [PHONE].", "retrieved": [], "citations": []}
+    row = score_cases([case], [hidden], k=5).iloc[0]
+    assert math.isnan(row["task_success_rate"]) and row["task_success_rate_reason"] == "redacted"
+    case2 = EvalCase(id="c2", question="q", must_include=["555-0100"], must_not_include=["call"])
+    failed = dict(hidden, case_id="c2")  # says "call": fails whatever the placeholder hides
+    assert score_cases([case2], [failed], k=5).iloc[0]["task_success_rate"] == 0.0
+
+
+def test_the_placeholders_of_a_runs_extra_patterns_are_read_from_its_redaction_settings():
+    case = EvalCase(id="c1", question="Which ticket?", must_include=["ticket TK-1234"])
+    res = {"case_id": "c1", "status": "ok", "answer": "See ticket [TICKET_ID].", "retrieved": [], "citations": []}
+    plain = score_cases([case], [res], k=5).iloc[0]  # no such pattern: the text is the answer's
+    assert plain["must_include_coverage"] == 0.0
+    redacted = score_cases([case], [res], k=5, redaction={"extra_patterns": {"ticket-id": r"TK-\d+"}}).iloc[0]
+    assert math.isnan(redacted["must_include_coverage"]) and redacted["must_include_coverage_reason"] == "redacted"
+    off = score_cases([case], [{**res, "answer": "Call [PHONE]."}], k=5, redaction={"enabled": False}).iloc[0]
+    assert off["must_include_coverage"] == 0.0  # redaction off: no catalogue placeholder is one
+
+
 def test_citations_validity_and_accuracy():
     retrieved = [{"id": "a#1", "source": "a"}, {"id": "b#0", "source": "b"}]
     assert generation.citation_validity(["a#1", "c#0"], retrieved, "chunk") == (0.5, "")

@@ -55,3 +55,25 @@ def test_the_cycle_collector_is_back_on_after_an_input_error(tmp_path: Path) -> 
     finally:
         gc.enable()
 
+
+
+def test_a_runs_own_redaction_settings_decide_what_a_placeholder_is(tmp_path: Path) -> None:
+    """Rescoring a run from disk reads its manifest's runner.redaction: an extra pattern's
+    ``[TAG]`` may hide a phrase (unmeasured), bracketed capitals no redactor of the run writes
+    (``[DOC1]``) are the answer's text, and the case that misses its phrase fails task success."""
+    from labkit.runs import RunDir
+
+    ds = tmp_path / "ds.jsonl"
+    ds.write_text("".join(json.dumps(c) + "\n" for c in [
+        {"id": "a", "question": "Which ticket?", "must_include": ["ticket TK-1234"]},
+        {"id": "b", "question": "How do I reset?", "must_include": ["identity check"]}]))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.jsonl").write_text("".join(json.dumps(x) + "\n" for x in [
+        {"case_id": "a", "answer": "See ticket [TICKET_ID]."},
+        {"case_id": "b", "answer": "Reset it from the portal [DOC1]."}]))
+    RunDir(run).write_manifest({"run_id": "run", "runner": {"redaction": {"extra_patterns": {"ticket-id": r"TK-\d+"}}}})
+    score_run(run, ds, n_boot=50)
+    rows = {r["case_id"]: r for r in RunDir(run).scores().to_dict("records")}
+    assert rows["a"]["must_include_coverage_reason"] == "redacted" and rows["a"]["task_success_rate_reason"] == "redacted"
+    assert rows["b"]["must_include_coverage"] == 0.0 and rows["b"]["task_success_rate"] == 0.0

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from labkit.metrics.columns import Column, column, column_from_array, reads_column, values
+from labkit.metrics.generation import REDACTED
 from labkit.registry import METRICS, metric
 
 if TYPE_CHECKING:
@@ -42,14 +43,19 @@ def task_success(
     coverage: float | None,
     violation: float | None,
     tool_accuracy: float | None,
-) -> bool:
-    """Status ok, every must_include phrase present, no must_not_include, tools match when expected."""
-    return (
+    *,
+    redacted: bool = False,
+) -> bool | None:
+    """Status ok, every must_include phrase present, no must_not_include, tools match when expected
+    (None: a check with nothing to check). None (not known) when nothing fails the case but
+    ``redacted``: a phrase check is unmeasured because a redaction placeholder may hide its phrase."""
+    ok = (
         status == "ok"
         and (coverage is None or coverage >= 1.0)
         and (violation is None or violation == 0.0)
         and (tool_accuracy is None or tool_accuracy >= 1.0)
     )
+    return None if ok and redacted else ok
 
 
 def retried(attempts: Any) -> bool:
@@ -82,18 +88,22 @@ def _tool_call_accuracy(run: CaseRun) -> Column:
 
 
 def _task_success_rate(run: CaseRun) -> Column:
-    """1 when :func:`task_success` holds for the case (from the other columns), else 0."""
+    """1 when :func:`task_success` holds for the case (from the other columns), 0 when it does not,
+    unmeasured (``redacted``) when it is not known."""
     import numpy as np
 
     ok = np.asarray([r.status == "ok" for r in run.rows], dtype=bool)
+    unknown = np.zeros(len(run.rows), dtype=bool)
     for name, passes in (("must_include_coverage", lambda v: v >= 1.0),
                          ("must_not_include_violation", lambda v: v == 0.0),
                          ("tool_call_accuracy", lambda v: v >= 1.0)):
         col = column(run, name)
         got = col.values if col is not None else np.asarray(
             [np.nan if v is None else v for v in values(run, name)], dtype=np.float64)
-        ok &= np.isnan(got) | passes(got)
-    return column_from_array(ok.astype(np.float64))
+        ok &= np.isnan(got) | passes(got)  # (unmeasured: nothing to check, or not known)
+        if col is not None:
+            unknown |= np.asarray([why == REDACTED for why in col.reasons], dtype=bool)
+    return column_from_array(np.where(ok & unknown, np.nan, ok.astype(np.float64)), [REDACTED] * len(run.rows))
 
 
 def _retry_rate(run: CaseRun) -> Column:

@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 
 Score = tuple[float | None, str]
 
-#: a placeholder the redactor writes: a catalogue type, an extra pattern's tag, or dropped content
-_PLACEHOLDER = re.compile(r"\[(CONTENT len=\d+ sha256=[0-9a-f]{12}|[A-Z][A-Z0-9_]*)\]")
+#: the placeholders the default redactor writes (every catalogue type, dropped content): what an
+#: answer is read with when nothing says how it was redacted (``redaction`` of score_cases)
+PLACEHOLDERS = patterns.placeholder_pattern()
 REDACTED = "redacted"
 
 
@@ -56,11 +57,11 @@ def phrases_found(answer: str | None, phrases: Iterable[str]) -> list[bool]:
     return [normalize(p) in a for p in phrases]
 
 
-def _placeholders(answer: str) -> list[tuple[int, int, re.Pattern[str]]]:
+def _placeholders(answer: str, placeholders: re.Pattern[str]) -> list[tuple[int, int, re.Pattern[str]]]:
     """(start, end, hidden-character pattern) of each placeholder in the normalized answer."""
     a = normalize(answer)
     out = []
-    for tag in dict.fromkeys(m.group(1) for m in _PLACEHOLDER.finditer(answer)):
+    for tag in dict.fromkeys(m.group(1) for m in placeholders.finditer(answer)):
         chars = patterns.TYPE_CHARS.get(tag, r"[\s\S]")
         hidden = re.compile(f"(?:{chars})+", re.IGNORECASE)
         low = f"[{normalize(tag)}]"
@@ -71,12 +72,13 @@ def _placeholders(answer: str) -> list[tuple[int, int, re.Pattern[str]]]:
     return out
 
 
-def hidden_by_redaction(answer: str | None, phrase: str) -> bool:
-    """Whether a redaction placeholder in the answer may hide the phrase (or a part of it)."""
+def hidden_by_redaction(answer: str | None, phrase: str, *, placeholders: re.Pattern[str] = PLACEHOLDERS) -> bool:
+    """Whether a redaction placeholder in the answer may hide the phrase (or a part of it);
+    ``placeholders``: what the redactor of the answer writes (``Redactor.placeholders()``)."""
     if not answer or "[" not in answer:
         return False
     a, p = normalize(answer), normalize(phrase)
-    for start, end, hidden in _placeholders(answer):
+    for start, end, hidden in _placeholders(answer, placeholders):
         left, right = a[:start], a[end:]
         for i in range(len(p)):
             if not left.endswith(p[:i]):
@@ -87,7 +89,8 @@ def hidden_by_redaction(answer: str | None, phrase: str) -> bool:
     return False
 
 
-def must_include_coverage(answer: str | None, phrases: Sequence[str]) -> Score:
+def must_include_coverage(answer: str | None, phrases: Sequence[str], *,
+                          placeholders: re.Pattern[str] = PLACEHOLDERS) -> Score:
     """Share of must_include phrases found; unmeasured (no_must_include) when none listed.
 
     A case with no answer (error, timeout) scores what it said: 0. A missing phrase a
@@ -96,19 +99,21 @@ def must_include_coverage(answer: str | None, phrases: Sequence[str]) -> Score:
     if not phrases:
         return None, "no_must_include"
     found = phrases_found(answer, phrases)
-    if any(not f and hidden_by_redaction(answer, p) for f, p in zip(found, phrases, strict=True)):
+    if any(not f and hidden_by_redaction(answer, p, placeholders=placeholders)
+           for f, p in zip(found, phrases, strict=True)):
         return None, REDACTED
     return sum(found) / len(found), ""
 
 
-def must_not_include_violation(answer: str | None, phrases: Sequence[str]) -> Score:
+def must_not_include_violation(answer: str | None, phrases: Sequence[str], *,
+                               placeholders: re.Pattern[str] = PLACEHOLDERS) -> Score:
     """1 if any must_not_include phrase occurs in the answer; unmeasured when none listed, or
     when none occurs but a redaction placeholder may hide one (``redacted``)."""
     if not phrases:
         return None, "no_must_not_include"
     if any(phrases_found(answer, phrases)):
         return 1.0, ""
-    if any(hidden_by_redaction(answer, p) for p in phrases):
+    if any(hidden_by_redaction(answer, p, placeholders=placeholders) for p in phrases):
         return None, REDACTED
     return 0.0, ""
 
@@ -353,6 +358,7 @@ def _phrases(kind: str) -> ColumnFn:
         answers = run.batch(_answers).answer
         norm = run.batch(_normalized)
         phrase = _PhraseNorm()
+        ph = run.placeholders
         include = kind == "include"
         none: Score = (None, "no_must_include" if include else "no_must_not_include")
         scores: list[Score] = []
@@ -364,14 +370,15 @@ def _phrases(kind: str) -> ColumnFn:
                 continue
             found = [phrase[p] in a for p in phrases]
             if include:  # a placeholder looked for only when a phrase is missing
-                if not all(found) and _has_placeholder(answer) and any(
-                        not f and hidden_by_redaction(answer, p) for f, p in zip(found, phrases, strict=True)):
+                if not all(found) and _has_placeholder(answer, ph) and any(
+                        not f and hidden_by_redaction(answer, p, placeholders=ph)
+                        for f, p in zip(found, phrases, strict=True)):
                     add((None, REDACTED))
                 else:
                     add((sum(found) / len(found), ""))
             elif any(found):
                 add(_ONE)
-            elif _has_placeholder(answer) and any(hidden_by_redaction(answer, p) for p in phrases):
+            elif _has_placeholder(answer, ph) and any(hidden_by_redaction(answer, p, placeholders=ph) for p in phrases):
                 add((None, REDACTED))
             else:
                 add(_ZERO)
@@ -382,9 +389,9 @@ def _phrases(kind: str) -> ColumnFn:
     return compute
 
 
-def _has_placeholder(answer: str | None) -> bool:
+def _has_placeholder(answer: str | None, placeholders: re.Pattern[str]) -> bool:
     """Whether a redaction placeholder is in the answer."""
-    return answer is not None and "[" in answer and _PLACEHOLDER.search(answer) is not None
+    return answer is not None and "[" in answer and placeholders.search(answer) is not None
 
 
 class _PhraseNorm(dict[str, str]):
@@ -489,12 +496,12 @@ metric(name="answer_relevance", stage="generation", builtin=True,
 # --- answer correctness against the reference answer (definitions: labkit.metrics.reference) ----
 
 
-def _match_ruled_out(answer: str, ref: str) -> bool:
+def _match_ruled_out(answer: str, ref: str, placeholders: re.Pattern[str]) -> bool:
     """Whether the text outside the answer's placeholders already rules out an exact match:
     its normalised pieces do not occur, in order, in the normalised reference."""
     norm_ref, pos, start = reference.normalize_answer(ref), 0, 0
     pieces = []
-    for m in _PLACEHOLDER.finditer(answer):
+    for m in placeholders.finditer(answer):
         pieces.append(answer[start:m.start()])
         start = m.end()
     pieces.append(answer[start:])
@@ -521,7 +528,8 @@ def against_reference(case: EvalCase, result: CaseResult, compare: Callable[[str
     answer = _answered(result)
     if answer is None:
         return _unanswered(result)
-    if _PLACEHOLDER.search(answer) and not (exact and _match_ruled_out(answer, ref)):
+    ph = result.run.placeholders
+    if ph.search(answer) and not (exact and _match_ruled_out(answer, ref, ph)):
         return None, REDACTED
     return compare(answer, ref), ""
 
@@ -540,7 +548,7 @@ def _reference_inputs(run: CaseRun) -> list[Score | tuple[list[str] | None, list
         elif answer is None:
             out.append((None, why))
         else:
-            out.append((None if _has_placeholder(answer) else reference.tokens(answer),
+            out.append((None if _has_placeholder(answer, run.placeholders) else reference.tokens(answer),
                         ref_tokens, answer, ref))  # type: ignore[arg-type]
     return out
 
@@ -556,7 +564,7 @@ def _against_reference(compare: Callable[[list[str], list[str]], float], *, exac
                 add(x)
                 continue
             toks, ref_toks, answer, ref = x
-            if toks is None and not (exact and _match_ruled_out(answer, ref)):
+            if toks is None and not (exact and _match_ruled_out(answer, ref, run.placeholders)):
                 add((None, REDACTED))
             else:
                 add((compare(reference.tokens(answer) if toks is None else toks, ref_toks), ""))

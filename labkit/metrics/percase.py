@@ -11,9 +11,11 @@ the run-wide batches, the other metrics of the case).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from labkit import patterns
 from labkit.cases import EvalCase
 from labkit.errors import ConfigError, DatasetError, Problem
 from labkit.metrics import columns, ops
@@ -52,14 +54,16 @@ def normalize_score(got: Any) -> Score:
 
 
 class CaseRun:
-    """What the cases of one score_cases call share: k, corpus, judge and run-wide batches."""
+    """What the cases of one score_cases call share: k, corpus, judge, the placeholders their
+    redaction writes, and run-wide batches."""
 
     def __init__(self, cases: Sequence[EvalCase], results: Sequence[Mapping[str, Any]], *,
-                 k: int, corpus: Any, judge: Any) -> None:
+                 k: int, corpus: Any, judge: Any, redaction: Any = None) -> None:
         self.cases = list(cases)
         self.k = k
         self.corpus = corpus
         self.judge = judge
+        self.placeholders = redaction_placeholders(redaction)
         self._memo: dict[Callable[[CaseRun], Any], Any] = {}
         self.rows = [CaseResult(r, run=self, index=i) for i, r in enumerate(results)]
 
@@ -145,6 +149,17 @@ class CaseResult(dict[str, Any]):
         return self.scored(name)[0]
 
 
+def redaction_placeholders(redaction: Any) -> re.Pattern[str]:
+    """The placeholders that may stand for hidden text in results redacted with ``redaction`` (a
+    run's ``runner.redaction`` settings, or a Redactor; None: the default redactor's)."""
+    if redaction is None:
+        return patterns.placeholder_pattern()
+    from labkit.trace.redact import Redactor
+
+    placeholders: re.Pattern[str] = Redactor.from_config(redaction).placeholders()
+    return placeholders
+
+
 def score_cases(
     cases: Sequence[EvalCase],
     results: Sequence[Mapping[str, Any]],
@@ -152,6 +167,7 @@ def score_cases(
     k: int = 5,
     corpus: Any = None,
     judge: Any = None,
+    redaction: Any = None,
 ) -> pd.DataFrame:
     """One row per case (in ``cases`` order) with every per-case metric and its reason.
 
@@ -159,10 +175,13 @@ def score_cases(
     wins; a case without a line raises DatasetError naming it). ``corpus``
     (a labkit Corpus) supplies chunk text for retrieved items without
     ``text``. ``judge`` is a judge, a judge name or config (default lexical).
+    ``redaction`` is what the results were redacted with (a run's ``runner.redaction``
+    settings or a Redactor; default: the default redactor): a phrase its placeholders may
+    hide is unmeasured (``redacted``), bracketed text it never writes is the answer's own.
     """
     import pandas as pd
 
-    return pd.DataFrame(score_columns(cases, results, k=k, corpus=corpus, judge=judge))
+    return pd.DataFrame(score_columns(cases, results, k=k, corpus=corpus, judge=judge, redaction=redaction))
 
 
 def score_columns(
@@ -172,13 +191,14 @@ def score_columns(
     k: int = 5,
     corpus: Any = None,
     judge: Any = None,
+    redaction: Any = None,
 ) -> dict[str, Any]:
     """The columns of :func:`score_cases`' frame, in its order: each a float array or a list."""
     from labkit.judges import get_judge
 
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}", field="k")
-    run = CaseRun(cases, _pair(cases, results), k=k, corpus=corpus, judge=get_judge(judge))
+    run = CaseRun(cases, _pair(cases, results), k=k, corpus=corpus, judge=get_judge(judge), redaction=redaction)
     try:
         return _columns(run, cases)
     finally:

@@ -266,9 +266,8 @@ class Redactor:
                 pat = re.compile(rx)
             except re.error as e:
                 raise ConfigError(f"invalid regex for {name!r}: {e}", field="extra_patterns") from None
-            tag = re.sub(r"[^A-Z0-9_]", "_", str(name).upper())
             # extra patterns run first: they are the most specific
-            self._rules.insert(0, _Rule(tag, pat))
+            self._rules.insert(0, _Rule(patterns.placeholder_tag(name), pat))
         # one search of every gate at once: most strings (ids, statuses, plain prose) pass no gate,
         # and then only the ungated rules need to run (True: an own id field, numeric rules skipped)
         # the extra patterns (first, no gate) run on every string; then the catalogue's rules, which
@@ -574,6 +573,12 @@ class Redactor:
                 and 7 <= sum(ch.isdigit() for ch in val) <= 15):
             return "[PHONE]"
         return None
+
+    def placeholders(self) -> re.Pattern[str]:
+        """The placeholders this redactor writes (:func:`labkit.patterns.placeholder_pattern`): what
+        a phrase check of a text it redacted may find in place of a phrase."""
+        tags = tuple(sorted({patterns.placeholder_tag(name) for name in self.extra_patterns}))
+        return patterns.placeholder_pattern(tags, catalogue=self.enabled)
 
     def describe(self) -> dict[str, Any]:
         """The effective settings (for a manifest)."""
