@@ -166,8 +166,8 @@ def _score_part(span: tuple[int, int]) -> _Part:
             unknown.append((n, r["case_id"]))
         positions.append(-1 if pos is None else pos)
     cache_lines = [n for r, n in zip(part.rows, part.lines, strict=True) if r["from_cache"]]
-    scores = None
-    if not part.problems and not unknown and len(set(positions)) == len(positions):
+    scores = None  # (also for a part of blank lines or a torn last line only: nothing to join)
+    if part.rows and not part.problems and not unknown and len(set(positions)) == len(positions):
         cases = [w["cases"][i] for i in positions]
         scores = _compact(score_columns(cases, part.rows, k=w["k"], corpus=w["corpus"], judge=w["judge"],
                                         redaction=w["redaction"]))

@@ -162,3 +162,20 @@ def test_parts_travel_as_compact_frames_and_join_to_the_plain_frame(parts: list[
     want = want.astype({"m_reason": object, "x_reason": object})
     assert got is not None
     pd.testing.assert_frame_equal(got, want)
+
+
+@pytest.mark.parametrize("tail", ["\n\n", '{"case_id": "c-torn", "ans'], ids=["blank-lines", "torn-line"])
+@pytest.mark.parametrize("min_parts", [10**9, 1], ids=["in-process", "workers"])
+def test_a_part_with_no_line_to_score_changes_nothing(recorded: tuple[Path, Path], tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch, tail: str, min_parts: int) -> None:
+    """Blank lines, or a writer's torn last line, alone in a part of their own (a part boundary just
+    before them): the part scores nothing and the files are what one part writes."""
+    ds, run = recorded
+    lines = _lines(run)[:40]
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    (edited / "results.jsonl").write_text("\n\n" + "".join(lines) + tail)
+    whole = _scored(edited, ds, tmp_path, monkeypatch, part_bytes=2**40, min_parts=10**9)
+    parts = _scored(edited, ds, tmp_path, monkeypatch, part_bytes=1, min_parts=min_parts)  # a part a line
+    assert parts == whole
+    assert json.loads(whole[1])["n_cases"] == 40
