@@ -325,9 +325,11 @@ def parse_lines(lines: Iterable[str], path: str | None = None) -> Dataset:
     return _parse_numbered(((n, s) for n, s in enumerate(lines, start=1) if s.strip()), path)
 
 
-def _parse_numbered(lines: Iterable[tuple[int, str]], path: str | None) -> Dataset:
-    """The dataset of numbered lines as iter_jsonl gives them: none blank, each number higher."""
-    problems: list[Problem] = []
+def _parse_numbered(lines: Iterable[tuple[int, str]], path: str | None,
+                    problems: list[Problem] | None = None) -> Dataset:
+    """The dataset of numbered lines as iter_jsonl gives them: none blank, each number higher
+    (``problems``: the reader's own, such as lines that are not UTF-8, added in line order)."""
+    problems = [] if problems is None else problems
     cases: list[EvalCase] = []
     seen: dict[str, int] = {}
     first_line = seen.setdefault  # an id's first line: this line's number when the id is new
@@ -358,7 +360,9 @@ def _parse_numbered(lines: Iterable[tuple[int, str]], path: str | None) -> Datas
 def load_cases(path: str | os.PathLike[str]) -> Dataset:
     """Load and validate a JSONL dataset. Raises DatasetError listing every bad line; a file
     without a single case is an error too (a gate judged on no case would pass)."""
-    ds = _parse_numbered(((n, text) for n, text, _ in iter_jsonl(path, strict_tail=True)), str(path))
+    problems: list[Problem] = []
+    ds = _parse_numbered(((n, text) for n, text, _ in iter_jsonl(path, strict_tail=True, problems=problems)),
+                         str(path), problems)
     if not ds.cases:
         raise DatasetError(str(path), [Problem(None, None, "no cases (the dataset is empty)")])
     return ds

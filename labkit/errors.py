@@ -17,6 +17,18 @@ from typing import Any
 class LabkitError(Exception):
     """Root of every error labkit raises on purpose."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its message and fields, without calling ``__init__`` again (whose arguments
+        differ from class to class): an error raised in a worker process reaches the parent whole."""
+        return _rebuilt, (type(self), self.args, dict(vars(self)))
+
+
+def _rebuilt(cls: type[LabkitError], args: tuple[Any, ...], fields: dict[str, Any]) -> LabkitError:
+    err = cls.__new__(cls)
+    err.args = args
+    vars(err).update(fields)
+    return err
+
 
 @dataclass(frozen=True)
 class Problem:

@@ -258,16 +258,18 @@ def input_error(path: str | os.PathLike[str], exc: OSError, line: int | None = N
 
 
 def iter_jsonl(path: str | os.PathLike[str], *, strict_tail: bool = False,
-               span: tuple[int, int] | None = None) -> Iterator[tuple[int, str, bool]]:
+               span: tuple[int, int] | None = None,
+               problems: list[Problem] | None = None) -> Iterator[tuple[int, str, bool]]:
     """``(line number, text, complete)`` for each non-blank line of a JSONL file.
 
     ``complete`` is False only for a last line without its newline: what a writer
     killed mid-line, or still writing, leaves. Such a tail may end inside a UTF-8
-    character, so it is decoded leniently (it is no whole record anyway) unless
-    ``strict_tail`` (a hand-written file often just lacks its final newline). A
-    line that is not UTF-8 is a DatasetError naming it, as is a file that cannot be read.
-    ``span`` (start, end byte offsets from :func:`line_spans`) reads only the lines in
-    that part of the file, numbered from 1 within it.
+    character: unless ``strict_tail`` (a hand-written file often just lacks its final
+    newline), it is then given without that character's bytes (it is no whole record
+    anyway). A line that is not UTF-8 otherwise is a problem naming it: added to
+    ``problems`` when given (and left out), else a DatasetError, as is a file that cannot
+    be read. ``span`` (start, end byte offsets from :func:`line_spans`) reads only the
+    lines in that part of the file, numbered from 1 within it.
     """
     p = Path(path)
     try:
@@ -282,10 +284,16 @@ def iter_jsonl(path: str | os.PathLike[str], *, strict_tail: bool = False,
         for n, raw in enumerate(lines, start=1):
             complete = raw.endswith(b"\n")
             try:
-                lenient = not complete and not strict_tail
-                text = raw.decode("utf-8", errors="replace" if lenient else "strict")
+                text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise DatasetError(str(p), [Problem(n, None, f"not UTF-8 text: {e.reason}")]) from None
+                if not complete and not strict_tail and e.reason == "unexpected end of data":
+                    text = raw[:e.start].decode("utf-8")  # cut inside its last character: a torn line
+                else:
+                    problem = Problem(n, None, f"not UTF-8 text: {e.reason}")
+                    if problems is None:
+                        raise DatasetError(str(p), [problem]) from None
+                    problems.append(problem)
+                    continue
             if not text.isspace():  # (a blank line skipped: strip() would copy every line)
                 yield n, text, complete
 
@@ -343,7 +351,7 @@ def jsonl_objects(path: str | os.PathLike[str], problems: list[Problem]) -> list
     """(line, object) of every line of a JSONL file that is one JSON object, by the strict decoder;
     a malformed line, a torn last line or a line that is no object adds a :class:`Problem` instead."""
     rows: list[tuple[int, dict[str, Any]]] = []
-    for n, raw, complete in iter_jsonl(path, strict_tail=True):
+    for n, raw, complete in iter_jsonl(path, strict_tail=True, problems=problems):
         try:
             obj = loads_line(raw)
         except json.JSONDecodeError as e:

@@ -72,7 +72,7 @@ def read_results_part(path: str | os.PathLike[str], span: tuple[int, int] | None
     problems: list[Problem] = []
     rows: list[dict[str, Any]] = []
     lines: list[int] = []
-    for n, raw, complete in iter_jsonl(path, span=span):
+    for n, raw, complete in iter_jsonl(path, span=span, problems=problems):
         try:
             obj = loads_line(raw)
         except json.JSONDecodeError as e:

@@ -332,3 +332,13 @@ def test_duplicate_ids_and_blank_lines_as_before(tmp_path):
         assert [(p.line, p.field, p.reason) for p in ei.value.problems] == [
             (5, "id", "duplicate id 'a' (first on line 1)"),
             (7, "id", f"duplicate id {derive_id('two')!r} (first on line 6)")]
+
+
+def test_a_dataset_line_that_is_not_utf8_is_named_beside_every_other_bad_line(tmp_path):
+    p = tmp_path / "ds.jsonl"
+    p.write_bytes(b'{"id": "a", "question": "ok?"}\n{bad\n{"id": "b", "question": "caf\xc3?"}\n'
+                  b'{"id": "c", "question": ""}\n')
+    with pytest.raises(DatasetError) as ei:
+        load_cases(p)
+    assert [(pr.line, pr.field) for pr in ei.value.problems] == [(2, None), (3, None), (4, "question")]
+    assert "UTF-8" in ei.value.problems[1].reason

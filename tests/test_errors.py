@@ -86,3 +86,17 @@ def test_compare_of_a_missing_run_is_a_run_dir_error(tmp_path: Path) -> None:
 
     with pytest.raises(errors.RunDirError, match="not a run directory"):
         compare_runs(tmp_path / "nope", tmp_path / "nope2")
+
+
+def test_a_labkit_error_crosses_a_process_boundary_whole() -> None:
+    """Scoring reads results.jsonl in worker processes: an error raised there reaches the parent
+    (pickled) as the same error, fields and message, not as a broken worker pool."""
+    import pickle
+
+    from labkit.errors import ConfigError, DatasetError, Problem, RunLocked
+
+    for err in (DatasetError("r.jsonl", [Problem(7, None, "not UTF-8 text: invalid start byte")]),
+                ConfigError("must be a number", path="gate.yaml", line=3, field="threshold", known=["a"]),
+                RunLocked("/tmp/run", 123)):
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is type(err) and str(back) == str(err) and vars(back) == vars(err)

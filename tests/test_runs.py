@@ -242,3 +242,27 @@ def test_a_carriage_return_in_a_text_cell_reads_back(tmp_path: Path) -> None:
     back = rd.scores()
     assert back["case_id"].tolist() == ["a\rb", "c"] and back["x_reason"].fillna("").tolist() == ["", "not\rok"]
     assert not [p for p in tmp_path.iterdir() if p.name != "scores.csv"]  # no temporary file left
+
+
+def test_a_line_that_is_not_utf8_is_named_beside_every_other_bad_line(tmp_path: Path) -> None:
+    """One DatasetError names every bad line: a line that is not UTF-8 does not hide the others."""
+    from labkit.runs import read_results
+
+    p = tmp_path / "results.jsonl"
+    p.write_bytes(b'{bad json\n{"case_id": "a", "answer": "caf\xc3 ok"}\n{"case_id": "b", "latency_ms": -1}\n')
+    with pytest.raises(DatasetError) as ei:
+        read_results(p)
+    assert [(pr.line, pr.field) for pr in ei.value.problems] == [(1, None), (2, None), (3, "latency_ms")]
+    assert "UTF-8" in ei.value.problems[1].reason
+
+
+def test_a_last_line_with_bytes_that_are_not_utf8_is_not_scored(tmp_path: Path) -> None:
+    """A last line without its newline is tolerated as torn only when it is cut inside its last
+    character; bytes that are not UTF-8 inside it make it a bad line, as with its newline."""
+    from labkit.runs import read_results
+
+    p = tmp_path / "results.jsonl"
+    p.write_bytes(b'{"case_id": "a", "answer": "ok"}\n{"case_id": "b", "answer": "caf\xc3 ok"}')
+    with pytest.raises(DatasetError) as ei:
+        read_results(p)
+    assert [pr.line for pr in ei.value.problems] == [2] and "UTF-8" in ei.value.problems[0].reason

@@ -179,3 +179,21 @@ def test_a_part_with_no_line_to_score_changes_nothing(recorded: tuple[Path, Path
     parts = _scored(edited, ds, tmp_path, monkeypatch, part_bytes=1, min_parts=min_parts)  # a part a line
     assert parts == whole
     assert json.loads(whole[1])["n_cases"] == 40
+
+
+@pytest.mark.parametrize("min_parts", [10**9, 1], ids=["in-process", "workers"])
+def test_a_line_that_is_not_utf8_is_named_at_its_line_in_the_file(recorded: tuple[Path, Path], tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   min_parts: int) -> None:
+    ds, run = recorded
+    copy = tmp_path / "bad-bytes"
+    shutil.copytree(run, copy)
+    data = (copy / "results.jsonl").read_bytes().splitlines(keepends=True)
+    data[1999] = b'{"case_id": "x", "answer": "\xff"}\n'
+    data[2499] = b"{not json\n"
+    (copy / "results.jsonl").write_bytes(b"".join(data))
+    monkeypatch.setattr(scoring, "PART_BYTES", 50_000)
+    monkeypatch.setattr(scoring, "PARALLEL_MIN_PARTS", min_parts)
+    with pytest.raises(DatasetError) as e:
+        score_run(copy, ds, n_boot=50)
+    assert [p.line for p in e.value.problems] == [2000, 2500] and "UTF-8" in e.value.problems[0].reason
