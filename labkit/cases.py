@@ -200,7 +200,7 @@ def _tags(obj: Mapping[str, Any], line: int | None, out: list[Problem]) -> dict[
         if not isinstance(v, str):
             out.append(Problem(line, f"tags.{k}", "must be a string"))
         else:
-            tags[k] = sys.intern(v)  # a handful of values over many cases: held once
+            tags[k] = sys.intern(str.__str__(v))  # a handful of values over many cases: held once
     if "kind" in tags and tags["kind"] not in KINDS:
         out.append(Problem(line, "tags.kind", f"unknown kind {tags['kind']!r} (known: {', '.join(KINDS)})"))
     if "risk" in tags and tags["risk"] not in RISKS:
@@ -268,8 +268,9 @@ def fingerprint(cases: Iterable[EvalCase]) -> str:
 def canonical_bytes(obj: dict[str, Any]) -> bytes:
     """``json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))`` as UTF-8:
     by orjson, which writes the same bytes for every value but a float or an integer beyond
-    64 bits (a case holds those only in its metadata: such a case takes json's way)."""
-    if not obj.get("metadata") or _plain(obj["metadata"]):
+    64 bits (a case holds numbers only in its metadata and its expected tools' args: such a
+    case takes json's way)."""
+    if all(not obj.get(key) or _plain(obj[key]) for key in ("metadata", "expected_tools")):
         try:
             return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
         except orjson.JSONEncodeError:  # a lone surrogate in a case built in memory

@@ -162,10 +162,10 @@ class Comparison:
 
 
 def read_scores(path: str | Path) -> pd.DataFrame:
-    """A scores.csv as a frame: empty cells are NaN (unmeasured), case ids stay strings."""
-    import pandas as pd
+    """A scores.csv as a frame (:func:`labkit.runs.read_scores_csv`: as it was scored)."""
+    from labkit.runs import read_scores_csv
 
-    return pd.read_csv(path, dtype={"case_id": str}, keep_default_na=False, na_values=[""])
+    return read_scores_csv(path)
 
 
 def _load_run(run_dir: str | Path) -> tuple[str, str | None, pd.DataFrame]:

@@ -90,7 +90,7 @@ def loads_line(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
         return _loads_checked(text, max_depth)
     try:
         proved = _proved(text, obj, max_depth)
-    except _TooDeep:
+    except (_TooDeep, RecursionError):  # (the walk recurses: a limit raised near the interpreter's)
         proved = False
     return obj if proved else _loads_checked(text, max_depth)
 
@@ -173,8 +173,12 @@ def _loads_stdlib(text: str) -> Any:
         first = text.find(e.needle)
         second = text.find(e.needle, first + 1) if e.msg.startswith("duplicate") else first
         raise StrictJSONError(e.msg, text, max(second, 0)) from None
-    except RecursionError:  # pragma: no cover - the depth check of loads_line comes first
+    except RecursionError:  # a limit raised past what the decoder's recursion reaches
         raise StrictJSONError("nested too deeply to decode", text, 0) from None
+    except ValueError as e:  # an integer of more digits than Python converts
+        if isinstance(e, json.JSONDecodeError):
+            raise
+        raise StrictJSONError(f"unreadable number: {str(e)[:80]}", text, 0) from None
 
 
 class LinedDict(dict[str, Any]):

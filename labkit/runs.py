@@ -269,11 +269,9 @@ class RunDir:
 
     def scores(self) -> pd.DataFrame:
         """scores.csv as a DataFrame (unmeasured cells are NaN); raises FileNotFoundError if unscored."""
-        import pandas as pd
-
         if not self.scores_path.is_file():
             raise FileNotFoundError(f"{self.scores_path}: run not scored yet (labkit score {self.path})")
-        return csv_unsafe_frame(pd.read_csv(self.scores_path, dtype={"case_id": str}, keep_default_na=True))
+        return read_scores_csv(self.scores_path)
 
     def dataset_path(self) -> str | None:
         """Where the run's cases are: the manifest's dataset.path, else the run's snapshot."""
@@ -404,6 +402,14 @@ def _safe_texts(col: pd.Series) -> Any:
     change = {v: safe for v in distinct  # (csv_safe changes only a text starting so: the others are passed by)
               if isinstance(v, str) and v[:1] in _RISKY_START and (safe := csv_safe(v)) is not v}
     return vals.map(lambda v: change.get(v, v)) if change else vals
+
+
+def read_scores_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A scores.csv as it was scored: an empty cell is NaN (unmeasured), every other text as
+    written (a case id ``NA`` or ``null`` stays one), each csv-safe text as it was before."""
+    import pandas as pd
+
+    return csv_unsafe_frame(pd.read_csv(path, dtype={"case_id": str}, keep_default_na=False, na_values=[""]))
 
 
 def csv_unsafe_frame(df: pd.DataFrame) -> pd.DataFrame:

@@ -259,10 +259,15 @@ def score_results(rd: RunDir, ds: Dataset, *, k: int, corpus: Any, judge: Any,
     cases_all = list(ds)
     index = {c.id: i for i, c in enumerate(cases_all)}
     if results is not None:
+        from labkit.runs import duplicate_ids
+
         rows = [dict(r) for r in results]
         unknown = [r["case_id"] for r in rows if r["case_id"] not in index]
         if unknown:
             raise DatasetError(str(rd.results_path), [_not_in(None, cid, ds) for cid in unknown])
+        repeated = duplicate_ids([r["case_id"] for r in rows], range(1, len(rows) + 1))[1]  # (the n-th given)
+        if repeated:
+            raise DatasetError(str(rd.results_path), repeated)
         rows.sort(key=lambda r: index[r["case_id"]])
         cases = [cases_all[index[r["case_id"]]] for r in rows]
         return cases, score_cases(cases, rows, k=k, corpus=corpus, judge=jd, redaction=red)
@@ -302,8 +307,9 @@ def _joined(parts: list[_Part], rd: RunDir, ds: Dataset,
         raise DatasetError(str(rd.results_path), unknown)
     in_order = positions.size < 2 or bool(np.all(positions[1:] > positions[:-1]))  # (then no case twice)
     if problems or (not in_order and len(np.unique(positions)) < len(positions)):
-        ids = [cases_all[p].id if p >= 0 else "" for p in positions.tolist()]
-        problems = sorted(problems + duplicate_ids(ids, lines)[1], key=lambda pr: pr.line or 0)
+        known = [(cases_all[p].id, n) for p, n in zip(positions.tolist(), lines, strict=True) if p >= 0]
+        repeated = duplicate_ids([cid for cid, _ in known], [n for _, n in known])[1]
+        problems = sorted(problems + repeated, key=lambda pr: pr.line or 0)
     claim = cache_claim_problem(rd.manifest, cache_lines)
     if claim is not None and not problems:
         problems.append(claim)

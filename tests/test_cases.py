@@ -342,3 +342,24 @@ def test_a_dataset_line_that_is_not_utf8_is_named_beside_every_other_bad_line(tm
         load_cases(p)
     assert [(pr.line, pr.field) for pr in ei.value.problems] == [(2, None), (3, None), (4, "question")]
     assert "UTF-8" in ei.value.problems[1].reason
+
+
+def test_the_fingerprint_is_its_formula_for_numbers_in_expected_tool_args():
+    """sha256 over json.dumps(case, sort_keys, compact, ensure_ascii=False) of the cases by id:
+    a float in a tool's args (1e-05, 1e-07) too, which a faster writer may spell otherwise."""
+    import hashlib
+
+    ds = as_cases([{"id": "a", "question": "q?", "expected_tools": [{"name": "search", "args": {"t": 1e-05}}]},
+                   {"id": "b", "question": "q?", "expected_tools": [{"name": "s", "args": {"x": 1e-07, "n": 3}}]}])
+    want = hashlib.sha256(b"".join(
+        json.dumps(c.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        for c in sorted(ds, key=lambda c: c.id))).hexdigest()
+    assert fingerprint(ds) == want
+
+
+def test_a_tag_value_of_a_str_subclass_is_read_as_its_text():
+    class Text(str):
+        pass
+
+    case = EvalCase.from_dict({"question": "q?", "tags": {"category": Text("billing")}})
+    assert case.tags == {"category": "billing"} and type(case.tags["category"]) is str

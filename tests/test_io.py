@@ -208,3 +208,38 @@ def test_a_blank_line_is_one_strip_leaves_empty(lines):
         p.write_bytes("".join(line + "\n" for line in lines).encode("utf-8"))
         got = [(n, text) for n, text, _ in iter_jsonl(p)]
     assert got == [(i, line + "\n") for i, line in enumerate(lines, 1) if line.strip()]
+
+
+def test_an_integer_too_long_to_read_is_a_malformed_line_not_a_crash(tmp_path):
+    """An integer of more digits than Python converts is a JSONDecodeError naming where it is,
+    and a dataset line holding one is a problem at its line."""
+    import json as _json
+
+    from labkit.cases import load_cases
+    from labkit.errors import DatasetError
+    from labkit.io import loads_line
+
+    text = '{"id": "a", "question": "q?", "metadata": {"n": ' + "1" * 5000 + "}}"
+    with pytest.raises(_json.JSONDecodeError):
+        loads_line(text)
+    p = tmp_path / "ds.jsonl"
+    p.write_text('{"id": "b", "question": "ok?"}\n' + text + "\n")
+    with pytest.raises(DatasetError) as ei:
+        load_cases(p)
+    assert [pr.line for pr in ei.value.problems] == [2]
+
+
+def test_nesting_within_a_raised_limit_decodes_or_fails_as_malformed():
+    """A limit above the default lets deep lines through to the decoder: no RecursionError."""
+    import json as _json
+
+    from labkit.io import loads_line
+
+    for depth in (900, 1000, 1023):
+        text = "[" * depth + "]" * depth
+        try:
+            got = loads_line(text, max_depth=1024)
+        except _json.JSONDecodeError as e:
+            assert "deep" in e.msg
+        else:
+            assert isinstance(got, list)

@@ -266,3 +266,22 @@ def test_a_last_line_with_bytes_that_are_not_utf8_is_not_scored(tmp_path: Path) 
     with pytest.raises(DatasetError) as ei:
         read_results(p)
     assert [pr.line for pr in ei.value.problems] == [2] and "UTF-8" in ei.value.problems[0].reason
+
+
+def test_scores_csv_reads_back_every_case_id_as_written(tmp_path: Path) -> None:
+    """Case ids that read like missing values (NA, null, None, nan, N/A) or that scores.csv made
+    csv-safe come back as they were scored, by RunDir.scores and compare's reader alike."""
+    from labkit.compare import read_scores
+
+    ids = ["NA", "null", "None", "nan", "N/A", "#N/A", "n/a", "NULL", "@alice-q1", "plain"]
+    ds = tmp_path / "ds.jsonl"
+    save_cases(as_cases([{"id": i, "question": "q?"} for i in ids]), ds)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.jsonl").write_text("".join(json.dumps({"case_id": i, "answer": "a"}) + "\n" for i in ids))
+    from labkit.scoring import score_run
+
+    score_run(run, ds, n_boot=50)
+    back = RunDir(run).scores()
+    assert sorted(back["case_id"]) == sorted(ids)
+    pd.testing.assert_frame_equal(read_scores(run / "scores.csv"), back)

@@ -77,3 +77,22 @@ def test_a_runs_own_redaction_settings_decide_what_a_placeholder_is(tmp_path: Pa
     rows = {r["case_id"]: r for r in RunDir(run).scores().to_dict("records")}
     assert rows["a"]["must_include_coverage_reason"] == "redacted" and rows["a"]["task_success_rate_reason"] == "redacted"
     assert rows["b"]["must_include_coverage"] == 0.0 and rows["b"]["task_success_rate"] == 0.0
+
+
+def test_lines_naming_cases_the_dataset_lacks_are_no_duplicates_of_each_other(tmp_path: Path) -> None:
+    run, ds = _run(tmp_path, [{"case_id": "zz1", "answer": "x"}, {"case_id": "zz2", "answer": "y"}])
+    with (run / "results.jsonl").open("a") as f:
+        f.write("{bad\n")
+    with pytest.raises(DatasetError) as e:
+        score_run(run, ds, n_boot=50)
+    assert [(p.line, p.field) for p in e.value.problems] == [(3, None)]  # (unknown ids: once the lines read)
+
+
+def test_results_given_in_memory_are_refused_with_a_case_twice(tmp_path: Path) -> None:
+    run, ds = _run(tmp_path, [{"case_id": "a", "answer": "x"}])
+    row = {"case_id": "a", "status": "ok", "answer": "x", "retrieved": [], "citations": [], "tool_calls": [],
+           "usage": None, "cost_usd": None, "latency_ms": None, "attempts": 1, "error": None, "trace_id": None,
+           "from_cache": False}
+    with pytest.raises(DatasetError) as e:
+        score_run(run, ds, n_boot=50, results=[row, dict(row)])
+    assert "duplicate case_id 'a'" in e.value.problems[0].reason
