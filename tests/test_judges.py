@@ -382,3 +382,27 @@ def test_abstains_on_known_phrases(text, expected):
     from labkit.judges import ABSTENTION, abstains
 
     assert abstains(text) is expected is (ABSTENTION.search(text) is not None)
+
+
+def test_a_lexical_judge_subclass_that_decides_otherwise_is_asked_case_by_case():
+    """A subclass overriding faithfulness or relevance is what scoring asks: the inherited batch
+    methods would decide as the base class does."""
+    from labkit.cases import EvalCase
+    from labkit.judges import LexicalJudge
+    from labkit.metrics import score_cases
+
+    class AllOrNothing(LexicalJudge):
+        def faithfulness(self, answer, contexts):
+            got, why = super().faithfulness(answer, contexts)
+            return (None, why) if got is None else (float(got == 1.0), "")
+
+        def relevance(self, question, answer):
+            return 0.0
+
+    case = EvalCase(id="c1", question="How long do refunds take?")
+    res = {"case_id": "c1", "status": "ok", "answer": "Refunds take five days. The moon is made of cheese.",
+           "retrieved": [{"id": "d#1", "text": "Refunds take five days to process."}], "citations": []}
+    judge = AllOrNothing()
+    row = score_cases([case], [res], judge=judge).iloc[0]
+    assert judge.faithfulness(res["answer"], [res["retrieved"][0]["text"]]) == (0.0, "")
+    assert row["faithfulness"] == 0.0 and row["answer_relevance"] == 0.0
