@@ -355,3 +355,28 @@ def test_task_success_is_not_known_when_only_a_hidden_phrase_could_decide_it():
     assert task_success("ok", 1.0, 0.0, None, redacted=True) is None
     assert task_success("ok", 0.5, None, None, redacted=True) is False  # a check that fails decides
     assert task_success("error", None, None, None, redacted=True) is False
+
+
+@pytest.mark.parametrize(("returned", "want"), [
+    ((np.float32("nan"), "too_short"), (None, "too_short")),  # a numpy NaN is unmeasured too
+    (np.float64(0.25), (0.25, "")),
+    ((True, ""), (1.0, "")),
+])
+def test_a_user_metric_value_is_read_whatever_its_number_type(returned, want):
+    from labkit.metrics.percase import normalize_score
+
+    assert normalize_score(returned) == want
+
+
+@pytest.mark.parametrize("returned", [(0.5, ["a", "list"]), "high", (math.inf, ""), (None, 3)])
+def test_a_user_metric_returning_what_is_no_score_is_a_config_error_naming_it(returned):
+    @register_metric("odd_metric", stage="generation", description="returns what is no score")
+    def _odd(case, result):
+        return returned
+
+    try:
+        cases = _cases()
+        with pytest.raises(ConfigError, match="odd_metric"):
+            score_cases(cases, _results(cases))
+    finally:
+        unregister_metric("odd_metric")

@@ -18,6 +18,8 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from labkit.errors import ConfigError
+
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
@@ -42,21 +44,38 @@ ColumnFn = Callable[["CaseRun"], Column]
 COLUMNS: dict[Callable[..., Any], ColumnFn] = {}
 
 
-def column_of(scores: Iterable[Score]) -> Column:
-    """A Column from ``(value, reason)`` pairs, normalised as ``normalize_score`` does: None or
-    NaN is unmeasured (reason kept, default ``unmeasured``), a value is measured (reason ``""``)."""
+def normalize_score(got: Any, name: str = "") -> Score:
+    """A metric function's return (a value, or ``(value, reason)``) as ``(value, reason)``: None or
+    NaN (of any number type) is unmeasured (reason kept, default ``unmeasured``), a finite number
+    is measured (reason ``""``). Anything else is a ConfigError naming the metric ``name``."""
+    val, reason = got if isinstance(got, tuple) and len(got) == 2 else (got, "")
+    if not isinstance(reason, str):
+        raise ConfigError(f"metric {name!r} gave a reason that is not a string: {reason!r:.60}", field="metric")
+    if val is None:
+        return None, reason or "unmeasured"
+    try:
+        v = float(val)
+    except (TypeError, ValueError):
+        raise ConfigError(f"metric {name!r} gave {type(val).__name__} {val!r:.60}, not a number or None",
+                          field="metric") from None
+    if math.isnan(v):
+        return None, reason or "unmeasured"
+    if math.isinf(v):
+        raise ConfigError(f"metric {name!r} gave {v}, not a finite number", field="metric")
+    return v, ""
+
+
+def column_of(scores: Iterable[Score], name: str = "") -> Column:
+    """A Column from ``(value, reason)`` pairs, each read by :func:`normalize_score`."""
     import numpy as np
 
     values: list[float] = []
     reasons: list[str] = []
     nan = math.nan
-    for val, reason in scores:
-        if val is None or (isinstance(val, float) and math.isnan(val)):
-            values.append(nan)
-            reasons.append(reason or "unmeasured")
-        else:
-            values.append(float(val))
-            reasons.append("")
+    for got in scores:
+        val, reason = normalize_score(got, name)
+        values.append(nan if val is None else val)
+        reasons.append(reason)
     return Column(np.asarray(values, dtype=np.float64), reasons)
 
 
@@ -75,7 +94,7 @@ def per_case(kernel: Callable[[EvalCase, CaseResult], Score]) -> ColumnFn:
     """The column of a metric that stays per case: ``kernel(case, result)`` for every row, in one loop."""
 
     def compute(run: CaseRun) -> Column:
-        return column_of(kernel(r.case, r) for r in run.rows)
+        return column_of((kernel(r.case, r) for r in run.rows), getattr(kernel, "__name__", ""))
 
     compute.__name__ = compute.__qualname__ = f"per_case({getattr(kernel, '__name__', 'kernel')})"
     return compute

@@ -19,6 +19,7 @@ from labkit import patterns
 from labkit.cases import EvalCase
 from labkit.errors import ConfigError, DatasetError, Problem
 from labkit.metrics import columns, ops
+from labkit.metrics.columns import normalize_score
 from labkit.registry import METRICS, per_case_metrics
 
 if TYPE_CHECKING:
@@ -39,18 +40,6 @@ def _pair(cases: Sequence[EvalCase], results: Iterable[Mapping[str, Any]]) -> li
             None, [Problem(None, "case_id", f"no result line for case {cid!r}") for cid in missing]
         )
     return [by_id[c.id] for c in cases]
-
-
-def normalize_score(got: Any) -> Score:
-    """A metric function's return as (value, reason): None or NaN is unmeasured (reason kept,
-    default ``unmeasured``); a value is measured (reason ``""``)."""
-    if isinstance(got, tuple):
-        val, reason = got
-    else:
-        val, reason = got, ""
-    if val is None or (isinstance(val, float) and math.isnan(val)):
-        return None, reason or "unmeasured"
-    return float(val), ""
 
 
 class CaseRun:
@@ -140,7 +129,7 @@ class CaseResult(dict[str, Any]):
         if spec is None or spec.fn is None:
             raise ConfigError(f"{name!r} is not a per-case metric", field="metric", known=per_case_metrics())
         self._scores[name] = None  # in progress
-        got = normalize_score(spec.fn(self.case, self))
+        got = normalize_score(spec.fn(self.case, self), name)
         self._scores[name] = got
         return got
 
