@@ -246,16 +246,12 @@ class RunDir:
         A finished run records how many cases it served from the cache
         (``counts.from_cache``); more lines claiming a cache hit than that is an error.
         """
-        rows = read_results(self.results_path)
-        man = self.manifest
-        counts = man.get("counts") if man.get("status") == "complete" else None
-        recorded = counts.get("from_cache") if isinstance(counts, dict) else None
-        if isinstance(recorded, int) and sum(1 for r in rows if r["from_cache"]) > recorded:
-            line = [i for i, r in enumerate(rows, 1) if r["from_cache"]][recorded]
-            raise DatasetError(str(self.results_path), [Problem(
-                line, "from_cache", f"claims a cache hit, but the run recorded only {recorded} "
-                                    f"(manifest.json counts.from_cache)")])
-        return rows
+        part = _valid_results(self.results_path)
+        claim = cache_claim_problem(self.manifest, [n for r, n in zip(part.rows, part.lines, strict=True)
+                                                    if r["from_cache"]])
+        if claim is not None:
+            raise DatasetError(str(self.results_path), [claim])
+        return part.rows
 
     def metrics(self) -> dict[str, Any]:
         """metrics.json, or {} when the run has not been scored."""

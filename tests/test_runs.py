@@ -285,3 +285,25 @@ def test_scores_csv_reads_back_every_case_id_as_written(tmp_path: Path) -> None:
     back = RunDir(run).scores()
     assert sorted(back["case_id"]) == sorted(ids)
     pd.testing.assert_frame_equal(read_scores(run / "scores.csv"), back)
+
+
+@pytest.mark.parametrize(("recorded", "want"), [(1, [6]), (-1, [5]), (True, []), (2, [])])
+def test_a_cache_claim_beyond_the_recorded_count_is_named_at_its_line_as_scoring_names_it(
+        tmp_path: Path, recorded: object, want: list[int]) -> None:
+    from labkit.scoring import score_run
+
+    hit = {"from_cache": True, "attempts": 0, "cache_origin": {"run_id": "r0", "trace_id": "t0"}}
+    ds = tmp_path / "ds.jsonl"
+    save_cases(as_cases([{"id": i, "question": "q?"} for i in "abc"]), ds)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.jsonl").write_text("\n\n" + json.dumps({"case_id": "a", "answer": "x"}) + "\n\n"
+                                       + "".join(json.dumps({"case_id": c, "answer": "x", **hit}) + "\n" for c in "bc"))
+    RunDir(run).write_manifest({"run_id": "run", "status": "complete", "counts": {"from_cache": recorded}})
+    for read in (lambda: RunDir(run).results(), lambda: score_run(run, ds, n_boot=20)):
+        if not want:
+            read()
+            continue
+        with pytest.raises(DatasetError) as ei:
+            read()
+        assert [(p.line, p.field) for p in ei.value.problems] == [(n, "from_cache") for n in want]
