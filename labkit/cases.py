@@ -106,10 +106,16 @@ class EvalCase:
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any]) -> EvalCase:
         """Build one case from a mapping; raises DatasetError (no line) when invalid."""
+        bad = surrogate_field(obj)
+        if bad is not None:  # (as for a file's line: no UTF-8 text can hold it)
+            raise DatasetError(None, [Problem(None, bad, _SURROGATE)])
         case, problems = _parse(obj, None)
         if case is None:
             raise DatasetError(None, problems)
         return case
+
+
+_SURROGATE = "contains a lone surrogate (\\ud800-\\udfff), which is no text"
 
 
 def _str_list(obj: Mapping[str, Any], key: str, line: int | None, out: list[Problem]) -> tuple[str, ...]:
@@ -342,7 +348,7 @@ def _parse_numbered(lines: Iterable[tuple[int, str]], path: str | None,
             continue
         bad = surrogate_field(obj) if may_hold_surrogate(raw) else None
         if bad is not None:
-            problems.append(Problem(n, bad, "contains a lone surrogate (\\ud800-\\udfff), which is no text"))
+            problems.append(Problem(n, bad, _SURROGATE))
             continue
         case, probs = _parse(obj, n)
         if case is None:

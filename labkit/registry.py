@@ -15,6 +15,7 @@ stage modules load no numpy either). Definitions: docs/metrics.md.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -84,7 +85,14 @@ class MetricSpec:
 METRICS: dict[str, MetricSpec] = {}
 
 
+#: A metric's name: it becomes a scores.csv column, a metrics.json key and a gate's field.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def _check(name: str, stage: str, direction: str, kind: str, known_kinds: tuple[str, ...]) -> None:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ConfigError(f"a metric's name is letters, digits and _ (not first a digit), got {name!r:.60}",
+                          field="name")
     if stage not in STAGES:
         raise ConfigError(f"unknown stage {stage!r}", field="stage", known=STAGES)
     if direction not in DIRECTIONS:

@@ -363,3 +363,9 @@ def test_a_tag_value_of_a_str_subclass_is_read_as_its_text():
 
     case = EvalCase.from_dict({"question": "q?", "tags": {"category": Text("billing")}})
     assert case.tags == {"category": "billing"} and type(case.tags["category"]) is str
+
+
+def test_a_case_built_in_memory_is_refused_with_a_lone_surrogate_as_a_file_line_is():
+    with pytest.raises(DatasetError) as ei:
+        EvalCase.from_dict({"question": "q\ud800?"})
+    assert ei.value.problems[0].field == "question" and "surrogate" in ei.value.problems[0].reason

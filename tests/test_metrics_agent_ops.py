@@ -380,3 +380,12 @@ def test_a_user_metric_returning_what_is_no_score_is_a_config_error_naming_it(re
             score_cases(cases, _results(cases))
     finally:
         unregister_metric("odd_metric")
+
+
+@pytest.mark.parametrize("name", ["=HYPERLINK(\"http://x\")", "with space", "", "1st", "a-b"])
+def test_a_metric_name_is_an_identifier(name):
+    """A metric's name becomes a scores.csv column, a metrics.json key and a gate's field: a name
+    that is no identifier (a formula, a blank) is refused when it is registered."""
+    with pytest.raises(ConfigError, match="name"):
+        register_metric(name, stage="generation")(lambda case, result: 1.0)
+    assert name not in METRICS
