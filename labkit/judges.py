@@ -342,13 +342,9 @@ def judge_many(judge: Any, what: str, items: Sequence[tuple[Any, Any]]) -> list[
 
 
 def _overridden_below(cls: type, one: str, many: str) -> bool:
-    """Whether a subclass defines the verdict ``one`` below the class that defines its batch
-    ``many`` (which then decides as that class does, not as the subclass)."""
-    def owner(name: str) -> type | None:
-        return next((c for c in cls.__mro__ if name in vars(c)), None)
-
-    one_owner, many_owner = owner(one), owner(many)
-    return one_owner is not None and many_owner is not None and not issubclass(many_owner, one_owner)
+    """Whether a subclass defines the verdict ``one`` below the class of its batch ``many``."""
+    one_owner, many_owner = (next((c for c in cls.__mro__ if n in vars(c)), object) for n in (one, many))
+    return not issubclass(many_owner, one_owner)
 
 
 def lexical_verdicts(judge: LexicalJudge, items: Sequence[tuple[str, str, Sequence[str]]]) -> list[Verdicts]:
