@@ -184,7 +184,8 @@ def _compact(cols: dict[str, Any]) -> _Scores:
         if name.endswith("_reason") and isinstance(col, list):
             if any(col):  # (hashed, in order of appearance: sorting the few reasons would cost more)
                 codes, distinct = pd.factorize(np.asarray(col, dtype=object))
-                reasons[name] = (codes, distinct.tolist())
+                reasons[name] = (codes.astype(np.min_scalar_type(len(distinct))), distinct.tolist())  # (a byte a
+                # case for a part's few reasons, not eight: the parts wait in the parent until the join)
             else:  # measured everywhere: one code
                 reasons[name] = (np.zeros(len(col), dtype=np.int8), [""])
     frame = pd.DataFrame({name: col for name, col in cols.items() if name not in reasons})
@@ -200,16 +201,17 @@ def _frame(parts: list[_Part]) -> pd.DataFrame | None:
     packed = [part.scores for part in parts if part.scores is not None]
     if not packed:
         return None
-    plain = pd.concat([s.frame for s in packed], ignore_index=True)
-    texts: dict[str, Any] = {}
-    for name in packed[0].reasons:  # one list of the distinct reasons, each part's codes mapped into it
-        known: dict[str, int] = {}
+    out = pd.concat([s.frame for s in packed], ignore_index=True)
+    for at, name in enumerate(packed[0].order):  # (inserted in place: the other columns are not copied)
+        if name not in packed[0].reasons:
+            continue
+        known: dict[str, int] = {}  # one list of the distinct reasons, each part's codes mapped into it
         codes = [np.asarray([known.setdefault(r, len(known)) for r in distinct], dtype=np.int64)[c]
                  for c, distinct in (s.reasons[name] for s in packed)]
         labels = np.empty(len(known), dtype=object)
         labels[:] = list(known)
-        texts[name] = labels[np.concatenate(codes)]
-    return pd.concat([plain, pd.DataFrame(texts, index=plain.index, dtype=object)], axis=1)[packed[0].order]
+        out.insert(at, name, pd.Series(labels[np.concatenate(codes)], index=out.index, dtype=object))
+    return out
 
 
 def _parts(path: Path, judge: Any) -> list[_Part]:
