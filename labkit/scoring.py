@@ -382,7 +382,7 @@ def score_run(
 def _score_run(run_dir: str | os.PathLike[str] | RunDir, dataset: Dataset | Sequence[EvalCase] | str
                | os.PathLike[str] | None, *, corpus: Any, k: int, seed: int, n_boot: int, judge: Any,
                results: Sequence[Mapping[str, Any]] | None) -> dict[str, Any]:
-    from labkit.metrics import plan_aggregate
+    from labkit.metrics import aggregate
 
     rd = RunDir(run_dir)
     if not rd.results_path.is_file():
@@ -392,14 +392,12 @@ def _score_run(run_dir: str | os.PathLike[str] | RunDir, dataset: Dataset | Sequ
     cases, scores = score_results(rd, ds, k=k, corpus=corp, judge=judge, results=results)
     from concurrent.futures import ThreadPoolExecutor
 
-    have = {c.id for c in cases}
-    plan = plan_aggregate(cases, scores, k=k, seed=seed, n_boot=n_boot, missing=[c for c in ds if c.id not in have])
-    # scores.csv written while the intervals are drawn: numpy's threads leave the interpreter free
-    # for it then (beside the values' planning, each would wait on the other for the interpreter)
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with ThreadPoolExecutor(max_workers=1) as pool:  # scores.csv written while the intervals are drawn
         written = pool.submit(_write_scores, rd, scores.copy(deep=False))
         fingerprint = pool.submit(lambda: ds.fingerprint)  # (kept by the dataset) for the manifest
-        metrics = _redacted_slices(plan.resampled())
+        have = {c.id for c in cases}
+        missing = [c for c in ds if c.id not in have]
+        metrics = _redacted_slices(aggregate(cases, scores, k=k, seed=seed, n_boot=n_boot, missing=missing))
         hashes = written.result()
         fingerprint.result()
     atomic_write_text(rd.metrics_path, json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False) + "\n")

@@ -127,16 +127,3 @@ def test_a_slice_total_varies_with_the_slice_size():
     lo, hi = stats.bootstrap_ci(cost, stats.sum_stat, n_boot=2000, rng=0)
     e = agg["slices"]["risk=high"]["total_cost_usd"]
     assert (e["ci_high"] - e["ci_low"]) > 1.2 * (hi - lo)
-
-
-def test_a_plan_holds_every_value_and_draws_the_intervals_when_resampled():
-    """plan_aggregate works out every value and leaves the bootstrap intervals to resampled(),
-    which gives what aggregate gives (scoring writes scores.csv in between, beside the draws)."""
-    from labkit.metrics import plan_aggregate
-
-    cases, df = _run(400)
-    plan = plan_aggregate(cases, df, seed=3, n_boot=300)
-    boot = [e for e in plan.metrics["metrics"].values() if e["interval"] == "bootstrap"]
-    assert boot and all(e["value"] is not None and e["ci_low"] is None for e in boot)
-    assert plan.resampled() == aggregate(cases, df, seed=3, n_boot=300)
-    assert all(e["ci_low"] is not None and e["ci_low"] <= e["value"] <= e["ci_high"] for e in boot)

@@ -44,17 +44,15 @@ from labkit.registry import (
 
 if TYPE_CHECKING:
     from labkit.metrics.aggregation import (
-        AggregatePlan,
         aggregate,
         aggregate_frame,
         aggregate_metric,
-        plan_aggregate,
     )
 
 #: The built-in metrics, in registry order.
 BUILTIN_METRICS = tuple(n for n, s in METRICS.items() if s.builtin)
 
-_AGGREGATION = ("AggregatePlan", "aggregate", "aggregate_frame", "aggregate_metric", "plan_aggregate")
+_AGGREGATION = ("aggregate", "aggregate_frame", "aggregate_metric")
 
 
 def __getattr__(name: str) -> Any:
@@ -76,7 +74,6 @@ __all__ = [
     "RUN_KINDS",
     "SCHEMA_VERSION",
     "STAGES",
-    "AggregatePlan",
     "CaseMetricFn",
     "CaseResult",
     "MetricSpec",
@@ -90,7 +87,6 @@ __all__ = [
     "metrics_schema_version",
     "ops",
     "per_case_metrics",
-    "plan_aggregate",
     "register_metric",
     "retrieval",
     "run_metric",

@@ -405,40 +405,6 @@ def aggregate(
     that have no result at all: they are counted (``n_missing`` at the top, in
     every metric entry and in every slice's entries), never scored.
     """
-    return plan_aggregate(cases, scores, k=k, seed=seed, n_boot=n_boot, slice_tags=slice_tags,
-                          missing=missing).resampled()
-
-
-@dataclass(frozen=True)
-class AggregatePlan:
-    """An aggregate with every value worked out and its bootstrap intervals still to draw
-    (:func:`plan_aggregate`): :meth:`resampled` draws them, in numpy's threads, which hold the
-    interpreter little (other work can run beside them: scoring writes scores.csv then)."""
-
-    metrics: dict[str, Any]
-    planned: list[_Planned]
-    cells: _Cells
-    seed: int
-    n_boot: int
-
-    def resampled(self) -> dict[str, Any]:
-        """The metrics.json dict, every interval drawn (every block's resamples in one pass)."""
-        _run_boots(self.planned, self.cells, seed=self.seed, n_boot=self.n_boot)
-        return self.metrics
-
-
-def plan_aggregate(
-    cases: Sequence[EvalCase],
-    scores: pd.DataFrame,
-    *,
-    k: int = 5,
-    seed: int = 0,
-    n_boot: int = 2000,
-    slice_tags: Sequence[str] = ("category", "risk", "kind"),
-    missing: Sequence[EvalCase] = (),
-) -> AggregatePlan:
-    """:func:`aggregate` up to its intervals: the plan whose :meth:`~AggregatePlan.resampled` is
-    what ``aggregate`` returns."""
     import pandas as pd
 
     if "case_id" not in scores.columns:
@@ -470,8 +436,9 @@ def plan_aggregate(
     blocks = _slice_rows(cases, case_ids, missing, pd.Index(_ids(df), dtype=object), slice_tags)
     for group, (name, (rows, gone)) in enumerate(blocks.items(), start=1):
         out["slices"][name] = _count_missing(_plan_frame(_Frame(table, rows), planned, group), gone)
-    return AggregatePlan(out, planned, _cells(len(df), [rows for rows, _ in blocks.values()]), int(seed),
-                         int(n_boot))
+    cells = _cells(len(df), [rows for rows, _ in blocks.values()])
+    _run_boots(planned, cells, seed=seed, n_boot=n_boot)  # every block's resamples in one pass
+    return out
 
 
 def _count_missing(entries: dict[str, dict[str, Any]], n_missing: int) -> dict[str, dict[str, Any]]:
