@@ -22,6 +22,7 @@ from labkit.runs import RunDir
 from labkit.scoring import score_run
 
 ROOT = Path(__file__).resolve().parents[1]
+_WRITE_SCORES = scoring._write_scores
 
 
 def _recorded(tmp_path: Path, n: int) -> tuple[Path, Path]:
@@ -197,3 +198,69 @@ def test_a_line_that_is_not_utf8_is_named_at_its_line_in_the_file(recorded: tupl
     with pytest.raises(DatasetError) as e:
         score_run(copy, ds, n_boot=50)
     assert [p.line for p in e.value.problems] == [2000, 2500] and "UTF-8" in e.value.problems[0].reason
+
+
+def _written(run: Path, ds: Path, where: Path, monkeypatch: pytest.MonkeyPatch, *, forked: tuple[int, int],
+             pids: Path) -> tuple[bytes, bytes, dict[str, object]]:
+    """scores.csv, metrics.json and the manifest's scoring record (less its time) of ``run``
+    scored with scores.csv written in a forked process for ``forked`` (least, most) cases;
+    each writer's process id appended to ``pids``."""
+    import os
+
+    copy = where / f"{run.name}-write-{pids.stem}"
+    shutil.copytree(run, copy)
+    monkeypatch.setattr(scoring, "FORKED_WRITE_MIN", forked[0])
+    monkeypatch.setattr(scoring, "FORKED_WRITE_MAX", forked[1])
+
+    def recorded(*args: object) -> object:
+        with pids.open("a") as f:
+            f.write(f"{os.getpid()}\n")
+        return _WRITE_SCORES(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scoring, "_write_scores", recorded)
+    score_run(copy, ds, n_boot=300)
+    record = dict(RunDir(copy).manifest["scoring"])
+    record.pop("scored_at")
+    return (copy / "scores.csv").read_bytes(), (copy / "metrics.json").read_bytes(), record
+
+
+def test_scores_written_by_a_forked_process_are_what_a_thread_writes(
+        recorded: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large run's scores.csv is written by a forked process beside the draws (the fingerprint
+    for the manifest with it): the same bytes and manifest as the writer in a thread."""
+    import os
+
+    ds, run = recorded
+    small, large, fork_pids = tmp_path / "small.pids", tmp_path / "large.pids", tmp_path / "fork.pids"
+    in_thread = _written(run, ds, tmp_path, monkeypatch, forked=(3001, 10**9), pids=small)
+    past_bound = _written(run, ds, tmp_path, monkeypatch, forked=(1, 2999), pids=large)
+    forked = _written(run, ds, tmp_path, monkeypatch, forked=(3000, 3000), pids=fork_pids)
+    assert small.read_text().split() == large.read_text().split() == [str(os.getpid())]
+    assert len(fork_pids.read_text().split()) == 1 and fork_pids.read_text().split() != [str(os.getpid())]
+    assert forked == in_thread == past_bound
+    from labkit.cases import load_cases
+
+    assert forked[2]["dataset"]["fingerprint"] == load_cases(ds).fingerprint  # type: ignore[index]
+
+
+@pytest.mark.parametrize("forked_min", [10**9, 1], ids=["thread", "forked"])
+def test_a_writer_that_fails_raises_its_error_and_writes_no_metrics(
+        recorded: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forked_min: int) -> None:
+    """The writer's error, raised in a thread or in the forked process, ends scoring there."""
+    from labkit.errors import RunDirError
+
+    ds, run = recorded
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / "metrics.json").unlink(missing_ok=True)
+    before = (copy / "manifest.json").read_bytes()
+    monkeypatch.setattr(scoring, "FORKED_WRITE_MIN", forked_min)
+
+    def refused(*args: object) -> None:
+        raise RunDirError("scores.csv: no room on the disk")
+
+    monkeypatch.setattr(scoring, "write_scores_csv", refused)
+    with pytest.raises(RunDirError, match="no room on the disk"):
+        score_run(copy, ds, n_boot=300)
+    assert not (copy / "metrics.json").exists()
+    assert (copy / "manifest.json").read_bytes() == before
