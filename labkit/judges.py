@@ -95,8 +95,11 @@ class ClaimVerdict:
     evidence: str | None
 
 
+#: The apostrophes an abstention is written with: ASCII, and the typographic ones models write.
+_APOSTROPHE = "['\u2019\u02bc]"
 ABSTENTION = re.compile(
-    r"\b(?:i|we)\s+(?:could\s+not|couldn't|cannot|can't|can\s+not|do\s+not|don't|am\s+unable\s+to)\s+"
+    rf"\b(?:i|we)\s+(?:could\s+not|couldn{_APOSTROPHE}t|cannot|can{_APOSTROPHE}t|can\s+not|do\s+not"
+    rf"|don{_APOSTROPHE}t|am\s+unable\s+to)\s+"
     r"(?:find|answer|help|know|say|confirm)\b"
     r"|\bno\s+information\s+(?:about|on)\b"
     r"|\bnot\s+(?:covered|mentioned|found)\s+in\s+(?:the\s+)?(?:knowledge\s+base|documentation|docs)\b",

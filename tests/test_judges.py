@@ -377,11 +377,27 @@ def test_abstains_is_the_abstention_search(text):
     ("There is no information about refunds.", True), ("That is Not covered in the knowledge base", True),
     ("we am unable to help", True), ("I cannot \u017fay", True), ("I cannot confirm", True),
     ("Refunds are approved at once.", False), ("I can find it", False), ("informational note", False),
+    # the typographic apostrophes models write as often as the ASCII one
+    ("I don\u2019t know.", True), ("We can\u2019t confirm that", True), ("I COULDN\u2019T FIND it", True),
+    ("I don\u02bct know", True), ("I won\u2019t know", False),
 ])
 def test_abstains_on_known_phrases(text, expected):
     from labkit.judges import ABSTENTION, abstains
 
     assert abstains(text) is expected is (ABSTENTION.search(text) is not None)
+
+
+@pytest.mark.parametrize("apostrophe", ["\u2019", "\u02bc"])
+def test_an_abstention_with_a_typographic_apostrophe_is_judged_as_with_the_ascii_one(apostrophe):
+    from labkit.judges import LexicalJudge
+
+    judge = LexicalJudge()
+    contexts = ["Refunds are approved within five business days of the request."]
+    plain = "I don't know how refunds for damaged parcels are processed by the billing team."
+    typographic = plain.replace("'", apostrophe)
+    assert judge.faithfulness(typographic, contexts) == judge.faithfulness(plain, contexts)
+    assert judge.faithfulness(plain, contexts)[0] is None  # an abstention asserts nothing to support
+    assert judge.relevance("How do refunds work?", typographic) == judge.relevance("How do refunds work?", plain)
 
 
 def test_a_lexical_judge_subclass_that_decides_otherwise_is_asked_case_by_case():
