@@ -326,6 +326,15 @@ def csv_unsafe(value: Any) -> Any:
     return value
 
 
+def csv_unsafe_sql(expr: str) -> str:
+    """:func:`csv_unsafe` as a SQL (DuckDB) expression over the text ``expr``: for a query
+    that reads scores.csv itself."""
+    rest = f"ltrim({expr}, '''')"
+    starts = ", ".join(f"'{ch}'" if ch.isprintable() else f"chr({ord(ch)})" for ch in _FORMULA_START)
+    return (f"CASE WHEN starts_with({expr}, '''') AND {rest} <> '' AND left({rest}, 1) IN ({starts}) "
+            f"THEN substr({expr}, 2) ELSE {expr} END")
+
+
 def write_scores_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     """Write ``df`` as scores.csv, whole or not at all: every text cell csv-safe, an empty cell
     for NaN, None and ``""``, floats as Python writes them (``repr``), booleans ``True`` and
@@ -406,6 +415,15 @@ def read_scores_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
     import pandas as pd
 
     return csv_unsafe_frame(pd.read_csv(path, dtype={"case_id": str}, keep_default_na=False, na_values=[""]))
+
+
+def read_scores_rows(path: str | os.PathLike[str]) -> list[dict[str, str]]:
+    """A scores.csv as rows of text, in plain Python (no frame): each text as it was scored
+    (:func:`csv_unsafe`), an unmeasured cell ``""``."""
+    import csv
+
+    with open(path, encoding="utf-8", newline="") as f:
+        return [{k: csv_unsafe(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def csv_unsafe_frame(df: pd.DataFrame) -> pd.DataFrame:

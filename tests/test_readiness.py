@@ -263,3 +263,18 @@ def test_every_declared_item_is_in_the_items_table_of_the_docs() -> None:
     assert missing == []
     assert set(REGISTRY.manual_ids) == {"dep.least_privilege", "dep.secret_manager", "inc.oncall",
                                         "inc.rollback_drill"}
+
+
+def test_a_run_view_reads_formula_like_case_ids_as_scored(tmp_path: Path) -> None:
+    """scores.csv holds a case id a spreadsheet would run (``-refund``) csv-safe (``'-refund``):
+    the readiness checks read it back as the case it is, matched to its results line."""
+    from labkit.cases import as_cases
+    from labkit.runner import RunnerConfig, run
+
+    ids = ["-refund", "=SUM(A1)", "@ops", "plain"]
+    cases = as_cases([{"id": cid, "question": f"What is {cid}?", "must_include": ["answer"]} for cid in ids])
+    rd = run(cases, lambda case: {"answer": f"The answer for {case.id}."}, tmp_path / "run",
+             config=RunnerConfig(progress=False))
+    view = RunView(rd.path)
+    assert sorted(view.score_column("must_include_coverage")) == sorted(ids)
+    assert view.case_success() == {cid: True for cid in ids}

@@ -307,3 +307,17 @@ def test_a_cache_claim_beyond_the_recorded_count_is_named_at_its_line_as_scoring
         with pytest.raises(DatasetError) as ei:
             read()
         assert [(p.line, p.field) for p in ei.value.problems] == [(n, "from_cache") for n in want]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(["'", "=", "+", "-", "@", "\t", "\r", "a", "é", " ", "1", "\n"]), max_size=8)
+       | st.text(max_size=6))
+def test_the_sql_form_of_csv_unsafe_is_csv_unsafe(text: str) -> None:
+    """The trace store reads scores.csv in SQL: its texts come back as :func:`csv_unsafe` gives them."""
+    import duckdb
+
+    from labkit.runs import csv_unsafe, csv_unsafe_sql
+
+    with duckdb.connect() as con:
+        got = con.execute(f"SELECT {csv_unsafe_sql('$t')}", {"t": text}).fetchone()
+    assert got is not None and got[0] == csv_unsafe(text)

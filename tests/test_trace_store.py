@@ -319,3 +319,38 @@ def test_cli_sql_output_is_redacted(tmp_path: Path, capsys: pytest.CaptureFixtur
         out = capsys.readouterr().out
         assert SECRET not in out and "ops@example.com" not in out, fmt
         assert "upstream said" in out and rec["trace_id"] in out, fmt  # the rest, and ids, stay readable
+
+
+FORMULA_LIKE_IDS = ["-refund", "=SUM(A1)", "+1 555", "@ops", "'-quoted", "plain"]
+
+
+@pytest.fixture()
+def formula_like_run(tmp_path: Path) -> Path:
+    """A real run (the runner, then scoring) of cases whose ids a spreadsheet would run as
+    formulas: scores.csv holds them csv-safe (a ``'`` in front)."""
+    from labkit.cases import as_cases
+    from labkit.runner import RunnerConfig, run
+
+    cases = as_cases([{"id": cid, "question": f"What is {cid}?", "must_include": ["answer"]}
+                      for cid in FORMULA_LIKE_IDS])
+    rd = run(cases, lambda case: {"answer": f"The answer for {case.id}."}, tmp_path / "run",
+             config=RunnerConfig(progress=False))
+    assert "'-refund" in (rd.path / "scores.csv").read_text()  # as written: csv-safe
+    return rd.path
+
+
+def test_scores_of_formula_like_case_ids_join_their_traces(formula_like_run: Path) -> None:
+    with TraceStore([formula_like_run]) as st:
+        ids = st.query("SELECT case_id FROM scores ORDER BY case_id")["case_id"].tolist()
+        assert ids == sorted(FORMULA_LIKE_IDS)
+        joined = st.query("SELECT case_id, must_include_coverage FROM traces ORDER BY case_id")
+        assert joined["case_id"].tolist() == sorted(FORMULA_LIKE_IDS)
+        assert (joined["must_include_coverage"] == 1.0).all(), joined
+
+
+def test_records_with_scores_reads_formula_like_case_ids_as_scored(formula_like_run: Path) -> None:
+    from labkit.trace.store import records_with_scores
+
+    recs = records_with_scores(formula_like_run)
+    assert sorted(r["case_id"] for r in recs) == sorted(FORMULA_LIKE_IDS)
+    assert all(r["scores"].get("must_include_coverage") == 1.0 for r in recs), recs

@@ -6,7 +6,6 @@ It reads only what exists, so a run written by hand or by another system
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -146,11 +145,10 @@ class RunView:
 
     @cached_property
     def scores(self) -> list[dict[str, str]]:
+        from labkit.runs import read_scores_rows
+
         p = self.path / "scores.csv"
-        if not p.is_file():
-            return []
-        with p.open(encoding="utf-8", newline="") as f:
-            return list(csv.DictReader(f))
+        return read_scores_rows(p) if p.is_file() else []
 
     def score_column(self, metric: str) -> dict[str, float]:
         """case_id -> measured value of a per-case metric (unmeasured cases left out)."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import DatasetError, Problem
+from labkit.runs import csv_unsafe_sql
 from labkit.trace.sql import (
     FEEDBACK_COLUMNS,
     FEEDBACK_FILE,
@@ -152,7 +153,7 @@ def build_scores(con: Any, run_dirs: Sequence[Path]) -> list[str]:
                 f"coalesce(TRY_CAST(NULLIF({sql_ident(c)}, '') AS DOUBLE), CASE lower({sql_ident(c)}) "
                 f"WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0 END) AS {sql_ident(c)}"
                 if c in metrics
-                else sql_ident(c)
+                else f"{csv_unsafe_sql(sql_ident(c))} AS {sql_ident(c)}"  # each text as it was scored
             )
             for c in header
         )

@@ -33,7 +33,6 @@ Tables and views every query can use (``labkit traces RUN_DIR... --sql``):
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -416,6 +415,7 @@ def records_with_scores(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]
     """A run's trace records (normalized) with ``scores``/``score_reasons`` from
     ``scores.csv`` and the latest ``feedback_rating`` joined — plain Python, no DuckDB.
     """
+    from labkit.runs import read_scores_rows
     from labkit.trace.feedback import load_feedback
     from labkit.trace.record import load_traces
 
@@ -425,24 +425,23 @@ def records_with_scores(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]
     reasons: dict[str, dict[str, str]] = {}
     sp = run / SCORES_FILE
     if sp.exists():
-        with open(sp, newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
-                cid = row.get("case_id") or ""
-                vals: dict[str, float] = {}
-                why: dict[str, str] = {}
-                for k, v in row.items():
-                    if k in (None, "case_id") or v is None:
-                        continue
-                    if k.endswith("_reason"):
-                        if v:
-                            why[k[: -len("_reason")]] = v
-                        continue
-                    try:
-                        vals[k] = float(v)
-                    except ValueError:
-                        continue
-                by_case[cid] = vals
-                reasons[cid] = why
+        for row in read_scores_rows(sp):
+            cid = row.get("case_id") or ""
+            vals: dict[str, float] = {}
+            why: dict[str, str] = {}
+            for k, v in row.items():
+                if k in (None, "case_id") or v is None:
+                    continue
+                if k.endswith("_reason"):
+                    if v:
+                        why[k[: -len("_reason")]] = v
+                    continue
+                try:
+                    vals[k] = float(v)
+                except ValueError:
+                    continue
+            by_case[cid] = vals
+            reasons[cid] = why
     ratings: dict[str, float] = {}
     for fb in sorted(load_feedback(run), key=lambda x: float(x.get("ts") or 0)):
         if fb.get("trace_id") and isinstance(fb.get("rating"), int | float):
