@@ -229,3 +229,37 @@ def test_a_mapping_of_reviews_by_case_id_still_counts_without_a_run() -> None:
     assert g.evaluate({}, reviews=approved, dataset=str(QUICK)).passed
     c = g.evaluate({}, reviews={**approved, "ql-02": {"verdict": "no"}}, dataset=str(QUICK)).checks[0]
     assert not c.passed and "rejected: ql-02" in c.reason
+
+
+
+CONTEXT = "Refunds are approved by the billing team within five business days."
+#: One sentence the context supports word for word, one it supports three words in four.
+ANSWER = "Refunds are approved by the billing team. Refunds arrive within five weeks."
+
+
+def test_the_queue_marks_claims_with_the_judge_the_run_was_scored_with(tmp_path: Path) -> None:
+    """The sentences marked unsupported are the ones the run's faithfulness counted: a run scored
+    with a stricter lexical judge is marked by that judge, not the default."""
+    from labkit.judges import LexicalJudge
+
+    strict, default = LexicalJudge(threshold=1.0), LexicalJudge()
+    assert strict.faithfulness(ANSWER, [CONTEXT])[0] == 0.5 and default.faithfulness(ANSWER, [CONTEXT])[0] == 1.0
+    cases = labkit.as_cases([{"id": "r1", "question": "How are refunds approved?", "tags": {"risk": "high"}}])
+    rd = labkit.run(cases, lambda case: {"answer": ANSWER, "retrieved": [{"id": "billing#0", "text": CONTEXT}]},
+                    tmp_path / "run", config=labkit.RunnerConfig(progress=False), score=False)
+    labkit.score_run(rd.path, judge={"type": "lexical", "threshold": 1.0}, n_boot=50)
+    (it,) = build_queue(rd.path, Gate.from_dict(GATE), reviews=tmp_path / "reviews.jsonl").items
+    assert it.metrics["faithfulness"] == 0.5
+    assert [ok for _, ok in it.claims] == [True, False]
+
+
+def test_the_queue_says_when_the_run_was_scored_by_a_judge_of_another_kind(tmp_path: Path) -> None:
+    cases = labkit.as_cases([{"id": "r1", "question": "How are refunds approved?", "tags": {"risk": "high"}}])
+    rd = labkit.run(cases, lambda case: {"answer": ANSWER, "retrieved": [{"id": "billing#0", "text": CONTEXT}]},
+                    tmp_path / "run", config=labkit.RunnerConfig(progress=False))
+    man = rd.manifest
+    man["scoring"]["judge"] = {"type": "llm", "model": "a-model"}  # as an LLM-judged run records it
+    rd.write_manifest(man)
+    q = build_queue(rd.path, Gate.from_dict(GATE), reviews=tmp_path / "reviews.jsonl")
+    assert any("default lexical judge" in n and "llm judge" in n for n in q.notes), q.notes
+    assert [ok for _, ok in q.items[0].claims] == [True, True]  # (the default lexical judge's marks)

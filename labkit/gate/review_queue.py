@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labkit.errors import ConfigError
 from labkit.gate.reviews import (
@@ -23,7 +23,10 @@ from labkit.gate.reviews import (
     selected_cases,
 )
 
-__all__ = ["ReviewItem", "ReviewQueue", "answer_claims", "build_queue"]
+if TYPE_CHECKING:
+    from labkit.judges import LexicalJudge
+
+__all__ = ["ReviewItem", "ReviewQueue", "answer_claims", "build_queue", "claim_judge"]
 
 #: Per-case columns of scores.csv every queue item shows (when the run has them).
 CASE_METRICS = ("faithfulness", "retrieval_hit_rate", "must_include_coverage", "must_not_include_violation",
@@ -78,10 +81,32 @@ class ReviewQueue:
                           f"{self.run_id})", field="case", known=[it.case_id for it in self.items])
 
 
-def answer_claims(result: Mapping[str, Any], corpus: Any = None) -> tuple[tuple[tuple[str, bool], ...],
-                                                                            tuple[tuple[str, str], ...]]:
+def claim_judge(rd: Any) -> tuple[LexicalJudge, str | None]:
+    """The lexical judge that marks an answer's claims in run ``rd``: the one the run was scored
+    with (its manifest's ``scoring.judge``), so the sentences marked are the ones its faithfulness
+    counted; for a run scored by a judge of another kind, the default lexical judge and a note
+    saying so."""
+    from labkit.judges import LexicalJudge, get_judge
+
+    sc = rd.manifest.get("scoring")
+    spec = sc.get("judge") if isinstance(sc, Mapping) else None
+    kind = spec.get("type") if isinstance(spec, Mapping) else spec
+    if spec is None or kind == "lexical":
+        try:
+            judge = get_judge(spec)
+        except ConfigError:  # options this labkit does not know
+            judge = None
+        if isinstance(judge, LexicalJudge):
+            return judge, None
+    return LexicalJudge(), (f"the answers' claims are marked by the default lexical judge; the run was scored "
+                            f"by the {kind} judge, whose verdicts may differ")
+
+
+def answer_claims(result: Mapping[str, Any], corpus: Any = None, *,
+                  judge: LexicalJudge | None = None) -> tuple[tuple[tuple[str, bool], ...], tuple[tuple[str, str], ...]]:
     """(claims, contexts) of one results line: each claim sentence of the answer with whether the
-    retrieved context supports it (the lexical judge), and each retrieved (chunk id, text)."""
+    retrieved context supports it (``judge``, the default lexical judge unless given: see
+    :func:`claim_judge`), and each retrieved (chunk id, text)."""
     from labkit.judges import LexicalJudge
     from labkit.metrics.generation import contexts
 
@@ -91,7 +116,8 @@ def answer_claims(result: Mapping[str, Any], corpus: Any = None) -> tuple[tuple[
         text = contexts([it], corpus)
         ctx.append((str(cid), text[0] if text else ""))
     answer = str(result.get("answer") or "")
-    claims = tuple((v.claim, bool(v.supported)) for v in LexicalJudge().explain(answer, [t for _, t in ctx]))
+    marks = (judge or LexicalJudge()).explain(answer, [t for _, t in ctx])
+    claims = tuple((v.claim, bool(v.supported)) for v in marks)
     return claims, tuple(ctx)
 
 
@@ -147,13 +173,14 @@ def build_queue(run: Any, gate: Any, *, reviews: str | os.PathLike[str], dataset
     cov = review_coverage([c.id for c in need], read_reviews(reviews),
                           {cid: answer_sha256(r.get("answer")) for cid, r in results.items()})
     corpus, scores, traces = resolve_corpus(None, rd), _scores(rd), _traces(rd)
-    items, notes = [], []
+    judge, judged_by = claim_judge(rd)
+    items, notes = [], [judged_by] if judged_by else []
     for c in need:
         r = results.get(c.id)
         if r is None:
             notes.append(f"{c.id}: no result in this run")
         answer = str((r or {}).get("answer") or "")
-        claims, ctx = answer_claims(r or {}, corpus)
+        claims, ctx = answer_claims(r or {}, corpus, judge=judge)
         items.append(ReviewItem(case=c, status=str((r or {}).get("status", "missing")), answer=answer,
                                 answer_sha256=answer_sha256(answer), claims=claims, contexts=ctx,
                                 metrics=scores.get(c.id, {}), trace=tuple(traces.get(c.id, [])),

@@ -63,13 +63,13 @@ def unsupported_table(run: Any, *, limit: int = 20) -> Styler:
     with the case's faithfulness score."""
     import pandas as pd
 
-    from labkit.gate.review_queue import answer_claims
-    from labkit.judges import LexicalJudge
+    from labkit.gate.review_queue import answer_claims, claim_judge
     from labkit.runs import RunDir
     from labkit.scoring import resolve_corpus
 
     rd = RunDir(run)
     corpus = resolve_corpus(None, rd)
+    judge, judged_by = claim_judge(rd)  # the judge the run's faithfulness was scored with
     faith: dict[str, Any] = {}
     if rd.scores_path.is_file():
         sc = rd.scores()
@@ -79,7 +79,7 @@ def unsupported_table(run: Any, *, limit: int = 20) -> Styler:
         if r.get("status") != "ok" or not r.get("answer"):
             continue
         n_answers += 1
-        claims, _ = answer_claims(r, corpus)
+        claims, _ = answer_claims(r, corpus, judge=judge)
         bad = [s for s, ok in claims if not ok]
         n_flagged += bool(bad)
         rows += [{"case_id": str(r["case_id"]), "faithfulness (0–1)": fmt_value("faithfulness",
@@ -88,9 +88,9 @@ def unsupported_table(run: Any, *, limit: int = 20) -> Styler:
     df = pd.DataFrame(rows[:limit], columns=["case_id", "faithfulness (0–1)", "unsupported sentence",
                                              "claims in the answer (n)"])
     more = f" {len(rows) - limit} more not shown." if len(rows) > limit else ""
-    share = LexicalJudge().threshold
     cap = (f"Run {rd.run_id}: {n_flagged} of {n_answers} answers (n) hold a sentence the retrieved context does "
-           f"not support (lexical judge: under {share:.0%} of its content words in one context sentence).{more}")
+           f"not support (lexical judge: under {judge.threshold:.0%} of its content words in one context sentence"
+           f"{'; ' + judged_by if judged_by else ''}).{more}")
     return styler(df, {"faithfulness (0–1)": "score", "claims in the answer (n)": "count"}).set_caption(cap)
 
 
