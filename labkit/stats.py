@@ -229,8 +229,8 @@ def _index_counts_sums(x: NDArray[np.float64], n_boot: int, seed: int,
     uniformly inside each chunk, from a generator of the chunk's own (spawned from the seed's):
     16 of its random bits a draw, masked to the chunk's size (uniform, as the size is a power of
     two; about half the cost of a bounded integer draw). The same law (n uniform draws over the
-    rows), counted in cache, the chunks side by side in threads (numpy draws and counts without
-    holding the interpreter), with the same sums whatever the number of threads. Cost: 16 random
+    rows), counted in cache, the chunks side by side in forked processes (:func:`_chunks_side_by_side`),
+    with the same sums whatever the number of processes. Cost: 16 random
     bits and one count per row and resample, then a narrow BLAS product per cell.
     """
     n, m = x.shape
@@ -265,18 +265,45 @@ def _index_counts_sums(x: NDArray[np.float64], n_boot: int, seed: int,
 
             return _block_sums(x, edges[c], edges[c + 1], bounds, n_boot, fill)
 
-        threads = _count_threads(len(sizes))
-        if threads > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(max_workers=threads) as pool:
-                parts = list(pool.map(chunk, range(len(sizes))))
-        else:
-            parts = [chunk(c) for c in range(len(sizes))]
+        parts = _chunks_side_by_side(chunk, len(sizes))
     out = np.zeros((n_boot, len(bounds) - 1, m), dtype=np.float64)
-    for first, sums in parts:  # in chunk order: the same sums whatever the threads
+    for first, sums in parts:  # in chunk order: the same sums whatever the processes
         out[:, first:first + sums.shape[1]] += sums
     return out
+
+
+#: The chunk function of the :func:`_index_counts_sums` call under way, for its forked processes.
+_CHUNK_JOB: dict[str, Callable[[int], tuple[int, NDArray[np.float64]]]] = {}
+
+
+def _chunks_in_child(chunks: list[int]) -> list[tuple[int, NDArray[np.float64]]]:
+    return [_CHUNK_JOB["chunk"](c) for c in chunks]
+
+
+def _chunks_side_by_side(chunk: Callable[[int], tuple[int, NDArray[np.float64]]],
+                         count: int) -> list[tuple[int, NDArray[np.float64]]]:
+    """``[chunk(c) for c in range(count)]``, the chunks dealt out to this process and, with CPUs
+    to spare, forked ones (which inherit the rows: only the sums travel back). Processes, not
+    threads: numpy's counting holds the interpreter, and threads would take turns at it."""
+    import os
+
+    procs = _count_processes(count)
+    if procs < 2 or not hasattr(os, "fork"):
+        return [chunk(c) for c in range(count)]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    dealt = [list(range(p, count, procs)) for p in range(procs)]
+    _CHUNK_JOB["chunk"] = chunk
+    try:
+        with ProcessPoolExecutor(max_workers=procs - 1, mp_context=multiprocessing.get_context("fork")) as pool:
+            theirs = [pool.submit(_chunks_in_child, cs) for cs in dealt[1:]]  # (forked here: chunk is inherited)
+            done = dict(zip(dealt[0], (chunk(c) for c in dealt[0]), strict=True))
+            for cs, fut in zip(dealt[1:], theirs, strict=True):
+                done.update(zip(cs, fut.result(), strict=True))
+    finally:
+        _CHUNK_JOB.clear()
+    return [done[c] for c in range(count)]
 
 
 def _chunk_sizes(n: int) -> list[int]:
@@ -295,8 +322,8 @@ def usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _count_threads(chunks: int) -> int:
-    """Threads counting the chunks of :func:`_index_counts_sums`: one per usable CPU."""
+def _count_processes(chunks: int) -> int:
+    """Processes counting the chunks of :func:`_index_counts_sums`: one per usable CPU."""
     return max(1, min(usable_cpus(), chunks))
 
 

@@ -290,17 +290,34 @@ def test_chunked_draws_are_uniform_over_each_chunks_rows(monkeypatch):
     assert np.all(np.abs(sums.mean(axis=0) - want) < 5 * sd)
 
 
-def test_chunked_sums_do_not_depend_on_how_many_threads_count_them(monkeypatch):
+def test_chunked_sums_do_not_depend_on_how_many_processes_count_them(monkeypatch, tmp_path):
     """Past _CHUNK rows each chunk draws from its own generator (spawned from the seed), so the
-    chunks are counted side by side in threads: one thread or several give the very same sums."""
+    chunks are counted side by side in forked processes: one process or several give the very
+    same sums."""
+    import functools
+    import os
+
     rng = np.random.default_rng(3)
     x = np.column_stack([rng.gamma(2.0, 0.01, 1000), rng.random(1000) < 0.3, np.ones(1000)])
     starts = [0, 10, 300, 301, 1000]
     monkeypatch.setattr(stats, "_CHUNK", 128)
-    monkeypatch.setattr(stats, "_count_threads", lambda chunks: 1)
+    pids = tmp_path / "pids"
+    real = stats._chunks_in_child
+
+    @functools.wraps(real)
+    def recorded(chunks):
+        with pids.open("a") as f:
+            f.write(f"{os.getpid()} {len(chunks)}\n")
+        return real(chunks)
+
+    monkeypatch.setattr(stats, "_chunks_in_child", recorded)
+    monkeypatch.setattr(stats, "_count_processes", lambda chunks: 1)
     one = stats._index_counts_sums(x, 500, 4, starts)
-    monkeypatch.setattr(stats, "_count_threads", lambda chunks: 3)
+    assert not pids.exists()  # counted here
+    monkeypatch.setattr(stats, "_count_processes", lambda chunks: 3)
     three = stats._index_counts_sums(x, 500, 4, starts)
+    got = [line.split() for line in pids.read_text().splitlines()]
+    assert len(got) == 2 and all(pid != str(os.getpid()) and int(n) >= 2 for pid, n in got), got
     assert np.array_equal(one, three)
     assert np.array_equal(one[:, :, 2].sum(axis=1), np.full(500, 1000.0))  # n draws in every resample
     assert not np.array_equal(one, stats._index_counts_sums(x, 500, 5, starts))  # the seed still matters
