@@ -292,18 +292,27 @@ def _chunks_side_by_side(chunk: Callable[[int], tuple[int, NDArray[np.float64]]]
         return [chunk(c) for c in range(count)]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     dealt = [list(range(p, count, procs)) for p in range(procs)]
+    done: dict[int, tuple[int, NDArray[np.float64]]] = {}
     _CHUNK_JOB["chunk"] = chunk
     try:
         with ProcessPoolExecutor(max_workers=procs - 1, mp_context=multiprocessing.get_context("fork")) as pool:
-            theirs = [pool.submit(_chunks_in_child, cs) for cs in dealt[1:]]  # (forked here: chunk is inherited)
-            done = dict(zip(dealt[0], (chunk(c) for c in dealt[0]), strict=True))
-            for cs, fut in zip(dealt[1:], theirs, strict=True):
-                done.update(zip(cs, fut.result(), strict=True))
+            try:
+                theirs = [pool.submit(_chunks_in_child, cs) for cs in dealt[1:]]  # (forked here: chunk inherited)
+            except OSError:  # no fork (no memory for one): every chunk is counted here
+                theirs = []
+            done.update((c, chunk(c)) for c in dealt[0])
+            for cs, fut in zip(dealt[1:], theirs, strict=False):
+                try:
+                    done.update(zip(cs, fut.result(), strict=True))
+                except BrokenProcessPool:  # a process lost (killed): its chunks are counted here
+                    break
     finally:
         _CHUNK_JOB.clear()
-    return [done[c] for c in range(count)]
+    return [done[c] if c in done else chunk(c) for c in range(count)]  # (each chunk's generator is where it
+    # was in this process, whatever a lost process drew: the same draws)
 
 
 def _chunk_sizes(n: int) -> list[int]:

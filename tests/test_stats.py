@@ -321,3 +321,32 @@ def test_chunked_sums_do_not_depend_on_how_many_processes_count_them(monkeypatch
     assert np.array_equal(one, three)
     assert np.array_equal(one[:, :, 2].sum(axis=1), np.full(500, 1000.0))  # n draws in every resample
     assert not np.array_equal(one, stats._index_counts_sums(x, 500, 5, starts))  # the seed still matters
+
+
+@pytest.mark.parametrize("failure", ["no fork", "process lost"])
+def test_chunked_sums_without_their_processes_are_the_same_sums(monkeypatch, failure):
+    """A fork refused (no memory for one) or a counting process killed leaves its chunks to this
+    process: the sums are the ones every other way gives."""
+    import os
+
+    rng = np.random.default_rng(5)
+    x = np.column_stack([rng.random(1000), np.ones(1000)])
+    starts = [0, 400, 1000]
+    monkeypatch.setattr(stats, "_CHUNK", 128)
+    monkeypatch.setattr(stats, "_count_processes", lambda chunks: 1)
+    want = stats._index_counts_sums(x, 300, 9, starts)
+    monkeypatch.setattr(stats, "_count_processes", lambda chunks: 2)
+    if failure == "no fork":
+        def refused() -> int:
+            raise OSError(12, "Cannot allocate memory")
+
+        monkeypatch.setattr(os, "fork", refused)
+    else:
+        import functools
+
+        @functools.wraps(stats._chunks_in_child)  # (sent by name: the forked process finds this one)
+        def killed(chunks):
+            os._exit(9)
+
+        monkeypatch.setattr(stats, "_chunks_in_child", killed)
+    assert np.array_equal(stats._index_counts_sums(x, 300, 9, starts), want)
