@@ -15,7 +15,7 @@ import gc
 import json
 import os
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -366,10 +366,12 @@ def _write_set_scores() -> tuple[dict[str, str], str]:
 
 
 @contextmanager
-def _scores_writer(rd: RunDir, scores: pd.DataFrame, ds: Dataset) -> Iterator[Future[tuple[dict[str, str], str]]]:
-    """A future of :func:`_write_scores` for ``scores``: in a forked process for a large frame,
-    else in a thread; yields it and returns once the writer is gone."""
+def _scores_writer(rd: RunDir, scores: pd.DataFrame, ds: Dataset) -> Iterator[Callable[[], tuple[dict[str, str], str]]]:
+    """:func:`_write_scores` of ``scores`` under way, in a forked process for a large frame, else in a
+    thread: yields the function that waits for it and returns what it returns (a fork refused, or
+    the process lost, and this process writes)."""
     from concurrent.futures import Executor, ThreadPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     from labkit.stats import usable_cpus
 
@@ -386,7 +388,20 @@ def _scores_writer(rd: RunDir, scores: pd.DataFrame, ds: Dataset) -> Iterator[Fu
         pool, job = ThreadPoolExecutor(max_workers=1), (_write_scores, rd, scores.copy(deep=False), ds)
     try:
         with pool:
-            yield pool.submit(*job)
+            try:
+                fut: Future[tuple[dict[str, str], str]] | None = pool.submit(*job)
+            except OSError:  # no fork (no memory for one)
+                fut = None
+
+            def written() -> tuple[dict[str, str], str]:
+                try:
+                    if fut is not None:
+                        return fut.result()
+                except BrokenProcessPool:  # the writer lost (killed): written here
+                    pass
+                return _write_scores(rd, scores, ds)
+
+            yield written
     finally:
         _TO_WRITE.clear()
 
@@ -438,7 +453,7 @@ def _score_run(run_dir: str | os.PathLike[str] | RunDir, dataset: Dataset | Sequ
         have = {c.id for c in cases}
         missing = [c for c in ds if c.id not in have]
         metrics = _redacted_slices(aggregate(cases, scores, k=k, seed=seed, n_boot=n_boot, missing=missing))
-        hashes, fingerprint = written.result()
+        hashes, fingerprint = written()
     atomic_write_text(rd.metrics_path, json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     hashes[METRICS] = file_hash(rd.metrics_path)
     man = rd.manifest

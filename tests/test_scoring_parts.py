@@ -264,3 +264,29 @@ def test_a_writer_that_fails_raises_its_error_and_writes_no_metrics(
         score_run(copy, ds, n_boot=300)
     assert not (copy / "metrics.json").exists()
     assert (copy / "manifest.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("failure", ["no fork", "writer lost"])
+def test_a_forked_writer_that_cannot_write_leaves_the_writing_to_this_process(
+        recorded: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
+    """A fork refused (no memory for one) or the writer killed: scores.csv is written here, the
+    same bytes and manifest as ever."""
+    import functools
+    import os
+
+    ds, run = recorded
+    want = _written(run, ds, tmp_path, monkeypatch, forked=(3001, 10**9), pids=tmp_path / "thread.pids")
+    if failure == "no fork":
+        def refused() -> int:
+            raise OSError(12, "Cannot allocate memory")
+
+        monkeypatch.setattr(os, "fork", refused)
+    else:
+        @functools.wraps(scoring._write_set_scores)  # (sent by name: the forked process finds this one)
+        def killed() -> None:
+            os._exit(9)
+
+        monkeypatch.setattr(scoring, "_write_set_scores", killed)
+    got = _written(run, ds, tmp_path, monkeypatch, forked=(1, 10**9), pids=tmp_path / "fallback.pids")
+    assert got == want
+    assert (tmp_path / "fallback.pids").read_text().split() == [str(os.getpid())]  # written here
