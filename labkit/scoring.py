@@ -234,11 +234,15 @@ def _parts(path: Path, judge: Any) -> list[_Part]:
     w = _WITH  # no case scored once here: the modules scoring imports are loaded before the fork
     # (about 0.3 s in each worker otherwise)
     score_cases([], [], k=w["k"], corpus=w["corpus"], judge=judge, redaction=w["redaction"])
+    from concurrent.futures.process import BrokenProcessPool
+
     gc.freeze()  # the dataset's objects out of the collector's reach: workers share their pages longer
     try:
         ctx = multiprocessing.get_context("fork")  # the workers inherit _WITH: the dataset is not sent
         with ProcessPoolExecutor(max_workers=min(workers, len(spans)), mp_context=ctx) as pool:
             return list(pool.map(_score_part, spans))
+    except (OSError, BrokenProcessPool):  # no fork (no memory for one), or a worker lost: scored here
+        return [_score_part(sp) for sp in spans]
     finally:
         gc.unfreeze()
 

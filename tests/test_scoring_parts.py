@@ -290,3 +290,35 @@ def test_a_forked_writer_that_cannot_write_leaves_the_writing_to_this_process(
     got = _written(run, ds, tmp_path, monkeypatch, forked=(1, 10**9), pids=tmp_path / "fallback.pids")
     assert got == want
     assert (tmp_path / "fallback.pids").read_text().split() == [str(os.getpid())]  # written here
+
+
+@pytest.mark.parametrize("failure", ["no fork", "worker lost"])
+def test_parts_whose_workers_cannot_score_them_are_scored_here(
+        recorded: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
+    import functools
+    import os
+
+    ds, run = recorded
+    want = _scored(run, ds, tmp_path, monkeypatch, part_bytes=50_000, min_parts=10**9)
+    if failure == "no fork":
+        def refused() -> int:
+            raise OSError(12, "Cannot allocate memory")
+
+        monkeypatch.setattr(os, "fork", refused)
+    else:
+        here, real = os.getpid(), scoring._score_part
+
+        @functools.wraps(real)  # (sent by name: the forked worker finds this one)
+        def killed(span: tuple[int, int]) -> object:
+            if os.getpid() != here:
+                os._exit(9)
+            return real(span)
+
+        monkeypatch.setattr(scoring, "_score_part", killed)
+    monkeypatch.setattr(scoring, "FORKED_WRITE_MIN", 10**9)  # (the writer's own fork is tested above)
+    copy = tmp_path / "fallback"
+    shutil.copytree(run, copy)
+    monkeypatch.setattr(scoring, "PART_BYTES", 50_000)
+    monkeypatch.setattr(scoring, "PARALLEL_MIN_PARTS", 1)
+    score_run(copy, ds, n_boot=300)
+    assert ((copy / "scores.csv").read_bytes(), (copy / "metrics.json").read_bytes()) == want
