@@ -29,6 +29,19 @@ def test_import_loads_no_heavy_library():
     assert out.strip() == ""
 
 
+def test_the_run_lock_loads_no_other_runner_module_and_the_runner_names_resolve():
+    """``labkit score`` takes the run lock: that loads the lock, not the runner's other modules."""
+    import labkit.runner
+
+    code = ("import sys\nfrom labkit.runner.lock import RunLock\n"
+            "print(','.join(sorted(m for m in sys.modules if m.startswith('labkit.runner.'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "labkit.runner.lock"
+    for name in labkit.runner.__all__:
+        assert getattr(labkit.runner, name) is not None, name
+    assert sorted(dir(labkit.runner)) == sorted(labkit.runner.__all__)
+
+
 def test_cli_help_lists_every_command():
     r = subprocess.run([sys.executable, "-m", "labkit.cli", "--help"], capture_output=True, text=True)
     assert r.returncode == 0

@@ -25,11 +25,41 @@ The package, one job per module (docs/runner.md):
 
 from __future__ import annotations
 
-from labkit.runner.config import RunnerConfig, merge_config
-from labkit.runner.ensure import ensure_run, fresh_run_dir
-from labkit.runner.keys import case_key
-from labkit.runner.local import run_cases
-from labkit.runner.resuming import resume
-from labkit.runner.session import run
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from labkit.runner.config import RunnerConfig, merge_config
+    from labkit.runner.ensure import ensure_run, fresh_run_dir
+    from labkit.runner.keys import case_key
+    from labkit.runner.local import run_cases
+    from labkit.runner.resuming import resume
+    from labkit.runner.session import run
+
+#: name -> the module that defines it, imported on first use: a command that needs one module
+#: of the package (``labkit score`` takes the run lock) does not load the rest
+_EXPORTS = {
+    "RunnerConfig": "labkit.runner.config",
+    "merge_config": "labkit.runner.config",
+    "ensure_run": "labkit.runner.ensure",
+    "fresh_run_dir": "labkit.runner.ensure",
+    "case_key": "labkit.runner.keys",
+    "run_cases": "labkit.runner.local",
+    "resume": "labkit.runner.resuming",
+    "run": "labkit.runner.session",
+}
 
 __all__ = ["RunnerConfig", "case_key", "ensure_run", "fresh_run_dir", "merge_config", "resume", "run", "run_cases"]
+
+
+def __getattr__(name: str) -> Any:
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'labkit.runner' has no attribute {name!r}")
+    value = getattr(importlib.import_module(mod), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
