@@ -17,7 +17,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
@@ -291,25 +291,46 @@ def iter_jsonl(path: str | os.PathLike[str], *, strict_tail: bool = False,
     except OSError as e:
         raise input_error(p, e) from None
     with f:
-        lines: Iterator[bytes] = f
-        if span is not None:
-            f.seek(span[0])
-            lines = _split_lines(f.read(span[1] - span[0]))
-        for n, raw in enumerate(lines, start=1):
-            complete = raw.endswith(b"\n")
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                if not complete and not strict_tail and e.reason == "unexpected end of data":
-                    text = raw[:e.start].decode("utf-8")  # cut inside its last character: a torn line
-                else:
-                    problem = Problem(n, None, f"not UTF-8 text: {e.reason}")
-                    if problems is None:
-                        raise DatasetError(str(p), [problem]) from None
-                    problems.append(problem)
-                    continue
-            if not text.isspace():  # (a blank line skipped: strip() would copy every line)
-                yield n, text, complete
+        if span is None:  # (line by line: a file's iterator cuts its lines in C)
+            yield from _byte_lines(f, p, strict_tail=strict_tail, problems=problems)
+            return
+        f.seek(span[0])
+        data = f.read(span[1] - span[0])
+        try:  # (the common case: a part of UTF-8 text, decoded at once, not line by line)
+            yield from _text_lines(data.decode("utf-8"))
+        except UnicodeDecodeError:  # read line by line: the line that is not text is named
+            yield from _byte_lines(_split_lines(data), p, strict_tail=strict_tail, problems=problems)
+
+
+def _text_lines(text: str) -> Iterator[tuple[int, str, bool]]:
+    """:func:`iter_jsonl`'s lines of ``text`` (cut after each ``\\n`` only, as the bytes are)."""
+    parts = text.split("\n")
+    last = parts.pop()
+    for n, part in enumerate(parts, start=1):
+        if part and not part.isspace():
+            yield n, part + "\n", True
+    if last and not last.isspace():
+        yield len(parts) + 1, last, False
+
+
+def _byte_lines(lines: Iterable[bytes], p: Path, *, strict_tail: bool,
+                problems: list[Problem] | None) -> Iterator[tuple[int, str, bool]]:
+    """:func:`iter_jsonl`'s lines, each decoded on its own."""
+    for n, raw in enumerate(lines, start=1):
+        complete = raw.endswith(b"\n")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            if not complete and not strict_tail and e.reason == "unexpected end of data":
+                text = raw[:e.start].decode("utf-8")  # cut inside its last character: a torn line
+            else:
+                problem = Problem(n, None, f"not UTF-8 text: {e.reason}")
+                if problems is None:
+                    raise DatasetError(str(p), [problem]) from None
+                problems.append(problem)
+                continue
+        if not text.isspace():  # (a blank line skipped: strip() would copy every line)
+            yield n, text, complete
 
 
 def _split_lines(data: bytes) -> Iterator[bytes]:

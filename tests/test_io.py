@@ -269,3 +269,54 @@ def test_a_dataset_line_with_a_number_beyond_a_double_is_named(tmp_path: Path) -
     with pytest.raises(DatasetError) as e:
         load_cases(p)
     assert [pr.line for pr in e.value.problems] == [2] and "out of range" in e.value.problems[0].reason
+
+
+_LINE_BITS = st.sampled_from([b'{"a": 1}', b"  ", b"", b"\r", "é".encode(), "\u2028".encode(), "\x85".encode(),
+                              b'"x"', b"\t", b"{}", b"\xff", b"\xe2\x82", b"\x80", b"z" * 40])
+
+
+def _lines_one_by_one(data: bytes) -> tuple[list[tuple[int, str, bool]], list[tuple[int, str]]]:
+    """The oracle: iter_jsonl's lines and problems as its contract reads, one line at a time."""
+    out, problems = [], []
+    pieces = data.split(b"\n")  # (cut after each newline only)
+    for n, raw in enumerate([piece + b"\n" for piece in pieces[:-1]] + [pieces[-1]], start=1):
+        if not raw:
+            continue
+        complete = raw.endswith(b"\n")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            if not complete and e.reason == "unexpected end of data":
+                text = raw[:e.start].decode("utf-8")
+            else:
+                problems.append((n, f"not UTF-8 text: {e.reason}"))
+                continue
+        if not text.isspace():
+            out.append((n, text, complete))
+    return out, problems
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(_LINE_BITS, max_size=4).map(b"".join), max_size=8),
+       st.booleans(), st.integers(min_value=1, max_value=64))
+def test_a_file_read_whole_or_in_spans_is_the_file_read_line_by_line(tmp_path, lines, final_newline, part_bytes):
+    """Every line, its number (from 1 in each span), completeness and each problem, whether the
+    file is read whole or in spans (each decoded at once when it is all text), as reading it
+    line by line gives them; bytes that are not UTF-8 included."""
+    from labkit.io import count_lines, iter_jsonl, line_spans
+
+    data = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
+    p = tmp_path / "f.jsonl"
+    p.write_bytes(data)
+    want, want_problems = _lines_one_by_one(data)
+    problems: list = []
+    assert list(iter_jsonl(p, problems=problems)) == want
+    assert [(pr.line, pr.reason) for pr in problems] == want_problems
+    got, got_problems, offset = [], [], 0
+    for span in line_spans(p, part_bytes):
+        found: list = []
+        got += [(n + offset, text, complete) for n, text, complete in iter_jsonl(p, span=span, problems=found)]
+        got_problems += [(pr.line + offset, pr.reason) for pr in found]
+        offset += count_lines(p, span)
+    assert got == want
+    assert got_problems == want_problems
