@@ -138,12 +138,11 @@ def run_metrics(metrics: Mapping[str, Any]) -> tuple[dict[str, float], list[str]
 
 def _scores_table(rd: Any) -> dict[str, list[Any]] | None:
     """scores.csv as columns (empty cells as null, numbers as numbers: no NaN)."""
-    import csv
+    from labkit.runs import read_scores_rows
 
     if not rd.scores_path.is_file():
         return None
-    with open(rd.scores_path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_scores_rows(rd.scores_path)  # (each text as it was scored)
     if not rows:
         return None
 

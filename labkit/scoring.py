@@ -11,6 +11,7 @@ is how the gate and compare know they read what scoring wrote
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -147,17 +148,21 @@ class _Part(NamedTuple):
     n_lines: int
 
 
-#: What a part is scored with: set before the parts are scored (worker processes are forked
-#: with it, so the dataset is not sent to them).
-_WITH: dict[str, Any] = {}
+def _forked_part(token: int, span: tuple[int, int]) -> _Part:
+    """In a worker forked by :func:`labkit.stats.forked_pool`: the part scored with what it
+    inherited (the dataset is not sent)."""
+    from labkit.stats import forked_job
+
+    return _score_part(forked_job(token), span)
 
 
-def _score_part(span: tuple[int, int]) -> _Part:
+def _score_part(w: Mapping[str, Any], span: tuple[int, int]) -> _Part:
+    """The part ``span`` of results.jsonl scored with ``w`` (path, index, cases, k, corpus, judge,
+    redaction)."""
     from labkit.io import count_lines
     from labkit.metrics.percase import score_columns
     from labkit.runs import read_results_part
 
-    w = _WITH
     part = read_results_part(w["path"], span)
     index: dict[str, int] = w["index"]
     positions: list[int] = []
@@ -216,33 +221,28 @@ def _frame(parts: list[_Part]) -> pd.DataFrame | None:
     return out
 
 
-def _parts(path: Path, judge: Any) -> list[_Part]:
-    """Every part of ``path`` scored, in file order, in worker processes when it pays."""
-    from labkit.io import line_spans
-    from labkit.judges import LexicalJudge
-    from labkit.stats import usable_cpus
-
-    spans = line_spans(path, PART_BYTES)
-    workers = usable_cpus()
-    if len(spans) < PARALLEL_MIN_PARTS or workers < 2 or not isinstance(judge, LexicalJudge):
-        return [_score_part(sp) for sp in spans]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    from labkit.metrics import score_cases
-
-    w = _WITH  # no case scored once here: the modules scoring imports are loaded before the fork
-    # (about 0.3 s in each worker otherwise)
-    score_cases([], [], k=w["k"], corpus=w["corpus"], judge=judge, redaction=w["redaction"])
+def _parts(w: Mapping[str, Any]) -> list[_Part]:
+    """Every part of results.jsonl scored with ``w``, in file order, in worker processes when it pays."""
+    import functools
     from concurrent.futures.process import BrokenProcessPool
 
+    from labkit.io import line_spans
+    from labkit.judges import LexicalJudge
+    from labkit.metrics import score_cases
+    from labkit.stats import can_fork, forked_pool, usable_cpus
+
+    spans = line_spans(w["path"], PART_BYTES)
+    if len(spans) < PARALLEL_MIN_PARTS or not can_fork() or not isinstance(w["judge"], LexicalJudge):
+        return [_score_part(w, sp) for sp in spans]
+    # no case scored once here: the modules scoring imports are loaded before the fork
+    # (about 0.3 s in each worker otherwise)
+    score_cases([], [], k=w["k"], corpus=w["corpus"], judge=w["judge"], redaction=w["redaction"])
     gc.freeze()  # the dataset's objects out of the collector's reach: workers share their pages longer
     try:
-        ctx = multiprocessing.get_context("fork")  # the workers inherit _WITH: the dataset is not sent
-        with ProcessPoolExecutor(max_workers=min(workers, len(spans)), mp_context=ctx) as pool:
-            return list(pool.map(_score_part, spans))
+        with forked_pool(min(usable_cpus(), len(spans)), w) as (pool, token):
+            return list(pool.map(functools.partial(_forked_part, token), spans))
     except (OSError, BrokenProcessPool):  # no fork (no memory for one), or a worker lost: scored here
-        return [_score_part(sp) for sp in spans]
+        return [_score_part(w, sp) for sp in spans]
     finally:
         gc.unfreeze()
 
@@ -279,11 +279,8 @@ def score_results(rd: RunDir, ds: Dataset, *, k: int, corpus: Any, judge: Any,
         rows.sort(key=lambda r: index[r["case_id"]])
         cases = [cases_all[index[r["case_id"]]] for r in rows]
         return cases, score_cases(cases, rows, k=k, corpus=corpus, judge=jd, redaction=red)
-    _WITH.update(path=rd.results_path, index=index, cases=cases_all, k=k, corpus=corpus, judge=jd, redaction=red)
-    try:
-        parts = _parts(rd.results_path, jd)
-    finally:
-        _WITH.clear()
+    parts = _parts({"path": rd.results_path, "index": index, "cases": cases_all, "k": k, "corpus": corpus,
+                    "judge": jd, "redaction": red})
     return _joined(parts, rd, ds, cases_all)
 
 
@@ -361,12 +358,12 @@ def _write_scores(rd: RunDir, scores: pd.DataFrame, ds: Dataset) -> tuple[dict[s
 #: processes touch while the writer lives are copied (about 0.8 GB at 1,000,000 cases, over
 #: the memory budget), and the thread writes.
 FORKED_WRITE_MIN, FORKED_WRITE_MAX = 20_000, 250_000
-#: What the forked writer writes: set just before its fork (it is not sent to it).
-_TO_WRITE: dict[str, Any] = {}
+def _forked_write(token: int) -> tuple[dict[str, str], str]:
+    """In the writer forked by :func:`labkit.stats.forked_pool`: :func:`_write_scores` of what it
+    inherited (the frame is not sent)."""
+    from labkit.stats import forked_job
 
-
-def _write_set_scores() -> tuple[dict[str, str], str]:
-    return _write_scores(_TO_WRITE["rd"], _TO_WRITE["scores"], _TO_WRITE["ds"])
+    return _write_scores(*forked_job(token))
 
 
 @contextmanager
@@ -374,40 +371,32 @@ def _scores_writer(rd: RunDir, scores: pd.DataFrame, ds: Dataset) -> Iterator[Ca
     """:func:`_write_scores` of ``scores`` under way, in a forked process for a large frame, else in a
     thread: yields the function that waits for it and returns what it returns (a fork refused, or
     the process lost, and this process writes)."""
-    from concurrent.futures import Executor, ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    from labkit.stats import usable_cpus
+    from labkit.stats import can_fork, forked_pool
 
-    pool: Executor
-    job: tuple[Any, ...]
-    if FORKED_WRITE_MIN <= len(scores) <= FORKED_WRITE_MAX and usable_cpus() >= 2 and hasattr(os, "fork"):
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        _TO_WRITE.update(rd=rd, scores=scores, ds=ds)
-        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-        job = (_write_set_scores,)  # (forked at submit: the frame is not sent)
-    else:
-        pool, job = ThreadPoolExecutor(max_workers=1), (_write_scores, rd, scores.copy(deep=False), ds)
-    try:
-        with pool:
+    fut: Future[tuple[dict[str, str], str]] | None = None
+    with contextlib.ExitStack() as stack:
+        if FORKED_WRITE_MIN <= len(scores) <= FORKED_WRITE_MAX and can_fork():
             try:
-                fut: Future[tuple[dict[str, str], str]] | None = pool.submit(*job)
-            except OSError:  # no fork (no memory for one)
+                pool, token = stack.enter_context(forked_pool(1, (rd, scores, ds)))
+                fut = pool.submit(_forked_write, token)  # (forked here)
+            except OSError:  # no fork (no memory for one): written here
                 fut = None
+        else:
+            fut = stack.enter_context(ThreadPoolExecutor(max_workers=1)).submit(
+                _write_scores, rd, scores.copy(deep=False), ds)
 
-            def written() -> tuple[dict[str, str], str]:
-                try:
-                    if fut is not None:
-                        return fut.result()
-                except BrokenProcessPool:  # the writer lost (killed): written here
-                    pass
-                return _write_scores(rd, scores, ds)
+        def written() -> tuple[dict[str, str], str]:
+            try:
+                if fut is not None:
+                    return fut.result()
+            except BrokenProcessPool:  # the writer lost (killed): written here
+                pass
+            return _write_scores(rd, scores, ds)
 
-            yield written
-    finally:
-        _TO_WRITE.clear()
+        yield written
 
 
 def score_run(

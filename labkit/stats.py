@@ -30,8 +30,10 @@ resamples of a whole run, where a sample -- a slice, a metric's measured cases -
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -272,45 +274,74 @@ def _index_counts_sums(x: NDArray[np.float64], n_boot: int, seed: int,
     return out
 
 
-#: The chunk function of the :func:`_index_counts_sums` call under way, for its forked processes.
-_CHUNK_JOB: dict[str, Callable[[int], tuple[int, NDArray[np.float64]]]] = {}
+#: Each :func:`forked_pool` call's job, under its own token: what its forked processes inherit.
+_FORKED: dict[int, Any] = {}
+_TOKENS = itertools.count()
 
 
-def _chunks_in_child(chunks: list[int]) -> list[tuple[int, NDArray[np.float64]]]:
-    return [_CHUNK_JOB["chunk"](c) for c in chunks]
+def can_fork() -> bool:
+    """Whether work may go to forked processes here: a CPU to spare, a fork, and not a daemonic
+    process (which may have no children)."""
+    import multiprocessing
+    import os
+
+    return usable_cpus() >= 2 and hasattr(os, "fork") and not multiprocessing.current_process().daemon
+
+
+@contextmanager
+def forked_pool(workers: int, job: Any) -> Iterator[tuple[Any, int]]:
+    """A pool of ``workers`` forked processes and the token under which they find ``job``
+    (:func:`forked_job`): each call's own, so calls from several threads at once do not mix.
+    Processes started before a fork was refused are ended, not left behind; the OSError is raised."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    token = next(_TOKENS)
+    _FORKED[token] = job  # (before any fork: the processes inherit it)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+    try:
+        yield pool, token
+    except OSError:
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()
+            proc.join()
+        raise
+    finally:
+        pool.shutdown(wait=True)
+        _FORKED.pop(token, None)
+
+
+def forked_job(token: int) -> Any:
+    """In a process of :func:`forked_pool`: the job it was forked for."""
+    return _FORKED[token]
+
+
+def _chunks_in_child(token: int, chunks: list[int]) -> list[tuple[int, NDArray[np.float64]]]:
+    chunk = forked_job(token)
+    return [chunk(c) for c in chunks]
 
 
 def _chunks_side_by_side(chunk: Callable[[int], tuple[int, NDArray[np.float64]]],
                          count: int) -> list[tuple[int, NDArray[np.float64]]]:
     """``[chunk(c) for c in range(count)]``, the chunks dealt out to this process and, with CPUs
     to spare, forked ones (which inherit the rows: only the sums travel back). Processes, not
-    threads: numpy's counting holds the interpreter, and threads would take turns at it."""
-    import os
-
-    procs = _count_processes(count)
-    if procs < 2 or not hasattr(os, "fork"):
-        return [chunk(c) for c in range(count)]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    threads: numpy's counting holds the interpreter, and threads would take turns at it. A fork
+    refused (no memory for one) or a process lost (killed) leaves its chunks to this process."""
     from concurrent.futures.process import BrokenProcessPool
 
+    procs = _count_processes(count)
+    if procs < 2 or not can_fork():
+        return [chunk(c) for c in range(count)]
     dealt = [list(range(p, count, procs)) for p in range(procs)]
     done: dict[int, tuple[int, NDArray[np.float64]]] = {}
-    _CHUNK_JOB["chunk"] = chunk
     try:
-        with ProcessPoolExecutor(max_workers=procs - 1, mp_context=multiprocessing.get_context("fork")) as pool:
-            try:
-                theirs = [pool.submit(_chunks_in_child, cs) for cs in dealt[1:]]  # (forked here: chunk inherited)
-            except OSError:  # no fork (no memory for one): every chunk is counted here
-                theirs = []
+        with forked_pool(procs - 1, chunk) as (pool, token):
+            theirs = [pool.submit(_chunks_in_child, token, cs) for cs in dealt[1:]]  # (forked here)
             done.update((c, chunk(c)) for c in dealt[0])
-            for cs, fut in zip(dealt[1:], theirs, strict=False):
-                try:
-                    done.update(zip(cs, fut.result(), strict=True))
-                except BrokenProcessPool:  # a process lost (killed): its chunks are counted here
-                    break
-    finally:
-        _CHUNK_JOB.clear()
+            for cs, fut in zip(dealt[1:], theirs, strict=True):
+                done.update(zip(cs, fut.result(), strict=True))
+    except (OSError, BrokenProcessPool):
+        pass
     return [done[c] if c in done else chunk(c) for c in range(count)]  # (each chunk's generator is where it
     # was in this process, whatever a lost process drew: the same draws)
 

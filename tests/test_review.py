@@ -237,9 +237,11 @@ CONTEXT = "Refunds are approved by the billing team within five business days."
 ANSWER = "Refunds are approved by the billing team. Refunds arrive within five weeks."
 
 
-def test_the_queue_marks_claims_with_the_judge_the_run_was_scored_with(tmp_path: Path) -> None:
+@pytest.mark.parametrize("spec", [{"type": "lexical", "threshold": 1.0}, {"name": "lexical", "threshold": 1.0},
+                                  {"threshold": 1.0}], ids=["type", "name", "neither"])
+def test_the_queue_marks_claims_with_the_judge_the_run_was_scored_with(tmp_path: Path, spec: dict) -> None:
     """The sentences marked unsupported are the ones the run's faithfulness counted: a run scored
-    with a stricter lexical judge is marked by that judge, not the default."""
+    with a stricter lexical judge (named as scoring reads a judge) is marked by that judge."""
     from labkit.judges import LexicalJudge
 
     strict, default = LexicalJudge(threshold=1.0), LexicalJudge()
@@ -247,9 +249,10 @@ def test_the_queue_marks_claims_with_the_judge_the_run_was_scored_with(tmp_path:
     cases = labkit.as_cases([{"id": "r1", "question": "How are refunds approved?", "tags": {"risk": "high"}}])
     rd = labkit.run(cases, lambda case: {"answer": ANSWER, "retrieved": [{"id": "billing#0", "text": CONTEXT}]},
                     tmp_path / "run", config=labkit.RunnerConfig(progress=False), score=False)
-    labkit.score_run(rd.path, judge={"type": "lexical", "threshold": 1.0}, n_boot=50)
-    (it,) = build_queue(rd.path, Gate.from_dict(GATE), reviews=tmp_path / "reviews.jsonl").items
-    assert it.metrics["faithfulness"] == 0.5
+    labkit.score_run(rd.path, judge=spec, n_boot=50)
+    q = build_queue(rd.path, Gate.from_dict(GATE), reviews=tmp_path / "reviews.jsonl")
+    (it,) = q.items
+    assert it.metrics["faithfulness"] == 0.5 and not q.notes
     assert [ok for _, ok in it.claims] == [True, False]
 
 

@@ -282,11 +282,11 @@ def test_a_forked_writer_that_cannot_write_leaves_the_writing_to_this_process(
 
         monkeypatch.setattr(os, "fork", refused)
     else:
-        @functools.wraps(scoring._write_set_scores)  # (sent by name: the forked process finds this one)
-        def killed() -> None:
+        @functools.wraps(scoring._forked_write)  # (sent by name: the forked process finds this one)
+        def killed(token: int) -> None:
             os._exit(9)
 
-        monkeypatch.setattr(scoring, "_write_set_scores", killed)
+        monkeypatch.setattr(scoring, "_forked_write", killed)
     got = _written(run, ds, tmp_path, monkeypatch, forked=(1, 10**9), pids=tmp_path / "fallback.pids")
     assert got == want
     assert (tmp_path / "fallback.pids").read_text().split() == [str(os.getpid())]  # written here
@@ -309,10 +309,10 @@ def test_parts_whose_workers_cannot_score_them_are_scored_here(
         here, real = os.getpid(), scoring._score_part
 
         @functools.wraps(real)  # (sent by name: the forked worker finds this one)
-        def killed(span: tuple[int, int]) -> object:
+        def killed(w: object, span: tuple[int, int]) -> object:
             if os.getpid() != here:
                 os._exit(9)
-            return real(span)
+            return real(w, span)  # type: ignore[arg-type]
 
         monkeypatch.setattr(scoring, "_score_part", killed)
     monkeypatch.setattr(scoring, "FORKED_WRITE_MIN", 10**9)  # (the writer's own fork is tested above)
@@ -322,3 +322,51 @@ def test_parts_whose_workers_cannot_score_them_are_scored_here(
     monkeypatch.setattr(scoring, "PARALLEL_MIN_PARTS", 1)
     score_run(copy, ds, n_boot=300)
     assert ((copy / "scores.csv").read_bytes(), (copy / "metrics.json").read_bytes()) == want
+
+
+def test_two_threads_scoring_two_runs_at_once_each_write_their_own_scores(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """score_run of two runs from two threads at once, scores.csv written by forked writers (every
+    fork made to wait for both threads): each run gets its own scores.csv and its own hashes."""
+    import contextlib
+    import hashlib
+    import os
+    import threading
+
+    import labkit
+
+    runs = {}
+    for name, n in (("a", 300), ("b", 200)):
+        cases = labkit.as_cases([{"id": f"{name}{i:04d}", "question": f"What is {name} {i}?"} for i in range(n)])
+        rd = labkit.run(cases, lambda c: {"answer": f"It is {c.id}.", "retrieved": [{"id": "d#0", "text": f"It is {c.id}."}]},
+                        tmp_path / name, config=labkit.RunnerConfig(progress=False), score=False)
+        labkit.score_run(rd.path, n_boot=20)
+        runs[name] = (rd.path, RunDir(rd.path).results(), (rd.path / "scores.csv").read_bytes())
+    monkeypatch.setattr(scoring, "FORKED_WRITE_MIN", 1)
+    barrier, real = threading.Barrier(2, timeout=10), os.fork
+
+    def fork() -> int:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait()
+        return real()
+
+    monkeypatch.setattr(os, "fork", fork)
+    errors: dict[str, BaseException] = {}
+
+    def work(name: str) -> None:
+        path, rows, _ = runs[name]
+        (path / "scores.csv").unlink()
+        try:
+            labkit.score_run(path, n_boot=20, results=rows)
+        except BaseException as e:  # (shown by the assertion)
+            errors[name] = e
+
+    threads = [threading.Thread(target=work, args=(name,)) for name in runs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for name, (path, _, want) in runs.items():
+        assert (path / "scores.csv").read_bytes() == want, name
+        assert RunDir(path).manifest["scoring"]["sha256"]["scores.csv"] == hashlib.sha256(want).hexdigest(), name

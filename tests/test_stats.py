@@ -305,10 +305,10 @@ def test_chunked_sums_do_not_depend_on_how_many_processes_count_them(monkeypatch
     real = stats._chunks_in_child
 
     @functools.wraps(real)
-    def recorded(chunks):
+    def recorded(token, chunks):
         with pids.open("a") as f:
             f.write(f"{os.getpid()} {len(chunks)}\n")
-        return real(chunks)
+        return real(token, chunks)
 
     monkeypatch.setattr(stats, "_chunks_in_child", recorded)
     monkeypatch.setattr(stats, "_count_processes", lambda chunks: 1)
@@ -345,8 +345,113 @@ def test_chunked_sums_without_their_processes_are_the_same_sums(monkeypatch, fai
         import functools
 
         @functools.wraps(stats._chunks_in_child)  # (sent by name: the forked process finds this one)
-        def killed(chunks):
+        def killed(token, chunks):
             os._exit(9)
 
         monkeypatch.setattr(stats, "_chunks_in_child", killed)
     assert np.array_equal(stats._index_counts_sums(x, 300, 9, starts), want)
+
+
+def _forks_meet_at(monkeypatch, parties: int) -> None:
+    """Every os.fork waits until ``parties`` threads are about to fork: the thread switch that may
+    come between a call handing its job to its processes and the fork, made certain."""
+    import contextlib
+    import os
+    import threading
+
+    barrier, real = threading.Barrier(parties, timeout=10), os.fork
+
+    def fork() -> int:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait()
+        return real()
+
+    monkeypatch.setattr(os, "fork", fork)
+
+
+def test_two_threads_bootstrapping_at_once_each_get_their_own_sums(monkeypatch):
+    import threading
+
+    monkeypatch.setattr(stats, "_CHUNK", 128)
+    monkeypatch.setattr(stats, "_count_processes", lambda chunks: 2)
+    rng = np.random.default_rng(0)
+    xa = np.column_stack([rng.random(1000), np.ones(1000)])
+    xb = xa * 1000.0
+    want = [stats._index_counts_sums(x, 50, 1, [0, 1000]) for x in (xa, xb)]
+    _forks_meet_at(monkeypatch, 2)
+    got: dict = {}
+
+    def work(i, x):
+        try:
+            got[i] = stats._index_counts_sums(x, 50, 1, [0, 1000])
+        except Exception as e:  # (shown by the assertion)
+            got[i] = e
+
+    threads = [threading.Thread(target=work, args=(i, x)) for i, x in enumerate((xa, xb))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in (0, 1):
+        assert isinstance(got[i], np.ndarray), got[i]
+        assert np.array_equal(got[i], want[i]), f"thread {i}: the sums of the other thread's rows"
+
+
+_REFUSED_SECOND_FORK = """
+import os
+import numpy as np
+from labkit import stats
+stats._CHUNK = 128
+stats._count_processes = lambda chunks: 3  # as on a machine with three usable CPUs
+real, calls = os.fork, [0]
+def fork():
+    calls[0] += 1
+    if calls[0] == 2:
+        raise OSError(12, "Cannot allocate memory")
+    return real()
+os.fork = fork
+rng = np.random.default_rng(5)
+x = np.column_stack([rng.random(1000), np.ones(1000)])
+stats._index_counts_sums(x, 300, 9, [0, 400, 1000])
+import multiprocessing
+print("alive", len(multiprocessing.active_children()))
+"""
+
+
+def test_a_refused_second_fork_leaves_no_process_behind():
+    """The first counting process started, the second fork refused: the chunks are counted here,
+    the started process is ended, and the interpreter exits."""
+    import os
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", _REFUSED_SECOND_FORK], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, 9)  # (its own session: it and a process it left behind)
+        out, _ = p.communicate()
+        pytest.fail(f"the interpreter did not exit:\n{out}")
+    assert p.returncode == 0 and "alive 0" in out, out
+
+
+def _aggregate_in_daemonic_worker(n):
+    import pandas as pd
+
+    from labkit.metrics import aggregate_frame
+
+    df = pd.DataFrame({"case_id": [f"c{i:06d}" for i in range(n)], "faithfulness": np.linspace(0, 1, n)})
+    try:
+        aggregate_frame(df, n_boot=50)
+        return "ok"
+    except BaseException as e:  # (shown by the assertion)
+        return f"{type(e).__name__}: {e}"
+
+
+def test_the_bootstrap_past_65536_rows_works_inside_a_daemonic_worker():
+    """A daemonic process (a multiprocessing pool's worker) may have no children: counted there."""
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(_aggregate_in_daemonic_worker, (70_000,)) == "ok"

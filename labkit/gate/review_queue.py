@@ -90,14 +90,14 @@ def claim_judge(rd: Any) -> tuple[LexicalJudge, str | None]:
 
     sc = rd.manifest.get("scoring")
     spec = sc.get("judge") if isinstance(sc, Mapping) else None
-    kind = spec.get("type") if isinstance(spec, Mapping) else spec
-    if spec is None or kind == "lexical":
-        try:
+    if spec is None or isinstance(spec, (str, Mapping)):
+        try:  # (read as scoring read it: a name, or a mapping by its type or name, lexical by default)
             judge = get_judge(spec)
         except ConfigError:  # options this labkit does not know
             judge = None
         if isinstance(judge, LexicalJudge):
             return judge, None
+    kind = spec.get("type", spec.get("name", "lexical")) if isinstance(spec, Mapping) else spec
     return LexicalJudge(), (f"the answers' claims are marked by the default lexical judge; the run was scored "
                             f"by the {kind} judge, whose verdicts may differ")
 
