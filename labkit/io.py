@@ -13,7 +13,6 @@ Foundation layer: imports nothing from labkit but the error tree.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import tempfile
@@ -57,15 +56,6 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _constant(name: str) -> Any:
     raise _Refused(f"{name} is not a JSON number", name)
-
-
-def _finite(number: str) -> float:
-    """A JSON number read as a double: refused when it is beyond one (it would read as infinity,
-    which JSON cannot write back)."""
-    value = float(number)
-    if value in (math.inf, -math.inf):
-        raise _Refused(f"number {number[:40]} is out of range (beyond a 64-bit float)", number)
-    return value
 
 
 def _too_deep(text: str, limit: int) -> int | None:
@@ -178,7 +168,7 @@ def _keys_in_list(items: Any, room: int) -> int:
 
 def _loads_stdlib(text: str) -> Any:
     try:
-        return json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant, parse_float=_finite)
+        return json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant)
     except _Refused as e:
         first = text.find(e.needle)
         second = text.find(e.needle, first + 1) if e.msg.startswith("duplicate") else first
@@ -220,7 +210,7 @@ def loads_document(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
         out.line = bisect.bisect_left(newlines, s_and_end[1] - 1) + 1
         return out, end
 
-    dec: Any = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant, parse_float=_finite)
+    dec: Any = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant)
     dec.parse_object = parse_object
     dec.scan_once = make_scanner(dec)
     try:
