@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from forks import forks_meet_at, kill_in_child, refuse_forks
 
 from labkit import scoring
 from labkit.errors import DatasetError
@@ -271,22 +272,14 @@ def test_a_forked_writer_that_cannot_write_leaves_the_writing_to_this_process(
         recorded: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
     """A fork refused (no memory for one) or the writer killed: scores.csv is written here, the
     same bytes and manifest as ever."""
-    import functools
     import os
 
     ds, run = recorded
     want = _written(run, ds, tmp_path, monkeypatch, forked=(3001, 10**9), pids=tmp_path / "thread.pids")
     if failure == "no fork":
-        def refused() -> int:
-            raise OSError(12, "Cannot allocate memory")
-
-        monkeypatch.setattr(os, "fork", refused)
+        refuse_forks(monkeypatch)
     else:
-        @functools.wraps(scoring._forked_write)  # (sent by name: the forked process finds this one)
-        def killed(token: int) -> None:
-            os._exit(9)
-
-        monkeypatch.setattr(scoring, "_forked_write", killed)
+        kill_in_child(monkeypatch, scoring, "_forked_write")
     got = _written(run, ds, tmp_path, monkeypatch, forked=(1, 10**9), pids=tmp_path / "fallback.pids")
     assert got == want
     assert (tmp_path / "fallback.pids").read_text().split() == [str(os.getpid())]  # written here
@@ -295,26 +288,13 @@ def test_a_forked_writer_that_cannot_write_leaves_the_writing_to_this_process(
 @pytest.mark.parametrize("failure", ["no fork", "worker lost"])
 def test_parts_whose_workers_cannot_score_them_are_scored_here(
         recorded: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
-    import functools
-    import os
 
     ds, run = recorded
     want = _scored(run, ds, tmp_path, monkeypatch, part_bytes=50_000, min_parts=10**9)
     if failure == "no fork":
-        def refused() -> int:
-            raise OSError(12, "Cannot allocate memory")
-
-        monkeypatch.setattr(os, "fork", refused)
+        refuse_forks(monkeypatch)
     else:
-        here, real = os.getpid(), scoring._score_part
-
-        @functools.wraps(real)  # (sent by name: the forked worker finds this one)
-        def killed(w: object, span: tuple[int, int]) -> object:
-            if os.getpid() != here:
-                os._exit(9)
-            return real(w, span)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(scoring, "_score_part", killed)
+        kill_in_child(monkeypatch, scoring, "_score_part")
     monkeypatch.setattr(scoring, "FORKED_WRITE_MIN", 10**9)  # (the writer's own fork is tested above)
     copy = tmp_path / "fallback"
     shutil.copytree(run, copy)
@@ -328,9 +308,7 @@ def test_two_threads_scoring_two_runs_at_once_each_write_their_own_scores(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """score_run of two runs from two threads at once, scores.csv written by forked writers (every
     fork made to wait for both threads): each run gets its own scores.csv and its own hashes."""
-    import contextlib
     import hashlib
-    import os
     import threading
 
     import labkit
@@ -343,14 +321,7 @@ def test_two_threads_scoring_two_runs_at_once_each_write_their_own_scores(
         labkit.score_run(rd.path, n_boot=20)
         runs[name] = (rd.path, RunDir(rd.path).results(), (rd.path / "scores.csv").read_bytes())
     monkeypatch.setattr(scoring, "FORKED_WRITE_MIN", 1)
-    barrier, real = threading.Barrier(2, timeout=10), os.fork
-
-    def fork() -> int:
-        with contextlib.suppress(threading.BrokenBarrierError):
-            barrier.wait()
-        return real()
-
-    monkeypatch.setattr(os, "fork", fork)
+    forks_meet_at(monkeypatch, 2)
     errors: dict[str, BaseException] = {}
 
     def work(name: str) -> None:

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from forks import forks_meet_at, kill_in_child, refuse_forks
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import binomtest, norm
@@ -327,7 +328,6 @@ def test_chunked_sums_do_not_depend_on_how_many_processes_count_them(monkeypatch
 def test_chunked_sums_without_their_processes_are_the_same_sums(monkeypatch, failure):
     """A fork refused (no memory for one) or a counting process killed leaves its chunks to this
     process: the sums are the ones every other way gives."""
-    import os
 
     rng = np.random.default_rng(5)
     x = np.column_stack([rng.random(1000), np.ones(1000)])
@@ -337,36 +337,10 @@ def test_chunked_sums_without_their_processes_are_the_same_sums(monkeypatch, fai
     want = stats._index_counts_sums(x, 300, 9, starts)
     monkeypatch.setattr(stats, "_count_processes", lambda chunks: 2)
     if failure == "no fork":
-        def refused() -> int:
-            raise OSError(12, "Cannot allocate memory")
-
-        monkeypatch.setattr(os, "fork", refused)
+        refuse_forks(monkeypatch)
     else:
-        import functools
-
-        @functools.wraps(stats._chunks_in_child)  # (sent by name: the forked process finds this one)
-        def killed(token, chunks):
-            os._exit(9)
-
-        monkeypatch.setattr(stats, "_chunks_in_child", killed)
+        kill_in_child(monkeypatch, stats, "_chunks_in_child")
     assert np.array_equal(stats._index_counts_sums(x, 300, 9, starts), want)
-
-
-def _forks_meet_at(monkeypatch, parties: int) -> None:
-    """Every os.fork waits until ``parties`` threads are about to fork: the thread switch that may
-    come between a call handing its job to its processes and the fork, made certain."""
-    import contextlib
-    import os
-    import threading
-
-    barrier, real = threading.Barrier(parties, timeout=10), os.fork
-
-    def fork() -> int:
-        with contextlib.suppress(threading.BrokenBarrierError):
-            barrier.wait()
-        return real()
-
-    monkeypatch.setattr(os, "fork", fork)
 
 
 def test_two_threads_bootstrapping_at_once_each_get_their_own_sums(monkeypatch):
@@ -378,7 +352,7 @@ def test_two_threads_bootstrapping_at_once_each_get_their_own_sums(monkeypatch):
     xa = np.column_stack([rng.random(1000), np.ones(1000)])
     xb = xa * 1000.0
     want = [stats._index_counts_sums(x, 50, 1, [0, 1000]) for x in (xa, xb)]
-    _forks_meet_at(monkeypatch, 2)
+    forks_meet_at(monkeypatch, 2)
     got: dict = {}
 
     def work(i, x):
