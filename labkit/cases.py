@@ -21,7 +21,14 @@ from typing import Any
 import orjson
 
 from labkit.errors import DatasetError, Problem
-from labkit.io import atomic_write_text, iter_jsonl, loads_line, may_hold_surrogate, surrogate_field
+from labkit.io import (
+    atomic_write_text,
+    iter_jsonl,
+    loads_line,
+    may_hold_surrogate,
+    non_finite_paths,
+    surrogate_field,
+)
 
 KINDS = ("representative", "failure", "adversarial", "out_of_scope", "regression")
 RISKS = ("low", "medium", "high")
@@ -116,6 +123,7 @@ class EvalCase:
 
 
 _SURROGATE = "contains a lone surrogate (\\ud800-\\udfff), which is no text"
+_NON_FINITE = "must be a finite number (JSON reads 1e400 as infinity, which it cannot write back)"
 
 
 def _str_list(obj: Mapping[str, Any], key: str, line: int | None, out: list[Problem]) -> tuple[str, ...]:
@@ -244,6 +252,9 @@ def _parse(obj: Any, line: int | None) -> tuple[EvalCase | None, list[Problem]]:
     meta = obj.get("metadata")
     if meta is not None and not isinstance(meta, dict):
         out.append(Problem(line, "metadata", "must be an object"))
+    if meta or tools:  # (numbers live only here: the other fields are texts)
+        numbers = {"metadata": meta, "expected_tools": obj.get("expected_tools")}  # (as written: its indices)
+        out.extend(Problem(line, p, _NON_FINITE) for p in non_finite_paths(numbers))
     if out:
         return None, out
     assert q is not None
@@ -387,6 +398,10 @@ def save_cases(cases: Iterable[EvalCase], path: str | os.PathLike[str]) -> Path:
     dup = [cid for cid, n in Counter(c.id for c in items).items() if n > 1]
     if dup:
         raise DatasetError(str(path), [Problem(None, "id", f"duplicate id {d!r}") for d in dup])
+    bad = [Problem(None, p, f"case {c.id!r}: {_NON_FINITE}")
+           for c in items for p in non_finite_paths({"metadata": c.metadata, "expected_tools": c.expected_tools})]
+    if bad:  # (json would write Infinity or NaN, and the file would not load again)
+        raise DatasetError(str(path), bad)
     text = "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in items)
     atomic_write_text(path, text)
     return Path(path)

@@ -13,6 +13,7 @@ Foundation layer: imports nothing from labkit but the error tree.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
@@ -251,6 +252,18 @@ def surrogate_field(obj: Any) -> str | None:
         elif isinstance(cur, list):
             stack.extend((v, f"{where}[{i}]") for i, v in enumerate(cur))
     return None
+
+
+def non_finite_paths(obj: Any, where: str = "") -> list[str]:
+    """The dotted paths of the infinite or NaN numbers in ``obj``: JSON cannot hold them (a
+    decoder reads ``1e400`` as infinity, which would be written back as ``Infinity``)."""
+    if isinstance(obj, float):
+        return [] if math.isfinite(obj) else [where]
+    if isinstance(obj, dict):
+        return [p for k, v in obj.items() for p in non_finite_paths(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(obj, (list, tuple)):
+        return [p for i, v in enumerate(obj) for p in non_finite_paths(v, f"{where}[{i}]")]
+    return []
 
 
 def input_error(path: str | os.PathLike[str], exc: OSError, line: int | None = None) -> DatasetError:

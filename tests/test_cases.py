@@ -369,3 +369,34 @@ def test_a_case_built_in_memory_is_refused_with_a_lone_surrogate_as_a_file_line_
     with pytest.raises(DatasetError) as ei:
         EvalCase.from_dict({"question": "q\ud800?"})
     assert ei.value.problems[0].field == "question" and "surrogate" in ei.value.problems[0].reason
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ('{"question": "q?", "metadata": {"n": 1e400}}', "metadata.n"),
+        ('{"question": "q?", "metadata": {"runs": [1, -1e999]}}', "metadata.runs[1]"),
+        ('{"question": "q?", "expected_tools": [{"name": "t", "args": {"limit": 2e308}}]}',
+         "expected_tools[0].args.limit"),
+    ],
+)
+def test_a_number_beyond_a_double_is_refused_at_its_line_and_field(tmp_path, line, field):
+    """JSON reads 1e400 as infinity, which JSON cannot write back: a dataset holding one would
+    save as ``Infinity`` and never load again."""
+    p = write(tmp_path, ['{"question": "fine?"}', line])
+    with pytest.raises(DatasetError) as ei:
+        load_cases(p)
+    (prob,) = ei.value.problems
+    assert (prob.line, prob.field) == (2, field) and "finite" in prob.reason, prob
+
+
+def test_a_case_built_in_memory_with_an_infinite_number_is_refused_and_nothing_is_saved(tmp_path):
+    with pytest.raises(DatasetError) as ei:
+        EvalCase.from_dict({"question": "q?", "metadata": {"score": float("nan")}})
+    assert ei.value.problems[0].field == "metadata.score"
+    built = EvalCase(id="c1", question="q?", metadata={"deep": {"x": float("inf")}})
+    out = tmp_path / "d.jsonl"
+    with pytest.raises(DatasetError) as ei:
+        save_cases([EvalCase(id="c0", question="fine?"), built], out)
+    prob = ei.value.problems[0]
+    assert prob.field == "metadata.deep.x" and "c1" in prob.reason and not out.exists(), prob

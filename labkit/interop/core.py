@@ -21,7 +21,7 @@ from typing import Any
 
 from labkit.cases import EvalCase, derive_id, fingerprint
 from labkit.errors import ConfigError, DatasetError, Problem
-from labkit.io import atomic_write_text, file_hash, input_error, loads_document
+from labkit.io import atomic_write_text, file_hash, input_error, loads_document, non_finite_paths
 from labkit.resultline import check_line
 from labkit.runs import MANIFEST_SCHEMA_VERSION, RESULTS, TRACES
 
@@ -137,21 +137,8 @@ def _gold(rec: Record, matcher: Any, counts: Counter[str]) -> tuple[list[str], d
     return list(g["chunk_ids"]), g
 
 
-def _non_finite(obj: Any, path: str) -> list[str]:
-    """The dotted paths of the infinite or NaN numbers in ``obj`` (JSON cannot hold them)."""
-    import math
-
-    if isinstance(obj, float):
-        return [] if math.isfinite(obj) else [path]
-    if isinstance(obj, dict):
-        return [p for k, v in obj.items() for p in _non_finite(v, f"{path}.{k}" if path else str(k))]
-    if isinstance(obj, (list, tuple)):
-        return [p for i, v in enumerate(obj) for p in _non_finite(v, f"{path}[{i}]")]
-    return []
-
-
 def _case(rec: Record, matcher: Any, counts: Counter[str], problems: list[Problem]) -> EvalCase | None:
-    bad = _non_finite(rec.case, "") + _non_finite(rec.result or {}, "results")
+    bad = non_finite_paths(rec.case) + non_finite_paths(rec.result or {}, "results")
     if bad:
         problems.extend(Problem(rec.line, p, "not a finite number (JSON cannot hold it)") for p in bad)
         return None
