@@ -95,7 +95,7 @@ class ClaimVerdict:
     evidence: str | None
 
 
-_APOSTROPHE = "['\u2019\u02bc]"  # ASCII, and the typographic ones models write
+_APOSTROPHE = "['\u2019\u02bc\u2018\uff07]"  # ASCII, and the typographic (and fullwidth) ones models write
 ABSTENTION = re.compile(
     rf"\b(?:i|we)\s+(?:could\s+not|couldn{_APOSTROPHE}t|cannot|can{_APOSTROPHE}t|can\s+not|do\s+not"
     rf"|don{_APOSTROPHE}t|am\s+unable\s+to)\s+"

@@ -387,7 +387,7 @@ def test_abstains_on_known_phrases(text, expected):
     assert abstains(text) is expected is (ABSTENTION.search(text) is not None)
 
 
-@pytest.mark.parametrize("apostrophe", ["\u2019", "\u02bc"])
+@pytest.mark.parametrize("apostrophe", ["\u2019", "\u02bc", "\u2018", "\uff07"])
 def test_an_abstention_with_a_typographic_apostrophe_is_judged_as_with_the_ascii_one(apostrophe):
     from labkit.judges import LexicalJudge
 
