@@ -28,7 +28,7 @@ import orjson
 from labkit.errors import DatasetError, Problem
 
 __all__ = ["MAX_JSON_DEPTH", "LinedDict", "StrictJSONError", "atomic_path", "atomic_write_text", "atomic_writer", "count_lines", "file_hash", "input_error", "iter_jsonl", "jsonl_objects", "line_spans",
-           "loads_document", "loads_line", "may_hold_surrogate", "settle", "surrogate_field"]
+           "loads_document", "loads_line", "may_hold_surrogate", "non_finite_paths", "settle", "surrogate_field"]
 
 
 MAX_JSON_DEPTH = 200  # arrays and objects nested deeper than this in one JSONL line are refused
@@ -40,23 +40,52 @@ class StrictJSONError(json.JSONDecodeError):
     NaN or Infinity literal, or nesting deeper than :data:`MAX_JSON_DEPTH`."""
 
 
+#: A JSON text's strings (a key: followed by a colon) and braces, and the constants outside strings.
+_KEYS_AND_BRACES = re.compile(r'"(?:[^"\\]|\\.)*"(\s*:)?|[{}]')
+_CONSTANTS = re.compile(r'"(?:[^"\\]|\\.)*"|-?Infinity|NaN')
+
+
 class _Refused(Exception):
-    def __init__(self, msg: str, needle: str) -> None:
+    """A key given twice (``key``) or a constant (``constant``) the strict decoder refused."""
+
+    def __init__(self, msg: str, *, key: str | None = None, constant: str | None = None) -> None:
         super().__init__(msg)
-        self.msg, self.needle = msg, needle
+        self.msg, self.key, self.constant = msg, key, constant
+
+    def where(self, text: str) -> int:
+        """The offset of the refused text in ``text`` (valid JSON up to it): for a key, its second
+        writing in the first object to close that holds it twice (objects are refused as they
+        close); for a constant, its first writing outside a string."""
+        if self.constant is not None:
+            return next((m.start() for m in _CONSTANTS.finditer(text) if m.group() == self.constant), 0)
+        objects: list[tuple[set[str], list[int]]] = []  # each open object's keys, and where the key repeats
+        for m in _KEYS_AND_BRACES.finditer(text):
+            tok = m.group()
+            if tok == "{":
+                objects.append((set(), []))
+            elif tok == "}":
+                if objects and (repeat := objects.pop()[1]):
+                    return repeat[0]
+            elif m.group(1) and objects:
+                keys, repeat = objects[-1]
+                k = json.loads(tok[:m.start(1) - m.start()])
+                if k in keys and k == self.key:
+                    repeat.append(m.start())
+                keys.add(k)
+        return 0
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in pairs:
         if k in out:
-            raise _Refused(f"duplicate key {k!r} (the last one would silently win)", json.dumps(k))
+            raise _Refused(f"duplicate key {k!r} (the last one would silently win)", key=k)
         out[k] = v
     return out
 
 
 def _constant(name: str) -> Any:
-    raise _Refused(f"{name} is not a JSON number", name)
+    raise _Refused(f"{name} is not a JSON number", constant=name)
 
 
 def _too_deep(text: str, limit: int) -> int | None:
@@ -171,9 +200,7 @@ def _loads_stdlib(text: str) -> Any:
     try:
         return json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant)
     except _Refused as e:
-        first = text.find(e.needle)
-        second = text.find(e.needle, first + 1) if e.msg.startswith("duplicate") else first
-        raise StrictJSONError(e.msg, text, max(second, 0)) from None
+        raise StrictJSONError(e.msg, text, e.where(text)) from None
     except RecursionError:  # a limit raised past what the decoder's recursion reaches
         raise StrictJSONError("nested too deeply to decode", text, 0) from None
     except ValueError as e:  # an integer of more digits than Python converts
@@ -217,9 +244,7 @@ def loads_document(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     try:
         return dec.decode(text)
     except _Refused as e:
-        first = text.find(e.needle)
-        second = text.find(e.needle, first + 1) if e.msg.startswith("duplicate") else first
-        raise StrictJSONError(e.msg, text, max(second, 0)) from None
+        raise StrictJSONError(e.msg, text, e.where(text)) from None
     except RecursionError:  # pragma: no cover - the depth check above comes first
         raise StrictJSONError("nested too deeply to decode", text, 0) from None
 

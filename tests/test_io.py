@@ -294,3 +294,20 @@ def test_a_file_read_whole_or_in_spans_is_the_file_read_line_by_line(tmp_path, l
         offset += count_lines(p, span)
     assert got == want
     assert got_problems == want_problems
+
+
+# --- where a refused key or number is: the column of the refused text, not of a look-alike ---
+
+@pytest.mark.parametrize(("text", "at"), [
+    ('{"x": "a", "a": 1, "a": 2}', '"a": 2'),  # the key's text first appears as a value
+    ('{"a": 1, "\\u0061": 2}', '"\\u0061"'),  # the key written again in another spelling
+    ('{"c": 1, "c": 2, "x": {"c": 1, "c": 2}}', '"c": 2}'),  # the inner object is refused first
+    ('[{"k": 1}, {"k": 1, "k": 2}]', '"k": 2'),  # a key of an earlier object is no repeat
+    ('{"t": "NaN", "v": NaN}', "NaN}"),  # the constant's text first appears in a string
+    ('{"t": "-Infinity", "v": -Infinity}', "-Infinity}"),
+])
+@pytest.mark.parametrize("decode", [loads_line, loads_document])
+def test_a_refused_key_or_number_is_located_where_it_is_written(decode, text, at):
+    with pytest.raises(StrictJSONError) as e:
+        decode(text)
+    assert e.value.pos == text.rindex(at), (e.value.msg, e.value.pos, text.rindex(at))
