@@ -39,7 +39,9 @@ _TOKEN = re.compile(r"[^\W_]+")
 #: note with words (``[Refunds are approved at once]``) is text, not a citation, and stays
 _CITATION = re.compile(r"\[\s*[\w.:/-]+(?:#\d+)?(?:\s*[,;]\s*[\w.:/-]+(?:#\d+)?)*\s*\]")
 _ENDS = ".!?"
-_SENTENCE = re.compile(rf"(?<=[{_ENDS}])\s+|\n+")
+#: the line breaks (where ``str.splitlines`` cuts): each ends a sentence
+_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_SENTENCE = re.compile(rf"(?<=[{_ENDS}])\s+|[{_BREAKS}]+")
 #: where a text without line breaks has a sentence break (the lookbehind above is slow to search for)
 _END_SPACE = re.compile(rf"[{_ENDS}]\s")
 _SPACE = re.compile(r"\s")
@@ -56,9 +58,9 @@ def _token_byte(c: str) -> str:
 
 #: ASCII text lowercased with every character outside a token a space: its words are its tokens
 _ASCII_TOKENS = _ascii_table(_token_byte)
-#: ASCII text with each sentence end a ``.`` and each whitespace but a line break a space: a sentence
-#: break is then a line break or ``". "``
-_ASCII_ENDS = _ascii_table(lambda c: "." if c in _ENDS else " " if c != "\n" and _SPACE.match(c) else c)
+#: ASCII text with each sentence end a ``.``, each line break a newline and each other whitespace a space: a
+#: sentence break is then a line break or ``". "``
+_ASCII_ENDS = _ascii_table(lambda c: "." if c in _ENDS else "\n" if c in _BREAKS else " " if _SPACE.match(c) else c)
 #: :data:`_ASCII_TOKENS` keeping line breaks
 _ASCII_TOKEN_LINES = _ascii_table(lambda c: c if c == "\n" else _token_byte(c))
 
@@ -127,7 +129,7 @@ def strip_citations(text: str) -> str:
 
 def sentences(text: str) -> list[str]:
     """Split on ., ! or ? followed by whitespace, and on line breaks; empty parts dropped."""
-    if "\n" in text or _END_SPACE.search(text):
+    if "\n" in text or _END_SPACE.search(text) or not text.isprintable():  # (every other break is unprintable)
         return [s for s in map(str.strip, _SENTENCE.split(text)) if s]
     one = text.strip()  # no break: one sentence
     return [one] if one else []

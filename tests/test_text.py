@@ -36,7 +36,8 @@ _WORDS = ["key", "Keys", "policies", "portal", "9", "42", "x_y", "don't", "e-mai
           "ﬁle", "café", "Ｋｅｙ", "İd"]
 _MARKS = ["", " ", "  ", ".", "!", "?", "...", "?!", ". .", ". ", "! ", "? ", "\n", "\n\n", ".\n", "\r\n", "\t", ".\t",
           "!\r", "?\x0b", ".\x0c", ".\x1c", "!\x1f", "\x1c", ",", ";", "(", ")", "_", "\x00", "\x7f",
-          ".\x85", "?\u2028", ".\u00a0", ".\u3000", "\uff0e ", "\uff01 ", "\u3002", "\u2014"]
+          ".\x85", "?\u2028", ".\u00a0", ".\u3000", "\uff0e ", "\uff01 ", "\u3002", "\u2014",
+          "\r", "\x0b", "\x0c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
 #: words and the marks after them (ASCII and not), any ASCII text, any text
 texts = (st.lists(st.tuples(st.sampled_from(_WORDS), st.sampled_from(_MARKS)), max_size=10)
          .map(lambda parts: "".join(w + m for w, m in parts))
@@ -47,8 +48,22 @@ def exact_tokens(s: str) -> list[str]:
     return re.findall(r"[^\W_]+", unicodedata.normalize("NFKC", s).lower())
 
 
+#: the line breaks (those str.splitlines cuts at)
+LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
 def exact_sentences(s: str) -> list[str]:
-    return [x for x in map(str.strip, re.split(r"(?<=[.!?])\s+|\n+", s)) if x]
+    return [x for x in map(str.strip, re.split(rf"(?<=[.!?])\s+|[{LINE_BREAKS}]+", s)) if x]
+
+
+def test_every_line_break_ends_a_sentence():
+    """A text whose lines are cut by a carriage return, a form feed or a line separator has as
+    many sentences as lines, as with a newline (the claims of a two-line answer are two)."""
+    assert {ch for ch in map(chr, range(0x3000)) if len(f"a{ch}b".splitlines()) == 2} == set(LINE_BREAKS)
+    for brk in LINE_BREAKS:
+        for t in (f"Refunds take five days{brk}Shipping costs nothing", f"Refunds take five days{brk}Livraison gratuite é"):
+            assert text.sentences(t) == t.splitlines(), repr(brk)
+            assert text.sentence_word_sets(t) == [set(text.content_words(x)) for x in t.splitlines()], repr(brk)
 
 
 @settings(max_examples=1500, deadline=None)
