@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 
@@ -32,7 +33,7 @@ def test_tokens_are_unicode_letter_and_digit_runs():
 
 # --- the ASCII readings against the exact patterns --------------------------------------------
 
-_WORDS = ["key", "Keys", "policies", "portal", "9", "42", "x_y", "don't", "e-mail", "the", "a", "not", "[d1#0]",
+_WORDS = ["हिंदी", "மொழி", "n\u0303", "\u0301", "key", "Keys", "policies", "portal", "9", "42", "x_y", "don't", "e-mail", "the", "a", "not", "[d1#0]",
           "ﬁle", "café", "Ｋｅｙ", "İd"]
 _MARKS = ["", " ", "  ", ".", "!", "?", "...", "?!", ". .", ". ", "! ", "? ", "\n", "\n\n", ".\n", "\r\n", "\t", ".\t",
           "!\r", "?\x0b", ".\x0c", ".\x1c", "!\x1f", "\x1c", ",", ";", "(", ")", "_", "\x00", "\x7f",
@@ -45,7 +46,20 @@ texts = (st.lists(st.tuples(st.sampled_from(_WORDS), st.sampled_from(_MARKS)), m
 
 
 def exact_tokens(s: str) -> list[str]:
-    return re.findall(r"[^\W_]+", unicodedata.normalize("NFKC", s).lower())
+    """Runs of letters, digits and combining marks (every character str.isalnum or of category M)."""
+    s = unicodedata.normalize("NFKC", s).lower()
+    keep = [ch.isalnum() or unicodedata.category(ch).startswith("M") for ch in s]
+    return ["".join(ch for ch, _ in run) for k, run in itertools.groupby(zip(s, keep), key=lambda p: p[1]) if k]
+
+
+def test_a_vowel_sign_or_other_mark_is_part_of_its_word():
+    """Indic scripts write vowels as combining signs: a word is its letters and their marks."""
+    assert text.content_words("हिंदी भाषा में सहायता") == ["हिंदी", "भाषा", "में", "सहायता"]
+    assert text.content_words("தமிழ் மொழி") == ["தமிழ்", "மொழி"]
+    assert text.content_words("q\u0303a\u20dd_x") == ["q\u0303a\u20dd"]  # marks no NFKC composes; _ splits
+    judge = judges.LexicalJudge()
+    assert judge.faithfulness("रिफंड पांच दिनों में मिलता है", ["रिफंड पांच दिनों में मिलता है।"])[0] == 1.0
+    assert judge.faithfulness("रिफंड पांच दिनों में मिलता है", ["शिपिंग मुफ्त है"])[0] == 0.0
 
 
 #: the line breaks (those str.splitlines cuts at)
@@ -85,3 +99,11 @@ def test_sentences_are_the_split_at_the_breaks(s: str) -> None:
 def test_sentence_word_sets_are_the_word_sets_of_the_sentences(s: str) -> None:
     want = [w for x in exact_sentences(s) if (w := set(text.content_words(x)))]
     assert text.sentence_word_sets(s) == want
+
+
+def test_no_combining_mark_lies_beyond_the_code_points_the_tokeniser_reads():
+    import sys
+
+    scanned = set(itertools.chain(range(0x20000), range(0xE0000, 0xE1000)))
+    beyond = [c for c in range(sys.maxunicode + 1) if c not in scanned and unicodedata.category(chr(c))[0] == "M"]
+    assert beyond == []
