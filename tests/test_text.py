@@ -49,7 +49,7 @@ def exact_tokens(s: str) -> list[str]:
     """Runs of letters, digits and combining marks (every character str.isalnum or of category M)."""
     s = unicodedata.normalize("NFKC", s).lower()
     keep = [ch.isalnum() or unicodedata.category(ch).startswith("M") for ch in s]
-    return ["".join(ch for ch, _ in run) for k, run in itertools.groupby(zip(s, keep), key=lambda p: p[1]) if k]
+    return ["".join(ch for ch, _ in run) for k, run in itertools.groupby(zip(s, keep, strict=True), key=lambda p: p[1]) if k]
 
 
 def test_a_vowel_sign_or_other_mark_is_part_of_its_word():
