@@ -36,6 +36,7 @@ from labkit.judges import LexicalJudge, lexical_verdicts
 from labkit.metrics import agent, generation, ops, reference, retrieval, score_cases
 from labkit.metrics.percase import CaseRun, _pair
 from labkit.registry import METRICS, per_case_metrics
+from tests.test_text import exact_tokens
 
 ROOT = Path(__file__).resolve().parents[1]
 Score = tuple[float | None, str]
@@ -44,7 +45,7 @@ Score = tuple[float | None, str]
 
 
 def old_content_words(s: str) -> list[str]:
-    toks = re.findall(r"[^\W_]+", unicodedata.normalize("NFKC", s).lower())
+    toks = exact_tokens(s)  # (runs of letters, digits and combining marks: tests/test_text.py)
     out = []
     for t in toks:
         if t in text.STOPWORDS or not (len(t) > 1 or t.isdigit()):
