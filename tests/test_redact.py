@@ -4,6 +4,7 @@ end-to-end scan: planted secrets never reach any file of a run, the store or an 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -305,7 +306,18 @@ def test_planted_secrets_reach_no_file_of_the_run_the_store_or_exports(tmp_path:
 
 
 def every_rule(r: Redactor, text: str, own_id: bool) -> tuple[str, int]:
-    """Reference: the literals, then every rule in order with no gate, prefilter or memo."""
+    """Reference: the literals, then every rule in order with no gate, prefilter or memo; then the
+    same on the text as it shows (:func:`_shown`), when that holds a secret."""
+    out, n = _every_rule_written(r, text, own_id)
+    shown = _shown(out)
+    if shown != out:
+        red, k = _every_rule_written(r, shown, own_id)
+        if k:
+            return red, n + k
+    return out, n
+
+
+def _every_rule_written(r: Redactor, text: str, own_id: bool) -> tuple[str, int]:
     from labkit import patterns
 
     text, n = patterns.redact_literals(text)
@@ -325,7 +337,8 @@ def test_the_fast_paths_redact_exactly_whatevery_rule_does(extra: dict[str, str]
     rng = random.Random(11)
     words = ["Bearer", "BASIC", "basic", "sk-", "AKIA", "AIza", "key", "KEY=", "Authorization:", "@", "hf_",
              "ya29.", "://", "eyJ", "İ", "ſ", "K", "é", "4111", "1111", "-", ".", ":", "=", "_", " ", "x", "Q9",
-             "EMP-123456", "192.168.1.1", "jane@example.com", "passWord=", "AccountKey=", "token: "]
+             "EMP-123456", "192.168.1.1", "jane@example.com", "passWord=", "AccountKey=", "token: ",
+             "%40", "%3A", "%", "%4", "\u200b", "\ufeff"]
     texts = ["".join(rng.choice(words) for _ in range(rng.randint(1, 12))) for _ in range(3000)]
     texts += ["benchmark question number 0", "fc9687ee2d6224eaab7eb936892d649e", "instant@b147fa9001f7",
               "Bearer goodnews", "BEARER abcdefgh1", "ſecret=abc123XYZ", "ﬁle"]
@@ -345,3 +358,49 @@ def test_an_extra_patterns_placeholder_still_goes_through_the_catalogue() -> Non
     text = "a widget here"
     assert r.redact_text(text) == every_rule(r, text, False)
     assert r.redact_text(text)[0] == "a [[API_KEY]] here"
+
+
+# --- disguised secrets: an invisible character inside, a URL's percent escapes ---------------
+
+_DISGUISED = [
+    ("my key sk-proj-A1\u200bb2C3d4E5f6G7h8I9j0K1l2M3n4O5p6 leaked", "sk-proj-A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6"),
+    ("AKIA\u2060PLANTED123456789 in the log", "AKIAPLANTED123456789"),
+    ("mail a\u200b.b@example.com now", "a.b@example.com"),
+    ("tok\ufeffen: ghp_\u200dabcdefghijklmnopqrstuvwxyz0123456789", "ghp_abcdefghijklmnopqrstuvwxyz0123456789"),
+    ("next=https%3A%2F%2Fu%3Ahunter2pass%40h.example%2Fx", "hunter2pass"),
+    ("see https%3A//u:hunter2pass%40h.example", "hunter2pass"),
+    ("key%3D sk-proj-%41%31b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6", "b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6"),
+]
+
+
+def _shown(text: str) -> str:
+    """What a reader of ``text`` sees: percent escapes decoded, invisible characters gone."""
+    from urllib.parse import unquote
+
+    return re.sub("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]", "", unquote(text))
+
+
+@pytest.mark.parametrize(("text", "secret"), _DISGUISED)
+def test_a_secret_disguised_by_an_invisible_character_or_percent_escapes_is_redacted(text: str, secret: str) -> None:
+    out, n = Redactor().redact_text(text)
+    assert n >= 1 and secret not in _shown(out), out
+
+
+@pytest.mark.parametrize("text", ["50% off, 100%% sure", "a%20b plain words", "caf\u00e9 \u200bzero width", "x%41y"])
+def test_escapes_and_invisible_characters_without_a_secret_are_left_as_written(text: str) -> None:
+    assert Redactor().redact_text(text) == (text, 0)
+
+
+def test_a_disguised_secret_reaches_no_file_of_a_run(tmp_path: Path) -> None:
+    from labkit.runner import run
+
+    def pipeline(case: Any) -> dict[str, Any]:
+        return {"answer": " / ".join(t for t, _ in _DISGUISED), "retrieved": []}
+
+    ds = tmp_path / "d.jsonl"
+    ds.write_text(json.dumps({"id": "c1", "question": "which keys leaked?"}) + "\n")
+    run(str(ds), pipeline, tmp_path / "run", score=False)
+    for p in (tmp_path / "run").rglob("*"):
+        if p.is_file():
+            shown = _shown(p.read_text(encoding="utf-8", errors="replace"))
+            assert not [s for _, s in _DISGUISED if s in shown], p.name
