@@ -320,6 +320,25 @@ def secret_part(m: re.Match[str]) -> tuple[int, int]:
     return m.start(), m.end()
 
 
+#: Characters that show nothing (the soft hyphen, zero-width spaces and joiners, direction marks,
+#: word joiners, the byte order mark): a secret written with one inside reads as the secret.
+_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+_PERCENT_ESCAPE = re.compile("%[0-9A-Fa-f]{2}")
+
+
+def revealed(text: str) -> str | None:
+    """``text`` as a reader takes it: percent escapes decoded (as in a URL), then invisible
+    characters left out; None when that is ``text`` itself."""
+    shown = text
+    if "%" in shown and _PERCENT_ESCAPE.search(shown) is not None:
+        from urllib.parse import unquote
+
+        shown = unquote(shown)
+    if not shown.isascii():
+        shown = _INVISIBLE.sub("", shown)
+    return None if shown == text else shown
+
+
 def find(text: str, types: Iterable[str] = TYPES) -> list[Finding]:
     """Every valid match of the catalogue in ``text`` (overlaps allowed; no replacement),
     the registered environment secrets included (as ``API_KEY``)."""
@@ -336,6 +355,12 @@ def find(text: str, types: Iterable[str] = TYPES) -> list[Finding]:
                 s, e = secret_part(m)
                 out.append(Finding(p.kind, p.type, s, e))
     return out
+
+
+def find_shown(text: str, types: Iterable[str] = TYPES) -> list[Finding]:
+    """:func:`find` in ``text`` as it shows (:func:`revealed`; the positions are in that reading):
+    what a scan of a file finds, as redaction would."""
+    return find(revealed(text) or text, types)
 
 
 def is_credential_key(key: str) -> bool:

@@ -223,6 +223,17 @@ def test_literal_credential_values_and_env_references() -> None:
         assert "hunter2" not in str(f) and "AKIA" not in str(f)
 
 
+def test_a_disguised_credential_in_a_config_or_run_file_is_found() -> None:
+    """The scans read a line as it shows, as redaction does (labkit.patterns.revealed): a key with a
+    zero-width space inside, or a URL's escaped credentials, is found."""
+    from labkit import patterns
+    from labkit.readiness import scan_text
+
+    text = "aws: AKIA\u200bABCDEFGHIJKLMNOP\nnote: plain words, 50% done\nurl: x%3A%2F%2Fu%3Ap%40ss"
+    assert {f.line for f in scan_text(text, "x.yaml")} == {1, 3}
+    assert [f.type for f in patterns.find_shown("mail a\u200b.b@example.com")] == ["EMAIL"]
+
+
 def test_scorecard_cli_json_and_exit_code(shipped: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from labkit.cli import main
 

@@ -76,7 +76,7 @@ def scan_text(text: str, path: str) -> list[SecretFinding]:
     """Findings in one file's text (each line reported once, with its first kind)."""
     out: list[SecretFinding] = []
     for n, raw in enumerate(text.splitlines(), 1):
-        line = _strip_comment(raw)
+        line = _strip_comment(patterns.revealed(raw) or raw)  # (as it shows: as redaction reads it)
         kind = None
         for pat in PROVIDER_PATTERNS:
             if any(pat.valid(m) for m in pat.regex.finditer(line)):

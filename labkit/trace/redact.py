@@ -235,25 +235,6 @@ def _builtin_rules(types: Iterable[str]) -> list[_Rule]:
             for p in patterns.patterns_of(types)]
 
 
-#: Characters that show nothing (the soft hyphen, zero-width spaces and joiners, direction marks,
-#: word joiners, the byte order mark): a secret written with one inside reads as the secret.
-_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
-_PERCENT_ESCAPE = re.compile("%[0-9A-Fa-f]{2}")
-
-
-def _revealed(text: str) -> str | None:
-    """``text`` as a reader takes it: percent escapes decoded (as in a URL), then invisible
-    characters left out; None when that is ``text`` itself."""
-    shown = text
-    if "%" in shown and _PERCENT_ESCAPE.search(shown) is not None:
-        from urllib.parse import unquote
-
-        shown = unquote(shown)
-    if not shown.isascii():
-        shown = _INVISIBLE.sub("", shown)
-    return None if shown == text else shown
-
-
 @dataclass
 class Redactor:
     """Deep redaction of JSON-like values. Build with :meth:`from_config`.
@@ -358,13 +339,13 @@ class Redactor:
         ``own_id``: the string is one of labkit's own id fields at its own position,
         so the numeric formats (card, phone, IP, IBAN, SSN) are not applied. A text
         holding percent escapes or invisible characters is also read as it shows
-        (:func:`_revealed`): when that reading holds a secret, it is what comes out,
+        (:func:`labkit.patterns.revealed`): when that reading holds a secret, it is what comes out,
         redacted (a key with a zero-width space inside, a URL's escaped credentials).
         """
         out, n = self._redact_written(text, own_id)
         if out.isascii() and "%" not in out:  # (the common case: nothing shows otherwise)
             return out, n
-        shown = _revealed(out)
+        shown = patterns.revealed(out)
         if shown is not None:
             red, k = self._redact_written(shown, own_id)
             if k:

@@ -123,7 +123,7 @@ def redaction(ctx: Context) -> ItemResult:
     findings, nfiles = scan_files(files, relative_to=ctx.paths.root)
     pii: Counter[str] = Counter()
     for p in files:
-        pii.update(f.kind for f in patterns.find(p.read_text(encoding="utf-8", errors="replace"), RUN_FILE_PII))
+        pii.update(f.kind for f in patterns.find_shown(p.read_text(encoding="utf-8", errors="replace"), RUN_FILE_PII))
     kinds = Counter(f.kind for f in findings)
     bad = bool(findings) or bool(pii)
     ev = (f"scanned {nfiles} run file(s) of {cand.run_id}: {len(findings)} secret-like value(s)"
