@@ -323,19 +323,25 @@ def secret_part(m: re.Match[str]) -> tuple[int, int]:
 #: Characters that show nothing (the soft hyphen, zero-width spaces and joiners, direction marks,
 #: word joiners, the byte order mark): a secret written with one inside reads as the secret.
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+#: Spaces other than the ASCII one (no-break, thin, ideographic ...): a card grouped by them reads as grouped.
+_WIDE_SPACE = re.compile("[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
 _PERCENT_ESCAPE = re.compile("%[0-9A-Fa-f]{2}")
 
 
 def revealed(text: str) -> str | None:
-    """``text`` as a reader takes it: percent escapes decoded (as in a URL), then invisible
-    characters left out; None when that is ``text`` itself."""
+    """``text`` as a reader takes it: percent escapes decoded (as in a URL), invisible characters
+    left out, other spaces read as spaces, and the quotes of JSON written inside a string (``\\"``,
+    an HTTP body logged in a message, at any depth of escaping) read as quotes; None when that is
+    ``text`` itself."""
     shown = text
     if "%" in shown and _PERCENT_ESCAPE.search(shown) is not None:
         from urllib.parse import unquote
 
         shown = unquote(shown)
     if not shown.isascii():
-        shown = _INVISIBLE.sub("", shown)
+        shown = _WIDE_SPACE.sub(" ", _INVISIBLE.sub("", shown))
+    while '\\"' in shown:  # (each pass takes one backslash off each escaped quote)
+        shown = shown.replace('\\"', '"')
     return None if shown == text else shown
 
 

@@ -343,7 +343,7 @@ class Redactor:
         redacted (a key with a zero-width space inside, a URL's escaped credentials).
         """
         out, n = self._redact_written(text, own_id)
-        if out.isascii() and "%" not in out:  # (the common case: nothing shows otherwise)
+        if out.isascii() and "%" not in out and '\\"' not in out:  # (the common case: it shows as written)
             return out, n
         shown = patterns.revealed(out)
         if shown is not None:
