@@ -369,6 +369,19 @@ def find_shown(text: str, types: Iterable[str] = TYPES) -> list[Finding]:
     return find(revealed(text) or text, types)
 
 
+def safe_cut(text: str, limit: int) -> int:
+    """Where to cut ``text`` to at most ``limit`` characters without cutting through a value of the
+    catalogue (a cut through a key would leave its first characters, too few to be matched
+    again, to be written as they are): ``limit``, or the start of the value it falls in."""
+    if len(text) <= limit:
+        return len(text)
+    cut = limit
+    for f in find(text):  # (only texts long enough to be cut pay for the search)
+        if f.start < cut < f.end:
+            cut = f.start
+    return cut
+
+
 def is_credential_key(key: str) -> bool:
     """Whether a mapping key or config key names a credential (``DB_PASSWORD``, ``clientSecret``)."""
     return bool(_CRED_KEY.search(key)) and not _NOT_CRED_KEY.search(key)

@@ -443,3 +443,36 @@ def test_a_result_line_is_redacted_as_a_whole_with_the_runners_fields_kept(tmp_p
         w.close()
     assert list(got.items()) == list(whole.items())
     assert got["answer"] == "mail [EMAIL]" and "[EMAIL]" in got and got["error"] != res["error"]
+
+
+def test_an_exception_message_with_a_lone_surrogate_is_its_cases_error_and_the_run_goes_on(tmp_path: Path) -> None:
+    """No UTF-8 text holds a lone surrogate: the message is written with it escaped
+    (``\\udcff``), and every other case of the run is written too."""
+    def pipe(case: EvalCase) -> dict[str, Any]:
+        if case.id == "exc":
+            raise ValueError("bad \udcff byte")
+        return {"answer": "fine"}
+
+    rd = run(as_cases([{"id": "exc", "question": "q?"}, {"id": "ok", "question": "q2?"}]), pipe, tmp_path / "r",
+             score=False)
+    rows = {r["case_id"]: r for r in rd.results()}
+    assert rows["exc"]["status"] == "error" and rows["exc"]["error"] == "ValueError: bad \\udcff byte"
+    assert rows["ok"]["status"] == "ok" and "\\udcff" in (tmp_path / "r" / "traces.jsonl").read_text("utf-8")
+
+
+@pytest.mark.parametrize("where", ["error", "answer"])
+def test_a_cut_never_leaves_part_of_a_secret_on_disk(tmp_path: Path, where: str) -> None:
+    """An exception message is cut at 2,000 characters and an output at ``max_output_chars``: a cut
+    through a key would leave its first characters, too few to be matched again, in the files."""
+    key = "AKIAQWERTYUIOPASDF12"
+
+    def pipe(case: EvalCase) -> dict[str, Any]:
+        if where == "error":
+            raise RuntimeError("x " * 993 + " " + key + " tail")
+        return {"answer": "a " * 47 + "id " + key + " more text"}
+
+    run(as_cases([{"id": "c1", "question": "q?"}]), pipe, tmp_path / "r", score=False,
+        overrides={"max_output_chars": 110})
+    for p in (tmp_path / "r").iterdir():
+        if p.is_file():
+            assert "AKIAQWERTY" not in p.read_text("utf-8"), p.name

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from labkit import patterns
 from labkit.cases import EvalCase
 from labkit.resultline import ResultError, checked, make_line, pipeline_fields
 from labkit.retry import Backoff, is_retryable, is_timeout, seeded
@@ -84,11 +85,15 @@ def _describe(exc: BaseException, timeout_s: float) -> tuple[str, str, str]:
 
 
 def _safe_str(exc: BaseException) -> str:
+    """An exception's message as its case's error: a lone surrogate written escaped (no UTF-8 text
+    holds one: ``\\udcff``), cut at 2,000 characters, never through a secret."""
     try:
         text = str(exc)
     except BaseException:  # an exception whose __str__ fails is still the case's error
         return f"<{type(exc).__name__} with an unprintable message>"
-    return text if len(text) <= 2000 else text[:2000] + "…"
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= 2000 else text[:patterns.safe_cut(text, 2000)] + "…"
 
 
 @dataclass

@@ -21,6 +21,8 @@ from collections import deque
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
+from labkit import patterns
+
 T = TypeVar("T")
 
 __all__ = ["DEFAULT_MAX_OUTPUT_CHARS", "LARGE_CHARS", "Deadline", "Deadlines", "TokenBucket", "cap_strings",
@@ -198,7 +200,7 @@ def _cap(v: Any, limit: int, path: str, cut: dict[str, int]) -> Any:
     if isinstance(v, str):
         if len(v) > limit:
             cut[path or "."] = len(v)
-            return v[:limit]
+            return v[:patterns.safe_cut(v, limit)]  # (never through a secret: its start would be written)
         return v
     if isinstance(v, dict):
         return {k: _cap(x, limit, f"{path}.{k}" if path else str(k), cut) for k, x in v.items()}
