@@ -392,15 +392,27 @@ def as_cases(items: Iterable[EvalCase | Mapping[str, Any]]) -> Dataset:
     return parse_lines(lines)
 
 
+def unwritable(cases: Iterable[EvalCase]) -> list[Problem]:
+    """What cases built in memory hold that no JSONL line can (each named by its case and field):
+    a lone surrogate, an infinite or NaN number (a file's line is refused for them as it is read)."""
+    out: list[Problem] = []
+    for c in cases:
+        bad = surrogate_field(c.to_dict())
+        if bad is not None:
+            out.append(Problem(None, bad, f"case {c.id!r}: {_SURROGATE}"))
+        numbers = {"metadata": c.metadata, "expected_tools": c.expected_tools}
+        out.extend(Problem(None, p, f"case {c.id!r}: {_NON_FINITE}") for p in non_finite_paths(numbers))
+    return out
+
+
 def save_cases(cases: Iterable[EvalCase], path: str | os.PathLike[str]) -> Path:
     """Write cases as canonical JSONL, atomically; duplicate ids are refused."""
     items = list(cases)
     dup = [cid for cid, n in Counter(c.id for c in items).items() if n > 1]
     if dup:
         raise DatasetError(str(path), [Problem(None, "id", f"duplicate id {d!r}") for d in dup])
-    bad = [Problem(None, p, f"case {c.id!r}: {_NON_FINITE}")
-           for c in items for p in non_finite_paths({"metadata": c.metadata, "expected_tools": c.expected_tools})]
-    if bad:  # (json would write Infinity or NaN, and the file would not load again)
+    bad = unwritable(items)
+    if bad:  # (json would write Infinity or NaN, and the file would not load again; a surrogate not at all)
         raise DatasetError(str(path), bad)
     text = "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in items)
     atomic_write_text(path, text)

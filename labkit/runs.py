@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from labkit.cases import Dataset, EvalCase, load_cases
+from labkit.cases import Dataset, EvalCase, load_cases, unwritable
 from labkit.errors import ConfigError, DatasetError, Problem
 from labkit.io import atomic_path, atomic_write_text, atomic_writer, iter_jsonl, loads_line
 from labkit.resultline import RESULT_DEFAULTS, STATUSES, check_line
@@ -302,7 +302,11 @@ def load_dataset(
         return load_cases(path)
     if isinstance(dataset, (str, os.PathLike)):
         return load_cases(dataset)
-    return Dataset(tuple(dataset), None)
+    cases = tuple(dataset)
+    bad = unwritable(cases)
+    if bad:  # (before anything is written: the run keeps its cases beside it, in a file)
+        raise DatasetError(None, bad)
+    return Dataset(cases, None)
 
 
 #: first characters that make a spreadsheet read a cell as a formula

@@ -476,3 +476,17 @@ def test_a_cut_never_leaves_part_of_a_secret_on_disk(tmp_path: Path, where: str)
     for p in (tmp_path / "r").iterdir():
         if p.is_file():
             assert "AKIAQWERTY" not in p.read_text("utf-8"), p.name
+
+
+def test_cases_built_in_memory_that_no_file_can_hold_are_refused_before_the_run(tmp_path: Path) -> None:
+    from labkit.errors import DatasetError
+
+    cases = [EvalCase(id="fine", question="q?"), EvalCase(id="odd", question="q?", metadata={"m": "x\ud800"}),
+             EvalCase(id="inf", question="q?", metadata={"n": math.inf})]
+    with pytest.raises(DatasetError) as ei:
+        run(cases, lambda c: {"answer": "a"}, tmp_path / "r", score=False)
+    got = [(p.field, "odd" in p.reason or "inf" in p.reason) for p in ei.value.problems]
+    assert got == [("metadata.m", True), ("metadata.n", True)] and not (tmp_path / "r").exists()
+    with pytest.raises(DatasetError):
+        save_cases(cases, tmp_path / "d.jsonl")
+    assert not (tmp_path / "d.jsonl").exists()
