@@ -126,3 +126,31 @@ def test_incident_cli(runs: tuple[Path, Path], tmp_path: Path, capsys: pytest.Ca
     for name in ("incident.md", "regression_cases.jsonl", "backlog.csv"):
         assert (tmp_path / "o" / name).is_file()
     assert main(["incident", str(base), str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_no_secret_of_the_dataset_reaches_the_proposed_cases(runs: tuple[Path, Path], tmp_path: Path) -> None:
+    """The proposed cases copy the dataset's: they go through redaction like every file labkit
+    writes (a secret pasted into a question, a tag or a metadata key stays off disk)."""
+    import json
+
+    from labkit.readiness.runview import RunView
+
+    base, var = runs
+    failing = sorted(cid for cid, ok in RunView(var).case_success().items() if not ok)
+    planted = ["sk-proj-PLANTEDabcdefghijklmnop0123", "AKIAPLANTED123456789", "jane.doe@example.com", "Hunt3rPassw0rd"]
+    lines = []
+    for line in (REPO / "data" / "golden.jsonl").read_text().splitlines():
+        case = json.loads(line)
+        if case["id"] == failing[0]:
+            case["question"] += f" (my key {planted[0]}, mail {planted[2]})"
+            case["tags"] = {**case.get("tags", {}), "note": planted[1]}
+            case["metadata"] = {"api_key": planted[3], f"k {planted[1]}": "v"}
+        lines.append(json.dumps(case))
+    ds = tmp_path / "planted.jsonl"
+    ds.write_text("\n".join(lines) + "\n")
+    rev = incident_review(base, var, tmp_path / "inc", dataset=ds)
+    assert any(c.metadata["source_case"] == failing[0] for c in rev.regression_cases)
+    for p in (tmp_path / "inc").iterdir():
+        text = p.read_text("utf-8")
+        assert not [s for s in planted if s in text], p.name
+    assert "[API_KEY]" in rev.cases_path.read_text("utf-8")

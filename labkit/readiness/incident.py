@@ -454,7 +454,11 @@ def _actions(p: _Pairing, *, stage: str | None, deltas: Mapping[str, Mapping[str
 
 
 def _regression_cases(p: _Pairing, dataset: str | os.PathLike[str] | None, notes: list[str]) -> list[EvalCase]:
-    """Each case failing in the failing run as a proposed ``reg-<id>`` case, the flipped ones first."""
+    """Each case failing in the failing run as a proposed ``reg-<id>`` case, the flipped ones first,
+    redacted as every file labkit writes is (the dataset's own text may hold a pasted secret)."""
+    from labkit.trace.redact import Redactor
+
+    red = Redactor()
     cases_by_id, ds_path = _load_dataset(p.var, dataset)
     regressed = set(p.regressed_cases)
     reg_cases: list[EvalCase] = []
@@ -472,7 +476,7 @@ def _regression_cases(p: _Pairing, dataset: str | os.PathLike[str] | None, notes
                           "stage": _case_stage(p.base, p.var, cid, p.results.get(cid)) if cid in regressed
                           else "failed in both runs",
                           "reasons": _failure_reasons(p.var, cid), "proposed": dt.date.today().isoformat()}
-        reg_cases.append(EvalCase.from_dict(cd))
+        reg_cases.append(EvalCase.from_dict(red.redact(cd)))
     if missing:
         notes.append(f"{len(missing)} failed case(s) not found in the dataset ({ds_path or 'none found'}): "
                      + ", ".join(missing[:10]))
