@@ -22,6 +22,7 @@ import orjson
 
 from labkit.errors import DatasetError, Problem
 from labkit.io import (
+    SURROGATE_REASON,
     atomic_write_text,
     iter_jsonl,
     loads_line,
@@ -122,7 +123,7 @@ class EvalCase:
         return case
 
 
-_SURROGATE = "contains a lone surrogate (\\ud800-\\udfff), which is no text"
+_SURROGATE = SURROGATE_REASON
 _NON_FINITE = "must be a finite number (JSON reads 1e400 as infinity, which it cannot write back)"
 
 

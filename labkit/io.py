@@ -27,8 +27,27 @@ import orjson
 
 from labkit.errors import DatasetError, Problem
 
-__all__ = ["MAX_JSON_DEPTH", "LinedDict", "StrictJSONError", "atomic_path", "atomic_write_text", "atomic_writer", "count_lines", "file_hash", "input_error", "iter_jsonl", "jsonl_objects", "line_spans",
-           "loads_document", "loads_line", "may_hold_surrogate", "non_finite_paths", "settle", "surrogate_field"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "SURROGATE_REASON",
+    "LinedDict",
+    "StrictJSONError",
+    "atomic_path",
+    "atomic_write_text",
+    "atomic_writer",
+    "count_lines",
+    "file_hash",
+    "input_error",
+    "iter_jsonl",
+    "jsonl_objects",
+    "line_spans",
+    "loads_document",
+    "loads_line",
+    "may_hold_surrogate",
+    "non_finite_paths",
+    "settle",
+    "surrogate_field",
+]
 
 
 MAX_JSON_DEPTH = 200  # arrays and objects nested deeper than this in one JSONL line are refused
@@ -257,6 +276,10 @@ def may_hold_surrogate(text: str) -> bool:
     escape or a surrogate character in the text itself can make one (a cheap test before
     :func:`surrogate_field` walks the decoded value)."""
     return "\\ud" in text or "\\uD" in text or (not text.isascii() and _SURROGATE.search(text) is not None)
+
+
+#: The reason a value holding a lone surrogate is refused (the one wording of every reader).
+SURROGATE_REASON = "contains a lone surrogate (\\ud800-\\udfff), which is no text"
 
 
 def surrogate_field(obj: Any) -> str | None:

@@ -27,7 +27,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from labkit.cases import Dataset, EvalCase, load_cases, unwritable
 from labkit.errors import ConfigError, DatasetError, Problem
-from labkit.io import atomic_path, atomic_write_text, atomic_writer, iter_jsonl, loads_line
+from labkit.io import (
+    SURROGATE_REASON,
+    atomic_path,
+    atomic_write_text,
+    atomic_writer,
+    iter_jsonl,
+    loads_line,
+    may_hold_surrogate,
+    surrogate_field,
+)
 from labkit.resultline import RESULT_DEFAULTS, STATUSES, check_line
 
 if TYPE_CHECKING:
@@ -82,6 +91,9 @@ def read_results_part(path: str | os.PathLike[str], span: tuple[int, int] | None
             continue
         except (ValueError, RecursionError) as e:  # an integer of thousands of digits, deep nesting
             problems.append(Problem(n, None, f"unreadable JSON: {type(e).__name__}: {str(e)[:80]}"))
+            continue
+        if may_hold_surrogate(raw) and (bad := surrogate_field(obj)) is not None:  # (as a dataset line)
+            problems.append(Problem(n, bad, SURROGATE_REASON))
             continue
         res = check_line(obj, n, problems)
         if res is not None:

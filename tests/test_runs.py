@@ -321,3 +321,18 @@ def test_the_sql_form_of_csv_unsafe_is_csv_unsafe(text: str) -> None:
     with duckdb.connect() as con:
         got = con.execute(f"SELECT {csv_unsafe_sql('$t')}", {"t": text}).fetchone()
     assert got is not None and got[0] == csv_unsafe(text)
+
+
+def test_a_results_line_holding_a_lone_surrogate_is_refused_at_its_line_and_field(tmp_path):
+    """As a dataset line is: no UTF-8 text holds one, so every command printing or writing the
+    answer failed on it (review, export) after scoring took it."""
+    from labkit.errors import DatasetError
+    from labkit.runs import read_results
+
+    p = tmp_path / "results.jsonl"
+    p.write_text('{"case_id": "a", "answer": "fine"}\n{"case_id": "b", "answer": "\\udc80Pass"}\n'
+                 '{"case_id": "c", "retrieved": [{"id": "d\\ud800"}]}\n', encoding="utf-8")
+    with pytest.raises(DatasetError) as ei:
+        read_results(p)
+    assert [(pr.line, pr.field) for pr in ei.value.problems] == [(2, "answer"), (3, "retrieved[0].id")]
+    assert all("surrogate" in pr.reason for pr in ei.value.problems)
