@@ -39,18 +39,25 @@ SCORED_FILES = (RESULTS, SCORES, METRICS)
 
 
 def verify_scored(run_dir: str | os.PathLike[str] | RunDir) -> str:
-    """Check a run's files against the hashes its scoring recorded.
+    """Check a run's files against the hashes its scoring recorded; ``""`` when they match.
 
-    Returns ``""`` when they match, and a note when the run records no hashes (scored
-    before they were recorded, or never scored by labkit): such a run can still be judged,
-    but not verified. Raises RunDirError when a file differs from its recorded hash.
+    Raises RunDirError when a file differs from its recorded hash, and when a manifest labkit
+    wrote (it holds a ``schema_version``) records no hashes: every labkit records them, so the
+    record was deleted, and forged scores.csv and metrics.json would be judged as scored. A run
+    without such a manifest (written by hand, or its manifest deleted) gets a note instead: it
+    can be judged, not verified, and every gate output says so.
     """
     rd = RunDir(run_dir)
-    sc = rd.manifest.get("scoring")
+    man = rd.manifest
+    sc = man.get("scoring")
     rec = sc.get("sha256") if isinstance(sc, Mapping) else None
     if not isinstance(rec, Mapping):
-        return (f"run {rd.path} records no hashes of its scored files (scored before labkit recorded "
-                f"them): its scores.csv and metrics.json cannot be verified; rescore with labkit score {rd.path}")
+        if "schema_version" in man:
+            raise RunDirError(f"{rd.path}: the run's manifest records no hashes of its scored files (the "
+                              f"record was deleted): its scores.csv and metrics.json cannot be verified; "
+                              f"rescore with labkit score {rd.path}")
+        return (f"run {rd.path} has no manifest recording its scoring (written by hand, or its manifest "
+                f"deleted): its scores.csv and metrics.json cannot be verified; rescore with labkit score {rd.path}")
     changed = [name for name in SCORED_FILES
                if not (rd.path / name).is_file() or file_hash(rd.path / name) != rec.get(name)]
     if changed:

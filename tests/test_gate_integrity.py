@@ -180,6 +180,9 @@ def test_a_slice_check_counts_its_failed_cases_too():
 
 def test_a_regression_counts_the_cases_the_candidate_lost(runs, tmp_path, capsys):
     run = _copy(runs / "variant", tmp_path / "variant")
+    man = json.loads((run / "manifest.json").read_text())
+    del man["gate"]  # a run made without --gate: the ad-hoc gates below are not another gate than its own
+    (run / "manifest.json").write_text(json.dumps(man))
     rows = _rows(run)
     _fail_cases(rows, {r["case_id"] for r in rows[:3]}, "error")
     _write_rows(run, rows)
@@ -258,25 +261,46 @@ def test_results_changed_after_scoring_are_refused(runs, tmp_path, capsys):
 
 def _unhashed(run: Path) -> None:
     man = json.loads((run / "manifest.json").read_text())
-    del man["scoring"]["sha256"]  # scored by a labkit that did not record hashes
+    del man["scoring"]["sha256"]  # the record of what scoring wrote, deleted
     (run / "manifest.json").write_text(json.dumps(man, indent=2))
 
 
-def test_a_run_scored_before_hashes_is_judged_with_a_visible_note(runs, tmp_path, capsys):
+@pytest.mark.parametrize("how", ["hashes deleted", "manifest deleted"])
+def test_a_run_whose_scoring_record_is_gone_is_refused_or_judged_with_a_note(runs, tmp_path, capsys, how):
+    """Without the hashes scoring recorded, forged scores.csv and metrics.json would be judged as
+    scored: deleting the record passed a failing run as pre-registered. A run whose manifest is gone
+    is judged with its note and no pre-registration. Rescoring makes either whole."""
     run = _copy(runs / "variant", tmp_path / "variant")
-    _unhashed(run)
-    code, rep = _gate_json(capsys, "--config", SHIPPED_GATE, str(run), "--baseline", str(runs / "baseline"))
-    assert code == 1
-    assert any("cannot be verified" in n and "labkit score" in n for n in rep["notes"]), rep["notes"]
-    main(["gate", "--config", SHIPPED_GATE, str(run), "--baseline", str(runs / "baseline")])
-    assert "note: " in capsys.readouterr().out
+    if how == "hashes deleted":
+        _unhashed(run)
+    else:
+        (run / "manifest.json").unlink()
+    metrics = json.loads((run / "metrics.json").read_text())
+    for m in metrics["metrics"].values():  # forged: every value the best it can be
+        if isinstance(m, dict) and isinstance(m.get("value"), float) and m.get("direction") == "higher":
+            m["value"] = 1.0
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    if how == "manifest deleted":  # judged, never silently: no pre-registration, and the note in every output
+        _, rep = _gate_json(capsys, "--config", SHIPPED_GATE, str(run), "--baseline", str(runs / "baseline"))
+        assert rep["pre_registration"]["status"] != "pre_registered"
+        assert any("cannot be verified" in n and f"labkit score {run}" in n for n in rep["notes"]), rep["notes"]
+        return
+    for cmd in (["gate", "--config", SHIPPED_GATE, str(run), "--baseline", str(runs / "baseline")],
+                ["compare", str(runs / "baseline"), str(run)]):
+        assert main(cmd) == 2
+        err = _one_line_error(capsys)
+        assert "cannot be verified" in err and f"labkit score {run}" in err, err
 
 
 def test_a_duplicate_case_in_scores_is_an_input_error(runs, tmp_path, capsys):
+    from labkit.io import file_hash
+
     run = _copy(runs / "variant", tmp_path / "variant")
-    _unhashed(run)
     lines = (run / "scores.csv").read_text().splitlines(keepends=True)
     (run / "scores.csv").write_text("".join(lines) + lines[1])
+    man = json.loads((run / "manifest.json").read_text())  # its hash rewritten too: the reader still refuses it
+    man["scoring"]["sha256"]["scores.csv"] = file_hash(run / "scores.csv")
+    (run / "manifest.json").write_text(json.dumps(man, indent=2))
     capsys.readouterr()
     assert main(["compare", str(runs / "baseline"), str(run)]) == 2
     err = _one_line_error(capsys)
@@ -306,6 +330,30 @@ def test_a_gate_edited_after_the_run_fails_even_without_its_lock(runs, tmp_path,
     assert main(["gate", "lock", str(gate)]) == 0
     code, rep = _gate_json(capsys, "--config", str(gate), str(run), "--baseline", str(runs / "baseline"))
     assert code == 1 and rep["pre_registration"]["status"] in ("edited_after_run", "locked_after_run")
+
+
+def test_a_loosened_copy_of_the_gate_at_another_path_fails_the_run_that_recorded_the_gate(runs, tmp_path, capsys):
+    """The run recorded the gate it was made under (its hash): a copy of it, loosened and kept at
+    another path with no lock, is another gate, not the one declared before the change."""
+    gate = tmp_path / "g" / "gate.yaml"
+    gate.parent.mkdir()
+    shutil.copy(SHIPPED_GATE, gate)
+    run = tmp_path / "variant"
+    assert main(["run", "--dataset", GOLDEN, "--pipeline", "data/pipelines/variant.yaml", "--out", str(run),
+                 "--quiet", "--gate", str(gate)]) == 0
+    loose = tmp_path / "g2" / "gate.yaml"
+    loose.parent.mkdir()
+    loose.write_text(gate.read_text().replace("threshold: 0.85", "threshold: 0.5")
+                     .replace("faithfulness,       max_drop: 0.02", "faithfulness,       max_drop: 0.5"))
+    code, rep = _gate_json(capsys, "--config", str(loose), str(run), "--baseline", str(runs / "baseline"))
+    assert code == 1 and rep["pre_registration"]["status"] == "other_gate", rep["pre_registration"]
+    assert [c["kind"] for c in rep["checks"] if not c["passed"]] == ["pre_registration"]
+    # the same gate copied unchanged to another path is the gate the run recorded
+    same = tmp_path / "g3" / "gate.yaml"
+    same.parent.mkdir()
+    shutil.copy(gate, same)
+    code, rep = _gate_json(capsys, "--config", str(same), str(run), "--baseline", str(runs / "baseline"))
+    assert rep["pre_registration"]["status"] != "other_gate"
 
 
 # ---- V4: the baseline is another run ------------------------------------------------------------------

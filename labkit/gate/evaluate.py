@@ -157,7 +157,7 @@ def evaluate_gate(
     if gate.review_required_for:
         results.append(_review(gate, run, reviews, dataset))
     pre = pre_registration(gate.path, run)
-    if pre.get("status") in ("edited_after_run", "edited_after_lock", "locked_after_run") or (
+    if pre.get("status") in ("edited_after_run", "other_gate", "edited_after_lock", "locked_after_run") or (
         gate.require_lock and pre.get("status") != "pre_registered"
     ):
         results.append(CheckResult(name="gate pre-registered before the run", kind="pre_registration", metric=None,

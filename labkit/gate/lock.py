@@ -71,10 +71,14 @@ def pre_registration(gate_path: str | None, run: Any) -> dict[str, Any]:
     if info is None:
         return {"status": "unknown", "detail": "gate file not found"}
     rec = (run.manifest.get("gate") or {}) if run is not None else {}
-    if isinstance(rec, dict) and rec.get("hash") and rec["hash"] != info["hash"] and _same_file(rec, gate_path):
-        # the run recorded this gate file as it was: an edit since shows, with or without a lock
-        return {"status": "edited_after_run", "detail": "the gate file changed after the run recorded it "
-                f"(run recorded {str(rec['hash'])[:12]}, now {info['hash'][:12]})", **info}
+    if isinstance(rec, dict) and rec.get("hash") and rec["hash"] != info["hash"]:
+        if _same_file(rec, gate_path):  # the run recorded this gate file as it was: an edit since shows
+            return {"status": "edited_after_run", "detail": "the gate file changed after the run recorded it "
+                    f"(run recorded {str(rec['hash'])[:12]}, now {info['hash'][:12]})", **info}
+        # another file than the one the run recorded, and not the same gate: not the one declared
+        # (a loosened copy kept elsewhere, with or without a lock)
+        return {"status": "other_gate", "detail": f"the run was made under another gate ({rec.get('path')}, "
+                f"{str(rec['hash'])[:12]}); this one ({info['hash'][:12]}) is not the gate it declared", **info}
     if info.get("edited_after_lock"):
         return {"status": "edited_after_lock", "detail": "the gate file changed after it was locked "
                 f"(locked hash {str(info['locked_hash'])[:12]}, now {info['hash'][:12]})", **info}

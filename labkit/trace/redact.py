@@ -334,23 +334,16 @@ class Redactor:
 
     # ------------------------------------------------------------------ text
     def redact_text(self, text: str, *, own_id: bool = False) -> tuple[str, int]:
-        """One string, redacted, and the number of replacements.
-
-        ``own_id``: the string is one of labkit's own id fields at its own position,
-        so the numeric formats (card, phone, IP, IBAN, SSN) are not applied. A text
-        holding percent escapes or invisible characters is also read as it shows
-        (:func:`labkit.patterns.revealed`): when that reading holds a secret, it is what comes out,
-        redacted (a key with a zero-width space inside, a URL's escaped credentials).
-        """
+        """One string, redacted, and the number of replacements. ``own_id``: one of labkit's own
+        id fields at its own position (the numeric formats, card, phone, IP, IBAN, SSN, are not
+        applied). A text is also read as it shows (:func:`labkit.patterns.revealed`): when that
+        reading holds a secret, it is what comes out, redacted (a zero-width space inside a key)."""
         out, n = self._redact_written(text, own_id)
         if out.isascii() and "%" not in out and '\\"' not in out:  # (the common case: it shows as written)
             return out, n
         shown = patterns.revealed(out)
-        if shown is not None:
-            red, k = self._redact_written(shown, own_id)
-            if k:
-                return red, n + k
-        return out, n
+        red, k = self._redact_written(shown, own_id) if shown is not None else (out, 0)
+        return (red, n + k) if k else (out, n)
 
     def _redact_written(self, text: str, own_id: bool) -> tuple[str, int]:
         """:meth:`redact_text` of the text as written."""
