@@ -154,3 +154,17 @@ def test_no_secret_of_the_dataset_reaches_the_proposed_cases(runs: tuple[Path, P
         text = p.read_text("utf-8")
         assert not [s for s in planted if s in text], p.name
     assert "[API_KEY]" in rev.cases_path.read_text("utf-8")
+
+
+def test_a_gate_given_that_cannot_be_read_is_an_input_error(runs: tuple[Path, Path], tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A gate named on the command line that does not load is the user's mistake (exit 2, the file
+    and field named), not a note at the bottom of incident.md."""
+    from labkit.cli import main
+
+    base, var = runs
+    bad = tmp_path / "nan_gate.yaml"
+    bad.write_text("checks:\n  - {metric: faithfulness, op: '>=', threshold: .nan}\n")
+    assert main(["incident", str(base), str(var), "--out", str(tmp_path / "inc"), "--gate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "nan_gate.yaml" in err and "Traceback" not in err and not (tmp_path / "inc").exists()

@@ -508,6 +508,10 @@ def incident_review(
     gate: str | os.PathLike[str] | None = None,
 ) -> IncidentReview:
     """Compare the failing run with its baseline and write incident.md, regression_cases.jsonl, backlog.csv."""
+    if gate is not None:  # a gate named by the user that does not load is their mistake (ConfigError)
+        from labkit.gate import Gate
+
+        Gate.load(gate)
     base, var = RunView.of(baseline_run), RunView.of(failing_run)
     comp, why = compare(base, var)
     if comp is None:
