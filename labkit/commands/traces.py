@@ -82,12 +82,18 @@ def _redacted(df: Any) -> Any:
     from labkit.trace.redact import Redactor
 
     red = Redactor()
-    cols = [c for c in df.columns if df[c].dtype == object or pd.api.types.is_string_dtype(df[c].dtype)]
-    if not cols:
-        return df
     out = df.copy()
-    rows = red.redact(out[cols].to_dict("records"))
-    out[cols] = pd.DataFrame(rows, columns=cols, index=out.index)
+    texts = [i for i, c in enumerate(df.columns) if df[c].dtype == object or pd.api.types.is_string_dtype(df[c].dtype)]
+    for i in texts:  # by position, each under its name (an id column keeps its values); the names apart
+        (values,) = red.redact({str(df.columns[i]): df.iloc[:, i].tolist()}).values()
+        out.isetitem(i, pd.Series(values, index=df.index, dtype=object))
+    seen: dict[str, int] = {}
+    names = []
+    for c in df.columns:  # (a PIVOT names columns by the values it spreads)
+        name = red.redact_text(str(c))[0]
+        seen[name] = seen.get(name, 0) + 1
+        names.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    out.columns = names
     return out
 
 
