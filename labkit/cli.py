@@ -37,13 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _print_error(err: LabkitError) -> None:
+    """The error on stderr, its secrets and personal data redacted: it quotes the value it names,
+    and a CI log is a file too (an address is kept: an endpoint's is what the user must see)."""
+    from labkit import patterns
+    from labkit.trace.redact import Redactor
+
+    red = Redactor(types=tuple(t for t in (*patterns.SECRET_TYPES, *patterns.PII_TYPES) if t != "IP"))
+    lines = [f"labkit: error: {err}"]
     if isinstance(err, DatasetError) and len(err.problems) > 1:
         head = f"{err.path}: " if err.path else ""
-        print(f"labkit: error: {head}{err.summary}", file=sys.stderr)
-        for p in err.problems:
-            print(f"  {p}", file=sys.stderr)
-    else:
-        print(f"labkit: error: {err}", file=sys.stderr)
+        lines = [f"labkit: error: {head}{err.summary}", *(f"  {p}" for p in err.problems)]
+    for line in lines:
+        print(red.redact_text(line)[0], file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

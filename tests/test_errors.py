@@ -100,3 +100,22 @@ def test_a_labkit_error_crosses_a_process_boundary_whole() -> None:
                 RunLocked("/tmp/run", 123)):
         back = pickle.loads(pickle.dumps(err))
         assert type(back) is type(err) and str(back) == str(err) and vars(back) == vars(err)
+
+
+def test_an_error_message_is_redacted_before_it_is_printed(tmp_path, capsys):
+    """An error quotes the bad value it names (a field, a cell): in a CI log that is a file on a
+    disk too, so it goes through the trace redaction like everything labkit writes."""
+    from labkit.cli import main
+
+    key = "sk-proj-PLANTEDabcdefghijklmnop0123"
+    one = tmp_path / "col.csv"
+    one.write_text(f"Question,Answer,Lat {key}\nq1,a,-1\n")
+    two = tmp_path / "cell.csv"
+    two.write_text("Question,Answer,Lat\nq1,a,password=Hunt3rPassw0rd jane.doe@example.com\nq2,b,-2\n")
+    for p, lat in ((one, f"Lat {key}"), (two, "Lat")):
+        cmd = ["import", "csv", str(p), "--map", f"question=Question,answer=Answer,latency_ms={lat}",
+               "--out", str(tmp_path / f"o-{p.stem}")]
+        assert main(cmd) == 2
+        err = capsys.readouterr().err
+        assert p.name in err and "line 2" in err, err
+        assert not [s for s in (key, "Hunt3rPassw0rd", "jane.doe@example.com") if s in err], err
