@@ -411,3 +411,15 @@ def test_a_disguised_secret_reaches_no_file_of_a_run(tmp_path: Path) -> None:
         if p.is_file():
             shown = _shown(p.read_text(encoding="utf-8", errors="replace"))
             assert not [s for _, s in _DISGUISED if s in shown], p.name
+
+
+def test_a_number_list_or_object_under_a_credential_key_is_replaced_too() -> None:
+    """A credential key's value is replaced whatever it holds: a numeric password or a list of
+    keys was written as it was (its strings need not look like a key to the catalogue)."""
+    r = Redactor()
+    got = r.redact({"password": 918273645, "api_key": ["Tr0ub4dor&3", "x9y8z7"], "client_secret": {"value": "s3cr3t!"},
+                    "db": {"PASSWORD": ["Tr0ub4dor&3"]}, "phone": 4155550133, "token": 0, "api_keys_enabled": True,
+                    "secret": None, "auth": []})
+    assert got == {"password": "[API_KEY]", "api_key": "[API_KEY]", "client_secret": "[API_KEY]",
+                   "db": {"PASSWORD": "[API_KEY]"}, "phone": "[PHONE]", "token": 0, "api_keys_enabled": True,
+                   "secret": None, "auth": []}, got

@@ -558,6 +558,9 @@ class Redactor:
                 if k:
                     counter[0] += k
                 out[new_key] = red
+            elif (cred or phone) and by_keys and val and tv is not bool and (by_key := self._by_key(key, str(val))):
+                out[new_key] = by_key  # (a number, a list or an object under the key: replaced whole)
+                counter[0] += 1
             elif val is None or tv is int or tv is float or tv is bool:
                 out[new_key] = val
             elif tv is list:
@@ -572,9 +575,8 @@ class Redactor:
         """What a value becomes because of the key it is under (None: redact it as text)."""
         if not val.strip() or patterns.REFERENCE_VALUE.match(val.strip()):
             return None
-        kinds = self._key_kinds.get(key)
-        if kinds is None:  # keys repeat in every record: classify each once
-            kinds = self._key_kinds[key] = (patterns.is_credential_key(key), patterns.is_phone_key(key))
+        kinds = self._key_kinds.get(key) or self._key_kinds.setdefault(  # (keys repeat: classified once)
+            key, (patterns.is_credential_key(key), patterns.is_phone_key(key)))
         if "API_KEY" in self.types and kinds[0]:
             return "[API_KEY]"
         if ("PHONE" in self.types and kinds[1] and re.fullmatch(r"[\d\s+().\-]+", val)
