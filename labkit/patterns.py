@@ -130,7 +130,10 @@ def _assigned_ok(m: re.Match[str]) -> bool:
     code-like (quoted, ``DB_PASSWORD``, ``api-key``) or the value holds a digit or a symbol.
 
     The regex matches from the credential word on (fast); the whole key is read back from here.
+    A value that is a type's name is labkit's own verdict (``secret:PRIVATE_KEY``), not a secret.
     """
+    if m.group("v") in TYPES:
+        return False
     start = m.start()
     while start > 0 and m.string[start - 1] in _KEY_CHARS:
         start -= 1

@@ -423,3 +423,12 @@ def test_a_number_list_or_object_under_a_credential_key_is_replaced_too() -> Non
     assert got == {"password": "[API_KEY]", "api_key": "[API_KEY]", "client_secret": "[API_KEY]",
                    "db": {"PASSWORD": "[API_KEY]"}, "phone": "[PHONE]", "token": 0, "api_keys_enabled": True,
                    "secret": None, "auth": []}, got
+
+
+def test_labkits_own_verdicts_naming_a_type_are_not_taken_for_a_secret() -> None:
+    """A guardrail violation names the type it found (``secret:PRIVATE_KEY``): read as ``secret:
+    <value>``, it was written as ``secret:[API_KEY]``, a private key recorded as an API key."""
+    r = Redactor()
+    for t in ("API_KEY", "PRIVATE_KEY", "TOKEN", "CARD"):
+        assert r.redact_text(f"secret:{t}") == (f"secret:{t}", 0)
+    assert r.redact_text("secret:Hunt3rPassw0rd")[0] == "secret:[API_KEY]"
