@@ -442,6 +442,7 @@ def compare_runs(
 
     # both runs' files must be what their scoring wrote (docs/formats.md, "The scoring record")
     notes = [n for n in (verify_scored(baseline), verify_scored(variant)) if n]
+    _same_judge(baseline, variant)
     bid, bfp, bdf = _load_run(baseline)
     vid, vfp, vdf = _load_run(variant)
     bids, vids = set(bdf["case_id"].astype(str)), set(vdf["case_id"].astype(str))
@@ -466,6 +467,21 @@ def compare_runs(
     )
     versions = {"baseline": _schema_version(baseline), "variant": _schema_version(variant)}
     return replace(comp, metrics_schema_version=versions, notes=[*comp.notes, *notes])
+
+
+def _same_judge(baseline: str | Path, variant: str | Path) -> None:
+    """Refuse two runs their manifests record as scored by different judges: the difference would
+    measure the judge, not the change (a lenient judge turned a failing regression into a pass)."""
+    from labkit.runs import RunDir
+
+    judges = []
+    for d in (baseline, variant):
+        sc = RunDir(d).manifest.get("scoring")
+        judges.append(sc.get("judge") if isinstance(sc, Mapping) else None)
+    if None not in judges and judges[0] != judges[1]:
+        raise CompareError(f"cannot compare {baseline} and {variant}: scored by different judges "
+                           f"({json.dumps(judges[0], sort_keys=True)} vs {json.dumps(judges[1], sort_keys=True)}); "
+                           f"rescore both with the same judge (labkit score RUN --judge ...)")
 
 
 __all__: Sequence[str] = ["Comparison", "MetricDelta", "compare_frames", "compare_runs", "read_scores"]

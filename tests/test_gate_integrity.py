@@ -356,6 +356,23 @@ def test_a_loosened_copy_of_the_gate_at_another_path_fails_the_run_that_recorded
     assert rep["pre_registration"]["status"] != "other_gate"
 
 
+def test_runs_scored_by_different_judges_are_not_compared(runs, tmp_path, capsys):
+    """Rescoring the candidate with a lenient judge turned a failing regression into a pass: a
+    comparison of two judges measures the judge, not the change."""
+    run = _copy(runs / "variant", tmp_path / "variant")
+    lenient = tmp_path / "lenient.yaml"
+    lenient.write_text("{type: lexical, threshold: 0.01, min_content_words: 1}\n")
+    assert main(["score", str(run), "--judge", str(lenient)]) == 0
+    capsys.readouterr()
+    for cmd in (["compare", str(runs / "baseline"), str(run)],
+                ["gate", "--config", SHIPPED_GATE, str(run), "--baseline", str(runs / "baseline")]):
+        assert main(cmd) == 2
+        err = _one_line_error(capsys)
+        assert "different judges" in err and "threshold" in err, err
+    assert main(["score", str(run)]) == 0  # rescored with the baseline's judge: compared again
+    assert main(["compare", str(runs / "baseline"), str(run)]) == 0
+
+
 # ---- V4: the baseline is another run ------------------------------------------------------------------
 
 
