@@ -116,14 +116,13 @@ class EvalCase:
         """Build one case from a mapping; raises DatasetError (no line) when invalid."""
         bad = surrogate_field(obj)
         if bad is not None:  # (as for a file's line: no UTF-8 text can hold it)
-            raise DatasetError(None, [Problem(None, bad, _SURROGATE)])
+            raise DatasetError(None, [Problem(None, bad, SURROGATE_REASON)])
         case, problems = _parse(obj, None)
         if case is None:
             raise DatasetError(None, problems)
         return case
 
 
-_SURROGATE = SURROGATE_REASON
 _NON_FINITE = "must be a finite number (JSON reads 1e400 as infinity, which it cannot write back)"
 
 
@@ -360,7 +359,7 @@ def _parse_numbered(lines: Iterable[tuple[int, str]], path: str | None,
             continue
         bad = surrogate_field(obj) if may_hold_surrogate(raw) else None
         if bad is not None:
-            problems.append(Problem(n, bad, _SURROGATE))
+            problems.append(Problem(n, bad, SURROGATE_REASON))
             continue
         case, probs = _parse(obj, n)
         if case is None:
@@ -400,7 +399,7 @@ def unwritable(cases: Iterable[EvalCase]) -> list[Problem]:
     for c in cases:
         bad = surrogate_field(c.to_dict())
         if bad is not None:
-            out.append(Problem(None, bad, f"case {c.id!r}: {_SURROGATE}"))
+            out.append(Problem(None, bad, f"case {c.id!r}: {SURROGATE_REASON}"))
         numbers = {"metadata": c.metadata, "expected_tools": c.expected_tools}
         out.extend(Problem(None, p, f"case {c.id!r}: {_NON_FINITE}") for p in non_finite_paths(numbers))
     return out

@@ -168,14 +168,15 @@ def read_scores(path: str | Path) -> pd.DataFrame:
     return read_scores_csv(path)
 
 
-def _load_run(run_dir: str | Path) -> tuple[str, str | None, pd.DataFrame]:
+def _load_run(run_dir: str | Path) -> tuple[str, str | None, Any, pd.DataFrame]:
+    """A scored run's id, dataset fingerprint and judge (from its manifest, read once) and its scores."""
     d = Path(run_dir)
     if not d.is_dir():
         raise RunDirError(f"{d}: not a run directory")
     scores = d / "scores.csv"
     if not scores.exists():
         raise RunDirError(f"{d}: no scores.csv; run `labkit score {d}` first")
-    run_id, fp = d.name, None
+    run_id, fp, judge = d.name, None, None
     man = d / "manifest.json"
     if man.exists():
         try:
@@ -187,6 +188,8 @@ def _load_run(run_dir: str | Path) -> tuple[str, str | None, pd.DataFrame]:
             ds = m.get("dataset")
             if isinstance(ds, dict) and isinstance(ds.get("fingerprint"), str):
                 fp = ds["fingerprint"]
+            sc = m.get("scoring")
+            judge = sc.get("judge") if isinstance(sc, dict) else None
     df = read_scores(scores)
     if "case_id" not in df.columns:
         raise RunDirError(f"{scores}: no case_id column")
@@ -195,7 +198,7 @@ def _load_run(run_dir: str | Path) -> tuple[str, str | None, pd.DataFrame]:
         more = f" and {len(dup) - 5} more" if len(dup) > 5 else ""
         raise RunDirError(f"{scores}: duplicate case_id {', '.join(map(repr, dup[:5]))}{more}: "
                           f"one row per case; rescore with labkit score {d}")
-    return run_id, fp, df
+    return run_id, fp, judge, df
 
 
 def _schema_version(run_dir: str | Path) -> int | None:
@@ -442,9 +445,12 @@ def compare_runs(
 
     # both runs' files must be what their scoring wrote (docs/formats.md, "The scoring record")
     notes = [n for n in (verify_scored(baseline), verify_scored(variant)) if n]
-    _same_judge(baseline, variant)
-    bid, bfp, bdf = _load_run(baseline)
-    vid, vfp, vdf = _load_run(variant)
+    bid, bfp, bjudge, bdf = _load_run(baseline)
+    vid, vfp, vjudge, vdf = _load_run(variant)
+    if bjudge is not None and vjudge is not None and bjudge != vjudge:  # the delta would measure the judge
+        raise CompareError(f"cannot compare {baseline} and {variant}: scored by different judges "
+                           f"({json.dumps(bjudge, sort_keys=True)} vs {json.dumps(vjudge, sort_keys=True)}); "
+                           f"rescore both with the same judge (labkit score RUN --judge ...)")
     bids, vids = set(bdf["case_id"].astype(str)), set(vdf["case_id"].astype(str))
     shared = bids & vids
     dropped = len(bids | vids) - len(shared)
@@ -467,21 +473,6 @@ def compare_runs(
     )
     versions = {"baseline": _schema_version(baseline), "variant": _schema_version(variant)}
     return replace(comp, metrics_schema_version=versions, notes=[*comp.notes, *notes])
-
-
-def _same_judge(baseline: str | Path, variant: str | Path) -> None:
-    """Refuse two runs their manifests record as scored by different judges: the difference would
-    measure the judge, not the change (a lenient judge turned a failing regression into a pass)."""
-    from labkit.runs import RunDir
-
-    judges = []
-    for d in (baseline, variant):
-        sc = RunDir(d).manifest.get("scoring")
-        judges.append(sc.get("judge") if isinstance(sc, Mapping) else None)
-    if None not in judges and judges[0] != judges[1]:
-        raise CompareError(f"cannot compare {baseline} and {variant}: scored by different judges "
-                           f"({json.dumps(judges[0], sort_keys=True)} vs {json.dumps(judges[1], sort_keys=True)}); "
-                           f"rescore both with the same judge (labkit score RUN --judge ...)")
 
 
 __all__: Sequence[str] = ["Comparison", "MetricDelta", "compare_frames", "compare_runs", "read_scores"]
