@@ -189,7 +189,10 @@ def _load_run(run_dir: str | Path) -> tuple[str, str | None, Any, pd.DataFrame]:
             if isinstance(ds, dict) and isinstance(ds.get("fingerprint"), str):
                 fp = ds["fingerprint"]
             sc = m.get("scoring")
-            judge = sc.get("judge") if isinstance(sc, dict) else None
+            if isinstance(sc, dict) and sc.get("judge") is not None:
+                from labkit.scoring import judge_info
+
+                judge = judge_info(sc["judge"])  # (a judge recorded by name reads as the one it names)
     df = read_scores(scores)
     if "case_id" not in df.columns:
         raise RunDirError(f"{scores}: no case_id column")

@@ -126,3 +126,33 @@ def line_of(text: str, needle: str) -> int | None:
         if needle in line:
             return n
     return None
+
+
+def field_line(text: str, fld: str) -> int | None:
+    """The line (1-based) of the value at the dotted field ``fld`` (``checks[1].threshold``) of the
+    YAML ``text``, as far down the path as the document goes; None when the text holds no mapping."""
+    import re
+
+    import yaml
+
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    line = None
+    for step in re.findall(r"[^.\[\]]+|\[\d+\]", fld):
+        if isinstance(node, yaml.MappingNode) and not step.startswith("["):
+            found = next((kv for kv in node.value if getattr(kv[0], "value", None) == step), None)
+            if found is None:
+                break
+            line, node = found[0].start_mark.line + 1, found[1]
+        elif isinstance(node, yaml.SequenceNode) and step.startswith("[") and int(step[1:-1]) < len(node.value):
+            node = node.value[int(step[1:-1])]
+            line = node.start_mark.line + 1
+        else:
+            break
+        if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) or node.flow_style:
+            line = node.start_mark.line + 1
+    return line

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from labkit.cases import Dataset, EvalCase
-from labkit.errors import DatasetError, Problem, RunDirError
+from labkit.errors import ConfigError, DatasetError, Problem, RunDirError
 from labkit.io import atomic_write_text, file_hash
 from labkit.runs import METRICS, RESULTS, SCORES, RunDir, load_dataset, write_scores_csv
 
@@ -97,17 +97,20 @@ def resolve_corpus(corpus: Any, rd: RunDir) -> Any:
     return None
 
 
-def _judge_info(judge: Any) -> Any:
-    """What the manifest records of the judge: its ``describe()`` (type, model, prompt
-    versions and hashes), the default lexical judge's when none was given."""
-    if isinstance(judge, (str, dict)):
-        return judge
-    if judge is None:
-        from labkit.judges import LexicalJudge
+def judge_info(judge: Any) -> Any:
+    """What a manifest records of a judge, and how a recorded one is read back (one form for
+    both: a run scored with ``"lexical"`` and one scored by default record the same judge): the
+    ``describe()`` (type, options, model, prompt versions and hashes) of the judge a name, a
+    config mapping or a judge object stands for, the default lexical judge's for None; a
+    recorded description this labkit cannot build a judge from is kept as it is."""
+    from labkit.judges import get_judge
 
-        judge = LexicalJudge()
-    describe = getattr(judge, "describe", None)
-    return describe() if callable(describe) else type(judge).__name__
+    try:
+        jd = get_judge(judge)
+    except (ConfigError, TypeError, ValueError):  # (a judge's own options check raises either)
+        return judge
+    describe = getattr(jd, "describe", None)
+    return describe() if callable(describe) else type(jd).__name__
 
 
 def _redacted_slices(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -465,7 +468,7 @@ def _score_run(run_dir: str | os.PathLike[str] | RunDir, dataset: Dataset | Sequ
         "k": k,
         "seed": seed,
         "n_boot": n_boot,
-        "judge": _judge_info(judge),
+        "judge": judge_info(judge),
         "dataset": {"path": ds.path, "fingerprint": fingerprint, "n_cases": len(ds)},
         "n_scored": len(cases),
         "n_missing": len(ds) - len(cases),

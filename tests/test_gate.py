@@ -208,6 +208,45 @@ def test_config_typos_are_config_errors_not_failing_checks(tmp_path):
         g.evaluate(run)
 
 
+def test_a_threshold_no_value_of_its_metric_can_meet_is_a_config_error(tmp_path):
+    """Latency, cost and tokens are never negative: a negative threshold can never be met as
+    meant (``<= -5`` fails every run, ``>= -5`` passes every one)."""
+    for metric, op in (("latency_p95_ms", "<="), ("cost_per_success", ">="), ("tokens_per_case", "<")):
+        with pytest.raises(ConfigError, match="never negative") as ei:
+            Gate.from_dict({"checks": [{"metric": metric, "op": op, "threshold": -5}]})
+        assert ei.value.field == "checks[0].threshold"
+    path = tmp_path / "gate.yaml"
+    path.write_text("checks:\n  - {metric: faithfulness, op: '>=', threshold: 0.8}\n"
+                    "  - {metric: latency_p95_ms, op: '<=', threshold: -1}\n")
+    with pytest.raises(ConfigError) as ei:
+        Gate.load(path)
+    assert ei.value.line == 3 and ei.value.path == str(path)
+    assert Gate.from_dict({"checks": [{"metric": "latency_p95_ms", "op": "<=", "threshold": 0}]}).checks
+
+
+def test_the_gate_declares_its_judge(tmp_path):
+    """``judge:`` names the judge the thresholds are measured with (as ``labkit score --judge``
+    takes it: a name or a mapping); none declared is the default lexical judge. An unknown judge
+    or options are config errors at the line of the gate file."""
+    from labkit.judges import LexicalJudge
+
+    assert MODULE_GATE.judge_identity == LexicalJudge().describe()
+    g = Gate.from_dict({"checks": [{"metric": "faithfulness", "op": ">=", "threshold": 0.8}],
+                        "judge": {"type": "lexical", "threshold": 0.5}})
+    assert g.judge_identity == LexicalJudge(threshold=0.5).describe()
+    assert Gate.from_dict(g.to_dict()).judge_identity == g.judge_identity  # kept when written back
+    assert Gate.from_dict({"checks": [{"metric": "mrr", "op": ">=", "threshold": 0.5}],
+                           "judge": "lexical"}).judge_identity == LexicalJudge().describe()
+    for bad, match in (("oracle", "unknown judge 'oracle'"), ({"type": "lexical", "treshold": 0.5}, "treshold"),
+                       (3, "judge")):
+        path = tmp_path / "gate.yaml"
+        path.write_text("checks:\n  - {metric: faithfulness, op: '>=', threshold: 0.8}\n"
+                        + f"judge: {json.dumps(bad)}\n")
+        with pytest.raises(ConfigError, match=match) as ei:
+            Gate.load(path)
+        assert ei.value.field == "judge" and ei.value.line == 3 and ei.value.path == str(path), ei.value
+
+
 def test_unscored_run_is_a_clear_error(tmp_path):
     (tmp_path / "r").mkdir()
     with pytest.raises(ConfigError, match="labkit score"):

@@ -373,6 +373,52 @@ def test_runs_scored_by_different_judges_are_not_compared(runs, tmp_path, capsys
     assert main(["compare", str(runs / "baseline"), str(run)]) == 0
 
 
+def test_a_run_scored_by_a_judge_the_gate_does_not_declare_fails(runs, tmp_path, capsys):
+    """Rescoring the candidate (and the baseline) with a lenient judge turned the thresholds' FAIL
+    into PASS: a gate declares the judge its thresholds are measured with (the default lexical
+    judge when it names none), and a run scored by another fails it, whatever its numbers."""
+    run = _copy(runs / "variant", tmp_path / "variant")
+    base = _copy(runs / "baseline", tmp_path / "baseline")
+    lenient = tmp_path / "lenient.yaml"
+    lenient.write_text("{type: lexical, threshold: 0.01, min_content_words: 1}\n")
+    for r in (run, base):
+        assert main(["score", str(r), "--judge", str(lenient)]) == 0
+    for argv in (["--thresholds-only"], ["--baseline", str(base)]):
+        code, rep = _gate_json(capsys, "--config", SHIPPED_GATE, str(run), *argv)
+        assert code == 1 and not rep["passed"], rep
+        judge = _check(rep, "judge", None)
+        assert not judge["passed"] and "threshold" in judge["reason"] and "0.01" in judge["reason"], judge
+        assert "labkit score" in judge["reason"], judge
+    declared = tmp_path / "gates" / "lenient-gate.yaml"
+    declared.parent.mkdir()
+    declared.write_text(Path(SHIPPED_GATE).read_text() + "judge: {type: lexical, threshold: 0.01, min_content_words: 1}\n")
+    code, rep = _gate_json(capsys, "--config", str(declared), str(run), "--thresholds-only")
+    assert not [c for c in rep["checks"] if c["kind"] == "judge"], rep  # measured as that gate declares
+    assert _check(rep, "absolute", "faithfulness")["passed"]
+    assert main(["score", str(run)]) == 0  # rescored with the default judge: the shipped gate's verdict again
+    code, rep = _gate_json(capsys, "--config", SHIPPED_GATE, str(run), "--thresholds-only")
+    assert not [c for c in rep["checks"] if c["kind"] == "judge"] and not _check(rep, "absolute", "faithfulness")["passed"]
+
+
+def test_the_default_judge_named_is_the_default_judge(runs, tmp_path, capsys):
+    """The lexical judge named (``"lexical"``, ``{"type": "lexical"}``, by the CLI or the API) is the
+    judge scoring uses by default: the manifest records the same judge, so the run compares with
+    the baseline and passes the gate's judge check."""
+    from labkit.scoring import score_run
+
+    default = json.loads((runs / "baseline" / "manifest.json").read_text())["scoring"]["judge"]
+    assert default["type"] == "lexical" and "threshold" in default
+    run = _copy(runs / "variant", tmp_path / "variant")
+    for judge in ("lexical", {"type": "lexical"}, {"name": "lexical"}):
+        score_run(run, judge=judge)
+        assert json.loads((run / "manifest.json").read_text())["scoring"]["judge"] == default, judge
+        assert main(["compare", str(runs / "baseline"), str(run)]) == 0
+    assert main(["score", str(run), "--judge", "lexical"]) == 0
+    assert json.loads((run / "manifest.json").read_text())["scoring"]["judge"] == default
+    code, rep = _gate_json(capsys, "--config", SHIPPED_GATE, str(run), "--baseline", str(runs / "baseline"))
+    assert code in (0, 1) and not [c for c in rep["checks"] if c["kind"] == "judge"], rep
+
+
 # ---- V4: the baseline is another run ------------------------------------------------------------------
 
 

@@ -124,17 +124,21 @@ def _parse_check(d: Any, path: str | None, fld: str, known: list[str]) -> Check:
         raise ConfigError(f"unknown statistic {stat!r}", path=path, field=f"{fld}.statistic",
                           known=list(STATISTICS))
     threshold = _num(d.get("threshold"), path, f"{fld}.threshold")
-    if _bounded(str(metric)) and not 0.0 <= threshold <= 1.0:
+    spec = _spec(str(metric))
+    if spec.bounded and not 0.0 <= threshold <= 1.0:
         raise ConfigError(f"{metric} lies in [0, 1]; threshold {threshold:g} can never be met as meant",
+                          path=path, field=f"{fld}.threshold")
+    if spec.builtin and threshold < 0:  # (latency, cost, tokens; a metric of one's own may go below 0)
+        raise ConfigError(f"{metric} is never negative; threshold {threshold:g} can never be met as meant",
                           path=path, field=f"{fld}.threshold")
     return Check(metric=str(metric), op=str(op), threshold=threshold, statistic=str(stat),
                  min_n=parse_min_n(d, path, fld))
 
 
-def _bounded(metric: str) -> bool:
+def _spec(metric: str) -> Any:
     from labkit.metrics import METRICS
 
-    return bool(METRICS[metric].bounded)
+    return METRICS[metric]
 
 
 def _check_tag_values(where: Mapping[str, str], path: str | None, fld: str) -> None:
@@ -147,15 +151,13 @@ def _check_tag_values(where: Mapping[str, str], path: str | None, fld: str) -> N
 
 
 def _locate(text: str, err: ConfigError) -> int | None:
-    """The line of a gate file an error is about: where its bad value, else its key, stands."""
-    from labkit.config import line_of
+    """The line of a gate file an error is about: its field's, else where its bad value stands."""
+    from labkit.config import field_line, line_of
 
-    quoted = re.search(r"'([^']+)'", err.message)
-    if quoted and (n := line_of(text, quoted.group(1))):
+    if err.field and (n := field_line(text, err.field)):
         return n
-    key = re.split(r"[.\[\]]+", err.field or "")
-    key = [k for k in key if k and not k.isdigit()]
-    return line_of(text, key[-1] + ":") if key else None
+    quoted = re.search(r"'([^']+)'", err.message)
+    return line_of(text, quoted.group(1)) if quoted else None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,6 +169,9 @@ class Gate:
     unmeasured_max_rate: float | None = None
     review_required_for: Mapping[str, str] | None = None
     require_lock: bool = False
+    #: the judge the checks are measured with, as declared (a name or a config mapping, as
+    #: ``labkit score --judge`` takes it); None: the default lexical judge
+    judge: str | Mapping[str, Any] | None = None
     version: int = 1
     path: str | None = None
 
@@ -188,7 +193,8 @@ class Gate:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], path: str | None = None) -> Gate:
-        known_keys = ["version", "name", "checks", "regression", "slices", "unmeasured", "review", "require_lock"]
+        known_keys = ["version", "name", "checks", "regression", "slices", "unmeasured", "review", "require_lock",
+                      "judge"]
         extra = set(d) - set(known_keys)
         if extra:
             raise ConfigError(f"unknown key(s) {sorted(extra)}", path=path, field=sorted(extra)[0], known=known_keys)
@@ -211,7 +217,7 @@ class Gate:
             raise ConfigError(f"must be a non-empty string, got {name!r}", path=path, field="name")
         return cls(name=name or (Path(path).stem if path else "gate"), checks=checks, regression=regs,
                    slices=slices, unmeasured_max_rate=max_rate, review_required_for=req, require_lock=require_lock,
-                   version=1, path=path)
+                   judge=_parse_judge(d.get("judge"), path), version=1, path=path)
 
     # ---- editing (threshold tuning) -----------------------------------------------------------
     def with_thresholds(self, thresholds: Mapping[str, float]) -> Gate:
@@ -254,6 +260,8 @@ class Gate:
             d["review"] = {"required_for": dict(self.review_required_for)}
         if self.require_lock:
             d["require_lock"] = True
+        if self.judge is not None:
+            d["judge"] = self.judge if isinstance(self.judge, str) else dict(self.judge)
         return d
 
     def to_yaml(self, path: str | os.PathLike[str]) -> Path:
@@ -263,6 +271,13 @@ class Gate:
 
         atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
         return Path(path)
+
+    @property
+    def judge_identity(self) -> Any:
+        """The declared judge as a scored run's manifest records it (``scoring.judge``)."""
+        from labkit.scoring import judge_info
+
+        return judge_info(self.judge)
 
     @property
     def metrics(self) -> list[str]:
@@ -342,6 +357,21 @@ def _parse_unmeasured(um: Any, path: str | None) -> float | None:
         raise ConfigError(f"must be a share between 0 and 1, got {max_rate:g}", path=path,
                           field="unmeasured.max_rate")
     return max_rate
+
+
+def _parse_judge(spec: Any, path: str | None) -> str | dict[str, Any] | None:
+    """``judge:``, checked by building the judge it declares (nothing is called)."""
+    from labkit.judges import get_judge
+
+    if spec is None:
+        return None
+    if not isinstance(spec, (str, dict)):
+        raise ConfigError(f"must be a judge name or a mapping of its config, got {spec!r}", path=path, field="judge")
+    try:
+        get_judge(spec)
+    except ConfigError as e:
+        raise ConfigError(e.message, path=path, field="judge", known=e.known) from None
+    return spec
 
 
 def _parse_review(rv: Any, path: str | None) -> dict[str, str] | None:

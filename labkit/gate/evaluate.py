@@ -156,6 +156,9 @@ def evaluate_gate(
                      "nothing was compared with it")
     if gate.review_required_for:
         results.append(_review(gate, run, reviews, dataset))
+    judged = _judge_check(gate, run)
+    if judged is not None:
+        results.append(judged)
     pre = pre_registration(gate.path, run)
     if pre.get("status") in ("edited_after_run", "other_gate", "edited_after_lock", "locked_after_run") or (
         gate.require_lock and pre.get("status") != "pre_registered"
@@ -165,6 +168,30 @@ def evaluate_gate(
     counts = case_counts(metrics, run) if isinstance(metrics.get("metrics"), dict) else None
     return GateReport(gate=gate.name, passed=all(r.passed for r in results), checks=results, run_id=run_id,
                       pre_registration=pre, cases=counts, notes=notes, metrics_schema_version=version)
+
+
+def _judge_check(gate: Gate, run: Any) -> CheckResult | None:
+    """A failing check when the run was scored by another judge than the gate declares (its
+    ``judge:``, the default lexical judge when it names none): a threshold measured by a more
+    lenient judge is not the threshold declared. None when it was, or when no judge is recorded
+    (a run without a scoring record, judged with a note)."""
+    import json
+
+    from labkit.scoring import judge_info
+
+    sc = run.manifest.get("scoring") if run is not None else None
+    if not isinstance(sc, Mapping) or sc.get("judge") is None:
+        return None
+    got, want = judge_info(sc["judge"]), gate.judge_identity
+    if got == want:
+        return None
+    declared = "declares" if gate.judge is not None else "declares no judge: the default,"
+    return CheckResult(
+        name="scored by the judge the gate declares", kind="judge", metric=None, op=None, threshold=None,
+        observed=None, passed=False,
+        reason=(f"the run was scored by {json.dumps(got, sort_keys=True)}; the gate {declared} "
+                f"{json.dumps(want, sort_keys=True)}: rescore it with that judge (labkit score {run.path} "
+                "--judge ...) or declare the judge in the gate (judge: ...) and lock it again"))
 
 
 def _unmeasured(gate: Gate, metrics: Mapping[str, Any]) -> list[CheckResult]:
