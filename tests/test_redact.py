@@ -217,6 +217,45 @@ def test_capture_content_off_keeps_ids_hashes_lengths_scores() -> None:
     assert out["tool_calls"][0]["args"]["user_id"].startswith("[CONTENT len=4 ")
 
 
+def chatty_pipeline(case: EvalCase) -> dict[str, Any]:
+    """A pipeline that returns fields of its own beside the ones labkit knows, all holding text."""
+    return {"answer": "PLANTED answer", "model": "demo-model", "prompt_version": "v3",
+            "notes": "PLANTED reasoning about the customer", "debug": {"sql": "SELECT PLANTED", "rows": 3},
+            "retrieved": [{"id": "doc#1", "source": "doc", "score": 0.5, "text": "PLANTED chunk",
+                           "metadata": {"author": "PLANTED author"}}],
+            "citations": ["doc#1"],
+            "tool_calls": [{"name": "lookup", "args": {"q": "PLANTED"}, "result": "PLANTED", "status": "ok"}],
+            "guardrails": {"input": {"flagged": True, "phrases": ["PLANTED phrase"]}},
+            "usage": {"input_tokens": 3, "output_tokens": 2}}
+
+
+def test_capture_content_off_writes_no_text_but_ids_labels_and_statuses(tmp_path: Path) -> None:
+    """``capture_content: false`` promises ids, hashes, lengths and scores only: a string under a
+    key labkit does not know as an id, a label or a status (a pipeline's own fields, a case's
+    metadata, a custom tag) is content too, not only the listed content keys."""
+    from labkit.cases import as_cases
+    from labkit.runner import RunnerConfig, run
+
+    ds = as_cases([{"id": "c1", "question": "PLANTED question", "must_include": ["PLANTED must"],
+                    "expected_source": "doc", "tags": {"category": "billing", "account": "PLANTED tag"},
+                    "metadata": {"customer": "PLANTED customer"}}])
+    rd = run(ds, chatty_pipeline, tmp_path / "r",
+             config=RunnerConfig(progress=False, retries=0, redaction={"capture_content": False}))
+    written = {p.name: p.read_text(encoding="utf-8") for p in rd.path.iterdir() if p.is_file()}
+    assert {"results.jsonl", "traces.jsonl", "scores.csv", "metrics.json", "manifest.json"} <= set(written)
+    leaks = {name: re.findall(r"PLANTED[^\"]*", text) for name, text in written.items() if "PLANTED" in text}
+    assert leaks == {}, leaks
+    line = json.loads(written["results.jsonl"])
+    assert (line["case_id"], line["status"], line["model"], line["prompt_version"]) == ("c1", "ok", "demo-model", "v3")
+    assert line["retrieved"][0]["id"] == "doc#1" and line["retrieved"][0]["source"] == "doc"
+    assert line["citations"] == ["doc#1"] and line["tool_calls"][0]["name"] == "lookup"
+    assert line["notes"].startswith("[CONTENT len=") and line["debug"]["rows"] == 3
+    trace = json.loads(written["traces.jsonl"].splitlines()[0])
+    assert trace["tags"]["category"] == "billing" and trace["tags"]["account"].startswith("[CONTENT len=")
+    assert trace["status"] == "ok" and trace["retrieved_chunks"] == ["doc#1"] and trace["case_id"] == "c1"
+    assert rd.metrics()["metrics"]["retrieval_hit_rate"]["value"] == 1.0  # scored on what the pipeline returned
+
+
 # ---------------------------------------------------------------------------- end to end
 
 PLANTED = [

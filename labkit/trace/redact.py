@@ -24,10 +24,11 @@ The secret values labkit itself read from the environment (the API key of an
 ``api_key_env``, :func:`labkit.patterns.register_secret`) become ``[API_KEY]``
 wherever they appear, whatever their format and whatever the settings.
 
-Extra patterns come from config. With ``capture_content: false`` every value
-under a content key (question, answer, text, args, output, comment, ...) is
-replaced by ``[CONTENT len=N sha256=XXXXXXXXXXXX]``: ids, hashes, lengths and
-scores survive, text does not.
+Extra patterns come from config. With ``capture_content: false`` every string
+under a content key (question, answer, text, args, output, comment, ...), and
+under any key that is not one of labkit's ids, labels or statuses
+(:data:`LABEL_KEYS`), is replaced by ``[CONTENT len=N sha256=XXXXXXXXXXXX]``:
+ids, hashes, lengths and scores survive, text does not.
 
 Config (``Redactor.from_config``), every key optional::
 
@@ -61,42 +62,26 @@ BUILTIN_TYPES: tuple[str, ...] = patterns.TYPES
 
 #: Keys whose values are text content (dropped when capture_content is false).
 DEFAULT_CONTENT_KEYS: frozenset[str] = frozenset(
-    {
-        "question",
-        "answer",
-        "text",
-        "input",
-        "output",
-        "args",
-        "arguments",
-        "result",
-        "comment",
-        "reference_answer",
-        "prompt",
-        "completion",
-        "messages",
-        "content",
-        "error",
-        "query",
-    }
-)
+    {"question", "answer", "text", "input", "output", "args", "arguments", "result", "comment", "reference_answer",
+     "prompt", "completion", "messages", "content", "error", "query"})
 
 #: Top-level fields that hold identifiers labkit generates (hex ids, hashes, timestamps).
 DEFAULT_SKIP_KEYS: frozenset[str] = frozenset(
-    {
-        "trace_id",
-        "span_id",
-        "parent_span_id",
-        "run_id",
-        "config_hash",
-        "fingerprint",
-        "sha256",
-        "schema_version",
-        "ts_start",
-        "ts_end",
-        "created_at",
-    }
-)
+    {"trace_id", "span_id", "parent_span_id", "run_id", "config_hash", "fingerprint", "sha256", "schema_version",
+     "ts_start", "ts_end", "created_at"})
+
+#: With capture_content false, the only keys whose strings are kept (redacted as text): the ids,
+#: labels, names and statuses of results lines, trace records, cases, feedback and reviews, and
+#: the containers of such fields. A string under any other key (a pipeline's own field, a case's
+#: metadata, a tag of one's own) is content: labkit cannot know it is none.
+LABEL_KEYS: frozenset[str] = frozenset(
+    {"case_id", "id", "source", "status", "error_type", "answered_by", "idempotency_key", "trace_id", "span_id",
+     "parent_span_id", "run_id", "run_uuid", "session_id", "operation", "provider", "model", "prompt_version",
+     "pipeline", "config_hash", "release", "environment", "simulated", "name", "tool_name", "timing", "citations",
+     "retrieved_chunks", "documents", "expected_source", "expected_chunks", "category", "risk", "kind",
+     "origin_kind", "feedback_id", "reviewer", "user", "decision", "rating", "label", "type", "ts", "time",
+     "schema_version", "answer_sha256", "manifest_sha256", "retrieved", "tool_calls", "expected_tools", "usage",
+     "guardrails", "spans", "attributes", "tags", "scores", "feedback", "truncated_chars"})
 
 #: labkit's own id fields in each item of a top-level ``spans`` list.
 SPAN_ID_KEYS: frozenset[str] = frozenset({"span_id", "parent_span_id", "ts_start", "ts_end"})
@@ -514,7 +499,8 @@ class Redactor:
                 kinds = self._key_kinds[key] = (patterns.is_credential_key(key), patterns.is_phone_key(key))
             if len(self._keys) >= _MEMO_MAX:
                 self._keys.clear()
-            kk = self._keys[key] = (new_key, k, kinds[0], kinds[1], key in self.content_keys)
+            content = key in self.content_keys or (not self.capture_content and key not in LABEL_KEYS)
+            kk = self._keys[key] = (new_key, k, kinds[0], kinds[1], content)
         return kk
 
     def _walk_mapping(self, obj: Mapping[Any, Any], counter: list[int], in_content: bool,
