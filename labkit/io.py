@@ -144,8 +144,14 @@ def loads_line(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     return obj if proved else _loads_checked(text, max_depth)
 
 
+#: What a text starting with U+FEFF is told (an editor's "UTF-8 with BOM"; JSON has no such mark).
+BOM_REASON = "starts with a byte order mark (the file was saved as UTF-8 with BOM): save it as plain UTF-8"
+
+
 def _loads_checked(text: str, max_depth: int) -> Any:
-    """The standard decoder's value or error, after the depth check (which comes first)."""
+    """The standard decoder's value or error, after the byte order mark and depth checks."""
+    if text.startswith("\ufeff"):
+        raise StrictJSONError(BOM_REASON, text, 0)
     if text.count("[") + text.count("{") > max_depth:
         at = _too_deep(text, max_depth)
         if at is not None:
@@ -234,17 +240,28 @@ class LinedDict(dict[str, Any]):
     line: int = 0
 
 
+class LinedList(list[Any]):
+    """A JSON array of a whole-file JSON document that knows the line each of its items starts on."""
+
+    lines: list[int]
+
+
 def loads_document(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Decode a whole JSON document (not one line) as strictly as :func:`loads_line`, every
     object a :class:`LinedDict` holding its line number, so a problem inside a peer tool's
-    JSON export is reported at its line as in a JSONL file. Raises :class:`StrictJSONError`."""
+    JSON export is reported at its line as in a JSONL file; every array a :class:`LinedList`
+    knowing the line of each item (an item that is no object is named at its line too). Raises
+    :class:`StrictJSONError`."""
     import bisect
     import json.decoder
     import json.scanner
 
     json_object: Any = getattr(json.decoder, "JSONObject")  # noqa: B009 - not in the stubs
+    json_array: Any = getattr(json.decoder, "JSONArray")  # noqa: B009 - not in the stubs
     make_scanner: Any = getattr(json.scanner, "py_make_scanner")  # noqa: B009 - the pure-Python scanner
 
+    if text.startswith("\ufeff"):
+        raise StrictJSONError(BOM_REASON, text, 0)
     if text.count("[") + text.count("{") > max_depth:
         at = _too_deep(text, max_depth)
         if at is not None:
@@ -257,8 +274,21 @@ def loads_document(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
         out.line = bisect.bisect_left(newlines, s_and_end[1] - 1) + 1
         return out, end
 
+    def parse_array(s_and_end: tuple[str, int], scan_once: Any, *args: Any) -> tuple[LinedList, int]:
+        starts: list[int] = []
+
+        def scan(s: str, idx: int) -> Any:  # (called at each item's first character)
+            starts.append(idx)
+            return scan_once(s, idx)
+
+        items, end = json_array(s_and_end, scan, *args)
+        out = LinedList(items)
+        out.lines = [bisect.bisect_left(newlines, i) + 1 for i in starts]
+        return out, end
+
     dec: Any = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant)
     dec.parse_object = parse_object
+    dec.parse_array = parse_array
     dec.scan_once = make_scanner(dec)
     try:
         return dec.decode(text)

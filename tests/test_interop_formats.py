@@ -203,6 +203,21 @@ BAD = {
 }
 
 
+@pytest.mark.parametrize(("fmt", "name"), [("deepeval", "cases.json"), ("deepeval", "wrapped.json"),
+                                           ("ragas", "rows.json")])
+def test_an_item_that_is_no_object_is_named_at_its_line(tmp_path, capsys, fmt, name):
+    """A JSON array with a string or a number among its objects: each such item is named at its
+    own line (it was named with no line at all)."""
+    items = '[\n  {"input": "fine", "actual_output": "ok", "user_input": "fine", "response": "ok"},\n  "oops",\n  7\n]'
+    bad = tmp_path / name
+    bad.write_text('{"goldens":\n' + items + "}\n" if name.startswith("wrapped") else items + "\n")
+    assert main(["import", fmt, str(bad), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    first = 4 if name.startswith("wrapped") else 3
+    assert f"line {first}: must be a JSON object, got str" in err and f"line {first + 1}: must be a JSON object, got int" \
+        in err and "Traceback" not in err, err
+
+
 @pytest.mark.parametrize("fmt", sorted(BAD))
 def test_a_malformed_file_of_each_format_fails_naming_its_lines(tmp_path, capsys, fmt):
     name, text, expected = BAD[fmt]

@@ -17,6 +17,34 @@ def test_objects_know_their_line():
     assert isinstance(doc[0], LinedDict) and doc == [{"a": 1, "b": {"c": 2}}, {"x": [{"y": 1}]}]
 
 
+def test_items_of_a_list_know_their_line():
+    doc = loads_document('[\n 1,\n "x",\n {"a": [2,\n 3]}, [\n\n null]\n]\n')
+    assert doc.lines == [2, 3, 4, 5] and doc[2]["a"].lines == [4, 5] and doc[3].lines == [7]
+    assert doc == [1, "x", {"a": [2, 3]}, [None]] and loads_document("[]").lines == []
+
+
+def test_a_byte_order_mark_is_named_as_one():
+    """A file saved "UTF-8 with BOM": the error says so in words (not the decoder's advice to
+    decode with utf-8-sig), the same for a JSONL line and a whole document."""
+    from labkit.io import loads_line
+
+    for load in (loads_line, loads_document):
+        with pytest.raises(StrictJSONError) as e:
+            load('\ufeff{"id": "c1"}')
+        assert "byte order mark" in e.value.msg and "utf-8-sig" not in e.value.msg and e.value.colno == 1
+
+
+def test_a_dataset_saved_with_a_byte_order_mark_is_refused_at_line_one(tmp_path):
+    from labkit.cases import load_cases
+    from labkit.errors import DatasetError
+
+    p = tmp_path / "ds.jsonl"
+    p.write_bytes(b'\xef\xbb\xbf{"id": "c1", "question": "q"}\n{"id": "c2", "question": "q"}\n')
+    with pytest.raises(DatasetError) as e:
+        load_cases(p)
+    assert [(pr.line, "byte order mark" in pr.reason) for pr in e.value.problems] == [(1, True)]
+
+
 @pytest.mark.parametrize(("text", "line", "what"), [
     ('{"a": 1,\n "a": 2}', 2, "duplicate key"),
     ('[1,\n NaN]', 2, "NaN"),
@@ -51,11 +79,14 @@ def test_jsonl_objects_names_each_bad_line_and_keeps_the_good_ones(tmp_path):
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from labkit.io import MAX_JSON_DEPTH, _loads_stdlib, _too_deep, loads_line  # noqa: E402
+from labkit.io import BOM_REASON, MAX_JSON_DEPTH, _loads_stdlib, _too_deep, loads_line  # noqa: E402
 
 
 def _standard(text, max_depth=MAX_JSON_DEPTH):
-    """The decoder as it was before orjson: the depth check, then json with the strict hooks."""
+    """The decoder as it was before orjson: the depth check, then json with the strict hooks (a
+    byte order mark, which json refuses too, named in labkit's words)."""
+    if text.startswith("\ufeff"):
+        raise StrictJSONError(BOM_REASON, text, 0)
     at = _too_deep(text, max_depth)
     if at is not None:
         raise StrictJSONError(f"nested more than {max_depth} levels deep", text, at)

@@ -342,6 +342,17 @@ def _trace(run_id: str, case: EvalCase, rec: Record, res: dict[str, Any], fmt: s
     return t
 
 
+def array_objects(items: list[Any], path: str | os.PathLike[str]) -> list[tuple[int, dict[str, Any]]]:
+    """The objects of a JSON array of a document (:func:`labkit.io.loads_document`), each with its
+    line; one DatasetError naming the line of every item that is no object."""
+    lines = getattr(items, "lines", None) or [None] * len(items)
+    bad = [Problem(n, None, f"must be a JSON object, got {type(o).__name__}")
+           for o, n in zip(items, lines, strict=True) if not isinstance(o, dict)]
+    if bad:
+        raise DatasetError(str(path), bad)
+    return [(o.line, dict(o)) for o in items]
+
+
 def read_rows(path: str | os.PathLike[str], problems: list[Problem] | None = None) -> list[tuple[int, dict[str, Any]]]:
     """The records of a JSONL, JSON (an array of objects) or CSV file, each with its line.
 
@@ -356,11 +367,7 @@ def read_rows(path: str | os.PathLike[str], problems: list[Problem] | None = Non
         doc = read_document(p)
         if not isinstance(doc, list):
             raise DatasetError(str(p), [Problem(getattr(doc, "line", 1), None, "must be a JSON array of objects")])
-        bad = [Problem(getattr(o, "line", None), None, f"must be a JSON object, got {type(o).__name__}")
-               for o in doc if not isinstance(o, dict)]
-        if bad:
-            raise DatasetError(str(p), bad)
-        return [(o.line, dict(o)) for o in doc]
+        return array_objects(doc, p)
     from labkit.io import jsonl_objects
 
     found: list[Problem] = []

@@ -11,6 +11,7 @@ from labkit.errors import DatasetError, Problem
 from labkit.interop.core import (
     FieldLog,
     Record,
+    array_objects,
     number,
     opt_text,
     read_document,
@@ -118,10 +119,7 @@ def _rows(path: str | os.PathLike[str], problems: list[Problem]) -> list[tuple[i
             doc = inner
         if not isinstance(doc, list):
             raise DatasetError(str(path), [Problem(1, None, "must be a JSON array of goldens")])
-        bad = [Problem(getattr(o, "line", None), None, "must be a JSON object") for o in doc if not isinstance(o, dict)]
-        if bad:
-            raise DatasetError(str(path), bad)
-        return [(o.line, dict(o)) for o in doc]
+        return array_objects(doc, path)
     return read_rows(path, problems)
 
 
