@@ -141,3 +141,31 @@ def test_a_root_span_without_output_is_not_judged_a_success(tmp_path, capsys):
     assert rc == 0
     assert (out / "dataset.jsonl").exists() and not (out / "run").exists()
     assert "root span output.value: no output on the root span" in capsys.readouterr().out
+
+
+def test_what_no_labkit_field_holds_is_kept_or_said_never_lost(tmp_path):
+    """The root span's own attributes (who asked, the session, metadata, tags) are the case's: kept
+    in its metadata; a child span's attributes no labkit field holds are listed as dropped, by
+    name (the import's mapping in the manifest says so), never left out without a word."""
+    def span(sid: str, parent: str | None, attrs: dict[str, str]) -> dict:
+        sp = _span(sid, parent)
+        sp["attributes"] = [{"key": k, "value": {"stringValue": v}} for k, v in attrs.items()]
+        return sp
+
+    spans = [span("r", None, {"openinference.span.kind": "CHAIN", "input.value": "What is the quota?",
+                              "output.value": "The quota is 5.", "user.id": "u-17", "session.id": "s-9",
+                              "metadata": '{"plan": "pro"}', "tag.tags": "billing"}),
+             span("l", "r", {"openinference.span.kind": "LLM", "llm.model_name": "m",
+                             "llm.invocation_parameters": '{"temperature": 0}',
+                             "llm.input_messages.0.message.content": "What is the quota?"})]
+    code, out = _import_spans(tmp_path, spans)
+    assert code == 0
+    case = json.loads((out / "dataset.jsonl").read_text().splitlines()[0])
+    kept = case["metadata"]["openinference"]
+    assert kept == {"user.id": "u-17", "session.id": "s-9", "metadata": '{"plan": "pro"}', "tag.tags": "billing"}
+    mapping = json.loads((out / "run" / "manifest.json").read_text())["imported"]["mapping"]
+    assert {k["from"] for k in mapping["kept_in_metadata"]} >= {"root span user.id", "root span session.id",
+                                                                 "root span metadata", "root span tag.tags"}
+    dropped = {d["from"]: d["why"] for d in mapping["dropped"]}
+    assert "LLM span llm.invocation_parameters" in dropped and "LLM span llm.input_messages.N.message.content" in dropped
+    assert "LLM span llm.model_name" not in dropped  # mapped (results.model)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
@@ -193,6 +194,11 @@ def _record(trace_id: str, spans: list[dict[str, Any]], log: FieldLog, problems:
     log.map("root span input.value", "question")
     rec = Record(line=root["line"], question=q)
     rec.case = {"metadata": {"source_trace_id": trace_id, "root_span": root.get("name")}}
+    own = {k: v for k, v in root["attrs"].items() if k not in _ROOT_MAPPED}
+    if own:  # who asked, the session, metadata, tags: the case's own, kept
+        rec.case["metadata"]["openinference"] = own
+        for k in own:
+            log.keep(f"root span {k}")
     answer = root["attrs"].get("output.value")
     if not root["error"] and not isinstance(answer, str):
         log.drop("root span output.value", "no output on the root span: a trace without an answer is no result")
@@ -233,7 +239,26 @@ def _record(trace_id: str, spans: list[dict[str, Any]], log: FieldLog, problems:
         rec.trace = {"ts_start": start, "ts_end": end if end is not None else start}
     for kind in sorted({_kind(s) for s in spans} - {"RETRIEVER", "LLM", "TOOL", ""} - {_kind(root)}):
         log.drop(f"{kind} spans", "no labkit field (kept only as the trace's timing)")
+    for sp in spans:
+        mapped = _MAPPED.get(_kind(sp))
+        for key in (sp["attrs"] if sp is not root and mapped is not None else ()):
+            name = _INDEX.sub(".N.", key)
+            if name not in mapped:
+                log.drop(f"{_kind(sp)} span {name}", "no labkit field")
     return rec
+
+
+#: The root span's attributes labkit maps (the others are kept in the case's metadata).
+_ROOT_MAPPED = frozenset({"openinference.span.kind", "input.value", "output.value"})
+#: A child span's attributes labkit maps, by span kind, list indices written ``N``.
+_MAPPED = {
+    "RETRIEVER": frozenset({"openinference.span.kind", "retrieval.documents.N.document.id",
+                            "retrieval.documents.N.document.content", "retrieval.documents.N.document.score"}),
+    "LLM": frozenset({"openinference.span.kind", "llm.model_name", "llm.token_count.prompt",
+                      "llm.token_count.completion", "llm.cost.total"}),
+    "TOOL": frozenset({"openinference.span.kind", "tool.name", "tool.parameters", "input.value", "output.value"}),
+}
+_INDEX = re.compile(r"\.\d+\.")
 
 
 def spans_to_records(spans: list[dict[str, Any]], log: FieldLog, problems: list[Problem]) -> list[Record]:
