@@ -241,10 +241,10 @@ def _record(trace_id: str, spans: list[dict[str, Any]], log: FieldLog, problems:
         log.drop(f"{kind} spans", "no labkit field (kept only as the trace's timing)")
     for sp in spans:
         mapped = _MAPPED.get(_kind(sp))
-        for key in (sp["attrs"] if sp is not root and mapped is not None else ()):
-            name = _INDEX.sub(".N.", key)
-            if name not in mapped:
-                log.drop(f"{_kind(sp)} span {name}", "no labkit field")
+        if sp is root or mapped is None:
+            continue
+        for name in {_INDEX.sub(".N.", key) for key in sp["attrs"]} - mapped:
+            log.drop(f"{_kind(sp)} span {name}", "no labkit field")
     return rec
 
 
