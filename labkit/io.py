@@ -315,20 +315,29 @@ SURROGATE_REASON = "contains a lone surrogate (\\ud800-\\udfff), which is no tex
 def surrogate_field(obj: Any) -> str | None:
     """The dotted field of the first string (key or value) in ``obj`` holding a lone surrogate
     (JSON's ``"\\ud800"``: no UTF-8 text can hold it, so it would fail when written or printed)."""
-    stack: list[tuple[Any, str]] = [(obj, "")]
+    hit = surrogate_at(obj)
+    return hit[0] if hit is not None else None
+
+
+def surrogate_at(obj: Any) -> tuple[str, int | None] | None:
+    """:func:`surrogate_field` and the line it is on in a document (:func:`loads_document`): the
+    line of the innermost object or array item holding it (None outside a document)."""
+    stack: list[tuple[Any, str, int | None]] = [(obj, "", None)]
     while stack:
-        cur, where = stack.pop()
+        cur, where, line = stack.pop()
         if isinstance(cur, str):
-            if _SURROGATE.search(cur):
-                return where or None
+            if where and _SURROGATE.search(cur):
+                return where, line
         elif isinstance(cur, dict):
+            line = getattr(cur, "line", line)
             for k, v in cur.items():
                 sub = f"{where}.{k}" if where else str(k)
                 if _SURROGATE.search(k):
-                    return sub
-                stack.append((v, sub))
+                    return sub, line
+                stack.append((v, sub, line))
         elif isinstance(cur, list):
-            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(cur))
+            lines = getattr(cur, "lines", None) or [line] * len(cur)
+            stack.extend((v, f"{where}[{i}]", n) for i, (v, n) in enumerate(zip(cur, lines, strict=True)))
     return None
 
 
@@ -465,7 +474,8 @@ def file_hash(path: str | os.PathLike[str]) -> str:
 
 def jsonl_objects(path: str | os.PathLike[str], problems: list[Problem]) -> list[tuple[int, dict[str, Any]]]:
     """(line, object) of every line of a JSONL file that is one JSON object, by the strict decoder;
-    a malformed line, a torn last line or a line that is no object adds a :class:`Problem` instead."""
+    a malformed line, a torn last line, a line that is no object or one holding a lone surrogate
+    adds a :class:`Problem` instead."""
     rows: list[tuple[int, dict[str, Any]]] = []
     for n, raw, complete in iter_jsonl(path, strict_tail=True, problems=problems):
         try:
@@ -476,6 +486,9 @@ def jsonl_objects(path: str | os.PathLike[str], problems: list[Problem]) -> list
             continue
         if not isinstance(obj, dict):
             problems.append(Problem(n, None, f"must be a JSON object, got {type(obj).__name__}"))
+            continue
+        if may_hold_surrogate(raw) and (bad := surrogate_field(obj)) is not None:
+            problems.append(Problem(n, bad, SURROGATE_REASON))
             continue
         rows.append((n, obj))
     return rows

@@ -203,6 +203,24 @@ BAD = {
 }
 
 
+@pytest.mark.parametrize(("fmt", "name", "text", "where"), [
+    ("ragas", "rows.jsonl", '{"user_input": "fine", "response": "ok"}\n{"user_input": "q\\ud800", "response": "r"}\n',
+     "line 2 field 'user_input'"),
+    ("deepeval", "cases.json", '[\n {"input": "fine", "actual_output": "ok"},\n {"input": "q",\n  "actual_output": '
+                               '"a\\udfff"}\n]\n', "line 3 field '[1].actual_output'"),
+    ("langfuse", "traces.json", '[\n {"id": "t1", "input": "fine", "output": "ok",\n  "metadata": {"k": '
+                                '["\\ud83d"]}}\n]\n', "line 3 field '[0].metadata.k[0]'"),
+])
+def test_a_lone_surrogate_in_an_import_is_refused_at_its_line(tmp_path, capsys, fmt, name, text, where):
+    """JSON's "\\ud800" decodes to no text (it was a traceback when the case's id was derived)."""
+    bad = tmp_path / name
+    bad.write_text(text)
+    assert main(["import", fmt, str(bad), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert where in err and "lone surrogate" in err and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(("fmt", "name"), [("deepeval", "cases.json"), ("deepeval", "wrapped.json"),
                                            ("ragas", "rows.json")])
 def test_an_item_that_is_no_object_is_named_at_its_line(tmp_path, capsys, fmt, name):

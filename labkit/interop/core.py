@@ -21,7 +21,16 @@ from typing import Any
 
 from labkit.cases import EvalCase, derive_id, fingerprint
 from labkit.errors import ConfigError, DatasetError, Problem
-from labkit.io import atomic_write_text, file_hash, input_error, loads_document, non_finite_paths
+from labkit.io import (
+    SURROGATE_REASON,
+    atomic_write_text,
+    file_hash,
+    input_error,
+    loads_document,
+    may_hold_surrogate,
+    non_finite_paths,
+    surrogate_at,
+)
 from labkit.resultline import check_line
 from labkit.runs import MANIFEST_SCHEMA_VERSION, RESULTS, TRACES
 
@@ -119,10 +128,13 @@ def read_document(path: str | os.PathLike[str]) -> Any:
     """A whole-file JSON document, strictly decoded (labkit.io.loads_document): objects know their line."""
     text = read_text(path)
     try:
-        return loads_document(text)
+        doc = loads_document(text)
     except json.JSONDecodeError as e:
         raise DatasetError(str(path), [Problem(e.lineno, None, f"malformed JSON: {e.msg} at column {e.colno}")]) \
             from None
+    if may_hold_surrogate(text) and (hit := surrogate_at(doc)) is not None:
+        raise DatasetError(str(path), [Problem(hit[1], hit[0], SURROGATE_REASON)])
+    return doc
 
 
 def _gold(rec: Record, matcher: Any, counts: Counter[str]) -> tuple[list[str], dict[str, Any] | None]:
