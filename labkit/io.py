@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -231,7 +232,8 @@ def _loads_stdlib(text: str) -> Any:
     except ValueError as e:  # an integer of more digits than Python converts
         if isinstance(e, json.JSONDecodeError):
             raise
-        raise StrictJSONError(f"unreadable number: {str(e)[:80]}", text, 0) from None
+        raise StrictJSONError(f"unreadable number: an integer of more than {sys.get_int_max_str_digits()} digits",
+                              text, 0) from None
 
 
 class LinedDict(dict[str, Any]):

@@ -34,6 +34,16 @@ def test_a_byte_order_mark_is_named_as_one():
         assert "byte order mark" in e.value.msg and "utf-8-sig" not in e.value.msg and e.value.colno == 1
 
 
+def test_an_integer_too_long_to_read_is_named_in_whole_words():
+    import sys
+
+    from labkit.io import loads_line
+
+    with pytest.raises(StrictJSONError) as e:
+        loads_line('{"n": 1' + "0" * 5000 + "}")
+    assert e.value.msg == f"unreadable number: an integer of more than {sys.get_int_max_str_digits()} digits", e.value.msg
+
+
 def test_a_dataset_saved_with_a_byte_order_mark_is_refused_at_line_one(tmp_path):
     from labkit.cases import load_cases
     from labkit.errors import DatasetError

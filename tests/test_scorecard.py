@@ -247,6 +247,24 @@ def test_scorecard_cli_json_and_exit_code(shipped: Path, tmp_path: Path, capsys:
     assert main(["scorecard", "--out", str(tmp_path)]) == 2  # no run given: usage error
 
 
+@pytest.mark.parametrize("flag", ["--gate", "--slo", "--dataset", "--runs-dir", "--baseline"])
+def test_a_path_given_that_is_not_there_is_a_usage_error_before_anything_is_written(
+        shipped: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str) -> None:
+    """A path the user names and mistyped is an error naming it (it was scored as a missing gate,
+    written to scorecard.json, and then the HTML report failed at a notebook cell); a file of
+    the shipped layout that is missing is still a finding of the scorecard."""
+    from labkit.cli import main
+
+    base, _ = _runs(shipped)
+    missing = tmp_path / "nope"
+    args = {"--baseline": str(base), flag: str(missing)}
+    out = tmp_path / "out"
+    code = main(["scorecard", "--root", str(shipped), *[x for kv in args.items() for x in kv], "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and flag in err and str(missing) in err and "not found" in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err and not out.exists()
+
+
 # The gaps the shipped review reports on a clean checkout, each one real:
 SHIPPED_GAPS = sorted([
     # the candidate's faithfulness (~0.80) is below the locked floor of 0.85: the variant's

@@ -136,6 +136,10 @@ def test_flat_records_and_missing_files(tmp_path: Path) -> None:
         st.query("SELECT no_such_column FROM traces")
     assert is_read_only_sql("select 1") and is_read_only_sql("WITH x AS (SELECT 1) SELECT * FROM x;")
     assert not is_read_only_sql("DROP TABLE traces") and not is_read_only_sql("SELECT 1; DROP TABLE x")
+    # a query that opens with comments is still one read (a saved query usually says what it is)
+    assert is_read_only_sql("-- p95 by prompt version\nSELECT 1") and is_read_only_sql("/* a\n b */ -- c\n  WITH x AS (SELECT 1) FROM x")
+    assert not is_read_only_sql("-- SELECT\nDROP TABLE traces") and not is_read_only_sql("/* SELECT */ DELETE FROM traces")
+    assert not is_read_only_sql("-- only a comment")
 
 
 def test_compaction_to_parquet_and_staleness(two_runs: tuple[Path, Path], tmp_path: Path) -> None:

@@ -65,6 +65,10 @@ def _scorecard(args: argparse.Namespace) -> int:
 
     if args.baseline is None and args.variant is None:
         raise ConfigError("give --baseline RUN and/or --variant RUN")
+    given = {f"--{k.replace('_', '-')}": getattr(args, k) for k in (*PATH_OPTIONS, "baseline", "variant")}
+    for flag, path in given.items():  # (a path named and mistyped: not a missing piece of evidence)
+        if path and not Path(path).exists():
+            raise ConfigError(f"{flag} {path}: not found", field=flag.lstrip("-"))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {k: getattr(args, k) for k in PATH_OPTIONS if getattr(args, k)}

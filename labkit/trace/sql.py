@@ -139,7 +139,14 @@ def run_query(con: Any, sql: str, params: Sequence[Any] | None = None) -> pd.Dat
 _SAFE_SQL = re.compile(r"^\s*(select|with|describe|summarize|show|pivot|unpivot|from)\b", re.I)
 
 
+#: The comments a query may open with (``-- ...`` to the end of the line, ``/* ... */``).
+_LEADING_COMMENTS = re.compile(r"(?:\s*(?:--[^\n]*(?:\n|$)|/\*.*?\*/))*", re.S)
+
+
 def is_read_only_sql(sql: str) -> bool:
-    """True when the statement is a read (SELECT/WITH/DESCRIBE/SUMMARIZE/SHOW/PIVOT/FROM)."""
-    return bool(_SAFE_SQL.match(sql)) and ";" not in sql.strip().rstrip(";")
+    """True when the statement is a read (SELECT/WITH/DESCRIBE/SUMMARIZE/SHOW/PIVOT/FROM), after
+    the comments it may open with."""
+    m = _LEADING_COMMENTS.match(sql)  # (matches the empty text too)
+    body = sql[m.end():] if m else sql
+    return bool(_SAFE_SQL.match(body)) and ";" not in body.strip().rstrip(";")
 
