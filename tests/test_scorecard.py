@@ -202,6 +202,21 @@ def test_planted_api_key_fails_secrets_and_is_never_printed(project: Path, tmp_p
             assert PLANTED[:12] not in f.read_text(encoding="utf-8", errors="replace"), f
 
 
+def test_a_project_without_a_gate_gets_its_scorecard_with_the_gap(project: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """No data/gate.yaml under --root is a finding (gate.defined fails), and the HTML scorecard says
+    so (its gate cell loaded the file and the export failed, exit 2, after the JSON was written)."""
+    from labkit.cli import main
+
+    base, _ = _runs(project)
+    (project / "data/gate.yaml").unlink()
+    out = tmp_path / "out"
+    code = main(["scorecard", "--root", str(project), "--baseline", str(base), "--out", str(out)])
+    assert code == 1, capsys.readouterr().err  # not ready, reported whole
+    html = (out / "05_readiness_scorecard.html").read_text(encoding="utf-8")
+    assert "gate.defined" in html and "No release gate at" in html
+
+
 def test_literal_credential_values_and_env_references() -> None:
     from labkit.readiness import scan_text
 
