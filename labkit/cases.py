@@ -26,9 +26,9 @@ from labkit.io import (
     atomic_write_text,
     iter_jsonl,
     loads_line,
-    may_hold_surrogate,
     non_finite_paths,
     surrogate_field,
+    surrogate_problem,
 )
 
 KINDS = ("representative", "failure", "adversarial", "out_of_scope", "regression")
@@ -357,9 +357,8 @@ def _parse_numbered(lines: Iterable[tuple[int, str]], path: str | None,
         except json.JSONDecodeError as e:
             problems.append(Problem(n, None, f"malformed JSON: {e.msg} at column {e.colno}"))
             continue
-        bad = surrogate_field(obj) if may_hold_surrogate(raw) else None
-        if bad is not None:
-            problems.append(Problem(n, bad, SURROGATE_REASON))
+        if (bad := surrogate_problem(raw, obj, n)) is not None:
+            problems.append(bad)
             continue
         case, probs = _parse(obj, n)
         if case is None:

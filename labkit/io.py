@@ -150,14 +150,20 @@ BOM_REASON = "starts with a byte order mark (the file was saved as UTF-8 with BO
 
 
 def _loads_checked(text: str, max_depth: int) -> Any:
-    """The standard decoder's value or error, after the byte order mark and depth checks."""
+    """The standard decoder's value or error, after :func:`_refuse_undecodable`."""
+    _refuse_undecodable(text, max_depth)
+    return _loads_stdlib(text)
+
+
+def _refuse_undecodable(text: str, max_depth: int) -> None:
+    """The checks before the standard decoder reads a text (a line or a document): a byte order
+    mark, then nesting deeper than ``max_depth`` (which the decoder's recursion would reach)."""
     if text.startswith("\ufeff"):
         raise StrictJSONError(BOM_REASON, text, 0)
     if text.count("[") + text.count("{") > max_depth:
         at = _too_deep(text, max_depth)
         if at is not None:
             raise StrictJSONError(f"nested more than {max_depth} levels deep", text, at)
-    return _loads_stdlib(text)
 
 
 #: A quote, blanks, then a colon: a key written ``"key" :`` (the key count below reads ``":``).
@@ -262,12 +268,7 @@ def loads_document(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     json_array: Any = getattr(json.decoder, "JSONArray")  # noqa: B009 - not in the stubs
     make_scanner: Any = getattr(json.scanner, "py_make_scanner")  # noqa: B009 - the pure-Python scanner
 
-    if text.startswith("\ufeff"):
-        raise StrictJSONError(BOM_REASON, text, 0)
-    if text.count("[") + text.count("{") > max_depth:
-        at = _too_deep(text, max_depth)
-        if at is not None:
-            raise StrictJSONError(f"nested more than {max_depth} levels deep", text, at)
+    _refuse_undecodable(text, max_depth)
     newlines = [i for i, ch in enumerate(text) if ch == "\n"]
 
     def parse_object(s_and_end: tuple[str, int], *args: Any) -> tuple[LinedDict, int]:
@@ -319,6 +320,13 @@ def surrogate_field(obj: Any) -> str | None:
     (JSON's ``"\\ud800"``: no UTF-8 text can hold it, so it would fail when written or printed)."""
     hit = surrogate_at(obj)
     return hit[0] if hit is not None else None
+
+
+def surrogate_problem(raw: str, obj: Any, line: int | None) -> Problem | None:
+    """The problem of a decoded line ``raw`` whose value holds a lone surrogate (the one check of
+    every JSONL reader), None when it holds none; :func:`may_hold_surrogate` first."""
+    bad = surrogate_field(obj) if may_hold_surrogate(raw) else None
+    return Problem(line, bad, SURROGATE_REASON) if bad is not None else None
 
 
 def surrogate_at(obj: Any) -> tuple[str, int | None] | None:
@@ -489,8 +497,8 @@ def jsonl_objects(path: str | os.PathLike[str], problems: list[Problem]) -> list
         if not isinstance(obj, dict):
             problems.append(Problem(n, None, f"must be a JSON object, got {type(obj).__name__}"))
             continue
-        if may_hold_surrogate(raw) and (bad := surrogate_field(obj)) is not None:
-            problems.append(Problem(n, bad, SURROGATE_REASON))
+        if (bad := surrogate_problem(raw, obj, n)) is not None:
+            problems.append(bad)
             continue
         rows.append((n, obj))
     return rows

@@ -28,14 +28,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from labkit.cases import Dataset, EvalCase, load_cases, unwritable
 from labkit.errors import ConfigError, DatasetError, Problem
 from labkit.io import (
-    SURROGATE_REASON,
     atomic_path,
     atomic_write_text,
     atomic_writer,
     iter_jsonl,
     loads_line,
-    may_hold_surrogate,
-    surrogate_field,
+    surrogate_problem,
 )
 from labkit.resultline import RESULT_DEFAULTS, STATUSES, check_line
 
@@ -92,8 +90,8 @@ def read_results_part(path: str | os.PathLike[str], span: tuple[int, int] | None
         except (ValueError, RecursionError) as e:  # an integer of thousands of digits, deep nesting
             problems.append(Problem(n, None, f"unreadable JSON: {type(e).__name__}: {str(e)[:80]}"))
             continue
-        if may_hold_surrogate(raw) and (bad := surrogate_field(obj)) is not None:  # (as a dataset line)
-            problems.append(Problem(n, bad, SURROGATE_REASON))
+        if (bad := surrogate_problem(raw, obj, n)) is not None:  # (as a dataset line)
+            problems.append(bad)
             continue
         res = check_line(obj, n, problems)
         if res is not None:
