@@ -16,6 +16,7 @@ production traffic is evaluated with :func:`labkit.scoring.score_run`.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -40,12 +41,15 @@ from labkit.resultline import RESULT_DEFAULTS, STATUSES, check_line
 if TYPE_CHECKING:
     import pandas as pd
 
+    from labkit.trace.redact import Redactor
+
 __all__ = [
     "MANIFEST_SCHEMA_VERSION",
     "RESULT_DEFAULTS",
     "STATUSES",
     "RunDir",
     "load_dataset",
+    "redact_manifest",
 ]
 
 MANIFEST = "manifest.json"
@@ -58,6 +62,51 @@ SNAPSHOT = "cases.jsonl"
 #: The manifest.json format the runner writes (docs/formats.md "manifest.json"); a manifest
 #: without ``schema_version`` is version 0, the first landing's.
 MANIFEST_SCHEMA_VERSION = 1
+
+#: What an HTTP header value becomes in manifest.json (any header may carry a credential).
+HEADER_PLACEHOLDER = "[REDACTED]"
+#: Manifest keys holding hashes and commits (never secrets, never rewritten).
+_MANIFEST_IDS = frozenset({"git_sha", "hash", "config_hash", "fingerprint", "locked_at", "finished_at"})
+
+
+def redact_manifest(manifest: Mapping[str, Any], settings: Mapping[str, Any] | Redactor | None = None) -> dict[str, Any]:
+    """manifest.json as it may be written (:meth:`RunDir.write_manifest`, every write): HTTP header
+    values masked, every other string through the redactor's full catalogue plus the run's extra
+    patterns (a manifest holds configs and paths, not content, so the run's content and type
+    choices do not apply to it). ``settings``: the run's ``redaction`` option, or the run's
+    redactor built from it."""
+    from labkit.trace.redact import Redactor
+
+    # only the extra patterns of the settings (validated with the run's config) apply
+    extra = (dict(settings.extra_patterns) if isinstance(settings, Redactor)
+             else settings.get("extra_patterns") if isinstance(settings, Mapping) else None)
+    out: dict[str, Any] = _manifest_redactor(json.dumps(extra, sort_keys=True)).redact(_headers_masked(dict(manifest)))
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _manifest_redactor(extra_patterns: str) -> Redactor:
+    """The manifest's redactor for a run's extra patterns (as JSON): built once in a process for
+    every write of a manifest (each build compiles the catalogue's gates)."""
+    from labkit.trace.redact import DEFAULT_SKIP_KEYS, Redactor
+
+    return Redactor.from_config({"extra_patterns": json.loads(extra_patterns),
+                                 "skip_keys": sorted(DEFAULT_SKIP_KEYS | _MANIFEST_IDS)})
+
+
+def _headers_masked(cfg: Any) -> Any:
+    if isinstance(cfg, dict):
+        out = {}
+        for k, v in cfg.items():
+            if k == "headers" and isinstance(v, dict):
+                out[k] = {str(h): HEADER_PLACEHOLDER for h in v}
+            else:
+                out[k] = _headers_masked(v)
+        return out
+    if isinstance(cfg, list):
+        return [_headers_masked(v) for v in cfg]
+    return cfg
+
 
 #: The results-line contract lives in labkit.resultline (one validator for the runner,
 #: the cache and this reader); these names are kept here for existing callers.
@@ -229,7 +278,12 @@ class RunDir:
         return "derived-" + hashlib.sha256(seed.encode()).hexdigest()[:32]
 
     def write_manifest(self, manifest: Mapping[str, Any]) -> None:
-        atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
+        """manifest.json written atomically, redacted with the settings it records (its
+        ``runner.redaction``: :func:`redact_manifest`) whoever writes it: the runner, scoring, a
+        resume (a path or a setting named by a secret pattern reaches the disk as its placeholder)."""
+        runner = manifest.get("runner")
+        shown = redact_manifest(manifest, runner.get("redaction") if isinstance(runner, dict) else None)
+        atomic_write_text(self.manifest_path, json.dumps(shown, indent=2, ensure_ascii=False, default=str) + "\n")
 
     def update_manifest(self, **fields: Any) -> dict[str, Any]:
         m = self.manifest

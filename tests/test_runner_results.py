@@ -262,10 +262,13 @@ def test_manifest_is_redacted(tmp_path: Path) -> None:
 def test_a_run_builds_its_redactor_once_and_off_its_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                           dataset: str) -> None:
     """The snapshot (of a dataset in memory) and the lines share the run's redactor; the manifest's
-    own, with its skip keys, is the other (each build compiles the catalogue's gates). Without a
+    own, with its skip keys, is the other, built once for every write of the manifest (each build
+    compiles the catalogue's gates). Without a
     snapshot to write, the run's is built once the first cases are in flight, not before them."""
+    from labkit.runs import _manifest_redactor
     from labkit.trace.redact import DEFAULT_SKIP_KEYS, Redactor
 
+    _manifest_redactor.cache_clear()  # (built once a process: an earlier test may have built it)
     built: list[Redactor] = []
     init = Redactor.__post_init__
 
@@ -297,7 +300,8 @@ def test_a_run_builds_its_redactor_once_and_off_its_start(tmp_path: Path, monkey
 ])
 def test_the_manifest_takes_only_the_extra_patterns_of_the_runs_settings(settings: dict[str, Any]) -> None:
     """From the settings or from the run's redactor: the full catalogue, the run's extra patterns."""
-    from labkit.runner.redaction import _MANIFEST_IDS, _headers_masked, redact_manifest, redactor
+    from labkit.runner.redaction import redactor
+    from labkit.runs import _MANIFEST_IDS, _headers_masked, redact_manifest
     from labkit.trace.redact import DEFAULT_SKIP_KEYS, Redactor
 
     manifest = {"git_sha": "4111111111111111", "run_id": "r",

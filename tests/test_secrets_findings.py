@@ -232,3 +232,50 @@ def test_the_judge_and_the_client_do_not_echo_a_pasted_key(pasted: str) -> None:
     for e in (judge_err.value, url_err.value):
         assert pasted[:6] not in str(e)
     assert "does not look like a variable name" in str(judge_err.value)
+
+
+# --- a dataset kept under a path that holds a secret (a home folder named by an e-mail) ------------
+
+ADDRESS = "jo.tester@example.com"
+
+
+def _run_under_address(tmp_path: Path) -> tuple[Path, Path]:
+    folder = tmp_path / ADDRESS
+    folder.mkdir()
+    ds = _dataset(folder, 3)
+    out = tmp_path / "run"
+    pipe = Path(__file__).resolve().parents[1] / "data" / "pipelines" / "baseline.yaml"
+    assert main(["run", "--dataset", str(ds), "--pipeline", str(pipe), "--out", str(out), "--quiet"]) == 0
+    return ds, out
+
+
+def test_a_dataset_path_holding_an_address_stays_off_every_file_the_run_and_its_scoring_write(
+        tmp_path: Path) -> None:
+    """The runner's manifest redacted the path, and scoring wrote it again, as given, in its record."""
+    _, out = _run_under_address(tmp_path)
+    assert main(["score", str(out), "--dataset", str(tmp_path / ADDRESS / "cases.jsonl"), "--n-boot", "50"]) == 0
+    files = _every_file(out)
+    assert "manifest.json" in files
+    assert [name for name, text in files.items() if ADDRESS in text] == []
+    assert json.loads(files["manifest.json"])["scoring"]["dataset"]["path"].count("[EMAIL]") == 1
+
+
+def test_a_run_whose_dataset_path_was_redacted_keeps_its_cases_and_rescores_and_resumes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Its manifest can name the dataset only redacted: the run keeps its cases beside it (as a
+    run of an in-memory dataset does), so `labkit score RUN` and `labkit run --resume RUN` find
+    them; before, both failed with "file not found" for the redacted path."""
+    ds, out = _run_under_address(tmp_path)
+    assert [line["id"] for line in map(json.loads, (out / "cases.jsonl").read_text().splitlines())] == [
+        json.loads(line)["id"] for line in ds.read_text().splitlines()]
+    assert main(["score", str(out), "--n-boot", "50"]) == 0
+    full = (out / "results.jsonl").read_text().splitlines(keepends=True)
+    (out / "results.jsonl").write_text(full[0])  # interrupted after the first case
+    man = json.loads((out / "manifest.json").read_text())
+    man.update(status="running", finished_at=None)
+    (out / "manifest.json").write_text(json.dumps(man))
+    capsys.readouterr()
+    assert main(["run", "--resume", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    assert [json.loads(line)["case_id"] for line in (out / "results.jsonl").read_text().splitlines()] == [
+        "c0", "c1", "c2"]
+    assert [name for name, text in _every_file(out).items() if ADDRESS in text] == []

@@ -13,7 +13,7 @@ from labkit.errors import ConfigError
 from labkit.gitinfo import git_sha
 from labkit.prereg import gate_lock_info
 from labkit.runner.config import RunnerConfig
-from labkit.runs import MANIFEST_SCHEMA_VERSION, SNAPSHOT
+from labkit.runs import MANIFEST_SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from labkit.pipelines import LoadedPipeline
@@ -52,8 +52,6 @@ def build_manifest(
         },
         "runner": cfg.to_dict(),
     }
-    if ds_path is None:
-        m["dataset"]["snapshot"] = SNAPSHOT
     if gate is not None:
         m["gate"] = gate
     return m

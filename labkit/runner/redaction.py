@@ -21,11 +21,7 @@ from labkit.patterns import TYPES
 if TYPE_CHECKING:
     from labkit.trace.redact import Redactor
 
-__all__ = ["HEADER_PLACEHOLDER", "check_redaction", "redact_manifest", "redact_snapshot", "redaction_from_flags", "redactor"]
-
-#: What an HTTP header value becomes in manifest.json (any header may carry a credential).
-HEADER_PLACEHOLDER = "[REDACTED]"
-
+__all__ = ["check_redaction", "redact_snapshot", "redaction_from_flags", "redactor"]
 
 def redactor(settings: Mapping[str, Any] | Redactor | None) -> Redactor:
     """The :class:`~labkit.trace.redact.Redactor` for a run's ``redaction`` option (a run's
@@ -78,40 +74,6 @@ def redaction_from_flags(
     if extra:
         out["extra_patterns"] = extra
     return out or None
-
-
-def _headers_masked(cfg: Any) -> Any:
-    if isinstance(cfg, dict):
-        out = {}
-        for k, v in cfg.items():
-            if k == "headers" and isinstance(v, dict):
-                out[k] = {str(h): HEADER_PLACEHOLDER for h in v}
-            else:
-                out[k] = _headers_masked(v)
-        return out
-    if isinstance(cfg, list):
-        return [_headers_masked(v) for v in cfg]
-    return cfg
-
-
-#: Manifest keys holding hashes and commits (never secrets, never rewritten).
-_MANIFEST_IDS = frozenset({"git_sha", "hash", "config_hash", "fingerprint", "locked_at", "finished_at"})
-
-
-def redact_manifest(manifest: Mapping[str, Any], settings: Mapping[str, Any] | Redactor | None = None) -> dict[str, Any]:
-    """manifest.json as it may be written: HTTP header values masked, every other string
-    through the redactor's full catalogue plus the run's extra patterns (a manifest holds
-    configs, not content, so the run's content and type choices do not apply to it).
-    ``settings``: the run's ``redaction`` option, or the run's redactor built from it."""
-    from labkit.trace.redact import DEFAULT_SKIP_KEYS, Redactor
-
-    skip = sorted(DEFAULT_SKIP_KEYS | _MANIFEST_IDS)
-    if isinstance(settings, Redactor):
-        red = Redactor(extra_patterns=dict(settings.extra_patterns), skip_keys=frozenset(skip))
-    else:  # only the extra patterns of the settings (validated with the run's config) apply
-        red = Redactor.from_config({"extra_patterns": (settings or {}).get("extra_patterns"), "skip_keys": skip})
-    out: dict[str, Any] = red.redact(_headers_masked(dict(manifest)))
-    return out
 
 
 def redact_snapshot(cases: list[dict[str, Any]], settings: Mapping[str, Any] | Redactor | None) -> str:

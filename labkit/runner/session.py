@@ -25,9 +25,9 @@ from labkit.runner.local import run_local
 from labkit.runner.lock import RunLock
 from labkit.runner.manifest import build_manifest, gate_info, spec_of
 from labkit.runner.progress import Progress
-from labkit.runner.redaction import redact_manifest, redactor
+from labkit.runner.redaction import redactor
 from labkit.runner.writer import Writer, line_head
-from labkit.runs import SNAPSHOT, RunDir, load_dataset, read_results
+from labkit.runs import SNAPSHOT, RunDir, load_dataset, read_results, redact_manifest
 from labkit.scoring import score_run
 
 if TYPE_CHECKING:
@@ -205,18 +205,27 @@ def run(
         _refuse_existing(rd)  # under the lock: two fresh runs into one folder cannot both pass
         rid = run_id or out.name
         gate = gate_info(gate_path)
+        manifest = build_manifest(ds, pipe, cfg, rid, spec=spec_of(pipeline, pipe), corpus_dir=corpus_dir,
+                                  gate=gate)
         red = None  # the run's redactor: built here for a snapshot, else once the first cases run
-        if ds.path is None:  # an in-memory dataset is kept beside the run, redacted like every file it writes
+        if _keeps_snapshot(manifest, cfg.redaction):  # redacted like every file the run writes
             from labkit.runner.redaction import redact_snapshot
 
             red = redactor(cfg.redaction)
             atomic_write_text(out / SNAPSHOT, redact_snapshot([c.to_dict() for c in ds], red))
-        manifest = build_manifest(ds, pipe, cfg, rid, spec=spec_of(pipeline, pipe), corpus_dir=corpus_dir,
-                                  gate=gate)
-        rd.write_manifest(redact_manifest(manifest, red if red is not None else cfg.redaction))
+            manifest["dataset"]["snapshot"] = SNAPSHOT
+        rd.write_manifest(manifest)
         rd.results_path.touch()
         rd.traces_path.touch()
         return complete(rd, ds, pipe, cfg, rid, finished=set(), score=score, k=k, corpus_dir=corpus_dir, red=red)
+
+
+def _keeps_snapshot(manifest: Mapping[str, Any], settings: Any) -> bool:
+    """Whether a run keeps its cases beside it (cases.jsonl), where a rescore and a resume find
+    them: a dataset in memory, and a file whose path its manifest can name only redacted (a
+    folder named by an e-mail address)."""
+    path = manifest["dataset"]["path"]
+    return path is None or redact_manifest({"dataset": {"path": path}}, settings)["dataset"]["path"] != path
 
 
 def compact_traces(rd: RunDir, min_bytes: int | None) -> dict[str, Any] | None:
