@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -168,15 +168,27 @@ def read_scores(path: str | Path) -> pd.DataFrame:
     return read_scores_csv(path)
 
 
-def _load_run(run_dir: str | Path) -> tuple[str, str | None, Any, pd.DataFrame]:
-    """A scored run's id, dataset fingerprint and judge (from its manifest, read once) and its scores."""
+class _Scored(NamedTuple):
+    """What a scored run brings to a comparison: its id, what its scoring record says it was
+    scored on (dataset fingerprint, judge, cut-off k; None when not recorded) and its scores."""
+
+    run_id: str
+    fingerprint: str | None
+    judge: Any
+    k: Any
+    scores: pd.DataFrame
+
+
+def _load_run(run_dir: str | Path) -> _Scored:
+    """A scored run (its manifest read once): the dataset it was *scored* on (``scoring.dataset``,
+    which ``labkit score --dataset`` may change; else the run's), its judge and k, its scores."""
     d = Path(run_dir)
     if not d.is_dir():
         raise RunDirError(f"{d}: not a run directory")
     scores = d / "scores.csv"
     if not scores.exists():
         raise RunDirError(f"{d}: no scores.csv; run `labkit score {d}` first")
-    run_id, fp, judge = d.name, None, None
+    run_id, fp, judge, k = d.name, None, None, None
     man = d / "manifest.json"
     if man.exists():
         try:
@@ -185,14 +197,15 @@ def _load_run(run_dir: str | Path) -> tuple[str, str | None, Any, pd.DataFrame]:
             raise RunDirError(f"{man}: malformed JSON at line {e.lineno}: {e.msg}") from None
         if isinstance(m, dict):
             run_id = str(m.get("run_id") or run_id)
-            ds = m.get("dataset")
-            if isinstance(ds, dict) and isinstance(ds.get("fingerprint"), str):
-                fp = ds["fingerprint"]
-            sc = m.get("scoring")
-            if isinstance(sc, dict) and sc.get("judge") is not None:
+            sc = m.get("scoring") if isinstance(m.get("scoring"), dict) else {}
+            for ds in (sc.get("dataset"), m.get("dataset")):
+                if fp is None and isinstance(ds, dict) and isinstance(ds.get("fingerprint"), str):
+                    fp = ds["fingerprint"]
+            if sc.get("judge") is not None:
                 from labkit.scoring import judge_info
 
                 judge = judge_info(sc["judge"])  # (a judge recorded by name reads as the one it names)
+            k = sc.get("k")
     df = read_scores(scores)
     if "case_id" not in df.columns:
         raise RunDirError(f"{scores}: no case_id column")
@@ -201,7 +214,7 @@ def _load_run(run_dir: str | Path) -> tuple[str, str | None, Any, pd.DataFrame]:
         more = f" and {len(dup) - 5} more" if len(dup) > 5 else ""
         raise RunDirError(f"{scores}: duplicate case_id {', '.join(map(repr, dup[:5]))}{more}: "
                           f"one row per case; rescore with labkit score {d}")
-    return run_id, fp, judge, df
+    return _Scored(run_id, fp, judge, k, df)
 
 
 def _schema_version(run_dir: str | Path) -> int | None:
@@ -447,13 +460,12 @@ def compare_runs(
     from labkit.scoring import verify_scored
 
     # both runs' files must be what their scoring wrote (docs/formats.md, "The scoring record")
-    notes = [n for n in (verify_scored(baseline), verify_scored(variant)) if n]
-    bid, bfp, bjudge, bdf = _load_run(baseline)
-    vid, vfp, vjudge, vdf = _load_run(variant)
-    if bjudge is not None and vjudge is not None and bjudge != vjudge:  # the delta would measure the judge
-        raise CompareError(f"cannot compare {baseline} and {variant}: scored by different judges "
-                           f"({json.dumps(bjudge, sort_keys=True)} vs {json.dumps(vjudge, sort_keys=True)}); "
-                           f"rescore both with the same judge (labkit score RUN --judge ...)")
+    verify_scored(baseline)
+    verify_scored(variant)
+    b, v = _load_run(baseline), _load_run(variant)
+    _refuse_unlike(baseline, variant, b, v)
+    bid, bfp, bdf = b.run_id, b.fingerprint, b.scores
+    vid, vfp, vdf = v.run_id, v.fingerprint, v.scores
     bids, vids = set(bdf["case_id"].astype(str)), set(vdf["case_id"].astype(str))
     shared = bids & vids
     dropped = len(bids | vids) - len(shared)
@@ -475,7 +487,19 @@ def compare_runs(
         dropped=dropped if align else None, count_absent=not align,
     )
     versions = {"baseline": _schema_version(baseline), "variant": _schema_version(variant)}
-    return replace(comp, metrics_schema_version=versions, notes=[*comp.notes, *notes])
+    return replace(comp, metrics_schema_version=versions)
+
+
+def _refuse_unlike(baseline: str | Path, variant: str | Path, b: _Scored, v: _Scored) -> None:
+    """A CompareError for runs scored by different judges or at different cut-offs: the delta
+    would measure the scoring, not the pipeline."""
+    if b.judge is not None and v.judge is not None and b.judge != v.judge:
+        raise CompareError(f"cannot compare {baseline} and {variant}: scored by different judges "
+                           f"({json.dumps(b.judge, sort_keys=True)} vs {json.dumps(v.judge, sort_keys=True)}); "
+                           f"rescore both with the same judge (labkit score RUN --judge ...)")
+    if b.k is not None and v.k is not None and b.k != v.k:
+        raise CompareError(f"cannot compare {baseline} and {variant}: scored at different cut-offs (k={b.k} vs "
+                           f"k={v.k}); rescore both at the same one (labkit score RUN --k K)")
 
 
 __all__: Sequence[str] = ["Comparison", "MetricDelta", "compare_frames", "compare_runs", "read_scores"]

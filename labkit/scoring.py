@@ -38,32 +38,28 @@ __all__ = ["SCORED_FILES", "resolve_corpus", "score_results", "score_run", "veri
 SCORED_FILES = (RESULTS, SCORES, METRICS)
 
 
-def verify_scored(run_dir: str | os.PathLike[str] | RunDir) -> str:
-    """Check a run's files against the hashes its scoring recorded; ``""`` when they match.
+def verify_scored(run_dir: str | os.PathLike[str] | RunDir) -> None:
+    """Check a run's files against the hashes its scoring recorded (docs/formats.md "The scoring
+    record").
 
-    Raises RunDirError when a file differs from its recorded hash, and when a manifest labkit
-    wrote (it holds a ``schema_version``) records no hashes: every labkit records them, so the
-    record was deleted, and forged scores.csv and metrics.json would be judged as scored. A run
-    without such a manifest (written by hand, or its manifest deleted) gets a note instead: it
-    can be judged, not verified, and every gate output says so.
+    Raises RunDirError when a file differs from its recorded hash, and when the run records no
+    hashes at all (the record or the whole manifest deleted, or a run written by hand): forged
+    scores.csv and metrics.json would be judged as scored. ``labkit score RUN`` writes the record.
     """
     rd = RunDir(run_dir)
     man = rd.manifest
     sc = man.get("scoring")
     rec = sc.get("sha256") if isinstance(sc, Mapping) else None
     if not isinstance(rec, Mapping):
-        if "schema_version" in man:
-            raise RunDirError(f"{rd.path}: the run's manifest records no hashes of its scored files (the "
-                              f"record was deleted): its scores.csv and metrics.json cannot be verified; "
-                              f"rescore with labkit score {rd.path}")
-        return (f"run {rd.path} has no manifest recording its scoring (written by hand, or its manifest "
-                f"deleted): its scores.csv and metrics.json cannot be verified; rescore with labkit score {rd.path}")
+        why = ("its manifest records no hashes of its scored files (the record was deleted)" if man else
+               "it has no manifest recording its scoring (written by hand, or its manifest deleted)")
+        raise RunDirError(f"{rd.path}: {why}: its scores.csv and metrics.json cannot be verified; "
+                          f"rescore with labkit score {rd.path}")
     changed = [name for name in SCORED_FILES
                if not (rd.path / name).is_file() or file_hash(rd.path / name) != rec.get(name)]
     if changed:
         raise RunDirError(f"{rd.path}: run files changed after scoring: rescore with labkit score {rd.path} "
                           f"({', '.join(changed)} differ from the hashes scoring recorded)")
-    return ""
 
 
 def resolve_corpus(corpus: Any, rd: RunDir) -> Any:

@@ -11,8 +11,9 @@ import pytest
 from labkit.cases import EvalCase
 from labkit.commands.compare import cmd_compare, register
 from labkit.compare import compare_runs
-from labkit.errors import LabkitError
-from labkit.metrics import score_cases
+from labkit.cases import save_cases
+from labkit.errors import LabkitError, RunDirError
+from labkit.scoring import score_run
 
 N = 60
 CTX = "Expired API keys are reissued in the security portal after identity verification."
@@ -43,11 +44,24 @@ def _results(cases: list[EvalCase], bad: set[int] = frozenset(), seed: int = 0) 
     return out
 
 
-def _write_run(path, run_id, cases, results, fingerprint="fp-1"):
+def _write_run(path, run_id, cases, results):
+    """A run directory as recorded traffic is: results.jsonl beside its dataset, scored by labkit
+    score (which writes the scoring record compare verifies)."""
     path.mkdir(parents=True)
-    score_cases(cases, results).to_csv(path / "scores.csv", index=False)
-    (path / "manifest.json").write_text(json.dumps({"run_id": run_id, "dataset": {"fingerprint": fingerprint}}))
+    ds = save_cases(cases, path.parent / f"{path.name}-dataset.jsonl")
+    (path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in results))
+    (path / "manifest.json").write_text(json.dumps({"run_id": run_id}))
+    score_run(path, str(ds), n_boot=100)
     return path
+
+
+def _rehash(run) -> None:
+    """The scoring record of a run whose metrics.json a labkit of another layout wrote."""
+    from labkit.io import file_hash
+
+    man = json.loads((run / "manifest.json").read_text())
+    man["scoring"]["sha256"]["metrics.json"] = file_hash(run / "metrics.json")
+    (run / "manifest.json").write_text(json.dumps(man))
 
 
 def test_planted_regression_detected(tmp_path):
@@ -116,9 +130,9 @@ def test_same_seed_same_result(tmp_path):
 
 def test_fingerprint_mismatch_refused_then_aligned(tmp_path):
     cases = _cases()
-    base = _write_run(tmp_path / "a", "a", cases, _results(cases), fingerprint="fp-1")
+    base = _write_run(tmp_path / "a", "a", cases, _results(cases))
     fewer = [*cases[:50], EvalCase(id="new-1", question="other")]
-    var = _write_run(tmp_path / "b", "b", fewer, _results(fewer), fingerprint="fp-2")
+    var = _write_run(tmp_path / "b", "b", fewer, _results(fewer))
     with pytest.raises(LabkitError, match="--align"):
         compare_runs(base, var)
     d = compare_runs(base, var, align=True).to_dict()
@@ -168,10 +182,13 @@ def test_compare_reports_each_runs_metrics_schema_version_and_is_keyword_only(tm
     var = _write_run(tmp_path / "var", "run-var", cases, _results(cases))
     (base / "metrics.json").write_text(json.dumps({"n_cases": 20, "metrics": {}}))  # first landing: no key
     (var / "metrics.json").write_text(json.dumps({"schema_version": 1, "n_cases": 20, "metrics": {}}))
+    _rehash(base)
+    _rehash(var)
     d = compare_runs(base, var, n_boot=200).to_dict()
     assert d["metrics_schema_version"] == {"baseline": 0, "variant": 1}
-    (var / "metrics.json").unlink()
-    assert compare_runs(base, var, n_boot=200).to_dict()["metrics_schema_version"]["variant"] is None
+    (var / "metrics.json").unlink()  # a scored file gone: not what scoring wrote
+    with pytest.raises(RunDirError, match="metrics.json differ"):
+        compare_runs(base, var, n_boot=200)
     with pytest.raises(TypeError):
         Comparison("b", "v", 0, {}, [])  # type: ignore[misc]
     with pytest.raises(TypeError):

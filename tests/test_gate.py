@@ -88,6 +88,7 @@ def test_a_run_whose_metrics_do_not_count_missing_cases_is_not_judged_blind(tmp_
     m = json.loads((run / "metrics.json").read_text())
     del m["n_missing"]  # written by hand, or by a labkit that did not count them
     (run / "metrics.json").write_text(json.dumps(m))
+    _recorded(run)
     cov = next(c for c in MODULE_GATE.evaluate(run).checks if c.kind == "coverage")
     assert not cov.passed and "labkit score" in cov.reason
 
@@ -165,6 +166,22 @@ def _hand_run(tmp_path, created_at, gate_hash=None):
     (run / "metrics.json").write_text(json.dumps(metrics_json(
         faithfulness=(0.9, 0.85, 0.95, 20, 0), retrieval_hit_rate=(0.9, 0.8, 1.0, 20, 0),
         latency_p95_ms=(3000, 2800, 3200, 20, 0), cost_per_success=(0.01, 0.008, 0.012, 20, 0))))
+    return _recorded(run)
+
+
+def _recorded(run):
+    """A run of hand-made metrics with the scoring record labkit score writes (the hashes of its
+    files, the judge the gate declares none of): what a gate verifies before it judges, simulated
+    here so that the gate's own logic is tested on chosen figures."""
+    from labkit.io import file_hash
+    from labkit.scoring import SCORED_FILES
+
+    for name in ("results.jsonl", "scores.csv"):
+        if not (run / name).exists():
+            (run / name).write_text("")
+    man = json.loads((run / "manifest.json").read_text())
+    man["scoring"] = {"sha256": {name: file_hash(run / name) for name in SCORED_FILES}}
+    (run / "manifest.json").write_text(json.dumps(man))
     return run
 
 

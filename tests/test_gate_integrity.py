@@ -266,10 +266,11 @@ def _unhashed(run: Path) -> None:
 
 
 @pytest.mark.parametrize("how", ["hashes deleted", "manifest deleted"])
-def test_a_run_whose_scoring_record_is_gone_is_refused_or_judged_with_a_note(runs, tmp_path, capsys, how):
+def test_a_run_whose_scoring_record_is_gone_is_refused(runs, tmp_path, capsys, how):
     """Without the hashes scoring recorded, forged scores.csv and metrics.json would be judged as
-    scored: deleting the record passed a failing run as pre-registered. A run whose manifest is gone
-    is judged with its note and no pre-registration. Rescoring makes either whole."""
+    scored: deleting the record passed a failing run as pre-registered, and deleting the whole
+    manifest passed it with a note (docs/formats.md "The scoring record": refused, exit 2).
+    Rescoring makes either whole."""
     run = _copy(runs / "variant", tmp_path / "variant")
     if how == "hashes deleted":
         _unhashed(run)
@@ -280,16 +281,41 @@ def test_a_run_whose_scoring_record_is_gone_is_refused_or_judged_with_a_note(run
         if isinstance(m, dict) and isinstance(m.get("value"), float) and m.get("direction") == "higher":
             m["value"] = 1.0
     (run / "metrics.json").write_text(json.dumps(metrics))
-    if how == "manifest deleted":  # judged, never silently: no pre-registration, and the note in every output
-        _, rep = _gate_json(capsys, "--config", SHIPPED_GATE, str(run), "--baseline", str(runs / "baseline"))
-        assert rep["pre_registration"]["status"] != "pre_registered"
-        assert any("cannot be verified" in n and f"labkit score {run}" in n for n in rep["notes"]), rep["notes"]
-        return
     for cmd in (["gate", "--config", SHIPPED_GATE, str(run), "--baseline", str(runs / "baseline")],
+                ["gate", "--config", SHIPPED_GATE, str(run), "--thresholds-only"],
                 ["compare", str(runs / "baseline"), str(run)]):
         assert main(cmd) == 2
         err = _one_line_error(capsys)
         assert "cannot be verified" in err and f"labkit score {run}" in err, err
+    assert main(["score", str(run), "--dataset", GOLDEN]) == 0  # rescored: whole again, and judged
+    assert main(["gate", "--config", SHIPPED_GATE, str(run), "--baseline", str(runs / "baseline")]) == 1
+
+
+def test_runs_scored_at_different_cut_offs_are_not_compared(runs, tmp_path, capsys):
+    """precision_at_k at k=1 against k=5 is no change of the pipeline: the same run rescored at k=1
+    was a regression (and the other way round an improvement)."""
+    run = _copy(runs / "baseline", tmp_path / "baseline-k1")
+    assert main(["score", str(run), "--k", "1"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(runs / "baseline"), str(run)]) == 2
+    err = _one_line_error(capsys)
+    assert "different cut-offs (k=5 vs k=1)" in err and "--k" in err, err
+
+
+def test_a_run_rescored_on_another_dataset_is_compared_as_scored(runs, tmp_path, capsys):
+    """compare read the dataset the run was made on, not the one it was scored on: phrases
+    relabelled in a copy of the dataset made a 'regression' of the same answers."""
+    relabelled = tmp_path / "relabelled.jsonl"
+    lines = [json.loads(ln) for ln in Path(GOLDEN).read_text(encoding="utf-8").splitlines()]
+    for c in lines:
+        if c.get("must_include"):
+            c["must_include"] = ["zzz-never-in-answer"]
+    relabelled.write_text("".join(json.dumps(c) + "\n" for c in lines), encoding="utf-8")
+    run = _copy(runs / "baseline", tmp_path / "baseline-relabelled")
+    assert main(["score", str(run), "--dataset", str(relabelled)]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(runs / "baseline"), str(run)]) == 2
+    assert "different dataset fingerprints" in _one_line_error(capsys)
 
 
 def test_a_duplicate_case_in_scores_is_an_input_error(runs, tmp_path, capsys):

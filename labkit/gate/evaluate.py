@@ -72,9 +72,9 @@ def _check(c: Check, metrics: Mapping[str, Any], kind: str, slice_key: str | Non
                        passed=ok, reason=why, statistic=c.statistic, slice=slice_key, n=n, min_n=min_n)
 
 
-def _target(target: Any) -> tuple[Mapping[str, Any], Any, str | None, str]:
-    """(metrics, run directory or None, run id, note) of what a gate judges; a run's files are
-    checked against its scoring record first (the note says when it records none)."""
+def _target(target: Any) -> tuple[Mapping[str, Any], Any, str | None]:
+    """(metrics, run directory or None, run id) of what a gate judges; a run's files are checked
+    against its scoring record first (refused when they differ or it records none)."""
     from labkit.runs import RunDir
     from labkit.scoring import verify_scored
 
@@ -85,17 +85,17 @@ def _target(target: Any) -> tuple[Mapping[str, Any], Any, str | None, str]:
         run = RunDir(target)
     if run is None:
         if isinstance(target, Mapping):
-            return target, None, None, ""
+            return target, None, None
         raise ConfigError(f"cannot evaluate a gate on {type(target).__name__}")
     if not run.path.is_dir():
         raise ConfigError("run directory not found", path=str(run.path))
     if not run.metrics_path.is_file():
         raise ConfigError(f"no metrics.json: score the run first (labkit score {run.path})", path=str(run.path))
-    note = verify_scored(run)
+    verify_scored(run)
     metrics = run.metrics()
     if not metrics:
         raise ConfigError(f"no metrics.json: score the run first (labkit score {run.path})", path=str(run.path))
-    return metrics, run, run.run_id, note
+    return metrics, run, run.run_id
 
 
 def _imported_note(run: Any) -> list[str]:
@@ -137,7 +137,7 @@ def evaluate_gate(
     seed: int = 0,
 ) -> GateReport:
     """Judge a run directory, a metrics.json mapping or a plain {metric: value} dict."""
-    metrics, run, run_id, unverified = _target(target)
+    metrics, run, run_id = _target(target)
     version = metrics_schema_version(metrics) if isinstance(metrics.get("metrics"), dict) else None
     budget = gate.unmeasured_max_rate or 0.0
     results = [_check(c, metrics, "absolute", budget=budget) for c in gate.checks] + _slices(gate, metrics, budget)
@@ -147,8 +147,7 @@ def evaluate_gate(
         results.append(cov)
     if gate.unmeasured_max_rate is not None:
         results.extend(_unmeasured(gate, metrics))
-    notes = [unverified] if unverified else []
-    notes.extend(_imported_note(run))
+    notes = _imported_note(run)
     if gate.regression:
         results.extend(_regressions(gate, run, baseline, seed))
     elif baseline is not None:
@@ -174,7 +173,7 @@ def _judge_check(gate: Gate, run: Any) -> CheckResult | None:
     """A failing check when the run was scored by another judge than the gate declares (its
     ``judge:``, the default lexical judge when it names none): a threshold measured by a more
     lenient judge is not the threshold declared. None when it was, or when no judge is recorded
-    (a run without a scoring record, judged with a note)."""
+    (a scoring record written before judges were recorded)."""
     import json
 
     from labkit.scoring import judge_info
