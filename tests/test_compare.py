@@ -8,10 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from labkit.cases import EvalCase
+from labkit.cases import EvalCase, save_cases
 from labkit.commands.compare import cmd_compare, register
 from labkit.compare import compare_runs
-from labkit.cases import save_cases
 from labkit.errors import LabkitError, RunDirError
 from labkit.scoring import score_run
 
