@@ -186,7 +186,7 @@ def test_compare_reports_each_runs_metrics_schema_version_and_is_keyword_only(tm
     d = compare_runs(base, var, n_boot=200).to_dict()
     assert d["metrics_schema_version"] == {"baseline": 0, "variant": 1}
     (var / "metrics.json").unlink()  # a scored file gone: not what scoring wrote
-    with pytest.raises(RunDirError, match="metrics.json differ"):
+    with pytest.raises(RunDirError, match=r"metrics\.json differ"):
         compare_runs(base, var, n_boot=200)
     with pytest.raises(TypeError):
         Comparison("b", "v", 0, {}, [])  # type: ignore[misc]
