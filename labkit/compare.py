@@ -197,7 +197,8 @@ def _load_run(run_dir: str | Path) -> _Scored:
             raise RunDirError(f"{man}: malformed JSON at line {e.lineno}: {e.msg}") from None
         if isinstance(m, dict):
             run_id = str(m.get("run_id") or run_id)
-            sc = m.get("scoring") if isinstance(m.get("scoring"), dict) else {}
+            got = m.get("scoring")
+            sc: dict[str, Any] = got if isinstance(got, dict) else {}
             for ds in (sc.get("dataset"), m.get("dataset")):
                 if fp is None and isinstance(ds, dict) and isinstance(ds.get("fingerprint"), str):
                     fp = ds["fingerprint"]
