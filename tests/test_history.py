@@ -126,15 +126,13 @@ def test_index_is_incremental(runs: dict[str, Path], tmp_path: Path, monkeypatch
     monkeypatch.setattr(history_index, "_read_run", counting)
     again = update_index(runs.values(), db)
     assert len(again.unchanged) == 5 and reads == []  # nothing re-read
-    m = json.loads((runs["r2"] / "metrics.json").read_text())
-    m["metrics"]["faithfulness"]["value"] = 0.5
-    (runs["r2"] / "metrics.json").write_text(json.dumps(m))
+    _rescore_with_bad(runs["r2"])  # its results changed and scored again
     third = update_index(runs.values(), db)
     assert [Path(p).name for p in third.updated] == ["r2"] and reads == ["r2"] and len(third.unchanged) == 4
     con = history_index.connect(db)
     got = con.execute("SELECT value FROM metrics WHERE metric = 'faithfulness' AND path = ?",
                       [str(runs["r2"].resolve())]).fetchone()
-    assert got == (0.5,)
+    assert got == (json.loads((runs["r2"] / "metrics.json").read_text())["metrics"]["faithfulness"]["value"],)
 
 
 def test_changed_run_drops_its_cached_comparisons(runs: dict[str, Path], tmp_path: Path) -> None:
@@ -288,3 +286,92 @@ def test_no_scored_run_among_the_paths_is_exit_2_not_a_vacuous_pass(tmp_path: Pa
     code = main(["history", str(tmp_path / "notarun"), "--index", str(tmp_path / "h.duckdb"), "--fail-on-regression"])
     err = capsys.readouterr().err
     assert code == 2 and "no scored run" in err and "notarun" in err and "Traceback" not in err
+
+
+# --- a history is a verdict over runs: nothing it could not check reads as "no regression" ------------
+
+
+def _forge_better(run: Path) -> None:
+    """scores.csv and metrics.json edited to the best faithfulness they can hold."""
+    import pandas as pd
+
+    scores = pd.read_csv(run / "scores.csv", dtype={"case_id": str})
+    scores["faithfulness"] = 1.0
+    scores.to_csv(run / "scores.csv", index=False)
+    m = json.loads((run / "metrics.json").read_text())
+    m["metrics"]["faithfulness"].update(value=1.0, ci_low=1.0, ci_high=1.0)
+    (run / "metrics.json").write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize("edit", ["scores and metrics", "scores only, indexed before"])
+def test_a_run_whose_files_changed_after_scoring_is_refused_not_judged(
+        runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: str) -> None:
+    """Forged scores made the planted regression of r3 vanish (and an index that held the pair
+    before an edit of scores.csv reused its comparison); the run is named, and
+    --fail-on-regression fails."""
+    from labkit.cli import main
+
+    db = str(tmp_path / "h.duckdb")
+    paths = [str(runs[n]) for n in ("r1", "r2", "r3")]
+    if edit == "scores only, indexed before":
+        assert main(["history", *paths, "--index", db]) == 0
+        import pandas as pd
+
+        scores = pd.read_csv(runs["r3"] / "scores.csv", dtype={"case_id": str})
+        scores["faithfulness"] = 1.0
+        scores.to_csv(runs["r3"] / "scores.csv", index=False)
+    else:
+        _forge_better(runs["r3"])
+    capsys.readouterr()
+    assert main(["history", *paths, "--index", db, "--fail-on-regression"]) == 1
+    out = capsys.readouterr().out
+    assert "no metric regressed" not in out
+    assert f"{runs['r3']}: run files changed after scoring" in out, out
+
+
+def test_a_pair_that_cannot_be_compared_is_no_verdict(runs: dict[str, Path], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """r3 rescored with a lenient judge: its pair with r2 cannot be compared, and the history said
+    "no metric regressed" and exited 0 under --fail-on-regression."""
+    from labkit.cli import main
+
+    lenient = tmp_path / "lenient.yaml"
+    lenient.write_text("type: lexical\nthreshold: 0.01\n")
+    assert main(["score", str(runs["r3"]), "--judge", str(lenient), "--n-boot", "200"]) == 0
+    capsys.readouterr()
+    paths = [str(runs[n]) for n in ("r1", "r2", "r3")]
+    assert main(["history", *paths, "--index", str(tmp_path / "h.duckdb"), "--fail-on-regression"]) == 1
+    out = capsys.readouterr().out
+    assert "no metric regressed" not in out
+    assert "r3: not compared with r2" in out and "different judges" in out
+
+
+def test_the_gate_column_is_the_gate_on_the_run(runs: dict[str, Path], tmp_path: Path) -> None:
+    """The column judged metrics.json alone: a run scored by another judge than the gate declares
+    read "pass" where `labkit gate --thresholds-only` fails it."""
+    from labkit.cli import main
+
+    gate = tmp_path / "gate.yaml"
+    gate.write_text('version: 1\nname: g\nchecks:\n  - {metric: faithfulness, op: ">=", threshold: 0.5}\n')
+    assert main(["gate", "--config", str(gate), str(runs["r2"]), "--thresholds-only"]) == 0
+    lenient = tmp_path / "lenient.yaml"
+    lenient.write_text("type: lexical\nthreshold: 0.01\n")
+    assert main(["score", str(runs["r2"]), "--judge", str(lenient), "--n-boot", "200"]) == 0
+    assert main(["gate", "--config", str(gate), str(runs["r2"]), "--thresholds-only"]) == 1
+    h = build_history([runs["r2"]], index=tmp_path / "h.duckdb", gate=gate)
+    row = h.runs.to_dict("records")[0]
+    assert not bool(row["gate_passed"]) and "judge" in row["gate_failed"]
+
+
+def test_an_incomplete_run_is_named(runs: dict[str, Path], tmp_path: Path) -> None:
+    """A run killed part way (its manifest still says running) and scored on the cases it has was
+    read as any other run, its missing cases unsaid."""
+    lines = (runs["r2"] / "results.jsonl").read_text().splitlines(keepends=True)
+    (runs["r2"] / "results.jsonl").write_text("".join(lines[:20]))
+    man = json.loads((runs["r2"] / "manifest.json").read_text())
+    man["status"] = "running"
+    (runs["r2"] / "manifest.json").write_text(json.dumps(man))
+    score_run(runs["r2"], n_boot=200)
+    h = build_history([runs["r1"], runs["r2"]], index=tmp_path / "h.duckdb")
+    assert any(n.startswith("r2 is incomplete: status running, 40 of 60 cases without a result") for n in h.notes), \
+        h.notes

@@ -28,7 +28,7 @@ def register(sub: Any) -> None:
                    "retrieval_hit_rate, latency_p95_ms, cost_per_success)")
     p.add_argument("--seed", type=int, default=0, help="seed of the paired comparisons")
     p.add_argument("--json", action="store_true", help="print the history as JSON")
-    p.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any metric regressed")
+    p.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any metric regressed, or a run or pair could not be checked")
     p.set_defaults(handler=cmd_history)
 
 
@@ -48,4 +48,4 @@ def cmd_history(args: argparse.Namespace) -> int:
         raise ConfigError(f"no scored run among the {len(args.runs)} path(s) given" + (f" ({why})" if why else ""),
                           field="RUNS")
     print(h.to_json() if args.json else h.to_text(metrics))
-    return 1 if args.fail_on_regression and h.regressions else 0
+    return 1 if args.fail_on_regression and (h.regressions or h.unchecked) else 0

@@ -31,14 +31,15 @@ from labkit.errors import ConfigError, RunDirError
 from labkit.trace.redact import Redactor
 
 #: the layout of the index file; a file of another version is rebuilt, not misread
-INDEX_SCHEMA_VERSION = 1
+INDEX_SCHEMA_VERSION = 2
 
 _DDL = (
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
     "CREATE TABLE IF NOT EXISTS runs (path VARCHAR PRIMARY KEY, run_id VARCHAR, created_at VARCHAR, "
     "dataset_fingerprint VARCHAR, dataset_path VARCHAR, n_cases INTEGER, pipeline VARCHAR, "
     "prompt_version VARCHAR, model VARCHAR, config_hash VARCHAR, metrics_schema_version INTEGER, "
-    "gate VARCHAR, gate_passed BOOLEAN, gate_failed VARCHAR, files_hash VARCHAR, indexed_at VARCHAR)",
+    "gate VARCHAR, gate_passed BOOLEAN, gate_failed VARCHAR, status VARCHAR, n_missing INTEGER, "
+    "files_hash VARCHAR, indexed_at VARCHAR)",
     "CREATE TABLE IF NOT EXISTS metrics (path VARCHAR, metric VARCHAR, stage VARCHAR, direction VARCHAR, "
     "value DOUBLE, ci_low DOUBLE, ci_high DOUBLE, n INTEGER, interval VARCHAR)",
     "CREATE TABLE IF NOT EXISTS comparisons (pair_key VARCHAR, base_path VARCHAR, path VARCHAR, "
@@ -50,12 +51,14 @@ _DDL = (
 @dataclass(kw_only=True)
 class IndexUpdate:
     """What one update did: run paths added, updated (changed files), unchanged (not re-read),
-    and the paths skipped with the reason (not a scored run directory)."""
+    the paths skipped with the reason (not a scored run directory), and the scored runs refused
+    with the reason (files that are not what their scoring wrote: never in the index)."""
 
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
 
     @property
     def paths(self) -> list[str]:
@@ -64,7 +67,8 @@ class IndexUpdate:
     def summary(self) -> str:
         s = (f"index: {len(self.added)} run(s) added, {len(self.updated)} updated, "
              f"{len(self.unchanged)} unchanged")
-        return s + (f", {len(self.skipped)} path(s) skipped (not a scored run)" if self.skipped else "")
+        s += f", {len(self.skipped)} path(s) skipped (not a scored run)" if self.skipped else ""
+        return s + (f", {len(self.refused)} run(s) refused (not verified)" if self.refused else "")
 
 
 def connect(db_path: str | os.PathLike[str]) -> Any:
@@ -89,11 +93,16 @@ def connect(db_path: str | os.PathLike[str]) -> Any:
 
 
 def files_hash(run_dir: Path, gate_hash: str | None) -> str:
-    """sha256 over manifest.json, metrics.json and the gate file's hash: what the index key covers."""
+    """sha256 over manifest.json, the files scoring read and wrote (results.jsonl, scores.csv,
+    metrics.json) and the gate file's hash: what the index key covers, so that a run whose scores
+    change is read (and verified) again, and its cached comparisons are not reused."""
+    from labkit.io import file_hash
+    from labkit.scoring import SCORED_FILES
+
     h = hashlib.sha256()
-    for name in ("manifest.json", "metrics.json"):
+    for name in ("manifest.json", *SCORED_FILES):
         f = run_dir / name
-        h.update(name.encode() + b"\0" + (f.read_bytes() if f.is_file() else b"") + b"\0")
+        h.update(name.encode() + b"\0" + (file_hash(f).encode() if f.is_file() else b"") + b"\0")
     h.update((gate_hash or "").encode())
     return h.hexdigest()
 
@@ -115,7 +124,8 @@ def _mapping(x: Any) -> Mapping[str, Any]:
 
 
 def _run_row(path: str, rd: Any, man: Mapping[str, Any], version: int) -> dict[str, Any]:
-    ds = _mapping(man.get("dataset"))
+    scoring = _mapping(man.get("scoring"))
+    ds = _mapping(scoring.get("dataset")) or _mapping(man.get("dataset"))  # (the dataset it was scored on)
     pipe = _mapping(man.get("pipeline"))
     cfg = _mapping(pipe.get("config"))
     model = _mapping(cfg.get("model"))
@@ -125,16 +135,20 @@ def _run_row(path: str, rd: Any, man: Mapping[str, Any], version: int) -> dict[s
         "n_cases": ds.get("n_cases") if isinstance(ds.get("n_cases"), int) else None,
         "pipeline": _str(pipe.get("name")), "prompt_version": _str(cfg.get("prompt_version")),
         "model": _str(model.get("name")) or _str(cfg.get("model")), "config_hash": _str(pipe.get("config_hash")),
-        "metrics_schema_version": version,
+        "metrics_schema_version": version, "status": _str(man.get("status")),
+        "n_missing": scoring.get("n_missing") if isinstance(scoring.get("n_missing"), int) else None,
     }
 
 
 def _read_run(path: str, gate: Any) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
-    """The runs row and the metrics rows of one scored run directory (parsed: the costly part)."""
+    """The runs row and the metrics rows of one scored run directory (parsed: the costly part);
+    a RunDirError when its files are not what its scoring wrote."""
     from labkit.metrics.schema import metrics_schema_version
     from labkit.runs import RunDir
+    from labkit.scoring import verify_scored
 
     rd = RunDir(path)
+    verify_scored(rd)
     man = rd.manifest
     metrics = rd.metrics()
     version = metrics_schema_version(metrics, path=str(rd.metrics_path))
@@ -148,7 +162,7 @@ def _read_run(path: str, gate: Any) -> tuple[dict[str, Any], list[tuple[Any, ...
                           e.get("n") if isinstance(e.get("n"), int) else None, _str(e.get("interval"))))
     row.update(gate=None, gate_passed=None, gate_failed=None)
     if gate is not None:
-        rep = gate.thresholds_only().evaluate(metrics)
+        rep = gate.thresholds_only().evaluate(rd)  # (as labkit gate --thresholds-only: the judge checked too)
         row.update(gate=gate.name, gate_passed=bool(rep.passed), gate_failed="; ".join(c.name for c in rep.failed))
     return Redactor().redact(row), mrows  # a secret pasted into a manifest field stays off the index
 
@@ -196,7 +210,12 @@ def update_index(
             if old is not None and old[0] == key:
                 out.unchanged.append(path)
                 continue
-            row, mrows = _read_run(path, g)
+            try:
+                row, mrows = _read_run(path, g)
+            except RunDirError as e:
+                out.refused[str(p)] = str(e)
+                _forget(con, path)
+                continue
             row.update(files_hash=key, indexed_at=datetime.now(UTC).isoformat(timespec="seconds"))
             _replace(con, row, mrows)
             (out.added if old is None else out.updated).append(path)
@@ -205,13 +224,18 @@ def update_index(
     return out
 
 
+def _forget(con: Any, path: str) -> None:
+    """A run's rows and the comparisons it is in, out of the index (a run refused now)."""
+    for sql in ("DELETE FROM runs WHERE path = ?", "DELETE FROM metrics WHERE path = ?",
+                "DELETE FROM comparisons WHERE path = ? OR base_path = ?"):
+        con.execute(sql, [path] * sql.count("?"))
+
+
 def _replace(con: Any, row: Mapping[str, Any], mrows: list[tuple[Any, ...]]) -> None:
     path = row["path"]
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("DELETE FROM runs WHERE path = ?", [path])
-        con.execute("DELETE FROM metrics WHERE path = ?", [path])
-        con.execute("DELETE FROM comparisons WHERE path = ? OR base_path = ?", [path, path])
+        _forget(con, path)
         cols = list(row)
         con.execute(f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                     [row[c] for c in cols])

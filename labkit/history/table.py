@@ -86,6 +86,8 @@ def history_text(h: History, metrics: Sequence[str]) -> str:
                          f"[{fmt_value(g.metric, g.ci_low)} – {fmt_value(g.metric, g.ci_high)}], "
                          f"p_adj {g.p_adjusted:.2g}, n={g.n}" if g.p_adjusted is not None else
                          f"  {g.run_id} vs {g.baseline_run_id}: {g.metric}")
+    elif h.unchecked:
+        lines.append(f"no verdict: {len(h.unchecked)} run(s) or pair(s) could not be checked (below)")
     else:
         lines.append("no metric regressed between consecutive runs of a series")
     return "\n".join([*lines, *h.notes])
@@ -101,5 +103,7 @@ def history_dict(h: History) -> dict[str, Any]:
                      "regressed": h.regressed(r["path"])})
     return {"schema_version": HISTORY_JSON_VERSION, "index": h.index_path, "series": h.series, "runs": runs,
             "regressions": [g.to_dict() for g in h.regressions], "notes": list(h.notes),
+            "unchecked": list(h.unchecked),
             "update": None if h.update is None else {"added": h.update.added, "updated": h.update.updated,
-                                                    "unchanged": h.update.unchanged, "skipped": h.update.skipped}}
+                                                    "unchanged": h.update.unchanged, "skipped": h.update.skipped,
+                                                    "refused": h.update.refused}}

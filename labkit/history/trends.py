@@ -58,12 +58,15 @@ class Regression:
 @dataclass(kw_only=True)
 class History:
     """Runs (one row each, in time order, with ``series`` and ``new_series``), their metrics
-    (long: path, metric, value, ci_low, ci_high, n), the regressions and notes."""
+    (long: path, metric, value, ci_low, ci_high, n), the regressions and notes; ``unchecked``:
+    what the history could not judge (a run refused, a pair not compared), so it gives no
+    verdict of "no regression" for them."""
 
     runs: pd.DataFrame
     metrics: pd.DataFrame
     regressions: list[Regression] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)
     update: IndexUpdate | None = None
     index_path: str | None = None
 
@@ -134,7 +137,7 @@ def _compare_rows(base: str, cur: str, seed: int) -> list[dict[str, Any]]:
             for name, m in comp.metrics.items()]
 
 
-def _regressions(runs: pd.DataFrame, index: str, seed: int, notes: list[str]) -> list[Regression]:
+def _regressions(runs: pd.DataFrame, index: str, seed: int, unchecked: list[str]) -> list[Regression]:
     out: list[Regression] = []
     for _, group in runs.groupby("series", sort=False):
         rows = group.to_dict("records")
@@ -145,7 +148,7 @@ def _regressions(runs: pd.DataFrame, index: str, seed: int, notes: list[str]) ->
                 try:
                     got = _compare_rows(prev["path"], cur["path"], seed)
                 except LabkitError as e:
-                    notes.append(f"{cur['run']}: not compared with {prev['run']}: {e}")
+                    unchecked.append(f"{cur['run']}: not compared with {prev['run']}: {e}")
                     continue
                 store_comparison(index, key, got)
             out += [Regression(run_id=cur["run"], path=cur["path"], baseline_run_id=prev["run"],
@@ -171,5 +174,24 @@ def build_history(
     if len(set(runs["series"])) > 1:
         notes.append(f"{len(set(runs['series']))} datasets: each is its own series, never one line "
                      "(metrics on different datasets are not comparable)")
-    regs = _regressions(runs, str(index), seed, notes)
-    return History(runs=runs, metrics=metrics, regressions=regs, notes=notes, update=upd, index_path=str(index))
+    notes += _incomplete(runs)
+    unchecked = [f"refused {why}" for why in upd.refused.values()]
+    regs = _regressions(runs, str(index), seed, unchecked)
+    return History(runs=runs, metrics=metrics, regressions=regs, notes=[*notes, *unchecked], unchecked=unchecked,
+                   update=upd, index_path=str(index))
+
+
+def _incomplete(runs: pd.DataFrame) -> list[str]:
+    """A note for each run its manifest says did not finish, or that is scored on part of its
+    dataset: its metrics stand on fewer cases, the rest counted missing."""
+    out = []
+    for r in runs.to_dict("records"):
+        status = r.get("status") if isinstance(r.get("status"), str) else None
+        missing = r.get("n_missing")
+        missing = int(missing) if isinstance(missing, int | float) and missing == missing else 0
+        if (status not in (None, "complete")) or missing:
+            total = r.get("n_cases")
+            of = f" of {int(total)}" if isinstance(total, int | float) and total == total else ""
+            out.append(f"{r['run']} is incomplete: status {status or 'unrecorded'}, {missing}{of} cases without a "
+                       "result (counted missing in its metrics)")
+    return out
