@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import pandas as pd
+import json
 
+import pandas as pd
+import pytest
+
+from labkit.cli import main
 from labkit.commands.traces import _redacted
 
 
@@ -18,3 +22,29 @@ def test_a_column_named_by_a_secret_is_redacted_and_keeps_its_values() -> None:
     assert not [n for n in names if "PLANTED" in n] and len(set(names)) == 5, names
     assert out.iloc[:, 1].tolist() == ["ok", "mail [EMAIL]"] and out["n"].tolist() == [1, 2]
     assert out.iloc[:, 3].tolist() == ["x", "y"] and out["trace_id"].tolist() == ["t1", "t2"]
+
+
+def _one_run(tmp_path, line: str):
+    run = tmp_path / "r1"
+    run.mkdir()
+    (run / "traces.jsonl").write_text(line + "\n", encoding="utf-8")
+    return run
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+def test_list_and_struct_values_of_a_query_are_redacted_at_any_depth(tmp_path, capsys, fmt: str) -> None:
+    """DuckDB gives a list cell as a numpy array, which the redaction did not walk: the key inside
+    a list, the addresses in a list and in a struct inside a list printed raw."""
+    key = "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX1234abcd"
+    run = _one_run(tmp_path, json.dumps({"trace_id": "t1", "case_id": "c1", "input": f"my key {key}",
+                                         "status": "ok", "latency_ms": 5}))
+    sql = ("select input, list(input) as l, ['bob@example.com'] as m, [{'a': 'carol@example.com'}] as s, "
+           "[[['dan@example.com']]] as deep, {'x': [{'y': ['erin@example.com']}]} as st, [1, 2] as n "
+           "from traces group by input")
+    assert main(["traces", str(run), "--format", fmt, "--sql", sql]) == 0
+    out = capsys.readouterr().out
+    assert "ABCDEFGH" not in out and "@example.com" not in out, out
+    assert out.count("[EMAIL]") == 4 and out.count("[API_KEY]") == 2, out
+    if fmt == "json":
+        (row,) = json.loads(out)
+        assert row["n"] == [1, 2] and row["s"] == [{"a": "[EMAIL]"}] and row["deep"] == [[["[EMAIL]"]]]

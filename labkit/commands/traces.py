@@ -74,6 +74,20 @@ def register(sub: Any) -> None:
     a.set_defaults(handler=_alerts)
 
 
+def _plain(value: Any) -> Any:
+    """A query cell as plain values: DuckDB gives a list as a numpy array (of arrays, of dicts),
+    which the redaction would pass by; lists and dicts inside, at any depth, become lists and dicts."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _redacted(df: Any) -> Any:
     """The frame with every text value (nested ones too) through the trace redaction: what
     a query prints is held to what a run may write. Id columns keep their values."""
@@ -85,7 +99,8 @@ def _redacted(df: Any) -> Any:
     out = df.copy()
     texts = [i for i, c in enumerate(df.columns) if df[c].dtype == object or pd.api.types.is_string_dtype(df[c].dtype)]
     for i in texts:  # by position, each under its name (an id column keeps its values); the names apart
-        (values,) = red.redact({str(df.columns[i]): df.iloc[:, i].tolist()}).values()
+        cells = [_plain(v) for v in df.iloc[:, i].tolist()]
+        (values,) = red.redact({str(df.columns[i]): cells}).values()
         out.isetitem(i, pd.Series(values, index=df.index, dtype=object))
     seen: dict[str, int] = {}
     names = []
