@@ -5,6 +5,7 @@
   (:class:`StrictJSONError`, a ``json.JSONDecodeError``)
 - :func:`iter_jsonl` — the one JSONL line reader (datasets, results, reviews, traces): numbered
   lines, a torn last line of a killed writer tolerated or refused
+- :func:`append_line` — one JSON line appended whole, after a torn tail of a killed writer is cut
 - :func:`atomic_write_text` — a file written whole or not at all
 
 Foundation layer: imports nothing from labkit but the error tree.
@@ -33,6 +34,7 @@ __all__ = [
     "SURROGATE_REASON",
     "LinedDict",
     "StrictJSONError",
+    "append_line",
     "atomic_path",
     "atomic_write_text",
     "atomic_writer",
@@ -48,6 +50,7 @@ __all__ = [
     "non_finite_paths",
     "settle",
     "surrogate_field",
+    "truncate_torn_tail",
 ]
 
 
@@ -502,6 +505,47 @@ def jsonl_objects(path: str | os.PathLike[str], problems: list[Problem]) -> list
             continue
         rows.append((n, obj))
     return rows
+
+
+def truncate_torn_tail(path: str | os.PathLike[str]) -> None:
+    """Cut a last line without newline (a write interrupted by a kill)."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    with open(path, "rb+") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        if size == 0:
+            return
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) == b"\n":
+            return
+        pos = size  # find the last newline
+        chunk = 65536
+        while pos > 0:
+            start = max(0, pos - chunk)
+            f.seek(start)
+            buf = f.read(pos - start)
+            i = buf.rfind(b"\n")
+            if i >= 0:
+                f.truncate(start + i + 1)
+                return
+            pos = start
+        f.truncate(0)
+
+
+def append_line(path: str | os.PathLike[str], obj: Any) -> None:
+    """Append one JSON line whole (the one appender of reviews, proposals, feedback): a torn tail
+    left by a killed writer is cut first, the line is encoded before the file is touched (a value
+    that is no UTF-8 text writes nothing), written in one call, flushed and fsynced."""
+    data = (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    truncate_torn_tail(p)
+    with open(p, "ab") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -91,3 +91,33 @@ def test_cli_traces_views_and_errors(run: Path, capsys: pytest.CaptureFixture[st
     events = json.loads(capsys.readouterr().out)
     assert events and events[0]["rule"] == "slow" and events[0]["value"] > 1
     assert main(["alerts", "--rules", str(rules), str(run), "--fail-on-alert"]) == 1
+
+
+def test_feedback_after_a_torn_last_line_is_a_line_of_its_own(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A writer killed mid-line leaves a fragment: the next feedback was glued to it and lost."""
+    from labkit.cli import main
+
+    tid = _tid(run, 1)
+    assert main(["feedback", tid, "--run", str(run), "--rating", "4"]) == 0
+    with open(run / "feedback.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"feedback_id": "fb-x", "trace_id": "' + tid + '", "rating": 3')
+    assert main(["feedback", tid, "--run", str(run), "--rating", "1", "--comment", "after"]) == 0
+    lines = (run / "feedback.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(x)["rating"] for x in lines] == [4, 1]
+    assert [(r["rating"], r["comment"]) for r in load_feedback(run)] == [(4, None), (1, "after")]
+    capsys.readouterr()
+    assert main(["traces", str(run), "--sql", "SELECT rating, comment FROM feedback", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"rating": 4.0, "comment": None},
+                                                   {"rating": 1.0, "comment": "after"}]
+
+
+@pytest.mark.parametrize("option", ["--comment", "--user"])
+def test_an_argument_byte_that_is_not_utf8_is_one_line_naming_the_option(
+        run: Path, capsys: pytest.CaptureFixture[str], option: str) -> None:
+    """A byte that is not UTF-8 in argv arrives as a lone surrogate: writing it was a traceback."""
+    from labkit.cli import main
+
+    assert main(["feedback", _tid(run), "--run", str(run), "--rating", "2", option, "bad \udcff"]) == 2
+    err = capsys.readouterr().err
+    assert option in err and "lone surrogate" in err and len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err and not (run / "feedback.jsonl").exists()

@@ -14,7 +14,7 @@ make the records. One JSON object per line (docs/formats.md, "Reviews")::
 * Records without ``schema_version`` (``case_id, reviewer, verdict, at``) name no answer:
   they count only where no run is judged (a plain dict of metrics).
 * Writing: the free text (note, reviewer) is redacted first; the line is appended whole
-  and fsynced after a torn tail of a killed writer is cut (labkit.runner.writer).
+  and fsynced after a torn tail of a killed writer is cut (labkit.io.append_line).
 * A rejected case is proposed as a regression case: an EvalCase line
   (``reg-review-<id>``, ``tags.kind = regression``) appended to the proposals file.
 """
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import ConfigError, DatasetError, Problem
+from labkit.io import append_line
 
 __all__ = ["DECISIONS", "REVIEWS_SCHEMA_VERSION", "ReviewCoverage", "answer_sha256", "append_line",
            "load_reviews", "proposals_path", "propose_regression_case", "read_reviews", "record_review", "review_coverage",
@@ -175,20 +175,6 @@ def review_coverage(need: Sequence[str], records: Sequence[Mapping[str, Any]] | 
 
 
 # ---- writing ----------------------------------------------------------------------------------
-def append_line(path: str | os.PathLike[str], obj: Mapping[str, Any]) -> None:
-    """Append one JSON line whole: a torn tail left by a killed writer is cut first, the line is
-    written in one call, flushed and fsynced."""
-    from labkit.runner.writer import truncate_torn_tail
-
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    truncate_torn_tail(p)
-    with open(p, "a", encoding="utf-8") as f:
-        f.write(json.dumps(obj, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def _result_of(rd: Any, case_id: str) -> Mapping[str, Any]:
     for r in rd.results():
         if str(r["case_id"]) == case_id:

@@ -12,9 +12,9 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import IO, Any
 
+from labkit.io import truncate_torn_tail
 from labkit.resultline import RUNNER_FIELDS
 from labkit.runs import RunDir
 from labkit.trace.record import dumps_trace
@@ -115,29 +115,3 @@ def line_head(raw: str) -> tuple[str, str, bool]:
         return str(obj["case_id"]), str(obj.get("status", "ok")), bool(obj.get("from_cache"))
     # inside JSON strings every quote is escaped, so this key/value pair cannot be content
     return json.loads(m.group(1)), m.group(2), '"from_cache": true' in raw
-
-
-def truncate_torn_tail(path: Path) -> None:
-    """Cut a last line without newline (a write interrupted by a kill)."""
-    if not path.is_file():
-        return
-    with open(path, "rb+") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        if size == 0:
-            return
-        f.seek(-1, os.SEEK_END)
-        if f.read(1) == b"\n":
-            return
-        pos = size  # find the last newline
-        chunk = 65536
-        while pos > 0:
-            start = max(0, pos - chunk)
-            f.seek(start)
-            buf = f.read(pos - start)
-            i = buf.rfind(b"\n")
-            if i >= 0:
-                f.truncate(start + i + 1)
-                return
-            pos = start
-        f.truncate(0)

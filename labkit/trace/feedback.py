@@ -1,6 +1,7 @@
 """User feedback against a trace, stored beside the traces in ``<run>/feedback.jsonl``.
 
-One JSON object per line, appended and flushed a line at a time::
+One JSON object per line, appended whole and fsynced a line at a time (after a torn last
+line of a killed writer is cut: labkit.io.append_line)::
 
     {"feedback_id": "fb-…", "trace_id": "…", "run_id": "…", "case_id": "…",
      "rating": 4, "comment": "cited the wrong runbook", "user": "alice", "ts": 1731000000.0}
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import ConfigError
+from labkit.io import SURROGATE_REASON, append_line, surrogate_field
 from labkit.trace.record import iter_trace_lines
 from labkit.trace.redact import Redactor
 
@@ -46,6 +48,15 @@ def _find_trace(run: Path, trace_id: str) -> dict[str, Any] | None:
     return None
 
 
+def _refuse_surrogates(**texts: str | None) -> None:
+    """A text holding a lone surrogate (a byte that is not UTF-8 in a command-line argument) is
+    refused naming its option: no UTF-8 file can hold it."""
+    bad = surrogate_field(texts)
+    if bad is not None:
+        raise ConfigError(f"--{bad.replace('_', '-')} {SURROGATE_REASON} (a byte that is not UTF-8?)",
+                          field=bad)
+
+
 def record_feedback(
     run_dir: str | os.PathLike[str],
     trace_id: str,
@@ -62,6 +73,7 @@ def record_feedback(
         raise ConfigError(f"{run}: no such run directory", field="run")
     if isinstance(rating, bool) or not isinstance(rating, int) or not RATING_MIN <= rating <= RATING_MAX:
         raise ConfigError(f"rating must be an integer from {RATING_MIN} to {RATING_MAX}, got {rating!r}", field="rating")
+    _refuse_surrogates(trace_id=trace_id, comment=comment, user=user)
     trace = _find_trace(run, trace_id)
     if trace is None:
         raise ConfigError(f"{run}: no trace with id {trace_id!r} in traces.jsonl", field="trace_id")
@@ -79,10 +91,7 @@ def record_feedback(
         "ts": when,
     }
     line = red.redact(line)
-    with open(run / FEEDBACK_FILE, "a", encoding="utf-8") as f:
-        f.write(json.dumps(line, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    append_line(run / FEEDBACK_FILE, line)
     return line
 
 
