@@ -485,15 +485,19 @@ def file_hash(path: str | os.PathLike[str]) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def jsonl_objects(path: str | os.PathLike[str], problems: list[Problem]) -> list[tuple[int, dict[str, Any]]]:
+def jsonl_objects(path: str | os.PathLike[str], problems: list[Problem], *,
+                  torn_tail_ok: bool = False) -> list[tuple[int, dict[str, Any]]]:
     """(line, object) of every line of a JSONL file that is one JSON object, by the strict decoder;
     a malformed line, a torn last line, a line that is no object or one holding a lone surrogate
-    adds a :class:`Problem` instead."""
+    adds a :class:`Problem` instead. ``torn_tail_ok``: a last line without newline that is no JSON
+    (a killed writer's, which :func:`append_line` cuts) is left out, no problem."""
     rows: list[tuple[int, dict[str, Any]]] = []
-    for n, raw, complete in iter_jsonl(path, strict_tail=True, problems=problems):
+    for n, raw, complete in iter_jsonl(path, strict_tail=not torn_tail_ok, problems=problems):
         try:
             obj = loads_line(raw)
         except json.JSONDecodeError as e:
+            if not complete and torn_tail_ok:
+                continue
             cut = "" if complete else " (a truncated last line)"
             problems.append(Problem(n, None, f"malformed JSON: {e.msg} at column {e.colno}{cut}"))
             continue

@@ -266,3 +266,50 @@ def test_the_queue_says_when_the_run_was_scored_by_a_judge_of_another_kind(tmp_p
     q = build_queue(rd.path, Gate.from_dict(GATE), reviews=tmp_path / "reviews.jsonl")
     assert any("default lexical judge" in n and "llm judge" in n for n in q.notes), q.notes
     assert [ok for _, ok in q.items[0].claims] == [True, True]  # (the default lexical judge's marks)
+
+
+@pytest.mark.parametrize("same", ["given", "default"])
+def test_proposals_that_are_the_reviews_file_are_refused_before_anything_is_written(
+        runs: dict[str, Path], gate_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        same: str) -> None:
+    """--proposals equal to --reviews wrote the review and the proposed case into one file, which
+    no later review or gate could read."""
+    rv = tmp_path / ("reviews.jsonl" if same == "given" else "regression_proposals.jsonl")
+    props = ["--proposals", str(tmp_path / "sub" / ".." / rv.name)] if same == "given" else []
+    args = ["review", str(runs["variant"]), "--gate", str(gate_file), "--reviews", str(rv), *props,
+            "--decide", "ql-09", "--decision", "reject", "--reviewer", "qa"]
+    (tmp_path / "sub").mkdir()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--proposals" in err and "--reviews" in err and len(err.strip().splitlines()) == 1, err
+    assert not rv.exists()
+
+
+def test_a_decision_after_a_torn_last_line_is_recorded(runs: dict[str, Path], gate_file: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A killed writer's torn last line made --decide refuse, though the line is appended after it is cut."""
+    rv = tmp_path / "reviews.jsonl"
+    record_review(rv, runs["variant"], "ql-01", decision="approve", reviewer="qa")
+    with rv.open("a") as f:
+        f.write('{"schema_version": 1, "case_id": "ql-0')
+    base = ["review", str(runs["variant"]), "--gate", str(gate_file), "--reviews", str(rv)]
+    assert main(base) == 0  # the queue reads it too
+    assert "coverage 1/4 approved" in capsys.readouterr().out
+    assert main([*base, "--decide", "ql-02", "--decision", "approve", "--reviewer", "qa"]) == 0
+    assert [r["case_id"] for r in read_reviews(rv)] == ["ql-01", "ql-02"]
+    assert all(json.loads(x) for x in rv.read_text().splitlines())
+
+
+def test_a_bad_line_before_the_last_stays_an_error_naming_it(runs: dict[str, Path], gate_file: Path,
+                                                            tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rv = tmp_path / "reviews.jsonl"
+    record_review(rv, runs["variant"], "ql-01", decision="approve", reviewer="qa")
+    with rv.open("a") as f:
+        f.write('{"schema_version": 1, "case_id": "ql-0\n')
+    record_review(rv, runs["variant"], "ql-02", decision="approve", reviewer="qa")
+    before = rv.read_bytes()
+    assert main(["review", str(runs["variant"]), "--gate", str(gate_file), "--reviews", str(rv),
+                 "--decide", "ql-08", "--decision", "approve", "--reviewer", "qa"]) == 2
+    err = capsys.readouterr().err
+    assert str(rv) in err and "line 2: malformed JSON" in err, err
+    assert rv.read_bytes() == before

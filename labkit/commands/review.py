@@ -85,6 +85,7 @@ def _decide(args: argparse.Namespace) -> None:
     from labkit.gate.review_queue import build_queue
     from labkit.gate.reviews import proposals_path, propose_regression_case, record_review
 
+    out = proposals_path(args.reviews, args.proposals)  # (refused before anything is written)
     q = build_queue(args.run_dir, args.gate, reviews=args.reviews, dataset=args.dataset)
     it = q.item(args.decide)
     rec = record_review(args.reviews, args.run_dir, it.case_id, decision=args.decision, reviewer=args.reviewer,
@@ -92,7 +93,6 @@ def _decide(args: argparse.Namespace) -> None:
     print(f"recorded {rec['decision']} of {it.case_id} (answer {rec['answer_sha256'][:12]}) by "
           f"{rec['reviewer']} in {args.reviews}")
     if rec["decision"] == "reject":
-        out = proposals_path(args.reviews, args.proposals)
         new = propose_regression_case(out, it.case, rec)
         print(f"proposed regression case reg-review-{it.case_id} in {out}" if new
               else f"reg-review-{it.case_id} is proposed already in {out}")

@@ -86,7 +86,8 @@ def _normalized(rec: dict[str, Any]) -> dict[str, Any]:
 
 def read_reviews(path: str | os.PathLike[str], *, missing_ok: bool = True) -> list[dict[str, Any]]:
     """Every review record of the file, in order, validated (a bad line is a DatasetError naming
-    file, line and field); a file that does not exist holds no review when ``missing_ok``."""
+    file, line and field; a torn last line of a killed writer is no record, left out); a file that
+    does not exist holds no review when ``missing_ok``."""
     from labkit.io import input_error, jsonl_objects
 
     p = Path(path)
@@ -96,7 +97,7 @@ def read_reviews(path: str | os.PathLike[str], *, missing_ok: bool = True) -> li
         return []
     problems: list[Problem] = []
     out: list[dict[str, Any]] = []
-    for n, rec in jsonl_objects(p, problems):
+    for n, rec in jsonl_objects(p, problems, torn_tail_ok=True):
         bad = _problems(rec, n)
         problems.extend(bad)
         if not bad:
@@ -208,8 +209,14 @@ def record_review(reviews: str | os.PathLike[str], run: Any, case_id: str, *, de
 
 
 def proposals_path(reviews: str | os.PathLike[str], proposals: str | os.PathLike[str] | None = None) -> Path:
-    """Where rejected cases are proposed: ``proposals``, else regression_proposals.jsonl beside the reviews."""
-    return Path(proposals) if proposals else Path(reviews).with_name("regression_proposals.jsonl")
+    """Where rejected cases are proposed: ``proposals``, else regression_proposals.jsonl beside the
+    reviews; a ConfigError when that is the reviews file (one file could hold neither)."""
+    out = Path(proposals) if proposals else Path(reviews).with_name("regression_proposals.jsonl")
+    if out.resolve() == Path(reviews).resolve():
+        given = "" if proposals else " (by default regression_proposals.jsonl beside the reviews)"
+        raise ConfigError(f"--proposals {out}{given} is the --reviews file: give another file for the "
+                          "proposed regression cases", field="proposals")
+    return out
 
 
 def propose_regression_case(proposals: str | os.PathLike[str], case: Any, review: Mapping[str, Any]) -> bool:
