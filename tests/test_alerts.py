@@ -164,3 +164,30 @@ def test_checklist_is_measured(tmp_path: Path) -> None:
     empty.mkdir()
     (empty / "traces.jsonl").touch()
     assert {i["status"] for i in observability_checklist([empty])[:5]} == {"unknown"}
+
+
+def test_alerts_refuse_a_bad_line_naming_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A verdict computed without the lines it could not read: the burn rate left out an error."""
+    from labkit.cli import main
+
+    run = tmp_path / "r10"
+    run.mkdir()
+    (run / "traces.jsonl").write_text(
+        '{"trace_id":"t1","case_id":"c1","status":"ok","latency_ms":5,"ts_start":1,"ts_end":2}\nnot json\n'
+        '{"trace_id":"t3","case_id":"c3","status":"error","latency_ms":"x","ts_start":3,"ts_end":4}\n'
+        '{"trace_id":"t4","case_id":"c4","status":"error","latency_ms":7,"ts_start":5,"ts_end":6}\n'
+        '{"trace_id":"t5', encoding="utf-8")  # the torn tail of a writer still at work is no error
+    assert main(["alerts", "--rules", str(ROOT / "data" / "alerts.yaml"), str(run)]) == 2
+    err = capsys.readouterr().err
+    assert str(run / "traces.jsonl") in err and "line 2" in err and "line 3" in err and "latency_ms" in err, err
+    assert "line 5" not in err and "Traceback" not in err and "2 invalid lines" in err
+
+
+def test_alerts_refuse_a_run_given_twice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from labkit.cli import main
+
+    run = tmp_path / "run"
+    write_synthetic_run(run, 30, seed=1)
+    assert main(["alerts", "--rules", str(ROOT / "data" / "alerts.yaml"), str(run), str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "given twice" in err and len(err.strip().splitlines()) == 1, err

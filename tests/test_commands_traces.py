@@ -48,3 +48,14 @@ def test_list_and_struct_values_of_a_query_are_redacted_at_any_depth(tmp_path, c
     if fmt == "json":
         (row,) = json.loads(out)
         assert row["n"] == [1, 2] and row["s"] == [{"a": "[EMAIL]"}] and row["deep"] == [[["[EMAIL]"]]]
+
+
+def test_a_query_warns_of_the_lines_it_skipped_naming_file_and_lines(tmp_path, capsys) -> None:
+    """Bad lines of traces.jsonl were dropped from every query without a word."""
+    run = _one_run(tmp_path, '{"trace_id":"t1","case_id":"c1","status":"ok","latency_ms":5}\nnot json\n'
+                             '{"trace_id":"t4","case_id":"c4","status":"error","latency_ms":7}')
+    assert main(["traces", str(run), "--sql", "select trace_id from traces", "--format", "csv"]) == 0
+    out, err = capsys.readouterr()
+    assert out.split() == ["trace_id", "t1", "t4"]
+    (warning,) = [x for x in err.splitlines() if "warning" in x]
+    assert str(run / "traces.jsonl") in warning and "1 line(s)" in warning and "line 2" in warning, err

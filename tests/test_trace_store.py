@@ -358,3 +358,36 @@ def test_records_with_scores_reads_formula_like_case_ids_as_scored(formula_like_
     recs = records_with_scores(formula_like_run)
     assert sorted(r["case_id"] for r in recs) == sorted(FORMULA_LIKE_IDS)
     assert all(r["scores"].get("must_include_coverage") == 1.0 for r in recs), recs
+
+
+_BAD_LINES = ('{"trace_id":"t1","case_id":"c1","status":"ok","latency_ms":5,"ts_start":1,"ts_end":2}\n'
+              'not json\n'
+              '{"trace_id":"t3","case_id":"c3","status":"error","latency_ms":"x","ts_start":3,"ts_end":4}\n'
+              '{"trace_id":"t4","case_id":"c4","status":"error","latency_ms":7,"ts_start":5,"ts_end":6}\n')
+
+
+def test_a_run_given_twice_is_refused_each_trace_once(two_runs: tuple[Path, Path]) -> None:
+    """A run given twice was read twice: every count and alert counted its traces twice."""
+    a, b = two_runs
+    for sources in ([a, a], [a, b, a / ".." / a.name], [a, a / "traces.jsonl"]):
+        with pytest.raises(ConfigError, match=r"given twice.*counted twice"):
+            TraceStore(sources)
+    with TraceStore([a, b]) as st:
+        assert st.count() == 200
+
+
+def test_skipped_lines_are_named_by_file_and_line(tmp_path: Path) -> None:
+    run = tmp_path / "r10"
+    run.mkdir()
+    (run / "traces.jsonl").write_text(_BAD_LINES + '{"trace_id": "t5', encoding="utf-8")  # a torn tail too
+    with TraceStore([run]) as st:
+        ((path, problems),) = st.invalid_lines()
+        assert path == run / "traces.jsonl" and [p.line for p in problems] == [2, 3]
+        warning = st.skipped_warning()
+        assert warning is not None and str(run / "traces.jsonl") in warning and "2 line(s)" in warning
+        assert "line 2" in warning and "line 3" in warning
+    good = tmp_path / "good"
+    good.mkdir()
+    (good / "traces.jsonl").write_text(_BAD_LINES.splitlines(keepends=True)[0] + '{"trace_id": "t5')
+    with TraceStore([good]) as st:
+        assert st.invalid_lines() == [] and st.skipped_warning() is None  # a line still being written

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from labkit.errors import ConfigError
+from labkit.errors import ConfigError, DatasetError
 
 VIEWS = ("summary", "failures", "slowest", "cost", "latency", "trends", "sample", "flagged")
 FORMATS = ("table", "csv", "json")
@@ -168,6 +168,8 @@ def _traces(args: argparse.Namespace) -> int:
         raise ConfigError("give --sql or --view, not both")
     with TraceStore(args.run_dirs) as st:
         print(st.reading(), file=sys.stderr)
+        if (warning := st.skipped_warning()) is not None:
+            print(f"labkit: {warning}", file=sys.stderr)
         if args.sql:
             if not is_read_only_sql(args.sql):
                 raise ConfigError("only one read-only statement (SELECT, WITH, DESCRIBE, SUMMARIZE, SHOW, FROM)",
@@ -214,6 +216,8 @@ def _alerts(args: argparse.Namespace) -> int:
 
     rules = load_rules(args.rules)
     with TraceStore(args.run_dirs) as st:
+        for path, problems in st.invalid_lines():  # a verdict counts every line, or says which it cannot
+            raise DatasetError(str(path), problems)
         frame = st.query("SELECT ts_start, ts_end, latency_ms, cost_usd, status, from_cache, model, "
                          "prompt_version, pipeline, run_dir, environment FROM traces")
     events = evaluate_alerts(rules, frame)

@@ -81,6 +81,7 @@ class TraceStore:
         self.parquet_files: list[Path] = []
         #: per run directory, the file its traces are read from and why (:meth:`reading`)
         self.read_from: list[tuple[Path, str, str]] = []
+        self._given: dict[Path, Path] = {}  # the traces each source names -> the source
         duckdb = duckdb_module()
         # nothing leaves the machine: never download an extension (json and parquet are built in)
         self.con: Any = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False})
@@ -93,6 +94,12 @@ class TraceStore:
 
     # ---------------------------------------------------------------- setup
     def _add_source(self, src: Path) -> None:
+        # a run directory and its trace files name the same traces
+        key = src.resolve().parent if src.is_file() and src.name in (TRACES_FILE, PARQUET_FILE) else src.resolve()
+        if key in self._given:
+            raise ConfigError(f"{src}: given twice (as {self._given[key]}): each trace once, or it is counted twice",
+                              field="run_dirs")
+        self._given[key] = src
         if src.is_dir():
             self.run_dirs.append(src)
             jl, pq = src / TRACES_FILE, src / PARQUET_FILE
@@ -147,7 +154,7 @@ class TraceStore:
 
     def refresh(self) -> None:
         """Pick up files created since opening (feedback.jsonl, scores.csv, new traces.jsonl)."""
-        self.jsonl_files, self.parquet_files, self.read_from = [], [], []
+        self.jsonl_files, self.parquet_files, self.read_from, self._given = [], [], [], {}
         dirs, self.run_dirs = self.sources, []
         for src in dirs:
             self._add_source(src)
@@ -158,7 +165,34 @@ class TraceStore:
 
     def skipped_lines(self) -> int:
         """Lines that did not parse as a trace (a line still being written, or invalid)."""
-        return int(self.con.execute("SELECT count(*) FROM traces_all WHERE trace_id IS NULL").fetchone()[0])
+        # (fetched whole: a result left open would hold the connection)
+        return int(self.con.execute("SELECT count(*) FROM traces_all WHERE trace_id IS NULL").fetchall()[0][0])
+
+    def invalid_lines(self) -> list[tuple[Path, list[Problem]]]:
+        """(file, problems) of each JSONL trace file with lines that are no valid trace (by the
+        trace schema: :func:`labkit.trace.record.load_traces`); a last line still being written
+        is none. Reads every line in Python: for a verdict, or once :meth:`skipped_lines` says so."""
+        from labkit.trace.record import load_traces
+
+        out: list[tuple[Path, list[Problem]]] = []
+        for path in self.jsonl_files:
+            try:
+                load_traces(path)
+            except DatasetError as e:
+                out.append((path, list(e.problems)))
+        return out
+
+    def skipped_warning(self, shown: int = 3) -> str | None:
+        """One line naming each trace file with lines queries skip or read with empty fields, how many
+        and the first ``shown`` of them; None when there are none (one count, no scan in Python)."""
+        if not self.jsonl_files or self.skipped_lines() <= sum(map(_torn, self.jsonl_files)):
+            return None  # (none, or only the last lines still being written)
+        parts = []
+        for path, problems in self.invalid_lines():
+            lines = "; ".join(str(p) for p in problems[:shown]) + (" …" if len(problems) > shown else "")
+            parts.append(f"{path}: {len(problems)} line(s) not valid traces, skipped or read with empty fields "
+                         f"({lines})")
+        return "warning: " + "; ".join(parts) if parts else None
 
     def summary(self) -> pd.DataFrame:
         """Per run: traces, error rate, p50/p95 latency, cost, feedback count."""
@@ -363,6 +397,15 @@ class TraceStore:
 #: keys that mark a peer tool's span or trace export (what `labkit import` reads), not a trace record
 _PEER_KEYS = {"context.trace_id": "openinference", "resourceSpans": "openinference", "span_kind": "openinference",
               "traceId": "openinference", "observations": "langfuse"}
+
+
+def _torn(path: Path) -> bool:
+    """Whether a file's last line lacks its newline (a line still being written)."""
+    with open(path, "rb") as f:
+        if f.seek(0, os.SEEK_END) == 0:
+            return False
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) != b"\n"
 
 
 def _trace_file(path: Path) -> Path:
