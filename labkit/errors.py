@@ -127,6 +127,16 @@ class RunDirError(LabkitError):
     """A run directory is missing, or lacks a file the step needs (scores.csv, manifest.json)."""
 
 
+class OutputError(LabkitError):
+    """An output path labkit will not write: not a regular file (a FIFO, a device, a socket, a
+    folder), or one of the command's own inputs."""
+
+    def __init__(self, message: str, *, path: str, flag: str | None = None) -> None:
+        self.path = path
+        self.flag = flag
+        super().__init__(message)
+
+
 class CompareError(LabkitError):
     """Two runs cannot be compared (different datasets, no shared case ids)."""
 

@@ -6,7 +6,8 @@
 - :func:`iter_jsonl` — the one JSONL line reader (datasets, results, reviews, traces): numbered
   lines, a torn last line of a killed writer tolerated or refused
 - :func:`append_line` — one JSON line appended whole, after a torn tail of a killed writer is cut
-- :func:`atomic_write_text` — a file written whole or not at all
+- :func:`atomic_write_text` — a file written whole or not at all (a symlink followed, a path
+  that is no regular file refused: :func:`output_target`)
 
 Foundation layer: imports nothing from labkit but the error tree.
 """
@@ -17,6 +18,7 @@ import json
 import math
 import os
 import re
+import stat
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -27,7 +29,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from labkit.errors import DatasetError, Problem
+from labkit.errors import DatasetError, OutputError, Problem
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -48,6 +50,7 @@ __all__ = [
     "loads_line",
     "may_hold_surrogate",
     "non_finite_paths",
+    "output_target",
     "settle",
     "surrogate_field",
     "truncate_torn_tail",
@@ -574,19 +577,59 @@ def settle(path: str | os.PathLike[str]) -> None:
         os.fsync(f.fileno())
 
 
+def output_target(path: str | os.PathLike[str]) -> Path:
+    """The file a write to ``path`` makes or replaces: ``path`` itself, or for a symlink the file
+    it points to (followed to its end: the link is kept, its target written). Raises
+    :class:`OutputError` naming ``path`` when that exists and is not a regular file (a FIFO, a
+    device, a socket or a folder, which a rename would replace by a regular file)."""
+    p = Path(path)
+    real = Path(os.path.realpath(p)) if p.is_symlink() else p
+    try:
+        mode = os.stat(real).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # (made anew; a file where a folder must go fails below)
+        return real
+    if not stat.S_ISREG(mode):
+        raise OutputError(f"{p}: not a regular file ({_file_kind(mode)}): give the path of a file to write",
+                          path=str(p))
+    return real
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file"
+
+
+def _named(err: OSError, path: Path) -> OSError:
+    """``err`` naming ``path`` (the user's) instead of labkit's temporary file."""
+    return OSError(err.errno, err.strerror or str(err), str(path))
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """A temporary file's path (in ``path``'s folder, owner-only) for a writer that takes a path:
-    the file becomes ``path`` whole when the block ends (flushed to disk, then renamed), or is
-    removed when the block raises."""
+    """A temporary file's path (in the folder of the file written, owner-only) for a writer that
+    takes a path: the file becomes ``path`` whole when the block ends (flushed to disk, then
+    renamed), or is removed when the block raises. A symlink is followed (:func:`output_target`);
+    a path that is no regular file is refused before the block runs. An error of the temporary
+    file names ``path``."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    real = output_target(p)
+    real.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name}.", suffix=".tmp")
+    except OSError as e:
+        raise _named(e, p) from None
     os.close(fd)
     try:
         yield Path(tmp)
         settle(tmp)  # (owner-only as mkstemp made it, should the writer have made the file anew)
-        os.replace(tmp, p)
-    except BaseException:
+        os.replace(tmp, real)
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and tmp in (e.filename, e.filename2):
+            raise _named(e, p) from None
         raise

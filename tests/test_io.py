@@ -4,6 +4,7 @@ knowing their line (how a peer tool's JSON export is read)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -352,3 +353,118 @@ def test_a_refused_key_or_number_is_located_where_it_is_written(decode, text, at
     with pytest.raises(StrictJSONError) as e:
         decode(text)
     assert e.value.pos == text.rindex(at), (e.value.msg, e.value.pos, text.rindex(at))
+
+
+def test_a_symlinked_output_is_followed_and_the_link_kept(tmp_path):
+    """An output path that is a symlink: its target is written whole (the temporary file in the
+    target's folder), the link stays a link."""
+    from labkit.io import atomic_path, atomic_write_text
+
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "target.jsonl"
+    target.write_text("keep\n")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(Path("real") / "target.jsonl")
+    atomic_write_text(link, "new\n")
+    assert link.is_symlink() and target.read_text() == "new\n"
+    with atomic_path(link) as tmp:
+        assert tmp.parent == target.parent
+        tmp.write_text("again\n")
+    assert link.is_symlink() and target.read_text() == "again\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.jsonl", "real"]
+    assert [p.name for p in target.parent.iterdir()] == ["target.jsonl"]
+    dangling = tmp_path / "dangling.jsonl"
+    dangling.symlink_to("real/made.jsonl")
+    atomic_write_text(dangling, "made\n")
+    assert dangling.is_symlink() and (tmp_path / "real" / "made.jsonl").read_text() == "made\n"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "link-to-fifo"])
+def test_an_output_that_is_no_regular_file_is_refused_before_anything_is_written(tmp_path, kind):
+    """A FIFO, a device, a socket or a folder at the output path: an OutputError naming the path,
+    the writer never called, the path left as it was (it was replaced by a regular file)."""
+    import os
+    import stat
+
+    from labkit.errors import LabkitError, OutputError
+    from labkit.io import atomic_path, atomic_write_text
+
+    special = tmp_path / "special"
+    if kind == "folder":
+        special.mkdir()
+    else:
+        os.mkfifo(special)
+    out = special if kind != "link-to-fifo" else tmp_path / "out.jsonl"
+    if kind == "link-to-fifo":
+        out.symlink_to(special)
+    with pytest.raises(OutputError) as e:
+        atomic_write_text(out, "x\n")
+    assert str(out) in str(e.value) and "not a regular file" in str(e.value)
+    assert isinstance(e.value, LabkitError)
+    called = False
+    with pytest.raises(OutputError), atomic_path(out):
+        called = True
+    assert not called
+    mode = os.lstat(special).st_mode
+    assert stat.S_ISDIR(mode) if kind == "folder" else stat.S_ISFIFO(mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"special", out.name})
+
+
+def test_the_cli_refuses_a_fifo_output_with_exit_2(tmp_path, capsys):
+    import os
+    import stat
+
+    from labkit.cli import main
+
+    ds = tmp_path / "d.jsonl"
+    ds.write_text('{"id":"a","question":"q1"}\n')
+    pipe = tmp_path / "pipe.jsonl"
+    os.mkfifo(pipe)
+    assert main(["export", "ragas", "--dataset", str(ds), "--out", str(pipe)]) == 2
+    err = capsys.readouterr().err
+    assert f"{pipe}" in err and "not a regular file" in err and "Traceback" not in err
+    assert stat.S_ISFIFO(os.lstat(pipe).st_mode)
+
+
+def test_a_write_error_names_the_users_path_not_the_temporary_file(tmp_path, monkeypatch, capsys):
+    """A folder the temporary file cannot be made in: the error names the path the user gave."""
+    import errno
+    import tempfile
+
+    from labkit.cli import main
+    from labkit.io import atomic_write_text
+
+    def refuse(*, dir: str, prefix: str, suffix: str) -> tuple[int, str]:
+        name = f"{dir}/{prefix}gghjgo8y{suffix}"
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", name)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    out = tmp_path / "x.jsonl"
+    with pytest.raises(OSError) as e:
+        atomic_write_text(out, "x\n")
+    assert e.value.filename == str(out) and e.value.errno == errno.ENOENT
+    ds = tmp_path / "d.jsonl"
+    ds.write_text('{"id":"a","question":"q1"}\n')
+    assert main(["export", "ragas", "--dataset", str(ds), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"labkit: error: {out}: No such file or directory" in err and ".tmp" not in err
+
+
+def test_a_failed_rename_names_the_users_path(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from labkit.io import atomic_write_text
+
+    real = os.replace
+
+    def refuse(src: str, dst: str) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link", src, dst)
+
+    monkeypatch.setattr(os, "replace", refuse)
+    out = tmp_path / "x.jsonl"
+    with pytest.raises(OSError) as e:
+        atomic_write_text(out, "x\n")
+    monkeypatch.setattr(os, "replace", real)
+    assert e.value.filename == str(out) and ".tmp" not in str(e.value)
+    assert list(tmp_path.iterdir()) == []

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.display import Verdict, css_variables
-from labkit.io import atomic_write_text
+from labkit.io import atomic_write_text, atomic_writer
 from labkit.report.results import NotebookFailure
 
 TEMPLATE_NAME = "labkit_report"
@@ -178,6 +178,7 @@ def export_pdf(html_path: str | os.PathLike[str], pdf_path: str | os.PathLike[st
     beside the HTML unless ``pdf_path`` is given. The template's print rules keep each table,
     chart and banner on one page. Written to a temporary file and moved into place: no
     half-written PDF. A Chromium that fails or times out is a :class:`ReportFailed`."""
+    import shutil
     import subprocess
     import tempfile
 
@@ -197,11 +198,9 @@ def export_pdf(html_path: str | os.PathLike[str], pdf_path: str | os.PathLike[st
         if proc.returncode != 0 or not tmp_pdf.is_file() or tmp_pdf.stat().st_size == 0:
             tail = (proc.stderr or "").strip().splitlines()[-1:] or ["no output"]
             raise ReportFailed([f"{src.name}: Chromium printed no PDF (exit {proc.returncode}): {tail[0]}"])
-        out.parent.mkdir(parents=True, exist_ok=True)
-        part = out.with_name(out.name + ".part")
-        part.write_bytes(tmp_pdf.read_bytes())
-        os.chmod(part, 0o644)
-        os.replace(part, out)
+        with atomic_writer(out) as f, open(tmp_pdf, "rb") as pdf:
+            shutil.copyfileobj(pdf, f)
+        os.chmod(out, 0o644)
     return out
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from labkit.errors import ConfigError
+from labkit.io import atomic_path
 from labkit.trace.sql import PARQUET_FILE, TRACES_FILE, sql_literal
 from labkit.trace.store import TraceStore
 
@@ -51,11 +52,9 @@ def compact(
 
 
 def _copy(st: TraceStore, dest: Path, compression: str, source_bytes: int | None) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp")
     meta = f", KV_METADATA {{labkit_source_bytes: '{source_bytes}'}}" if source_bytes is not None else ""
-    st.con.execute(
-        f"COPY (SELECT * FROM traces_raw ORDER BY run_dir, ts_start) TO {sql_literal(str(tmp))} "
-        f"(FORMAT parquet, COMPRESSION {compression}{meta})"
-    )
-    os.replace(tmp, dest)
+    with atomic_path(dest) as tmp:
+        st.con.execute(
+            f"COPY (SELECT * FROM traces_raw ORDER BY run_dir, ts_start) TO {sql_literal(str(tmp))} "
+            f"(FORMAT parquet, COMPRESSION {compression}{meta})"
+        )
