@@ -91,3 +91,18 @@ def test_coverage_gaps() -> None:
     golden = load_cases(ROOT / "data" / "golden.jsonl")
     golden_gaps = coverage_gaps(golden)
     assert not any("adversarial" in g or "high-risk" in g for g in golden_gaps)
+
+
+def test_build_refuses_to_write_over_a_document_of_its_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``dataset build --corpus c2 --out c2/billing.md`` replaced the document by candidates."""
+    import shutil
+
+    from labkit.cli import main
+
+    corpus = tmp_path / "c2"
+    corpus.mkdir()
+    shutil.copy(CORPUS / "billing.md", corpus / "billing.md")
+    assert main(["dataset", "build", "--corpus", str(corpus), "--out", str(corpus / "billing.md")]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {corpus / 'billing.md'}" in err and f"--corpus {corpus}" in err and "Traceback" not in err
+    assert (corpus / "billing.md").read_bytes() == (CORPUS / "billing.md").read_bytes()

@@ -274,3 +274,30 @@ def test_score_takes_the_judge_by_name_or_from_a_file(tmp_path, capsys):
     assert main(["score", str(run), "--dataset", str(ds), "--judge", "oracle"]) == 2
     err = capsys.readouterr().err
     assert "unknown judge 'oracle'" in err and "embedding" in err and "Traceback" not in err
+
+
+def test_run_refuses_a_dataset_its_run_directory_would_overwrite(tmp_path, capsys):
+    """``run --dataset r/cases.jsonl --out r``: the run's snapshot of the cases replaced the dataset."""
+    run = tmp_path / "r"
+    run.mkdir()
+    ds = run / "cases.jsonl"
+    shutil.copy("data/quick_lab.jsonl", ds)
+    before = ds.read_bytes()
+    assert main(["run", "--dataset", str(ds), "--pipeline", "data/pipelines/baseline.yaml", "--out", str(run),
+                 "--quiet", "--no-score"]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {ds}" in err and f"--dataset {ds}" in err and "Traceback" not in err
+    assert ds.read_bytes() == before and sorted(p.name for p in run.iterdir()) == ["cases.jsonl"]
+
+
+def test_report_refuses_an_out_folder_whose_executed_copies_would_replace_the_notebooks(tmp_path, capsys):
+    """``report --notebooks X/executed --out X``: each executed copy is written over its notebook."""
+    nbs = tmp_path / "x" / "executed"
+    nbs.mkdir(parents=True)
+    shutil.copy("notebooks/05_readiness_scorecard.ipynb", nbs)
+    before = (nbs / "05_readiness_scorecard.ipynb").read_bytes()
+    assert main(["report", "--notebooks", str(nbs), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and f"--notebooks {nbs}" in err and "Traceback" not in err
+    assert (nbs / "05_readiness_scorecard.ipynb").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["executed"]

@@ -59,3 +59,17 @@ def test_a_query_warns_of_the_lines_it_skipped_naming_file_and_lines(tmp_path, c
     assert out.split() == ["trace_id", "t1", "t4"]
     (warning,) = [x for x in err.splitlines() if "warning" in x]
     assert str(run / "traces.jsonl") in warning and "1 line(s)" in warning and "line 2" in warning, err
+
+
+def test_compact_refuses_an_archive_over_its_own_input(tmp_path, capsys) -> None:
+    """``traces compact r3 --out r3/traces.jsonl`` wrote Parquet bytes over the JSONL it read."""
+    from labkit.cli import main
+
+    run = tmp_path / "r3"
+    run.mkdir()
+    line = '{"trace_id":"t1","case_id":"c1","status":"ok","latency_ms":5}\n'
+    (run / "traces.jsonl").write_text(line)
+    assert main(["traces", "compact", str(run), "--out", str(run / "traces.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {run / 'traces.jsonl'}" in err and f"RUN_DIR {run}" in err and "Traceback" not in err
+    assert (run / "traces.jsonl").read_text() == line and sorted(p.name for p in run.iterdir()) == ["traces.jsonl"]

@@ -81,3 +81,18 @@ def test_export_says_how_many_cases_and_results_did_not_match(tmp_path, capsys):
     n = len(load_cases("data/quick_lab.jsonl"))
     printed = capsys.readouterr().out
     assert f"{n} case(s) had no result in the run" in printed and "1 result(s) had no case" in printed, printed
+
+
+def test_export_refuses_to_write_over_its_dataset_or_a_file_of_its_run(tmp_path, capsys):
+    """``export ragas --dataset ds.jsonl --out ds.jsonl`` replaced the dataset by its export."""
+    ds = tmp_path / "ds.jsonl"
+    ds.write_text('{"id":"a","question":"q1"}\n')
+    assert main(["export", "ragas", "--dataset", str(ds), "--out", str(ds)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {ds}" in err and f"--dataset {ds}" in err and "Traceback" not in err
+    assert ds.read_text() == '{"id":"a","question":"q1"}\n'
+    run = _labkit_run(tmp_path)
+    before = (run / "results.jsonl").read_bytes()
+    assert main(["export", "ragas", "--dataset", "data/quick_lab.jsonl", "--run", str(run),
+                 "--out", str(run / "results.jsonl")]) == 2
+    assert f"--run {run}" in capsys.readouterr().err and (run / "results.jsonl").read_bytes() == before

@@ -65,7 +65,10 @@ def _import(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from labkit.interop.export import export
+    from labkit.paths import refuse_overwriting_inputs
 
+    refuse_overwriting_inputs(args.out, {"--dataset": args.dataset, "--run": args.run, "--corpus": args.corpus},
+                              flag="--out")
     unmatched: dict[str, int] = {}
     n = export(args.format, args.dataset, args.out, run_dir=args.run, corpus=args.corpus, unmatched=unmatched)
     print(f"wrote {n} {args.format} records to {args.out}")

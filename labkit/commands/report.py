@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from labkit.errors import ConfigError, require_extra
@@ -49,6 +50,9 @@ def run_report(args: argparse.Namespace) -> int:
         raise ConfigError("must be a positive number of seconds", field="--timeout")
     if args.workers < 1:
         raise ConfigError("must be at least 1", field="--workers")
+    from labkit.paths import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs(Path(args.out) / "executed", {"--notebooks": args.notebooks}, flag="--out")
     params = load_params(args.params) if args.params else None
     t0 = time.perf_counter()
     index = build_reports(

@@ -84,6 +84,7 @@ def _run(args: argparse.Namespace) -> int:
         missing = [f"--{n}" for n in ("dataset", "pipeline", "out") if not getattr(args, n)]
         if missing:
             raise ConfigError(f"missing {', '.join(missing)} (or use --resume RUN_DIR)")
+        _refuse_inputs_in_run_dir(args)
         rd = runner.run(args.dataset, args.pipeline, args.out, overrides=overrides, run_id=args.run_id,
                         corpus_dir=args.corpus, gate_path=args.gate, score=not args.no_score, k=args.k)
     print(rd.summary())
@@ -105,6 +106,17 @@ def _run(args: argparse.Namespace) -> int:
 
 def _same_path(given: str, recorded: Any) -> bool:
     return isinstance(recorded, str) and Path(given).resolve() == Path(recorded).resolve()
+
+
+def _refuse_inputs_in_run_dir(args: argparse.Namespace) -> None:
+    """No file a fresh run writes in ``--out`` may be one of its inputs (the snapshot of the
+    cases, cases.jsonl, replaced a dataset of that name)."""
+    from labkit.paths import refuse_overwriting_inputs
+    from labkit.runs import MANIFEST, METRICS, RESULTS, SCORES, SNAPSHOT, TRACES
+
+    inputs = {"--dataset": args.dataset, "--pipeline": args.pipeline, "--corpus": args.corpus, "--gate": args.gate}
+    for name in (MANIFEST, RESULTS, TRACES, SCORES, METRICS, SNAPSHOT):
+        refuse_overwriting_inputs(Path(args.out) / name, inputs, flag="--out")
 
 
 def _check_resume_flags(args: argparse.Namespace) -> str | None:

@@ -141,6 +141,10 @@ def _traces(args: argparse.Namespace) -> int:
         if not rest:
             raise ConfigError(f"usage: labkit traces {head} RUN_DIR...")
         if head == "compact":
+            if args.out:
+                from labkit.paths import refuse_overwriting_inputs
+
+                refuse_overwriting_inputs(args.out, {"RUN_DIR": rest}, flag="--out")
             for p in compact(rest, args.out):
                 print(f"wrote {p}")
             return 0

@@ -1,0 +1,36 @@
+"""labkit.paths.refuse_overwriting_inputs: an output must not be one of the command's inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labkit.errors import LabkitError, OutputError
+from labkit.paths import refuse_overwriting_inputs
+
+
+def test_an_output_that_is_an_input_is_refused_naming_the_flag_and_the_input(tmp_path: Path) -> None:
+    ds = tmp_path / "ds.jsonl"
+    ds.write_text("x\n")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(ds)
+    for out in (ds, link, tmp_path / "." / "ds.jsonl"):
+        with pytest.raises(OutputError) as e:
+            refuse_overwriting_inputs(out, {"--dataset": ds}, flag="--out")
+        assert isinstance(e.value, LabkitError)
+        assert str(e.value).startswith(f"--out {out}") and f"--dataset {ds}" in str(e.value)
+    refuse_overwriting_inputs(tmp_path / "new.jsonl", {"--dataset": ds, "--run": None}, flag="--out")
+
+
+def test_a_file_a_folder_input_holds_is_refused_and_a_new_one_is_not(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    (corpus / "sub").mkdir(parents=True)
+    (corpus / "sub" / "doc.md").write_text("# Doc\n")
+    with pytest.raises(OutputError, match=r"--out .*doc\.md would overwrite a file of the input --corpus"):
+        refuse_overwriting_inputs(corpus / "sub" / "doc.md", {"--corpus": corpus}, flag="--out")
+    refuse_overwriting_inputs(corpus / "new.jsonl", {"--corpus": corpus}, flag="--out")
+    refuse_overwriting_inputs(tmp_path / "doc.md", {"--corpus": corpus, "RUN_DIR": [corpus / "sub"]}, flag="--out")
+    with pytest.raises(OutputError, match="RUN_DIR"):
+        refuse_overwriting_inputs(corpus / "sub" / "doc.md", {"RUN_DIR": [tmp_path / "x", corpus / "sub"]},
+                                  flag="--out")
