@@ -190,10 +190,13 @@ def build_candidates(corpus_dir: str | os.PathLike[str], *, seed: int = 0, n_per
 
     ``n_per_doc`` representative questions per document (heading and
     key-sentence questions alternate over the document's sections, chosen by
-    the seeded generator), then the failure cases. Returns a validated
+    the seeded generator), then the failure cases (built on them). Every text taken from the
+    corpus is redacted (:class:`~labkit.trace.redact.Redactor`), as every file labkit writes
+    is, before a case holds it. Returns a validated
     :class:`~labkit.cases.Dataset`; save it with ``labkit.cases.save_cases``.
     """
     from labkit.corpus import Corpus
+    from labkit.trace.redact import Redactor
 
     if n_per_doc < 0:
         from labkit.errors import ConfigError
@@ -204,6 +207,8 @@ def build_candidates(corpus_dir: str | os.PathLike[str], *, seed: int = 0, n_per
     reps: list[dict[str, Any]] = []
     for doc in corpus.doc_ids:
         reps += _representatives(corpus, doc, seed=seed, n_per_doc=n_per_doc, seen_q=seen_q)
+    red = Redactor()  # the corpus text may hold a pasted secret: redacted before any case holds it
+    reps = [red.redact(r) for r in reps]
     rng = random.Random(f"labkit-build:{seed}:failures")  # one generator, drawn in this order
     oos = _out_of_scope(rng, seed)
     adv = _adversarial(rng, seed=seed, reps=reps, n_docs=len(corpus.doc_ids))

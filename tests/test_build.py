@@ -106,3 +106,30 @@ def test_build_refuses_to_write_over_a_document_of_its_corpus(tmp_path: Path, ca
     err = capsys.readouterr().err
     assert f"--out {corpus / 'billing.md'}" in err and f"--corpus {corpus}" in err and "Traceback" not in err
     assert (corpus / "billing.md").read_bytes() == (CORPUS / "billing.md").read_bytes()
+
+
+BUILD_SECRETS = ("abcdefghijklmnopqrstuvwxyz0123456789", "Tr0ub4dor&3")
+
+
+def test_no_secret_of_the_corpus_reaches_the_candidates_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bearer token and a password in a corpus section were written as is into the question
+    and reference answer of a candidate (and into the adversarial case wrapped around it)."""
+    from labkit.cli import main
+
+    corpus = tmp_path / "corp"
+    corpus.mkdir()
+    (corpus / "sec.md").write_text("# Sec\nIntro line about keys and rotation.\n## Reset\nTo reset, send Bearer "
+                                   "abcdefghijklmnopqrstuvwxyz0123456789 and password: Tr0ub4dor&3 to the portal, "
+                                   "then wait 10 minutes.\n", encoding="utf-8")
+    out = tmp_path / "out"
+    for seed in range(4):
+        assert main(["dataset", "build", "--corpus", str(corpus), "--out", str(out / f"cand{seed}.jsonl"),
+                     "--seed", str(seed)]) == 0
+    printed = capsys.readouterr()
+    written = sorted(p for p in out.rglob("*") if p.is_file())
+    assert len(written) == 4 and any("portal" in p.read_text(encoding="utf-8") for p in written)
+    leaks = [(p.name, s) for p in written for s in BUILD_SECRETS if s in p.read_text(encoding="utf-8")]
+    leaks += [("stdout", s) for s in BUILD_SECRETS if s in printed.out + printed.err]
+    assert not leaks, leaks
+    ds = build_candidates(corpus, seed=0)
+    assert not [c.id for c in ds if any(s in str(c.to_dict()) for s in BUILD_SECRETS)]

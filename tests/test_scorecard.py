@@ -331,3 +331,30 @@ def test_config_separate_fails_when_config_or_corpus_changed_after_the_run(proje
         f.write_text(f.read_text(encoding="utf-8") + "\n## New\n\nA new section.\n", encoding="utf-8")
     it = _card(project, "variant").by_id["dep.config_separate"]
     assert it.status == "fail" and "changed after run" in it.action
+
+
+ATTESTED_SECRETS = ("alice@example.com", "hunter2pass", "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX1234abcd",
+                    "AKIAIOSFODNN7EXAMPLE")
+
+
+def test_no_secret_of_an_attestation_reaches_any_file_the_scorecard_writes(
+        shipped: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An owner's address, a password in an evidence URL and keys in a note were written as is to
+    scorecard.json and deployment_checklist.md (and printed by --json)."""
+    from labkit.cli import main
+
+    base, _ = _runs(shipped)
+    att = tmp_path / "att.yaml"
+    att.write_text('version: 1\nattestations:\n  - {item: dep.secret_manager, status: attested, owner: '
+                   '"alice@example.com", evidence: "https://u:hunter2pass@wiki.example/x", date: 2026-11-20, '
+                   'note: "key sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX1234abcd AKIAIOSFODNN7EXAMPLE"}\n', encoding="utf-8")
+    out = tmp_path / "sc"
+    main(["scorecard", "--root", str(shipped), "--baseline", str(base), "--attestations", str(att),
+          "--no-html", "--json", "--out", str(out)])
+    printed = capsys.readouterr()
+    written = sorted(p for p in out.rglob("*") if p.is_file())
+    assert {p.name for p in written} >= {"scorecard.json", "deployment_checklist.md"}
+    assert "dep.secret_manager" in (out / "scorecard.json").read_text(encoding="utf-8")
+    leaks = [(p.name, s) for p in written for s in ATTESTED_SECRETS if s in p.read_text(encoding="utf-8")]
+    leaks += [("stdout", s) for s in ATTESTED_SECRETS if s in printed.out + printed.err]
+    assert not leaks, leaks

@@ -102,7 +102,12 @@ class Scorecard:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, allow_nan=False, default=str)
+        """The scorecard as JSON, redacted as every file labkit writes is (an attestation's owner,
+        evidence and note are the user's text, and may hold an address or a pasted secret)."""
+        from labkit.trace.redact import Redactor
+
+        return json.dumps(Redactor().redact(self.to_dict()), indent=2, ensure_ascii=False, allow_nan=False,
+                          default=str)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         from labkit.io import atomic_write_text
@@ -111,7 +116,10 @@ class Scorecard:
         return Path(path)
 
     def deployment_checklist(self) -> str:
-        return render_deployment_checklist(self)
+        """:func:`render_deployment_checklist`, redacted as :meth:`to_json` is."""
+        from labkit.trace.redact import Redactor
+
+        return Redactor().redact_text(render_deployment_checklist(self))[0]
 
 
 def _run_info(ctx_run: Any) -> dict[str, Any] | None:
