@@ -426,3 +426,26 @@ def test_a_langfuse_trace_with_an_unreadable_time_is_a_field_error(tmp_path, cap
     p.write_text(json.dumps([{"id": "t1", "input": "q", "output": "a", "timestamp": "yesterday"}]))
     assert main(["import", "langfuse", str(p), "--out", str(tmp_path / "o")]) == 2
     assert "line 1 field 'timestamp'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("fmt", "head", "extra"), [("csv", "Q,A", ["--map", "question=Q,answer=A"]),
+                                                    ("ragas", "user_input,response", []),
+                                                    ("deepeval", "input,actual_output", [])])
+def test_a_csv_quote_never_closed_is_refused_at_its_line_and_column(tmp_path, capsys, fmt, head, extra):
+    col = head.split(",")[1]
+    p = tmp_path / "u.csv"
+    p.write_text(f'{head}\nq0,"two\nlines"\nq1,"oops\nq2,a2\nq3,a3\n')
+    out = tmp_path / "o"
+    assert main(["import", fmt, str(p), "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err
+    assert f"line 4 field '{col}'" in err and "never closed" in err and "Traceback" not in err, err
+    assert not out.exists()
+
+
+def test_a_closed_multi_line_csv_cell_is_one_cell(tmp_path, capsys):
+    p = tmp_path / "m.csv"
+    p.write_text('Q,A\nq1,"two\nlines, one cell"\nq2,a2\n')
+    out = tmp_path / "o"
+    assert main(["import", "csv", str(p), "--out", str(out), "--map", "question=Q,answer=A"]) == 0
+    rows = [json.loads(x) for x in (out / "run" / "results.jsonl").read_text().splitlines()]
+    assert [r["answer"] for r in rows] == ["two\nlines, one cell", "a2"]

@@ -395,8 +395,10 @@ def _csv_rows(p: Path) -> list[tuple[int, dict[str, Any]]]:
     import csv
     import io
 
-    reader = csv.DictReader(io.StringIO(read_text(p), newline=""))
+    text = read_text(p)
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
     rows, problems = [], []
+    start = 1
     try:
         names = reader.fieldnames or []
         dups = sorted({n for n in names if names.count(n) > 1})
@@ -412,10 +414,42 @@ def _csv_rows(p: Path) -> list[tuple[int, dict[str, Any]]]:
                 rows.append((start, {k: v for k, v in row.items()}))
             start = reader.line_num + 1
     except csv.Error as e:
-        problems.append(Problem(reader.line_num, None, f"malformed CSV: {e}"))
+        if "unexpected end of data" in str(e):  # a quoted cell still open at the end of the file
+            line, cell = _open_quote(text, start)
+            name = names[cell] if start > 1 and cell < len(names) else f"cell {cell + 1}"
+            problems.append(Problem(line, name, "a quoted cell opens here and is never closed (every later "
+                                                "line would be read into it)"))
+        else:
+            problems.append(Problem(reader.line_num, None, f"malformed CSV: {e}"))
     if problems:
         raise DatasetError(str(p), problems)
     return rows
+
+
+def _open_quote(text: str, start: int) -> tuple[int, int]:
+    """The line and cell index where the quote left open at the end of ``text`` opens, reading
+    from the record that begins on line ``start`` (the csv module's quoting: a quote opens a cell
+    only as its first character; inside a quoted cell two quotes are one)."""
+    import io
+
+    quoted, cell, opened = False, 0, (start, 0)
+    for n, raw in enumerate(list(io.StringIO(text, newline=""))[start - 1:], start):
+        if not quoted:  # a new record begins on this line
+            cell = 0
+        t, i, fresh = raw.rstrip("\r\n"), 0, not quoted
+        while i < len(t):
+            if quoted and t[i] == '"':
+                quoted = t[i + 1:i + 2] == '"'  # two quotes: one quote in the cell
+                i += quoted
+            elif not quoted and t[i] == ",":
+                cell, fresh = cell + 1, True
+                i += 1
+                continue
+            elif not quoted and fresh and t[i] == '"':
+                quoted, opened = True, (n, cell)
+            fresh = False
+            i += 1
+    return opened
 
 
 def text_list(value: Any, line: int | None, fld: str, problems: list[Problem]) -> list[str] | None:
