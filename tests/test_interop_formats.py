@@ -449,3 +449,23 @@ def test_a_closed_multi_line_csv_cell_is_one_cell(tmp_path, capsys):
     assert main(["import", "csv", str(p), "--out", str(out), "--map", "question=Q,answer=A"]) == 0
     rows = [json.loads(x) for x in (out / "run" / "results.jsonl").read_text().splitlines()]
     assert [r["answer"] for r in rows] == ["two\nlines, one cell", "a2"]
+
+
+@pytest.mark.parametrize(("fmt", "name", "text", "where"), [
+    ("ragas", "r.jsonl", json.dumps({"user_input": "q", "reference_tool_calls": [{"name": "t", "args": "abc"}]}),
+     "line 1 field 'reference_tool_calls'"),
+    ("ragas", "r.csv", 'user_input,reference_contexts\nq,"{[1]: 2}"', "line 2 field 'reference_contexts'"),
+    ("ragas", "r.csv", "user_input,reference_contexts\nq," + "[" * 100000, "line 2 field 'reference_contexts'"),
+    ("deepeval", "d.json", '[{"input": "q", "actual_output": "a", "token_cost": 1' + "0" * 400 + "}]",
+     "line 1 field 'token_cost'"),
+    ("csv", "c.csv", "Q,L\nq," + "[" * 100000, "line 2 field 'L'"),
+])
+def test_a_foreign_value_of_the_wrong_type_is_a_field_error_not_a_traceback(tmp_path, capsys, fmt, name, text, where):
+    p = tmp_path / name
+    p.write_text(text + "\n")
+    out = tmp_path / "o"
+    extra = ["--map", "question=Q,must_include=L"] if fmt == "csv" else []
+    assert main(["import", fmt, str(p), "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err
+    assert where in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()

@@ -169,3 +169,36 @@ def test_what_no_labkit_field_holds_is_kept_or_said_never_lost(tmp_path):
     dropped = {d["from"]: d["why"] for d in mapping["dropped"]}
     assert "LLM span llm.invocation_parameters" in dropped and "LLM span llm.input_messages.N.message.content" in dropped
     assert "LLM span llm.model_name" not in dropped  # mapped (results.model)
+
+
+def _otlp(span_patch: dict, attrs: list | None = None) -> str:
+    sp = {"traceId": "t1", "spanId": "s1", "startTimeUnixNano": "1000000000", "endTimeUnixNano": "2000000000",
+          "attributes": [{"key": "input.value", "value": {"stringValue": "q"}},
+                         {"key": "output.value", "value": {"stringValue": "a"}}] + (attrs or [])}
+    return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{**sp, **span_patch}]}]}]})
+
+
+@pytest.mark.parametrize(("name", "text", "where"), [
+    ("oi.json", _otlp({}, [{"key": "user.n", "value": {"intValue": "abc"}}]), "line 1 field 'user.n'"),
+    ("oi.json", _otlp({}, [{"key": "user.n", "value": {"arrayValue": [1]}}]), "line 1 field 'user.n'"),
+    ("oi.json", _otlp({}, [{"key": "user.n", "value": {"kvlistValue": {"values": ["x"]}}}]), "line 1 field 'user.n'"),
+    ("oi.json", _otlp({}, [{"key": 7, "value": {"stringValue": "x"}}]), "line 1 field 'attributes'"),
+    ("oi.json", _otlp({"attributes": {"input.value": "q"}}), "line 1 field 'attributes'"),
+    ("oi.json", _otlp({"spanId": {"a": 1}}), "line 1 field 'spanId'"),
+    ("oi.json", _otlp({"startTimeUnixNano": "9" * 400}), "line 1 field 'startTimeUnixNano'"),
+    ("oi.json", json.dumps({"resourceSpans": [{"scopeSpans": ["x"]}]}), "line 1 field 'scopeSpans'"),
+    ("ph.jsonl", json.dumps({"name": "r", "span_kind": "CHAIN", "context": "x", "attributes.input.value": "q"}),
+     "line 1 field 'context'"),
+    ("ph.jsonl", json.dumps({"context.trace_id": "t", "context.span_id": ["s"], "attributes.input.value": "q"}),
+     "line 1 field 'context.span_id'"),
+    ("ph.jsonl", json.dumps({"context.trace_id": "t", "context.span_id": "s", "parent_id": {"p": 1},
+                             "attributes.input.value": "q"}), "line 1 field 'parent_id'"),
+])
+def test_a_foreign_value_of_the_wrong_type_is_a_field_error_not_a_traceback(tmp_path, capsys, name, text, where):
+    p = tmp_path / name
+    p.write_text(text + "\n")
+    out = tmp_path / "o"
+    assert main(["import", "openinference", str(p), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert where in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()

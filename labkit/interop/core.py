@@ -461,10 +461,10 @@ def text_list(value: Any, line: int | None, fld: str, problems: list[Problem]) -
 
         try:
             value = json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             try:
                 value = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # (a set of lists ...)
                 problems.append(Problem(line, fld, "must be a list of strings (a JSON list in a CSV cell)"))
                 return None
     if not isinstance(value, (list, tuple)) or not all(isinstance(x, str) for x in value):
@@ -491,7 +491,8 @@ def number(value: Any, line: int | None, fld: str, problems: list[Problem], *, s
         return None
     try:
         x = float(value) if isinstance(value, str) else value
-    except ValueError:
+        x = float(x) if isinstance(x, int) and not isinstance(x, bool) else x  # (an integer past a float's range)
+    except (ValueError, OverflowError):
         x = None
     if not isinstance(x, (int, float)) or isinstance(x, bool) or not math.isfinite(x) or x < 0:
         problems.append(Problem(line, fld, f"must be a finite number >= 0, got {value!r}"))

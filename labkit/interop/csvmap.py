@@ -64,6 +64,9 @@ def _list(cell: str, line: int, col: str, problems: list[Problem]) -> list[str]:
         except json.JSONDecodeError as e:
             problems.append(Problem(line, col, f"malformed JSON list: {e.msg}"))
             return []
+        except RecursionError:
+            problems.append(Problem(line, col, "malformed JSON list: nested too deep"))
+            return []
         if not isinstance(val, list) or not all(isinstance(x, str) for x in val):
             problems.append(Problem(line, col, "must be a list of strings"))
             return []

@@ -22,19 +22,59 @@ __all__ = ["read", "spans_to_records"]
 
 
 def _value(v: Any) -> Any:
-    """An OTLP AnyValue ({stringValue}, {intValue}, {arrayValue: {values}}, ...) as Python."""
+    """An OTLP AnyValue ({stringValue}, {intValue}, {arrayValue: {values}}, ...) as Python;
+    ValueError (saying why) when a value is not what OTLP JSON writes there."""
     if not isinstance(v, dict):
         return v
     for key in ("stringValue", "boolValue", "doubleValue"):
         if key in v:
             return v[key]
     if "intValue" in v:
-        return int(v["intValue"])
-    if "arrayValue" in v:
-        return [_value(x) for x in (v["arrayValue"] or {}).get("values", [])]
-    if "kvlistValue" in v:
-        return {kv.get("key"): _value(kv.get("value")) for kv in (v["kvlistValue"] or {}).get("values", [])}
+        x = v["intValue"]
+        if isinstance(x, str) and re.fullmatch(r"[+-]?\d+", x.strip(), re.ASCII):
+            return int(x)
+        if isinstance(x, int) and not isinstance(x, bool):
+            return x
+        raise ValueError(f"intValue must be an integer (or its decimal text), got {x!r}")
+    for key in ("arrayValue", "kvlistValue"):
+        if key in v:
+            inner = v[key] or {}
+            values = inner.get("values", []) if isinstance(inner, dict) else None
+            if not isinstance(values, list):
+                raise ValueError(f"{key} must be an object holding a values list")
+            if key == "arrayValue":
+                return [_value(x) for x in values]
+            if not all(isinstance(kv, dict) and isinstance(kv.get("key"), str) for kv in values):
+                raise ValueError("kvlistValue values must be {key, value} objects with a string key")
+            return {kv["key"]: _value(kv.get("value")) for kv in values}
     return None
+
+
+def _attributes(sp: dict[str, Any], ln: int | None, problems: list[Problem]) -> dict[str, Any]:
+    """A span's OTLP attributes list ({key, value: AnyValue}) as {key: value}; a malformed one is
+    a problem naming it (its key when it has one)."""
+    raw = sp.get("attributes") or []
+    if not isinstance(raw, list):
+        problems.append(Problem(ln, "attributes", "must be a list of {key, value} objects"))
+        return {}
+    attrs: dict[str, Any] = {}
+    for a in raw:
+        if not isinstance(a, dict) or not isinstance(a.get("key"), str):
+            problems.append(Problem(ln, "attributes", f"must be {{key, value}} objects with a string key, got {a!r}"))
+            continue
+        try:
+            attrs[a["key"]] = _value(a.get("value"))
+        except ValueError as e:
+            problems.append(Problem(ln, a["key"], str(e)))
+    return attrs
+
+
+def _ids(span: dict[str, Any], keys: tuple[str, str, str], ln: int | None, problems: list[Problem]) -> bool:
+    """A span's trace, span and parent ids are strings (the parent may be absent)."""
+    bad = [k for k in keys if span.get(k) not in (None, "") and not isinstance(span.get(k), str)]
+    for k in bad:
+        problems.append(Problem(ln, k, f"an id must be a string, got {type(span[k]).__name__}"))
+    return not bad
 
 
 def _nano(x: Any) -> float | None:
@@ -54,7 +94,7 @@ def _times(sp: dict[str, Any], keys: tuple[str, str], parse: Any, ln: int | None
     for key in keys:
         try:
             got.append(parse(sp.get(key)))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             problems.append(Problem(ln, key, f"not a readable time: {sp.get(key)!r}"))
             got.append(None)
     start, end = got
@@ -71,14 +111,15 @@ def _otlp_spans(doc: Any, line: int | None, problems: list[Problem]) -> list[dic
                                                                              "(no resourceSpans list)"))
         return out
     for rs in doc["resourceSpans"]:
-        for ss in (rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []) if isinstance(rs, dict) else []:
-            for sp in ss.get("spans") or [] if isinstance(ss, dict) else []:
+        for ss in _items(rs, ("scopeSpans", "instrumentationLibrarySpans"), "resourceSpans", line, problems):
+            for sp in _items(ss, ("spans",), "scopeSpans", line, problems):
                 ln = getattr(sp, "line", line)
                 if not isinstance(sp, dict) or not sp.get("traceId") or not sp.get("spanId"):
                     problems.append(Problem(ln, "traceId", "a span needs traceId and spanId"))
                     continue
-                attrs = {a.get("key"): _value(a.get("value")) for a in sp.get("attributes") or []
-                         if isinstance(a, dict)}
+                if not _ids(sp, ("traceId", "spanId", "parentSpanId"), ln, problems):
+                    continue
+                attrs = _attributes(sp, ln, problems)
                 status = sp.get("status") or {}
                 code = status.get("code") if isinstance(status, dict) else None
                 start, end = _times(sp, ("startTimeUnixNano", "endTimeUnixNano"), _nano, ln, problems)
@@ -89,6 +130,21 @@ def _otlp_spans(doc: Any, line: int | None, problems: list[Problem]) -> list[dic
                             "message": status.get("message") if isinstance(status, dict) else None,
                             "attrs": attrs, "line": ln})
     return out
+
+
+def _items(obj: Any, keys: tuple[str, ...], where: str, line: int | None, problems: list[Problem]) -> list[Any]:
+    """The list under the first of ``keys`` an OTLP level holds; a level that is no object, or a
+    value that is no list, is a problem naming the field (never a level skipped unsaid)."""
+    ln = getattr(obj, "line", line)
+    if not isinstance(obj, dict):
+        problems.append(Problem(ln, where, f"must hold objects, got {type(obj).__name__}"))
+        return []
+    key = next((k for k in keys if obj.get(k) is not None), keys[0])
+    found = obj.get(key) or []
+    if not isinstance(found, list):
+        problems.append(Problem(ln, key, f"must be a list, got {type(found).__name__}"))
+        return []
+    return found
 
 
 def _iso(x: Any) -> float | None:
@@ -103,8 +159,15 @@ def _iso(x: Any) -> float | None:
 
 
 def _phoenix_span(n: int, row: dict[str, Any], problems: list[Problem]) -> dict[str, Any] | None:
-    tid = row.get("context.trace_id") or (row.get("context") or {}).get("trace_id")
-    sid = row.get("context.span_id") or (row.get("context") or {}).get("span_id")
+    ctx = row.get("context") or {}
+    if not isinstance(ctx, dict):
+        problems.append(Problem(n, "context", f"must be an object {{trace_id, span_id}}, got {type(ctx).__name__}"))
+        return None
+    flat = {"context.trace_id": row.get("context.trace_id") or ctx.get("trace_id"),
+            "context.span_id": row.get("context.span_id") or ctx.get("span_id"), "parent_id": row.get("parent_id")}
+    if not _ids(flat, ("context.trace_id", "context.span_id", "parent_id"), n, problems):
+        return None
+    tid, sid = flat["context.trace_id"], flat["context.span_id"]
     if not tid or not sid:
         problems.append(Problem(n, "context.trace_id", "a span row needs context.trace_id and context.span_id"))
         return None

@@ -22,7 +22,8 @@ FIELDS = ("user_input", "retrieved_contexts", "reference_contexts", "response", 
 def _tools(value: Any, line: int, problems: list[Problem]) -> list[dict[str, Any]]:
     if value in (None, ""):
         return []
-    if not isinstance(value, list) or not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in value):
+    if not isinstance(value, list) or not all(isinstance(t, dict) and isinstance(t.get("name"), str)
+                                              and isinstance(t.get("args") or {}, dict) for t in value):
         problems.append(Problem(line, "reference_tool_calls", "must be a list of {name, args} objects"))
         return []
     return [{"name": t["name"], "args": dict(t.get("args") or {})} for t in value]
