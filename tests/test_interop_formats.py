@@ -469,3 +469,24 @@ def test_a_foreign_value_of_the_wrong_type_is_a_field_error_not_a_traceback(tmp_
     err = capsys.readouterr().err
     assert where in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("fmt", "doc", "where"), [
+    ("langfuse", [{"id": "t1", "input": "q", "output": "a",
+                   "observations": [{"type": "GENERATION", "usage": {"input": 12.7, "output": 3}}]}],
+     "field 'usage.input'"),
+    ("langfuse", [{"id": "t1", "input": "q", "output": "a",
+                   "observations": [{"type": "GENERATION", "usageDetails": {"output": 2.5}}]}],
+     "field 'usageDetails.output'"),
+    ("promptfoo", {"results": {"results": [{"vars": {"question": "q"},
+                                            "response": {"output": "a", "tokenUsage": {"prompt": 12.7}}}]}},
+     "field 'tokenUsage.prompt'"),
+])
+def test_a_fractional_token_count_is_refused_by_every_importer(tmp_path, capsys, fmt, doc, where):
+    p = tmp_path / "f.json"
+    p.write_text(json.dumps(doc))
+    out = tmp_path / "o"
+    assert main(["import", fmt, str(p), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert where in err and "must be a whole number of tokens" in err, err
+    assert not out.exists()

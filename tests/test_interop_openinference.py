@@ -202,3 +202,21 @@ def test_a_foreign_value_of_the_wrong_type_is_a_field_error_not_a_traceback(tmp_
     err = capsys.readouterr().err
     assert where in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("value", "why"), [({"doubleValue": 12.7}, "must be a whole number of tokens, got 12.7"),
+                                            ({"stringValue": "abc"}, "must be a finite number >= 0")])
+def test_a_token_count_that_is_no_whole_number_is_refused(tmp_path, capsys, value, why):
+    llm = {"traceId": "t1", "spanId": "s2", "parentSpanId": "s1", "startTimeUnixNano": "1000000000",
+           "endTimeUnixNano": "2000000000",
+           "attributes": [{"key": "openinference.span.kind", "value": {"stringValue": "LLM"}},
+                          {"key": "llm.token_count.prompt", "value": value}]}
+    doc = json.loads(_otlp({}))
+    doc["resourceSpans"][0]["scopeSpans"][0]["spans"].append(llm)
+    p = tmp_path / "oi.json"
+    p.write_text(json.dumps(doc))
+    out = tmp_path / "o"
+    assert main(["import", "openinference", str(p), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "field 'llm.token_count.prompt'" in err and why in err and "Traceback" not in err, err
+    assert not out.exists()

@@ -498,3 +498,14 @@ def number(value: Any, line: int | None, fld: str, problems: list[Problem], *, s
         problems.append(Problem(line, fld, f"must be a finite number >= 0, got {value!r}"))
         return None
     return float(x) * scale
+
+
+def token_count(value: Any, line: int | None, fld: str, problems: list[Problem]) -> int | None:
+    """A token count: a whole number >= 0 (CSV text read as a number); None when absent. Every
+    importer reads token counts here: 12.7 tokens is a problem naming the field, never 12."""
+    x = number(value, line, fld, problems)
+    if x is not None and not x.is_integer():
+        problems.append(Problem(line, fld, f"must be a whole number of tokens, got {x:g}"))
+        return None
+    return int(x) if x is not None else None
+

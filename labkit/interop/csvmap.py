@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import ConfigError, DatasetError, Problem
-from labkit.interop.core import FieldLog, Record, number, read_rows
+from labkit.interop.core import FieldLog, Record, number, read_rows, token_count
 
 __all__ = ["TARGETS", "parse_mapping", "read"]
 
@@ -83,13 +83,10 @@ def _result(row: dict[str, str], m: dict[str, str], line: int, problems: list[Pr
                            "cost_usd": number(row.get(m.get("cost_usd", ""), ""), line, m.get("cost_usd", ""), problems)}
     if "error" in m and row[m["error"]].strip():
         res["error"] = row[m["error"]]
-    tokens = {k: number(row.get(m[k], ""), line, m[k], problems) for k in ("input_tokens", "output_tokens") if k in m}
-    for k, v in tokens.items():
-        if v is not None and not v.is_integer():
-            problems.append(Problem(line, m[k], f"must be a whole number of tokens, got {v:g}"))
-            tokens[k] = None
+    tokens = {k: token_count(row.get(m[k], ""), line, m[k], problems) for k in ("input_tokens", "output_tokens")
+              if k in m}
     if any(v is not None for v in tokens.values()):
-        res["usage"] = {k: int(v or 0) for k, v in tokens.items()}
+        res["usage"] = {k: v or 0 for k, v in tokens.items()}
     return res
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from labkit.errors import DatasetError, Problem
-from labkit.interop.core import FieldLog, Record, number, read_document
+from labkit.interop.core import FieldLog, Record, number, read_document, token_count
 
 __all__ = ["read"]
 
@@ -68,17 +68,19 @@ def _documents(output: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _usage(obs: list[dict[str, Any]]) -> dict[str, int] | None:
+def _usage(obs: list[dict[str, Any]], line: int | None, problems: list[Problem]) -> dict[str, int] | None:
     seen = False
     tot = {"input_tokens": 0, "output_tokens": 0}
     for o in obs:
-        u = o.get("usageDetails") or o.get("usage")
+        key = "usageDetails" if o.get("usageDetails") else "usage"
+        u = o.get(key)
         if not isinstance(u, dict):
             continue
         for src, dst in (("input", "input_tokens"), ("promptTokens", "input_tokens"), ("output", "output_tokens"),
                          ("completionTokens", "output_tokens")):
-            if isinstance(u.get(src), (int, float)) and not isinstance(u.get(src), bool):
-                tot[dst] += int(u[src])
+            n = token_count(u.get(src), getattr(o, "line", line), f"{key}.{src}", problems)
+            if n is not None:
+                tot[dst] += n
                 seen = True
     return tot if seen else None
 
@@ -107,7 +109,7 @@ def _ops(t: dict[str, Any], res: dict[str, Any], obs: list[dict[str, Any]], line
         res["cost_usd"] = cost
         log.map("totalCost", "results.cost_usd")
     gens = [o for o in obs if str(o.get("type", "")).upper() == "GENERATION"]
-    usage = _usage(gens)
+    usage = _usage(gens, line, problems)
     if usage is not None:
         res["usage"] = usage
         log.map("GENERATION usageDetails/usage", "results.usage")

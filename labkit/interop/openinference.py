@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from labkit.errors import DatasetError, Problem
-from labkit.interop.core import FieldLog, Record, read_document, read_rows
+from labkit.interop.core import FieldLog, Record, read_document, read_rows, token_count
 
 __all__ = ["read", "spans_to_records"]
 
@@ -281,7 +281,8 @@ def _record(trace_id: str, spans: list[dict[str, Any]], log: FieldLog, problems:
         rec.retrieved_items = [d for s in retrievers for d in _documents(s["attrs"])]
         log.map("RETRIEVER retrieval.documents.N.document.{id,content,score}", "results.retrieved")
     llms = [s for s in spans if _kind(s) == "LLM"]
-    tokens = {k: sum(int(s["attrs"].get(f"llm.token_count.{k}") or 0) for s in llms) for k in ("prompt", "completion")}
+    tokens = {k: sum(token_count(s["attrs"].get(f"llm.token_count.{k}"), s["line"], f"llm.token_count.{k}",
+                                 problems) or 0 for s in llms) for k in ("prompt", "completion")}
     if any(f"llm.token_count.{k}" in s["attrs"] for s in llms for k in ("prompt", "completion")):
         res["usage"] = {"input_tokens": tokens["prompt"], "output_tokens": tokens["completion"]}
         log.map("LLM llm.token_count.{prompt,completion}", "results.usage")

@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 from labkit.errors import ConfigError, DatasetError, Problem
-from labkit.interop.core import FieldLog, Record, number, read_document, read_text
+from labkit.interop.core import FieldLog, Record, number, read_document, read_text, token_count
 
 __all__ = ["read"]
 
@@ -188,8 +188,10 @@ def _output(res: dict[str, Any], rec: Record, log: FieldLog, problems: list[Prob
     rec.result = {"status": "error" if error else "ok", "answer": None if error else answer,
                   "error": str(error) if error else None, "latency_ms": latency, "cost_usd": cost}
     log.map("response.output", "results.answer")
-    if isinstance(usage, dict) and any(usage.get(k) is not None for k in ("prompt", "completion")):
-        rec.result["usage"] = {"input_tokens": usage.get("prompt") or 0, "output_tokens": usage.get("completion") or 0}
+    tokens = {k: token_count(usage.get(k), line, f"tokenUsage.{k}", problems) if isinstance(usage, dict) else None
+              for k in ("prompt", "completion")}
+    if any(v is not None for v in tokens.values()):
+        rec.result["usage"] = {"input_tokens": tokens["prompt"] or 0, "output_tokens": tokens["completion"] or 0}
         log.map("response.tokenUsage", "results.usage")
     grading = res.get("gradingResult")
     if isinstance(grading, dict):
