@@ -490,3 +490,24 @@ def test_a_fractional_token_count_is_refused_by_every_importer(tmp_path, capsys,
     err = capsys.readouterr().err
     assert where in err and "must be a whole number of tokens" in err, err
     assert not out.exists()
+
+
+def test_deepeval_csv_reads_tool_calls_from_json_list_cells(tmp_path, capsys):
+    import csv
+
+    p = tmp_path / "d.csv"
+    with p.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["input", "actual_output", "expected_tools", "tools_called"])
+        w.writerow(["q", "a", json.dumps([{"name": "search", "input_parameters": {"q": "x"}}]),
+                    json.dumps([{"name": "search", "input_parameters": {"q": "x"}, "output": "hit"}])])
+        w.writerow(["q2", "a2", "not json", ""])
+    out = tmp_path / "o"
+    assert main(["import", "deepeval", str(p), "--out", str(out)]) == 2
+    assert "line 3 field 'expected_tools'" in capsys.readouterr().err
+    p.write_text("\n".join(p.read_text().splitlines()[:2]) + "\n")
+    assert main(["import", "deepeval", str(p), "--out", str(out)]) == 0
+    case = json.loads((out / "dataset.jsonl").read_text())
+    assert case["expected_tools"] == [{"name": "search", "args": {"q": "x"}}]
+    res = json.loads((out / "run" / "results.jsonl").read_text())
+    assert res["tool_calls"] == [{"name": "search", "args": {"q": "x"}, "status": "ok", "output": "hit"}]
