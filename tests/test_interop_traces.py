@@ -40,3 +40,36 @@ def test_imported_spans_are_queryable_traces(tmp_path, capsys):
                  "FROM traces", "--format", "csv"]) == 0
     n, errors = map(float, capsys.readouterr().out.strip().splitlines()[-1].split(","))
     assert (n, errors) == (6, 1)
+
+
+def test_a_trace_the_file_does_not_time_says_unknown_never_0(tmp_path, capsys):
+    import json
+
+    lf = tmp_path / "lf.json"
+    lf.write_text(json.dumps([{"id": "t1", "timestamp": "2026-12-01T10:00:00Z", "input": "q1", "output": "a1",
+                               "latency": 2.0},
+                              {"id": "t2", "timestamp": "2026-12-01T10:00:05Z", "input": "q2", "output": "a2"}]))
+    out = tmp_path / "o"
+    assert main(["import", "langfuse", str(lf), "--out", str(out)]) == 0
+    traces = [json.loads(x) for x in (out / "run" / "traces.jsonl").read_text().splitlines()]
+    assert [(t["latency_ms"], t["usage"]) for t in traces] == [(2000.0, None), (None, None)]
+    assert traces[1]["ts_end"] is None
+    capsys.readouterr()
+    assert main(["traces", str(out / "run"), "--sql", "SELECT count(latency_ms) AS n, "
+                 "quantile_cont(latency_ms, 0.95) AS p95 FROM traces", "--format", "csv"]) == 0
+    n, p95 = map(float, capsys.readouterr().out.strip().splitlines()[-1].split(","))
+    assert (n, p95) == (1, 2000.0)
+
+
+def test_a_span_without_an_end_time_has_no_invented_latency(tmp_path):
+    import json
+
+    sp = {"traceId": "t1", "spanId": "s1", "startTimeUnixNano": "1000000000",
+          "attributes": [{"key": "input.value", "value": {"stringValue": "q"}},
+                         {"key": "output.value", "value": {"stringValue": "a"}}]}
+    p = tmp_path / "oi.json"
+    p.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [sp]}]}]}))
+    out = tmp_path / "o"
+    assert main(["import", "openinference", str(p), "--out", str(out)]) == 0
+    t = json.loads((out / "run" / "traces.jsonl").read_text())
+    assert (t["ts_start"], t["ts_end"], t["latency_ms"], t["usage"]) == (1.0, None, None, None)

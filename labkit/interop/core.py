@@ -51,7 +51,7 @@ class Record:
     result: dict[str, Any] | None = None  # results-line fields (no case_id)
     retrieved_texts: list[str] | None = None  # retrieved passages as text, in rank order
     retrieved_items: list[dict[str, Any]] | None = None  # or as {id?, text?, score?} (trace formats)
-    trace: dict[str, Any] | None = None  # {ts_start, ts_end, spans}: a trace format's own timing
+    trace: dict[str, Any] | None = None  # {ts_start, ts_end}: a trace format's own timing (ts_end None: unknown)
 
 
 @dataclass
@@ -350,7 +350,8 @@ def _trace(run_id: str, case: EvalCase, rec: Record, res: dict[str, Any], fmt: s
     pipe = SimpleNamespace(name=f"imported:{fmt}",
                            config={"model": {"name": model}} if model else {}, config_hash=None)
     t = make_trace(run_id=run_id, case=case, result=res, pipeline=pipe, attempt=1,
-                   ts_start=float(rec.trace["ts_start"]), ts_end=float(rec.trace["ts_end"]))
+                   ts_start=float(rec.trace["ts_start"]),
+                   ts_end=float(rec.trace["ts_end"]) if rec.trace.get("ts_end") is not None else None)
     return t
 
 

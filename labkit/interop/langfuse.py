@@ -167,9 +167,9 @@ def _record(t: Any, log: FieldLog, problems: list[Problem]) -> Record | None:
     start = _ts(t, "timestamp", line, problems)
     start = start if start is not None else min(starts, default=None)
     ends = [x for x in (_ts(o, "endTime", line, problems) for o in obs) if x is not None]
-    if start is not None:  # no time at all: no trace record (never an invented time)
-        end = start + res["latency_ms"] / 1000.0 if res["latency_ms"] is not None else max(ends, default=start)
-        rec.trace = {"ts_start": start, "ts_end": max(end, start)}
+    if start is not None:  # no time at all: no trace record; no end known: none (never an invented time)
+        end = start + res["latency_ms"] / 1000.0 if res["latency_ms"] is not None else max(ends, default=None)
+        rec.trace = {"ts_start": start, "ts_end": max(end, start) if end is not None else None}
     return rec
 
 

@@ -300,7 +300,7 @@ def _record(trace_id: str, spans: list[dict[str, Any]], log: FieldLog, problems:
         log.map("TOOL tool.name/tool.parameters", "results.tool_calls")
     rec.result = res
     if start is not None:  # no start time: no trace record (never an invented time)
-        rec.trace = {"ts_start": start, "ts_end": end if end is not None else start}
+        rec.trace = {"ts_start": start, "ts_end": end}  # no end: unknown, not the start
     for kind in sorted({_kind(s) for s in spans} - {"RETRIEVER", "LLM", "TOOL", ""} - {_kind(root)}):
         log.drop(f"{kind} spans", "no labkit field (kept only as the trace's timing)")
     for sp in spans:

@@ -223,12 +223,11 @@ def _tool_calls_of(items: Iterable[Any]) -> list[dict[str, Any]]:
     return tool_calls
 
 
-def _usage_of(usage_in: Any) -> dict[str, int]:
-    ok = _mapping(usage_in)
-    return {
-        "input_tokens": int(usage_in.get("input_tokens") or 0) if ok else 0,
-        "output_tokens": int(usage_in.get("output_tokens") or 0) if ok else 0,
-    }
+def _usage_of(usage_in: Any) -> dict[str, int] | None:
+    """The token counts; None when the result recorded none (unknown, never 0 tokens)."""
+    if not _mapping(usage_in) or not usage_in:
+        return None
+    return {"input_tokens": int(usage_in.get("input_tokens") or 0), "output_tokens": int(usage_in.get("output_tokens") or 0)}
 
 
 def _guardrails_of(guard_in: Any) -> dict[str, Any]:
@@ -266,7 +265,7 @@ def make_trace(
     pipeline: Any,
     attempt: int,
     ts_start: float,
-    ts_end: float,
+    ts_end: float | None,
     environment: str | _Environment | None = FROM_CONFIG,
     session_id: str | None = None,
 ) -> dict[str, Any]:
@@ -277,6 +276,7 @@ def make_trace(
     when present: ``guardrails``, ``timings`` ({retrieval_ms, generation_ms}),
     per-tool-call ``latency_ms``, ``answered_by``, ``simulated``, ``session_id``.
     ``environment``: the record's (None: none); by default read now (:func:`trace_environment`).
+    ``ts_end`` None: the end is unknown (an import): the latency is the result's or null, never invented.
     """
     config: Mapping[str, Any] = getattr(pipeline, "config", None) or {}
     pname = getattr(pipeline, "name", None)
@@ -287,11 +287,10 @@ def make_trace(
     trace_id = str(result.get("trace_id") or trace_id_for(run_id, case.id, attempt))
     root_span = span_id_for(trace_id, "root")
     latency = _num(result.get("latency_ms"))
-    if latency is None:
-        latency = round((ts_end - ts_start) * 1000.0, 3)
+    latency = round((ts_end - ts_start) * 1000.0, 3) if latency is None and ts_end is not None else latency
     retrieved = _retrieved_of(result.get("retrieved") or [])
     tool_calls = _tool_calls_of(result.get("tool_calls") or [])
-    usage = _usage_of(result.get("usage") or {})
+    usage = _usage_of(result.get("usage"))
     timings = result.get("timings")
     spans = _child_spans(
         trace_id=trace_id, root_span=root_span, ts_start=ts_start, ts_end=ts_end, status=status,
@@ -307,7 +306,7 @@ def make_trace(
         "attempt": int(attempt),
         "session_id": session_id or result.get("session_id") or case.metadata.get("session_id"),
         "ts_start": float(ts_start),
-        "ts_end": float(ts_end),
+        "ts_end": float(ts_end) if ts_end is not None else None,
         "operation": ROOT_OPERATION,
         "provider": provider,
         "model": model,
@@ -343,20 +342,20 @@ def make_trace(
 class _SpanClock:
     """Lays measured child spans end to end from the trace start; an unmeasured span spans the trace."""
 
-    def __init__(self, ts_start: float, ts_end: float) -> None:
+    def __init__(self, ts_start: float, ts_end: float | None) -> None:
         self.ts_start, self.ts_end, self.cursor = ts_start, ts_end, ts_start
 
-    def interval(self, ms: float | None) -> tuple[float, float, str]:
+    def interval(self, ms: float | None) -> tuple[float, float | None, str]:
         if ms is None:
             return self.ts_start, self.ts_end, "inherited"
         start = self.cursor
-        end = min(self.ts_end, start + ms / 1000.0) if self.ts_end >= start else start + ms / 1000.0
+        end = start + ms / 1000.0 if self.ts_end is None or self.ts_end < start else min(self.ts_end, start + ms / 1000.0)
         self.cursor = end
         return start, end, "measured"
 
 
 def _span(*, trace_id: str, root_span: str, key: str, name: str, operation: str,
-          when: tuple[float, float, str], status: str, attributes: dict[str, Any]) -> dict[str, Any]:
+          when: tuple[float, float | None, str], status: str, attributes: dict[str, Any]) -> dict[str, Any]:
     s, e, how = when
     return {"span_id": span_id_for(trace_id, key), "parent_span_id": root_span, "name": name,
             "operation": operation, "ts_start": s, "ts_end": e, "timing": how, "status": status,
@@ -368,13 +367,13 @@ def _child_spans(
     trace_id: str,
     root_span: str,
     ts_start: float,
-    ts_end: float,
+    ts_end: float | None,
     status: str,
     retrieved: Sequence[Mapping[str, Any]],
     tool_calls: Sequence[Mapping[str, Any]],
     model: str | None,
     provider: str | None,
-    usage: Mapping[str, int],
+    usage: Mapping[str, int] | None,
     timings: Mapping[str, Any] | None,
     question: str,
 ) -> list[dict[str, Any]]:
@@ -395,8 +394,8 @@ def _child_spans(
     spans.append(_span(trace_id=trace_id, root_span=root_span, key="generation", name=f"chat {model}" if model else "chat", operation="chat",
                        when=clock.interval(_num(t.get("generation_ms"))), status=chat_status,
                        attributes={"model": model, "provider": provider,
-                                   "input_tokens": int(usage.get("input_tokens", 0)),
-                                   "output_tokens": int(usage.get("output_tokens", 0))}))
+                                   "input_tokens": usage["input_tokens"] if usage else None,
+                                   "output_tokens": usage["output_tokens"] if usage else None}))
     return spans
 
 
