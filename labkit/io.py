@@ -5,9 +5,8 @@
   (:class:`StrictJSONError`, a ``json.JSONDecodeError``)
 - :func:`iter_jsonl` — the one JSONL line reader (datasets, results, reviews, traces): numbered
   lines, a torn last line of a killed writer tolerated or refused
-- :func:`append_line` — one JSON line appended whole, after a torn tail of a killed writer is cut
 - :func:`atomic_write_text` — a file written whole or not at all (a symlink followed, a path
-  that is no regular file refused: :func:`output_target`)
+  that is no regular file refused: :func:`labkit.paths.output_target`)
 
 Foundation layer: imports nothing from labkit but the error tree.
 """
@@ -18,7 +17,6 @@ import json
 import math
 import os
 import re
-import stat
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -29,14 +27,14 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from labkit.errors import DatasetError, OutputError, Problem
+from labkit.errors import DatasetError, Problem
+from labkit.paths import output_target
 
 __all__ = [
     "MAX_JSON_DEPTH",
     "SURROGATE_REASON",
     "LinedDict",
     "StrictJSONError",
-    "append_line",
     "atomic_path",
     "atomic_write_text",
     "atomic_writer",
@@ -53,7 +51,6 @@ __all__ = [
     "output_target",
     "settle",
     "surrogate_field",
-    "truncate_torn_tail",
 ]
 
 
@@ -514,47 +511,6 @@ def jsonl_objects(path: str | os.PathLike[str], problems: list[Problem], *,
     return rows
 
 
-def truncate_torn_tail(path: str | os.PathLike[str]) -> None:
-    """Cut a last line without newline (a write interrupted by a kill)."""
-    path = Path(path)
-    if not path.is_file():
-        return
-    with open(path, "rb+") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        if size == 0:
-            return
-        f.seek(-1, os.SEEK_END)
-        if f.read(1) == b"\n":
-            return
-        pos = size  # find the last newline
-        chunk = 65536
-        while pos > 0:
-            start = max(0, pos - chunk)
-            f.seek(start)
-            buf = f.read(pos - start)
-            i = buf.rfind(b"\n")
-            if i >= 0:
-                f.truncate(start + i + 1)
-                return
-            pos = start
-        f.truncate(0)
-
-
-def append_line(path: str | os.PathLike[str], obj: Any) -> None:
-    """Append one JSON line whole (the one appender of reviews, proposals, feedback): a torn tail
-    left by a killed writer is cut first, the line is encoded before the file is touched (a value
-    that is no UTF-8 text writes nothing), written in one call, flushed and fsynced."""
-    data = (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    truncate_torn_tail(p)
-    with open(p, "ab") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write a file whole or not at all (temp file in the same folder, then rename)."""
     with atomic_writer(path) as f:
@@ -575,33 +531,6 @@ def settle(path: str | os.PathLike[str]) -> None:
     os.chmod(path, 0o600)
     with open(path, "r+b") as f:  # (a handle that may write: some systems flush only through one)
         os.fsync(f.fileno())
-
-
-def output_target(path: str | os.PathLike[str]) -> Path:
-    """The file a write to ``path`` makes or replaces: ``path`` itself, or for a symlink the file
-    it points to (followed to its end: the link is kept, its target written). Raises
-    :class:`OutputError` naming ``path`` when that exists and is not a regular file (a FIFO, a
-    device, a socket or a folder, which a rename would replace by a regular file)."""
-    p = Path(path)
-    real = Path(os.path.realpath(p)) if p.is_symlink() else p
-    try:
-        mode = os.stat(real).st_mode
-    except (FileNotFoundError, NotADirectoryError):  # (made anew; a file where a folder must go fails below)
-        return real
-    if not stat.S_ISREG(mode):
-        raise OutputError(f"{p}: not a regular file ({_file_kind(mode)}): give the path of a file to write",
-                          path=str(p))
-    return real
-
-
-def _file_kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file"
 
 
 def _named(err: OSError, path: Path) -> OSError:

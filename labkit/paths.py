@@ -1,18 +1,27 @@
-"""An output must not be one of the command's inputs: the one check of every command that
-writes a file it may also have been given to read.
+"""Where labkit writes, and what a write may not do:
+
+- :func:`output_target` — the file a write to a path makes or replaces (a symlink followed, a
+  path that is no regular file refused), for every atomic write of :mod:`labkit.io`
+- :func:`refuse_overwriting_inputs` — an output must not be one of the command's inputs: the one
+  check of every command that writes a file it may also have been given to read
+- :func:`append_line` — one JSON line appended whole, after a torn tail of a killed writer is cut
+  (:func:`truncate_torn_tail`)
 
 Foundation layer: imports nothing from labkit but the error tree.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from labkit.errors import OutputError
 
-__all__ = ["refuse_overwriting_inputs"]
+__all__ = ["append_line", "output_target", "refuse_overwriting_inputs", "truncate_torn_tail"]
 
 PathLike = str | os.PathLike[str]
 
@@ -38,3 +47,71 @@ def refuse_overwriting_inputs(out: PathLike, inputs: Mapping[str, PathLike | Ite
             if os.path.isdir(src) and target.is_relative_to(os.path.realpath(src)):
                 raise OutputError(f"{flag} {out} would overwrite a file of the input {name} {src}: write it "
                                   "outside that folder", path=str(out), flag=flag)
+
+
+def output_target(path: str | os.PathLike[str]) -> Path:
+    """The file a write to ``path`` makes or replaces: ``path`` itself, or for a symlink the file
+    it points to (followed to its end: the link is kept, its target written). Raises
+    :class:`OutputError` naming ``path`` when that exists and is not a regular file (a FIFO, a
+    device, a socket or a folder, which a rename would replace by a regular file)."""
+    p = Path(path)
+    real = Path(os.path.realpath(p)) if p.is_symlink() else p
+    try:
+        mode = os.stat(real).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # (made anew; a file where a folder must go fails below)
+        return real
+    if not stat.S_ISREG(mode):
+        raise OutputError(f"{p}: not a regular file ({_file_kind(mode)}): give the path of a file to write",
+                          path=str(p))
+    return real
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file"
+
+
+def truncate_torn_tail(path: str | os.PathLike[str]) -> None:
+    """Cut a last line without newline (a write interrupted by a kill)."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    with open(path, "rb+") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        if size == 0:
+            return
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) == b"\n":
+            return
+        pos = size  # find the last newline
+        chunk = 65536
+        while pos > 0:
+            start = max(0, pos - chunk)
+            f.seek(start)
+            buf = f.read(pos - start)
+            i = buf.rfind(b"\n")
+            if i >= 0:
+                f.truncate(start + i + 1)
+                return
+            pos = start
+        f.truncate(0)
+
+
+def append_line(path: str | os.PathLike[str], obj: Any) -> None:
+    """Append one JSON line whole (the one appender of reviews, proposals, feedback): a torn tail
+    left by a killed writer is cut first, the line is encoded before the file is touched (a value
+    that is no UTF-8 text writes nothing), written in one call, flushed and fsynced."""
+    data = (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    truncate_torn_tail(p)
+    with open(p, "ab") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())

@@ -14,7 +14,7 @@ make the records. One JSON object per line (docs/formats.md, "Reviews")::
 * Records without ``schema_version`` (``case_id, reviewer, verdict, at``) name no answer:
   they count only where no run is judged (a plain dict of metrics).
 * Writing: the free text (note, reviewer) is redacted first; the line is appended whole
-  and fsynced after a torn tail of a killed writer is cut (labkit.io.append_line).
+  and fsynced after a torn tail of a killed writer is cut (labkit.paths.append_line).
 * A rejected case is proposed as a regression case: an EvalCase line
   (``reg-review-<id>``, ``tags.kind = regression``) appended to the proposals file.
 """
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import ConfigError, DatasetError, Problem
-from labkit.io import append_line
+from labkit.paths import append_line
 
 __all__ = ["DECISIONS", "REVIEWS_SCHEMA_VERSION", "ReviewCoverage", "answer_sha256", "append_line",
            "load_reviews", "proposals_path", "propose_regression_case", "read_reviews", "record_review", "review_coverage",

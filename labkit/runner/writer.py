@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
-from labkit.io import truncate_torn_tail
+from labkit.paths import truncate_torn_tail
 from labkit.resultline import RUNNER_FIELDS
 from labkit.runs import RunDir
 from labkit.trace.record import dumps_trace

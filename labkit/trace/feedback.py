@@ -1,7 +1,7 @@
 """User feedback against a trace, stored beside the traces in ``<run>/feedback.jsonl``.
 
 One JSON object per line, appended whole and fsynced a line at a time (after a torn last
-line of a killed writer is cut: labkit.io.append_line)::
+line of a killed writer is cut: labkit.paths.append_line)::
 
     {"feedback_id": "fb-…", "trace_id": "…", "run_id": "…", "case_id": "…",
      "rating": 4, "comment": "cited the wrong runbook", "user": "alice", "ts": 1731000000.0}
@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import ConfigError
-from labkit.io import SURROGATE_REASON, append_line, surrogate_field
+from labkit.io import SURROGATE_REASON, surrogate_field
+from labkit.paths import append_line
 from labkit.trace.record import iter_trace_lines
 from labkit.trace.redact import Redactor
 
