@@ -47,6 +47,8 @@ def verify_scored(run_dir: str | os.PathLike[str] | RunDir) -> None:
     scores.csv and metrics.json would be judged as scored. ``labkit score RUN`` writes the record.
     """
     rd = RunDir(run_dir)
+    if not rd.path.is_dir():
+        raise RunDirError(f"{rd.path}: not a run directory")
     man = rd.manifest
     sc = man.get("scoring")
     rec = sc.get("sha256") if isinstance(sc, Mapping) else None

@@ -268,9 +268,15 @@ def test_no_reference_is_not_applicable_for_readiness_and_incident_review():
 
 
 def _write_run(path, run_id, cases, results):
+    """Recorded results beside their dataset, scored by labkit score (the record compare verifies)."""
+    from labkit.cases import save_cases
+    from labkit.scoring import score_run
+
     path.mkdir(parents=True)
-    score_cases(cases, results).to_csv(path / "scores.csv", index=False)
-    (path / "manifest.json").write_text(json.dumps({"run_id": run_id, "dataset": {"fingerprint": "fp"}}))
+    ds = save_cases(cases, path.parent / f"{path.name}-dataset.jsonl")
+    (path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in results))
+    (path / "manifest.json").write_text(json.dumps({"run_id": run_id}))
+    score_run(path, str(ds), n_boot=100)
     return path
 
 

@@ -72,12 +72,25 @@ def test_help_starts_without_numpy_or_pandas():
     assert loaded == []
 
 
+def _recorded(run: Path) -> None:
+    """The scoring record a gate verifies (sha256 of the scored files), for metrics written here:
+    the gate's light path is what is tested, not scoring."""
+    import hashlib
+
+    names = ("results.jsonl", "scores.csv", "metrics.json")
+    for name in names[:2]:
+        (run / name).touch()
+    sha = {name: hashlib.sha256((run / name).read_bytes()).hexdigest() for name in names}
+    (run / "manifest.json").write_text(json.dumps({"run_id": "run", "scoring": {"sha256": sha}}), encoding="utf-8")
+
+
 def test_gate_on_a_metrics_file_starts_without_numpy_or_pandas(tmp_path: Path):
     run = tmp_path / "run"
     run.mkdir()
     values = {"faithfulness": 0.9, "retrieval_hit_rate": 0.95, "latency_p95_ms": 1200.0, "cost_per_success": 0.01}
     metrics = {name: {"value": v, "n": 20, "unmeasured": 0, "unmeasured_reasons": {}} for name, v in values.items()}
     (run / "metrics.json").write_text(json.dumps({"n_cases": 20, "n_missing": 0, "metrics": metrics}), encoding="utf-8")
+    _recorded(run)
     gate = tmp_path / "gate.yaml"  # the shipped gate's thresholds (its regression checks need a baseline's scores)
     gate.write_text(Path("data/gate.yaml").read_text(encoding="utf-8").split("\nregression:")[0] + "\n", encoding="utf-8")
     rc, loaded, out = _cli_modules("gate", "--config", str(gate), str(run), "--json")
@@ -88,6 +101,7 @@ def test_gate_on_a_metrics_file_starts_without_numpy_or_pandas(tmp_path: Path):
     values["faithfulness"] = 0.5
     metrics["faithfulness"]["value"] = 0.5
     (run / "metrics.json").write_text(json.dumps({"n_cases": 20, "n_missing": 0, "metrics": metrics}), encoding="utf-8")
+    _recorded(run)
     rc, loaded, out = _cli_modules("gate", "--config", str(gate), str(run))
     assert rc == 1 and "faithfulness" in out
     assert loaded == []
