@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -278,3 +279,116 @@ def test_a_run_view_reads_formula_like_case_ids_as_scored(tmp_path: Path) -> Non
     view = RunView(rd.path)
     assert sorted(view.score_column("must_include_coverage")) == sorted(ids)
     assert view.case_success() == {cid: True for cid in ids}
+
+
+def _scored_run(root: Path, name: str, *, covered: bool, created_at: str | None) -> Path:
+    """A run scored by the runner (so its scoring record holds), its start time set by hand
+    (manifest.json is not among the scored files)."""
+    from labkit.cases import as_cases
+    from labkit.runner import RunnerConfig, run
+
+    cases = as_cases([{"id": f"c{i}", "question": f"q{i}?", "must_include": ["answer"]} for i in range(4)])
+    rd = run(cases, lambda case: {"answer": "the answer" if covered else "nothing"}, root / name,
+             config=RunnerConfig(progress=False))
+    man_path = Path(rd.path) / "manifest.json"
+    man = json.loads(man_path.read_text())
+    if created_at is None:
+        man.pop("created_at", None)
+    else:
+        man["created_at"] = created_at
+    man_path.write_text(json.dumps(man))
+    return Path(rd.path)
+
+
+@pytest.fixture
+def slo_runs(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """An SLO file and two runs: run-10 the older (covered), run-9 the newer (not covered), so a
+    glob lists them newest first."""
+    slo = tmp_path / "slo.yaml"
+    slo.write_text("slos:\n  - {name: cover, kind: quality_floor, metric: must_include_coverage, floor: 0.5}\n")
+    old = _scored_run(tmp_path / "runs", "run-10", covered=True, created_at="2026-11-01T00:00:00+00:00")
+    new = _scored_run(tmp_path / "runs", "run-9", covered=False, created_at="2026-11-02T00:00:00+00:00")
+    return slo, old, new
+
+
+def _slo_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
+    from labkit.cli import main
+
+    rc = main(["slo", *argv, "--json"])
+    out, err = capsys.readouterr()
+    return rc, (json.loads(out) if rc in (0, 1) else err)
+
+
+def test_slo_orders_runs_by_start_time_not_argument_order(slo_runs: tuple[Path, Path, Path],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    slo, old, new = slo_runs
+    rc1, a = _slo_cli(capsys, str(new), str(old), "--slo", str(slo))
+    rc2, b = _slo_cli(capsys, str(old), str(new), "--slo", str(slo))
+    assert a == b and rc1 == rc2 == 1
+    assert a[0]["status"] == "at_risk" and a[0]["burn_rate"] == pytest.approx(2.0)  # the newer run is recent
+    assert a[0]["runs"] == ["run-10", "run-9"]
+
+
+def test_history_order_puts_runs_without_a_start_time_last_by_run_id(tmp_path: Path) -> None:
+    from labkit.readiness.runview import chronological
+
+    def view(name: str, created: str | None) -> RunView:
+        d = tmp_path / name
+        d.mkdir()
+        man = {"run_id": name} | ({"created_at": created} if created else {})
+        (d / "manifest.json").write_text(json.dumps(man))
+        return RunView(d)
+
+    runs = [view("z", None), view("b", "2026-11-02T00:00:00+00:00"), view("y", None),
+            view("c", "2026-11-01T00:00:00+00:00"), view("a", "2026-11-02T00:00:00+00:00")]
+    assert [r.run_id for r in chronological(runs)] == ["c", "a", "b", "y", "z"]
+
+
+def test_slo_refuses_a_run_given_twice(slo_runs: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    slo, old, new = slo_runs
+    monkeypatch.chdir(old.parent)
+    rc, err = _slo_cli(capsys, str(new), str(old), f"./{old.name}", "--slo", str(slo))
+    assert rc == 2 and "given twice" in err and old.name in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("edit", ["scores", "results_bad_line", "results_duplicate", "no_record"])
+def test_slo_refuses_a_run_changed_after_scoring(slo_runs: tuple[Path, Path, Path], edit: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    slo, old, new = slo_runs
+    if edit == "scores":  # every cell of the metric set to its best
+        p = new / "scores.csv"
+        p.write_text(re.sub(r",0(\.0)?(?=,|$)", ",1.0", p.read_text(), flags=re.M))
+    elif edit.startswith("results"):
+        p = new / "results.jsonl"
+        lines = p.read_text().splitlines(keepends=True)
+        lines.insert(2, "{not json\n" if edit == "results_bad_line" else lines[1])
+        p.write_text("".join(lines))
+    else:
+        man = json.loads((new / "manifest.json").read_text())
+        del man["scoring"]
+        (new / "manifest.json").write_text(json.dumps(man))
+    rc, err = _slo_cli(capsys, str(old), str(new), "--slo", str(slo))
+    assert rc == 2 and str(new) in err and "Traceback" not in err
+
+
+def test_a_run_view_refuses_a_bad_results_line_and_tolerates_only_a_torn_last_trace_line(tmp_path: Path) -> None:
+    from labkit.errors import DatasetError
+
+    d = _scored_run(tmp_path, "r", covered=True, created_at=None)
+    res = d / "results.jsonl"
+    lines = res.read_text().splitlines(keepends=True)
+    res.write_text("".join([lines[0], "{not json\n", *lines[1:]]))
+    with pytest.raises(DatasetError, match=r"results\.jsonl.*line 2"):
+        _ = RunView(d).results
+    res.write_text("".join([*lines, lines[0]]))  # a case counted twice
+    with pytest.raises(DatasetError, match="line 5"):
+        _ = RunView(d).results
+    tr = d / "traces.jsonl"
+    tlines = tr.read_text().splitlines(keepends=True)
+    tr.write_text("".join(tlines) + tlines[0][:20])  # a writer still appending
+    assert len(RunView(d).traces) == len(tlines)
+    tr.write_text("".join([tlines[0], "{not json\n", *tlines[1:]]))
+    with pytest.raises(DatasetError, match=r"traces\.jsonl.*line 2"):
+        _ = RunView(d).traces

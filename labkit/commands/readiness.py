@@ -49,8 +49,9 @@ def register(subparsers: Any) -> None:
     s = subparsers.add_parser(
         "slo",
         help="SLOs over run history: status, error budget remaining, burn rate (exit 1 if any is not met)",
-        description="labkit slo RUN... [--slo data/slo.yaml] [--json]; runs oldest first, the last ones are "
-        "the recent window",
+        description="labkit slo RUN... [--slo data/slo.yaml] [--json]; the runs are ordered by their "
+        "manifest's created_at (ties by run id, runs without one last), the last ones are the recent window; "
+        "each must match its scoring record, and a run given twice is refused",
     )
     s.add_argument("runs", nargs="+", metavar="RUN")
     s.add_argument("--slo", default="data/slo.yaml", help="SLO file")
@@ -122,11 +123,10 @@ def _incident(args: argparse.Namespace) -> int:
 
 def _slo(args: argparse.Namespace) -> int:
     from labkit.readiness import evaluate_slos, load_slos
-    from labkit.readiness.runview import RunView
+    from labkit.readiness.slo import slo_history
 
     cfg = load_slos(args.slo)
-    runs = [RunView.of(r) for r in args.runs]
-    st = evaluate_slos(cfg, runs)
+    st = evaluate_slos(cfg, slo_history(args.runs))
     if args.json:
         print(json.dumps([s.to_dict() for s in st], indent=2, default=str))
     else:

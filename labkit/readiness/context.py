@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from labkit.errors import ConfigError, LabkitError
 from labkit.readiness.model import Paths
-from labkit.readiness.runview import RunView, find_runs
+from labkit.readiness.runview import RunView, chronological, find_runs
 
 RunLike = str | os.PathLike[str] | RunView
 T = TypeVar("T")
@@ -93,7 +93,7 @@ class Context:
                 out.append(r)
                 seen.add(r.path.resolve())
         out.append(cand)
-        return sorted(out, key=lambda r: (r.created_at or "", r.path.name))
+        return chronological(out)
 
     # ---- configs -------------------------------------------------------------------------------
     def pipeline_files(self) -> list[PipelineConfig]:

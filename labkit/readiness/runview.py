@@ -1,7 +1,9 @@
 """A light, read-only view of a run directory (the contract of docs/formats.md).
 
 It reads only what exists, so a run written by hand or by another system
-(results.jsonl alone) still gives what evidence it can.
+(results.jsonl alone) still gives what evidence it can; what it reads is read strictly
+(a bad results or traces line is a DatasetError naming file and line; only a torn last
+traces line, a run still appending, is skipped).
 """
 
 from __future__ import annotations
@@ -16,24 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import ConfigError
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    if not path.is_file():
-        return out
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn last line of a run still appending
-            if isinstance(obj, dict):
-                out.append(obj)
-    return out
 
 
 def _float(v: Any) -> float | None:
@@ -109,19 +93,21 @@ class RunView:
 
     @cached_property
     def results(self) -> list[dict[str, Any]]:
-        return _read_jsonl(self.path / "results.jsonl")
+        """The validated results lines (labkit.runs.RunDir.results), [] for a run without any."""
+        from labkit.runs import RunDir
+
+        rd = RunDir(self.path)
+        return rd.results() if rd.results_path.is_file() else []
 
     @cached_property
     def traces(self) -> list[dict[str, Any]]:
+        """The normalized trace records; a torn last line (a run still appending) is skipped."""
         p = self.path / "traces.jsonl"
         if not p.is_file():
             return []
-        try:
-            from labkit.trace.record import load_traces
+        from labkit.trace.record import load_traces
 
-            return [dict(t) for t in load_traces(p, strict=False)]
-        except Exception:  # a malformed line must not stop the review; read what parses
-            return _read_jsonl(p)
+        return [dict(t) for t in load_traces(p)]
 
     @cached_property
     def metrics_doc(self) -> dict[str, Any]:
@@ -181,14 +167,19 @@ class RunView:
                 for r in self.final_outcomes() if r.get("case_id")}
 
 
+def chronological(runs: Iterable[RunView]) -> list[RunView]:
+    """Runs oldest first, as ``labkit history`` orders them: by the manifest's ``created_at``,
+    ties by run id; runs that record no ``created_at`` come after every dated run, by run id."""
+    return sorted(runs, key=lambda r: (r.created_at is None, r.created_at or "", r.run_id))
+
+
 def find_runs(runs_dir: str | os.PathLike[str]) -> list[RunView]:
     """Every run directory (one holding a manifest or results) under ``runs_dir``, oldest first."""
     d = Path(runs_dir)
     if not d.is_dir():
         return []
-    runs = [RunView(p) for p in sorted(d.iterdir())
-            if p.is_dir() and ((p / "manifest.json").is_file() or (p / "results.jsonl").is_file())]
-    return sorted(runs, key=lambda r: (r.created_at or "", r.path.name))
+    return chronological(RunView(p) for p in sorted(d.iterdir())
+                         if p.is_dir() and ((p / "manifest.json").is_file() or (p / "results.jsonl").is_file()))
 
 
 def share(records: Iterable[Mapping[str, Any]], pred: Any) -> tuple[int, int]:

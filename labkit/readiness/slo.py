@@ -32,7 +32,7 @@ from typing import Any
 from labkit.config import line_of
 from labkit.errors import ConfigError
 from labkit.readiness.model import as_mapping
-from labkit.readiness.runview import RunView, num
+from labkit.readiness.runview import RunView, chronological, num
 
 SLO_KINDS = ("error_rate", "latency", "cost_per_success", "quality_floor")
 BAD_STATUSES = ("error", "timeout")
@@ -198,9 +198,31 @@ def _bad_ratio(slo: SLO, runs: Sequence[RunView]) -> tuple[float | None, float |
     return 1 - mean, mean, len(vals)
 
 
+def slo_history(runs: Sequence[str | os.PathLike[str]]) -> list[RunView]:
+    """The runs ``labkit slo`` is given, oldest first (:func:`chronological`), each verified
+    against its scoring record (labkit.scoring.verify_scored: RunDirError for a run whose
+    results.jsonl, scores.csv or metrics.json changed after scoring, or that has no record);
+    a run given twice (the same resolved directory) is a ConfigError."""
+    from labkit.scoring import verify_scored
+
+    seen: dict[Path, str] = {}
+    views = []
+    for arg in runs:
+        view = RunView.of(arg)
+        key = view.path.resolve()
+        if key in seen:
+            raise ConfigError(f"run {os.fspath(arg)} given twice (the same directory as {seen[key]})")
+        seen[key] = os.fspath(arg)
+        verify_scored(view.path)
+        views.append(view)
+    return chronological(views)
+
+
 def evaluate_slos(config: SLOConfig, history: Sequence[RunView]) -> list[SLOStatus]:
-    """Each SLO over the history (oldest first); the recent window is the last ``recent_runs`` runs."""
-    recent = list(history)[-config.recent_runs:]
+    """Each SLO over the history, ordered oldest first (:func:`chronological`, whatever order it
+    is given in); the recent window is the last ``recent_runs`` runs."""
+    history = chronological(history)
+    recent = history[-config.recent_runs:]
     ids = [r.run_id for r in history]
     out = []
     for slo in config.slos:
