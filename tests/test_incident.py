@@ -168,3 +168,30 @@ def test_a_gate_given_that_cannot_be_read_is_an_input_error(runs: tuple[Path, Pa
     assert main(["incident", str(base), str(var), "--out", str(tmp_path / "inc"), "--gate", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "nan_gate.yaml" in err and "Traceback" not in err and not (tmp_path / "inc").exists()
+
+
+def test_incident_out_that_would_overwrite_an_input_is_refused_before_anything_is_written(
+        runs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--out inside the failing run directory, where an earlier review left backlog.csv (the
+    third file the review writes), and --out over the dataset given: exit 2, nothing written."""
+    from labkit.cli import main
+
+    base, var = runs
+    run_copy = tmp_path / "failing"
+    shutil.copytree(var, run_copy)
+    (run_copy / "backlog.csv").write_text("earlier\n", encoding="utf-8")
+    before = sorted(p.name for p in run_copy.iterdir())
+    assert main(["incident", str(base), str(run_copy), "--out", str(run_copy)]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "FAILING_RUN" in err and "Traceback" not in err
+    assert sorted(p.name for p in run_copy.iterdir()) == before
+    assert (run_copy / "backlog.csv").read_text(encoding="utf-8") == "earlier\n"
+
+    out = tmp_path / "o"
+    out.mkdir()
+    ds = out / "regression_cases.jsonl"
+    shutil.copy(REPO / "data" / "golden.jsonl", ds)
+    assert main(["incident", str(base), str(var), "--out", str(out), "--dataset", str(ds)]) == 2
+    assert "--dataset" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["regression_cases.jsonl"]
+    assert ds.read_bytes() == (REPO / "data" / "golden.jsonl").read_bytes()

@@ -333,6 +333,34 @@ def test_config_separate_fails_when_config_or_corpus_changed_after_the_run(proje
     assert it.status == "fail" and "changed after run" in it.action
 
 
+def test_scorecard_out_that_would_overwrite_an_input_is_refused_before_anything_is_written(
+        shipped: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An attestations file where the checklist would go (the second file written), and --out
+    inside the candidate run directory where an earlier scorecard lies: exit 2, nothing written."""
+    from labkit.cli import main
+
+    base, _ = _runs(shipped)
+    out = tmp_path / "sc"
+    out.mkdir()
+    att = out / "deployment_checklist.md"
+    shutil.copy(shipped / "data" / "attestations.yaml", att)
+    code = main(["scorecard", "--root", str(shipped), "--baseline", str(base), "--attestations", str(att),
+                 "--no-html", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--attestations" in err and "--out" in err and "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["deployment_checklist.md"]
+    assert att.read_bytes() == (shipped / "data" / "attestations.yaml").read_bytes()
+
+    run_copy = tmp_path / "run"
+    shutil.copytree(base, run_copy)
+    (run_copy / "scorecard.json").write_text("{}\n", encoding="utf-8")
+    before = sorted(p.name for p in run_copy.rglob("*"))
+    code = main(["scorecard", "--root", str(shipped), "--baseline", str(run_copy), "--no-html",
+                 "--out", str(run_copy)])
+    assert code == 2 and "--baseline" in capsys.readouterr().err
+    assert sorted(p.name for p in run_copy.rglob("*")) == before
+
+
 ATTESTED_SECRETS = ("alice@example.com", "hunter2pass", "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX1234abcd",
                     "AKIAIOSFODNN7EXAMPLE")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,37 @@ def register(subparsers: Any) -> None:
     s.set_defaults(handler=_slo)
 
 
+def _refuse_overwrites(out: Path, names: Iterable[str], inputs: Mapping[str, Any]) -> None:
+    """An OutputError naming --out and the input when a file the command writes into ``out``
+    would replace one of its inputs (labkit.paths.refuse_overwriting_inputs); before any write."""
+    from labkit.paths import refuse_overwriting_inputs
+
+    for name in names:
+        refuse_overwriting_inputs(out / name, inputs, flag="--out")
+
+
+def _scorecard_outputs(no_html: bool) -> list[str]:
+    """The files ``labkit scorecard`` writes into --out (the incident review under incident/)."""
+    from labkit.readiness.incident import INCIDENT_FILES
+
+    names = ["scorecard.json", "deployment_checklist.md", *(f"incident/{n}" for n in INCIDENT_FILES)]
+    if not no_html:
+        nb = "05_readiness_scorecard"
+        names += [f"{nb}.html", f"{nb}.report.json", f"executed/{nb}.ipynb", "index.html"]
+    return names
+
+
+def _scorecard_inputs(args: argparse.Namespace) -> dict[str, Any]:
+    """Every input of the review by its flag: the runs, and each evidence path, given or the
+    default under --root."""
+    from labkit.readiness.model import Paths
+
+    given = {k: getattr(args, k) for k in PATH_OPTIONS if getattr(args, k)}
+    paths = Paths(root=Path(args.root), **given)
+    return {"--baseline": args.baseline, "--variant": args.variant,
+            **{f"--{k.replace('_', '-')}": getattr(paths, k) for k in PATH_OPTIONS}}
+
+
 def _scorecard(args: argparse.Namespace) -> int:
     if not args.no_html:
         require_extra("lab", "the HTML scorecard (or give --no-html)")
@@ -71,6 +103,7 @@ def _scorecard(args: argparse.Namespace) -> int:
         if path and not Path(path).exists():
             raise ConfigError(f"{flag} {path}: not found", field=flag.lstrip("-"))
     out = Path(args.out)
+    _refuse_overwrites(out, _scorecard_outputs(args.no_html), _scorecard_inputs(args))
     out.mkdir(parents=True, exist_ok=True)
     paths = {k: getattr(args, k) for k in PATH_OPTIONS if getattr(args, k)}
     sc = build_scorecard(args.baseline, args.variant, root=args.root, incident_dir=out / "incident", **paths)
@@ -112,7 +145,10 @@ def _scorecard(args: argparse.Namespace) -> int:
 
 def _incident(args: argparse.Namespace) -> int:
     from labkit.readiness import incident_review
+    from labkit.readiness.incident import INCIDENT_FILES
 
+    _refuse_overwrites(Path(args.out), INCIDENT_FILES, {"BASELINE_RUN": args.baseline, "FAILING_RUN": args.failing,
+                                                         "--dataset": args.dataset, "--gate": args.gate})
     rev = incident_review(args.baseline, args.failing, args.out, dataset=args.dataset, gate=args.gate)
     print(rev.summary)
     print(f"stage: {rev.stage or 'none'}; {len(rev.regression_cases)} regression case(s); "

@@ -58,6 +58,8 @@ CONFIG_STAGE = {
 #: falls whichever stage failed, so it would point at the agent stage for a generation regression)
 OUTCOME_METRICS = ("task_success_rate",)
 BACKLOG_COLUMNS = ("id", "action", "stage", "severity", "source", "evidence", "owner", "due_date", "status")
+#: The files :func:`incident_review` writes into its folder.
+INCIDENT_FILES = ("incident.md", "regression_cases.jsonl", "backlog.csv", "incident.json")
 
 
 @dataclass(kw_only=True)
