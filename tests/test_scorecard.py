@@ -386,3 +386,24 @@ def test_no_secret_of_an_attestation_reaches_any_file_the_scorecard_writes(
     leaks = [(p.name, s) for p in written for s in ATTESTED_SECRETS if s in p.read_text(encoding="utf-8")]
     leaks += [("stdout", s) for s in ATTESTED_SECRETS if s in printed.out + printed.err]
     assert not leaks, leaks
+
+
+def test_the_html_scorecard_is_built_from_the_evidence_the_command_was_given(
+        project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The notebook built its own scorecard from the files under --root: with --attestations
+    given, scorecard.json held the attestations given and the HTML the shipped ones."""
+    from labkit.cli import main
+
+    base, _ = _runs(project)
+    att = tmp_path / "attested.yaml"
+    text = (project / "data/attestations.yaml").read_text(encoding="utf-8")
+    given = text.replace("owner: support engineering lead", "owner: drill owner named on the command line")
+    assert given != text
+    att.write_text(given, encoding="utf-8")
+    out = tmp_path / "out"
+    main(["scorecard", "--root", str(project), "--baseline", str(base), "--attestations", str(att),
+          "--out", str(out)])
+    assert "drill owner named on the command line" in (out / "scorecard.json").read_text(encoding="utf-8"), \
+        capsys.readouterr().err
+    html = (out / "05_readiness_scorecard.html").read_text(encoding="utf-8")
+    assert "drill owner named on the command line" in html and "support engineering lead" not in html

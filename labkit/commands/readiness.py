@@ -131,7 +131,8 @@ def _scorecard(args: argparse.Namespace) -> int:
                   "evidence_root": str(root),
                   "gate": str(Path(args.gate).resolve()) if args.gate else str(root / "data" / "gate.yaml"),
                   "dataset": str(Path(args.dataset).resolve()) if args.dataset else str(root / "data" / "golden.jsonl"),
-                  "incident_dir": str((out / "incident").resolve())}
+                  "incident_dir": str((out / "incident").resolve()),
+                  "evidence": {k: str(Path(v).resolve()) for k, v in paths.items() if k not in ("gate", "dataset")}}
         nb_dir = root / "notebooks"
         if not (nb_dir / "05_readiness_scorecard.ipynb").is_file():
             import labkit
