@@ -301,3 +301,18 @@ def test_report_refuses_an_out_folder_whose_executed_copies_would_replace_the_no
     assert "--out" in err and f"--notebooks {nbs}" in err and "Traceback" not in err
     assert (nbs / "05_readiness_scorecard.ipynb").read_bytes() == before
     assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["executed"]
+
+
+def test_resume_with_another_k_is_an_error_naming_the_flag_and_the_manifest_field(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["run", "--dataset", GOLDEN, "--pipeline", "data/pipelines/baseline.yaml", "--out", str(out),
+                 "--quiet", "--k", "1"]) == 0
+    lines = (out / "results.jsonl").read_text().splitlines(keepends=True)
+    (out / "results.jsonl").write_text("".join(lines[:10]))  # a killed run
+    capsys.readouterr()
+    assert main(["run", "--resume", str(out), "--quiet", "--k", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--k" in err and "score_k" in err, err
+    assert len((out / "results.jsonl").read_text().splitlines()) == 10  # nothing run, nothing written
+    assert main(["run", "--resume", str(out), "--quiet"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["scoring"]["k"] == 1

@@ -610,3 +610,42 @@ def test_a_runs_trace_environment_is_read_once_when_it_starts(tmp_path: Path, mo
              score=False)
     traces = [json.loads(line) for line in rd.traces_path.read_text().splitlines()]
     assert len(traces) == 6 and {t["environment"] for t in traces} == {at_start}
+
+
+# --------------------------------------------------------------------------- resume: the scoring cut-off
+
+
+def _cut_to(rd: RunDir, n: int) -> None:
+    """Simulate a kill: only the first ``n`` results lines are on disk."""
+    lines = rd.results_path.read_text().splitlines(keepends=True)
+    rd.results_path.write_text("".join(lines[:n]))
+
+
+def test_resume_scores_at_the_k_the_run_was_started_with(tmp_path: Path) -> None:
+    rd = run(cases(6), echo, tmp_path / "r", config=QUIET, k=1)
+    assert rd.manifest["score_k"] == 1 and rd.manifest["scoring"]["k"] == 1
+    _cut_to(rd, 2)
+    rd = resume(rd.path, pipeline=load_pipeline(echo), config=QUIET)
+    assert rd.manifest["scoring"]["k"] == 1 and rd.manifest["score_k"] == 1
+    _cut_to(rd, 2)
+    with pytest.raises(ConfigError, match="score_k") as ei:
+        resume(rd.path, pipeline=load_pipeline(echo), config=QUIET, k=3)
+    assert ei.value.field == "score_k"
+    assert resume(rd.path, pipeline=load_pipeline(echo), config=QUIET, k=1).manifest["scoring"]["k"] == 1
+
+
+def test_resume_of_a_manifest_without_score_k_takes_its_scoring_record_else_the_default(tmp_path: Path) -> None:
+    rd = run(cases(4), echo, tmp_path / "r", config=QUIET, k=2)
+    man = rd.manifest
+    del man["score_k"]
+    rd.write_manifest(man)
+    _cut_to(rd, 1)
+    with pytest.raises(ConfigError, match=r"manifest scoring\.k"):
+        resume(rd.path, pipeline=load_pipeline(echo), config=QUIET, k=4)
+    assert resume(rd.path, pipeline=load_pipeline(echo), config=QUIET).manifest["scoring"]["k"] == 2
+    unscored = run(cases(4), echo, tmp_path / "u", config=QUIET, score=False, k=2)
+    man = unscored.manifest
+    del man["score_k"]
+    unscored.write_manifest(man)
+    _cut_to(unscored, 1)
+    assert resume(unscored.path, pipeline=load_pipeline(echo), config=QUIET).manifest["scoring"]["k"] == 5

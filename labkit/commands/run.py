@@ -35,7 +35,8 @@ def register(sub: Any) -> None:
     r.add_argument("--no-content", action="store_true", help="write ids, hashes, lengths and scores, not text")
     r.add_argument("--no-redaction", action="store_true", help="no pattern redaction (content is written as is)")
     r.add_argument("--max-output-chars", type=int, help="cut every string of a result to this many characters")
-    r.add_argument("--k", type=int, default=5, help="cut-off for the retrieval metrics")
+    r.add_argument("--k", type=int, help="cut-off for the retrieval metrics (default 5; with --resume: the "
+                   "manifest's score_k)")
     r.add_argument("--no-score", action="store_true", help="skip scores.csv and metrics.json")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(handler=_run)
@@ -75,6 +76,7 @@ def _runner_config(args: argparse.Namespace) -> dict[str, Any]:
 
 def _run(args: argparse.Namespace) -> int:
     from labkit import runner
+    from labkit.runner.manifest import DEFAULT_K
 
     overrides = _runner_config(args)
     if args.resume:
@@ -86,7 +88,8 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError(f"missing {', '.join(missing)} (or use --resume RUN_DIR)")
         _refuse_inputs_in_run_dir(args)
         rd = runner.run(args.dataset, args.pipeline, args.out, overrides=overrides, run_id=args.run_id,
-                        corpus_dir=args.corpus, gate_path=args.gate, score=not args.no_score, k=args.k)
+                        corpus_dir=args.corpus, gate_path=args.gate, score=not args.no_score,
+                        k=DEFAULT_K if args.k is None else args.k)
     print(rd.summary())
     if not args.no_score and (rd.manifest.get("runner") or {}).get("mlflow"):  # the mlflow: run option
         from labkit.commands.mlflow import log_after_run
@@ -120,9 +123,10 @@ def _refuse_inputs_in_run_dir(args: argparse.Namespace) -> None:
 
 
 def _check_resume_flags(args: argparse.Namespace) -> str | None:
-    """``--resume`` takes the dataset, pipeline and corpus from the manifest: a flag that
+    """``--resume`` takes the dataset, pipeline, corpus and k from the manifest: a flag that
     names another one is an error, not ignored. Returns the ``--pipeline`` to pass on
     when the run's own pipeline was an in-memory callable (the manifest has no spec)."""
+    from labkit.runner.manifest import resume_k
     from labkit.runs import RunDir
 
     rd = RunDir(args.resume)
@@ -130,6 +134,7 @@ def _check_resume_flags(args: argparse.Namespace) -> str | None:
     if not man:
         return None  # resume says what is wrong
     where = str(rd.manifest_path)
+    resume_k(man, args.k, flag="--k", where=where)
     ds = (man.get("dataset") or {}).get("path") or rd.dataset_path()
     if args.dataset and not _same_path(args.dataset, ds):
         raise ConfigError(f"--dataset {args.dataset} is not the run's dataset {ds}; --resume takes it from the "

@@ -18,14 +18,18 @@ from labkit.runs import MANIFEST_SCHEMA_VERSION
 if TYPE_CHECKING:
     from labkit.pipelines import LoadedPipeline
 
-__all__ = ["build_manifest", "gate_info", "spec_of"]
+__all__ = ["DEFAULT_K", "build_manifest", "gate_info", "resume_k", "spec_of"]
+
+#: The retrieval cut-off a run is scored at when none is given.
+DEFAULT_K = 5
 
 
 def build_manifest(
     ds: Dataset, pipe: LoadedPipeline, cfg: RunnerConfig, run_id: str, *,
-    spec: str | None, corpus_dir: str | None, gate: dict[str, Any] | None,
+    spec: str | None, corpus_dir: str | None, gate: dict[str, Any] | None, k: int,
 ) -> dict[str, Any]:
-    """The manifest of a run that starts now (status ``running``), not yet redacted."""
+    """The manifest of a run that starts now (status ``running``), not yet redacted; ``k``: the
+    cut-off the run is scored at (``score_k``: a resume scores at it too)."""
     from labkit import __version__
 
     ds_path = str(Path(ds.path).resolve()) if ds.path else None
@@ -51,6 +55,7 @@ def build_manifest(
             "fallback": {"name": fb.name, "config_hash": fb.config_hash, "config": fb.config} if fb else None,
         },
         "runner": cfg.to_dict(),
+        "score_k": k,
     }
     if gate is not None:
         m["gate"] = gate
@@ -78,3 +83,18 @@ def spec_of(spec: Any, p: LoadedPipeline) -> str | None:
     if isinstance(cfg_call, str) and "<" not in cfg_call and not cfg_call.startswith(("__main__:", "?:")):
         return cfg_call
     return None
+
+
+def resume_k(man: dict[str, Any], k: int | None, *, flag: str, where: str | None) -> int:
+    """The cut-off a resumed run is scored at: the manifest's ``score_k``; for a manifest written
+    before that field, the k of its scoring record, else :data:`DEFAULT_K`. A ``k`` (given as
+    ``flag``) other than the recorded one is a ConfigError naming the flag and the field."""
+    recorded, fld = man.get("score_k"), "score_k"
+    if recorded is None:
+        recorded, fld = (man.get("scoring") or {}).get("k"), "scoring.k"
+    if recorded is None:
+        return DEFAULT_K if k is None else k
+    if k is not None and k != recorded:
+        raise ConfigError(f"{flag} {k} is not the run's cut-off {recorded} (manifest {fld}); a resumed run is "
+                          f"scored at the k it was started with (leave {flag} out)", path=where, field=fld)
+    return int(recorded)

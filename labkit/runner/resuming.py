@@ -19,6 +19,7 @@ from labkit.io import atomic_write_text, iter_jsonl
 from labkit.runner.config import RunnerConfig, merge_config
 from labkit.runner.keys import case_key, pipeline_key_hashes
 from labkit.runner.lock import RunLock
+from labkit.runner.manifest import resume_k
 from labkit.runner.session import complete, load_pipeline
 from labkit.runner.writer import truncate_torn_tail
 from labkit.runs import RunDir, read_results
@@ -36,14 +37,15 @@ def resume(
     overrides: Mapping[str, Any] | None = None,
     pipeline: LoadedPipeline | str | Callable[..., Any] | None = None,
     score: bool = True,
-    k: int = 5,
+    k: int | None = None,
 ) -> RunDir:
     """Finish an interrupted run: keep its finished cases, run the rest, then order and score.
 
     The dataset, pipeline and runner settings come from the manifest (``config``
     and ``overrides`` may change execution settings such as concurrency; they
     never change what a case computes). A changed dataset or pipeline config is
-    refused. ``pipeline`` is needed only when the run was started with an
+    refused. The run is scored at the cut-off its manifest records (``score_k``); a ``k``
+    other than that one is refused. ``pipeline`` is needed only when the run was started with an
     in-memory callable that cannot be re-imported. The run lock is held from
     before the manifest is read until the run is scored.
     """
@@ -87,11 +89,12 @@ def _pipeline_of(rd: RunDir, pm: Mapping[str, Any], pipeline: Any) -> LoadedPipe
 
 def _resume_locked(
     rd: RunDir, *, config: RunnerConfig | Mapping[str, Any] | None, overrides: Mapping[str, Any] | None,
-    pipeline: LoadedPipeline | str | Callable[..., Any] | None, score: bool, k: int,
+    pipeline: LoadedPipeline | str | Callable[..., Any] | None, score: bool, k: int | None,
 ) -> RunDir:
     man = rd.manifest
     if not man:
         raise ConfigError("not a run directory (no manifest.json)", path=str(rd.path))
+    k = resume_k(man, k, flag="k", where=str(rd.manifest_path))
     ds = _dataset_of(rd, man)
     pm = man.get("pipeline") or {}
     pipe = _pipeline_of(rd, pm, pipeline)
@@ -111,7 +114,7 @@ def _resume_locked(
         atomic_write_text(rd.results_path, "".join(json.dumps(r, ensure_ascii=False) + "\n"
                                                    for r in rows if r["case_id"] in finished))
     _keep_traces(rd, finished)
-    rd.update_manifest(runner=cfg.to_dict(), status="running", finished_at=None,
+    rd.update_manifest(runner=cfg.to_dict(), status="running", finished_at=None, score_k=k,
                        resumed_at=[*(man.get("resumed_at") or []), datetime.now(UTC).isoformat(timespec="seconds")])
     return complete(rd, ds, pipe, cfg, rid, finished=finished, score=score, k=k, corpus_dir=pm.get("corpus_dir"))
 

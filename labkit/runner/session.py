@@ -23,7 +23,7 @@ from labkit.runner.dask import run_dask
 from labkit.runner.executor import CaseExecutor, CaseOutcome
 from labkit.runner.local import run_local
 from labkit.runner.lock import RunLock
-from labkit.runner.manifest import build_manifest, gate_info, spec_of
+from labkit.runner.manifest import DEFAULT_K, build_manifest, gate_info, spec_of
 from labkit.runner.progress import Progress
 from labkit.runner.redaction import redactor
 from labkit.runner.writer import Writer, line_head
@@ -185,7 +185,7 @@ def run(
     corpus_dir: str | None = None,
     gate_path: str | None = None,
     score: bool = True,
-    k: int = 5,
+    k: int = DEFAULT_K,
 ) -> RunDir:
     """Run ``dataset`` through ``pipeline`` into the run directory ``out_dir``.
 
@@ -193,7 +193,8 @@ def run(
     import path or a callable. Runner settings: the pipeline config's ``runner:``
     section, overridden by ``config`` (its non-default fields) and ``overrides``.
     ``out_dir`` must not already hold a run (use :func:`labkit.runner.resume`). Returns
-    the RunDir, scored (scores.csv, metrics.json) unless ``score=False``.
+    the RunDir, scored (scores.csv, metrics.json) at cut-off ``k`` unless ``score=False``;
+    the manifest records ``k`` (``score_k``) when the run starts, and a resume scores at it.
     """
     ds = load_dataset(dataset)
     pipe = load_pipeline(pipeline, corpus_dir)
@@ -206,7 +207,7 @@ def run(
         rid = run_id or out.name
         gate = gate_info(gate_path)
         manifest = build_manifest(ds, pipe, cfg, rid, spec=spec_of(pipeline, pipe), corpus_dir=corpus_dir,
-                                  gate=gate)
+                                  gate=gate, k=k)
         red = None  # the run's redactor: built here for a snapshot, else once the first cases run
         if _keeps_snapshot(manifest, cfg.redaction):  # redacted like every file the run writes
             from labkit.runner.redaction import redact_snapshot
