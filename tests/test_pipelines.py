@@ -1,4 +1,6 @@
 import asyncio
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -167,3 +169,31 @@ def test_an_inline_fallback_that_refers_to_itself_is_a_config_error(tmp_path):
     p.write_text(f"type: rag\ncorpus: {corpus}\nfallback: &fb\n  type: rag\n  corpus: {corpus}\n  fallback: *fb\n")
     with pytest.raises(ConfigError, match="loop"):
         load_pipeline(p)
+
+
+def _import_path(tmp_path, monkeypatch, name, body):
+    """A ``name:answer`` pipeline whose module file holds ``body``, imported afresh."""
+    (tmp_path / f"{name}.py").write_text(body)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    return load_pipeline(f"{name}:answer")
+
+
+def test_the_config_hash_of_a_callable_covers_the_source_file_of_its_module(tmp_path, monkeypatch):
+    v1 = _import_path(tmp_path, monkeypatch, "hashedpipe", 'def answer(case): return {"answer": "v1"}\n')
+    same = _import_path(tmp_path, monkeypatch, "hashedpipe", 'def answer(case): return {"answer": "v1"}\n')
+    assert same.config_hash == v1.config_hash and len(v1.config["source_sha256"]) == 64
+    v2 = _import_path(tmp_path, monkeypatch, "hashedpipe", 'def answer(case): return {"answer": "v2"}\n')
+    assert v2.config_hash != v1.config_hash
+    assert load_pipeline(v2.fn).config_hash == v2.config_hash  # the callable itself: the same hash
+
+
+def test_a_callable_whose_source_cannot_be_read_is_hashed_by_its_name_with_a_warning(monkeypatch):
+    mod = types.ModuleType("sourceless")
+    exec('def answer(case):\n    return {"answer": "x"}\n', mod.__dict__)
+    monkeypatch.setitem(sys.modules, "sourceless", mod)
+    with pytest.warns(UserWarning, match="sourceless:answer.*source"):
+        p = load_pipeline("sourceless:answer")
+    assert p.config["source_sha256"] is None
+    with pytest.warns(UserWarning):
+        assert load_pipeline("sourceless:answer").config_hash == p.config_hash

@@ -494,3 +494,41 @@ def test_cases_built_in_memory_that_no_file_can_hold_are_refused_before_the_run(
     with pytest.raises(DatasetError):
         save_cases(cases, tmp_path / "d.jsonl")
     assert not (tmp_path / "d.jsonl").exists()
+
+
+def _edited(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: str) -> str:
+    """The ``editedpipe:answer`` import path, its module file now answering ``version``."""
+    (tmp_path / "editedpipe.py").write_text(f'def answer(case):\n    return {{"answer": "{version} " + case.id}}\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "editedpipe", raising=False)
+    return "editedpipe:answer"
+
+
+def test_the_cache_misses_and_resume_refuses_after_the_code_of_a_callable_pipeline_changed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = RunnerConfig(cache_dir=str(tmp_path / "cache"), progress=False)
+    run(cases(3), _edited(tmp_path, monkeypatch, "OLD"), tmp_path / "a", config=cfg, score=False)
+    rd = run(cases(3), _edited(tmp_path, monkeypatch, "NEW"), tmp_path / "b", config=cfg, score=False)
+    assert [r["answer"].split()[0] for r in rd.results()] == ["NEW"] * 3
+    assert not any(r["from_cache"] for r in rd.results()) and rd.manifest["pipeline_calls"] == 3
+    part = run(cases(3), _edited(tmp_path, monkeypatch, "NEW"), tmp_path / "c", config=QUIET, score=False)
+    part.results_path.write_text(part.results_path.read_text().splitlines(keepends=True)[0])  # killed
+    _edited(tmp_path, monkeypatch, "NEWER")
+    monkeypatch.delitem(sys.modules, "editedpipe", raising=False)
+    with pytest.raises(ConfigError, match="pipeline config changed since the run started"):
+        resume(part.path, config=QUIET, score=False)
+
+
+def test_a_cached_result_cut_at_another_output_cap_is_not_served(tmp_path: Path) -> None:
+    n, pipe = _echo_counter()
+    cfg = RunnerConfig(cache_dir=str(tmp_path / "cache"), progress=False)
+    cut = run(cases(2), loaded(pipe), tmp_path / "a", config=cfg, overrides={"max_output_chars": 3}, score=False)
+    assert all(r["truncated"] and r["answer"] == "ans" for r in cut.results())
+    n["calls"] = 0
+    rd = run(cases(2), loaded(pipe), tmp_path / "b", config=cfg, score=False)
+    assert n["calls"] == 2
+    assert [(r["answer"], r.get("truncated", False), r["from_cache"]) for r in rd.results()] == [
+        (f"answer {c.id}", False, False) for c in cases(2)]
+    n["calls"] = 0
+    again = run(cases(2), loaded(pipe), tmp_path / "c", config=cfg, score=False)  # the same cap: served
+    assert n["calls"] == 0 and all(r["from_cache"] for r in again.results())

@@ -16,12 +16,15 @@ carry a ``runner:`` section (timeouts, retries, concurrency) and a
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import importlib
 import inspect
 import json
 import os
 import sys
+import warnings
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,6 +183,38 @@ def _import_error(mod_name: str, exc: BaseException) -> PipelineError:
     return PipelineError(f"cannot import pipeline module {mod_name!r}: {red[:500]}")
 
 
+def _callable_config(qual: str, fn: Any) -> dict[str, Any]:
+    """The config of a callable pipeline: its name and ``source_sha256``, the sha256 of its code
+    (:func:`code_sha256`), so that its config hash — what the result cache and resume recognise
+    a finished case by — changes when its code is edited. A callable whose source cannot be read
+    is hashed by its name only (``source_sha256`` null), with a warning saying so."""
+    digest = code_sha256(fn)
+    if digest is None:
+        warnings.warn(f"pipeline {qual}: the source of its code cannot be read, so its config hash covers its "
+                      "name only: the result cache and resume cannot tell an edit of its code (docs/runner.md)",
+                      stacklevel=4)
+    return {"type": "callable", "callable": qual, "source_sha256": digest}
+
+
+def code_sha256(fn: Any) -> str | None:
+    """sha256 of the code a callable runs: the source file of the module it is defined in (a
+    class instance: its class's; a partial: its function's), else (a module without a file, e.g.
+    a notebook's) the callable's own source; None when neither can be read."""
+    target = fn
+    while isinstance(target, functools.partial):
+        target = target.func
+    if not (inspect.isroutine(target) or inspect.isclass(target)):
+        target = type(target)
+    file = getattr(inspect.getmodule(target), "__file__", None)
+    if isinstance(file, str):
+        with contextlib.suppress(OSError):
+            return hashlib.sha256(Path(file).read_bytes()).hexdigest()
+    try:
+        return hashlib.sha256(inspect.getsource(target).encode("utf-8", "surrogatepass")).hexdigest()
+    except (OSError, TypeError):
+        return None
+
+
 def load_pipeline(
     spec: str | Path | Callable[..., Any] | LoadedPipeline,
     corpus_dir: str | None = None,
@@ -190,7 +225,7 @@ def load_pipeline(
     if callable(spec) and not isinstance(spec, (str, Path)):
         name = getattr(spec, "__name__", type(spec).__name__)
         qual = f"{getattr(spec, '__module__', '?')}:{getattr(spec, '__qualname__', name)}"
-        cfg = {"type": "callable", "callable": qual}
+        cfg = _callable_config(qual, spec)
         return LoadedPipeline(name, spec, cfg, config_hash(cfg))
     s = str(spec)
     if s.endswith((".yaml", ".yml")) or Path(s).is_file():
@@ -213,7 +248,7 @@ def load_pipeline(
             obj = getattr(obj, part)
         if not callable(obj):
             raise PipelineError(f"{s} is not callable")
-        cfg = {"type": "callable", "callable": s}
+        cfg = _callable_config(s, obj)
         return LoadedPipeline(attr, obj, cfg, config_hash(cfg))
     raise ConfigError(
         "pipeline must be a YAML config file or an import path 'package.module:callable'",
@@ -225,6 +260,7 @@ __all__ = [
     "PIPELINE_TYPES",
     "LoadedPipeline",
     "Pipeline",
+    "code_sha256",
     "config_hash",
     "from_config",
     "load_pipeline",

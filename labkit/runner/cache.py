@@ -1,9 +1,11 @@
 """The runner's opt-in result cache: one JSON file per idempotency key, validated on read.
 
 An entry is the (redacted) results line of an ``ok`` call plus ``cache_origin``
-(the run and trace of that call). Reading never trusts it: an entry that is
-unreadable, is not a valid results line of an ok, non-cached call under its own
-key, or a folder where the file should be, is a miss — the case runs and its
+(the run and trace of that call, and the output cap ``max_output_chars`` it was
+cut to). Reading never trusts it: an entry that is unreadable, is not a valid
+results line of an ok, non-cached call under its own key, or a folder where the
+file should be, is a miss; so is an entry cut to another output cap than the
+run's (or one that records none) — the case runs and its
 new result replaces the entry. Writing never fails a run: an entry that cannot
 be written is counted (``write_failed``) and the run goes on.
 """
@@ -24,18 +26,22 @@ __all__ = ["ResultCache"]
 
 
 class ResultCache:
-    """Results on disk under ``root/<key[:2]>/<key>.json``; ``stats`` counts what happened."""
+    """Results on disk under ``root/<key[:2]>/<key>.json`` of a run whose strings are cut to
+    ``max_output_chars``; ``stats`` counts what happened."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, max_output_chars: int) -> None:
         self.root = Path(root)
+        self.max_output_chars = max_output_chars
         self.stats = {"hits": 0, "misses": 0, "invalid": 0, "write_failed": 0}
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> dict[str, Any] | None:
-        """The validated entry for ``key``, or None (a miss)."""
+        """The validated entry for ``key`` cut to this run's output cap, or None (a miss)."""
         entry = self._read(key)
+        if entry is not None and (entry.get("cache_origin") or {}).get("max_output_chars") != self.max_output_chars:
+            entry = None  # another cap: its strings may be cut where this run's are not, or not where they are
         if entry is None:
             self.stats["misses"] += 1
         else:
@@ -61,7 +67,8 @@ class ResultCache:
 
     def put(self, key: str, result: Mapping[str, Any], *, run_id: str) -> None:
         """Store an ok result (already redacted) with the run and trace that produced it."""
-        entry = {**result, "from_cache": False, "cache_origin": {"run_id": run_id, "trace_id": result.get("trace_id")}}
+        origin = {"run_id": run_id, "trace_id": result.get("trace_id"), "max_output_chars": self.max_output_chars}
+        entry = {**result, "from_cache": False, "cache_origin": origin}
         path = self._path(key)
         try:
             if path.is_dir():

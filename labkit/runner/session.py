@@ -56,7 +56,7 @@ class Session:
         self.cfg = cfg
         self.run_id = run_id
         self._redactor = red  # built from ``cfg.redaction`` already, or None: when first needed
-        self.cache = ResultCache(cfg.cache_dir) if cfg.cache_dir else None
+        self.cache = ResultCache(cfg.cache_dir, max_output_chars=cfg.max_output_chars) if cfg.cache_dir else None
         #: this session's results as the pipeline returned them (before redaction): what is scored;
         #: None when the run is not scored (they are not kept)
         self.unredacted: dict[str, dict[str, Any]] | None = {} if scored else None
