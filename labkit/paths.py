@@ -5,7 +5,7 @@
 - :func:`refuse_overwriting_inputs` — an output must not be one of the command's inputs: the one
   check of every command that writes a file it may also have been given to read
 - :func:`append_line` — one JSON line appended whole, after a torn tail of a killed writer is cut
-  (:func:`truncate_torn_tail`)
+  (a last line without newline that parses is kept: :func:`truncate_torn_tail` cuts any)
 
 Foundation layer: imports nothing from labkit but the error tree.
 """
@@ -76,42 +76,58 @@ def _file_kind(mode: int) -> str:
     return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file"
 
 
+def _tail_start(f: Any) -> int | None:
+    """Where the last line of the open file ``f`` (binary) starts when it lacks its newline;
+    None when the file is empty or ends with one."""
+    f.seek(0, os.SEEK_END)
+    size = f.tell()
+    if size == 0:
+        return None
+    f.seek(-1, os.SEEK_END)
+    if f.read(1) == b"\n":
+        return None
+    pos = size  # find the last newline
+    chunk = 65536
+    while pos > 0:
+        start = max(0, pos - chunk)
+        f.seek(start)
+        buf = f.read(pos - start)
+        i = buf.rfind(b"\n")
+        if i >= 0:
+            return start + i + 1
+        pos = start
+    return 0
+
+
 def truncate_torn_tail(path: str | os.PathLike[str]) -> None:
     """Cut a last line without newline (a write interrupted by a kill)."""
     path = Path(path)
     if not path.is_file():
         return
     with open(path, "rb+") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        if size == 0:
-            return
-        f.seek(-1, os.SEEK_END)
-        if f.read(1) == b"\n":
-            return
-        pos = size  # find the last newline
-        chunk = 65536
-        while pos > 0:
-            start = max(0, pos - chunk)
-            f.seek(start)
-            buf = f.read(pos - start)
-            i = buf.rfind(b"\n")
-            if i >= 0:
-                f.truncate(start + i + 1)
-                return
-            pos = start
-        f.truncate(0)
+        start = _tail_start(f)
+        if start is not None:
+            f.truncate(start)
 
 
 def append_line(path: str | os.PathLike[str], obj: Any) -> None:
-    """Append one JSON line whole (the one appender of reviews, proposals, feedback): a torn tail
-    left by a killed writer is cut first, the line is encoded before the file is touched (a value
-    that is no UTF-8 text writes nothing), written in one call, flushed and fsynced."""
+    """Append one JSON line whole (the one appender of reviews, proposals, feedback): a last
+    line without newline that parses as JSON (a file written by hand) is kept and gets its
+    newline; one that does not (a torn tail left by a killed writer) is cut first. The line is
+    encoded before the file is touched (a value that is no UTF-8 text writes nothing), written
+    in one call, flushed and fsynced."""
     data = (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    truncate_torn_tail(p)
-    with open(p, "ab") as f:
+    with open(p, "ab+") as f:
+        start = _tail_start(f)
+        if start is not None:
+            f.seek(start)
+            try:
+                json.loads(f.read())
+                data = b"\n" + data
+            except (ValueError, RecursionError):  # a fragment (or no UTF-8): torn
+                f.truncate(start)
         f.write(data)
         f.flush()
         os.fsync(f.fileno())

@@ -34,3 +34,21 @@ def test_a_file_a_folder_input_holds_is_refused_and_a_new_one_is_not(tmp_path: P
     with pytest.raises(OutputError, match="RUN_DIR"):
         refuse_overwriting_inputs(corpus / "sub" / "doc.md", {"RUN_DIR": [tmp_path / "x", corpus / "sub"]},
                                   flag="--out")
+
+
+def test_append_line_keeps_a_whole_last_line_without_newline_and_cuts_a_torn_one(tmp_path: Path) -> None:
+    import json
+
+    from labkit.paths import append_line
+
+    f = tmp_path / "reviews.jsonl"
+    f.write_text('{"id": 1}\n{"id": 2}')  # written by hand: the last record lacks its newline
+    append_line(f, {"id": 3})
+    assert [json.loads(x) for x in f.read_text().splitlines()] == [{"id": 1}, {"id": 2}, {"id": 3}]
+    assert f.read_text().endswith("\n")
+    f.write_text('{"id": 1}\n{"id": 2, "no')  # a write cut by a kill: the fragment goes
+    append_line(f, {"id": 3})
+    assert f.read_text() == '{"id": 1}\n{"id": 3}\n'
+    f.write_text('{"id": 9}')  # the only line, whole
+    append_line(f, {"id": 3})
+    assert f.read_text() == '{"id": 9}\n{"id": 3}\n'
