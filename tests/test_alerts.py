@@ -191,3 +191,18 @@ def test_alerts_refuse_a_run_given_twice(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["alerts", "--rules", str(ROOT / "data" / "alerts.yaml"), str(run), str(run)]) == 2
     err = capsys.readouterr().err
     assert "given twice" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_trace_without_an_end_is_placed_at_its_start_and_one_without_either_is_left_out() -> None:
+    # imported traces whose file records no end: ts_end null, latency null (docs/interop.md)
+    hist = traces(20, status="error")
+    for t in hist:
+        t["ts_start"], t["ts_end"], t["latency_ms"] = t["ts_end"], None, None
+    err = rules({"name": "err", "kind": "error_rate", "window": 10, "threshold": 0.5})
+    ev = evaluate_alerts(err, hist)
+    assert len(ev) == 1 and ev[0]["n_traces"] == 10 and ev[0]["fired_at"] == "1970-01-01T00:00:09+00:00"
+    lat = rules({"name": "p95", "kind": "latency", "stat": "p95", "window": 10, "threshold": 1})
+    assert evaluate_alerts(lat, hist) == []  # no latency: unmeasured, never 0 or a spike
+    for t in hist:
+        t["ts_start"] = None
+    assert evaluate_alerts(err, hist) == []  # no time at all: no bucket

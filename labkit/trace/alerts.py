@@ -241,7 +241,10 @@ def _eval_points(ts: np.ndarray, win: Window) -> list[int]:
 
 def evaluate_alerts(rules: Sequence[AlertRule] | str | os.PathLike[str], traces: Any) -> list[dict[str, Any]]:
     """Alert events fired by ``rules`` over ``traces`` (records or a DataFrame of the
-    ``traces`` table: needs ts_end or ts_start, latency_ms, cost_usd, status).
+    ``traces`` table: needs ts_end or ts_start, latency_ms, cost_usd, status). A trace is
+    placed in time at its ``ts_end``, at its ``ts_start`` when its end is null, and is left
+    out of every rule when it has neither; a null latency is unmeasured (no latency rule
+    counts it).
 
     Each event: rule, kind, severity, window, fired_at, last_at (ISO UTC of the
     first and last firing window end), evaluations (how many windows fired),
@@ -254,10 +257,14 @@ def evaluate_alerts(rules: Sequence[AlertRule] | str | os.PathLike[str], traces:
     events: list[dict[str, Any]] = []
     if df.empty:
         return events
-    ts_col = df["ts_end"] if "ts_end" in df else df.get("ts_start")
-    if ts_col is None:
+    if "ts_end" not in df and "ts_start" not in df:
         raise ConfigError("traces have no ts_end/ts_start: alerts need timestamps", field="ts_end")
-    base = df.assign(_ts=ts_col.astype(float)).dropna(subset=["_ts"]).sort_values("_ts", kind="stable")
+    # a trace is placed at its end; one whose end is unknown (ts_end null: an import whose file
+    # records none) at its start; one with neither has no place in time and is left out
+    ends = df["ts_end"].astype(float) if "ts_end" in df else None
+    starts = df["ts_start"].astype(float) if "ts_start" in df else None
+    ts_col = starts if ends is None else ends if starts is None else ends.fillna(starts)
+    base = df.assign(_ts=ts_col).dropna(subset=["_ts"]).sort_values("_ts", kind="stable")
     for rule in rules:
         sub = base
         for k, v in rule.where.items():
