@@ -38,6 +38,21 @@ __all__ = ["SCORED_FILES", "resolve_corpus", "score_results", "score_run", "veri
 SCORED_FILES = (RESULTS, SCORES, METRICS)
 
 
+#: The retrieval cut-off a run is scored at when neither the caller nor the run names one.
+DEFAULT_K = 5
+
+
+def recorded_k(manifest: Mapping[str, Any]) -> int | None:
+    """The cut-off a rescore keeps: the run's scoring record's k (what its metrics are at), else
+    ``score_k`` (set when it started: a run killed before it was scored). (A resume scores at
+    ``score_k`` first: :func:`labkit.runner.manifest.resume_k`.)"""
+    sc = manifest.get("scoring")
+    for k in (sc.get("k") if isinstance(sc, Mapping) else None, manifest.get("score_k")):
+        if isinstance(k, int) and not isinstance(k, bool) and k > 0:
+            return k
+    return None
+
+
 def verify_scored(run_dir: str | os.PathLike[str] | RunDir) -> None:
     """Check a run's files against the hashes its scoring recorded (docs/formats.md "The scoring
     record").
@@ -412,7 +427,7 @@ def score_run(
     dataset: Dataset | Sequence[EvalCase] | str | os.PathLike[str] | None = None,
     *,
     corpus: Any = None,
-    k: int = 5,
+    k: int | None = None,
     seed: int = 0,
     n_boot: int = 2000,
     judge: Any = None,
@@ -428,12 +443,16 @@ def score_run(
     that share. A result whose case_id is not in the dataset is a DatasetError
     naming its line. Both files are written atomically, and
     the scoring parameters (k, seed, n_boot, judge, dataset) go into the manifest.
+    ``k`` defaults to the cut-off the run records (:func:`recorded_k`), else :data:`DEFAULT_K`:
+    a rescore keeps the run's.
     ``results`` (validated lines, e.g. the runner's in-memory values before they
     were redacted for disk) are scored instead of reading results.jsonl.
     """
     from labkit.stats import check_options
 
     check_options(n_boot=n_boot)  # before anything is read or rewritten
+    if k is None:
+        k = recorded_k(RunDir(run_dir).manifest) or DEFAULT_K
     with _no_cycle_collector():
         return _score_run(run_dir, dataset, corpus=corpus, k=k, seed=seed, n_boot=n_boot, judge=judge,
                           results=results)

@@ -96,3 +96,20 @@ def test_results_given_in_memory_are_refused_with_a_case_twice(tmp_path: Path) -
     with pytest.raises(DatasetError) as e:
         score_run(run, ds, n_boot=50, results=[row, dict(row)])
     assert "duplicate case_id 'a'" in e.value.problems[0].reason
+
+
+def test_a_rescore_keeps_the_cut_off_the_run_was_scored_at(tmp_path: Path) -> None:
+    """`labkit score RUN` rescored a run made with --k 1 at k=5: its precision@k changed, and a
+    compare with its twin then refused the pair for different cut-offs."""
+    from labkit.cli import main
+
+    run = tmp_path / "run"
+    assert main(["run", "--dataset", "data/golden.jsonl", "--pipeline", "data/pipelines/baseline.yaml",
+                 "--out", str(run), "--quiet", "--k", "1"]) == 0
+    scored = json.loads((run / "metrics.json").read_text())
+    assert main(["score", str(run), "--n-boot", "2000"]) == 0
+    man = json.loads((run / "manifest.json").read_text())
+    assert man["scoring"]["k"] == 1 and json.loads((run / "metrics.json").read_text()) == scored
+    assert main(["score", str(run), "--k", "3", "--n-boot", "200"]) == 0  # a cut-off given is taken
+    assert json.loads((run / "manifest.json").read_text())["scoring"]["k"] == 3
+    assert score_run(run, n_boot=200)["k"] == 3  # the API keeps the last one too

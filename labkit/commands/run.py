@@ -45,7 +45,8 @@ def register(sub: Any) -> None:
     s.add_argument("run_dir")
     s.add_argument("--dataset", help="dataset (default: the run manifest's)")
     s.add_argument("--corpus", help="corpus folder for chunk text (default: the pipeline config's)")
-    s.add_argument("--k", type=int, default=5)
+    s.add_argument("--k", type=int, default=None,
+                   help="cut-off for the retrieval metrics (default: the run's, else 5)")
     s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     s.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
     s.add_argument("--judge", metavar="NAME|FILE",
@@ -76,7 +77,7 @@ def _runner_config(args: argparse.Namespace) -> dict[str, Any]:
 
 def _run(args: argparse.Namespace) -> int:
     from labkit import runner
-    from labkit.runner.manifest import DEFAULT_K
+    from labkit.scoring import DEFAULT_K
 
     overrides = _runner_config(args)
     if args.resume:

@@ -14,15 +14,12 @@ from labkit.gitinfo import git_sha
 from labkit.prereg import gate_lock_info
 from labkit.runner.config import RunnerConfig
 from labkit.runs import MANIFEST_SCHEMA_VERSION
+from labkit.scoring import DEFAULT_K
 
 if TYPE_CHECKING:
     from labkit.pipelines import LoadedPipeline
 
-__all__ = ["DEFAULT_K", "build_manifest", "gate_info", "resume_k", "spec_of"]
-
-#: The retrieval cut-off a run is scored at when none is given.
-DEFAULT_K = 5
-
+__all__ = ["build_manifest", "gate_info", "resume_k", "spec_of"]
 
 def build_manifest(
     ds: Dataset, pipe: LoadedPipeline, cfg: RunnerConfig, run_id: str, *,

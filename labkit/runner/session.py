@@ -23,12 +23,12 @@ from labkit.runner.dask import run_dask
 from labkit.runner.executor import CaseExecutor, CaseOutcome
 from labkit.runner.local import run_local
 from labkit.runner.lock import RunLock
-from labkit.runner.manifest import DEFAULT_K, build_manifest, gate_info, spec_of
+from labkit.runner.manifest import build_manifest, gate_info, spec_of
 from labkit.runner.progress import Progress
 from labkit.runner.redaction import redactor
 from labkit.runner.writer import Writer, line_head
 from labkit.runs import SNAPSHOT, RunDir, load_dataset, read_results, redact_manifest
-from labkit.scoring import score_run
+from labkit.scoring import DEFAULT_K, score_run
 
 if TYPE_CHECKING:
     from labkit.pipelines import LoadedPipeline
