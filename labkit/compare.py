@@ -481,6 +481,14 @@ def compare_runs(
             f"cannot compare {baseline} and {variant}: {what}; use --align (align=True) to "
             f"compare the {len(shared)} shared case ids ({dropped} would be dropped)"
         )
+    notes: list[str] = []
+    if differ and shared:  # (aligned) an id both datasets hold may name another case in each
+        other, note = _other_cases(baseline, variant, shared)
+        notes += [note] if note else []
+        if other:
+            shared -= other
+            dropped += len(other)
+            bdf, vdf = bdf[~bdf["case_id"].astype(str).isin(other)], vdf[~vdf["case_id"].astype(str).isin(other)]
     if not shared:
         raise CompareError(f"cannot compare {baseline} and {variant}: no shared case ids")
     comp = compare_frames(
@@ -488,7 +496,40 @@ def compare_runs(
         dropped=dropped if align else None, count_absent=not align,
     )
     versions = {"baseline": _schema_version(baseline), "variant": _schema_version(variant)}
-    return replace(comp, metrics_schema_version=versions)
+    return replace(comp, metrics_schema_version=versions, notes=[*comp.notes, *notes])
+
+
+def _other_cases(baseline: str | Path, variant: str | Path, shared: set[str]) -> tuple[set[str], str]:
+    """The shared case ids whose cases differ between the datasets the two runs were scored on
+    (left out of the pairing), and a note saying so, or that it could not be checked."""
+    from labkit.cases import load_cases
+    from labkit.errors import LabkitError
+    from labkit.runs import RunDir
+
+    try:
+        b, v = ({c.id: c.to_dict() for c in load_cases(_scored_on(RunDir(d)))} for d in (baseline, variant))
+    except (LabkitError, OSError) as e:
+        return set(), f"not checked that the shared case ids hold the same cases in both datasets: {e}"
+    other = {cid for cid in shared if b.get(cid) != v.get(cid)}
+    if not other:
+        return other, ""
+    shown = ", ".join(sorted(other)[:5]) + (" ..." if len(other) > 5 else "")
+    return other, (f"{len(other)} shared case ids hold different cases in the two datasets (another question, "
+                   f"gold or labels: {shown}): left out of the pairing")
+
+
+def _scored_on(rd: Any) -> str:
+    """The dataset file a run was scored on (its scoring record's, else its own, else its snapshot)."""
+    from labkit.errors import RunDirError
+
+    sc = rd.manifest.get("scoring")
+    path = (sc.get("dataset") or {}).get("path") if isinstance(sc, dict) else None
+    if isinstance(path, str) and Path(path).is_file():
+        return path
+    got = rd.dataset_path()
+    if got is None or not Path(got).is_file():
+        raise RunDirError(f"{rd.path}: its dataset file is not there ({path or got})")
+    return got
 
 
 def _refuse_unlike(baseline: str | Path, variant: str | Path, b: _Scored, v: _Scored) -> None:

@@ -203,3 +203,19 @@ def test_text_names_each_run_once(tmp_path):
     other = compare_runs(_write_run(tmp_path / "b2", "run-b", cases, _results(cases)),
                          _write_run(tmp_path / "v2", "run-v", cases, _results(cases)))
     assert other.to_text().splitlines()[0].startswith("baseline (run-b) vs variant (run-v):")
+
+
+def test_aligned_ids_that_hold_other_cases_are_not_paired(tmp_path):
+    """--align paired every shared id, also those whose cases differ between the two datasets
+    (another question, other labels): their deltas compared different cases without a word."""
+    cases = _cases()
+    base = _write_run(tmp_path / "a", "a", cases, _results(cases))
+    relabelled = [EvalCase(id=c.id, question=c.question, expected_source="other", must_include=c.must_include)
+                  if i < 10 else c for i, c in enumerate(cases)]
+    var = _write_run(tmp_path / "b", "b", relabelled, _results(relabelled))
+    with pytest.raises(LabkitError, match="--align"):
+        compare_runs(base, var)
+    comp = compare_runs(base, var, align=True)
+    assert comp.n_paired == N - 10 and comp.dropped == 10
+    assert any("10 shared case ids hold different cases" in n for n in comp.notes), comp.notes
+    assert "c000" not in {x["case_id"] for x in comp.to_dict()["flipped"]}
