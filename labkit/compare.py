@@ -182,13 +182,16 @@ class _Scored(NamedTuple):
 def _load_run(run_dir: str | Path) -> _Scored:
     """A scored run (its manifest read once): the dataset it was *scored* on (``scoring.dataset``,
     which ``labkit score --dataset`` may change; else the run's), its judge and k, its scores."""
+    from labkit.runs import RunDir
+    from labkit.scoring import scored_with
+
     d = Path(run_dir)
     if not d.is_dir():
         raise RunDirError(f"{d}: not a run directory")
     scores = d / "scores.csv"
     if not scores.exists():
         raise RunDirError(f"{d}: no scores.csv; run `labkit score {d}` first")
-    run_id, fp, judge, k = d.name, None, None, None
+    run_id, fp = d.name, None
     man = d / "manifest.json"
     if man.exists():
         try:
@@ -202,11 +205,7 @@ def _load_run(run_dir: str | Path) -> _Scored:
             for ds in (sc.get("dataset"), m.get("dataset")):
                 if fp is None and isinstance(ds, dict) and isinstance(ds.get("fingerprint"), str):
                     fp = ds["fingerprint"]
-            if sc.get("judge") is not None:
-                from labkit.scoring import judge_info
-
-                judge = judge_info(sc["judge"])  # (a judge recorded by name reads as the one it names)
-            k = sc.get("k")
+    judge, k = scored_with(RunDir(d))  # (off metrics.json, which the scoring record's hash covers)
     df = read_scores(scores)
     if "case_id" not in df.columns:
         raise RunDirError(f"{scores}: no case_id column")

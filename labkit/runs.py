@@ -266,14 +266,15 @@ class RunDir:
         """What tells this run from every other, wherever it lies and whatever its name: the
         manifest's ``run_uuid`` (a random uuid the runner records when the run is created);
         for a manifest written before it, a hash of its run_id and created_at (microseconds);
-        for a folder without a manifest, a hash of the folder's resolved path."""
+        for a folder without a manifest, or one that records no created_at (written by hand: two
+        of one folder name are two runs), a hash of the folder's resolved path."""
         import hashlib
 
         m = self.manifest
         uid = m.get("run_uuid")
         if isinstance(uid, str) and uid:
             return uid
-        seed = (f"manifest:{m.get('run_id')}:{m.get('created_at')}" if m
+        seed = (f"manifest:{m.get('run_id')}:{m.get('created_at')}" if m and m.get("created_at")
                 else f"path:{self.path.resolve()}")
         return "derived-" + hashlib.sha256(seed.encode()).hexdigest()[:32]
 

@@ -42,15 +42,42 @@ SCORED_FILES = (RESULTS, SCORES, METRICS)
 DEFAULT_K = 5
 
 
-def recorded_k(manifest: Mapping[str, Any]) -> int | None:
-    """The cut-off a rescore keeps: the run's scoring record's k (what its metrics are at), else
-    ``score_k`` (set when it started: a run killed before it was scored). (A resume scores at
-    ``score_k`` first: :func:`labkit.runner.manifest.resume_k`.)"""
-    sc = manifest.get("scoring")
-    for k in (sc.get("k") if isinstance(sc, Mapping) else None, manifest.get("score_k")):
-        if isinstance(k, int) and not isinstance(k, bool) and k > 0:
-            return k
-    return None
+class ScoredWith(NamedTuple):
+    """What a run was scored with: its judge (as :func:`judge_info` reads it) and cut-off k;
+    None when the run records none."""
+
+    judge: Any
+    k: int | None
+
+
+def scored_with(rd: RunDir) -> ScoredWith:
+    """What a run was scored with, read off its metrics.json (a file the scoring record's hash
+    covers: an edit of the manifest cannot change it), else off the manifest's scoring record
+    (a metrics.json written before it held the judge)."""
+    from labkit.errors import LabkitError
+
+    try:
+        m = rd.metrics() if rd.metrics_path.is_file() else {}
+    except LabkitError:  # (unreadable: the record is what there is)
+        m = {}
+    sc = rd.manifest.get("scoring")
+    rec: Mapping[str, Any] = sc if isinstance(sc, Mapping) else {}
+    judge = m.get("judge", rec.get("judge")) if isinstance(m, Mapping) else rec.get("judge")
+    k = m.get("k", rec.get("k")) if isinstance(m, Mapping) else rec.get("k")
+    return ScoredWith(None if judge is None else judge_info(judge),
+                      k if isinstance(k, int) and not isinstance(k, bool) and k > 0 else None)
+
+
+def _kept_judge(recorded: Any) -> Any:
+    """The judge a rescore keeps when none is given: the one the run was scored by (None: the
+    default). A judge that calls a model is not called again unasked: a ConfigError asks for it."""
+    if recorded is None or recorded == judge_info(None):
+        return None
+    if isinstance(recorded, Mapping) and recorded.get("type") == "lexical":
+        return dict(recorded)
+    raise ConfigError(f"the run was scored by the judge {json.dumps(recorded, sort_keys=True)}: name the judge to "
+                      "rescore it with (--judge, judge=): the same one keeps it comparable with its earlier scores",
+                      field="judge")
 
 
 def verify_scored(run_dir: str | os.PathLike[str] | RunDir) -> None:
@@ -124,6 +151,17 @@ def judge_info(judge: Any) -> Any:
         return judge
     describe = getattr(jd, "describe", None)
     return describe() if callable(describe) else type(jd).__name__
+
+
+def _with_judge(metrics: dict[str, Any], judge: Any) -> dict[str, Any]:
+    """metrics.json with the judge its scores were measured by after its ``k`` (both in the file
+    the scoring record's hash covers, read back by :func:`scored_with`)."""
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        out[key] = value
+        if key == "k":
+            out["judge"] = judge
+    return out
 
 
 def _redacted_slices(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -443,16 +481,20 @@ def score_run(
     that share. A result whose case_id is not in the dataset is a DatasetError
     naming its line. Both files are written atomically, and
     the scoring parameters (k, seed, n_boot, judge, dataset) go into the manifest.
-    ``k`` defaults to the cut-off the run records (:func:`recorded_k`), else :data:`DEFAULT_K`:
-    a rescore keeps the run's.
+    ``k`` and ``judge`` default to what the run was scored with (:func:`scored_with`; for k,
+    else the ``score_k`` it started with, else :data:`DEFAULT_K`): a rescore keeps them.
     ``results`` (validated lines, e.g. the runner's in-memory values before they
     were redacted for disk) are scored instead of reading results.jsonl.
     """
     from labkit.stats import check_options
 
     check_options(n_boot=n_boot)  # before anything is read or rewritten
-    if k is None:
-        k = recorded_k(RunDir(run_dir).manifest) or DEFAULT_K
+    if k is None or judge is None:
+        rd = RunDir(run_dir)
+        rec = scored_with(rd)
+        start_k = rd.manifest.get("score_k")
+        k = k if k is not None else rec.k or (start_k if isinstance(start_k, int) and start_k > 0 else DEFAULT_K)
+        judge = judge if judge is not None else _kept_judge(rec.judge)
     with _no_cycle_collector():
         return _score_run(run_dir, dataset, corpus=corpus, k=k, seed=seed, n_boot=n_boot, judge=judge,
                           results=results)
@@ -473,12 +515,15 @@ def _score_run(run_dir: str | os.PathLike[str] | RunDir, dataset: Dataset | Sequ
         have = {c.id for c in cases}
         missing = [c for c in ds if c.id not in have]
         metrics = _redacted_slices(aggregate(cases, scores, k=k, seed=seed, n_boot=n_boot, missing=missing))
+        metrics = _with_judge(metrics, judge_info(judge))
         hashes, fingerprint = written()
     atomic_write_text(rd.metrics_path, json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     hashes[METRICS] = file_hash(rd.metrics_path)
     man = rd.manifest
-    if not man:
-        man = {"run_id": rd.path.name}
+    if not man:  # (a run written by hand: one run, not any other of its folder's name)
+        import uuid
+
+        man = {"run_id": rd.path.name, "run_uuid": str(uuid.uuid4())}
     man.setdefault("dataset", {"path": ds.path, "fingerprint": fingerprint, "n_cases": len(ds)})
     man["scoring"] = {
         "scored_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -174,13 +174,14 @@ def _recorded(run):
     files, the judge the gate declares none of): what a gate verifies before it judges, simulated
     here so that the gate's own logic is tested on chosen figures."""
     from labkit.io import file_hash
-    from labkit.scoring import SCORED_FILES
+    from labkit.scoring import SCORED_FILES, judge_info
 
     for name in ("results.jsonl", "scores.csv"):
         if not (run / name).exists():
             (run / name).write_text("")
     man = json.loads((run / "manifest.json").read_text())
-    man["scoring"] = {"sha256": {name: file_hash(run / name) for name in SCORED_FILES}}
+    man["scoring"] = {"sha256": {name: file_hash(run / name) for name in SCORED_FILES}, "k": 5,
+                      "judge": judge_info(None)}
     (run / "manifest.json").write_text(json.dumps(man))
     return run
 

@@ -395,7 +395,7 @@ def test_runs_scored_by_different_judges_are_not_compared(runs, tmp_path, capsys
         assert main(cmd) == 2
         err = _one_line_error(capsys)
         assert "different judges" in err and "threshold" in err, err
-    assert main(["score", str(run)]) == 0  # rescored with the baseline's judge: compared again
+    assert main(["score", str(run), "--judge", "lexical"]) == 0  # rescored with the baseline's judge: compared again
     assert main(["compare", str(runs / "baseline"), str(run)]) == 0
 
 
@@ -421,7 +421,7 @@ def test_a_run_scored_by_a_judge_the_gate_does_not_declare_fails(runs, tmp_path,
     code, rep = _gate_json(capsys, "--config", str(declared), str(run), "--thresholds-only")
     assert not [c for c in rep["checks"] if c["kind"] == "judge"], rep  # measured as that gate declares
     assert _check(rep, "absolute", "faithfulness")["passed"]
-    assert main(["score", str(run)]) == 0  # rescored with the default judge: the shipped gate's verdict again
+    assert main(["score", str(run), "--judge", "lexical"]) == 0  # the default judge: the shipped gate's verdict again
     code, rep = _gate_json(capsys, "--config", SHIPPED_GATE, str(run), "--thresholds-only")
     assert not [c for c in rep["checks"] if c["kind"] == "judge"] and not _check(rep, "absolute", "faithfulness")["passed"]
 
@@ -550,3 +550,74 @@ def test_odd_json_shapes_in_lock_or_manifest_are_one_line_errors(runs, tmp_path,
     assert code in (1, 2) and "Traceback" not in err
     if where == "lock":
         assert code == 2 and "gate.yaml.lock.json" in err and "JSON object" in err
+
+
+def _lenient(tmp_path: Path) -> Path:
+    p = tmp_path / "lenient.yaml"
+    p.write_text("{type: lexical, threshold: 0.01, min_content_words: 1}\n")
+    return p
+
+
+def test_deleting_what_scoring_recorded_of_its_judge_and_k_turns_no_check_off(runs, tmp_path, capsys):
+    """The judge and k checks read the manifest's scoring record, which no hash covers: deleting
+    `scoring.judge` (or `scoring.k`) there passed a leniently judged run, and compared a k=1 run
+    with a k=5 one, while the hashes still verified. metrics.json (hashed) records both."""
+    run = _copy(runs / "variant", tmp_path / "variant")
+    assert main(["score", str(run), "--judge", str(_lenient(tmp_path))]) == 0
+    man = json.loads((run / "manifest.json").read_text())
+    del man["scoring"]["judge"]
+    (run / "manifest.json").write_text(json.dumps(man))
+    _, rep = _gate_json(capsys, "--config", SHIPPED_GATE, str(run), "--thresholds-only")
+    assert any(c["kind"] == "judge" and not c["passed"] for c in rep["checks"]), rep["checks"]
+    k1 = _copy(runs / "baseline", tmp_path / "baseline-k1")
+    assert main(["score", str(k1), "--k", "1"]) == 0
+    man = json.loads((k1 / "manifest.json").read_text())
+    del man["scoring"]["k"]
+    man.pop("score_k", None)
+    (k1 / "manifest.json").write_text(json.dumps(man))
+    capsys.readouterr()
+    assert main(["compare", str(runs / "baseline"), str(k1)]) == 2
+    assert "different cut-offs (k=5 vs k=1)" in _one_line_error(capsys)
+
+
+def test_the_gate_declares_its_cut_off(runs, tmp_path, capsys):
+    """A run rescored at another k than the gate's thresholds were set at (an absolute hit-rate
+    check passed at k=5 and failed at k=1) fails the check 'scored at the cut-off the gate
+    declares' (`k:`, 5 when the gate names none)."""
+    gate = tmp_path / "gk.yaml"
+    gate.write_text('version: 1\nname: k-gate\nchecks:\n  - {metric: retrieval_hit_rate, op: ">=", threshold: 0.5}\n')
+    run = _copy(runs / "variant", tmp_path / "variant")
+    assert main(["score", str(run), "--k", "1"]) == 0
+    _, rep = _gate_json(capsys, "--config", str(gate), str(run))
+    (k,) = [c for c in rep["checks"] if c["kind"] == "cut_off"]
+    assert not k["passed"] and "k=1" in k["reason"] and "k=5" in k["reason"] and "--k 5" in k["reason"]
+    gate.write_text(gate.read_text() + "k: 1\n")
+    _, rep = _gate_json(capsys, "--config", str(gate), str(run))  # (another gate than the run's: not pre-registered)
+    assert not [c for c in rep["checks"] if c["kind"] == "cut_off"] and _check(rep, "absolute", "retrieval_hit_rate")["passed"]
+
+
+def test_a_rescore_keeps_the_judge_the_run_was_scored_by(runs, tmp_path, capsys):
+    """`labkit score RUN` went back to the default judge: twins rescored alike were refused by
+    compare as 'scored by different judges'."""
+    a, b = _copy(runs / "variant", tmp_path / "a"), _copy(runs / "variant", tmp_path / "b")
+    for r in (a, b):
+        assert main(["score", str(r), "--judge", str(_lenient(tmp_path))]) == 0
+    assert main(["score", str(b)]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(a), str(b)]) == 0, capsys.readouterr().err
+    assert json.loads((b / "metrics.json").read_text())["judge"]["threshold"] == 0.01
+
+
+def test_two_hand_made_runs_in_folders_of_one_name_are_two_runs(runs, tmp_path, capsys):
+    """Recorded traffic scored by day (traffic/mon/run, traffic/tue/run): the gate took the two
+    for one run (the same run_id, the folder's name) and refused the regression checks."""
+    days = {}
+    for day, src in (("mon", "baseline"), ("tue", "variant")):
+        d = tmp_path / "traffic" / day / "run"
+        d.mkdir(parents=True)
+        shutil.copy(runs / src / "results.jsonl", d / "results.jsonl")
+        assert main(["score", str(d), "--dataset", GOLDEN]) == 0
+        days[day] = d
+    capsys.readouterr()
+    code = main(["gate", "--config", SHIPPED_GATE, str(days["tue"]), "--baseline", str(days["mon"])])
+    assert code == 1, capsys.readouterr().err  # the variant's regression, judged

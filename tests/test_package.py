@@ -81,7 +81,9 @@ def _recorded(run: Path) -> None:
     for name in names[:2]:
         (run / name).touch()
     sha = {name: hashlib.sha256((run / name).read_bytes()).hexdigest() for name in names}
-    (run / "manifest.json").write_text(json.dumps({"run_id": "run", "scoring": {"sha256": sha}}), encoding="utf-8")
+    judge = {"type": "lexical", "threshold": 0.6, "min_content_words": 2}  # (the default judge's record)
+    (run / "manifest.json").write_text(json.dumps({"run_id": "run", "scoring": {"sha256": sha, "k": 5, "judge": judge}}),
+                                       encoding="utf-8")
 
 
 def test_gate_on_a_metrics_file_starts_without_numpy_or_pandas(tmp_path: Path):

@@ -172,6 +172,8 @@ class Gate:
     #: the judge the checks are measured with, as declared (a name or a config mapping, as
     #: ``labkit score --judge`` takes it); None: the default lexical judge
     judge: str | Mapping[str, Any] | None = None
+    #: the retrieval cut-off the checks are measured at; None: the default (5)
+    k: int | None = None
     version: int = 1
     path: str | None = None
 
@@ -194,7 +196,7 @@ class Gate:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], path: str | None = None) -> Gate:
         known_keys = ["version", "name", "checks", "regression", "slices", "unmeasured", "review", "require_lock",
-                      "judge"]
+                      "judge", "k"]
         extra = set(d) - set(known_keys)
         if extra:
             raise ConfigError(f"unknown key(s) {sorted(extra)}", path=path, field=sorted(extra)[0], known=known_keys)
@@ -217,7 +219,7 @@ class Gate:
             raise ConfigError(f"must be a non-empty string, got {name!r}", path=path, field="name")
         return cls(name=name or (Path(path).stem if path else "gate"), checks=checks, regression=regs,
                    slices=slices, unmeasured_max_rate=max_rate, review_required_for=req, require_lock=require_lock,
-                   judge=_parse_judge(d.get("judge"), path), version=1, path=path)
+                   judge=_parse_judge(d.get("judge"), path), k=_parse_k(d.get("k"), path), version=1, path=path)
 
     # ---- editing (threshold tuning) -----------------------------------------------------------
     def with_thresholds(self, thresholds: Mapping[str, float]) -> Gate:
@@ -262,6 +264,8 @@ class Gate:
             d["require_lock"] = True
         if self.judge is not None:
             d["judge"] = self.judge if isinstance(self.judge, str) else dict(self.judge)
+        if self.k is not None:
+            d["k"] = self.k
         return d
 
     def to_yaml(self, path: str | os.PathLike[str]) -> Path:
@@ -372,6 +376,15 @@ def _parse_judge(spec: Any, path: str | None) -> str | dict[str, Any] | None:
     except ConfigError as e:
         raise ConfigError(e.message, path=path, field="judge", known=e.known) from None
     return spec
+
+
+def _parse_k(k: Any, path: str | None) -> int | None:
+    """``k:``, the cut-off the thresholds were set at: a positive integer."""
+    if k is None:
+        return None
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ConfigError(f"must be a positive integer (the retrieval cut-off), got {k!r}", path=path, field="k")
+    return k
 
 
 def _parse_review(rv: Any, path: str | None) -> dict[str, str] | None:

@@ -155,9 +155,7 @@ def evaluate_gate(
                      "nothing was compared with it")
     if gate.review_required_for:
         results.append(_review(gate, run, reviews, dataset))
-    judged = _judge_check(gate, run)
-    if judged is not None:
-        results.append(judged)
+    results += [c for c in (_judge_check(gate, run), _k_check(gate, run)) if c is not None]
     pre = pre_registration(gate.path, run)
     if pre.get("status") in ("edited_after_run", "other_gate", "edited_after_lock", "locked_after_run") or (
         gate.require_lock and pre.get("status") != "pre_registered"
@@ -171,26 +169,47 @@ def evaluate_gate(
 
 def _judge_check(gate: Gate, run: Any) -> CheckResult | None:
     """A failing check when the run was scored by another judge than the gate declares (its
-    ``judge:``, the default lexical judge when it names none): a threshold measured by a more
-    lenient judge is not the threshold declared. None when it was, or when no judge is recorded
-    (a scoring record written before judges were recorded)."""
+    ``judge:``, the default lexical judge when it names none), or records none: a threshold
+    measured by a more lenient judge is not the threshold declared. None when it was (read off
+    metrics.json, which the scoring record's hash covers: :func:`labkit.scoring.scored_with`),
+    or when there is no run (a plain metrics mapping)."""
     import json
 
-    from labkit.scoring import judge_info
+    from labkit.scoring import scored_with
 
-    sc = run.manifest.get("scoring") if run is not None else None
-    if not isinstance(sc, Mapping) or sc.get("judge") is None:
+    if run is None:
         return None
-    got, want = judge_info(sc["judge"]), gate.judge_identity
+    got, want = scored_with(run).judge, gate.judge_identity
     if got == want:
         return None
     declared = "declares" if gate.judge is not None else "declares no judge: the default,"
+    what = "records no judge it was scored by" if got is None else f"was scored by {json.dumps(got, sort_keys=True)}"
     return CheckResult(
         name="scored by the judge the gate declares", kind="judge", metric=None, op=None, threshold=None,
         observed=None, passed=False,
-        reason=(f"the run was scored by {json.dumps(got, sort_keys=True)}; the gate {declared} "
-                f"{json.dumps(want, sort_keys=True)}: rescore it with that judge (labkit score {run.path} "
-                "--judge ...) or declare the judge in the gate (judge: ...) and lock it again"))
+        reason=(f"the run {what}; the gate {declared} {json.dumps(want, sort_keys=True)}: rescore it with that "
+                f"judge (labkit score {run.path} --judge ...) or declare the judge in the gate (judge: ...) and "
+                "lock it again"))
+
+
+def _k_check(gate: Gate, run: Any) -> CheckResult | None:
+    """A failing check when the run was scored at another retrieval cut-off than the gate
+    declares (``k:``, 5 when it names none), or records none: a hit rate at k=5 is not the
+    threshold set at k=1. None when it was, or when there is no run."""
+    from labkit.scoring import DEFAULT_K, scored_with
+
+    if run is None:
+        return None
+    got, want = scored_with(run).k, gate.k or DEFAULT_K
+    if got == want:
+        return None
+    declared = "declares" if gate.k is not None else "declares no k: the default,"
+    what = "records no cut-off it was scored at" if got is None else f"was scored at k={got}"
+    return CheckResult(
+        name="scored at the cut-off the gate declares", kind="cut_off", metric=None, op=None, threshold=None,
+        observed=None, passed=False,
+        reason=(f"the run {what}; the gate {declared} k={want}: rescore it at that cut-off (labkit score "
+                f"{run.path} --k {want}) or declare the cut-off in the gate (k: ...) and lock it again"))
 
 
 def _unmeasured(gate: Gate, metrics: Mapping[str, Any]) -> list[CheckResult]:
@@ -287,8 +306,8 @@ def _not_itself(gate: Gate, run: Any, baseline: Any) -> None:
     why = ""
     if base.path.resolve() == run.path.resolve():
         why = "the same directory"
-    elif base.run_id == run.run_id:
-        why = f"the same run_id {run.run_id!r}"
+    elif base.run_uuid == run.run_uuid:  # (a copy of a run keeps its uuid; two hand-made runs of one name do not)
+        why = f"the same run (run_uuid {run.run_uuid})"
     elif base.results_path.is_file() and run.results_path.is_file() and \
             file_hash(base.results_path) == file_hash(run.results_path):
         why = "the same results.jsonl"
