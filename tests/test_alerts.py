@@ -193,6 +193,21 @@ def test_alerts_refuse_a_run_given_twice(tmp_path: Path, capsys: pytest.CaptureF
     assert "given twice" in err and len(err.strip().splitlines()) == 1, err
 
 
+def test_alerts_refuse_a_run_given_again_as_its_archive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An archive of a run is another path: given with the run, every trace was counted twice."""
+    from labkit.cli import main
+    from labkit.trace.compaction import compact
+
+    run, archive = tmp_path / "run", tmp_path / "archive" / "run.parquet"
+    write_synthetic_run(run, 30, seed=1)
+    archive.parent.mkdir()
+    compact([run], archive)
+    assert main(["alerts", "--rules", str(ROOT / "data" / "alerts.yaml"), str(run), str(archive)]) == 2
+    err = capsys.readouterr().err
+    assert "30 trace id(s)" in err and str(run) in err and str(archive) in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+
+
 def test_a_trace_without_an_end_is_placed_at_its_start_and_one_without_either_is_left_out() -> None:
     # imported traces whose file records no end: ts_end null, latency null (docs/interop.md)
     hist = traces(20, status="error")

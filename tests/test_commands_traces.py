@@ -73,3 +73,17 @@ def test_compact_refuses_an_archive_over_its_own_input(tmp_path, capsys) -> None
     err = capsys.readouterr().err
     assert f"--out {run / 'traces.jsonl'}" in err and f"RUN_DIR {run}" in err and "Traceback" not in err
     assert (run / "traces.jsonl").read_text() == line and sorted(p.name for p in run.iterdir()) == ["traces.jsonl"]
+
+
+def test_a_query_refuses_a_copy_of_a_run_given_with_it(tmp_path, capsys) -> None:
+    """A copied run folder is another path: a query over both counted each trace twice."""
+    import shutil
+
+    lines = "".join(json.dumps({"trace_id": f"t{k}", "case_id": f"c{k}", "status": "ok", "latency_ms": 5}) + "\n"
+                    for k in range(4))
+    run = _one_run(tmp_path, lines.rstrip("\n"))
+    copy = shutil.copytree(run, tmp_path / "r1_copy")
+    assert main(["traces", str(run), str(copy), "--sql", "select count(*) n from traces"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "4 trace id(s)" in err and str(run) in err and str(copy) in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err

@@ -338,6 +338,20 @@ def test_a_trace_recorded_twice_is_refused(tmp_path: Path, capsys: pytest.Captur
     assert "2981 invalid lines" in err and "line 2 field 'trace_id'" in err and "trace_id" in err and "line 1" in err
 
 
+def test_traffic_given_again_as_a_copy_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A trace in two files (the traffic and a copy of it) is refused by the trace store, naming both."""
+    import shutil
+
+    from labkit.cli import main
+
+    d = _shipped_copy(tmp_path)
+    copy = shutil.copytree(d, tmp_path / "canary_copy")
+    assert main(["experiment", str(d), str(copy), "--arm-by", "prompt_version"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(d) in err and str(copy) in err and "trace id(s) already loaded" in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+
+
 def test_an_infinite_latency_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = _shipped_copy(tmp_path)
     lines = (d / "traces.jsonl").read_text().splitlines(keepends=True)

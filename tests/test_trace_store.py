@@ -376,6 +376,46 @@ def test_a_run_given_twice_is_refused_each_trace_once(two_runs: tuple[Path, Path
         assert st.count() == 200
 
 
+def test_a_source_whose_traces_are_already_loaded_is_refused(two_runs: tuple[Path, Path]) -> None:
+    """A copy of a run, or an archive of it, was another path: the same traces were counted twice."""
+    import shutil
+
+    a, b = two_runs
+    copy = shutil.copytree(a, a.parent / "base_copy")
+    archive = a.parent / "archive" / "base.parquet"
+    archive.parent.mkdir()
+    compact([a], archive)
+    for sources, second in (([a, b, copy], copy), ([archive, b, a], a)):
+        with pytest.raises(ConfigError, match=r"100 trace id\(s\)") as e:
+            TraceStore(sources)
+        msg = str(e.value)
+        assert str(second) in msg and str(sources[0]) in msg and "\n" not in msg, msg
+    part = a.parent / "part"
+    part.mkdir()
+    lines = (a / "traces.jsonl").read_text().splitlines(keepends=True)
+    (part / "traces.jsonl").write_text("".join(lines[:3]))
+    with pytest.raises(ConfigError, match=r"3 trace id\(s\)"):
+        TraceStore([b, part, a])
+    compact([a])  # a run's own traces.parquet beside its traces.jsonl is one source: read once
+    with TraceStore([a, b]) as st:
+        assert st.count() == 200
+
+
+def test_the_attempts_of_one_case_are_distinct_traces_not_a_duplicate(tmp_path: Path) -> None:
+    from labkit.trace.record import trace_id_for
+
+    runs = []
+    for name in ("r1", "r2"):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "traces.jsonl").write_text("".join(
+            json.dumps({"trace_id": trace_id_for(name, "c1", k), "case_id": "c1", "attempt": k, "status": "ok",
+                        "latency_ms": 5}) + "\n" for k in (1, 2)))
+        runs.append(run)
+    with TraceStore(runs) as st:
+        assert st.count() == 4
+
+
 def test_skipped_lines_are_named_by_file_and_line(tmp_path: Path) -> None:
     run = tmp_path / "r10"
     run.mkdir()

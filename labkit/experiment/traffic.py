@@ -67,13 +67,15 @@ def check_traffic_files(traces: Iterable[Path], feedback: Iterable[Path]) -> Non
     """A DatasetError naming file, line and field for what the experiment would otherwise average in
     or drop silently: a line that does not parse, a trace record the trace schema refuses (a negative
     cost_usd or latency_ms, ...), a non-finite cost_usd, latency_ms or ts_start, a trace_id recorded
-    twice, a feedback rating that is not an integer from 1 to 5."""
+    twice in a file, a feedback rating that is not an integer from 1 to 5. (A trace_id in two files,
+    a copy or an archive of a run, the trace store refuses when it opens them:
+    :class:`labkit.trace.store.TraceStore`.)"""
     from labkit.trace.feedback import RATING_MAX, RATING_MIN
     from labkit.trace.record import normalize_trace
 
-    seen: dict[str, tuple[Path, int]] = {}
     for path in traces:
         problems: list[Problem] = []
+        seen: dict[str, int] = {}
         for n, obj in jsonl_objects(path, problems):
             try:
                 normalize_trace(obj, line=n, path=str(path))
@@ -84,12 +86,10 @@ def check_traffic_files(traces: Iterable[Path], feedback: Iterable[Path]) -> Non
                          for k in ("ts_start", "latency_ms", "cost_usd") if not _finite(obj, k)]
             tid = obj["trace_id"]
             if tid in seen:
-                at, line = seen[tid]
-                where = f"line {line}" + ("" if at == path else f" of {at}")
-                problems.append(Problem(n, "trace_id", f"{tid!r} already recorded at {where}: each trace "
-                                        "once, or it is counted twice"))
+                problems.append(Problem(n, "trace_id", f"{tid!r} already recorded at line {seen[tid]}: each "
+                                        "trace once, or it is counted twice"))
             else:
-                seen[tid] = (path, n)
+                seen[tid] = n
         if problems:
             raise DatasetError(str(path), problems)
     for path in feedback:

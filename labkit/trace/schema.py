@@ -24,12 +24,13 @@ from labkit.trace.sql import (
 )
 
 
-def raw_select(jsonl_files: Sequence[Path], parquet_files: Sequence[Path]) -> str:
-    """The union of every trace file as rows of TRACE_COLUMNS plus ``run_dir``."""
+def raw_select(jsonl_files: Sequence[Path], parquet_files: Sequence[Path], *, with_file: bool = False) -> str:
+    """The union of every trace file as rows of TRACE_COLUMNS plus ``run_dir`` (and, ``with_file``,
+    ``source_file``: the file each row was read from, as given)."""
     parts: list[str] = []
     cols = ", ".join(
         f"CAST({sql_ident(c)} AS {t}) AS {sql_ident(c)}" for c, t in TRACE_COLUMNS.items()
-    )
+    ) + (", filename AS source_file" if with_file else "")
     run_dir = r"regexp_extract(filename, '([^/\\]+)[/\\][^/\\]+$', 1)"
     if jsonl_files:
         files = "[" + ", ".join(sql_literal(str(p)) for p in jsonl_files) + "]"
@@ -46,8 +47,22 @@ def raw_select(jsonl_files: Sequence[Path], parquet_files: Sequence[Path]) -> st
         )
     if not parts:
         empty = ", ".join(f"CAST(NULL AS {t}) AS {sql_ident(c)}" for c, t in TRACE_COLUMNS.items())
-        return f"SELECT {empty}, CAST(NULL AS VARCHAR) AS run_dir WHERE false"
+        file = ", CAST(NULL AS VARCHAR) AS source_file" if with_file else ""
+        return f"SELECT {empty}, CAST(NULL AS VARCHAR) AS run_dir{file} WHERE false"
     return " UNION ALL ".join(parts)
+
+
+def shared_trace_ids(con: Any, jsonl_files: Sequence[Path], parquet_files: Sequence[Path]) -> tuple[str, str, int] | None:
+    """(file, other file, how many trace ids both hold) for the two trace files sharing the most trace
+    ids (a copy of a run, an archive of it); None when each trace id is in one file only. One query."""
+    row = con.execute(
+        f"""WITH f AS (SELECT DISTINCT trace_id, source_file
+                       FROM ({raw_select(jsonl_files, parquet_files, with_file=True)}) WHERE trace_id IS NOT NULL),
+                 d AS (SELECT list(source_file ORDER BY source_file) AS files FROM f GROUP BY trace_id
+                       HAVING count(*) > 1)
+            SELECT files[1], files[2], count(*) AS n FROM d GROUP BY ALL ORDER BY n DESC, 1, 2 LIMIT 1"""
+    ).fetchall()
+    return (str(row[0][0]), str(row[0][1]), int(row[0][2])) if row else None
 
 
 def build_views(con: Any, *, run_dirs: Sequence[Path], jsonl_files: Sequence[Path],

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit.errors import ConfigError, DatasetError, Problem
-from labkit.trace.schema import build_views
+from labkit.trace.schema import build_views, shared_trace_ids
 from labkit.trace.sql import (
     PARQUET_FILE,
     SCORES_FILE,
@@ -82,6 +82,7 @@ class TraceStore:
         #: per run directory, the file its traces are read from and why (:meth:`reading`)
         self.read_from: list[tuple[Path, str, str]] = []
         self._given: dict[Path, Path] = {}  # the traces each source names -> the source
+        self._file_source: dict[str, Path] = {}  # each trace file read -> the source that named it
         duckdb = duckdb_module()
         # nothing leaves the machine: never download an extension (json and parquet are built in)
         self.con: Any = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False})
@@ -89,6 +90,8 @@ class TraceStore:
             self._add_source(src)
         self._metric_columns: list[str] = []
         self._build()
+        if len(self.sources) > 1:
+            self._check_each_trace_once()
         if confine:
             confine_to(self.con, [*self.run_dirs, *(p.resolve().parent for p in self.parquet_files)])
 
@@ -105,6 +108,7 @@ class TraceStore:
             jl, pq = src / TRACES_FILE, src / PARQUET_FILE
             made_from = parquet_source_bytes(self.con, pq) if pq.exists() and jl.exists() else None
             size = jl.stat().st_size if jl.exists() else None
+            self._file_source.update({str(jl): src, str(pq): src})
             if pq.exists() and (size is None or made_from == size):
                 self.parquet_files.append(pq)
                 self.read_from.append((src, PARQUET_FILE, "compacted, up to date"))
@@ -117,6 +121,7 @@ class TraceStore:
             elif not (src / "results.jsonl").exists() and not (src / "manifest.json").exists():
                 raise ConfigError(f"{src}: not a run directory (no {TRACES_FILE})", field="run_dirs")
         elif src.is_file():
+            self._file_source[str(src)] = src
             if src.suffix == ".parquet":
                 self.parquet_files.append(src)
             else:
@@ -125,6 +130,19 @@ class TraceStore:
                 self.run_dirs.append(src.parent)
         else:
             raise ConfigError(f"{src}: no such run directory or trace file", field="run_dirs")
+
+    def _check_each_trace_once(self) -> None:
+        """A ConfigError when a source's traces are already loaded from another source (a copy of a
+        run, an archive of it): trace ids in more than one trace file, counted in one query. (The
+        attempts of a case have trace ids of their own; a run's traces.parquet and traces.jsonl are
+        one source, only one of them read.)"""
+        shared = shared_trace_ids(self.con, self.jsonl_files, self.parquet_files)
+        if shared is None:
+            return
+        first, second = sorted((self._file_source.get(f, Path(f)) for f in shared[:2]),
+                               key=lambda s: self.sources.index(s) if s in self.sources else len(self.sources))
+        raise ConfigError(f"{second}: {shared[2]:,} trace id(s) already loaded from {first} (a copy or an archive "
+                          "of the same run?): each trace once, or it is counted twice", field="run_dirs")
 
     def reading(self) -> str:
         """One line saying where the runs' traces are read from: the compacted store (fast) or the
@@ -154,7 +172,7 @@ class TraceStore:
 
     def refresh(self) -> None:
         """Pick up files created since opening (feedback.jsonl, scores.csv, new traces.jsonl)."""
-        self.jsonl_files, self.parquet_files, self.read_from, self._given = [], [], [], {}
+        self.jsonl_files, self.parquet_files, self.read_from, self._given, self._file_source = [], [], [], {}, {}
         dirs, self.run_dirs = self.sources, []
         for src in dirs:
             self._add_source(src)
