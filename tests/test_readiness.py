@@ -353,6 +353,18 @@ def test_slo_refuses_a_run_given_twice(slo_runs: tuple[Path, Path, Path], capsys
     assert len(err.strip().splitlines()) == 1
 
 
+def test_slo_refuses_a_copy_of_a_run_given_with_it(slo_runs: tuple[Path, Path, Path],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A copied run folder is another path but the same run (its run_uuid): its cases counted twice."""
+    import shutil
+
+    slo, old, new = slo_runs
+    copy = shutil.copytree(old, old.parent / "run-10-copy")
+    rc, err = _slo_cli(capsys, str(old), str(new), str(copy), "--slo", str(slo))
+    assert rc == 2 and "given twice" in err and str(old) in err and str(copy) in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("edit", ["scores", "results_bad_line", "results_duplicate", "no_record"])
 def test_slo_refuses_a_run_changed_after_scoring(slo_runs: tuple[Path, Path, Path], edit: str,
                                                  capsys: pytest.CaptureFixture[str]) -> None:

@@ -202,16 +202,19 @@ def slo_history(runs: Sequence[str | os.PathLike[str]]) -> list[RunView]:
     """The runs ``labkit slo`` is given, oldest first (:func:`chronological`), each verified
     against its scoring record (labkit.scoring.verify_scored: RunDirError for a run whose
     results.jsonl, scores.csv or metrics.json changed after scoring, or that has no record);
-    a run given twice (the same resolved directory) is a ConfigError."""
+    a run given twice (the same :attr:`labkit.runs.RunDir.run_uuid`: the same directory, or a copy
+    of it) is a ConfigError naming both paths."""
+    from labkit.runs import RunDir
     from labkit.scoring import verify_scored
 
-    seen: dict[Path, str] = {}
+    seen: dict[str, str] = {}
     views = []
     for arg in runs:
         view = RunView.of(arg)
-        key = view.path.resolve()
+        key = RunDir(view.path).run_uuid
         if key in seen:
-            raise ConfigError(f"run {os.fspath(arg)} given twice (the same directory as {seen[key]})")
+            raise ConfigError(f"run {os.fspath(arg)} given twice: the same run as {seen[key]} (run_uuid {key}), "
+                              "a copy or the same directory: each run once, or its cases are counted twice")
         seen[key] = os.fspath(arg)
         verify_scored(view.path)
         views.append(view)
