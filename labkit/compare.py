@@ -190,7 +190,7 @@ def _load_run(run_dir: str | Path) -> _Scored:
         raise RunDirError(f"{d}: not a run directory")
     scores = d / "scores.csv"
     if not scores.exists():
-        raise RunDirError(f"{d}: no scores.csv; run `labkit score {d}` first")
+        raise RunDirError(f"{d}: no scores.csv; run `{RunDir(d).score_command}` first")
     run_id, fp = d.name, None
     man = d / "manifest.json"
     if man.exists():
@@ -213,7 +213,7 @@ def _load_run(run_dir: str | Path) -> _Scored:
     if dup:
         more = f" and {len(dup) - 5} more" if len(dup) > 5 else ""
         raise RunDirError(f"{scores}: duplicate case_id {', '.join(map(repr, dup[:5]))}{more}: "
-                          f"one row per case; rescore with labkit score {d}")
+                          f"one row per case; rescore with {RunDir(d).score_command}")
     return _Scored(run_id, fp, judge, k, df)
 
 

@@ -249,7 +249,7 @@ def log_run(
     if not rd.manifest_path.is_file():
         raise RunDirError(f"{rd.path} is not a run directory (no manifest.json)")
     if not rd.metrics_path.is_file():
-        raise RunDirError(f"{rd.path} is not scored (no metrics.json): run labkit score {rd.path} first")
+        raise RunDirError(f"{rd.path} is not scored (no metrics.json): run {rd.score_command} first")
     from labkit.scoring import verify_scored
 
     verify_scored(rd)  # a run whose files changed after scoring is refused (RunDirError)

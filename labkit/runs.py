@@ -331,8 +331,14 @@ class RunDir:
     def scores(self) -> pd.DataFrame:
         """scores.csv as a DataFrame (unmeasured cells are NaN); raises FileNotFoundError if unscored."""
         if not self.scores_path.is_file():
-            raise FileNotFoundError(f"{self.scores_path}: run not scored yet (labkit score {self.path})")
+            raise FileNotFoundError(f"{self.scores_path}: run not scored yet ({self.score_command})")
         return read_scores_csv(self.scores_path)
+
+    @property
+    def score_command(self) -> str:
+        """The command that (re)scores this run: ``labkit score RUN``, with ``--dataset DATASET``
+        when the run names no dataset (recorded traffic in a folder written by hand)."""
+        return f"labkit score {self.path}" + ("" if self.dataset_path() else " --dataset DATASET")
 
     def dataset_path(self) -> str | None:
         """Where the run's cases are: the manifest's dataset.path, else the run's snapshot."""

@@ -98,11 +98,11 @@ def verify_scored(run_dir: str | os.PathLike[str] | RunDir) -> None:
         why = ("its manifest records no hashes of its scored files (the record was deleted)" if man else
                "it has no manifest recording its scoring (written by hand, or its manifest deleted)")
         raise RunDirError(f"{rd.path}: {why}: its scores.csv and metrics.json cannot be verified; "
-                          f"rescore with labkit score {rd.path}")
+                          f"rescore with {rd.score_command}")
     changed = [name for name in SCORED_FILES
                if not (rd.path / name).is_file() or file_hash(rd.path / name) != rec.get(name)]
     if changed:
-        raise RunDirError(f"{rd.path}: run files changed after scoring: rescore with labkit score {rd.path} "
+        raise RunDirError(f"{rd.path}: run files changed after scoring: rescore with {rd.score_command} "
                           f"({', '.join(changed)} differ from the hashes scoring recorded)")
 
 

@@ -621,3 +621,20 @@ def test_two_hand_made_runs_in_folders_of_one_name_are_two_runs(runs, tmp_path, 
     capsys.readouterr()
     code = main(["gate", "--config", SHIPPED_GATE, str(days["tue"]), "--baseline", str(days["mon"])])
     assert code == 1, capsys.readouterr().err  # the variant's regression, judged
+
+
+def test_a_hand_made_run_is_told_the_whole_command_that_scores_it(runs, tmp_path, capsys):
+    """Recorded traffic (a folder with results.jsonl only): the gate said `labkit score hw`, which
+    then failed for want of --dataset."""
+    hw = tmp_path / "hw"
+    hw.mkdir()
+    shutil.copy(runs / "baseline" / "results.jsonl", hw / "results.jsonl")
+    capsys.readouterr()
+    assert main(["gate", "--config", SHIPPED_GATE, str(hw), "--thresholds-only"]) == 2
+    assert f"labkit score {hw} --dataset DATASET" in _one_line_error(capsys)
+    assert main(["score", str(hw), "--dataset", GOLDEN]) == 0
+    (hw / "scores.csv").write_text((hw / "scores.csv").read_text() + "\n")
+    capsys.readouterr()
+    assert main(["gate", "--config", SHIPPED_GATE, str(hw), "--thresholds-only"]) == 2
+    err = _one_line_error(capsys)  # (the dataset it was scored on is recorded now)
+    assert f"rescore with labkit score {hw} " in err and "--dataset" not in err, err

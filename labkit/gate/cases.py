@@ -131,7 +131,7 @@ def coverage_check(metrics: Mapping[str, Any], run: Any, budget: float | None) -
         if run is None:
             return None
         return result(None, False, "metrics.json does not say how many cases of the dataset have no result: "
-                      f"rescore the run (labkit score {run.path})")
+                      f"rescore the run ({run.score_command})")
     other = _other_dataset(run)
     total, miss = counts["n_dataset"], counts["n_missing"]
     share = miss / total if total else 1.0

@@ -90,11 +90,11 @@ def _target(target: Any) -> tuple[Mapping[str, Any], Any, str | None]:
     if not run.path.is_dir():
         raise ConfigError("run directory not found", path=str(run.path))
     if not run.metrics_path.is_file():
-        raise ConfigError(f"no metrics.json: score the run first (labkit score {run.path})", path=str(run.path))
+        raise ConfigError(f"no metrics.json: score the run first ({run.score_command})", path=str(run.path))
     verify_scored(run)
     metrics = run.metrics()
     if not metrics:
-        raise ConfigError(f"no metrics.json: score the run first (labkit score {run.path})", path=str(run.path))
+        raise ConfigError(f"no metrics.json: score the run first ({run.score_command})", path=str(run.path))
     return metrics, run, run.run_id
 
 
