@@ -22,8 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labkit.errors import ConfigError
+from labkit.paths import FolderInput
 
 _SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[*-])")
+
+
+def corpus_files(root: str | os.PathLike[str]) -> FolderInput:
+    """The documents :meth:`Corpus.load` reads from the folder ``root``: its ``*.md`` files (the
+    top level only), for :func:`labkit.paths.refuse_overwriting_inputs`."""
+    return FolderInput(root, tuple(sorted(Path(root).glob("*.md"))))
 
 
 def split_sentences(text: str) -> list[str]:
@@ -62,7 +69,7 @@ class Corpus:
             raise ConfigError("corpus folder not found", path=str(p), field="corpus")
         if chunk_size < 20:
             raise ConfigError("chunk_size must be at least 20 words", field="chunk_size")
-        files = sorted(p.glob("*.md"))
+        files = list(corpus_files(p).files)
         if not files:
             raise ConfigError("corpus folder has no .md documents", path=str(p), field="corpus")
         chunks: list[Chunk] = []

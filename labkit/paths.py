@@ -3,7 +3,8 @@
 - :func:`output_target` — the file a write to a path makes or replaces (a symlink followed, a
   path that is no regular file refused), for every atomic write of :mod:`labkit.io`
 - :func:`refuse_overwriting_inputs` — an output must not be one of the command's inputs: the one
-  check of every command that writes a file it may also have been given to read
+  check of every command that writes a file it may also have been given to read (for a folder
+  input, a :class:`FolderInput`: the files read from it)
 - :func:`append_line` — one JSON line appended whole, after a torn tail of a killed writer is cut
   (a last line without newline that parses is kept: :func:`truncate_torn_tail` cuts any)
 
@@ -17,36 +18,54 @@ import os
 import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from labkit.errors import OutputError
 
-__all__ = ["append_line", "output_target", "refuse_overwriting_inputs", "truncate_torn_tail"]
+__all__ = ["FolderInput", "append_line", "output_target", "refuse_overwriting_inputs", "truncate_torn_tail"]
 
 PathLike = str | os.PathLike[str]
 
 
-def refuse_overwriting_inputs(out: PathLike, inputs: Mapping[str, PathLike | Iterable[PathLike] | None], *,
+class FolderInput(NamedTuple):
+    """A folder a command reads (a corpus, a run directory) and the files it reads from it,
+    listed by the module that knows that folder's layout (:func:`labkit.runs.run_files`,
+    :func:`labkit.corpus.corpus_files`)."""
+
+    folder: PathLike
+    files: tuple[Path, ...]
+
+
+Input = PathLike | FolderInput
+
+
+def refuse_overwriting_inputs(out: PathLike, inputs: Mapping[str, Input | Iterable[Input] | None], *,
                               flag: str) -> None:
     """Raise :class:`OutputError` naming ``flag`` and the input when the file ``out`` would
     replace one of ``inputs`` (by the flag or argument that gave each; None: not given): the
-    same file (a symlink or a hard link followed), or for an input that is a folder (a corpus,
-    a run directory) a file it holds. A file that is not there yet overwrites nothing. Called
-    before anything is read or written."""
-    if not os.path.lexists(out):
+    same file (a symlink or a hard link followed) as an input file, or as one of the files a
+    command reads from a folder input (a :class:`FolderInput`). Other files of that folder (an
+    output an earlier call wrote there) are no input. A file that is not there yet overwrites
+    nothing. Called before anything is read or written."""
+    if not os.path.exists(out):
         return
-    target = Path(os.path.realpath(out))
     for name, given in inputs.items():
-        many = [given] if given is None or isinstance(given, str | os.PathLike) else list(given)
+        many = [given] if given is None or isinstance(given, str | os.PathLike | FolderInput) else list(given)
         for src in many:
-            if src is None or not os.path.exists(src):
-                continue
-            if os.path.samefile(target, src) if target.exists() else target == Path(os.path.realpath(src)):
+            if isinstance(src, FolderInput):
+                if any(_same_file(out, f) for f in src.files):
+                    raise OutputError(f"{flag} {out} would overwrite a file of the input {name} {src.folder}: "
+                                      "write it to another path", path=str(out), flag=flag)
+            elif src is not None and _same_file(out, src):
                 raise OutputError(f"{flag} {out} would overwrite the input {name} {src}: write it to another path",
                                   path=str(out), flag=flag)
-            if os.path.isdir(src) and target.is_relative_to(os.path.realpath(src)):
-                raise OutputError(f"{flag} {out} would overwrite a file of the input {name} {src}: write it "
-                                  "outside that folder", path=str(out), flag=flag)
+
+
+def _same_file(a: PathLike, b: PathLike) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # (one of them is not there: nothing replaced)
+        return False
 
 
 def output_target(path: str | os.PathLike[str]) -> Path:

@@ -36,6 +36,7 @@ from labkit.io import (
     loads_line,
     surrogate_problem,
 )
+from labkit.paths import FolderInput
 from labkit.resultline import RESULT_DEFAULTS, STATUSES, check_line
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ __all__ = [
     "RunDir",
     "load_dataset",
     "redact_manifest",
+    "run_files",
 ]
 
 MANIFEST = "manifest.json"
@@ -58,6 +60,16 @@ TRACES = "traces.jsonl"
 SCORES = "scores.csv"
 METRICS = "metrics.json"
 SNAPSHOT = "cases.jsonl"
+PARQUET = "traces.parquet"
+FEEDBACK = "feedback.jsonl"
+#: The files of a run directory labkit reads (what an output written into it may not replace).
+RUN_FILES = (MANIFEST, RESULTS, TRACES, SCORES, METRICS, SNAPSHOT, PARQUET, FEEDBACK)
+
+
+def run_files(run_dir: str | os.PathLike[str]) -> FolderInput:
+    """The files labkit reads from the run directory ``run_dir`` (:data:`RUN_FILES`), for
+    :func:`labkit.paths.refuse_overwriting_inputs`: other files there are no input of a run."""
+    return FolderInput(run_dir, tuple(Path(run_dir) / name for name in RUN_FILES))
 
 #: The manifest.json format the runner writes (docs/formats.md "manifest.json"); a manifest
 #: without ``schema_version`` is version 0, the first landing's.

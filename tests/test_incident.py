@@ -172,20 +172,22 @@ def test_a_gate_given_that_cannot_be_read_is_an_input_error(runs: tuple[Path, Pa
 
 def test_incident_out_that_would_overwrite_an_input_is_refused_before_anything_is_written(
         runs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """--out inside the failing run directory, where an earlier review left backlog.csv (the
-    third file the review writes), and --out over the dataset given: exit 2, nothing written."""
+    """--out over the dataset given: exit 2, nothing written. --out inside the failing run
+    directory replaces no file of the run: the same review twice writes both times (the second
+    was refused, its backlog.csv taken for a file of FAILING_RUN)."""
     from labkit.cli import main
 
     base, var = runs
     run_copy = tmp_path / "failing"
     shutil.copytree(var, run_copy)
-    (run_copy / "backlog.csv").write_text("earlier\n", encoding="utf-8")
-    before = sorted(p.name for p in run_copy.iterdir())
-    assert main(["incident", str(base), str(run_copy), "--out", str(run_copy)]) == 2
-    err = capsys.readouterr().err
-    assert "--out" in err and "FAILING_RUN" in err and "Traceback" not in err
-    assert sorted(p.name for p in run_copy.iterdir()) == before
-    assert (run_copy / "backlog.csv").read_text(encoding="utf-8") == "earlier\n"
+    own = {p.name: p.read_bytes() for p in run_copy.iterdir() if p.is_file()}
+    for _ in range(2):
+        assert main(["incident", str(base), str(run_copy), "--out", str(run_copy / "incident")]) == 0, \
+            capsys.readouterr().err
+        assert (run_copy / "incident" / "backlog.csv").is_file()
+    assert main(["incident", str(base), str(run_copy), "--out", str(run_copy)]) == 0
+    assert {n: (run_copy / n).read_bytes() for n in own} == own
+    capsys.readouterr()
 
     out = tmp_path / "o"
     out.mkdir()

@@ -83,6 +83,17 @@ def test_export_says_how_many_cases_and_results_did_not_match(tmp_path, capsys):
     assert f"{n} case(s) had no result in the run" in printed and "1 result(s) had no case" in printed, printed
 
 
+def test_export_into_its_run_folder_twice_writes_both_times(tmp_path, capsys):
+    """``export ragas --run e1 --out e1/ragas.jsonl`` passed, and the same command again was
+    refused: the file the first call wrote was taken for a file of the input --run."""
+    run = _labkit_run(tmp_path)
+    out = run / "ragas.jsonl"
+    for _ in range(2):
+        assert main(["export", "ragas", "--dataset", "data/quick_lab.jsonl", "--run", str(run),
+                     "--out", str(out)]) == 0, capsys.readouterr().err
+    assert out.read_text().count("\n") == len(load_cases("data/quick_lab.jsonl"))
+
+
 def test_export_refuses_to_write_over_its_dataset_or_a_file_of_its_run(tmp_path, capsys):
     """``export ragas --dataset ds.jsonl --out ds.jsonl`` replaced the dataset by its export."""
     ds = tmp_path / "ds.jsonl"

@@ -23,17 +23,34 @@ def test_an_output_that_is_an_input_is_refused_naming_the_flag_and_the_input(tmp
     refuse_overwriting_inputs(tmp_path / "new.jsonl", {"--dataset": ds, "--run": None}, flag="--out")
 
 
-def test_a_file_a_folder_input_holds_is_refused_and_a_new_one_is_not(tmp_path: Path) -> None:
+def test_a_folder_input_refuses_only_the_files_the_command_reads_from_it(tmp_path: Path) -> None:
+    """A file of a corpus or run folder is refused when the command reads it, not because it
+    lies in that folder: an output an earlier call wrote there is replaced the next time."""
+    import os
+
+    from labkit.corpus import corpus_files
+    from labkit.runs import run_files
+
     corpus = tmp_path / "corpus"
     (corpus / "sub").mkdir(parents=True)
-    (corpus / "sub" / "doc.md").write_text("# Doc\n")
+    (corpus / "doc.md").write_text("# Doc\n")
+    (corpus / "sub" / "other.md").write_text("# Other\n")  # (the loader reads the top level only)
+    (corpus / "new.jsonl").write_text("written by an earlier call\n")
     with pytest.raises(OutputError, match=r"--out .*doc\.md would overwrite a file of the input --corpus"):
-        refuse_overwriting_inputs(corpus / "sub" / "doc.md", {"--corpus": corpus}, flag="--out")
-    refuse_overwriting_inputs(corpus / "new.jsonl", {"--corpus": corpus}, flag="--out")
-    refuse_overwriting_inputs(tmp_path / "doc.md", {"--corpus": corpus, "RUN_DIR": [corpus / "sub"]}, flag="--out")
-    with pytest.raises(OutputError, match="RUN_DIR"):
-        refuse_overwriting_inputs(corpus / "sub" / "doc.md", {"RUN_DIR": [tmp_path / "x", corpus / "sub"]},
-                                  flag="--out")
+        refuse_overwriting_inputs(corpus / "doc.md", {"--corpus": corpus_files(corpus)}, flag="--out")
+    for out in (corpus / "new.jsonl", corpus / "sub" / "other.md"):
+        refuse_overwriting_inputs(out, {"--corpus": corpus_files(corpus)}, flag="--out")
+    refuse_overwriting_inputs(corpus / "doc.md", {"--corpus": corpus}, flag="--out")  # a folder alone: itself
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("results.jsonl", "traces.parquet", "feedback.jsonl", "ragas.jsonl"):
+        (run / name).write_text("x\n")
+    hard = tmp_path / "hard.jsonl"
+    os.link(run / "results.jsonl", hard)
+    for out in (run / "traces.parquet", run / "feedback.jsonl", run / "." / "results.jsonl", hard):
+        with pytest.raises(OutputError, match=f"would overwrite a file of the input RUN_DIR {run}:"):
+            refuse_overwriting_inputs(out, {"RUN_DIR": [run_files(tmp_path / "x"), run_files(run)]}, flag="--out")
+    refuse_overwriting_inputs(run / "ragas.jsonl", {"RUN_DIR": [run_files(run)], "--dataset": None}, flag="--out")
 
 
 def test_append_line_keeps_a_whole_last_line_without_newline_and_cuts_a_torn_one(tmp_path: Path) -> None:

@@ -335,8 +335,9 @@ def test_config_separate_fails_when_config_or_corpus_changed_after_the_run(proje
 
 def test_scorecard_out_that_would_overwrite_an_input_is_refused_before_anything_is_written(
         shipped: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """An attestations file where the checklist would go (the second file written), and --out
-    inside the candidate run directory where an earlier scorecard lies: exit 2, nothing written."""
+    """An attestations file where the checklist would go (the second file written): exit 2,
+    nothing written. --out inside the candidate run directory where an earlier scorecard lies
+    replaces no file of the run: written (it was refused)."""
     from labkit.cli import main
 
     base, _ = _runs(shipped)
@@ -353,12 +354,13 @@ def test_scorecard_out_that_would_overwrite_an_input_is_refused_before_anything_
 
     run_copy = tmp_path / "run"
     shutil.copytree(base, run_copy)
-    (run_copy / "scorecard.json").write_text("{}\n", encoding="utf-8")
-    before = sorted(p.name for p in run_copy.rglob("*"))
+    (run_copy / "scorecard.json").write_text("{}\n", encoding="utf-8")  # an earlier scorecard: no file of the run
+    own = {p.name: p.read_bytes() for p in run_copy.iterdir() if p.is_file() and p.name != "scorecard.json"}
     code = main(["scorecard", "--root", str(shipped), "--baseline", str(run_copy), "--no-html",
                  "--out", str(run_copy)])
-    assert code == 2 and "--baseline" in capsys.readouterr().err
-    assert sorted(p.name for p in run_copy.rglob("*")) == before
+    assert code in (0, 1), capsys.readouterr().err
+    assert json.loads((run_copy / "scorecard.json").read_text(encoding="utf-8")) != {}
+    assert {n: (run_copy / n).read_bytes() for n in own} == own
 
 
 ATTESTED_SECRETS = ("alice@example.com", "hunter2pass", "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX1234abcd",

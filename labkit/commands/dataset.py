@@ -55,9 +55,10 @@ def _stats(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     from labkit.build import build_candidates
     from labkit.cases import save_cases
+    from labkit.corpus import corpus_files
     from labkit.paths import refuse_overwriting_inputs
 
-    refuse_overwriting_inputs(args.out, {"--corpus": args.corpus}, flag="--out")
+    refuse_overwriting_inputs(args.out, {"--corpus": corpus_files(args.corpus)}, flag="--out")
     ds = build_candidates(args.corpus, seed=args.seed, n_per_doc=args.per_doc)
     save_cases(ds, args.out)
     print(f"wrote {len(ds)} candidate cases to {args.out} (seed {args.seed}); curate them before use")

@@ -64,11 +64,13 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from labkit.corpus import corpus_files
     from labkit.interop.export import export
     from labkit.paths import refuse_overwriting_inputs
+    from labkit.runs import run_files
 
-    refuse_overwriting_inputs(args.out, {"--dataset": args.dataset, "--run": args.run, "--corpus": args.corpus},
-                              flag="--out")
+    refuse_overwriting_inputs(args.out, {"--dataset": args.dataset, "--run": args.run and run_files(args.run),
+                                         "--corpus": args.corpus and corpus_files(args.corpus)}, flag="--out")
     unmatched: dict[str, int] = {}
     n = export(args.format, args.dataset, args.out, run_dir=args.run, corpus=args.corpus, unmatched=unmatched)
     print(f"wrote {n} {args.format} records to {args.out}")

@@ -82,13 +82,22 @@ def _scorecard_outputs(no_html: bool) -> list[str]:
 
 def _scorecard_inputs(args: argparse.Namespace) -> dict[str, Any]:
     """Every input of the review by its flag: the runs, and each evidence path, given or the
-    default under --root."""
+    default under --root (for a folder, the files read from it: the runs' own files, the
+    config files the secrets scan reads)."""
+    from labkit.paths import FolderInput
     from labkit.readiness.model import Paths
+    from labkit.readiness.secrets import config_files
+    from labkit.runs import run_files
 
     given = {k: getattr(args, k) for k in PATH_OPTIONS if getattr(args, k)}
     paths = Paths(root=Path(args.root), **given)
-    return {"--baseline": args.baseline, "--variant": args.variant,
-            **{f"--{k.replace('_', '-')}": getattr(paths, k) for k in PATH_OPTIONS}}
+    assert paths.pipelines_dir is not None and paths.runs_dir is not None
+    runs_dirs = sorted(d for d in paths.runs_dir.iterdir() if d.is_dir()) if paths.runs_dir.is_dir() else []
+    folders = {"pipelines_dir": FolderInput(paths.pipelines_dir, tuple(config_files([paths.pipelines_dir]))),
+               "runs_dir": [run_files(d) for d in runs_dirs]}
+    return {"--baseline": args.baseline and run_files(args.baseline),
+            "--variant": args.variant and run_files(args.variant),
+            **{f"--{k.replace('_', '-')}": folders.get(k, getattr(paths, k)) for k in PATH_OPTIONS}}
 
 
 def _scorecard(args: argparse.Namespace) -> int:
@@ -147,8 +156,10 @@ def _scorecard(args: argparse.Namespace) -> int:
 def _incident(args: argparse.Namespace) -> int:
     from labkit.readiness import incident_review
     from labkit.readiness.incident import INCIDENT_FILES
+    from labkit.runs import run_files
 
-    _refuse_overwrites(Path(args.out), INCIDENT_FILES, {"BASELINE_RUN": args.baseline, "FAILING_RUN": args.failing,
+    _refuse_overwrites(Path(args.out), INCIDENT_FILES, {"BASELINE_RUN": run_files(args.baseline),
+                                                         "FAILING_RUN": run_files(args.failing),
                                                          "--dataset": args.dataset, "--gate": args.gate})
     rev = incident_review(args.baseline, args.failing, args.out, dataset=args.dataset, gate=args.gate)
     print(rev.summary)

@@ -50,9 +50,13 @@ def run_report(args: argparse.Namespace) -> int:
         raise ConfigError("must be a positive number of seconds", field="--timeout")
     if args.workers < 1:
         raise ConfigError("must be at least 1", field="--workers")
-    from labkit.paths import refuse_overwriting_inputs
+    from labkit.paths import FolderInput, refuse_overwriting_inputs
+    from labkit.report.engine import discover
 
-    refuse_overwriting_inputs(Path(args.out) / "executed", {"--notebooks": args.notebooks}, flag="--out")
+    notebooks = discover(args.notebooks)
+    for nb in notebooks:  # (each executed copy is written to --out/executed/<its name>)
+        refuse_overwriting_inputs(Path(args.out) / "executed" / nb.name,
+                                  {"--notebooks": FolderInput(args.notebooks, tuple(notebooks))}, flag="--out")
     params = load_params(args.params) if args.params else None
     t0 = time.perf_counter()
     index = build_reports(

@@ -115,12 +115,14 @@ def _same_path(given: str, recorded: Any) -> bool:
 def _refuse_inputs_in_run_dir(args: argparse.Namespace) -> None:
     """No file a fresh run writes in ``--out`` may be one of its inputs (the snapshot of the
     cases, cases.jsonl, replaced a dataset of that name)."""
+    from labkit.corpus import corpus_files
     from labkit.paths import refuse_overwriting_inputs
-    from labkit.runs import MANIFEST, METRICS, RESULTS, SCORES, SNAPSHOT, TRACES
+    from labkit.runs import run_files
 
-    inputs = {"--dataset": args.dataset, "--pipeline": args.pipeline, "--corpus": args.corpus, "--gate": args.gate}
-    for name in (MANIFEST, RESULTS, TRACES, SCORES, METRICS, SNAPSHOT):
-        refuse_overwriting_inputs(Path(args.out) / name, inputs, flag="--out")
+    inputs = {"--dataset": args.dataset, "--pipeline": args.pipeline, "--gate": args.gate,
+              "--corpus": args.corpus and corpus_files(args.corpus)}
+    for out in run_files(args.out).files:
+        refuse_overwriting_inputs(out, inputs, flag="--out")
 
 
 def _check_resume_flags(args: argparse.Namespace) -> str | None:

@@ -143,8 +143,9 @@ def _traces(args: argparse.Namespace) -> int:
         if head == "compact":
             if args.out:
                 from labkit.paths import refuse_overwriting_inputs
+                from labkit.runs import run_files
 
-                refuse_overwriting_inputs(args.out, {"RUN_DIR": rest}, flag="--out")
+                refuse_overwriting_inputs(args.out, {"RUN_DIR": [run_files(r) for r in rest]}, flag="--out")
             for p in compact(rest, args.out):
                 print(f"wrote {p}")
             return 0

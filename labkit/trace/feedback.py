@@ -25,10 +25,11 @@ from typing import Any
 from labkit.errors import ConfigError
 from labkit.io import SURROGATE_REASON, surrogate_field
 from labkit.paths import append_line
+from labkit.runs import FEEDBACK
 from labkit.trace.record import iter_trace_lines
 from labkit.trace.redact import Redactor
 
-FEEDBACK_FILE = "feedback.jsonl"
+FEEDBACK_FILE = FEEDBACK  # (labkit.runs)
 RATING_MIN, RATING_MAX = 1, 5
 
 

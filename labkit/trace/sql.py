@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit.errors import QueryError
+from labkit.runs import FEEDBACK, PARQUET, SCORES, TRACES
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -71,10 +72,7 @@ FEEDBACK_COLUMNS: dict[str, str] = {
     "ts": "DOUBLE",
 }
 
-TRACES_FILE = "traces.jsonl"
-PARQUET_FILE = "traces.parquet"
-FEEDBACK_FILE = "feedback.jsonl"
-SCORES_FILE = "scores.csv"
+TRACES_FILE, PARQUET_FILE, FEEDBACK_FILE, SCORES_FILE = TRACES, PARQUET, FEEDBACK, SCORES  # (labkit.runs)
 
 
 def duckdb_module() -> Any:
