@@ -77,21 +77,26 @@ class Context:
 
     # ---- runs -----------------------------------------------------------------------------------
     def _history(self) -> list[RunView]:
-        """Runs of the candidate's pipeline version (same config hash) under runs_dir, plus the candidate."""
+        """Runs of the candidate's pipeline version (same config hash) under runs_dir, plus the
+        candidate: each run once (a copy of a run keeps its run_uuid: the candidate copied out of
+        runs_dir is not counted twice)."""
+        from labkit.runs import RunDir
+
         cand = self.candidate
         if cand is None:
             return []
         assert self.paths.runs_dir is not None
         out: list[RunView] = []
-        seen = set()
+        seen = {RunDir(cand.path).run_uuid}
         for r in find_runs(self.paths.runs_dir):
             try:
                 same = cand.config_hash is not None and r.config_hash == cand.config_hash
             except LabkitError:
                 continue
-            if same and r.path.resolve() != cand.path.resolve():
+            uid = RunDir(r.path).run_uuid
+            if same and uid not in seen:
                 out.append(r)
-                seen.add(r.path.resolve())
+                seen.add(uid)
         out.append(cand)
         return chronological(out)
 
