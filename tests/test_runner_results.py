@@ -532,3 +532,22 @@ def test_a_cached_result_cut_at_another_output_cap_is_not_served(tmp_path: Path)
     n["calls"] = 0
     again = run(cases(2), loaded(pipe), tmp_path / "c", config=cfg, score=False)  # the same cap: served
     assert n["calls"] == 0 and all(r["from_cache"] for r in again.results())
+
+
+def test_two_runs_of_one_name_are_queried_together_and_a_copy_is_refused(tmp_path: Path, capsys) -> None:
+    """Trace ids derive from the run id (the --out folder's name): two different runs into
+    mon/nightly and tue/nightly share them, and the trace store took the second for a copy of
+    the first (exit 2). Their run_uuids tell them apart; a copy keeps its run's uuid."""
+    import shutil
+
+    ds = save_cases(cases(4), tmp_path / "ds.jsonl")
+    for day in ("mon", "tue"):
+        run(str(ds), echo_pipeline, tmp_path / day / "nightly", config=QUIET, score=False)
+    mon, tue = (str(tmp_path / day / "nightly") for day in ("mon", "tue"))
+    capsys.readouterr()
+    assert main(["traces", mon, tue, "--sql", "select count(*) as n from traces", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.split() == ["n", "8"]
+    shutil.copytree(tue, tmp_path / "copy")
+    assert main(["traces", mon, tue, str(tmp_path / "copy"), "--sql", "select 1"]) == 2
+    err = capsys.readouterr().err
+    assert f"the same run as {tue}" in err and "run_uuid" in err, err

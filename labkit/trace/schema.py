@@ -52,17 +52,18 @@ def raw_select(jsonl_files: Sequence[Path], parquet_files: Sequence[Path], *, wi
     return " UNION ALL ".join(parts)
 
 
-def shared_trace_ids(con: Any, jsonl_files: Sequence[Path], parquet_files: Sequence[Path]) -> tuple[str, str, int] | None:
-    """(file, other file, how many trace ids both hold) for the two trace files sharing the most trace
-    ids (a copy of a run, an archive of it); None when each trace id is in one file only. One query."""
+def shared_trace_ids(con: Any, jsonl_files: Sequence[Path], parquet_files: Sequence[Path]) -> list[tuple[str, str, int]]:
+    """(file, other file, how many trace ids both hold) for each two trace files that share trace
+    ids (a copy of a run, an archive of it), most first; empty when each trace id is in one file
+    only. One query."""
     row = con.execute(
         f"""WITH f AS (SELECT DISTINCT trace_id, source_file
                        FROM ({raw_select(jsonl_files, parquet_files, with_file=True)}) WHERE trace_id IS NOT NULL),
                  d AS (SELECT list(source_file ORDER BY source_file) AS files FROM f GROUP BY trace_id
                        HAVING count(*) > 1)
-            SELECT files[1], files[2], count(*) AS n FROM d GROUP BY ALL ORDER BY n DESC, 1, 2 LIMIT 1"""
+            SELECT files[1], files[2], count(*) AS n FROM d GROUP BY ALL ORDER BY n DESC, 1, 2"""
     ).fetchall()
-    return (str(row[0][0]), str(row[0][1]), int(row[0][2])) if row else None
+    return [(str(a), str(b), int(n)) for a, b, n in row]
 
 
 def build_views(con: Any, *, run_dirs: Sequence[Path], jsonl_files: Sequence[Path],

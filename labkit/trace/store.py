@@ -133,16 +133,31 @@ class TraceStore:
 
     def _check_each_trace_once(self) -> None:
         """A ConfigError when a source's traces are already loaded from another source (a copy of a
-        run, an archive of it): trace ids in more than one trace file, counted in one query. (The
-        attempts of a case have trace ids of their own; a run's traces.parquet and traces.jsonl are
-        one source, only one of them read.)"""
-        shared = shared_trace_ids(self.con, self.jsonl_files, self.parquet_files)
-        if shared is None:
-            return
-        first, second = sorted((self._file_source.get(f, Path(f)) for f in shared[:2]),
-                               key=lambda s: self.sources.index(s) if s in self.sources else len(self.sources))
-        raise ConfigError(f"{second}: {shared[2]:,} trace id(s) already loaded from {first} (a copy or an archive "
-                          "of the same run?): each trace once, or it is counted twice", field="run_dirs")
+        run, an archive of it): two run directories recording one run_uuid, or trace ids in more
+        than one trace file (counted in one query) where not both files belong to runs that record
+        their uuids — two runs of one run id (the name of their folders) share their trace ids,
+        which derive from it, and are still two runs. (The attempts of a case have trace ids of
+        their own; a run's traces.parquet and traces.jsonl are one source, one of them read.)"""
+        from labkit.runs import RunDir
+
+        known: dict[Path, str] = {}  # run directory -> the run_uuid it records
+        for src in self.run_dirs:
+            uid = RunDir(src).manifest.get("run_uuid")
+            if not isinstance(uid, str) or not uid:
+                continue
+            same = next((s for s, u in known.items() if u == uid), None)
+            if same is not None:
+                raise ConfigError(f"{src}: the same run as {same} (run_uuid {uid}: a copy?): each trace once, or it "
+                                  "is counted twice", field="run_dirs")
+            known[src] = uid
+        order = {s: i for i, s in enumerate(self.sources)}
+        for a, b, n in shared_trace_ids(self.con, self.jsonl_files, self.parquet_files):
+            pair = [self._file_source.get(f, Path(f)) for f in (a, b)]
+            if all(s in known for s in pair):
+                continue  # two runs, told apart by their uuids
+            first, second = sorted(pair, key=lambda s: order.get(s, len(order)))
+            raise ConfigError(f"{second}: {n:,} trace id(s) already loaded from {first} (a copy or an archive of the "
+                              "same run?): each trace once, or it is counted twice", field="run_dirs")
 
     def reading(self) -> str:
         """One line saying where the runs' traces are read from: the compacted store (fast) or the
