@@ -350,7 +350,8 @@ class RunDir:
     def score_command(self) -> str:
         """The command that (re)scores this run: ``labkit score RUN``, with ``--dataset DATASET``
         when the run names no dataset (recorded traffic in a folder written by hand)."""
-        return f"labkit score {self.path}" + ("" if self.dataset_path() else " --dataset DATASET")
+        ds = self.dataset_path()
+        return f"labkit score {self.path}" + ("" if ds and Path(ds).is_file() else " --dataset DATASET")
 
     def dataset_path(self) -> str | None:
         """Where the run's cases are: the manifest's dataset.path, else the run's snapshot."""

@@ -68,16 +68,19 @@ def scored_with(rd: RunDir) -> ScoredWith:
                       k if isinstance(k, int) and not isinstance(k, bool) and k > 0 else None)
 
 
-def _kept_judge(recorded: Any) -> Any:
-    """The judge a rescore keeps when none is given: the one the run was scored by (None: the
-    default). A judge that calls a model is not called again unasked: a ConfigError asks for it."""
+def kept_judge(rd: RunDir) -> Any:
+    """The judge a rescore of ``rd`` keeps when none is given: the one the run was scored by
+    (:func:`scored_with`; None: the default). A judge that calls a model is not called again
+    unasked: a ConfigError asks for it (checked by a resume before it runs a case)."""
+    recorded = scored_with(rd).judge
     if recorded is None or recorded == judge_info(None):
         return None
     if isinstance(recorded, Mapping) and recorded.get("type") == "lexical":
         return dict(recorded)
-    raise ConfigError(f"the run was scored by the judge {json.dumps(recorded, sort_keys=True)}: name the judge to "
-                      "rescore it with (--judge, judge=): the same one keeps it comparable with its earlier scores",
-                      field="judge")
+    raise ConfigError(f"the run was scored by the judge {json.dumps(recorded, sort_keys=True)}: rescore it naming "
+                      f"the judge ({rd.score_command} --judge FILE; judge= in Python), the same one to keep it "
+                      "comparable with its earlier scores (a resume scores at its end: resume with --no-score, "
+                      "then rescore)", path=str(rd.path), field="judge")
 
 
 def verify_scored(run_dir: str | os.PathLike[str] | RunDir) -> None:
@@ -494,7 +497,7 @@ def score_run(
         rec = scored_with(rd)
         start_k = rd.manifest.get("score_k")
         k = k if k is not None else rec.k or (start_k if isinstance(start_k, int) and start_k > 0 else DEFAULT_K)
-        judge = judge if judge is not None else _kept_judge(rec.judge)
+        judge = judge if judge is not None else kept_judge(rd)
     with _no_cycle_collector():
         return _score_run(run_dir, dataset, corpus=corpus, k=k, seed=seed, n_boot=n_boot, judge=judge,
                           results=results)
@@ -520,10 +523,10 @@ def _score_run(run_dir: str | os.PathLike[str] | RunDir, dataset: Dataset | Sequ
     atomic_write_text(rd.metrics_path, json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     hashes[METRICS] = file_hash(rd.metrics_path)
     man = rd.manifest
-    if not man:  # (a run written by hand: one run, not any other of its folder's name)
+    if not man.get("run_uuid") and not man.get("created_at"):  # (written by hand: one run, not any of its name)
         import uuid
 
-        man = {"run_id": rd.path.name, "run_uuid": str(uuid.uuid4())}
+        man = {"run_id": rd.path.name, **man, "run_uuid": str(uuid.uuid4())}
     man.setdefault("dataset", {"path": ds.path, "fingerprint": fingerprint, "n_cases": len(ds)})
     man["scoring"] = {
         "scored_at": datetime.now(UTC).isoformat(timespec="seconds"),

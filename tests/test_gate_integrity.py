@@ -638,3 +638,50 @@ def test_a_hand_made_run_is_told_the_whole_command_that_scores_it(runs, tmp_path
     assert main(["gate", "--config", SHIPPED_GATE, str(hw), "--thresholds-only"]) == 2
     err = _one_line_error(capsys)  # (the dataset it was scored on is recorded now)
     assert f"rescore with labkit score {hw} " in err and "--dataset" not in err, err
+
+
+def _rehashed_judge(run: Path, judge: dict) -> None:
+    """metrics.json recording ``judge``, its hash in the scoring record rewritten (as labkit score
+    --judge would leave it)."""
+    from labkit.io import file_hash
+
+    m = json.loads((run / "metrics.json").read_text())
+    m["judge"] = judge
+    (run / "metrics.json").write_text(json.dumps(m))
+    man = json.loads((run / "manifest.json").read_text())
+    man["scoring"]["sha256"]["metrics.json"] = file_hash(run / "metrics.json")
+    (run / "manifest.json").write_text(json.dumps(man))
+
+
+def test_a_resume_that_could_not_score_again_is_refused_before_a_case_runs(runs, tmp_path, capsys):
+    """A run scored by a judge that calls a model, resumed: every case ran, then scoring refused
+    to call the judge again, leaving results.jsonl whole and its scores stale."""
+    run = _copy(runs / "variant", tmp_path / "variant")
+    _rehashed_judge(run, {"type": "embedding", "base_url": "http://127.0.0.1:9/v1", "model": "m"})
+    kept = (run / "results.jsonl").read_text().splitlines(keepends=True)[:10]
+    (run / "results.jsonl").write_text("".join(kept))
+    man = json.loads((run / "manifest.json").read_text())
+    man.update(status="running", finished_at=None)
+    (run / "manifest.json").write_text(json.dumps(man))
+    capsys.readouterr()
+    assert main(["run", "--resume", str(run), "--quiet"]) == 2
+    err = _one_line_error(capsys)
+    assert "--judge" in err and "--no-score" in err, err
+    assert (run / "results.jsonl").read_text() == "".join(kept)
+
+
+def test_the_gate_tells_the_rescore_of_a_run_whose_dataset_is_not_where_it_was(runs, tmp_path, capsys, monkeypatch):
+    """Scored with a relative --dataset, gated from another folder: the cut-off check said
+    `labkit score RUN --k 5`, which then failed (the dataset not found); a hand-written manifest
+    without a run_uuid got none, so a copy of the run counted twice."""
+    hw = tmp_path / "hw"
+    hw.mkdir()
+    shutil.copy(runs / "baseline" / "results.jsonl", hw / "results.jsonl")
+    (hw / "manifest.json").write_text('{"run_id": "x"}')
+    assert main(["score", str(hw), "--dataset", GOLDEN, "--k", "1"]) == 0
+    assert json.loads((hw / "manifest.json").read_text())["run_uuid"]
+    gate = Path(SHIPPED_GATE).resolve()
+    monkeypatch.chdir(tmp_path)
+    _, rep = _gate_json(capsys, "--config", str(gate), str(hw), "--thresholds-only")
+    (k,) = [c for c in rep["checks"] if c["kind"] == "cut_off"]
+    assert f"labkit score {hw} --dataset DATASET --k 5" in k["reason"], k["reason"]

@@ -188,7 +188,7 @@ def _judge_check(gate: Gate, run: Any) -> CheckResult | None:
         name="scored by the judge the gate declares", kind="judge", metric=None, op=None, threshold=None,
         observed=None, passed=False,
         reason=(f"the run {what}; the gate {declared} {json.dumps(want, sort_keys=True)}: rescore it with that "
-                f"judge (labkit score {run.path} --judge ...) or declare the judge in the gate (judge: ...) and "
+                f"judge ({run.score_command} --judge ...) or declare the judge in the gate (judge: ...) and "
                 "lock it again"))
 
 
@@ -208,8 +208,8 @@ def _k_check(gate: Gate, run: Any) -> CheckResult | None:
     return CheckResult(
         name="scored at the cut-off the gate declares", kind="cut_off", metric=None, op=None, threshold=None,
         observed=None, passed=False,
-        reason=(f"the run {what}; the gate {declared} k={want}: rescore it at that cut-off (labkit score "
-                f"{run.path} --k {want}) or declare the cut-off in the gate (k: ...) and lock it again"))
+        reason=(f"the run {what}; the gate {declared} k={want}: rescore it at that cut-off ({run.score_command} "
+                f"--k {want}) or declare the cut-off in the gate (k: ...) and lock it again"))
 
 
 def _unmeasured(gate: Gate, metrics: Mapping[str, Any]) -> list[CheckResult]:

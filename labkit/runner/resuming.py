@@ -95,6 +95,10 @@ def _resume_locked(
     if not man:
         raise ConfigError("not a run directory (no manifest.json)", path=str(rd.path))
     k = resume_k(man, k, flag="k", where=str(rd.manifest_path))
+    if score:
+        from labkit.scoring import kept_judge
+
+        kept_judge(rd)  # (a judge it cannot score with again is refused before a case runs)
     ds = _dataset_of(rd, man)
     pm = man.get("pipeline") or {}
     pipe = _pipeline_of(rd, pm, pipeline)
