@@ -205,7 +205,7 @@ def _load_run(run_dir: str | Path) -> _Scored:
             for ds in (sc.get("dataset"), m.get("dataset")):
                 if fp is None and isinstance(ds, dict) and isinstance(ds.get("fingerprint"), str):
                     fp = ds["fingerprint"]
-    judge, k = scored_with(RunDir(d))  # (off metrics.json, which the scoring record's hash covers)
+    judge, k, _ = scored_with(RunDir(d))  # (off metrics.json, which the scoring record's hash covers)
     df = read_scores(scores)
     if "case_id" not in df.columns:
         raise RunDirError(f"{scores}: no case_id column")

@@ -44,10 +44,12 @@ DEFAULT_K = 5
 
 class ScoredWith(NamedTuple):
     """What a run was scored with: its judge (as :func:`judge_info` reads it) and cut-off k;
-    None when the run records none."""
+    None when the run records none. ``judge_unhashed``: the judge was read off the manifest (a
+    metrics.json written before it recorded its judge), which no hash covers."""
 
     judge: Any
     k: int | None
+    judge_unhashed: bool = False
 
 
 def scored_with(rd: RunDir) -> ScoredWith:
@@ -62,10 +64,12 @@ def scored_with(rd: RunDir) -> ScoredWith:
         m = {}
     sc = rd.manifest.get("scoring")
     rec: Mapping[str, Any] = sc if isinstance(sc, Mapping) else {}
-    judge = m.get("judge", rec.get("judge")) if isinstance(m, Mapping) else rec.get("judge")
+    hashed = isinstance(m, Mapping) and "judge" in m
+    judge = m["judge"] if hashed else rec.get("judge")
     k = m.get("k", rec.get("k")) if isinstance(m, Mapping) else rec.get("k")
     return ScoredWith(None if judge is None else judge_info(judge),
-                      k if isinstance(k, int) and not isinstance(k, bool) and k > 0 else None)
+                      k if isinstance(k, int) and not isinstance(k, bool) and k > 0 else None,
+                      judge_unhashed=not hashed and judge is not None)
 
 
 def kept_judge(rd: RunDir) -> Any:

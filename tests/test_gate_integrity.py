@@ -685,3 +685,20 @@ def test_the_gate_tells_the_rescore_of_a_run_whose_dataset_is_not_where_it_was(r
     _, rep = _gate_json(capsys, "--config", str(gate), str(hw), "--thresholds-only")
     (k,) = [c for c in rep["checks"] if c["kind"] == "cut_off"]
     assert f"labkit score {hw} --dataset DATASET --k 5" in k["reason"], k["reason"]
+
+
+def test_a_judge_read_off_the_manifest_is_said_to_be(runs, tmp_path, capsys):
+    """A metrics.json written before it recorded its judge: the judge check reads the manifest's
+    record, which no hash covers; the report says so (an edit there would pass unseen)."""
+    from labkit.io import file_hash
+
+    run = _copy(runs / "variant", tmp_path / "variant")
+    m = json.loads((run / "metrics.json").read_text())
+    del m["judge"]
+    (run / "metrics.json").write_text(json.dumps(m))
+    man = json.loads((run / "manifest.json").read_text())
+    man["scoring"]["sha256"]["metrics.json"] = file_hash(run / "metrics.json")
+    (run / "manifest.json").write_text(json.dumps(man))
+    _, rep = _gate_json(capsys, "--config", SHIPPED_GATE, str(run), "--thresholds-only")
+    assert any("judge was read from the manifest" in n and f"labkit score {run}" in n for n in rep["notes"]), \
+        rep["notes"]

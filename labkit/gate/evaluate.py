@@ -156,6 +156,7 @@ def evaluate_gate(
     if gate.review_required_for:
         results.append(_review(gate, run, reviews, dataset))
     results += [c for c in (_judge_check(gate, run), _k_check(gate, run)) if c is not None]
+    notes += _unhashed_judge_note(run)
     pre = pre_registration(gate.path, run)
     if pre.get("status") in ("edited_after_run", "other_gate", "edited_after_lock", "locked_after_run") or (
         gate.require_lock and pre.get("status") != "pre_registered"
@@ -190,6 +191,17 @@ def _judge_check(gate: Gate, run: Any) -> CheckResult | None:
         reason=(f"the run {what}; the gate {declared} {json.dumps(want, sort_keys=True)}: rescore it with that "
                 f"judge ({run.score_command} --judge ...) or declare the judge in the gate (judge: ...) and "
                 "lock it again"))
+
+
+def _unhashed_judge_note(run: Any) -> list[str]:
+    """A note when the judge check read the manifest's record (a metrics.json written before it
+    recorded its judge): no hash covers it, so an edit there would pass unseen."""
+    from labkit.scoring import scored_with
+
+    if run is None or not scored_with(run).judge_unhashed:
+        return []
+    return [f"the judge was read from the manifest's scoring record (this metrics.json does not record it, and no "
+            f"hash covers the manifest): rescore the run to record it ({run.score_command})"]
 
 
 def _k_check(gate: Gate, run: Any) -> CheckResult | None:
