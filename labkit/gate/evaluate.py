@@ -155,7 +155,7 @@ def evaluate_gate(
                      "nothing was compared with it")
     if gate.review_required_for:
         results.append(_review(gate, run, reviews, dataset))
-    results += [c for c in (_judge_check(gate, run), _k_check(gate, run)) if c is not None]
+    results += _scoring_checks(gate, run)
     notes += _unhashed_judge_note(run)
     pre = pre_registration(gate.path, run)
     if pre.get("status") in ("edited_after_run", "other_gate", "edited_after_lock", "locked_after_run") or (
@@ -168,29 +168,35 @@ def evaluate_gate(
                       pre_registration=pre, cases=counts, notes=notes, metrics_schema_version=version)
 
 
-def _judge_check(gate: Gate, run: Any) -> CheckResult | None:
-    """A failing check when the run was scored by another judge than the gate declares (its
-    ``judge:``, the default lexical judge when it names none), or records none: a threshold
-    measured by a more lenient judge is not the threshold declared. None when it was (read off
-    metrics.json, which the scoring record's hash covers: :func:`labkit.scoring.scored_with`),
-    or when there is no run (a plain metrics mapping)."""
+def _scoring_checks(gate: Gate, run: Any) -> list[CheckResult]:
+    """A failing check for what the run was scored with otherwise than the gate declares, or
+    records not: its judge (``judge:``, the default lexical judge when the gate names none: a
+    threshold measured by a more lenient judge is not the threshold declared) and its retrieval
+    cut-off (``k:``, 5 when it names none: a hit rate at k=5 is not the threshold set at k=1).
+    Read off metrics.json, which the scoring record's hash covers
+    (:func:`labkit.scoring.scored_with`); none for a plain metrics mapping (no run)."""
     import json
 
-    from labkit.scoring import scored_with
+    from labkit.scoring import DEFAULT_K, scored_with
 
     if run is None:
-        return None
-    got, want = scored_with(run).judge, gate.judge_identity
-    if got == want:
-        return None
-    declared = "declares" if gate.judge is not None else "declares no judge: the default,"
-    what = "records no judge it was scored by" if got is None else f"was scored by {json.dumps(got, sort_keys=True)}"
-    return CheckResult(
-        name="scored by the judge the gate declares", kind="judge", metric=None, op=None, threshold=None,
-        observed=None, passed=False,
-        reason=(f"the run {what}; the gate {declared} {json.dumps(want, sort_keys=True)}: rescore it with that "
-                f"judge ({run.score_command} --judge ...) or declare the judge in the gate (judge: ...) and "
-                "lock it again"))
+        return []
+    rec, k = scored_with(run), gate.k or DEFAULT_K
+    out = []
+    for kind, name, got, want, declared, shown, fix, field in (
+            ("judge", "scored by the judge the gate declares", rec.judge, gate.judge_identity, gate.judge,
+             lambda v: json.dumps(v, sort_keys=True), "--judge ...", "judge"),
+            ("cut_off", "scored at the cut-off the gate declares", rec.k, k, gate.k, lambda v: f"k={v}",
+             f"--k {k}", "k")):
+        if got == want:
+            continue
+        what = f"records no {field} it was scored with" if got is None else f"was scored with {shown(got)}"
+        declares = "declares" if declared is not None else f"declares no {field}: the default,"
+        out.append(CheckResult(
+            name=name, kind=kind, metric=None, op=None, threshold=None, observed=None, passed=False,
+            reason=(f"the run {what}; the gate {declares} {shown(want)}: rescore it so ({run.score_command} {fix}) "
+                    f"or declare it in the gate ({field}: ...) and lock it again")))
+    return out
 
 
 def _unhashed_judge_note(run: Any) -> list[str]:
@@ -202,26 +208,6 @@ def _unhashed_judge_note(run: Any) -> list[str]:
         return []
     return [f"the judge was read from the manifest's scoring record (this metrics.json does not record it, and no "
             f"hash covers the manifest): rescore the run to record it ({run.score_command})"]
-
-
-def _k_check(gate: Gate, run: Any) -> CheckResult | None:
-    """A failing check when the run was scored at another retrieval cut-off than the gate
-    declares (``k:``, 5 when it names none), or records none: a hit rate at k=5 is not the
-    threshold set at k=1. None when it was, or when there is no run."""
-    from labkit.scoring import DEFAULT_K, scored_with
-
-    if run is None:
-        return None
-    got, want = scored_with(run).k, gate.k or DEFAULT_K
-    if got == want:
-        return None
-    declared = "declares" if gate.k is not None else "declares no k: the default,"
-    what = "records no cut-off it was scored at" if got is None else f"was scored at k={got}"
-    return CheckResult(
-        name="scored at the cut-off the gate declares", kind="cut_off", metric=None, op=None, threshold=None,
-        observed=None, passed=False,
-        reason=(f"the run {what}; the gate {declared} k={want}: rescore it at that cut-off ({run.score_command} "
-                f"--k {want}) or declare the cut-off in the gate (k: ...) and lock it again"))
 
 
 def _unmeasured(gate: Gate, metrics: Mapping[str, Any]) -> list[CheckResult]:
