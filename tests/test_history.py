@@ -126,6 +126,7 @@ def test_index_is_incremental(runs: dict[str, Path], tmp_path: Path, monkeypatch
     monkeypatch.setattr(history_index, "_read_run", counting)
     again = update_index(runs.values(), db)
     assert len(again.unchanged) == 5 and reads == []  # nothing re-read
+    old = json.loads((runs["r2"] / "metrics.json").read_text())["metrics"]["faithfulness"]["value"]
     _rescore_with_bad(runs["r2"])  # its results changed and scored again
     third = update_index(runs.values(), db)
     assert [Path(p).name for p in third.updated] == ["r2"] and reads == ["r2"] and len(third.unchanged) == 4
@@ -133,6 +134,7 @@ def test_index_is_incremental(runs: dict[str, Path], tmp_path: Path, monkeypatch
     got = con.execute("SELECT value FROM metrics WHERE metric = 'faithfulness' AND path = ?",
                       [str(runs["r2"].resolve())]).fetchone()
     assert got == (json.loads((runs["r2"] / "metrics.json").read_text())["metrics"]["faithfulness"]["value"],)
+    assert got != (old,)  # (the rescore changed it: the index holds the new value, not its old row)
 
 
 def test_changed_run_drops_its_cached_comparisons(runs: dict[str, Path], tmp_path: Path) -> None:
@@ -344,6 +346,10 @@ def test_a_pair_that_cannot_be_compared_is_no_verdict(runs: dict[str, Path], tmp
     out = capsys.readouterr().out
     assert "no metric regressed" not in out
     assert "r3: not compared with r2" in out and "different judges" in out
+    from labkit.views import history as hv  # the notebook's verdict: not "no regression" either
+
+    v = hv.history_verdict(build_history(paths, index=tmp_path / "h.duckdb"))
+    assert v.status != "pass" and "no verdict" in v.title and "r3: not compared with r2" in v.detail, v
 
 
 def test_the_gate_column_is_the_gate_on_the_run(runs: dict[str, Path], tmp_path: Path) -> None:

@@ -71,7 +71,7 @@ def history_text(h: History, metrics: Sequence[str]) -> str:
     lines = [f"history of {len(h.runs)} run(s) on {len(h.series)} dataset series"
              + (f"; {h.update.summary()}" if h.update else "")]
     if len(h.runs) == 0:
-        return "\n".join([*lines, *h.notes])
+        return "\n".join([*lines, *h.notes, *h.unchecked])
     df = history_frame(h, metrics)
     for s in h.series:
         part = df[h.runs["series"].to_numpy() == s].drop(columns=["dataset series"])
@@ -90,7 +90,7 @@ def history_text(h: History, metrics: Sequence[str]) -> str:
         lines.append(f"no verdict: {len(h.unchecked)} run(s) or pair(s) could not be checked (below)")
     else:
         lines.append("no metric regressed between consecutive runs of a series")
-    return "\n".join([*lines, *h.notes])
+    return "\n".join([*lines, *h.notes, *h.unchecked])
 
 
 def history_dict(h: History) -> dict[str, Any]:

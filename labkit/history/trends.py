@@ -177,8 +177,8 @@ def build_history(
     notes += _incomplete(runs)
     unchecked = [f"refused {why}" for why in upd.refused.values()]
     regs = _regressions(runs, str(index), seed, unchecked)
-    return History(runs=runs, metrics=metrics, regressions=regs, notes=[*notes, *unchecked], unchecked=unchecked,
-                   update=upd, index_path=str(index))
+    return History(runs=runs, metrics=metrics, regressions=regs, notes=notes, unchecked=unchecked, update=upd,
+                   index_path=str(index))
 
 
 def _incomplete(runs: pd.DataFrame) -> list[str]:

@@ -28,11 +28,16 @@ if TYPE_CHECKING:
 
 
 def history_verdict(h: Any) -> Verdict:
-    """WARN naming the regressions between consecutive runs, else PASS; INFO with fewer than two runs."""
+    """WARN naming the regressions between consecutive runs, or what could not be checked (a run
+    refused, a pair not compared: no verdict, as ``labkit history`` says), else PASS; INFO with
+    fewer than two runs."""
     n = len(h.runs)
-    if n < 2:
+    if n < 2 and not h.unchecked:
         return Verdict("info", f"history: {n} run(s), nothing to compare", "")
     split = f" on {len(h.series)} dataset series (never drawn as one line)" if len(h.series) > 1 else ""
+    if h.unchecked and not h.regressions:
+        return Verdict("warn", f"history: no verdict: {len(h.unchecked)} run(s) or pair(s) could not be checked{split}",
+                       "; ".join(h.unchecked))
     if not h.regressions:
         return Verdict("pass", f"history: no regression across {n} runs{split}",
                        "No metric regressed between consecutive runs on the same dataset (paired tests, "
@@ -97,7 +102,7 @@ def regressions_table(h: History) -> Html | Styler:
 def series_notes(h: History) -> Html:
     """The dataset series and the notes (skipped paths, comparisons not made)."""
     counts = h.runs["series"].value_counts()
-    items = [f"series {s}: {int(counts[s])} run(s)" for s in h.series] + list(h.notes)
+    items = [f"series {s}: {int(counts[s])} run(s)" for s in h.series] + [*h.notes, *h.unchecked]
     return bullet_list(items)
 
 
