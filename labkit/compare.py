@@ -191,21 +191,9 @@ def _load_run(run_dir: str | Path) -> _Scored:
     scores = d / "scores.csv"
     if not scores.exists():
         raise RunDirError(f"{d}: no scores.csv; run `{RunDir(d).score_command}` first")
-    run_id, fp = d.name, None
-    man = d / "manifest.json"
-    if man.exists():
-        try:
-            m = json.loads(man.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise RunDirError(f"{man}: malformed JSON at line {e.lineno}: {e.msg}") from None
-        if isinstance(m, dict):
-            run_id = str(m.get("run_id") or run_id)
-            got = m.get("scoring")
-            sc: dict[str, Any] = got if isinstance(got, dict) else {}
-            for ds in (sc.get("dataset"), m.get("dataset")):
-                if fp is None and isinstance(ds, dict) and isinstance(ds.get("fingerprint"), str):
-                    fp = ds["fingerprint"]
-    judge, k, _ = scored_with(RunDir(d))  # (off metrics.json, which the scoring record's hash covers)
+    rd = RunDir(d)
+    fp = rd.scored_dataset.get("fingerprint")
+    judge, k, _ = scored_with(rd)  # (off metrics.json, which the scoring record's hash covers)
     df = read_scores(scores)
     if "case_id" not in df.columns:
         raise RunDirError(f"{scores}: no case_id column")
@@ -214,7 +202,7 @@ def _load_run(run_dir: str | Path) -> _Scored:
         more = f" and {len(dup) - 5} more" if len(dup) > 5 else ""
         raise RunDirError(f"{scores}: duplicate case_id {', '.join(map(repr, dup[:5]))}{more}: "
                           f"one row per case; rescore with {RunDir(d).score_command}")
-    return _Scored(run_id, fp, judge, k, df)
+    return _Scored(rd.run_id, fp if isinstance(fp, str) else None, judge, k, df)
 
 
 def _schema_version(run_dir: str | Path) -> int | None:
@@ -519,10 +507,7 @@ def _other_cases(baseline: str | Path, variant: str | Path, shared: set[str]) ->
 
 def _scored_on(rd: Any) -> str:
     """The dataset file a run was scored on (its scoring record's, else its own, else its snapshot)."""
-    from labkit.errors import RunDirError
-
-    sc = rd.manifest.get("scoring")
-    path = (sc.get("dataset") or {}).get("path") if isinstance(sc, dict) else None
+    path = rd.scored_dataset.get("path")
     if isinstance(path, str) and Path(path).is_file():
         return path
     got = rd.dataset_path()

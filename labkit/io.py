@@ -8,7 +8,8 @@
 - :func:`atomic_write_text` — a file written whole or not at all (a symlink followed, a path
   that is no regular file refused: :func:`labkit.paths.output_target`)
 
-Foundation layer: imports nothing from labkit but the error tree.
+Foundation layer: imports nothing from labkit but the error tree and :mod:`labkit.paths`
+(where a write goes).
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ __all__ = [
     "loads_line",
     "may_hold_surrogate",
     "non_finite_paths",
-    "output_target",
     "settle",
     "surrogate_field",
 ]

@@ -22,7 +22,8 @@ from typing import Any, NamedTuple
 
 from labkit.errors import OutputError
 
-__all__ = ["FolderInput", "append_line", "output_target", "refuse_overwriting_inputs", "truncate_torn_tail"]
+__all__ = ["FolderInput", "append_line", "has_torn_tail", "output_target", "refuse_overwriting_inputs",
+           "truncate_torn_tail"]
 
 PathLike = str | os.PathLike[str]
 
@@ -93,6 +94,12 @@ def _file_kind(mode: int) -> str:
     if stat.S_ISSOCK(mode):
         return "a socket"
     return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file"
+
+
+def has_torn_tail(path: str | os.PathLike[str]) -> bool:
+    """Whether a file's last line lacks its newline (a line still being written)."""
+    with open(path, "rb") as f:
+        return _tail_start(f) is not None
 
 
 def _tail_start(f: Any) -> int | None:

@@ -347,6 +347,17 @@ class RunDir:
         return read_scores_csv(self.scores_path)
 
     @property
+    def scored_dataset(self) -> dict[str, Any]:
+        """The dataset the run was scored on, as its manifest records it (``path``, ``fingerprint``,
+        ``n_cases``): scoring's record (``labkit score --dataset`` may name another), else the run's."""
+        m = self.manifest
+        for rec in ((m.get("scoring") or {}).get("dataset") if isinstance(m.get("scoring"), dict) else None,
+                    m.get("dataset")):
+            if isinstance(rec, dict) and rec:
+                return rec
+        return {}
+
+    @property
     def score_command(self) -> str:
         """The command that (re)scores this run: ``labkit score RUN``, with ``--dataset DATASET``
         when the run names no dataset (recorded traffic in a folder written by hand)."""

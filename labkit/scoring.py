@@ -52,16 +52,18 @@ class ScoredWith(NamedTuple):
     judge_unhashed: bool = False
 
 
-def scored_with(rd: RunDir) -> ScoredWith:
+def scored_with(rd: RunDir, metrics: Mapping[str, Any] | None = None) -> ScoredWith:
     """What a run was scored with, read off its metrics.json (a file the scoring record's hash
-    covers: an edit of the manifest cannot change it), else off the manifest's scoring record
-    (a metrics.json written before it held the judge)."""
+    covers: an edit of the manifest cannot change it; ``metrics``: that file already read), else
+    off the manifest's scoring record (a metrics.json written before it held the judge)."""
     from labkit.errors import LabkitError
 
-    try:
-        m = rd.metrics() if rd.metrics_path.is_file() else {}
-    except LabkitError:  # (unreadable: the record is what there is)
-        m = {}
+    m: Any = metrics
+    if m is None:
+        try:
+            m = rd.metrics() if rd.metrics_path.is_file() else {}
+        except LabkitError:  # (unreadable: the record is what there is)
+            m = {}
     sc = rd.manifest.get("scoring")
     rec: Mapping[str, Any] = sc if isinstance(sc, Mapping) else {}
     hashed = isinstance(m, Mapping) and "judge" in m
@@ -72,11 +74,12 @@ def scored_with(rd: RunDir) -> ScoredWith:
                       judge_unhashed=not hashed and judge is not None)
 
 
-def kept_judge(rd: RunDir) -> Any:
+def kept_judge(rd: RunDir, recorded: Any = None) -> Any:
     """The judge a rescore of ``rd`` keeps when none is given: the one the run was scored by
-    (:func:`scored_with`; None: the default). A judge that calls a model is not called again
-    unasked: a ConfigError asks for it (checked by a resume before it runs a case)."""
-    recorded = scored_with(rd).judge
+    (``recorded``, else :func:`scored_with`; None: the default). A judge that calls a model is
+    not called again unasked: a ConfigError asks for it (checked by a resume before it runs a case)."""
+    if recorded is None:
+        recorded = scored_with(rd).judge
     if recorded is None or recorded == judge_info(None):
         return None
     if isinstance(recorded, Mapping) and recorded.get("type") == "lexical":
@@ -501,7 +504,7 @@ def score_run(
         rec = scored_with(rd)
         start_k = rd.manifest.get("score_k")
         k = k if k is not None else rec.k or (start_k if isinstance(start_k, int) and start_k > 0 else DEFAULT_K)
-        judge = judge if judge is not None else kept_judge(rd)
+        judge = judge if judge is not None else kept_judge(rd, rec.judge)
     with _no_cycle_collector():
         return _score_run(run_dir, dataset, corpus=corpus, k=k, seed=seed, n_boot=n_boot, judge=judge,
                           results=results)

@@ -185,6 +185,9 @@ def test_compare_reports_each_runs_metrics_schema_version_and_is_keyword_only(tm
     _rehash(var)
     d = compare_runs(base, var, n_boot=200).to_dict()
     assert d["metrics_schema_version"] == {"baseline": 0, "variant": 1}
+    (var / "metrics.json").write_text("{}")  # a metrics.json without a layout (its record rewritten): no version
+    _rehash(var)
+    assert compare_runs(base, var, n_boot=200).to_dict()["metrics_schema_version"]["variant"] is None
     (var / "metrics.json").unlink()  # a scored file gone: not what scoring wrote
     with pytest.raises(RunDirError, match=r"metrics\.json differ"):
         compare_runs(base, var, n_boot=200)

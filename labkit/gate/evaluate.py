@@ -155,8 +155,12 @@ def evaluate_gate(
                      "nothing was compared with it")
     if gate.review_required_for:
         results.append(_review(gate, run, reviews, dataset))
-    results += _scoring_checks(gate, run)
-    notes += _unhashed_judge_note(run)
+    if run is not None:
+        from labkit.scoring import scored_with
+
+        rec = scored_with(run, metrics)  # (metrics.json as read above: one read)
+        results += _scoring_checks(gate, run, rec)
+        notes += _unhashed_judge_note(run, rec)
     pre = pre_registration(gate.path, run)
     if pre.get("status") in ("edited_after_run", "other_gate", "edited_after_lock", "locked_after_run") or (
         gate.require_lock and pre.get("status") != "pre_registered"
@@ -168,20 +172,18 @@ def evaluate_gate(
                       pre_registration=pre, cases=counts, notes=notes, metrics_schema_version=version)
 
 
-def _scoring_checks(gate: Gate, run: Any) -> list[CheckResult]:
+def _scoring_checks(gate: Gate, run: Any, rec: Any) -> list[CheckResult]:
     """A failing check for what the run was scored with otherwise than the gate declares, or
     records not: its judge (``judge:``, the default lexical judge when the gate names none: a
     threshold measured by a more lenient judge is not the threshold declared) and its retrieval
     cut-off (``k:``, 5 when it names none: a hit rate at k=5 is not the threshold set at k=1).
-    Read off metrics.json, which the scoring record's hash covers
-    (:func:`labkit.scoring.scored_with`); none for a plain metrics mapping (no run)."""
+    ``rec``: read off metrics.json, which the scoring record's hash covers
+    (:func:`labkit.scoring.scored_with`)."""
     import json
 
-    from labkit.scoring import DEFAULT_K, scored_with
+    from labkit.scoring import DEFAULT_K
 
-    if run is None:
-        return []
-    rec, k = scored_with(run), gate.k or DEFAULT_K
+    k = gate.k or DEFAULT_K
     out = []
     for kind, name, got, want, declared, shown, fix, field in (
             ("judge", "scored by the judge the gate declares", rec.judge, gate.judge_identity, gate.judge,
@@ -199,12 +201,10 @@ def _scoring_checks(gate: Gate, run: Any) -> list[CheckResult]:
     return out
 
 
-def _unhashed_judge_note(run: Any) -> list[str]:
+def _unhashed_judge_note(run: Any, rec: Any) -> list[str]:
     """A note when the judge check read the manifest's record (a metrics.json written before it
     recorded its judge): no hash covers it, so an edit there would pass unseen."""
-    from labkit.scoring import scored_with
-
-    if run is None or not scored_with(run).judge_unhashed:
+    if not rec.judge_unhashed:
         return []
     return [f"the judge was read from the manifest's scoring record (this metrics.json does not record it, and no "
             f"hash covers the manifest): rescore the run to record it ({run.score_command})"]

@@ -125,7 +125,7 @@ def _mapping(x: Any) -> Mapping[str, Any]:
 
 def _run_row(path: str, rd: Any, man: Mapping[str, Any], version: int) -> dict[str, Any]:
     scoring = _mapping(man.get("scoring"))
-    ds = _mapping(scoring.get("dataset")) or _mapping(man.get("dataset"))  # (the dataset it was scored on)
+    ds = rd.scored_dataset
     pipe = _mapping(man.get("pipeline"))
     cfg = _mapping(pipe.get("config"))
     model = _mapping(cfg.get("model"))

@@ -432,9 +432,10 @@ def _open_quote(text: str, start: int) -> tuple[int, int]:
     from the record that begins on line ``start`` (the csv module's quoting: a quote opens a cell
     only as its first character; inside a quoted cell two quotes are one)."""
     import io
+    import itertools
 
     quoted, cell, opened = False, 0, (start, 0)
-    for n, raw in enumerate(list(io.StringIO(text, newline=""))[start - 1:], start):
+    for n, raw in enumerate(itertools.islice(io.StringIO(text, newline=""), start - 1, None), start):
         if not quoted:  # a new record begins on this line
             cell = 0
         t, i, fresh = raw.rstrip("\r\n"), 0, not quoted

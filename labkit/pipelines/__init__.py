@@ -208,7 +208,9 @@ def code_sha256(fn: Any) -> str | None:
     file = getattr(inspect.getmodule(target), "__file__", None)
     if isinstance(file, str):
         with contextlib.suppress(OSError):
-            return hashlib.sha256(Path(file).read_bytes()).hexdigest()
+            from labkit.io import file_hash
+
+            return file_hash(file)
     try:
         return hashlib.sha256(inspect.getsource(target).encode("utf-8", "surrogatepass")).hexdigest()
     except (OSError, TypeError):

@@ -91,9 +91,9 @@ class Context:
         for r in find_runs(self.paths.runs_dir):
             try:
                 same = cand.config_hash is not None and r.config_hash == cand.config_hash
+                uid = RunDir(r.path).run_uuid if same else ""
             except LabkitError:
                 continue
-            uid = RunDir(r.path).run_uuid
             if same and uid not in seen:
                 out.append(r)
                 seen.add(uid)

@@ -199,7 +199,7 @@ def _bad_ratio(slo: SLO, runs: Sequence[RunView]) -> tuple[float | None, float |
 
 
 def slo_history(runs: Sequence[str | os.PathLike[str]]) -> list[RunView]:
-    """The runs ``labkit slo`` is given, oldest first (:func:`chronological`), each verified
+    """The runs ``labkit slo`` is given (:func:`evaluate_slos` orders them), each verified
     against its scoring record (labkit.scoring.verify_scored: RunDirError for a run whose
     results.jsonl, scores.csv or metrics.json changed after scoring, or that has no record);
     a run given twice (the same :attr:`labkit.runs.RunDir.run_uuid`: the same directory, or a copy
@@ -218,7 +218,7 @@ def slo_history(runs: Sequence[str | os.PathLike[str]]) -> list[RunView]:
         seen[key] = os.fspath(arg)
         verify_scored(view.path)
         views.append(view)
-    return chronological(views)
+    return views  # (evaluate_slos orders them)
 
 
 def evaluate_slos(config: SLOConfig, history: Sequence[RunView]) -> list[SLOStatus]:

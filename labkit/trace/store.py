@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit.errors import ConfigError, DatasetError, Problem
+from labkit.paths import has_torn_tail
 from labkit.trace.schema import build_views, shared_trace_ids
 from labkit.trace.sql import (
     PARQUET_FILE,
@@ -140,16 +141,18 @@ class TraceStore:
         their own; a run's traces.parquet and traces.jsonl are one source, one of them read.)"""
         from labkit.runs import RunDir
 
-        known: dict[Path, str] = {}  # run directory -> the run_uuid it records
+        by_uid: dict[str, Path] = {}  # the run_uuid each run directory records -> the directory
         for src in self.run_dirs:
             uid = RunDir(src).manifest.get("run_uuid")
             if not isinstance(uid, str) or not uid:
                 continue
-            same = next((s for s, u in known.items() if u == uid), None)
-            if same is not None:
-                raise ConfigError(f"{src}: the same run as {same} (run_uuid {uid}: a copy?): each trace once, or it "
-                                  "is counted twice", field="run_dirs")
-            known[src] = uid
+            if uid in by_uid:
+                raise ConfigError(f"{src}: the same run as {by_uid[uid]} (run_uuid {uid}: a copy?): each trace once, "
+                                  "or it is counted twice", field="run_dirs")
+            by_uid[uid] = src
+        known = set(by_uid.values())
+        if all(s in known for s in self.sources):
+            return  # every source a run told apart by its uuid: no trace files to scan
         order = {s: i for i, s in enumerate(self.sources)}
         for a, b, n in shared_trace_ids(self.con, self.jsonl_files, self.parquet_files):
             pair = [self._file_source.get(f, Path(f)) for f in (a, b)]
@@ -218,7 +221,7 @@ class TraceStore:
     def skipped_warning(self, shown: int = 3) -> str | None:
         """One line naming each trace file with lines queries skip or read with empty fields, how many
         and the first ``shown`` of them; None when there are none (one count, no scan in Python)."""
-        if not self.jsonl_files or self.skipped_lines() <= sum(map(_torn, self.jsonl_files)):
+        if not self.jsonl_files or self.skipped_lines() <= sum(map(has_torn_tail, self.jsonl_files)):
             return None  # (none, or only the last lines still being written)
         parts = []
         for path, problems in self.invalid_lines():
@@ -430,15 +433,6 @@ class TraceStore:
 #: keys that mark a peer tool's span or trace export (what `labkit import` reads), not a trace record
 _PEER_KEYS = {"context.trace_id": "openinference", "resourceSpans": "openinference", "span_kind": "openinference",
               "traceId": "openinference", "observations": "langfuse"}
-
-
-def _torn(path: Path) -> bool:
-    """Whether a file's last line lacks its newline (a line still being written)."""
-    with open(path, "rb") as f:
-        if f.seek(0, os.SEEK_END) == 0:
-            return False
-        f.seek(-1, os.SEEK_END)
-        return f.read(1) != b"\n"
 
 
 def _trace_file(path: Path) -> Path:
