@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -51,7 +51,9 @@ __all__ = [
     "RunDir",
     "load_dataset",
     "redact_manifest",
+    "refuse_secret_ids",
     "run_files",
+    "secret_id_problems",
 ]
 
 MANIFEST = "manifest.json"
@@ -79,6 +81,36 @@ MANIFEST_SCHEMA_VERSION = 1
 HEADER_PLACEHOLDER = "[REDACTED]"
 #: Manifest keys holding hashes and commits (never secrets, never rewritten).
 _MANIFEST_IDS = frozenset({"git_sha", "hash", "config_hash", "fingerprint", "locked_at", "finished_at"})
+
+
+def secret_id_problems(ids: Sequence[str], line_of: Callable[[int], int | None], field: str,
+                       settings: Mapping[str, Any] | Redactor | None) -> list[Problem]:
+    """A problem at its line (``line_of(position)``) for each of ``ids`` (case ids) that the run's
+    redaction (its ``redaction`` option, or its redactor) would change: labkit writes a case id as
+    it is (results.jsonl, scores.csv: the key that joins scores, traces and feedback), so such an
+    id would put what redaction hides on disk. The problem shows the id redacted."""
+    from labkit.trace.redact import Redactor
+
+    return [Problem(line_of(i), field, f"holds what redaction hides (redacted: {new!r}): a case id is written as it "
+                                       "is (results.jsonl, scores.csv) to join scores and traces; give the case an "
+                                       "id without it")
+            for i, new in (settings if isinstance(settings, Redactor) else Redactor.from_config(settings)).changed_ids(ids)]
+
+
+def refuse_secret_ids(ds: Dataset, settings: Mapping[str, Any] | Redactor | None) -> None:
+    """A DatasetError naming (line, ``id``) each case of ``ds`` whose id the run's redaction would
+    change (:func:`secret_id_problems`): a run refuses them before it writes anything."""
+    ids = [c.id for c in ds]
+    numbers: list[int] = []
+
+    def line_of(i: int) -> int | None:  # the n-th case is the n-th line that is not blank (read on an error only)
+        if not numbers and ds.path is not None and Path(ds.path).is_file():
+            numbers.extend(n for n, _, _ in iter_jsonl(ds.path))
+        return numbers[i] if len(numbers) == len(ids) else None
+
+    problems = secret_id_problems(ids, line_of, "id", settings)
+    if problems:
+        raise DatasetError(ds.path, problems)
 
 
 def redact_manifest(manifest: Mapping[str, Any], settings: Mapping[str, Any] | Redactor | None = None) -> dict[str, Any]:

@@ -232,9 +232,11 @@ def _score_part(w: Mapping[str, Any], span: tuple[int, int]) -> _Part:
     redaction)."""
     from labkit.io import count_lines
     from labkit.metrics.percase import score_columns
-    from labkit.runs import read_results_part
+    from labkit.runs import read_results_part, secret_id_problems
 
     part = read_results_part(w["path"], span)
+    problems = part.problems + secret_id_problems([r["case_id"] for r in part.rows], part.lines.__getitem__,
+                                                  "case_id", w["redaction"])
     index: dict[str, int] = w["index"]
     positions: list[int] = []
     unknown: list[tuple[int, str]] = []
@@ -245,11 +247,11 @@ def _score_part(w: Mapping[str, Any], span: tuple[int, int]) -> _Part:
         positions.append(-1 if pos is None else pos)
     cache_lines = [n for r, n in zip(part.rows, part.lines, strict=True) if r["from_cache"]]
     scores = None  # (also for a part of blank lines or a torn last line only: nothing to join)
-    if part.rows and not part.problems and not unknown and len(set(positions)) == len(positions):
+    if part.rows and not problems and not unknown and len(set(positions)) == len(positions):
         cases = [w["cases"][i] for i in positions]
         scores = _compact(score_columns(cases, part.rows, k=w["k"], corpus=w["corpus"], judge=w["judge"],
                                         redaction=w["redaction"]))
-    return _Part(positions, part.lines, cache_lines, scores, part.problems, unknown, count_lines(w["path"], span))
+    return _Part(positions, part.lines, cache_lines, scores, problems, unknown, count_lines(w["path"], span))
 
 
 def _compact(cols: dict[str, Any]) -> _Scores:
@@ -338,9 +340,12 @@ def score_results(rd: RunDir, ds: Dataset, *, k: int, corpus: Any, judge: Any,
     cases_all = list(ds)
     index = {c.id: i for i, c in enumerate(cases_all)}
     if results is not None:
-        from labkit.runs import duplicate_ids
+        from labkit.runs import duplicate_ids, secret_id_problems
 
         rows = [dict(r) for r in results]
+        secret = secret_id_problems([r["case_id"] for r in rows], lambda i: i + 1, "case_id", red)  # (the n-th given)
+        if secret:
+            raise DatasetError(str(rd.results_path), secret)
         unknown = [r["case_id"] for r in rows if r["case_id"] not in index]
         if unknown:
             raise DatasetError(str(rd.results_path), [_not_in(None, cid, ds) for cid in unknown])

@@ -471,3 +471,12 @@ def test_labkits_own_verdicts_naming_a_type_are_not_taken_for_a_secret() -> None
     for t in ("API_KEY", "PRIVATE_KEY", "TOKEN", "CARD"):
         assert r.redact_text(f"secret:{t}") == (f"secret:{t}", 0)
     assert r.redact_text("secret:Hunt3rPassw0rd")[0] == "secret:[API_KEY]"
+
+
+def test_changed_ids_names_each_id_the_own_id_treatment_changes() -> None:
+    r = Redactor.from_config(None)
+    ids = ["case-0001", "sk-proj-PLANTEDchanged0123456789abcd", "4111111111111111", "q-9f2c"]
+    changed = r.changed_ids(ids)
+    assert changed == [(1, r.redact_text(ids[1], own_id=True)[0])] and "[API_KEY]" in changed[0][1]
+    # (a number in an id field is no card there: the numeric formats are not applied to own ids)
+    assert Redactor.from_config({"extra_patterns": {"EMP": r"EMP-\d{6}"}}).changed_ids(["EMP-123456"]) == [(0, "[EMP]")]

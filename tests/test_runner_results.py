@@ -261,10 +261,10 @@ def test_manifest_is_redacted(tmp_path: Path) -> None:
 @pytest.mark.parametrize("dataset", ["in memory", "file"])
 def test_a_run_builds_its_redactor_once_and_off_its_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                           dataset: str) -> None:
-    """The snapshot (of a dataset in memory) and the lines share the run's redactor; the manifest's
-    own, with its skip keys, is the other, built once for every write of the manifest (each build
-    compiles the catalogue's gates). Without a
-    snapshot to write, the run's is built once the first cases are in flight, not before them."""
+    """The snapshot (of a dataset in memory), the case-id check and the lines share the run's
+    redactor, built before the first case (it checks the case ids before anything is written); the
+    manifest's own, with its skip keys, is the other, built once for every write of the manifest
+    (each build compiles the catalogue's gates)."""
     from labkit.runs import _manifest_redactor
     from labkit.trace.redact import DEFAULT_SKIP_KEYS, Redactor
 
@@ -288,9 +288,8 @@ def test_a_run_builds_its_redactor_once_and_off_its_start(tmp_path: Path, monkey
         ds = save_cases(ds, tmp_path / "cases.jsonl")
     monkeypatch.setattr(Redactor, "__post_init__", counting)
     rd = run(ds, pipe, tmp_path / "r", config=RunnerConfig(progress=False, concurrency=3), score=False)
-    manifest_first = dataset == "file"
-    assert [r.skip_keys > DEFAULT_SKIP_KEYS for r in built] == [manifest_first, not manifest_first]
-    assert seen_at_start == [1 if dataset == "file" else 2] * 3
+    assert [r.skip_keys > DEFAULT_SKIP_KEYS for r in built] == [False, True]
+    assert seen_at_start == [2] * 3
     assert [r["answer"] for r in rd.results()] == ["mail [EMAIL]"] * 3
 
 

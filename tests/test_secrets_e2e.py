@@ -286,3 +286,69 @@ def test_a_secret_in_a_tag_value_stays_off_the_metrics(tmp_path: Path) -> None:
                  "--quiet"]) == 0
     text = (run / "metrics.json").read_text(encoding="utf-8")
     assert "PLANTEDtagvalue" not in text and "category=[API_KEY]" in text
+
+
+CASE_ID_SECRET = "sk-proj-PLANTEDcaseid0123456789abcd"
+
+
+def _files_under(root: Path) -> str:
+    return "".join(p.read_text(encoding="utf-8", errors="replace") for p in root.rglob("*") if p.is_file())
+
+
+def test_a_case_id_holding_a_secret_is_refused_before_the_run_writes(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A case id is written as it is (results.jsonl, scores.csv: the join key of scores and traces), so a
+    case whose id the run's redaction would change is refused, at its line and field, before anything is
+    written; the error shows the id redacted."""
+    ds = tmp_path / "ds.jsonl"
+    rows = [{"id": "ok-1", "question": "Where do I reset a key?"}, {},
+            {"id": CASE_ID_SECRET, "question": "How do I rotate the key?"}]
+    ds.write_text("\n".join(json.dumps(r) if r else "" for r in rows) + "\n", encoding="utf-8")  # (a blank line 2)
+    run = tmp_path / "run"
+    assert main(["run", "--dataset", str(ds), "--pipeline", "data/pipelines/baseline.yaml", "--out", str(run),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "line 3" in err and "id" in err and "[API_KEY]" in err and "PLANTEDcaseid" not in err
+    assert not run.exists() or "PLANTEDcaseid" not in _files_under(run)
+    assert not (run / "results.jsonl").exists()
+
+
+def test_a_recorded_case_id_holding_a_secret_is_refused_by_scoring(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Recorded results scored by `labkit score`: scores.csv would repeat the id; refused at the results
+    line (field case_id), nothing written."""
+    ds = tmp_path / "ds.jsonl"
+    ds.write_text("".join(json.dumps({"id": cid, "question": "Where do I reset a key?"}) + "\n"
+                          for cid in ("ok-1", CASE_ID_SECRET)), encoding="utf-8")
+    run = tmp_path / "recorded"
+    run.mkdir()
+    (run / "results.jsonl").write_text("".join(json.dumps({"case_id": cid, "status": "ok", "answer": "Use the portal."})
+                                               + "\n" for cid in ("ok-1", CASE_ID_SECRET)), encoding="utf-8")
+    assert main(["score", str(run), "--dataset", str(ds)]) == 2
+    err = capsys.readouterr().err
+    assert "line 2" in err and "case_id" in err and "[API_KEY]" in err and "PLANTEDcaseid" not in err
+    assert not (run / "scores.csv").exists() and not (run / "metrics.json").exists()
+
+
+def test_resuming_a_run_refuses_a_case_id_holding_a_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A run begun before case ids were checked (simulated: the start's check turned off, and the run
+    stopped after its first case) is refused on resume, before it writes another line."""
+    import labkit.runner.session as session
+
+    ds = tmp_path / "ds.jsonl"
+    ds.write_text("".join(json.dumps({"id": cid, "question": "Where do I reset a key?"}) + "\n"
+                          for cid in ("ok-1", CASE_ID_SECRET)), encoding="utf-8")
+    run = tmp_path / "run"
+    with monkeypatch.context() as m:
+        m.setattr(session, "refuse_secret_ids", lambda ds, red: None)
+        assert main(["run", "--dataset", str(ds), "--pipeline", "data/pipelines/baseline.yaml", "--out", str(run),
+                     "--quiet", "--no-score"]) == 0
+    lines = (run / "results.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    (run / "results.jsonl").write_text(lines[0], encoding="utf-8")  # (stopped after its first case)
+    before = (run / "results.jsonl").read_bytes()
+    capsys.readouterr()
+    assert main(["run", "--resume", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "line 2" in err and "[API_KEY]" in err and "PLANTEDcaseid" not in err
+    assert (run / "results.jsonl").read_bytes() == before

@@ -20,9 +20,10 @@ from labkit.runner.config import RunnerConfig, merge_config
 from labkit.runner.keys import case_key, pipeline_key_hashes
 from labkit.runner.lock import RunLock
 from labkit.runner.manifest import resume_k
+from labkit.runner.redaction import redactor
 from labkit.runner.session import complete, load_pipeline
 from labkit.runner.writer import truncate_torn_tail
-from labkit.runs import RunDir, read_results
+from labkit.runs import RunDir, read_results, refuse_secret_ids
 
 if TYPE_CHECKING:
     from labkit.pipelines import LoadedPipeline
@@ -105,6 +106,8 @@ def _resume_locked(
     base = dict(pipe.runner)
     base.update(man.get("runner") or {})
     cfg = merge_config(base, config, overrides, path=str(rd.manifest_path))
+    red = redactor(cfg.redaction)
+    refuse_secret_ids(ds, red)  # (a run begun before ids were checked: before it writes more)
     rid = str(man.get("run_id") or rd.path.name)
 
     truncate_torn_tail(rd.results_path)
@@ -120,7 +123,8 @@ def _resume_locked(
     _keep_traces(rd, finished)
     rd.update_manifest(runner=cfg.to_dict(), status="running", finished_at=None, score_k=k,
                        resumed_at=[*(man.get("resumed_at") or []), datetime.now(UTC).isoformat(timespec="seconds")])
-    return complete(rd, ds, pipe, cfg, rid, finished=finished, score=score, k=k, corpus_dir=pm.get("corpus_dir"))
+    return complete(rd, ds, pipe, cfg, rid, finished=finished, score=score, k=k, corpus_dir=pm.get("corpus_dir"),
+                    red=red)
 
 
 def _keep_traces(rd: RunDir, finished: set[str]) -> None:

@@ -27,7 +27,14 @@ from labkit.runner.manifest import build_manifest, gate_info, spec_of
 from labkit.runner.progress import Progress
 from labkit.runner.redaction import redactor
 from labkit.runner.writer import Writer, line_head
-from labkit.runs import SNAPSHOT, RunDir, load_dataset, read_results, redact_manifest
+from labkit.runs import (
+    SNAPSHOT,
+    RunDir,
+    load_dataset,
+    read_results,
+    redact_manifest,
+    refuse_secret_ids,
+)
 from labkit.scoring import DEFAULT_K, score_run
 
 if TYPE_CHECKING:
@@ -199,6 +206,8 @@ def run(
     ds = load_dataset(dataset)
     pipe = load_pipeline(pipeline, corpus_dir)
     cfg = merge_config(pipe.runner, config, overrides, path=pipe.path)
+    red = redactor(cfg.redaction)
+    refuse_secret_ids(ds, red)  # (before anything is written)
     out = Path(out_dir)
     rd = RunDir(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -208,11 +217,9 @@ def run(
         gate = gate_info(gate_path)
         manifest = build_manifest(ds, pipe, cfg, rid, spec=spec_of(pipeline, pipe), corpus_dir=corpus_dir,
                                   gate=gate, k=k)
-        red = None  # the run's redactor: built here for a snapshot, else once the first cases run
         if _keeps_snapshot(manifest, cfg.redaction):  # redacted like every file the run writes
             from labkit.runner.redaction import redact_snapshot
 
-            red = redactor(cfg.redaction)
             atomic_write_text(out / SNAPSHOT, redact_snapshot([c.to_dict() for c in ds], red))
             manifest["dataset"]["snapshot"] = SNAPSHOT
         rd.write_manifest(manifest)

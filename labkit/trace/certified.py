@@ -139,6 +139,11 @@ class Certified:
                 return False
         return True
 
+    def own_id_unchanged(self, s: str) -> bool:
+        """Whether ``s``, the value of one of labkit's own id fields, comes out of :meth:`redact_text`
+        with that field's treatment as it went in (remembered when it does)."""
+        return s in self.own_strings or s in self.strings or self._certify(s, own_id=True)
+
     def _certify_key(self, key: str) -> bool:
         """Whether ``key`` comes out of :meth:`redact_text` as it went in and steers no value
         (it is no credential or phone key); remembered when it does."""

@@ -402,6 +402,15 @@ class Redactor:
         out = self._walk(obj, counter, False, self.skip_keys)
         return out, counter[0]
 
+    def changed_ids(self, ids: Iterable[str]) -> list[tuple[int, str]]:
+        """The position and redacted form of each of ``ids`` (values of one of labkit's own id
+        fields, such as case ids) that the treatment of an own id field changes. The ids it leaves
+        as they are are certified (:class:`~labkit.trace.certified.Certified`): a trace record
+        holding one later asks nothing again."""
+        self._check_version()
+        unchanged = self._certified.own_id_unchanged
+        return [(i, self.redact_text(s, own_id=True)[0]) for i, s in enumerate(ids) if not unchanged(s)]
+
     def _check_version(self) -> None:
         if self._memo_version != patterns.secrets_version():  # a key was registered since
             for memo in self._memo:
