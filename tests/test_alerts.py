@@ -122,6 +122,57 @@ def test_rule_errors_name_the_field(rule: dict[str, Any], match: str) -> None:
         parse_rules({"rules": [rule]})
 
 
+BURN_PAIR = {"long": "1h", "short": "5m", "burn_rate": 14.4}
+
+
+@pytest.mark.parametrize(
+    ("rule", "field"),
+    [
+        ({"kind": "cost", "window": 20, "factor": -2.0}, "rules[0].factor"),
+        ({"kind": "cost", "window": 20, "factor": 0}, "rules[0].factor"),
+        ({"kind": "latency", "window": "5m", "threshold": 1, "factor": 0.5}, "rules[0].factor"),  # fires on flat traffic
+        ({"kind": "latency", "window": "5m", "threshold": -1}, "rules[0].threshold"),  # fires on every window
+        ({"kind": "latency", "window": "5m", "threshold": float("inf")}, "rules[0].threshold"),
+        ({"kind": "error_rate", "window": 20, "threshold": 5}, "rules[0].threshold"),  # 5 %? a share is at most 1
+        ({"kind": "latency", "window": "0m", "threshold": 1}, "rules[0].window"),
+        ({"kind": "latency", "window": "0", "threshold": 1}, "rules[0].window"),
+        ({"kind": "latency", "window": "0 traces", "threshold": 1}, "rules[0].window"),
+        ({"kind": "latency", "window": -5, "threshold": 1}, "rules[0].window"),
+        ({"kind": "latency", "window": "5m", "threshold": 1, "min_traces": 0}, "rules[0].min_traces"),
+        ({"kind": "latency", "window": "5m", "threshold": 1, "min_traces": "many"}, "rules[0].min_traces"),
+        ({"kind": "latency", "window": "5m", "threshold": 1, "min_traces": 2.5}, "rules[0].min_traces"),
+        ({"kind": "burn_rate", "slo": 0.99, "windows": [{**BURN_PAIR, "burn_rate": 0}]}, "rules[0].windows[0].burn_rate"),
+        ({"kind": "burn_rate", "slo": 0.99, "windows": [{**BURN_PAIR, "burn_rate": -1}]}, "rules[0].windows[0].burn_rate"),
+        ({"kind": "burn_rate", "slo": 0.99, "windows": [{**BURN_PAIR, "short": "0s"}]}, "rules[0].windows[0].short"),
+        ({"kind": "burn_rate", "slo": 0.99, "bad": "latency", "latency_ms": "fast", "windows": [BURN_PAIR]},
+         "rules[0].latency_ms"),
+        ({"kind": "burn_rate", "slo": 0.99, "bad": "latency", "latency_ms": -1, "windows": [BURN_PAIR]},
+         "rules[0].latency_ms"),
+    ],
+)
+def test_nonsensical_rule_values_are_refused_naming_the_field(rule: dict[str, Any], field: str) -> None:
+    """A negative factor or threshold fired on every window, a zero window or burn rate judged
+    nothing or everything, and a min_traces or latency_ms that is no number was a traceback."""
+    with pytest.raises(ConfigError) as e:
+        parse_rules({"rules": [rule]}, "alerts.yaml")
+    assert e.value.field == field and e.value.path == "alerts.yaml", e.value
+
+
+def test_alerts_refuse_a_negative_factor_naming_file_and_field(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """``factor: -2`` was taken: the rule fired over every window with a positive baseline."""
+    from labkit.cli import main
+
+    path = tmp_path / "alerts.yaml"
+    path.write_text("version: 1\nrules:\n  - {name: cost, kind: cost, window: 10, factor: -2}\n")
+    run = tmp_path / "run"
+    write_synthetic_run(run, 30, seed=1)
+    assert main(["alerts", "--rules", str(path), str(run)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and str(path) in err and "'rules[0].factor'" in err, (out, err)
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+
+
 def test_shipped_rules_load_and_cover_latency_and_cost() -> None:
     rs = load_rules(ROOT / "data" / "alerts.yaml")
     kinds = {r.kind for r in rs}

@@ -7,18 +7,18 @@ Rules file::
       - name: latency-p95-spike
         kind: latency          # latency | cost | error_rate | burn_rate
         stat: p95              # latency/cost: p50 | p90 | p95 | p99 | mean | max | sum
-        window: 5m             # a duration (30s, 5m, 1h, 1d) or a number of traces (e.g. 50)
-        threshold: 3500        # fire when the window's value is above it (ms, USD, ratio)
-        factor: 2.0            # optional: also fire when value > factor × the previous window's
-        min_traces: 20         # windows with fewer traces are not judged (default 1)
+        window: 5m             # a duration > 0 (30s, 5m, 1h, 1d) or a number of traces >= 1 (e.g. 50)
+        threshold: 3500        # fire when the window's value is above it (ms, USD, ratio): >= 0 (error_rate: < 1)
+        factor: 2.0            # optional, > 1: also fire when value > factor × the previous window's
+        min_traces: 20         # windows with fewer traces are not judged (a whole number >= 1; default 1)
         severity: page         # free text, copied to the event
         where: {pipeline: baseline}   # optional: only traces whose fields equal these
       - name: error-budget-burn
         kind: burn_rate
         slo: 0.99              # target share of good traces
         bad: error             # error (status not ok) | latency (latency_ms > latency_ms) | blocked
-        latency_ms: 3500       # with bad: latency
-        windows:               # multi-window: fire when every window's burn rate ≥ its threshold
+        latency_ms: 3500       # with bad: latency (> 0)
+        windows:               # multi-window: fire when both windows of a pair burn ≥ its burn_rate (> 0)
           - {long: 1h, short: 5m, burn_rate: 14.4}
           - {long: 6h, short: 30m, burn_rate: 6}
 
@@ -75,23 +75,28 @@ class Window:
 
 
 def parse_window(val: Any, fld: str, path: str | None = None) -> Window:
+    """A duration longer than 0 s (``30s``, ``5m``, ``1h``, ``1d``) or a count of at least 1 trace
+    (``50``, ``"50"``, ``"50 traces"``); a ConfigError naming the field otherwise."""
     if isinstance(val, bool):
         raise ConfigError("must be a duration like 5m or a number of traces", path=path, field=fld)
-    if isinstance(val, int):
-        if val < 1:
-            raise ConfigError("a count window needs at least 1 trace", path=path, field=fld)
-        return Window(traces=val)
+    count: int | None = val if isinstance(val, int) else None
     if isinstance(val, str):
         m = _DUR.match(val)
         if m:
-            return Window(seconds=float(m.group(1)) * _UNIT[m.group(2)])
-        if val.strip().isdigit():
-            return Window(traces=int(val))
-        m2 = re.match(r"^\s*(\d+)\s*traces?\s*$", val)
+            seconds = float(m.group(1)) * _UNIT[m.group(2)]
+            if seconds <= 0:
+                raise ConfigError(f"window {val!r} is empty: a duration must be longer than 0s",
+                                  path=path, field=fld)
+            return Window(seconds=seconds)
+        m2 = re.match(r"^\s*(\d+)\s*(?:traces?)?\s*$", val)
         if m2:
-            return Window(traces=int(m2.group(1)))
-    raise ConfigError(f"bad window {val!r}: use a duration (30s, 5m, 1h, 1d) or a trace count",
-                      path=path, field=fld)
+            count = int(m2.group(1))
+    if count is None:
+        raise ConfigError(f"bad window {val!r}: use a duration (30s, 5m, 1h, 1d) or a trace count",
+                          path=path, field=fld)
+    if count < 1:
+        raise ConfigError("a count window needs at least 1 trace", path=path, field=fld)
+    return Window(traces=count)
 
 
 @dataclass(frozen=True)
@@ -112,10 +117,26 @@ class AlertRule:
     description: str = ""
 
 
-def _num(v: Any, fld: str, path: str | None) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise ConfigError("must be a number", path=path, field=fld)
-    return float(v)
+def _num(v: Any, fld: str, path: str | None, *, above: float | None = None, at_least: float | None = None,
+         why: str = "") -> float:
+    """``v`` as a finite number, above ``above`` / at least ``at_least`` when given; a ConfigError
+    naming the field (and, in ``why``, what a value out of bounds would do) otherwise."""
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise ConfigError(f"must be a finite number, got {v!r}", path=path, field=fld)
+    x = float(v)
+    if above is not None and x <= above:
+        bound = f"above {above:g}"
+    elif at_least is not None and x < at_least:
+        bound = f"at least {at_least:g}"
+    else:
+        return x
+    raise ConfigError(f"must be {bound}, got {v!r}" + (f": {why}" if why else ""), path=path, field=fld)
+
+
+def _count(v: Any, fld: str, path: str | None) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ConfigError(f"must be a whole number of traces, at least 1, got {v!r}", path=path, field=fld)
+    return v
 
 
 def parse_rules(obj: Any, path: str | None = None) -> list[AlertRule]:
@@ -142,47 +163,65 @@ def parse_rules(obj: Any, path: str | None = None) -> list[AlertRule]:
         where = r.get("where") or {}
         if not isinstance(where, Mapping):
             raise ConfigError("must be a mapping field -> value", path=path, field=f"{at}.where")
-        min_traces = int(r.get("min_traces", 1))
         common: dict[str, Any] = {"name": name, "kind": kind, "severity": str(r.get("severity", "ticket")),
-                                  "where": dict(where), "min_traces": min_traces,
+                                  "where": dict(where),
+                                  "min_traces": _count(r.get("min_traces", 1), f"{at}.min_traces", path),
                                   "description": str(r.get("description", ""))}
-        if kind == "burn_rate":
-            slo = _num(r.get("slo"), f"{at}.slo", path)
-            if not 0 < slo < 1:
-                raise ConfigError("slo must be in (0, 1), e.g. 0.99", path=path, field=f"{at}.slo")
-            bad = str(r.get("bad", "error"))
-            if bad not in BAD:
-                raise ConfigError(f"unknown bad-event kind {bad!r}", path=path, field=f"{at}.bad", known=BAD)
-            lat = r.get("latency_ms")
-            if bad == "latency" and lat is None:
-                raise ConfigError("bad: latency needs latency_ms", path=path, field=f"{at}.latency_ms")
-            wins_raw = r.get("windows")
-            if not isinstance(wins_raw, list) or not wins_raw:
-                raise ConfigError("needs a list of {long, short, burn_rate}", path=path, field=f"{at}.windows")
-            wins = []
-            for j, w in enumerate(wins_raw):
-                if not isinstance(w, Mapping) or {"long", "short", "burn_rate"} - set(w):
-                    raise ConfigError("must be {long, short, burn_rate}", path=path, field=f"{at}.windows[{j}]")
-                wins.append((parse_window(w["long"], f"{at}.windows[{j}].long", path),
-                             parse_window(w["short"], f"{at}.windows[{j}].short", path),
-                             _num(w["burn_rate"], f"{at}.windows[{j}].burn_rate", path)))
-            rules.append(AlertRule(**common, slo=slo, bad=bad,
-                                   latency_ms=float(lat) if lat is not None else None, windows=tuple(wins)))
-        else:
-            if "window" not in r:
-                raise ConfigError("missing", path=path, field=f"{at}.window")
-            win = parse_window(r["window"], f"{at}.window", path)
-            thr = r.get("threshold")
-            fac = r.get("factor")
-            if thr is None and fac is None:
-                raise ConfigError("needs a threshold and/or a factor", path=path, field=f"{at}.threshold")
-            stat = str(r.get("stat", "p95" if kind == "latency" else "mean"))
-            if kind != "error_rate" and stat not in STATS:
-                raise ConfigError(f"unknown stat {stat!r}", path=path, field=f"{at}.stat", known=STATS)
-            rules.append(AlertRule(**common, window=win, stat=stat,
-                                   threshold=_num(thr, f"{at}.threshold", path) if thr is not None else None,
-                                   factor=_num(fac, f"{at}.factor", path) if fac is not None else None))
+        parse = _burn_rule if kind == "burn_rate" else _threshold_rule
+        rules.append(AlertRule(**common, **parse(r, at, path)))
     return rules
+
+
+def _burn_rule(r: Mapping[str, Any], at: str, path: str | None) -> dict[str, Any]:
+    """The fields of a burn-rate rule ``r`` (at ``at`` of the file)."""
+    slo = _num(r.get("slo"), f"{at}.slo", path)
+    if not 0 < slo < 1:
+        raise ConfigError("slo must be in (0, 1), e.g. 0.99", path=path, field=f"{at}.slo")
+    bad = str(r.get("bad", "error"))
+    if bad not in BAD:
+        raise ConfigError(f"unknown bad-event kind {bad!r}", path=path, field=f"{at}.bad", known=BAD)
+    lat = r.get("latency_ms")
+    if bad == "latency" and lat is None:
+        raise ConfigError("bad: latency needs latency_ms", path=path, field=f"{at}.latency_ms")
+    wins_raw = r.get("windows")
+    if not isinstance(wins_raw, list) or not wins_raw:
+        raise ConfigError("needs a list of {long, short, burn_rate}", path=path, field=f"{at}.windows")
+    wins = []
+    for j, w in enumerate(wins_raw):
+        if not isinstance(w, Mapping) or {"long", "short", "burn_rate"} - set(w):
+            raise ConfigError("must be {long, short, burn_rate}", path=path, field=f"{at}.windows[{j}]")
+        wins.append((parse_window(w["long"], f"{at}.windows[{j}].long", path),
+                     parse_window(w["short"], f"{at}.windows[{j}].short", path),
+                     _num(w["burn_rate"], f"{at}.windows[{j}].burn_rate", path, above=0,
+                          why="every window burns at least 0: the pair would fire on all of them")))
+    return {"slo": slo, "bad": bad, "windows": tuple(wins),
+            "latency_ms": _num(lat, f"{at}.latency_ms", path, above=0) if lat is not None else None}
+
+
+def _threshold_rule(r: Mapping[str, Any], at: str, path: str | None) -> dict[str, Any]:
+    """The fields of a latency, cost or error_rate rule ``r`` (at ``at`` of the file)."""
+    kind = r["kind"]
+    if "window" not in r:
+        raise ConfigError("missing", path=path, field=f"{at}.window")
+    win = parse_window(r["window"], f"{at}.window", path)
+    thr, fac = r.get("threshold"), r.get("factor")
+    if thr is None and fac is None:
+        raise ConfigError("needs a threshold and/or a factor", path=path, field=f"{at}.threshold")
+    stat = str(r.get("stat", "p95" if kind == "latency" else "mean"))
+    if kind != "error_rate" and stat not in STATS:
+        raise ConfigError(f"unknown stat {stat!r}", path=path, field=f"{at}.stat", known=STATS)
+    threshold = None
+    if thr is not None:
+        threshold = _num(thr, f"{at}.threshold", path, at_least=0,
+                         why="latency, cost and error rate are never negative: the rule would fire on every window")
+        if kind == "error_rate" and threshold >= 1:
+            raise ConfigError(f"must be below 1, got {thr!r}: the error rate is a share of traces, at most 1, "
+                              "so the rule would never fire (10% is 0.1)", path=path, field=f"{at}.threshold")
+    factor = None if fac is None else _num(
+        fac, f"{at}.factor", path, above=1,
+        why="the rule fires when the value exceeds factor × the previous window's: "
+            "at 1 any rise fires it, below 1 steady traffic does")
+    return {"window": win, "stat": stat, "threshold": threshold, "factor": factor}
 
 
 def load_rules(path: str | os.PathLike[str]) -> list[AlertRule]:
