@@ -87,3 +87,19 @@ def test_a_query_refuses_a_copy_of_a_run_given_with_it(tmp_path, capsys) -> None
     out, err = capsys.readouterr()
     assert out == "" and "4 trace id(s)" in err and str(run) in err and str(copy) in err, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("limit", ["-1", "-50"])
+def test_a_negative_limit_is_one_usage_error(tmp_path, capsys, limit: str) -> None:
+    """``--limit -1`` was taken as pandas' head(-1): the table printed all rows but the last, then
+    '... 1 more rows' (over one row, '(no rows)' and '... 1 more rows'), and exited 0."""
+    lines = "\n".join(json.dumps({"trace_id": f"t{k}", "case_id": f"c{k}", "status": "ok", "latency_ms": 5})
+                      for k in range(2))
+    run = _one_run(tmp_path, lines)
+    assert main(["traces", str(run), "--sql", "select trace_id from traces", "--limit", limit]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err, (out, err)
+    (error,) = [x for x in err.splitlines() if "error" in x]
+    assert "--limit" in error and repr(limit) in error, err
+    assert main(["traces", str(run), "--sql", "select trace_id from traces", "--limit", "0"]) == 0  # 0 = all
+    assert capsys.readouterr().out.split() == ["trace_id", "t0", "t1"]

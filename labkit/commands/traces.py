@@ -34,6 +34,17 @@ def _positive_seconds(text: str) -> float:
     return v
 
 
+def _row_limit(text: str) -> int:
+    """A count of rows, 0 for all: a negative one was pandas' ``head(-n)``, every row but the last n."""
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of rows >= 0 (0 = all), got {text!r}")
+    return v
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "traces",
@@ -48,7 +59,8 @@ def register(sub: Any) -> None:
     p.add_argument("--sql", help="a read-only SQL query over traces, feedback, scores, runs")
     p.add_argument("--view", choices=VIEWS, default=None, help="a canned view (default: summary)")
     p.add_argument("--format", choices=FORMATS, default="table", help="output format")
-    p.add_argument("--limit", type=int, default=50, help="rows shown in table format (0 = all)")
+    p.add_argument("--limit", type=_row_limit, default=50, metavar="N",
+                   help="rows shown in table format (0 = all)")
     p.add_argument("--out", help="compact: one Parquet file for all runs (default: traces.parquet per run)")
     p.add_argument("--otlp", help="export: OTLP/HTTP collector base URL, e.g. http://127.0.0.1:4318")
     p.add_argument("--timeout", type=_positive_seconds, default=10.0, metavar="S",
