@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from labkit.errors import ConfigError
+from labkit.errors import ConfigError, DatasetError
 from labkit.trace.alerts import evaluate_alerts, load_rules, parse_rules
 from labkit.trace.checklist import ITEMS, observability_checklist
 from labkit.trace.feedback import record_feedback
@@ -259,7 +259,7 @@ def test_alerts_refuse_a_run_given_again_as_its_archive(tmp_path: Path, capsys: 
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
 
 
-def test_a_trace_without_an_end_is_placed_at_its_start_and_one_without_either_is_left_out() -> None:
+def test_a_trace_without_an_end_is_placed_at_its_start() -> None:
     # imported traces whose file records no end: ts_end null, latency null (docs/interop.md)
     hist = traces(20, status="error")
     for t in hist:
@@ -269,6 +269,62 @@ def test_a_trace_without_an_end_is_placed_at_its_start_and_one_without_either_is
     assert len(ev) == 1 and ev[0]["n_traces"] == 10 and ev[0]["fired_at"] == "1970-01-01T00:00:09+00:00"
     lat = rules({"name": "p95", "kind": "latency", "stat": "p95", "window": 10, "threshold": 1})
     assert evaluate_alerts(lat, hist) == []  # no latency: unmeasured, never 0 or a spike
-    for t in hist:
-        t["ts_start"] = None
-    assert evaluate_alerts(err, hist) == []  # no time at all: no bucket
+
+
+def test_a_trace_with_no_time_is_refused_not_left_out() -> None:
+    """A trace with neither ts_end nor ts_start was left out of every rule without a word: the
+    errors it held were not in any window, and the verdict said nothing of them."""
+    hist = traces(20)
+    hist[3] = {**hist[3], "ts_end": None, "ts_start": None, "status": "error", "trace_id": "untimed-a"}
+    hist[7] = {k: v for k, v in hist[7].items() if k != "ts_end"}  # no ts_start either: no key at all
+    err = rules({"name": "err", "kind": "error_rate", "window": 10, "threshold": 0.05})
+    with pytest.raises(DatasetError) as e:
+        evaluate_alerts(err, hist)
+    msg = str(e.value)
+    assert "2 trace(s)" in msg and "ts_end" in msg and "ts_start" in msg, msg
+    assert "record 4 (trace untimed-a)" in msg and "record 8" in msg, msg
+
+
+def test_alerts_refuse_a_trace_with_no_time_naming_file_and_line(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """``labkit alerts`` said 'no alerts fired' over traces it had left out of every window."""
+    from labkit.cli import main
+    from labkit.trace.compaction import compact
+
+    run = tmp_path / "r11"
+    run.mkdir()
+    (run / "traces.jsonl").write_text(
+        '{"trace_id":"timed","case_id":"c1","status":"ok","latency_ms":5,"ts_start":1,"ts_end":2}\n'
+        '{"trace_id":"untimed-a","case_id":"c2","status":"error","latency_ms":5}\n'
+        '{"trace_id":"start-only","case_id":"c3","status":"error","latency_ms":null,"ts_start":3,"ts_end":null}\n'
+        '{"trace_id":"untimed-b","case_id":"c4","status":"error","latency_ms":7,"ts_start":null,"ts_end":null}\n',
+        encoding="utf-8")
+    path = ROOT / "data" / "alerts.yaml"
+    assert main(["alerts", "--rules", str(path), str(run)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and str(run / "traces.jsonl") in err and "2 invalid lines" in err, err
+    assert "line 2" in err and "line 4" in err and "line 3" not in err and "ts_start" in err, err
+    assert "Traceback" not in err, err
+    archive = tmp_path / "archive" / "r11.parquet"
+    archive.parent.mkdir()
+    compact([run], archive)
+    assert main(["alerts", "--rules", str(path), str(archive)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and str(archive) in err and "untimed-a" in err and "untimed-b" in err, err
+    assert "start-only" not in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_checklist_says_it_could_not_place_a_trace_in_time(tmp_path: Path) -> None:
+    """The checklist counted the alert events over the traces it could place, without a word of
+    the ones it could not."""
+    run = tmp_path / "r"
+    write_synthetic_run(run, 20, seed=3)
+    lines = (run / "traces.jsonl").read_text().splitlines()
+    rec = json.loads(lines[4])
+    rec["ts_start"] = rec["ts_end"] = None
+    lines[4] = json.dumps(rec)
+    (run / "traces.jsonl").write_text("\n".join(lines) + "\n")
+    item = {i["item"]: i for i in observability_checklist([run], ROOT / "data" / "alerts.yaml")}[
+        "Alerting for latency/cost spikes"]
+    assert item["alerts_fired"] is None and "not evaluated" in item["evidence"], item
+    assert "ts_start" in item["evidence"] and item["status"] == "pass", item

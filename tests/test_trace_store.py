@@ -416,6 +416,32 @@ def test_the_attempts_of_one_case_are_distinct_traces_not_a_duplicate(tmp_path: 
         assert st.count() == 4
 
 
+def test_untimed_lines_name_each_trace_with_no_time_by_line_or_id(tmp_path: Path) -> None:
+    """A trace with neither ts_end nor ts_start is named by its line (JSONL) or its id (an archive);
+    one with a start only is placed there, and a torn tail is no trace."""
+    run = tmp_path / "r12"
+    run.mkdir()
+    (run / "traces.jsonl").write_text(
+        '{"trace_id":"timed","status":"ok","ts_start":1,"ts_end":2}\n'
+        '{"trace_id":"untimed","status":"ok"}\n'
+        '{"trace_id":"start-only","status":"ok","ts_start":3,"ts_end":null}\n'
+        '{"trace_id": "torn', encoding="utf-8")
+    with TraceStore([run]) as st:
+        ((path, problems),) = st.untimed_lines()
+        assert path == run / "traces.jsonl" and [p.line for p in problems] == [2], problems
+        assert "ts_start" in problems[0].reason
+    archive = tmp_path / "a.parquet"
+    compact([run], archive)
+    with TraceStore([archive]) as st:
+        ((path, (problem,)),) = st.untimed_lines()
+        assert path == archive and problem.line is None and "1 trace(s)" in problem.reason
+        assert "untimed" in problem.reason and "start-only" not in problem.reason
+    synth = tmp_path / "synth"
+    write_synthetic_run(synth, 10, seed=2)
+    with TraceStore([synth]) as st:
+        assert st.untimed_lines() == []
+
+
 def test_skipped_lines_are_named_by_file_and_line(tmp_path: Path) -> None:
     run = tmp_path / "r10"
     run.mkdir()

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from labkit.errors import ConfigError
+from labkit.errors import ConfigError, DatasetError, Problem
 
 KINDS = ("latency", "cost", "error_rate", "burn_rate")
 STATS = ("p50", "p90", "p95", "p99", "mean", "max", "sum")
@@ -281,9 +281,10 @@ def _eval_points(ts: np.ndarray, win: Window) -> list[int]:
 def evaluate_alerts(rules: Sequence[AlertRule] | str | os.PathLike[str], traces: Any) -> list[dict[str, Any]]:
     """Alert events fired by ``rules`` over ``traces`` (records or a DataFrame of the
     ``traces`` table: needs ts_end or ts_start, latency_ms, cost_usd, status). A trace is
-    placed in time at its ``ts_end``, at its ``ts_start`` when its end is null, and is left
-    out of every rule when it has neither; a null latency is unmeasured (no latency rule
-    counts it).
+    placed in time at its ``ts_end``, at its ``ts_start`` when its end is null; one with
+    neither has no place in any window and is refused (a :class:`DatasetError` naming the
+    records, by position and trace id), not left out of the verdict; a null latency is
+    unmeasured (no latency rule counts it).
 
     Each event: rule, kind, severity, window, fired_at, last_at (ISO UTC of the
     first and last firing window end), evaluations (how many windows fired),
@@ -299,11 +300,12 @@ def evaluate_alerts(rules: Sequence[AlertRule] | str | os.PathLike[str], traces:
     if "ts_end" not in df and "ts_start" not in df:
         raise ConfigError("traces have no ts_end/ts_start: alerts need timestamps", field="ts_end")
     # a trace is placed at its end; one whose end is unknown (ts_end null: an import whose file
-    # records none) at its start; one with neither has no place in time and is left out
+    # records none) at its start; one with neither has no place in time: refused, not left out
     ends = df["ts_end"].astype(float) if "ts_end" in df else None
     starts = df["ts_start"].astype(float) if "ts_start" in df else None
     ts_col = starts if ends is None else ends if starts is None else ends.fillna(starts)
-    base = df.assign(_ts=ts_col).dropna(subset=["_ts"]).sort_values("_ts", kind="stable")
+    _refuse_untimed(df, ts_col)
+    base = df.assign(_ts=ts_col).sort_values("_ts", kind="stable")
     for rule in rules:
         sub = base
         for k, v in rule.where.items():
@@ -318,6 +320,21 @@ def evaluate_alerts(rules: Sequence[AlertRule] | str | os.PathLike[str], traces:
         else:
             events.extend(_eval_threshold(rule, sub))
     return events
+
+
+def _refuse_untimed(df: Any, ts: Any, shown: int = 5) -> None:
+    """A DatasetError naming the records (1-based position, trace id when there is one) whose
+    time ``ts`` is null: with neither ts_end nor ts_start, no window can count them."""
+    at = np.flatnonzero(ts.isna().to_numpy())
+    if not at.size:
+        return
+    ids = df["trace_id"].to_numpy() if "trace_id" in df else None
+    named = [f"record {i + 1}" + (f" (trace {ids[i]})" if ids is not None and isinstance(ids[i], str) else "")
+             for i in at[:shown]]
+    more = f" and {at.size - shown} more" if at.size > shown else ""
+    raise DatasetError(None, [Problem(None, None, (
+        f"{at.size} trace(s) with neither ts_end nor ts_start have no place in time, so no alert window can "
+        f"count them: {', '.join(named)}{more}"))])
 
 
 def _iso(t: float) -> str:

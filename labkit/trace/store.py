@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.errors import ConfigError, DatasetError, Problem
 from labkit.paths import has_torn_tail
-from labkit.trace.schema import build_views, shared_trace_ids
+from labkit.trace.schema import build_views, raw_select, shared_trace_ids
 from labkit.trace.sql import (
     PARQUET_FILE,
     SCORES_FILE,
@@ -216,6 +216,41 @@ class TraceStore:
                 load_traces(path)
             except DatasetError as e:
                 out.append((path, list(e.problems)))
+        return out
+
+    def untimed_lines(self, shown: int = 5) -> list[tuple[Path, list[Problem]]]:
+        """(file, problems) of each trace file holding traces with neither ts_end nor ts_start, which
+        have no place in time (a verdict over time windows cannot count them): each line of a JSONL
+        file, the trace ids of a Parquet archive (the first ``shown``). One query; a JSONL file is
+        read in Python only when it holds some."""
+        from labkit.io import loads_line
+        from labkit.trace.record import iter_trace_lines
+
+        rows = self.con.execute(
+            f"SELECT source_file, count(*), list(trace_id ORDER BY trace_id)[:{int(shown)}] "
+            f"FROM ({raw_select(self.jsonl_files, self.parquet_files, with_file=True)}) "
+            "WHERE trace_id IS NOT NULL AND ts_end IS NULL AND ts_start IS NULL GROUP BY ALL ORDER BY 1"
+        ).fetchall()
+        jsonl = {str(f): f for f in self.jsonl_files}
+        out: list[tuple[Path, list[Problem]]] = []
+        why = "neither ts_end nor ts_start: no place in time, so no alert window can count"
+        for file, n, ids in rows:
+            if file not in jsonl:  # an archive: its rows have no lines
+                more = f" and {n - len(ids)} more" if n > len(ids) else ""
+                out.append((Path(file), [Problem(None, None, f"{n} trace(s) with {why} them: "
+                                                             f"{', '.join(ids)}{more}")]))
+                continue
+            problems = []
+            for line, raw in iter_trace_lines(jsonl[file]):
+                try:
+                    obj = loads_line(raw)
+                except ValueError:
+                    continue  # (not a trace: invalid_lines names it)
+                if (isinstance(obj, Mapping) and obj.get("trace_id") is not None
+                        and obj.get("ts_end") is None and obj.get("ts_start") is None):
+                    problems.append(Problem(line, None, f"{why} the trace"))
+            if problems:
+                out.append((jsonl[file], problems))
         return out
 
     def skipped_warning(self, shown: int = 3) -> str | None:
