@@ -409,3 +409,31 @@ def test_the_html_scorecard_is_built_from_the_evidence_the_command_was_given(
         capsys.readouterr().err
     html = (out / "05_readiness_scorecard.html").read_text(encoding="utf-8")
     assert "drill owner named on the command line" in html and "support engineering lead" not in html
+
+
+def test_an_attestation_of_an_unknown_item_is_a_config_error(
+        project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A misspelled item id in the attestation file was a note on the scorecard ("attestations
+    ignored") and every attestation of the file was dropped: the docs name it a config error.
+    It is one, naming the file, the line of the entry, the field and the known ids; labkit
+    scorecard exits 2 with one line and no traceback, before it writes anything."""
+    from labkit.cli import main
+    from labkit.errors import ConfigError
+
+    base, _ = _runs(project)
+    att = tmp_path / "att.yaml"
+    att.write_text("version: 1\nattestations:\n"
+                   "  - {item: dep.secret_manager, status: attested, owner: platform team,\n"
+                   "     evidence: https://wiki.example/secrets, date: 2026-11-20}\n"
+                   "  - {item: dep.secret, status: attested, owner: platform team,\n"  # a truncated id
+                   "     evidence: https://wiki.example/secrets, date: 2026-11-20}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        build_scorecard(base, root=project, today=TODAY, attestations=att)
+    assert (e.value.path, e.value.line, e.value.field) == (str(att), 5, "attestations[1].item")
+    assert e.value.known is not None and "dep.secret_manager" in e.value.known
+    out = tmp_path / "out"
+    code = main(["scorecard", "--root", str(project), "--baseline", str(base), "--attestations", str(att),
+                 "--no-html", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{att}:5: field 'attestations[1].item': unknown item 'dep.secret'" in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err and not out.exists()

@@ -113,9 +113,9 @@ def _scorecard(args: argparse.Namespace) -> int:
             raise ConfigError(f"{flag} {path}: not found", field=flag.lstrip("-"))
     out = Path(args.out)
     _refuse_overwrites(out, _scorecard_outputs(args.no_html), _scorecard_inputs(args))
-    out.mkdir(parents=True, exist_ok=True)
     paths = {k: getattr(args, k) for k in PATH_OPTIONS if getattr(args, k)}
     sc = build_scorecard(args.baseline, args.variant, root=args.root, incident_dir=out / "incident", **paths)
+    out.mkdir(parents=True, exist_ok=True)  # after the review: a config error it raises leaves nothing written
     sc.save(out / "scorecard.json")
     from labkit.io import atomic_write_text
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from labkit.config import line_of
+from labkit.config import field_line
 from labkit.errors import ConfigError
 
 STATUSES = ("pass", "fail", "attested", "unknown")
@@ -193,7 +193,7 @@ def load_attestations(path: str | Path, known: Iterable[str] | None = None) -> l
         if not isinstance(e, dict):
             raise ConfigError("must be a mapping", path=str(p), field=fld)
         iid = e.get("item")
-        line = line_of(text, str(iid)) if iid else None
+        line = field_line(text, f"{fld}.item")  # the entry's own line (an id can recur or be a prefix)
         for f in ATTESTATION_FIELDS:
             if e.get(f) in (None, ""):
                 raise ConfigError("missing", path=str(p), line=line, field=f"{fld}.{f}")

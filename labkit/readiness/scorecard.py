@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit.errors import LabkitError
 from labkit.readiness import checks  # noqa: F401  (declares the built-in items)
 from labkit.readiness.checks.slo_rollout import rollout_plan, slo_statuses
 from labkit.readiness.context import Context, RunLike
@@ -139,17 +138,15 @@ def _gap_key(g: dict[str, Any]) -> tuple[int, int, int, str]:
             AREAS.index(g["area"]) if g["area"] in AREAS else 99, g["item"])
 
 
-def evaluate_items(ctx: Context, notes: list[str]) -> list[CheckItem]:
+def evaluate_items(ctx: Context) -> list[CheckItem]:
     """Every declared item, settled by the attestations, then the composite items over them.
 
-    An attestation file that does not load is ignored, with a note saying why."""
+    An attestation file that does not load (an entry malformed, an item id that is no known
+    item) is the ConfigError of :func:`load_attestations`, not a note: a person's word that is
+    dropped must not leave the review looking as if nobody had vouched."""
     items = REGISTRY.evaluate(ctx)
     assert ctx.paths.attestations is not None
-    try:
-        atts = load_attestations(ctx.paths.attestations, known=[i.id for i in items])
-    except LabkitError as e:
-        atts = []
-        notes.append(f"attestations ignored: {e}")
+    atts = load_attestations(ctx.paths.attestations, known=[i.id for i in items])
     items = apply_attestations(items, atts, today=ctx.today)
     return items + REGISTRY.summarise(items)
 
@@ -272,14 +269,12 @@ def build_scorecard(
     the incident review is written there and summarised on the scorecard.
     """
     ctx = Context.collect(root=root, baseline=baseline, variant=variant, today=today, **paths)
-    notes: list[str] = []
-    items = evaluate_items(ctx, notes)
+    items = evaluate_items(ctx)
     rollout = _rollout_status(ctx, items)
     areas = area_scores(items)
     gaps = ranked_gaps(items)
     verdict, why = decide(gaps, areas)
-    if why is not None:
-        notes.insert(0, why)
+    notes = [why] if why is not None else []
     return Scorecard(
         verdict=verdict, rule=VERDICT_RULE, areas=areas, items=items, gaps=gaps, gate=_gate_summary(ctx),
         key_metrics=key_metrics(ctx), slos=slo_statuses(ctx), rollout=rollout, candidate=_run_info(ctx.candidate),
