@@ -381,3 +381,63 @@ def test_an_incomplete_run_is_named(runs: dict[str, Path], tmp_path: Path) -> No
     h = build_history([runs["r1"], runs["r2"]], index=tmp_path / "h.duckdb")
     assert any(n.startswith("r2 is incomplete: status running, 40 of 60 cases without a result") for n in h.notes), \
         h.notes
+
+
+def _undate(run: Path) -> None:
+    """A hand-made run: its manifest.json records no created_at."""
+    man = json.loads((run / "manifest.json").read_text())
+    del man["created_at"]
+    (run / "manifest.json").write_text(json.dumps(man))
+
+
+def test_a_run_without_created_at_is_shown_as_unknown_and_comes_after_the_dated_runs(
+        runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A manifest without created_at printed `nan` in the created_at column. Such a run shows
+    `—`, as the table shows every unknown value; it comes after every dated run, undated runs by
+    run id, whatever order the paths are given in."""
+    from labkit.cli import main
+    from labkit.history.table import history_frame
+
+    _undate(runs["r2"])
+    _undate(runs["r1"])
+    given = [runs["r2"], runs["r3"], runs["r1"]]
+    for order in (given, given[::-1]):
+        h = build_history(order, index=tmp_path / "h.duckdb")
+        assert h.runs["run_id"].tolist() == ["r3", "r1", "r2"]
+        assert history_frame(h, ["faithfulness"])["created_at (UTC)"].tolist() == ["2026-11-01 03:00:00", "—", "—"]
+    assert main(["history", *map(str, given), "--index", str(tmp_path / "h.duckdb")]) == 0
+    out = capsys.readouterr().out
+    assert "nan" not in out.lower() and "—  r1" in out and "—  r2" in out, out
+    assert main(["history", *map(str, given), "--index", str(tmp_path / "h.duckdb"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [(r["run_id"], r["created_at"]) for r in data["runs"]] == [
+        ("r3", "2026-11-01T03:00:00+00:00"), ("r1", None), ("r2", None)]
+
+
+def test_the_history_view_shows_unknown_values_as_the_table_does(
+        runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Notebook 06 builds its table with the same history_frame: a run without created_at is `—`
+    there too (it was `nan`, and a time cell that is no time). The trend chart labels a run by its
+    prompt version, else its run id (a run that records no prompt version was labelled `nan`)."""
+    from labkit.views import elements
+    from labkit.views import history as hv
+    from tests.number_cells import bad_number_cells
+
+    _undate(runs["r2"])
+    man = json.loads((runs["r3"] / "manifest.json").read_text())
+    del man["pipeline"]["config"]["prompt_version"]
+    (runs["r3"] / "manifest.json").write_text(json.dumps(man))
+    h = build_history([runs["r1"], runs["r2"], runs["r3"]], index=tmp_path / "h.duckdb")
+    html = hv.history_table(h, ["faithfulness"]).to_html()
+    assert "nan" not in html.lower() and bad_number_cells(html) == []
+    figures: list[Any] = []
+    real = elements.Chart.from_figure
+
+    def keep(fig: Any, *args: Any, **kwargs: Any) -> elements.Chart:
+        figures.append(fig)
+        return real(fig, *args, **kwargs)
+
+    monkeypatch.setattr(elements.Chart, "from_figure", keep)
+    assert hv.trend_chart(h, ["faithfulness"]).png.startswith(b"\x89PNG")
+    labels = [t.get_text() for t in figures[0].axes[0].get_xticklabels()]
+    assert labels == ["v1", "r3", "v2"], labels  # r2 has no created_at: after the dated runs

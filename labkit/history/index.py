@@ -33,6 +33,11 @@ from labkit.trace.redact import Redactor
 #: the layout of the index file; a file of another version is rebuilt, not misread
 INDEX_SCHEMA_VERSION = 2
 
+#: the history's time order: by the manifest's created_at (an ISO timestamp, compared as text),
+#: ties by run id; runs that record no created_at after every dated run, by run id; the path last
+#: (two runs can share a run id), so the order never depends on the order the paths are given in
+RUN_ORDER = "created_at ASC NULLS LAST, run_id, path"
+
 _DDL = (
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
     "CREATE TABLE IF NOT EXISTS runs (path VARCHAR PRIMARY KEY, run_id VARCHAR, created_at VARCHAR, "
@@ -255,7 +260,7 @@ def read_index(db_path: str | os.PathLike[str], paths: Iterable[str]) -> tuple[A
         con.execute("CREATE TEMP TABLE wanted (path VARCHAR)")
         if wanted:
             con.executemany("INSERT INTO wanted VALUES (?)", [[p] for p in wanted])
-        runs = con.execute("SELECT r.* FROM runs r JOIN wanted USING (path) ORDER BY created_at, run_id").df()
+        runs = con.execute(f"SELECT r.* FROM runs r JOIN wanted USING (path) ORDER BY {RUN_ORDER}").df()
         metrics = con.execute("SELECT m.* FROM metrics m JOIN wanted USING (path)").df()
     finally:
         con.close()

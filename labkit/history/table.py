@@ -38,6 +38,13 @@ def metric_cell(h: History, path: str, metric: str) -> str:
     return fmt_interval(metric, e) + n
 
 
+def when_cell(created_at: Any) -> str:
+    """The manifest's created_at to the second, ``—`` for a run that records none (pandas gives
+    such a cell as NaN, which must not print as ``nan``)."""
+    v = clean(created_at)
+    return str(v)[:19].replace("T", " ") if v else "—"
+
+
 def gate_cell(row: Mapping[Any, Any]) -> str:
     passed = clean(row.get("gate_passed"))
     if passed is None:
@@ -55,7 +62,7 @@ def history_frame(h: History, metrics: Sequence[str]) -> pd.DataFrame:
     for r in h.runs.to_dict("records"):
         change = (" (back to this series)" if r["series"] in seen else " (new series)") if r["new_series"] else ""
         seen.add(r["series"])
-        row = {"created_at (UTC)": str(r["created_at"] or "")[:19].replace("T", " "), "run": r["run"],
+        row = {"created_at (UTC)": when_cell(r["created_at"]), "run": r["run"],
                "dataset series": r["series"] + change,
                "prompt_version": clean(r["prompt_version"]) or "—", "model": clean(r["model"]) or "—",
                "config_hash": clean(r["config_hash"]) or "—", "gate (absolute checks)": gate_cell(r)}

@@ -1,6 +1,7 @@
 """The history of runs: series by dataset, consecutive-run regressions, the text table.
 
-Runs are ordered by their manifest's ``created_at``. A *series* is the runs on one dataset
+Runs are ordered by their manifest's ``created_at`` (:data:`labkit.history.index.RUN_ORDER`: runs
+that record none come last, by run id). A *series* is the runs on one dataset
 fingerprint: runs on different datasets are never one series (their metrics are not
 comparable), so each fingerprint is its own series and a run that starts a new one is
 marked. Within a series, each run is compared with the previous one by

@@ -109,6 +109,8 @@ def series_notes(h: History) -> Html:
 def _panel(ax: Any, h: History, series: str, metric: str, colour: str) -> None:
     import numpy as np
 
+    from labkit.history.table import clean
+
     order = {p: i for i, p in enumerate(h.runs["path"], 1)}  # the run's place in time across all series
     runs = h.runs[h.runs["series"] == series]
     xs, vals, lo, hi, labels, bad = [], [], [], [], [], []
@@ -122,7 +124,7 @@ def _panel(ax: Any, h: History, series: str, metric: str, colour: str) -> None:
         vals.append(v)
         lo.append(v - float(e["ci_low"]) if e.get("ci_low") is not None else 0.0)
         hi.append(float(e["ci_high"]) - v if e.get("ci_high") is not None else 0.0)
-        labels.append(f"{r['prompt_version'] or r['run']}")
+        labels.append(str(clean(r["prompt_version"]) or r["run"]))  # (pandas gives an unrecorded one as NaN)
         bad.append(metric in h.regressed(r["path"]))
     if not xs:
         ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
