@@ -344,6 +344,32 @@ def test_history_order_puts_runs_without_a_start_time_last_by_run_id(tmp_path: P
     assert [r.run_id for r in chronological(runs)] == ["c", "a", "b", "y", "z"]
 
 
+def test_runs_without_a_start_time_and_one_run_id_are_in_one_order_whatever_the_argument_order(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two hand-made runs that record no created_at under one run id were ordered as given, so
+    which was the recent window (and the burn rate) followed the argument order. They are ordered
+    by path, as labkit history orders them; a created_at that is no timestamp text (a number) is
+    no start time, as labkit history reads it (it sorted before every dated run)."""
+    from labkit.readiness.runview import chronological
+
+    slo = tmp_path / "slo.yaml"
+    slo.write_text("slos:\n  - {name: cover, kind: quality_floor, metric: must_include_coverage, floor: 0.5}\n")
+    a = _scored_run(tmp_path / "a", "run", covered=True, created_at=None)
+    b = _scored_run(tmp_path / "b", "run", covered=False, created_at=None)
+    for d in (a, b):
+        man = json.loads((d / "manifest.json").read_text())
+        (d / "manifest.json").write_text(json.dumps({**man, "run_id": "hand-made"}))
+    rc1, one = _slo_cli(capsys, str(a), str(b), "--slo", str(slo))
+    rc2, other = _slo_cli(capsys, str(b), str(a), "--slo", str(slo))
+    assert rc1 == rc2 == 1 and one == other, (one, other)
+    assert one[0]["burn_rate"] == pytest.approx(2.0) and "nan" not in json.dumps(one).lower()  # b is recent
+    dated = _scored_run(tmp_path / "c", "dated", covered=True, created_at="2026-11-01T00:00:00+00:00")
+    man = json.loads((a / "manifest.json").read_text())
+    (a / "manifest.json").write_text(json.dumps({**man, "created_at": 20261102}))
+    assert RunView(a).created_at is None
+    assert [r.path for r in chronological([RunView(b), RunView(a), RunView(dated)])] == [dated, a, b]
+
+
 def test_slo_refuses_a_run_given_twice(slo_runs: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str],
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     slo, old, new = slo_runs

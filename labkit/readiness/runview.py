@@ -63,8 +63,9 @@ class RunView:
 
     @property
     def created_at(self) -> str | None:
+        """The manifest's start time; None when it records none, or no text (as labkit history reads it)."""
         v = self.manifest.get("created_at")
-        return str(v) if v else None
+        return v if isinstance(v, str) and v else None
 
     @property
     def pipeline(self) -> Mapping[str, Any]:
@@ -168,9 +169,11 @@ class RunView:
 
 
 def chronological(runs: Iterable[RunView]) -> list[RunView]:
-    """Runs oldest first, as ``labkit history`` orders them: by the manifest's ``created_at``,
-    ties by run id; runs that record no ``created_at`` come after every dated run, by run id."""
-    return sorted(runs, key=lambda r: (r.created_at is None, r.created_at or "", r.run_id))
+    """Runs oldest first, as ``labkit history`` orders them (labkit.history.index.RUN_ORDER): by
+    the manifest's ``created_at``, ties by run id; runs that record no ``created_at`` come after
+    every dated run, by run id; the resolved path last (two runs can share a run id), so the
+    order never follows the order the runs are given in."""
+    return sorted(runs, key=lambda r: (r.created_at is None, r.created_at or "", r.run_id, str(r.path.resolve())))
 
 
 def find_runs(runs_dir: str | os.PathLike[str]) -> list[RunView]:
