@@ -437,3 +437,21 @@ def test_an_attestation_of_an_unknown_item_is_a_config_error(
     err = capsys.readouterr().err
     assert code == 2 and f"{att}:5: field 'attestations[1].item': unknown item 'dep.secret'" in err, err
     assert err.count("\n") == 1 and "Traceback" not in err and not out.exists()
+
+
+def test_runs_that_record_no_start_time_are_reviewed_without_a_made_up_one(project: Path) -> None:
+    """The baseline and the candidate record no created_at (hand-made): the review runs and no
+    unknown reads as a value (the order of such runs: the test of chronological). gate.preregistered passed
+    with "run variant at None recorded gate ...": nothing shows the gate was locked before a run
+    whose start is not recorded, so it is unknown, as labkit gate's own check says (unverifiable)."""
+    base, var = _runs(project)
+    for run in (base, var):
+        man = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+        del man["created_at"]
+        (run / "manifest.json").write_text(json.dumps(man), encoding="utf-8")
+    sc = build_scorecard(base, var, root=project, today=TODAY)
+    text = sc.to_json() + sc.deployment_checklist()
+    assert not re.search(r"\b(None|nan|NaN)\b", text), re.findall(r".{0,60}\b(?:None|nan|NaN)\b.{0,20}", text)
+    it = sc.by_id["gate.preregistered"]
+    assert it.status == "unknown" and "records no start time (created_at)" in it.evidence, it.evidence
+    assert it.action and sc.to_dict()["candidate"]["created_at"] is None

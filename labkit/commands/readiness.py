@@ -51,8 +51,8 @@ def register(subparsers: Any) -> None:
         "slo",
         help="SLOs over run history: status, error budget remaining, burn rate (exit 1 if any is not met)",
         description="labkit slo RUN... [--slo data/slo.yaml] [--json]; the runs are ordered by their "
-        "manifest's created_at (ties by run id, runs without one last), the last ones are the recent window; "
-        "each must match its scoring record, and a run given twice is refused",
+        "manifest's created_at (ties by run id, then path; runs without one last), the last ones are the "
+        "recent window; each must match its scoring record, and a run given twice is refused",
     )
     s.add_argument("runs", nargs="+", metavar="RUN")
     s.add_argument("--slo", default="data/slo.yaml", help="SLO file")

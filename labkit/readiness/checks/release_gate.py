@@ -66,6 +66,10 @@ def preregistered(ctx: Context) -> ItemResult:
                           "Lock the gate, then re-run the candidate so its manifest records the lock.")
     info, _ = ctx.lock_info()
     problems = _preregistration_problems(rec, created, (info or {}).get("hash"))
+    if not problems and created is None:  # (labkit gate's own check: unverifiable)
+        return ItemResult("unknown", f"run {cand.run_id} records no start time (created_at): nothing shows gate "
+                          f"{str(rec.get('hash'))[:12]}, locked at {rec['locked_at']}, came before it",
+                          "Re-run the candidate under the locked gate: labkit run records when a run starts.")
     return ItemResult("fail" if problems else "pass",
                       "; ".join(problems) or f"run {cand.run_id} at {created} recorded gate "
                       f"{str(rec.get('hash'))[:12]} locked at {rec['locked_at']}",
