@@ -511,3 +511,49 @@ def test_deepeval_csv_reads_tool_calls_from_json_list_cells(tmp_path, capsys):
     assert case["expected_tools"] == [{"name": "search", "args": {"q": "x"}}]
     res = json.loads((out / "run" / "results.jsonl").read_text())
     assert res["tool_calls"] == [{"name": "search", "args": {"q": "x"}, "status": "ok", "output": "hit"}]
+
+
+#: JSON list cells labkit's one strict decoder refuses (labkit.io.loads_line), and what it says
+BAD_CELLS = {
+    "duplicate key 'id'": '[{"id": "a", "id": "b"}]',
+    "NaN is not a JSON number": "[NaN]",
+    "byte order mark": '\ufeff["a"]',
+    "nested more than 200 levels deep": "[" * 300 + "]" * 300,
+    "lone surrogate": '["\\ud800"]',
+    "unreadable number": "[1" + "0" * 5000 + "]",
+}
+#: (format, header, the list column, the options): a list cell of each importer reading CSV
+LIST_CELLS = [pytest.param("csv", ["Q", "L"], "L", ["--map", "question=Q,must_include=L"], id="csv"),
+              pytest.param("ragas", ["user_input", "reference_contexts"], "reference_contexts", [], id="ragas"),
+              pytest.param("deepeval", ["input", "context"], "context", [], id="deepeval"),
+              pytest.param("deepeval", ["input", "actual_output", "expected_tools"], "expected_tools", [],
+                           id="deepeval-tools")]
+
+
+@pytest.mark.parametrize(("fmt", "head", "col", "extra"), LIST_CELLS)
+@pytest.mark.parametrize("reason", sorted(BAD_CELLS))
+def test_a_json_list_cell_is_decoded_strictly_by_every_importer(tmp_path, capsys, fmt, head, col, extra, reason):
+    """One cell parser (labkit.io.loads_line) for every importer: a cell the strict decoder refuses
+    is refused by each, naming the file, the row's line and the column (the CSV and Ragas
+    importers decoded cells with plain json.loads: a BOM cell was read as text, a 5000-digit
+    number was a traceback, the strict reason was never said)."""
+    import csv
+
+    good = {"expected_tools": json.dumps([{"name": "search"}])}.get(col, json.dumps(["alpha", "beta"]))
+    p = tmp_path / "cells.csv"
+    with p.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(head)
+        w.writerow(["q1", *(["a1"] if len(head) == 3 else []), good])
+        w.writerow(["q2", *(["a2"] if len(head) == 3 else []), BAD_CELLS[reason]])
+    out = tmp_path / "o"
+    assert main(["import", fmt, str(p), "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err
+    assert f"{p}: 1 invalid line: line 3 field '{col}': " in err and reason in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1 and not out.exists(), err
+    p.write_text("\n".join(p.read_text(encoding="utf-8").splitlines()[:2]) + "\n", encoding="utf-8")
+    assert main(["import", fmt, str(p), "--out", str(out), *extra]) == 0
+    case = json.loads((out / "dataset.jsonl").read_text())
+    got = {"L": case.get("must_include"), "expected_tools": case.get("expected_tools")}.get(
+        col, case["metadata"].get("reference_contexts"))
+    assert got == ([{"name": "search", "args": {}}] if col == "expected_tools" else ["alpha", "beta"]), case

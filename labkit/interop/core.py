@@ -23,18 +23,22 @@ from labkit.cases import EvalCase, derive_id, fingerprint
 from labkit.errors import ConfigError, DatasetError, Problem
 from labkit.io import (
     SURROGATE_REASON,
+    StrictJSONError,
     atomic_write_text,
     file_hash,
     input_error,
     loads_document,
+    loads_line,
     may_hold_surrogate,
     non_finite_paths,
     surrogate_at,
+    surrogate_field,
 )
 from labkit.resultline import check_line
 from labkit.runs import MANIFEST_SCHEMA_VERSION, RESULTS, TRACES
 
-__all__ = ["FieldLog", "ImportOutcome", "Record", "read_document", "read_text", "write_import"]
+__all__ = ["FieldLog", "ImportOutcome", "Record", "json_cell", "read_document", "read_text", "text_list",
+           "write_import"]
 
 DATASET = "dataset.jsonl"
 RUN = "run"
@@ -454,21 +458,52 @@ def _open_quote(text: str, start: int) -> tuple[int, int]:
     return opened
 
 
-def text_list(value: Any, line: int | None, fld: str, problems: list[Problem]) -> list[str] | None:
-    """A list of strings from a JSON list or a CSV cell (a JSON or Python list literal); None when absent."""
+def json_cell(cell: str, line: int | None, column: str, problems: list[Problem], *,
+              literal: bool = False) -> list[Any] | None:
+    """The list a CSV cell holds as JSON text (``["a", "b"]``): the one cell parser of every
+    importer. It is decoded by labkit's one strict decoder, :func:`labkit.io.loads_line` (a key
+    given twice, NaN or Infinity, a byte order mark, nesting deeper than its limit, a number of
+    more digits than Python reads are refused, as in any labkit file), and may hold no lone
+    surrogate. ``literal``: a cell that is no JSON at all may be a Python list literal (what
+    Ragas's ``to_csv`` writes); a cell the strict decoder refuses is never read as one.
+    A cell that is none of these adds a Problem naming the row's line and the column (the
+    importer's DatasetError names the file) and gives None."""
+    try:
+        value = loads_line(cell)
+    except json.JSONDecodeError as e:
+        value = _literal(cell) if literal and not isinstance(e, StrictJSONError) else None
+        if not isinstance(value, (list, tuple)):
+            problems.append(Problem(line, column, f"malformed JSON list: {e.msg}, at character {e.pos + 1} of the cell"))
+            return None
+    if not isinstance(value, (list, tuple)):
+        problems.append(Problem(line, column, f"must be a JSON list, got {type(value).__name__}"))
+        return None
+    if surrogate_field(list(value)) is not None:
+        problems.append(Problem(line, column, SURROGATE_REASON))
+        return None
+    return list(value)
+
+
+def _literal(cell: str) -> Any:
+    """A Python literal's value (None when the cell is none, or one too deep to read)."""
+    import ast
+
+    try:
+        return ast.literal_eval(cell)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # (a set of lists ...)
+        return None
+
+
+def text_list(value: Any, line: int | None, fld: str, problems: list[Problem], *,
+              literal: bool = True) -> list[str] | None:
+    """A list of strings from a JSON list or a CSV cell (:func:`json_cell`: a JSON list, or with
+    ``literal`` a Python list literal); None when absent. Blank strings are left out."""
     if value is None or value == "":
         return None
     if isinstance(value, str):
-        import ast
-
-        try:
-            value = json.loads(value)
-        except (json.JSONDecodeError, RecursionError):
-            try:
-                value = ast.literal_eval(value)
-            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # (a set of lists ...)
-                problems.append(Problem(line, fld, "must be a list of strings (a JSON list in a CSV cell)"))
-                return None
+        value = json_cell(value, line, fld, problems, literal=literal)
+        if value is None:
+            return None
     if not isinstance(value, (list, tuple)) or not all(isinstance(x, str) for x in value):
         problems.append(Problem(line, fld, "must be a list of strings"))
         return None

@@ -7,13 +7,12 @@ Unmapped columns are kept in metadata. Field by field: docs/interop.md.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from labkit.errors import ConfigError, DatasetError, Problem
-from labkit.interop.core import FieldLog, Record, number, read_rows, token_count
+from labkit.interop.core import FieldLog, Record, number, read_rows, text_list, token_count
 
 __all__ = ["TARGETS", "parse_mapping", "read"]
 
@@ -55,22 +54,10 @@ def parse_mapping(spec: str | dict[str, Any] | None) -> dict[str, str]:
 
 
 def _list(cell: str, line: int, col: str, problems: list[Problem]) -> list[str]:
+    """A JSON list cell (labkit.interop.core.json_cell), or ``;``-separated text."""
     cell = cell.strip()
-    if not cell:
-        return []
-    if cell.startswith("["):
-        try:
-            val = json.loads(cell)
-        except json.JSONDecodeError as e:
-            problems.append(Problem(line, col, f"malformed JSON list: {e.msg}"))
-            return []
-        except RecursionError:
-            problems.append(Problem(line, col, "malformed JSON list: nested too deep"))
-            return []
-        if not isinstance(val, list) or not all(isinstance(x, str) for x in val):
-            problems.append(Problem(line, col, "must be a list of strings"))
-            return []
-        return [x for x in val if x.strip()]
+    if cell.lstrip("\ufeff").startswith("["):  # (a byte order mark before the list: refused, not text)
+        return text_list(cell, line, col, problems, literal=False) or []
     return [x.strip() for x in cell.split(";") if x.strip()]
 
 

@@ -12,6 +12,7 @@ from labkit.interop.core import (
     FieldLog,
     Record,
     array_objects,
+    json_cell,
     number,
     opt_text,
     read_document,
@@ -31,14 +32,8 @@ def _tools(value: Any, line: int, fld: str, problems: list[Problem], *, outputs:
     if value in (None, ""):
         return []
     if isinstance(value, str):  # a CSV cell: a JSON list (docs/interop.md)
-        from json import JSONDecodeError
-
-        from labkit.io import loads_line
-
-        try:
-            value = loads_line(value)
-        except JSONDecodeError as e:
-            problems.append(Problem(line, fld, f"must be a JSON list of ToolCall objects: {e.msg}"))
+        value = json_cell(value, line, fld, problems)
+        if value is None:
             return []
     if not isinstance(value, list) or not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in value):
         problems.append(Problem(line, fld, "must be a list of ToolCall objects ({name, input_parameters, ...})"))
