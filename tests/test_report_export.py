@@ -173,3 +173,83 @@ def test_pdf_without_chromium_is_one_config_error(tmp_path: Path, monkeypatch: p
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "chromium" in err[0].lower(), err
     assert not (tmp_path / "out" / "01_dataset.html").exists()  # refused before any kernel started
+
+
+def _fake_chromium(tmp_path: Path, action: str) -> tuple[str, Path]:
+    """A stand-in for Chromium (no browser needed): it logs the path it is told to print to, then
+    ``action`` (Python, with ``target`` that path) writes it, fails or hangs. (its path, its log)"""
+    import sys
+
+    log = tmp_path / "printed-to.txt"
+    exe = tmp_path / "fake-chromium"
+    exe.write_text(f"#!{sys.executable}\nimport sys, time\n"
+                   "target = next(a.split('=', 1)[1] for a in sys.argv if a.startswith('--print-to-pdf='))\n"
+                   f"open({str(log)!r}, 'w').write(target)\n{action}\n")
+    exe.chmod(0o755)
+    return str(exe), log
+
+
+def _report(tmp_path: Path) -> tuple[Path, Path]:
+    """A report's HTML in a folder of its own, and the PDF path beside it."""
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    html = folder / "r.html"
+    html.write_text("<html><body>report</body></html>", encoding="utf-8")
+    return html, folder / "r.pdf"
+
+
+def test_pdf_is_printed_into_a_temporary_file_beside_it_then_renamed(tmp_path: Path) -> None:
+    """Chromium prints straight into labkit.io.atomic_path's temporary file in the PDF's folder,
+    which is renamed whole onto the PDF (it printed into a temporary folder, whose file was then
+    copied: a second write of every byte)."""
+    from labkit.report.export import export_pdf
+
+    html, pdf = _report(tmp_path)
+    exe, log = _fake_chromium(tmp_path, "open(target, 'wb').write(b'%PDF-1.4 fake')")
+    assert export_pdf(html, chromium=exe) == pdf
+    assert pdf.read_bytes() == b"%PDF-1.4 fake" and pdf.stat().st_mode & 0o777 == 0o644
+    printed_to = Path(log.read_text())
+    assert printed_to.parent == pdf.parent and printed_to.name.startswith(".r.pdf."), printed_to
+    assert sorted(p.name for p in pdf.parent.iterdir()) == ["r.html", "r.pdf"]  # no leftovers
+
+
+@pytest.mark.parametrize("failure", ["half", "exit", "hang", "rename"])
+def test_a_pdf_that_fails_before_its_rename_leaves_nothing_at_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   failure: str) -> None:
+    """Half a PDF then a crash, an empty print, a Chromium that hangs, or a failure injected just
+    before the rename: no file at the PDF's path (an earlier PDF kept as it was) and no leftovers."""
+    import labkit.io
+    from labkit.errors import ReportFailed
+    from labkit.report.export import export_pdf
+
+    html, pdf = _report(tmp_path)
+    action = {"half": "open(target, 'wb').write(b'%PDF-1.4 half'); sys.exit(1)", "exit": "sys.exit(0)",
+              "hang": "time.sleep(30)", "rename": "open(target, 'wb').write(b'%PDF-1.4 whole')"}[failure]
+    exe, _ = _fake_chromium(tmp_path, action)
+    if failure == "rename":
+        def crash(path: object) -> None:
+            raise OSError(28, "No space left on device", str(path))
+
+        monkeypatch.setattr(labkit.io, "settle", crash)
+    with pytest.raises(ReportFailed if failure != "rename" else OSError):
+        export_pdf(html, chromium=exe, timeout_s=1.0)
+    assert sorted(p.name for p in pdf.parent.iterdir()) == ["r.html"]
+    pdf.write_bytes(b"%PDF-1.4 earlier")
+    with pytest.raises(ReportFailed if failure != "rename" else OSError):
+        export_pdf(html, chromium=exe, timeout_s=1.0)
+    assert pdf.read_bytes() == b"%PDF-1.4 earlier"
+    assert sorted(p.name for p in pdf.parent.iterdir()) == ["r.html", "r.pdf"]
+
+
+def test_a_pdf_path_that_is_no_file_is_refused_before_chromium_runs(tmp_path: Path) -> None:
+    """A folder at the PDF's path is refused before Chromium is started (it was found only
+    when the printed PDF was copied into place)."""
+    from labkit.errors import OutputError
+    from labkit.report.export import export_pdf
+
+    html, pdf = _report(tmp_path)
+    pdf.mkdir()
+    exe, log = _fake_chromium(tmp_path, "open(target, 'wb').write(b'%PDF-1.4 fake')")
+    with pytest.raises(OutputError, match="not a regular file"):
+        export_pdf(html, chromium=exe)
+    assert not log.exists()

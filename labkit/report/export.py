@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.display import Verdict, css_variables
-from labkit.io import atomic_write_text, atomic_writer
+from labkit.io import atomic_path, atomic_write_text
 from labkit.report.results import NotebookFailure
 
 TEMPLATE_NAME = "labkit_report"
@@ -176,32 +176,35 @@ def export_pdf(html_path: str | os.PathLike[str], pdf_path: str | os.PathLike[st
                chromium: str | None = None, timeout_s: float = 120.0) -> Path:
     """Print one exported report to PDF with headless Chromium (network off: no name resolves),
     beside the HTML unless ``pdf_path`` is given. The template's print rules keep each table,
-    chart and banner on one page. Written to a temporary file and moved into place: no
-    half-written PDF. A Chromium that fails or times out is a :class:`ReportFailed`."""
-    import shutil
-    import subprocess
+    chart and banner on one page. Chromium prints into :func:`labkit.io.atomic_path`'s temporary
+    file beside the PDF, renamed whole onto it: no half-written PDF, an earlier one kept when
+    the print fails; a PDF path that is no regular file is refused before Chromium starts. A
+    Chromium that fails or times out is a :class:`ReportFailed`."""
     import tempfile
-
-    from labkit.errors import ReportFailed
 
     src = Path(html_path).resolve()
     out = Path(pdf_path) if pdf_path is not None else src.with_suffix(".pdf")
     exe = chromium or find_chromium()
-    with tempfile.TemporaryDirectory(prefix="labkit-pdf-") as tmp:
-        tmp_pdf = Path(tmp) / "report.pdf"
-        cmd = [exe, *PDF_FLAGS, f"--user-data-dir={Path(tmp) / 'profile'}", f"--print-to-pdf={tmp_pdf}",
-               src.as_uri()]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
-        except subprocess.TimeoutExpired:
-            raise ReportFailed([f"{src.name}: Chromium did not print a PDF within {timeout_s:g} s"]) from None
-        if proc.returncode != 0 or not tmp_pdf.is_file() or tmp_pdf.stat().st_size == 0:
-            tail = (proc.stderr or "").strip().splitlines()[-1:] or ["no output"]
-            raise ReportFailed([f"{src.name}: Chromium printed no PDF (exit {proc.returncode}): {tail[0]}"])
-        with atomic_writer(out) as f, open(tmp_pdf, "rb") as pdf:
-            shutil.copyfileobj(pdf, f)
-        os.chmod(out, 0o644)
+    with atomic_path(out) as tmp_pdf, tempfile.TemporaryDirectory(prefix="labkit-pdf-") as profile:
+        _print_pdf(exe, src, tmp_pdf, Path(profile), timeout_s)
+    os.chmod(out, 0o644)
     return out
+
+
+def _print_pdf(exe: str, src: Path, target: Path, profile: Path, timeout_s: float) -> None:
+    """Chromium prints ``src`` into ``target`` (an empty file, which a failed print leaves empty)."""
+    import subprocess
+
+    from labkit.errors import ReportFailed
+
+    cmd = [exe, *PDF_FLAGS, f"--user-data-dir={profile}", f"--print-to-pdf={target}", src.as_uri()]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        raise ReportFailed([f"{src.name}: Chromium did not print a PDF within {timeout_s:g} s"]) from None
+    if proc.returncode != 0 or not target.is_file() or target.stat().st_size == 0:
+        tail = (proc.stderr or "").strip().splitlines()[-1:] or ["no output"]
+        raise ReportFailed([f"{src.name}: Chromium printed no PDF (exit {proc.returncode}): {tail[0]}"])
 
 
 def write_public(path: Path, text: str) -> None:
