@@ -240,7 +240,10 @@ def _parse(obj: Any, line: int | None) -> tuple[EvalCase | None, list[Problem]]:
             out.append(Problem(line, key, f"unknown field (known: {', '.join(FIELDS)})"))
     q = _question(obj, line, out)
     cid = obj.get("id")
-    if cid is not None and (not isinstance(cid, str) or not cid.strip()):
+    if cid is None and "id" in obj:  # (null is no id: only a case without the field gets the derived one)
+        out.append(Problem(line, "id", "must be a non-empty string, got null (leave the field out for the id "
+                                       "derived from the question)"))
+    elif cid is not None and (not isinstance(cid, str) or not cid.strip()):
         out.append(Problem(line, "id", "must be a non-empty string"))
     expected_source = _opt_str(obj, "expected_source", line, out)
     reference = _opt_str(obj, "reference_answer", line, out)

@@ -400,3 +400,19 @@ def test_a_case_built_in_memory_with_an_infinite_number_is_refused_and_nothing_i
         save_cases([EvalCase(id="c0", question="fine?"), built], out)
     prob = ei.value.problems[0]
     assert prob.field == "metadata.deep.x" and "c1" in prob.reason and not out.exists(), prob
+
+
+def test_an_explicit_null_id_is_a_field_error_not_a_derived_id(tmp_path):
+    """``"id": null`` is no id (the format's id is a string; only a case without the field gets
+    the derived one): it was read as if the field were absent, so the case silently took an id
+    derived from its question, which moves whenever the question is edited."""
+    p = write(tmp_path, ['{"id": "a", "question": "fine"}', '{"id": null, "question": "What is up?"}',
+                         '{"question": "derived"}'])
+    with pytest.raises(DatasetError) as ei:
+        load_cases(p)
+    (prob,) = ei.value.problems
+    assert (prob.line, prob.field) == (2, "id") and "got null" in prob.reason, prob
+    assert str(p) in str(ei.value) and "line 2 field 'id'" in str(ei.value)
+    with pytest.raises(DatasetError, match=r"^id: must be a non-empty string, got null"):
+        EvalCase.from_dict({"id": None, "question": "q"})
+    assert EvalCase.from_dict({"question": "q"}).id == derive_id("q")  # absent: derived, as documented

@@ -557,3 +557,13 @@ def test_a_json_list_cell_is_decoded_strictly_by_every_importer(tmp_path, capsys
     got = {"L": case.get("must_include"), "expected_tools": case.get("expected_tools")}.get(
         col, case["metadata"].get("reference_contexts"))
     assert got == ([{"name": "search", "args": {}}] if col == "expected_tools" else ["alpha", "beta"]), case
+
+
+def test_an_optional_null_name_in_deepeval_still_gets_the_derived_id(tmp_path, capsys):
+    """DeepEval's ``name`` is optional (``save_as`` writes null): null there is no name, so the case
+    gets the derived id; labkit's own dataset refuses ``"id": null`` (tests/test_cases.py)."""
+    p = tmp_path / "d.json"
+    p.write_text(json.dumps([{"input": "q", "actual_output": "a", "name": None}]))
+    assert main(["import", "deepeval", str(p), "--out", str(tmp_path / "o")]) == 0
+    case = json.loads((tmp_path / "o" / "dataset.jsonl").read_text())
+    assert case["id"].startswith("q-"), case

@@ -211,3 +211,16 @@ def test_a_line_gets_every_field_in_place_and_the_missing_ones_in_order(order: l
     if obj.get("usage"):
         want["usage"] = {"input_tokens": 1}
     assert list(res.items()) == list(want.items())
+
+
+def test_an_explicit_null_id_in_a_results_line_is_refused_naming_file_line_field(tmp_path: Path) -> None:
+    """``"case_id": null`` and a retrieved item ``{"id": null}``: the results format requires both
+    ids, and the reader refuses a null one as it refuses a missing one (never read as absent)."""
+    p = tmp_path / "results.jsonl"
+    p.write_text('{"case_id": "a", "answer": "x", "retrieved": [{"id": "doc#1"}]}\n'
+                 '{"case_id": null, "answer": "y"}\n'
+                 '{"case_id": "c", "answer": "z", "retrieved": [{"id": "doc#1"}, {"id": null, "text": "t"}]}\n')
+    with pytest.raises(DatasetError) as ei:
+        read_results(p)
+    assert [(q.line, q.field) for q in ei.value.problems] == [(2, "case_id"), (3, "retrieved[1]")]
+    assert str(p) in str(ei.value)
