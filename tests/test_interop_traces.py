@@ -73,3 +73,15 @@ def test_a_span_without_an_end_time_has_no_invented_latency(tmp_path):
     assert main(["import", "openinference", str(p), "--out", str(out)]) == 0
     t = json.loads((out / "run" / "traces.jsonl").read_text())
     assert (t["ts_start"], t["ts_end"], t["latency_ms"], t["usage"]) == (1.0, None, None, None)
+
+
+def test_a_langfuse_document_with_a_null_id_takes_the_id_its_metadata_holds():
+    """A retrieval document written ``{"id": null, "metadata": {"chunk_id": ...}}`` (a common export
+    shape) is the chunk its metadata names, not an unnamed document matched by text; a null score
+    falls back to the metadata's the same way."""
+    from labkit.interop.langfuse import _documents
+
+    docs = _documents({"documents": [{"id": None, "page_content": "Reset it in the portal.", "score": None,
+                                      "metadata": {"chunk_id": "doc3#1", "score": 0.8}},
+                                     {"id": "doc4#0", "page_content": "x", "metadata": {"chunk_id": "other"}}]})
+    assert [(d["id"], d["score"]) for d in docs] == [("doc3#1", 0.8), ("doc4#0", None)]

@@ -51,6 +51,11 @@ def _ts(obj: Any, key: str, line: int | None, problems: list[Problem]) -> float 
     return None
 
 
+def _first(*values: Any) -> Any:
+    """The first of ``values`` that is not None (None when all are)."""
+    return next((v for v in values if v is not None), None)
+
+
 def _documents(output: Any) -> list[dict[str, Any]]:
     items = output.get("documents") if isinstance(output, dict) else output
     out: list[dict[str, Any]] = []
@@ -61,8 +66,8 @@ def _documents(output: Any) -> list[dict[str, Any]]:
             meta: dict[str, Any] = d["metadata"] if isinstance(d.get("metadata"), dict) else {}
             text: Any = next((d[k] for k in ("page_content", "pageContent", "content", "text") if isinstance(d.get(k), str)),
                         None)
-            did = d.get("id", meta.get("id", meta.get("chunk_id")))
-            score = d.get("score", meta.get("score"))
+            did = _first(d.get("id"), meta.get("id"), meta.get("chunk_id"))  # (a null id is none: the next one)
+            score = _first(d.get("score"), meta.get("score"))
             out.append({"id": str(did) if did is not None else None, "text": text,
                         "score": float(score) if isinstance(score, (int, float)) else None})
     return out
