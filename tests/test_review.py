@@ -146,6 +146,28 @@ def test_a_rejected_case_is_proposed_once_as_a_regression_case(runs: dict[str, P
     assert proposed.metadata["answer_sha256"] == rec["answer_sha256"] and proposed.metadata["review_note"] == "too curt"
 
 
+def test_a_proposed_regression_case_is_redacted_like_every_line_labkit_writes(runs: dict[str, Path],
+                                                                            tmp_path: Path) -> None:
+    """A case whose question, reference, tags and metadata hold secrets (a key pasted by a user) is
+    proposed redacted: the proposals file is written by labkit, and nothing secret reaches disk."""
+    import dataclasses
+
+    rv, props = tmp_path / "reviews.jsonl", tmp_path / "proposals.jsonl"
+    base = labkit.load_cases(QUICK).by_id()["ql-09"]
+    key, pem = "sk-proj-PLANTEDproposal0123456789abcd", ("-----BEGIN RSA PRIVATE KEY-----\nMIIEPLANTEDpemBODY\n"
+                                                         "-----END RSA PRIVATE KEY-----")
+    case = dataclasses.replace(base, question=f"{base.question} my key is {key}",
+                               reference_answer="Bearer PLANTEDbearer.tok-99", tags={**base.tags, "owner": key},
+                               metadata={"note": pem})
+    rec = record_review(rv, runs["variant"], "ql-09", decision="reject", reviewer="qa")
+    assert propose_regression_case(props, case, rec)
+    assert not propose_regression_case(props, case, rec)  # (still once)
+    text = props.read_text(encoding="utf-8")
+    assert "PLANTED" not in text and "[API_KEY]" in text and "[PRIVATE_KEY]" in text
+    (proposed,) = labkit.load_cases(props)
+    assert proposed.id == "reg-review-ql-09" and proposed.must_not_include == base.must_not_include
+
+
 def test_the_queue_shows_each_selected_case_with_what_a_reviewer_needs(runs: dict[str, Path], tmp_path: Path) -> None:
     rv = tmp_path / "reviews.jsonl"
     record_review(rv, runs["baseline"], "ql-02", decision="approve", reviewer="qa")

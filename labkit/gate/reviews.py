@@ -16,7 +16,7 @@ make the records. One JSON object per line (docs/formats.md, "Reviews")::
 * Writing: the free text (note, reviewer) is redacted first; the line is appended whole
   and fsynced after a torn tail of a killed writer is cut (labkit.paths.append_line).
 * A rejected case is proposed as a regression case: an EvalCase line
-  (``reg-review-<id>``, ``tags.kind = regression``) appended to the proposals file.
+  (``reg-review-<id>``, ``tags.kind = regression``), redacted, appended to the proposals file.
 """
 
 from __future__ import annotations
@@ -219,29 +219,33 @@ def proposals_path(reviews: str | os.PathLike[str], proposals: str | os.PathLike
     return out
 
 
-def propose_regression_case(proposals: str | os.PathLike[str], case: Any, review: Mapping[str, Any]) -> bool:
-    """Append the rejected ``case`` as a proposed regression case (an EvalCase line); False when
-    that case and answer are proposed already."""
+def propose_regression_case(proposals: str | os.PathLike[str], case: Any, review: Mapping[str, Any], *,
+                            redactor: Any = None) -> bool:
+    """Append the rejected ``case`` as a proposed regression case (an EvalCase line), redacted
+    (``redactor``: a Redactor or its settings; default the catalogue's) like every line labkit
+    writes; False when that case and answer are proposed already."""
     from labkit.cases import EvalCase
     from labkit.io import iter_jsonl, loads_line
+    from labkit.trace.redact import Redactor
 
+    cd = case.to_dict()
+    cd["id"] = f"reg-review-{case.id}"
+    cd["tags"] = {**dict(case.tags), "kind": "regression", "origin_kind": case.kind or "unknown"}
+    cd["metadata"] = {**dict(case.metadata), "source_case": case.id, "rejected_in_run": review.get("run_id"),
+                      "answer_sha256": review.get("answer_sha256"), "review_note": review.get("note", ""),
+                      "reviewer": review.get("reviewer"), "proposed": str(review.get("time", ""))[:10]}
+    red = redactor if isinstance(redactor, Redactor) else Redactor.from_config(redactor)
+    line = EvalCase.from_dict(red.redact(cd)).to_dict()
     p = Path(proposals)
-    new_id = f"reg-review-{case.id}"
     if p.exists():
         for _, text, complete in iter_jsonl(p):
             if not complete:
                 continue
             old = loads_line(text)
-            if not isinstance(old, dict) or old.get("id") != new_id:
+            if not isinstance(old, dict) or old.get("id") != line["id"]:
                 continue
             meta = old.get("metadata")
             if isinstance(meta, dict) and meta.get("answer_sha256") == review.get("answer_sha256"):
                 return False
-    cd = case.to_dict()
-    cd["id"] = new_id
-    cd["tags"] = {**dict(case.tags), "kind": "regression", "origin_kind": case.kind or "unknown"}
-    cd["metadata"] = {**dict(case.metadata), "source_case": case.id, "rejected_in_run": review.get("run_id"),
-                      "answer_sha256": review.get("answer_sha256"), "review_note": review.get("note", ""),
-                      "reviewer": review.get("reviewer"), "proposed": str(review.get("time", ""))[:10]}
-    append_line(p, EvalCase.from_dict(cd).to_dict())
+    append_line(p, line)
     return True
