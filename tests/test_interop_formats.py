@@ -567,3 +567,19 @@ def test_an_optional_null_name_in_deepeval_still_gets_the_derived_id(tmp_path, c
     assert main(["import", "deepeval", str(p), "--out", str(tmp_path / "o")]) == 0
     case = json.loads((tmp_path / "o" / "dataset.jsonl").read_text())
     assert case["id"].startswith("q-"), case
+
+
+def test_an_imported_case_id_holding_a_secret_is_refused_before_anything_is_written(tmp_path, capsys):
+    """dataset.jsonl keeps case ids as they are (the run scores against them): an id the redaction
+    would change is refused at its record, as labkit run refuses it, and nothing is written."""
+    import json
+
+    src = tmp_path / "de.json"
+    src.write_text(json.dumps([{"name": "ok-1", "input": "q1", "actual_output": "a1"},
+                               {"name": "case-sk-proj-PLANTEDimport0123456789abcd", "input": "q2",
+                                "actual_output": "a2"}]), encoding="utf-8")
+    out = tmp_path / "imp"
+    assert main(["import", "deepeval", str(src), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "de.json" in err and "'id'" in err and "[API_KEY]" in err and "PLANTEDimport" not in err
+    assert not (out / "dataset.jsonl").exists() and not (out / "run").exists()

@@ -269,6 +269,10 @@ def write_import(
     built = [(_case(r, matcher, counts, problems), r) for r in records]
     ok = [(c, r) for c, r in built if c is not None]
     cases = _unique_ids([c for c, _ in ok], [r for _, r in ok], problems)
+    if not problems:  # (then every record is a case, in order) ids are written as they are: none may hide a secret
+        from labkit.runs import secret_id_problems
+
+        problems += secret_id_problems([c.id for c in cases], lambda i: ok[i][1].line, "id", None)
     results = []
     if not problems:
         results = [(c, r, _result(r, c.id, matcher, problems)) for c, r in zip(cases, [r for _, r in ok],
