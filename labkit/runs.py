@@ -52,6 +52,7 @@ __all__ = [
     "load_dataset",
     "redact_manifest",
     "refuse_secret_ids",
+    "refuse_secret_names",
     "run_files",
     "secret_id_problems",
 ]
@@ -111,6 +112,19 @@ def refuse_secret_ids(ds: Dataset, settings: Mapping[str, Any] | Redactor | None
     problems = secret_id_problems(ids, line_of, "id", settings)
     if problems:
         raise DatasetError(ds.path, problems)
+
+
+def refuse_secret_names(names: Sequence[tuple[str, str]], settings: Mapping[str, Any] | Redactor | None,
+                        *, path: str | None = None) -> None:
+    """A ConfigError naming the option of the first of ``names`` ((option, value): a run id, a
+    pipeline's name) that the run's redaction would change: like case ids, they are written as
+    they are (each line's ``answered_by``, a cache entry's and a cache hit's ``cache_origin``)."""
+    from labkit.trace.redact import Redactor
+
+    red = settings if isinstance(settings, Redactor) else Redactor.from_config(settings)
+    for i, new in red.changed_ids([v for _, v in names])[:1]:
+        raise ConfigError(f"holds what redaction hides (redacted: {new!r}): it is written as it is (results, "
+                          "the result cache); choose one without it", path=path, field=names[i][0])
 
 
 def redact_manifest(manifest: Mapping[str, Any], settings: Mapping[str, Any] | Redactor | None = None) -> dict[str, Any]:

@@ -352,3 +352,30 @@ def test_resuming_a_run_refuses_a_case_id_holding_a_secret(tmp_path: Path, monke
     err = capsys.readouterr().err
     assert "line 2" in err and "[API_KEY]" in err and "PLANTEDcaseid" not in err
     assert (run / "results.jsonl").read_bytes() == before
+
+
+@pytest.mark.parametrize("where", ["--run-id", "--out name", "pipeline name"])
+def test_a_run_id_or_pipeline_name_holding_a_secret_is_refused_before_the_run_writes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str) -> None:
+    """The run id (cache_origin.run_id of every later cache hit, the cache's entries) and the
+    pipeline's name (each line's answered_by) are written as they are: refused when the run's
+    redaction would change them, naming the option, before anything is written."""
+    secret = "sk-proj-PLANTEDrunname0123456789abcd"
+    pipeline = "data/pipelines/baseline.yaml"
+    run = tmp_path / (f"out-{secret}" if where == "--out name" else "run")
+    args = ["run", "--dataset", "data/quick_lab.jsonl", "--out", str(run), "--quiet",
+            "--cache", str(tmp_path / "cache")]
+    if where == "--run-id":
+        args += ["--run-id", f"rid-{secret}"]
+    if where == "pipeline name":
+        text = Path(pipeline).read_text(encoding="utf-8")
+        assert text.count("\nname: baseline\n") == 1
+        pipeline = str(tmp_path / "p.yaml")
+        text = (text.replace("\nname: baseline\n", f"\nname: sneaky-{secret}\n")
+                .replace("corpus: ../corpus", f"corpus: {Path('data/corpus').resolve()}"))
+        Path(pipeline).write_text("".join(x for x in text.splitlines(keepends=True) if not x.startswith("fallback:")),
+                                  encoding="utf-8")
+    assert main([*args, "--pipeline", pipeline]) == 2
+    err = capsys.readouterr().err
+    assert "[API_KEY]" in err and "PLANTEDrunname" not in err
+    assert not run.exists() and not (tmp_path / "cache").exists()

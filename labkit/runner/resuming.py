@@ -21,9 +21,9 @@ from labkit.runner.keys import case_key, pipeline_key_hashes
 from labkit.runner.lock import RunLock
 from labkit.runner.manifest import resume_k
 from labkit.runner.redaction import redactor
-from labkit.runner.session import complete, load_pipeline
+from labkit.runner.session import complete, load_pipeline, pipeline_names
 from labkit.runner.writer import truncate_torn_tail
-from labkit.runs import RunDir, read_results, refuse_secret_ids
+from labkit.runs import RunDir, read_results, refuse_secret_ids, refuse_secret_names
 
 if TYPE_CHECKING:
     from labkit.pipelines import LoadedPipeline
@@ -108,6 +108,7 @@ def _resume_locked(
     cfg = merge_config(base, config, overrides, path=str(rd.manifest_path))
     red = redactor(cfg.redaction)
     refuse_secret_ids(ds, red)  # (a run begun before ids were checked: before it writes more)
+    refuse_secret_names(pipeline_names(pipe), red, path=pipe.path)
     rid = str(man.get("run_id") or rd.path.name)
 
     truncate_torn_tail(rd.results_path)

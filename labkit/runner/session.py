@@ -34,6 +34,7 @@ from labkit.runs import (
     read_results,
     redact_manifest,
     refuse_secret_ids,
+    refuse_secret_names,
 )
 from labkit.scoring import DEFAULT_K, score_run
 
@@ -208,6 +209,8 @@ def run(
     cfg = merge_config(pipe.runner, config, overrides, path=pipe.path)
     red = redactor(cfg.redaction)
     refuse_secret_ids(ds, red)  # (before anything is written)
+    refuse_secret_names([("--run-id" if run_id else "--out (the run id)", run_id or Path(out_dir).name)], red)
+    refuse_secret_names(pipeline_names(pipe), red, path=pipe.path)
     out = Path(out_dir)
     rd = RunDir(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -226,6 +229,17 @@ def run(
         rd.results_path.touch()
         rd.traces_path.touch()
         return complete(rd, ds, pipe, cfg, rid, finished=set(), score=score, k=k, corpus_dir=corpus_dir, red=red)
+
+
+def pipeline_names(pipe: LoadedPipeline) -> list[tuple[str, str]]:
+    """(field, name) of the pipeline and of each fallback after it: what a result's ``answered_by`` names."""
+    out: list[tuple[str, str]] = []
+    field: str = "name"
+    p: LoadedPipeline | None = pipe
+    while p is not None:
+        out.append((field, p.name))
+        field, p = "fallback." + field, p.fallback
+    return out
 
 
 def _keeps_snapshot(manifest: Mapping[str, Any], settings: Any) -> bool:
