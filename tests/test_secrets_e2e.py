@@ -379,3 +379,25 @@ def test_a_run_id_or_pipeline_name_holding_a_secret_is_refused_before_the_run_wr
     err = capsys.readouterr().err
     assert "[API_KEY]" in err and "PLANTEDrunname" not in err
     assert not run.exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_folder_named_by_an_email_stays_off_the_gate_lock_and_the_reviews(tmp_path: Path) -> None:
+    """A gate or a run under a folder named by an e-mail address (a home folder): the gate's lock file
+    and a review line record the path redacted (neither is read back by path)."""
+    import shutil
+
+    from labkit.gate.lock import lock_gate
+    from labkit.gate.reviews import record_review
+
+    home = tmp_path / "jane.planted@example.com"
+    home.mkdir()
+    gate = home / "gate.yaml"
+    shutil.copy("data/gate.yaml", gate)
+    lock_gate(gate)
+    run = home / "run"
+    assert main(["run", "--dataset", "data/quick_lab.jsonl", "--pipeline", "data/pipelines/baseline.yaml", "--out",
+                 str(run), "--quiet", "--no-score"]) == 0
+    record_review(tmp_path / "reviews.jsonl", run, "ql-01", decision="approve", reviewer="qa")
+    for written in (home / "gate.yaml.lock.json", tmp_path / "reviews.jsonl"):
+        text = written.read_text(encoding="utf-8")
+        assert "jane.planted" not in text and "[EMAIL]" in text, written

@@ -43,8 +43,10 @@ def lock_gate(gate_path: str | os.PathLike[str]) -> dict[str, Any]:
         # the same gate is already pre-registered: keep its original time
         return {"gate": str(gate_path), "hash": current["hash"], "locked_at": current["locked_at"],
                 "already_locked": True}
+    from labkit.trace.redact import Redactor
+
     info = {
-        "gate": str(gate_path),
+        "gate": Redactor().redact_text(str(gate_path))[0],  # (informational: a lock is found beside its gate)
         "hash": file_hash(gate_path),
         "locked_at": datetime.now(UTC).isoformat(timespec="microseconds"),
     }

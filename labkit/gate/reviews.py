@@ -197,9 +197,9 @@ def record_review(reviews: str | os.PathLike[str], run: Any, case_id: str, *, de
     rd = RunDir(run)
     result = _result_of(rd, case_id)
     red = redactor if isinstance(redactor, Redactor) else Redactor.from_config(redactor)
-    free = red.redact({"note": note or "", "reviewer": reviewer.strip()})
+    free = red.redact({"note": note or "", "reviewer": reviewer.strip(), "run_dir": str(rd.path)})
     line = {"schema_version": REVIEWS_SCHEMA_VERSION, "case_id": case_id, "run_id": rd.run_id,
-            "run_dir": str(rd.path),
+            "run_dir": free["run_dir"],  # (informational: a review is matched by run and answer, not path)
             "manifest_sha256": file_hash(rd.manifest_path) if rd.manifest_path.is_file() else None,
             "answer_sha256": answer_sha256(result.get("answer")), "decision": decision,
             "note": free["note"], "reviewer": free["reviewer"],
