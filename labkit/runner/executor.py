@@ -289,8 +289,7 @@ class CaseExecutor:
         return self._trace(case, res, 0, now, now)
 
     async def run_many(self, cases: Iterable[EvalCase], on_done: Callable[[CaseOutcome], None], *,
-                       on_done_many: Callable[[list[CaseOutcome]], None] | None = None,
-                       started: Callable[[], None] | None = None) -> None:
+                       on_done_many: Callable[[list[CaseOutcome]], None] | None = None) -> None:
         """Run cases with at most ``concurrency`` in flight, calling ``on_done`` as each finishes;
         one worker task per case at most (:func:`workers_for`).
 
@@ -302,9 +301,7 @@ class CaseExecutor:
         flight. Every finished case is handed over before this returns, also on
         error or cancellation; the first hand-over error stops the run and is
         raised. ``on_done_many``, when given, takes the light cases that finished
-        meanwhile as one list (one write and one flush for them all). ``started`` is
-        called on the loop once every worker has started its first case (work that
-        can wait until then: the loop is free while the pipelines run).
+        meanwhile as one list (one write and one flush for them all).
         """
         todo = list(cases)
         it = iter(todo)
@@ -324,8 +321,6 @@ class CaseExecutor:
             async with asyncio.TaskGroup() as tg:
                 for _ in range(workers_for(self.cfg.concurrency, len(todo))):
                     tg.create_task(worker())
-                if started is not None:  # queued behind the workers' first steps
-                    asyncio.get_running_loop().call_soon(started)
         finally:
             self.close()
             lane.close()  # every finished case handed over, also on error or cancellation

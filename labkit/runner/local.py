@@ -18,11 +18,10 @@ __all__ = ["run_cases", "run_coro", "run_local"]
 
 
 def run_local(ex: CaseExecutor, todo: Sequence[EvalCase], done: Callable[[CaseOutcome], None], *,
-              done_many: Callable[[list[CaseOutcome]], None] | None = None,
-              started: Callable[[], None] | None = None) -> None:
+              done_many: Callable[[list[CaseOutcome]], None] | None = None) -> None:
     """Run ``todo`` with ``ex``, calling ``done`` for each case as it is handed over (or
-    ``done_many`` for the cases handed over together; ``started`` once the first cases run)."""
-    run_coro(ex.run_many(todo, done, on_done_many=done_many, started=started))
+    ``done_many`` for the cases handed over together)."""
+    run_coro(ex.run_many(todo, done, on_done_many=done_many))
 
 
 def run_cases(

@@ -5,7 +5,6 @@ finishes an interrupted run through the same :func:`complete`."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -57,13 +56,13 @@ class Session:
     """One execution of (part of) a run into a run directory."""
 
     def __init__(self, rd: RunDir, ds: Dataset, pipe: LoadedPipeline, cfg: RunnerConfig, run_id: str, *,
-                 red: Redactor | None = None, scored: bool = True) -> None:
+                 red: Redactor, scored: bool = True) -> None:
         self.rd = rd
         self.ds = ds
         self.pipe = pipe
         self.cfg = cfg
         self.run_id = run_id
-        self._redactor = red  # built from ``cfg.redaction`` already, or None: when first needed
+        self.redactor = red  # the run's, built from ``cfg.redaction`` before the first case (it checked the ids)
         self.cache = ResultCache(cfg.cache_dir, max_output_chars=cfg.max_output_chars) if cfg.cache_dir else None
         #: this session's results as the pipeline returned them (before redaction): what is scored;
         #: None when the run is not scored (they are not kept)
@@ -72,24 +71,11 @@ class Session:
         self.writer: Writer | None = None
         self.resumed = False
 
-    @property
-    def redactor(self) -> Redactor:
-        """The run's redactor, built on first use."""
-        if self._redactor is None:
-            self._redactor = redactor(self.cfg.redaction)
-        return self._redactor
-
-    def _build_redactor(self) -> None:
-        """Build the run's redactor ahead of the first line (on the event loop, once the first cases
-        are in flight: the time their pipelines take); a failure is raised where it is first used."""
-        with contextlib.suppress(Exception):
-            self.redactor  # noqa: B018
-
     def execute(self, finished: set[str]) -> None:
         todo = [c for c in self.ds if c.id not in finished]
         progress = Progress(len(self.ds), len(self.ds) - len(todo), self.cfg.show_progress(),
                             desc=f"run {self.run_id}")
-        writer = Writer(self.rd, lambda: self.redactor)
+        writer = Writer(self.rd, self.redactor)
         self.writer = writer
         self.resumed = bool(finished)
         ex = CaseExecutor(self.pipe, self.cfg, self.run_id)
@@ -116,7 +102,7 @@ class Session:
                 if self.cfg.executor == "dask":
                     run_dask(todo, self.pipe, self.cfg, self.run_id, done)
                 else:
-                    run_local(ex, todo, done, done_many=done_many, started=self._build_redactor)
+                    run_local(ex, todo, done, done_many=done_many)
         finally:
             writer.close()
             progress.close()
@@ -279,10 +265,10 @@ def _refuse_existing(rd: RunDir) -> None:
 
 def complete(
     rd: RunDir, ds: Dataset, pipe: LoadedPipeline, cfg: RunnerConfig, rid: str, *,
-    finished: set[str], score: bool, k: int, corpus_dir: str | None, red: Redactor | None = None,
+    finished: set[str], score: bool, k: int, corpus_dir: str | None, red: Redactor,
 ) -> RunDir:
     """Run the cases not in ``finished``, order the results, record the end, score (``red``: the
-    run's redactor, when built already)."""
+    run's redactor)."""
     sess = Session(rd, ds, pipe, cfg, rid, red=red, scored=score)
     sess.execute(finished)
     counts = sess.finish()

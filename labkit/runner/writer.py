@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 from labkit.paths import truncate_torn_tail
@@ -32,9 +32,9 @@ class Writer:
     """Appends redacted lines to results.jsonl and traces.jsonl, flushed per case."""
 
     def __init__(self, rd: RunDir, redactor: Any) -> None:
-        """``redactor``: the run's redactor, or a function returning it (called when a line is written)."""
+        """``redactor``: the run's redactor."""
         self.rd = rd
-        self._redactor_of: Callable[[], Any] = redactor if callable(redactor) else lambda: redactor
+        self.redactor = redactor
         self._res: IO[str] = open(rd.results_path, "a", encoding="utf-8")  # noqa: SIM115
         self._tr: IO[str] = open(rd.traces_path, "a", encoding="utf-8")  # noqa: SIM115
         # lines written by this session, kept (within a memory budget) so the final
@@ -43,10 +43,6 @@ class Writer:
         self._budget = LINES_IN_MEMORY_BYTES
         self._fresh = os.fstat(self._res.fileno()).st_size == 0  # results.jsonl held no line before
         self._appended = 0  # result lines this writer appended
-
-    @property
-    def redactor(self) -> Any:
-        return self._redactor_of()
 
     def redact_result(self, res: Mapping[str, Any]) -> dict[str, Any]:
         """The line as written: the pipeline's fields redacted, the ids and states the runner set
