@@ -168,6 +168,28 @@ def test_a_proposed_regression_case_is_redacted_like_every_line_labkit_writes(ru
     assert proposed.id == "reg-review-ql-09" and proposed.must_not_include == base.must_not_include
 
 
+def test_reviews_and_proposals_are_redacted_with_the_runs_own_patterns(gate_file: Path, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A run redacting with patterns of its own (a ticket number) has them applied to the review note
+    and to the proposed case too, not only the catalogue's."""
+    rows = [json.loads(x) for x in QUICK.read_text(encoding="utf-8").splitlines() if x.strip()]
+    for r in rows:
+        if r["id"] == "ql-09":
+            r["question"] += " (ticket TCK-123456)"
+    ds = tmp_path / "ds.jsonl"
+    ds.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    run = tmp_path / "run"
+    labkit.run(ds, ROOT / "data" / "pipelines" / "variant.yaml", run,
+               overrides={"progress": False, "redaction": {"extra_patterns": {"TICKET": r"TCK-\d{6}"}}})
+    rv = tmp_path / "reviews.jsonl"
+    assert main(["review", str(run), "--gate", str(gate_file), "--reviews", str(rv), "--decide", "ql-09",
+                 "--decision", "reject", "--reviewer", "qa", "--note", "as in TCK-654321"]) == 0
+    capsys.readouterr()
+    for written in (rv, tmp_path / "regression_proposals.jsonl"):
+        text = written.read_text(encoding="utf-8")
+        assert "TCK-" not in text and "[TICKET]" in text, written
+
+
 def test_the_queue_shows_each_selected_case_with_what_a_reviewer_needs(runs: dict[str, Path], tmp_path: Path) -> None:
     rv = tmp_path / "reviews.jsonl"
     record_review(rv, runs["baseline"], "ql-02", decision="approve", reviewer="qa")

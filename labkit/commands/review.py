@@ -93,6 +93,8 @@ def _decide(args: argparse.Namespace) -> None:
     print(f"recorded {rec['decision']} of {it.case_id} (answer {rec['answer_sha256'][:12]}) by "
           f"{rec['reviewer']} in {args.reviews}")
     if rec["decision"] == "reject":
-        new = propose_regression_case(out, it.case, rec)
+        from labkit.runs import RunDir
+
+        new = propose_regression_case(out, it.case, rec, redactor=RunDir(args.run_dir).redaction)
         print(f"proposed regression case reg-review-{it.case_id} in {out}" if new
               else f"reg-review-{it.case_id} is proposed already in {out}")

@@ -185,7 +185,9 @@ def _result_of(rd: Any, case_id: str) -> Mapping[str, Any]:
 
 def record_review(reviews: str | os.PathLike[str], run: Any, case_id: str, *, decision: str, reviewer: str,
                   note: str = "", time: str | None = None, redactor: Any = None) -> dict[str, Any]:
-    """Append one review of the run's current answer to ``case_id``; returns the line written."""
+    """Append one review of the run's current answer to ``case_id``, its free text redacted
+    (``redactor``: a Redactor or its settings; default the run's, with its own patterns); returns
+    the line written."""
     from labkit.io import file_hash
     from labkit.runs import RunDir
     from labkit.trace.redact import Redactor
@@ -196,7 +198,8 @@ def record_review(reviews: str | os.PathLike[str], run: Any, case_id: str, *, de
         raise ConfigError("a review names its reviewer (a non-empty string)", field="reviewer")
     rd = RunDir(run)
     result = _result_of(rd, case_id)
-    red = redactor if isinstance(redactor, Redactor) else Redactor.from_config(redactor)
+    red = (redactor if isinstance(redactor, Redactor)
+           else Redactor.from_config(rd.redaction if redactor is None else redactor))  # (default: the run's own)
     free = red.redact({"note": note or "", "reviewer": reviewer.strip(), "run_dir": str(rd.path)})
     line = {"schema_version": REVIEWS_SCHEMA_VERSION, "case_id": case_id, "run_id": rd.run_id,
             "run_dir": free["run_dir"],  # (informational: a review is matched by run and answer, not path)

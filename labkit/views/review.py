@@ -195,11 +195,13 @@ class ReviewWorkbench:
         """Record one decision on the run's current answer to ``case_id``; a rejection is also
         proposed as a regression case. Returns the review line written."""
         from labkit.gate.reviews import propose_regression_case, record_review
+        from labkit.runs import RunDir
 
         item = self.queue.item(case_id)
         rec = record_review(self.reviews, self.run, item.case_id, decision=decision,
                             reviewer=self.reviewer if reviewer is None else reviewer, note=note)
-        self.last_proposed = decision == "reject" and propose_regression_case(self.proposals, item.case, rec)
+        self.last_proposed = decision == "reject" and propose_regression_case(
+            self.proposals, item.case, rec, redactor=RunDir(self.run).redaction)  # (the run's own patterns too)
         if self.last_proposed:
             self.proposed.append(f"reg-review-{item.case_id}")
         self.queue = self._build()
