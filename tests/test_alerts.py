@@ -144,6 +144,10 @@ BURN_PAIR = {"long": "1h", "short": "5m", "burn_rate": 14.4}
         ({"kind": "burn_rate", "slo": 0.99, "windows": [{**BURN_PAIR, "burn_rate": 0}]}, "rules[0].windows[0].burn_rate"),
         ({"kind": "burn_rate", "slo": 0.99, "windows": [{**BURN_PAIR, "burn_rate": -1}]}, "rules[0].windows[0].burn_rate"),
         ({"kind": "burn_rate", "slo": 0.99, "windows": [{**BURN_PAIR, "short": "0s"}]}, "rules[0].windows[0].short"),
+        ({"kind": "burn_rate", "slo": 0.99, "windows": [{"long": "5m", "short": "1h", "burn_rate": 14.4}]},
+         "rules[0].windows[0].short"),  # the short window confirms the long one: it must be shorter
+        ({"kind": "burn_rate", "slo": 0.99, "windows": [{"long": 50, "short": "50 traces", "burn_rate": 2}]},
+         "rules[0].windows[0].short"),
         ({"kind": "burn_rate", "slo": 0.99, "bad": "latency", "latency_ms": "fast", "windows": [BURN_PAIR]},
          "rules[0].latency_ms"),
         ({"kind": "burn_rate", "slo": 0.99, "bad": "latency", "latency_ms": -1, "windows": [BURN_PAIR]},

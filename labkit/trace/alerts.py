@@ -190,10 +190,13 @@ def _burn_rule(r: Mapping[str, Any], at: str, path: str | None) -> dict[str, Any
     for j, w in enumerate(wins_raw):
         if not isinstance(w, Mapping) or {"long", "short", "burn_rate"} - set(w):
             raise ConfigError("must be {long, short, burn_rate}", path=path, field=f"{at}.windows[{j}]")
-        wins.append((parse_window(w["long"], f"{at}.windows[{j}].long", path),
-                     parse_window(w["short"], f"{at}.windows[{j}].short", path),
-                     _num(w["burn_rate"], f"{at}.windows[{j}].burn_rate", path, above=0,
-                          why="every window burns at least 0: the pair would fire on all of them")))
+        long, short = (parse_window(w[k], f"{at}.windows[{j}].{k}", path) for k in ("long", "short"))
+        same_kind = (long.seconds is None) == (short.seconds is None)  # (two durations, or two counts)
+        if same_kind and (short.seconds or short.traces or 0) >= (long.seconds or long.traces or 0):
+            raise ConfigError(f"the short window ({short}) must be shorter than the long one ({long}): it confirms "
+                              "that the long window's burn is still going on", path=path, field=f"{at}.windows[{j}].short")
+        wins.append((long, short, _num(w["burn_rate"], f"{at}.windows[{j}].burn_rate", path, above=0,
+                                       why="every window burns at least 0: the pair would fire on all of them")))
     return {"slo": slo, "bad": bad, "windows": tuple(wins),
             "latency_ms": _num(lat, f"{at}.latency_ms", path, above=0) if lat is not None else None}
 
