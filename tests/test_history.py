@@ -441,3 +441,22 @@ def test_the_history_view_shows_unknown_values_as_the_table_does(
     assert hv.trend_chart(h, ["faithfulness"]).png.startswith(b"\x89PNG")
     labels = [t.get_text() for t in figures[0].axes[0].get_xticklabels()]
     assert labels == ["v1", "r3", "v2"], labels  # r2 has no created_at: after the dated runs
+
+
+def test_runs_are_ordered_by_the_instant_they_started_whatever_offset_they_record(
+        runs: dict[str, Path], tmp_path: Path) -> None:
+    """A created_at written with another UTC offset (03:30+02:00 is 01:30 UTC) was compared as text,
+    after 02:00+00:00: history, slo and the scorecard order runs by the instant, and the table's
+    created_at (UTC) column shows it in UTC."""
+    from labkit.history.table import history_frame
+    from labkit.readiness.runview import RunView, chronological
+
+    man = json.loads((runs["r3"] / "manifest.json").read_text())
+    man["created_at"] = "2026-11-01T03:30:00+02:00"
+    (runs["r3"] / "manifest.json").write_text(json.dumps(man))
+    given = [runs["r1"], runs["r2"], runs["r3"]]
+    h = build_history(given, index=tmp_path / "h.duckdb")
+    assert h.runs["run_id"].tolist() == ["r1", "r3", "r2"]
+    assert history_frame(h, ["faithfulness"])["created_at (UTC)"].tolist() == [
+        "2026-11-01 01:00:00", "2026-11-01 01:30:00", "2026-11-01 02:00:00"]
+    assert [v.run_id for v in chronological(RunView(p) for p in given)] == ["r1", "r3", "r2"]

@@ -31,9 +31,9 @@ from labkit.errors import ConfigError, RunDirError
 from labkit.trace.redact import Redactor
 
 #: the layout of the index file; a file of another version is rebuilt, not misread
-INDEX_SCHEMA_VERSION = 2
+INDEX_SCHEMA_VERSION = 3
 
-#: the history's time order: by the manifest's created_at (an ISO timestamp, compared as text),
+#: the history's time order: by the manifest's created_at (its instant in UTC: runs.utc_time),
 #: ties by run id; runs that record no created_at after every dated run, by run id; the path last
 #: (two runs can share a run id), so the order never depends on the order the paths are given in
 RUN_ORDER = "created_at ASC NULLS LAST, run_id, path"
@@ -129,13 +129,15 @@ def _mapping(x: Any) -> Mapping[str, Any]:
 
 
 def _run_row(path: str, rd: Any, man: Mapping[str, Any], version: int) -> dict[str, Any]:
+    from labkit.runs import utc_time
+
     scoring = _mapping(man.get("scoring"))
     ds = rd.scored_dataset
     pipe = _mapping(man.get("pipeline"))
     cfg = _mapping(pipe.get("config"))
     model = _mapping(cfg.get("model"))
     return {
-        "path": path, "run_id": rd.run_id, "created_at": _str(man.get("created_at")),
+        "path": path, "run_id": rd.run_id, "created_at": utc_time(man.get("created_at")),
         "dataset_fingerprint": _str(ds.get("fingerprint")), "dataset_path": _str(ds.get("path")),
         "n_cases": ds.get("n_cases") if isinstance(ds.get("n_cases"), int) else None,
         "pipeline": _str(pipe.get("name")), "prompt_version": _str(cfg.get("prompt_version")),

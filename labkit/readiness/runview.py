@@ -63,9 +63,11 @@ class RunView:
 
     @property
     def created_at(self) -> str | None:
-        """The manifest's start time; None when it records none, or no text (as labkit history reads it)."""
-        v = self.manifest.get("created_at")
-        return v if isinstance(v, str) and v else None
+        """The manifest's start time in UTC (:func:`labkit.runs.utc_time`, as labkit history reads
+        it); None when it records none, or no text."""
+        from labkit.runs import utc_time
+
+        return utc_time(self.manifest.get("created_at"))
 
     @property
     def pipeline(self) -> Mapping[str, Any]:
