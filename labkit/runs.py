@@ -100,6 +100,10 @@ def utc_time(value: Any) -> str | None:
     return (t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)).isoformat()
 
 
+#: How a value labkit writes as it is, and that redaction would change, is refused (its redacted form).
+_HIDES = "holds what redaction hides (redacted: {!r})"
+
+
 def secret_id_problems(ids: Sequence[str], line_of: Callable[[int], int | None], field: str,
                        settings: Mapping[str, Any] | Redactor | None) -> list[Problem]:
     """A problem at its line (``line_of(position)``) for each of ``ids`` (case ids) that the run's
@@ -108,10 +112,9 @@ def secret_id_problems(ids: Sequence[str], line_of: Callable[[int], int | None],
     id would put what redaction hides on disk. The problem shows the id redacted."""
     from labkit.trace.redact import Redactor
 
-    return [Problem(line_of(i), field, f"holds what redaction hides (redacted: {new!r}): a case id is written as it "
-                                       "is (results.jsonl, scores.csv) to join scores and traces; give the case an "
-                                       "id without it")
-            for i, new in (settings if isinstance(settings, Redactor) else Redactor.from_config(settings)).changed_ids(ids)]
+    return [Problem(line_of(i), field, f"{_HIDES.format(new)}: a case id is written as it is (results.jsonl, "
+                                       "scores.csv) to join scores and traces; give the case an id without it")
+            for i, new in Redactor.from_config(settings).changed_ids(ids)]
 
 
 def refuse_secret_ids(ds: Dataset, settings: Mapping[str, Any] | Redactor | None) -> None:
@@ -137,10 +140,11 @@ def refuse_secret_names(names: Sequence[tuple[str, str]], settings: Mapping[str,
     they are (each line's ``answered_by``, a cache entry's and a cache hit's ``cache_origin``)."""
     from labkit.trace.redact import Redactor
 
-    red = settings if isinstance(settings, Redactor) else Redactor.from_config(settings)
-    for i, new in red.changed_ids([v for _, v in names])[:1]:
-        raise ConfigError(f"holds what redaction hides (redacted: {new!r}): it is written as it is (results, "
-                          "the result cache); choose one without it", path=path, field=names[i][0])
+    changed = Redactor.from_config(settings).changed_ids([v for _, v in names])
+    if changed:
+        i, new = changed[0]
+        raise ConfigError(f"{_HIDES.format(new)}: it is written as it is (results, the result cache); choose one "
+                          "without it", path=path, field=names[i][0])
 
 
 def redact_manifest(manifest: Mapping[str, Any], settings: Mapping[str, Any] | Redactor | None = None) -> dict[str, Any]:

@@ -198,8 +198,7 @@ def record_review(reviews: str | os.PathLike[str], run: Any, case_id: str, *, de
         raise ConfigError("a review names its reviewer (a non-empty string)", field="reviewer")
     rd = RunDir(run)
     result = _result_of(rd, case_id)
-    red = (redactor if isinstance(redactor, Redactor)
-           else Redactor.from_config(rd.redaction if redactor is None else redactor))  # (default: the run's own)
+    red = Redactor.from_config(rd.redaction if redactor is None else redactor)  # (default: the run's own)
     free = red.redact({"note": note or "", "reviewer": reviewer.strip(), "run_dir": str(rd.path)})
     line = {"schema_version": REVIEWS_SCHEMA_VERSION, "case_id": case_id, "run_id": rd.run_id,
             "run_dir": free["run_dir"],  # (informational: a review is matched by run and answer, not path)
@@ -237,7 +236,7 @@ def propose_regression_case(proposals: str | os.PathLike[str], case: Any, review
     cd["metadata"] = {**dict(case.metadata), "source_case": case.id, "rejected_in_run": review.get("run_id"),
                       "answer_sha256": review.get("answer_sha256"), "review_note": review.get("note", ""),
                       "reviewer": review.get("reviewer"), "proposed": str(review.get("time", ""))[:10]}
-    red = redactor if isinstance(redactor, Redactor) else Redactor.from_config(redactor)
+    red = Redactor.from_config(redactor)
     line = EvalCase.from_dict(red.redact(cd)).to_dict()
     p = Path(proposals)
     if p.exists():

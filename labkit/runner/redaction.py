@@ -28,8 +28,6 @@ def redactor(settings: Mapping[str, Any] | Redactor | None) -> Redactor:
     redactor, already built: itself)."""
     from labkit.trace.redact import Redactor
 
-    if isinstance(settings, Redactor):
-        return settings
     return Redactor.from_config(settings)
 
 

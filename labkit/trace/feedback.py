@@ -79,7 +79,7 @@ def record_feedback(
     trace = _find_trace(run, trace_id)
     if trace is None:
         raise ConfigError(f"{run}: no trace with id {trace_id!r} in traces.jsonl", field="trace_id")
-    red = redactor if isinstance(redactor, Redactor) else Redactor.from_config(redactor)
+    red = Redactor.from_config(redactor)
     when = time.time() if ts is None else float(ts)
     fid = "fb-" + hashlib.sha256(f"{trace_id}:{when}:{rating}:{comment}".encode()).hexdigest()[:16]
     line: dict[str, Any] = {

@@ -276,8 +276,8 @@ class Redactor:
 
     # ------------------------------------------------------------------ config
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any] | None = None) -> Redactor:
-        """A redactor from a config mapping (``None`` = defaults: everything on)."""
+    def from_config(cls, cfg: Mapping[str, Any] | Redactor | None = None) -> Redactor:
+        """A redactor from a config mapping (``None`` = defaults: everything on; a Redactor: itself)."""
         if cfg is None:
             return cls()
         if isinstance(cfg, Redactor):
