@@ -190,6 +190,22 @@ def test_reviews_and_proposals_are_redacted_with_the_runs_own_patterns(gate_file
         assert "TCK-" not in text and "[TICKET]" in text, written
 
 
+@pytest.mark.parametrize("settings", [{"enabled": False}, {"capture_content": False}])
+def test_reviews_keep_the_catalogues_redaction_whatever_the_runs_settings(gate_file: Path, tmp_path: Path,
+                                                                          settings: dict) -> None:
+    """A run that turned its redaction off, or captures no content, still gets reviews and proposals
+    redacted by the whole catalogue, and readable: the note's key is hidden, the proposed question kept."""
+    run = tmp_path / "run"
+    labkit.run(labkit.load_cases(QUICK), ROOT / "data" / "pipelines" / "variant.yaml", run,
+               overrides={"progress": False, "redaction": settings})
+    rv, props = tmp_path / "reviews.jsonl", tmp_path / "regression_proposals.jsonl"
+    assert main(["review", str(run), "--gate", str(gate_file), "--reviews", str(rv), "--decide", "ql-09",
+                 "--decision", "reject", "--reviewer", "qa", "--note", "key sk-proj-PLANTEDreview0123456789abcd"]) == 0
+    assert all("PLANTED" not in f.read_text(encoding="utf-8") for f in (rv, props))
+    (proposed,) = labkit.load_cases(props)
+    assert proposed.question == labkit.load_cases(QUICK).by_id()["ql-09"].question
+
+
 def test_the_queue_shows_each_selected_case_with_what_a_reviewer_needs(runs: dict[str, Path], tmp_path: Path) -> None:
     rv = tmp_path / "reviews.jsonl"
     record_review(rv, runs["baseline"], "ql-02", decision="approve", reviewer="qa")

@@ -186,11 +186,9 @@ def _result_of(rd: Any, case_id: str) -> Mapping[str, Any]:
 def record_review(reviews: str | os.PathLike[str], run: Any, case_id: str, *, decision: str, reviewer: str,
                   note: str = "", time: str | None = None, redactor: Any = None) -> dict[str, Any]:
     """Append one review of the run's current answer to ``case_id``, its free text redacted
-    (``redactor``: a Redactor or its settings; default the run's, with its own patterns); returns
-    the line written."""
+    (:func:`review_redactor` of ``redactor``, default the run's settings); returns the line written."""
     from labkit.io import file_hash
     from labkit.runs import RunDir
-    from labkit.trace.redact import Redactor
 
     if decision not in DECISIONS:
         raise ConfigError(f"unknown decision {decision!r}", field="decision", known=list(DECISIONS))
@@ -198,7 +196,7 @@ def record_review(reviews: str | os.PathLike[str], run: Any, case_id: str, *, de
         raise ConfigError("a review names its reviewer (a non-empty string)", field="reviewer")
     rd = RunDir(run)
     result = _result_of(rd, case_id)
-    red = Redactor.from_config(rd.redaction if redactor is None else redactor)  # (default: the run's own)
+    red = review_redactor(rd.redaction if redactor is None else redactor)
     free = red.redact({"note": note or "", "reviewer": reviewer.strip(), "run_dir": str(rd.path)})
     line = {"schema_version": REVIEWS_SCHEMA_VERSION, "case_id": case_id, "run_id": rd.run_id,
             "run_dir": free["run_dir"],  # (informational: a review is matched by run and answer, not path)
@@ -208,6 +206,19 @@ def record_review(reviews: str | os.PathLike[str], run: Any, case_id: str, *, de
             "time": time or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
     append_line(reviews, line)
     return line
+
+
+def review_redactor(settings: Any) -> Any:
+    """The redactor of review lines and proposed cases: a Redactor as it is; else, for a run's
+    ``redaction`` settings, the whole catalogue plus the run's extra patterns. A run that turned
+    redaction off, or captures no content, keeps neither choice here: a review is a person's text
+    and a proposed case must stay readable."""
+    from labkit.trace.redact import Redactor
+
+    if isinstance(settings, Redactor):
+        return settings
+    extra = settings.get("extra_patterns") if isinstance(settings, Mapping) else None
+    return Redactor.from_config({"extra_patterns": extra} if extra else None)
 
 
 def proposals_path(reviews: str | os.PathLike[str], proposals: str | os.PathLike[str] | None = None) -> Path:
@@ -224,11 +235,10 @@ def proposals_path(reviews: str | os.PathLike[str], proposals: str | os.PathLike
 def propose_regression_case(proposals: str | os.PathLike[str], case: Any, review: Mapping[str, Any], *,
                             redactor: Any = None) -> bool:
     """Append the rejected ``case`` as a proposed regression case (an EvalCase line), redacted
-    (``redactor``: a Redactor or its settings; default the catalogue's) like every line labkit
-    writes; False when that case and answer are proposed already."""
+    (:func:`review_redactor` of ``redactor``: a Redactor, or the run's redaction settings; default
+    the catalogue's) like every line labkit writes; False when that case and answer are proposed already."""
     from labkit.cases import EvalCase
     from labkit.io import iter_jsonl, loads_line
-    from labkit.trace.redact import Redactor
 
     cd = case.to_dict()
     cd["id"] = f"reg-review-{case.id}"
@@ -236,7 +246,7 @@ def propose_regression_case(proposals: str | os.PathLike[str], case: Any, review
     cd["metadata"] = {**dict(case.metadata), "source_case": case.id, "rejected_in_run": review.get("run_id"),
                       "answer_sha256": review.get("answer_sha256"), "review_note": review.get("note", ""),
                       "reviewer": review.get("reviewer"), "proposed": str(review.get("time", ""))[:10]}
-    red = Redactor.from_config(redactor)
+    red = review_redactor(redactor)
     line = EvalCase.from_dict(red.redact(cd)).to_dict()
     p = Path(proposals)
     if p.exists():
