@@ -235,10 +235,11 @@ def _alerts(args: argparse.Namespace) -> int:
     with TraceStore(args.run_dirs) as st:
         for path, problems in st.invalid_lines():  # a verdict counts every line, or says which it cannot
             raise DatasetError(str(path), problems)
-        for path, problems in st.untimed_lines():  # ... and every trace in a window: one with no time fits none
-            raise DatasetError(str(path), problems)
         frame = st.query("SELECT ts_start, ts_end, latency_ms, cost_usd, status, from_cache, model, "
                          "prompt_version, pipeline, run_dir, environment FROM traces")
+        if len(frame) and bool(frame[["ts_start", "ts_end"]].isna().all(axis=1).any()):  # (then the files are read)
+            for path, problems in st.untimed_lines():  # every trace in a window: one with no time fits none
+                raise DatasetError(str(path), problems)
     events = evaluate_alerts(rules, frame)
     if args.format == "json":
         print(json.dumps(events, indent=2, default=str))

@@ -35,7 +35,7 @@ from labkit.io import (
     surrogate_field,
 )
 from labkit.resultline import check_line
-from labkit.runs import MANIFEST_SCHEMA_VERSION, RESULTS, TRACES
+from labkit.runs import MANIFEST_SCHEMA_VERSION, RESULTS, TRACES, secret_id_problems
 
 __all__ = ["FieldLog", "ImportOutcome", "Record", "json_cell", "read_document", "read_text", "text_list",
            "write_import"]
@@ -270,8 +270,6 @@ def write_import(
     ok = [(c, r) for c, r in built if c is not None]
     cases = _unique_ids([c for c, _ in ok], [r for _, r in ok], problems)
     if not problems:  # (then every record is a case, in order) ids are written as they are: none may hide a secret
-        from labkit.runs import secret_id_problems
-
         problems += secret_id_problems([c.id for c in cases], lambda i: ok[i][1].line, "id", None)
     results = []
     if not problems:
@@ -482,7 +480,7 @@ def json_cell(cell: str, line: int | None, column: str, problems: list[Problem],
     if not isinstance(value, (list, tuple)):
         problems.append(Problem(line, column, f"must be a JSON list, got {type(value).__name__}"))
         return None
-    if surrogate_field(list(value)) is not None:
+    if may_hold_surrogate(cell) and surrogate_field(list(value)) is not None:
         problems.append(Problem(line, column, SURROGATE_REASON))
         return None
     return list(value)
