@@ -455,3 +455,21 @@ def test_runs_that_record_no_start_time_are_reviewed_without_a_made_up_one(proje
     it = sc.by_id["gate.preregistered"]
     assert it.status == "unknown" and "records no start time (created_at)" in it.evidence, it.evidence
     assert it.action and sc.to_dict()["candidate"]["created_at"] is None
+
+
+def test_a_lock_recorded_with_another_utc_offset_is_compared_by_its_instant(project: Path) -> None:
+    """gate.preregistered compared the recorded lock time with the run's start as text: a lock at
+    03:30+02:00 (01:30 UTC) came "after" a run started at 02:00+00:00. It is before it."""
+    _, var = _runs(project)
+    base, _ = _runs(project)
+    man = json.loads((var / "manifest.json").read_text(encoding="utf-8"))
+    assert isinstance(man.get("gate"), dict) and man["gate"].get("locked_at"), man.get("gate")
+    man["created_at"] = "2026-11-01T02:00:00+00:00"
+    man["gate"]["locked_at"] = "2026-11-01T03:30:00+02:00"
+    (var / "manifest.json").write_text(json.dumps(man), encoding="utf-8")
+    it = build_scorecard(base, var, root=project, today=TODAY).by_id["gate.preregistered"]
+    assert "after the run started" not in it.evidence, it.evidence
+    man["gate"]["locked_at"] = "2026-11-01T04:30:00+02:00"  # 02:30 UTC: after it
+    (var / "manifest.json").write_text(json.dumps(man), encoding="utf-8")
+    it = build_scorecard(base, var, root=project, today=TODAY).by_id["gate.preregistered"]
+    assert it.status == "fail" and "after the run started" in it.evidence, it.evidence

@@ -45,8 +45,10 @@ def locked(ctx: Context) -> ItemResult:
 
 
 def _preregistration_problems(rec: Any, created: str | None, current_hash: Any) -> list[str]:
+    from labkit.runs import utc_time
+
     problems = []
-    if created and str(rec["locked_at"]) > str(created):
+    if created and (utc_time(str(rec["locked_at"])) or "") > created:  # (instants in UTC, as created_at is)
         problems.append(f"locked at {rec['locked_at']}, after the run started at {created}")
     if current_hash and rec.get("hash") and rec["hash"] != current_hash:
         problems.append(f"gate changed since the run (run {str(rec['hash'])[:12]}, now {str(current_hash)[:12]})")
