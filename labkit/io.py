@@ -51,6 +51,7 @@ __all__ = [
     "non_finite_paths",
     "settle",
     "surrogate_field",
+    "utc_time",
 ]
 
 
@@ -562,3 +563,18 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         if isinstance(e, OSError) and tmp in (e.filename, e.filename2):
             raise _named(e, p) from None
         raise
+
+
+def utc_time(value: Any) -> str | None:
+    """A manifest's time (``created_at``) as the ISO text of its instant in UTC, which sorts as the
+    instants do (``03:30:00+02:00`` is ``01:30:00+00:00``; a time without an offset is read as UTC,
+    as labkit writes it); None for no time, and a text that is no ISO time as it is."""
+    if not isinstance(value, str) or not value:
+        return None
+    from datetime import UTC, datetime
+
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return (t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)).isoformat()

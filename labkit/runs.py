@@ -55,7 +55,6 @@ __all__ = [
     "refuse_secret_names",
     "run_files",
     "secret_id_problems",
-    "utc_time",
 ]
 
 MANIFEST = "manifest.json"
@@ -83,21 +82,6 @@ MANIFEST_SCHEMA_VERSION = 1
 HEADER_PLACEHOLDER = "[REDACTED]"
 #: Manifest keys holding hashes and commits (never secrets, never rewritten).
 _MANIFEST_IDS = frozenset({"git_sha", "hash", "config_hash", "fingerprint", "locked_at", "finished_at"})
-
-
-def utc_time(value: Any) -> str | None:
-    """A manifest's time (``created_at``) as the ISO text of its instant in UTC, which sorts as the
-    instants do (``03:30:00+02:00`` is ``01:30:00+00:00``; a time without an offset is read as UTC,
-    as labkit writes it); None for no time, and a text that is no ISO time as it is."""
-    if not isinstance(value, str) or not value:
-        return None
-    from datetime import UTC, datetime
-
-    try:
-        t = datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    return (t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)).isoformat()
 
 
 #: How a value labkit writes as it is, and that redaction would change, is refused (its redacted form).

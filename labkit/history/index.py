@@ -33,7 +33,7 @@ from labkit.trace.redact import Redactor
 #: the layout of the index file; a file of another version is rebuilt, not misread
 INDEX_SCHEMA_VERSION = 3
 
-#: the history's time order: by the manifest's created_at (its instant in UTC: runs.utc_time),
+#: the history's time order: by the manifest's created_at (its instant in UTC: io.utc_time),
 #: ties by run id; runs that record no created_at after every dated run, by run id; the path last
 #: (two runs can share a run id), so the order never depends on the order the paths are given in
 RUN_ORDER = "created_at ASC NULLS LAST, run_id, path"
@@ -129,7 +129,7 @@ def _mapping(x: Any) -> Mapping[str, Any]:
 
 
 def _run_row(path: str, rd: Any, man: Mapping[str, Any], version: int) -> dict[str, Any]:
-    from labkit.runs import utc_time
+    from labkit.io import utc_time
 
     scoring = _mapping(man.get("scoring"))
     ds = rd.scored_dataset

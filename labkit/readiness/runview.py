@@ -63,9 +63,9 @@ class RunView:
 
     @property
     def created_at(self) -> str | None:
-        """The manifest's start time in UTC (:func:`labkit.runs.utc_time`, as labkit history reads
+        """The manifest's start time in UTC (:func:`labkit.io.utc_time`, as labkit history reads
         it); None when it records none, or no text."""
-        from labkit.runs import utc_time
+        from labkit.io import utc_time
 
         return utc_time(self.manifest.get("created_at"))
 

@@ -45,7 +45,7 @@ def locked(ctx: Context) -> ItemResult:
 
 
 def _preregistration_problems(rec: Any, created: str | None, current_hash: Any) -> list[str]:
-    from labkit.runs import utc_time
+    from labkit.io import utc_time
 
     problems = []
     if created and (utc_time(str(rec["locked_at"])) or "") > created:  # (instants in UTC, as created_at is)
