@@ -244,6 +244,33 @@ def test_a_secret_in_a_manifest_is_redacted_before_it_reaches_the_index(runs: di
     assert stored[1:] == ("r1", "hash-v1")  # labkit's own fields are kept as they are
 
 
+def test_a_run_folder_named_by_an_address_stays_off_the_index(runs: dict[str, Path], tmp_path: Path) -> None:
+    """A run kept under a folder named by an e-mail address (a home folder): the index keys it by a
+    redacted path and a hash of the real one, never the address; the history reads it back by its
+    real path, compares its runs and keeps its cached comparisons."""
+    import shutil
+
+    home = tmp_path / "ops.lead@example.com"
+    moved = [Path(shutil.copytree(runs[name], home / name)) for name in ("r1", "r2", "r3")]
+    db = tmp_path / "h.duckdb"
+    for _ in range(2):  # the second pass reads the comparisons back from the index
+        h = build_history(moved, index=db)
+        assert [Path(p) for p in h.runs["path"]] == [p.resolve() for p in moved]
+        assert set(h.metrics["path"]) == {str(p.resolve()) for p in moved}
+        assert {(g.run_id, g.metric) for g in h.regressions} >= {("r3", "faithfulness")}
+        assert h.value(str(moved[0].resolve()), "faithfulness") is not None
+    assert h.update is not None and sorted(h.update.unchanged) == sorted(str(p.resolve()) for p in moved)
+    con = history_index.connect(db)
+    try:
+        stored = [str(v) for table in ("runs", "metrics", "comparisons")
+                  for row in con.execute(f"SELECT * FROM {table}").fetchall() for v in row]
+    finally:
+        con.close()
+    assert stored and not [v for v in stored if "ops.lead@example.com" in v]
+    assert any("[EMAIL]" in v for v in stored)
+    assert b"ops.lead@example.com" not in db.read_bytes()
+
+
 @pytest.mark.slow
 def test_shipped_history_is_made_by_the_script_and_flags_the_lean_prompt(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,6 +6,11 @@ metrics.json with the interval, and the result of the release gate's absolute ch
 It is updated incrementally: a run whose manifest.json and metrics.json (and the gate
 file) hash as they did when it was indexed is not read again; a changed one is replaced.
 
+A run is held under its resolved path (``path``), or, when redaction would change the path (a
+folder named by an e-mail address), under the redacted path and a hash of the real one
+(:func:`index_key`): nothing secret reaches the file, and the history reads each run back by
+the path it was given.
+
 Tables (``schema_version`` in ``meta``)::
 
     runs(path, run_id, created_at, dataset_fingerprint, dataset_path, n_cases, pipeline,
@@ -31,10 +36,10 @@ from labkit.errors import ConfigError, RunDirError
 from labkit.trace.redact import Redactor
 
 #: the layout of the index file; a file of another version is rebuilt, not misread
-INDEX_SCHEMA_VERSION = 3
+INDEX_SCHEMA_VERSION = 4
 
 #: the history's time order: by the manifest's created_at (its instant in UTC: io.utc_time),
-#: ties by run id; runs that record no created_at after every dated run, by run id; the path last
+#: ties by run id; runs that record no created_at after every dated run, by run id; the path (its key) last
 #: (two runs can share a run id), so the order never depends on the order the paths are given in
 RUN_ORDER = "created_at ASC NULLS LAST, run_id, path"
 
@@ -124,6 +129,16 @@ def _num(x: Any) -> float | None:
     return float(x) if math.isfinite(float(x)) else None
 
 
+def index_key(path: str) -> str:
+    """The key the index holds the run at resolved ``path`` under: the path itself, or, when the
+    catalogue's redaction would change it, the redacted path and the first 16 hex digits of the
+    real path's SHA-256 (two paths can redact alike; their keys differ)."""
+    red = Redactor().redact(path)
+    if red == path:
+        return path
+    return f"{red}#{hashlib.sha256(path.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
+
+
 def _mapping(x: Any) -> Mapping[str, Any]:
     return x if isinstance(x, Mapping) else {}
 
@@ -148,30 +163,33 @@ def _run_row(path: str, rd: Any, man: Mapping[str, Any], version: int) -> dict[s
 
 
 def _read_run(path: str, gate: Any) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
-    """The runs row and the metrics rows of one scored run directory (parsed: the costly part);
-    a RunDirError when its files are not what its scoring wrote."""
+    """The runs row and the metrics rows of the scored run directory at ``path``, under its
+    :func:`index_key` (parsed: the costly part); a RunDirError when its files are not what its
+    scoring wrote."""
     from labkit.metrics.schema import metrics_schema_version
     from labkit.runs import RunDir
     from labkit.scoring import verify_scored
 
+    key = index_key(path)
     rd = RunDir(path)
     verify_scored(rd)
     man = rd.manifest
     metrics = rd.metrics()
     version = metrics_schema_version(metrics, path=str(rd.metrics_path))
-    row = _run_row(path, rd, man, version)
+    row = _run_row(key, rd, man, version)
     entries = _mapping(metrics.get("metrics"))
     mrows = []
     for name, e in entries.items():
         if isinstance(e, Mapping):
-            mrows.append((path, str(name), _str(e.get("stage")), _str(e.get("direction")), _num(e.get("value")),
+            mrows.append((key, str(name), _str(e.get("stage")), _str(e.get("direction")), _num(e.get("value")),
                           _num(e.get("ci_low")), _num(e.get("ci_high")),
                           e.get("n") if isinstance(e.get("n"), int) else None, _str(e.get("interval"))))
     row.update(gate=None, gate_passed=None, gate_failed=None)
     if gate is not None:
         rep = gate.thresholds_only().evaluate(rd)  # (as labkit gate --thresholds-only: the judge checked too)
         row.update(gate=gate.name, gate_passed=bool(rep.passed), gate_failed="; ".join(c.name for c in rep.failed))
-    return Redactor().redact(row), mrows  # a secret pasted into a manifest field stays off the index
+    row = Redactor().redact(row)  # a secret pasted into a manifest field stays off the index
+    return {**row, "path": key}, mrows  # (the key as it is: it joins the metrics rows)
 
 
 def _skip_reason(p: Path) -> str | None:
@@ -212,18 +230,18 @@ def update_index(
             if why:
                 out.skipped[str(p)] = why
                 continue
-            key = files_hash(p, gate_hash)
-            old = con.execute("SELECT files_hash FROM runs WHERE path = ?", [path]).fetchone()
-            if old is not None and old[0] == key:
+            key, files = index_key(path), files_hash(p, gate_hash)
+            old = con.execute("SELECT files_hash FROM runs WHERE path = ?", [key]).fetchone()
+            if old is not None and old[0] == files:
                 out.unchanged.append(path)
                 continue
             try:
                 row, mrows = _read_run(path, g)
             except RunDirError as e:
                 out.refused[str(p)] = str(e)
-                _forget(con, path)
+                _forget(con, key)
                 continue
-            row.update(files_hash=key, indexed_at=datetime.now(UTC).isoformat(timespec="seconds"))
+            row.update(files_hash=files, indexed_at=datetime.now(UTC).isoformat(timespec="seconds"))
             _replace(con, row, mrows)
             (out.added if old is None else out.updated).append(path)
     finally:
@@ -231,11 +249,11 @@ def update_index(
     return out
 
 
-def _forget(con: Any, path: str) -> None:
+def _forget(con: Any, key: str) -> None:
     """A run's rows and the comparisons it is in, out of the index (a run refused now)."""
     for sql in ("DELETE FROM runs WHERE path = ?", "DELETE FROM metrics WHERE path = ?",
                 "DELETE FROM comparisons WHERE path = ? OR base_path = ?"):
-        con.execute(sql, [path] * sql.count("?"))
+        con.execute(sql, [key] * sql.count("?"))
 
 
 def _replace(con: Any, row: Mapping[str, Any], mrows: list[tuple[Any, ...]]) -> None:
@@ -255,17 +273,20 @@ def _replace(con: Any, row: Mapping[str, Any], mrows: list[tuple[Any, ...]]) -> 
 
 
 def read_index(db_path: str | os.PathLike[str], paths: Iterable[str]) -> tuple[Any, Any]:
-    """(runs frame, metrics frame) of the given resolved run paths, from the index."""
+    """(runs frame, metrics frame) of the given resolved run paths, from the index (``path``: the
+    path given, whatever key the index holds it under)."""
     con = connect(db_path)
     try:
-        wanted = list(dict.fromkeys(paths))
+        wanted = {index_key(p): p for p in dict.fromkeys(paths)}
         con.execute("CREATE TEMP TABLE wanted (path VARCHAR)")
         if wanted:
-            con.executemany("INSERT INTO wanted VALUES (?)", [[p] for p in wanted])
+            con.executemany("INSERT INTO wanted VALUES (?)", [[k] for k in wanted])
         runs = con.execute(f"SELECT r.* FROM runs r JOIN wanted USING (path) ORDER BY {RUN_ORDER}").df()
         metrics = con.execute("SELECT m.* FROM metrics m JOIN wanted USING (path)").df()
     finally:
         con.close()
+    for frame in (runs, metrics):
+        frame["path"] = frame["path"].map(wanted)
     return runs, metrics
 
 
@@ -291,8 +312,10 @@ def store_comparison(db_path: str | os.PathLike[str], pair_key: str, rows: list[
         con.execute("DELETE FROM comparisons WHERE pair_key = ?", [pair_key])
         cols = ("pair_key", "base_path", "path", "metric", "verdict", "delta", "ci_low", "ci_high",
                 "p_adjusted", "n")
+        keyed = [{**r, "base_path": index_key(str(r.get("base_path"))), "path": index_key(str(r.get("path")))}
+                 for r in rows]
         con.executemany(f"INSERT INTO comparisons VALUES ({', '.join('?' * len(cols))})",
-                        [[pair_key, *(r.get(c) for c in cols[1:])] for r in rows])
+                        [[pair_key, *(r.get(c) for c in cols[1:])] for r in keyed])
     finally:
         con.close()
 
