@@ -457,3 +457,29 @@ def test_skipped_lines_are_named_by_file_and_line(tmp_path: Path) -> None:
     (good / "traces.jsonl").write_text(_BAD_LINES.splitlines(keepends=True)[0] + '{"trace_id": "t5')
     with TraceStore([good]) as st:
         assert st.invalid_lines() == [] and st.skipped_warning() is None  # a line still being written
+
+
+def test_compaction_writes_no_folder_name_redaction_would_change(tmp_path: Path) -> None:
+    """A run kept in a folder named by an e-mail address: the run's own traces.parquet holds no
+    run_dir (the store takes it from the folder, as for the JSONL, so scores still join), and an
+    archive holds the folder's redacted name and a hash of the real one, never the address."""
+    import duckdb
+
+    address = "ops.lead@example.com"
+    write_synthetic_run(tmp_path / "r1", 20, seed=4)
+    run = (tmp_path / "r1").rename(tmp_path / address)  # (moved there: the traces hold run id r1)
+    _scores(run, [{"case_id": f"case-{k:07d}", "faithfulness": 1.0, "retrieval_hit_rate": 1, "latency_ms": 5,
+                   "task_success": "True"} for k in range(20)])
+    own = compact([run], compression="uncompressed")[0]
+    archive = compact([run], tmp_path / "archive.parquet", compression="uncompressed")[0]
+    for f in (own, archive):
+        assert address.encode() not in f.read_bytes(), f
+    stored = duckdb.sql(f"SELECT DISTINCT run_dir FROM read_parquet('{own}')").fetchall()
+    assert stored == [(None,)]
+    with TraceStore(run) as st:
+        assert st.parquet_files and not st.jsonl_files
+        df = st.query("SELECT DISTINCT run_dir, count(faithfulness) AS scored FROM traces GROUP BY run_dir")
+    assert df.to_dict("records") == [{"run_dir": address, "scored": 20}]
+    with TraceStore(archive) as st:
+        names = st.query("SELECT DISTINCT run_dir FROM traces")["run_dir"].tolist()
+    assert len(names) == 1 and names[0].startswith("[EMAIL]#") and len(names[0]) == len("[EMAIL]#") + 16

@@ -8,7 +8,7 @@ file) hash as they did when it was indexed is not read again; a changed one is r
 
 A run is held under its resolved path (``path``), or, when redaction would change the path (a
 folder named by an e-mail address), under the redacted path and a hash of the real one
-(:func:`index_key`): nothing secret reaches the file, and the history reads each run back by
+(:func:`labkit.trace.redact.redacted_key`): nothing secret reaches the file, and the history reads each run back by
 the path it was given.
 
 Tables (``schema_version`` in ``meta``)::
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import ConfigError, RunDirError
-from labkit.trace.redact import Redactor
+from labkit.trace.redact import Redactor, redacted_key
 
 #: the layout of the index file; a file of another version is rebuilt, not misread
 INDEX_SCHEMA_VERSION = 4
@@ -129,16 +129,6 @@ def _num(x: Any) -> float | None:
     return float(x) if math.isfinite(float(x)) else None
 
 
-def index_key(path: str) -> str:
-    """The key the index holds the run at resolved ``path`` under: the path itself, or, when the
-    catalogue's redaction would change it, the redacted path and the first 16 hex digits of the
-    real path's SHA-256 (two paths can redact alike; their keys differ)."""
-    red = Redactor().redact(path)
-    if red == path:
-        return path
-    return f"{red}#{hashlib.sha256(path.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
-
-
 def _mapping(x: Any) -> Mapping[str, Any]:
     return x if isinstance(x, Mapping) else {}
 
@@ -164,13 +154,13 @@ def _run_row(path: str, rd: Any, man: Mapping[str, Any], version: int) -> dict[s
 
 def _read_run(path: str, gate: Any) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
     """The runs row and the metrics rows of the scored run directory at ``path``, under its
-    :func:`index_key` (parsed: the costly part); a RunDirError when its files are not what its
+    :func:`labkit.trace.redact.redacted_key` (parsed: the costly part); a RunDirError when its files are not what its
     scoring wrote."""
     from labkit.metrics.schema import metrics_schema_version
     from labkit.runs import RunDir
     from labkit.scoring import verify_scored
 
-    key = index_key(path)
+    key = redacted_key(path)
     rd = RunDir(path)
     verify_scored(rd)
     man = rd.manifest
@@ -230,7 +220,7 @@ def update_index(
             if why:
                 out.skipped[str(p)] = why
                 continue
-            key, files = index_key(path), files_hash(p, gate_hash)
+            key, files = redacted_key(path), files_hash(p, gate_hash)
             old = con.execute("SELECT files_hash FROM runs WHERE path = ?", [key]).fetchone()
             if old is not None and old[0] == files:
                 out.unchanged.append(path)
@@ -277,7 +267,7 @@ def read_index(db_path: str | os.PathLike[str], paths: Iterable[str]) -> tuple[A
     path given, whatever key the index holds it under)."""
     con = connect(db_path)
     try:
-        wanted = {index_key(p): p for p in dict.fromkeys(paths)}
+        wanted = {redacted_key(p): p for p in dict.fromkeys(paths)}
         con.execute("CREATE TEMP TABLE wanted (path VARCHAR)")
         if wanted:
             con.executemany("INSERT INTO wanted VALUES (?)", [[k] for k in wanted])
@@ -312,7 +302,7 @@ def store_comparison(db_path: str | os.PathLike[str], pair_key: str, rows: list[
         con.execute("DELETE FROM comparisons WHERE pair_key = ?", [pair_key])
         cols = ("pair_key", "base_path", "path", "metric", "verdict", "delta", "ci_low", "ci_high",
                 "p_adjusted", "n")
-        keyed = [{**r, "base_path": index_key(str(r.get("base_path"))), "path": index_key(str(r.get("path")))}
+        keyed = [{**r, "base_path": redacted_key(str(r.get("base_path"))), "path": redacted_key(str(r.get("path")))}
                  for r in rows]
         con.executemany(f"INSERT INTO comparisons VALUES ({', '.join('?' * len(cols))})",
                         [[pair_key, *(r.get(c) for c in cols[1:])] for r in keyed])

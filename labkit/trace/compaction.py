@@ -26,6 +26,10 @@ def compact(
     while it is up to date — its metadata records the JSONL size it was made
     from). With ``out``: every source goes into that one Parquet file (an
     archive of a long history). Returns the files written.
+
+    A run's own Parquet holds no ``run_dir`` (the store takes it from the folder, as for the
+    JSONL); an archive holds each run folder's name, or, when redaction would change the name
+    (a folder named by an e-mail address), :func:`labkit.trace.redact.redacted_key` of it.
     """
     if isinstance(sources, str | os.PathLike):
         sources = [sources]
@@ -52,9 +56,25 @@ def compact(
 
 
 def _copy(st: TraceStore, dest: Path, compression: str, source_bytes: int | None) -> None:
+    """traces_raw into ``dest``: a run's own file (``source_bytes`` given) without run_dir, an
+    archive with each run_dir as :func:`_run_dir_names` writes it."""
     meta = f", KV_METADATA {{labkit_source_bytes: '{source_bytes}'}}" if source_bytes is not None else ""
+    run_dir = "CAST(NULL AS VARCHAR)" if source_bytes is not None else _run_dir_names(st)
     with atomic_path(dest) as tmp:
         st.con.execute(
-            f"COPY (SELECT * FROM traces_raw ORDER BY run_dir, ts_start) TO {sql_literal(str(tmp))} "
-            f"(FORMAT parquet, COMPRESSION {compression}{meta})"
+            f"COPY (SELECT * REPLACE ({run_dir} AS run_dir) FROM traces_raw ORDER BY traces_raw.run_dir, ts_start) "
+            f"TO {sql_literal(str(tmp))} (FORMAT parquet, COMPRESSION {compression}{meta})"
         )
+
+
+def _run_dir_names(st: TraceStore) -> str:
+    """The SQL of run_dir as an archive holds it: the folder's name, or its redacted key when
+    redaction would change the name."""
+    from labkit.trace.redact import redacted_key
+
+    names = [r[0] for r in st.con.execute("SELECT DISTINCT run_dir FROM traces_raw").fetchall() if r[0] is not None]
+    changed = [(n, redacted_key(n)) for n in names if redacted_key(n) != n]
+    if not changed:
+        return "run_dir"
+    whens = " ".join(f"WHEN {sql_literal(n)} THEN {sql_literal(k)}" for n, k in changed)
+    return f"CASE run_dir {whens} ELSE run_dir END"
