@@ -24,12 +24,15 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
-from labkit.errors import DatasetError, Problem
+from labkit.errors import ConfigError, DatasetError, Problem
 from labkit.paths import output_target
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -51,6 +54,7 @@ __all__ = [
     "non_finite_paths",
     "settle",
     "surrogate_field",
+    "utc_instant",
     "utc_time",
 ]
 
@@ -565,16 +569,27 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
-def utc_time(value: Any) -> str | None:
-    """A manifest's time (``created_at``) as the ISO text of its instant in UTC, which sorts as the
-    instants do (``03:30:00+02:00`` is ``01:30:00+00:00``; a time without an offset is read as UTC,
-    as labkit writes it); None for no time, and a text that is no ISO time as it is."""
-    if not isinstance(value, str) or not value:
-        return None
+def utc_instant(value: Any, *, field: str, path: str | None = None) -> datetime:
+    """An ISO time as an aware datetime in UTC (a time without an offset is read as UTC, as labkit
+    writes it); a ConfigError naming ``path`` and ``field`` when it is no ISO time."""
     from datetime import UTC, datetime
 
     try:
-        t = datetime.fromisoformat(value)
+        t = datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
+        t = None
+    if t is None:
+        raise ConfigError(f"not an ISO time: {value!r}", path=path, field=field)
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def utc_time(value: Any) -> str | None:
+    """A manifest's time (``created_at``) as the ISO text of its instant in UTC, which sorts as the
+    instants do (``03:30:00+02:00`` is ``01:30:00+00:00``: :func:`utc_instant`); None for no time,
+    and a text that is no ISO time as it is."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return utc_instant(value, field="created_at").isoformat()
+    except ConfigError:
         return value
-    return (t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)).isoformat()

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import ConfigError
-from labkit.io import file_hash
+from labkit.io import file_hash, utc_instant
 
-__all__ = ["gate_lock_info", "lock_path"]
+__all__ = ["gate_lock_info", "lock_path", "locked_after"]
 
 
 def lock_path(gate_path: str | os.PathLike[str]) -> Path:
@@ -43,3 +43,14 @@ def gate_lock_info(gate_path: str | os.PathLike[str]) -> dict[str, Any] | None:
             raise ConfigError(f"malformed lock file: {e.msg}", path=str(lp), line=e.lineno) from None
     info["edited_after_lock"] = info["locked_hash"] is not None and info["locked_hash"] != info["hash"]
     return info
+
+
+def locked_after(locked_at: Any, created_at: Any, *, lock_from: str | None, run_from: str | None,
+                 lock_field: str = "locked_at") -> bool:
+    """Whether a gate locked at ``locked_at`` was locked after a run started at ``created_at``, the
+    two compared as instants in UTC (:func:`labkit.io.utc_instant`: stamps of other offsets and
+    precisions compare by time, not as text). The one rule of ``labkit gate`` and the readiness
+    review; a stamp that is no ISO time is a ConfigError naming the file it came from (``lock_from``,
+    ``run_from``) and its field (``lock_field``: ``gate.locked_at`` for the lock a manifest records)."""
+    return (utc_instant(locked_at, field=lock_field, path=lock_from)
+            > utc_instant(created_at, field="created_at", path=run_from))

@@ -325,6 +325,23 @@ def test_lock_and_run_in_the_same_second_are_ordered(tmp_path):
     assert Gate.load(gp).evaluate(run).pre_registration["status"] == "pre_registered"
 
 
+
+def test_a_start_or_lock_time_that_is_no_time_is_named_at_its_own_file_and_field(tmp_path):
+    """A run's created_at that is no ISO time was reported as the lock's field (locked_at), with no
+    file: each stamp is named at the file and field it came from."""
+    gp = tmp_path / "gate.yaml"
+    gp.write_text(GATE_TEXT)
+    info = lock_gate(gp)
+    run = _hand_run(tmp_path, "yesterday")
+    with pytest.raises(ConfigError) as ei:
+        Gate.load(gp).evaluate(run)
+    assert ei.value.field == "created_at" and ei.value.path == str(Path(run) / "manifest.json"), ei.value
+    assert "'yesterday'" in str(ei.value)
+    (tmp_path / "gate.yaml.lock.json").write_text(json.dumps({**info, "locked_at": "last week"}))
+    with pytest.raises(ConfigError) as ei:
+        Gate.load(gp).evaluate(_hand_run(tmp_path, "2026-01-01T00:00:00+00:00"))
+    assert ei.value.field == "locked_at" and ei.value.path == str(tmp_path / "gate.yaml.lock.json"), ei.value
+
 # ---- the verdict judges the whole dataset, on enough cases --------------------------------------
 
 GOLDEN = "data/golden.jsonl"

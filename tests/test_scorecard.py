@@ -473,3 +473,16 @@ def test_a_lock_recorded_with_another_utc_offset_is_compared_by_its_instant(proj
     (var / "manifest.json").write_text(json.dumps(man), encoding="utf-8")
     it = build_scorecard(base, var, root=project, today=TODAY).by_id["gate.preregistered"]
     assert it.status == "fail" and "after the run started" in it.evidence, it.evidence
+
+
+def test_a_recorded_lock_time_that_is_no_time_fails_the_item_naming_it(project: Path) -> None:
+    """A lock time that is no ISO time was compared as text with the run's start ("locked at soon,
+    after the run started"): the item fails naming the manifest and its field."""
+    base, var = _runs(project)
+    man = json.loads((var / "manifest.json").read_text(encoding="utf-8"))
+    man["gate"]["locked_at"] = "soon"
+    (var / "manifest.json").write_text(json.dumps(man), encoding="utf-8")
+    it = build_scorecard(base, var, root=project, today=TODAY).by_id["gate.preregistered"]
+    assert it.status == "fail" and "not an ISO time: 'soon'" in it.evidence, it.evidence
+    assert "gate.locked_at" in it.evidence and "manifest.json" in it.evidence, it.evidence
+    assert "after the run started" not in it.evidence, it.evidence

@@ -13,19 +13,9 @@ from typing import Any
 
 from labkit.errors import ConfigError
 from labkit.io import file_hash
-from labkit.prereg import gate_lock_info, lock_path
+from labkit.prereg import gate_lock_info, lock_path, locked_after
 
 __all__ = ["file_hash", "gate_lock_info", "lock_gate", "lock_path", "pre_registration"]
-
-
-def _utc(stamp: Any) -> datetime:
-    """An ISO time as an aware UTC datetime (times without a zone are read as UTC), so stamps
-    of different precision compare by time, not as text."""
-    try:
-        t = datetime.fromisoformat(str(stamp))
-    except ValueError:
-        raise ConfigError(f"not an ISO time: {stamp!r}", field="locked_at") from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def lock_gate(gate_path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -99,7 +89,8 @@ def pre_registration(gate_path: str | None, run: Any) -> dict[str, Any]:
         if rec.get("hash") and rec["hash"] != info["hash"]:
             return {"status": "edited_after_lock", "detail": "the run was judged by another version "
                     f"of the gate (run recorded {rec['hash'][:12]}, now {info['hash'][:12]})", **info}
-        if created and _utc(info["locked_at"]) > _utc(created):
+        if locked_after(info["locked_at"], created, lock_from=str(lock_path(gate_path)),
+                        run_from=str(run.manifest_path)):
             return {"status": "locked_after_run", "detail": f"gate locked at {info['locked_at']}, "
                     f"after the run started at {created}", **info}
         return {"status": "pre_registered", "detail": f"locked at {info['locked_at']}, "

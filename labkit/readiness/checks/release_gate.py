@@ -44,12 +44,17 @@ def locked(ctx: Context) -> ItemResult:
     return ItemResult("pass", f"{gp} locked at {info['locked_at']}, hash {str(info['hash'])[:12]} unchanged since")
 
 
-def _preregistration_problems(rec: Any, created: str | None, current_hash: Any) -> list[str]:
-    from labkit.io import utc_time
+def _preregistration_problems(rec: Any, created: str | None, current_hash: Any, manifest: str) -> list[str]:
+    from labkit.errors import ConfigError
+    from labkit.prereg import locked_after
 
     problems = []
-    if created and (utc_time(str(rec["locked_at"])) or "") > created:  # (instants in UTC, as created_at is)
-        problems.append(f"locked at {rec['locked_at']}, after the run started at {created}")
+    try:
+        if created and locked_after(rec["locked_at"], created, lock_from=manifest, run_from=manifest,
+                                    lock_field="gate.locked_at"):
+            problems.append(f"locked at {rec['locked_at']}, after the run started at {created}")
+    except ConfigError as e:
+        problems.append(str(e))
     if current_hash and rec.get("hash") and rec["hash"] != current_hash:
         problems.append(f"gate changed since the run (run {str(rec['hash'])[:12]}, now {str(current_hash)[:12]})")
     return problems
@@ -67,7 +72,7 @@ def preregistered(ctx: Context) -> ItemResult:
         return ItemResult("fail", f"manifest of {cand.run_id} records no locked gate",
                           "Lock the gate, then re-run the candidate so its manifest records the lock.")
     info, _ = ctx.lock_info()
-    problems = _preregistration_problems(rec, created, (info or {}).get("hash"))
+    problems = _preregistration_problems(rec, created, (info or {}).get("hash"), str(cand.path / "manifest.json"))
     if not problems and created is None:  # (labkit gate's own check: unverifiable)
         return ItemResult("unknown", f"run {cand.run_id} records no start time (created_at): nothing shows gate "
                           f"{str(rec.get('hash'))[:12]}, locked at {rec['locked_at']}, came before it",
