@@ -8,8 +8,8 @@ file) hash as they did when it was indexed is not read again; a changed one is r
 
 A run is held under its resolved path (``path``), or, when redaction would change the path (a
 folder named by an e-mail address), under the redacted path and a hash of the real one
-(:func:`labkit.trace.redact.redacted_key`): nothing secret reaches the file, and the history reads each run back by
-the path it was given.
+(:func:`labkit.trace.keys.redacted_key`): nothing secret reaches the file, and the history
+reads each run back by the path it was given.
 
 Tables (``schema_version`` in ``meta``)::
 
@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import ConfigError, RunDirError
-from labkit.trace.redact import Redactor, redacted_key
+from labkit.trace.keys import redacted_key
+from labkit.trace.redact import Redactor
 
 #: the layout of the index file; a file of another version is rebuilt, not misread
 INDEX_SCHEMA_VERSION = 4
@@ -154,8 +155,8 @@ def _run_row(path: str, rd: Any, man: Mapping[str, Any], version: int) -> dict[s
 
 def _read_run(path: str, gate: Any) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
     """The runs row and the metrics rows of the scored run directory at ``path``, under its
-    :func:`labkit.trace.redact.redacted_key` (parsed: the costly part); a RunDirError when its files are not what its
-    scoring wrote."""
+    :func:`labkit.trace.keys.redacted_key` (parsed: the costly part); a RunDirError when its
+    files are not what its scoring wrote."""
     from labkit.metrics.schema import metrics_schema_version
     from labkit.runs import RunDir
     from labkit.scoring import verify_scored

@@ -29,7 +29,7 @@ def compact(
 
     A run's own Parquet holds no ``run_dir`` (the store takes it from the folder, as for the
     JSONL); an archive holds each run folder's name, or, when redaction would change the name
-    (a folder named by an e-mail address), :func:`labkit.trace.redact.redacted_key` of it.
+    (a folder named by an e-mail address), :func:`labkit.trace.keys.redacted_key` of it.
     """
     if isinstance(sources, str | os.PathLike):
         sources = [sources]
@@ -70,7 +70,7 @@ def _copy(st: TraceStore, dest: Path, compression: str, source_bytes: int | None
 def _run_dir_names(st: TraceStore) -> str:
     """The SQL of run_dir as an archive holds it: the folder's name, or its redacted key when
     redaction would change the name."""
-    from labkit.trace.redact import redacted_key
+    from labkit.trace.keys import redacted_key
 
     names = [r[0] for r in st.con.execute("SELECT DISTINCT run_dir FROM traces_raw").fetchall() if r[0] is not None]
     changed = [(n, redacted_key(n)) for n in names if redacted_key(n) != n]

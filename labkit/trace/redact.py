@@ -56,7 +56,7 @@ from labkit.patterns import luhn_ok
 from labkit.trace.certified import Certified
 from labkit.trace.record import dumps_trace
 
-__all__ = ["BUILTIN_TYPES", "Redactor", "content_placeholder", "luhn_ok", "redacted_key"]
+__all__ = ["BUILTIN_TYPES", "Redactor", "content_placeholder", "luhn_ok"]
 
 BUILTIN_TYPES: tuple[str, ...] = patterns.TYPES
 
@@ -91,22 +91,6 @@ _CONFIG_KEYS = ("enabled", "capture_content", "types", "extra_patterns", "conten
 
 #: How many distinct mapping keys and short strings a redactor remembers (then it starts over).
 _MEMO_MAX = 8192
-def redacted_key(text: str) -> str:
-    """``text`` when the catalogue's redaction leaves it as it is; else the redacted text, ``#`` and
-    the first 16 hex digits of the text's SHA-256: a key that holds no secret and still tells apart
-    two texts that redact alike (a run's path in the history index, a run folder's name in a trace
-    archive, when the folder is named by an e-mail address)."""
-    red = _catalogue().redact(text)
-    if red == text:
-        return text
-    return f"{red}#{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
-
-
-@functools.cache
-def _catalogue() -> Redactor:
-    return Redactor()
-
-
 def content_placeholder(value: str) -> str:
     """What a content string becomes when content capture is off."""
     h = hashlib.sha256(value.encode("utf-8")).hexdigest()[:12]
