@@ -483,3 +483,14 @@ def test_compaction_writes_no_folder_name_redaction_would_change(tmp_path: Path)
     with TraceStore(archive) as st:
         names = st.query("SELECT DISTINCT run_dir FROM traces")["run_dir"].tolist()
     assert len(names) == 1 and names[0].startswith("[EMAIL]#") and len(names[0]) == len("[EMAIL]#") + 16
+
+
+def test_a_run_folder_renamed_after_compaction_is_named_as_it_is_now(tmp_path: Path) -> None:
+    """A run's own Parquet takes run_dir from its folder, as the JSONL does: a folder renamed after
+    its traces were compacted is named by its new name, not the one compaction saw."""
+    write_synthetic_run(tmp_path / "before", 5, seed=5)
+    compact([tmp_path / "before"])
+    run = (tmp_path / "before").rename(tmp_path / "after")
+    with TraceStore(run) as st:
+        assert st.parquet_files and not st.jsonl_files
+        assert st.query("SELECT DISTINCT run_dir FROM traces")["run_dir"].tolist() == ["after"]
