@@ -73,7 +73,7 @@ def _run_dir_names(st: TraceStore) -> str:
     from labkit.trace.keys import redacted_key
 
     names = [r[0] for r in st.con.execute("SELECT DISTINCT run_dir FROM traces_raw").fetchall() if r[0] is not None]
-    changed = [(n, redacted_key(n)) for n in names if redacted_key(n) != n]
+    changed = [(n, k) for n, k in ((n, redacted_key(n)) for n in names) if k != n]
     if not changed:
         return "run_dir"
     whens = " ".join(f"WHEN {sql_literal(n)} THEN {sql_literal(k)}" for n, k in changed)
