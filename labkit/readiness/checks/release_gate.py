@@ -44,7 +44,7 @@ def locked(ctx: Context) -> ItemResult:
     return ItemResult("pass", f"{gp} locked at {info['locked_at']}, hash {str(info['hash'])[:12]} unchanged since")
 
 
-def _preregistration_problems(rec: Any, created: str | None, current_hash: Any, manifest: str) -> list[str]:
+def _preregistration_problems(rec: Any, created: str | None, current_hash: Any, *, manifest: str) -> list[str]:
     from labkit.errors import ConfigError
     from labkit.prereg import locked_after
 
@@ -72,7 +72,8 @@ def preregistered(ctx: Context) -> ItemResult:
         return ItemResult("fail", f"manifest of {cand.run_id} records no locked gate",
                           "Lock the gate, then re-run the candidate so its manifest records the lock.")
     info, _ = ctx.lock_info()
-    problems = _preregistration_problems(rec, created, (info or {}).get("hash"), str(cand.path / "manifest.json"))
+    problems = _preregistration_problems(rec, created, (info or {}).get("hash"),
+                                         manifest=str(cand.path / "manifest.json"))
     if not problems and created is None:  # (labkit gate's own check: unverifiable)
         return ItemResult("unknown", f"run {cand.run_id} records no start time (created_at): nothing shows gate "
                           f"{str(rec.get('hash'))[:12]}, locked at {rec['locked_at']}, came before it",
