@@ -41,9 +41,10 @@ Input = PathLike | FolderInput
 
 
 def refuse_overwriting_inputs(out: PathLike, inputs: Mapping[str, Input | Iterable[Input] | None], *,
-                              flag: str) -> None:
+                              flag: str, verb: str = "overwrite") -> None:
     """Raise :class:`OutputError` naming ``flag`` and the input when the file ``out`` would
-    replace one of ``inputs`` (by the flag or argument that gave each; None: not given): the
+    replace one of ``inputs`` (``verb``: what the write would do to it, ``"write into"`` for an
+    append; by the flag or argument that gave each input; None: not given): the
     same file (a symlink or a hard link followed) as an input file, or as one of the files a
     command reads from a folder input (a :class:`FolderInput`). Other files of that folder (an
     output an earlier call wrote there) are no input. A file that is not there yet overwrites
@@ -55,10 +56,10 @@ def refuse_overwriting_inputs(out: PathLike, inputs: Mapping[str, Input | Iterab
         for src in many:
             if isinstance(src, FolderInput):
                 if any(_same_file(out, f) for f in src.files):
-                    raise OutputError(f"{flag} {out} would overwrite a file of the input {name} {src.folder}: "
+                    raise OutputError(f"{flag} {out} would {verb} a file of the input {name} {src.folder}: "
                                       "write it to another path", path=str(out), flag=flag)
             elif src is not None and _same_file(out, src):
-                raise OutputError(f"{flag} {out} would overwrite the input {name} {src}: write it to another path",
+                raise OutputError(f"{flag} {out} would {verb} the input {name} {src}: write it to another path",
                                   path=str(out), flag=flag)
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from labkit.cases import Dataset, EvalCase, load_cases, unwritable
-from labkit.errors import ConfigError, DatasetError, Problem
+from labkit.errors import ConfigError, DatasetError, LabkitError, Problem
 from labkit.io import (
     atomic_path,
     atomic_write_text,
@@ -73,6 +73,18 @@ def run_files(run_dir: str | os.PathLike[str]) -> FolderInput:
     """The files labkit reads from the run directory ``run_dir`` (:data:`RUN_FILES`), for
     :func:`labkit.paths.refuse_overwriting_inputs`: other files there are no input of a run."""
     return FolderInput(run_dir, tuple(Path(run_dir) / name for name in RUN_FILES))
+
+
+def dataset_input(run_dir: str | os.PathLike[str], given: str | None = None) -> str | None:
+    """The dataset a command reads for a run, for :func:`labkit.paths.refuse_overwriting_inputs`:
+    ``given`` (its --dataset), else the run's own (:meth:`RunDir.dataset_path`; None when its
+    manifest cannot be read: the command names that when it reads the run)."""
+    if given is not None:
+        return given
+    try:
+        return RunDir(run_dir).dataset_path()
+    except LabkitError:
+        return None
 
 #: The manifest.json format the runner writes (docs/formats.md "manifest.json"); a manifest
 #: without ``schema_version`` is version 0, the first landing's.

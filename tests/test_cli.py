@@ -72,6 +72,35 @@ def test_gate_ci_outputs_and_baseline(runs, tmp_path):
     assert main(["gate", "--config", str(gate), str(runs / "baseline"), "--thresholds-only"]) == 0
 
 
+@pytest.mark.parametrize(("flag", "target"), [
+    ("--junit", "gate"), ("--markdown", "gate_lock"), ("--markdown", "run_metrics"),
+    ("--junit", "baseline_results"), ("--markdown", "reviews"), ("--junit", "dataset"),
+])
+def test_gate_refuses_a_report_over_one_of_its_inputs(runs, tmp_path, capsys, flag, target):
+    """``gate --junit data/gate.yaml``: the report replaced the locked gate (the next gate run said
+    "malformed YAML"); over a run's metrics.json it broke the scoring record. Refused, nothing written."""
+    gate = tmp_path / "gate.yaml"
+    gate.write_text("checks:\n  - {metric: retrieval_hit_rate, op: '>=', threshold: 0.8}\n"
+                    "regression:\n  - {metric: faithfulness, max_drop: 0.02}\n")
+    assert main(["gate", "lock", str(gate)]) == 0
+    run, base = tmp_path / "variant", tmp_path / "baseline"
+    shutil.copytree(runs / "variant", run)
+    shutil.copytree(runs / "baseline", base)
+    reviews, ds = tmp_path / "reviews.jsonl", tmp_path / "golden.jsonl"
+    reviews.write_text("")
+    shutil.copy(GOLDEN, ds)
+    out = {"gate": gate, "gate_lock": tmp_path / "gate.yaml.lock.json", "run_metrics": run / "metrics.json",
+           "baseline_results": base / "results.jsonl", "reviews": reviews, "dataset": ds}[target]
+    assert out.is_file()
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert main(["gate", "--config", str(gate), str(run), "--baseline", str(base), "--reviews", str(reviews),
+                 "--dataset", str(ds), flag, str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{flag} {out} would overwrite" in err and "Traceback" not in err and err.count("\n") == 1, err
+    assert out.read_bytes() == before
+
+
 def test_gate_config_and_usage_errors_exit_2(runs, tmp_path, capsys):
     bad = tmp_path / "gate.yaml"
     bad.write_text("checks:\n  - {metric: nope, op: '>=', threshold: 1}\n")

@@ -345,6 +345,32 @@ def test_proposals_that_are_the_reviews_file_are_refused_before_anything_is_writ
     assert not rv.exists()
 
 
+@pytest.mark.parametrize(("flag", "target"), [("--proposals", "results"), ("--proposals", "dataset"),
+                                              ("--proposals", "gate"), ("--reviews", "results"),
+                                              ("--reviews", "dataset")])
+def test_a_decision_is_never_appended_to_one_of_the_commands_inputs(
+        gate_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, target: str) -> None:
+    """``--proposals RUN/results.jsonl``: the proposed case was appended to the run (every later review
+    failed at its line); ``--proposals`` the run's own dataset changed the dataset's fingerprint.
+    Refused in one line, before anything is written."""
+    ds = tmp_path / "cases.jsonl"
+    shutil.copy(QUICK, ds)
+    run = Path(labkit.run(labkit.load_cases(ds), ROOT / "data" / "pipelines" / "variant.yaml", tmp_path / "run",
+                          overrides={"progress": False}).path)
+    out = {"results": run / "results.jsonl", "dataset": ds, "gate": gate_file}[target]
+    rv = tmp_path / "reviews.jsonl"
+    given = {"--reviews": str(out) if flag == "--reviews" else str(rv)}
+    if flag == "--proposals":
+        given["--proposals"] = str(out)
+    before = out.read_bytes()
+    args = ["review", str(run), "--gate", str(gate_file), *(x for kv in given.items() for x in kv),
+            "--decide", "ql-09", "--decision", "reject", "--reviewer", "qa"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{flag} {out} would write into" in err and len(err.strip().splitlines()) == 1, err
+    assert out.read_bytes() == before and not rv.exists()
+
+
 def test_a_decision_after_a_torn_last_line_is_recorded(runs: dict[str, Path], gate_file: Path, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     """A killed writer's torn last line made --decide refuse, though the line is appended after it is cut."""

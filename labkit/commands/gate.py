@@ -34,6 +34,7 @@ def register(sub: Any) -> None:
 def _gate(args: argparse.Namespace) -> int:
     from labkit.gate import Gate, lock_gate
     from labkit.io import atomic_write_text
+    from labkit.paths import refuse_overwriting_inputs
 
     if args.target[0] == "lock":
         if len(args.target) != 2:
@@ -53,6 +54,10 @@ def _gate(args: argparse.Namespace) -> int:
     if args.baseline and not gate.regression:
         raise ConfigError("the gate has no regression checks, so --baseline would be ignored: add a "
                           "`regression:` section or drop --baseline", path=args.config, field="regression")
+    for flag in ("--junit", "--markdown"):  # before anything is judged or written
+        out = getattr(args, flag[2:])
+        if out:
+            refuse_overwriting_inputs(out, _inputs(args), flag=flag)
     rep = gate.evaluate(args.target[0], baseline=args.baseline, reviews=args.reviews,
                         dataset=args.dataset, seed=args.seed)
     if args.junit:
@@ -61,3 +66,14 @@ def _gate(args: argparse.Namespace) -> int:
         atomic_write_text(args.markdown, rep.to_markdown())
     print(json.dumps(rep.to_dict(), indent=2) if args.json else rep.summary())
     return 0 if rep.passed else 1
+
+
+def _inputs(args: argparse.Namespace) -> dict[str, Any]:
+    """What ``labkit gate`` reads, by the flag that gave it: a report written over one is refused
+    (labkit.paths.refuse_overwriting_inputs)."""
+    from labkit.prereg import lock_path
+    from labkit.runs import dataset_input, run_files
+
+    return {"--config": [args.config, lock_path(args.config)], "RUN_DIR": run_files(args.target[0]),
+            "--baseline": args.baseline and run_files(args.baseline), "--reviews": args.reviews,
+            "--dataset": dataset_input(args.target[0], args.dataset)}

@@ -9,6 +9,7 @@ appends one review of the run's current answer to the reviews JSONL the gate rea
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from labkit.errors import ConfigError
@@ -86,6 +87,7 @@ def _decide(args: argparse.Namespace) -> None:
     from labkit.gate.reviews import proposals_path, propose_regression_case, record_review
 
     out = proposals_path(args.reviews, args.proposals)  # (refused before anything is written)
+    _refuse_appending_to_inputs(args, out)
     q = build_queue(args.run_dir, args.gate, reviews=args.reviews, dataset=args.dataset)
     it = q.item(args.decide)
     rec = record_review(args.reviews, args.run_dir, it.case_id, decision=args.decision, reviewer=args.reviewer,
@@ -98,3 +100,15 @@ def _decide(args: argparse.Namespace) -> None:
         new = propose_regression_case(out, it.case, rec, redactor=RunDir(args.run_dir).redaction)
         print(f"proposed regression case reg-review-{it.case_id} in {out}" if new
               else f"reg-review-{it.case_id} is proposed already in {out}")
+
+
+def _refuse_appending_to_inputs(args: argparse.Namespace, proposals: Path) -> None:
+    """A decision is appended to the reviews file and may be to the proposals file: neither may be
+    a file the command reads (the run's files, the gate, the dataset; the reviews, for the proposals)."""
+    from labkit.paths import refuse_overwriting_inputs
+    from labkit.runs import dataset_input, run_files
+
+    inputs: dict[str, Any] = {"RUN_DIR": run_files(args.run_dir), "--gate": args.gate,
+                              "--dataset": dataset_input(args.run_dir, args.dataset)}
+    refuse_overwriting_inputs(args.reviews, inputs, flag="--reviews", verb="write into")
+    refuse_overwriting_inputs(proposals, inputs, flag="--proposals", verb="write into")
