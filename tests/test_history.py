@@ -202,6 +202,34 @@ def test_cli_prints_the_table(runs: dict[str, Path], tmp_path: Path, capsys: pyt
     assert "no_such_metric" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", ["results.jsonl", "metrics.json", "scores.csv", "manifest.json"])
+def test_an_index_that_is_a_file_of_a_run_given_is_refused(runs: dict[str, Path], tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str], name: str) -> None:
+    """``history r1 --index r1/metrics.json`` ended in a traceback of the database; over results.jsonl it
+    said no run was scored. Refused as the input it is, the file unchanged."""
+    from labkit.cli import main
+
+    target = runs["r1"] / name
+    before = target.read_bytes()
+    assert main(["history", str(runs["r1"]), str(runs["r2"]), "--index", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert f"--index {target} would overwrite a file of the input RUNS {runs['r1']}" in err, err
+    assert err.count("\n") == 1 and target.read_bytes() == before
+
+
+def test_an_index_that_is_no_index_is_a_one_line_error(runs: dict[str, Path], tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from labkit.cli import main
+
+    for text in ('{"runs": []}\n', "notes\n"):
+        other = tmp_path / "notes.json"
+        other.write_text(text)
+        assert main(["history", str(runs["r1"]), "--index", str(other)]) == 2
+        err = capsys.readouterr().err
+        assert f"{other}" in err and "history index" in err and err.count("\n") == 1, err
+        assert other.read_text() == text
+
+
 def test_views_render(runs: dict[str, Path], tmp_path: Path) -> None:
     from labkit.views import history as hv
 

@@ -36,11 +36,15 @@ def cmd_history(args: argparse.Namespace) -> int:
     from labkit.errors import ConfigError
     from labkit.history import DEFAULT_METRICS, build_history
     from labkit.metrics import METRICS
+    from labkit.paths import refuse_overwriting_inputs
+    from labkit.runs import run_files
 
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip()) if args.metrics else DEFAULT_METRICS
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ConfigError(f"unknown metric {unknown[0]!r}", field="--metrics", known=sorted(METRICS))
+    refuse_overwriting_inputs(args.index, {"RUNS": [run_files(r) for r in args.runs], "--gate": args.gate},
+                              flag="--index")
     h = build_history(args.runs, index=args.index, gate=args.gate, seed=args.seed)
     if h.runs.empty:  # nothing to judge is a mistake, never a pass (--fail-on-regression would exit 0)
         skipped = h.update.skipped if h.update is not None else {}

@@ -93,6 +93,10 @@ def connect(db_path: str | os.PathLike[str]) -> Any:
         con = duckdb.connect(str(p), config={"autoinstall_known_extensions": False})
     except duckdb.Error as e:
         raise ConfigError(f"cannot open the history index: {str(e).splitlines()[0]}", path=str(p)) from None
+    if con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0] is None:
+        con.close()  # (a .json, .csv or .parquet path opens an in-memory database over that file: nothing kept)
+        raise ConfigError("not a history index: the index is a DuckDB file of its own (e.g. history.duckdb)",
+                          path=str(p), field="--index")
     for ddl in _DDL:
         con.execute(ddl)
     row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
