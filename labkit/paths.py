@@ -22,8 +22,8 @@ from typing import Any, NamedTuple
 
 from labkit.errors import OutputError
 
-__all__ = ["FolderInput", "append_line", "has_torn_tail", "output_target", "refuse_overwriting_inputs",
-           "truncate_torn_tail"]
+__all__ = ["FolderInput", "append_line", "has_torn_tail", "output_target", "owner_only",
+           "refuse_overwriting_inputs", "truncate_torn_tail"]
 
 PathLike = str | os.PathLike[str]
 
@@ -137,6 +137,12 @@ def truncate_torn_tail(path: str | os.PathLike[str]) -> None:
             f.truncate(start)
 
 
+def owner_only(path: str | os.PathLike[str], flags: int) -> int:
+    """An ``opener`` for :func:`open` that makes a new file owner-only (0600) whatever the umask,
+    as every file labkit writes (an atomic write's temporary file is, by ``tempfile.mkstemp``)."""
+    return os.open(path, flags, 0o600)
+
+
 def append_line(path: str | os.PathLike[str], obj: Any) -> None:
     """Append one JSON line whole (the one appender of reviews, proposals, feedback): a last
     line without newline that parses as JSON (a file written by hand) is kept and gets its
@@ -146,7 +152,7 @@ def append_line(path: str | os.PathLike[str], obj: Any) -> None:
     data = (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    with open(p, "ab+") as f:
+    with open(p, "ab+", opener=owner_only) as f:
         start = _tail_start(f)
         if start is not None:
             f.seek(start)

@@ -319,6 +319,39 @@ def test_run_refuses_a_dataset_its_run_directory_would_overwrite(tmp_path, capsy
     assert ds.read_bytes() == before and sorted(p.name for p in run.iterdir()) == ["cases.jsonl"]
 
 
+def test_every_file_a_run_and_its_follow_ups_write_is_owner_only(tmp_path, capsys):
+    """formats.md: every file labkit writes is owner-only. Under the usual umask (022) a run's
+    traces.jsonl, its .lock, feedback.jsonl, the reviews and proposals, the history index and the
+    compacted traces were readable by every user of the machine (results.jsonl, with the same
+    answers, was not)."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        run = tmp_path / "run"
+        assert main(["run", "--dataset", "data/quick_lab.jsonl", "--pipeline", "data/pipelines/variant.yaml",
+                     "--out", str(run), "--quiet"]) == 0
+        trace_id = json.loads((run / "traces.jsonl").read_text().splitlines()[0])["trace_id"]
+        assert main(["feedback", trace_id, "--run", str(run), "--rating", "2", "--comment", "curt"]) == 0
+        gate = tmp_path / "gate.yaml"
+        gate.write_text("name: reviewed\nreview:\n  required_for: {risk: high}\n")
+        assert main(["review", str(run), "--gate", str(gate), "--reviews", str(tmp_path / "reviews.jsonl"),
+                     "--decide", "ql-09", "--decision", "reject", "--reviewer", "qa"]) == 0
+        assert main(["traces", "compact", str(run)]) == 0
+        assert main(["traces", "compact", str(run), "--out", str(tmp_path / "archive.parquet")]) == 0
+        assert main(["history", str(run), "--index", str(tmp_path / "h.duckdb")]) == 0
+    finally:
+        os.umask(old)
+    capsys.readouterr()
+    written = sorted(p for p in tmp_path.rglob("*") if p.is_file() and p.name != "gate.yaml")
+    assert {"traces.jsonl", ".lock", "feedback.jsonl", "reviews.jsonl", "regression_proposals.jsonl",
+            "traces.parquet", "archive.parquet", "h.duckdb"} <= {p.name for p in written}
+    shared = {str(p.relative_to(tmp_path)): oct(stat.S_IMODE(p.stat().st_mode)) for p in written
+              if p.stat().st_mode & 0o077}
+    assert shared == {}
+
+
 def test_report_refuses_an_out_folder_whose_executed_copies_would_replace_the_notebooks(tmp_path, capsys):
     """``report --notebooks X/executed --out X``: each executed copy is written over its notebook."""
     nbs = tmp_path / "x" / "executed"

@@ -89,6 +89,7 @@ def connect(db_path: str | os.PathLike[str]) -> Any:
     p = Path(db_path)
     p.parent.mkdir(parents=True, exist_ok=True)
     duckdb = duckdb_module()
+    made = not p.exists()
     try:
         con = duckdb.connect(str(p), config={"autoinstall_known_extensions": False})
     except duckdb.Error as e:
@@ -97,6 +98,8 @@ def connect(db_path: str | os.PathLike[str]) -> Any:
         con.close()  # (a .json, .csv or .parquet path opens an in-memory database over that file: nothing kept)
         raise ConfigError("not a history index: the index is a DuckDB file of its own (e.g. history.duckdb)",
                           path=str(p), field="--index")
+    if made:  # (the database makes its file as the umask says: owner-only, as every file labkit writes)
+        os.chmod(p, 0o600)
     for ddl in _DDL:
         con.execute(ddl)
     row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()

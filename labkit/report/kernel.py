@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from labkit.paths import owner_only
+
 
 def kernel_manager_class(on_start: Any = None, log_path: Path | None = None) -> type:
     """A kernel manager that always launches ``sys.executable -m ipykernel_launcher``.
@@ -34,7 +36,7 @@ def kernel_manager_class(on_start: Any = None, log_path: Path | None = None) -> 
             if log_path is not None:
                 # The kernel's own stdout/stderr (start-up chatter, crashes) go to a log file.
                 log_path.parent.mkdir(parents=True, exist_ok=True)
-                log = open(log_path, "ab")  # noqa: SIM115 - closed by kill_kernel
+                log = open(log_path, "ab", opener=owner_only)  # noqa: SIM115 - closed by kill_kernel
                 self._labkit_log = log
                 kw.setdefault("stdout", log)
                 kw.setdefault("stderr", log)

@@ -113,7 +113,7 @@ def _resume_locked(
 
     truncate_torn_tail(rd.results_path)
     truncate_torn_tail(rd.traces_path)
-    rd.results_path.touch()
+    rd.results_path.touch(mode=0o600)
     rows = read_results(rd.results_path)
     keys = {c.id: case_key(c, *pipeline_key_hashes(pipe)) for c in ds}
     finished = {r["case_id"] for r in rows if keys.get(r["case_id"]) == r.get("idempotency_key")}

@@ -212,8 +212,8 @@ def run(
             atomic_write_text(out / SNAPSHOT, redact_snapshot([c.to_dict() for c in ds], red))
             manifest["dataset"]["snapshot"] = SNAPSHOT
         rd.write_manifest(manifest)
-        rd.results_path.touch()
-        rd.traces_path.touch()
+        rd.results_path.touch(mode=0o600)
+        rd.traces_path.touch(mode=0o600)
         return complete(rd, ds, pipe, cfg, rid, finished=set(), score=score, k=k, corpus_dir=corpus_dir, red=red)
 
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
-from labkit.paths import truncate_torn_tail
+from labkit.paths import owner_only, truncate_torn_tail
 from labkit.resultline import RUNNER_FIELDS
 from labkit.runs import RunDir
 from labkit.trace.record import dumps_trace
@@ -35,8 +35,8 @@ class Writer:
         """``redactor``: the run's redactor."""
         self.rd = rd
         self.redactor = redactor
-        self._res: IO[str] = open(rd.results_path, "a", encoding="utf-8")  # noqa: SIM115
-        self._tr: IO[str] = open(rd.traces_path, "a", encoding="utf-8")  # noqa: SIM115
+        self._res: IO[str] = open(rd.results_path, "a", encoding="utf-8", opener=owner_only)  # noqa: SIM115
+        self._tr: IO[str] = open(rd.traces_path, "a", encoding="utf-8", opener=owner_only)  # noqa: SIM115
         # lines written by this session, kept (within a memory budget) so the final
         # reordering need not read the file back
         self.lines: dict[str, tuple[str, str, bool]] | None = {}

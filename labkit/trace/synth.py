@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from labkit.cases import EvalCase
+from labkit.paths import owner_only
 from labkit.trace.record import dumps_trace, make_trace, trace_environment
 
 
@@ -98,7 +99,7 @@ def write_synthetic_run(run_dir: str | os.PathLike[str], n: int, *, seed: int = 
     d = Path(run_dir)
     d.mkdir(parents=True, exist_ok=True)
     p = d / "traces.jsonl"
-    with open(p, "a", encoding="utf-8") as f:
+    with open(p, "a", encoding="utf-8", opener=owner_only) as f:
         for rec in synthetic_traces(n, run_id=d.name, seed=seed):
             f.write(dumps_trace(rec))
     return p
