@@ -310,6 +310,10 @@ class RunDir:
             raise ConfigError(f"malformed JSON: {e.msg}", path=str(self.manifest_path), line=e.lineno) from None
         if not isinstance(data, dict):
             raise ConfigError("must be a JSON object", path=str(self.manifest_path))
+        sv = data.get("schema_version", 0)  # (every reader of the manifest reads a version it knows)
+        if not isinstance(sv, int) or isinstance(sv, bool) or not 0 <= sv <= MANIFEST_SCHEMA_VERSION:
+            raise ConfigError(f"unsupported manifest version {sv!r} (this labkit reads 0 to "
+                              f"{MANIFEST_SCHEMA_VERSION})", path=str(self.manifest_path), field="schema_version")
         return data
 
     @property
@@ -324,10 +328,7 @@ class RunDir:
         """The ``schema_version`` of manifest.json: 0 for a manifest without one (the first
         landing's) and for a directory without a manifest; a version this labkit does not know
         is a ConfigError naming the field."""
-        sv = self.manifest.get("schema_version", 0)
-        if not isinstance(sv, int) or isinstance(sv, bool) or not 0 <= sv <= MANIFEST_SCHEMA_VERSION:
-            raise ConfigError(f"unsupported manifest version {sv!r} (this labkit reads 0 to "
-                              f"{MANIFEST_SCHEMA_VERSION})", path=str(self.manifest_path), field="schema_version")
+        sv: int = self.manifest.get("schema_version", 0)  # (checked as the manifest is read)
         return sv
 
     @property

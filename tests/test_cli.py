@@ -319,6 +319,25 @@ def test_run_refuses_a_dataset_its_run_directory_would_overwrite(tmp_path, capsy
     assert ds.read_bytes() == before and sorted(p.name for p in run.iterdir()) == ["cases.jsonl"]
 
 
+@pytest.mark.parametrize("version", [2, "one", True])
+def test_a_manifest_of_a_version_this_labkit_does_not_know_is_refused_by_every_command(
+        runs, tmp_path, capsys, version):
+    """formats.md: an unknown ``schema_version`` is a ConfigError naming the field. ``labkit gate``
+    judged such a run and ``labkit score`` rescored it, keeping the version it cannot read."""
+    run = tmp_path / "run"
+    shutil.copytree(runs / "baseline", run)
+    man = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps({**man, "schema_version": version}))
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    capsys.readouterr()
+    for argv in (["gate", "--config", "data/gate.yaml", str(run), "--thresholds-only"], ["score", str(run)],
+                 ["compare", str(runs / "baseline"), str(run)]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "schema_version" in err and "manifest.json" in err and err.count("\n") == 1, (argv, err)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
 def test_every_file_a_run_and_its_follow_ups_write_is_owner_only(tmp_path, capsys):
     """formats.md: every file labkit writes is owner-only. Under the usual umask (022) a run's
     traces.jsonl, its .lock, feedback.jsonl, the reviews and proposals, the history index and the

@@ -177,11 +177,13 @@ def test_manifest_version_says_which_format_was_read(tmp_path: Path) -> None:
     old.write_manifest({k: v for k, v in rd.manifest.items() if k != "schema_version"})
     assert old.manifest_version == 0 and old.run_id == rd.run_id
     assert RunDir(tmp_path / "none").manifest_version == 0
+    base = old.manifest
     for bad in (2, "1", True, -1):
-        old.update_manifest(schema_version=bad)
-        with pytest.raises(ConfigError, match="unsupported manifest version") as ei:
-            old.manifest_version  # noqa: B018
-        assert ei.value.field == "schema_version" and ei.value.path == str(old.manifest_path)
+        old.write_manifest({**base, "schema_version": bad})
+        for read in ("manifest_version", "manifest", "run_id"):  # (every reader: the manifest's one reader checks)
+            with pytest.raises(ConfigError, match="unsupported manifest version") as ei:
+                getattr(old, read)
+            assert ei.value.field == "schema_version" and ei.value.path == str(old.manifest_path)
 
 
 def test_one_dataset_loader_for_runner_and_scoring(tmp_path: Path, dataset: Path) -> None:

@@ -48,14 +48,11 @@ class RunView:
 
     @cached_property
     def manifest(self) -> dict[str, Any]:
-        p = self.path / "manifest.json"
-        if not p.is_file():
-            return {}
-        try:
-            m = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"malformed manifest: {e.msg}", path=str(p), line=e.lineno) from None
-        return m if isinstance(m, dict) else {}
+        """manifest.json as :attr:`labkit.runs.RunDir.manifest` reads it (its one reader: a version
+        this labkit does not know is a ConfigError naming schema_version)."""
+        from labkit.runs import RunDir
+
+        return RunDir(self.path).manifest
 
     @property
     def run_id(self) -> str:

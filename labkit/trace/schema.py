@@ -6,13 +6,12 @@ with scores and feedback), ``traces_raw``, ``traces_all``, ``feedback``, ``score
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from labkit.errors import DatasetError, Problem
-from labkit.runs import csv_unsafe_sql
+from labkit.errors import DatasetError, LabkitError, Problem
+from labkit.runs import RunDir, csv_unsafe_sql
 from labkit.trace.sql import (
     FEEDBACK_COLUMNS,
     FEEDBACK_FILE,
@@ -201,13 +200,10 @@ def build_runs(con: Any, run_dirs: Sequence[Path]) -> None:
 
     rows = []
     for d in run_dirs:
-        man: dict[str, Any] = {}
-        mp = d / "manifest.json"
-        if mp.exists():
-            try:
-                man = json.loads(mp.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
-                man = {}
+        try:  # (by the one reader of manifest.json; one it cannot read leaves the row's fields empty)
+            man = RunDir(d).manifest
+        except (OSError, LabkitError):
+            man = {}
         pipe: Mapping[str, Any] = man["pipeline"] if isinstance(man.get("pipeline"), Mapping) else {}
         ds: Mapping[str, Any] = man["dataset"] if isinstance(man.get("dataset"), Mapping) else {}
         rows.append(
