@@ -366,6 +366,8 @@ def _parse_numbered(lines: Iterable[tuple[int, str]], path: str | None,
         case, probs = _parse(obj, n)
         if case is None:
             problems.extend(probs)
+            if (cid := _claimed_id(obj)) is not None:  # (a later line repeating it is named now, not after a fix)
+                first_line(cid, n)
             continue
         first = first_line(case.id, n)
         if first != n:
@@ -375,6 +377,17 @@ def _parse_numbered(lines: Iterable[tuple[int, str]], path: str | None,
     if problems:
         raise DatasetError(path, problems)
     return Dataset(tuple(cases), path)
+
+
+def _claimed_id(obj: Any) -> str | None:
+    """The id a line refused for another field claims (its ``id``, or the one derived from its
+    question), None when it claims none."""
+    if not isinstance(obj, dict):
+        return None
+    cid, q = obj.get("id"), obj.get("question")
+    if "id" in obj:
+        return cid if isinstance(cid, str) and cid.strip() else None
+    return derive_id(q) if isinstance(q, str) and q.strip() else None
 
 
 def load_cases(path: str | os.PathLike[str]) -> Dataset:

@@ -334,6 +334,19 @@ def test_duplicate_ids_and_blank_lines_as_before(tmp_path):
             (7, "id", f"duplicate id {derive_id('two')!r} (first on line 6)")]
 
 
+def test_a_line_that_repeats_the_id_of_an_invalid_line_is_named_too(tmp_path):
+    """``dataset validate`` "lists every bad line": a line repeating the id of a line refused for
+    another field was named only after that line was fixed."""
+    lines = ['{"id": "a1", "question": "one", "must_includes": ["x"]}', '{"id": "a1", "question": "two"}',
+             '{"id": "b", "question": ""}', '{"id": "b", "question": "four"}']
+    for load in (lambda: parse_lines(lines), lambda: load_cases(write(tmp_path, lines))):
+        with pytest.raises(DatasetError) as ei:
+            load()
+        got = [(p.line, p.field) for p in ei.value.problems]
+        assert got == [(1, "must_includes"), (2, "id"), (3, "question"), (4, "id")], got
+        assert "duplicate id 'a1' (first on line 1)" in str(ei.value)
+
+
 def test_a_dataset_line_that_is_not_utf8_is_named_beside_every_other_bad_line(tmp_path):
     p = tmp_path / "ds.jsonl"
     p.write_bytes(b'{"id": "a", "question": "ok?"}\n{bad\n{"id": "b", "question": "caf\xc3?"}\n'
