@@ -371,6 +371,18 @@ def test_every_file_a_run_and_its_follow_ups_write_is_owner_only(tmp_path, capsy
     assert shared == {}
 
 
+@pytest.mark.parametrize(("flag", "value"), [("--concurrency", "0"), ("--timeout", "0"), ("--retries", "-1")])
+def test_a_bad_runner_flag_is_named_as_the_flag_not_as_the_pipeline_file(tmp_path, capsys, flag, value):
+    """``run --pipeline baseline.yaml --concurrency 0`` said "baseline.yaml: field 'runner.concurrency'":
+    the file holds valid values, and a newcomer looked in the wrong place."""
+    out = tmp_path / "r"
+    assert main(["run", "--dataset", "data/quick_lab.jsonl", "--pipeline", "data/pipelines/baseline.yaml",
+                 "--out", str(out), "--quiet", flag, value]) == 2
+    err = capsys.readouterr().err
+    assert f"field '{flag}'" in err and "baseline.yaml" not in err and err.count("\n") == 1, err
+    assert not out.exists()
+
+
 def test_report_refuses_an_out_folder_whose_executed_copies_would_replace_the_notebooks(tmp_path, capsys):
     """``report --notebooks X/executed --out X``: each executed copy is written over its notebook."""
     nbs = tmp_path / "x" / "executed"

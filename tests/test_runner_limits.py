@@ -104,7 +104,7 @@ def test_a_rate_limit_below_the_documented_minimum_is_a_config_error(tmp_path: P
                  str(tmp_path / "run"), "--rate-limit", rate, "--quiet", "--no-score"], timeout_s=40, path=spec_dir)
     assert time.monotonic() - t0 < 60
     assert r.returncode == 2, r.stderr[-2000:]
-    assert "rate_limit" in r.stderr and f"{MIN_RATE_LIMIT:g}" in r.stderr and "Traceback" not in r.stderr
+    assert "field '--rate-limit'" in r.stderr and f"{MIN_RATE_LIMIT:g}" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_the_minimum_rate_limit_is_accepted_and_a_run_at_a_modest_rate_ends(

@@ -56,6 +56,7 @@ def register(sub: Any) -> None:
 
 
 def _runner_config(args: argparse.Namespace) -> dict[str, Any]:
+    from labkit.runner.config import RunnerConfig
     from labkit.runner.redaction import redaction_from_flags
 
     overrides = {
@@ -72,7 +73,20 @@ def _runner_config(args: argparse.Namespace) -> dict[str, Any]:
         "redaction": redaction_from_flags(types=args.redact_types, patterns=args.redact_pattern,
                                           no_content=args.no_content, disabled=args.no_redaction),
     }
-    return {k: v for k, v in overrides.items() if v is not None}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:  # (checked here, so an error names the flag, not the pipeline file the run also reads)
+        RunnerConfig.from_dict(given)
+    except ConfigError as e:
+        key = (e.field or "").removeprefix("runner.").split(".")[0]
+        raise ConfigError(e.message, field=_FLAGS.get(key, e.field), known=e.known) from None
+    return given
+
+
+#: The runner option each flag of ``labkit run`` sets (the redaction flags set ``redaction``).
+_FLAGS = {"concurrency": "--concurrency", "rate_limit": "--rate-limit", "timeout_s": "--timeout",
+          "retries": "--retries", "cache_dir": "--cache", "executor": "--executor", "scheduler": "--scheduler",
+          "batch_size": "--batch-size", "max_output_chars": "--max-output-chars",
+          "redaction": "--redact-types/--redact-pattern"}
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -162,7 +162,9 @@ def merge_config(
         merged.update(config.explicit())
     elif config is not None:
         merged.update(RunnerConfig.from_dict(config).explicit() | dict(config))
-    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    RunnerConfig.from_dict(given)  # (an override is checked as given: its error names no file it is not in)
+    merged.update(given)
     return RunnerConfig.from_dict(merged, path=path)
 
 
