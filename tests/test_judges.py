@@ -71,7 +71,7 @@ def test_registry():
     assert get_judge(j) is j
     with pytest.raises(ConfigError, match="known: embedding, lexical, llm"):
         get_judge("gpt-judge")
-    with pytest.raises(ConfigError, match="bad options"):
+    with pytest.raises(ConfigError, match=r"unknown option .nope. of judge .lexical."):
         get_judge({"type": "lexical", "nope": 1})
 
 
@@ -422,3 +422,24 @@ def test_a_lexical_judge_subclass_that_decides_otherwise_is_asked_case_by_case()
     row = score_cases([case], [res], judge=judge).iloc[0]
     assert judge.faithfulness(res["answer"], [res["retrieved"][0]["text"]]) == (0.0, "")
     assert row["faithfulness"] == 0.0 and row["answer_relevance"] == 0.0
+
+
+def test_a_judge_option_misspelt_or_missing_is_named_with_the_known_ones(tmp_path, capsys):
+    """``score --judge FILE`` with ``threshhold: 0.01`` said "LexicalJudge.__init__() got an unexpected
+    keyword argument": no file, no option the judge takes; ``--judge llm`` "missing 2 required positional
+    arguments"."""
+    from labkit.cli import main
+    from labkit.errors import ConfigError
+    from labkit.judges import get_judge
+
+    with pytest.raises(ConfigError) as ei:
+        get_judge({"type": "lexical", "threshhold": 0.01})
+    assert ei.value.field == "judge.threshhold" and "threshold" in (ei.value.known or []), ei.value
+    with pytest.raises(ConfigError) as ei:
+        get_judge("llm")
+    assert "needs" in str(ei.value) and "base_url" in str(ei.value) and "model" in str(ei.value), ei.value
+    spec = tmp_path / "judge.yaml"
+    spec.write_text("type: lexical\nthreshhold: 0.01\n")
+    assert main(["score", "no-such-run", "--judge", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert str(spec) in err and "judge.threshhold" in err and "threshold" in err and "__init__" not in err, err

@@ -178,7 +178,13 @@ def _judge(spec: str | None) -> Any:
     if Path(spec).suffix.lower() in (".yaml", ".yml", ".json") or Path(spec).is_file():
         from labkit.config import read_yaml
 
-        return get_judge(read_yaml(spec, what="judge file"))
+        cfg = read_yaml(spec, what="judge file")
+        try:
+            return get_judge(cfg)
+        except ConfigError as e:  # (named at the file that holds the option)
+            if e.path is not None:
+                raise
+            raise ConfigError(e.message, path=spec, field=e.field, known=e.known) from None
     return get_judge(spec)
 
 
