@@ -148,6 +148,10 @@ BURN_PAIR = {"long": "1h", "short": "5m", "burn_rate": 14.4}
          "rules[0].windows[0].short"),  # the short window confirms the long one: it must be shorter
         ({"kind": "burn_rate", "slo": 0.99, "windows": [{"long": 50, "short": "50 traces", "burn_rate": 2}]},
          "rules[0].windows[0].short"),
+        ({"kind": "burn_rate", "slo": 0.99, "windows": [{"long": "1h", "short": 10, "burn_rate": 2}]},
+         "rules[0].windows[0].short"),  # a duration and a count: no pair (the docs: two durations or two counts)
+        ({"kind": "burn_rate", "slo": 0.99, "windows": [{"long": 100, "short": "5m", "burn_rate": 2}]},
+         "rules[0].windows[0].short"),
         ({"kind": "burn_rate", "slo": 0.99, "bad": "latency", "latency_ms": "fast", "windows": [BURN_PAIR]},
          "rules[0].latency_ms"),
         ({"kind": "burn_rate", "slo": 0.99, "bad": "latency", "latency_ms": -1, "windows": [BURN_PAIR]},

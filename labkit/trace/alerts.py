@@ -191,8 +191,10 @@ def _burn_rule(r: Mapping[str, Any], at: str, path: str | None) -> dict[str, Any
         if not isinstance(w, Mapping) or {"long", "short", "burn_rate"} - set(w):
             raise ConfigError("must be {long, short, burn_rate}", path=path, field=f"{at}.windows[{j}]")
         long, short = (parse_window(w[k], f"{at}.windows[{j}].{k}", path) for k in ("long", "short"))
-        same_kind = (long.seconds is None) == (short.seconds is None)  # (two durations, or two counts)
-        if same_kind and (short.seconds or short.traces or 0) >= (long.seconds or long.traces or 0):
+        if (long.seconds is None) != (short.seconds is None):  # (two durations, or two counts)
+            raise ConfigError(f"the long window ({long}) and the short one ({short}) must both be durations or both "
+                              "counts of traces", path=path, field=f"{at}.windows[{j}].short")
+        if (short.seconds or short.traces or 0) >= (long.seconds or long.traces or 0):
             raise ConfigError(f"the short window ({short}) must be shorter than the long one ({long}): it confirms "
                               "that the long window's burn is still going on", path=path, field=f"{at}.windows[{j}].short")
         wins.append((long, short, _num(w["burn_rate"], f"{at}.windows[{j}].burn_rate", path, above=0,
