@@ -49,7 +49,8 @@ def register(subparsers: Any) -> None:
 
     s = subparsers.add_parser(
         "slo",
-        help="SLOs over run history: status, error budget remaining, burn rate (exit 1 if any is not met)",
+        help="SLOs over run history: status, error budget remaining, burn rate (exit 0 only when every one is "
+             "met: at_risk, violated or no_data exit 1)",
         description="labkit slo RUN... [--slo data/slo.yaml] [--json]; the runs are ordered by their "
         "manifest's created_at (ties by run id, then path; runs without one last), the last ones are the "
         "recent window; each must match its scoring record, and a run given twice is refused",
