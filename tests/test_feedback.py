@@ -121,3 +121,18 @@ def test_an_argument_byte_that_is_not_utf8_is_one_line_naming_the_option(
     err = capsys.readouterr().err
     assert option in err and "lone surrogate" in err and len(err.strip().splitlines()) == 1, err
     assert "Traceback" not in err and not (run / "feedback.jsonl").exists()
+
+
+def test_cli_feedback_takes_a_thumb_as_the_docs_say(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """traces.md: thumbs map to 1 and 5; ``--rating up`` was "invalid int value"."""
+    from labkit.cli import main
+
+    tid = _tid(run, 3)
+    assert main(["feedback", tid, "--run", str(run), "--rating", "up"]) == 0
+    assert main(["feedback", tid, "--run", str(run), "--rating", "Down"]) == 0
+    capsys.readouterr()
+    assert main(["feedback", tid, "--run", str(run), "--rating", "sideways"]) == 2  # (a usage error)
+    assert "not a rating: 'sideways'" in capsys.readouterr().err
+    assert main(["traces", str(run), "--sql", f"SELECT rating FROM feedback WHERE trace_id = '{tid}'",
+                 "--format", "json"]) == 0
+    assert sorted(r["rating"] for r in json.loads(capsys.readouterr().out)) == [1, 5]

@@ -12,7 +12,7 @@ def register(sub: Any) -> None:
         "experiment",
         help="the online experiment after deploy: a canary's arms from traces and feedback, a sequential test",
         description="Analyse a rollout's canary from production traces and user feedback: per-arm success "
-        "rate, user rating, error rate, latency and cost with 95%% intervals; an mSPRT on the success-rate "
+        "rate, user rating, error rate, latency and cost with 95% intervals; an mSPRT on the success-rate "
         "difference that stays valid however often it is looked at (every --look-hours); and the "
         "continue / stop / promote / roll back decision the canary stage of the rollout file supports "
         "(docs/experiment.md). Exits 1 with --fail-on-rollback when the decision is roll back, 2 on a "

@@ -14,6 +14,7 @@ def register(sub: Any) -> None:
         "gate",
         help="judge a run against a gate (exit 0 pass, 1 fail); `gate lock GATE` pre-registers it",
         description="labkit gate --config GATE RUN_DIR [options]  |  labkit gate lock GATE",
+        usage="labkit gate --config GATE RUN_DIR [options] | labkit gate lock GATE",  # (one run: not RUN_DIR ...)
     )
     p.add_argument("target", nargs="+", metavar="RUN_DIR", help="run directory (or: lock GATE)")
     p.add_argument("--config", help="gate YAML")

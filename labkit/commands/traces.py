@@ -73,7 +73,7 @@ def register(sub: Any) -> None:
     f = sub.add_parser("feedback", help="record a user rating (1-5) and comment against a trace")
     f.add_argument("trace_id", metavar="TRACE_ID")
     f.add_argument("--run", required=True, metavar="RUN_DIR", help="the run directory holding the trace")
-    f.add_argument("--rating", required=True, type=int, help="1 (bad) .. 5 (good)")
+    f.add_argument("--rating", required=True, type=_rating, help="1 (bad) .. 5 (good); up and down are 5 and 1")
     f.add_argument("--comment", help="free text (redacted before it is written)")
     f.add_argument("--user", help="who gave the feedback")
     f.set_defaults(handler=_feedback)
@@ -144,7 +144,7 @@ def _emit(df: Any, fmt: str, limit: int = 0) -> None:
 
 def _traces(args: argparse.Namespace) -> int:
     from labkit.trace.compaction import compact
-    from labkit.trace.sql import is_read_only_sql
+    from labkit.trace.sql import READ_STATEMENTS, is_read_only_sql
     from labkit.trace.store import TraceStore
 
     head = args.run_dirs[0]
@@ -189,8 +189,7 @@ def _traces(args: argparse.Namespace) -> int:
             print(f"labkit: {warning}", file=sys.stderr)
         if args.sql:
             if not is_read_only_sql(args.sql):
-                raise ConfigError("only one read-only statement (SELECT, WITH, DESCRIBE, SUMMARIZE, SHOW, FROM)",
-                                  field="sql")
+                raise ConfigError(f"only one read-only statement ({', '.join(READ_STATEMENTS)})", field="sql")
             df = st.query(args.sql)
         else:
             view = args.view or "summary"
@@ -251,3 +250,14 @@ def _alerts(args: argparse.Namespace) -> int:
         df = pd.DataFrame(events)
         _emit(df[[c for c in cols if c in df]], args.format)
     return 1 if (events and args.fail_on_alert) else 0
+
+
+def _rating(text: str) -> int:
+    """``--rating``: an integer (checked 1 to 5 where it is recorded), or a thumb: up 5, down 1."""
+    thumbs = {"up": 5, "down": 1}
+    if text.strip().lower() in thumbs:
+        return thumbs[text.strip().lower()]
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a rating: {text!r} (1 to 5, or up / down)") from None

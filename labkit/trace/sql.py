@@ -134,7 +134,9 @@ def run_query(con: Any, sql: str, params: Sequence[Any] | None = None) -> pd.Dat
         raise QueryError(str(e).splitlines()[0], sql) from None
 
 
-_SAFE_SQL = re.compile(r"^\s*(select|with|describe|summarize|show|pivot|unpivot|from)\b", re.I)
+#: The statements a read-only query may start with (the one list: the check and its error name it).
+READ_STATEMENTS = ("SELECT", "WITH", "DESCRIBE", "SUMMARIZE", "SHOW", "PIVOT", "UNPIVOT", "FROM")
+_SAFE_SQL = re.compile(rf"^\s*({'|'.join(READ_STATEMENTS)})\b", re.I)
 
 
 #: The comments a query may open with (``-- ...`` to the end of the line, ``/* ... */``).
@@ -142,8 +144,8 @@ _LEADING_COMMENTS = re.compile(r"(?:\s*(?:--[^\n]*(?:\n|$)|/\*.*?\*/))*", re.S)
 
 
 def is_read_only_sql(sql: str) -> bool:
-    """True when the statement is a read (SELECT/WITH/DESCRIBE/SUMMARIZE/SHOW/PIVOT/FROM), after
-    the comments it may open with."""
+    """True when the statement is a read (one of :data:`READ_STATEMENTS`), after the comments it
+    may open with."""
     m = _LEADING_COMMENTS.match(sql)  # (matches the empty text too)
     body = sql[m.end():] if m else sql
     return bool(_SAFE_SQL.match(body)) and ";" not in body.strip().rstrip(";")
