@@ -467,6 +467,28 @@ def load_dataset(
     return Dataset(cases, None)
 
 
+def scored_cases(rd: RunDir, dataset: Dataset | str | os.PathLike[str] | None = None) -> Dataset:
+    """The cases a run was scored on, for what reads them beside its scores (the review queue, the
+    gate's review check): ``dataset`` (a --dataset), else the run's own (:meth:`RunDir.dataset_path`).
+    A dataset whose fingerprint is not the one scoring recorded (another file, relabelled tags,
+    the run's file edited since) is a ConfigError: the cases a check selects would not be the
+    run's. A run that records no fingerprint (written by hand) takes the dataset as given."""
+    given = dataset
+    if given is None:
+        given = rd.dataset_path()
+        if given is None:
+            raise ConfigError("the run names no dataset: give it (--dataset)", path=str(rd.path), field="dataset")
+    ds = load_dataset(given, rd)
+    want = rd.scored_dataset.get("fingerprint")
+    if isinstance(want, str) and want and ds.fingerprint != want:
+        name = "--dataset " + str(given) if dataset is not None else f"{given} (the run's dataset)"
+        raise ConfigError(f"{name} is not the dataset the run was scored on (fingerprint {ds.fingerprint[:12]}, "
+                          f"the run's {want[:12]}): give that dataset, or rescore the run on this one "
+                          f"({rd.score_command} --dataset {given})", path=str(rd.manifest_path),
+                          field="dataset.fingerprint")
+    return ds
+
+
 #: first characters that make a spreadsheet read a cell as a formula
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 #: the first characters of a text :func:`csv_safe` may change: a formula start or a quote before one

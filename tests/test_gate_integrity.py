@@ -702,3 +702,47 @@ def test_a_judge_read_off_the_manifest_is_said_to_be(runs, tmp_path, capsys):
     _, rep = _gate_json(capsys, "--config", SHIPPED_GATE, str(run), "--thresholds-only")
     assert any("judge was read from the manifest" in n and f"labkit score {run}" in n for n in rep["notes"]), \
         rep["notes"]
+
+
+# ---- the review check reads the cases the run was scored on ----------------------------------------
+
+
+def _relabelled(tmp_path: Path) -> Path:
+    p = tmp_path / "relabelled.jsonl"
+    p.write_text(Path(GOLDEN).read_text(encoding="utf-8").replace('"risk": "high"', '"risk": "low"'), encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize("how", ["unrelated", "relabelled", "own_dataset_edited"])
+def test_a_dataset_other_than_the_one_scored_does_not_lift_the_review_requirement(runs, tmp_path, capsys, how):
+    """``gate --dataset one.jsonl`` (or a copy with its risk=high tags relabelled, or the run's own
+    dataset file edited after the run) found no risk=high case to review: the failing gate passed.
+    The cases are the ones the run was scored on, or the command refuses (exit 2)."""
+    run = _copy(runs / "baseline", tmp_path / "run")
+    gate = tmp_path / "gate_full.yaml"
+    shutil.copy("data/gate_full.yaml", gate)
+    code, rep = _gate_json(capsys, "--config", str(gate), str(run), "--thresholds-only")
+    assert code == 1 and not _check(rep, "review", None)["passed"]
+    extra: list[str] = []
+    if how == "unrelated":
+        other = tmp_path / "one.jsonl"
+        other.write_text('{"id": "zzz", "question": "unrelated"}\n')
+        extra = ["--dataset", str(other)]
+    elif how == "relabelled":
+        extra = ["--dataset", str(_relabelled(tmp_path))]
+    else:
+        own = tmp_path / "golden.jsonl"
+        shutil.copy(GOLDEN, own)
+        man = json.loads((run / "manifest.json").read_text())
+        for rec in (man["dataset"], man["scoring"]["dataset"]):
+            rec["path"] = str(own)
+        (run / "manifest.json").write_text(json.dumps(man))
+        assert _gate_json(capsys, "--config", str(gate), str(run), "--thresholds-only")[0] == 1
+        shutil.copy(_relabelled(tmp_path), own)
+    capsys.readouterr()
+    assert main(["gate", "--config", str(gate), str(run), "--thresholds-only", *extra]) == 2
+    err = _one_line_error(capsys)
+    assert "not the dataset the run was scored on" in err and "fingerprint" in err, err
+    rv = tmp_path / "reviews.jsonl"
+    assert main(["review", str(run), "--gate", str(gate), "--reviews", str(rv), *extra]) == 2
+    assert "not the dataset the run was scored on" in _one_line_error(capsys)

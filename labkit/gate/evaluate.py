@@ -320,6 +320,7 @@ def _review(gate: Gate, run: Any, reviews: Any, dataset: Any) -> CheckResult:
     answer (labkit.gate.reviews); without a run, a review of any answer counts."""
     from labkit.cases import Dataset, load_cases
     from labkit.gate.reviews import read_reviews, review_coverage, run_answers, selected_cases
+    from labkit.runs import scored_cases
 
     assert gate.review_required_for is not None
     where = ",".join(f"{k}={v}" for k, v in gate.review_required_for.items())
@@ -328,12 +329,12 @@ def _review(gate: Gate, run: Any, reviews: Any, dataset: Any) -> CheckResult:
         return CheckResult(name=f"human review of {where} cases", kind="review", metric=None, op=">=",
                            threshold=1.0, observed=observed, passed=passed, reason=reason)
 
-    ds = dataset
-    if ds is None and run is not None:
-        ds = run.dataset_path()
-    if ds is None:
+    if run is not None and (dataset is not None or run.dataset_path() is not None):
+        cases = scored_cases(run, dataset)  # (the cases the run was scored on, or a ConfigError)
+    elif dataset is None:
         return result(None, False, "needs the dataset to find the cases")
-    cases = ds if isinstance(ds, Dataset) else load_cases(ds)
+    else:  # metrics without a run: the dataset as given
+        cases = dataset if isinstance(dataset, Dataset) else load_cases(dataset)
     need = [c.id for c in selected_cases(cases, gate.review_required_for)]
     if not need:
         return result(1.0, True, f"no {where} cases")

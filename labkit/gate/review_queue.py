@@ -152,9 +152,8 @@ def _scores(rd: Any) -> dict[str, dict[str, float | None]]:
 
 def build_queue(run: Any, gate: Any, *, reviews: str | os.PathLike[str], dataset: Any = None) -> ReviewQueue:
     """The review queue of ``run`` under ``gate`` (a Gate or its YAML path)."""
-    from labkit.cases import Dataset, load_cases
     from labkit.gate.config import Gate
-    from labkit.runs import RunDir
+    from labkit.runs import RunDir, scored_cases
     from labkit.scoring import resolve_corpus
 
     g = gate if isinstance(gate, Gate) else Gate.load(gate)
@@ -164,10 +163,7 @@ def build_queue(run: Any, gate: Any, *, reviews: str | os.PathLike[str], dataset
     rd = RunDir(run)
     if not rd.results_path.is_file():
         raise ConfigError("no results.jsonl: not a run directory", path=str(rd.path))
-    ds = dataset if dataset is not None else rd.dataset_path()
-    if ds is None:
-        raise ConfigError("the run names no dataset: give it (--dataset)", path=str(rd.path), field="dataset")
-    cases = ds if isinstance(ds, Dataset) else load_cases(ds)
+    cases = scored_cases(rd, dataset)
     need = selected_cases(cases, g.review_required_for)
     results = {str(r["case_id"]): r for r in rd.results()}
     cov = review_coverage([c.id for c in need], read_reviews(reviews),
