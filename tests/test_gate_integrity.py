@@ -746,3 +746,21 @@ def test_a_dataset_other_than_the_one_scored_does_not_lift_the_review_requiremen
     rv = tmp_path / "reviews.jsonl"
     assert main(["review", str(run), "--gate", str(gate), "--reviews", str(rv), *extra]) == 2
     assert "not the dataset the run was scored on" in _one_line_error(capsys)
+
+
+def test_a_backdated_lock_does_not_pre_register_a_gate_the_run_recorded_unlocked(runs, tmp_path, capsys):
+    """The run recorded its gate unlocked (``gate.locked_at: null`` in its manifest); locking it after
+    the run and rewriting the lock file's time to 2020 made ``labkit gate`` say pre_registered. The
+    lock the run recorded is the one that counts."""
+    gate = tmp_path / "newgate.yaml"
+    shutil.copy(SHIPPED_GATE, gate)
+    run = tmp_path / "u"
+    assert main(["run", "--dataset", GOLDEN, "--pipeline", "data/pipelines/baseline.yaml", "--out", str(run),
+                 "--quiet", "--gate", str(gate)]) == 0
+    assert json.loads((run / "manifest.json").read_text())["gate"]["locked_at"] is None
+    assert main(["gate", "lock", str(gate)]) == 0
+    lock = tmp_path / "newgate.yaml.lock.json"
+    lock.write_text(json.dumps({**json.loads(lock.read_text()), "locked_at": "2020-01-01T00:00:00+00:00"}))
+    code, rep = _gate_json(capsys, "--config", str(gate), str(run), "--thresholds-only")
+    assert code == 1 and rep["pre_registration"]["status"] == "locked_after_run", rep["pre_registration"]
+    assert "not locked when the run started" in rep["pre_registration"]["detail"]

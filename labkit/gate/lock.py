@@ -89,8 +89,17 @@ def pre_registration(gate_path: str | None, run: Any) -> dict[str, Any]:
         if rec.get("hash") and rec["hash"] != info["hash"]:
             return {"status": "edited_after_lock", "detail": "the run was judged by another version "
                     f"of the gate (run recorded {rec['hash'][:12]}, now {info['hash'][:12]})", **info}
-        if locked_after(info["locked_at"], created, lock_from=str(lock_path(gate_path)),
-                        run_from=str(run.manifest_path)):
+        if rec.get("hash") and "locked_at" in rec and rec["locked_at"] is None:  # (recorded as the run
+            # started, unlocked: a lock made since does not count, whatever time the lock file now gives)
+            return {"status": "locked_after_run", "detail": f"the gate was not locked when the run started "
+                    f"(its manifest records gate.locked_at null); the lock at {info['locked_at']} came after", **info}
+        if rec.get("hash") and rec.get("locked_at") is not None:  # the lock the run recorded counts (not a lock
+            # file rewritten since); a hand-written record without one leaves it to the lock file
+            locked, lock_from, lock_field = rec["locked_at"], str(run.manifest_path), "gate.locked_at"
+        else:
+            locked, lock_from, lock_field = info["locked_at"], str(lock_path(gate_path)), "locked_at"
+        info = {**info, "locked_at": locked}
+        if locked_after(locked, created, lock_from=lock_from, run_from=str(run.manifest_path), lock_field=lock_field):
             return {"status": "locked_after_run", "detail": f"gate locked at {info['locked_at']}, "
                     f"after the run started at {created}", **info}
         return {"status": "pre_registered", "detail": f"locked at {info['locked_at']}, "
