@@ -240,7 +240,7 @@ CATALOGUE: tuple[Pattern, ...] = (
        gate="bearer"),
     _p("basic_auth", "TOKEN", r"(?i)(?P<pre>\bbasic\s+)(?=[A-Za-z0-9+/]*[0-9+/=])[A-Za-z0-9+/]{8,}={0,2}",
        gate="basic"),
-    _p("url_credentials", "TOKEN", r"(?i)(?P<pre>\b[a-z][a-z0-9+.\-]*://)[^\s/:@\[\]]+:[^\s/@\[\]]+(?=@)", gate="://"),
+    _p("url_credentials", "TOKEN", r"(?i)(?P<pre>\b[a-z][a-z0-9+.\-]*://)[^\s/:@\[\]]*:[^\s/@\[\]]+(?=@)", gate="://"),
     _p("jwt", "TOKEN", r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}", gate="eyj"),
     # any scheme (Token, ApiKey, Digest, Negotiate ...); Bearer and Basic are replaced above
     _p("authorization_header", "TOKEN",

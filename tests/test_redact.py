@@ -79,6 +79,9 @@ def test_no_false_positives(text: str) -> None:
         ("ssn 078-05-1120.", "ssn [SSN]."),
         ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "Authorization: Basic [TOKEN]"),
         ("db https://admin:hunter2@db.example.com/x", "db https://[TOKEN]@db.example.com/x"),
+        ("cache redis://:hunter2pass@localhost:6379/0", "cache redis://[TOKEN]@localhost:6379/0"),  # no user
+        ("tls rediss://:pw@cache:6380", "tls rediss://[TOKEN]@cache:6380"),
+        ("x https://:pw@localhost/", "x https://[TOKEN]@localhost/"),
         ("hook https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX ok",
          "hook [API_KEY] ok"),
         ("g ya29.a0AfH6SMBx-planted_token_value", "g [TOKEN]"),

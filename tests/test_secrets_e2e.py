@@ -34,6 +34,7 @@ PLANTED: dict[str, str] = {
     "SSN 078-05-1120": "078-05-1120",
     "Authorization: Basic UExBTlRFRDpiYXNpY3Bhc3M=": "UExBTlRFRDpiYXNpY3Bhc3M",
     "https://planteduser:PLANTEDurlpass@db.example.com/app": "PLANTEDurlpass",
+    "redis://:PLANTEDredispass@localhost:6379/0": "PLANTEDredispass",  # (a password with no user)
     "https://hooks.slack.com/services/T0PLANTED/B0PLANTED/PLANTEDslackhook0123": "PLANTEDslackhook",
     "ya29.a0PLANTEDgoogleoauth_token": "PLANTEDgoogleoauth",
     "npm_PLANTEDnpmtoken0123456789abcdefghij": "npm_PLANTED",
