@@ -48,7 +48,7 @@ _LOADER: Any = None
 
 
 def _strict_loader() -> Any:
-    """A SafeLoader that refuses duplicate keys and NaN (built once, on first use)."""
+    """A SafeLoader that refuses duplicate keys, NaN and integers beyond 64 bits (built once, on first use)."""
     global _LOADER
     if _LOADER is not None:
         return _LOADER
@@ -89,7 +89,16 @@ def _strict_loader() -> Any:
                                        ".".join(_path_to(self._root, node)))
             return v
 
+        def construct_yaml_int(self, node: Any) -> Any:
+            v = super().construct_yaml_int(node)
+            if isinstance(v, int) and not -(2**63) <= v < 2**63:  # (no option is that large: a float of it
+                # overflows where the option is read, and a count of it means nothing)
+                raise _StrictYAMLError("an integer beyond 64 bits (-2**63 to 2**63 - 1) is no value a config may "
+                                       "hold", node.start_mark.line + 1, ".".join(_path_to(self._root, node)))
+            return v
+
     StrictLoader.add_constructor("tag:yaml.org,2002:float", StrictLoader.construct_yaml_float)
+    StrictLoader.add_constructor("tag:yaml.org,2002:int", StrictLoader.construct_yaml_int)
     _LOADER = StrictLoader
     return _LOADER
 

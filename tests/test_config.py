@@ -61,3 +61,42 @@ def test_gate_with_a_second_checks_section_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as ei:
         Gate.load(p)
     assert ei.value.line == 4 and ei.value.field == "checks"
+
+
+def test_an_integer_beyond_64_bits_is_an_error_with_line_and_field(tmp_path: Path) -> None:
+    """A 400-digit threshold ended in ``OverflowError: int too large to convert to float`` (a
+    traceback, and ``labkit gate`` exited 1, read by CI as an ordinary FAIL); a huge retries count
+    was taken as it was. Every config file is read by one loader: refused there, at its line."""
+    big = "1" + "0" * 400
+    p = tmp_path / "gate.yaml"
+    p.write_text(f"checks:\n  - {{metric: latency_p95_ms, op: '<=', threshold: {big}}}\n")
+    with pytest.raises(ConfigError) as ei:
+        read_yaml(p)
+    assert (ei.value.line, ei.value.field) == (2, "checks[0].threshold") and "64 bits" in str(ei.value), ei.value
+    assert read_yaml_text(_write(tmp_path, "a: 9223372036854775807\nb: -9223372036854775808\n"))[0] == {
+        "a": 2**63 - 1, "b": -(2**63)}
+
+
+@pytest.mark.parametrize("argv", [
+    ["gate", "--config", "{cfg}", "{run}", "--thresholds-only"],
+    ["run", "--dataset", "data/quick_lab.jsonl", "--pipeline", "{cfg}", "--out", "{out}", "--quiet"],
+])
+def test_a_huge_number_in_a_config_is_a_one_line_error_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                              argv: list[str]) -> None:
+    from labkit.cli import main
+
+    big = "1" + "0" * 400
+    cfg = tmp_path / "cfg.yaml"
+    if argv[0] == "gate":
+        cfg.write_text(f"checks:\n  - {{metric: latency_p95_ms, op: '<=', threshold: {big}}}\n")
+    else:
+        cfg = tmp_path / "pipe.yaml"  # (beside it, the fallback it names)
+        cfg.write_text(Path("data/pipelines/baseline.yaml").read_text().replace("timeout_s: 30", f"timeout_s: {big}")
+                       .replace("fallback: fallback.yaml", "fallback: null")
+                       .replace("corpus: ../corpus", f"corpus: {Path('data/corpus').resolve()}"))
+    run = tmp_path / "run"
+    run.mkdir()
+    filled = [a.format(cfg=cfg, run=run, out=tmp_path / "out") for a in argv]
+    assert main(filled) == 2
+    err = capsys.readouterr().err
+    assert str(cfg) in err and "64 bits" in err and err.count("\n") == 1 and "Traceback" not in err, err
