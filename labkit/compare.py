@@ -401,7 +401,7 @@ def compare_frames(
     from labkit import paired, stats
     from labkit.metrics import METRICS
 
-    stats.check_options(alpha=alpha, n_boot=n_boot)
+    stats.check_options(alpha=alpha, n_boot=n_boot, seed=seed)
 
     for side, frame in (("baseline", base), ("variant", variant)):
         if frame["case_id"].duplicated().any():

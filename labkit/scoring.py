@@ -503,7 +503,11 @@ def score_run(
     """
     from labkit.stats import check_options
 
-    check_options(n_boot=n_boot)  # before anything is read or rewritten
+    check_options(n_boot=n_boot, seed=seed)  # before anything is read or rewritten
+    if k is not None:
+        from labkit.metrics.percase import check_k
+
+        check_k(k)
     if k is None or judge is None:
         rd = RunDir(run_dir)
         rec = scored_with(rd)

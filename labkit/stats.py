@@ -61,16 +61,26 @@ _TILE_MULADDS = (1 << 18) - 1
 _DISTINCT_FACTOR = 128
 
 
-def check_options(*, alpha: float | None = None, n_boot: int | None = None) -> None:
-    """ConfigError naming the option when ``alpha`` is not in (0, 1) or ``n_boot`` not an int >= 1."""
+#: The most resamples an interval is drawn from (2,000 by default; past this the draws' memory,
+#: not their precision, is what grows).
+MAX_N_BOOT = 100_000
+
+
+def check_options(*, alpha: float | None = None, n_boot: int | None = None, seed: Any = None) -> None:
+    """ConfigError naming the option when ``alpha`` is not in (0, 1), ``n_boot`` not an int from 1
+    to :data:`MAX_N_BOOT`, or ``seed`` (an int; a Generator is taken as it is) negative."""
     from labkit.errors import ConfigError
 
     if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, (int, float))
                               or not 0.0 < float(alpha) < 1.0):
         raise ConfigError(f"must be a number between 0 and 1 (exclusive), got {alpha!r}", field="alpha")
     if n_boot is not None and (isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer))
-                               or n_boot < 1):
-        raise ConfigError(f"must be a whole number of resamples >= 1, got {n_boot!r}", field="n_boot")
+                               or not 1 <= n_boot <= MAX_N_BOOT):
+        raise ConfigError(f"must be a whole number of resamples from 1 to {MAX_N_BOOT:,}, got {n_boot!r}",
+                          field="n_boot")
+    if seed is not None and not isinstance(seed, np.random.Generator) and (
+            isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise ConfigError(f"must be a whole number >= 0, got {seed!r}", field="seed")
 
 
 def make_rng(seed: int | np.random.Generator | None = 0) -> np.random.Generator:

@@ -383,6 +383,26 @@ def test_a_bad_runner_flag_is_named_as_the_flag_not_as_the_pipeline_file(tmp_pat
     assert not out.exists()
 
 
+@pytest.mark.parametrize(("argv", "field"), [
+    (["score", "{run}", "--seed", "-5"], "seed"),
+    (["compare", "{base}", "{run}", "--seed", "-1"], "seed"),
+    (["gate", "--config", "data/gate.yaml", "{run}", "--baseline", "{base}", "--seed", "-5"], "seed"),
+    (["score", "{run}", "--k", "100000000000000000000"], "k"),
+    (["score", "{run}", "--n-boot", "1000000000000000000000000000"], "n_boot"),
+])
+def test_an_out_of_range_number_option_is_a_one_line_error(runs, tmp_path, capsys, argv, field):
+    """``--seed -5`` ended in numpy's "expected non-negative integer", ``--k 1e20`` and a huge
+    ``--n-boot`` in "Maximum allowed dimension exceeded": tracebacks, and gate exited 1."""
+    run = tmp_path / "variant"
+    shutil.copytree(runs / "variant", run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert main([a.format(run=run, base=runs / "baseline") for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert f"field '{field}'" in err and err.count("\n") == 1 and "Traceback" not in err, err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
 def test_report_refuses_an_out_folder_whose_executed_copies_would_replace_the_notebooks(tmp_path, capsys):
     """``report --notebooks X/executed --out X``: each executed copy is written over its notebook."""
     nbs = tmp_path / "x" / "executed"

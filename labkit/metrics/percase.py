@@ -173,6 +173,16 @@ def score_cases(
     return pd.DataFrame(score_columns(cases, results, k=k, corpus=corpus, judge=judge, redaction=redaction))
 
 
+#: The largest retrieval cut-off (the relevance matrix holds k columns a case).
+MAX_K = 10_000
+
+
+def check_k(k: int) -> None:
+    """ConfigError naming ``k`` unless it is a whole number from 1 to :data:`MAX_K`."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise ConfigError(f"k must be a whole number from 1 to {MAX_K:,}, got {k!r}", field="k")
+
+
 def score_columns(
     cases: Sequence[EvalCase],
     results: Sequence[Mapping[str, Any]],
@@ -185,8 +195,7 @@ def score_columns(
     """The columns of :func:`score_cases`' frame, in its order: each a float array or a list."""
     from labkit.judges import get_judge
 
-    if k < 1:
-        raise ConfigError(f"k must be >= 1, got {k}", field="k")
+    check_k(k)
     run = CaseRun(cases, _pair(cases, results), k=k, corpus=corpus, judge=get_judge(judge), redaction=redaction)
     try:
         return _columns(run, cases)
