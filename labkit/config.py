@@ -10,6 +10,7 @@ file, the line and the key. Merge keys (``<<: *base``) may still be overridden.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +166,25 @@ def field_line(text: str, fld: str) -> int | None:
         if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) or node.flow_style:
             line = node.start_mark.line + 1
     return line
+
+
+def check_options_of(factory: Callable[..., Any], cfg: Mapping[str, Any], *, what: str, field: str) -> None:
+    """A ConfigError naming an option of ``cfg`` that ``factory`` (what builds ``what`` from its
+    config) does not take, with the ones it does, or the options it needs that ``cfg`` lacks (field
+    ``{field}.{option}``); a factory taking any keyword is left to check its own."""
+    import inspect
+
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # (no signature to read)
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    named = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    known = [p.name for p in named]
+    for key in cfg:
+        if key not in known:
+            raise ConfigError(f"unknown option {key!r} of {what}", field=f"{field}.{key}", known=known)
+    needed = [p.name for p in named if p.default is p.empty and p.name not in cfg]
+    if needed:
+        raise ConfigError(f"{what} needs the options {', '.join(needed)}", field=field)

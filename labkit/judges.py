@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from labkit.config import check_options_of
 from labkit.errors import ClientHTTPError, ConfigError, EndpointError, JudgeRefused, JudgeReplyError
 from labkit.text import (
     content_word_set,
@@ -60,31 +61,8 @@ def register_judge(name: str) -> Callable[[Callable[..., Judge]], Callable[..., 
     return deco
 
 
-def _check_options(name: str, factory: Callable[..., Judge], cfg: Mapping[str, Any]) -> None:
-    """A ConfigError naming an option the judge ``name`` does not take (with the ones it does), or
-    the options it needs that ``cfg`` lacks; a factory taking any keyword is left to check its own."""
-    import inspect
-
-    try:
-        params = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):  # (no signature to read)
-        return
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return
-    known = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    for key in cfg:
-        if key not in known:
-            raise ConfigError(f"unknown option {key!r} of judge {name!r}", field=f"judge.{key}", known=known)
-    needed = [p.name for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-              and p.name not in cfg]
-    if needed:
-        raise ConfigError(f"judge {name!r} needs the options {', '.join(needed)} (give a judge file: "
-                          f"type: {name}, {needed[0]}: ...)", field="judge")
-
-
 def get_judge(spec: str | Mapping[str, Any] | Judge | None = None) -> Judge:
-    """A judge from a name (``"lexical"``), a config mapping (``{"type": "llm", ...}``),
-    an existing judge (returned as is) or None (the lexical default)."""
+    """A judge from a name, a config mapping (``{"type": "llm", ...}``), a judge (as is) or None (lexical)."""
     if spec is None:
         return LexicalJudge()
     if isinstance(spec, str):
@@ -98,7 +76,7 @@ def get_judge(spec: str | Mapping[str, Any] | Judge | None = None) -> Judge:
         raise ConfigError(f"cannot build a judge from {type(spec).__name__}", field="judge")
     if name not in JUDGES:
         raise ConfigError(f"unknown judge {name!r}", field="judge", known=sorted(JUDGES))
-    _check_options(name, JUDGES[name], cfg)
+    check_options_of(JUDGES[name], cfg, what=f"judge {name!r}", field="judge")
     try:
         return JUDGES[name](**cfg)
     except TypeError as e:
@@ -305,8 +283,7 @@ class _LexicalBatch:
         return claims, words
 
     def context(self, text: str) -> list[set[str]]:
-        """The distinct content words of each sentence of a context text that has any (worked out once
-        per text; a sentence without content words supports no claim)."""
+        """The distinct content words of each sentence of a context text that has any (once per text)."""
         got = self._contexts.get(text)
         if got is None:
             got = self._contexts[text] = sentence_word_sets(text)

@@ -73,7 +73,8 @@ def _inputs(args: argparse.Namespace) -> dict[str, Any]:
     """What ``labkit gate`` reads, by the flag that gave it: a report written over one is refused
     (labkit.paths.refuse_overwriting_inputs)."""
     from labkit.prereg import lock_path
-    from labkit.runs import dataset_input, run_files
+    from labkit.rundata import dataset_input
+    from labkit.runs import run_files
 
     return {"--config": [args.config, lock_path(args.config)], "RUN_DIR": run_files(args.target[0]),
             "--baseline": args.baseline and run_files(args.baseline), "--reviews": args.reviews,

@@ -106,7 +106,8 @@ def _refuse_appending_to_inputs(args: argparse.Namespace, proposals: Path) -> No
     """A decision is appended to the reviews file and may be to the proposals file: neither may be
     a file the command reads (the run's files, the gate, the dataset; the reviews, for the proposals)."""
     from labkit.paths import refuse_overwriting_inputs
-    from labkit.runs import dataset_input, run_files
+    from labkit.rundata import dataset_input
+    from labkit.runs import run_files
 
     inputs: dict[str, Any] = {"RUN_DIR": run_files(args.run_dir), "--gate": args.gate,
                               "--dataset": dataset_input(args.run_dir, args.dataset)}

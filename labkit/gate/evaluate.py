@@ -320,7 +320,7 @@ def _review(gate: Gate, run: Any, reviews: Any, dataset: Any) -> CheckResult:
     answer (labkit.gate.reviews); without a run, a review of any answer counts."""
     from labkit.cases import Dataset, load_cases
     from labkit.gate.reviews import read_reviews, review_coverage, run_answers, selected_cases
-    from labkit.runs import scored_cases
+    from labkit.rundata import scored_cases
 
     assert gate.review_required_for is not None
     where = ",".join(f"{k}={v}" for k, v in gate.review_required_for.items())

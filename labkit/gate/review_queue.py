@@ -153,7 +153,8 @@ def _scores(rd: Any) -> dict[str, dict[str, float | None]]:
 def build_queue(run: Any, gate: Any, *, reviews: str | os.PathLike[str], dataset: Any = None) -> ReviewQueue:
     """The review queue of ``run`` under ``gate`` (a Gate or its YAML path)."""
     from labkit.gate.config import Gate
-    from labkit.runs import RunDir, scored_cases
+    from labkit.rundata import scored_cases
+    from labkit.runs import RunDir
     from labkit.scoring import resolve_corpus
 
     g = gate if isinstance(gate, Gate) else Gate.load(gate)
