@@ -486,3 +486,23 @@ def test_a_recorded_lock_time_that_is_no_time_fails_the_item_naming_it(project: 
     assert it.status == "fail" and "not an ISO time: 'soon'" in it.evidence, it.evidence
     assert "gate.locked_at" in it.evidence and "manifest.json" in it.evidence, it.evidence
     assert "after the run started" not in it.evidence, it.evidence
+
+
+@pytest.mark.parametrize("which", ["variant", "baseline"])
+def test_a_run_whose_scores_changed_after_scoring_is_refused_not_reviewed(
+        project: Path, capsys: pytest.CaptureFixture[str], which: str) -> None:
+    """The variant's scores.csv edited to make every adversarial case succeed: the release gate item
+    said "run files changed after scoring", yet the adversarial item read the edited file and passed
+    (6/6, the safety area at 100). The review refuses such a run, as ``labkit slo`` does."""
+    from labkit.cli import main
+
+    base, var = _runs(project)
+    target = var if which == "variant" else base
+    scores = target / "scores.csv"
+    scores.write_text(scores.read_text(encoding="utf-8").replace(",0.0,", ",1.0,"), encoding="utf-8")
+    out = project / "sc"
+    code = main(["scorecard", "--root", str(project), "--baseline", str(base), "--variant", str(var),
+                 "--runs-dir", str(project / "outputs" / "runs"), "--no-html", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "changed after scoring" in err and str(target) in err and err.count("\n") == 1, err
+    assert not out.exists()

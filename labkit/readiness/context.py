@@ -61,8 +61,8 @@ class Context:
         **paths: Any,
     ) -> Context:
         p = Paths(root=Path(root), **{k: v for k, v in paths.items() if v is not None})
-        base = RunView.of(baseline) if baseline is not None else None
-        var = RunView.of(variant) if variant is not None else None
+        base = RunView.verified(baseline) if baseline is not None else None
+        var = RunView.verified(variant) if variant is not None else None
         cand = var or base
         ctx = cls(p, cand, base if var is not None else None, today=today or dt.date.today())
         ctx.history = ctx._history()

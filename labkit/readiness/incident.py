@@ -514,7 +514,7 @@ def incident_review(
         from labkit.gate import Gate
 
         Gate.load(gate)
-    base, var = RunView.of(baseline_run), RunView.of(failing_run)
+    base, var = RunView.verified(baseline_run), RunView.verified(failing_run)
     comp, why = compare(base, var)
     if comp is None:
         raise ConfigError(f"cannot review: {why}", path=str(var.path))

@@ -46,6 +46,18 @@ class RunView:
             raise ConfigError("run directory not found", path=str(p))
         return cls(p)
 
+    @classmethod
+    def verified(cls, run: str | os.PathLike[str] | Any) -> RunView:
+        """:meth:`of` a run whose scored files are the ones its scoring wrote (labkit.scoring.verify_scored:
+        a RunDirError for one whose results, scores or metrics changed since, or that records no
+        hashes), so no item reads an edited scores.csv; a run not scored yet is taken as it is."""
+        view = cls.of(run)
+        if (view.path / "scores.csv").is_file() or (view.path / "metrics.json").is_file():
+            from labkit.scoring import verify_scored
+
+            verify_scored(view.path)
+        return view
+
     @cached_property
     def manifest(self) -> dict[str, Any]:
         """manifest.json as :attr:`labkit.runs.RunDir.manifest` reads it (its one reader: a version
