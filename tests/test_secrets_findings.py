@@ -166,6 +166,27 @@ def test_an_exception_message_and_an_output_field_are_redacted_on_disk(
             assert raw not in text, (name, raw)
 
 
+@pytest.mark.parametrize("no_content", [False, True])
+def test_an_exception_class_named_like_a_secret_stays_off_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_content: bool,
+) -> None:
+    """``error_type`` (the exception's class name, chosen by the pipeline's code) was written to
+    results.jsonl as it was, with or without --no-content, while traces.jsonl redacted it."""
+    spec = _module_pipeline(tmp_path, monkeypatch, (
+        "AKIAIOSFODNN7EXAMPLQ = type('AKIAIOSFODNN7EXAMPLQ', (Exception,), {})\n"
+        "def pipe(case):\n"
+        "    if case.id == 'c0':\n"
+        "        raise AKIAIOSFODNN7EXAMPLQ('boom')\n"
+        "    return {'answer': 'ok'}\n"))
+    out = tmp_path / "run"
+    assert main(["run", "--dataset", str(_dataset(tmp_path)), "--pipeline", spec, "--out", str(out),
+                 "--quiet", "--retries", "0", *(["--no-content"] if no_content else [])]) == 0
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["error_type"] for r in rows if r["status"] == "error"] == ["[API_KEY]"], rows
+    for name, text in _every_file(out).items():
+        assert "AKIAIOSFODNN7EXAMPLQ" not in text, name
+
+
 # ---------------------------------------------------------------------------- S3
 
 

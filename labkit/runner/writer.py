@@ -22,8 +22,9 @@ from labkit.trace.record import dumps_trace
 __all__ = ["LINES_IN_MEMORY_BYTES", "Writer", "line_head", "truncate_torn_tail"]
 
 LINES_IN_MEMORY_BYTES = 64 * 1024 * 1024
-#: Runner fields kept as they are through redaction (``error`` text is redacted like content).
-_IDS_AND_STATES = tuple(k for k in RUNNER_FIELDS if k != "error")
+#: Runner fields kept as they are through redaction (``error`` text and ``error_type``, the name of
+#: an exception class the pipeline's code chose, are redacted like content).
+_IDS_AND_STATES = tuple(k for k in RUNNER_FIELDS if k not in ("error", "error_type"))
 _KEPT = frozenset(_IDS_AND_STATES)
 _encode_result = json.JSONEncoder(ensure_ascii=False).encode
 
