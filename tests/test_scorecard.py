@@ -506,3 +506,27 @@ def test_a_run_whose_scores_changed_after_scoring_is_refused_not_reviewed(
     err = capsys.readouterr().err
     assert code == 2 and "changed after scoring" in err and str(target) in err and err.count("\n") == 1, err
     assert not out.exists()
+
+
+def test_runs_scored_on_a_subset_of_the_golden_set_do_not_stand_for_it(project: Path) -> None:
+    """Both runs made on the 37 golden cases the variant answered faithfully: the gate judged 37 of 37,
+    ``eval.dataset`` reported the full golden set as evidence, and the verdict was READY WITH
+    CONDITIONS. The candidate's metrics stand for the golden set only when it was scored on it."""
+    import csv
+
+    from labkit.runner import run
+
+    _, var = _runs(project)
+    ok = {r["case_id"] for r in csv.DictReader((var / "scores.csv").open(encoding="utf-8")) if r["faithfulness"] == "1.0"}
+    golden = project / "data" / "golden.jsonl"
+    picked = project / "picked.jsonl"
+    picked.write_text("".join(ln for ln in golden.read_text(encoding="utf-8").splitlines(keepends=True)
+                              if json.loads(ln)["id"] in ok), encoding="utf-8")
+    runs = {}
+    for name in ("baseline", "variant"):
+        runs[name] = run(picked, str(project / "data" / "pipelines" / f"{name}.yaml"), project / "sub" / name,
+                         overrides={"progress": False}, gate_path=str(project / "data" / "gate.yaml")).path
+    card = build_scorecard(runs["baseline"], runs["variant"], root=project, today=TODAY)
+    item = next(i for i in card.items if i.id == "eval.dataset")
+    assert item.status == "fail" and "not the golden set" in item.evidence, item
+    assert card.verdict == "not ready"

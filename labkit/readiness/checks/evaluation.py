@@ -41,11 +41,32 @@ def dataset_size(ctx: Context) -> ItemResult:
         _, err = ctx.dataset()
         return ItemResult("fail", f"{path}: {err}", f"Create or fix {path} (labkit dataset validate {path}).")
     n = st["n_cases"]
+    other = _scored_elsewhere(ctx, st["fingerprint"])
+    if other:
+        return ItemResult("fail", f"{path}: {n} valid cases (fingerprint {st['fingerprint'][:12]}); {other}: "
+                          "not the golden set, so its metrics do not stand for it",
+                          f"Run and score the candidate and the baseline on {path}.")
     return ItemResult("pass" if n >= RULES["min_cases"] else "fail",
                       f"{path}: {n} valid cases (fingerprint {st['fingerprint'][:12]}), "
                       f"{st['with_gold']} with gold ids, {st['with_must_include']} with must_include; "
                       f"rule: at least {RULES['min_cases']:g}",
                       f"Grow the golden set to at least {RULES['min_cases']:g} cases.")
+
+
+def _scored_elsewhere(ctx: Context, fingerprint: str) -> str | None:
+    """Which of the reviewed runs was scored on another dataset than the golden set, or None (a run
+    that records no fingerprint is not judged on it)."""
+    from labkit.runs import RunDir
+
+    for role, view in (("the candidate", ctx.candidate), ("the baseline", ctx.baseline)):
+        if view is None:
+            continue
+        rec = RunDir(view.path).scored_dataset
+        fp = rec.get("fingerprint")
+        if isinstance(fp, str) and fp and fp != fingerprint:
+            return (f"{role} {view.run_id} was scored on {rec.get('path') or 'another dataset'} "
+                    f"({rec.get('n_cases', '?')} cases, fingerprint {fp[:12]})")
+    return None
 
 
 @checklist_item(id="eval.case_kinds", title="Failure, adversarial and out-of-scope cases present",
