@@ -90,6 +90,19 @@ def kept_judge(rd: RunDir, recorded: Any = None) -> Any:
                       "then rescore)", path=str(rd.path), field="judge")
 
 
+def refuse_foreign_results(rd: RunDir, recorded: str | None = None) -> None:
+    """A RunDirError when the run records the hash of the results.jsonl it wrote (``results_sha256``,
+    docs/formats.md) and its results.jsonl (or the one scoring recorded, ``recorded``) is another:
+    lines swapped in from another run, or edited, and rescored would be judged as this run's."""
+    wrote = rd.manifest.get("results_sha256")
+    if not isinstance(wrote, str) or not wrote:
+        return  # (recorded traffic, and runs made before the runner recorded it)
+    if (recorded or file_hash(rd.results_path)) != wrote:
+        raise RunDirError(f"{rd.results_path}: not the results the run wrote (its manifest records "
+                          f"{wrote[:12]}): results swapped in or edited after the run are not its evidence; "
+                          "make a new run, or import the lines as recorded traffic (labkit import)")
+
+
 def verify_scored(run_dir: str | os.PathLike[str] | RunDir) -> None:
     """Check a run's files against the hashes its scoring recorded (docs/formats.md "The scoring
     record").
@@ -114,6 +127,7 @@ def verify_scored(run_dir: str | os.PathLike[str] | RunDir) -> None:
     if changed:
         raise RunDirError(f"{rd.path}: run files changed after scoring: rescore with {rd.score_command} "
                           f"({', '.join(changed)} differ from the hashes scoring recorded)")
+    refuse_foreign_results(rd, rec.get(RESULTS))
 
 
 def resolve_corpus(corpus: Any, rd: RunDir) -> Any:
@@ -527,6 +541,8 @@ def _score_run(run_dir: str | os.PathLike[str] | RunDir, dataset: Dataset | Sequ
     rd = RunDir(run_dir)
     if not rd.results_path.is_file():
         raise DatasetError(str(rd.results_path), [Problem(None, None, "file not found")])
+    if results is None:  # (the runner's in-run scoring: it has just written the file and its hash)
+        refuse_foreign_results(rd)
     ds = load_dataset(dataset, rd)
     corp = resolve_corpus(corpus, rd)
     cases, scores = score_results(rd, ds, k=k, corpus=corp, judge=judge, results=results)

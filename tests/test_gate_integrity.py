@@ -38,7 +38,14 @@ def runs(tmp_path_factory):
 
 
 def _copy(src: Path, dst: Path) -> Path:
+    """A copy of a run as recorded traffic: its manifest keeps no hash of the results the runner wrote
+    (``results_sha256``), so its lines may be edited and rescored, as a team edits recorded lines;
+    the checks below are what must hold then. A runner's run refuses edited lines outright
+    (test_results_swapped_in_from_another_run_and_rescored_are_refused)."""
     shutil.copytree(src, dst)
+    man = json.loads((dst / "manifest.json").read_text(encoding="utf-8"))
+    man.pop("results_sha256", None)
+    (dst / "manifest.json").write_text(json.dumps(man, indent=2), encoding="utf-8")
     return dst
 
 
@@ -764,3 +771,21 @@ def test_a_backdated_lock_does_not_pre_register_a_gate_the_run_recorded_unlocked
     code, rep = _gate_json(capsys, "--config", str(gate), str(run), "--thresholds-only")
     assert code == 1 and rep["pre_registration"]["status"] == "locked_after_run", rep["pre_registration"]
     assert "not locked when the run started" in rep["pre_registration"]["detail"]
+
+
+def test_results_swapped_in_from_another_run_and_rescored_are_refused(runs, tmp_path, capsys):
+    """The variant's results.jsonl replaced by the baseline's lines and rescored: the scoring record
+    then covered the swapped file and the gate passed 8/8 for a run whose manifest names the
+    variant. The run records the hash of the results it wrote; a rescore of other results is
+    refused wherever a run's scores are trusted."""
+    run = Path(shutil.copytree(runs / "variant", tmp_path / "swapped"))
+    assert json.loads((run / "manifest.json").read_text())["results_sha256"] == _sha(run / "results.jsonl")
+    shutil.copy(runs / "baseline" / "results.jsonl", run / "results.jsonl")
+    capsys.readouterr()
+    assert main(["score", str(run)]) == 2
+    err = _one_line_error(capsys)
+    assert "not the results the run wrote" in err and "results.jsonl" in err, err
+    for argv in (["gate", "--config", SHIPPED_GATE, str(run), "--baseline", str(runs / "baseline")],
+                 ["compare", str(runs / "baseline"), str(run)]):
+        assert main(argv) == 2  # (the file is not the one scoring recorded either)
+        assert "results.jsonl" in _one_line_error(capsys)

@@ -276,8 +276,10 @@ def complete(
     compacted = compact_traces(rd, cfg.compact_traces_bytes)
     if compacted is not None:
         extra["traces_store"] = compacted
+    from labkit.io import file_hash
+
     rd.update_manifest(finished_at=datetime.now(UTC).isoformat(timespec="seconds"), status="complete",
-                       counts=counts, pipeline_calls=sess.calls, **extra)
+                       counts=counts, pipeline_calls=sess.calls, results_sha256=file_hash(rd.results_path), **extra)
     if score:
         score_run(rd, ds, corpus=corpus_dir, k=k, results=sess.scored_results())
     return rd
