@@ -189,3 +189,14 @@ def test_a_pipeline_claiming_a_cost_beyond_the_bound_is_an_error_result(
     rows = [json.loads(ln) for ln in (out / "results.jsonl").read_text().splitlines()]
     assert [r["status"] for r in rows] == ["error", "error"]
     assert all(r["error_type"] == "ResultError" and "cost_usd" in r["error"] for r in rows)
+
+
+@pytest.mark.parametrize("retries", [101, 10**18])
+def test_a_retry_count_past_the_documented_bound_is_a_config_error(retries: int) -> None:
+    """``runner.retries: 1000000000000000000`` was accepted: a failing call retried without end."""
+    from labkit.runner.config import MAX_RETRIES, RunnerConfig
+
+    with pytest.raises(ConfigError) as ei:
+        RunnerConfig.from_dict({"retries": retries}, path="pipe.yaml")
+    assert ei.value.field == "runner.retries" and f"{MAX_RETRIES}" in str(ei.value), ei.value
+    assert RunnerConfig.from_dict({"retries": MAX_RETRIES}).retries == MAX_RETRIES

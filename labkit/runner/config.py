@@ -29,6 +29,8 @@ MIN_RATE_LIMIT = 0.001
 #: A run's traces.jsonl from this size on is compacted when the run ends: below it, a query
 #: reads the JSONL in well under 0.1 s anyway (docs/runner.md "Trace compaction").
 DEFAULT_COMPACT_TRACES_BYTES = 32 * 1024 * 1024
+#: The most retries a call may be given (past it a failing endpoint is retried for hours).
+MAX_RETRIES = 100
 
 
 @dataclass
@@ -71,8 +73,8 @@ class RunnerConfig:
                                     f"per {1 / MIN_RATE_LIMIT:,.0f} s), got {self.rate_limit!r}")
         if not _num(self.timeout_s) or self.timeout_s <= 0:
             raise bad("timeout_s", f"must be a positive number of seconds, got {self.timeout_s!r}")
-        if not _int(self.retries) or self.retries < 0:
-            raise bad("retries", f"must be an integer >= 0, got {self.retries!r}")
+        if not _int(self.retries) or not 0 <= self.retries <= MAX_RETRIES:
+            raise bad("retries", f"must be an integer from 0 to {MAX_RETRIES}, got {self.retries!r}")
         for name in ("backoff_base_s", "backoff_max_s"):
             v = getattr(self, name)
             if not _num(v) or v < 0:
