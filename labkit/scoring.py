@@ -100,7 +100,8 @@ def refuse_foreign_results(rd: RunDir, recorded: str | None = None) -> None:
     if (recorded or file_hash(rd.results_path)) != wrote:
         raise RunDirError(f"{rd.results_path}: not the results the run wrote (its manifest records "
                           f"{wrote[:12]}): results swapped in or edited after the run are not its evidence; "
-                          "make a new run, or import the lines as recorded traffic (labkit import)")
+                          "make a new run, resume this one if a resume of it was cut short (labkit run --resume), "
+                          "or import the lines as recorded traffic (labkit import)")
 
 
 def verify_scored(run_dir: str | os.PathLike[str] | RunDir) -> None:
