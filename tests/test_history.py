@@ -119,9 +119,9 @@ def test_index_is_incremental(runs: dict[str, Path], tmp_path: Path, monkeypatch
     reads: list[str] = []
     real = history_index._read_run
 
-    def counting(path: str, gate: Any) -> Any:
+    def counting(path: str, gate: Any, key: str) -> Any:
         reads.append(Path(path).name)
-        return real(path, gate)
+        return real(path, gate, key)
 
     monkeypatch.setattr(history_index, "_read_run", counting)
     again = update_index(runs.values(), db)

@@ -160,15 +160,14 @@ def _run_row(path: str, rd: Any, man: Mapping[str, Any], version: int) -> dict[s
     }
 
 
-def _read_run(path: str, gate: Any) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
-    """The runs row and the metrics rows of the scored run directory at ``path``, under its
-    :func:`labkit.trace.keys.redacted_key` (parsed: the costly part); a RunDirError when its
+def _read_run(path: str, gate: Any, key: str) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
+    """The runs row and the metrics rows of the scored run directory at ``path``, under ``key``
+    (its :func:`labkit.trace.keys.redacted_key`; parsed: the costly part); a RunDirError when its
     files are not what its scoring wrote."""
     from labkit.metrics.schema import metrics_schema_version
     from labkit.runs import RunDir
     from labkit.scoring import verify_scored
 
-    key = redacted_key(path)
     rd = RunDir(path)
     verify_scored(rd)
     man = rd.manifest
@@ -234,7 +233,7 @@ def update_index(
                 out.unchanged.append(path)
                 continue
             try:
-                row, mrows = _read_run(path, g)
+                row, mrows = _read_run(path, g, key)
             except RunDirError as e:
                 out.refused[str(p)] = str(e)
                 _forget(con, key)
