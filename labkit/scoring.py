@@ -90,18 +90,20 @@ def kept_judge(rd: RunDir, recorded: Any = None) -> Any:
                       "then rescore)", path=str(rd.path), field="judge")
 
 
-def refuse_foreign_results(rd: RunDir, recorded: str | None = None) -> None:
+def refuse_foreign_results(rd: RunDir, recorded: str | None = None) -> str | None:
     """A RunDirError when the run records the hash of the results.jsonl it wrote (``results_sha256``,
     docs/formats.md) and its results.jsonl (or the one scoring recorded, ``recorded``) is another:
-    lines swapped in from another run, or edited, and rescored would be judged as this run's."""
+    lines swapped in from another run, or edited, and rescored would be judged as this run's.
+    Returns that hash when the file was checked against it (None: the run records none)."""
     wrote = rd.manifest.get("results_sha256")
     if not isinstance(wrote, str) or not wrote:
-        return  # (recorded traffic, and runs made before the runner recorded it)
+        return None  # (recorded traffic, and runs made before the runner recorded it)
     if (recorded or file_hash(rd.results_path)) != wrote:
         raise RunDirError(f"{rd.results_path}: not the results the run wrote (its manifest records "
                           f"{wrote[:12]}): results swapped in or edited after the run are not its evidence; "
                           "make a new run, resume this one if a resume of it was cut short (labkit run --resume), "
                           "or import the lines as recorded traffic (labkit import)")
+    return wrote
 
 
 def verify_scored(run_dir: str | os.PathLike[str] | RunDir) -> None:
@@ -435,11 +437,13 @@ def _no_cycle_collector() -> Iterator[None]:
             gc.enable()
 
 
-def _write_scores(rd: RunDir, scores: pd.DataFrame, ds: Dataset) -> tuple[dict[str, str], str]:
-    """scores.csv written; the sha256 of it and of the results.jsonl that was scored, and the
-    dataset's fingerprint (for the manifest: worked out here, beside the draws)."""
+def _write_scores(rd: RunDir, scores: pd.DataFrame, ds: Dataset,
+                  results_hash: str | None) -> tuple[dict[str, str], str]:
+    """scores.csv written; the sha256 of it and of the results.jsonl that was scored (``results_hash``
+    when it is known already: the file is not read again), and the dataset's fingerprint (for
+    the manifest: worked out here, beside the draws)."""
     write_scores_csv(scores, rd.scores_path)
-    return {RESULTS: file_hash(rd.results_path), SCORES: file_hash(rd.scores_path)}, ds.fingerprint
+    return {RESULTS: results_hash or file_hash(rd.results_path), SCORES: file_hash(rd.scores_path)}, ds.fingerprint
 
 
 #: From ``FORKED_WRITE_MIN`` to ``FORKED_WRITE_MAX`` scored cases (and with a CPU to spare),
@@ -458,7 +462,8 @@ def _forked_write(token: int) -> tuple[dict[str, str], str]:
 
 
 @contextmanager
-def _scores_writer(rd: RunDir, scores: pd.DataFrame, ds: Dataset) -> Iterator[Callable[[], tuple[dict[str, str], str]]]:
+def _scores_writer(rd: RunDir, scores: pd.DataFrame, ds: Dataset,
+                   results_hash: str | None) -> Iterator[Callable[[], tuple[dict[str, str], str]]]:
     """:func:`_write_scores` of ``scores`` under way, in a forked process for a large frame, else in a
     thread: yields the function that waits for it and returns what it returns (a fork refused, or
     the process lost, and this process writes)."""
@@ -471,13 +476,13 @@ def _scores_writer(rd: RunDir, scores: pd.DataFrame, ds: Dataset) -> Iterator[Ca
     with contextlib.ExitStack() as stack:
         if FORKED_WRITE_MIN <= len(scores) <= FORKED_WRITE_MAX and can_fork():
             try:
-                pool, token = stack.enter_context(forked_pool(1, (rd, scores, ds)))
+                pool, token = stack.enter_context(forked_pool(1, (rd, scores, ds, results_hash)))
                 fut = pool.submit(_forked_write, token)  # (forked here)
             except OSError:  # no fork (no memory for one): written here
                 fut = None
         else:
             fut = stack.enter_context(ThreadPoolExecutor(max_workers=1)).submit(
-                _write_scores, rd, scores.copy(deep=False), ds)
+                _write_scores, rd, scores.copy(deep=False), ds, results_hash)
 
         def written() -> tuple[dict[str, str], str]:
             try:
@@ -485,7 +490,7 @@ def _scores_writer(rd: RunDir, scores: pd.DataFrame, ds: Dataset) -> Iterator[Ca
                     return fut.result()
             except BrokenProcessPool:  # the writer lost (killed): written here
                 pass
-            return _write_scores(rd, scores, ds)
+            return _write_scores(rd, scores, ds, results_hash)
 
         yield written
 
@@ -542,12 +547,12 @@ def _score_run(run_dir: str | os.PathLike[str] | RunDir, dataset: Dataset | Sequ
     rd = RunDir(run_dir)
     if not rd.results_path.is_file():
         raise DatasetError(str(rd.results_path), [Problem(None, None, "file not found")])
-    if results is None:  # (the runner's in-run scoring: it has just written the file and its hash)
-        refuse_foreign_results(rd)
+    # the runner's in-run scoring (``results`` given) has just written the file and recorded its hash
+    known = refuse_foreign_results(rd) if results is None else rd.manifest.get("results_sha256")
     ds = load_dataset(dataset, rd)
     corp = resolve_corpus(corpus, rd)
     cases, scores = score_results(rd, ds, k=k, corpus=corp, judge=judge, results=results)
-    with _scores_writer(rd, scores, ds) as written:  # written while the intervals are drawn
+    with _scores_writer(rd, scores, ds, known if isinstance(known, str) else None) as written:  # written while the intervals are drawn
         have = {c.id for c in cases}
         missing = [c for c in ds if c.id not in have]
         metrics = _redacted_slices(aggregate(cases, scores, k=k, seed=seed, n_boot=n_boot, missing=missing))
