@@ -329,10 +329,10 @@ def _review(gate: Gate, run: Any, reviews: Any, dataset: Any) -> CheckResult:
         return CheckResult(name=f"human review of {where} cases", kind="review", metric=None, op=">=",
                            threshold=1.0, observed=observed, passed=passed, reason=reason)
 
-    if run is not None and (dataset is not None or run.dataset_path() is not None):
-        cases = scored_cases(run, dataset)  # (the cases the run was scored on, or a ConfigError)
-    elif dataset is None:
+    if dataset is None and (run is None or run.dataset_path() is None):
         return result(None, False, "needs the dataset to find the cases")
+    if run is not None:  # the cases the run was scored on, or a ConfigError
+        cases = scored_cases(run, dataset)
     else:  # metrics without a run: the dataset as given
         cases = dataset if isinstance(dataset, Dataset) else load_cases(dataset)
     need = [c.id for c in selected_cases(cases, gate.review_required_for)]
