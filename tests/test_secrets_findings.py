@@ -145,19 +145,25 @@ def _module_pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str)
     return f"{name}:pipe"
 
 
+def _run_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str,
+              *flags: str) -> tuple[Path, dict[str, dict[str, Any]]]:
+    """``labkit run`` of the module pipeline ``code`` (no retries), and its results lines by case id."""
+    spec = _module_pipeline(tmp_path, monkeypatch, code)
+    out = tmp_path / "run"
+    assert main(["run", "--dataset", str(_dataset(tmp_path)), "--pipeline", spec, "--out", str(out),
+                 "--quiet", "--retries", "0", *flags]) == 0
+    return out, {r["case_id"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
+
+
 def test_an_exception_message_and_an_output_field_are_redacted_on_disk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    spec = _module_pipeline(tmp_path, monkeypatch, (
+    out, rows = _run_rows(tmp_path, monkeypatch, (
         "def pipe(case):\n"
         "    if case.id == 'c0':\n"
         "        raise ValueError('upstream refused key=3f2a9c0d8e7b6a5f4e3d2c1b0a9f8e7d')\n"
         "    return {'answer': 'ok', 'debug': 'Authorization: Token abcdef0123456789abcdef',\n"
         "            'login': 'password: Tr0ub4dor&3'}\n"))
-    out = tmp_path / "run"
-    assert main(["run", "--dataset", str(_dataset(tmp_path)), "--pipeline", spec, "--out", str(out),
-                 "--quiet", "--retries", "0"]) == 0
-    rows = {r["case_id"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
     assert rows["c0"]["error"] == "ValueError: upstream refused key=[API_KEY]"
     assert rows["c1"]["debug"] == "Authorization: Token [TOKEN]"
     assert rows["c1"]["login"] == "password: [API_KEY]"
@@ -172,17 +178,13 @@ def test_an_exception_class_named_like_a_secret_stays_off_disk(
 ) -> None:
     """``error_type`` (the exception's class name, chosen by the pipeline's code) was written to
     results.jsonl as it was, with or without --no-content, while traces.jsonl redacted it."""
-    spec = _module_pipeline(tmp_path, monkeypatch, (
+    out, rows = _run_rows(tmp_path, monkeypatch, (
         "AKIAIOSFODNN7EXAMPLQ = type('AKIAIOSFODNN7EXAMPLQ', (Exception,), {})\n"
         "def pipe(case):\n"
         "    if case.id == 'c0':\n"
         "        raise AKIAIOSFODNN7EXAMPLQ('boom')\n"
-        "    return {'answer': 'ok'}\n"))
-    out = tmp_path / "run"
-    assert main(["run", "--dataset", str(_dataset(tmp_path)), "--pipeline", spec, "--out", str(out),
-                 "--quiet", "--retries", "0", *(["--no-content"] if no_content else [])]) == 0
-    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
-    assert [r["error_type"] for r in rows if r["status"] == "error"] == ["[API_KEY]"], rows
+        "    return {'answer': 'ok'}\n"), *(["--no-content"] if no_content else []))
+    assert [r["error_type"] for r in rows.values() if r["status"] == "error"] == ["[API_KEY]"], rows
     for name, text in _every_file(out).items():
         assert "AKIAIOSFODNN7EXAMPLQ" not in text, name
 

@@ -254,9 +254,9 @@ def _alerts(args: argparse.Namespace) -> int:
 
 def _rating(text: str) -> int:
     """``--rating``: an integer (checked 1 to 5 where it is recorded), or a thumb: up 5, down 1."""
-    thumbs = {"up": 5, "down": 1}
-    if text.strip().lower() in thumbs:
-        return thumbs[text.strip().lower()]
+    thumb = {"up": 5, "down": 1}.get(text.strip().lower())
+    if thumb is not None:
+        return thumb
     try:
         return int(text)
     except ValueError:
