@@ -236,3 +236,17 @@ def failure_reasons(reasons: Mapping[str, Any]) -> dict[str, int]:
         if n > 0 and is_failure_reason(code):
             out[str(code)] = n
     return out
+
+
+#: The largest retrieval cut-off (the relevance matrix holds k columns a case).
+MAX_K = 10_000
+
+
+def check_k(k: Any, *, path: str | None = None) -> int:
+    """``k``, the retrieval cut-off, when it is a whole number from 1 to :data:`MAX_K`; else a
+    ConfigError naming ``k`` (and ``path``, the file that gave it). The one check of scoring and of
+    a gate's ``k:``."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise ConfigError(f"k must be a whole number from 1 to {MAX_K:,} (the retrieval cut-off), got {k!r}",
+                          path=path, field="k")
+    return k

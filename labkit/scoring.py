@@ -525,7 +525,7 @@ def score_run(
 
     check_options(n_boot=n_boot, seed=seed)  # before anything is read or rewritten
     if k is not None:
-        from labkit.metrics.percase import check_k
+        from labkit.registry import check_k
 
         check_k(k)
     if k is None or judge is None:

@@ -563,3 +563,13 @@ def test_result_objects_are_keyword_only():
     r = CheckResult(name="c", kind="absolute", metric="faithfulness", op=">=", threshold=0.8, observed=0.9,
                     passed=True, reason="ok")
     assert GateReport(gate="g", passed=True, checks=[r]).to_dict()["n_checks"] == 1
+
+
+def test_a_gate_cut_off_is_held_to_the_bounds_scoring_holds_it_to():
+    """One check of k (labkit.registry.check_k): a gate's ``k: 1000000`` loaded, though no run can be
+    scored at it."""
+    for bad in (0, 10_001, 10**6, True, "5"):
+        with pytest.raises(ConfigError) as ei:
+            Gate.from_dict({"k": bad, "checks": [{"metric": "mrr", "op": ">=", "threshold": 0.5}]})
+        assert ei.value.field == "k" and "1 to 10,000" in str(ei.value), ei.value
+    assert Gate.from_dict({"k": 10_000, "checks": [{"metric": "mrr", "op": ">=", "threshold": 0.5}]}).k == 10_000

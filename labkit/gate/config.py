@@ -379,12 +379,10 @@ def _parse_judge(spec: Any, path: str | None) -> str | dict[str, Any] | None:
 
 
 def _parse_k(k: Any, path: str | None) -> int | None:
-    """``k:``, the cut-off the thresholds were set at: a positive integer."""
-    if k is None:
-        return None
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ConfigError(f"must be a positive integer (the retrieval cut-off), got {k!r}", path=path, field="k")
-    return k
+    """``k:``, the cut-off the thresholds were set at (:func:`labkit.registry.check_k`)."""
+    from labkit.registry import check_k
+
+    return None if k is None else check_k(k, path=path)
 
 
 def _parse_review(rv: Any, path: str | None) -> dict[str, str] | None:

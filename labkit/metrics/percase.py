@@ -20,7 +20,7 @@ from labkit.cases import EvalCase
 from labkit.errors import ConfigError, DatasetError, Problem
 from labkit.metrics import columns, ops
 from labkit.metrics.columns import normalize_score
-from labkit.registry import METRICS, per_case_metrics
+from labkit.registry import METRICS, check_k, per_case_metrics
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -171,16 +171,6 @@ def score_cases(
     import pandas as pd
 
     return pd.DataFrame(score_columns(cases, results, k=k, corpus=corpus, judge=judge, redaction=redaction))
-
-
-#: The largest retrieval cut-off (the relevance matrix holds k columns a case).
-MAX_K = 10_000
-
-
-def check_k(k: int) -> None:
-    """ConfigError naming ``k`` unless it is a whole number from 1 to :data:`MAX_K`."""
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-        raise ConfigError(f"k must be a whole number from 1 to {MAX_K:,}, got {k!r}", field="k")
 
 
 def score_columns(
