@@ -63,6 +63,26 @@ def refuse_overwriting_inputs(out: PathLike, inputs: Mapping[str, Input | Iterab
                                   path=str(out), flag=flag)
 
 
+def refuse_shared_outputs(outputs: Mapping[str, PathLike | None]) -> None:
+    """Raise :class:`OutputError` when two of ``outputs`` (by the flag that gave each; None: not
+    given) are one file (the same path, or a link to it): the second write would replace the first."""
+    seen: list[tuple[str, PathLike]] = []
+    for flag, out in outputs.items():
+        if out is None:
+            continue
+        for first, earlier in seen:
+            if same_output(out, earlier):
+                raise OutputError(f"{flag} {out} is the {first} file too: write each to its own path",
+                                  path=str(out), flag=flag)
+        seen.append((flag, out))
+
+
+def same_output(a: PathLike, b: PathLike) -> bool:
+    """Whether writing ``a`` writes ``b``: the same path once links are followed (neither need
+    be there yet), or one file under two names (a hard link)."""
+    return os.path.realpath(a) == os.path.realpath(b) or _same_file(a, b)
+
+
 def _same_file(a: PathLike, b: PathLike) -> bool:
     try:
         return os.path.samefile(a, b)

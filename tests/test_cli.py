@@ -101,6 +101,24 @@ def test_gate_refuses_a_report_over_one_of_its_inputs(runs, tmp_path, capsys, fl
     assert out.read_bytes() == before
 
 
+@pytest.mark.parametrize("link", [False, True])
+def test_gate_refuses_both_reports_to_one_file(runs, tmp_path, capsys, link):
+    """``gate --junit X --markdown X`` wrote the JUnit report, then the markdown over it: a CI job
+    reading X as JUnit found no test cases. Refused before anything is judged (a symlink too)."""
+    out = tmp_path / "gate-report"
+    other = out
+    if link:
+        out.write_text("")
+        other = tmp_path / "link"
+        other.symlink_to(out)
+    assert main(["gate", "--config", "data/gate.yaml", str(runs / "variant"), "--junit", str(out),
+                 "--markdown", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert f"--markdown {other} is the --junit file too" in err and "Traceback" not in err, err
+    assert err.count("\n") == 1
+    assert not out.exists() or out.read_text() == ""
+
+
 def test_gate_config_and_usage_errors_exit_2(runs, tmp_path, capsys):
     bad = tmp_path / "gate.yaml"
     bad.write_text("checks:\n  - {metric: nope, op: '>=', threshold: 1}\n")

@@ -69,3 +69,24 @@ def test_append_line_keeps_a_whole_last_line_without_newline_and_cuts_a_torn_one
     f.write_text('{"id": 9}')  # the only line, whole
     append_line(f, {"id": 3})
     assert f.read_text() == '{"id": 9}\n{"id": 3}\n'
+
+
+def test_two_outputs_that_are_one_file_are_refused_naming_both_flags(tmp_path: Path) -> None:
+    """The second of two writes to one file replaces the first: the same path, a path not there yet
+    reached two ways, a symlink and a hard link are each one file."""
+    import os
+
+    from labkit.paths import refuse_shared_outputs
+
+    a = tmp_path / "a.xml"
+    (tmp_path / "sub").mkdir()
+    for other in (a, tmp_path / "sub" / ".." / "a.xml"):  # (a is not there yet)
+        with pytest.raises(OutputError, match=r"^--markdown .* is the --junit file too"):
+            refuse_shared_outputs({"--junit": a, "--markdown": other})
+    a.write_text("")
+    (tmp_path / "soft").symlink_to(a)
+    os.link(a, tmp_path / "hard")
+    for other in (tmp_path / "soft", tmp_path / "hard"):
+        with pytest.raises(OutputError):
+            refuse_shared_outputs({"--junit": a, "--markdown": other})
+    refuse_shared_outputs({"--junit": a, "--markdown": tmp_path / "b.md", "--json": None})

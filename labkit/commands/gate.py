@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
 def _gate(args: argparse.Namespace) -> int:
     from labkit.gate import Gate, lock_gate
     from labkit.io import atomic_write_text
-    from labkit.paths import refuse_overwriting_inputs
+    from labkit.paths import refuse_overwriting_inputs, refuse_shared_outputs
 
     if args.target[0] == "lock":
         if len(args.target) != 2:
@@ -59,6 +59,7 @@ def _gate(args: argparse.Namespace) -> int:
         out = getattr(args, flag[2:])
         if out:
             refuse_overwriting_inputs(out, _inputs(args), flag=flag)
+    refuse_shared_outputs({"--junit": args.junit or None, "--markdown": args.markdown or None})
     rep = gate.evaluate(args.target[0], baseline=args.baseline, reviews=args.reviews,
                         dataset=args.dataset, seed=args.seed)
     if args.junit:

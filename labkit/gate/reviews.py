@@ -224,8 +224,10 @@ def review_redactor(settings: Any) -> Any:
 def proposals_path(reviews: str | os.PathLike[str], proposals: str | os.PathLike[str] | None = None) -> Path:
     """Where rejected cases are proposed: ``proposals``, else regression_proposals.jsonl beside the
     reviews; a ConfigError when that is the reviews file (one file could hold neither)."""
+    from labkit.paths import same_output
+
     out = Path(proposals) if proposals else Path(reviews).with_name("regression_proposals.jsonl")
-    if out.resolve() == Path(reviews).resolve():
+    if same_output(out, reviews):
         given = "" if proposals else " (by default regression_proposals.jsonl beside the reviews)"
         raise ConfigError(f"--proposals {out}{given} is the --reviews file: give another file for the "
                           "proposed regression cases", field="proposals")
