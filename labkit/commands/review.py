@@ -41,6 +41,8 @@ def register(sub: Any) -> None:
 
 def _review(args: argparse.Namespace) -> int:
     from labkit.gate.review_queue import build_queue
+    from labkit.gate.reviews import review_redactor
+    from labkit.runs import RunDir
 
     if args.decide:
         if not args.decision or not args.reviewer:
@@ -51,35 +53,39 @@ def _review(args: argparse.Namespace) -> int:
         raise ConfigError("--decision and --reviewer record a review: give the case with --decide CASE",
                           field="decide")
     q = build_queue(args.run_dir, args.gate, reviews=args.reviews, dataset=args.dataset)
-    cov = q.coverage
-    print(f"review queue of run {q.run_id}: {len(q.items)} {q.where} case(s); "
-          f"coverage {len(cov.approved)}/{len(cov.need)} approved ({cov.share:.0%}) in {q.reviews_path}")
-    for it in q.items:
-        flag = f"{len(it.unsupported)} unsupported sentence(s)" if it.unsupported else "every sentence supported"
-        print(f"  {it.case_id:<16} {it.decision:<28} {flag}; {it.case.question[:70]}")
-    for n in q.notes:
-        print(f"  note: {n}")
+    lines = _queue_lines(q)
     if args.show:
-        _show(q.item(args.show))
+        lines += _shown(q.item(args.show))
+    # what is printed is masked as the reviews and proposals written are: the questions come
+    # from the dataset and the contexts may from the corpus, as they are (a CI log keeps stdout)
+    print(review_redactor(RunDir(args.run_dir).redaction).redact_text("\n".join(lines))[0])
     return 0
 
 
-def _show(it: Any) -> None:
+def _queue_lines(q: Any) -> list[str]:
+    cov = q.coverage
+    lines = [f"review queue of run {q.run_id}: {len(q.items)} {q.where} case(s); "
+             f"coverage {len(cov.approved)}/{len(cov.need)} approved ({cov.share:.0%}) in {q.reviews_path}"]
+    for it in q.items:
+        flag = f"{len(it.unsupported)} unsupported sentence(s)" if it.unsupported else "every sentence supported"
+        lines.append(f"  {it.case_id:<16} {it.decision:<28} {flag}; {it.case.question[:70]}")
+    return lines + [f"  note: {n}" for n in q.notes]
+
+
+def _shown(it: Any) -> list[str]:
     from labkit.display import fmt_value, shorten, unit_of
 
-    print(f"\n{it.case_id} ({it.decision})\nquestion: {it.case.question}\nanswer (status {it.status}, "
-          f"sha256 {it.answer_sha256[:12]}): {it.answer or '(none)'}")
-    for s, ok in it.claims:
-        print(f"  {'supported  ' if ok else 'UNSUPPORTED'} | {s}")
-    print("retrieved context:")
-    for cid, text in it.contexts:
-        print(f"  {cid}: {shorten(' '.join(text.split()), 160)}")
-    print("metrics: " + ", ".join(f"{k} {fmt_value(k, v)}" + (" (0–1)" if unit_of(k) == "0–1" else "")
-                                  for k, v in it.metrics.items()))
-    print("trace:")
-    for t in it.trace:
-        print(f"  {t.get('operation')} {t.get('model') or ''} {t.get('status')} "
-              f"{fmt_value('latency_ms', t.get('latency_ms'))} {t.get('trace_id')}")
+    lines = [f"\n{it.case_id} ({it.decision})", f"question: {it.case.question}",
+             f"answer (status {it.status}, sha256 {it.answer_sha256[:12]}): {it.answer or '(none)'}"]
+    lines += [f"  {'supported  ' if ok else 'UNSUPPORTED'} | {s}" for s, ok in it.claims]
+    lines.append("retrieved context:")
+    lines += [f"  {cid}: {shorten(' '.join(text.split()), 160)}" for cid, text in it.contexts]
+    lines.append("metrics: " + ", ".join(f"{k} {fmt_value(k, v)}" + (" (0–1)" if unit_of(k) == "0–1" else "")
+                                         for k, v in it.metrics.items()))
+    lines.append("trace:")
+    lines += [f"  {t.get('operation')} {t.get('model') or ''} {t.get('status')} "
+              f"{fmt_value('latency_ms', t.get('latency_ms'))} {t.get('trace_id')}" for t in it.trace]
+    return lines
 
 
 def _decide(args: argparse.Namespace) -> None:
