@@ -103,3 +103,42 @@ def test_a_negative_limit_is_one_usage_error(tmp_path, capsys, limit: str) -> No
     assert "--limit" in error and repr(limit) in error, err
     assert main(["traces", str(run), "--sql", "select trace_id from traces", "--limit", "0"]) == 0  # 0 = all
     assert capsys.readouterr().out.split() == ["trace_id", "t0", "t1"]
+
+
+@pytest.mark.parametrize("sql", [
+    "/* /* */ SELECT */ COPY (SELECT 'gone' AS x) TO '{out}' (FORMAT csv, HEADER false)",
+    "/* /* */ SELECT */ COPY (SELECT 'gone' AS x) TO '{out}' (FORMAT csv, HEADER false);",
+    "WITH x AS (SELECT 1) SELECT 1; COPY (SELECT 'gone' AS x) TO '{out}' (FORMAT csv, HEADER false)",
+    "EXPLAIN ANALYZE COPY (SELECT 'gone' AS x) TO '{out}' (FORMAT csv, HEADER false)",
+    "/* /* */ PIVOT */ INSERT INTO traces_raw SELECT * FROM traces_raw",
+])
+def test_a_write_hidden_behind_nested_comments_is_refused_and_the_run_unchanged(tmp_path, capsys, sql: str) -> None:
+    """``--sql "/* /* */ SELECT */ COPY ... TO 'RUN/results.jsonl'"``: the check read a SELECT after
+    the first ``*/``; the database nests block comments and ran a COPY over the run's own results
+    (an alert silenced by rewriting traces.jsonl the same way). Refused in one line, exit 2."""
+    run = _one_run(tmp_path, json.dumps({"trace_id": "t1", "case_id": "c1", "status": "ok", "latency_ms": 5}))
+    target = run / "results.jsonl"
+    target.write_text('{"case_id": "c1"}\n')
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    assert main(["traces", str(run), "--sql", sql.format(out=target)]) == 2
+    err = capsys.readouterr().err
+    assert "only one read-only statement" in err and "Traceback" not in err, err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_a_read_the_database_parses_as_one_select_is_run(tmp_path, capsys) -> None:
+    """Comments (nested too), a PIVOT, a WITH, a trailing semicolon: each one read, as written."""
+    run = _one_run(tmp_path, json.dumps({"trace_id": "t1", "case_id": "c1", "status": "ok", "latency_ms": 5}))
+    for sql in ("/* a /* nested */ comment */ SELECT count(*) AS n FROM traces;",
+                "-- by status\nWITH s AS (SELECT status FROM traces) PIVOT s ON status USING count(*)",
+                "FROM traces SELECT case_id"):
+        assert main(["traces", str(run), "--sql", sql, "--format", "csv"]) == 0, sql
+    out = capsys.readouterr().out
+    assert "n\n1\n" in out and "ok\n1\n" in out and "case_id\nc1\n" in out, out
+
+
+def test_a_query_the_database_cannot_parse_names_its_error(tmp_path, capsys) -> None:
+    run = _one_run(tmp_path, json.dumps({"trace_id": "t1", "case_id": "c1", "status": "ok", "latency_ms": 5}))
+    assert main(["traces", str(run), "--sql", "select * frm traces"]) == 2
+    err = capsys.readouterr().err
+    assert "syntax error" in err and "Traceback" not in err and err.strip().count("\n") <= 1, err

@@ -17,7 +17,7 @@ from labkit.errors import ConfigError, QueryError
 from labkit.trace.compaction import compact
 from labkit.trace.feedback import record_feedback
 from labkit.trace.record import dumps_trace
-from labkit.trace.sql import is_read_only_sql
+from labkit.trace.sql import check_read_only
 from labkit.trace.store import TraceStore
 from labkit.trace.synth import synthetic_traces, write_synthetic_run
 
@@ -134,12 +134,15 @@ def test_flat_records_and_missing_files(tmp_path: Path) -> None:
         TraceStore(tmp_path / "nope")
     with TraceStore(run) as st, pytest.raises(QueryError, match="trace query failed"):
         st.query("SELECT no_such_column FROM traces")
-    assert is_read_only_sql("select 1") and is_read_only_sql("WITH x AS (SELECT 1) SELECT * FROM x;")
-    assert not is_read_only_sql("DROP TABLE traces") and not is_read_only_sql("SELECT 1; DROP TABLE x")
-    # a query that opens with comments is still one read (a saved query usually says what it is)
-    assert is_read_only_sql("-- p95 by prompt version\nSELECT 1") and is_read_only_sql("/* a\n b */ -- c\n  WITH x AS (SELECT 1) FROM x")
-    assert not is_read_only_sql("-- SELECT\nDROP TABLE traces") and not is_read_only_sql("/* SELECT */ DELETE FROM traces")
-    assert not is_read_only_sql("-- only a comment")
+    for read in ("select 1", "WITH x AS (SELECT 1) SELECT * FROM x;",
+                 # a query that opens with comments is still one read (a saved query usually says what it is)
+                 "-- p95 by prompt version\nSELECT 1", "/* a\n b */ -- c\n  WITH x AS (SELECT 1) FROM x"):
+        check_read_only(read)
+    for write in ("DROP TABLE traces", "SELECT 1; DROP TABLE x", "-- SELECT\nDROP TABLE traces",
+                  "/* SELECT */ DELETE FROM traces", "-- only a comment", "/* /* */ SELECT */ DELETE FROM traces",
+                  "CREATE TABLE u AS PIVOT traces ON status", "SET threads = 1"):
+        with pytest.raises(ConfigError, match="only one read-only statement"):
+            check_read_only(write)
 
 
 def test_compaction_to_parquet_and_staleness(two_runs: tuple[Path, Path], tmp_path: Path) -> None:

@@ -144,7 +144,7 @@ def _emit(df: Any, fmt: str, limit: int = 0) -> None:
 
 def _traces(args: argparse.Namespace) -> int:
     from labkit.trace.compaction import compact
-    from labkit.trace.sql import READ_STATEMENTS, is_read_only_sql
+    from labkit.trace.sql import check_read_only
     from labkit.trace.store import TraceStore
 
     head = args.run_dirs[0]
@@ -188,8 +188,7 @@ def _traces(args: argparse.Namespace) -> int:
         if (warning := st.skipped_warning()) is not None:
             print(f"labkit: {warning}", file=sys.stderr)
         if args.sql:
-            if not is_read_only_sql(args.sql):
-                raise ConfigError(f"only one read-only statement ({', '.join(READ_STATEMENTS)})", field="sql")
+            check_read_only(args.sql)
             df = st.query(args.sql)
         else:
             view = args.view or "summary"

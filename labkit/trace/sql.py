@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labkit.errors import QueryError
+from labkit.errors import ConfigError, QueryError
 from labkit.runs import FEEDBACK, PARQUET, SCORES, TRACES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -136,17 +136,28 @@ def run_query(con: Any, sql: str, params: Sequence[Any] | None = None) -> pd.Dat
 
 #: The statements a read-only query may start with (the one list: the check and its error name it).
 READ_STATEMENTS = ("SELECT", "WITH", "DESCRIBE", "SUMMARIZE", "SHOW", "PIVOT", "UNPIVOT", "FROM")
-_SAFE_SQL = re.compile(rf"^\s*({'|'.join(READ_STATEMENTS)})\b", re.I)
+#: What the database parses them as: a SELECT, or a PIVOT of values it finds (several steps).
+_READ_KINDS = ("SELECT", "MULTI")
+_WORD = re.compile(r"\w+")
 
 
-#: The comments a query may open with (``-- ...`` to the end of the line, ``/* ... */``).
-_LEADING_COMMENTS = re.compile(r"(?:\s*(?:--[^\n]*(?:\n|$)|/\*.*?\*/))*", re.S)
+def check_read_only(sql: str) -> None:
+    """Refuse ``sql`` unless the database parses it as one statement that reads: of a read kind,
+    its first word (after any comments, which nest) one of :data:`READ_STATEMENTS`. A ConfigError
+    naming the field ``sql``; a QueryError with the parser's message for a text it cannot parse.
 
-
-def is_read_only_sql(sql: str) -> bool:
-    """True when the statement is a read (one of :data:`READ_STATEMENTS`), after the comments it
-    may open with."""
-    m = _LEADING_COMMENTS.match(sql)  # (matches the empty text too)
-    body = sql[m.end():] if m else sql
-    return bool(_SAFE_SQL.match(body)) and ";" not in body.strip().rstrip(";")
-
+    The database's own parser and tokenizer decide, not a pattern: they read comments, quotes and
+    statement breaks as the query will be run."""
+    duckdb = duckdb_module()
+    con = duckdb.connect()
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as e:
+        raise QueryError(str(e).splitlines()[0], sql) from None
+    finally:
+        con.close()
+    at = next((at for at, kind in duckdb.tokenize(sql) if kind != duckdb.token_type.comment), None)
+    word = _WORD.match(sql, at) if at is not None else None
+    first = word.group() if word else ""
+    if not (len(statements) == 1 and statements[0].type.name in _READ_KINDS and first.upper() in READ_STATEMENTS):
+        raise ConfigError(f"only one read-only statement ({', '.join(READ_STATEMENTS)})", field="sql")
