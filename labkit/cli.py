@@ -10,10 +10,13 @@ error).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from labkit import __version__
 from labkit.errors import DatasetError, GateFailed, LabkitError, missing_dependency
@@ -51,7 +54,52 @@ def _print_error(err: LabkitError) -> None:
         print(red.redact_text(line)[0], file=sys.stderr)
 
 
+class _ClosedPipeGuard:
+    """stdout, where a write to a reader that is gone (``labkit gate ... | head``) is dropped: the
+    command goes on to its end and its exit code (a FAIL stays 1), with nothing more printed."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                return int(self.stream.write(text))
+            except BrokenPipeError:
+                self._reader_gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        self.gone = True
+        # what is left in the stream's buffer goes nowhere when it is flushed at exit (a stream of
+        # no file, a test's capture, has no descriptor to point elsewhere)
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The labkit command on ``argv``: its exit code (see the module's docstring)."""
+    guard = sys.stdout = _ClosedPipeGuard(sys.stdout)
+    try:
+        code = _main(argv)
+        guard.flush()
+        return code
+    finally:
+        sys.stdout = guard.stream
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -74,9 +122,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("labkit: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # output piped into a pager or `head` that closed early
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
     except OSError as e:  # a path that is a folder, a file where a folder must go, no permission ...
         where = f"{e.filename}: " if e.filename else ""
         print(f"labkit: error: {where}{e.strerror or e}", file=sys.stderr)

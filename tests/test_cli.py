@@ -119,6 +119,31 @@ def test_gate_refuses_both_reports_to_one_file(runs, tmp_path, capsys, link):
     assert not out.exists() or out.read_text() == ""
 
 
+@pytest.mark.parametrize(("args", "code"), [
+    (["gate", "--config", "data/gate.yaml", "{variant}", "--thresholds-only"], 1),
+    (["gate", "--config", "data/gate.yaml", "{variant}", "--thresholds-only", "--json"], 1),
+    (["gate", "--config", "data/gate.yaml", "{baseline}", "--thresholds-only"], 0),
+])
+def test_a_closed_stdout_never_changes_the_exit_code(runs, tmp_path, args, code):
+    """``labkit gate ... | true``: the reader gone, the failing gate exited 0 (its JUnit file said
+    failures="1"), so a CI job passed on a FAIL. The verdict's code stands, the rest of the work
+    is done (the JUnit file is written), and no traceback reaches stderr."""
+    import os
+
+    junit = tmp_path / "g.xml"
+    argv = [a.format(variant=runs / "variant", baseline=runs / "baseline") for a in args]
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before the first write
+    try:
+        p = subprocess.run([sys.executable, "-m", "labkit", *argv, "--junit", str(junit)], stdout=w,
+                           stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(w)
+    assert p.returncode == code, p.stderr
+    assert "Traceback" not in p.stderr and "Exception ignored" not in p.stderr, p.stderr
+    assert ('failures="0"' if code == 0 else 'failures="') in junit.read_text()
+
+
 def test_gate_config_and_usage_errors_exit_2(runs, tmp_path, capsys):
     bad = tmp_path / "gate.yaml"
     bad.write_text("checks:\n  - {metric: nope, op: '>=', threshold: 1}\n")
