@@ -289,6 +289,23 @@ def test_fail_on_verdict_gates_a_ci_job(tmp_path: Path, capsys: pytest.CaptureFi
     assert args.handler(args) == 0
 
 
+def test_fail_on_verdict_names_the_notebooks_that_published_none(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A notebook that published no verdict passed ``--fail-on-verdict`` without a word: the CI log
+    must say which notebooks it judged nothing of."""
+    from labkit.commands import report as cmd
+
+    nbs = tmp_path / "notebooks"
+    _nb(nbs / "00_ship.ipynb", ("code", "from labkit.display import Verdict\nVerdict('pass', 'gate verdict')", []))
+    _nb(nbs / "01_silent.ipynb", ("code", "print('a table')", []))
+    parser = argparse.ArgumentParser()
+    cmd.register(parser.add_subparsers())
+    args = parser.parse_args(["report", "--notebooks", str(nbs), "--out", str(tmp_path / "out"), "--fail-on-verdict"])
+    assert args.handler(args) == 0
+    err = capsys.readouterr().err
+    assert "no verdict published by 01_silent" in err and "00_ship" not in err, err
+
+
 def test_import_labkit_report_is_light() -> None:
     import subprocess
     import sys

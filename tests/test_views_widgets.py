@@ -99,6 +99,18 @@ def test_static_view_matches_and_publishes_verdict(tuner: ThresholdTuner) -> Non
     assert chart.png.startswith(b"\x89PNG")
 
 
+def test_the_live_widget_publishes_the_verdict_too(tuner: ThresholdTuner) -> None:
+    """``show(interactive=True)`` displayed the widget alone: the notebook published no verdict, so
+    ``labkit report --fail-on-verdict`` passed a release its own report said fails. The live view
+    carries the verdict at the thresholds it starts from, and the static view for a reader with no
+    widget state (the exported HTML)."""
+    tuner.set_thresholds({"faithfulness": 0.99})
+    bundle = tuner.show(interactive=True)._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle[VERDICT_MIME] == tuner.verdict().to_dict() and bundle[VERDICT_MIME]["status"] == "fail"
+    assert "FAIL" in bundle["text/html"] and "<table" in bundle["text/html"]
+
+
 def test_unknown_threshold_lists_known(tuner: ThresholdTuner) -> None:
     with pytest.raises(ConfigError) as ei:
         tuner.set_threshold("nope", 1)

@@ -78,6 +78,10 @@ def run_report(args: argparse.Namespace) -> int:
     if not index.ok:
         return 1
     failed = [e.name for e in index.entries if e.verdict is not None and e.verdict.status == "fail"]
+    silent = [e.name for e in index.entries if e.verdict is None]
+    if args.fail_on_verdict and silent:
+        print(f"labkit report: no verdict published by {', '.join(silent)}: --fail-on-verdict judges only "
+              "the verdicts notebooks publish", file=sys.stderr)
     if args.fail_on_verdict and failed:
         print(f"labkit report: verdict FAIL in {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -86,6 +86,17 @@ def _slider_spec(key: str, check: Any, observed: float | None) -> SliderSpec:
     return SliderSpec(key, check.metric, check.statistic, check.op, 0.0, float(top), float(step), unit)
 
 
+class _LiveView:
+    """The tuner's widget, displayed with the static view's verdict and HTML beside its own view."""
+
+    def __init__(self, widget: Any, view: TunerView) -> None:
+        self.widget = widget
+        self.view = view
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return {**self.view._repr_mimebundle_(), **self.widget._repr_mimebundle_(include=include, exclude=exclude)}
+
+
 class TunerView:
     """The static view: banner, per-check table and cases passing; carries the verdict."""
 
@@ -392,8 +403,11 @@ class ThresholdTuner:
             self._chart_widget.value = self.sweep_chart()._repr_html_()
 
     def show(self, interactive: bool = True) -> Any:
-        """The live widget when interactive, else the static view (same content)."""
-        return self.widget() if interactive else self.static_view()
+        """The live widget when interactive, else the static view (same content). Either publishes
+        the verdict at the thresholds it starts from (the report index and ``--fail-on-verdict``
+        read it); the live one carries the static view too, for a reader with no widget state."""
+        view = self.static_view()
+        return _LiveView(self.widget(), view) if interactive else view
 
     # ---- sweep chart -----------------------------------------------------------------------------
     def sweep_markers(self) -> dict[str, tuple[float, float]]:
