@@ -225,6 +225,34 @@ def test_checklist_is_measured(tmp_path: Path) -> None:
     assert {i["status"] for i in observability_checklist([empty])[:5]} == {"unknown"}
 
 
+def test_retrieved_context_is_logged_only_by_traces_that_name_a_chunk(tmp_path: Path) -> None:
+    """A pipeline that logs no retrieval writes traces with ``retrieved_chunks: []``: the item
+    counted the empty list as logged context and passed "10/10 traces (100%) carry the retrieved
+    chunk ids; 0 with >=1 chunk", and the readiness scorecard inherited the pass. An answered
+    trace carries context when it names a chunk; error traces are not counted; none answered is
+    unknown."""
+    run = tmp_path / "r"
+    run.mkdir()
+    rec = {"schema_version": 1, "run_id": "r", "attempt": 1, "ts_start": 1.0, "ts_end": 2.0,
+           "latency_ms": 5.0, "prompt_version": "p1", "model": "m"}
+    lines = [{**rec, "trace_id": f"t{i}", "case_id": f"c{i}", "status": "ok", "retrieved_chunks": []}
+             for i in range(10)]
+    (run / "traces.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+    def item() -> dict[str, Any]:
+        return {i["item"]: i for i in observability_checklist([run])}["Retrieved context logged"]
+
+    got = item()
+    assert got["status"] == "fail" and got["share"] == 0.0 and "0/10 answered traces" in got["evidence"], got
+    lines = [{**x, "retrieved_chunks": ["doc#1"]} for x in lines[:9]] + [
+        {**lines[9], "status": "error", "error_type": "Timeout"}]
+    (run / "traces.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    got = item()
+    assert got["status"] == "pass" and got["share"] == 1.0 and "9/9 answered traces" in got["evidence"], got
+    (run / "traces.jsonl").write_text(json.dumps({**lines[9]}) + "\n")
+    assert item()["status"] == "unknown"
+
+
 def test_alerts_refuse_a_bad_line_naming_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A verdict computed without the lines it could not read: the burn rate left out an error."""
     from labkit.cli import main

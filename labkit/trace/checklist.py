@@ -7,8 +7,8 @@ item                            measured as
 ==============================  ===============================================
 Prompt version logged           share of traces with a prompt_version
 Model version logged            share of traces with a model
-Retrieved context logged        share of traces carrying the retrieved field
-                                (ids; text share reported as evidence)
+Retrieved context logged        share of answered traces naming >= 1 retrieved
+                                chunk (text share reported as evidence)
 Tool inputs/outputs logged      share of tool calls with args and with output
 User feedback captured          feedback lines joined to traces
 Alerting for latency/cost       rules file loads, has ≥1 latency and ≥1 cost
@@ -45,12 +45,16 @@ def _item(item: str, status: str, evidence: str, action: str, **measures: Any) -
             **measures}
 
 
-def _share_item(item: str, *, n_with: int, n: int, what: str, action: str) -> dict[str, Any]:
+def _share_item(item: str, *, n_with: int, n: int, what: str, action: str, of: str = "traces") -> dict[str, Any]:
     if n == 0:
-        return _item(item, "unknown", "no traces found", "run the pipeline and write traces", share=None, n=0)
+        return _item(item, "unknown", f"no {of} found", "run the pipeline and write traces", share=None, n=0)
     share = n_with / n
     status = "pass" if share >= PASS_SHARE else "fail"
-    return _item(item, status, f"{n_with}/{n} traces ({share:.0%}) carry {what}", action, share=round(share, 4), n=n)
+    return _item(item, status, f"{n_with}/{n} {of} ({share:.0%}) carry {what}", action, share=round(share, 4), n=n)
+
+
+#: A trace of an answer (not an error, a timeout or a blocked input, which retrieve nothing to log).
+_ANSWERED = "(status IS NULL OR status NOT IN ('error', 'timeout', 'blocked'))"
 
 
 def observability_checklist(
@@ -69,12 +73,12 @@ def observability_checklist(
         run_dirs = [run_dirs]
     with open_store(run_dirs if isinstance(run_dirs, str) else list(run_dirs)) as st:
         counts = st.query(
-            """SELECT count(*) AS n,
+            f"""SELECT count(*) AS n,
                       count(prompt_version) AS with_prompt,
                       count(model) AS with_model,
-                      count(retrieved_chunks) AS with_retrieved,
-                      count(*) FILTER (WHERE n_retrieved > 0) AS with_chunks,
-                      count(*) FILTER (WHERE json_array_length(retrieved) > 0 AND
+                      count(*) FILTER (WHERE {_ANSWERED}) AS answered,
+                      count(*) FILTER (WHERE {_ANSWERED} AND n_retrieved > 0) AS with_chunks,
+                      count(*) FILTER (WHERE {_ANSWERED} AND json_array_length(retrieved) > 0 AND
                           json_extract(retrieved, '$[0].text') IS NOT NULL) AS with_text,
                       count(*) FILTER (WHERE feedback_n > 0) AS with_feedback
                FROM traces"""
@@ -96,11 +100,12 @@ def observability_checklist(
         _share_item(MODEL_VERSION, n_with=int(counts["with_model"]), n=n, what="a model",
                     action="set model.name (with its version or snapshot) in the pipeline config"),
     ]
-    ctx = _share_item(RETRIEVED_CONTEXT, n_with=int(counts["with_retrieved"]), n=n, what="the retrieved chunk ids",
+    # an empty list names no chunk: a pipeline that logs no retrieval writes one on every trace
+    ctx = _share_item(RETRIEVED_CONTEXT, n_with=int(counts["with_chunks"]), n=int(counts["answered"]),
+                      what="the ids of the chunks retrieved", of="answered traces",
                       action="record the retrieved chunks (ids, scores, text) on each trace")
-    if n:
-        ctx["evidence"] += (f"; {int(counts['with_chunks'])} with ≥1 chunk, "
-                            f"{int(counts['with_text'])} with chunk text")
+    if counts["answered"]:
+        ctx["evidence"] += f"; {int(counts['with_text'])} with chunk text"
     out.append(ctx)
 
     calls = int(tools["calls"])
