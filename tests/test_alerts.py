@@ -253,6 +253,39 @@ def test_retrieved_context_is_logged_only_by_traces_that_name_a_chunk(tmp_path: 
     assert item()["status"] == "unknown"
 
 
+def _traces_at(ts: list[float], latency: list[float | None], **extra: Any) -> list[dict[str, Any]]:
+    return [{"schema_version": 1, "trace_id": f"{i:032x}", "run_id": "r", "case_id": f"c{i}", "attempt": 1,
+             "ts_start": t, "ts_end": t + 0.5, "status": "ok", "latency_ms": lat, **extra}
+            for i, (t, lat) in enumerate(zip(ts, latency, strict=True))]
+
+
+def test_a_latency_burn_rate_counts_only_the_traces_whose_latency_is_measured() -> None:
+    """Every measured trace at 5000 ms over a 3500 ms objective, and half the traces with no
+    latency (imported traffic): the nulls were counted as good traces, the burn halved and the
+    alert stayed silent. A null latency and a cache hit's are unmeasured, as for the latency rule."""
+    rules = parse_rules({"version": 1, "rules": [{"name": "lat-burn", "kind": "burn_rate", "slo": 0.9,
+                                                  "bad": "latency", "latency_ms": 3500,
+                                                  "windows": [{"long": 10, "short": 4, "burn_rate": 8}]}]})
+    measured = _traces_at([1000.0 + i for i in range(5)], [5000.0] * 5)
+    with_nulls = _traces_at([1000.0 + i for i in range(10)], [None if i % 2 == 0 else 5000.0 for i in range(10)])
+    with_hits = _traces_at([1000.0 + i for i in range(10)], [5000.0] * 10)
+    for i in range(0, 10, 2):
+        with_hits[i].update(from_cache=True, latency_ms=10.0)
+    for traces in (measured, with_nulls, with_hits):
+        (ev,) = evaluate_alerts(rules, traces)
+        w = ev["windows"][0]
+        assert ev["value"] == 10.0 and w["long_bad"] == w["long_traces"] and w["long_traces"] <= 5, ev
+
+
+def test_a_duration_window_over_a_long_quiet_history_needs_no_grid_of_it() -> None:
+    """One trace at 1970 and one now, a 1 s window: the evaluation grid of every quarter second
+    between them was 50 GiB (a MemoryError traceback). The windows that hold traces are evaluated."""
+    rules = parse_rules({"version": 1, "rules": [{"name": "lat", "kind": "latency", "stat": "p95",
+                                                  "window": "1s", "threshold": 50}]})
+    (ev,) = evaluate_alerts(rules, _traces_at([1.0, 1_700_000_000.0], [100.0, 100.0]))
+    assert ev["evaluations"] == 2 and ev["value"] == 100.0
+
+
 def test_alerts_refuse_a_bad_line_naming_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A verdict computed without the lines it could not read: the burn rate left out an error."""
     from labkit.cli import main

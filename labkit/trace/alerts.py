@@ -274,10 +274,12 @@ def _eval_points(ts: np.ndarray, win: Window) -> list[int]:
         step = max(1, win.traces // 4)
         pts = list(range(min(win.traces, n) - 1, n, step))
     else:
+        # the window ends every quarter window from the first trace on: at each the last trace by
+        # then, i.e. the last trace of each run of traces that fall before one grid time (a grid of
+        # the times alone, not of the quiet stretches between them)
         step_s = max(float(win.seconds or 0) / 4.0, 1e-9)
-        grid = np.arange(ts[0], ts[-1] + step_s, step_s)
-        idx = np.searchsorted(ts, grid, side="right") - 1
-        pts = sorted({int(i) for i in idx if i >= 0})
+        cell = np.ceil((ts - ts[0]) / step_s)
+        pts = np.flatnonzero(np.r_[cell[1:] != cell[:-1], True]).tolist()
     if pts[-1] != n - 1:
         pts.append(n - 1)
     return pts
@@ -373,13 +375,20 @@ def _merge(fired: list[tuple[int, dict[str, Any]]], points: list[int], key: str)
     return out
 
 
+def _latencies(df: Any) -> np.ndarray:
+    """Each trace's latency, NaN where it is unmeasured: none recorded, or a cache hit's (the time
+    of the call that made the answer, not of this one)."""
+    vals = df["latency_ms"].to_numpy(dtype=float)
+    if "from_cache" in df:
+        vals = np.where(df["from_cache"].fillna(False).astype(bool).to_numpy(), np.nan, vals)
+    return np.asarray(vals, dtype=float)
+
+
 def _eval_threshold(rule: AlertRule, df: Any) -> list[dict[str, Any]]:
     assert rule.window is not None
     ts = df["_ts"].to_numpy(dtype=float)
     if rule.kind == "latency":
-        vals = df["latency_ms"].to_numpy(dtype=float)
-        if "from_cache" in df:
-            vals = np.where(df["from_cache"].fillna(False).astype(bool).to_numpy(), np.nan, vals)
+        vals = _latencies(df)
     elif rule.kind == "cost":
         vals = df["cost_usd"].to_numpy(dtype=float) if "cost_usd" in df else np.full(len(df), np.nan)
     else:
@@ -428,8 +437,10 @@ def _eval_burn(rule: AlertRule, df: Any) -> list[dict[str, Any]]:
     elif rule.bad == "blocked":
         bad = (df["status"] == "blocked").to_numpy(dtype=float)
     else:
-        lat = df["latency_ms"].to_numpy(dtype=float)
-        bad = np.where(np.isnan(lat), 0.0, (lat > float(rule.latency_ms or 0)).astype(float))
+        lat = _latencies(df)
+        bad = np.where(np.isnan(lat), np.nan, (lat > float(rule.latency_ms or 0)).astype(float))
+    counted = np.concatenate([[0], np.cumsum(~np.isnan(bad))])  # a latency unmeasured is neither good nor bad
+    bad = np.nan_to_num(bad)
     budget = 1.0 - rule.slo
     shortest = min((w for pair in rule.windows for w in pair[:2]),
                    key=lambda w: (w.traces if w.traces is not None else 0, w.seconds or 0))
@@ -443,7 +454,7 @@ def _eval_burn(rule: AlertRule, df: Any) -> list[dict[str, Any]]:
             over = True  # a pair fires when both its windows burn at or above its threshold
             for label, w in (("long", long_w), ("short", short_w)):
                 lo = _bounds(ts, p, w)
-                n = p + 1 - lo
+                n = int(counted[p + 1] - counted[lo])
                 nbad = float(csum[p + 1] - csum[lo])
                 ratio = nbad / n if n else 0.0
                 entry[f"{label}_burn_rate"] = round(ratio / budget, 4)
