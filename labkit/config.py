@@ -57,11 +57,25 @@ def _strict_loader() -> Any:
 
     import yaml
 
+    from labkit.io import MAX_JSON_DEPTH
+
     class StrictLoader(yaml.SafeLoader):
         _root: Any = None
+        _depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            self._depth += 1  # (the composer recurses: a deep document would exhaust the interpreter)
+            try:
+                if self._depth > MAX_JSON_DEPTH:
+                    raise _StrictYAMLError(f"nested more than {MAX_JSON_DEPTH} levels deep",
+                                           self.peek_event().start_mark.line + 1, "")
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
 
         def construct_document(self, node: Any) -> Any:
             self._root = node
+            _refuse_expanding_aliases(node)
             return super().construct_document(node)
 
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
@@ -102,6 +116,40 @@ def _strict_loader() -> Any:
     StrictLoader.add_constructor("tag:yaml.org,2002:int", StrictLoader.construct_yaml_int)
     _LOADER = StrictLoader
     return _LOADER
+
+
+#: Values a document's aliases may expand it to beyond what it writes (and past ten times that).
+_ALIAS_BUDGET = 100_000
+
+
+def _refuse_expanding_aliases(root: Any) -> None:
+    """Refuse a document whose aliases expand it past :data:`_ALIAS_BUDGET` values and ten times
+    the values it writes (nine aliases of nine aliases ... : a few hundred bytes that read as
+    millions of values), or that holds an alias inside its own anchor. Each node is sized once."""
+    import yaml
+
+    size: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        kids = ([n for kv in node.value for n in kv] if isinstance(node, yaml.MappingNode)
+                else node.value if isinstance(node, yaml.SequenceNode) else [])
+        if done:
+            open_.discard(id(node))
+            size[id(node)] = 1 + sum(size[id(k)] for k in kids)
+            continue
+        if id(node) in size:
+            continue
+        if id(node) in open_:
+            raise _StrictYAMLError("an alias refers to its own anchor (a value holding itself)",
+                                   node.start_mark.line + 1, "")
+        open_.add(id(node))
+        stack.append((node, True))
+        stack.extend((k, False) for k in kids if id(k) not in size)
+    if size[id(root)] > max(_ALIAS_BUDGET, 10 * len(size)):
+        raise _StrictYAMLError(f"aliases expand this document to {size[id(root)]:,} values ({len(size):,} "
+                               "written): more than a config or dataset holds", root.start_mark.line + 1, "")
 
 
 def _path_to(root: Any, target: Any) -> tuple[str, ...]:

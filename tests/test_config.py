@@ -100,3 +100,36 @@ def test_a_huge_number_in_a_config_is_a_one_line_error_exit_2(tmp_path: Path, ca
     assert main(filled) == 2
     err = capsys.readouterr().err
     assert str(cfg) in err and "64 bits" in err and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_a_document_nested_past_the_limit_is_an_error_with_its_line(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """``checks: [[[...]]]`` 3,000 deep: a RecursionError traceback from the YAML composer, exit 1
+    (read by CI as an ordinary FAIL). Refused at its line past 200 levels, as a JSON line is."""
+    from labkit.cli import main
+
+    p = _write(tmp_path, "version: 1\nname: g\nchecks: " + "[" * 3000 + "]" * 3000 + "\n")
+    with pytest.raises(ConfigError, match=r"nested more than 200 levels") as e:
+        read_yaml_text(p)
+    assert e.value.line == 3
+    assert main(["gate", "--config", str(p), str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "nested more than 200 levels" in err and "Traceback" not in err and err.count("\n") == 1, err
+    assert read_yaml_text(_write(tmp_path, "a: " + "[" * 150 + "]" * 150 + "\n"))[0]["a"]  # (deep, not too deep)
+
+
+def test_aliases_that_expand_a_document_past_what_it_holds_are_refused(tmp_path: Path) -> None:
+    """Seven levels of nine aliases (a 420-byte file) expanded to a 34.7 MB dataset on import. An
+    anchor reused as configs reuse them (defaults merged into each check) loads as before."""
+    levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip("abcdef", "bcdefg", strict=True):
+        levels.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    p = _write(tmp_path, "\n".join(levels) + "\ntests:\n  - vars: {question: hi}\n    metadata: {x: *g}\n")
+    with pytest.raises(ConfigError, match=r"aliases expand"):
+        read_yaml_text(p)
+    with pytest.raises(ConfigError, match=r"c\.yaml:1: an alias refers to its own anchor"):
+        read_yaml_text(_write(tmp_path, "a: &a [1, *a]\n"))
+    checks = "".join(f"  - {{<<: *d, metric: m{i}}}\n" for i in range(200))
+    data, _ = read_yaml_text(_write(tmp_path, "defaults: &d {op: '>=', threshold: 0.5, min_n: 10}\nchecks:\n" + checks))
+    assert len(data["checks"]) == 200 and data["checks"][7] == {"op": ">=", "threshold": 0.5, "min_n": 10,
+                                                               "metric": "m7"}
