@@ -136,3 +136,15 @@ def test_cli_feedback_takes_a_thumb_as_the_docs_say(run: Path, capsys: pytest.Ca
     assert main(["traces", str(run), "--sql", f"SELECT rating FROM feedback WHERE trace_id = '{tid}'",
                  "--format", "json"]) == 0
     assert sorted(r["rating"] for r in json.loads(capsys.readouterr().out)) == [1, 5]
+
+
+@pytest.mark.parametrize("text", ["５", "٥", "4.0", "1_0", " 3x"])
+def test_cli_feedback_rating_is_an_ascii_whole_number(run: Path, capsys: pytest.CaptureFixture[str],
+                                                      text: str) -> None:
+    """A full-width or Arabic-Indic digit was recorded as 5 (``int()`` reads any decimal digit);
+    a rating is written in ASCII digits, or given as a thumb."""
+    from labkit.cli import main
+
+    assert main(["feedback", _tid(run, 4), "--run", str(run), "--rating", text]) == 2
+    assert f"not a rating: {text!r}" in capsys.readouterr().err
+    assert not (run / "feedback.jsonl").exists() or _tid(run, 4) not in (run / "feedback.jsonl").read_text()

@@ -256,7 +256,7 @@ def _rating(text: str) -> int:
     thumb = {"up": 5, "down": 1}.get(text.strip().lower())
     if thumb is not None:
         return thumb
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a rating: {text!r} (1 to 5, or up / down)") from None
+    digits = text.strip()
+    if not (digits.isascii() and digits.lstrip("-").isdigit()):  # (int() reads any script's digits, and 1_0)
+        raise argparse.ArgumentTypeError(f"not a rating: {text!r} (1 to 5, or up / down)")
+    return int(digits)
