@@ -430,3 +430,24 @@ def test_a_run_view_refuses_a_bad_results_line_and_tolerates_only_a_torn_last_tr
     tr.write_text("".join([tlines[0], "{not json\n", *tlines[1:]]))
     with pytest.raises(DatasetError, match=r"traces\.jsonl.*line 2"):
         _ = RunView(d).traces
+
+
+def test_gate_passes_evidence_gives_the_gates_reason_for_too_few_cases() -> None:
+    from types import SimpleNamespace as NS
+
+    from labkit.gate import Gate
+    from labkit.readiness.checks.release_gate import passes
+
+    gate = Gate.from_dict({"name": "g", "checks": [
+        {"metric": "faithfulness", "op": ">=", "threshold": 0.85, "min_n": 9},
+        {"metric": "latency_p95_ms", "op": "<=", "threshold": 3500}]})
+    entry = {"stage": "generation", "ci_low": 1.0, "ci_high": 1.0, "n": 2, "unmeasured": 0}
+    metrics = {"k": 5, "n_cases": 2, "n_missing": 0, "metrics": {
+        "faithfulness": {**entry, "value": 1.0}, "latency_p95_ms": {**entry, "stage": "ops", "value": 4000.0}}}
+    rep = gate.evaluate(metrics)
+    res = passes(NS(gate_report=lambda: (rep, None)))  # type: ignore[arg-type]
+    assert res.status == "fail"
+    assert "faithfulness >= 0.85: computed on 2 cases; min_n is 9: too few cases to judge" in res.evidence
+    assert "observed 1)" not in res.evidence and "(observed 1," not in res.evidence
+    # a real threshold miss with too few cases is still first of all too few cases
+    assert "latency_p95_ms <= 3500: computed on 2 cases; min_n is 20: too few cases to judge" in res.evidence

@@ -351,3 +351,42 @@ def test_a_unit_in_a_column_header_never_breaks() -> None:
     assert head == 'faithfulness <span style="white-space:nowrap">(0–1)</span> &lt;b&gt;'
     page = elements.styler(pd.DataFrame({"n (min 10)": [1]}), {"n (min 10)": "count"}).to_html()
     assert '<span style="white-space:nowrap">(min 10)</span>' in page
+
+
+QUICK_MIN_N = Gate.from_dict({"name": "quick-lab", "checks": [
+    {"metric": "faithfulness", "op": ">=", "threshold": 0.85, "min_n": 9},
+    {"metric": "retrieval_hit_rate", "op": ">=", "threshold": 0.80, "min_n": 9},
+    {"metric": "latency_p95_ms", "op": "<=", "threshold": 3500, "min_n": 10},
+]})
+
+
+@pytest.fixture(scope="module")
+def two_case_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The quick lab's two pipelines on 2 of its cases: every check of QUICK_MIN_N has too few."""
+    from labkit.gate.bar import record_bar
+
+    out = tmp_path_factory.mktemp("two")
+    record_bar(QUICK_MIN_N, out)
+    cases = labkit.load_cases(ROOT / "data" / "quick_lab.jsonl")[:2]
+    return {name: Path(labkit.run(cases, ROOT / f"data/pipelines/{name}.yaml", out / name,
+                                  overrides={"progress": False}).path)
+            for name in ("baseline", "variant")} | {"dir": out}
+
+
+def test_decision_text_gives_the_gates_reason_for_too_few_cases(two_case_runs: dict[str, Path]) -> None:
+    from labkit.gate.bar import record_bar
+    from labkit.views import decision
+
+    base, var, out = two_case_runs["baseline"], two_case_runs["variant"], two_case_runs["dir"]
+    rep_v, rep_b = QUICK_MIN_N.evaluate(var), QUICK_MIN_N.evaluate(base)
+    assert all(c.n == 2 and not c.passed for c in rep_v.checks if c.kind == "absolute")
+    bar = record_bar(QUICK_MIN_N, out)
+    banner = decision.honest_decision(bar, QUICK_MIN_N, var, base)
+    summary = str(decision.decision_summary(rep_v, rep_b, bar, var))
+    why = str(verdicts.ship_why(rep_v, rep_b))
+    few = "faithfulness &gt;= 0.85: computed on 2 cases; min_n is 9: too few cases to judge"
+    for text in (summary, why, banner.detail.replace(">", "&gt;")):
+        assert few in text, text
+        assert "observed 1.000" not in text  # a value that meets 0.85 is not shown as the miss
+    assert banner.title == "NO-SHIP: the variant fails 3 check(s), 3 of them on too few cases"
+    assert "judged on 2 cases (faithfulness 95% interval" in summary and "10 cases" not in summary

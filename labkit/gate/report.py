@@ -41,6 +41,47 @@ def cases_line(cases: dict[str, int] | None) -> str:
     return f"judged {cases['n_judged']} of {cases['n_dataset']} cases" + (f" ({miss} missing)" if miss else "")
 
 
+def observed_text(c: Any) -> str:
+    """A check's observed value in its metric's unit (a regression check's delta signed)."""
+    from labkit.display import fmt_signed, fmt_value
+
+    metric = c.metric or ""
+    if not metric:
+        return "—" if c.observed is None else f"{c.observed:g}"
+    return fmt_signed(metric, c.observed) if c.op is None and c.observed is not None else fmt_value(metric, c.observed)
+
+
+def too_few_text(c: Any) -> str:
+    """The gate's reason when check ``c`` had fewer measured cases than its ``min_n``, else ''."""
+    from labkit.gate.cases import too_few
+
+    n, min_n = getattr(c, "n", None), getattr(c, "min_n", None)
+    return too_few(n, min_n) if n is not None and min_n is not None else ""
+
+
+def _missed(c: Any) -> bool:
+    """The check's observed value misses its threshold (a regression check has none: its reason
+    gives the delta and the interval against the margin)."""
+    from labkit.gate.config import OPS
+
+    op = getattr(c, "op", None)
+    return c.observed is not None and op in OPS and c.threshold is not None and not OPS[op](c.observed, c.threshold)
+
+
+def failure_text(c: Any) -> str:
+    """Why failed check ``c`` failed, in the gate's own terms: too few measured cases
+    (``faithfulness >= 0.85: computed on 2 cases; min_n is 9: too few cases to judge``), a
+    threshold missed (``faithfulness >= 0.85: observed 0.798 (n=62)``, in the metric's unit),
+    else the gate's reason (unmeasured, failed cases beyond the budget, a regression's delta
+    and interval against its margin, ...)."""
+    if few := too_few_text(c):
+        return f"{c.name}: {few}"
+    if _missed(c):
+        n = f" (n={c.n})" if getattr(c, "n", None) is not None else ""
+        return f"{c.name}: observed {observed_text(c)}{n}"
+    return f"{c.name}: {getattr(c, 'reason', '') or 'unmeasured'}"
+
+
 @dataclass(kw_only=True)
 class GateReport:
     gate: str

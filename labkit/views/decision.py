@@ -15,6 +15,7 @@ import html
 from typing import TYPE_CHECKING, Any
 
 from labkit.display import Html, Verdict, fmt_value, shorten
+from labkit.gate.report import failure_text
 from labkit.views.elements import callout, styler
 from labkit.views.verdicts import ship_decision
 
@@ -101,15 +102,34 @@ def bar_callout(bar: BarStatus) -> Html:
     return callout(bar.sentence() + ".", kind=kind, title=title)
 
 
+def _sample_size(report: Any, run: Any) -> str:
+    """'the variant was judged on 2 cases (faithfulness 95% interval 0.50–1.00)': the real count
+    and how wide it leaves the faithfulness figure ('' when the report does not say)."""
+    from labkit.runs import RunDir
+
+    cases = getattr(report, "cases", None)
+    n = cases.get("n_judged") if isinstance(cases, dict) else None
+    if n is None:
+        return ""
+    entry = ((RunDir(run).metrics() or {}).get("metrics") or {}).get("faithfulness") or {} if run is not None else {}
+    lo, hi = entry.get("ci_low"), entry.get("ci_high")
+    ci = (f" (faithfulness 95% interval {fmt_value('faithfulness', lo)}–{fmt_value('faithfulness', hi)})"
+          if lo is not None and hi is not None else "")
+    return f"the variant was judged on {n} case{'s' if n != 1 else ''}{ci}"
+
+
 def decision_summary(variant_report: Any, baseline_report: Any, bar: BarStatus, variant: Any) -> Html:
-    """The one-paragraph summary under the decision banner."""
+    """The one-paragraph summary under the decision banner: why each run fails (the gate's own
+    reason: a threshold missed or too few measured cases) and how many cases the variant was
+    judged on, with the interval that leaves its faithfulness."""
     def fails(rep: Any) -> str:
-        bad = [f"{c.name} (observed {fmt_value(c.metric or '', c.observed)})" for c in rep.checks if not c.passed]
+        bad = [failure_text(c) for c in rep.checks if not c.passed]
         return "fails " + "; ".join(bad) if bad else "meets every check"
 
+    size = _sample_size(variant_report, variant)
     text = (f"The variant {fails(variant_report)}; the baseline {fails(baseline_report)}. "
             f"{bar.sentence()[0].upper()}{bar.sentence()[1:]}. The table in section 5 lists the variant's answer "
             "sentences that its retrieved context does not support, the cases behind its faithfulness. "
-            "The model is simulated, and 10 cases give wide intervals: the lab shows the method, not a real "
+            f"The model is simulated{', and ' + size if size else ''}: the lab shows the method, not a real "
             "model's quality.")
     return Html(f"<p class='lk-summary'>{html.escape(text)}</p>")

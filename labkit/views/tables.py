@@ -27,6 +27,7 @@ from labkit.display import (
     unit_of,
 )
 from labkit.gate import cases_line
+from labkit.gate.report import observed_text as check_observed
 from labkit.views.elements import kind_of, styler
 from labkit.views.frames import (
     STAGES,
@@ -129,14 +130,6 @@ def _threshold(c: Any) -> str:
     if c.op is None:  # a regression check: the largest drop its interval may reach
         return f"max drop {fmt_value(metric, c.threshold)}" if metric else f"max drop {c.threshold:g}"
     return f"{c.op} {fmt_value(metric, c.threshold) if metric else f'{c.threshold:g}'}"
-
-
-def check_observed(c: Any) -> str:
-    """A gate check's observed value in its metric's unit (a regression check's delta signed)."""
-    metric = c.metric or ""
-    if not metric:
-        return "—" if c.observed is None else f"{c.observed:g}"
-    return fmt_signed(metric, c.observed) if c.op is None and c.observed is not None else fmt_value(metric, c.observed)
 
 
 def _n_cell(c: Any) -> str:

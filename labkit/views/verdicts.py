@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.display import Html, Verdict
+from labkit.gate.report import failure_text, too_few_text
 from labkit.views.elements import callout
 
 
@@ -36,8 +37,9 @@ def gate_banner(report: Any, subject: str = "") -> Verdict:
 
 def ship_decision(candidate: Any, baseline: Any = None, *, candidate_label: str = "variant",
                   baseline_label: str = "baseline") -> Verdict:
-    """SHIP when the candidate's gate report passes, else NO-SHIP naming the failed checks."""
-    failed = [c.name for c in candidate.checks if not c.passed]
+    """SHIP when the candidate's gate report passes, else NO-SHIP naming each failed check with
+    why it failed (:func:`labkit.gate.report.failure_text`: too few cases is not a threshold missed)."""
+    failed = [c for c in candidate.checks if not c.passed]
     base = ""
     if baseline is not None:
         n_pass = sum(c.passed for c in baseline.checks)
@@ -46,8 +48,10 @@ def ship_decision(candidate: Any, baseline: Any = None, *, candidate_label: str 
     if candidate.passed:
         return Verdict("pass", f"SHIP the {candidate_label}",
                        f"The {candidate_label} meets every check of gate {candidate.gate}.{base}")
-    return Verdict("fail", f"NO-SHIP: the {candidate_label} fails {len(failed)} check(s)",
-                   f"Failed: {', '.join(failed)}.{base}")
+    few = sum(bool(too_few_text(c)) for c in failed)
+    return Verdict("fail", f"NO-SHIP: the {candidate_label} fails {len(failed)} check(s)"
+                   + (f", {few} of them on too few cases" if few else ""),
+                   f"Failed: {'; '.join(failure_text(c) for c in failed)}.{base}")
 
 
 def simulated_notice(*configs: str | os.PathLike[str]) -> Html:
@@ -70,23 +74,15 @@ def why(text: str) -> Html:
                 f"<strong>Why.</strong> {html.escape(text)}</p>")
 
 
-def _check_text(c: Any) -> str:
-    """``faithfulness >= 0.85: observed 0.798 (n=62)``, the value in the metric's unit."""
-    from labkit.views.tables import check_observed
-
-    n = f" (n={c.n})" if getattr(c, "n", None) is not None else ""
-    return f"{c.name}: observed {check_observed(c)}{n}"
-
-
 def ship_why(candidate: Any, baseline: Any = None, comparison: Any = None, *,
              candidate_label: str = "variant") -> Html:
-    """Why SHIP or NO-SHIP: the failed checks with their observed value, threshold and n; how
+    """Why SHIP or NO-SHIP: each failed check and why it failed (:func:`labkit.gate.report.failure_text`); how
     many pass; and, given the paired comparison, what improved, regressed and flipped."""
     failed = [c for c in candidate.checks if not c.passed]
     n = len(candidate.checks)
     if failed:
         text = (f"The {candidate_label} fails {len(failed)} of {n} checks of gate {candidate.gate}: "
-                + "; ".join(_check_text(c) for c in failed) + f". The other {n - len(failed)} pass.")
+                + "; ".join(failure_text(c) for c in failed) + f". The other {n - len(failed)} pass.")
     else:
         text = f"The {candidate_label} passes all {n} checks of gate {candidate.gate}."
     if baseline is not None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from labkit.gate.report import failure_text
 from labkit.readiness.context import Context
 from labkit.readiness.items import ItemResult, checklist_item
-from labkit.readiness.model import as_mapping, fmt_num
+from labkit.readiness.model import as_mapping
 
 AREA, CHECKLIST = "release gate", "gate"
 
@@ -95,9 +96,7 @@ def passes(ctx: Context) -> ItemResult:
     failed = [c for c in checks if not c.passed]
     ev = f"{len(checks) - len(failed)}/{len(checks)} checks pass on run {rep.run_id}"
     if failed:
-        ev += "; failed: " + "; ".join(
-            f"{c.name} (observed {fmt_num(c.observed)}{', ' + c.reason if c.kind == 'regression' else ''})"
-            for c in failed)
+        ev += "; failed: " + "; ".join(failure_text(c) for c in failed)
     return ItemResult("fail" if failed else "pass", ev,
                       "Fix the failing checks (" + ", ".join(c.name for c in failed) + ") and re-run; "
                       "do not loosen a locked gate to pass.")
