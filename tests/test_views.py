@@ -390,3 +390,35 @@ def test_decision_text_gives_the_gates_reason_for_too_few_cases(two_case_runs: d
         assert "observed 1.000" not in text  # a value that meets 0.85 is not shown as the miss
     assert banner.title == "NO-SHIP: the variant fails 3 check(s), 3 of them on too few cases"
     assert "judged on 2 cases (faithfulness 95% interval" in summary and "10 cases" not in summary
+
+
+def _no_retrieval(case: object) -> dict:
+    """A callable pipeline that retrieves nothing: faithfulness is unmeasured (no_context)."""
+    return {"answer": "Please contact support for help with identity verification in the security portal.",
+            "usage": {"input_tokens": 20, "output_tokens": 12}, "cost_usd": 0.0001}
+
+
+@pytest.fixture(scope="module")
+def noret_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("noret") / "noret"
+    cases = labkit.load_cases(ROOT / "data" / "quick_lab.jsonl")
+    return Path(labkit.run(cases, _no_retrieval, out, overrides={"progress": False}).path)
+
+
+def test_unmeasured_faithfulness_is_shown_not_judged_not_unsupported(noret_run: Path,
+                                                                     runs: dict[str, labkit.RunDir]) -> None:
+    from labkit.views import decision
+
+    sc = labkit.RunDir(noret_run).scores()
+    assert set(sc["faithfulness_reason"]) == {"no_context"} and sc["faithfulness"].isna().all()
+    st = decision.unsupported_table(noret_run)
+    assert len(st.data) == 0
+    cap = str(st.caption)
+    assert "0 of 0 judged answers (n) hold a sentence" in cap
+    assert "10 of 10 answers not judged (no context): their faithfulness is unmeasured, not 0" in cap
+    diff = str(answers.flipped_diff({"baseline": runs["baseline"], "no retrieval": noret_run},
+                                    {"flipped": [{"case_id": "ql-01", "from": "pass", "to": "fail",
+                                                  "metric": "task_success_rate"}]}))
+    side = diff[diff.index("<strong>no retrieval</strong>"):]
+    assert "not judged (no context)" in side
+    assert "not supported by the retrieved context" not in side and "<mark" not in side

@@ -143,8 +143,44 @@ def answers_table(run: RunLike, dataset: Any, *, limit: int | None = None) -> St
 
 
 
-def _results(run: RunLike) -> tuple[dict[str, dict[str, Any]], Any]:
-    """A run's results by case id, and the judge that scored it when it can mark sentences."""
+def unjudged_reasons(run: RunLike) -> dict[str, str] | None:
+    """Case id -> why the case's faithfulness is unmeasured (scores.csv's ``faithfulness_reason``:
+    ``no_context``, ``no_claims`` ...), for each scored case whose answer the judge did not judge;
+    None when the run has no scores to say."""
+    from labkit.runs import RunDir
+
+    rd = run if isinstance(run, RunDir) else RunDir(run)
+    if not rd.scores_path.is_file():
+        return None
+    sc = rd.scores()
+    if "faithfulness" not in sc or "faithfulness_reason" not in sc:
+        return None
+    rows = zip(sc["case_id"].astype(str), sc["faithfulness"], sc["faithfulness_reason"], strict=True)
+    return {cid: why for cid, v, why in rows if (v is None or v != v) and isinstance(why, str) and why}
+
+
+def unjudged_reason(reasons: Mapping[str, str] | None, case_id: str, contexts: Any) -> str:
+    """Why one answer was not judged against its retrieved context ('' when it was): the run's
+    scores say (:func:`unjudged_reasons`); a run without scores has no context to judge against
+    when no retrieved item has text (``no_context``, the rule of the faithfulness metric)."""
+    if reasons is not None:
+        return reasons.get(case_id, "")
+    return "" if any(contexts) else "no_context"
+
+
+def reason_words(reason: str) -> str:
+    """An unmeasured reason code in words: ``no_context`` -> ``no context``."""
+    return reason.replace("_", " ")
+
+
+def not_judged(reason: str) -> str:
+    """``not judged (no context)``: an answer whose faithfulness is unmeasured, never 'unsupported'."""
+    return f"not judged ({reason_words(reason)})"
+
+
+def _results(run: RunLike) -> tuple[dict[str, dict[str, Any]], Any, dict[str, str] | None]:
+    """A run's results by case id, the judge that scored it when it can mark sentences, and the
+    cases its scores did not judge (:func:`unjudged_reasons`)."""
     from labkit.runs import RunDir
 
     rd = run if isinstance(run, RunDir) else RunDir(run)
@@ -154,7 +190,7 @@ def _results(run: RunLike) -> tuple[dict[str, dict[str, Any]], Any]:
         from labkit.judges import get_judge
 
         judge = get_judge(spec)
-    return {str(r["case_id"]): r for r in rd.results()}, judge
+    return {str(r["case_id"]): r for r in rd.results()}, judge, unjudged_reasons(rd)
 
 
 def marked_answer(answer: Any, contexts: list[str], judge: Any) -> tuple[str, int]:
@@ -209,18 +245,22 @@ def _chunk_diff(base: dict[str, Any], var: dict[str, Any]) -> str:
         f"<span style='color:{MUTED_COLOUR}'>no change: {same}</span>")
 
 
-def _side(label: str, r: dict[str, Any] | None, judge: Any) -> str:
+def _side(label: str, r: dict[str, Any] | None, judge: Any, reasons: Mapping[str, str] | None = None) -> str:
     if r is None:
         return f"<div class='lk-side'><strong>{html.escape(label)}</strong>: no result</div>"
     contexts = [str(x.get("text") or "") for x in r.get("retrieved") or []]
-    body, n = marked_answer(r.get("answer"), contexts, judge)
-    note = (f"{n} sentence(s) not supported by the retrieved context" if n else
-            ("every sentence supported" if judge is not None else "no per-sentence judge"))
+    unjudged = unjudged_reason(reasons, str(r.get("case_id")), contexts)
+    body, n = marked_answer(r.get("answer"), contexts, None if unjudged else judge)
+    if unjudged:
+        note = f"{not_judged(unjudged)}: faithfulness unmeasured"
+    else:
+        note = (f"{n} sentence(s) not supported by the retrieved context" if n else
+                ("every sentence supported" if judge is not None else "no per-sentence judge"))
     return (f"<div class='lk-side' style='border-left:4px solid {colour_for(label)};padding:4px 10px;"
             f"background:{SOFT};min-width:0;overflow-wrap:anywhere'>"
             f"<strong>{html.escape(label)}</strong> · status {html.escape(str(r.get('status')))} · "
             f"{html.escape(fmt_value('latency_ms', r.get('latency_ms')))} · trace {id_html(r.get('trace_id'), 12)}"
-            f"<div style='color:{MUTED_COLOUR};font-size:.85rem'>{note}</div><div>{body}</div></div>")
+            f"<div style='color:{MUTED_COLOUR};font-size:.85rem'>{html.escape(note)}</div><div>{body}</div></div>")
 
 
 def _missing(case: Any, r: dict[str, Any] | None) -> list[str]:
@@ -235,13 +275,14 @@ def flipped_diff(runs: Mapping[str, RunLike], comparison: Any, dataset: Any = No
     """Each case whose pass/fail flipped, as a diff of what changed between the two runs
     (baseline first, variant second): the metric that flipped and why, the status, the retrieved
     chunks added (+) and removed (−), and both answers with the sentences the retrieved context
-    does not support marked."""
+    does not support marked (an answer whose faithfulness is unmeasured, e.g. no context, is
+    shown "not judged", never as unsupported)."""
     d = comparison.to_dict() if hasattr(comparison, "to_dict") else dict(comparison)
     flips = list(d.get("flipped") or [])
     if not flips:
         return Html("<p><em>No case changed from pass to fail or back.</em></p>")
     (b_label, b_run), (v_label, v_run) = list(runs.items())[:2]
-    (b_res, b_judge), (v_res, v_judge) = _results(b_run), _results(v_run)
+    (b_res, b_judge, b_why), (v_res, v_judge, v_why) = _results(b_run), _results(v_run)
     by_id = dataset.by_id() if dataset is not None and hasattr(dataset, "by_id") else {}
     blocks = []
     for f in flips[:limit]:
@@ -263,7 +304,7 @@ def flipped_diff(runs: Mapping[str, RunLike], comparison: Any, dataset: Any = No
             + (f"<div><span style='color:{MUTED_COLOUR}'>must include, missing from the {html.escape(v_label)}'s "
                f"answer:</span> {html.escape('; '.join(missing))}</div>" if missing else "")
             + f"<div style='display:grid;grid-template-columns:repeat(auto-fit,minmax(280px,1fr));gap:8px;margin-top:6px'>"
-            f"{_side(b_label, b, b_judge)}{_side(v_label, v, v_judge)}</div></div>"
+            f"{_side(b_label, b, b_judge, b_why)}{_side(v_label, v, v_judge, v_why)}</div></div>"
         )
     more = f"<p><em>{len(flips) - limit} more not shown.</em></p>" if len(flips) > limit else ""
     return Html(f"<div class='lk-flips-diff'>{''.join(blocks)}</div>{more}")

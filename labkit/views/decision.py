@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.display import Html, Verdict, fmt_value, shorten
 from labkit.gate.report import failure_text
+from labkit.views.answers import reason_words, unjudged_reason, unjudged_reasons
 from labkit.views.elements import callout, styler
 from labkit.views.verdicts import ship_decision
 
@@ -59,9 +60,19 @@ def honest_decision(bar: BarStatus, gate: Any, variant: Any, baseline: Any = Non
     return Verdict(status, f"{rec.title} — bar moved after results", detail)
 
 
+def _not_judged_sentence(skipped: dict[str, int], n_answers: int) -> str:
+    """' 10 of 10 answers not judged (no context): their faithfulness is unmeasured, not 0.'"""
+    if not skipped:
+        return ""
+    why = ", ".join(reason_words(r) for r in sorted(skipped))
+    return (f" {sum(skipped.values())} of {n_answers} answers not judged ({why}): their faithfulness is "
+            "unmeasured, not 0.")
+
+
 def unsupported_table(run: Any, *, limit: int = 20) -> Styler:
     """The answer sentences of ``run`` that its retrieved context does not support, one per row,
-    with the case's faithfulness score."""
+    with the case's faithfulness score; an answer whose faithfulness is unmeasured (no context,
+    ...) is counted as not judged, never as holding an unsupported sentence."""
     import pandas as pd
 
     from labkit.gate.review_queue import answer_claims, claim_judge
@@ -75,12 +86,17 @@ def unsupported_table(run: Any, *, limit: int = 20) -> Styler:
     if rd.scores_path.is_file():
         sc = rd.scores()
         faith = dict(zip(sc["case_id"].astype(str), sc["faithfulness"], strict=True)) if "faithfulness" in sc else {}
-    rows, n_answers, n_flagged = [], 0, 0
+    reasons = unjudged_reasons(rd)
+    rows: list[dict[str, Any]] = []
+    n_answers, n_flagged, skipped = 0, 0, dict[str, int]()
     for r in rd.results():
         if r.get("status") != "ok" or not r.get("answer"):
             continue
         n_answers += 1
-        claims, _ = answer_claims(r, corpus, judge=judge)
+        claims, ctx = answer_claims(r, corpus, judge=judge)
+        if why := unjudged_reason(reasons, str(r["case_id"]), [t for _, t in ctx]):
+            skipped[why] = skipped.get(why, 0) + 1
+            continue
         bad = [s for s, ok in claims if not ok]
         n_flagged += bool(bad)
         rows += [{"case_id": str(r["case_id"]), "faithfulness (0–1)": fmt_value("faithfulness",
@@ -89,9 +105,10 @@ def unsupported_table(run: Any, *, limit: int = 20) -> Styler:
     df = pd.DataFrame(rows[:limit], columns=["case_id", "faithfulness (0–1)", "unsupported sentence",
                                              "claims in the answer (n)"])
     more = f" {len(rows) - limit} more not shown." if len(rows) > limit else ""
-    cap = (f"Run {rd.run_id}: {n_flagged} of {n_answers} answers (n) hold a sentence the retrieved context does "
-           f"not support (lexical judge: under {judge.threshold:.0%} of its content words in one context sentence"
-           f"{'; ' + judged_by if judged_by else ''}).{more}")
+    n_judged = n_answers - sum(skipped.values())
+    cap = (f"Run {rd.run_id}: {n_flagged} of {n_judged} judged answers (n) hold a sentence the retrieved context "
+           f"does not support (lexical judge: under {judge.threshold:.0%} of its content words in one context "
+           f"sentence{'; ' + judged_by if judged_by else ''}).{_not_judged_sentence(skipped, n_answers)}{more}")
     return styler(df, {"faithfulness (0–1)": "score", "claims in the answer (n)": "count"}).set_caption(cap)
 
 
