@@ -422,3 +422,11 @@ def test_unmeasured_faithfulness_is_shown_not_judged_not_unsupported(noret_run: 
     side = diff[diff.index("<strong>no retrieval</strong>"):]
     assert "not judged (no context)" in side
     assert "not supported by the retrieved context" not in side and "<mark" not in side
+
+
+def test_an_unmeasured_check_is_said_unmeasured_not_too_few(noret_run: Path) -> None:
+    from labkit.gate.report import failure_text
+
+    faith = next(c for c in QUICK_MIN_N.evaluate(noret_run).checks if c.metric == "faithfulness")
+    assert faith.observed is None and faith.n == 0 and not faith.passed
+    assert failure_text(faith) == "faithfulness >= 0.85: unmeasured on every case (10 unmeasured)"  # the gate's reason

@@ -52,11 +52,12 @@ def observed_text(c: Any) -> str:
 
 
 def too_few_text(c: Any) -> str:
-    """The gate's reason when check ``c`` had fewer measured cases than its ``min_n``, else ''."""
+    """The gate's reason when check ``c``'s value was computed on fewer cases than its ``min_n``,
+    else '' (a check with no value fails as unmeasured, its own reason)."""
     from labkit.gate.cases import too_few
 
     n, min_n = getattr(c, "n", None), getattr(c, "min_n", None)
-    return too_few(n, min_n) if n is not None and min_n is not None else ""
+    return too_few(n, min_n) if c.observed is not None and n is not None and min_n is not None else ""
 
 
 def _missed(c: Any) -> bool:
@@ -69,7 +70,7 @@ def _missed(c: Any) -> bool:
 
 
 def failure_text(c: Any) -> str:
-    """Why failed check ``c`` failed, in the gate's own terms: too few measured cases
+    """Why failed check ``c`` failed, in the gate's own terms: a value computed on too few cases
     (``faithfulness >= 0.85: computed on 2 cases; min_n is 9: too few cases to judge``), a
     threshold missed (``faithfulness >= 0.85: observed 0.798 (n=62)``, in the metric's unit),
     else the gate's reason (unmeasured, failed cases beyond the budget, a regression's delta
