@@ -1,16 +1,21 @@
 """What a command reads beside a run, checked against the run: the dataset its scores were
-measured on (:func:`scored_cases`) and the dataset it reads, for the check that an output is no
-input (:func:`dataset_input`, for :func:`labkit.paths.refuse_overwriting_inputs`)."""
+measured on (:func:`scored_cases`), the dataset it reads, for the check that an output is no
+input (:func:`dataset_input`, for :func:`labkit.paths.refuse_overwriting_inputs`), and what
+made the run as its manifest records it (:func:`made_by`: config, model, simulated or not)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from labkit.cases import Dataset
 from labkit.errors import ConfigError, LabkitError
 from labkit.runs import RunDir, load_dataset
 
-__all__ = ["dataset_input", "scored_cases"]
+__all__ = ["MadeBy", "dataset_input", "made_by", "scored_cases"]
 
 
 def dataset_input(run_dir: str | os.PathLike[str], given: str | None = None) -> str | None:
@@ -45,3 +50,36 @@ def scored_cases(rd: RunDir, dataset: Dataset | str | os.PathLike[str] | None = 
                           f"({rd.score_command} --dataset {given})", path=str(rd.manifest_path),
                           field="dataset.fingerprint")
     return ds
+
+
+@dataclass(frozen=True)
+class MadeBy:
+    """What made a run, as its manifest records it."""
+
+    run_id: str
+    config: str  # the pipeline config's file name, else its import path or name ("unknown": none recorded)
+    model: str | None  # the model its config names, if any
+    simulated: bool  # its config's model (or its fallback's) says ``simulated: true``
+
+
+def _model(pipeline: Mapping[str, Any]) -> Mapping[str, Any]:
+    cfg = pipeline.get("config")
+    model = cfg.get("model") if isinstance(cfg, Mapping) else None
+    return model if isinstance(model, Mapping) else {}
+
+
+def made_by(run: RunDir | str | os.PathLike[str]) -> MadeBy:
+    """The pipeline that made ``run``, from its manifest's ``pipeline``: the config it was made
+    from and whether its model is simulated (the reference RAG pipeline's ``model.simulated:
+    true``, or its fallback's). A run whose manifest records no simulated model (a callable, an
+    HTTP endpoint, an imported file) is not called simulated."""
+    rd = run if isinstance(run, RunDir) else RunDir(run)
+    pipe = rd.manifest.get("pipeline")
+    pipe = pipe if isinstance(pipe, Mapping) else {}
+    fb = pipe.get("fallback")
+    models = [_model(pipe)] + ([_model(fb)] if isinstance(fb, Mapping) else [])
+    where = pipe.get("path") or pipe.get("spec") or pipe.get("name")
+    config = Path(str(where)).name if pipe.get("path") else str(where or "unknown")
+    name = models[0].get("name")
+    return MadeBy(run_id=rd.run_id, config=config, model=str(name) if name else None,
+                  simulated=any(m.get("simulated") is True for m in models))

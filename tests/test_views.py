@@ -176,7 +176,7 @@ def test_views_on_real_runs(runs: dict[str, labkit.RunDir]) -> None:
     for f in comp.to_dict()["flipped"]:
         anchor = answers.trace_anchor("baseline", f["case_id"])
         assert f"href='#{anchor}'" in flips and f"id='{anchor}'" in details
-    assert "SIMULATED" in verdicts.simulated_notice("data/pipelines/baseline.yaml")._repr_html_()
+    assert "SIMULATED" in verdicts.simulated_notice(runs["baseline"])._repr_html_()
     assert "Gate g" in tables.thresholds_table(GATE).to_html()
     assert "cases" in answers.answers_table(runs["baseline"], ds).to_html()
     assert _png_size(charts.coverage_chart(ds))[0] > 600
@@ -422,6 +422,31 @@ def test_unmeasured_faithfulness_is_shown_not_judged_not_unsupported(noret_run: 
     side = diff[diff.index("<strong>no retrieval</strong>"):]
     assert "not judged (no context)" in side
     assert "not supported by the retrieved context" not in side and "<mark" not in side
+
+
+def test_simulated_notice_comes_from_the_runs_manifests(runs: dict[str, labkit.RunDir], noret_run: Path,
+                                                        two_case_runs: dict[str, Path]) -> None:
+    from labkit.gate.bar import record_bar
+    from labkit.views import decision
+
+    both = verdicts.simulated_notice(runs["baseline"], runs["variant"])._repr_html_()
+    assert "SIMULATED" in both and "baseline.yaml" in both and "variant.yaml" in both
+    assert "sim-gen-large" in both and "sim-gen-small" in both
+    real = verdicts.simulated_notice(noret_run)._repr_html_()
+    assert "SIMULATED" not in real and "simulated model" not in real.replace("no simulated model", "")
+    assert ".yaml" not in real and "_no_retrieval" in real
+    assert "records no simulated model" in real
+    mixed = verdicts.simulated_notice(runs["baseline"], noret_run)._repr_html_()
+    assert "SIMULATED" in mixed and "baseline.yaml" in mixed and "variant.yaml" not in mixed
+    assert "records no simulated model" in mixed
+    # the quick lab's summary says "simulated" only of a run that is
+    gate = QUICK_MIN_N
+    bar = record_bar(gate, two_case_runs["dir"])
+    assert "The model is simulated" in str(decision.decision_summary(gate.evaluate(two_case_runs["variant"]),
+                                                                     gate.evaluate(two_case_runs["baseline"]), bar,
+                                                                     two_case_runs["variant"]))
+    noret_summary = str(decision.decision_summary(gate.evaluate(noret_run), gate.evaluate(noret_run), bar, noret_run))
+    assert "simulated" not in noret_summary
 
 
 def test_an_unmeasured_check_is_said_unmeasured_not_too_few(noret_run: Path) -> None:

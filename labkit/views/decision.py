@@ -135,18 +135,31 @@ def _sample_size(report: Any, run: Any) -> str:
     return f"the variant was judged on {n} case{'s' if n != 1 else ''}{ci}"
 
 
-def decision_summary(variant_report: Any, baseline_report: Any, bar: BarStatus, variant: Any) -> Html:
+def _caveat(size: str, runs: dict[str, Any]) -> str:
+    """The closing sentence: the sample size, and 'simulated' only of the runs whose manifests say
+    their model is (:func:`labkit.rundata.made_by`)."""
+    from labkit.rundata import made_by
+
+    given = {label: run for label, run in runs.items() if run is not None}
+    sim = [label for label, run in given.items() if made_by(run).simulated]
+    if not sim:
+        return f"{size[0].upper()}{size[1:]}." if size else ""
+    who = "The model is" if len(sim) == len(given) else f"The {' and '.join(sim)}'s model is"
+    return f"{who} simulated{', and ' + size if size else ''}: the lab shows the method, not a real model's quality."
+
+
+def decision_summary(variant_report: Any, baseline_report: Any, bar: BarStatus, variant: Any,
+                     baseline: Any = None) -> Html:
     """The one-paragraph summary under the decision banner: why each run fails (the gate's own
-    reason: a threshold missed or too few measured cases) and how many cases the variant was
-    judged on, with the interval that leaves its faithfulness."""
+    reason: a threshold missed or too few measured cases), how many cases the variant was
+    judged on, with the interval that leaves its faithfulness, and whether the runs' model is
+    simulated as their manifests record it."""
     def fails(rep: Any) -> str:
         bad = [failure_text(c) for c in rep.checks if not c.passed]
         return "fails " + "; ".join(bad) if bad else "meets every check"
 
-    size = _sample_size(variant_report, variant)
     text = (f"The variant {fails(variant_report)}; the baseline {fails(baseline_report)}. "
             f"{bar.sentence()[0].upper()}{bar.sentence()[1:]}. The table in section 5 lists the variant's answer "
             "sentences that its retrieved context does not support, the cases behind its faithfulness. "
-            f"The model is simulated{', and ' + size if size else ''}: the lab shows the method, not a real "
-            "model's quality.")
-    return Html(f"<p class='lk-summary'>{html.escape(text)}</p>")
+            + _caveat(_sample_size(variant_report, variant), {"variant": variant, "baseline": baseline}))
+    return Html(f"<p class='lk-summary'>{html.escape(text.strip())}</p>")

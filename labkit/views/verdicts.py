@@ -7,9 +7,7 @@ verdict first, then :func:`why` (or a ``*_why`` of its kind), then the evidence;
 from __future__ import annotations
 
 import html
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from labkit.display import Html, Verdict
@@ -54,18 +52,32 @@ def ship_decision(candidate: Any, baseline: Any = None, *, candidate_label: str 
                    f"Failed: {'; '.join(failure_text(c) for c in failed)}.{base}")
 
 
-def simulated_notice(*configs: str | os.PathLike[str]) -> Html:
-    """A visible notice that the reference pipeline is a simulated model (no LLM behind it)."""
-    names = ", ".join(Path(c).name for c in configs)
+def _made_by_text(made: Sequence[Any], limit: int = 6) -> str:
+    """'run baseline by baseline.yaml (model sim-gen-large), run variant by ...'."""
+    parts = [f"run {m.run_id} by {m.config}" + (f" (model {m.model})" if m.model else "") for m in made[:limit]]
+    return ", ".join(parts) + (f" and {len(made) - limit} more" if len(made) > limit else "")
+
+
+def simulated_notice(*runs: Any) -> Html:
+    """Whether the model behind ``runs`` is simulated, as their manifests record it
+    (:func:`labkit.rundata.made_by`), naming the config each run was made from: a SIMULATED
+    notice for the runs of a simulated model only, and a plain note for runs that record none."""
+    from labkit.rundata import made_by
+
+    made = [made_by(r) for r in runs]
+    sim, other = [m for m in made if m.simulated], [m for m in made if not m.simulated]
+    rest = (f" The manifest of {_made_by_text(other)} records no simulated model: its numbers are that "
+            "pipeline's own." if other else "")
+    if not sim:
+        return callout(rest.strip(), kind="info", title="Pipelines of these runs.")
     return callout(
-        "The reference pipeline is a SIMULATED model: answers are extracted from retrieved "
-        "chunks, token counts are counted, cost comes from a price table and latency is "
-        "modelled from tokens by a seeded distribution. Numbers show how the kit works, not "
-        f"how a real LLM performs. Configs: {names}.",
+        f"The {_made_by_text(sim)} used the reference pipeline's SIMULATED model: answers are extracted from "
+        "retrieved chunks, token counts are counted, cost comes from a price table and latency is modelled "
+        "from tokens by a seeded distribution. Those numbers show how the kit works, not how a real LLM "
+        f"performs.{rest}",
         kind="warn",
         title="Simulated model.",
     )
-
 
 
 def why(text: str) -> Html:
