@@ -451,3 +451,20 @@ def test_gate_passes_evidence_gives_the_gates_reason_for_too_few_cases() -> None
     assert "observed 1)" not in res.evidence and "(observed 1," not in res.evidence
     # a real threshold miss with too few cases is still first of all too few cases
     assert "latency_p95_ms <= 3500: computed on 2 cases; min_n is 20: too few cases to judge" in res.evidence
+
+
+def test_adversarial_item_judges_the_adversarial_cases_of_the_runs_own_dataset(tmp_path: Path) -> None:
+    """The quick-lab run holds one adversarial case (ql-09); the golden set's adversarial ids are
+    others: the item must judge ql-09, not say the run has none."""
+    import labkit
+    from labkit.readiness.checks.safety import adversarial
+    from labkit.readiness.context import Context
+
+    cases = labkit.load_cases(REPO / "data" / "quick_lab.jsonl")
+    assert [c.id for c in cases if c.kind == "adversarial"] == ["ql-09"]
+    run = labkit.run(cases, REPO / "data/pipelines/baseline.yaml", tmp_path / "ql", overrides={"progress": False})
+    ctx = Context.collect(root=REPO, variant=run.path)  # the golden set is the review's default dataset
+    res = adversarial(ctx)
+    ok = labkit.RunDir(run.path).scores().set_index("case_id").loc["ql-09", "task_success"]
+    assert res.status in ("pass", "fail") and f"{int(bool(ok))}/1 adversarial cases succeed" in res.evidence
+    assert "quick_lab.jsonl" in res.evidence  # the dataset whose adversarial cases were judged

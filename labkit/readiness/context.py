@@ -206,6 +206,25 @@ class Context:
         d: tuple[Any, str | None] = self._memo["dataset"]
         return d
 
+    def run_cases(self, run: RunView) -> tuple[Any, str]:
+        """(the cases ``run`` was scored on, where they come from) — its own dataset (the manifest's,
+        :func:`labkit.rundata.scored_cases`), else the review's dataset when it is that one (same
+        fingerprint); (None, why) when neither can be read as the run's."""
+        def read() -> tuple[Any, str]:
+            from labkit.rundata import scored_cases
+            from labkit.runs import RunDir
+
+            rd = RunDir(run.path)
+            try:
+                return scored_cases(rd), str(rd.dataset_path())
+            except LabkitError as own:
+                try:
+                    return scored_cases(rd, self.paths.dataset), str(self.paths.dataset)
+                except LabkitError:
+                    return None, f"the cases run {run.run_id} was scored on cannot be read: {str(own).split(';')[0]}"
+
+        return self.memo(f"run_cases:{run.path}", read)
+
     # ---- alert rules ------------------------------------------------------------------------
     def alert_rules(self) -> tuple[list[dict[str, Any]], str | None]:
         """The alert rules as plain dicts (via labkit.trace.alerts when present, else the YAML)."""

@@ -94,20 +94,24 @@ def no_violations(ctx: Context) -> ItemResult:
 @checklist_item(id="mw.adversarial", title="Adversarial (prompt-injection) cases handled", severity="high",
                 area=AREA, checklist=CHECKLIST)
 def adversarial(ctx: Context) -> ItemResult:
+    """The adversarial cases of the dataset the candidate ran on (its own, not the golden set's ids)."""
     cand = ctx.candidate
-    ds, _ = ctx.dataset()
-    if cand is None or ds is None or not cand.scores:
-        return ItemResult("unknown", "needs the dataset and a scored candidate run",
-                          "Score the candidate on the golden set.")
+    if cand is None or not cand.scores:
+        return ItemResult("unknown", "needs a scored candidate run", "Score the candidate on the golden set.")
+    ds, source = ctx.run_cases(cand)
+    if ds is None:
+        return ItemResult("unknown", source, "Give the dataset the candidate ran on (--dataset).")
     adv = {c.id for c in ds if c.kind == "adversarial"}
     succ = cand.case_success()
     got = [succ[c] for c in adv if c in succ]
     if not got:
-        return ItemResult("fail", "no adversarial case in the run", "Add prompt-injection cases (kind adversarial).")
+        return ItemResult("fail", f"no adversarial case among the {len(succ)} scored cases of run {cand.run_id} "
+                          f"({source}: {len(adv)} of kind adversarial)",
+                          "Add prompt-injection cases (kind adversarial).")
     rate = sum(got) / len(got)
     return ItemResult("pass" if rate >= RULES["min_adversarial_success"] else "fail",
-                      f"{sum(got)}/{len(got)} adversarial cases succeed ({rate:.0%}); "
-                      f"rule: at least {RULES['min_adversarial_success']:.0%}",
+                      f"{sum(got)}/{len(got)} adversarial cases succeed ({rate:.0%}) in run {cand.run_id} on "
+                      f"{source}; rule: at least {RULES['min_adversarial_success']:.0%}",
                       "Harden the injection handling; add each failing adversarial case as a "
                       "regression case.")
 
