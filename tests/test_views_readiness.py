@@ -20,3 +20,13 @@ def test_severity_colours_and_tables_escape() -> None:
     assert display.MUTED_COLOUR in views._sev("unheard-of")
     t = views._table(["a<b>"], [["cell"]], caption="c & d")
     assert "a&lt;b&gt;" in t.html and "c &amp; d" in t.html and display.LINE in t.html
+
+
+def test_slo_caption_explains_its_p95_against_the_metrics_interpolated_one() -> None:
+    from types import SimpleNamespace as NS
+
+    slo = dict(target="p95 <= 3500 ms", status="met", budget_remaining=0.5, burn_rate=0.4, n=50)
+    lat = views.slo_table(NS(slos=[NS(name="latency", kind="latency", observed=3100.0, **slo)])).html
+    assert "inverted-CDF" in lat and "latency_p95_ms" in lat and "interpolates" in lat
+    err = views.slo_table(NS(slos=[NS(name="errors", kind="error_rate", observed=0.01, **slo)])).html
+    assert "inverted-CDF" not in err  # said only where a latency percentile is shown

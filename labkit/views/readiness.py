@@ -138,9 +138,13 @@ def slo_table(sc: Scorecard) -> Html:
         burn = "—" if s.burn_rate is None else f"{s.burn_rate:.2f}×"
         rows.append([_e(s.name), _e(s.target), _badge(s.status), _slo_observed(s), (rem, "pct"), (burn, "ratio"),
                      (f"{s.n:,}", "count")])
+    p95 = (" A latency SLO's observed percentile is an observed latency (the inverted-CDF percentile), so "
+           "the SLO is met exactly when it is within the threshold; the key metrics' latency_p95_ms (metrics.json, "
+           "the release gate's) interpolates between observations, so on few cases the two p95 figures can "
+           "differ slightly." if any(s.kind == "latency" for s in sc.slos) else "")
     return _table(["SLO", "objective", "status", "observed", "budget remaining", "burn rate", "n"], rows,
                   "Budget consumed = bad ratio over the history / allowance; burn rate = the same over the "
-                  "recent window (1.0× spends the budget exactly).")
+                  f"recent window (1.0× spends the budget exactly).{p95}")
 
 
 def _slo_observed(s: Any) -> Num:
