@@ -583,3 +583,36 @@ def test_an_imported_case_id_holding_a_secret_is_refused_before_anything_is_writ
     err = capsys.readouterr().err
     assert "de.json" in err and "'id'" in err and "[API_KEY]" in err and "PLANTEDimport" not in err
     assert not (out / "dataset.jsonl").exists() and not (out / "run").exists()
+
+
+def test_an_import_that_fails_while_writing_leaves_nothing_and_a_retry_succeeds(tmp_path, capsys, monkeypatch):
+    """An import is all-or-nothing on disk too: a failure while the run is written (here a full
+    disk) leaves no dataset.jsonl and no empty run/ behind (it did, and the leftovers refused a
+    retry as "already holds an import")."""
+    import labkit.interop.core as core
+
+    real = core._write_run
+
+    def full_disk(*args, **kwargs):
+        real(*args, **kwargs)
+        raise OSError(28, "No space left on device", str(args[0] / "manifest.json"))
+
+    monkeypatch.setattr(core, "_write_run", full_disk)
+    out = tmp_path / "imp"
+    assert main(["import", "ragas", str(PEER / "ragas.jsonl"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "Traceback" not in err, err
+    assert not out.exists() and list(tmp_path.iterdir()) == [], list(tmp_path.rglob("*"))
+    monkeypatch.setattr(core, "_write_run", real)
+    assert main(["import", "ragas", str(PEER / "ragas.jsonl"), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["dataset.jsonl", "run"]
+    manifest = json.loads((out / "run" / "manifest.json").read_text())
+    assert manifest["dataset"]["path"] == str((out / "dataset.jsonl").resolve())
+
+
+def test_an_import_into_an_existing_empty_folder_fills_it(tmp_path, capsys):
+    out = tmp_path / "imp"
+    out.mkdir()
+    assert main(["import", "ragas", str(PEER / "ragas.jsonl"), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["dataset.jsonl", "run"]
+    assert list(tmp_path.iterdir()) == [out]

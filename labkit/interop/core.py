@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -247,22 +248,14 @@ def write_import(
     records: Sequence[Record], log: FieldLog, *, fmt: str, source: str | os.PathLike[str],
     out_dir: str | os.PathLike[str], corpus: Any = None, threshold: float | None = None,
 ) -> ImportOutcome:
-    """Validate every record, map gold from text, redact, and write dataset.jsonl and run/."""
+    """Validate every record, map gold from text, redact, and write dataset.jsonl and run/:
+    all of it or nothing (:func:`_write_whole`)."""
     from labkit.interop.goldtext import DEFAULT_THRESHOLD, ChunkMatcher
 
     if not records:
         raise DatasetError(str(source), [Problem(None, None, f"no cases found in this {fmt} file")])
     out = Path(out_dir)
-    if (out / DATASET).exists() or (out / RUN).exists():
-        raise ConfigError(f"already holds an import ({DATASET} or {RUN}/): choose a new --out folder, so no "
-                          "file of an earlier import (its scores, its metrics) is taken for this one's",
-                          path=str(out), field="--out")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        names = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
-        held = names[:3] + (["..."] if len(names) > 3 else [])
-        raise ConfigError(f"is not empty (holds {', '.join(held)}): choose a new or empty --out folder, so the "
-                          "import is not written among other files" if held else "is a file, not a folder",
-                          path=str(out), field="--out")
+    _refuse_used_out(out)
     matcher = ChunkMatcher(corpus, threshold=threshold or DEFAULT_THRESHOLD) if corpus is not None else None
     problems: list[Problem] = []
     counts: Counter[str] = Counter()
@@ -277,15 +270,49 @@ def write_import(
                                                                                   strict=True) if r.result is not None]
     if problems:
         raise DatasetError(str(source), problems)
-    ds_path = out / DATASET
-    _write_dataset(cases, ds_path)
-    run_dir = None
-    if results:
-        run_dir = out / RUN
-        _write_run(run_dir, [(c, r, x) for c, r, x in results if x is not None], fmt=fmt, source=source,
-                   cases=cases, ds_path=ds_path, corpus=corpus, log=log)
-    kept = tuple(x for *_, x in results if x is not None)
+    rows = [(c, r, x) for c, r, x in results if x is not None]
+    ds_path, run_dir = out / DATASET, (out / RUN if results else None)
+    with _write_whole(out) as tmp:
+        _write_dataset(cases, tmp / DATASET)
+        if rows:
+            _write_run(tmp / RUN, rows, fmt=fmt, source=source, cases=cases, ds_path=ds_path, corpus=corpus, log=log)
+    kept = tuple(x for *_, x in rows)
     return ImportOutcome(out, ds_path, run_dir, len(cases), len(results), dict(counts), log, kept)
+
+
+def _refuse_used_out(out: Path) -> None:
+    """An --out folder holding an earlier import, or any file, is refused (a ConfigError)."""
+    if (out / DATASET).exists() or (out / RUN).exists():
+        raise ConfigError(f"already holds an import ({DATASET} or {RUN}/): choose a new --out folder, so no "
+                          "file of an earlier import (its scores, its metrics) is taken for this one's",
+                          path=str(out), field="--out")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        names = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+        held = names[:3] + (["..."] if len(names) > 3 else [])
+        raise ConfigError(f"is not empty (holds {', '.join(held)}): choose a new or empty --out folder, so the "
+                          "import is not written among other files" if held else "is a file, not a folder",
+                          path=str(out), field="--out")
+
+
+@contextmanager
+def _write_whole(out: Path) -> Iterator[Path]:
+    """A new folder beside ``out`` to write the import in, renamed to ``out`` (new, or empty)
+    when the block ends, or removed with all it holds when the block raises: an import that
+    fails while writing leaves nothing behind (no dataset.jsonl without its run, no empty run/
+    that would refuse a retry as an earlier import)."""
+    import secrets
+    import shutil
+
+    real = out.resolve() if out.is_symlink() else out  # (a link to an empty folder: the folder is filled)
+    real.parent.mkdir(parents=True, exist_ok=True)
+    tmp = real.parent / f".{real.name}.{secrets.token_hex(6)}.tmp"
+    tmp.mkdir()
+    try:
+        yield tmp
+        os.replace(tmp, real)  # (rename(2) replaces an empty folder whole)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _write_dataset(cases: Sequence[EvalCase], path: Path) -> None:
