@@ -49,7 +49,8 @@ _LOADER: Any = None
 
 
 def _strict_loader() -> Any:
-    """A SafeLoader that refuses duplicate keys, NaN and integers beyond 64 bits (built once, on first use)."""
+    """A SafeLoader that refuses duplicate keys, NaN, integers beyond 64 bits and lone surrogates (built
+    once, on first use)."""
     global _LOADER
     if _LOADER is not None:
         return _LOADER
@@ -112,6 +113,15 @@ def _strict_loader() -> Any:
                                        "hold", node.start_mark.line + 1, ".".join(_path_to(self._root, node)))
             return v
 
+        def construct_yaml_str(self, node: Any) -> Any:
+            from labkit.io import SURROGATE_REASON, holds_surrogate
+
+            v = super().construct_yaml_str(node)
+            if isinstance(v, str) and holds_surrogate(v):  # (YAML's "\\ud800": no text)
+                raise _StrictYAMLError(SURROGATE_REASON, node.start_mark.line + 1, ".".join(_path_to(self._root, node)))
+            return v
+
+    StrictLoader.add_constructor("tag:yaml.org,2002:str", StrictLoader.construct_yaml_str)
     StrictLoader.add_constructor("tag:yaml.org,2002:float", StrictLoader.construct_yaml_float)
     StrictLoader.add_constructor("tag:yaml.org,2002:int", StrictLoader.construct_yaml_int)
     _LOADER = StrictLoader

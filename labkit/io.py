@@ -44,6 +44,7 @@ __all__ = [
     "atomic_writer",
     "count_lines",
     "file_hash",
+    "holds_surrogate",
     "input_error",
     "iter_jsonl",
     "jsonl_objects",
@@ -319,6 +320,11 @@ def may_hold_surrogate(text: str) -> bool:
     return "\\ud" in text or "\\uD" in text or (not text.isascii() and _SURROGATE.search(text) is not None)
 
 
+def holds_surrogate(text: str) -> bool:
+    """Whether a decoded string holds a lone surrogate (U+D800-U+DFFF: no UTF-8 text can hold it)."""
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
 #: The reason a value holding a lone surrogate is refused (the one wording of every reader).
 SURROGATE_REASON = "contains a lone surrogate (\\ud800-\\udfff), which is no text"
 
@@ -326,8 +332,7 @@ SURROGATE_REASON = "contains a lone surrogate (\\ud800-\\udfff), which is no tex
 def surrogate_field(obj: Any) -> str | None:
     """The dotted field of the first string (key or value) in ``obj`` holding a lone surrogate
     (JSON's ``"\\ud800"``: no UTF-8 text can hold it, so it would fail when written or printed)."""
-    hit = surrogate_at(obj)
-    return hit[0] if hit is not None else None
+    return hit[0] if (hit := surrogate_at(obj)) is not None else None
 
 
 def surrogate_problem(raw: str, obj: Any, line: int | None) -> Problem | None:
@@ -344,13 +349,13 @@ def surrogate_at(obj: Any) -> tuple[str, int | None] | None:
     while stack:
         cur, where, line = stack.pop()
         if isinstance(cur, str):
-            if where and _SURROGATE.search(cur):
+            if where and holds_surrogate(cur):
                 return where, line
         elif isinstance(cur, dict):
             line = getattr(cur, "line", line)
             for k, v in cur.items():
                 sub = f"{where}.{k}" if where else str(k)
-                if _SURROGATE.search(k):
+                if holds_surrogate(k):
                     return sub, line
                 stack.append((v, sub, line))
         elif isinstance(cur, list):

@@ -210,9 +210,14 @@ BAD = {
                                '"a\\udfff"}\n]\n', "line 3 field '[1].actual_output'"),
     ("langfuse", "traces.json", '[\n {"id": "t1", "input": "fine", "output": "ok",\n  "metadata": {"k": '
                                 '["\\ud83d"]}}\n]\n', "line 3 field '[0].metadata.k[0]'"),
+    ("ragas", "rows.csv", "user_input,reference_contexts\nfine,['ok']\nq,['a\\U0000d800']\n",
+     "line 3 field 'reference_contexts'"),
+    ("promptfoo", "tests.yaml", 'tests:\n  - vars:\n      question: fine\n  - vars:\n      question: "hi \\ud800"\n',
+     "tests.yaml:5: field 'tests[1].vars.question'"),
 ])
 def test_a_lone_surrogate_in_an_import_is_refused_at_its_line(tmp_path, capsys, fmt, name, text, where):
-    """JSON's "\\ud800" decodes to no text (it was a traceback when the case's id was derived)."""
+    """JSON's "\\ud800" decodes to no text (it was a traceback when the case's id was derived); so do
+    a Python literal's "\\U0000d800" (a Ragas CSV list cell) and YAML's "\\ud800" (a promptfoo test)."""
     bad = tmp_path / name
     bad.write_text(text)
     assert main(["import", fmt, str(bad), "--out", str(tmp_path / "out")]) == 2
@@ -616,3 +621,25 @@ def test_an_import_into_an_existing_empty_folder_fills_it(tmp_path, capsys):
     assert main(["import", "ragas", str(PEER / "ragas.jsonl"), "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["dataset.jsonl", "run"]
     assert list(tmp_path.iterdir()) == [out]
+
+
+@pytest.mark.parametrize(("record", "where"), [
+    ({"question": "q\ud800"}, "question"),
+    ({"question": "q", "case": {"metadata": {"k": ["\udfff"]}}}, "metadata.k[0]"),
+    ({"question": "q", "result": {"status": "ok", "answer": "a", "tool_calls": [{"name": "t", "args": {"k": "\ud800"}}]}},
+     "results.tool_calls[0].args.k"),
+    ({"question": "q", "result": {"status": "ok", "answer": "a"}, "retrieved_texts": ["\ud800"]}, "retrieved[0]"),
+])
+def test_a_lone_surrogate_any_reader_lets_through_is_refused_before_anything_is_derived(tmp_path, record, where):
+    """The importers' one last check (labkit.interop.core): a record's value that holds a lone
+    surrogate, whichever decoder gave it, is refused naming the record's line and field before a
+    case id is derived from it or a file is written (both were a UnicodeEncodeError traceback)."""
+    from labkit.errors import DatasetError
+    from labkit.interop.core import FieldLog, Record, write_import
+
+    recs = [Record(line=1, question="fine"), Record(line=2, **record)]
+    out = tmp_path / "o"
+    with pytest.raises(DatasetError) as e:
+        write_import(recs, FieldLog(), fmt="csv", source=tmp_path / "src.csv", out_dir=out)
+    assert [(p.line, p.field) for p in e.value.problems] == [(2, where)], e.value.problems
+    assert "lone surrogate" in e.value.problems[0].reason and not out.exists()

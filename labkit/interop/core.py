@@ -154,10 +154,25 @@ def _gold(rec: Record, matcher: Any, counts: Counter[str]) -> tuple[list[str], d
     return list(g["chunk_ids"]), g
 
 
+def _unwritable(rec: Record) -> list[Problem]:
+    """A record's values no labkit file can hold, each named by its field (``results.`` for the
+    results line): a number that is not finite, and a lone surrogate, which a peer file's decoder
+    or a format's own text (a Python literal, JSON in an attribute) may give. Checked before
+    anything is derived from them (a case's id from its question) or written."""
+    bad = [Problem(rec.line, p, "not a finite number (JSON cannot hold it)")
+           for p in non_finite_paths(rec.case) + non_finite_paths(rec.result or {}, "results")]
+    texts = {"question": rec.question, "reference_contexts": rec.reference_contexts,
+             "retrieved": rec.retrieved_texts if rec.retrieved_texts is not None else rec.retrieved_items}
+    hit = surrogate_field({**texts, **rec.case, "results": rec.result})
+    if hit is not None:
+        bad.append(Problem(rec.line, hit, SURROGATE_REASON))
+    return bad
+
+
 def _case(rec: Record, matcher: Any, counts: Counter[str], problems: list[Problem]) -> EvalCase | None:
-    bad = non_finite_paths(rec.case) + non_finite_paths(rec.result or {}, "results")
+    bad = _unwritable(rec)
     if bad:
-        problems.extend(Problem(rec.line, p, "not a finite number (JSON cannot hold it)") for p in bad)
+        problems.extend(bad)
         return None
     d = {k: v for k, v in rec.case.items() if v is not None}
     d["question"] = rec.question
@@ -497,6 +512,7 @@ def json_cell(cell: str, line: int | None, column: str, problems: list[Problem],
     Ragas's ``to_csv`` writes); a cell the strict decoder refuses is never read as one.
     A cell that is none of these adds a Problem naming the row's line and the column (the
     importer's DatasetError names the file) and gives None."""
+    escaped = may_hold_surrogate(cell)  # (JSON writes a surrogate "\\ud800" only)
     try:
         value = loads_line(cell)
     except json.JSONDecodeError as e:
@@ -504,10 +520,11 @@ def json_cell(cell: str, line: int | None, column: str, problems: list[Problem],
         if not isinstance(value, (list, tuple)):
             problems.append(Problem(line, column, f"malformed JSON list: {e.msg}, at character {e.pos + 1} of the cell"))
             return None
+        escaped = True  # (a literal writes one in more ways: "\\U0000d800", "\\N{...}")
     if not isinstance(value, (list, tuple)):
         problems.append(Problem(line, column, f"must be a JSON list, got {type(value).__name__}"))
         return None
-    if may_hold_surrogate(cell) and surrogate_field(list(value)) is not None:
+    if escaped and surrogate_field(list(value)) is not None:
         problems.append(Problem(line, column, SURROGATE_REASON))
         return None
     return list(value)
