@@ -220,3 +220,36 @@ def test_a_token_count_that_is_no_whole_number_is_refused(tmp_path, capsys, valu
     err = capsys.readouterr().err
     assert "field 'llm.token_count.prompt'" in err and why in err and "Traceback" not in err, err
     assert not out.exists()
+
+
+def _tool_spans(params: str, key: str = "tool.parameters") -> list[dict]:
+    tool = _span("s2", "s1", openinference_span_kind="TOOL", tool_name="search")
+    tool["attributes"].append({"key": key, "value": {"stringValue": params}})
+    return [_span("s1", input_value="q", output_value="a"), tool]
+
+
+@pytest.mark.parametrize(("params", "reason"), [
+    ('{"k": "\\ud800"}', "lone surrogate"),
+    ('{"k": 1, "k": 2}', "duplicate key 'k'"),
+    ('{"k": NaN}', "NaN is not a JSON number"),
+    ('{"k": ' * 5000 + "1" + "}" * 5000, "nested more than 200 levels deep"),
+    ('{"k": 1', "malformed JSON"),
+])
+def test_tool_parameters_are_decoded_strictly_at_their_span(tmp_path, capsys, params, reason):
+    """A TOOL span's tool.parameters (JSON in a string) goes through labkit's one strict decoder
+    (labkit.io.loads_line): a lone surrogate, a key given twice, NaN, nesting past the limit, or a
+    text that opens as JSON and is none, is refused naming the span's line and the attribute (they
+    were a UnicodeEncodeError or RecursionError traceback, or the last key silently won)."""
+    rc, out = _import_spans(tmp_path, _tool_spans(params))
+    err = capsys.readouterr().err
+    assert rc == 2 and "field 'tool.parameters'" in err and reason in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and not out.exists(), err
+
+
+@pytest.mark.parametrize(("params", "key", "args"), [('{"k": [1, 2]}', "tool.parameters", {"k": [1, 2]}),
+                                                     ("rate limits", "input.value", {"input": "rate limits"})])
+def test_tool_arguments_as_json_or_plain_text(tmp_path, capsys, params, key, args):
+    rc, out = _import_spans(tmp_path, _tool_spans(params, key))
+    assert rc == 0, capsys.readouterr().err
+    res = json.loads((out / "run" / "results.jsonl").read_text())
+    assert res["tool_calls"] == [{"name": "search", "args": args, "status": "ok"}]

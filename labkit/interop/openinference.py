@@ -17,6 +17,7 @@ from typing import Any
 
 from labkit.errors import DatasetError, Problem
 from labkit.interop.core import FieldLog, Record, read_document, read_rows, token_count
+from labkit.io import StrictJSONError, loads_line, surrogate_problem
 
 __all__ = ["read", "spans_to_records"]
 
@@ -223,19 +224,35 @@ def _kind(sp: dict[str, Any]) -> str:
     return str(sp["attrs"].get("openinference.span.kind") or "").upper()
 
 
-def _tool(sp: dict[str, Any]) -> dict[str, Any]:
+def _tool(sp: dict[str, Any], problems: list[Problem]) -> dict[str, Any]:
     a = sp["attrs"]
-    raw = a.get("tool.parameters", a.get("input.value"))
-    try:
-        args = json.loads(raw) if isinstance(raw, str) else raw
-    except json.JSONDecodeError:
-        args = {"input": raw}
+    key = "tool.parameters" if "tool.parameters" in a else "input.value"
+    args = _arguments(a.get(key), sp["line"], key, problems)
     call = {"name": str(a.get("tool.name") or sp.get("name") or "tool"),
             "args": args if isinstance(args, dict) else {"input": args},
             "status": "error" if sp["error"] else "ok"}
     if a.get("output.value") is not None:
         call["output"] = a["output.value"]
     return call
+
+
+def _arguments(raw: Any, line: int | None, key: str, problems: list[Problem]) -> Any:
+    """A tool call's arguments from a TOOL span's attribute: a text that opens as JSON (``{`` or
+    ``[``) is decoded by labkit's one strict decoder (a key given twice, NaN, nesting past the
+    limit, a lone surrogate or a text that is no JSON after all is a problem naming the
+    attribute); any other text is the call's plain input (a query), kept as it is."""
+    if not isinstance(raw, str) or not raw.lstrip().startswith(("{", "[")):
+        return raw
+    try:
+        value = loads_line(raw)
+    except json.JSONDecodeError as e:
+        kind = "" if isinstance(e, StrictJSONError) else "malformed JSON: "
+        problems.append(Problem(line, key, f"{kind}{e.msg} at character {e.pos + 1}"))
+        return None
+    if (bad := surrogate_problem(raw, value, line)) is not None:
+        problems.append(Problem(line, key, bad.reason))
+        return None
+    return value
 
 
 def _record(trace_id: str, spans: list[dict[str, Any]], log: FieldLog, problems: list[Problem]) -> Record | None:
@@ -294,7 +311,7 @@ def _record(trace_id: str, spans: list[dict[str, Any]], log: FieldLog, problems:
     if model:
         res["model"] = str(model)
         log.map("LLM llm.model_name", "results.model")
-    tools = [_tool(s) for s in spans if _kind(s) == "TOOL"]
+    tools = [_tool(s, problems) for s in spans if _kind(s) == "TOOL"]
     if tools:
         res["tool_calls"] = tools
         log.map("TOOL tool.name/tool.parameters", "results.tool_calls")
