@@ -643,3 +643,17 @@ def test_a_lone_surrogate_any_reader_lets_through_is_refused_before_anything_is_
         write_import(recs, FieldLog(), fmt="csv", source=tmp_path / "src.csv", out_dir=out)
     assert [(p.line, p.field) for p in e.value.problems] == [(2, where)], e.value.problems
     assert "lone surrogate" in e.value.problems[0].reason and not out.exists()
+
+
+def test_a_langfuse_document_score_past_a_floats_range_is_refused_at_its_field(tmp_path, capsys):
+    """A score of 1 followed by 400 zeros is read by the one numeric reader (labkit.interop.core.number):
+    refused naming the observation's line and the field (it was an OverflowError traceback)."""
+    p = tmp_path / "lf.json"
+    p.write_text('[{"id": "t1", "input": "q", "output": "a", "observations": [\n {"type": "RETRIEVER", "output": '
+                 '{"documents": [{"page_content": "x", "score": 0.5}, {"page_content": "y", "score": 1'
+                 + "0" * 400 + "}]}}]}]\n")
+    out = tmp_path / "o"
+    assert main(["import", "langfuse", str(p), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "line 2 field 'output.documents[1].score'" in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()

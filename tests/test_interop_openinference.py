@@ -253,3 +253,37 @@ def test_tool_arguments_as_json_or_plain_text(tmp_path, capsys, params, key, arg
     assert rc == 0, capsys.readouterr().err
     res = json.loads((out / "run" / "results.jsonl").read_text())
     assert res["tool_calls"] == [{"name": "search", "args": args, "status": "ok"}]
+
+
+def _llm_import(tmp: Path, attrs: list[dict], kind: str = "LLM") -> tuple[int, Path]:
+    child = {"traceId": "t1", "spanId": "s2", "parentSpanId": "s1", "startTimeUnixNano": "1000000000",
+             "endTimeUnixNano": "2000000000",
+             "attributes": [{"key": "openinference.span.kind", "value": {"stringValue": kind}}, *attrs]}
+    doc = json.loads(_otlp({}))
+    doc["resourceSpans"][0]["scopeSpans"][0]["spans"].append(child)
+    p = tmp / "oi.json"
+    p.write_text(json.dumps(doc))
+    out = tmp / "o"
+    return main(["import", "openinference", str(p), "--out", str(out)]), out
+
+
+@pytest.mark.parametrize(("kind", "key", "value", "why"), [
+    ("LLM", "llm.cost.total", {"intValue": "1" + "0" * 400}, "must be a finite number >= 0"),
+    ("LLM", "llm.cost.total", {"boolValue": True}, "must be a finite number >= 0, got True"),
+    ("RETRIEVER", "retrieval.documents.0.document.score", {"intValue": "1" + "0" * 400}, "must be a finite number"),
+])
+def test_a_cost_or_score_that_is_no_float_is_refused_at_its_attribute(tmp_path, capsys, kind, key, value, why):
+    """Costs and document scores are read by the one numeric reader (labkit.interop.core.number): an
+    integer past a float's range was an OverflowError traceback, true was read as a cost of 1.0."""
+    rc, out = _llm_import(tmp_path, [{"key": key, "value": value}], kind)
+    err = capsys.readouterr().err
+    assert rc == 2 and f"line 1 field '{key}'" in err and why in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and not out.exists(), err
+
+
+def test_a_cost_written_as_a_decimal_string_is_read(tmp_path, capsys):
+    """OTLP JSON may write a double as a string (the protobuf JSON mapping): {"doubleValue": "0.5"} is
+    a cost of 0.5 (it was dropped without a word)."""
+    rc, out = _llm_import(tmp_path, [{"key": "llm.cost.total", "value": {"doubleValue": "0.5"}}])
+    assert rc == 0, capsys.readouterr().err
+    assert json.loads((out / "run" / "results.jsonl").read_text())["cost_usd"] == 0.5

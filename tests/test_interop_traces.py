@@ -83,5 +83,6 @@ def test_a_langfuse_document_with_a_null_id_takes_the_id_its_metadata_holds():
 
     docs = _documents({"documents": [{"id": None, "page_content": "Reset it in the portal.", "score": None,
                                       "metadata": {"chunk_id": "doc3#1", "score": 0.8}},
-                                     {"id": "doc4#0", "page_content": "x", "metadata": {"chunk_id": "other"}}]})
+                                     {"id": "doc4#0", "page_content": "x", "metadata": {"chunk_id": "other"}}]},
+                      1, [])
     assert [(d["id"], d["score"]) for d in docs] == [("doc3#1", 0.8), ("doc4#0", None)]

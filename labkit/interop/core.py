@@ -566,8 +566,11 @@ def opt_text(value: Any, line: int | None, fld: str, problems: list[Problem]) ->
     return value
 
 
-def number(value: Any, line: int | None, fld: str, problems: list[Problem], *, scale: float = 1.0) -> float | None:
-    """A finite number ≥ 0 (CSV text read as a number), times ``scale``; None when absent."""
+def number(value: Any, line: int | None, fld: str, problems: list[Problem], *, scale: float = 1.0,
+           signed: bool = False) -> float | None:
+    """A finite number ≥ 0 (any sign with ``signed``: a retrieval score), CSV text read as a number,
+    times ``scale``; None when absent. The one numeric reader of every importer: a bool, an
+    integer past a float's range or a text that is no number is a problem naming the field."""
     import math
 
     if value is None or value == "":
@@ -577,8 +580,8 @@ def number(value: Any, line: int | None, fld: str, problems: list[Problem], *, s
         x = float(x) if isinstance(x, int) and not isinstance(x, bool) else x  # (an integer past a float's range)
     except (ValueError, OverflowError):
         x = None
-    if not isinstance(x, (int, float)) or isinstance(x, bool) or not math.isfinite(x) or x < 0:
-        problems.append(Problem(line, fld, f"must be a finite number >= 0, got {value!r}"))
+    if not isinstance(x, (int, float)) or isinstance(x, bool) or not math.isfinite(x) or (x < 0 and not signed):
+        problems.append(Problem(line, fld, f"must be a finite number{'' if signed else ' >= 0'}, got {value!r}"))
         return None
     return float(x) * scale
 

@@ -56,10 +56,12 @@ def _first(*values: Any) -> Any:
     return next((v for v in values if v is not None), None)
 
 
-def _documents(output: Any) -> list[dict[str, Any]]:
-    items = output.get("documents") if isinstance(output, dict) else output
+def _documents(output: Any, line: int | None, problems: list[Problem]) -> list[dict[str, Any]]:
+    """A retriever observation's documents (strings, or objects with a text, an id and a score)."""
+    held = isinstance(output, dict)
+    items = output.get("documents") if held else output
     out: list[dict[str, Any]] = []
-    for d in items if isinstance(items, list) else []:
+    for i, d in enumerate(items if isinstance(items, list) else []):
         if isinstance(d, str):
             out.append({"id": None, "text": d, "score": None})
         elif isinstance(d, dict):
@@ -67,9 +69,9 @@ def _documents(output: Any) -> list[dict[str, Any]]:
             text: Any = next((d[k] for k in ("page_content", "pageContent", "content", "text") if isinstance(d.get(k), str)),
                         None)
             did = _first(d.get("id"), meta.get("id"), meta.get("chunk_id"))  # (a null id is none: the next one)
-            score = _first(d.get("score"), meta.get("score"))
-            out.append({"id": str(did) if did is not None else None, "text": text,
-                        "score": float(score) if isinstance(score, (int, float)) else None})
+            where = f"output{'.documents' if held else ''}[{i}].{'score' if d.get('score') is not None else 'metadata.score'}"
+            score = number(_first(d.get("score"), meta.get("score")), line, where, problems, signed=True)
+            out.append({"id": str(did) if did is not None else None, "text": text, "score": score})
     return out
 
 
@@ -165,7 +167,7 @@ def _record(t: Any, log: FieldLog, problems: list[Problem]) -> Record | None:
     _ops(t, res, obs, line or 0, log, problems)
     retr = [o for o in obs if _is_retrieval(o)]
     if retr:
-        rec.retrieved_items = [d for o in retr for d in _documents(o.get("output"))]
+        rec.retrieved_items = [d for o in retr for d in _documents(o.get("output"), getattr(o, "line", line), problems)]
         log.map("retriever observation output", "results.retrieved")
     rec.result = res
     starts = [x for x in (_ts(o, "startTime", line, problems) for o in obs) if x is not None]

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from labkit.errors import DatasetError, Problem
-from labkit.interop.core import FieldLog, Record, read_document, read_rows, token_count
+from labkit.interop.core import FieldLog, Record, number, read_document, read_rows, token_count
 from labkit.io import StrictJSONError, loads_line, surrogate_problem
 
 __all__ = ["read", "spans_to_records"]
@@ -204,19 +204,19 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _documents(attrs: dict[str, Any]) -> list[dict[str, Any]]:
+def _documents(sp: dict[str, Any], problems: list[Problem]) -> list[dict[str, Any]]:
+    """A RETRIEVER span's documents (``retrieval.documents.N.document.{id, content, score}``) in N order."""
     docs: dict[int, dict[str, Any]] = defaultdict(dict)
-    for k, v in attrs.items():
+    for k, v in sp["attrs"].items():
         parts = k.split(".")
         if len(parts) >= 5 and parts[:2] == ["retrieval", "documents"] and parts[2].isdigit() and parts[3] == "document":
             docs[int(parts[2])][parts[4]] = v
     out = []
     for i in sorted(docs):
         d = docs[i]
-        score = d.get("score")
+        score = number(d.get("score"), sp["line"], f"retrieval.documents.{i}.document.score", problems, signed=True)
         out.append({"id": str(d["id"]) if d.get("id") is not None else None,
-                    "text": d.get("content") if isinstance(d.get("content"), str) else None,
-                    "score": float(score) if isinstance(score, (int, float)) else None})
+                    "text": d.get("content") if isinstance(d.get("content"), str) else None, "score": score})
     return out
 
 
@@ -295,7 +295,7 @@ def _record(trace_id: str, spans: list[dict[str, Any]], log: FieldLog, problems:
         log.map("root span end - start", "results.latency_ms")
     retrievers = [s for s in spans if _kind(s) == "RETRIEVER"]
     if retrievers:
-        rec.retrieved_items = [d for s in retrievers for d in _documents(s["attrs"])]
+        rec.retrieved_items = [d for s in retrievers for d in _documents(s, problems)]
         log.map("RETRIEVER retrieval.documents.N.document.{id,content,score}", "results.retrieved")
     llms = [s for s in spans if _kind(s) == "LLM"]
     tokens = {k: sum(token_count(s["attrs"].get(f"llm.token_count.{k}"), s["line"], f"llm.token_count.{k}",
@@ -303,9 +303,9 @@ def _record(trace_id: str, spans: list[dict[str, Any]], log: FieldLog, problems:
     if any(f"llm.token_count.{k}" in s["attrs"] for s in llms for k in ("prompt", "completion")):
         res["usage"] = {"input_tokens": tokens["prompt"], "output_tokens": tokens["completion"]}
         log.map("LLM llm.token_count.{prompt,completion}", "results.usage")
-    costs = [s["attrs"].get("llm.cost.total") for s in llms if isinstance(s["attrs"].get("llm.cost.total"), (int, float))]
-    if costs:
-        res["cost_usd"] = float(sum(costs))
+    costs = [number(s["attrs"].get("llm.cost.total"), s["line"], "llm.cost.total", problems) for s in llms]
+    if any(c is not None for c in costs):
+        res["cost_usd"] = sum(c for c in costs if c is not None)
         log.map("LLM llm.cost.total", "results.cost_usd")
     model = next((s["attrs"].get("llm.model_name") for s in llms if s["attrs"].get("llm.model_name")), None)
     if model:
