@@ -287,3 +287,18 @@ def test_a_cost_written_as_a_decimal_string_is_read(tmp_path, capsys):
     rc, out = _llm_import(tmp_path, [{"key": "llm.cost.total", "value": {"doubleValue": "0.5"}}])
     assert rc == 0, capsys.readouterr().err
     assert json.loads((out / "run" / "results.jsonl").read_text())["cost_usd"] == 0.5
+
+
+@pytest.mark.parametrize("index", ["\u00b2", "\u0663"])
+def test_a_document_index_that_is_no_ascii_number_is_no_document(tmp_path, capsys, index):
+    """``retrieval.documents.N.document.content``: N is an ASCII decimal index. A superscript two
+    (which str.isdigit takes, int() refuses) was a ValueError traceback; an Arabic-Indic three was read
+    as index 3. Such an attribute is no document: listed as dropped, by name."""
+    key = f"retrieval.documents.{index}.document.content"
+    rc, out = _llm_import(tmp_path, [{"key": "retrieval.documents.0.document.content", "value": {"stringValue": "d0"}},
+                                     {"key": key, "value": {"stringValue": "odd"}}], "RETRIEVER")
+    assert rc == 0, capsys.readouterr().err
+    res = json.loads((out / "run" / "results.jsonl").read_text())
+    assert [r["text"] for r in res["retrieved"]] == ["d0"]
+    dropped = json.loads((out / "run" / "manifest.json").read_text())["imported"]["mapping"]["dropped"]
+    assert f"RETRIEVER span {key}" in {d["from"] for d in dropped}, dropped

@@ -208,9 +208,9 @@ def _documents(sp: dict[str, Any], problems: list[Problem]) -> list[dict[str, An
     """A RETRIEVER span's documents (``retrieval.documents.N.document.{id, content, score}``) in N order."""
     docs: dict[int, dict[str, Any]] = defaultdict(dict)
     for k, v in sp["attrs"].items():
-        parts = k.split(".")
-        if len(parts) >= 5 and parts[:2] == ["retrieval", "documents"] and parts[2].isdigit() and parts[3] == "document":
-            docs[int(parts[2])][parts[4]] = v
+        m = _DOCUMENT.fullmatch(k)
+        if m is not None:
+            docs[int(m[1])][m[2]] = v
     out = []
     for i in sorted(docs):
         d = docs[i]
@@ -339,7 +339,10 @@ _MAPPED = {
                       "llm.token_count.completion", "llm.cost.total"}),
     "TOOL": frozenset({"openinference.span.kind", "tool.name", "tool.parameters", "input.value", "output.value"}),
 }
-_INDEX = re.compile(r"\.\d+\.")
+#: A list index in an attribute's name: ASCII decimal digits ("²" and "٣" are no index).
+_INDEX = re.compile(r"\.[0-9]+\.")
+#: A retrieved document's attribute: its index and field (a name longer than that: the field's first part).
+_DOCUMENT = re.compile(r"retrieval\.documents\.([0-9]+)\.document\.([^.]+)(?:\..*)?", re.DOTALL)
 
 
 def spans_to_records(spans: list[dict[str, Any]], log: FieldLog, problems: list[Problem]) -> list[Record]:
