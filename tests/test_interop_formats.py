@@ -657,3 +657,26 @@ def test_a_langfuse_document_score_past_a_floats_range_is_refused_at_its_field(t
     err = capsys.readouterr().err
     assert "line 2 field 'output.documents[1].score'" in err and "Traceback" not in err, err
     assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_a_deepeval_object_with_goldens_and_test_cases_imports_both(tmp_path, capsys):
+    """An EvaluationDataset holds goldens and test cases: an object with both lists gives every one
+    of them, goldens first (the test cases were dropped without a word)."""
+    p = tmp_path / "d.json"
+    p.write_text(json.dumps({"goldens": [{"input": "g1", "expected_output": "r1"}],
+                             "test_cases": [{"input": "t1", "actual_output": "a1"}, {"input": "t2", "actual_output": "a2"}]},
+                            indent=1))
+    out = tmp_path / "o"
+    assert main(["import", "deepeval", str(p), "--out", str(out)]) == 0
+    cases = [json.loads(x) for x in (out / "dataset.jsonl").read_text().splitlines()]
+    assert [c["question"] for c in cases] == ["g1", "t1", "t2"]
+    assert len((out / "run" / "results.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_deepeval_list_key_that_holds_no_list_is_refused(tmp_path, capsys):
+    p = tmp_path / "d.json"
+    p.write_text('{"goldens": [{"input": "g1"}],\n "test_cases": {"input": "t1"}}\n')
+    out = tmp_path / "o"
+    assert main(["import", "deepeval", str(p), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "line 1 field 'test_cases': must be a list" in err and not out.exists(), err

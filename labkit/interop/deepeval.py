@@ -112,20 +112,27 @@ def _record(line: int, row: dict[str, Any], log: FieldLog, problems: list[Proble
     return rec
 
 
+#: the lists an EvaluationDataset object holds, read in this order (goldens, then test cases)
+LIST_KEYS = ("goldens", "test_cases", "testCases")
+
+
 def _rows(path: str | os.PathLike[str], problems: list[Problem]) -> list[tuple[int, dict[str, Any]]]:
-    """A JSON array, or an object holding one under ``goldens`` / ``test_cases`` / ``testCases``."""
-    if str(path).lower().endswith(".json"):
-        doc = read_document(path)
-        if isinstance(doc, dict):
-            inner = next((doc[k] for k in ("goldens", "test_cases", "testCases") if isinstance(doc.get(k), list)), None)
-            if inner is None:
-                raise DatasetError(str(path), [Problem(getattr(doc, "line", 1), None, "must be a JSON array of goldens (or an "
-                                                                     "object with a goldens or test_cases list)")])
-            doc = inner
-        if not isinstance(doc, list):
-            raise DatasetError(str(path), [Problem(1, None, "must be a JSON array of goldens")])
+    """A JSON array, or an object holding lists under ``goldens`` / ``test_cases`` / ``testCases``:
+    every one of them, in that order (an object with goldens and test cases gives both)."""
+    if not str(path).lower().endswith(".json"):
+        return read_rows(path, problems)
+    doc = read_document(path)
+    if isinstance(doc, list):
         return array_objects(doc, path)
-    return read_rows(path, problems)
+    line = getattr(doc, "line", 1)
+    keys = [k for k in LIST_KEYS if isinstance(doc, dict) and doc.get(k) is not None]
+    if not keys:
+        raise DatasetError(str(path), [Problem(line, None, "must be a JSON array of goldens (or an object with a "
+                                                           "goldens or test_cases list)")])
+    bad = [Problem(line, k, f"must be a list, got {type(doc[k]).__name__}") for k in keys if not isinstance(doc[k], list)]
+    if bad:
+        raise DatasetError(str(path), bad)
+    return [row for k in keys for row in array_objects(doc[k], path)]
 
 
 def read(path: str | os.PathLike[str], **_: Any) -> tuple[list[Record], FieldLog]:
