@@ -680,3 +680,18 @@ def test_a_deepeval_list_key_that_holds_no_list_is_refused(tmp_path, capsys):
     assert main(["import", "deepeval", str(p), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "line 1 field 'test_cases': must be a list" in err and not out.exists(), err
+
+
+def test_a_csv_row_without_an_answer_has_no_results_line(tmp_path, capsys):
+    """As for every other format, a record with no answer is not judged (no results line), and the
+    summary says so; it was an ``ok`` line with an empty answer. An error status is a result."""
+    p = tmp_path / "c.csv"
+    p.write_text("Q,A,S,L\nq1,a1,,12\nq2,,,30\nq3,,error,\n")
+    out = tmp_path / "o"
+    assert main(["import", "csv", str(p), "--out", str(out), "--map", "question=Q,answer=A,status=S,latency_ms=L"]) == 0
+    printed = capsys.readouterr().out
+    res = [json.loads(x) for x in (out / "run" / "results.jsonl").read_text().splitlines()]
+    assert [(r["status"], r["answer"]) for r in res] == [("ok", "a1"), ("error", None)], res
+    assert len((out / "dataset.jsonl").read_text().splitlines()) == 3
+    assert "A -> results.answer (2)" in printed and "L -> results.latency_ms (2)" in printed, printed
+    assert "L: no answer in the row: a result field without an answer is no result (1)" in printed, printed

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import ConfigError, DatasetError, Problem
-from labkit.interop.core import FieldLog, Record, number, read_rows, text_list, token_count
+from labkit.interop.core import (
+    FieldLog,
+    Record,
+    number,
+    opt_text,
+    read_rows,
+    text_list,
+    token_count,
+)
 
 __all__ = ["TARGETS", "parse_mapping", "read"]
 
@@ -61,10 +69,15 @@ def _list(cell: str, line: int, col: str, problems: list[Problem]) -> list[str]:
     return [x.strip() for x in cell.split(";") if x.strip()]
 
 
-def _result(row: dict[str, str], m: dict[str, str], line: int, problems: list[Problem]) -> dict[str, Any]:
-    status = row.get(m["status"], "").strip() if "status" in m else ""
-    status = status or "ok"
-    res: dict[str, Any] = {"status": status, "answer": row[m["answer"]] if "answer" in m else None,
+def _result(row: dict[str, str], m: dict[str, str], line: int, problems: list[Problem]) -> dict[str, Any] | None:
+    """The results line of a row: an answer (status ok unless the status column says otherwise),
+    or a status other than ok; None for a row with neither (no answer: not judged, as in every
+    format)."""
+    status = (row.get(m["status"], "").strip() if "status" in m else "") or "ok"
+    answer = opt_text(row[m["answer"]], line, m["answer"], problems) if "answer" in m else None
+    if answer is None and status == "ok":
+        return None
+    res: dict[str, Any] = {"status": status, "answer": answer,
                            "latency_ms": number(row.get(m.get("latency_ms", ""), ""), line, m.get("latency_ms", ""),
                                                 problems),
                            "cost_usd": number(row.get(m.get("cost_usd", ""), ""), line, m.get("cost_usd", ""), problems)}
@@ -94,8 +107,13 @@ def _record(line: int, row: dict[str, str], m: dict[str, str], log: FieldLog, pr
     rec.case["metadata"] = {c: v for c, v in row.items() if c not in used and v != ""}
     if "answer" in m or "status" in m:
         rec.result = _result(row, m, line, problems)
-        if "retrieved_contexts" in m:
-            rec.retrieved_texts = _list(row[m["retrieved_contexts"]], line, m["retrieved_contexts"], problems)
+    for f in (f for f in RESULT_FIELDS if f in m):  # a results column is mapped only where there is a result
+        if rec.result is not None:
+            log.map(m[f], f"results.{f}")
+        elif row[m[f]].strip():
+            log.drop(m[f], "no answer in the row: a result field without an answer is no result")
+    if rec.result is not None and "retrieved_contexts" in m:
+        rec.retrieved_texts = _list(row[m["retrieved_contexts"]], line, m["retrieved_contexts"], problems)
     return rec
 
 
@@ -111,8 +129,8 @@ def read(path: str | os.PathLike[str], *, mapping: str | dict[str, Any] | None =
                                                      f"{', '.join(sorted(header))})") for c in missing])
     log = FieldLog()
     for f, c in sorted(m.items()):
-        for _n in rows:
-            log.map(c, f"results.{f}" if f in RESULT_FIELDS else f)
+        for _n in rows if f not in RESULT_FIELDS else ():  # (the results columns: by row, in _record)
+            log.map(c, f)
     for c in sorted(header - set(m.values())):
         for _n in rows:
             log.keep(c)
