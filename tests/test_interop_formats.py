@@ -646,7 +646,7 @@ def test_a_lone_surrogate_any_reader_lets_through_is_refused_before_anything_is_
 
 
 def test_a_langfuse_document_score_past_a_floats_range_is_refused_at_its_field(tmp_path, capsys):
-    """A score of 1 followed by 400 zeros is read by the one numeric reader (labkit.interop.core.number):
+    """A score of 1 followed by 400 zeros is read by the one numeric reader (labkit.interop.values.number):
     refused naming the observation's line and the field (it was an OverflowError traceback)."""
     p = tmp_path / "lf.json"
     p.write_text('[{"id": "t1", "input": "q", "output": "a", "observations": [\n {"type": "RETRIEVER", "output": '

@@ -273,7 +273,7 @@ def _llm_import(tmp: Path, attrs: list[dict], kind: str = "LLM") -> tuple[int, P
     ("RETRIEVER", "retrieval.documents.0.document.score", {"intValue": "1" + "0" * 400}, "must be a finite number"),
 ])
 def test_a_cost_or_score_that_is_no_float_is_refused_at_its_attribute(tmp_path, capsys, kind, key, value, why):
-    """Costs and document scores are read by the one numeric reader (labkit.interop.core.number): an
+    """Costs and document scores are read by the one numeric reader (labkit.interop.values.number): an
     integer past a float's range was an OverflowError traceback, true was read as a cost of 1.0."""
     rc, out = _llm_import(tmp_path, [{"key": key, "value": value}], kind)
     err = capsys.readouterr().err
@@ -302,3 +302,46 @@ def test_a_document_index_that_is_no_ascii_number_is_no_document(tmp_path, capsy
     assert [r["text"] for r in res["retrieved"]] == ["d0"]
     dropped = json.loads((out / "run" / "manifest.json").read_text())["imported"]["mapping"]["dropped"]
     assert f"RETRIEVER span {key}" in {d["from"] for d in dropped}, dropped
+
+
+def _phoenix(tmp: Path, start: object, end: object) -> tuple[int, Path]:
+    p = tmp / "ph.jsonl"
+    p.write_text(json.dumps({"context.trace_id": "t", "context.span_id": "s", "parent_id": None, "span_kind": "CHAIN",
+                             "start_time": start, "end_time": end, "attributes.input.value": "q",
+                             "attributes.output.value": "a"}) + "\n")
+    out = tmp / "o"
+    return main(["import", "openinference", str(p), "--out", str(out)]), out
+
+
+@pytest.mark.parametrize(("start", "end"), [
+    (1714557600, 1714557600.25),  # seconds
+    (1714557600000, 1714557600250),  # milliseconds
+    (1714557600000000, 1714557600250000),  # microseconds
+    (1714557600000000000, 1714557600250000000),  # nanoseconds
+    ("2024-05-01T10:00:00", "2024-05-01T10:00:00.250"),  # ISO without an offset: UTC, as labkit writes times
+    ("2024-05-01T12:00:00+02:00", "2024-05-01T10:00:00.250Z"),
+])
+def test_a_phoenix_epoch_time_is_read_by_its_magnitude(tmp_path, capsys, monkeypatch, start, end):
+    """A numeric epoch is seconds, milliseconds, microseconds or nanoseconds by its size (milliseconds
+    were read as nanoseconds: 1970, and a latency of 0.00025 ms); an ISO time without an offset is
+    UTC whatever the machine's zone (it was read in the machine's local time)."""
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        rc, out = _phoenix(tmp_path, start, end)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert rc == 0, capsys.readouterr().err
+    res = json.loads((out / "run" / "results.jsonl").read_text())
+    trace = json.loads((out / "run" / "traces.jsonl").read_text())
+    assert res["latency_ms"] == pytest.approx(250.0) and trace["ts_start"] == pytest.approx(1714557600.0), trace
+
+
+@pytest.mark.parametrize("start", [1e20, -5, True])
+def test_a_phoenix_epoch_time_of_no_known_unit_is_refused(tmp_path, capsys, start):
+    rc, out = _phoenix(tmp_path, start, None)
+    err = capsys.readouterr().err
+    assert rc == 2 and "line 1 field 'start_time'" in err and "Traceback" not in err and not out.exists(), err

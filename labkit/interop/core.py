@@ -6,6 +6,8 @@ line) and a :class:`FieldLog` of what it mapped, kept in metadata and dropped; t
 :func:`write_import` validates every case and results line (all-or-nothing: one
 DatasetError naming the source file's lines), maps reference and retrieved texts onto the
 corpus's chunks (labkit.interop.goldtext), redacts, and writes each file atomically.
+The values of the fields (list cells, numbers, token counts, times) are read one way, by
+labkit.interop.values.
 """
 
 from __future__ import annotations
@@ -24,12 +26,10 @@ from labkit.cases import EvalCase, derive_id, fingerprint
 from labkit.errors import ConfigError, DatasetError, Problem
 from labkit.io import (
     SURROGATE_REASON,
-    StrictJSONError,
     atomic_write_text,
     file_hash,
     input_error,
     loads_document,
-    loads_line,
     may_hold_surrogate,
     non_finite_paths,
     surrogate_at,
@@ -38,8 +38,7 @@ from labkit.io import (
 from labkit.resultline import check_line
 from labkit.runs import MANIFEST_SCHEMA_VERSION, RESULTS, TRACES, secret_id_problems
 
-__all__ = ["FieldLog", "ImportOutcome", "Record", "json_cell", "read_document", "read_text", "text_list",
-           "write_import"]
+__all__ = ["FieldLog", "ImportOutcome", "Record", "read_document", "read_text", "write_import"]
 
 DATASET = "dataset.jsonl"
 RUN = "run"
@@ -500,98 +499,3 @@ def _open_quote(text: str, start: int) -> tuple[int, int]:
             fresh = False
             i += 1
     return opened
-
-
-def json_cell(cell: str, line: int | None, column: str, problems: list[Problem], *,
-              literal: bool = False) -> list[Any] | None:
-    """The list a CSV cell holds as JSON text (``["a", "b"]``): the one cell parser of every
-    importer. It is decoded by labkit's one strict decoder, :func:`labkit.io.loads_line` (a key
-    given twice, NaN or Infinity, a byte order mark, nesting deeper than its limit, a number of
-    more digits than Python reads are refused, as in any labkit file), and may hold no lone
-    surrogate. ``literal``: a cell that is no JSON at all may be a Python list literal (what
-    Ragas's ``to_csv`` writes); a cell the strict decoder refuses is never read as one.
-    A cell that is none of these adds a Problem naming the row's line and the column (the
-    importer's DatasetError names the file) and gives None."""
-    escaped = may_hold_surrogate(cell)  # (JSON writes a surrogate "\\ud800" only)
-    try:
-        value = loads_line(cell)
-    except json.JSONDecodeError as e:
-        value = _literal(cell) if literal and not isinstance(e, StrictJSONError) else None
-        if not isinstance(value, (list, tuple)):
-            problems.append(Problem(line, column, f"malformed JSON list: {e.msg}, at character {e.pos + 1} of the cell"))
-            return None
-        escaped = True  # (a literal writes one in more ways: "\\U0000d800", "\\N{...}")
-    if not isinstance(value, (list, tuple)):
-        problems.append(Problem(line, column, f"must be a JSON list, got {type(value).__name__}"))
-        return None
-    if escaped and surrogate_field(list(value)) is not None:
-        problems.append(Problem(line, column, SURROGATE_REASON))
-        return None
-    return list(value)
-
-
-def _literal(cell: str) -> Any:
-    """A Python literal's value (None when the cell is none, or one too deep to read)."""
-    import ast
-
-    try:
-        return ast.literal_eval(cell)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # (a set of lists ...)
-        return None
-
-
-def text_list(value: Any, line: int | None, fld: str, problems: list[Problem], *,
-              literal: bool = True) -> list[str] | None:
-    """A list of strings from a JSON list or a CSV cell (:func:`json_cell`: a JSON list, or with
-    ``literal`` a Python list literal); None when absent. Blank strings are left out."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        value = json_cell(value, line, fld, problems, literal=literal)
-        if value is None:
-            return None
-    if not isinstance(value, (list, tuple)) or not all(isinstance(x, str) for x in value):
-        problems.append(Problem(line, fld, "must be a list of strings"))
-        return None
-    return [x for x in value if x.strip()]
-
-
-def opt_text(value: Any, line: int | None, fld: str, problems: list[Problem]) -> str | None:
-    """A string field (None or empty = absent); anything else is a problem naming the field."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        problems.append(Problem(line, fld, f"must be a string, got {type(value).__name__}"))
-        return None
-    return value
-
-
-def number(value: Any, line: int | None, fld: str, problems: list[Problem], *, scale: float = 1.0,
-           signed: bool = False) -> float | None:
-    """A finite number ≥ 0 (any sign with ``signed``: a retrieval score), CSV text read as a number,
-    times ``scale``; None when absent. The one numeric reader of every importer: a bool, an
-    integer past a float's range or a text that is no number is a problem naming the field."""
-    import math
-
-    if value is None or value == "":
-        return None
-    try:
-        x = float(value) if isinstance(value, str) else value
-        x = float(x) if isinstance(x, int) and not isinstance(x, bool) else x  # (an integer past a float's range)
-    except (ValueError, OverflowError):
-        x = None
-    if not isinstance(x, (int, float)) or isinstance(x, bool) or not math.isfinite(x) or (x < 0 and not signed):
-        problems.append(Problem(line, fld, f"must be a finite number{'' if signed else ' >= 0'}, got {value!r}"))
-        return None
-    return float(x) * scale
-
-
-def token_count(value: Any, line: int | None, fld: str, problems: list[Problem]) -> int | None:
-    """A token count: a whole number >= 0 (CSV text read as a number); None when absent. Every
-    importer reads token counts here: 12.7 tokens is a problem naming the field, never 12."""
-    x = number(value, line, fld, problems)
-    if x is not None and not x.is_integer():
-        problems.append(Problem(line, fld, f"must be a whole number of tokens, got {x:g}"))
-        return None
-    return int(x) if x is not None else None
-

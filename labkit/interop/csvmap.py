@@ -12,15 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import ConfigError, DatasetError, Problem
-from labkit.interop.core import (
-    FieldLog,
-    Record,
-    number,
-    opt_text,
-    read_rows,
-    text_list,
-    token_count,
-)
+from labkit.interop.core import FieldLog, Record, read_rows
+from labkit.interop.values import number, opt_text, text_list, token_count
 
 __all__ = ["TARGETS", "parse_mapping", "read"]
 
@@ -62,7 +55,7 @@ def parse_mapping(spec: str | dict[str, Any] | None) -> dict[str, str]:
 
 
 def _list(cell: str, line: int, col: str, problems: list[Problem]) -> list[str]:
-    """A JSON list cell (labkit.interop.core.json_cell), or ``;``-separated text."""
+    """A JSON list cell (labkit.interop.values.json_cell), or ``;``-separated text."""
     cell = cell.strip()
     if cell.lstrip("\ufeff").startswith("["):  # (a byte order mark before the list: refused, not text)
         return text_list(cell, line, col, problems, literal=False) or []

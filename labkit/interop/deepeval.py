@@ -8,17 +8,8 @@ import os
 from typing import Any
 
 from labkit.errors import DatasetError, Problem
-from labkit.interop.core import (
-    FieldLog,
-    Record,
-    array_objects,
-    json_cell,
-    number,
-    opt_text,
-    read_document,
-    read_rows,
-    text_list,
-)
+from labkit.interop.core import FieldLog, Record, array_objects, read_document, read_rows
+from labkit.interop.values import json_cell, number, opt_text, text_list
 
 __all__ = ["FIELDS", "read"]
 

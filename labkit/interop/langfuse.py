@@ -8,11 +8,11 @@ the retrieved documents. Field by field: docs/interop.md.
 from __future__ import annotations
 
 import os
-from datetime import datetime
 from typing import Any
 
 from labkit.errors import DatasetError, Problem
-from labkit.interop.core import FieldLog, Record, number, read_document, token_count
+from labkit.interop.core import FieldLog, Record, read_document
+from labkit.interop.values import iso_seconds, number, token_count
 
 __all__ = ["read"]
 
@@ -44,7 +44,7 @@ def _ts(obj: Any, key: str, line: int | None, problems: list[Problem]) -> float 
         return None
     try:
         if isinstance(x, str):
-            return datetime.fromisoformat(x.replace("Z", "+00:00")).timestamp()
+            return iso_seconds(x)
     except ValueError:
         pass
     problems.append(Problem(getattr(obj, "line", line), key, f"not a readable ISO 8601 time: {x!r}"))

@@ -12,11 +12,11 @@ import json
 import os
 import re
 from collections import defaultdict
-from datetime import datetime
 from typing import Any
 
 from labkit.errors import DatasetError, Problem
-from labkit.interop.core import FieldLog, Record, number, read_document, read_rows, token_count
+from labkit.interop.core import FieldLog, Record, read_document, read_rows
+from labkit.interop.values import epoch_seconds, iso_seconds, number, token_count
 from labkit.io import StrictJSONError, loads_line, surrogate_problem
 
 __all__ = ["read", "spans_to_records"]
@@ -149,14 +149,13 @@ def _items(obj: Any, keys: tuple[str, ...], where: str, line: int | None, proble
 
 
 def _iso(x: Any) -> float | None:
-    """An ISO 8601 time (or epoch seconds / nanoseconds) as seconds; None when absent; ValueError when unreadable."""
+    """A Phoenix time: ISO 8601 (no offset: UTC) or a numeric epoch, its unit read by its magnitude
+    (:func:`labkit.interop.values.epoch_seconds`), as seconds; None when absent; ValueError when unreadable."""
     if x is None or x == "":
         return None
-    if isinstance(x, (int, float)) and not isinstance(x, bool):
-        return float(x) / 1e9 if x > 1e12 else float(x)
     if isinstance(x, str):
-        return datetime.fromisoformat(x.replace("Z", "+00:00")).timestamp()
-    raise ValueError(x)
+        return iso_seconds(x)
+    return epoch_seconds(x)
 
 
 def _phoenix_span(n: int, row: dict[str, Any], problems: list[Problem]) -> dict[str, Any] | None:

@@ -13,7 +13,8 @@ import os
 from typing import Any
 
 from labkit.errors import ConfigError, DatasetError, Problem
-from labkit.interop.core import FieldLog, Record, number, read_document, read_text, token_count
+from labkit.interop.core import FieldLog, Record, read_document, read_text
+from labkit.interop.values import number, token_count
 
 __all__ = ["read"]
 

@@ -10,7 +10,8 @@ import os
 from typing import Any
 
 from labkit.errors import DatasetError, Problem
-from labkit.interop.core import FieldLog, Record, opt_text, read_rows, text_list
+from labkit.interop.core import FieldLog, Record, read_rows
+from labkit.interop.values import opt_text, text_list
 
 __all__ = ["FIELDS", "read"]
 
