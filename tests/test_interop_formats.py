@@ -695,3 +695,36 @@ def test_a_csv_row_without_an_answer_has_no_results_line(tmp_path, capsys):
     assert len((out / "dataset.jsonl").read_text().splitlines()) == 3
     assert "A -> results.answer (2)" in printed and "L -> results.latency_ms (2)" in printed, printed
     assert "L: no answer in the row: a result field without an answer is no result (1)" in printed, printed
+
+
+@pytest.mark.parametrize("named_first", [True, False])
+def test_a_renamed_repeated_question_never_takes_an_id_the_file_gives(tmp_path, capsys, named_first):
+    """Two records with one question keep both cases, the second renamed ``<id>-<line>``: a name that
+    is taken (a record named so, before or after) gives another, never a dataset with one id twice
+    (or a renamed case refused as a duplicate of a name the user gave once)."""
+    from labkit.cases import derive_id
+
+    named = {"input": "other", "name": derive_id("q") + "-3", "actual_output": "x"}
+    rows = [named, {"input": "q", "actual_output": "a"}, {"input": "q", "actual_output": "b"}]
+    if not named_first:
+        rows = [rows[1], rows[2], {**named, "name": derive_id("q") + "-2"}]
+    p = tmp_path / "d.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "o"
+    assert main(["import", "deepeval", str(p), "--out", str(out)]) == 0, capsys.readouterr().err
+    ids = [json.loads(x)["id"] for x in (out / "dataset.jsonl").read_text().splitlines()]
+    assert len(set(ids)) == 3 and (rows[0] if named_first else rows[2])["name"] in ids, ids
+    res = [json.loads(x)["case_id"] for x in (out / "run" / "results.jsonl").read_text().splitlines()]
+    assert sorted(res) == sorted(ids)
+
+
+def test_a_name_the_file_gives_is_kept_when_a_derived_id_came_first(tmp_path, capsys):
+    from labkit.cases import derive_id
+
+    rows = [{"input": "q", "actual_output": "a"}, {"input": "z", "name": derive_id("q"), "actual_output": "b"}]
+    p = tmp_path / "d.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "o"
+    assert main(["import", "deepeval", str(p), "--out", str(out)]) == 0, capsys.readouterr().err
+    cases = [json.loads(x) for x in (out / "dataset.jsonl").read_text().splitlines()]
+    assert [(c["question"], c["id"]) for c in cases] == [("q", derive_id("q") + "-1"), ("z", derive_id("q"))]

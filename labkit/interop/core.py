@@ -241,19 +241,30 @@ def _resolve_items(items: Sequence[dict[str, Any]], matcher: Any) -> list[dict[s
 
 
 def _unique_ids(cases: list[EvalCase], records: Sequence[Record], problems: list[Problem]) -> list[EvalCase]:
-    """Two records with one id: an explicit id twice is an error; a derived one (same question)
-    gets ``-<line>`` so both cases stay (a dropped case is never silent)."""
+    """Two records with one id: an explicit id twice is an error; an id the file gives is kept, and
+    a derived one (the same question, or a question whose id the file gives another record) gets
+    ``-<line>`` so both cases stay (a dropped case is never silent), and a further ``-2``, ``-3`` ...
+    while that name is taken (never one id twice)."""
     from dataclasses import replace
 
     seen: dict[str, int | None] = {}
+    named = [("id" in rec.case) for rec in records]
+    for c, rec, given in zip(cases, records, named, strict=True):
+        if given and c.id in seen:
+            problems.append(Problem(rec.line, "id", f"duplicate id {c.id!r} (first on line {seen[c.id]})"))
+        elif given:
+            seen[c.id] = rec.line
     out = []
-    for c, rec in zip(cases, records, strict=True):
-        if c.id in seen:
-            if "id" in rec.case:
-                problems.append(Problem(rec.line, "id", f"duplicate id {c.id!r} (first on line {seen[c.id]})"))
-                continue
-            c = replace(c, id=f"{c.id}-{rec.line}")
-        seen[c.id] = rec.line
+    for c, rec, given in zip(cases, records, named, strict=True):
+        if not given:
+            new, n = c.id, 1
+            while new in seen:
+                n += 1
+                new = f"{c.id}-{rec.line}" + (f"-{n - 1}" if n > 2 else "")
+            seen[new] = rec.line
+            c = replace(c, id=new) if new != c.id else c
+        elif seen.get(c.id) != rec.line:  # (a duplicate, refused above)
+            continue
         out.append(c)
     return out
 
