@@ -728,3 +728,20 @@ def test_a_name_the_file_gives_is_kept_when_a_derived_id_came_first(tmp_path, ca
     assert main(["import", "deepeval", str(p), "--out", str(out)]) == 0, capsys.readouterr().err
     cases = [json.loads(x) for x in (out / "dataset.jsonl").read_text().splitlines()]
     assert [(c["question"], c["id"]) for c in cases] == [("q", derive_id("q") + "-1"), ("z", derive_id("q"))]
+
+
+@pytest.mark.parametrize(("fmt", "name", "text", "extra"), [
+    ("csv", "c.csv", "Q,A,IN,OUT\nq,a,12,\n", ["--map", "question=Q,answer=A,input_tokens=IN,output_tokens=OUT"]),
+    ("promptfoo", "p.json", json.dumps({"results": {"results": [{"vars": {"question": "q"}, "response": {
+        "output": "a", "tokenUsage": {"prompt": 12}}}]}}), []),
+    ("langfuse", "l.json", json.dumps([{"id": "t1", "input": "q", "output": "a", "observations": [
+        {"type": "GENERATION", "usage": {"input": 5}}, {"type": "GENERATION", "usage": {"input": 7}}]}]), []),
+])
+def test_a_token_count_the_source_does_not_record_stays_unknown(tmp_path, capsys, fmt, name, text, extra):
+    """A usage with the input count only keeps that count: the output count is unknown, never 0 (it
+    was written as 0 tokens whenever the other count was there)."""
+    p = tmp_path / name
+    p.write_text(text)
+    out = tmp_path / "o"
+    assert main(["import", fmt, str(p), "--out", str(out), *extra]) == 0, capsys.readouterr().err
+    assert json.loads((out / "run" / "results.jsonl").read_text())["usage"] == {"input_tokens": 12}

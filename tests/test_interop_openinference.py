@@ -345,3 +345,13 @@ def test_a_phoenix_epoch_time_of_no_known_unit_is_refused(tmp_path, capsys, star
     rc, out = _phoenix(tmp_path, start, None)
     err = capsys.readouterr().err
     assert rc == 2 and "line 1 field 'start_time'" in err and "Traceback" not in err and not out.exists(), err
+
+
+def test_a_token_count_no_span_records_stays_unknown_in_results_and_trace(tmp_path, capsys):
+    """Token counts are summed over the LLM spans that record them; a count none records is unknown
+    (left out of the results line's usage, null in the trace record), never 0."""
+    rc, out = _llm_import(tmp_path, [{"key": "llm.token_count.prompt", "value": {"intValue": "12"}}])
+    assert rc == 0, capsys.readouterr().err
+    assert json.loads((out / "run" / "results.jsonl").read_text())["usage"] == {"input_tokens": 12}
+    trace = json.loads((out / "run" / "traces.jsonl").read_text())
+    assert trace["usage"] == {"input_tokens": 12, "output_tokens": None}, trace["usage"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from labkit.errors import ConfigError, DatasetError, Problem
 from labkit.interop.core import FieldLog, Record, read_rows
-from labkit.interop.values import number, opt_text, text_list, token_count
+from labkit.interop.values import number, opt_text, text_list, token_count, usage
 
 __all__ = ["TARGETS", "parse_mapping", "read"]
 
@@ -76,10 +76,9 @@ def _result(row: dict[str, str], m: dict[str, str], line: int, problems: list[Pr
                            "cost_usd": number(row.get(m.get("cost_usd", ""), ""), line, m.get("cost_usd", ""), problems)}
     if "error" in m and row[m["error"]].strip():
         res["error"] = row[m["error"]]
-    tokens = {k: token_count(row.get(m[k], ""), line, m[k], problems) for k in ("input_tokens", "output_tokens")
-              if k in m}
-    if any(v is not None for v in tokens.values()):
-        res["usage"] = {k: v or 0 for k, v in tokens.items()}
+    tokens = [token_count(row[m[k]], line, m[k], problems) if k in m else None for k in ("input_tokens", "output_tokens")]
+    if (used := usage(*tokens)) is not None:
+        res["usage"] = used
     return res
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from labkit.errors import DatasetError, Problem
 from labkit.interop.core import FieldLog, Record, read_document
-from labkit.interop.values import iso_seconds, number, token_count
+from labkit.interop.values import iso_seconds, number, token_count, token_total, usage
 
 __all__ = ["read"]
 
@@ -76,8 +76,8 @@ def _documents(output: Any, line: int | None, problems: list[Problem]) -> list[d
 
 
 def _usage(obs: list[dict[str, Any]], line: int | None, problems: list[Problem]) -> dict[str, int] | None:
-    seen = False
-    tot = {"input_tokens": 0, "output_tokens": 0}
+    """The generations' token counts, each summed over those that record it (one none records: unknown)."""
+    counts: dict[str, list[int | None]] = {"input_tokens": [], "output_tokens": []}
     for o in obs:
         key = "usageDetails" if o.get("usageDetails") else "usage"
         u = o.get(key)
@@ -85,11 +85,8 @@ def _usage(obs: list[dict[str, Any]], line: int | None, problems: list[Problem])
             continue
         for src, dst in (("input", "input_tokens"), ("promptTokens", "input_tokens"), ("output", "output_tokens"),
                          ("completionTokens", "output_tokens")):
-            n = token_count(u.get(src), getattr(o, "line", line), f"{key}.{src}", problems)
-            if n is not None:
-                tot[dst] += n
-                seen = True
-    return tot if seen else None
+            counts[dst].append(token_count(u.get(src), getattr(o, "line", line), f"{key}.{src}", problems))
+    return usage(token_total(counts["input_tokens"]), token_total(counts["output_tokens"]))
 
 
 def _is_retrieval(o: dict[str, Any]) -> bool:

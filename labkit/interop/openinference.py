@@ -16,7 +16,14 @@ from typing import Any
 
 from labkit.errors import DatasetError, Problem
 from labkit.interop.core import FieldLog, Record, read_document, read_rows
-from labkit.interop.values import epoch_seconds, iso_seconds, number, token_count
+from labkit.interop.values import (
+    epoch_seconds,
+    iso_seconds,
+    number,
+    token_count,
+    token_total,
+    usage,
+)
 from labkit.io import StrictJSONError, loads_line, surrogate_problem
 
 __all__ = ["read", "spans_to_records"]
@@ -297,10 +304,10 @@ def _record(trace_id: str, spans: list[dict[str, Any]], log: FieldLog, problems:
         rec.retrieved_items = [d for s in retrievers for d in _documents(s, problems)]
         log.map("RETRIEVER retrieval.documents.N.document.{id,content,score}", "results.retrieved")
     llms = [s for s in spans if _kind(s) == "LLM"]
-    tokens = {k: sum(token_count(s["attrs"].get(f"llm.token_count.{k}"), s["line"], f"llm.token_count.{k}",
-                                 problems) or 0 for s in llms) for k in ("prompt", "completion")}
-    if any(f"llm.token_count.{k}" in s["attrs"] for s in llms for k in ("prompt", "completion")):
-        res["usage"] = {"input_tokens": tokens["prompt"], "output_tokens": tokens["completion"]}
+    tokens = [token_total(token_count(s["attrs"].get(f"llm.token_count.{k}"), s["line"], f"llm.token_count.{k}",
+                                      problems) for s in llms) for k in ("prompt", "completion")]
+    if (used := usage(*tokens)) is not None:
+        res["usage"] = used
         log.map("LLM llm.token_count.{prompt,completion}", "results.usage")
     costs = [number(s["attrs"].get("llm.cost.total"), s["line"], "llm.cost.total", problems) for s in llms]
     if any(c is not None for c in costs):

@@ -14,7 +14,7 @@ from typing import Any
 
 from labkit.errors import ConfigError, DatasetError, Problem
 from labkit.interop.core import FieldLog, Record, read_document, read_text
-from labkit.interop.values import number, token_count
+from labkit.interop.values import number, token_count, usage
 
 __all__ = ["read"]
 
@@ -175,7 +175,7 @@ def _output(res: dict[str, Any], rec: Record, log: FieldLog, problems: list[Prob
         log.drop("response.output", "no output in the result and no error: a result without an answer is no result")
         return
     answer = out if isinstance(out, str) or out is None else json.dumps(out, ensure_ascii=False)
-    usage = resp.get("tokenUsage") or res.get("tokenUsage") or {}
+    counts = resp.get("tokenUsage") or res.get("tokenUsage") or {}
     cached = bool(resp.get("cached"))
     latency = number(res.get("latencyMs"), line, "latencyMs", problems)
     if cached and latency is not None:
@@ -189,10 +189,10 @@ def _output(res: dict[str, Any], rec: Record, log: FieldLog, problems: list[Prob
     rec.result = {"status": "error" if error else "ok", "answer": None if error else answer,
                   "error": str(error) if error else None, "latency_ms": latency, "cost_usd": cost}
     log.map("response.output", "results.answer")
-    tokens = {k: token_count(usage.get(k), line, f"tokenUsage.{k}", problems) if isinstance(usage, dict) else None
+    tokens = {k: token_count(counts.get(k), line, f"tokenUsage.{k}", problems) if isinstance(counts, dict) else None
               for k in ("prompt", "completion")}
-    if any(v is not None for v in tokens.values()):
-        rec.result["usage"] = {"input_tokens": tokens["prompt"] or 0, "output_tokens": tokens["completion"] or 0}
+    if (used := usage(tokens["prompt"], tokens["completion"])) is not None:
+        rec.result["usage"] = used
         log.map("response.tokenUsage", "results.usage")
     grading = res.get("gradingResult")
     if isinstance(grading, dict):

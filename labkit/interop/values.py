@@ -8,6 +8,7 @@ adds a :class:`~labkit.errors.Problem` naming the line and field; nothing is gue
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +21,8 @@ from labkit.io import (
     surrogate_field,
 )
 
-__all__ = ["epoch_seconds", "iso_seconds", "json_cell", "number", "opt_text", "text_list", "token_count"]
+__all__ = ["epoch_seconds", "iso_seconds", "json_cell", "number", "opt_text", "text_list", "token_count",
+           "token_total", "usage"]
 
 
 def json_cell(cell: str, line: int | None, column: str, problems: list[Problem], *,
@@ -137,3 +139,16 @@ def token_count(value: Any, line: int | None, fld: str, problems: list[Problem])
         return None
     return int(x) if x is not None else None
 
+
+
+def token_total(counts: Iterable[int | None]) -> int | None:
+    """The sum of the token counts recorded (spans, generations); None when none is (unknown, never 0)."""
+    known = [n for n in counts if n is not None]
+    return sum(known) if known else None
+
+
+def usage(input_tokens: int | None, output_tokens: int | None) -> dict[str, int] | None:
+    """A results line's ``usage`` of the counts the source records: one it does not record is left
+    out (unknown, never 0 tokens); None when it records neither."""
+    known = {k: v for k, v in (("input_tokens", input_tokens), ("output_tokens", output_tokens)) if v is not None}
+    return known or None

@@ -223,11 +223,12 @@ def _tool_calls_of(items: Iterable[Any]) -> list[dict[str, Any]]:
     return tool_calls
 
 
-def _usage_of(usage_in: Any) -> dict[str, int] | None:
-    """The token counts; None when the result recorded none (unknown, never 0 tokens)."""
+def _usage_of(usage_in: Any) -> dict[str, int | None] | None:
+    """The token counts; None when the result recorded none, and a count it did not record null
+    (unknown, never 0 tokens: an imported usage may hold one count only)."""
     if not _mapping(usage_in) or not usage_in:
         return None
-    return {"input_tokens": int(usage_in.get("input_tokens") or 0), "output_tokens": int(usage_in.get("output_tokens") or 0)}
+    return {k: int(v) if (v := usage_in.get(k)) is not None else None for k in ("input_tokens", "output_tokens")}
 
 
 def _guardrails_of(guard_in: Any) -> dict[str, Any]:
@@ -373,7 +374,7 @@ def _child_spans(
     tool_calls: Sequence[Mapping[str, Any]],
     model: str | None,
     provider: str | None,
-    usage: Mapping[str, int] | None,
+    usage: Mapping[str, int | None] | None,
     timings: Mapping[str, Any] | None,
     question: str,
 ) -> list[dict[str, Any]]:
