@@ -606,7 +606,7 @@ def test_an_import_that_fails_while_writing_leaves_nothing_and_a_retry_succeeds(
     out = tmp_path / "imp"
     assert main(["import", "ragas", str(PEER / "ragas.jsonl"), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "No space left on device" in err and "Traceback" not in err, err
+    assert f"{out / 'run' / 'manifest.json'}: No space left on device" in err and "Traceback" not in err, err
     assert not out.exists() and list(tmp_path.iterdir()) == [], list(tmp_path.rglob("*"))
     monkeypatch.setattr(core, "_write_run", real)
     assert main(["import", "ragas", str(PEER / "ragas.jsonl"), "--out", str(out)]) == 0

@@ -335,8 +335,11 @@ def _write_whole(out: Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, real)  # (rename(2) replaces an empty folder whole)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and isinstance(e.filename, str) and e.filename.startswith(str(tmp)):
+            # the error names the file the user asked for, not the folder that is gone
+            raise OSError(e.errno, e.strerror or str(e), str(out) + e.filename[len(str(tmp)):]) from None
         raise
 
 
