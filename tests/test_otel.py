@@ -374,3 +374,22 @@ def test_content_capture_sends_input_output_and_document_content() -> None:
     assert ret["retrieval.documents.0.document.content"] == "Refunds are accepted within 30 days."
     assert tool["tool.name"] == "lookup_account"
     assert json.loads(tool["input.value"]) == rec["tool_calls"][0]["args"]
+
+
+@pytest.mark.parametrize("usage", [None, {"input_tokens": 120, "output_tokens": None}, {"output_tokens": 7}])
+def test_a_token_count_the_trace_does_not_record_is_exported_as_no_attribute(usage: Any) -> None:
+    """An imported trace may record one token count, or none: the export wrote 0 for the one it
+    lacks (and 0 + 0 as the total), a count no backend can tell from a real zero."""
+    rec = {**next(r for r in _records() if r["status"] == "ok"), "usage": usage}
+    ex = InMemorySpanExporter()
+    export_traces([rec], exporter=ex)
+    spans = _by_op(ex)
+    known = {k: v for k, v in (usage or {}).items() if v is not None}
+    for span in (spans["chat"], spans["invoke_workflow"]):
+        a = span.attributes
+        for key in ("input_tokens", "output_tokens"):
+            assert a.get(f"gen_ai.usage.{key}") == known.get(key), (span.name, key)
+    chat = spans["chat"].attributes
+    assert chat.get("llm.token_count.prompt") == known.get("input_tokens")
+    assert chat.get("llm.token_count.completion") == known.get("output_tokens")
+    assert "llm.token_count.total" not in chat

@@ -96,16 +96,24 @@ def tool_attrs(tc: Mapping[str, Any], name: Any, capture_content: bool) -> dict[
     return attrs
 
 
+def token_counts(rec: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """A trace's (input, output) token counts, None for a count it does not record (unknown, never 0:
+    an imported trace may record one, or none)."""
+    usage = rec.get("usage")
+    usage = usage if isinstance(usage, Mapping) else {}
+    n_in, n_out = usage.get("input_tokens"), usage.get("output_tokens")
+    return (None if n_in is None else int(n_in)), (None if n_out is None else int(n_out))
+
+
 def llm_attrs(rec: Mapping[str, Any], capture_content: bool) -> dict[str, Any]:
-    usage = rec.get("usage") or {}
-    n_in, n_out = int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
+    n_in, n_out = token_counts(rec)
     attrs: dict[str, Any] = {
         "openinference.span.kind": "LLM",
         "llm.model_name": rec.get("model"),
         "llm.provider": rec.get("provider"),
         "llm.token_count.prompt": n_in,
         "llm.token_count.completion": n_out,
-        "llm.token_count.total": n_in + n_out,
+        "llm.token_count.total": None if n_in is None or n_out is None else n_in + n_out,
         "llm.prompt_template.version": rec.get("prompt_version"),
     }
     cost = rec.get("cost_usd")

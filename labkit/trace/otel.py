@@ -160,14 +160,14 @@ def _span_attrs(rec: Mapping[str, Any], span: Mapping[str, Any], capture_content
                 attrs["gen_ai.tool.call.result"] = json.dumps(tc.get("output"), default=str)
         attrs |= oi.tool_attrs(tc, attrs["gen_ai.tool.name"], capture_content)
     elif op == "chat":
-        usage = rec.get("usage") or {}
+        n_in, n_out = oi.token_counts(rec)
         attrs.update({
             "gen_ai.provider.name": rec.get("provider"),
             "gen_ai.request.model": rec.get("model"),
             "gen_ai.response.model": rec.get("model"),
             "gen_ai.output.type": "text",
-            "gen_ai.usage.input_tokens": int(usage.get("input_tokens") or 0),
-            "gen_ai.usage.output_tokens": int(usage.get("output_tokens") or 0),
+            "gen_ai.usage.input_tokens": n_in,
+            "gen_ai.usage.output_tokens": n_out,
             "gen_ai.response.finish_reasons": [oi.finish_reason(rec)],
             "labkit.prompt.version": rec.get("prompt_version"),
             "labkit.cost_usd": rec.get("cost_usd"),
@@ -193,14 +193,14 @@ def _messages(rec: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _root_attrs(rec: Mapping[str, Any], capture_content: bool) -> dict[str, Any]:
-    usage = rec.get("usage") or {}
+    n_in, n_out = oi.token_counts(rec)
     g = rec.get("guardrails") or {}
     return _clean(oi.root_attrs(rec, capture_content) | {
         "gen_ai.operation.name": rec.get("operation") or "invoke_workflow",
         "gen_ai.provider.name": rec.get("provider"),
         "gen_ai.request.model": rec.get("model"),
-        "gen_ai.usage.input_tokens": int(usage.get("input_tokens") or 0),
-        "gen_ai.usage.output_tokens": int(usage.get("output_tokens") or 0),
+        "gen_ai.usage.input_tokens": n_in,
+        "gen_ai.usage.output_tokens": n_out,
         "gen_ai.conversation.id": rec.get("session_id"),
         "error.type": rec.get("error_type"),
         "labkit.prompt.version": rec.get("prompt_version"),
