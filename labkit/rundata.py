@@ -15,7 +15,7 @@ from labkit.cases import Dataset
 from labkit.errors import ConfigError, LabkitError
 from labkit.runs import RunDir, load_dataset
 
-__all__ = ["MadeBy", "dataset_input", "made_by", "scored_cases"]
+__all__ = ["MadeBy", "dataset_input", "made_by", "scored_cases", "unjudged_reasons"]
 
 
 def dataset_input(run_dir: str | os.PathLike[str], given: str | None = None) -> str | None:
@@ -83,3 +83,16 @@ def made_by(run: RunDir | str | os.PathLike[str]) -> MadeBy:
     name = models[0].get("name")
     return MadeBy(run_id=rd.run_id, config=config, model=str(name) if name else None,
                   simulated=any(m.get("simulated") is True for m in models))
+
+
+def unjudged_reasons(rd: RunDir) -> dict[str, str] | None:
+    """Case id -> why the case's faithfulness is unmeasured (scores.csv's ``faithfulness_reason``:
+    ``no_context``, ``no_claims`` ...), for each scored case whose answer the judge did not judge;
+    None when the run has no scores to say."""
+    if not rd.scores_path.is_file():
+        return None
+    sc = rd.scores()
+    if "faithfulness" not in sc or "faithfulness_reason" not in sc:
+        return None
+    rows = zip(sc["case_id"].astype(str), sc["faithfulness"], sc["faithfulness_reason"], strict=True)
+    return {cid: why for cid, v, why in rows if (v is None or v != v) and isinstance(why, str) and why}

@@ -128,6 +128,21 @@ def test_unsupported_sentences_are_marked_and_text_escaped() -> None:
     assert "1 of 2 sentence(s) not supported" in page and "no trace recorded" in page
 
 
+def test_an_answer_not_judged_is_shown_not_judged_not_unsupported(tmp_path: Path) -> None:
+    """No retrieved context: the workbench marked every sentence "not supported by the retrieved
+    context" and counted the answer among those that hold one, though its faithfulness is unmeasured."""
+    def no_retrieval(case: EvalCase) -> dict[str, object]:  # (a plain function, no simulated model)
+        return {"answer": "Please contact support for help with identity verification in the security portal."}
+
+    run = Path(labkit.run(labkit.load_cases(QUICK), no_retrieval, tmp_path / "run", overrides={"progress": False}).path)
+    wb = ReviewWorkbench(run, GATE, reviews=tmp_path / "reviews.jsonl", reviewer="qa")
+    page = wb.show(interactive=False).html
+    assert "lk-unsupported" not in page and "not supported by the retrieved context" not in page, page
+    assert page.lower().count("not judged (no context)") >= 2 * len(HIGH)  # (the table and each card)
+    summary = wb.summary().html
+    assert "0 of the answers hold" in summary and f"{len(HIGH)} not judged (no context)" in summary, summary
+
+
 def test_coverage_chart_counts_each_decision(runs: dict[str, Path], tmp_path: Path) -> None:
     wb = ReviewWorkbench(runs["variant"], GATE, reviews=tmp_path / "reviews.jsonl", reviewer="qa")
     wb.decide("ql-01", "approve")

@@ -67,8 +67,7 @@ def _queue_lines(q: Any) -> list[str]:
     lines = [f"review queue of run {q.run_id}: {len(q.items)} {q.where} case(s); "
              f"coverage {len(cov.approved)}/{len(cov.need)} approved ({cov.share:.0%}) in {q.reviews_path}"]
     for it in q.items:
-        flag = f"{len(it.unsupported)} unsupported sentence(s)" if it.unsupported else "every sentence supported"
-        lines.append(f"  {it.case_id:<16} {it.decision:<28} {flag}; {it.case.question[:70]}")
+        lines.append(f"  {it.case_id:<16} {it.decision:<28} {it.judgement}; {it.case.question[:70]}")
     return lines + [f"  note: {n}" for n in q.notes]
 
 
@@ -77,7 +76,10 @@ def _shown(it: Any) -> list[str]:
 
     lines = [f"\n{it.case_id} ({it.decision})", f"question: {it.case.question}",
              f"answer (status {it.status}, sha256 {it.answer_sha256[:12]}): {it.answer or '(none)'}"]
-    lines += [f"  {'supported  ' if ok else 'UNSUPPORTED'} | {s}" for s, ok in it.claims]
+    if it.unjudged:
+        lines.append(f"  {it.judgement}: faithfulness unmeasured")
+    else:
+        lines += [f"  {'supported  ' if ok else 'UNSUPPORTED'} | {s}" for s, ok in it.claims]
     lines.append("retrieved context:")
     lines += [f"  {cid}: {shorten(' '.join(text.split()), 160)}" for cid, text in it.contexts]
     lines.append("metrics: " + ", ".join(f"{k} {fmt_value(k, v)}" + (" (0–1)" if unit_of(k) == "0–1" else "")

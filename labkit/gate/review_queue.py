@@ -47,6 +47,7 @@ class ReviewItem:
     trace: tuple[Mapping[str, Any], ...]
     review: Mapping[str, Any] | None = None  # the review of this answer that counts
     stale: bool = False  # reviewed only for another answer
+    unjudged: str = ""  # why the run's faithfulness of it is unmeasured (no_context ...): nothing is unsupported
 
     @property
     def case_id(self) -> str:
@@ -54,7 +55,16 @@ class ReviewItem:
 
     @property
     def unsupported(self) -> list[str]:
-        return [s for s, ok in self.claims if not ok]
+        """The claim sentences the retrieved context does not support (none when not judged)."""
+        return [] if self.unjudged else [s for s, ok in self.claims if not ok]
+
+    @property
+    def judgement(self) -> str:
+        """``2 unsupported sentence(s)``, ``every sentence supported`` or ``not judged (no context)``."""
+        if self.unjudged:
+            return f"not judged ({self.unjudged.replace('_', ' ')})"
+        n = len(self.unsupported)
+        return f"{n} unsupported sentence(s)" if n else "every sentence supported"
 
     @property
     def decision(self) -> str:
@@ -153,7 +163,7 @@ def _scores(rd: Any) -> dict[str, dict[str, float | None]]:
 def build_queue(run: Any, gate: Any, *, reviews: str | os.PathLike[str], dataset: Any = None) -> ReviewQueue:
     """The review queue of ``run`` under ``gate`` (a Gate or its YAML path)."""
     from labkit.gate.config import Gate
-    from labkit.rundata import scored_cases
+    from labkit.rundata import scored_cases, unjudged_reasons
     from labkit.runs import RunDir
     from labkit.scoring import resolve_corpus
 
@@ -170,6 +180,7 @@ def build_queue(run: Any, gate: Any, *, reviews: str | os.PathLike[str], dataset
     cov = review_coverage([c.id for c in need], read_reviews(reviews),
                           {cid: answer_sha256(r.get("answer")) for cid, r in results.items()})
     corpus, scores, traces = resolve_corpus(None, rd), _scores(rd), _traces(rd)
+    unjudged = unjudged_reasons(rd) or {}
     judge, judged_by = claim_judge(rd)
     items, notes = [], [judged_by] if judged_by else []
     for c in need:
@@ -181,7 +192,8 @@ def build_queue(run: Any, gate: Any, *, reviews: str | os.PathLike[str], dataset
         items.append(ReviewItem(case=c, status=str((r or {}).get("status", "missing")), answer=answer,
                                 answer_sha256=answer_sha256(answer), claims=claims, contexts=ctx,
                                 metrics=scores.get(c.id, {}), trace=tuple(traces.get(c.id, [])),
-                                review=cov.current.get(c.id), stale=c.id in cov.stale))
+                                review=cov.current.get(c.id), stale=c.id in cov.stale,
+                                unjudged=unjudged.get(c.id, "")))
     where = ",".join(f"{k}={v}" for k, v in g.review_required_for.items())
     return ReviewQueue(run_id=rd.run_id, run_path=str(rd.path), where=where, items=tuple(items), coverage=cov,
                        reviews_path=str(reviews), notes=tuple(notes))

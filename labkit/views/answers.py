@@ -144,19 +144,11 @@ def answers_table(run: RunLike, dataset: Any, *, limit: int | None = None) -> St
 
 
 def unjudged_reasons(run: RunLike) -> dict[str, str] | None:
-    """Case id -> why the case's faithfulness is unmeasured (scores.csv's ``faithfulness_reason``:
-    ``no_context``, ``no_claims`` ...), for each scored case whose answer the judge did not judge;
-    None when the run has no scores to say."""
+    """:func:`labkit.rundata.unjudged_reasons` of a run (a path or a RunDir)."""
+    from labkit.rundata import unjudged_reasons as of_run
     from labkit.runs import RunDir
 
-    rd = run if isinstance(run, RunDir) else RunDir(run)
-    if not rd.scores_path.is_file():
-        return None
-    sc = rd.scores()
-    if "faithfulness" not in sc or "faithfulness_reason" not in sc:
-        return None
-    rows = zip(sc["case_id"].astype(str), sc["faithfulness"], sc["faithfulness_reason"], strict=True)
-    return {cid: why for cid, v, why in rows if (v is None or v != v) and isinstance(why, str) and why}
+    return of_run(run if isinstance(run, RunDir) else RunDir(run))
 
 
 def unjudged_reason(reasons: Mapping[str, str] | None, case_id: str, contexts: Any) -> str:

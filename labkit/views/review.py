@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import os
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,9 +59,11 @@ def summary(queue: ReviewQueue) -> Html:
     """The one-paragraph summary under the banner."""
     cov = queue.coverage
     flagged = sum(1 for it in queue.items if it.unsupported)
+    unjudged = Counter(it.judgement for it in queue.items if it.unjudged)
+    not_judged = "".join(f" {n} {why}: their faithfulness is unmeasured, not 0." for why, n in sorted(unjudged.items()))
     text = (f"The gate asks a human to review every {queue.where} case. Run {queue.run_id} has "
             f"{len(queue.items)} such case(s); {flagged} of the answers hold at least one sentence the "
-            f"retrieved context does not support (marked below). {len(cov.approved)} approved, "
+            f"retrieved context does not support (marked below).{not_judged} {len(cov.approved)} approved, "
             f"{len(cov.with_decision('reject'))} rejected, {len(cov.with_decision('needs_fix'))} need a fix, "
             f"{len(cov.missing)} not reviewed; a review counts only for the answer it judged. "
             f"Records: {queue.reviews_path}.")
@@ -72,7 +75,8 @@ def queue_table(queue: ReviewQueue) -> Styler:
     import pandas as pd
 
     rows = [{"case_id": it.case_id, "question": shorten(it.case.question, 90), "decision": it.decision,
-             "unsupported sentences (n of claims)": f"{len(it.unsupported)} of {len(it.claims)}",
+             "unsupported sentences (n of claims)": it.judgement if it.unjudged else
+             f"{len(it.unsupported)} of {len(it.claims)}",
              "faithfulness (0–1)": fmt_value("faithfulness", it.metrics.get("faithfulness")),
              "latency (ms)": fmt_value("latency_ms", it.metrics.get("latency_ms"))} for it in queue.items]
     df = pd.DataFrame(rows, columns=["case_id", "question", "decision", "unsupported sentences (n of claims)",
@@ -147,7 +151,9 @@ def _trace_rows(trace: Any) -> str:
 def item_html(item: ReviewItem, *, context_chars: int = 400) -> str:
     """One case as a reviewer sees it."""
     unsupported = "".join(f"<li>{html.escape(s)}</li>" for s in item.unsupported)
-    unsup = (f"<p><strong style='color:{FAIL_COLOUR}'>{len(item.unsupported)} of {len(item.claims)} "
+    unsup = (f"<p><strong>{html.escape(item.judgement.capitalize())}</strong>: the run's faithfulness of this "
+             "answer is unmeasured, not 0.</p>" if item.unjudged else
+             f"<p><strong style='color:{FAIL_COLOUR}'>{len(item.unsupported)} of {len(item.claims)} "
              f"sentence(s) not supported by the retrieved context</strong> (lexical judge):</p><ul>{unsupported}</ul>"
              if item.unsupported else f"<p style='color:{PASS_COLOUR}'>Every claim of the answer "
              f"({len(item.claims)}) is supported by the retrieved context (lexical judge).</p>")
