@@ -409,6 +409,22 @@ def test_the_html_scorecard_is_built_from_the_evidence_the_command_was_given(
         capsys.readouterr().err
     html = (out / "05_readiness_scorecard.html").read_text(encoding="utf-8")
     assert "drill owner named on the command line" in html and "support engineering lead" not in html
+    assert "SIMULATED canary" in html  # (the shipped canary, labelled so, unless --canary or --no-canary)
+
+
+def test_the_html_scorecard_shows_no_canary_it_was_not_given(project: Path, tmp_path: Path) -> None:
+    """The online-experiment section was always the shipped simulated canary, whatever runs the
+    scorecard reviewed (a roll-back decision on prompt versions none of them had): --no-canary
+    leaves it out and says so, --canary DIR reads those traces."""
+    from labkit.cli import main
+
+    base, _ = _runs(project)
+    out = tmp_path / "out"
+    assert main(["scorecard", "--root", str(project), "--baseline", str(base), "--no-canary",
+                 "--out", str(out)]) in (0, 1)
+    html = (out / "05_readiness_scorecard.html").read_text(encoding="utf-8")
+    assert "No canary traces were given" in html and "SIMULATED canary" not in html
+    assert "rag-v4-lean" not in html
 
 
 def test_an_attestation_of_an_unknown_item_is_a_config_error(

@@ -32,6 +32,10 @@ def register(subparsers: Any) -> None:
     for opt in PATH_OPTIONS:
         p.add_argument(f"--{opt.replace('_', '-')}", dest=opt, metavar="PATH", help=f"override the {opt} path")
     p.add_argument("--no-html", action="store_true", help="write the JSON only (no notebook execution)")
+    canary = p.add_mutually_exclusive_group()
+    canary.add_argument("--canary", metavar="DIR", help="the HTML's online-experiment section from these canary "
+                        "traces (default: the shipped simulated canary, labelled so)")
+    canary.add_argument("--no-canary", action="store_true", help="no online-experiment section in the HTML")
     p.add_argument("--json", action="store_true", help="print the scorecard JSON on stdout")
     p.set_defaults(handler=_scorecard)
 
@@ -142,6 +146,8 @@ def _scorecard(args: argparse.Namespace) -> int:
                   "gate": str(Path(args.gate).resolve()) if args.gate else str(root / "data" / "gate.yaml"),
                   "dataset": str(Path(args.dataset).resolve()) if args.dataset else str(root / "data" / "golden.jsonl"),
                   "incident_dir": str((out / "incident").resolve()),
+                  "canary_traces": "" if args.no_canary else str(Path(args.canary).resolve()) if args.canary
+                  else str(root / "data" / "canary" / "simulated-canary"),
                   "evidence": {k: str(Path(v).resolve()) for k, v in paths.items() if k not in ("gate", "dataset")}}
         nb_dir = root / "notebooks"
         if not (nb_dir / "05_readiness_scorecard.ipynb").is_file():

@@ -17,7 +17,11 @@ _KIND = {"roll back": "fail", "promote": "pass", "stop": "warn", "continue": "in
 
 
 def simulated_canary_notice(e: Any) -> Html:
-    """A visible label when the traffic is simulated (every shipped canary record says so)."""
+    """A visible label when the traffic is simulated (every shipped canary record says so); None (no
+    canary traces given) says there is no online experiment here."""
+    if e is None:
+        return callout("No canary traces were given (the canary_traces parameter, or labkit scorecard "
+                       "--no-canary): this scorecard shows no online experiment.", kind="info", title="No canary.")
     if not e.simulated:
         return Html("")
     return callout("The canary traffic below is SIMULATED (data/canary/, made by "
