@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -312,6 +314,32 @@ def test_flipped_diff_shows_chunks_status_and_unsupported_sentences(runs: dict[s
     assert "status:" in html_ and "retrieved chunks:" in html_
     for f in flips:
         assert f["case_id"] in html_ and str(f["metric"]) in html_
+
+
+def test_flipped_diff_reads_a_chunks_text_from_the_corpus_as_scoring_does(runs: dict[str, labkit.RunDir],
+                                                                         tmp_path: Path) -> None:
+    """A run whose retrieved items name their chunks without their text (scored against the corpus,
+    as scoring reads them): the diff judged the answer against no text and marked every sentence
+    unsupported. It reads each chunk's text as scoring does: its own, else the corpus's."""
+    import shutil
+
+    copy = tmp_path / "v"
+    shutil.copytree(runs["variant"].path, copy)
+    lines = [json.loads(x) for x in (copy / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    for r in lines:
+        for it in r.get("retrieved") or []:
+            it.pop("text", None)
+    (copy / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    ok = [r["case_id"] for r in lines if r.get("status") == "ok" and r.get("answer") and r.get("retrieved")]
+    flips = {"flipped": [{"case_id": cid, "from": "pass", "to": "fail", "metric": "faithfulness"} for cid in ok]}
+
+    def notes(run: Any) -> list[str]:
+        html_ = str(answers.flipped_diff({"baseline": runs["baseline"].path, "variant": run}, flips))
+        return re.findall(r"<strong>variant</strong>.*?font-size:\.85rem'>([^<]*)</div>", html_)
+
+    want = notes(runs["variant"].path)
+    assert len(want) == len(ok) and any("every sentence supported" in n for n in want), want
+    assert notes(copy) == want
 
 
 def test_marked_answer_marks_only_unsupported_sentences() -> None:

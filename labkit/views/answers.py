@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from labkit.display import (
@@ -170,10 +171,26 @@ def not_judged(reason: str) -> str:
     return f"not judged ({reason_words(reason)})"
 
 
-def _results(run: RunLike) -> tuple[dict[str, dict[str, Any]], Any, dict[str, str] | None]:
-    """A run's results by case id, the judge that scored it when it can mark sentences, and the
-    cases its scores did not judge (:func:`unjudged_reasons`)."""
+@dataclass(frozen=True)
+class _Judged:
+    """What the diff reads of one run: its results by case id, the judge that scored it when it can
+    mark sentences, the cases its scores did not judge (:func:`unjudged_reasons`), and its corpus
+    (a chunk's text when a results line names the chunk only, as scoring reads it)."""
+
+    results: dict[str, dict[str, Any]]
+    judge: Any
+    reasons: dict[str, str] | None
+    corpus: Any
+
+    def contexts(self, r: Mapping[str, Any]) -> list[str]:
+        from labkit.metrics.generation import contexts
+
+        return contexts(r.get("retrieved") or [], self.corpus)
+
+
+def _results(run: RunLike) -> _Judged:
     from labkit.runs import RunDir
+    from labkit.scoring import resolve_corpus
 
     rd = run if isinstance(run, RunDir) else RunDir(run)
     spec = ((rd.manifest.get("scoring") or {}).get("judge")) or None
@@ -182,7 +199,8 @@ def _results(run: RunLike) -> tuple[dict[str, dict[str, Any]], Any, dict[str, st
         from labkit.judges import get_judge
 
         judge = get_judge(spec)
-    return {str(r["case_id"]): r for r in rd.results()}, judge, unjudged_reasons(rd)
+    return _Judged({str(r["case_id"]): r for r in rd.results()}, judge, unjudged_reasons(rd),
+                   resolve_corpus(None, rd))
 
 
 def marked_answer(answer: Any, contexts: list[str], judge: Any) -> tuple[str, int]:
@@ -237,11 +255,11 @@ def _chunk_diff(base: dict[str, Any], var: dict[str, Any]) -> str:
         f"<span style='color:{MUTED_COLOUR}'>no change: {same}</span>")
 
 
-def _side(label: str, r: dict[str, Any] | None, judge: Any, reasons: Mapping[str, str] | None = None) -> str:
+def _side(label: str, r: dict[str, Any] | None, run: _Judged) -> str:
     if r is None:
         return f"<div class='lk-side'><strong>{html.escape(label)}</strong>: no result</div>"
-    contexts = [str(x.get("text") or "") for x in r.get("retrieved") or []]
-    unjudged = unjudged_reason(reasons, str(r.get("case_id")), contexts)
+    judge, contexts = run.judge, run.contexts(r)
+    unjudged = unjudged_reason(run.reasons, str(r.get("case_id")), contexts)
     body, n = marked_answer(r.get("answer"), contexts, None if unjudged else judge)
     if unjudged:
         note = f"{not_judged(unjudged)}: faithfulness unmeasured"
@@ -274,12 +292,12 @@ def flipped_diff(runs: Mapping[str, RunLike], comparison: Any, dataset: Any = No
     if not flips:
         return Html("<p><em>No case changed from pass to fail or back.</em></p>")
     (b_label, b_run), (v_label, v_run) = list(runs.items())[:2]
-    (b_res, b_judge, b_why), (v_res, v_judge, v_why) = _results(b_run), _results(v_run)
+    b_side, v_side = _results(b_run), _results(v_run)
     by_id = dataset.by_id() if dataset is not None and hasattr(dataset, "by_id") else {}
     blocks = []
     for f in flips[:limit]:
         cid = str(f.get("case_id"))
-        b, v = b_res.get(cid), v_res.get(cid)
+        b, v = b_side.results.get(cid), v_side.results.get(cid)
         case = by_id.get(cid)
         col = FAIL_COLOUR if f.get("to") == "fail" else PASS_COLOUR
         why = html.escape(str(f.get("metric") or "")) + (f" ({html.escape(str(f['cause']))})" if f.get("cause") else "")
@@ -296,7 +314,7 @@ def flipped_diff(runs: Mapping[str, RunLike], comparison: Any, dataset: Any = No
             + (f"<div><span style='color:{MUTED_COLOUR}'>must include, missing from the {html.escape(v_label)}'s "
                f"answer:</span> {html.escape('; '.join(missing))}</div>" if missing else "")
             + f"<div style='display:grid;grid-template-columns:repeat(auto-fit,minmax(280px,1fr));gap:8px;margin-top:6px'>"
-            f"{_side(b_label, b, b_judge, b_why)}{_side(v_label, v, v_judge, v_why)}</div></div>"
+            f"{_side(b_label, b, b_side)}{_side(v_label, v, v_side)}</div></div>"
         )
     more = f"<p><em>{len(flips) - limit} more not shown.</em></p>" if len(flips) > limit else ""
     return Html(f"<div class='lk-flips-diff'>{''.join(blocks)}</div>{more}")
