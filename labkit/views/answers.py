@@ -144,17 +144,9 @@ def answers_table(run: RunLike, dataset: Any, *, limit: int | None = None) -> St
 
 
 
-def unjudged_reasons(run: RunLike) -> dict[str, str] | None:
-    """:func:`labkit.rundata.unjudged_reasons` of a run (a path or a RunDir)."""
-    from labkit.rundata import unjudged_reasons as of_run
-    from labkit.runs import RunDir
-
-    return of_run(run if isinstance(run, RunDir) else RunDir(run))
-
-
 def unjudged_reason(reasons: Mapping[str, str] | None, case_id: str, contexts: Any) -> str:
     """Why one answer was not judged against its retrieved context ('' when it was): the run's
-    scores say (:func:`unjudged_reasons`); a run without scores has no context to judge against
+    scores say (:func:`labkit.rundata.unjudged_reasons`); a run without scores has no context to judge against
     when no retrieved item has text (``no_context``, the rule of the faithfulness metric)."""
     if reasons is not None:
         return reasons.get(case_id, "")
@@ -174,7 +166,7 @@ def not_judged(reason: str) -> str:
 @dataclass(frozen=True)
 class _Judged:
     """What the diff reads of one run: its results by case id, the judge that scored it when it can
-    mark sentences, the cases its scores did not judge (:func:`unjudged_reasons`), and its corpus
+    mark sentences, the cases its scores did not judge (:func:`labkit.rundata.unjudged_reasons`), and its corpus
     (a chunk's text when a results line names the chunk only, as scoring reads it)."""
 
     results: dict[str, dict[str, Any]]
@@ -189,6 +181,7 @@ class _Judged:
 
 
 def _results(run: RunLike) -> _Judged:
+    from labkit.rundata import unjudged_reasons
     from labkit.runs import RunDir
     from labkit.scoring import resolve_corpus
 

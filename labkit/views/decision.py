@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.display import Html, Verdict, fmt_value, shorten
 from labkit.gate.report import failure_text
-from labkit.views.answers import reason_words, unjudged_reason, unjudged_reasons
+from labkit.rundata import unjudged_reasons
+from labkit.views.answers import reason_words, unjudged_reason
 from labkit.views.elements import callout, styler
 from labkit.views.verdicts import ship_decision
 
