@@ -342,6 +342,27 @@ def test_flipped_diff_reads_a_chunks_text_from_the_corpus_as_scoring_does(runs: 
     assert notes(copy) == want
 
 
+def test_flipped_diff_marks_no_sentence_of_a_run_another_kind_of_judge_scored(runs: dict[str, labkit.RunDir],
+                                                                              tmp_path: Path) -> None:
+    """The diff marks sentences with the lexical judge the run was scored by; a run an LLM judge
+    scored (or one of options this labkit does not know) is shown unmarked, never with the lexical
+    judge's marks taken for its verdicts, and never a traceback."""
+    import shutil
+
+    for judge in ({"type": "llm", "model": "judge-model"}, {"type": "lexical", "no_such_option": 1}):
+        copy = tmp_path / f"v-{judge['type']}"
+        shutil.copytree(runs["variant"].path, copy)
+        man = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))
+        man["scoring"]["judge"] = judge
+        (copy / "manifest.json").write_text(json.dumps(man), encoding="utf-8")
+        ok = next(r["case_id"] for r in labkit.RunDir(copy).results() if r.get("status") == "ok")
+        html_ = str(answers.flipped_diff({"baseline": runs["baseline"].path, "variant": copy},
+                                         {"flipped": [{"case_id": ok, "from": "pass", "to": "fail",
+                                                       "metric": "faithfulness"}]}))
+        side = html_[html_.index("<strong>variant</strong>"):]
+        assert "no per-sentence judge" in side and "<mark" not in side, judge
+
+
 def test_marked_answer_marks_only_unsupported_sentences() -> None:
     from labkit.judges import LexicalJudge
 

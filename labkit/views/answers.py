@@ -181,18 +181,14 @@ class _Judged:
 
 
 def _results(run: RunLike) -> _Judged:
+    from labkit.gate.review_queue import claim_judge
     from labkit.rundata import unjudged_reasons
     from labkit.runs import RunDir
     from labkit.scoring import resolve_corpus
 
     rd = run if isinstance(run, RunDir) else RunDir(run)
-    spec = ((rd.manifest.get("scoring") or {}).get("judge")) or None
-    judge = None
-    if spec is None or (isinstance(spec, Mapping) and spec.get("type", "lexical") == "lexical"):
-        from labkit.judges import get_judge
-
-        judge = get_judge(spec)
-    return _Judged({str(r["case_id"]): r for r in rd.results()}, judge, unjudged_reasons(rd),
+    judge, other = claim_judge(rd)  # (a run another kind of judge scored: its sentences are not marked here)
+    return _Judged({str(r["case_id"]): r for r in rd.results()}, None if other else judge, unjudged_reasons(rd),
                    resolve_corpus(None, rd))
 
 
