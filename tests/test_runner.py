@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from labkit.cases import EvalCase, as_cases
-from labkit.errors import ConfigError, PipelineError
+from labkit.errors import ConfigError, MissingDependencyError, PipelineError
 from labkit.openai_compat import RateLimited, ServerError
 from labkit.pipelines import LoadedPipeline, config_hash, load_pipeline
 from labkit.runner import RunnerConfig, case_key, merge_config, resume, run
@@ -649,3 +649,26 @@ def test_resume_of_a_manifest_without_score_k_takes_its_scoring_record_else_the_
     unscored.write_manifest(man)
     _cut_to(unscored, 1)
     assert resume(unscored.path, pipeline=load_pipeline(echo), config=QUIET).manifest["scoring"]["k"] == 5
+
+
+def test_an_executor_whose_extra_is_missing_is_refused_before_anything_is_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """``labkit run --executor dask`` without the extra said so in one line, but after writing a
+    manifest ("running") and empty results: the retry it suggested was refused as "already holds a
+    run", and the resume failed the same way. Nothing is written now, and the retry runs."""
+    import sys
+
+    from labkit.cli import main
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # (the extra not installed: its import fails)
+    out = tmp_path / "run"
+    args = ["run", "--dataset", "data/quick_lab.jsonl", "--pipeline", "data/pipelines/baseline.yaml",
+            "--out", str(out), "--quiet"]
+    assert main([*args, "--executor", "dask"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'labkit[dask]'" in err and err.count("\n") == 1, err
+    assert not out.exists() or not any(out.iterdir())
+    assert main(args) == 0
+    with pytest.raises(MissingDependencyError):
+        resume(out, overrides={"executor": "dask"})
+    assert json.loads((out / "manifest.json").read_text())["status"] == "complete"

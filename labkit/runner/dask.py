@@ -21,7 +21,7 @@ from labkit.runner.local import run_cases
 if TYPE_CHECKING:
     from labkit.pipelines import LoadedPipeline
 
-__all__ = ["dask_batch", "run_dask"]
+__all__ = ["dask_batch", "require_executor", "run_dask"]
 
 
 def dask_batch(pipeline: LoadedPipeline, cfg: dict[str, Any], run_id: str, cases: list[EvalCase]) -> list[CaseOutcome]:
@@ -30,14 +30,26 @@ def dask_batch(pipeline: LoadedPipeline, cfg: dict[str, Any], run_id: str, cases
     return run_cases(cases, pipeline, local, run_id=run_id)
 
 
-def _client(cfg: RunnerConfig) -> tuple[Any, list[Any]]:
-    """The Dask client to use, and what this run started (to close at its end)."""
+def require_executor(cfg: RunnerConfig) -> None:
+    """A MissingDependencyError when ``cfg`` runs on Dask and the extra is not installed: checked
+    before a run writes anything (a run begun and refused would hold a manifest and refuse its retry)."""
+    if cfg.executor == "dask":
+        _distributed()
+
+
+def _distributed() -> Any:
     try:
         import distributed
     except ImportError:
         from labkit.errors import MissingDependencyError
 
         raise MissingDependencyError("dask[distributed]", extra="dask", feature="executor: dask") from None
+    return distributed
+
+
+def _client(cfg: RunnerConfig) -> tuple[Any, list[Any]]:
+    """The Dask client to use, and what this run started (to close at its end)."""
+    distributed = _distributed()
     if cfg.scheduler:
         try:
             client = distributed.Client(cfg.scheduler, timeout=30)

@@ -17,6 +17,7 @@ from labkit.cases import Dataset, load_cases
 from labkit.errors import ConfigError, PipelineError
 from labkit.io import atomic_write_text, iter_jsonl
 from labkit.runner.config import RunnerConfig, merge_config
+from labkit.runner.dask import require_executor
 from labkit.runner.keys import case_key, pipeline_key_hashes
 from labkit.runner.lock import RunLock
 from labkit.runner.manifest import resume_k
@@ -106,6 +107,7 @@ def _resume_locked(
     base = dict(pipe.runner)
     base.update(man.get("runner") or {})
     cfg = merge_config(base, config, overrides, path=str(rd.manifest_path))
+    require_executor(cfg)  # (before the run's files are touched)
     red = redactor(cfg.redaction)
     refuse_secret_ids(ds, red)  # (a run begun before ids were checked: before it writes more)
     refuse_secret_names(pipeline_names(pipe), red, path=pipe.path)

@@ -18,7 +18,7 @@ from labkit.io import atomic_write_text, iter_jsonl, settle
 from labkit.resultline import check_line
 from labkit.runner.cache import ResultCache
 from labkit.runner.config import RunnerConfig, merge_config
-from labkit.runner.dask import run_dask
+from labkit.runner.dask import require_executor, run_dask
 from labkit.runner.executor import CaseExecutor, CaseOutcome
 from labkit.runner.local import run_local
 from labkit.runner.lock import RunLock
@@ -193,6 +193,7 @@ def run(
     ds = load_dataset(dataset)
     pipe = load_pipeline(pipeline, corpus_dir)
     cfg = merge_config(pipe.runner, config, overrides, path=pipe.path)
+    require_executor(cfg)
     red = redactor(cfg.redaction)
     refuse_secret_ids(ds, red)  # (before anything is written)
     refuse_secret_names([("--run-id" if run_id else "--out (the run id)", run_id or Path(out_dir).name)], red)
