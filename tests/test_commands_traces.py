@@ -142,3 +142,23 @@ def test_a_query_the_database_cannot_parse_names_its_error(tmp_path, capsys) -> 
     assert main(["traces", str(run), "--sql", "select * frm traces"]) == 2
     err = capsys.readouterr().err
     assert "syntax error" in err and "Traceback" not in err and err.strip().count("\n") <= 1, err
+
+
+@pytest.mark.parametrize(("args", "flag", "action"), [
+    (["{run}", "--otlp", "http://127.0.0.1:9"], "--otlp", "export"),
+    (["{run}", "--capture-content"], "--capture-content", "export"),
+    (["{run}", "--timeout", "1"], "--timeout", "export"),
+    (["{run}", "--rules", "data/alerts.yaml"], "--rules", "checklist"),
+    (["compact", "{run}", "--otlp", "http://127.0.0.1:9"], "--otlp", "export"),
+    (["export", "{run}", "--otlp", "http://127.0.0.1:9", "--sql", "select 1"], "--sql", "a query"),
+    (["checklist", "{run}", "--out", "x.parquet"], "--out", "compact"),
+])
+def test_an_option_of_another_action_is_a_usage_error(tmp_path, capsys, args: list[str], flag: str,
+                                                      action: str) -> None:
+    """``labkit traces RUN --otlp URL`` (without ``export``) printed the summary and exited 0: a CI
+    step took the traces for exported. An option is used by its action only; given to another it
+    is a usage error naming it, before anything is read or sent."""
+    run = _one_run(tmp_path, json.dumps({"trace_id": "t1", "case_id": "c1", "status": "ok", "latency_ms": 5}))
+    assert main(["traces", *(a.format(run=run) for a in args)]) == 2
+    err = capsys.readouterr().err
+    assert f"{flag} is an option of {action}" in err and "Traceback" not in err and err.count("\n") == 1, err

@@ -63,7 +63,7 @@ def register(sub: Any) -> None:
                    help="rows shown in table format (0 = all)")
     p.add_argument("--out", help="compact: one Parquet file for all runs (default: traces.parquet per run)")
     p.add_argument("--otlp", help="export: OTLP/HTTP collector base URL, e.g. http://127.0.0.1:4318")
-    p.add_argument("--timeout", type=_positive_seconds, default=10.0, metavar="S",
+    p.add_argument("--timeout", type=_positive_seconds, default=None, metavar="S",
                    help="export: seconds to wait for the endpoint, retries included (default 10)")
     p.add_argument("--capture-content", action="store_true", help="export: include (redacted) text content")
     p.add_argument("--rules", help="checklist: alert rules YAML")
@@ -142,12 +142,32 @@ def _emit(df: Any, fmt: str, limit: int = 0) -> None:
                 print(f"... {len(df) - len(shown)} more rows (use --limit 0 or --format csv)")
 
 
+#: The actions of ``labkit traces`` (a query of runs when the first word names none) and how to call each.
+_ACTIONS = {"query": "a query (labkit traces RUN_DIR... --sql QUERY | --view NAME)",
+            "compact": "compact (labkit traces compact RUN_DIR... --out FILE)",
+            "export": "export (labkit traces export RUN_DIR... --otlp URL)",
+            "checklist": "checklist (labkit traces checklist RUN_DIR... --rules FILE)"}
+#: The options that only one action uses: the flag, its attribute, its action.
+_ACTION_OPTIONS = (("--sql", "sql", "query"), ("--view", "view", "query"), ("--comparison", "comparison", "query"),
+                   ("--out", "out", "compact"), ("--otlp", "otlp", "export"), ("--timeout", "timeout", "export"),
+                   ("--capture-content", "capture_content", "export"), ("--rules", "rules", "checklist"))
+
+
+def _refuse_options_of_other_actions(args: argparse.Namespace, action: str) -> None:
+    """A usage error for an option ``action`` does not use (``labkit traces RUN --otlp URL`` printed
+    the summary and exited 0: nothing was exported)."""
+    for flag, attr, owner in _ACTION_OPTIONS:
+        if owner != action and getattr(args, attr) not in (None, False):
+            raise ConfigError(f"{flag} is an option of {_ACTIONS[owner]}, not of {action}", field=flag.lstrip("-"))
+
+
 def _traces(args: argparse.Namespace) -> int:
     from labkit.trace.compaction import compact
     from labkit.trace.sql import check_read_only
     from labkit.trace.store import TraceStore
 
     head = args.run_dirs[0]
+    _refuse_options_of_other_actions(args, head if head in _ACTIONS and not Path(head).is_dir() else "query")
     if head in ("compact", "export", "checklist") and not Path(head).is_dir():
         rest = args.run_dirs[1:]
         if not rest:
@@ -168,7 +188,7 @@ def _traces(args: argparse.Namespace) -> int:
 
             try:
                 n = export_runs(rest, endpoint=args.otlp, capture_content=args.capture_content,
-                                timeout_s=args.timeout)
+                                timeout_s=10.0 if args.timeout is None else args.timeout)
             except ExportFailed as e:
                 print(f"labkit: error: {e}", file=sys.stderr)
                 return 1
