@@ -208,6 +208,11 @@ def _check_retrieved(raw: Any, line: int | None, out: list[Problem]) -> list[dic
             retrieved.append(it)
         elif isinstance(it, str) and it:
             retrieved.append({"id": it})
+        elif isinstance(it, dict):
+            out.append(Problem(line, f"retrieved[{i}]", "an object without an 'id'") if "id" not in it else
+                       Problem(line, f"retrieved[{i}].id", "must be a non-empty string, got "
+                               + ("an empty one" if it["id"] == "" else "null" if it["id"] is None
+                                  else type(it["id"]).__name__)))
         else:
             out.append(Problem(line, f"retrieved[{i}]", "must be an id string or an object with an 'id'"))
     return retrieved
@@ -346,9 +351,11 @@ def _check_truncation(obj: Mapping[str, Any], line: int | None, out: list[Proble
         out.append(Problem(line, "truncated_chars", "given without truncated: true"))
 
 
-def problems_text(problems: list[Problem]) -> str:
-    """The problems of one line as one short text (for an error result)."""
-    return "; ".join(f"result field {p.field!r}: {p.reason}" if p.field else p.reason for p in problems)
+def problems_text(problems: list[Problem], *, shown: int = 3) -> str:
+    """The problems of one line as one short text (for an error result): the first ``shown`` of
+    them, and how many more (a list of fifty bad items is one problem told fifty times)."""
+    text = "; ".join(f"result field {p.field!r}: {p.reason}" if p.field else p.reason for p in problems[:shown])
+    return text + (f" (and {len(problems) - shown} more)" if len(problems) > shown else "")
 
 
 def cache_entry(data: Any, key: str) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ import pytest
 from labkit.cases import as_cases, save_cases
 from labkit.cli import main
 from labkit.errors import DatasetError, Problem
-from labkit.resultline import ResultError, check_line, to_json_value
+from labkit.resultline import ResultError, check_line, problems_text, to_json_value
 from labkit.runs import RunDir, read_results
 
 ORIGIN = {"run_id": "base-1", "trace_id": "0" * 32}
@@ -222,5 +222,22 @@ def test_an_explicit_null_id_in_a_results_line_is_refused_naming_file_line_field
                  '{"case_id": "c", "answer": "z", "retrieved": [{"id": "doc#1"}, {"id": null, "text": "t"}]}\n')
     with pytest.raises(DatasetError) as ei:
         read_results(p)
-    assert [(q.line, q.field) for q in ei.value.problems] == [(2, "case_id"), (3, "retrieved[1]")]
+    assert [(q.line, q.field) for q in ei.value.problems] == [(2, "case_id"), (3, "retrieved[1].id")]
+    assert ei.value.problems[1].reason == "must be a non-empty string, got null"
     assert str(p) in str(ei.value)
+
+
+def test_a_retrieved_id_that_is_no_string_is_named_at_its_field() -> None:
+    """``{"id": 3, "source": "billing"}`` was told "must be an id string or an object with an
+    'id'" -- it is an object with an 'id' -- once per item, until the one stderr line was cut."""
+    out: list[Problem] = []
+    line = {"case_id": "c1", "answer": "x", "retrieved": [{"id": i, "source": "billing"} for i in range(5)]
+            + [{"source": "billing"}, {"id": ""}, 7]}
+    assert check_line(line, 4, out) is None
+    assert [(p.field, p.reason) for p in out][:1] == [("retrieved[0].id", "must be a non-empty string, got int")]
+    assert ("retrieved[5]", "an object without an 'id'") in [(p.field, p.reason) for p in out]
+    assert ("retrieved[6].id", "must be a non-empty string, got an empty one") in [(p.field, p.reason) for p in out]
+    assert ("retrieved[7]", "must be an id string or an object with an 'id'") in [(p.field, p.reason) for p in out]
+    text = problems_text(out)
+    assert text.startswith("result field 'retrieved[0].id': must be a non-empty string, got int; ")
+    assert text.endswith("(and 5 more)") and text.count("result field") == 3, text

@@ -291,5 +291,7 @@ def test_a_run_where_every_case_failed_exits_1(project: Path, capsys: pytest.Cap
     err = capsys.readouterr().err.strip()
     assert code == 1
     assert len(err.splitlines()) == 1 and "every case failed" in err and "upstream said no" in err, err
+    first = json.loads((project / "r" / "results.jsonl").read_text().splitlines()[0])["case_id"]
+    assert f"first error (case {first}): " in err, err  # (which case to look at, in results.jsonl)
     assert main(["run", "--dataset", str(project / "other.jsonl"), "--pipeline", "lockpipe:fast",
                  "--out", str(project / "ok"), "--quiet"]) == 0

@@ -117,7 +117,7 @@ def _run(args: argparse.Namespace) -> int:
         kinds = sorted({str(r.get("error_type") or r["status"]) for r in failed})
         first = " ".join(str(failed[0].get("error")).split())[:300]
         print(f"labkit: error: every case failed ({len(failed)} of {len(results)}: {', '.join(kinds)}); "
-              f"first error: {first}", file=sys.stderr)
+              f"first error (case {failed[0]['case_id']}): {first}", file=sys.stderr)
         return 1
     return 0
 
