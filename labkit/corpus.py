@@ -17,12 +17,17 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labkit.errors import ConfigError
 from labkit.paths import FolderInput
+from labkit.text import normalize_phrase
+
+if TYPE_CHECKING:
+    from labkit.cases import EvalCase
 
 _SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[*-])")
 
@@ -145,4 +150,33 @@ def chunk_document(doc_id: str, text: str, chunk_size: int = 200) -> list[Chunk]
         if part:
             n += 1
             out.append(Chunk(f"{base}.{n}", doc_id, title, heading or title, " ".join(part)))
+    return out
+
+
+def gold_problems(cases: Sequence[EvalCase], corpus: Corpus) -> list[tuple[int, str, str]]:
+    """(position of the case, field, reason) for each rule of a dataset's gold (docs/dataset.md)
+    that ``corpus`` shows broken: a gold chunk or document the corpus does not hold (a typo
+    scores as a retrieval miss), a first gold chunk not of ``expected_source``, a must_include
+    phrase not in the gold text, a must_not_include phrase in it (a correct answer would violate
+    it). Phrases are found as the metrics find them (:func:`labkit.text.normalize_phrase`)."""
+    docs = set(corpus.doc_ids)
+    out: list[tuple[int, str, str]] = []
+    for i, case in enumerate(cases):
+        n0 = len(out)
+        found = [corpus.chunk(cid) for cid in case.expected_chunks]
+        out += [(i, f"expected_chunks[{j}]", f"no chunk {cid!r} in the corpus")
+                for j, (cid, ch) in enumerate(zip(case.expected_chunks, found, strict=True)) if ch is None]
+        if case.expected_source is not None and case.expected_source not in docs:
+            out.append((i, "expected_source", f"no document {case.expected_source!r} in the corpus"))
+        elif found and found[0] is not None and case.expected_source and found[0].source != case.expected_source:
+            out.append((i, "expected_chunks[0]",
+                        f"chunk {found[0].id!r} is not of expected_source {case.expected_source!r}"))
+        if len(out) > n0 or not case.gold:
+            continue  # (no gold text to read the phrases in)
+        text = normalize_phrase("\n".join(ch.text for ch in found if ch is not None) if found
+                                else corpus.document_text(str(case.expected_source)))
+        out += [(i, f"must_include[{j}]", f"{p!r} is not in the gold text")
+                for j, p in enumerate(case.must_include) if normalize_phrase(p) not in text]
+        out += [(i, f"must_not_include[{j}]", f"{p!r} is in the gold text: a correct answer would violate it")
+                for j, p in enumerate(case.must_not_include) if normalize_phrase(p) in text]
     return out

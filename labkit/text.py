@@ -148,6 +148,12 @@ def _word_set(tokens: list[str]) -> set[str]:
     return out
 
 
+def normalize_phrase(text: str) -> str:
+    """Lowercase and collapse whitespace runs to one space: how a must_include phrase is found in
+    an answer, and in a case's gold text (what str.split splits at is what \\s matches in a str)."""
+    return " ".join(text.lower().split())
+
+
 def strip_citations(text: str) -> str:
     """Remove citation markers like ``[security-runbook#2]``, ``[1]`` or ``[a#1, b#2]``; brackets
     around words are kept (a claim does not stop being one inside brackets)."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from labkit.cases import Dataset, EvalCase, load_cases
-from labkit.corpus import Corpus
+from labkit.corpus import Corpus, gold_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
@@ -117,11 +117,6 @@ def gold_text(case: EvalCase, corpus: Corpus) -> str:
     return "\n\n".join(c.text for c in corpus.chunks if c.source == case.expected_source)
 
 
-def missing_phrases(case: EvalCase, corpus: Corpus) -> list[str]:
-    text = gold_text(case, corpus)
-    return [p for p in case.must_include if not contains(text, p)]
-
-
 # ---------------------------------------------------------------- corpus
 
 
@@ -207,31 +202,12 @@ def test_dataset_labels_are_complete(dataset: Dataset) -> None:
 
 
 def test_gold_chunks_exist_and_hold_must_include(dataset: Dataset, corpus: Corpus) -> None:
-    problems = []
-    for case in dataset:
-        for cid in case.expected_chunks:
-            chunk = corpus.chunk(cid)
-            if chunk is None:
-                problems.append(f"{case.id}: unknown chunk {cid}")
-        if case.expected_source is None or any(
-            corpus.chunk(c) is None for c in case.expected_chunks
-        ):
-            continue
-        problems += [f"{case.id}: {p!r} not in gold text" for p in missing_phrases(case, corpus)]
-        # must_not_include must not punish a correct extractive answer
-        text = gold_text(case, corpus)
-        problems += [
-            f"{case.id}: must_not_include {p!r} is in the gold text"
-            for p in case.must_not_include
-            if contains(text, p)
-        ]
+    """Every gold chunk and document is in the corpus, the first gold chunk is of expected_source,
+    every must_include phrase is in the gold text and no must_not_include phrase is (a correct
+    extractive answer is never punished): labkit.corpus.gold_problems, what `labkit dataset
+    validate --corpus` checks."""
+    problems = [f"{list(dataset)[i].id}: {field}: {reason}" for i, field, reason in gold_problems(list(dataset), corpus)]
     assert not problems, "\n".join(problems)
-
-
-def test_gold_source_agrees_with_first_gold_chunk(dataset: Dataset) -> None:
-    for case in dataset:
-        if case.expected_chunks:
-            assert case.expected_chunks[0].split("#")[0] == case.expected_source, case.id
 
 
 def test_high_risk_cases_require_manual_review_where_docs_say_so(
@@ -261,7 +237,7 @@ def test_checker_catches_a_wrong_phrase(corpus: Corpus) -> None:
         expected_chunks=("security-runbook#1",),
         must_include=("identity verification", "at least 12 characters"),
     )
-    assert missing_phrases(bad, corpus) == ["identity verification"]
+    assert gold_problems([bad], corpus) == [(0, "must_include[0]", "'identity verification' is not in the gold text")]
     assert route_tools("Escalate T-7 for u-3 please") == [
         {"name": "lookup_account", "args": {"user_id": "u-3"}},
         {"name": "escalate_ticket", "args": {"ticket_id": "T-7"}},

@@ -13,6 +13,8 @@ def register(sub: Any) -> None:
 
     v = dsub.add_parser("validate", help="validate a JSONL dataset; exit 2 listing every bad line")
     v.add_argument("path")
+    v.add_argument("--corpus", metavar="DIR", help="also check the gold against this corpus: every gold chunk and "
+                   "document there, must_include phrases in the gold text (docs/dataset.md)")
     v.set_defaults(handler=_validate)
 
     s = dsub.add_parser("stats", help="counts by category, risk and kind")
@@ -32,8 +34,23 @@ def _validate(args: argparse.Namespace) -> int:
     from labkit.cases import load_cases
 
     ds = load_cases(args.path)
-    print(f"{args.path}: {len(ds)} valid cases, fingerprint {ds.fingerprint[:16]}")
+    if args.corpus:
+        _check_gold(args.path, ds, args.corpus)
+    print(f"{args.path}: {len(ds)} valid cases" + (f", gold found in {args.corpus}" if args.corpus else "")
+          + f", fingerprint {ds.fingerprint[:16]}")
     return 0
+
+
+def _check_gold(path: str, ds: Any, corpus_dir: str) -> None:
+    """A DatasetError listing each gold problem (labkit.corpus.gold_problems) at its case's line."""
+    from labkit.corpus import Corpus, gold_problems
+    from labkit.errors import DatasetError, Problem
+
+    with open(path, encoding="utf-8") as f:  # (a valid dataset: one case a line that is not blank)
+        lines = [n for n, text in enumerate(f, start=1) if text.strip()]
+    problems = gold_problems(list(ds), Corpus.load(corpus_dir))
+    if problems:
+        raise DatasetError(path, [Problem(lines[i], field, reason) for i, field, reason in problems])
 
 
 def _stats(args: argparse.Namespace) -> int:

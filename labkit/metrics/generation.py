@@ -24,6 +24,7 @@ from labkit.metrics import reference
 from labkit.metrics.columns import Column, ColumnFn, line_answer, reads_column, statuses
 from labkit.metrics.retrieval import dedupe, run_items, to_level, unlogged_mask
 from labkit.registry import METRICS, metric
+from labkit.text import normalize_phrase as normalize
 
 if TYPE_CHECKING:
     from labkit.cases import EvalCase
@@ -44,11 +45,6 @@ class ClaimJudge(Protocol):
     def faithfulness(self, answer: str, contexts: Sequence[str]) -> tuple[float | None, str]: ...
 
     def relevance(self, question: str, answer: str) -> float | None: ...
-
-
-def normalize(text: str) -> str:
-    """Lowercase and collapse whitespace runs to one space (for phrase matching)."""
-    return " ".join(text.lower().split())  # what str.split splits at is what \s matches in a str
 
 
 def phrases_found(answer: str | None, phrases: Iterable[str]) -> list[bool]:
