@@ -424,6 +424,9 @@ def test_the_unmeasured_budget_can_explicitly_allow_missing_cases(shipped_runs, 
     loose = Gate.from_dict({"checks": checks, "unmeasured": {"max_rate": 0.2}}).evaluate(run)
     cov = next(c for c in loose.checks if c.kind == "coverage")
     assert cov.passed and cov.observed == pytest.approx(3 / 70)
+    # the observed value is the share of cases missing, and says so ("observed 0" read as 0 judged)
+    assert "every case of the dataset judged: observed 4.3% missing — " in loose.summary()
+    assert "| every case of the dataset judged | 4.3% missing |" in loose.to_markdown()
     # a missing case is unmeasured on every gated metric
     um = next(c for c in loose.checks if c.kind == "unmeasured")
     assert "of 70 cases" in um.reason

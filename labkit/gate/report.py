@@ -83,6 +83,14 @@ def failure_text(c: Any) -> str:
     return f"{c.name}: {getattr(c, 'reason', '') or 'unmeasured'}"
 
 
+def _observed_short(c: Any) -> str:
+    """A check's observed value as the summary and the markdown table show it: the coverage check's
+    is the share of the dataset's cases with no result (``0.0% missing``, never a bare 0)."""
+    if c.observed is None:
+        return "—"
+    return f"{c.observed:.1%} missing" if c.kind == "coverage" else f"{c.observed:.4g}"
+
+
 @dataclass(kw_only=True)
 class GateReport:
     gate: str
@@ -123,7 +131,7 @@ class GateReport:
                  f" ({len(self.checks) - len(self.failed)}/{len(self.checks)} checks passed"
                  + (f"; {judged}" if judged else "") + ")"]
         for c in self.checks:
-            obs = "—" if c.observed is None else f"{c.observed:.4g}"
+            obs = _observed_short(c)
             lines.append(f"  [{'pass' if c.passed else 'FAIL'}] {c.name}: observed {obs} — {c.reason}")
         pr = self.pre_registration
         if pr:
@@ -135,7 +143,7 @@ class GateReport:
         head = "PASS" if self.passed else "FAIL"
         rows = ["| check | observed | threshold | n | result | reason |", "|---|---|---|---|---|---|"]
         for c in self.checks:
-            obs = "—" if c.observed is None else f"{c.observed:.4g}"
+            obs = _observed_short(c)
             thr = "—" if c.threshold is None else f"{c.op or 'margin'} {c.threshold:g}"
             n = "—" if c.n is None else (f"{c.n}" if c.min_n is None else f"{c.n} (min {c.min_n})")
             rows.append(f"| {c.name} | {obs} | {thr} | {n} | {'✅ pass' if c.passed else '❌ fail'} | {c.reason} |")
