@@ -70,8 +70,8 @@ def test_assert_gate_takes_a_path_a_rundir_and_a_gate_file_and_passes_the_baseli
     for target in (small_run, str(small_run.path), small_run.path):
         rep = assert_gate(target, gate, baseline=base.path)  # the same pipeline: no drop
         assert rep.passed and {c.kind for c in rep.checks} >= {"absolute", "regression"}
-    with pytest.raises(ConfigError, match="give the baseline run"):  # a usage error, not a failed check
-        assert_gate(small_run, gate)
+    with pytest.raises(ConfigError, match=r"give the baseline run \(baseline=RUN_DIR; labkit gate --baseline"):
+        assert_gate(small_run, gate)  # a usage error, not a failed check, told in the caller's terms too
 
 
 def test_assert_case_passes_a_good_result() -> None:

@@ -280,7 +280,8 @@ def _regression(r: RegressionCheck, m: Mapping[str, Any] | None, budget: float =
 
 def _regressions(gate: Gate, run: Any, baseline: Any, seed: int) -> list[CheckResult]:
     if baseline is None:
-        raise ConfigError("the gate has regression checks: give the baseline run (--baseline RUN_DIR)",
+        raise ConfigError("the gate has regression checks: give the baseline run (baseline=RUN_DIR; labkit gate "
+                          "--baseline RUN_DIR)",
                           path=gate.path, field="regression")
     if run is None:
         raise ConfigError("regression checks judge a run directory, not a dict of metrics",
