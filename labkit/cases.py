@@ -245,6 +245,8 @@ def _parse(obj: Any, line: int | None) -> tuple[EvalCase | None, list[Problem]]:
                                        "derived from the question)"))
     elif cid is not None and (not isinstance(cid, str) or not cid.strip()):
         out.append(Problem(line, "id", "must be a non-empty string"))
+    elif isinstance(cid, str) and cid != cid.strip():  # ("c " and "c" would be two cases no eye tells apart)
+        out.append(Problem(line, "id", f"must not begin or end with whitespace, got {cid!r}"))
     expected_source = _opt_str(obj, "expected_source", line, out)
     reference = _opt_str(obj, "reference_answer", line, out)
     chunks = _str_list(obj, "expected_chunks", line, out)

@@ -429,3 +429,16 @@ def test_an_explicit_null_id_is_a_field_error_not_a_derived_id(tmp_path):
     with pytest.raises(DatasetError, match=r"^id: must be a non-empty string, got null"):
         EvalCase.from_dict({"id": None, "question": "q"})
     assert EvalCase.from_dict({"question": "q"}).id == derive_id("q")  # absent: derived, as documented
+
+
+def test_an_id_with_whitespace_around_it_is_refused_at_its_line(tmp_path):
+    """``"c "`` and ``"c"`` were two cases: a results line, a review or a feedback record for the
+    one could not be told from the other by eye. An id is written without whitespace around it."""
+    p = tmp_path / "ds.jsonl"
+    p.write_text('{"id": "c", "question": "q1?"}\n{"id": "c ", "question": "q2?"}\n{"id": "\\tc2", "question": "q3?"}\n'
+                 '{"id": "has space", "question": "q4?"}\n', encoding="utf-8")
+    with pytest.raises(DatasetError) as e:
+        load_cases(p)
+    got = [(q.line, q.field, q.reason) for q in e.value.problems]
+    assert got == [(2, "id", "must not begin or end with whitespace, got 'c '"),
+                   (3, "id", "must not begin or end with whitespace, got '\\tc2'")], got
