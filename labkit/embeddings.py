@@ -196,9 +196,7 @@ class EmbeddingsClient:
         rows = [self._cache[(kind, t)] for t in texts]
         if len({len(r) for r in rows}) > 1:
             raise MalformedResponse("the endpoint's embeddings differ in length between requests", url=self.url)
-        mat = np.asarray(rows, dtype=np.float32)
-        norms = np.linalg.norm(mat, axis=1, keepdims=True)
-        return mat / norms
+        return _unit_rows(np.asarray(rows, dtype=np.float64))
 
     def _send(self, texts: list[str], kind: str) -> list[list[float]]:
         """Embed one batch, retrying retryable faults with backoff."""
@@ -267,3 +265,14 @@ def client_from(spec: Mapping[str, Any] | EmbeddingsClient, *, field: str = "emb
         return EmbeddingsClient(**cfg)
     except TypeError as e:
         raise ConfigError(f"bad options: {e}", field=field) from None
+
+
+def _unit_rows(mat: Any) -> NDArray[np.float32]:
+    """Each row of ``mat`` (finite, none all zero: :func:`parse_embeddings`) scaled to unit length,
+    as float32. Each is first divided by its largest magnitude, so a row of 1e300s or of 1e-300s has
+    its direction (its squared length would overflow or underflow: a row of zeros, or NaN)."""
+    import numpy as np
+
+    scaled = mat / np.max(np.abs(mat), axis=1, keepdims=True)
+    out = scaled / np.linalg.norm(scaled, axis=1, keepdims=True)
+    return np.asarray(out, dtype=np.float32)

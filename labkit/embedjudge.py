@@ -23,10 +23,17 @@ docs/embeddings.md.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from labkit.errors import ClientHTTPError, ConfigError, EndpointError, JudgeRefused
+from labkit.errors import (
+    ClientHTTPError,
+    ConfigError,
+    EndpointError,
+    JudgeRefused,
+    MalformedResponse,
+)
 from labkit.judges import Judge, get_judge, register_judge
 from labkit.registry import metric
 from labkit.text import strip_citations
@@ -99,6 +106,12 @@ class EmbeddingJudge:
         try:
             q = self.client.embed([query], kind="query")
             m = self.client.embed(list(others), kind=kind)
+            if m.shape[1] != q.shape[1]:  # (two requests, two models behind one endpoint)
+                raise MalformedResponse(f"the endpoint's embeddings differ in length between requests "
+                                        f"({q.shape[1]} and {m.shape[1]})", url=self.client.url)
+            cosines = [float(x) for x in m @ q[0]]
+            if not all(math.isfinite(x) for x in cosines):  # (never clipped: min(1.0, nan) is 1.0)
+                raise MalformedResponse("an embedding gave no finite cosine", url=self.client.url)
         except ClientHTTPError as e:
             raise JudgeRefused(f"embedding endpoint refused the request: {e}") from None
         except EndpointError as e:  # after the client's retries: 429, 5xx, timeouts, malformed bodies
@@ -109,7 +122,7 @@ class EmbeddingJudge:
                                    f"row (last: {type(e).__name__}: {e})") from None
             return None
         self._failed_in_a_row = 0
-        return [max(0.0, min(1.0, float(x))) for x in m @ q[0]]
+        return [max(0.0, min(1.0, x)) for x in cosines]
 
     def faithfulness(self, answer: str, contexts: Sequence[str]) -> tuple[float | None, str]:
         return self.claims.faithfulness(answer, contexts)

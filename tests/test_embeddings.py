@@ -228,3 +228,16 @@ def test_vectors_of_another_length_in_a_later_reply_are_an_error(srv):
     c.embed(["second"])
     with pytest.raises(MalformedResponse, match="between requests"):
         c.embed(["first", "second"])
+
+
+@pytest.mark.parametrize("scale", [1e30, 1e300, 1e-44, 1e-300])
+def test_a_vector_of_extreme_but_finite_values_is_normalised_to_its_own_direction(srv, scale: float):
+    """A reply multiplied by 1e30 (or 1e-44) is the same direction: in float32 its squared length
+    overflowed (a row of zeros) or underflowed (0 / 0: NaN), and the judge read every cosine as
+    0.0 or 1.0, measured. The row is scaled before it is normalised, and comes back as the direction."""
+    v = simulated_vector("reset an api key")
+    srv.fail(body(json.dumps({"object": "list", "data": [{"object": "embedding", "index": 0,
+                                                         "embedding": [x * scale for x in v]}]})))
+    m = _client(srv).embed(["reset an api key"])
+    assert np.isfinite(m).all()
+    np.testing.assert_allclose(m[0], _unit(v), rtol=1e-5, atol=1e-7)

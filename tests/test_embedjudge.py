@@ -252,3 +252,21 @@ def test_an_endpoint_that_stays_down_stops_the_scoring_in_one_line(tmp_path, cap
     assert main(["score", str(run), "--dataset", GOLDEN, "--judge", str(cfg)]) == 2
     err = capsys.readouterr().err
     assert "failed 3 times in a row" in err and "Traceback" not in err
+
+
+def test_vectors_of_two_lengths_from_one_endpoint_leave_the_case_unmeasured(srv):
+    """The query's vector and the answer's came back of two lengths (a model swapped behind a
+    load balancer): a numpy ValueError traceback ended `labkit score`. It is the malformed reply
+    it is: the case is unmeasured and counted as a failure of the endpoint."""
+    import json
+
+    from fake_embeddings import body
+
+    def reply(n: int) -> str:
+        return json.dumps({"object": "list", "data": [{"object": "embedding", "index": 0,
+                                                      "embedding": [0.5] * n}]})
+
+    srv.fail(body(reply(8)), body(reply(5)))
+    j = _judge(srv, retries=0)
+    assert j.relevance("a question", "an answer") is None
+    assert len(j.errors) == 1 and "MalformedResponse" in j.errors[0] and "length" in j.errors[0], j.errors
