@@ -38,6 +38,7 @@ import asyncio
 import email.utils
 import functools
 import json
+import math
 import os
 import time
 import weakref
@@ -158,6 +159,8 @@ def parse_completion(body: bytes | str, *, url: str | None = None) -> ChatReply:
             ("output_tokens", "output_tokens"),
         ):
             v = raw_usage.get(src)
+            if isinstance(v, float) and math.isfinite(v) and v.is_integer():  # (812.0 is 812, as in a results line)
+                v = int(v)
             if isinstance(v, int) and not isinstance(v, bool) and dst not in usage:
                 usage[dst] = v
     model = data.get("model") if isinstance(data.get("model"), str) else None

@@ -120,6 +120,7 @@ class FakeOpenAI:
 
     def __init__(self, reply: Callable[[dict[str, Any]], str] | None = None, model: str = "fake-model") -> None:
         self.reply = reply or default_reply
+        self.usage = True  # False: replies carry no usage (some servers send none)
         self.model = model
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
@@ -269,6 +270,8 @@ class FakeOpenAI:
                         "total_tokens": words_in + len(text.split()),
                     },
                 }
+                if not fake.usage:
+                    del out["usage"]
                 self._send(200, json.dumps(out).encode())
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fake_openai import (
@@ -168,6 +169,45 @@ def test_http_pipeline_usage_cost_and_citations(tmp_path: Path, srv: FakeOpenAI)
     assert out["cost_usd"] == pytest.approx(n_in / 1000 * 1.0 + 5 / 1000 * 2.0)
     assert out["prompt_version"] == "http-v1"
     assert srv.requests[0]["max_tokens"] == 50
+
+
+def test_a_reply_without_usage_has_no_cost_not_a_cost_of_zero(tmp_path: Path, srv: FakeOpenAI) -> None:
+    """A server that sends no usage: tokens were unmeasured, but cost_usd was a measured 0.0 on
+    every case, so a cost gate passed on nothing. A price needs its token count; without it the
+    cost is unknown (null), and cost_per_success and total_cost_usd count the case unmeasured."""
+    srv.usage = False
+    p = write_yaml(tmp_path / "p.yaml", {"type": "http", "name": "ep", "base_url": srv.base_url, "model": "m",
+                                         "price_per_1k_input": 1.0, "price_per_1k_output": 2.0})
+    pipe = load_pipeline(p)
+    out = asyncio.run(pipe.fn(as_cases([{"id": "c1", "question": "how do I reset a key"}])[0]))
+    assert out["answer"] and not out.get("usage") and out["cost_usd"] is None, out
+    only_output = write_yaml(tmp_path / "o.yaml", {"type": "http", "name": "ep", "base_url": srv.base_url,
+                                                   "model": "m", "price_per_1k_output": 2.0})
+    srv.usage = True
+    out = asyncio.run(load_pipeline(only_output).fn(as_cases([{"id": "c1", "question": "how do I reset a key"}])[0]))
+    assert out["cost_usd"] == pytest.approx(out["usage"]["output_tokens"] / 1000 * 2.0)
+
+
+def test_a_token_count_written_as_an_integral_float_is_read_and_a_non_finite_one_is_unknown() -> None:
+    """``"prompt_tokens": 12.0`` was dropped (a results line reads 812.0 as 812); NaN stays unknown."""
+    from labkit.openai_compat import parse_completion
+
+    def usage(u: dict[str, Any]) -> dict[str, int]:
+        return parse_completion(json.dumps({"choices": [{"message": {"content": "x"}}], "usage": u}),
+                                url="http://x").usage
+
+    assert usage({"prompt_tokens": 12.0, "completion_tokens": 3}) == {"input_tokens": 12, "output_tokens": 3}
+    assert usage({"prompt_tokens": float("nan"), "completion_tokens": 2.5}) == {}
+
+
+@pytest.mark.parametrize(("value", "says"), [(0, "above 0"), (-1, "above 0"), (float("inf"), "above 0")])
+def test_a_timeout_of_no_time_is_a_config_error(tmp_path: Path, value: float, says: str) -> None:
+    """``timeout_s: 0`` loaded, and every request of the run timed out ("within 0s")."""
+    p = write_yaml(tmp_path / "p.yaml", {"type": "http", "name": "ep", "base_url": "http://127.0.0.1:9/v1",
+                                         "model": "m", "timeout_s": value})
+    with pytest.raises(ConfigError, match=says) as e:
+        load_pipeline(p)
+    assert e.value.field == "timeout_s"
 
 
 from labkit.pipelines.http import DEFAULT_SYSTEM  # noqa: E402

@@ -35,6 +35,7 @@ reply's ``usage``; without prices ``cost_usd`` is null.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -85,8 +86,10 @@ def _check(config: Mapping[str, Any], known: tuple[str, ...], path: str | None) 
             raise ConfigError("required: a non-empty string", path=path, field=key)
     for key in ("price_per_1k_input", "price_per_1k_output", "timeout_s"):
         v = config.get(key)
-        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0):
-            raise ConfigError("must be a non-negative number", path=path, field=key)
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0
+                              or (key == "timeout_s" and v == 0)):  # (a timeout of 0 times every request out)
+            raise ConfigError("must be a number above 0" if key == "timeout_s" else "must be a non-negative number",
+                              path=path, field=key)
     if config.get("params") is not None and not isinstance(config["params"], dict):
         raise ConfigError("must be a mapping of request fields", path=path, field="params")
     if config.get("prices") is not None and not isinstance(config["prices"], dict):
@@ -139,9 +142,15 @@ class HttpPipeline:
         pin, pout = prices.get("price_per_1k_input"), prices.get("price_per_1k_output")
         if pin is None and pout is None:
             return None
-        tin = reply.usage.get("input_tokens", 0)
-        tout = reply.usage.get("output_tokens", 0)
-        return round(tin / 1000 * float(pin or 0.0) + tout / 1000 * float(pout or 0.0), 10)
+        usage = reply.usage or {}
+        total = 0.0
+        for count, price in ((usage.get("input_tokens"), pin), (usage.get("output_tokens"), pout)):
+            if price is None:
+                continue  # (that side is not priced)
+            if count is None:
+                return None  # a priced count the reply does not give: the cost is unknown, never 0
+            total += count / 1000 * float(price)
+        return round(total, 10)
 
     def result(self, reply: ChatReply, retrieved: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {
