@@ -591,10 +591,11 @@ def utc_instant(value: Any, *, field: str, path: str | None = None) -> datetime:
 def utc_time(value: Any) -> str | None:
     """A manifest's time (``created_at``) as the ISO text of its instant in UTC, which sorts as the
     instants do (``03:30:00+02:00`` is ``01:30:00+00:00``: :func:`utc_instant`); None for no time,
-    and a text that is no ISO time as it is."""
+    and for a text that is no ISO time (``07/12/2026 14:59:45`` would sort as text among instants:
+    it is no time, and a reader says so)."""
     if not isinstance(value, str) or not value:
         return None
     try:
         return utc_instant(value, field="created_at").isoformat()
     except ConfigError:
-        return value
+        return None

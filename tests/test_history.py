@@ -94,6 +94,19 @@ def test_regression_flag_is_the_paired_comparison_of_labkit_compare(runs: dict[s
         assert g.delta == comp.metrics[m].delta and g.p_adjusted == comp.metrics[m].p_adjusted
 
 
+def test_a_time_that_is_no_iso_time_is_no_time_and_the_history_says_so(runs: dict[str, Path], tmp_path: Path) -> None:
+    """The planted run's created_at rewritten as ``07/12/2026 14:59:45`` sorted as text before every
+    dated run ('0' < '2'): it became the series' first run and its regression was hidden. A time
+    that is no ISO time is no time: the run is placed after the dated runs, and a note says so."""
+    man = json.loads((runs["r3"] / "manifest.json").read_text())
+    man["created_at"] = "07/12/2026 14:59:45"
+    (runs["r3"] / "manifest.json").write_text(json.dumps(man))
+    h = build_history([runs[n] for n in ("r1", "r2", "r3")], index=tmp_path / "h.duckdb")
+    assert h.runs["run_id"].tolist() == ["r1", "r2", "r3"]
+    assert [(g.run_id, g.baseline_run_id) for g in h.regressions if g.metric == "faithfulness"] == [("r3", "r2")]
+    assert any("r3" in n and "'07/12/2026 14:59:45' is no ISO time" in n for n in h.notes), h.notes
+
+
 def test_run_on_another_dataset_is_split_off(runs: dict[str, Path], tmp_path: Path) -> None:
     h = build_history(list(runs.values()), index=tmp_path / "h.duckdb")
     by_id = {r["run_id"]: r for r in h.runs.to_dict("records")}

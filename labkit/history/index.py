@@ -37,7 +37,7 @@ from labkit.trace.keys import redacted_key
 from labkit.trace.redact import Redactor
 
 #: the layout of the index file; a file of another version is rebuilt, not misread
-INDEX_SCHEMA_VERSION = 4
+INDEX_SCHEMA_VERSION = 5
 
 #: the history's time order: by the manifest's created_at (its instant in UTC: io.utc_time),
 #: ties by run id; runs that record no created_at after every dated run, by run id; the path (its key) last
@@ -50,7 +50,7 @@ _DDL = (
     "dataset_fingerprint VARCHAR, dataset_path VARCHAR, n_cases INTEGER, pipeline VARCHAR, "
     "prompt_version VARCHAR, model VARCHAR, config_hash VARCHAR, metrics_schema_version INTEGER, "
     "gate VARCHAR, gate_passed BOOLEAN, gate_failed VARCHAR, status VARCHAR, n_missing INTEGER, "
-    "files_hash VARCHAR, indexed_at VARCHAR)",
+    "files_hash VARCHAR, indexed_at VARCHAR, created_at_given VARCHAR)",
     "CREATE TABLE IF NOT EXISTS metrics (path VARCHAR, metric VARCHAR, stage VARCHAR, direction VARCHAR, "
     "value DOUBLE, ci_low DOUBLE, ci_high DOUBLE, n INTEGER, interval VARCHAR)",
     "CREATE TABLE IF NOT EXISTS comparisons (pair_key VARCHAR, base_path VARCHAR, path VARCHAR, "
@@ -149,8 +149,11 @@ def _run_row(path: str, rd: Any, man: Mapping[str, Any], version: int) -> dict[s
     pipe = _mapping(man.get("pipeline"))
     cfg = _mapping(pipe.get("config"))
     model = _mapping(cfg.get("model"))
+    given = man.get("created_at")
+    created = utc_time(given)
     return {
-        "path": path, "run_id": rd.run_id, "created_at": utc_time(man.get("created_at")),
+        "path": path, "run_id": rd.run_id, "created_at": created,
+        "created_at_given": given if isinstance(given, str) and given and created is None else None,
         "dataset_fingerprint": _str(ds.get("fingerprint")), "dataset_path": _str(ds.get("path")),
         "n_cases": ds.get("n_cases") if isinstance(ds.get("n_cases"), int) else None,
         "pipeline": _str(pipe.get("name")), "prompt_version": _str(cfg.get("prompt_version")),

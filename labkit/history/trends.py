@@ -176,6 +176,8 @@ def build_history(
         notes.append(f"{len(set(runs['series']))} datasets: each is its own series, never one line "
                      "(metrics on different datasets are not comparable)")
     notes += _incomplete(runs)
+    notes += [f"{r['run']}: created_at {r['created_at_given']!r} is no ISO time: placed after every dated run"
+              for r in runs.to_dict("records") if isinstance(r.get("created_at_given"), str)]
     unchecked = [f"refused {why}" for why in upd.refused.values()]
     regs = _regressions(runs, str(index), seed, unchecked)
     return History(runs=runs, metrics=metrics, regressions=regs, notes=notes, unchecked=unchecked, update=upd,
