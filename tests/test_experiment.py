@@ -169,6 +169,44 @@ def test_horizon_stops_and_short_data_continues(tmp_path: Path) -> None:
     assert e.action == "continue" and e.decided_at_hour is None and "keep looking" in " ".join(e.notes)
 
 
+def _with_trace(tmp: Path, src: Path, **change: Any) -> Path:
+    """A copy of the canary ``src`` with one more trace: the first control trace, changed."""
+    import shutil
+
+    d = tmp / "canary"
+    shutil.copytree(src, d)
+    lines = (d / "traces.jsonl").read_text().splitlines()
+    first = next(json.loads(x) for x in lines if json.loads(x)["prompt_version"] == "rag-v3")
+    extra = {**first, "trace_id": "f" * 32, "case_id": "control-early", **change}
+    (d / "traces.jsonl").write_text("\n".join([*lines, json.dumps(extra)]) + "\n")
+    return d
+
+
+def test_a_stray_request_before_the_canary_began_does_not_move_its_horizon(tmp_path: Path) -> None:
+    """One control trace 73 h before the rest (a host with a wrong clock, a smoke test) moved the
+    horizon before the canary's traffic: every candidate request was "after the horizon", and the
+    ROLL BACK became CONTINUE ("keep looking"), so --fail-on-rollback exited 0. The experiment
+    begins at the candidate's first request; what came before is noted, not analysed."""
+    first = json.loads((SHIPPED / "traces.jsonl").read_text().splitlines()[0])["ts_start"]
+    d = _with_trace(tmp_path, SHIPPED, ts_start=first - 73 * 3600, ts_end=first - 73 * 3600 + 1.6)
+    want = analyse_experiment([SHIPPED], arm_by="prompt_version")
+    got = analyse_experiment([d], arm_by="prompt_version")
+    assert (got.action, got.decided_at_hour) == (want.action, want.decided_at_hour) == ("roll back", want.decided_at_hour)
+    before = [n.split()[0] for n in (*want.notes, *got.notes) if "before the candidate's first request" in n]
+    assert len(before) == 2 and int(before[1]) == int(before[0]) + 1, (want.notes, got.notes)  # (and the stray one)
+
+
+def test_requests_after_the_horizon_mean_the_horizon_was_reached(tmp_path: Path) -> None:
+    """The last look was the last with traffic, so with requests cut after the horizon the
+    experiment could never reach the horizon's stop: it said "continue" past its own horizon."""
+    d = _canary(tmp_path, hours=3)
+    last = max(json.loads(x)["ts_start"] for x in (d / "traces.jsonl").read_text().splitlines())
+    late = _with_trace(tmp_path, d, ts_start=last + 10 * 3600, ts_end=last + 10 * 3600 + 1.0)
+    e = analyse_experiment([late], arm_by="prompt_version", max_hours=5)
+    assert e.action == "stop" and e.decided_at_hour == 5.0, (e.action, e.decided_at_hour)
+    assert any("after the 5 h horizon" in n for n in e.notes)
+
+
 def test_rollout_rules_come_from_the_rollout_file(tmp_path: Path) -> None:
     r = rollout_rules("data/rollout.yaml", slo="data/slo.yaml")
     assert r.stage == "canary-5" and r.next_stage == "canary-25" and r.traffic_percent == 5

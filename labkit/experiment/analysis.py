@@ -92,18 +92,20 @@ def _trigger_states(cand: pd.DataFrame, t_end: float, t0: float, rules: RolloutR
 
 
 def _look_frame(df: pd.DataFrame, control: str, candidate: str, *, look_s: float, alpha: float, tau: float,
-                margin: float, max_hours: float, rules: RolloutRules) -> pd.DataFrame:
+                margin: float, max_hours: float, rules: RolloutRules, reached: bool) -> pd.DataFrame:
+    """The looks at the experiment's traffic; ``reached``: requests came after the horizon, so every
+    look up to it is taken (the horizon's stop can be reached) whether or not the last held traffic."""
     import pandas as pd
 
     t0 = float(df["ts"].min())
     look = np.floor((df["ts"].to_numpy(dtype=float) - t0) / look_s).astype(np.int64)
-    n_looks = int(look.max()) + 1
+    max_looks = max(1, round(max_hours * 3600 / look_s))
+    n_looks = max(int(look.max()) + 1, max_looks if reached else 0)
     arm = df["arm"].astype(str).to_numpy()
     y = df["success"].to_numpy(dtype=float)
     ma, va, na = cumulative_moments(y[arm == control], look[arm == control], n_looks)
     mb, vb, nb = cumulative_moments(y[arm == candidate], look[arm == candidate], n_looks)
     seq = msprt(ma, va, na, mb, vb, nb, tau=tau, alpha=alpha)
-    max_looks = max(1, round(max_hours * 3600 / look_s))
     acts = sequential_actions(seq.ci_low, seq.ci_high, nb, margin=margin, min_traces=rules.min_traces,
                               max_looks=max_looks)
     cand = df[arm == candidate]
@@ -182,12 +184,18 @@ def analyse_experiment(
     df = read_traffic(sources, arm_by=arm_by, environment=environment)
     control, candidate = choose_arms(df, control, candidate)
     df = df[df["arm"].isin([control, candidate])]
+    # the experiment begins with the candidate's first request: the control's traffic before it (the
+    # release serving alone, a stray early clock) is no part of the comparison, nor moves its horizon
+    begun = df.loc[df["arm"] == candidate, "ts"].min()
+    start = float(begun) if begun == begun else float(df["ts"].min())
+    early = int((df["ts"] < start).sum())
+    df = df[df["ts"] >= start]
     # no look after the horizon: a request later than it (a far-future clock) never stretches the looks
-    horizon = float(df["ts"].min()) + max(1, round(max_hours / look_hours)) * look_hours * 3600
+    horizon = start + max(1, round(max_hours / look_hours)) * look_hours * 3600
     late = int((df["ts"] >= horizon).sum())
     df = df[df["ts"] < horizon]
     looks = _look_frame(df, control, candidate, look_s=look_hours * 3600, alpha=alpha, tau=tau, margin=margin,
-                        max_hours=max_hours, rules=rules)
+                        max_hours=max_hours, rules=rules, reached=late > 0)
     codes = np.array([ACTIONS.index(a) for a in looks["action"]])
     idx, _ = first_decision(codes)
     at = int(idx) if int(idx) >= 0 else len(looks) - 1
@@ -197,6 +205,8 @@ def analyse_experiment(
     figures = {a: arm_figures(seen[seen["arm"] == a], seed=seed) for a in (control, candidate)}
     simulated = bool(df["simulated"].fillna(False).astype(bool).any())
     notes = [f"figures as of look {int(row['look'])} ({row['hours']:g} h)"]
+    if early:
+        notes.append(f"{early} request(s) before the candidate's first request (the canary's start) not analysed")
     if late:
         notes.append(f"{late} request(s) after the {max_hours:g} h horizon (--max-hours) not analysed")
     cand = df[df["arm"] == candidate]
