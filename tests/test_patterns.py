@@ -144,3 +144,20 @@ def test_may_match_finds_every_sample_and_every_gate_hit() -> None:
     assert matched >= len(SAMPLES)
     for text in ("benchmark question", "invoke_workflow", "fc9687ee2d6224eaab7eb936892d649e", "chat"):
         assert (patterns.MAY_MATCH_NON_NUMERIC.search(text) is None) == ("_" not in text)
+
+
+def test_a_cut_reads_the_text_around_the_limit_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The output cap cut a 100-million-character answer after searching the whole of it for
+    secrets (13.5 s for 50 M characters, while the case's deadline ran): only a value that
+    crosses the limit matters, so only the text around it is searched, and the cut is the same."""
+    from labkit import patterns
+
+    key = "sk-proj-" + "A1b2C3d4" * 5
+    text = "word " * 400_000 + "my key " + key + " and more" + " filler" * 400_000
+    limit = text.index(key) + 10  # (through the key)
+    seen: list[int] = []
+    find = patterns.find
+    monkeypatch.setattr(patterns, "find", lambda t, *a, **k: seen.append(len(t)) or find(t, *a, **k))
+    assert patterns.safe_cut(text, limit) == text.index(key)
+    assert max(seen) <= 2 * patterns.CUT_WINDOW, seen
+    assert patterns.safe_cut(text, 1000) == 1000 and patterns.safe_cut("short", 1000) == 5

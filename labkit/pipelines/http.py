@@ -14,7 +14,7 @@ Config (YAML)::
     model: my-model                 # sent as "model"
     provider: vllm                  # optional, for traces
     api_key_env: OPENAI_API_KEY     # optional: NAME of the env var holding the key
-    timeout_s: 60                   # client timeout per request
+    timeout_s: 60                   # > 0: each wait on the endpoint (connect, each read); the runner's bounds the case
     params: {temperature: 0, max_tokens: 512}    # extra request fields
     system_prompt: "You answer support questions ..."   # optional
     prompt_template: "..."          # optional; {question} and (rag+http) {context}
