@@ -317,7 +317,7 @@ def may_hold_surrogate(text: str) -> bool:
     """Whether a JSONL line could decode to a lone surrogate: only a ``\\uD8xx``-``\\uDFxx``
     escape or a surrogate character in the text itself can make one (a cheap test before
     :func:`surrogate_field` walks the decoded value)."""
-    return "\\ud" in text or "\\uD" in text or (not text.isascii() and _SURROGATE.search(text) is not None)
+    return "\\ud" in text or "\\uD" in text or holds_surrogate(text)
 
 
 def holds_surrogate(text: str) -> bool:
@@ -591,8 +591,7 @@ def utc_instant(value: Any, *, field: str, path: str | None = None) -> datetime:
 def utc_time(value: Any) -> str | None:
     """A manifest's time (``created_at``) as the ISO text of its instant in UTC, which sorts as the
     instants do (``03:30:00+02:00`` is ``01:30:00+00:00``: :func:`utc_instant`); None for no time,
-    and for a text that is no ISO time (``07/12/2026 14:59:45`` would sort as text among instants:
-    it is no time, and a reader says so)."""
+    and for a text that is no ISO time (``07/12/2026 14:59:45`` would sort as text among instants)."""
     if not isinstance(value, str) or not value:
         return None
     try:
