@@ -209,6 +209,11 @@ def reply_error(status: int, text: str, headers: Mapping[str, str], url: str) ->
     return ClientHTTPError(msg, status=status, url=url)
 
 
+#: The most a chat reply may hold, decoded (a compressed reply is read as it inflates): far above
+#: any answer (the runner cuts one to max_output_chars after), far below what fills the memory.
+MAX_REPLY_BYTES = 64 << 20
+
+
 class ChatClient:
     """A client for ``{base_url}/chat/completions``, sync (:meth:`chat`) and async (:meth:`achat`).
 
@@ -274,11 +279,20 @@ class ChatClient:
         if self._client is None:
             self._client = httpx.Client(timeout=self._timeout(), headers=self._headers)
         try:
-            r = self._client.post(self.url, json=self.payload(messages, **params))
-            content = r.content
+            with self._client.stream("POST", self.url, json=self.payload(messages, **params)) as r:
+                content = bytearray()
+                for chunk in r.iter_bytes():  # (decoded: a compressed reply is bounded as it inflates)
+                    self._bounded(content, chunk)
         except httpx.HTTPError as e:
             raise transport_error(e, url=self.url, timeout_s=self.timeout_s) from None
-        return self._reply(r.status_code, content, r.headers)
+        return self._reply(r.status_code, bytes(content), r.headers)
+
+    def _bounded(self, content: bytearray, chunk: bytes) -> None:
+        """``chunk`` added to the reply read so far, or a MalformedResponse past :data:`MAX_REPLY_BYTES`."""
+        content += chunk
+        if len(content) > MAX_REPLY_BYTES:
+            raise MalformedResponse(f"reply larger than {MAX_REPLY_BYTES:,} bytes (decoded): no chat reply is",
+                                    url=self.url)
 
     async def achat(self, messages: Sequence[Mapping[str, Any]], **params: Any) -> ChatReply:
         """Send one chat request (async) and return the parsed reply, or raise an EndpointError."""
@@ -290,11 +304,13 @@ class ChatClient:
             client = httpx.AsyncClient(timeout=self._timeout(), headers=self._headers)
             self._aclients[loop] = client
         try:
-            r = await client.post(self.url, json=self.payload(messages, **params))
-            content = r.content
+            async with client.stream("POST", self.url, json=self.payload(messages, **params)) as r:
+                content = bytearray()
+                async for chunk in r.aiter_bytes():
+                    self._bounded(content, chunk)
         except httpx.HTTPError as e:
             raise transport_error(e, url=self.url, timeout_s=self.timeout_s) from None
-        return self._reply(r.status_code, content, r.headers)
+        return self._reply(r.status_code, bytes(content), r.headers)
 
     async def aclose(self) -> None:
         """Close the async connection pool of the running loop (if any)."""

@@ -65,7 +65,7 @@ import pytest
 class Fault:
     """What the server does with one request: ``kind`` plus its parameters."""
 
-    kind: str  # ok | slow | status | drop | malformed | no_choices
+    kind: str  # ok | slow | status | drop | malformed | no_choices | gzip_bomb
     delay: float = 0.0
     status: int = 200
     body: str = ""
@@ -102,6 +102,11 @@ def malformed() -> Fault:
 
 def no_choices() -> Fault:
     return Fault("no_choices")
+
+
+def gzip_bomb(mib: int) -> Fault:
+    """A 200 reply of a few kilobytes on the wire that inflates to ``mib`` MiB (``Content-Encoding: gzip``)."""
+    return Fault("gzip_bomb", delay=float(mib))
 
 
 def _last_user(body: dict[str, Any]) -> str:
@@ -245,6 +250,12 @@ class FakeOpenAI:
                     return
                 if fault.kind == "malformed":
                     self._send(200, b'{"id": "x", "choices": [ {"message": ')
+                    return
+                if fault.kind == "gzip_bomb":
+                    import gzip
+
+                    blob = gzip.compress(b'{"id": "x", "pad": "' + b"A" * (int(fault.delay) << 20) + b'"}', 1)
+                    self._send(200, blob, {"Content-Encoding": "gzip"})
                     return
                 if fault.kind == "no_choices":
                     self._send(200, b'{"id": "x", "object": "chat.completion", "choices": []}')

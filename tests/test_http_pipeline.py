@@ -90,6 +90,30 @@ def test_client_faults_are_typed(srv: FakeOpenAI, fault: Fault, exc: type[Except
     c.close()
 
 
+def test_a_reply_that_inflates_past_the_bound_is_refused_not_held(srv: FakeOpenAI,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 100 KB gzip reply inflated to 100 MB in memory (400 MiB: 1.27 GB of RSS for one case). A
+    reply is read up to a bound (decoded), then refused as the malformed reply it is."""
+    from fake_openai import gzip_bomb
+
+    import labkit.openai_compat as oc
+
+    monkeypatch.setattr(oc, "MAX_REPLY_BYTES", 1 << 20)
+    srv.on(None, gzip_bomb(4), gzip_bomb(4))
+    c = ChatClient(srv.base_url, "m", timeout_s=5)
+    with pytest.raises(MalformedResponse, match="larger than 1,048,576 bytes"):
+        c.chat(MSG)
+
+    async def go() -> None:
+        with pytest.raises(MalformedResponse, match="larger than"):
+            await c.achat(MSG)
+        await c.aclose()
+
+    asyncio.run(go())
+    assert c.chat(MSG).text.startswith("Answer")  # the next request is fine again
+    c.close()
+
+
 def test_client_timeout_sync_and_async(srv: FakeOpenAI) -> None:
     srv.on(None, slow(3), slow(3))
     c = ChatClient(srv.base_url, "m", timeout_s=0.3)
