@@ -42,7 +42,13 @@ from labkit.errors import (
     EndpointError,
     MalformedResponse,
 )
-from labkit.openai_compat import decode_reply, read_api_key, reply_error, transport_error
+from labkit.openai_compat import (
+    decode_reply,
+    post_bounded,
+    read_api_key,
+    reply_error,
+    transport_error,
+)
 from labkit.retry import Backoff, is_retryable, seeded
 
 if TYPE_CHECKING:
@@ -227,12 +233,11 @@ class EmbeddingsClient:
                                             headers=self._headers)
         self.requests += 1
         try:
-            r = self._client.post(self.url, json=body)
-            content = r.content
+            code, content, headers = post_bounded(self._client, self.url, body)
         except httpx.HTTPError as e:
             raise transport_error(e, url=self.url, timeout_s=self.timeout_s) from None
-        if not 200 <= r.status_code < 300:
-            raise reply_error(r.status_code, content.decode("utf-8", "replace"), r.headers, self.url)
+        if not 200 <= code < 300:
+            raise reply_error(code, content.decode("utf-8", "replace"), headers, self.url)
         vecs = parse_embeddings(content, n, url=self.url)
         self.embedded += n
         return vecs

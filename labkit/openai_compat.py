@@ -75,6 +75,7 @@ __all__ = [
     "ServerError",
     "decode_reply",
     "parse_retry_after",
+    "post_bounded",
     "read_api_key",
     "reply_error",
     "scrub",
@@ -214,6 +215,33 @@ def reply_error(status: int, text: str, headers: Mapping[str, str], url: str) ->
 MAX_REPLY_BYTES = 64 << 20
 
 
+def _bounded(content: bytearray, chunk: bytes, url: str) -> None:
+    """``chunk`` added to the reply read so far, or a MalformedResponse past :data:`MAX_REPLY_BYTES`."""
+    content += chunk
+    if len(content) > MAX_REPLY_BYTES:
+        raise MalformedResponse(f"reply larger than {MAX_REPLY_BYTES:,} bytes (decoded): no endpoint's reply is",
+                                url=url)
+
+
+def post_bounded(client: httpx.Client, url: str, body: Any) -> tuple[int, bytes, Any]:
+    """(status, body, headers) of a JSON POST, its body read up to :data:`MAX_REPLY_BYTES` decoded (a
+    compressed reply is bounded as it inflates): the one reader of the chat and embeddings clients."""
+    with client.stream("POST", url, json=body) as r:
+        content = bytearray()
+        for chunk in r.iter_bytes():
+            _bounded(content, chunk, url)
+        return r.status_code, bytes(content), r.headers
+
+
+async def apost_bounded(client: httpx.AsyncClient, url: str, body: Any) -> tuple[int, bytes, Any]:
+    """:func:`post_bounded` on an async client."""
+    async with client.stream("POST", url, json=body) as r:
+        content = bytearray()
+        async for chunk in r.aiter_bytes():
+            _bounded(content, chunk, url)
+        return r.status_code, bytes(content), r.headers
+
+
 class ChatClient:
     """A client for ``{base_url}/chat/completions``, sync (:meth:`chat`) and async (:meth:`achat`).
 
@@ -279,20 +307,9 @@ class ChatClient:
         if self._client is None:
             self._client = httpx.Client(timeout=self._timeout(), headers=self._headers)
         try:
-            with self._client.stream("POST", self.url, json=self.payload(messages, **params)) as r:
-                content = bytearray()
-                for chunk in r.iter_bytes():  # (decoded: a compressed reply is bounded as it inflates)
-                    self._bounded(content, chunk)
+            return self._reply(*post_bounded(self._client, self.url, self.payload(messages, **params)))
         except httpx.HTTPError as e:
             raise transport_error(e, url=self.url, timeout_s=self.timeout_s) from None
-        return self._reply(r.status_code, bytes(content), r.headers)
-
-    def _bounded(self, content: bytearray, chunk: bytes) -> None:
-        """``chunk`` added to the reply read so far, or a MalformedResponse past :data:`MAX_REPLY_BYTES`."""
-        content += chunk
-        if len(content) > MAX_REPLY_BYTES:
-            raise MalformedResponse(f"reply larger than {MAX_REPLY_BYTES:,} bytes (decoded): no chat reply is",
-                                    url=self.url)
 
     async def achat(self, messages: Sequence[Mapping[str, Any]], **params: Any) -> ChatReply:
         """Send one chat request (async) and return the parsed reply, or raise an EndpointError."""
@@ -304,13 +321,9 @@ class ChatClient:
             client = httpx.AsyncClient(timeout=self._timeout(), headers=self._headers)
             self._aclients[loop] = client
         try:
-            async with client.stream("POST", self.url, json=self.payload(messages, **params)) as r:
-                content = bytearray()
-                async for chunk in r.aiter_bytes():
-                    self._bounded(content, chunk)
+            return self._reply(*await apost_bounded(client, self.url, self.payload(messages, **params)))
         except httpx.HTTPError as e:
             raise transport_error(e, url=self.url, timeout_s=self.timeout_s) from None
-        return self._reply(r.status_code, bytes(content), r.headers)
 
     async def aclose(self) -> None:
         """Close the async connection pool of the running loop (if any)."""
