@@ -320,6 +320,8 @@ class Dataset(Sequence[EvalCase]):
 
     cases: tuple[EvalCase, ...]
     path: str | None = None
+    #: the line of its file each case is on (empty for cases not read whole from a file)
+    lines: tuple[int, ...] = field(default=(), compare=False)
 
     def __len__(self) -> int:
         return len(self.cases)
@@ -378,7 +380,7 @@ def _parse_numbered(lines: Iterable[tuple[int, str]], path: str | None,
         cases.append(case)
     if problems:
         raise DatasetError(path, problems)
-    return Dataset(tuple(cases), path)
+    return Dataset(tuple(cases), path, tuple(seen[c.id] for c in cases))
 
 
 def _claimed_id(obj: Any) -> str | None:

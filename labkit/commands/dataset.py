@@ -46,11 +46,9 @@ def _check_gold(path: str, ds: Any, corpus_dir: str) -> None:
     from labkit.corpus import Corpus, gold_problems
     from labkit.errors import DatasetError, Problem
 
-    with open(path, encoding="utf-8") as f:  # (a valid dataset: one case a line that is not blank)
-        lines = [n for n, text in enumerate(f, start=1) if text.strip()]
     problems = gold_problems(list(ds), Corpus.load(corpus_dir))
     if problems:
-        raise DatasetError(path, [Problem(lines[i], field, reason) for i, field, reason in problems])
+        raise DatasetError(path, [Problem(ds.lines[i], field, reason) for i, field, reason in problems])
 
 
 def _stats(args: argparse.Namespace) -> int:
