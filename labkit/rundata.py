@@ -15,7 +15,7 @@ from labkit.cases import Dataset
 from labkit.errors import ConfigError, LabkitError
 from labkit.runs import RunDir, load_dataset
 
-__all__ = ["MadeBy", "dataset_input", "made_by", "scored_cases", "unjudged_reasons"]
+__all__ = ["MadeBy", "dataset_input", "made_by", "not_judged", "scored_cases", "unjudged_reasons"]
 
 
 def dataset_input(run_dir: str | os.PathLike[str], given: str | None = None) -> str | None:
@@ -96,3 +96,9 @@ def unjudged_reasons(rd: RunDir) -> dict[str, str] | None:
         return None
     rows = zip(sc["case_id"].astype(str), sc["faithfulness"], sc["faithfulness_reason"], strict=True)
     return {cid: why for cid, v, why in rows if (v is None or v != v) and isinstance(why, str) and why}
+
+
+def not_judged(reason: str) -> str:
+    """``not judged (no context)``: how an answer whose faithfulness is unmeasured (its reason code, or
+    codes joined) is named wherever it shows -- never as holding unsupported sentences."""
+    return f"not judged ({reason.replace('_', ' ')})"

@@ -62,7 +62,9 @@ class ReviewItem:
     def judgement(self) -> str:
         """``2 unsupported sentence(s)``, ``every sentence supported`` or ``not judged (no context)``."""
         if self.unjudged:
-            return f"not judged ({self.unjudged.replace('_', ' ')})"
+            from labkit.rundata import not_judged
+
+            return not_judged(self.unjudged)
         n = len(self.unsupported)
         return f"{n} unsupported sentence(s)" if n else "every sentence supported"
 

@@ -153,16 +153,6 @@ def unjudged_reason(reasons: Mapping[str, str] | None, case_id: str, contexts: A
     return "" if any(contexts) else "no_context"
 
 
-def reason_words(reason: str) -> str:
-    """An unmeasured reason code in words: ``no_context`` -> ``no context``."""
-    return reason.replace("_", " ")
-
-
-def not_judged(reason: str) -> str:
-    """``not judged (no context)``: an answer whose faithfulness is unmeasured, never 'unsupported'."""
-    return f"not judged ({reason_words(reason)})"
-
-
 @dataclass(frozen=True)
 class _Judged:
     """What the diff reads of one run: its results by case id, the judge that scored it when it can
@@ -251,6 +241,8 @@ def _side(label: str, r: dict[str, Any] | None, run: _Judged) -> str:
     unjudged = unjudged_reason(run.reasons, str(r.get("case_id")), contexts)
     body, n = marked_answer(r.get("answer"), contexts, None if unjudged else judge)
     if unjudged:
+        from labkit.rundata import not_judged
+
         note = f"{not_judged(unjudged)}: faithfulness unmeasured"
     else:
         note = (f"{n} sentence(s) not supported by the retrieved context" if n else

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.display import Html, Verdict, fmt_value, shorten
 from labkit.gate.report import failure_text
-from labkit.rundata import unjudged_reasons
-from labkit.views.answers import reason_words, unjudged_reason
+from labkit.rundata import not_judged, unjudged_reasons
+from labkit.views.answers import unjudged_reason
 from labkit.views.elements import callout, styler
 from labkit.views.verdicts import ship_decision
 
@@ -65,9 +65,8 @@ def _not_judged_sentence(skipped: dict[str, int], n_answers: int) -> str:
     """' 10 of 10 answers not judged (no context): their faithfulness is unmeasured, not 0.'"""
     if not skipped:
         return ""
-    why = ", ".join(reason_words(r) for r in sorted(skipped))
-    return (f" {sum(skipped.values())} of {n_answers} answers not judged ({why}): their faithfulness is "
-            "unmeasured, not 0.")
+    return (f" {sum(skipped.values())} of {n_answers} answers {not_judged(', '.join(sorted(skipped)))}: their "
+            "faithfulness is unmeasured, not 0.")
 
 
 def unsupported_table(run: Any, *, limit: int = 20) -> Styler:
