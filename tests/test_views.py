@@ -58,6 +58,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, labkit.RunDir]:
     }
 
 
+def test_the_gate_tables_coverage_row_says_what_its_value_is() -> None:
+    """The coverage check's value is the share of cases without a result: the table showed "0"
+    (read as no case judged); it shows "25.0% missing", as the gate's summary does."""
+    partial = {**VAR, "n_cases": 15, "n_missing": 5}
+    table = tables.gate_table(GATE.evaluate(partial), caption="Variant.").to_html().replace("\xa0", " ")
+    assert "25.0% missing" in table, table
+
+
 def test_gate_table_says_cases_judged_and_flips_name_their_metric() -> None:
     partial = {**VAR, "n_cases": 15, "n_missing": 5}
     table = tables.gate_table(GATE.evaluate(partial), caption="Variant.").to_html().replace("\xa0", " ")

@@ -46,6 +46,8 @@ def observed_text(c: Any) -> str:
     from labkit.display import fmt_signed, fmt_value
 
     metric = c.metric or ""
+    if getattr(c, "kind", None) == "coverage" and c.observed is not None:  # (a share of the cases: never a bare 0)
+        return f"{c.observed:.1%} missing"
     if not metric:
         return "—" if c.observed is None else f"{c.observed:g}"
     return fmt_signed(metric, c.observed) if c.op is None and c.observed is not None else fmt_value(metric, c.observed)
@@ -88,7 +90,7 @@ def _observed_short(c: Any) -> str:
     is the share of the dataset's cases with no result (``0.0% missing``, never a bare 0)."""
     if c.observed is None:
         return "—"
-    return f"{c.observed:.1%} missing" if c.kind == "coverage" else f"{c.observed:.4g}"
+    return observed_text(c) if c.kind == "coverage" else f"{c.observed:.4g}"
 
 
 @dataclass(kw_only=True)
