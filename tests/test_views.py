@@ -63,7 +63,8 @@ def test_the_gate_tables_coverage_row_says_what_its_value_is() -> None:
     (read as no case judged); it shows "25.0% missing", as the gate's summary does."""
     partial = {**VAR, "n_cases": 15, "n_missing": 5}
     table = tables.gate_table(GATE.evaluate(partial), caption="Variant.").to_html().replace("\xa0", " ")
-    assert "25.0% missing" in table, table
+    assert "25.0% missing" in table and "&lt;= 0.0%" in table and "share of cases" in table, table
+    assert "lk-k-pct" in table  # (a share: its cells are of the percent kind, not counts)
 
 
 def test_gate_table_says_cases_judged_and_flips_name_their_metric() -> None:

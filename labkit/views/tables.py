@@ -129,6 +129,8 @@ def _threshold(c: Any) -> str:
         return ""
     if c.op is None:  # a regression check: the largest drop its interval may reach
         return f"max drop {fmt_value(metric, c.threshold)}" if metric else f"max drop {c.threshold:g}"
+    if c.kind == "coverage":  # (a share of the cases, as its observed value)
+        return f"{c.op} {c.threshold:.1%}"
     return f"{c.op} {fmt_value(metric, c.threshold) if metric else f'{c.threshold:g}'}"
 
 
@@ -152,14 +154,14 @@ def gate_table(report: Any, caption: str = "") -> Styler:
         reason = _reason(metric, c.reason)
         rows.append({
             "check": c.name,
-            "unit": unit_of(metric) if metric else "cases",
+            "unit": unit_of(metric) if metric else "share of cases" if c.kind == "coverage" else "cases",
             "observed": check_observed(c),
             "threshold": _threshold(c),
             "n": _n_cell(c),
             "result": "pass" if c.passed else "FAIL",
             "reason": reason,
         })
-        value_kinds.append(kind_of(metric) if metric else "count")
+        value_kinds.append(kind_of(metric) if metric else "pct" if c.kind == "coverage" else "count")
         reason_kinds.append(value_kinds[-1] if reason != c.reason else "")
     df = pd.DataFrame(rows, columns=["check", "unit", "observed", "threshold", "n", "result", "reason"])
     kinds: dict[str, Any] = {"observed": value_kinds, "threshold": value_kinds, "n": "count", "reason": reason_kinds}
