@@ -207,6 +207,64 @@ def test_requests_after_the_horizon_mean_the_horizon_was_reached(tmp_path: Path)
     assert any("after the 5 h horizon" in n for n in e.notes)
 
 
+def _with_late_ratings(tmp: Path, src: Path, *, before_h: float, at_h: float, rating: int) -> Path:
+    """A copy of the canary ``src`` with one more rating of every candidate request of its first
+    ``before_h`` hours, given at hour ``at_h`` of the canary."""
+    import shutil
+
+    d = tmp / "late-ratings"
+    shutil.copytree(src, d)
+    traces = [json.loads(x) for x in (d / "traces.jsonl").read_text().splitlines()]
+    t0 = min(t["ts_start"] for t in traces)
+    late = [{"feedback_id": f"late-{t['trace_id']}", "trace_id": t["trace_id"], "run_id": t["run_id"],
+             "case_id": t["case_id"], "rating": rating, "comment": None, "user": "simulated",
+             "ts": t0 + at_h * 3600} for t in traces
+            if t["prompt_version"] == "rag-v4-lean" and t["ts_start"] < t0 + before_h * 3600]
+    with (d / "feedback.jsonl").open("a", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in late)
+    return d
+
+
+def test_a_look_reads_the_ratings_given_by_its_end_only(tmp_path: Path) -> None:
+    """A look read every rating on file, whenever given: bad ratings of the first ten hours'
+    candidate requests, given at hour 47, turned the PROMOTE taken at its hour into another
+    decision, so a re-analysis moved a past decision and told of one no one could have taken then.
+    A look now reads each request's latest rating given by the look's end."""
+    base = _canary(tmp_path, good_rate=0.97, hours=48)
+    want = analyse_experiment([base], arm_by="prompt_version")
+    assert want.action == "promote" and want.decided_at_hour is not None and want.decided_at_hour < 40
+    got = analyse_experiment([_with_late_ratings(tmp_path, base, before_h=10, at_h=46.5, rating=1)],
+                             arm_by="prompt_version")
+    assert (got.action, got.decided_at_hour, got.reason) == (want.action, want.decided_at_hour, want.reason)
+    early_w, early_g = (e.looks[e.looks["hours"] <= 46] for e in (want, got))
+    assert early_g.equals(early_w)  # every look before the late ratings: as without them
+    assert {a: {k: f.to_dict() for k, f in fig.items()} for a, fig in got.figures.items()} == \
+        {a: {k: f.to_dict() for k, f in fig.items()} for a, fig in want.figures.items()}
+    last_w, last_g = (e.looks[e.looks["hours"] == 47].iloc[0] for e in (want, got))
+    assert last_g["success_candidate"] < last_w["success_candidate"] - 0.05  # they count from hour 47
+    assert last_g["n_candidate"] == last_w["n_candidate"]
+
+
+def test_a_rating_without_a_time_counts_from_its_request(tmp_path: Path) -> None:
+    """A rating that records no time is read as given with its request (the earliest it can
+    have been), and the notes say how many there were."""
+    base = _canary(tmp_path, good_rate=0.97, hours=48)
+    d = _with_late_ratings(tmp_path, base, before_h=10, at_h=46.5, rating=1)
+    lines = (d / "feedback.jsonl").read_text().splitlines()
+    untimed = [{**json.loads(x), "ts": None} if x.startswith('{"feedback_id": "late-') else json.loads(x)
+               for x in lines]
+    (d / "feedback.jsonl").write_text("".join(json.dumps(r) + "\n" for r in untimed))
+    n = sum(r["ts"] is None for r in untimed)
+    e = analyse_experiment([d], arm_by="prompt_version")
+    first = e.looks.iloc[-1]
+    w = analyse_experiment([base], arm_by="prompt_version").looks
+    assert (e.looks["success_candidate"] <= w["success_candidate"]).all()
+    assert e.looks[e.looks["hours"] == 10].iloc[0]["success_candidate"] < \
+        w[w["hours"] == 10].iloc[0]["success_candidate"] - 0.05  # counted from their requests' hours
+    assert first["n_candidate"] == w.iloc[-1]["n_candidate"]
+    assert any(n > 0 and n_note.startswith(f"{n} rating(s) record no time") for n_note in e.notes), e.notes
+
+
 def test_rollout_rules_come_from_the_rollout_file(tmp_path: Path) -> None:
     r = rollout_rules("data/rollout.yaml", slo="data/slo.yaml")
     assert r.stage == "canary-5" and r.next_stage == "canary-25" and r.traffic_percent == 5
@@ -367,6 +425,20 @@ def test_a_rating_outside_1_to_5_is_refused(rating: object, tmp_path: Path,
     err = _refused(d, capsys)
     assert "feedback.jsonl" in err and "line 5" in err and "rating" in err
 
+
+
+@pytest.mark.parametrize("ts", ["yesterday", True, 1e999])
+def test_a_rating_time_that_is_no_time_is_refused(ts: object, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A rating counts from the time it was given: a ts of text was a line the trace store's reader
+    dropped, and the rating with it."""
+    d = _shipped_copy(tmp_path)
+    lines = (d / "feedback.jsonl").read_text().splitlines()
+    lines[4] = lines[4].replace(f'"ts":{json.loads(lines[4])["ts"]}', f'"ts":{json.dumps(ts) if ts != 1e999 else "1e999"}')
+    assert lines[4] != (SHIPPED / "feedback.jsonl").read_text().splitlines()[4]
+    (d / "feedback.jsonl").write_text("\n".join(lines) + "\n")
+    err = _refused(d, capsys)
+    assert "feedback.jsonl" in err and "line 5" in err and "ts" in err and "finite number" in err
 
 def test_a_trace_recorded_twice_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     def twice(traces: list[dict[str, Any]]) -> None:

@@ -22,7 +22,14 @@ from labkit.experiment.decision import (
     trigger_window_s,
 )
 from labkit.experiment.sequential import MIN_N, cumulative_moments, msprt
-from labkit.experiment.traffic import arm_figures, choose_arms, read_traffic, window_value
+from labkit.experiment.traffic import (
+    arm_figures,
+    choose_arms,
+    rated,
+    read_traffic,
+    success_changes,
+    window_value,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,7 +83,10 @@ class Experiment:
         return experiment_text(self)
 
 
-def _trigger_states(cand: pd.DataFrame, t_end: float, t0: float, rules: RolloutRules) -> list[dict[str, Any]]:
+def _trigger_states(cand: pd.DataFrame, ratings: pd.DataFrame, t_end: float, t0: float,
+                    rules: RolloutRules) -> list[dict[str, Any]]:
+    """Each rollback trigger over its window of the candidate's requests before ``t_end``, rated as
+    the feedback given by then rates them."""
     out = []
     ts = cand["ts"].to_numpy(dtype=float)  # in time order
     end = int(np.searchsorted(ts, t_end, side="left"))
@@ -84,17 +94,19 @@ def _trigger_states(cand: pd.DataFrame, t_end: float, t0: float, rules: RolloutR
         w = trigger_window_s(trig, rules)
         start = int(np.searchsorted(ts, t0 if w is None else t_end - w, side="left"))
         # too few for a rate or a percentile: the window reaches back to the last TRIGGER_MIN_N requests
-        rows = cand.iloc[min(start, max(0, end - TRIGGER_MIN_N)):end]
+        rows = rated(cand.iloc[min(start, max(0, end - TRIGGER_MIN_N)):end], ratings, t_end)
         val, n = window_value(rows, trig.metric, rules.slos)
         out.append({"trigger": trig.text, "observed": val, "n": n,
                     "fires": val is not None and _OPS[trig.op](val, trig.threshold)})
     return out
 
 
-def _look_frame(df: pd.DataFrame, control: str, candidate: str, *, look_s: float, alpha: float, tau: float,
-                margin: float, max_hours: float, rules: RolloutRules, reached: bool) -> pd.DataFrame:
-    """The looks at the experiment's traffic; ``reached``: requests came after the horizon, so every
-    look up to it is taken (the horizon's stop can be reached) whether or not the last held traffic."""
+def _look_frame(df: pd.DataFrame, ratings: pd.DataFrame, control: str, candidate: str, *, look_s: float,
+                alpha: float, tau: float, margin: float, max_hours: float, rules: RolloutRules,
+                reached: bool) -> pd.DataFrame:
+    """The looks at the experiment's traffic, each reading the ratings given by its end; ``reached``:
+    requests came after the horizon, so every look up to it is taken (the horizon's stop can be
+    reached) whether or not the last held traffic."""
     import pandas as pd
 
     t0 = float(df["ts"].min())
@@ -102,9 +114,15 @@ def _look_frame(df: pd.DataFrame, control: str, candidate: str, *, look_s: float
     max_looks = max(1, round(max_hours * 3600 / look_s))
     n_looks = max(int(look.max()) + 1, max_looks if reached else 0)
     arm = df["arm"].astype(str).to_numpy()
-    y = df["success"].to_numpy(dtype=float)
-    ma, va, na = cumulative_moments(y[arm == control], look[arm == control], n_looks)
-    mb, vb, nb = cumulative_moments(y[arm == candidate], look[arm == candidate], n_looks)
+    y = (df["status"] == "ok").to_numpy(dtype=float)  # a success until a rating says otherwise
+    ids, at, dy = success_changes(df, ratings)
+    arm_of = df.set_index("trace_id")["arm"].astype(str)
+    rated_arm = arm_of.reindex(ids).to_numpy()
+    rated_look = np.floor((at - t0) / look_s).astype(np.int64)
+    (ma, va, na), (mb, vb, nb) = (
+        cumulative_moments(y[arm == a], look[arm == a], n_looks,
+                           changes=(rated_look[rated_arm == a], dy[rated_arm == a], dy[rated_arm == a]))
+        for a in (control, candidate))  # (a success is 0 or 1: its square is itself)
     seq = msprt(ma, va, na, mb, vb, nb, tau=tau, alpha=alpha)
     acts = sequential_actions(seq.ci_low, seq.ci_high, nb, margin=margin, min_traces=rules.min_traces,
                               max_looks=max_looks)
@@ -112,7 +130,7 @@ def _look_frame(df: pd.DataFrame, control: str, candidate: str, *, look_s: float
     rows = []
     for k in range(n_looks):
         t_end = t0 + (k + 1) * look_s
-        trig = _trigger_states(cand, t_end, t0, rules)
+        trig = _trigger_states(cand, ratings, t_end, t0, rules)
         fired = [t["trigger"] for t in trig if t["fires"]]
         rows.append({"look": k + 1, "hours": (k + 1) * look_s / 3600, "n_control": int(na[k]),
                      "n_candidate": int(nb[k]), "success_control": ma[k], "success_candidate": mb[k],
@@ -181,7 +199,8 @@ def analyse_experiment(
     """Analyse a canary from its traces and feedback, looking every ``look_hours``."""
     _check_hours(look_hours=look_hours, max_hours=max_hours, margin=margin)
     rules = rollout_rules(rollout, slo=slo, stage=stage)
-    df = read_traffic(sources, arm_by=arm_by, environment=environment)
+    traffic = read_traffic(sources, arm_by=arm_by, environment=environment)
+    df = traffic.requests
     control, candidate = choose_arms(df, control, candidate)
     df = df[df["arm"].isin([control, candidate])]
     # the experiment begins with the candidate's first request: the control's traffic before it (the
@@ -194,14 +213,15 @@ def analyse_experiment(
     horizon = start + max(1, round(max_hours / look_hours)) * look_hours * 3600
     late = int((df["ts"] >= horizon).sum())
     df = df[df["ts"] < horizon]
-    looks = _look_frame(df, control, candidate, look_s=look_hours * 3600, alpha=alpha, tau=tau, margin=margin,
+    ratings = traffic.ratings[traffic.ratings["trace_id"].isin(df["trace_id"])]
+    looks = _look_frame(df, ratings, control, candidate, look_s=look_hours * 3600, alpha=alpha, tau=tau, margin=margin,
                         max_hours=max_hours, rules=rules, reached=late > 0)
     codes = np.array([ACTIONS.index(a) for a in looks["action"]])
     idx, _ = first_decision(codes)
     at = int(idx) if int(idx) >= 0 else len(looks) - 1
     row = looks.iloc[at]
     t_cut = float(df["ts"].min()) + float(row["hours"]) * 3600
-    seen = df[df["ts"] < t_cut]
+    seen = rated(df[df["ts"] < t_cut], ratings, t_cut)
     figures = {a: arm_figures(seen[seen["arm"] == a], seed=seed) for a in (control, candidate)}
     simulated = bool(df["simulated"].fillna(False).astype(bool).any())
     notes = [f"figures as of look {int(row['look'])} ({row['hours']:g} h)"]
@@ -209,8 +229,11 @@ def analyse_experiment(
         notes.append(f"{early} request(s) before the candidate's first request (the canary's start) not analysed")
     if late:
         notes.append(f"{late} request(s) after the {max_hours:g} h horizon (--max-hours) not analysed")
+    untimed = int((~ratings["timed"]).sum())
+    if untimed:
+        notes.append(f"{untimed} rating(s) record no time (feedback ts): each counted from its request's time")
     cand = df[df["arm"] == candidate]
-    unseen = [t["trigger"] for t in _trigger_states(cand, t_cut, float(df["ts"].min()), rules) if t["observed"] is None]
+    unseen = [t["trigger"] for t in _trigger_states(cand, ratings, t_cut, float(df["ts"].min()), rules) if t["observed"] is None]
     if unseen:
         notes.append(f"rollback trigger(s) the traces do not carry, not observed: {'; '.join(unseen)}")
     if ACTIONS.index(row["action"]) == CONTINUE:

@@ -91,12 +91,21 @@ def msprt(
                            rejects=ok & (log_lr >= np.log(1 / alpha)))
 
 
-def cumulative_moments(x: NDArray[np.float64], look: NDArray[np.int64], n_looks: int) -> tuple[Any, Any, Any]:
+def cumulative_moments(x: NDArray[np.float64], look: NDArray[np.int64], n_looks: int, *,
+                       changes: tuple[Any, Any, Any] | None = None) -> tuple[Any, Any, Any]:
     """(mean, variance, n) of the observations ``x`` seen by each look 0..n_looks−1, where
-    ``look[i]`` is the first look that sees ``x[i]``."""
-    n = np.bincount(look, minlength=n_looks)[:n_looks].cumsum().astype(float)
-    s = np.bincount(look, weights=x, minlength=n_looks)[:n_looks].cumsum()
-    s2 = np.bincount(look, weights=x * x, minlength=n_looks)[:n_looks].cumsum()
+    ``look[i]`` is the first look that sees ``x[i]``. ``changes`` (looks, dx, dx²): later changes
+    to observations already seen, each counted from its look on (a value x becoming x + dx adds dx
+    to the sum and dx² = (x + dx)² − x² to the sum of squares)."""
+    def by_look(at: Any, weights: Any = None) -> Any:
+        at = np.minimum(at, n_looks)  # (a change after the last look: counted at none)
+        return np.bincount(at, weights=weights, minlength=n_looks + 1)[:n_looks].cumsum()
+
+    n = by_look(look).astype(float)
+    s, s2 = by_look(look, x), by_look(look, x * x)
+    if changes is not None:
+        at, dx, dx2 = changes
+        s, s2 = s + by_look(at, dx), s2 + by_look(at, dx2)
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = np.where(n > 0, s / np.maximum(n, 1), np.nan)
         var = np.where(n > 1, (s2 - n * mean * mean) / np.maximum(n - 1, 1), np.nan)

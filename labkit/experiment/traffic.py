@@ -1,7 +1,9 @@
 """Production traffic by arm: traces and feedback read through the trace store, per-arm figures.
 
 A request is a *success* when its trace's status is ``ok`` and its user, when they rated it,
-did not rate it 1 or 2 (docs/experiment.md). Failed means status error or timeout.
+did not rate it 1 or 2 (docs/experiment.md). Failed means status error or timeout. A rating
+counts from the time it was given (never before its request): a look, a window or a figure at
+time t reads each request's latest rating given before t (:func:`rated`).
 """
 
 from __future__ import annotations
@@ -26,10 +28,18 @@ ARM_KEYS = ("prompt_version", "model", "config_hash")
 BAD_RATING = 2  # a rating at or below this is a bad answer
 
 
+@dataclass(frozen=True)
+class Traffic:
+    """The requests (one row each: trace_id, ts, arm, status, latency_ms, cost_usd, faithfulness,
+    simulated, failed; in time order) and their ratings as given (:func:`ratings_in_time`)."""
+
+    requests: pd.DataFrame
+    ratings: pd.DataFrame
+
+
 def read_traffic(sources: Iterable[str | os.PathLike[str]], *, arm_by: str,
-                 environment: str | None = None) -> pd.DataFrame:
-    """One row per request (the final attempt of each case): ts, arm, failed, success, rating,
-    latency_ms, cost_usd, faithfulness; ordered by time."""
+                 environment: str | None = None) -> Traffic:
+    """The final attempt of each case, with the feedback's ratings of them, read strictly."""
     from labkit.trace.store import TraceStore
 
     if arm_by not in ARM_KEYS:
@@ -38,9 +48,10 @@ def read_traffic(sources: Iterable[str | os.PathLike[str]], *, arm_by: str,
         check_traffic_files(store.jsonl_files, [d / FEEDBACK_FILE for d in store.run_dirs])
         where = "final" + (" AND environment = ?" if environment else "")
         df = store.query(
-            f"SELECT ts_start AS ts, {arm_by} AS arm, status, feedback_rating AS rating, latency_ms, cost_usd, "
+            f"SELECT trace_id, ts_start AS ts, {arm_by} AS arm, status, latency_ms, cost_usd, "
             f"faithfulness, simulated FROM traces WHERE {where} ORDER BY ts_start, trace_id",
             [environment] if environment else None)
+        given = store.query("SELECT trace_id, rating, ts FROM feedback WHERE rating IS NOT NULL")
     if df.empty:
         raise ConfigError("no traces" + (f" in environment {environment!r}" if environment else ""),
                           field="traces")
@@ -52,9 +63,48 @@ def read_traffic(sources: Iterable[str | os.PathLike[str]], *, arm_by: str,
         raise ConfigError(f"{int(df['ts'].isna().sum())} trace(s) have no ts_start: the looks need each "
                           "request's time", field="ts_start")
     df["failed"] = df["status"].isin(["error", "timeout"])
-    bad = df["rating"].notna() & (df["rating"] <= BAD_RATING)
-    df["success"] = (df["status"] == "ok") & ~bad
-    return df
+    return Traffic(df, ratings_in_time(df, given))
+
+
+def ratings_in_time(requests: pd.DataFrame, given: pd.DataFrame) -> pd.DataFrame:
+    """The ratings of ``requests`` (trace_id, rating, ts as given; ts None when not recorded), in the
+    order they count: by ``at``, the time a rating counts from (its ts, or its request's time when it
+    is earlier or not recorded), then its ts (an untimed one first: any timed one is later news).
+    ``timed`` says whether the rating recorded its time."""
+    import pandas as pd
+
+    when = requests.set_index("trace_id")["ts"]
+    given = given[given["trace_id"].isin(when.index)]
+    asked = given["trace_id"].map(when).to_numpy(dtype=float)
+    ts = given["ts"].to_numpy(dtype=float)
+    timed = ~np.isnan(ts)
+    out = pd.DataFrame({"trace_id": given["trace_id"].to_numpy(), "rating": given["rating"].to_numpy(dtype=float),
+                        "at": np.where(timed, np.maximum(ts, asked), asked), "ts": np.where(timed, ts, -np.inf),
+                        "timed": timed})
+    return out.sort_values(["at", "ts", "trace_id", "rating"], kind="stable").reset_index(drop=True)
+
+
+def rated(rows: pd.DataFrame, ratings: pd.DataFrame, t: float) -> pd.DataFrame:
+    """``rows`` (requests) with ``rating`` and ``success`` as the feedback given before time ``t``
+    made them: each request's latest rating by then (``ratings`` in :func:`ratings_in_time` order)."""
+    seen = ratings[ratings["at"] < t].drop_duplicates("trace_id", keep="last")
+    out = rows.assign(rating=rows["trace_id"].map(seen.set_index("trace_id")["rating"]).astype(float))
+    bad = out["rating"].notna() & (out["rating"] <= BAD_RATING)
+    out["success"] = (out["status"] == "ok") & ~bad
+    return out
+
+
+def success_changes(rows: pd.DataFrame, ratings: pd.DataFrame) -> tuple[Any, Any, Any]:
+    """Each rating's change to its request's success, in time order: (the trace ids, the times they
+    count from, success after minus success before; a request is a success before any rating when
+    its status is ok)."""
+    import pandas as pd
+
+    ok = ratings["trace_id"].map(rows.set_index("trace_id")["status"].eq("ok")).to_numpy(dtype=bool)
+    after = (ok & (ratings["rating"].to_numpy(dtype=float) > BAD_RATING)).astype(float)
+    before = pd.Series(after).groupby(ratings["trace_id"].to_numpy()).shift(1).to_numpy(dtype=float)
+    before = np.where(np.isnan(before), ok.astype(float), before)
+    return ratings["trace_id"].to_numpy(), ratings["at"].to_numpy(dtype=float), after - before
 
 
 def _finite(obj: Mapping[str, Any], key: str) -> bool:
@@ -67,7 +117,8 @@ def check_traffic_files(traces: Iterable[Path], feedback: Iterable[Path]) -> Non
     """A DatasetError naming file, line and field for what the experiment would otherwise average in
     or drop silently: a line that does not parse, a trace record the trace schema refuses (a negative
     cost_usd or latency_ms, ...), a non-finite cost_usd, latency_ms or ts_start, a trace_id recorded
-    twice in a file, a feedback rating that is not an integer from 1 to 5. (A trace_id in two files,
+    twice in a file, a feedback rating that is not an integer from 1 to 5 or a ts that is no finite
+    number. (A trace_id in two files,
     a copy or an archive of a run, the trace store refuses when it opens them:
     :class:`labkit.trace.store.TraceStore`.)"""
     from labkit.trace.feedback import RATING_MAX, RATING_MIN
@@ -95,10 +146,13 @@ def check_traffic_files(traces: Iterable[Path], feedback: Iterable[Path]) -> Non
     for path in feedback:
         problems = []
         for n, obj in jsonl_objects(path, problems) if path.is_file() else ():
-            r = obj.get("rating")
+            r, ts = obj.get("rating"), obj.get("ts")
             if r is not None and (isinstance(r, bool) or not isinstance(r, int) or not RATING_MIN <= r <= RATING_MAX):
                 problems.append(Problem(n, "rating", f"must be an integer from {RATING_MIN} to {RATING_MAX}, "
                                         f"got {r!r}"))
+            if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts)):
+                problems.append(Problem(n, "ts", f"must be a finite number (epoch seconds) or null, got {ts!r}: "
+                                        "a rating counts from the time it was given"))
         if problems:
             raise DatasetError(str(path), problems)
 
