@@ -136,25 +136,38 @@ def redact_manifest(manifest: Mapping[str, Any], settings: Mapping[str, Any] | R
     """manifest.json as it may be written (:meth:`RunDir.write_manifest`, every write): HTTP header
     values masked, every other string through the redactor's full catalogue plus the run's extra
     patterns (a manifest holds configs and paths, not content, so the run's content and type
-    choices do not apply to it). ``settings``: the run's ``redaction`` option, or the run's
-    redactor built from it."""
-    from labkit.trace.redact import Redactor
-
-    # only the extra patterns of the settings (validated with the run's config) apply
-    extra = (dict(settings.extra_patterns) if isinstance(settings, Redactor)
-             else settings.get("extra_patterns") if isinstance(settings, Mapping) else None)
-    out: dict[str, Any] = _manifest_redactor(json.dumps(extra, sort_keys=True)).redact(_headers_masked(dict(manifest)))
+    choices do not apply to it; its hashes and times are left alone). ``settings``: the run's
+    ``redaction`` option, or the run's redactor built from it."""
+    out: dict[str, Any] = _catalogue_redactor(_extra_of(settings), manifest=True).redact(
+        _headers_masked(dict(manifest)))
     return out
 
 
+def record_redactor(settings: Mapping[str, Any] | Redactor | None = None) -> Redactor:
+    """The redactor of what is written from a run besides its content (the slice names of
+    metrics.json, the cases an incident proposes, an export of its results): the full catalogue
+    plus the run's extra patterns, whatever its content and type choices, as for its manifest.
+    ``settings``: the run's ``redaction`` option, or its redactor."""
+    return _catalogue_redactor(_extra_of(settings), manifest=False)
+
+
+def _extra_of(settings: Mapping[str, Any] | Redactor | None) -> str:
+    """The extra patterns of a run's redaction settings (validated with the run's config), as JSON."""
+    from labkit.trace.redact import Redactor
+
+    extra = (dict(settings.extra_patterns) if isinstance(settings, Redactor)
+             else settings.get("extra_patterns") if isinstance(settings, Mapping) else None)
+    return json.dumps(extra, sort_keys=True)
+
+
 @functools.lru_cache(maxsize=8)
-def _manifest_redactor(extra_patterns: str) -> Redactor:
-    """The manifest's redactor for a run's extra patterns (as JSON): built once in a process for
-    every write of a manifest (each build compiles the catalogue's gates)."""
+def _catalogue_redactor(extra_patterns: str, *, manifest: bool) -> Redactor:
+    """The full catalogue and a run's extra patterns (as JSON), built once in a process (each build
+    compiles the catalogue's gates); for a manifest, its ids and times are left alone."""
     from labkit.trace.redact import DEFAULT_SKIP_KEYS, Redactor
 
-    return Redactor.from_config({"extra_patterns": json.loads(extra_patterns),
-                                 "skip_keys": sorted(DEFAULT_SKIP_KEYS | _MANIFEST_IDS)})
+    skip = DEFAULT_SKIP_KEYS | _MANIFEST_IDS if manifest else DEFAULT_SKIP_KEYS
+    return Redactor.from_config({"extra_patterns": json.loads(extra_patterns), "skip_keys": sorted(skip)})
 
 
 def _headers_masked(cfg: Any) -> Any:

@@ -191,12 +191,13 @@ def _with_judge(metrics: dict[str, Any], judge: Any) -> dict[str, Any]:
     return out
 
 
-def _redacted_slices(metrics: dict[str, Any]) -> dict[str, Any]:
+def _redacted_slices(metrics: dict[str, Any], settings: Any) -> dict[str, Any]:
     """Slice keys come from the dataset's tag values (``category=...``): they pass through the
-    redaction like everything a run writes, so a secret pasted into a tag stays off disk."""
-    from labkit.trace.redact import Redactor
+    run's record redactor (the catalogue and the run's extra patterns, ``settings``: its
+    redaction option), so a secret pasted into a tag stays off disk."""
+    from labkit.runs import record_redactor
 
-    red = Redactor()
+    red = record_redactor(settings)
     slices = metrics.get("slices")
     if isinstance(slices, dict):
         metrics["slices"] = {red.redact_text(k)[0]: v for k, v in slices.items()}
@@ -555,7 +556,8 @@ def _score_run(run_dir: str | os.PathLike[str] | RunDir, dataset: Dataset | Sequ
     with _scores_writer(rd, scores, ds, known if isinstance(known, str) else None) as written:  # written while the intervals are drawn
         have = {c.id for c in cases}
         missing = [c for c in ds if c.id not in have]
-        metrics = _redacted_slices(aggregate(cases, scores, k=k, seed=seed, n_boot=n_boot, missing=missing))
+        metrics = _redacted_slices(aggregate(cases, scores, k=k, seed=seed, n_boot=n_boot, missing=missing),
+                                   rd.redaction)
         metrics = _with_judge(metrics, judge_info(judge))
         hashes, fingerprint = written()
     atomic_write_text(rd.metrics_path, json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False) + "\n")

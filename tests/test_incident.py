@@ -156,6 +156,35 @@ def test_no_secret_of_the_dataset_reaches_the_proposed_cases(runs: tuple[Path, P
     assert "[API_KEY]" in rev.cases_path.read_text("utf-8")
 
 
+def test_the_proposed_cases_are_redacted_with_the_failing_runs_own_patterns(runs: tuple[Path, Path],
+                                                                             tmp_path: Path) -> None:
+    """The proposed cases went through the catalogue only: a question holding what the failing
+    run's own ``extra_patterns`` mask was proposed raw."""
+    import json
+
+    from labkit.readiness.runview import RunView
+
+    base, var = runs
+    mine = tmp_path / "variant"
+    shutil.copytree(var, mine)
+    man = json.loads((mine / "manifest.json").read_text("utf-8"))
+    man["runner"]["redaction"] = {"extra_patterns": {"TICKET": r"TCK-\d{6}"}}
+    (mine / "manifest.json").write_text(json.dumps(man), encoding="utf-8")
+    failing = sorted(cid for cid, ok in RunView(var).case_success().items() if not ok)
+    lines = []
+    for line in (REPO / "data" / "golden.jsonl").read_text().splitlines():
+        case = json.loads(line)
+        if case["id"] == failing[0]:
+            case["question"] += " (ticket TCK-123456)"
+        lines.append(json.dumps(case))
+    ds = tmp_path / "planted.jsonl"
+    ds.write_text("\n".join(lines) + "\n")
+    rev = incident_review(base, mine, tmp_path / "inc", dataset=ds)
+    assert any(c.metadata["source_case"] == failing[0] for c in rev.regression_cases)
+    text = rev.cases_path.read_text("utf-8")
+    assert "TCK-123456" not in text and "[TICKET]" in text
+
+
 def test_a_gate_given_that_cannot_be_read_is_an_input_error(runs: tuple[Path, Path], tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     """A gate named on the command line that does not load is the user's mistake (exit 2, the file

@@ -107,3 +107,18 @@ def test_export_refuses_to_write_over_its_dataset_or_a_file_of_its_run(tmp_path,
     assert main(["export", "ragas", "--dataset", "data/quick_lab.jsonl", "--run", str(run),
                  "--out", str(run / "results.jsonl")]) == 2
     assert f"--run {run}" in capsys.readouterr().err and (run / "results.jsonl").read_bytes() == before
+
+
+def test_export_redacts_with_the_runs_own_patterns(tmp_path):
+    """An export of a run went through the catalogue only: a question holding what the run's own
+    ``extra_patterns`` mask (as every file the run writes does) was written raw."""
+    ds = tmp_path / "ds.jsonl"
+    ds.write_text(json.dumps({"id": "t-1", "question": "Why was ticket TCK-123456 refunded twice?",
+                              "must_include": ["refund"]}) + "\n", encoding="utf-8")
+    run = tmp_path / "run"
+    assert main(["run", "--dataset", str(ds), "--pipeline", "data/pipelines/baseline.yaml", "--out", str(run),
+                 "--redact-pattern", r"TICKET=TCK-\d{6}", "--quiet", "--no-score"]) == 0
+    out = tmp_path / "out.json"
+    assert main(["export", "deepeval", "--dataset", str(ds), "--run", str(run), "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "TCK-123456" not in text and "[TICKET]" in text

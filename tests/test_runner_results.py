@@ -265,10 +265,10 @@ def test_a_run_builds_its_redactor_once_and_off_its_start(tmp_path: Path, monkey
     redactor, built before the first case (it checks the case ids before anything is written); the
     manifest's own, with its skip keys, is the other, built once for every write of the manifest
     (each build compiles the catalogue's gates)."""
-    from labkit.runs import _manifest_redactor
+    from labkit.runs import _catalogue_redactor
     from labkit.trace.redact import DEFAULT_SKIP_KEYS, Redactor
 
-    _manifest_redactor.cache_clear()  # (built once a process: an earlier test may have built it)
+    _catalogue_redactor.cache_clear()  # (built once a process: an earlier test may have built it)
     built: list[Redactor] = []
     init = Redactor.__post_init__
 

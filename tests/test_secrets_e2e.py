@@ -289,6 +289,21 @@ def test_a_secret_in_a_tag_value_stays_off_the_metrics(tmp_path: Path) -> None:
     assert "PLANTEDtagvalue" not in text and "category=[API_KEY]" in text
 
 
+
+def test_a_tag_value_the_runs_own_pattern_matches_stays_off_the_metrics(tmp_path: Path) -> None:
+    """The slices of metrics.json went through the catalogue only: a tag value that the run's own
+    ``extra_patterns`` matches, masked in every other file the run writes, was in metrics.json raw."""
+    ds = tmp_path / "ds.jsonl"
+    ds.write_text(json.dumps({"id": "t-1", "question": "Where do I reset a key?", "must_include": ["portal"],
+                              "tags": {"category": "acct-55123", "risk": "high", "kind": "representative"}}) + "\n",
+                  encoding="utf-8")
+    run = tmp_path / "run"
+    assert main(["run", "--dataset", str(ds), "--pipeline", "data/pipelines/baseline.yaml", "--out", str(run),
+                 "--redact-pattern", r"ACCOUNT=acct-\d{5}", "--quiet"]) == 0
+    assert main(["score", str(run)]) == 0  # the rescore too
+    text = (run / "metrics.json").read_text(encoding="utf-8")
+    assert "acct-55123" not in text and "category=[ACCOUNT]" in text
+
 CASE_ID_SECRET = "sk-proj-PLANTEDcaseid0123456789abcd"
 
 

@@ -90,8 +90,7 @@ def export(fmt: str, dataset: str | os.PathLike[str], out: str | os.PathLike[str
     dataset shows here, not as a silent file of references only)."""
     from labkit.cases import load_cases
     from labkit.corpus import Corpus
-    from labkit.runs import RunDir
-    from labkit.trace.redact import Redactor
+    from labkit.runs import RunDir, record_redactor
 
     if fmt not in ("ragas", "deepeval"):
         raise ConfigError(f"unknown export format {fmt!r}", field="format", known=["deepeval", "ragas"])
@@ -99,13 +98,14 @@ def export(fmt: str, dataset: str | os.PathLike[str], out: str | os.PathLike[str
         raise ConfigError("is a folder: give the file to write (.jsonl or .json)", path=str(out), field="--out")
     ds = load_cases(dataset)
     corp = Corpus.load(corpus) if isinstance(corpus, (str, os.PathLike)) else corpus
-    results = {r["case_id"]: r for r in RunDir(run_dir).results()} if run_dir is not None else {}
+    rd = RunDir(run_dir) if run_dir is not None else None
+    results = {r["case_id"]: r for r in rd.results()} if rd is not None else {}
     if unmatched is not None and run_dir is not None:
         ids = {c.id for c in ds}
         unmatched["cases_without_result"] = sum(1 for c in ds if c.id not in results)
         unmatched["results_without_case"] = sum(1 for cid in results if cid not in ids)
     conv = to_ragas if fmt == "ragas" else to_deepeval
-    red = Redactor()
+    red = record_redactor(rd.redaction if rd is not None else None)  # (and the run's own extra patterns)
     recs = [red.redact(conv(c, results.get(c.id), corp)) for c in ds]
     if fmt == "ragas" and Path(out).suffix.lower() == ".jsonl":
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs)

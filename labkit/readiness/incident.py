@@ -458,9 +458,9 @@ def _actions(p: _Pairing, *, stage: str | None, deltas: Mapping[str, Mapping[str
 def _regression_cases(p: _Pairing, dataset: str | os.PathLike[str] | None, notes: list[str]) -> list[EvalCase]:
     """Each case failing in the failing run as a proposed ``reg-<id>`` case, the flipped ones first,
     redacted as every file labkit writes is (the dataset's own text may hold a pasted secret)."""
-    from labkit.trace.redact import Redactor
+    from labkit.runs import RunDir, record_redactor
 
-    red = Redactor()
+    red = record_redactor(RunDir(p.var.path).redaction)  # (and the failing run's own extra patterns)
     cases_by_id, ds_path = _load_dataset(p.var, dataset)
     regressed = set(p.regressed_cases)
     reg_cases: list[EvalCase] = []
