@@ -23,9 +23,9 @@ from labkit.experiment.decision import (
 )
 from labkit.experiment.sequential import MIN_N, cumulative_moments, msprt
 from labkit.experiment.traffic import (
+    Rated,
     arm_figures,
     choose_arms,
-    rated,
     read_traffic,
     success_changes,
     window_value,
@@ -83,19 +83,22 @@ class Experiment:
         return experiment_text(self)
 
 
-def _trigger_states(cand: pd.DataFrame, ratings: pd.DataFrame, t_end: float, t0: float,
-                    rules: RolloutRules) -> list[dict[str, Any]]:
+def _trigger_states(cand: Rated, t_end: float, t0: float, rules: RolloutRules) -> list[dict[str, Any]]:
     """Each rollback trigger over its window of the candidate's requests before ``t_end``, rated as
     the feedback given by then rates them."""
-    out = []
-    ts = cand["ts"].to_numpy(dtype=float)  # in time order
+    ts = cand.rows["ts"].to_numpy(dtype=float)  # in time order
     end = int(np.searchsorted(ts, t_end, side="left"))
+    starts = []
     for trig in rules.triggers:
         w = trigger_window_s(trig, rules)
         start = int(np.searchsorted(ts, t0 if w is None else t_end - w, side="left"))
         # too few for a rate or a percentile: the window reaches back to the last TRIGGER_MIN_N requests
-        rows = rated(cand.iloc[min(start, max(0, end - TRIGGER_MIN_N)):end], ratings, t_end)
-        val, n = window_value(rows, trig.metric, rules.slos)
+        starts.append(min(start, max(0, end - TRIGGER_MIN_N)))
+    first = min(starts, default=end)
+    seen = cand.at(t_end, first, end)  # (rated once for every window of the look)
+    out = []
+    for trig, start in zip(rules.triggers, starts, strict=True):
+        val, n = window_value(seen.iloc[start - first:], trig.metric, rules.slos)
         out.append({"trigger": trig.text, "observed": val, "n": n,
                     "fires": val is not None and _OPS[trig.op](val, trig.threshold)})
     return out
@@ -126,11 +129,11 @@ def _look_frame(df: pd.DataFrame, ratings: pd.DataFrame, control: str, candidate
     seq = msprt(ma, va, na, mb, vb, nb, tau=tau, alpha=alpha)
     acts = sequential_actions(seq.ci_low, seq.ci_high, nb, margin=margin, min_traces=rules.min_traces,
                               max_looks=max_looks)
-    cand = df[arm == candidate]
+    cand = Rated(df[arm == candidate], ratings)
     rows = []
     for k in range(n_looks):
         t_end = t0 + (k + 1) * look_s
-        trig = _trigger_states(cand, ratings, t_end, t0, rules)
+        trig = _trigger_states(cand, t_end, t0, rules)
         fired = [t["trigger"] for t in trig if t["fires"]]
         rows.append({"look": k + 1, "hours": (k + 1) * look_s / 3600, "n_control": int(na[k]),
                      "n_candidate": int(nb[k]), "success_control": ma[k], "success_candidate": mb[k],
@@ -221,7 +224,7 @@ def analyse_experiment(
     at = int(idx) if int(idx) >= 0 else len(looks) - 1
     row = looks.iloc[at]
     t_cut = float(df["ts"].min()) + float(row["hours"]) * 3600
-    seen = rated(df[df["ts"] < t_cut], ratings, t_cut)
+    seen = Rated(df[df["ts"] < t_cut], ratings).at(t_cut)
     figures = {a: arm_figures(seen[seen["arm"] == a], seed=seed) for a in (control, candidate)}
     simulated = bool(df["simulated"].fillna(False).astype(bool).any())
     notes = [f"figures as of look {int(row['look'])} ({row['hours']:g} h)"]
@@ -232,8 +235,8 @@ def analyse_experiment(
     untimed = int((~ratings["timed"]).sum())
     if untimed:
         notes.append(f"{untimed} rating(s) record no time (feedback ts): each counted from its request's time")
-    cand = df[df["arm"] == candidate]
-    unseen = [t["trigger"] for t in _trigger_states(cand, ratings, t_cut, float(df["ts"].min()), rules) if t["observed"] is None]
+    cand = Rated(df[df["arm"] == candidate], ratings)
+    unseen = [t["trigger"] for t in _trigger_states(cand, t_cut, float(df["ts"].min()), rules) if t["observed"] is None]
     if unseen:
         notes.append(f"rollback trigger(s) the traces do not carry, not observed: {'; '.join(unseen)}")
     if ACTIONS.index(row["action"]) == CONTINUE:

@@ -3,7 +3,7 @@
 A request is a *success* when its trace's status is ``ok`` and its user, when they rated it,
 did not rate it 1 or 2 (docs/experiment.md). Failed means status error or timeout. A rating
 counts from the time it was given (never before its request): a look, a window or a figure at
-time t reads each request's latest rating given before t (:func:`rated`).
+time t reads each request's latest rating given before t (:class:`Rated`).
 """
 
 from __future__ import annotations
@@ -84,14 +84,39 @@ def ratings_in_time(requests: pd.DataFrame, given: pd.DataFrame) -> pd.DataFrame
     return out.sort_values(["at", "ts", "trace_id", "rating"], kind="stable").reset_index(drop=True)
 
 
-def rated(rows: pd.DataFrame, ratings: pd.DataFrame, t: float) -> pd.DataFrame:
-    """``rows`` (requests) with ``rating`` and ``success`` as the feedback given before time ``t``
-    made them: each request's latest rating by then (``ratings`` in :func:`ratings_in_time` order)."""
-    seen = ratings[ratings["at"] < t].drop_duplicates("trace_id", keep="last")
-    out = rows.assign(rating=rows["trace_id"].map(seen.set_index("trace_id")["rating"]).astype(float))
-    bad = out["rating"].notna() & (out["rating"] <= BAD_RATING)
-    out["success"] = (out["status"] == "ok") & ~bad
-    return out
+class Rated:
+    """Requests (a frame in time order) with their ratings as given: :meth:`at` any time, over any
+    run of rows, in time proportional to the rows and their ratings (a look's windows, at every look)."""
+
+    def __init__(self, rows: pd.DataFrame, ratings: pd.DataFrame) -> None:
+        self.ok = (rows["status"] == "ok").to_numpy(dtype=bool)
+        self.rows = rows.assign(rating=np.nan, success=self.ok)  # (the columns made once: each look sets them)
+        position = _positions(rows["trace_id"])
+        pos = ratings["trace_id"].map(position).to_numpy(dtype=float)
+        keep = ~np.isnan(pos)  # (the ratings of these rows only)
+        order = np.lexsort((np.arange(int(keep.sum())), ratings["at"].to_numpy(dtype=float)[keep], pos[keep]))
+        self.pos = pos[keep].astype(np.int64)[order]  # by request, then in the order they count
+        self.when = ratings["at"].to_numpy(dtype=float)[keep][order]
+        self.rating = ratings["rating"].to_numpy(dtype=float)[keep][order]
+
+    def at(self, t: float, start: int = 0, stop: int | None = None) -> pd.DataFrame:
+        """Rows ``start:stop`` with ``rating`` and ``success`` as the feedback given before time ``t``
+        made them: each request's latest rating by then."""
+        stop = len(self.rows) if stop is None else stop
+        lo, hi = np.searchsorted(self.pos, [start, stop])
+        given = np.flatnonzero(self.when[lo:hi] < t) + lo
+        last = given[np.append(self.pos[given][1:] != self.pos[given][:-1], True)] if given.size else given
+        rating = np.full(stop - start, np.nan)
+        rating[self.pos[last] - start] = self.rating[last]
+        bad = rating <= BAD_RATING  # (NaN, no rating: not bad)
+        return self.rows.iloc[start:stop].assign(rating=rating, success=self.ok[start:stop] & ~bad)
+
+
+def _positions(ids: pd.Series) -> pd.Series:
+    """Each id's position (the ids are unique)."""
+    import pandas as pd
+
+    return pd.Series(np.arange(len(ids)), index=ids.to_numpy())
 
 
 def success_changes(rows: pd.DataFrame, ratings: pd.DataFrame) -> tuple[Any, Any, Any]:
