@@ -106,12 +106,9 @@ def refuse_secret_ids(ds: Dataset, settings: Mapping[str, Any] | Redactor | None
     """A DatasetError naming (line, ``id``) each case of ``ds`` whose id the run's redaction would
     change (:func:`secret_id_problems`): a run refuses them before it writes anything."""
     ids = [c.id for c in ds]
-    numbers: list[int] = []
 
-    def line_of(i: int) -> int | None:  # the n-th case is the n-th line that is not blank (read on an error only)
-        if not numbers and ds.path is not None and Path(ds.path).is_file():
-            numbers.extend(n for n, _, _ in iter_jsonl(ds.path))
-        return numbers[i] if len(numbers) == len(ids) else None
+    def line_of(i: int) -> int | None:  # (the line the parse kept; none for cases given in memory)
+        return ds.lines[i] if len(ds.lines) == len(ids) else None
 
     problems = secret_id_problems(ids, line_of, "id", settings)
     if problems:

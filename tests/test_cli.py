@@ -35,6 +35,21 @@ def test_validate_ok_and_bad_file_names_all_lines(tmp_path, capsys):
     assert "Traceback" not in err
 
 
+
+def test_validate_refuses_an_id_a_run_refuses(tmp_path, capsys):
+    """`dataset validate` said "1 valid cases" of a dataset whose case id holds what redaction
+    hides, and `labkit run` then refused it: validate checks the ids as a run with the default
+    redaction does, at the case's line."""
+    ds = tmp_path / "ds.jsonl"
+    ds.write_text('\n{"id": "ok-1", "question": "fine?"}\n\n'
+                  '{"id": "sk-proj-abcdefghijklmnop1234567890", "question": "Where?"}\n')
+    assert main(["dataset", "validate", str(ds)]) == 2
+    err = capsys.readouterr().err
+    assert "line 4" in err and "'id'" in err and "holds what redaction hides" in err and "Traceback" not in err
+    assert main(["run", "--dataset", str(ds), "--pipeline", "data/pipelines/baseline.yaml",
+                 "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert "line 4" in capsys.readouterr().err
+
 def test_run_writes_complete_run_directory(runs):
     for name in ("baseline", "variant"):
         d = runs / name

@@ -32,8 +32,10 @@ def register(sub: Any) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     from labkit.cases import load_cases
+    from labkit.runs import refuse_secret_ids
 
     ds = load_cases(args.path)
+    refuse_secret_ids(ds, None)  # (as a run with the default redaction refuses them)
     if args.corpus:
         _check_gold(args.path, ds, args.corpus)
     print(f"{args.path}: {len(ds)} valid cases" + (f", gold found in {args.corpus}" if args.corpus else "")
