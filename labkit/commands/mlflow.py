@@ -20,7 +20,9 @@ _HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_B
 def register(sub: Any) -> None:
     p = sub.add_parser("mlflow", help="log runs to MLflow: parameters, metrics with intervals, per-case "
                                       "scores, gate verdict, files (extra mlflow)",
-                       description="labkit mlflow log RUN_DIR... [--tracking-uri URI] [--experiment NAME]")
+                       description="Log each run to MLflow (docs/mlflow.md): its parameters, metrics with their "
+                                   "intervals, per-case scores, the gate's verdict and its files. A run logged "
+                                   "before and not re-scored since is left as it is.")
     p.add_argument("action", choices=["log"])
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else MLflow's)")

@@ -16,7 +16,7 @@ def register(sub: Any) -> None:
     r.add_argument("--pipeline", help="pipeline YAML config or import path package.module:callable")
     r.add_argument("--corpus", help="corpus folder (overrides the pipeline config's)")
     r.add_argument("--out", help="run directory to write")
-    r.add_argument("--run-id", help="run id (default: derived from the pipeline and the time)")
+    r.add_argument("--run-id", help="run id (default: the --out folder's name)")
     r.add_argument("--gate", help="gate YAML whose lock the manifest records (pre-registration)")
     r.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run: skip finished cases")
     r.add_argument("--concurrency", type=int, help="max cases in flight (1 to 10,000)")

@@ -112,7 +112,8 @@ def human_review(ctx: Context) -> ItemResult:
     review = [c for c in rep.checks if c.kind == "review"]
     if not review:
         return ItemResult("fail", f"{gp} has no review requirement (review.required_for)",
-                          f"Add `review: {{required_for: {{risk: high}}}}` to {gp} and record reviews "
+                          f"Add `review: {{required_for: {{risk: high}}}}` to {gp} (a stricter gate: lock it again "
+                          f"with `labkit gate lock {gp}` and re-run the candidate under it) and record reviews "
                           f"in {ctx.paths.reviews}.")
     c = review[0]
     return ItemResult("pass" if c.passed else "fail", f"{c.name}: {c.reason}",
