@@ -773,6 +773,27 @@ def test_a_backdated_lock_does_not_pre_register_a_gate_the_run_recorded_unlocked
     assert "not locked when the run started" in rep["pre_registration"]["detail"]
 
 
+
+def test_a_gate_loosened_after_its_lock_and_locked_again_after_the_run_is_not_pre_registered(runs, tmp_path,
+                                                                                             capsys):
+    """A strict gate locked, loosened without a new lock, a run started under the loosened one (the
+    run recorded the old lock's time beside the new hash), then locked again after the results:
+    ``labkit gate`` said pre_registered, "locked at" the strict version's time. The version the run
+    was made under was never locked before it."""
+    gate = tmp_path / "g.yaml"
+    shutil.copy(SHIPPED_GATE, gate)
+    assert main(["gate", "lock", str(gate)]) == 0
+    gate.write_text(gate.read_text().replace("threshold: 0.85", "threshold: 0.70"))
+    run = tmp_path / "r"
+    assert main(["run", "--dataset", GOLDEN, "--pipeline", "data/pipelines/variant.yaml", "--out", str(run),
+                 "--quiet", "--gate", str(gate)]) in (0, 1)
+    rec = json.loads((run / "manifest.json").read_text())["gate"]
+    assert rec["locked_at"] is not None and rec["locked_hash"] != rec["hash"]  # what the run saw
+    assert main(["gate", "lock", str(gate)]) == 0  # after the results
+    code, rep = _gate_json(capsys, "--config", str(gate), str(run), "--thresholds-only")
+    assert code == 1 and rep["pre_registration"]["status"] == "locked_after_run", rep["pre_registration"]
+    assert "changed since its lock" in rep["pre_registration"]["detail"]
+
 def test_results_swapped_in_from_another_run_and_rescored_are_refused(runs, tmp_path, capsys):
     """The variant's results.jsonl replaced by the baseline's lines and rescored: the scoring record
     then covered the swapped file and the gate passed 8/8 for a run whose manifest names the

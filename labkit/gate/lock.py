@@ -89,6 +89,11 @@ def pre_registration(gate_path: str | None, run: Any) -> dict[str, Any]:
         if rec.get("hash") and rec["hash"] != info["hash"]:
             return {"status": "edited_after_lock", "detail": "the run was judged by another version "
                     f"of the gate (run recorded {rec['hash'][:12]}, now {info['hash'][:12]})", **info}
+        if rec.get("hash") and (rec.get("edited_after_lock") or rec.get("locked_hash") not in (None, rec["hash"])):
+            # the run started under a version the lock did not cover: a lock made since does not count
+            return {"status": "locked_after_run", "detail": "the gate had changed since its lock when the run "
+                    f"started (lock of {str(rec.get('locked_hash'))[:12]}, the run's gate {rec['hash'][:12]}); "
+                    f"the lock at {info['locked_at']} came after", **info}
         if rec.get("hash") and "locked_at" in rec and rec["locked_at"] is None:  # (recorded as the run
             # started, unlocked: a lock made since does not count, whatever time the lock file now gives)
             return {"status": "locked_after_run", "detail": f"the gate was not locked when the run started "
