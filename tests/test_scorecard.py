@@ -491,6 +491,26 @@ def test_a_lock_recorded_with_another_utc_offset_is_compared_by_its_instant(proj
     assert it.status == "fail" and "after the run started" in it.evidence, it.evidence
 
 
+
+def test_a_gate_loosened_after_the_run_fails_gate_passes_as_it_fails_the_gate(project: Path) -> None:
+    """The gate loosened to what the variant scored after the results existed, and locked again:
+    `labkit gate` failed it (edited_after_run), while the scorecard's critical item gate.passes
+    left the pre-registration check out and passed 8/8, so the verdict was READY WITH CONDITIONS
+    (exit 0). gate.passes fails on every check the gate fails but the human review (its own item)."""
+    from labkit.cli import main
+
+    base, var = _runs(project)
+    gate = project / "data" / "gate.yaml"
+    gate.write_text(gate.read_text(encoding="utf-8").replace("threshold: 0.85", "threshold: 0.70")
+                    .replace("{metric: faithfulness,       max_drop: 0.02}", "{metric: faithfulness,       max_drop: 0.5}"),
+                    encoding="utf-8")
+    assert main(["gate", "lock", str(gate)]) == 0
+    assert main(["gate", "--config", str(gate), str(var), "--baseline", str(base)]) == 1
+    sc = build_scorecard(base, var, root=project, today=TODAY)
+    it = sc.by_id["gate.passes"]
+    assert it.status == "fail" and "pre-registered" in it.evidence, it.evidence
+    assert sc.verdict == "not ready", sc.verdict
+
 def test_a_recorded_lock_time_that_is_no_time_fails_the_item_naming_it(project: Path) -> None:
     """A lock time that is no ISO time was compared as text with the run's start ("locked at soon,
     after the run started"): the item fails naming the manifest and its field."""
