@@ -15,6 +15,7 @@ import contextlib
 import gc
 import json
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -95,9 +96,18 @@ def refuse_foreign_results(rd: RunDir, recorded: str | None = None) -> str | Non
     docs/formats.md) and its results.jsonl (or the one scoring recorded, ``recorded``) is another:
     lines swapped in from another run, or edited, and rescored would be judged as this run's.
     Returns that hash when the file was checked against it (None: the run records none)."""
-    wrote = rd.manifest.get("results_sha256")
-    if not isinstance(wrote, str) or not wrote:
-        return None  # (recorded traffic, and runs made before the runner recorded it)
+    man = rd.manifest
+    wrote = man.get("results_sha256")
+    if wrote is None and not ("results_sha256" not in man and man.get("status") == "complete"
+                              and "pipeline_calls" in man):
+        return None  # (recorded traffic: imported, or a manifest written by hand)
+    if not (isinstance(wrote, str) and re.fullmatch(r"[0-9a-f]{64}", wrote)):
+        raise RunDirError(f"{rd.path / 'manifest.json'}: field results_sha256: "
+                          + (f"must be the sha256 of the results.jsonl the run wrote, got {wrote!r}" if wrote is not None
+                             else "missing from a run the runner completed (it records the hash of the results it "
+                                  "wrote)")
+                          + ": a run whose record of its results is gone cannot vouch for its lines; make a new run, "
+                            "or import the lines as recorded traffic (labkit import)")
     if (recorded or file_hash(rd.results_path)) != wrote:
         raise RunDirError(f"{rd.results_path}: not the results the run wrote (its manifest records "
                           f"{wrote[:12]}): results swapped in or edited after the run are not its evidence; "

@@ -359,13 +359,15 @@ def shipped_runs(tmp_path_factory):
 
 
 def _copy_run(src, dst):
-    """A copy of a run as recorded traffic (no ``results_sha256``: the tests edit its lines, as a
-    team edits recorded lines; a runner's own run refuses edited lines: tests/test_gate_integrity.py)."""
+    """A copy of a run as recorded traffic (no ``results_sha256`` and no ``pipeline_calls``, as a
+    manifest written by hand: the tests edit its lines, as a team edits recorded lines; a runner's
+    own run refuses edited lines: tests/test_gate_integrity.py)."""
     import shutil
 
     shutil.copytree(src, dst)
     man = json.loads((dst / "manifest.json").read_text())
     man.pop("results_sha256", None)
+    man.pop("pipeline_calls", None)
     (dst / "manifest.json").write_text(json.dumps(man, indent=2))
     return dst
 

@@ -39,12 +39,13 @@ def runs(tmp_path_factory):
 
 def _copy(src: Path, dst: Path) -> Path:
     """A copy of a run as recorded traffic: its manifest keeps no hash of the results the runner wrote
-    (``results_sha256``), so its lines may be edited and rescored, as a team edits recorded lines;
+    (``results_sha256``) and no ``pipeline_calls``, as one written by hand, so its lines may be edited and rescored, as a team edits recorded lines;
     the checks below are what must hold then. A runner's run refuses edited lines outright
     (test_results_swapped_in_from_another_run_and_rescored_are_refused)."""
     shutil.copytree(src, dst)
     man = json.loads((dst / "manifest.json").read_text(encoding="utf-8"))
     man.pop("results_sha256", None)
+    man.pop("pipeline_calls", None)
     (dst / "manifest.json").write_text(json.dumps(man, indent=2), encoding="utf-8")
     return dst
 
@@ -793,6 +794,26 @@ def test_a_gate_loosened_after_its_lock_and_locked_again_after_the_run_is_not_pr
     code, rep = _gate_json(capsys, "--config", str(gate), str(run), "--thresholds-only")
     assert code == 1 and rep["pre_registration"]["status"] == "locked_after_run", rep["pre_registration"]
     assert "changed since its lock" in rep["pre_registration"]["detail"]
+
+
+@pytest.mark.parametrize("edit", ["blank", "number", "removed"])
+def test_a_runs_results_hash_blanked_or_removed_does_not_let_edited_results_be_rescored(runs, tmp_path, capsys,
+                                                                                       edit):
+    """The baseline's lines copied into the variant's results.jsonl and the manifest's
+    ``results_sha256`` set to "" (or 7, or removed): `labkit score` rescored them and the gate passed
+    8/8, pre_registered. A run the runner completed records the hash; one that does not is refused."""
+    run = Path(shutil.copytree(runs / "variant", tmp_path / "v"))
+    shutil.copy(runs / "baseline" / "results.jsonl", run / "results.jsonl")
+    man = json.loads((run / "manifest.json").read_text())
+    if edit == "removed":
+        del man["results_sha256"]
+    else:
+        man["results_sha256"] = "" if edit == "blank" else 7
+    (run / "manifest.json").write_text(json.dumps(man))
+    capsys.readouterr()
+    assert main(["score", str(run)]) == 2
+    err = _one_line_error(capsys)
+    assert "results_sha256" in err and "manifest.json" in err, err
 
 def test_results_swapped_in_from_another_run_and_rescored_are_refused(runs, tmp_path, capsys):
     """The variant's results.jsonl replaced by the baseline's lines and rescored: the scoring record
