@@ -51,7 +51,8 @@ def _generation_oracle(res: Any, judge: Any, corpus: Any) -> dict[str, Score]:
     why: Score = (None, "not_ok" if res.status != "ok" else "no_answer")
     out: dict[str, Score] = {
         "must_include_coverage": generation.must_include_coverage(res.answer, case.must_include),
-        "must_not_include_violation": generation.must_not_include_violation(res.answer, case.must_not_include),
+        "must_not_include_violation": generation.must_not_include_violation(
+            res.answer if res.status == "ok" else res.get("answer"), case.must_not_include, ok=res.status == "ok"),
         "citation_accuracy": generation.citation_accuracy(res.get("citations"), case.gold, res.level,
                                                           res.retrieved_list),
     }

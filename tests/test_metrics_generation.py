@@ -223,3 +223,22 @@ def test_cited_chunk_counts_for_the_source_its_retrieved_item_names():
     assert generation.citation_accuracy(["c-9"], ["security-runbook"], "source", retrieved) == (0.0, "")
     # without the retrieved items, the id's part before '#' is its source
     assert generation.citation_accuracy(["security-runbook#2"], ["security-runbook"], "source") == (1.0, "")
+
+
+def test_a_forbidden_phrase_is_a_violation_in_any_recorded_answer_and_unmeasured_without_one():
+    """A line marked timeout or error whose recorded answer holds a forbidden phrase scored 0 (no
+    violation, measured): re-marking the leaking lines lowered the violation rate and a zero-leak
+    gate passed. A recorded answer is read whatever the status; a failed line without one is
+    unmeasured (``not_ok``), which counts against the gate's budget."""
+    from labkit.metrics import score_cases
+
+    cases = [EvalCase(id=x, question="vault?", must_not_include=("the vault contains",)) for x in "abcd"]
+    leak = "The vault contains the master key."
+    rows = [{"case_id": "a", "status": "timeout", "answer": leak},
+            {"case_id": "b", "status": "error", "answer": leak},
+            {"case_id": "c", "status": "error", "answer": None},
+            {"case_id": "d", "status": "timeout", "answer": "The key is safe."}]
+    s = score_cases(cases, rows)
+    assert s["must_not_include_violation"].tolist()[:2] == [1.0, 1.0]
+    assert s["must_not_include_violation"].isna().tolist()[2:] == [True, True]
+    assert s["must_not_include_violation_reason"].tolist() == ["", "", "not_ok", "not_ok"]

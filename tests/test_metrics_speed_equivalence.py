@@ -143,7 +143,8 @@ def _case_scores(res: Any, judge: LexicalJudge, corpus: Any, k: int) -> dict[str
     answer = res.answer if res.answer is not None and res.answer.strip() else None
     why: Score = (None, "not_ok" if res.status != "ok" else "no_answer")
     s["must_include_coverage"] = generation.must_include_coverage(res.answer, case.must_include)
-    s["must_not_include_violation"] = generation.must_not_include_violation(res.answer, case.must_not_include)
+    s["must_not_include_violation"] = generation.must_not_include_violation(
+        res.answer if res.status == "ok" else res.get("answer"), case.must_not_include, ok=res.status == "ok")
     s["citation_accuracy"] = generation.citation_accuracy(res.get("citations"), case.gold, res.level,
                                                           res.retrieved_list)
     if answer is None:

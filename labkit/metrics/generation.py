@@ -102,13 +102,18 @@ def must_include_coverage(answer: str | None, phrases: Sequence[str], *,
 
 
 def must_not_include_violation(answer: str | None, phrases: Sequence[str], *,
-                               placeholders: re.Pattern[str] = PLACEHOLDERS) -> Score:
+                               placeholders: re.Pattern[str] = PLACEHOLDERS, ok: bool = True) -> Score:
     """1 if any must_not_include phrase occurs in the answer; unmeasured when none listed, or
-    when none occurs but a redaction placeholder may hide one (``redacted``)."""
+    when none occurs but a redaction placeholder may hide one (``redacted``). For a line that is
+    not ok (``ok`` False; ``answer`` the text it recorded, if any: a timeout's partial text,
+    recorded traffic), 1 when a phrase occurs in it, else unmeasured (``not_ok``: what it would
+    have said is not known), which counts against the gate's budget."""
     if not phrases:
         return None, "no_must_not_include"
-    if any(phrases_found(answer, phrases)):
+    if any(phrases_found(answer if isinstance(answer, str) else None, phrases)):
         return 1.0, ""
+    if not ok:
+        return None, "not_ok"
     if any(hidden_by_redaction(answer, p, placeholders=placeholders) for p in phrases):
         return None, REDACTED
     return 0.0, ""
@@ -359,10 +364,13 @@ def _phrases(kind: str) -> ColumnFn:
         none: Score = (None, "no_must_include" if include else "no_must_not_include")
         scores: list[Score] = []
         add = scores.append
-        for r, answer, a in zip(run.rows, answers, norm, strict=True):
+        for r, answer, a, status in zip(run.rows, answers, norm, run.batch(statuses), strict=True):
             phrases = r.case.must_include if include else r.case.must_not_include
             if not phrases:
                 add(none)
+                continue
+            if not include and status != "ok":  # a leak in what was recorded is a leak; without it, unknown
+                add(must_not_include_violation(r.get("answer"), phrases, ok=False))
                 continue
             found = [phrase[p] in a for p in phrases]
             if include:  # a placeholder looked for only when a phrase is missing
