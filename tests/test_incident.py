@@ -226,3 +226,65 @@ def test_incident_out_that_would_overwrite_an_input_is_refused_before_anything_i
     assert "--dataset" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["regression_cases.jsonl"]
     assert ds.read_bytes() == (REPO / "data" / "golden.jsonl").read_bytes()
+
+
+def _failing(var: Path) -> list[str]:
+    from labkit.readiness.runview import RunView
+
+    return sorted(cid for cid, ok in RunView(var).case_success().items() if not ok)
+
+
+def _golden_with(tmp_path: Path, edit: dict[str, dict[str, object]]) -> Path:
+    """The golden set with fields of some cases replaced (``edit``: case id -> fields)."""
+    import json
+
+    lines = []
+    for line in (REPO / "data" / "golden.jsonl").read_text().splitlines():
+        case = json.loads(line)
+        case.update(edit.get(case["id"], {}))
+        lines.append(json.dumps(case))
+    ds = tmp_path / "edited.jsonl"
+    ds.write_text("\n".join(lines) + "\n")
+    return ds
+
+
+def test_a_case_whose_labels_redaction_would_change_is_named_not_proposed_altered(
+        runs: tuple[Path, Path], tmp_path: Path) -> None:
+    """Redaction never changes what is scored: a failing case whose must_include, must_not_include
+    or expected_tools hold what redaction hides is not proposed with masked labels (it no longer
+    tested what it did), nor with the raw label (a secret on disk): it is left out and named, its
+    field said, in the note and the backlog. Its free text alone would only be masked."""
+    base, var = runs
+    failing = _failing(var)
+    assert len(failing) >= 4
+    golden = load_cases(REPO / "data" / "golden.jsonl").by_id()
+    email, card = "support@kestrel.example", "4111 1111 1111 1111"
+    held = {failing[0]: "must_include", failing[1]: "must_not_include", failing[2]: "expected_tools"}
+    ds = _golden_with(tmp_path, {
+        failing[0]: {"must_include": [*golden[failing[0]].must_include, email]},
+        failing[1]: {"must_not_include": [*golden[failing[1]].must_not_include, card]},
+        failing[2]: {"expected_tools": [{"name": "escalate_ticket", "args": {"contact": email}}]},
+        failing[3]: {"question": f"{golden[failing[3]].question} (write to {email})"},
+    })
+    rev = incident_review(base, var, tmp_path / "inc", dataset=ds)
+    proposed = {c.metadata["source_case"]: c for c in load_cases(rev.cases_path)}
+    assert not set(held) & set(proposed)
+    assert set(proposed) == set(failing) - set(held)
+    assert "[EMAIL]" in proposed[failing[3]].question  # free text: masked, the case still proposed
+    edited = load_cases(ds).by_id()
+    for cid, c in proposed.items():  # what is scored is the dataset's, unchanged
+        src = edited[cid]
+        assert (c.must_include, c.must_not_include, c.expected_source, c.expected_chunks,
+                [dict(t) for t in c.expected_tools]) == (src.must_include, src.must_not_include,
+                                                         src.expected_source, src.expected_chunks,
+                                                         [dict(t) for t in src.expected_tools]), cid
+    note = rev.note_path.read_text("utf-8")
+    backlog = rev.backlog_path.read_text("utf-8")
+    for cid, fld in held.items():
+        assert any(cid in n and fld in n and "not proposed" in n for n in rev.notes), (cid, rev.notes)
+        assert f"case {cid} not proposed: its {fld}" in note
+        assert cid in backlog
+    for p in (tmp_path / "inc").iterdir():
+        text = p.read_text("utf-8")
+        assert email not in text and card not in text, p.name
+

@@ -6,7 +6,8 @@
   the stage where quality moved (computed from per-stage deltas), contributing
   factors and action items;
 * ``regression_cases.jsonl`` — each case that fails in the failing run, as a
-  proposed eval case with ``tags.kind: regression`` (valid for ``load_cases``);
+  proposed eval case with ``tags.kind: regression`` (valid for ``load_cases``); the cases
+  it leaves out are named in the notes, with the reason (:mod:`labkit.readiness.incident_cases`);
 * ``backlog.csv`` — the action items with empty owner and due-date columns.
 
 Where quality moved: for every metric of the paired comparison, the
@@ -34,11 +35,18 @@ from pathlib import Path
 from typing import Any
 
 from labkit import patterns
-from labkit.cases import EvalCase, load_cases, save_cases
+from labkit.cases import EvalCase, save_cases
 from labkit.display import unit_of
 from labkit.errors import ConfigError, LabkitError
 from labkit.io import atomic_write_text
 from labkit.readiness.context import compare
+from labkit.readiness.incident_cases import (
+    Proposal,
+    case_stage,
+    failure_reasons,
+    named,
+    propose_cases,
+)
 from labkit.readiness.model import as_mapping
 from labkit.readiness.runview import RunView, num
 from labkit.registry import not_applicable
@@ -75,6 +83,7 @@ class IncidentReview:
     factors: list[str]
     actions: list[dict[str, str]]
     regression_cases: list[EvalCase] = field(default_factory=list)
+    not_proposed: list[str] = field(default_factory=list)  # failing cases left out (the notes say why)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -92,7 +101,8 @@ class IncidentReview:
     def summary_dict(self) -> dict[str, Any]:
         return {"baseline_run": self.baseline_run, "failing_run": self.failing_run, "summary": self.summary,
                 "stage": self.stage, "stage_deltas": self.stage_deltas, "impact": self.impact,
-                "n_regression_cases": len(self.regression_cases), "n_actions": len(self.actions),
+                "n_regression_cases": len(self.regression_cases), "n_not_proposed": len(self.not_proposed),
+                "n_actions": len(self.actions),
                 "note": str(self.note_path), "regression_cases": str(self.cases_path),
                 "backlog": str(self.backlog_path)}
 
@@ -174,59 +184,6 @@ def _iso(ts: Any) -> str | None:
     return None
 
 
-def _load_dataset(run: RunView, dataset: str | os.PathLike[str] | None) -> tuple[dict[str, EvalCase], str]:
-    tries: list[Path] = []
-    if dataset is not None:
-        tries.append(Path(dataset))
-    p = run.dataset_info.get("path")
-    if isinstance(p, str):
-        tries.append(Path(p))
-    tries.append(run.path / "cases.jsonl")
-    for t in tries:
-        if t.is_file():
-            try:
-                return load_cases(t).by_id(), str(t)
-            except LabkitError:
-                continue
-    return {}, ""
-
-
-def _failure_reasons(run: RunView, case_id: str) -> list[str]:
-    for row in run.scores:
-        if row.get("case_id") != case_id:
-            continue
-        out = []
-        for k, v in row.items():
-            if k.endswith("_reason") and v:
-                out.append(f"{k[:-7]}: {v}")
-        return out
-    return []
-
-
-def _case_stage(base: RunView, var: RunView, cid: str, result: Mapping[str, Any] | None) -> str:
-    """Which stage a regressed case lost its answer at (first stage, in pipeline order, that got worse)."""
-    if result is not None and str(result.get("status")) in ("error", "timeout"):
-        return "ops"
-
-    def v(run: RunView, m: str) -> float | None:
-        return run.score_column(m).get(cid)
-
-    def worse(m: str, higher: bool = True) -> bool:
-        a, b = v(base, m), v(var, m)
-        if a is None or b is None:
-            return False
-        return b < a if higher else b > a
-
-    if worse("retrieval_hit_rate") or worse("recall_at_k"):
-        return "retrieval"
-    if worse("must_include_coverage") or worse("faithfulness") or worse("must_not_include_violation", False) \
-            or worse("citation_accuracy"):
-        return "generation"
-    if worse("tool_call_accuracy"):
-        return "agent"
-    return "unattributed"
-
-
 # ---- the review -------------------------------------------------------------------------------
 
 @dataclass
@@ -258,7 +215,7 @@ class _Pairing:
             regressed_cases=regressed,
             fixed=[c for c in shared if not bsucc[c] and vsucc[c]],
             results=vres,
-            attribution=Counter(_case_stage(base, var, c, vres.get(c)) for c in regressed),
+            attribution=Counter(case_stage(base, var, c, vres.get(c)) for c in regressed),
             reg_metrics=[(m, d) for m, d in comp["metrics"].items() if d.get("verdict") == "regressed"],
             errors=Counter(str(r.get("status")) for r in var.results if str(r.get("status")) in ("error", "timeout")),
             slice_rows=_slices_hit(base, var),
@@ -373,7 +330,7 @@ def _factors(p: _Pairing, diff: list[tuple[str, Any, Any]]) -> list[str]:
     if p.attribution:
         factors.append("regressed cases by the first stage that got worse: " + ", ".join(
             f"{STAGE_LABEL.get(s, s)} {n}" for s, n in p.attribution.most_common()))
-    reasons = Counter(r for c in p.failed for r in _failure_reasons(p.var, c)
+    reasons = Counter(r for c in p.failed for r in failure_reasons(p.var, c)
                       if not not_applicable(r.split(":", 1)[1].strip()))
     if reasons:
         factors.append("unmeasured reasons on failed cases: " + ", ".join(f"{r} ×{n}" for r, n in reasons.most_common(5)))
@@ -436,16 +393,26 @@ def _gate_actions(p: _Pairing, backlog: _Backlog, *, gate_path: Path | None, not
         notes.append(f"gate not read: {e}")
 
 
-def _actions(p: _Pairing, *, stage: str | None, deltas: Mapping[str, Mapping[str, Any]],
+def _case_actions(p: _Pairing, backlog: _Backlog, prop: Proposal, stage: str | None) -> None:
+    """Review the proposed cases; add by hand those whose labels redaction would change."""
+    if prop.cases:
+        backlog.add(f"Review the {len(prop.cases)} proposed regression case(s) in regression_cases.jsonl and merge "
+                    "the accepted ones into the golden set", stage or "evaluation", "medium",
+                    f"{len(p.regressed_cases)} flipped pass→fail")
+    if prop.held_back:
+        held = [f"{cid} ({', '.join(f)})" for cid, f in prop.held_back.items()]
+        backlog.add(f"Add case(s) {named(held)} to the golden set by hand from {prop.dataset_path}: their labels "
+                    "hold what redaction hides, so regression_cases.jsonl leaves them out", "evaluation", "medium",
+                    f"{len(held)} failing case(s) not proposed")
+
+
+def _actions(p: _Pairing, prop: Proposal, *, stage: str | None, deltas: Mapping[str, Mapping[str, Any]],
              diff: list[tuple[str, Any, Any]], gate: str | os.PathLike[str] | None,
              notes: list[str]) -> list[dict[str, str]]:
     """The action items of the backlog, most pressing first."""
     backlog = _Backlog(f"incident {p.var.run_id}")
     _stage_actions(p, backlog, stage=stage, deltas=deltas, diff=diff)
-    if p.failed:
-        backlog.add(f"Review the {len(p.failed)} proposed regression case(s) in regression_cases.jsonl and merge the "
-                    "accepted ones into the golden set", stage or "evaluation", "medium",
-                    f"{len(p.regressed_cases)} flipped pass→fail")
+    _case_actions(p, backlog, prop, stage)
     g = as_mapping(p.var.manifest.get("gate"))
     gate_path = Path(gate) if gate else (Path(str(g.get("path"))) if g and g.get("path") else None)
     _gate_actions(p, backlog, gate_path=gate_path, notes=notes)
@@ -453,36 +420,6 @@ def _actions(p: _Pairing, *, stage: str | None, deltas: Mapping[str, Mapping[str
         backlog.add("Investigate the errors and timeouts (" + ", ".join(p.errors) + ") in the failing run's traces",
                     "ops", "high", f"{sum(p.errors.values())} case(s)")
     return backlog.rows
-
-
-def _regression_cases(p: _Pairing, dataset: str | os.PathLike[str] | None, notes: list[str]) -> list[EvalCase]:
-    """Each case failing in the failing run as a proposed ``reg-<id>`` case, the flipped ones first,
-    redacted as every file labkit writes is (the dataset's own text may hold a pasted secret)."""
-    from labkit.runs import RunDir, record_redactor
-
-    red = record_redactor(RunDir(p.var.path).redaction)  # (and the failing run's own extra patterns)
-    cases_by_id, ds_path = _load_dataset(p.var, dataset)
-    regressed = set(p.regressed_cases)
-    reg_cases: list[EvalCase] = []
-    missing = []
-    for cid in sorted(p.failed, key=lambda c: (c not in regressed, c)):
-        orig = cases_by_id.get(cid)
-        if orig is None:
-            missing.append(cid)
-            continue
-        cd = orig.to_dict()
-        cd["id"] = f"reg-{cid}"
-        cd["tags"] = {**dict(orig.tags), "kind": "regression", "origin_kind": orig.kind or "unknown"}
-        cd["metadata"] = {**dict(orig.metadata), "source_case": cid, "failing_run": p.var.run_id,
-                          "baseline_run": p.base.run_id, "regressed": cid in regressed,
-                          "stage": _case_stage(p.base, p.var, cid, p.results.get(cid)) if cid in regressed
-                          else "failed in both runs",
-                          "reasons": _failure_reasons(p.var, cid), "proposed": dt.date.today().isoformat()}
-        reg_cases.append(EvalCase.from_dict(red.redact(cd)))
-    if missing:
-        notes.append(f"{len(missing)} failed case(s) not found in the dataset ({ds_path or 'none found'}): "
-                     + ", ".join(missing[:10]))
-    return reg_cases
 
 
 def _write(rev: IncidentReview, comp: Mapping[str, Any]) -> None:
@@ -524,11 +461,13 @@ def incident_review(
     p = _Pairing.of(base, var, comp)
     diff = config_diff(base.config, var.config)
     timeline = _timeline(p, notes)
-    actions = _actions(p, stage=stage, deltas=deltas, diff=diff, gate=gate, notes=notes)
+    prop = propose_cases(base, var, failed=p.failed, regressed=p.regressed_cases, results=p.results,
+                         dataset=dataset)
+    actions = _actions(p, prop, stage=stage, deltas=deltas, diff=diff, gate=gate, notes=notes)
     rev = IncidentReview(
         baseline_run=base.run_id, failing_run=var.run_id, out_dir=Path(out_dir), summary=_summary(p, stage),
         stage=stage, stage_deltas=deltas, impact=_impact(p), timeline=timeline, factors=_factors(p, diff),
-        actions=actions, regression_cases=_regression_cases(p, dataset, notes), notes=notes)
+        actions=actions, regression_cases=prop.cases, not_proposed=prop.not_proposed, notes=notes + prop.notes())
     _write(rev, comp)
     return rev
 
@@ -580,7 +519,8 @@ def _render(rev: IncidentReview, comp: Mapping[str, Any] | None = None) -> str:
           for a in rev.actions]
     L += ["", "## Regression cases", "",
           f"{len(rev.regression_cases)} proposed case(s) in `regression_cases.jsonl` (tags.kind = regression); "
-          "the backlog is in `backlog.csv` (owner and due date to fill)."]
+          "the backlog is in `backlog.csv` (owner and due date to fill)."
+          + (f" {len(rev.not_proposed)} failing case(s) not proposed: see the notes." if rev.not_proposed else "")]
     if rev.notes:
         L += ["", "## Notes", ""] + [f"- {n}" for n in rev.notes]
     return "\n".join(L) + "\n"
