@@ -288,3 +288,35 @@ def test_a_case_whose_labels_redaction_would_change_is_named_not_proposed_altere
         text = p.read_text("utf-8")
         assert email not in text and card not in text, p.name
 
+
+def test_following_the_regression_loop_proposes_no_case_twice(runs: tuple[Path, Path], tmp_path: Path) -> None:
+    """Merge regression_cases.jsonl into the golden set, run again, review again: a failing case
+    that is a regression case is not proposed as reg-reg-<id>, a reg-<id> already in the dataset
+    is not proposed again, the notes count both, and the merged set stays a valid dataset."""
+    from labkit.runner import run
+
+    base, var = runs
+    data = base.parents[1] / "data"
+    first = incident_review(base, var, tmp_path / "i1")
+    assert first.regression_cases
+    merged = tmp_path / "golden2.jsonl"
+    merged.write_text((data / "golden.jsonl").read_text() + first.cases_path.read_text())
+    again = [Path(run(merged, str(data / "pipelines" / f"{name}.yaml"), tmp_path / f"{name}2",
+                      overrides={"progress": False}).path) for name in ("baseline", "variant")]
+    rev = incident_review(again[0], again[1], tmp_path / "i2", dataset=merged)
+    in_dataset = set(load_cases(merged).by_id())
+    ids = [c.id for c in rev.regression_cases]
+    assert not [i for i in ids if i.startswith("reg-reg-")]
+    assert not set(ids) & in_dataset
+    load_cases_text = merged.read_text() + rev.cases_path.read_text()
+    (tmp_path / "golden3.jsonl").write_text(load_cases_text)
+    load_cases(tmp_path / "golden3.jsonl")  # no duplicate id
+    failing = _failing(again[1])
+    reg_failing = [c for c in failing if c.startswith("reg-")]
+    orig_failing = [c for c in failing if f"reg-{c}" in in_dataset]
+    assert reg_failing and orig_failing
+    assert any(f"{len(reg_failing)} failing case(s) not proposed again" in n and "already regression" in n
+               for n in rev.notes), rev.notes
+    assert any(f"{len(orig_failing)} failing case(s) not proposed" in n and "already in the dataset" in n
+               for n in rev.notes), rev.notes
+

@@ -6,6 +6,8 @@ failing cases it does not propose, each with its reason.
 * Redaction never changes what is scored: a case whose scored labels (:data:`LABEL_FIELDS`) hold
   what redaction hides is not proposed (masked labels test something else; raw ones would put
   the secret on disk). It is named, with the field, for a person to add from the dataset.
+* A failing case that is itself a regression case, or whose ``reg-<id>`` the dataset already
+  holds, is not proposed again (no ``reg-reg-<id>``, no id twice once merged).
 """
 
 from __future__ import annotations
@@ -82,6 +84,11 @@ def case_stage(base: RunView, var: RunView, cid: str, result: Mapping[str, Any] 
     return "unattributed"
 
 
+def is_regression_case(case: EvalCase) -> bool:
+    """A case proposed by an earlier review (or written as one): ``reg-`` id, kind or source case."""
+    return case.id.startswith("reg-") or case.kind == "regression" or "source_case" in case.metadata
+
+
 def named(ids: Sequence[str]) -> str:
     """``a, b, c`` — at most :data:`NAMED` ids, then how many more."""
     more = f" and {len(ids) - NAMED} more" if len(ids) > NAMED else ""
@@ -95,16 +102,24 @@ class Proposal:
     dataset_path: str
     cases: list[EvalCase] = field(default_factory=list)
     held_back: dict[str, list[str]] = field(default_factory=dict)  # case id -> labels redaction would change
+    already_regression: list[str] = field(default_factory=list)  # failing cases that are regression cases
+    already_proposed: list[str] = field(default_factory=list)  # failing cases whose reg-<id> is in the dataset
     not_in_dataset: list[str] = field(default_factory=list)
 
     @property
     def not_proposed(self) -> list[str]:
-        return [*self.held_back, *self.not_in_dataset]
+        return [*self.held_back, *self.already_regression, *self.already_proposed, *self.not_in_dataset]
 
     def notes(self) -> list[str]:
         ds = self.dataset_path or "none found"
         out = [f"case {cid} not proposed: its {' and '.join(f)} {'holds' if len(f) == 1 else 'hold'} what "
                f"redaction hides; add it from the dataset ({ds}) by hand" for cid, f in self.held_back.items()]
+        if self.already_regression:
+            out.append(f"{len(self.already_regression)} failing case(s) not proposed again: already regression "
+                       f"cases (reg- id, kind regression or metadata source_case): {named(self.already_regression)}")
+        if self.already_proposed:
+            out.append(f"{len(self.already_proposed)} failing case(s) not proposed: their reg-<id> is already in "
+                       f"the dataset ({ds}): {named(self.already_proposed)}")
         if self.not_in_dataset:
             out.append(f"{len(self.not_in_dataset)} failed case(s) not found in the dataset ({ds}): "
                        + named(self.not_in_dataset))
@@ -139,6 +154,10 @@ def propose_cases(base: RunView, var: RunView, *, failed: Sequence[str], regress
         orig = cases_by_id.get(cid)
         if orig is None:
             prop.not_in_dataset.append(cid)
+        elif is_regression_case(orig):
+            prop.already_regression.append(cid)
+        elif f"reg-{cid}" in cases_by_id:
+            prop.already_proposed.append(cid)
         else:
             cd = _proposed(orig, base, var, regressed=cid in flipped, result=results.get(cid))
             masked = red.redact(cd)
