@@ -320,3 +320,33 @@ def test_following_the_regression_loop_proposes_no_case_twice(runs: tuple[Path, 
     assert any(f"{len(orig_failing)} failing case(s) not proposed" in n and "already in the dataset" in n
                for n in rev.notes), rev.notes
 
+
+def test_failing_cases_without_a_result_are_named_in_the_impact_and_the_backlog(
+        runs: tuple[Path, Path], tmp_path: Path) -> None:
+    """Recorded traffic scored against the dataset may lack cases (the gate counts them missing):
+    the review names them in its impact and adds a backlog action, not silence."""
+    import json
+
+    from labkit.cli import main
+
+    base, var = runs
+    gone = _failing(var)[:3]
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    kept = [line for line in (var / "results.jsonl").read_text().splitlines()
+            if json.loads(line)["case_id"] not in gone]
+    (rec / "results.jsonl").write_text("\n".join(kept) + "\n")
+    data = base.parents[1] / "data"
+    assert main(["score", str(rec), "--dataset", str(data / "golden.jsonl"), "--corpus", str(data / "corpus")]) == 0
+    rev = incident_review(base, rec, tmp_path / "inc", dataset=data / "golden.jsonl")
+    assert rev.impact["no_result_cases"] == gone
+    note = rev.note_path.read_text("utf-8")
+    impact = note.split("## Impact", 1)[1].split("\n## ", 1)[0]
+    assert f"no result in the failing run: {len(gone)}" in impact and all(c in impact for c in gone)
+    with rev.backlog_path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    row = [r for r in rows if r["action"].startswith(f"{len(gone)} case(s) have no result")]
+    assert len(row) == 1 and all(c in row[0]["action"] for c in gone)
+    whole = incident_review(base, var, tmp_path / "inc2")  # every case has its result: nothing said
+    assert whole.impact["no_result_cases"] == []
+    assert "no result" not in whole.note_path.read_text("utf-8")

@@ -404,6 +404,10 @@ def _case_actions(p: _Pairing, backlog: _Backlog, prop: Proposal, stage: str | N
         backlog.add(f"Add case(s) {named(held)} to the golden set by hand from {prop.dataset_path}: their labels "
                     "hold what redaction hides, so regression_cases.jsonl leaves them out", "evaluation", "medium",
                     f"{len(held)} failing case(s) not proposed")
+    if prop.no_result:
+        backlog.add(f"{len(prop.no_result)} case(s) have no result in the failing run: {named(prop.no_result)}; run "
+                    "them (or record their traffic) and rescore before closing the incident", "evaluation", "medium",
+                    f"no result line in {p.var.run_id}/results.jsonl: unmeasured, not proposed")
 
 
 def _actions(p: _Pairing, prop: Proposal, *, stage: str | None, deltas: Mapping[str, Mapping[str, Any]],
@@ -466,7 +470,8 @@ def incident_review(
     actions = _actions(p, prop, stage=stage, deltas=deltas, diff=diff, gate=gate, notes=notes)
     rev = IncidentReview(
         baseline_run=base.run_id, failing_run=var.run_id, out_dir=Path(out_dir), summary=_summary(p, stage),
-        stage=stage, stage_deltas=deltas, impact=_impact(p), timeline=timeline, factors=_factors(p, diff),
+        stage=stage, stage_deltas=deltas, impact={**_impact(p), "no_result_cases": prop.no_result},
+        timeline=timeline, factors=_factors(p, diff),
         actions=actions, regression_cases=prop.cases, not_proposed=prop.not_proposed, notes=notes + prop.notes())
     _write(rev, comp)
     return rev
@@ -487,6 +492,10 @@ def _render(rev: IncidentReview, comp: Mapping[str, Any] | None = None) -> str:
           f"{im['failed_failing_run']} in the failing run.",
           f"- Cases that went from pass to fail: **{im['regressed_cases']}**; from fail to pass: {im['fixed_cases']}.",
           ]
+    if im.get("no_result_cases"):
+        gone = im["no_result_cases"]
+        L.append(f"- Cases of the dataset with no result in the failing run: {len(gone)} ({named(gone)}): unmeasured, "
+                 "so neither counted above nor proposed as regression cases.")
     if im["errors"]:
         L.append("- Errors: " + ", ".join(f"{k} {v}" for k, v in im["errors"].items()) + ".")
     if im["regressed_metrics"]:

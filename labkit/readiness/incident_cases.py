@@ -8,6 +8,8 @@ failing cases it does not propose, each with its reason.
   the secret on disk). It is named, with the field, for a person to add from the dataset.
 * A failing case that is itself a regression case, or whose ``reg-<id>`` the dataset already
   holds, is not proposed again (no ``reg-reg-<id>``, no id twice once merged).
+* The dataset's cases with no result line in the failing run (recorded traffic covering part of
+  it) are named, not proposed: there is no failure to reproduce, only a case left unmeasured.
 """
 
 from __future__ import annotations
@@ -105,6 +107,8 @@ class Proposal:
     already_regression: list[str] = field(default_factory=list)  # failing cases that are regression cases
     already_proposed: list[str] = field(default_factory=list)  # failing cases whose reg-<id> is in the dataset
     not_in_dataset: list[str] = field(default_factory=list)
+    no_result: list[str] = field(default_factory=list)  # dataset cases with no result in the failing run
+    uncounted_missing: int = 0  # cases the failing run's metrics count missing, with no dataset to name them
 
     @property
     def not_proposed(self) -> list[str]:
@@ -123,6 +127,12 @@ class Proposal:
         if self.not_in_dataset:
             out.append(f"{len(self.not_in_dataset)} failed case(s) not found in the dataset ({ds}): "
                        + named(self.not_in_dataset))
+        if self.no_result:
+            out.append(f"{len(self.no_result)} case(s) of the dataset ({ds}) have no result in the failing run: "
+                       f"unmeasured, not proposed (no failure to reproduce): {named(self.no_result)}")
+        if self.uncounted_missing:
+            out.append(f"the failing run's metrics count {self.uncounted_missing} case(s) with no result; no "
+                       "dataset was found to name them (give --dataset)")
         return out
 
 
@@ -166,4 +176,9 @@ def propose_cases(base: RunView, var: RunView, *, failed: Sequence[str], regress
                 prop.held_back[cid] = changed
             else:
                 prop.cases.append(EvalCase.from_dict(masked))
+    if var.results and cases_by_id:
+        prop.no_result = sorted(set(cases_by_id) - set(results))
+    elif var.results:
+        n = var.metrics_doc.get("n_missing")
+        prop.uncounted_missing = n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 0
     return prop
