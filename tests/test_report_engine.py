@@ -186,6 +186,37 @@ def test_load_params_file(tmp_path: Path) -> None:
         params.load_params(tmp_path / "missing.yaml")
 
 
+def test_a_section_named_by_a_bare_number_is_a_config_error_saying_to_quote_it(tmp_path: Path) -> None:
+    """YAML reads ``02:`` as the number 2: a section key that is no string fails at load (exit 2),
+    naming the file, the line and the key and saying to quote it, not a TypeError in the build."""
+    f = tmp_path / "p.yaml"
+    f.write_text("all:\n  seed: 1\n02:\n  seed: 1\n")
+    with pytest.raises(ConfigError) as ei:
+        params.load_params(f)
+    msg = str(ei.value)
+    assert "p.yaml:3" in msg and "'02'" in msg and "quote" in msg and ei.value.field == "2"
+    for given in ({2: {"seed": 1}}, {True: {"seed": 1}}):  # (given to the API, not read from a file)
+        with pytest.raises(ConfigError, match="quote"):
+            params.params_for(Path("02_x.ipynb"), given, {"seed": {}})
+        with pytest.raises(ConfigError, match="quote"):
+            params.check_shared_names(given, {Path("02_x.ipynb"): {"seed": {}}})
+    f.write_text("'02':\n  seed: 1\n")
+    assert params.params_for(Path("02_x.ipynb"), params.load_params(f), {"seed": {}}) == {"seed": 1}
+
+
+def test_a_section_that_is_not_a_mapping_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    """``00_quick_lab: [1]`` was ignored without a word: the notebook ran on its defaults."""
+    f = tmp_path / "p.yaml"
+    f.write_text("all:\n  seed: 1\n00_quick_lab: [1]\n")
+    with pytest.raises(ConfigError) as ei:
+        params.load_params(f)
+    assert "p.yaml:3" in str(ei.value) and ei.value.field == "00_quick_lab" and "mapping" in str(ei.value)
+    with pytest.raises(ConfigError, match="'all'"):
+        params.params_for(Path("00_quick_lab.ipynb"), {"all": 1}, {"seed": {}})
+    f.write_text("all:\n  seed: 1\n00_quick_lab:\n")  # an empty section: nothing given
+    assert params.params_for(Path("00_quick_lab.ipynb"), params.load_params(f), {"seed": {}}) == {"seed": 1}
+
+
 def test_retry_once_when_kernel_dies_on_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from nbclient.exceptions import DeadKernelError
 

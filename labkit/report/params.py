@@ -19,12 +19,57 @@ def load_params(path: str | os.PathLike[str]) -> dict[str, Any]:
     from labkit.config import read_yaml_text
 
     p = Path(path)
-    data, _ = read_yaml_text(p, what="parameters file")
+    data, text = read_yaml_text(p, what="parameters file")
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError("must be a mapping of notebook name to parameters", path=str(p))
+    check_sections(data, path=str(p), lines=_key_lines(text, len(data)))
     return data
+
+
+def _key_lines(text: str, n_keys: int) -> list[int] | None:
+    """The line of each top-level key of a parameters file, in order (None when not known)."""
+    import yaml
+
+    try:
+        node = yaml.SafeLoader(text).get_single_node()
+    except yaml.YAMLError:
+        return None
+    if not isinstance(node, yaml.MappingNode) or len(node.value) != n_keys:
+        return None  # (a merge key, say: the keys read are not the keys written)
+    return [k.start_mark.line + 1 for k, _ in node.value]
+
+
+def _is_sectioned(params: Mapping[str, Any]) -> bool:
+    """A file with sections (``all``, ``*`` or a notebook's ``NN`` name), else one flat mapping."""
+    return any(k in ("all", "*") or k[:2].isdigit() for k in params)
+
+
+def check_sections(params: Mapping[Any, Any], *, path: str | None = None, lines: list[int] | None = None) -> None:
+    """Every top-level key is a name; in a file with sections, every section is a mapping (or empty).
+
+    YAML reads an unquoted ``02:`` as the number 2, which names no notebook: the key must be
+    quoted (``'02':``). A section that is no mapping (``00_quick_lab: [1]``) gives no parameter.
+    """
+    keys = list(params)
+    for i, key in enumerate(keys):
+        if not isinstance(key, str):
+            hint = f"{key:02d}" if isinstance(key, int) and not isinstance(key, bool) and 0 <= key < 100 else key
+            what = ("a boolean" if isinstance(key, bool) else "a number" if isinstance(key, int | float)
+                    else "null" if key is None else f"a {type(key).__name__}")
+            raise ConfigError(f"section key {key!r} is {what}, not a notebook name (YAML reads an unquoted "
+                              f"02 as the number 2): quote it, '{hint}'",
+                              path=path, line=lines[i] if lines else None, field=str(key))
+    if not _is_sectioned(params):
+        return
+    for i, (key, section) in enumerate(params.items()):
+        if section is not None and not isinstance(section, Mapping):
+            beside = "" if key in ("all", "*") or key[:2].isdigit() else (
+                " (a file with sections, 'all' or a notebook's name, takes parameters only inside them)")
+            raise ConfigError(f"section {key!r} must be a mapping of parameter name to value, got "
+                              f"{type(section).__name__} {section!r}{beside}", path=path,
+                              line=lines[i] if lines else None, field=key)
 
 
 BATCH_DEFAULTS: dict[str, Any] = {"interactive": False}
@@ -40,7 +85,8 @@ def _given_params_for(nb_path: Path, params: Mapping[str, Any] | None, declared:
     """Resolve the parameters of one notebook from the ``all`` section and its own section."""
     if not params:
         return {}
-    sectioned = any(k in ("all", "*") or k[:2].isdigit() for k in params)
+    check_sections(params)
+    sectioned = _is_sectioned(params)
     out: dict[str, Any] = {}
     if not sectioned:
         # One flat mapping for every notebook: each takes the names it declares.
@@ -49,7 +95,7 @@ def _given_params_for(nb_path: Path, params: Mapping[str, Any] | None, declared:
         section = params.get(key) or {}
         out.update({k: v for k, v in section.items() if k in declared})
     for key, section in params.items():
-        if key in ("all", "*") or not isinstance(section, Mapping):
+        if key in ("all", "*") or section is None:
             continue
         if key == nb_path.stem or key == nb_path.stem.split("_", 1)[0]:
             unknown = sorted(set(section) - set(declared))
@@ -81,7 +127,8 @@ def check_shared_names(params: Mapping[str, Any] | None, declared_by: Mapping[Pa
     """A name in the ``all`` section (or a flat mapping) that no notebook declares is a typo."""
     if not params:
         return
-    sectioned = any(k in ("all", "*") or k[:2].isdigit() for k in params)
+    check_sections(params)
+    sectioned = _is_sectioned(params)
     shared: dict[str, Any] = {}
     for key in ("all", "*") if sectioned else ():
         shared.update(params.get(key) or {})
