@@ -127,3 +127,40 @@ def test_a_slice_total_varies_with_the_slice_size():
     lo, hi = stats.bootstrap_ci(cost, stats.sum_stat, n_boot=2000, rng=0)
     e = agg["slices"]["risk=high"]["total_cost_usd"]
     assert (e["ci_high"] - e["ci_low"]) > 1.2 * (hi - lo)
+
+
+def test_a_mean_exactly_at_its_threshold_is_the_threshold():
+    """Twenty cases each covering 3 of 5 phrases: the mean was np.mean's 0.5999999999999999, and a
+    gate `must_include_coverage >= 0.6` failed with "0.6 is not >= 0.6". The mean is the exact sum's."""
+    from labkit.cases import EvalCase
+    from labkit.gate import Gate
+    from labkit.metrics import aggregate, score_cases
+
+    phrases = ("alpha", "bravo", "charlie", "delta", "echo")
+    cases = [EvalCase(id=f"c{i}", question="q?", must_include=phrases) for i in range(20)]
+    rows = [{"case_id": c.id, "status": "ok", "answer": "alpha bravo charlie"} for c in cases]
+    m = aggregate(cases, score_cases(cases, rows), n_boot=200)
+    assert m["metrics"]["must_include_coverage"]["value"] == 0.6
+    gate = Gate.from_dict({"version": 1, "name": "g", "checks": [
+        {"metric": "must_include_coverage", "op": ">=", "threshold": 0.6}]})
+    assert gate.evaluate(m).checks[0].passed
+
+
+def test_a_rate_metric_that_gives_a_value_other_than_0_or_1_is_refused_naming_it():
+    """A metric registered as a rate that gave 0.6 a case had the mean 0.6 as its value and the
+    Wilson interval of 20 successes in 20, [0.839, 1.0], which excluded it."""
+    from labkit.cases import EvalCase
+    from labkit.errors import ConfigError
+    from labkit.metrics import aggregate, register_metric, score_cases, unregister_metric
+
+    @register_metric("grounded_rate_x", stage="generation", kind="rate", direction="higher", description="x")
+    def grounded(case, result):
+        return 0.6
+
+    try:
+        cases = [EvalCase(id=f"c{i}", question="q?") for i in range(20)]
+        rows = [{"case_id": c.id, "status": "ok", "answer": "a"} for c in cases]
+        with pytest.raises(ConfigError, match=r"grounded_rate_x.*0 or 1"):
+            aggregate(cases, score_cases(cases, rows), n_boot=200)
+    finally:
+        unregister_metric("grounded_rate_x")

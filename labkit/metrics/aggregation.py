@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labkit.cases import EvalCase
-from labkit.errors import DatasetError, Problem
+from labkit.errors import ConfigError, DatasetError, Problem
 from labkit.metrics.schema import SCHEMA_VERSION
 from labkit.registry import METRICS, MetricSpec
 
@@ -128,6 +128,19 @@ class _Boot:
 _Plan = tuple[float | None, float | None, float | None, int, dict[str, int], str, _Boot | None]
 
 
+#: whether numpy's long double carries more digits than a float (x86: 64 bits against 53)
+_WIDE = np.finfo(np.longdouble).nmant > np.finfo(np.float64).nmant
+
+
+def _mean(v: np.ndarray) -> float:
+    """The mean of ``v`` as its exact value rounds (20 cases of 0.6 are 0.6, where np.mean gives
+    0.5999999999999999 and a gate ">= 0.6" failed): summed pairwise in long double where it is wider
+    than a float (error far below a float's last digit up to millions of values), else by fsum."""
+    if _WIDE:
+        return float(np.sum(v, dtype=np.longdouble) / v.size)
+    return math.fsum(v.tolist()) / v.size
+
+
 def _plan_per_case(spec: MetricSpec, df: _Frame) -> _Plan:
     """A rate (Wilson interval) or mean (bootstrap) over the column's measured cases."""
     from labkit import stats
@@ -139,11 +152,15 @@ def _plan_per_case(spec: MetricSpec, df: _Frame) -> _Plan:
     reasons = _reasons(df, spec.name, ~measured)
     if not n:
         return None, None, None, 0, reasons, "none", None
+    mean = _mean(v)
     if spec.kind == "rate":
-        lo, hi = stats.wilson_interval(int(np.sum(v > 0.5)), n)
-        return float(v.mean()), lo, hi, n, reasons, "wilson", None
-    return float(v.mean()), None, None, n, reasons, "bootstrap", _Boot(v, "mean", spec.name,
-                                                                       df.run_rows(measured))
+        odd = v[(v != 0.0) & (v != 1.0)]
+        if odd.size:
+            raise ConfigError(f"metric {spec.name!r} is a rate (kind 'rate': 0 or 1 a case) but gave {float(odd[0])!r} "
+                              f"for {odd.size} case(s): register it with kind 'mean'", field="metric")
+        lo, hi = stats.wilson_interval(int(np.sum(v)), n)
+        return mean, lo, hi, n, reasons, "wilson", None
+    return mean, None, None, n, reasons, "bootstrap", _Boot(v, "mean", spec.name, df.run_rows(measured))
 
 
 def _plan_percentile(spec: MetricSpec, df: _Frame) -> _Plan:
