@@ -30,6 +30,7 @@ from labkit.io import (
     surrogate_field,
     surrogate_problem,
 )
+from labkit.text import unprintable_at
 
 KINDS = ("representative", "failure", "adversarial", "out_of_scope", "regression")
 RISKS = ("low", "medium", "high")
@@ -247,6 +248,9 @@ def _parse(obj: Any, line: int | None) -> tuple[EvalCase | None, list[Problem]]:
         out.append(Problem(line, "id", "must be a non-empty string"))
     elif isinstance(cid, str) and cid != cid.strip():  # ("c " and "c" would be two cases no eye tells apart)
         out.append(Problem(line, "id", f"must not begin or end with whitespace, got {cid!r}"))
+    elif isinstance(cid, str) and (at := unprintable_at(cid)) is not None:
+        out.append(Problem(line, "id", f"must not hold a control or direction character (U+{ord(cid[at]):04X} at "
+                                       f"{at}, in {cid!r}): an id is printed in terminals and written in XML"))
     expected_source = _opt_str(obj, "expected_source", line, out)
     reference = _opt_str(obj, "reference_answer", line, out)
     chunks = _str_list(obj, "expected_chunks", line, out)

@@ -442,3 +442,14 @@ def test_an_id_with_whitespace_around_it_is_refused_at_its_line(tmp_path):
     got = [(q.line, q.field, q.reason) for q in e.value.problems]
     assert got == [(2, "id", "must not begin or end with whitespace, got 'c '"),
                    (3, "id", "must not begin or end with whitespace, got '\\tc2'")], got
+
+
+@pytest.mark.parametrize("bad", ["sec-001\x1b[2Kx", "a\x07b", "a\u202eb", "a\u2066b", "a\x85b", "a\x7fb"])
+def test_an_id_with_a_control_or_direction_character_is_refused_at_its_line(bad):
+    """An id holding ESC, BEL or a right-to-left override was valid: printed by `labkit gate` it
+    erased a FAIL line and wrote a fake PASS in the terminal, and in the JUnit file it made the XML
+    not well-formed. Such an id is refused naming its line and field."""
+    with pytest.raises(DatasetError) as e:
+        parse_lines(['{"id": "fine", "question": "q?"}', json.dumps({"id": bad, "question": "q?"})])
+    pr = e.value.problems[0]
+    assert (pr.line, pr.field) == (2, "id") and "control" in pr.reason, pr

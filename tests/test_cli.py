@@ -487,3 +487,24 @@ def test_resume_with_another_k_is_an_error_naming_the_flag_and_the_manifest_fiel
     assert len((out / "results.jsonl").read_text().splitlines()) == 10  # nothing run, nothing written
     assert main(["run", "--resume", str(out), "--quiet"]) == 0
     assert json.loads((out / "manifest.json").read_text())["scoring"]["k"] == 1
+
+
+def test_review_prints_a_questions_control_characters_as_escapes(tmp_path, capsys):
+    """`labkit review` printed a dataset question raw: ESC ] 0 ; ... BEL retitled the terminal and
+    ESC [2K CR erased the line shown. What it prints shows such characters as their escapes."""
+    lines = Path("data/quick_lab.jsonl").read_text().splitlines()
+    cases = [json.loads(x) for x in lines]
+    hi = next(c for c in cases if c.get("tags", {}).get("risk") == "high")
+    hi["question"] += " \x1b]0;pwned\x07\x1b[2K\r"
+    ds = tmp_path / "ds.jsonl"
+    ds.write_text("".join(json.dumps(c) + "\n" for c in cases))
+    run = tmp_path / "run"
+    assert main(["run", "--dataset", str(ds), "--pipeline", "data/pipelines/variant.yaml", "--out", str(run),
+                 "--quiet"]) in (0, 1)
+    gate = tmp_path / "gate.yaml"
+    gate.write_text("name: reviewed\nreview:\n  required_for: {risk: high}\n")
+    capsys.readouterr()
+    main(["review", str(run), "--gate", str(gate), "--reviews", str(tmp_path / "r.jsonl"), "--dataset", str(ds),
+          "--show", hi["id"]])
+    out = capsys.readouterr().out
+    assert hi["id"] in out and "\x1b" not in out and "\x07" not in out and "\\x1b]0;pwned\\x07" in out, out[-500:]

@@ -126,6 +126,18 @@ def test_with_thresholds_and_yaml_roundtrip(tmp_path):
     assert {c.metric: c.threshold for c in again.checks}["latency_p95_ms"] == 3000
 
 
+def test_junit_is_well_formed_whatever_a_check_says():
+    """A reason or name holding a character XML 1.0 cannot hold (ESC, BEL) made the JUnit file
+    not well-formed, and CI reporters refused it: such characters are written as their escapes."""
+    from labkit.gate.report import CheckResult
+
+    rep = MODULE_GATE.evaluate({**MODULE_BASELINE, "cost_per_success": 0.5})
+    rep.checks.append(CheckResult(name="case \x1b[2Kx\x07", kind="review", metric=None, op=None, threshold=None,
+                                  observed=None, passed=False, reason="sec-001\x1b[2K\r"))
+    root = ET.fromstring(rep.to_junit())
+    assert any("\\x1b" in (tc.get("name") or "") for tc in root.iter("testcase"))
+
+
 def test_junit_and_markdown():
     rep = MODULE_GATE.evaluate({**MODULE_BASELINE, "cost_per_success": 0.5})
     root = ET.fromstring(rep.to_junit())

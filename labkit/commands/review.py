@@ -43,6 +43,7 @@ def _review(args: argparse.Namespace) -> int:
     from labkit.gate.review_queue import build_queue
     from labkit.gate.reviews import review_redactor
     from labkit.runs import RunDir
+    from labkit.text import terminal_safe
 
     if args.decide:
         if not args.decision or not args.reviewer:
@@ -58,7 +59,7 @@ def _review(args: argparse.Namespace) -> int:
         lines += _shown(q.item(args.show))
     # what is printed is masked as the reviews and proposals written are: the questions come
     # from the dataset and the contexts may from the corpus, as they are (a CI log keeps stdout)
-    print(review_redactor(RunDir(args.run_dir).redaction).redact_text("\n".join(lines))[0])
+    print(terminal_safe(review_redactor(RunDir(args.run_dir).redaction).redact_text("\n".join(lines))[0]))
     return 0
 
 

@@ -8,8 +8,12 @@ its statistic was computed on beside the minimum it needed (``n``, ``min_n``).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+#: the characters XML 1.0 cannot hold, even escaped (C0 controls but tab and line ends, lone surrogates, U+FFFE/F)
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,7 +161,10 @@ class GateReport:
         return top + "\n".join(rows) + tail
 
     def to_junit(self) -> str:
-        from xml.sax.saxutils import quoteattr
+        from xml.sax.saxutils import quoteattr as _quoteattr
+
+        def quoteattr(text: str) -> str:  # (what XML 1.0 cannot hold, as its escape: the file stays well-formed)
+            return _quoteattr(_XML_ILLEGAL.sub(lambda m: ascii(m.group())[1:-1], text))
 
         cases = []
         for c in self.checks:
