@@ -389,3 +389,17 @@ def test_a_metric_name_is_an_identifier(name):
     with pytest.raises(ConfigError, match="name"):
         register_metric(name, stage="generation")(lambda case, result: 1.0)
     assert name not in METRICS
+
+
+def test_an_empty_answer_is_no_task_success():
+    """A blank answer with status ok counted as a task success (and in cost_per_success's
+    denominator) on a case with no must_include, while it is `no_answer` for every judge."""
+    from labkit.cases import EvalCase
+    from labkit.metrics import score_cases
+
+    cases = [EvalCase(id="a", question="What is the refund window?"),
+             EvalCase(id="b", question="What is the refund window?", must_not_include=("password",)),
+             EvalCase(id="c", question="What is the refund window?")]
+    rows = [{"case_id": "a", "status": "ok", "answer": ""}, {"case_id": "b", "status": "ok", "answer": "  "},
+            {"case_id": "c", "status": "ok", "answer": "Thirty days."}]
+    assert score_cases(cases, rows)["task_success_rate"].tolist() == [0.0, 0.0, 1.0]

@@ -160,7 +160,8 @@ def _case_scores(res: Any, judge: LexicalJudge, corpus: Any, k: int) -> dict[str
     s["tool_call_accuracy"] = agent.tool_call_accuracy(res.get("tool_calls"), case.expected_tools)
     ok = agent.task_success(res.status, s["must_include_coverage"][0], s["must_not_include_violation"][0],
                             s["tool_call_accuracy"][0], redacted=generation.REDACTED in (
-                                s["must_include_coverage"][1], s["must_not_include_violation"][1]))
+                                s["must_include_coverage"][1], s["must_not_include_violation"][1]),
+                            answered=agent.answered(res.get("answer")))
     s["task_success_rate"] = (None, generation.REDACTED) if ok is None else (1.0 if ok else 0.0, "")
     s["retry_rate"] = (1.0 if agent.retried(res.get("attempts")) else 0.0, "")
     s["error_rate"] = (0.0 if res.status == "ok" else 1.0, "")

@@ -45,17 +45,25 @@ def task_success(
     tool_accuracy: float | None,
     *,
     redacted: bool = False,
+    answered: bool = True,
 ) -> bool | None:
-    """Status ok, every must_include phrase present, no must_not_include, tools match when expected
-    (None: a check with nothing to check). None (not known) when nothing fails the case but
-    ``redacted``: a phrase check is unmeasured because a redaction placeholder may hide its phrase."""
+    """Status ok with an answer (``answered``: not blank), every must_include phrase present, no
+    must_not_include, tools match when expected (None: a check with nothing to check). None (not
+    known) when nothing fails the case but ``redacted``: a phrase check is unmeasured because a
+    redaction placeholder may hide its phrase."""
     ok = (
         status == "ok"
+        and answered
         and (coverage is None or coverage >= 1.0)
         and (violation is None or violation == 0.0)
         and (tool_accuracy is None or tool_accuracy >= 1.0)
     )
     return None if ok and redacted else ok
+
+
+def answered(answer: Any) -> bool:
+    """Whether a line's answer says anything (a text that is not blank)."""
+    return isinstance(answer, str) and not answer.isspace() and answer != ""
 
 
 def retried(attempts: Any) -> bool:
@@ -92,7 +100,7 @@ def _task_success_rate(run: CaseRun) -> Column:
     unmeasured (``redacted``) when it is not known."""
     import numpy as np
 
-    ok = np.asarray([r.status == "ok" for r in run.rows], dtype=bool)
+    ok = np.asarray([r.status == "ok" and answered(r.get("answer")) for r in run.rows], dtype=bool)
     unknown = np.zeros(len(run.rows), dtype=bool)
     for name, passes in (("must_include_coverage", lambda v: v >= 1.0),
                          ("must_not_include_violation", lambda v: v == 0.0),
