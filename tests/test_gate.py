@@ -590,3 +590,21 @@ def test_a_gate_cut_off_is_held_to_the_bounds_scoring_holds_it_to():
             Gate.from_dict({"k": bad, "checks": [{"metric": "mrr", "op": ">=", "threshold": 0.5}]})
         assert ei.value.field == "k" and "1 to 10,000" in str(ei.value), ei.value
     assert Gate.from_dict({"k": 10_000, "checks": [{"metric": "mrr", "op": ">=", "threshold": 0.5}]}).k == 10_000
+
+
+def test_locking_a_gate_whose_lock_holds_no_time_is_refused_naming_it(tmp_path, capsys):
+    """`labkit gate lock` kept an existing lock whose locked_at was "yesterday" and printed "at
+    yesterday": a lock that holds no time pre-registers nothing, and is named."""
+    import shutil
+
+    from labkit.cli import main
+
+    gate = tmp_path / "g.yaml"
+    shutil.copy("data/gate.yaml", gate)
+    assert main(["gate", "lock", str(gate)]) == 0
+    lock = tmp_path / "g.yaml.lock.json"
+    lock.write_text(json.dumps({**json.loads(lock.read_text()), "locked_at": "yesterday"}))
+    capsys.readouterr()
+    assert main(["gate", "lock", str(gate)]) == 2
+    err = capsys.readouterr().err
+    assert "g.yaml.lock.json" in err and "locked_at" in err and "yesterday" in err, err

@@ -31,6 +31,12 @@ def lock_gate(gate_path: str | os.PathLike[str]) -> dict[str, Any]:
     current = gate_lock_info(gate_path)
     if current is not None and current["locked_hash"] == current["hash"]:
         # the same gate is already pre-registered: keep its original time
+        from labkit.io import utc_time
+
+        if utc_time(current["locked_at"]) is None:
+            raise ConfigError(f"not an ISO time: {current['locked_at']!r}, so the lock pre-registers nothing; delete "
+                              "the lock file to lock the gate anew (after any run made before it)",
+                              path=str(lock_path(gate_path)), field="locked_at")
         return {"gate": str(gate_path), "hash": current["hash"], "locked_at": current["locked_at"],
                 "already_locked": True}
     from labkit.trace.redact import Redactor
