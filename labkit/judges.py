@@ -144,10 +144,11 @@ class LexicalJudge:
     name: str = "lexical"
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.threshold <= 1.0:
-            raise ConfigError(f"threshold must be in (0, 1], got {self.threshold}", field="threshold")
-        if self.min_content_words < 1:
-            raise ConfigError("min_content_words must be >= 1", field="min_content_words")
+        t, m = self.threshold, self.min_content_words
+        if isinstance(t, bool) or not isinstance(t, int | float) or not 0.0 < t <= 1.0:
+            raise ConfigError(f"threshold must be a number in (0, 1], got {t!r}", field="threshold")
+        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+            raise ConfigError(f"min_content_words must be a whole number >= 1, got {m!r}", field="min_content_words")
 
     def claims(self, answer: str) -> list[str]:
         """The claim sentences of an answer. A sentence with an abstention phrase is split into
@@ -381,8 +382,7 @@ class PromptTemplate:
 
 
 FAITHFULNESS_PROMPT = PromptTemplate(
-    name="faithfulness",
-    version="faithfulness-v1",
+    name="faithfulness", version="faithfulness-v1",
     system=(
         "You check whether an answer is supported by retrieved context. Split the answer "
         "into factual claims (one per sentence; skip greetings and refusals). A claim is "

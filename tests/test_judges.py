@@ -57,6 +57,17 @@ def test_lexical_is_deterministic_and_validated():
         LexicalJudge(min_content_words=0)
 
 
+
+@pytest.mark.parametrize("opts", [{"threshold": "x"}, {"threshold": True}, {"min_content_words": 2.5},
+                                  {"min_content_words": "2"}])
+def test_lexical_options_of_the_wrong_type_are_named(opts):
+    """`threshold: "x"` gave "'<' not supported between instances of 'float' and 'str'"."""
+    with pytest.raises(ConfigError) as e:
+        LexicalJudge(**opts)
+    (name,) = opts
+    assert e.value.field == name and "must be" in str(e.value), str(e.value)
+
+
 def test_lexical_relevance():
     j = LexicalJudge()
     assert j.relevance("How do I reset an expired API key?", "Reset the expired key in the portal.") == 0.75
