@@ -288,14 +288,21 @@ def _check_tracking_uri(uri: str | None) -> None:
         if scheme not in TRACKING_SCHEMES:
             raise ConfigError(f"tracking URI scheme {scheme!r} is not one MLflow stores take",
                               field="tracking_uri", known=list(TRACKING_SCHEMES))
+    folder = _sqlite_folder(uri)
+    if folder is not None and not folder.is_dir():  # (MLflow would make it, and its mlruns/, wherever a typo points)
+        raise ConfigError(f"the folder of the SQLite store is not there: {folder}", field="tracking_uri")
+
+
+def _sqlite_folder(uri: str | None) -> Path | None:
+    """The folder of a SQLite store's database file (None: another store)."""
+    return Path(uri[len("sqlite:///"):]).resolve().parent if uri and uri.lower().startswith("sqlite:///") else None
 
 
 def _beside_store(uri: str | None) -> str | None:
     """For a SQLite store, its artifacts in ``mlruns/`` beside the database file (MLflow's own
     default is ``./mlruns`` in whatever folder the command runs in)."""
-    if uri and uri.lower().startswith("sqlite:///"):
-        return (Path(uri[len("sqlite:///"):]).resolve().parent / "mlruns").as_uri()
-    return None
+    folder = _sqlite_folder(uri)
+    return None if folder is None else (folder / "mlruns").as_uri()
 
 
 def _scored_sha(rd: Any, *, gate: str | None, baseline: str | None,

@@ -216,6 +216,18 @@ def test_an_unreachable_tracking_server_is_one_line_and_exit_1(
     assert len(err.strip().splitlines()) == 1, err
 
 
+
+def test_a_sqlite_store_in_a_folder_that_is_not_there_is_refused_and_makes_none(
+        scored_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--tracking-uri sqlite:////nonexistent/x.db` made the folder /nonexistent (its artifacts'
+    mlruns/ beside it): a store whose folder is not there is a usage error naming it, and nothing
+    is made."""
+    where = tmp_path / "no" / "such"
+    code = main(["mlflow", "log", str(scored_run), "--tracking-uri", f"sqlite:///{where / 'x.db'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and str(where) in err and "Traceback" not in err, err
+    assert not (tmp_path / "no").exists()
+
 def test_artifacts_of_a_sqlite_store_go_beside_it_not_into_the_working_folder(
         scored_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     work = tmp_path / "work"
