@@ -362,3 +362,16 @@ def test_parameter_typos_and_types_fail_before_any_kernel(tmp_path: Path) -> Non
     assert not list(out.glob("*.html"))  # nothing ran
     idx = build_reports(notebooks_dir=nbs, out_dir=out, params={"all": {"count": 2}, "00_a": {"label": "y"}})
     assert idx.ok
+
+
+def test_a_section_named_for_no_notebook_is_a_config_error_listing_them(tmp_path: Path) -> None:
+    """A section with a typo in its notebook's name (``02_baseline_vs_varient``) was ignored
+    without a word, and the notebook ran on its defaults: it is a ConfigError naming the section
+    and the notebooks there are, before anything runs."""
+    from labkit.report.engine import build_reports
+
+    given = {"02_baseline_vs_varient": {"seed": 1}}
+    with pytest.raises(ConfigError) as ei:
+        build_reports(out_dir=tmp_path / "out", params=given, only=["00"])
+    assert ei.value.field == "02_baseline_vs_varient" and "02_baseline_vs_variant" in str(ei.value), str(ei.value)
+    assert not (tmp_path / "out").exists()

@@ -21,7 +21,7 @@ from labkit.io import atomic_write_text
 from labkit.report.export import export_html, export_pdf, find_chromium, redact_notebook, title_of
 from labkit.report.index import read_record, write_index, write_record
 from labkit.report.kernel import died_on_start, kernel_manager_class, kill_kernel
-from labkit.report.params import check_shared_names, check_types, params_for
+from labkit.report.params import check_section_names, check_shared_names, check_types, params_for
 from labkit.report.results import NotebookFailure, ReportEntry, ReportIndex
 
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
@@ -268,7 +268,9 @@ def build_reports(
     """
     t0 = time.perf_counter()
     nb_dir = Path(notebooks_dir).resolve()
-    chosen = select(discover(nb_dir), only)
+    found = discover(nb_dir)
+    check_section_names(params, found)
+    chosen = select(found, only)
     if not chosen:
         raise ConfigError("no notebooks to run (expected NN_*.ipynb files)", path=str(nb_dir))
     out = Path(out_dir).resolve()

@@ -4,7 +4,7 @@ checks (unknown names, wrong types) that fail before any kernel starts."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,18 @@ def check_types(nb_path: Path, given: Mapping[str, Any], declared: Mapping[str, 
             continue
         if (isinstance(value, bool) and want != "bool") or not isinstance(value, types):
             raise ConfigError(f"{nb_path.name} declares {name}: {want}, got {value!r}", field=name)
+
+
+def check_section_names(params: Mapping[Any, Any] | None, notebooks: Sequence[Path]) -> None:
+    """A section named for no notebook there is (by stem or ``NN`` prefix) is a typo: a ConfigError
+    naming it, not parameters dropped without a word (a notebook left out by ``only`` still counts)."""
+    if not params or not _is_sectioned(params):
+        return
+    names = {n for p in notebooks for n in (p.stem, p.stem.split("_", 1)[0])}
+    for key in params:
+        if key not in ("all", "*") and key not in names:
+            raise ConfigError(f"section {key!r} names no notebook", field=str(key),
+                              known=sorted(p.stem for p in notebooks))
 
 
 def check_shared_names(params: Mapping[str, Any] | None, declared_by: Mapping[Path, Mapping[str, Any]]) -> None:
