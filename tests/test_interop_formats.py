@@ -745,3 +745,22 @@ def test_a_token_count_the_source_does_not_record_stays_unknown(tmp_path, capsys
     out = tmp_path / "o"
     assert main(["import", fmt, str(p), "--out", str(out), *extra]) == 0, capsys.readouterr().err
     assert json.loads((out / "run" / "results.jsonl").read_text())["usage"] == {"input_tokens": 12}
+
+
+def test_an_imported_runs_lines_edited_after_the_import_are_refused(tmp_path, capsys):
+    """An imported run recorded no hash of the results.jsonl the importer wrote: a line edited after
+    the import (an answer made to pass) was rescored as the imported evidence. The run records it
+    now, as the runner's runs do; the source file stays the evidence of the import."""
+    out = tmp_path / "imp"
+    assert main(["import", "ragas", str(PEER / "ragas.jsonl"), "--out", str(out), "--corpus", CORPUS]) == 0
+    run = out / "run"
+    man = json.loads((run / "manifest.json").read_text())
+    assert isinstance(man.get("results_sha256"), str) and len(man["results_sha256"]) == 64
+    assert main(["score", str(run)]) == 0
+    lines = (run / "results.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["answer"] = (first.get("answer") or "") + " edited"
+    (run / "results.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    capsys.readouterr()
+    assert main(["score", str(run)]) == 2
+    assert "not the results the run wrote" in capsys.readouterr().err

@@ -393,6 +393,8 @@ def _write_run(run_dir: Path, rows: list[tuple[EvalCase, Record, dict[str, Any]]
                      "fallback": None},
         "runner": None,
         "counts": {**{s: statuses.get(s, 0) for s in ("ok", "error", "timeout", "blocked")}, "from_cache": 0},
+        # the lines as the importer wrote them: one edited after the import is refused, as a run's
+        "results_sha256": file_hash(run_dir / RESULTS),
     }
     from labkit.trace.redact import DEFAULT_SKIP_KEYS
 
