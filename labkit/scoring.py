@@ -98,9 +98,8 @@ def refuse_foreign_results(rd: RunDir, recorded: str | None = None) -> str | Non
     Returns that hash when the file was checked against it (None: the run records none)."""
     man = rd.manifest
     wrote = man.get("results_sha256")
-    if wrote is None and not ("results_sha256" not in man and man.get("status") == "complete"
-                              and "pipeline_calls" in man):
-        return None  # (recorded traffic: imported, or a manifest written by hand)
+    if wrote is None and not (man.get("status") == "complete" and "pipeline_calls" in man):
+        return None  # (recorded traffic: a manifest written by hand; the runner and the importer record it)
     if not (isinstance(wrote, str) and re.fullmatch(r"[0-9a-f]{64}", wrote)):
         raise RunDirError(f"{rd.path / 'manifest.json'}: field results_sha256: "
                           + (f"must be the sha256 of the results.jsonl the run wrote, got {wrote!r}" if wrote is not None

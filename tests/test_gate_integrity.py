@@ -796,7 +796,7 @@ def test_a_gate_loosened_after_its_lock_and_locked_again_after_the_run_is_not_pr
     assert "changed since its lock" in rep["pre_registration"]["detail"]
 
 
-@pytest.mark.parametrize("edit", ["blank", "number", "removed"])
+@pytest.mark.parametrize("edit", ["blank", "number", "null", "removed"])
 def test_a_runs_results_hash_blanked_or_removed_does_not_let_edited_results_be_rescored(runs, tmp_path, capsys,
                                                                                        edit):
     """The baseline's lines copied into the variant's results.jsonl and the manifest's
@@ -808,7 +808,7 @@ def test_a_runs_results_hash_blanked_or_removed_does_not_let_edited_results_be_r
     if edit == "removed":
         del man["results_sha256"]
     else:
-        man["results_sha256"] = "" if edit == "blank" else 7
+        man["results_sha256"] = {"blank": "", "number": 7, "null": None}[edit]
     (run / "manifest.json").write_text(json.dumps(man))
     capsys.readouterr()
     assert main(["score", str(run)]) == 2
