@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from labkit.metrics.columns import Column, column, column_from_array, reads_column, values
-from labkit.metrics.generation import REDACTED
+from labkit.metrics.generation import REDACTED, _answers
 from labkit.registry import METRICS, metric
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def task_success(
 
 def answered(answer: Any) -> bool:
     """Whether a line's answer says anything (a text that is not blank)."""
-    return isinstance(answer, str) and not answer.isspace() and answer != ""
+    return isinstance(answer, str) and bool(answer.strip())  # (as the judges read it: _answers)
 
 
 def retried(attempts: Any) -> bool:
@@ -100,7 +100,7 @@ def _task_success_rate(run: CaseRun) -> Column:
     unmeasured (``redacted``) when it is not known."""
     import numpy as np
 
-    ok = np.asarray([r.status == "ok" and answered(r.get("answer")) for r in run.rows], dtype=bool)
+    ok = np.asarray([j is not None for j in run.batch(_answers).judged], dtype=bool)  # (status ok, answered)
     unknown = np.zeros(len(run.rows), dtype=bool)
     for name, passes in (("must_include_coverage", lambda v: v >= 1.0),
                          ("must_not_include_violation", lambda v: v == 0.0),
