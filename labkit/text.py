@@ -185,7 +185,8 @@ def sentence_word_sets(text: str) -> list[set[str]]:
 
 #: characters no id may hold: C0 and C1 controls, DEL, and the marks and overrides that reorder text
 #: (an id is printed in terminals, where ESC or CR rewrite what was printed, and written in XML)
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_DIRECTION = "\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_UNPRINTABLE = re.compile(f"[\x00-\x1f\x7f-\x9f{_DIRECTION}]")
 
 
 def unprintable_at(text: str) -> int | None:
@@ -195,11 +196,16 @@ def unprintable_at(text: str) -> int | None:
 
 
 #: what a terminal would act on rather than show: the controls but tab and line feed, and direction marks
-_TERMINAL_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_TERMINAL_UNSAFE = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_DIRECTION}]")
 
 
 def terminal_safe(text: str) -> str:
     """``text`` with every control and direction character but tab and line feed written as its
     escape (``\\x1b``): a question or answer printed raw could erase lines, retitle the terminal or
     reorder what is shown."""
-    return _TERMINAL_UNSAFE.sub(lambda m: ascii(m.group())[1:-1], text)
+    return escaped(text, _TERMINAL_UNSAFE)
+
+
+def escaped(text: str, chars: re.Pattern[str]) -> str:
+    """``text`` with each character ``chars`` matches written as its escape (``\\x1b``, ``\\u202e``)."""
+    return chars.sub(lambda m: ascii(m.group())[1:-1], text)

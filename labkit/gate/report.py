@@ -163,8 +163,10 @@ class GateReport:
     def to_junit(self) -> str:
         from xml.sax.saxutils import quoteattr as _quoteattr
 
+        from labkit.text import escaped
+
         def quoteattr(text: str) -> str:  # (what XML 1.0 cannot hold, as its escape: the file stays well-formed)
-            return _quoteattr(_XML_ILLEGAL.sub(lambda m: ascii(m.group())[1:-1], text))
+            return _quoteattr(escaped(text, _XML_ILLEGAL))
 
         cases = []
         for c in self.checks:
