@@ -321,6 +321,8 @@ def check_line(obj: Any, line: int | None, out: list[Problem]) -> dict[str, Any]
     usage = _check_numbers(obj, line, out)
     _check_cache_claim(obj, status, line, out)
     _check_truncation(obj, line, out)
+    if SCORED_UNREDACTED in obj:
+        _check_scored_unredacted(obj[SCORED_UNREDACTED], line, out)
     if len(out) > n0:
         return None
     res = dict(obj)
@@ -349,6 +351,25 @@ def _check_truncation(obj: Mapping[str, Any], line: int | None, out: list[Proble
         out.append(Problem(line, "truncated_chars", "must map field paths to whole numbers >= 0"))
     elif flag is not True:
         out.append(Problem(line, "truncated_chars", "given without truncated: true"))
+
+
+def _check_scored_unredacted(rec: Any, line: int | None, out: list[Problem]) -> None:
+    """``scored_unredacted`` maps some of :data:`RESTORABLE` to ``[value, reason]``: a number in
+    [0, 1] and ``""``, or null and the reason it was unmeasured."""
+    if not isinstance(rec, dict):
+        out.append(Problem(line, SCORED_UNREDACTED, "must be an object"))
+        return
+    for name, got in rec.items():
+        where = f"{SCORED_UNREDACTED}.{name}"
+        if name not in RESTORABLE:
+            out.append(Problem(line, where, f"not a metric it records (known: {', '.join(RESTORABLE)})"))
+        elif not (isinstance(got, list) and len(got) == 2 and isinstance(got[1], str)
+                  and ((got[0] is None and got[1]) or (_fraction(got[0]) and not got[1]))):
+            out.append(Problem(line, where, 'must be [a number from 0 to 1, ""] or [null, "the reason"]'))
+
+
+def _fraction(v: Any) -> bool:
+    return type(v) in (int, float) and 0.0 <= v <= 1.0
 
 
 def problems_text(problems: list[Problem], *, shown: int = 3) -> str:
@@ -388,7 +409,14 @@ RUNNER_FIELDS = (
     "idempotency_key",
     "truncated",
     "truncated_chars",
+    "scored_unredacted",
 )
+
+#: The field of a results line where the runner records what the metrics reading the answer and
+#: the case's texts measured before the line and the dataset snapshot were redacted (labkit.metrics.restore).
+SCORED_UNREDACTED = "scored_unredacted"
+#: The metrics a placeholder can hide text from (their values are what the field records).
+RESTORABLE = ("must_include_coverage", "must_not_include_violation", "exact_match", "token_f1", "rouge_l")
 
 
 def pipeline_fields(out: Any) -> dict[str, Any]:

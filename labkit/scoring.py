@@ -277,7 +277,7 @@ def _score_part(w: Mapping[str, Any], span: tuple[int, int]) -> _Part:
     if part.rows and not problems and not unknown and len(set(positions)) == len(positions):
         cases = [w["cases"][i] for i in positions]
         scores = _compact(score_columns(cases, part.rows, k=w["k"], corpus=w["corpus"], judge=w["judge"],
-                                        redaction=w["redaction"]))
+                                        redaction=w["redaction"], restores=w["restores"]))
     return _Part(positions, part.lines, cache_lines, scores, problems, unknown, count_lines(w["path"], span))
 
 
@@ -360,6 +360,7 @@ def score_results(rd: RunDir, ds: Dataset, *, k: int, corpus: Any, judge: Any,
     """
     from labkit.judges import get_judge
     from labkit.metrics import score_cases
+    from labkit.metrics.restore import own_cases
     from labkit.trace.redact import Redactor
 
     jd = get_judge(judge)
@@ -381,9 +382,10 @@ def score_results(rd: RunDir, ds: Dataset, *, k: int, corpus: Any, judge: Any,
             raise DatasetError(str(rd.results_path), repeated)
         rows.sort(key=lambda r: index[r["case_id"]])
         cases = [cases_all[index[r["case_id"]]] for r in rows]
-        return cases, score_cases(cases, rows, k=k, corpus=corpus, judge=jd, redaction=red)
+        return cases, score_cases(cases, rows, k=k, corpus=corpus, judge=jd, redaction=red,
+                                  restores=own_cases(rd, ds))
     parts = _parts({"path": rd.results_path, "index": index, "cases": cases_all, "k": k, "corpus": corpus,
-                    "judge": jd, "redaction": red})
+                    "judge": jd, "redaction": red, "restores": own_cases(rd, ds)})
     return _joined(parts, rd, ds, cases_all)
 
 

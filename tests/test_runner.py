@@ -82,12 +82,9 @@ def test_concurrency_is_bounded_and_reached(tmp_path: Path, kind: str) -> None:
         return {"answer": case.question}
 
     fn = apipe if kind == "async" else spipe
-    t = time.monotonic()
     rd = run(cases(60), fn, tmp_path / "r", config=RunnerConfig(concurrency=6, progress=False), score=False)
-    elapsed = time.monotonic() - t
-    assert cnt.max_inflight == 6
+    assert cnt.max_inflight == 6  # six at once, never more (ran in parallel: not timed, the machine is shared)
     assert cnt.n == 60
-    assert elapsed < 60 * 0.02 / 2  # ran in parallel
     assert [r["status"] for r in rd.results()] == ["ok"] * 60
 
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -550,3 +551,83 @@ def test_two_runs_of_one_name_are_queried_together_and_a_copy_is_refused(tmp_pat
     assert main(["traces", mon, tue, str(tmp_path / "copy"), "--sql", "select 1"]) == 2
     err = capsys.readouterr().err
     assert f"the same run as {tue}" in err and "run_uuid" in err, err
+
+
+def test_a_rescore_of_the_redacted_lines_gives_what_the_run_gave(tmp_path: Path) -> None:
+    """The run scores the answers the pipeline returned; results.jsonl holds them redacted. A
+    rescore of the file gives the same per-case scores and metrics (the values the run measured
+    where a placeholder now hides text are recorded in the line): a leak caught by
+    must_not_include is not turned into an unmeasured case that a gate's budget lets through."""
+    from labkit.scoring import score_run
+
+    leak = "alice@example.com"
+    ds = as_cases([
+        {"id": "leak", "question": "Who owns it?", "must_not_include": [leak]},
+        {"id": "phone", "question": "What is the support line?", "must_include": ["415-555-0133"]},
+        {"id": "ref", "question": "Who to write to?", "reference_answer": f"Write to {leak} today."},
+        {"id": "miss", "question": "Who to call?", "must_include": ["415-555-0199"],
+         "reference_answer": "Call the desk."},
+        {"id": "plain", "question": "What is the limit?", "must_include": ["ten"]},
+    ])
+    answers = {"leak": f"The owner is {leak}.", "phone": "Call 415-555-0133 any time.",
+               "ref": f"Write to {leak} today.", "miss": "Call 415-555-0100 now.", "plain": "The limit is ten."}
+
+    def pipe(case: EvalCase) -> dict[str, Any]:
+        return {"answer": answers[case.id], "retrieved": []}
+
+    rd = run(ds, loaded(pipe), tmp_path / "r", config=QUIET)
+    on_disk = rd.results_path.read_text()
+    assert leak not in on_disk and "415-555-01" not in on_disk
+    before, metrics_before = rd.scores(), rd.metrics()
+    row = before.set_index("case_id")
+    assert row.loc["leak", "must_not_include_violation"] == 1.0 and row.loc["leak", "task_success_rate"] == 0.0
+    assert row.loc["miss", "must_include_coverage"] == 0.0 and row.loc["ref", "exact_match"] == 1.0
+    score_run(rd)
+    after, metrics_after = rd.scores(), rd.metrics()
+    pd.testing.assert_frame_equal(after, before)
+    assert metrics_after == metrics_before
+
+
+def test_a_lines_record_of_its_scores_before_redaction_holds_only_for_the_runs_own_cases(tmp_path: Path) -> None:
+    """Rescored against the cases it was run with (its snapshot, or a file of the same cases) a
+    line takes what it recorded; against other cases the record says nothing, and a phrase a
+    placeholder may hide is unmeasured. A pipeline cannot write the record itself."""
+    from labkit.scoring import score_run
+
+    ds = as_cases([{"id": "leak", "question": "Who owns it?", "must_not_include": ["alice@example.com"]},
+                   {"id": "other", "question": "Who else?", "must_include": ["bob"]}])
+
+    def pipe(case: EvalCase) -> dict[str, Any]:
+        return {"answer": "The owner is alice@example.com." if case.id == "leak" else "It is bob.",
+                "scored_unredacted": {"must_include_coverage": [0.0, ""]}}
+
+    rd = run(ds, loaded(pipe), tmp_path / "r", config=QUIET)
+    lines = {r["case_id"]: r for r in rd.results()}
+    assert lines["leak"]["scored_unredacted"]["must_not_include_violation"] == [1.0, ""]
+    assert "scored_unredacted" not in lines["other"]  # (what the pipeline returned under that name is dropped)
+    same = tmp_path / "same.jsonl"
+    save_cases(ds, same)
+    score_run(rd, same)
+    assert rd.scores().set_index("case_id").loc["leak", "must_not_include_violation"] == 1.0
+    changed = tmp_path / "changed.jsonl"
+    save_cases(as_cases([{"id": "leak", "question": "Who owns it?", "must_not_include": ["carol@example.com"]},
+                         {"id": "other", "question": "Who else?", "must_include": ["bob"]}]), changed)
+    score_run(rd, changed)
+    row = rd.scores().set_index("case_id").loc["leak"]
+    assert math.isnan(row["must_not_include_violation"]) and row["must_not_include_violation_reason"] == "redacted"
+
+
+@pytest.mark.parametrize(("record", "field"), [
+    ([1.0, ""], "scored_unredacted"),
+    ({"faithfulness": [1.0, ""]}, "scored_unredacted.faithfulness"),
+    ({"exact_match": [1.5, ""]}, "scored_unredacted.exact_match"),
+    ({"exact_match": [None, ""]}, "scored_unredacted.exact_match"),
+    ({"exact_match": [1.0, "redacted"]}, "scored_unredacted.exact_match"),
+    ({"exact_match": [True, ""]}, "scored_unredacted.exact_match"),
+])
+def test_a_bad_record_of_scores_before_redaction_is_named_at_its_field(record: Any, field: str) -> None:
+    from labkit.resultline import check_line
+
+    problems: list[Any] = []
+    assert check_line({"case_id": "c", "status": "ok", "answer": "a", "scored_unredacted": record}, 7, problems) is None
+    assert [(p.line, p.field) for p in problems] == [(7, field)]

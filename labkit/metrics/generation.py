@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from labkit import patterns
 from labkit.metrics import reference
 from labkit.metrics.columns import Column, ColumnFn, line_answer, reads_column, statuses
+from labkit.metrics.restore import restorable
 from labkit.metrics.retrieval import dedupe, run_items, to_level, unlogged_mask
 from labkit.registry import METRICS, metric
 from labkit.text import normalize_phrase as normalize
@@ -485,10 +486,12 @@ metric(name="faithfulness", stage="generation", builtin=True, description="suppo
     reads_column(_faithfulness))
 metric(name="must_include_coverage", stage="generation", builtin=True,
        description="must_include phrases found / phrases")(
-    reads_column(_phrases("include"), "must_include phrases found / phrases"))
+    reads_column(restorable("must_include_coverage", _phrases("include")),
+                 "must_include phrases found / phrases"))
 metric(name="must_not_include_violation", stage="generation", direction="lower", kind="rate", builtin=True,
        description="1 if any must_not_include phrase is in the answer")(
-    reads_column(_phrases("exclude"), "1 if any must_not_include phrase is in the answer"))
+    reads_column(restorable("must_not_include_violation", _phrases("exclude")),
+                 "1 if any must_not_include phrase is in the answer"))
 metric(name="citation_validity", stage="generation", builtin=True,
        description="cited ids that were retrieved / cited ids")(reads_column(_citation_validity))
 metric(name="citation_accuracy", stage="generation", builtin=True, description="cited ids that are gold / cited ids")(
@@ -585,13 +588,13 @@ def _same_tokens(a: list[str], b: list[str]) -> float:
 
 metric(name="exact_match", stage="generation", kind="rate", builtin=True,
        description="1 if the normalised answer equals the normalised reference answer")(
-    reads_column(_against_reference(_same_tokens, exact=True)))
+    reads_column(restorable("exact_match", _against_reference(_same_tokens, exact=True))))
 metric(name="token_f1", stage="generation", builtin=True,
        description="F1 of the answer's and the reference answer's normalised tokens (multisets)")(
-    reads_column(_against_reference(reference.token_f1)))
+    reads_column(restorable("token_f1", _against_reference(reference.token_f1))))
 metric(name="rouge_l", stage="generation", builtin=True,
        description="ROUGE-L F1 (longest common subsequence) of answer and reference answer tokens")(
-    reads_column(_against_reference(reference.rouge_l)))
+    reads_column(restorable("rouge_l", _against_reference(reference.rouge_l))))
 
 
 GENERATION_METRICS = tuple(n for n, s in METRICS.items() if s.stage == "generation" and s.builtin)

@@ -47,8 +47,10 @@ class CaseRun:
     redaction writes, and run-wide batches."""
 
     def __init__(self, cases: Sequence[EvalCase], results: Sequence[Mapping[str, Any]], *,
-                 k: int, corpus: Any, judge: Any, redaction: Any = None) -> None:
+                 k: int, corpus: Any, judge: Any, redaction: Any = None,
+                 restores: bool | Callable[[], bool] = True) -> None:
         self.cases = list(cases)
+        self._restores = restores
         self.k = k
         self.corpus = corpus
         self.judge = judge
@@ -61,6 +63,13 @@ class CaseRun:
         without this a run's lines stay in memory until a cycle collection, which scoring pauses."""
         self.rows = []
         self._memo.clear()
+
+    def restores(self) -> bool:
+        """Whether a line's record of what it measured before redaction is read (labkit.metrics.restore):
+        the cases are the run's own (a callable ``restores`` asked once, when a line holds a record)."""
+        if callable(self._restores):
+            self._restores = bool(self._restores())
+        return self._restores
 
     def batch(self, compute: Callable[[CaseRun], Any]) -> Any:
         """``compute(run)`` over every case at once (e.g. a vectorized matrix), computed once."""
@@ -157,6 +166,7 @@ def score_cases(
     corpus: Any = None,
     judge: Any = None,
     redaction: Any = None,
+    restores: bool | Callable[[], bool] = True,
 ) -> pd.DataFrame:
     """One row per case (in ``cases`` order) with every per-case metric and its reason.
 
@@ -167,10 +177,13 @@ def score_cases(
     ``redaction`` is what the results were redacted with (a run's ``runner.redaction``
     settings or a Redactor; default: the default redactor): a phrase its placeholders may
     hide is unmeasured (``redacted``), bracketed text it never writes is the answer's own.
+    ``restores``: a line's record of what it measured before redaction is read (the cases are
+    the ones the run was made with: labkit.metrics.restore); a callable is asked when one is.
     """
     import pandas as pd
 
-    return pd.DataFrame(score_columns(cases, results, k=k, corpus=corpus, judge=judge, redaction=redaction))
+    return pd.DataFrame(score_columns(cases, results, k=k, corpus=corpus, judge=judge, redaction=redaction,
+                                      restores=restores))
 
 
 def score_columns(
@@ -181,12 +194,14 @@ def score_columns(
     corpus: Any = None,
     judge: Any = None,
     redaction: Any = None,
+    restores: bool | Callable[[], bool] = True,
 ) -> dict[str, Any]:
     """The columns of :func:`score_cases`' frame, in its order: each a float array or a list."""
     from labkit.judges import get_judge
 
     check_k(k)
-    run = CaseRun(cases, _pair(cases, results), k=k, corpus=corpus, judge=get_judge(judge), redaction=redaction)
+    run = CaseRun(cases, _pair(cases, results), k=k, corpus=corpus, judge=get_judge(judge), redaction=redaction,
+                  restores=restores)
     try:
         return _columns(run, cases)
     finally:

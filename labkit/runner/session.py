@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from labkit.cases import Dataset, EvalCase
 from labkit.errors import ConfigError
 from labkit.io import atomic_write_text, iter_jsonl, settle
-from labkit.resultline import check_line
+from labkit.resultline import SCORED_UNREDACTED, check_line
 from labkit.runner.cache import ResultCache
 from labkit.runner.config import RunnerConfig, merge_config
 from labkit.runner.dask import require_executor, run_dask
@@ -70,12 +70,28 @@ class Session:
         self.calls = 0
         self.writer: Writer | None = None
         self.resumed = False
+        self._cases = {c.id: c for c in ds}
+        snapshot = (rd.manifest.get("dataset") or {}).get("snapshot")
+        #: the cases a rescore reads redacted (from the run's snapshot): their lines record what they measured
+        self._redacted_cases = {c.id for c in ds if red.redact(d := c.to_dict()) != d} if snapshot else set()
+
+    def _measured_before(self, raw: Mapping[str, Any], written: Mapping[str, Any]) -> dict[str, Any] | None:
+        """What a line records of its scores before redaction (labkit.metrics.restore): for a line
+        whose answer redaction changed, or whose case a rescore reads redacted; else None."""
+        cid = raw["case_id"]
+        if SCORED_UNREDACTED in raw:  # (a cache hit: what its first run measured)
+            return dict(raw[SCORED_UNREDACTED])
+        if raw.get("answer") == written.get("answer") and cid not in self._redacted_cases:
+            return None
+        from labkit.metrics.restore import measured_before
+
+        return measured_before(self._cases[cid], raw, redaction=self.cfg.redaction)
 
     def execute(self, finished: set[str]) -> None:
         todo = [c for c in self.ds if c.id not in finished]
         progress = Progress(len(self.ds), len(self.ds) - len(todo), self.cfg.show_progress(),
                             desc=f"run {self.run_id}")
-        writer = Writer(self.rd, self.redactor)
+        writer = Writer(self.rd, self.redactor, restore=self._measured_before)
         self.writer = writer
         self.resumed = bool(finished)
         ex = CaseExecutor(self.pipe, self.cfg, self.run_id)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
 from labkit.paths import owner_only, truncate_torn_tail
-from labkit.resultline import RUNNER_FIELDS
+from labkit.resultline import RUNNER_FIELDS, SCORED_UNREDACTED
 from labkit.runs import RunDir
 from labkit.trace.record import dumps_trace
 
@@ -27,15 +27,19 @@ LINES_IN_MEMORY_BYTES = 64 * 1024 * 1024
 _IDS_AND_STATES = tuple(k for k in RUNNER_FIELDS if k not in ("error", "error_type"))
 _KEPT = frozenset(_IDS_AND_STATES)
 _encode_result = json.JSONEncoder(ensure_ascii=False).encode
+#: What a line records of its scores before redaction, from the line as returned and as written.
+Restore = Callable[[Mapping[str, Any], Mapping[str, Any]], "dict[str, Any] | None"]
 
 
 class Writer:
     """Appends redacted lines to results.jsonl and traces.jsonl, flushed per case."""
 
-    def __init__(self, rd: RunDir, redactor: Any) -> None:
-        """``redactor``: the run's redactor."""
+    def __init__(self, rd: RunDir, redactor: Any, *, restore: Restore | None = None) -> None:
+        """``redactor``: the run's redactor; ``restore(line, written)``: what a line records of its
+        scores before redaction (``scored_unredacted``), None for nothing."""
         self.rd = rd
         self.redactor = redactor
+        self.restore = restore
         self._res: IO[str] = open(rd.results_path, "a", encoding="utf-8", opener=owner_only)  # noqa: SIM115
         self._tr: IO[str] = open(rd.traces_path, "a", encoding="utf-8", opener=owner_only)  # noqa: SIM115
         # lines written by this session, kept (within a memory budget) so the final
@@ -75,6 +79,10 @@ class Writer:
             self._tr.write(traces)
             self._tr.flush()
         reds = [self.redact_result(result) for result, _ in items]
+        if self.restore is not None:
+            for (result, _), red in zip(items, reds, strict=True):
+                if (rec := self.restore(result, red)) is not None:
+                    red[SCORED_UNREDACTED] = rec
         lines = [_encode_result(red) + "\n" for red in reds]
         self._res.write("".join(lines))
         self._res.flush()
