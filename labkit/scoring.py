@@ -148,13 +148,25 @@ def resolve_corpus(corpus: Any, rd: RunDir) -> Any:
 
     if corpus is not None:
         return corpus if not isinstance(corpus, (str, os.PathLike)) else Corpus.load(corpus)
-    man = rd.manifest
+    found, cand = named_corpus(rd.manifest)
+    if found is None and cand is not None:
+        warnings.warn(f"corpus {cand!r} named by the run's pipeline config was not found; "
+                      "chunks without text are scored without context", stacklevel=3)
+    return found
+
+
+def named_corpus(man: Mapping[str, Any]) -> tuple[Any, str | None]:
+    """The Corpus a run's manifest names (its pipeline's ``corpus_dir``, else its config's
+    ``corpus``, found beside the pipeline file or here), or None, and the name it gives (None:
+    it names none)."""
+    from labkit.corpus import Corpus
+
     pipe = man.get("pipeline") or {}
     cfg = pipe.get("config") if isinstance(pipe, dict) else None
     explicit = pipe.get("corpus_dir") if isinstance(pipe, dict) else None
     cand = explicit or (cfg.get("corpus") if isinstance(cfg, dict) else None)
     if not isinstance(cand, str):
-        return None
+        return None, None
     bases: list[Path] = []
     spec_path = pipe.get("path") if isinstance(pipe, dict) else None
     if isinstance(spec_path, str):
@@ -164,13 +176,8 @@ def resolve_corpus(corpus: Any, rd: RunDir) -> Any:
     for p in tries:
         if p.is_dir():
             size = cfg.get("chunk_size") if isinstance(cfg, dict) else None
-            return Corpus.load(p, chunk_size=size) if isinstance(size, int) else Corpus.load(p)
-    warnings.warn(
-        f"corpus {cand!r} named by the run's pipeline config was not found; "
-        "chunks without text are scored without context",
-        stacklevel=3,
-    )
-    return None
+            return (Corpus.load(p, chunk_size=size) if isinstance(size, int) else Corpus.load(p)), cand
+    return None, cand
 
 
 def judge_info(judge: Any) -> Any:
@@ -189,14 +196,16 @@ def judge_info(judge: Any) -> Any:
     return describe() if callable(describe) else type(jd).__name__
 
 
-def _with_judge(metrics: dict[str, Any], judge: Any) -> dict[str, Any]:
-    """metrics.json with the judge its scores were measured by after its ``k`` (both in the file
-    the scoring record's hash covers, read back by :func:`scored_with`)."""
+def _with_judge(metrics: dict[str, Any], judge: Any, corpus: Any) -> dict[str, Any]:
+    """metrics.json with the judge its scores were measured by and the fingerprint of the corpus
+    its retrieved ids were read in (None: none) after its ``k`` (in the file the scoring record's
+    hash covers, read back by :func:`scored_with` and the gate)."""
     out: dict[str, Any] = {}
     for key, value in metrics.items():
         out[key] = value
         if key == "k":
             out["judge"] = judge
+            out["corpus"] = getattr(corpus, "fingerprint", None)
     return out
 
 
@@ -569,7 +578,7 @@ def _score_run(run_dir: str | os.PathLike[str] | RunDir, dataset: Dataset | Sequ
         missing = [c for c in ds if c.id not in have]
         metrics = _redacted_slices(aggregate(cases, scores, k=k, seed=seed, n_boot=n_boot, missing=missing),
                                    rd.redaction)
-        metrics = _with_judge(metrics, judge_info(judge))
+        metrics = _with_judge(metrics, judge_info(judge), corp)
         hashes, fingerprint = written()
     atomic_write_text(rd.metrics_path, json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     hashes[METRICS] = file_hash(rd.metrics_path)

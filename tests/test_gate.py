@@ -15,7 +15,7 @@ MODULE_BASELINE = {"faithfulness": 0.88, "retrieval_hit_rate": 0.82, "latency_p9
 
 
 def metrics_json(**vals):
-    out = {"k": 5, "n_cases": 10, "n_missing": 0, "metrics": {}, "slices": {}}
+    out = {"k": 5, "n_cases": 10, "n_missing": 0, "seed": 0, "n_boot": 2000, "metrics": {}, "slices": {}}
     for name, v in vals.items():
         value, lo, hi, n, un = v
         out["metrics"][name] = {"stage": "x", "value": value, "ci_low": lo, "ci_high": hi, "n": n,

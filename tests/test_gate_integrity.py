@@ -831,3 +831,81 @@ def test_results_swapped_in_from_another_run_and_rescored_are_refused(runs, tmp_
                  ["compare", str(runs / "baseline"), str(run)]):
         assert main(argv) == 2  # (the file is not the one scoring recorded either)
         assert "results.jsonl" in _one_line_error(capsys)
+
+
+def test_the_gate_declares_the_intervals_its_checks_read(runs, tmp_path, capsys):
+    """`labkit score RUN --n-boot 1 --seed S` made a ci_low one bootstrap draw, and one seed of a
+    few put it above the threshold: the failing gate passed. A run scored with other resamples or
+    another seed than the gate declares (`n_boot:` and `seed:`, 2000 and 0 when it names none)
+    fails the check 'scored with the intervals the gate declares', whatever its intervals read."""
+    gate = tmp_path / "gi.yaml"
+    gate.write_text('version: 1\nname: ci-gate\nchecks:\n'
+                    '  - {metric: faithfulness, op: ">=", threshold: 0.0, statistic: ci_low}\n')
+    run = _copy(runs / "variant", tmp_path / "variant")
+    _, rep = _gate_json(capsys, "--config", str(gate), str(run))
+    assert not [c for c in rep["checks"] if c["kind"] == "intervals"]
+    for argv, shown in ((["--n-boot", "1"], "n_boot=1"), (["--seed", "2"], "seed=2")):
+        assert main(["score", str(run), *argv]) == 0
+        _, rep = _gate_json(capsys, "--config", str(gate), str(run))
+        (iv,) = [c for c in rep["checks"] if c["kind"] == "intervals"]
+        assert not iv["passed"] and not rep["passed"] and shown in iv["reason"], iv
+        assert "n_boot=2000" in iv["reason"] and "seed=0" in iv["reason"], iv
+    gate.write_text(gate.read_text() + "seed: 2\n")
+    _, rep = _gate_json(capsys, "--config", str(gate), str(run))
+    assert not [c for c in rep["checks"] if c["kind"] == "intervals"], rep
+    with pytest.raises(ConfigError, match="n_boot"):
+        Gate.from_dict({"checks": [{"metric": "faithfulness", "op": ">=", "threshold": 0.5}], "n_boot": 0})
+
+
+def test_regression_intervals_are_drawn_with_the_seed_the_gate_declares(runs, tmp_path, capsys):
+    """`labkit gate --seed S` chose the seed of the regression checks' paired bootstrap: a seed
+    other than the gate's (`seed:`, 0 when it names none) fails the gate."""
+    code, rep = _gate_json(capsys, "--config", str(runs / "gates" / "gate.yaml"), str(runs / "baseline"),
+                           "--baseline", str(runs / "variant"), "--seed", "3")
+    (iv,) = [c for c in rep["checks"] if c["kind"] == "intervals"]
+    assert code == 1 and not iv["passed"] and "seed=3" in iv["reason"] and "seed=0" in iv["reason"], iv
+
+
+def test_a_rescore_with_another_corpus_fails_the_gate(runs, tmp_path, capsys):
+    """A pipeline whose retrieved items carry ids but no text is judged on its corpus's chunks:
+    rescored with a corpus whose chunks say what the answers say, faithfulness 0 became 1 and the
+    gate passed. The run records its corpus's fingerprint, metrics.json the one it was scored
+    with, and a gate fails a run scored with another (or none)."""
+    import shutil as sh
+
+    corpus = tmp_path / "corpus"
+    sh.copytree("data/corpus", corpus)
+    mod = tmp_path / "idpipe_mod.py"
+    mod.write_text('def answer(case):\n    return {"answer": "The moon is made of green cheese. Cats can fly at night.",'
+                   ' "retrieved": [{"id": "security-runbook#0"}]}\n')
+    gate = tmp_path / "gc.yaml"
+    gate.write_text('version: 1\nname: corpus-gate\nchecks:\n  - {metric: faithfulness, op: ">=", threshold: 0.9}\n')
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        assert main(["run", "--dataset", "data/quick_lab.jsonl", "--pipeline", "idpipe_mod:answer", "--out",
+                     str(tmp_path / "rid"), "--corpus", str(corpus), "--quiet"]) == 0
+    finally:
+        sys.path.remove(str(tmp_path))
+    run = tmp_path / "rid"
+    code, rep = _gate_json(capsys, "--config", str(gate), str(run))
+    assert code == 1 and not [c for c in rep["checks"] if c["kind"] == "corpus"]
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "security-runbook.md").write_text("# Security runbook\n\nThe moon is made of green cheese. "
+                                              "Cats can fly at night.\n")
+    assert main(["score", str(run), "--corpus", str(evil)]) == 0
+    code, rep = _gate_json(capsys, "--config", str(gate), str(run))
+    assert _check(rep, "absolute", "faithfulness")["passed"]  # (what the other corpus reads)
+    (cc,) = [c for c in rep["checks"] if c["kind"] == "corpus"]
+    assert code == 1 and not cc["passed"] and "--corpus" in cc["reason"], cc
+    assert main(["score", str(run)]) == 0  # the run's own corpus again
+    code, rep = _gate_json(capsys, "--config", str(gate), str(run))
+    assert code == 1 and not [c for c in rep["checks"] if c["kind"] == "corpus"]
+    (corpus / "security-runbook.md").write_text("# Security runbook\n\nThe moon is made of green cheese. "
+                                                "Cats can fly at night.\n")  # edited in place
+    assert main(["score", str(run)]) == 0
+    code, rep = _gate_json(capsys, "--config", str(gate), str(run))
+    (cc,) = [c for c in rep["checks"] if c["kind"] == "corpus"]
+    assert code == 1 and not cc["passed"], cc

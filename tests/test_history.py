@@ -173,7 +173,7 @@ def _rescore_with_bad(d: Path) -> None:
 
 def test_gate_results_are_indexed(runs: dict[str, Path], tmp_path: Path) -> None:
     gate = tmp_path / "gate.yaml"
-    gate.write_text('version: 1\nname: g\nchecks:\n  - {metric: faithfulness, op: ">=", threshold: 0.9}\n')
+    gate.write_text('version: 1\nname: g\nn_boot: 500\nchecks:\n  - {metric: faithfulness, op: ">=", threshold: 0.9}\n')
     h = build_history([runs["r2"], runs["r3"]], index=tmp_path / "h.duckdb", gate=gate)
     by_id = {r["run_id"]: r for r in h.runs.to_dict("records")}
     assert bool(by_id["r2"]["gate_passed"]) and not bool(by_id["r3"]["gate_passed"])
@@ -426,7 +426,7 @@ def test_the_gate_column_is_the_gate_on_the_run(runs: dict[str, Path], tmp_path:
     from labkit.cli import main
 
     gate = tmp_path / "gate.yaml"
-    gate.write_text('version: 1\nname: g\nchecks:\n  - {metric: faithfulness, op: ">=", threshold: 0.5}\n')
+    gate.write_text('version: 1\nname: g\nn_boot: 500\nchecks:\n  - {metric: faithfulness, op: ">=", threshold: 0.5}\n')
     assert main(["gate", "--config", str(gate), str(runs["r2"]), "--thresholds-only"]) == 0
     lenient = tmp_path / "lenient.yaml"
     lenient.write_text("type: lexical\nthreshold: 0.01\n")

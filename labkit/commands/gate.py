@@ -25,7 +25,9 @@ def register(sub: Any) -> None:
     p.add_argument("--reviews", help="human review records (JSONL written by `labkit review`; a review counts for the "
                         "answer it judged)")
     p.add_argument("--dataset", help="dataset for review coverage (default: the run's)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed for regression intervals")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the regression checks' paired bootstrap: the gate's (seed:, default 0); "
+                        "another fails the gate (its intervals are the ones declared)")
     p.add_argument("--json", action="store_true", help="print the per-check report as JSON")
     p.add_argument("--junit", metavar="PATH", help="write a JUnit XML report (one test case per check)")
     p.add_argument("--markdown", metavar="PATH", help="write a markdown summary table")
@@ -47,6 +49,10 @@ def _gate(args: argparse.Namespace) -> int:
         raise ConfigError("give exactly one RUN_DIR")
     if not args.config:
         raise ConfigError("--config GATE is required")
+    if args.seed is not None:
+        from labkit.stats import check_options
+
+        check_options(seed=args.seed)
     gate = Gate.load(args.config)
     if args.thresholds_only:
         if args.baseline:

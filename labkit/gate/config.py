@@ -174,6 +174,9 @@ class Gate:
     judge: str | Mapping[str, Any] | None = None
     #: the retrieval cut-off the checks are measured at; None: the default (5)
     k: int | None = None
+    #: the bootstrap the intervals are drawn with (resamples and seed); None: the defaults (2000, 0)
+    n_boot: int | None = None
+    seed: int | None = None
     version: int = 1
     path: str | None = None
 
@@ -196,7 +199,7 @@ class Gate:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], path: str | None = None) -> Gate:
         known_keys = ["version", "name", "checks", "regression", "slices", "unmeasured", "review", "require_lock",
-                      "judge", "k"]
+                      "judge", "k", "n_boot", "seed"]
         extra = set(d) - set(known_keys)
         if extra:
             raise ConfigError(f"unknown key(s) {sorted(extra)}", path=path, field=sorted(extra)[0], known=known_keys)
@@ -219,7 +222,9 @@ class Gate:
             raise ConfigError(f"must be a non-empty string, got {name!r}", path=path, field="name")
         return cls(name=name or (Path(path).stem if path else "gate"), checks=checks, regression=regs,
                    slices=slices, unmeasured_max_rate=max_rate, review_required_for=req, require_lock=require_lock,
-                   judge=_parse_judge(d.get("judge"), path), k=_parse_k(d.get("k"), path), version=1, path=path)
+                   judge=_parse_judge(d.get("judge"), path), k=_parse_k(d.get("k"), path),
+                   n_boot=_parse_bootstrap(d, "n_boot", path), seed=_parse_bootstrap(d, "seed", path),
+                   version=1, path=path)
 
     # ---- editing (threshold tuning) -----------------------------------------------------------
     def with_thresholds(self, thresholds: Mapping[str, float]) -> Gate:
@@ -266,6 +271,7 @@ class Gate:
             d["judge"] = self.judge if isinstance(self.judge, str) else dict(self.judge)
         if self.k is not None:
             d["k"] = self.k
+        d.update({key: v for key, v in (("n_boot", self.n_boot), ("seed", self.seed)) if v is not None})
         return d
 
     def to_yaml(self, path: str | os.PathLike[str]) -> Path:
@@ -297,7 +303,7 @@ class Gate:
         baseline: str | os.PathLike[str] | None = None,
         reviews: str | os.PathLike[str] | Mapping[str, Mapping[str, Any]] | None = None,
         dataset: Any = None,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> GateReport:
         """Judge a run directory, a metrics.json mapping or a plain {metric: value} dict."""
         from labkit.gate.evaluate import evaluate_gate
@@ -383,6 +389,21 @@ def _parse_k(k: Any, path: str | None) -> int | None:
     from labkit.registry import check_k
 
     return None if k is None else check_k(k, path=path)
+
+
+def _parse_bootstrap(d: Mapping[str, Any], key: str, path: str | None) -> int | None:
+    """``n_boot:`` or ``seed:``, the bootstrap the thresholds' intervals are drawn with
+    (:func:`labkit.stats.check_options`)."""
+    from labkit.stats import check_options
+
+    v = d.get(key)
+    if v is None:
+        return None
+    try:
+        check_options(**{key: v})
+    except ConfigError as e:
+        raise ConfigError(e.message, path=path, field=key) from None
+    return int(v)
 
 
 def _parse_review(rv: Any, path: str | None) -> dict[str, str] | None:

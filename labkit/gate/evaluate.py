@@ -134,9 +134,10 @@ def evaluate_gate(
     baseline: str | os.PathLike[str] | None = None,
     reviews: str | os.PathLike[str] | Mapping[str, Mapping[str, Any]] | None = None,
     dataset: Any = None,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> GateReport:
-    """Judge a run directory, a metrics.json mapping or a plain {metric: value} dict."""
+    """Judge a run directory, a metrics.json mapping or a plain {metric: value} dict. ``seed``: of
+    the regression checks' paired bootstrap, the gate's (``seed:``, 0) when None; another fails."""
     metrics, run, run_id = _target(target)
     version = metrics_schema_version(metrics) if isinstance(metrics.get("metrics"), dict) else None
     budget = gate.unmeasured_max_rate or 0.0
@@ -149,7 +150,10 @@ def evaluate_gate(
         results.extend(_unmeasured(gate, metrics))
     notes = _imported_note(run)
     if gate.regression:
-        results.extend(_regressions(gate, run, baseline, seed))
+        results.extend(_regressions(gate, run, baseline, gate.seed or 0))
+        if seed is not None and seed != (gate.seed or 0):
+            results.append(_intervals_check(gate, f"regression intervals drawn with seed={seed}",
+                                            "draw them with its seed (labkit gate without --seed)"))
     elif baseline is not None:
         notes.append(f"a baseline ({baseline}) was given, but the gate has no regression checks: "
                      "nothing was compared with it")
@@ -159,7 +163,7 @@ def evaluate_gate(
         from labkit.scoring import scored_with
 
         rec = scored_with(run, metrics)  # (metrics.json as read above: one read)
-        results += _scoring_checks(gate, run, rec)
+        results += _scoring_checks(gate, run, rec) + _drawn_checks(gate, run, metrics)
         notes += _unhashed_judge_note(run, rec)
     pre = pre_registration(gate.path, run)
     if pre.get("status") in ("edited_after_run", "other_gate", "edited_after_lock", "locked_after_run") or (
@@ -198,6 +202,42 @@ def _scoring_checks(gate: Gate, run: Any, rec: Any) -> list[CheckResult]:
             name=name, kind=kind, metric=None, op=None, threshold=None, observed=None, passed=False,
             reason=(f"the run {what}; the gate {declares} {shown(want)}: rescore it so ({run.score_command} {fix}) "
                     f"or declare it in the gate ({field}: ...) and lock it again")))
+    return out
+
+
+def _intervals_check(gate: Gate, what: str, fix: str) -> CheckResult:
+    n_boot, seed = gate.n_boot or 2000, gate.seed or 0
+    declares = "declares" if gate.n_boot is not None or gate.seed is not None else "declares none: the defaults,"
+    return CheckResult(name="scored with the intervals the gate declares", kind="intervals", metric=None, op=None,
+                       threshold=None, observed=None, passed=False,
+                       reason=f"{what}; the gate {declares} n_boot={n_boot}, seed={seed}: {fix}, or declare them "
+                              "in the gate (n_boot: ..., seed: ...) and lock it again")
+
+
+def _drawn_checks(gate: Gate, run: Any, metrics: Mapping[str, Any]) -> list[CheckResult]:
+    """A failing check when the run's intervals were drawn with other resamples or another seed
+    than the gate declares (an interval of one resample, or of a seed chosen among many, is not
+    the interval the threshold was set on), and when the run was scored with another corpus than
+    it was made with (retrieved ids are judged on their chunks' text). Read off metrics.json,
+    which the scoring record's hash covers."""
+    out = []
+    n_boot, seed = metrics.get("n_boot"), metrics.get("seed")
+    if (n_boot, seed) != (gate.n_boot or 2000, gate.seed or 0):
+        out.append(_intervals_check(gate, f"the run was scored with n_boot={n_boot}, seed={seed}",
+                                    f"rescore it so ({run.score_command} --n-boot {gate.n_boot or 2000} "
+                                    f"--seed {gate.seed or 0})"))
+    pipe = run.manifest.get("pipeline")
+    made = pipe.get("corpus_fingerprint") if isinstance(pipe, Mapping) else None
+    if isinstance(made, str) and metrics.get("corpus") != made:
+        scored = metrics.get("corpus")
+        what = "without its corpus (not found)" if scored is None and "corpus" in metrics else \
+            "by a labkit that did not record its corpus" if "corpus" not in metrics else \
+            f"with another corpus (fingerprint {str(scored)[:12]})"
+        out.append(CheckResult(
+            name="scored with the corpus the run was made with", kind="corpus", metric=None, op=None, threshold=None,
+            observed=None, passed=False,
+            reason=f"the run was scored {what}; it was made with the corpus of fingerprint {made[:12]}: rescore it "
+                   f"with that corpus ({run.score_command} --corpus DIR)"))
     return out
 
 

@@ -35,7 +35,7 @@ from labkit.runs import (
     refuse_secret_ids,
     refuse_secret_names,
 )
-from labkit.scoring import DEFAULT_K, score_run
+from labkit.scoring import DEFAULT_K, named_corpus, score_run
 
 if TYPE_CHECKING:
     from labkit.pipelines import LoadedPipeline
@@ -223,6 +223,8 @@ def run(
         gate = gate_info(gate_path)
         manifest = build_manifest(ds, pipe, cfg, rid, spec=spec_of(pipeline, pipe), corpus_dir=corpus_dir,
                                   gate=gate, k=k)
+        corpus = named_corpus(manifest)[0]  # (what scoring reads retrieved ids in: a gate checks it is the one)
+        manifest["pipeline"]["corpus_fingerprint"] = None if corpus is None else corpus.fingerprint
         if _keeps_snapshot(manifest, cfg.redaction):  # redacted like every file the run writes
             from labkit.runner.redaction import redact_snapshot
 
