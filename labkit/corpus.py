@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from labkit.errors import ConfigError
 from labkit.paths import FolderInput
@@ -180,3 +180,26 @@ def gold_problems(cases: Sequence[EvalCase], corpus: Corpus) -> list[tuple[int, 
         out += [(i, f"must_not_include[{j}]", f"{p!r} is in the gold text: a correct answer would violate it")
                 for j, p in enumerate(case.must_not_include) if normalize_phrase(p) in text]
     return out
+
+
+def named_corpus(man: Mapping[str, Any]) -> tuple[Corpus | None, str | None]:
+    """The Corpus a run's manifest names (its pipeline's ``corpus_dir``, else its config's
+    ``corpus``, found beside the pipeline file or here), or None, and the name it gives (None:
+    it names none)."""
+    pipe = man.get("pipeline") or {}
+    cfg = pipe.get("config") if isinstance(pipe, dict) else None
+    explicit = pipe.get("corpus_dir") if isinstance(pipe, dict) else None
+    cand = explicit or (cfg.get("corpus") if isinstance(cfg, dict) else None)
+    if not isinstance(cand, str):
+        return None, None
+    bases: list[Path] = []
+    spec_path = pipe.get("path") if isinstance(pipe, dict) else None
+    if isinstance(spec_path, str):
+        bases.append(Path(spec_path).parent)
+    bases.append(Path.cwd())
+    tries = [Path(cand)] if Path(cand).is_absolute() else [b / cand for b in bases]
+    for p in tries:
+        if p.is_dir():
+            size = cfg.get("chunk_size") if isinstance(cfg, dict) else None
+            return (Corpus.load(p, chunk_size=size) if isinstance(size, int) else Corpus.load(p)), cand
+    return None, cand

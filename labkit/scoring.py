@@ -20,7 +20,6 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from labkit.cases import Dataset, EvalCase
@@ -148,36 +147,13 @@ def resolve_corpus(corpus: Any, rd: RunDir) -> Any:
 
     if corpus is not None:
         return corpus if not isinstance(corpus, (str, os.PathLike)) else Corpus.load(corpus)
+    from labkit.corpus import named_corpus
+
     found, cand = named_corpus(rd.manifest)
     if found is None and cand is not None:
         warnings.warn(f"corpus {cand!r} named by the run's pipeline config was not found; "
                       "chunks without text are scored without context", stacklevel=3)
     return found
-
-
-def named_corpus(man: Mapping[str, Any]) -> tuple[Any, str | None]:
-    """The Corpus a run's manifest names (its pipeline's ``corpus_dir``, else its config's
-    ``corpus``, found beside the pipeline file or here), or None, and the name it gives (None:
-    it names none)."""
-    from labkit.corpus import Corpus
-
-    pipe = man.get("pipeline") or {}
-    cfg = pipe.get("config") if isinstance(pipe, dict) else None
-    explicit = pipe.get("corpus_dir") if isinstance(pipe, dict) else None
-    cand = explicit or (cfg.get("corpus") if isinstance(cfg, dict) else None)
-    if not isinstance(cand, str):
-        return None, None
-    bases: list[Path] = []
-    spec_path = pipe.get("path") if isinstance(pipe, dict) else None
-    if isinstance(spec_path, str):
-        bases.append(Path(spec_path).parent)
-    bases.append(Path.cwd())
-    tries = [Path(cand)] if Path(cand).is_absolute() else [b / cand for b in bases]
-    for p in tries:
-        if p.is_dir():
-            size = cfg.get("chunk_size") if isinstance(cfg, dict) else None
-            return (Corpus.load(p, chunk_size=size) if isinstance(size, int) else Corpus.load(p)), cand
-    return None, cand
 
 
 def judge_info(judge: Any) -> Any:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit.cases import Dataset, EvalCase
+from labkit.corpus import named_corpus
 from labkit.errors import ConfigError
 from labkit.io import atomic_write_text, iter_jsonl, settle
 from labkit.resultline import SCORED_UNREDACTED, check_line
@@ -35,7 +36,7 @@ from labkit.runs import (
     refuse_secret_ids,
     refuse_secret_names,
 )
-from labkit.scoring import DEFAULT_K, named_corpus, score_run
+from labkit.scoring import DEFAULT_K, score_run
 
 if TYPE_CHECKING:
     from labkit.pipelines import LoadedPipeline
