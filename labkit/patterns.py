@@ -222,6 +222,10 @@ CATALOGUE: tuple[Pattern, ...] = (
        r"(?: BLOCK)?-----|(?:[A-Za-z0-9+/=:\- \t\r\n]|\\n)*)", gate="PRIVATE KEY"),
     _p("slack_webhook", "API_KEY", r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/\-]{8,}",
        gate="hooks.slack"),
+    # an age identity: its prefix, then 58 characters of the bech32 alphabet (no 1, B, I, O)
+    _p("age_secret_key", "PRIVATE_KEY",
+       r"AGE-SECRET-KEY-1(?<![A-Za-z0-9]AGE-SECRET-KEY-1)[02-9AC-HJ-NP-Z]{58}(?![A-Za-z0-9])",
+       gate="age-secret-key-1"),
     _p("anthropic_api_key", "API_KEY", r"sk-ant-(?<![A-Za-z0-9]sk-ant-)[A-Za-z0-9_\-]{20,}", gate="sk-"),
     _p("openai_api_key", "API_KEY", r"sk-(?<![A-Za-z0-9]sk-)(?!ant-)(?:proj-|live-|svcacct-)?[A-Za-z0-9_\-]{20,}", gate="sk-"),
     _p("aws_access_key_id", "API_KEY", r"(?:AKIA|ASIA)(?<![A-Za-z0-9]AKIA)(?<![A-Za-z0-9]ASIA)[0-9A-Z]{16}(?![A-Za-z0-9])", gate="akia|asia"),
@@ -233,9 +237,28 @@ CATALOGUE: tuple[Pattern, ...] = (
     _p("huggingface_token", "API_KEY", r"hf_(?<![A-Za-z0-9]hf_)[A-Za-z0-9]{30,}", gate="hf_"),
     _p("gitlab_token", "API_KEY", r"glpat-(?<![A-Za-z0-9]glpat-)[A-Za-z0-9_\-]{20,}", gate="glpat-"),
     _p("npm_token", "API_KEY", r"npm_(?<![A-Za-z0-9]npm_)[A-Za-z0-9]{30,}", gate="npm_"),
+    _p("pypi_token", "API_KEY", r"pypi-(?<![A-Za-z0-9]pypi-)AgE[A-Za-z0-9_\-]{50,}", gate="pypi-"),
+    _p("groq_api_key", "API_KEY", r"gsk_(?<![A-Za-z0-9]gsk_)[A-Za-z0-9]{48,}", gate="gsk_"),
+    _p("xai_api_key", "API_KEY", r"xai-(?<![A-Za-z0-9]xai-)[A-Za-z0-9]{70,}", gate="xai-"),
+    _p("replicate_token", "API_KEY", r"r8_(?<![A-Za-z0-9]r8_)[A-Za-z0-9]{32,}", gate="r8_"),
+    _p("sendgrid_api_key", "API_KEY",
+       r"SG\.(?<![A-Za-z0-9]SG\.)[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}(?![A-Za-z0-9_\-])", gate=r"sg\."),
+    # formats of hex digits are whole words of their exact length: a longer hex run (a digest) is not one
+    _p("twilio_api_key", "API_KEY", r"SK(?<![A-Za-z0-9]SK)[0-9a-fA-F]{32}(?![A-Za-z0-9])", gate="sk"),
+    _p("databricks_token", "API_KEY", r"dapi(?<![A-Za-z0-9]dapi)[0-9a-f]{32}(?:-\d)?(?![A-Za-z0-9])", gate="dapi"),
+    _p("digitalocean_token", "API_KEY", r"do[opr]_v1_(?<![A-Za-z0-9]do[opr]_v1_)[0-9a-f]{64}(?![A-Za-z0-9])",
+       gate="_v1_"),
+    _p("shopify_token", "API_KEY",
+       r"shp(?:at|ss|ca|pa)_(?<![A-Za-z0-9]shp[a-z]{2}_)[0-9a-fA-F]{32}(?![A-Za-z0-9])", gate="shp"),
+    # 32 key characters with a digit and a letter past f (a hex digest after "key-" is not one)
+    _p("mailgun_api_key", "API_KEY",
+       r"key-(?<![A-Za-z0-9]key-)(?=[0-9a-zA-Z]*[g-zG-Z])(?=[a-zA-Z]*[0-9])[0-9a-zA-Z]{32}(?![A-Za-z0-9])",
+       gate="key-"),
+    _p("telegram_bot_token", "API_KEY", r"(?<![\w:])\d{5,16}:AA[A-Za-z0-9_\-]{33}(?![\w\-])", gate=":aa"),
     _p("azure_account_key", "API_KEY", r"(?i)(?P<pre>\b(?:Account|Shared)Key\s*=\s*)[A-Za-z0-9+/]{16,}={0,2}",
        gate="key"),
     _p("google_oauth_token", "TOKEN", r"ya29\.(?<![A-Za-z0-9]ya29\.)[A-Za-z0-9_\-]{10,}", gate="ya29"),
+    _p("vault_token", "TOKEN", r"hv[sbr]\.(?<![A-Za-z0-9]hv[sbr]\.)[A-Za-z0-9_\-]{24,}", gate=r"hv[sbr]\."),
     _p("bearer_token", "TOKEN", r"(?i)(?P<pre>\bbearer\s+)(?!\[)[A-Za-z0-9._~+/=\-]{7,}[A-Za-z0-9_~+/=\-]",
        gate="bearer"),
     _p("basic_auth", "TOKEN", r"(?i)(?P<pre>\bbasic\s+)(?=[A-Za-z0-9+/]*[0-9+/=])[A-Za-z0-9+/]{8,}={0,2}",
@@ -276,12 +299,13 @@ CATALOGUE: tuple[Pattern, ...] = (
 )
 
 #: A necessary condition for any format of the catalogue to match a text, as one cheap search: every
-#: format holds a digit or one of ``@ : = _ - .``, or starts ``AKIA``/``ASIA``/``AIza``, or follows
-#: ``Bearer``/``Basic``. A text it does not find (most keys, words, hex ids) skips the whole catalogue.
+#: format holds a digit or one of ``@ : = _ - .``, or starts ``AKIA``/``ASIA``/``AIza``/``SK``/
+#: ``dapi``, or follows ``Bearer``/``Basic``. A text it does not find (most keys, words, hex ids)
+#: skips the whole catalogue.
 #: A new format that needs none of these must be added here (tests/test_patterns.py checks each sample).
-MAY_MATCH = re.compile(r"[\d@:=_\-.]|akia|asia|aiza|bearer|basic", re.I)
+MAY_MATCH = re.compile(r"[\d@:=_\-.]|akia|asia|aiza|sk|dapi|bearer|basic", re.I)
 #: The same for the formats that are not numeric (:data:`NUMERIC_TYPES`): none needs a digit.
-MAY_MATCH_NON_NUMERIC = re.compile(r"[@:=_\-.]|akia|asia|aiza|bearer|basic", re.I)
+MAY_MATCH_NON_NUMERIC = re.compile(r"[@:=_\-.]|akia|asia|aiza|sk|dapi|bearer|basic", re.I)
 
 KINDS: tuple[str, ...] = tuple(p.kind for p in CATALOGUE)
 #: Names of the placeholders ``[TYPE]`` the catalogue writes.

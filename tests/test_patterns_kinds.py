@@ -1,0 +1,92 @@
+"""The provider token kinds of the catalogue: each is found as its kind and
+redacted in a sentence with its placeholder, and none fires on ordinary text, hex digests, ids or
+labkit's own shipped data and docs."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from pathlib import Path
+
+import pytest
+
+from labkit import patterns
+from labkit.trace.redact import Redactor
+
+pytestmark = pytest.mark.usefixtures("time_bound")
+
+ROOT = Path(__file__).resolve().parents[1]
+R = Redactor()
+
+_HEX32 = "0123456789abcdef" * 2
+_HEX64 = _HEX32 * 2
+_B64 = "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S9t0"  # (40 mixed key characters)
+
+#: kind: (placeholder, the text, what it reads redacted). All values are synthetic.
+CASES: dict[str, tuple[str, str, str]] = {
+    "groq_api_key": ("API_KEY", f"use gsk_{_B64}{_B64[:12]} for the lab", "use [API_KEY] for the lab"),
+    "xai_api_key": ("API_KEY", f"use xai-{_B64 * 2} for the lab", "use [API_KEY] for the lab"),
+    "replicate_token": ("API_KEY", f"use r8_{_B64[:37]} for the lab", "use [API_KEY] for the lab"),
+    "sendgrid_api_key": ("API_KEY", f"use SG.{_B64[:22]}.{_B64}_-a for mail", "use [API_KEY] for mail"),
+    "twilio_api_key": ("API_KEY", f"sid SK{_HEX32} in the log", "sid [API_KEY] in the log"),
+    "databricks_token": ("API_KEY", f"token dapi{_HEX32} in the log", "token [API_KEY] in the log"),
+    "digitalocean_token": ("API_KEY", f"do dop_v1_{_HEX64}, doo_v1_{_HEX64} and dor_v1_{_HEX64}.",
+                           "do [API_KEY], [API_KEY] and [API_KEY]."),
+    "pypi_token": ("API_KEY", f"upload with pypi-AgEIcHlwaS5vcmc{_B64}{_B64} now", "upload with [API_KEY] now"),
+    "shopify_token": ("API_KEY", f"shop shpat_{_HEX32} shpss_{_HEX32} shpca_{_HEX32} shppa_{_HEX32} ok",
+                      "shop [API_KEY] [API_KEY] [API_KEY] [API_KEY] ok"),
+    "mailgun_api_key": ("API_KEY", "mail key-3ax6xnjp29jd6fds4gc373sgvjxteol0 here", "mail [API_KEY] here"),
+    "telegram_bot_token": ("API_KEY", f"bot 123456789:AA{_B64[:33]} answers", "bot [API_KEY] answers"),
+    "vault_token": ("TOKEN", f"vault hvs.{_B64[:24]}, hvb.{_B64}{_B64} and hvr.{_B64[:26]}.",
+                    "vault [TOKEN], [TOKEN] and [TOKEN]."),
+    "age_secret_key": ("PRIVATE_KEY", "age AGE-SECRET-KEY-1" + ("QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L" * 2)[:58]
+                       + " kept", "age [PRIVATE_KEY] kept"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_each_kind_is_found_and_redacted_in_a_sentence(kind: str) -> None:
+    typ, text, expected = CASES[kind]
+    assert (kind, typ) in {(f.kind, f.type) for f in patterns.find(text)}, text
+    assert R.redact(text) == expected
+    assert R.redact(expected) == expected  # (its placeholder is not taken for a value again)
+    assert kind in patterns.KINDS
+
+
+def test_the_readiness_secrets_scan_reads_the_new_kinds() -> None:
+    from labkit.readiness import secrets
+
+    scanned = {p.kind for p in secrets.PROVIDER_PATTERNS}
+    assert set(CASES) <= scanned
+
+
+_DIGEST = hashlib.sha256(b"labkit").hexdigest()
+_COMMIT = hashlib.sha1(b"labkit").hexdigest()
+_MD5 = hashlib.md5(b"labkit").hexdigest()
+
+
+@pytest.mark.parametrize("text", [
+    f"sha256:{_DIGEST}", f"commit {_COMMIT}", f"md5 {_MD5}", f"id {uuid.UUID(int=12345678901234567890)}",
+    f"cache key-{_MD5}", f"key-{uuid.UUID(int=99)}", f"SK{_DIGEST}", f"DISK{_HEX32}", f"dapi{_DIGEST}",
+    f"xdapi{_HEX32}", f"shpat_{_DIGEST}", "skipped 3 cases", "the keyboard and the key-value store",
+    "asked about risk and tasks", "set sig= to the signature", "a short ?sig=abc&x=1 link",
+    "gsk_test and r8_model", "xai-grok-2-latest", "pypi-simple index", "SG.Hello world", "hvs.short",
+    "at 123456:AAshort", "akiaiosfodnn7example1 in lower case",
+    "AGE-SECRET-KEY-1 is how an age key starts",
+])
+def test_no_false_positive_on_ordinary_text(text: str) -> None:
+    assert patterns.find(text, patterns.SECRET_TYPES) == [], text
+    assert R.redact(text) == text
+
+
+def _shipped_lines() -> list[tuple[str, str]]:
+    files = [*ROOT.glob("data/**/*.jsonl"), *ROOT.glob("data/**/*.md"), *ROOT.glob("docs/**/*.md")]
+    return [(f"{f.relative_to(ROOT)}:{n}", line) for f in sorted(files)
+            for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1)]
+
+
+def test_the_new_kinds_find_nothing_in_labkits_shipped_data_and_docs() -> None:
+    lines = _shipped_lines()
+    assert len(lines) > 1000
+    hits = [(where, f.kind) for where, line in lines for f in patterns.find_shown(line) if f.kind in CASES]
+    assert hits == []
