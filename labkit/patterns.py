@@ -213,6 +213,9 @@ CREDENTIAL_WORDS = (
 )
 _CRED_KEY = re.compile(rf"(?i)(?:^|[^A-Za-z0-9]|(?<=[a-z])(?=[A-Z])|(?<=[a-z]))(?:{CREDENTIAL_WORDS})$")
 _NOT_CRED_KEY = re.compile(r"(?i)(?:_env|-env|_name|_file|_path|_var|_ref|_id_env)$|^(?:max|num|n|input|output)_")
+#: A cookie's name and its value (a bare value, not a placeholder, without trailing sentence punctuation).
+_COOKIE_NAME = r"[A-Za-z0-9!#$%&*+^`|~_.\-]+"
+_COOKIE_VALUE = r"(?!\[[A-Z_]+\])[^\s;,\"'<>]*[^\s;,\"'<>.!?)\]}]"
 #: Key names that hold a phone number.
 _PHONE_KEY = re.compile(r"(?i)(?:^|[_\-.])(?:phone|tel|telephone|mobile|cell|fax|msisdn)(?:[_\-.]?(?:no|num|number))?$")
 
@@ -222,6 +225,9 @@ CATALOGUE: tuple[Pattern, ...] = (
        r"(?: BLOCK)?-----|(?:[A-Za-z0-9+/=:\- \t\r\n]|\\n)*)", gate="PRIVATE KEY"),
     _p("slack_webhook", "API_KEY", r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/\-]{8,}",
        gate="hooks.slack"),
+    _p("discord_webhook", "API_KEY",
+       r"https://(?:(?:canary|ptb)\.)?discord(?:app)?\.com/api/(?:v\d+/)?webhooks/\d{5,30}/[A-Za-z0-9_\-]{20,}",
+       gate="discord"),
     # an age identity: its prefix, then 58 characters of the bech32 alphabet (no 1, B, I, O)
     _p("age_secret_key", "PRIVATE_KEY",
        r"AGE-SECRET-KEY-1(?<![A-Za-z0-9]AGE-SECRET-KEY-1)[02-9AC-HJ-NP-Z]{58}(?![A-Za-z0-9])",
@@ -257,6 +263,8 @@ CATALOGUE: tuple[Pattern, ...] = (
     _p("telegram_bot_token", "API_KEY", r"(?<![\w:])\d{5,16}:AA[A-Za-z0-9_\-]{33}(?![\w\-])", gate=":aa"),
     _p("azure_account_key", "API_KEY", r"(?i)(?P<pre>\b(?:Account|Shared)Key\s*=\s*)[A-Za-z0-9+/]{16,}={0,2}",
        gate="key"),
+    # the signature of an Azure shared access signature URL (``?sv=...&sig=<base64>``, percent-escaped or not)
+    _p("azure_sas_signature", "TOKEN", r"(?P<pre>(?:[?&]|&amp;)sig=)[A-Za-z0-9%+/=]{20,}", gate="sig="),
     _p("google_oauth_token", "TOKEN", r"ya29\.(?<![A-Za-z0-9]ya29\.)[A-Za-z0-9_\-]{10,}", gate="ya29"),
     _p("vault_token", "TOKEN", r"hv[sbr]\.(?<![A-Za-z0-9]hv[sbr]\.)[A-Za-z0-9_\-]{24,}", gate=r"hv[sbr]\."),
     _p("bearer_token", "TOKEN", r"(?i)(?P<pre>\bbearer\s+)(?!\[)[A-Za-z0-9._~+/=\-]{7,}[A-Za-z0-9_~+/=\-]",
@@ -269,6 +277,11 @@ CATALOGUE: tuple[Pattern, ...] = (
     _p("authorization_header", "TOKEN",
        rf"(?i)(?P<pre>\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?>(?:[A-Za-z][\w.\-]{{0,40}}\s+)?))"
        rf"(?!\[[A-Z_]+\])(?P<v>{_AUTH_CRED})", _auth_ok, gate="authorization"),
+    # ``Cookie: a=1; b=2``: the first name kept, the rest of the header replaced; ``Set-Cookie:``
+    # the cookie's value only (its attributes ``Path=/; HttpOnly`` are kept)
+    _p("cookie_header", "TOKEN",
+       rf"(?i)(?P<pre>(?<![\w\-])(?P<set>set-)?cookie[\"']?\s*:\s*[\"']?{_COOKIE_NAME}=)"
+       rf"(?P<v>{_COOKIE_VALUE}(?(set)|(?:\s*;\s*{_COOKIE_NAME}={_COOKIE_VALUE})*))", _auth_ok, gate="cookie"),
     _p("assigned_secret", "API_KEY", rf"(?i)(?P<pre>(?P<k>{CREDENTIAL_WORDS}){_SEP})(?P<v>{_VALUE})",
        _assigned_ok, gate=r"[:=]"),
     # ``key=<random>``, ``licenseKey: <random>``: a bare "key" word needs a value that looks random

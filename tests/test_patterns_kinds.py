@@ -1,10 +1,11 @@
-"""The provider token kinds of the catalogue: each is found as its kind and
+"""The provider, URL and header secret kinds of the catalogue: each is found as its kind and
 redacted in a sentence with its placeholder, and none fires on ordinary text, hex digests, ids or
 labkit's own shipped data and docs."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from pathlib import Path
 
@@ -41,6 +42,14 @@ CASES: dict[str, tuple[str, str, str]] = {
                     "vault [TOKEN], [TOKEN] and [TOKEN]."),
     "age_secret_key": ("PRIVATE_KEY", "age AGE-SECRET-KEY-1" + ("QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L" * 2)[:58]
                        + " kept", "age [PRIVATE_KEY] kept"),
+    "azure_sas_signature": (
+        "TOKEN", "GET https://acct.blob.core.windows.net/c/b.txt?sv=2022-11-02&sp=r&sig=Z%2FRHIX5Xcg0Mq2rqI3Ol"
+                 "WTjEg2tYkboXr1P9ZUXDtkk%3D then",
+        "GET https://acct.blob.core.windows.net/c/b.txt?sv=2022-11-02&sp=r&sig=[TOKEN] then"),
+    "discord_webhook": ("API_KEY", f"post to https://discord.com/api/webhooks/123456789012345678/{_B64}{_B64[:28]} "
+                                   f"or https://discordapp.com/api/webhooks/1234567/{_B64} now",
+                        "post to [API_KEY] or [API_KEY] now"),
+    "cookie_header": ("TOKEN", f"Cookie: session={_HEX32}; theme=dark", "Cookie: session=[TOKEN]"),
 }
 
 
@@ -51,6 +60,18 @@ def test_each_kind_is_found_and_redacted_in_a_sentence(kind: str) -> None:
     assert R.redact(text) == expected
     assert R.redact(expected) == expected  # (its placeholder is not taken for a value again)
     assert kind in patterns.KINDS
+
+
+def test_set_cookie_keeps_the_cookie_name_and_its_attributes() -> None:
+    text = f"Set-Cookie: sid={_B64}; Path=/; Max-Age=3600; HttpOnly"
+    assert R.redact(text) == "Set-Cookie: sid=[TOKEN]; Path=/; Max-Age=3600; HttpOnly"
+    assert R.redact(json.dumps({"Cookie": f"sid={_HEX32}"})) == '{"Cookie": "sid=[TOKEN]"}'
+    assert R.redact(f"Cookie: _ga=GA1.2.3; sid={_HEX32}") == "Cookie: _ga=[TOKEN]"  # (every cookie of it)
+
+
+def test_a_sas_signature_in_html_is_found_too() -> None:
+    text = f'<a href="https://a.blob.core.windows.net/c?sv=2022-11-02&amp;sig={_B64}%3D">x</a>'
+    assert R.redact(text) == '<a href="https://a.blob.core.windows.net/c?sv=2022-11-02&amp;sig=[TOKEN]">x</a>'
 
 
 def test_the_readiness_secrets_scan_reads_the_new_kinds() -> None:
@@ -71,7 +92,8 @@ _MD5 = hashlib.md5(b"labkit").hexdigest()
     f"xdapi{_HEX32}", f"shpat_{_DIGEST}", "skipped 3 cases", "the keyboard and the key-value store",
     "asked about risk and tasks", "set sig= to the signature", "a short ?sig=abc&x=1 link",
     "gsk_test and r8_model", "xai-grok-2-latest", "pypi-simple index", "SG.Hello world", "hvs.short",
-    "at 123456:AAshort", "akiaiosfodnn7example1 in lower case",
+    "see https://discord.com/api/webhooks/<id>/<token>", "Cookie: required", "cookies: accept them",
+    "Set-Cookie: theme=dark", "at 123456:AAshort", "akiaiosfodnn7example1 in lower case",
     "AGE-SECRET-KEY-1 is how an age key starts",
 ])
 def test_no_false_positive_on_ordinary_text(text: str) -> None:
