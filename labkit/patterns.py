@@ -366,11 +366,15 @@ _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2
 #: Spaces other than the ASCII one (no-break, thin, ideographic ...): a card grouped by them reads as grouped.
 _WIDE_SPACE = re.compile("[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
 _PERCENT_ESCAPE = re.compile("%[0-9A-Fa-f]{2}")
+#: The full-width forms of ASCII ``!`` to ``~`` (U+FF01 to U+FF5E), as those characters. (Not all of
+#: NFKC: it also reads ``…`` as ``...`` and ``²`` as ``2``, which a reader does not take for them.)
+_FULL_WIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
 
 
 def revealed(text: str) -> str | None:
-    """``text`` as a reader takes it: percent escapes decoded (as in a URL), invisible characters
-    left out, other spaces read as spaces, and the quotes of JSON written inside a string (``\\"``,
+    """``text`` as a reader takes it: percent escapes decoded (as in a URL), full-width forms read as
+    the ASCII characters they are wide forms of (``ｓｋ-`` reads ``sk-``), invisible characters left
+    out, other spaces read as spaces, and the quotes of JSON written inside a string (``\\"``,
     an HTTP body logged in a message, at any depth of escaping) read as quotes; None when that is
     ``text`` itself."""
     shown = text
@@ -379,7 +383,7 @@ def revealed(text: str) -> str | None:
 
         shown = unquote(shown)
     if not shown.isascii():
-        shown = _WIDE_SPACE.sub(" ", _INVISIBLE.sub("", shown))
+        shown = _WIDE_SPACE.sub(" ", _INVISIBLE.sub("", shown.translate(_FULL_WIDTH)))
     while '\\"' in shown:  # (each pass takes one backslash off each escaped quote)
         shown = shown.replace('\\"', '"')
     return None if shown == text else shown

@@ -415,6 +415,8 @@ _DISGUISED = [
     ('upstream said {"request": "{\\"user\\": \\"svc\\", \\"password\\": \\"Hunt3rPassw0rd\\"}"}', "Hunt3rPassw0rd"),
     ('log {\\\"client_secret\\\": \\\"cs9f8e7d6c5b4a\\\"}', "cs9f8e7d6c5b4a"),
     ("charged card 4111\u00a01111\u00a01111\u00a01111 today", "4111 1111 1111 1111"),
+    ("my key \uff53\uff4b-proj-A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6 leaked", "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6"),  # full width
+    ("key \uff41\uff4b\uff49\uff41 AKIA\uff30LANTED123456789", "AKIAPLANTED123456789"),
 ]
 
 
@@ -435,7 +437,8 @@ def test_a_secret_disguised_by_an_invisible_character_or_percent_escapes_is_reda
     assert n >= 1 and secret not in _shown(out), out
 
 
-@pytest.mark.parametrize("text", ["50% off, 100%% sure", "a%20b plain words", "caf\u00e9 \u200bzero width", "x%41y"])
+@pytest.mark.parametrize("text", ["50% off, 100%% sure", "a%20b plain words", "caf\u00e9 \u200bzero width", "x%41y",
+                                  "the \ufb01le \u2116 \u00bd \u2460\u2461 \uff08\uff11\uff09 10\u2079 \u2026"])
 def test_escapes_and_invisible_characters_without_a_secret_are_left_as_written(text: str) -> None:
     assert Redactor().redact_text(text) == (text, 0)
 
