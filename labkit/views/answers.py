@@ -26,7 +26,7 @@ from labkit.display import (
     fmt_value,
     shorten,
 )
-from labkit.views.elements import NOWRAP, id_html, styler
+from labkit.views.elements import NOWRAP, id_html, styler, with_caption
 from labkit.views.frames import RunLike
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def answers_table(run: RunLike, dataset: Any, *, limit: int | None = None) -> St
         rows.append({"id": c.id, "question": shorten(c.question, 120), "status": r.get("status", "—"),
                      "answer": shorten(r.get("answer"), 220), "cited": ", ".join(r.get("citations") or []) or "—"})
     df = pd.DataFrame(rows, columns=["id", "question", "status", "answer", "cited"])
-    return styler(df).set_caption(f"Answers of run {rd.run_id} (first {len(rows)} cases).")
+    return with_caption(styler(df), f"Answers of run {rd.run_id} (first {len(rows)} cases).")
 
 
 

@@ -18,7 +18,7 @@ from labkit.display import Html, Verdict, fmt_value, shorten
 from labkit.gate.report import failure_text
 from labkit.rundata import not_judged, unjudged_reasons
 from labkit.views.answers import unjudged_reason
-from labkit.views.elements import callout, styler
+from labkit.views.elements import callout, styler, with_caption
 from labkit.views.verdicts import ship_decision
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ def unsupported_table(run: Any, *, limit: int = 20) -> Styler:
     cap = (f"Run {rd.run_id}: {n_flagged} of {n_judged} judged answers (n) hold a sentence the retrieved context "
            f"does not support (lexical judge: under {judge.threshold:.0%} of its content words in one context "
            f"sentence{'; ' + judged_by if judged_by else ''}).{_not_judged_sentence(skipped, n_answers)}{more}")
-    return styler(df, {"faithfulness (0–1)": "score", "claims in the answer (n)": "count"}).set_caption(cap)
+    return with_caption(styler(df, {"faithfulness (0–1)": "score", "claims in the answer (n)": "count"}), cap)
 
 
 def bar_callout(bar: BarStatus) -> Html:

@@ -241,6 +241,12 @@ def styler(df: pd.DataFrame, kinds: Mapping[str, Any] | None = None) -> Styler:
     return st
 
 
+def with_caption(st: Styler, text: str) -> Styler:
+    """``st`` with ``text`` as its caption, escaped: pandas writes a caption into the HTML as it
+    is, and captions name a gate, a run or a review's selection. Every table's caption is set here."""
+    return st.set_caption(html.escape(text, quote=False))
+
+
 def kind_classes(df: pd.DataFrame, kinds: Mapping[str, Any]) -> pd.DataFrame:
     import pandas as pd
 

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.display import FAIL_COLOUR, PASS_COLOUR, WARN_COLOUR, WHISKER, Html
 from labkit.experiment.sequential import MIN_N
-from labkit.views.elements import Chart, callout, chart_style, kind_of, new_figure, styler
+from labkit.views.elements import (
+    Chart,
+    callout,
+    chart_style,
+    kind_of,
+    new_figure,
+    styler,
+    with_caption,
+)
 
 if TYPE_CHECKING:
     from pandas.io.formats.style import Styler
@@ -56,7 +64,8 @@ def arms_table(e: Any) -> Styler:
     df = pd.DataFrame(rows)
     cols = {c: (kinds if ":" in c else "count") for c in df.columns if c != "figure"}
     note = e.notes[0] if e.notes else ""
-    return styler(df, cols).set_caption(
+    return with_caption(
+        styler(df, cols),
         f"Value [95% interval] per arm ({note}); rates: Wilson, rating, latency and cost: bootstrap. These are "
         "fixed-n intervals; the decision uses the always-valid interval of the chart below.")
 
@@ -108,5 +117,5 @@ def simulation_table(aa: Any, planted: Any) -> Styler:
     df = pd.DataFrame([row("A/A (no difference)", aa), row("planted difference", planted)])
     kinds = {c: "count" if c in ("n", "hourly looks") else "h" if c.startswith("median") else "score"
              for c in df.columns if c != "simulated experiments"}
-    return styler(df, kinds).set_caption("Seeded simulations of the same test and rule (labkit.experiment.simulate): "
-                                  "under A/A the interval excludes 0 in at most alpha of the experiments.")
+    return with_caption(styler(df, kinds), "Seeded simulations of the same test and rule (labkit.experiment.simulate): "
+                        "under A/A the interval excludes 0 in at most alpha of the experiments.")

@@ -19,6 +19,7 @@ from labkit.views.elements import (
     kind_of,
     new_figure,
     styler,
+    with_caption,
 )
 
 if TYPE_CHECKING:
@@ -71,8 +72,8 @@ def history_table(h: History, metrics: Sequence[str] | None = None, caption: str
     whole: list[Any] = [c for c in ("run", "prompt_version", "model") if c in df.columns]
     if whole:  # names never break at their hyphens; the table scrolls inside its card instead
         st = st.map(lambda _: NOWRAP, subset=whole)
-    return st.set_caption(caption or "Runs in time order; each metric is value [95% interval] n=cases. "
-                          "A new dataset series starts where the dataset fingerprint changes.")
+    return with_caption(st, caption or "Runs in time order; each metric is value [95% interval] n=cases. "
+                        "A new dataset series starts where the dataset fingerprint changes.")
 
 
 def _with_unit(column: str) -> str:
@@ -96,7 +97,7 @@ def regressions_table(h: History) -> Html | Styler:
                        for g in h.regressions])
     per_row = [kind_of(g.metric) for g in h.regressions]
     kinds = {"delta": per_row, "95% interval": per_row, "p (Holm)": "p", "n paired": "count"}
-    return styler(df, kinds).set_caption("Regressed between consecutive runs on the same dataset (paired by case id).")
+    return with_caption(styler(df, kinds), "Regressed between consecutive runs on the same dataset (paired by case id).")
 
 
 def series_notes(h: History) -> Html:

@@ -31,7 +31,7 @@ from labkit.display import (
     unit_of,
 )
 from labkit.errors import LabkitError
-from labkit.views.elements import NOWRAP, kind_of, num_td, styler
+from labkit.views.elements import NOWRAP, kind_of, num_td, styler, with_caption
 
 if TYPE_CHECKING:
     from pandas.io.formats.style import Styler
@@ -90,7 +90,7 @@ def queue_table(queue: ReviewQueue) -> Styler:
     cap = (f"Review queue of run {queue.run_id}: n = {len(queue.items)} {queue.where} case(s), "
            f"{len(queue.coverage.approved)} approved.")
     kinds = {"faithfulness (0–1)": "score", "latency (ms)": "ms"}
-    return styler(df, kinds).map(colour, subset=["decision"]).set_caption(cap)
+    return with_caption(styler(df, kinds).map(colour, subset=["decision"]), cap)
 
 
 def coverage_counts(queue: ReviewQueue) -> list[tuple[str, int]]:

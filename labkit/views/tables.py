@@ -28,7 +28,7 @@ from labkit.display import (
 )
 from labkit.gate import cases_line
 from labkit.gate.report import observed_text as check_observed
-from labkit.views.elements import kind_of, styler
+from labkit.views.elements import kind_of, styler, with_caption
 from labkit.views.frames import (
     STAGES,
     RunLike,
@@ -102,7 +102,7 @@ def metrics_table(
                 )
         return css
 
-    return styler(df, kinds).apply(colour, axis=None).set_caption(caption)
+    return with_caption(styler(df, kinds).apply(colour, axis=None), caption)
 
 
 def with_n(text: str, n: Any) -> str:
@@ -174,7 +174,7 @@ def gate_table(report: Any, caption: str = "") -> Styler:
     cap = caption or f"Gate {report.gate}: {len(report.checks) - n_fail}/{len(report.checks)} checks passed."
     judged = cases_line(getattr(report, "cases", None))
     cap = f"{cap} {judged[0].upper()}{judged[1:]}." if judged else cap
-    return styler(df, kinds).map(colour, subset=["result"]).set_caption(cap)
+    return with_caption(styler(df, kinds).map(colour, subset=["result"]), cap)
 
 
 def thresholds_table(gate: Any) -> Styler:
@@ -189,7 +189,8 @@ def thresholds_table(gate: Any) -> Styler:
                      "must be": f"no worse than −{fmt_value(r.metric, r.max_drop)}",
                      "unit": unit_of(r.metric), "stage": metric_spec(r.metric)[0]})
     df = pd.DataFrame(rows, columns=["stage", "metric", "statistic", "must be", "unit"])
-    return styler(df, {"must be": [kind_of(r["metric"]) for r in rows]}).set_caption(f"Gate {g.name}: {len(rows)} threshold(s), declared before the runs.")
+    return with_caption(styler(df, {"must be": [kind_of(r["metric"]) for r in rows]}),
+                        f"Gate {g.name}: {len(rows)} threshold(s), declared before the runs.")
 
 
 def compare_table(comparison: Any, caption: str = "") -> Styler:
@@ -225,7 +226,7 @@ def compare_table(comparison: Any, caption: str = "") -> Styler:
 
     cap = caption or (f"Paired by case id over {d.get('n_paired', '?')} cases. 'no_change' means no "
                       "detectable change at this sample size, not proof of equality.")
-    return styler(df, kinds).map(colour, subset=["verdict"]).set_caption(cap)
+    return with_caption(styler(df, kinds).map(colour, subset=["verdict"]), cap)
 
 
 def slice_table(runs: Mapping[str, RunLike], metric: str, *, tag: str | None = None, gate: Any = None) -> Styler:
@@ -267,7 +268,7 @@ def slice_table(runs: Mapping[str, RunLike], metric: str, *, tag: str | None = N
     cap = f"{metric} ({unit_of(metric)}) per slice; small slices have wide intervals."
     if thr is not None:
         cap += f" Red: misses the gate threshold {thr[0]} {fmt_value(metric, thr[1])}."
-    return styler(out, dict.fromkeys(labels, kind_of(metric))).apply(colour, axis=None).set_caption(cap)
+    return with_caption(styler(out, dict.fromkeys(labels, kind_of(metric))).apply(colour, axis=None), cap)
 
 
 def dataset_summary(dataset: Any) -> Html:
@@ -304,5 +305,5 @@ def cases_table(dataset: Any, *, limit: int | None = None, caption: str = "") ->
 
     n = len(list(dataset))
     cap = caption or (f"{len(rows)} of {n} cases." if limit and n > limit else f"{n} cases.")
-    return styler(df).map(risk, subset=["risk"]).set_caption(cap)
+    return with_caption(styler(df).map(risk, subset=["risk"]), cap)
 

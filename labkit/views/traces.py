@@ -34,6 +34,7 @@ from labkit.views.elements import (
     new_figure,
     styler,
     unbreakable,
+    with_caption,
 )
 
 #: Colour of an observability checklist status.
@@ -113,20 +114,20 @@ def _table(df: Any, caption: str = "", units: Mapping[str, Sequence[str]] | None
     if short:
         sty = sty.map(lambda _: NOWRAP, subset=short)
     for col, f in fmts.items():
-        sty = sty.format(_or_dash(f), subset=[col])
+        sty = sty.format(_or_dash(f), subset=[col], escape="html")
     for col, per_row in (units or {}).items():
         specs = [column_format(u) or column_format("score") for u in per_row]
         kinds[col] = [sp[1] for sp in specs if sp is not None]
         for i, sp in enumerate(specs):
             if sp is not None:
-                sty = sty.format(_or_dash(sp[0]), subset=([df.index[i]], [col]))
+                sty = sty.format(_or_dash(sp[0]), subset=([df.index[i]], [col]), escape="html")
     if units:
         sty = sty.set_td_classes(kind_classes(df, kinds))
     ids = [c for c in df.columns if str(c).startswith("example_") and str(c).endswith("_ids")]
     for col in ids:
         sty = sty.format(lambda v: " ".join(id_html(x.strip(), 12) for x in str(v).split(",") if x.strip()),
                          subset=[col], escape=None)
-    return sty.set_caption(caption) if caption else sty
+    return with_caption(sty, caption) if caption else sty
 
 
 def _truncate(obj: Any, limit: int) -> Any:

@@ -302,7 +302,7 @@ class ThresholdTuner:
         their units, the n behind each check, the result, and the cases meeting it one by one."""
         import pandas as pd
 
-        from labkit.views.elements import kind_of, styler
+        from labkit.views.elements import kind_of, styler, with_caption
 
         rep, cases = self.evaluate(), self.case_results()
         rows, per_row = [], []
@@ -327,7 +327,7 @@ class ThresholdTuner:
         n_fail = sum(1 for c in rep.checks if not c.passed)
         cap = f"Gate {rep.gate} at these thresholds: {len(rep.checks) - n_fail} of {len(rep.checks)} checks pass."
         kinds = {"must be": per_row, "observed": per_row, "n": "count"}
-        return styler(df, kinds).map(colour, subset=["check"]).set_caption(cap).set_table_attributes(
+        return with_caption(styler(df, kinds).map(colour, subset=["check"]), cap).set_table_attributes(
             f'class="lk-tuner {NO_MATH}"')
 
     def view_html(self) -> str:
