@@ -8,6 +8,8 @@
 - :func:`sentences`: split after ``.``, ``!`` or ``?`` followed by whitespace, and at line breaks;
   :func:`sentence_word_sets`: the distinct content words of each.
 - :func:`strip_citations`: remove citation markers ``[...]``.
+- :func:`terminal_safe` and :func:`md_text`: user text as a terminal prints it and as markdown
+  inserts it (labkit's gate.md, incident.md and deployment_checklist.md), showing as itself.
 
 Documented rules: docs/metrics.md ("Lexical judge"). Pure Python, no dependency.
 """
@@ -21,7 +23,8 @@ import unicodedata
 from collections.abc import Callable
 
 __all__ = [
-    "STOPWORDS", "content_word_set", "content_words", "sentence_word_sets", "sentences", "stem", "strip_citations",
+    "STOPWORDS", "content_word_set", "content_words", "md_text", "sentence_word_sets", "sentences", "stem",
+    "strip_citations",
 ]
 
 _STOP_TEXT = """
@@ -209,3 +212,34 @@ def terminal_safe(text: str) -> str:
 def escaped(text: str, chars: re.Pattern[str]) -> str:
     """``text`` with each character ``chars`` matches written as its escape (``\\x1b``, ``\\u202e``)."""
     return chars.sub(lambda m: ascii(m.group())[1:-1], text)
+
+
+
+#: what CommonMark (and the tables, strikethrough and math of a summary's renderer) reads as markup
+#: anywhere in a line, backslash-escaped: the backslash, code, emphasis (an ``_`` inside a word is
+#: none), links and images (brackets, and a ``(`` after a ``]``, so no ``](`` is left), strikethrough,
+#: math, table cells, and an ``&`` that would start an entity
+_MD_INLINE = re.compile(r"[\\`*~\[\]|$]|(?<![^\W_])_|_(?![^\W_])|(?<=\])\(|&(?=#?\w+;)")
+#: a ``<`` that could open a tag, a comment or an autolink (one before a space, as in ``<= 3500``, cannot)
+_MD_TAG_OPEN = re.compile(r"<(?!=?\s)")
+#: what starts a block at the start of a line: a heading, a quote, a list item (``-``, ``+``,
+#: ``1.``, ``1)``), a thematic break or a setext underline
+_MD_BLOCK_START = re.compile(r"^(\s*)(?:([#>]|[-+=](?=\s|[-=\s]*$))|(\d{1,9})(?=[.)](?:\s|$)))")
+_MD_BREAKS = re.compile(f"[{_BREAKS}]+")
+
+
+def md_text(text: str) -> str:
+    """``text`` to insert into markdown (a paragraph, a heading, a list item or a table cell),
+    showing as itself: line breaks folded to spaces; a ``<`` that could open a tag or an autolink
+    written ``&lt;`` (no tag is left in the markdown, even for a reader that ignores backslashes);
+    the characters of inline markup, ``|`` and a block marker at the start backslash-escaped, as
+    CommonMark allows; controls written as their escapes (:func:`terminal_safe`: a CI log shows the
+    file raw). Words, numbers, ``.``, ``-``, ``>=``, ``<=`` and brackets ``()`` read as they are."""
+    out = _MD_INLINE.sub(r"\\\g<0>", _MD_BREAKS.sub(" ", text))
+    out = _MD_BLOCK_START.sub(_escaped_block_start, _MD_TAG_OPEN.sub("&lt;", out), count=1)
+    return terminal_safe(out)
+
+
+def _escaped_block_start(m: re.Match[str]) -> str:
+    """A block marker with a backslash before it (``\\#``), a list number with one after it (``1\\.``)."""
+    return f"{m.group(1)}\\{m.group(2)}" if m.group(2) else f"{m.group(1)}{m.group(3)}\\"

@@ -107,3 +107,56 @@ def test_no_combining_mark_lies_beyond_the_code_points_the_tokeniser_reads():
     scanned = set(itertools.chain(range(0x20000), range(0xE0000, 0xE1000)))
     beyond = [c for c in range(sys.maxunicode + 1) if c not in scanned and unicodedata.category(chr(c))[0] == "M"]
     assert beyond == []
+
+
+# ---- text inserted into markdown --------------------------------------------------------------
+
+_MARKUP = st.text(alphabet=st.sampled_from(list("ab1 _*`[]()!<>&|#+-=.~$\\\n:/x\"'")), max_size=40)
+
+
+def _rendered(markdown: str) -> str:
+    import mistune
+
+    return str(mistune.create_markdown(escape=False, plugins=["table", "strikethrough"])(markdown))
+
+
+def _shown(s: str) -> str:
+    """What a reader should see of ``s``: line breaks as spaces, controls as their escapes."""
+    return text.terminal_safe(re.sub("[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+", " ", s))
+
+
+def test_markdown_text_shows_markup_as_text_and_leaves_no_tag_in_the_markdown():
+    import html
+
+    for hostile in ('<script>alert("tag")</script>', 'x"><img src=https://evil.example.com/p.png>',
+                    "![t](https://evil.example.com/n.png)", "a | b\n# heading\n---",
+                    "`code` **bold** _it_ ~~gone~~ $x$ <https://evil.example.com> &lt;img&gt;"):
+        md = text.md_text(hostile)
+        assert not any(s in md for s in ("<script", "<img", "![", "](http", "\n")), md
+        rendered = _rendered(f"x {md}")
+        assert "<script" not in rendered and "<img" not in rendered and "<a " not in rendered, rendered
+        assert html.unescape(rendered) == f"<p>x {_shown(hostile)}</p>\n", md
+
+
+def test_markdown_text_keeps_numbers_ids_and_plain_wording_as_they_are():
+    for plain in ("faithfulness >= 0.85: observed 0.798 (n=62)", "sec-001, gen_account_01", "1 of 70 cases",
+                  "0.7 is not >= 0.85", "latency_p95_ms <= 3500", "-0.05 (min 10)", "R&D a < b", "ids (a, b)"):
+        assert text.md_text(plain) == plain
+    assert [text.md_text(s) for s in ("# x", "1. x", "2)", "- x", "---", "> x", "<x", "&amp;")] == [
+        "\\# x", "1\\. x", "2\\)", "\\- x", "\\---", "\\> x", "&lt;x", "\\&amp;"]
+    assert text.md_text("a\x1b[2Kb") == "a\\x1b\\[2Kb"  # (a terminal showing the file raw acts on no control)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_MARKUP)
+def test_markdown_text_reads_as_the_text_in_a_paragraph_and_in_a_table_cell(s: str) -> None:
+    import html
+
+    md = text.md_text(s)
+    assert not re.search(r"<(?!=?\s)", md) and "\n" not in md  # (a "<" before a space opens nothing)
+    shown = _shown(s).strip()
+    if shown:
+        assert html.unescape(_rendered(f"x {md}")) == f"<p>{('x ' + _shown(s)).rstrip()}</p>\n", md
+    table = _rendered(f"| a | b |\n|---|---|\n| {md} | z |\n")
+    cells = re.findall(r"<td>(.*?)</td>", table, flags=re.S)
+    assert len(cells) == 2 and cells[1] == "z" and html.unescape(cells[0]) == shown, (md, table)
