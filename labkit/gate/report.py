@@ -146,18 +146,24 @@ class GateReport:
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
+        """The markdown summary (a CI step summary): every name, reason and note written by
+        :func:`~labkit.text.md_text`, so a case id, a tag value or a gate's name shows as text."""
+        from labkit.text import md_text
+
         head = "PASS" if self.passed else "FAIL"
         rows = ["| check | observed | threshold | n | result | reason |", "|---|---|---|---|---|---|"]
         for c in self.checks:
             obs = _observed_short(c)
             thr = "—" if c.threshold is None else f"{c.op or 'margin'} {c.threshold:g}"
             n = "—" if c.n is None else (f"{c.n}" if c.min_n is None else f"{c.n} (min {c.min_n})")
-            rows.append(f"| {c.name} | {obs} | {thr} | {n} | {'✅ pass' if c.passed else '❌ fail'} | {c.reason} |")
+            rows.append(f"| {md_text(c.name)} | {obs} | {thr} | {n} | "
+                        f"{'✅ pass' if c.passed else '❌ fail'} | {md_text(c.reason)} |")
         judged = cases_line(self.cases)
-        top = f"### Gate `{self.gate}`: **{head}**\n\n" + (f"Cases: {judged}.\n\n" if judged else "")
+        top = f"### Gate {md_text(self.gate)}: **{head}**\n\n" + (f"Cases: {judged}.\n\n" if judged else "")
         pr = self.pre_registration
-        tail = f"\n\nPre-registration: **{pr.get('status')}** — {pr.get('detail')}\n" if pr else "\n"
-        tail += "".join(f"\nNote: {n}\n" for n in self.notes)
+        tail = (f"\n\nPre-registration: **{md_text(str(pr.get('status')))}** — {md_text(str(pr.get('detail')))}\n"
+                if pr else "\n")
+        tail += "".join(f"\nNote: {md_text(n)}\n" for n in self.notes)
         return top + "\n".join(rows) + tail
 
     def to_junit(self) -> str:

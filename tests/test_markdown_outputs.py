@@ -1,0 +1,64 @@
+"""The markdown outputs (gate.md for CI step summaries, incident.md and deployment_checklist.md
+for tickets) hold user text: case ids, tag values, names, attestations. Each shows as text: no
+tag, image or link of it reaches the markdown or the HTML a summary renderer makes of it, and no
+table row gains or loses a column."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from labkit.cases import as_cases
+from labkit.gate import Gate
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = '<script>alert("tag")</script>'
+IMG = "<img src=https://evil.example.com/p.png>"
+PIXEL = "![t](https://evil.example.com/n.png)"
+HOSTILE = f"x|{SCRIPT}{IMG} {PIXEL} *b* `c"
+RAW = ("<script", "<img", "![", "](http")
+
+
+def _rendered(markdown: str) -> str:
+    """The HTML a CI summary renderer makes of the markdown (raw HTML passed through)."""
+    import mistune
+
+    return str(mistune.create_markdown(escape=False, plugins=["table", "strikethrough"])(markdown))
+
+
+def _cells(row: str) -> int:
+    """The cells of a markdown table row: its ``|`` not escaped by a backslash, less one."""
+    return len(re.findall(r"(?<!\\)\|", row)) - 1
+
+
+def _assert_safe(md: str) -> str:
+    assert not [s for s in RAW if s in md], md
+    rows = [line for line in md.splitlines() if line.startswith("|")]
+    tables: list[list[str]] = []
+    for i, line in enumerate(md.splitlines()):
+        if line.startswith("|"):
+            if i == 0 or not md.splitlines()[i - 1].startswith("|"):
+                tables.append([])
+            tables[-1].append(line)
+    assert rows and all(len({_cells(r) for r in t}) == 1 for t in tables), md
+    html = _rendered(md)
+    assert "<script" not in html and "<img" not in html and "<a " not in html, html
+    return html
+
+
+def test_gate_md_shows_names_tag_values_and_case_ids_as_text() -> None:
+    name = f"g` {IMG} `|"
+    g = Gate.from_dict({"name": name, "checks": [{"metric": "faithfulness", "op": ">=", "threshold": 0.85}],
+                        "slices": [{"where": {"category": HOSTILE},
+                                    "checks": [{"metric": "faithfulness", "op": ">=", "threshold": 0.8}]}],
+                        "review": {"required_for": {"category": HOSTILE}}})
+    ds = as_cases([{"id": f"c{i}-{SCRIPT}|{PIXEL}", "question": "q?", "tags": {"category": HOSTILE}}
+                   for i in range(2)])
+    entry = {"stage": "generation", "value": 0.9, "ci_low": 0.8, "ci_high": 1.0, "n": 2, "unmeasured": 0}
+    rep = g.evaluate({"n_cases": 2, "n_missing": 0, "metrics": {"faithfulness": entry},
+                      "slices": {f"category={HOSTILE}": {"faithfulness": entry}}}, dataset=ds, reviews={})
+    assert any("missing: c0-" in c.reason for c in rep.checks)  # (the case ids are in the review's reason)
+    md = rep.to_markdown()
+    html = _assert_safe(md)
+    assert f"<h3>Gate {name}: <strong>FAIL</strong></h3>" in html.replace("&lt;", "<").replace("&gt;", ">")
+    assert md.count("\n| ") == 5  # the header and the four checks: no row broken by a value's "|"
