@@ -5,9 +5,13 @@ table row gains or loses a column."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
+import pytest
+
+import labkit
 from labkit.cases import as_cases
 from labkit.gate import Gate
 
@@ -62,3 +66,37 @@ def test_gate_md_shows_names_tag_values_and_case_ids_as_text() -> None:
     html = _assert_safe(md)
     assert f"<h3>Gate {name}: <strong>FAIL</strong></h3>" in html.replace("&lt;", "<").replace("&gt;", ">")
     assert md.count("\n| ") == 5  # the header and the four checks: no row broken by a value's "|"
+
+
+@pytest.fixture(scope="module")
+def hostile_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """The quick-lab set with markup in its ids and tag values, run by the baseline and the variant
+    into folders whose names (the run ids) are markup."""
+    tmp = tmp_path_factory.mktemp("hostile")
+    lines = [json.loads(t) for t in (ROOT / "data" / "quick_lab.jsonl").read_text(encoding="utf-8").splitlines()]
+    for d in lines:
+        d["id"] += f"|{IMG}"
+        d["tags"]["category"] = f"security{SCRIPT}|{PIXEL}"
+    ds = tmp / "ds.jsonl"
+    ds.write_text("".join(json.dumps(d) + "\n" for d in lines), encoding="utf-8")
+    cases = labkit.load_cases(ds)
+    base = labkit.run(cases, ROOT / "data/pipelines/baseline.yaml", tmp / "runs" / "base![t](https:evil.example.com)",
+                      overrides={"progress": False})
+    var = labkit.run(cases, ROOT / "data/pipelines/variant.yaml", tmp / "runs" / "var<img src=x>",
+                     overrides={"progress": False})
+    return Path(base.path), Path(var.path), ds
+
+
+def test_incident_md_shows_run_ids_tag_values_and_case_ids_as_text(hostile_runs: tuple[Path, Path, Path],
+                                                                   tmp_path: Path) -> None:
+    from labkit.readiness import incident_review
+
+    base, var, ds = hostile_runs
+    rev = incident_review(base, var, tmp_path / "inc", dataset=ds)
+    md = rev.note_path.read_text(encoding="utf-8")
+    assert "security" in md and "ql-01" in md  # (the tag values and the case ids are in the note)
+    html = _assert_safe(md)
+    assert "<h1>Incident review: var&lt;img src=x&gt; against base![t](https:evil.example.com)</h1>" in html
+    # the note's JSON and CSV siblings keep the text as it is
+    doc = json.loads((tmp_path / "inc" / "incident.json").read_text(encoding="utf-8"))
+    assert any(f"security{SCRIPT}" in f for f in doc["factors"])
