@@ -5,11 +5,14 @@ table row gains or loses a column."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 import labkit
 from labkit.cases import as_cases
@@ -100,3 +103,24 @@ def test_incident_md_shows_run_ids_tag_values_and_case_ids_as_text(hostile_runs:
     # the note's JSON and CSV siblings keep the text as it is
     doc = json.loads((tmp_path / "inc" / "incident.json").read_text(encoding="utf-8"))
     assert any(f"security{SCRIPT}" in f for f in doc["factors"])
+
+
+def test_deployment_checklist_md_shows_attestations_slos_and_rollout_as_text(tmp_path: Path) -> None:
+    from labkit.readiness import build_scorecard
+
+    root = tmp_path / "p"
+    shutil.copytree(ROOT / "data", root / "data")
+    att = root / "att.yaml"
+    att.write_text(yaml.safe_dump({"version": 1, "attestations": [{
+        "item": "dep.secret_manager", "status": "attested", "owner": 'x"><img src=https://evil.example.com/p.png>',
+        "evidence": f"https://wiki.example/x) {PIXEL[:-1]}", "date": "2026-11-20",
+        "note": f"a | b\n# not a heading {SCRIPT}"}]}), encoding="utf-8")
+    rollout = root / "data" / "rollout.yaml"
+    rollout.write_text(rollout.read_text(encoding="utf-8").replace("name: shadow", f"name: '*shadow*{IMG}'"),
+                       encoding="utf-8")
+    sc = build_scorecard(root=root, today=dt.date(2026, 11, 27), attestations=att)
+    md = sc.deployment_checklist()
+    assert "attested by x" in md and "not a heading" in md and "shadow" in md
+    html = _assert_safe(md)
+    assert "<h1>" not in html  # (a line break in a note starts no heading)
+    assert 'attested by x"&gt;&lt;img src=https://evil.example.com/p.png&gt;' in html.replace("&quot;", '"')

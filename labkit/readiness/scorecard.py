@@ -24,6 +24,7 @@ from labkit.readiness.model import (
     load_attestations,
 )
 from labkit.readiness.slo import RolloutStatus, SLOStatus, evaluate_rollout
+from labkit.text import md_text
 
 VERDICTS = ("ready", "ready with conditions", "not ready")
 AREA_FLOOR = 50
@@ -284,33 +285,39 @@ def build_scorecard(
 
 
 def render_deployment_checklist(sc: Scorecard) -> str:
-    """The Day 19 deployment checklist as markdown: items, SLOs, and the stage the evidence supports."""
+    """The Day 19 deployment checklist as markdown: items, SLOs, and the stage the evidence supports.
+    Every title, evidence, action and name is written by ``md`` (an attestation's owner, note and
+    link, an SLO's or a stage's name show as text)."""
+    md = md_text
     mark = {"pass": "[x]", "attested": "[x] (attested)", "fail": "[ ]", "unknown": "[?]"}
     lines = ["## Deployment checklist", ""]
     for i in sc.checklist("deployment"):
         if i.refs:
-            lines.append(f"- {mark[i.status]} **{i.title}** — {i.status}")
+            lines.append(f"- {mark[i.status]} **{md(i.title)}** — {i.status}")
             for r in i.refs:
                 sub = sc.by_id.get(r)
                 if sub is not None:
-                    lines.append(f"    - {mark[sub.status]} {sub.title}: {sub.evidence}"
-                                 + (f" → *{sub.action}*" if sub.action else ""))
+                    lines.append(f"    - {mark[sub.status]} {md(sub.title)}: {md(sub.evidence)}"
+                                 + (f" → *{md(sub.action)}*" if sub.action else ""))
     lines += ["", "## SLOs", "", "| SLO | target | status | budget remaining | burn rate |", "|---|---|---|---|---|"]
     for s in sc.slos:
         rem = "—" if s.budget_remaining is None else f"{s.budget_remaining:.0%}"
         burn = "—" if s.burn_rate is None else f"{s.burn_rate:.2f}"
-        lines.append(f"| {s.name} | {s.target} | {s.status} | {rem} | {burn} |")
+        lines.append(f"| {md(s.name)} | {md(s.target)} | {md(s.status)} | {rem} | {burn} |")
     lines += ["", "## Rollout", ""]
     if sc.rollout is None:
         lines.append("No rollout plan.")
     else:
         for st in sc.rollout.stages:
-            lines.append(f"- {'[x]' if st.supported else '[ ]'} **{st.name}** ({st.traffic_percent:g}% of traffic)")
+            lines.append(f"- {'[x]' if st.supported else '[ ]'} **{md(st.name)}** "
+                         f"({st.traffic_percent:g}% of traffic)")
             for req in st.requirements:
-                lines.append(f"    - {'ok' if req['passed'] else 'MISSING'}: {req['require']} — {req['evidence']}")
+                lines.append(f"    - {'ok' if req['passed'] else 'MISSING'}: {md(str(req['require']))} — "
+                             f"{md(str(req['evidence']))}")
             for t in st.triggers:
                 obs = "—" if t["observed"] is None else f"{t['observed']:.4g}"
-                lines.append(f"    - rollback if {t['trigger']} (now {obs}{', WOULD FIRE' if t['would_fire'] else ''})")
-        lines += ["", f"**The evidence supports: {sc.rollout.supported_stage or 'no stage'}.** "
-                  f"Rollback target: {sc.rollout.rollback_to or 'none'}."]
+                fire = ", WOULD FIRE" if t["would_fire"] else ""
+                lines.append(f"    - rollback if {md(str(t['trigger']))} (now {obs}{fire})")
+        lines += ["", f"**The evidence supports: {md(sc.rollout.supported_stage or 'no stage')}.** "
+                  f"Rollback target: {md(sc.rollout.rollback_to or 'none')}."]
     return "\n".join(lines) + "\n"
