@@ -116,7 +116,7 @@ def refuse_secret_ids(ds: Dataset, settings: Mapping[str, Any] | Redactor | None
 
 
 def refuse_secret_names(names: Sequence[tuple[str, str]], settings: Mapping[str, Any] | Redactor | None,
-                        *, path: str | None = None) -> None:
+                        *, path: str | None = None, written: str = "results, the result cache") -> None:
     """A ConfigError naming the option of the first of ``names`` ((option, value): a run id, a
     pipeline's name) that the run's redaction would change: like case ids, they are written as
     they are (each line's ``answered_by``, a cache entry's and a cache hit's ``cache_origin``)."""
@@ -125,8 +125,8 @@ def refuse_secret_names(names: Sequence[tuple[str, str]], settings: Mapping[str,
     changed = Redactor.from_config(settings).changed_ids([v for _, v in names])
     if changed:
         i, new = changed[0]
-        raise ConfigError(f"{_HIDES.format(new)}: it is written as it is (results, the result cache); choose one "
-                          "without it", path=path, field=names[i][0])
+        raise ConfigError(f"{_HIDES.format(new)}: it is written as it is ({written}); choose one without it",
+                          path=path, field=names[i][0])
 
 
 def redact_manifest(manifest: Mapping[str, Any], settings: Mapping[str, Any] | Redactor | None = None) -> dict[str, Any]:

@@ -541,6 +541,27 @@ def test_the_gate_name_must_be_a_string(tmp_path, capsys):
     assert f"{p}:1" in err and "'name'" in err
 
 
+@pytest.mark.parametrize(("text", "field"), [
+    ("name: release sk-proj-GateNameKey0123456789abcdefXYZ\nchecks:\n  - {metric: mrr, op: '>=', threshold: 0.5}\n",
+     "name"),
+    ("checks:\n  - {metric: mrr, op: '>=', threshold: 0.5}\nslices:\n  - where: {category: owner alice@example.com}\n"
+     "    checks:\n      - {metric: mrr, op: '>=', threshold: 0.5}\n", "slices[0].where.category"),
+    ("checks:\n  - {metric: mrr, op: '>=', threshold: 0.5}\nreview:\n  required_for: {category: a@example.com}\n",
+     "review.required_for.category"),
+])
+def test_a_gate_naming_what_redaction_hides_is_refused(tmp_path, capsys, text, field):
+    """A gate's name went raw into gate.md, the JUnit XML, the JSON and the terminal (and MLflow's
+    copies), and a slice's tag value into the reasons: a gate holding what redaction hides is
+    refused when it is read, naming the field; the message shows it redacted."""
+    p = tmp_path / "g.yaml"
+    p.write_text(text)
+    capsys.readouterr()
+    assert main(["gate", "lock", str(p)]) == 2
+    err = _one_line_error(capsys)
+    assert f"{p}:" in err and f"'{field}'" in err and "redaction" in err, err
+    assert "GateNameKey" not in err and "example.com" not in err, err
+
+
 @pytest.mark.parametrize("where", ["lock", "manifest_gate", "manifest_scoring"])
 def test_odd_json_shapes_in_lock_or_manifest_are_one_line_errors(runs, tmp_path, capsys, where):
     gate = tmp_path / "gate.yaml"

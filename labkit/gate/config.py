@@ -23,7 +23,7 @@ import math
 import operator
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -141,6 +141,18 @@ def _spec(metric: str) -> Any:
     return METRICS[metric]
 
 
+def _refuse_secrets(name: str | None, slices: Sequence[SliceCheck], review: Mapping[str, str] | None,
+                    path: str | None) -> None:
+    """A ConfigError for a gate name or a tag value (of a slice, of the review) that redaction
+    would change: they are written as they are in every report of the gate."""
+    from labkit.runs import refuse_secret_names
+
+    names = [("name", name)] if name else []
+    names += [(f"slices[{i}].where.{tag}", v) for i, s in enumerate(slices) for tag, v in s.where.items()]
+    names += [(f"review.required_for.{tag}", v) for tag, v in (review or {}).items()]
+    refuse_secret_names(names, None, path=path, written="gate.md, the JUnit XML, the JSON report, the terminal")
+
+
 def _check_tag_values(where: Mapping[str, str], path: str | None, fld: str) -> None:
     """risk and kind take known values: a typo is a config error, not a failing slice."""
     from labkit.cases import KINDS, RISKS
@@ -220,6 +232,7 @@ class Gate:
         name = d.get("name")
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise ConfigError(f"must be a non-empty string, got {name!r}", path=path, field="name")
+        _refuse_secrets(name, slices, req, path)
         return cls(name=name or (Path(path).stem if path else "gate"), checks=checks, regression=regs,
                    slices=slices, unmeasured_max_rate=max_rate, review_required_for=req, require_lock=require_lock,
                    judge=_parse_judge(d.get("judge"), path), k=_parse_k(d.get("k"), path),
