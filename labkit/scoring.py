@@ -188,13 +188,21 @@ def _with_judge(metrics: dict[str, Any], judge: Any, corpus: Any) -> dict[str, A
 def _redacted_slices(metrics: dict[str, Any], settings: Any) -> dict[str, Any]:
     """Slice keys come from the dataset's tag values (``category=...``): they pass through the
     run's record redactor (the catalogue and the run's extra patterns, ``settings``: its
-    redaction option), so a secret pasted into a tag stays off disk."""
+    redaction option), so a secret pasted into a tag stays off disk; two that it writes alike stay
+    two slices, the later in order numbered (``category=owner [EMAIL] (2)``)."""
     from labkit.runs import record_redactor
 
     red = record_redactor(settings)
     slices = metrics.get("slices")
     if isinstance(slices, dict):
-        metrics["slices"] = {red.redact_text(k)[0]: v for k, v in slices.items()}
+        out: dict[str, Any] = {}
+        for key, v in slices.items():  # two values written alike stay two slices: the later numbered
+            name = red.redact_text(key)[0]
+            n = 1
+            while (shown := name if n == 1 else f"{name} ({n})") in out or (n > 1 and shown in slices):
+                n += 1
+            out[shown] = v
+        metrics["slices"] = out
     return metrics
 
 

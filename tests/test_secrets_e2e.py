@@ -417,3 +417,25 @@ def test_a_folder_named_by_an_email_stays_off_the_gate_lock_and_the_reviews(tmp_
     for written in (home / "gate.yaml.lock.json", tmp_path / "reviews.jsonl"):
         text = written.read_text(encoding="utf-8")
         assert "jane.planted" not in text and "[EMAIL]" in text, written
+
+
+def test_slices_whose_tag_values_redact_alike_are_kept_apart(tmp_path: Path) -> None:
+    """Two categories that redaction writes alike (two e-mail addresses) were one slice of
+    metrics.json: the later overwrote the earlier and its cases' figures were lost. Each keeps a
+    slice of its own, told apart by a number after its redacted name; nothing of the values is written."""
+    rows = [{"id": f"a-{i}", "question": "Where do I reset a key?", "must_include": ["portal"],
+             "tags": {"category": "owner alice@a.example.com"}} for i in range(3)]
+    rows += [{"id": f"b-{i}", "question": "Where do I reset a key?", "must_include": ["portal"],
+              "tags": {"category": "owner bob@b.example.com"}} for i in range(5)]
+    ds = tmp_path / "ds.jsonl"
+    ds.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    run = tmp_path / "run"
+    assert main(["run", "--dataset", str(ds), "--pipeline", "data/pipelines/baseline.yaml", "--out", str(run),
+                 "--quiet"]) == 0
+    text = (run / "metrics.json").read_text(encoding="utf-8")
+    assert "example.com" not in text
+    slices = json.loads(text)["slices"]
+    owners = {k: v for k, v in slices.items() if k.startswith("category=owner")}
+    assert sorted(owners) == ["category=owner [EMAIL]", "category=owner [EMAIL] (2)"], sorted(slices)
+    assert sorted(next(iter(v.values()))["n"] + next(iter(v.values()))["unmeasured"]
+                  for v in owners.values()) == [3, 5]
