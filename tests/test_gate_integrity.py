@@ -930,3 +930,28 @@ def test_a_rescore_with_another_corpus_fails_the_gate(runs, tmp_path, capsys):
     code, rep = _gate_json(capsys, "--config", str(gate), str(run))
     (cc,) = [c for c in rep["checks"] if c["kind"] == "corpus"]
     assert code == 1 and not cc["passed"], cc
+
+
+@pytest.mark.parametrize("status", ["running", "partial"])
+def test_a_run_that_did_not_complete_fails_the_gate(runs, tmp_path, capsys, status):
+    """A run cut short (its manifest still says running), or one whose manifest was set to another
+    status with the record of its results deleted (its lines then edited and rescored as recorded
+    traffic), passed a gate whose budget let its missing cases through, without a word: a gate
+    fails a run whose manifest says it did not complete; recorded traffic written by hand (no
+    status) is judged as it is."""
+    run = tmp_path / "variant"
+    shutil.copytree(runs / "baseline", run)
+    man = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    man["status"] = status
+    man.pop("results_sha256")
+    (run / "manifest.json").write_text(json.dumps(man), encoding="utf-8")
+    assert main(["score", str(run)]) == 0
+    gate = runs / "gates" / "gate.yaml"
+    code, rep = _gate_json(capsys, "--config", str(gate), str(run), "--thresholds-only")
+    (done,) = [c for c in rep["checks"] if c["kind"] == "run_complete"]
+    assert code == 1 and not done["passed"] and repr(status) in done["reason"] and "--resume" in done["reason"], done
+    man.pop("status")
+    (run / "manifest.json").write_text(json.dumps(man), encoding="utf-8")
+    assert main(["score", str(run)]) == 0
+    code, rep = _gate_json(capsys, "--config", str(gate), str(run), "--thresholds-only")
+    assert not [c for c in rep["checks"] if c["kind"] == "run_complete"]

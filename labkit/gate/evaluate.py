@@ -163,7 +163,7 @@ def evaluate_gate(
         from labkit.scoring import scored_with
 
         rec = scored_with(run, metrics)  # (metrics.json as read above: one read)
-        results += _scoring_checks(gate, run, rec) + _drawn_checks(gate, run, metrics)
+        results += _scoring_checks(gate, run, rec) + _drawn_checks(gate, run, metrics) + _completed(run)
         notes += _unhashed_judge_note(run, rec)
     pre = pre_registration(gate.path, run)
     if pre.get("status") in ("edited_after_run", "other_gate", "edited_after_lock", "locked_after_run") or (
@@ -203,6 +203,18 @@ def _scoring_checks(gate: Gate, run: Any, rec: Any) -> list[CheckResult]:
             reason=(f"the run {what}; the gate {declares} {shown(want)}: rescore it so ({run.score_command} {fix}) "
                     f"or declare it in the gate ({field}: ...) and lock it again")))
     return out
+
+
+def _completed(run: Any) -> list[CheckResult]:
+    """A failing check when the run's manifest says it did not complete (a run cut short is not the
+    evidence of a release); recorded traffic written by hand, with no status, is judged as it is."""
+    status = run.manifest.get("status")
+    if status is None or status == "complete":
+        return []
+    return [CheckResult(name="the run completed", kind="run_complete", metric=None, op=None, threshold=None,
+                        observed=None, passed=False,
+                        reason=f"the run's manifest says status {status!r}, not 'complete': finish it (labkit run "
+                               f"--resume {run.path}) and judge it then")]
 
 
 def _intervals_check(gate: Gate, what: str, fix: str) -> CheckResult:
