@@ -375,3 +375,24 @@ def test_a_section_named_for_no_notebook_is_a_config_error_listing_them(tmp_path
         build_reports(out_dir=tmp_path / "out", params=given, only=["00"])
     assert ei.value.field == "02_baseline_vs_varient" and "02_baseline_vs_variant" in str(ei.value), str(ei.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_secret_parameter_reaches_no_file_not_even_while_the_notebook_runs(tmp_path: Path) -> None:
+    """The kept notebook held a parameter's secret raw in its metadata (papermill's record of the
+    parameters), and the notebook under way was written raw after every cell: a cell that looks at
+    every file under the output folder while it runs finds none holding it, and the kept notebook,
+    the HTML and the record hold it nowhere, also when the notebook fails."""
+    nbs = tmp_path / "notebooks"
+    scan = ("code", "import pathlib\nmark = 'PLANTED' + 'param'\n"
+                    "hits = [p.name for p in pathlib.Path(OUT).rglob('*') if p.is_file() and mark in p.read_text("
+                    "errors='ignore')]\nassert not hits, hits", [])
+    params = ("code", 'reviewer: str = "x"  # who reviews\nOUT: str = "."  # the output folder', ["parameters"])
+    _nb(nbs / "00_ok.ipynb", ("md", "# Ok", []), params, ("code", "print(len(reviewer))", []), scan)
+    _nb(nbs / "01_fails.ipynb", ("md", "# Fails", []), params, scan, ("code", "raise ValueError(reviewer)", []))
+    out = tmp_path / "out"
+    secret = "sk-proj-PLANTEDparam0123456789abcdefXYZ"
+    idx = build_reports(notebooks_dir=nbs, out_dir=out, params={"reviewer": secret, "OUT": str(out)}, timeout_s=120)
+    assert [e.status for e in idx.entries] == ["ok", "failed"], [e.failure for e in idx.entries]
+    assert idx.failures[0].error == "ValueError"  # (the scan passed in both: the raise came after it)
+    held = [p.name for p in out.rglob("*") if p.is_file() and "PLANTEDparam" in p.read_text(errors="ignore")]
+    assert held == [], held

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from labkit.display import VERDICT_MIME, Verdict
 from labkit.errors import ConfigError
@@ -71,13 +71,55 @@ def verdict_of(nb: Any) -> Verdict | None:
     return found
 
 
-def _read_nb(path: Path) -> Any:
-    import nbformat
+#: Where papermill writes a notebook under way: in memory (:class:`_UnderWay`), not on disk, where
+#: it would hold its parameters and outputs before they are redacted.
+_UNDER_WAY = "labkit-under-way://"
 
-    try:
-        return nbformat.read(str(path), as_version=4)
-    except (OSError, ValueError):
-        return None
+
+class _UnderWay:
+    """papermill's I/O handler for :data:`_UNDER_WAY` paths: each write of a notebook under way
+    (after every cell) kept in memory, read back when execution stops; only the redacted notebook
+    is written to disk (:func:`_run_one`)."""
+
+    notebooks: ClassVar[dict[str, str]] = {}
+    _lock = threading.Lock()
+    _registered = False
+
+    @classmethod
+    def register(cls) -> None:
+        from papermill.iorw import papermill_io
+
+        with cls._lock:
+            if not cls._registered:
+                papermill_io.register(_UNDER_WAY, cls)
+                cls._registered = True
+
+    @classmethod
+    def write(cls, buf: str, path: str) -> None:
+        cls.notebooks[path] = buf
+
+    @classmethod
+    def read(cls, path: str) -> str:
+        return cls.notebooks[path]
+
+    @classmethod
+    def listdir(cls, path: str) -> list[str]:
+        raise NotImplementedError("a notebook under way is no folder")
+
+    @classmethod
+    def pretty_path(cls, path: str) -> str:
+        return path
+
+    @classmethod
+    def take(cls, path: str) -> Any:
+        """The last write of ``path`` as a notebook (None: none), let go of."""
+        import nbformat
+
+        buf = cls.notebooks.pop(path, None)
+        try:
+            return None if buf is None else nbformat.reads(buf, as_version=4)
+        except ValueError:
+            return None
 
 
 def _first_error(nb: Any) -> tuple[int | None, int | None, str, str, str]:
@@ -152,10 +194,12 @@ def _execute(
     timer.start()
     exc: BaseException | None = None
     nb: Any = None
+    _UnderWay.register()
+    under_way = _UNDER_WAY + str(executed)
     try:
         nb = papermill.execute_notebook(
             str(nb_path),
-            str(executed),
+            under_way,
             parameters=dict(parameters),
             kernel_name="python3",
             progress_bar=False,
@@ -167,8 +211,9 @@ def _execute(
         )
     except Exception as e:  # papermill, nbclient and kernel errors are all reported, not raised
         exc = e
-        nb = _read_nb(executed)
+        nb = _UnderWay.take(under_way)
     finally:
+        _UnderWay.notebooks.pop(under_way, None)
         timer.cancel()
         for km in kms:
             kill_kernel(km, close_log=True)
@@ -203,6 +248,7 @@ def _run_one(
     if nb is not None:  # nothing a run would mask reaches a report or the kept notebook
         import nbformat
 
+        nb.metadata.setdefault("papermill", {})["output_path"] = str(executed)
         redact_notebook(nb)
         atomic_write_text(executed, nbformat.writes(nb))
     failure = _redacted(_failure(name, exc, nb, timed_out)) if exc is not None else None

@@ -73,6 +73,11 @@ def redact_notebook(nb: Any, redactor: Any = None) -> int:
                     red = r.redact(val)
                     masked += 0 if red == val else 1
                     data[mime] = red
+    meta = (nb or {}).get("metadata", {}).get("papermill")
+    if isinstance(meta, dict) and meta.get("parameters"):  # (papermill's record of the parameters given)
+        red = r.redact(meta["parameters"])
+        masked += 0 if red == meta["parameters"] else 1
+        meta["parameters"] = red
     return masked
 
 
