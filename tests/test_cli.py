@@ -50,6 +50,18 @@ def test_validate_refuses_an_id_a_run_refuses(tmp_path, capsys):
                  "--out", str(tmp_path / "run"), "--quiet"]) == 2
     assert "line 4" in capsys.readouterr().err
 
+
+def test_validate_names_an_id_redaction_hides_beside_the_other_bad_lines(tmp_path, capsys):
+    """With another line bad, the id check was skipped: every bad line is named in one error."""
+    ds = tmp_path / "ds.jsonl"
+    ds.write_text('{"id": "a", "question": "fine?", "tags": {"kind": "nope"}}\n'
+                  '{"id": "sk-proj-abcdefghijklmnop1234567890", "question": "Where?"}\n')
+    assert main(["dataset", "validate", str(ds)]) == 2
+    err = capsys.readouterr().err
+    assert "line 1" in err and "tags.kind" in err and "line 2" in err and "holds what redaction hides" in err, err
+    assert "abcdefghijklmnop" not in err
+
+
 def test_run_writes_complete_run_directory(runs):
     for name in ("baseline", "variant"):
         d = runs / name

@@ -32,15 +32,35 @@ def register(sub: Any) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     from labkit.cases import load_cases
+    from labkit.errors import DatasetError
     from labkit.runs import refuse_secret_ids
 
-    ds = load_cases(args.path)
+    try:
+        ds = load_cases(args.path)
+    except DatasetError as e:  # every bad line in one error: the ids redaction hides too
+        raise DatasetError(e.path, _with_secret_ids(args.path, e.problems)) from None
     refuse_secret_ids(ds, None)  # (as a run with the default redaction refuses them)
     if args.corpus:
         _check_gold(args.path, ds, args.corpus)
     print(f"{args.path}: {len(ds)} valid cases" + (f", gold found in {args.corpus}" if args.corpus else "")
           + f", fingerprint {ds.fingerprint[:16]}")
     return 0
+
+
+def _with_secret_ids(path: str, problems: list[Any]) -> list[Any]:
+    """``problems`` and a problem for each id of the file's readable lines that redaction would
+    change (:func:`labkit.runs.secret_id_problems`), in line order."""
+    from labkit.io import jsonl_objects
+    from labkit.runs import secret_id_problems
+
+    try:
+        rows = [(n, obj["id"]) for n, obj in jsonl_objects(path, []) if isinstance(obj.get("id"), str)]
+    except OSError:
+        return problems
+    found = {(p.line, p.field) for p in problems}
+    extra = [p for p in secret_id_problems([cid for _, cid in rows], lambda i: rows[i][0], "id", None)
+             if (p.line, p.field) not in found]
+    return sorted([*problems, *extra], key=lambda p: p.line or 0)
 
 
 def _check_gold(path: str, ds: Any, corpus_dir: str) -> None:
