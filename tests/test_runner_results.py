@@ -631,3 +631,15 @@ def test_a_bad_record_of_scores_before_redaction_is_named_at_its_field(record: A
     problems: list[Any] = []
     assert check_line({"case_id": "c", "status": "ok", "answer": "a", "scored_unredacted": record}, 7, problems) is None
     assert [(p.line, p.field) for p in problems] == [(7, field)]
+
+
+@pytest.mark.parametrize("rid", ["", "  ", "../../etc", "a/b", "a\\\\b", "..", "."])
+def test_a_run_id_that_is_no_name_is_refused_before_anything_is_written(tmp_path: Path, rid: str, capsys: Any) -> None:
+    """`--run-id ../../etc` and `--run-id ''` were accepted: a run id names the run in traces,
+    caches, history and exports, and is a name, not a path."""
+    out = tmp_path / "r"
+    assert main(["run", "--dataset", "data/quick_lab.jsonl", "--pipeline", "data/pipelines/baseline.yaml",
+                 "--out", str(out), "--run-id", rid, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--run-id" in err and "Traceback" not in err, err
+    assert not (out / "results.jsonl").exists() and not (out / "manifest.json").exists()

@@ -213,6 +213,8 @@ def run(
     require_executor(cfg)
     red = redactor(cfg.redaction)
     refuse_secret_ids(ds, red)  # (before anything is written)
+    if run_id is not None:
+        _check_run_id(run_id)
     refuse_secret_names([("--run-id" if run_id else "--out (the run id)", run_id or Path(out_dir).name)], red)
     refuse_secret_names(pipeline_names(pipe), red, path=pipe.path)
     out = Path(out_dir)
@@ -235,6 +237,16 @@ def run(
         rd.results_path.touch(mode=0o600)
         rd.traces_path.touch(mode=0o600)
         return complete(rd, ds, pipe, cfg, rid, finished=set(), score=score, k=k, corpus_dir=corpus_dir, red=red)
+
+
+def _check_run_id(rid: str) -> None:
+    """A run id names the run (traces, caches, history, exports): a name, not a path nor blank."""
+    from labkit.text import unprintable_at
+
+    if not rid.strip() or rid != rid.strip() or rid in (".", "..") or any(ch in rid for ch in "/\\") \
+            or unprintable_at(rid) is not None:
+        raise ConfigError(f"must be a name (no slash, no control character, not blank nor . or ..), got {rid!r}",
+                          field="--run-id")
 
 
 def pipeline_names(pipe: LoadedPipeline) -> list[tuple[str, str]]:
