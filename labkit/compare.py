@@ -430,6 +430,16 @@ def compare_frames(
                       flipped=_flipped(b, v, shared), dropped=dropped, seed=seed, n_boot=n_boot, alpha=alpha)
 
 
+def same_run(a: Any, b: Any) -> str:
+    """Why two run directories are one run ("" when they are two): the same directory, or a copy
+    of it (a copy keeps its run_uuid; two hand-made runs of one name do not)."""
+    if a.path.resolve() == b.path.resolve():
+        return "the same directory"
+    if a.run_uuid == b.run_uuid:
+        return f"run_uuid {a.run_uuid}"
+    return ""
+
+
 def compare_runs(
     baseline: str | Path,
     variant: str | Path,
@@ -445,6 +455,7 @@ def compare_runs(
     different case ids) are refused unless ``align`` is true, which pairs the
     shared case ids and reports how many were dropped.
     """
+    from labkit.runs import RunDir
     from labkit.scoring import verify_scored
 
     # both runs' files must be what their scoring wrote (docs/formats.md, "The scoring record")
@@ -468,6 +479,10 @@ def compare_runs(
             f"cannot compare {baseline} and {variant}: {what}; use --align (align=True) to "
             f"compare the {len(shared)} shared case ids ({dropped} would be dropped)"
         )
+    why = same_run(RunDir(baseline), RunDir(variant))  # (after the refusals that say more: another k, judge ...)
+    if why:
+        raise CompareError(f"cannot compare {baseline} and {variant}: the same run ({why}); a comparison needs two "
+                           "runs")
     notes: list[str] = []
     if differ and shared:  # (aligned) an id both datasets hold may name another case in each
         other, note = _other_cases(baseline, variant, shared)

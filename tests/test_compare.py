@@ -222,3 +222,20 @@ def test_aligned_ids_that_hold_other_cases_are_not_paired(tmp_path):
     assert comp.n_paired == N - 10 and comp.dropped == 10
     assert any("10 shared case ids hold different cases" in n for n in comp.notes), comp.notes
     assert "c000" not in {x["case_id"] for x in comp.to_dict()["flipped"]}
+
+
+def test_a_run_is_not_compared_with_itself(tmp_path, capsys):
+    """`labkit compare RUN RUN` compared a run with itself ("no change" everywhere) where the gate
+    refuses it as a baseline: the same directory, a copy of it, or the same results.jsonl."""
+    import shutil
+
+    from labkit.cli import main
+
+    cases = _cases()
+    run = _write_run(tmp_path / "a", "a", cases, _results(cases, seed=1))
+    shutil.copytree(run, tmp_path / "copy")
+    for other in (run, tmp_path / "copy"):
+        with pytest.raises(LabkitError, match="the same run"):
+            compare_runs(run, other)
+        assert main(["compare", str(run), str(other)]) == 2
+        assert "the same run" in capsys.readouterr().err

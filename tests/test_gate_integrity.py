@@ -629,6 +629,9 @@ def test_a_rescore_keeps_the_judge_the_run_was_scored_by(runs, tmp_path, capsys)
     """`labkit score RUN` went back to the default judge: twins rescored alike were refused by
     compare as 'scored by different judges'."""
     a, b = _copy(runs / "variant", tmp_path / "a"), _copy(runs / "variant", tmp_path / "b")
+    man = json.loads((b / "manifest.json").read_text(encoding="utf-8"))
+    man["run_uuid"] = "another-run-of-the-same-lines"  # (a copy is the same run: compare refuses it)
+    (b / "manifest.json").write_text(json.dumps(man), encoding="utf-8")
     for r in (a, b):
         assert main(["score", str(r), "--judge", str(_lenient(tmp_path))]) == 0
     assert main(["score", str(b)]) == 0

@@ -348,20 +348,17 @@ def _regressions(gate: Gate, run: Any, baseline: Any, seed: int) -> list[CheckRe
 
 def _not_itself(gate: Gate, run: Any, baseline: Any) -> None:
     """The baseline must be another run: judged against itself every regression check passes."""
+    from labkit.compare import same_run
     from labkit.io import file_hash
     from labkit.runs import RunDir
 
     base = RunDir(baseline)
     if not base.path.is_dir():
         return  # compare names the missing directory
-    why = ""
-    if base.path.resolve() == run.path.resolve():
-        why = "the same directory"
-    elif base.run_uuid == run.run_uuid:  # (a copy of a run keeps its uuid; two hand-made runs of one name do not)
-        why = f"the same run (run_uuid {run.run_uuid})"
-    elif base.results_path.is_file() and run.results_path.is_file() and \
+    why = same_run(base, run)
+    if not why and base.results_path.is_file() and run.results_path.is_file() and \
             file_hash(base.results_path) == file_hash(run.results_path):
-        why = "the same results.jsonl"
+        why = "the same results.jsonl"  # (no regression can show: a baseline of the candidate's own lines)
     if why:
         raise ConfigError(f"the baseline {base.path} is the same run as the candidate {run.path} ({why}): "
                           "regression checks need another run as the baseline; judge a reference run on its "
