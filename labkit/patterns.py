@@ -125,6 +125,17 @@ def _ipv6_ok(m: re.Match[str]) -> bool:
 _KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 
 
+def _key_start(m: re.Match[str]) -> int:
+    """Where the whole key of a key-value match starts: after the ``?`` or ``&`` of a URL query
+    parameter (group ``qs``), else at the key characters before the matched key word."""
+    if m.group("qs") is not None:
+        return m.end("qs")
+    start = m.start()
+    while start > 0 and m.string[start - 1] in _KEY_CHARS:
+        start -= 1
+    return start
+
+
 def _assigned_ok(m: re.Match[str]) -> bool:
     """``key=value`` always; ``key: value`` in prose ("Password: open Settings") only when the key is
     code-like (quoted, ``DB_PASSWORD``, ``api-key``) or the value holds a digit or a symbol.
@@ -134,9 +145,7 @@ def _assigned_ok(m: re.Match[str]) -> bool:
     """
     if m.group("v") in TYPES:
         return False
-    start = m.start()
-    while start > 0 and m.string[start - 1] in _KEY_CHARS:
-        start -= 1
+    start = _key_start(m)
     key = m.string[start:m.end("k")]
     quoted = start > 0 and m.string[start - 1] in "\"'"
     if m.group("sep") != ":" or quoted or re.search(r"[_.\-]", key) or key.isupper():
@@ -161,10 +170,7 @@ _ID_KEY = re.compile(r"(?i)(?:idempotency|cache|dedup|sort|primary|partition|for
 
 def _keyed_ok(m: re.Match[str]) -> bool:
     """A random-looking value after a key word that does not name an id (``idempotency_key``)."""
-    start = m.start()
-    while start > 0 and m.string[start - 1] in _KEY_CHARS:
-        start -= 1
-    key = m.string[start:m.start() + 3]
+    key = m.string[_key_start(m):m.end("k")]
     return not _ID_KEY.search(key) and looks_random(m.group("v"))
 
 
@@ -190,13 +196,21 @@ def _p(kind: str, type_: str, rx: str, check: Callable[[re.Match[str]], bool] | 
 #: What a secret's value after a credential key may not start with: a placeholder, a scheme word
 #: (``Bearer``, ``Basic``, or any word before a placeholder), an environment reference.
 _VALUE_GUARD = r"(?!\[[A-Z_]+\])(?!(?:bearer|basic)\b)(?![A-Za-z][\w.\-]*\s+\[[A-Z_]+\])(?!\$\{?[A-Za-z_])(?!env:)"
-#: A bare value runs to whitespace, a quote or a tag, whole (``Tr0ub4dor&3``), but does not end
-#: with sentence punctuation (``password=x1y2.`` keeps its period).
-_BARE = r"[^\s\"'<>]+[^\s\"'<>.,;:!?)\]}]"
+#: What opens a parameter of a URL query (``?``, ``&``, HTML's ``&amp;``): kept as the group ``qs``.
+_PARAM_START = r"(?P<qs>[?&]|&amp;)[A-Za-z0-9_.\-]*?"
+#: The next parameter of a URL query or a form body (``&model=m``): the value before it ends there.
+_NEXT_PARAM = r"&(?:amp;)?[A-Za-z0-9_.\-\[\]%]+="
+#: A bare value runs to whitespace, a quote, a tag or the next parameter of a query or a form body,
+#: whole otherwise (``Tr0ub4dor&3``), but does not end with sentence punctuation (``password=x1y2.``
+#: keeps its period).
+_BARE = rf"(?:(?!{_NEXT_PARAM})[^\s\"'<>]){{2,}}(?<![.,;:!?)\]}}])"
+#: The value of a URL query parameter (a key after ``?`` or ``&``) also ends at any ``&`` and at
+#: the fragment's ``#``: each parameter is judged on its own.
+_PARAM_VALUE = r"[^\s\"'<>&#]{2,}(?<![.,;:!?)\]}])"
 #: A quoted value runs to its closing quote (the group ``q`` holds the opening one).
 _QUOTED = r"(?:(?!(?P=q))[^\r\n]){2,}"
 #: A secret's value after a credential key and its separator, which may open a quote ``q``.
-_VALUE = rf"{_VALUE_GUARD}(?(q){_QUOTED}|{_BARE})"
+_VALUE = rf"{_VALUE_GUARD}(?(q){_QUOTED}|(?(qs){_PARAM_VALUE}|{_BARE}))"
 #: A separator and an optional opening quote, kept as context.
 _SEP = r"[\"']?\s*(?P<sep>[:=]|=>)\s*(?P<q>[\"'])?"
 #: An HTTP credential after its scheme word: ``k=v`` parameters (Digest) or one token.
@@ -282,10 +296,13 @@ CATALOGUE: tuple[Pattern, ...] = (
     _p("cookie_header", "TOKEN",
        rf"(?i)(?P<pre>(?<![\w\-])(?P<set>set-)?cookie[\"']?\s*:\s*[\"']?{_COOKIE_NAME}=)"
        rf"(?P<v>{_COOKIE_VALUE}(?(set)|(?:\s*;\s*{_COOKIE_NAME}={_COOKIE_VALUE})*))", _auth_ok, gate="cookie"),
-    _p("assigned_secret", "API_KEY", rf"(?i)(?P<pre>(?P<k>{CREDENTIAL_WORDS}){_SEP})(?P<v>{_VALUE})",
-       _assigned_ok, gate=r"[:=]"),
+    # (a key that opens a URL query parameter, after ``?`` or ``&``, is matched from there: ``qs``)
+    _p("assigned_secret", "API_KEY",
+       rf"(?i)(?P<pre>(?:{_PARAM_START})?(?P<k>{CREDENTIAL_WORDS}){_SEP})(?P<v>{_VALUE})", _assigned_ok,
+       gate=r"[:=]"),
     # ``key=<random>``, ``licenseKey: <random>``: a bare "key" word needs a value that looks random
-    _p("keyed_secret", "API_KEY", rf"(?P<pre>(?:(?<![A-Za-z0-9])(?i:key)|(?<=[a-z])Key){_SEP})(?P<v>{_VALUE})",
+    _p("keyed_secret", "API_KEY",
+       rf"(?P<pre>(?:{_PARAM_START})?(?P<k>(?<![A-Za-z0-9])(?i:key)|(?<=[a-z])Key){_SEP})(?P<v>{_VALUE})",
        _keyed_ok, gate=r"key[\"']?\s*(?:[:=])"),
     _p("email", "EMAIL", r"(?<![\w.+\-])[\w.%+\-]+@[^\W_][\w\-]*(?:\.[^\W_][\w\-]*)*\.[^\W\d_]{2,}(?![\w\-])",
        gate="@"),

@@ -112,3 +112,45 @@ def test_the_new_kinds_find_nothing_in_labkits_shipped_data_and_docs() -> None:
     assert len(lines) > 1000
     hits = [(where, f.kind) for where, line in lines for f in patterns.find_shown(line) if f.kind in CASES]
     assert hits == []
+
+
+# --- a keyed value in a URL query or a form body ends at the next parameter -------------------
+
+_RAND = "Abc123Def456Ghi789"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # a random value under a bare "key" is found with more parameters after it ...
+    (f"https://x/v1?key={_RAND}&model=m", "https://x/v1?key=[API_KEY]&model=m"),
+    (f"http://127.0.0.1:8000/v1?key={_RAND}&token=plainTok",
+     "http://[IP]:8000/v1?key=[API_KEY]&token=[API_KEY]"),
+    (f"GET /v1?model=m&licenseKey={_RAND}&page=2 HTTP/1.1", "GET /v1?model=m&licenseKey=[API_KEY]&page=2 HTTP/1.1"),
+    (f"https://x/v1?key={_RAND}#top", "https://x/v1?key=[API_KEY]#top"),
+    (f'<a href="https://x/v1?key={_RAND}&amp;model=m">x</a>', '<a href="https://x/v1?key=[API_KEY]&amp;model=m">x</a>'),
+    # ... and a credential's value does not take the parameters after it
+    ("https://x/v1?access_key=abc&x=1", "https://x/v1?access_key=[API_KEY]&x=1"),
+    ("https://x/v1?api_key=short1&x=1#frag", "https://x/v1?api_key=[API_KEY]&x=1#frag"),
+    ("https://x/cb?code=1&password=hunter2&state=ok", "https://x/cb?code=1&password=[API_KEY]&state=ok"),
+    # a form body: its first parameter has no "?" before it
+    (f"api_key={_RAND}&model=m", "api_key=[API_KEY]&model=m"),
+    (f"body: key={_RAND}&model=m", "body: key=[API_KEY]&model=m"),
+    ("grant_type=password&password=hunter2xyz&scope=read", "grant_type=password&password=[API_KEY]&scope=read"),
+    # outside a query a value is still whole: "&" and "#" may be part of a password
+    ("password=Tr0ub4dor&3", "password=[API_KEY]"),
+    ("DB_PASSWORD=abc#123 done", "DB_PASSWORD=[API_KEY] done"),
+])
+def test_a_keyed_value_in_a_url_query_ends_at_the_next_parameter(text: str, expected: str) -> None:
+    assert R.redact(text) == expected
+    if "&" in expected:  # the scan finds the same values, no parameter after them
+        assert all("&" not in text[f.start:f.end] for f in patterns.find(text)), text
+
+
+@pytest.mark.parametrize("text", [
+    "https://example.com/search?q=keyboard&page=2#results",
+    f"https://x/v1?cache_key={_RAND}&x=1",  # an id key
+    "https://x/v1?key=value&model=m",  # not a generated value
+    f"https://x/v1?monkey={_RAND}&a=1",  # not a key word
+    "https://x/docs?section=api-keys&lang=en#key",
+])
+def test_an_ordinary_url_query_is_left_alone(text: str) -> None:
+    assert R.redact(text) == text
