@@ -34,6 +34,8 @@ API:
   ``.calls_for(text)`` — how many requests had ``text`` in their last user message;
   ``.times_for(text)`` — their arrival times.
 - ``.reset()`` — forget queued faults and recorded requests.
+- ``.echo_headers = True`` — a normal reply's answer also holds what the request's own headers
+  carry (:func:`echoed`: a server that echoes its request), each part on its own.
 
 Faults (module-level constructors): ``ok()``, ``slow(seconds)`` (reply after a
 delay), ``rate_limited(retry_after=1.0)`` (429 with Retry-After; ``None`` sends
@@ -120,12 +122,37 @@ def default_reply(body: dict[str, Any]) -> str:
     return "Answer: " + _last_user(body)
 
 
+#: Headers every client sends: not what an echo test is about.
+_PLAIN_HEADERS = frozenset({"host", "accept", "accept-encoding", "connection", "user-agent", "content-type",
+                            "content-length"})
+
+
+def echoed(headers: dict[str, str]) -> str:
+    """What a server that echoes its request's headers answers: each word of each header value
+    alone (a credential without its scheme word, a cookie's ``name=value``) and a Basic
+    credential's ``user:password``, decoded, separated by `` | `` (no header format around them)."""
+    import base64
+    import binascii
+
+    parts: list[str] = []
+    for name, value in headers.items():
+        if name.lower() in _PLAIN_HEADERS:
+            continue
+        words = value.replace(";", " ").split()
+        parts.extend(words)
+        if len(words) == 2 and words[0].lower() == "basic":
+            with contextlib.suppress(binascii.Error, UnicodeDecodeError):
+                parts.append(base64.b64decode(words[1]).decode("utf-8"))
+    return " | ".join(parts)
+
+
 class FakeOpenAI:
     """The server; see the module docstring for its API."""
 
     def __init__(self, reply: Callable[[dict[str, Any]], str] | None = None, model: str = "fake-model") -> None:
         self.reply = reply or default_reply
         self.usage = True  # False: replies carry no usage (some servers send none)
+        self.echo_headers = False  # True: a reply's answer also echoes the request's headers
         self.model = model
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
@@ -236,11 +263,11 @@ class FakeOpenAI:
                     fake.headers.append(dict(self.headers.items()))
                 fault = fake._next_fault(body)
                 try:
-                    self._serve(fault, body)
+                    self._serve(fault, body, dict(self.headers.items()))
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True
 
-            def _serve(self, fault: Fault, body: dict[str, Any]) -> None:
+            def _serve(self, fault: Fault, body: dict[str, Any], headers: dict[str, str]) -> None:
                 if fault.kind == "slow" and fake._stop.wait(fault.delay):
                     return
                 if fault.kind == "drop":
@@ -267,6 +294,8 @@ class FakeOpenAI:
                     self._send(fault.status, fault.body.encode(), extra)
                     return
                 text = fake.reply(body)
+                if fake.echo_headers:
+                    text += " | echo: " + echoed(headers)
                 words_in = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
                 out = {
                     "id": f"chatcmpl-{len(fake.requests)}",
