@@ -29,7 +29,9 @@ are never retried.
 The API key is read from the environment variable named by ``api_key_env``;
 a key is never part of a config. The key read is registered with the secrets
 catalogue, so every redactor replaces it with ``[API_KEY]`` (a server that
-echoes it cannot put it on disk), and error texts built here are redacted. httpx is imported when a client is built.
+echoes it cannot put it on disk), and so are the literal secrets of the rest of a
+client's config, its header values and the credentials of its URL
+(:func:`config_secrets`); error texts built here are redacted. httpx is imported when a client is built.
 """
 
 from __future__ import annotations
@@ -73,10 +75,12 @@ __all__ = [
     "RateLimited",
     "RetryableError",
     "ServerError",
+    "config_secrets",
     "decode_reply",
     "parse_retry_after",
     "post_bounded",
     "read_api_key",
+    "register_config_secrets",
     "reply_error",
     "scrub",
     "transport_error",
@@ -187,6 +191,75 @@ def read_api_key(api_key_env: object) -> str:
     return key.strip()
 
 
+def config_secrets(base_url: object = None, headers: Mapping[str, object] | None = None) -> list[str]:
+    """The literal secrets of an endpoint config, in the forms a server may echo them: each header
+    value (for an Authorization-like header also its credential without the scheme word, and a
+    Basic one decoded as ``user:password`` and the password; each ``name=value`` of a Cookie
+    header and its value); the credentials of the URL (``user:password@``, raw and
+    percent-decoded, the password, the Basic credential httpx sends for them, with and without its
+    padding; a user without a password is the secret itself) and the values of the query
+    parameters the catalogue finds as secrets (``?api_key=...``)."""
+    out = _url_secrets(base_url) if isinstance(base_url, str) else []
+    for name, value in (headers or {}).items():
+        if isinstance(value, str):
+            out += _header_secrets(str(name), value.strip())
+    return list(dict.fromkeys(v.strip() for v in out if v.strip()))
+
+
+def register_config_secrets(base_url: object = None, headers: Mapping[str, object] | None = None) -> None:
+    """Register each of :func:`config_secrets` with the catalogue (:func:`labkit.patterns.register_secret`),
+    as :func:`read_api_key` does the key it reads: every redactor then replaces them wherever they appear."""
+    for value in config_secrets(base_url, headers):
+        patterns.register_secret(value)
+
+
+def _basic_secrets(credential: str) -> list[str]:
+    """``user:password`` and the password of a Basic credential (none when it is not base64 text)."""
+    import base64
+    import binascii
+
+    try:
+        plain = base64.b64decode(credential, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return []
+    return [plain, plain.partition(":")[2]]
+
+
+def _header_secrets(name: str, value: str) -> list[str]:
+    out = [value]
+    words = value.split(None, 1)
+    if patterns.is_credential_key(name) and len(words) == 2:  # (Authorization, Proxy-Authorization, X-Api-Key ...)
+        out.append(words[1])
+        if words[0].lower() == "basic":
+            out += _basic_secrets(words[1].strip())
+    if name.lower() == "cookie":
+        for pair in value.split(";"):
+            out += [pair, pair.partition("=")[2]]
+    return out
+
+
+def _url_secrets(url: str) -> list[str]:
+    import base64
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    out: list[str] = []
+    userinfo = parts.netloc.rpartition("@")[0]
+    if userinfo:
+        user, has_password, password = userinfo.partition(":")
+        for raw in (password if has_password else user, userinfo):
+            out += [raw, unquote(raw)]
+        basic = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode("ascii")
+        out += [basic, basic.rstrip("=")]
+    for key, value in parse_qsl(parts.query):
+        if patterns.find(f"?{key}={value}", patterns.SECRET_TYPES):
+            out.append(value)
+    return out
+
+
 def scrub(text: str) -> str:
     """An error text with the secrets it may echo replaced (a server that echoes the request)."""
     out: str = _scrubber().redact(text)
@@ -264,6 +337,7 @@ class ChatClient:
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        register_config_secrets(base_url, headers)  # (before anything can echo them)
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             got = f", got {base_url!r}" if patterns.safe_to_echo(base_url) else " (the value is not shown: it looks like a key)"
             raise ConfigError(f"must be an http(s) URL such as http://127.0.0.1:8000/v1{got}", field="base_url")

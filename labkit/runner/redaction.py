@@ -4,8 +4,9 @@ The ``redaction:`` settings (docs/traces.md) are a run option — ``runner.redac
 in a pipeline config's ``runner:`` section, ``RunnerConfig(redaction=...)``, or the
 ``labkit run`` flags — so they work the same for every pipeline type and for a
 ``module:callable``. The patterns are those of :mod:`labkit.trace.redact`; the keys
-labkit read from the environment (``api_key_env``) are registered with the catalogue
-when the pipeline is loaded, before the manifest is written, so the run's redactor
+labkit read from the environment (``api_key_env``), the configured header values and the
+credentials of a ``base_url`` (:func:`labkit.openai_compat.config_secrets`) are registered with
+the catalogue when the pipeline is loaded, before the manifest is written, so the run's redactor
 replaces them in every file whatever the settings (docs/traces.md "The keys labkit reads").
 An empty ``--redact-types`` is an error: ``--no-redaction`` is the one way to turn it off.
 """
