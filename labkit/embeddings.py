@@ -46,7 +46,9 @@ from labkit.openai_compat import (
     decode_reply,
     post_bounded,
     read_api_key,
+    register_config_secrets,
     reply_error,
+    scrub,
     transport_error,
 )
 from labkit.retry import Backoff, is_retryable, seeded
@@ -127,6 +129,7 @@ class EmbeddingsClient:
         passage_prefix: str = "",
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        register_config_secrets(base_url)  # (the credentials of the URL: before anything can echo them)
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             got = f", got {base_url!r}" if patterns.safe_to_echo(base_url) else " (the value is not shown)"
             raise ConfigError(f"must be an http(s) URL such as http://127.0.0.1:8000/v1{got}", field="base_url")
@@ -165,8 +168,9 @@ class EmbeddingsClient:
         return f"EmbeddingsClient(base_url={self.base_url!r}, model={self.model!r})"
 
     def describe(self) -> dict[str, Any]:
-        """What a manifest records of the embedding model and its prefix convention."""
-        return {"base_url": self.base_url, "model": self.model, "send_input_type": self.send_input_type,
+        """What a manifest and the chunk cache record of the embedding model and its prefix convention
+        (the URL without its secrets: the cache file is written as it is)."""
+        return {"base_url": scrub(self.base_url), "model": self.model, "send_input_type": self.send_input_type,
                 "query_prefix": self.prefixes["query"], "passage_prefix": self.prefixes["passage"]}
 
     def fingerprint(self) -> str:

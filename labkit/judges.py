@@ -475,13 +475,11 @@ class LLMJudge:
     ) -> None:
         if retries < 0:
             raise ConfigError("retries must be >= 0", field="retries")
-        self.base_url = base_url
-        self.model = model
-        self.api_key_env = api_key_env
-        self.timeout_s = timeout_s
-        self.retries = retries
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
+        from labkit.openai_compat import register_config_secrets
+
+        register_config_secrets(base_url)  # (the credentials of its URL, before the manifest records it)
+        self.base_url, self.model, self.api_key_env, self.timeout_s = base_url, model, api_key_env, timeout_s
+        self.retries, self.backoff_s, self.max_backoff_s = retries, backoff_s, max_backoff_s
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.params: dict[str, Any] = {"temperature": 0.0, **dict(params or {})}
         self.faithfulness_prompt = faithfulness_prompt

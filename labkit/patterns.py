@@ -17,8 +17,8 @@ the match is the secret.
 numeric personal-data formats.
 
 Beside the formats, the catalogue holds the secret *values* labkit itself read
-from the environment (:func:`register_secret`: the API key behind an
-``api_key_env``): whatever their format, they are found as ``environment_secret``
+(:func:`register_secret`: the API key behind an ``api_key_env``, the header values
+and URL credentials of an endpoint config): whatever their format, they are found as ``environment_secret``
 and become ``[API_KEY]`` wherever they appear (:func:`redact_literals`).
 """
 

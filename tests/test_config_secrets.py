@@ -12,11 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fake_embeddings import FakeEmbeddings
 from fake_openai import FakeOpenAI
 
 from labkit.cases import as_cases
 from labkit.openai_compat import config_secrets
 from labkit.runner import RunnerConfig, run
+from labkit.trace.redact import Redactor
 
 pytestmark = pytest.mark.usefixtures("time_bound")
 TIME_BOUND_S = 120
@@ -93,3 +95,34 @@ def test_the_literal_secrets_of_a_config() -> None:
 def test_a_token_as_the_user_of_a_url_is_its_secret() -> None:
     assert "ghTokenAsUser0123" in config_secrets("https://ghTokenAsUser0123@git.example/v1")
 
+
+def test_the_llm_judge_registers_the_credentials_of_its_url() -> None:
+    from labkit.judges import LLMJudge
+
+    judge = LLMJudge("http://judgeuser:JudgePassw0rd77@127.0.0.1:9/v1", "m", cache_dir=None)
+    basic = base64.b64encode(b"judgeuser:JudgePassw0rd77").decode()
+    assert Redactor().redact(f"seen JudgePassw0rd77 and {basic}") == "seen [API_KEY] and [API_KEY]"
+    assert "JudgePassw0rd77" not in json.dumps(Redactor().redact(judge.describe()))
+
+
+def test_the_embedding_cache_holds_no_credential_of_the_url(tmp_path: Path) -> None:
+    from labkit.corpus import Corpus
+    from labkit.embeddings import EmbeddingsClient
+    from labkit.pipelines import hybrid as hybrid_mod
+    from labkit.pipelines.hybrid import HybridRetriever
+    from labkit.pipelines.rag import Retriever
+
+    root = tmp_path / "corpus"
+    root.mkdir()
+    (root / "keys.md").write_text("# Keys\n\n## Reset\n\nReset an expired API key in the portal.\n", encoding="utf-8")
+    hybrid_mod._MEMORY.clear()
+    with FakeEmbeddings() as srv:
+        client = EmbeddingsClient(srv.base_url.replace("://", "://embuser:EmbPassw0rd55@"), "sim-embed")
+        hybrid = HybridRetriever(Retriever(Corpus.load(root), top_k=1), client, cache_dir=tmp_path / "cache")
+        hybrid.retrieve("reset a key")
+        assert srv.requests  # the chunks were embedded ...
+    hybrid_mod._MEMORY.clear()
+    assert hybrid.cache_path is not None and hybrid.cache_path.is_file()  # ... and cached
+    basic = base64.b64encode(b"embuser:EmbPassw0rd55").decode()
+    assert _leaks(tmp_path / "cache", ["EmbPassw0rd55", basic]) == []
+    assert Redactor().redact(f"echo {basic}") == "echo [API_KEY]"

@@ -20,8 +20,8 @@ and there they skip the numeric formats (an id or hash can look like a card
 number) but not the secret ones. A field of the same name anywhere else (a
 pipeline output, a tool call, tags) is redacted like any other.
 
-The secret values labkit itself read from the environment (the API key of an
-``api_key_env``, :func:`labkit.patterns.register_secret`) become ``[API_KEY]``
+The secret values labkit itself read (the API key of an ``api_key_env``, the header
+values and URL credentials of an endpoint config, :func:`labkit.patterns.register_secret`) become ``[API_KEY]``
 wherever they appear, whatever their format and whatever the settings.
 
 Extra patterns come from config. With ``capture_content: false`` every string
