@@ -160,3 +160,24 @@ def test_dumps_trace_is_the_standard_librarys_json_for_every_value() -> None:
         line = dumps_trace(r)
         assert line.endswith("\n") and "\n" not in line[:-1]
         assert json.loads(line) == json.loads(json.dumps(r, default=str))
+
+
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    ("latency_ms", 1e300, "at most 10000000000"),
+    ("cost_usd", 2e9, "at most 1000000000 (USD"),
+    ("latency_ms", float("inf"), "finite"),
+    ("latency_ms", -5, ">= 0"),
+    ("cost_usd", float("inf"), "finite"),
+    ("ts_start", 1e308, "year 9999"),
+    ("ts_end", 253402300800.0, "year 9999"),
+    ("ts_start", -1.0, ">= 0"),
+    ("ts_start", "2024-01-01T00:00:00Z", "number"),
+])
+def test_a_number_out_of_its_range_is_refused_naming_field_and_reason(field: str, value: object, reason: str) -> None:
+    """1e300 ms of latency and a start past year 9999 passed validation (1e999 decodes to inf too)."""
+    with pytest.raises(DatasetError) as ei:
+        normalize_trace({"trace_id": "t1", field: value}, line=3, path="traces.jsonl")
+    (p,) = ei.value.problems
+    assert p.line == 3 and p.field == field and reason in p.reason, p
+    for ok in (0, 0.5, *((1700000000.0,) if field.startswith("ts") else ())):
+        assert normalize_trace({"trace_id": "t1", field: ok})[field] == ok

@@ -38,6 +38,7 @@ from typing import Any, TypeGuard
 from labkit.cases import EvalCase
 from labkit.errors import DatasetError, Problem
 from labkit.io import iter_jsonl, loads_line
+from labkit.resultline import MAX_COST_USD, MAX_LATENCY_MS
 
 SCHEMA_VERSION = 1
 
@@ -88,6 +89,20 @@ FIELDS: tuple[str, ...] = (
 )
 
 ROOT_OPERATION = "invoke_workflow"
+
+#: Unix seconds of 9999-12-31T23:59:59Z: a later time is no date (a clock gives none past year 9999).
+LAST_TIME = 253402300799.0
+_YEAR = " (unix seconds of 9999-12-31T23:59:59Z: a later time is past year 9999)"
+#: The range of each number a record holds (ends included), and why its upper end: the one statement of
+#: them. latency_ms and cost_usd are bounded as a results line's are (labkit.resultline, docs/formats.md).
+#: The validator refuses a number outside its range or not finite (1e999 decodes to inf); the trace
+#: store's views read such a number as null (labkit.trace.schema).
+NUMBER_RANGES: dict[str, tuple[float, float, str]] = {
+    "latency_ms": (0.0, MAX_LATENCY_MS, " (about 115 days, as a results line: beyond it a value is no measurement)"),
+    "cost_usd": (0.0, MAX_COST_USD, " (USD per case, as a results line: beyond it a value is no measurement)"),
+    "ts_start": (0.0, LAST_TIME, _YEAR), "ts_end": (0.0, LAST_TIME, _YEAR),
+    "faithfulness": (0.0, 1.0, ""),
+}
 
 
 _sha256 = hashlib.sha256
@@ -404,42 +419,16 @@ def _child_spans(
 
 _DEFAULTS: dict[str, Any] = {
     "schema_version": 0,  # 0 = the flat record of the course module
-    "span_id": None,
-    "run_id": None,
-    "case_id": None,
+    **dict.fromkeys(("span_id", "run_id", "case_id", "session_id", "ts_start", "ts_end", "operation", "provider",
+                     "model", "prompt_version", "pipeline", "config_hash", "status", "error", "error_type",
+                     "latency_ms", "input", "output", "cost_usd", "faithfulness", "feedback", "environment",
+                     "release", "answered_by", "simulated")),
     "attempt": 1,
-    "session_id": None,
-    "ts_start": None,
-    "ts_end": None,
-    "operation": None,
-    "provider": None,
-    "model": None,
-    "prompt_version": None,
-    "pipeline": None,
-    "config_hash": None,
-    "status": None,
-    "error": None,
-    "error_type": None,
-    "latency_ms": None,
-    "input": None,
-    "output": None,
-    "retrieved_chunks": [],
-    "retrieved": [],
-    "citations": [],
-    "tool_calls": [],
+    "retrieved_chunks": [], "retrieved": [], "citations": [], "tool_calls": [], "spans": [],
     "usage": {"input_tokens": 0, "output_tokens": 0},
-    "cost_usd": None,
-    "faithfulness": None,
-    "scores": {},
+    "scores": {}, "tags": {},
     "guardrails": {"pii_redacted": False, "injection_flag": False, "violations": []},
-    "feedback": None,
-    "environment": None,
-    "release": None,
-    "tags": {},
     "from_cache": False,
-    "answered_by": None,
-    "simulated": None,
-    "spans": [],
 }
 
 
@@ -459,15 +448,14 @@ def _check(obj: Mapping[str, Any], line: int | None) -> list[Problem]:
     st = obj.get("status")
     if st is not None and st not in STATUSES:
         bad("status", f"unknown status {st!r} (known: {', '.join(STATUSES)})")
-    for key in ("latency_ms", "cost_usd", "ts_start", "ts_end"):
+    for key, (lo, hi, why) in NUMBER_RANGES.items():
         v = obj.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
             bad(key, f"must be a number or null, got {type(v).__name__}")
-        elif isinstance(v, int | float) and key in ("latency_ms", "cost_usd") and v < 0:
-            bad(key, "must be >= 0")
-    f = obj.get("faithfulness")
-    if f is not None and (isinstance(f, bool) or not isinstance(f, int | float) or not 0 <= f <= 1):
-        bad("faithfulness", "must be a number in [0, 1] or null")
+        elif v is not None and not math.isfinite(v):
+            bad(key, f"must be a finite number, got {v!r}")
+        elif v is not None and not lo <= v <= hi:
+            bad(key, f"must be >= {lo:g}" if v < lo else f"must be at most {hi:.15g}{why}")
     rc = obj.get("retrieved_chunks")
     if rc is not None and (not isinstance(rc, list) or not all(isinstance(x, str) for x in rc)):
         bad("retrieved_chunks", "must be a list of strings")
