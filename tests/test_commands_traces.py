@@ -162,3 +162,36 @@ def test_an_option_of_another_action_is_a_usage_error(tmp_path, capsys, args: li
     assert main(["traces", *(a.format(run=run) for a in args)]) == 2
     err = capsys.readouterr().err
     assert f"{flag} is an option of {action}" in err and "Traceback" not in err and err.count("\n") == 1, err
+
+
+_OUT_OF_RANGE = ('{"trace_id":"t1","case_id":"c1","status":"ok","latency_ms":5,"ts_start":10}\n'
+                 '{"trace_id":"n1","case_id":"x1","status":"ok","latency_ms":NaN,"ts_start":11}\n'
+                 '{"trace_id":"n2","case_id":"x2","status":"ok","latency_ms":-5,"ts_start":"yesterday"}\n'
+                 '{"trace_id":"n3","case_id":"x3","status":"ok","latency_ms":1e300,"ts_start":1e308}\n'
+                 '{"trace_id":"n4","case_id":"x4","status":"ok","latency_ms":"7","ts_start":"2024-01-01T00:00:00Z"}\n'
+                 '{"trace_id":"n5","case_id":"x5","status":"ok","latency_ms":1e999,"cost_usd":-1,"ts_start":12}\n')
+
+
+def test_a_number_the_trace_schema_refuses_is_null_in_the_view_and_its_line_named(tmp_path, capsys) -> None:
+    """Lines listed as invalid (a NaN, a negative latency) still gave max NaN and min -5.0; a string
+    latency read as 7, a start in year 10000 and 1e300 ms as values, and none of it was warned of."""
+    run = _one_run(tmp_path, _OUT_OF_RANGE.rstrip("\n"))
+    sql = ("select count(*) n, count(latency_ms) lat, max(latency_ms) mx, min(latency_ms) mn, count(ts_start) ts, "
+           "max(ts_start) mts, count(cost_usd) cost, count(*) filter (where isnan(latency_ms)) nan from traces")
+    assert main(["traces", str(run), "--sql", sql, "--format", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == [{"n": 6, "lat": 1, "mx": 5.0, "mn": 5.0, "ts": 3, "mts": 12.0, "cost": 0, "nan": 0}]
+    (warning,) = [x for x in err.splitlines() if "warning" in x]
+    assert str(run / "traces.jsonl") in warning and "5 line(s)" in warning, err
+    assert "read as null" in warning and "line 2" in warning and "line 3" in warning, err
+    assert "skipped or read with empty fields" not in warning
+
+
+def test_compaction_keeps_no_number_the_trace_schema_refuses(tmp_path, capsys) -> None:
+    run = _one_run(tmp_path, _OUT_OF_RANGE.rstrip("\n"))
+    assert main(["traces", "compact", str(run)]) == 0
+    import duckdb
+
+    got = duckdb.sql(f"select count(latency_ms), count(ts_start), max(latency_ms) from "
+                     f"read_parquet('{run / 'traces.parquet'}')").fetchall()
+    assert got == [(1, 3, 5.0)]

@@ -12,6 +12,7 @@ from typing import Any
 
 from labkit.errors import DatasetError, LabkitError, Problem
 from labkit.runs import RunDir, csv_unsafe_sql
+from labkit.trace.record import NUMBER_RANGES
 from labkit.trace.sql import (
     FEEDBACK_COLUMNS,
     FEEDBACK_FILE,
@@ -23,31 +24,59 @@ from labkit.trace.sql import (
 )
 
 
-def raw_select(jsonl_files: Sequence[Path], parquet_files: Sequence[Path], *, with_file: bool = False) -> str:
+def _number(col: str, *, json: bool) -> str:
+    """The SQL of a number of :data:`~labkit.trace.record.NUMBER_RANGES` as the views read it: the
+    value when the trace schema accepts it, else null (NaN, an infinity, a value out of its range;
+    ``json``: a column read as JSON, whose text, boolean or object is no number either)."""
+    lo, hi, _ = NUMBER_RANGES[col]
+    c = sql_ident(col)
+    v = f"CAST({c} AS DOUBLE)"
+    typed = f"json_type({c}) IN ('BIGINT', 'UBIGINT', 'DOUBLE') AND " if json else ""
+    return f"CASE WHEN {typed}isfinite({v}) AND {v} BETWEEN {lo!r} AND {hi!r} THEN {v} END"
+
+
+def _refused(*, json: bool) -> str:
+    """The SQL of whether a row holds a number the trace schema refuses (read as null by the views)."""
+    given = "{c} IS NOT NULL AND json_type({c}) <> 'NULL'" if json else "{c} IS NOT NULL"
+    return "(" + " OR ".join(f"({given.format(c=sql_ident(c))} AND {_number(c, json=json)} IS NULL)"
+                             for c in NUMBER_RANGES) + ")"
+
+
+def raw_select(jsonl_files: Sequence[Path], parquet_files: Sequence[Path], *, with_file: bool = False,
+               with_refused: bool = False) -> str:
     """The union of every trace file as rows of TRACE_COLUMNS plus ``run_dir`` (and, ``with_file``,
-    ``source_file``: the file each row was read from, as given)."""
+    ``source_file``: the file each row was read from, as given; ``with_refused``, ``refused``: whether
+    the row held a number the trace schema refuses). A number of NUMBER_RANGES is read as null unless
+    the trace schema accepts it: no NaN, infinity, negative latency or year past 9999 in any view."""
     parts: list[str] = []
-    cols = ", ".join(
-        f"CAST({sql_ident(c)} AS {t}) AS {sql_ident(c)}" for c, t in TRACE_COLUMNS.items()
-    ) + (", filename AS source_file" if with_file else "")
+
+    def cols(json: bool) -> str:
+        return ", ".join(
+            f"{_number(c, json=json) if c in NUMBER_RANGES else f'CAST({sql_ident(c)} AS {t})'} AS {sql_ident(c)}"
+            for c, t in TRACE_COLUMNS.items()
+        ) + (", filename AS source_file" if with_file else "") + (
+            f", {_refused(json=json)} AS refused" if with_refused else "")
+
     run_dir = r"regexp_extract(filename, '([^/\\]+)[/\\][^/\\]+$', 1)"
     if jsonl_files:
         files = "[" + ", ".join(sql_literal(str(p)) for p in jsonl_files) + "]"
+        read = {c: "JSON" if c in NUMBER_RANGES else t for c, t in TRACE_COLUMNS.items()}  # (typed by _number)
         parts.append(
-            f"SELECT {cols}, {run_dir} AS run_dir FROM read_json({files}, "
-            f"columns={sql_struct(TRACE_COLUMNS)}, format='newline_delimited', "
+            f"SELECT {cols(True)}, {run_dir} AS run_dir FROM read_json({files}, "
+            f"columns={sql_struct(read)}, format='newline_delimited', "
             "ignore_errors=true, filename=true, maximum_object_size=67108864)"
         )
     if parquet_files:
         files = "[" + ", ".join(sql_literal(str(p)) for p in parquet_files) + "]"
         parts.append(
-            f"SELECT {cols}, coalesce(run_dir, {run_dir}) AS run_dir "
+            f"SELECT {cols(False)}, coalesce(run_dir, {run_dir}) AS run_dir "
             f"FROM read_parquet({files}, filename=true, union_by_name=true)"
         )
     if not parts:
         empty = ", ".join(f"CAST(NULL AS {t}) AS {sql_ident(c)}" for c, t in TRACE_COLUMNS.items())
         file = ", CAST(NULL AS VARCHAR) AS source_file" if with_file else ""
-        return f"SELECT {empty}, CAST(NULL AS VARCHAR) AS run_dir{file} WHERE false"
+        flag = ", false AS refused" if with_refused else ""
+        return f"SELECT {empty}{file}{flag}, CAST(NULL AS VARCHAR) AS run_dir WHERE false"
     return " UNION ALL ".join(parts)
 
 

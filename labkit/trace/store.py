@@ -253,16 +253,27 @@ class TraceStore:
                 out.append((jsonl[file], problems))
         return out
 
+    def refused_lines(self) -> int:
+        """Rows holding a number the trace schema refuses, which queries read as null (a NaN, a
+        negative latency, a time past year 9999, a text where a number belongs). One count."""
+        sql = f"SELECT count(*) FROM ({raw_select(self.jsonl_files, self.parquet_files, with_refused=True)}) " \
+              "WHERE trace_id IS NOT NULL AND refused"
+        return int(self.con.execute(sql).fetchall()[0][0])
+
     def skipped_warning(self, shown: int = 3) -> str | None:
-        """One line naming each trace file with lines queries skip or read with empty fields, how many
-        and the first ``shown`` of them; None when there are none (one count, no scan in Python)."""
-        if not self.jsonl_files or self.skipped_lines() <= sum(map(has_torn_tail, self.jsonl_files)):
+        """One line naming each trace file with lines that are no valid trace, how many, the first
+        ``shown`` of them and what queries do with them (skip a line with no trace_id, read a number
+        the trace schema refuses as null); None when there are none. The lines are read in Python only
+        when a count says some are skipped or hold such a number."""
+        if not self.jsonl_files or (self.skipped_lines() <= sum(map(has_torn_tail, self.jsonl_files))
+                                    and not self.refused_lines()):
             return None  # (none, or only the last lines still being written)
         parts = []
         for path, problems in self.invalid_lines():
             lines = "; ".join(str(p) for p in problems[:shown]) + (" …" if len(problems) > shown else "")
-            parts.append(f"{path}: {len(problems)} line(s) not valid traces, skipped or read with empty fields "
-                         f"({lines})")
+            n = len({p.line for p in problems})
+            parts.append(f"{path}: {n} line(s) not valid traces ({lines}): queries skip a line with no trace_id; "
+                         "a number the trace schema refuses is read as null, the other fields as written")
         return "warning: " + "; ".join(parts) if parts else None
 
     def summary(self) -> pd.DataFrame:
