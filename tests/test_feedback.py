@@ -148,3 +148,52 @@ def test_cli_feedback_rating_is_an_ascii_whole_number(run: Path, capsys: pytest.
     assert main(["feedback", _tid(run, 4), "--run", str(run), "--rating", text]) == 2
     assert f"not a rating: {text!r}" in capsys.readouterr().err
     assert not (run / "feedback.jsonl").exists() or _tid(run, 4) not in (run / "feedback.jsonl").read_text()
+
+
+def _tampered(run: Path) -> str:
+    """One recorded rating (4), then the lines another writer appended by hand."""
+    tid = _tid(run)
+    record_feedback(run, tid, 4, "ok", ts=5.0)
+    with open(run / "feedback.jsonl", "a", encoding="utf-8") as f:
+        f.write(f'{{"feedback_id":"fb-z","trace_id":"{tid}","rating":99,"ts":1.0}}\n'
+                f'{{"feedback_id":"fb-w","trace_id":"{tid}","rating":-50}}\n'
+                f'{{"trace_id":"{tid}","rating":"5","ts":"yesterday"}}\n'
+                "not json\n"
+                f'{{"rating":3,"rating":1,"trace_id":"{tid}"}}\n'
+                '{"rating":2,"ts":3.0}\n')
+    return tid
+
+
+def test_a_query_leaves_out_each_invalid_feedback_line_and_names_it(run: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Out-of-range and string ratings were counted (avg 10.67 of ratings 1 to 5), a line that did not
+    parse was dropped, a duplicate key read as its first value: all without a word."""
+    from labkit.cli import main
+
+    tid = _tampered(run)
+    sql = "select count(*) n, avg(rating) a, min(rating) mn, max(rating) mx from feedback"
+    assert main(["traces", str(run), "--sql", sql, "--format", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == [{"n": 1, "a": 4.0, "mn": 4.0, "mx": 4.0}]
+    (warning,) = [x for x in err.splitlines() if "feedback.jsonl" in x]
+    assert str(run / "feedback.jsonl") in warning and "6 line(s)" in warning, err
+    for needle in ("line 2 field 'rating'", "line 3 field 'rating'", "line 4 field 'rating'", "left out"):
+        assert needle in warning, (needle, warning)
+    assert main(["traces", str(run), "--sql", f"select feedback_n, feedback_rating from traces where trace_id = '{tid}'",
+                 "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"feedback_n": 1, "feedback_rating": 4.0}]
+    assert main(["traces", "checklist", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "1 feedback records" in out and "6 feedback line(s) not valid" in out, out
+
+
+def test_load_feedback_refuses_an_invalid_line_naming_file_line_and_field(run: Path) -> None:
+    """load_feedback skipped a line that did not parse and returned an out-of-range rating as given."""
+    from labkit.errors import DatasetError
+
+    _tampered(run)
+    with pytest.raises(DatasetError) as ei:
+        load_feedback(run)
+    assert ei.value.path == str(run / "feedback.jsonl")
+    got = [(p.line, p.field) for p in ei.value.problems]
+    assert got == [(2, "rating"), (3, "rating"), (4, "rating"), (4, "ts"), (5, None), (6, None), (7, "trace_id")], got

@@ -8,7 +8,6 @@ time t reads each request's latest rating given before t (:class:`Rated`).
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -136,11 +135,11 @@ def check_traffic_files(traces: Iterable[Path], feedback: Iterable[Path]) -> Non
     """A DatasetError naming file, line and field for what the experiment would otherwise average in
     or drop silently: a line that does not parse, a trace record the trace schema refuses (a negative,
     non-finite or out-of-range cost_usd, latency_ms or ts_start, ...), a trace_id recorded
-    twice in a file, a feedback rating that is not an integer from 1 to 5 or a ts that is no finite
-    number. (A trace_id in two files,
+    twice in a file, a feedback line its validator refuses (labkit.trace.feedback.feedback_problems:
+    a rating that is not an integer from 1 to 5, a ts that is no finite number, ...). (A trace_id in two files,
     a copy or an archive of a run, the trace store refuses when it opens them:
     :class:`labkit.trace.store.TraceStore`.)"""
-    from labkit.trace.feedback import RATING_MAX, RATING_MIN
+    from labkit.trace.feedback import feedback_rows
     from labkit.trace.record import normalize_trace
 
     for path in traces:
@@ -162,14 +161,8 @@ def check_traffic_files(traces: Iterable[Path], feedback: Iterable[Path]) -> Non
             raise DatasetError(str(path), problems)
     for path in feedback:
         problems = []
-        for n, obj in jsonl_objects(path, problems) if path.is_file() else ():
-            r, ts = obj.get("rating"), obj.get("ts")
-            if r is not None and (isinstance(r, bool) or not isinstance(r, int) or not RATING_MIN <= r <= RATING_MAX):
-                problems.append(Problem(n, "rating", f"must be an integer from {RATING_MIN} to {RATING_MAX}, "
-                                        f"got {r!r}"))
-            if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts)):
-                problems.append(Problem(n, "ts", f"must be a finite number (epoch seconds) or null, got {ts!r}: "
-                                        "a rating counts from the time it was given"))
+        if path.is_file():
+            feedback_rows(path, problems, torn_tail_ok=False)
         if problems:
             raise DatasetError(str(path), problems)
 

@@ -90,6 +90,7 @@ def observability_checklist(
                FROM (SELECT unnest(CAST(tool_calls AS JSON[])) AS tc FROM traces_raw)"""
         ).iloc[0]
         n_feedback = int(st.query("SELECT count(*) AS n FROM feedback").iloc[0]["n"])
+        bad_feedback = [f"{path}: {p}" for path, problems in st.feedback_problems for p in problems]
         frame = st.query("SELECT ts_start, ts_end, latency_ms, cost_usd, status, from_cache, "
                          "model, prompt_version, pipeline, run_dir FROM traces") if alert_rules_path else None
 
@@ -126,8 +127,11 @@ def observability_checklist(
                          "record feedback with labkit feedback TRACE_ID --run RUN_DIR --rating N", share=None, n=0))
     else:
         wf = int(counts["with_feedback"])
+        n_bad = sum(len({p.line for p in problems}) for _, problems in st.feedback_problems)
+        bad = (f"; {n_bad} feedback line(s) not valid, not counted ({'; '.join(bad_feedback[:3])}"
+               f"{' …' if len(bad_feedback) > 3 else ''})") if bad_feedback else ""
         out.append(_item(USER_FEEDBACK, "pass" if n_feedback > 0 else "fail",
-                         f"{n_feedback} feedback records on {wf}/{n} traces ({wf / n:.0%})",
+                         f"{n_feedback} feedback records on {wf}/{n} traces ({wf / n:.0%}){bad}",
                          "capture user ratings: labkit feedback TRACE_ID --run RUN_DIR --rating N",
                          share=round(wf / n, 4), n=n))
 

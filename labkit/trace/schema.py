@@ -15,7 +15,6 @@ from labkit.runs import RunDir, csv_unsafe_sql
 from labkit.trace.record import NUMBER_RANGES
 from labkit.trace.sql import (
     FEEDBACK_COLUMNS,
-    FEEDBACK_FILE,
     SCORES_FILE,
     TRACE_COLUMNS,
     sql_ident,
@@ -96,12 +95,12 @@ def shared_trace_ids(con: Any, jsonl_files: Sequence[Path], parquet_files: Seque
 
 def build_views(con: Any, *, run_dirs: Sequence[Path], jsonl_files: Sequence[Path],
                 parquet_files: Sequence[Path]) -> list[str]:
-    """Create the views ``traces_all``, ``traces_raw``, ``feedback``, ``scores``, ``scores_wide``,
-    ``runs`` and ``traces`` on ``con``; returns the per-case metric columns of the scores files."""
+    """Create the views ``traces_all``, ``traces_raw``, ``scores``, ``scores_wide``, ``runs`` and
+    ``traces`` on ``con`` (the ``feedback`` table made first: :func:`build_feedback`); returns the
+    per-case metric columns of the scores files."""
     # raw records (lines that did not parse have no trace_id and are dropped)
     con.execute(f"CREATE OR REPLACE VIEW traces_all AS {raw_select(jsonl_files, parquet_files)}")
     con.execute("CREATE OR REPLACE VIEW traces_raw AS SELECT * FROM traces_all WHERE trace_id IS NOT NULL")
-    build_feedback(con, run_dirs)
     metric_columns = build_scores(con, run_dirs)
     build_runs(con, run_dirs)
     score_cols: list[str] = []
@@ -152,24 +151,21 @@ def build_views(con: Any, *, run_dirs: Sequence[Path], jsonl_files: Sequence[Pat
     return metric_columns
 
 
-def build_feedback(con: Any, run_dirs: Sequence[Path]) -> None:
-    """The ``feedback`` view: every line of every run's feedback.jsonl."""
-    files = [d / FEEDBACK_FILE for d in run_dirs if (d / FEEDBACK_FILE).exists()]
+def build_feedback(con: Any, rows: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    """The ``feedback`` table: ``rows``, (run folder name, feedback line) of each valid line of the
+    runs' feedback.jsonl (labkit.trace.feedback.read_feedback_files: a line that is no valid feedback
+    is not one of them), typed as FEEDBACK_COLUMNS."""
+    import pandas as pd
+
+    df = pd.DataFrame([{**{c: obj.get(c) for c in FEEDBACK_COLUMNS}, "run_dir": run_dir} for run_dir, obj in rows],
+                      columns=[*FEEDBACK_COLUMNS, "run_dir"], dtype=object)
     cols = ", ".join(f"CAST({sql_ident(c)} AS {t}) AS {sql_ident(c)}" for c, t in FEEDBACK_COLUMNS.items())
-    if files:
-        lst = "[" + ", ".join(sql_literal(str(p)) for p in files) + "]"
-        con.execute(
-            f"""CREATE OR REPLACE VIEW feedback AS
-            SELECT {cols}, regexp_extract(filename, '([^/\\\\]+)[/\\\\][^/\\\\]+$', 1) AS run_dir
-            FROM read_json({lst}, columns={sql_struct(FEEDBACK_COLUMNS)},
-                           format='newline_delimited', ignore_errors=true, filename=true)
-            WHERE trace_id IS NOT NULL"""
-        )
-    else:
-        empty = ", ".join(f"CAST(NULL AS {t}) AS {sql_ident(c)}" for c, t in FEEDBACK_COLUMNS.items())
-        con.execute(
-            f"CREATE OR REPLACE VIEW feedback AS SELECT {empty}, CAST(NULL AS VARCHAR) AS run_dir WHERE false"
-        )
+    con.register("feedback_df", df)
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE feedback AS SELECT {cols}, CAST(run_dir AS VARCHAR) AS run_dir "
+                    "FROM feedback_df")
+    finally:
+        con.unregister("feedback_df")
 
 
 def build_scores(con: Any, run_dirs: Sequence[Path]) -> list[str]:

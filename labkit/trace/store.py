@@ -23,7 +23,8 @@ Tables and views every query can use (``labkit traces RUN_DIR... --sql``):
     column; ``faithfulness`` is the scored value when there is one), and the
     latest user feedback ``feedback_rating`` / ``feedback_comment``.
 ``feedback``
-    every line of every ``<run>/feedback.jsonl``.
+    every valid line of every ``<run>/feedback.jsonl`` (re-read when a file changes; a line that
+    is no valid feedback is left out and named: :meth:`TraceStore.skipped_warning`).
 ``scores``
     the per-case rows of every ``scores.csv`` with ``run_dir``.
 ``runs``
@@ -41,8 +42,9 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.errors import ConfigError, DatasetError, Problem
 from labkit.paths import has_torn_tail
-from labkit.trace.schema import build_views, raw_select, shared_trace_ids
+from labkit.trace.schema import build_feedback, build_views, raw_select, shared_trace_ids
 from labkit.trace.sql import (
+    FEEDBACK_FILE,
     PARQUET_FILE,
     SCORES_FILE,
     TRACE_COLUMNS,
@@ -90,6 +92,9 @@ class TraceStore:
         for src in self.sources:
             self._add_source(src)
         self._metric_columns: list[str] = []
+        self._feedback_seen: tuple[tuple[str, int, int, int], ...] | None = None
+        #: (file, problems) of each feedback.jsonl with lines that are no valid feedback (left out)
+        self.feedback_problems: list[tuple[Path, list[Problem]]] = []
         self._build()
         if len(self.sources) > 1:
             self._check_each_trace_once()
@@ -174,7 +179,21 @@ class TraceStore:
         head = f"reading {n_pq} run(s) from {PARQUET_FILE}, " if n_pq else "reading "
         return f"{head}{len(self.read_from) - n_pq} run(s) from {TRACES_FILE} ({slow})"
 
+    def _sync_feedback(self) -> None:
+        """The ``feedback`` table made again from the runs' feedback.jsonl when one changed (size,
+        time or file) since it was made: only valid lines, each other line in :attr:`feedback_problems`."""
+        from labkit.trace.feedback import read_feedback_files
+
+        files = [f for f in (d / FEEDBACK_FILE for d in self.run_dirs) if f.is_file()]
+        seen = tuple((str(f), s.st_size, s.st_mtime_ns, s.st_ino) for f in files for s in (f.stat(),))
+        if seen != self._feedback_seen:
+            rows, self.feedback_problems = read_feedback_files(files)
+            build_feedback(self.con, rows)
+            self._feedback_seen = seen
+
     def _build(self) -> None:
+        self._feedback_seen = None
+        self._sync_feedback()
         self._metric_columns = build_views(self.con, run_dirs=self.run_dirs, jsonl_files=self.jsonl_files,
                                            parquet_files=self.parquet_files)
 
@@ -186,6 +205,7 @@ class TraceStore:
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         """Run SQL over ``traces``, ``feedback``, ``scores`` and ``runs``; a DataFrame."""
+        self._sync_feedback()
         return run_query(self.con, sql, params)
 
     def refresh(self) -> None:
@@ -263,17 +283,22 @@ class TraceStore:
     def skipped_warning(self, shown: int = 3) -> str | None:
         """One line naming each trace file with lines that are no valid trace, how many, the first
         ``shown`` of them and what queries do with them (skip a line with no trace_id, read a number
-        the trace schema refuses as null); None when there are none. The lines are read in Python only
-        when a count says some are skipped or hold such a number."""
-        if not self.jsonl_files or (self.skipped_lines() <= sum(map(has_torn_tail, self.jsonl_files))
-                                    and not self.refused_lines()):
-            return None  # (none, or only the last lines still being written)
+        the trace schema refuses as null), and each feedback.jsonl with lines that are no valid
+        feedback (left out); None when there are none. Trace lines are read in Python only when a
+        count says some are skipped or hold such a number."""
+        def some(problems: list[Problem], what: str) -> str:
+            first = "; ".join(str(p) for p in problems[:shown]) + (" …" if len(problems) > shown else "")
+            return f"{len({p.line for p in problems})} line(s) {what} ({first})"
+
         parts = []
-        for path, problems in self.invalid_lines():
-            lines = "; ".join(str(p) for p in problems[:shown]) + (" …" if len(problems) > shown else "")
-            n = len({p.line for p in problems})
-            parts.append(f"{path}: {n} line(s) not valid traces ({lines}): queries skip a line with no trace_id; "
-                         "a number the trace schema refuses is read as null, the other fields as written")
+        if self.jsonl_files and (self.skipped_lines() > sum(map(has_torn_tail, self.jsonl_files))
+                                 or self.refused_lines()):  # (else none, or only last lines still being written)
+            parts += [f"{path}: {some(problems, 'not valid traces')}: queries skip a line with no trace_id; "
+                      "a number the trace schema refuses is read as null, the other fields as written"
+                      for path, problems in self.invalid_lines()]
+        self._sync_feedback()
+        parts += [f"{path}: {some(problems, 'not valid feedback')}: left out of the feedback table and "
+                  "of traces.feedback_rating, feedback_comment and feedback_n" for path, problems in self.feedback_problems]
         return "warning: " + "; ".join(parts) if parts else None
 
     def summary(self) -> pd.DataFrame:
