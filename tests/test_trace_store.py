@@ -26,6 +26,11 @@ TIME_BOUND_S = 90
 
 
 def _scores(run: Path, rows: list[dict[str, object]]) -> None:
+    """A hand-made scores.csv with the scoring record labkit score writes (the hashes of the run's
+    scored files), which the store verifies before it serves the scores."""
+    from labkit.io import file_hash
+    from labkit.scoring import SCORED_FILES
+
     cols = ["case_id", "faithfulness", "faithfulness_reason", "retrieval_hit_rate", "retrieval_hit_rate_reason",
             "latency_ms", "task_success"]
     with open(run / "scores.csv", "w", newline="") as f:
@@ -33,6 +38,12 @@ def _scores(run: Path, rows: list[dict[str, object]]) -> None:
         w.writeheader()
         for r in rows:
             w.writerow(r)
+    for name in ("results.jsonl", "metrics.json"):
+        if not (run / name).exists():
+            (run / name).write_text("")
+    man = json.loads((run / "manifest.json").read_text()) if (run / "manifest.json").exists() else {}
+    man["scoring"] = {"sha256": {name: file_hash(run / name) for name in SCORED_FILES}}
+    (run / "manifest.json").write_text(json.dumps(man))
 
 
 @pytest.fixture()
@@ -40,11 +51,11 @@ def two_runs(tmp_path: Path) -> tuple[Path, Path]:
     a, b = tmp_path / "base", tmp_path / "var"
     write_synthetic_run(a, 100, seed=1)
     write_synthetic_run(b, 100, seed=2)
+    (a / "manifest.json").write_text(json.dumps({"run_id": "base-run", "created_at": "2026-01-01T00:00:00+00:00",
+                                                 "pipeline": {"name": "baseline"}}))
     _scores(a, [{"case_id": f"case-{k:07d}", "faithfulness": "" if k == 0 else (1.0 if k % 2 else 0.5),
                  "faithfulness_reason": "no_claims" if k == 0 else "", "retrieval_hit_rate": 0 if k % 10 == 3 else 1,
                  "latency_ms": 5, "task_success": "True" if k % 2 else "False"} for k in range(100)])
-    (a / "manifest.json").write_text(json.dumps({"run_id": "base-run", "created_at": "2026-01-01T00:00:00+00:00",
-                                                 "pipeline": {"name": "baseline"}}))
     return a, b
 
 
@@ -497,3 +508,22 @@ def test_a_run_folder_renamed_after_compaction_is_named_as_it_is_now(tmp_path: P
     with TraceStore(run) as st:
         assert st.parquet_files and not st.jsonl_files
         assert st.query("SELECT DISTINCT run_dir FROM traces")["run_dir"].tolist() == ["after"]
+
+
+def test_a_scores_csv_edited_after_scoring_is_refused_with_the_reason(formula_like_run: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The scores view read a tampered scores.csv (its average 0.0, no warning) where gate, compare
+    and the rest refuse it by its scoring record (labkit.scoring.verify_scored)."""
+    from labkit.cli import main
+    from labkit.errors import RunDirError
+
+    with TraceStore([formula_like_run]) as st:  # as scored: served
+        assert st.query("SELECT avg(task_success_rate) AS m FROM scores")["m"][0] == 1.0
+    p = formula_like_run / "scores.csv"
+    p.write_text(p.read_text().replace(",1.0,", ",0.0,").replace(",1,", ",0,"))
+    with pytest.raises(RunDirError, match=r"changed after scoring.*scores\.csv"):
+        TraceStore([formula_like_run])
+    assert main(["traces", str(formula_like_run), "--sql", "select avg(task_success_rate) from scores"]) == 2
+    out, err = capsys.readouterr()
+    (line,) = [x for x in err.splitlines() if x.strip()][-1:]
+    assert out == "" and "changed after scoring" in line and "labkit score" in line, err

@@ -169,13 +169,18 @@ def build_feedback(con: Any, rows: Sequence[tuple[str, Mapping[str, Any]]]) -> N
 
 
 def build_scores(con: Any, run_dirs: Sequence[Path]) -> list[str]:
-    """The ``scores`` and ``scores_wide`` views over the runs' scores.csv; returns the metric columns."""
+    """The ``scores`` and ``scores_wide`` views over the runs' scores.csv; returns the metric columns.
+    A scores.csv that is not the one its run's scoring wrote is refused (labkit.scoring.verify_scored:
+    a RunDirError with its one-line reason), as a gate or a comparison refuses it."""
+    from labkit.scoring import verify_scored
+
     metrics: list[str] = []
     selects: list[str] = []
     for d in run_dirs:
         p = d / SCORES_FILE
         if not p.exists():
             continue
+        verify_scored(d)
         with open(p, newline="", encoding="utf-8") as f:
             header = next(csv.reader(f), [])
         if "case_id" not in header:

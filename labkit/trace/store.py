@@ -26,7 +26,8 @@ Tables and views every query can use (``labkit traces RUN_DIR... --sql``):
     every valid line of every ``<run>/feedback.jsonl`` (re-read when a file changes; a line that
     is no valid feedback is left out and named: :meth:`TraceStore.skipped_warning`).
 ``scores``
-    the per-case rows of every ``scores.csv`` with ``run_dir``.
+    the per-case rows of every ``scores.csv`` with ``run_dir``; a scores.csv that fails
+    :func:`labkit.scoring.verify_scored` (edited after scoring) is refused when the store opens.
 ``runs``
     one row per run: run_dir, run_id, created_at, pipeline, dataset fingerprint,
     n_cases, path.
