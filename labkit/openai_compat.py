@@ -193,7 +193,7 @@ def read_api_key(api_key_env: object) -> str:
 
 def config_secrets(base_url: object = None, headers: Mapping[str, object] | None = None) -> list[str]:
     """The literal secrets of an endpoint config, in the forms a server may echo them: each header
-    value (for an Authorization-like header also its credential without the scheme word, and a
+    value but those of :data:`_DESCRIPTIVE_HEADERS` (for an Authorization-like header also its credential without the scheme word, and a
     Basic one decoded as ``user:password`` and the password; each ``name=value`` of a Cookie
     header and its value); the credentials of the URL (``user:password@``, raw and
     percent-decoded, the password, the Basic credential httpx sends for them, with and without its
@@ -201,9 +201,15 @@ def config_secrets(base_url: object = None, headers: Mapping[str, object] | None
     parameters the catalogue finds as secrets (``?api_key=...``)."""
     out = _url_secrets(base_url) if isinstance(base_url, str) else []
     for name, value in (headers or {}).items():
-        if isinstance(value, str):
+        if isinstance(value, str) and str(name).lower() not in _DESCRIPTIVE_HEADERS:
             out += _header_secrets(str(name), value.strip())
     return list(dict.fromkeys(v.strip() for v in out if v.strip()))
+
+
+#: Headers that say what a request is and wants, not who sends it: their values are no secret (a
+#: configured Accept: application/json would otherwise hide every "application/json" of every answer).
+_DESCRIPTIVE_HEADERS = frozenset({"accept", "accept-encoding", "accept-language", "content-type", "user-agent",
+                                  "cache-control", "connection"})
 
 
 def register_config_secrets(base_url: object = None, headers: Mapping[str, object] | None = None) -> None:

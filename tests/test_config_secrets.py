@@ -92,6 +92,14 @@ def test_the_literal_secrets_of_a_config() -> None:
     assert config_secrets("http://127.0.0.1:8000/v1", None) == []
 
 
+def test_the_values_of_headers_that_describe_the_request_are_not_secrets() -> None:
+    """A configured Accept: application/json made every application/json of every answer [API_KEY]:
+    the headers that say what a request is and wants (not who sends it) give no secret."""
+    got = config_secrets(None, {"Accept": "application/json", "Content-Type": "application/json; charset=utf-8",
+                                "User-Agent": "labkit-probe/1.0", "X-Plain": "plainheadervalue99"})
+    assert got == ["plainheadervalue99"], got
+
+
 def test_a_token_as_the_user_of_a_url_is_its_secret() -> None:
     assert "ghTokenAsUser0123" in config_secrets("https://ghTokenAsUser0123@git.example/v1")
 
