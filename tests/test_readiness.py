@@ -143,6 +143,29 @@ def test_slo_config_errors_name_the_field(tmp_path: Path) -> None:
         load_slos(p)
 
 
+@pytest.mark.parametrize(("line", "field", "says"), [
+    ("{name: x, kind: latency, threshold_ms: .inf, percentile: 95}", "slos[0].threshold_ms", "finite"),
+    ("{name: x, kind: cost_per_success, max_usd: .inf}", "slos[0].max_usd", "finite"),
+    ("{name: x, kind: latency, threshold_ms: -1, percentile: 95}", "slos[0].threshold_ms", "above 0"),
+])
+def test_an_slo_number_that_is_no_bound_is_refused(tmp_path: Path, line: str, field: str, says: str) -> None:
+    """threshold_ms: .inf was accepted (an SLO always met), and a range error read "(0.0, None)"."""
+    p = tmp_path / "slo.yaml"
+    p.write_text(f"slos:\n  - {line}\n")
+    with pytest.raises(ConfigError) as e:
+        load_slos(p)
+    assert e.value.field == field and says in e.value.message and "None" not in e.value.message, e.value.message
+
+
+def test_a_duplicate_slo_name_is_named_at_its_own_line(tmp_path: Path) -> None:
+    p = tmp_path / "slo.yaml"
+    p.write_text("slos:\n  - name: avail\n    kind: error_rate\n    objective: 0.99\n"
+                 "  - name: avail\n    kind: error_rate\n    objective: 0.9\n")
+    with pytest.raises(ConfigError, match="duplicate") as e:
+        load_slos(p)
+    assert e.value.line == 5 and e.value.field == "slos[1].name"
+
+
 def test_rollout_stage_needs_every_earlier_stage_and_quiet_triggers(tmp_path: Path) -> None:
     p = tmp_path / "rollout.yaml"
     p.write_text("""stages:

@@ -23,6 +23,7 @@ inverted-CDF p-th percentile (an observed latency), so "consumed ≤ 1" is exact
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -68,14 +69,24 @@ def _yaml(path: Path) -> tuple[dict[str, Any], str]:
 
 
 
+def _line_of_nth(text: str, needle: str, nth: int) -> int | None:
+    """The line of the ``nth`` (from 0) line of ``text`` holding ``needle``, else of the first."""
+    hits = [n for n, ln in enumerate(text.splitlines(), 1) if needle in ln]
+    return hits[nth] if nth < len(hits) else (hits[0] if hits else None)
+
+
 def _need_num(d: Mapping[str, Any], key: str, *, path: str, fld: str, line: int | None,
               lo: float | None = None, hi: float | None = None) -> float:
     v = d.get(key)
     f = num(v)
     if f is None:
         raise ConfigError(f"must be a number, got {v!r}", path=path, line=line, field=f"{fld}.{key}")
+    if not math.isfinite(f):
+        raise ConfigError(f"must be a finite number, got {f:g}", path=path, line=line, field=f"{fld}.{key}")
     if (lo is not None and f <= lo) or (hi is not None and f >= hi):
-        raise ConfigError(f"must lie in ({lo}, {hi}), got {f:g}", path=path, line=line, field=f"{fld}.{key}")
+        where = f"between {lo:g} and {hi:g} (exclusive)" if lo is not None and hi is not None else \
+            f"above {lo:g}" if lo is not None else f"below {hi:g}"
+        raise ConfigError(f"must be {where}, got {f:g}", path=path, line=line, field=f"{fld}.{key}")
     return f
 
 
@@ -88,6 +99,7 @@ def load_slos(path: str | os.PathLike[str]) -> SLOConfig:
         raise ConfigError("must be a non-empty list", path=str(p), field="slos")
     out = []
     names: set[str] = set()
+    ok_names: list[str] = []
     from labkit.metrics import METRICS
 
     for i, d in enumerate(raw):
@@ -95,12 +107,13 @@ def load_slos(path: str | os.PathLike[str]) -> SLOConfig:
         if not isinstance(d, dict):
             raise ConfigError("must be a mapping", path=str(p), field=fld)
         name = d.get("name")
-        line = line_of(text, str(name)) if name else None
+        line = _line_of_nth(text, f"name: {name}", sum(1 for m in ok_names if m == name)) if name else None
         if not isinstance(name, str) or not name.strip():
             raise ConfigError("missing", path=str(p), field=f"{fld}.name")
         if name in names:
             raise ConfigError(f"duplicate SLO name {name!r}", path=str(p), line=line, field=f"{fld}.name")
         names.add(name)
+        ok_names.append(name)
         kind = d.get("kind")
         if kind not in SLO_KINDS:
             raise ConfigError(f"unknown kind {kind!r}", path=str(p), line=line, field=f"{fld}.kind", known=SLO_KINDS)
