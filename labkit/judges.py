@@ -393,8 +393,7 @@ FAITHFULNESS_PROMPT = PromptTemplate(
 )
 
 RELEVANCE_PROMPT = PromptTemplate(
-    name="relevance",
-    version="relevance-v1",
+    name="relevance", version="relevance-v1",
     system=(
         "You rate how directly an answer addresses a question, from 0 (unrelated or "
         "evasive) to 1 (fully addresses it). Reply with one JSON object and nothing else: "
@@ -442,15 +441,16 @@ def _clamp01(x: float) -> float:
 class LLMJudge:
     """A judge behind an OpenAI-compatible chat endpoint.
 
-    ``base_url`` (API root with ``/v1``), ``model`` and ``api_key_env`` (the
-    *name* of the environment variable holding the key; None for local
-    servers) configure the endpoint through :class:`labkit.openai_compat.ChatClient`.
-    Retryable faults (429, 5xx, timeouts, dropped connections) and replies with
-    no JSON object are retried up to ``retries`` times with the backoff of
-    :mod:`labkit.retry` (decorrelated jitter between ``backoff_s`` and ``max_backoff_s``,
-    seeded by the request; Retry-After is a floor). A case whose verdict cannot be obtained is
-    unmeasured with reason ``judge_error`` (counted in ``.errors``); a
-    non-retryable HTTP error (401, 404 ...) raises, since every call would fail.
+    ``base_url`` (API root with ``/v1``), ``model`` and ``api_key_env`` (the *name* of the
+    environment variable holding the key; None for local servers) configure the endpoint
+    through :class:`labkit.openai_compat.ChatClient`. Retryable faults (429, 5xx, timeouts,
+    dropped connections) and replies with no JSON object are retried up to ``retries`` times
+    with the backoff of :mod:`labkit.retry` (decorrelated jitter between ``backoff_s`` and
+    ``max_backoff_s``, seeded by the request; Retry-After is a floor). ``timeout_s`` is the
+    total deadline of one verdict, its retries and waits included (:mod:`labkit.deadline`: a
+    server that drips its reply holds no call past it; no retry waits past it). A case whose
+    verdict cannot be obtained is unmeasured with reason ``judge_error`` (counted in
+    ``.errors``); a non-retryable HTTP error (401, 404 ...) raises, since every call would fail.
 
     Verdicts are cached on disk under ``cache_dir`` (None: no cache), keyed by
     model, prompt template hash, request params and the inputs, so a rerun
@@ -473,8 +473,10 @@ class LLMJudge:
         relevance_prompt: PromptTemplate = RELEVANCE_PROMPT,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if retries < 0:
-            raise ConfigError("retries must be >= 0", field="retries")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ConfigError("retries must be an integer >= 0", field="retries")
+        if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or not 0 < timeout_s < float("inf"):
+            raise ConfigError(f"must be a number of seconds above 0, got {timeout_s!r}", field="timeout_s")
         from labkit.openai_compat import register_config_secrets
 
         register_config_secrets(base_url)  # (the credentials of its URL, before the manifest records it)
@@ -495,17 +497,9 @@ class LLMJudge:
         return f"llm:{self.model}"
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "type": "llm",
-            "base_url": self.base_url,
-            "model": self.model,
-            "api_key_env": self.api_key_env,
-            "params": self.params,
-            "templates": {
-                t.name: {"version": t.version, "hash": t.hash}
-                for t in (self.faithfulness_prompt, self.relevance_prompt)
-            },
-        }
+        templates = (self.faithfulness_prompt, self.relevance_prompt)
+        return {"type": "llm", "base_url": self.base_url, "model": self.model, "api_key_env": self.api_key_env,
+                "params": self.params, "templates": {t.name: {"version": t.version, "hash": t.hash} for t in templates}}
 
     def client(self) -> Any:
         if self._client is None:
@@ -528,6 +522,7 @@ class LLMJudge:
     def ask(self, template: PromptTemplate, **fields: str) -> dict[str, Any]:
         """The parsed JSON verdict for a template and its fields (cached); raises
         JudgeReplyError or the endpoint's error when retries are exhausted."""
+        from labkit.deadline import Deadline
         from labkit.io import atomic_write_text
         from labkit.retry import Backoff, seeded
 
@@ -544,12 +539,15 @@ class LLMJudge:
         messages = template.render(**fields)
         last: Exception | None = None
         backoff = Backoff(self.backoff_s, self.max_backoff_s, seeded(key))  # one schedule per request
+        deadline = Deadline(self.timeout_s)  # the verdict's, retries included
         for attempt in range(self.retries + 1):
+            if attempt and (wait := backoff.next(last)) >= deadline.remaining():
+                break  # (no time left for another attempt: the last fault is the verdict's)
             if attempt:
-                self._sleep(backoff.next(last))
+                self._sleep(wait)
             self.calls += 1
             try:
-                reply = self.client().chat(messages, **self.params)
+                reply = self.client().chat(messages, deadline=deadline, **self.params)
                 verdict = parse_json_reply(reply.text)
             except ClientHTTPError as e:
                 raise JudgeRefused(f"judge endpoint refused the request: {e}") from None

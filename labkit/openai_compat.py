@@ -9,7 +9,7 @@ retry exactly the faults worth retrying:
 ==========================  =========  ===========================================
 exception                   retryable  raised on
 ==========================  =========  ===========================================
-:class:`EndpointTimeout`    yes        no reply within ``timeout_s``
+:class:`EndpointTimeout`    yes        a wait past ``timeout_s``; a request past its deadline
 :class:`EndpointConnectionError` yes   refused, reset or dropped connection
 :class:`RateLimited`        yes        HTTP 429; ``retry_after`` from Retry-After
 :class:`ServerError`        yes        HTTP 5xx
@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from labkit import patterns
+from labkit.deadline import Deadline
 from labkit.errors import (
     ClientHTTPError,
     ConfigError,
@@ -302,13 +303,35 @@ def _bounded(content: bytearray, chunk: bytes, url: str) -> None:
                                 url=url)
 
 
-def post_bounded(client: httpx.Client, url: str, body: Any) -> tuple[int, bytes, Any]:
+def post_bounded(client: httpx.Client, url: str, body: Any,
+                 deadline: Deadline | None = None) -> tuple[int, bytes, Any]:
     """(status, body, headers) of a JSON POST, its body read up to :data:`MAX_REPLY_BYTES` decoded (a
-    compressed reply is bounded as it inflates): the one reader of the chat and embeddings clients."""
-    with client.stream("POST", url, json=body) as r:
+    compressed reply is bounded as it inflates): the one reader of the chat and embeddings clients.
+
+    ``deadline``: the whole request (connect, upload, headers, body) ends by it, or raises
+    :class:`EndpointTimeout` then, however the server drips its reply (:mod:`labkit.deadline`);
+    without one only each wait is bounded, by the client's timeouts."""
+    if deadline is None:
+        return _post(client, url, body, None)
+    try:
+        return deadline.call(lambda: _post(client, url, body, deadline), name="labkit-http")
+    except TimeoutError:
+        raise EndpointTimeout(scrub(f"no complete reply from {url} within {deadline.seconds:g}s"), url=url) from None
+
+
+def _post(client: httpx.Client, url: str, body: Any, deadline: Deadline | None) -> tuple[int, bytes, Any]:
+    timeout: Any = client.timeout
+    if deadline is not None:  # no single wait past the deadline, so an abandoned request ends soon after it
+        import httpx
+
+        left = max(deadline.remaining(), 0.001)
+        timeout = httpx.Timeout(**{k: left if v is None else min(v, left) for k, v in timeout.as_dict().items()})
+    with client.stream("POST", url, json=body, timeout=timeout) as r:
         content = bytearray()
         for chunk in r.iter_bytes():
             _bounded(content, chunk, url)
+            if deadline is not None:
+                deadline.check()
         return r.status_code, bytes(content), r.headers
 
 
@@ -329,6 +352,9 @@ class ChatClient:
     the client is built; a missing variable is a :class:`~labkit.errors.ConfigError`);
     ``None`` sends no Authorization header, as local servers expect.
     ``params`` are default request parameters (temperature, max_tokens, seed ...).
+    ``timeout_s`` bounds each wait (the connect, each read), not the request: a server that
+    drips its reply is bounded by a deadline, the caller's (the runner's per attempt around
+    :meth:`achat`; ``deadline=`` of :meth:`chat`).
     The client never retries: it raises a typed error and leaves the policy to
     the caller.
     """
@@ -380,14 +406,17 @@ class ChatClient:
             raise reply_error(status, content.decode("utf-8", "replace"), headers, self.url)
         return parse_completion(content, url=self.url)
 
-    def chat(self, messages: Sequence[Mapping[str, Any]], **params: Any) -> ChatReply:
-        """Send one chat request (blocking) and return the parsed reply, or raise an EndpointError."""
+    def chat(self, messages: Sequence[Mapping[str, Any]], *, deadline: Deadline | None = None,
+             **params: Any) -> ChatReply:
+        """Send one chat request (blocking) and return the parsed reply, or raise an EndpointError;
+        with a ``deadline`` (:class:`labkit.deadline.Deadline`) the request ends by it, whatever
+        the server does (an :class:`EndpointTimeout` then): the LLM judge's ``timeout_s``."""
         import httpx
 
         if self._client is None:
             self._client = httpx.Client(timeout=self._timeout(), headers=self._headers)
         try:
-            return self._reply(*post_bounded(self._client, self.url, self.payload(messages, **params)))
+            return self._reply(*post_bounded(self._client, self.url, self.payload(messages, **params), deadline))
         except httpx.HTTPError as e:
             raise transport_error(e, url=self.url, timeout_s=self.timeout_s) from None
 

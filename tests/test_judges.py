@@ -454,3 +454,72 @@ def test_a_judge_option_misspelt_or_missing_is_named_with_the_known_ones(tmp_pat
     assert main(["score", "no-such-run", "--judge", str(spec)]) == 2
     err = capsys.readouterr().err
     assert str(spec) in err and "judge.threshhold" in err and "threshold" in err and "__init__" not in err, err
+
+
+# --- the judge's timeout_s is a total deadline -------------------------------------------
+
+
+def _score_cli(args: list[str], *, timeout_s: float):
+    """``labkit ARGS`` in a child process, killed by its pid (subprocess.run) past ``timeout_s``."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        return subprocess.run([sys.executable, "-m", "labkit.cli", *args], capture_output=True, text=True,
+                              timeout=timeout_s, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"labkit {' '.join(args)} did not end within {timeout_s:g} s")
+
+
+def test_score_with_a_judge_that_drips_its_reply_ends_by_the_judges_timeout(tmp_path):
+    """``timeout_s: 2`` was each read's: a judge sending a 200 reply a byte per 0.5 s kept ``labkit
+    score`` going (still running at 40 s for 3 cases). It is each verdict's whole deadline."""
+    import time
+
+    from drip_server import dripping
+
+    run = tmp_path / "run"
+    run.mkdir()
+    lines = [{"case_id": f"c{i}", "status": "ok", "answer": "Keys are reissued in the portal.",
+              "retrieved": [{"id": "d#1", "text": CTX[0]}]} for i in range(3)]
+    (run / "results.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    ds = tmp_path / "cases.jsonl"
+    ds.write_text("".join(json.dumps({"id": f"c{i}", "question": "Where are keys reissued?"}) + "\n"
+                          for i in range(3)))
+    with dripping(interval_s=0.5, n_bytes=120) as base:  # a minute of drip per request
+        cfg = tmp_path / "judge.yaml"
+        cfg.write_text(f"type: llm\nbase_url: {base}/v1\nmodel: m\ntimeout_s: 1\nretries: 0\ncache_dir: null\n")
+        t0 = time.monotonic()
+        r = _score_cli(["score", str(run), "--dataset", str(ds), "--judge", str(cfg)], timeout_s=90)
+        took = time.monotonic() - t0
+    assert took < 45, took  # 6 verdicts of at most 1 s each, and the start of a process
+    assert "Traceback" not in r.stderr, r.stderr[-2000:]
+    scores = (run / "scores.csv").read_text()
+    assert scores.count("judge_error") >= 3, scores
+
+
+def test_a_judge_call_ends_by_its_deadline_retries_included_whatever_the_server_drips(tmp_path):
+    """The headers dripped, or the body: either way one verdict (two retries included) ends
+    within about ``timeout_s``, unmeasured, the timeout named."""
+    import time
+
+    from drip_server import dripping
+
+    for phase in ("headers", "body"):
+        with dripping(interval_s=0.5, n_bytes=120, phase=phase) as base:
+            j = LLMJudge(f"{base}/v1", "m", timeout_s=1, retries=2, backoff_s=0.01, cache_dir=None)
+            t0 = time.monotonic()
+            assert j.relevance("Where are keys reissued?", "In the portal.") is None
+            took = time.monotonic() - t0
+        assert took < 15, (phase, took)
+        assert len(j.errors) == 1 and "EndpointTimeout" in j.errors[0] and "within 1s" in j.errors[0], j.errors
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("inf"), "2", True])
+def test_a_judge_timeout_of_no_time_or_not_a_number_is_a_config_error(bad):
+    with pytest.raises(ConfigError) as ei:
+        LLMJudge("http://127.0.0.1:9/v1", "m", timeout_s=bad)
+    assert ei.value.field == "timeout_s"
