@@ -9,7 +9,9 @@ retryable; other statuses and malformed bodies are not).
 
 Unlike the chat client, this one retries by itself: retryable faults are retried up to
 ``retries`` times with the backoff of :mod:`labkit.retry` (decorrelated jitter, seeded by the
-request, a server's Retry-After as a floor). Texts are sent in batches of ``batch_size``;
+request, a server's Retry-After as a floor). ``timeout_s`` is the total deadline of one batch,
+its retries and waits included (:mod:`labkit.deadline`: a server that drips its reply holds no
+request past it; no retry waits past it). Texts are sent in batches of ``batch_size``;
 each distinct (kind, text) is embedded once per client (an in-memory cache), so scoring the
 same answer against many questions costs one request.
 
@@ -37,6 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from labkit import patterns
+from labkit.deadline import Deadline
 from labkit.errors import (
     ConfigError,
     EndpointError,
@@ -216,11 +219,14 @@ class EmbeddingsClient:
         backoff = Backoff(self.backoff_s, self.max_backoff_s,
                           seeded(self.model, kind, hashlib.sha256("\x1f".join(texts).encode()).hexdigest()))
         last: EndpointError | None = None
+        deadline = Deadline(self.timeout_s)  # the batch's, retries included
         for attempt in range(self.retries + 1):
+            if attempt and (wait := backoff.next(last)) >= deadline.remaining():
+                break  # (no time left for another attempt: the last fault is the batch's)
             if attempt:
-                self._sleep(backoff.next(last))
+                self._sleep(wait)
             try:
-                return self._post(body, len(texts))
+                return self._post(body, len(texts), deadline)
             except EndpointError as e:
                 if not is_retryable(e):
                     raise
@@ -228,7 +234,7 @@ class EmbeddingsClient:
         assert last is not None
         raise last
 
-    def _post(self, body: dict[str, Any], n: int) -> list[list[float]]:
+    def _post(self, body: dict[str, Any], n: int, deadline: Deadline) -> list[list[float]]:
         import httpx
 
         with self._lock:  # the runner calls a pipeline from several threads: one pool
@@ -237,7 +243,7 @@ class EmbeddingsClient:
                                             headers=self._headers)
         self.requests += 1
         try:
-            code, content, headers = post_bounded(self._client, self.url, body)
+            code, content, headers = post_bounded(self._client, self.url, body, deadline)
         except httpx.HTTPError as e:
             raise transport_error(e, url=self.url, timeout_s=self.timeout_s) from None
         if not 200 <= code < 300:

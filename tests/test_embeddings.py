@@ -146,6 +146,22 @@ def test_timeouts_and_dropped_connections_are_retryable_errors(srv):
     assert c.requests == 2
 
 
+def test_a_server_that_drips_its_reply_is_cut_at_timeout_s_retries_included():
+    """``timeout_s`` was each read's: a reply dripped a byte per 0.5 s held ``embed`` for as long
+    as the server dripped (a minute here), per retry. It is the batch's whole deadline."""
+    import time
+
+    from drip_server import dripping
+
+    with dripping(interval_s=0.5, n_bytes=120) as base:
+        c = EmbeddingsClient(f"{base}/v1", "m", timeout_s=1, retries=2, backoff_s=0.01)
+        t0 = time.monotonic()
+        with pytest.raises(EndpointTimeout, match="within 1s"):
+            c.embed(["a text"])
+        took = time.monotonic() - t0
+    assert took < 15, took
+
+
 def test_the_api_key_is_sent_and_registered_as_a_secret(srv, monkeypatch):
     monkeypatch.setenv("LABKIT_TEST_EMBED_KEY", "sk-embedtest-0123456789abcdef")
     c = _client(srv, api_key_env="LABKIT_TEST_EMBED_KEY")
