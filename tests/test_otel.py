@@ -250,6 +250,21 @@ def test_export_to_an_endpoint_that_never_answers_times_out(tmp_path: Path, caps
     _assert_undelivered(*res, _n_spans(run))
 
 
+def test_export_to_an_endpoint_that_drips_its_answer_ends_by_the_timeout(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """``--timeout 3`` bounded each read only: an endpoint answering 200 with a body of 50 bytes
+    at a byte per second held the export for 49 s, which then said "exported" (rc 0). The
+    timeout is the whole export's: it ends by it, nothing counted as delivered."""
+    from drip_server import dripping
+
+    run = tmp_path / "r1"
+    write_synthetic_run(run, 5, seed=1)
+    with dripping(interval_s=1.0, n_bytes=50) as base:
+        res = _export_cli(run, base, capsys, timeout_s=3.0)
+    _assert_undelivered(*res, _n_spans(run))
+    assert "within 3s" in res[1], res[1]
+
+
 def test_export_traces_raises_with_the_counts_for_api_users() -> None:
     from labkit.trace.otel import ExportFailed
 

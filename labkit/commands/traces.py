@@ -64,7 +64,8 @@ def register(sub: Any) -> None:
     p.add_argument("--out", help="compact: one Parquet file for all runs (default: traces.parquet per run)")
     p.add_argument("--otlp", help="export: OTLP/HTTP collector base URL, e.g. http://127.0.0.1:4318")
     p.add_argument("--timeout", type=_positive_seconds, default=None, metavar="S",
-                   help="export: seconds to wait for the endpoint, retries included (default 10)")
+                   help="export: the most seconds the whole export may take, every batch and retry "
+                        "included, however slowly the endpoint answers (default 10)")
     p.add_argument("--capture-content", action="store_true", help="export: include (redacted) text content")
     p.add_argument("--rules", help="checklist: alert rules YAML")
     p.add_argument("--comparison", help="view flagged: compare JSON (labkit compare --json) whose flipped cases to show")

@@ -28,6 +28,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from labkit.deadline import Deadline
 from labkit.errors import ExportFailed, MissingDependencyError
 from labkit.trace import openinference as oi
 
@@ -305,7 +306,9 @@ def export_traces(
 
     Raises :class:`ExportFailed` (with ``delivered``, ``failed`` and ``reason``) when any span
     was not delivered: the endpoint refused the connection, answered an error status, or
-    did not answer within ``timeout_s`` (retries of transient errors included).
+    the export did not end within ``timeout_s``, the total deadline of the whole export
+    (every batch, retries of transient errors included; :mod:`labkit.deadline`: an endpoint
+    that drips its answer holds it no longer).
 
     Give either ``endpoint`` (an OTLP/HTTP collector base URL such as
     ``http://127.0.0.1:4318``; ``/v1/traces`` is appended unless present) or an
@@ -348,7 +351,8 @@ def export_traces(
         provider.shutdown()
     spans = list(collected.get_finished_spans())
     try:
-        delivered, reason = _send(exporter, spans, getattr(session, "labkit_status", None))
+        deadline = Deadline(timeout_s) if endpoint is not None else None  # (from the first batch sent)
+        delivered, reason = _send(exporter, spans, getattr(session, "labkit_status", None), deadline)
     finally:
         exporter.shutdown()
     if delivered < len(spans):
@@ -377,10 +381,29 @@ _BATCH = 512
 _OTLP_LOGGERS = ("opentelemetry.exporter.otlp.proto.http.trace_exporter", "opentelemetry.exporter.otlp.common.http")
 
 
-def _send(exporter: Any, spans: Sequence[Any], status: Callable[[], str | None] | None = None) -> tuple[int, str]:
+def _send(exporter: Any, spans: Sequence[Any], status: Callable[[], str | None] | None = None,
+          deadline: Deadline | None = None) -> tuple[int, str]:
     """(spans delivered, why the rest were not) sending ``spans`` in batches; the first failed
     batch ends the export (an endpoint that refused one batch is not tried with the next).
-    The OTLP exporter's own log lines are kept back: the reason goes into the one error."""
+    With a ``deadline`` the export ends by it, whatever the endpoint does: the batches are sent
+    by a thread of their own, abandoned then (it sends no further batch)."""
+    sent = [0]  # spans delivered so far, read when the deadline passes first
+    if deadline is None:
+        return _send_batches(exporter, spans, status, sent, None)
+    try:
+        return deadline.call(lambda: _send_batches(exporter, spans, status, sent, deadline), name="labkit-otlp")
+    except TimeoutError:  # (with what the endpoint last answered: a 503 it kept sending, say)
+        return sent[0], "; ".join(m for m in (_late(deadline), status() if status is not None else None) if m)
+
+
+def _late(deadline: Deadline) -> str:
+    return f"the export did not end within {deadline.seconds:g}s (the timeout, retries included)"
+
+
+def _send_batches(exporter: Any, spans: Sequence[Any], status: Callable[[], str | None] | None,
+                  sent: list[int], deadline: Deadline | None) -> tuple[int, str]:
+    """:func:`_send`'s batches, ``sent[0]`` kept up to date. The OTLP exporter's own log lines are
+    kept back (until the last batch returns, if abandoned too): the reason goes into the one error."""
     import logging
 
     from opentelemetry.sdk.trace.export import SpanExportResult
@@ -408,6 +431,9 @@ def _send(exporter: Any, spans: Sequence[Any], status: Callable[[], str | None] 
     try:
         for a in range(0, len(spans), _BATCH):
             batch = spans[a:a + _BATCH]
+            if deadline is not None and deadline.expired:  # (abandoned, or about to be)
+                reason = _late(deadline)
+                break
             try:
                 ok = exporter.export(batch) == SpanExportResult.SUCCESS
             except Exception as e:  # an exporter that raises delivered nothing
@@ -417,6 +443,7 @@ def _send(exporter: Any, spans: Sequence[Any], status: Callable[[], str | None] 
                 reason = reason or "; ".join(m for m in (answered, Keep.last) if m) or "the exporter reported a failure"
                 break
             delivered += len(batch)
+            sent[0] = delivered
     finally:
         for lg, prop in saved:
             lg.removeHandler(keep)
