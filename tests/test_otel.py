@@ -265,6 +265,44 @@ def test_export_to_an_endpoint_that_drips_its_answer_ends_by_the_timeout(tmp_pat
     assert "within 3s" in res[1], res[1]
 
 
+class _Refusing(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.send_response(400 if "fail" in self.path else 200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_the_endpoints_password_is_never_printed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--otlp http://bob:pw123456@host`` printed the password, on success ("exported 210 spans to
+    http://bob:pw123456@...") and on a 400 ("... not delivered to http://bob:pw123456@..."). The
+    URL is printed with its credentials masked, as the endpoint pipeline's messages are."""
+    from labkit.cli import main
+
+    run = tmp_path / "r1"
+    write_synthetic_run(run, 3, seed=1)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    th = threading.Thread(target=server.serve_forever, daemon=True)
+    th.start()
+    base = f"http://bob:pw123456@127.0.0.1:{server.server_port}"
+    try:
+        assert main(["traces", "export", str(run), "--otlp", base, "--timeout", "10"]) == 0
+        out, err = capsys.readouterr()
+        assert main(["traces", "export", str(run), "--otlp", base + "/fail", "--timeout", "10"]) == 1
+        out2, err2 = capsys.readouterr()
+    finally:
+        server.shutdown()
+        server.server_close()
+        th.join(5)
+    assert "pw123456" not in out + err + out2 + err2, (out, err, out2, err2)
+    assert f"spans to http://[TOKEN]@127.0.0.1:{server.server_port}" in out, out
+    assert f"not delivered to http://[TOKEN]@127.0.0.1:{server.server_port}/fail/v1/traces" in err2, err2
+    assert "400" in err2 and len(err2.strip().splitlines()) == 1, err2
+
+
 def test_export_traces_raises_with_the_counts_for_api_users() -> None:
     from labkit.trace.otel import ExportFailed
 

@@ -185,6 +185,7 @@ def _traces(args: argparse.Namespace) -> int:
         if head == "export":
             if not args.otlp:
                 raise ConfigError("--otlp URL is required", field="otlp")
+            from labkit.openai_compat import scrub
             from labkit.trace.otel import ExportFailed, export_runs
 
             try:
@@ -193,7 +194,7 @@ def _traces(args: argparse.Namespace) -> int:
             except ExportFailed as e:
                 print(f"labkit: error: {e}", file=sys.stderr)
                 return 1
-            print(f"exported {n} spans to {args.otlp}")
+            print(f"exported {n} spans to {scrub(args.otlp)}")  # (a URL's credentials masked)
             return 0
         import pandas as pd
 

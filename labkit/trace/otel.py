@@ -30,6 +30,7 @@ from typing import Any
 
 from labkit.deadline import Deadline
 from labkit.errors import ExportFailed, MissingDependencyError
+from labkit.openai_compat import scrub
 from labkit.trace import openinference as oi
 
 SEMCONV_VERSION = "1.38.0"
@@ -308,7 +309,8 @@ def export_traces(
     was not delivered: the endpoint refused the connection, answered an error status, or
     the export did not end within ``timeout_s``, the total deadline of the whole export
     (every batch, retries of transient errors included; :mod:`labkit.deadline`: an endpoint
-    that drips its answer holds it no longer).
+    that drips its answer holds it no longer). The endpoint's URL is named with its
+    credentials masked (``http://[TOKEN]@host``).
 
     Give either ``endpoint`` (an OTLP/HTTP collector base URL such as
     ``http://127.0.0.1:4318``; ``/v1/traces`` is appended unless present) or an
@@ -333,7 +335,7 @@ def export_traces(
             url += "/v1/traces"
         exporter = OTLPSpanExporter(endpoint=url, headers=dict(headers or {}), timeout=timeout_s,
                                     session=(session := _status_session()))
-        target = url
+        target = scrub(url)
     ids = _FixedIds()
     res = Resource.create({"service.name": service_name, "telemetry.sdk.name": "opentelemetry",
                            **dict(resource_attributes or {})})
@@ -356,7 +358,7 @@ def export_traces(
     finally:
         exporter.shutdown()
     if delivered < len(spans):
-        raise ExportFailed(target, delivered=delivered, total=len(spans), reason=reason)
+        raise ExportFailed(target, delivered=delivered, total=len(spans), reason=scrub(reason))
     return delivered
 
 
