@@ -42,6 +42,7 @@ import functools
 import json
 import math
 import os
+import re
 import time
 import weakref
 from collections.abc import Mapping, Sequence
@@ -76,6 +77,7 @@ __all__ = [
     "RateLimited",
     "RetryableError",
     "ServerError",
+    "checked_headers",
     "config_secrets",
     "decode_reply",
     "parse_retry_after",
@@ -88,6 +90,33 @@ __all__ = [
 ]
 
 
+
+
+#: A header name: an HTTP token (RFC 9110 section 5.6.2).
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def checked_headers(headers: object) -> dict[str, str]:
+    """Extra request headers as a config gives them: a mapping of header names (HTTP tokens:
+    letters, digits and ``!#$%&'*+-.^_`|~``) to string values of printable ASCII (space to
+    ``~``; a value is sent as ASCII, so ``café`` or a line break cannot be). A ConfigError naming
+    the header (``headers.X-Team``) otherwise; the value is never quoted (it may be a key)."""
+    if headers is None:
+        return {}
+    if not isinstance(headers, Mapping):
+        raise ConfigError("must be a mapping of header names to string values", field="headers")
+    out: dict[str, str] = {}
+    for name, value in headers.items():
+        fld = f"headers.{name}"
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise ConfigError("is not a header name (letters, digits and !#$%&'*+-.^_`|~ only)", field=fld)
+        if not isinstance(value, str):
+            raise ConfigError(f"must be a string (quote it in YAML), got {type(value).__name__}", field=fld)
+        if not all(" " <= c <= "~" for c in value):
+            raise ConfigError("must be printable ASCII (space to ~): a header value is sent as ASCII, so no "
+                              "accented letter, line break or control character", field=fld)
+        out[name] = value
+    return out
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -351,7 +380,8 @@ class ChatClient:
     ``api_key_env`` names the environment variable holding the key (read when
     the client is built; a missing variable is a :class:`~labkit.errors.ConfigError`);
     ``None`` sends no Authorization header, as local servers expect.
-    ``params`` are default request parameters (temperature, max_tokens, seed ...).
+    ``params`` are default request parameters (temperature, max_tokens, seed ...);
+    ``headers`` extra request headers (:func:`checked_headers`).
     ``timeout_s`` bounds each wait (the connect, each read), not the request: a server that
     drips its reply is bounded by a deadline, the caller's (the runner's per attempt around
     :meth:`achat`; ``deadline=`` of :meth:`chat`).
@@ -381,7 +411,7 @@ class ChatClient:
         self.api_key_env = api_key_env
         self.timeout_s = float(timeout_s)
         self.params = dict(params or {})
-        self._headers = {"Content-Type": "application/json", **dict(headers or {})}
+        self._headers = {"Content-Type": "application/json", **checked_headers(headers)}
         if api_key_env is not None and api_key_env != "":
             self._headers["Authorization"] = f"Bearer {read_api_key(api_key_env)}"
         self._client: httpx.Client | None = None

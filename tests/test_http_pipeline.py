@@ -314,3 +314,53 @@ def test_every_fault_accounted_for(tmp_path: Path, srv: FakeOpenAI) -> None:
     for r in res.values():
         assert by_id[r["trace_id"]]["attempt"] == r["attempts"]
         assert by_id[r["trace_id"]]["case_id"] == r["case_id"]
+
+
+# --------------------------------------------------------------------------- headers and prompt_template
+
+
+@pytest.mark.parametrize(("entry", "field"), [
+    ("headers: [a, b]", "headers"),                        # a traceback (dictionary update sequence ...)
+    ("headers: {X-N: 5}", "headers.X-N"),                  # every case: Header value must be str or bytes
+    ('headers: {X-N: "café"}', "headers.X-N"),            # every case: UnicodeEncodeError
+    ('headers: {X-N: "a\\r\\nX-Evil: 1"}', "headers.X-N"),  # a line break in a value
+    ('headers: {"X N": "a"}', "headers.X N"),              # not a header name
+    ('prompt_template: "{question} {nope}"', "prompt_template"),   # every case: a ConfigError, exit 1
+    ('prompt_template: "{question.__class__}"', "prompt_template"),  # accepted: sent "<class 'str'>"
+    ('prompt_template: "{question[0]}"', "prompt_template"),
+    ('prompt_template: "{question!r}"', "prompt_template"),
+    ('prompt_template: "{}"', "prompt_template"),
+    ('prompt_template: "{question"', "prompt_template"),
+    ('prompt_template: "{context}"', "prompt_template"),  # an http pipeline has no context
+    ("prompt_template: 5", "prompt_template"),
+])
+def test_a_bad_header_or_prompt_template_is_a_config_error_before_the_run(
+    tmp_path: Path, srv: FakeOpenAI, capsys: pytest.CaptureFixture[str], entry: str, field: str,
+) -> None:
+    """Each was found per case (exit 1: the run wrote every case failed) or not at all; each is the
+    config error it is: exit 2, one line naming the file, the line and the field, no run written."""
+    from labkit.cli import main
+
+    cfg = tmp_path / "ep.yaml"
+    cfg.write_text(f"type: http\nname: ep\nbase_url: {srv.base_url}\nmodel: m\n{entry}\n", encoding="utf-8")
+    ds = tmp_path / "cases.jsonl"
+    ds.write_text('{"id": "c1", "question": "How do I reset a key?"}\n', encoding="utf-8")
+    out = tmp_path / "run"
+    code = main(["run", "--dataset", str(ds), "--pipeline", str(cfg), "--out", str(out), "--quiet", "--no-score"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert f"{cfg}:5" in err and f"field '{field}'" in err, err
+    assert not (out / "results.jsonl").exists() and srv.calls == 0
+
+
+def test_headers_and_a_template_of_known_fields_are_sent(tmp_path: Path, srv: FakeOpenAI) -> None:
+    p = write_yaml(tmp_path / "p.yaml", {"type": "http", "name": "ep", "base_url": srv.base_url, "model": "m",
+                                         "headers": {"X-Team": "evals 2", "X-Empty": ""},
+                                         "prompt_template": "Q: {question} {{literal}}"})
+    out = asyncio.run(load_pipeline(p).fn(as_cases([{"id": "c1", "question": "why?"}])[0]))
+    assert out["answer"] == "Answer: Q: why? {literal}"
+    assert srv.headers[0]["X-Team"] == "evals 2" and srv.headers[0]["X-Empty"] == ""
+    rag = write_yaml(tmp_path / "r.yaml", {"type": "rag+http", "base_url": srv.base_url, "model": "m",
+                                           "corpus": str(ROOT / "data" / "corpus"), "prompt_template": "{context}"})
+    assert load_pipeline(rag).fn.template == "{context}"

@@ -145,7 +145,14 @@ def from_config(
             fallback = from_config(read_yaml(fb_path), base_dir=fb_path.parent, corpus_dir=corpus_dir,
                                    path=str(fb_path), _chain=_chain)
         elif isinstance(fb, dict):
-            fallback = from_config(fb, base_dir=base, corpus_dir=corpus_dir, path=path, _chain=_chain, _inline=True)
+            try:
+                fallback = from_config(fb, base_dir=base, corpus_dir=corpus_dir, path=path, _chain=_chain,
+                                       _inline=True)
+            except ConfigError as e:  # (its fields are under fallback: in this file)
+                if e.path != path or not e.field:
+                    raise
+                raise ConfigError(e.message, path=e.path, line=e.line, field=f"fallback.{e.field}",
+                                  known=e.known) from None
         else:
             raise ConfigError("must be a config path or mapping", path=path, field="fallback")
     name = str(cfg.get("name") or (Path(path).stem if path else type_name))
@@ -155,6 +162,22 @@ def from_config(
         cfg["corpus"] = str(Path(corpus_dir).resolve())
     return LoadedPipeline(name, fn, cfg, config_hash(cfg, fp if isinstance(fp, str) else None), fallback,
                           dict(runner), path)
+
+
+def _located(err: ConfigError) -> ConfigError:
+    """``err`` with the line of its field in its config file (``headers.X-Team``), when it names
+    a field of a file and no line yet (``err`` as it is otherwise)."""
+    from labkit.config import field_line
+
+    if err.line is not None or not err.field or not err.path:
+        return err
+    try:
+        line = field_line(Path(err.path).read_text(encoding="utf-8"), err.field)
+    except (OSError, UnicodeDecodeError):
+        return err
+    if line is None:
+        return err
+    return ConfigError(err.message, path=err.path, line=line, field=err.field, known=err.known)
 
 
 def _chain_id(config: Mapping[str, Any], path: str | None, inline: bool) -> str:
@@ -233,7 +256,10 @@ def load_pipeline(
     if s.endswith((".yaml", ".yml")) or Path(s).is_file():
         p = Path(s)
         cfg = read_yaml(p)
-        return from_config(cfg, base_dir=p.parent, corpus_dir=corpus_dir, path=str(p))
+        try:
+            return from_config(cfg, base_dir=p.parent, corpus_dir=corpus_dir, path=str(p))
+        except ConfigError as e:
+            raise _located(e) from None
     if ":" in s:
         mod_name, _, attr = s.partition(":")
         # like `python -m`: a module in the current folder is importable without PYTHONPATH

@@ -17,7 +17,8 @@ Config (YAML)::
     timeout_s: 60                   # > 0: each wait on the endpoint (connect, each read); the runner's bounds the case
     params: {temperature: 0, max_tokens: 512}    # extra request fields
     system_prompt: "You answer support questions ..."   # optional
-    prompt_template: "..."          # optional; {question} and (rag+http) {context}
+    prompt_template: "..."          # optional; {question} and (rag+http) {context}, by plain name only
+    headers: {X-Team: evals}        # optional extra request headers: names to printable-ASCII strings
     prompt_version: http-v1
     price_per_1k_input: 0.00015     # USD per 1,000 tokens; cost_usd = usage x prices
     price_per_1k_output: 0.0006
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import math
 import re
+import string
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,11 +99,33 @@ def _check(config: Mapping[str, Any], known: tuple[str, ...], path: str | None) 
                           path=path, field="prices")
 
 
+def checked_template(template: object, fields: tuple[str, ...]) -> str:
+    """A ``prompt_template`` whose every placeholder is one of ``fields`` by plain name
+    (``{question}``; no attribute, index, conversion or format spec, no positional ``{}``; a
+    literal brace is doubled, ``{{``); a ConfigError naming the field otherwise."""
+    known = ", ".join(f"{{{f}}}" for f in fields)
+    if not isinstance(template, str):
+        raise ConfigError(f"must be a string using {known}", field="prompt_template")
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as e:
+        raise ConfigError(f"is not a template ({e}); a literal brace is written {{{{ or }}}}",
+                          field="prompt_template") from None
+    for _text, name, spec, conversion in parts:
+        if name is not None and (name not in fields or spec or conversion):
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ConfigError(f"placeholder {shown[:60]!r} is not one of {known} by plain name (no attribute, "
+                              "index, conversion or format spec; a literal brace is written {{ or }})",
+                              field="prompt_template")
+    return template
+
+
 class HttpPipeline:
     """The ``http`` type: the question to the endpoint, its reply as the answer (async)."""
 
     system_default = DEFAULT_SYSTEM
     template_default = DEFAULT_TEMPLATE
+    template_fields: tuple[str, ...] = ("question",)
 
     def __init__(self, config: Mapping[str, Any], *, path: str | None = None) -> None:
         self.config = dict(config)
@@ -112,12 +136,13 @@ class HttpPipeline:
                 config.get("api_key_env"),
                 float(config.get("timeout_s", 60.0)),
                 params=config.get("params") or {},
-                headers=config.get("headers") or None,
+                headers=config.get("headers"),
             )
-        except ConfigError as e:
-            raise ConfigError(e.message, path=path, field=e.field) from None  # api_key_env: read_api_key
+            self.template = checked_template(config.get("prompt_template", self.template_default),
+                                             self.template_fields)
+        except ConfigError as e:  # (api_key_env: read_api_key; headers: checked_headers)
+            raise ConfigError(e.message, path=path, field=e.field) from None
         self.system = config.get("system_prompt", self.system_default)
-        self.template = str(config.get("prompt_template", self.template_default))
         self.prompt_version = config.get("prompt_version")
 
     def __repr__(self) -> str:
@@ -127,11 +152,8 @@ class HttpPipeline:
         msgs = []
         if self.system:
             msgs.append({"role": "system", "content": str(self.system)})
-        try:
-            user = self.template.format(question=question, context=context)
-        except (KeyError, IndexError) as e:
-            raise ConfigError(f"unknown placeholder {e} (known: question, context)", field="prompt_template") from None
-        msgs.append({"role": "user", "content": user})
+        fields = {"question": question, "context": context}  # (the template names only its own: checked_template)
+        msgs.append({"role": "user", "content": self.template.format(**fields)})
         return msgs
 
     def cost(self, reply: ChatReply) -> float | None:
@@ -177,6 +199,7 @@ class RagHttpPipeline(HttpPipeline):
 
     system_default = DEFAULT_RAG_SYSTEM
     template_default = DEFAULT_RAG_TEMPLATE
+    template_fields = ("question", "context")
 
     def __init__(self, config: Mapping[str, Any], retriever: Any, *, path: str | None = None) -> None:
         super().__init__(config, path=path)
