@@ -399,7 +399,8 @@ class ChatClient:
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        register_config_secrets(base_url, headers)  # (before anything can echo them)
+        extra = checked_headers(headers)
+        register_config_secrets(base_url, extra)  # (before anything can echo them)
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             got = f", got {base_url!r}" if patterns.safe_to_echo(base_url) else " (the value is not shown: it looks like a key)"
             raise ConfigError(f"must be an http(s) URL such as http://127.0.0.1:8000/v1{got}", field="base_url")
@@ -411,7 +412,7 @@ class ChatClient:
         self.api_key_env = api_key_env
         self.timeout_s = float(timeout_s)
         self.params = dict(params or {})
-        self._headers = {"Content-Type": "application/json", **checked_headers(headers)}
+        self._headers = {"Content-Type": "application/json", **extra}
         if api_key_env is not None and api_key_env != "":
             self._headers["Authorization"] = f"Bearer {read_api_key(api_key_env)}"
         self._client: httpx.Client | None = None
