@@ -37,8 +37,7 @@ def restorable(name: str, compute: ColumnFn) -> ColumnFn:
 
     def restored(run: CaseRun) -> Column:
         col = compute(run)
-        recs = [(i, r[SCORED_UNREDACTED][name]) for i, r in enumerate(run.rows)
-                if SCORED_UNREDACTED in r and name in r[SCORED_UNREDACTED]]
+        recs = [(i, rec[name]) for i, rec in run.batch(_records) if name in rec]
         if not recs or not run.restores():
             return col
         values, reasons = col.values.copy(), list(col.reasons)
@@ -49,6 +48,11 @@ def restorable(name: str, compute: ColumnFn) -> ColumnFn:
     restored.__name__ = restored.__qualname__ = f"restorable({name})"
     restored.__doc__ = compute.__doc__
     return restored
+
+
+def _records(run: CaseRun) -> list[tuple[int, Mapping[str, Any]]]:
+    """(row, record) of each line of the run that holds one (the lines are read once a run)."""
+    return [(i, r[SCORED_UNREDACTED]) for i, r in enumerate(run.rows) if SCORED_UNREDACTED in r]
 
 
 def measured_before(case: EvalCase, line: Mapping[str, Any], *, redaction: Any) -> dict[str, list[Any]]:
