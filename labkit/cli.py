@@ -16,6 +16,7 @@ import io
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from labkit import __version__
@@ -99,6 +100,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout = guard.stream
 
 
+def _resume_hint(args: argparse.Namespace) -> str:
+    """How to finish a run that Ctrl-C stopped (its cases done so far are kept)."""
+    run = (getattr(args, "resume", None) or getattr(args, "out", None)) if args.command == "run" else None
+    if run and (Path(run) / "manifest.json").is_file():
+        return f": the cases done are kept; finish the run with labkit run --resume {run}"
+    return ""
+
+
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
@@ -120,7 +129,7 @@ def _main(argv: Sequence[str] | None) -> int:
         _print_error(dep)
         return 2
     except KeyboardInterrupt:
-        print("labkit: interrupted", file=sys.stderr)
+        print("labkit: interrupted" + _resume_hint(args), file=sys.stderr)
         return 130
     except OSError as e:  # a path that is a folder, a file where a folder must go, no permission ...
         where = f"{e.filename}: " if e.filename else ""

@@ -421,6 +421,7 @@ def test_a_real_sigint_stops_the_run(tmp_path: Path, kind: str) -> None:
             proc.wait()
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
+    assert f"labkit run --resume {out}" in err, err  # (how to finish it)
     assert (out / "results.jsonl").read_text().count("\n") < 60
 
 
