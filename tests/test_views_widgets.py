@@ -121,6 +121,16 @@ def test_unknown_threshold_lists_known(tuner: ThresholdTuner) -> None:
         tuner.set_threshold("faithfulness", float("nan"))
 
 
+def test_thresholds_of_metrics_the_gate_does_not_check_can_be_left_out(tuner: ThresholdTuner) -> None:
+    """Notebook 03 set its four threshold parameters on any gate: a gate of one's own without a
+    cost check failed the notebook. ``unchecked="skip"`` sets the ones the gate checks and returns
+    the others (the notebook says which it left out)."""
+    left = tuner.set_thresholds({"faithfulness": 0.5, "mrr": 0.5}, unchecked="skip")
+    assert left == ["mrr"] and tuner.thresholds["faithfulness"] == 0.5
+    with pytest.raises(ConfigError):
+        tuner.set_thresholds({"mrr": 0.5}, unchecked="nope")
+
+
 def test_two_checks_on_one_metric_get_two_sliders() -> None:
     g = Gate.from_dict({"name": "g", "checks": [
         {"metric": "faithfulness", "op": ">=", "threshold": 0.85},

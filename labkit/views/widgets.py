@@ -174,18 +174,26 @@ class ThresholdTuner:
         if slider is not None and slider.value != v:
             slider.value = v  # the observer refreshes the views
 
-    def set_thresholds(self, values: Mapping[str, float]) -> None:
-        """Set several thresholds; keys are slider keys or metric names (every check on that metric)."""
+    def set_thresholds(self, values: Mapping[str, float], *, unchecked: str = "raise") -> list[str]:
+        """Set several thresholds; keys are slider keys or metric names (every check on that metric).
+        A name the gate has no check on is a ConfigError, or (``unchecked="skip"``) left out:
+        returns the names left out."""
+        if unchecked not in ("raise", "skip"):
+            raise ConfigError(f"unchecked must be 'raise' or 'skip', got {unchecked!r}", field="unchecked")
+        left: list[str] = []
         for name, v in values.items():
             if name in self.thresholds:
                 self.set_threshold(name, v)
                 continue
             hits = [k for k, c in zip(self.keys, self.gate.checks, strict=True) if c.metric == name]
-            if not hits:
+            if not hits and unchecked == "skip":
+                left.append(name)
+            elif not hits:
                 raise ConfigError(f"no threshold {name!r} in gate {self.gate.name}", field="threshold",
                                   known=self.keys)
             for k in hits:
                 self.set_threshold(k, v)
+        return left
 
     def current_gate(self) -> Any:
         """The gate with the thresholds as set now."""
