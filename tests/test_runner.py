@@ -389,6 +389,24 @@ def test_resume_after_partial_write_gives_identical_results(tmp_path: Path) -> N
     assert rd.manifest["status"] == "complete" and rd.manifest["resumed_at"]
 
 
+def test_resume_refuses_a_line_of_a_case_the_dataset_does_not_hold(tmp_path: Path) -> None:
+    """A results line whose case is not in the run's dataset was dropped by a resume without a
+    word (it cannot be run again): it is refused, naming its line, and the file is left as it was."""
+    from labkit.errors import DatasetError
+
+    ds = cases(5)
+    rd = run(ds, echo, tmp_path / "r", config=QUIET, score=False)
+    lines = rd.results_path.read_text().splitlines(keepends=True)
+    alien = json.loads(lines[0])
+    alien["case_id"] = "not-in-the-dataset"
+    text = "".join(lines[:2]) + json.dumps(alien) + "\n"
+    rd.results_path.write_text(text)
+    with pytest.raises(DatasetError, match="not-in-the-dataset") as ei:
+        resume(rd.path, pipeline=load_pipeline(echo), config=QUIET, score=False)
+    assert [p.line for p in ei.value.problems] == [3]
+    assert rd.results_path.read_text() == text
+
+
 def test_resume_refuses_changed_dataset_or_config(tmp_path: Path) -> None:
     ds_path = tmp_path / "ds.jsonl"
     ds_path.write_text("".join(json.dumps(c.to_dict()) + "\n" for c in cases(3)))

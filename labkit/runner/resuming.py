@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from labkit.cases import Dataset, load_cases
-from labkit.errors import ConfigError, PipelineError
+from labkit.errors import ConfigError, DatasetError, PipelineError, Problem
 from labkit.io import atomic_write_text, iter_jsonl
 from labkit.runner.config import RunnerConfig, merge_config
 from labkit.runner.dask import require_executor
@@ -24,7 +24,13 @@ from labkit.runner.manifest import resume_k
 from labkit.runner.redaction import redactor
 from labkit.runner.session import complete, load_pipeline, pipeline_names
 from labkit.runner.writer import truncate_torn_tail
-from labkit.runs import RunDir, read_results, refuse_secret_ids, refuse_secret_names
+from labkit.runs import (
+    RunDir,
+    read_results,
+    read_results_part,
+    refuse_secret_ids,
+    refuse_secret_names,
+)
 
 if TYPE_CHECKING:
     from labkit.pipelines import LoadedPipeline
@@ -118,6 +124,11 @@ def _resume_locked(
     rd.results_path.touch(mode=0o600)
     rows = read_results(rd.results_path)
     keys = {c.id: case_key(c, *pipeline_key_hashes(pipe)) for c in ds}
+    if any(r["case_id"] not in keys for r in rows):  # (a line it cannot run again: it would be dropped)
+        part = read_results_part(rd.results_path)
+        raise DatasetError(str(rd.results_path), [
+            Problem(n, "case_id", f"case {r['case_id']!r} is not in the run's dataset: a resume cannot run it again")
+            for r, n in zip(part.rows, part.lines, strict=True) if r["case_id"] not in keys])
     finished = {r["case_id"] for r in rows if keys.get(r["case_id"]) == r.get("idempotency_key")}
     stale = [r["case_id"] for r in rows if r["case_id"] not in finished]
     if stale:  # lines of another config or dataset version: run those cases again
