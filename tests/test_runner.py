@@ -687,3 +687,29 @@ def test_an_executor_whose_extra_is_missing_is_refused_before_anything_is_writte
     with pytest.raises(MissingDependencyError):
         resume(out, overrides={"executor": "dask"})
     assert json.loads((out / "manifest.json").read_text())["status"] == "complete"
+
+
+def test_a_resume_with_other_settings_keeps_the_earlier_ones_and_says_so(tmp_path: Path, capsys: Any) -> None:
+    """A resume with another --timeout ran the rest of the cases under it without a word, and the
+    manifest recorded only the last settings: the earlier ones are kept (runner_before, with the
+    time they ended) and the CLI says what changed."""
+    from labkit.cases import save_cases
+    from labkit.cli import main
+
+    ds = tmp_path / "ds.jsonl"
+    save_cases(cases(6), ds)
+    out = tmp_path / "r"
+    assert main(["run", "--dataset", str(ds), "--pipeline", "data/pipelines/baseline.yaml", "--out", str(out),
+                 "--quiet", "--no-score", "--timeout", "60"]) == 0
+    lines = (out / "results.jsonl").read_text().splitlines(keepends=True)
+    (out / "results.jsonl").write_text("".join(lines[:3]))
+    capsys.readouterr()
+    assert main(["run", "--resume", str(out), "--quiet", "--no-score", "--timeout", "30"]) == 0
+    err = capsys.readouterr().err
+    assert "timeout_s: 60.0 -> 30.0" in err and "runner_before" in err, err
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["runner"]["timeout_s"] == 30.0 and man["runner_before"][-1]["runner"]["timeout_s"] == 60.0
+    assert man["runner_before"][-1]["until"] == man["resumed_at"][-1]
+    (out / "results.jsonl").write_text("".join(lines[:3]))
+    assert main(["run", "--resume", str(out), "--quiet", "--no-score", "--timeout", "30"]) == 0
+    assert "note" not in capsys.readouterr().err  # (the same settings again: nothing to say)

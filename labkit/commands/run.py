@@ -97,6 +97,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.resume:
         pipeline = _check_resume_flags(args)
         rd = runner.resume(args.resume, overrides=overrides, pipeline=pipeline, score=not args.no_score, k=args.k)
+        from labkit.runner.resuming import changed_settings
+
+        changed = changed_settings(rd.manifest)
+        if changed:
+            print(f"labkit: note: this resume ran with other settings than the run before it ({'; '.join(changed)}); "
+                  "the manifest keeps the earlier ones (runner_before)", file=sys.stderr)
     else:
         missing = [f"--{n}" for n in ("dataset", "pipeline", "out") if not getattr(args, n)]
         if missing:

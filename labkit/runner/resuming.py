@@ -135,10 +135,33 @@ def _resume_locked(
         atomic_write_text(rd.results_path, "".join(json.dumps(r, ensure_ascii=False) + "\n"
                                                    for r in rows if r["case_id"] in finished))
     _keep_traces(rd, finished)
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     rd.update_manifest(runner=cfg.to_dict(), status="running", finished_at=None, score_k=k,
-                       resumed_at=[*(man.get("resumed_at") or []), datetime.now(UTC).isoformat(timespec="seconds")])
+                       resumed_at=[*(man.get("resumed_at") or []), now], **_earlier_settings(man, cfg, now))
     return complete(rd, ds, pipe, cfg, rid, finished=finished, score=score, k=k, corpus_dir=pm.get("corpus_dir"),
                     red=red)
+
+
+def _earlier_settings(man: Mapping[str, Any], cfg: RunnerConfig, now: str) -> dict[str, Any]:
+    """The manifest's ``runner_before`` when this resume runs with other settings than the sessions
+    before it (a timeout, retries, a concurrency changed): each earlier setting kept with the time
+    it ended, so the run says which of its cases ran under which."""
+    prev = man.get("runner")
+    if not isinstance(prev, dict) or prev == cfg.to_dict():
+        return {}
+    resume = len(man.get("resumed_at") or []) + 1  # (this resume's number: it changed them)
+    return {"runner_before": [*(man.get("runner_before") or []), {"until": now, "resume": resume, "runner": prev}]}
+
+
+def changed_settings(man: Mapping[str, Any]) -> list[str]:
+    """``key: before -> now`` of each setting the last resume changed (none when it changed none)."""
+    before = man.get("runner_before")
+    resumed = man.get("resumed_at")
+    if not (isinstance(before, list) and before and isinstance(resumed, list)
+            and isinstance(before[-1], dict) and before[-1].get("resume") == len(resumed)):
+        return []
+    old, new = before[-1].get("runner") or {}, man.get("runner") or {}
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
 
 def _keep_traces(rd: RunDir, finished: set[str]) -> None:
