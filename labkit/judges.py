@@ -555,9 +555,11 @@ class LLMJudge:
                 last = e
                 continue
             if path is not None:
+                from labkit.trace.redact import Redactor
+
                 record = {"model": self.model, "template": template.name, "version": template.version,
-                          "hash": template.hash, "verdict": verdict}
-                atomic_write_text(path, json.dumps(record, ensure_ascii=False))
+                          "hash": template.hash, "verdict": verdict}  # (on disk redacted: a reply may quote a key)
+                atomic_write_text(path, json.dumps(Redactor().redact(record), ensure_ascii=False))
             return verdict
         assert last is not None
         raise last

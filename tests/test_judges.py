@@ -144,6 +144,23 @@ def test_llm_judge_scores_and_sends_versioned_prompt(srv, tmp_path):
     assert d["templates"]["relevance"]["hash"] == RELEVANCE_PROMPT.hash
 
 
+def test_a_verdict_is_cached_redacted_and_scored_as_it_came(tmp_path):
+    """A judge whose reply quoted a key put it raw into its verdict cache file: the record is
+    redacted before it is written; the verdict itself (its numbers) is what the judge said."""
+    key = "sk-proj-JUDGEechoedKEY0123456789abcd"
+
+    def reply(body):
+        return f'{{"claims": 2, "supported": 1, "note": "saw {key}"}}'
+
+    with FakeOpenAI(reply=reply) as s:
+        j = LLMJudge(s.base_url, "judge-model", backoff_s=0.001, cache_dir=tmp_path / "cache")
+        assert j.faithfulness("A. B.", ["C."]) == (0.5, "")
+        again = LLMJudge(s.base_url, "judge-model", backoff_s=0.001, cache_dir=tmp_path / "cache")
+        assert again.faithfulness("A. B.", ["C."]) == (0.5, "") and again.cache_hits == 1
+    files = list((tmp_path / "cache").rglob("*.json"))
+    assert files and not any("JUDGEechoedKEY" in f.read_text(encoding="utf-8") for f in files)
+
+
 def test_llm_judge_cache_keyed_by_model_template_inputs(srv, tmp_path):
     j = _judge(srv, tmp_path)
     j.faithfulness("A. B.", ["C."])
