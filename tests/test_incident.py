@@ -10,6 +10,7 @@ import pytest
 
 from labkit.cases import load_cases
 from labkit.compare import compare_runs
+from labkit.errors import LabkitError
 from labkit.metrics import METRICS
 from labkit.readiness import incident_review
 
@@ -109,12 +110,13 @@ def test_backlog_has_owner_and_due_date_to_fill(runs: tuple[Path, Path], tmp_pat
     assert any(r["stage"] == rev.stage for r in rows)
 
 
-def test_same_run_twice_names_no_stage(runs: tuple[Path, Path], tmp_path: Path) -> None:
+def test_the_same_run_twice_is_refused(runs: tuple[Path, Path], tmp_path: Path) -> None:
+    """A run reviewed against itself named no stage and wrote a note that nothing regressed: the
+    review compares two runs, and one given twice is refused as compare refuses it."""
     base, _ = runs
-    rev = incident_review(base, base, tmp_path)
-    assert rev.stage is None
-    assert rev.impact["regressed_cases"] == 0
-    assert "no metric regressed" in rev.note_path.read_text()
+    with pytest.raises(LabkitError, match="the same run"):
+        incident_review(base, base, tmp_path)
+    assert not (tmp_path / "incident.md").exists()
 
 
 def test_incident_cli(runs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

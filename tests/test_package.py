@@ -154,6 +154,9 @@ def test_an_extra_missing_deep_in_a_command_is_a_one_line_error(monkeypatch, cap
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return load_cases
 
+    import labkit.runs  # (imported now, it binds the real load_cases: a module first imported
+    # under the patch would keep the patched one after the test, and fail every later run of this process)
+
     monkeypatch.setattr(labkit.cases, "load_cases", needs("matplotlib.pyplot"))
     assert main(["dataset", "validate", "data/golden.jsonl"]) == 2
     err = capsys.readouterr().err

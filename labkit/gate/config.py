@@ -407,11 +407,11 @@ def _parse_k(k: Any, path: str | None) -> int | None:
 def _parse_bootstrap(d: Mapping[str, Any], key: str, path: str | None) -> int | None:
     """``n_boot:`` or ``seed:``, the bootstrap the thresholds' intervals are drawn with
     (:func:`labkit.stats.check_options`)."""
-    from labkit.stats import check_options
-
     v = d.get(key)
     if v is None:
         return None
+    from labkit.stats import check_options  # (only then: a gate that declares none loads no numpy)
+
     try:
         check_options(**{key: v})
     except ConfigError as e:

@@ -227,14 +227,16 @@ def _intervals_check(gate: Gate, what: str, fix: str) -> CheckResult:
 
 
 def _drawn_checks(gate: Gate, run: Any, metrics: Mapping[str, Any]) -> list[CheckResult]:
-    """A failing check when the run's intervals were drawn with other resamples or another seed
-    than the gate declares (an interval of one resample, or of a seed chosen among many, is not
-    the interval the threshold was set on), and when the run was scored with another corpus than
+    """A failing check when a check of the gate reads an interval (``ci_low``, ``ci_high``) and the
+    run's intervals were drawn with other resamples or another seed than the gate declares (an
+    interval of one resample, or of a seed chosen among many, is not the interval the threshold
+    was set on), and when the run was scored with another corpus than
     it was made with (retrieved ids are judged on their chunks' text). Read off metrics.json,
     which the scoring record's hash covers."""
     out = []
     n_boot, seed = metrics.get("n_boot"), metrics.get("seed")
-    if (n_boot, seed) != (gate.n_boot or 2000, gate.seed or 0):
+    reads = any(c.statistic in ("ci_low", "ci_high") for c in (*gate.checks, *(c for s in gate.slices for c in s.checks)))
+    if reads and (n_boot, seed) != (gate.n_boot or 2000, gate.seed or 0):
         out.append(_intervals_check(gate, f"the run was scored with n_boot={n_boot}, seed={seed}",
                                     f"rescore it so ({run.score_command} --n-boot {gate.n_boot or 2000} "
                                     f"--seed {gate.seed or 0})"))
