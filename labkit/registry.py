@@ -33,6 +33,11 @@ RUN_KINDS = ("percentile", "ratio", "sum")
 
 CaseMetricFn = Callable[["EvalCase", Any], "float | tuple[float | None, str] | None"]
 
+#: The resamples an interval is drawn from, and the seed, when nothing names others: what scoring
+#: draws with and what a gate that declares none holds a run to (here, below numpy: a gate reads it).
+DEFAULT_N_BOOT = 2000
+DEFAULT_SEED = 0
+
 
 @dataclass(frozen=True, kw_only=True)
 class MetricSpec:

@@ -39,10 +39,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from labkit.registry import DEFAULT_N_BOOT
+
 Stat = Callable[[NDArray[Any]], NDArray[np.float64]]
 """A statistic evaluated along axis 1 of a ``[B, n, ...]`` array, returning ``[B]``."""
 
-DEFAULT_N_BOOT = 2000
 _BLOCK_ELEMS = 4_000_000
 #: Elements of the count matrix ``W`` held per block by :func:`_index_counts_sums`: the
 #: plain bootstrap's blocks (so its draws are the same), enough rows for BLAS to run at speed.

@@ -296,6 +296,14 @@ class Gate:
         return Path(path)
 
     @property
+    def bootstrap(self) -> tuple[int, int]:
+        """(n_boot, seed) the gate holds a run's intervals to: the declared ones, else the defaults."""
+        from labkit.registry import DEFAULT_N_BOOT, DEFAULT_SEED
+
+        return (self.n_boot if self.n_boot is not None else DEFAULT_N_BOOT,
+                self.seed if self.seed is not None else DEFAULT_SEED)
+
+    @property
     def judge_identity(self) -> Any:
         """The declared judge as a scored run's manifest records it (``scoring.judge``)."""
         from labkit.scoring import judge_info

@@ -150,8 +150,8 @@ def evaluate_gate(
         results.extend(_unmeasured(gate, metrics))
     notes = _imported_note(run)
     if gate.regression:
-        results.extend(_regressions(gate, run, baseline, gate.seed or 0))
-        if seed is not None and seed != (gate.seed or 0):
+        results.extend(_regressions(gate, run, baseline, gate.bootstrap[1]))
+        if seed is not None and seed != gate.bootstrap[1]:
             results.append(_intervals_check(gate, f"regression intervals drawn with seed={seed}",
                                             "draw them with its seed (labkit gate without --seed)"))
     elif baseline is not None:
@@ -218,7 +218,7 @@ def _completed(run: Any) -> list[CheckResult]:
 
 
 def _intervals_check(gate: Gate, what: str, fix: str) -> CheckResult:
-    n_boot, seed = gate.n_boot or 2000, gate.seed or 0
+    n_boot, seed = gate.bootstrap
     declares = "declares" if gate.n_boot is not None or gate.seed is not None else "declares none: the defaults,"
     return CheckResult(name="scored with the intervals the gate declares", kind="intervals", metric=None, op=None,
                        threshold=None, observed=None, passed=False,
@@ -236,10 +236,10 @@ def _drawn_checks(gate: Gate, run: Any, metrics: Mapping[str, Any]) -> list[Chec
     out = []
     n_boot, seed = metrics.get("n_boot"), metrics.get("seed")
     reads = any(c.statistic in ("ci_low", "ci_high") for c in (*gate.checks, *(c for s in gate.slices for c in s.checks)))
-    if reads and (n_boot, seed) != (gate.n_boot or 2000, gate.seed or 0):
+    want = gate.bootstrap
+    if reads and (n_boot, seed) != want:
         out.append(_intervals_check(gate, f"the run was scored with n_boot={n_boot}, seed={seed}",
-                                    f"rescore it so ({run.score_command} --n-boot {gate.n_boot or 2000} "
-                                    f"--seed {gate.seed or 0})"))
+                                    f"rescore it so ({run.score_command} --n-boot {want[0]} --seed {want[1]})"))
     pipe = run.manifest.get("pipeline")
     made = pipe.get("corpus_fingerprint") if isinstance(pipe, Mapping) else None
     if isinstance(made, str) and metrics.get("corpus") != made:
