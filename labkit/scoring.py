@@ -240,9 +240,9 @@ class _Part(NamedTuple):
 
 
 def _forked_part(token: int, span: tuple[int, int]) -> _Part:
-    """In a worker forked by :func:`labkit.stats.forked_pool`: the part scored with what it
+    """In a worker forked by :func:`labkit.forks.forked_pool`: the part scored with what it
     inherited (the dataset is not sent)."""
-    from labkit.stats import forked_job
+    from labkit.forks import forked_job
 
     return _score_part(forked_job(token), span)
 
@@ -319,10 +319,10 @@ def _parts(w: Mapping[str, Any]) -> list[_Part]:
     import functools
     from concurrent.futures.process import BrokenProcessPool
 
+    from labkit.forks import can_fork, forked_pool, usable_cpus
     from labkit.io import line_spans
     from labkit.judges import LexicalJudge
     from labkit.metrics import score_cases
-    from labkit.stats import can_fork, forked_pool, usable_cpus
 
     spans = line_spans(w["path"], PART_BYTES)
     if len(spans) < PARALLEL_MIN_PARTS or not can_fork() or not isinstance(w["judge"], LexicalJudge):
@@ -459,9 +459,9 @@ def _write_scores(rd: RunDir, scores: pd.DataFrame, ds: Dataset,
 #: the memory budget), and the thread writes.
 FORKED_WRITE_MIN, FORKED_WRITE_MAX = 20_000, 250_000
 def _forked_write(token: int) -> tuple[dict[str, str], str]:
-    """In the writer forked by :func:`labkit.stats.forked_pool`: :func:`_write_scores` of what it
+    """In the writer forked by :func:`labkit.forks.forked_pool`: :func:`_write_scores` of what it
     inherited (the frame is not sent)."""
-    from labkit.stats import forked_job
+    from labkit.forks import forked_job
 
     return _write_scores(*forked_job(token))
 
@@ -475,7 +475,7 @@ def _scores_writer(rd: RunDir, scores: pd.DataFrame, ds: Dataset,
     from concurrent.futures import ThreadPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    from labkit.stats import can_fork, forked_pool
+    from labkit.forks import can_fork, forked_pool
 
     fut: Future[tuple[dict[str, str], str]] | None = None
     with contextlib.ExitStack() as stack:

@@ -30,10 +30,8 @@ resamples of a whole run, where a sample -- a slice, a metric's measured cases -
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -242,7 +240,7 @@ def _index_counts_sums(x: NDArray[np.float64], n_boot: int, seed: int,
     uniformly inside each chunk, from a generator of the chunk's own (spawned from the seed's):
     16 of its random bits a draw, masked to the chunk's size (uniform, as the size is a power of
     two; about half the cost of a bounded integer draw). The same law (n uniform draws over the
-    rows), counted in cache, the chunks side by side in forked processes (:func:`_chunks_side_by_side`),
+    rows), counted in cache, the chunks side by side in forked processes (:func:`labkit.forks.side_by_side`),
     with the same sums whatever the number of processes. Cost: 16 random
     bits and one count per row and resample, then a narrow BLAS product per cell.
     """
@@ -278,83 +276,13 @@ def _index_counts_sums(x: NDArray[np.float64], n_boot: int, seed: int,
 
             return _block_sums(x, edges[c], edges[c + 1], bounds, n_boot, fill)
 
-        parts = _chunks_side_by_side(chunk, len(sizes))
+        from labkit.forks import side_by_side
+
+        parts = side_by_side(len(sizes), chunk)
     out = np.zeros((n_boot, len(bounds) - 1, m), dtype=np.float64)
     for first, sums in parts:  # in chunk order: the same sums whatever the processes
         out[:, first:first + sums.shape[1]] += sums
     return out
-
-
-#: Each :func:`forked_pool` call's job, under its own token: what its forked processes inherit.
-_FORKED: dict[int, Any] = {}
-_TOKENS = itertools.count()
-
-
-def can_fork() -> bool:
-    """Whether work may go to forked processes here: a CPU to spare, a fork, and not a daemonic
-    process (which may have no children)."""
-    import multiprocessing
-    import os
-
-    return usable_cpus() >= 2 and hasattr(os, "fork") and not multiprocessing.current_process().daemon
-
-
-@contextmanager
-def forked_pool(workers: int, job: Any) -> Iterator[tuple[Any, int]]:
-    """A pool of ``workers`` forked processes and the token under which they find ``job``
-    (:func:`forked_job`): each call's own, so calls from several threads at once do not mix.
-    Processes started before a fork was refused are ended, not left behind; the OSError is raised."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    token = next(_TOKENS)
-    _FORKED[token] = job  # (before any fork: the processes inherit it)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
-    try:
-        yield pool, token
-    except OSError:
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            proc.terminate()
-            proc.join()
-        raise
-    finally:
-        pool.shutdown(wait=True)
-        _FORKED.pop(token, None)
-
-
-def forked_job(token: int) -> Any:
-    """In a process of :func:`forked_pool`: the job it was forked for."""
-    return _FORKED[token]
-
-
-def _chunks_in_child(token: int, chunks: list[int]) -> list[tuple[int, NDArray[np.float64]]]:
-    chunk = forked_job(token)
-    return [chunk(c) for c in chunks]
-
-
-def _chunks_side_by_side(chunk: Callable[[int], tuple[int, NDArray[np.float64]]],
-                         count: int) -> list[tuple[int, NDArray[np.float64]]]:
-    """``[chunk(c) for c in range(count)]``, the chunks dealt out to this process and, with CPUs
-    to spare, forked ones (which inherit the rows: only the sums travel back). Processes, not
-    threads: numpy's counting holds the interpreter, and threads would take turns at it. A fork
-    refused (no memory for one) or a process lost (killed) leaves its chunks to this process."""
-    from concurrent.futures.process import BrokenProcessPool
-
-    procs = _count_processes(count)
-    if procs < 2 or not can_fork():
-        return [chunk(c) for c in range(count)]
-    dealt = [list(range(p, count, procs)) for p in range(procs)]
-    done: dict[int, tuple[int, NDArray[np.float64]]] = {}
-    try:
-        with forked_pool(procs - 1, chunk) as (pool, token):
-            theirs = [pool.submit(_chunks_in_child, token, cs) for cs in dealt[1:]]  # (forked here)
-            done.update((c, chunk(c)) for c in dealt[0])
-            for cs, fut in zip(dealt[1:], theirs, strict=True):
-                done.update(zip(cs, fut.result(), strict=True))
-    except (OSError, BrokenProcessPool):
-        pass
-    return [done[c] if c in done else chunk(c) for c in range(count)]  # (each chunk's generator is where it
-    # was in this process, whatever a lost process drew: the same draws)
 
 
 def _chunk_sizes(n: int) -> list[int]:
@@ -364,18 +292,6 @@ def _chunk_sizes(n: int) -> list[int]:
     size = min(_CHUNK, 1 << max(0, (n // _MIN_CHUNKS).bit_length() - 1))
     full, rest = divmod(n, size)
     return [size] * full + [1 << b for b in range(rest.bit_length() - 1, -1, -1) if rest >> b & 1]
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity where the platform tells it)."""
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def _count_processes(chunks: int) -> int:
-    """Processes counting the chunks of :func:`_index_counts_sums`: one per usable CPU."""
-    return max(1, min(usable_cpus(), chunks))
 
 
 def _block_sums(x: NDArray[np.float64], s0: int, e0: int, bounds: list[int], n_boot: int,

@@ -453,3 +453,83 @@ def test_an_id_with_a_control_or_direction_character_is_refused_at_its_line(bad)
         parse_lines(['{"id": "fine", "question": "q?"}', json.dumps({"id": bad, "question": "q?"})])
     pr = e.value.problems[0]
     assert (pr.line, pr.field) == (2, "id") and "control" in pr.reason, pr
+
+
+def _mixed_lines(n: int, seed: int, *, bad: bool) -> list[bytes]:
+    """``n`` dataset lines of every shape a case takes (seeded); with ``bad``, lines refused for each
+    reason a dataset names, spread over the file: a field off, malformed JSON, bytes that are not
+    UTF-8, an id given twice (the first far earlier), a line repeating the id of a refused line."""
+    import random
+
+    rnd = random.Random(seed)
+    out: list[bytes] = []
+    for i in range(n):
+        case: dict = {"id": f"c{i}", "question": f"question {i} {'x' * rnd.randrange(40)}?",
+                      "tags": {"category": rnd.choice(["billing", "security"]), "kind": rnd.choice(KINDS)}}
+        if i % 3 == 0:
+            case["expected_source"] = f"doc{i % 7}"
+        if i % 4 == 0:
+            case["expected_chunks"] = [f"doc{i % 7}#0", f"doc{i % 7}#1"]
+            case["must_include"] = ["reset", "portal"]
+        if i % 5 == 0:
+            case["metadata"] = {"n": i, "w": i / 7, "nested": {"list": [1, None, True, "s"]}}
+            case["expected_tools"] = [{"name": "lookup", "args": {"id": i, "x": 0.5}}]
+        if i % 6 == 0:
+            del case["id"]  # (a derived id)
+        out.append(json.dumps(case, ensure_ascii=i % 2 == 0).encode())
+        if bad and i % 37 == 5:
+            out.append(([b'{"id": "c1", "question": "again"}', b'{"id": "z%d", "question": ""}' % i,
+                        b'{"question": "caf\xc3?"}', b"{bad", b"   ",
+                        b'{"id": "c%d", "question": "q", "must_includes": ["x"]}' % (n + i),
+                        b'{"id": "c%d", "question": "repeats a refused line"}' % (n + i - 37)])[i // 37 % 7])  # (each kind in turn)
+    return out
+
+
+@pytest.mark.parametrize("bad", [False, True], ids=["valid", "with bad lines"])
+@pytest.mark.parametrize("way", ["side by side", "no fork", "process lost"])
+def test_a_large_dataset_parsed_side_by_side_is_the_dataset_one_process_parses(tmp_path, monkeypatch, bad, way):
+    """A dataset file past PARALLEL_PARSE_BYTES is parsed in parts, about half of them in a forked
+    process: the same cases (each field's value and type), the same lines, the same fingerprint,
+    and for a file with bad lines the same problems in the same order, as one process gives --
+    also when the fork is refused or the forked process is killed."""
+    import functools
+    import os
+
+    from labkit import cases as cases_mod
+    from labkit import forks
+    from tests.forks import kill_in_child, refuse_forks
+
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(b"\n".join(_mixed_lines(600, 7, bad=bad)) + b"\n")
+    monkeypatch.setattr(cases_mod, "PART_BYTES", 2_000)  # parts of a few lines each
+
+    def loaded():
+        try:
+            ds = load_cases(path)
+        except DatasetError as e:
+            return [(p.line, p.field, p.reason) for p in e.problems]
+        return ([(c, [type(getattr(c, f)) for f in EvalCase.__slots__]) for c in ds], ds.lines, ds.fingerprint)
+
+    monkeypatch.setattr(forks, "usable_cpus", lambda: 1)
+    want = loaded()
+    assert bool(bad) == isinstance(want, list) and len(want if bad else want[0]) > (10 if bad else 500)
+    monkeypatch.setattr(forks, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(cases_mod, "PARALLEL_PARSE_BYTES", 1)  # every file side by side
+    pids = tmp_path / "pids"
+    real = forks._in_child
+
+    @functools.wraps(real)  # (sent by name: the forked process finds this one)
+    def recorded(token, items):
+        with pids.open("a") as f:
+            f.write(f"{os.getpid()} {len(items)}\n")
+        return real(token, items)
+
+    monkeypatch.setattr(forks, "_in_child", recorded)
+    if way == "no fork":
+        refuse_forks(monkeypatch)
+    elif way == "process lost":
+        kill_in_child(monkeypatch, forks, "_in_child")
+    assert loaded() == want
+    if way == "side by side":
+        (pid, parts), = (line.split() for line in pids.read_text().splitlines())
+        assert pid != str(os.getpid()) and int(parts) >= 10

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import binomtest, norm
 
-from labkit import stats
+from labkit import forks, stats
 
 
 def test_wilson_known_values():
@@ -303,7 +303,7 @@ def test_chunked_sums_do_not_depend_on_how_many_processes_count_them(monkeypatch
     starts = [0, 10, 300, 301, 1000]
     monkeypatch.setattr(stats, "_CHUNK", 128)
     pids = tmp_path / "pids"
-    real = stats._chunks_in_child
+    real = forks._in_child
 
     @functools.wraps(real)
     def recorded(token, chunks):
@@ -311,11 +311,11 @@ def test_chunked_sums_do_not_depend_on_how_many_processes_count_them(monkeypatch
             f.write(f"{os.getpid()} {len(chunks)}\n")
         return real(token, chunks)
 
-    monkeypatch.setattr(stats, "_chunks_in_child", recorded)
-    monkeypatch.setattr(stats, "_count_processes", lambda chunks: 1)
+    monkeypatch.setattr(forks, "_in_child", recorded)
+    monkeypatch.setattr(forks, "usable_cpus", lambda: 1)
     one = stats._index_counts_sums(x, 500, 4, starts)
     assert not pids.exists()  # counted here
-    monkeypatch.setattr(stats, "_count_processes", lambda chunks: 3)
+    monkeypatch.setattr(forks, "usable_cpus", lambda: 3)
     three = stats._index_counts_sums(x, 500, 4, starts)
     got = [line.split() for line in pids.read_text().splitlines()]
     assert len(got) == 2 and all(pid != str(os.getpid()) and int(n) >= 2 for pid, n in got), got
@@ -333,13 +333,13 @@ def test_chunked_sums_without_their_processes_are_the_same_sums(monkeypatch, fai
     x = np.column_stack([rng.random(1000), np.ones(1000)])
     starts = [0, 400, 1000]
     monkeypatch.setattr(stats, "_CHUNK", 128)
-    monkeypatch.setattr(stats, "_count_processes", lambda chunks: 1)
+    monkeypatch.setattr(forks, "usable_cpus", lambda: 1)
     want = stats._index_counts_sums(x, 300, 9, starts)
-    monkeypatch.setattr(stats, "_count_processes", lambda chunks: 2)
+    monkeypatch.setattr(forks, "usable_cpus", lambda: 2)
     if failure == "no fork":
         refuse_forks(monkeypatch)
     else:
-        kill_in_child(monkeypatch, stats, "_chunks_in_child")
+        kill_in_child(monkeypatch, forks, "_in_child")
     assert np.array_equal(stats._index_counts_sums(x, 300, 9, starts), want)
 
 
@@ -347,7 +347,7 @@ def test_two_threads_bootstrapping_at_once_each_get_their_own_sums(monkeypatch):
     import threading
 
     monkeypatch.setattr(stats, "_CHUNK", 128)
-    monkeypatch.setattr(stats, "_count_processes", lambda chunks: 2)
+    monkeypatch.setattr(forks, "usable_cpus", lambda: 2)
     rng = np.random.default_rng(0)
     xa = np.column_stack([rng.random(1000), np.ones(1000)])
     xb = xa * 1000.0
@@ -374,9 +374,9 @@ def test_two_threads_bootstrapping_at_once_each_get_their_own_sums(monkeypatch):
 _REFUSED_SECOND_FORK = """
 import os
 import numpy as np
-from labkit import stats
+from labkit import forks, stats
 stats._CHUNK = 128
-stats._count_processes = lambda chunks: 3  # as on a machine with three usable CPUs
+forks.usable_cpus = lambda: 3  # as on a machine with three usable CPUs
 real, calls = os.fork, [0]
 def fork():
     calls[0] += 1
