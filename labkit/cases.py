@@ -15,7 +15,7 @@ import operator
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -437,9 +437,11 @@ PART_BYTES = 1 << 20
 PARALLEL_PARSE_BYTES = 4 << 20
 
 
-def load_cases(path: str | os.PathLike[str]) -> Dataset:
+def load_cases(path: str | os.PathLike[str], *, meanwhile: Callable[[], object] | None = None) -> Dataset:
     """Load and validate a JSONL dataset. Raises DatasetError listing every bad line; a file
-    without a single case is an error too (a gate judged on no case would pass)."""
+    without a single case is an error too (a gate judged on no case would pass).
+    ``meanwhile``: this process's own work, done once while a forked process parses a large
+    file (not done when none does), e.g. the imports a caller needs next."""
     spans = line_spans(path, PART_BYTES)
     firsts = [0, *itertools.accumulate(count_lines(path, span) for span in spans)]
 
@@ -453,7 +455,7 @@ def load_cases(path: str | os.PathLike[str]) -> Dataset:
     if spans[-1][1] >= PARALLEL_PARSE_BYTES:
         from labkit.forks import side_by_side
 
-        parts = side_by_side(len(spans), part, send=_sent, receive=_received)
+        parts = side_by_side(len(spans), part, send=_sent, receive=_received, first=meanwhile)
     else:
         parts = [part(i) for i in range(len(spans))]
     ds = _matched(parts, str(path))

@@ -64,35 +64,57 @@ def forked_job(token: int) -> Any:
     return _FORKED[token]
 
 
-def _in_child(token: int, items: list[int]) -> list[Any]:
-    work, send = forked_job(token)
-    return [send(work(i)) for i in items]
+def _in_child(token: int) -> list[tuple[int, Any]]:
+    work, send, share = forked_job(token)
+    out: list[tuple[int, Any]] = []
+    while (i := _claim(share, front=True)) is not None:
+        out.append((i, send(work(i))))
+    return out
+
+
+def _claim(share: Any, *, front: bool) -> int | None:
+    """The next item no process has taken, from the front or the back of what is left (``share``:
+    a shared pair, the first item left and the end of what is left), or None when none is."""
+    with share.get_lock():
+        first, end = share[0], share[1]
+        if first >= end:
+            return None
+        if front:
+            share[0] = first + 1
+            return int(first)
+        share[1] = end - 1
+        return int(end - 1)
 
 
 def side_by_side(count: int, work: Callable[[int], T], *, send: Callable[[T], Any] | None = None,
-                 receive: Callable[[Any], T] | None = None) -> list[T]:
-    """``[work(i) for i in range(count)]``, the items dealt out in turn to this process and, with
-    CPUs to spare, forked ones, which inherit what ``work`` reads. A forked process gives back
-    ``send(work(i))`` and this one takes ``receive`` of it (a compact form of what would be slow
-    to send as it is; both default to the value itself). A fork refused (no memory for one) or a
-    process lost (killed) leaves its items to this process: ``work`` must give the same value
+                 receive: Callable[[Any], T] | None = None, first: Callable[[], object] | None = None) -> list[T]:
+    """``[work(i) for i in range(count)]``, shared between this process and, with CPUs to spare,
+    forked ones, which inherit what ``work`` reads: they take the items from the front, this one
+    runs ``first`` (its own work meanwhile, once; not run when nothing is forked), then takes from
+    the back what none of them has taken, so the shares follow each side's pace. A forked process
+    gives back ``send(work(i))`` and this one takes ``receive`` of it (a compact form of what would
+    be slow to send as it is; both default to the value itself). A fork refused (no memory for one)
+    or a process lost (killed) leaves its items to this process: ``work`` must give the same value
     for ``i`` wherever it runs."""
+    import multiprocessing
     from concurrent.futures.process import BrokenProcessPool
 
-    procs = max(1, min(usable_cpus(), count))
-    if procs < 2 or not can_fork():
-        return [work(i) for i in range(count)]
-    dealt = [list(range(p, count, procs)) for p in range(procs)]
     done: dict[int, T] = {}
-    try:
-        with forked_pool(procs - 1, (work, send or _same)) as (pool, token):
-            theirs = [pool.submit(_in_child, token, items) for items in dealt[1:]]  # (forked here)
-            done.update((i, work(i)) for i in dealt[0])
-            back = receive or _same
-            for items, fut in zip(dealt[1:], theirs, strict=True):
-                done.update(zip(items, map(back, fut.result()), strict=True))
-    except (OSError, BrokenProcessPool):
-        pass
+    procs = max(1, min(usable_cpus(), count))
+    if procs >= 2 and can_fork():
+        share = multiprocessing.Array("q", [0, count])  # (shared with the processes forked below)
+        try:
+            with forked_pool(procs - 1, (work, send or _same, share)) as (pool, token):
+                futures = [pool.submit(_in_child, token) for _ in range(procs - 1)]  # (forked here)
+                if first is not None:
+                    first()
+                while (i := _claim(share, front=False)) is not None:
+                    done[i] = work(i)
+                back = receive or _same
+                for fut in futures:
+                    done.update((i, back(sent)) for i, sent in fut.result())
+        except (OSError, BrokenProcessPool):  # (what a lost process had is worked out below)
+            pass
     return [done[i] if i in done else work(i) for i in range(count)]
 
 

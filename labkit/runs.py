@@ -439,26 +439,27 @@ class RunDir:
 
 
 def load_dataset(
-    dataset: Dataset | Sequence[EvalCase] | str | os.PathLike[str] | None, rd: RunDir | None = None,
+    dataset: Dataset | Sequence[EvalCase] | str | os.PathLike[str] | None, rd: RunDir | None = None, *,
+    meanwhile: Callable[[], object] | None = None,
 ) -> Dataset:
     """The dataset of a run: a Dataset as is, a JSONL path loaded, cases in memory wrapped
     (no path), or None: the one the run directory ``rd`` names (its manifest's, else its
-    snapshot). The one loader of the runner and of scoring."""
+    snapshot). The one loader of the runner and of scoring. ``meanwhile``: the caller's own
+    work, done once while a forked process parses a large file (:func:`labkit.cases.load_cases`)."""
     if isinstance(dataset, Dataset):
         return dataset
     if dataset is None:
         if rd is None:
             raise ConfigError("no dataset given", field="dataset")
-        path = rd.dataset_path()
-        if path is None:
+        dataset = rd.dataset_path()
+        if dataset is None:
             raise ConfigError(
                 "no dataset: the run directory's manifest names none; pass --dataset PATH",
                 path=str(rd.path),
                 field="dataset",
             )
-        return load_cases(path)
     if isinstance(dataset, (str, os.PathLike)):
-        return load_cases(dataset)
+        return load_cases(dataset, meanwhile=meanwhile)
     cases = tuple(dataset)
     bad = unwritable(cases)
     if bad:  # (before anything is written: the run keeps its cases beside it, in a file)

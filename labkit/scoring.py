@@ -340,6 +340,14 @@ def _parts(w: Mapping[str, Any]) -> list[_Part]:
         gc.unfreeze()
 
 
+def _import_scoring() -> None:
+    """The modules scoring needs imported (pandas, the metrics, the lexical judge: about 0.5 s),
+    by scoring no case: done while a large dataset is parsed in a forked process."""
+    from labkit.metrics import score_cases
+
+    score_cases([], [])
+
+
 def score_results(rd: RunDir, ds: Dataset, *, k: int, corpus: Any, judge: Any,
                   results: Sequence[Mapping[str, Any]] | None = None) -> tuple[list[EvalCase], pd.DataFrame]:
     """The cases that have a result line (in dataset order) and their score_cases frame.
@@ -554,7 +562,7 @@ def _score_run(run_dir: str | os.PathLike[str] | RunDir, dataset: Dataset | Sequ
         raise DatasetError(str(rd.results_path), [Problem(None, None, "file not found")])
     # the runner's in-run scoring (``results`` given) has just written the file and recorded its hash
     known = refuse_foreign_results(rd) if results is None else rd.manifest.get("results_sha256")
-    ds = load_dataset(dataset, rd)
+    ds = load_dataset(dataset, rd, meanwhile=_import_scoring)
     corp = resolve_corpus(corpus, rd)
     cases, scores = score_results(rd, ds, k=k, corpus=corp, judge=judge, results=results)
     with _scores_writer(rd, scores, ds, known if isinstance(known, str) else None) as written:  # written while the intervals are drawn

@@ -45,3 +45,24 @@ def forks_meet_at(monkeypatch: pytest.MonkeyPatch, parties: int) -> None:
         return real()
 
     monkeypatch.setattr(os, "fork", fork)
+
+
+def forked_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """labkit.forks.side_by_side's forked processes take an item before this process takes any of
+    a call's (this one waits for them once a call, at most 10 s): what they do is then certain to
+    be seen, however fast the items are."""
+    import time
+
+    from labkit import forks
+
+    here, real, waited = os.getpid(), forks._claim, set()
+
+    def claim(share: Any, *, front: bool) -> int | None:
+        if os.getpid() == here and not front and id(share) not in waited:
+            waited.add(id(share))
+            end = time.monotonic() + 10
+            while share[0] == 0 and time.monotonic() < end:
+                time.sleep(0.005)
+        return real(share, front=front)
+
+    monkeypatch.setattr(forks, "_claim", claim)

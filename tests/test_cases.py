@@ -495,9 +495,10 @@ def test_a_large_dataset_parsed_side_by_side_is_the_dataset_one_process_parses(t
     import functools
     import os
 
+    from forks import forked_first, kill_in_child, refuse_forks
+
     from labkit import cases as cases_mod
     from labkit import forks
-    from tests.forks import kill_in_child, refuse_forks
 
     path = tmp_path / "big.jsonl"
     path.write_bytes(b"\n".join(_mixed_lines(600, 7, bad=bad)) + b"\n")
@@ -519,17 +520,39 @@ def test_a_large_dataset_parsed_side_by_side_is_the_dataset_one_process_parses(t
     real = forks._in_child
 
     @functools.wraps(real)  # (sent by name: the forked process finds this one)
-    def recorded(token, items):
+    def recorded(token):
+        got = real(token)
         with pids.open("a") as f:
-            f.write(f"{os.getpid()} {len(items)}\n")
-        return real(token, items)
+            f.write(f"{os.getpid()}\n" * len(got))
+        return got
 
     monkeypatch.setattr(forks, "_in_child", recorded)
-    if way == "no fork":
+    if way == "side by side":
+        forked_first(monkeypatch)
+    elif way == "no fork":
         refuse_forks(monkeypatch)
     elif way == "process lost":
         kill_in_child(monkeypatch, forks, "_in_child")
     assert loaded() == want
     if way == "side by side":
-        (pid, parts), = (line.split() for line in pids.read_text().splitlines())
-        assert pid != str(os.getpid()) and int(parts) >= 10
+        got = pids.read_text().split()
+        assert len(set(got)) == 1 and got[0] != str(os.getpid()) and len(got) >= 3, got  # parts parsed there
+
+
+@pytest.mark.parametrize("cpus", [2, 1])
+def test_the_callers_own_work_is_done_once_while_a_forked_process_parses(tmp_path, monkeypatch, cpus):
+    """``load_cases(meanwhile=...)``: the caller's work (scoring's imports) is done once in this
+    process while the forked one parses, and not at all when nothing is forked."""
+    import os
+
+    from labkit import cases as cases_mod
+    from labkit import forks
+
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(b"\n".join(_mixed_lines(300, 3, bad=False)) + b"\n")
+    monkeypatch.setattr(cases_mod, "PART_BYTES", 2_000)
+    monkeypatch.setattr(cases_mod, "PARALLEL_PARSE_BYTES", 1)
+    monkeypatch.setattr(forks, "usable_cpus", lambda: cpus)
+    done: list[int] = []
+    ds = load_cases(path, meanwhile=lambda: done.append(os.getpid()))
+    assert len(ds) == 300 and done == ([os.getpid()] if cpus == 2 else [])
