@@ -608,3 +608,50 @@ def test_locking_a_gate_whose_lock_holds_no_time_is_refused_naming_it(tmp_path, 
     assert main(["gate", "lock", str(gate)]) == 2
     err = capsys.readouterr().err
     assert "g.yaml.lock.json" in err and "locked_at" in err and "yesterday" in err, err
+
+
+_PRINTED_GATE = """version: 1
+name: {name}
+checks:
+  - {{metric: faithfulness, op: '>=', threshold: 0.8}}
+slices:
+  - where: {where}
+    checks: [{{metric: faithfulness, op: '>=', threshold: 0.5}}]
+review: {{required_for: {review}}}
+"""
+
+
+@pytest.mark.parametrize("name, where, review, field, line", [
+    ('"nightly\\r\\e[2Kgate: PASS"', "{topic: billing}", "{topic: billing}", "name", 2),
+    ('"gate \\u202eSSAP"', "{topic: billing}", "{topic: billing}", "name", 2),
+    ("nightly", '{topic: "billing\\e[31m"}', "{topic: billing}", "slices[0].where.topic", 6),
+    ("nightly", '{"top\\u202eic": billing}', "{topic: billing}", "slices[0].where", 6),
+    ("nightly", "{topic: billing}", '{topic: "bill\\ring"}', "review.required_for.topic", 8),
+    ("nightly", "{topic: billing}", '{"topic\\e]0;x\\a": billing}', "review.required_for", 8),
+])
+def test_a_gate_text_the_verdict_prints_may_not_hold_a_control_or_direction_character(
+        tmp_path, capsys, name, where, review, field, line):
+    """A gate's name, a slice's tag and value and the review's were printed raw in the verdict:
+    ``name: "nightly\\r\\e[2Kgate: PASS"`` showed a CI log "gate: PASS" over the FAIL line. They are
+    refused when the gate is loaded, at the file, line and field, as a case id holding one is."""
+    from labkit.cli import main
+
+    p = tmp_path / "g.yaml"
+    p.write_text(_PRINTED_GATE.format(name=name, where=where, review=review))
+    with pytest.raises(ConfigError) as ei:
+        Gate.load(p)
+    assert (ei.value.path, ei.value.line, ei.value.field) == (str(p), line, field)
+    assert "control or direction character" in ei.value.message
+    assert main(["gate", "--config", str(p), str(tmp_path / "no-run")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and f"{p}:{line}" in err and repr(field) in err, err
+    assert not any(ch in err for ch in "\r\x1b\x07\u202e"), err
+
+
+def test_the_verdict_line_shows_a_control_character_of_the_gate_file_name_as_its_escape(tmp_path):
+    """A gate without ``name:`` is named by its file, whose name is the user's path, not the gate's
+    text: the text summary shows a control character of it as its escape, as gate.md does."""
+    p = tmp_path / "nightly\r\x1b[2K.yaml"
+    p.write_text("version: 1\nchecks:\n  - {metric: faithfulness, op: '>=', threshold: 0.8}\n")
+    summary = Gate.load(p).evaluate({"faithfulness": 0.5}).summary()
+    assert summary.startswith("gate nightly\\r\\x1b[2K: FAIL") and "\x1b" not in summary and "\r" not in summary

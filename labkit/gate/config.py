@@ -141,16 +141,36 @@ def _spec(metric: str) -> Any:
     return METRICS[metric]
 
 
-def _refuse_secrets(name: str | None, slices: Sequence[SliceCheck], review: Mapping[str, str] | None,
-                    path: str | None) -> None:
-    """A ConfigError for a gate name or a tag value (of a slice, of the review) that redaction
-    would change: they are written as they are in every report of the gate."""
-    from labkit.runs import refuse_secret_names
+def _printed_texts(name: str | None, slices: Sequence[SliceCheck],
+                   review: Mapping[str, str] | None) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The texts of a gate file its reports print as they are, as (field, text): the values (its
+    name, each tag value of a slice and of the review) and the tags themselves (a tag's field is
+    the mapping that holds it)."""
+    values = [("name", name)] if name else []
+    values += [(f"slices[{i}].where.{tag}", v) for i, s in enumerate(slices) for tag, v in s.where.items()]
+    values += [(f"review.required_for.{tag}", v) for tag, v in (review or {}).items()]
+    tags = [(f"slices[{i}].where", tag) for i, s in enumerate(slices) for tag in s.where]
+    tags += [("review.required_for", tag) for tag in review or {}]
+    return values, tags
 
-    names = [("name", name)] if name else []
-    names += [(f"slices[{i}].where.{tag}", v) for i, s in enumerate(slices) for tag, v in s.where.items()]
-    names += [(f"review.required_for.{tag}", v) for tag, v in (review or {}).items()]
-    refuse_secret_names(names, None, path=path, written="gate.md, the JUnit XML, the JSON report, the terminal")
+
+def _refuse_printed(name: str | None, slices: Sequence[SliceCheck], review: Mapping[str, str] | None,
+                    path: str | None) -> None:
+    """A ConfigError for a gate name, a tag or a tag value (of a slice, of the review) that holds a
+    control or direction character (a terminal would act on it: ESC, CR and U+202E rewrite what a
+    CI log shows of the verdict, as for a case id), or that redaction would change: they are
+    written as they are in every report of the gate."""
+    from labkit.runs import refuse_secret_names
+    from labkit.text import unprintable_at
+
+    values, tags = _printed_texts(name, slices, review)
+    for fld, text in [*values, *tags]:
+        if (at := unprintable_at(text)) is not None:
+            what = "a tag " if (fld, text) in tags else ""
+            raise ConfigError(f"{what}must not hold a control or direction character (U+{ord(text[at]):04X} at "
+                              f"{at}, in {text!r}): it is printed in the verdict, where a terminal would act on it",
+                              path=path, field=fld)
+    refuse_secret_names(values, None, path=path, written="gate.md, the JUnit XML, the JSON report, the terminal")
 
 
 def _check_tag_values(where: Mapping[str, str], path: str | None, fld: str) -> None:
@@ -232,7 +252,7 @@ class Gate:
         name = d.get("name")
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise ConfigError(f"must be a non-empty string, got {name!r}", path=path, field="name")
-        _refuse_secrets(name, slices, req, path)
+        _refuse_printed(name, slices, req, path)
         return cls(name=name or (Path(path).stem if path else "gate"), checks=checks, regression=regs,
                    slices=slices, unmeasured_max_rate=max_rate, review_required_for=req, require_lock=require_lock,
                    judge=_parse_judge(d.get("judge"), path), k=_parse_k(d.get("k"), path),

@@ -132,6 +132,11 @@ class GateReport:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)
 
     def summary(self) -> str:
+        """The text verdict, as the terminal shows it: a control or direction character (of a path
+        the gate names, of a file's name) written as its escape (:func:`~labkit.text.terminal_safe`;
+        the gate's own texts hold none: labkit.gate.config refuses them)."""
+        from labkit.text import terminal_safe
+
         judged = cases_line(self.cases)
         lines = [f"gate {self.gate}: {'PASS' if self.passed else 'FAIL'}"
                  f" ({len(self.checks) - len(self.failed)}/{len(self.checks)} checks passed"
@@ -143,7 +148,7 @@ class GateReport:
         if pr:
             lines.append(f"  pre-registration: {pr.get('status')}: {pr.get('detail')}")
         lines.extend(f"  note: {n}" for n in self.notes)
-        return "\n".join(lines)
+        return terminal_safe("\n".join(lines))
 
     def to_markdown(self) -> str:
         """The markdown summary (a CI step summary): every name, reason and note written by
