@@ -520,3 +520,16 @@ def test_review_prints_a_questions_control_characters_as_escapes(tmp_path, capsy
           "--show", hi["id"]])
     out = capsys.readouterr().out
     assert hi["id"] in out and "\x1b" not in out and "\x07" not in out and "\\x1b]0;pwned\\x07" in out, out[-500:]
+
+
+def test_run_refuses_an_out_folder_that_holds_other_files_and_no_run(tmp_path, capsys):
+    """``run --out src`` wrote manifest.json, results.jsonl ... into a project's source folder: a folder
+    that is neither empty nor a run folder is a one-line error naming it, and nothing is written."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "app.py").write_text("print(1)\n")
+    assert main(["run", "--dataset", "data/quick_lab.jsonl", "--pipeline", "data/pipelines/baseline.yaml",
+                 "--out", str(src), "--quiet"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and str(src) in err and "Traceback" not in err, err
+    assert [p.name for p in src.iterdir()] == ["app.py"]

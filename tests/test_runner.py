@@ -713,3 +713,33 @@ def test_a_resume_with_other_settings_keeps_the_earlier_ones_and_says_so(tmp_pat
     (out / "results.jsonl").write_text("".join(lines[:3]))
     assert main(["run", "--resume", str(out), "--quiet", "--no-score", "--timeout", "30"]) == 0
     assert "note" not in capsys.readouterr().err  # (the same settings again: nothing to say)
+
+
+def test_a_fresh_run_writes_only_into_a_new_or_empty_folder_or_a_run_folder(tmp_path: Path) -> None:
+    """``run(..., out_dir)`` into a project's folder (src/) wrote the run's files beside the project's:
+    a folder that is neither empty nor a run folder of labkit is refused, nothing written in it."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "app.py").write_text("print(1)\n")
+    (src / "scores.csv").write_text("mine\n")  # (a file named as a run's does not make it a run folder)
+    with pytest.raises(ConfigError, match="holds other files and no labkit run") as ei:
+        run(cases(1), echo, src, config=QUIET, score=False)
+    assert ei.value.path == str(src) and "app.py" in str(ei.value)
+    assert sorted(os.listdir(src)) == ["app.py", "scores.csv"] and (src / "scores.csv").read_text() == "mine\n"
+    afile = tmp_path / "notes.txt"
+    afile.write_text("x")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        run(cases(1), echo, afile, config=QUIET, score=False)
+    # a run folder is refused as before, whatever else was written into it (a gate report)
+    held = run(cases(1), echo, tmp_path / "held", config=QUIET, score=False).path
+    (held / "gate.md").write_text("### Gate\n")
+    with pytest.raises(ConfigError, match="already holds a run"):
+        run(cases(1), echo, held, config=QUIET, score=False)
+    # an empty folder, and one a run stopped in before it wrote its manifest (its lock, its snapshot), are run into
+    empty, stopped = tmp_path / "empty", tmp_path / "stopped"
+    empty.mkdir()
+    stopped.mkdir()
+    (stopped / ".lock").write_text("")
+    (stopped / "cases.jsonl").write_text("")
+    for out in (empty, stopped):
+        assert run(cases(2), echo, out, config=QUIET, score=False).manifest["status"] == "complete"

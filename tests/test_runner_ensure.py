@@ -92,3 +92,15 @@ def test_fresh_run_dir(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not hold a run"):
         fresh_run_dir(other)
     assert (other / "thesis.txt").exists()
+
+
+def test_fresh_run_dir_keeps_a_folder_that_holds_a_file_named_as_a_runs_but_no_run(tmp_path: Path) -> None:
+    """A folder holding someone's metrics.json beside their own files was removed as a run's: a run
+    folder is what the runner writes into (one holding a run, or a run's lock and files only)."""
+    other = tmp_path / "analysis"
+    other.mkdir()
+    (other / "metrics.json").write_text("{}")
+    (other / "thesis.txt").write_text("precious")
+    with pytest.raises(ConfigError, match="does not hold a run"):
+        fresh_run_dir(other)
+    assert sorted(p.name for p in other.iterdir()) == ["metrics.json", "thesis.txt"]

@@ -16,6 +16,7 @@ The package, one job per module (docs/runner.md):
 ``redaction``       the ``redaction`` run option, the manifest and snapshot redaction
 ``cache``           the opt-in result cache
 ``lock``            the run lock (one writer per run directory)
+``folder``          the folder a fresh run writes into (new, empty, or a run folder)
 ``manifest``        what manifest.json records of a run
 ``session``         :func:`run`: a run from start to scored end
 ``resuming``        :func:`resume`: finishing an interrupted run

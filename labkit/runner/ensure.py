@@ -70,13 +70,15 @@ def fresh_run_dir(path: str | os.PathLike[str]) -> Path:
 
     Notebooks re-run from the top write the same run directories each time; the
     runner refuses a folder that already holds a run, so the notebook clears its
-    own previous run first. A folder holding files that are not a run's is left
-    alone and reported as a ConfigError.
+    own previous run first. A folder that is not a run folder
+    (:func:`labkit.runner.folder.is_run_folder`: someone's files, even beside one named as a
+    run's) is left alone and reported as a ConfigError.
     """
+    from labkit.runner.folder import is_run_folder
+
     p = Path(path)
     if p.exists():
-        names = {c.name for c in p.iterdir()}
-        if names and not (names & set(RUN_FILES)):
+        if any(p.iterdir()) and not is_run_folder(p):
             raise ConfigError("folder exists and does not hold a run; not removing it", path=str(p))
         shutil.rmtree(p)
     p.parent.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from labkit.runner.cache import ResultCache
 from labkit.runner.config import RunnerConfig, merge_config
 from labkit.runner.dask import require_executor, run_dask
 from labkit.runner.executor import CaseExecutor, CaseOutcome
+from labkit.runner.folder import refuse_existing_run, refuse_other_folder
 from labkit.runner.local import run_local
 from labkit.runner.lock import RunLock
 from labkit.runner.manifest import build_manifest, gate_info, spec_of
@@ -219,9 +220,10 @@ def run(
     refuse_secret_names(pipeline_names(pipe), red, path=pipe.path)
     out = Path(out_dir)
     rd = RunDir(out)
+    refuse_other_folder(out)  # (before anything is written: the lock's file too)
     out.mkdir(parents=True, exist_ok=True)
     with RunLock(out):  # held until the run is written and scored (docs/runner.md "The run lock")
-        _refuse_existing(rd)  # under the lock: two fresh runs into one folder cannot both pass
+        refuse_existing_run(out)  # again under the lock: two fresh runs into one folder cannot both pass
         rid = run_id or out.name
         gate = gate_info(gate_path)
         manifest = build_manifest(ds, pipe, cfg, rid, spec=spec_of(pipeline, pipe), corpus_dir=corpus_dir,
@@ -285,14 +287,6 @@ def compact_traces(rd: RunDir, min_bytes: int | None) -> dict[str, Any] | None:
     except Exception as e:  # the JSONL is the record; the store falls back to it
         return {"file": None, "error": f"{type(e).__name__}: {e}"[:500], "source_bytes": size}
     return {"file": PARQUET_FILE, "source_bytes": size, "seconds": round(time.perf_counter() - t, 3)}
-
-
-def _refuse_existing(rd: RunDir) -> None:
-    if rd.results_path.exists() or rd.manifest_path.exists():
-        raise ConfigError(
-            "run directory already holds a run: resume it (labkit run --resume DIR) or choose another --out",
-            path=str(rd.path),
-        )
 
 
 def complete(
