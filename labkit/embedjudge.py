@@ -34,7 +34,7 @@ from labkit.errors import (
     JudgeRefused,
     MalformedResponse,
 )
-from labkit.judges import Judge, get_judge, register_judge
+from labkit.judges import EndpointWatch, Judge, get_judge, register_judge
 from labkit.registry import metric
 from labkit.text import strip_citations
 
@@ -59,7 +59,9 @@ class EmbeddingJudge:
     :func:`labkit.judges.get_judge`; default lexical). An endpoint that fails after its
     retries leaves the case unmeasured (``no_score`` / ``judge_error``, counted in
     ``.errors``); a non-retryable HTTP error (401, 404 ...) raises
-    :class:`~labkit.errors.JudgeRefused`, since every call would fail.
+    :class:`~labkit.errors.JudgeRefused`, since every call would fail, and so do ``max_failures``
+    failed calls in a row, and the first :data:`~labkit.judges.FIRST_VERDICTS` calls failing, none
+    answered (``.watch``: :class:`~labkit.judges.EndpointWatch`).
     """
 
     def __init__(
@@ -78,7 +80,6 @@ class EmbeddingJudge:
         if not isinstance(max_failures, int) or isinstance(max_failures, bool) or max_failures < 1:
             raise ConfigError(f"max_failures must be an integer >= 1, got {max_failures!r}", field="judge.max_failures")
         self.max_failures = max_failures
-        self._failed_in_a_row = 0
 
         if client is None:
             if base_url is None or model is None:
@@ -90,6 +91,7 @@ class EmbeddingJudge:
         if isinstance(claims, Mapping) and str(claims.get("type", "")) == "embedding":
             raise ConfigError("the claims judge cannot be an embedding judge", field="claims")
         self.client = client
+        self.watch = EndpointWatch("embedding", client.url, in_a_row=max_failures)
         self.claims = get_judge(claims)
         self.errors: list[str] = []
 
@@ -113,15 +115,15 @@ class EmbeddingJudge:
             if not all(math.isfinite(x) for x in cosines):  # (never clipped: min(1.0, nan) is 1.0)
                 raise MalformedResponse("an embedding gave no finite cosine", url=self.client.url)
         except ClientHTTPError as e:
-            raise JudgeRefused(f"embedding endpoint refused the request: {e}") from None
+            from labkit.openai_compat import scrub
+
+            raise JudgeRefused(scrub(f"embedding endpoint refused the request: {e}")) from None
         except EndpointError as e:  # after the client's retries: 429, 5xx, timeouts, malformed bodies
-            self.errors.append(f"{type(e).__name__}: {e}")
-            self._failed_in_a_row += 1
-            if self._failed_in_a_row >= self.max_failures:  # down, not a blip: stop instead of grinding on
-                raise JudgeRefused(f"embedding endpoint {self.client.url} failed {self._failed_in_a_row} times in a "
-                                   f"row (last: {type(e).__name__}: {e})") from None
+            reason = f"{type(e).__name__}: {e}"
+            self.errors.append(reason)
+            self.watch.failed(reason)  # (down, not a blip: it stops the scoring instead of grinding on)
             return None
-        self._failed_in_a_row = 0
+        self.watch.answered()
         return [max(0.0, min(1.0, x)) for x in cosines]
 
     def faithfulness(self, answer: str, contexts: Sequence[str]) -> tuple[float | None, str]:

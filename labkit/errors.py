@@ -161,8 +161,9 @@ class JudgeReplyError(LabkitError):
 
 
 class JudgeRefused(LabkitError):
-    """The judge endpoint refused the request (a 4xx that retrying will not fix): the whole
-    scoring stops rather than scoring every case as unjudged."""
+    """The judge endpoint refused the request (a 4xx that retrying will not fix), or failed every
+    one of the first verdicts asked of it (``labkit.judges.FIRST_VERDICTS``): the whole scoring
+    stops rather than scoring every case as unjudged."""
 
 
 class QueryError(LabkitError):

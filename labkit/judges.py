@@ -3,7 +3,8 @@
 :class:`LexicalJudge` is the default: deterministic, offline, documented in
 docs/metrics.md. The judges behind an endpoint have modules of their own, imported when
 first asked for: the LLM judge (:mod:`labkit.llmjudge`, ``labkit.judges.LLMJudge`` as before)
-and the embedding judge (:mod:`labkit.embedjudge`).
+and the embedding judge (:mod:`labkit.embedjudge`); :class:`EndpointWatch` is how either stops
+a scoring its endpoint never answers (:data:`FIRST_VERDICTS`).
 All satisfy the :class:`Judge` protocol used by ``labkit.metrics.score_cases``.
 :func:`judge_many` is how scoring asks a judge about every case of a run at once
 (a judge's ``*_many`` batch when it has one; worker processes for a large lexical batch).
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from labkit.config import check_options_of
-from labkit.errors import ConfigError
+from labkit.errors import ConfigError, JudgeRefused
 from labkit.errors import (
     JudgeReplyError as JudgeReplyError,  # (the LLM judge's: importable from here as before)
 )
@@ -380,3 +381,52 @@ def lexical_verdicts(judge: LexicalJudge, items: Sequence[tuple[str, str, Sequen
     ``contexts`` is empty. Each answer is read once for both."""
     return _LexicalBatch(judge).verdicts(items)
 
+
+# --- a judge behind an endpoint that never answers ------------------------------------------
+
+#: How many verdicts a judge behind an endpoint (the LLM judge, the embedding judge) is asked
+#: before it is known to answer at all: when each of its first ``FIRST_VERDICTS`` verdicts fails
+#: with an endpoint error (refused connections, 5xx or timeouts after the retries, replies with no
+#: verdict in them) and none was obtained (a verdict served from the judge's cache is one), the
+#: endpoint is taken to be wrong (a URL, a model, a revoked key) and the scoring stops
+#: (:class:`EndpointWatch`) instead of scoring every case ``judge_error``. docs/metrics.md.
+FIRST_VERDICTS = 8
+
+
+class EndpointWatch:
+    """Whether a judge's endpoint answers: :meth:`answered` after each verdict obtained,
+    :meth:`failed` after each one it failed to give, which raises
+    :class:`~labkit.errors.JudgeRefused` (one line naming the endpoint, its credentials masked
+    with :func:`labkit.openai_compat.scrub`, and the failure the first or the streak began with)
+
+    - at the ``first``-th failure (:data:`FIRST_VERDICTS`) when no verdict was obtained before it:
+      the endpoint never answered;
+    - at the ``in_a_row``-th failure in a row, when set (the embedding judge's ``max_failures``):
+      the endpoint went down. Without it a failure after an answer is the case's alone.
+
+    ``what`` names the judge in the message (``judge``, ``embedding``)."""
+
+    def __init__(self, what: str, endpoint: str, *, first: int = FIRST_VERDICTS, in_a_row: int | None = None) -> None:
+        self.what, self.endpoint, self.first, self.in_a_row = what, endpoint, first, in_a_row
+        self.answers = 0
+        self.failures = 0
+        self.streak: list[str] = []  # the reasons of the failures since the last answer
+
+    def answered(self) -> None:
+        self.answers += 1
+        self.streak.clear()
+
+    def failed(self, reason: str) -> None:
+        self.failures += 1
+        self.streak.append(reason)
+        if not self.answers and self.failures >= self.first:
+            self._stop(f"answered none of the first {self.failures} verdicts asked of it (first failure: "
+                       f"{self.streak[0]}): check its base_url, model and key")
+        if self.in_a_row is not None and len(self.streak) >= self.in_a_row:
+            last = "" if len(self.streak) == 1 else f"; last: {self.streak[-1]}"
+            self._stop(f"failed {len(self.streak)} times in a row (first: {self.streak[0]}{last})")
+
+    def _stop(self, why: str) -> None:
+        from labkit.openai_compat import scrub
+
+        raise JudgeRefused(scrub(f"{self.what} endpoint {self.endpoint} {why}"))

