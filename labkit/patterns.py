@@ -285,7 +285,10 @@ CATALOGUE: tuple[Pattern, ...] = (
        gate="bearer"),
     _p("basic_auth", "TOKEN", r"(?i)(?P<pre>\bbasic\s+)(?=[A-Za-z0-9+/]*[0-9+/=])[A-Za-z0-9+/]{8,}={0,2}",
        gate="basic"),
-    _p("url_credentials", "TOKEN", r"(?i)(?P<pre>\b[a-z][a-z0-9+.\-]*://)[^\s/:@\[\]]*:[^\s/@\[\]]+(?=@)", gate="://"),
+    # the user information of a URL, whatever it holds (``user:password``, ``:password``, a token as
+    # the user ``TOKEN``): what lies between ``://`` and the ``@`` before the host, inside the authority
+    # (no ``/ ? #``, no quote or tag: an ``@`` of the path, the query or the text after is not one)
+    _p("url_credentials", "TOKEN", r"(?i)(?P<pre>\b[a-z][a-z0-9+.\-]*://)[^\s/?#@\[\]\"'<>\\]+(?=@)", gate="://"),
     _p("jwt", "TOKEN", r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}", gate="eyj"),
     # any scheme (Token, ApiKey, Digest, Negotiate ...); Bearer and Basic are replaced above
     _p("authorization_header", "TOKEN",

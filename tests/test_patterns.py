@@ -177,3 +177,32 @@ def test_a_cut_reads_the_text_around_the_limit_only(monkeypatch: pytest.MonkeyPa
     assert patterns.safe_cut(text, limit) == text.index(key)
     assert max(seen) <= 2 * patterns.CUT_WINDOW, seen
     assert patterns.safe_cut(text, 1000) == 1000 and patterns.safe_cut("short", 1000) == 5
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    # a token put in the user part, as some services issue them: the user information is the secret
+    ("connection to http://tokOnlyUser5Rq81@127.0.0.1:8000/v1 failed",
+     "connection to http://[TOKEN]@127.0.0.1:8000/v1 failed"),
+    ("https://x-oauth-basic@git.example/org/repo.git", "https://[TOKEN]@git.example/org/repo.git"),
+    ("mysql://root@db:3306/app", "mysql://[TOKEN]@db:3306/app"),
+    ("http://u%40corp@h/v1", "http://[TOKEN]@h/v1"),  # (a percent-escaped @ inside it)
+    ("http://user@[::1]:8080/v1", "http://[TOKEN]@[::1]:8080/v1"),
+    # user and password, or a password alone, as before
+    ("db https://admin:hunter2@db.example.com/x", "db https://[TOKEN]@db.example.com/x"),
+    ("x https://:pw@localhost/", "x https://[TOKEN]@localhost/"),
+    # an @ past the authority (the path, the query, the fragment) is no user information
+    ("see http://127.0.0.1:8000/v1/u@x", "see http://127.0.0.1:8000/v1/u@x"),
+    ("see http://h:8000?to=me@x", "see http://h:8000?to=me@x"),
+    ("see http://h#me@x", "see http://h#me@x"),
+    ('<a href="http://h:80">me@x</a>', '<a href="http://h:80">me@x</a>'),
+    ("masked http://[TOKEN]@h/v1 already", "masked http://[TOKEN]@h/v1 already"),
+])
+def test_the_user_information_of_a_url_is_masked_whatever_it_holds(text: str, shown: str) -> None:
+    """``http://TOKEN@host`` (a token as the user, no password) was printed as it was given: the
+    catalogue took ``user:password@`` only. The whole user information is masked now, by the one
+    helper every printed URL goes through."""
+    from labkit.openai_compat import scrub
+
+    assert scrub(text) == shown
+    kinds = {f.kind for f in patterns.find(text)}
+    assert ("url_credentials" in kinds) == (shown != text and "[TOKEN]@" not in text), kinds
