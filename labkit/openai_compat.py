@@ -151,11 +151,12 @@ class ChatReply:
 
 
 def transport_error(e: Exception, *, url: str, timeout_s: float) -> EndpointError:
-    """What an httpx failure of a request to ``url`` is: a timeout, a connection failure or a bad reply."""
+    """What an httpx failure of a request to ``url`` is: a timeout, a connection failure or a bad reply
+    (its text through :func:`scrub`: the URL's credentials masked)."""
     import httpx
 
     if isinstance(e, httpx.TimeoutException):
-        return EndpointTimeout(f"no reply from {url} within {timeout_s:g}s ({type(e).__name__})", url=url)
+        return EndpointTimeout(scrub(f"no reply from {url} within {timeout_s:g}s ({type(e).__name__})"), url=url)
     if isinstance(e, httpx.TransportError):
         return EndpointConnectionError(scrub(f"connection to {url} failed: {type(e).__name__}: {e}"), url=url)
     return MalformedResponse(scrub(f"bad reply from {url}: {type(e).__name__}: {e}"), url=url)
@@ -297,7 +298,10 @@ def _url_secrets(url: str) -> list[str]:
 
 
 def scrub(text: str) -> str:
-    """An error text with the secrets it may echo replaced (a server that echoes the request)."""
+    """A text to print or raise with the secrets it may hold replaced: what a server echoes of its
+    request, the registered secrets, and the user information of every URL in it, whatever it
+    holds (``http://user:password@host`` and ``http://TOKEN@host`` are both
+    ``http://[TOKEN]@host``). The one helper every URL a message names goes through."""
     out: str = _scrubber().redact(text)
     return out
 
@@ -310,8 +314,8 @@ def _scrubber() -> Any:
 
 
 def reply_error(status: int, text: str, headers: Mapping[str, str], url: str) -> EndpointError:
-    snippet = scrub(" ".join(text.split())[:200])
-    msg = f"HTTP {status} from {url}" + (f": {snippet}" if snippet else "")
+    snippet = " ".join(text.split())[:200]
+    msg = scrub(f"HTTP {status} from {url}" + (f": {snippet}" if snippet else ""))
     if status == 429:
         return RateLimited(msg, status=status, url=url, retry_after=parse_retry_after(headers.get("retry-after")))
     if status >= 500:
@@ -421,7 +425,7 @@ class ChatClient:
         )
 
     def __repr__(self) -> str:
-        return f"ChatClient(base_url={self.base_url!r}, model={self.model!r}, api_key_env={self.api_key_env!r})"
+        return f"ChatClient(base_url={scrub(self.base_url)!r}, model={self.model!r}, api_key_env={self.api_key_env!r})"
 
     def payload(self, messages: Sequence[Mapping[str, Any]], **params: Any) -> dict[str, Any]:
         """The JSON body sent for ``messages`` with default params overridden by ``params``."""

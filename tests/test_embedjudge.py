@@ -283,6 +283,22 @@ def test_a_refusal_names_the_endpoint_with_its_credentials_masked(srv):
     assert _PASSWORD not in str(ei.value), ei.value
 
 
+def test_the_endpoint_a_refusal_names_has_its_credentials_masked():
+    """The judge's "embedding endpoint URL failed 3 times in a row" named the URL as given, a token
+    in its user part included: it names it masked, as every URL in a message is."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    j = get_judge({"type": "embedding", "base_url": f"http://tokEmbJudgeUser61@127.0.0.1:{port}/v1", "model": "m",
+                   "retries": 0})
+    assert j.relevance("q", "a") is None and j.relevance("q", "a") is None
+    with pytest.raises(JudgeRefused) as ei:
+        j.relevance("q", "a")
+    assert "tokEmbJudgeUser61" not in str(ei.value) and f"@127.0.0.1:{port}/v1" in str(ei.value), str(ei.value)
+
+
 def test_vectors_of_two_lengths_from_one_endpoint_leave_the_case_unmeasured(srv):
     """The query's vector and the answer's came back of two lengths (a model swapped behind a
     load balancer): a numpy ValueError traceback ended `labkit score`. It is the malformed reply

@@ -364,3 +364,57 @@ def test_headers_and_a_template_of_known_fields_are_sent(tmp_path: Path, srv: Fa
     rag = write_yaml(tmp_path / "r.yaml", {"type": "rag+http", "base_url": srv.base_url, "model": "m",
                                            "corpus": str(ROOT / "data" / "corpus"), "prompt_template": "{context}"})
     assert load_pipeline(rag).fn.template == "{context}"
+
+
+# --------------------------------------------------------------------------- the URL an error names
+
+
+@pytest.mark.parametrize(("fault", "exc"), [
+    (status(401, "no"), ClientHTTPError),
+    (server_error(503), ServerError),
+    (rate_limited(0.1), RateLimited),
+    (slow(3), EndpointTimeout),
+    (drop(), EndpointConnectionError),
+])
+def test_an_endpoint_error_names_its_url_with_the_credentials_masked(srv: FakeOpenAI, fault: Fault,
+                                                                     exc: type[Exception]) -> None:
+    """``HTTP 401 from http://user:password@host/v1/chat/completions``: the status and timeout errors
+    named the URL as given, credentials included, on the terminal. They name it masked now (the
+    host, port and path kept), sync and async, a token alone as the user as well as a password;
+    so does the client's repr (an http pipeline's)."""
+    where = f"@127.0.0.1:{srv.port}/v1"
+    for i, base in enumerate((f"http://tokAsUser{exc.__name__}Q7{where}",
+                              f"http://epuser:pw{exc.__name__}Q7{where}")):
+        secret = f"tokAsUser{exc.__name__}Q7" if i == 0 else f"pw{exc.__name__}Q7"
+        srv.on(None, fault, fault)
+        c = ChatClient(base, "m", timeout_s=0.5)
+        with pytest.raises(exc) as ei:
+            c.chat(MSG)
+
+        async def go(c: ChatClient = c) -> BaseException:
+            with pytest.raises(exc) as ai:
+                await c.achat(MSG)
+            await c.aclose()
+            return ai.value
+
+        for e in (ei.value, asyncio.run(go())):
+            assert secret not in str(e), str(e)
+            if exc is not EndpointConnectionError:  # (a dropped connection's text names no URL of its own)
+                assert f"{where}/chat/completions" in str(e), str(e)
+        assert secret not in repr(c) and where in repr(c)
+        c.close()
+
+
+def test_the_error_texts_built_for_an_endpoint_mask_its_url_by_the_catalogue_alone() -> None:
+    """The texts are masked by the one helper, not only because a client registered its URL's
+    secrets: an embeddings or judge client's URL, or a caller's, is masked the same way."""
+    import httpx
+
+    from labkit.openai_compat import reply_error, transport_error
+
+    url = "http://tokNeverRegistered42@127.0.0.1:9/v1/chat/completions"
+    errors = [reply_error(code, "no", {}, url) for code in (401, 429, 503)]
+    errors += [transport_error(e, url=url, timeout_s=1) for e in
+               (httpx.ReadTimeout("timed out"), httpx.ConnectError("refused"), httpx.DecodingError("bad gzip"))]
+    for e in errors:
+        assert "http://[TOKEN]@127.0.0.1:9/v1/chat/completions" in str(e), str(e)
