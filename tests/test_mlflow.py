@@ -217,6 +217,26 @@ def test_an_unreachable_tracking_server_is_one_line_and_exit_1(
 
 
 
+@pytest.mark.parametrize("userinfo", ["tokMlflowAsUser73", "mlflowuser:MlflowPassw0rd73"])
+def test_the_tracking_uri_an_error_names_has_its_credentials_masked(
+        scored_run: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, userinfo: str) -> None:
+    """``MLflow at http://user:password@host failed ...: API request to http://user:password@host/api/...``:
+    the tracking URI was printed as given, credentials included (twice: labkit's text and MLflow's).
+    It is printed masked, a token alone as the user as well as a password."""
+    import socket
+
+    for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.setenv(k, "0" if "RETRIES" in k else "1")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there: connection refused
+    code = main(["mlflow", "log", str(scored_run), "--tracking-uri", f"http://{userinfo}@127.0.0.1:{port}"])
+    cap = capsys.readouterr()
+    assert code == 1 and len(cap.err.strip().splitlines()) == 1, cap.err
+    secret = userinfo.rpartition(":")[2]
+    assert secret not in cap.err + cap.out and f"MLflow at http://[TOKEN]@127.0.0.1:{port} failed" in cap.err, cap.err
+
 def test_a_sqlite_store_in_a_folder_that_is_not_there_is_refused_and_makes_none(
         scored_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`--tracking-uri sqlite:////nonexistent/x.db` made the folder /nonexistent (its artifacts'

@@ -111,3 +111,17 @@ def test_traces_into_the_servers_otlp_endpoint(server: str, tmp_path: Path, caps
         assert chat.attributes["llm.prompt_template.version"] == rec["prompt_version"]
         out = chat.attributes["gen_ai.output.messages"]  # MLflow parses a JSON attribute value
         assert (json.loads(out) if isinstance(out, str) else out)[0]["finish_reason"] == "stop"
+
+
+def test_a_tracking_uri_with_credentials_is_printed_masked(server: str, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """``exported N spans to http://TOKEN@host/v1/traces``: the tracking URI of ``--traces`` was
+    printed as given, a token in its user part included. The server takes the request (it asks
+    for no credentials) and the lines printed name the URI masked."""
+    run = reference_run(tmp_path)
+    uri = server.replace("://", "://tokMlflowTraces29@")
+    code = main(["mlflow", "log", str(run), "--tracking-uri", uri, "--experiment", "labkit-masked", "--traces"])
+    cap = capsys.readouterr()
+    assert code == 0, cap.err
+    assert "tokMlflowTraces29" not in cap.out + cap.err, cap.out + cap.err
+    assert f"spans to {server.replace('://', '://[TOKEN]@')}/v1/traces" in cap.out, cap.out

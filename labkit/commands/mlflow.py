@@ -15,6 +15,9 @@ from labkit.errors import ConfigError
 #: MLflow's HTTP client retries for minutes by default; a command says what failed sooner.
 _HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                   "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+#: MLflow's switch for the "View run ... at: <URI>/#/..." lines it prints: set for a URI that holds
+#: credentials (labkit's own lines name the URI masked, through ``labkit.openai_compat.scrub``).
+_NO_LINK = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
 
 
 def register(sub: Any) -> None:
@@ -63,15 +66,18 @@ def log_one(run_dir: str | os.PathLike[str], opts: Mapping[str, Any], *, reports
     from mlflow.exceptions import MlflowException
 
     from labkit.mlflowlog import DEFAULT_EXPERIMENT, log_run
+    from labkit.openai_compat import scrub
 
     uri = opts.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri and scrub(uri) != uri:  # (MLflow prints its run's link with the URI as given, credentials included)
+        os.environ[_NO_LINK] = "true"
     try:
         logged = log_run(run_dir, tracking_uri=uri, experiment=opts.get("experiment") or DEFAULT_EXPERIMENT,
                          gate=opts.get("gate"), baseline=opts.get("baseline"), reports=list(reports),
                          artifact_location=opts.get("artifact_location"))
-    except MlflowException as e:
-        print(f"labkit: error: MLflow at {uri or 'the default tracking URI'} failed for {run_dir}: "
-              f"{' '.join(str(e.message).split())[:300]}", file=sys.stderr)
+    except MlflowException as e:  # (MLflow's text names the URI too: masked before it is cut)
+        print(f"labkit: error: MLflow at {scrub(uri) if uri else 'the default tracking URI'} failed for "
+              f"{run_dir}: {scrub(' '.join(str(e.message).split()))[:300]}", file=sys.stderr)
         return 1
     print(f"{run_dir}: {logged.summary()}")
     if opts.get("traces"):
@@ -93,7 +99,9 @@ def _traces(run_dir: str | os.PathLike[str], uri: str | None, experiment_id: str
     except ExportFailed as e:
         print(f"labkit: error: {e}", file=sys.stderr)
         return 1
-    print(f"{run_dir}: exported {n} spans to {uri.rstrip('/')}/v1/traces (experiment {experiment_id})")
+    from labkit.openai_compat import scrub
+
+    print(f"{run_dir}: exported {n} spans to {scrub(uri.rstrip('/'))}/v1/traces (experiment {experiment_id})")
     return 0
 
 
