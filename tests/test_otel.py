@@ -446,3 +446,82 @@ def test_a_token_count_the_trace_does_not_record_is_exported_as_no_attribute(usa
     assert chat.get("llm.token_count.prompt") == known.get("input_tokens")
     assert chat.get("llm.token_count.completion") == known.get("output_tokens")
     assert "llm.token_count.total" not in chat
+
+
+# --- bad trace lines: named, never dropped without a word ----------------------------------------
+
+
+def _run_with_bad_lines(tmp_path: Path) -> Path:
+    """A run of 5 traces with a line that is no JSON (line 3) and a record of an unknown status
+    (line 5) among them."""
+    run = tmp_path / "r1"
+    write_synthetic_run(run, 5, seed=5)
+    lines = (run / "traces.jsonl").read_text().splitlines(keepends=True)
+    bad = {**json.loads(lines[3]), "status": "exploded"}
+    lines[2:2] = ['{"trace_id": "cut\n']
+    lines[4] = json.dumps(bad) + "\n"
+    (run / "traces.jsonl").write_text("".join(lines))
+    return run
+
+
+def test_an_export_of_bad_trace_lines_is_refused_naming_them_and_sends_nothing(tmp_path: Path,
+                                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """The export read the traces leniently: a line that was no JSON and a record of an unknown status
+    were left out, and it said "exported N spans" as if that were every trace of the run."""
+    from labkit.cli import main
+
+    run = _run_with_bad_lines(tmp_path)
+    _Failing.code, _Failing.hits = 200, 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
+    th = threading.Thread(target=server.serve_forever, daemon=True)
+    th.start()
+    try:
+        code = main(["traces", "export", str(run), "--otlp", f"http://127.0.0.1:{server.server_port}"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    out, err = capsys.readouterr()
+    assert code == 2 and _Failing.hits == 0 and "exported" not in out, (out, err)
+    assert "Traceback" not in err and "nothing exported" in err, err
+    assert str(run / "traces.jsonl") in err and "2 invalid lines" in err, err
+    assert "line 3: malformed JSON" in err and "line 5 field 'status': unknown status 'exploded'" in err, err
+    assert "--skip-invalid" in err, err
+
+
+def test_an_export_told_to_skip_bad_lines_says_how_many_and_which(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from labkit.cli import main
+
+    run = _run_with_bad_lines(tmp_path)
+    _Failing.code, _Failing.hits = 200, 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
+    th = threading.Thread(target=server.serve_forever, daemon=True)
+    th.start()
+    try:
+        code = main(["traces", "export", str(run), "--otlp", f"http://127.0.0.1:{server.server_port}",
+                     "--skip-invalid"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    out, err = capsys.readouterr()
+    assert code == 0 and _Failing.hits >= 1, (out, err)
+    (warning,) = [x for x in err.splitlines() if "warning" in x]
+    assert str(run / "traces.jsonl") in warning and "skipped 2 line(s)" in warning, err
+    assert "line 3: malformed JSON" in warning and "line 5 field 'status'" in warning, err
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    lines = (run / "traces.jsonl").read_text().splitlines(keepends=True)
+    (clean / "traces.jsonl").write_text("".join(x for i, x in enumerate(lines, 1) if i not in (3, 5)))
+    assert out.split()[:2] == ["exported", str(_n_spans(clean))], out  # the 4 valid traces, every span of them
+    assert "2 invalid line(s) skipped" in out, out
+
+
+def test_the_export_api_refuses_bad_trace_lines_naming_file_line_and_field(tmp_path: Path) -> None:
+    from labkit.errors import DatasetError
+
+    run = _run_with_bad_lines(tmp_path)
+    ex = InMemorySpanExporter()
+    with pytest.raises(DatasetError) as e:
+        export_runs([str(run)], exporter=ex)
+    assert [(p.line, p.field) for p in e.value.problems] == [(3, None), (5, "status")]
+    assert ex.get_finished_spans() == ()

@@ -2,7 +2,7 @@
 
     labkit traces RUN_DIR... [--sql QUERY | --view NAME] [--format table|csv|json]
     labkit traces compact RUN_DIR... [--out FILE.parquet]
-    labkit traces export RUN_DIR... --otlp URL [--capture-content]
+    labkit traces export RUN_DIR... --otlp URL [--capture-content] [--skip-invalid]
     labkit traces checklist RUN_DIR... [--rules FILE]
     labkit feedback TRACE_ID --run RUN_DIR --rating N [--comment TEXT] [--user NAME]
     labkit alerts --rules FILE RUN_DIR... [--format ...] [--fail-on-alert]
@@ -67,6 +67,9 @@ def register(sub: Any) -> None:
                    help="export: the most seconds the whole export may take, every batch and retry "
                         "included, however slowly the endpoint answers (default 10)")
     p.add_argument("--capture-content", action="store_true", help="export: include (redacted) text content")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="export: leave out trace lines that are not valid traces, each named on stderr "
+                        "(without it such a line stops the export before anything is sent)")
     p.add_argument("--rules", help="checklist: alert rules YAML")
     p.add_argument("--comparison", help="view flagged: compare JSON (labkit compare --json) whose flipped cases to show")
     p.set_defaults(handler=_traces)
@@ -151,7 +154,8 @@ _ACTIONS = {"query": "a query (labkit traces RUN_DIR... --sql QUERY | --view NAM
 #: The options that only one action uses: the flag, its attribute, its action.
 _ACTION_OPTIONS = (("--sql", "sql", "query"), ("--view", "view", "query"), ("--comparison", "comparison", "query"),
                    ("--out", "out", "compact"), ("--otlp", "otlp", "export"), ("--timeout", "timeout", "export"),
-                   ("--capture-content", "capture_content", "export"), ("--rules", "rules", "checklist"))
+                   ("--capture-content", "capture_content", "export"),
+                   ("--skip-invalid", "skip_invalid", "export"), ("--rules", "rules", "checklist"))
 
 
 def _refuse_options_of_other_actions(args: argparse.Namespace, action: str) -> None:
@@ -185,17 +189,7 @@ def _traces(args: argparse.Namespace) -> int:
         if head == "export":
             if not args.otlp:
                 raise ConfigError("--otlp URL is required", field="otlp")
-            from labkit.openai_compat import scrub
-            from labkit.trace.otel import ExportFailed, export_runs
-
-            try:
-                n = export_runs(rest, endpoint=args.otlp, capture_content=args.capture_content,
-                                timeout_s=10.0 if args.timeout is None else args.timeout)
-            except ExportFailed as e:
-                print(f"labkit: error: {e}", file=sys.stderr)
-                return 1
-            print(f"exported {n} spans to {scrub(args.otlp)}")  # (a URL's credentials masked)
-            return 0
+            return _export(rest, args)
         import pandas as pd
 
         from labkit.trace.checklist import observability_checklist
@@ -234,6 +228,35 @@ def _traces(args: argparse.Namespace) -> int:
                 print(json.dumps(st.sample(1), indent=2, default=str))
                 return 0
     _emit(df, args.format, args.limit)
+    return 0
+
+
+def _export(run_dirs: list[str], args: argparse.Namespace) -> int:
+    """``labkit traces export``: every trace of the runs sent, or nothing. A line that is no valid
+    trace is refused, naming file, line and field, before anything is sent (exit 2), unless
+    ``--skip-invalid`` leaves it out: then a warning names each such line and the last line says
+    how many were left out."""
+    from labkit.openai_compat import scrub
+    from labkit.trace.otel import ExportFailed, export_traces, run_records
+
+    try:
+        recs, skipped = run_records(run_dirs, skip_invalid=args.skip_invalid)
+    except DatasetError:
+        print("labkit: nothing exported: lines of the traces are not valid traces (fix them, or leave "
+              "them out with --skip-invalid)", file=sys.stderr)
+        raise
+    for path, problems in skipped:
+        print(f"labkit: warning: {path}: skipped {len({p.line for p in problems})} line(s) that are not valid "
+              f"traces: {'; '.join(map(str, problems))}", file=sys.stderr)
+    try:
+        n = export_traces(recs, endpoint=args.otlp, capture_content=args.capture_content,
+                          timeout_s=10.0 if args.timeout is None else args.timeout)
+    except ExportFailed as e:
+        print(f"labkit: error: {e}", file=sys.stderr)
+        return 1
+    n_skipped = sum(len({p.line for p in problems}) for _, problems in skipped)
+    left = f" ({n_skipped} invalid line(s) skipped, named above)" if n_skipped else ""
+    print(f"exported {n} spans to {scrub(args.otlp)}{left}")  # (a URL's credentials masked)
     return 0
 
 

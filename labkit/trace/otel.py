@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from labkit.deadline import Deadline
-from labkit.errors import ExportFailed, MissingDependencyError
+from labkit.errors import DatasetError, ExportFailed, MissingDependencyError, Problem
 from labkit.openai_compat import scrub
 from labkit.trace import openinference as oi
 
@@ -315,7 +317,7 @@ def export_traces(
     Give either ``endpoint`` (an OTLP/HTTP collector base URL such as
     ``http://127.0.0.1:4318``; ``/v1/traces`` is appended unless present) or an
     SDK span ``exporter`` (e.g. ``InMemorySpanExporter``). Records may carry
-    ``scores`` (see :func:`labkit.trace.store.records_with_scores`).
+    ``scores`` (see :func:`labkit.trace.joined.records_with_scores`).
     ``score_labels`` maps a metric to the threshold for the pass/fail label.
     """
     _require()
@@ -453,19 +455,38 @@ def _send_batches(exporter: Any, spans: Sequence[Any], status: Callable[[], str 
     return delivered, " ".join(reason.split())[:300]
 
 
-def export_runs(run_dirs: Sequence[str] | str, **kwargs: Any) -> int:
-    """Export the traces of run directories, with their scores and feedback joined.
-
-    Every record carries its run's uuid (:attr:`labkit.runs.RunDir.run_uuid`), so the OTel
-    trace and span ids are the run's own: re-exporting a run sends the same ids again (a
-    backend keeps one copy), two runs, even in folders of the same name, never share one."""
+def run_records(run_dirs: Sequence[str | os.PathLike[str]] | str, *, skip_invalid: bool = False,
+                ) -> tuple[list[dict[str, Any]], list[tuple[Path, list[Problem]]]]:
+    """The trace records of run directories as :func:`export_runs` sends them (scores and feedback
+    joined, each carrying its run's uuid), and (file, problems) of each traces.jsonl with lines
+    that are no valid trace. Those lines are refused: a :class:`DatasetError` naming the file, line
+    and field of each, before anything is sent; with ``skip_invalid`` they are left out and returned,
+    for the caller to say how many and which."""
     from labkit.runs import RunDir
-    from labkit.trace.store import records_with_scores
+    from labkit.trace.joined import scored_records
+    from labkit.trace.sql import TRACES_FILE
 
     if isinstance(run_dirs, str):
         run_dirs = [s.strip() for s in run_dirs.split(",") if s.strip()]
     recs: list[dict[str, Any]] = []
+    skipped: list[tuple[Path, list[Problem]]] = []
     for d in run_dirs:
         uid = RunDir(d).run_uuid
-        recs.extend({**r, "run_uuid": uid} for r in records_with_scores(d))
+        got, problems = scored_records(d)
+        if problems and not skip_invalid:
+            raise DatasetError(str(Path(d) / TRACES_FILE), problems)
+        if problems:
+            skipped.append((Path(d) / TRACES_FILE, problems))
+        recs.extend({**r, "run_uuid": uid} for r in got)
+    return recs, skipped
+
+
+def export_runs(run_dirs: Sequence[str | os.PathLike[str]] | str, **kwargs: Any) -> int:
+    """Export the traces of run directories, with their scores and feedback joined.
+
+    Every record carries its run's uuid (:attr:`labkit.runs.RunDir.run_uuid`), so the OTel
+    trace and span ids are the run's own: re-exporting a run sends the same ids again (a
+    backend keeps one copy), two runs, even in folders of the same name, never share one.
+    A line that is no valid trace is refused before anything is sent (:func:`run_records`)."""
+    recs, _ = run_records(run_dirs)
     return export_traces(recs, **kwargs)

@@ -535,28 +535,34 @@ def iter_trace_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
         yield n, raw.rstrip("\r\n")
 
 
-def load_traces(path: str | os.PathLike[str], *, strict: bool = True) -> list[dict[str, Any]]:
-    """Load a traces JSONL file (flat module records or full records), normalized.
-
-    All-or-nothing when ``strict`` (the default): every bad line is reported
-    in one :class:`DatasetError` with file, line and field. With
-    ``strict=False`` bad lines are skipped. A partial last line is ignored.
-    """
-    p = Path(path)
+def read_traces(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[Problem]]:
+    """The valid records of a traces JSONL file (normalized) and a :class:`Problem` (line, field,
+    reason) for each line that is none; a partial last line is neither."""
     out: list[dict[str, Any]] = []
     problems: list[Problem] = []
-    for n, raw in iter_trace_lines(p):
+    for n, raw in iter_trace_lines(path):
         try:
             obj = loads_line(raw)
         except json.JSONDecodeError as e:
             problems.append(Problem(n, None, f"malformed JSON: {e.msg} at column {e.colno}"))
             continue
         try:
-            out.append(normalize_trace(obj, line=n, path=str(p)))
+            out.append(normalize_trace(obj, line=n, path=str(path)))
         except DatasetError as e:
             problems.extend(e.problems)
-    if problems and strict:
-        raise DatasetError(str(p), problems)
+    return out, problems
+
+
+def load_traces(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Load a traces JSONL file (flat module records or full records), normalized.
+
+    All-or-nothing: every bad line is reported in one :class:`DatasetError` with file, line and
+    field (a reader that goes on without them takes them from :func:`read_traces` and names
+    them). A partial last line is ignored.
+    """
+    out, problems = read_traces(path)
+    if problems:
+        raise DatasetError(str(Path(path)), problems)
     return out
 
 

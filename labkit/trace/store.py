@@ -43,11 +43,11 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.errors import ConfigError, DatasetError, Problem
 from labkit.paths import has_torn_tail
+from labkit.trace.joined import records_with_scores
 from labkit.trace.schema import build_feedback, build_views, raw_select, shared_trace_ids
 from labkit.trace.sql import (
     FEEDBACK_FILE,
     PARQUET_FILE,
-    SCORES_FILE,
     TRACE_COLUMNS,
     TRACES_FILE,
     duckdb_module,
@@ -60,6 +60,8 @@ from labkit.trace.sql import confine as confine_to
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+
+__all__ = ["STAGES", "TraceStore", "open_store", "records_with_scores"]
 
 #: Pipeline order used to attribute a failure to its first failing stage.
 STAGES = ("guardrail", "timeout", "error", "retrieval", "tool", "generation")
@@ -551,50 +553,3 @@ def open_store(run_dirs: str | os.PathLike[str] | Iterable[str | os.PathLike[str
     if isinstance(run_dirs, str) and "," in run_dirs:
         run_dirs = [s.strip() for s in run_dirs.split(",") if s.strip()]
     return TraceStore(run_dirs)
-
-
-def records_with_scores(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """A run's trace records (normalized) with ``scores``/``score_reasons`` from
-    ``scores.csv`` and the latest ``feedback_rating`` joined — plain Python, no DuckDB.
-    """
-    from labkit.runs import read_scores_rows
-    from labkit.trace.feedback import load_feedback
-    from labkit.trace.record import load_traces
-
-    run = Path(run_dir)
-    recs = load_traces(run / TRACES_FILE, strict=False)
-    by_case: dict[str, dict[str, float]] = {}
-    reasons: dict[str, dict[str, str]] = {}
-    sp = run / SCORES_FILE
-    if sp.exists():
-        for row in read_scores_rows(sp):
-            cid = row.get("case_id") or ""
-            vals: dict[str, float] = {}
-            why: dict[str, str] = {}
-            for k, v in row.items():
-                if k in (None, "case_id") or v is None:
-                    continue
-                if k.endswith("_reason"):
-                    if v:
-                        why[k[: -len("_reason")]] = v
-                    continue
-                try:
-                    vals[k] = float(v)
-                except ValueError:
-                    continue
-            by_case[cid] = vals
-            reasons[cid] = why
-    ratings: dict[str, float] = {}
-    for fb in sorted(load_feedback(run), key=lambda x: float(x.get("ts") or 0)):
-        if fb.get("trace_id") and isinstance(fb.get("rating"), int | float):
-            ratings[str(fb["trace_id"])] = float(fb["rating"])
-    for rec in recs:
-        cid = str(rec.get("case_id") or "")
-        if cid in by_case:
-            rec["scores"] = {**(rec.get("scores") or {}), **by_case[cid]}
-            rec["score_reasons"] = reasons.get(cid, {})
-            if "faithfulness" in by_case[cid]:
-                rec["faithfulness"] = by_case[cid]["faithfulness"]
-        if rec["trace_id"] in ratings:
-            rec["feedback_rating"] = ratings[rec["trace_id"]]
-    return recs
