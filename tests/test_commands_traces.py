@@ -195,3 +195,62 @@ def test_compaction_keeps_no_number_the_trace_schema_refuses(tmp_path, capsys) -
     got = duckdb.sql(f"select count(latency_ms), count(ts_start), max(latency_ms) from "
                      f"read_parquet('{run / 'traces.parquet'}')").fetchall()
     assert got == [(1, 3, 5.0)]
+
+
+_WRONG_SHAPES = ('{"trace_id":"t1","case_id":"c1","status":"ok","model":"m1","attempt":1,"retrieved_chunks":["a"],'
+                 '"tool_calls":[{"name":"lookup"}],"usage":{"input_tokens":3,"output_tokens":4},"from_cache":false,'
+                 '"guardrails":{"injection_flag":true,"violations":["pii:email"]},"tags":{"k":"v"},"citations":["a"]}\n'
+                 '{"trace_id":"s1","case_id":"x1","status":"exploded","model":{"name":"m2"}}\n'
+                 '{"trace_id":"s2","case_id":"x2","status":"ok","prompt_version":["v1"],"retrieved_chunks":[1,2],'
+                 '"from_cache":"yes"}\n'
+                 '{"trace_id":"s3","case_id":"x3","status":"error","tool_calls":{"name":"t"},'
+                 '"usage":{"input_tokens":"many","output_tokens":-3},"attempt":"two"}\n'
+                 '{"trace_id":"s4","case_id":"x4","status":"ok","guardrails":{"injection_flag":"yes","violations":"pii"},'
+                 '"tags":["a"],"citations":[{"id":1}],"tool_calls":[{"args":{}}]}\n')
+
+_SHAPES_SQL = ("select count(*) n, count(status) st, count(*) filter (where status = 'exploded') bad, "
+               "count(model) model, count(prompt_version) pv, count(retrieved_chunks) rc, count(from_cache) fc, "
+               "sum(n_tool_calls) ntc, count(input_tokens) it, count(output_tokens) ot, count(attempt) att, "
+               "count(*) filter (where injection_flag) inj, sum(n_violations) nv, count(tags) tags, "
+               "count(citations) cit from traces")
+_SHAPES_READ = [{"n": 5, "st": 4, "bad": 0, "model": 1, "pv": 0, "rc": 1, "fc": 1, "ntc": 1, "it": 1, "ot": 1,
+                 "att": 1, "inj": 1, "nv": 1, "tags": 1, "cit": 1}]
+
+
+def test_a_field_of_a_value_the_trace_schema_refuses_is_null_in_the_views_and_its_line_named(tmp_path, capsys) -> None:
+    """Only numbers were held to the trace schema: an unknown status was counted as a status, an
+    object where the model's name belongs read as its JSON text, a list of numbers as chunk ids, a
+    text as from_cache, and the warning said the other fields were read as written."""
+    run = _one_run(tmp_path, _WRONG_SHAPES.rstrip("\n"))
+    assert main(["traces", str(run), "--sql", _SHAPES_SQL, "--format", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == _SHAPES_READ
+    (warning,) = [x for x in err.splitlines() if "warning" in x]
+    assert str(run / "traces.jsonl") in warning and "4 line(s)" in warning, err
+    assert "line 2 field 'status': unknown status 'exploded'" in warning and "line 2 field 'model'" in warning, err
+    assert "a field the trace schema refuses is read as null" in warning, err
+    assert main(["traces", "compact", str(run)]) == 0  # an archive keeps none of them either
+    capsys.readouterr()
+    (run / "traces.jsonl").unlink()
+    assert main(["traces", str(run), "--sql", _SHAPES_SQL, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == _SHAPES_READ
+
+
+def test_an_archive_compacted_before_the_schema_held_its_fields_is_read_under_it(tmp_path, capsys) -> None:
+    """A traces.parquet written by an earlier compaction (no schema digest in its metadata) may hold
+    an unknown status or a negative token count: the views read them as null too."""
+    import duckdb
+
+    run = _one_run(tmp_path, _WRONG_SHAPES.splitlines()[0] + "\n" + _WRONG_SHAPES.splitlines()[0].replace("t1", "t2"))
+    assert main(["traces", "compact", str(run)]) == 0
+    pq, old = run / "traces.parquet", tmp_path / "old.parquet"
+    duckdb.sql(f"COPY (SELECT * REPLACE (CASE WHEN trace_id = 't2' THEN 'exploded' ELSE status END AS status, "
+               "CASE WHEN trace_id = 't2' THEN {'input_tokens': -3, 'output_tokens': 1} ELSE usage END AS usage, "
+               "CASE WHEN trace_id = 't2' THEN '{\"name\": \"a\"}'::JSON ELSE tool_calls END AS tool_calls) "
+               f"FROM read_parquet('{pq}')) TO '{old}' (FORMAT parquet)")
+    old.replace(pq)
+    (run / "traces.jsonl").unlink()
+    capsys.readouterr()
+    sql = "select count(*) n, count(status) st, count(input_tokens) it, sum(n_tool_calls) ntc from traces"
+    assert main(["traces", str(run), "--sql", sql, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"n": 2, "st": 1, "it": 1, "ntc": 1}]

@@ -183,3 +183,50 @@ def test_a_number_out_of_its_range_is_refused_naming_field_and_reason(field: str
     assert p.line == 3 and p.field == field and reason in p.reason, p
     for ok in (0, 0.5, *((1700000000.0,) if field.startswith("ts") else ())):
         assert normalize_trace({"trace_id": "t1", field: ok})[field] == ok
+
+
+@pytest.mark.parametrize(("field", "value", "where", "reason"), [
+    ("session_id", {"id": 1}, "session_id", "a string or null"),
+    ("pipeline", ["rag"], "pipeline", "a string or null"),
+    ("release", 1.2, "release", "a string or null"),
+    ("output", {"text": "hi"}, "output", "a string or null"),
+    ("attempt", "two", "attempt", "a whole number"),
+    ("attempt", 0, "attempt", ">= 1"),
+    ("from_cache", "yes", "from_cache", "true, false or null"),
+    ("simulated", 1, "simulated", "true, false or null"),
+    ("citations", [{"id": 1}], "citations", "a list of strings"),
+    ("retrieved", ["a", 1], "retrieved", "a list of objects"),
+    ("spans", {"name": "chat"}, "spans", "a list of objects"),
+    ("usage", {"input_tokens": "many"}, "usage.input_tokens", "a whole number >= 0"),
+    ("usage", {"output_tokens": -3}, "usage.output_tokens", "a whole number >= 0"),
+    ("guardrails", {"injection_flag": "yes"}, "guardrails.injection_flag", "true, false or null"),
+    ("guardrails", {"violations": "pii"}, "guardrails.violations", "a list of strings"),
+    ("tags", ["a"], "tags", "an object"),
+])
+def test_a_field_of_the_wrong_shape_is_refused_naming_field_and_reason(field: str, value: object, where: str,
+                                                                       reason: str) -> None:
+    """Only some fields were validated: an object as the session id, a text as the attempt or as
+    from_cache, token counts of text and a list of numbers as citations all loaded as records."""
+    with pytest.raises(DatasetError) as ei:
+        normalize_trace({"trace_id": "t1", field: value}, line=4, path="traces.jsonl")
+    (p,) = ei.value.problems
+    assert p.line == 4 and p.field == where and reason in p.reason, p
+
+
+def test_what_make_trace_writes_is_a_valid_record() -> None:
+    """A config's release or environment of another type (YAML reads ``release: 1.2`` as a number)
+    is written as its text: the run's own traces pass the schema they are read by."""
+    case = EvalCase(id="c1", question="q?", metadata={"session_id": 42})
+    pipe = SimpleNamespace(name="p", config={"model": "m", "release": 1.2, "environment": 7}, config_hash="h")
+    rec = make_trace(run_id="r", case=case, result={"answer": "a", "status": "ok"}, pipeline=pipe, attempt=1,
+                     ts_start=1.0, ts_end=2.0)
+    assert (rec["release"], rec["environment"], rec["session_id"]) == ("1.2", "7", "42")
+    assert {k: v for k, v in normalize_trace(rec).items() if rec[k] is not None} == {k: v for k, v in rec.items()
+                                                                                     if v is not None}
+
+
+def test_the_store_reads_every_field_of_the_schema_and_only_them() -> None:
+    from labkit.trace.record import FIELDS
+    from labkit.trace.sql import TRACE_COLUMNS
+
+    assert tuple(TRACE_COLUMNS) == FIELDS

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from labkit.errors import ConfigError
 from labkit.io import atomic_path
+from labkit.trace.fields import SCHEMA_DIGEST
 from labkit.trace.sql import PARQUET_FILE, TRACES_FILE, sql_literal
 from labkit.trace.store import TraceStore
 
@@ -58,7 +59,8 @@ def compact(
 def _copy(st: TraceStore, dest: Path, compression: str, source_bytes: int | None) -> None:
     """traces_raw into ``dest``: a run's own file (``source_bytes`` given) without run_dir, an
     archive with each run_dir as :func:`_run_dir_names` writes it."""
-    meta = f", KV_METADATA {{labkit_source_bytes: '{source_bytes}'}}" if source_bytes is not None else ""
+    size = f", labkit_source_bytes: '{source_bytes}'" if source_bytes is not None else ""
+    meta = f", KV_METADATA {{labkit_trace_schema: '{SCHEMA_DIGEST}'{size}}}"  # (read through this schema)
     run_dir = "CAST(NULL AS VARCHAR)" if source_bytes is not None else _run_dir_names(st)
     with atomic_path(dest) as tmp:
         st.con.execute(

@@ -38,71 +38,23 @@ from typing import Any, TypeGuard
 from labkit.cases import EvalCase
 from labkit.errors import DatasetError, Problem
 from labkit.io import iter_jsonl, loads_line
-from labkit.resultline import MAX_COST_USD, MAX_LATENCY_MS
-
-SCHEMA_VERSION = 1
-
-#: ok | error | timeout from the runner, blocked from the guardrails; pass | fail
-#: are the flat record's legacy values and still load.
-STATUSES = ("ok", "error", "timeout", "blocked", "pass", "fail")
-
-#: Every field of a normalized record, in output order.
-FIELDS: tuple[str, ...] = (
-    "schema_version",
-    "trace_id",
-    "span_id",
-    "run_id",
-    "case_id",
-    "attempt",
-    "session_id",
-    "ts_start",
-    "ts_end",
-    "operation",
-    "provider",
-    "model",
-    "prompt_version",
-    "pipeline",
-    "config_hash",
-    "status",
-    "error",
-    "error_type",
-    "latency_ms",
-    "input",
-    "output",
-    "retrieved_chunks",
-    "retrieved",
-    "citations",
-    "tool_calls",
-    "usage",
-    "cost_usd",
-    "faithfulness",
-    "scores",
-    "guardrails",
-    "feedback",
-    "environment",
-    "release",
-    "tags",
-    "from_cache",
-    "answered_by",
-    "simulated",
-    "spans",
+from labkit.trace.fields import (  # (the trace schema; named here too, where readers have found them)
+    FIELD_KINDS,
+    LAST_TIME,
+    NUMBER_RANGES,
+    SCHEMA_VERSION,
+    STATUSES,
+    record_problems,
 )
 
-ROOT_OPERATION = "invoke_workflow"
+__all__ = ["FIELDS", "FIELD_KINDS", "LAST_TIME", "NUMBER_RANGES", "SCHEMA_VERSION", "STATUSES", "dumps_trace",
+           "iter_trace_lines", "load_traces", "make_trace", "normalize_trace", "read_traces", "span_id_for",
+           "trace_environment", "trace_id_for"]
 
-#: Unix seconds of 9999-12-31T23:59:59Z: a later time is no date (a clock gives none past year 9999).
-LAST_TIME = 253402300799.0
-_YEAR = " (unix seconds of 9999-12-31T23:59:59Z: a later time is past year 9999)"
-#: The range of each number a record holds (ends included), and why its upper end: the one statement of
-#: them. latency_ms and cost_usd are bounded as a results line's are (labkit.resultline, docs/formats.md).
-#: The validator refuses a number outside its range or not finite (1e999 decodes to inf); the trace
-#: store's views read such a number as null (labkit.trace.schema).
-NUMBER_RANGES: dict[str, tuple[float, float, str]] = {
-    "latency_ms": (0.0, MAX_LATENCY_MS, " (about 115 days, as a results line: beyond it a value is no measurement)"),
-    "cost_usd": (0.0, MAX_COST_USD, " (USD per case, as a results line: beyond it a value is no measurement)"),
-    "ts_start": (0.0, LAST_TIME, _YEAR), "ts_end": (0.0, LAST_TIME, _YEAR),
-    "faithfulness": (0.0, 1.0, ""),
-}
+#: Every field of a normalized record, in output order (the trace schema's: labkit.trace.fields).
+FIELDS: tuple[str, ...] = tuple(FIELD_KINDS)
+
+ROOT_OPERATION = "invoke_workflow"
 
 
 _sha256 = hashlib.sha256
@@ -116,6 +68,12 @@ def _mapping(x: Any) -> TypeGuard[Mapping[str, Any]]:
     """``isinstance(x, Mapping)``, a dict, None and a string first (the ABC check is the slow one)."""
     t = type(x)
     return t is dict or (x is not None and t is not str and isinstance(x, Mapping))
+
+
+def _text(x: Any) -> str | None:
+    """A field of kind string as the trace schema holds it: a config's ``release: 1.2`` (YAML reads a
+    number) is written as its text."""
+    return None if x is None else x if isinstance(x, str) else str(x)
 
 
 def trace_id_for(run_id: str, case_id: str, attempt: int = 1) -> str:
@@ -320,7 +278,7 @@ def make_trace(
         "run_id": run_id,
         "case_id": case.id,
         "attempt": int(attempt),
-        "session_id": session_id or result.get("session_id") or case.metadata.get("session_id"),
+        "session_id": _text(session_id or result.get("session_id") or case.metadata.get("session_id")),
         "ts_start": float(ts_start),
         "ts_end": float(ts_end) if ts_end is not None else None,
         "operation": ROOT_OPERATION,
@@ -345,8 +303,8 @@ def make_trace(
         "scores": {},
         "guardrails": _guardrails_of(result.get("guardrails")),
         "feedback": None,
-        "environment": trace_environment(config) if environment is FROM_CONFIG else environment or None,
-        "release": config.get("release") or (f"{pname}@{str(config_hash)[:12]}" if pname and config_hash else pname),
+        "environment": _text(trace_environment(config) if environment is FROM_CONFIG else environment or None),
+        "release": _text(config.get("release") or (f"{pname}@{str(config_hash)[:12]}" if pname and config_hash else pname)),
         "tags": dict(case.tags),
         "from_cache": bool(result.get("from_cache", False)),
         "answered_by": answered_by,
@@ -432,59 +390,6 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
-def _check(obj: Mapping[str, Any], line: int | None) -> list[Problem]:
-    out: list[Problem] = []
-
-    def bad(fld: str, why: str) -> None:
-        out.append(Problem(line, fld, why))
-
-    tid = obj.get("trace_id")
-    if not isinstance(tid, str) or not tid.strip():
-        bad("trace_id", "missing" if tid is None else "must be a non-empty string")
-    for key in ("prompt_version", "model", "run_id", "case_id", "provider", "operation", "span_id"):
-        v = obj.get(key)
-        if v is not None and not isinstance(v, str):
-            bad(key, f"must be a string or null, got {type(v).__name__}")
-    st = obj.get("status")
-    if st is not None and st not in STATUSES:
-        bad("status", f"unknown status {st!r} (known: {', '.join(STATUSES)})")
-    for key, (lo, hi, why) in NUMBER_RANGES.items():
-        v = obj.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
-            bad(key, f"must be a number or null, got {type(v).__name__}")
-        elif v is not None and not math.isfinite(v):
-            bad(key, f"must be a finite number, got {v!r}")
-        elif v is not None and not lo <= v <= hi:
-            bad(key, f"must be >= {lo:g}" if v < lo else f"must be at most {hi:.15g}{why}")
-    rc = obj.get("retrieved_chunks")
-    if rc is not None and (not isinstance(rc, list) or not all(isinstance(x, str) for x in rc)):
-        bad("retrieved_chunks", "must be a list of strings")
-    tc = obj.get("tool_calls")
-    if tc is not None:
-        if not isinstance(tc, list):
-            bad("tool_calls", "must be a list")
-        else:
-            for i, t in enumerate(tc):
-                if not isinstance(t, Mapping) or not isinstance(t.get("name"), str):
-                    bad(f"tool_calls[{i}]", "must be an object with a string name")
-    for key in ("scores", "usage", "tags"):
-        v = obj.get(key)
-        if v is not None and not isinstance(v, Mapping):
-            bad(key, "must be an object")
-    sc = obj.get("scores")
-    if isinstance(sc, Mapping):
-        for k, v in sc.items():
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
-                bad(f"scores.{k}", "must be a number or null")
-    g = obj.get("guardrails")
-    if g is not None and not isinstance(g, Mapping):
-        bad("guardrails", "must be an object {pii_redacted, injection_flag, violations}")
-    sv = obj.get("schema_version")
-    if sv is not None and (not isinstance(sv, int) or isinstance(sv, bool) or sv > SCHEMA_VERSION):
-        bad("schema_version", f"unsupported (this labkit reads up to {SCHEMA_VERSION})")
-    return out
-
-
 def normalize_trace(obj: Mapping[str, Any], *, line: int | None = None, path: str | None = None) -> dict[str, Any]:
     """A validated record with every field of :data:`FIELDS` (flat records get defaults).
 
@@ -492,7 +397,7 @@ def normalize_trace(obj: Mapping[str, Any], *, line: int | None = None, path: st
     """
     if not isinstance(obj, Mapping):
         raise DatasetError(path, [Problem(line, None, f"must be a JSON object, got {type(obj).__name__}")])
-    problems = _check(obj, line)
+    problems = record_problems(obj, line)
     if problems:
         raise DatasetError(path, problems)
     rec: dict[str, Any] = {}

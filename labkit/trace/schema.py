@@ -12,7 +12,14 @@ from typing import Any
 
 from labkit.errors import DatasetError, LabkitError, Problem
 from labkit.runs import RunDir, csv_unsafe_sql
-from labkit.trace.record import NUMBER_RANGES
+from labkit.trace.fields import (
+    FIELD_KINDS,
+    GUARDRAIL_FLAGS,
+    INTEGER_RANGES,
+    NUMBER_RANGES,
+    STATUSES,
+    USAGE_KEYS,
+)
 from labkit.trace.sql import (
     FEEDBACK_COLUMNS,
     SCORES_FILE,
@@ -23,43 +30,106 @@ from labkit.trace.sql import (
 )
 
 
-def _number(col: str, *, json: bool) -> str:
-    """The SQL of a number of :data:`~labkit.trace.record.NUMBER_RANGES` as the views read it: the
-    value when the trace schema accepts it, else null (NaN, an infinity, a value out of its range;
-    ``json``: a column read as JSON, whose text, boolean or object is no number either)."""
-    lo, hi, _ = NUMBER_RANGES[col]
-    c = sql_ident(col)
-    v = f"CAST({c} AS DOUBLE)"
-    typed = f"json_type({c}) IN ('BIGINT', 'UBIGINT', 'DOUBLE') AND " if json else ""
-    return f"CASE WHEN {typed}isfinite({v}) AND {v} BETWEEN {lo!r} AND {hi!r} THEN {v} END"
+def _every(j: str, path: str, types: str) -> str:
+    """SQL: every value at ``path`` (a wildcard) of the JSON ``j`` is of one of ``types``."""
+    return f"len(list_filter(json_type({j}, '{path}'), lambda x: x NOT IN ({types}))) = 0"
+
+
+_NUMERIC = "'BIGINT', 'UBIGINT', 'DOUBLE'"
+
+
+def _accepted(col: str, j: str) -> tuple[str, str]:
+    """(condition, value): the SQL of whether the trace schema accepts the JSON ``j`` as the value of
+    field ``col`` (:data:`~labkit.trace.fields.FIELD_KINDS`), and of that value typed as its column."""
+    kind, t, text = FIELD_KINDS[col], f"json_type({j})", f"({j} ->> '$')"
+    if kind in ("number", "integer"):
+        lo, hi, _ = NUMBER_RANGES[col] if kind == "number" else INTEGER_RANGES[col]
+        v = f"TRY_CAST({j} AS DOUBLE)"
+        typed = _NUMERIC if kind == "number" else "'BIGINT', 'UBIGINT'"
+        return f"{t} IN ({typed}) AND isfinite({v}) AND {v} BETWEEN {lo!r} AND {hi!r}", f"TRY_CAST({j} AS DOUBLE)"
+    objects = f"{t} = 'ARRAY' AND {_every(j, '$[*]', repr('OBJECT'))}"
+    usage = " AND ".join(f"coalesce(json_type({j}, '$.{k}'), 'NULL') IN ('UBIGINT', 'NULL')" for k in USAGE_KEYS)
+    flags = " AND ".join(f"coalesce(json_type({j}, '$.{k}'), 'NULL') IN ('BOOLEAN', 'NULL')" for k in GUARDRAIL_FLAGS)
+    violations = (f"(coalesce(json_type({j}, '$.violations'), 'NULL') = 'NULL' OR (json_type({j}, '$.violations') = "
+                  f"'ARRAY' AND {_every(j, '$.violations[*]', repr('VARCHAR'))}))")
+    cond = {
+        "id": f"{t} = 'VARCHAR' AND trim({text}) <> ''",
+        "string": f"{t} = 'VARCHAR'",
+        "status": f"{t} = 'VARCHAR' AND {text} IN ({', '.join(map(sql_literal, STATUSES))})",
+        "boolean": f"{t} = 'BOOLEAN'",
+        "strings": f"{t} = 'ARRAY' AND {_every(j, '$[*]', repr('VARCHAR'))}",
+        "objects": objects,
+        "tool_calls": f"{objects} AND len(list_filter(json_type({j}, '$[*].name'), lambda x: x = 'VARCHAR')) "
+                      f"= json_array_length({j})",
+        "object": f"{t} = 'OBJECT'",
+        "scores": f"{t} = 'OBJECT' AND {_every(j, '$.*', _NUMERIC + ', ' + repr('NULL'))}",
+        "usage": f"{t} = 'OBJECT' AND {usage}",
+        "guardrails": f"{t} = 'OBJECT' AND {flags} AND {violations}",
+    }.get(kind, "true")  # (any)
+    if kind == "usage":
+        parts = ", ".join(f"{sql_literal(k)}: TRY_CAST({j} -> '$.{k}' AS BIGINT)" for k in USAGE_KEYS)
+        return cond, f"{{{parts}}}"
+    return cond, text if kind in ("id", "string", "status") else j
+
+
+def _typed(col: str) -> str | None:
+    """The SQL of whether the trace schema accepts the value of field ``col`` of a Parquet archive, whose
+    columns are typed (TRACE_COLUMNS): a text column holds a text, a list of texts a list of texts, a
+    boolean a boolean; what is left to check is a status, a number's range, a token count's sign and
+    a JSON column's shape. None: every value of its type is accepted."""
+    kind, c = FIELD_KINDS[col], sql_ident(col)
+    if kind == "status":
+        return f"{c} IN ({', '.join(map(sql_literal, STATUSES))})"
+    if kind in ("number", "integer"):
+        lo, hi, _ = NUMBER_RANGES[col] if kind == "number" else INTEGER_RANGES[col]
+        return f"isfinite(CAST({c} AS DOUBLE)) AND CAST({c} AS DOUBLE) BETWEEN {lo!r} AND {hi!r}"
+    if kind == "usage":
+        return " AND ".join(f"coalesce({c}.{k} >= 0, true)" for k in USAGE_KEYS)
+    if TRACE_COLUMNS[col] == "JSON" and kind != "any":
+        return _accepted(col, c)[0]
+    return None
+
+
+def _read(col: str, *, json: bool) -> str:
+    """The SQL of field ``col`` as the views read it: its value when the trace schema accepts it, else
+    null (an unknown status, an object where a string belongs, a list of numbers as chunk ids, a
+    number out of its range, NaN). ``json``: the column is read as JSON (a JSONL file); else it is
+    typed (a Parquet archive: :func:`_typed`)."""
+    c, typ = sql_ident(col), TRACE_COLUMNS[col]
+    if json:
+        cond, value = _accepted(col, c)
+        return f"CASE WHEN {cond} THEN CAST({value} AS {typ}) END"
+    check = _typed(col)
+    return f"CAST({c} AS {typ})" if check is None else f"CASE WHEN {check} THEN CAST({c} AS {typ}) END"
 
 
 def _refused(*, json: bool) -> str:
-    """The SQL of whether a row holds a number the trace schema refuses (read as null by the views)."""
+    """The SQL of whether a row holds a value the trace schema refuses (read as null by the views)."""
     given = "{c} IS NOT NULL AND json_type({c}) <> 'NULL'" if json else "{c} IS NOT NULL"
-    return "(" + " OR ".join(f"({given.format(c=sql_ident(c))} AND {_number(c, json=json)} IS NULL)"
-                             for c in NUMBER_RANGES) + ")"
+    return "(" + " OR ".join(f"({given.format(c=sql_ident(c))} AND {_read(c, json=json)} IS NULL)"
+                             for c, kind in FIELD_KINDS.items()
+                             if kind not in ("id", "any") and (json or _typed(c) is not None)) + ")"
 
 
 def raw_select(jsonl_files: Sequence[Path], parquet_files: Sequence[Path], *, with_file: bool = False,
                with_refused: bool = False) -> str:
     """The union of every trace file as rows of TRACE_COLUMNS plus ``run_dir`` (and, ``with_file``,
     ``source_file``: the file each row was read from, as given; ``with_refused``, ``refused``: whether
-    the row held a number the trace schema refuses). A number of NUMBER_RANGES is read as null unless
-    the trace schema accepts it: no NaN, infinity, negative latency or year past 9999 in any view."""
+    the row held a value the trace schema refuses). Each field is read as null unless the trace schema
+    (labkit.trace.fields) accepts its value: no unknown status, object as a model name, NaN, negative
+    latency or year past 9999 in any view."""
     parts: list[str] = []
 
     def cols(json: bool) -> str:
         return ", ".join(
-            f"{_number(c, json=json) if c in NUMBER_RANGES else f'CAST({sql_ident(c)} AS {t})'} AS {sql_ident(c)}"
-            for c, t in TRACE_COLUMNS.items()
+            f"{_read(c, json=json)} AS {sql_ident(c)}" for c in TRACE_COLUMNS
         ) + (", filename AS source_file" if with_file else "") + (
             f", {_refused(json=json)} AS refused" if with_refused else "")
 
     run_dir = r"regexp_extract(filename, '([^/\\]+)[/\\][^/\\]+$', 1)"
     if jsonl_files:
         files = "[" + ", ".join(sql_literal(str(p)) for p in jsonl_files) + "]"
-        read = {c: "JSON" if c in NUMBER_RANGES else t for c, t in TRACE_COLUMNS.items()}  # (typed by _number)
+        read = dict.fromkeys(TRACE_COLUMNS, "JSON")  # (each typed by _read, as the trace schema holds it)
         parts.append(
             f"SELECT {cols(True)}, {run_dir} AS run_dir FROM read_json({files}, "
             f"columns={sql_struct(read)}, format='newline_delimited', "

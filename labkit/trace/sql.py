@@ -94,21 +94,25 @@ def sql_struct(cols: Mapping[str, str]) -> str:
     return "{" + ", ".join(f"{sql_literal(k)}: {sql_literal(v)}" for k, v in cols.items()) + "}"
 
 
-def parquet_source_bytes(con: Any, path: Path) -> int | None:
+def parquet_kv(con: Any, path: Path, key: str) -> str | None:
+    """The value of ``key`` in a Parquet file's key-value metadata (None: none, or no such file)."""
     try:
-        rows = con.execute(
-            "SELECT value FROM parquet_kv_metadata(?) WHERE key = 'labkit_source_bytes'", [str(path)]
-        ).fetchall()
+        rows = con.execute("SELECT value FROM parquet_kv_metadata(?) WHERE key = ?", [str(path), key]).fetchall()
     except Exception:
         return None
     if not rows:
         return None
     val = rows[0][0]
-    try:
-        return int(val.decode() if isinstance(val, bytes | bytearray) else val)
-    except (TypeError, ValueError):
-        return None
+    return val.decode(errors="replace") if isinstance(val, bytes | bytearray) else str(val)
 
+
+def parquet_source_bytes(con: Any, path: Path) -> int | None:
+    """The size of the traces.jsonl a run's traces.parquet was made from (None: it records none)."""
+    val = parquet_kv(con, path, "labkit_source_bytes")
+    try:
+        return int(val) if val is not None else None
+    except ValueError:
+        return None
 
 
 def confine(con: Any, folders: Iterable[Path]) -> None:

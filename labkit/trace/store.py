@@ -51,6 +51,7 @@ from labkit.trace.sql import (
     TRACE_COLUMNS,
     TRACES_FILE,
     duckdb_module,
+    parquet_kv,
     parquet_source_bytes,
     run_query,
     sql_ident,
@@ -277,18 +278,23 @@ class TraceStore:
         return out
 
     def refused_lines(self) -> int:
-        """Rows holding a number the trace schema refuses, which queries read as null (a NaN, a
-        negative latency, a time past year 9999, a text where a number belongs). One count."""
-        sql = f"SELECT count(*) FROM ({raw_select(self.jsonl_files, self.parquet_files, with_refused=True)}) " \
+        """Rows holding a value the trace schema refuses (labkit.trace.fields), which queries read as
+        null (an unknown status, an object where a text belongs, a NaN, a negative latency, a time past
+        year 9999, a text where a number belongs). One count."""
+        from labkit.trace.fields import SCHEMA_DIGEST
+
+        # (an archive compacted through this schema holds none: its values were read through it)
+        unchecked = [p for p in self.parquet_files if parquet_kv(self.con, p, "labkit_trace_schema") != SCHEMA_DIGEST]
+        sql = f"SELECT count(*) FROM ({raw_select(self.jsonl_files, unchecked, with_refused=True)}) " \
               "WHERE trace_id IS NOT NULL AND refused"
         return int(self.con.execute(sql).fetchall()[0][0])
 
     def skipped_warning(self, shown: int = 3) -> str | None:
         """One line naming each trace file with lines that are no valid trace, how many, the first
-        ``shown`` of them and what queries do with them (skip a line with no trace_id, read a number
+        ``shown`` of them and what queries do with them (skip a line with no trace_id, read a value
         the trace schema refuses as null), and each feedback.jsonl with lines that are no valid
         feedback (left out); None when there are none. Trace lines are read in Python only when a
-        count says some are skipped or hold such a number."""
+        count says some are skipped or hold such a value."""
         def some(problems: list[Problem], what: str) -> str:
             first = "; ".join(str(p) for p in problems[:shown]) + (" …" if len(problems) > shown else "")
             return f"{len({p.line for p in problems})} line(s) {what} ({first})"
@@ -297,7 +303,7 @@ class TraceStore:
         if self.jsonl_files and (self.skipped_lines() > sum(map(has_torn_tail, self.jsonl_files))
                                  or self.refused_lines()):  # (else none, or only last lines still being written)
             parts += [f"{path}: {some(problems, 'not valid traces')}: queries skip a line with no trace_id; "
-                      "a number the trace schema refuses is read as null, the other fields as written"
+                      "a field the trace schema refuses is read as null"
                       for path, problems in self.invalid_lines()]
         self._sync_feedback()
         parts += [f"{path}: {some(problems, 'not valid feedback')}: left out of the feedback table and "
