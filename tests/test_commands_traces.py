@@ -254,3 +254,12 @@ def test_an_archive_compacted_before_the_schema_held_its_fields_is_read_under_it
     sql = "select count(*) n, count(status) st, count(input_tokens) it, sum(n_tool_calls) ntc from traces"
     assert main(["traces", str(run), "--sql", sql, "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out) == [{"n": 2, "st": 1, "it": 1, "ntc": 1}]
+
+
+def test_the_warning_naming_a_refused_value_quotes_no_secret(tmp_path, capsys) -> None:
+    """The warning quotes the value it refuses (an unknown status), and it was printed as read."""
+    key = "sk-proj-PLANTEDabcdefghijklmnop0123"
+    run = _one_run(tmp_path, json.dumps({"trace_id": "t1", "case_id": "c1", "status": key, "latency_ms": 5}))
+    assert main(["traces", str(run), "--format", "json"]) == 0
+    err = capsys.readouterr().err
+    assert "line 1 field 'status': unknown status" in err and "PLANTED" not in err, err

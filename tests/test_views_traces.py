@@ -71,3 +71,21 @@ def test_observability_why_names_failing_items_and_alerts() -> None:
     text = str(views.observability_why(items, [{"rule": "p95", "severity": "page"}] * 2))
     assert "1 of 2 checklist items pass" in text and "feedback is failing: 0 records" in text
     assert "p95 (page) 2×" in text
+
+
+def test_the_summary_table_names_the_lines_that_are_no_valid_trace(tmp_path) -> None:
+    """The notebook's summary counted the traces of a file with invalid lines without a word: a
+    line with no trace_id was left out and a refused status read as null, and only the command
+    line said so."""
+    from labkit.trace.store import TraceStore
+
+    run = tmp_path / "r1"
+    run.mkdir()
+    (run / "traces.jsonl").write_text('{"trace_id":"t1","case_id":"c1","status":"ok","latency_ms":5}\n'
+                                      '{"trace_id":"t2","case_id":"c2","status":"exploded","latency_ms":6}\n'
+                                      'not json\n', encoding="utf-8")
+    with TraceStore([run]) as st:
+        html = views.summary_table(st).to_html()
+    assert str(run / "traces.jsonl") in html and "2 line(s) not valid traces" in html, html
+    assert "line 2 field &#x27;status&#x27;" in html or "line 2 field 'status'" in html, html
+    assert "line 3: malformed JSON" in html and "read as null" in html, html

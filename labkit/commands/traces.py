@@ -202,7 +202,7 @@ def _traces(args: argparse.Namespace) -> int:
     with TraceStore(args.run_dirs) as st:
         print(st.reading(), file=sys.stderr)
         if (warning := st.skipped_warning()) is not None:
-            print(f"labkit: {warning}", file=sys.stderr)
+            _warn(warning)
         if args.sql:
             check_read_only(args.sql)
             df = st.query(args.sql)
@@ -231,6 +231,14 @@ def _traces(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn(text: str) -> None:
+    """A warning on stderr, redacted as the trace redaction holds a run's files: it quotes the values
+    of trace lines it names, which another system may have written unredacted."""
+    from labkit.trace.redact import Redactor
+
+    print(f"labkit: {Redactor().redact_text(text)[0]}", file=sys.stderr)
+
+
 def _export(run_dirs: list[str], args: argparse.Namespace) -> int:
     """``labkit traces export``: every trace of the runs sent, or nothing. A line that is no valid
     trace is refused, naming file, line and field, before anything is sent (exit 2), unless
@@ -246,8 +254,8 @@ def _export(run_dirs: list[str], args: argparse.Namespace) -> int:
               "them out with --skip-invalid)", file=sys.stderr)
         raise
     for path, problems in skipped:
-        print(f"labkit: warning: {path}: skipped {len({p.line for p in problems})} line(s) that are not valid "
-              f"traces: {'; '.join(map(str, problems))}", file=sys.stderr)
+        _warn(f"warning: {path}: skipped {len({p.line for p in problems})} line(s) that are not valid traces: "
+              f"{'; '.join(map(str, problems))}")
     try:
         n = export_traces(recs, endpoint=args.otlp, capture_content=args.capture_content,
                           timeout_s=10.0 if args.timeout is None else args.timeout)

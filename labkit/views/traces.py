@@ -165,7 +165,13 @@ def _kept_numbers_note(text: str) -> str:
 
 
 def summary_table(store: TraceStore) -> Any:
-    return _table(store.summary(), "Traces per run: error rate, latency percentiles, cost, feedback.")
+    """Traces per run; the caption names the trace lines that are no valid trace and what the counts
+    do with them (the warning ``labkit traces`` prints: :meth:`TraceStore.skipped_warning`), redacted."""
+    from labkit.trace.redact import Redactor
+
+    warning = store.skipped_warning()
+    note = f" {Redactor().redact_text(warning)[0].replace('warning: ', 'Not counted as written: ', 1)}" if warning else ""
+    return _table(store.summary(), f"Traces per run: error rate, latency percentiles, cost, feedback.{note}")
 
 
 def failures_table(store: TraceStore, faithfulness_threshold: float = 0.85) -> Any:
