@@ -2,6 +2,6 @@
 
 import sys
 
-from labkit.cli import main
+from labkit.cli import command
 
-sys.exit(main())
+sys.exit(command())

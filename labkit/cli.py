@@ -138,5 +138,18 @@ def _main(argv: Sequence[str] | None) -> int:
     return code
 
 
+def command() -> int:
+    """The labkit command as a process (the console script, ``python -m labkit``): :func:`main`'s
+    exit code, with the objects left frozen out of the cycle collector's reach (``gc.freeze``):
+    the collections of an ending interpreter would walk every object of the imported libraries
+    again, about 0.2 s of each command, to free what the process exit frees anyway (every file
+    labkit writes is closed before main returns: each is written whole or not at all, labkit.io)."""
+    import gc
+
+    code = main()
+    gc.freeze()
+    return code
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(command())
