@@ -442,6 +442,11 @@ def load_cases(path: str | os.PathLike[str], *, meanwhile: Callable[[], object] 
     without a single case is an error too (a gate judged on no case would pass).
     ``meanwhile``: this process's own work, done once while a forked process parses a large
     file (not done when none does), e.g. the imports a caller needs next."""
+    if not os.path.isfile(path):  # (a pipe has no size to cut: read as it comes; no file: named as one)
+        reader: list[Problem] = []
+        streamed = _read_lines(((n, text) for n, text, _ in iter_jsonl(path, strict_tail=True, problems=reader)),
+                               reader)
+        return _nonempty(_matched([streamed], str(path)), path)
     spans = line_spans(path, PART_BYTES)
     firsts = [0, *itertools.accumulate(count_lines(path, span) for span in spans)]
 
@@ -458,7 +463,10 @@ def load_cases(path: str | os.PathLike[str], *, meanwhile: Callable[[], object] 
         parts = side_by_side(len(spans), part, send=_sent, receive=_received, first=meanwhile)
     else:
         parts = [part(i) for i in range(len(spans))]
-    ds = _matched(parts, str(path))
+    return _nonempty(_matched(parts, str(path)), path)
+
+
+def _nonempty(ds: Dataset, path: str | os.PathLike[str]) -> Dataset:
     if not ds.cases:
         raise DatasetError(str(path), [Problem(None, None, "no cases (the dataset is empty)")])
     return ds

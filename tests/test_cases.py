@@ -556,3 +556,19 @@ def test_the_callers_own_work_is_done_once_while_a_forked_process_parses(tmp_pat
     done: list[int] = []
     ds = load_cases(path, meanwhile=lambda: done.append(os.getpid()))
     assert len(ds) == 300 and done == ([os.getpid()] if cpus == 2 else [])
+
+
+def test_a_dataset_read_from_a_pipe_loads_as_from_a_file(tmp_path):
+    """A dataset given as a pipe (``<(...)``, a FIFO) has no size to cut into parts: it is read as
+    it comes, every line, as a file of the same lines is."""
+    import os
+    import threading
+
+    lines = [json.dumps({"id": f"p{i}", "question": f"question {i}?"}) for i in range(50)]
+    fifo = tmp_path / "ds.fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_text("\n".join(lines) + "\n"), daemon=True)
+    writer.start()
+    ds = load_cases(fifo)
+    writer.join(5)
+    assert [c.id for c in ds] == [f"p{i}" for i in range(50)] and ds.lines == tuple(range(1, 51))
