@@ -286,11 +286,9 @@ def test_a_refusal_names_the_endpoint_with_its_credentials_masked(srv):
 def test_the_endpoint_a_refusal_names_has_its_credentials_masked():
     """The judge's "embedding endpoint URL failed 3 times in a row" named the URL as given, a token
     in its user part included: it names it masked, as every URL in a message is."""
-    import socket
+    from servers import free_port
 
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens there
     j = get_judge({"type": "embedding", "base_url": f"http://tokEmbJudgeUser61@127.0.0.1:{port}/v1", "model": "m",
                    "retries": 0})
     assert j.relevance("q", "a") is None and j.relevance("q", "a") is None

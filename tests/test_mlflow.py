@@ -200,21 +200,22 @@ def test_an_unscored_run_is_refused_in_one_line(store: dict[str, str], tmp_path:
     assert code == 2 and "not scored" in err and len(err.strip().splitlines()) == 1, err
 
 
-def test_an_unreachable_tracking_server_is_one_line_and_exit_1(
-        scored_run: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    import socket
+def _refusing_port(monkeypatch: pytest.MonkeyPatch) -> int:
+    """A loopback port nothing listens on (connection refused), MLflow told to try it once, briefly."""
+    from servers import free_port
 
     for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
         monkeypatch.setenv(k, "0" if "RETRIES" in k else "1")
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens there: connection refused
+    return free_port()
+
+
+def test_an_unreachable_tracking_server_is_one_line_and_exit_1(
+        scored_run: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    port = _refusing_port(monkeypatch)
     code = main(["mlflow", "log", str(scored_run), "--tracking-uri", f"http://127.0.0.1:{port}"])
     err = capsys.readouterr().err
     assert code == 1 and f"127.0.0.1:{port}" in err and "Traceback" not in err, err
     assert len(err.strip().splitlines()) == 1, err
-
 
 
 @pytest.mark.parametrize("userinfo", ["tokMlflowAsUser73", "mlflowuser:MlflowPassw0rd73"])
@@ -223,14 +224,7 @@ def test_the_tracking_uri_an_error_names_has_its_credentials_masked(
     """``MLflow at http://user:password@host failed ...: API request to http://user:password@host/api/...``:
     the tracking URI was printed as given, credentials included (twice: labkit's text and MLflow's).
     It is printed masked, a token alone as the user as well as a password."""
-    import socket
-
-    for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
-        monkeypatch.setenv(k, "0" if "RETRIES" in k else "1")
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens there: connection refused
+    port = _refusing_port(monkeypatch)
     code = main(["mlflow", "log", str(scored_run), "--tracking-uri", f"http://{userinfo}@127.0.0.1:{port}"])
     cap = capsys.readouterr()
     assert code == 1 and len(cap.err.strip().splitlines()) == 1, cap.err

@@ -3,11 +3,13 @@ OTLP/HTTP receiver on loopback decoding the protobuf request."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import json
 import threading
 import zlib
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -215,21 +217,28 @@ def test_export_to_a_closed_port_exits_1_and_counts_the_spans(tmp_path: Path, ca
     _assert_undelivered(*_export_cli(run, f"http://127.0.0.1:{port}", capsys), _n_spans(run))
 
 
+@contextlib.contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """``handler`` served on a loopback port (yielded) until the block ends."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    th = threading.Thread(target=server.serve_forever, daemon=True)
+    th.start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+        th.join(5)
+
+
 @pytest.mark.parametrize("status", [500, 503])
 def test_export_to_an_endpoint_answering_an_error_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                         status: int) -> None:
     run = tmp_path / "r1"
     write_synthetic_run(run, 5, seed=1)
     _Failing.code, _Failing.hits = status, 0
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
-    th = threading.Thread(target=server.serve_forever, daemon=True)
-    th.start()
-    try:
-        res = _export_cli(run, f"http://127.0.0.1:{server.server_port}", capsys)
-    finally:
-        server.shutdown()
-        server.server_close()
-        th.join(5)
+    with _serving(_Failing) as port:
+        res = _export_cli(run, f"http://127.0.0.1:{port}", capsys)
     assert _Failing.hits >= 1
     _assert_undelivered(*res, _n_spans(run))
     assert str(status) in res[1]
@@ -472,14 +481,8 @@ def test_an_export_of_bad_trace_lines_is_refused_naming_them_and_sends_nothing(t
 
     run = _run_with_bad_lines(tmp_path)
     _Failing.code, _Failing.hits = 200, 0
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
-    th = threading.Thread(target=server.serve_forever, daemon=True)
-    th.start()
-    try:
-        code = main(["traces", "export", str(run), "--otlp", f"http://127.0.0.1:{server.server_port}"])
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serving(_Failing) as port:
+        code = main(["traces", "export", str(run), "--otlp", f"http://127.0.0.1:{port}"])
     out, err = capsys.readouterr()
     assert code == 2 and _Failing.hits == 0 and "exported" not in out, (out, err)
     assert "Traceback" not in err and "nothing exported" in err, err
@@ -494,15 +497,9 @@ def test_an_export_told_to_skip_bad_lines_says_how_many_and_which(tmp_path: Path
 
     run = _run_with_bad_lines(tmp_path)
     _Failing.code, _Failing.hits = 200, 0
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
-    th = threading.Thread(target=server.serve_forever, daemon=True)
-    th.start()
-    try:
-        code = main(["traces", "export", str(run), "--otlp", f"http://127.0.0.1:{server.server_port}",
+    with _serving(_Failing) as port:
+        code = main(["traces", "export", str(run), "--otlp", f"http://127.0.0.1:{port}",
                      "--skip-invalid"])
-    finally:
-        server.shutdown()
-        server.server_close()
     out, err = capsys.readouterr()
     assert code == 0 and _Failing.hits >= 1, (out, err)
     (warning,) = [x for x in err.splitlines() if "warning" in x]
